@@ -1,0 +1,86 @@
+"""Typed events parsed from ExaBGP's JSON API, one small object per fact.
+
+Routers are identified by their BGP neighbor (peer) address, as ExaBGP reports it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ribd.attributes import PathAttributes
+
+IPV4_UNICAST = "ipv4 unicast"
+IPV6_UNICAST = "ipv6 unicast"
+FAMILIES = (IPV4_UNICAST, IPV6_UNICAST)
+
+# Routes of one family are keyed by (normalised prefix, ADD-PATH path id);
+# events carry the prefixes and, only with ADD-PATH, a parallel tuple of ids
+# (no per-prefix tuple on the ingest path).
+
+
+@dataclass(frozen=True, slots=True)
+class RoutesAnnounced:
+    neighbor: str
+    family: str
+    prefixes: tuple[str, ...]
+    path_ids: tuple[int, ...] | None  # None: no ADD-PATH, every id is 0
+    attributes: PathAttributes
+
+
+@dataclass(frozen=True, slots=True)
+class RoutesWithdrawn:
+    neighbor: str
+    family: str
+    prefixes: tuple[str, ...]
+    path_ids: tuple[int, ...] | None
+    # Set when the UPDATE announced these routes with attributes we could not
+    # trust: RFC 7606 "treat-as-withdraw".
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EndOfRib:
+    neighbor: str
+    family: str
+
+
+@dataclass(frozen=True, slots=True)
+class SessionState:
+    neighbor: str
+    state: str  # "connected" | "up" | "down"
+    reason: str = ""
+    peer_as: int = 0
+    router_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    neighbor: str
+    direction: str
+    code: int
+    subcode: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExabgpShutdown:
+    """ExaBGP is stopping: every session it held is going away."""
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateTime:
+    """Wall-clock time ExaBGP stamped on an UPDATE, for 'last update' per router."""
+
+    neighbor: str
+    time: float
+
+
+Event = (
+    RoutesAnnounced
+    | RoutesWithdrawn
+    | EndOfRib
+    | SessionState
+    | Notification
+    | ExabgpShutdown
+    | UpdateTime
+)

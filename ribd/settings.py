@@ -1,0 +1,44 @@
+"""Validated BGP-side settings, built by attribution.config from the TOML file.
+
+Plain data: no parsing, no I/O. Everything here has already been checked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class NeighborSettings:
+    """One router we hold a BGP session with (usually iBGP, as an RR client)."""
+
+    name: str
+    address: str  # neighbor (peer) address, canonical text
+    peer_as: int
+    local_address: str = ""  # our side of the session; "" = the listen address
+    router_id: str = ""  # the router's BGP identifier, if known
+    add_path: bool = True  # ask for ADD-PATH receive
+    passive: bool = True  # wait for the router to connect
+    md5_password: str = ""
+    stale_hold_time: float | None = None  # None: the global value
+    hold_time: int = 180
+
+
+@dataclass(frozen=True, slots=True)
+class BgpSettings:
+    local_as: int
+    router_id: str
+    listen_address: str = "127.0.0.1"
+    listen_port: int = 179
+    neighbors: tuple[NeighborSettings, ...] = ()
+    # "supervised": we run ExaBGP; "external": the operator runs ExaBGP with
+    # `ribd-feed --socket PATH` as its API process.
+    exabgp_mode: str = "supervised"
+    exabgp_command: tuple[str, ...] = ()  # default: the exabgp next to our Python
+    feed_socket: str = ""  # Unix socket where relays deliver ExaBGP's lines
+    stale_hold_time: float = 0.0  # session down: 0 = purge at once
+    restart_hold_time: float = 300.0  # ExaBGP died: keep routes stale this long
+    restart_backoff_initial: float = 1.0
+    restart_backoff_max: float = 60.0
+    work_dir: str = ""  # where the generated ExaBGP config and logs go
+    extra: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,247 @@
+"""RIB semantics: per-router isolation, replace/withdraw, ADD-PATH, purge, stale."""
+
+from __future__ import annotations
+
+import gzip
+import re
+
+import pytest
+
+from ribd.attributes import AS_SEQUENCE, make_attributes
+from ribd.events import (
+    EndOfRib,
+    ExabgpShutdown,
+    RoutesAnnounced,
+    RoutesWithdrawn,
+    SessionState,
+)
+from ribd.parser import ExabgpParser
+from ribd.rib import Rib
+from tests.conftest import FULL_TABLE, need
+
+V4 = "ipv4 unicast"
+V6 = "ipv6 unicast"
+R1, R2 = "192.0.2.1", "192.0.2.2"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def path(*asns, **kw):
+    return make_attributes(((AS_SEQUENCE, asns),), next_hop="192.0.2.254", **kw)
+
+
+def announce(rib, router, prefixes, attrs, family=V4, path_ids=None):
+    rib.apply(RoutesAnnounced(router, family, tuple(prefixes), path_ids, attrs))
+
+
+def withdraw(rib, router, prefixes, family=V4, path_ids=None):
+    rib.apply(RoutesWithdrawn(router, family, tuple(prefixes), path_ids))
+
+
+def up(rib, router):
+    rib.apply(SessionState(router, "up"))
+
+
+def down(rib, router):
+    rib.apply(SessionState(router, "down", reason="test"))
+
+
+def drain(rib):
+    while rib.maintenance():
+        pass
+
+
+def test_longest_prefix_match_with_nested_prefixes():
+    rib = Rib()
+    up(rib, R1)
+    announce(rib, R1, ["10.0.0.0/8"], path(1, 2))
+    announce(rib, R1, ["10.1.0.0/16"], path(1, 3))
+    assert rib.lookup(R1, V4, "10.1.2.3").attributes.origin_as == 3
+    assert rib.lookup(R1, V4, "10.2.0.1").attributes.origin_as == 2
+    assert rib.lookup(R1, V4, "10.1.2.3").prefix == "10.1.0.0/16"
+    assert rib.lookup(R1, V4, "11.0.0.1") is None
+
+
+def test_each_router_answers_only_from_its_own_routes():
+    rib = Rib()
+    up(rib, R1)
+    up(rib, R2)
+    announce(rib, R1, ["10.0.0.0/8"], path(1, 2))
+    announce(rib, R2, ["10.1.0.0/16"], path(5, 6))
+    # R2's more specific must not leak into R1's answer, and vice versa.
+    assert rib.lookup(R1, V4, "10.1.2.3").prefix == "10.0.0.0/8"
+    assert rib.lookup(R2, V4, "10.1.2.3").attributes.origin_as == 6
+    assert rib.lookup(R2, V4, "10.2.0.1") is None
+
+
+def test_announce_replaces_and_withdraw_removes():
+    rib = Rib()
+    up(rib, R1)
+    announce(rib, R1, ["10.0.0.0/8"], path(1, 2))
+    announce(rib, R1, ["10.0.0.0/8"], path(1, 9))
+    assert rib.lookup(R1, V4, "10.0.0.1").attributes.origin_as == 9
+    fs = rib.routers[R1].families[V4]
+    assert (fs.prefixes, fs.paths) == (1, 1)
+    withdraw(rib, R1, ["10.0.0.0/8"])
+    assert rib.lookup(R1, V4, "10.0.0.1") is None
+    assert (fs.prefixes, fs.paths) == (0, 0)
+    assert len(rib.tables[V4].trie) == 0
+
+
+def test_families_are_separate_tries():
+    rib = Rib()
+    up(rib, R1)
+    announce(rib, R1, ["0.0.0.0/0"], path(1))
+    announce(rib, R1, ["2001:db8::/32"], path(1, 7), family=V6)
+    assert rib.lookup(R1, V6, "2001:db8::1").attributes.origin_as == 7
+    assert rib.lookup(R1, V6, "2001:db9::1") is None  # no v4 default leaking into v6
+
+
+def test_add_path_keeps_each_path_and_picks_the_best():
+    rib = Rib()
+    up(rib, R1)
+    worse = path(1, 2, 3, 4)
+    better = path(5, 4)
+    announce(rib, R1, ["10.0.0.0/8"], worse, path_ids=(1,))
+    announce(rib, R1, ["10.0.0.0/8"], better, path_ids=(2,))
+    fs = rib.routers[R1].families[V4]
+    assert (fs.prefixes, fs.paths) == (1, 2)
+    best = rib.lookup(R1, V4, "10.0.0.1")
+    assert (best.path_id, best.attributes) == (2, better)
+    assert [m.path_id for m in rib.exact(R1, V4, "10.0.0.0/8")] == [2, 1]
+    withdraw(rib, R1, ["10.0.0.0/8"], path_ids=(2,))
+    assert rib.lookup(R1, V4, "10.0.0.1").path_id == 1
+    withdraw(rib, R1, ["10.0.0.0/8"], path_ids=(7,))  # unknown path id: no change
+    assert (fs.prefixes, fs.paths) == (1, 1)
+    withdraw(rib, R1, ["10.0.0.0/8"], path_ids=(1,))
+    assert rib.lookup(R1, V4, "10.0.0.1") is None
+    assert (fs.prefixes, fs.paths) == (0, 0)
+
+
+def test_local_pref_beats_path_length_in_add_path():
+    rib = Rib()
+    up(rib, R1)
+    announce(rib, R1, ["10.0.0.0/8"], path(1, 2, 3, local_pref=200), path_ids=(1,))
+    announce(rib, R1, ["10.0.0.0/8"], path(4, local_pref=100), path_ids=(2,))
+    assert rib.lookup(R1, V4, "10.0.0.1").path_id == 1
+
+
+def test_session_down_purges_that_router_only():
+    rib = Rib()
+    up(rib, R1)
+    up(rib, R2)
+    announce(rib, R1, ["10.0.0.0/8", "10.1.0.0/16"], path(1, 2))
+    announce(rib, R2, ["10.0.0.0/8"], path(1, 2))
+    down(rib, R1)
+    assert rib.lookup(R1, V4, "10.1.0.1") is None  # at once, before any sweep
+    assert rib.lookup(R2, V4, "10.1.0.1").prefix == "10.0.0.0/8"
+    drain(rib)
+    assert len(rib.tables[V4].trie) == 1
+    assert rib.routers[R1].families[V4].prefixes == 0
+    assert rib.routers[R1].last_reason == "test"
+
+
+def test_stale_routes_are_kept_for_the_hold_time_then_purged():
+    clock = Clock()
+    rib = Rib(stale_hold_time=60, clock=clock)
+    up(rib, R1)
+    announce(rib, R1, ["10.0.0.0/8"], path(1, 2))
+    down(rib, R1)
+    m = rib.lookup(R1, V4, "10.0.0.1")
+    assert m is not None and m.stale
+    clock.now += 59
+    drain(rib)
+    assert rib.lookup(R1, V4, "10.0.0.1").stale
+    clock.now += 2
+    drain(rib)
+    assert rib.lookup(R1, V4, "10.0.0.1") is None
+    assert not rib.routers[R1].stale
+
+
+def test_session_back_refreshes_stale_routes_and_end_of_rib_drops_the_rest():
+    clock = Clock()
+    rib = Rib(stale_hold_time=60, clock=clock)
+    up(rib, R1)
+    announce(rib, R1, ["10.0.0.0/8", "10.1.0.0/16"], path(1, 2))
+    rib.apply(EndOfRib(R1, V4))
+    down(rib, R1)
+    up(rib, R1)
+    assert rib.lookup(R1, V4, "10.1.0.1").stale  # still the old generation
+    announce(rib, R1, ["10.0.0.0/8"], path(1, 3))
+    fresh = rib.lookup(R1, V4, "10.0.0.1")
+    assert (fresh.stale, fresh.attributes.origin_as) == (False, 3)
+    assert rib.routers[R1].families[V4].converged is False
+    rib.apply(EndOfRib(R1, V4))
+    assert rib.lookup(R1, V4, "10.1.0.1").prefix == "10.0.0.0/8"  # /16 gone with EoR
+    assert rib.routers[R1].families[V4].converged
+    assert not rib.routers[R1].stale
+
+
+def test_exabgp_shutdown_keeps_routes_stale_when_a_restart_hold_is_given():
+    clock = Clock()
+    rib = Rib(clock=clock)
+    up(rib, R1)
+    announce(rib, R1, ["10.0.0.0/8"], path(1, 2))
+    rib.with_lock_exabgp_gone("ExaBGP died", hold_time=300)
+    assert rib.lookup(R1, V4, "10.0.0.1").stale
+    assert rib.routers[R1].session == "down"
+    rib.apply(ExabgpShutdown())  # no hold configured: purge
+    assert rib.lookup(R1, V4, "10.0.0.1").stale  # already stale: hold kept
+
+
+def test_purged_slots_are_reused_and_entries_collected():
+    rib = Rib()
+    for _ in range(5):
+        up(rib, R1)
+        announce(rib, R1, [f"10.{i}.0.0/16" for i in range(100)], path(1, 2))
+        down(rib, R1)
+        drain(rib)
+    assert rib.tables[V4]._next_slot <= 3
+    rib.collect_garbage()
+    assert len(rib.tables[V4].trie) == 0
+    assert rib.tables[V4].distinct_entries == 0
+
+
+def test_a_second_router_with_the_same_paths_shares_entries():
+    rib = Rib()
+    a, b = path(1, 2), path(1, 3)
+    for router in (R1, R2):
+        up(rib, router)
+        announce(rib, router, [f"10.{i}.0.0/16" for i in range(50)], a)
+        announce(rib, router, [f"11.{i}.0.0/16" for i in range(50)], b)
+    rib.collect_garbage()
+    assert rib.tables[V4].distinct_entries == 2  # (a, a) and (b, b)
+
+
+@pytest.mark.fulltable
+def test_real_full_table_loads_with_every_prefix_and_path():
+    """The PCH AS3856 table: 577,706 distinct prefixes are announced; three of
+    them (incl. the RIS beacon 84.205.78.0/24) are withdrawn again before the
+    End-of-RIB, so the converged RIB holds 577,703."""
+    data = gzip.decompress(need(FULL_TABLE).read_bytes())
+    announced = {p.decode() for p in re.findall(rb'"nlri":"([^"]+)"', data)}
+    assert len(announced) == 577_706
+    rib = Rib()
+    parser = ExabgpParser(rib.interner)
+    for line in data.splitlines():
+        rib.apply_many(parser.parse(line))
+    peer = "206.220.231.55"
+    fs = rib.routers[peer].families[V4]
+    assert fs.prefixes == 577_703
+    assert fs.converged
+    routes = {m.prefix: m for m in rib.routes(peer, V4)}
+    assert announced - set(routes) == {"114.57.40.0/22", "202.155.148.0/24", "84.205.78.0/24"}
+    first = routes["178.215.220.0/22"].attributes
+    assert first.flat_path() == [61417, 51336]
+    assert first.community_strings() == ["3856:52400"]
+    assert (first.local_pref, first.med, first.next_hop) == (100, 0, "185.1.1.241")
+    last = routes["76.191.107.0/24"].attributes
+    assert (last.peer_as, last.origin_as) == (11404, 22059)
+    assert rib.lookup(peer, V4, "8.8.8.8").attributes.origin_as == 15169
+    assert rib.lookup(peer, V4, "0.0.0.1").prefix == "0.0.0.0/0"
