@@ -1,0 +1,461 @@
+"""The operator config: one TOML file, validated whole before anything uses it.
+
+TOML because it is in the standard library (``tomllib``), typed (a port is an
+int, a MAC is a string; no YAML "Norway problem"), and plain enough to diff
+and review. Every error names the file, the line where we can find it, the
+key path, and what is wrong. A reload that fails keeps the running config.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ribd.settings import BgpSettings, NeighborSettings
+
+AS_SET_POLICIES = ("aggregator", "highest")
+MAX_BATCH_FLOWS = 65_536
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+_MAC = re.compile(r"^[0-9a-f]{2}([:-][0-9a-f]{2}){5}$|^[0-9a-f]{4}(\.[0-9a-f]{4}){2}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+
+
+class ConfigError(ValueError):
+    """A config problem, with the file, line and key in the message."""
+
+
+@dataclass(frozen=True, slots=True)
+class OverrideRule:
+    """Traffic entering on (exporter, in_if), optionally from src_mac, is from peer_as."""
+
+    name: str
+    exporter: str  # canonical address
+    in_if: int
+    peer_as: int
+    src_mac: bytes | None = None  # 6 bytes; None: any MAC
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RouterConfig:
+    name: str
+    neighbor: str
+    peer_as: int
+    router_id: str
+    exporters: tuple[str, ...]
+    fallback: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: str
+    local_as: int
+    router_id: str
+    grpc_listen: str
+    as_set_policy: str
+    max_batch_flows: int
+    max_message_bytes: int
+    snapshot_path: str
+    snapshot_interval: float
+    default_fallback: tuple[str, ...]
+    routers: tuple[RouterConfig, ...]
+    overrides: tuple[OverrideRule, ...]
+    bgp: BgpSettings
+    report: dict[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    def router_by_name(self, name: str) -> RouterConfig | None:
+        return next((r for r in self.routers if r.name == name), None)
+
+
+class _Checker:
+    """Reads typed values out of the parsed TOML, failing with file:line: key: why."""
+
+    def __init__(self, path: str, text: str) -> None:
+        self.path = path
+        self.lines = text.splitlines()
+
+    def line_of(self, table: str, index: int | None, key: str | None) -> int | None:
+        """Best-effort line number of ``key`` in the ``index``-th ``[[table]]``."""
+        header = re.compile(
+            rf"^\s*\[\[\s*{re.escape(table)}\s*\]\]"
+            if index is not None
+            else rf"^\s*\[\s*{re.escape(table)}\s*\]"
+        )
+        seen = -1
+        start = None
+        for n, line in enumerate(self.lines):
+            if header.match(line):
+                seen += 1
+                if index is None or seen == index:
+                    start = n
+                    break
+        if start is None:
+            return None
+        if key is None:
+            return start + 1
+        key_re = re.compile(rf'^\s*"?{re.escape(key)}"?\s*=')
+        for n in range(start + 1, len(self.lines)):
+            if re.match(r"^\s*\[", self.lines[n]):
+                break
+            if key_re.match(self.lines[n]):
+                return n + 1
+        return start + 1
+
+    def fail(self, where: tuple[str, int | None, str | None], why: str) -> ConfigError:
+        table, index, key = where
+        keypath = table if index is None else f"{table}[{index}]"
+        if key:
+            keypath = f"{keypath}.{key}" if keypath else key
+        line = self.line_of(table, index, key) if table else None
+        loc = f"{self.path}:{line}" if line else self.path
+        return ConfigError(f"{loc}: {keypath}: {why}")
+
+    def get(self, data: dict, where: tuple, key: str, kind: type, default: Any = ...) -> Any:
+        if key not in data:
+            if default is ...:
+                raise self.fail((where[0], where[1], key), "is required")
+            return default
+        value = data[key]
+        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value, ok = float(value), True
+        if not ok:
+            raise self.fail(
+                (where[0], where[1], key),
+                f"must be {_KIND_NAMES.get(kind, kind.__name__)}, not {type(value).__name__}",
+            )
+        return value
+
+    def asn(self, data: dict, where: tuple, key: str, default: Any = ...) -> int:
+        value = self.get(data, where, key, int, default)
+        if not 0 <= value <= 0xFFFFFFFF:
+            raise self.fail((where[0], where[1], key), f"{value} is not a 32-bit AS number")
+        return value
+
+    def address(self, data: dict, where: tuple, key: str, default: Any = ...) -> str:
+        value = self.get(data, where, key, str, default)
+        if value == "" and default == "":
+            return ""
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            raise self.fail((where[0], where[1], key), f"{value!r} is not an IP address") from None
+
+    def ipv4(self, data: dict, where: tuple, key: str, default: Any = ...) -> str:
+        value = self.get(data, where, key, str, default)
+        try:
+            return str(ipaddress.IPv4Address(value))
+        except ValueError:
+            raise self.fail(
+                (where[0], where[1], key), f"{value!r} is not an IPv4 address (BGP identifier)"
+            ) from None
+
+    def no_unknown(self, data: dict, where: tuple, known: set[str]) -> None:
+        for key in data:
+            if key not in known:
+                hint = _closest(key, known)
+                raise self.fail(
+                    (where[0], where[1], key),
+                    "unknown key" + (f" (did you mean {hint!r}?)" if hint else ""),
+                )
+
+
+_KIND_NAMES = {
+    int: "an integer",
+    str: "a string",
+    float: "a number",
+    bool: "true or false",
+    list: "a list",
+    dict: "a table",
+}
+
+
+def _closest(key: str, known: set[str]) -> str | None:
+    import difflib
+
+    match = difflib.get_close_matches(key, sorted(known), n=1)
+    return match[0] if match else None
+
+
+def parse_mac(text: str) -> bytes:
+    """``aa:bb:cc:dd:ee:ff``, ``aa-bb-...`` or ``aabb.ccdd.eeff`` -> 6 bytes."""
+    t = text.strip().lower()
+    if not _MAC.match(t):
+        raise ValueError(f"{text!r} is not a MAC address (aa:bb:cc:dd:ee:ff)")
+    return bytes.fromhex(re.sub(r"[:.-]", "", t))
+
+
+def format_mac(mac: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in mac)
+
+
+def _host_port(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:  # 0: any free port
+        raise ValueError(f"{value!r} is not HOST:PORT")
+    ipaddress.ip_address(host)
+    return host, int(port)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate the whole file; raise ConfigError naming what is wrong."""
+    path = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    return parse_config(text, path)
+
+
+def parse_config(text: str, path: str = "<config>") -> Config:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
+    c = _Checker(path, text)
+    c.no_unknown(data, ("", None, None), {"service", "bgp", "routers", "overrides", "report"})
+    warnings: list[str] = []
+
+    svc = c.get(data, ("", None, None), "service", dict)
+    sw = ("service", None)
+    c.no_unknown(
+        svc,
+        sw,
+        {
+            "local_as",
+            "router_id",
+            "grpc_listen",
+            "as_set_policy",
+            "max_batch_flows",
+            "max_message_bytes",
+            "snapshot_path",
+            "snapshot_interval",
+            "fallback",
+        },
+    )
+    local_as = c.asn(svc, sw, "local_as")
+    router_id = c.ipv4(svc, sw, "router_id")
+    grpc_listen = c.get(svc, sw, "grpc_listen", str, "127.0.0.1:50051")
+    try:
+        _host_port(grpc_listen)
+    except ValueError as exc:
+        raise c.fail(("service", None, "grpc_listen"), str(exc)) from None
+    as_set_policy = c.get(svc, sw, "as_set_policy", str, "aggregator")
+    if as_set_policy not in AS_SET_POLICIES:
+        raise c.fail(
+            ("service", None, "as_set_policy"),
+            f"{as_set_policy!r}: expected one of {', '.join(AS_SET_POLICIES)}",
+        )
+    max_batch = c.get(svc, sw, "max_batch_flows", int, MAX_BATCH_FLOWS)
+    if not 1 <= max_batch <= 1_000_000:
+        raise c.fail(("service", None, "max_batch_flows"), "must be between 1 and 1000000")
+    max_msg = c.get(svc, sw, "max_message_bytes", int, MAX_MESSAGE_BYTES)
+    if not 64 * 1024 <= max_msg <= 1024 * 1024 * 1024:
+        raise c.fail(("service", None, "max_message_bytes"), "must be between 64 KiB and 1 GiB")
+    snapshot_path = c.get(svc, sw, "snapshot_path", str, "")
+    snapshot_interval = c.get(svc, sw, "snapshot_interval", float, 300.0)
+    default_fallback = tuple(c.get(svc, sw, "fallback", list, []))
+
+    bgp = c.get(data, ("", None, None), "bgp", dict, {})
+    bw = ("bgp", None)
+    c.no_unknown(
+        bgp,
+        bw,
+        {
+            "listen_address",
+            "listen_port",
+            "exabgp",
+            "exabgp_command",
+            "feed_socket",
+            "stale_hold_time",
+            "restart_hold_time",
+            "work_dir",
+        },
+    )
+    listen_address = c.address(bgp, bw, "listen_address", "127.0.0.1")
+    listen_port = c.get(bgp, bw, "listen_port", int, 179)
+    if not 0 < listen_port < 65536:
+        raise c.fail(("bgp", None, "listen_port"), f"{listen_port} is not a TCP port")
+    exabgp_mode = c.get(bgp, bw, "exabgp", str, "supervised")
+    if exabgp_mode not in ("supervised", "external"):
+        raise c.fail(("bgp", None, "exabgp"), f"{exabgp_mode!r}: expected supervised or external")
+    exabgp_command = c.get(bgp, bw, "exabgp_command", list, [])
+    if not all(isinstance(x, str) for x in exabgp_command):
+        raise c.fail(("bgp", None, "exabgp_command"), "must be a list of strings")
+    stale_hold = c.get(bgp, bw, "stale_hold_time", float, 0.0)
+    restart_hold = c.get(bgp, bw, "restart_hold_time", float, 300.0)
+    for key, value in (("stale_hold_time", stale_hold), ("restart_hold_time", restart_hold)):
+        if not 0 <= value <= 86400:
+            raise c.fail(("bgp", None, key), "must be between 0 and 86400 seconds")
+
+    routers: list[RouterConfig] = []
+    neighbors: list[NeighborSettings] = []
+    raw_routers = c.get(data, ("", None, None), "routers", list, [])
+    names: dict[str, int] = {}
+    exporter_owner: dict[str, str] = {}
+    for i, r in enumerate(raw_routers):
+        w = ("routers", i)
+        if not isinstance(r, dict):
+            raise c.fail(("routers", i, None), "must be a table ([[routers]])")
+        c.no_unknown(
+            r,
+            w,
+            {
+                "name",
+                "neighbor",
+                "peer_as",
+                "router_id",
+                "local_address",
+                "exporters",
+                "fallback",
+                "add_path",
+                "passive",
+                "md5_password",
+                "stale_hold_time",
+                "hold_time",
+            },
+        )
+        name = c.get(r, w, "name", str)
+        if not _NAME.match(name):
+            raise c.fail(("routers", i, "name"), f"{name!r}: use letters, digits, _ . : -")
+        if name in names:
+            raise c.fail(("routers", i, "name"), f"{name!r} is already routers[{names[name]}]")
+        names[name] = i
+        neighbor = c.address(r, w, "neighbor")
+        peer_as = c.asn(r, w, "peer_as", local_as)
+        rid = c.ipv4(r, w, "router_id") if "router_id" in r else ""
+        exporters = c.get(r, w, "exporters", list, [])
+        canon = []
+        for j, e in enumerate(exporters):
+            try:
+                canon.append(str(ipaddress.ip_address(e)))
+            except (ValueError, TypeError):
+                raise c.fail(
+                    ("routers", i, "exporters"), f"item {j}: {e!r} is not an IP address"
+                ) from None
+        for e in canon:
+            if e in exporter_owner:
+                raise c.fail(
+                    ("routers", i, "exporters"),
+                    f"{e} is already mapped to router {exporter_owner[e]!r}",
+                )
+            exporter_owner[e] = name
+        fallback = c.get(r, w, "fallback", list, [])
+        hold = c.get(r, w, "hold_time", int, 180)
+        if hold != 0 and not 3 <= hold <= 65535:
+            raise c.fail(("routers", i, "hold_time"), "must be 0 or between 3 and 65535")
+        routers.append(RouterConfig(name, neighbor, peer_as, rid, tuple(canon), tuple(fallback)))
+        neighbors.append(
+            NeighborSettings(
+                name=name,
+                address=neighbor,
+                peer_as=peer_as,
+                local_address=c.address(r, w, "local_address", ""),
+                router_id=rid,
+                add_path=c.get(r, w, "add_path", bool, True),
+                passive=c.get(r, w, "passive", bool, True),
+                md5_password=c.get(r, w, "md5_password", str, ""),
+                stale_hold_time=c.get(r, w, "stale_hold_time", float, None),
+                hold_time=hold,
+            )
+        )
+    neighbor_owner: dict[str, str] = {}
+    for i, r in enumerate(routers):
+        if r.neighbor in neighbor_owner:
+            raise c.fail(
+                ("routers", i, "neighbor"),
+                f"{r.neighbor} is already router {neighbor_owner[r.neighbor]!r}",
+            )
+        neighbor_owner[r.neighbor] = r.name
+        for j, f in enumerate(r.fallback):
+            if not isinstance(f, str) or f not in names:
+                raise c.fail(("routers", i, "fallback"), f"item {j}: no router named {f!r}")
+            if f == r.name:
+                raise c.fail(
+                    ("routers", i, "fallback"), f"item {j}: a router cannot fall back to itself"
+                )
+    for j, f in enumerate(default_fallback):
+        if not isinstance(f, str) or f not in names:
+            raise c.fail(("service", None, "fallback"), f"item {j}: no router named {f!r}")
+
+    overrides = _overrides(c, data, local_as, warnings)
+
+    report = c.get(data, ("", None, None), "report", dict, {})
+    bgp_settings = BgpSettings(
+        local_as=local_as,
+        router_id=router_id,
+        listen_address=listen_address,
+        listen_port=listen_port,
+        neighbors=tuple(neighbors),
+        exabgp_mode=exabgp_mode,
+        exabgp_command=tuple(exabgp_command),
+        feed_socket=c.get(bgp, bw, "feed_socket", str, ""),
+        stale_hold_time=stale_hold,
+        restart_hold_time=restart_hold,
+        work_dir=c.get(bgp, bw, "work_dir", str, ""),
+    )
+    return Config(
+        path=path,
+        local_as=local_as,
+        router_id=router_id,
+        grpc_listen=grpc_listen,
+        as_set_policy=as_set_policy,
+        max_batch_flows=max_batch,
+        max_message_bytes=max_msg,
+        snapshot_path=snapshot_path,
+        snapshot_interval=snapshot_interval,
+        default_fallback=default_fallback,
+        routers=tuple(routers),
+        overrides=overrides,
+        bgp=bgp_settings,
+        report=report,
+        warnings=tuple(warnings),
+    )
+
+
+def _overrides(c: _Checker, data: dict, local_as: int, warnings: list[str]) -> tuple:
+    rules: list[OverrideRule] = []
+    seen_names: dict[str, int] = {}
+    for i, o in enumerate(c.get(data, ("", None, None), "overrides", list, [])):
+        w = ("overrides", i)
+        if not isinstance(o, dict):
+            raise c.fail(("overrides", i, None), "must be a table ([[overrides]])")
+        c.no_unknown(o, w, {"name", "exporter", "in_if", "src_mac", "peer_as", "description"})
+        name = c.get(o, w, "name", str, f"override-{i}")
+        if name in seen_names:
+            raise c.fail(
+                ("overrides", i, "name"), f"{name!r} is already overrides[{seen_names[name]}]"
+            )
+        seen_names[name] = i
+        exporter = c.address(o, w, "exporter")
+        in_if = c.get(o, w, "in_if", int)
+        if not 0 <= in_if <= 0xFFFFFFFF:
+            raise c.fail(("overrides", i, "in_if"), f"{in_if} is not a 32-bit ifIndex")
+        mac_text = c.get(o, w, "src_mac", str, "")
+        try:
+            mac = parse_mac(mac_text) if mac_text else None
+        except ValueError as exc:
+            raise c.fail(("overrides", i, "src_mac"), str(exc)) from None
+        peer_as = c.asn(o, w, "peer_as")
+        rule = OverrideRule(
+            name, exporter, in_if, peer_as, mac, c.get(o, w, "description", str, "")
+        )
+        for earlier in rules:
+            if (earlier.exporter, earlier.in_if) == (exporter, in_if) and (
+                earlier.src_mac is None or earlier.src_mac == mac
+            ):
+                warnings.append(
+                    f"{c.path}:{c.line_of('overrides', i, None)}: overrides[{i}] ({name!r}) "
+                    f"never matches: {earlier.name!r} comes first and matches the same traffic"
+                )
+                break
+        rules.append(rule)
+    return tuple(rules)

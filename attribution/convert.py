@@ -1,0 +1,264 @@
+"""Conversions between the resolver's columns, proto messages and flow JSON.
+
+One place decides how a route or an answer looks on the wire and in JSON, so
+the gRPC service, the CLI and the offline resolver cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from attribution.resolver import (
+    BGP,
+    DEFAULT,
+    FLAG_NAMES,
+    LOCAL,
+    NONE,
+    PROVENANCE_NAMES,
+    Resolution,
+)
+from attribution.v1 import attribution_pb2 as pb
+from ribd.attributes import (
+    AS_CONFED_SEQUENCE,
+    AS_CONFED_SET,
+    AS_SEQUENCE,
+    AS_SET,
+    PathAttributes,
+)
+from ribd.rib import RouteMatch
+
+_SEGMENT_TYPES = {
+    AS_SEQUENCE: pb.AsPathSegment.AS_SEQUENCE,
+    AS_SET: pb.AsPathSegment.AS_SET,
+    AS_CONFED_SEQUENCE: pb.AsPathSegment.AS_CONFED_SEQUENCE,
+    AS_CONFED_SET: pb.AsPathSegment.AS_CONFED_SET,
+}
+_SETS = (pb.AsPathSegment.AS_SET, pb.AsPathSegment.AS_CONFED_SET)
+
+
+def route_message(
+    router: str, m: RouteMatch, local_as: int, highest_as_set: bool = False
+) -> pb.Route:
+    a: PathAttributes = m.attributes
+    if m.length == 0:
+        origin_as, peer_as, oprov, pprov = 0, a.peer_as, DEFAULT, DEFAULT
+    elif a.empty_path:
+        origin_as, peer_as, oprov, pprov = local_as, 0, LOCAL, LOCAL
+    else:
+        origin_as = a.origin_as_highest if highest_as_set else a.origin_as
+        peer_as, oprov, pprov = a.peer_as, BGP, BGP
+    return pb.Route(
+        router=router,
+        prefix=m.prefix,
+        path_id=m.path_id,
+        as_path=[pb.AsPathSegment(type=_SEGMENT_TYPES[k], asns=asns) for k, asns in a.as_path],
+        origin=a.origin,
+        next_hop=a.next_hop,
+        local_pref=a.local_pref or 0,
+        has_local_pref=a.local_pref is not None,
+        med=a.med or 0,
+        has_med=a.med is not None,
+        communities=a.community_strings(),
+        large_communities=a.large_community_strings(),
+        extended_communities=a.extended_communities,
+        originator_id=a.originator_id,
+        cluster_list=a.cluster_list,
+        atomic_aggregate=a.atomic_aggregate,
+        aggregator=a.aggregator,
+        stale=m.stale,
+        origin_as=origin_as,
+        peer_as=peer_as,
+        origin_provenance=oprov,
+        peer_provenance=pprov,
+    )
+
+
+def resolution_to_columns(
+    res: Resolution, local_as: int, highest_as_set: bool = False
+) -> tuple[pb.AttributionColumns, list[pb.FlowError]]:
+    cols = pb.AttributionColumns(
+        routers=res.routers,
+        router=res.router,
+        src_origin_as=res.src_origin_as,
+        src_peer_as=res.src_peer_as,
+        dst_origin_as=res.dst_origin_as,
+        dst_peer_as=res.dst_peer_as,
+        provenance=bytes(res.provenance),
+        flags=res.flags,
+        routes=[route_message(r, m, local_as, highest_as_set) for r, m in res.routes],
+        src_route=res.src_route,
+        dst_route=res.dst_route,
+        overrides=res.overrides,
+        override=res.override,
+    )
+    errors = [pb.FlowError(index=i, code=c, message=msg) for i, c, msg in res.errors]
+    return cols, errors
+
+
+def columns_to_rows(
+    cols: pb.AttributionColumns, errors: Sequence[pb.FlowError]
+) -> list[pb.FlowAttribution]:
+    """Per-flow messages from columns (the `flows` shape of ResolveBatch)."""
+    by_index = {e.index: e for e in errors}
+    out = []
+    prov = cols.provenance
+    for i in range(len(cols.flags)):
+        err = by_index.get(i)
+        if err is not None:
+            out.append(pb.FlowAttribution(error=err))
+            continue
+        fa = pb.FlowAttribution(
+            router=cols.routers[cols.router[i]] if cols.router[i] >= 0 else "",
+            src_origin_as=cols.src_origin_as[i],
+            src_peer_as=cols.src_peer_as[i],
+            dst_origin_as=cols.dst_origin_as[i],
+            dst_peer_as=cols.dst_peer_as[i],
+            src_origin_provenance=prov[4 * i],
+            src_peer_provenance=prov[4 * i + 1],
+            dst_origin_provenance=prov[4 * i + 2],
+            dst_peer_provenance=prov[4 * i + 3],
+            flags=cols.flags[i],
+            override=cols.overrides[cols.override[i]] if cols.override[i] >= 0 else "",
+        )
+        if cols.src_route[i] >= 0:
+            fa.src_route.CopyFrom(cols.routes[cols.src_route[i]])
+        if cols.dst_route[i] >= 0:
+            fa.dst_route.CopyFrom(cols.routes[cols.dst_route[i]])
+        out.append(fa)
+    return out
+
+
+def as_path_json(segments: Sequence[pb.AsPathSegment]) -> list:
+    """AS path as the JSON contract shows it: ints, an AS_SET as a nested list."""
+    out: list = []
+    for seg in segments:
+        if seg.type in _SETS:
+            out.append(list(seg.asns))
+        else:
+            out.extend(seg.asns)
+    return out
+
+
+_EMPTY_ANSWER = {
+    "router": None,
+    "src_origin_as": 0,
+    "src_peer_as": 0,
+    "dst_origin_as": 0,
+    "dst_peer_as": 0,
+    "src_origin_provenance": "none",
+    "src_peer_provenance": "none",
+    "dst_origin_provenance": "none",
+    "dst_peer_provenance": "none",
+    "src_prefix": None,
+    "dst_prefix": None,
+    "src_as_path": [],
+    "dst_as_path": [],
+    "dst_communities": [],
+    "dst_large_communities": [],
+    "dst_local_pref": None,
+    "dst_med": None,
+    "dst_next_hop": None,
+    "override": None,
+    **{name: False for name in FLAG_NAMES.values()},
+    "error": None,
+    "error_code": None,
+}
+
+
+def error_answer(code: str, message: str) -> dict:
+    return {**_EMPTY_ANSWER, "error": message, "error_code": code}
+
+
+def columns_to_answers(
+    cols: pb.AttributionColumns, errors: Sequence[pb.FlowError]
+) -> Iterator[dict]:
+    """One flow-JSON answer dict per flow, in order (see docs/flow-json.md)."""
+    by_index = {e.index: e for e in errors}
+    route_json = [_route_json(r) for r in cols.routes]
+    prov = cols.provenance
+    names = PROVENANCE_NAMES
+    flag_items = list(FLAG_NAMES.items())
+    for i in range(len(cols.flags)):
+        err = by_index.get(i)
+        if err is not None:
+            yield error_answer(err.code, err.message)
+            continue
+        s = route_json[cols.src_route[i]] if cols.src_route[i] >= 0 else None
+        d = route_json[cols.dst_route[i]] if cols.dst_route[i] >= 0 else None
+        flags = cols.flags[i]
+        answer = {
+            "router": cols.routers[cols.router[i]] if cols.router[i] >= 0 else None,
+            "src_origin_as": cols.src_origin_as[i],
+            "src_peer_as": cols.src_peer_as[i],
+            "dst_origin_as": cols.dst_origin_as[i],
+            "dst_peer_as": cols.dst_peer_as[i],
+            "src_origin_provenance": names.get(prov[4 * i], "none"),
+            "src_peer_provenance": names.get(prov[4 * i + 1], "none"),
+            "dst_origin_provenance": names.get(prov[4 * i + 2], "none"),
+            "dst_peer_provenance": names.get(prov[4 * i + 3], "none"),
+            "src_prefix": s["prefix"] if s else None,
+            "dst_prefix": d["prefix"] if d else None,
+            "src_as_path": s["as_path"] if s else [],
+            "dst_as_path": d["as_path"] if d else [],
+            "dst_communities": d["communities"] if d else [],
+            "dst_large_communities": d["large_communities"] if d else [],
+            "dst_local_pref": d["local_pref"] if d else None,
+            "dst_med": d["med"] if d else None,
+            "dst_next_hop": d["next_hop"] if d else None,
+            "override": cols.overrides[cols.override[i]] if cols.override[i] >= 0 else None,
+        }
+        for bit, name in flag_items:
+            answer[name] = bool(flags & bit)
+        answer["error"] = None
+        answer["error_code"] = None
+        yield answer
+
+
+def _route_json(r: pb.Route) -> dict:
+    return {
+        "prefix": r.prefix,
+        "as_path": as_path_json(r.as_path),
+        "communities": list(r.communities),
+        "large_communities": list(r.large_communities),
+        "local_pref": r.local_pref if r.has_local_pref else None,
+        "med": r.med if r.has_med else None,
+        "next_hop": r.next_hop or None,
+    }
+
+
+def route_to_json(r: pb.Route) -> dict:
+    """A whole route for `attribution lookup`."""
+    return {
+        "router": r.router,
+        "prefix": r.prefix,
+        "path_id": r.path_id,
+        "as_path": as_path_json(r.as_path),
+        "origin_as": r.origin_as,
+        "peer_as": r.peer_as,
+        "origin_provenance": PROVENANCE_NAMES.get(r.origin_provenance, "none"),
+        "peer_provenance": PROVENANCE_NAMES.get(r.peer_provenance, "none"),
+        "origin": r.origin,
+        "next_hop": r.next_hop or None,
+        "local_pref": r.local_pref if r.has_local_pref else None,
+        "med": r.med if r.has_med else None,
+        "communities": list(r.communities),
+        "large_communities": list(r.large_communities),
+        "extended_communities": list(r.extended_communities),
+        "originator_id": r.originator_id or None,
+        "cluster_list": list(r.cluster_list),
+        "atomic_aggregate": r.atomic_aggregate,
+        "aggregator": r.aggregator or None,
+        "stale": r.stale,
+    }
+
+
+__all__ = [
+    "NONE",
+    "as_path_json",
+    "columns_to_answers",
+    "columns_to_rows",
+    "error_answer",
+    "resolution_to_columns",
+    "route_message",
+    "route_to_json",
+]

@@ -1,0 +1,250 @@
+"""gRPC adapter: the Attribution service over the resolver and the RIB.
+
+Thin on purpose: validation of records lives in the resolver, wire shapes in
+attribution.convert. Health checking and server reflection are on, so
+``grpcurl -plaintext HOST:PORT list`` works out of the box.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from concurrent import futures
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from attribution.config import Config
+from attribution.convert import (
+    columns_to_rows,
+    resolution_to_columns,
+    route_message,
+)
+from attribution.resolver import BatchTooLarge, Resolution, Resolver
+from attribution.v1 import attribution_pb2 as pb
+from attribution.v1 import attribution_pb2_grpc as pb_grpc
+from ribd.events import IPV4_UNICAST, IPV6_UNICAST
+from ribd.prefixes import BadPrefix, parse_prefix_or_address
+from ribd.rib import Rib, all_matches
+
+log = logging.getLogger(__name__)
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Attribution"].full_name
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadResult:
+    ok: bool
+    error: str = ""
+    overrides: int = 0
+    warnings: tuple[str, ...] = ()
+
+
+class AttributionServicer(pb_grpc.AttributionServicer):
+    def __init__(
+        self,
+        rib: Rib,
+        resolver: Resolver,
+        config: Callable[[], Config],
+        reload: Callable[[], ReloadResult],
+        feed_stats: Callable[[], dict] = dict,
+    ) -> None:
+        self.rib = rib
+        self.resolver = resolver
+        self.config = config
+        self.reload = reload
+        self.feed_stats = feed_stats
+
+    # -- resolving -----------------------------------------------------------
+
+    def _columns(self, res: Resolution) -> tuple[pb.AttributionColumns, list[pb.FlowError]]:
+        routing = self.resolver.routing
+        return resolution_to_columns(res, routing.local_as, routing.highest_as_set)
+
+    def _resolve_batch(self, request: pb.FlowBatch) -> pb.AttributionBatch:
+        """Raises ValueError for a batch that cannot be read at all."""
+        kind = request.WhichOneof("records")
+        if kind == "columns":
+            c = request.columns
+            n = len(c.exporter)
+            res = (
+                self.resolver.resolve_columns(
+                    list(c.exporters), c.exporter, c.src_addr, c.dst_addr, c.in_if, c.src_mac
+                )
+                if n
+                else Resolution()
+            )
+            cols, errors = self._columns(res)
+            return pb.AttributionBatch(batch_id=request.batch_id, columns=cols, errors=errors)
+        flows = request.flows.flows if kind == "flows" else ()
+        if len(flows) > self.resolver.max_batch_flows:
+            raise BatchTooLarge(
+                f"batch of {len(flows)} flows exceeds the limit of {self.resolver.max_batch_flows}"
+            )
+        res = self.resolver.resolve_dicts([_flow_dict(f) for f in flows]) if flows else Resolution()
+        cols, errors = self._columns(res)
+        return pb.AttributionBatch(
+            batch_id=request.batch_id, attributions=columns_to_rows(cols, errors), errors=errors
+        )
+
+    def Resolve(self, request: pb.Flow, context: grpc.ServicerContext) -> pb.FlowAttribution:
+        res = self.resolver.resolve_dicts([_flow_dict(request)])
+        cols, errors = self._columns(res)
+        return columns_to_rows(cols, errors)[0]
+
+    def ResolveBatch(
+        self, request: pb.FlowBatch, context: grpc.ServicerContext
+    ) -> pb.AttributionBatch:
+        try:
+            return self._resolve_batch(request)
+        except ValueError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            raise  # unreachable: abort raises
+
+    def ResolveStream(
+        self, request_iterator: Iterator[pb.FlowBatch], context: grpc.ServicerContext
+    ) -> Iterator[pb.AttributionBatch]:
+        for request in request_iterator:
+            try:
+                yield self._resolve_batch(request)
+            except ValueError as exc:
+                yield pb.AttributionBatch(batch_id=request.batch_id, batch_error=str(exc))
+
+    # -- routes and routers --------------------------------------------------
+
+    def _neighbor_for(self, router: str) -> str | None:
+        routing = self.resolver.routing
+        if router in routing.by_name:
+            return routing.by_name[router]
+        if router in self.rib.routers:
+            return router
+        try:
+            chain, _ = self.resolver.chain_for(parse_prefix_or_address(router)[1])
+        except (ValueError, BadPrefix):
+            return None
+        return chain[0] if chain else None
+
+    def LookupRoute(
+        self, request: pb.LookupRouteRequest, context: grpc.ServicerContext
+    ) -> pb.LookupRouteResponse:
+        if bool(request.address) == bool(request.prefix):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "give exactly one of address, prefix")
+        neighbor = self._neighbor_for(request.router)
+        if neighbor is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no router {request.router!r}")
+        try:
+            version, text = parse_prefix_or_address(request.address or request.prefix)
+        except (ValueError, BadPrefix) as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        family = IPV4_UNICAST if version == 4 else IPV6_UNICAST
+        routing = self.resolver.routing
+        name = routing.names.get(neighbor, neighbor)  # type: ignore[arg-type]
+        with self.rib.lock:
+            if request.prefix:
+                matches = self.rib.exact(neighbor, family, text)  # type: ignore[arg-type]
+            else:
+                best = self.rib.lookup(neighbor, family, text)  # type: ignore[arg-type]
+                matches = [best] if best else []
+                if best and request.all_paths:
+                    matches = self.rib.exact(neighbor, family, best.prefix)  # type: ignore[arg-type]
+            if not request.all_paths:
+                matches = matches[:1]
+            routes = [
+                route_message(name, m, routing.local_as, routing.highest_as_set) for m in matches
+            ]
+        return pb.LookupRouteResponse(found=bool(routes), routes=routes)
+
+    def ListRouters(
+        self, request: pb.ListRoutersRequest, context: grpc.ServicerContext
+    ) -> pb.ListRoutersResponse:
+        config = self.config()
+        configured = {r.neighbor: r for r in config.routers}
+        out = []
+        with self.rib.lock:
+            neighbors = list(dict.fromkeys([*configured, *self.rib.routers]))
+            for neighbor in neighbors:
+                rc = configured.get(neighbor)
+                r = self.rib.routers.get(neighbor)
+                state = pb.RouterState(
+                    name=rc.name if rc else neighbor,
+                    neighbor=neighbor,
+                    peer_as=rc.peer_as if rc else (r.peer_as if r else 0),
+                    exporters=rc.exporters if rc else (),
+                    fallback=rc.fallback if rc else (),
+                    session="idle",
+                )
+                if r is not None:
+                    state.session = r.session
+                    state.last_reason = r.last_reason
+                    state.session_since = r.session_since
+                    state.last_update = r.last_update
+                    state.stale = r.stale
+                    state.stale_until = r.stale_until
+                    for family, fs in r.families.items():
+                        state.families.append(
+                            pb.FamilyState(
+                                family=family,
+                                prefixes=fs.prefixes,
+                                paths=fs.paths,
+                                converged=fs.converged,
+                                stale_prefixes=fs.stale_prefixes,
+                            )
+                        )
+                out.append(state)
+            unique = len(self.rib.interner)
+        return pb.ListRoutersResponse(
+            routers=out,
+            unique_attribute_sets=unique,
+            bad_feed_lines=int(self.feed_stats().get("bad_lines", 0)),
+        )
+
+    def ReloadConfig(
+        self, request: pb.ReloadConfigRequest, context: grpc.ServicerContext
+    ) -> pb.ReloadConfigResponse:
+        result = self.reload()
+        return pb.ReloadConfigResponse(
+            ok=result.ok, error=result.error, overrides=result.overrides, warnings=result.warnings
+        )
+
+
+def _flow_dict(f: pb.Flow) -> dict:
+    return {
+        "exporter": f.exporter,
+        "src_addr": f.src_addr,
+        "dst_addr": f.dst_addr,
+        "in_if": f.in_if,
+        "out_if": f.out_if,
+        "src_mac": f.src_mac,
+    }
+
+
+def start_server(
+    servicer: AttributionServicer, listen: str, max_message_bytes: int, workers: int = 8
+) -> tuple[grpc.Server, int]:
+    """Start serving on ``listen`` (HOST:PORT, port 0 = any free); return (server, port)."""
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
+        options=[
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    pb_grpc.add_AttributionServicer_to_server(servicer, server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    port = server.add_insecure_port(listen)
+    if port == 0:
+        raise OSError(f"cannot listen on {listen}")
+    server.start()
+    log.info("gRPC listening on %s (port %d)", listen, port)
+    return server, port
+
+
+__all__ = ["AttributionServicer", "ReloadResult", "all_matches", "start_server"]

@@ -1,0 +1,176 @@
+"""The gRPC service with a real server on a loopback port and a real client."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from attribution.client import channel, columns_request, resolve_dicts
+from attribution.grpc_service import AttributionServicer, ReloadResult, start_server
+from attribution.resolver import Resolver
+from attribution.v1 import attribution_pb2 as pb
+from attribution.v1 import attribution_pb2_grpc as pb_grpc
+from tests.attribution.helpers import build_world
+
+
+@pytest.fixture
+def service():
+    rib, config = build_world()
+    resolver = Resolver(rib, config, max_batch_flows=1000)
+    servicer = AttributionServicer(
+        rib, resolver, lambda: config, lambda: ReloadResult(ok=True, overrides=2)
+    )
+    server, port = start_server(servicer, "127.0.0.1:0", 4 * 1024 * 1024)
+    target = f"127.0.0.1:{port}"
+    with channel(target) as ch:
+        yield target, pb_grpc.AttributionStub(ch), ch
+    server.stop(grace=None)
+
+
+def test_one_flow_rpc_answers_every_field(service):
+    _, stub, _ = service
+    a = stub.Resolve(pb.Flow(exporter="127.0.1.1", src_addr="172.16.0.1", dst_addr="10.9.1.1"))
+    assert (a.router, a.dst_origin_as, a.dst_peer_as) == ("edge1", 65006, 65001)
+    assert a.dst_origin_provenance == pb.BGP
+    assert a.flags & pb.DST_ORIGIN_AS_SET
+    assert a.dst_route.prefix == "10.9.0.0/16"
+    assert [s.type for s in a.dst_route.as_path] == [
+        pb.AsPathSegment.AS_SEQUENCE,
+        pb.AsPathSegment.AS_SET,
+    ]
+    assert (a.src_origin_as, a.src_route.prefix) == (65011, "172.16.0.0/12")
+
+
+def test_batch_of_rows_keeps_order_and_isolates_a_bad_record(service):
+    _, stub, _ = service
+    flows = [
+        pb.Flow(exporter="127.0.1.1", src_addr="172.16.0.1", dst_addr="10.1.9.9"),
+        pb.Flow(exporter="127.0.1.1", src_addr="172.16.0.1", dst_addr="2001:db8::1"),
+        pb.Flow(exporter="127.0.1.1", src_addr="172.16.0.1", dst_addr="nonsense"),
+        pb.Flow(exporter="127.0.1.1", src_addr="172.16.0.1", dst_addr="192.168.1.1"),
+    ]
+    reply = stub.ResolveBatch(pb.FlowBatch(batch_id=7, flows=pb.FlowRows(flows=flows)))
+    assert reply.batch_id == 7
+    out = reply.attributions
+    assert out[0].dst_origin_as == 65003
+    assert out[1].error.code == "family_mismatch"
+    assert out[2].error.code == "bad_address" and "dst_addr" in out[2].error.message
+    assert (out[3].dst_origin_as, out[3].dst_origin_provenance) == (64500, pb.LOCAL)
+    assert [e.index for e in reply.errors] == [1, 2]
+
+
+def test_columns_batch_answers_in_columns(service):
+    _, stub, _ = service
+    flows = [
+        {"exporter": "127.0.1.1", "src_addr": "172.16.0.1", "dst_addr": "10.1.2.3", "in_if": 30},
+        {"exporter": "127.0.1.1", "src_addr": "2001:db8:1::1", "dst_addr": "2001:db8::5"},
+    ]
+    request, _, _ = columns_request(flows)
+    reply = stub.ResolveBatch(request)
+    cols = reply.columns
+    assert list(cols.dst_origin_as) == [65005, 4200000001]
+    assert list(cols.src_peer_as) == [65020, 65012]
+    assert cols.overrides[cols.override[0]] == "pni-b" and cols.override[1] == -1
+    assert cols.routes[cols.dst_route[0]].prefix == "10.1.2.0/24"
+    assert cols.provenance[1] == pb.OVERRIDE
+
+
+def test_oversized_batch_is_rejected_with_invalid_argument(service):
+    _, stub, _ = service
+    flow = pb.Flow(exporter="127.0.1.1", src_addr="10.0.0.1", dst_addr="10.0.0.2")
+    with pytest.raises(grpc.RpcError) as err:
+        stub.ResolveBatch(pb.FlowBatch(flows=pb.FlowRows(flows=[flow] * 1001)))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "limit of 1000" in err.value.details()
+
+
+def test_stream_answers_each_batch_and_survives_a_rejected_one(service):
+    _, stub, _ = service
+    good = pb.FlowBatch(
+        batch_id=1,
+        columns=columns_request(
+            [{"exporter": "127.0.1.1", "src_addr": "10.0.0.1", "dst_addr": "10.1.9.9"}]
+        )[0].columns,
+    )
+    broken = pb.FlowBatch(
+        batch_id=2,
+        columns=pb.FlowColumns(
+            exporters=["127.0.1.1"], exporter=[0, 0], src_addr=b"\x00" * 16, dst_addr=b"\x00" * 32
+        ),
+    )
+    replies = list(stub.ResolveStream(iter([good, broken, good])))
+    assert [r.batch_id for r in replies] == [1, 2, 1]
+    assert replies[0].columns.dst_origin_as[0] == 65003
+    assert "16 bytes per flow" in replies[1].batch_error
+    assert replies[2].columns.dst_origin_as[0] == 65003
+
+
+def test_client_resolve_dicts_streams_in_order_with_errors_in_place(service):
+    target, _, _ = service
+    flows = [
+        {
+            "exporter": "127.0.1.1",
+            "src_addr": "172.16.0.1",
+            "dst_addr": f"10.{i % 3}.9.9",
+            "bytes": i,
+        }
+        for i in range(2500)
+    ]
+    flows[1234] = {"exporter": "127.0.1.1", "src_addr": "x", "dst_addr": "10.0.0.1"}
+    out = list(resolve_dicts(target, flows, batch_size=1000))
+    assert len(out) == 2500
+    assert out[0]["dst_origin_as"] == 65002 and out[0]["bytes"] == 0
+    assert out[1]["dst_origin_as"] == 65003
+    assert out[1234]["error_code"] == "bad_address"
+    assert out[2499]["bytes"] == 2499
+
+
+def test_lookup_route_by_address_and_by_prefix(service):
+    _, stub, _ = service
+    r = stub.LookupRoute(pb.LookupRouteRequest(router="edge1", address="10.1.2.3"))
+    assert r.found and r.routes[0].prefix == "10.1.2.0/24"
+    assert (r.routes[0].origin_as, r.routes[0].peer_as) == (65005, 65004)
+    r = stub.LookupRoute(pb.LookupRouteRequest(router="127.0.1.1", prefix="10.1.0.0/16"))
+    assert r.found and r.routes[0].router == "edge1"
+    r = stub.LookupRoute(pb.LookupRouteRequest(router="edge2", address="11.0.0.1"))
+    assert not r.found
+    with pytest.raises(grpc.RpcError) as err:
+        stub.LookupRoute(pb.LookupRouteRequest(router="edge1", prefix="10.1.0.1/16"))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "host bits" in err.value.details()
+    with pytest.raises(grpc.RpcError) as err:
+        stub.LookupRoute(pb.LookupRouteRequest(router="nope", address="10.0.0.1"))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_list_routers_reports_sessions_and_counts(service):
+    _, stub, _ = service
+    reply = stub.ListRouters(pb.ListRoutersRequest())
+    by_name = {r.name: r for r in reply.routers}
+    assert set(by_name) == {"edge1", "edge2", "edge3"}
+    edge1 = by_name["edge1"]
+    assert edge1.session == "up" and list(edge1.exporters) == ["127.0.1.1"]
+    v4 = next(f for f in edge1.families if f.family == "ipv4 unicast")
+    assert (v4.prefixes, v4.converged) == (8, True)
+    assert reply.unique_attribute_sets >= 0
+
+
+def test_health_and_reflection_are_served(service):
+    _, _, ch = service
+    health = health_pb2_grpc.HealthStub(ch)
+    status = health.Check(health_pb2.HealthCheckRequest(service="attribution.v1.Attribution"))
+    assert status.status == health_pb2.HealthCheckResponse.SERVING
+    refl = reflection_pb2_grpc.ServerReflectionStub(ch)
+    (answer,) = refl.ServerReflectionInfo(
+        iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+    )
+    names = {s.name for s in answer.list_services_response.service}
+    assert "attribution.v1.Attribution" in names
+
+
+def test_reload_rpc_reports_the_outcome(service):
+    _, stub, _ = service
+    reply = stub.ReloadConfig(pb.ReloadConfigRequest())
+    assert reply.ok and reply.overrides == 2
