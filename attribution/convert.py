@@ -73,26 +73,61 @@ def route_message(
     )
 
 
+class RouteMessages:
+    """Route messages built once and reused across batches.
+
+    Building a Route message (AS path segments, community strings) costs far
+    more than resolving the flows that refer to it; popular routes recur in
+    every batch. Keyed by everything the message shows, so a changed route or
+    a reloaded local AS / AS_SET policy makes a new entry, never a stale one.
+    """
+
+    def __init__(self, limit: int = 200_000) -> None:
+        self._cache: dict[tuple, pb.Route] = {}
+        self.limit = limit
+
+    def get(self, router: str, m: RouteMatch, local_as: int, highest: bool) -> pb.Route:
+        key = (router, m.prefix, m.path_id, m.stale, id(m.attributes), local_as, highest)
+        msg = self._cache.get(key)
+        if msg is None or msg.next_hop != m.attributes.next_hop:  # id reuse guard
+            if len(self._cache) >= self.limit:
+                self._cache.clear()
+            msg = self._cache[key] = route_message(router, m, local_as, highest)
+        return msg
+
+
+_DEFAULT_ROUTE_MESSAGES = RouteMessages()
+
+
 def resolution_to_columns(
-    res: Resolution, local_as: int, highest_as_set: bool = False
+    res: Resolution,
+    local_as: int,
+    highest_as_set: bool = False,
+    messages: RouteMessages = _DEFAULT_ROUTE_MESSAGES,
 ) -> tuple[pb.AttributionColumns, list[pb.FlowError]]:
+    get = messages.get
     cols = pb.AttributionColumns(
         routers=res.routers,
-        router=res.router,
-        src_origin_as=res.src_origin_as,
-        src_peer_as=res.src_peer_as,
-        dst_origin_as=res.dst_origin_as,
-        dst_peer_as=res.dst_peer_as,
+        router=_list(res.router),
+        src_origin_as=_list(res.src_origin_as),
+        src_peer_as=_list(res.src_peer_as),
+        dst_origin_as=_list(res.dst_origin_as),
+        dst_peer_as=_list(res.dst_peer_as),
         provenance=bytes(res.provenance),
-        flags=res.flags,
-        routes=[route_message(r, m, local_as, highest_as_set) for r, m in res.routes],
-        src_route=res.src_route,
-        dst_route=res.dst_route,
+        flags=_list(res.flags),
+        routes=[get(r, m, local_as, highest_as_set) for r, m in res.routes],
+        src_route=_list(res.src_route),
+        dst_route=_list(res.dst_route),
         overrides=res.overrides,
-        override=res.override,
+        override=_list(res.override),
     )
     errors = [pb.FlowError(index=i, code=c, message=msg) for i, c, msg in res.errors]
     return cols, errors
+
+
+def _list(values: object) -> list:
+    """numpy columns -> lists (protobuf's repeated fields take lists fastest)."""
+    return values.tolist() if hasattr(values, "tolist") else list(values)  # type: ignore[attr-defined]
 
 
 def columns_to_rows(

@@ -18,6 +18,7 @@ from grpc_reflection.v1alpha import reflection
 
 from attribution.config import Config
 from attribution.convert import (
+    RouteMessages,
     columns_to_rows,
     resolution_to_columns,
     route_message,
@@ -55,12 +56,15 @@ class AttributionServicer(pb_grpc.AttributionServicer):
         self.config = config
         self.reload = reload
         self.feed_stats = feed_stats
+        self.route_messages = RouteMessages()
 
     # -- resolving -----------------------------------------------------------
 
     def _columns(self, res: Resolution) -> tuple[pb.AttributionColumns, list[pb.FlowError]]:
         routing = self.resolver.routing
-        return resolution_to_columns(res, routing.local_as, routing.highest_as_set)
+        return resolution_to_columns(
+            res, routing.local_as, routing.highest_as_set, self.route_messages
+        )
 
     def _resolve_batch(self, request: pb.FlowBatch) -> pb.AttributionBatch:
         """Raises ValueError for a batch that cannot be read at all."""
@@ -70,7 +74,13 @@ class AttributionServicer(pb_grpc.AttributionServicer):
             n = len(c.exporter)
             res = (
                 self.resolver.resolve_columns(
-                    list(c.exporters), c.exporter, c.src_addr, c.dst_addr, c.in_if, c.src_mac
+                    list(c.exporters),
+                    c.exporter,
+                    c.src_addr,
+                    c.dst_addr,
+                    c.in_if,
+                    c.src_mac,
+                    with_routes=not request.omit_routes,
                 )
                 if n
                 else Resolution()

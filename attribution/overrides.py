@@ -14,7 +14,7 @@ PortRules = tuple[tuple[bytes | None, OverrideRule], ...]
 
 
 class OverrideTable:
-    __slots__ = ("_by_port", "rules")
+    __slots__ = ("_by_exporter", "_by_port", "rules")
 
     def __init__(self, rules: tuple[OverrideRule, ...] = ()) -> None:
         self.rules = rules
@@ -22,9 +22,16 @@ class OverrideTable:
         for rule in rules:
             by_port.setdefault((rule.exporter, rule.in_if), []).append((rule.src_mac, rule))
         self._by_port: dict[tuple[str, int], PortRules] = {k: tuple(v) for k, v in by_port.items()}
+        self._by_exporter: dict[str, dict[int, PortRules]] = {}
+        for (exporter, in_if), rules_ in self._by_port.items():
+            self._by_exporter.setdefault(exporter, {})[in_if] = rules_
 
     def __len__(self) -> int:
         return len(self.rules)
+
+    def ports_of(self, exporter: str) -> dict[int, PortRules]:
+        """The ifIndexes of ``exporter`` that have rules, with their rules in file order."""
+        return self._by_exporter.get(exporter, {})
 
     def for_port(self, exporter: str, in_if: int) -> PortRules | None:
         return self._by_port.get((exporter, in_if))

@@ -28,7 +28,10 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from attribution.config import Config, parse_mac
+import numpy as np
+
+from attribution.config import Config, OverrideRule, parse_mac
+from attribution.fastpath import CompiledView, CompiledViews, ranges_mask
 from attribution.overrides import OverrideTable, first_match
 from ribd.attributes import PathAttributes
 from ribd.events import IPV4_UNICAST, IPV6_UNICAST
@@ -151,8 +154,21 @@ def canonical_exporter(text: str) -> str:
 
 
 class Resolver:
-    def __init__(self, rib: Rib, config: Config, max_batch_flows: int | None = None) -> None:
+    def __init__(
+        self,
+        rib: Rib,
+        config: Config,
+        max_batch_flows: int | None = None,
+        *,
+        build_views_inline: bool = True,
+    ) -> None:
+        """``build_views_inline``: compile lookup tables inside resolve calls when
+        needed (tools, tests). The daemon passes False and calls
+        ``views.refresh()`` from its maintenance thread instead, so that no
+        batch ever waits for a build."""
         self.rib = rib
+        self.views = CompiledViews(rib)
+        self.build_views_inline = build_views_inline
         self.routing = Routing.from_config(config)
         self.max_batch_flows = max_batch_flows or config.max_batch_flows
         self.flows_resolved = 0
@@ -200,11 +216,13 @@ class Resolver:
         in_if: Sequence[int] | None = None,
         src_mac: bytes | None = None,
         bad: dict[int, tuple[str, str]] | None = None,
+        with_routes: bool = True,
     ) -> Resolution:
         """Resolve ``len(exporter)`` flows given as columns (see FlowColumns).
 
         ``bad`` marks flows already found broken (index -> (code, message));
         they get their error and zero answers, everything else is resolved.
+        ``with_routes=False`` skips the route dictionary (AS numbers only).
         """
         n = len(exporter)
         if n > self.max_batch_flows:
@@ -216,129 +234,74 @@ class Resolver:
         if src_mac and len(src_mac) != 6 * n:
             raise ValueError(f"src_mac must hold 6 bytes per flow ({6 * n}) or be empty")
         routing = self.routing
-        res = Resolution()
-        res.router = [-1] * n
-        res.src_origin_as = [0] * n
-        res.src_peer_as = [0] * n
-        res.dst_origin_as = [0] * n
-        res.dst_peer_as = [0] * n
-        res.provenance = bytearray(b"\x05" * (4 * n))
-        res.flags = [0] * n
-        res.src_route = [-1] * n
-        res.dst_route = [-1] * n
-        res.override = [-1] * n
+        batch = _Batch(n, routing, with_routes)
         bad = dict(bad or {})
 
-        # Per exporter, once per batch: canonical address and router chain.
+        ex = np.asarray(exporter, dtype=np.int64) if n else np.zeros(0, dtype=np.int64)
         canon: list[str | None] = []
         for j, text in enumerate(exporters):
             try:
                 canon.append(canonical_exporter(text))
             except ValueError as exc:
                 canon.append(None)
-                for i in range(n):
-                    if exporter[i] == j:
-                        bad.setdefault(i, ("bad_exporter", f"exporter: {exc}"))
-        for i in range(n):
-            if exporter[i] >= len(exporters):
-                bad.setdefault(i, ("bad_record", f"exporter index {exporter[i]} out of range"))
+                for i in np.nonzero(ex == j)[0].tolist():
+                    bad.setdefault(i, ("bad_exporter", f"exporter: {exc}"))
+        for i in np.nonzero(ex >= len(exporters))[0].tolist():
+            bad.setdefault(i, ("bad_record", f"exporter index {int(ex[i])} out of range"))
 
-        router_index: dict[str, int] = {}
-        route_index: dict[tuple, int] = {}
-        routes: list[tuple[str, RouteMatch]] = []
-        override_index: dict[str, int] = {}
-        plans: dict[tuple[int, str], tuple] = {}
-        memo: dict[tuple, tuple] = {}
+        s_words = np.frombuffer(src, dtype=">u8").reshape(n, 2)
+        d_words = np.frombuffer(dst, dtype=">u8").reshape(n, 2)
+        s_v4 = (s_words[:, 0] == 0) & ((s_words[:, 1] >> np.uint64(32)) == 0xFFFF)
+        d_v4 = (d_words[:, 0] == 0) & ((d_words[:, 1] >> np.uint64(32)) == 0xFFFF)
+        for i in np.nonzero(s_v4 != d_v4)[0].tolist():
+            bad.setdefault(i, ("family_mismatch", "src_addr and dst_addr are not of one family"))
+        good = np.ones(n, dtype=bool)
+        if bad:
+            good[list(bad)] = False
+        in_if_arr = np.asarray(in_if, dtype=np.int64) if in_if else None
+        mac_arr = np.frombuffer(src_mac, dtype="S6") if src_mac else None
+
         rib = self.rib
-        with_in_if = bool(in_if)
-        overrides = routing.overrides
-
-        for start in range(0, n, CHUNK):
-            with rib.lock:
-                for i in range(start, min(start + CHUNK, n)):
-                    if i in bad:
-                        continue
-                    s16 = src[16 * i : 16 * i + 16]
-                    d16 = dst[16 * i : 16 * i + 16]
-                    v4 = d16[:12] == V4_MAPPED
-                    if v4 != (s16[:12] == V4_MAPPED):
-                        bad[i] = ("family_mismatch", "src_addr and dst_addr are not of one family")
-                        continue
-                    family = IPV4_UNICAST if v4 else IPV6_UNICAST
-                    skey = s16[12:] if v4 else s16
-                    dkey = d16[12:] if v4 else d16
-                    e = exporter[i]
-                    plan = plans.get((e, family))
-                    if plan is None:
-                        exp = canon[e]
-                        chain, own = self.chain_for(exp, routing)  # type: ignore[arg-type]
-                        neighbor, is_fallback = self.pick_router(chain, own, family)
-                        if neighbor is None:
-                            plan = (None, -1, False)
-                        else:
-                            name = routing.names.get(neighbor, neighbor)
-                            ri = router_index.setdefault(name, len(router_index))
-                            plan = (neighbor, ri, is_fallback)
-                        plans[(e, family)] = plan
-                    neighbor, ri, is_fallback = plan
-                    flags = FALLBACK if is_fallback else 0
-                    res.router[i] = ri
-                    # dst
+        if self.build_views_inline:
+            self._warm_views(canon, ex[good], d_v4[good], routing)
+        for j in np.unique(ex[good]).tolist():
+            for v4 in (True, False):
+                idx = np.nonzero(good & (ex == j) & (d_v4 == v4))[0]
+                if not len(idx):
+                    continue
+                family = IPV4_UNICAST if v4 else IPV6_UNICAST
+                chain, own = self.chain_for(canon[j], routing)  # type: ignore[arg-type]
+                with rib.lock:
+                    neighbor, is_fallback = self.pick_router(chain, own, family)
                     if neighbor is not None:
-                        dm = memo.get((neighbor, dkey))
-                        if dm is None:
-                            dm = memo[(neighbor, dkey)] = self._answer(
-                                neighbor, family, dkey, routing, route_index, routes
-                            )
-                        sm = memo.get((neighbor, skey))
-                        if sm is None:
-                            sm = memo[(neighbor, skey)] = self._answer(
-                                neighbor, family, skey, routing, route_index, routes
-                            )
-                    else:
-                        dm = sm = _NO_ANSWER
-                    d_origin, d_peer, d_oprov, d_pprov, d_route, d_stale, d_set = dm
-                    s_origin, s_peer, s_oprov, s_pprov, s_route, s_stale, s_set = sm
-                    res.dst_origin_as[i] = d_origin
-                    res.dst_peer_as[i] = d_peer
-                    res.dst_route[i] = d_route
-                    res.src_origin_as[i] = s_origin
-                    res.src_route[i] = s_route
-                    if d_stale:
-                        flags |= DST_STALE
-                    if s_stale:
-                        flags |= SRC_STALE
-                    if d_set:
-                        flags |= DST_ORIGIN_AS_SET
-                    if s_set:
-                        flags |= SRC_ORIGIN_AS_SET
-                    if neighbor is not None and s_oprov in (NONE, DEFAULT):
-                        flags |= SRC_UNROUTED
-                    # override (by the exporter the flow names, not the router)
-                    rule = None
-                    if with_in_if and overrides.rules:
-                        cands = overrides.for_port(canon[e], in_if[i])  # type: ignore[arg-type, index]
-                        if cands is not None:
-                            mac = src_mac[6 * i : 6 * i + 6] if src_mac else None
-                            rule = first_match(cands, None if mac == NO_MAC else mac)
-                    if rule is not None:
-                        if s_pprov == BGP and s_peer != rule.peer_as:
-                            flags |= SRC_ASYMMETRIC
-                        s_peer, s_pprov = rule.peer_as, OVERRIDE
-                        res.override[i] = override_index.setdefault(rule.name, len(override_index))
-                    res.src_peer_as[i] = s_peer
-                    res.provenance[4 * i : 4 * i + 4] = bytes((s_oprov, s_pprov, d_oprov, d_pprov))
-                    res.flags[i] = flags
+                        batch.answer_group(self, neighbor, family, v4, idx, s_words, d_words)
+                if neighbor is not None:
+                    batch.router[idx] = batch.router_index(routing.names.get(neighbor, neighbor))
+                    if is_fallback:
+                        batch.flags[idx] |= FALLBACK
+                if in_if_arr is not None and routing.overrides.rules:
+                    batch.apply_overrides(canon[j], idx, in_if_arr, mac_arr)  # type: ignore[arg-type]
+            # (the exporter's override rules apply whatever the family)
 
-        res.routers = list(router_index)
-        res.overrides = list(override_index)
-        res.routes = routes
+        res = batch.finish()
         for i, (code, message) in sorted(bad.items()):
             res.errors.append((i, code, message))
-            res.router[i] = -1
         self.flows_resolved += n - len(bad)
         self.flows_bad += len(bad)
         return res
+
+    def _warm_views(self, canon: list, ex: np.ndarray, v4: np.ndarray, routing: Routing) -> None:
+        for j in np.unique(ex).tolist():
+            chain, own = self.chain_for(canon[j], routing)
+            for is_v4 in (True, False):
+                if not (v4 == is_v4).any():
+                    continue
+                family = IPV4_UNICAST if is_v4 else IPV6_UNICAST
+                with self.rib.lock:
+                    neighbor, _ = self.pick_router(chain, own, family)
+                    if neighbor is not None:
+                        self.views.usable(neighbor, family)  # asks for a build if stale
+        self.views.refresh()
 
     def _answer(
         self,
@@ -376,6 +339,207 @@ class Resolver:
 
 
 _NO_ANSWER = (0, 0, NONE, NONE, -1, False, False)
+
+
+class _Batch:
+    """Answer columns of one batch being resolved (numpy), and its dictionaries."""
+
+    def __init__(self, n: int, routing: Routing, with_routes: bool) -> None:
+        self.routing = routing
+        self.with_routes = with_routes
+        self.router = np.full(n, -1, dtype=np.int32)
+        self.so = np.zeros(n, dtype=np.uint32)
+        self.sp = np.zeros(n, dtype=np.uint32)
+        self.do = np.zeros(n, dtype=np.uint32)
+        self.dp = np.zeros(n, dtype=np.uint32)
+        self.prov = np.full((n, 4), NONE, dtype=np.uint8)  # s_origin, s_peer, d_origin, d_peer
+        self.flags = np.zeros(n, dtype=np.uint32)
+        self.sroute = np.full(n, -1, dtype=np.int32)
+        self.droute = np.full(n, -1, dtype=np.int32)
+        self.override = np.full(n, -1, dtype=np.int32)
+        self.routers: dict[str, int] = {}
+        self.overrides: dict[str, int] = {}
+        self.route_index: dict[tuple, int] = {}
+        self.routes: list[tuple[str, RouteMatch]] = []
+        self.memo: dict[tuple, tuple] = {}
+
+    def router_index(self, name: str) -> int:
+        return self.routers.setdefault(name, len(self.routers))
+
+    def add_route(self, name: str, m: RouteMatch) -> int:
+        key = (name, m.prefix, m.path_id, m.stale)
+        idx = self.route_index.get(key)
+        if idx is None:
+            idx = self.route_index[key] = len(self.routes)
+            self.routes.append((name, m))
+        return idx
+
+    def answer_group(
+        self,
+        resolver: Resolver,
+        neighbor: str,
+        family: str,
+        v4: bool,
+        idx: np.ndarray,
+        s_words: np.ndarray,
+        d_words: np.ndarray,
+    ) -> None:
+        """Answer flows ``idx`` from ``neighbor``'s RIB. Called under the RIB lock."""
+        if v4:
+            skeys = (s_words[idx, 1] & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+            dkeys = (d_words[idx, 1] & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+        else:
+            skeys, dkeys = s_words[idx, 0], d_words[idx, 0]
+        usable = resolver.views.usable(neighbor, family)
+        if usable is None:
+            slow = np.ones(len(idx), dtype=bool)
+        else:
+            view, changed = usable
+            slow = ranges_mask(dkeys, changed, v4) | ranges_mask(skeys, changed, v4)
+            if not v4 and len(view.long_v6):
+                slow |= np.isin(dkeys, view.long_v6) | np.isin(skeys, view.long_v6)
+            fast = ~slow
+            if fast.any():
+                name = self.routing.names.get(neighbor, neighbor)
+                fi = idx[fast]
+                self._gather(view, name, fi, view.lookup(dkeys[fast]), dst=True)
+                self._gather(view, name, fi, view.lookup(skeys[fast]), dst=False)
+        if slow.any():
+            s_raw = s_words[idx[slow]]
+            d_raw = d_words[idx[slow]]
+            for k, i in enumerate(idx[slow].tolist()):
+                self._answer_one(resolver, neighbor, family, v4, i, s_raw[k], d_raw[k])
+
+    def _gather(
+        self, view: CompiledView, name: str, fi: np.ndarray, leaf: np.ndarray, dst: bool
+    ) -> None:
+        ok = leaf >= 0
+        if not len(view.routes):
+            if not dst:
+                self.flags[fi] |= SRC_UNROUTED
+            return
+        lk = np.where(ok, leaf, 0)
+        prov = np.where(ok, view.provenance[lk], NONE).astype(np.uint8)
+        origins = view.origin_as_highest if self.routing.highest_as_set else view.origin_as
+        origin = np.where(ok, origins[lk], 0)
+        origin = np.where(prov == LOCAL, self.routing.local_as, origin)
+        peer = np.where(ok, view.peer_as[lk], 0)
+        stale = ok & view.stale[lk]
+        from_set = ok & view.from_set[lk]
+        if self.with_routes and ok.any():
+            mapping = np.full(len(view.routes), -1, dtype=np.int32)
+            for u in np.unique(leaf[ok]).tolist():
+                mapping[u] = self.add_route(name, view.routes[u])
+            route = np.where(ok, mapping[lk], -1)
+        else:
+            route = None
+        if dst:
+            self.do[fi], self.dp[fi] = origin, peer
+            self.prov[fi, 2] = prov
+            self.prov[fi, 3] = prov
+            self.flags[fi] |= np.where(stale, DST_STALE, 0).astype(np.uint32)
+            self.flags[fi] |= np.where(from_set, DST_ORIGIN_AS_SET, 0).astype(np.uint32)
+            if route is not None:
+                self.droute[fi] = route
+        else:
+            self.so[fi], self.sp[fi] = origin, peer
+            self.prov[fi, 0] = prov
+            self.prov[fi, 1] = prov
+            self.flags[fi] |= np.where(stale, SRC_STALE, 0).astype(np.uint32)
+            self.flags[fi] |= np.where(from_set, SRC_ORIGIN_AS_SET, 0).astype(np.uint32)
+            unrouted = (prov == NONE) | (prov == DEFAULT)
+            self.flags[fi] |= np.where(unrouted, SRC_UNROUTED, 0).astype(np.uint32)
+            if route is not None:
+                self.sroute[fi] = route
+
+    def _answer_one(
+        self,
+        resolver: Resolver,
+        neighbor: str,
+        family: str,
+        v4: bool,
+        i: int,
+        s_raw: np.ndarray,
+        d_raw: np.ndarray,
+    ) -> None:
+        """The exact path: pytricia lookups for one flow (memoised per batch)."""
+        s16 = s_raw.astype(">u8").tobytes()
+        d16 = d_raw.astype(">u8").tobytes()
+        skey = s16[12:] if v4 else s16
+        dkey = d16[12:] if v4 else d16
+        answers = []
+        for key in (dkey, skey):
+            a = self.memo.get((neighbor, key))
+            if a is None:
+                a = self.memo[(neighbor, key)] = resolver._answer(
+                    neighbor, family, key, self.routing, self.route_index, self.routes
+                )
+            answers.append(a)
+        (d_origin, d_peer, d_prov, _, d_route, d_stale, d_set) = answers[0]
+        (s_origin, s_peer, s_prov, _, s_route, s_stale, s_set) = answers[1]
+        self.do[i], self.dp[i], self.so[i], self.sp[i] = d_origin, d_peer, s_origin, s_peer
+        self.prov[i] = (s_prov, s_prov, d_prov, d_prov)
+        flags = 0
+        if d_stale:
+            flags |= DST_STALE
+        if s_stale:
+            flags |= SRC_STALE
+        if d_set:
+            flags |= DST_ORIGIN_AS_SET
+        if s_set:
+            flags |= SRC_ORIGIN_AS_SET
+        if s_prov in (NONE, DEFAULT):
+            flags |= SRC_UNROUTED
+        self.flags[i] |= flags
+        if self.with_routes:
+            self.droute[i], self.sroute[i] = d_route, s_route
+
+    def apply_overrides(
+        self, exporter: str, idx: np.ndarray, in_if: np.ndarray, macs: np.ndarray | None
+    ) -> None:
+        """src peer AS overrides for flows ``idx`` of one exporter (after the RIB answers)."""
+        ports = self.routing.overrides.ports_of(exporter)
+        if not ports:
+            return
+        iif = in_if[idx]
+        hit = np.isin(iif, list(ports))
+        if not hit.any():
+            return
+        for port in np.unique(iif[hit]).tolist():
+            sel = idx[iif == port]
+            cands = ports[port]
+            if cands[0][0] is None:  # first rule takes the whole port
+                self._override(sel, cands[0][1])
+                continue
+            for i in sel.tolist():
+                mac = bytes(macs[i]).ljust(6, b"\x00") if macs is not None else None
+                rule = first_match(cands, None if mac in (None, NO_MAC) else mac)
+                if rule is not None:
+                    self._override(np.array([i]), rule)
+
+    def _override(self, sel: np.ndarray, rule: OverrideRule) -> None:
+        asym = (self.prov[sel, 1] == BGP) & (self.sp[sel] != rule.peer_as)
+        self.flags[sel[asym]] |= SRC_ASYMMETRIC
+        self.sp[sel] = rule.peer_as
+        self.prov[sel, 1] = OVERRIDE
+        self.override[sel] = self.overrides.setdefault(rule.name, len(self.overrides))
+
+    def finish(self) -> Resolution:
+        return Resolution(
+            routers=list(self.routers),
+            router=self.router,
+            src_origin_as=self.so,
+            src_peer_as=self.sp,
+            dst_origin_as=self.do,
+            dst_peer_as=self.dp,
+            provenance=self.prov.tobytes(),
+            flags=self.flags,
+            routes=self.routes,
+            src_route=self.sroute,
+            dst_route=self.droute,
+            overrides=list(self.overrides),
+            override=self.override,
+        )
 
 
 def rows_to_columns(

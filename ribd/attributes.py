@@ -108,7 +108,7 @@ def derive_as_numbers(as_path: Iterable[Segment]) -> tuple[int, int, int, bool, 
     not who we exchange traffic with. Prepending never changes the answer since
     only the first and last AS are read.
     """
-    if len(as_path) == 1 and as_path[0][0] == AS_SEQUENCE:  # the common case
+    if len(as_path) == 1 and as_path[0][0] == AS_SEQUENCE and as_path[0][1]:  # common case
         asns = as_path[0][1]
         return asns[0], asns[-1], asns[-1], False, False
     segments = [(k, a) for k, a in as_path if k in (AS_SEQUENCE, AS_SET) and a]

@@ -51,6 +51,7 @@ from ribd.events import (
 )
 
 SWEEP_CHUNK = 4096  # prefixes rewritten per maintenance step, under the lock
+MAX_CHANGE_LOG = 65_536  # changed prefixes remembered for compiled lookup tables
 
 
 class PathSet(tuple):
@@ -147,6 +148,29 @@ class FamilyTable:
         self._free_slots: list[int] = []
         # Slots being cleared: (slot, remaining keys to visit).
         self._sweeps: list[tuple[int, list[str]]] = []
+        # Prefixes whose entry changed, in order, so compiled lookup tables
+        # (attribution.fastpath) know what they no longer answer for.
+        # changes[0] is change number changes_start.
+        self.changes: list[str] = []
+        self.changes_start = 0
+
+    @property
+    def change_seq(self) -> int:
+        """Number of the next change: a table compiled now has seen every change before it."""
+        return self.changes_start + len(self.changes)
+
+    def changes_since(self, seq: int) -> list[str] | None:
+        """Prefixes changed since ``seq``; None if the log no longer reaches back."""
+        if seq < self.changes_start:
+            return None
+        return self.changes[seq - self.changes_start :]
+
+    def trim_changes(self, upto: int) -> None:
+        """Forget changes before ``upto`` (every compiled table has caught up)."""
+        drop = min(upto, self.change_seq) - self.changes_start
+        if drop > 0:
+            del self.changes[:drop]
+            self.changes_start += drop
 
     def intern(self, entry: tuple) -> tuple:
         return self._entries.setdefault(entry, entry)
@@ -174,14 +198,23 @@ class FamilyTable:
                     continue
                 entry = trie.get(key)
                 if slot < len(entry) and entry[slot] is not None:
-                    self.put(key, entry, slot, None)
+                    # A released slot is read by nobody: not a change to log.
+                    self.put(key, entry, slot, None, log=False)
             if not keys:
                 self._sweeps.pop()
                 self._free_slots.append(slot)
         return done
 
-    def put(self, prefix: str, entry: tuple, slot: int, value: object) -> None:
+    def put(self, prefix: str, entry: tuple, slot: int, value: object, log: bool = True) -> None:
         """Store ``value`` for ``slot`` at ``prefix`` (``entry`` is the current one)."""
+        if log:
+            changes = self.changes
+            changes.append(prefix)
+            if len(changes) > MAX_CHANGE_LOG:
+                # Too far behind to be worth tracking: compiled tables older
+                # than this are simply rebuilt.
+                self.changes_start += len(changes)
+                changes.clear()
         n = len(entry)
         if slot < n:
             new = (*entry[:slot], value, *entry[slot + 1 :])

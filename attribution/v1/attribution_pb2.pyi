@@ -86,14 +86,16 @@ class FlowColumns(_message.Message):
     def __init__(self, exporters: _Optional[_Iterable[str]] = ..., exporter: _Optional[_Iterable[int]] = ..., src_addr: _Optional[bytes] = ..., dst_addr: _Optional[bytes] = ..., in_if: _Optional[_Iterable[int]] = ..., out_if: _Optional[_Iterable[int]] = ..., src_mac: _Optional[bytes] = ...) -> None: ...
 
 class FlowBatch(_message.Message):
-    __slots__ = ("batch_id", "flows", "columns")
+    __slots__ = ("batch_id", "flows", "columns", "omit_routes")
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     FLOWS_FIELD_NUMBER: _ClassVar[int]
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    OMIT_ROUTES_FIELD_NUMBER: _ClassVar[int]
     batch_id: int
     flows: FlowRows
     columns: FlowColumns
-    def __init__(self, batch_id: _Optional[int] = ..., flows: _Optional[_Union[FlowRows, _Mapping]] = ..., columns: _Optional[_Union[FlowColumns, _Mapping]] = ...) -> None: ...
+    omit_routes: bool
+    def __init__(self, batch_id: _Optional[int] = ..., flows: _Optional[_Union[FlowRows, _Mapping]] = ..., columns: _Optional[_Union[FlowColumns, _Mapping]] = ..., omit_routes: _Optional[bool] = ...) -> None: ...
 
 class FlowRows(_message.Message):
     __slots__ = ("flows",)

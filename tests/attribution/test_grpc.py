@@ -174,3 +174,14 @@ def test_reload_rpc_reports_the_outcome(service):
     _, stub, _ = service
     reply = stub.ReloadConfig(pb.ReloadConfigRequest())
     assert reply.ok and reply.overrides == 2
+
+
+def test_omit_routes_answers_as_numbers_only(service):
+    _, stub, _ = service
+    request, _, _ = columns_request(
+        [{"exporter": "127.0.1.1", "src_addr": "172.16.0.1", "dst_addr": "10.1.2.3"}]
+    )
+    request.omit_routes = True
+    cols = stub.ResolveBatch(request).columns
+    assert list(cols.dst_origin_as) == [65005]
+    assert len(cols.routes) == 0 and list(cols.dst_route) == [-1]

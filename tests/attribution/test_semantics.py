@@ -11,11 +11,22 @@ from ribd.events import SessionState
 from tests.attribution.helpers import CONFIG, EDGE1, EDGE3, build_world
 
 
+@pytest.fixture(autouse=True, params=["compiled", "exact"])
+def lookup_path(request):
+    """Every rule must hold on both paths: compiled (numpy) views and exact pytricia."""
+    global COMPILED
+    COMPILED = request.param == "compiled"
+    yield
+
+
+COMPILED = True
+
+
 def resolve(flows, config_text=CONFIG, rib_hook=None):
     rib, config = build_world(config_text)
     if rib_hook:
         rib_hook(rib)
-    resolver = Resolver(rib, config)
+    resolver = Resolver(rib, config, build_views_inline=COMPILED)
     res = resolver.resolve_dicts(flows)
     cols, errors = resolution_to_columns(res, config.local_as, config.as_set_policy == "highest")
     return list(columns_to_answers(cols, errors))
