@@ -56,7 +56,7 @@ class Service:
             restart_hold_time=settings.restart_hold_time,
         )
         self._apply_router_settings(self.config)
-        self.resolver = Resolver(self.rib, self.config)
+        self.resolver = Resolver(self.rib, self.config, build_views_inline=False)
         self.feed = FeedServer(
             feed_socket_path(settings), self.rib, exabgp_gone_hold_time=settings.restart_hold_time
         )
@@ -116,6 +116,9 @@ class Service:
             try:
                 while self.rib.maintenance() and not self._stop.is_set():
                     time.sleep(0.001)  # let readers in between chunks
+                # Compile the lookup views batches asked for (they use the
+                # exact path meanwhile).
+                self.resolver.views.refresh()
             except Exception:  # never let maintenance kill the daemon
                 log.exception("RIB maintenance failed")
 
