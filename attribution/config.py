@@ -262,6 +262,8 @@ def parse_config(text: str, path: str = "<config>") -> Config:
         raise c.fail(("service", None, "max_message_bytes"), "must be between 64 KiB and 1 GiB")
     snapshot_path = c.get(svc, sw, "snapshot_path", str, "")
     snapshot_interval = c.get(svc, sw, "snapshot_interval", float, 300.0)
+    if not 10 <= snapshot_interval <= 86400:
+        raise c.fail(("service", None, "snapshot_interval"), "must be between 10 and 86400 s")
     default_fallback = tuple(c.get(svc, sw, "fallback", list, []))
 
     bgp = c.get(data, ("", None, None), "bgp", dict, {})
