@@ -1,0 +1,423 @@
+"""Streaming readers: file lines -> flow-JSON-shaped dicts, one line at a time.
+
+Supported: flow JSON lines (``attribution resolve`` input or output),
+``nfdump -o csv``, pmacct print plugin CSV and JSON. Files may be gzip'ed.
+A malformed line never stops a run: the parser raises :class:`RecordError`,
+the caller records file + line number + reason in :class:`BadLines` and goes on.
+Lines are read with a length cap so one hostile line cannot exhaust memory.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import IO, Any, TextIO
+
+import orjson
+
+from attribution.reports.records import RecordError
+
+FORMATS = ("flow-json", "nfdump-csv", "pmacct-csv", "pmacct-json")
+MAX_LINE = 1 << 20  # 1 MiB: far above any real flow line
+
+NFDUMP_COLUMNS = [
+    "ts",
+    "te",
+    "td",
+    "sa",
+    "da",
+    "sp",
+    "dp",
+    "pr",
+    "flg",
+    "fwd",
+    "stos",
+    "ipkt",
+    "ibyt",
+    "opkt",
+    "obyt",
+    "in",
+    "out",
+    "sas",
+    "das",
+    "smk",
+    "dmk",
+    "dtos",
+    "dir",
+    "nh",
+    "nhb",
+    "svln",
+    "dvln",
+    "ismc",
+    "odmc",
+    "idmc",
+    "osmc",
+    "mpls1",
+    "mpls2",
+    "mpls3",
+    "mpls4",
+    "mpls5",
+    "mpls6",
+    "mpls7",
+    "mpls8",
+    "mpls9",
+    "mpls10",
+    "cl",
+    "sl",
+    "al",
+    "ra",
+    "eng",
+    "exid",
+    "tr",
+]
+
+
+@dataclass
+class BadLine:
+    file: str
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.reason}"
+
+
+@dataclass
+class BadLines:
+    """Collects malformed lines: counts per file, keeps the first examples, echoes some."""
+
+    echo: TextIO | None = None
+    echo_per_file: int = 20
+    keep: int = 1000
+    counts: dict[str, int] = field(default_factory=dict)
+    examples: list[BadLine] = field(default_factory=list)
+
+    def add(self, file: str, line: int, reason: str) -> None:
+        n = self.counts.get(file, 0) + 1
+        self.counts[file] = n
+        bad = BadLine(file, line, reason)
+        if len(self.examples) < self.keep:
+            self.examples.append(bad)
+        if self.echo is not None:
+            if n <= self.echo_per_file:
+                print(f"bad line: {bad}", file=self.echo)
+            elif n == self.echo_per_file + 1:
+                print(f"bad line: {file}: more bad lines, not shown (counted)", file=self.echo)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def open_binary(path: str) -> IO[bytes]:
+    """Open a file for streaming, transparently gunzipping (``-`` is stdin)."""
+    if path == "-":
+        return sys.stdin.buffer
+    fh: IO[bytes] = open(path, "rb")  # noqa: SIM115 - caller closes
+    if fh.peek(2)[:2] == b"\x1f\x8b":  # type: ignore[attr-defined]
+        return gzip.GzipFile(fileobj=fh)  # type: ignore[return-value]
+    return fh
+
+
+def iter_lines(fh: IO[bytes], max_len: int = MAX_LINE) -> Iterator[tuple[int, bytes | None]]:
+    """Yield (1-based line number, line); ``None`` for a line longer than ``max_len``."""
+    readline = fh.readline
+    n = 0
+    while True:
+        line = readline(max_len)
+        if not line:
+            return
+        n += 1
+        if len(line) >= max_len and not line.endswith(b"\n"):
+            while True:
+                rest = readline(max_len)
+                if not rest or rest.endswith(b"\n"):
+                    break
+            yield n, None
+            continue
+        yield n, line
+
+
+def detect_format(first_line: bytes) -> str | None:
+    """Guess the format from the first non-empty line; None when it is not recognised."""
+    text = first_line.lstrip(b"\xef\xbb\xbf").strip()
+    if text.startswith(b"{"):
+        try:
+            obj = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return "flow-json"
+        if isinstance(obj, dict) and ("exporter" in obj or "src_addr" in obj):
+            return "flow-json"
+        if isinstance(obj, dict) and (
+            "event_type" in obj or "peer_ip_src" in obj or "ip_src" in obj or "writer_id" in obj
+        ):
+            return "pmacct-json"
+        return "flow-json"
+    if text.startswith(b"ts,te,"):
+        return "nfdump-csv"
+    upper = text.upper()
+    if any(name in upper for name in (b"SRC_IP", b"PEER_SRC_IP", b"SRC_AS", b"IN_IFACE")) and (
+        b"BYTES" in upper or b"PACKETS" in upper
+    ):
+        return "pmacct-csv"
+    return None
+
+
+def sniff_format(path: str) -> str | None:
+    """Format of a file from its first non-empty line; "" for a file with none."""
+    if path == "-":
+        return None
+    with open_binary(path) as fh:
+        for _, line in iter_lines(fh, 65536):
+            if line is not None and line.strip():
+                return detect_format(line)
+    return ""
+
+
+# --------------------------------------------------------------------------- parsers
+# A parser is called with each raw line and returns a flow dict, or None for a
+# line that carries no flow (blank, header, nfdump summary, pmacct marker).
+
+
+def _to_int(value: Any, key: str) -> int:
+    if type(value) is int:
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isdigit():
+            return int(text)
+        if text == "":
+            return 0
+    raise RecordError(f"{key}: expected an integer, got {str(value)[:40]!r}")
+
+
+def _asn(value: Any, key: str) -> int:
+    if isinstance(value, str) and value.upper().startswith("AS"):
+        value = value[2:]
+    return _to_int(value, key)
+
+
+class FlowJsonParser:
+    """Flow JSON lines as documented in docs/flow-json.md (attributed or not)."""
+
+    def __call__(self, line: bytes) -> dict[str, Any] | None:
+        if not line.strip():
+            return None
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise RecordError(f"not valid JSON: {exc}") from None
+        if type(obj) is not dict:
+            raise RecordError(f"expected a JSON object, got {type(obj).__name__}")
+        return obj
+
+
+class NfdumpCsvParser:
+    """``nfdump -o csv``: header line, data lines, then a ``Summary`` block to skip.
+
+    nfdump prints ``ts``/``te`` as local time without a zone (read in
+    ``input_timezone``); ``ra`` is the exporter; ``ibyt``/``ipkt`` are the
+    counters (``obyt``/``opkt`` belong to the reverse direction of bidirectional
+    NSEL flows and are ignored); ``sas``/``das`` are the exporter's own ASes.
+    nfcapd normally renormalises sampled counters already, hence ``scaled``.
+    """
+
+    def __init__(self, scaled: bool = True) -> None:
+        self.columns = NFDUMP_COLUMNS
+        self.index = {name: i for i, name in enumerate(self.columns)}
+        self.in_summary = False
+        self.rate = 1 if scaled else 0
+
+    def __call__(self, line: bytes) -> dict[str, Any] | None:
+        text = line.decode("utf-8", "replace").strip()
+        if not text:
+            return None
+        if text.startswith("ts,te,"):
+            self.columns = text.split(",")
+            self.index = {name: i for i, name in enumerate(self.columns)}
+            missing = [c for c in ("te", "sa", "da", "ibyt", "ra") if c not in self.index]
+            if missing:
+                raise RecordError(f"nfdump csv header lacks {', '.join(missing)}")
+            self.in_summary = False
+            return None
+        if text == "Summary" or text.startswith("Summary,"):
+            self.in_summary = True
+            return None
+        if self.in_summary:
+            return None
+        fields = text.split(",")
+        if len(fields) != len(self.columns):
+            raise RecordError(
+                f"expected {len(self.columns)} comma-separated fields, got {len(fields)}"
+            )
+        ix = self.index
+
+        def get(name: str, default: str = "") -> str:
+            i = ix.get(name)
+            return fields[i].strip() if i is not None else default
+
+        flow: dict[str, Any] = {
+            "exporter": get("ra") or None,
+            "src_addr": get("sa"),
+            "dst_addr": get("da"),
+            "in_if": _to_int(get("in", "0"), "in"),
+            "out_if": _to_int(get("out", "0"), "out"),
+            "bytes": _to_int(get("ibyt"), "ibyt"),
+            "packets": _to_int(get("ipkt", "0"), "ipkt"),
+            "sampling_rate": self.rate,
+            "time": get("te") or get("ts") or None,
+            # the exporter's own view, used when no attribution service is given
+            "src_origin_as": _to_int(get("sas", "0"), "sas"),
+            "dst_origin_as": _to_int(get("das", "0"), "das"),
+            "src_origin_provenance": "nfdump",
+            "dst_origin_provenance": "nfdump",
+        }
+        mac = get("ismc")
+        if mac and mac != "00:00:00:00:00:00":
+            flow["src_mac"] = mac
+        nh = get("nh")
+        if nh and nh not in ("0.0.0.0", "::"):
+            flow["next_hop"] = nh
+        return flow
+
+
+# pmacct print plugin: CSV headers are upper case and named differently from the
+# JSON keys; both are mapped onto the JSON names.
+PMACCT_CSV_ALIASES = {
+    "PEER_SRC_IP": "peer_ip_src",
+    "PEER_DST_IP": "peer_ip_dst",
+    "IN_IFACE": "iface_in",
+    "OUT_IFACE": "iface_out",
+    "SRC_IP": "ip_src",
+    "DST_IP": "ip_dst",
+    "SRC_HOST": "ip_src",
+    "DST_HOST": "ip_dst",
+    "SRC_AS": "as_src",
+    "DST_AS": "as_dst",
+    "PEER_SRC_AS": "peer_as_src",
+    "PEER_DST_AS": "peer_as_dst",
+    "SRC_MAC": "mac_src",
+    "AS_PATH": "as_path",
+    "SRC_AS_PATH": "src_as_path",
+    "SAMPLING_RATE": "sampling_rate",
+    "TIMESTAMP_START": "timestamp_start",
+    "TIMESTAMP_END": "timestamp_end",
+    "STAMP_INSERTED": "stamp_inserted",
+    "STAMP_UPDATED": "stamp_updated",
+    "PACKETS": "packets",
+    "BYTES": "bytes",
+    "FLOWS": "flows",
+}
+_PATH_SPLIT = re.compile(r"[\s_,]+")
+
+
+def _pmacct_path(value: Any) -> list[int]:
+    if isinstance(value, list):
+        return [v for v in value if type(v) is int]
+    if not isinstance(value, str) or not value:
+        return []
+    return [int(tok) for tok in _PATH_SPLIT.split(value) if tok.isdigit()]
+
+
+def pmacct_to_flow(rec: Mapping[str, Any]) -> dict[str, Any]:
+    """Map one pmacct record (JSON key names) onto a flow dict with pmacct's own answers.
+
+    Time is the flow end if aggregated (``timestamp_end``), else its start,
+    else the ``print_history`` bin (``stamp_inserted``), else ``stamp_updated``.
+    """
+    exporter = rec.get("peer_ip_src")
+    if not exporter:
+        raise RecordError("peer_ip_src: missing (add peer_src_ip to the pmacct aggregate)")
+    when = None
+    for key in ("timestamp_end", "timestamp_start", "stamp_inserted", "stamp_updated"):
+        v = rec.get(key)
+        if v not in (None, "", 0, "0") and not (isinstance(v, str) and v.startswith("0000")):
+            when = v
+            break
+    if when is None:
+        raise RecordError("no time: needs timestamp_start/_end or print_history (stamp_inserted)")
+    flow: dict[str, Any] = {
+        "exporter": exporter,
+        "src_addr": rec.get("ip_src", ""),
+        "dst_addr": rec.get("ip_dst", ""),
+        "in_if": _to_int(rec.get("iface_in", 0), "iface_in"),
+        "out_if": _to_int(rec.get("iface_out", 0), "iface_out"),
+        "bytes": _to_int(rec.get("bytes"), "bytes"),
+        "packets": _to_int(rec.get("packets", 0), "packets"),
+        "sampling_rate": _to_int(rec.get("sampling_rate", 0), "sampling_rate"),
+        "time": when,
+        "src_origin_as": _asn(rec.get("as_src", 0), "as_src"),
+        "dst_origin_as": _asn(rec.get("as_dst", 0), "as_dst"),
+        "src_peer_as": _asn(rec.get("peer_as_src", 0), "peer_as_src"),
+        "dst_peer_as": _asn(rec.get("peer_as_dst", 0), "peer_as_dst"),
+        "src_origin_provenance": "pmacct",
+        "dst_origin_provenance": "pmacct",
+        "src_as_path": _pmacct_path(rec.get("src_as_path")),
+        "dst_as_path": _pmacct_path(rec.get("as_path")),
+    }
+    mac = rec.get("mac_src")
+    if mac and mac != "00:00:00:00:00:00":
+        flow["src_mac"] = mac
+    return flow
+
+
+class PmacctJsonParser:
+    """pmacct print plugin ``print_output: json`` (one object per line)."""
+
+    def __call__(self, line: bytes) -> dict[str, Any] | None:
+        if not line.strip():
+            return None
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise RecordError(f"not valid JSON: {exc}") from None
+        if type(obj) is not dict:
+            raise RecordError(f"expected a JSON object, got {type(obj).__name__}")
+        if obj.get("event_type") in ("purge_init", "purge_close"):
+            return None  # print_markers
+        return pmacct_to_flow(obj)
+
+
+class PmacctCsvParser:
+    """pmacct print plugin ``print_output: csv``; the first line is the header."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] | None = None
+        self.sep = ","
+
+    def __call__(self, line: bytes) -> dict[str, Any] | None:
+        text = line.decode("utf-8", "replace").rstrip("\r\n")
+        if not text.strip():
+            return None
+        if self.keys is None or "BYTES" in {f.strip().upper() for f in text.split(self.sep)}:
+            self._header(text)  # the first line, or a repeated header of appended output
+            return None
+        fields = text.split(self.sep)
+        if len(fields) != len(self.keys):
+            raise RecordError(f"expected {len(self.keys)} fields, got {len(fields)}")
+        return pmacct_to_flow(dict(zip(self.keys, (f.strip() for f in fields), strict=True)))
+
+    def _header(self, text: str) -> None:
+        for sep in (",", "\t", ";", "|"):
+            if sep in text:
+                self.sep = sep
+                break
+        names = [n.strip().upper() for n in text.split(self.sep)]
+        self.keys = [PMACCT_CSV_ALIASES.get(n, n.lower()) for n in names]
+        if "bytes" not in self.keys:
+            raise RecordError("pmacct csv header has no BYTES column")
+
+
+def make_parser(fmt: str, nfdump_scaled: bool = True) -> Callable[[bytes], dict[str, Any] | None]:
+    if fmt == "flow-json":
+        return FlowJsonParser()
+    if fmt == "nfdump-csv":
+        return NfdumpCsvParser(scaled=nfdump_scaled)
+    if fmt == "pmacct-json":
+        return PmacctJsonParser()
+    if fmt == "pmacct-csv":
+        return PmacctCsvParser()
+    raise ValueError(f"unknown input format {fmt!r} (known: {', '.join(FORMATS)})")
