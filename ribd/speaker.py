@@ -1,0 +1,639 @@
+"""A BGP speaker for tests and demos: a second ExaBGP on loopback announcing routes.
+
+``Speaker`` runs its own ExaBGP that connects to our (supervised) ExaBGP and
+announces a given table, IPv4 and IPv6 (IPv6 over the IPv4 session, MP-BGP),
+then End-of-RIB. At run time it can announce and withdraw routes and tear the
+session down, through a small control process (``python -m ribd.speaker
+--control SOCKET``) that ExaBGP runs as its API process: it copies the
+Speaker's commands to ExaBGP and ExaBGP's events and acks back.
+
+Only loopback is ever used (127.0.0.0/8, ::1): constructing a Speaker with any
+other address raises ValueError.
+
+``BgpTestbed`` wires the service side (Rib + FeedServer + ExabgpSupervisor +
+maintenance) on a free loopback port; tests elsewhere and ``attribution demo``
+can reuse it. ``free_port`` and ``wait_until`` are small helpers for both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import ipaddress
+import logging
+import os
+import pwd
+import queue
+import shutil
+import socket
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+
+import orjson
+
+from ribd.exabgp import (
+    ExabgpSupervisor,
+    child_environment,
+    default_exabgp_command,
+    log_output,
+    spawn_child,
+    terminate_child,
+)
+from ribd.feed import FeedServer, RibMaintenance
+from ribd.rib import Rib
+from ribd.settings import BgpSettings, NeighborSettings
+
+log = logging.getLogger(__name__)
+
+CommunityLike = str | Sequence[int]
+
+
+def _require_loopback(address: str, what: str) -> str:
+    ip = ipaddress.ip_address(address)
+    if not ip.is_loopback:
+        raise ValueError(f"{what} {address} is not a loopback address; Speaker stays on loopback")
+    return str(ip)
+
+
+def _community_text(value: CommunityLike, parts: int) -> str:
+    items = value.split(":") if isinstance(value, str) else [str(v) for v in value]
+    if len(items) != parts or not all(i.isdigit() for i in items):
+        raise ValueError(f"bad {'large ' if parts == 3 else ''}community {value!r}")
+    return ":".join(str(int(i)) for i in items)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Route:
+    """One route to announce.
+
+    ``as_path``: AS numbers in order; a nested list is an AS_SET (usually the
+    last element, e.g. ``[65001, 65002, [64512, 64513]]``). Communities are
+    ``"65000:1"`` / ``(65000, 1)``, large communities ``"65000:1:2"`` /
+    ``(65000, 1, 2)``. ``path_id`` needs ADD-PATH on both sides.
+    """
+
+    prefix: str
+    next_hop: str
+    as_path: tuple[int | tuple[int, ...], ...] = ()
+    communities: tuple[str, ...] = ()
+    large_communities: tuple[str, ...] = ()
+    local_pref: int | None = None
+    med: int | None = None
+    origin: str = "igp"
+    path_id: int | None = None
+
+    def __post_init__(self) -> None:
+        net = ipaddress.ip_network(self.prefix, strict=True)
+        ipaddress.ip_address(self.next_hop)
+        path = tuple(
+            tuple(int(a) for a in seg) if isinstance(seg, list | tuple) else int(seg)
+            for seg in self.as_path
+        )
+        object.__setattr__(self, "prefix", str(net))
+        object.__setattr__(self, "as_path", path)
+        object.__setattr__(
+            self, "communities", tuple(_community_text(c, 2) for c in self.communities)
+        )
+        object.__setattr__(
+            self, "large_communities", tuple(_community_text(c, 3) for c in self.large_communities)
+        )
+        if self.origin not in ("igp", "egp", "incomplete"):
+            raise ValueError(f"bad origin {self.origin!r}")
+
+    @property
+    def family(self) -> str:
+        return "ipv6 unicast" if ":" in self.prefix else "ipv4 unicast"
+
+    def flat_path(self) -> list[int | list[int]]:
+        """The path as ``PathAttributes.flat_path()`` shows it (for assertions)."""
+        return [list(s) if isinstance(s, tuple) else s for s in self.as_path]
+
+    def exabgp(self) -> str:
+        """The route in ExaBGP's ``route ...`` syntax (config and API)."""
+        words = [f"route {self.prefix} next-hop {self.next_hop} origin {self.origin}"]
+        if self.as_path:
+            segments: list[str] = []
+            sequence: list[str] = []
+            for item in self.as_path:
+                if isinstance(item, tuple):
+                    if sequence:
+                        segments.append("[ " + " ".join(sequence) + " ]")
+                        sequence = []
+                    segments.append("( " + " ".join(str(a) for a in item) + " )")
+                else:
+                    sequence.append(str(item))
+            if sequence:
+                segments.append("[ " + " ".join(sequence) + " ]")
+            words.append("as-path " + " ".join(segments))
+        if self.local_pref is not None:
+            words.append(f"local-preference {int(self.local_pref)}")
+        if self.med is not None:
+            words.append(f"med {int(self.med)}")
+        if self.communities:
+            words.append("community [ " + " ".join(self.communities) + " ]")
+        if self.large_communities:
+            words.append("large-community [ " + " ".join(self.large_communities) + " ]")
+        if self.path_id is not None:
+            words.append(f"path-information {int(self.path_id)}")
+        return " ".join(words)
+
+
+def _breaks_exabgp_config(route: Route) -> bool:
+    """ExaBGP 5.0.15 caches NetMask objects by value and overwrites their
+    ``maximum``: an IPv6 /32 in the config turns the IPv4 peer's /32 into a
+    2**96-address range and the config is refused ("can only use ip ranges
+    ... with passive neighbors"). Such routes are announced through the API
+    once the control process is up instead."""
+    return route.prefix.endswith("/32") and ":" in route.prefix
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` right now (for a listener started soon after)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_until(
+    predicate: Callable[[], object], timeout: float = 15.0, interval: float = 0.02, what: str = ""
+) -> object:
+    """Poll ``predicate`` until truthy; raise TimeoutError naming ``what`` if it never is."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+class SpeakerError(RuntimeError):
+    pass
+
+
+class Speaker:
+    """A loopback BGP speaker (ExaBGP) that connects to ``peer_address:peer_port``.
+
+    Use as a context manager or call ``start()``/``stop()``. ``routes`` are
+    announced when the session comes up (and again after each reconnect),
+    followed by End-of-RIB.
+    """
+
+    def __init__(
+        self,
+        *,
+        peer_port: int,
+        peer_as: int,
+        local_as: int,
+        peer_address: str = "127.0.0.1",
+        local_address: str = "127.0.0.2",
+        router_id: str | None = None,
+        routes: Iterable[Route] = (),
+        add_path: bool = True,
+        hold_time: int = 30,
+        exabgp_command: Sequence[str] | None = None,
+        work_dir: str | None = None,
+    ) -> None:
+        self.peer_address = _require_loopback(peer_address, "peer address")
+        self.local_address = _require_loopback(local_address, "local address")
+        if ":" in self.peer_address or ":" in self.local_address:
+            raise ValueError("the speaker session runs over IPv4 loopback (IPv6 routes via MP-BGP)")
+        self.peer_port = int(peer_port)
+        self.peer_as = int(peer_as)
+        self.local_as = int(local_as)
+        self.router_id = router_id or self.local_address
+        self.routes = list(routes)
+        self._initial_routes = list(self.routes)
+        self.add_path = add_path
+        self.hold_time = hold_time
+        self.command = list(exabgp_command or default_exabgp_command())
+        self._own_dir = work_dir is None
+        self.work_dir = work_dir or tempfile.mkdtemp(prefix="ribd-speaker-", dir="/tmp")
+        self.control_socket = os.path.join(self.work_dir, "control.sock")
+        self._proc = None
+        self._pump: threading.Thread | None = None
+        self._listener: socket.socket | None = None
+        self._conn: socket.socket | None = None
+        self._conn_lock = threading.Lock()
+        self._command_lock = threading.Lock()
+        self._acks: queue.Queue[str] = queue.Queue()
+        self._cond = threading.Condition()
+        self._session = "idle"
+        self._ups = 0
+        self._downs = 0
+        self.events: list[dict] = []  # ExaBGP's state/notification lines, for tests
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
+
+    # -- config --
+
+    def render_config(self) -> str:
+        control = " ".join([sys.executable, "-m", "ribd.speaker", "--control", self.control_socket])
+        routes = "".join(
+            f"        {r.exabgp()};\n" for r in self.routes if not _breaks_exabgp_config(r)
+        )
+        return (
+            "process control {\n"
+            f"    run {control};\n"
+            "    encoder json;\n"
+            "}\n"
+            f"neighbor {self.peer_address} {{\n"
+            f"    router-id {self.router_id};\n"
+            f"    local-address {self.local_address};\n"
+            f"    local-as {self.local_as};\n"
+            f"    peer-as {self.peer_as};\n"
+            f"    hold-time {self.hold_time};\n"
+            "    passive false;\n"
+            f"    connect {self.peer_port};\n"
+            "    adj-rib-in false;\n"
+            "    adj-rib-out true;\n"
+            f"    manual-eor {'true' if self._deferred() else 'false'};\n"
+            "    family {\n        ipv4 unicast;\n        ipv6 unicast;\n    }\n"
+            "    capability {\n"
+            f"        add-path {'send' if self.add_path else 'disable'};\n"
+            "        route-refresh;\n"
+            "    }\n"
+            "    api {\n        processes [ control ];\n        neighbor-changes;\n"
+            "        receive {\n            parsed;\n            notification;\n"
+            "            refresh;\n        }\n    }\n"
+            f"    static {{\n{routes}    }}\n"
+            "}\n"
+        )
+
+    def render_env(self) -> dict[str, str]:
+        return {
+            "exabgp.tcp.bind": "",  # never listen: we only connect out
+            "exabgp.api.ack": "true",  # "done"/"error" per command
+            "exabgp.api.cli": "false",
+            "exabgp.api.encoder": "json",
+            "exabgp.daemon.daemonize": "false",
+            "exabgp.daemon.user": pwd.getpwuid(os.getuid()).pw_name,
+            "exabgp.log.destination": os.path.join(self.work_dir, "exabgp.log"),
+            "exabgp.log.level": "INFO",
+            "exabgp.log.short": "false",
+        }
+
+    # -- lifetime --
+
+    def start(self) -> Speaker:
+        if self._proc is not None:
+            raise SpeakerError("speaker already started")
+        self._stopping.clear()
+        os.makedirs(self.work_dir, exist_ok=True)
+        config = os.path.join(self.work_dir, "speaker.conf")
+        with open(config, "w") as f:
+            f.write(self.render_config())
+        if os.path.exists(self.control_socket):
+            os.unlink(self.control_socket)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(self.control_socket)
+        listener.listen(4)
+        listener.settimeout(0.2)
+        self._listener = listener
+        self._spawn_thread(self._accept_loop, "speaker-accept")
+        self._proc = spawn_child(
+            [*self.command, config], child_environment(self.render_env()), self.work_dir
+        )
+        self._pump = log_output(self._proc, log, "speaker-exabgp")
+        log.info(
+            "speaker ExaBGP pid %d -> %s:%d", self._proc.pid, self.peer_address, self.peer_port
+        )
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop ExaBGP (it closes the session with a Cease) and clean up."""
+        self._stopping.set()
+        if self._proc is not None:
+            terminate_child(self._proc, timeout)
+            if self._pump is not None:
+                self._pump.join(2.0)
+            self._proc = None
+        with self._conn_lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        for t in self._threads:
+            t.join(2.0)
+        self._threads.clear()
+        with self._cond:
+            self._session = "idle"
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        self.stop()
+        if self._own_dir and not os.environ.get("RIBD_KEEP_TESTBED"):
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    def __enter__(self) -> Speaker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    # -- session --
+
+    @property
+    def established(self) -> bool:
+        with self._cond:
+            return self._session == "up"
+
+    @property
+    def sessions_established(self) -> int:
+        """How many times the session came up (to wait for a re-establishment)."""
+        with self._cond:
+            return self._ups
+
+    def wait_established(self, timeout: float = 30.0, after: int = 0) -> None:
+        """Wait until the session is up (and has come up more than ``after`` times)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not (self._session == "up" and self._ups > after):
+                left = deadline - time.monotonic()
+                if left <= 0 or self._proc is None:
+                    raise TimeoutError(
+                        f"BGP session {self.local_address} -> {self.peer_address}:{self.peer_port} "
+                        f"not established after {timeout}s (state {self._session})"
+                    )
+                self._cond.wait(min(left, 0.2))
+
+    def wait_down(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._session == "up":
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("BGP session still up")
+                self._cond.wait(min(left, 0.2))
+
+    def set_table(self, routes: Iterable[Route]) -> None:
+        """Replace the table announced at the next ``start()`` (while stopped)."""
+        if self._proc is not None:
+            raise SpeakerError("set_table() needs a stopped speaker; use announce/withdraw")
+        self.routes = list(routes)
+        self._initial_routes = list(self.routes)
+
+    # -- runtime commands --
+
+    def announce(self, route: Route, timeout: float = 10.0) -> None:
+        """Announce (or replace) ``route``; it is also re-sent after a reconnect."""
+        self._command(f"neighbor {self.peer_address} announce {route.exabgp()}", timeout)
+        self.routes = [
+            r for r in self.routes if (r.prefix, r.path_id) != (route.prefix, route.path_id)
+        ]
+        self.routes.append(route)
+
+    def withdraw(self, prefix: str, path_id: int | None = None, timeout: float = 10.0) -> None:
+        """Withdraw a route announced earlier (by prefix and, with ADD-PATH, path id)."""
+        prefix = str(ipaddress.ip_network(prefix, strict=True))
+        known = [r for r in self.routes if (r.prefix, r.path_id) == (prefix, path_id)]
+        next_hop = known[0].next_hop if known else ("::1" if ":" in prefix else "127.0.0.2")
+        words = f"route {prefix} next-hop {next_hop}"
+        if path_id is not None:
+            words += f" path-information {int(path_id)}"
+        self._command(f"neighbor {self.peer_address} withdraw {words}", timeout)
+        self.routes = [r for r in self.routes if (r.prefix, r.path_id) != (prefix, path_id)]
+
+    def teardown(self, subcode: int = 2, timeout: float = 10.0) -> None:
+        """Close the session with a NOTIFICATION (Cease, ``subcode``; 2 = admin shutdown).
+
+        ExaBGP reconnects by itself after its backoff (0 s the first time).
+        """
+        self._command(f"neighbor {self.peer_address} teardown {int(subcode)}", timeout)
+
+    def _command(self, line: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._conn_lock:
+                conn = self._conn
+            if conn is not None:
+                break
+            if time.monotonic() >= deadline or self._proc is None:
+                raise SpeakerError("speaker control process not connected")
+            time.sleep(0.02)
+        with self._command_lock:
+            while not self._acks.empty():
+                self._acks.get_nowait()
+            conn.sendall(line.encode() + b"\n")
+            try:
+                answer = self._acks.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                raise SpeakerError(f"no answer from ExaBGP to {line!r}") from None
+        if answer != "done":
+            raise SpeakerError(f"ExaBGP answered {answer!r} to {line!r}")
+
+    # -- control connection --
+
+    def _spawn_thread(self, target: Callable[..., None], name: str, *args: object) -> None:
+        t = threading.Thread(target=target, args=args, name=name, daemon=True)
+        self._threads.append(t)
+        t.start()
+
+    def _accept_loop(self) -> None:
+        listener = self._listener
+        while listener is not None and not self._stopping.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conn.settimeout(None)
+            with self._conn_lock:
+                old, self._conn = self._conn, conn
+            if old is not None:
+                old.close()
+            self._spawn_thread(self._read_control, "speaker-control", conn)
+
+    def _deferred(self) -> list[Route]:
+        return [r for r in self._initial_routes if _breaks_exabgp_config(r)]
+
+    def _announce_deferred(self) -> None:
+        """Session up: announce the routes the config could not hold, then End-of-RIB."""
+        try:
+            for route in self._deferred():
+                self._command(f"neighbor {self.peer_address} announce {route.exabgp()}", 10.0)
+            for family in ("ipv4", "ipv6"):
+                self._command(f"neighbor {self.peer_address} announce eor {family} unicast", 10.0)
+        except SpeakerError as exc:
+            log.error("could not complete the initial table: %s", exc)
+
+    def _read_control(self, conn: socket.socket) -> None:
+        buf = b""
+        while True:
+            try:
+                data = conn.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            buf += data
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                self._on_line(line.strip())
+
+    def _on_line(self, line: bytes) -> None:
+        if line in (b"done", b"error"):
+            self._acks.put(line.decode())
+            return
+        if not line.startswith(b"{"):
+            return
+        try:
+            msg = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            return
+        if msg.get("type") in ("state", "notification"):
+            self.events.append(msg)
+        if msg.get("type") == "state":
+            state = msg.get("neighbor", {}).get("state")
+            with self._cond:
+                if state == "up":
+                    self._ups += 1
+                    if self._deferred():
+                        self._spawn_thread(self._announce_deferred, "speaker-deferred")
+                elif state == "down" and self._session == "up":
+                    self._downs += 1
+                self._session = state or self._session
+                self._cond.notify_all()
+
+
+def _control_main(socket_path: str) -> int:
+    """The speaker ExaBGP's API process: commands from the Speaker in, events out."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            sock.connect(socket_path)
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                return 1
+            time.sleep(0.05)
+
+    def commands() -> None:
+        while True:
+            try:
+                data = sock.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            os.write(1, data)
+
+    threading.Thread(target=commands, daemon=True).start()
+    connected = True
+    while True:
+        data = os.read(0, 65536)
+        if not data:
+            return 0
+        if connected:
+            try:
+                sock.sendall(data)
+            except OSError:
+                connected = False  # keep draining stdin so ExaBGP never blocks
+
+
+# -- the service side, wired for tests and demos ----------------------------------
+
+
+class BgpTestbed:
+    """Rib + FeedServer + supervised ExaBGP listening on 127.0.0.1:<free port>.
+
+    ``neighbors`` default to one iBGP router at 127.0.0.2. Start speakers with
+    ``speaker(routes=...)``; everything is stopped by ``close()``.
+    """
+
+    def __init__(
+        self,
+        *,
+        local_as: int = 65000,
+        neighbors: Sequence[NeighborSettings] | None = None,
+        stale_hold_time: float = 0.0,
+        restart_hold_time: float = 60.0,
+        restart_backoff_initial: float = 0.2,
+        restart_backoff_max: float = 2.0,
+        work_dir: str | None = None,
+    ) -> None:
+        self._own_dir = work_dir is None
+        self.work_dir = work_dir or tempfile.mkdtemp(prefix="ribd-bgp-", dir="/tmp")
+        self.port = free_port()
+        self.settings = BgpSettings(
+            local_as=local_as,
+            router_id="127.0.0.1",
+            listen_address="127.0.0.1",
+            listen_port=self.port,
+            neighbors=tuple(
+                neighbors
+                if neighbors is not None
+                else [NeighborSettings(name="r1", address="127.0.0.2", peer_as=local_as)]
+            ),
+            feed_socket=os.path.join(self.work_dir, "feed.sock"),
+            stale_hold_time=stale_hold_time,
+            restart_hold_time=restart_hold_time,
+            restart_backoff_initial=restart_backoff_initial,
+            restart_backoff_max=restart_backoff_max,
+            work_dir=self.work_dir,
+        )
+        self.rib = Rib(
+            stale_hold_time=stale_hold_time,
+            router_names={n.address: n.name for n in self.settings.neighbors},
+        )
+        self.feed = FeedServer(
+            self.settings.feed_socket, self.rib, exabgp_gone_hold_time=restart_hold_time
+        )
+        self.supervisor = ExabgpSupervisor(self.settings, self.rib)
+        self.maintenance = RibMaintenance(self.rib, interval=0.05)
+        self.speakers: list[Speaker] = []
+
+    def start(self) -> BgpTestbed:
+        self.feed.start()
+        self.maintenance.start()
+        self.supervisor.start()
+        return self
+
+    def speaker(self, *, local_address: str = "127.0.0.2", **kwargs: object) -> Speaker:
+        """A started Speaker aimed at our ExaBGP (stopped by ``close()``)."""
+        kwargs.setdefault("peer_as", self.settings.local_as)
+        kwargs.setdefault("local_as", self.settings.local_as)
+        s = Speaker(peer_port=self.port, local_address=local_address, **kwargs)  # type: ignore[arg-type]
+        self.speakers.append(s)
+        return s.start()
+
+    def close(self) -> None:
+        for s in self.speakers:
+            s.close()
+        self.supervisor.stop()
+        self.feed.stop()
+        self.maintenance.stop()
+        if self._own_dir and not os.environ.get("RIBD_KEEP_TESTBED"):
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    def __enter__(self) -> BgpTestbed:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="ribd test speaker helpers")
+    parser.add_argument("--control", help="run as the speaker ExaBGP's API process")
+    args = parser.parse_args(argv)
+    if args.control:
+        return _control_main(args.control)
+    parser.error("nothing to do (use the Speaker class)")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
