@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import signal
 import tempfile
 import threading
@@ -21,6 +22,7 @@ from attribution.resolver import Resolver
 from ribd.exabgp import ExabgpSupervisor, feed_socket_path
 from ribd.feed import FeedServer
 from ribd.rib import Rib
+from ribd.snapshot import SnapshotError, load_snapshot, write_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,9 @@ class Service:
         self._maintenance = threading.Thread(
             target=self._maintain, name="rib-maintenance", daemon=True
         )
+        self._snapshots = threading.Thread(
+            target=self._snapshot_loop, name="rib-snapshots", daemon=True
+        )
 
     def _apply_router_settings(self, config: Config) -> None:
         self.rib.router_names = {r.neighbor: r.name for r in config.routers}
@@ -87,6 +92,7 @@ class Service:
     # -- lifecycle -----------------------------------------------------------
 
     def start(self) -> None:
+        self._load_snapshot()
         tune_gc()
         self.feed.start()
         if self.supervisor is not None:
@@ -100,6 +106,48 @@ class Service:
             self.servicer, self.config.grpc_listen, self.config.max_message_bytes
         )
         self._maintenance.start()
+        if self.config.snapshot_path:
+            self._snapshots.start()
+
+    def _load_snapshot(self) -> None:
+        """Warm start: last known routes, validated, stale until BGP refreshes them."""
+        path = self.config.snapshot_path
+        if not path:
+            return
+        try:
+            info = load_snapshot(self.rib, path, hold_time=self.settings.restart_hold_time)
+        except FileNotFoundError:
+            log.info("no RIB snapshot at %s yet: starting empty", path)
+            return
+        except (SnapshotError, OSError) as exc:
+            log.error("RIB snapshot refused, starting empty: %s", exc)
+            return
+        self._apply_router_settings(self.config)
+        log.info(
+            "RIB snapshot loaded from %s: %s prefixes of %d routers in %.1f s, stale until "
+            "their sessions are back",
+            path,
+            sum(info.prefixes.values()),
+            info.routers,
+            info.seconds,
+        )
+
+    def write_snapshot(self) -> None:
+        path = self.config.snapshot_path
+        if not path:
+            return
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            info = write_snapshot(self.rib, path)
+            log.info(
+                "RIB snapshot written: %s (%d bytes, %.1f s)", path, info.file_bytes, info.seconds
+            )
+        except OSError as exc:
+            log.error("cannot write the RIB snapshot %s: %s", path, exc)
+
+    def _snapshot_loop(self) -> None:
+        while not self._stop.wait(self.config.snapshot_interval):
+            self.write_snapshot()
 
     def stop(self) -> None:
         self._stop.set()
@@ -110,6 +158,9 @@ class Service:
         self.feed.stop()
         if self._maintenance.is_alive():
             self._maintenance.join(5)
+        if self._snapshots.is_alive():
+            self._snapshots.join(5)
+        self.write_snapshot()
 
     def _maintain(self) -> None:
         while not self._stop.wait(MAINTENANCE_INTERVAL):
