@@ -42,6 +42,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Iterator
 
 import orjson
 
@@ -54,6 +55,21 @@ BATCH_BYTES = 1 << 20
 MAX_PARTIAL_LINE = 64 << 20  # a "line" this long without a newline is dropped
 RECONNECT_MIN, RECONNECT_MAX = 0.05, 2.0
 FAMILIES = ("ipv4", "ipv6")
+
+
+def recv_lines(sock: socket.socket) -> Iterator[bytes]:
+    """Lines received on ``sock`` until it closes or fails; a partial last line is dropped."""
+    buf = b""
+    while True:
+        try:
+            data = sock.recv(65536)
+        except OSError:
+            return
+        if not data:
+            return
+        buf += data
+        *lines, buf = buf.split(b"\n")
+        yield from lines
 
 
 def control_line(event: str, **fields: object) -> bytes:
@@ -275,18 +291,8 @@ class Relay:
 
     def _read_commands(self, sock: socket.socket) -> None:
         """Commands from the service (``resync <neighbor|*>``), until it hangs up."""
-        buf = b""
-        while True:
-            try:
-                data = sock.recv(65536)
-            except OSError:
-                return
-            if not data:
-                return
-            buf += data
-            *lines, buf = buf.split(b"\n")
-            for line in lines:
-                self._command(line.decode("ascii", "replace").strip())
+        for line in recv_lines(sock):
+            self._command(line.decode("ascii", "replace").strip())
 
     def _command(self, text: str) -> None:
         words = text.split()

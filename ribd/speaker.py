@@ -43,6 +43,7 @@ from ribd.exabgp import (
     terminate_child,
 )
 from ribd.feed import FeedServer, RibMaintenance
+from ribd.relay import recv_lines
 from ribd.rib import Rib
 from ribd.settings import BgpSettings, NeighborSettings
 
@@ -469,18 +470,8 @@ class Speaker:
             log.error("could not complete the initial table: %s", exc)
 
     def _read_control(self, conn: socket.socket) -> None:
-        buf = b""
-        while True:
-            try:
-                data = conn.recv(65536)
-            except OSError:
-                return
-            if not data:
-                return
-            buf += data
-            *lines, buf = buf.split(b"\n")
-            for line in lines:
-                self._on_line(line.strip())
+        for line in recv_lines(conn):
+            self._on_line(line.strip())
 
     def _on_line(self, line: bytes) -> None:
         if line in (b"done", b"error"):

@@ -15,6 +15,7 @@ from ribd.events import EndOfRib, RoutesAnnounced, RoutesWithdrawn, SessionState
 from ribd.parser import ExabgpParser
 from ribd.rib import Rib
 from ribd.snapshot import (
+    ATTRIBUTE_FIELDS,
     MAGIC,
     SnapshotError,
     _pack,
@@ -28,18 +29,7 @@ V4 = "ipv4 unicast"
 V6 = "ipv6 unicast"
 R1, R2, R3 = "192.0.2.1", "192.0.2.2", "2001:db8::3"
 FIELDS = (
-    "as_path",
-    "origin",
-    "next_hop",
-    "local_pref",
-    "med",
-    "communities",
-    "large_communities",
-    "extended_communities",
-    "originator_id",
-    "cluster_list",
-    "atomic_aggregate",
-    "aggregator",
+    *ATTRIBUTE_FIELDS,
     "peer_as",
     "origin_as",
     "origin_as_highest",
