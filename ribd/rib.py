@@ -315,17 +315,22 @@ class Rib:
             self.notifications = [*self.notifications[-99:], event]  # type: ignore[list-item]
 
     def _announce(self, ev: RoutesAnnounced) -> None:
+        """Install one UPDATE's prefixes. The per-prefix hot loop of ingest."""
         r = self.routers.get(ev.neighbor) or self.router(ev.neighbor)
         fs = r.families[ev.family]
         table = self.tables[ev.family]
         trie = table.trie
+        has_key, get, insert = trie.has_key, trie.get, trie.insert
+        intern = table._entries.setdefault
+        changes = table.changes
         slot, stale = fs.slot, fs.stale_slot
         attrs = ev.attributes
         path_ids = ev.path_ids
         empty: tuple = ()
         for i, prefix in enumerate(ev.prefixes):
-            entry = trie.get(prefix) if trie.has_key(prefix) else empty
-            old = entry[slot] if slot < len(entry) else None
+            entry = get(prefix) if has_key(prefix) else empty
+            n = len(entry)
+            old = entry[slot] if slot < n else None
             path_id = 0 if path_ids is None else path_ids[i]
             if path_id == 0 and (old is None or type(old) is PathAttributes):
                 new: object = attrs
@@ -335,13 +340,24 @@ class Rib:
             if old is None:
                 fs.prefixes += 1
             fs.paths += added_paths
-            if stale is not None and stale < len(entry) and entry[stale] is not None:
+            if stale is not None and stale < n and entry[stale] is not None:
                 # The route is back: its stale copy is no longer needed.
                 fs.stale_prefixes -= 1
-                entry = (*entry[:stale], None, *entry[stale + 1 :])
-            elif old is new:
+                table.put(prefix, (*entry[:stale], None, *entry[stale + 1 :]), slot, new)
                 continue
-            table.put(prefix, entry, slot, new)
+            if old is new:
+                continue
+            # ``new`` is never None and ``entry`` is canonical (no trailing
+            # None), so the new entry is canonical too: no trimming needed.
+            if slot < n:
+                new_entry = (*entry[:slot], new, *entry[slot + 1 :])
+            else:
+                new_entry = (*entry, *((None,) * (slot - n)), new)
+            insert(prefix, intern(new_entry, new_entry))
+            changes.append(prefix)
+        if len(changes) > MAX_CHANGE_LOG:
+            table.changes_start += len(changes)
+            changes.clear()
 
     def _with_path(self, old: object, path_id: int, attrs: PathAttributes) -> tuple[object, int]:
         if old is None:
