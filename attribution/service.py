@@ -154,6 +154,7 @@ class Service:
         if self.grpc_server is not None:
             self.grpc_server.stop(grace=2).wait(5)
         if self.supervisor is not None:
+            self.feed.expecting_exabgp_stop = True
             self.supervisor.stop()
         self.feed.stop()
         if self._maintenance.is_alive():

@@ -150,6 +150,7 @@ class FeedServer:
         self.relay_connections = 0
         self.resyncs_requested = 0
         self.exabgp_gone_events = 0
+        self.expecting_exabgp_stop = False  # set by the owner before it stops ExaBGP
 
     # -- lifetime --
 
@@ -420,7 +421,9 @@ class FeedServer:
 
     def _exabgp_gone(self, reason: str) -> None:
         self.exabgp_gone_events += 1
-        log.warning("%s: routes kept stale for %.0fs", reason, self.exabgp_gone_hold_time)
+        # A stop we asked for is news, not a problem.
+        level = logging.INFO if self.expecting_exabgp_stop else logging.WARNING
+        log.log(level, "%s: routes kept stale for %.0fs", reason, self.exabgp_gone_hold_time)
         self.rib.with_lock_exabgp_gone(reason, self.exabgp_gone_hold_time)
 
     def _lines_missing(self, reason: str) -> None:
