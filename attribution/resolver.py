@@ -273,8 +273,8 @@ class Resolver:
                 chain, own = self.chain_for(canon[j], routing)  # type: ignore[arg-type]
                 with rib.lock:
                     neighbor, is_fallback = self.pick_router(chain, own, family)
-                    if neighbor is not None:
-                        batch.answer_group(self, neighbor, family, v4, idx, s_words, d_words)
+                if neighbor is not None:
+                    batch.answer_group(self, neighbor, family, v4, idx, s_words, d_words)
                 if neighbor is not None:
                     batch.router[idx] = batch.router_index(routing.names.get(neighbor, neighbor))
                     if is_fallback:
@@ -384,17 +384,23 @@ class _Batch:
         s_words: np.ndarray,
         d_words: np.ndarray,
     ) -> None:
-        """Answer flows ``idx`` from ``neighbor``'s RIB. Called under the RIB lock."""
+        """Answer flows ``idx`` from ``neighbor``'s RIB.
+
+        The RIB lock is held only to read the change log and for the exact
+        lookups; the compiled view is immutable and is read without it.
+        """
         if v4:
             skeys = (s_words[idx, 1] & np.uint64(0xFFFFFFFF)).astype(np.uint32)
             dkeys = (d_words[idx, 1] & np.uint64(0xFFFFFFFF)).astype(np.uint32)
         else:
             skeys, dkeys = s_words[idx, 0], d_words[idx, 0]
-        usable = resolver.views.usable(neighbor, family)
+        with resolver.rib.lock:
+            usable = resolver.views.usable(neighbor, family)
+            changed = list(usable[1]) if usable is not None else []
         if usable is None:
             slow = np.ones(len(idx), dtype=bool)
         else:
-            view, changed = usable
+            view = usable[0]
             slow = ranges_mask(dkeys, changed, v4) | ranges_mask(skeys, changed, v4)
             if not v4 and len(view.long_v6):
                 slow |= np.isin(dkeys, view.long_v6) | np.isin(skeys, view.long_v6)
@@ -407,8 +413,13 @@ class _Batch:
         if slow.any():
             s_raw = s_words[idx[slow]]
             d_raw = d_words[idx[slow]]
-            for k, i in enumerate(idx[slow].tolist()):
-                self._answer_one(resolver, neighbor, family, v4, i, s_raw[k], d_raw[k])
+            slow_idx = idx[slow].tolist()
+            for start in range(0, len(slow_idx), CHUNK):
+                with resolver.rib.lock:  # per chunk: the feed is never held up long
+                    for k in range(start, min(start + CHUNK, len(slow_idx))):
+                        self._answer_one(
+                            resolver, neighbor, family, v4, slow_idx[k], s_raw[k], d_raw[k]
+                        )
 
     def _gather(
         self, view: CompiledView, name: str, fi: np.ndarray, leaf: np.ndarray, dst: bool
