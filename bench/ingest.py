@@ -1,0 +1,228 @@
+"""Ingest: ExaBGP JSON lines -> parser -> Rib, in one process, on the real full table.
+
+Lines are read into memory first; only parsing and applying are timed. The
+garbage collector is set up as the service sets it up (``tune_gc``: freeze,
+then thresholds 100k/50/1000) unless ``--default-gc`` asks for CPython's
+defaults, to show what that tuning is worth.
+
+Times are the process's CPU time (``time.process_time``): the figure is "on
+one core", and it does not move when something else runs on the box.
+
+The floor, measured in the same process: ``orjson.loads`` of every line plus
+one bare ``pytricia.insert`` per announced prefix, i.e. what any Python design
+that parses with orjson and stores in pytricia must pay at least.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import re
+import time
+
+import orjson
+import pytricia
+
+from bench.common import (
+    CHURN,
+    FULL_TABLE,
+    FULL_TABLE_PEER,
+    FULL_TABLE_PREFIXES,
+    V4,
+    Row,
+    at_least,
+    bench_main,
+    data_available,
+    log,
+    read_lines,
+)
+
+TARGET = 300_000  # prefixes/s (the issue: >= 3x ExaBGP's best emit rate)
+EXABGP_BEST = 117_000  # prefixes/s, ExaBGP 5.0.15 with 100 prefixes per UPDATE
+_NLRI = re.compile(rb'"nlri":"([^"]+)"')
+_PEER = re.compile(rb'"peer":"[^"]*"')
+
+
+def prefix_ops(lines: list[bytes]) -> list[str]:
+    """Every NLRI of the stream (announced and withdrawn), in order."""
+    return [m.decode() for line in lines for m in _NLRI.findall(line)]
+
+
+def time_floor(lines: list[bytes], prefixes: list[str]) -> tuple[float, float]:
+    loads = orjson.loads
+    t0 = time.process_time()
+    for line in lines:
+        loads(line)
+    t_json = time.process_time() - t0
+    trie = pytricia.PyTricia(32)
+    value = ("shared",)
+    insert = trie.insert
+    t0 = time.process_time()
+    for p in prefixes:
+        insert(p, value)
+    t_insert = time.process_time() - t0
+    return t_json, t_insert
+
+
+def time_ingest(lines: list[bytes]) -> tuple[float, object]:
+    from ribd.parser import ExabgpParser
+    from ribd.rib import Rib
+
+    rib = Rib()
+    parse = ExabgpParser(rib.interner).parse
+    apply_many = rib.apply_many
+    t0 = time.process_time()
+    for line in lines:
+        apply_many(parse(line))
+    return time.process_time() - t0, rib
+
+
+def time_split(lines: list[bytes]) -> tuple[float, float]:
+    """Parse everything, then apply everything: where the time goes."""
+    from ribd.parser import ExabgpParser
+    from ribd.rib import Rib
+
+    rib = Rib()
+    parse = ExabgpParser(rib.interner).parse
+    t0 = time.process_time()
+    events = [parse(line) for line in lines]
+    t_parse = time.process_time() - t0
+    apply_many = rib.apply_many
+    t0 = time.process_time()
+    for ev in events:
+        apply_many(ev)
+    return t_parse, time.process_time() - t0
+
+
+def time_churn(table: list[bytes], churn: list[bytes], remap: bool) -> tuple[float, int]:
+    """Load the table, then time parse+apply of the RIS churn; (seconds, routers)."""
+    _, rib = time_ingest(table)
+    if remap:
+        field = b'"peer":"' + FULL_TABLE_PEER.encode() + b'"'
+        churn = [_PEER.sub(field, line) for line in churn]
+    parse = parser_for(rib)
+    apply_many = rib.apply_many  # type: ignore[attr-defined]
+    t0 = time.process_time()
+    for line in churn:
+        apply_many(parse(line))
+    return time.process_time() - t0, len(rib.routers)  # type: ignore[attr-defined]
+
+
+def parser_for(rib):
+    from ribd.parser import ExabgpParser
+
+    return ExabgpParser(rib.interner).parse
+
+
+def run_churn(args: argparse.Namespace) -> list[Row]:
+    """RIS churn applied to the loaded full table, in-process, nothing else running."""
+    skip = data_available(FULL_TABLE, CHURN)
+    if skip:
+        return [Row("churn", "churn applied, idle", None, "UPDATEs/s", note=skip)]
+    from attribution.service import tune_gc
+
+    table, churn = read_lines(FULL_TABLE), read_lines(CHURN)
+    tune_gc()
+    rows = []
+    for remap, label in ((False, "as 63 routers"), (True, "remapped onto the loaded router")):
+        t, routers = time_churn(table, churn, remap)
+        rows.append(
+            Row(
+                "churn",
+                f"RIS churn {label}: parse+apply, in-process, idle",
+                len(churn) / t,
+                "UPDATEs/s",
+                note=f"{t:.2f} CPU-s for {len(churn)} UPDATEs "
+                f"({sum(len(_NLRI.findall(x)) for x in churn) / t:,.0f} prefixes/s) onto the "
+                f"loaded full table; {routers} routers after",
+            )
+        )
+    return rows
+
+
+def run(args: argparse.Namespace) -> list[Row]:
+    if args.churn:
+        return run_churn(args)
+    skip = data_available(FULL_TABLE)
+    if skip:
+        return [Row("ingest", "parser+Rib, in-process", None, "prefixes/s", note=skip)]
+    lines = read_lines(FULL_TABLE)
+    ops = prefix_ops(lines)
+    n = len(ops)
+    if args.default_gc:
+        gc_label = "CPython default GC"
+    else:
+        from attribution.service import tune_gc
+
+        tune_gc()
+        gc_label = "service GC tuning"
+    log(f"ingest: {len(lines)} lines, {n} prefix operations, {gc_label}")
+    repeats = 1 if args.quick else 2
+    t_json, t_insert = min(time_floor(lines, ops) for _ in range(repeats))
+    floor = n / (t_json + t_insert)
+    best, rib = None, None
+    for _ in range(repeats):
+        t, rib = time_ingest(lines)
+        best = t if best is None else min(best, t)
+        del rib
+    t, rib = time_ingest(lines)  # last one kept to check the result
+    best = min(best, t)  # type: ignore[type-var]
+    got = rib.routers[FULL_TABLE_PEER].families[V4].prefixes  # type: ignore[attr-defined]
+    check = (
+        "" if got == FULL_TABLE_PREFIXES else f"RIB has {got} prefixes, not {FULL_TABLE_PREFIXES}"
+    )
+    del rib
+    rate = n / best  # type: ignore[operator]
+    rows: list[Row] = []
+    suffix = "" if not args.default_gc else " (CPython default GC)"
+    rows.append(
+        Row(
+            "ingest",
+            f"parser+Rib, in-process{suffix}",
+            rate,
+            "prefixes/s",
+            floor,
+            "floor: orjson.loads + pytricia.insert",
+            ">= 300k/s" if not args.default_gc else "",
+            at_least(rate, TARGET) if not args.default_gc else None,
+            f"{best:.2f} CPU-s for {n} prefixes in {len(lines)} lines; {gc_label}; "
+            f"{rate / EXABGP_BEST:.1f}x ExaBGP's best emit rate (117k/s); "
+            f"{rate / floor:.0%} of the floor" + (f"; {check}" if check else ""),
+        )
+    )
+    if args.default_gc:
+        return rows
+    t_parse, t_apply = min(time_split(lines) for _ in range(repeats))
+    rows.append(
+        Row(
+            "ingest",
+            "  of which parse (ExabgpParser)",
+            n / t_parse,
+            "prefixes/s",
+            n / t_json,
+            "orjson.loads alone",
+            note=f"{t_parse:.2f} CPU-s, {t_parse / (t_parse + t_apply):.0%} of parse+apply",
+        )
+    )
+    rows.append(
+        Row(
+            "ingest",
+            "  of which apply (Rib.apply_many)",
+            n / t_apply,
+            "prefixes/s",
+            n / t_insert,
+            "pytricia.insert alone",
+            note=f"{t_apply:.2f} CPU-s, {t_apply / (t_parse + t_apply):.0%} of parse+apply",
+        )
+    )
+    gc.collect()
+    return rows
+
+
+def extra_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--default-gc", action="store_true", help="keep CPython's GC settings")
+    p.add_argument("--churn", action="store_true", help="RIS churn onto the loaded table instead")
+
+
+if __name__ == "__main__":
+    raise SystemExit(bench_main("ingest", run, extra_args))
