@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -185,3 +189,32 @@ def test_omit_routes_answers_as_numbers_only(service):
     cols = stub.ResolveBatch(request).columns
     assert list(cols.dst_origin_as) == [65005]
     assert len(cols.routes) == 0 and list(cols.dst_route) == [-1]
+
+
+def test_resolve_command_keeps_order_and_reports_bad_lines_in_place(service):
+    target, _, _ = service
+    stdin = "\n".join(
+        [
+            '{"exporter": "127.0.1.1", "src_addr": "172.16.0.1", "dst_addr": "10.1.9.9"}',
+            '{"exporter": "127.0.1.1", "src_addr": "172.16.0.1", "dst_addr": ',
+            "[1, 2, 3]",
+            "",
+            '{"exporter": "127.0.1.1", "src_addr": "172.16.0.1", "dst_addr": "192.168.1.1",'
+            ' "bytes": 42}',
+        ]
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "attribution.cli", "resolve", "--target", target],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(rows) == 4  # the blank line is skipped, every other line answered
+    assert (rows[0]["dst_origin_as"], rows[0]["router"]) == (65003, "edge1")
+    assert rows[1]["error_code"] == "bad_json" and rows[1]["error"].startswith("line 2:")
+    assert rows[2]["error_code"] == "bad_record" and "line 3" in rows[2]["error"]
+    assert (rows[3]["dst_origin_as"], rows[3]["bytes"]) == (64500, 42)
+    assert "4 flows, 2 with errors" in out.stderr
