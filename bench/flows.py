@@ -79,8 +79,14 @@ def batches(kind: str, count: int, size: int, seed: int = 7) -> list[tuple[bytes
     return out
 
 
-def batch_requests(kind: str, count: int, size: int, exporter: str, seed: int = 7) -> list[bytes]:
-    """Serialized FlowBatch messages (columns), built once, sent many times."""
+def batch_requests(
+    kind: str, count: int, size: int, exporter: str, seed: int = 7, omit_routes: bool = False
+) -> list[bytes]:
+    """Serialized FlowBatch messages (columns), built once, sent many times.
+
+    ``omit_routes``: ask for AS numbers, provenance and flags only (raises
+    AttributeError when the proto has no such field).
+    """
     from attribution.v1 import attribution_pb2 as pb
 
     out = []
@@ -91,5 +97,7 @@ def batch_requests(kind: str, count: int, size: int, exporter: str, seed: int = 
                 exporters=[exporter], exporter=[0] * size, src_addr=src, dst_addr=dst
             ),
         )
+        if omit_routes:
+            msg.omit_routes = True
         out.append(msg.SerializeToString())
     return out

@@ -105,22 +105,43 @@ def run(kinds: list[str], count: int, size: int, config_path: Path) -> dict:
     config = load_config(config_path)
     resolver = Resolver(rib, config)
     servicer = AttributionServicer(rib, resolver, lambda: config, lambda: ReloadResult(ok=True))
-    out: dict[str, dict[str, float]] = {}
+    out: dict[str, dict[str, float | None]] = {}
     for kind in kinds:
         log(f"inproc: {kind}")
         flows = batches(kind, count, size)
         resolver.resolve_columns([EXPORTER], [0] * size, *flows[0])  # compiles the views
         cold, warm = server_rate(servicer, batch_requests(kind, count, size, EXPORTER))
+        try:
+            omit = batch_requests(kind, count, size, EXPORTER, omit_routes=True)
+        except AttributeError:  # no FlowBatch.omit_routes in this proto
+            omit = None
         out[kind] = {
             "pytricia": bare_pytricia(rib, flows, frozen=False),
             "pytricia_frozen": bare_pytricia(rib, flows, frozen=True),
             "resolver": resolver_rate(resolver, flows),
+            "resolver_no_routes": resolver_rate(resolver, flows, with_routes=False),
             "server_work": warm,
             "server_work_cold": cold,
+            "server_work_omit": server_rate(servicer, omit)[1] if omit else None,
             "routes_per_batch": routes_per_batch(resolver, flows),
-            "as_numbers_only": as_numbers_only_rate(resolver, flows, config.local_as),
         }
     return out
+
+
+def resolver_rate(
+    resolver, flows: list[tuple[bytes, bytes]], with_routes: bool = True
+) -> float | None:
+    """Resolver.resolve_columns alone, per CPU-s (None: no ``with_routes`` here)."""
+    size = len(flows[0][0]) // 16
+    exporters, exporter = [EXPORTER], [0] * size
+    kw = {} if with_routes else {"with_routes": False}
+    try:
+        resolver.resolve_columns(exporters, exporter, *flows[0], **kw)
+    except TypeError:
+        return None
+    return timed(
+        lambda i: resolver.resolve_columns(exporters, exporter, *flows[i], **kw), size, len(flows)
+    )
 
 
 def routes_per_batch(resolver, flows: list[tuple[bytes, bytes]]) -> float:
@@ -128,36 +149,6 @@ def routes_per_batch(resolver, flows: list[tuple[bytes, bytes]]) -> float:
     size = len(flows[0][0]) // 16
     n = [len(resolver.resolve_columns([EXPORTER], [0] * size, *f).routes) for f in flows]
     return sum(n) / len(n)
-
-
-def as_numbers_only_rate(resolver, flows: list[tuple[bytes, bytes]], local_as: int) -> float | None:
-    """What-if: the same server work when the answer carries AS numbers, provenance
-    and flags but no route dictionary (the resolver's ``with_routes=False``)."""
-    from attribution.convert import resolution_to_columns
-    from attribution.v1 import attribution_pb2 as pb
-
-    size = len(flows[0][0]) // 16
-    exporters, exporter = [EXPORTER], [0] * size
-
-    def one(i: int) -> None:
-        res = resolver.resolve_columns(exporters, exporter, *flows[i], with_routes=False)
-        cols, errors = resolution_to_columns(res, local_as)
-        pb.AttributionBatch(batch_id=i, columns=cols, errors=errors).SerializeToString()
-
-    try:
-        one(0)
-    except TypeError:  # no with_routes in this version of the resolver
-        return None
-    return timed(one, size, len(flows))
-
-
-def resolver_rate(resolver, flows: list[tuple[bytes, bytes]]) -> float:
-    size = len(flows[0][0]) // 16
-    exporters, exporter = [EXPORTER], [0] * size
-    resolver.resolve_columns(exporters, exporter, *flows[0])  # builds the views
-    return timed(
-        lambda i: resolver.resolve_columns(exporters, exporter, *flows[i]), size, len(flows)
-    )
 
 
 def server_rate(servicer, requests: list[bytes]) -> tuple[float, float]:

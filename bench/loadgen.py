@@ -55,9 +55,12 @@ def main() -> int:
     p.add_argument("--batches", type=int, default=32, help="distinct batches, sent in turn")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--exporter", default="127.0.1.1")
+    p.add_argument("--omit-routes", action="store_true", help="FlowBatch.omit_routes")
     args = p.parse_args()
 
-    requests = batch_requests(args.kind, args.batches, args.batch, args.exporter, args.seed)
+    requests = batch_requests(
+        args.kind, args.batches, args.batch, args.exporter, args.seed, args.omit_routes
+    )
     channel = grpc.insecure_channel(
         args.target,
         options=[

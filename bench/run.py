@@ -63,9 +63,10 @@ def machine() -> dict:
 
     def git(*args: str) -> str:
         r = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
-        return r.stdout.strip()
+        return r.stdout.rstrip()  # not lstrip: porcelain lines start with a space
 
-    dirty = [line[3:] for line in git("status", "--porcelain").splitlines() if line[:2] != "??"]
+    status = git("status", "--porcelain").splitlines()
+    dirty = [line[3:] for line in status if line[:2] != "??"]
     versions = {}
     for name in PACKAGES:
         try:

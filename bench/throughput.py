@@ -71,7 +71,12 @@ class Clients:
 
 
 def start_clients(
-    target: str, kind: str, seconds: float, n: int = CLIENTS, batch: int = BATCH
+    target: str,
+    kind: str,
+    seconds: float,
+    n: int = CLIENTS,
+    batch: int = BATCH,
+    omit_routes: bool = False,
 ) -> Clients:
     """Start ``n`` load clients; they stream for ``seconds`` from a common start."""
     procs = []
@@ -90,6 +95,7 @@ def start_clients(
                     str(batch),
                     "--seed",
                     str(7 + i),
+                    *(["--omit-routes"] if omit_routes else []),
                 ],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -114,8 +120,8 @@ def sleep_until(t: float) -> None:
         time.sleep(min(left, 0.05))
 
 
-def measure(server: Server, kind: str, warm: float, window: float) -> dict:
-    clients = start_clients(server.target, kind, warm + window)
+def measure(server: Server, kind: str, warm: float, window: float, omit: bool = False) -> dict:
+    clients = start_clients(server.target, kind, warm + window, omit_routes=omit)
     t0 = clients.start + warm
     sleep_until(t0)
     cpu0 = server.cpu()
@@ -168,32 +174,42 @@ def run(args: argparse.Namespace) -> list[Row]:
             for kind in KINDS:
                 log(f"throughput: {kind}, {CLIENTS} clients, {window:.0f} s window")
                 m = measure(server, kind, warm, window)
-                rows.extend(kind_rows(kind, m, base[kind]))
+                omit = None
+                if base[kind].get("server_work_omit") is not None:
+                    log(f"throughput: {kind}, omit_routes")
+                    omit = measure(server, kind, warm, window, omit=True)
+                rows.extend(kind_rows(kind, m, omit, base[kind]))
     return rows
 
 
-def kind_rows(kind: str, m: dict, b: dict) -> list[Row]:
+def kind_rows(kind: str, m: dict, omit: dict | None, b: dict) -> list[Row]:
     goal = TARGETS[kind]
     label = ">= 1M/s/core" if kind == "zipf" else ">= 0.25M/s/core"
-    check = f"; CHECK FAILED: {m['checks']}" if m["checks"] else ""
-    return [
+
+    def note(x: dict) -> str:
+        check = f"; CHECK FAILED: {x['checks']}" if x["checks"] else ""
+        return (
+            f"wall {x['wall_rate']:,.0f} flows/s with {CLIENTS} clients x {BATCH}-flow batches "
+            f"(32 distinct batches each, cycled); server CPU {x['server_cpu'] / x['window']:.2f} "
+            f"cores; clients {x['client_cpu']:.1f} CPU-s in all{check}"
+        )
+
+    rows = [
         Row(
             "throughput",
-            f"gRPC ResolveStream, {kind}",
+            f"gRPC ResolveStream, {kind}, full answer",
             m["per_core"],
             "flows/s/core",
-            b["resolver"],
-            "in-process resolver (no gRPC)",
+            b["server_work"],
+            "in-process server work",
             label,
             m["per_core"] >= goal,
-            f"wall {m['wall_rate']:,.0f} flows/s with {CLIENTS} clients x {BATCH}-flow batches "
-            "(32 distinct batches each, cycled); "
-            f"server CPU {m['server_cpu'] / m['window']:.2f} cores; clients "
-            f"{m['client_cpu']:.1f} CPU-s in all{check}",
+            note(m) + f"; {b.get('routes_per_batch', 0):,.0f} distinct routes per batch in the "
+            "answer's route dictionary",
         ),
         Row(
             "throughput",
-            f"  in-process server work, {kind}",
+            f"  in-process server work, {kind}, full answer",
             b["server_work"],
             "flows/s",
             b.get("server_work_cold"),
@@ -202,16 +218,38 @@ def kind_rows(kind: str, m: dict, b: dict) -> list[Row]:
             "after one pass over the batches (the server has seen them too), and on the "
             "first pass",
         ),
+    ]
+    if omit is not None:
+        rows += [
+            Row(
+                "throughput",
+                f"gRPC ResolveStream, {kind}, omit_routes",
+                omit["per_core"],
+                "flows/s/core",
+                b["server_work_omit"],
+                "in-process server work",
+                label,
+                omit["per_core"] >= goal,
+                note(omit) + "; FlowBatch.omit_routes: AS numbers, provenance, flags only",
+            ),
+            Row(
+                "throughput",
+                f"  in-process server work, {kind}, omit_routes",
+                b["server_work_omit"],
+                "flows/s",
+                note="as above, answers without the route dictionary",
+            ),
+        ]
+    rows += [
         Row(
             "throughput",
-            f"  what-if: server work, AS numbers only, {kind}",
-            b.get("as_numbers_only"),
+            f"  in-process resolver, {kind}",
+            b["resolver"],
             "flows/s",
-            b["server_work"],
-            "server work as is",
-            note=f"same, without the route dictionary (resolver with_routes=False); the "
-            f"dictionary holds {b.get('routes_per_batch', 0):,.0f} distinct routes per "
-            f"{BATCH}-flow batch",
+            b.get("resolver_no_routes"),
+            "without routes",
+            note="Resolver.resolve_columns alone (lookups, AS numbers, route dictionary), "
+            "per CPU-s",
         ),
         Row(
             "throughput",
@@ -223,6 +261,7 @@ def kind_rows(kind: str, m: dict, b: dict) -> list[Row]:
             note="2 lookups per flow (4-byte keys) in a Python loop: the naive path's ceiling",
         ),
     ]
+    return rows
 
 
 if __name__ == "__main__":
