@@ -268,6 +268,7 @@ class Rib:
         self.treated_as_withdraw = 0
         self.notifications: list[Notification] = []
         self._pathsets: dict[PathSet, PathSet] = {}
+        self._attributes_at_last_gc = 0
 
     # -- routers -------------------------------------------------------------
 
@@ -543,29 +544,37 @@ class Rib:
                 done += table.sweep_step(budget - done)
                 if done >= budget:
                     return True
-            for table in self.tables.values():
-                if len(table._entries) > 2 * table._entries_at_last_gc + 1024:
-                    table.collect_garbage()
+            # Churn leaves entries, path sets and attribute sets nobody uses;
+            # collect when any has grown by half since the last collection.
+            if len(self.interner) > 1.5 * self._attributes_at_last_gc + 1024 or any(
+                len(t._entries) > 1.5 * t._entries_at_last_gc + 1024 for t in self.tables.values()
+            ):
+                self._collect_garbage()
             return False
 
     def collect_garbage(self) -> None:
         """Drop interned entries, path sets and attributes nothing uses."""
         with self.lock:
-            for table in self.tables.values():
-                table.collect_garbage()
-            getrefcount = sys.getrefcount
-            dead = [p for p in self._pathsets if getrefcount(p) <= 4]
-            for p in dead:
-                del self._pathsets[p]
-            in_use: set[int] = set()
-            for table in self.tables.values():
-                for entry in table._entries:
-                    for v in entry:
-                        if type(v) is PathAttributes:
-                            in_use.add(id(v))
-                        elif v is not None:
-                            in_use.update(id(a) for _, a in v)
-            self.interner.collect_unused(in_use)
+            self._collect_garbage()
+
+    def _collect_garbage(self) -> None:
+        """collect_garbage with the lock already held."""
+        for table in self.tables.values():
+            table.collect_garbage()
+        getrefcount = sys.getrefcount
+        dead = [p for p in self._pathsets if getrefcount(p) <= 4]
+        for p in dead:
+            del self._pathsets[p]
+        in_use: set[int] = set()
+        for table in self.tables.values():
+            for entry in table._entries:
+                for v in entry:
+                    if type(v) is PathAttributes:
+                        in_use.add(id(v))
+                    elif v is not None:
+                        in_use.update(id(a) for _, a in v)
+        self.interner.collect_unused(in_use)
+        self._attributes_at_last_gc = len(self.interner)
 
     # -- reading -------------------------------------------------------------
 
