@@ -15,6 +15,9 @@ feeder process. Two variants, each on a freshly loaded server:
    one router: not a realistic table afterwards, but the worst case for the
    resolver, whose compiled view goes stale).
 
+A third run replays the remapped stream at its recorded pace (180 UPDATEs/s,
+by the lines' time stamps) for a minute: the steady state of a real session.
+
 Windows: a quiet one before the replay, then from the replay's start until
 its last line is applied (marker line), or until ``budget`` seconds if it is
 not done by then: the replay is then stopped, and the lines applied are
@@ -127,6 +130,41 @@ def variant(workdir: Path, remap: bool, warm: float, quiet: float, budget: float
     }
 
 
+def paced_variant(workdir: Path, warm: float, quiet: float, seconds: float) -> dict:
+    """The RIS recording replayed at its own pace (remapped onto the loaded router)."""
+    with Server(workdir) as server:
+        server.load_full_table(FULL_TABLE_PREFIXES)
+        server.settle()
+        feeder, _ = server.feeder(CHURN, remap_all_to=FULL_TABLE_PEER, pace=1.0)
+        clients = start_clients(server.target, "zipf", 600.0)
+        t0 = clients.start + warm
+        sleep_until(t0 + quiet)
+        ta = server.go(feeder)
+        c0 = server.cpu()
+        sleep_until(ta + seconds)
+        tb = time.monotonic()
+        cpu = server.cpu() - c0
+        applied = applied_lines(server.list_routers())
+        server.finish_feeder(feeder, stop=True)
+        clients.stop()
+        clients.wait()
+    buckets = []
+    step = seconds / 6
+    for k in range(6):
+        a = ta + k * step
+        buckets.append(f"{clients.flows_between(a, a + step) / step / 1000:.0f}")
+    return {
+        "quiet": clients.flows_between(t0, t0 + quiet) / quiet,
+        "rate": clients.flows_between(ta, tb) / (tb - ta),
+        "cpu": cpu / (tb - ta),
+        "span": tb - ta,
+        "applied": applied,
+        "buckets": " ".join(buckets),
+        "step": step,
+        "checks": clients.checks(),
+    }
+
+
 def run(args: argparse.Namespace) -> list[Row]:
     skip = data_available(FULL_TABLE, CHURN)
     if skip:
@@ -180,6 +218,24 @@ def run(args: argparse.Namespace) -> list[Row]:
                 f"{v['rss'][1]:.0f} MiB",
             )
         )
+    seconds = 30.0 if args.quick else 60.0
+    log(f"churn: RIS churn at its recorded pace, remapped, for {seconds:.0f} s")
+    with tempfile.TemporaryDirectory(prefix="bench-churn-") as d:
+        v = paced_variant(Path(d), warm, quiet, seconds)
+    rows.append(
+        Row(
+            "churn",
+            "zipf, during RIS churn at recorded pace (remapped)",
+            v["rate"],
+            "flows/s",
+            v["quiet"],
+            "same server and clients, no churn",
+            note=f"{v['rate'] / v['quiet']:.0%} of the quiet rate over {v['span']:.0f} s; "
+            f"{v['applied']} UPDATEs applied ({v['applied'] / v['span']:.0f}/s); server CPU "
+            f"{v['cpu']:.2f} cores; kflows/s in each {v['step']:.0f} s: {v['buckets']}"
+            + (f"; CHECK FAILED: {v['checks']}" if v["checks"] else ""),
+        )
+    )
     return rows
 
 

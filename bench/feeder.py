@@ -115,19 +115,57 @@ def _stop(signum: int, frame: object) -> None:
     raise Stopped
 
 
-def send(socket_path: str, started: float, payload: bytes) -> list[tuple[float, int]]:
-    """Send everything (or until SIGTERM); returns [(time, lines sent so far)]."""
+_TIME = re.compile(rb'"time":([0-9.]+)')
+
+
+def paced_chunks(payload: bytes, speed: float):
+    """Yield (monotonic send time offset, chunk): the lines grouped by their
+    ExaBGP time stamp, due ``(stamp - first stamp) / speed`` seconds after start,
+    so the stream is replayed at its recorded pace (``speed`` 1.0)."""
+    first = None
+    group: list[bytes] = []
+    due = 0.0
+    for line in payload.splitlines(keepends=True):
+        m = _TIME.search(line)
+        if m is not None:  # a stamp earlier than the current group's joins it
+            stamp = float(m.group(1))
+            first = stamp if first is None else first
+            at = (stamp - first) / speed
+            if at > due and group:
+                yield due, b"".join(group)
+                group = []
+            due = max(due, at)
+        group.append(line)
+    if group:
+        yield due, b"".join(group)
+
+
+def send(
+    socket_path: str, started: float, payload: bytes, pace: float = 0.0
+) -> list[tuple[float, int]]:
+    """Send everything (or until SIGTERM); returns [(time, lines sent so far)].
+
+    ``pace``: 0 = as fast as the service reads; else replay at this multiple
+    of the recorded speed (by the lines' time stamps).
+    """
     progress: list[tuple[float, int]] = []
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(socket_path)
     sock.sendall(hello(started))
-    view = memoryview(payload)
     lines = 0
+    if pace:
+        chunks = paced_chunks(payload, pace)
+    else:
+        view = memoryview(payload)
+        chunks = ((0.0, view[i : i + SEND_CHUNK]) for i in range(0, len(view), SEND_CHUNK))
+    t0 = time.monotonic()
     try:
-        for i in range(0, len(view), SEND_CHUNK):
-            chunk = view[i : i + SEND_CHUNK]
+        for due, chunk in chunks:
+            delay = t0 + due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
             sock.sendall(chunk)
-            lines += payload.count(b"\n", i, i + len(chunk))
+            lines += bytes(chunk).count(b"\n")
             progress.append((time.monotonic(), lines))
         # Half-close and wait for the service to hang up: it reads everything
         # we sent before it sees EOF.
@@ -152,6 +190,9 @@ def main() -> int:
     p.add_argument("--started", type=float, default=1.0, help="relay identity (hello)")
     p.add_argument("--repeat", type=int, default=1, help="send the file this many times")
     p.add_argument("--no-wait", action="store_true", help="send at once, no ready/go")
+    p.add_argument(
+        "--pace", type=float, default=0.0, help="replay at this multiple of the recorded speed"
+    )
     args = p.parse_args()
     payload = prepare(args.file, args.remap_all_to, args.state_up, args.token, args.repeat)
     if not args.no_wait:
@@ -160,7 +201,7 @@ def main() -> int:
             return 1
     signal.signal(signal.SIGTERM, _stop)
     start = time.monotonic()
-    progress = send(args.socket, args.started, payload)
+    progress = send(args.socket, args.started, payload, args.pace)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     print(json.dumps({"start": start, "end": time.monotonic(), "progress": progress}))
     return 0

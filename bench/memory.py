@@ -6,7 +6,9 @@ inherits another's freed-but-not-returned heap:
 * ``routers``: the real full table loaded as 1, 2, 4 and 8 routers carrying
   the same table (only the neighbor's ``"peer":"206.220.231.55"`` field is
   rewritten, to 127.0.0.k); bytes per prefix for the first router and per
-  additional router.
+  additional router; then the RSS cost of compiling the IPv4 lookup view
+  (``attribution.fastpath``) of two of those routers, which the daemon does
+  for every router that flows are resolved against.
 * ``synth``: the synthetic today-sized table (``bench.synth``: 1.04 M IPv4 +
   0.23 M IPv6 prefixes) loaded into one router; bytes per prefix and ingest
   rate.
@@ -43,6 +45,7 @@ from bench.common import (
 FIRST_TARGET = 150  # bytes per prefix, first full table
 EXTRA_TARGET = 40  # bytes per prefix, each additional router with the same table
 _NLRI = re.compile(rb'"nlri":"([^"]+)"')
+_KEEP: list[object] = []  # measured structures stay alive until the process ends
 
 
 def _settle(rib) -> None:
@@ -80,6 +83,7 @@ def part_routers(args: argparse.Namespace) -> list[Row]:
             rss[k] = rss_bytes()
             log(f"memory: {k} router(s), RSS +{(rss[k] - base) / 2**20:.0f} MiB")
     n = counts[1]
+    view_bytes = compiled_view_bytes(rib, ["127.0.0.1", "127.0.0.2"])
     rows = [
         Row(
             "memory",
@@ -111,7 +115,40 @@ def part_routers(args: argparse.Namespace) -> list[Row]:
                 f"router 1 loaded in {times[0]:.2f} CPU-s, router {k} in {times[k - 1]:.2f} CPU-s",
             )
         )
+    if view_bytes:
+        rows.append(
+            Row(
+                "memory",
+                "compiled lookup view, per router (daemon, bulk path)",
+                sum(view_bytes) / len(view_bytes) / n,
+                "bytes/prefix",
+                note="RSS growth per router whose IPv4 view is compiled "
+                f"(attribution.fastpath; views of 2 routers: "
+                f"{', '.join(f'{b / 2**20:.0f} MiB' for b in view_bytes)}); the daemon "
+                "compiles one per (router, family) that flows are resolved against, on top "
+                "of the RIB",
+            )
+        )
     return rows
+
+
+def compiled_view_bytes(rib, neighbors: list[str]) -> list[int]:
+    """RSS growth of compiling each router's IPv4 lookup view, as the daemon does
+    for every router flows are resolved against ([] without attribution.fastpath)."""
+    try:
+        from attribution.fastpath import CompiledViews
+    except ImportError:
+        return []
+    views = CompiledViews(rib)
+    out = []
+    for neighbor in neighbors:
+        before = rss_bytes()
+        with rib.lock:
+            views.usable(neighbor, "ipv4 unicast")  # asks for a build
+        views.refresh()
+        out.append(rss_bytes() - before)
+    _KEEP.append(views)
+    return out
 
 
 def synth_lines(workdir: Path) -> list[bytes]:
@@ -181,11 +218,8 @@ def _bare_trie_bytes(prefixes: list[str], bits: int) -> float:
     for p in prefixes:
         trie.insert(p, value)
     grown = rss_bytes() - before
-    _bare_trie_bytes.keep.append(trie)  # type: ignore[attr-defined]
+    _KEEP.append(trie)
     return grown / len(prefixes)
-
-
-_bare_trie_bytes.keep = []  # type: ignore[attr-defined]
 
 
 def part_pytricia(args: argparse.Namespace) -> list[Row]:

@@ -3,6 +3,7 @@
     python -m bench.profile ingest            # pyinstrument, parse+apply of the full table
     python -m bench.profile zipf              # py-spy on the server under bulk Zipf load
     python -m bench.profile uniform           # ... uniformly random addresses
+    python -m bench.profile zipf --omit-routes  # ... answers without the route dictionary
     python -m bench.profile resolve           # ... sequential one-flow Resolve calls
     python -m bench.profile churn             # ... Zipf load while RIS churn is applied
 
@@ -95,7 +96,7 @@ def profile_ingest(out: Path) -> str:
     return profiler.output_text(unicode=False, color=False, show_all=False)
 
 
-def profile_server(kind: str, seconds: float, out: Path) -> str:
+def profile_server(kind: str, seconds: float, out: Path, omit_routes: bool = False) -> str:
     from bench.server import EXPORTER, Server
     from bench.throughput import start_clients
 
@@ -109,7 +110,12 @@ def profile_server(kind: str, seconds: float, out: Path) -> str:
             from bench.common import FULL_TABLE_PEER
 
             feeder, _ = server.feeder(CHURN, remap_all_to=FULL_TABLE_PEER)
-        clients = start_clients(server.target, "zipf" if kind == "churn" else kind, seconds + 4)
+        clients = start_clients(
+            server.target,
+            "zipf" if kind == "churn" else kind,
+            seconds + 4,
+            omit_routes=omit_routes,
+        )
         time.sleep(clients.start + 1.5 - time.monotonic())
         if feeder is not None:
             server.go(feeder)
@@ -146,6 +152,7 @@ def main() -> int:
     p = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
     p.add_argument("what", choices=("ingest", "zipf", "uniform", "resolve", "churn"))
     p.add_argument("--seconds", type=float, default=8.0)
+    p.add_argument("--omit-routes", action="store_true", help="bulk load with omit_routes")
     p.add_argument("--out", help="keep the raw profiles here")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-prof-out-") as tmp:
@@ -155,7 +162,7 @@ def main() -> int:
         if args.what == "ingest":
             print(profile_ingest(out))
         else:
-            print(profile_server(args.what, args.seconds, out))
+            print(profile_server(args.what, args.seconds, out, args.omit_routes))
     return 0
 
 

@@ -1,7 +1,7 @@
 """Run the benchmark suite and print one table.
 
-    python -m bench                      # everything (~6-8 minutes on 2 cores)
-    python -m bench --quick              # shorter windows, fewer repeats (~4 minutes)
+    python -m bench                      # everything (~7 minutes on 2 cores)
+    python -m bench --quick              # shorter windows, fewer repeats (~5 minutes)
     python -m bench --only ingest,memory # some of: ingest memory throughput latency restart churn
     python -m bench --json results.json  # also write the rows and the machine as JSON
 

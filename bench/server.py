@@ -218,6 +218,7 @@ class Server:
         state_up: str | None = None,
         repeat: int = 1,
         wait_go: bool = True,
+        pace: float = 0.0,
     ) -> tuple[subprocess.Popen, float]:
         """Start a feeder process (ready, waiting for ``go`` unless not
         ``wait_go``); returns it and the marker token it will end with."""
@@ -242,6 +243,8 @@ class Server:
             cmd += ["--state-up", state_up]
         if not wait_go:
             cmd.append("--no-wait")
+        if pace:
+            cmd += ["--pace", str(pace)]
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         if wait_go:
             assert proc.stdout is not None

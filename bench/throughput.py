@@ -127,8 +127,10 @@ def measure(server: Server, kind: str, warm: float, window: float, omit: bool = 
     cpu0 = server.cpu()
     sleep_until(t0 + window)
     cpu1 = server.cpu()
+    rss = server.rss()
     flows = clients.flows_between(t0, t0 + window)
     return {
+        "rss": rss,
         "flows": flows,
         "wall_rate": flows / window,
         "server_cpu": cpu1 - cpu0,
@@ -191,7 +193,8 @@ def kind_rows(kind: str, m: dict, omit: dict | None, b: dict) -> list[Row]:
         return (
             f"wall {x['wall_rate']:,.0f} flows/s with {CLIENTS} clients x {BATCH}-flow batches "
             f"(32 distinct batches each, cycled); server CPU {x['server_cpu'] / x['window']:.2f} "
-            f"cores; clients {x['client_cpu']:.1f} CPU-s in all{check}"
+            f"cores; clients {x['client_cpu']:.1f} CPU-s in all; server RSS "
+            f"{x['rss'] / 2**20:.0f} MiB after{check}"
         )
 
     rows = [
