@@ -200,19 +200,24 @@ def _asn(value: Any, key: str) -> int:
     return _to_int(value, key)
 
 
+def _json_object(line: bytes) -> dict[str, Any] | None:
+    """One JSON object per line; None for a blank line, RecordError for anything else."""
+    if not line.strip():
+        return None
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise RecordError(f"not valid JSON: {exc}") from None
+    if type(obj) is not dict:
+        raise RecordError(f"expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
 class FlowJsonParser:
     """Flow JSON lines as documented in docs/flow-json.md (attributed or not)."""
 
     def __call__(self, line: bytes) -> dict[str, Any] | None:
-        if not line.strip():
-            return None
-        try:
-            obj = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            raise RecordError(f"not valid JSON: {exc}") from None
-        if type(obj) is not dict:
-            raise RecordError(f"expected a JSON object, got {type(obj).__name__}")
-        return obj
+        return _json_object(line)
 
 
 class NfdumpCsvParser:
@@ -368,14 +373,9 @@ class PmacctJsonParser:
     """pmacct print plugin ``print_output: json`` (one object per line)."""
 
     def __call__(self, line: bytes) -> dict[str, Any] | None:
-        if not line.strip():
+        obj = _json_object(line)
+        if obj is None:
             return None
-        try:
-            obj = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            raise RecordError(f"not valid JSON: {exc}") from None
-        if type(obj) is not dict:
-            raise RecordError(f"expected a JSON object, got {type(obj).__name__}")
         if obj.get("event_type") in ("purge_init", "purge_close"):
             return None  # print_markers
         return pmacct_to_flow(obj)
