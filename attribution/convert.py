@@ -13,7 +13,6 @@ from attribution.resolver import (
     DEFAULT,
     FLAG_NAMES,
     LOCAL,
-    NONE,
     PROVENANCE_NAMES,
     Resolution,
 )
@@ -288,7 +287,6 @@ def route_to_json(r: pb.Route) -> dict:
 
 
 __all__ = [
-    "NONE",
     "as_path_json",
     "columns_to_answers",
     "columns_to_rows",

@@ -26,9 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ribd.attributes import PathAttributes
 from ribd.events import IPV4_UNICAST
-from ribd.rib import Rib, RouteMatch, RouterRib
+from ribd.rib import Rib, RouteMatch, RouterRib, route_match, slot_value
 
 # Provenance codes, as in attribution.resolver / the proto.
 _BGP, _LOCAL, _DEFAULT = 1, 3, 4
@@ -130,11 +129,7 @@ def build_view(rib: Rib, neighbor: str, family: str) -> CompiledView | None:
             for prefix in keys[i : i + BUILD_CHUNK]:
                 if not trie.has_key(prefix):
                     continue
-                entry = trie.get(prefix)
-                value = entry[slot] if slot < len(entry) else None
-                is_stale = current_stale
-                if value is None and stale_slot is not None and stale_slot < len(entry):
-                    value, is_stale = entry[stale_slot], True
+                value, is_stale = slot_value(trie.get(prefix), slot, stale_slot, current_stale)
                 if value is not None:
                     found.append((prefix, value, is_stale))
     items = []
@@ -145,12 +140,8 @@ def build_view(rib: Rib, neighbor: str, family: str) -> CompiledView | None:
         if not v4 and length > 64:
             long_v6.append(start)
             continue
-        if type(value) is PathAttributes:
-            attrs, path_id = value, 0
-        else:
-            path_id, attrs = value[0]  # type: ignore[index]
         items.append((start, length, end, len(routes)))
-        routes.append(RouteMatch(prefix, length, attrs, path_id, is_stale))
+        routes.append(route_match(prefix, value, is_stale))
     items.sort()
     starts, leafs = flatten([(s, e, ri) for s, _, e, ri in items], 1 << (32 if v4 else 64))
     n = len(routes)
@@ -160,14 +151,13 @@ def build_view(rib: Rib, neighbor: str, family: str) -> CompiledView | None:
     prov = np.zeros(n, dtype=np.uint8)
     from_set = np.zeros(n, dtype=bool)
     stale = np.zeros(n, dtype=bool)
-    local_as = 0  # filled per batch (local_as is config, not RIB)
     for i, m in enumerate(routes):
         a = m.attributes
         stale[i] = m.stale
         if m.length == 0:
             peer[i], prov[i] = a.peer_as, _DEFAULT
         elif a.empty_path:
-            origin[i], highest[i], prov[i] = local_as, local_as, _LOCAL
+            prov[i] = _LOCAL  # origin is our local AS: config, filled in per batch
         else:
             origin[i], highest[i], peer[i] = a.origin_as, a.origin_as_highest, a.peer_as
             prov[i], from_set[i] = _BGP, a.origin_from_set

@@ -28,7 +28,7 @@ from attribution.v1 import attribution_pb2 as pb
 from attribution.v1 import attribution_pb2_grpc as pb_grpc
 from ribd.events import IPV4_UNICAST, IPV6_UNICAST
 from ribd.prefixes import BadPrefix, parse_prefix_or_address
-from ribd.rib import Rib, all_matches
+from ribd.rib import Rib
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Attribution"].full_name
@@ -257,4 +257,4 @@ def start_server(
     return server, port
 
 
-__all__ = ["AttributionServicer", "ReloadResult", "all_matches", "start_server"]
+__all__ = ["AttributionServicer", "ReloadResult", "start_server"]

@@ -77,21 +77,24 @@ class BatchTooLarge(ValueError):
 
 @dataclass(slots=True)
 class Resolution:
-    """A resolved batch, in columns (the shape of the proto's AttributionColumns)."""
+    """A resolved batch, in columns (the shape of the proto's AttributionColumns).
+
+    Per-flow columns are numpy arrays when the resolver built them.
+    """
 
     routers: list[str] = field(default_factory=list)
-    router: list[int] = field(default_factory=list)
-    src_origin_as: list[int] = field(default_factory=list)
-    src_peer_as: list[int] = field(default_factory=list)
-    dst_origin_as: list[int] = field(default_factory=list)
-    dst_peer_as: list[int] = field(default_factory=list)
-    provenance: bytearray = field(default_factory=bytearray)
-    flags: list[int] = field(default_factory=list)
+    router: Sequence[int] = field(default_factory=list)
+    src_origin_as: Sequence[int] = field(default_factory=list)
+    src_peer_as: Sequence[int] = field(default_factory=list)
+    dst_origin_as: Sequence[int] = field(default_factory=list)
+    dst_peer_as: Sequence[int] = field(default_factory=list)
+    provenance: bytes = b""  # 4 per flow: src origin, src peer, dst origin, dst peer
+    flags: Sequence[int] = field(default_factory=list)
     routes: list[tuple[str, RouteMatch]] = field(default_factory=list)
-    src_route: list[int] = field(default_factory=list)
-    dst_route: list[int] = field(default_factory=list)
+    src_route: Sequence[int] = field(default_factory=list)
+    dst_route: Sequence[int] = field(default_factory=list)
     overrides: list[str] = field(default_factory=list)
-    override: list[int] = field(default_factory=list)
+    override: Sequence[int] = field(default_factory=list)
     errors: list[tuple[int, str, str]] = field(default_factory=list)
 
     def __len__(self) -> int:

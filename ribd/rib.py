@@ -165,6 +165,12 @@ class FamilyTable:
             return None
         return self.changes[seq - self.changes_start :]
 
+    def forget_changes_if_behind(self) -> None:
+        """Past MAX_CHANGE_LOG changes, compiled tables are rebuilt rather than patched."""
+        if len(self.changes) > MAX_CHANGE_LOG:
+            self.changes_start += len(self.changes)
+            self.changes.clear()
+
     def trim_changes(self, upto: int) -> None:
         """Forget changes before ``upto`` (every compiled table has caught up)."""
         drop = min(upto, self.change_seq) - self.changes_start
@@ -208,13 +214,8 @@ class FamilyTable:
     def put(self, prefix: str, entry: tuple, slot: int, value: object, log: bool = True) -> None:
         """Store ``value`` for ``slot`` at ``prefix`` (``entry`` is the current one)."""
         if log:
-            changes = self.changes
-            changes.append(prefix)
-            if len(changes) > MAX_CHANGE_LOG:
-                # Too far behind to be worth tracking: compiled tables older
-                # than this are simply rebuilt.
-                self.changes_start += len(changes)
-                changes.clear()
+            self.changes.append(prefix)
+            self.forget_changes_if_behind()
         n = len(entry)
         if slot < n:
             new = (*entry[:slot], value, *entry[slot + 1 :])
@@ -356,9 +357,7 @@ class Rib:
                 new_entry = (*entry, *((None,) * (slot - n)), new)
             insert(prefix, intern(new_entry, new_entry))
             changes.append(prefix)
-        if len(changes) > MAX_CHANGE_LOG:
-            table.changes_start += len(changes)
-            changes.clear()
+        table.forget_changes_if_behind()
 
     def _with_path(self, old: object, path_id: int, attrs: PathAttributes) -> tuple[object, int]:
         if old is None:
@@ -586,15 +585,11 @@ class Rib:
         fs = r.families[family]
         trie = self.tables[family].trie
         prefix = trie.get_key(key)
-        slot, stale = fs.slot, fs.stale_slot
+        slot, stale, current_stale = fs.slot, fs.stale_slot, r.current_stale
         while prefix is not None:
-            entry = trie.get(prefix)
-            value = entry[slot] if slot < len(entry) else None
-            is_stale = r.current_stale
-            if value is None and stale is not None and stale < len(entry):
-                value, is_stale = entry[stale], True
+            value, is_stale = slot_value(trie.get(prefix), slot, stale, current_stale)
             if value is not None:
-                return _match(prefix, value, is_stale)
+                return route_match(prefix, value, is_stale)
             prefix = trie.parent(prefix)
         return None
 
@@ -605,11 +600,8 @@ class Rib:
         if r is None or not trie.has_key(prefix):
             return []
         fs = r.families[family]
-        entry = trie.get(prefix)
-        for slot, is_stale in ((fs.slot, r.current_stale), (fs.stale_slot, True)):
-            if slot is not None and slot < len(entry) and entry[slot] is not None:
-                return all_matches(prefix, entry[slot], is_stale)
-        return []
+        value, is_stale = slot_value(trie.get(prefix), fs.slot, fs.stale_slot, r.current_stale)
+        return [] if value is None else all_matches(prefix, value, is_stale)
 
     def routes(self, neighbor: str, family: str) -> Iterator[RouteMatch]:
         """Every best route of one router (current, then stale-only), for dumps and tests."""
@@ -619,13 +611,9 @@ class Rib:
         fs = r.families[family]
         trie = self.tables[family].trie
         for prefix in trie.keys():  # noqa: SIM118 (a snapshot: the trie may change)
-            entry = trie.get(prefix)
-            value = entry[fs.slot] if fs.slot < len(entry) else None
-            is_stale = r.current_stale
-            if value is None and fs.stale_slot is not None and fs.stale_slot < len(entry):
-                value, is_stale = entry[fs.stale_slot], True
+            value, is_stale = slot_value(trie.get(prefix), fs.slot, fs.stale_slot, r.current_stale)
             if value is not None:
-                yield _match(prefix, value, is_stale)
+                yield route_match(prefix, value, is_stale)
 
     def stats(self) -> dict:
         return {
@@ -637,7 +625,19 @@ class Rib:
         }
 
 
-def _match(prefix: str, value: object, stale: bool) -> RouteMatch:
+def slot_value(
+    entry: tuple, slot: int, stale_slot: int | None, current_stale: bool
+) -> tuple[object, bool]:
+    """A router's value in ``entry`` and whether it is stale: its current slot,
+    else the stale generation kept behind it."""
+    value = entry[slot] if slot < len(entry) else None
+    if value is None and stale_slot is not None and stale_slot < len(entry):
+        return entry[stale_slot], True
+    return value, current_stale
+
+
+def route_match(prefix: str, value: object, stale: bool) -> RouteMatch:
+    """The best route of a slot value (one path, or an ADD-PATH set best first)."""
     if type(value) is PathAttributes:
         attrs, path_id = value, 0
     else:
