@@ -13,7 +13,7 @@ from itertools import islice
 import grpc
 
 from attribution.config import MAX_MESSAGE_BYTES
-from attribution.convert import columns_to_answers, error_answer
+from attribution.convert import columns_to_answers, error_answer, route_summary_json
 from attribution.resolver import rows_to_columns
 from attribution.v1 import attribution_pb2 as pb
 from attribution.v1 import attribution_pb2_grpc as pb_grpc
@@ -32,7 +32,9 @@ def channel(target: str, max_message_bytes: int = MAX_MESSAGE_BYTES) -> grpc.Cha
     )
 
 
-def columns_request(flows: list, batch_id: int = 0) -> tuple[pb.FlowBatch, dict, list[int]]:
+def columns_request(
+    flows: list, batch_id: int = 0, *, packed: bool = False, stream_routes: bool = False
+) -> tuple[pb.FlowBatch, dict, list[int]]:
     """Pack dict records into a FlowBatch; returns (request, bad by index, good indexes)."""
     exporters, exporter, src, dst, in_if, mac, bad = rows_to_columns(flows)
     good = [i for i in range(len(flows)) if i not in bad]
@@ -52,15 +54,42 @@ def columns_request(flows: list, batch_id: int = 0) -> tuple[pb.FlowBatch, dict,
             in_if=in_if if any(in_if) else (),
             src_mac=mac,
         ),
+        packed_records=packed,
+        stream_routes=stream_routes,
     )
     return request, bad, good
 
 
-def merge_answers(flows: list, bad: dict, good: list[int], reply: pb.AttributionBatch) -> list:
+class StreamRoutes:
+    """The client's copy of a ResolveStream's route dictionary (stream_routes)."""
+
+    def __init__(self) -> None:
+        self.routes: list[dict] = []
+
+    def update(self, cols: pb.AttributionColumns) -> list[dict]:
+        if cols.routes_reset:
+            self.routes = []
+        if cols.route_base != len(self.routes):
+            raise RuntimeError(
+                f"route dictionary out of step: the server numbers from {cols.route_base}, "
+                f"we hold {len(self.routes)} routes"
+            )
+        self.routes.extend(route_summary_json(r) for r in cols.routes)
+        return self.routes
+
+
+def merge_answers(
+    flows: list,
+    bad: dict,
+    good: list[int],
+    reply: pb.AttributionBatch,
+    route_json: list[dict] | None = None,
+) -> list:
     answers: list = [None] * len(flows)
     for i, (code, message) in bad.items():
         answers[i] = error_answer(code, message)
-    for i, answer in zip(good, columns_to_answers(reply.columns, reply.errors), strict=True):
+    resolved = columns_to_answers(reply.columns, reply.errors, route_json)
+    for i, answer in zip(good, resolved, strict=True):
         answers[i] = answer
     out = []
     for flow, answer in zip(flows, answers, strict=True):
@@ -74,7 +103,8 @@ def resolve_dicts(
     """Attribute flows through the service's streaming bulk RPC, keeping order.
 
     Batches are pipelined over one ResolveStream so the client never waits a
-    round trip per batch.
+    round trip per batch; answers come as packed records and each route is
+    sent once per stream.
     """
     with channel(target) as ch:
         stub = pb_grpc.AttributionStub(ch)
@@ -87,15 +117,18 @@ def resolve_dicts(
                 chunk = list(islice(it, batch_size))
                 if not chunk:
                     return
-                request, bad, good = columns_request(chunk, batch_id)
+                request, bad, good = columns_request(
+                    chunk, batch_id, packed=True, stream_routes=True
+                )
                 pending.append((chunk, bad, good))
                 batch_id += 1
                 yield request
 
+        routes = StreamRoutes()
         for reply in stub.ResolveStream(requests(), timeout=None):
             chunk, bad, good = pending.pop(0)
             if reply.batch_error:
                 for flow in chunk:
                     yield {**flow, **error_answer("bad_batch", reply.batch_error)}
                 continue
-            yield from merge_answers(chunk, bad, good, reply)
+            yield from merge_answers(chunk, bad, good, reply, routes.update(reply.columns))

@@ -7,6 +7,9 @@ the gRPC service, the CLI and the offline resolver cannot drift apart.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import NamedTuple
+
+import numpy as np
 
 from attribution.resolver import (
     BGP,
@@ -14,6 +17,7 @@ from attribution.resolver import (
     FLAG_NAMES,
     LOCAL,
     PROVENANCE_NAMES,
+    RECORD_DTYPE,
     Resolution,
 )
 from attribution.v1 import attribution_pb2 as pb
@@ -129,35 +133,90 @@ def _list(values: object) -> list:
     return values.tolist() if hasattr(values, "tolist") else list(values)  # type: ignore[attr-defined]
 
 
+class FlowColumns(NamedTuple):
+    """An answer's per-flow columns as Python sequences, packed or not."""
+
+    router: Sequence[int]
+    src_origin_as: Sequence[int]
+    src_peer_as: Sequence[int]
+    dst_origin_as: Sequence[int]
+    dst_peer_as: Sequence[int]
+    provenance: bytes  # 4 per flow
+    flags: Sequence[int]
+    src_route: Sequence[int]
+    dst_route: Sequence[int]
+    override: Sequence[int]
+
+
+def flow_columns(cols: pb.AttributionColumns) -> FlowColumns:
+    """Per-flow columns of an answer, from ``records`` (packed_records) or the fields."""
+    if not cols.records:
+        return FlowColumns(
+            cols.router,
+            cols.src_origin_as,
+            cols.src_peer_as,
+            cols.dst_origin_as,
+            cols.dst_peer_as,
+            cols.provenance,
+            cols.flags,
+            cols.src_route,
+            cols.dst_route,
+            cols.override,
+        )
+    rec = decode_records(cols)
+    return FlowColumns(
+        rec["router"].tolist(),
+        rec["src_origin_as"].tolist(),
+        rec["src_peer_as"].tolist(),
+        rec["dst_origin_as"].tolist(),
+        rec["dst_peer_as"].tolist(),
+        rec["provenance"].tobytes(),
+        rec["flags"].tolist(),
+        rec["src_route"].tolist(),
+        rec["dst_route"].tolist(),
+        rec["override"].tolist(),
+    )
+
+
+def decode_records(cols: pb.AttributionColumns) -> np.ndarray:
+    """A packed_records answer's per-flow answers as a numpy record array (RECORD_DTYPE)."""
+    if len(cols.records) % RECORD_DTYPE.itemsize:
+        raise ValueError(
+            f"records holds {len(cols.records)} bytes, not a multiple of {RECORD_DTYPE.itemsize}"
+        )
+    return np.frombuffer(cols.records, dtype=RECORD_DTYPE)
+
+
 def columns_to_rows(
     cols: pb.AttributionColumns, errors: Sequence[pb.FlowError]
 ) -> list[pb.FlowAttribution]:
     """Per-flow messages from columns (the `flows` shape of ResolveBatch)."""
     by_index = {e.index: e for e in errors}
     out = []
-    prov = cols.provenance
-    for i in range(len(cols.flags)):
+    f = flow_columns(cols)
+    prov = f.provenance
+    for i in range(len(f.flags)):
         err = by_index.get(i)
         if err is not None:
             out.append(pb.FlowAttribution(error=err))
             continue
         fa = pb.FlowAttribution(
-            router=cols.routers[cols.router[i]] if cols.router[i] >= 0 else "",
-            src_origin_as=cols.src_origin_as[i],
-            src_peer_as=cols.src_peer_as[i],
-            dst_origin_as=cols.dst_origin_as[i],
-            dst_peer_as=cols.dst_peer_as[i],
+            router=cols.routers[f.router[i]] if f.router[i] >= 0 else "",
+            src_origin_as=f.src_origin_as[i],
+            src_peer_as=f.src_peer_as[i],
+            dst_origin_as=f.dst_origin_as[i],
+            dst_peer_as=f.dst_peer_as[i],
             src_origin_provenance=prov[4 * i],
             src_peer_provenance=prov[4 * i + 1],
             dst_origin_provenance=prov[4 * i + 2],
             dst_peer_provenance=prov[4 * i + 3],
-            flags=cols.flags[i],
-            override=cols.overrides[cols.override[i]] if cols.override[i] >= 0 else "",
+            flags=f.flags[i],
+            override=cols.overrides[f.override[i]] if f.override[i] >= 0 else "",
         )
-        if cols.src_route[i] >= 0:
-            fa.src_route.CopyFrom(cols.routes[cols.src_route[i]])
-        if cols.dst_route[i] >= 0:
-            fa.dst_route.CopyFrom(cols.routes[cols.dst_route[i]])
+        if f.src_route[i] >= 0:
+            fa.src_route.CopyFrom(cols.routes[f.src_route[i]])
+        if f.dst_route[i] >= 0:
+            fa.dst_route.CopyFrom(cols.routes[f.dst_route[i]])
         out.append(fa)
     return out
 
@@ -204,28 +263,36 @@ def error_answer(code: str, message: str) -> dict:
 
 
 def columns_to_answers(
-    cols: pb.AttributionColumns, errors: Sequence[pb.FlowError]
+    cols: pb.AttributionColumns,
+    errors: Sequence[pb.FlowError],
+    route_json: Sequence[dict] | None = None,
 ) -> Iterator[dict]:
-    """One flow-JSON answer dict per flow, in order (see docs/flow-json.md)."""
+    """One flow-JSON answer dict per flow, in order (see docs/flow-json.md).
+
+    ``route_json``: the route dictionary as ``route_summary_json`` dicts when
+    it is not ``cols.routes`` (a stream_routes dictionary).
+    """
     by_index = {e.index: e for e in errors}
-    route_json = [_route_json(r) for r in cols.routes]
-    prov = cols.provenance
+    if route_json is None:
+        route_json = [route_summary_json(r) for r in cols.routes]
+    f = flow_columns(cols)
+    prov = f.provenance
     names = PROVENANCE_NAMES
     flag_items = list(FLAG_NAMES.items())
-    for i in range(len(cols.flags)):
+    for i in range(len(f.flags)):
         err = by_index.get(i)
         if err is not None:
             yield error_answer(err.code, err.message)
             continue
-        s = route_json[cols.src_route[i]] if cols.src_route[i] >= 0 else None
-        d = route_json[cols.dst_route[i]] if cols.dst_route[i] >= 0 else None
-        flags = cols.flags[i]
+        s = route_json[f.src_route[i]] if f.src_route[i] >= 0 else None
+        d = route_json[f.dst_route[i]] if f.dst_route[i] >= 0 else None
+        flags = f.flags[i]
         answer = {
-            "router": cols.routers[cols.router[i]] if cols.router[i] >= 0 else None,
-            "src_origin_as": cols.src_origin_as[i],
-            "src_peer_as": cols.src_peer_as[i],
-            "dst_origin_as": cols.dst_origin_as[i],
-            "dst_peer_as": cols.dst_peer_as[i],
+            "router": cols.routers[f.router[i]] if f.router[i] >= 0 else None,
+            "src_origin_as": f.src_origin_as[i],
+            "src_peer_as": f.src_peer_as[i],
+            "dst_origin_as": f.dst_origin_as[i],
+            "dst_peer_as": f.dst_peer_as[i],
             "src_origin_provenance": names.get(prov[4 * i], "none"),
             "src_peer_provenance": names.get(prov[4 * i + 1], "none"),
             "dst_origin_provenance": names.get(prov[4 * i + 2], "none"),
@@ -239,7 +306,7 @@ def columns_to_answers(
             "dst_local_pref": d["local_pref"] if d else None,
             "dst_med": d["med"] if d else None,
             "dst_next_hop": d["next_hop"] if d else None,
-            "override": cols.overrides[cols.override[i]] if cols.override[i] >= 0 else None,
+            "override": cols.overrides[f.override[i]] if f.override[i] >= 0 else None,
         }
         for bit, name in flag_items:
             answer[name] = bool(flags & bit)
@@ -248,7 +315,8 @@ def columns_to_answers(
         yield answer
 
 
-def _route_json(r: pb.Route) -> dict:
+def route_summary_json(r: pb.Route) -> dict:
+    """The parts of a route a flow answer shows (src_/dst_ prefix, AS path, ...)."""
     return {
         "prefix": r.prefix,
         "as_path": as_path_json(r.as_path),
@@ -290,8 +358,11 @@ __all__ = [
     "as_path_json",
     "columns_to_answers",
     "columns_to_rows",
+    "decode_records",
     "error_answer",
+    "flow_columns",
     "resolution_to_columns",
     "route_message",
+    "route_summary_json",
     "route_to_json",
 ]

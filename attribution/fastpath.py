@@ -230,6 +230,10 @@ class CompiledViews:
             self._wanted.add((neighbor, family))
         return view, changed
 
+    def current(self) -> list[CompiledView]:
+        """The views lookups use now."""
+        return list(self._views.values())
+
     def refresh(self) -> int:
         """Build the views lookups asked for; returns how many were built."""
         with self._lock:

@@ -23,9 +23,10 @@ from attribution.convert import (
     resolution_to_columns,
     route_message,
 )
-from attribution.resolver import BatchTooLarge, Resolution, Resolver
+from attribution.resolver import BatchTooLarge, Resolution, Resolver, Routing
 from attribution.v1 import attribution_pb2 as pb
 from attribution.v1 import attribution_pb2_grpc as pb_grpc
+from attribution.wire import MAX_STREAM_ROUTES, RouteEncoder, WireRoutes, encode_answer
 from ribd.events import IPV4_UNICAST, IPV6_UNICAST
 from ribd.prefixes import BadPrefix, parse_prefix_or_address
 from ribd.rib import Rib
@@ -56,7 +57,12 @@ class AttributionServicer(pb_grpc.AttributionServicer):
         self.config = config
         self.reload = reload
         self.feed_stats = feed_stats
-        self.route_messages = RouteMessages()
+        self.route_messages = RouteMessages()  # rows answers (Resolve, `flows` batches)
+        self.route_encoder = RouteEncoder()  # columns answers
+
+    def forget_old_views(self) -> None:
+        """Drop cached route entries of views no longer served (maintenance)."""
+        self.route_encoder.forget_views(self.resolver.views.current())
 
     # -- resolving -----------------------------------------------------------
 
@@ -66,27 +72,19 @@ class AttributionServicer(pb_grpc.AttributionServicer):
             res, routing.local_as, routing.highest_as_set, self.route_messages
         )
 
-    def _resolve_batch(self, request: pb.FlowBatch) -> pb.AttributionBatch:
-        """Raises ValueError for a batch that cannot be read at all."""
+    def _resolve_batch(
+        self, request: pb.FlowBatch, stream: _StreamState | None = None
+    ) -> pb.AttributionBatch | bytes:
+        """The answer, as a message or ready wire bytes (``columns`` requests).
+
+        ``stream`` is the calling ResolveStream's state (its route dictionary).
+        Raises ValueError for a batch that cannot be read at all.
+        """
         kind = request.WhichOneof("records")
         if kind == "columns":
-            c = request.columns
-            n = len(c.exporter)
-            res = (
-                self.resolver.resolve_columns(
-                    list(c.exporters),
-                    c.exporter,
-                    c.src_addr,
-                    c.dst_addr,
-                    c.in_if,
-                    c.src_mac,
-                    with_routes=not request.omit_routes,
-                )
-                if n
-                else Resolution()
-            )
-            cols, errors = self._columns(res)
-            return pb.AttributionBatch(batch_id=request.batch_id, columns=cols, errors=errors)
+            return self._columns_answer(request, stream)
+        if request.stream_routes and stream is None:
+            raise ValueError("stream_routes works on ResolveStream only")
         flows = request.flows.flows if kind == "flows" else ()
         if len(flows) > self.resolver.max_batch_flows:
             raise BatchTooLarge(
@@ -96,6 +94,51 @@ class AttributionServicer(pb_grpc.AttributionServicer):
         cols, errors = self._columns(res)
         return pb.AttributionBatch(
             batch_id=request.batch_id, attributions=columns_to_rows(cols, errors), errors=errors
+        )
+
+    def _columns_answer(self, request: pb.FlowBatch, stream: _StreamState | None) -> bytes:
+        routing = self.resolver.routing
+        base, reset = 0, False
+        routes: WireRoutes | None = None
+        if request.stream_routes and stream is None:
+            raise ValueError("stream_routes works on ResolveStream only")
+        if request.omit_routes:
+            pass
+        elif request.stream_routes:
+            reset = stream.prepare(routing, self.route_encoder)  # type: ignore[union-attr]
+            routes = stream.routes
+        else:
+            routes = WireRoutes(self.route_encoder, routing.local_as, routing.highest_as_set)
+        c = request.columns
+        try:
+            res = (
+                self.resolver.resolve_columns(
+                    list(c.exporters),
+                    c.exporter,
+                    c.src_addr,
+                    c.dst_addr,
+                    c.in_if,
+                    c.src_mac,
+                    with_routes=routes is not None,
+                    routes=routes,
+                )
+                if len(c.exporter)
+                else Resolution()
+            )
+        except BaseException:
+            if routes is not None and stream is not None and request.stream_routes:
+                stream.lost()  # numbered routes that will never be sent
+            raise
+        entries: list[bytes] = []
+        if routes is not None:
+            base, entries = routes.take_new()
+        return encode_answer(
+            request.batch_id,
+            res,
+            request.packed_records,
+            entries,
+            base if request.stream_routes else 0,
+            reset,
         )
 
     def Resolve(self, request: pb.Flow, context: grpc.ServicerContext) -> pb.FlowAttribution:
@@ -114,10 +157,11 @@ class AttributionServicer(pb_grpc.AttributionServicer):
 
     def ResolveStream(
         self, request_iterator: Iterator[pb.FlowBatch], context: grpc.ServicerContext
-    ) -> Iterator[pb.AttributionBatch]:
+    ) -> Iterator[pb.AttributionBatch | bytes]:
+        stream = _StreamState()
         for request in request_iterator:
             try:
-                yield self._resolve_batch(request)
+                yield self._resolve_batch(request, stream)
             except ValueError as exc:
                 yield pb.AttributionBatch(batch_id=request.batch_id, batch_error=str(exc))
 
@@ -218,6 +262,66 @@ class AttributionServicer(pb_grpc.AttributionServicer):
         )
 
 
+class _StreamState:
+    """What one ResolveStream remembers between batches: its route dictionary."""
+
+    def __init__(self) -> None:
+        self.routes: WireRoutes | None = None
+        self._routing: Routing | None = None
+        self._must_reset = False
+
+    def prepare(self, routing: Routing, encoder: RouteEncoder) -> bool:
+        """Ready the dictionary for the next batch; True when it was emptied.
+
+        Emptied when full, after a lost batch, and after a config reload
+        (entries show the router name and the local AS, which may change).
+        """
+        if self.routes is None:
+            self.routes = WireRoutes(encoder, routing.local_as, routing.highest_as_set)
+            self._routing = routing
+            return False
+        if (
+            self._must_reset
+            or routing is not self._routing
+            or self.routes.size >= MAX_STREAM_ROUTES
+        ):
+            self.routes = WireRoutes(encoder, routing.local_as, routing.highest_as_set)
+            self._routing = routing
+            self._must_reset = False
+            return True
+        return False
+
+    def lost(self) -> None:
+        self._must_reset = True
+
+
+def _serialize(message: object) -> bytes:
+    """Answers are messages, or wire bytes built by attribution.wire (bulk path)."""
+    return message if type(message) is bytes else message.SerializeToString()  # type: ignore[attr-defined]
+
+
+_HANDLER_KINDS = {
+    (False, False): grpc.unary_unary_rpc_method_handler,
+    (False, True): grpc.unary_stream_rpc_method_handler,
+    (True, False): grpc.stream_unary_rpc_method_handler,
+    (True, True): grpc.stream_stream_rpc_method_handler,
+}
+
+
+def add_servicer(servicer: AttributionServicer, server: grpc.Server) -> None:
+    """Register the service like the generated code does, but let answers be bytes."""
+    handlers = {}
+    for method in pb.DESCRIPTOR.services_by_name["Attribution"].methods:
+        make = _HANDLER_KINDS[(method.client_streaming, method.server_streaming)]
+        handlers[method.name] = make(
+            getattr(servicer, method.name),
+            request_deserializer=getattr(pb, method.input_type.name).FromString,
+            response_serializer=_serialize,
+        )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
+
+
 def _flow_dict(f: pb.Flow) -> dict:
     return {
         "exporter": f.exporter,
@@ -241,7 +345,7 @@ def start_server(
             ("grpc.so_reuseport", 0),
         ],
     )
-    pb_grpc.add_AttributionServicer_to_server(servicer, server)
+    add_servicer(servicer, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):

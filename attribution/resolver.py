@@ -67,6 +67,24 @@ FLAG_NAMES = {
 }
 
 V4_MAPPED = b"\x00" * 10 + b"\xff\xff"
+
+# One answer per flow, as AttributionColumns.records carries it (the layout is
+# documented in the proto). A batch's answer columns are views into one array
+# of these, so packed answers need no copy but the final ``tobytes``.
+RECORD_DTYPE = np.dtype(
+    [
+        ("router", "<i4"),
+        ("src_origin_as", "<u4"),
+        ("src_peer_as", "<u4"),
+        ("dst_origin_as", "<u4"),
+        ("dst_peer_as", "<u4"),
+        ("provenance", "u1", (4,)),
+        ("flags", "<u4"),
+        ("src_route", "<i4"),
+        ("dst_route", "<i4"),
+        ("override", "<i4"),
+    ]
+)
 CHUNK = 2048  # flows resolved per hold of the RIB lock
 NO_MAC = b"\x00" * 6
 
@@ -96,6 +114,7 @@ class Resolution:
     overrides: list[str] = field(default_factory=list)
     override: Sequence[int] = field(default_factory=list)
     errors: list[tuple[int, str, str]] = field(default_factory=list)
+    records: np.ndarray | None = None  # RECORD_DTYPE; the columns above are views into it
 
     def __len__(self) -> int:
         return len(self.flags)
@@ -154,6 +173,39 @@ def unpack_address(packed: bytes) -> str:
 
 def canonical_exporter(text: str) -> str:
     return unpack_address(pack_address(text))
+
+
+class RouteDictionary:
+    """Numbers the routes an answer refers to (its route dictionary)."""
+
+    def from_view(self, name: str, view: CompiledView, leaves: np.ndarray) -> np.ndarray:
+        """Dictionary index of each route ``leaves`` (indices into view.routes, >= 0)."""
+        raise NotImplementedError
+
+    def from_match(self, name: str, m: RouteMatch) -> int:
+        raise NotImplementedError
+
+
+class BatchRoutes(RouteDictionary):
+    """One batch's dictionary as (router name, RouteMatch) pairs, each route once."""
+
+    def __init__(self) -> None:
+        self.routes: list[tuple[str, RouteMatch]] = []
+        self._index: dict[tuple, int] = {}
+
+    def from_match(self, name: str, m: RouteMatch) -> int:
+        key = (name, m.prefix, m.path_id, m.stale)
+        idx = self._index.get(key)
+        if idx is None:
+            idx = self._index[key] = len(self.routes)
+            self.routes.append((name, m))
+        return idx
+
+    def from_view(self, name: str, view: CompiledView, leaves: np.ndarray) -> np.ndarray:
+        unique, inverse = np.unique(leaves, return_inverse=True)
+        routes = view.routes
+        ids = [self.from_match(name, routes[leaf]) for leaf in unique.tolist()]
+        return np.array(ids, dtype=np.int32)[inverse]
 
 
 class Resolver:
@@ -220,12 +272,15 @@ class Resolver:
         src_mac: bytes | None = None,
         bad: dict[int, tuple[str, str]] | None = None,
         with_routes: bool = True,
+        routes: RouteDictionary | None = None,
     ) -> Resolution:
         """Resolve ``len(exporter)`` flows given as columns (see FlowColumns).
 
         ``bad`` marks flows already found broken (index -> (code, message));
         they get their error and zero answers, everything else is resolved.
-        ``with_routes=False`` skips the route dictionary (AS numbers only).
+        ``with_routes=False`` skips the route dictionary (AS numbers only);
+        ``routes`` numbers the routes instead of a fresh ``BatchRoutes``
+        (whose pairs then fill ``Resolution.routes``).
         """
         n = len(exporter)
         if n > self.max_batch_flows:
@@ -237,7 +292,7 @@ class Resolver:
         if src_mac and len(src_mac) != 6 * n:
             raise ValueError(f"src_mac must hold 6 bytes per flow ({6 * n}) or be empty")
         routing = self.routing
-        batch = _Batch(n, routing, with_routes)
+        batch = _Batch(n, routing, (routes or BatchRoutes()) if with_routes else None)
         bad = dict(bad or {})
 
         ex = np.asarray(exporter, dtype=np.int64) if n else np.zeros(0, dtype=np.int64)
@@ -312,20 +367,16 @@ class Resolver:
         family: str,
         key: bytes,
         routing: Routing,
-        route_index: dict[tuple, int],
-        routes: list[tuple[str, RouteMatch]],
+        routes: RouteDictionary | None,
     ) -> tuple[int, int, int, int, int, bool, bool]:
         """(origin, peer, origin prov, peer prov, route index, stale, origin from AS_SET)."""
         m = self.rib.lookup(neighbor, family, key)
         if m is None:
             return _NO_ANSWER
         a: PathAttributes = m.attributes
-        name = routing.names.get(neighbor, neighbor)
-        rkey = (name, m.prefix, m.path_id, m.stale)
-        idx = route_index.get(rkey)
-        if idx is None:
-            idx = route_index[rkey] = len(routes)
-            routes.append((name, m))
+        idx = -1
+        if routes is not None:
+            idx = routes.from_match(routing.names.get(neighbor, neighbor), m)
         if m.length == 0:
             return (0, a.peer_as, DEFAULT, DEFAULT, idx, m.stale, False)
         if a.empty_path:
@@ -347,35 +398,29 @@ _NO_ANSWER = (0, 0, NONE, NONE, -1, False, False)
 class _Batch:
     """Answer columns of one batch being resolved (numpy), and its dictionaries."""
 
-    def __init__(self, n: int, routing: Routing, with_routes: bool) -> None:
+    def __init__(self, n: int, routing: Routing, routes: RouteDictionary | None) -> None:
         self.routing = routing
-        self.with_routes = with_routes
-        self.router = np.full(n, -1, dtype=np.int32)
-        self.so = np.zeros(n, dtype=np.uint32)
-        self.sp = np.zeros(n, dtype=np.uint32)
-        self.do = np.zeros(n, dtype=np.uint32)
-        self.dp = np.zeros(n, dtype=np.uint32)
-        self.prov = np.full((n, 4), NONE, dtype=np.uint8)  # s_origin, s_peer, d_origin, d_peer
-        self.flags = np.zeros(n, dtype=np.uint32)
-        self.sroute = np.full(n, -1, dtype=np.int32)
-        self.droute = np.full(n, -1, dtype=np.int32)
-        self.override = np.full(n, -1, dtype=np.int32)
+        self.routes = routes
+        self.rec = rec = np.zeros(n, dtype=RECORD_DTYPE)
+        self.router = rec["router"]
+        self.so = rec["src_origin_as"]
+        self.sp = rec["src_peer_as"]
+        self.do = rec["dst_origin_as"]
+        self.dp = rec["dst_peer_as"]
+        self.prov = rec["provenance"]  # (n, 4): s_origin, s_peer, d_origin, d_peer
+        self.flags = rec["flags"]
+        self.sroute = rec["src_route"]
+        self.droute = rec["dst_route"]
+        self.override = rec["override"]
+        for column in (self.router, self.sroute, self.droute, self.override):
+            column.fill(-1)
+        self.prov.fill(NONE)
         self.routers: dict[str, int] = {}
         self.overrides: dict[str, int] = {}
-        self.route_index: dict[tuple, int] = {}
-        self.routes: list[tuple[str, RouteMatch]] = []
         self.memo: dict[tuple, tuple] = {}
 
     def router_index(self, name: str) -> int:
         return self.routers.setdefault(name, len(self.routers))
-
-    def add_route(self, name: str, m: RouteMatch) -> int:
-        key = (name, m.prefix, m.path_id, m.stale)
-        idx = self.route_index.get(key)
-        if idx is None:
-            idx = self.route_index[key] = len(self.routes)
-            self.routes.append((name, m))
-        return idx
 
     def answer_group(
         self,
@@ -400,38 +445,32 @@ class _Batch:
         with resolver.rib.lock:
             usable = resolver.views.usable(neighbor, family)
             changed = list(usable[1]) if usable is not None else []
-        if usable is None:
-            slow = np.ones(len(idx), dtype=bool)
-        else:
-            view = usable[0]
-            slow = ranges_mask(dkeys, changed, v4) | ranges_mask(skeys, changed, v4)
-            if not v4 and len(view.long_v6):
-                slow |= np.isin(dkeys, view.long_v6) | np.isin(skeys, view.long_v6)
-            fast = ~slow
-            if fast.any():
-                name = self.routing.names.get(neighbor, neighbor)
-                fi = idx[fast]
-                self._gather(view, name, fi, view.lookup(dkeys[fast]), dst=True)
-                self._gather(view, name, fi, view.lookup(skeys[fast]), dst=False)
-        if slow.any():
-            s_raw = s_words[idx[slow]]
-            d_raw = d_words[idx[slow]]
-            slow_idx = idx[slow].tolist()
-            for start in range(0, len(slow_idx), CHUNK):
-                with resolver.rib.lock:  # per chunk: the feed is never held up long
-                    for k in range(start, min(start + CHUNK, len(slow_idx))):
-                        self._answer_one(
-                            resolver, neighbor, family, v4, slow_idx[k], s_raw[k], d_raw[k]
-                        )
+        name = self.routing.names.get(neighbor, neighbor)
+        # src and dst separately: an address in a changed prefix takes the
+        # exact path, the other end of its flow still the compiled view.
+        for dst, keys, words in ((True, dkeys, d_words), (False, skeys, s_words)):
+            if usable is None:
+                slow = np.ones(len(idx), dtype=bool)
+            else:
+                view = usable[0]
+                slow = ranges_mask(keys, changed, v4)
+                if not v4 and len(view.long_v6):
+                    slow |= np.isin(keys, view.long_v6)
+                fast = ~slow
+                if fast.any():
+                    self._gather(view, name, idx[fast], view.lookup(keys[fast]), dst)
+            if slow.any():
+                self._exact(resolver, neighbor, family, v4, idx[slow], words[idx[slow]], dst)
 
     def _gather(
         self, view: CompiledView, name: str, fi: np.ndarray, leaf: np.ndarray, dst: bool
     ) -> None:
-        ok = leaf >= 0
+        """Answers of flows ``fi`` from the compiled view (one side)."""
         if not len(view.routes):
             if not dst:
                 self.flags[fi] |= SRC_UNROUTED
             return
+        ok = leaf >= 0
         lk = np.where(ok, leaf, 0)
         prov = np.where(ok, view.provenance[lk], NONE).astype(np.uint8)
         origins = view.origin_as_highest if self.routing.highest_as_set else view.origin_as
@@ -440,13 +479,59 @@ class _Batch:
         peer = np.where(ok, view.peer_as[lk], 0)
         stale = ok & view.stale[lk]
         from_set = ok & view.from_set[lk]
-        if self.with_routes and ok.any():
-            mapping = np.full(len(view.routes), -1, dtype=np.int32)
-            for u in np.unique(leaf[ok]).tolist():
-                mapping[u] = self.add_route(name, view.routes[u])
-            route = np.where(ok, mapping[lk], -1)
-        else:
-            route = None
+        route = None
+        if self.routes is not None and ok.any():
+            route = np.full(len(leaf), -1, dtype=np.int32)
+            route[ok] = self.routes.from_view(name, view, leaf[ok])
+        self._store(fi, dst, origin, peer, prov, stale, from_set, route)
+
+    def _exact(
+        self,
+        resolver: Resolver,
+        neighbor: str,
+        family: str,
+        v4: bool,
+        fi: np.ndarray,
+        words: np.ndarray,
+        dst: bool,
+    ) -> None:
+        """Answers of flows ``fi`` from pytricia lookups (one side), memoised per batch."""
+        raw = words.astype(">u8").tobytes()  # 16 bytes per flow
+        memo = self.memo
+        answers = []
+        for start in range(0, len(fi), CHUNK):
+            with resolver.rib.lock:  # per chunk: the feed is never held up long
+                for k in range(start, min(start + CHUNK, len(fi))):
+                    key = raw[16 * k + 12 : 16 * k + 16] if v4 else raw[16 * k : 16 * k + 16]
+                    a = memo.get((neighbor, key))
+                    if a is None:
+                        a = memo[(neighbor, key)] = resolver._answer(
+                            neighbor, family, key, self.routing, self.routes
+                        )
+                    answers.append(a)
+        a = np.array(answers, dtype=np.int64).reshape(len(answers), 7)
+        self._store(
+            fi,
+            dst,
+            origin=a[:, 0].astype(np.uint32),
+            peer=a[:, 1].astype(np.uint32),
+            prov=a[:, 2].astype(np.uint8),
+            stale=a[:, 5] != 0,
+            from_set=a[:, 6] != 0,
+            route=a[:, 4].astype(np.int32) if self.routes is not None else None,
+        )
+
+    def _store(
+        self,
+        fi: np.ndarray,
+        dst: bool,
+        origin: np.ndarray,
+        peer: np.ndarray,
+        prov: np.ndarray,
+        stale: np.ndarray,
+        from_set: np.ndarray,
+        route: np.ndarray | None,
+    ) -> None:
         if dst:
             self.do[fi], self.dp[fi] = origin, peer
             self.prov[fi, 2] = prov
@@ -465,48 +550,6 @@ class _Batch:
             self.flags[fi] |= np.where(unrouted, SRC_UNROUTED, 0).astype(np.uint32)
             if route is not None:
                 self.sroute[fi] = route
-
-    def _answer_one(
-        self,
-        resolver: Resolver,
-        neighbor: str,
-        family: str,
-        v4: bool,
-        i: int,
-        s_raw: np.ndarray,
-        d_raw: np.ndarray,
-    ) -> None:
-        """The exact path: pytricia lookups for one flow (memoised per batch)."""
-        s16 = s_raw.astype(">u8").tobytes()
-        d16 = d_raw.astype(">u8").tobytes()
-        skey = s16[12:] if v4 else s16
-        dkey = d16[12:] if v4 else d16
-        answers = []
-        for key in (dkey, skey):
-            a = self.memo.get((neighbor, key))
-            if a is None:
-                a = self.memo[(neighbor, key)] = resolver._answer(
-                    neighbor, family, key, self.routing, self.route_index, self.routes
-                )
-            answers.append(a)
-        (d_origin, d_peer, d_prov, _, d_route, d_stale, d_set) = answers[0]
-        (s_origin, s_peer, s_prov, _, s_route, s_stale, s_set) = answers[1]
-        self.do[i], self.dp[i], self.so[i], self.sp[i] = d_origin, d_peer, s_origin, s_peer
-        self.prov[i] = (s_prov, s_prov, d_prov, d_prov)
-        flags = 0
-        if d_stale:
-            flags |= DST_STALE
-        if s_stale:
-            flags |= SRC_STALE
-        if d_set:
-            flags |= DST_ORIGIN_AS_SET
-        if s_set:
-            flags |= SRC_ORIGIN_AS_SET
-        if s_prov in (NONE, DEFAULT):
-            flags |= SRC_UNROUTED
-        self.flags[i] |= flags
-        if self.with_routes:
-            self.droute[i], self.sroute[i] = d_route, s_route
 
     def apply_overrides(
         self, exporter: str, idx: np.ndarray, in_if: np.ndarray, macs: np.ndarray | None
@@ -548,11 +591,12 @@ class _Batch:
             dst_peer_as=self.dp,
             provenance=self.prov.tobytes(),
             flags=self.flags,
-            routes=self.routes,
+            routes=self.routes.routes if isinstance(self.routes, BatchRoutes) else [],
             src_route=self.sroute,
             dst_route=self.droute,
             overrides=list(self.overrides),
             override=self.override,
+            records=self.rec,
         )
 
 

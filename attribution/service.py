@@ -170,7 +170,8 @@ class Service:
                     time.sleep(0.001)  # let readers in between chunks
                 # Compile the lookup views batches asked for (they use the
                 # exact path meanwhile).
-                self.resolver.views.refresh()
+                if self.resolver.views.refresh():
+                    self.servicer.forget_old_views()  # their cached route entries
             except Exception:  # never let maintenance kill the daemon
                 log.exception("RIB maintenance failed")
 

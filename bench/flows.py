@@ -79,13 +79,21 @@ def batches(kind: str, count: int, size: int, seed: int = 7) -> list[tuple[bytes
     return out
 
 
+# Answer shapes a load can ask for (FlowBatch options):
+ANSWERS = {
+    "columns": {},  # one repeated field per column, routes once per batch (v1's first shape)
+    "packed": {"packed_records": True},  # packed records, routes once per batch
+    "stream": {"packed_records": True, "stream_routes": True},  # routes once per stream
+    "omit": {"packed_records": True, "omit_routes": True},  # AS numbers, no routes
+}
+
+
 def batch_requests(
-    kind: str, count: int, size: int, exporter: str, seed: int = 7, omit_routes: bool = False
+    kind: str, count: int, size: int, exporter: str, seed: int = 7, answer: str = "columns"
 ) -> list[bytes]:
     """Serialized FlowBatch messages (columns), built once, sent many times.
 
-    ``omit_routes``: ask for AS numbers, provenance and flags only (raises
-    AttributeError when the proto has no such field).
+    ``answer``: one of ANSWERS, the FlowBatch options that shape the answer.
     """
     from attribution.v1 import attribution_pb2 as pb
 
@@ -97,7 +105,7 @@ def batch_requests(
                 exporters=[exporter], exporter=[0] * size, src_addr=src, dst_addr=dst
             ),
         )
-        if omit_routes:
-            msg.omit_routes = True
+        for option, value in ANSWERS[answer].items():
+            setattr(msg, option, value)
         out.append(msg.SerializeToString())
     return out

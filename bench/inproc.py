@@ -10,9 +10,10 @@ With the full table loaded in this process (as the service loads it):
   thread; here the first call builds them);
 * ``server work``: what the server does per batch minus the gRPC transport:
   parse the FlowBatch, ``AttributionServicer._resolve_batch`` (resolve and
-  build the answer message), serialize the answer. Route messages are cached
-  across batches by the service; we give the rate of a first, cold pass and
-  of later passes (the load clients, too, cycle through their batches).
+  build the answer bytes), for each answer shape of ``bench.flows.ANSWERS``.
+  Route entries are cached across batches by the service; we give the rate
+  of a first, cold pass and of later passes (the load clients, too, cycle
+  through their batches).
 
 The batches are those of the first load client (``bench.flows``, seed 7).
 
@@ -31,7 +32,7 @@ import time
 from pathlib import Path
 
 from bench.common import FULL_TABLE, log, read_lines
-from bench.flows import batch_requests, batches
+from bench.flows import ANSWERS, batch_requests, batches
 from bench.server import EXPORTER, ROUTER
 
 MIN_SECONDS = 1.0  # repeat a measurement until it has run this long
@@ -105,25 +106,20 @@ def run(kinds: list[str], count: int, size: int, config_path: Path) -> dict:
     config = load_config(config_path)
     resolver = Resolver(rib, config)
     servicer = AttributionServicer(rib, resolver, lambda: config, lambda: ReloadResult(ok=True))
-    out: dict[str, dict[str, float | None]] = {}
+    out: dict[str, dict] = {}
     for kind in kinds:
         log(f"inproc: {kind}")
         flows = batches(kind, count, size)
         resolver.resolve_columns([EXPORTER], [0] * size, *flows[0])  # compiles the views
-        cold, warm = server_rate(servicer, batch_requests(kind, count, size, EXPORTER))
-        try:
-            omit = batch_requests(kind, count, size, EXPORTER, omit_routes=True)
-        except AttributeError:  # no FlowBatch.omit_routes in this proto
-            omit = None
         out[kind] = {
             "pytricia": bare_pytricia(rib, flows, frozen=False),
             "pytricia_frozen": bare_pytricia(rib, flows, frozen=True),
             "resolver": resolver_rate(resolver, flows),
             "resolver_no_routes": resolver_rate(resolver, flows, with_routes=False),
-            "server_work": warm,
-            "server_work_cold": cold,
-            "server_work_omit": server_rate(servicer, omit)[1] if omit else None,
-            "routes_per_batch": routes_per_batch(resolver, flows),
+            "server_work": {
+                a: server_rate(servicer, batch_requests(kind, count, size, EXPORTER, 7, a))
+                for a in ANSWERS
+            },
         }
     return out
 
@@ -144,32 +140,36 @@ def resolver_rate(
     )
 
 
-def routes_per_batch(resolver, flows: list[tuple[bytes, bytes]]) -> float:
-    """Distinct routes in the answer's route dictionary, per batch (mean)."""
-    size = len(flows[0][0]) // 16
-    n = [len(resolver.resolve_columns([EXPORTER], [0] * size, *f).routes) for f in flows]
-    return sum(n) / len(n)
+def server_rate(servicer, requests: list[bytes]) -> dict:
+    """The server's work per batch without transport, as the gRPC clients load it.
 
-
-def server_rate(servicer, requests: list[bytes]) -> tuple[float, float]:
-    """(rate with a cold Route-message cache: first pass, rate once warm)."""
+    {"cold": first pass with fresh caches, "warm": later passes (the load
+    clients cycle through their batches too), "routes_per_batch": route
+    entries per answer when warm}. One stream state for all calls, as the
+    clients use one stream.
+    """
+    from attribution.convert import RouteMessages
+    from attribution.grpc_service import _StreamState
     from attribution.v1 import attribution_pb2 as pb
+    from attribution.wire import RouteEncoder
 
     size = len(pb.FlowBatch.FromString(requests[0]).columns.exporter)
+    stream = _StreamState()
 
-    def one(i: int) -> None:
+    def one(i: int) -> bytes:
         request = pb.FlowBatch.FromString(requests[i])
-        servicer._resolve_batch(request).SerializeToString()
+        answer = servicer._resolve_batch(request, stream)
+        return answer if type(answer) is bytes else answer.SerializeToString()
 
-    # Route messages are cached across batches (by the servicer): start cold.
-    messages = getattr(servicer, "route_messages", None)
-    if messages is not None:
-        servicer.route_messages = type(messages)()
+    servicer.route_messages = RouteMessages()
+    servicer.route_encoder = RouteEncoder()
     t0 = time.process_time()
     for i in range(len(requests)):
         one(i)
     cold = size * len(requests) / (time.process_time() - t0)
-    return cold, timed(one, size, len(requests), warm=False)
+    warm = timed(one, size, len(requests), warm=False)
+    entries = [len(pb.AttributionBatch.FromString(one(i)).columns.routes) for i in range(4)]
+    return {"cold": cold, "warm": warm, "routes_per_batch": sum(entries) / len(entries)}
 
 
 def main() -> int:

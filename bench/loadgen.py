@@ -26,22 +26,23 @@ import time
 import grpc
 
 from bench.common import cpu_seconds
-from bench.flows import batch_requests
+from bench.flows import ANSWERS, batch_requests
 
 METHOD = "/attribution.v1.Attribution/ResolveStream"
 
 
 def check_answer(raw: bytes, size: int) -> str:
     """'' when the answer is a full batch of mostly BGP answers, else what is wrong."""
+    from attribution.convert import flow_columns
     from attribution.v1 import attribution_pb2 as pb
 
     reply = pb.AttributionBatch.FromString(raw)
     if reply.batch_error:
         return f"batch error: {reply.batch_error}"
-    flags = len(reply.columns.flags)
-    if flags != size:
-        return f"answer has {flags} flows, not {size}"
-    bgp = sum(1 for i in range(2, 4 * size, 4) if reply.columns.provenance[i] == pb.BGP)
+    cols = flow_columns(reply.columns)
+    if len(cols.flags) != size:
+        return f"answer has {len(cols.flags)} flows, not {size}"
+    bgp = sum(1 for i in range(2, 4 * size, 4) if cols.provenance[i] == pb.BGP)
     if bgp < size // 2:
         return f"only {bgp} of {size} dst answers are BGP"
     return ""
@@ -55,11 +56,11 @@ def main() -> int:
     p.add_argument("--batches", type=int, default=32, help="distinct batches, sent in turn")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--exporter", default="127.0.1.1")
-    p.add_argument("--omit-routes", action="store_true", help="FlowBatch.omit_routes")
+    p.add_argument("--answer", choices=sorted(ANSWERS), default="columns", help="answer shape")
     args = p.parse_args()
 
     requests = batch_requests(
-        args.kind, args.batches, args.batch, args.exporter, args.seed, args.omit_routes
+        args.kind, args.batches, args.batch, args.exporter, args.seed, args.answer
     )
     channel = grpc.insecure_channel(
         args.target,

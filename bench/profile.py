@@ -3,7 +3,7 @@
     python -m bench.profile ingest            # pyinstrument, parse+apply of the full table
     python -m bench.profile zipf              # py-spy on the server under bulk Zipf load
     python -m bench.profile uniform           # ... uniformly random addresses
-    python -m bench.profile zipf --omit-routes  # ... answers without the route dictionary
+    python -m bench.profile zipf --answer omit  # ... an answer shape of bench.flows.ANSWERS
     python -m bench.profile resolve           # ... sequential one-flow Resolve calls
     python -m bench.profile churn             # ... Zipf load while RIS churn is applied
 
@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from bench.common import CHURN, FULL_TABLE, FULL_TABLE_PREFIXES, log, read_lines
+from bench.flows import ANSWERS
 
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^:()]+)(?::\d+)?\)$")
 
@@ -96,7 +97,7 @@ def profile_ingest(out: Path) -> str:
     return profiler.output_text(unicode=False, color=False, show_all=False)
 
 
-def profile_server(kind: str, seconds: float, out: Path, omit_routes: bool = False) -> str:
+def profile_server(kind: str, seconds: float, out: Path, answer: str = "columns") -> str:
     from bench.server import EXPORTER, Server
     from bench.throughput import start_clients
 
@@ -114,7 +115,7 @@ def profile_server(kind: str, seconds: float, out: Path, omit_routes: bool = Fal
             server.target,
             "zipf" if kind == "churn" else kind,
             seconds + 4,
-            omit_routes=omit_routes,
+            answer=answer,
         )
         time.sleep(clients.start + 1.5 - time.monotonic())
         if feeder is not None:
@@ -152,7 +153,9 @@ def main() -> int:
     p = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
     p.add_argument("what", choices=("ingest", "zipf", "uniform", "resolve", "churn"))
     p.add_argument("--seconds", type=float, default=8.0)
-    p.add_argument("--omit-routes", action="store_true", help="bulk load with omit_routes")
+    p.add_argument(
+        "--answer", choices=sorted(ANSWERS), default="columns", help="answer shape of the load"
+    )
     p.add_argument("--out", help="keep the raw profiles here")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-prof-out-") as tmp:
@@ -162,7 +165,7 @@ def main() -> int:
         if args.what == "ingest":
             print(profile_ingest(out))
         else:
-            print(profile_server(args.what, args.seconds, out, args.omit_routes))
+            print(profile_server(args.what, args.seconds, out, args.answer))
     return 0
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common import FULL_TABLE, FULL_TABLE_PREFIXES, Row, bench_main, data_available, log
-from bench.flows import KINDS
+from bench.flows import ANSWERS, KINDS
 from bench.server import Server
 
 TARGETS = {"zipf": 1_000_000, "uniform": 250_000}
@@ -76,7 +76,7 @@ def start_clients(
     seconds: float,
     n: int = CLIENTS,
     batch: int = BATCH,
-    omit_routes: bool = False,
+    answer: str = "columns",
 ) -> Clients:
     """Start ``n`` load clients; they stream for ``seconds`` from a common start."""
     procs = []
@@ -95,7 +95,8 @@ def start_clients(
                     str(batch),
                     "--seed",
                     str(7 + i),
-                    *(["--omit-routes"] if omit_routes else []),
+                    "--answer",
+                    answer,
                 ],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -120,8 +121,8 @@ def sleep_until(t: float) -> None:
         time.sleep(min(left, 0.05))
 
 
-def measure(server: Server, kind: str, warm: float, window: float, omit: bool = False) -> dict:
-    clients = start_clients(server.target, kind, warm + window, omit_routes=omit)
+def measure(server: Server, kind: str, warm: float, window: float, answer: str) -> dict:
+    clients = start_clients(server.target, kind, warm + window, answer=answer)
     t0 = clients.start + warm
     sleep_until(t0)
     cpu0 = server.cpu()
@@ -174,17 +175,31 @@ def run(args: argparse.Namespace) -> list[Row]:
         with server:
             server.load_full_table(FULL_TABLE_PREFIXES)
             for kind in KINDS:
-                log(f"throughput: {kind}, {CLIENTS} clients, {window:.0f} s window")
-                m = measure(server, kind, warm, window)
-                omit = None
-                if base[kind].get("server_work_omit") is not None:
-                    log(f"throughput: {kind}, omit_routes")
-                    omit = measure(server, kind, warm, window, omit=True)
-                rows.extend(kind_rows(kind, m, omit, base[kind]))
+                measured = {}
+                for answer in ANSWERS:
+                    log(f"throughput: {kind}, {answer} answers, {CLIENTS} clients, {window:.0f} s")
+                    measured[answer] = measure(server, kind, warm, window, answer)
+                rows.extend(kind_rows(kind, measured, base[kind]))
     return rows
 
 
-def kind_rows(kind: str, m: dict, omit: dict | None, b: dict) -> list[Row]:
+ANSWER_LABELS = {
+    "columns": "full answer, repeated columns",
+    "packed": "full answer, packed_records",
+    "stream": "full answer, packed_records + stream_routes",
+    "omit": "AS numbers only, packed_records + omit_routes",
+}
+ANSWER_NOTES = {
+    "columns": "v1's first answer shape: one repeated field per column, each batch carries "
+    "its route dictionary",
+    "packed": "answers as packed 40-byte records; each batch carries its route dictionary",
+    "stream": "packed records; each route is sent once per stream (the clients cycle "
+    "through 32 batches, so after the first cycle almost no route is new)",
+    "omit": "packed records; no routes (AS numbers, provenance, flags)",
+}
+
+
+def kind_rows(kind: str, measured: dict[str, dict], b: dict) -> list[Row]:
     goal = TARGETS[kind]
     label = ">= 1M/s/core" if kind == "zipf" else ">= 0.25M/s/core"
 
@@ -197,50 +212,32 @@ def kind_rows(kind: str, m: dict, omit: dict | None, b: dict) -> list[Row]:
             f"{x['rss'] / 2**20:.0f} MiB after{check}"
         )
 
-    rows = [
-        Row(
-            "throughput",
-            f"gRPC ResolveStream, {kind}, full answer",
-            m["per_core"],
-            "flows/s/core",
-            b["server_work"],
-            "in-process server work",
-            label,
-            m["per_core"] >= goal,
-            note(m) + f"; {b.get('routes_per_batch', 0):,.0f} distinct routes per batch in the "
-            "answer's route dictionary",
-        ),
-        Row(
-            "throughput",
-            f"  in-process server work, {kind}, full answer",
-            b["server_work"],
-            "flows/s",
-            b.get("server_work_cold"),
-            "cold Route-message cache",
-            note="parse FlowBatch + _resolve_batch + serialize answer, per CPU-s, no transport; "
-            "after one pass over the batches (the server has seen them too), and on the "
-            "first pass",
-        ),
-    ]
-    if omit is not None:
+    rows = []
+    for answer, m in measured.items():
+        work = b["server_work"][answer]
         rows += [
             Row(
                 "throughput",
-                f"gRPC ResolveStream, {kind}, omit_routes",
-                omit["per_core"],
+                f"gRPC ResolveStream, {kind}, {ANSWER_LABELS[answer]}",
+                m["per_core"],
                 "flows/s/core",
-                b["server_work_omit"],
+                work["warm"],
                 "in-process server work",
                 label,
-                omit["per_core"] >= goal,
-                note(omit) + "; FlowBatch.omit_routes: AS numbers, provenance, flags only",
+                m["per_core"] >= goal,
+                note(m) + "; " + ANSWER_NOTES[answer],
             ),
             Row(
                 "throughput",
-                f"  in-process server work, {kind}, omit_routes",
-                b["server_work_omit"],
+                f"  in-process server work, {kind}, {answer}",
+                work["warm"],
                 "flows/s",
-                note="as above, answers without the route dictionary",
+                work["cold"],
+                "first pass, cold caches",
+                note="parse FlowBatch + _resolve_batch + serialized answer, per CPU-s, no "
+                "transport; after one pass over the batches (the server has seen them too), and "
+                f"on the first pass; {work['routes_per_batch']:,.0f} route entries per answer "
+                "when warm",
             ),
         ]
     rows += [

@@ -86,16 +86,20 @@ class FlowColumns(_message.Message):
     def __init__(self, exporters: _Optional[_Iterable[str]] = ..., exporter: _Optional[_Iterable[int]] = ..., src_addr: _Optional[bytes] = ..., dst_addr: _Optional[bytes] = ..., in_if: _Optional[_Iterable[int]] = ..., out_if: _Optional[_Iterable[int]] = ..., src_mac: _Optional[bytes] = ...) -> None: ...
 
 class FlowBatch(_message.Message):
-    __slots__ = ("batch_id", "flows", "columns", "omit_routes")
+    __slots__ = ("batch_id", "flows", "columns", "omit_routes", "packed_records", "stream_routes")
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     FLOWS_FIELD_NUMBER: _ClassVar[int]
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
     OMIT_ROUTES_FIELD_NUMBER: _ClassVar[int]
+    PACKED_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    STREAM_ROUTES_FIELD_NUMBER: _ClassVar[int]
     batch_id: int
     flows: FlowRows
     columns: FlowColumns
     omit_routes: bool
-    def __init__(self, batch_id: _Optional[int] = ..., flows: _Optional[_Union[FlowRows, _Mapping]] = ..., columns: _Optional[_Union[FlowColumns, _Mapping]] = ..., omit_routes: _Optional[bool] = ...) -> None: ...
+    packed_records: bool
+    stream_routes: bool
+    def __init__(self, batch_id: _Optional[int] = ..., flows: _Optional[_Union[FlowRows, _Mapping]] = ..., columns: _Optional[_Union[FlowColumns, _Mapping]] = ..., omit_routes: _Optional[bool] = ..., packed_records: _Optional[bool] = ..., stream_routes: _Optional[bool] = ...) -> None: ...
 
 class FlowRows(_message.Message):
     __slots__ = ("flows",)
@@ -212,7 +216,7 @@ class FlowAttribution(_message.Message):
     def __init__(self, router: _Optional[str] = ..., src_origin_as: _Optional[int] = ..., src_peer_as: _Optional[int] = ..., dst_origin_as: _Optional[int] = ..., dst_peer_as: _Optional[int] = ..., src_origin_provenance: _Optional[_Union[Provenance, str]] = ..., src_peer_provenance: _Optional[_Union[Provenance, str]] = ..., dst_origin_provenance: _Optional[_Union[Provenance, str]] = ..., dst_peer_provenance: _Optional[_Union[Provenance, str]] = ..., flags: _Optional[int] = ..., src_route: _Optional[_Union[Route, _Mapping]] = ..., dst_route: _Optional[_Union[Route, _Mapping]] = ..., override: _Optional[str] = ..., error: _Optional[_Union[FlowError, _Mapping]] = ...) -> None: ...
 
 class AttributionColumns(_message.Message):
-    __slots__ = ("routers", "router", "src_origin_as", "src_peer_as", "dst_origin_as", "dst_peer_as", "provenance", "flags", "routes", "src_route", "dst_route", "overrides", "override")
+    __slots__ = ("routers", "router", "src_origin_as", "src_peer_as", "dst_origin_as", "dst_peer_as", "provenance", "flags", "routes", "src_route", "dst_route", "overrides", "override", "records", "route_base", "routes_reset")
     ROUTERS_FIELD_NUMBER: _ClassVar[int]
     ROUTER_FIELD_NUMBER: _ClassVar[int]
     SRC_ORIGIN_AS_FIELD_NUMBER: _ClassVar[int]
@@ -226,6 +230,9 @@ class AttributionColumns(_message.Message):
     DST_ROUTE_FIELD_NUMBER: _ClassVar[int]
     OVERRIDES_FIELD_NUMBER: _ClassVar[int]
     OVERRIDE_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    ROUTE_BASE_FIELD_NUMBER: _ClassVar[int]
+    ROUTES_RESET_FIELD_NUMBER: _ClassVar[int]
     routers: _containers.RepeatedScalarFieldContainer[str]
     router: _containers.RepeatedScalarFieldContainer[int]
     src_origin_as: _containers.RepeatedScalarFieldContainer[int]
@@ -239,7 +246,10 @@ class AttributionColumns(_message.Message):
     dst_route: _containers.RepeatedScalarFieldContainer[int]
     overrides: _containers.RepeatedScalarFieldContainer[str]
     override: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, routers: _Optional[_Iterable[str]] = ..., router: _Optional[_Iterable[int]] = ..., src_origin_as: _Optional[_Iterable[int]] = ..., src_peer_as: _Optional[_Iterable[int]] = ..., dst_origin_as: _Optional[_Iterable[int]] = ..., dst_peer_as: _Optional[_Iterable[int]] = ..., provenance: _Optional[bytes] = ..., flags: _Optional[_Iterable[int]] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., src_route: _Optional[_Iterable[int]] = ..., dst_route: _Optional[_Iterable[int]] = ..., overrides: _Optional[_Iterable[str]] = ..., override: _Optional[_Iterable[int]] = ...) -> None: ...
+    records: bytes
+    route_base: int
+    routes_reset: bool
+    def __init__(self, routers: _Optional[_Iterable[str]] = ..., router: _Optional[_Iterable[int]] = ..., src_origin_as: _Optional[_Iterable[int]] = ..., src_peer_as: _Optional[_Iterable[int]] = ..., dst_origin_as: _Optional[_Iterable[int]] = ..., dst_peer_as: _Optional[_Iterable[int]] = ..., provenance: _Optional[bytes] = ..., flags: _Optional[_Iterable[int]] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., src_route: _Optional[_Iterable[int]] = ..., dst_route: _Optional[_Iterable[int]] = ..., overrides: _Optional[_Iterable[str]] = ..., override: _Optional[_Iterable[int]] = ..., records: _Optional[bytes] = ..., route_base: _Optional[int] = ..., routes_reset: _Optional[bool] = ...) -> None: ...
 
 class AttributionBatch(_message.Message):
     __slots__ = ("batch_id", "attributions", "columns", "errors", "batch_error")

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import json
+import queue
 import subprocess
 import sys
+from dataclasses import replace
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from attribution.client import channel, columns_request, resolve_dicts
+from attribution.client import StreamRoutes, channel, columns_request, resolve_dicts
+from attribution.convert import columns_to_answers, decode_records
 from attribution.grpc_service import AttributionServicer, ReloadResult, start_server
 from attribution.resolver import Resolver
 from attribution.v1 import attribution_pb2 as pb
 from attribution.v1 import attribution_pb2_grpc as pb_grpc
-from tests.attribution.helpers import build_world
+from ribd.events import RoutesAnnounced, RoutesWithdrawn
+from tests.attribution.helpers import EDGE1, attrs, build_world
 
 
 @pytest.fixture
@@ -218,3 +222,120 @@ def test_resolve_command_keeps_order_and_reports_bad_lines_in_place(service):
     assert rows[2]["error_code"] == "bad_record" and "line 3" in rows[2]["error"]
     assert (rows[3]["dst_origin_as"], rows[3]["bytes"]) == (64500, 42)
     assert "4 flows, 2 with errors" in out.stderr
+
+
+WIRE_FLOWS = [
+    {"exporter": "127.0.1.1", "src_addr": "172.16.0.1", "dst_addr": "10.1.2.3", "in_if": 30},
+    {"exporter": "127.0.1.1", "src_addr": "2001:db8:1::1", "dst_addr": "2001:db8::5"},
+    {"exporter": "127.0.1.1", "src_addr": "172.16.0.9", "dst_addr": "10.9.1.1"},
+    {"exporter": "127.0.1.1", "src_addr": "203.0.113.1", "dst_addr": "192.168.7.7"},
+    {"exporter": "127.0.9.9", "src_addr": "10.0.0.1", "dst_addr": "10.200.0.1"},
+]
+
+
+def _answers(reply, route_json=None):
+    return list(columns_to_answers(reply.columns, reply.errors, route_json))
+
+
+def test_packed_records_carry_the_same_answers_as_the_repeated_columns(service):
+    _, stub, _ = service
+    plain = stub.ResolveBatch(columns_request(WIRE_FLOWS)[0])
+    packed = stub.ResolveBatch(columns_request(WIRE_FLOWS, packed=True)[0])
+    assert len(packed.columns.records) == 40 * len(WIRE_FLOWS)
+    assert len(packed.columns.flags) == 0 and len(packed.columns.dst_origin_as) == 0
+    rec = decode_records(packed.columns)
+    assert rec["dst_origin_as"].tolist() == list(plain.columns.dst_origin_as)
+    assert rec["provenance"].tobytes() == plain.columns.provenance
+    assert _answers(packed) == _answers(plain)
+    assert _answers(packed)[0]["override"] == "pni-b"
+
+
+def _stream_replies(stub, requests):
+    return list(stub.ResolveStream(iter(requests)))
+
+
+def test_stream_routes_sends_each_route_once_per_stream(service):
+    _, stub, _ = service
+    make = lambda i: columns_request(WIRE_FLOWS, i, packed=True, stream_routes=True)[0]  # noqa: E731
+    first, second = _stream_replies(stub, [make(1), make(2)])
+    assert first.columns.route_base == 0 and len(first.columns.routes) > 0
+    assert second.columns.route_base == len(first.columns.routes)
+    assert len(second.columns.routes) == 0  # every route was sent with the first batch
+    assert not second.columns.routes_reset
+    dictionary = StreamRoutes()
+    dictionary.update(first.columns)
+    per_batch = _answers(stub.ResolveBatch(columns_request(WIRE_FLOWS, packed=True)[0]))
+    assert _answers(first, dictionary.routes) == per_batch
+    assert _answers(second, dictionary.update(second.columns)) == per_batch
+
+
+@pytest.fixture
+def world_service():
+    """A served world whose RIB and resolver the test can change between batches."""
+    rib, config = build_world()
+    resolver = Resolver(rib, config, max_batch_flows=1000)
+    servicer = AttributionServicer(rib, resolver, lambda: config, lambda: ReloadResult(ok=True))
+    server, port = start_server(servicer, "127.0.0.1:0", 4 * 1024 * 1024)
+    with channel(f"127.0.0.1:{port}") as ch:
+        yield pb_grpc.AttributionStub(ch), rib, resolver, config
+    server.stop(grace=None)
+
+
+class Lockstep:
+    """A ResolveStream driven one batch at a time, so the test can act in between."""
+
+    def __init__(self, stub):
+        self._requests: queue.Queue = queue.Queue()
+        self._replies = stub.ResolveStream(iter(self._requests.get, None))
+        self.routes = StreamRoutes()
+
+    def send(self, request):
+        self._requests.put(request)
+        reply = next(self._replies)
+        return reply, self.routes.update(reply.columns)
+
+    def close(self):
+        self._requests.put(None)
+
+
+def test_stream_routes_stay_right_when_the_rib_changes_between_batches(world_service):
+    stub, rib, _, _ = world_service
+    stream = Lockstep(stub)
+    request = columns_request(WIRE_FLOWS, packed=True, stream_routes=True)[0]
+    reply, routes = stream.send(request)
+    assert _answers(reply, routes)[0]["dst_prefix"] == "10.1.2.0/24"
+    # 10.1.2.0/24 changes path: its flows now take the exact path, and the new
+    # route is a new dictionary entry (entries are never changed in place).
+    rib.apply(RoutesAnnounced(EDGE1, "ipv4 unicast", ("10.1.2.0/24",), None, attrs((65001, 65077))))
+    reply, routes = stream.send(request)
+    assert len(reply.columns.routes) == 1 and reply.columns.route_base > 0
+    answer = _answers(reply, routes)[0]
+    assert (answer["dst_prefix"], answer["dst_origin_as"]) == ("10.1.2.0/24", 65077)
+    assert answer["dst_as_path"] == [65001, 65077]
+    # Withdrawn: the flow falls back to the covering /16.
+    rib.apply(RoutesWithdrawn(EDGE1, "ipv4 unicast", ("10.1.2.0/24",), None))
+    reply, routes = stream.send(request)
+    assert _answers(reply, routes)[0]["dst_prefix"] == "10.1.0.0/16"
+    stream.close()
+
+
+def test_stream_route_dictionary_is_emptied_after_a_config_reload(world_service):
+    stub, _, resolver, config = world_service
+    stream = Lockstep(stub)
+    request = columns_request(WIRE_FLOWS, packed=True, stream_routes=True)[0]
+    first, _ = stream.send(request)
+    resolver.reconfigure(replace(config, local_as=64999))
+    reply, routes = stream.send(request)
+    assert reply.columns.routes_reset and reply.columns.route_base == 0
+    assert len(reply.columns.routes) == len(first.columns.routes)
+    local = _answers(reply, routes)[3]
+    assert (local["dst_origin_as"], local["dst_origin_provenance"]) == (64999, "local")
+    stream.close()
+
+
+def test_stream_routes_is_rejected_on_the_unary_rpc(service):
+    _, stub, _ = service
+    with pytest.raises(grpc.RpcError) as err:
+        stub.ResolveBatch(columns_request(WIRE_FLOWS, stream_routes=True)[0])
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "ResolveStream" in err.value.details()
