@@ -18,6 +18,7 @@ from attribution.resolver import (
     LOCAL,
     PROVENANCE_NAMES,
     RECORD_DTYPE,
+    FlowAnswer,
     Resolution,
 )
 from attribution.v1 import attribution_pb2 as pb
@@ -315,6 +316,45 @@ def columns_to_answers(
         yield answer
 
 
+def flow_answer_json(answer: FlowAnswer, local_as: int, highest_as_set: bool = False) -> dict:
+    """The flow-JSON answer of ``Resolver.resolve_one`` (same shape as columns_to_answers)."""
+    if answer.error is not None:
+        return error_answer(*answer.error)
+    s = d = None
+    if answer.src_route is not None:
+        s = route_summary_json(route_message(*answer.src_route, local_as, highest_as_set))
+    if answer.dst_route is not None:
+        d = route_summary_json(route_message(*answer.dst_route, local_as, highest_as_set))
+    names = PROVENANCE_NAMES
+    p = answer.provenance
+    out = {
+        "router": answer.router,
+        "src_origin_as": answer.src_origin_as,
+        "src_peer_as": answer.src_peer_as,
+        "dst_origin_as": answer.dst_origin_as,
+        "dst_peer_as": answer.dst_peer_as,
+        "src_origin_provenance": names.get(p[0], "none"),
+        "src_peer_provenance": names.get(p[1], "none"),
+        "dst_origin_provenance": names.get(p[2], "none"),
+        "dst_peer_provenance": names.get(p[3], "none"),
+        "src_prefix": s["prefix"] if s else None,
+        "dst_prefix": d["prefix"] if d else None,
+        "src_as_path": s["as_path"] if s else [],
+        "dst_as_path": d["as_path"] if d else [],
+        "dst_communities": d["communities"] if d else [],
+        "dst_large_communities": d["large_communities"] if d else [],
+        "dst_local_pref": d["local_pref"] if d else None,
+        "dst_med": d["med"] if d else None,
+        "dst_next_hop": d["next_hop"] if d else None,
+        "override": answer.override,
+    }
+    for bit, name in FLAG_NAMES.items():
+        out[name] = bool(answer.flags & bit)
+    out["error"] = None
+    out["error_code"] = None
+    return out
+
+
 def route_summary_json(r: pb.Route) -> dict:
     """The parts of a route a flow answer shows (src_/dst_ prefix, AS path, ...)."""
     return {
@@ -360,6 +400,7 @@ __all__ = [
     "columns_to_rows",
     "decode_records",
     "error_answer",
+    "flow_answer_json",
     "flow_columns",
     "resolution_to_columns",
     "route_message",

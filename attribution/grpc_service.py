@@ -26,7 +26,13 @@ from attribution.convert import (
 from attribution.resolver import BatchTooLarge, Resolution, Resolver, Routing
 from attribution.v1 import attribution_pb2 as pb
 from attribution.v1 import attribution_pb2_grpc as pb_grpc
-from attribution.wire import MAX_STREAM_ROUTES, RouteEncoder, WireRoutes, encode_answer
+from attribution.wire import (
+    MAX_STREAM_ROUTES,
+    RouteEncoder,
+    WireRoutes,
+    encode_answer,
+    encode_flow_answer,
+)
 from ribd.events import IPV4_UNICAST, IPV6_UNICAST
 from ribd.prefixes import BadPrefix, parse_prefix_or_address
 from ribd.rib import Rib
@@ -141,10 +147,12 @@ class AttributionServicer(pb_grpc.AttributionServicer):
             reset,
         )
 
-    def Resolve(self, request: pb.Flow, context: grpc.ServicerContext) -> pb.FlowAttribution:
-        res = self.resolver.resolve_dicts([_flow_dict(request)])
-        cols, errors = self._columns(res)
-        return columns_to_rows(cols, errors)[0]
+    def Resolve(self, request: pb.Flow, context: grpc.ServicerContext) -> bytes:
+        routing = self.resolver.routing
+        answer = self.resolver.resolve_one(_flow_dict(request))
+        return encode_flow_answer(
+            answer, self.route_encoder, routing.local_as, routing.highest_as_set
+        )
 
     def ResolveBatch(
         self, request: pb.FlowBatch, context: grpc.ServicerContext

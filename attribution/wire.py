@@ -27,7 +27,7 @@ import numpy as np
 
 from attribution.convert import route_message
 from attribution.fastpath import CompiledView
-from attribution.resolver import RECORD_DTYPE, Resolution, RouteDictionary
+from attribution.resolver import RECORD_DTYPE, FlowAnswer, Resolution, RouteDictionary
 from attribution.v1 import attribution_pb2 as pb
 from ribd.rib import RouteMatch
 
@@ -54,8 +54,12 @@ def varint(n: int) -> bytes:
 
 def route_entry(route: pb.Route) -> bytes:
     """One ``routes`` entry of AttributionColumns, tag and length included."""
-    body = route.SerializeToString()
-    return _ROUTES_TAG + varint(len(body)) + body
+    return message_field(_ROUTES_TAG, route.SerializeToString())
+
+
+def message_field(tag: bytes, body: bytes) -> bytes:
+    """A length-delimited field: tag, length, serialized message."""
+    return tag + varint(len(body)) + body
 
 
 class RouteEncoder:
@@ -69,7 +73,8 @@ class RouteEncoder:
 
     def __init__(self) -> None:
         self._views: dict[tuple[str, str], tuple[CompiledView, tuple, list]] = {}
-        self._matches: dict[tuple, tuple[object, bytes]] = {}
+        # (name, prefix, ...) -> (attributes, entry, where the body starts)
+        self._matches: dict[tuple, tuple[object, bytes, int]] = {}
         self._lock = threading.Lock()
 
     def view_entries(
@@ -93,17 +98,27 @@ class RouteEncoder:
         return out
 
     def match_entry(self, name: str, m: RouteMatch, local_as: int, highest: bool) -> bytes:
+        """The ``routes`` entry of a route from the exact path."""
+        return self._match(name, m, local_as, highest)[1]
+
+    def match_body(self, name: str, m: RouteMatch, local_as: int, highest: bool) -> bytes:
+        """The serialized Route message alone (for FlowAttribution's route fields)."""
+        entry, start = self._match(name, m, local_as, highest)[1:]
+        return entry[start:]
+
+    def _match(self, name: str, m: RouteMatch, local_as: int, highest: bool) -> tuple:
         key = (name, m.prefix, m.path_id, m.stale, id(m.attributes), local_as, highest)
         hit = self._matches.get(key)
         if hit is not None and hit[0] is m.attributes:
-            return hit[1]
-        entry = route_entry(route_message(name, m, local_as, highest))
+            return hit
+        body = route_message(name, m, local_as, highest).SerializeToString()
+        entry = message_field(_ROUTES_TAG, body)
         with self._lock:
             if len(self._matches) >= MAX_MATCH_ENTRIES:
                 self._matches.clear()
             # The attributes are kept with the entry, so their id cannot be reused.
-            self._matches[key] = (m.attributes, entry)
-        return entry
+            hit = self._matches[key] = (m.attributes, entry, len(entry) - len(body))
+        return hit
 
     def forget_views(self, live: Sequence[CompiledView]) -> None:
         """Drop the entries of views that are no longer served."""
@@ -168,6 +183,42 @@ class WireRoutes(RouteDictionary):
         return idx
 
 
+_SRC_ROUTE_TAG = b"\x5a"  # FlowAttribution.src_route: field 11, length-delimited
+_DST_ROUTE_TAG = b"\x62"  # FlowAttribution.dst_route: field 12, length-delimited
+
+
+def encode_flow_answer(
+    answer: FlowAnswer, encoder: RouteEncoder, local_as: int, highest: bool
+) -> bytes:
+    """A serialized FlowAttribution (the one-flow RPC), its routes from the cache."""
+    if answer.error is not None:
+        code, message = answer.error
+        return pb.FlowAttribution(
+            error=pb.FlowError(index=0, code=code, message=message)
+        ).SerializeToString()
+    p = answer.provenance
+    out = pb.FlowAttribution(
+        router=answer.router or "",
+        src_origin_as=answer.src_origin_as,
+        src_peer_as=answer.src_peer_as,
+        dst_origin_as=answer.dst_origin_as,
+        dst_peer_as=answer.dst_peer_as,
+        src_origin_provenance=p[0],
+        src_peer_provenance=p[1],
+        dst_origin_provenance=p[2],
+        dst_peer_provenance=p[3],
+        flags=answer.flags,
+        override=answer.override or "",
+    ).SerializeToString()
+    if answer.src_route is not None:
+        body = encoder.match_body(*answer.src_route, local_as, highest)
+        out += message_field(_SRC_ROUTE_TAG, body)
+    if answer.dst_route is not None:
+        body = encoder.match_body(*answer.dst_route, local_as, highest)
+        out += message_field(_DST_ROUTE_TAG, body)
+    return out
+
+
 def encode_answer(
     batch_id: int,
     res: Resolution,
@@ -214,6 +265,7 @@ __all__ = [
     "RouteEncoder",
     "WireRoutes",
     "encode_answer",
+    "encode_flow_answer",
     "route_entry",
     "varint",
 ]

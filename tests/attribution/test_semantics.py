@@ -5,30 +5,34 @@ from __future__ import annotations
 import pytest
 
 from attribution.config import parse_config
-from attribution.convert import columns_to_answers, resolution_to_columns
+from attribution.convert import columns_to_answers, flow_answer_json, resolution_to_columns
 from attribution.resolver import Resolver
 from ribd.events import SessionState
 from tests.attribution.helpers import CONFIG, EDGE1, EDGE3, build_world
 
 
-@pytest.fixture(autouse=True, params=["compiled", "exact"])
+@pytest.fixture(autouse=True, params=["compiled", "exact", "one-flow"])
 def lookup_path(request):
-    """Every rule must hold on both paths: compiled (numpy) views and exact pytricia."""
-    global COMPILED
-    COMPILED = request.param == "compiled"
+    """Every rule must hold on every path: compiled (numpy) views, exact pytricia
+    lookups in a batch, and the one-flow path (Resolver.resolve_one)."""
+    global PATH
+    PATH = request.param
     yield
 
 
-COMPILED = True
+PATH = "compiled"
 
 
 def resolve(flows, config_text=CONFIG, rib_hook=None):
     rib, config = build_world(config_text)
     if rib_hook:
         rib_hook(rib)
-    resolver = Resolver(rib, config, build_views_inline=COMPILED)
+    resolver = Resolver(rib, config, build_views_inline=PATH == "compiled")
+    highest = config.as_set_policy == "highest"
+    if PATH == "one-flow":
+        return [flow_answer_json(resolver.resolve_one(f), config.local_as, highest) for f in flows]
     res = resolver.resolve_dicts(flows)
-    cols, errors = resolution_to_columns(res, config.local_as, config.as_set_policy == "highest")
+    cols, errors = resolution_to_columns(res, config.local_as, highest)
     return list(columns_to_answers(cols, errors))
 
 
