@@ -339,3 +339,24 @@ def test_stream_routes_is_rejected_on_the_unary_rpc(service):
         stub.ResolveBatch(columns_request(WIRE_FLOWS, stream_routes=True)[0])
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "ResolveStream" in err.value.details()
+
+
+def test_a_full_stream_route_dictionary_starts_again(world_service, monkeypatch):
+    monkeypatch.setattr("attribution.grpc_service.MAX_STREAM_ROUTES", 3)
+    stub, _, _, _ = world_service
+    stream = Lockstep(stub)
+    request = columns_request(WIRE_FLOWS, packed=True, stream_routes=True)[0]
+    first, _ = stream.send(request)
+    assert len(first.columns.routes) > 3
+    reply, routes = stream.send(request)
+    assert reply.columns.routes_reset and reply.columns.route_base == 0
+    assert len(reply.columns.routes) == len(first.columns.routes)
+    expected = _answers(stub.ResolveBatch(columns_request(WIRE_FLOWS)[0]))
+    assert _answers(reply, routes) == expected
+    stream.close()
+
+
+def test_client_notices_a_route_dictionary_out_of_step():
+    routes = StreamRoutes()
+    with pytest.raises(RuntimeError, match="out of step"):
+        routes.update(pb.AttributionColumns(route_base=5))
