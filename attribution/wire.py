@@ -38,6 +38,8 @@ assert RECORD_DTYPE.itemsize == 40  # the layout documented in the proto
 MAX_STREAM_ROUTES = 262_144
 # Slow-path (changed-prefix) route entries kept; emptied when full.
 MAX_MATCH_ENTRIES = 65_536
+# Serialized attribute-set parts kept; emptied when full (a full table has ~100 k sets).
+MAX_ATTRIBUTE_PARTS = 262_144
 
 _ROUTES_TAG = b"\x4a"  # AttributionColumns.routes: field 9, length-delimited
 _COLUMNS_TAG = b"\x1a"  # AttributionBatch.columns: field 3, length-delimited
@@ -55,6 +57,13 @@ def varint(n: int) -> bytes:
 def route_entry(route: pb.Route) -> bytes:
     """One ``routes`` entry of AttributionColumns, tag and length included."""
     return message_field(_ROUTES_TAG, route.SerializeToString())
+
+
+def _string_field(tag: bytes, text: str) -> bytes:
+    if not text:
+        return b""  # proto3 leaves empty strings out
+    data = text.encode()
+    return tag + varint(len(data)) + data
 
 
 def message_field(tag: bytes, body: bytes) -> bytes:
@@ -75,7 +84,31 @@ class RouteEncoder:
         self._views: dict[tuple[str, str], tuple[CompiledView, tuple, list]] = {}
         # (name, prefix, ...) -> (attributes, entry, where the body starts)
         self._matches: dict[tuple, tuple[object, bytes, int]] = {}
+        # What a Route shows of its attribute set, serialized: shared by every
+        # prefix with that set (a full table has ~6 prefixes per set).
+        self._attribute_parts: dict[tuple, tuple[object, bytes]] = {}
         self._lock = threading.Lock()
+
+    def route_body(self, name: str, m: RouteMatch, local_as: int, highest: bool) -> bytes:
+        """A serialized Route message: per-route fields + the attribute set's cached part."""
+        a = m.attributes
+        key = (id(a), m.length == 0, local_as, highest)
+        hit = self._attribute_parts.get(key)
+        if hit is None or hit[0] is not a:
+            bare = RouteMatch("", m.length, a, 0, False)
+            part = route_message("", bare, local_as, highest).SerializeToString()
+            with self._lock:
+                if len(self._attribute_parts) >= MAX_ATTRIBUTE_PARTS:
+                    self._attribute_parts.clear()
+                # The attributes are kept with the part, so their id cannot be reused.
+                hit = self._attribute_parts[key] = (a, part)
+        body = _string_field(b"\x0a", name) + _string_field(b"\x12", m.prefix)
+        if m.path_id:
+            body += b"\x18" + varint(m.path_id)
+        body += hit[1]
+        if m.stale:
+            body += b"\x90\x01\x01"  # Route.stale (field 18) = true
+        return body
 
     def view_entries(
         self, view: CompiledView, name: str, local_as: int, highest: bool, leaves: list[int]
@@ -91,8 +124,8 @@ class RouteEncoder:
         for leaf in leaves:
             entry = cache[leaf]
             if entry is None:
-                entry = cache[leaf] = route_entry(
-                    route_message(name, view.routes[leaf], local_as, highest)
+                entry = cache[leaf] = message_field(
+                    _ROUTES_TAG, self.route_body(name, view.routes[leaf], local_as, highest)
                 )
             out.append(entry)
         return out
@@ -111,7 +144,7 @@ class RouteEncoder:
         hit = self._matches.get(key)
         if hit is not None and hit[0] is m.attributes:
             return hit
-        body = route_message(name, m, local_as, highest).SerializeToString()
+        body = self.route_body(name, m, local_as, highest)
         entry = message_field(_ROUTES_TAG, body)
         with self._lock:
             if len(self._matches) >= MAX_MATCH_ENTRIES:

@@ -14,12 +14,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from attribution.client import StreamRoutes, channel, columns_request, resolve_dicts
-from attribution.convert import columns_to_answers, decode_records
+from attribution.convert import columns_to_answers, decode_records, route_message
 from attribution.grpc_service import AttributionServicer, ReloadResult, start_server
 from attribution.resolver import Resolver
 from attribution.v1 import attribution_pb2 as pb
 from attribution.v1 import attribution_pb2_grpc as pb_grpc
+from attribution.wire import RouteEncoder
 from ribd.events import RoutesAnnounced, RoutesWithdrawn
+from ribd.rib import RouteMatch
 from tests.attribution.helpers import EDGE1, attrs, build_world
 
 
@@ -360,3 +362,15 @@ def test_client_notices_a_route_dictionary_out_of_step():
     routes = StreamRoutes()
     with pytest.raises(RuntimeError, match="out of step"):
         routes.update(pb.AttributionColumns(route_base=5))
+
+
+@pytest.mark.parametrize("stale", [False, True])
+@pytest.mark.parametrize("path_id", [0, 7])
+def test_route_entries_built_from_parts_parse_as_the_whole_route_message(stale, path_id):
+    encoder = RouteEncoder()
+    a = attrs((65001, 65002), [65003, 65004], communities=(65001 << 16 | 7,), local_pref=120)
+    for prefix, length in (("10.0.0.0/8", 8), ("0.0.0.0/0", 0)):
+        m = RouteMatch(prefix, length, a, path_id, stale)
+        for local_as, highest in ((64500, False), (64501, True)):
+            body = encoder.route_body("edge1", m, local_as, highest)
+            assert pb.Route.FromString(body) == route_message("edge1", m, local_as, highest)
