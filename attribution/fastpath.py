@@ -43,6 +43,55 @@ def view_signature(r: RouterRib, family: str) -> tuple:
     return (fs.slot, fs.stale_slot, r.current_stale)
 
 
+@dataclass(frozen=True, slots=True)
+class ChangedRanges:
+    """Address ranges of the prefixes changed since a view was built, merged.
+
+    Kept per view and extended with each new change only (never recomputed
+    per batch): under churn a batch pays one searchsorted, not a pass over
+    the change log.
+    """
+
+    v4: bool
+    seq: int  # RIB change number up to which changes are included
+    starts: np.ndarray  # sorted, disjoint
+    lasts: np.ndarray  # inclusive ends
+
+    @classmethod
+    def empty(cls, v4: bool, seq: int = 0) -> ChangedRanges:
+        dtype = np.uint32 if v4 else np.uint64
+        return cls(v4, seq, np.zeros(0, dtype=dtype), np.zeros(0, dtype=dtype))
+
+    def extend(self, prefixes: list[str], seq: int) -> ChangedRanges:
+        if not prefixes:
+            return ChangedRanges(self.v4, seq, self.starts, self.lasts)
+        v4 = self.v4
+        bounds = [_prefix_range(p, v4)[:2] for p in set(prefixes)]
+        dtype = np.uint32 if v4 else np.uint64
+        limit = (1 << (32 if v4 else 64)) - 1
+        starts = np.concatenate([self.starts, np.array([b[0] for b in bounds], dtype=dtype)])
+        lasts = np.concatenate(
+            [self.lasts, np.array([min(b[1] - 1, limit) for b in bounds], dtype=dtype)]
+        )
+        order = np.argsort(starts, kind="stable")
+        starts, lasts = starts[order], lasts[order]
+        reach = np.maximum.accumulate(lasts)  # furthest end so far
+        first = np.ones(len(starts), dtype=bool)  # a range that opens a merged group
+        first[1:] = starts[1:] > reach[:-1]
+        group_ends = np.append(np.nonzero(first)[0][1:] - 1, len(starts) - 1)
+        return ChangedRanges(v4, seq, starts[first], reach[group_ends])
+
+    def mask(self, keys: np.ndarray) -> np.ndarray:
+        """True for each key inside a changed prefix."""
+        if not len(self.starts):
+            return np.zeros(len(keys), dtype=bool)
+        i = np.searchsorted(self.starts, keys, side="right") - 1
+        ok = i >= 0
+        out = np.zeros(len(keys), dtype=bool)
+        out[ok] = keys[ok] <= self.lasts[i[ok]]
+        return out
+
+
 @dataclass(slots=True)
 class CompiledView:
     neighbor: str
@@ -60,6 +109,7 @@ class CompiledView:
     from_set: np.ndarray  # bool per route
     stale: np.ndarray  # bool per route
     long_v6: np.ndarray  # uint64 upper halves of IPv6 prefixes longer than /64
+    changed: ChangedRanges  # replaced (under the RIB lock) as changes come in
 
     def lookup(self, keys: np.ndarray) -> np.ndarray:
         """Route index (or -1) for each key."""
@@ -177,29 +227,13 @@ def build_view(rib: Rib, neighbor: str, family: str) -> CompiledView | None:
         from_set=from_set,
         stale=stale,
         long_v6=np.unique(np.array(long_v6, dtype=np.uint64)),
+        changed=ChangedRanges.empty(v4, seq),
     )
 
 
 def ranges_mask(keys: np.ndarray, prefixes: list[str], v4: bool) -> np.ndarray:
-    """True for each key inside any of ``prefixes`` (the changed ones)."""
-    if not prefixes:
-        return np.zeros(len(keys), dtype=bool)
-    bounds = sorted(_prefix_range(p, v4)[:2] for p in set(prefixes))
-    merged: list[list[int]] = []
-    for start, end in bounds:
-        if merged and start <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end])
-    dtype = np.uint32 if v4 else np.uint64
-    limit = (1 << (32 if v4 else 64)) - 1
-    starts = np.array([s for s, _ in merged], dtype=dtype)
-    lasts = np.array([min(e - 1, limit) for _, e in merged], dtype=dtype)
-    i = np.searchsorted(starts, keys, side="right") - 1
-    ok = i >= 0
-    out = np.zeros(len(keys), dtype=bool)
-    out[ok] = keys[ok] <= lasts[i[ok]]
-    return out
+    """True for each key inside any of ``prefixes``."""
+    return ChangedRanges.empty(v4).extend(prefixes, 0).mask(keys)
 
 
 class CompiledViews:
@@ -212,22 +246,27 @@ class CompiledViews:
         self._lock = threading.Lock()
         self.builds = 0
 
-    def usable(self, neighbor: str, family: str) -> tuple[CompiledView, list[str]] | None:
-        """A view and the prefixes changed since it was built; call under rib.lock."""
+    def usable(self, neighbor: str, family: str) -> tuple[CompiledView, ChangedRanges] | None:
+        """A view and the ranges changed since it was built; call under rib.lock."""
         view = self._views.get((neighbor, family))
         r = self.rib.routers.get(neighbor)
         if view is None or r is None or view_signature(r, family) != view.signature:
             self._wanted.add((neighbor, family))
             return None
-        changed = self.rib.tables[family].changes_since(view.seq)
-        if changed is None:
+        table = self.rib.tables[family]
+        if view.seq < table.changes_start:  # the log no longer reaches back
             self._wanted.add((neighbor, family))
             return None
-        if changed and (
-            len(changed) > REBUILD_AFTER_CHANGES
+        changes = table.change_seq - view.seq
+        if changes and (
+            changes > REBUILD_AFTER_CHANGES
             or time.monotonic() - view.built_at > REBUILD_AFTER_SECONDS
         ):
             self._wanted.add((neighbor, family))
+        changed = view.changed
+        if changed.seq < table.change_seq:
+            new = table.changes_since(changed.seq) or []
+            changed = view.changed = changed.extend(new, table.change_seq)
         return view, changed
 
     def current(self) -> list[CompiledView]:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from attribution.config import Config, OverrideRule, parse_mac
-from attribution.fastpath import CompiledView, CompiledViews, ranges_mask
+from attribution.fastpath import CompiledView, CompiledViews
 from attribution.overrides import OverrideTable, first_match
 from ribd.attributes import PathAttributes
 from ribd.events import IPV4_UNICAST, IPV6_UNICAST
@@ -521,7 +521,6 @@ class _Batch:
             skeys, dkeys = s_words[idx, 0], d_words[idx, 0]
         with resolver.rib.lock:
             usable = resolver.views.usable(neighbor, family)
-            changed = list(usable[1]) if usable is not None else []
         name = self.routing.names.get(neighbor, neighbor)
         # src and dst separately: an address in a changed prefix takes the
         # exact path, the other end of its flow still the compiled view.
@@ -529,8 +528,8 @@ class _Batch:
             if usable is None:
                 slow = np.ones(len(idx), dtype=bool)
             else:
-                view = usable[0]
-                slow = ranges_mask(keys, changed, v4)
+                view, changed = usable
+                slow = changed.mask(keys)
                 if not v4 and len(view.long_v6):
                     slow |= np.isin(keys, view.long_v6)
                 fast = ~slow

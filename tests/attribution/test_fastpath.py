@@ -8,7 +8,7 @@ import socket
 import numpy as np
 import pytest
 
-from attribution.fastpath import flatten, ranges_mask
+from attribution.fastpath import ChangedRanges, flatten, ranges_mask
 from attribution.resolver import Resolver, pack_address
 from ribd.events import RoutesAnnounced, RoutesWithdrawn, SessionState
 from tests.attribution.helpers import EDGE1, attrs, build_world
@@ -108,3 +108,44 @@ def test_compiled_answers_equal_pytricia_answers_on_random_tables(seed):
             b.routes[i][1].prefix for i in b.dst_route
         ]
     assert fast.views.builds == 2 and exact.views.builds == 0
+
+
+@pytest.mark.parametrize("v4", [True, False])
+def test_changed_ranges_extended_bit_by_bit_mask_exactly_the_changed_prefixes(v4):
+    rng = random.Random(5)
+    bits = 32 if v4 else 128
+    prefixes = []
+    for _ in range(400):
+        length = rng.choice([8, 12, 16, 20, 24, 32] if v4 else [16, 32, 48, 64])
+        net = rng.getrandbits(bits) & ~((1 << (bits - length)) - 1) & ((1 << bits) - 1)
+        if v4:
+            text = socket.inet_ntoa(net.to_bytes(4, "big"))
+        else:
+            text = socket.inet_ntop(socket.AF_INET6, net.to_bytes(16, "big"))
+        prefixes.append(f"{text}/{length}")
+    ranges = ChangedRanges.empty(v4)
+    for i in range(0, len(prefixes), 37):  # as changes trickle in
+        ranges = ranges.extend(prefixes[i : i + 37], i + 37)
+    keys = [rng.getrandbits(32 if v4 else 64) for _ in range(3000)]
+
+    def inside(key, prefix):
+        text, length = prefix.split("/")
+        if v4:
+            net = int.from_bytes(socket.inet_aton(text), "big")
+            return key >> (32 - int(length)) == net >> (32 - int(length))
+        net = int.from_bytes(socket.inet_pton(socket.AF_INET6, text)[:8], "big")
+        shift = 64 - min(int(length), 64)
+        return key >> shift == net >> shift
+
+    # Keys at the edges of every changed prefix too.
+    for p in prefixes[:100]:
+        text, length = p.split("/")
+        if v4:
+            net = int.from_bytes(socket.inet_aton(text), "big")
+            keys += [net, net + (1 << (32 - int(length))) - 1, net - 1 if net else 0]
+        else:
+            net = int.from_bytes(socket.inet_pton(socket.AF_INET6, text)[:8], "big")
+            keys += [net, net + (1 << (64 - int(length))) - 1]
+    arr = np.array(keys, dtype=np.uint32 if v4 else np.uint64)
+    expected = [any(inside(k, p) for p in prefixes) for k in keys]
+    assert ranges.mask(arr).tolist() == expected
