@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ribd.attributes import PathAttributes
 from ribd.events import IPV4_UNICAST
 from ribd.rib import Rib, RouteMatch, RouterRib, route_match, slot_value
 
@@ -101,7 +102,14 @@ class CompiledView:
     built_at: float
     starts: np.ndarray  # sorted interval starts (uint32 v4, uint64 v6 upper half)
     leaf: np.ndarray  # int32 per interval: route index or -1
-    routes: list[RouteMatch]
+    # Routes are columns, not RouteMatch objects (a full table's worth of
+    # objects cost ~250 bytes per prefix); ``route(i)`` makes one on demand.
+    nets: np.ndarray  # per route: network (uint32 v4, uint64 upper half v6)
+    nets_low: np.ndarray  # per route: lower half of an IPv6 network (empty for v4)
+    lengths: np.ndarray  # uint8 per route
+    path_ids: np.ndarray  # uint32 per route
+    attribute_index: np.ndarray  # int32 per route, into attribute_sets
+    attribute_sets: list[PathAttributes]
     origin_as: np.ndarray  # uint32 per route
     origin_as_highest: np.ndarray
     peer_as: np.ndarray
@@ -114,6 +122,25 @@ class CompiledView:
     def lookup(self, keys: np.ndarray) -> np.ndarray:
         """Route index (or -1) for each key."""
         return self.leaf[np.searchsorted(self.starts, keys, side="right") - 1]
+
+    def __len__(self) -> int:
+        """Number of routes."""
+        return len(self.lengths)
+
+    def route(self, i: int) -> RouteMatch:
+        length = int(self.lengths[i])
+        if self.family == IPV4_UNICAST:
+            text = socket.inet_ntoa(int(self.nets[i]).to_bytes(4, "big"))
+        else:
+            packed = int(self.nets[i]).to_bytes(8, "big") + int(self.nets_low[i]).to_bytes(8, "big")
+            text = socket.inet_ntop(socket.AF_INET6, packed)
+        return RouteMatch(
+            f"{text}/{length}",
+            length,
+            self.attribute_sets[self.attribute_index[i]],
+            int(self.path_ids[i]),
+            bool(self.stale[i]),
+        )
 
 
 def _prefix_range(prefix: str, v4: bool) -> tuple[int, int, int]:
@@ -184,48 +211,79 @@ def build_view(rib: Rib, neighbor: str, family: str) -> CompiledView | None:
                     found.append((prefix, value, is_stale))
     items = []
     long_v6 = []
-    routes: list[RouteMatch] = []
+    nets: list[int] = []
+    nets_low: list[int] = []
+    lengths: list[int] = []
+    path_ids: list[int] = []
+    attribute_index: list[int] = []
+    stale_flags: list[bool] = []
+    attribute_sets: list[PathAttributes] = []
+    set_numbers: dict[int, int] = {}  # id(PathAttributes) -> index in attribute_sets
     for prefix, value, is_stale in found:
         start, end, length = _prefix_range(prefix, v4)
         if not v4 and length > 64:
             long_v6.append(start)
             continue
-        items.append((start, length, end, len(routes)))
-        routes.append(route_match(prefix, value, is_stale))
+        m = route_match(prefix, value, is_stale)
+        items.append((start, length, end, len(lengths)))
+        nets.append(start)
+        if not v4:
+            net = prefix.partition("/")[0]
+            nets_low.append(int.from_bytes(socket.inet_pton(socket.AF_INET6, net)[8:], "big"))
+        lengths.append(length)
+        path_ids.append(m.path_id)
+        stale_flags.append(is_stale)
+        number = set_numbers.get(id(m.attributes))
+        if number is None:
+            number = set_numbers[id(m.attributes)] = len(attribute_sets)
+            attribute_sets.append(m.attributes)
+        attribute_index.append(number)
+    del found
     items.sort()
     starts, leafs = flatten([(s, e, ri) for s, _, e, ri in items], 1 << (32 if v4 else 64))
-    n = len(routes)
-    origin = np.zeros(n, dtype=np.uint32)
-    highest = np.zeros(n, dtype=np.uint32)
-    peer = np.zeros(n, dtype=np.uint32)
-    prov = np.zeros(n, dtype=np.uint8)
-    from_set = np.zeros(n, dtype=bool)
-    stale = np.zeros(n, dtype=bool)
-    for i, m in enumerate(routes):
-        a = m.attributes
-        stale[i] = m.stale
-        if m.length == 0:
-            peer[i], prov[i] = a.peer_as, _DEFAULT
-        elif a.empty_path:
-            prov[i] = _LOCAL  # origin is our local AS: config, filled in per batch
-        else:
-            origin[i], highest[i], peer[i] = a.origin_as, a.origin_as_highest, a.peer_as
-            prov[i], from_set[i] = _BGP, a.origin_from_set
+    del items
+    sets = attribute_sets
+    origin_by_set = np.array([a.origin_as for a in sets], dtype=np.uint32)
+    highest_by_set = np.array([a.origin_as_highest for a in sets], dtype=np.uint32)
+    peer_by_set = np.array([a.peer_as for a in sets], dtype=np.uint32)
+    empty_by_set = np.array([a.empty_path for a in sets], dtype=bool)
+    set_by_set = np.array([a.origin_from_set for a in sets], dtype=bool)
+    index = np.array(attribute_index, dtype=np.int32)
+    length_arr = np.array(lengths, dtype=np.uint8)
+    if not len(sets):
+        origin_by_set = highest_by_set = peer_by_set = np.zeros(1, dtype=np.uint32)
+        empty_by_set = set_by_set = np.zeros(1, dtype=bool)
+    default = length_arr == 0
+    empty = empty_by_set[index] & ~default
+    bgp = ~default & ~empty
+    # Default route: peer only; empty path: origin is our local AS (config,
+    # filled in per batch), peer 0; otherwise both from the path.
+    origin = np.where(bgp, origin_by_set[index], 0).astype(np.uint32)
+    highest = np.where(bgp, highest_by_set[index], 0).astype(np.uint32)
+    peer = np.where(default | bgp, peer_by_set[index], 0).astype(np.uint32)
+    prov = np.select([default, empty], [_DEFAULT, _LOCAL], _BGP).astype(np.uint8)
+    from_set = bgp & set_by_set[index]
+    word = np.uint32 if v4 else np.uint64
     return CompiledView(
         neighbor=neighbor,
         family=family,
         signature=signature,
         seq=seq,
         built_at=time.monotonic(),
-        starts=np.array(starts, dtype=np.uint32 if v4 else np.uint64),
+        starts=np.array(starts, dtype=word),
         leaf=np.array(leafs, dtype=np.int32),
-        routes=routes,
+        nets=np.array(nets, dtype=word),
+        nets_low=np.array(nets_low, dtype=np.uint64),
+        lengths=length_arr,
+        path_ids=np.array(path_ids, dtype=np.uint32),
+        attribute_index=index,
+        attribute_sets=attribute_sets,
         origin_as=origin,
         origin_as_highest=highest,
         peer_as=peer,
         provenance=prov,
         from_set=from_set,
-        stale=stale,
+        stale=np.array(stale_flags, dtype=bool),
         long_v6=np.unique(np.array(long_v6, dtype=np.uint64)),
         changed=ChangedRanges.empty(v4, seq),
     )

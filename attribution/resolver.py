@@ -179,7 +179,7 @@ class RouteDictionary:
     """Numbers the routes an answer refers to (its route dictionary)."""
 
     def from_view(self, name: str, view: CompiledView, leaves: np.ndarray) -> np.ndarray:
-        """Dictionary index of each route ``leaves`` (indices into view.routes, >= 0)."""
+        """Dictionary index of each route ``leaves`` (route indices of ``view``, >= 0)."""
         raise NotImplementedError
 
     def from_match(self, name: str, m: RouteMatch) -> int:
@@ -203,8 +203,7 @@ class BatchRoutes(RouteDictionary):
 
     def from_view(self, name: str, view: CompiledView, leaves: np.ndarray) -> np.ndarray:
         unique, inverse = np.unique(leaves, return_inverse=True)
-        routes = view.routes
-        ids = [self.from_match(name, routes[leaf]) for leaf in unique.tolist()]
+        ids = [self.from_match(name, view.route(leaf)) for leaf in unique.tolist()]
         return np.array(ids, dtype=np.int32)[inverse]
 
 
@@ -542,7 +541,7 @@ class _Batch:
         self, view: CompiledView, name: str, fi: np.ndarray, leaf: np.ndarray, dst: bool
     ) -> None:
         """Answers of flows ``fi`` from the compiled view (one side)."""
-        if not len(view.routes):
+        if not len(view):
             if not dst:
                 self.flags[fi] |= SRC_UNROUTED
             return

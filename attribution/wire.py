@@ -116,7 +116,7 @@ class RouteEncoder:
         params = (name, local_as, highest)
         slot = self._views.get((view.neighbor, view.family))
         if slot is None or slot[0] is not view or slot[1] != params:
-            slot = (view, params, [None] * len(view.routes))
+            slot = (view, params, [None] * len(view))
             with self._lock:
                 self._views[(view.neighbor, view.family)] = slot
         cache = slot[2]
@@ -125,7 +125,7 @@ class RouteEncoder:
             entry = cache[leaf]
             if entry is None:
                 entry = cache[leaf] = message_field(
-                    _ROUTES_TAG, self.route_body(name, view.routes[leaf], local_as, highest)
+                    _ROUTES_TAG, self.route_body(name, view.route(leaf), local_as, highest)
                 )
             out.append(entry)
         return out
@@ -193,7 +193,7 @@ class WireRoutes(RouteDictionary):
         key = (view.neighbor, view.family)
         held = self._maps.get(key)
         if held is None or held[0] is not view:
-            held = (view, np.full(len(view.routes), -1, dtype=np.int32))
+            held = (view, np.full(len(view), -1, dtype=np.int32))
             self._maps[key] = held
         numbers = held[1]
         unknown = leaves[numbers[leaves] < 0]

@@ -8,7 +8,7 @@ import socket
 import numpy as np
 import pytest
 
-from attribution.fastpath import ChangedRanges, flatten, ranges_mask
+from attribution.fastpath import ChangedRanges, build_view, flatten, ranges_mask
 from attribution.resolver import Resolver, pack_address
 from ribd.events import RoutesAnnounced, RoutesWithdrawn, SessionState
 from tests.attribution.helpers import EDGE1, attrs, build_world
@@ -149,3 +149,31 @@ def test_changed_ranges_extended_bit_by_bit_mask_exactly_the_changed_prefixes(v4
     arr = np.array(keys, dtype=np.uint32 if v4 else np.uint64)
     expected = [any(inside(k, p) for p in prefixes) for k in keys]
     assert ranges.mask(arr).tolist() == expected
+
+
+@pytest.mark.parametrize("family", ["ipv4 unicast", "ipv6 unicast"])
+def test_view_routes_made_on_demand_are_the_ribs_routes(family):
+    rng = random.Random(11)
+    rib, _ = build_world()
+    for _ in range(200):
+        if family == "ipv4 unicast":
+            length = rng.choice([8, 16, 23, 24, 32])
+            net = rng.getrandbits(32) & ~((1 << (32 - length)) - 1)
+            prefix = f"{socket.inet_ntoa(net.to_bytes(4, 'big'))}/{length}"
+        else:
+            length = rng.choice([19, 32, 48, 64])
+            net = (0x20010DB8 << 96 | rng.getrandbits(96)) & ~((1 << (128 - length)) - 1)
+            prefix = f"{socket.inet_ntop(socket.AF_INET6, net.to_bytes(16, 'big'))}/{length}"
+        rib.apply(RoutesAnnounced(EDGE1, family, (prefix,), None, attrs((rng.randrange(1, 9),))))
+    view = build_view(rib, EDGE1, family)
+    made = {view.route(i).prefix: view.route(i) for i in range(len(view))}
+    keys = [k for k in rib.tables[family].trie.keys() if rib.exact(EDGE1, family, k)]  # noqa: SIM118
+    assert set(made) == set(keys)
+    for prefix, m in made.items():
+        (expected,) = rib.exact(EDGE1, family, prefix)
+        assert (m.attributes, m.length, m.path_id, m.stale) == (
+            expected.attributes,
+            expected.length,
+            expected.path_id,
+            expected.stale,
+        )
