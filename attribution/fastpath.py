@@ -22,13 +22,14 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
 from ribd.attributes import PathAttributes
 from ribd.events import IPV4_UNICAST
-from ribd.rib import Rib, RouteMatch, RouterRib, route_match, slot_value
+from ribd.rib import Rib, RouteMatch, RouterRib, slot_value
 
 # Provenance codes, as in attribution.resolver / the proto.
 _BGP, _LOCAL, _DEFAULT = 1, 3, 4
@@ -154,35 +155,33 @@ def _prefix_range(prefix: str, v4: bool) -> tuple[int, int, int]:
     return start, start + (1 << (64 - min(length, 64))), length
 
 
-def flatten(items: list[tuple[int, int, int]], limit: int) -> tuple[list[int], list[int]]:
-    """Nested (start, end, route) ranges -> disjoint interval starts and routes.
+def flatten(
+    starts: np.ndarray, lasts: np.ndarray, lengths: np.ndarray, bits: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Nested prefix ranges -> disjoint interval starts and the longest route there.
 
-    ``items`` must be sorted by start, then by length (outer ranges first).
-    The result covers [0, limit): starts[0] == 0, route -1 where nothing matches.
+    ``starts``/``lasts`` (inclusive) are uint64 on a ``bits``-wide axis, one
+    per route (index = route number); ranges of prefixes nest or are
+    disjoint. The result covers the whole axis: starts[0] == 0, route -1
+    where nothing matches. Vectorised: routes are painted onto the
+    elementary intervals shortest length first, so the longest wins.
     """
-    starts: list[int] = [0]
-    leafs: list[int] = [-1]
-    stack: list[tuple[int, int]] = []  # (end, route) of the enclosing ranges
-
-    def emit(at: int, route: int) -> None:
-        if at >= limit:
-            return
-        if starts[-1] == at:
-            leafs[-1] = route
-        else:
-            starts.append(at)
-            leafs.append(route)
-
-    for start, end, route in items:
-        while stack and stack[-1][0] <= start:
-            closed, _ = stack.pop()
-            emit(closed, stack[-1][1] if stack else -1)
-        emit(start, route)
-        stack.append((end, route))
-    while stack:
-        closed, _ = stack.pop()
-        emit(closed, stack[-1][1] if stack else -1)
-    return starts, leafs
+    top = (1 << bits) - 1
+    after = lasts[lasts < top] + np.uint64(1)
+    bounds = np.sort(np.concatenate([np.zeros(1, dtype=np.uint64), starts, after]))
+    bounds = bounds[np.concatenate([[True], bounds[1:] != bounds[:-1]])]
+    leaf = np.full(len(bounds), -1, dtype=np.int32)
+    first = np.searchsorted(bounds, starts)
+    stop = np.searchsorted(bounds, lasts, side="right")  # intervals first..stop-1
+    for length in np.unique(lengths).tolist():
+        routes = np.nonzero(lengths == length)[0]  # disjoint: one length at a time
+        spans = stop[routes] - first[routes]
+        total = int(spans.sum())
+        offsets = np.repeat(first[routes] - (np.cumsum(spans) - spans), spans)
+        leaf[offsets + np.arange(total)] = np.repeat(routes.astype(np.int32), spans)
+    keep = np.ones(len(leaf), dtype=bool)
+    keep[1:] = leaf[1:] != leaf[:-1]
+    return bounds[keep], leaf[keep]
 
 
 def build_view(rib: Rib, neighbor: str, family: str) -> CompiledView | None:
@@ -209,7 +208,6 @@ def build_view(rib: Rib, neighbor: str, family: str) -> CompiledView | None:
                 value, is_stale = slot_value(trie.get(prefix), slot, stale_slot, current_stale)
                 if value is not None:
                     found.append((prefix, value, is_stale))
-    items = []
     long_v6 = []
     nets: list[int] = []
     nets_low: list[int] = []
@@ -220,28 +218,36 @@ def build_view(rib: Rib, neighbor: str, family: str) -> CompiledView | None:
     attribute_sets: list[PathAttributes] = []
     set_numbers: dict[int, int] = {}  # id(PathAttributes) -> index in attribute_sets
     for prefix, value, is_stale in found:
-        start, end, length = _prefix_range(prefix, v4)
-        if not v4 and length > 64:
-            long_v6.append(start)
-            continue
-        m = route_match(prefix, value, is_stale)
-        items.append((start, length, end, len(lengths)))
-        nets.append(start)
-        if not v4:
-            net = prefix.partition("/")[0]
-            nets_low.append(int.from_bytes(socket.inet_pton(socket.AF_INET6, net)[8:], "big"))
+        net, _, length_text = prefix.partition("/")
+        length = int(length_text)
+        if v4:
+            nets.append(int.from_bytes(socket.inet_pton(socket.AF_INET, net), "big"))
+        else:
+            packed = socket.inet_pton(socket.AF_INET6, net)
+            if length > 64:
+                long_v6.append(int.from_bytes(packed[:8], "big"))
+                continue
+            nets.append(int.from_bytes(packed[:8], "big"))
+            nets_low.append(int.from_bytes(packed[8:], "big"))
+        if type(value) is PathAttributes:
+            attrs, path_id = value, 0
+        else:
+            path_id, attrs = value[0]  # type: ignore[index]  # ADD-PATH: best first
         lengths.append(length)
-        path_ids.append(m.path_id)
+        path_ids.append(path_id)
         stale_flags.append(is_stale)
-        number = set_numbers.get(id(m.attributes))
+        number = set_numbers.get(id(attrs))
         if number is None:
-            number = set_numbers[id(m.attributes)] = len(attribute_sets)
-            attribute_sets.append(m.attributes)
+            number = set_numbers[id(attrs)] = len(attribute_sets)
+            attribute_sets.append(attrs)
         attribute_index.append(number)
     del found
-    items.sort()
-    starts, leafs = flatten([(s, e, ri) for s, _, e, ri in items], 1 << (32 if v4 else 64))
-    del items
+    bits = 32 if v4 else 64
+    net_arr = np.array(nets, dtype=np.uint64)
+    length_arr = np.array(lengths, dtype=np.uint8)
+    span = np.left_shift(np.uint64(1), (bits - length_arr.astype(np.uint64)) % np.uint64(64))
+    last_arr = np.where(length_arr == 0, np.uint64((1 << bits) - 1), net_arr + span - np.uint64(1))
+    starts, leafs = flatten(net_arr, last_arr, length_arr, bits)
     sets = attribute_sets
     origin_by_set = np.array([a.origin_as for a in sets], dtype=np.uint32)
     highest_by_set = np.array([a.origin_as_highest for a in sets], dtype=np.uint32)
@@ -249,7 +255,6 @@ def build_view(rib: Rib, neighbor: str, family: str) -> CompiledView | None:
     empty_by_set = np.array([a.empty_path for a in sets], dtype=bool)
     set_by_set = np.array([a.origin_from_set for a in sets], dtype=bool)
     index = np.array(attribute_index, dtype=np.int32)
-    length_arr = np.array(lengths, dtype=np.uint8)
     if not len(sets):
         origin_by_set = highest_by_set = peer_by_set = np.zeros(1, dtype=np.uint32)
         empty_by_set = set_by_set = np.zeros(1, dtype=bool)
@@ -270,9 +275,9 @@ def build_view(rib: Rib, neighbor: str, family: str) -> CompiledView | None:
         signature=signature,
         seq=seq,
         built_at=time.monotonic(),
-        starts=np.array(starts, dtype=word),
-        leaf=np.array(leafs, dtype=np.int32),
-        nets=np.array(nets, dtype=word),
+        starts=starts.astype(word),
+        leaf=leafs,
+        nets=net_arr.astype(word),
         nets_low=np.array(nets_low, dtype=np.uint64),
         lengths=length_arr,
         path_ids=np.array(path_ids, dtype=np.uint32),
@@ -326,6 +331,25 @@ class CompiledViews:
             new = table.changes_since(changed.seq) or []
             changed = view.changed = changed.extend(new, table.change_seq)
         return view, changed
+
+    def want_missing(self, neighbors: Iterable[str]) -> None:
+        """Ask for views that routers with a usable table lack; call under rib.lock.
+
+        Lets the daemon compile a router's view once its table is complete
+        (End-of-RIB, or kept stale across a restart) instead of when the
+        first flows arrive, which then would take the slow exact path.
+        """
+        for neighbor in neighbors:
+            r = self.rib.routers.get(neighbor)
+            if r is None:
+                continue
+            for family, fs in r.families.items():
+                ready = fs.converged or fs.stale_slot is not None
+                if not ready or not (fs.prefixes or fs.stale_prefixes):
+                    continue
+                view = self._views.get((neighbor, family))
+                if view is None or view.signature != view_signature(r, family):
+                    self._wanted.add((neighbor, family))
 
     def current(self) -> list[CompiledView]:
         """The views lookups use now."""

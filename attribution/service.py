@@ -169,7 +169,10 @@ class Service:
                 while self.rib.maintenance() and not self._stop.is_set():
                     time.sleep(0.001)  # let readers in between chunks
                 # Compile the lookup views batches asked for (they use the
-                # exact path meanwhile).
+                # exact path meanwhile) and those of configured routers whose
+                # tables are complete.
+                with self.rib.lock:
+                    self.resolver.views.want_missing(r.neighbor for r in self.config.routers)
                 if self.resolver.views.refresh():
                     self.servicer.forget_old_views()  # their cached route entries
             except Exception:  # never let maintenance kill the daemon

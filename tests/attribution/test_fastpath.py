@@ -8,7 +8,7 @@ import socket
 import numpy as np
 import pytest
 
-from attribution.fastpath import ChangedRanges, build_view, flatten, ranges_mask
+from attribution.fastpath import ChangedRanges, CompiledViews, build_view, flatten, ranges_mask
 from attribution.resolver import Resolver, pack_address
 from ribd.events import RoutesAnnounced, RoutesWithdrawn, SessionState
 from tests.attribution.helpers import EDGE1, attrs, build_world
@@ -21,9 +21,12 @@ def dst_origin(resolver, dst, src="172.16.0.1"):
 
 def test_flatten_nested_ranges_into_disjoint_intervals():
     # /8 containing a /16 containing a /24, and a sibling /16.
-    items = [(0, 256, 0), (0, 16, 1), (4, 8, 2), (32, 64, 3)]
-    starts, leafs = flatten(items, 1024)
-    assert list(zip(starts, leafs, strict=True)) == [
+    # On a 10-bit axis: a /2 [0, 256), a /6 [0, 16), an /8 [4, 8), a /5 [32, 64).
+    starts = np.array([0, 0, 4, 32], dtype=np.uint64)
+    lasts = np.array([255, 15, 7, 63], dtype=np.uint64)
+    lengths = np.array([2, 6, 8, 5], dtype=np.uint8)
+    bounds, leafs = flatten(starts, lasts, lengths, 10)
+    assert list(zip(bounds.tolist(), leafs.tolist(), strict=True)) == [
         (0, 1),
         (4, 2),
         (8, 1),
@@ -177,3 +180,18 @@ def test_view_routes_made_on_demand_are_the_ribs_routes(family):
             expected.path_id,
             expected.stale,
         )
+
+
+def test_converged_routers_get_their_views_before_any_flow_asks():
+    rib, _ = build_world()  # every router has sent End-of-RIB for IPv4
+    views = CompiledViews(rib)
+    with rib.lock:
+        views.want_missing([EDGE1, "127.0.0.99"])  # an unknown neighbor is ignored
+    assert views.refresh() == 1  # edge1's IPv4 (its IPv6 never converged)
+    with rib.lock:
+        views.want_missing([EDGE1])
+    assert views.refresh() == 0  # up to date: nothing to build
+    rib.apply(SessionState(EDGE1, "down", reason="test"))
+    with rib.lock:
+        views.want_missing([EDGE1])
+    assert views.refresh() == 0  # routes purged: nothing usable to compile
