@@ -8,7 +8,10 @@ are derived once here, at interning time, never per flow.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from hashlib import blake2b
+
+import orjson
 
 # Segment types, numbered as on the wire (RFC 4271, RFC 5065).
 AS_SET = 1
@@ -132,8 +135,20 @@ def derive_as_numbers(as_path: Iterable[Segment]) -> tuple[int, int, int, bool, 
     return peer_as, origin, highest, True, False
 
 
+def attribute_key(row: Sequence) -> bytes:
+    """The interning key of an attribute set given as its fields in make_attributes'
+    order (the snapshot's attribute row): a 160-bit BLAKE2b of their JSON.
+
+    A digest of the validated fields, not of ExaBGP's text, so that the parser
+    and a loaded snapshot find each other's sets. Cryptographic rather than
+    ``hash()`` of a tuple: AS numbers and communities come from the network,
+    and colliding Python hashes are easy to craft.
+    """
+    return blake2b(orjson.dumps(row), digest_size=20).digest()
+
+
 class AttributeInterner:
-    """Maps a canonical key to the one shared PathAttributes for it."""
+    """Maps a canonical key (``attribute_key``) to the one shared PathAttributes for it."""
 
     __slots__ = ("_by_key",)
 
@@ -148,6 +163,14 @@ class AttributeInterner:
 
     def add(self, key: object, attrs: PathAttributes) -> PathAttributes:
         return self._by_key.setdefault(key, attrs)
+
+    def intern(self, row: tuple) -> PathAttributes:
+        """The shared set for ``row`` (validated fields in make_attributes' order)."""
+        key = attribute_key(row)
+        attrs = self._by_key.get(key)
+        if attrs is None:
+            attrs = self._by_key[key] = make_attributes(*row)
+        return attrs
 
     def collect_unused(self, in_use: set[int]) -> int:
         """Drop sets no route refers to any more (ids in ``in_use`` are kept)."""

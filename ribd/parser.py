@@ -12,16 +12,29 @@ Both API formats are understood:
 A missing ``as-path`` is an empty path (route originated inside our AS).
 An UPDATE whose attributes fail validation becomes a withdraw of its prefixes
 (RFC 7606 treat-as-withdraw), never a silent keep of the old route.
+
+Two paths, one behaviour. Well-formed UPDATEs (nearly every line) take the
+typed path: msgspec decodes the line straight into the structs below, checking
+types and AS-number ranges in C, and prefixes are checked a whole NLRI list at
+a time (``_checked_prefixes``). Everything the typed path is not sure about
+(any other message type, an unknown field, a value out of range, a bad
+prefix) goes to the generic path, orjson plus the checks in Python, which
+alone decides what is wrong with a line. The typed path only ever accepts
+what the generic one would accept, and builds the same events from it
+(tests/ribd/test_parser.py compares the two on hostile input).
 """
 
 from __future__ import annotations
 
 import socket
 import sys
-from hashlib import blake2b as _blake2b
-from typing import Any
+from itertools import repeat
+from operator import attrgetter, contains
+from typing import Annotated, Any, Literal
 
+import msgspec
 import orjson
+from msgspec import UNSET, Meta, Struct, UnsetType
 
 from ribd.attributes import (
     AS_CONFED_SEQUENCE,
@@ -29,9 +42,7 @@ from ribd.attributes import (
     AS_SEQUENCE,
     AS_SET,
     AttributeInterner,
-    PathAttributes,
     Segment,
-    make_attributes,
 )
 from ribd.events import (
     FAMILIES,
@@ -44,10 +55,12 @@ from ribd.events import (
     SessionState,
     UpdateTime,
 )
-from ribd.prefixes import _LENGTHS, _V4_HOST_MASK, BadPrefix, normalise_prefix
+from ribd.prefixes import _LENGTHS, _V4_HOST_MASK, _V6_HOST_MASK, BadPrefix, normalise_prefix
 
 _pton = socket.inet_pton
+_ntop = socket.inet_ntop
 _AF_INET = socket.AF_INET
+_AF_INET6 = socket.AF_INET6
 _V4_MASK = _V4_HOST_MASK
 
 MAX_LINE_BYTES = 16 * 1024 * 1024  # ExaBGP's largest UPDATE (64 KiB wire) fits easily
@@ -182,7 +195,14 @@ def _text(raw: Any, what: str) -> str:
     return raw
 
 
-def build_attributes(attrs: dict, next_hop: str) -> PathAttributes:
+# An attribute set without its next hop, in make_attributes' (and the snapshot
+# row's) order: as_path, origin, | next_hop goes here |, local_pref, med,
+# communities, large_communities, extended_communities, originator_id,
+# cluster_list, atomic_aggregate, aggregator.
+Fields = tuple
+
+
+def attribute_fields(attrs: Any) -> Fields:
     """Validate ExaBGP's attribute object; raise BadAttributes naming the fault."""
     if type(attrs) is not dict:
         raise BadAttributes("attribute is not an object")
@@ -206,25 +226,22 @@ def build_attributes(attrs: dict, next_hop: str) -> PathAttributes:
     atomic = attrs.get("atomic-aggregate", False)
     if type(atomic) is not bool:
         raise BadAttributes("atomic-aggregate is not a boolean")
-    return make_attributes(
-        as_path=as_path,
-        origin=origin,
-        next_hop=next_hop,
-        local_pref=None if local_pref is None else _u32(local_pref, "local-preference"),
-        med=None if med is None else _u32(med, "med"),
-        communities=_communities(attrs["community"]) if "community" in attrs else (),
-        large_communities=(
-            _large_communities(attrs["large-community"]) if "large-community" in attrs else ()
-        ),
-        extended_communities=(
+    return (
+        as_path,
+        origin,
+        None if local_pref is None else _u32(local_pref, "local-preference"),
+        None if med is None else _u32(med, "med"),
+        _communities(attrs["community"]) if "community" in attrs else (),
+        _large_communities(attrs["large-community"]) if "large-community" in attrs else (),
+        (
             _extended_communities(attrs["extended-community"])
             if "extended-community" in attrs
             else ()
         ),
-        originator_id=_text(attrs.get("originator-id", ""), "originator-id"),
-        cluster_list=tuple(cluster),
-        atomic_aggregate=atomic,
-        aggregator=_text(attrs.get("aggregator", ""), "aggregator"),
+        _text(attrs.get("originator-id", ""), "originator-id"),
+        tuple(cluster),
+        atomic,
+        _text(attrs.get("aggregator", ""), "aggregator"),
     )
 
 
@@ -278,6 +295,256 @@ def _is_link_local(next_hop: str) -> bool:
     return next_hop[:3].lower() in ("fe8", "fe9", "fea", "feb")  # fe80::/10
 
 
+# -- the typed path ------------------------------------------------------------
+#
+# The structs mirror ExaBGP's update lines field by field, with every field
+# typed and unknown fields refused (``forbid_unknown_fields``): a skipped field
+# would not get the checks orjson makes on the generic path (valid UTF-8,
+# finite numbers). Constraints are those of the checks above; where those
+# accept more (a 4.2 ``as-path`` of ``null``, a JSON float AS number ...), the
+# struct refuses and the generic path decides. Defaults stand for "absent" only
+# where the generic path treats absent and that default the same.
+
+_U32T = Annotated[int, Meta(ge=0, le=_U32)]
+_U16T = Annotated[int, Meta(ge=0, le=0xFFFF)]
+# Any other integer: orjson reads 64-bit ones exactly, larger ones as floats
+# (and refuses 310 digits and more), an unconstrained msgspec int as ints.
+_I64 = Annotated[int, Meta(ge=-(1 << 63), le=(1 << 63) - 1)]
+_TEXT = Annotated[str, Meta(max_length=256)]
+_ASNS = tuple[_U32T, ...]
+_STRICT = {"forbid_unknown_fields": True, "gc": False}
+
+
+class _Segment(Struct, **_STRICT):
+    element: Literal["as-sequence", "as-set", "as-confed-sequence", "as-confed-set"]
+    value: Annotated[_ASNS, Meta(min_length=1)]
+
+
+class _ExtendedCommunity(Struct, **_STRICT):
+    value: _I64 | UnsetType = UNSET
+    string: str | UnsetType = UNSET
+
+
+class _Attributes(Struct, rename="kebab", **_STRICT):
+    origin: Literal["igp", "egp", "incomplete"]
+    as_path: dict[str, _Segment] | _ASNS | UnsetType = UNSET
+    as_set: _ASNS | UnsetType = UNSET  # 4.2 layout
+    confederation_path: _ASNS | UnsetType = UNSET  # 4.2 layout
+    confederation_set: _ASNS | UnsetType = UNSET  # 4.2 layout
+    local_preference: _U32T | None = None
+    med: _U32T | None = None
+    community: tuple[tuple[_U16T, _U16T], ...] = ()
+    large_community: tuple[tuple[_U32T, _U32T, _U32T], ...] = ()
+    extended_community: tuple[_ExtendedCommunity, ...] = ()
+    originator_id: _TEXT = ""
+    cluster_list: tuple[str, ...] = ()
+    atomic_aggregate: bool = False
+    aggregator: _TEXT = ""
+
+
+class _Nlri(Struct, rename="kebab", **_STRICT):
+    nlri: str
+    path_information: _U32T | str | UnsetType = UNSET
+
+
+class _Update(Struct, **_STRICT):
+    attribute: _Attributes | UnsetType = UNSET
+    announce: dict[str, dict[str, list[_Nlri]]] | None = None
+    withdraw: dict[str, list[_Nlri]] | None = None
+
+
+class _Message(Struct, **_STRICT):
+    update: _Update
+
+
+class _Address(Struct, **_STRICT):
+    peer: str
+    local: str = ""
+
+
+class _Asn(Struct, **_STRICT):
+    local: _I64 = 0
+    peer: _I64 = 0
+
+
+class _AddPath(Struct, **_STRICT):
+    send: tuple[str, ...] = ()
+    receive: tuple[str, ...] = ()
+
+
+class _Negotiated(Struct, **_STRICT):
+    message_size: _I64 = 0
+    hold_time: _I64 = 0
+    asn4: bool = False
+    multisession: bool = False
+    operational: bool = False
+    refresh: str = ""
+    families: tuple[str, ...] = ()
+    nexthop: tuple[str, ...] = ()
+    add_path: _AddPath | UnsetType = UNSET
+
+
+class _Neighbor(Struct, rename="kebab", **_STRICT):
+    address: _Address
+    message: _Message
+    asn: _Asn | UnsetType = UNSET
+    router_id: str = ""
+    direction: str = ""
+    negotiated: _Negotiated | UnsetType = UNSET
+
+
+class _UpdateLine(Struct, **_STRICT):
+    type: Literal["update"]
+    neighbor: _Neighbor
+    time: float | UnsetType = UNSET
+    exabgp: str = ""
+    host: str = ""
+    pid: _I64 = 0
+    ppid: _I64 = 0
+    counter: _I64 = 0
+
+
+_decode_update = msgspec.json.Decoder(_UpdateLine).decode
+# Decode failures that hand the line over (UnicodeDecodeError is a ValueError).
+_NOT_TYPED = (msgspec.MsgspecError, ValueError, RecursionError)
+_nlri_of = attrgetter("nlri")
+_path_info_of = attrgetter("path_information")
+_SEGMENT_KEYS = [str(i) for i in range(256)]  # a 5.0 as-path's keys, in order
+# Host-bit masks as bytes, by length text; an absent key is a bad or too long length.
+_V4_MASK_BYTES = {str(n): m.to_bytes(4, "big") for n, m in enumerate(_V4_HOST_MASK)}
+_V6_MASK_BYTES = {str(n): m.to_bytes(16, "big") for n, m in enumerate(_V6_HOST_MASK)}
+_V4_MASK_BY_TEXT = dict(zip(_V4_MASK_BYTES, _V4_HOST_MASK, strict=True))
+_from_bytes = int.from_bytes
+_SHORT_LIST = 16  # prefixes; measured on the PCH full table
+
+
+def _checked_prefixes(texts: list[str], version: int) -> tuple[str, ...] | None:
+    """The canonical prefixes if every text is a valid prefix, else None.
+
+    The checks of ``normalise_prefix``, done for a whole list with C loops
+    (map, join) instead of a Python loop per prefix: every text has exactly
+    one "/", every length is a known one for the family, every address
+    passes ``inet_pton``, and the AND of all addresses with all host masks,
+    as one big integer each, is zero. None sends the line to the generic path,
+    which finds the bad prefix and says why.
+    """
+    n = len(texts)
+    parts = "/".join(texts).split("/")
+    # n texts hold n + (number of "/") parts: 2n parts with a "/" in every
+    # text means exactly one in each.
+    if len(parts) != 2 * n or not all(map(contains, texts, repeat("/"))):
+        return None
+    addresses, lengths = parts[0::2], parts[1::2]
+    try:
+        if version == 4:
+            masks = b"".join(map(_V4_MASK_BYTES.__getitem__, lengths))
+            packed = b"".join(map(_pton, repeat(_AF_INET), addresses))
+        else:
+            masks = b"".join(map(_V6_MASK_BYTES.__getitem__, lengths))
+            each = list(map(_pton, repeat(_AF_INET6), addresses))
+            packed = b"".join(each)
+    except (KeyError, OSError, ValueError):
+        return None
+    if int.from_bytes(packed, "big") & int.from_bytes(masks, "big"):
+        return None
+    if version == 4:
+        # inet_pton takes only plain dotted quads: the text is already canonical.
+        return tuple(texts)
+    return tuple(map("{}/{}".format, map(_ntop, repeat(_AF_INET6), each), lengths))
+
+
+def _typed_nlri(
+    entries: list[_Nlri], version: int
+) -> tuple[tuple[str, ...], tuple[int, ...] | None] | None:
+    """``_nlri_list`` for decoded entries; None if any entry needs the generic path.
+
+    Half the UPDATEs of a full table carry one or two prefixes: for short
+    IPv4 lists a plain loop beats the fixed cost of ``_checked_prefixes``.
+    """
+    if version == 4 and len(entries) <= _SHORT_LIST:
+        prefixes = []
+        try:
+            for e in entries:
+                text = e.nlri
+                address, _, length = text.partition("/")
+                # KeyError: no "/", or a bad or too long length; OSError,
+                # ValueError: not a dotted quad (inet_pton's own check).
+                if (
+                    e.path_information is not UNSET
+                    or _from_bytes(_pton(_AF_INET, address), "big") & _V4_MASK_BY_TEXT[length]
+                ):
+                    break
+                prefixes.append(text)
+            else:
+                return tuple(prefixes), None
+        except (KeyError, OSError, ValueError):
+            return None
+    if not entries:
+        return (), None
+    checked = _checked_prefixes(list(map(_nlri_of, entries)), version)
+    if checked is None:
+        return None
+    infos = list(map(_path_info_of, entries))
+    if infos.count(UNSET) == len(infos):
+        return checked, None
+    try:
+        return checked, tuple(
+            0 if i is UNSET else i if type(i) is int else _path_id(i) for i in infos
+        )
+    except ValueError:  # BadPrefix, or int() of an odd digit
+        return None
+
+
+def _typed_fields(a: _Attributes) -> Fields | None:
+    """``attribute_fields`` of a decoded attribute object; None: ask the generic path."""
+    raw_path = a.as_path
+    if type(raw_path) is dict:
+        if len(raw_path) == 1:
+            seg = raw_path.get("0")
+            if seg is None:
+                return None
+            as_path: tuple[Segment, ...] = ((_SEGMENT_KINDS[seg.element], seg.value),)
+        elif list(raw_path) == _SEGMENT_KEYS[: len(raw_path)]:  # as sorted(key=int) has it
+            as_path = tuple([(_SEGMENT_KINDS[s.element], s.value) for s in raw_path.values()])
+        else:
+            return None
+    else:
+        segments: list[Segment] = []
+        for asns, kind in (
+            (a.confederation_path, AS_CONFED_SEQUENCE),
+            (a.confederation_set, AS_CONFED_SET),
+            (raw_path, AS_SEQUENCE),
+            (a.as_set, AS_SET),
+        ):
+            if asns:  # UNSET is false, like an empty list
+                segments.append((kind, asns))  # type: ignore[arg-type]
+        as_path = tuple(segments)
+    extended: tuple[str, ...] = ()
+    if a.extended_community:
+        out = []
+        for c in a.extended_community:
+            if c.string is not UNSET:
+                out.append(c.string)
+            elif c.value is not UNSET:
+                out.append(hex(c.value))
+            else:
+                return None
+        extended = tuple(out)
+    return (
+        as_path,
+        a.origin,
+        a.local_preference,
+        a.med,
+        tuple([(x << 16) | y for x, y in a.community]) if a.community else (),
+        a.large_community,
+        extended,
+        a.originator_id,
+        a.cluster_list,
+        a.atomic_aggregate,
+        a.aggregator,
+    )
+
+
 class ExabgpParser:
     """Turns ExaBGP JSON lines into events, interning attribute sets.
 
@@ -294,6 +561,71 @@ class ExabgpParser:
         """Parse one line. Raises FeedError for a line that cannot be used."""
         if len(line) > MAX_LINE_BYTES:
             raise FeedError(f"line of {len(line)} bytes exceeds {MAX_LINE_BYTES}")
+        try:
+            msg = _decode_update(line)
+        except _NOT_TYPED:
+            pass
+        else:
+            events = self._typed_update(msg)
+            if events is not None:
+                return events
+        return self._parse_generic(line)
+
+    def _typed_update(self, msg: _UpdateLine) -> list[Event] | None:
+        """The events of a decoded UPDATE, or None to leave the line to the generic path.
+
+        Everything is checked before anything is interned, so a line handed
+        over leaves no trace.
+        """
+        peer = msg.neighbor.address.peer
+        if not peer:
+            return None
+        update = msg.neighbor.message.update
+        events: list[Event] = []
+        if msg.time is not UNSET:
+            events.append(UpdateTime(peer, msg.time))
+        if update.withdraw is not None:
+            for family, entries in update.withdraw.items():
+                version = _FAMILY_VERSION.get(family)
+                if version is None:
+                    continue
+                nlri = _typed_nlri(entries, version)
+                if nlri is None:
+                    return None
+                if nlri[0]:
+                    events.append(RoutesWithdrawn(peer, family, *nlri))
+        if update.announce is None:
+            return events
+        announced = []
+        for family, by_next_hop in update.announce.items():
+            version = _FAMILY_VERSION.get(family)
+            if version is None:
+                continue
+            groups = list(by_next_hop.items())
+            if version == 6 and len(groups) > 1:
+                globals_ = [g for g in groups if not _is_link_local(g[0])]
+                if globals_:
+                    groups = globals_
+            for next_hop, entries in groups:
+                nlri = _typed_nlri(entries, version)
+                if nlri is None:
+                    return None
+                if nlri[0]:
+                    announced.append((family, next_hop, nlri))
+        if not announced:
+            return events
+        attribute = update.attribute
+        fields = None if attribute is UNSET else _typed_fields(attribute)
+        if fields is None:
+            return None
+        intern = self.interner.intern
+        for family, next_hop, (prefixes, path_ids) in announced:
+            attrs = intern(_with_next_hop(fields, next_hop))
+            events.append(RoutesAnnounced(peer, family, prefixes, path_ids, attrs))
+        return events
+
+    def _parse_generic(self, line: bytes | str) -> list[Event]:
+        """Any line, every check in Python: the reference the typed path must agree with."""
         try:
             msg = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
@@ -423,10 +755,7 @@ class ExabgpParser:
             if globals_:
                 groups = globals_
         events: list[Event] = []
-        # Interning key: a 128-bit digest of the attribute JSON and next hop.
-        # (orjson's output buffer is ~4 KiB; keeping it as the key would cost
-        # more than the attributes themselves.)
-        attr_json = orjson.dumps(raw_attrs) if type(raw_attrs) is dict else b""
+        fields: Fields | BadAttributes | None = None  # validated on first use
         for next_hop, entries in groups:
             try:
                 prefixes, path_ids = _nlri_list(entries, version)
@@ -434,28 +763,32 @@ class ExabgpParser:
                 raise FeedError(f"announce {family}: {exc}") from None
             if not prefixes:
                 continue
-            key = _blake2b(attr_json + next_hop.encode(), digest_size=16).digest()
-            attrs = self.interner.get(key)
-            if attrs is None:
+            if fields is None:
                 try:
-                    attrs = self.interner.add(
-                        key, build_attributes(raw_attrs, sys.intern(next_hop))
-                    )
+                    fields = attribute_fields(raw_attrs)
                 except BadAttributes as exc:
-                    events.append(
-                        RoutesWithdrawn(
-                            peer,
-                            family,
-                            tuple(prefixes),
-                            _opt_tuple(path_ids),
-                            reason=f"bad attributes: {exc}",
-                        )
+                    fields = exc
+            if type(fields) is BadAttributes:
+                events.append(
+                    RoutesWithdrawn(
+                        peer,
+                        family,
+                        tuple(prefixes),
+                        _opt_tuple(path_ids),
+                        reason=f"bad attributes: {fields}",
                     )
-                    continue
+                )
+                continue
+            attrs = self.interner.intern(_with_next_hop(fields, next_hop))  # type: ignore[arg-type]
             events.append(
                 RoutesAnnounced(peer, family, tuple(prefixes), _opt_tuple(path_ids), attrs)
             )
         return events
+
+
+def _with_next_hop(fields: Fields, next_hop: str) -> tuple:
+    """The full attribute row (make_attributes' argument order) for one next hop."""
+    return (fields[0], fields[1], sys.intern(next_hop), *fields[2:])
 
 
 def _opt_tuple(values: list[int] | None) -> tuple[int, ...] | None:

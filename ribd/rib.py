@@ -31,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import repeat
 
 import pytricia
 
@@ -295,7 +296,10 @@ class Rib:
         """Apply the events of one ExaBGP line atomically."""
         with self.lock:
             for event in events:
-                self._apply(event)
+                if type(event) is RoutesAnnounced:  # most events: skip a dispatch call
+                    self._announce(event)
+                else:
+                    self._apply(event)
 
     def _apply(self, event: Event) -> None:
         kind = type(event)
@@ -317,23 +321,40 @@ class Rib:
             self.notifications = [*self.notifications[-99:], event]  # type: ignore[list-item]
 
     def _announce(self, ev: RoutesAnnounced) -> None:
-        """Install one UPDATE's prefixes. The per-prefix hot loop of ingest."""
+        """Install one UPDATE's prefixes. The per-prefix hot loop of ingest.
+
+        A prefix no router has yet (all of them, on a table load) only gets
+        the entry holding this one path, built and interned once per UPDATE.
+        """
         r = self.routers.get(ev.neighbor) or self.router(ev.neighbor)
         fs = r.families[ev.family]
         table = self.tables[ev.family]
         trie = table.trie
         has_key, get, insert = trie.has_key, trie.get, trie.insert
         intern = table._entries.setdefault
-        changes = table.changes
+        log_change = table.changes.append
         slot, stale = fs.slot, fs.stale_slot
         attrs = ev.attributes
         path_ids = ev.path_ids
-        empty: tuple = ()
-        for i, prefix in enumerate(ev.prefixes):
-            entry = get(prefix) if has_key(prefix) else empty
+        fresh: tuple | None = None  # the entry for a new prefix, path id 0
+        added = 0  # new prefixes (one path each)
+        ids = repeat(0) if path_ids is None else path_ids  # endless, or one per prefix
+        for prefix, path_id in zip(ev.prefixes, ids, strict=False):
+            if not has_key(prefix):
+                if path_id != 0:
+                    new_entry = (*((None,) * slot), self._with_path(None, path_id, attrs)[0])
+                    insert(prefix, intern(new_entry, new_entry))
+                else:
+                    if fresh is None:
+                        fresh = (*((None,) * slot), attrs)
+                        fresh = intern(fresh, fresh)
+                    insert(prefix, fresh)
+                log_change(prefix)
+                added += 1
+                continue
+            entry = get(prefix)
             n = len(entry)
             old = entry[slot] if slot < n else None
-            path_id = 0 if path_ids is None else path_ids[i]
             if path_id == 0 and (old is None or type(old) is PathAttributes):
                 new: object = attrs
                 added_paths = 0 if old is not None else 1
@@ -356,7 +377,9 @@ class Rib:
             else:
                 new_entry = (*entry, *((None,) * (slot - n)), new)
             insert(prefix, intern(new_entry, new_entry))
-            changes.append(prefix)
+            log_change(prefix)
+        fs.prefixes += added
+        fs.paths += added
         table.forget_changes_if_behind()
 
     def _with_path(self, old: object, path_id: int, attrs: PathAttributes) -> tuple[object, int]:

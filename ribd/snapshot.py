@@ -60,11 +60,9 @@ route, its stale ones (what a lookup would answer). Storing entries rather
 than one row per route makes load one trie insert per prefix of an already
 built tuple.
 
-Interning: attribute sets are keyed in ``rib.interner`` by a 20-byte BLAKE2b
-of their canonical JSON row. The parser keys by a 16-byte digest of ExaBGP's
-raw JSON plus next hop, so keys never collide, but a set re-announced after
-the restart is a new object rather than shared with the loaded one; the
-loaded ones go away with their routes (End-of-RIB, ``collect_garbage``).
+Interning: attribute sets are keyed in ``rib.interner`` by
+``attribute_key`` of their validated row, the parser's key too, so a set
+re-announced after the restart is the loaded object, not a second copy.
 """
 
 from __future__ import annotations
@@ -90,6 +88,7 @@ from ribd.attributes import (
     AS_SEQUENCE,
     AS_SET,
     PathAttributes,
+    attribute_key,
     make_attributes,
 )
 from ribd.events import FAMILIES, IPV4_UNICAST
@@ -592,9 +591,7 @@ class _Loaded:
 
     def _intern(self, row: Any, where: str) -> PathAttributes:
         attrs = _attributes(row, where)
-        # The row is validated, so its JSON is canonical; 20 bytes can never
-        # equal one of the parser's 16-byte keys.
-        key = blake2b(orjson.dumps(row), digest_size=20).digest()
+        key = attribute_key(_attribute_row(attrs))
         return self.distinct_attributes.setdefault(key, attrs)
 
     def _routers(self, docs: list, rib: Rib) -> list[RouterRib]:

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from ribd import parser as parser_module
 from ribd.attributes import AS_CONFED_SEQUENCE, AS_CONFED_SET, AS_SEQUENCE, AS_SET
 from ribd.events import (
     EndOfRib,
@@ -229,3 +230,127 @@ def test_ignored_families_and_message_types_yield_nothing():
     assert parser.parse(b'{"type": "keepalive", "neighbor": {}}') == []
     line = update_line({"origin": "igp"}, family="ipv4 flow")
     assert [e for e in parser.parse(line) if not hasattr(e, "time")] == []
+
+
+# -- the typed path agrees with the generic one ---------------------------------
+
+# Values that break one check or another, written into update lines in place of
+# any value. Strings "@n" become the raw JSON text RAW[n] (not expressible as a
+# Python value, or meant to be invalid JSON).
+RAW = [b"1e400", b"1" * 320, b"18446744073709551615", b"9223372036854775808", b'"\xff"']
+RAW += [b'"\\ud800"', b"1.0", b"-0", b'"\\u0041"']
+HOSTILE_VALUES = [
+    *(f"@{i}" for i in range(len(RAW))),
+    *(None, True, 0, -1, 65536, 2**32 - 1, 2**32, 2**63, 1.5, "", "x", "a" * 300, [], {}),
+    *("igp", "as-set", "0", "00", "1", "fe80::1", "10.0.0.1/8", "10.0.0.0/33", "::/0"),
+    *([1], [[1, 2]], [[1, 2, 3]], {"string": "x"}, {"value": 5}, {"nlri": "10.0.0.0/8"}),
+    {"0": {"element": "as-set", "value": [1]}},
+    {"nlri": "10.0.0.0/8", "path-information": "0.0.0.9"},
+]
+EXTRA_KEYS = ["x", "as-set", "confederation-path", "path-information", "eor", "1", "value"]
+
+
+def _places(obj, at=()):
+    """Every (container, key) of a decoded line."""
+    items = (
+        obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
+    )
+    for k, v in items:
+        yield at, k
+        yield from _places(v, (*at, k))
+
+
+def hostile_variants(line: bytes) -> list[bytes]:
+    """``line`` with, in turn, each value replaced, each key dropped or joined by another."""
+    obj = json.loads(line)
+    out = []
+    for at, key in _places(obj):
+        edits = [("set", v) for v in HOSTILE_VALUES] + [("drop", None)]
+        edits += [("add", k) for k in EXTRA_KEYS]
+        for op, arg in edits:
+            copy = json.loads(line)
+            parent = copy
+            for k in at:
+                parent = parent[k]
+            if op == "set":
+                parent[key] = arg
+            elif op == "drop" and isinstance(parent, dict):
+                del parent[key]
+            elif op == "add" and isinstance(parent, dict):
+                parent[arg] = parent[key]
+            else:
+                continue
+            text = json.dumps(copy).encode()
+            for i, raw in enumerate(RAW):
+                text = text.replace(b'"@%d"' % i, raw)
+            out.append(text)
+    return out
+
+
+def typed_and_generic(parser, line):
+    try:
+        msg = parser_module._decode_update(line)
+    except parser_module._NOT_TYPED:
+        return None, None
+    typed = parser._typed_update(msg)
+    try:
+        generic = parser._parse_generic(line)
+    except FeedError as exc:
+        generic = exc
+    return typed, generic
+
+
+def base_update_lines() -> list[bytes]:
+    lines = [
+        update_line(
+            {
+                "origin": "egp",
+                "as-path": {
+                    "0": {"element": "as-sequence", "value": [65001, 65002]},
+                    "1": {"element": "as-set", "value": [65010, 65011]},
+                },
+                "med": 5,
+                "local-preference": 100,
+                "community": [[65001, 1]],
+                "large-community": [[1, 2, 3]],
+                "extended-community": [{"value": 7, "string": "target:1:1"}],
+                "originator-id": "10.0.0.1",
+                "cluster-list": ["10.0.0.2"],
+                "atomic-aggregate": True,
+                "aggregator": "65001:10.0.0.1",
+            },
+            nlri=("192.0.2.0/24", "198.51.100.0/25"),
+        ),
+        update_line(
+            {"origin": "igp", "as-path": [65001], "as-set": [7, 8], "confederation-path": [9]},
+            nlri=("2001:db8::/32",),
+            family="ipv6 unicast",
+            nh="2001:db8::1",
+        ),
+    ]
+    if SAMPLES.is_dir():
+        for name in ("v5.0.15-receiver-addpath.jsonl", "v4.2.25-receiver.jsonl"):
+            lines += [x for x in (SAMPLES / name).read_bytes().splitlines() if b'"update"' in x]
+    return lines
+
+
+def test_well_formed_updates_take_the_typed_path():
+    parser = ExabgpParser()
+    for line in base_update_lines():
+        if b'"eor"' in line:
+            continue
+        typed, generic = typed_and_generic(parser, line)
+        assert typed is not None, line
+        assert typed == generic
+
+
+def test_typed_path_yields_the_generic_events_or_declines_on_hostile_lines():
+    parser = ExabgpParser()
+    typed_count = 0
+    for base in base_update_lines()[:6]:
+        for line in hostile_variants(base):
+            typed, generic = typed_and_generic(parser, line)
+            if typed is not None:
+                typed_count += 1
+                assert typed == generic, line
+    assert typed_count > 100  # the variants do exercise the typed path

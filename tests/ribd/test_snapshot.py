@@ -194,6 +194,36 @@ def test_loaded_routes_are_stale_until_bgp_replaces_them(tmp_path: Path) -> None
     assert list(rib.routes(R2, V4)) == []
 
 
+@pytest.mark.parametrize("extra", [{}, {"attribute-0x14-0xE0": "0x01"}])
+def test_a_set_announced_again_after_load_is_the_loaded_object(tmp_path: Path, extra) -> None:
+    """Parser and snapshot key sets alike: no second copy after a warm restart (the
+    unknown attribute sends the line through the parser's generic path)."""
+    path = tmp_path / "rib.snapshot"
+    write_snapshot(sample_rib(), path)
+    rib = Rib(clock=Clock())
+    load_snapshot(rib, path, hold_time=120)
+    loaded = rib.exact(R1, V4, "10.0.0.0/8")[0].attributes
+    sets = len(rib.interner)
+    path_attr = {"0": {"element": "as-sequence", "value": [64500, 3356, 15169]}}
+    line = orjson.dumps(
+        {
+            "type": "update",
+            "neighbor": {
+                "address": {"peer": R1},
+                "message": {
+                    "update": {
+                        "attribute": {"origin": "igp", "as-path": path_attr, **extra},
+                        "announce": {V4: {"192.0.2.254": [{"nlri": "10.0.0.0/8"}]}},
+                    }
+                },
+            },
+        }
+    )
+    (event,) = ExabgpParser(rib.interner).parse(line)
+    assert event.attributes is loaded
+    assert len(rib.interner) == sets
+
+
 def test_stale_and_current_generations_are_merged_on_write(tmp_path: Path) -> None:
     """A router mid-refresh: current routes win, stale ones fill the gaps."""
     rib = sample_rib()
