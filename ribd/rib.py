@@ -52,7 +52,7 @@ from ribd.events import (
 )
 
 SWEEP_CHUNK = 4096  # prefixes rewritten per maintenance step, under the lock
-MAX_CHANGE_LOG = 65_536  # changed prefixes remembered for compiled lookup tables
+MAX_CHANGE_LOG = 262_144  # changed prefixes remembered for compiled lookup tables (~17 MB)
 
 
 class PathSet(tuple):
