@@ -233,6 +233,8 @@ def as_path_json(segments: Sequence[pb.AsPathSegment]) -> list:
     return out
 
 
+FLAG_ITEMS = tuple(FLAG_NAMES.items())
+
 _EMPTY_ANSWER = {
     "router": None,
     "src_origin_as": 0,
@@ -278,42 +280,20 @@ def columns_to_answers(
         route_json = [route_summary_json(r) for r in cols.routes]
     f = flow_columns(cols)
     prov = f.provenance
-    names = PROVENANCE_NAMES
-    flag_items = list(FLAG_NAMES.items())
     for i in range(len(f.flags)):
         err = by_index.get(i)
         if err is not None:
             yield error_answer(err.code, err.message)
             continue
-        s = route_json[f.src_route[i]] if f.src_route[i] >= 0 else None
-        d = route_json[f.dst_route[i]] if f.dst_route[i] >= 0 else None
-        flags = f.flags[i]
-        answer = {
-            "router": cols.routers[f.router[i]] if f.router[i] >= 0 else None,
-            "src_origin_as": f.src_origin_as[i],
-            "src_peer_as": f.src_peer_as[i],
-            "dst_origin_as": f.dst_origin_as[i],
-            "dst_peer_as": f.dst_peer_as[i],
-            "src_origin_provenance": names.get(prov[4 * i], "none"),
-            "src_peer_provenance": names.get(prov[4 * i + 1], "none"),
-            "dst_origin_provenance": names.get(prov[4 * i + 2], "none"),
-            "dst_peer_provenance": names.get(prov[4 * i + 3], "none"),
-            "src_prefix": s["prefix"] if s else None,
-            "dst_prefix": d["prefix"] if d else None,
-            "src_as_path": s["as_path"] if s else [],
-            "dst_as_path": d["as_path"] if d else [],
-            "dst_communities": d["communities"] if d else [],
-            "dst_large_communities": d["large_communities"] if d else [],
-            "dst_local_pref": d["local_pref"] if d else None,
-            "dst_med": d["med"] if d else None,
-            "dst_next_hop": d["next_hop"] if d else None,
-            "override": cols.overrides[f.override[i]] if f.override[i] >= 0 else None,
-        }
-        for bit, name in flag_items:
-            answer[name] = bool(flags & bit)
-        answer["error"] = None
-        answer["error_code"] = None
-        yield answer
+        yield _answer_json(
+            cols.routers[f.router[i]] if f.router[i] >= 0 else None,
+            (f.src_origin_as[i], f.src_peer_as[i], f.dst_origin_as[i], f.dst_peer_as[i]),
+            prov[4 * i : 4 * i + 4],
+            route_json[f.src_route[i]] if f.src_route[i] >= 0 else None,
+            route_json[f.dst_route[i]] if f.dst_route[i] >= 0 else None,
+            cols.overrides[f.override[i]] if f.override[i] >= 0 else None,
+            f.flags[i],
+        )
 
 
 def flow_answer_json(answer: FlowAnswer, local_as: int, highest_as_set: bool = False) -> dict:
@@ -325,18 +305,38 @@ def flow_answer_json(answer: FlowAnswer, local_as: int, highest_as_set: bool = F
         s = route_summary_json(route_message(*answer.src_route, local_as, highest_as_set))
     if answer.dst_route is not None:
         d = route_summary_json(route_message(*answer.dst_route, local_as, highest_as_set))
+    a = answer
+    return _answer_json(
+        a.router,
+        (a.src_origin_as, a.src_peer_as, a.dst_origin_as, a.dst_peer_as),
+        a.provenance,
+        s,
+        d,
+        a.override,
+        a.flags,
+    )
+
+
+def _answer_json(
+    router: str | None,
+    asns: tuple[int, int, int, int],  # src origin, src peer, dst origin, dst peer
+    provenance: Sequence[int],  # the same four
+    s: dict | None,  # route_summary_json of the src route
+    d: dict | None,
+    override: str | None,
+    flags: int,
+) -> dict:
     names = PROVENANCE_NAMES
-    p = answer.provenance
-    out = {
-        "router": answer.router,
-        "src_origin_as": answer.src_origin_as,
-        "src_peer_as": answer.src_peer_as,
-        "dst_origin_as": answer.dst_origin_as,
-        "dst_peer_as": answer.dst_peer_as,
-        "src_origin_provenance": names.get(p[0], "none"),
-        "src_peer_provenance": names.get(p[1], "none"),
-        "dst_origin_provenance": names.get(p[2], "none"),
-        "dst_peer_provenance": names.get(p[3], "none"),
+    answer = {
+        "router": router,
+        "src_origin_as": asns[0],
+        "src_peer_as": asns[1],
+        "dst_origin_as": asns[2],
+        "dst_peer_as": asns[3],
+        "src_origin_provenance": names.get(provenance[0], "none"),
+        "src_peer_provenance": names.get(provenance[1], "none"),
+        "dst_origin_provenance": names.get(provenance[2], "none"),
+        "dst_peer_provenance": names.get(provenance[3], "none"),
         "src_prefix": s["prefix"] if s else None,
         "dst_prefix": d["prefix"] if d else None,
         "src_as_path": s["as_path"] if s else [],
@@ -346,13 +346,13 @@ def flow_answer_json(answer: FlowAnswer, local_as: int, highest_as_set: bool = F
         "dst_local_pref": d["local_pref"] if d else None,
         "dst_med": d["med"] if d else None,
         "dst_next_hop": d["next_hop"] if d else None,
-        "override": answer.override,
+        "override": override,
     }
-    for bit, name in FLAG_NAMES.items():
-        out[name] = bool(answer.flags & bit)
-    out["error"] = None
-    out["error_code"] = None
-    return out
+    for bit, name in FLAG_ITEMS:
+        answer[name] = bool(flags & bit)
+    answer["error"] = None
+    answer["error_code"] = None
+    return answer
 
 
 def route_summary_json(r: pb.Route) -> dict:

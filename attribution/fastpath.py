@@ -23,7 +23,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -37,6 +37,7 @@ REBUILD_AFTER_CHANGES = 20_000  # changed prefixes before a view is rebuilt
 # Rebuild a view with any changes after this long. A full-table build costs
 # ~2 s of CPU; under steady churn, rebuilding often starved the feed.
 REBUILD_AFTER_SECONDS = 60.0
+MADE_ROUTES = 65_536  # RouteMatch objects a view keeps for reuse (then starts again)
 BUILD_CHUNK = 16_384  # prefixes read per hold of the RIB lock while building
 
 
@@ -119,6 +120,7 @@ class CompiledView:
     stale: np.ndarray  # bool per route
     long_v6: np.ndarray  # uint64 upper halves of IPv6 prefixes longer than /64
     changed: ChangedRanges  # replaced (under the RIB lock) as changes come in
+    made: dict[int, RouteMatch] = field(default_factory=dict)  # recent route(i) results
 
     def lookup(self, keys: np.ndarray) -> np.ndarray:
         """Route index (or -1) for each key."""
@@ -129,6 +131,14 @@ class CompiledView:
         return len(self.lengths)
 
     def route(self, i: int) -> RouteMatch:
+        m = self.made.get(i)
+        if m is None:
+            if len(self.made) >= MADE_ROUTES:
+                self.made.clear()
+            m = self.made[i] = self._make_route(i)
+        return m
+
+    def _make_route(self, i: int) -> RouteMatch:
         length = int(self.lengths[i])
         if self.family == IPV4_UNICAST:
             text = socket.inet_ntoa(int(self.nets[i]).to_bytes(4, "big"))
