@@ -46,7 +46,7 @@ JOBS: dict[str, list[list[str]]] = {
     "restart": [["bench.restart"]],
     "churn": [["bench.ingest", "--churn"], ["bench.churn"]],
 }
-PACKAGES = ("pytricia", "grpcio", "protobuf", "orjson", "numpy", "exabgp")
+PACKAGES = ("pytricia", "grpcio", "protobuf", "orjson", "msgspec", "numpy", "exabgp")
 JOB_TIMEOUT = 900
 
 
