@@ -7,6 +7,7 @@ and never reaches the wire; its answer carries the error.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Iterator
 from itertools import islice
 
@@ -108,7 +109,7 @@ def resolve_dicts(
     """
     with channel(target) as ch:
         stub = pb_grpc.AttributionStub(ch)
-        pending: list[tuple[list, dict, list[int]]] = []
+        pending: deque[tuple[list, dict, list[int]]] = deque()
         it = iter(flows)
 
         def requests() -> Iterator[pb.FlowBatch]:
@@ -126,7 +127,7 @@ def resolve_dicts(
 
         routes = StreamRoutes()
         for reply in stub.ResolveStream(requests(), timeout=None):
-            chunk, bad, good = pending.pop(0)
+            chunk, bad, good = pending.popleft()
             if reply.batch_error:
                 for flow in chunk:
                     yield {**flow, **error_answer("bad_batch", reply.batch_error)}
