@@ -112,21 +112,31 @@ def resolution_to_columns(
     get = messages.get
     cols = pb.AttributionColumns(
         routers=res.routers,
-        router=_list(res.router),
-        src_origin_as=_list(res.src_origin_as),
-        src_peer_as=_list(res.src_peer_as),
-        dst_origin_as=_list(res.dst_origin_as),
-        dst_peer_as=_list(res.dst_peer_as),
-        provenance=bytes(res.provenance),
-        flags=_list(res.flags),
         routes=[get(r, m, local_as, highest_as_set) for r, m in res.routes],
-        src_route=_list(res.src_route),
-        dst_route=_list(res.dst_route),
         overrides=res.overrides,
-        override=_list(res.override),
+        **per_flow_fields(res),
     )
-    errors = [pb.FlowError(index=i, code=c, message=msg) for i, c, msg in res.errors]
-    return cols, errors
+    return cols, flow_errors(res)
+
+
+def per_flow_fields(res: Resolution) -> dict:
+    """AttributionColumns' per-flow fields (router .. override) of a resolved batch."""
+    return {
+        "router": _list(res.router),
+        "src_origin_as": _list(res.src_origin_as),
+        "src_peer_as": _list(res.src_peer_as),
+        "dst_origin_as": _list(res.dst_origin_as),
+        "dst_peer_as": _list(res.dst_peer_as),
+        "provenance": bytes(res.provenance),
+        "flags": _list(res.flags),
+        "src_route": _list(res.src_route),
+        "dst_route": _list(res.dst_route),
+        "override": _list(res.override),
+    }
+
+
+def flow_errors(res: Resolution) -> list[pb.FlowError]:
+    return [pb.FlowError(index=i, code=c, message=msg) for i, c, msg in res.errors]
 
 
 def _list(values: object) -> list:
@@ -134,7 +144,7 @@ def _list(values: object) -> list:
     return values.tolist() if hasattr(values, "tolist") else list(values)  # type: ignore[attr-defined]
 
 
-class FlowColumns(NamedTuple):
+class AnswerColumns(NamedTuple):
     """An answer's per-flow columns as Python sequences, packed or not."""
 
     router: Sequence[int]
@@ -149,10 +159,10 @@ class FlowColumns(NamedTuple):
     override: Sequence[int]
 
 
-def flow_columns(cols: pb.AttributionColumns) -> FlowColumns:
+def answer_columns(cols: pb.AttributionColumns) -> AnswerColumns:
     """Per-flow columns of an answer, from ``records`` (packed_records) or the fields."""
     if not cols.records:
-        return FlowColumns(
+        return AnswerColumns(
             cols.router,
             cols.src_origin_as,
             cols.src_peer_as,
@@ -165,7 +175,7 @@ def flow_columns(cols: pb.AttributionColumns) -> FlowColumns:
             cols.override,
         )
     rec = decode_records(cols)
-    return FlowColumns(
+    return AnswerColumns(
         rec["router"].tolist(),
         rec["src_origin_as"].tolist(),
         rec["src_peer_as"].tolist(),
@@ -194,7 +204,7 @@ def columns_to_rows(
     """Per-flow messages from columns (the `flows` shape of ResolveBatch)."""
     by_index = {e.index: e for e in errors}
     out = []
-    f = flow_columns(cols)
+    f = answer_columns(cols)
     prov = f.provenance
     for i in range(len(f.flags)):
         err = by_index.get(i)
@@ -278,7 +288,7 @@ def columns_to_answers(
     by_index = {e.index: e for e in errors}
     if route_json is None:
         route_json = [route_summary_json(r) for r in cols.routes]
-    f = flow_columns(cols)
+    f = answer_columns(cols)
     prov = f.provenance
     for i in range(len(f.flags)):
         err = by_index.get(i)
@@ -395,13 +405,15 @@ def route_to_json(r: pb.Route) -> dict:
 
 
 __all__ = [
+    "answer_columns",
     "as_path_json",
     "columns_to_answers",
     "columns_to_rows",
     "decode_records",
     "error_answer",
     "flow_answer_json",
-    "flow_columns",
+    "flow_errors",
+    "per_flow_fields",
     "resolution_to_columns",
     "route_message",
     "route_summary_json",

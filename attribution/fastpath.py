@@ -304,11 +304,6 @@ def build_view(rib: Rib, neighbor: str, family: str) -> CompiledView | None:
     )
 
 
-def ranges_mask(keys: np.ndarray, prefixes: list[str], v4: bool) -> np.ndarray:
-    """True for each key inside any of ``prefixes``."""
-    return ChangedRanges.empty(v4).extend(prefixes, 0).mask(keys)
-
-
 class CompiledViews:
     """The compiled views of every (router, family), kept fresh in the background."""
 

@@ -86,11 +86,11 @@ class AttributionServicer(pb_grpc.AttributionServicer):
         ``stream`` is the calling ResolveStream's state (its route dictionary).
         Raises ValueError for a batch that cannot be read at all.
         """
+        if request.stream_routes and stream is None:
+            raise ValueError("stream_routes works on ResolveStream only")
         kind = request.WhichOneof("records")
         if kind == "columns":
             return self._columns_answer(request, stream)
-        if request.stream_routes and stream is None:
-            raise ValueError("stream_routes works on ResolveStream only")
         flows = request.flows.flows if kind == "flows" else ()
         if len(flows) > self.resolver.max_batch_flows:
             raise BatchTooLarge(
@@ -106,11 +106,10 @@ class AttributionServicer(pb_grpc.AttributionServicer):
         routing = self.resolver.routing
         base, reset = 0, False
         routes: WireRoutes | None = None
-        if request.stream_routes and stream is None:
-            raise ValueError("stream_routes works on ResolveStream only")
+        streamed = stream is not None and request.stream_routes and not request.omit_routes
         if request.omit_routes:
             pass
-        elif request.stream_routes:
+        elif streamed:
             reset = stream.prepare(routing, self.route_encoder)  # type: ignore[union-attr]
             routes = stream.routes
         else:
@@ -132,8 +131,8 @@ class AttributionServicer(pb_grpc.AttributionServicer):
                 else Resolution()
             )
         except BaseException:
-            if routes is not None and stream is not None and request.stream_routes:
-                stream.lost()  # numbered routes that will never be sent
+            if streamed:
+                stream.lost()  # type: ignore[union-attr]  # numbered routes never sent
             raise
         entries: list[bytes] = []
         if routes is not None:
@@ -143,7 +142,7 @@ class AttributionServicer(pb_grpc.AttributionServicer):
             res,
             request.packed_records,
             entries,
-            base if request.stream_routes else 0,
+            base if streamed else 0,
             reset,
         )
 
@@ -284,20 +283,18 @@ class _StreamState:
         Emptied when full, after a lost batch, and after a config reload
         (entries show the router name and the local AS, which may change).
         """
-        if self.routes is None:
-            self.routes = WireRoutes(encoder, routing.local_as, routing.highest_as_set)
-            self._routing = routing
-            return False
         if (
-            self._must_reset
-            or routing is not self._routing
-            or self.routes.size >= MAX_STREAM_ROUTES
+            self.routes is not None
+            and not self._must_reset
+            and routing is self._routing
+            and self.routes.size < MAX_STREAM_ROUTES
         ):
-            self.routes = WireRoutes(encoder, routing.local_as, routing.highest_as_set)
-            self._routing = routing
-            self._must_reset = False
-            return True
-        return False
+            return False
+        emptied = self.routes is not None
+        self.routes = WireRoutes(encoder, routing.local_as, routing.highest_as_set)
+        self._routing = routing
+        self._must_reset = False
+        return emptied
 
     def lost(self) -> None:
         self._must_reset = True

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from attribution.convert import route_message
+from attribution.convert import flow_errors, per_flow_fields, route_message
 from attribution.fastpath import CompiledView
 from attribution.resolver import RECORD_DTYPE, FlowAnswer, Resolution, RouteDictionary
 from attribution.v1 import attribution_pb2 as pb
@@ -52,11 +52,6 @@ def varint(n: int) -> bytes:
         n >>= 7
     out.append(n)
     return bytes(out)
-
-
-def route_entry(route: pb.Route) -> bytes:
-    """One ``routes`` entry of AttributionColumns, tag and length included."""
-    return message_field(_ROUTES_TAG, route.SerializeToString())
 
 
 def _string_field(tag: bytes, text: str) -> bytes:
@@ -178,12 +173,6 @@ class WireRoutes(RouteDictionary):
         self._maps: dict[tuple[str, str], tuple[CompiledView, np.ndarray]] = {}
         self._matches: dict[tuple, int] = {}
 
-    def reset(self) -> None:
-        self.size = 0
-        self.new = []
-        self._maps.clear()
-        self._matches.clear()
-
     def take_new(self) -> tuple[int, list[bytes]]:
         """(index of the first new entry, the new entries); they count as sent."""
         new, self.new = self.new, []
@@ -261,35 +250,20 @@ def encode_answer(
     routes_reset: bool = False,
 ) -> bytes:
     """A serialized AttributionBatch with ``columns`` for a resolved batch."""
+    if packed:
+        per_flow = {"records": res.records.tobytes() if res.records is not None else b""}
+    else:
+        per_flow = per_flow_fields(res)
     cols = pb.AttributionColumns(
         routers=res.routers,
         overrides=res.overrides,
         route_base=route_base,
         routes_reset=routes_reset,
+        **per_flow,
     )
-    if packed:
-        cols.records = res.records.tobytes() if res.records is not None else b""
-    else:
-        cols.router[:] = _list(res.router)
-        cols.src_origin_as[:] = _list(res.src_origin_as)
-        cols.src_peer_as[:] = _list(res.src_peer_as)
-        cols.dst_origin_as[:] = _list(res.dst_origin_as)
-        cols.dst_peer_as[:] = _list(res.dst_peer_as)
-        cols.provenance = bytes(res.provenance)
-        cols.flags[:] = _list(res.flags)
-        cols.src_route[:] = _list(res.src_route)
-        cols.dst_route[:] = _list(res.dst_route)
-        cols.override[:] = _list(res.override)
     payload = cols.SerializeToString() + b"".join(route_entries)
-    head = pb.AttributionBatch(
-        batch_id=batch_id,
-        errors=[pb.FlowError(index=i, code=c, message=m) for i, c, m in res.errors],
-    ).SerializeToString()
+    head = pb.AttributionBatch(batch_id=batch_id, errors=flow_errors(res)).SerializeToString()
     return head + _COLUMNS_TAG + varint(len(payload)) + payload
-
-
-def _list(values: object) -> list:
-    return values.tolist() if hasattr(values, "tolist") else list(values)  # type: ignore[attr-defined]
 
 
 __all__ = [
@@ -299,6 +273,5 @@ __all__ = [
     "WireRoutes",
     "encode_answer",
     "encode_flow_answer",
-    "route_entry",
     "varint",
 ]

@@ -33,13 +33,13 @@ METHOD = "/attribution.v1.Attribution/ResolveStream"
 
 def check_answer(raw: bytes, size: int) -> str:
     """'' when the answer is a full batch of mostly BGP answers, else what is wrong."""
-    from attribution.convert import flow_columns
+    from attribution.convert import answer_columns
     from attribution.v1 import attribution_pb2 as pb
 
     reply = pb.AttributionBatch.FromString(raw)
     if reply.batch_error:
         return f"batch error: {reply.batch_error}"
-    cols = flow_columns(reply.columns)
+    cols = answer_columns(reply.columns)
     if len(cols.flags) != size:
         return f"answer has {len(cols.flags)} flows, not {size}"
     bgp = sum(1 for i in range(2, 4 * size, 4) if cols.provenance[i] == pb.BGP)

@@ -8,7 +8,7 @@ import socket
 import numpy as np
 import pytest
 
-from attribution.fastpath import ChangedRanges, CompiledViews, build_view, flatten, ranges_mask
+from attribution.fastpath import ChangedRanges, CompiledViews, build_view, flatten
 from attribution.resolver import Resolver, pack_address
 from ribd.events import RoutesAnnounced, RoutesWithdrawn, SessionState
 from tests.attribution.helpers import EDGE1, attrs, build_world
@@ -37,12 +37,13 @@ def test_flatten_nested_ranges_into_disjoint_intervals():
     ]
 
 
-def test_ranges_mask_marks_addresses_inside_changed_prefixes():
+def test_changed_ranges_mark_addresses_inside_changed_prefixes():
     keys = np.array(
         [int.from_bytes(socket.inet_aton(a), "big") for a in ("10.0.0.1", "10.1.0.1", "11.0.0.1")],
         dtype=np.uint32,
     )
-    assert ranges_mask(keys, ["10.1.0.0/16", "10.1.2.0/24"], True).tolist() == [False, True, False]
+    changed = ChangedRanges.empty(True).extend(["10.1.0.0/16", "10.1.2.0/24"], 2)
+    assert changed.mask(keys).tolist() == [False, True, False]
 
 
 def test_a_change_after_the_build_is_answered_at_once():
