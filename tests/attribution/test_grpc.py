@@ -291,9 +291,13 @@ class Lockstep:
         self._replies = stub.ResolveStream(iter(self._requests.get, None))
         self.routes = StreamRoutes()
 
-    def send(self, request):
+    def answer(self, request):
+        """The reply alone (for a batch the server rejects: no columns to track)."""
         self._requests.put(request)
-        reply = next(self._replies)
+        return next(self._replies)
+
+    def send(self, request):
+        reply = self.answer(request)
         return reply, self.routes.update(reply.columns)
 
     def close(self):
@@ -374,3 +378,24 @@ def test_route_entries_built_from_parts_parse_as_the_whole_route_message(stale, 
         for local_as, highest in ((64500, False), (64501, True)):
             body = encoder.route_body("edge1", m, local_as, highest)
             assert pb.Route.FromString(body) == route_message("edge1", m, local_as, highest)
+
+
+def test_a_rejected_batch_on_a_route_stream_empties_the_dictionary_and_the_stream_goes_on(
+    world_service,
+):
+    stub, _, _, _ = world_service
+    stream = Lockstep(stub)
+    request = columns_request(WIRE_FLOWS, packed=True, stream_routes=True)[0]
+    stream.send(request)
+    broken = pb.FlowBatch(
+        batch_id=9,
+        stream_routes=True,
+        columns=pb.FlowColumns(
+            exporters=["127.0.1.1"], exporter=[0, 0], src_addr=b"\x00" * 16, dst_addr=b"\x00" * 32
+        ),
+    )
+    assert "16 bytes per flow" in stream.answer(broken).batch_error
+    reply, routes = stream.send(request)
+    assert reply.columns.routes_reset and reply.columns.route_base == 0
+    assert _answers(reply, routes) == _answers(stub.ResolveBatch(columns_request(WIRE_FLOWS)[0]))
+    stream.close()
