@@ -38,7 +38,6 @@ REBUILD_AFTER_CHANGES = 20_000  # changed prefixes before a view is rebuilt
 # ~2 s of CPU; under steady churn, rebuilding often starved the feed.
 REBUILD_AFTER_SECONDS = 60.0
 MADE_ROUTES = 65_536  # RouteMatch objects a view keeps for reuse (then starts again)
-BUILD_CHUNK = 16_384  # prefixes read per hold of the RIB lock while building
 
 
 def view_signature(r: RouterRib, family: str) -> tuple:
@@ -195,7 +194,12 @@ def flatten(
 
 
 def build_view(rib: Rib, neighbor: str, family: str) -> CompiledView | None:
-    """Compile one router's routes of one family. Reads the RIB in chunks."""
+    """Compile one router's routes of one family.
+
+    Under the RIB lock only the store's merge (new prefixes into its arrays)
+    and a copy of its entry references; the rest works on those, vectorised
+    per prefix and in Python only per distinct entry.
+    """
     table = rib.tables[family]
     v4 = family == IPV4_UNICAST
     with rib.lock:
@@ -204,57 +208,63 @@ def build_view(rib: Rib, neighbor: str, family: str) -> CompiledView | None:
             return None
         signature = view_signature(r, family)
         seq = table.change_seq
-        keys = table.trie.keys()
+        table.store.merge()
+        keys = table.store.keys  # never mutated: a new array per merge
+        entries = table.store.values.tolist()
     slot, stale_slot, current_stale = signature
-    found: list[tuple[str, object, bool]] = []
-    trie = table.trie
-    for i in range(0, len(keys), BUILD_CHUNK):
-        with rib.lock:
-            if view_signature(r, family) != signature:
-                return None  # the router changed under us; try again later
-            for prefix in keys[i : i + BUILD_CHUNK]:
-                if not trie.has_key(prefix):
-                    continue
-                value, is_stale = slot_value(trie.get(prefix), slot, stale_slot, current_stale)
-                if value is not None:
-                    found.append((prefix, value, is_stale))
-    long_v6 = []
-    nets: list[int] = []
-    nets_low: list[int] = []
-    lengths: list[int] = []
-    path_ids: list[int] = []
-    attribute_index: list[int] = []
-    stale_flags: list[bool] = []
+    # Per distinct entry: this router's best path, if any.
+    code_of: dict[int, int] = {}  # id(entry) -> code, numbered in first-seen order
+    setdefault = code_of.setdefault
+    codes = np.fromiter(
+        (setdefault(id(e), len(code_of)) for e in entries), dtype=np.int32, count=len(entries)
+    )
+    first_seen = np.unique(codes, return_index=True)[1].tolist()
+    has_route = np.zeros(len(code_of), dtype=bool)
+    code_set = np.zeros(len(code_of), dtype=np.int32)
+    code_path_id = np.zeros(len(code_of), dtype=np.uint32)
+    code_stale = np.zeros(len(code_of), dtype=bool)
     attribute_sets: list[PathAttributes] = []
     set_numbers: dict[int, int] = {}  # id(PathAttributes) -> index in attribute_sets
-    for prefix, value, is_stale in found:
-        net, _, length_text = prefix.partition("/")
-        length = int(length_text)
-        if v4:
-            nets.append(int.from_bytes(socket.inet_pton(socket.AF_INET, net), "big"))
-        else:
-            packed = socket.inet_pton(socket.AF_INET6, net)
-            if length > 64:
-                long_v6.append(int.from_bytes(packed[:8], "big"))
-                continue
-            nets.append(int.from_bytes(packed[:8], "big"))
-            nets_low.append(int.from_bytes(packed[8:], "big"))
+    for code, at in enumerate(first_seen):
+        entry = entries[at]
+        if entry is None:
+            continue
+        value, is_stale = slot_value(entry, slot, stale_slot, current_stale)  # type: ignore[arg-type]
+        if value is None:
+            continue
         if type(value) is PathAttributes:
             attrs, path_id = value, 0
         else:
             path_id, attrs = value[0]  # type: ignore[index]  # ADD-PATH: best first
-        lengths.append(length)
-        path_ids.append(path_id)
-        stale_flags.append(is_stale)
         number = set_numbers.get(id(attrs))
         if number is None:
             number = set_numbers[id(attrs)] = len(attribute_sets)
             attribute_sets.append(attrs)
-        attribute_index.append(number)
-    del found
+        has_route[code], code_set[code] = True, number
+        code_path_id[code], code_stale[code] = path_id, is_stale
+    del entries
+    routed = np.flatnonzero(has_route[codes]) if len(codes) else np.zeros(0, dtype=np.intp)
+    codes = codes[routed]
+    raw = keys.view(np.uint8).reshape(len(keys), table.store.width)[routed]
+    all_lengths = raw[:, -1] - np.uint8(1)
+    if v4:
+        net_arr = raw[:, :4].copy().view(">u4").reshape(-1).astype(np.uint64)
+        nets_low = np.zeros(0, dtype=np.uint64)
+        long_v6 = np.zeros(0, dtype=np.uint64)
+        short = slice(None)
+    else:
+        high = raw[:, :8].copy().view(">u8").reshape(-1).astype(np.uint64)
+        low = raw[:, 8:16].copy().view(">u8").reshape(-1).astype(np.uint64)
+        is_long = all_lengths > 64
+        long_v6 = high[is_long]
+        short = ~is_long
+        net_arr, nets_low = high[short], low[short]
+    codes = codes[short]
+    length_arr = all_lengths[short]
+    index = code_set[codes]
+    path_ids = code_path_id[codes]
+    stale_flags = code_stale[codes]
     bits = 32 if v4 else 64
-    net_arr = np.array(nets, dtype=np.uint64)
-    length_arr = np.array(lengths, dtype=np.uint8)
     span = np.left_shift(np.uint64(1), (bits - length_arr.astype(np.uint64)) % np.uint64(64))
     last_arr = np.where(length_arr == 0, np.uint64((1 << bits) - 1), net_arr + span - np.uint64(1))
     starts, leafs = flatten(net_arr, last_arr, length_arr, bits)
@@ -264,7 +274,6 @@ def build_view(rib: Rib, neighbor: str, family: str) -> CompiledView | None:
     peer_by_set = np.array([a.peer_as for a in sets], dtype=np.uint32)
     empty_by_set = np.array([a.empty_path for a in sets], dtype=bool)
     set_by_set = np.array([a.origin_from_set for a in sets], dtype=bool)
-    index = np.array(attribute_index, dtype=np.int32)
     if not len(sets):
         origin_by_set = highest_by_set = peer_by_set = np.zeros(1, dtype=np.uint32)
         empty_by_set = set_by_set = np.zeros(1, dtype=bool)
@@ -288,9 +297,9 @@ def build_view(rib: Rib, neighbor: str, family: str) -> CompiledView | None:
         starts=starts.astype(word),
         leaf=leafs,
         nets=net_arr.astype(word),
-        nets_low=np.array(nets_low, dtype=np.uint64),
+        nets_low=nets_low,
         lengths=length_arr,
-        path_ids=np.array(path_ids, dtype=np.uint32),
+        path_ids=path_ids,
         attribute_index=index,
         attribute_sets=attribute_sets,
         origin_as=origin,
@@ -298,8 +307,8 @@ def build_view(rib: Rib, neighbor: str, family: str) -> CompiledView | None:
         peer_as=peer,
         provenance=prov,
         from_set=from_set,
-        stale=np.array(stale_flags, dtype=bool),
-        long_v6=np.unique(np.array(long_v6, dtype=np.uint64)),
+        stale=stale_flags,
+        long_v6=np.unique(long_v6),
         changed=ChangedRanges.empty(v4, seq),
     )
 

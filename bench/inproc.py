@@ -78,7 +78,7 @@ def bare_pytricia(rib, flows: list[tuple[bytes, bytes]], frozen: bool) -> float:
 
     trie = pytricia.PyTricia(32)
     value = ("shared",)
-    for prefix in rib.tables["ipv4 unicast"].trie.keys():  # noqa: SIM118 (a list)
+    for prefix in rib.tables["ipv4 unicast"].store.prefixes():
         trie.insert(prefix, value)
     if frozen:
         trie.freeze()

@@ -1,14 +1,15 @@
-"""Per-router BGP RIBs over one shared Patricia trie per address family. No I/O.
+"""Per-router BGP RIBs over one shared prefix store per address family. No I/O.
 
 Layout (why it looks like this):
 
 * Each router (BGP neighbor) has its own RIB: a lookup for router A never
   answers with router B's routes. Physically, all routers of a family share
-  one pytricia trie of prefixes; the value at a prefix is an *entry*, a tuple
-  indexed by per-router *slot*, holding that router's path(s) or None. A
-  second pytricia per router would cost ~146 bytes per prefix again; a slot
-  costs nothing when routers carry the same paths, because entries are
-  interned (identical tuples are stored once).
+  one prefix store (``ribd.store``: sorted arrays plus a trie of new
+  prefixes); the value at a prefix is an *entry*, a tuple indexed by
+  per-router *slot*, holding that router's path(s) or None. A store per
+  router would cost its bytes per prefix again; a slot costs nothing when
+  routers carry the same paths, because entries are interned (identical
+  tuples are stored once).
 * A slot value is the shared ``PathAttributes`` when the router sent one path
   with path id 0, else a ``PathSet`` of (path id, attributes), best first
   (ADD-PATH: the RIB key is (prefix, path id)).
@@ -20,8 +21,8 @@ Layout (why it looks like this):
   applied and by readers for one batch of lookups, so a reader never sees
   half an UPDATE and is never held up by more than one UPDATE of a full
   table load.
-* Tries hold only validated, normalised prefixes (see ribd.prefixes) and a
-  32-bit trie never sees an IPv6 address.
+* Stores hold only validated, normalised prefixes (see ribd.prefixes) and
+  the IPv4 store never sees an IPv6 address.
 """
 
 from __future__ import annotations
@@ -32,8 +33,6 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import repeat
-
-import pytricia
 
 from ribd.attributes import AS_CONFED_SEQUENCE, AS_CONFED_SET, AS_SET, AttributeInterner
 from ribd.attributes import PathAttributes as PathAttributes
@@ -50,8 +49,12 @@ from ribd.events import (
     SessionState,
     UpdateTime,
 )
+from ribd.store import PrefixStore, release_memory
 
 SWEEP_CHUNK = 4096  # prefixes rewritten per maintenance step, under the lock
+MAX_DELTA = 1_048_576  # new prefixes held in the store's trie before a merge is forced
+RELEASE_AFTER = 65_536  # prefixes merged after which freed C heap is given back to the OS
+MERGE_EVERY = 60.0  # seconds: the longest the store's trie waits for a merge under churn
 MAX_CHANGE_LOG = 262_144  # changed prefixes remembered for compiled lookup tables (~17 MB)
 
 
@@ -137,23 +140,29 @@ class RouteMatch:
 
 
 class FamilyTable:
-    """The shared trie of one family and its slot bookkeeping."""
+    """The shared prefix store of one family and its slot bookkeeping."""
 
     def __init__(self, family: str) -> None:
         self.family = family
         self.bits = 32 if family == IPV4_UNICAST else 128
-        self.trie = pytricia.PyTricia(self.bits)
+        self.store = PrefixStore(self.bits)
         self._entries: dict[tuple, tuple] = {}
         self._entries_at_last_gc = 0
         self._next_slot = 0
         self._free_slots: list[int] = []
-        # Slots being cleared: (slot, remaining keys to visit).
-        self._sweeps: list[tuple[int, list[str]]] = []
+        # Slots being cleared, and where in the store's arrays the sweep is;
+        # a merge (new arrays) starts the sweep over (clearing is idempotent).
+        self._sweeps: list[int] = []
+        self._sweep_at = 0
+        self._sweep_keys: object = None
         # Prefixes whose entry changed, in order, so compiled lookup tables
         # (attribution.fastpath) know what they no longer answer for.
         # changes[0] is change number changes_start.
         self.changes: list[str] = []
         self.changes_start = 0
+        self.writes = 0  # prefixes written; the maintenance merges once it stops moving
+        self._writes_at_check = 0
+        self._merged_at = 0.0
 
     @property
     def change_seq(self) -> int:
@@ -190,46 +199,76 @@ class FamilyTable:
 
     def release_slot(self, slot: int) -> None:
         """Queue ``slot`` for clearing; readers must already have stopped using it."""
-        self._sweeps.append((slot, self.trie.keys()))
+        self._sweeps.append(slot)
+        self._sweep_keys = None  # start over, with this slot too
 
     def sweep_step(self, budget: int) -> int:
-        """Clear up to ``budget`` prefixes of released slots; return work done."""
-        done = 0
-        while self._sweeps and done < budget:
-            slot, keys = self._sweeps[-1]
-            trie = self.trie
-            while keys and done < budget:
-                key = keys.pop()
-                done += 1
-                if not trie.has_key(key):
-                    continue
-                entry = trie.get(key)
-                if slot < len(entry) and entry[slot] is not None:
-                    # A released slot is read by nobody: not a change to log.
-                    self.put(key, entry, slot, None, log=False)
-            if not keys:
-                self._sweeps.pop()
-                self._free_slots.append(slot)
-        return done
+        """Clear up to ``budget`` prefixes of released slots; return work done.
+
+        The delta is merged first, so the arrays hold every prefix; released
+        slots are cleared in one pass over them, in place.
+        """
+        if not self._sweeps:
+            return 0
+        store = self.store
+        if self._sweep_keys is not store.keys or len(store.delta):
+            store.merge()
+            self._sweep_keys, self._sweep_at = store.keys, 0
+        slots = self._sweeps
+        values = store.values
+        start = self._sweep_at
+        stop = min(start + budget, len(values))
+        intern = self.intern
+        for i in range(start, stop):
+            entry = values[i]
+            if entry is None:
+                continue
+            n = len(entry)
+            if not any(s < n and entry[s] is not None for s in slots):
+                continue
+            # A released slot is read by nobody: not a change to log.
+            new = list(entry)
+            for s in slots:
+                if s < n:
+                    new[s] = None
+            store.set_at(i, _canonical(new, intern))
+        self._sweep_at = stop
+        if stop >= len(values):
+            self._free_slots.extend(slots)
+            self._sweeps = []
+            self._sweep_keys = None
+        return max(stop - start, 1)
 
     def put(self, prefix: str, entry: tuple, slot: int, value: object, log: bool = True) -> None:
         """Store ``value`` for ``slot`` at ``prefix`` (``entry`` is the current one)."""
         if log:
             self.changes.append(prefix)
             self.forget_changes_if_behind()
+        self.writes += 1
         n = len(entry)
         if slot < n:
-            new = (*entry[:slot], value, *entry[slot + 1 :])
+            new = [*entry[:slot], value, *entry[slot + 1 :]]
         else:
-            new = (*entry, *((None,) * (slot - n)), value)
-        # Canonical form: no trailing None, so equal contents intern together.
-        end = len(new)
-        while end and new[end - 1] is None:
-            end -= 1
-        if end == 0:
-            self.trie.delete(prefix)
-            return
-        self.trie.insert(prefix, self.intern(new[:end] if end != len(new) else new))
+            new = [*entry, *((None,) * (slot - n)), value]
+        self.store.set(prefix, _canonical(new, self.intern))
+
+    def merge_if_due(self, now: float) -> int:
+        """Merge the store's new prefixes into its arrays once writes pause.
+
+        A merge is a pass over the arrays, so not while a table streams in
+        (quiet: no write since the previous call); under endless churn, at
+        least every MERGE_EVERY seconds, and always past MAX_DELTA prefixes.
+        """
+        quiet = self.writes == self._writes_at_check
+        self._writes_at_check = self.writes
+        store = self.store
+        if not len(store.delta) and not store.holes:
+            self._merged_at = now
+            return 0
+        if quiet or now - self._merged_at >= MERGE_EVERY or len(store.delta) >= MAX_DELTA:
+            self._merged_at = now
+            return store.merge()
+        return 0
 
     def collect_garbage(self) -> int:
         """Forget interned entries no prefix uses any more (after churn)."""
@@ -245,6 +284,19 @@ class FamilyTable:
     @property
     def distinct_entries(self) -> int:
         return len(self._entries)
+
+
+def _canonical(values: list, intern: Callable[[tuple], tuple]) -> tuple | None:
+    """The interned entry for per-slot ``values``: no trailing None, None if empty.
+
+    Equal contents must intern together, hence the trimming.
+    """
+    end = len(values)
+    while end and values[end - 1] is None:
+        end -= 1
+    if end == 0:
+        return None
+    return intern(tuple(values[:end]))
 
 
 class Rib:
@@ -325,12 +377,17 @@ class Rib:
 
         A prefix no router has yet (all of them, on a table load) only gets
         the entry holding this one path, built and interned once per UPDATE.
+        The store's layers are used directly here (see ribd.store): the
+        delta trie for prefixes the arrays lack, the arrays in place.
         """
         r = self.routers.get(ev.neighbor) or self.router(ev.neighbor)
         fs = r.families[ev.family]
         table = self.tables[ev.family]
-        trie = table.trie
-        has_key, get, insert = trie.has_key, trie.get, trie.insert
+        store = table.store
+        delta = store.delta
+        has_key, get, insert = delta.has_key, delta.get, delta.insert
+        find = store.find if len(store.keys) else None
+        values = store.values
         intern = table._entries.setdefault
         log_change = table.changes.append
         slot, stale = fs.slot, fs.stale_slot
@@ -340,19 +397,31 @@ class Rib:
         added = 0  # new prefixes (one path each)
         ids = repeat(0) if path_ids is None else path_ids  # endless, or one per prefix
         for prefix, path_id in zip(ev.prefixes, ids, strict=False):
-            if not has_key(prefix):
+            at = -1  # index in the store's arrays, if there
+            if has_key(prefix):
+                entry = get(prefix)
+            else:
+                entry = None
+                if find is not None:
+                    at = find(prefix)
+                    if at >= 0:
+                        entry = values[at]
+            if entry is None:
                 if path_id != 0:
                     new_entry = (*((None,) * slot), self._with_path(None, path_id, attrs)[0])
-                    insert(prefix, intern(new_entry, new_entry))
+                    new_entry = intern(new_entry, new_entry)
                 else:
                     if fresh is None:
                         fresh = (*((None,) * slot), attrs)
                         fresh = intern(fresh, fresh)
-                    insert(prefix, fresh)
+                    new_entry = fresh
+                if at >= 0:
+                    store.set_at(at, new_entry)
+                else:
+                    insert(prefix, new_entry)
                 log_change(prefix)
                 added += 1
                 continue
-            entry = get(prefix)
             n = len(entry)
             old = entry[slot] if slot < n else None
             if path_id == 0 and (old is None or type(old) is PathAttributes):
@@ -376,10 +445,15 @@ class Rib:
                 new_entry = (*entry[:slot], new, *entry[slot + 1 :])
             else:
                 new_entry = (*entry, *((None,) * (slot - n)), new)
-            insert(prefix, intern(new_entry, new_entry))
+            new_entry = intern(new_entry, new_entry)
+            if at >= 0:
+                values[at] = new_entry  # entry was not None: no hole filled
+            else:
+                insert(prefix, new_entry)
             log_change(prefix)
         fs.prefixes += added
         fs.paths += added
+        table.writes += len(ev.prefixes)
         table.forget_changes_if_behind()
 
     def _with_path(self, old: object, path_id: int, attrs: PathAttributes) -> tuple[object, int]:
@@ -403,19 +477,19 @@ class Rib:
         r = self.routers.get(ev.neighbor) or self.router(ev.neighbor)
         fs = r.families[ev.family]
         table = self.tables[ev.family]
-        trie = table.trie
+        get = table.store.get
         slot, stale = fs.slot, fs.stale_slot
         path_ids = ev.path_ids
         for i, prefix in enumerate(ev.prefixes):
-            if not trie.has_key(prefix):
+            entry = get(prefix)
+            if entry is None:
                 continue
-            entry = trie.get(prefix)
             if stale is not None and stale < len(entry) and entry[stale] is not None:
                 fs.stale_prefixes -= 1
                 table.put(prefix, entry, stale, None)
-                if not trie.has_key(prefix):
+                entry = get(prefix)
+                if entry is None:
                     continue
-                entry = trie.get(prefix)
             old = entry[slot] if slot < len(entry) else None
             if old is None:
                 continue
@@ -540,7 +614,7 @@ class Rib:
     # -- maintenance (called periodically by the service) ---------------------
 
     def maintenance(self, budget: int = SWEEP_CHUNK) -> bool:
-        """Expire stale routes, clear released slots, collect garbage.
+        """Expire stale routes, clear released slots, merge stores, collect garbage.
 
         Does at most ``budget`` prefixes of work under the lock; returns True
         while work remains, so a caller can loop with pauses in between.
@@ -566,13 +640,24 @@ class Rib:
                 done += table.sweep_step(budget - done)
                 if done >= budget:
                     return True
+            merged = sum(table.merge_if_due(now) for table in self.tables.values())
             # Churn leaves entries, path sets and attribute sets nobody uses;
             # collect when any has grown by half since the last collection.
             if len(self.interner) > 1.5 * self._attributes_at_last_gc + 1024 or any(
                 len(t._entries) > 1.5 * t._entries_at_last_gc + 1024 for t in self.tables.values()
             ):
                 self._collect_garbage()
+            if merged >= RELEASE_AFTER:
+                release_memory()
             return False
+
+    def compact(self) -> int:
+        """Merge every store's new prefixes into its arrays now; returns prefixes moved."""
+        with self.lock:
+            merged = sum(t.store.merge() for t in self.tables.values())
+        if merged >= RELEASE_AFTER:
+            release_memory()
+        return merged
 
     def collect_garbage(self) -> None:
         """Drop interned entries, path sets and attributes nothing uses."""
@@ -606,24 +691,23 @@ class Rib:
         if r is None:
             return None
         fs = r.families[family]
-        trie = self.tables[family].trie
-        prefix = trie.get_key(key)
         slot, stale, current_stale = fs.slot, fs.stale_slot, r.current_stale
-        while prefix is not None:
-            value, is_stale = slot_value(trie.get(prefix), slot, stale, current_stale)
+        for prefix, length, entry in self.tables[family].store.covering(key):
+            value, is_stale = slot_value(entry, slot, stale, current_stale)  # type: ignore[arg-type]
             if value is not None:
-                return route_match(prefix, value, is_stale)
-            prefix = trie.parent(prefix)
+                return route_match(prefix, value, is_stale, length)
         return None
 
     def exact(self, neighbor: str, family: str, prefix: str) -> list[RouteMatch]:
         """All paths a router has for exactly ``prefix`` (normalised), best first."""
         r = self.routers.get(neighbor)
-        trie = self.tables[family].trie
-        if r is None or not trie.has_key(prefix):
+        if r is None:
+            return []
+        entry = self.tables[family].store.get(prefix)
+        if entry is None:
             return []
         fs = r.families[family]
-        value, is_stale = slot_value(trie.get(prefix), fs.slot, fs.stale_slot, r.current_stale)
+        value, is_stale = slot_value(entry, fs.slot, fs.stale_slot, r.current_stale)  # type: ignore[arg-type]
         return [] if value is None else all_matches(prefix, value, is_stale)
 
     def routes(self, neighbor: str, family: str) -> Iterator[RouteMatch]:
@@ -632,9 +716,10 @@ class Rib:
         if r is None:
             return
         fs = r.families[family]
-        trie = self.tables[family].trie
-        for prefix in trie.keys():  # noqa: SIM118 (a snapshot: the trie may change)
-            value, is_stale = slot_value(trie.get(prefix), fs.slot, fs.stale_slot, r.current_stale)
+        with self.lock:
+            items = self.tables[family].store.items()
+        for prefix, entry in items:
+            value, is_stale = slot_value(entry, fs.slot, fs.stale_slot, r.current_stale)  # type: ignore[arg-type]
             if value is not None:
                 yield route_match(prefix, value, is_stale)
 
@@ -643,7 +728,7 @@ class Rib:
             "routers": len(self.routers),
             "attribute_sets": len(self.interner),
             "distinct_entries": {f: t.distinct_entries for f, t in self.tables.items()},
-            "prefixes_in_tries": {f: len(t.trie) for f, t in self.tables.items()},
+            "prefixes_stored": {f: len(t.store) for f, t in self.tables.items()},
             "treated_as_withdraw": self.treated_as_withdraw,
         }
 
@@ -659,13 +744,15 @@ def slot_value(
     return value, current_stale
 
 
-def route_match(prefix: str, value: object, stale: bool) -> RouteMatch:
+def route_match(prefix: str, value: object, stale: bool, length: int = -1) -> RouteMatch:
     """The best route of a slot value (one path, or an ADD-PATH set best first)."""
     if type(value) is PathAttributes:
         attrs, path_id = value, 0
     else:
         path_id, attrs = value[0]  # type: ignore[index]
-    return RouteMatch(prefix, int(prefix.rpartition("/")[2]), attrs, path_id, stale)
+    if length < 0:
+        length = int(prefix.rpartition("/")[2])
+    return RouteMatch(prefix, length, attrs, path_id, stale)
 
 
 def all_matches(prefix: str, value: object, stale: bool) -> list[RouteMatch]:

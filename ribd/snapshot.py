@@ -233,20 +233,23 @@ def write_snapshot(
     families_doc: dict[str, dict[str, list]] = {}
     for family, table in rib.tables.items():
         with rib.lock:
-            family_keys = table.trie.keys()  # ~0.1 s for a full IPv4 table
+            table.store.merge()  # every prefix in the arrays
+            family_keys = table.store.keys
         out_prefixes: list[str] = []
         out_entries: list[int] = []
         caches: dict[tuple, dict[int, tuple[int, int]]] = {}
         for start in range(0, len(family_keys), chunk):
             part = family_keys[start : start + chunk]
             with rib.lock:
-                trie = table.trie
-                has, get = trie.has_key, trie.get
+                store = table.store
                 layout = tuple(
                     (r.families[family].slot, r.families[family].stale_slot) for r in routers
                 )
-                # get() is a longest-prefix match: has_key() first, for exactness.
-                got = [get(k) if has(k) else None for k in part]
+                if store.keys is family_keys:  # values change in place, keys never
+                    got = store.values[start : start + chunk].tolist()
+                else:  # merged since: look each prefix up again
+                    got = [store.get(p) for p in store.texts(part)]
+            part = table.store.texts(part)
             cache = caches.setdefault(layout, {})
             for key, entry in zip(part, got, strict=True):
                 if entry is None:
@@ -408,7 +411,7 @@ def load_snapshot(
 
 
 def _require_empty(rib: Rib) -> None:
-    if rib.routers or len(rib.interner) or any(len(t.trie) for t in rib.tables.values()):
+    if rib.routers or len(rib.interner) or any(len(t.store) for t in rib.tables.values()):
         raise ValueError("a snapshot loads only into an empty Rib")
 
 
@@ -720,11 +723,8 @@ class _Loaded:
                     prefix_counts[r] += times
                     path_counts[r] += c * times
                     self.paths += c * times
-        insert = table.trie.insert
-        for p, e in zip(prefixes, indexes, strict=True):
-            insert(p, built[e])
-        if len(table.trie) != len(prefixes):
-            twice = next(p for p, c in Counter(prefixes).items() if c > 1)
+        twice = table.store.load(prefixes, [built[e] for e in indexes])
+        if twice is not None:
             raise SnapshotError(f"{family}: prefix {twice} appears twice")
         table._entries_at_last_gc = table.distinct_entries
         self.tables[family] = table

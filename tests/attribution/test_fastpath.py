@@ -171,7 +171,7 @@ def test_view_routes_made_on_demand_are_the_ribs_routes(family):
         rib.apply(RoutesAnnounced(EDGE1, family, (prefix,), None, attrs((rng.randrange(1, 9),))))
     view = build_view(rib, EDGE1, family)
     made = {view.route(i).prefix: view.route(i) for i in range(len(view))}
-    keys = [k for k in rib.tables[family].trie.keys() if rib.exact(EDGE1, family, k)]  # noqa: SIM118
+    keys = [k for k in rib.tables[family].store.prefixes() if rib.exact(EDGE1, family, k)]
     assert set(made) == set(keys)
     for prefix, m in made.items():
         (expected,) = rib.exact(EDGE1, family, prefix)

@@ -241,7 +241,7 @@ def test_full_table_through_the_socket(short_tmp: Path, shared_data: Path, proce
     # Speed is measured in bench/, never asserted here.
     stats = feed.stats()
     assert stats["bad_lines"] == 0
-    assert len(rib.tables[V4].trie) == 577_706 - 3  # 3 prefixes are withdrawn in the stream
+    assert len(rib.tables[V4].store) == 577_706 - 3  # 3 prefixes are withdrawn in the stream
 
 
 SENDER = """

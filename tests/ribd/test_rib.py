@@ -91,7 +91,7 @@ def test_announce_replaces_and_withdraw_removes():
     withdraw(rib, R1, ["10.0.0.0/8"])
     assert rib.lookup(R1, V4, "10.0.0.1") is None
     assert (fs.prefixes, fs.paths) == (0, 0)
-    assert len(rib.tables[V4].trie) == 0
+    assert len(rib.tables[V4].store) == 0
 
 
 def test_families_are_separate_tries():
@@ -142,7 +142,7 @@ def test_session_down_purges_that_router_only():
     assert rib.lookup(R1, V4, "10.1.0.1") is None  # at once, before any sweep
     assert rib.lookup(R2, V4, "10.1.0.1").prefix == "10.0.0.0/8"
     drain(rib)
-    assert len(rib.tables[V4].trie) == 1
+    assert len(rib.tables[V4].store) == 1
     assert rib.routers[R1].families[V4].prefixes == 0
     assert rib.routers[R1].last_reason == "test"
 
@@ -204,7 +204,7 @@ def test_purged_slots_are_reused_and_entries_collected():
         drain(rib)
     assert rib.tables[V4]._next_slot <= 3
     rib.collect_garbage()
-    assert len(rib.tables[V4].trie) == 0
+    assert len(rib.tables[V4].store) == 0
     assert rib.tables[V4].distinct_entries == 0
 
 
@@ -266,3 +266,70 @@ def test_maintenance_frees_attribute_sets_that_churn_left_unused():
     assert len(rib.interner) < 2000
     rib.collect_garbage()
     assert len(rib.interner) == 200  # only the sets the routes still use
+
+
+def _random_events(seed: int) -> list:
+    """Announces, withdrawals (ADD-PATH too), session flaps and End-of-RIBs on three routers."""
+    import random
+
+    rng = random.Random(seed)
+    routers = [R1, R2, "192.0.2.3"]
+    prefixes = [f"10.{a}.0.0/16" for a in range(8)] + [
+        f"10.{a}.{b}.0/24" for a in range(8) for b in range(4)
+    ]
+    prefixes += ["10.0.0.0/8", "0.0.0.0/0"]
+    paths = [path(65000 + i, 64500 + i) for i in range(6)]
+    events: list = [SessionState(r, "up") for r in routers]
+    for _ in range(1500):
+        r = rng.choice(routers)
+        roll = rng.random()
+        chosen = tuple(rng.sample(prefixes, rng.randint(1, 6)))
+        ids = tuple(rng.choice([1, 2]) for _ in chosen) if rng.random() < 0.2 else None
+        if roll < 0.6:
+            events.append(RoutesAnnounced(r, V4, chosen, ids, rng.choice(paths)))
+        elif roll < 0.9:
+            events.append(RoutesWithdrawn(r, V4, chosen, ids))
+        elif roll < 0.95:
+            events.append(SessionState(r, rng.choice(["down", "up"]), reason="flap"))
+        else:
+            events.append(EndOfRib(r, V4))
+    return events
+
+
+def _answers(rib: Rib) -> list:
+    out = []
+    for r in (R1, R2, "192.0.2.3"):
+        fs = rib.routers[r].families[V4]
+        out.append((r, fs.prefixes, fs.paths, fs.stale_prefixes))
+        for a in range(9):
+            for b in (0, 1, 5):
+                m = rib.lookup(r, V4, f"10.{a}.{b}.1")
+                out.append(m and (m.prefix, m.path_id, m.stale, m.attributes.origin_as))
+        out.append(sorted((m.prefix, m.path_id, m.stale) for m in rib.routes(r, V4)))
+        out.append([(m.prefix, m.path_id) for m in rib.exact(r, V4, "10.1.0.0/16")])
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_merging_the_store_at_any_point_never_changes_an_answer(seed):
+    clock = Clock()
+    plain = Rib(stale_hold_time=30, clock=clock)
+    merged = Rib(stale_hold_time=30, clock=clock)
+    import random
+
+    rng = random.Random(seed)
+    for i, event in enumerate(_random_events(seed)):
+        plain.apply(event)
+        merged.apply(event)
+        if rng.random() < 0.05:
+            merged.compact()
+        if rng.random() < 0.02:
+            clock.now += 20  # some stale generations expire
+            drain(plain)
+            drain(merged)
+        if i % 100 == 99:
+            assert _answers(merged) == _answers(plain)
+    drain(plain)
+    drain(merged)
+    merged.compact()
+    assert _answers(merged) == _answers(plain)

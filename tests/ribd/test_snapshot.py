@@ -74,7 +74,7 @@ def routes(rib: Rib) -> dict:
 def assert_empty(rib: Rib) -> None:
     assert rib.routers == {}
     assert len(rib.interner) == 0
-    assert all(len(t.trie) == 0 for t in rib.tables.values())
+    assert all(len(t.store) == 0 for t in rib.tables.values())
 
 
 def sample_rib() -> Rib:

@@ -1,0 +1,265 @@
+"""Prefix -> entry map of one address family: sorted arrays plus a trie of new prefixes. No I/O.
+
+Why two layers (an LSM tree's shape, in two levels):
+
+* A pytricia trie costs ~145 bytes per prefix; two sorted numpy arrays, the
+  prefixes as fixed-width byte keys and the entries as object references,
+  cost 13 (IPv4) or 25 (IPv6) bytes. The arrays are the store.
+* Arrays cannot take inserts cheaply, so a prefix the arrays do not hold yet
+  goes into a small pytricia trie, the *delta*, which ``merge`` folds into
+  the arrays (the RIB's maintenance does it once writes pause). A full table
+  load fills the delta and is merged once.
+* A prefix that is already in the arrays is updated in place; removing it
+  leaves a *hole* (entry None) that the next merge drops. So the delta and
+  the arrays never hold the same prefix, and readers never reconcile them.
+
+Keys are the packed network address followed by one byte, length + 1: byte
+order is then (address, length) order, i.e. a prefix sorts before the
+prefixes it covers, and no key ends with a NUL byte (numpy's ``S`` dtype
+strips trailing NULs). Prefix texts must be canonical (``ribd.prefixes``).
+
+Not thread-safe: the RIB's lock guards every call, as it did the trie.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import socket
+from collections.abc import Iterator
+from itertools import repeat
+
+import numpy as np
+import pytricia
+
+_LENGTH_BYTE = {str(n): bytes((n + 1,)) for n in range(129)}
+_pton = socket.inet_pton
+_ntop = socket.inet_ntop
+_from_bytes = int.from_bytes
+
+
+def release_memory() -> None:
+    """Give the C heap's free pages back to the OS (glibc only; else nothing).
+
+    A merged delta trie frees ~145 bytes per prefix of small C allocations,
+    which glibc would otherwise keep resident for good.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+class PrefixStore:
+    """The prefixes of one family and the entry held at each."""
+
+    __slots__ = ("_addr_bytes", "_af", "bits", "delta", "holes", "keys", "values", "width")
+
+    def __init__(self, bits: int) -> None:
+        self.bits = bits
+        self._af = socket.AF_INET if bits == 32 else socket.AF_INET6
+        self._addr_bytes = bits // 8
+        self.width = self._addr_bytes + 1
+        self.keys = np.empty(0, dtype=f"S{self.width}")  # sorted; replaced, never mutated
+        self.values = np.empty(0, dtype=object)  # entry per key; None: a hole
+        self.holes = 0
+        self.delta = pytricia.PyTricia(bits)  # prefixes not in ``keys``
+
+    def __len__(self) -> int:
+        return len(self.keys) - self.holes + len(self.delta)
+
+    # -- keys ----------------------------------------------------------------
+
+    def key(self, prefix: str) -> bytes:
+        address, _, length = prefix.partition("/")
+        return _pton(self._af, address) + _LENGTH_BYTE[length]
+
+    def encode(self, prefixes: list[str]) -> np.ndarray:
+        """Keys of many canonical prefix texts, in C loops."""
+        n = len(prefixes)
+        out = np.empty((n, self.width), dtype=np.uint8)
+        if n:
+            parts = "/".join(prefixes).split("/")
+            packed = b"".join(map(_pton, repeat(self._af), parts[0::2]))
+            out[:, :-1] = np.frombuffer(packed, dtype=np.uint8).reshape(n, self._addr_bytes)
+            out[:, -1] = np.array(parts[1::2]).astype(np.uint8) + 1
+        return out.view(f"S{self.width}").reshape(n)
+
+    def text(self, key: bytes) -> str:
+        """The prefix text of a key (as numpy hands it out)."""
+        return f"{_ntop(self._af, key[:-1])}/{key[-1] - 1}"
+
+    def texts(self, keys: np.ndarray) -> list[str]:
+        raw = keys.view(np.uint8).reshape(len(keys), self.width)
+        addrs = raw[:, :-1].tobytes()
+        step = self._addr_bytes
+        af = self._af
+        return [
+            f"{_ntop(af, addrs[i : i + step])}/{length}"
+            for i, length in zip(range(0, len(addrs), step), (raw[:, -1] - 1).tolist(), strict=True)
+        ]
+
+    # -- reading -------------------------------------------------------------
+
+    def find(self, prefix: str) -> int:
+        """Index of ``prefix`` in the arrays, or -1 (a hole's index is returned)."""
+        keys = self.keys
+        if not len(keys):
+            return -1
+        k = self.key(prefix)
+        i = int(keys.searchsorted(k))
+        return i if i < len(keys) and keys[i] == k else -1
+
+    def get(self, prefix: str) -> object:
+        """The entry at exactly ``prefix``, or None."""
+        delta = self.delta
+        if delta.has_key(prefix):
+            return delta.get(prefix)
+        i = self.find(prefix)
+        return None if i < 0 else self.values[i]
+
+    def items(self) -> list[tuple[str, object]]:
+        """Every (prefix, entry), arrays first (sorted), then the delta's."""
+        keys, values = self.keys, self.values
+        live = np.flatnonzero(values != None) if self.holes else None  # noqa: E711 (elementwise)
+        if live is not None:
+            keys, values = keys[live], values[live]
+        out = list(zip(self.texts(keys), values.tolist(), strict=True))
+        delta = self.delta
+        out.extend((p, delta.get(p)) for p in delta.keys())  # noqa: SIM118 (a list)
+        return out
+
+    def prefixes(self) -> list[str]:
+        return [p for p, _ in self.items()]
+
+    def covering(self, address: str | bytes) -> Iterator[tuple[str, int, object]]:
+        """(prefix, length, entry) of every prefix holding ``address``, longest first.
+
+        ``address`` is packed (4 or 16 bytes) or text, optionally ``net/len``
+        (then prefixes covering the whole of it). Both layers are walked and
+        their answers interleaved by length; they never hold the same prefix.
+        """
+        delta = self.delta
+        if len(delta):
+            from_delta = self._covering_delta(delta, address)
+            from_arrays = self._covering_arrays(address)
+            d = next(from_delta, None)
+            a = next(from_arrays, None)
+            while d is not None or a is not None:
+                if a is None or (d is not None and d[1] > a[1]):
+                    yield d  # type: ignore[misc]
+                    d = next(from_delta, None)
+                else:
+                    yield a
+                    a = next(from_arrays, None)
+        else:
+            yield from self._covering_arrays(address)
+
+    def _covering_delta(
+        self, delta: pytricia.PyTricia, address: str | bytes
+    ) -> Iterator[tuple[str, int, object]]:
+        prefix = delta.get_key(address)
+        while prefix is not None:
+            yield prefix, int(prefix.rpartition("/")[2]), delta.get(prefix)
+            prefix = delta.parent(prefix)
+
+    def _covering_arrays(self, address: str | bytes) -> Iterator[tuple[str, int, object]]:
+        """Longest match by binary search, then shorter ones.
+
+        The last key <= (address, limit) either holds the address or shares
+        only its first ``c`` bits with it; then no key between can hold it,
+        and the next candidate is the last key <= (address cut to c, c).
+        """
+        keys, values = self.keys, self.values
+        n = len(keys)
+        if not n:
+            return
+        bits = self.bits
+        if isinstance(address, bytes):
+            a, limit = _from_bytes(address, "big"), bits
+        else:
+            text, _, length = address.partition("/")
+            a = _from_bytes(_pton(self._af, text), "big")
+            limit = int(length) if length else bits
+        size = self._addr_bytes
+        search = keys.searchsorted
+        while limit >= 0:
+            cut = a >> (bits - limit) << (bits - limit)
+            i = int(search(cut.to_bytes(size, "big") + bytes((limit + 1,)), side="right")) - 1
+            if i < 0:
+                return
+            k = keys[i]
+            net = _from_bytes(k[:-1], "big")
+            length = k[-1] - 1
+            if (a ^ net) >> (bits - length) == 0:
+                value = values[i]
+                if value is not None:
+                    yield self.text(k), length, value
+                limit = length - 1
+            else:
+                limit = min(limit, bits - (a ^ net).bit_length())
+
+    # -- writing -------------------------------------------------------------
+
+    def set(self, prefix: str, entry: object) -> None:
+        """Store ``entry`` at ``prefix``; None removes it."""
+        delta = self.delta
+        if delta.has_key(prefix):
+            if entry is None:
+                delta.delete(prefix)
+            else:
+                delta.insert(prefix, entry)
+            return
+        i = self.find(prefix)
+        if i < 0:
+            if entry is not None:
+                delta.insert(prefix, entry)
+            return
+        self.set_at(i, entry)
+
+    def set_at(self, i: int, entry: object) -> None:
+        """Store ``entry`` (None: remove) at index ``i`` of the arrays."""
+        values = self.values
+        old = values[i]
+        values[i] = entry
+        self.holes += (entry is None) - (old is None)
+
+    def merge(self) -> int:
+        """Fold the delta into the arrays and drop holes; returns prefixes moved."""
+        moved = len(self.delta)
+        if not moved and not self.holes:
+            return 0
+        self._fold()
+        return moved
+
+    def _fold(self) -> None:
+        keys, values = self.keys, self.values
+        if self.holes:
+            live = np.flatnonzero(values != None)  # noqa: E711 (elementwise)
+            keys, values = keys[live], values[live]
+        delta = self.delta
+        if len(delta):
+            texts = delta.keys()
+            new_keys = self.encode(texts)
+            new_values = np.fromiter(map(delta.get, texts), dtype=object, count=len(texts))
+            order = np.argsort(new_keys, kind="stable")
+            new_keys, new_values = new_keys[order], new_values[order]
+            at = keys.searchsorted(new_keys)
+            keys = np.insert(keys, at, new_keys)
+            values = np.insert(values, at, new_values)
+            self.delta = pytricia.PyTricia(self.bits)
+        self.keys, self.values, self.holes = keys, values, 0
+
+    def load(self, prefixes: list[str], entries: list[object]) -> str | None:
+        """Fill an empty store (a snapshot load); returns a prefix given twice, or None."""
+        keys = self.encode(prefixes)
+        order = np.argsort(keys, kind="stable")
+        keys = keys[order]
+        twice = np.flatnonzero(keys[1:] == keys[:-1])
+        if len(twice):
+            return self.text(keys[int(twice[0])])
+        values = np.fromiter(entries, dtype=object, count=len(entries))[order]
+        self.keys, self.values, self.holes = keys, values, 0
+        self.delta = pytricia.PyTricia(self.bits)
+        return None

@@ -1,0 +1,111 @@
+"""The two-layer prefix store (ribd.store) against a plain dict and brute-force matching."""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+
+import pytest
+
+from ribd.prefixes import normalise_prefix
+from ribd.store import PrefixStore
+
+
+def _random_prefix(rng: random.Random, bits: int) -> str:
+    length = rng.choice([0, 1, 8, 12, 16, 20, 22, 23, 24, 24, 24, bits // 2, bits - 1, bits])
+    # A few top bits only, so that prefixes nest and share starts often.
+    address = rng.getrandbits(6) << (bits - 6) | rng.getrandbits(bits - 6) & rng.choice([0, -1])
+    network = ipaddress.IPv4Network if bits == 32 else ipaddress.IPv6Network
+    net = network((address, length), strict=False)
+    return normalise_prefix(str(net), 4 if bits == 32 else 6)
+
+
+def _covering(model: dict[str, object], address: str, bits: int) -> list[tuple[str, int, object]]:
+    a = ipaddress.ip_address(address)
+    hits = [
+        (p, int(p.rpartition("/")[2]), v)
+        for p, v in model.items()
+        if a in ipaddress.ip_network(p, strict=False)
+    ]
+    return sorted(hits, key=lambda h: -h[1])
+
+
+@pytest.mark.parametrize("bits", [32, 128])
+def test_store_matches_a_dict_through_inserts_removals_and_merges(bits):
+    rng = random.Random(bits)
+    store = PrefixStore(bits)
+    model: dict[str, object] = {}
+    for step in range(3000):
+        prefix = _random_prefix(rng, bits)
+        if rng.random() < 0.3:
+            store.set(prefix, None)
+            model.pop(prefix, None)
+        else:
+            value = ("v", step)
+            store.set(prefix, value)
+            model[prefix] = value
+        if rng.random() < 0.01:
+            store.merge()
+        if step % 50 == 0:
+            probe = _random_prefix(rng, bits).partition("/")[0]
+            assert list(store.covering(probe)) == _covering(model, probe, bits)
+            assert len(store) == len(model)
+    assert sorted(store.items()) == sorted(model.items())
+    for prefix, value in model.items():
+        assert store.get(prefix) is value
+    store.merge()
+    assert not len(store.delta) and store.holes == 0
+    assert sorted(store.items()) == sorted(model.items())
+    for _ in range(300):
+        probe = _random_prefix(rng, bits).partition("/")[0]
+        assert list(store.covering(probe)) == _covering(model, probe, bits)
+
+
+def test_updating_a_merged_prefix_changes_it_in_place_and_removing_leaves_a_hole():
+    store = PrefixStore(32)
+    store.set("10.0.0.0/8", "a")
+    store.merge()
+    keys = store.keys
+    store.set("10.0.0.0/8", "b")
+    assert store.keys is keys and not len(store.delta)
+    assert store.get("10.0.0.0/8") == "b"
+    store.set("10.0.0.0/8", None)
+    assert store.holes == 1 and len(store) == 0
+    assert list(store.covering("10.1.2.3")) == []
+    store.set("10.0.0.0/8", "c")  # fills the hole
+    assert store.holes == 0 and list(store.covering("10.1.2.3")) == [("10.0.0.0/8", 8, "c")]
+
+
+def test_covering_takes_packed_addresses_and_prefixes():
+    store = PrefixStore(32)
+    for prefix in ("0.0.0.0/0", "10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24"):
+        store.set(prefix, prefix)
+    store.merge()
+    store.set("10.1.2.128/25", "new")  # in the delta
+    want = ["10.1.2.128/25", "10.1.2.0/24", "10.1.0.0/16", "10.0.0.0/8", "0.0.0.0/0"]
+    assert [p for p, _, _ in store.covering(bytes([10, 1, 2, 200]))] == want
+    assert [p for p, _, _ in store.covering("10.1.2.3")] == want[1:]
+    assert [p for p, _, _ in store.covering("10.1.0.0/16")] == want[2:]
+    assert [p for p, _, _ in store.covering("11.0.0.1")] == ["0.0.0.0/0"]
+
+
+def test_ipv6_keys_round_trip_through_the_arrays():
+    store = PrefixStore(128)
+    prefixes = ["::/0", "2001:db8::/32", "2001:db8:0:1::/64", "2001:db8::1/128", "ff00::/8"]
+    for p in prefixes:
+        store.set(p, p)
+    store.merge()
+    assert store.texts(store.keys) == sorted(prefixes, key=store.key)
+    assert [p for p, _, _ in store.covering("2001:db8::1")] == [
+        "2001:db8::1/128",
+        "2001:db8::/32",
+        "::/0",
+    ]
+
+
+def test_loading_a_prefix_twice_is_refused():
+    store = PrefixStore(32)
+    assert store.load(["10.0.0.0/8", "11.0.0.0/8", "10.0.0.0/8"], [1, 2, 3]) == "10.0.0.0/8"
+    assert store.load(["11.0.0.0/8", "10.0.0.0/8"], [2, 1]) is None
+    assert [p for p, _ in store.items()] == ["10.0.0.0/8", "11.0.0.0/8"]
+    assert store.get("11.0.0.0/8") == 2
