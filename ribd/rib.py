@@ -278,6 +278,10 @@ class FamilyTable:
         dead = [e for e in self._entries if getrefcount(e) <= 4]
         for e in dead:
             del self._entries[e]
+        if len(dead) > len(self._entries):
+            # A dict never shrinks its table: after a whole table's worth of
+            # replaced entries, a copy is half the size.
+            self._entries = {e: e for e in self._entries}
         self._entries_at_last_gc = len(self._entries)
         return len(dead)
 
@@ -647,6 +651,7 @@ class Rib:
                 len(t._entries) > 1.5 * t._entries_at_last_gc + 1024 for t in self.tables.values()
             ):
                 self._collect_garbage()
+                merged = RELEASE_AFTER  # garbage collection frees large blocks too
             if merged >= RELEASE_AFTER:
                 release_memory()
             return False
