@@ -54,6 +54,7 @@ from ribd.store import PrefixStore, release_memory
 SWEEP_CHUNK = 4096  # prefixes rewritten per maintenance step, under the lock
 MAX_DELTA = 1_048_576  # new prefixes held in the store's trie before a merge is forced
 RELEASE_AFTER = 65_536  # prefixes merged after which freed C heap is given back to the OS
+MERGE_UNLOCKED = 65_536  # new prefixes from which a merge reads and encodes them unlocked
 MERGE_EVERY = 60.0  # seconds: the longest the store's trie waits for a merge under churn
 MAX_CHANGE_LOG = 262_144  # changed prefixes remembered for compiled lookup tables (~17 MB)
 
@@ -252,8 +253,8 @@ class FamilyTable:
             new = [*entry, *((None,) * (slot - n)), value]
         self.store.set(prefix, _canonical(new, self.intern))
 
-    def merge_if_due(self, now: float) -> int:
-        """Merge the store's new prefixes into its arrays once writes pause.
+    def merge_due(self, now: float) -> bool:
+        """Whether to merge the store's new prefixes into its arrays now.
 
         A merge is a pass over the arrays, so not while a table streams in
         (quiet: no write since the previous call); under endless churn, at
@@ -264,11 +265,15 @@ class FamilyTable:
         store = self.store
         if not len(store.delta) and not store.holes:
             self._merged_at = now
-            return 0
+            return False
         if quiet or now - self._merged_at >= MERGE_EVERY or len(store.delta) >= MAX_DELTA:
             self._merged_at = now
-            return store.merge()
-        return 0
+            return True
+        return False
+
+    def merge_again(self) -> None:
+        """A merge was overtaken by writes: due again at the next round."""
+        self._merged_at = 0.0
 
     def collect_garbage(self) -> int:
         """Forget interned entries no prefix uses any more (after churn)."""
@@ -644,17 +649,43 @@ class Rib:
                 done += table.sweep_step(budget - done)
                 if done >= budget:
                     return True
-            merged = sum(table.merge_if_due(now) for table in self.tables.values())
+            due = [t for t in self.tables.values() if t.merge_due(now)]
             # Churn leaves entries, path sets and attribute sets nobody uses;
             # collect when any has grown by half since the last collection.
             if len(self.interner) > 1.5 * self._attributes_at_last_gc + 1024 or any(
                 len(t._entries) > 1.5 * t._entries_at_last_gc + 1024 for t in self.tables.values()
             ):
                 self._collect_garbage()
-                merged = RELEASE_AFTER  # garbage collection frees large blocks too
-            if merged >= RELEASE_AFTER:
-                release_memory()
-            return False
+                collected = True
+            else:
+                collected = False
+        merged = sum(self._merge(table) for table in due)
+        if collected or merged >= RELEASE_AFTER:  # both free large blocks
+            release_memory()
+        return False
+
+    def _merge(self, table: FamilyTable) -> int:
+        """Fold a store's delta into its arrays, holding the lock only to read
+        the delta's keys and to fold: encoding the keys and reading the
+        entries (~0.5 s for a full table) runs with the lock free.
+
+        If anything is written meanwhile, the work is dropped; the next
+        maintenance round tries again.
+        """
+        with self.lock:
+            store, writes = table.store, table.writes
+            delta = store.delta
+            if len(delta) < MERGE_UNLOCKED:
+                return store.merge()  # small: a pass over the arrays, then done
+            texts = delta.keys()
+        keys = store.encode(texts)
+        values = store.values_of(delta, texts)  # each get() is atomic; checked below
+        with self.lock:
+            if table.writes != writes or table.store is not store or store.delta is not delta:
+                table.merge_again()
+                return 0
+            store.fold(delta, keys, values)
+        return len(texts)
 
     def compact(self) -> int:
         """Merge every store's new prefixes into its arrays now; returns prefixes moved."""

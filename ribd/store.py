@@ -83,7 +83,8 @@ class PrefixStore:
             parts = "/".join(prefixes).split("/")
             packed = b"".join(map(_pton, repeat(self._af), parts[0::2]))
             out[:, :-1] = np.frombuffer(packed, dtype=np.uint8).reshape(n, self._addr_bytes)
-            out[:, -1] = np.array(parts[1::2]).astype(np.uint8) + 1
+            lengths = b"".join(map(_LENGTH_BYTE.__getitem__, parts[1::2]))
+            out[:, -1] = np.frombuffer(lengths, dtype=np.uint8)
         return out.view(f"S{self.width}").reshape(n)
 
     def text(self, key: bytes) -> str:
@@ -228,28 +229,37 @@ class PrefixStore:
     def merge(self) -> int:
         """Fold the delta into the arrays and drop holes; returns prefixes moved."""
         moved = len(self.delta)
-        if not moved and not self.holes:
-            return 0
-        self._fold()
+        if moved:
+            texts = self.delta.keys()
+            self.fold(self.delta, self.encode(texts), self.values_of(self.delta, texts))
+        elif self.holes:
+            self.fold(self.delta, self.keys[:0], self.values[:0])
         return moved
 
-    def _fold(self) -> None:
-        keys, values = self.keys, self.values
+    def values_of(self, delta: pytricia.PyTricia, texts: list[str]) -> np.ndarray:
+        """The delta's entries at ``texts`` (all of its keys), as an object array."""
+        return np.fromiter(map(delta.get, texts), dtype=object, count=len(texts))
+
+    def fold(self, delta: pytricia.PyTricia, keys: np.ndarray, values: np.ndarray) -> None:
+        """Replace ``delta`` (the current one), whose contents are ``keys``/``values``,
+        by new arrays holding them too; drop holes.
+
+        Split from ``merge`` so that a caller can read the delta and encode
+        its keys outside its lock, and only fold under it (``Rib.maintenance``).
+        """
+        assert delta is self.delta
+        base_keys, base_values = self.keys, self.values
         if self.holes:
-            live = np.flatnonzero(values != None)  # noqa: E711 (elementwise)
-            keys, values = keys[live], values[live]
-        delta = self.delta
-        if len(delta):
-            texts = delta.keys()
-            new_keys = self.encode(texts)
-            new_values = np.fromiter(map(delta.get, texts), dtype=object, count=len(texts))
-            order = np.argsort(new_keys, kind="stable")
-            new_keys, new_values = new_keys[order], new_values[order]
-            at = keys.searchsorted(new_keys)
-            keys = np.insert(keys, at, new_keys)
-            values = np.insert(values, at, new_values)
+            live = np.flatnonzero(base_values != None)  # noqa: E711 (elementwise)
+            base_keys, base_values = base_keys[live], base_values[live]
+        if len(keys):
+            order = np.argsort(keys, kind="stable")  # pytricia's order is close: cheap
+            keys, values = keys[order], values[order]
+            at = base_keys.searchsorted(keys)
+            base_keys = np.insert(base_keys, at, keys)
+            base_values = np.insert(base_values, at, values)
             self.delta = pytricia.PyTricia(self.bits)
-        self.keys, self.values, self.holes = keys, values, 0
+        self.keys, self.values, self.holes = base_keys, base_values, 0
 
     def load(self, prefixes: list[str], entries: list[object]) -> str | None:
         """Fill an empty store (a snapshot load); returns a prefix given twice, or None."""

@@ -17,6 +17,7 @@ from ribd.events import (
 )
 from ribd.parser import ExabgpParser
 from ribd.rib import Rib
+from ribd.store import PrefixStore
 from tests.conftest import FULL_TABLE, need
 
 V4 = "ipv4 unicast"
@@ -333,3 +334,28 @@ def test_merging_the_store_at_any_point_never_changes_an_answer(seed):
     drain(merged)
     merged.compact()
     assert _answers(merged) == _answers(plain)
+
+
+def test_a_merge_overtaken_by_a_write_is_dropped_and_done_at_the_next_round(monkeypatch):
+    import ribd.rib
+
+    monkeypatch.setattr(ribd.rib, "MERGE_UNLOCKED", 0)  # always the unlocked two-phase merge
+    rib = Rib()
+    up(rib, R1)
+    announce(rib, R1, ["10.0.0.0/8", "10.1.0.0/16"], path(1, 2))
+    store = rib.tables[V4].store
+    encode = PrefixStore.encode
+
+    def encode_while_a_write_lands(self, texts):
+        announce(rib, R1, ["10.2.0.0/16"], path(1, 3))  # the lock is free here
+        return encode(self, texts)
+
+    monkeypatch.setattr(PrefixStore, "encode", encode_while_a_write_lands)
+    drain(rib)
+    drain(rib)
+    assert len(store.delta) == 3 and not len(store.keys)  # the writes won; nothing lost
+    monkeypatch.setattr(PrefixStore, "encode", encode)
+    drain(rib)
+    assert not len(store.delta) and len(store.keys) == 3
+    assert rib.lookup(R1, V4, "10.2.3.4").attributes.origin_as == 3
+    assert rib.lookup(R1, V4, "10.1.3.4").attributes.origin_as == 2
