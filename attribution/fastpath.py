@@ -1,6 +1,6 @@
 """Vectorised longest-prefix match for bulk resolution.
 
-A per-flow Python loop around pytricia tops out near 0.15 M flows/s; the
+A per-flow Python loop of RIB lookups tops out near 0.15 M flows/s; the
 bulk path needs several times that. So each (router, family) RIB is also
 *compiled*: flattened into sorted, disjoint address intervals, each pointing at
 the route that is the longest match there, and a whole batch is answered with

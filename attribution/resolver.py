@@ -389,7 +389,7 @@ class Resolver:
         """One flow record, without numpy: the low-latency path of the one-flow RPC.
 
         The same rules as ``resolve_columns`` (a test compares the two), with
-        plain pytricia lookups instead of a compiled view.
+        plain RIB lookups instead of a compiled view.
         """
         try:
             exporter, s16, d16, in_if, mac = validate_row(flow)
@@ -570,7 +570,7 @@ class _Batch:
         words: np.ndarray,
         dst: bool,
     ) -> None:
-        """Answers of flows ``fi`` from pytricia lookups (one side), memoised per batch."""
+        """Answers of flows ``fi`` from RIB lookups (one side), memoised per batch."""
         raw = words.astype(">u8").tobytes()  # 16 bytes per flow
         memo = self.memo
         answers = []

@@ -57,8 +57,9 @@ Body (JSON object):
 
 A router's routes are its current ones, and for prefixes it has no current
 route, its stale ones (what a lookup would answer). Storing entries rather
-than one row per route makes load one trie insert per prefix of an already
-built tuple.
+than one row per route makes load one sort of the prefixes into the
+store's arrays (``PrefixStore.load``), each pointing at an already built
+tuple.
 
 Interning: attribute sets are keyed in ``rib.interner`` by
 ``attribute_key`` of their validated row, the parser's key too, so a set
