@@ -39,10 +39,10 @@ class PathAttributes(msgspec.Struct, gc=False, eq=False):
     """One distinct attribute set; treat as immutable. Identity is equality:
     instances are interned, so hashing and comparison use ``id``.
 
-    A msgspec Struct: its C ``__init__`` is several times faster than setting
-    17 slots from Python (one set is built per distinct set at ingest, ~90k
-    for a full table), and ``gc=False`` drops the 16-byte GC header, safe as a
-    set only holds ints, strings and tuples of them (no cycles).
+    A msgspec Struct with ``gc=False``: the garbage collector never walks the
+    ~90k sets of a full table (a slotted class cost ingest ~1.5% in GC
+    passes), and each set is 16 bytes smaller. Safe because a set only holds
+    ints, strings and tuples of them: it cannot be part of a cycle.
     """
 
     as_path: tuple[Segment, ...]
@@ -192,40 +192,6 @@ class AttributeInterner:
             attrs = self._by_key[key] = self._make(row)
         return attrs
 
-    def make(
-        self,
-        as_path: tuple[Segment, ...],
-        origin: str = "igp",
-        next_hop: str = "",
-        local_pref: int | None = None,
-        med: int | None = None,
-        communities: tuple[int, ...] = (),
-        large_communities: tuple[tuple[int, int, int], ...] = (),
-        extended_communities: tuple[str, ...] = (),
-        originator_id: str = "",
-        cluster_list: tuple[str, ...] = (),
-        atomic_aggregate: bool = False,
-        aggregator: str = "",
-    ) -> PathAttributes:
-        """``make_attributes`` sharing values with earlier sets, for a caller
-        that keys the set itself (snapshot load)."""
-        return self._make(
-            (
-                as_path,
-                origin,
-                next_hop,
-                local_pref,
-                med,
-                communities,
-                large_communities,
-                extended_communities,
-                originator_id,
-                cluster_list,
-                atomic_aggregate,
-                aggregator,
-            )
-        )
-
     def _make(self, row: tuple) -> PathAttributes:
         # Runs once per new set (~90k times per full table), in the ingest
         # path: everything is inlined, a call per value costs more than its lookup.
@@ -245,6 +211,40 @@ class AttributeInterner:
         ) = row
         mask = SHARE_SLOTS - 1
         ints = self._ints
+        if med is not None and med > 256:  # smaller ints are shared by CPython
+            seen = ints[med & mask]
+            if seen != med:
+                ints[med & mask] = seen = med
+            med = seen
+        if local_pref is not None and local_pref > 256:
+            seen = ints[local_pref & mask]
+            if seen != local_pref:
+                ints[local_pref & mask] = seen = local_pref
+            local_pref = seen
+        if communities:
+            tuples = self._tuples
+            i = hash(communities) % SHARE_SLOTS  # % beats & on a 64-bit hash
+            seen = tuples[i]
+            if seen == communities:
+                communities = seen
+            else:
+                tuples[i] = communities
+        if large_communities:
+            tuples = self._tuples
+            i = hash(large_communities) % SHARE_SLOTS
+            seen = tuples[i]
+            if seen == large_communities:
+                large_communities = seen
+            else:
+                tuples[i] = large_communities
+        if originator_id or cluster_list or extended_communities:
+            texts = self._texts
+            if originator_id:
+                originator_id = texts.setdefault(originator_id, originator_id)
+            if cluster_list:
+                cluster_list = texts.setdefault(cluster_list, cluster_list)
+            if extended_communities:
+                extended_communities = texts.setdefault(extended_communities, extended_communities)
         if len(as_path) == 1:  # nearly every path: one segment
             kind, numbers = as_path[0]
             out = []
@@ -255,9 +255,26 @@ class AttributeInterner:
                 out.append(seen)
             as_path = ((kind, tuple(out)),)
             if kind == AS_SEQUENCE and out:  # derive_as_numbers' common case
-                derived = (out[0], out[-1], out[-1], False, False)
-            else:
-                derived = derive_as_numbers(as_path)
+                origin_as = out[-1]
+                return PathAttributes(
+                    as_path,
+                    origin,
+                    next_hop,
+                    local_pref,
+                    med,
+                    communities,
+                    large_communities,
+                    extended_communities,
+                    originator_id,
+                    cluster_list,
+                    atomic_aggregate,
+                    aggregator,
+                    out[0],
+                    origin_as,
+                    origin_as,
+                    False,
+                    False,
+                )
         else:
             segments = []
             for kind, numbers in as_path:
@@ -269,39 +286,6 @@ class AttributeInterner:
                     out.append(seen)
                 segments.append((kind, tuple(out)))
             as_path = tuple(segments)
-            derived = derive_as_numbers(as_path)
-        if med is not None and med > 256:  # smaller ints are shared by CPython
-            seen = ints[med & mask]
-            if seen != med:
-                ints[med & mask] = seen = med
-            med = seen
-        if local_pref is not None and local_pref > 256:
-            seen = ints[local_pref & mask]
-            if seen != local_pref:
-                ints[local_pref & mask] = seen = local_pref
-            local_pref = seen
-        tuples = self._tuples
-        if communities:
-            i = hash(communities) & mask
-            seen = tuples[i]
-            if seen == communities:
-                communities = seen
-            else:
-                tuples[i] = communities
-        if large_communities:
-            i = hash(large_communities) & mask
-            seen = tuples[i]
-            if seen == large_communities:
-                large_communities = seen
-            else:
-                tuples[i] = large_communities
-        texts = self._texts
-        if originator_id:
-            originator_id = texts.setdefault(originator_id, originator_id)
-        if cluster_list:
-            cluster_list = texts.setdefault(cluster_list, cluster_list)
-        if extended_communities:
-            extended_communities = texts.setdefault(extended_communities, extended_communities)
         return PathAttributes(
             as_path,
             origin,
@@ -315,20 +299,28 @@ class AttributeInterner:
             cluster_list,
             atomic_aggregate,
             aggregator,
-            *derived,
+            *derive_as_numbers(as_path),
         )
 
     def collect_unused(self, in_use: set[int]) -> int:
         """Drop sets no route refers to any more (ids in ``in_use`` are kept),
-        then the shared values nothing else holds, so churn cannot grow them."""
-        dead = [k for k, a in self._by_key.items() if id(a) not in in_use]
+        then the shared values nothing else holds, so churn cannot grow them.
+
+        Feed threads intern while this runs (they parse outside ``rib.lock``):
+        dicts are walked through copies, and a value they pick up meanwhile
+        at worst ends up in a set unshared.
+        """
+        by_key = self._by_key
+        dead = [k for k, a in list(by_key.items()) if id(a) not in in_use]
         for k in dead:
-            del self._by_key[k]
+            del by_key[k]
         getrefcount = sys.getrefcount
         texts = self._texts
-        # References: the dict's key and value, ``v`` and getrefcount's argument.
-        for v in [v for v in texts if getrefcount(v) <= 4]:
+        keys = list(texts)
+        # References: the dict's key and value, ``keys``, ``v``, getrefcount's argument.
+        for v in [v for v in keys if getrefcount(v) <= 5]:
             del texts[v]
+        del keys
         for cache in (self._tuples, self._ints):  # tuples first: they hold ints
             for i in range(SHARE_SLOTS):
                 # References: the cache, ``v`` and getrefcount's argument.

@@ -11,6 +11,7 @@ from ribd.attributes import (
     SHARE_SLOTS,
     AttributeInterner,
     PathAttributes,
+    attribute_key,
     make_attributes,
 )
 from ribd.parser import ExabgpParser
@@ -27,9 +28,9 @@ def fresh(value):
     return tuple(fresh(v) for v in value)
 
 
-# Values a set shares. Strings are shared through a dict; the ints and int
-# tuples through caches, where these (ints hash to themselves, int tuples
-# always alike) take distinct slots, so none evicts another.
+# Values a set shares. Strings are shared through a dict; ints and int tuples
+# through caches, where these take distinct slots (their hashes are the same
+# in every run), so none evicts another.
 SHARED = {
     "origin": "igp",
     "next_hop": "192.0.2.1",
@@ -97,6 +98,17 @@ def test_shared_sets_equal_unshared_ones():
         assert [getattr(got, f) for f in FIELDS] == [getattr(want, f) for f in FIELDS]
         # and of the same types: a shared value never changes a field's type
         assert [type(getattr(got, f)) for f in FIELDS] == [type(getattr(want, f)) for f in FIELDS]
+
+
+def test_interned_sets_are_found_by_attribute_key():
+    """The key a loaded snapshot computes finds the set the parser interned."""
+    interner = AttributeInterner()
+    r = row(3356, 1299, 64500)
+    assert interner.get(attribute_key(r)) is None
+    got = interner.intern(r)
+    assert interner.get(attribute_key(r)) is got
+    assert interner.intern(row(3356, 1299, 64500)) is got
+    assert len(interner) == 1
 
 
 def test_colliding_values_evict_and_stay_correct():
