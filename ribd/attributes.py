@@ -179,7 +179,7 @@ class AttributeInterner:
         """
         got = self._by_key.setdefault(key, attrs)
         if got is attrs:
-            shared = self._make(_fields(attrs))
+            shared = self._make(attribute_row(attrs))
             for name in PathAttributes.__struct_fields__:
                 setattr(attrs, name, getattr(shared, name))
         return got
@@ -245,47 +245,20 @@ class AttributeInterner:
                 cluster_list = texts.setdefault(cluster_list, cluster_list)
             if extended_communities:
                 extended_communities = texts.setdefault(extended_communities, extended_communities)
-        if len(as_path) == 1:  # nearly every path: one segment
-            kind, numbers = as_path[0]
+        segments = []
+        for kind, numbers in as_path:
             out = []
             for n in numbers:
                 seen = ints[n & mask]
                 if seen != n:
                     ints[n & mask] = seen = n
                 out.append(seen)
-            as_path = ((kind, tuple(out)),)
-            if kind == AS_SEQUENCE and out:  # derive_as_numbers' common case
-                origin_as = out[-1]
-                return PathAttributes(
-                    as_path,
-                    origin,
-                    next_hop,
-                    local_pref,
-                    med,
-                    communities,
-                    large_communities,
-                    extended_communities,
-                    originator_id,
-                    cluster_list,
-                    atomic_aggregate,
-                    aggregator,
-                    out[0],
-                    origin_as,
-                    origin_as,
-                    False,
-                    False,
-                )
+            segments.append((kind, tuple(out)))
+        as_path = tuple(segments)
+        if len(segments) == 1 and kind == AS_SEQUENCE and out:  # derive_as_numbers' common case
+            derived: tuple = (out[0], out[-1], out[-1], False, False)
         else:
-            segments = []
-            for kind, numbers in as_path:
-                out = []
-                for n in numbers:
-                    seen = ints[n & mask]
-                    if seen != n:
-                        ints[n & mask] = seen = n
-                    out.append(seen)
-                segments.append((kind, tuple(out)))
-            as_path = tuple(segments)
+            derived = derive_as_numbers(as_path)
         return PathAttributes(
             as_path,
             origin,
@@ -299,7 +272,7 @@ class AttributeInterner:
             cluster_list,
             atomic_aggregate,
             aggregator,
-            *derive_as_numbers(as_path),
+            *derived,
         )
 
     def collect_unused(self, in_use: set[int]) -> int:
@@ -335,8 +308,8 @@ class AttributeInterner:
         return cached + len(self._texts)
 
 
-def _fields(a: PathAttributes) -> tuple:
-    """A set's fields in make_attributes' order (its row)."""
+def attribute_row(a: PathAttributes) -> tuple:
+    """A set's fields in make_attributes' order: its row (snapshots, ``attribute_key``)."""
     return (
         a.as_path,
         a.origin,

@@ -90,6 +90,7 @@ from ribd.attributes import (
     AS_SET,
     PathAttributes,
     attribute_key,
+    attribute_row,
     make_attributes,
 )
 from ribd.events import FAMILIES, IPV4_UNICAST
@@ -203,7 +204,7 @@ def write_snapshot(
         i = attr_index.get(id(a))
         if i is None:
             i = attr_index[id(a)] = len(attr_rows)
-            attr_rows.append(_attribute_row(a))
+            attr_rows.append(attribute_row(a))
             pinned.append(a)
         return i
 
@@ -241,6 +242,7 @@ def write_snapshot(
         caches: dict[tuple, dict[int, tuple[int, int]]] = {}
         for start in range(0, len(family_keys), chunk):
             part = family_keys[start : start + chunk]
+            texts = table.store.texts(part)
             with rib.lock:
                 store = table.store
                 layout = tuple(
@@ -249,10 +251,9 @@ def write_snapshot(
                 if store.keys is family_keys:  # values change in place, keys never
                     got = store.values[start : start + chunk].tolist()
                 else:  # merged since: look each prefix up again
-                    got = [store.get(p) for p in store.texts(part)]
-            part = table.store.texts(part)
+                    got = [store.get(p) for p in texts]
             cache = caches.setdefault(layout, {})
-            for key, entry in zip(part, got, strict=True):
+            for key, entry in zip(texts, got, strict=True):
                 if entry is None:
                     continue
                 hit = cache.get(id(entry))
@@ -284,23 +285,6 @@ def write_snapshot(
         file_bytes=len(data),
         seconds=time.perf_counter() - started,
     )
-
-
-def _attribute_row(a: PathAttributes) -> list:
-    return [
-        a.as_path,
-        a.origin,
-        a.next_hop,
-        a.local_pref,
-        a.med,
-        a.communities,
-        a.large_communities,
-        a.extended_communities,
-        a.originator_id,
-        a.cluster_list,
-        a.atomic_aggregate,
-        a.aggregator,
-    ]
 
 
 def _pack(doc: dict, *, created: float, paths: int) -> bytes:
@@ -595,7 +579,7 @@ class _Loaded:
 
     def _intern(self, row: Any, where: str) -> PathAttributes:
         attrs = _attributes(row, where)
-        key = attribute_key(_attribute_row(attrs))
+        key = attribute_key(attribute_row(attrs))
         return self.distinct_attributes.setdefault(key, attrs)
 
     def _routers(self, docs: list, rib: Rib) -> list[RouterRib]:
