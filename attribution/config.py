@@ -20,6 +20,8 @@ from ribd.settings import BgpSettings, NeighborSettings
 AS_SET_POLICIES = ("aggregator", "highest")
 MAX_BATCH_FLOWS = 65_536
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+RELAY_SPOOL_BYTES = 256 * 1024 * 1024
+LOG_FORMATS = ("text", "json")
 _MAC = re.compile(r"^[0-9a-f]{2}([:-][0-9a-f]{2}){5}$|^[0-9a-f]{4}(\.[0-9a-f]{4}){2}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
@@ -51,6 +53,31 @@ class RouterConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ApiSettings:
+    """How the gRPC API is secured and how much of it one client may hold.
+
+    TLS is on when ``tls_cert`` and ``tls_key`` are set; ``tls_client_ca`` makes
+    it mutual (clients must present a certificate that CA signed). Token files
+    hold one token per line: read tokens may resolve and look up, admin tokens
+    may also reload. ``workers`` threads serve RPCs; at most ``max_streams`` of
+    them serve streams at once, so health checks and unary calls always find one.
+    """
+
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""
+    read_token_file: str = ""
+    admin_token_file: str = ""
+    workers: int = 16
+    max_streams: int = 8
+    stream_idle_timeout: float = 300.0
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert)
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: str
     local_as: int
@@ -67,6 +94,10 @@ class Config:
     bgp: BgpSettings
     report: dict[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    log_format: str = "text"
+    ready_timeout: float = 600.0
+    metrics_listen: str = ""  # HOST:PORT of the Prometheus endpoint; "" = off
+    api: ApiSettings = field(default_factory=ApiSettings)
 
     def router_by_name(self, name: str) -> RouterConfig | None:
         return next((r for r in self.routers if r.name == name), None)
@@ -155,6 +186,17 @@ class _Checker:
                 (where[0], where[1], key), f"{value!r} is not an IPv4 address (BGP identifier)"
             ) from None
 
+    def seconds(
+        self, data: dict, where: tuple, key: str, default: float, low: float, high: float
+    ) -> float:
+        """A duration in seconds within [low, high]; nan and infinity refused."""
+        value = self.get(data, where, key, float, default)
+        if not low <= value <= high:  # also false for nan
+            raise self.fail(
+                (where[0], where[1], key), f"must be between {low:g} and {high:g} seconds"
+            )
+        return value
+
     def no_unknown(self, data: dict, where: tuple, known: set[str]) -> None:
         for key in data:
             if key not in known:
@@ -221,7 +263,11 @@ def parse_config(text: str, path: str = "<config>") -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
     c = _Checker(path, text)
-    c.no_unknown(data, ("", None, None), {"service", "bgp", "routers", "overrides", "report"})
+    c.no_unknown(
+        data,
+        ("", None, None),
+        {"service", "bgp", "routers", "overrides", "report", "metrics", "api"},
+    )
     warnings: list[str] = []
 
     svc = c.get(data, ("", None, None), "service", dict)
@@ -239,6 +285,8 @@ def parse_config(text: str, path: str = "<config>") -> Config:
             "snapshot_path",
             "snapshot_interval",
             "fallback",
+            "log_format",
+            "ready_timeout",
         },
     )
     local_as = c.asn(svc, sw, "local_as")
@@ -261,10 +309,15 @@ def parse_config(text: str, path: str = "<config>") -> Config:
     if not 64 * 1024 <= max_msg <= 1024 * 1024 * 1024:
         raise c.fail(("service", None, "max_message_bytes"), "must be between 64 KiB and 1 GiB")
     snapshot_path = c.get(svc, sw, "snapshot_path", str, "")
-    snapshot_interval = c.get(svc, sw, "snapshot_interval", float, 300.0)
-    if not 10 <= snapshot_interval <= 86400:
-        raise c.fail(("service", None, "snapshot_interval"), "must be between 10 and 86400 s")
+    snapshot_interval = c.seconds(svc, sw, "snapshot_interval", 300.0, 10, 86400)
     default_fallback = tuple(c.get(svc, sw, "fallback", list, []))
+    log_format = c.get(svc, sw, "log_format", str, "text")
+    if log_format not in LOG_FORMATS:
+        raise c.fail(
+            ("service", None, "log_format"),
+            f"{log_format!r}: expected one of {', '.join(LOG_FORMATS)}",
+        )
+    ready_timeout = c.seconds(svc, sw, "ready_timeout", 600.0, 0, 86400)
 
     bgp = c.get(data, ("", None, None), "bgp", dict, {})
     bw = ("bgp", None)
@@ -280,6 +333,8 @@ def parse_config(text: str, path: str = "<config>") -> Config:
             "stale_hold_time",
             "restart_hold_time",
             "work_dir",
+            "converge_quiet_time",
+            "relay_spool_bytes",
         },
     )
     listen_address = c.address(bgp, bw, "listen_address", "127.0.0.1")
@@ -292,11 +347,8 @@ def parse_config(text: str, path: str = "<config>") -> Config:
     exabgp_command = c.get(bgp, bw, "exabgp_command", list, [])
     if not all(isinstance(x, str) for x in exabgp_command):
         raise c.fail(("bgp", None, "exabgp_command"), "must be a list of strings")
-    stale_hold = c.get(bgp, bw, "stale_hold_time", float, 0.0)
-    restart_hold = c.get(bgp, bw, "restart_hold_time", float, 300.0)
-    for key, value in (("stale_hold_time", stale_hold), ("restart_hold_time", restart_hold)):
-        if not 0 <= value <= 86400:
-            raise c.fail(("bgp", None, key), "must be between 0 and 86400 seconds")
+    stale_hold = c.seconds(bgp, bw, "stale_hold_time", 0.0, 0, 86400)
+    restart_hold = c.seconds(bgp, bw, "restart_hold_time", 300.0, 0, 86400)
 
     routers: list[RouterConfig] = []
     neighbors: list[NeighborSettings] = []
@@ -365,7 +417,11 @@ def parse_config(text: str, path: str = "<config>") -> Config:
                 add_path=c.get(r, w, "add_path", bool, True),
                 passive=c.get(r, w, "passive", bool, True),
                 md5_password=c.get(r, w, "md5_password", str, ""),
-                stale_hold_time=c.get(r, w, "stale_hold_time", float, None),
+                stale_hold_time=(
+                    c.seconds(r, w, "stale_hold_time", 0.0, 0, 86400)
+                    if "stale_hold_time" in r
+                    else None
+                ),
                 hold_time=hold,
             )
         )
@@ -390,7 +446,14 @@ def parse_config(text: str, path: str = "<config>") -> Config:
 
     overrides = _overrides(c, data, local_as, warnings)
 
+    converge_quiet = c.seconds(bgp, bw, "converge_quiet_time", 60.0, 0, 86400)
+    spool_bytes = c.get(bgp, bw, "relay_spool_bytes", int, RELAY_SPOOL_BYTES)
+    if not 1024 * 1024 <= spool_bytes <= 64 * 1024**3:
+        raise c.fail(("bgp", None, "relay_spool_bytes"), "must be between 1 MiB and 64 GiB")
+
     report = c.get(data, ("", None, None), "report", dict, {})
+    metrics_listen = _metrics(c, data)
+    api = _api(c, data)
     bgp_settings = BgpSettings(
         local_as=local_as,
         router_id=router_id,
@@ -403,6 +466,8 @@ def parse_config(text: str, path: str = "<config>") -> Config:
         stale_hold_time=stale_hold,
         restart_hold_time=restart_hold,
         work_dir=c.get(bgp, bw, "work_dir", str, ""),
+        converge_quiet_time=converge_quiet,
+        relay_spool_bytes=spool_bytes,
     )
     return Config(
         path=path,
@@ -420,7 +485,64 @@ def parse_config(text: str, path: str = "<config>") -> Config:
         bgp=bgp_settings,
         report=report,
         warnings=tuple(warnings),
+        log_format=log_format,
+        ready_timeout=ready_timeout,
+        metrics_listen=metrics_listen,
+        api=api,
     )
+
+
+def _metrics(c: _Checker, data: dict) -> str:
+    metrics = c.get(data, ("", None, None), "metrics", dict, {})
+    w = ("metrics", None)
+    c.no_unknown(metrics, w, {"listen"})
+    listen = c.get(metrics, w, "listen", str, "")
+    if listen:
+        try:
+            _host_port(listen)
+        except ValueError as exc:
+            raise c.fail(("metrics", None, "listen"), str(exc)) from None
+    return listen
+
+
+def _api(c: _Checker, data: dict) -> ApiSettings:
+    api = c.get(data, ("", None, None), "api", dict, {})
+    w = ("api", None)
+    c.no_unknown(
+        api,
+        w,
+        {
+            "tls_cert",
+            "tls_key",
+            "tls_client_ca",
+            "read_token_file",
+            "admin_token_file",
+            "workers",
+            "max_streams",
+            "stream_idle_timeout",
+        },
+    )
+    paths = {
+        key: c.get(api, w, key, str, "")
+        for key in ("tls_cert", "tls_key", "tls_client_ca", "read_token_file", "admin_token_file")
+    }
+    if bool(paths["tls_cert"]) != bool(paths["tls_key"]):
+        missing = "tls_key" if paths["tls_cert"] else "tls_cert"
+        raise c.fail(("api", None, missing), "tls_cert and tls_key go together: set both")
+    if paths["tls_client_ca"] and not paths["tls_cert"]:
+        raise c.fail(("api", None, "tls_client_ca"), "mutual TLS needs tls_cert and tls_key")
+    workers = c.get(api, w, "workers", int, 16)
+    if not 2 <= workers <= 1024:
+        raise c.fail(("api", None, "workers"), "must be between 2 and 1024")
+    max_streams = c.get(api, w, "max_streams", int, min(8, workers - 1))
+    if not 1 <= max_streams < workers:
+        raise c.fail(
+            ("api", None, "max_streams"),
+            f"must be between 1 and workers - 1 ({workers - 1}): one worker is kept for "
+            "health checks and unary calls",
+        )
+    idle = c.seconds(api, w, "stream_idle_timeout", 300.0, 1, 86400)
+    return ApiSettings(workers=workers, max_streams=max_streams, stream_idle_timeout=idle, **paths)
 
 
 def _overrides(c: _Checker, data: dict, local_as: int, warnings: list[str]) -> tuple:
