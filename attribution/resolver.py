@@ -6,6 +6,9 @@ The rules (the README's semantics table is the user-facing copy):
   whose neighbor address or router id equals the exporter), then its fallback
   chain, then the global fallback chain; the first router that has routes of
   the flow's family answers. FALLBACK is flagged when it is not the first.
+  An exporter that maps to no router and that no global fallback answers
+  gets the ``unknown_exporter`` error, not zeros: zeros would look like a
+  router with no routes yet, and hide a missing ``exporters`` entry.
 * dst: longest-prefix match. origin = last AS, peer = first AS of the path.
   Empty path -> origin = our AS, peer = 0 (``local``). Only a default route ->
   peer = the default route's first AS, origin = 0 (``default``): we know where
@@ -25,7 +28,9 @@ lock is held per chunk of flows, never for a whole large batch.
 from __future__ import annotations
 
 import socket
-from collections.abc import Sequence
+import threading
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -225,8 +230,30 @@ class Resolver:
         self.build_views_inline = build_views_inline
         self.routing = Routing.from_config(config)
         self.max_batch_flows = max_batch_flows or config.max_batch_flows
+        # Counters for metrics: flows answered, flows with an error, and
+        # errors by code (``unknown_exporter``, ``bad_address``, ...). Updated
+        # once per batch under ``_count_lock``; read them with ``counters()``.
         self.flows_resolved = 0
         self.flows_bad = 0
+        self.flow_errors: Counter[str] = Counter()
+        self._count_lock = threading.Lock()
+
+    def counters(self) -> dict:
+        """A consistent copy of the counters: flows_resolved, flows_bad, and
+        flow_errors (error code -> flows)."""
+        with self._count_lock:
+            return {
+                "flows_resolved": self.flows_resolved,
+                "flows_bad": self.flows_bad,
+                "flow_errors": dict(self.flow_errors),
+            }
+
+    def _count(self, resolved: int, codes: Iterable[str]) -> None:
+        errors = Counter(codes)
+        with self._count_lock:
+            self.flows_resolved += resolved
+            self.flows_bad += errors.total()
+            self.flow_errors.update(errors)
 
     def reconfigure(self, config: Config) -> None:
         """Swap in a new plan; batches already running keep the one they started with."""
@@ -245,6 +272,19 @@ class Resolver:
             own = (exporter,)  # a neighbor seen on the feed but not configured
         own = own or ()
         return (*own, *(n for n in routing.default_chain if n not in own)), bool(own)
+
+    @staticmethod
+    def unknown_exporter(exporter: str, family: str, routing: Routing) -> tuple[str, str]:
+        """The error of a flow whose exporter maps to no router and that no
+        global fallback router answered: (code, message)."""
+        message = (
+            f"exporter {exporter} maps to no router: no [[routers]] entry has it"
+            " in exporters, as neighbor or as router_id"
+        )
+        if routing.default_chain:
+            names = ", ".join(routing.names.get(n, n) for n in routing.default_chain)
+            message += f", and no [service] fallback router ({names}) has {family} routes"
+        return "unknown_exporter", message
 
     def pick_router(
         self, chain: Sequence[str], first_is_own: bool, family: str
@@ -330,6 +370,11 @@ class Resolver:
                 chain, own = self.chain_for(canon[j], routing)  # type: ignore[arg-type]
                 with rib.lock:
                     neighbor, is_fallback = self.pick_router(chain, own, family)
+                if neighbor is None and not own:
+                    error = self.unknown_exporter(canon[j], family, routing)  # type: ignore[arg-type]
+                    for i in idx.tolist():  # error flows only: known exporters pay nothing
+                        bad[i] = error
+                    continue
                 if neighbor is not None:
                     batch.answer_group(self, neighbor, family, v4, idx, s_words, d_words)
                 if neighbor is not None:
@@ -343,8 +388,7 @@ class Resolver:
         res = batch.finish()
         for i, (code, message) in sorted(bad.items()):
             res.errors.append((i, code, message))
-        self.flows_resolved += n - len(bad)
-        self.flows_bad += len(bad)
+        self._count(n - len(bad), (code for code, _ in bad.values()))
         return res
 
     def _warm_views(self, canon: list, ex: np.ndarray, v4: np.ndarray, routing: Routing) -> None:
@@ -394,11 +438,11 @@ class Resolver:
         try:
             exporter, s16, d16, in_if, mac = validate_row(flow)
         except _Bad as exc:
-            self.flows_bad += 1
+            self._count(0, (exc.code,))
             return FlowAnswer(error=(exc.code, exc.message))
         v4 = s16[:12] == V4_MAPPED
         if v4 != (d16[:12] == V4_MAPPED):
-            self.flows_bad += 1
+            self._count(0, ("family_mismatch",))
             return FlowAnswer(
                 error=("family_mismatch", "src_addr and dst_addr are not of one family")
             )
@@ -412,6 +456,10 @@ class Resolver:
                 routes = BatchRoutes()
                 d = self._answer(neighbor, family, d16[12:] if v4 else d16, routing, routes)
                 s = self._answer(neighbor, family, s16[12:] if v4 else s16, routing, routes)
+        if neighbor is None and not own:
+            error = self.unknown_exporter(exporter, family, routing)
+            self._count(0, (error[0],))
+            return FlowAnswer(error=error)
         if neighbor is not None:
             out.router = routing.names.get(neighbor, neighbor)
             out.dst_origin_as, out.dst_peer_as = d[0], d[1]
@@ -440,7 +488,7 @@ class Resolver:
                 out.src_peer_as = rule.peer_as
                 out.provenance[1] = OVERRIDE
                 out.override = rule.name
-        self.flows_resolved += 1
+        self._count(1, ())
         return out
 
     # -- rows ------------------------------------------------------------------

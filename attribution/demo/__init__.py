@@ -4,7 +4,10 @@ It starts the service (RIB, supervised ExaBGP, gRPC) on loopback, starts a
 second ExaBGP that plays the edge router and announces ``table.json`` (IPv4
 and IPv6, with nested prefixes, prepending, AS_SETs, an empty path, default
 routes, 4-byte ASNs), waits for End-of-RIB, then attributes ``flows.jsonl``
-through the gRPC bulk path and prints the answers.
+through the gRPC bulk path and prints the answers. Among them: a flow whose
+exporter's router (edge-b) never connected, answered by its fallback router
+and flagged ``fallback``, and a flow from an exporter no router claims, which
+gets the ``unknown_exporter`` error.
 """
 
 from __future__ import annotations
@@ -159,7 +162,7 @@ def render_table(answers: list[dict]) -> str:
                     "-",
                     "-",
                     "-",
-                    f"error: {a['error']}",
+                    f"{a['error_code']}: {a['error']}",
                 ]
             )
             continue

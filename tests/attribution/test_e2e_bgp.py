@@ -111,11 +111,13 @@ def test_ipv6_with_four_byte_asns_local_and_no_route(answers):
     assert answers[11]["dst_prefix"] is None
 
 
-def test_unknown_exporter_uses_the_global_fallback(answers):
-    assert fields(answers[12], "router", "fallback", "dst_origin_as") == ("demo-edge", True, 15169)
+def test_unknown_exporter_without_global_fallback_gets_the_error(answers):
+    a = answers[12]
+    assert a["error_code"] == "unknown_exporter" and "127.0.1.9" in a["error"]
+    assert fields(a, "router", "fallback", "dst_origin_as") == (None, False, 0)
 
 
 def test_bad_record_in_the_batch_gets_its_own_error(answers):
     a = answers[13]
     assert a["error_code"] == "bad_address" and "dst_addr" in a["error"]
-    assert answers[12]["error"] is None
+    assert answers[11]["error"] is None

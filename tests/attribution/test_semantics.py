@@ -8,7 +8,7 @@ from attribution.config import parse_config
 from attribution.convert import columns_to_answers, flow_answer_json, resolution_to_columns
 from attribution.resolver import Resolver
 from ribd.events import SessionState
-from tests.attribution.helpers import CONFIG, EDGE1, EDGE3, build_world
+from tests.attribution.helpers import CONFIG, EDGE1, EDGE2, EDGE3, build_world
 
 
 @pytest.fixture(autouse=True, params=["compiled", "exact", "one-flow"])
@@ -198,9 +198,36 @@ def test_unknown_exporter_uses_the_global_fallback():
     assert (a["router"], a["fallback"]) == ("edge2", True)
 
 
-def test_no_router_at_all_answers_none_without_error():
-    text = CONFIG.replace('fallback = ["edge2"]\n', "", 1)
-    (a,) = resolve([flow("10.2.3.4", exporter="127.0.9.9")], config_text=text)
+NO_GLOBAL_FALLBACK = CONFIG.replace('fallback = ["edge2"]\n', "", 1)
+
+
+def test_unknown_exporter_without_fallback_gets_the_unknown_exporter_error():
+    flows = [flow("10.2.3.4"), flow("10.2.3.4", exporter="127.0.9.9"), flow("10.1.9.9")]
+    answers = resolve(flows, config_text=NO_GLOBAL_FALLBACK)
+    a = answers[1]
+    assert a["error_code"] == "unknown_exporter"
+    assert "127.0.9.9" in a["error"] and "no router" in a["error"]
+    assert (a["router"], a["dst_origin_as"], a["fallback"]) == (None, 0, False)
+    # the flows around it are answered
+    assert (answers[0]["dst_origin_as"], answers[2]["dst_origin_as"]) == (65002, 65003)
+
+
+def test_unknown_exporter_is_an_error_when_no_fallback_router_has_the_family():
+    # the global fallback edge2 has IPv4 routes only
+    a = one("2001:db8::1", src="2001:db8:1::1", exporter="127.0.9.9")
+    assert a["error_code"] == "unknown_exporter"
+    assert "127.0.9.9" in a["error"] and "fallback" in a["error"]
+    v4 = one("10.2.3.4", exporter="127.0.9.9")
+    assert (v4["router"], v4["fallback"], v4["error"]) == ("edge2", True, None)
+
+
+def test_known_exporter_whose_routers_have_no_routes_answers_none_without_error():
+    def edge2_down(rib):
+        rib.apply(SessionState(EDGE2, "down", reason="test"))
+
+    # 127.0.0.12 is edge2's neighbor address: a known router, no routes yet
+    flows = [flow("10.2.3.4", exporter="127.0.0.12")]
+    (a,) = resolve(flows, config_text=NO_GLOBAL_FALLBACK, rib_hook=edge2_down)
     assert a["router"] is None and a["error"] is None
     assert a["dst_origin_provenance"] == "none"
     assert a["src_unrouted"] is False
