@@ -9,12 +9,14 @@ key path, and what is wrong. A reload that fails keeps the running config.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from attribution.reports.config import ReportConfigError, load_report_config
 from ribd.settings import BgpSettings, NeighborSettings
 
 AS_SET_POLICIES = ("aggregator", "highest")
@@ -22,8 +24,12 @@ MAX_BATCH_FLOWS = 65_536
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 RELAY_SPOOL_BYTES = 256 * 1024 * 1024
 LOG_FORMATS = ("text", "json")
+MAX_CONFIG_BYTES = 16 * 1024 * 1024  # a config file larger than this is refused unread
+MAX_NESTING = 32  # tables and arrays nested deeper than this are refused
 _MAC = re.compile(r"^[0-9a-f]{2}([:-][0-9a-f]{2}){5}$|^[0-9a-f]{4}(\.[0-9a-f]{4}){2}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+# A table header line: [[array.of.tables]] or [table] (group 1 or 2).
+_HEADER = re.compile(r"^\s*(?:\[\[\s*([^\[\]]+?)\s*\]\]|\[\s*([^\[\]]+?)\s*\])")
 
 
 class ConfigError(ValueError):
@@ -108,32 +114,38 @@ class _Checker:
 
     def __init__(self, path: str, text: str) -> None:
         self.path = path
-        self.lines = text.splitlines()
+        self.text = text
+        self._lines: list[str] = []
+        # (table name, is an array of tables) -> line indexes of its headers;
+        # built once, on the first lookup, so that a file of 20,000 rules
+        # costs one scan rather than one per warning.
+        self._headers: dict[tuple[str, bool], list[int]] | None = None
+
+    def _index(self) -> dict[tuple[str, bool], list[int]]:
+        if self._headers is None:
+            self._lines = self.text.splitlines()
+            self._headers = {}
+            for n, line in enumerate(self._lines):
+                m = _HEADER.match(line)
+                if m:
+                    name = re.sub(r"\s*\.\s*", ".", m.group(1) or m.group(2))
+                    self._headers.setdefault((name, m.group(1) is not None), []).append(n)
+        return self._headers
 
     def line_of(self, table: str, index: int | None, key: str | None) -> int | None:
-        """Best-effort line number of ``key`` in the ``index``-th ``[[table]]``."""
-        header = re.compile(
-            rf"^\s*\[\[\s*{re.escape(table)}\s*\]\]"
-            if index is not None
-            else rf"^\s*\[\s*{re.escape(table)}\s*\]"
-        )
-        seen = -1
-        start = None
-        for n, line in enumerate(self.lines):
-            if header.match(line):
-                seen += 1
-                if index is None or seen == index:
-                    start = n
-                    break
-        if start is None:
+        """Best-effort line number of ``key`` in the ``index``-th ``[[table]]``
+        (``index`` None: in ``[table]``)."""
+        starts = self._index().get((table, index is not None), [])
+        if len(starts) <= (index or 0):
             return None
+        start = starts[index or 0]
         if key is None:
             return start + 1
         key_re = re.compile(rf'^\s*"?{re.escape(key)}"?\s*=')
-        for n in range(start + 1, len(self.lines)):
-            if re.match(r"^\s*\[", self.lines[n]):
+        for n in range(start + 1, len(self._lines)):
+            if _HEADER.match(self._lines[n]):
                 break
-            if key_re.match(self.lines[n]):
+            if key_re.match(self._lines[n]):
                 return n + 1
         return start + 1
 
@@ -142,7 +154,9 @@ class _Checker:
         keypath = table if index is None else f"{table}[{index}]"
         if key:
             keypath = f"{keypath}.{key}" if keypath else key
-        line = self.line_of(table, index, key) if table else None
+        return self.error(self.line_of(table, index, key) if table else None, keypath, why)
+
+    def error(self, line: int | None, keypath: str, why: str) -> ConfigError:
         loc = f"{self.path}:{line}" if line else self.path
         return ConfigError(f"{loc}: {keypath}: {why}")
 
@@ -249,7 +263,14 @@ def load_config(path: str | Path) -> Config:
     """Read and validate the whole file; raise ConfigError naming what is wrong."""
     path = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_CONFIG_BYTES:
+                raise _too_big(path, size)
+            raw = f.read(MAX_CONFIG_BYTES + 1)  # the file may grow meanwhile
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise _too_big(path, len(raw))
+        text = raw.decode("utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
@@ -257,11 +278,45 @@ def load_config(path: str | Path) -> Config:
     return parse_config(text, path)
 
 
-def parse_config(text: str, path: str = "<config>") -> Config:
+def _too_big(path: str, size: int) -> ConfigError:
+    return ConfigError(
+        f"{path}: {size} bytes, more than the limit of {MAX_CONFIG_BYTES // 2**20} MiB"
+    )
+
+
+def _toml(text: str, path: str) -> dict[str, Any]:
+    """tomllib, with its failures on hostile input turned into ConfigErrors.
+
+    tomllib recurses once per nesting level (an array 600 deep raises
+    RecursionError) and converts integers with Python's 4,300-digit limit
+    (ValueError); neither is a syntax error to it. Anything nested deeper than
+    MAX_NESTING is refused too, so that no later step recurses into it.
+    """
+    if len(text) > MAX_CONFIG_BYTES:
+        raise _too_big(path, len(text))
+    too_deep = ConfigError(f"{path}: tables and arrays nested deeper than {MAX_NESTING} levels")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
+    except RecursionError:
+        raise too_deep from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise ConfigError(f"{path}: a value TOML cannot hold: {str(exc).split(';')[0]}") from None
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:  # no recursion: the point is to refuse what would need it
+        value, depth = stack.pop()
+        if depth > MAX_NESTING:
+            raise too_deep
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+    return data
+
+
+def parse_config(text: str, path: str = "<config>") -> Config:
+    data = _toml(text, path)
     c = _Checker(path, text)
     c.no_unknown(
         data,
@@ -452,6 +507,8 @@ def parse_config(text: str, path: str = "<config>") -> Config:
         raise c.fail(("bgp", None, "relay_spool_bytes"), "must be between 1 MiB and 64 GiB")
 
     report = c.get(data, ("", None, None), "report", dict, {})
+    if "report" in data:
+        _report(c, data)
     metrics_listen = _metrics(c, data)
     api = _api(c, data)
     bgp_settings = BgpSettings(
@@ -548,6 +605,8 @@ def _api(c: _Checker, data: dict) -> ApiSettings:
 def _overrides(c: _Checker, data: dict, local_as: int, warnings: list[str]) -> tuple:
     rules: list[OverrideRule] = []
     seen_names: dict[str, int] = {}
+    first_any: dict[tuple[str, int], int] = {}  # (exporter, in_if) -> first any-MAC rule
+    first_mac: dict[tuple[tuple[str, int], bytes], int] = {}  # ... -> first rule for a MAC
     for i, o in enumerate(c.get(data, ("", None, None), "overrides", list, [])):
         w = ("overrides", i)
         if not isinstance(o, dict):
@@ -572,14 +631,44 @@ def _overrides(c: _Checker, data: dict, local_as: int, warnings: list[str]) -> t
         rule = OverrideRule(
             name, exporter, in_if, peer_as, mac, c.get(o, w, "description", str, "")
         )
-        for earlier in rules:
-            if (earlier.exporter, earlier.in_if) == (exporter, in_if) and (
-                earlier.src_mac is None or earlier.src_mac == mac
-            ):
-                warnings.append(
-                    f"{c.path}:{c.line_of('overrides', i, None)}: overrides[{i}] ({name!r}) "
-                    f"never matches: {earlier.name!r} comes first and matches the same traffic"
-                )
-                break
+        # The first earlier rule that takes the same traffic: one for any MAC
+        # on this port, or one for this very MAC (whichever came first).
+        port = (exporter, in_if)
+        candidates = [first_any.get(port)]
+        if mac is not None:
+            candidates.append(first_mac.get((port, mac)))
+        earlier = min((e for e in candidates if e is not None), default=None)
+        if earlier is not None:
+            warnings.append(
+                f"{c.path}:{c.line_of('overrides', i, None)}: overrides[{i}] ({name!r}) "
+                f"never matches: {rules[earlier].name!r} comes first and matches the same traffic"
+            )
+        if mac is None:
+            first_any.setdefault(port, i)
+        else:
+            first_mac.setdefault((port, mac), i)
         rules.append(rule)
     return tuple(rules)
+
+
+_REPORT_LINK = re.compile(r"report\.links\[(\d+)\](?:\.(\w+))?")
+_REPORT_TABLE = re.compile(r'(report\.(?:peering|sampling|as_names))(?:\.(?:"([^"]*)"|(\w+)))?')
+_REPORT_KEY = re.compile(r"(report|service)\.(\w+)")
+
+
+def _report(c: _Checker, data: dict) -> None:
+    """``[report]`` checked by the report's own validator, its errors located like ours."""
+    try:
+        load_report_config(data, c.path)
+    except ReportConfigError as exc:
+        key, why = exc.key or "report", exc.problem or str(exc)
+        line = None
+        if m := _REPORT_LINK.match(key):
+            line = c.line_of("report.links", int(m[1]), m[2]) or c.line_of("report", None, "links")
+        elif m := _REPORT_TABLE.match(key):
+            line = c.line_of(m[1], None, m[2] or m[3]) or c.line_of(
+                "report", None, m[1].split(".")[1]
+            )
+        elif m := _REPORT_KEY.match(key):
+            line = c.line_of(m[1], None, m[2])
+        raise c.error(line or c.line_of("report", None, None), key, why) from None

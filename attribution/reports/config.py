@@ -23,7 +23,17 @@ MAX_SAMPLING_RATE = 2**31 - 1
 
 
 class ReportConfigError(ValueError):
-    """A ``[report]`` setting is invalid; the message names file, key path and problem."""
+    """A ``[report]`` setting is invalid; the message names file, key path and problem.
+
+    ``key`` and ``problem`` hold the two parts, so that the service's config
+    loader (attribution.config), which validates ``[report]`` with
+    ``load_report_config``, can add the line number and report it in its own style.
+    """
+
+    def __init__(self, message: str, key: str = "", problem: str = "") -> None:
+        super().__init__(message)
+        self.key = key
+        self.problem = problem
 
 
 @dataclass(frozen=True)
@@ -135,7 +145,7 @@ class _Checker:
         self.path = path
 
     def fail(self, key: str, problem: str) -> ReportConfigError:
-        return ReportConfigError(f"{self.path}: {key}: {problem}")
+        return ReportConfigError(f"{self.path}: {key}: {problem}", key, problem)
 
     def table(self, value: Any, key: str) -> Mapping[str, Any]:
         if not isinstance(value, Mapping):

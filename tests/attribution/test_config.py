@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from attribution.config import ConfigError, load_config, parse_config
+from attribution.config import MAX_CONFIG_BYTES, ConfigError, load_config, parse_config
 from tests.attribution.helpers import CONFIG
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "attribution.example.toml"
@@ -126,3 +126,133 @@ def test_durations_refuse_nan_infinity_and_negative(where, value):
 def test_router_stale_hold_time_refuses_nan():
     text = MINIMAL + '[[routers]]\nname = "r1"\nneighbor = "127.0.0.2"\nstale_hold_time = nan\n'
     assert "routers[0].stale_hold_time: must be between 0 and 86400 seconds" in error_of(text)
+
+
+# -- hostile files ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["[" * 600 + "]" * 600, "{a = " * 600 + "1" + "}" * 600, "[" * 40 + "]" * 40],
+    ids=["array-600", "inline-table-600", "array-40"],
+)
+def test_deep_nesting_is_refused_with_a_clear_error(value):
+    msg = error_of(MINIMAL + f"[report]\nx = {value}\n")
+    assert msg.startswith("/etc/attribution.toml: ")
+    assert "nested deeper than 32 levels" in msg
+
+
+def test_a_dotted_key_nested_too_deep_is_refused():
+    msg = error_of(MINIMAL + "[report]\n" + ".".join(["a"] * 2000) + " = 1\n")
+    assert "nested deeper than 32 levels" in msg
+
+
+def test_an_integer_with_too_many_digits_is_a_config_error():
+    msg = error_of(MINIMAL + "[report]\nx = 1" + "0" * 5000 + "\n")
+    assert msg.startswith("/etc/attribution.toml: ") and "digits" in msg
+
+
+def test_a_file_over_the_size_limit_is_refused_before_parsing(tmp_path):
+    path = tmp_path / "big.toml"
+    with path.open("w") as f:
+        f.write(MINIMAL)
+        f.write("# " + "x" * 1000 + "\n")
+        f.truncate(MAX_CONFIG_BYTES + 1)  # sparse: cheap to make
+    with pytest.raises(ConfigError, match=r"16777217 bytes, more than the limit of 16 MiB"):
+        load_config(path)
+    assert "more than the limit of 16 MiB" in error_of(" " * (MAX_CONFIG_BYTES + 1))
+
+
+# -- overrides at scale -----------------------------------------------------------
+
+
+def override(i: int, in_if: int, mac: str = "", exporter: str = "127.0.1.1") -> str:
+    mac_line = f'src_mac = "{mac}"\n' if mac else ""
+    return (
+        f'[[overrides]]\nname = "o{i}"\nexporter = "{exporter}"\nin_if = {in_if}\n'
+        f"{mac_line}peer_as = {65000 + i % 1000}\n"
+    )
+
+
+def test_shadowed_rules_are_found_by_exporter_port_and_mac():
+    """Each kind of shadowing, among thousands of rules that shadow nothing."""
+    rules = [override(i, i) for i in range(5000)]  # distinct ports: no warnings
+    first = len(rules)
+    rules += [
+        override(first, 7),  # shadowed by o7 (any MAC, same port)
+        override(first + 1, 8, "02:00:00:00:00:01"),  # shadowed by o8 (o8 takes any MAC)
+        override(first + 2, 9000, "02:00:00:00:00:01"),  # new port, one MAC
+        override(first + 3, 9000, "02:00:00:00:00:02"),  # same port, other MAC: fine
+        override(first + 4, 9000, "02-00-00-00-00-01"),  # same MAC, other spelling: shadowed
+        override(first + 5, 9000),  # any MAC after MAC rules: fine
+        override(first + 6, 9000, "02:00:00:00:00:03"),  # after the any-MAC rule: shadowed
+        override(first + 7, 7, exporter="127.0.1.2"),  # other exporter: fine
+    ]
+    text = MINIMAL + "".join(rules)
+    config = parse_config(text, "/etc/attribution.toml")
+    assert len(config.overrides) == first + 8
+    lines = text.splitlines()
+
+    def header_line(rule: int) -> int:
+        return [n for n, t in enumerate(lines, 1) if t == "[[overrides]]"][rule]
+
+    assert list(config.warnings) == [
+        f"/etc/attribution.toml:{header_line(first + k)}: overrides[{first + k}] "
+        f"('o{first + k}') never matches: {by!r} comes first and matches the same traffic"
+        for k, by in [(0, "o7"), (1, "o8"), (4, f"o{first + 2}"), (6, f"o{first + 5}")]
+    ]
+
+
+def test_errors_in_a_large_file_name_the_right_line():
+    rules = [override(i, i) for i in range(3000)]
+    rules[2500] = rules[2500].replace("in_if = 2500", 'in_if = "x"')
+    text = MINIMAL + "".join(rules)
+    line = text.splitlines().index('in_if = "x"') + 1
+    assert error_of(text) == (
+        f"/etc/attribution.toml:{line}: overrides[2500].in_if: must be an integer, not str"
+    )
+
+
+# -- [report] is part of the file ----------------------------------------------------
+
+REPORT = """
+[report]
+currency = "EUR"
+
+[[report.links]]
+name = "transit-a"
+exporter = "127.0.1.1"
+if_index = 10
+kind = "transit"
+
+[[report.links]]
+name = "ix"
+exporter = "127.0.1.1"
+if_index = 20
+kind = "ix"
+"""
+
+
+def test_report_section_is_validated_with_file_line_and_key():
+    assert parse_config(MINIMAL + REPORT).report["currency"] == "EUR"
+    text = MINIMAL + REPORT.replace('kind = "ix"', 'kind = "peering"')
+    line = text.splitlines().index('kind = "peering"') + 1
+    assert error_of(text) == (
+        f"/etc/attribution.toml:{line}: report.links[1].kind: "
+        "must be one of transit, ix, pni, customer, got 'peering'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("edit", "key", "needle"),
+    [
+        (('currency = "EUR"', "bucket_seconds = 7"), "report.bucket_seconds", "bucket_seconds"),
+        (('currency = "EUR"', "colour = 1"), "report.colour", "colour = 1"),
+        (("if_index = 10", "if_index = -1"), "report.links[0].if_index", "if_index = -1"),
+        (('currency = "EUR"', "[report.peering]\nix_fee = 1"), "report.peering.ix_fee", "ix_fee"),
+    ],
+)
+def test_report_errors_point_at_their_line(edit, key, needle):
+    text = MINIMAL + REPORT.replace(*edit)
+    line = next(n for n, t in enumerate(text.splitlines(), 1) if t.startswith(needle))
+    assert error_of(text).startswith(f"/etc/attribution.toml:{line}: {key}: ")
