@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from attribution.reports.config import ReportConfigError, load_report_config
+from ribd.exabgp import config_problems as exabgp_config_problems
 from ribd.settings import BgpSettings, NeighborSettings
 
 AS_SET_POLICIES = ("aggregator", "highest")
@@ -526,6 +527,8 @@ def parse_config(text: str, path: str = "<config>") -> Config:
         converge_quiet_time=converge_quiet,
         relay_spool_bytes=spool_bytes,
     )
+    for where, why in exabgp_config_problems(bgp_settings):
+        raise c.fail(where, why)
     return Config(
         path=path,
         local_as=local_as,

@@ -24,6 +24,8 @@ Choices made from ExaBGP 5.0.15's source (exabgp/configuration, environment):
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import ctypes
 import ctypes.util
 import dataclasses
@@ -47,24 +49,103 @@ log = logging.getLogger(__name__)
 RELAY_PROCESS_NAME = "ribd"
 LOG_LINE_LIMIT = 500  # characters of one ExaBGP output line copied to our log
 STABLE_RUN_SECONDS = 60.0  # a run this long resets the restart backoff
-_UNSAFE_TOKEN_CHARS = set("\"'\\;{}[]()\n\r\t")
+_UNSAFE_TOKEN_CHARS = set("\"'\\;{}[]()#,\n\r\t")
 _PKG_ROOT = str(Path(__file__).resolve().parent.parent)
+MAX_MD5_KEY_BYTES = 80  # Linux TCP_MD5SIG_MAXKEYLEN; ExaBGP refuses longer keys
+MAX_UNIX_PATH_BYTES = 107  # sun_path is 108 bytes with the terminating NUL
+LOG_TAIL_LINES = 20  # lines of ExaBGP's own log quoted when it exits
+LOG_TAIL_BYTES = 64 * 1024  # read at most this much of it for them
 
 
 # -- rendering --------------------------------------------------------------
+#
+# ExaBGP 5.0.15's tokeniser (exabgp/configuration/core/format.py) first
+# unescapes the whole line (``\\x`` -> ``x``, ``\\n`` -> newline, ...), then
+# splits it: outside quotes on spaces, ``[ ] ,``, ``; { }`` and ``#``
+# (comment); ``"`` and ``'`` both open a quoted word, and inside one *either*
+# quote character switches the quoting rather than being kept. So a quoted
+# value is safe when it holds no quote of either kind, no control character
+# (a newline ends the line) and every backslash is doubled. Passwords are
+# never written as text at all: they go in base64 (``md5-base64 true``),
+# whose alphabet is plain token characters, so every password renders.
+
+
+class RenderError(ValueError):
+    """A setting that cannot be written into ExaBGP's config."""
 
 
 def _token(value: str, what: str) -> str:
-    """One config token; refuse what ExaBGP's tokeniser would split or unescape."""
-    if not value or any(c in _UNSAFE_TOKEN_CHARS or c.isspace() for c in value):
-        raise ValueError(f"{what} {value!r} cannot be written into an ExaBGP config")
+    """One bare config token; refuse what ExaBGP's tokeniser would split or unescape."""
+    if not value or any(c in _UNSAFE_TOKEN_CHARS or c.isspace() or c == "\\" for c in value):
+        raise RenderError(f"{what} {value!r} cannot be written into an ExaBGP config")
     return value
 
 
+def _unquotable(value: str) -> str:
+    """Why ``value`` cannot be a quoted ExaBGP word ("" when it can)."""
+    for c in value:
+        if c in "\"'":
+            return f"it contains a quote ({c}), which ExaBGP's config syntax cannot escape"
+        if ord(c) < 0x20 or ord(c) == 0x7F:
+            return f"it contains the control character {c!r}"
+    return ""
+
+
 def _quoted(value: str, what: str) -> str:
-    if any(c in '"\\\n\r' for c in value):
-        raise ValueError(f"{what} {value!r} cannot be written into an ExaBGP config")
-    return f'"{value}"'
+    why = _unquotable(value)
+    if why:
+        raise RenderError(f"{what} {value!r} cannot be written into an ExaBGP config: {why}")
+    return '"' + value.replace("\\", "\\\\") + '"'
+
+
+def _word(value: str, what: str) -> str:
+    """A bare token when it is one, else a quoted word."""
+    if value and not any(c in _UNSAFE_TOKEN_CHARS or c.isspace() or c == "\\" for c in value):
+        return value
+    return _quoted(value, what)
+
+
+def _description(name: str) -> str:
+    """The neighbor's description: only for ExaBGP's logs, so made safe, not refused."""
+    safe = "".join(c if c.isprintable() and c not in "\"'\\" else "_" for c in name)
+    return f'"{safe}"'
+
+
+def md5_key_base64(password: str) -> str:
+    """The MD5 key as ExaBGP reads it with ``md5-base64 true``: the password's UTF-8 bytes."""
+    return base64.b64encode(password.encode("utf-8")).decode("ascii")
+
+
+def config_problems(settings: BgpSettings) -> list[tuple[tuple[str, int | None, str], str]]:
+    """What in ``settings`` cannot be given to ExaBGP or the relay, as
+    ((table, index, key), why) pairs, for the config loader to report at load
+    rather than ExaBGP exiting at every start."""
+    problems: list[tuple[tuple[str, int | None, str], str]] = []
+    for i, n in enumerate(settings.neighbors):
+        key = n.md5_password.encode("utf-8")
+        if len(key) > MAX_MD5_KEY_BYTES:
+            problems.append(
+                (
+                    ("routers", i, "md5_password"),
+                    f"is {len(key)} bytes; TCP MD5 keys are at most {MAX_MD5_KEY_BYTES}",
+                )
+            )
+    if settings.exabgp_mode == "supervised" or settings.feed_socket:
+        key = "feed_socket" if settings.feed_socket else "work_dir"
+        path = feed_socket_path(settings) if (settings.feed_socket or settings.work_dir) else ""
+        if path:
+            why = _unquotable(path)
+            if why:
+                problems.append((("bgp", None, key), f"the feed socket path {path!r}: {why}"))
+            elif len(os.fsencode(os.path.abspath(path))) > MAX_UNIX_PATH_BYTES:
+                problems.append(
+                    (
+                        ("bgp", None, key),
+                        f"the feed socket path {path!r} is longer than {MAX_UNIX_PATH_BYTES} "
+                        "bytes, the limit of a Unix socket address",
+                    )
+                )
+    return problems
 
 
 def default_exabgp_command() -> list[str]:
@@ -77,7 +158,7 @@ def default_exabgp_command() -> list[str]:
 
 def relay_command(socket_path: str, python: str | None = None) -> list[str]:
     """The API process line: our relay, run by the same interpreter as the service."""
-    return [python or sys.executable, "-m", "ribd.relay", "--socket", socket_path]
+    return [python or sys.executable, "-m", "ribd.relay", "--socket", os.path.abspath(socket_path)]
 
 
 def feed_socket_path(settings: BgpSettings) -> str:
@@ -94,7 +175,7 @@ def _local_address(settings: BgpSettings, n: NeighborSettings) -> str:
 def render_neighbor(settings: BgpSettings, n: NeighborSettings, process: str) -> str:
     lines = [
         f"neighbor {_token(n.address, 'neighbor address')} {{",
-        f"    description {_quoted(n.name, 'neighbor name')};",
+        f"    description {_description(n.name)};",
         f"    router-id {_token(settings.router_id, 'router id')};",
         f"    local-address {_token(_local_address(settings, n), 'local address')};",
         f"    local-as {int(settings.local_as)};",
@@ -107,7 +188,10 @@ def render_neighbor(settings: BgpSettings, n: NeighborSettings, process: str) ->
         "    group-updates true;",
     ]
     if n.md5_password:
-        lines.append(f"    md5-password {_quoted(n.md5_password, 'md5 password')};")
+        # base64: every password renders, and ExaBGP's "auto" mode cannot
+        # mistake a hex-looking password for base64.
+        lines.append(f"    md5-password {md5_key_base64(n.md5_password)};")
+        lines.append("    md5-base64 true;")
     lines += [
         "    family {",
         "        ipv4 unicast;",
@@ -134,7 +218,7 @@ def render_neighbor(settings: BgpSettings, n: NeighborSettings, process: str) ->
 def render_config(settings: BgpSettings, *, relay: Sequence[str] | None = None) -> str:
     """ExaBGP 5 config: the relay as API process and one passive neighbor per router."""
     run = relay if relay is not None else relay_command(feed_socket_path(settings))
-    run_line = " ".join(_token(part, "relay command word") for part in run)
+    run_line = " ".join(_word(part, "relay command word") for part in run)
     blocks = [
         "# Generated by ribd from the service settings; edits are overwritten.",
         f"process {RELAY_PROCESS_NAME} {{",
@@ -206,9 +290,11 @@ def _die_with_parent(parent_pid: int) -> Callable[[], None]:
 
     Linux ties PDEATHSIG to the forking *thread*, so spawn from a thread that
     lives as long as the child should (the supervisor's monitor thread).
+    The child's umask is 077: ExaBGP's logs (rotated ones too) are ours alone.
     """
 
     def preexec() -> None:
+        os.umask(0o077)
         _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if os.getppid() != parent_pid:  # the parent died before prctl took effect
             os._exit(1)
@@ -276,6 +362,14 @@ def terminate_child(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> int 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class SupervisorState:
+    """What the supervisor is doing, for health checks and ``routers``.
+
+    ``running``: ExaBGP is up now. Otherwise ``restarting`` says a restart is
+    due at ``next_start`` (or ``stopped`` that none will come), and
+    ``last_error`` why the last run ended: exit code and the last line of
+    ExaBGP's own log ("" while the current run has not failed).
+    """
+
     running: bool
     pid: int | None
     restarts: int
@@ -284,6 +378,9 @@ class SupervisorState:
     last_exit: float
     next_start: float  # when a restart is due (0: none pending)
     config_path: str
+    last_error: str = ""
+    restarting: bool = False
+    stopped: bool = False
 
 
 class ExabgpSupervisor:
@@ -319,6 +416,8 @@ class ExabgpSupervisor:
         self._last_start = 0.0
         self._last_exit = 0.0
         self._next_start = 0.0
+        self._last_error = ""
+        self.log_path = os.path.join(self.work_dir, "exabgp.log")
 
     # -- control --
 
@@ -326,16 +425,24 @@ class ExabgpSupervisor:
         """Write the config and start ExaBGP; returns at once (runs in a thread)."""
         if self._thread is not None:
             raise RuntimeError("supervisor already started")
-        os.makedirs(self.work_dir, exist_ok=True)
+        # The config holds MD5 keys and the log the sessions: ours alone.
+        os.makedirs(self.work_dir, mode=0o700, exist_ok=True)
+        os.chmod(self.work_dir, 0o700)
         settings = self.settings
         if not settings.work_dir:
             # render_env/feed_socket_path need the directory we just made.
             settings = dataclasses.replace(settings, work_dir=self.work_dir)
             self.settings = settings
+        text = render_config(settings)
         tmp = self.config_path + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(render_config(settings))
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+            f.write(text)
         os.replace(tmp, self.config_path)
+        # ExaBGP appends to an existing log and keeps its mode.
+        os.close(os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+        os.chmod(self.log_path, 0o600)
         self._env = child_environment(render_env(settings))
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="exabgp-supervisor", daemon=True)
@@ -364,6 +471,9 @@ class ExabgpSupervisor:
                 last_exit=self._last_exit,
                 next_start=self._next_start,
                 config_path=self.config_path,
+                last_error=self._last_error,
+                restarting=self._next_start > 0,
+                stopped=self._stop.is_set(),
             )
 
     @property
@@ -383,17 +493,21 @@ class ExabgpSupervisor:
         failures = 0
         while not self._stop.is_set():
             started = time.time()
+            log_offset = _file_size(self.log_path)
             try:
                 proc = spawn_child([*self.command, self.config_path], self._env, self.work_dir)
             except OSError as exc:
                 log.error("cannot start ExaBGP (%s): %s", " ".join(self.command), exc)
                 code: int | None = None
                 proc = None
+                with self._lock:
+                    self._last_error = f"cannot start ExaBGP: {exc}"
             if proc is not None:
                 with self._lock:
                     self._proc = proc
                     self._last_start = started
                     self._next_start = 0.0
+                    self._last_error = ""
                 log.info("ExaBGP started, pid %d, config %s", proc.pid, self.config_path)
                 self._emit("started", {"pid": proc.pid})
                 pump = log_output(proc, log, "exabgp")
@@ -418,9 +532,21 @@ class ExabgpSupervisor:
                 self.settings.restart_backoff_initial * 2 ** (failures - 1),
                 self.settings.restart_backoff_max,
             )
+            tail = log_tail(self.log_path, log_offset) if proc is not None else []
             log.warning(
-                "ExaBGP exited with code %s after %.1fs; restart in %.1fs", code, ran, delay
+                "ExaBGP exited with code %s after %.1fs; restart in %.1fs%s",
+                code,
+                ran,
+                delay,
+                f"; the end of its log ({self.log_path}):\n  " + "\n  ".join(tail)
+                if tail
+                else f"; its log ({self.log_path}) has nothing new",
             )
+            if proc is not None:
+                with self._lock:
+                    self._last_error = f"ExaBGP exited with code {code}" + (
+                        f": {exit_reason(tail)}" if tail else ""
+                    )
             self._rib_gone(f"ExaBGP exited with code {code}")
             with self._lock:
                 self._next_start = time.time() + delay
@@ -434,3 +560,60 @@ class ExabgpSupervisor:
 
     def _rib_gone(self, reason: str) -> None:
         self.rib.with_lock_exabgp_gone(reason, self.settings.restart_hold_time)
+
+
+def _file_size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def log_tail(path: str, offset: int = 0, lines: int = LOG_TAIL_LINES) -> list[str]:
+    """The last ``lines`` lines written to ``path`` after ``offset`` (bounded
+    to LOG_TAIL_BYTES, each line to LOG_LINE_LIMIT characters)."""
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            if size < offset:  # rotated meanwhile: take the new file's end
+                offset = 0
+            start = max(offset, size - LOG_TAIL_BYTES)
+            f.seek(start)
+            data = f.read(size - start)
+    except OSError:
+        return []
+    text = data.decode("utf-8", "replace").splitlines()
+    if start > offset and text:
+        text = text[1:]  # the first line was cut
+    out = []
+    for line in text[-lines:]:
+        line = line.rstrip()
+        if len(line) > LOG_LINE_LIMIT:
+            line = line[:LOG_LINE_LIMIT] + f"... ({len(line)} chars)"
+        if line:
+            out.append(line)
+    return out
+
+
+_REASON_WORDS = ("can not", "cannot", "error", "fail", "refus", "invalid", "denied", "traceback")
+
+
+def exit_reason(tail: list[str]) -> str:
+    """What a log tail says about why ExaBGP exited: from the last line that
+    names a problem to the end (ExaBGP explains over several lines), bounded."""
+    start = max(len(tail) - 1, 0)
+    for i in range(len(tail) - 1, -1, -1):
+        low = tail[i].lower()
+        if any(w in low for w in _REASON_WORDS):
+            start = i
+            break
+    text = " / ".join(_strip_prefix(line) for line in tail[start:] if _strip_prefix(line))
+    return text[:LOG_LINE_LIMIT]
+
+
+def _strip_prefix(line: str) -> str:
+    """ExaBGP's log line without its "HH:MM:SS pid category" columns."""
+    words = line.split()
+    if len(words) >= 3 and words[0].count(":") == 2 and words[1].isdigit():
+        words = words[3:]
+    return " ".join(words)

@@ -116,7 +116,7 @@ def test_rendered_config_is_accepted_by_exabgp(short_tmp: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     text = config.read_text()
     assert "adj-rib-in false;" in text and "add-path receive;" in text
-    assert "add-path disable;" in text and 'md5-password "s3cret pw";' in text
+    assert "add-path disable;" in text and "md5-password czNjcmV0IHB3;" in text
     assert render_env(settings)["exabgp.api.ack"] == "false"
 
 
