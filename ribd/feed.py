@@ -58,6 +58,10 @@ def bad_line_category(reason: str) -> str:
         return "prefix"
     if reason.startswith("line of"):
         return "too_long"
+    if reason.startswith("nested"):
+        return "too_deep"
+    if reason.startswith("bad value"):
+        return "value"
     if reason.startswith(("malformed", "no neighbor", "update ", "withdraw ", "announce ")):
         return "malformed"
     return "other"

@@ -44,6 +44,22 @@ from ribd.attributes import (
     AttributeInterner,
     Segment,
 )
+from ribd.checks import (
+    KNOWN_ADDRESSES,
+    MAX_DEPTH,
+    MAX_TIME,
+    BadValue,
+    canonical_address,
+    ipv4,
+    ipv4_list,
+    is_ipv4,
+    show,
+    text,
+    timestamp,
+    too_deep,
+    u8,
+    u32,
+)
 from ribd.events import (
     FAMILIES,
     EndOfRib,
@@ -64,6 +80,7 @@ _AF_INET6 = socket.AF_INET6
 _V4_MASK = _V4_HOST_MASK
 
 MAX_LINE_BYTES = 16 * 1024 * 1024  # ExaBGP's largest UPDATE (64 KiB wire) fits easily
+MAX_KEPT_TEXT = 512  # characters of a session-down reason or notification message kept
 
 _FAMILY_VERSION = {"ipv4 unicast": 4, "ipv6 unicast": 6}
 _ORIGINS = {"igp": "igp", "egp": "egp", "incomplete": "incomplete"}
@@ -90,7 +107,7 @@ class BadAttributes(ValueError):
 
 def _u32(value: Any, what: str) -> int:
     if type(value) is not int or not 0 <= value <= _U32:
-        raise BadAttributes(f"{what} is not a 32-bit unsigned integer: {value!r:.40}")
+        raise BadAttributes(f"{what} is not a 32-bit unsigned integer: {show(value)}")
     return value
 
 
@@ -99,7 +116,7 @@ def _u32_list(values: Any, what: str) -> tuple[int, ...]:
         raise BadAttributes(f"{what} is not a list")
     for v in values:
         if type(v) is not int or not 0 <= v <= _U32:
-            raise BadAttributes(f"{what} has a bad AS number: {v!r:.40}")
+            raise BadAttributes(f"{what} has a bad AS number: {show(v)}")
     return tuple(values)
 
 
@@ -118,7 +135,7 @@ def _as_path_v5(raw: Any) -> tuple[Segment, ...]:
         kind = _SEGMENT_KINDS.get(seg.get("element"))
         if kind is None:
             element = seg.get("element")
-            raise BadAttributes(f"as-path segment {key} has unknown type {element!r:.40}")
+            raise BadAttributes(f"as-path segment {key} has unknown type {show(element)}")
         asns = _u32_list(seg.get("value"), f"as-path segment {key}")
         if not asns:
             raise BadAttributes(f"as-path segment {key} is empty")
@@ -153,7 +170,7 @@ def _communities(raw: Any) -> tuple[int, ...]:
             or type(c[1]) is not int
             or not (0 <= c[0] <= 0xFFFF and 0 <= c[1] <= 0xFFFF)
         ):
-            raise BadAttributes(f"bad community {c!r:.40}")
+            raise BadAttributes(f"bad community {show(c)}")
         out.append((c[0] << 16) | c[1])
     return tuple(out)
 
@@ -164,7 +181,7 @@ def _large_communities(raw: Any) -> tuple[tuple[int, int, int], ...]:
     out = []
     for c in raw:
         if type(c) is not list or len(c) != 3:
-            raise BadAttributes(f"bad large community {c!r:.40}")
+            raise BadAttributes(f"bad large community {show(c)}")
         out.append(
             (
                 _u32(c[0], "large community"),
@@ -185,7 +202,7 @@ def _extended_communities(raw: Any) -> tuple[str, ...]:
         elif type(c) is dict and type(c.get("value")) is int:
             out.append(hex(c["value"]))
         else:
-            raise BadAttributes(f"bad extended community {c!r:.40}")
+            raise BadAttributes(f"bad extended community {show(c)}")
     return tuple(out)
 
 
@@ -208,7 +225,7 @@ def attribute_fields(attrs: Any) -> Fields:
         raise BadAttributes("attribute is not an object")
     origin = _ORIGINS.get(attrs.get("origin"))  # type: ignore[arg-type]
     if origin is None:
-        raise BadAttributes(f"missing or bad origin {attrs.get('origin')!r:.40}")
+        raise BadAttributes(f"missing or bad origin {show(attrs.get('origin'))}")
     raw_path = attrs.get("as-path")
     if type(raw_path) is dict:
         as_path = _as_path_v5(raw_path)
@@ -220,9 +237,11 @@ def attribute_fields(attrs: Any) -> Fields:
         raise BadAttributes("as-path is neither a segment dict (5.0) nor a list (4.2)")
     local_pref = attrs.get("local-preference")
     med = attrs.get("med")
-    cluster = attrs.get("cluster-list", ())
-    if type(cluster) not in (list, tuple) or any(type(c) is not str for c in cluster):
-        raise BadAttributes("cluster-list is not a list of addresses")
+    try:
+        cluster = ipv4_list(attrs.get("cluster-list", ()), "cluster-list")
+        originator_id = ipv4(attrs.get("originator-id", ""), "originator-id", empty=True)
+    except BadValue as exc:
+        raise BadAttributes(str(exc)) from None
     atomic = attrs.get("atomic-aggregate", False)
     if type(atomic) is not bool:
         raise BadAttributes("atomic-aggregate is not a boolean")
@@ -238,8 +257,8 @@ def attribute_fields(attrs: Any) -> Fields:
             if "extended-community" in attrs
             else ()
         ),
-        _text(attrs.get("originator-id", ""), "originator-id"),
-        tuple(cluster),
+        originator_id,
+        cluster,
         atomic,
         _text(attrs.get("aggregator", ""), "aggregator"),
     )
@@ -253,7 +272,7 @@ def _path_id(raw: Any) -> int:
         if len(parts) == 4 and all(p.isdigit() and int(p) <= 255 for p in parts):
             a, b, c, d = (int(p) for p in parts)
             return (a << 24) | (b << 16) | (c << 8) | d
-    raise BadPrefix(f"bad path-information {raw!r:.40}")
+    raise BadPrefix(f"bad path-information {show(raw)}")
 
 
 def _nlri_list(entries: Any, version: int) -> tuple[list[str], list[int] | None]:
@@ -269,7 +288,7 @@ def _nlri_list(entries: Any, version: int) -> tuple[list[str], list[int] | None]
     for entry in entries:
         text = entry.get("nlri") if type(entry) is dict else None
         if type(text) is not str:
-            raise BadPrefix(f"bad NLRI entry {entry!r:.60}")
+            raise BadPrefix(f"bad NLRI entry {show(entry)}")
         if version == 4:
             addr, _, length_text = text.partition("/")
             length = _LENGTHS.get(length_text, 99)
@@ -405,6 +424,7 @@ class _UpdateLine(Struct, **_STRICT):
 
 
 _decode_update = msgspec.json.Decoder(_UpdateLine).decode
+_known_address = KNOWN_ADDRESSES.get  # the cache canonical_address fills: skips a call
 # Decode failures that hand the line over (UnicodeDecodeError is a ValueError).
 _NOT_TYPED = (msgspec.MsgspecError, ValueError, RecursionError)
 _nlri_of = attrgetter("nlri")
@@ -519,6 +539,10 @@ def _typed_fields(a: _Attributes) -> Fields | None:
             if asns:  # UNSET is false, like an empty list
                 segments.append((kind, asns))  # type: ignore[arg-type]
         as_path = tuple(segments)
+    if a.originator_id and not is_ipv4(a.originator_id):
+        return None
+    if a.cluster_list and not all(map(is_ipv4, a.cluster_list)):
+        return None
     extended: tuple[str, ...] = ()
     if a.extended_community:
         out = []
@@ -569,7 +593,11 @@ class ExabgpParser:
             events = self._typed_update(msg)
             if events is not None:
                 return events
-        return self._parse_generic(line)
+        try:
+            return self._parse_generic(line)
+        except RecursionError:
+            # too_deep() should have stopped it; never let a line take the reader down.
+            raise FeedError(f"nested deeper than {MAX_DEPTH} levels") from None
 
     def _typed_update(self, msg: _UpdateLine) -> list[Event] | None:
         """The events of a decoded UPDATE, or None to leave the line to the generic path.
@@ -577,12 +605,15 @@ class ExabgpParser:
         Everything is checked before anything is interned, so a line handed
         over leaves no trace.
         """
-        peer = msg.neighbor.address.peer
-        if not peer:
+        raw_peer = msg.neighbor.address.peer
+        peer = _known_address(raw_peer) or canonical_address(raw_peer)
+        if peer is None:
             return None
         update = msg.neighbor.message.update
         events: list[Event] = []
         if msg.time is not UNSET:
+            if not 0.0 <= msg.time <= MAX_TIME:
+                return None
             events.append(UpdateTime(peer, msg.time))
         if update.withdraw is not None:
             for family, entries in update.withdraw.items():
@@ -611,7 +642,10 @@ class ExabgpParser:
                 if nlri is None:
                     return None
                 if nlri[0]:
-                    announced.append((family, next_hop, nlri))
+                    hop = _known_address(next_hop) or canonical_address(next_hop)
+                    if hop is None:
+                        return None
+                    announced.append((family, hop, nlri))
         if not announced:
             return events
         attribute = update.attribute
@@ -632,6 +666,8 @@ class ExabgpParser:
             raise FeedError(f"not JSON ({exc})") from None
         if type(msg) is not dict:
             raise FeedError("not a JSON object")
+        if too_deep(msg):
+            raise FeedError(f"nested deeper than {MAX_DEPTH} levels")
         kind = msg.get("type")
         try:
             if kind == "update":
@@ -644,9 +680,11 @@ class ExabgpParser:
                 return []
         except FeedError:
             raise
+        except BadValue as exc:
+            raise FeedError(f"bad value in {kind} message: {exc}") from None
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise FeedError(f"malformed {kind} message: {exc!r:.200}") from None
-        raise FeedError(f"unknown message type {kind!r:.40}")
+        raise FeedError(f"unknown message type {show(kind)}")
 
     # -- message kinds -------------------------------------------------------
 
@@ -657,25 +695,28 @@ class ExabgpParser:
             raise FeedError("no neighbor object")
         address = neighbor.get("address")
         peer = address.get("peer") if type(address) is dict else None
-        if type(peer) is not str or not peer:
+        if peer is None or peer == "":
             raise FeedError("no neighbor peer address")
-        return neighbor, peer
+        canonical = canonical_address(peer)
+        if canonical is None:
+            raise BadValue(f"neighbor peer is not an IP address: {show(peer)}")
+        return neighbor, canonical
 
     def _state(self, msg: dict) -> list[Event]:
         neighbor, peer = self._neighbor(msg)
         state = neighbor.get("state")
-        if state not in ("connected", "up", "down"):
-            raise FeedError(f"unknown session state {state!r:.40}")
-        asn = neighbor.get("asn")
-        peer_as = asn.get("peer", 0) if type(asn) is dict else 0
-        router_id = neighbor.get("router-id", "")
+        if type(state) is not str or state not in ("connected", "up", "down"):
+            raise FeedError(f"unknown session state {show(state)}")
+        asn = neighbor.get("asn", {})
+        if type(asn) is not dict:
+            raise BadValue(f"asn is not an object: {show(asn)}")
         return [
             SessionState(
                 neighbor=peer,
                 state=state,
-                reason=str(neighbor.get("reason", ""))[:512],
-                peer_as=peer_as if type(peer_as) is int else 0,
-                router_id=router_id if type(router_id) is str else "",
+                reason=text(neighbor.get("reason", ""), "reason", MAX_LINE_BYTES)[:MAX_KEPT_TEXT],
+                peer_as=u32(asn.get("peer", 0), "peer AS"),
+                router_id=ipv4(neighbor.get("router-id", ""), "router-id", empty=True),
             )
         ]
 
@@ -686,13 +727,14 @@ class ExabgpParser:
         body = neighbor.get("notification")
         if type(body) is not dict:
             raise FeedError("notification without a body")
+        message = text(body.get("message", body.get("data", "")), "message", MAX_LINE_BYTES)
         return [
             Notification(
                 neighbor=peer,
-                direction=str(neighbor.get("direction", "")),
-                code=int(body.get("code", 0)),
-                subcode=int(body.get("subcode", 0)),
-                message=str(body.get("message", body.get("data", "")))[:512],
+                direction=text(neighbor.get("direction", ""), "direction", 16),
+                code=u8(body.get("code", 0), "notification code"),
+                subcode=u8(body.get("subcode", 0), "notification subcode"),
+                message=message[:MAX_KEPT_TEXT],
             )
         ]
 
@@ -702,9 +744,8 @@ class ExabgpParser:
         if type(message) is not dict:
             raise FeedError("update without a message")
         events: list[Event] = []
-        stamp = msg.get("time")
-        if type(stamp) in (int, float):
-            events.append(UpdateTime(peer, float(stamp)))
+        if "time" in msg:
+            events.append(UpdateTime(peer, timestamp(msg["time"], "time")))
         if "eor" in message:
             eor = message["eor"]
             family = f"{eor.get('afi')} {eor.get('safi')}" if type(eor) is dict else ""
@@ -768,18 +809,20 @@ class ExabgpParser:
                     fields = attribute_fields(raw_attrs)
                 except BadAttributes as exc:
                     fields = exc
-            if type(fields) is BadAttributes:
+            hop = canonical_address(next_hop)
+            if type(fields) is BadAttributes or hop is None:
+                fault = fields if hop is not None else f"next hop {show(next_hop)} is no address"
                 events.append(
                     RoutesWithdrawn(
                         peer,
                         family,
                         tuple(prefixes),
                         _opt_tuple(path_ids),
-                        reason=f"bad attributes: {fields}",
+                        reason=f"bad attributes: {fault}",
                     )
                 )
                 continue
-            attrs = self.interner.intern(_with_next_hop(fields, next_hop))  # type: ignore[arg-type]
+            attrs = self.interner.intern(_with_next_hop(fields, hop))  # type: ignore[arg-type]
             events.append(
                 RoutesAnnounced(peer, family, tuple(prefixes), _opt_tuple(path_ids), attrs)
             )

@@ -93,6 +93,7 @@ from ribd.attributes import (
     attribute_row,
     make_attributes,
 )
+from ribd.checks import MAX_TEXT, BadValue, address, ipv4, ipv4_list, show, timestamp
 from ribd.events import FAMILIES, IPV4_UNICAST
 from ribd.prefixes import BadPrefix, normalise_prefix
 from ribd.rib import FamilyState, FamilyTable, PathSet, Rib, RouterRib, preference_key
@@ -124,7 +125,7 @@ _U32 = 0xFFFFFFFF
 _ORIGINS = {"igp": "igp", "egp": "egp", "incomplete": "incomplete"}
 _SEGMENT_TYPES = frozenset({AS_SET, AS_SEQUENCE, AS_CONFED_SEQUENCE, AS_CONFED_SET})
 _SESSIONS = frozenset({"idle", "connected", "up", "down"})
-_MAX_TEXT = 256  # the parser's limit for originator-id / aggregator
+_MAX_TEXT = MAX_TEXT  # the parser's limit for aggregator; names are cut to it on write
 _HEADER_KEYS = frozenset(
     {
         "version",
@@ -181,7 +182,7 @@ def write_snapshot(
         router_docs = [
             {
                 "neighbor": r.neighbor,
-                "name": r.name,
+                "name": r.name[:_MAX_TEXT],
                 "peer_as": r.peer_as,
                 "router_id": r.router_id,
                 "last_update": r.last_update,
@@ -372,11 +373,15 @@ def load_snapshot(
                 )
             loaded = _Loaded(doc, rib)
             loaded.check_header(header)
-        except SnapshotError as exc:
+        except (SnapshotError, BadValue) as exc:
             raise SnapshotError(f"{path}: {exc}") from None
+        except RecursionError:
+            # Every check is at a fixed depth and messages use show(): not expected.
+            raise SnapshotError(f"{path}: a value is nested too deeply") from None
         except (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError) as exc:
             # A shape the checks above did not foresee: still a bad file.
-            raise SnapshotError(f"{path}: malformed snapshot body ({exc!r:.200})") from None
+            detail = f"{type(exc).__name__}: {str(exc)[:200]}"
+            raise SnapshotError(f"{path}: malformed snapshot body ({detail})") from None
         with rib.lock:
             _require_empty(rib)
             loaded.commit(rib, hold_time)
@@ -416,19 +421,19 @@ def _unpack(data: bytes) -> tuple[dict, Any]:
     version = header.get("version")
     if version != FORMAT_VERSION or type(version) is not int:
         raise SnapshotError(
-            f"format version {version!r:.40} is not supported (this build reads {FORMAT_VERSION})"
+            f"format version {show(version)} is not supported (this build reads {FORMAT_VERSION})"
         )
     if set(header) != _HEADER_KEYS:
         raise SnapshotError(f"header fields {sorted(header)} are not {sorted(_HEADER_KEYS)}")
     created = header["created"]
     if type(created) not in (int, float) or not math.isfinite(created) or created < 0:
-        raise SnapshotError(f"header: bad created time {created!r:.40}")
+        raise SnapshotError(f"header: bad created time {show(created)}")
     if header["compression"] != "zlib":
-        raise SnapshotError(f"header: unknown compression {header['compression']!r:.40}")
+        raise SnapshotError(f"header: unknown compression {show(header['compression'])}")
     for name, limit in (("body_bytes", MAX_FILE_BYTES), ("raw_bytes", MAX_RAW_BYTES)):
         value = header[name]
         if type(value) is not int or not 0 <= value <= limit:
-            raise SnapshotError(f"header: bad {name} {value!r:.40}")
+            raise SnapshotError(f"header: bad {name} {show(value)}")
     body = data[end + 1 :]
     if len(body) < header["body_bytes"]:
         raise SnapshotError(f"truncated: body has {len(body)} of {header['body_bytes']} bytes")
@@ -456,7 +461,7 @@ def _unpack(data: bytes) -> tuple[dict, Any]:
 
 def _u32(value: Any, what: str) -> int:
     if type(value) is not int or not 0 <= value <= _U32:
-        raise SnapshotError(f"{what} is not a 32-bit unsigned integer: {value!r:.40}")
+        raise SnapshotError(f"{what} is not a 32-bit unsigned integer: {show(value)}")
     return value
 
 
@@ -465,7 +470,7 @@ def _u32s(values: Any, what: str) -> tuple[int, ...]:
         raise SnapshotError(f"{what} is not a list")
     for v in values:
         if type(v) is not int or not 0 <= v <= _U32:
-            raise SnapshotError(f"{what} has a value that is not 32-bit unsigned: {v!r:.40}")
+            raise SnapshotError(f"{what} has a value that is not 32-bit unsigned: {show(v)}")
     return tuple(values)
 
 
@@ -513,28 +518,28 @@ def _attributes(row: Any, where: str) -> PathAttributes:
         segments.append((segment[0], asns))
     checked_origin = _ORIGINS.get(origin) if type(origin) is str else None
     if checked_origin is None:
-        raise SnapshotError(f"{where}: bad origin {origin!r:.40}")
+        raise SnapshotError(f"{where}: bad origin {show(origin)}")
     if type(large) is not list:
         raise SnapshotError(f"{where}: large_communities is not a list")
     large_out = []
     for c in large:
         if type(c) is not list or len(c) != 3:
-            raise SnapshotError(f"{where}: large community {c!r:.40} is not [a, b, c]")
+            raise SnapshotError(f"{where}: large community {show(c)} is not [a, b, c]")
         large_out.append(_u32s(c, f"{where}: large community"))
     if type(atomic) is not bool:
         raise SnapshotError(f"{where}: atomic_aggregate is not a boolean")
     return make_attributes(
         as_path=tuple(segments),
         origin=checked_origin,
-        next_hop=sys.intern(_text(next_hop, f"{where}: next_hop")),
+        next_hop=sys.intern(address(next_hop, f"{where}: next_hop")),
         local_pref=None if local_pref is None else _u32(local_pref, f"{where}: local_pref"),
         med=None if med is None else _u32(med, f"{where}: med"),
         # (A << 16) | B: 16/16 bits is exactly 32-bit unsigned.
         communities=_u32s(communities, f"{where}: communities"),
         large_communities=tuple(large_out),  # type: ignore[arg-type]
         extended_communities=_texts(extended, f"{where}: extended_communities"),
-        originator_id=_text(originator_id, f"{where}: originator_id", _MAX_TEXT),
-        cluster_list=_texts(cluster_list, f"{where}: cluster_list"),
+        originator_id=ipv4(originator_id, f"{where}: originator_id", empty=True),
+        cluster_list=ipv4_list(cluster_list, f"{where}: cluster_list"),
         atomic_aggregate=atomic,
         aggregator=_text(aggregator, f"{where}: aggregator", _MAX_TEXT),
     )
@@ -553,7 +558,7 @@ class _Loaded:
     def __init__(self, doc: dict, rib: Rib) -> None:
         fields = _field(doc, "attribute_fields", list)
         if tuple(fields) != ATTRIBUTE_FIELDS:
-            raise SnapshotError(f"attribute_fields {fields!r:.200} are not {ATTRIBUTE_FIELDS}")
+            raise SnapshotError(f"attribute_fields {show(fields)} are not {ATTRIBUTE_FIELDS}")
         self.distinct_attributes: dict[bytes, PathAttributes] = {}
         self.attributes = [
             self._intern(row, f"attribute set #{i}")
@@ -565,7 +570,8 @@ class _Loaded:
         families_doc = _field(doc, "families", dict)
         unknown = set(families_doc) - set(FAMILIES)
         if unknown:
-            raise SnapshotError(f"unknown address families {sorted(unknown)!r:.200}")
+            names = [show(f) for f in sorted(unknown)][:4]
+            raise SnapshotError(f"unknown address families {names}")
         n = len(self.routers)
         self.tables: dict[str, FamilyTable] = {}
         self.families: dict[str, tuple[list[str], list[int]]] = {}
@@ -589,13 +595,11 @@ class _Loaded:
             where = f"router #{i}"
             if type(d) is not dict:
                 raise SnapshotError(f"{where} is not an object")
-            neighbor = _text(d.get("neighbor"), f"{where}: neighbor", _MAX_TEXT)
-            if not neighbor or neighbor in seen:
-                raise SnapshotError(f"{where}: neighbor {neighbor!r} is empty or listed twice")
+            neighbor = address(d.get("neighbor"), f"{where}: neighbor")
+            if neighbor in seen:
+                raise SnapshotError(f"{where}: neighbor {neighbor} is listed twice")
             seen.add(neighbor)
-            last_update = d.get("last_update")
-            if type(last_update) not in (int, float) or not 0 <= last_update < math.inf:
-                raise SnapshotError(f"{where}: bad last_update {last_update!r:.40}")
+            last_update = timestamp(d.get("last_update"), f"{where}: last_update")
             if d.get("session") not in _SESSIONS or type(d.get("stale")) is not bool:
                 raise SnapshotError(f"{where}: bad session or stale field")
             name = _text(d.get("name"), f"{where}: name", _MAX_TEXT)
@@ -604,8 +608,8 @@ class _Loaded:
                     neighbor=neighbor,
                     name=rib.router_names.get(neighbor, name or neighbor),
                     peer_as=_u32(d.get("peer_as"), f"{where}: peer_as"),
-                    router_id=_text(d.get("router_id"), f"{where}: router_id", _MAX_TEXT),
-                    last_update=float(last_update),
+                    router_id=ipv4(d.get("router_id"), f"{where}: router_id", empty=True),
+                    last_update=last_update,
                 )
             )
         return routers
@@ -640,13 +644,13 @@ class _Loaded:
                     for item in v:
                         if type(item) is not list or len(item) != 2:
                             raise SnapshotError(
-                                f"entry #{e}, router #{r}: {item!r:.40} is not [path id, index]"
+                                f"entry #{e}, router #{r}: {show(item)} is not [path id, index]"
                             )
                         pid = _u32(item[0], f"entry #{e}, router #{r}: path id")
                         ai = item[1]
                         if type(ai) is not int or not 0 <= ai < n_attrs:
                             raise SnapshotError(
-                                f"entry #{e}, router #{r}: attribute index {ai!r:.40} out of "
+                                f"entry #{e}, router #{r}: attribute index {show(ai)} out of "
                                 f"range (0..{n_attrs - 1})"
                             )
                         paths.append((pid, attrs[ai]))
@@ -661,7 +665,7 @@ class _Loaded:
                         values.append(pathsets.setdefault(ps, ps))
                     counts.append(len(paths))
                 else:
-                    raise SnapshotError(f"entry #{e}, router #{r}: bad value {v!r:.40}")
+                    raise SnapshotError(f"entry #{e}, router #{r}: bad value {show(v)}")
             while values and values[-1] is None:
                 values.pop()
                 counts.pop()
@@ -727,7 +731,11 @@ class _Loaded:
         if type(claimed["prefixes"]) is dict and set(claimed["prefixes"]) <= set(FAMILIES):
             claimed["prefixes"] = {f: claimed["prefixes"].get(f, 0) for f in FAMILIES}
         if claimed != body:
-            raise SnapshotError(f"header counts {claimed} do not match the body {body}")
+            said = {
+                k: {f: show(x) for f, x in list(v.items())[:4]} if type(v) is dict else show(v)
+                for k, v in claimed.items()
+            }
+            raise SnapshotError(f"header counts {said} do not match the body {body}")
 
     def commit(self, rib: Rib, hold_time: float) -> None:
         """Swap the built tables and routers in (under ``rib.lock``): nothing here can fail
