@@ -7,8 +7,9 @@ and never reaches the wire; its answer carries the error.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import deque, namedtuple
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from itertools import islice
 
 import grpc
@@ -23,14 +24,101 @@ DEFAULT_TARGET = "127.0.0.1:50051"
 DEFAULT_BATCH = 4096
 
 
-def channel(target: str, max_message_bytes: int = MAX_MESSAGE_BYTES) -> grpc.Channel:
-    return grpc.insecure_channel(
-        target,
-        options=[
-            ("grpc.max_receive_message_length", max_message_bytes),
-            ("grpc.max_send_message_length", max_message_bytes),
-        ],
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """How to reach the service: address, TLS files and bearer token.
+
+    TLS is on when any of ``ca``, ``cert``, ``key`` is set (``ca`` empty:
+    the system's roots); ``cert`` and ``key`` give a client certificate
+    for mutual TLS. The token is sent as ``authorization: Bearer TOKEN``.
+    """
+
+    target: str = DEFAULT_TARGET
+    token: str = ""
+    ca: str = ""
+    cert: str = ""
+    key: str = ""
+    tls: bool = False
+
+    def __post_init__(self) -> None:
+        if bool(self.cert) != bool(self.key):
+            raise ValueError("a client certificate needs both cert and key")
+        if self.ca or self.cert:
+            object.__setattr__(self, "tls", True)
+
+
+def _read(path: str, what: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(1 << 20)
+    except OSError as exc:
+        raise ValueError(f"{what} {path}: cannot read: {exc.strerror or exc}") from None
+
+
+class _Bearer(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+):
+    """Adds the token to plaintext calls (gRPC sends call credentials only over TLS)."""
+
+    def __init__(self, token: str) -> None:
+        self.header = ("authorization", f"Bearer {token}")
+
+    def _details(self, d: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
+        return _CallDetails(
+            d.method,
+            d.timeout,
+            (*(d.metadata or ()), self.header),
+            d.credentials,
+            d.wait_for_ready,
+            d.compression,
+        )
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation, details, request):
+        return continuation(self._details(details), request)
+
+    def intercept_stream_unary(self, continuation, details, requests):
+        return continuation(self._details(details), requests)
+
+    def intercept_stream_stream(self, continuation, details, requests):
+        return continuation(self._details(details), requests)
+
+
+class _CallDetails(
+    namedtuple(
+        "_CallDetails",
+        ("method", "timeout", "metadata", "credentials", "wait_for_ready", "compression"),
+    ),
+    grpc.ClientCallDetails,
+):
+    pass
+
+
+def channel(target: str | Connection, max_message_bytes: int = MAX_MESSAGE_BYTES) -> grpc.Channel:
+    """A channel to the service; a plain string is a plaintext HOST:PORT without token."""
+    conn = target if isinstance(target, Connection) else Connection(target)
+    options = [
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", max_message_bytes),
+    ]
+    if not conn.tls:
+        ch = grpc.insecure_channel(conn.target, options=options)
+        return grpc.intercept_channel(ch, _Bearer(conn.token)) if conn.token else ch
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=_read(conn.ca, "CA") if conn.ca else None,
+        private_key=_read(conn.key, "client key") if conn.key else None,
+        certificate_chain=_read(conn.cert, "client certificate") if conn.cert else None,
     )
+    if conn.token:
+        credentials = grpc.composite_channel_credentials(
+            credentials, grpc.access_token_call_credentials(conn.token)
+        )
+    return grpc.secure_channel(conn.target, credentials, options=options)
 
 
 def columns_request(
@@ -99,7 +187,10 @@ def merge_answers(
 
 
 def resolve_dicts(
-    target: str, flows: Iterable[dict], batch_size: int = DEFAULT_BATCH, timeout: float = 30.0
+    target: str | Connection,
+    flows: Iterable[dict],
+    batch_size: int = DEFAULT_BATCH,
+    timeout: float = 30.0,
 ) -> Iterator[dict]:
     """Attribute flows through the service's streaming bulk RPC, keeping order.
 

@@ -16,7 +16,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from attribution.config import Config
+from attribution.config import ApiSettings, Config
 from attribution.convert import (
     RouteMessages,
     columns_to_rows,
@@ -24,6 +24,7 @@ from attribution.convert import (
     route_message,
 )
 from attribution.resolver import BatchTooLarge, Resolution, Resolver, Routing
+from attribution.security import Guard, server_credentials
 from attribution.v1 import attribution_pb2 as pb
 from attribution.v1 import attribution_pb2_grpc as pb_grpc
 from attribution.wire import (
@@ -339,11 +340,23 @@ def _flow_dict(f: pb.Flow) -> dict:
 
 
 def start_server(
-    servicer: AttributionServicer, listen: str, max_message_bytes: int, workers: int = 8
+    servicer: AttributionServicer,
+    listen: str,
+    max_message_bytes: int,
+    api: ApiSettings | None = None,
 ) -> tuple[grpc.Server, int]:
-    """Start serving on ``listen`` (HOST:PORT, port 0 = any free); return (server, port)."""
+    """Start serving on ``listen`` (HOST:PORT, port 0 = any free); return (server, port).
+
+    ``api`` (the ``[api]`` section) sets TLS, tokens and the limits on threads
+    and streams (attribution.security); raises SecurityError for unusable
+    TLS or token files, OSError when the address cannot be bound.
+    """
+    api = api or ApiSettings()
+    credentials = server_credentials(api)
+    guard = Guard(api, servicer.config)
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
+        futures.ThreadPoolExecutor(max_workers=api.workers, thread_name_prefix="grpc"),
+        interceptors=(guard,),
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
@@ -358,11 +371,26 @@ def start_server(
     reflection.enable_server_reflection(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    port = server.add_insecure_port(listen)
+    try:
+        port = (
+            server.add_secure_port(listen, credentials)
+            if credentials is not None
+            else server.add_insecure_port(listen)
+        )
+    except RuntimeError as exc:  # grpcio raises instead of returning 0 on some failures
+        raise OSError(f"cannot listen on {listen}: {exc}") from None
     if port == 0:
         raise OSError(f"cannot listen on {listen}")
     server.start()
-    log.info("gRPC listening on %s (port %d)", listen, port)
+    log.info(
+        "gRPC listening on %s (port %d, %s, %s; %d workers, at most %d streams)",
+        listen,
+        port,
+        ("mutual TLS" if api.tls_client_ca else "TLS") if credentials else "plaintext",
+        "tokens required" if guard.tokens.enabled else "no tokens",
+        api.workers,
+        api.max_streams,
+    )
     return server, port
 
 

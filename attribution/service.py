@@ -103,7 +103,7 @@ class Service:
                 self.feed.socket_path,
             )
         self.grpc_server, self.grpc_port = start_server(
-            self.servicer, self.config.grpc_listen, self.config.max_message_bytes
+            self.servicer, self.config.grpc_listen, self.config.max_message_bytes, self.config.api
         )
         self._maintenance.start()
         if self.config.snapshot_path:
