@@ -154,6 +154,10 @@ class Service:
         if self.grpc_server is not None:
             self.grpc_server.stop(grace=2).wait(5)
         if self.supervisor is not None:
+            # ExaBGP reports every session down as it exits: a planned stop
+            # keeps the routes (stale) for the snapshot and the next start.
+            with self.rib.lock:
+                self.rib.stopping = True
             self.feed.expecting_exabgp_stop = True
             self.supervisor.stop()
         self.feed.stop()

@@ -332,6 +332,10 @@ class Rib:
         self.notifications: list[Notification] = []
         self._pathsets: dict[PathSet, PathSet] = {}
         self._attributes_at_last_gc = 0
+        # Set by the owner before it stops ExaBGP on purpose: the sessions
+        # ExaBGP reports down as it exits are kept stale (restart hold), not
+        # purged, so the snapshot written next still holds them.
+        self.stopping = False
 
     # -- routers -------------------------------------------------------------
 
@@ -548,10 +552,21 @@ class Rib:
         elif ev.state == "down":
             r.last_reason = ev.reason
             if r.session != "down":
-                self._lose_session(r, self.hold_time_for(r.neighbor))
+                self._lose_session(r, self._down_hold(r))
             r.session, r.session_since = "down", now
         elif ev.state == "connected":
             r.session, r.session_since = "connected", now
+
+    def _down_hold(self, r: RouterRib) -> float:
+        """How long a session that went down keeps its routes (0: purge).
+
+        The router's own hold, except when the loss is ours: ExaBGP being
+        stopped for a restart, where the restart hold applies as when it dies.
+        """
+        hold = self.hold_time_for(r.neighbor)
+        if self.stopping:
+            hold = max(hold, self.restart_hold_time)
+        return hold
 
     def _start_session(self, r: RouterRib) -> None:
         """A (re)started session: current routes become the stale generation.
