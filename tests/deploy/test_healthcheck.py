@@ -1,0 +1,196 @@
+"""attribution-health, the probe of the container image and the Kubernetes manifests.
+
+Against a real gRPC server with the real health service, over plaintext, TLS and mutual
+TLS with certificates made here, and against the real service.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import subprocess
+import sys
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from attribution.service import Service
+from tests.attribution.helpers import CONFIG
+
+x509 = pytest.importorskip("cryptography.x509")
+from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
+from cryptography.x509.oid import NameOID  # noqa: E402
+
+PROBE = Path(sys.executable).with_name("attribution-health")
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def make_cert(tmp: Path, name: str, issuer=None, *, ca=False, dns=(), ips=()):
+    """A key and a certificate signed by ``issuer`` (key, cert) or self-signed."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer[1].subject if issuer else subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    names = [x509.DNSName(d) for d in dns] + [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    cert = builder.sign(issuer[0] if issuer else key, hashes.SHA256())
+    key_path, cert_path = tmp / f"{name}.key", tmp / f"{name}.crt"
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return (key, cert), key_path, cert_path
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("pki")
+    ca, _, ca_crt = make_cert(tmp, "test-ca", ca=True)
+    _, _, other_ca_crt = make_cert(tmp, "other-ca", ca=True)
+    _, server_key, server_crt = make_cert(
+        tmp, "server", ca, dns=["attribution.attribution.svc"], ips=["127.0.0.1"]
+    )
+    _, client_key, client_crt = make_cert(tmp, "probe", ca)
+    return {
+        "ca": ca_crt,
+        "other_ca": other_ca_crt,
+        "server_key": server_key,
+        "server_crt": server_crt,
+        "client_key": client_key,
+        "client_crt": client_crt,
+    }
+
+
+def health_server(credentials=None):
+    """A real gRPC server with the standard health service; (server, servicer, target)."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    if credentials is None:
+        port = server.add_insecure_port("127.0.0.1:0")
+    else:
+        port = server.add_secure_port("127.0.0.1:0", credentials)
+    server.start()
+    return server, servicer, f"127.0.0.1:{port}"
+
+
+def probe(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(PROBE), *args], capture_output=True, text=True, timeout=60, env=env or {}
+    )
+
+
+def test_plaintext_exit_status_follows_the_health_status():
+    server, servicer, target = health_server()
+    try:
+        servicer.set("", SERVING)
+        result = probe("--target", target)
+        assert (result.returncode, result.stdout.strip()) == (0, f"{target}: SERVING")
+        servicer.set("", NOT_SERVING)
+        result = probe("--target", target)
+        assert (result.returncode, result.stdout.strip()) == (1, f"{target}: NOT_SERVING")
+        # a liveness probe: answering at all is alive
+        assert probe("--target", target, "--liveness").returncode == 0
+        # the service's own name is asked only when named
+        servicer.set("attribution.v1.Attribution", SERVING)
+        assert probe("--target", target, "--service", "attribution.v1.Attribution").returncode == 0
+    finally:
+        server.stop(None)
+
+
+def test_nothing_listening_is_no_answer_even_for_liveness():
+    server, _, target = health_server()
+    server.stop(None).wait()
+    result = probe("--target", target, "--timeout", "2", "--liveness")
+    assert result.returncode == 2, result.stdout
+    assert target in result.stdout
+
+
+def test_tls_is_checked_against_the_given_ca_and_server_name(pki):
+    credentials = grpc.ssl_server_credentials(
+        [(pki["server_key"].read_bytes(), pki["server_crt"].read_bytes())]
+    )
+    server, servicer, target = health_server(credentials)
+    servicer.set("", SERVING)
+    port = target.rpartition(":")[2]
+    try:
+        # env, as in the image and the pod
+        assert (
+            probe(env={"ATTRIBUTION_TARGET": target, "ATTRIBUTION_CA": str(pki["ca"])}).returncode
+            == 0
+        )
+        # localhost is not in the certificate: the probe names the Service instead
+        by_name = ["--target", f"localhost:{port}", "--ca", str(pki["ca"])]
+        assert probe(*by_name, "--timeout", "3").returncode == 2
+        assert probe(*by_name, "--server-name", "attribution.attribution.svc").returncode == 0
+        # a certificate from another CA is refused
+        other = probe("--target", target, "--ca", str(pki["other_ca"]), "--timeout", "3")
+        assert other.returncode == 2
+        # plaintext against TLS: no answer
+        assert probe("--target", target, "--timeout", "3").returncode == 2
+    finally:
+        server.stop(None)
+
+
+def test_mutual_tls_needs_the_client_certificate(pki):
+    credentials = grpc.ssl_server_credentials(
+        [(pki["server_key"].read_bytes(), pki["server_crt"].read_bytes())],
+        root_certificates=pki["ca"].read_bytes(),
+        require_client_auth=True,
+    )
+    server, servicer, target = health_server(credentials)
+    servicer.set("", NOT_SERVING)
+    base = ["--target", target, "--ca", str(pki["ca"]), "--timeout", "3"]
+    try:
+        assert probe(*base).returncode == 2
+        env = {
+            "ATTRIBUTION_CERT": str(pki["client_crt"]),
+            "ATTRIBUTION_KEY": str(pki["client_key"]),
+        }
+        assert probe(*base, env=env).returncode == 1  # answered: NOT_SERVING
+        assert probe(*base, "--liveness", env=env).returncode == 0
+        only_cert = probe(*base, "--cert", str(pki["client_crt"]))
+        assert only_cert.returncode == 2 and "go together" in only_cert.stdout
+    finally:
+        server.stop(None)
+
+
+def test_the_running_service_answers_the_probe(tmp_path):
+    config = tmp_path / "attribution.toml"
+    config.write_text(
+        CONFIG.replace(
+            "[[routers]]",
+            f'[bgp]\nexabgp = "external"\nfeed_socket = "{tmp_path}/feed.sock"\n\n[[routers]]',
+            1,
+        )
+    )
+    service = Service(str(config))
+    service.start()
+    try:
+        target = f"127.0.0.1:{service.grpc_port}"
+        result = probe("--target", target)
+        # no router has a session: the health rule may hold it NOT_SERVING; both answer
+        assert result.returncode in (0, 1), result.stdout
+        assert result.stdout.strip() in (f"{target}: SERVING", f"{target}: NOT_SERVING")
+        assert probe("--target", target, "--liveness").returncode == 0
+    finally:
+        service.stop()
