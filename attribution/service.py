@@ -18,6 +18,7 @@ from dataclasses import replace
 
 from attribution.config import Config, ConfigError, load_config
 from attribution.grpc_service import AttributionServicer, ReloadResult, start_server
+from attribution.reload_changes import describe_changes, restart_needed
 from attribution.resolver import Resolver
 from ribd.exabgp import ExabgpSupervisor, feed_socket_path
 from ribd.feed import FeedServer
@@ -27,6 +28,7 @@ from ribd.snapshot import SnapshotError, load_snapshot, write_snapshot
 log = logging.getLogger(__name__)
 
 MAINTENANCE_INTERVAL = 0.1  # seconds between RIB maintenance rounds
+SIGNAL_POLL = 0.2  # seconds between the main loop's looks at the signal flags
 
 
 def tune_gc() -> None:
@@ -47,6 +49,7 @@ class Service:
         self.config: Config = load_config(config_path)
         if grpc_listen:
             self.config = replace(self.config, grpc_listen=grpc_listen)
+        self.started_config = self.config  # what sessions and listeners run with
         for warning in self.config.warnings:
             log.warning("%s", warning)
         settings = self.config.bgp
@@ -183,10 +186,29 @@ class Service:
                 log.exception("RIB maintenance failed")
 
     def run_forever(self) -> None:
-        """Serve until SIGTERM/SIGINT; SIGHUP reloads the config."""
-        signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=self.reload).start())
-        signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
-        signal.signal(signal.SIGINT, lambda *_: self._stop.set())
+        """Serve until SIGTERM/SIGINT; SIGHUP reloads the config.
+
+        The handlers only set flags: one that took a lock (Event.set) could
+        deadlock against the main thread it interrupts. Reloads run in one
+        daemon thread, so a long one never delays the exit (SIGTERM stops the
+        daemon, the reload is abandoned and nothing of it applied), and
+        SIGHUPs that arrive during a reload make one more reload, not one each.
+        """
+        flags = {"stop": False, "reload": False}
+
+        def on_stop(*_: object) -> None:
+            flags["stop"] = True
+
+        def on_hup(*_: object) -> None:
+            flags["reload"] = True
+
+        signal.signal(signal.SIGHUP, on_hup)
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGINT, on_stop)
+        wanted = threading.Event()
+        threading.Thread(
+            target=self._reload_loop, args=(wanted,), name="config-reload", daemon=True
+        ).start()
         self.start()
         log.info(
             "serving: gRPC on %s, feed on %s, ExaBGP %s",
@@ -195,32 +217,54 @@ class Service:
             "supervised" if self.supervisor else "external",
         )
         try:
-            while not self._stop.wait(1.0):
-                pass
+            while not flags["stop"] and not self._stop.wait(SIGNAL_POLL):
+                if flags["reload"]:
+                    flags["reload"] = False
+                    wanted.set()
         finally:
+            self._stop.set()
+            wanted.set()  # the reloader wakes, sees the stop and ends
             self.stop()
+
+    def _reload_loop(self, wanted: threading.Event) -> None:
+        while True:
+            wanted.wait()
+            wanted.clear()  # SIGHUPs from now on: one more reload after this one
+            if self._stop.is_set():
+                return
+            try:
+                self.reload()
+            except Exception:  # a reload bug must not end reloading for good
+                log.exception("config reload failed")
 
     # -- reload ----------------------------------------------------------------
 
     def reload(self) -> ReloadResult:
         """Re-read the file. Broken: keep everything as it is and say why."""
         with self._reload_lock:
+            log.info("config reload: reading %s", self.config_path)
             try:
                 new = load_config(self.config_path)
             except ConfigError as exc:
                 log.error("config reload refused, keeping the running config: %s", exc)
                 return ReloadResult(ok=False, error=str(exc), overrides=len(self.config.overrides))
+            if self._stop.is_set():
+                return ReloadResult(
+                    ok=False, error="the service is stopping", overrides=len(self.config.overrides)
+                )
             warnings = list(new.warnings)
             new = replace(new, grpc_listen=self.config.grpc_listen)
-            if new.bgp != self.config.bgp:
+            restart = restart_needed(self.started_config, new)
+            if restart:
                 warnings.append(
-                    "[bgp] and the routers' session settings changed: they take effect at the "
-                    "next restart (the running sessions are kept)"
+                    "needs a restart to take effect (the running sessions and listeners are "
+                    "kept): " + "; ".join(restart)
                 )
+            changes = describe_changes(self.config, new)
             self.resolver.reconfigure(new)
             self._apply_router_settings(new)
             self.config = new
             for w in warnings:
                 log.warning("%s", w)
-            log.info("config reloaded: %d overrides", len(new.overrides))
+            log.info("config reloaded: %s", ", ".join(changes) or "no changes")
             return ReloadResult(ok=True, overrides=len(new.overrides), warnings=tuple(warnings))

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
+
+from attribution.config import MAX_CONFIG_BYTES
 
 from attribution.client import channel
 from attribution.service import Service
@@ -74,15 +79,17 @@ def test_broken_reload_keeps_the_running_config_and_says_why(running, tmp_path):
     assert service.config.overrides[1].peer_as == 65020
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_sighup_reloads_a_running_daemon(tmp_path):
     """The real command: `attribution serve`, SIGHUP, and `attribution reload`."""
     path = tmp_path / "attribution.toml"
     write(path, external(CONFIG.replace('"127.0.0.1:0"', '"127.0.0.1:0"'), tmp_path))
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -131,3 +138,107 @@ def test_sighup_reloads_a_running_daemon(tmp_path):
         proc.terminate()
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err[-2000:]
+
+
+def test_reverting_a_bgp_change_clears_the_restart_warning(running, tmp_path):
+    """Compared with what the sessions were started with, not with the last reload."""
+    path, _, stub = running
+    changed = external(CONFIG, tmp_path).replace(
+        "[[routers]]", "restart_hold_time = 100\n\n[[routers]]", 1
+    )
+    write(path, changed)
+    reply = stub.ReloadConfig(pb.ReloadConfigRequest())
+    assert reply.ok
+    assert [w for w in reply.warnings if "restart" in w] == [
+        "needs a restart to take effect (the running sessions and listeners are kept): "
+        "[bgp] restart_hold_time 300.0 -> 100.0"
+    ]
+    write(path, external(CONFIG, tmp_path))  # back to what is running
+    reply = stub.ReloadConfig(pb.ReloadConfigRequest())
+    assert reply.ok and list(reply.warnings) == []
+
+
+def test_a_router_session_change_names_the_router_and_fields(running, tmp_path):
+    path, _, stub = running
+    text = CONFIG.replace('name = "edge2"', 'name = "edge2"\nhold_time = 90\nstale_hold_time = 5')
+    write(path, external(text, tmp_path))
+    reply = stub.ReloadConfig(pb.ReloadConfigRequest())
+    assert reply.ok
+    # stale_hold_time of a router applies at once; hold_time needs the session restarted
+    assert list(reply.warnings) == [
+        "needs a restart to take effect (the running sessions and listeners are kept): "
+        "session of edge2 (hold_time)"
+    ]
+
+
+def test_reload_logs_what_it_changed(running, tmp_path, caplog):
+    path, _, stub = running
+    text = CONFIG.replace(
+        'fallback = ["edge2"]', 'fallback = ["edge2"]\nas_set_policy = "highest"'
+    ).replace('exporters = ["127.0.1.1"]', 'exporters = ["127.0.1.1", "127.0.1.9"]')
+    text += '\n[[overrides]]\nname = "pni-c"\nexporter = "127.0.1.1"\nin_if = 40\npeer_as = 65040\n'
+    write(path, external(text, tmp_path))
+    with caplog.at_level(logging.INFO, logger="attribution.service"):
+        assert stub.ReloadConfig(pb.ReloadConfigRequest()).ok
+    assert (
+        "config reloaded: overrides 2 -> 3, exporters of edge1 changed, "
+        "as_set_policy aggregator -> highest"
+    ) in caplog.messages
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="attribution.service"):
+        assert stub.ReloadConfig(pb.ReloadConfigRequest()).ok
+    assert "config reloaded: no changes" in caplog.messages
+
+
+def big_config(tmp_path: Path) -> str:
+    """A valid file just under the size limit: 10 MiB of override rules, slow to parse."""
+    rule = '[[overrides]]\nexporter = "127.0.1.1"\nin_if = {}\npeer_as = 65000\n'
+    size = (MAX_CONFIG_BYTES * 5 // 8) // len(rule.format(1000000))
+    text = external(CONFIG, tmp_path) + "".join(rule.format(1000 + i) for i in range(size))
+    assert len(text) < MAX_CONFIG_BYTES
+    return text
+
+
+def test_sigterm_stops_the_daemon_during_a_long_reload_and_sighups_coalesce(tmp_path):
+    """A SIGHUP reload of a large file must not keep SIGTERM from stopping the daemon
+    (the reload ran in a non-daemon thread: kill -9 was needed), and SIGHUPs that
+    arrive during a reload make one more reload, not one each."""
+    path = tmp_path / "attribution.toml"
+    write(path, external(CONFIG, tmp_path))
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "attribution.cli", "serve", "--config", str(path)]
+        + ["--grpc-listen", f"127.0.0.1:{port}"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+    reader.start()
+    try:
+
+        def wait_for(text: str, timeout: float = 60) -> None:
+            deadline = time.monotonic() + timeout
+            while not any(text in line for line in list(lines)):
+                assert proc.poll() is None, "".join(lines)[-3000:]
+                assert time.monotonic() < deadline, f"no {text!r} in:\n" + "".join(lines)[-3000:]
+                time.sleep(0.05)
+
+        wait_for("serving: gRPC")
+        write(path, big_config(tmp_path))
+        proc.send_signal(signal.SIGHUP)
+        wait_for("config reload: reading")
+        for _ in range(3):
+            proc.send_signal(signal.SIGHUP)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)  # generous: stopping takes a second or two
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(10)
+    assert proc.returncode == 0, "".join(lines)[-3000:]
+    # It stopped without waiting for the reload (~10 s of parsing) to finish ...
+    assert not any("config reloaded" in line for line in lines), "".join(lines)[-3000:]
+    # ... and three more SIGHUPs during it asked for one more reload at most.
+    assert sum("config reload: reading" in line for line in lines) <= 2

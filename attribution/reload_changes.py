@@ -1,0 +1,130 @@
+"""What a config reload changes, in words: for the log and for the reply.
+
+Pure functions of two Configs. ``describe_changes`` lists what a reload
+applies at once; ``restart_needed`` what only a restart applies, compared with
+the config the daemon was started with (so reverting a change clears it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from attribution.config import Config
+
+# [service] values a reload applies at once (the resolver and the loops read them live).
+_LIVE_SERVICE = (
+    "local_as",
+    "as_set_policy",
+    "max_batch_flows",
+    "snapshot_path",
+    "snapshot_interval",
+    "ready_timeout",
+)
+# Values only read at start: a reload that changes them is told a restart is needed.
+_START_ONLY = {
+    "max_message_bytes": "[service] max_message_bytes",
+    "log_format": "[service] log_format",
+    "metrics_listen": "[metrics] listen",
+    "api": "[api] settings",
+}
+# BgpSettings fields and the config keys they come from.
+_BGP_KEYS = {
+    "local_as": "[service] local_as",
+    "router_id": "[service] router_id",
+    "listen_address": "[bgp] listen_address",
+    "listen_port": "[bgp] listen_port",
+    "exabgp_mode": "[bgp] exabgp",
+    "exabgp_command": "[bgp] exabgp_command",
+    "feed_socket": "[bgp] feed_socket",
+    "stale_hold_time": "[bgp] stale_hold_time",
+    "restart_hold_time": "[bgp] restart_hold_time",
+    "work_dir": "[bgp] work_dir",
+    "converge_quiet_time": "[bgp] converge_quiet_time",
+    "relay_spool_bytes": "[bgp] relay_spool_bytes",
+}
+# Per-router session settings a reload applies at once (the RIB reads them live).
+_LIVE_NEIGHBOR = {"name", "stale_hold_time"}
+
+
+def describe_changes(old: Config, new: Config) -> list[str]:
+    """What ``new`` changes against ``old`` among what a reload applies, in words.
+
+    For the reload's log line ("overrides 3 -> 5, exporters of edge-par-1
+    changed, as_set_policy aggregator -> highest"); [report] and the routers'
+    maps are summarised, never dumped.
+    """
+    changes: list[str] = []
+    if old.overrides != new.overrides:
+        if len(old.overrides) != len(new.overrides):
+            changes.append(f"overrides {len(old.overrides)} -> {len(new.overrides)}")
+        else:
+            n = sum(a != b for a, b in zip(old.overrides, new.overrides, strict=True))
+            changes.append(f"overrides: {n} of {len(new.overrides)} changed")
+    before = {r.name: r for r in old.routers}
+    after = {r.name: r for r in new.routers}
+    if added := [n for n in after if n not in before]:
+        changes.append("routers added: " + ", ".join(added))
+    if removed := [n for n in before if n not in after]:
+        changes.append("routers removed: " + ", ".join(removed))
+    for name, r in after.items():
+        o = before.get(name)
+        if o is None:
+            continue
+        for what in ("exporters", "fallback", "router_id", "neighbor", "peer_as"):
+            if getattr(o, what) != getattr(r, what):
+                changes.append(f"{what} of {name} changed")
+    old_stale = {n.name: n.stale_hold_time for n in old.bgp.neighbors}
+    for n in new.bgp.neighbors:
+        if n.name in old_stale and old_stale[n.name] != n.stale_hold_time:
+            changes.append(
+                f"stale_hold_time of {n.name} {old_stale[n.name]} -> {n.stale_hold_time}"
+            )
+    if old.default_fallback != new.default_fallback:
+        changes.append("[service] fallback changed")
+    for key in _LIVE_SERVICE:
+        a, b = getattr(old, key), getattr(new, key)
+        if a != b:
+            changes.append(f"{key} {a} -> {b}")
+    if old.report != new.report:
+        changes.append("[report] changed")
+    return changes
+
+
+def restart_needed(running: Config, new: Config) -> list[str]:
+    """What in ``new`` differs from the config the daemon was *started* with and
+    takes effect only at a restart (BGP sessions, listeners, API limits).
+
+    Compared with the start, not with the last reload: reverting a change
+    makes the difference, and the warning, go away.
+    """
+    needed: list[str] = []
+    for key, name in _BGP_KEYS.items():
+        a, b = getattr(running.bgp, key), getattr(new.bgp, key)
+        if a != b:
+            needed.append(f"{name} {_show(a)} -> {_show(b)}")
+    before = {n.name: n for n in running.bgp.neighbors}
+    after = {n.name: n for n in new.bgp.neighbors}
+    for name in after.keys() - before.keys():
+        needed.append(f"new router {name} (no session yet)")
+    for name in before.keys() - after.keys():
+        needed.append(f"removed router {name} (its session stays up)")
+    for name, n in after.items():
+        if name in before:
+            fields = [
+                f.name
+                for f in dataclasses.fields(n)
+                if f.name not in _LIVE_NEIGHBOR
+                and getattr(n, f.name) != getattr(before[name], f.name)
+            ]
+            if fields:
+                needed.append(f"session of {name} ({', '.join(fields)})")
+    for key, name in _START_ONLY.items():
+        if getattr(running, key) != getattr(new, key):
+            a, b = getattr(running, key), getattr(new, key)
+            needed.append(f"{name} changed" if key == "api" else f"{name} {a!r} -> {b!r}")
+    return needed
+
+
+def _show(value: Any) -> str:
+    return " ".join(value) if isinstance(value, tuple) else repr(value)
