@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from attribution.config import MAX_CONFIG_BYTES
-
 from attribution.client import channel
+from attribution.config import MAX_CONFIG_BYTES
 from attribution.service import Service
 from attribution.v1 import attribution_pb2 as pb
 from attribution.v1 import attribution_pb2_grpc as pb_grpc
@@ -207,8 +206,16 @@ def test_sigterm_stops_the_daemon_during_a_long_reload_and_sighups_coalesce(tmp_
     write(path, external(CONFIG, tmp_path))
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "attribution.cli", "serve", "--config", str(path)]
-        + ["--grpc-listen", f"127.0.0.1:{port}"],
+        [
+            sys.executable,
+            "-m",
+            "attribution.cli",
+            "serve",
+            "--config",
+            str(path),
+            "--grpc-listen",
+            f"127.0.0.1:{port}",
+        ],
         stderr=subprocess.PIPE,
         text=True,
     )
