@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import logging
+import os
+import signal
 import sys
+import time
 from collections.abc import Iterator
 from itertools import count
 
 import grpc
 import orjson
 
-from attribution.client import DEFAULT_BATCH, DEFAULT_TARGET, channel, resolve_dicts
+from attribution.client import (
+    DEFAULT_BATCH,
+    DEFAULT_TARGET,
+    ClientSettingsError,
+    Connection,
+    channel,
+    connection_from,
+    resolve_dicts,
+)
 from attribution.config import ConfigError
 from attribution.convert import error_answer, route_to_json
 from attribution.v1 import attribution_pb2 as pb
@@ -20,12 +32,88 @@ from attribution.v1 import attribution_pb2_grpc as pb_grpc
 MAX_INPUT_LINE = 1024 * 1024  # a flow record line longer than this is refused
 
 
-def _target(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _log_level(text: str) -> str:
+    level = text.upper()
+    if level not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a log level: use one of {', '.join(LOG_LEVELS)}"
+        )
+    return level
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("bgp-attribution")
+    except importlib.metadata.PackageNotFoundError:
+        from attribution import __version__
+
+        return __version__
+
+
+def _common(top: bool) -> argparse.ArgumentParser:
+    """Options every command takes, before or after the command's name.
+
+    The subcommands' copy defaults to SUPPRESS so that it does not overwrite
+    a value given before the command.
+    """
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument(
+        "--log-level",
+        type=_log_level,
+        default=None if top else argparse.SUPPRESS,
+        metavar="LEVEL",
+        help="DEBUG, INFO, WARNING, ERROR (default: INFO for serve, WARNING otherwise)",
+    )
+    return p
+
+
+def _client_options() -> argparse.ArgumentParser:
+    """How client commands reach the service: flag, else env var, else --config."""
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group(
+        "connection",
+        "each from its flag, else its environment variable, else the service's config "
+        "file (--config), else the default",
+    )
+    g.add_argument(
         "--target",
-        default=DEFAULT_TARGET,
         metavar="HOST:PORT",
-        help=f"the service's gRPC address (default {DEFAULT_TARGET})",
+        help=f"the service's gRPC address ($ATTRIBUTION_TARGET; default {DEFAULT_TARGET})",
+    )
+    g.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help="bearer token ($ATTRIBUTION_TOKEN; visible to other users in ps: prefer the "
+        "variable or --config)",
+    )
+    g.add_argument(
+        "--ca", metavar="FILE", help="CA certificate to trust: turns TLS on ($ATTRIBUTION_CA)"
+    )
+    g.add_argument(
+        "--cert", metavar="FILE", help="client certificate for mutual TLS ($ATTRIBUTION_CERT)"
+    )
+    g.add_argument("--key", metavar="FILE", help="its private key ($ATTRIBUTION_KEY)")
+    g.add_argument(
+        "--config",
+        metavar="FILE",
+        help="the service's config: target from grpc_listen, TLS from [api], token from "
+        "the token files this user can read",
+    )
+    return p
+
+
+def connection(args: argparse.Namespace) -> Connection:
+    return connection_from(
+        target=args.target,
+        token=args.token,
+        ca=args.ca,
+        cert=args.cert,
+        key=args.key,
+        config_path=args.config,
+        env=os.environ,
     )
 
 
@@ -33,40 +121,49 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="attribution",
         description="BGP-aware AS attribution for flow records.",
+        parents=[_common(top=True)],
     )
-    p.add_argument(
-        "--log-level",
-        help="DEBUG, INFO, WARNING, ERROR (default: INFO for serve, WARNING otherwise)",
-    )
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = _common(top=False)
+    client = [common, _client_options()]
 
-    s = sub.add_parser("serve", help="run the service: RIB, ExaBGP, gRPC")
+    s = sub.add_parser("serve", help="run the service: RIB, ExaBGP, gRPC", parents=[common])
     s.add_argument("--config", required=True, metavar="FILE", help="TOML config file")
     s.add_argument("--grpc-listen", metavar="HOST:PORT", help="override [service] grpc_listen")
 
     s = sub.add_parser(
-        "resolve", help="attribute flow records: JSON lines on stdin, JSON lines on stdout"
+        "resolve",
+        help="attribute flow records: JSON lines on stdin, JSON lines on stdout",
+        parents=client,
     )
-    _target(s)
     s.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, help="flows per request")
 
-    s = sub.add_parser("lookup", help="the route a router uses for an address or prefix")
-    _target(s)
+    s = sub.add_parser(
+        "lookup", help="the route a router uses for an address or prefix", parents=client
+    )
     s.add_argument("router", help="router name, neighbor address or exporter address")
     s.add_argument("what", help="an address (longest-prefix match) or a prefix (exact)")
     s.add_argument("--all-paths", action="store_true", help="every ADD-PATH path")
 
-    s = sub.add_parser("routers", help="routers with session state and prefix counts")
-    _target(s)
-    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s = sub.add_parser(
+        "routers", help="routers with session state and prefix counts", parents=client
+    )
+    s.add_argument(
+        "--json", action="store_true", help="machine-readable output (one JSON document)"
+    )
 
-    s = sub.add_parser("reload", help="re-read the config file (overrides, exporter map, ...)")
-    _target(s)
+    sub.add_parser(
+        "reload",
+        help="re-read the config file (overrides, exporter map, ...); needs an admin token",
+        parents=client,
+    )
 
     s = sub.add_parser(
         "demo",
         help="run the service against a bundled table over a real BGP session, "
         "then attribute sample flows (no router needed)",
+        parents=[common],
     )
     s.add_argument("--flows", metavar="FILE", help="flow JSON lines (default: bundled samples)")
     s.add_argument("--json", action="store_true", help="print JSON lines, not a table")
@@ -87,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = args.log_level or ("INFO" if args.command == "serve" else "WARNING")
     logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
+        level=getattr(logging, level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
@@ -97,18 +194,29 @@ def main(argv: list[str] | None = None) -> int:
         print(f"attribution: {exc}", file=sys.stderr)
         return 2
     except grpc.RpcError as exc:
-        print(
-            f"attribution: {getattr(args, 'target', '')}: {exc.code().name}: {exc.details()}",
-            file=sys.stderr,
-        )
+        target = getattr(args, "connection", None)
+        where = f"{target.target}: " if target is not None else ""
+        print(f"attribution: {where}{exc.code().name}: {exc.details()}", file=sys.stderr)
         return 1
+    except ClientSettingsError as exc:  # a TLS file or option the client cannot use
+        print(f"attribution: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly like other Unix tools.
+        # Point stdout at /dev/null so the interpreter's final flush is silent.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except KeyboardInterrupt:
         return 130
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from attribution.config import load_config
+    from attribution.security import check
     from attribution.service import Service
 
+    check(load_config(args.config).api)  # unusable TLS or token files: fail before ExaBGP starts
     Service(args.config, grpc_listen=args.grpc_listen).run_forever()
     return 0
 
@@ -151,7 +259,8 @@ def cmd_resolve(args: argparse.Namespace) -> int:
     flows = read_flow_lines(sys.stdin, stats)
     out = sys.stdout.buffer
     errors = total = 0
-    for record in _resolve_keeping_parse_errors(args.target, flows, args.batch_size):
+    args.connection = connection(args)
+    for record in _resolve_keeping_parse_errors(args.connection, flows, args.batch_size):
         total += 1
         if record.get("error"):
             errors += 1
@@ -163,7 +272,7 @@ def cmd_resolve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _resolve_keeping_parse_errors(target: str, flows, batch_size: int) -> Iterator[dict]:
+def _resolve_keeping_parse_errors(target: Connection, flows, batch_size: int) -> Iterator[dict]:
     """Records that failed to parse keep their place: the client finds them
     invalid (no addresses) and never sends them; the marker then replaces that
     answer with the parse error."""
@@ -182,7 +291,8 @@ def cmd_lookup(args: argparse.Namespace) -> int:
         request.prefix = args.what
     else:
         request.address = args.what
-    with channel(args.target) as ch:
+    args.connection = connection(args)
+    with channel(args.connection) as ch:
         reply = pb_grpc.AttributionStub(ch).LookupRoute(request, timeout=10)
     if not reply.found:
         print(orjson.dumps({"found": False, "router": args.router, "query": args.what}).decode())
@@ -192,8 +302,37 @@ def cmd_lookup(args: argparse.Namespace) -> int:
     return 0
 
 
+def convergence(r: pb.RouterState) -> str:
+    """Why a router counts as converged or not, in words.
+
+    A family converges at End-of-RIB, or (inferred) when a peer that never
+    sends one has been quiet for ``[bgp] converge_quiet_time``.
+    """
+    if r.session != "up":
+        state = f"session {r.session or 'idle'}"
+        if r.last_reason:
+            state += f" ({r.last_reason})"
+        return f"{state}; routes served stale" if r.stale else state
+    if r.families and all(f.converged for f in r.families):
+        inferred = any(getattr(f, "inferred", False) for f in r.families)
+        return "converged (inferred: no End-of-RIB, quiet peer)" if inferred else "converged"
+    return "waiting for End-of-RIB"
+
+
+def _since(t: float, now: float) -> str:
+    if not t:
+        return "never"
+    ago = max(0.0, now - t)
+    if ago < 120:
+        return f"{ago:.0f} s ago"
+    if ago < 7200:
+        return f"{ago / 60:.0f} min ago"
+    return f"{ago / 3600:.1f} h ago"
+
+
 def cmd_routers(args: argparse.Namespace) -> int:
-    with channel(args.target) as ch:
+    args.connection = connection(args)
+    with channel(args.connection) as ch:
         reply = pb_grpc.AttributionStub(ch).ListRouters(pb.ListRoutersRequest(), timeout=10)
     rows = []
     for r in reply.routers:
@@ -205,22 +344,42 @@ def cmd_routers(args: argparse.Namespace) -> int:
                 "neighbor": r.neighbor,
                 "peer_as": r.peer_as,
                 "session": r.session,
+                "session_since": r.session_since or None,
                 "last_reason": r.last_reason or None,
+                "last_update": r.last_update or None,
+                "convergence": convergence(r),
                 "stale": r.stale,
+                "stale_until": r.stale_until or None,
                 "ipv4_prefixes": v4.prefixes if v4 else 0,
                 "ipv4_converged": bool(v4 and v4.converged),
                 "ipv6_prefixes": v6.prefixes if v6 else 0,
                 "ipv6_converged": bool(v6 and v6.converged),
                 "stale_prefixes": sum(f.stale_prefixes for f in r.families),
+                "families": {
+                    f.family: {
+                        "prefixes": f.prefixes,
+                        "paths": f.paths,
+                        "stale_prefixes": f.stale_prefixes,
+                        "converged": f.converged,
+                        "inferred": bool(getattr(f, "inferred", False)),
+                    }
+                    for f in r.families
+                },
                 "exporters": list(r.exporters),
                 "fallback": list(r.fallback),
             }
         )
     if args.json:
-        for row in rows:
-            print(orjson.dumps(row).decode())
+        document = {
+            "routers": rows,
+            "unique_attribute_sets": reply.unique_attribute_sets,
+            "bad_feed_lines": reply.bad_feed_lines,
+        }
+        print(orjson.dumps(document).decode())
         return 0
-    headers = ["name", "neighbor", "session", "ipv4", "ipv6", "stale", "exporters"]
+    now = time.time()
+    headers = ["name", "neighbor", "session", "ipv4", "ipv6", "stale", "last update", "state"]
+    headers.append("exporters")
     table = [
         [
             row["name"],
@@ -229,20 +388,23 @@ def cmd_routers(args: argparse.Namespace) -> int:
             f"{row['ipv4_prefixes']}{'' if row['ipv4_converged'] else ' *'}",
             f"{row['ipv6_prefixes']}{'' if row['ipv6_converged'] else ' *'}",
             str(row["stale_prefixes"]) if row["stale"] else "-",
+            _since(row["last_update"] or 0.0, now),
+            row["convergence"],
             ",".join(row["exporters"]) or "-",
         ]
         for row in rows
     ]
     print(format_table(headers, table))
     print(
-        f"(* not converged: no End-of-RIB yet)  attribute sets: {reply.unique_attribute_sets}  "
+        f"(* family not converged)  attribute sets: {reply.unique_attribute_sets}  "
         f"bad feed lines: {reply.bad_feed_lines}"
     )
     return 0
 
 
 def cmd_reload(args: argparse.Namespace) -> int:
-    with channel(args.target) as ch:
+    args.connection = connection(args)
+    with channel(args.connection) as ch:
         reply = pb_grpc.AttributionStub(ch).ReloadConfig(pb.ReloadConfigRequest(), timeout=30)
     for w in reply.warnings:
         print(f"warning: {w}", file=sys.stderr)

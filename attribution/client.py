@@ -8,7 +8,7 @@ and never reaches the wire; its answer carries the error.
 from __future__ import annotations
 
 from collections import deque, namedtuple
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import islice
 
@@ -22,6 +22,10 @@ from attribution.v1 import attribution_pb2_grpc as pb_grpc
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 DEFAULT_BATCH = 4096
+
+
+class ClientSettingsError(ValueError):
+    """A connection setting or TLS file the client cannot use."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +46,84 @@ class Connection:
 
     def __post_init__(self) -> None:
         if bool(self.cert) != bool(self.key):
-            raise ValueError("a client certificate needs both cert and key")
+            raise ClientSettingsError("a client certificate needs both --cert and --key")
         if self.ca or self.cert:
             object.__setattr__(self, "tls", True)
+
+
+ENV = {
+    "target": "ATTRIBUTION_TARGET",
+    "token": "ATTRIBUTION_TOKEN",
+    "ca": "ATTRIBUTION_CA",
+    "cert": "ATTRIBUTION_CERT",
+    "key": "ATTRIBUTION_KEY",
+}
+
+
+def connection_from(
+    *,
+    target: str | None = None,
+    token: str | None = None,
+    ca: str | None = None,
+    cert: str | None = None,
+    key: str | None = None,
+    config_path: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Connection:
+    """Each setting from the argument, else its ``ATTRIBUTION_*`` variable in
+    ``env``, else the service's config file, else the default.
+
+    From the config: the target is ``[service] grpc_listen`` (a wildcard host
+    becomes loopback); with ``[api] tls_cert`` TLS is on, trusting
+    ``tls_client_ca`` if set (else ``tls_cert`` itself, for a self-signed
+    certificate); under mutual TLS the service's own certificate and key are
+    the client's; the token is the admin token file's first token, else the
+    read token file's, whichever this user can read.
+    Raises ConfigError for an unreadable config file.
+    """
+    given = {"target": target, "token": token, "ca": ca, "cert": cert, "key": key}
+    env = env if env is not None else {}
+    values = {k: v if v else env.get(ENV[k], "") for k, v in given.items()}
+    if config_path:
+        from attribution.config import load_config
+
+        config = load_config(config_path)
+        api = config.api
+        from_config = {
+            "target": _loopback_target(config.grpc_listen),
+            "token": _first_token(api.admin_token_file) or _first_token(api.read_token_file),
+            "ca": (api.tls_client_ca or api.tls_cert) if api.tls else "",
+            "cert": api.tls_cert if api.tls_client_ca else "",
+            "key": api.tls_key if api.tls_client_ca else "",
+        }
+        if values["cert"] or values["key"]:  # a client certificate given: not the service's
+            from_config["cert"] = from_config["key"] = ""
+        values = {k: v or from_config[k] for k, v in values.items()}
+    values["target"] = values["target"] or DEFAULT_TARGET
+    return Connection(**values)
+
+
+def _loopback_target(listen: str) -> str:
+    host, _, port = listen.rpartition(":")
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host in ("::", "[::]"):
+        host = "[::1]"
+    return f"{host}:{port}"
+
+
+def _first_token(path: str) -> str:
+    if not path:
+        return ""
+    try:
+        with open(path, encoding="ascii") as f:
+            for line in f:
+                token = line.strip()
+                if token and not token.startswith("#"):
+                    return token
+    except (OSError, UnicodeDecodeError):
+        pass  # not ours to read: the caller gives a token another way
+    return ""
 
 
 def _read(path: str, what: str) -> bytes:
@@ -52,7 +131,7 @@ def _read(path: str, what: str) -> bytes:
         with open(path, "rb") as f:
             return f.read(1 << 20)
     except OSError as exc:
-        raise ValueError(f"{what} {path}: cannot read: {exc.strerror or exc}") from None
+        raise ClientSettingsError(f"{what} {path}: cannot read: {exc.strerror or exc}") from None
 
 
 class _Bearer(

@@ -250,7 +250,7 @@ class AttributionServicer(pb_grpc.AttributionServicer):
                                 prefixes=fs.prefixes,
                                 paths=fs.paths,
                                 converged=fs.converged,
-                                stale_prefixes=fs.stale_prefixes,
+                                stale_prefixes=r.stale_prefixes(fs),
                             )
                         )
                 out.append(state)

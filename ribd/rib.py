@@ -128,6 +128,12 @@ class RouterRib:
         """Routes in the current slot are kept from a session that is gone."""
         return self.stale_until > 0 and self.session != "up"
 
+    def stale_prefixes(self, fs: FamilyState) -> int:
+        """Prefixes of ``fs`` served stale: the generation kept from before a
+        session restart, plus the current routes while their session is gone.
+        (``fs.stale_prefixes`` counts only the former.)"""
+        return fs.stale_prefixes + (fs.prefixes if self.current_stale else 0)
+
 
 @dataclass(frozen=True, slots=True)
 class RouteMatch:

@@ -16,37 +16,14 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from attribution.client import Connection, channel, columns_request
 from attribution.config import ApiSettings
-from attribution.grpc_service import AttributionServicer, ReloadResult, start_server
-from attribution.resolver import Resolver
 from attribution.security import REFUSED, SecurityError, is_loopback_peer
 from attribution.v1 import attribution_pb2 as pb
 from attribution.v1 import attribution_pb2_grpc as pb_grpc
-from tests.attribution.helpers import build_world
 from tests.attribution.pki import make_pki
+from tests.attribution.served import Server
 
 FLOW = pb.Flow(exporter="127.0.1.1", src_addr="172.16.0.1", dst_addr="10.9.1.1")
 WAIT = 30.0  # generous: busy CI machines
-
-
-class Server:
-    """A real server over the test world with the given [api] settings."""
-
-    def __init__(self, api: ApiSettings) -> None:
-        rib, config = build_world()
-        self.config = replace(config, api=api)
-        self.reloads = 0
-        resolver = Resolver(rib, self.config, max_batch_flows=100_000)
-
-        def reload() -> ReloadResult:
-            self.reloads += 1
-            return ReloadResult(ok=True, overrides=2)
-
-        self.servicer = AttributionServicer(rib, resolver, lambda: self.config, reload)
-        self.server, self.port = start_server(self.servicer, "127.0.0.1:0", 64 << 20, api)
-        self.target = f"127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self.server.stop(grace=None)
 
 
 @pytest.fixture

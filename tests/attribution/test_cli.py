@@ -1,0 +1,281 @@
+"""The `attribution` client commands against a real server: connection
+settings, pipes, log levels, version, and what `routers` says."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+import orjson
+import pytest
+
+from attribution.cli import build_parser, main
+from attribution.client import connection_from
+from attribution.config import ApiSettings
+from attribution.v1 import attribution_pb2 as pb
+from ribd.events import EndOfRib, SessionState
+from tests.attribution.helpers import CONFIG, EDGE1, EDGE2
+from tests.attribution.pki import make_pki
+from tests.attribution.served import Server
+
+ENV_KEYS = ("ATTRIBUTION_TARGET", "ATTRIBUTION_TOKEN", "ATTRIBUTION_CA")
+ENV_KEYS += ("ATTRIBUTION_CERT", "ATTRIBUTION_KEY")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    for key in ENV_KEYS:
+        monkeypatch.delenv(key, raising=False)
+
+
+@pytest.fixture
+def serve():
+    servers: list[Server] = []
+
+    def start(api: ApiSettings | None = None) -> Server:
+        servers.append(Server(api))
+        return servers[-1]
+
+    yield start
+    for s in servers:
+        s.stop()
+
+
+def cli(*argv: str, stdin: bytes = b"", env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "attribution.cli", *argv],
+        input=stdin,
+        capture_output=True,
+        timeout=120,
+        env=env,
+    )
+
+
+# -- pipes, log levels, version ------------------------------------------------------
+
+
+def test_resolve_into_a_closed_pipe_ends_quietly(serve):
+    s = serve()
+    line = b'{"exporter":"127.0.1.1","src_addr":"172.16.0.1","dst_addr":"10.9.1.1"}\n'
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "attribution.cli", "resolve", "--target", s.target],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    # what `resolve < flows | head -1` does: read one line, close the pipe
+    proc.stdin.write(line * 50_000)  # far more answers than a pipe buffers
+    proc.stdin.close()
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    proc.wait(timeout=120)
+    stderr = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert json.loads(first)["dst_origin_as"] == 65006
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
+    assert proc.returncode in (0, 141)
+
+
+def test_log_level_goes_before_or_after_the_command():
+    parser = build_parser()
+    assert parser.parse_args(["routers", "--log-level", "debug"]).log_level == "DEBUG"
+    assert parser.parse_args(["--log-level", "error", "routers"]).log_level == "ERROR"
+    assert parser.parse_args(["routers"]).log_level is None
+    assert parser.parse_args(["serve", "--config", "x", "--log-level", "info"]).log_level == "INFO"
+
+
+def test_an_unknown_log_level_is_refused_naming_the_levels():
+    for argv in (["--log-level", "verbose", "routers"], ["routers", "--log-level", "verbose"]):
+        r = cli(*argv)
+        assert r.returncode == 2
+        err = r.stderr.decode()
+        assert "'verbose' is not a log level" in err and "DEBUG" in err, err
+
+
+def test_version_prints_the_package_version():
+    r = cli("--version")
+    assert r.returncode == 0
+    assert (
+        r.stdout.decode().strip() == f"attribution {importlib.metadata.version('bgp-attribution')}"
+    )
+
+
+# -- routers ----------------------------------------------------------------------------
+
+
+def routers_json(target: str, capsys) -> dict:
+    assert main(["routers", "--json", "--target", target]) == 0
+    return orjson.loads(capsys.readouterr().out)
+
+
+def test_routers_json_has_last_update_and_service_totals(serve, capsys):
+    s = serve()
+    from ribd.events import UpdateTime
+
+    s.rib.apply(UpdateTime(EDGE1, 1_700_000_000.5))
+    doc = routers_json(s.target, capsys)
+    assert doc["unique_attribute_sets"] == len(s.rib.interner)
+    assert doc["bad_feed_lines"] == 3
+    edge1 = next(r for r in doc["routers"] if r["name"] == "edge1")
+    assert edge1["last_update"] == 1_700_000_000.5
+    assert edge1["session_since"] > 0
+    assert edge1["families"]["ipv4 unicast"]["prefixes"] == edge1["ipv4_prefixes"] == 8
+    assert edge1["convergence"] == "waiting for End-of-RIB"  # the world sends none for IPv6
+
+
+def test_routers_counts_prefixes_served_stale(serve, capsys):
+    s = serve()
+    s.rib.stale_hold_by_neighbor[EDGE1] = 600.0
+    s.rib.apply(SessionState(EDGE1, "down", reason="hold timer expired"))
+    doc = routers_json(s.target, capsys)
+    edge1 = next(r for r in doc["routers"] if r["name"] == "edge1")
+    assert edge1["stale"] is True
+    assert edge1["stale_prefixes"] == edge1["ipv4_prefixes"] + edge1["ipv6_prefixes"] == 10
+    assert main(["routers", "--target", s.target]) == 0
+    text = capsys.readouterr().out
+    row = next(line for line in text.splitlines() if line.startswith("edge1"))
+    assert " 10 " in row, text
+    assert "session down (hold timer expired); routes served stale" in row
+
+
+def test_routers_says_why_a_router_has_not_converged(serve, capsys):
+    s = serve()
+    s.rib.apply(EndOfRib(EDGE1, "ipv6 unicast"))
+    s.rib.apply(SessionState(EDGE2, "down"))
+    s.rib.apply(SessionState(EDGE2, "up"))  # up again, no End-of-RIB since
+    assert main(["routers", "--target", s.target]) == 0
+    text = capsys.readouterr().out
+    edge2 = next(line for line in text.splitlines() if line.startswith("edge2"))
+    assert "waiting for End-of-RIB" in edge2
+    edge1 = next(line for line in text.splitlines() if line.startswith("edge1"))
+    assert "converged" in edge1 and "waiting" not in edge1
+
+
+# -- connection settings ------------------------------------------------------------------
+
+
+def write_config(tmp_path: Path, target: str, api: str) -> Path:
+    path = tmp_path / "attribution.toml"
+    text = CONFIG.replace('grpc_listen = "127.0.0.1:0"', f'grpc_listen = "{target}"')
+    path.write_text(text + "\n[api]\n" + api)
+    return path
+
+
+@pytest.fixture
+def secured(tmp_path, serve):
+    """A mutual-TLS server with read and admin tokens, and its config file."""
+    pki = make_pki(tmp_path)
+    (tmp_path / "read.tokens").write_text("read-1\n")
+    (tmp_path / "admin.tokens").write_text("# admins\nadmin-1\n")
+    api = ApiSettings(
+        tls_cert=str(pki.server_cert),
+        tls_key=str(pki.server_key),
+        tls_client_ca=str(pki.ca),
+        read_token_file=str(tmp_path / "read.tokens"),
+        admin_token_file=str(tmp_path / "admin.tokens"),
+    )
+    s = serve(api)
+    config = write_config(
+        tmp_path,
+        s.target,
+        "\n".join(
+            f'{k} = "{getattr(api, k)}"'
+            for k in ("tls_cert", "tls_key", "tls_client_ca", "read_token_file", "admin_token_file")
+        ),
+    )
+    return s, pki, config
+
+
+def test_client_commands_reach_a_secured_service_from_its_config(secured, capsys):
+    s, _, config = secured
+    assert main(["reload", "--config", str(config)]) == 0  # admin token from the file
+    assert s.reloads == 1
+    assert capsys.readouterr().out.startswith("reloaded")
+    assert main(["routers", "--config", str(config), "--json"]) == 0
+    assert orjson.loads(capsys.readouterr().out)["routers"]
+    # a read token given on the command line wins over the file's admin token
+    assert main(["reload", "--config", str(config), "--token", "read-1"]) == 1
+    assert "PERMISSION_DENIED" in capsys.readouterr().err
+    assert s.reloads == 1
+
+
+def test_client_commands_take_settings_from_env_and_flags_win(secured, monkeypatch, capsys):
+    s, pki, _ = secured
+    monkeypatch.setenv("ATTRIBUTION_TARGET", s.target)
+    monkeypatch.setenv("ATTRIBUTION_CA", str(pki.ca))
+    monkeypatch.setenv("ATTRIBUTION_CERT", str(pki.client_cert))
+    monkeypatch.setenv("ATTRIBUTION_KEY", str(pki.client_key))
+    monkeypatch.setenv("ATTRIBUTION_TOKEN", "wrong")
+    assert main(["lookup", "edge1", "10.9.1.1"]) == 1
+    assert "UNAUTHENTICATED" in capsys.readouterr().err
+    assert main(["lookup", "edge1", "10.9.1.1", "--token", "read-1"]) == 0
+    assert orjson.loads(capsys.readouterr().out)["prefix"] == "10.9.0.0/16"
+    monkeypatch.setenv("ATTRIBUTION_TOKEN", "read-1")
+    r = cli(
+        "resolve",
+        stdin=b'{"exporter":"127.0.1.1","src_addr":"172.16.0.1","dst_addr":"10.9.1.1"}\n',
+        env={**__import__("os").environ},
+    )
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["dst_origin_as"] == 65006
+    # without a client certificate mutual TLS refuses the connection
+    monkeypatch.delenv("ATTRIBUTION_CERT")
+    monkeypatch.delenv("ATTRIBUTION_KEY")
+    assert main(["routers"]) == 1
+    assert "UNAVAILABLE" in capsys.readouterr().err
+
+
+def test_connection_settings_precedence(tmp_path):
+    (tmp_path / "admin.tokens").write_text("admin-from-file\n")
+    config = write_config(
+        tmp_path,
+        "0.0.0.0:6000",
+        'tls_cert = "/srv/cert.pem"\ntls_key = "/srv/key.pem"\ntls_client_ca = "/srv/ca.pem"\n'
+        f'admin_token_file = "{tmp_path / "admin.tokens"}"\n',
+    )
+    c = connection_from(config_path=str(config), env={})
+    assert (c.target, c.token, c.ca, c.cert, c.key, c.tls) == (
+        "127.0.0.1:6000",
+        "admin-from-file",
+        "/srv/ca.pem",
+        "/srv/cert.pem",
+        "/srv/key.pem",
+        True,
+    )
+    env = {"ATTRIBUTION_TARGET": "127.0.0.2:1", "ATTRIBUTION_TOKEN": "env-token"}
+    c = connection_from(config_path=str(config), env=env)
+    assert (c.target, c.token) == ("127.0.0.2:1", "env-token")
+    c = connection_from(target="127.0.0.3:2", config_path=str(config), env=env)
+    assert c.target == "127.0.0.3:2"
+    c = connection_from(env={})
+    assert (c.target, c.token, c.tls) == ("127.0.0.1:50051", "", False)
+    # a client certificate of one's own replaces the service's
+    c = connection_from(cert="/me.pem", key="/me.key", config_path=str(config), env={})
+    assert (c.cert, c.key, c.ca) == ("/me.pem", "/me.key", "/srv/ca.pem")
+
+
+def test_a_client_tls_file_that_cannot_be_read_is_a_clear_error(capsys, tmp_path):
+    assert main(["routers", "--ca", str(tmp_path / "missing.pem")]) == 2
+    err = capsys.readouterr().err
+    assert "missing.pem" in err and "Traceback" not in err
+
+
+def test_unusable_tls_files_stop_serve_before_anything_starts(tmp_path):
+    config = write_config(
+        tmp_path, "127.0.0.1:0", f'tls_cert = "{tmp_path}/nope.pem"\ntls_key = "{tmp_path}/k"\n'
+    )
+    r = cli("serve", "--config", str(config))
+    assert r.returncode == 2
+    assert "tls_cert" in r.stderr.decode() and "no such file" in r.stderr.decode()
+
+
+def test_grpc_errors_name_the_target(serve, capsys):
+    s = serve()
+    assert main(["lookup", "nosuchrouter", "10.0.0.1", "--target", s.target]) == 1
+    err = capsys.readouterr().err
+    assert s.target in err and grpc.StatusCode.NOT_FOUND.name in err
+    assert pb.LookupRouteRequest  # the request type the command sends
