@@ -8,6 +8,7 @@ key path, and what is wrong. A reload that fails keeps the running config.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import re
@@ -188,7 +189,7 @@ class _Checker:
         if value == "" and default == "":
             return ""
         try:
-            return str(ipaddress.ip_address(value))
+            return _canonical_address(value)
         except ValueError:
             raise self.fail((where[0], where[1], key), f"{value!r} is not an IP address") from None
 
@@ -230,6 +231,12 @@ _KIND_NAMES = {
     list: "a list",
     dict: "a table",
 }
+
+
+@functools.lru_cache(maxsize=1024)
+def _canonical_address(text: str) -> str:
+    """Cached: thousands of override rules name the same few exporters."""
+    return str(ipaddress.ip_address(text))
 
 
 def _closest(key: str, known: set[str]) -> str | None:

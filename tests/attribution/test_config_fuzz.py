@@ -4,17 +4,20 @@ Bounded and seeded (the same documents on every run, a few seconds in CI).
 Three sources: the annotated example and the test config mutated line by
 line (values swapped for hostile ones, lines duplicated, deleted, cut), random
 documents built from the real key names with values of random types, and
-byte-level damage. A failure prints the seed and the document.
+byte-level damage. What is accepted must render as ExaBGP's config. A failure
+prints the seed and the document.
 """
 
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from attribution.config import Config, ConfigError, parse_config
+from ribd.exabgp import render_config, render_env
 from tests.attribution.helpers import CONFIG
 
 EXAMPLE = (Path(__file__).resolve().parents[2] / "config" / "attribution.example.toml").read_text()
@@ -121,6 +124,8 @@ ATOMS = [
     '"é\u200b\U0001f600"',
     '"\\u0000"',
     '"a\\"b c"',
+    '"/tmp/a b/feed.sock"',
+    '"it\'s"',
     "'x'' ; } process evil { run /bin/true; }'",
     '"""multi\nline"""',
     "1979-05-27T07:32:00Z",
@@ -202,6 +207,14 @@ def run(doc: str, label: str) -> None:
     except Exception as exc:  # the bug this test exists for
         pytest.fail(f"{label}: {type(exc).__name__} escaped parse_config: {exc!r}\n{doc[:3000]}")
     assert isinstance(config, Config)
+    # What the config accepts, ExaBGP's config renderer must be able to write
+    # (it refused a '"' in a password at start: the daemon exited 1).
+    settings = config.bgp if config.bgp.work_dir else replace(config.bgp, work_dir="/run/x")
+    try:
+        render_config(settings)
+        render_env(settings)
+    except Exception as exc:
+        pytest.fail(f"{label}: accepted but cannot be rendered for ExaBGP: {exc!r}\n{doc[:3000]}")
 
 
 @pytest.mark.parametrize("seed", range(4))
