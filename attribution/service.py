@@ -84,6 +84,7 @@ class Service:
 
     def _apply_router_settings(self, config: Config) -> None:
         self.rib.router_names = {r.neighbor: r.name for r in config.routers}
+        self.rib.neighbors = frozenset(self.rib.router_names)  # routes only from these
         for r in self.rib.routers.values():
             r.name = self.rib.router_names.get(r.neighbor, r.neighbor)
         self.rib.stale_hold_by_neighbor = {

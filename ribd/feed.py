@@ -29,6 +29,7 @@ import logging
 import os
 import socket
 import stat
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -36,8 +37,8 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from ribd.events import EndOfRib, RoutesAnnounced, RoutesWithdrawn
-from ribd.parser import ExabgpParser, FeedError
+from ribd.events import EndOfRib, ExabgpShutdown, RoutesAnnounced, RoutesWithdrawn
+from ribd.parser import MAX_LINE_BYTES, ExabgpParser, FeedError
 from ribd.rib import Rib
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ READ_SIZE = 1 << 20
 CONTROL_PREFIX = b'{"type":"ribd-relay"'
 LOGGED_LINE_CHARS = 200
 BAD_LINES_LOGGED_IN_FULL = 100  # then one in every 1000
+_PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 
 def bad_line_category(reason: str) -> str:
@@ -62,6 +64,10 @@ def bad_line_category(reason: str) -> str:
         return "too_deep"
     if reason.startswith("bad value"):
         return "value"
+    if reason.startswith("unknown neighbor"):
+        return "unknown_neighbor"
+    if reason.startswith("parser failed"):
+        return "internal"
     if reason.startswith(("malformed", "no neighbor", "update ", "withdraw ", "announce ")):
         return "malformed"
     return "other"
@@ -132,8 +138,10 @@ class FeedServer:
         *,
         exabgp_gone_hold_time: float = 300.0,
         resync_on_loss: bool = True,
-        socket_mode: int = 0o660,
+        socket_mode: int = 0o600,
         on_control: Callable[[dict], None] | None = None,
+        max_line_bytes: int = MAX_LINE_BYTES,
+        allowed_uids: frozenset[int] | None = None,
     ) -> None:
         self.socket_path = socket_path
         self.rib = rib
@@ -142,6 +150,14 @@ class FeedServer:
         self.resync_on_loss = resync_on_loss
         self.socket_mode = socket_mode
         self.on_control = on_control
+        # A longer line is skipped up to its newline while reading, never buffered whole.
+        self.max_line_bytes = max_line_bytes
+        # Who may deliver lines (SO_PEERCRED): our own user and root by default.
+        self.allowed_uids = (
+            allowed_uids if allowed_uids is not None else frozenset({os.geteuid(), 0})
+        )
+        self.refused_connections = 0
+        self.max_held_bytes = 0  # the most bytes of one unfinished line held (for tests)
         self._listener: socket.socket | None = None
         self._accept_thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -159,8 +175,23 @@ class FeedServer:
     # -- lifetime --
 
     def start(self) -> None:
+        """Listen on ``socket_path``: a socket of mode ``socket_mode`` (0600) in a
+        directory nobody else can write (made 0700 if missing).
+
+        Anyone who can connect feeds routes into the RIB, so the directory is
+        checked (a writable one would let another user replace the socket) and
+        every connection's credentials are checked again in ``_accept_loop``.
+        """
         path = self.socket_path
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        directory = os.path.dirname(os.path.abspath(path))
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        st = os.stat(directory)
+        if st.st_mode & 0o022 or st.st_uid not in (os.geteuid(), 0):
+            raise PermissionError(
+                f"feed socket directory {directory} is writable by other users "
+                f"(mode {stat.S_IMODE(st.st_mode):04o}, owner uid {st.st_uid}): "
+                "use a directory only this user can write"
+            )
         try:
             if stat.S_ISSOCK(os.lstat(path).st_mode):
                 os.unlink(path)  # left behind by an earlier run
@@ -241,6 +272,7 @@ class FeedServer:
             "relay_lost_lines": self.relay_lost_lines,
             "relay_connections": self.relay_connections,
             "relays_connected": connected,
+            "refused_connections": self.refused_connections,
             "resyncs_requested": self.resyncs_requested,
             "exabgp_gone_events": self.exabgp_gone_events,
         }
@@ -259,6 +291,9 @@ class FeedServer:
                     return
                 time.sleep(0.1)
                 continue
+            if not self._trusted(sock):
+                sock.close()
+                continue
             sock.settimeout(None)
             conn = _Connection(sock)
             conn.thread = threading.Thread(
@@ -268,6 +303,28 @@ class FeedServer:
                 self._connections.append(conn)
                 self.relay_connections += 1
             conn.thread.start()
+
+    def _trusted(self, sock: socket.socket) -> bool:
+        """Whether the connecting process runs as an allowed user (SO_PEERCRED)."""
+        try:
+            pid, uid, _ = _PEERCRED.unpack(
+                sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
+            )
+        except OSError:
+            pid, uid = 0, -1
+        if uid in self.allowed_uids:
+            return True
+        self.refused_connections += 1
+        if self.refused_connections <= BAD_LINES_LOGGED_IN_FULL or not (
+            self.refused_connections % 1000
+        ):
+            log.warning(
+                "refused feed connection from pid %d, uid %d: only uid(s) %s may deliver lines",
+                pid,
+                uid,
+                ", ".join(map(str, sorted(self.allowed_uids))),
+            )
+        return False
 
     def _serve(self, conn: _Connection) -> None:
         try:
@@ -285,20 +342,54 @@ class FeedServer:
                 log.info("relay pid %d disconnected", conn.relay.pid)
 
     def _read(self, conn: _Connection) -> None:
-        """The ingest hot loop: big reads, whole lines, one rib.lock per line."""
+        """The ingest hot loop: big reads, whole lines, one rib.lock per line.
+
+        A line is held until its newline only up to ``max_line_bytes``; past
+        that it is skipped (counted as one ``too_long`` bad line when its
+        newline comes), so no line costs more memory than the limit.
+        """
         recv = conn.sock.recv
         parse = self.parser.parse
         apply_many = self.rib.apply_many
+        rib = self.rib
+        max_line = self.max_line_bytes
         c = conn.counters
-        pending = b""
+        parts: list[bytes] = []  # an unfinished line, in the pieces it came in
+        held = 0  # bytes in parts
+        skipping = -1  # bytes of an over-long line dropped so far; -1: not skipping
+        head = b""  # the start of the line being skipped, for the log
         while True:
             data = recv(READ_SIZE)
             if not data:
                 break
-            if pending:
-                data = pending + data
+            if skipping >= 0:
+                end = data.find(b"\n")
+                if end < 0:
+                    skipping += len(data)
+                    continue
+                self._too_long(c, head, skipping + end)
+                skipping = -1
+                data = data[end + 1 :]
+            elif parts:
+                if b"\n" not in data:
+                    parts.append(data)
+                    held += len(data)
+                    if held > max_line:
+                        head, skipping = parts[0][:LOGGED_LINE_CHARS], held
+                        parts, held = [], 0
+                    elif held > self.max_held_bytes:
+                        self.max_held_bytes = held
+                    continue
+                parts.append(data)
+                data = b"".join(parts)
+                parts, held = [], 0
             lines = data.split(b"\n")
-            pending = lines.pop()
+            tail = lines.pop()
+            if tail:
+                if len(tail) > max_line:
+                    head, skipping = tail[:LOGGED_LINE_CHARS], len(tail)
+                else:
+                    parts, held = [tail], len(tail)
             for line in lines:
                 if not line:
                     continue
@@ -306,12 +397,30 @@ class FeedServer:
                     self._control(conn, line)
                     continue
                 c.lines += 1
+                if len(line) > max_line:
+                    self._too_long(c, line, len(line), counted=True)
+                    continue
                 try:
                     events = parse(line)
                 except FeedError as exc:
                     self._bad_line(c, line, str(exc))
                     continue
+                except Exception as exc:  # a parser bug must not take the connection down
+                    self._bad_line(c, line, f"parser failed: {type(exc).__name__}: {exc!s:.200}")
+                    continue
                 if not events:
+                    continue
+                first = events[0]
+                if (
+                    rib.neighbors is not None
+                    and type(first) is not ExabgpShutdown
+                    and first.neighbor not in rib.neighbors  # type: ignore[union-attr]
+                ):
+                    self._bad_line(
+                        c,
+                        line,
+                        f"unknown neighbor {first.neighbor}: not a configured router",  # type: ignore[union-attr]
+                    )
                     continue
                 apply_many(events)
                 route_events = False
@@ -332,9 +441,14 @@ class FeedServer:
                         route_events = True
                 if route_events:
                     c.updates += 1
-        if pending:
+        if held or skipping >= 0:
             # A connection cut mid-line: the relay re-sends the whole batch.
-            log.debug("discarding %d bytes of an incomplete line", len(pending))
+            log.debug("discarding %d bytes of an incomplete line", max(held, skipping))
+
+    def _too_long(self, c: FeedCounters, head: bytes, size: int, counted: bool = False) -> None:
+        if not counted:
+            c.lines += 1
+        self._bad_line(c, head, f"line of {size} bytes exceeds {self.max_line_bytes}")
 
     def _bad_line(self, c: FeedCounters, line: bytes, reason: str) -> None:
         category = bad_line_category(reason)

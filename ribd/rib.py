@@ -333,6 +333,11 @@ class Rib:
         self.restart_hold_time = restart_hold_time
         self.stale_hold_by_neighbor: dict[str, float] = {}
         self.router_names = dict(router_names or {})
+        # Neighbors that may have a RIB (the configured routers); None accepts
+        # every neighbor (tools, tests). The service always sets it, so forged
+        # lines for made-up neighbors cannot grow the store.
+        self.neighbors: frozenset[str] | None = None
+        self.unknown_neighbor_events = 0
         self.clock = clock
         self.treated_as_withdraw = 0
         self.notifications: list[Notification] = []
@@ -363,17 +368,29 @@ class Rib:
         with self.lock:
             self._apply(event)
 
+    def accepts(self, neighbor: str) -> bool:
+        """Whether ``neighbor`` may have a RIB here (see ``neighbors``)."""
+        allowed = self.neighbors
+        return allowed is None or neighbor in allowed
+
     def apply_many(self, events: list[Event]) -> None:
         """Apply the events of one ExaBGP line atomically."""
         with self.lock:
+            allowed = self.neighbors
             for event in events:
                 if type(event) is RoutesAnnounced:  # most events: skip a dispatch call
+                    if allowed is not None and event.neighbor not in allowed:
+                        self.unknown_neighbor_events += 1
+                        continue
                     self._announce(event)
                 else:
                     self._apply(event)
 
     def _apply(self, event: Event) -> None:
         kind = type(event)
+        if kind is not ExabgpShutdown and not self.accepts(event.neighbor):  # type: ignore[union-attr]
+            self.unknown_neighbor_events += 1
+            return
         if kind is RoutesAnnounced:
             self._announce(event)  # type: ignore[arg-type]
         elif kind is RoutesWithdrawn:
@@ -787,6 +804,7 @@ class Rib:
             "distinct_entries": {f: t.distinct_entries for f, t in self.tables.items()},
             "prefixes_stored": {f: len(t.store) for f, t in self.tables.items()},
             "treated_as_withdraw": self.treated_as_withdraw,
+            "unknown_neighbor_events": self.unknown_neighbor_events,
         }
 
 

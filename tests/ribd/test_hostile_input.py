@@ -235,3 +235,131 @@ def test_a_forged_state_line_no_longer_breaks_the_next_snapshot(server, tmp_path
     restored = Rib()
     info = load_snapshot(restored, tmp_path / "rib.snapshot", hold_time=60)
     assert info.prefixes[V4] == 300
+
+
+# -- item 3: only configured neighbors get a RIB ----------------------------------------------
+
+
+def test_lines_for_neighbors_not_configured_are_counted_not_stored(server) -> None:
+    server.rib.neighbors = frozenset({PEER})
+    forged = [
+        update(announce_v4(f"10.{i // 256}.{i % 256}.0/24"), attribute=GOOD, peer=f"10.66.{i}.1")
+        for i in range(200)
+    ]
+    forged.append(line("state", {"state": "up", "address": {"peer": "10.66.0.1"}}))
+    real = [update(announce_v4("10.0.0.0/24"), attribute=GOOD)]
+    send(server.socket_path, b"\n".join(forged[:100] + real + forged[100:]) + b"\n")
+    wait_until(lambda: server.stats()["lines"] == len(forged) + 1, 30, what="every line read")
+    stats = server.stats()
+    assert stats["bad_lines_by_category"] == {"unknown_neighbor": len(forged)}
+    assert set(server.rib.routers) == {PEER}
+    assert [m.prefix for m in server.rib.routes(PEER, V4)] == ["10.0.0.0/24"]
+    assert len(server.rib.tables[V4].store) == 1
+
+
+def test_the_rib_itself_refuses_unknown_neighbors_and_none_accepts_all() -> None:
+    parser = ExabgpParser()
+    rib = Rib()
+    rib.neighbors = frozenset({PEER})
+    stranger = update(announce_v4("10.0.0.0/24"), attribute=GOOD, peer="10.6.6.6")
+    rib.apply_many(parser.parse(stranger))
+    rib.apply_many(parser.parse(line("state", {"state": "up", "address": {"peer": "10.6.6.6"}})))
+    rib.apply_many(parser.parse(update(announce_v4("10.0.0.0/24"), attribute=GOOD)))
+    assert set(rib.routers) == {PEER}
+    assert rib.stats()["unknown_neighbor_events"] == 3
+    rib.neighbors = None  # no allow-list (tools, tests): every neighbor
+    rib.apply_many(parser.parse(stranger))
+    assert set(rib.routers) == {PEER, "10.6.6.6"}
+
+
+# -- item 5: the socket: who may connect, how long a line may be --------------------------------
+
+
+def test_feed_socket_is_private_in_a_private_directory(short_tmp) -> None:
+    import os
+    import stat
+
+    directory = short_tmp / "run"
+    feed = FeedServer(str(directory / "feed.sock"), Rib())
+    feed.start()
+    try:
+        assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700
+        assert stat.S_IMODE(os.stat(feed.socket_path).st_mode) == 0o600
+    finally:
+        feed.stop()
+    os.chmod(directory, 0o777)
+    with pytest.raises(PermissionError, match="writable by other users"):
+        FeedServer(str(directory / "feed.sock"), Rib()).start()
+
+
+def test_connections_from_other_users_are_refused_and_counted(short_tmp) -> None:
+    import os
+
+    rib = Rib()
+    # Only a uid that is not ours may deliver: our own connection is the stranger.
+    feed = FeedServer(str(short_tmp / "feed.sock"), rib, allowed_uids=frozenset({os.geteuid() + 1}))
+    feed.start()
+    try:
+        send(feed.socket_path, update(announce_v4("10.0.0.0/24"), attribute=GOOD) + b"\n")
+        wait_until(lambda: feed.stats()["refused_connections"] == 1, 30, what="refusal")
+        assert feed.stats()["lines"] == 0 and rib.routers == {}
+    finally:
+        feed.stop()
+
+
+SYSTEM_PYTHON = "/usr/bin/python3"  # one another user may run (our venv may be private)
+
+
+@pytest.mark.skipif(
+    __import__("os").geteuid() != 0 or not __import__("os").path.exists(SYSTEM_PYTHON),
+    reason="needs root (to connect as another user) and /usr/bin/python3",
+)
+def test_a_process_of_another_user_cannot_deliver_lines(short_tmp, processes) -> None:
+    import os
+
+    os.chmod(short_tmp, 0o755)  # the directory check allows it; the socket is 0600
+    feed = FeedServer(str(short_tmp / "run" / "feed.sock"), Rib())
+    feed.start()
+    try:
+        code = (
+            "import socket, sys\n"
+            "s = socket.socket(socket.AF_UNIX)\n"
+            "try:\n    s.connect(sys.argv[1])\nexcept PermissionError:\n    sys.exit(3)\n"
+            "s.sendall(b'x\\n')\n"
+        )
+        as_nobody = {"user": 65534, "cwd": "/", "env": {"PATH": "/usr/bin:/bin"}}
+        child = processes([SYSTEM_PYTHON, "-c", code, feed.socket_path], **as_nobody)
+        assert child.wait(30) == 3  # 0600: not even a connection
+        # With the file mode opened up, the credentials check still refuses it.
+        os.chmod(short_tmp / "run", 0o755)
+        os.chmod(feed.socket_path, 0o666)
+        child = processes([SYSTEM_PYTHON, "-c", code, feed.socket_path], **as_nobody)
+        assert child.wait(30) == 0
+        wait_until(lambda: feed.stats()["refused_connections"] == 1, 30, what="refusal")
+        assert feed.stats()["lines"] == 0
+    finally:
+        feed.stop()
+
+
+def test_an_endless_line_is_skipped_up_to_its_newline_and_later_lines_applied(short_tmp) -> None:
+    import socket
+
+    rib = Rib()
+    feed = FeedServer(str(short_tmp / "feed.sock"), rib, max_line_bytes=64 * 1024)
+    feed.start()
+    try:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(feed.socket_path)
+            s.sendall(update(announce_v4("10.0.0.0/24"), attribute=GOOD) + b"\n")
+            for _ in range(64):  # 16 MiB without a newline, 256 KiB at a time
+                s.sendall(b"x" * 256 * 1024)
+            s.sendall(b"\n" + update(announce_v4("10.0.1.0/24"), attribute=GOOD) + b"\n")
+            s.sendall(b"y" * (64 * 1024 + 1) + b"\n")  # just over, in one piece
+            s.sendall(update(announce_v4("10.0.2.0/24"), attribute=GOOD) + b"\n")
+            wait_until(lambda: feed.stats()["lines"] == 5, 60, what="every line read")
+        stats = feed.stats()
+        assert stats["bad_lines_by_category"] == {"too_long": 2}
+        assert feed.max_held_bytes <= 64 * 1024 + 256 * 1024  # never buffered the endless line
+        assert {m.prefix for m in rib.routes(PEER, V4)} == {f"10.0.{i}.0/24" for i in range(3)}
+    finally:
+        feed.stop()
