@@ -28,6 +28,7 @@ from attribution.config import ConfigError
 from attribution.convert import error_answer, route_to_json
 from attribution.v1 import attribution_pb2 as pb
 from attribution.v1 import attribution_pb2_grpc as pb_grpc
+from ribd.checks import MAX_DEPTH, too_deep
 
 MAX_INPUT_LINE = 1024 * 1024  # a flow record line longer than this is refused
 
@@ -247,11 +248,11 @@ def read_flow_lines(stream, stats: dict) -> Iterator[dict]:
             stats["bad"] += 1
             yield {"__error__": ("bad_json", f"line {n}: not JSON ({exc})")}
             continue
-        yield (
-            record
-            if isinstance(record, dict)
-            else {"__error__": ("bad_record", f"line {n}: not a JSON object")}
-        )
+        if not isinstance(record, dict):
+            record = {"__error__": ("bad_record", f"line {n}: not a JSON object")}
+        elif too_deep(record):  # the answer echoes the record: keep it writable
+            record = {"__error__": ("bad_record", f"line {n}: nested deeper than {MAX_DEPTH}")}
+        yield record
 
 
 def cmd_resolve(args: argparse.Namespace) -> int:

@@ -683,7 +683,8 @@ class ExabgpParser:
         except BadValue as exc:
             raise FeedError(f"bad value in {kind} message: {exc}") from None
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
-            raise FeedError(f"malformed {kind} message: {exc!r:.200}") from None
+            label = kind if type(kind) is str else show(kind)  # a str here is a known type
+            raise FeedError(f"malformed {label} message: {exc!r:.200}") from None
         raise FeedError(f"unknown message type {show(kind)}")
 
     # -- message kinds -------------------------------------------------------

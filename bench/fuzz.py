@@ -1,0 +1,604 @@
+"""Fuzzing the entry points that take untrusted input: feed lines, snapshots, flow records.
+
+Mutations of valid inputs (the real ExaBGP captures in ../shared/data when
+present, built-in lines otherwise) go through the real code: the feed's
+parser and a FeedServer on a Unix socket, ``load_snapshot`` on re-checksummed
+files, and flow JSON lines through ``attribution resolve``'s reader and the
+resolver's record checks. An input *crashes* if anything but the documented
+refusal escapes (FeedError, SnapshotError, a per-flow error), and *hangs* if
+it takes longer than ``--hang`` seconds.
+
+    python -m bench.fuzz --seconds 600 --seed 1 [--save DIR]
+
+tests/test_fuzz.py runs the same generators for a few seconds in CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import io
+import os
+import random
+import socket
+import tempfile
+import time
+import traceback
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from hashlib import blake2b
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ribd.checks import MAX_DEPTH
+from ribd.feed import CONTROL_PREFIX
+from ribd.parser import ExabgpParser, FeedError
+from ribd.rib import Rib
+from ribd.snapshot import SnapshotError, _pack, _unpack, load_snapshot, write_snapshot
+
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "exabgp-samples"
+PEERS = ("127.0.0.1", "2001:db8::1")
+
+_NH = {"local": "127.0.0.2", "peer": "127.0.0.1"}
+_ASN = {"local": 65000, "peer": 65001}
+_ATTRS5 = {
+    "origin": "igp",
+    "as-path": {
+        "0": {"element": "as-sequence", "value": [65001, 65002]},
+        "1": {"element": "as-set", "value": [65010, 65011]},
+    },
+    "confederation-path": [],
+    "med": 100,
+    "local-preference": 200,
+    "atomic-aggregate": True,
+    "aggregator": "65001:10.0.0.1",
+    "community": [[65001, 100], [65535, 65281]],
+    "originator-id": "10.0.0.1",
+    "cluster-list": ["10.0.0.2", "10.0.0.3"],
+    "extended-community": [{"value": 842127122628708, "string": "target:65001:100"}],
+    "large-community": [[65001, 1, 2]],
+}
+
+
+def _line(kind: str, neighbor: dict, **top: Any) -> bytes:
+    n = {"address": _NH, "asn": _ASN, "router-id": "127.0.0.2"} | neighbor
+    msg = {"exabgp": "5.0.0", "time": 1795635285.4, "host": "vm", "pid": 1, "ppid": 1}
+    return orjson.dumps(msg | {"counter": 1, "type": kind, "neighbor": n} | top)
+
+
+SEED_LINES: list[bytes] = [
+    _line("state", {"state": "connected"}),
+    _line("state", {"state": "up"}),
+    _line(
+        "update",
+        {
+            "direction": "receive",
+            "message": {
+                "update": {
+                    "attribute": _ATTRS5,
+                    "announce": {
+                        "ipv4 unicast": {"127.0.0.1": [{"nlri": "192.0.2.0/24"}]},
+                        "ipv6 unicast": {
+                            "2001:db8::1": [{"nlri": "2001:db8:1::/48"}],
+                            "fe80::1": [{"nlri": "2001:db8:1::/48"}],
+                        },
+                    },
+                }
+            },
+        },
+    ),
+    _line(
+        "update",
+        {
+            "message": {
+                "update": {
+                    "attribute": {"origin": "egp", "as-path": [65001, 65003], "as-set": [7, 8]},
+                    "announce": {
+                        "ipv4 unicast": {
+                            "127.0.0.1": [
+                                {"nlri": "198.51.100.0/24", "path-information": "0.0.0.1"},
+                                {"nlri": "198.51.100.0/24", "path-information": 2},
+                            ]
+                        }
+                    },
+                }
+            }
+        },
+    ),
+    _line(
+        "update",
+        {"message": {"update": {"withdraw": {"ipv4 unicast": [{"nlri": "192.0.2.0/24"}]}}}},
+    ),
+    _line("update", {"message": {"eor": {"afi": "ipv4", "safi": "unicast"}}}),
+    _line(
+        "notification",
+        {"direction": "receive", "notification": {"code": 6, "subcode": 2, "message": "bye"}},
+    ),
+    _line("state", {"state": "down", "reason": "peer reset"}),
+    _line("keepalive", {"direction": "receive"}),
+    orjson.dumps({"exabgp": "5.0.0", "type": "notification", "notification": "shutdown"}),
+]
+
+SEED_FLOWS: list[dict] = [
+    {
+        "exporter": "127.0.1.1",
+        "src_addr": "10.1.1.1",
+        "dst_addr": "10.2.2.2",
+        "in_if": 20,
+        "out_if": 3,
+        "src_mac": "02:00:00:00:00:0a",
+        "bytes": 1500,
+        "packets": 1,
+        "sampling_rate": 1000,
+    },
+    {"exporter": "127.0.0.11", "src_addr": "2001:db8::9", "dst_addr": "2001:db8:1::1"},
+    {"exporter": "192.0.2.99", "src_addr": "10.0.0.1", "dst_addr": "8.8.8.8", "in_if": 30},
+]
+
+FLOW_CONFIG = """
+[service]
+local_as = 64500
+router_id = "127.0.0.1"
+grpc_listen = "127.0.0.1:0"
+
+[[routers]]
+name = "edge1"
+neighbor = "127.0.0.11"
+exporters = ["127.0.1.1"]
+
+[[overrides]]
+name = "ix"
+exporter = "127.0.1.1"
+in_if = 20
+src_mac = "02:00:00:00:00:0a"
+peer_as = 65010
+"""
+
+
+def seed_lines() -> list[bytes]:
+    """Built-in lines, plus the real captures when ../shared/data is here."""
+    lines = list(SEED_LINES)
+    if SAMPLES.is_dir():
+        for path in sorted(SAMPLES.glob("*.jsonl")):
+            lines += [x for x in path.read_bytes().splitlines() if x.strip()]
+    return lines
+
+
+# -- mutations -------------------------------------------------------------------------------
+
+DEEP = "__fuzz_deep__"  # stands for a deeply nested value; orjson cannot write one (254 max)
+
+
+def _nested(rng: random.Random) -> bytes:
+    depth = rng.choice([MAX_DEPTH, MAX_DEPTH + 1, 300, 1000, 1023, 1100, 100_000])
+    if rng.random() < 0.5:
+        return b"[" * depth + b"]" * depth
+    return b'{"a":' * depth + b"1" + b"}" * depth
+
+
+def _hostile(rng: random.Random) -> Any:
+    return rng.choice(
+        [
+            None,
+            True,
+            0,
+            -1,
+            255,
+            256,
+            2**32 - 1,
+            2**32,
+            2**63 - 1,
+            -(2**63),
+            1.5,
+            -1.0,
+            1e300,
+            "",
+            "x" * rng.choice([1, 300, 70_000]),
+            "256.1.1.1",
+            "::",
+            "10.0.0.0/33",
+            "127.0.0.1\x00",
+            "2001:DB8::1",
+            "\u00e9\u2603",
+            [],
+            {},
+            [DEEP],
+            {"a": DEEP},
+            DEEP,
+        ]
+    )
+
+
+def _nodes(value: Any) -> list[tuple[Any, Any]]:
+    """(container, key) for every value inside ``value`` (containers, breadth first)."""
+    out: list[tuple[Any, Any]] = []
+    todo = [value]
+    while todo and len(out) < 5000:
+        item = todo.pop()
+        keys = list(item) if type(item) is dict else range(len(item))
+        for k in keys:
+            out.append((item, k))
+            if type(item[k]) in (dict, list):
+                todo.append(item[k])
+    return out
+
+
+def mutate_json(rng: random.Random, doc: Any, rounds: int = 0) -> Any:
+    """Change 1-3 places of a decoded JSON document in place (returns it)."""
+    for _ in range(rounds or rng.randint(1, 3)):
+        nodes = _nodes(doc)
+        if not nodes:
+            return doc
+        container, key = rng.choice(nodes)
+        action = rng.random()
+        if action < 0.6:
+            container[key] = _hostile(rng)
+        elif action < 0.7:
+            del container[key]
+        elif action < 0.8 and type(container) is dict:
+            container[rng.choice(["x", "", "type", "peer", str(rng.randrange(300))])] = _hostile(
+                rng
+            )
+        elif action < 0.9:
+            other_container, other_key = rng.choice(nodes)
+            container[key] = copy.deepcopy(other_container[other_key])
+        elif type(container) is list:
+            container.insert(key, copy.deepcopy(container[key]))
+    return doc
+
+
+def dump(doc: Any, rng: random.Random) -> bytes:
+    """orjson.dumps, with every DEEP placeholder written as a deeply nested value."""
+    data = orjson.dumps(doc)
+    while b'"' + DEEP.encode() + b'"' in data:
+        data = data.replace(b'"' + DEEP.encode() + b'"', _nested(rng), 1)
+    return data
+
+
+def mutate_bytes(rng: random.Random, data: bytes) -> bytes:
+    for _ in range(rng.randint(1, 4)):
+        n = len(data)
+        at = rng.randrange(n + 1)
+        action = rng.random()
+        if action < 0.3 and n:
+            i = rng.randrange(n)
+            data = data[:i] + bytes([rng.randrange(256)]) + data[i + 1 :]
+        elif action < 0.5:
+            piece = rng.choice([b"\n", b'"', b"{", b"[", b"\\", b"\xff", b",", b"-", b"1e999"])
+            data = data[:at] + piece + data[at:]
+        elif action < 0.7:
+            data = data[:at] + data[at + rng.randint(1, 40) :]
+        elif action < 0.8:
+            data = data[:at]
+        else:
+            end = min(n, at + rng.randint(1, 200))
+            data = data[:end] + data[at:end] * rng.randint(1, 50) + data[end:]
+    return data
+
+
+def mutate_line(rng: random.Random, line: bytes) -> bytes:
+    if rng.random() < 0.65:
+        try:
+            doc = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            return mutate_bytes(rng, line)
+        return dump(mutate_json(rng, doc), rng)
+    return mutate_bytes(rng, line)
+
+
+# -- outcomes --------------------------------------------------------------------------------
+
+
+@dataclass
+class Report:
+    target: str
+    inputs: int = 0
+    refused: int = 0  # documented refusals: bad lines, SnapshotErrors, per-flow errors
+    crashes: list[tuple[bytes, str]] = field(default_factory=list)
+    hangs: list[tuple[bytes, float]] = field(default_factory=list)
+    slowest: float = 0.0
+    seconds: float = 0.0
+
+    def run(self, data: bytes, call: Callable[[], bool], hang: float) -> None:
+        """``call`` returns True when the input was refused; any exception is a crash."""
+        self.inputs += 1
+        started = time.perf_counter()
+        try:
+            if call():
+                self.refused += 1
+        except Exception:
+            self.crashes.append((data, traceback.format_exc(limit=8)))
+        took = time.perf_counter() - started
+        self.slowest = max(self.slowest, took)
+        if took > hang:
+            self.hangs.append((data, took))
+
+    def line(self) -> str:
+        return (
+            f"{self.target:<10} {self.inputs:>9,} inputs  {self.refused:>9,} refused  "
+            f"{len(self.crashes)} crashes  {len(self.hangs)} hangs  "
+            f"slowest {self.slowest * 1000:.1f} ms  {self.inputs / max(self.seconds, 1e-9):,.0f}/s"
+        )
+
+
+def _budget(count: int | None, seconds: float | None) -> Iterator[int]:
+    deadline = time.monotonic() + seconds if seconds else None
+    i = 0
+    while (count is None or i < count) and (deadline is None or time.monotonic() < deadline):
+        yield i
+        i += 1
+
+
+# -- feed lines ------------------------------------------------------------------------------
+
+
+def feed_lines(rng: random.Random, n: int, seeds: list[bytes]) -> list[bytes]:
+    """``n`` mutated lines, split on the newlines mutations put in, relay control lines left out."""
+    out: list[bytes] = []
+    while len(out) < n:
+        for piece in mutate_line(rng, rng.choice(seeds)).split(b"\n"):
+            if piece and not piece.startswith(CONTROL_PREFIX):
+                out.append(piece)
+    return out[:n]
+
+
+def fuzz_parser(
+    seed: int, count: int | None = None, seconds: float | None = None, hang: float = 1.0
+) -> Report:
+    """Hostile lines through ``ExabgpParser.parse`` and into a RIB: only FeedError may escape."""
+    rng = random.Random(seed)
+    seeds = seed_lines()
+    rib = Rib()
+    rib.neighbors = frozenset(PEERS)
+    parser = ExabgpParser(rib.interner)
+    report = Report("parser")
+    started = time.perf_counter()
+    for _ in _budget(count, seconds):
+        line = feed_lines(rng, 1, seeds)[0]
+
+        def call(line: bytes = line) -> bool:
+            try:
+                events = parser.parse(line)
+            except FeedError:
+                return True
+            rib.apply_many(events)
+            return False
+
+        report.run(line, call, hang)
+        if report.inputs % 1000 == 0:
+            rib.maintenance()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def expected_bad(lines: list[bytes], neighbors: frozenset[str]) -> int:
+    """Bad lines the feed must count: refused by the parser, or from another neighbor."""
+    parser = ExabgpParser()
+    bad = 0
+    for line in lines:
+        try:
+            events = parser.parse(line)
+        except FeedError:
+            bad += 1
+            continue
+        first = events[0] if events else None
+        if first is not None and getattr(first, "neighbor", None) not in (None, *neighbors):
+            bad += 1
+    return bad
+
+
+def fuzz_feed(seed: int, count: int, timeout: float = 120.0) -> Report:
+    """Hostile lines through a FeedServer on a Unix socket, one connection: the
+    connection survives, every line is read, and every bad one is counted."""
+    from ribd.feed import FeedServer
+    from ribd.speaker import wait_until
+
+    rng = random.Random(seed)
+    lines = feed_lines(rng, count, seed_lines())
+    sentinel = SEED_LINES[2]  # a good UPDATE, last: proves the lines before did not stop us
+    report = Report("feed", inputs=len(lines))
+    with tempfile.TemporaryDirectory(prefix="ribd-fuzz-") as directory:
+        rib = Rib()
+        rib.neighbors = frozenset(PEERS)
+        feed = FeedServer(os.path.join(directory, "feed.sock"), rib, resync_on_loss=False)
+        feed.start()
+        started = time.perf_counter()
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.connect(feed.socket_path)
+                s.sendall(b"\n".join([*lines, sentinel]) + b"\n")
+                wait_until(
+                    lambda: feed.stats()["lines"] >= len(lines) + 1, timeout, what="every line"
+                )
+                stats = feed.stats()
+        finally:
+            feed.stop()
+        report.seconds = time.perf_counter() - started
+    report.refused = stats["bad_lines"]
+    want = expected_bad(lines, rib.neighbors)
+    problems = []
+    if stats["relay_connections"] != 1:
+        problems.append(f"{stats['relay_connections']} connections: one was dropped")
+    if stats["lines"] != len(lines) + 1:
+        problems.append(f"{stats['lines']} lines read of {len(lines) + 1}")
+    if stats["bad_lines"] != want:
+        problems.append(f"{stats['bad_lines']} bad lines counted, {want} expected")
+    if "internal" in stats["bad_lines_by_category"]:
+        problems.append(f"parser failures: {stats['bad_lines_by_category']['internal']}")
+    if not rib.exact("127.0.0.1", "ipv4 unicast", "192.0.2.0/24"):
+        problems.append("the last line (a good UPDATE) was not applied")
+    for p in problems:
+        report.crashes.append((b"", p))
+    return report
+
+
+# -- snapshots -------------------------------------------------------------------------------
+
+
+def base_snapshot(directory: str) -> bytes:
+    """A small snapshot of a RIB built from the seed lines (both families, ADD-PATH)."""
+    rib = Rib()
+    parser = ExabgpParser(rib.interner)
+    for line in seed_lines():
+        with contextlib.suppress(FeedError):
+            rib.apply_many(parser.parse(line))
+    path = os.path.join(directory, "base.snapshot")
+    write_snapshot(rib, path)
+    return Path(path).read_bytes()
+
+
+def mutate_snapshot(rng: random.Random, base: bytes) -> bytes:
+    header, doc = _unpack(base)
+    action = rng.random()
+    if action < 0.6:  # the body, re-checksummed: only the content checks can object
+        data = _pack(doc, created=header["created"], paths=header["paths"])
+        head, _ = data.split(b"\n", 1)
+        raw = dump(mutate_json(rng, doc), rng)
+        body = zlib.compress(raw, 1)
+        fields = orjson.loads(head[len(b"ribd-snapshot ") :]) | {
+            "raw_bytes": len(raw),
+            "body_bytes": len(body),
+            "blake2b": blake2b(body, digest_size=32).hexdigest(),
+        }
+        return b"ribd-snapshot " + orjson.dumps(fields) + b"\n" + body
+    if action < 0.8:  # the header
+        head, body = base.split(b"\n", 1)
+        fields = mutate_json(rng, orjson.loads(head[len(b"ribd-snapshot ") :]))
+        return b"ribd-snapshot " + dump(fields, rng) + b"\n" + body
+    return mutate_bytes(rng, base)
+
+
+def fuzz_snapshots(
+    seed: int, count: int | None = None, seconds: float | None = None, hang: float = 1.0
+) -> Report:
+    """Hostile snapshot files through ``load_snapshot``: only SnapshotError may escape,
+    and a refused file leaves the RIB empty."""
+    rng = random.Random(seed)
+    report = Report("snapshots")
+    with tempfile.TemporaryDirectory(prefix="ribd-fuzz-") as directory:
+        base = base_snapshot(directory)
+        path = os.path.join(directory, "rib.snapshot")
+        started = time.perf_counter()
+        for _ in _budget(count, seconds):
+            data = mutate_snapshot(rng, base)
+            Path(path).write_bytes(data)
+
+            def call() -> bool:
+                rib = Rib()
+                try:
+                    load_snapshot(rib, path, hold_time=60)
+                except SnapshotError:
+                    if rib.routers or len(rib.interner):
+                        raise AssertionError("a refused snapshot left routes behind") from None
+                    return True
+                return False
+
+            report.run(data, call, hang)
+        report.seconds = time.perf_counter() - started
+    return report
+
+
+# -- flow records ----------------------------------------------------------------------------
+
+
+def flow_lines(rng: random.Random, n: int) -> list[bytes]:
+    out = []
+    for _ in range(n):
+        line = orjson.dumps(rng.choice(SEED_FLOWS))
+        out.append(mutate_line(rng, line).replace(b"\n", b" "))
+    return out
+
+
+def fuzz_flows(
+    seed: int, count: int | None = None, seconds: float | None = None, hang: float = 1.0
+) -> Report:
+    """Hostile flow JSON lines through ``attribution resolve``'s reader, the resolver's
+    record checks (one flow and batches) and the answer's JSON output."""
+    from attribution.cli import read_flow_lines
+    from attribution.config import parse_config
+    from attribution.resolver import Resolver
+
+    rng = random.Random(seed)
+    config = parse_config(FLOW_CONFIG, "fuzz.toml")
+    rib = Rib(router_names={r.neighbor: r.name for r in config.routers})
+    resolver = Resolver(rib, config)
+    report = Report("flows")
+    started = time.perf_counter()
+    for _ in _budget(count, seconds):
+        data = flow_lines(rng, 1)[0]
+
+        def call(data: bytes = data) -> bool:
+            stats = {"bad": 0}
+            stream = io.TextIOWrapper(io.BytesIO(data + b"\n"))
+            records = list(read_flow_lines(stream, stats))
+            if not data.strip() and not records:
+                return True  # a blank line: skipped, as documented
+            if len(records) != 1:
+                raise AssertionError(f"{len(records)} records from one line")
+            record = records[0]
+            if "__error__" in record:
+                return True
+            one = resolver.resolve_one(record)
+            batch = resolver.resolve_dicts([record, SEED_FLOWS[0]])
+            codes = [code for i, code, _ in batch.errors if i == 0]
+            if codes != ([one.error[0]] if one.error else []):
+                raise AssertionError(f"one flow says {one.error}, a batch says {codes}")
+            orjson.dumps(record)  # `resolve` echoes the record in its answer
+            return one.error is not None
+
+        report.run(data, call, hang)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+# -- the command -----------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    import logging
+
+    logging.basicConfig(level=logging.ERROR)  # bad lines are the point: no warning per line
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=60.0, help="per target (default 60)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--hang", type=float, default=1.0, help="seconds that make an input a hang")
+    ap.add_argument("--save", help="directory to write crashing and hanging inputs to")
+    ap.add_argument(
+        "--targets",
+        default="feed,parser,snapshots,flows",
+        help="comma-separated (default: all; feed: 100,000 lines through the socket)",
+    )
+    args = ap.parse_args(argv)
+    runs = {"parser": fuzz_parser, "snapshots": fuzz_snapshots, "flows": fuzz_flows}
+    print(f"seed {args.seed}, {args.seconds:.0f} s per target, hang = {args.hang} s")
+    print(f"samples: {'real captures + built-in' if SAMPLES.is_dir() else 'built-in only'}")
+    failed = 0
+    if "feed" in args.targets.split(","):
+        report = fuzz_feed(args.seed, count=100_000)
+        print(report.line(), flush=True)
+        for _, problem in report.crashes:
+            print(f"  {problem}")
+        failed += len(report.crashes)
+    for name in args.targets.split(","):
+        if name == "feed":
+            continue
+        report = runs[name](args.seed, seconds=args.seconds, hang=args.hang)
+        print(report.line(), flush=True)
+        for data, trace in report.crashes[:3]:
+            print(f"  crash on {data[:120]!r}:\n{trace}")
+        for data, took in report.hangs[:3]:
+            print(f"  hang ({took:.1f} s) on {data[:120]!r}")
+        if args.save:
+            os.makedirs(args.save, exist_ok=True)
+            for i, (data, _) in enumerate(report.crashes + report.hangs):  # type: ignore[operator]
+                Path(args.save, f"{name}-{i}.bin").write_bytes(data)
+        failed += len(report.crashes) + len(report.hangs)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

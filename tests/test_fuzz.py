@@ -1,0 +1,99 @@
+"""Bounded, seeded fuzzing of every entry point that takes untrusted input (a few seconds).
+
+The generators are bench/fuzz.py's (``python -m bench.fuzz`` runs them for
+as long as you like). Feed lines mutate the real ExaBGP captures when
+../shared/data is here and built-in lines always, so this runs anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from bench.fuzz import (
+    FLOW_CONFIG,
+    flow_lines,
+    fuzz_feed,
+    fuzz_flows,
+    fuzz_parser,
+    fuzz_snapshots,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def no_crashes(report) -> None:
+    assert report.inputs > 0
+    details = "\n".join(f"{data[:200]!r}\n{trace}" for data, trace in report.crashes[:3])
+    crashed = len(report.crashes)
+    assert not crashed, f"{crashed} of {report.inputs} inputs crashed:\n{details}"
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_hostile_lines_through_the_feed_socket_are_read_and_counted(seed: int) -> None:
+    """One connection, thousands of hostile lines: it stays up, every bad line is
+    counted (as many as the parser and the neighbor list refuse), the last good
+    line is applied."""
+    no_crashes(fuzz_feed(seed, count=3000))
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_hostile_lines_raise_only_feed_errors(seed: int) -> None:
+    report = fuzz_parser(seed, count=3000, hang=float("inf"))
+    no_crashes(report)
+    assert 0 < report.refused < report.inputs  # the mutations hit both sides
+
+
+def test_hostile_snapshots_raise_only_snapshot_errors_and_leave_the_rib_empty() -> None:
+    report = fuzz_snapshots(5, count=400, hang=float("inf"))
+    no_crashes(report)
+    assert report.refused > 0
+
+
+def test_hostile_flow_records_get_an_error_each() -> None:
+    report = fuzz_flows(6, count=1500, hang=float("inf"))
+    no_crashes(report)
+    assert report.refused > 0
+
+
+def test_attribution_resolve_answers_every_hostile_line_in_order(tmp_path: Path) -> None:
+    """The real command against a running service: one output line per input line."""
+    from attribution.service import Service
+
+    conf = tmp_path / "attribution.toml"
+    conf.write_text(
+        FLOW_CONFIG.replace(
+            "[[routers]]",
+            f'[bgp]\nexabgp = "external"\nfeed_socket = "{tmp_path}/run/feed.sock"\n\n[[routers]]',
+            1,
+        )
+    )
+    service = Service(str(conf))
+    service.start()
+    try:
+        rng = random.Random(7)
+        lines = [line for line in flow_lines(rng, 600) if line.strip()]
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        target = f"127.0.0.1:{service.grpc_port}"
+        done = subprocess.run(
+            [sys.executable, "-m", "attribution.cli", "resolve", "--target", target],
+            input=b"\n".join(lines) + b"\n",
+            capture_output=True,
+            env=env,
+            timeout=300,
+            check=False,
+        )
+    finally:
+        service.stop()
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    answers = [orjson.loads(x) for x in done.stdout.splitlines()]
+    assert len(answers) == len(lines)
+    errors = sum(1 for a in answers if a.get("error"))
+    assert 0 < errors < len(lines)
+    assert f"{len(lines)} flows, {errors} with errors" in done.stderr.decode()
