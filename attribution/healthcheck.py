@@ -3,13 +3,14 @@
 Why not Kubernetes' built-in ``grpc:`` probe or ``grpc_health_probe``: the kubelet's
 gRPC probe speaks plaintext only, so it cannot check an API that serves TLS (let alone
 mutual TLS), and ``grpc_health_probe`` is a separate binary the image would have to
-fetch. This command is installed with the package, reads the same environment as the
-CLI client commands (``ATTRIBUTION_TARGET``, ``ATTRIBUTION_CA``, ``ATTRIBUTION_CERT``,
-``ATTRIBUTION_KEY``, ``ATTRIBUTION_TOKEN``) and answers with its exit status:
+fetch. This command is installed with the package and finds the service as the client
+commands do (``--target``/``--ca``/``--cert``/``--key``, else ``ATTRIBUTION_*``, else
+``--config``: ``attribution.client.connection_from``). Health needs no token. It
+answers with its exit status:
 
 * 0: SERVING;
 * 1: NOT_SERVING or UNKNOWN (up, but not ready: ExaBGP down, or routers not converged);
-* 2: no answer (refused, timed out, TLS failure, unknown service).
+* 2: no answer (refused, timed out, TLS failure, unknown service, unusable settings).
 
 ``--liveness`` turns 1 into 0: a service that answers is alive, even while its routers
 converge or while it restarts its ExaBGP. Restarting it then (what a failed liveness
@@ -28,46 +29,31 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-DEFAULT_TARGET = "127.0.0.1:50051"
+from attribution.client import Connection, connection_from
+from attribution.config import ConfigError
+
 SERVING, NOT_SERVING, NO_ANSWER = 0, 1, 2
 
 
 def build_parser() -> argparse.ArgumentParser:
-    env = os.environ.get
     p = argparse.ArgumentParser(
         prog="attribution-health",
-        description="Ask the service's gRPC health service; exit 0 when SERVING.",
+        description="Ask the service's gRPC health service; exit 0 when SERVING, "
+        "1 when NOT_SERVING, 2 without an answer.",
     )
+    p.add_argument("--target", metavar="HOST:PORT", help="the gRPC API ($ATTRIBUTION_TARGET)")
+    p.add_argument("--ca", metavar="FILE", help="CA to trust: turns TLS on ($ATTRIBUTION_CA)")
+    p.add_argument("--cert", metavar="FILE", help="client certificate ($ATTRIBUTION_CERT)")
+    p.add_argument("--key", metavar="FILE", help="its private key ($ATTRIBUTION_KEY)")
     p.add_argument(
-        "--target",
-        default=env("ATTRIBUTION_TARGET", DEFAULT_TARGET),
-        metavar="HOST:PORT",
-        help="the gRPC API (env ATTRIBUTION_TARGET; default %(default)s)",
-    )
-    p.add_argument(
-        "--ca",
-        default=env("ATTRIBUTION_CA", ""),
-        metavar="FILE",
-        help="CA that signed the server's certificate: use TLS (env ATTRIBUTION_CA)",
-    )
-    p.add_argument(
-        "--cert",
-        default=env("ATTRIBUTION_CERT", ""),
-        metavar="FILE",
-        help="client certificate for mutual TLS (env ATTRIBUTION_CERT)",
-    )
-    p.add_argument(
-        "--key",
-        default=env("ATTRIBUTION_KEY", ""),
-        metavar="FILE",
-        help="client key for mutual TLS (env ATTRIBUTION_KEY)",
+        "--config", metavar="FILE", help="take what is not given from the service's config"
     )
     p.add_argument(
         "--server-name",
         default="",
         metavar="NAME",
         help="name to check the server's certificate against, when the target's host "
-        "is not in it (e.g. a probe connecting to localhost)",
+        "is not in it (e.g. a probe connecting to 127.0.0.1)",
     )
     p.add_argument(
         "--service",
@@ -83,40 +69,43 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def open_channel(args: argparse.Namespace) -> grpc.Channel:
-    """A plaintext channel, or TLS when a CA or a client certificate is given."""
-    if not (args.ca or args.cert or args.key):
-        return grpc.insecure_channel(args.target)
-    if bool(args.cert) != bool(args.key):
-        raise ValueError("--cert and --key go together")
+def open_channel(conn: Connection, server_name: str = "") -> grpc.Channel:
+    """Plaintext, or TLS when the connection says so (no token: health is open)."""
+    if not conn.tls:
+        return grpc.insecure_channel(conn.target)
     credentials = grpc.ssl_channel_credentials(
-        root_certificates=Path(args.ca).read_bytes() if args.ca else None,
-        private_key=Path(args.key).read_bytes() if args.key else None,
-        certificate_chain=Path(args.cert).read_bytes() if args.cert else None,
+        root_certificates=Path(conn.ca).read_bytes() if conn.ca else None,
+        private_key=Path(conn.key).read_bytes() if conn.key else None,
+        certificate_chain=Path(conn.cert).read_bytes() if conn.cert else None,
     )
-    options = [("grpc.ssl_target_name_override", args.server_name)] if args.server_name else []
-    return grpc.secure_channel(args.target, credentials, options=options)
+    options = [("grpc.ssl_target_name_override", server_name)] if server_name else []
+    return grpc.secure_channel(conn.target, credentials, options=options)
 
 
-def check(args: argparse.Namespace) -> tuple[int, str]:
+def check(args: argparse.Namespace, env: dict[str, str] | None = None) -> tuple[int, str]:
     """(exit status, one-line reason) of one Health/Check call."""
-    token = os.environ.get("ATTRIBUTION_TOKEN", "")
-    metadata = (("authorization", f"Bearer {token}"),) if token else None
+    target = args.target or "the service"
     try:
-        with open_channel(args) as chan:
-            stub = health_pb2_grpc.HealthStub(chan)
-            reply = stub.Check(
-                health_pb2.HealthCheckRequest(service=args.service),
-                timeout=args.timeout,
-                metadata=metadata,
+        conn = connection_from(
+            target=args.target,
+            ca=args.ca,
+            cert=args.cert,
+            key=args.key,
+            config_path=args.config,
+            env=dict(os.environ) if env is None else env,
+        )
+        target = conn.target
+        with open_channel(conn, args.server_name) as chan:
+            reply = health_pb2_grpc.HealthStub(chan).Check(
+                health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout
             )
-    except (OSError, ValueError) as exc:
-        return NO_ANSWER, f"{args.target}: {exc}"
+    except (OSError, ValueError, ConfigError) as exc:
+        return NO_ANSWER, f"{target}: {exc}"
     except grpc.RpcError as exc:
-        return NO_ANSWER, f"{args.target}: {exc.code().name}: {exc.details()}"
+        return NO_ANSWER, f"{target}: {exc.code().name}: {exc.details()}"
     status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
     code = SERVING if reply.status == health_pb2.HealthCheckResponse.SERVING else NOT_SERVING
-    return code, f"{args.target}: {status}"
+    return code, f"{target}: {status}"
 
 
 def main(argv: list[str] | None = None) -> int:

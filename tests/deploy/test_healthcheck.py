@@ -169,7 +169,7 @@ def test_mutual_tls_needs_the_client_certificate(pki):
         assert probe(*base, env=env).returncode == 1  # answered: NOT_SERVING
         assert probe(*base, "--liveness", env=env).returncode == 0
         only_cert = probe(*base, "--cert", str(pki["client_crt"]))
-        assert only_cert.returncode == 2 and "go together" in only_cert.stdout
+        assert only_cert.returncode == 2 and "both --cert and --key" in only_cert.stdout
     finally:
         server.stop(None)
 
@@ -192,5 +192,47 @@ def test_the_running_service_answers_the_probe(tmp_path):
         assert result.returncode in (0, 1), result.stdout
         assert result.stdout.strip() in (f"{target}: SERVING", f"{target}: NOT_SERVING")
         assert probe("--target", target, "--liveness").returncode == 0
+    finally:
+        service.stop()
+
+
+def test_the_probe_needs_no_token_from_a_service_with_mutual_tls_and_tokens(tmp_path, pki):
+    """The pod's set-up: TLS, client CA and token files on; the probe has the CA and a
+    client certificate, and no token."""
+    (tmp_path / "read.tokens").write_text("read-token-0123456789abcdef\n")
+    (tmp_path / "admin.tokens").write_text("admin-token-0123456789abcdef\n")
+    api = f"""
+[api]
+tls_cert = "{pki["server_crt"]}"
+tls_key = "{pki["server_key"]}"
+tls_client_ca = "{pki["ca"]}"
+read_token_file = "{tmp_path}/read.tokens"
+admin_token_file = "{tmp_path}/admin.tokens"
+"""
+    config = tmp_path / "attribution.toml"
+    config.write_text(
+        CONFIG.replace(
+            "[[routers]]",
+            f'[bgp]\nexabgp = "external"\nfeed_socket = "{tmp_path}/feed.sock"\n{api}\n[[routers]]',
+            1,
+        )
+    )
+    service = Service(str(config))
+    service.start()
+    try:
+        target = f"localhost:{service.grpc_port}"
+        env = {
+            "ATTRIBUTION_TARGET": target,
+            "ATTRIBUTION_CA": str(pki["ca"]),
+            "ATTRIBUTION_CERT": str(pki["client_crt"]),
+            "ATTRIBUTION_KEY": str(pki["client_key"]),
+        }
+        named = ["--server-name", "attribution.attribution.svc"]
+        result = probe(*named, "--liveness", env=env)
+        assert result.returncode == 0, result.stdout
+        assert result.stdout.strip() in (f"{target}: SERVING", f"{target}: NOT_SERVING")
+        # without the client certificate the handshake fails: no answer
+        del env["ATTRIBUTION_CERT"], env["ATTRIBUTION_KEY"]
+        assert probe(*named, "--liveness", "--timeout", "3", env=env).returncode == 2
     finally:
         service.stop()
