@@ -197,7 +197,12 @@ def main(argv: list[str] | None = None) -> int:
     except grpc.RpcError as exc:
         target = getattr(args, "connection", None)
         where = f"{target.target}: " if target is not None else ""
-        print(f"attribution: {where}{exc.code().name}: {exc.details()}", file=sys.stderr)
+        hint = {
+            grpc.StatusCode.UNAUTHENTICATED: " (give a token: --token, ATTRIBUTION_TOKEN or "
+            "--config)",
+            grpc.StatusCode.PERMISSION_DENIED: " (this needs an admin token)",
+        }.get(exc.code(), "")
+        print(f"attribution: {where}{exc.code().name}: {exc.details()}{hint}", file=sys.stderr)
         return 1
     except ClientSettingsError as exc:  # a TLS file or option the client cannot use
         print(f"attribution: {exc}", file=sys.stderr)

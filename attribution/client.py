@@ -127,11 +127,15 @@ def _first_token(path: str) -> str:
 
 
 def _read(path: str, what: str) -> bytes:
+    """A PEM file, checked here: gRPC would only fail the handshake, saying less."""
     try:
         with open(path, "rb") as f:
-            return f.read(1 << 20)
+            data = f.read(1 << 20)
     except OSError as exc:
         raise ClientSettingsError(f"{what} {path}: cannot read: {exc.strerror or exc}") from None
+    if b"-----BEGIN " not in data:
+        raise ClientSettingsError(f"{what} {path}: not a PEM file")
+    return data
 
 
 class _Bearer(

@@ -211,7 +211,8 @@ def test_client_commands_take_settings_from_env_and_flags_win(secured, monkeypat
     monkeypatch.setenv("ATTRIBUTION_KEY", str(pki.client_key))
     monkeypatch.setenv("ATTRIBUTION_TOKEN", "wrong")
     assert main(["lookup", "edge1", "10.9.1.1"]) == 1
-    assert "UNAUTHENTICATED" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "UNAUTHENTICATED" in err and "ATTRIBUTION_TOKEN" in err
     assert main(["lookup", "edge1", "10.9.1.1", "--token", "read-1"]) == 0
     assert orjson.loads(capsys.readouterr().out)["prefix"] == "10.9.0.0/16"
     monkeypatch.setenv("ATTRIBUTION_TOKEN", "read-1")
@@ -258,10 +259,15 @@ def test_connection_settings_precedence(tmp_path):
     assert (c.cert, c.key, c.ca) == ("/me.pem", "/me.key", "/srv/ca.pem")
 
 
-def test_a_client_tls_file_that_cannot_be_read_is_a_clear_error(capsys, tmp_path):
+def test_a_client_tls_file_that_cannot_be_used_is_a_clear_error(capsys, tmp_path):
     assert main(["routers", "--ca", str(tmp_path / "missing.pem")]) == 2
     err = capsys.readouterr().err
-    assert "missing.pem" in err and "Traceback" not in err
+    assert "missing.pem" in err and "cannot read" in err and "Traceback" not in err
+    (tmp_path / "junk.pem").write_text("junk\n")
+    assert main(["routers", "--ca", str(tmp_path / "junk.pem")]) == 2
+    assert "junk.pem: not a PEM file" in capsys.readouterr().err
+    assert main(["routers", "--cert", str(tmp_path / "junk.pem")]) == 2
+    assert "both --cert and --key" in capsys.readouterr().err
 
 
 def test_unusable_tls_files_stop_serve_before_anything_starts(tmp_path):

@@ -271,9 +271,12 @@ class IdleStream:
         self.channel.close()
 
 
-def test_streams_beyond_max_streams_are_refused_and_health_and_resolve_still_answer(serve):
-    s = serve(ApiSettings(workers=4, max_streams=2, stream_idle_timeout=600))
-    held = [IdleStream(s.target) for _ in range(2)]
+@pytest.mark.parametrize("workers, max_streams", [(4, 2), (16, 8)])
+def test_streams_beyond_max_streams_are_refused_and_health_and_resolve_still_answer(
+    serve, workers, max_streams
+):
+    s = serve(ApiSettings(workers=workers, max_streams=max_streams, stream_idle_timeout=600))
+    held = [IdleStream(s.target) for _ in range(max_streams)]
     try:
         for h in held:
             assert not isinstance(h.first(), grpc.RpcError)
@@ -282,9 +285,15 @@ def test_streams_beyond_max_streams_are_refused_and_health_and_resolve_still_ans
             refused = e.first()
             assert isinstance(refused, grpc.RpcError)
             assert refused.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-            assert "2 streams" in refused.details()
+            assert f"{max_streams} streams" in refused.details()
             e.close()
         assert health(s.target) == health_pb2.HealthCheckResponse.SERVING
+        with channel(s.target) as ch:  # health streams have slots of their own
+            watch = health_pb2_grpc.HealthStub(ch).Watch(
+                health_pb2.HealthCheckRequest(service=""), timeout=WAIT
+            )
+            assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+            watch.cancel()
         ch, st = stub(s.target)
         with ch:
             for _ in range(10):
