@@ -322,7 +322,8 @@ def convergence(r: pb.RouterState) -> str:
     if r.families and all(f.converged for f in r.families):
         inferred = any(getattr(f, "inferred", False) for f in r.families)
         return "converged (inferred: no End-of-RIB, quiet peer)" if inferred else "converged"
-    return "waiting for End-of-RIB"
+    waiting = [f.family for f in r.families if not f.converged]
+    return f"waiting for End-of-RIB ({', '.join(waiting)})" if waiting else "waiting for End-of-RIB"
 
 
 def _since(t: float, now: float) -> str:

@@ -124,7 +124,8 @@ def test_routers_json_has_last_update_and_service_totals(serve, capsys):
     assert edge1["last_update"] == 1_700_000_000.5
     assert edge1["session_since"] > 0
     assert edge1["families"]["ipv4 unicast"]["prefixes"] == edge1["ipv4_prefixes"] == 8
-    assert edge1["convergence"] == "waiting for End-of-RIB"  # the world sends none for IPv6
+    # the world sends no End-of-RIB for IPv6
+    assert edge1["convergence"] == "waiting for End-of-RIB (ipv6 unicast)"
 
 
 def test_routers_counts_prefixes_served_stale(serve, capsys):
@@ -150,7 +151,7 @@ def test_routers_says_why_a_router_has_not_converged(serve, capsys):
     assert main(["routers", "--target", s.target]) == 0
     text = capsys.readouterr().out
     edge2 = next(line for line in text.splitlines() if line.startswith("edge2"))
-    assert "waiting for End-of-RIB" in edge2
+    assert "waiting for End-of-RIB (ipv4 unicast, ipv6 unicast)" in edge2
     edge1 = next(line for line in text.splitlines() if line.startswith("edge1"))
     assert "converged" in edge1 and "waiting" not in edge1
 
