@@ -5,8 +5,9 @@ gRPC probe speaks plaintext only, so it cannot check an API that serves TLS (let
 mutual TLS), and ``grpc_health_probe`` is a separate binary the image would have to
 fetch. This command is installed with the package and finds the service as the client
 commands do (``--target``/``--ca``/``--cert``/``--key``, else ``ATTRIBUTION_*``, else
-``--config``: ``attribution.client.connection_from``). Health needs no token. It
-answers with its exit status:
+``--config``: ``attribution.client.connection_from``; ``--server-name`` or
+``ATTRIBUTION_SERVER_NAME`` when the certificate does not name the target's host).
+Health needs no token. It answers with its exit status:
 
 * 0: SERVING;
 * 1: NOT_SERVING or UNKNOWN (up, but not ready: ExaBGP down, or routers not converged);
@@ -50,10 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--server-name",
-        default="",
+        default=os.environ.get("ATTRIBUTION_SERVER_NAME", ""),
         metavar="NAME",
         help="name to check the server's certificate against, when the target's host "
-        "is not in it (e.g. a probe connecting to 127.0.0.1)",
+        "is not in it, e.g. a probe connecting to 127.0.0.1 ($ATTRIBUTION_SERVER_NAME)",
     )
     p.add_argument(
         "--service",

@@ -142,6 +142,8 @@ def test_tls_is_checked_against_the_given_ca_and_server_name(pki):
         by_name = ["--target", f"localhost:{port}", "--ca", str(pki["ca"])]
         assert probe(*by_name, "--timeout", "3").returncode == 2
         assert probe(*by_name, "--server-name", "attribution.attribution.svc").returncode == 0
+        named = {"ATTRIBUTION_SERVER_NAME": "attribution.attribution.svc"}
+        assert probe(*by_name, env=named).returncode == 0
         # a certificate from another CA is refused
         other = probe("--target", target, "--ca", str(pki["other_ca"]), "--timeout", "3")
         assert other.returncode == 2

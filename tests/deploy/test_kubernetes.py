@@ -7,6 +7,7 @@ cannot: that names, labels, ports, mounts and config paths agree across the obje
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from pathlib import Path, PurePosixPath
 
@@ -49,7 +50,9 @@ def container() -> dict:
 
 def test_there_are_manifests():
     kinds = {doc["kind"] for _, doc in documents()}
-    assert {"StatefulSet", "ConfigMap", "Secret", "Service", "PodDisruptionBudget"} <= kinds
+    assert {
+        *("StatefulSet", "ConfigMap", "Secret", "Service", "PodDisruptionBudget", "NetworkPolicy")
+    } <= kinds
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -210,3 +213,17 @@ def test_the_disruption_budget_keeps_a_replica_of_these_pods():
 
 def test_the_grace_period_leaves_time_to_write_the_snapshot():
     assert pod_spec()["terminationGracePeriodSeconds"] >= 60
+
+
+def test_the_network_policy_opens_exactly_the_containers_ports():
+    policy = one("NetworkPolicy")
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels().items()
+    opened = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
+    assert opened == {p["name"] for p in container()["ports"]}
+    assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+    config = parse_config(next(iter(one("ConfigMap")["data"].values())))
+    routers = [r.neighbor for r in config.routers]
+    (bgp_out,) = policy["spec"]["egress"]
+    assert [p["port"] for p in bgp_out["ports"]] == [179]
+    blocks = [ipaddress.ip_network(t["ipBlock"]["cidr"]) for t in bgp_out["to"]]
+    assert all(any(ipaddress.ip_address(r) in b for b in blocks) for r in routers)
