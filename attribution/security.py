@@ -23,8 +23,9 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
+import os
+import stat
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from datetime import UTC, datetime
@@ -35,6 +36,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from attribution.config import ApiSettings, Config, ConfigError
+from attribution.streams import Slots, Watchdog, watched_answers, watched_requests
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +139,17 @@ def load_tokens(path: str, key: str) -> frozenset[bytes]:
         tokens.add(token.encode())
     if not tokens:
         raise SecurityError(f"[api] {key}: {path}: holds no token")
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = 0
+    if mode & 0o007:
+        log.warning(
+            "[api] %s: %s is readable by every user (mode %04o): chmod o-rwx",
+            key,
+            path,
+            stat.S_IMODE(mode),
+        )
     return frozenset(tokens)
 
 
@@ -232,104 +245,6 @@ def is_loopback_peer(peer: str) -> bool:
         return False
     mapped = getattr(address, "ipv4_mapped", None)
     return (mapped or address).is_loopback
-
-
-# -- streams -----------------------------------------------------------------------
-
-
-class Watchdog:
-    """Closes streams that wait on their client longer than the idle timeout.
-
-    A stream waits for its client while it waits for the next batch and while
-    an answer waits to be read (the send blocks once the client's window is
-    full); working on a batch is not waiting. The thread runs only while
-    streams are open.
-    """
-
-    def __init__(self, timeout: float, counters: Counters) -> None:
-        self.timeout = timeout
-        self.counters = counters
-        self._lock = threading.Lock()
-        self._waiting: dict[int, tuple[float | None, grpc.ServicerContext]] = {}
-        self._thread: threading.Thread | None = None
-
-    def open(self, key: int, context: grpc.ServicerContext) -> None:
-        with self._lock:
-            self._waiting[key] = (time.monotonic(), context)
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="grpc-stream-watchdog", daemon=True
-                )
-                self._thread.start()
-
-    def waiting(self, key: int, waiting: bool) -> None:
-        with self._lock:
-            entry = self._waiting.get(key)
-            if entry is not None:
-                self._waiting[key] = (time.monotonic() if waiting else None, entry[1])
-
-    def close(self, key: int) -> None:
-        with self._lock:
-            self._waiting.pop(key, None)
-
-    def _run(self) -> None:
-        period = min(1.0, self.timeout / 4)
-        while True:
-            time.sleep(period)
-            now = time.monotonic()
-            with self._lock:
-                if not self._waiting:
-                    self._thread = None
-                    return
-                idle = [
-                    (k, ctx)
-                    for k, (since, ctx) in self._waiting.items()
-                    if since is not None and now - since >= self.timeout
-                ]
-                for k, _ in idle:
-                    del self._waiting[k]
-            for _, ctx in idle:
-                self.counters.add("stream_idle")
-                message = (
-                    f"stream closed: no batch sent and no answer read for "
-                    f"{self.timeout:g} s ([api] stream_idle_timeout)"
-                )
-                log.info("gRPC %s: %s", ctx.peer(), message)
-                cancel(ctx, message)
-
-
-def cancel(context: grpc.ServicerContext, message: str) -> None:
-    """End a call from outside its thread with DEADLINE_EXCEEDED and a message.
-
-    grpcio's public ``cancel()`` sends a bare CANCELLED; the core call can
-    say why. Fall back to the public one if grpcio's internals change.
-    """
-    try:
-        from grpc._cython import cygrpc
-
-        context._rpc_event.call.cancel(cygrpc.StatusCode.deadline_exceeded, message)  # type: ignore[attr-defined]
-    except Exception:
-        context.cancel()
-
-
-class Slots:
-    """At most ``n`` calls at once; the next is refused, never queued."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self._free = threading.BoundedSemaphore(n)
-
-    def take(self) -> Callable[[], None] | None:
-        """A release function (safe to call twice), or None when all are taken."""
-        if not self._free.acquire(blocking=False):
-            return None
-        done = threading.Lock()
-
-        def release() -> None:
-            if done.acquire(blocking=False):
-                self._free.release()
-
-        return release
 
 
 # -- the interceptor ----------------------------------------------------------------
@@ -501,7 +416,7 @@ class Guard(grpc.ServerInterceptor):
             if watched:
                 watchdog.open(key, context)
                 if hasattr(request, "__next__"):
-                    request = _watched_requests(request, watchdog, key)
+                    request = watched_requests(request, watchdog, key)
             if not answers_stream:  # stream in, one answer out
                 try:
                     return behavior(request, context)
@@ -514,36 +429,9 @@ class Guard(grpc.ServerInterceptor):
                 watchdog.close(key)
                 release()  # type: ignore[misc]
                 raise
-            return _watched_answers(answers, watchdog, key, release, watched)
+            return watched_answers(answers, watchdog, key, release, watched)
 
         return limited
-
-
-def _watched_requests(requests: Iterator[Any], watchdog: Watchdog, key: int) -> Iterator[Any]:
-    while True:
-        watchdog.waiting(key, True)
-        try:
-            request = next(requests)
-        except StopIteration:
-            return
-        finally:
-            watchdog.waiting(key, False)
-        yield request
-
-
-def _watched_answers(
-    answers: Any, watchdog: Watchdog, key: int, release: Callable[[], None], watched: bool
-) -> Iterator[Any]:
-    try:
-        for answer in answers:
-            if watched:
-                watchdog.waiting(key, True)  # until the client has taken it
-            yield answer
-            if watched:
-                watchdog.waiting(key, False)
-    finally:
-        watchdog.close(key)
-        release()
 
 
 __all__ = [

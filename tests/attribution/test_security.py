@@ -227,6 +227,17 @@ def test_token_files_are_read_again_on_reload(serve, token_files):
         assert st.Resolve(FLOW, timeout=WAIT).dst_origin_as == 65006
 
 
+def test_a_token_file_every_user_can_read_is_warned_about(serve, tmp_path, caplog):
+    tokens = tmp_path / "read.tokens"
+    tokens.write_text("t-1\n")
+    tokens.chmod(0o600)
+    serve(ApiSettings(read_token_file=str(tokens)))
+    assert "readable by every user" not in caplog.text
+    tokens.chmod(0o644)
+    serve(ApiSettings(read_token_file=str(tokens)))
+    assert "read_token_file" in caplog.text and "readable by every user (mode 0644)" in caplog.text
+
+
 def test_unusable_token_files_fail_the_start(serve, tmp_path):
     empty = tmp_path / "empty"
     empty.write_text("# nobody\n")
@@ -377,3 +388,60 @@ def test_slow_readers_do_not_starve_health_or_other_calls(serve):
         for ch, call in readers:
             call.cancel()
             ch.close()
+
+
+# -- the daemon ----------------------------------------------------------------------
+
+
+def test_daemon_serves_tls_and_tokens_from_its_config_and_rereads_tokens_on_reload(
+    tmp_path, pki, capsys
+):
+    from attribution.cli import main
+    from attribution.service import Service
+    from tests.attribution.helpers import CONFIG
+
+    read, admin = tmp_path / "read.tokens", tmp_path / "admin.tokens"
+    read.write_text("read-1\n")
+    admin.write_text("admin-1\n")
+    path = tmp_path / "attribution.toml"
+    text = CONFIG.replace(
+        "[[routers]]",
+        f'[bgp]\nexabgp = "external"\nfeed_socket = "{tmp_path}/feed.sock"\n\n[[routers]]',
+        1,
+    )
+    path.write_text(
+        text
+        + f'\n[api]\ntls_cert = "{pki.server_cert}"\ntls_key = "{pki.server_key}"\n'
+        + f'tls_client_ca = "{pki.ca}"\nread_token_file = "{read}"\n'
+        + f'admin_token_file = "{admin}"\nmax_streams = 3\n'
+    )
+    service = Service(str(path))
+    service.start()
+    try:
+        target = f"127.0.0.1:{service.grpc_port}"
+        client = Connection(
+            target, ca=str(pki.ca), cert=str(pki.client_cert), key=str(pki.client_key)
+        )
+        with channel(replace(client, token="read-1")) as ch:
+            assert pb_grpc.AttributionStub(ch).ListRouters(pb.ListRoutersRequest(), timeout=WAIT)
+        with channel(client) as ch, pytest.raises(grpc.RpcError) as err:
+            pb_grpc.AttributionStub(ch).ListRouters(pb.ListRoutersRequest(), timeout=WAIT)
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        with channel(target) as ch, pytest.raises(grpc.RpcError):  # plaintext
+            pb_grpc.AttributionStub(ch).ListRouters(pb.ListRoutersRequest(), timeout=5)
+        # `attribution reload --config`: admin token and TLS from the file, target from the flag
+        read.write_text("read-2\n")
+        assert main(["reload", "--config", str(path), "--target", target]) == 0
+        assert "reloaded" in capsys.readouterr().out
+        for token, code in (("read-1", grpc.StatusCode.UNAUTHENTICATED), ("read-2", None)):
+            with channel(replace(client, token=token)) as ch:
+                stub = pb_grpc.AttributionStub(ch)
+                if code is None:
+                    reply = stub.ListRouters(pb.ListRoutersRequest(), timeout=WAIT)
+                    assert "edge1" in [r.name for r in reply.routers]
+                else:
+                    with pytest.raises(grpc.RpcError) as err:
+                        stub.Resolve(FLOW, timeout=WAIT)
+                    assert err.value.code() == code
+    finally:
+        service.stop()
