@@ -11,6 +11,7 @@ Attribution per file:
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -59,12 +60,17 @@ class InputStats:
 def service_resolver(target: str, batch_size: int = 4096) -> Resolver:
     """Attribution through the running service's bulk gRPC path."""
     try:
-        from attribution.client import resolve_dicts  # type: ignore[import-not-found]
+        from attribution.client import (  # type: ignore[import-not-found]
+            connection_from,
+            resolve_dicts,
+        )
     except ImportError as exc:
         raise IngestError(f"attribution via --target needs attribution.client: {exc}") from None
+    # TLS files and token from ATTRIBUTION_* variables, like the other client commands
+    connection = connection_from(target=target, env=os.environ)
 
     def resolve(flows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-        return resolve_dicts(target, flows, batch_size=batch_size)
+        return resolve_dicts(connection, flows, batch_size=batch_size)
 
     return resolve
 

@@ -286,3 +286,20 @@ def test_grpc_errors_name_the_target(serve, capsys):
     err = capsys.readouterr().err
     assert s.target in err and grpc.StatusCode.NOT_FOUND.name in err
     assert pb.LookupRouteRequest  # the request type the command sends
+
+
+def test_report_through_a_secured_service_takes_tls_and_token_from_env(
+    secured, monkeypatch, capsys, tmp_path
+):
+    s, pki, _ = secured
+    flows = Path(__file__).resolve().parents[1] / "reports" / "data" / "flows.jsonl"
+    out = tmp_path / "report.json"
+    argv = ["report", str(flows), "--target", s.target, "-f", "json", "-o", str(out)]
+    monkeypatch.setenv("ATTRIBUTION_CA", str(pki.ca))
+    monkeypatch.setenv("ATTRIBUTION_CERT", str(pki.client_cert))
+    monkeypatch.setenv("ATTRIBUTION_KEY", str(pki.client_key))
+    assert main(argv) == 1
+    assert "UNAUTHENTICATED" in capsys.readouterr().err
+    monkeypatch.setenv("ATTRIBUTION_TOKEN", "read-1")
+    assert main(argv) == 0, capsys.readouterr().err
+    assert json.loads(out.read_text())["meta"]["records"] > 0
