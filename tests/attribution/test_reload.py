@@ -249,3 +249,19 @@ def test_sigterm_stops_the_daemon_during_a_long_reload_and_sighups_coalesce(tmp_
     assert not any("config reloaded" in line for line in lines), "".join(lines)[-3000:]
     # ... and three more SIGHUPs during it asked for one more reload at most.
     assert sum("config reload: reading" in line for line in lines) <= 2
+
+
+def test_a_report_error_refuses_the_reload(running, tmp_path):
+    """[report] is part of the file: an error in it refuses the reload whole."""
+    path, service, stub = running
+    report = '\n[report]\ncurrency = "EUR"\ntop_n = 0\n'
+    text = external(CONFIG.replace("peer_as = 65020", "peer_as = 65021"), tmp_path) + report
+    write(path, text)
+    reply = stub.ReloadConfig(pb.ReloadConfigRequest())
+    assert not reply.ok
+    line = text.splitlines().index("top_n = 0") + 1
+    assert reply.error == (f"{path}:{line}: report.top_n: must be between 1 and 10000, got 0")
+    assert src_peer(stub, 30) == (65020, "pni-b")  # nothing of the file applied
+    write(path, text.replace("top_n = 0", "top_n = 5"))
+    assert stub.ReloadConfig(pb.ReloadConfigRequest()).ok
+    assert service.config.report["top_n"] == 5 and src_peer(stub, 30) == (65021, "pni-b")
