@@ -26,8 +26,10 @@ _START_ONLY = {
     "max_message_bytes": "[service] max_message_bytes",
     "log_format": "[service] log_format",
     "metrics_listen": "[metrics] listen",
-    "api": "[api] settings",
 }
+# [api] token files are read again at every reload (attribution.security.Guard);
+# TLS files and the thread and stream limits are fixed at start.
+_LIVE_API = ("read_token_file", "admin_token_file")
 # BgpSettings fields and the config keys they come from.
 _BGP_KEYS = {
     "local_as": "[service] local_as",
@@ -86,6 +88,9 @@ def describe_changes(old: Config, new: Config) -> list[str]:
         a, b = getattr(old, key), getattr(new, key)
         if a != b:
             changes.append(f"{key} {a} -> {b}")
+    for key in _LIVE_API:
+        if getattr(old.api, key) != getattr(new.api, key):
+            changes.append(f"[api] {key} changed")
     if old.report != new.report:
         changes.append("[report] changed")
     return changes
@@ -120,9 +125,16 @@ def restart_needed(running: Config, new: Config) -> list[str]:
             if fields:
                 needed.append(f"session of {name} ({', '.join(fields)})")
     for key, name in _START_ONLY.items():
-        if getattr(running, key) != getattr(new, key):
-            a, b = getattr(running, key), getattr(new, key)
-            needed.append(f"{name} changed" if key == "api" else f"{name} {a!r} -> {b!r}")
+        a, b = getattr(running, key), getattr(new, key)
+        if a != b:
+            needed.append(f"{name} {a!r} -> {b!r}")
+    api = [
+        f.name
+        for f in dataclasses.fields(new.api)
+        if f.name not in _LIVE_API and getattr(running.api, f.name) != getattr(new.api, f.name)
+    ]
+    if api:
+        needed.append(f"[api] {', '.join(api)}")
     return needed
 
 

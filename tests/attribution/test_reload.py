@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from attribution.client import channel
-from attribution.config import MAX_CONFIG_BYTES
+from attribution.config import MAX_CONFIG_BYTES, parse_config
+from attribution.reload_changes import describe_changes, restart_needed
 from attribution.service import Service
 from attribution.v1 import attribution_pb2 as pb
 from attribution.v1 import attribution_pb2_grpc as pb_grpc
@@ -265,3 +266,15 @@ def test_a_report_error_refuses_the_reload(running, tmp_path):
     write(path, text.replace("top_n = 0", "top_n = 5"))
     assert stub.ReloadConfig(pb.ReloadConfigRequest()).ok
     assert service.config.report["top_n"] == 5 and src_peer(stub, 30) == (65021, "pni-b")
+
+
+def test_api_tls_and_limits_need_a_restart_token_files_do_not():
+    """Token files are re-read at every reload; TLS files and limits only at start."""
+    base = '[service]\nlocal_as = 64500\nrouter_id = "127.0.0.1"\n[api]\n'
+    running = parse_config(base + "workers = 16\n")
+    new = parse_config(
+        base + 'workers = 8\ntls_cert = "s.crt"\ntls_key = "s.key"\nread_token_file = "r"\n'
+    )
+    assert restart_needed(running, new) == ["[api] tls_cert, tls_key, workers, max_streams"]
+    assert describe_changes(running, new) == ["[api] read_token_file changed"]
+    assert restart_needed(running, parse_config(base + 'read_token_file = "r"\n')) == []
