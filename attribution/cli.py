@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
-import logging
 import os
 import signal
 import sys
@@ -15,6 +14,7 @@ from itertools import count
 import grpc
 import orjson
 
+from attribution import logs
 from attribution.client import (
     DEFAULT_BATCH,
     DEFAULT_TARGET,
@@ -67,6 +67,12 @@ def _common(top: bool) -> argparse.ArgumentParser:
         default=None if top else argparse.SUPPRESS,
         metavar="LEVEL",
         help="DEBUG, INFO, WARNING, ERROR (default: INFO for serve, WARNING otherwise)",
+    )
+    p.add_argument(
+        "--log-format",
+        choices=logs.FORMATS,
+        default=None if top else argparse.SUPPRESS,
+        help="text, or json: one object per line (default: [service] log_format, else text)",
     )
     return p
 
@@ -184,11 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = args.log_level or ("INFO" if args.command == "serve" else "WARNING")
-    logging.basicConfig(
-        level=getattr(logging, level),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logs.setup(level, args.log_format)
     try:
         return COMMANDS[args.command](args)
     except ConfigError as exc:

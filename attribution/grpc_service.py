@@ -23,6 +23,7 @@ from attribution.convert import (
     resolution_to_columns,
     route_message,
 )
+from attribution.metrics import RpcMetrics, Timer, batch_shape, new_registry
 from attribution.resolver import BatchTooLarge, Resolution, Resolver, Routing
 from attribution.security import Guard, server_credentials
 from attribution.v1 import attribution_pb2 as pb
@@ -58,14 +59,29 @@ class AttributionServicer(pb_grpc.AttributionServicer):
         config: Callable[[], Config],
         reload: Callable[[], ReloadResult],
         feed_stats: Callable[[], dict] = dict,
+        metrics: RpcMetrics | None = None,
     ) -> None:
         self.rib = rib
         self.resolver = resolver
         self.config = config
         self.reload = reload
         self.feed_stats = feed_stats
+        self.metrics = metrics if metrics is not None else RpcMetrics(new_registry())
+        # The gRPC health service's state; the daemon moves it with its
+        # readiness rule (attribution.health), embedders get SERVING.
+        self.health = health.HealthServicer()
+        self.set_serving(True)
         self.route_messages = RouteMessages()  # rows answers (Resolve, `flows` batches)
         self.route_encoder = RouteEncoder()  # columns answers
+
+    def set_serving(self, serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", SERVICE_NAME):
+            self.health.set(name, status)
 
     def forget_old_views(self) -> None:
         """Drop cached route entries of views no longer served (maintenance)."""
@@ -80,7 +96,7 @@ class AttributionServicer(pb_grpc.AttributionServicer):
         )
 
     def _resolve_batch(
-        self, request: pb.FlowBatch, stream: _StreamState | None = None
+        self, request: pb.FlowBatch, rpc: str, stream: _StreamState | None = None
     ) -> pb.AttributionBatch | bytes:
         """The answer, as a message or ready wire bytes (``columns`` requests).
 
@@ -91,19 +107,26 @@ class AttributionServicer(pb_grpc.AttributionServicer):
             raise ValueError("stream_routes works on ResolveStream only")
         kind = request.WhichOneof("records")
         if kind == "columns":
-            return self._columns_answer(request, stream)
+            return self._columns_answer(request, rpc, stream)
         flows = request.flows.flows if kind == "flows" else ()
         if len(flows) > self.resolver.max_batch_flows:
             raise BatchTooLarge(
                 f"batch of {len(flows)} flows exceeds the limit of {self.resolver.max_batch_flows}"
             )
         res = self.resolver.resolve_dicts([_flow_dict(f) for f in flows]) if flows else Resolution()
+        self._count(rpc, "rows", res)
         cols, errors = self._columns(res)
         return pb.AttributionBatch(
             batch_id=request.batch_id, attributions=columns_to_rows(cols, errors), errors=errors
         )
 
-    def _columns_answer(self, request: pb.FlowBatch, stream: _StreamState | None) -> bytes:
+    def _count(self, rpc: str, shape: str, res: Resolution) -> None:
+        """Flows and per-flow errors of one answered batch, for the metrics."""
+        self.metrics.flows_answered(rpc, shape, len(res), [e[1] for e in res.errors])
+
+    def _columns_answer(
+        self, request: pb.FlowBatch, rpc: str, stream: _StreamState | None
+    ) -> bytes:
         routing = self.resolver.routing
         base, reset = 0, False
         routes: WireRoutes | None = None
@@ -135,6 +158,11 @@ class AttributionServicer(pb_grpc.AttributionServicer):
             if streamed:
                 stream.lost()  # type: ignore[union-attr]  # numbered routes never sent
             raise
+        self._count(
+            rpc,
+            batch_shape("columns", request.packed_records, streamed, request.omit_routes),
+            res,
+        )
         entries: list[bytes] = []
         if routes is not None:
             base, entries = routes.take_new()
@@ -148,30 +176,40 @@ class AttributionServicer(pb_grpc.AttributionServicer):
         )
 
     def Resolve(self, request: pb.Flow, context: grpc.ServicerContext) -> bytes:
-        routing = self.resolver.routing
-        answer = self.resolver.resolve_one(_flow_dict(request))
-        return encode_flow_answer(
-            answer, self.route_encoder, routing.local_as, routing.highest_as_set
-        )
+        with Timer(self.metrics, "Resolve"):
+            routing = self.resolver.routing
+            answer = self.resolver.resolve_one(_flow_dict(request))
+            self.metrics.flows_answered(
+                "Resolve", "one", 1, (answer.error[0],) if answer.error else ()
+            )
+            return encode_flow_answer(
+                answer, self.route_encoder, routing.local_as, routing.highest_as_set
+            )
 
     def ResolveBatch(
         self, request: pb.FlowBatch, context: grpc.ServicerContext
     ) -> pb.AttributionBatch:
-        try:
-            return self._resolve_batch(request)
-        except ValueError as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-            raise  # unreachable: abort raises
+        with Timer(self.metrics, "ResolveBatch", context) as t:
+            try:
+                return self._resolve_batch(request, "ResolveBatch")
+            except ValueError as exc:
+                t.code = "INVALID_ARGUMENT"
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+                raise  # unreachable: abort raises
 
     def ResolveStream(
         self, request_iterator: Iterator[pb.FlowBatch], context: grpc.ServicerContext
     ) -> Iterator[pb.AttributionBatch | bytes]:
         stream = _StreamState()
         for request in request_iterator:
-            try:
-                yield self._resolve_batch(request, stream)
-            except ValueError as exc:
-                yield pb.AttributionBatch(batch_id=request.batch_id, batch_error=str(exc))
+            # Timed per batch, without the time the client takes to read it.
+            with Timer(self.metrics, "ResolveStream") as t:
+                try:
+                    answer = self._resolve_batch(request, "ResolveStream", stream)
+                except ValueError as exc:
+                    t.code = "INVALID_ARGUMENT"
+                    answer = pb.AttributionBatch(batch_id=request.batch_id, batch_error=str(exc))
+            yield answer
 
     # -- routes and routers --------------------------------------------------
 
@@ -188,6 +226,12 @@ class AttributionServicer(pb_grpc.AttributionServicer):
         return chain[0] if chain else None
 
     def LookupRoute(
+        self, request: pb.LookupRouteRequest, context: grpc.ServicerContext
+    ) -> pb.LookupRouteResponse:
+        with Timer(self.metrics, "LookupRoute", context):
+            return self._lookup_route(request, context)
+
+    def _lookup_route(
         self, request: pb.LookupRouteRequest, context: grpc.ServicerContext
     ) -> pb.LookupRouteResponse:
         if bool(request.address) == bool(request.prefix):
@@ -220,6 +264,10 @@ class AttributionServicer(pb_grpc.AttributionServicer):
     def ListRouters(
         self, request: pb.ListRoutersRequest, context: grpc.ServicerContext
     ) -> pb.ListRoutersResponse:
+        with Timer(self.metrics, "ListRouters"):
+            return self._list_routers()
+
+    def _list_routers(self) -> pb.ListRoutersResponse:
         config = self.config()
         configured = {r.neighbor: r for r in config.routers}
         out = []
@@ -251,6 +299,7 @@ class AttributionServicer(pb_grpc.AttributionServicer):
                                 paths=fs.paths,
                                 converged=fs.converged,
                                 stale_prefixes=r.stale_prefixes(fs),
+                                inferred=fs.converged and fs.inferred,
                             )
                         )
                 out.append(state)
@@ -264,7 +313,8 @@ class AttributionServicer(pb_grpc.AttributionServicer):
     def ReloadConfig(
         self, request: pb.ReloadConfigRequest, context: grpc.ServicerContext
     ) -> pb.ReloadConfigResponse:
-        result = self.reload()
+        with Timer(self.metrics, "ReloadConfig"):
+            result = self.reload()
         return pb.ReloadConfigResponse(
             ok=result.ok, error=result.error, overrides=result.overrides, warnings=result.warnings
         )
@@ -364,10 +414,7 @@ def start_server(
         ],
     )
     add_servicer(servicer, server)
-    health_servicer = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for name in ("", SERVICE_NAME):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(servicer.health, server)
     reflection.enable_server_reflection(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )

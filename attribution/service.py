@@ -16,10 +16,14 @@ import threading
 import time
 from dataclasses import replace
 
+from attribution import logs
 from attribution.config import Config, ConfigError, load_config
 from attribution.grpc_service import AttributionServicer, ReloadResult, start_server
+from attribution.health import Readiness
+from attribution.metrics import MetricsServer, RpcMetrics, ServiceCollector, Sources, new_registry
 from attribution.reload_changes import describe_changes, restart_needed
 from attribution.resolver import Resolver
+from ribd import observe
 from ribd.exabgp import ExabgpSupervisor, feed_socket_path
 from ribd.feed import FeedServer
 from ribd.rib import Rib
@@ -29,6 +33,7 @@ log = logging.getLogger(__name__)
 
 MAINTENANCE_INTERVAL = 0.1  # seconds between RIB maintenance rounds
 SIGNAL_POLL = 0.2  # seconds between the main loop's looks at the signal flags
+OBSERVE_INTERVAL = 0.2  # seconds between rounds of RIB event logging and health updates
 
 
 def tune_gc() -> None:
@@ -47,6 +52,7 @@ class Service:
     def __init__(self, config_path: str, *, grpc_listen: str | None = None) -> None:
         self.config_path = config_path
         self.config: Config = load_config(config_path)
+        logs.use_config_format(self.config.log_format)
         if grpc_listen:
             self.config = replace(self.config, grpc_listen=grpc_listen)
         self.started_config = self.config  # what sessions and listeners run with
@@ -60,6 +66,7 @@ class Service:
             stale_hold_time=settings.stale_hold_time,
             restart_hold_time=settings.restart_hold_time,
         )
+        self.rib.converge_quiet_time = settings.converge_quiet_time
         self._apply_router_settings(self.config)
         self.resolver = Resolver(self.rib, self.config, build_views_inline=False)
         self.feed = FeedServer(
@@ -68,16 +75,43 @@ class Service:
         self.supervisor = (
             ExabgpSupervisor(settings, self.rib) if settings.exabgp_mode == "supervised" else None
         )
+        self.registry = new_registry()
         self.servicer = AttributionServicer(
-            self.rib, self.resolver, lambda: self.config, self.reload, self.feed.stats
+            self.rib,
+            self.resolver,
+            lambda: self.config,
+            self.reload,
+            self.feed.stats,
+            metrics=RpcMetrics(self.registry),
         )
         self.grpc_server = None
         self.grpc_port = 0
+        self.readiness = Readiness(self.config.ready_timeout)
+        self.serving = False  # gRPC health; set by _update_health from start() on
+        self._health_known = False
+        self.servicer.set_serving(False)
+        self.view_build_seconds = 0.0
+        self.registry.register(
+            ServiceCollector(
+                Sources(
+                    rib=self.rib,
+                    config=lambda: self.config,
+                    feed_stats=self.feed.stats,
+                    supervisor_state=self.supervisor.state if self.supervisor else None,
+                    views=self.resolver.views,
+                    view_build_seconds=lambda: self.view_build_seconds,
+                    serving=lambda: self.serving,
+                )
+            )
+        )
+        self.metrics_server: MetricsServer | None = None
+        self.metrics_port = 0
         self._stop = threading.Event()
         self._reload_lock = threading.Lock()
         self._maintenance = threading.Thread(
             target=self._maintain, name="rib-maintenance", daemon=True
         )
+        self._observer = threading.Thread(target=self._observe, name="observe", daemon=True)
         self._snapshots = threading.Thread(
             target=self._snapshot_loop, name="rib-snapshots", daemon=True
         )
@@ -96,6 +130,14 @@ class Service:
     # -- lifecycle -----------------------------------------------------------
 
     def start(self) -> None:
+        if self.config.metrics_listen:
+            self.metrics_server = MetricsServer(self.registry, self.config.metrics_listen)
+            self.metrics_port = self.metrics_server.port
+            log.info(
+                "metrics on http://%s/metrics (port %d)",
+                self.config.metrics_listen,
+                self.metrics_port,
+            )
         self._load_snapshot()
         tune_gc()
         self.feed.start()
@@ -106,10 +148,12 @@ class Service:
                 "external ExaBGP: run `ribd-feed --socket %s` as its API process",
                 self.feed.socket_path,
             )
+        self._update_health()
         self.grpc_server, self.grpc_port = start_server(
             self.servicer, self.config.grpc_listen, self.config.max_message_bytes, self.config.api
         )
         self._maintenance.start()
+        self._observer.start()
         if self.config.snapshot_path:
             self._snapshots.start()
 
@@ -170,6 +214,10 @@ class Service:
         if self._snapshots.is_alive():
             self._snapshots.join(5)
         self.write_snapshot()
+        if self._observer.is_alive():
+            self._observer.join(5)
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
 
     def _maintain(self) -> None:
         while not self._stop.wait(MAINTENANCE_INTERVAL):
@@ -181,10 +229,40 @@ class Service:
                 # tables are complete.
                 with self.rib.lock:
                     self.resolver.views.want_missing(r.neighbor for r in self.config.routers)
+                started = time.perf_counter()
                 if self.resolver.views.refresh():
+                    self.view_build_seconds += time.perf_counter() - started
                     self.servicer.forget_old_views()  # their cached route entries
             except Exception:  # never let maintenance kill the daemon
                 log.exception("RIB maintenance failed")
+
+    def _observe(self) -> None:
+        """Log the RIB's session and table events; keep gRPC health up to date."""
+        while not self._stop.wait(OBSERVE_INTERVAL):
+            try:
+                observe.drain(self.rib.notes)
+                self._update_health()
+            except Exception:  # never let logging kill the daemon
+                log.exception("observer round failed")
+        observe.drain(self.rib.notes)
+
+    def _update_health(self) -> None:
+        """Apply the readiness rule (attribution.health) to gRPC health."""
+        running = self.supervisor.state().running if self.supervisor is not None else None
+        serving, why = self.readiness.check(
+            self.rib, ((r.name, r.neighbor) for r in self.config.routers), running
+        )
+        if serving != self.serving or not self._health_known:
+            self.servicer.set_serving(serving)
+            log.log(
+                logging.WARNING if self.serving and not serving else logging.INFO,
+                "health: %s (%s)",
+                "SERVING" if serving else "NOT_SERVING",
+                why,
+                extra={"event": "health", "serving": serving, "reason": why},
+            )
+        self.serving = serving
+        self._health_known = True
 
     def run_forever(self) -> None:
         """Serve until SIGTERM/SIGINT; SIGHUP reloads the config.

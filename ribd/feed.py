@@ -167,6 +167,7 @@ class FeedServer:
         self._relays: dict[tuple[int, float], RelayInfo] = {}
         self._bad_logged = 0
         self.relay_lost_lines = 0
+        self.relay_gaps = 0  # times lines went missing (each followed by a resync)
         self.relay_connections = 0
         self.resyncs_requested = 0
         self.exabgp_gone_events = 0
@@ -270,6 +271,7 @@ class FeedServer:
             "bad_lines": totals.bad_lines,
             "bad_lines_by_category": dict(totals.bad_by_category),
             "relay_lost_lines": self.relay_lost_lines,
+            "relay_gaps": self.relay_gaps,
             "relay_connections": self.relay_connections,
             "relays_connected": connected,
             "refused_connections": self.refused_connections,
@@ -546,6 +548,7 @@ class FeedServer:
 
     def _lines_missing(self, reason: str) -> None:
         """Routes may be missing or outdated: say so, and ask for the tables again."""
+        self.relay_gaps += 1
         with self.rib.lock:
             for r in self.rib.routers.values():
                 for fs in r.families.values():

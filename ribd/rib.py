@@ -49,6 +49,7 @@ from ribd.events import (
     SessionState,
     UpdateTime,
 )
+from ribd.observe import SessionDown, SessionUp, StaleExpired, TableLoaded, new_notes
 from ribd.store import PrefixStore, release_memory
 
 SWEEP_CHUNK = 4096  # prefixes rewritten per maintenance step, under the lock
@@ -104,6 +105,9 @@ class FamilyState:
     paths: int = 0
     stale_prefixes: int = 0
     converged: bool = False
+    # Converged without End-of-RIB: the peer was quiet for converge_quiet_time.
+    # Meaningful only while ``converged``.
+    inferred: bool = False
 
 
 @dataclass(slots=True)
@@ -347,6 +351,13 @@ class Rib:
         # ExaBGP reports down as it exits are kept stale (restart hold), not
         # purged, so the snapshot written next still holds them.
         self.stopping = False
+        # Session and table events for the operator's log (ribd.observe),
+        # drained by the service outside the lock.
+        self.notes = new_notes()
+        # A family of an up session that gets no End-of-RIB counts as
+        # converged (inferred) after this long without UPDATEs; 0: never.
+        self.converge_quiet_time = 0.0
+        self._unconverged_seen: dict[tuple[str, str], float] = {}
 
     # -- routers -------------------------------------------------------------
 
@@ -551,11 +562,28 @@ class Rib:
             table.put(prefix, entry, slot, new)
 
     def _end_of_rib(self, ev: EndOfRib) -> None:
-        r = self.router(ev.neighbor)
-        fs = r.families[ev.family]
+        self._converge(self.router(ev.neighbor), ev.family, inferred=False)
+
+    def _converge(self, r: RouterRib, family: str, inferred: bool) -> None:
+        """The router's table of ``family`` is complete: retire the stale generation."""
+        fs = r.families[family]
+        if not fs.converged:
+            self.notes.append(
+                TableLoaded(
+                    r.neighbor,
+                    r.name,
+                    family,
+                    fs.prefixes,
+                    fs.paths,
+                    max(0.0, self.clock() - r.session_since) if r.session_since else 0.0,
+                    inferred,
+                    self.converge_quiet_time if inferred else 0.0,
+                )
+            )
         fs.converged = True
+        fs.inferred = inferred
         if fs.stale_slot is not None:
-            self.tables[ev.family].release_slot(fs.stale_slot)
+            self.tables[family].release_slot(fs.stale_slot)
             fs.stale_slot = None
             fs.stale_prefixes = 0
         if all(f.stale_slot is None for f in r.families.values()):
@@ -571,11 +599,14 @@ class Rib:
         if ev.state == "up":
             if r.session != "up":
                 self._start_session(r)
+                self.notes.append(SessionUp(r.neighbor, r.name, r.peer_as))
             r.session, r.session_since = "up", now
         elif ev.state == "down":
             r.last_reason = ev.reason
             if r.session != "down":
-                self._lose_session(r, self._down_hold(r))
+                hold = self._down_hold(r)
+                self._note_down(r, ev.reason, hold)
+                self._lose_session(r, hold)
             r.session, r.session_since = "down", now
         elif ev.state == "connected":
             r.session, r.session_since = "connected", now
@@ -615,6 +646,10 @@ class Rib:
             # a snapshot, say) expire if no End-of-RIB comes.
             r.stale_until = self.clock() + max(self.hold_time_for(r.neighbor), 300.0)
 
+    def _note_down(self, r: RouterRib, reason: str, hold_time: float) -> None:
+        routes = "purged" if hold_time <= 0 else f"kept stale for {hold_time:.0f} s"
+        self.notes.append(SessionDown(r.neighbor, r.name, reason, routes))
+
     def _lose_session(self, r: RouterRib, hold_time: float) -> None:
         """Session gone: purge now, or keep routes stale for ``hold_time``."""
         if hold_time <= 0:
@@ -652,6 +687,7 @@ class Rib:
                 continue
             r.last_reason = reason
             r.session, r.session_since = "down", now
+            self._note_down(r, reason, hold)
             self._lose_session(r, hold)
 
     def with_lock_exabgp_gone(self, reason: str, hold_time: float | None = None) -> None:
@@ -671,6 +707,16 @@ class Rib:
             for r in self.routers.values():
                 if r.stale_until and now >= r.stale_until:
                     r.last_reason = r.last_reason or "stale hold time expired"
+                    self.notes.append(
+                        StaleExpired(
+                            r.neighbor,
+                            r.name,
+                            sum(
+                                fs.stale_prefixes if r.session == "up" else fs.prefixes
+                                for fs in r.families.values()
+                            ),
+                        )
+                    )
                     if r.session == "up":
                         # Session is back but End-of-RIB never came: drop the
                         # old generation only.
@@ -682,6 +728,8 @@ class Rib:
                         r.stale_until = 0.0
                     else:
                         self._purge(r)
+            if self.converge_quiet_time > 0:
+                self._infer_convergence(now)
             done = 0
             for table in self.tables.values():
                 done += table.sweep_step(budget - done)
@@ -701,6 +749,26 @@ class Rib:
         if collected or merged >= RELEASE_AFTER:  # both free large blocks
             release_memory()
         return False
+
+    def _infer_convergence(self, now: float) -> None:
+        """Peers that never send End-of-RIB (no graceful restart capability,
+        e.g. gobgpd's default): a family of an up session is converged,
+        marked inferred, once the router has sent no UPDATE for
+        ``converge_quiet_time`` since the session came up (or since the family
+        was last seen not converged, e.g. after a resync).
+        """
+        quiet = self.converge_quiet_time
+        seen = self._unconverged_seen
+        for r in self.routers.values():
+            for family, fs in r.families.items():
+                key = (r.neighbor, family)
+                if fs.converged or r.session != "up":
+                    seen.pop(key, None)
+                    continue
+                since = seen.setdefault(key, now)
+                if now - max(since, r.session_since, r.last_update) >= quiet:
+                    seen.pop(key, None)
+                    self._converge(r, family, inferred=True)
 
     def _merge(self, table: FamilyTable) -> int:
         """Fold a store's delta into its arrays, holding the lock only to read

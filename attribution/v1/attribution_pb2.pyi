@@ -290,18 +290,20 @@ class ListRoutersRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class FamilyState(_message.Message):
-    __slots__ = ("family", "prefixes", "paths", "converged", "stale_prefixes")
+    __slots__ = ("family", "prefixes", "paths", "converged", "stale_prefixes", "inferred")
     FAMILY_FIELD_NUMBER: _ClassVar[int]
     PREFIXES_FIELD_NUMBER: _ClassVar[int]
     PATHS_FIELD_NUMBER: _ClassVar[int]
     CONVERGED_FIELD_NUMBER: _ClassVar[int]
     STALE_PREFIXES_FIELD_NUMBER: _ClassVar[int]
+    INFERRED_FIELD_NUMBER: _ClassVar[int]
     family: str
     prefixes: int
     paths: int
     converged: bool
     stale_prefixes: int
-    def __init__(self, family: _Optional[str] = ..., prefixes: _Optional[int] = ..., paths: _Optional[int] = ..., converged: _Optional[bool] = ..., stale_prefixes: _Optional[int] = ...) -> None: ...
+    inferred: bool
+    def __init__(self, family: _Optional[str] = ..., prefixes: _Optional[int] = ..., paths: _Optional[int] = ..., converged: _Optional[bool] = ..., stale_prefixes: _Optional[int] = ..., inferred: _Optional[bool] = ...) -> None: ...
 
 class RouterState(_message.Message):
     __slots__ = ("name", "neighbor", "peer_as", "session", "last_reason", "session_since", "last_update", "families", "exporters", "fallback", "stale", "stale_until")

@@ -1,0 +1,428 @@
+"""Prometheus metrics: what the RIB, the feed, ExaBGP and the API are doing.
+
+Two kinds, chosen by cost:
+
+* RIB, feed, ExaBGP and view figures already exist as plain counters and
+  fields (``FeedServer.stats``, ``Rib.routers``, ``ExabgpSupervisor.state``).
+  ``ServiceCollector`` reads them when Prometheus scrapes, so ingest pays
+  nothing for being measured.
+* API figures are counted by ``RpcMetrics`` once per RPC or per batch (never
+  per flow in Python): latency histograms, requests by status, flows by RPC
+  and answer shape, per-flow errors by code.
+
+Each service has its own ``CollectorRegistry`` (tests run several services in
+one process); the process collector (RSS, CPU, open files) is registered on
+it too. ``serve_metrics`` exposes it over HTTP with prometheus_client's own
+server, in a thread.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+
+from attribution.config import Config
+
+RPCS = ("Resolve", "ResolveBatch", "ResolveStream", "LookupRoute", "ListRouters", "ReloadConfig")
+# How a batch's answer is shaped (FlowBatch options): the labels of resolved flows.
+SHAPES = ("one", "rows", "columns", "packed", "packed_stream_routes", "packed_omit_routes")
+# Per-flow error codes of the resolver (docs/flow-json.md); others appear as they occur.
+FLOW_ERROR_CODES = ("bad_record", "bad_address", "bad_exporter", "family_mismatch")
+BAD_LINE_CATEGORIES = ("json", "unknown_type", "prefix", "too_long", "malformed", "other")
+SESSION_STATES = ("idle", "connected", "up", "down")
+LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+
+
+def batch_shape(kind: str, packed: bool, stream_routes: bool, omit_routes: bool) -> str:
+    """The SHAPES label of a FlowBatch (``kind``: its ``records`` oneof)."""
+    if kind != "columns":
+        return "rows"
+    if not packed:
+        return "columns"
+    if omit_routes:
+        return "packed_omit_routes"
+    if stream_routes:
+        return "packed_stream_routes"
+    return "packed"
+
+
+class RpcMetrics:
+    """Counters and histograms the gRPC servicer updates, once per RPC or batch."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.seconds = Histogram(
+            "attribution_rpc_seconds",
+            "Time to answer one RPC; for ResolveStream, one batch.",
+            ["rpc"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.requests = Counter(
+            "attribution_rpc_requests",
+            "RPCs answered (ResolveStream: batches), by status code.",
+            ["rpc", "code"],
+            registry=registry,
+        )
+        self.flows = Counter(
+            "attribution_resolved_flows",
+            "Flow records answered, by RPC and answer shape (records with an error included).",
+            ["rpc", "shape"],
+            registry=registry,
+        )
+        self.flow_errors = Counter(
+            "attribution_flow_errors",
+            "Flow records answered with a per-flow error, by error code.",
+            ["code"],
+            registry=registry,
+        )
+        for rpc in RPCS:
+            self.seconds.labels(rpc)
+            self.requests.labels(rpc, "OK")
+        for rpc, shapes in (
+            ("Resolve", ("one",)),
+            ("ResolveBatch", ("rows", "columns", "packed", "packed_omit_routes")),
+            ("ResolveStream", SHAPES[1:]),
+        ):
+            for shape in shapes:
+                self.flows.labels(rpc, shape)
+        for code in FLOW_ERROR_CODES:
+            self.flow_errors.labels(code)
+
+    def rpc(self, rpc: str, seconds: float, code: str = "OK") -> None:
+        self.seconds.labels(rpc).observe(seconds)
+        self.requests.labels(rpc, code).inc()
+
+    def flows_answered(self, rpc: str, shape: str, flows: int, error_codes: Iterable[str]) -> None:
+        if flows:
+            self.flows.labels(rpc, shape).inc(flows)
+        for code, n in collections.Counter(error_codes).items():
+            self.flow_errors.labels(code).inc(n)
+
+
+class Timer:
+    """``with metrics.timed(rpc) as t:`` -- observes the RPC's time and status."""
+
+    __slots__ = ("code", "context", "metrics", "rpc", "started")
+
+    def __init__(self, metrics: RpcMetrics, rpc: str, context: Any = None) -> None:
+        self.metrics = metrics
+        self.rpc = rpc
+        self.context = context  # a ServicerContext: the status an abort set
+        self.code = "OK"
+        self.started = 0.0
+
+    def __enter__(self) -> Timer:
+        self.started = time.perf_counter()
+        return self
+
+    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: Any) -> None:
+        code = self.code
+        if exc is not None and code == "OK":
+            code = _status_of(exc, self.context)
+        self.metrics.rpc(self.rpc, time.perf_counter() - self.started, code)
+
+
+def _status_of(exc: BaseException, context: Any) -> str:
+    """The gRPC status an exception leaving a servicer method ends in."""
+    set_code = getattr(context, "code", None)
+    if callable(set_code):
+        try:
+            aborted = set_code()  # context.abort(code, ...) records it there
+        except Exception:
+            aborted = None
+        if aborted is not None and hasattr(aborted, "name"):
+            return aborted.name
+    code = getattr(exc, "code", None)
+    if callable(code):
+        try:
+            return code().name  # grpc.RpcError and context.abort's exception
+        except Exception:
+            pass
+    if isinstance(exc, GeneratorExit):
+        return "CANCELLED"
+    return "UNKNOWN"
+
+
+# -- scrape-time figures ---------------------------------------------------------
+
+
+@dataclass
+class Sources:
+    """Where ServiceCollector reads; every callable is called at scrape time."""
+
+    rib: Any  # ribd.rib.Rib
+    config: Callable[[], Config]
+    feed_stats: Callable[[], dict]
+    supervisor_state: Callable[[], Any] | None  # ExabgpSupervisor.state; None: external
+    views: Any  # attribution.fastpath.CompiledViews
+    view_build_seconds: Callable[[], float]
+    serving: Callable[[], bool]
+
+
+class ServiceCollector(Collector):
+    """RIB, feed, ExaBGP, view and health figures, read when scraped."""
+
+    def __init__(self, sources: Sources) -> None:
+        self.s = sources
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._rib()
+        yield from self._feed()
+        yield from self._exabgp()
+        s = self.s
+        yield CounterMetricFamily(
+            "attribution_view_builds",
+            "Compiled lookup views built (one per router and family per build).",
+            value=s.views.builds,
+        )
+        yield CounterMetricFamily(
+            "attribution_view_build_seconds",
+            "Time spent building compiled lookup views.",
+            value=s.view_build_seconds(),
+        )
+        yield GaugeMetricFamily(
+            "attribution_views", "Compiled lookup views in use.", value=len(s.views.current())
+        )
+        yield GaugeMetricFamily(
+            "attribution_health_serving",
+            "1 while gRPC health says SERVING (see README: Metrics and logs).",
+            value=1 if s.serving() else 0,
+        )
+
+    def _rib(self) -> Iterator[Metric]:
+        rib = self.s.rib
+        configured = {r.neighbor: r.name for r in self.s.config().routers}
+        state = GaugeMetricFamily(
+            "attribution_bgp_session_state",
+            "1 for the session state each router is in (idle, connected, up, down).",
+            labels=["router", "neighbor", "state"],
+        )
+        up = GaugeMetricFamily(
+            "attribution_bgp_session_up",
+            "1 while the router's BGP session is up.",
+            labels=["router", "neighbor"],
+        )
+        since = GaugeMetricFamily(
+            "attribution_bgp_session_since_timestamp_seconds",
+            "When the session last changed state (Unix time).",
+            labels=["router", "neighbor"],
+        )
+        last_update = GaugeMetricFamily(
+            "attribution_bgp_last_update_timestamp_seconds",
+            "When the router last sent an UPDATE (Unix time; 0: never).",
+            labels=["router", "neighbor"],
+        )
+        fam = ["router", "neighbor", "family"]
+        prefixes = GaugeMetricFamily(
+            "attribution_rib_prefixes", "Prefixes in the router's current RIB.", labels=fam
+        )
+        paths = GaugeMetricFamily(
+            "attribution_rib_paths",
+            "Paths in the router's current RIB (ADD-PATH: > prefixes).",
+            labels=fam,
+        )
+        stale = GaugeMetricFamily(
+            "attribution_rib_stale_prefixes",
+            "Prefixes served stale (kept from a session that is gone or not yet refreshed).",
+            labels=fam,
+        )
+        converged = GaugeMetricFamily(
+            "attribution_rib_converged",
+            "1 once the router's table of the family is complete (End-of-RIB or inferred).",
+            labels=fam,
+        )
+        inferred = GaugeMetricFamily(
+            "attribution_rib_converged_inferred",
+            "1 when convergence was inferred from a quiet peer (no End-of-RIB).",
+            labels=fam,
+        )
+        with rib.lock:
+            rows = []
+            for neighbor in dict.fromkeys([*configured, *rib.routers]):
+                r = rib.routers.get(neighbor)
+                name = configured.get(neighbor) or (r.name if r else neighbor)
+                rows.append((name, neighbor, r))
+                if r is None:
+                    continue
+                for family, fs in r.families.items():
+                    labels = [name, neighbor, family]
+                    prefixes.add_metric(labels, fs.prefixes)
+                    paths.add_metric(labels, fs.paths)
+                    stale.add_metric(labels, r.stale_prefixes(fs))
+                    converged.add_metric(labels, 1 if fs.converged else 0)
+                    inferred.add_metric(labels, 1 if fs.converged and fs.inferred else 0)
+            sessions = [(n, nb, r.session if r else "idle", r) for n, nb, r in rows]
+            attribute_sets = len(rib.interner)
+            entries = {f: t.distinct_entries for f, t in rib.tables.items()}
+            stored = {f: len(t.store) for f, t in rib.tables.items()}
+        for name, neighbor, session, r in sessions:
+            for s in SESSION_STATES:
+                state.add_metric([name, neighbor, s], 1 if session == s else 0)
+            up.add_metric([name, neighbor], 1 if session == "up" else 0)
+            since.add_metric([name, neighbor], r.session_since if r else 0)
+            last_update.add_metric([name, neighbor], r.last_update if r else 0)
+        yield from (state, up, since, last_update, prefixes, paths, stale, converged, inferred)
+        yield GaugeMetricFamily(
+            "attribution_rib_attribute_sets",
+            "Distinct (interned) path attribute sets held by the RIB.",
+            value=attribute_sets,
+        )
+        e = GaugeMetricFamily(
+            "attribution_rib_entries",
+            "Distinct per-prefix entries (router slot tuples) in the shared store.",
+            labels=["family"],
+        )
+        p = GaugeMetricFamily(
+            "attribution_rib_stored_prefixes",
+            "Prefixes in the shared store of the family (any router).",
+            labels=["family"],
+        )
+        for f in entries:
+            e.add_metric([f], entries[f])
+            p.add_metric([f], stored[f])
+        yield e
+        yield p
+
+    def _feed(self) -> Iterator[Metric]:
+        st = self.s.feed_stats()
+
+        def counter(name: str, doc: str, key: str) -> CounterMetricFamily:
+            return CounterMetricFamily(name, doc, value=st.get(key, 0))
+
+        yield counter("attribution_feed_lines", "ExaBGP lines read from relays.", "lines")
+        yield counter(
+            "attribution_feed_updates", "UPDATE messages applied (End-of-RIB included).", "updates"
+        )
+        yield counter(
+            "attribution_feed_prefixes_announced", "Prefixes announced.", "prefixes_announced"
+        )
+        yield counter(
+            "attribution_feed_prefixes_withdrawn", "Prefixes withdrawn.", "prefixes_withdrawn"
+        )
+        yield counter(
+            "attribution_feed_treat_as_withdraw",
+            "Prefixes withdrawn because their UPDATE had broken attributes (RFC 7606).",
+            "treated_as_withdraw",
+        )
+        yield counter("attribution_feed_end_of_rib", "End-of-RIB markers received.", "end_of_rib")
+        bad = CounterMetricFamily(
+            "attribution_feed_bad_lines",
+            "Feed lines refused, by category (the lines around them are applied).",
+            labels=["category"],
+        )
+        by_category = dict.fromkeys(BAD_LINE_CATEGORIES, 0)
+        by_category.update(st.get("bad_lines_by_category", {}))
+        for category, n in sorted(by_category.items()):
+            bad.add_metric([category], n)
+        yield bad
+        yield counter(
+            "attribution_feed_relay_gaps",
+            "Times lines went missing between ExaBGP and the service (then a resync).",
+            "relay_gaps",
+        )
+        yield counter(
+            "attribution_feed_relay_lost_lines",
+            "Lines the relay dropped while the service was away.",
+            "relay_lost_lines",
+        )
+        yield counter(
+            "attribution_feed_resyncs",
+            "Route refreshes requested from relays.",
+            "resyncs_requested",
+        )
+        yield counter(
+            "attribution_feed_relay_connections", "Relay connections accepted.", "relay_connections"
+        )
+        yield GaugeMetricFamily(
+            "attribution_feed_relays_connected",
+            "Relays connected now.",
+            value=st.get("relays_connected", 0),
+        )
+        yield counter(
+            "attribution_exabgp_gone",
+            "Times ExaBGP stopped or died as seen by the feed (routes kept stale).",
+            "exabgp_gone_events",
+        )
+
+    def _exabgp(self) -> Iterator[Metric]:
+        if self.s.supervisor_state is None:
+            up = 1 if self.s.feed_stats().get("relays_connected", 0) else 0
+            yield GaugeMetricFamily(
+                "attribution_exabgp_up",
+                "1 while ExaBGP runs (external ExaBGP: while its relay is connected).",
+                value=up,
+            )
+            yield CounterMetricFamily(
+                "attribution_exabgp_restarts", "ExaBGP restarts by the supervisor.", value=0
+            )
+            return
+        st = self.s.supervisor_state()
+        yield GaugeMetricFamily(
+            "attribution_exabgp_up",
+            "1 while ExaBGP runs (external ExaBGP: while its relay is connected).",
+            value=1 if st.running else 0,
+        )
+        yield CounterMetricFamily(
+            "attribution_exabgp_restarts", "ExaBGP restarts by the supervisor.", value=st.restarts
+        )
+        yield GaugeMetricFamily(
+            "attribution_exabgp_last_exit_code",
+            "Exit code of ExaBGP's last run (-1: none yet or killed by a signal).",
+            value=st.last_exit_code if st.last_exit_code is not None else -1,
+        )
+
+
+def new_registry() -> CollectorRegistry:
+    """A registry with the process collector (RSS, CPU seconds, open files)."""
+    registry = CollectorRegistry(auto_describe=True)
+    ProcessCollector(registry=registry)
+    return registry
+
+
+class MetricsServer:
+    """prometheus_client's HTTP server for one registry, in a daemon thread."""
+
+    def __init__(self, registry: CollectorRegistry, listen: str) -> None:
+        host, _, port = listen.rpartition(":")
+        host = host.strip("[]") or "0.0.0.0"
+        self.server, self.thread = start_http_server(int(port), addr=host, registry=registry)
+        self.port: int = self.server.server_port
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5.0)
+
+
+__all__ = [
+    "MetricsServer",
+    "RpcMetrics",
+    "ServiceCollector",
+    "Sources",
+    "Timer",
+    "batch_shape",
+    "new_registry",
+]
