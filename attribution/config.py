@@ -8,15 +8,17 @@ key path, and what is wrong. A reload that fails keeps the running config.
 
 from __future__ import annotations
 
-import functools
 import ipaddress
-import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from attribution.config_file import MAX_CONFIG_BYTES as MAX_CONFIG_BYTES  # re-exported
+from attribution.config_file import MAX_NESTING as MAX_NESTING
+from attribution.config_file import Checker as _Checker
+from attribution.config_file import ConfigError as ConfigError
+from attribution.config_file import parse_toml, read_config_text
 from attribution.reports.config import ReportConfigError, load_report_config
 from ribd.exabgp import config_problems as exabgp_config_problems
 from ribd.settings import BgpSettings, NeighborSettings
@@ -26,16 +28,8 @@ MAX_BATCH_FLOWS = 65_536
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 RELAY_SPOOL_BYTES = 256 * 1024 * 1024
 LOG_FORMATS = ("text", "json")
-MAX_CONFIG_BYTES = 16 * 1024 * 1024  # a config file larger than this is refused unread
-MAX_NESTING = 32  # tables and arrays nested deeper than this are refused
 _MAC = re.compile(r"^[0-9a-f]{2}([:-][0-9a-f]{2}){5}$|^[0-9a-f]{4}(\.[0-9a-f]{4}){2}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
-# A table header line: [[array.of.tables]] or [table] (group 1 or 2).
-_HEADER = re.compile(r"^\s*(?:\[\[\s*([^\[\]]+?)\s*\]\]|\[\s*([^\[\]]+?)\s*\])")
-
-
-class ConfigError(ValueError):
-    """A config problem, with the file, line and key in the message."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,141 +105,6 @@ class Config:
         return next((r for r in self.routers if r.name == name), None)
 
 
-class _Checker:
-    """Reads typed values out of the parsed TOML, failing with file:line: key: why."""
-
-    def __init__(self, path: str, text: str) -> None:
-        self.path = path
-        self.text = text
-        self._lines: list[str] = []
-        # (table name, is an array of tables) -> line indexes of its headers;
-        # built once, on the first lookup, so that a file of 20,000 rules
-        # costs one scan rather than one per warning.
-        self._headers: dict[tuple[str, bool], list[int]] | None = None
-
-    def _index(self) -> dict[tuple[str, bool], list[int]]:
-        if self._headers is None:
-            self._lines = self.text.splitlines()
-            self._headers = {}
-            for n, line in enumerate(self._lines):
-                m = _HEADER.match(line)
-                if m:
-                    name = re.sub(r"\s*\.\s*", ".", m.group(1) or m.group(2))
-                    self._headers.setdefault((name, m.group(1) is not None), []).append(n)
-        return self._headers
-
-    def line_of(self, table: str, index: int | None, key: str | None) -> int | None:
-        """Best-effort line number of ``key`` in the ``index``-th ``[[table]]``
-        (``index`` None: in ``[table]``)."""
-        starts = self._index().get((table, index is not None), [])
-        if len(starts) <= (index or 0):
-            return None
-        start = starts[index or 0]
-        if key is None:
-            return start + 1
-        key_re = re.compile(rf'^\s*"?{re.escape(key)}"?\s*=')
-        for n in range(start + 1, len(self._lines)):
-            if _HEADER.match(self._lines[n]):
-                break
-            if key_re.match(self._lines[n]):
-                return n + 1
-        return start + 1
-
-    def fail(self, where: tuple[str, int | None, str | None], why: str) -> ConfigError:
-        table, index, key = where
-        keypath = table if index is None else f"{table}[{index}]"
-        if key:
-            keypath = f"{keypath}.{key}" if keypath else key
-        return self.error(self.line_of(table, index, key) if table else None, keypath, why)
-
-    def error(self, line: int | None, keypath: str, why: str) -> ConfigError:
-        loc = f"{self.path}:{line}" if line else self.path
-        return ConfigError(f"{loc}: {keypath}: {why}")
-
-    def get(self, data: dict, where: tuple, key: str, kind: type, default: Any = ...) -> Any:
-        if key not in data:
-            if default is ...:
-                raise self.fail((where[0], where[1], key), "is required")
-            return default
-        value = data[key]
-        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value, ok = float(value), True
-        if not ok:
-            raise self.fail(
-                (where[0], where[1], key),
-                f"must be {_KIND_NAMES.get(kind, kind.__name__)}, not {type(value).__name__}",
-            )
-        return value
-
-    def asn(self, data: dict, where: tuple, key: str, default: Any = ...) -> int:
-        value = self.get(data, where, key, int, default)
-        if not 0 <= value <= 0xFFFFFFFF:
-            raise self.fail((where[0], where[1], key), f"{value} is not a 32-bit AS number")
-        return value
-
-    def address(self, data: dict, where: tuple, key: str, default: Any = ...) -> str:
-        value = self.get(data, where, key, str, default)
-        if value == "" and default == "":
-            return ""
-        try:
-            return _canonical_address(value)
-        except ValueError:
-            raise self.fail((where[0], where[1], key), f"{value!r} is not an IP address") from None
-
-    def ipv4(self, data: dict, where: tuple, key: str, default: Any = ...) -> str:
-        value = self.get(data, where, key, str, default)
-        try:
-            return str(ipaddress.IPv4Address(value))
-        except ValueError:
-            raise self.fail(
-                (where[0], where[1], key), f"{value!r} is not an IPv4 address (BGP identifier)"
-            ) from None
-
-    def seconds(
-        self, data: dict, where: tuple, key: str, default: float, low: float, high: float
-    ) -> float:
-        """A duration in seconds within [low, high]; nan and infinity refused."""
-        value = self.get(data, where, key, float, default)
-        if not low <= value <= high:  # also false for nan
-            raise self.fail(
-                (where[0], where[1], key), f"must be between {low:g} and {high:g} seconds"
-            )
-        return value
-
-    def no_unknown(self, data: dict, where: tuple, known: set[str]) -> None:
-        for key in data:
-            if key not in known:
-                hint = _closest(key, known)
-                raise self.fail(
-                    (where[0], where[1], key),
-                    "unknown key" + (f" (did you mean {hint!r}?)" if hint else ""),
-                )
-
-
-_KIND_NAMES = {
-    int: "an integer",
-    str: "a string",
-    float: "a number",
-    bool: "true or false",
-    list: "a list",
-    dict: "a table",
-}
-
-
-@functools.lru_cache(maxsize=1024)
-def _canonical_address(text: str) -> str:
-    """Cached: thousands of override rules name the same few exporters."""
-    return str(ipaddress.ip_address(text))
-
-
-def _closest(key: str, known: set[str]) -> str | None:
-    import difflib
-
-    match = difflib.get_close_matches(key, sorted(known), n=1)
-    return match[0] if match else None
-
-
 def parse_mac(text: str) -> bytes:
     """``aa:bb:cc:dd:ee:ff``, ``aa-bb-...`` or ``aabb.ccdd.eeff`` -> 6 bytes."""
     t = text.strip().lower()
@@ -270,61 +129,11 @@ def _host_port(value: str) -> tuple[str, int]:
 def load_config(path: str | Path) -> Config:
     """Read and validate the whole file; raise ConfigError naming what is wrong."""
     path = str(path)
-    try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size > MAX_CONFIG_BYTES:
-                raise _too_big(path, size)
-            raw = f.read(MAX_CONFIG_BYTES + 1)  # the file may grow meanwhile
-        if len(raw) > MAX_CONFIG_BYTES:
-            raise _too_big(path, len(raw))
-        text = raw.decode("utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    return parse_config(text, path)
-
-
-def _too_big(path: str, size: int) -> ConfigError:
-    return ConfigError(
-        f"{path}: {size} bytes, more than the limit of {MAX_CONFIG_BYTES // 2**20} MiB"
-    )
-
-
-def _toml(text: str, path: str) -> dict[str, Any]:
-    """tomllib, with its failures on hostile input turned into ConfigErrors.
-
-    tomllib recurses once per nesting level (an array 600 deep raises
-    RecursionError) and converts integers with Python's 4,300-digit limit
-    (ValueError); neither is a syntax error to it. Anything nested deeper than
-    MAX_NESTING is refused too, so that no later step recurses into it.
-    """
-    if len(text) > MAX_CONFIG_BYTES:
-        raise _too_big(path, len(text))
-    too_deep = ConfigError(f"{path}: tables and arrays nested deeper than {MAX_NESTING} levels")
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
-    except RecursionError:
-        raise too_deep from None
-    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
-        raise ConfigError(f"{path}: a value TOML cannot hold: {str(exc).split(';')[0]}") from None
-    stack: list[tuple[Any, int]] = [(data, 1)]
-    while stack:  # no recursion: the point is to refuse what would need it
-        value, depth = stack.pop()
-        if depth > MAX_NESTING:
-            raise too_deep
-        if isinstance(value, dict):
-            stack.extend((v, depth + 1) for v in value.values())
-        elif isinstance(value, list):
-            stack.extend((v, depth + 1) for v in value)
-    return data
+    return parse_config(read_config_text(path), path)
 
 
 def parse_config(text: str, path: str = "<config>") -> Config:
-    data = _toml(text, path)
+    data = parse_toml(text, path)
     c = _Checker(path, text)
     c.no_unknown(
         data,
