@@ -7,6 +7,12 @@ gets a reader thread that reads big chunks, splits lines, parses them with
 table load). A bad line is counted by category and logged (truncated); the
 lines around it are applied as usual.
 
+Whoever can write to the socket writes into the RIB, so: the socket is 0600
+in a directory only we can write, each connection's peer credentials must be
+our uid or root, a line is buffered only up to ``max_line_bytes`` (a longer
+one is skipped to its newline), and lines for a neighbor not in
+``rib.neighbors`` (the configured routers) are counted, not applied.
+
 Relay control lines (see ``ribd.relay``) tell us what the plain ExaBGP stream
 cannot:
 
