@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from ribd.checks import show, too_deep
 from ribd.events import EndOfRib, ExabgpShutdown, RoutesAnnounced, RoutesWithdrawn
 from ribd.parser import MAX_LINE_BYTES, ExabgpParser, FeedError
 from ribd.rib import Rib
@@ -484,14 +485,20 @@ class FeedServer:
     def _control(self, conn: _Connection, line: bytes) -> None:
         try:
             msg = orjson.loads(line)
-            event = msg["event"]
-        except (orjson.JSONDecodeError, KeyError, TypeError):
+        except orjson.JSONDecodeError:
+            msg = None
+        if type(msg) is not dict or too_deep(msg) or type(msg.get("event")) is not str:
             self._bad_line(conn.counters, line, "malformed relay control line")
             return
+        event = msg["event"]
         if event == "hello":
-            self._hello(conn, msg)
+            self._hello(conn, msg, line)
         elif event == "lost":
-            lines = int(msg.get("lines", 0))
+            lines = msg.get("lines", 0)
+            if type(lines) is not int or lines < 0:
+                reason = f"malformed relay control line: lines {show(lines)}"
+                self._bad_line(conn.counters, line, reason)
+                return
             self.relay_lost_lines += lines
             log.warning("relay dropped %d line(s) while we were away: RIB may be incomplete", lines)
             self._lines_missing(f"relay dropped {lines} lines")
@@ -500,17 +507,17 @@ class FeedServer:
                 conn.relay.eof = True
             self._exabgp_gone("ExaBGP closed the feed (stopped or died)")
         else:
-            log.warning("unknown relay control event %.40r", event)
+            log.warning("unknown relay control event %s", show(event))
         if self.on_control is not None:
             self.on_control(msg)
 
-    def _hello(self, conn: _Connection, msg: dict) -> None:
+    def _hello(self, conn: _Connection, msg: dict, line: bytes) -> None:
         try:
             key = (int(msg["pid"]), float(msg["started"]))
             exabgp_pid = int(msg.get("ppid", 0))
             delivered = int(msg.get("delivered", 0))
         except (KeyError, TypeError, ValueError):
-            self._bad_line(conn.counters, orjson.dumps(msg), "malformed relay hello")
+            self._bad_line(conn.counters, line, "malformed relay hello")
             return
         missing = ""
         gone = ""

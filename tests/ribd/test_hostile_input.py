@@ -325,7 +325,7 @@ def test_a_process_of_another_user_cannot_deliver_lines(short_tmp, processes) ->
             "import socket, sys\n"
             "s = socket.socket(socket.AF_UNIX)\n"
             "try:\n    s.connect(sys.argv[1])\nexcept PermissionError:\n    sys.exit(3)\n"
-            "s.sendall(b'x\\n')\n"
+            "try:\n    s.sendall(b'x\\n')\nexcept OSError:\n    pass  # refused: closed at once\n"
         )
         as_nobody = {"user": 65534, "cwd": "/", "env": {"PATH": "/usr/bin:/bin"}}
         child = processes([SYSTEM_PYTHON, "-c", code, feed.socket_path], **as_nobody)
@@ -363,3 +363,25 @@ def test_an_endless_line_is_skipped_up_to_its_newline_and_later_lines_applied(sh
         assert {m.prefix for m in rib.routes(PEER, V4)} == {f"10.0.{i}.0/24" for i in range(3)}
     finally:
         feed.stop()
+
+
+CONTROL = b'{"type":"ribd-relay"'
+HOSTILE_CONTROL = [
+    CONTROL + b',"event":' + nested(b"[", DEEP) + b"}",
+    CONTROL + b',"event":"lost","lines":"many"}',
+    CONTROL + b',"event":"lost","lines":' + nested(b"[", DEEP) + b"}",
+    CONTROL + b',"event":"lost","lines":-5}',
+    CONTROL + b',"event":"hello","pid":' + nested(b"[", DEEP) + b"}",
+    CONTROL + b',"event":"hello","pid":1,"started":1.0,"x":' + nested(b"[", DEEP) + b"}",
+    CONTROL + b"]",
+]
+
+
+def test_hostile_relay_control_lines_are_bad_lines_and_the_connection_stays(server) -> None:
+    lines = [*HOSTILE_CONTROL, update(announce_v4("10.0.0.0/24"), attribute=GOOD)]
+    send(server.socket_path, b"\n".join(lines) + b"\n")
+    wait_until(lambda: server.rib.routers, 30, what="the good line after the control lines")
+    stats = server.stats()
+    assert stats["bad_lines"] == len(HOSTILE_CONTROL)
+    assert stats["relay_lost_lines"] == 0 and stats["relay_connections"] == 1
+    assert [m.prefix for m in server.rib.routes(PEER, V4)] == ["10.0.0.0/24"]
