@@ -5,7 +5,8 @@ capability under NoNewPrivileges, and nothing else in the bounding set; ExaBGP, 
 the service starts, is what binds port 179. `setpriv` (util-linux) sets up the same:
 no_new_privs, the bounding set, inheritable and ambient sets, and the `noroot` securebits
 (SecureBits=noroot-locked), so that even uid 0 holds only what is listed. The unit's
-MemoryDenyWriteExecute is reproduced with the kernel's PR_SET_MDWE where it exists.
+MemoryDenyWriteExecute is reproduced with the kernel's PR_SET_MDWE where it exists, and
+RestrictAddressFamilies with a seccomp filter like systemd's.
 
 The process keeps this checkout's uid (this machine's Python may live where no other user
 can read); with `noroot` locked, capability checks treat it like any other user.
@@ -15,10 +16,12 @@ from __future__ import annotations
 
 import ctypes
 import os
+import platform
 import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -64,12 +67,73 @@ neighbor = "127.0.179.2"
     return path
 
 
-def deny_write_execute() -> None:
-    """Runs in the child before exec: W+X memory refused from here on, children included."""
+# RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX as systemd enforces it: a seccomp
+# filter that makes socket() and socketpair() of any other family fail with EAFNOSUPPORT.
+PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
+AUDIT_ARCH_X86_64 = 0xC000003E
+SYS_SOCKET, SYS_SOCKETPAIR = 41, 53  # x86_64
+AF_UNIX, AF_INET, AF_INET6 = 1, 2, 10
+EAFNOSUPPORT = 97
+RET_ALLOW, RET_ERRNO = 0x7FFF0000, 0x00050000
+LD_ABS_W, JEQ_K, RET_K = 0x20, 0x15, 0x06
+ADDRESS_FAMILY_FILTER = [  # (code, jump if true, jump if false, k)
+    (LD_ABS_W, 0, 0, 4),  # 0: seccomp_data.arch
+    (JEQ_K, 0, 8, AUDIT_ARCH_X86_64),  # 1: another ABI: allow (the unit: native only)
+    (LD_ABS_W, 0, 0, 0),  # 2: seccomp_data.nr
+    (JEQ_K, 1, 0, SYS_SOCKET),  # 3
+    (JEQ_K, 0, 5, SYS_SOCKETPAIR),  # 4: other calls: allow
+    (LD_ABS_W, 0, 0, 16),  # 5: args[0], the family
+    (JEQ_K, 3, 0, AF_UNIX),  # 6
+    (JEQ_K, 2, 0, AF_INET),  # 7
+    (JEQ_K, 1, 0, AF_INET6),  # 8
+    (RET_K, 0, 0, RET_ERRNO | EAFNOSUPPORT),  # 9
+    (RET_K, 0, 0, RET_ALLOW),  # 10
+]
+RESTRICT_FAMILIES = platform.machine() == "x86_64"
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = (("len", ctypes.c_ushort), ("filter", ctypes.c_void_p))
+
+
+def sandbox() -> None:
+    """Runs in the child before exec; inherited by everything it starts.
+
+    MemoryDenyWriteExecute: PR_SET_MDWE (kernel 6.3+; older ones go without it).
+    RestrictAddressFamilies: the filter above (x86_64).
+    """
     libc = ctypes.CDLL(None, use_errno=True)
     failed = libc.prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN, 0, 0, 0) != 0
-    if failed and ctypes.get_errno() != 22:  # EINVAL: a kernel before 6.3 has no MDWE; go on
+    if failed and ctypes.get_errno() != 22:  # EINVAL: no MDWE in this kernel
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_MDWE)")
+    if RESTRICT_FAMILIES:
+        program = b"".join(struct.pack("=HBBI", *op) for op in ADDRESS_FAMILY_FILTER)
+        buffer = ctypes.create_string_buffer(program, len(program))
+        fprog = _SockFprog(len(ADDRESS_FAMILY_FILTER), ctypes.addressof(buffer))
+        if libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP)")
+
+
+def test_the_sandbox_refuses_other_address_families():
+    """The control for the filter: without it the service tests below would prove nothing."""
+    if not RESTRICT_FAMILIES:
+        pytest.skip("the address family filter is written for x86_64")
+    code = (
+        "import errno, socket\n"
+        "for family in (socket.AF_INET, socket.AF_INET6, socket.AF_UNIX):\n"
+        "    socket.socket(family, socket.SOCK_STREAM).close()\n"
+        "for family, kind in ((socket.AF_NETLINK, socket.SOCK_RAW), (socket.AF_PACKET, 3)):\n"
+        "    try:\n"
+        "        socket.socket(family, kind)\n"
+        "    except OSError as exc:\n"
+        "        assert exc.errno == errno.EAFNOSUPPORT, exc\n"
+        "    else:\n"
+        "        raise SystemExit(f'family {family} allowed')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, preexec_fn=sandbox
+    )
+    assert result.returncode == 0, result.stderr
 
 
 def start(tmp_path: Path, *, bind_capability: bool) -> subprocess.Popen:
@@ -87,9 +151,7 @@ def start(tmp_path: Path, *, bind_capability: bool) -> subprocess.Popen:
         str(config(tmp_path)),
     ]
     log = (tmp_path / "serve.log").open("wb")
-    return subprocess.Popen(
-        command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=deny_write_execute
-    )
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=sandbox)
 
 
 def log_text(tmp_path: Path) -> str:
