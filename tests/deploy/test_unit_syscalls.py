@@ -1,0 +1,184 @@
+"""Every system call of a service run passes the unit's SystemCallFilter.
+
+systemd refuses a system call outside the filter with EPERM (SystemCallErrorNumber), which
+the service may not survive, or may survive wrongly. So a real run is traced (strace -f:
+the service, its ExaBGP and the relay), doing what production does: BGP sessions and a
+table, flows resolved, routes looked up, metrics scraped, a SIGHUP reload, a SIGTERM with
+its snapshot. The names it used must all be in the filter as systemd expands it
+(`systemd-analyze syscall-filter`), read from the unit itself.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from attribution.client import channel, resolve_dicts
+from attribution.v1 import attribution_pb2 as pb
+from attribution.v1 import attribution_pb2_grpc as pb_grpc
+from ribd.speaker import Route, Speaker, free_port
+from tests.deploy.common import unit_settings, wait_until
+
+STRACE = shutil.which("strace")
+SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
+pytestmark = [
+    pytest.mark.bgp,
+    pytest.mark.skipif(STRACE is None, reason="strace is not installed (.ci/run installs it)"),
+    pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze is not installed"),
+]
+ROUTER = "127.0.0.2"
+TABLE = [Route(f"10.{i}.0.0/16", ROUTER, as_path=[65001, 65100 + i]) for i in range(30)] + [
+    Route(f"2001:db8:{i:x}::/48", "2001:db8::1", as_path=[65001, 65200 + i]) for i in range(5)
+]
+# ExaBGP drops privileges when it runs as root (setuid/setgid to its own user): a test
+# run as root sees these; under the unit (User=attribution) ExaBGP skips that step.
+ONLY_AS_ROOT = {"setuid", "setgid", "setgroups", "setresuid", "setresgid"}
+
+
+def syscall_groups() -> dict[str, list[str]]:
+    """systemd's system call groups, ``@name`` -> members (names or other groups)."""
+    out = subprocess.run(
+        [SYSTEMD_ANALYZE, "syscall-filter", "--no-pager"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    groups: dict[str, list[str]] = {}
+    current = None
+    for line in out.splitlines():
+        if line.startswith("@"):
+            current = line.split()[0]
+            groups[current] = []
+        elif current and line.startswith(" ") and line.strip() and not line.strip().startswith("#"):
+            groups[current].append(line.strip())
+    return groups
+
+
+def expand(entries: list[str], groups: dict[str, list[str]]) -> set[str]:
+    names: set[str] = set()
+    for entry in entries:
+        names |= expand(groups[entry], groups) if entry.startswith("@") else {entry}
+    return names
+
+
+def allowed_by_unit() -> set[str]:
+    """The unit's SystemCallFilter lines: an allow list, then ``~`` lines taking away."""
+    groups = syscall_groups()
+    allowed: set[str] = set()
+    for value in unit_settings()["Service", "SystemCallFilter"]:
+        if value.startswith("~"):
+            allowed -= expand(value[1:].split(), groups)
+        else:
+            allowed |= expand(value.split(), groups)
+    assert len(allowed) > 200, "the filter expanded to almost nothing"
+    return allowed
+
+
+def traced_children(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+@pytest.fixture
+def work() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="attr-sys-", dir="/tmp") as d:
+        yield Path(d)
+
+
+def test_every_system_call_of_a_service_run_passes_the_units_filter(work):
+    allowed = allowed_by_unit()
+    bgp_port, grpc_port, metrics_port = free_port(), free_port(), free_port()
+    config = work / "attribution.toml"
+    config.write_text(
+        f"""
+[service]
+local_as = 65000
+router_id = "127.0.0.1"
+grpc_listen = "127.0.0.1:{grpc_port}"
+snapshot_path = "{work}/rib.snapshot"
+log_format = "json"
+
+[bgp]
+listen_address = "127.0.0.1"
+listen_port = {bgp_port}
+work_dir = "{work}/exabgp"
+feed_socket = "{work}/feed.sock"
+
+[metrics]
+listen = "127.0.0.1:{metrics_port}"
+
+[[routers]]
+name = "r1"
+neighbor = "{ROUTER}"
+exporters = ["127.0.1.1"]
+"""
+    )
+    trace = work / "strace.out"
+    log = (work / "serve.log").open("wb")
+    daemon = subprocess.Popen(
+        [
+            *(STRACE, "-f", "-qq", "-o", str(trace)),
+            *(str(Path(sys.executable).with_name("attribution")), "serve", "--config", str(config)),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    speaker = Speaker(peer_port=bgp_port, peer_as=65000, local_as=65000, routes=TABLE)
+    target = f"127.0.0.1:{grpc_port}"
+
+    def routers() -> list:
+        try:
+            with channel(target) as ch:
+                stub = pb_grpc.AttributionStub(ch)
+                return list(stub.ListRouters(pb.ListRoutersRequest(), timeout=10).routers)
+        except Exception:
+            return []
+
+    try:
+        wait_until(routers, 120, what="the gRPC API (traced: slower)")
+        speaker.start()
+        speaker.wait_established(120)
+        wait_until(
+            lambda: any(sum(f.prefixes for f in r.families) == len(TABLE) for r in routers()),
+            120,
+            what="the table",
+        )
+        flows = [
+            {"exporter": "127.0.1.1", "src_addr": f"10.{i}.1.1", "dst_addr": "10.3.2.1"}
+            for i in range(50)
+        ]
+        answers = list(resolve_dicts(target, iter(flows)))
+        assert {a["dst_origin_as"] for a in answers} == {65103}
+        with channel(target) as ch:
+            pb_grpc.AttributionStub(ch).LookupRoute(
+                pb.LookupRouteRequest(router="r1", address="10.7.0.1"), timeout=10
+            )
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=30) as r:
+            assert b"attribution_" in r.read()
+        # strace blocks fatal signals (-o FILE PROG): signal the traced service itself
+        (service_pid,) = traced_children(daemon.pid)
+        os.kill(service_pid, signal.SIGHUP)
+        wait_until(lambda: b"config reloaded" in (work / "serve.log").read_bytes(), 60)
+        os.kill(service_pid, signal.SIGTERM)
+        assert daemon.wait(120) == 0, (work / "serve.log").read_text()[-3000:]
+    finally:
+        speaker.close()
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait(10)
+        log.close()
+    assert (work / "rib.snapshot").exists()
+    used = set(re.findall(r"^\d+\s+(?:<\.\.\. )?([a-z0-9_]+)[( ]", trace.read_text(), re.M))
+    assert {"execve", "socket", "bind", "accept4", "openat"} <= used, "the trace is empty?"
+    refused = used - allowed - ONLY_AS_ROOT
+    assert refused == set(), f"system calls the unit's filter refuses: {sorted(refused)}"
