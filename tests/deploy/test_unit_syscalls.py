@@ -1,4 +1,5 @@
-"""Every system call of a service run passes the unit's SystemCallFilter.
+"""Every system call of a service run passes the unit's SystemCallFilter, and it writes
+only where ProtectSystem=strict lets it.
 
 systemd refuses a system call outside the filter with EPERM (SystemCallErrorNumber), which
 the service may not survive, or may survive wrongly. So a real run is traced (strace -f:
@@ -132,6 +133,8 @@ exporters = ["127.0.1.1"]
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
+        # no bytecode caches: under the unit /opt is read-only and Python skips them
+        env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"),
     )
     speaker = Speaker(peer_port=bgp_port, peer_as=65000, local_as=65000, routes=TABLE)
     target = f"127.0.0.1:{grpc_port}"
@@ -182,3 +185,45 @@ exporters = ["127.0.1.1"]
     assert {"execve", "socket", "bind", "accept4", "openat"} <= used, "the trace is empty?"
     refused = used - allowed - ONLY_AS_ROOT
     assert refused == set(), f"system calls the unit's filter refuses: {sorted(refused)}"
+    # ProtectSystem=strict: besides /dev, only the state and runtime directories (here
+    # both in `work`) and the private /tmp may be written (the pod: its volumes)
+    outside = {
+        path
+        for path in written_paths(trace.read_text())
+        if not Path(path).is_relative_to(work) and not path.startswith(("/tmp/", "/dev/"))
+    }
+    assert outside == set(), f"written outside the unit's writable directories: {outside}"
+
+
+WRITE_FLAGS = re.compile(r"O_WRONLY|O_RDWR|O_CREAT|O_TRUNC|O_APPEND")
+CREATES = {"mkdir", "mkdirat", "unlink", "unlinkat", "rename", "renameat", "renameat2"}
+CREATES |= {"rmdir", "symlink", "symlinkat", "link", "linkat", "mknod", "mknodat", "creat"}
+CREATES |= {"chmod", "fchmodat", "chown", "fchownat", "truncate", "utimensat"}
+
+
+def written_paths(trace: str) -> set[str]:
+    """Paths that calls in an strace -f log created, changed or opened for writing, and
+    that succeeded (a refused attempt fails the same way under the unit)."""
+    pending: dict[str, str] = {}
+    paths: set[str] = set()
+    for line in trace.splitlines():
+        pid, _, rest = line.partition(" ")
+        rest = rest.strip()
+        if rest.endswith("<unfinished ...>"):
+            pending[pid] = rest.removesuffix("<unfinished ...>")
+            continue
+        resumed = re.match(r"<\.\.\. \w+ resumed>(.*)", rest)
+        if resumed:
+            rest = pending.pop(pid, "") + resumed.group(1)
+        call = re.match(r"(\w+)\((.*)\)\s+= (-?\d+)", rest)
+        if not call or call.group(3) == "-1":
+            continue
+        name, args = call.group(1), call.group(2)
+        quoted = re.findall(r'"((?:[^"\\]|\\.)*)"', args)
+        if name in ("open", "openat") and WRITE_FLAGS.search(args) and quoted:
+            paths.add(quoted[0])
+        elif name in CREATES:
+            paths.update(quoted)
+        elif name == "bind" and "sun_path=" in args and quoted and quoted[0]:
+            paths.add(quoted[0])  # a Unix socket's file (abstract ones start with @)
+    return {p for p in paths if p.startswith("/")}
