@@ -92,8 +92,8 @@ def test_the_unit_runs_as_a_dedicated_user_with_only_the_port_179_capability():
 
 def test_stop_signals_the_service_alone_so_it_writes_the_snapshot_before_exabgp_goes():
     s = unit_settings()
-    # control-group (the default) would SIGTERM ExaBGP at the same time: every session
-    # reported down and purged before the snapshot is written.
+    # control-group (the default) would SIGTERM ExaBGP at the same time, racing with the
+    # service's planned stop (which keeps the routes stale for the snapshot).
     assert s["Service", "KillMode"] == ["mixed"]
     assert s["Service", "KillSignal"] == ["SIGTERM"]
     assert s["Service", "ExecReload"] == ["/bin/kill -HUP $MAINPID"]
