@@ -45,6 +45,17 @@ class EndOfRib:
 
 
 @dataclass(frozen=True, slots=True)
+class RouteRefreshMarker:
+    """Enhanced route refresh (RFC 7313): the router starts (BoRR) or ends
+    (EoRR) re-sending one family. Routes of that family not re-sent in
+    between are gone."""
+
+    neighbor: str
+    family: str
+    begin: bool  # False: end
+
+
+@dataclass(frozen=True, slots=True)
 class SessionState:
     neighbor: str
     state: str  # "connected" | "up" | "down"
@@ -79,6 +90,7 @@ Event = (
     RoutesAnnounced
     | RoutesWithdrawn
     | EndOfRib
+    | RouteRefreshMarker
     | SessionState
     | Notification
     | ExabgpShutdown

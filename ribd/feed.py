@@ -19,11 +19,19 @@ cannot:
 * ``eof``: ExaBGP closed the API pipe (stopped or died). Every router's
   routes become stale for ``exabgp_gone_hold_time``, as the supervisor does in
   supervised mode, so an operator-managed ExaBGP gets the same treatment.
-* ``lost``, or a relay we never saw that already delivered lines elsewhere
+* ``lost`` (the relay's spool overflowed, marked where the lines were
+  dropped), or a relay we never saw that already delivered lines elsewhere
   (we restarted), or a replacement relay under the same ExaBGP (ExaBGP
-  respawned it; respawns get no replay): lines are missing. Routers are
-  marked not converged and each relay is asked to ``resync *``, which makes
-  ExaBGP send ROUTE-REFRESH to every established router.
+  respawned it; respawns get no replay): lines are missing, withdrawals
+  included. The re-read is exact: every established router's routes become
+  stale at that point (``Rib.mark_gap``), each relay is asked to
+  ``resync *`` (ExaBGP sends ROUTE-REFRESH to every established router), the
+  router answers BoRR, its table, EoRR (enhanced route refresh, RFC 7313),
+  and EoRR sweeps what it did not send again. A router that does not begin
+  within ``refresh_timeout`` (no enhanced route refresh) has its session
+  reset (``reset <ip>``): it reconnects, and End-of-RIB does the same sweep.
+  Requests are coalesced and spaced out (2 s, doubling to 2 min while gaps
+  keep coming), so an overloaded service is not flooded with tables.
 
 One ExaBGP per service is assumed: ``eof`` marks every router's routes stale.
 """
@@ -51,6 +59,8 @@ from ribd.rib import Rib
 log = logging.getLogger(__name__)
 
 READ_SIZE = 1 << 20
+REFRESH_TIMEOUT = 30.0  # seconds for a router to begin a re-read (BoRR) before a reset
+RESYNC_INTERVAL_MIN, RESYNC_INTERVAL_MAX = 2.0, 120.0  # spacing of re-read requests
 CONTROL_PREFIX = b'{"type":"ribd-relay"'
 LOGGED_LINE_CHARS = 200
 BAD_LINES_LOGGED_IN_FULL = 100  # then one in every 1000
@@ -149,6 +159,7 @@ class FeedServer:
         on_control: Callable[[dict], None] | None = None,
         max_line_bytes: int = MAX_LINE_BYTES,
         allowed_uids: frozenset[int] | None = None,
+        refresh_timeout: float = REFRESH_TIMEOUT,
     ) -> None:
         self.socket_path = socket_path
         self.rib = rib
@@ -179,6 +190,14 @@ class FeedServer:
         self.resyncs_requested = 0
         self.exabgp_gone_events = 0
         self.expecting_exabgp_stop = False  # set by the owner before it stops ExaBGP
+        self.refresh_timeout = refresh_timeout
+        self.session_resets_requested = 0
+        self._resync_wanted = threading.Event()
+        self._resync_pending = False
+        self._resync_thread: threading.Thread | None = None
+        self._resync_interval = RESYNC_INTERVAL_MIN
+        self._next_resync = 0.0
+        self._last_gap = -1e9
 
     # -- lifetime --
 
@@ -217,10 +236,18 @@ class FeedServer:
         self._accept_thread = threading.Thread(target=self._accept_loop, name="feed-accept")
         self._accept_thread.daemon = True
         self._accept_thread.start()
+        self._resync_thread = threading.Thread(
+            target=self._resync_loop, name="feed-resync", daemon=True
+        )
+        self._resync_thread.start()
         log.info("feed listening on %s", path)
 
     def stop(self) -> None:
         self._stop.set()
+        self._resync_wanted.set()
+        if self._resync_thread is not None:
+            self._resync_thread.join(5.0)
+            self._resync_thread = None
         if self._accept_thread is not None:
             self._accept_thread.join(5.0)
             self._accept_thread = None
@@ -259,6 +286,15 @@ class FeedServer:
             log.info("asked %d relay(s) for a route refresh of %s", told, neighbor)
         return told
 
+    def reset_session(self, neighbor: str) -> int:
+        """Ask ExaBGP (via each connected relay) to reset one router's session."""
+        socket.inet_pton(socket.AF_INET6 if ":" in neighbor else socket.AF_INET, neighbor)
+        with self._lock:
+            conns = [c for c in self._connections if c.relay is not None]
+        told = sum(1 for c in conns if c.send(f"reset {neighbor}\n".encode()))
+        self.session_resets_requested += told
+        return told
+
     # -- state --
 
     def stats(self) -> dict:
@@ -283,6 +319,7 @@ class FeedServer:
             "relays_connected": connected,
             "refused_connections": self.refused_connections,
             "resyncs_requested": self.resyncs_requested,
+            "session_resets_requested": self.session_resets_requested,
             "exabgp_gone_events": self.exabgp_gone_events,
         }
 
@@ -500,8 +537,7 @@ class FeedServer:
                 self._bad_line(conn.counters, line, reason)
                 return
             self.relay_lost_lines += lines
-            log.warning("relay dropped %d line(s) while we were away: RIB may be incomplete", lines)
-            self._lines_missing(f"relay dropped {lines} lines")
+            self._lines_missing(f"the relay's spool overflowed: {lines} line(s) dropped")
         elif event == "eof":
             if conn.relay is not None:
                 conn.relay.eof = True
@@ -560,16 +596,52 @@ class FeedServer:
         self.rib.with_lock_exabgp_gone(reason, self.exabgp_gone_hold_time)
 
     def _lines_missing(self, reason: str) -> None:
-        """Routes may be missing or outdated: say so, and ask for the tables again."""
-        self.relay_gaps += 1
+        """Routes may be missing or outdated: mark the gap, re-read the tables."""
         with self.rib.lock:
-            for r in self.rib.routers.values():
-                for fs in r.families.values():
-                    fs.converged = False
+            marked = self.rib.mark_gap()
+        self.relay_gaps += 1
+        now = time.monotonic()
+        if now - self._last_gap > 2 * RESYNC_INTERVAL_MAX:  # gaps are rare: ask at once
+            self._resync_interval = RESYNC_INTERVAL_MIN
+            self._next_resync = 0.0
+        self._last_gap = now
+        log.warning(
+            "feed gap: %s; %d router(s) marked stale until their tables are re-read%s",
+            reason,
+            len(marked),
+            "" if self.resync_on_loss else " (resync disabled)",
+        )
         if self.resync_on_loss:
-            log.warning("%s: requesting a route refresh from every router", reason)
-            # From another thread: we may be inside the connection's reader.
-            threading.Thread(target=self.resync, name="feed-resync", daemon=True).start()
+            self._resync_pending = True
+            self._resync_wanted.set()
+
+    def _resync_loop(self) -> None:
+        """Send coalesced, spaced re-read requests; reset routers that do not begin."""
+        while not self._stop.is_set():
+            self._resync_wanted.wait(1.0)
+            self._resync_wanted.clear()
+            if self._stop.is_set():
+                return
+            now = time.monotonic()
+            if self._resync_pending and now >= self._next_resync and self.resync("*"):
+                self._resync_pending = False
+                with self.rib.lock:
+                    self.rib.note_refresh_asked()
+                self._next_resync = now + self._resync_interval
+                self._resync_interval = min(self._resync_interval * 2, RESYNC_INTERVAL_MAX)
+            if self._resync_pending:
+                continue  # not asked yet: nothing can be overdue
+            with self.rib.lock:
+                resets = self.rib.overdue_refreshes(self.refresh_timeout)
+            for neighbor in resets:
+                told = self.reset_session(neighbor)
+                log.warning(
+                    "router %s did not re-send its table within %.0fs of a route refresh "
+                    "(no enhanced route refresh?): %s its session",
+                    neighbor,
+                    self.refresh_timeout,
+                    "resetting" if told else "no relay connected to reset",
+                )
 
 
 class RibMaintenance:

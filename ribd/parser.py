@@ -66,6 +66,7 @@ from ribd.events import (
     Event,
     ExabgpShutdown,
     Notification,
+    RouteRefreshMarker,
     RoutesAnnounced,
     RoutesWithdrawn,
     SessionState,
@@ -676,6 +677,8 @@ class ExabgpParser:
                 return self._state(msg)
             if kind == "notification":
                 return self._notification(msg)
+            if kind == "refresh":
+                return self._refresh(msg)
             if kind in _IGNORED_TYPES:
                 return []
         except FeedError:
@@ -702,6 +705,20 @@ class ExabgpParser:
         if canonical is None:
             raise BadValue(f"neighbor peer is not an IP address: {show(peer)}")
         return neighbor, canonical
+
+    def _refresh(self, msg: dict) -> list[Event]:
+        """BoRR/EoRR markers (RFC 7313); a plain refresh request carries nothing."""
+        neighbor, peer = self._neighbor(msg)
+        body = neighbor.get("route-refresh")
+        if type(body) is not dict:
+            raise FeedError("refresh message without a route-refresh object")
+        subtype, afi, safi = body.get("subtype"), body.get("afi"), body.get("safi")
+        if subtype not in ("begin", "end") or type(afi) is not str or type(safi) is not str:
+            return []
+        family = f"{afi} {safi}"
+        if family not in FAMILIES:
+            return []
+        return [RouteRefreshMarker(peer, family, subtype == "begin")]
 
     def _state(self, msg: dict) -> list[Event]:
         neighbor, peer = self._neighbor(msg)

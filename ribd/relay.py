@@ -3,8 +3,10 @@
 ExaBGP writes to its API process with blocking writes: if we stop reading,
 ExaBGP freezes, misses keepalives and every session drops. So stdin is read
 by a thread that never waits on anything else; lines go into an in-memory
-queue bounded by a line count, and a second thread delivers them to the
-service's Unix socket, reconnecting with backoff while the service is away.
+spool bounded by bytes (``--spool-bytes``), and a second thread delivers them
+to the service's Unix socket, reconnecting with backoff while the service is
+away. There is no flow control back to ExaBGP (it would freeze the sessions):
+what does not fit is dropped, and the gap is marked in the stream.
 
 Protocol towards the service (one JSON object or ExaBGP line per ``\\n``):
 
@@ -12,8 +14,9 @@ Protocol towards the service (one JSON object or ExaBGP line per ``\\n``):
   ``pid``/``started`` identify this relay (a new pair = a new ExaBGP or a
   respawned relay, whose earlier lines are gone), ``ppid`` is ExaBGP's pid,
   ``delivered`` the lines handed to any service before this connection.
-* ``{"type":"ribd-relay","event":"lost","lines":N}`` after the hello when the
-  queue overflowed (oldest lines dropped): the RIB may be incomplete.
+* ``{"type":"ribd-relay","event":"lost","lines":N,"bytes":B}`` where the spool
+  overflowed: N lines were dropped at this point of the stream. The service
+  re-reads every router's table from there (``ribd.feed``).
 * ``{"type":"ribd-relay","event":"eof"}`` when ExaBGP closed our stdin
   (ExaBGP stopped or died), after every line read before it.
 * ExaBGP's lines, unchanged.
@@ -21,7 +24,9 @@ Protocol towards the service (one JSON object or ExaBGP line per ``\\n``):
 The service may send ``resync <neighbor-ip|*>`` lines back; we write
 ``neighbor <ip> announce route-refresh <afi> unicast`` for IPv4 and IPv6 to
 stdout, which ExaBGP executes (the session must have the route-refresh
-capability, as ``ribd.exabgp`` configures it).
+capability, as ``ribd.exabgp`` configures it). ``reset <neighbor-ip>``
+becomes ``neighbor <ip> teardown 4`` (Cease, Administrative Reset), for
+routers that do not answer a refresh with BoRR/EoRR.
 
 Delivery is at-least-once: a batch interrupted by a broken connection is sent
 again in full on the next one (re-applying an UPDATE is harmless).
@@ -48,7 +53,7 @@ import orjson
 
 log = logging.getLogger("ribd.relay")
 
-DEFAULT_SPOOL_LIMIT = 1_000_000  # lines; a full table is ~90k UPDATE lines of ~0.7-2 KB
+DEFAULT_SPOOL_BYTES = 256 << 20  # [bgp] relay_spool_bytes; a full table is ~100-200 MB of lines
 DEFAULT_GRACE = 1.5  # seconds; ExaBGP SIGKILLs its API process 2 s after SIGTERM
 READ_SIZE = 1 << 20
 BATCH_BYTES = 1 << 20
@@ -77,40 +82,61 @@ def control_line(event: str, **fields: object) -> bytes:
 
 
 class Spool:
-    """Chunks of whole lines, bounded by line count; overflow drops the oldest."""
+    """Chunks of whole lines, bounded by bytes; what does not fit is dropped
+    *and marked*: a ``lost`` control line takes the place of the dropped
+    lines, in stream order, once there is room again (or at the end), so
+    the service knows exactly where its view of the stream has a hole and
+    re-reads the routers' tables from there (see ``ribd.feed``)."""
 
-    def __init__(self, limit: int) -> None:
-        self.limit = max(1, limit)
+    def __init__(self, limit_bytes: int) -> None:
+        self.limit = max(1, limit_bytes)
         self._chunks: collections.deque[tuple[bytes, int]] = collections.deque()
         self._lines = 0
+        self._bytes = 0
         self._cond = threading.Condition()
-        self.lost = 0  # dropped lines not yet reported to a service
-        self.lost_total = 0
+        self._gap_lines = 0  # dropped since the last marker
+        self._gap_bytes = 0
+        self.lost_total = 0  # lines dropped in this relay's life
+        self.gaps = 0  # markers queued
         self.closed = False  # no more input will come
 
     def put(self, chunk: bytes, lines: int) -> None:
         with self._cond:
-            self._chunks.append((chunk, lines))
-            self._lines += lines
-            while self._lines > self.limit:
-                oldest, n = self._chunks[0]
-                excess = self._lines - self.limit
-                if n <= excess:
-                    self._chunks.popleft()
-                    dropped = n
-                else:  # cut the oldest lines off the front of the chunk
-                    cut = 0
-                    for _ in range(excess):
-                        cut = oldest.index(b"\n", cut) + 1
-                    self._chunks[0] = (oldest[cut:], n - excess)
-                    dropped = excess
-                self._lines -= dropped
-                self.lost += dropped
-                self.lost_total += dropped
-            self._cond.notify()
+            if self._gap_lines and self._bytes + len(chunk) + 200 <= self.limit:
+                self._mark_gap()
+            if self._gap_lines or self._bytes + len(chunk) > self.limit:
+                self._gap_lines += lines
+                self._gap_bytes += len(chunk)
+                self.lost_total += lines
+                return
+            self._append(chunk, lines)
 
-    def close(self) -> None:
+    def _append(self, chunk: bytes, lines: int) -> None:
+        self._chunks.append((chunk, lines))
+        self._lines += lines
+        self._bytes += len(chunk)
+        self._cond.notify()
+
+    def _mark_gap(self) -> None:
+        marker = control_line("lost", lines=self._gap_lines, bytes=self._gap_bytes)
+        self._gap_lines = self._gap_bytes = 0
+        self.gaps += 1
+        self._append(marker, 1)
+
+    def drop(self, lines: int, nbytes: int = 0) -> None:
+        """Count lines lost without queueing them (a line too long to keep)."""
         with self._cond:
+            self._gap_lines += lines
+            self._gap_bytes += nbytes
+            self.lost_total += lines
+
+    def close(self, last: bytes = b"") -> None:
+        """No more input: mark a pending gap (past the limit if need be), queue ``last``."""
+        with self._cond:
+            if self._gap_lines:
+                self._mark_gap()
+            if last:
+                self._append(last, 1)
             self.closed = True
             self._cond.notify_all()
 
@@ -124,6 +150,7 @@ class Spool:
             while self._chunks and (not batch or size + len(self._chunks[0][0]) <= max_bytes):
                 chunk, n = self._chunks.popleft()
                 self._lines -= n
+                self._bytes -= len(chunk)
                 batch.append((chunk, n))
                 size += len(chunk)
             return batch
@@ -134,25 +161,16 @@ class Spool:
             for chunk, n in reversed(batch):
                 self._chunks.appendleft((chunk, n))
                 self._lines += n
-
-    def drop(self, lines: int) -> None:
-        """Count lines lost without queueing them (undeliverable, or a failed report)."""
-        with self._cond:
-            self.lost += lines
-            self.lost_total += lines
-
-    def requeue_lost(self, lines: int) -> None:
-        with self._cond:
-            self.lost += lines
-
-    def take_lost(self) -> int:
-        with self._cond:
-            lost, self.lost = self.lost, 0
-            return lost
+                self._bytes += len(chunk)
 
     def __len__(self) -> int:
         with self._cond:
             return self._lines
+
+    @property
+    def bytes(self) -> int:
+        with self._cond:
+            return self._bytes
 
     def empty(self) -> bool:
         with self._cond:
@@ -164,12 +182,12 @@ class Relay:
         self,
         socket_path: str,
         *,
-        spool_limit: int = DEFAULT_SPOOL_LIMIT,
+        spool_bytes: int = DEFAULT_SPOOL_BYTES,
         stdin_fd: int = 0,
         stdout_fd: int = 1,
     ) -> None:
         self.socket_path = socket_path
-        self.spool = Spool(spool_limit)
+        self.spool = Spool(spool_bytes)
         self.stdin_fd = stdin_fd
         self.stdout_fd = stdout_fd
         self.started = time.time()
@@ -202,7 +220,7 @@ class Relay:
                 tail += data
                 if len(tail) > MAX_PARTIAL_LINE:
                     log.error("dropping a line longer than %d bytes", MAX_PARTIAL_LINE)
-                    self.spool.drop(1)
+                    self.spool.drop(1, len(tail))
                     tail = b""
                 continue
             chunk = tail + data[: end + 1] if tail else data[: end + 1]
@@ -212,9 +230,8 @@ class Relay:
             self.spool.put(chunk, lines)
         if tail:
             self.spool.put(tail + b"\n", 1)
-        self.spool.put(control_line("eof", lines_read=self.lines_read), 1)
+        self.spool.close(control_line("eof", lines_read=self.lines_read))
         self.eof.set()
-        self.spool.close()
 
     # -- the service --
 
@@ -257,11 +274,9 @@ class Relay:
             delivered=self.delivered,
             spooled=len(self.spool),
         )
-        lost = self.spool.take_lost()
         try:
-            sock.sendall(hello + (control_line("lost", lines=lost) if lost else b""))
+            sock.sendall(hello)
         except OSError:
-            self.spool.requeue_lost(lost)
             return
         commands = threading.Thread(target=self._read_commands, args=(sock,), daemon=True)
         commands.start()
@@ -281,13 +296,6 @@ class Relay:
                 self.spool.give_back(batch)
                 return
             self.delivered += sum(n for _, n in batch)
-            lost = self.spool.take_lost()
-            if lost:
-                try:
-                    sock.sendall(control_line("lost", lines=lost))
-                except OSError:
-                    self.spool.requeue_lost(lost)
-                    return
 
     def _read_commands(self, sock: socket.socket) -> None:
         """Commands from the service (``resync <neighbor|*>``), until it hangs up."""
@@ -302,6 +310,11 @@ class Relay:
             )
             self.write_stdout(out.encode())
             log.info("asked ExaBGP for a route refresh from %s", words[1])
+        elif len(words) == 2 and words[0] == "reset" and words[1] != "*" and _neighbor_ok(words[1]):
+            # Cease, subcode 4 (Administrative Reset): the router reconnects
+            # and sends its whole table again, End-of-RIB at the end.
+            self.write_stdout(f"neighbor {words[1]} teardown 4\n".encode())
+            log.info("asked ExaBGP to reset the session with %s", words[1])
         elif text:
             log.warning("ignoring unknown command from the service: %.100r", text)
 
@@ -358,14 +371,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="ribd-feed",
         description="ExaBGP API process: relay ExaBGP's JSON lines to the ribd service socket.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="""\
+Closing our stdin means ExaBGP stopped or died: the service then marks EVERY
+route of EVERY router stale (kept for [bgp] restart_hold_time) until each
+session is back and has sent End-of-RIB. Run ribd-feed only as ExaBGP's API
+process, and do not restart it by hand.
+
+Lines are never lost silently: when the spool is full (the service is away or
+slower than ExaBGP), new lines are dropped and a "lost" marker takes their
+place; the service then marks every established router's routes stale and
+re-reads their tables (ROUTE-REFRESH with BoRR/EoRR, else a session reset),
+so the RIB ends equal to the routers' tables again.""",
     )
     parser.add_argument("--socket", required=True, help="the service's feed socket (Unix)")
     parser.add_argument(
-        "--spool-limit",
+        "--spool-bytes",
         type=int,
-        default=DEFAULT_SPOOL_LIMIT,
-        help="lines kept in memory while the service is unreachable; beyond, the oldest "
-        "are dropped and reported (default %(default)s, roughly 1-2 GB at worst)",
+        default=DEFAULT_SPOOL_BYTES,
+        help="bytes of ExaBGP lines kept in memory while the service is away or behind "
+        "([bgp] relay_spool_bytes; default %(default)s); beyond, lines are dropped and the "
+        "gap is marked for an exact re-read",
     )
     parser.add_argument(
         "--grace",
@@ -378,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="ribd-feed[%(process)d] %(message)s"
     )
-    relay = Relay(args.socket, spool_limit=args.spool_limit)
+    relay = Relay(args.socket, spool_bytes=args.spool_bytes)
 
     def on_term(signum: int, frame: object) -> None:
         # ExaBGP stopping: it has written its last lines; deliver them, then go.
@@ -393,9 +419,8 @@ def _close_stdin(relay: Relay) -> None:
     # Wait briefly for the pipe's remaining bytes, then treat it as EOF.
     time.sleep(0.2)
     if not relay.eof.is_set():
-        relay.spool.put(control_line("eof", lines_read=relay.lines_read, signal=True), 1)
+        relay.spool.close(control_line("eof", lines_read=relay.lines_read, signal=True))
         relay.eof.set()
-        relay.spool.close()
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ from ribd.events import (
     Event,
     ExabgpShutdown,
     Notification,
+    RouteRefreshMarker,
     RoutesAnnounced,
     RoutesWithdrawn,
     SessionState,
@@ -58,6 +59,10 @@ RELEASE_AFTER = 65_536  # prefixes merged after which freed C heap is given back
 MERGE_UNLOCKED = 65_536  # new prefixes from which a merge reads and encodes them unlocked
 MERGE_EVERY = 60.0  # seconds: the longest the store's trie waits for a merge under churn
 MAX_CHANGE_LOG = 262_144  # changed prefixes remembered for compiled lookup tables (~17 MB)
+# A family's re-read after lost feed lines (FamilyState.refresh):
+REFRESH_NONE = 0  # nothing pending
+REFRESH_ASKED = 1  # routes marked stale at the gap; a ROUTE-REFRESH was asked for
+REFRESH_RUNNING = 2  # the router sent BoRR: what it re-sends until EoRR is the table
 
 
 class PathSet(tuple):
@@ -108,6 +113,7 @@ class FamilyState:
     # Converged without End-of-RIB: the peer was quiet for converge_quiet_time.
     # Meaningful only while ``converged``.
     inferred: bool = False
+    refresh: int = REFRESH_NONE
 
 
 @dataclass(slots=True)
@@ -122,6 +128,8 @@ class RouterRib:
     last_update: float = 0.0
     stale_until: float = 0.0  # 0: not stale
     families: dict[str, FamilyState] = field(default_factory=dict)
+    refresh_asked: float = 0.0  # when a re-read was last asked for (0: none pending)
+    resetting: bool = False  # we asked ExaBGP to reset the session (keep routes stale)
 
     @property
     def stale(self) -> bool:
@@ -412,6 +420,8 @@ class Rib:
             self.router(event.neighbor).last_update = event.time  # type: ignore[union-attr]
         elif kind is EndOfRib:
             self._end_of_rib(event)  # type: ignore[arg-type]
+        elif kind is RouteRefreshMarker:
+            self._refresh_marker(event)  # type: ignore[arg-type]
         elif kind is SessionState:
             self._session(event)  # type: ignore[arg-type]
         elif kind is ExabgpShutdown:
@@ -562,7 +572,12 @@ class Rib:
             table.put(prefix, entry, slot, new)
 
     def _end_of_rib(self, ev: EndOfRib) -> None:
-        self._converge(self.router(ev.neighbor), ev.family, inferred=False)
+        r = self.router(ev.neighbor)
+        if r.families[ev.family].refresh != REFRESH_NONE:
+            # Lines were lost since the session started: what was not sent
+            # again since then is not known to be gone; the re-read decides.
+            return
+        self._converge(r, ev.family, inferred=False)
 
     def _converge(self, r: RouterRib, family: str, inferred: bool) -> None:
         """The router's table of ``family`` is complete: retire the stale generation."""
@@ -582,12 +597,114 @@ class Rib:
             )
         fs.converged = True
         fs.inferred = inferred
+        fs.refresh = REFRESH_NONE
         if fs.stale_slot is not None:
             self.tables[family].release_slot(fs.stale_slot)
             fs.stale_slot = None
             fs.stale_prefixes = 0
         if all(f.stale_slot is None for f in r.families.values()):
             r.stale_until = 0.0
+        if all(f.refresh == REFRESH_NONE for f in r.families.values()):
+            r.refresh_asked = 0.0
+
+    def _rotate(self, r: RouterRib, family: str, fs: FamilyState) -> None:
+        """The family's current routes become its stale generation.
+
+        They stay readable (stale) behind the fresh slot; what the router
+        sends from now on shadows them, and the next End-of-RIB or EoRR
+        drops those it did not send again. A stale generation already there
+        (a re-read or a session start that never finished) is dropped: the
+        routes it held alone are missing until the router sends them again.
+        """
+        if fs.prefixes == 0:
+            return
+        table = self.tables[family]
+        if fs.stale_slot is not None:
+            table.release_slot(fs.stale_slot)
+        fs.stale_slot = fs.slot
+        fs.stale_prefixes = fs.prefixes
+        fs.slot = table.alloc_slot()
+        fs.prefixes = fs.paths = 0
+        if not r.stale_until:
+            # Expire the stale copies if the re-read never finishes.
+            r.stale_until = self.clock() + max(self.hold_time_for(r.neighbor), 300.0)
+
+    # -- exact re-reads after lost feed lines ----------------------------------
+
+    def mark_gap(self) -> list[str]:
+        """Feed lines were lost: announcements *and* withdrawals may be missing.
+
+        Every established router's routes become stale and each family
+        awaits a re-read (ROUTE-REFRESH answered with BoRR ... EoRR, RFC 7313,
+        or a session reset): routes not sent again by its end are swept, so
+        the RIB ends up equal to the router's table. Routers whose session is
+        down are left as they are (their routes are stale already); should
+        one in fact be up (its "up" line was lost), its BoRR says so.
+        Returns the routers to ask.
+        """
+        now = self.clock()
+        asked = []
+        for r in self.routers.values():
+            if r.session != "up":
+                continue
+            for family, fs in r.families.items():
+                self._rotate(r, family, fs)
+                fs.converged = False
+                fs.refresh = REFRESH_ASKED
+            r.refresh_asked = now
+            asked.append(r.neighbor)
+        return asked
+
+    def note_refresh_asked(self) -> None:
+        """The re-read was just asked for: the wait for BoRR starts now."""
+        now = self.clock()
+        for r in self.routers.values():
+            if any(fs.refresh == REFRESH_ASKED for fs in r.families.values()):
+                r.refresh_asked = now
+
+    def _refresh_marker(self, ev: RouteRefreshMarker) -> None:
+        r = self.router(ev.neighbor)
+        fs = r.families[ev.family]
+        if ev.begin:
+            if r.session != "up":  # only an established session sends BoRR
+                r.session, r.session_since = "up", self.clock()
+            if fs.refresh != REFRESH_ASKED:  # not marked at a gap: mark now (RFC 7313)
+                self._rotate(r, ev.family, fs)
+            fs.refresh = REFRESH_RUNNING
+            fs.converged = False
+        elif fs.refresh == REFRESH_RUNNING:
+            self._converge(r, ev.family, inferred=False)
+        # An EoRR without its BoRR (lost, or from before a gap) proves nothing.
+
+    def overdue_refreshes(self, timeout: float) -> list[str]:
+        """Routers whose re-read was asked ``timeout`` seconds ago and never began.
+
+        A family without stale routes needs nothing re-read (what it holds
+        came after the gap): it is converged. One with stale routes needs a
+        session reset (the peer did not answer with BoRR: no enhanced route
+        refresh, or nothing left to send): returned for the caller to ask
+        ExaBGP; the reset keeps the routes stale meanwhile.
+        """
+        now = self.clock()
+        resets = []
+        for r in self.routers.values():
+            if not r.refresh_asked or now - r.refresh_asked < timeout:
+                continue
+            need_reset = False
+            for family, fs in r.families.items():
+                if fs.refresh != REFRESH_ASKED:
+                    continue
+                if fs.stale_slot is None or not fs.stale_prefixes:
+                    self._converge(r, family, inferred=False)
+                else:
+                    need_reset = True
+            if need_reset and r.session == "up":
+                r.resetting = True
+                r.refresh_asked = now  # asked again if the reset does not happen
+                resets.append(r.neighbor)
+            elif not need_reset and all(f.refresh == REFRESH_NONE for f in r.families.values()):
+                r.refresh_asked = 0.0
+        return resets
 
     def _session(self, ev: SessionState) -> None:
         r = self.router(ev.neighbor)
@@ -614,11 +731,12 @@ class Rib:
     def _down_hold(self, r: RouterRib) -> float:
         """How long a session that went down keeps its routes (0: purge).
 
-        The router's own hold, except when the loss is ours: ExaBGP being
-        stopped for a restart, where the restart hold applies as when it dies.
+        The router's own hold, except when the loss is ours (ExaBGP being
+        stopped for a restart, or a reset to re-read the table), where the
+        restart hold applies as when ExaBGP dies.
         """
         hold = self.hold_time_for(r.neighbor)
-        if self.stopping:
+        if self.stopping or r.resetting:  # a reset we asked for: the same
             hold = max(hold, self.restart_hold_time)
         return hold
 
@@ -628,9 +746,12 @@ class Rib:
         Routes already marked stale stay so; whatever the router sends now
         goes into a fresh slot and shadows them until End-of-RIB.
         """
+        r.refresh_asked = 0.0
+        r.resetting = False
         for family, fs in r.families.items():
             table = self.tables[family]
             fs.converged = False
+            fs.refresh = REFRESH_NONE  # the new session's End-of-RIB is exact
             if fs.prefixes == 0:
                 continue
             if fs.stale_slot is not None:
@@ -652,6 +773,10 @@ class Rib:
 
     def _lose_session(self, r: RouterRib, hold_time: float) -> None:
         """Session gone: purge now, or keep routes stale for ``hold_time``."""
+        r.refresh_asked = 0.0
+        r.resetting = False
+        for fs in r.families.values():
+            fs.refresh = REFRESH_NONE
         if hold_time <= 0:
             self._purge(r)
             return
@@ -762,8 +887,8 @@ class Rib:
         for r in self.routers.values():
             for family, fs in r.families.items():
                 key = (r.neighbor, family)
-                if fs.converged or r.session != "up":
-                    seen.pop(key, None)
+                if fs.converged or r.session != "up" or fs.refresh != REFRESH_NONE:
+                    seen.pop(key, None)  # (a re-read ends with EoRR or a reset)
                     continue
                 since = seen.setdefault(key, now)
                 if now - max(since, r.session_since, r.last_update) >= quiet:

@@ -141,8 +141,9 @@ def test_relay_control_lines(server: FeedServer) -> None:
         # Lines were lost: routers are no longer converged, ExaBGP is asked for a refresh.
         s.sendall(control_line("lost", lines=7))
         assert s.recv(100) == b"resync *\n"
+        wait_until(lambda: server.stats()["resyncs_requested"] == 1, 5)
         stats = server.stats()
-        assert stats["relay_lost_lines"] == 7 and stats["resyncs_requested"] == 1
+        assert stats["relay_lost_lines"] == 7 and stats["relay_gaps"] == 1
         assert not any(fs.converged for fs in server.rib.routers[PEER].families.values())
         # ExaBGP closed its pipe: routes are kept, stale.
         s.sendall(control_line("eof"))

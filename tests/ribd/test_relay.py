@@ -62,23 +62,37 @@ def test_writer_never_blocks_while_service_is_absent(short_tmp: Path, processes)
     assert proc.wait(10) == 0
 
 
-def test_overflow_drops_oldest_and_reports_the_loss_on_connect(short_tmp: Path, processes) -> None:
+def test_overflow_drops_lines_and_marks_each_gap_where_it_is(short_tmp: Path, processes) -> None:
     sock = short_tmp / "feed.sock"
-    proc = processes(relay_args(sock, "--spool-limit", "100"), stdin=subprocess.PIPE)
-    proc.stdin.write(b"".join(b'{"n": %d}\n' % i for i in range(1000)))
-    proc.stdin.flush()
-    time.sleep(0.5)  # let the relay read everything while nobody listens
+    proc = processes(relay_args(sock, "--spool-bytes", "2000"), stdin=subprocess.PIPE)
+    for i in range(1000):
+        proc.stdin.write(b'{"n": %d}\n' % i)
+        if i % 50 == 0:
+            proc.stdin.flush()
+    proc.stdin.close()  # everything is read before anyone listens
+    time.sleep(0.5)
     server = listen(sock)
     conn, _ = server.accept()
-    lines = read_lines(conn, 2 + 100)
-    hello, lost = orjson.loads(lines[0]), orjson.loads(lines[1])
-    assert hello["type"] == "ribd-relay" and hello["event"] == "hello"
-    assert hello["pid"] == proc.pid and hello["delivered"] == 0
-    assert lost == {"type": "ribd-relay", "event": "lost", "lines": 900}
-    assert [orjson.loads(x)["n"] for x in lines[2:]] == list(range(900, 1000))  # the newest
-    proc.stdin.close()
-    eof = orjson.loads(read_lines(conn, 1)[0])
-    assert eof["event"] == "eof"
+    conn.settimeout(10)
+    buf = b""
+    while b'"event":"eof"' not in buf:
+        data = conn.recv(65536)
+        assert data, "connection closed before eof"
+        buf += data
+    messages = [orjson.loads(x) for x in buf.split(b"\n") if x]
+    assert messages[0]["event"] == "hello" and messages[-1]["event"] == "eof"
+    kept = [m["n"] for m in messages if "n" in m]
+    gaps = [m for m in messages if m.get("event") == "lost"]
+    assert kept == sorted(kept) and gaps, "lines in order, and the overflow marked"
+    assert len(kept) + sum(g["lines"] for g in gaps) == 1000, "every dropped line counted"
+    # Each marker stands where its lines were: between the kept lines around it.
+    seen, at = 0, 0
+    for m in messages[1:-1]:
+        if "n" in m:
+            assert m["n"] == seen + at
+            seen += 1
+        else:
+            at += m["lines"]
     assert proc.wait(10) == 0
     conn.close()
     server.close()
@@ -137,12 +151,34 @@ def test_resync_request_becomes_route_refresh_commands_for_exabgp(
     server.close()
 
 
-def test_spool_bounds_lines_not_chunks() -> None:
-    spool = Spool(limit=3)
-    spool.put(b"a\nb\n", 2)
-    spool.put(b"c\nd\ne\n", 3)
-    assert len(spool) == 3 and spool.take_lost() == 2
-    assert b"".join(c for c, _ in spool.take(1 << 20, 0)) == b"c\nd\ne\n"
-    spool.put(b"f\ng\nh\ni\nj\n", 5)  # one chunk larger than the limit is cut
-    assert spool.take_lost() == 2
-    assert b"".join(c for c, _ in spool.take(1 << 20, 0)) == b"h\ni\nj\n"
+def test_spool_is_bounded_by_bytes_and_marks_a_gap_once_there_is_room() -> None:
+    spool = Spool(limit_bytes=400)
+    spool.put(b"a" * 99 + b"\n", 1)
+    spool.put(b"b" * 299 + b"\n", 1)  # 400 bytes: full
+    spool.put(b"c\n", 1)  # dropped
+    spool.put(b"d\n", 1)  # dropped: the gap is still open
+    assert spool.bytes == 400 and spool.lost_total == 2
+    assert b"".join(c for c, _ in spool.take(150, 0)) == b"a" * 99 + b"\n"
+    spool.put(b"c2\n", 1)  # 300 + 3 fit, but not with room for the marker: dropped too
+    assert b"".join(c for c, _ in spool.take(1 << 20, 0)) == b"b" * 299 + b"\n"
+    spool.put(b"e\n", 1)  # room for the marker and the line: marker first
+    spool.close(b"end\n")
+    out = b"".join(c for c, _ in spool.take(1 << 20, 0)).split(b"\n")
+    assert orjson.loads(out[0]) == {"type": "ribd-relay", "event": "lost", "lines": 3, "bytes": 7}
+    assert out[1:] == [b"e", b"end", b""]
+
+
+def test_a_gap_still_open_at_the_end_is_marked_before_the_last_line() -> None:
+    spool = Spool(limit_bytes=10)
+    spool.put(b"0123456789\n", 1)  # 11 bytes: does not fit
+    spool.close(b"eof\n")
+    out = b"".join(c for c, _ in spool.take(1 << 20, 0)).split(b"\n")
+    assert orjson.loads(out[0])["lines"] == 1 and out[1] == b"eof"
+
+
+def test_help_says_closing_stdin_marks_every_route_stale() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "ribd.relay", "--help"], capture_output=True, text=True, timeout=30
+    ).stdout
+    assert "marks EVERY" in out and "route of EVERY router stale" in out
+    assert "--spool-bytes" in out
