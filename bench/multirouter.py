@@ -185,6 +185,8 @@ def child(args: argparse.Namespace) -> list[dict]:
         r.update(measure_loaded(rib, base, args.where, v4_prefixes, flows, k))
         _release()
         out.append(r)
+        if args.out:  # what is measured survives a child stopped from outside
+            Path(args.out).write_text(json.dumps(out))
         log(
             f"multirouter {args.base}: N={k}: RIB {r['rib_bytes'] / r['pairs']:.0f} + views "
             f"{r['view_bytes'] / r['pairs']:.0f} B/(router, prefix)"
@@ -326,9 +328,12 @@ def run_child(
     except subprocess.TimeoutExpired:
         rc = -1
     try:
-        return json.loads(out.read_text()) if rc == 0 and out.stat().st_size else None
+        got = json.loads(out.read_text()) if out.stat().st_size else []
     finally:
         out.unlink(missing_ok=True)
+    if rc != 0 and got:  # killed or failed after some measurements: keep them
+        got[-1]["stopped"] = f"the process ended (exit {rc}) after this measurement"
+    return got or None
 
 
 def _model_ready(base: str, workdir: Path) -> None:
@@ -484,7 +489,8 @@ def run(args: argparse.Namespace) -> list[Row]:
             if base == "real" and data_available(FULL_TABLE):
                 rows.append(Row("routers", LABEL[base], None, "", note=data_available(FULL_TABLE)))
                 continue
-            results = measure(args, base, Path(d))
+            # Models are kept in --workdir when given (the synthetic one takes minutes).
+            results = measure(args, base, Path(args.workdir or d))
             if args.json_dump:
                 with open(args.json_dump, "a") as f:
                     f.write(json.dumps(results) + "\n")
@@ -494,8 +500,9 @@ def run(args: argparse.Namespace) -> list[Row]:
 
 def where_main(args: argparse.Namespace) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="bench-multi-", dir=args.workdir) as d:
-        _model_ready(args.bases.split(",")[0], Path(d))
-        got = run_child(args.bases.split(",")[0], args.where_routers, Path(d), "--where")
+        work = Path(args.workdir or d)
+        _model_ready(args.bases.split(",")[0], work)
+        got = run_child(args.bases.split(",")[0], args.where_routers, work, "--where")
     if got is None:
         return [Row("routers", "where the bytes go", None, "", note="FAILED")]
     r = got[-1]
@@ -518,7 +525,7 @@ def extra_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bases", default="real,synth", help="real, synth or both")
     p.add_argument("--max-routers", type=int, default=max(COUNTS))
     p.add_argument("--budget", type=float, default=3000.0, help="CPU-s for all children")
-    p.add_argument("--workdir", default=None, help="where models and scratch files go")
+    p.add_argument("--workdir", help="keep the base models here (default: a temp dir)")
     p.add_argument("--json-dump", help="append the raw measurements here (JSON lines)")
     p.add_argument("--where-routers", type=int, default=0, help="trace allocations at this N")
     # child process
@@ -549,6 +556,7 @@ def main() -> int:
         p.add_argument("--out", required=True)
         extra_args(p)
         args = p.parse_args()
+        # (the child also writes args.out after each measurement)
         Path(args.out).write_text(json.dumps(child(args)))
         return 0
     return bench_main("multirouter", main_run, extra_args)
