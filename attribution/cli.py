@@ -322,7 +322,7 @@ def convergence(r: pb.RouterState) -> str:
             state += f" ({r.last_reason})"
         return f"{state}; routes served stale" if r.stale else state
     if r.families and all(f.converged for f in r.families):
-        inferred = any(getattr(f, "inferred", False) for f in r.families)
+        inferred = any(f.inferred for f in r.families)
         return "converged (inferred: no End-of-RIB, quiet peer)" if inferred else "converged"
     waiting = [f.family for f in r.families if not f.converged]
     return f"waiting for End-of-RIB ({', '.join(waiting)})" if waiting else "waiting for End-of-RIB"
@@ -370,7 +370,7 @@ def cmd_routers(args: argparse.Namespace) -> int:
                         "paths": f.paths,
                         "stale_prefixes": f.stale_prefixes,
                         "converged": f.converged,
-                        "inferred": bool(getattr(f, "inferred", False)),
+                        "inferred": bool(f.inferred),
                     }
                     for f in r.families
                 },

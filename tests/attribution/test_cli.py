@@ -7,6 +7,7 @@ import importlib.metadata
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import grpc
@@ -154,6 +155,24 @@ def test_routers_says_why_a_router_has_not_converged(serve, capsys):
     assert "waiting for End-of-RIB (ipv4 unicast, ipv6 unicast)" in edge2
     edge1 = next(line for line in text.splitlines() if line.startswith("edge1"))
     assert "converged" in edge1 and "waiting" not in edge1
+
+
+def test_routers_marks_convergence_inferred_for_a_peer_without_end_of_rib(serve, capsys):
+    """Like gobgpd without graceful restart: no End-of-RIB for IPv6, then quiet."""
+    s = serve()
+    s.rib.converge_quiet_time = 60.0
+    now = [time.time()]
+    s.rib.clock = lambda: now[0]
+    for _ in range(2):  # first seen not converged; then quiet for longer than 60 s
+        while s.rib.maintenance():
+            pass
+        now[0] += 61
+    assert main(["routers", "--target", s.target]) == 0
+    edge1 = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("edge1"))
+    assert "converged (inferred" in edge1 and "*" not in edge1
+    doc = routers_json(s.target, capsys)
+    families = next(r for r in doc["routers"] if r["name"] == "edge1")["families"]
+    assert families["ipv6 unicast"]["inferred"] and not families["ipv4 unicast"]["inferred"]
 
 
 # -- connection settings ------------------------------------------------------------------
