@@ -206,6 +206,7 @@ class ServiceCollector(Collector):
         yield GaugeMetricFamily(
             "attribution_views", "Compiled lookup views in use.", value=len(s.views.current())
         )
+        yield _refused_calls()
         yield GaugeMetricFamily(
             "attribution_health_serving",
             "1 while gRPC health says SERVING (see README: Metrics and logs).",
@@ -393,6 +394,21 @@ class ServiceCollector(Collector):
             "Exit code of ExaBGP's last run (-1: none yet or killed by a signal).",
             value=st.last_exit_code if st.last_exit_code is not None else -1,
         )
+
+
+def _refused_calls() -> Metric:
+    """The API guard's refusals (attribution.security.REFUSED, process-wide)."""
+    from attribution.security import REFUSE_REASONS, REFUSED
+
+    family = CounterMetricFamily(
+        "attribution_grpc_refused",
+        "gRPC calls refused or cut by the API's guard, by reason (README: Securing the API).",
+        labels=["reason"],
+    )
+    counts = REFUSED.snapshot()
+    for reason in sorted({*REFUSE_REASONS, *counts}):
+        family.add_metric([reason], counts.get(reason, 0))
+    return family
 
 
 def new_registry() -> CollectorRegistry:

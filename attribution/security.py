@@ -182,6 +182,7 @@ class Counters:
 
 
 REFUSED = Counters()  # every server of this process counts here
+REFUSE_REASONS = ("unauthenticated", "permission_denied", "streams_exhausted", "stream_idle")
 
 
 # -- tokens ------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import urllib.request
 from dataclasses import replace
 
 import grpc
@@ -414,6 +415,7 @@ def test_daemon_serves_tls_and_tokens_from_its_config_and_rereads_tokens_on_relo
         + f'\n[api]\ntls_cert = "{pki.server_cert}"\ntls_key = "{pki.server_key}"\n'
         + f'tls_client_ca = "{pki.ca}"\nread_token_file = "{read}"\n'
         + f'admin_token_file = "{admin}"\nmax_streams = 3\n'
+        + '\n[metrics]\nlisten = "127.0.0.1:0"\n'
     )
     service = Service(str(path))
     service.start()
@@ -427,6 +429,15 @@ def test_daemon_serves_tls_and_tokens_from_its_config_and_rereads_tokens_on_relo
         with channel(client) as ch, pytest.raises(grpc.RpcError) as err:
             pb_grpc.AttributionStub(ch).ListRouters(pb.ListRoutersRequest(), timeout=WAIT)
         assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        metrics = urllib.request.urlopen(
+            f"http://127.0.0.1:{service.metrics_port}/metrics", timeout=WAIT
+        ).read()
+        refused = [
+            line
+            for line in metrics.decode().splitlines()
+            if line.startswith('attribution_grpc_refused_total{reason="unauthenticated"}')
+        ]
+        assert refused and float(refused[0].split()[-1]) >= 1
         with channel(target) as ch, pytest.raises(grpc.RpcError):  # plaintext
             pb_grpc.AttributionStub(ch).ListRouters(pb.ListRoutersRequest(), timeout=5)
         # `attribution reload --config`: admin token and TLS from the file, target from the flag
