@@ -64,6 +64,12 @@ def test_every_manifest_validates_strictly_against_the_kubernetes_schemas(path, 
             kubernetes_validate.validate(doc, version, strict=True)
 
 
+def test_the_namespace_is_applied_first():
+    """`kubectl apply -f deploy/kubernetes/` goes in file name order."""
+    kinds = [doc["kind"] for _, doc in documents()]
+    assert kinds[0] == "Namespace" and kinds.count("Namespace") == 1
+
+
 def test_everything_is_in_one_namespace():
     (namespace,) = [doc["metadata"]["name"] for doc in objects("Namespace")]
     for _, doc in documents():
