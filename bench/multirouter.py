@@ -9,7 +9,9 @@ tuned as the service tunes it, so that no N inherits another's heap:
 * load: router by router, generate its lines (not timed), parse + apply them
   in-process (``ExabgpParser`` -> ``Rib.apply_many``), then the service's
   maintenance until it has nothing left to do (merges, garbage); CPU seconds
-  of parse + apply + maintenance per router;
+  of parse + apply + maintenance per router. With ``--feed`` the lines go
+  through the real feed socket instead (a ``bench.feeder`` process speaking
+  the relay protocol, a ``FeedServer`` here): CPU of this whole process;
 * memory: RSS (/proc) after the load and ``malloc_trim``, minus the RSS
   before the first router, per (router, prefix): the RIB; then the compiled
   lookup views of every router and family, built as the daemon builds them
@@ -49,6 +51,7 @@ from bench.common import (
     at_least,
     at_most,
     bench_main,
+    cpu_seconds,
     data_available,
     log,
     rss_bytes,
@@ -142,15 +145,23 @@ def child(args: argparse.Namespace) -> list[dict]:
     apply_many = rib.apply_many
     load_cpu, gen_cpu, diverted, sets = [], [], [], []
     out: list[dict] = []
+    feed = Feed(rib, Path(args.workdir)) if args.feed else None
     for k in range(1, n + 1):
         t0 = time.process_time()
         lines, st = router_lines(model, k)
+        if feed is not None:
+            feed.prepare(lines)
         t1 = time.process_time()
-        for line in lines:
-            apply_many(parse(line))
+        if feed is not None:  # all threads' CPU: the feed server applies in its own
+            lines = []
+            c0 = cpu_seconds()
+            feed.send(float(k))
+        else:
+            for line in lines:
+                apply_many(parse(line))
         while rib.maintenance():
             pass
-        load_cpu.append(time.process_time() - t1)
+        load_cpu.append(time.process_time() - t1 if feed is None else cpu_seconds() - c0)
         gen_cpu.append(t1 - t0)
         diverted.append(st.diverted / st.prefixes)
         sets.append(st.attribute_sets)
@@ -172,6 +183,7 @@ def child(args: argparse.Namespace) -> list[dict]:
             "base": args.base,
             "routers": k,
             "process": "one process, routers added one by one" if args.checkpoints else "own",
+            "via": "feed socket (bench.feeder process -> FeedServer)" if feed else "in-process",
             "stopped": stopped,
             "expected_pairs": k * sum(per_router.values()),
             "prefixes_per_router": per_router,
@@ -205,6 +217,44 @@ def child(args: argparse.Namespace) -> list[dict]:
                 log(f"multirouter: {r['stopped']}")
                 break
     return out
+
+
+class Feed:
+    """Routers' lines through the real feed socket: a ``bench.feeder`` process (the
+    relay protocol) sends them, a ``FeedServer`` in this process applies them. The
+    load's cost is this process's CPU (all its threads) from go to the marker line."""
+
+    def __init__(self, rib, workdir: Path) -> None:
+        from ribd.feed import FeedServer
+
+        self.rib = rib
+        self.dir = Path(tempfile.mkdtemp(prefix="feed-", dir=workdir))
+        self.socket = str(self.dir / "feed.sock")
+        self.server = FeedServer(self.socket, rib, resync_on_loss=False)
+        self.server.start()
+        self.file = self.dir / "router.jsonl.gz"
+
+    def prepare(self, lines: list[bytes]) -> None:
+        import gzip
+
+        with gzip.open(self.file, "wb", compresslevel=1) as f:
+            f.write(b"\n".join(lines) + b"\n")
+
+    def send(self, token: float) -> None:
+        from bench.ingest_feed import _wait_marker
+
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.feeder", "--socket", self.socket, "--file",
+             str(self.file), "--token", str(token)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert proc.stdin and proc.stdout
+        if proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("feeder failed to start")
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        _wait_marker(self.rib, token, timeout=1800)
+        proc.communicate(timeout=120)
 
 
 def measure_loaded(rib, base: int, trace: bool, v4_prefixes, flows, k: int) -> dict:
@@ -354,8 +404,9 @@ def measure(args: argparse.Namespace, base: str, workdir: Path) -> list[dict]:
     (``--checkpoints``); stops before memory or the CPU budget would run out."""
     _model_ready(base, workdir)
     counts = [c for c in COUNTS if c <= args.max_routers]
+    via = ("--feed",) if args.feed else ()
     if args.checkpoints:
-        got = run_child(base, counts[-1], workdir, "--checkpoints", budget=args.budget)
+        got = run_child(base, counts[-1], workdir, "--checkpoints", *via, budget=args.budget)
         if got is None:
             return [{"base": base, "skipped": counts[-1], "why": "FAILED, see the output above"}]
         return got
@@ -382,7 +433,7 @@ def measure(args: argparse.Namespace, base: str, workdir: Path) -> list[dict]:
                 results.append({"base": base, "skipped": n, "why": why})
                 log(f"multirouter: {base} N={n} skipped, {why}")
                 break
-        got = run_child(base, n, workdir)
+        got = run_child(base, n, workdir, *via)
         if got is None:
             results.append({"base": base, "skipped": n, "why": "FAILED, see the output above"})
             break
@@ -434,7 +485,8 @@ def rows_for(results: list[dict]) -> list[Row]:
             Row("routers", "  of which lookup views", view, "bytes/(router, prefix)"),
             Row(
                 "routers",
-                "  load: parse + apply + maintenance, per router",
+                "  load: parse + apply + maintenance, per router"
+                + (", through the feed socket" if r.get("via", "").startswith("feed") else ""),
                 sum(load) / len(load),
                 "CPU-s",
                 note=f"routers {n - len(load) + 1}-{n}: {min(load):.1f}-{max(load):.1f} CPU-s "
@@ -533,6 +585,7 @@ def extra_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base", default="real", help=argparse.SUPPRESS)
     p.add_argument("--routers", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--where", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--feed", action="store_true", help="load through the feed socket")
     p.add_argument(
         "--checkpoints",
         action="store_true",
