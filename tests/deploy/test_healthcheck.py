@@ -15,6 +15,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from attribution.service import Service
+from ribd.speaker import free_port
 from tests.attribution.helpers import CONFIG
 
 PROBE = Path(sys.executable).with_name("attribution-health")
@@ -156,6 +157,8 @@ admin_token_file = "{tmp_path}/admin.tokens"
     config = tmp_path / "attribution.toml"
     config.write_text(
         CONFIG.replace(
+            'grpc_listen = "127.0.0.1:0"', f'grpc_listen = "127.0.0.1:{free_port()}"'
+        ).replace(
             "[[routers]]",
             f'[bgp]\nexabgp = "external"\nfeed_socket = "{tmp_path}/feed.sock"\n{api}\n[[routers]]',
             1,
@@ -175,8 +178,14 @@ admin_token_file = "{tmp_path}/admin.tokens"
         result = probe(*named, "--liveness", env=env)
         assert result.returncode == 0, result.stdout
         assert result.stdout.strip() in (f"{target}: SERVING", f"{target}: NOT_SERVING")
+        # on the service's host: everything from its config (as `attribution` clients do)
+        from_config = probe("--config", str(config), "--liveness")
+        assert from_config.returncode == 0, from_config.stdout
         # without the client certificate the handshake fails: no answer
         del env["ATTRIBUTION_CERT"], env["ATTRIBUTION_KEY"]
         assert probe(*named, "--liveness", "--timeout", "3", env=env).returncode == 2
+        # a config that cannot be read: no answer, and the reason
+        missing = probe("--config", str(tmp_path / "absent.toml"))
+        assert missing.returncode == 2 and "absent.toml" in missing.stdout
     finally:
         service.stop()
