@@ -1,4 +1,4 @@
-"""`attribution`: serve, resolve, lookup, routers, reload, demo, report."""
+"""`attribution`: serve, resolve, lookup, routers, explain, reload, demo, report."""
 
 from __future__ import annotations
 
@@ -159,6 +159,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--json", action="store_true", help="machine-readable output (one JSON document)"
     )
+
+    s = sub.add_parser(
+        "explain",
+        help="why a flow got its answer: router chain, covering prefixes and paths, "
+        "the rule applied, overrides, flags",
+        parents=client,
+    )
+    s.add_argument(
+        "flow",
+        nargs="?",
+        help="one flow record as JSON (as `resolve` reads it); default: JSON lines on stdin, "
+        "each explained",
+    )
+    s.add_argument("--json", action="store_true", help="one JSON document per flow")
 
     sub.add_parser(
         "reload",
@@ -411,6 +425,64 @@ def cmd_routers(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Explain flows one by one (the Explain RPC); exit 1 when a record was unusable
+    or an explanation disagreed with its answer."""
+    from attribution.explain_render import to_json, to_text
+    from attribution.resolver import rows_to_columns
+
+    stats = {"bad": 0}
+    if args.flow is not None:
+        try:
+            record = orjson.loads(args.flow)
+        except orjson.JSONDecodeError as exc:
+            record = {"__error__": ("bad_json", f"flow argument: not JSON ({exc})")}
+        if not isinstance(record, dict):
+            record = {"__error__": ("bad_record", "flow argument: not a JSON object")}
+        records: Iterator[dict] = iter([record])
+    else:
+        records = read_flow_lines(sys.stdin, stats)
+    args.connection = connection(args)
+    status = 0
+    with channel(args.connection) as ch:
+        stub = pb_grpc.AttributionStub(ch)
+        for n, record in enumerate(records):
+            sep = "" if n == 0 else "\n"  # a blank line between flows (text)
+            marker = record.get("__error__")
+            bad = rows_to_columns([record])[-1] if marker is None else {0: marker}
+            if bad:
+                code, message = bad[0]
+                doc = {"flow": record if marker is None else None, "error_code": code}
+                doc["error"] = message
+                status = 1
+                if args.json:
+                    print(orjson.dumps(doc).decode())
+                else:
+                    print(f"{sep}flow not explained: {code}: {message}")
+                continue
+            reply = stub.Explain(_flow_message(record), timeout=30)
+            doc = {"flow": record, **to_json(reply)}
+            if doc["mismatches"]:
+                status = 1
+            if args.json:
+                print(orjson.dumps(doc).decode())
+            else:
+                print(sep + to_text(doc), flush=True)
+    return status
+
+
+def _flow_message(record: dict) -> pb.Flow:
+    """A valid flow JSON record (rows_to_columns found nothing wrong) as a Flow."""
+    return pb.Flow(
+        exporter=record["exporter"],
+        src_addr=record["src_addr"],
+        dst_addr=record["dst_addr"],
+        in_if=record.get("in_if") or 0,
+        out_if=record.get("out_if") or 0,
+        src_mac=record.get("src_mac") or "",
+    )
+
+
 def cmd_reload(args: argparse.Namespace) -> int:
     args.connection = connection(args)
     with channel(args.connection) as ch:
@@ -450,6 +522,7 @@ COMMANDS = {
     "resolve": cmd_resolve,
     "lookup": cmd_lookup,
     "routers": cmd_routers,
+    "explain": cmd_explain,
     "reload": cmd_reload,
     "demo": cmd_demo,
     "report": cmd_report,

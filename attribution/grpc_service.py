@@ -23,6 +23,8 @@ from attribution.convert import (
     resolution_to_columns,
     route_message,
 )
+from attribution.explain import explain
+from attribution.explain_render import to_message as explanation_message
 from attribution.metrics import RpcMetrics, Timer, batch_shape, new_registry
 from attribution.resolver import BatchTooLarge, Resolution, Resolver, Routing
 from attribution.security import Guard, server_credentials
@@ -210,6 +212,15 @@ class AttributionServicer(pb_grpc.AttributionServicer):
                     t.code = "INVALID_ARGUMENT"
                     answer = pb.AttributionBatch(batch_id=request.batch_id, batch_error=str(exc))
             yield answer
+
+    def Explain(self, request: pb.Flow, context: grpc.ServicerContext) -> pb.Explanation:
+        """How one flow's answer was derived (attribution.explain), with the answer."""
+        with Timer(self.metrics, "Explain"):
+            e = explain(self.resolver, self.config(), _flow_dict(request))
+            routing = self.resolver.routing
+            local_as, highest = routing.local_as, routing.highest_as_set
+            answer = encode_flow_answer(e.answer, self.route_encoder, local_as, highest)
+            return explanation_message(e, pb.FlowAttribution.FromString(answer), local_as, highest)
 
     # -- routes and routers --------------------------------------------------
 

@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 ATTRIBUTION = "/attribution.v1.Attribution/"
 READ_METHODS = frozenset(
     ATTRIBUTION + m
-    for m in ("Resolve", "ResolveBatch", "ResolveStream", "LookupRoute", "ListRouters")
+    for m in ("Resolve", "ResolveBatch", "ResolveStream", "LookupRoute", "ListRouters", "Explain")
 )
 PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 UNLIMITED_STREAMS = frozenset({"/grpc.health.v1.Health/Watch"})  # idle by design

@@ -358,3 +358,105 @@ class ReloadConfigResponse(_message.Message):
     overrides: int
     warnings: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, ok: _Optional[bool] = ..., error: _Optional[str] = ..., overrides: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ExplainRouterStep(_message.Message):
+    __slots__ = ("router", "neighbor", "source", "outcome", "reason")
+    ROUTER_FIELD_NUMBER: _ClassVar[int]
+    NEIGHBOR_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    router: str
+    neighbor: str
+    source: str
+    outcome: str
+    reason: str
+    def __init__(self, router: _Optional[str] = ..., neighbor: _Optional[str] = ..., source: _Optional[str] = ..., outcome: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ExplainPrefix(_message.Message):
+    __slots__ = ("prefix", "used", "stale", "paths", "decided_by", "decision")
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    USED_FIELD_NUMBER: _ClassVar[int]
+    STALE_FIELD_NUMBER: _ClassVar[int]
+    PATHS_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_BY_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    prefix: str
+    used: bool
+    stale: bool
+    paths: _containers.RepeatedCompositeFieldContainer[Route]
+    decided_by: str
+    decision: str
+    def __init__(self, prefix: _Optional[str] = ..., used: _Optional[bool] = ..., stale: _Optional[bool] = ..., paths: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., decided_by: _Optional[str] = ..., decision: _Optional[str] = ...) -> None: ...
+
+class ExplainSide(_message.Message):
+    __slots__ = ("address", "prefixes", "rules", "reasons", "origin_as", "peer_as", "provenance")
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    PREFIXES_FIELD_NUMBER: _ClassVar[int]
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    REASONS_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_AS_FIELD_NUMBER: _ClassVar[int]
+    PEER_AS_FIELD_NUMBER: _ClassVar[int]
+    PROVENANCE_FIELD_NUMBER: _ClassVar[int]
+    address: str
+    prefixes: _containers.RepeatedCompositeFieldContainer[ExplainPrefix]
+    rules: _containers.RepeatedScalarFieldContainer[str]
+    reasons: _containers.RepeatedScalarFieldContainer[str]
+    origin_as: int
+    peer_as: int
+    provenance: Provenance
+    def __init__(self, address: _Optional[str] = ..., prefixes: _Optional[_Iterable[_Union[ExplainPrefix, _Mapping]]] = ..., rules: _Optional[_Iterable[str]] = ..., reasons: _Optional[_Iterable[str]] = ..., origin_as: _Optional[int] = ..., peer_as: _Optional[int] = ..., provenance: _Optional[_Union[Provenance, str]] = ...) -> None: ...
+
+class ExplainOverride(_message.Message):
+    __slots__ = ("index", "name", "peer_as", "outcome", "key", "reason", "shadowed_by")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PEER_AS_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    SHADOWED_BY_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    name: str
+    peer_as: int
+    outcome: str
+    key: str
+    reason: str
+    shadowed_by: str
+    def __init__(self, index: _Optional[int] = ..., name: _Optional[str] = ..., peer_as: _Optional[int] = ..., outcome: _Optional[str] = ..., key: _Optional[str] = ..., reason: _Optional[str] = ..., shadowed_by: _Optional[str] = ...) -> None: ...
+
+class ExplainFlag(_message.Message):
+    __slots__ = ("flag", "reason")
+    FLAG_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    flag: str
+    reason: str
+    def __init__(self, flag: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class Explanation(_message.Message):
+    __slots__ = ("answer", "exporter", "family", "routers", "router", "dst", "src", "overrides", "flags", "mismatches", "as_set_policy", "local_as")
+    ANSWER_FIELD_NUMBER: _ClassVar[int]
+    EXPORTER_FIELD_NUMBER: _ClassVar[int]
+    FAMILY_FIELD_NUMBER: _ClassVar[int]
+    ROUTERS_FIELD_NUMBER: _ClassVar[int]
+    ROUTER_FIELD_NUMBER: _ClassVar[int]
+    DST_FIELD_NUMBER: _ClassVar[int]
+    SRC_FIELD_NUMBER: _ClassVar[int]
+    OVERRIDES_FIELD_NUMBER: _ClassVar[int]
+    FLAGS_FIELD_NUMBER: _ClassVar[int]
+    MISMATCHES_FIELD_NUMBER: _ClassVar[int]
+    AS_SET_POLICY_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_AS_FIELD_NUMBER: _ClassVar[int]
+    answer: FlowAttribution
+    exporter: str
+    family: str
+    routers: _containers.RepeatedCompositeFieldContainer[ExplainRouterStep]
+    router: str
+    dst: ExplainSide
+    src: ExplainSide
+    overrides: _containers.RepeatedCompositeFieldContainer[ExplainOverride]
+    flags: _containers.RepeatedCompositeFieldContainer[ExplainFlag]
+    mismatches: _containers.RepeatedScalarFieldContainer[str]
+    as_set_policy: str
+    local_as: int
+    def __init__(self, answer: _Optional[_Union[FlowAttribution, _Mapping]] = ..., exporter: _Optional[str] = ..., family: _Optional[str] = ..., routers: _Optional[_Iterable[_Union[ExplainRouterStep, _Mapping]]] = ..., router: _Optional[str] = ..., dst: _Optional[_Union[ExplainSide, _Mapping]] = ..., src: _Optional[_Union[ExplainSide, _Mapping]] = ..., overrides: _Optional[_Iterable[_Union[ExplainOverride, _Mapping]]] = ..., flags: _Optional[_Iterable[_Union[ExplainFlag, _Mapping]]] = ..., mismatches: _Optional[_Iterable[str]] = ..., as_set_policy: _Optional[str] = ..., local_as: _Optional[int] = ...) -> None: ...

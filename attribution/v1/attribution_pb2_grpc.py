@@ -64,6 +64,11 @@ class AttributionStub:
                 request_serializer=attribution_dot_v1_dot_attribution__pb2.ReloadConfigRequest.SerializeToString,
                 response_deserializer=attribution_dot_v1_dot_attribution__pb2.ReloadConfigResponse.FromString,
                 _registered_method=True)
+        self.Explain = channel.unary_unary(
+                '/attribution.v1.Attribution/Explain',
+                request_serializer=attribution_dot_v1_dot_attribution__pb2.Flow.SerializeToString,
+                response_deserializer=attribution_dot_v1_dot_attribution__pb2.Explanation.FromString,
+                _registered_method=True)
 
 
 class AttributionServicer:
@@ -117,6 +122,17 @@ class AttributionServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Explain(self, request, context):
+        """How one flow's answer was derived ("why is this AS wrong?"): the router
+        chain tried and why each was taken or skipped, every covering prefix of
+        the answering RIB with its ranked paths, the rule that gave each AS
+        number, every override rule in file order, the cause of each flag; with
+        the real answer (Resolve's), which the explanation is checked against.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AttributionServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -149,6 +165,11 @@ def add_AttributionServicer_to_server(servicer, server):
                     servicer.ReloadConfig,
                     request_deserializer=attribution_dot_v1_dot_attribution__pb2.ReloadConfigRequest.FromString,
                     response_serializer=attribution_dot_v1_dot_attribution__pb2.ReloadConfigResponse.SerializeToString,
+            ),
+            'Explain': grpc.unary_unary_rpc_method_handler(
+                    servicer.Explain,
+                    request_deserializer=attribution_dot_v1_dot_attribution__pb2.Flow.FromString,
+                    response_serializer=attribution_dot_v1_dot_attribution__pb2.Explanation.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -313,6 +334,33 @@ class Attribution:
             '/attribution.v1.Attribution/ReloadConfig',
             attribution_dot_v1_dot_attribution__pb2.ReloadConfigRequest.SerializeToString,
             attribution_dot_v1_dot_attribution__pb2.ReloadConfigResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Explain(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/attribution.v1.Attribution/Explain',
+            attribution_dot_v1_dot_attribution__pb2.Flow.SerializeToString,
+            attribution_dot_v1_dot_attribution__pb2.Explanation.FromString,
             options,
             channel_credentials,
             insecure,

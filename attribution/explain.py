@@ -1,0 +1,601 @@
+"""Why a flow got its answer: the derivation of every field, for one flow. No I/O.
+
+"Why is this AS wrong?" is the question operators ask most (a more specific
+route ignored, the default route used for the source, AS_SET and
+confederation handling, the wrong router's RIB). The explanation is built
+from the resolver's own pieces, so it cannot tell another story than the
+answer: the router chain from ``Resolver.chain_for`` and ``pick_router``,
+the AS numbers from ``Resolver._answer`` (which reads the origin and peer
+``ribd.attributes.derive_as_numbers`` derived), the path ranking from
+``ribd.rib.preference_key``, the override from ``first_match``. The words
+around them only describe; the real answer (``Resolver.resolve_one``) is
+carried along and compared, and any difference is listed in ``mismatches``
+(the RIB can change between the answer and the explanation: both are
+retried a few times before giving up).
+
+Rendering (proto message, JSON, text) is in ``attribution.explain_render``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from attribution.config import Config, OverrideRule, format_mac
+from attribution.overrides import first_match
+from attribution.resolver import (
+    BGP,
+    DEFAULT,
+    DST_ORIGIN_AS_SET,
+    DST_STALE,
+    FALLBACK,
+    FLAG_NAMES,
+    NO_MAC,
+    NONE,
+    OVERRIDE,
+    SRC_ASYMMETRIC,
+    SRC_ORIGIN_AS_SET,
+    SRC_STALE,
+    SRC_UNROUTED,
+    V4_MAPPED,
+    BatchRoutes,
+    FlowAnswer,
+    Resolver,
+    Routing,
+    _Bad,
+    unpack_address,
+    validate_row,
+)
+from ribd.attributes import AS_CONFED_SEQUENCE, AS_CONFED_SET, AS_SEQUENCE, AS_SET
+from ribd.events import IPV4_UNICAST, IPV6_UNICAST
+from ribd.rib import RouteMatch, all_matches, preference_key, slot_value
+
+# preference_key's fields, in order: what decided between two paths.
+CRITERIA = ("local_pref", "as_path_length", "origin", "med", "path_id")
+ATTEMPTS = 3  # answer + explanation re-read when the RIB changed in between
+
+
+@dataclass(slots=True)
+class RouterStep:
+    """One router of the chain: how it got there and what happened to it."""
+
+    router: str  # name
+    neighbor: str
+    source: str  # how it entered the chain, in words
+    outcome: str  # "answered" | "skipped" | "not tried"
+    reason: str
+
+
+@dataclass(slots=True)
+class CoveringPrefix:
+    """A prefix of the router's RIB that covers the address, with its paths."""
+
+    prefix: str
+    stale: bool
+    used: bool  # the longest match: the one the answer reads
+    paths: list[RouteMatch]  # best first (preference_key order)
+    decided_by: str = ""  # CRITERIA entry deciding best vs next ("" for one path)
+    decision: str = ""  # that comparison in words
+
+
+@dataclass(slots=True)
+class Side:
+    """dst or src: the lookup and the rule that turned a route into AS numbers."""
+
+    name: str  # "dst" | "src"
+    address: str
+    prefixes: list[CoveringPrefix] = field(default_factory=list)
+    rules: list[str] = field(default_factory=list)  # rule codes, see _rules
+    reasons: list[str] = field(default_factory=list)  # the same in words
+    origin_as: int = 0
+    peer_as: int = 0
+    provenance: int = NONE
+    stale: bool = False
+    from_set: bool = False
+
+
+@dataclass(slots=True)
+class OverrideStep:
+    index: int  # position in file order
+    name: str
+    peer_as: int
+    outcome: str  # "matched" | "no match" | "superseded" | "shadowed"
+    key: str  # the key that decided: "exporter" | "in_if" | "src_mac" | ""
+    reason: str
+    shadowed_by: str = ""  # an earlier rule that takes all of this rule's traffic
+
+
+@dataclass(slots=True)
+class FlagCause:
+    flag: str
+    reason: str
+
+
+@dataclass(slots=True)
+class Explanation:
+    answer: FlowAnswer  # the real answer (Resolver.resolve_one)
+    exporter: str = ""
+    family: str = ""
+    chain: list[RouterStep] = field(default_factory=list)
+    router: str | None = None
+    dst: Side | None = None
+    src: Side | None = None
+    overrides: list[OverrideStep] = field(default_factory=list)
+    override: str | None = None
+    flags: int = 0
+    flag_causes: list[FlagCause] = field(default_factory=list)
+    error: tuple[str, str] | None = None
+    mismatches: list[str] = field(default_factory=list)
+
+
+def explain(resolver: Resolver, config: Config, flow: dict) -> Explanation:
+    """Explain ``flow`` (a flow JSON record) with ``resolver``'s current RIB and plan.
+
+    ``config`` is the running config; it only names how routers entered the
+    chain (exporters entry, neighbor, router id). Retried when the RIB changed
+    between the answer and the explanation.
+    """
+    for _ in range(ATTEMPTS):
+        answer = resolver.resolve_one(flow)
+        e = _explain(resolver, config, flow, answer)
+        if not e.mismatches:
+            break
+    return e
+
+
+def _explain(resolver: Resolver, config: Config, flow: dict, answer: FlowAnswer) -> Explanation:
+    e = Explanation(answer=answer)
+    try:
+        exporter, s16, d16, in_if, mac = validate_row(flow)
+    except _Bad as exc:
+        e.error = (exc.code, exc.message)
+        _compare(e)
+        return e
+    v4 = s16[:12] == V4_MAPPED
+    e.exporter = exporter
+    if v4 != (d16[:12] == V4_MAPPED):
+        e.error = ("family_mismatch", "src_addr and dst_addr are not of one family")
+        _compare(e)
+        return e
+    routing = resolver.routing
+    family = e.family = IPV4_UNICAST if v4 else IPV6_UNICAST
+    chain, own = resolver.chain_for(exporter, routing)
+    sources = _chain_sources(exporter, chain, own, routing, config, resolver)
+    rib = resolver.rib
+    with rib.lock:
+        neighbor, is_fallback = resolver.pick_router(chain, own, family)
+        answered = False
+        for i, n in enumerate(chain):
+            name = routing.names.get(n, n)
+            if n == neighbor:
+                step = RouterStep(name, n, sources[i], "answered", _holds(resolver, n, family))
+                answered = True
+            elif answered:
+                step = RouterStep(name, n, sources[i], "not tried", "an earlier router answered")
+            else:
+                step = RouterStep(name, n, sources[i], "skipped", _no_routes(resolver, n, family))
+                if resolver.pick_router((n,), True, family)[0] is not None:
+                    e.mismatches.append(f"router {name} skipped but has {family} routes")
+            e.chain.append(step)
+        if neighbor is not None:
+            e.router = routing.names.get(neighbor, neighbor)
+            d_key, s_key = (d16[12:], s16[12:]) if v4 else (d16, s16)
+            e.dst = _side(resolver, routing, neighbor, family, "dst", d_key)
+            e.src = _side(resolver, routing, neighbor, family, "src", s_key)
+    if not chain:
+        e.chain.append(RouterStep("", "", "", "skipped", _no_chain(exporter, routing)))
+    if neighbor is None and not own:
+        e.error = resolver.unknown_exporter(exporter, family, routing)
+    else:
+        _overrides(e, routing, exporter, in_if, None if mac == NO_MAC else mac)
+    _flags(e, resolver, neighbor, is_fallback, own, chain)
+    _compare(e)
+    return e
+
+
+# -- the router chain ----------------------------------------------------------
+
+
+def _chain_sources(
+    exporter: str,
+    chain: tuple[str, ...],
+    own: bool,
+    routing: Routing,
+    config: Config,
+    resolver: Resolver,
+) -> list[str]:
+    """How each router of ``chain`` got there, in words (config order of precedence)."""
+    own_chain = routing.chains.get(exporter)
+    by_neighbor = {r.neighbor: r for r in config.routers}
+    out: list[str] = []
+    first = own_chain[0] if own_chain else None
+    rc = by_neighbor.get(first) if first else None
+    for i, n in enumerate(chain):
+        if own and own_chain is None and i == 0:
+            out.append(f"exporter {exporter} is a BGP neighbor seen on the feed, not configured")
+        elif own and own_chain is not None and i == 0:
+            if rc is None:
+                out.append(f"exporter map: {exporter}")
+            elif exporter in rc.exporters:
+                out.append(f"exporter map: {exporter} is in {rc.name}'s exporters")
+            elif rc.neighbor == exporter:
+                out.append(f"exporter {exporter} is {rc.name}'s neighbor address")
+            else:
+                out.append(f"exporter {exporter} is {rc.name}'s router_id")
+        elif own_chain is not None and n in own_chain:
+            owner = rc.name if rc else routing.names.get(first or "", first or "")
+            out.append(f"fallback of {owner} ([[routers]] fallback)")
+        else:
+            out.append("[service] fallback")
+    return out
+
+
+def _no_chain(exporter: str, routing: Routing) -> str:
+    return (
+        f"exporter {exporter} maps to no router (no [[routers]] entry has it in exporters, "
+        "as neighbor or as router_id) and [service] fallback is empty"
+    )
+
+
+def _since(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t)) if t else "never"
+
+
+def _session(r) -> str:
+    text = f"session {r.session or 'idle'}"
+    if r.session != "up" and r.last_reason:
+        text += f" ({r.last_reason})"
+    return text
+
+
+def _no_routes(resolver: Resolver, neighbor: str, family: str) -> str:
+    """Why pick_router passes over ``neighbor`` (it holds no routes of ``family``)."""
+    r = resolver.rib.routers.get(neighbor)
+    if r is None:
+        return "no RIB: never seen on the feed (no BGP session yet)"
+    fs = r.families[family]
+    if fs.prefixes or fs.stale_slot is not None:
+        return f"has {family} routes"  # not skipped: only after the answering router
+    if r.session != "up":
+        return f"no {family} routes: {_session(r)}, routes purged"
+    if not fs.converged:
+        return f"no {family} routes: session up, none received yet (waiting for End-of-RIB)"
+    return f"no {family} routes: the router sent none"
+
+
+def _holds(resolver: Resolver, neighbor: str, family: str) -> str:
+    r = resolver.rib.routers[neighbor]
+    fs = r.families[family]
+    text = f"has {fs.prefixes} {family} prefix{'' if fs.prefixes == 1 else 'es'}, {_session(r)}"
+    if r.current_stale:
+        text += f", routes served stale until {_since(r.stale_until)}"
+    elif fs.stale_slot is not None:
+        text += (
+            f", plus {fs.stale_prefixes} prefixes kept stale from before"
+            " (until End-of-RIB or the hold time)"
+        )
+    return text
+
+
+# -- one side: covering prefixes, paths, the rule ------------------------------
+
+
+def _side(
+    resolver: Resolver, routing: Routing, neighbor: str, family: str, name: str, key: bytes
+) -> Side:
+    """Caller holds the RIB lock."""
+    rib = resolver.rib
+    side = Side(name, unpack_address(key if len(key) == 16 else V4_MAPPED + key))
+    r = rib.routers[neighbor]
+    fs = r.families[family]
+    for prefix, _length, entry in rib.tables[family].store.covering(key):
+        value, stale = slot_value(entry, fs.slot, fs.stale_slot, r.current_stale)  # type: ignore[arg-type]
+        if value is None:
+            continue  # other routers' prefix
+        paths = sorted(all_matches(prefix, value, stale), key=_key)
+        side.prefixes.append(CoveringPrefix(prefix, stale, False, paths))
+        if len(paths) > 1:
+            side.prefixes[-1].decided_by, side.prefixes[-1].decision = _decision(paths)
+    m = rib.lookup(neighbor, family, key)
+    origin, peer, prov, _, _, stale, from_set = resolver._answer(
+        neighbor, family, key, routing, BatchRoutes()
+    )
+    side.origin_as, side.peer_as, side.provenance = origin, peer, prov
+    side.stale, side.from_set = stale, from_set
+    if m is not None:
+        for c in side.prefixes:
+            c.used = c.prefix == m.prefix
+    _rules(side, m, routing, r)
+    return side
+
+
+def _key(m: RouteMatch) -> tuple:
+    return preference_key((m.path_id, m.attributes))
+
+
+def _decision(paths: list[RouteMatch]) -> tuple[str, str]:
+    """The preference_key field that put the best path before the next."""
+    best, nxt = paths[0], paths[1]
+    a, b = _key(best), _key(nxt)
+    i = next((i for i in range(len(a)) if a[i] != b[i]), None)
+    if i is None:
+        return "path_id", "equal paths"
+    x, y = a[i], b[i]
+    criterion = CRITERIA[i]
+    if criterion == "local_pref":
+        words = f"local-pref {-x} > {-y} (higher wins; none counts as 100)"
+    elif criterion == "as_path_length":
+        words = f"AS path length {x} < {y} (an AS_SET counts 1, confederation segments 0)"
+    elif criterion == "origin":
+        words = f"origin {best.attributes.origin} < {nxt.attributes.origin} (igp, egp, incomplete)"
+    elif criterion == "med":
+        words = f"MED {x} < {y} (lower wins; none counts as 0)"
+    else:
+        words = (
+            f"path id {x} < {y}: the attributes tie (IGP cost and router id are invisible "
+            "to us; the lowest path id keeps the pick stable)"
+        )
+    return criterion, words
+
+
+def _fmt_set(asns: tuple[int, ...]) -> str:
+    return "{" + ",".join(str(a) for a in asns) + "}"
+
+
+def _rules(side: Side, m: RouteMatch | None, routing: Routing, r) -> None:
+    """Name the rule(s) that turned ``m`` into ``side``'s AS numbers.
+
+    The numbers are ``Resolver._answer``'s; this only says which case of the
+    README's semantics table they come from.
+    """
+    rules, why = side.rules, side.reasons
+    covering = len(side.prefixes)
+    if m is None:
+        rules.append("no_route")
+        why.append(f"no prefix in {r.name}'s RIB covers {side.address}, not even a default route")
+        return
+    a = m.attributes
+    others = covering - 1
+    if m.length == 0:
+        rules.append("default_route_only")
+        why.append(
+            f"only the default route {m.prefix} covers {side.address}: peer AS = its first AS "
+            f"{side.peer_as} (where the traffic leaves), origin AS 0 (nobody is known to "
+            "originate it)"
+        )
+        return
+    rules.append("longest_match")
+    text = f"longest match {m.prefix}"
+    if others:
+        text += f", more specific than the {others} other covering prefix" + "es" * (others > 1)
+    if len(next(c for c in side.prefixes if c.used).paths) > 1:
+        text += f"; its best path (path id {m.path_id}) is used"
+    why.append(text)
+    confed = [s for s in a.as_path if s[0] in (AS_CONFED_SEQUENCE, AS_CONFED_SET)]
+    if confed:
+        rules.append("confederation_skipped")
+        why.append(
+            "confederation segments skipped (our own confederation, not who we exchange "
+            "traffic with): "
+            + " ".join(
+                _fmt_set(s[1]) if s[0] == AS_CONFED_SET else "(" + " ".join(map(str, s[1])) + ")"
+                for s in confed
+            )
+        )
+    if a.empty_path:
+        rules.append("empty_path_local_as")
+        why.append(
+            f"empty AS path{' once confederation segments are skipped' if confed else ''}: "
+            f"the prefix is ours, origin AS = local_as {routing.local_as}, peer AS 0"
+        )
+        return
+    segs = [s for s in a.as_path if s[0] in (AS_SEQUENCE, AS_SET) and s[1]]
+    first_kind, first_asns = segs[0]
+    if first_kind == AS_SET:
+        rules.append("as_set_first")
+        why.append(
+            f"the path starts with the AS_SET {_fmt_set(first_asns)}: no single neighbor AS, "
+            f"peer AS = {side.peer_as}"
+        )
+    else:
+        why.append(f"peer AS = the first AS of the path, {side.peer_as}")
+    last_kind, last_asns = segs[-1]
+    policy = "highest" if routing.highest_as_set else "aggregator"
+    if last_kind == AS_SEQUENCE:
+        why.append(f"origin AS = the last AS of the path, {side.origin_as}")
+    elif len(set(last_asns)) == 1:
+        rules.append("as_set_one_member")
+        why.append(
+            f"the path ends in the one-member AS_SET {_fmt_set(last_asns)}: origin AS "
+            f"{side.origin_as}"
+        )
+    elif routing.highest_as_set:
+        rules.append("as_set_highest")
+        why.append(
+            f'the path ends in the AS_SET {_fmt_set(last_asns)}: as_set_policy = "{policy}" '
+            f"(pmacct) takes its highest member, origin AS {side.origin_as}"
+        )
+    else:
+        rules.append("as_set_aggregator")
+        why.append(
+            f'the path ends in the AS_SET {_fmt_set(last_asns)}: as_set_policy = "{policy}" '
+            f"takes the AS just before the set (the aggregator the traffic reaches), "
+            f"origin AS {side.origin_as}"
+        )
+    flat = [x for k, asns in segs if k == AS_SEQUENCE for x in asns]
+    if len(flat) != len(dict.fromkeys(flat)):
+        rules.append("prepending_ignored")
+        why.append("prepending ignored: only the first and last AS are read")
+
+
+# -- overrides -----------------------------------------------------------------
+
+
+def _overrides(
+    e: Explanation, routing: Routing, exporter: str, in_if: int, mac: bytes | None
+) -> None:
+    """Every rule in file order against this flow's (exporter, in_if, src MAC)."""
+    rules = routing.overrides.rules
+    winner: OverrideRule | None = None
+    cands = routing.overrides.ports_of(exporter).get(in_if)
+    if cands:
+        winner = first_match(cands, mac)  # the resolver's own choice
+    e.override = winner.name if winner else None
+    seen_winner = False
+    for i, rule in enumerate(rules):
+        shadow = next(
+            (
+                p
+                for p in rules[:i]
+                if (p.exporter, p.in_if) == (rule.exporter, rule.in_if)
+                and (p.src_mac is None or p.src_mac == rule.src_mac)
+            ),
+            None,
+        )
+        step = OverrideStep(i, rule.name, rule.peer_as, "no match", "", "")
+        if shadow is not None:
+            step.shadowed_by = shadow.name
+        if rule.exporter != exporter:
+            step.key = "exporter"
+            step.reason = f"the rule's exporter {rule.exporter}, the flow's {exporter}"
+        elif rule.in_if != in_if:
+            step.key, step.reason = "in_if", f"the rule's in_if {rule.in_if}, the flow's {in_if}"
+        elif rule.src_mac is not None and rule.src_mac != mac:
+            flow_mac = format_mac(mac) if mac else "none"
+            step.key = "src_mac"
+            step.reason = f"the rule's src_mac {format_mac(rule.src_mac)}, the flow's {flow_mac}"
+        elif rule is winner:
+            seen_winner = True
+            step.outcome, step.key = "matched", "in_if" if rule.src_mac is None else "src_mac"
+            keys = f"exporter {exporter}, in_if {in_if}"
+            if rule.src_mac is not None:
+                keys += f", src_mac {format_mac(rule.src_mac)}"
+            step.reason = f"{keys}: src peer AS set to {rule.peer_as}"
+        else:
+            step.outcome = "superseded"
+            step.reason = f"matches too, but {winner.name if winner else '?'} comes first"
+        if shadow is not None and step.outcome != "matched":
+            step.reason += f"; shadowed: {shadow.name} comes first and takes all its traffic"
+            if step.outcome == "superseded":
+                step.outcome = "shadowed"
+        e.overrides.append(step)
+    if winner is not None and not seen_winner:
+        e.mismatches.append(f"override {winner.name} chosen but not found in file order")
+
+
+# -- flags ---------------------------------------------------------------------
+
+
+def _flags(
+    e: Explanation,
+    resolver: Resolver,
+    neighbor: str | None,
+    is_fallback: bool,
+    own: bool,
+    chain: tuple[str, ...],
+) -> None:
+    causes = e.flag_causes
+    flags = 0
+    if e.error is not None:
+        e.flags = 0
+        return
+    if neighbor is not None and is_fallback:
+        flags |= FALLBACK
+        if own:
+            first = e.chain[0].router
+            why = f"{first}, the exporter's own router, has no {e.family} routes"
+        else:
+            why = f"exporter {e.exporter} maps to no router"
+        causes.append(FlagCause("fallback", f"{why}; {e.router} answered"))
+    for side, stale_bit, set_bit in (
+        (e.dst, DST_STALE, DST_ORIGIN_AS_SET),
+        (e.src, SRC_STALE, SRC_ORIGIN_AS_SET),
+    ):
+        if side is None:
+            continue
+        used = next((c for c in side.prefixes if c.used), None)
+        if side.stale:
+            flags |= stale_bit
+            r = resolver.rib.routers[neighbor]  # type: ignore[index]
+            if r.current_stale:
+                why = f"{_session(r)}: its routes are kept stale until {_since(r.stale_until)}"
+            else:
+                why = (
+                    "kept from before the session restarted (or before lost feed lines were "
+                    "re-read), until End-of-RIB or the hold time"
+                )
+            causes.append(FlagCause(FLAG_NAMES[stale_bit], f"{used.prefix if used else ''}: {why}"))
+        if side.from_set:
+            flags |= set_bit
+            causes.append(FlagCause(FLAG_NAMES[set_bit], side.reasons[-1]))
+    src = e.src
+    if src is not None and src.provenance in (NONE, DEFAULT):
+        flags |= SRC_UNROUTED
+        what = "only the default route" if src.provenance == DEFAULT else "no route"
+        causes.append(
+            FlagCause("src_unrouted", f"{what} covers the source {src.address}: spoofing suspect")
+        )
+    if e.override is not None:
+        rule = next(s for s in e.overrides if s.outcome == "matched")
+        if src is not None and src.provenance == BGP and src.peer_as != rule.peer_as:
+            flags |= SRC_ASYMMETRIC
+            causes.append(
+                FlagCause(
+                    "src_asymmetric",
+                    f"override {rule.name} says peer AS {rule.peer_as}, the RIB's best path "
+                    f"to the source says {src.peer_as}",
+                )
+            )
+    order = list(FLAG_NAMES.values())
+    causes.sort(key=lambda c: order.index(c.flag))
+    e.flags = flags
+
+
+# -- agreement with the real answer ----------------------------------------------
+
+
+def _compare(e: Explanation) -> None:
+    a = e.answer
+    out = e.mismatches
+    if (a.error or None) != (e.error or None):
+        out.append(f"error: answer {a.error}, explanation {e.error}")
+        return
+    if e.error is not None:
+        return
+    if a.router != e.router:
+        out.append(f"router: answer {a.router}, explanation {e.router}")
+    for side, origin, peer, po, pp in (
+        (e.src, a.src_origin_as, a.src_peer_as, a.provenance[0], a.provenance[1]),
+        (e.dst, a.dst_origin_as, a.dst_peer_as, a.provenance[2], a.provenance[3]),
+    ):
+        if side is None:
+            if (origin, peer) != (0, 0) and pp != OVERRIDE:
+                out.append("answer has AS numbers where the explanation has no router")
+            continue
+        if pp == OVERRIDE:
+            peer, pp = side.peer_as, side.provenance  # compared with the override below
+        if (origin, peer, po, pp) != (
+            side.origin_as,
+            side.peer_as,
+            side.provenance,
+            side.provenance,
+        ):
+            out.append(
+                f"{side.name}: answer origin {origin} peer {peer}, explanation origin "
+                f"{side.origin_as} peer {side.peer_as}"
+            )
+        route = a.src_route if side.name == "src" else a.dst_route
+        used = next((c.prefix for c in side.prefixes if c.used), None)
+        if (route[1].prefix if route else None) != used:
+            out.append(
+                f"{side.name}: answer prefix {route[1].prefix if route else None}, "
+                f"explanation {used}"
+            )
+    if a.override != e.override:
+        out.append(f"override: answer {a.override}, explanation {e.override}")
+    if a.flags != e.flags:
+        names = lambda f: sorted(n for b, n in FLAG_NAMES.items() if f & b)  # noqa: E731
+        out.append(f"flags: answer {names(a.flags)}, explanation {names(e.flags)}")
+
+
+__all__ = ["CRITERIA", "Explanation", "explain"]
