@@ -202,6 +202,10 @@ def build_view(rib: Rib, neighbor: str, family: str) -> CompiledView | None:
     """
     table = rib.tables[family]
     v4 = family == IPV4_UNICAST
+    # Most of the merge with the lock free (a table just loaded is all in the
+    # delta: merging it under the lock held it for seconds); under the lock,
+    # only what came in meanwhile.
+    rib.merge_now(family)
     with rib.lock:
         r = rib.routers.get(neighbor)
         if r is None:

@@ -287,6 +287,35 @@ class AttributeInterner:
         dead = [k for k, a in list(by_key.items()) if id(a) not in in_use]
         for k in dead:
             del by_key[k]
+        self.collect_shared_values()
+        return len(dead)
+
+    def keys(self) -> list:
+        """The keys of every set now (for ``drop_unreferenced``, in steps)."""
+        return list(self._by_key)
+
+    def drop_unreferenced(self, keys: list, start: int, stop: int) -> int:
+        """Forget the sets of ``keys[start:stop]`` nothing else refers to (no
+        route, view or parse in flight holds them); returns how many.
+
+        Exact at the moment of each check, so a collection can run in steps
+        between writes (``ribd.rib``); a feed thread picking a set up between
+        the check and the removal at worst ends up with a set unshared.
+        """
+        by_key = self._by_key
+        getrefcount = sys.getrefcount
+        dropped = 0
+        for i in range(start, stop):
+            k = keys[i]
+            a = by_key.get(k)
+            # References: the dict's value, ``a`` and getrefcount's argument.
+            if a is not None and getrefcount(a) <= 3:
+                del by_key[k]
+                dropped += 1
+        return dropped
+
+    def collect_shared_values(self) -> None:
+        """Drop the shared values (see ``_make``) no set holds any more."""
         getrefcount = sys.getrefcount
         texts = self._texts
         keys = list(texts)
@@ -300,7 +329,6 @@ class AttributeInterner:
                 v = cache[i]
                 if getrefcount(v) <= 3:
                     cache[i] = _EMPTY
-        return len(dead)
 
     def shared_values(self) -> int:
         """How many values are held for sharing (tests, stats)."""

@@ -58,6 +58,10 @@ MAX_DELTA = 1_048_576  # new prefixes held in the store's trie before a merge is
 RELEASE_AFTER = 65_536  # prefixes merged after which freed C heap is given back to the OS
 MERGE_UNLOCKED = 65_536  # new prefixes from which a merge reads and encodes them unlocked
 MERGE_EVERY = 60.0  # seconds: the longest the store's trie waits for a merge under churn
+MERGE_QUIET = 1.0  # seconds without a write after which a store's new prefixes are merged
+MERGE_BACKOFF = 1.0  # seconds before retrying a merge writes overtook; doubles per retry
+MERGE_LOCKED_AFTER = 3  # merges overtaken in a row, after which one runs under the lock
+GC_PER_STEP = 4  # interned objects a garbage collection step checks per prefix of budget
 MAX_CHANGE_LOG = 262_144  # changed prefixes remembered for compiled lookup tables (~17 MB)
 # A family's re-read after lost feed lines (FamilyState.refresh):
 REFRESH_NONE = 0  # nothing pending
@@ -180,8 +184,17 @@ class FamilyTable:
         self.changes: list[str] = []
         self.changes_start = 0
         self.writes = 0  # prefixes written; the maintenance merges once it stops moving
+        # Merge scheduling (merge_due): the writes count and when it last
+        # moved, when unmerged work was first seen, the back-off after
+        # overtaken merges. Counters for stats and tests.
         self._writes_at_check = 0
-        self._merged_at = 0.0
+        self._writes_moved_at: float | None = None
+        self._pending_since: float | None = None
+        self._writes_at_merge = 0
+        self._retry_at = 0.0
+        self.merges_overtaken_in_row = 0
+        self.merge_attempts = 0
+        self.merges_overtaken = 0
 
     @property
     def change_seq(self) -> int:
@@ -230,8 +243,9 @@ class FamilyTable:
         if not self._sweeps:
             return 0
         store = self.store
-        if self._sweep_keys is not store.keys or len(store.delta):
+        if self._sweep_keys is not store.keys or store.has_delta():
             store.merge()
+            self.merged()
             self._sweep_keys, self._sweep_at = store.keys, 0
         slots = self._sweeps
         values = store.values
@@ -274,39 +288,55 @@ class FamilyTable:
     def merge_due(self, now: float) -> bool:
         """Whether to merge the store's new prefixes into its arrays now.
 
-        A merge is a pass over the arrays, so not while a table streams in
-        (quiet: no write since the previous call); under endless churn, at
-        least every MERGE_EVERY seconds, and always past MAX_DELTA prefixes.
+        A merge is a pass over the arrays and, past MERGE_UNLOCKED new
+        prefixes, an encoding of all of them outside the lock that any write
+        meanwhile makes useless. So: not while a table streams in, but once
+        writes have paused for MERGE_QUIET seconds; under endless writes, at
+        least MERGE_EVERY seconds after the work appeared, and at once past
+        MAX_DELTA prefixes; never before the back-off of an overtaken merge
+        (``merge_overtaken``) is over. Lookups are right whatever the timing
+        (they read both layers); merging only saves memory and lookup time.
         """
-        quiet = self.writes == self._writes_at_check
-        self._writes_at_check = self.writes
+        if self.writes != self._writes_at_check or self._writes_moved_at is None:
+            self._writes_at_check = self.writes
+            self._writes_moved_at = now
         store = self.store
-        if not len(store.delta) and not store.holes:
-            self._merged_at = now
+        if not store.holes and not store.has_delta():
+            self._pending_since = None
             return False
-        if quiet or now - self._merged_at >= MERGE_EVERY or len(store.delta) >= MAX_DELTA:
-            self._merged_at = now
+        if self._pending_since is None:
+            self._pending_since = now
+        if now < self._retry_at:
+            return False
+        if now - self._writes_moved_at >= MERGE_QUIET or now - self._pending_since >= MERGE_EVERY:
             return True
-        return False
+        # The delta holds at most as many prefixes as were written since the
+        # last merge; only then is counting it (a walk of the trie) worth it.
+        return self.writes - self._writes_at_merge >= MAX_DELTA and len(store.delta) >= MAX_DELTA
 
-    def merge_again(self) -> None:
-        """A merge was overtaken by writes: due again at the next round."""
-        self._merged_at = 0.0
+    def merge_overtaken(self, now: float) -> None:
+        """A merge was overtaken by writes: retry after a back-off, doubling
+        per retry up to MERGE_EVERY (``Rib._merge`` runs the merge under the
+        lock after MERGE_LOCKED_AFTER in a row)."""
+        self.merges_overtaken += 1
+        self.merges_overtaken_in_row += 1
+        backoff = MERGE_BACKOFF * 2 ** (self.merges_overtaken_in_row - 1)
+        self._retry_at = now + min(backoff, MERGE_EVERY)
 
-    def collect_garbage(self) -> int:
-        """Forget interned entries no prefix uses any more (after churn)."""
-        getrefcount = sys.getrefcount
-        # An unused entry is referenced only by the dict (as key and value),
-        # the comprehension variable and getrefcount's argument: 4.
-        dead = [e for e in self._entries if getrefcount(e) <= 4]
-        for e in dead:
-            del self._entries[e]
-        if len(dead) > len(self._entries):
+    def merged(self) -> None:
+        """The store's delta was merged (by the maintenance or a reader)."""
+        self._pending_since = None
+        self._writes_at_merge = self.writes
+        self._retry_at = 0.0
+        self.merges_overtaken_in_row = 0
+
+    def collected(self, dropped: int) -> None:
+        """A collection went through this table's entries and dropped ``dropped``."""
+        if dropped > len(self._entries):
             # A dict never shrinks its table: after a whole table's worth of
-            # replaced entries, a copy is half the size.
-            self._entries = {e: e for e in self._entries}
+            # replaced entries, a copy is half the size (a C-speed copy).
+            self._entries = self._entries.copy()
         self._entries_at_last_gc = len(self._entries)
-        return len(dead)
 
     @property
     def distinct_entries(self) -> int:
@@ -324,6 +354,98 @@ def _canonical(values: list, intern: Callable[[tuple], tuple]) -> tuple | None:
     if end == 0:
         return None
     return intern(tuple(values[:end]))
+
+
+class Collection:
+    """One garbage collection, run in steps by ``Rib.maintenance``.
+
+    Walking every interned entry, path set and attribute set at once held the
+    RIB lock for seconds (~2 us per set: 15-17 s at 64 routers); flow batches
+    and the feed stalled meanwhile. In steps, the lock is free between them
+    and writes go on. Phases: each table's entries, then path sets (entries
+    dropped first release theirs), then attribute sets, then the interner's
+    shared values. Each phase walks a list of the keys taken when it starts;
+    an object is dropped only if, when its turn comes (under the lock),
+    nothing but its intern dict refers to it, so a write between steps that
+    starts using it again keeps it. Objects that fall out of use after their
+    turn wait for the next collection; objects interned meanwhile, for the
+    next one too.
+    """
+
+    def __init__(self, rib: Rib) -> None:
+        self.rib = rib
+        self.tables = dict(rib.tables)
+        self.interner = rib.interner
+        self._phases: list[tuple[str, FamilyTable | None]] = [
+            *(("entries", t) for t in self.tables.values()),
+            ("pathsets", None),
+            ("attributes", None),
+            ("values", None),
+        ]
+        self._phase = 0
+        self._keys: list | None = None  # this phase's keys
+        self._at = 0
+        self._phase_dropped = 0
+        self.dropped = 0
+        self.steps = 0
+
+    @property
+    def done(self) -> bool:
+        return self._phase >= len(self._phases)
+
+    def step(self, budget: int) -> bool:
+        """Check up to ``budget`` objects (call under the lock); True while work remains."""
+        rib = self.rib
+        if rib.interner is not self.interner or rib.tables != self.tables:
+            self._phase = len(self._phases)  # a snapshot was loaded: start over later
+            return False
+        self.steps += 1
+        kind, table = self._phases[self._phase]
+        if kind == "values":
+            self.interner.collect_shared_values()
+            rib._attributes_at_last_gc = len(self.interner)
+            self._phase += 1
+            return False
+        keys = self._keys
+        if keys is None:
+            if kind == "entries":
+                keys = list(table._entries)  # type: ignore[union-attr]
+            elif kind == "pathsets":
+                keys = list(rib._pathsets)
+            else:
+                keys = self.interner.keys()
+            self._keys, self._at = keys, 0
+        start = self._at
+        stop = min(start + max(budget, 1), len(keys))
+        if kind == "attributes":
+            dropped = self.interner.drop_unreferenced(keys, start, stop)
+        else:
+            interned = table._entries if table is not None else rib._pathsets
+            dropped = _drop_unreferenced(interned, keys, start, stop)
+        self.dropped += dropped
+        self._phase_dropped += dropped
+        self._at = stop
+        if stop >= len(keys):
+            if table is not None:
+                table.collected(self._phase_dropped)
+            self._keys, self._phase_dropped = None, 0
+            self._phase += 1
+        return not self.done
+
+
+def _drop_unreferenced(interned: dict, keys: list, start: int, stop: int) -> int:
+    """Drop the objects of ``keys[start:stop]`` that only ``interned`` (as key
+    and value) refers to; each key's reference in ``keys`` is dropped first."""
+    getrefcount = sys.getrefcount
+    dropped = 0
+    for i in range(start, stop):
+        obj = keys[i]
+        keys[i] = None
+        # References: the dict's key and value, ``obj`` and getrefcount's argument.
+        if getrefcount(obj) <= 4 and interned.get(obj) is obj:
+            del interned[obj]
+            dropped += 1
+    return dropped
 
 
 class Rib:
@@ -355,6 +477,7 @@ class Rib:
         self.notifications: list[Notification] = []
         self._pathsets: dict[PathSet, PathSet] = {}
         self._attributes_at_last_gc = 0
+        self._collection: Collection | None = None  # a garbage collection under way
         # Set by the owner before it stops ExaBGP on purpose: the sessions
         # ExaBGP reports down as it exits are kept stale (restart hold), not
         # purged, so the snapshot written next still holds them.
@@ -860,16 +983,25 @@ class Rib:
                 done += table.sweep_step(budget - done)
                 if done >= budget:
                     return True
-            due = [t for t in self.tables.values() if t.merge_due(now)]
             # Churn leaves entries, path sets and attribute sets nobody uses;
-            # collect when any has grown by half since the last collection.
-            if len(self.interner) > 1.5 * self._attributes_at_last_gc + 1024 or any(
-                len(t._entries) > 1.5 * t._entries_at_last_gc + 1024 for t in self.tables.values()
+            # collect when any has grown by half since the last collection, in
+            # steps (Collection) with the lock free between them.
+            collected = False
+            collection = self._collection
+            if collection is None and (
+                len(self.interner) > 1.5 * self._attributes_at_last_gc + 1024
+                or any(
+                    len(t._entries) > 1.5 * t._entries_at_last_gc + 1024
+                    for t in self.tables.values()
+                )
             ):
-                self._collect_garbage()
+                collection = self._collection = Collection(self)
+            if collection is not None:
+                if collection.step(budget * GC_PER_STEP):
+                    return True
+                self._collection = None
                 collected = True
-            else:
-                collected = False
+            due = [t for t in self.tables.values() if t.merge_due(now)]
         merged = sum(self._merge(table) for table in due)
         if collected or merged >= RELEASE_AFTER:  # both free large blocks
             release_memory()
@@ -896,59 +1028,90 @@ class Rib:
                     self._converge(r, family, inferred=True)
 
     def _merge(self, table: FamilyTable) -> int:
-        """Fold a store's delta into its arrays, holding the lock only to read
-        the delta's keys and to fold: encoding the keys and reading the
-        entries (~0.5 s for a full table) runs with the lock free.
+        """Fold a store's delta into its arrays, holding the lock only to
+        fold: listing and encoding the delta's keys and reading its entries
+        (~1 s for a full table) run with the lock free. (Each pytricia call
+        holds the GIL throughout, so no write lands inside one; the writes
+        count, checked under the lock, says whether any landed between them.)
 
-        If anything is written meanwhile, the work is dropped; the next
-        maintenance round tries again.
+        If anything is written meanwhile, the work is dropped and the table
+        backs off (``FamilyTable.merge_overtaken``); after MERGE_LOCKED_AFTER
+        such merges in a row, the next one runs under the lock, so endless
+        writes cannot postpone it for ever.
         """
         with self.lock:
+            table.merge_attempts += 1
             store, writes = table.store, table.writes
             delta = store.delta
-            if len(delta) < MERGE_UNLOCKED:
-                return store.merge()  # small: a pass over the arrays, then done
-            texts = delta.keys()
+            if (
+                table.merges_overtaken_in_row >= MERGE_LOCKED_AFTER
+                or writes - table._writes_at_merge < MERGE_UNLOCKED  # bounds the delta
+                or not store.has_delta()
+            ):
+                return self._merge_locked(table)
+        texts = delta.keys()
+        if len(texts) < MERGE_UNLOCKED:
+            with self.lock:
+                return self._merge_locked(table)  # small: a pass over the arrays
         keys = store.encode(texts)
         values = store.values_of(delta, texts)  # each get() is atomic; checked below
         with self.lock:
             if table.writes != writes or table.store is not store or store.delta is not delta:
-                table.merge_again()
+                if store.delta is not delta and table.store is store:
+                    table.merged()  # a reader merged it meanwhile (e.g. a view build)
+                else:
+                    table.merge_overtaken(self.clock())
                 return 0
             store.fold(delta, keys, values)
+            table.merged()
         return len(texts)
+
+    @staticmethod
+    def _merge_locked(table: FamilyTable) -> int:
+        moved = table.store.merge()
+        table.merged()
+        return moved
+
+    def merge_now(self, family: str) -> int:
+        """Merge one store's new prefixes now, the bulk with the lock free
+        (a reader about to copy the arrays, e.g. a view build); returns
+        prefixes moved (0 if writes overtook it: the caller merges the rest
+        under the lock)."""
+        return self._merge(self.tables[family])
 
     def compact(self) -> int:
         """Merge every store's new prefixes into its arrays now; returns prefixes moved."""
+        merged = 0
         with self.lock:
-            merged = sum(t.store.merge() for t in self.tables.values())
+            for t in self.tables.values():
+                merged += t.store.merge()
+                t.merged()
         if merged >= RELEASE_AFTER:
             release_memory()
         return merged
 
-    def collect_garbage(self) -> None:
-        """Drop interned entries, path sets and attributes nothing uses."""
+    def start_collection(self) -> None:
+        """Start a garbage collection now, if none is under way; ``maintenance``
+        runs it in steps."""
         with self.lock:
-            self._collect_garbage()
+            if self._collection is None:
+                self._collection = Collection(self)
 
-    def _collect_garbage(self) -> None:
-        """collect_garbage with the lock already held."""
-        for table in self.tables.values():
-            table.collect_garbage()
-        getrefcount = sys.getrefcount
-        dead = [p for p in self._pathsets if getrefcount(p) <= 4]
-        for p in dead:
-            del self._pathsets[p]
-        in_use: set[int] = set()
-        for table in self.tables.values():
-            for entry in table._entries:
-                for v in entry:
-                    if type(v) is PathAttributes:
-                        in_use.add(id(v))
-                    elif v is not None:
-                        in_use.update(id(a) for _, a in v)
-        self.interner.collect_unused(in_use)
-        self._attributes_at_last_gc = len(self.interner)
+    def collect_garbage(self) -> int:
+        """Drop interned entries, path sets and attributes nothing uses, in
+        steps with the lock free between them; returns how many were dropped."""
+        collection = Collection(self)
+        while True:
+            with self.lock:
+                if not collection.step(SWEEP_CHUNK * GC_PER_STEP):
+                    return collection.dropped
+
+    def _collect_garbage(self) -> int:
+        """A whole collection at once, with the lock already held."""
+        collection = Collection(self)
+        while collection.step(1 << 62):
+            pass
+        return collection.dropped
 
     # -- reading -------------------------------------------------------------
 

@@ -67,7 +67,17 @@ class PrefixStore:
         self.delta = pytricia.PyTricia(bits)  # prefixes not in ``keys``
 
     def __len__(self) -> int:
+        """Prefixes held. O(delta): pytricia counts by walking its trie."""
         return len(self.keys) - self.holes + len(self.delta)
+
+    def has_delta(self) -> bool:
+        """Whether the delta holds any prefix, in O(1).
+
+        ``len(delta)`` walks the whole trie (~40 ms at 500k prefixes): the
+        maintenance asked it twice per 0.1 s round and every lookup once,
+        which cost a table load more CPU than applying it.
+        """
+        return next(iter(self.delta), None) is not None
 
     # -- keys ----------------------------------------------------------------
 
@@ -142,7 +152,7 @@ class PrefixStore:
         their answers interleaved by length; they never hold the same prefix.
         """
         delta = self.delta
-        if len(delta):
+        if self.has_delta():
             from_delta = self._covering_delta(delta, address)
             from_arrays = self._covering_arrays(address)
             d = next(from_delta, None)
@@ -228,13 +238,14 @@ class PrefixStore:
 
     def merge(self) -> int:
         """Fold the delta into the arrays and drop holes; returns prefixes moved."""
-        moved = len(self.delta)
-        if moved:
+        if self.has_delta():
             texts = self.delta.keys()
+            moved = len(texts)
             self.fold(self.delta, self.encode(texts), self.values_of(self.delta, texts))
-        elif self.holes:
+            return moved
+        if self.holes:
             self.fold(self.delta, self.keys[:0], self.values[:0])
-        return moved
+        return 0
 
     def values_of(self, delta: pytricia.PyTricia, texts: list[str]) -> np.ndarray:
         """The delta's entries at ``texts`` (all of its keys), as an object array."""

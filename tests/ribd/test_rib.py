@@ -336,26 +336,172 @@ def test_merging_the_store_at_any_point_never_changes_an_answer(seed):
     assert _answers(merged) == _answers(plain)
 
 
-def test_a_merge_overtaken_by_a_write_is_dropped_and_done_at_the_next_round(monkeypatch):
-    import ribd.rib
-
-    monkeypatch.setattr(ribd.rib, "MERGE_UNLOCKED", 0)  # always the unlocked two-phase merge
-    rib = Rib()
-    up(rib, R1)
-    announce(rib, R1, ["10.0.0.0/8", "10.1.0.0/16"], path(1, 2))
-    store = rib.tables[V4].store
+def _count_encodes_and_write_meanwhile(monkeypatch, rib, writing):
+    """Count PrefixStore.encode calls (one per merge attempt); while
+    ``writing[0]``, a feed write lands in each one that runs with the lock free."""
     encode = PrefixStore.encode
+    calls = [0]
+    extra = iter(range(1 << 30))
 
     def encode_while_a_write_lands(self, texts):
-        announce(rib, R1, ["10.2.0.0/16"], path(1, 3))  # the lock is free here
+        calls[0] += 1
+        if writing[0] and not rib.lock.locked():
+            announce(rib, R1, [f"11.{next(extra) % 256}.0.0/16"], path(1, 3))
         return encode(self, texts)
 
     monkeypatch.setattr(PrefixStore, "encode", encode_while_a_write_lands)
-    drain(rib)
-    drain(rib)
-    assert len(store.delta) == 3 and not len(store.keys)  # the writes won; nothing lost
-    monkeypatch.setattr(PrefixStore, "encode", encode)
-    drain(rib)
-    assert not len(store.delta) and len(store.keys) == 3
-    assert rib.lookup(R1, V4, "10.2.3.4").attributes.origin_as == 3
+    return calls
+
+
+def test_a_merge_overtaken_by_writes_backs_off_instead_of_retrying_every_round(monkeypatch):
+    """A real-session load: writes never stop for 80 s, and each merge that
+    reads the delta with the lock free is overtaken by one. Before, the first
+    overtaken merge made the next one due at once, so it was retried (and its
+    whole delta encoded again) every 0.1 s round for the whole load. Now it
+    backs off, and the fourth attempt in a row folds under the lock."""
+    import ribd.rib
+
+    monkeypatch.setattr(ribd.rib, "MERGE_UNLOCKED", 0)  # always the unlocked two-phase merge
+    clock = Clock()
+    rib = Rib(clock=clock)
+    up(rib, R1)
+    writing = [True]
+    attempts = _count_encodes_and_write_meanwhile(monkeypatch, rib, writing)
+    for i in range(800):  # 80 s of 0.1 s maintenance rounds, a write in each
+        announce(rib, R1, [f"10.{i // 256}.{i % 256}.0/24"], path(1, 2))
+        clock.now += 0.1
+        rib.maintenance()
+    assert 1 <= attempts[0] <= 5
+    store = rib.tables[V4].store
+    assert len(store.keys)  # merged, under the lock, despite the writes
+    writing[0] = False
+    for _ in range(20):  # writes pause: the rest is merged
+        clock.now += 0.1
+        rib.maintenance()
+    assert not len(store.delta) and not store.holes
+    for i in range(800):
+        assert rib.lookup(R1, V4, f"10.{i // 256}.{i % 256}.1").attributes.origin_as == 2
+    assert rib.lookup(R1, V4, "11.0.0.1").attributes.origin_as == 3
+    assert rib.routers[R1].families[V4].prefixes == len(store)
+
+
+def test_a_table_load_is_merged_once_writes_pause_not_while_it_streams_in(monkeypatch):
+    """Before, the first merge was due at the first round (nothing merged
+    yet) and again at any 0.1 s round without a write: a table arriving in
+    bursts was merged over and over, each time a pass over all of it."""
+    clock = Clock()
+    rib = Rib(clock=clock)
+    up(rib, R1)
+    attempts = _count_encodes_and_write_meanwhile(monkeypatch, rib, [False])
+    for burst in range(30):  # a write every other round: 0.1 s gaps
+        announce(rib, R1, [f"10.{burst}.{i}.0/24" for i in range(100)], path(1, 2))
+        for _ in range(2):
+            clock.now += 0.1
+            rib.maintenance()
+    assert attempts[0] == 0
+    store = rib.tables[V4].store
+    assert rib.lookup(R1, V4, "10.29.99.1").attributes.origin_as == 2  # read from the delta
+    for _ in range(11):
+        clock.now += 0.1
+        rib.maintenance()
+    assert attempts[0] == 1 and not len(store.delta) and len(store.keys) == 3000
+    assert rib.lookup(R1, V4, "10.29.99.1").attributes.origin_as == 2
+
+
+def test_a_merge_overtaken_by_a_write_loses_nothing(monkeypatch):
+    import ribd.rib
+
+    monkeypatch.setattr(ribd.rib, "MERGE_UNLOCKED", 0)
+    clock = Clock()
+    rib = Rib(clock=clock)
+    up(rib, R1)
+    announce(rib, R1, ["10.0.0.0/8", "10.1.0.0/16"], path(1, 2))
+    writing = [True]
+    attempts = _count_encodes_and_write_meanwhile(monkeypatch, rib, writing)
+    rib.maintenance()  # sees the writes
+    clock.now += 5
+    rib.maintenance()
+    store = rib.tables[V4].store
+    assert attempts[0] == 1 and len(store.delta) == 3 and not len(store.keys)  # the write won
+    writing[0] = False
+    clock.now += 0.5
+    rib.maintenance()
+    assert attempts[0] == 1  # backing off
+    clock.now += 5
+    rib.maintenance()
+    assert attempts[0] == 2 and not len(store.delta) and len(store.keys) == 3
+    assert rib.lookup(R1, V4, "11.0.0.1").attributes.origin_as == 3
     assert rib.lookup(R1, V4, "10.1.3.4").attributes.origin_as == 2
+
+
+def _interned_sets(rib: Rib, n: int, first_as: int = 100) -> list:
+    """``n`` attribute sets made by the RIB's interner, as the parser makes them."""
+    from ribd.attributes import attribute_row
+
+    return [rib.interner.intern(attribute_row(path(1, first_as + i))) for i in range(n)]
+
+
+def test_garbage_collection_runs_in_steps_with_the_lock_free_between_them():
+    """Before, a collection walked every entry and set in one go under the
+    RIB lock (seconds with many routers: flows and the feed stalled)."""
+    rib = Rib()
+    up(rib, R1)
+    sets = _interned_sets(rib, 3000)
+    for i, a in enumerate(sets):
+        announce(rib, R1, [f"10.{i // 256}.{i % 256}.0/24"], a)
+    del a
+    keep = path(1, 2)
+    announce(rib, R1, [f"10.{i // 256}.{i % 256}.0/24" for i in range(3000)], keep)
+    del sets  # every one of the 3000 sets is unused now
+    assert rib.maintenance(budget=100)  # a step: work remains
+    assert rib._collection is not None
+    assert len(rib.interner) > 2000  # most of them not checked yet
+    assert not rib.lock.locked()
+    drain(rib)
+    assert rib._collection is None
+    assert len(rib.interner) == 0  # ``keep`` was made outside the interner
+
+
+def test_a_collection_interleaved_with_writes_frees_exactly_the_unused_sets():
+    """Writes between the steps of a collection: a set unused when the
+    collection starts but used again before its turn is kept; a set
+    interned by a parse whose event is not applied yet is kept (before, it
+    was dropped and the next equal set made a second copy); sets unused
+    throughout are freed; a set a route uses is never dropped. The test
+    holds no set itself: routes do, as in the daemon."""
+    from ribd.attributes import attribute_key, attribute_row
+
+    rib = Rib()
+    up(rib, R1)
+
+    def row(asn):
+        return attribute_row(path(1, asn))
+
+    def pfx(i):
+        return f"10.{i // 256}.{i % 256}.0/24"
+
+    for i in range(1050):  # 500 used, 500 to become garbage, 50 to be used again
+        announce(rib, R1, [pfx(i)], rib.interner.intern(row(1000 + i)))
+    withdraw(rib, R1, [pfx(i) for i in range(500, 1050)])
+    garbage_keys = {attribute_key(row(1000 + i)) for i in range(500, 1000)}
+    in_flight = rib.interner.intern(row(9999))  # parsed, its event not applied yet
+    rib.start_collection()
+    steps = 0
+    while rib.maintenance(budget=8):
+        if steps < 50:  # a route per step takes an unused set back
+            announce(rib, R1, [f"11.0.{steps}.0/24"], rib.interner.intern(row(2000 + steps)))
+        if steps == 30:  # a used set loses its route mid-collection
+            withdraw(rib, R1, [pfx(0)])
+        steps += 1
+    assert steps > 50  # dozens of steps, writes between them
+    announce(rib, R1, ["12.0.0.0/24"], in_flight)
+    assert rib.interner.intern(row(9999)) is in_flight  # still shared, not copied
+    routes = list(rib.routes(R1, V4))
+    assert len(routes) == 499 + 50 + 1
+    for m in routes:  # every set a route uses is the interned one
+        assert rib.interner.get(attribute_key(attribute_row(m.attributes))) is m.attributes
+    assert not any(rib.interner.get(k) is not None for k in garbage_keys)
+    del m, routes
+    rib.collect_garbage()  # the set unused since step 30 goes now at the latest
+    assert len(rib.interner) == 499 + 50 + 1
+    assert rib.interner.get(attribute_key(row(1000))) is None
