@@ -1,4 +1,5 @@
-"""The service accepts routes only from the routers in its config (external ExaBGP mode)."""
+"""The service with hostile input: routes only from the configured routers (external ExaBGP
+mode), and a hostile snapshot refused at start."""
 
 from __future__ import annotations
 
@@ -6,9 +7,13 @@ import os
 from pathlib import Path
 
 from attribution.service import Service
+from ribd.parser import ExabgpParser
+from ribd.rib import Rib
+from ribd.snapshot import _unpack, write_snapshot
 from ribd.speaker import wait_until
 from tests.attribution.helpers import CONFIG, EDGE1
 from tests.ribd.test_feed import V4, announce_v4, path, send, update
+from tests.ribd.test_snapshot_hostile import DEEP, pack_deep
 
 GOOD = {"origin": "igp", "as-path": path(65001, 65002)}
 MADE_UP = [f"127.66.{i // 250}.{i % 250 + 1}" for i in range(1000)]
@@ -57,5 +62,30 @@ def test_forged_neighbors_get_no_rib_and_a_reload_updates_the_list(tmp_path: Pat
         send(feed.socket_path, forged[0] + b"\n")
         wait_until(lambda: newcomer in service.rib.routers, 30, what="the new router's routes")
         assert service.rib.routers[newcomer].name == "edge4"
+    finally:
+        service.stop()
+
+
+def test_a_hostile_snapshot_is_refused_at_start_and_the_service_starts_empty(
+    tmp_path: Path, caplog
+) -> None:
+    """A deeply nested, re-checksummed snapshot: logged as refused, nothing loaded, serving."""
+    snapshot = tmp_path / "rib.snapshot"
+    rib = Rib()
+    rib.apply_many(ExabgpParser().parse(update(announce_v4("10.0.0.0/24"), peer=EDGE1)))
+    write_snapshot(rib, snapshot)
+    header, doc = _unpack(snapshot.read_bytes())
+    doc["routers"][0]["peer_as"] = DEEP
+    snapshot.write_bytes(pack_deep(doc, header))
+
+    conf = tmp_path / "attribution.toml"
+    write(conf, config(tmp_path).replace("[service]", f'[service]\nsnapshot_path = "{snapshot}"'))
+    service = Service(str(conf))
+    service.start()
+    try:
+        assert service.rib.routers == {}
+        assert "RIB snapshot refused" in caplog.text and "peer_as" in caplog.text
+        send(service.feed.socket_path, update(announce_v4("10.0.0.0/24"), peer=EDGE1) + b"\n")
+        wait_until(lambda: EDGE1 in service.rib.routers, 30, what="routes after the refusal")
     finally:
         service.stop()
