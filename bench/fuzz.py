@@ -321,7 +321,8 @@ class Report:
         return (
             f"{self.target:<10} {self.inputs:>9,} inputs  {self.refused:>9,} refused  "
             f"{len(self.crashes)} crashes  {len(self.hangs)} hangs  "
-            f"slowest {self.slowest * 1000:.1f} ms  {self.inputs / max(self.seconds, 1e-9):,.0f}/s"
+            + (f"slowest {self.slowest * 1000:.1f} ms  " if self.slowest else "one stream  ")
+            + f"{self.inputs / max(self.seconds, 1e-9):,.0f}/s"
         )
 
 
