@@ -298,7 +298,8 @@ class Guard(grpc.ServerInterceptor):
 
     ``config`` returns the running config: when it changes (a reload), the
     token files are read again; if that fails the previous tokens stay and
-    the error is logged. TLS and the limits are fixed at start.
+    the error is logged. TLS and the limits are fixed at start (the reload
+    says a restart is needed: attribution.reload_changes).
     """
 
     def __init__(
@@ -370,16 +371,6 @@ class Guard(grpc.ServerInterceptor):
             log.info("API tokens re-read after the config reload")
         except SecurityError as exc:
             log.error("API tokens not re-read, the previous ones stay in force: %s", exc)
-        if (config.api.tls_cert, config.api.tls_key, config.api.tls_client_ca) != (
-            self.api.tls_cert,
-            self.api.tls_key,
-            self.api.tls_client_ca,
-        ) or (config.api.workers, config.api.max_streams, config.api.stream_idle_timeout) != (
-            self.api.workers,
-            self.api.max_streams,
-            self.api.stream_idle_timeout,
-        ):
-            log.warning("[api] TLS files and limits changed: they take effect at the next restart")
 
     def _loopback_only(self, behavior: Callable) -> Callable:
         counters = self.counters
