@@ -238,7 +238,12 @@ def render_env(settings: BgpSettings) -> dict[str, str]:
         "exabgp.daemon.user": pwd.getpwuid(os.getuid()).pw_name,
         "exabgp.log.enable": "true",
         "exabgp.log.destination": os.path.join(work_dir, "exabgp.log"),
+        # INFO keeps the session events (connected, closing, connection
+        # closed); "statistics" lines, one per received UPDATE, cost ~17% of
+        # ExaBGP's CPU for a table (BENCHMARKS.md) and filled the log tail
+        # quoted when ExaBGP exits.
         "exabgp.log.level": "INFO",
+        "exabgp.log.statistics": "false",
         "exabgp.log.short": "false",
         "exabgp.log.packets": "false",
         "exabgp.log.routes": "false",
