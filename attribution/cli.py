@@ -198,7 +198,15 @@ def build_parser() -> argparse.ArgumentParser:
         report_cli = None
     if report_cli is not None:
         report_cli.add_parser(sub)
+        common_log_level(sub.choices["report"])
     return p
+
+
+def common_log_level(parser: argparse.ArgumentParser) -> None:
+    """--log-level after a command whose parser is built elsewhere."""
+    parser.add_argument(
+        "--log-level", type=_log_level, default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

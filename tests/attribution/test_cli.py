@@ -87,6 +87,8 @@ def test_log_level_goes_before_or_after_the_command():
     assert parser.parse_args(["--log-level", "error", "routers"]).log_level == "ERROR"
     assert parser.parse_args(["routers"]).log_level is None
     assert parser.parse_args(["serve", "--config", "x", "--log-level", "info"]).log_level == "INFO"
+    for command in (["demo"], ["reload"], ["lookup", "r", "10.0.0.1"], ["report", "f.csv"]):
+        assert parser.parse_args([*command, "--log-level", "warning"]).log_level == "WARNING"
 
 
 def test_an_unknown_log_level_is_refused_naming_the_levels():
