@@ -402,7 +402,8 @@ class Guard(grpc.ServerInterceptor):
                     f"{slots.n} streams are open, the most this server serves at once: "
                     "close one or retry later",
                 )
-            context.add_callback(release)  # the call ended, even if never resumed
+            if not context.add_callback(release):  # on the call's end, even if never resumed
+                release()  # already ended
             with self._keys_lock:
                 key = next(self._keys)
             if watched:
