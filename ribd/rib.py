@@ -488,6 +488,8 @@ class Rib:
         # A family of an up session that gets no End-of-RIB counts as
         # converged (inferred) after this long without UPDATEs; 0: never.
         self.converge_quiet_time = 0.0
+        # (neighbor, family) of up sessions: -1 while converged, else when
+        # it was seen to lose convergence with the session up (a resync).
         self._unconverged_seen: dict[tuple[str, str], float] = {}
 
     # -- routers -------------------------------------------------------------
@@ -1012,19 +1014,23 @@ class Rib:
         e.g. gobgpd's default): a family of an up session is converged,
         marked inferred, once the router has sent no UPDATE for
         ``converge_quiet_time`` since the session came up (or since the family
-        was last seen not converged, e.g. after a resync).
+        lost convergence with the session up, e.g. a resync after lost lines).
         """
         quiet = self.converge_quiet_time
         seen = self._unconverged_seen
         for r in self.routers.values():
             for family, fs in r.families.items():
                 key = (r.neighbor, family)
-                if fs.converged or r.session != "up" or fs.refresh != REFRESH_NONE:
+                if r.session != "up" or fs.refresh != REFRESH_NONE:
                     seen.pop(key, None)  # (a re-read ends with EoRR or a reset)
                     continue
-                since = seen.setdefault(key, now)
+                if fs.converged:
+                    seen[key] = -1.0  # converged in this session
+                    continue
+                since = seen.get(key, 0.0)
+                if since < 0:  # was converged, is no more: lines went missing, a resync
+                    since = seen[key] = now
                 if now - max(since, r.session_since, r.last_update) >= quiet:
-                    seen.pop(key, None)
                     self._converge(r, family, inferred=True)
 
     def _merge(self, table: FamilyTable) -> int:

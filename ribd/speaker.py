@@ -198,6 +198,7 @@ class Speaker:
         hold_time: int = 30,
         exabgp_command: Sequence[str] | None = None,
         work_dir: str | None = None,
+        end_of_rib: bool = True,
     ) -> None:
         self.peer_address = _require_loopback(peer_address, "peer address")
         self.local_address = _require_loopback(local_address, "local address")
@@ -211,6 +212,8 @@ class Speaker:
         self._initial_routes = list(self.routes)
         self.add_path = add_path
         self.hold_time = hold_time
+        # False: never send End-of-RIB, like a peer without graceful restart.
+        self.end_of_rib = end_of_rib
         self.command = list(exabgp_command or default_exabgp_command())
         self._own_dir = work_dir is None
         self.work_dir = work_dir or tempfile.mkdtemp(prefix="ribd-speaker-", dir="/tmp")
@@ -252,7 +255,7 @@ class Speaker:
             f"    connect {self.peer_port};\n"
             "    adj-rib-in false;\n"
             "    adj-rib-out true;\n"
-            f"    manual-eor {'true' if self._deferred() else 'false'};\n"
+            f"    manual-eor {'true' if self._deferred() or not self.end_of_rib else 'false'};\n"
             "    family {\n        ipv4 unicast;\n        ipv6 unicast;\n    }\n"
             "    capability {\n"
             f"        add-path {'send' if self.add_path else 'disable'};\n"
@@ -464,7 +467,7 @@ class Speaker:
         try:
             for route in self._deferred():
                 self._command(f"neighbor {self.peer_address} announce {route.exabgp()}", 10.0)
-            for family in ("ipv4", "ipv6"):
+            for family in ("ipv4", "ipv6") if self.end_of_rib else ():
                 self._command(f"neighbor {self.peer_address} announce eor {family} unicast", 10.0)
         except SpeakerError as exc:
             log.error("could not complete the initial table: %s", exc)

@@ -1,0 +1,170 @@
+"""RIB events for the operator: notes, NOTIFICATION names, inferred convergence."""
+
+from __future__ import annotations
+
+import logging
+
+from ribd.events import EndOfRib, SessionState, UpdateTime
+from ribd.observe import (
+    SessionDown,
+    SessionUp,
+    StaleExpired,
+    TableLoaded,
+    describe_reason,
+    drain,
+    notification_name,
+)
+from ribd.rib import Rib
+from tests.ribd.test_rib import V4, V6, Clock, announce, path
+
+R1 = "192.0.2.1"
+
+
+def rib_with(clock: Clock, quiet: float = 60.0, **kw) -> Rib:
+    rib = Rib(clock=clock, router_names={R1: "edge1"}, **kw)
+    rib.converge_quiet_time = quiet
+    return rib
+
+
+def test_notification_codes_and_subcodes_are_named_per_rfc():
+    assert notification_name(6, 2) == "Cease / Administrative Shutdown"
+    assert notification_name(6, 1) == "Cease / Maximum Number of Prefixes Reached"
+    assert notification_name(4, 0) == "Hold Timer Expired"
+    assert notification_name(2, 2) == "OPEN Message Error / Bad Peer AS"
+    assert notification_name(6, 99) == "Cease / subcode 99"
+    assert notification_name(42, 1) == "code 42 / subcode 1"
+
+
+def test_exabgp_down_reasons_get_the_notification_decoded():
+    assert describe_reason("notification received (6,2)") == (
+        "NOTIFICATION received from the peer: Cease / Administrative Shutdown (6/2)"
+    )
+    assert describe_reason("notification sent (4,0)") == (
+        "NOTIFICATION sent to the peer: Hold Timer Expired (4/0)"
+    )
+    assert describe_reason("closing connection") == "closing connection"
+    assert describe_reason("") == "no reason given"
+
+
+def test_session_up_down_and_end_of_rib_leave_one_note_each():
+    clock = Clock()
+    rib = rib_with(clock, quiet=0.0)
+    rib.apply(SessionState(R1, "up", peer_as=64500))
+    announce(rib, R1, ["10.0.0.0/8", "10.1.0.0/16"], path(1, 2))
+    clock.now += 2.5
+    rib.apply(EndOfRib(R1, V4))
+    rib.apply(EndOfRib(R1, V4))  # a repeated End-of-RIB is not news
+    rib.apply(SessionState(R1, "down", reason="notification received (6,4)"))
+    notes = list(rib.notes)
+    assert notes == [
+        SessionUp(R1, "edge1", 64500),
+        TableLoaded(R1, "edge1", V4, 2, 2, 2.5, False, 0.0),
+        SessionDown(R1, "edge1", "notification received (6,4)", "purged"),
+    ]
+
+
+def test_quiet_peer_without_end_of_rib_converges_inferred_after_the_quiet_time():
+    clock = Clock()
+    rib = rib_with(clock, quiet=60.0)
+    rib.apply(SessionState(R1, "up"))
+    announce(rib, R1, ["10.0.0.0/8"], path(1, 2))
+    rib.apply(UpdateTime(R1, clock.now))
+    clock.now += 59
+    rib.maintenance()
+    assert not rib.routers[R1].families[V4].converged
+    clock.now += 2
+    rib.maintenance()
+    fs = rib.routers[R1].families[V4]
+    assert fs.converged and fs.inferred
+    assert rib.routers[R1].families[V6].converged  # the session is quiet in every family
+    loaded = [n for n in rib.notes if type(n) is TableLoaded]
+    assert [(n.family, n.prefixes, n.inferred, n.quiet) for n in loaded] == [
+        (V4, 1, True, 60.0),
+        (V6, 0, True, 60.0),
+    ]
+    rib.apply(EndOfRib(R1, V4))  # a late End-of-RIB makes it a real one
+    assert fs.converged and not fs.inferred
+
+
+def test_an_update_during_the_quiet_time_starts_it_again():
+    clock = Clock()
+    rib = rib_with(clock, quiet=10.0)
+    rib.apply(SessionState(R1, "up"))
+    clock.now += 8
+    announce(rib, R1, ["10.0.0.0/8"], path(1, 2))
+    rib.apply(UpdateTime(R1, clock.now))
+    clock.now += 8
+    rib.maintenance()
+    assert not rib.routers[R1].families[V4].converged
+    clock.now += 3
+    rib.maintenance()
+    assert rib.routers[R1].families[V4].inferred
+
+
+def test_inferred_convergence_retires_the_stale_generation_like_end_of_rib():
+    clock = Clock()
+    rib = rib_with(clock, quiet=5.0, stale_hold_time=300.0)
+    rib.apply(SessionState(R1, "up"))
+    announce(rib, R1, ["10.0.0.0/8", "10.1.0.0/16"], path(1, 2))
+    rib.apply(SessionState(R1, "down", reason="closing connection"))
+    rib.apply(SessionState(R1, "up"))
+    announce(rib, R1, ["10.0.0.0/8"], path(1, 2))
+    assert rib.lookup(R1, V4, "10.1.2.3").stale
+    clock.now += 6
+    while rib.maintenance():
+        pass
+    assert rib.exact(R1, V4, "10.1.0.0/16") == []  # not re-announced: gone
+    assert rib.routers[R1].families[V4].stale_prefixes == 0
+    assert not rib.lookup(R1, V4, "10.0.0.1").stale
+
+
+def test_without_a_quiet_time_a_peer_without_end_of_rib_never_converges():
+    clock = Clock()
+    rib = rib_with(clock, quiet=0.0)
+    rib.apply(SessionState(R1, "up"))
+    clock.now += 86400
+    rib.maintenance()
+    assert not rib.routers[R1].families[V4].converged
+
+
+def test_down_sessions_are_never_inferred_converged():
+    clock = Clock()
+    rib = rib_with(clock, quiet=1.0, stale_hold_time=1000.0)
+    rib.apply(SessionState(R1, "up"))
+    rib.apply(SessionState(R1, "down", reason="x"))
+    clock.now += 10
+    rib.maintenance()
+    assert not rib.routers[R1].families[V4].converged
+
+
+def test_stale_expiry_and_exabgp_loss_are_noted():
+    clock = Clock()
+    rib = rib_with(clock, quiet=0.0, stale_hold_time=30.0)
+    rib.apply(SessionState(R1, "up"))
+    announce(rib, R1, ["10.0.0.0/8"], path(1, 2))
+    rib.exabgp_gone("ExaBGP exited with code 1", hold_time=30.0)
+    clock.now += 31
+    rib.maintenance()
+    notes = list(rib.notes)[1:]
+    assert notes == [
+        SessionDown(R1, "edge1", "ExaBGP exited with code 1", "kept stale for 30 s"),
+        StaleExpired(R1, "edge1", 1),
+    ]
+
+
+def test_drained_notes_become_log_lines_with_structured_fields(caplog):
+    clock = Clock()
+    rib = rib_with(clock, quiet=0.0)
+    rib.apply(SessionState(R1, "up", peer_as=64500))
+    rib.apply(SessionState(R1, "down", reason="notification sent (4,0)"))
+    with caplog.at_level(logging.INFO, logger="ribd.sessions"):
+        assert drain(rib.notes) == 2
+    up, down = caplog.records
+    assert up.getMessage() == "router edge1 (192.0.2.1): BGP session up (AS 64500)"
+    assert down.levelno == logging.WARNING
+    assert down.getMessage() == (
+        "router edge1 (192.0.2.1): BGP session down: NOTIFICATION sent to the peer: "
+        "Hold Timer Expired (4/0); routes purged"
+    )
+    assert (down.event, down.router, down.routes) == ("session_down", "edge1", "purged")
+    assert not rib.notes
