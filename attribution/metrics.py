@@ -36,7 +36,15 @@ RPCS = ("Resolve", "ResolveBatch", "ResolveStream", "LookupRoute", "ListRouters"
 SHAPES = ("one", "rows", "columns", "packed", "packed_stream_routes", "packed_omit_routes")
 # Per-flow error codes of the resolver (docs/flow-json.md); others appear as they occur.
 FLOW_ERROR_CODES = ("bad_record", "bad_address", "bad_exporter", "family_mismatch")
-BAD_LINE_CATEGORIES = ("json", "unknown_type", "prefix", "too_long", "malformed", "other")
+BAD_LINE_CATEGORIES = (
+    "json",
+    "unknown_type",
+    "prefix",
+    "too_long",
+    "malformed",
+    "unknown_neighbor",
+    "other",
+)
 SESSION_STATES = ("idle", "connected", "up", "down")
 LATENCY_BUCKETS = (
     0.0005,
