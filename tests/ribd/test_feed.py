@@ -148,6 +148,8 @@ def test_relay_control_lines(server: FeedServer) -> None:
         # ExaBGP closed its pipe: routes are kept, stale.
         s.sendall(control_line("eof"))
         wait_until(lambda: server.stats()["exabgp_gone_events"] == 1, 5)
+        # (counted just before the RIB is told)
+        wait_until(lambda: server.rib.routers[PEER].session == "down", 5)
     routes = list(server.rib.routes(PEER, V4))
     assert [m.prefix for m in routes] == ["10.1.0.0/16", "10.2.0.0/16"]
     assert all(m.stale for m in routes)
