@@ -53,6 +53,7 @@ import orjson
 
 from ribd.checks import show, too_deep
 from ribd.events import EndOfRib, ExabgpShutdown, RoutesAnnounced, RoutesWithdrawn
+from ribd.lines import LineSplitter
 from ribd.parser import MAX_LINE_BYTES, ExabgpParser, FeedError
 from ribd.rib import Rib
 
@@ -390,62 +391,31 @@ class FeedServer:
     def _read(self, conn: _Connection) -> None:
         """The ingest hot loop: big reads, whole lines, one rib.lock per line.
 
-        A line is held until its newline only up to ``max_line_bytes``; past
-        that it is skipped (counted as one ``too_long`` bad line when its
-        newline comes), so no line costs more memory than the limit.
+        A line is held until its newline only up to ``max_line_bytes``; a
+        longer one is skipped and counted as one ``too_long`` bad line
+        (``ribd.lines``), so no line costs more memory than the limit.
         """
         recv = conn.sock.recv
         parse = self.parser.parse
         apply_many = self.rib.apply_many
         rib = self.rib
-        max_line = self.max_line_bytes
         c = conn.counters
-        parts: list[bytes] = []  # an unfinished line, in the pieces it came in
-        held = 0  # bytes in parts
-        skipping = -1  # bytes of an over-long line dropped so far; -1: not skipping
-        head = b""  # the start of the line being skipped, for the log
+        splitter = LineSplitter(self.max_line_bytes)
         while True:
             data = recv(READ_SIZE)
             if not data:
                 break
-            if skipping >= 0:
-                end = data.find(b"\n")
-                if end < 0:
-                    skipping += len(data)
-                    continue
-                self._too_long(c, head, skipping + end)
-                skipping = -1
-                data = data[end + 1 :]
-            elif parts:
-                if b"\n" not in data:
-                    parts.append(data)
-                    held += len(data)
-                    if held > max_line:
-                        head, skipping = parts[0][:LOGGED_LINE_CHARS], held
-                        parts, held = [], 0
-                    elif held > self.max_held_bytes:
-                        self.max_held_bytes = held
-                    continue
-                parts.append(data)
-                data = b"".join(parts)
-                parts, held = [], 0
-            lines = data.split(b"\n")
-            tail = lines.pop()
-            if tail:
-                if len(tail) > max_line:
-                    head, skipping = tail[:LOGGED_LINE_CHARS], len(tail)
-                else:
-                    parts, held = [tail], len(tail)
+            lines, too_long = splitter.split(data)
+            for head, size in too_long:
+                c.lines += 1
+                self._bad_line(c, head, f"line of {size} bytes exceeds {self.max_line_bytes}")
+            if splitter.max_held > self.max_held_bytes:
+                self.max_held_bytes = splitter.max_held
             for line in lines:
-                if not line:
-                    continue
                 if line.startswith(CONTROL_PREFIX):
                     self._control(conn, line)
                     continue
                 c.lines += 1
-                if len(line) > max_line:
-                    self._too_long(c, line, len(line), counted=True)
-                    continue
                 try:
                     events = parse(line)
                 except FeedError as exc:
@@ -487,14 +457,9 @@ class FeedServer:
                         route_events = True
                 if route_events:
                     c.updates += 1
-        if held or skipping >= 0:
+        if splitter.pending:
             # A connection cut mid-line: the relay re-sends the whole batch.
-            log.debug("discarding %d bytes of an incomplete line", max(held, skipping))
-
-    def _too_long(self, c: FeedCounters, head: bytes, size: int, counted: bool = False) -> None:
-        if not counted:
-            c.lines += 1
-        self._bad_line(c, head, f"line of {size} bytes exceeds {self.max_line_bytes}")
+            log.debug("discarding %d bytes of an incomplete line", splitter.pending)
 
     def _bad_line(self, c: FeedCounters, line: bytes, reason: str) -> None:
         category = bad_line_category(reason)
