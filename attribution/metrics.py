@@ -43,6 +43,9 @@ BAD_LINE_CATEGORIES = (
     "too_long",
     "malformed",
     "unknown_neighbor",
+    "too_deep",
+    "value",
+    "internal",
     "other",
 )
 SESSION_STATES = ("idle", "connected", "up", "down")
@@ -364,6 +367,11 @@ class ServiceCollector(Collector):
         )
         yield counter(
             "attribution_feed_relay_connections", "Relay connections accepted.", "relay_connections"
+        )
+        yield counter(
+            "attribution_feed_refused_connections",
+            "Feed socket connections refused: the process was not of our user or root.",
+            "refused_connections",
         )
         yield GaugeMetricFamily(
             "attribution_feed_relays_connected",

@@ -3,7 +3,9 @@ mode), and a hostile snapshot refused at start."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import urllib.request
 from pathlib import Path
 
 from attribution.service import Service
@@ -36,9 +38,20 @@ def config(tmp_path: Path, extra: str = "") -> str:
     )
 
 
+def scrape(service: Service, name: str, category: str | None = None) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{service.metrics_port}/metrics") as r:
+        text = r.read().decode()
+    want = name + (f'{{category="{category}"}}' if category else "")
+    for line in text.splitlines():
+        if line.startswith(want + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"{want} not in the scrape")
+
+
 def test_forged_neighbors_get_no_rib_and_a_reload_updates_the_list(tmp_path: Path) -> None:
     conf = tmp_path / "attribution.toml"
-    write(conf, config(tmp_path))
+    metrics = '\n[metrics]\nlisten = "127.0.0.1:0"\n'
+    write(conf, config(tmp_path, metrics))
     service = Service(str(conf))
     service.start()
     try:
@@ -56,8 +69,18 @@ def test_forged_neighbors_get_no_rib_and_a_reload_updates_the_list(tmp_path: Pat
 
         # A router added to the config (its session starts at the next restart)
         # may deliver routes as soon as the reload is done.
+        # Counted where operators look: the metrics, scraped over HTTP.
+        assert scrape(service, "attribution_feed_bad_lines_total", "unknown_neighbor") == 1000
+        service.feed.allowed_uids = frozenset({os.geteuid() + 1})  # now we are a stranger
+        with contextlib.suppress(OSError):  # closed at once: the send may fail
+            send(feed.socket_path, real + b"\n")
+        wait_until(lambda: feed.stats()["refused_connections"] == 1, 30, what="a refusal")
+        assert scrape(service, "attribution_feed_refused_connections_total") == 1
+        service.feed.allowed_uids = frozenset({os.geteuid()})
+
         newcomer = MADE_UP[0]
-        write(conf, config(tmp_path, f'\n[[routers]]\nname = "edge4"\nneighbor = "{newcomer}"\n'))
+        router = f'\n[[routers]]\nname = "edge4"\nneighbor = "{newcomer}"\n'
+        write(conf, config(tmp_path, router + metrics))
         assert service.reload().ok
         send(feed.socket_path, forged[0] + b"\n")
         wait_until(lambda: newcomer in service.rib.routers, 30, what="the new router's routes")
