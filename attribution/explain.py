@@ -13,7 +13,8 @@ carried along and compared, and any difference is listed in ``mismatches``
 (the RIB can change between the answer and the explanation: both are
 retried a few times before giving up).
 
-Rendering (proto message, JSON, text) is in ``attribution.explain_render``.
+One side's prefixes, paths and rule are in ``attribution.explain_paths``;
+rendering (proto message, JSON, text) is in ``attribution.explain_render``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 
 from attribution.config import Config, OverrideRule, format_mac
+from attribution.explain_paths import CRITERIA, Side, explain_side
 from attribution.overrides import first_match
 from attribution.resolver import (
     BGP,
@@ -38,20 +40,14 @@ from attribution.resolver import (
     SRC_STALE,
     SRC_UNROUTED,
     V4_MAPPED,
-    BatchRoutes,
     FlowAnswer,
     Resolver,
     Routing,
     _Bad,
-    unpack_address,
     validate_row,
 )
-from ribd.attributes import AS_CONFED_SEQUENCE, AS_CONFED_SET, AS_SEQUENCE, AS_SET
 from ribd.events import IPV4_UNICAST, IPV6_UNICAST
-from ribd.rib import RouteMatch, all_matches, preference_key, slot_value
 
-# preference_key's fields, in order: what decided between two paths.
-CRITERIA = ("local_pref", "as_path_length", "origin", "med", "path_id")
 ATTEMPTS = 3  # answer + explanation re-read when the RIB changed in between
 
 
@@ -64,34 +60,6 @@ class RouterStep:
     source: str  # how it entered the chain, in words
     outcome: str  # "answered" | "skipped" | "not tried"
     reason: str
-
-
-@dataclass(slots=True)
-class CoveringPrefix:
-    """A prefix of the router's RIB that covers the address, with its paths."""
-
-    prefix: str
-    stale: bool
-    used: bool  # the longest match: the one the answer reads
-    paths: list[RouteMatch]  # best first (preference_key order)
-    decided_by: str = ""  # CRITERIA entry deciding best vs next ("" for one path)
-    decision: str = ""  # that comparison in words
-
-
-@dataclass(slots=True)
-class Side:
-    """dst or src: the lookup and the rule that turned a route into AS numbers."""
-
-    name: str  # "dst" | "src"
-    address: str
-    prefixes: list[CoveringPrefix] = field(default_factory=list)
-    rules: list[str] = field(default_factory=list)  # rule codes, see _rules
-    reasons: list[str] = field(default_factory=list)  # the same in words
-    origin_as: int = 0
-    peer_as: int = 0
-    provenance: int = NONE
-    stale: bool = False
-    from_set: bool = False
 
 
 @dataclass(slots=True)
@@ -180,8 +148,8 @@ def _explain(resolver: Resolver, config: Config, flow: dict, answer: FlowAnswer)
         if neighbor is not None:
             e.router = routing.names.get(neighbor, neighbor)
             d_key, s_key = (d16[12:], s16[12:]) if v4 else (d16, s16)
-            e.dst = _side(resolver, routing, neighbor, family, "dst", d_key)
-            e.src = _side(resolver, routing, neighbor, family, "src", s_key)
+            e.dst = explain_side(resolver, routing, neighbor, family, "dst", d_key)
+            e.src = explain_side(resolver, routing, neighbor, family, "src", s_key)
     if not chain:
         e.chain.append(RouterStep("", "", "", "skipped", _no_chain(exporter, routing)))
     if neighbor is None and not own:
@@ -275,157 +243,6 @@ def _holds(resolver: Resolver, neighbor: str, family: str) -> str:
             " (until End-of-RIB or the hold time)"
         )
     return text
-
-
-# -- one side: covering prefixes, paths, the rule ------------------------------
-
-
-def _side(
-    resolver: Resolver, routing: Routing, neighbor: str, family: str, name: str, key: bytes
-) -> Side:
-    """Caller holds the RIB lock."""
-    rib = resolver.rib
-    side = Side(name, unpack_address(key if len(key) == 16 else V4_MAPPED + key))
-    r = rib.routers[neighbor]
-    fs = r.families[family]
-    for prefix, _length, entry in rib.tables[family].store.covering(key):
-        value, stale = slot_value(entry, fs.slot, fs.stale_slot, r.current_stale)  # type: ignore[arg-type]
-        if value is None:
-            continue  # other routers' prefix
-        paths = sorted(all_matches(prefix, value, stale), key=_key)
-        side.prefixes.append(CoveringPrefix(prefix, stale, False, paths))
-        if len(paths) > 1:
-            side.prefixes[-1].decided_by, side.prefixes[-1].decision = _decision(paths)
-    m = rib.lookup(neighbor, family, key)
-    origin, peer, prov, _, _, stale, from_set = resolver._answer(
-        neighbor, family, key, routing, BatchRoutes()
-    )
-    side.origin_as, side.peer_as, side.provenance = origin, peer, prov
-    side.stale, side.from_set = stale, from_set
-    if m is not None:
-        for c in side.prefixes:
-            c.used = c.prefix == m.prefix
-    _rules(side, m, routing, r)
-    return side
-
-
-def _key(m: RouteMatch) -> tuple:
-    return preference_key((m.path_id, m.attributes))
-
-
-def _decision(paths: list[RouteMatch]) -> tuple[str, str]:
-    """The preference_key field that put the best path before the next."""
-    best, nxt = paths[0], paths[1]
-    a, b = _key(best), _key(nxt)
-    i = next((i for i in range(len(a)) if a[i] != b[i]), None)
-    if i is None:
-        return "path_id", "equal paths"
-    x, y = a[i], b[i]
-    criterion = CRITERIA[i]
-    if criterion == "local_pref":
-        words = f"local-pref {-x} > {-y} (higher wins; none counts as 100)"
-    elif criterion == "as_path_length":
-        words = f"AS path length {x} < {y} (an AS_SET counts 1, confederation segments 0)"
-    elif criterion == "origin":
-        words = f"origin {best.attributes.origin} < {nxt.attributes.origin} (igp, egp, incomplete)"
-    elif criterion == "med":
-        words = f"MED {x} < {y} (lower wins; none counts as 0)"
-    else:
-        words = (
-            f"path id {x} < {y}: the attributes tie (IGP cost and router id are invisible "
-            "to us; the lowest path id keeps the pick stable)"
-        )
-    return criterion, words
-
-
-def _fmt_set(asns: tuple[int, ...]) -> str:
-    return "{" + ",".join(str(a) for a in asns) + "}"
-
-
-def _rules(side: Side, m: RouteMatch | None, routing: Routing, r) -> None:
-    """Name the rule(s) that turned ``m`` into ``side``'s AS numbers.
-
-    The numbers are ``Resolver._answer``'s; this only says which case of the
-    README's semantics table they come from.
-    """
-    rules, why = side.rules, side.reasons
-    covering = len(side.prefixes)
-    if m is None:
-        rules.append("no_route")
-        why.append(f"no prefix in {r.name}'s RIB covers {side.address}, not even a default route")
-        return
-    a = m.attributes
-    others = covering - 1
-    if m.length == 0:
-        rules.append("default_route_only")
-        why.append(
-            f"only the default route {m.prefix} covers {side.address}: peer AS = its first AS "
-            f"{side.peer_as} (where the traffic leaves), origin AS 0 (nobody is known to "
-            "originate it)"
-        )
-        return
-    rules.append("longest_match")
-    text = f"longest match {m.prefix}"
-    if others:
-        text += f", more specific than the {others} other covering prefix" + "es" * (others > 1)
-    if len(next(c for c in side.prefixes if c.used).paths) > 1:
-        text += f"; its best path (path id {m.path_id}) is used"
-    why.append(text)
-    confed = [s for s in a.as_path if s[0] in (AS_CONFED_SEQUENCE, AS_CONFED_SET)]
-    if confed:
-        rules.append("confederation_skipped")
-        why.append(
-            "confederation segments skipped (our own confederation, not who we exchange "
-            "traffic with): "
-            + " ".join(
-                _fmt_set(s[1]) if s[0] == AS_CONFED_SET else "(" + " ".join(map(str, s[1])) + ")"
-                for s in confed
-            )
-        )
-    if a.empty_path:
-        rules.append("empty_path_local_as")
-        why.append(
-            f"empty AS path{' once confederation segments are skipped' if confed else ''}: "
-            f"the prefix is ours, origin AS = local_as {routing.local_as}, peer AS 0"
-        )
-        return
-    segs = [s for s in a.as_path if s[0] in (AS_SEQUENCE, AS_SET) and s[1]]
-    first_kind, first_asns = segs[0]
-    if first_kind == AS_SET:
-        rules.append("as_set_first")
-        why.append(
-            f"the path starts with the AS_SET {_fmt_set(first_asns)}: no single neighbor AS, "
-            f"peer AS = {side.peer_as}"
-        )
-    else:
-        why.append(f"peer AS = the first AS of the path, {side.peer_as}")
-    last_kind, last_asns = segs[-1]
-    policy = "highest" if routing.highest_as_set else "aggregator"
-    if last_kind == AS_SEQUENCE:
-        why.append(f"origin AS = the last AS of the path, {side.origin_as}")
-    elif len(set(last_asns)) == 1:
-        rules.append("as_set_one_member")
-        why.append(
-            f"the path ends in the one-member AS_SET {_fmt_set(last_asns)}: origin AS "
-            f"{side.origin_as}"
-        )
-    elif routing.highest_as_set:
-        rules.append("as_set_highest")
-        why.append(
-            f'the path ends in the AS_SET {_fmt_set(last_asns)}: as_set_policy = "{policy}" '
-            f"(pmacct) takes its highest member, origin AS {side.origin_as}"
-        )
-    else:
-        rules.append("as_set_aggregator")
-        why.append(
-            f'the path ends in the AS_SET {_fmt_set(last_asns)}: as_set_policy = "{policy}" '
-            f"takes the AS just before the set (the aggregator the traffic reaches), "
-            f"origin AS {side.origin_as}"
-        )
-    flat = [x for k, asns in segs if k == AS_SEQUENCE for x in asns]
-    if len(flat) != len(dict.fromkeys(flat)):
-        rules.append("prepending_ignored")
-        why.append("prepending ignored: only the first and last AS are read")
 
 
 # -- overrides -----------------------------------------------------------------
@@ -527,7 +344,7 @@ def _flags(
             causes.append(FlagCause(FLAG_NAMES[stale_bit], f"{used.prefix if used else ''}: {why}"))
         if side.from_set:
             flags |= set_bit
-            causes.append(FlagCause(FLAG_NAMES[set_bit], side.reasons[-1]))
+            causes.append(FlagCause(FLAG_NAMES[set_bit], side.as_set_reason))
     src = e.src
     if src is not None and src.provenance in (NONE, DEFAULT):
         flags |= SRC_UNROUTED
@@ -585,12 +402,11 @@ def _compare(e: Explanation) -> None:
                 f"{side.origin_as} peer {side.peer_as}"
             )
         route = a.src_route if side.name == "src" else a.dst_route
-        used = next((c.prefix for c in side.prefixes if c.used), None)
-        if (route[1].prefix if route else None) != used:
-            out.append(
-                f"{side.name}: answer prefix {route[1].prefix if route else None}, "
-                f"explanation {used}"
-            )
+        c = next((c for c in side.prefixes if c.used), None)
+        got = (route[1].prefix, route[1].path_id) if route else None
+        said = (c.prefix, c.paths[0].path_id) if c else None
+        if got != said:
+            out.append(f"{side.name}: answer (prefix, path id) {got}, explanation {said}")
     if a.override != e.override:
         out.append(f"override: answer {a.override}, explanation {e.override}")
     if a.flags != e.flags:

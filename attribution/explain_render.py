@@ -13,7 +13,8 @@ from attribution.convert import (
     route_message,
     route_to_json,
 )
-from attribution.explain import Explanation, Side
+from attribution.explain import Explanation
+from attribution.explain_paths import Side
 from attribution.resolver import PROVENANCE_NAMES
 from attribution.v1 import attribution_pb2 as pb
 
@@ -248,6 +249,8 @@ def to_text(doc: dict) -> str:
             source = f" <- {s['source']}" if s["source"] else ""
             out(f"  {i}. {who}{source}")
             out(f"     {s['outcome']}: {s['reason']}")
+    if doc["family"] and not doc["router"] and not a.get("error"):
+        out(f"  => no router of the chain has {doc['family']} routes: every AS number is 0")
     for side in ("dst", "src"):
         sd = doc[side]
         if sd is None:

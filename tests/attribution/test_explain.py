@@ -19,6 +19,7 @@ import pytest
 
 from attribution.client import Connection, channel
 from attribution.config import ApiSettings
+from attribution.explain import _explain
 from attribution.explain_render import answer_json, to_json, to_text
 from attribution.grpc_service import AttributionServicer, ReloadResult, start_server
 from attribution.resolver import FLAG_NAMES, Resolver
@@ -141,6 +142,7 @@ def test_router_without_routes_of_the_family_is_skipped_for_that_family():
     assert "no ipv6 unicast routes" in first["reason"]
     assert "none received yet (waiting for End-of-RIB)" in first["reason"]
     assert d["answer"]["router"] is None and d["dst"] is None
+    assert "no router of the chain has ipv6 unicast routes" in to_text(d)
 
 
 def test_unknown_exporter_without_fallback_is_the_error_and_says_why():
@@ -222,6 +224,16 @@ def test_trailing_as_set_aggregator_policy():
     assert d["dst"]["origin_as"] == 65006
     assert "{65007,65008}" in flags(d)["dst_origin_as_set"]
     assert "the AS just before the set" in flags(d)["dst_origin_as_set"]
+
+
+def test_as_set_flag_cause_is_the_set_rule_even_with_prepending():
+    def prepended(rib):
+        a = attrs((65001, 65001, 65006), [65007, 65008])
+        rib.apply(RoutesAnnounced(EDGE1, V4, ("10.5.0.0/16",), None, a))
+
+    d = explained(flow("10.5.1.1"), rib_hook=prepended)
+    assert d["dst"]["rules"] == ["longest_match", "as_set_aggregator", "prepending_ignored"]
+    assert "AS_SET {65007,65008}" in flags(d)["dst_origin_as_set"]
 
 
 def test_trailing_as_set_highest_policy():
@@ -426,3 +438,20 @@ def test_text_rendering_of_ranked_paths():
     text = to_text(to_json(reply))
     assert "  => 10.50.0.0/16  2 paths, best first; local-pref 200 > 100" in text
     assert "       1. path id 2  [65002]  origin igp  local-pref 200" in text
+
+
+def test_an_explanation_that_disagrees_with_the_answer_says_so():
+    rib, config = build_world()
+    resolver = Resolver(rib, config)
+    other = resolver.resolve_one(flow("10.1.2.3", in_if=30))  # the answer of another flow
+    e = _explain(resolver, config, flow("10.9.1.1"), other)
+    said = " | ".join(e.mismatches)
+    assert "dst: answer origin 65005" in said
+    assert "override: answer pni-b, explanation None" in said
+    assert "flags:" in said
+    assert (
+        _explain(
+            resolver, config, flow("10.9.1.1"), resolver.resolve_one(flow("10.9.1.1"))
+        ).mismatches
+        == []
+    )
