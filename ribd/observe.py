@@ -121,6 +121,9 @@ class TableLoaded:
     seconds: float  # since the session came up
     inferred: bool = False
     quiet: float = 0.0
+    # After a feed gap: "route refresh" (the router re-sent its table, BoRR ..
+    # EoRR) or "nothing to re-read" (no stale routes were waiting); "" otherwise.
+    how: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +163,19 @@ def log_note(note: Note, logger: logging.Logger = log) -> None:
             seconds=round(note.seconds, 3),
             inferred=note.inferred,
         )
-        if note.inferred:
+        if note.how:
+            fields["event"] = "table_reread"
+            fields["how"] = note.how
+            logger.info(
+                "%s %s: table re-read after a feed gap (%s): %d prefixes in %.1f s",
+                who,
+                note.family,
+                note.how,
+                note.prefixes,
+                note.seconds,
+                extra=fields,
+            )
+        elif note.inferred:
             logger.info(
                 "%s %s: no End-of-RIB, but no UPDATE for %.0f s: converged (inferred); "
                 "table loaded: %d prefixes in %.1f s",

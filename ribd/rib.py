@@ -708,6 +708,9 @@ class Rib:
         """The router's table of ``family`` is complete: retire the stale generation."""
         fs = r.families[family]
         if not fs.converged:
+            # For the log: a re-read after a feed gap counts from when it was asked.
+            reread = fs.refresh != REFRESH_NONE
+            since = r.refresh_asked if reread and r.refresh_asked else r.session_since
             self.notes.append(
                 TableLoaded(
                     r.neighbor,
@@ -715,9 +718,16 @@ class Rib:
                     family,
                     fs.prefixes,
                     fs.paths,
-                    max(0.0, self.clock() - r.session_since) if r.session_since else 0.0,
+                    max(0.0, self.clock() - since) if since else 0.0,
                     inferred,
                     self.converge_quiet_time if inferred else 0.0,
+                    how=(
+                        "route refresh"
+                        if fs.refresh == REFRESH_RUNNING
+                        else "nothing to re-read"
+                        if reread
+                        else ""
+                    ),
                 )
             )
         fs.converged = True

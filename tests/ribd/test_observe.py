@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from ribd.events import EndOfRib, SessionState, UpdateTime
+from ribd.events import EndOfRib, RouteRefreshMarker, SessionState, UpdateTime
 from ribd.observe import (
     SessionDown,
     SessionUp,
@@ -168,3 +168,35 @@ def test_drained_notes_become_log_lines_with_structured_fields(caplog):
     )
     assert (down.event, down.router, down.routes) == ("session_down", "edge1", "purged")
     assert not rib.notes
+
+
+def test_a_re_read_after_a_feed_gap_is_noted_with_how_and_its_own_duration(caplog):
+    clock = Clock()
+    rib = rib_with(clock, quiet=0.0)
+    rib.apply(SessionState(R1, "up"))
+    announce(rib, R1, ["10.0.0.0/8", "10.1.0.0/16"], path(1, 2))
+    rib.apply(EndOfRib(R1, V4))
+    rib.apply(EndOfRib(R1, V6))
+    rib.notes.clear()
+    clock.now += 100
+    rib.mark_gap()
+    rib.note_refresh_asked()
+    clock.now += 3
+    rib.apply(RouteRefreshMarker(R1, V4, True))
+    announce(rib, R1, ["10.0.0.0/8"], path(1, 2))
+    rib.apply(RouteRefreshMarker(R1, V4, False))
+    clock.now += 60
+    rib.overdue_refreshes(30.0)  # the IPv6 family had nothing stale to re-read
+    notes = list(rib.notes)
+    assert [(n.family, n.prefixes, n.seconds, n.how) for n in notes] == [
+        (V4, 1, 3.0, "route refresh"),
+        (V6, 0, 63.0, "nothing to re-read"),
+    ]
+    with caplog.at_level(logging.INFO, logger="ribd.sessions"):
+        drain(rib.notes)
+    first = caplog.records[0]
+    assert first.getMessage() == (
+        "router edge1 (192.0.2.1) ipv4 unicast: table re-read after a feed gap "
+        "(route refresh): 1 prefixes in 3.0 s"
+    )
+    assert (first.event, first.how) == ("table_reread", "route refresh")
