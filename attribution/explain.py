@@ -234,15 +234,20 @@ def _no_routes(resolver: Resolver, neighbor: str, family: str) -> str:
 def _holds(resolver: Resolver, neighbor: str, family: str) -> str:
     r = resolver.rib.routers[neighbor]
     fs = r.families[family]
-    text = f"has {fs.prefixes} {family} prefix{'' if fs.prefixes == 1 else 'es'}, {_session(r)}"
+    text = f"has {_prefixes(fs.prefixes, family)}, {_session(r)}"
     if r.current_stale:
         text += f", routes served stale until {_since(r.stale_until)}"
     elif fs.stale_slot is not None:
-        text += (
-            f", plus {fs.stale_prefixes} prefixes kept stale from before"
-            " (until End-of-RIB or the hold time)"
+        text = (
+            f"{_session(r)}: {_prefixes(fs.prefixes, family)} received since, plus "
+            f"{_prefixes(fs.stale_prefixes, 'stale')} kept from before (until End-of-RIB"
+            + (f" or {_since(r.stale_until)})" if r.stale_until else ")")
         )
     return text
+
+
+def _prefixes(n: int, what: str) -> str:
+    return f"{n} {what} prefix{'' if n == 1 else 'es'}"
 
 
 # -- overrides -----------------------------------------------------------------

@@ -173,6 +173,20 @@ def test_stale_routes_say_the_session_is_down_and_until_when():
     assert used(d["dst"])["stale"] is True
 
 
+def test_routes_kept_from_before_a_restarted_session_say_so():
+    def restarted(rib):
+        rib.stale_hold_by_neighbor[EDGE1] = 60
+        rib.apply(SessionState(EDGE1, "down", reason="peer reset"))
+        rib.apply(SessionState(EDGE1, "up"))  # no End-of-RIB yet: old routes stay, stale
+
+    d = explained(flow("10.2.3.4"), rib_hook=restarted)
+    first = d["routers"][0]
+    assert first["outcome"] == "answered" and "session up" in first["reason"]
+    assert "session up: 0 ipv4 unicast prefixes received since, plus" in first["reason"]
+    assert "stale prefixes kept from before" in first["reason"]
+    assert "kept from before the session restarted" in flags(d)["dst_stale"]
+
+
 # -- one side: prefixes, paths and the rule ------------------------------------
 
 
