@@ -122,15 +122,34 @@ class RpcMetrics:
         for code in FLOW_ERROR_CODES:
             self.flow_errors.labels(code)
 
-    def rpc(self, rpc: str, seconds: float, code: str = "OK") -> None:
-        self.seconds.labels(rpc).observe(seconds)
-        self.requests.labels(rpc, code).inc()
+        # Labelled children by label values: ``labels()`` costs ~4 us a call.
+        self._seconds: dict[str, Any] = {}
+        self._requests: dict[tuple[str, str], Any] = {}
+        self._flows: dict[tuple[str, str], Any] = {}
 
-    def flows_answered(self, rpc: str, shape: str, flows: int, error_codes: Iterable[str]) -> None:
+    def rpc(self, rpc: str, seconds: float, code: str = "OK") -> None:
+        h = self._seconds.get(rpc)
+        if h is None:
+            h = self._seconds[rpc] = self.seconds.labels(rpc)
+        h.observe(seconds)
+        key = (rpc, code)
+        c = self._requests.get(key)
+        if c is None:
+            c = self._requests[key] = self.requests.labels(rpc, code)
+        c.inc()
+
+    def flows_answered(
+        self, rpc: str, shape: str, flows: int, error_codes: Iterable[str] = ()
+    ) -> None:
         if flows:
-            self.flows.labels(rpc, shape).inc(flows)
-        for code, n in collections.Counter(error_codes).items():
-            self.flow_errors.labels(code).inc(n)
+            key = (rpc, shape)
+            c = self._flows.get(key)
+            if c is None:
+                c = self._flows[key] = self.flows.labels(rpc, shape)
+            c.inc(flows)
+        if error_codes:
+            for code, n in collections.Counter(error_codes).items():
+                self.flow_errors.labels(code).inc(n)
 
 
 class Timer:
