@@ -163,6 +163,16 @@ def u32(value: Any, what: str) -> int:
     return value
 
 
+def u32_list(values: Any, what: str) -> tuple[int, ...]:
+    """A list of 32-bit unsigned integers (AS numbers, communities)."""
+    if type(values) is not list:
+        raise BadValue(f"{what} is not a list: {show(values)}")
+    for v in values:
+        if type(v) is not int or not 0 <= v <= _U32:
+            raise BadValue(f"{what} has a value that is not 32-bit unsigned: {show(v)}")
+    return tuple(values)
+
+
 def u8(value: Any, what: str) -> int:
     if type(value) is not int or not 0 <= value <= 255:
         raise BadValue(f"{what} is not an integer 0-255: {show(value)}")
@@ -184,6 +194,13 @@ def text(value: Any, what: str, limit: int = MAX_TEXT) -> str:
     return value
 
 
+def texts(values: Any, what: str) -> tuple[str, ...]:
+    """A list of strings of any length (extended communities)."""
+    if type(values) is not list or any(type(v) is not str for v in values):
+        raise BadValue(f"{what} is not a list of strings: {show(values)}")
+    return tuple(values)
+
+
 __all__ = [
     "KNOWN_ADDRESSES",
     "MAX_DEPTH",
@@ -197,8 +214,10 @@ __all__ = [
     "is_ipv4",
     "show",
     "text",
+    "texts",
     "timestamp",
     "too_deep",
     "u8",
     "u32",
+    "u32_list",
 ]

@@ -59,6 +59,7 @@ from ribd.checks import (
     too_deep,
     u8,
     u32,
+    u32_list,
 )
 from ribd.events import (
     FAMILIES,
@@ -102,23 +103,12 @@ class FeedError(ValueError):
     """A line that cannot be used at all. The message says why."""
 
 
-class BadAttributes(ValueError):
-    pass
+class BadAttributes(BadValue):
+    """An attribute that fails its check: the UPDATE's routes are treated as withdrawn.
 
-
-def _u32(value: Any, what: str) -> int:
-    if type(value) is not int or not 0 <= value <= _U32:
-        raise BadAttributes(f"{what} is not a 32-bit unsigned integer: {show(value)}")
-    return value
-
-
-def _u32_list(values: Any, what: str) -> tuple[int, ...]:
-    if type(values) is not list:
-        raise BadAttributes(f"{what} is not a list")
-    for v in values:
-        if type(v) is not int or not 0 <= v <= _U32:
-            raise BadAttributes(f"{what} has a bad AS number: {show(v)}")
-    return tuple(values)
+    The checks of ``ribd.checks`` raise its base class, BadValue; inside
+    ``attribute_fields`` either means the same.
+    """
 
 
 def _as_path_v5(raw: Any) -> tuple[Segment, ...]:
@@ -137,7 +127,7 @@ def _as_path_v5(raw: Any) -> tuple[Segment, ...]:
         if kind is None:
             element = seg.get("element")
             raise BadAttributes(f"as-path segment {key} has unknown type {show(element)}")
-        asns = _u32_list(seg.get("value"), f"as-path segment {key}")
+        asns = u32_list(seg.get("value"), f"as-path segment {key}")
         if not asns:
             raise BadAttributes(f"as-path segment {key} is empty")
         segments.append((kind, asns))
@@ -153,7 +143,7 @@ def _as_path_v4(attrs: dict) -> tuple[Segment, ...]:
         ("as-set", AS_SET),
     ):
         if key in attrs:
-            asns = _u32_list(attrs[key], key)
+            asns = u32_list(attrs[key], key)
             if asns:
                 segments.append((kind, asns))
     return tuple(segments)
@@ -185,9 +175,9 @@ def _large_communities(raw: Any) -> tuple[tuple[int, int, int], ...]:
             raise BadAttributes(f"bad large community {show(c)}")
         out.append(
             (
-                _u32(c[0], "large community"),
-                _u32(c[1], "large community"),
-                _u32(c[2], "large community"),
+                u32(c[0], "large community"),
+                u32(c[1], "large community"),
+                u32(c[2], "large community"),
             )
         )
     return tuple(out)
@@ -207,12 +197,6 @@ def _extended_communities(raw: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _text(raw: Any, what: str) -> str:
-    if type(raw) is not str or len(raw) > 256:
-        raise BadAttributes(f"{what} is not a string")
-    return raw
-
-
 # An attribute set without its next hop, in make_attributes' (and the snapshot
 # row's) order: as_path, origin, | next_hop goes here |, local_pref, med,
 # communities, large_communities, extended_communities, originator_id,
@@ -221,7 +205,7 @@ Fields = tuple
 
 
 def attribute_fields(attrs: Any) -> Fields:
-    """Validate ExaBGP's attribute object; raise BadAttributes naming the fault."""
+    """Validate ExaBGP's attribute object; raise BadValue (BadAttributes) naming the fault."""
     if type(attrs) is not dict:
         raise BadAttributes("attribute is not an object")
     origin = _ORIGINS.get(attrs.get("origin"))  # type: ignore[arg-type]
@@ -238,19 +222,16 @@ def attribute_fields(attrs: Any) -> Fields:
         raise BadAttributes("as-path is neither a segment dict (5.0) nor a list (4.2)")
     local_pref = attrs.get("local-preference")
     med = attrs.get("med")
-    try:
-        cluster = ipv4_list(attrs.get("cluster-list", ()), "cluster-list")
-        originator_id = ipv4(attrs.get("originator-id", ""), "originator-id", empty=True)
-    except BadValue as exc:
-        raise BadAttributes(str(exc)) from None
+    cluster = ipv4_list(attrs.get("cluster-list", ()), "cluster-list")
+    originator_id = ipv4(attrs.get("originator-id", ""), "originator-id", empty=True)
     atomic = attrs.get("atomic-aggregate", False)
     if type(atomic) is not bool:
         raise BadAttributes("atomic-aggregate is not a boolean")
     return (
         as_path,
         origin,
-        None if local_pref is None else _u32(local_pref, "local-preference"),
-        None if med is None else _u32(med, "med"),
+        None if local_pref is None else u32(local_pref, "local-preference"),
+        None if med is None else u32(med, "med"),
         _communities(attrs["community"]) if "community" in attrs else (),
         _large_communities(attrs["large-community"]) if "large-community" in attrs else (),
         (
@@ -261,7 +242,7 @@ def attribute_fields(attrs: Any) -> Fields:
         originator_id,
         cluster,
         atomic,
-        _text(attrs.get("aggregator", ""), "aggregator"),
+        text(attrs.get("aggregator", ""), "aggregator"),
     )
 
 
@@ -825,8 +806,8 @@ class ExabgpParser:
             if fields is None:
                 try:
                     fields = attribute_fields(raw_attrs)
-                except BadAttributes as exc:
-                    fields = exc
+                except BadValue as exc:  # BadAttributes, or a shared check's
+                    fields = BadAttributes(str(exc))
             hop = canonical_address(next_hop)
             if type(fields) is BadAttributes or hop is None:
                 fault = fields if hop is not None else f"next hop {show(next_hop)} is no address"

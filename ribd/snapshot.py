@@ -93,7 +93,19 @@ from ribd.attributes import (
     attribute_row,
     make_attributes,
 )
-from ribd.checks import MAX_TEXT, BadValue, address, ipv4, ipv4_list, show, timestamp
+from ribd.checks import (
+    MAX_TEXT,
+    BadValue,
+    address,
+    ipv4,
+    ipv4_list,
+    show,
+    text,
+    texts,
+    timestamp,
+    u32,
+    u32_list,
+)
 from ribd.events import FAMILIES, IPV4_UNICAST
 from ribd.prefixes import BadPrefix, normalise_prefix
 from ribd.rib import FamilyState, FamilyTable, PathSet, Rib, RouterRib, preference_key
@@ -121,7 +133,6 @@ WRITE_CHUNK = 16384  # prefixes read per lock hold while writing
 COMPRESS_LEVEL = 1
 LOADED_REASON = "restored from snapshot"
 
-_U32 = 0xFFFFFFFF
 _ORIGINS = {"igp": "igp", "egp": "egp", "incomplete": "incomplete"}
 _SEGMENT_TYPES = frozenset({AS_SET, AS_SEQUENCE, AS_CONFED_SEQUENCE, AS_CONFED_SET})
 _SESSIONS = frozenset({"idle", "connected", "up", "down"})
@@ -459,33 +470,6 @@ def _unpack(data: bytes) -> tuple[dict, Any]:
     return header, doc
 
 
-def _u32(value: Any, what: str) -> int:
-    if type(value) is not int or not 0 <= value <= _U32:
-        raise SnapshotError(f"{what} is not a 32-bit unsigned integer: {show(value)}")
-    return value
-
-
-def _u32s(values: Any, what: str) -> tuple[int, ...]:
-    if type(values) is not list:
-        raise SnapshotError(f"{what} is not a list")
-    for v in values:
-        if type(v) is not int or not 0 <= v <= _U32:
-            raise SnapshotError(f"{what} has a value that is not 32-bit unsigned: {show(v)}")
-    return tuple(values)
-
-
-def _text(value: Any, what: str, limit: int | None = None) -> str:
-    if type(value) is not str or (limit is not None and len(value) > limit):
-        raise SnapshotError(f"{what} is not a string{f' of <= {limit} chars' if limit else ''}")
-    return value
-
-
-def _texts(values: Any, what: str) -> tuple[str, ...]:
-    if type(values) is not list or any(type(v) is not str for v in values):
-        raise SnapshotError(f"{what} is not a list of strings")
-    return tuple(values)
-
-
 def _attributes(row: Any, where: str) -> PathAttributes:
     """Validate one attribute row and build the set (derived fields recomputed)."""
     if type(row) is not list or len(row) != len(ATTRIBUTE_FIELDS):
@@ -512,7 +496,7 @@ def _attributes(row: Any, where: str) -> PathAttributes:
             raise SnapshotError(f"{where}: as_path segment {n} is not [type 1-4, [AS, ...]]")
         if type(segment[0]) is not int:
             raise SnapshotError(f"{where}: as_path segment {n} type is not an integer")
-        asns = _u32s(segment[1], f"{where}: as_path segment {n}")
+        asns = u32_list(segment[1], f"{where}: as_path segment {n}")
         if not asns:
             raise SnapshotError(f"{where}: as_path segment {n} is empty")
         segments.append((segment[0], asns))
@@ -525,23 +509,23 @@ def _attributes(row: Any, where: str) -> PathAttributes:
     for c in large:
         if type(c) is not list or len(c) != 3:
             raise SnapshotError(f"{where}: large community {show(c)} is not [a, b, c]")
-        large_out.append(_u32s(c, f"{where}: large community"))
+        large_out.append(u32_list(c, f"{where}: large community"))
     if type(atomic) is not bool:
         raise SnapshotError(f"{where}: atomic_aggregate is not a boolean")
     return make_attributes(
         as_path=tuple(segments),
         origin=checked_origin,
         next_hop=sys.intern(address(next_hop, f"{where}: next_hop")),
-        local_pref=None if local_pref is None else _u32(local_pref, f"{where}: local_pref"),
-        med=None if med is None else _u32(med, f"{where}: med"),
+        local_pref=None if local_pref is None else u32(local_pref, f"{where}: local_pref"),
+        med=None if med is None else u32(med, f"{where}: med"),
         # (A << 16) | B: 16/16 bits is exactly 32-bit unsigned.
-        communities=_u32s(communities, f"{where}: communities"),
+        communities=u32_list(communities, f"{where}: communities"),
         large_communities=tuple(large_out),  # type: ignore[arg-type]
-        extended_communities=_texts(extended, f"{where}: extended_communities"),
+        extended_communities=texts(extended, f"{where}: extended_communities"),
         originator_id=ipv4(originator_id, f"{where}: originator_id", empty=True),
         cluster_list=ipv4_list(cluster_list, f"{where}: cluster_list"),
         atomic_aggregate=atomic,
-        aggregator=_text(aggregator, f"{where}: aggregator", _MAX_TEXT),
+        aggregator=text(aggregator, f"{where}: aggregator", _MAX_TEXT),
     )
 
 
@@ -602,12 +586,12 @@ class _Loaded:
             last_update = timestamp(d.get("last_update"), f"{where}: last_update")
             if d.get("session") not in _SESSIONS or type(d.get("stale")) is not bool:
                 raise SnapshotError(f"{where}: bad session or stale field")
-            name = _text(d.get("name"), f"{where}: name", _MAX_TEXT)
+            name = text(d.get("name"), f"{where}: name", _MAX_TEXT)
             routers.append(
                 RouterRib(
                     neighbor=neighbor,
                     name=rib.router_names.get(neighbor, name or neighbor),
-                    peer_as=_u32(d.get("peer_as"), f"{where}: peer_as"),
+                    peer_as=u32(d.get("peer_as"), f"{where}: peer_as"),
                     router_id=ipv4(d.get("router_id"), f"{where}: router_id", empty=True),
                     last_update=last_update,
                 )
@@ -646,7 +630,7 @@ class _Loaded:
                             raise SnapshotError(
                                 f"entry #{e}, router #{r}: {show(item)} is not [path id, index]"
                             )
-                        pid = _u32(item[0], f"entry #{e}, router #{r}: path id")
+                        pid = u32(item[0], f"entry #{e}, router #{r}: path id")
                         ai = item[1]
                         if type(ai) is not int or not 0 <= ai < n_attrs:
                             raise SnapshotError(
