@@ -131,7 +131,13 @@ class Service:
 
     def start(self) -> None:
         if self.config.metrics_listen:
-            self.metrics_server = MetricsServer(self.registry, self.config.metrics_listen)
+            try:
+                self.metrics_server = MetricsServer(self.registry, self.config.metrics_listen)
+            except OSError as exc:  # in use, not ours: say so, not a traceback
+                raise ConfigError(
+                    f"{self.config.path}: metrics.listen: cannot listen on "
+                    f"{self.config.metrics_listen}: {exc.strerror or exc}"
+                ) from None
             self.metrics_port = self.metrics_server.port
             log.info(
                 "metrics on http://%s/metrics (port %d)",
