@@ -324,8 +324,8 @@ def _flags(
     if neighbor is not None and is_fallback:
         flags |= FALLBACK
         if own:
-            first = e.chain[0].router
-            why = f"{first}, the exporter's own router, has no {e.family} routes"
+            first = e.chain[0]
+            why = f"{first.router}, the exporter's own router, was skipped ({first.reason})"
         else:
             why = f"exporter {e.exporter} maps to no router"
         causes.append(FlagCause("fallback", f"{why}; {e.router} answered"))

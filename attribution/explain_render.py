@@ -245,7 +245,7 @@ def to_text(doc: dict) -> str:
         out("")
         out(f"router chain for exporter {doc['exporter']} ({doc['family']}):")
         for i, s in enumerate(doc["routers"], 1):
-            who = f"{s['router']} ({s['neighbor']})" if s["router"] else "(no router)"
+            who = f"{s['router']} ({s['neighbor']})" if s["router"] else "(no router to try)"
             source = f" <- {s['source']}" if s["source"] else ""
             out(f"  {i}. {who}{source}")
             out(f"     {s['outcome']}: {s['reason']}")
@@ -284,6 +284,9 @@ def to_text(doc: dict) -> str:
             how = f" on {o['key']}" if o["outcome"] == "no match" and o["key"] else ""
             out(f"  [{o['index']}] {o['name']} (peer AS {o['peer_as']}): {o['outcome']}{how}")
             out(f"      {o['reason']}")
+    elif a.get("error"):
+        out("")
+        out("overrides: not applied (the flow is not answered)")
     elif doc["family"]:
         out("")
         out("overrides: none configured")

@@ -131,7 +131,7 @@ def test_fallback_chain_with_a_down_router_says_why_it_was_skipped():
     assert "session down (hold timer expired)" in steps[0]["reason"]
     assert "purged" in steps[0]["reason"]
     assert (d["answer"]["router"], d["answer"]["dst_origin_as"]) == ("edge3", 65301)
-    assert "edge1, the exporter's own router, has no ipv4 unicast routes" in flags(d)["fallback"]
+    assert "edge1, the exporter's own router, was skipped (no ipv4" in flags(d)["fallback"]
 
 
 def test_router_without_routes_of_the_family_is_skipped_for_that_family():
@@ -151,6 +151,7 @@ def test_unknown_exporter_without_fallback_is_the_error_and_says_why():
     (step,) = d["routers"]
     assert step["outcome"] == "skipped" and "maps to no router" in step["reason"]
     assert d["dst"] is None and d["flags"] == []
+    assert "overrides: not applied (the flow is not answered)" in to_text(d)
 
 
 def test_unknown_exporter_answered_by_the_global_fallback_is_flagged():
