@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from attribution.viewpatch import patch_view
 from ribd.attributes import PathAttributes
 from ribd.events import IPV4_UNICAST
 from ribd.rib import Rib, RouteMatch, RouterRib, slot_value
@@ -120,6 +121,7 @@ class CompiledView:
     long_v6: np.ndarray  # uint64 upper halves of IPv6 prefixes longer than /64
     changed: ChangedRanges  # replaced (under the RIB lock) as changes come in
     made: dict[int, RouteMatch] = field(default_factory=dict)  # recent route(i) results
+    patched_routes: int = 0  # routes appended by patches (attribution.viewpatch)
 
     def lookup(self, keys: np.ndarray) -> np.ndarray:
         """Route index (or -1) for each key."""
@@ -326,6 +328,7 @@ class CompiledViews:
         self._wanted: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
         self.builds = 0
+        self.patches = 0
 
     def usable(self, neighbor: str, family: str) -> tuple[CompiledView, ChangedRanges] | None:
         """A view and the ranges changed since it was built; call under rib.lock."""
@@ -379,7 +382,13 @@ class CompiledViews:
             wanted, self._wanted = self._wanted, set()
             built = 0
             for neighbor, family in sorted(wanted):
-                view = build_view(self.rib, neighbor, family)
+                old = self._views.get((neighbor, family))
+                view = None
+                if old is not None:  # the changed ranges only, if that is enough
+                    view = patch_view(self.rib, old, ChangedRanges, view_signature)
+                    self.patches += view is not None
+                if view is None:
+                    view = build_view(self.rib, neighbor, family)
                 if view is not None:
                     self._views[(neighbor, family)] = view
                     built += 1

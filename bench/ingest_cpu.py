@@ -34,7 +34,15 @@ import threading
 import time
 from pathlib import Path
 
-from bench.common import FULL_TABLE, FULL_TABLE_PEER, FULL_TABLE_PREFIXES, V4, log, read_lines
+from bench.common import (
+    CHURN,
+    FULL_TABLE,
+    FULL_TABLE_PEER,
+    FULL_TABLE_PREFIXES,
+    V4,
+    log,
+    read_lines,
+)
 from bench.feeder import MARKER_NEIGHBOR
 
 
@@ -251,6 +259,53 @@ def routers(n: int) -> dict:
     return out
 
 
+def views(windows: list[int]) -> dict:
+    """A router's compiled view after a window of real churn: patched vs built afresh.
+
+    The RIS recording (63 peers, 180 UPDATEs/s) remapped onto the loaded
+    router, ``lines`` UPDATEs per window: 171 is one minute of one peer's
+    share (the service refreshes a changed view every 60 s).
+    """
+    from attribution.fastpath import ChangedRanges, build_view, view_signature
+    from attribution.service import tune_gc
+    from ribd.parser import ExabgpParser
+    from ribd.rib import Rib
+
+    try:
+        from attribution.viewpatch import patch_view
+    except ImportError:  # before the patching existed
+        patch_view = None
+    table = read_lines(FULL_TABLE)
+    churn = [_PEER.sub(b'"peer":"' + FULL_TABLE_PEER.encode() + b'"', x) for x in read_lines(CHURN)]
+    tune_gc()
+    rib = Rib()
+    parse = ExabgpParser(rib.interner).parse
+    for line in table:
+        rib.apply_many(parse(line))
+    rib.compact()
+    out: dict = {}
+    c0 = time.process_time()
+    view = build_view(rib, FULL_TABLE_PEER, V4)
+    out["full_build_cpu"] = time.process_time() - c0
+    at = 0
+    for lines in windows:
+        for line in churn[at : at + lines]:
+            rib.apply_many(parse(line))
+        at += lines
+        changes = rib.tables[V4].change_seq - view.seq
+        c0 = time.process_time()
+        fresh = build_view(rib, FULL_TABLE_PEER, V4)
+        built = time.process_time() - c0
+        patched_cpu = None
+        if patch_view is not None:
+            c0 = time.process_time()
+            patched = patch_view(rib, view, ChangedRanges, view_signature)
+            patched_cpu = time.process_time() - c0 if patched is not None else None
+        out[f"{lines}_lines"] = {"changes": changes, "build_cpu": built, "patch_cpu": patched_cpu}
+        view = fresh
+    return out
+
+
 def _work_left(rib) -> bool:
     """Whether the maintenance still has a sweep or a collection in progress."""
     for t in rib.tables.values():
@@ -261,7 +316,7 @@ def _work_left(rib) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--only", default="paced,routers")
+    p.add_argument("--only", default="paced,routers,views")
     p.add_argument("--pace", type=float, default=1.0)
     p.add_argument("--routers", type=int, default=8)
     args = p.parse_args(argv)
@@ -277,6 +332,9 @@ def main(argv: list[str] | None = None) -> int:
     if "routers" in parts:
         log(f"ingest-cpu: {args.routers} routers, then one session reset (purge)")
         print(f"routers={args.routers}: {routers(args.routers)}")
+    if "views" in parts:
+        log("ingest-cpu: view patch vs rebuild after churn windows")
+        print(f"views: {views([171, 1714, 5000])}")
     return 0
 
 
