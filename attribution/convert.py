@@ -264,6 +264,11 @@ _EMPTY_ANSWER = {
     "dst_local_pref": None,
     "dst_med": None,
     "dst_next_hop": None,
+    "src_communities": [],
+    "src_large_communities": [],
+    "src_local_pref": None,
+    "src_med": None,
+    "src_next_hop": None,
     "override": None,
     **{name: False for name in FLAG_NAMES.values()},
     "error": None,
@@ -356,6 +361,11 @@ def _answer_json(
         "dst_local_pref": d["local_pref"] if d else None,
         "dst_med": d["med"] if d else None,
         "dst_next_hop": d["next_hop"] if d else None,
+        "src_communities": s["communities"] if s else [],
+        "src_large_communities": s["large_communities"] if s else [],
+        "src_local_pref": s["local_pref"] if s else None,
+        "src_med": s["med"] if s else None,
+        "src_next_hop": s["next_hop"] if s else None,
         "override": override,
     }
     for bit, name in FLAG_ITEMS:
