@@ -128,7 +128,7 @@ def _explain(resolver: Resolver, config: Config, flow: dict, answer: FlowAnswer)
     routing = resolver.routing
     family = e.family = IPV4_UNICAST if v4 else IPV6_UNICAST
     chain, own = resolver.chain_for(exporter, routing)
-    sources = _chain_sources(exporter, chain, own, routing, config, resolver)
+    sources = _chain_sources(exporter, chain, own, routing, config)
     rib = resolver.rib
     with rib.lock:
         neighbor, is_fallback = resolver.pick_router(chain, own, family)
@@ -170,7 +170,6 @@ def _chain_sources(
     own: bool,
     routing: Routing,
     config: Config,
-    resolver: Resolver,
 ) -> list[str]:
     """How each router of ``chain`` got there, in words (config order of precedence)."""
     own_chain = routing.chains.get(exporter)
