@@ -39,6 +39,7 @@ from attribution.config import Config, OverrideRule, parse_mac
 from attribution.fastpath import CompiledView, CompiledViews
 from attribution.overrides import OverrideTable, first_match
 from ribd.attributes import PathAttributes
+from ribd.checks import show
 from ribd.events import IPV4_UNICAST, IPV6_UNICAST
 from ribd.rib import Rib, RouteMatch
 
@@ -819,5 +820,5 @@ def _optional_uint(f: dict, key: str) -> int:
     if value is None:
         return 0
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0xFFFFFFFF:
-        raise _Bad("bad_record", f"{key}: must be an integer 0..4294967295, not {value!r:.40}")
+        raise _Bad("bad_record", f"{key}: must be an integer 0..4294967295, not {show(value)}")
     return value

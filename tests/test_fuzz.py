@@ -97,3 +97,31 @@ def test_attribution_resolve_answers_every_hostile_line_in_order(tmp_path: Path)
     errors = sum(1 for a in answers if a.get("error"))
     assert 0 < errors < len(lines)
     assert f"{len(lines)} flows, {errors} with errors" in done.stderr.decode()
+
+
+def test_a_deeply_nested_field_in_a_flow_record_is_a_bad_record_not_a_crash() -> None:
+    """What `attribution report` and the Python client hand the resolver: decoded JSON
+    whose field is nested 1,000 deep (the error message used to repr it)."""
+    import threading
+
+    from attribution.config import parse_config
+    from attribution.resolver import Resolver, rows_to_columns
+    from ribd.rib import Rib
+
+    nested = orjson.loads(b'{"exporter":"127.0.1.1","src_addr":"10.1.1.1","dst_addr":"10.2.2.2",'
+                          b'"in_if":' + b"[" * 1000 + b"]" * 1000 + b"}")  # fmt: skip
+    resolver = Resolver(Rib(), parse_config(FLOW_CONFIG, "fuzz.toml"))
+    out: list = []
+
+    def run() -> None:  # a fresh thread, as gRPC handlers and report workers are
+        try:
+            out.append((rows_to_columns([nested])[-1], resolver.resolve_one(nested).error))
+        except BaseException as exc:
+            out.append(exc)
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    bad, error = out[0]
+    assert bad[0][0] == "bad_record" and "in_if" in bad[0][1] and len(bad[0][1]) < 200
+    assert error[0] == "bad_record"
