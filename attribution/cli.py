@@ -8,7 +8,8 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from itertools import count
 
 import grpc
@@ -173,6 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
         "each explained",
     )
     s.add_argument("--json", action="store_true", help="one JSON document per flow")
+    s.add_argument(
+        "--table",
+        metavar="DUMP",
+        help="explain offline against an ExaBGP JSON table dump (plain or .gz) instead of "
+        "the service; --config is then the attribution config to apply (default: every "
+        "router of the dump, in order, as fallback)",
+    )
 
     sub.add_parser(
         "reload",
@@ -436,9 +444,6 @@ def cmd_routers(args: argparse.Namespace) -> int:
 def cmd_explain(args: argparse.Namespace) -> int:
     """Explain flows one by one (the Explain RPC); exit 1 when a record was unusable
     or an explanation disagreed with its answer."""
-    from attribution.explain_render import to_json, to_text
-    from attribution.resolver import rows_to_columns
-
     stats = {"bad": 0}
     if args.flow is not None:
         try:
@@ -450,32 +455,54 @@ def cmd_explain(args: argparse.Namespace) -> int:
         records: Iterator[dict] = iter([record])
     else:
         records = read_flow_lines(sys.stdin, stats)
+    with _explainer(args) as ask:
+        return _explain_records(records, ask, args.json)
+
+
+@contextmanager
+def _explainer(args: argparse.Namespace) -> Iterator[Callable[[dict], pb.Explanation]]:
+    """The service's Explain RPC, or (--table) the same explanation in process."""
+    if args.table:
+        from attribution.explain_render import explanation
+        from attribution.offline import OfflineResolver
+
+        offline = OfflineResolver.from_exabgp_dump(args.table, args.config)
+        yield lambda record: explanation(offline.resolver, offline.config, record)
+        return
     args.connection = connection(args)
-    status = 0
     with channel(args.connection) as ch:
         stub = pb_grpc.AttributionStub(ch)
-        for n, record in enumerate(records):
-            sep = "" if n == 0 else "\n"  # a blank line between flows (text)
-            marker = record.get("__error__")
-            bad = rows_to_columns([record])[-1] if marker is None else {0: marker}
-            if bad:
-                code, message = bad[0]
-                doc = {"flow": record if marker is None else None, "error_code": code}
-                doc["error"] = message
-                status = 1
-                if args.json:
-                    print(orjson.dumps(doc).decode())
-                else:
-                    print(f"{sep}flow not explained: {code}: {message}")
-                continue
-            reply = stub.Explain(_flow_message(record), timeout=30)
-            doc = {"flow": record, **to_json(reply)}
-            if doc["mismatches"]:
-                status = 1
-            if args.json:
+        yield lambda record: stub.Explain(_flow_message(record), timeout=30)
+
+
+def _explain_records(
+    records: Iterator[dict], ask: Callable[[dict], pb.Explanation], as_json: bool
+) -> int:
+    from attribution.explain_render import to_json, to_text
+    from attribution.resolver import rows_to_columns
+
+    status = 0
+    for n, record in enumerate(records):
+        sep = "" if n == 0 else "\n"  # a blank line between flows (text)
+        marker = record.get("__error__")
+        bad = rows_to_columns([record])[-1] if marker is None else {0: marker}
+        if bad:
+            code, message = bad[0]
+            doc = {"flow": record if marker is None else None, "error_code": code}
+            doc["error"] = message
+            status = 1
+            if as_json:
                 print(orjson.dumps(doc).decode())
             else:
-                print(sep + to_text(doc), flush=True)
+                print(f"{sep}flow not explained: {code}: {message}")
+            continue
+        doc = {"flow": record, **to_json(ask(record))}
+        if doc["mismatches"]:
+            status = 1
+        if as_json:
+            print(orjson.dumps(doc).decode())
+        else:
+            print(sep + to_text(doc), flush=True)
     return status
 
 

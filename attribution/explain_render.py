@@ -7,18 +7,32 @@ is written from that document, so text and JSON cannot say different things.
 
 from __future__ import annotations
 
+from attribution.config import Config
 from attribution.convert import (
     columns_to_answers,
     error_answer,
     route_message,
     route_to_json,
 )
-from attribution.explain import Explanation
+from attribution.explain import Explanation, explain
 from attribution.explain_paths import Side
-from attribution.resolver import PROVENANCE_NAMES
+from attribution.resolver import PROVENANCE_NAMES, Resolver
 from attribution.v1 import attribution_pb2 as pb
+from attribution.wire import RouteEncoder, encode_flow_answer
 
 # -- server: dataclasses -> message --------------------------------------------
+
+
+def explanation(
+    resolver: Resolver, config: Config, flow: dict, encoder: RouteEncoder | None = None
+) -> pb.Explanation:
+    """Explain ``flow`` and answer the Explain RPC's message (the service, and
+    `attribution explain --table` without one)."""
+    e = explain(resolver, config, flow)
+    routing = resolver.routing
+    local_as, highest = routing.local_as, routing.highest_as_set
+    answer = encode_flow_answer(e.answer, encoder or RouteEncoder(), local_as, highest)
+    return to_message(e, pb.FlowAttribution.FromString(answer), local_as, highest)
 
 
 def to_message(
@@ -303,4 +317,4 @@ def to_text(doc: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["answer_json", "to_json", "to_message", "to_text"]
+__all__ = ["answer_json", "explanation", "to_json", "to_message", "to_text"]

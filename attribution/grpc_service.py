@@ -23,8 +23,7 @@ from attribution.convert import (
     resolution_to_columns,
     route_message,
 )
-from attribution.explain import explain
-from attribution.explain_render import to_message as explanation_message
+from attribution.explain_render import explanation
 from attribution.metrics import RpcMetrics, Timer, batch_shape, new_registry
 from attribution.resolver import BatchTooLarge, Resolution, Resolver, Routing
 from attribution.security import Guard, server_credentials
@@ -216,11 +215,9 @@ class AttributionServicer(pb_grpc.AttributionServicer):
     def Explain(self, request: pb.Flow, context: grpc.ServicerContext) -> pb.Explanation:
         """How one flow's answer was derived (attribution.explain), with the answer."""
         with Timer(self.metrics, "Explain"):
-            e = explain(self.resolver, self.config(), _flow_dict(request))
-            routing = self.resolver.routing
-            local_as, highest = routing.local_as, routing.highest_as_set
-            answer = encode_flow_answer(e.answer, self.route_encoder, local_as, highest)
-            return explanation_message(e, pb.FlowAttribution.FromString(answer), local_as, highest)
+            return explanation(
+                self.resolver, self.config(), _flow_dict(request), self.route_encoder
+            )
 
     # -- routes and routers --------------------------------------------------
 

@@ -470,3 +470,79 @@ def test_an_explanation_that_disagrees_with_the_answer_says_so():
         ).mismatches
         == []
     )
+
+
+def _update(prefix: str, path: list, **attribute) -> str:
+    """An ExaBGP 5 UPDATE line of neighbor 127.0.0.1; ``path``: ints, an AS_SET as a list."""
+    segments = {str(i): {"element": k, "value": v} for i, (k, v) in enumerate(_segments(path))}
+    return json.dumps(
+        {
+            "exabgp": "5.0.0",
+            "type": "update",
+            "time": 1.0,
+            "neighbor": {
+                "address": {"local": "127.0.0.2", "peer": "127.0.0.1"},
+                "message": {
+                    "update": {
+                        "attribute": {"origin": "igp", "as-path": segments, **attribute},
+                        "announce": {V4: {"127.0.0.1": [{"nlri": prefix}]}},
+                    }
+                },
+            },
+        }
+    )
+
+
+def _segments(path: list) -> list[tuple[str, list]]:
+    """[1, 2, [3, 4]] -> [("as-sequence", [1, 2]), ("as-set", [3, 4])]."""
+    out: list[tuple[str, list]] = []
+    for x in path:
+        if isinstance(x, list):
+            out.append(("as-set", x))
+        elif out and out[-1][0] == "as-sequence":
+            out[-1][1].append(x)
+        else:
+            out.append(("as-sequence", [x]))
+    return out
+
+
+def test_cli_explains_offline_against_a_table_dump(tmp_path):
+    dump = tmp_path / "table.jsonl"
+    dump.write_text(
+        _update("10.0.0.0/8", [65001, 65002], **{"local-preference": 120})
+        + "\n"
+        + _update("10.1.0.0/16", [65001, 65003, [65007, 65008]])
+        + "\n"
+    )
+    config = tmp_path / "attribution.toml"
+    config.write_text(
+        """
+[service]
+local_as = 64500
+router_id = "127.0.0.1"
+as_set_policy = "highest"
+
+[[routers]]
+name = "edge1"
+neighbor = "127.0.0.1"
+exporters = ["127.0.1.1"]
+
+[[overrides]]
+name = "pni"
+exporter = "127.0.1.1"
+in_if = 7
+peer_as = 65099
+"""
+    )
+    record = flow("10.1.2.3", src="10.2.0.1", in_if=7)
+    p = cli("--table", str(dump), "--config", str(config), "--json", json.dumps(record))
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    assert doc["routers"][0]["source"] == "exporter map: 127.0.1.1 is in edge1's exporters"
+    assert doc["dst"]["rules"] == ["longest_match", "as_set_highest"]
+    assert (doc["answer"]["dst_origin_as"], doc["answer"]["src_peer_as"]) == (65008, 65099)
+    assert doc["overrides"][0]["outcome"] == "matched"
+    assert doc["mismatches"] == []
+    t = cli("--table", str(dump), json.dumps(record))  # no config: the dump's routers
+    assert t.returncode == 0, t.stderr
+    assert "answer: router 127.0.0.1" in t.stdout.decode()
