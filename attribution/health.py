@@ -7,7 +7,7 @@ service whose answers are worth having. The rule (README, "Metrics and logs"):
    be restarted, cannot start): sessions are gone and no route changes arrive.
 2. After start, NOT_SERVING until every configured router has converged in
    every family (End-of-RIB, or inferred after ``[bgp] converge_quiet_time``
-   without UPDATEs). ``[service] ready_timeout`` seconds after start, routers
+   quiet). ``[service] ready_timeout`` seconds after start, routers
    that have not converged yet (a router that is down, a session that never
    came up) stop holding it back. Once passed, this start-up gate stays
    open: a session lost later does not take the service out of rotation

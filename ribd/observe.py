@@ -177,7 +177,7 @@ def log_note(note: Note, logger: logging.Logger = log) -> None:
             )
         elif note.inferred:
             logger.info(
-                "%s %s: no End-of-RIB, but no UPDATE for %.0f s: converged (inferred); "
+                "%s %s: no End-of-RIB, but quiet for %.0f s: converged (inferred); "
                 "table loaded: %d prefixes in %.1f s",
                 who,
                 note.family,

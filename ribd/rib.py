@@ -62,6 +62,9 @@ MERGE_QUIET = 1.0  # seconds without a write after which a store's new prefixes 
 MERGE_BACKOFF = 1.0  # seconds before retrying a merge writes overtook; doubles per retry
 MERGE_LOCKED_AFTER = 3  # merges overtaken in a row, after which one runs under the lock
 GC_PER_STEP = 4  # interned objects a garbage collection step checks per prefix of budget
+# Inferred convergence: a family is quiet below this many prefix changes a
+# second (see Rib._infer_convergence).
+QUIET_PREFIXES_PER_SECOND = 500
 MAX_CHANGE_LOG = 262_144  # changed prefixes remembered for compiled lookup tables (~17 MB)
 # A family's re-read after lost feed lines (FamilyState.refresh):
 REFRESH_NONE = 0  # nothing pending
@@ -114,6 +117,9 @@ class FamilyState:
     paths: int = 0
     stale_prefixes: int = 0
     converged: bool = False
+    # Prefixes announced or withdrawn, ever: how busy the family is (inferred
+    # convergence compares it over time).
+    writes: int = 0
     # Converged without End-of-RIB: the peer was quiet for converge_quiet_time.
     # Meaningful only while ``converged``.
     inferred: bool = False
@@ -488,9 +494,9 @@ class Rib:
         # A family of an up session that gets no End-of-RIB counts as
         # converged (inferred) after this long without UPDATEs; 0: never.
         self.converge_quiet_time = 0.0
-        # (neighbor, family) of up sessions: -1 while converged, else when
-        # it was seen to lose convergence with the session up (a resync).
-        self._unconverged_seen: dict[tuple[str, str], float] = {}
+        # (neighbor, family) -> (start, fs.writes then) of the quiet window
+        # being watched, for families of up sessions that have not converged.
+        self._quiet_windows: dict[tuple[str, str], tuple[float, int]] = {}
 
     # -- routers -------------------------------------------------------------
 
@@ -636,6 +642,7 @@ class Rib:
         fs.prefixes += added
         fs.paths += added
         table.writes += len(ev.prefixes)
+        fs.writes += len(ev.prefixes)
         table.forget_changes_if_behind()
 
     def _with_path(self, old: object, path_id: int, attrs: PathAttributes) -> tuple[object, int]:
@@ -658,6 +665,7 @@ class Rib:
     def _withdraw(self, ev: RoutesWithdrawn) -> None:
         r = self.routers.get(ev.neighbor) or self.router(ev.neighbor)
         fs = r.families[ev.family]
+        fs.writes += len(ev.prefixes)
         table = self.tables[ev.family]
         get = table.store.get
         slot, stale = fs.slot, fs.stale_slot
@@ -1022,26 +1030,37 @@ class Rib:
     def _infer_convergence(self, now: float) -> None:
         """Peers that never send End-of-RIB (no graceful restart capability,
         e.g. gobgpd's default): a family of an up session is converged,
-        marked inferred, once the router has sent no UPDATE for
-        ``converge_quiet_time`` since the session came up (or since the family
-        lost convergence with the session up, e.g. a resync after lost lines).
+        marked inferred, once it has been quiet for ``converge_quiet_time``:
+        fewer than QUIET_PREFIXES_PER_SECOND prefixes announced or withdrawn
+        per second over that time. Not "no UPDATE at all": a full-table peer
+        is never silent for a minute (RIS, 2019: the busiest peers' longest
+        pause was 4 to 31 s), while a table loads at thousands of prefixes a
+        second and churn runs at a few to a hundred.
+
+        Windows are counted per family from the first round that sees it
+        unconverged with its session up (session start, or a re-read that
+        ended without EoRR), and start over while the family is busy.
         """
         quiet = self.converge_quiet_time
-        seen = self._unconverged_seen
+        windows = self._quiet_windows
         for r in self.routers.values():
             for family, fs in r.families.items():
                 key = (r.neighbor, family)
-                if r.session != "up" or fs.refresh != REFRESH_NONE:
-                    seen.pop(key, None)  # (a re-read ends with EoRR or a reset)
+                if fs.converged or r.session != "up" or fs.refresh != REFRESH_NONE:
+                    windows.pop(key, None)  # (a re-read ends with EoRR or a reset)
                     continue
-                if fs.converged:
-                    seen[key] = -1.0  # converged in this session
+                window = windows.get(key)
+                if window is None or window[0] < r.session_since:
+                    windows[key] = (max(now, r.session_since), fs.writes)
                     continue
-                since = seen.get(key, 0.0)
-                if since < 0:  # was converged, is no more: lines went missing, a resync
-                    since = seen[key] = now
-                if now - max(since, r.session_since, r.last_update) >= quiet:
+                started, writes = window
+                if now - started < quiet:
+                    continue
+                if fs.writes - writes < QUIET_PREFIXES_PER_SECOND * (now - started):
+                    windows.pop(key, None)
                     self._converge(r, family, inferred=True)
+                else:
+                    windows[key] = (now, fs.writes)  # busy: a new window
 
     def _merge(self, table: FamilyTable) -> int:
         """Fold a store's delta into its arrays, holding the lock only to

@@ -42,7 +42,8 @@ class BgpSettings:
     restart_backoff_max: float = 60.0
     work_dir: str = ""  # where the generated ExaBGP config and logs go
     # No End-of-RIB (peers without graceful restart): a family counts as
-    # converged, marked inferred, after this long without UPDATEs. 0: never.
+    # converged, marked inferred, after this long quiet (fewer than 500 prefix
+    # changes a second: ribd.rib.QUIET_PREFIXES_PER_SECOND). 0: never.
     converge_quiet_time: float = 60.0
     relay_spool_bytes: int = 256 * 1024 * 1024  # the relay's in-memory spool cap
     extra: dict[str, str] = field(default_factory=dict)

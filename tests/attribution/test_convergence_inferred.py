@@ -80,7 +80,7 @@ def test_inferred_convergence_is_logged_as_such(run):
     assert all(r["inferred"] for r in loaded)
     v4 = next(r for r in loaded if r["family"] == "ipv4 unicast")
     assert v4["prefixes"] == 2
-    assert "no End-of-RIB, but no UPDATE for 2 s: converged (inferred)" in v4["message"]
+    assert "no End-of-RIB, but quiet for 2 s: converged (inferred)" in v4["message"]
 
 
 def test_ready_timeout_releases_a_router_that_never_came_up(run):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from ribd.events import EndOfRib, RouteRefreshMarker, SessionState, UpdateTime
+from ribd.events import EndOfRib, RouteRefreshMarker, SessionState
 from ribd.observe import (
     SessionDown,
     SessionUp,
@@ -14,7 +14,7 @@ from ribd.observe import (
     drain,
     notification_name,
 )
-from ribd.rib import Rib
+from ribd.rib import QUIET_PREFIXES_PER_SECOND, Rib
 from tests.ribd.test_rib import V4, V6, Clock, announce, path
 
 R1 = "192.0.2.1"
@@ -67,8 +67,8 @@ def test_quiet_peer_without_end_of_rib_converges_inferred_after_the_quiet_time()
     clock = Clock()
     rib = rib_with(clock, quiet=60.0)
     rib.apply(SessionState(R1, "up"))
+    rib.maintenance()  # the service's maintenance runs every 0.1 s
     announce(rib, R1, ["10.0.0.0/8"], path(1, 2))
-    rib.apply(UpdateTime(R1, clock.now))
     clock.now += 59
     rib.maintenance()
     assert not rib.routers[R1].families[V4].converged
@@ -76,7 +76,7 @@ def test_quiet_peer_without_end_of_rib_converges_inferred_after_the_quiet_time()
     rib.maintenance()
     fs = rib.routers[R1].families[V4]
     assert fs.converged and fs.inferred
-    assert rib.routers[R1].families[V6].converged  # the session is quiet in every family
+    assert rib.routers[R1].families[V6].converged  # quiet too: nothing at all
     loaded = [n for n in rib.notes if type(n) is TableLoaded]
     assert [(n.family, n.prefixes, n.inferred, n.quiet) for n in loaded] == [
         (V4, 1, True, 60.0),
@@ -86,19 +86,27 @@ def test_quiet_peer_without_end_of_rib_converges_inferred_after_the_quiet_time()
     assert fs.converged and not fs.inferred
 
 
-def test_an_update_during_the_quiet_time_starts_it_again():
+def test_a_family_still_loading_is_not_quiet_and_churn_is():
     clock = Clock()
     rib = rib_with(clock, quiet=10.0)
     rib.apply(SessionState(R1, "up"))
-    clock.now += 8
-    announce(rib, R1, ["10.0.0.0/8"], path(1, 2))
-    rib.apply(UpdateTime(R1, clock.now))
-    clock.now += 8
     rib.maintenance()
-    assert not rib.routers[R1].families[V4].converged
-    clock.now += 3
+    # A table streaming in: more than QUIET_PREFIXES_PER_SECOND over the window.
+    n = QUIET_PREFIXES_PER_SECOND * 10 + 1
+    prefixes = [f"10.{i // 256}.{i % 256}.0/24" for i in range(n)]
+    for i in range(0, n, 100):
+        announce(rib, R1, prefixes[i : i + 100], path(1, 2))
+    clock.now += 10
     rib.maintenance()
-    assert rib.routers[R1].families[V4].inferred
+    v4, v6 = rib.routers[R1].families[V4], rib.routers[R1].families[V6]
+    assert not v4.converged
+    assert v6.converged and v6.inferred  # per family: IPv6 was silent meanwhile
+    # Then churn only: a prefix a second is quiet.
+    for _ in range(10):
+        clock.now += 1
+        announce(rib, R1, ["10.0.0.0/24"], path(1, 3))
+        rib.maintenance()
+    assert v4.converged and v4.inferred
 
 
 def test_inferred_convergence_retires_the_stale_generation_like_end_of_rib():
@@ -108,6 +116,7 @@ def test_inferred_convergence_retires_the_stale_generation_like_end_of_rib():
     announce(rib, R1, ["10.0.0.0/8", "10.1.0.0/16"], path(1, 2))
     rib.apply(SessionState(R1, "down", reason="closing connection"))
     rib.apply(SessionState(R1, "up"))
+    rib.maintenance()
     announce(rib, R1, ["10.0.0.0/8"], path(1, 2))
     assert rib.lookup(R1, V4, "10.1.2.3").stale
     clock.now += 6
