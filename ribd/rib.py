@@ -518,11 +518,6 @@ class Rib:
         with self.lock:
             self._apply(event)
 
-    def accepts(self, neighbor: str) -> bool:
-        """Whether ``neighbor`` may have a RIB here (see ``neighbors``)."""
-        allowed = self.neighbors
-        return allowed is None or neighbor in allowed
-
     def apply_many(self, events: list[Event]) -> None:
         """Apply the events of one ExaBGP line atomically."""
         with self.lock:
@@ -538,7 +533,8 @@ class Rib:
 
     def _apply(self, event: Event) -> None:
         kind = type(event)
-        if kind is not ExabgpShutdown and not self.accepts(event.neighbor):  # type: ignore[union-attr]
+        allowed = self.neighbors
+        if allowed is not None and kind is not ExabgpShutdown and event.neighbor not in allowed:  # type: ignore[union-attr]
             self.unknown_neighbor_events += 1
             return
         if kind is RoutesAnnounced:
