@@ -27,6 +27,7 @@ from attribution.client import (
 )
 from attribution.config import ConfigError
 from attribution.convert import error_answer, route_to_json
+from attribution.pmacct import to_pmacct
 from attribution.v1 import attribution_pb2 as pb
 from attribution.v1 import attribution_pb2_grpc as pb_grpc
 from ribd.checks import MAX_DEPTH, too_deep
@@ -146,6 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
         parents=client,
     )
     s.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, help="flows per request")
+    s.add_argument(
+        "--format",
+        choices=("native", "pmacct"),
+        default="native",
+        help="output fields: ours (docs/flow-json.md) or pmacct 1.7.7's JSON names "
+        "(docs/pmacct.md)",
+    )
 
     s = sub.add_parser(
         "lookup", help="the route a router uses for an address or prefix", parents=client
@@ -302,6 +310,8 @@ def cmd_resolve(args: argparse.Namespace) -> int:
         total += 1
         if record.get("error"):
             errors += 1
+        if args.format == "pmacct":
+            record = to_pmacct(record)
         out.write(orjson.dumps(record))
         out.write(b"\n")
     out.flush()

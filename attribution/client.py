@@ -16,6 +16,7 @@ import grpc
 
 from attribution.config import MAX_MESSAGE_BYTES
 from attribution.convert import columns_to_answers, error_answer, route_summary_json
+from attribution.pmacct import to_pmacct
 from attribution.resolver import rows_to_columns
 from attribution.v1 import attribution_pb2 as pb
 from attribution.v1 import attribution_pb2_grpc as pb_grpc
@@ -274,13 +275,19 @@ def resolve_dicts(
     flows: Iterable[dict],
     batch_size: int = DEFAULT_BATCH,
     timeout: float = 30.0,
+    *,
+    pmacct: bool = False,
 ) -> Iterator[dict]:
     """Attribute flows through the service's streaming bulk RPC, keeping order.
 
     Batches are pipelined over one ResolveStream so the client never waits a
     round trip per batch; answers come as packed records and each route is
-    sent once per stream.
+    sent once per stream. ``pmacct=True``: records in pmacct 1.7.7's JSON
+    names and conventions (``attribution.pmacct.to_pmacct``, docs/pmacct.md).
     """
+    if pmacct:
+        yield from map(to_pmacct, resolve_dicts(target, flows, batch_size, timeout))
+        return
     with channel(target) as ch:
         stub = pb_grpc.AttributionStub(ch)
         pending: deque[tuple[list, dict, list[int]]] = deque()

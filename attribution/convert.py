@@ -45,12 +45,14 @@ def route_message(
 ) -> pb.Route:
     a: PathAttributes = m.attributes
     if m.length == 0:
-        origin_as, peer_as, oprov, pprov = 0, a.peer_as, DEFAULT, DEFAULT
+        peer_as = a.peer_as_highest if highest_as_set else a.peer_as
+        origin_as, oprov, pprov = 0, DEFAULT, DEFAULT
     elif a.empty_path:
         origin_as, peer_as, oprov, pprov = local_as, 0, LOCAL, LOCAL
     else:
         origin_as = a.origin_as_highest if highest_as_set else a.origin_as
-        peer_as, oprov, pprov = a.peer_as, BGP, BGP
+        peer_as = a.peer_as_highest if highest_as_set else a.peer_as
+        oprov, pprov = BGP, BGP
     return pb.Route(
         router=router,
         prefix=m.prefix,

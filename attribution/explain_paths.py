@@ -166,9 +166,14 @@ def _rules(side: Side, m: RouteMatch | None, routing: Routing, r) -> None:
     first_kind, first_asns = segs[0]
     if first_kind == AS_SET:
         rules.append("as_set_first")
+        pick = (
+            'as_set_policy = "highest" gives pmacct\'s 0'
+            if routing.highest_as_set
+            else "its smallest member"
+        )
         why.append(
             f"the path starts with the AS_SET {_fmt_set(first_asns)}: no single neighbor AS, "
-            f"peer AS = {side.peer_as}"
+            f"{pick}: peer AS = {side.peer_as}"
         )
     else:
         why.append(f"peer AS = the first AS of the path, {side.peer_as}")

@@ -115,6 +115,7 @@ class CompiledView:
     origin_as: np.ndarray  # uint32 per route
     origin_as_highest: np.ndarray
     peer_as: np.ndarray
+    peer_as_highest: np.ndarray  # as_set_policy "highest" (pmacct): 0 for a leading AS_SET
     provenance: np.ndarray  # uint8 per route: bgp / local / default
     from_set: np.ndarray  # bool per route
     stale: np.ndarray  # bool per route
@@ -278,10 +279,13 @@ def build_view(rib: Rib, neighbor: str, family: str) -> CompiledView | None:
     origin_by_set = np.array([a.origin_as for a in sets], dtype=np.uint32)
     highest_by_set = np.array([a.origin_as_highest for a in sets], dtype=np.uint32)
     peer_by_set = np.array([a.peer_as for a in sets], dtype=np.uint32)
+    peer_highest_by_set = np.array([a.peer_as_highest for a in sets], dtype=np.uint32)
     empty_by_set = np.array([a.empty_path for a in sets], dtype=bool)
     set_by_set = np.array([a.origin_from_set for a in sets], dtype=bool)
     if not len(sets):
-        origin_by_set = highest_by_set = peer_by_set = np.zeros(1, dtype=np.uint32)
+        origin_by_set = highest_by_set = peer_by_set = peer_highest_by_set = np.zeros(
+            1, dtype=np.uint32
+        )
         empty_by_set = set_by_set = np.zeros(1, dtype=bool)
     default = length_arr == 0
     empty = empty_by_set[index] & ~default
@@ -291,6 +295,7 @@ def build_view(rib: Rib, neighbor: str, family: str) -> CompiledView | None:
     origin = np.where(bgp, origin_by_set[index], 0).astype(np.uint32)
     highest = np.where(bgp, highest_by_set[index], 0).astype(np.uint32)
     peer = np.where(default | bgp, peer_by_set[index], 0).astype(np.uint32)
+    peer_highest = np.where(default | bgp, peer_highest_by_set[index], 0).astype(np.uint32)
     prov = np.select([default, empty], [_DEFAULT, _LOCAL], _BGP).astype(np.uint8)
     from_set = bgp & set_by_set[index]
     word = np.uint32 if v4 else np.uint64
@@ -311,6 +316,7 @@ def build_view(rib: Rib, neighbor: str, family: str) -> CompiledView | None:
         origin_as=origin,
         origin_as_highest=highest,
         peer_as=peer,
+        peer_as_highest=peer_highest,
         provenance=prov,
         from_set=from_set,
         stale=stale_flags,

@@ -421,12 +421,13 @@ class Resolver:
         idx = -1
         if routes is not None:
             idx = routes.from_match(routing.names.get(neighbor, neighbor), m)
+        peer = a.peer_as_highest if routing.highest_as_set else a.peer_as
         if m.length == 0:
-            return (0, a.peer_as, DEFAULT, DEFAULT, idx, m.stale, False)
+            return (0, peer, DEFAULT, DEFAULT, idx, m.stale, False)
         if a.empty_path:
             return (routing.local_as, 0, LOCAL, LOCAL, idx, m.stale, False)
         origin = a.origin_as_highest if routing.highest_as_set else a.origin_as
-        return (origin, a.peer_as, BGP, BGP, idx, m.stale, a.origin_from_set)
+        return (origin, peer, BGP, BGP, idx, m.stale, a.origin_from_set)
 
     # -- one flow --------------------------------------------------------------
 
@@ -600,7 +601,8 @@ class _Batch:
         origins = view.origin_as_highest if self.routing.highest_as_set else view.origin_as
         origin = np.where(ok, origins[lk], 0)
         origin = np.where(prov == LOCAL, self.routing.local_as, origin)
-        peer = np.where(ok, view.peer_as[lk], 0)
+        peers = view.peer_as_highest if self.routing.highest_as_set else view.peer_as
+        peer = np.where(ok, peers[lk], 0)
         stale = ok & view.stale[lk]
         from_set = ok & view.from_set[lk]
         route = None

@@ -63,6 +63,9 @@ class PathAttributes(msgspec.Struct, gc=False, eq=False):
     origin_as_highest: int  # pmacct's choice for a trailing AS_SET: its highest member
     origin_from_set: bool  # origin_as came from AS_SET handling
     empty_path: bool
+    # pmacct's peer AS (as_set_policy "highest"): 0 for a path that starts with an
+    # AS_SET (pmacct reads the first AS of the printed path, "{...}" is no number)
+    peer_as_highest: int
 
     def __repr__(self) -> str:
         return (
@@ -87,8 +90,9 @@ class PathAttributes(msgspec.Struct, gc=False, eq=False):
         return [f"{a}:{b}:{c}" for a, b, c in self.large_communities]
 
 
-def derive_as_numbers(as_path: Iterable[Segment]) -> tuple[int, int, int, bool, bool]:
-    """Return (peer_as, origin_as, origin_as_highest, origin_from_set, empty_path).
+def derive_as_numbers(as_path: Iterable[Segment]) -> tuple[int, int, int, bool, bool, int]:
+    """Return (peer_as, origin_as, origin_as_highest, origin_from_set, empty_path,
+    peer_as_highest).
 
     Confederation segments are skipped: they describe our own confederation,
     not who we exchange traffic with. Prepending never changes the answer since
@@ -96,26 +100,27 @@ def derive_as_numbers(as_path: Iterable[Segment]) -> tuple[int, int, int, bool, 
     """
     if len(as_path) == 1 and as_path[0][0] == AS_SEQUENCE and as_path[0][1]:  # common case
         asns = as_path[0][1]
-        return asns[0], asns[-1], asns[-1], False, False
+        return asns[0], asns[-1], asns[-1], False, False, asns[0]
     segments = [(k, a) for k, a in as_path if k in (AS_SEQUENCE, AS_SET) and a]
     if not segments:
-        return 0, 0, 0, False, True
+        return 0, 0, 0, False, True, 0
     first_kind, first_asns = segments[0]
     # A path that starts with a set has no single neighbor AS; its smallest
-    # member is a stable, explainable pick.
+    # member is a stable, explainable pick. pmacct says 0 (no number).
     peer_as = first_asns[0] if first_kind == AS_SEQUENCE else min(first_asns)
+    peer_highest = peer_as if first_kind == AS_SEQUENCE else 0
     last_kind, last_asns = segments[-1]
     if last_kind == AS_SEQUENCE:
         origin = last_asns[-1]
-        return peer_as, origin, origin, False, False
+        return peer_as, origin, origin, False, False, peer_highest
     highest = max(last_asns)
     if len(set(last_asns)) == 1:
-        return peer_as, last_asns[0], last_asns[0], False, False
+        return peer_as, last_asns[0], last_asns[0], False, False, peer_highest
     # Multi-member AS_SET at the end: the AS just before it aggregated the
     # routes and is the one the traffic reaches.
     before = [a for k, asns in segments[:-1] for a in asns if k == AS_SEQUENCE]
     origin = before[-1] if before else highest
-    return peer_as, origin, highest, True, False
+    return peer_as, origin, highest, True, False, peer_highest
 
 
 def attribute_key(row: Sequence) -> bytes:
@@ -256,7 +261,7 @@ class AttributeInterner:
             segments.append((kind, tuple(out)))
         as_path = tuple(segments)
         if len(segments) == 1 and kind == AS_SEQUENCE and out:  # derive_as_numbers' common case
-            derived: tuple = (out[0], out[-1], out[-1], False, False)
+            derived: tuple = (out[0], out[-1], out[-1], False, False, out[0])
         else:
             derived = derive_as_numbers(as_path)
         return PathAttributes(

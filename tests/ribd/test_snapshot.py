@@ -35,6 +35,7 @@ FIELDS = (
     "origin_as_highest",
     "origin_from_set",
     "empty_path",
+    "peer_as_highest",
 )
 
 
