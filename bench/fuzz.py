@@ -350,11 +350,12 @@ def feed_lines(rng: random.Random, n: int, seeds: list[bytes]) -> list[bytes]:
 def fuzz_parser(
     seed: int, count: int | None = None, seconds: float | None = None, hang: float = 1.0
 ) -> Report:
-    """Hostile lines through ``ExabgpParser.parse`` and into a RIB: only FeedError may escape."""
+    """Hostile lines through ``ExabgpParser.parse`` and into a RIB: only FeedError may
+    escape. Then the snapshot of whatever RIB they built must load again (the writer
+    never stores what the loader refuses)."""
     rng = random.Random(seed)
     seeds = seed_lines()
-    rib = Rib()
-    rib.neighbors = frozenset(PEERS)
+    rib = Rib()  # no neighbor list: whatever peers the mutations make get a RIB
     parser = ExabgpParser(rib.interner)
     report = Report("parser")
     started = time.perf_counter()
@@ -373,6 +374,13 @@ def fuzz_parser(
         if report.inputs % 1000 == 0:
             rib.maintenance()
     report.seconds = time.perf_counter() - started
+    with tempfile.TemporaryDirectory(prefix="ribd-fuzz-") as directory:
+        path = os.path.join(directory, "rib.snapshot")
+        write_snapshot(rib, path)
+        try:
+            load_snapshot(Rib(), path, hold_time=60)
+        except SnapshotError as exc:
+            report.crashes.append((b"", f"the fuzzed RIB's snapshot does not load: {exc}"))
     return report
 
 

@@ -44,7 +44,7 @@ def test_hostile_lines_through_the_feed_socket_are_read_and_counted(seed: int) -
 
 
 @pytest.mark.parametrize("seed", [3, 4])
-def test_hostile_lines_raise_only_feed_errors(seed: int) -> None:
+def test_hostile_lines_raise_only_feed_errors_and_the_rib_they_build_snapshots(seed: int) -> None:
     report = fuzz_parser(seed, count=3000, hang=float("inf"))
     no_crashes(report)
     assert 0 < report.refused < report.inputs  # the mutations hit both sides
