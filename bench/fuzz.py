@@ -120,6 +120,8 @@ SEED_LINES: list[bytes] = [
     ),
     _line("state", {"state": "down", "reason": "peer reset"}),
     _line("keepalive", {"direction": "receive"}),
+    _line("refresh", {"route-refresh": {"afi": "ipv4", "safi": "unicast", "subtype": "begin"}}),
+    _line("refresh", {"route-refresh": {"afi": "ipv6", "safi": "unicast", "subtype": "end"}}),
     orjson.dumps({"exabgp": "5.0.0", "type": "notification", "notification": "shutdown"}),
 ]
 
