@@ -3,8 +3,12 @@
 A load balancer or a Kubernetes readiness probe should send flows only to a
 service whose answers are worth having. The rule (README, "Metrics and logs"):
 
-1. NOT_SERVING while the supervised ExaBGP is not running (crashed, waiting to
-   be restarted, cannot start): sessions are gone and no route changes arrive.
+1. NOT_SERVING while ExaBGP is not up: the supervised process is not running
+   (crashed, waiting to be restarted), or no feed relay is connected (ExaBGP
+   starts its relay only once it has read its config and bound its port, so a
+   crash loop such as "cannot bind" never counts as up, however long each run
+   lasts; an external ExaBGP is up exactly while its relay is connected).
+   Sessions are gone then and no route changes arrive.
 2. After start, NOT_SERVING until every configured router has converged in
    every family (End-of-RIB, or inferred after ``[bgp] converge_quiet_time``
    quiet). ``[service] ready_timeout`` seconds after start, routers
@@ -14,8 +18,6 @@ service whose answers are worth having. The rule (README, "Metrics and logs"):
    (its routes are kept stale or the fallback routers answer).
 3. Otherwise SERVING.
 
-An external ExaBGP (``[bgp] exabgp = "external"``) is not ours to watch:
-rule 1 does not apply to it.
 """
 
 from __future__ import annotations
@@ -37,14 +39,14 @@ class Readiness:
         self.released: tuple[str, ...] = ()  # routers let go by the timeout
 
     def check(
-        self, rib: Rib, routers: Iterable[tuple[str, str]], exabgp_running: bool | None
+        self, rib: Rib, routers: Iterable[tuple[str, str]], exabgp_down: str = ""
     ) -> tuple[bool, str]:
         """(serving, why) for configured ``routers`` (name, neighbor).
 
-        ``exabgp_running`` is None when ExaBGP is external.
+        ``exabgp_down`` says why ExaBGP is not up ("" when it is).
         """
-        if exabgp_running is False:
-            return False, "ExaBGP is not running"
+        if exabgp_down:
+            return False, exabgp_down
         if self.gate_open:
             return True, "ready"
         waiting = []

@@ -252,11 +252,21 @@ class Service:
                 log.exception("observer round failed")
         observe.drain(self.rib.notes)
 
+    def _exabgp_down(self) -> str:
+        """Why ExaBGP is not up, for health ("" when it is): see attribution.health."""
+        if self.supervisor is not None:
+            state = self.supervisor.state()
+            if not state.running:
+                last = f" (last run: {state.last_error[:300]})" if state.last_error else ""
+                return f"ExaBGP is not running{last}"
+        if not self.feed.stats().get("relays_connected", 0):
+            return "ExaBGP's feed relay is not connected"
+        return ""
+
     def _update_health(self) -> None:
         """Apply the readiness rule (attribution.health) to gRPC health."""
-        running = self.supervisor.state().running if self.supervisor is not None else None
         serving, why = self.readiness.check(
-            self.rib, ((r.name, r.neighbor) for r in self.config.routers), running
+            self.rib, ((r.name, r.neighbor) for r in self.config.routers), self._exabgp_down()
         )
         if serving != self.serving or not self._health_known:
             self.servicer.set_serving(serving)

@@ -40,9 +40,10 @@ class ServedProcess:
         bgp: str = "",
         log_args: tuple[str, ...] = ("--log-format", "json"),
         metrics_port: int | None = None,
+        bgp_port: int | None = None,
     ) -> None:
         self.dir = tempfile.mkdtemp(prefix="attribution-observe-", dir="/tmp")
-        self.grpc_port, self.bgp_port = free_port(), free_port()
+        self.grpc_port, self.bgp_port = free_port(), bgp_port or free_port()
         self.metrics_port = metrics_port or free_port()
         self.config_path = os.path.join(self.dir, "attribution.toml")
         with open(self.config_path, "w") as f:

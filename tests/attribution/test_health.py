@@ -27,16 +27,16 @@ def converge(rib: Rib, neighbor: str) -> None:
 def test_not_serving_until_every_configured_router_converged_in_every_family():
     rib, clock = Rib(), Clock()
     ready = Readiness(600.0, clock)
-    assert ready.check(rib, ROUTERS, True) == (
+    assert ready.check(rib, ROUTERS, "") == (
         False,
         "waiting for routers to converge: edge1, edge2",
     )
     converge(rib, "192.0.2.1")
     rib.apply(SessionState("192.0.2.2", "up"))
     rib.apply(EndOfRib("192.0.2.2", V4))
-    assert ready.check(rib, ROUTERS, True) == (False, "waiting for routers to converge: edge2")
+    assert ready.check(rib, ROUTERS, "") == (False, "waiting for routers to converge: edge2")
     rib.apply(EndOfRib("192.0.2.2", V6))
-    assert ready.check(rib, ROUTERS, True) == (True, "every configured router has converged")
+    assert ready.check(rib, ROUTERS, "") == (True, "every configured router has converged")
 
 
 def test_once_ready_a_lost_session_does_not_take_the_service_out():
@@ -44,9 +44,9 @@ def test_once_ready_a_lost_session_does_not_take_the_service_out():
     ready = Readiness(600.0, clock)
     converge(rib, "192.0.2.1")
     converge(rib, "192.0.2.2")
-    assert ready.check(rib, ROUTERS, True)[0]
+    assert ready.check(rib, ROUTERS, "")[0]
     rib.apply(SessionState("192.0.2.2", "down", reason="x"))
-    assert ready.check(rib, ROUTERS, True) == (True, "ready")
+    assert ready.check(rib, ROUTERS, "") == (True, "ready")
 
 
 def test_ready_timeout_releases_routers_that_never_came_up():
@@ -54,21 +54,20 @@ def test_ready_timeout_releases_routers_that_never_came_up():
     ready = Readiness(30.0, clock)
     converge(rib, "192.0.2.1")
     clock.now += 29.9
-    assert not ready.check(rib, ROUTERS, True)[0]
+    assert not ready.check(rib, ROUTERS, "")[0]
     clock.now += 0.1
-    serving, why = ready.check(rib, ROUTERS, True)
+    serving, why = ready.check(rib, ROUTERS, "")
     assert serving and why.endswith("not waiting any longer for edge2")
     assert ready.released == ("edge2",)
 
 
-def test_exabgp_down_is_not_serving_whatever_the_routers_and_external_is_not_watched():
+def test_exabgp_down_is_not_serving_whatever_the_routers():
     rib, clock = Rib(), Clock()
     ready = Readiness(0.0, clock)
-    assert ready.check(rib, ROUTERS, False) == (False, "ExaBGP is not running")
-    assert ready.check(rib, ROUTERS, True)[0]
-    assert ready.check(rib, ROUTERS, False) == (False, "ExaBGP is not running")
-    assert ready.check(rib, ROUTERS, None)[0]  # external ExaBGP
+    assert ready.check(rib, ROUTERS, "ExaBGP is not running") == (False, "ExaBGP is not running")
+    assert ready.check(rib, ROUTERS, "")[0]
+    assert ready.check(rib, ROUTERS, "no relay") == (False, "no relay")
 
 
 def test_no_configured_routers_is_ready_at_once():
-    assert Readiness(600.0, Clock()).check(Rib(), (), True)[0]
+    assert Readiness(600.0, Clock()).check(Rib(), (), "")[0]
