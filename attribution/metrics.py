@@ -424,11 +424,12 @@ class ServiceCollector(Collector):
         yield CounterMetricFamily(
             "attribution_exabgp_restarts", "ExaBGP restarts by the supervisor.", value=st.restarts
         )
-        yield GaugeMetricFamily(
-            "attribution_exabgp_last_exit_code",
-            "Exit code of ExaBGP's last run (-1: none yet or killed by a signal).",
-            value=st.last_exit_code if st.last_exit_code is not None else -1,
-        )
+        if st.last_exit_code is not None:  # (no sample before a run has ended)
+            yield GaugeMetricFamily(
+                "attribution_exabgp_last_exit_code",
+                "Exit code of ExaBGP's last run (negative: the signal that killed it).",
+                value=st.last_exit_code,
+            )
 
 
 def _refused_calls() -> Metric:

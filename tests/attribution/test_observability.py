@@ -203,6 +203,7 @@ def test_killed_exabgp_makes_health_not_serving_and_is_counted(story):
     down, back = story["scrape_exabgp_down"], story["scrape_exabgp_back"]
     assert metric(down, "attribution_health_serving") == 0
     assert metric(back, "attribution_exabgp_restarts_total") >= 1
+    assert metric(back, "attribution_exabgp_last_exit_code") == -9  # SIGKILL
     assert metric(back, "attribution_health_serving") == 1
     health = [r for r in story["log"] if r.get("event") == "health"]
     # (not running, or its relay gone: whichever the health round saw first)
