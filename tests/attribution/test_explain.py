@@ -546,3 +546,46 @@ peer_as = 65099
     t = cli("--table", str(dump), json.dumps(record))  # no config: the dump's routers
     assert t.returncode == 0, t.stderr
     assert "answer: router 127.0.0.1" in t.stdout.decode()
+
+
+def _edge1_stale(rib):
+    rib.stale_hold_by_neighbor[EDGE1] = 60
+    rib.apply(SessionState(EDGE1, "down", reason="peer reset"))
+
+
+def _edge1_down(rib):
+    rib.apply(SessionState(EDGE1, "down", reason="test"))
+
+
+@pytest.mark.parametrize(
+    "config_text, hook",
+    [
+        (CONFIG, _add_paths),
+        (HIGHEST, _confederation),
+        (NO_GLOBAL_FALLBACK, _edge1_down),
+        (SHADOWED, _edge1_stale),
+    ],
+)
+def test_explanation_agrees_with_the_answer_on_every_combination(config_text, hook):
+    """Every exporter x address x port x MAC of the test world, core only: no
+    mismatch, and exactly the answer's flags each with a cause."""
+    rib, config = build_world(config_text)
+    hook(rib)
+    resolver = Resolver(rib, config)
+    v4 = ["10.1.2.3", "10.1.9.9", "10.9.1.1", "10.8.1.1", "10.7.1.1", "10.6.1.1", "10.50.1.1"]
+    v4 += ["10.54.1.1", "192.168.1.1", "172.16.5.5", "8.8.8.8"]
+    v6 = ["2001:db8::1", "2001:db8:1::1", "2001:db9::1"]
+    checked = 0
+    for exporter in ("127.0.1.1", "127.0.0.12", "127.0.0.13", "127.0.9.9"):
+        for addresses in (v4, v6):
+            for dst in addresses:
+                for src in addresses[-3:]:
+                    for in_if, mac in ((0, ""), (20, "02:00:00:00:00:0a"), (20, ""), (30, "")):
+                        record = flow(dst, src=src, exporter=exporter, in_if=in_if, src_mac=mac)
+                        e = _explain(resolver, config, record, resolver.resolve_one(record))
+                        assert e.mismatches == [], (record, e.mismatches)
+                        assert e.flags == (e.answer.flags if e.error is None else 0)
+                        names = {n for b, n in FLAG_NAMES.items() if e.flags & b}
+                        assert {c.flag for c in e.flag_causes} == names, record
+                        checked += 1
+    assert checked == 4 * (11 * 3 + 3 * 3) * 4
