@@ -30,6 +30,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from attribution.config import Config
+from ribd.observe import Note, SessionDown, SessionUp
 
 RPCS = ("Resolve", "ResolveBatch", "ResolveStream", "LookupRoute", "ListRouters", "ReloadConfig")
 # How a batch's answer is shaped (FlowBatch options): the labels of resolved flows.
@@ -150,6 +151,31 @@ class RpcMetrics:
         if error_codes:
             for code, n in collections.Counter(error_codes).items():
                 self.flow_errors.labels(code).inc(n)
+
+
+class SessionMetrics:
+    """Session changes per router, counted from the RIB's notes (ribd.observe)
+    as the service logs them: flaps show as a rate, even between scrapes."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.changes = Counter(
+            "attribution_bgp_session_changes",
+            "BGP sessions that came up or went down, per router.",
+            ["router", "neighbor", "change"],
+            registry=registry,
+        )
+
+    def configured(self, routers: Iterable[tuple[str, str]]) -> None:
+        """Show configured routers at 0 before their first change."""
+        for name, neighbor in routers:
+            self.changes.labels(name, neighbor, "up")
+            self.changes.labels(name, neighbor, "down")
+
+    def count(self, note: Note) -> None:
+        if type(note) is SessionUp:
+            self.changes.labels(note.name, note.neighbor, "up").inc()
+        elif type(note) is SessionDown:
+            self.changes.labels(note.name, note.neighbor, "down").inc()
 
 
 class Timer:
@@ -473,6 +499,7 @@ __all__ = [
     "MetricsServer",
     "RpcMetrics",
     "ServiceCollector",
+    "SessionMetrics",
     "Sources",
     "Timer",
     "batch_shape",

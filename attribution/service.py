@@ -20,7 +20,14 @@ from attribution import logs
 from attribution.config import Config, ConfigError, load_config
 from attribution.grpc_service import AttributionServicer, ReloadResult, start_server
 from attribution.health import Readiness
-from attribution.metrics import MetricsServer, RpcMetrics, ServiceCollector, Sources, new_registry
+from attribution.metrics import (
+    MetricsServer,
+    RpcMetrics,
+    ServiceCollector,
+    SessionMetrics,
+    Sources,
+    new_registry,
+)
 from attribution.reload_changes import describe_changes, restart_needed
 from attribution.resolver import Resolver
 from ribd import observe
@@ -104,6 +111,8 @@ class Service:
                 )
             )
         )
+        self.session_metrics = SessionMetrics(self.registry)
+        self.session_metrics.configured((r.name, r.neighbor) for r in self.config.routers)
         self.metrics_server: MetricsServer | None = None
         self.metrics_port = 0
         self._stop = threading.Event()
@@ -246,11 +255,11 @@ class Service:
         """Log the RIB's session and table events; keep gRPC health up to date."""
         while not self._stop.wait(OBSERVE_INTERVAL):
             try:
-                observe.drain(self.rib.notes)
+                observe.drain(self.rib.notes, count=self.session_metrics.count)
                 self._update_health()
             except Exception:  # never let logging kill the daemon
                 log.exception("observer round failed")
-        observe.drain(self.rib.notes)
+        observe.drain(self.rib.notes, count=self.session_metrics.count)
 
     def _exabgp_down(self) -> str:
         """Why ExaBGP is not up, for health ("" when it is): see attribution.health."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 log = logging.getLogger("ribd.sessions")
@@ -205,9 +206,14 @@ def log_note(note: Note, logger: logging.Logger = log) -> None:
         )
 
 
-def drain(notes: deque[Note], logger: logging.Logger = log) -> int:
+def drain(
+    notes: deque[Note],
+    logger: logging.Logger = log,
+    count: Callable[[Note], None] | None = None,
+) -> int:
     """Log and remove every note recorded so far; returns how many.
 
+    ``count`` also sees each note (the service's session counters).
     ``deque.popleft`` is atomic, so this needs no lock against the RIB.
     """
     n = 0
@@ -218,6 +224,8 @@ def drain(notes: deque[Note], logger: logging.Logger = log) -> int:
             return n
         try:
             log_note(note, logger)
+            if count is not None:
+                count(note)
         except Exception:  # a broken handler must not stop the next notes
             logger.exception("cannot log %r", note)
         n += 1

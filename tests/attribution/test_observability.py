@@ -127,6 +127,8 @@ def test_scrape_after_end_of_rib_shows_the_session_and_its_tables(story):
     assert metric(m, "attribution_bgp_session_up", **r) == 1
     assert metric(m, "attribution_bgp_session_state", state="up", **r) == 1
     assert metric(m, "attribution_bgp_session_state", state="down", **r) == 0
+    assert metric(m, "attribution_bgp_session_changes_total", change="up", **r) == 1
+    assert metric(m, "attribution_bgp_session_changes_total", change="down", **r) == 0
     assert metric(m, "attribution_rib_prefixes", family=V4, **r) == 3
     assert metric(m, "attribution_rib_prefixes", family=V6, **r) == 2
     assert metric(m, "attribution_rib_stale_prefixes", family=V4, **r) == 0
@@ -204,6 +206,10 @@ def test_killed_exabgp_makes_health_not_serving_and_is_counted(story):
     assert metric(down, "attribution_health_serving") == 0
     assert metric(back, "attribution_exabgp_restarts_total") >= 1
     assert metric(back, "attribution_exabgp_last_exit_code") == -9  # SIGKILL
+    r = {"router": "edge1", "neighbor": "127.0.0.2"}
+    # up, teardown (down), up again, ExaBGP killed (down), maybe up again already
+    assert metric(back, "attribution_bgp_session_changes_total", change="down", **r) == 2
+    assert metric(back, "attribution_bgp_session_changes_total", change="up", **r) >= 2
     assert metric(back, "attribution_health_serving") == 1
     health = [r for r in story["log"] if r.get("event") == "health"]
     # (not running, or its relay gone: whichever the health round saw first)
