@@ -594,8 +594,8 @@ class FeedServer:
                     self.rib.note_refresh_asked()
                 self._next_resync = now + self._resync_interval
                 self._resync_interval = min(self._resync_interval * 2, RESYNC_INTERVAL_MAX)
-            if self._resync_pending:
-                continue  # not asked yet: nothing can be overdue
+            if self._resync_pending or not self.resync_on_loss:
+                continue  # not asked (yet): nothing can be overdue
             with self.rib.lock:
                 resets = self.rib.overdue_refreshes(self.refresh_timeout)
             for neighbor in resets:
