@@ -105,6 +105,13 @@ class Spool:
             if self._gap_lines and self._bytes + len(chunk) + 200 <= self.limit:
                 self._mark_gap()
             if self._gap_lines or self._bytes + len(chunk) > self.limit:
+                if not self._gap_lines:
+                    log.warning(
+                        "spool full (%d of %d bytes): dropping lines until the service catches "
+                        "up; the gap is marked for an exact re-read",
+                        self._bytes,
+                        self.limit,
+                    )
                 self._gap_lines += lines
                 self._gap_bytes += len(chunk)
                 self.lost_total += lines

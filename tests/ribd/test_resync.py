@@ -112,3 +112,42 @@ def test_a_family_the_router_cannot_re_send_is_re_read_by_a_session_reset(testbe
     wait_until(lambda: bed.feed.stats()["session_resets_requested"] >= 1, 60, what="a reset")
     speaker.wait_established(60, after=ups)
     wait_until(lambda: exact(bed, remaining), 60, what="the RIB equal to the router's table")
+
+
+@pytest.mark.bgp
+def test_a_full_spool_drops_lines_marks_the_gap_and_the_rib_ends_exact(caplog) -> None:
+    """The service stalls (its RIB lock held) while the router re-sends its
+    table and withdraws routes: the relay's spool (1 MiB here, the table ~4 MB) overflows,
+    lines are dropped, the gap is marked, and the re-read makes the RIB equal
+    to the router's table again."""
+    import dataclasses
+    import logging
+
+    from ribd.exabgp import ExabgpSupervisor
+
+    caplog.set_level(logging.INFO, logger="ribd.exabgp")
+    bed = BgpTestbed()
+    bed.settings = dataclasses.replace(bed.settings, relay_spool_bytes=1024 * 1024)
+    bed.supervisor = ExabgpSupervisor(bed.settings, bed.rib)
+    # Distinct attributes: one UPDATE line per route, ~4 MB for the table.
+    table = [
+        Route(f"10.{i // 256}.{i % 256}.0/24", R1, as_path=[65001, 64000 + i]) for i in range(8000)
+    ]
+    bed.start()
+    try:
+        speaker = bed.speaker(routes=table)
+        speaker.wait_established(30)
+        wait_until(lambda: exact(bed, table), 120, what="the table loaded")
+        ups = speaker.sessions_established
+        with bed.rib.lock:  # the service stops reading
+            speaker.teardown()
+            speaker.wait_established(60, after=ups)
+            wait_until(lambda: "spool full" in caplog.text, 60, what="the spool to overflow")
+            for route in table[:50]:
+                speaker.withdraw(route.prefix)
+        remaining = table[50:]
+        wait_until(lambda: bed.feed.stats()["relay_gaps"] >= 1, 60, what="the gap marked")
+        wait_until(lambda: exact(bed, remaining), 180, what="the RIB equal to the router's table")
+        assert bed.feed.stats()["relay_lost_lines"] > 0
+    finally:
+        bed.close()
