@@ -108,6 +108,7 @@ def converged(rib: Rib, neighbor: str) -> bool:
 class FlapReport:
     sessions: int
     routes_per_session: int
+    stale_hold_time: float = 0.0
     flaps: int = 0
     rounds: int = 0
     checks: int = 0  # router tables compared after a flap
@@ -123,6 +124,7 @@ class FlapReport:
         return {
             "sessions": self.sessions,
             "routes_per_session": self.routes_per_session,
+            "stale_hold_time": self.stale_hold_time,
             "flaps": self.flaps,
             "rounds": self.rounds,
             "checks": self.checks,
@@ -160,14 +162,15 @@ def run(
     settle: float = 60.0,
     time_budget: float = 900.0,
     progress: Callable[[FlapReport], None] | None = None,
+    stale_hold_time: float = 0.0,
 ) -> FlapReport:
     """Flap until ``flaps`` session flaps are done (or ``time_budget`` runs out)."""
-    report = FlapReport(sessions, routes)
+    report = FlapReport(sessions, routes, stale_hold_time)
     tables = [router_table(i, routes) for i in range(sessions)]
     wants = [expected(t) for t in tables]
     neighbors = [NeighborSettings(f"r{i}", router_address(i), LOCAL_AS) for i in range(sessions)]
     started = time.monotonic()
-    with BgpTestbed(neighbors=neighbors) as bed:
+    with BgpTestbed(neighbors=neighbors, stale_hold_time=stale_hold_time) as bed:
         speakers: list[Speaker] = [
             bed.speaker(local_address=router_address(i), routes=tables[i], hold_time=30)
             for i in range(sessions)
@@ -248,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flaps", type=int, default=1000, help="session flaps in total")
     parser.add_argument("--settle", type=float, default=60.0, help="seconds to become exact")
     parser.add_argument("--budget", type=float, default=900.0, help="stop after this many s")
+    parser.add_argument(
+        "--stale-hold", type=float, default=0.0, help="[bgp] stale_hold_time (0: purge)"
+    )
     parser.add_argument("--out", help="write the JSON report here too")
     args = parser.parse_args(argv)
     if not 1 <= args.sessions <= 200:
@@ -263,7 +269,9 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
 
-    report = run(args.sessions, args.routes, args.flaps, args.settle, args.budget, progress)
+    report = run(
+        args.sessions, args.routes, args.flaps, args.settle, args.budget, progress, args.stale_hold
+    )
     text = json.dumps(report.as_dict(), indent=2)
     print(text)
     if args.out:
