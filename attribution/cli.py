@@ -1,4 +1,4 @@
-"""`attribution`: serve, resolve, lookup, routers, explain, reload, demo, report."""
+"""`attribution`: serve, resolve, lookup, routers, explain, overrides, reload, demo, report."""
 
 from __future__ import annotations
 
@@ -189,6 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
         "the service; --config is then the attribution config to apply (default: every "
         "router of the dump, in order, as fallback)",
     )
+
+    from attribution import dryrun_cli
+
+    dryrun_cli.add_parser(sub, client)
 
     sub.add_parser(
         "reload",
@@ -528,6 +532,12 @@ def _flow_message(record: dict) -> pb.Flow:
     )
 
 
+def cmd_overrides(args: argparse.Namespace) -> int:
+    from attribution import dryrun_cli
+
+    return dryrun_cli.cmd_overrides(args, connection)
+
+
 def cmd_reload(args: argparse.Namespace) -> int:
     args.connection = connection(args)
     with channel(args.connection) as ch:
@@ -568,6 +578,7 @@ COMMANDS = {
     "lookup": cmd_lookup,
     "routers": cmd_routers,
     "explain": cmd_explain,
+    "overrides": cmd_overrides,
     "reload": cmd_reload,
     "demo": cmd_demo,
     "report": cmd_report,

@@ -28,6 +28,7 @@ MAX_BATCH_FLOWS = 65_536
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 RELAY_SPOOL_BYTES = 256 * 1024 * 1024
 LOG_FORMATS = ("text", "json")
+RECENT_FLOWS = 10_000  # default [service] recent_flows
 _MAC = re.compile(r"^[0-9a-f]{2}([:-][0-9a-f]{2}){5}$|^[0-9a-f]{4}(\.[0-9a-f]{4}){2}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
@@ -99,6 +100,7 @@ class Config:
     log_format: str = "text"
     ready_timeout: float = 600.0
     metrics_listen: str = ""  # HOST:PORT of the Prometheus endpoint; "" = off
+    recent_flows: int = 10_000  # flow keys kept for `overrides diff` (attribution.flowring)
     api: ApiSettings = field(default_factory=ApiSettings)
 
     def router_by_name(self, name: str) -> RouterConfig | None:
@@ -159,6 +161,7 @@ def parse_config(text: str, path: str = "<config>") -> Config:
             "fallback",
             "log_format",
             "ready_timeout",
+            "recent_flows",
         },
     )
     local_as = c.asn(svc, sw, "local_as")
@@ -190,6 +193,9 @@ def parse_config(text: str, path: str = "<config>") -> Config:
             f"{log_format!r}: expected one of {', '.join(LOG_FORMATS)}",
         )
     ready_timeout = c.seconds(svc, sw, "ready_timeout", 600.0, 0, 86400)
+    recent_flows = c.get(svc, sw, "recent_flows", int, RECENT_FLOWS)
+    if not 0 <= recent_flows <= 10_000_000:
+        raise c.fail(("service", None, "recent_flows"), "must be between 0 and 10000000")
 
     bgp = c.get(data, ("", None, None), "bgp", dict, {})
     bw = ("bgp", None)
@@ -363,6 +369,7 @@ def parse_config(text: str, path: str = "<config>") -> Config:
         warnings=tuple(warnings),
         log_format=log_format,
         ready_timeout=ready_timeout,
+        recent_flows=recent_flows,
         metrics_listen=metrics_listen,
         api=api,
     )

@@ -16,12 +16,18 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from attribution.config import ApiSettings, Config
+from attribution.config import ApiSettings, Config, ConfigError
 from attribution.convert import (
     RouteMessages,
     columns_to_rows,
     resolution_to_columns,
     route_message,
+)
+from attribution.dryrun import (
+    candidate_config,
+    diff_overrides,
+    sample_from_ring,
+    sample_from_rows,
 )
 from attribution.explain_render import explanation
 from attribution.metrics import RpcMetrics, Timer, batch_shape, new_registry
@@ -219,6 +225,55 @@ class AttributionServicer(pb_grpc.AttributionServicer):
                 self.resolver, self.config(), _flow_dict(request), self.route_encoder
             )
 
+    def DiffOverrides(
+        self, request: pb.DiffOverridesRequest, context: grpc.ServicerContext
+    ) -> pb.DiffOverridesResponse:
+        """What the candidate config would change on a flow sample (attribution.dryrun).
+
+        The candidate's text is never logged: only the error naming its line."""
+        with Timer(self.metrics, "DiffOverrides", context) as t:
+            try:
+                candidate = candidate_config(request.config_text, request.config_name)
+            except ConfigError as exc:
+                t.code = "INVALID_ARGUMENT"
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            if len(request.flows):
+                sample = sample_from_rows([_flow_dict(f) for f in request.flows])
+            else:
+                sample = sample_from_ring(self.resolver.recent.snapshot())
+            d = diff_overrides(
+                self.resolver,
+                self.resolver.routing,
+                Routing.from_config(candidate),
+                sample,
+                candidate.warnings,
+            )
+            return pb.DiffOverridesResponse(
+                changed=d.changed,
+                flows=d.flows,
+                bad_flows=d.bad_flows,
+                recent=d.recent,
+                changes=[
+                    pb.OverrideChange(
+                        old_rule=c.old_rule,
+                        new_rule=c.new_rule,
+                        old_src_peer_as=c.old_peer_as,
+                        new_src_peer_as=c.new_peer_as,
+                        flows=c.flows,
+                        bytes=c.bytes,
+                        packets=c.packets,
+                    )
+                    for c in d.changes
+                ],
+                unmatched_rules=d.unmatched_rules,
+                shadowed_rules=[
+                    pb.ShadowedRule(rule=s.rule, shadowed_by=s.shadowed_by, new=s.new)
+                    for s in d.shadowed
+                ],
+                other_changed_flows=d.other_changed_flows,
+                warnings=d.warnings,
+            )
+
     # -- routes and routers --------------------------------------------------
 
     def _neighbor_for(self, router: str) -> str | None:
@@ -394,6 +449,8 @@ def _flow_dict(f: pb.Flow) -> dict:
         "in_if": f.in_if,
         "out_if": f.out_if,
         "src_mac": f.src_mac,
+        "bytes": f.bytes,
+        "packets": f.packets,
     }
 
 

@@ -37,6 +37,7 @@ import numpy as np
 
 from attribution.config import Config, OverrideRule, parse_mac
 from attribution.fastpath import CompiledView, CompiledViews
+from attribution.flowring import BatchKeys, FlowRing
 from attribution.overrides import OverrideTable, first_match
 from ribd.attributes import PathAttributes
 from ribd.checks import show
@@ -238,6 +239,8 @@ class Resolver:
         self.flows_bad = 0
         self.flow_errors: Counter[str] = Counter()
         self._count_lock = threading.Lock()
+        # The last flows answered, as keys: the sample of `overrides diff`.
+        self.recent = FlowRing(config.recent_flows)
 
     def counters(self) -> dict:
         """A consistent copy of the counters: flows_resolved, flows_bad, and
@@ -260,6 +263,8 @@ class Resolver:
         """Swap in a new plan; batches already running keep the one they started with."""
         self.routing = Routing.from_config(config)
         self.max_batch_flows = config.max_batch_flows
+        if config.recent_flows != self.recent.capacity:
+            self.recent = FlowRing(config.recent_flows)
 
     # -- choosing the RIB ------------------------------------------------------
 
@@ -313,6 +318,9 @@ class Resolver:
         bad: dict[int, tuple[str, str]] | None = None,
         with_routes: bool = True,
         routes: RouteDictionary | None = None,
+        *,
+        routing: Routing | None = None,
+        volumes: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> Resolution:
         """Resolve ``len(exporter)`` flows given as columns (see FlowColumns).
 
@@ -321,6 +329,9 @@ class Resolver:
         ``with_routes=False`` skips the route dictionary (AS numbers only);
         ``routes`` numbers the routes instead of a fresh ``BatchRoutes``
         (whose pairs then fill ``Resolution.routes``).
+        ``routing``: a what-if plan instead of the running one (the override
+        dry-run): such a batch is neither counted nor kept in ``recent``.
+        ``volumes``: (bytes, packets) per flow, kept in ``recent`` only.
         """
         n = len(exporter)
         if n > self.max_batch_flows:
@@ -331,7 +342,8 @@ class Resolver:
             raise ValueError(f"in_if has {len(in_if)} entries for {n} flows")
         if src_mac and len(src_mac) != 6 * n:
             raise ValueError(f"src_mac must hold 6 bytes per flow ({6 * n}) or be empty")
-        routing = self.routing
+        what_if = routing is not None
+        routing = routing or self.routing
         batch = _Batch(n, routing, (routes or BatchRoutes()) if with_routes else None)
         bad = dict(bad or {})
 
@@ -358,6 +370,20 @@ class Resolver:
             good[list(bad)] = False
         in_if_arr = np.asarray(in_if, dtype=np.int64) if in_if else None
         mac_arr = np.frombuffer(src_mac, dtype="S6") if src_mac else None
+        if not what_if and self.recent.capacity:
+            packed = [pack_address(c) if c else b"\x00" * 16 for c in canon]
+            self.recent.add(
+                BatchKeys(
+                    np.array(packed or [b""], dtype="V16"),
+                    ex,
+                    src,
+                    dst,
+                    in_if_arr,
+                    src_mac,
+                    good,
+                    *(volumes or (None, None)),
+                )
+            )
 
         rib = self.rib
         if self.build_views_inline:
@@ -389,7 +415,8 @@ class Resolver:
         res = batch.finish()
         for i, (code, message) in sorted(bad.items()):
             res.errors.append((i, code, message))
-        self._count(n - len(bad), (code for code, _ in bad.values()))
+        if not what_if:
+            self._count(n - len(bad), (code for code, _ in bad.values()))
         return res
 
     def _warm_views(self, canon: list, ex: np.ndarray, v4: np.ndarray, routing: Routing) -> None:
@@ -498,7 +525,9 @@ class Resolver:
     def resolve_dicts(self, flows: Sequence[dict]) -> Resolution:
         """Rows (flow JSON objects or proto Flow messages as dicts) -> columns."""
         exporters, exporter, src, dst, in_if, mac, bad = rows_to_columns(flows)
-        return self.resolve_columns(exporters, exporter, src, dst, in_if, mac, bad)
+        return self.resolve_columns(
+            exporters, exporter, src, dst, in_if, mac, bad, volumes=row_volumes(flows)
+        )
 
 
 _NO_ANSWER = (0, 0, NONE, NONE, -1, False, False)
@@ -764,6 +793,21 @@ def rows_to_columns(
     if not exporters:
         exporters.append("0.0.0.0")
     return exporters, exporter, bytes(src), bytes(dst), in_if, bytes(macs) if any_mac else b"", bad
+
+
+def row_volumes(flows: Sequence[object]) -> tuple[np.ndarray, np.ndarray]:
+    """(bytes, packets) per row; 0 where missing or not a non-negative integer
+    (volumes are never an error: only the dry-run's sample reads them)."""
+
+    def num(f: object, key: str) -> int:
+        v = f.get(key) if isinstance(f, dict) else None
+        ok = isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 1 << 64
+        return v if ok else 0  # type: ignore[return-value]
+
+    return (
+        np.array([num(f, "bytes") for f in flows], dtype=np.uint64),
+        np.array([num(f, "packets") for f in flows], dtype=np.uint64),
+    )
 
 
 def validate_row(f: object) -> tuple[str, bytes, bytes, int, bytes]:

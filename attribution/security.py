@@ -43,7 +43,15 @@ log = logging.getLogger(__name__)
 ATTRIBUTION = "/attribution.v1.Attribution/"
 READ_METHODS = frozenset(
     ATTRIBUTION + m
-    for m in ("Resolve", "ResolveBatch", "ResolveStream", "LookupRoute", "ListRouters", "Explain")
+    for m in (
+        "Resolve",
+        "ResolveBatch",
+        "ResolveStream",
+        "LookupRoute",
+        "ListRouters",
+        "Explain",
+        "DiffOverrides",  # changes nothing; the candidate's text is sensitive: use TLS
+    )
 )
 PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 UNLIMITED_STREAMS = frozenset({"/grpc.health.v1.Health/Watch"})  # idle by design

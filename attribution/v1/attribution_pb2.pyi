@@ -460,3 +460,63 @@ class Explanation(_message.Message):
     as_set_policy: str
     local_as: int
     def __init__(self, answer: _Optional[_Union[FlowAttribution, _Mapping]] = ..., exporter: _Optional[str] = ..., family: _Optional[str] = ..., routers: _Optional[_Iterable[_Union[ExplainRouterStep, _Mapping]]] = ..., router: _Optional[str] = ..., dst: _Optional[_Union[ExplainSide, _Mapping]] = ..., src: _Optional[_Union[ExplainSide, _Mapping]] = ..., overrides: _Optional[_Iterable[_Union[ExplainOverride, _Mapping]]] = ..., flags: _Optional[_Iterable[_Union[ExplainFlag, _Mapping]]] = ..., mismatches: _Optional[_Iterable[str]] = ..., as_set_policy: _Optional[str] = ..., local_as: _Optional[int] = ...) -> None: ...
+
+class DiffOverridesRequest(_message.Message):
+    __slots__ = ("config_text", "config_name", "flows")
+    CONFIG_TEXT_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_NAME_FIELD_NUMBER: _ClassVar[int]
+    FLOWS_FIELD_NUMBER: _ClassVar[int]
+    config_text: str
+    config_name: str
+    flows: _containers.RepeatedCompositeFieldContainer[Flow]
+    def __init__(self, config_text: _Optional[str] = ..., config_name: _Optional[str] = ..., flows: _Optional[_Iterable[_Union[Flow, _Mapping]]] = ...) -> None: ...
+
+class OverrideChange(_message.Message):
+    __slots__ = ("old_rule", "new_rule", "old_src_peer_as", "new_src_peer_as", "flows", "bytes", "packets")
+    OLD_RULE_FIELD_NUMBER: _ClassVar[int]
+    NEW_RULE_FIELD_NUMBER: _ClassVar[int]
+    OLD_SRC_PEER_AS_FIELD_NUMBER: _ClassVar[int]
+    NEW_SRC_PEER_AS_FIELD_NUMBER: _ClassVar[int]
+    FLOWS_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    PACKETS_FIELD_NUMBER: _ClassVar[int]
+    old_rule: str
+    new_rule: str
+    old_src_peer_as: int
+    new_src_peer_as: int
+    flows: int
+    bytes: int
+    packets: int
+    def __init__(self, old_rule: _Optional[str] = ..., new_rule: _Optional[str] = ..., old_src_peer_as: _Optional[int] = ..., new_src_peer_as: _Optional[int] = ..., flows: _Optional[int] = ..., bytes: _Optional[int] = ..., packets: _Optional[int] = ...) -> None: ...
+
+class ShadowedRule(_message.Message):
+    __slots__ = ("rule", "shadowed_by", "new")
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    SHADOWED_BY_FIELD_NUMBER: _ClassVar[int]
+    NEW_FIELD_NUMBER: _ClassVar[int]
+    rule: str
+    shadowed_by: str
+    new: bool
+    def __init__(self, rule: _Optional[str] = ..., shadowed_by: _Optional[str] = ..., new: _Optional[bool] = ...) -> None: ...
+
+class DiffOverridesResponse(_message.Message):
+    __slots__ = ("changed", "flows", "bad_flows", "recent", "changes", "unmatched_rules", "shadowed_rules", "other_changed_flows", "warnings")
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    FLOWS_FIELD_NUMBER: _ClassVar[int]
+    BAD_FLOWS_FIELD_NUMBER: _ClassVar[int]
+    RECENT_FIELD_NUMBER: _ClassVar[int]
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    UNMATCHED_RULES_FIELD_NUMBER: _ClassVar[int]
+    SHADOWED_RULES_FIELD_NUMBER: _ClassVar[int]
+    OTHER_CHANGED_FLOWS_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    changed: bool
+    flows: int
+    bad_flows: int
+    recent: bool
+    changes: _containers.RepeatedCompositeFieldContainer[OverrideChange]
+    unmatched_rules: _containers.RepeatedScalarFieldContainer[str]
+    shadowed_rules: _containers.RepeatedCompositeFieldContainer[ShadowedRule]
+    other_changed_flows: int
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, changed: _Optional[bool] = ..., flows: _Optional[int] = ..., bad_flows: _Optional[int] = ..., recent: _Optional[bool] = ..., changes: _Optional[_Iterable[_Union[OverrideChange, _Mapping]]] = ..., unmatched_rules: _Optional[_Iterable[str]] = ..., shadowed_rules: _Optional[_Iterable[_Union[ShadowedRule, _Mapping]]] = ..., other_changed_flows: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -69,6 +69,11 @@ class AttributionStub:
                 request_serializer=attribution_dot_v1_dot_attribution__pb2.Flow.SerializeToString,
                 response_deserializer=attribution_dot_v1_dot_attribution__pb2.Explanation.FromString,
                 _registered_method=True)
+        self.DiffOverrides = channel.unary_unary(
+                '/attribution.v1.Attribution/DiffOverrides',
+                request_serializer=attribution_dot_v1_dot_attribution__pb2.DiffOverridesRequest.SerializeToString,
+                response_deserializer=attribution_dot_v1_dot_attribution__pb2.DiffOverridesResponse.FromString,
+                _registered_method=True)
 
 
 class AttributionServicer:
@@ -133,6 +138,16 @@ class AttributionServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DiffOverrides(self, request, context):
+        """Override dry-run: resolve a flow sample (the request's flows, else the
+        service's recent flows) under the running config and under a candidate
+        config, and say what would change. Changes nothing; a read token
+        suffices. The candidate's text travels in the request: use TLS.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AttributionServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -170,6 +185,11 @@ def add_AttributionServicer_to_server(servicer, server):
                     servicer.Explain,
                     request_deserializer=attribution_dot_v1_dot_attribution__pb2.Flow.FromString,
                     response_serializer=attribution_dot_v1_dot_attribution__pb2.Explanation.SerializeToString,
+            ),
+            'DiffOverrides': grpc.unary_unary_rpc_method_handler(
+                    servicer.DiffOverrides,
+                    request_deserializer=attribution_dot_v1_dot_attribution__pb2.DiffOverridesRequest.FromString,
+                    response_serializer=attribution_dot_v1_dot_attribution__pb2.DiffOverridesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -361,6 +381,33 @@ class Attribution:
             '/attribution.v1.Attribution/Explain',
             attribution_dot_v1_dot_attribution__pb2.Flow.SerializeToString,
             attribution_dot_v1_dot_attribution__pb2.Explanation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DiffOverrides(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/attribution.v1.Attribution/DiffOverrides',
+            attribution_dot_v1_dot_attribution__pb2.DiffOverridesRequest.SerializeToString,
+            attribution_dot_v1_dot_attribution__pb2.DiffOverridesResponse.FromString,
             options,
             channel_credentials,
             insecure,
