@@ -5,6 +5,8 @@
     python -m bench --only ingest,memory # some of: ingest memory throughput latency restart churn
                                          # routers (many routers whose tables differ: up to an
                                          # hour of CPU, see bench/multirouter.py; --quick: 4)
+                                         # pmacct (real BGP sessions, this service beside
+                                         # pmacct's nfacctd, 1/2/4 routers: ~15 minutes)
     python -m bench --json results.json  # also write the rows and the machine as JSON
 
 Every benchmark job runs in its own Python process, one after the other, so
@@ -48,11 +50,15 @@ JOBS: dict[str, list[list[str]]] = {
     "restart": [["bench.restart"]],
     "churn": [["bench.ingest", "--churn"], ["bench.churn"]],
     "routers": [["bench.multirouter", "--checkpoints", "--budget", "2400"]],
+    "pmacct": [["bench.vs_pmacct"]],
 }
 PACKAGES = ("pytricia", "grpcio", "protobuf", "orjson", "msgspec", "numpy", "exabgp")
 JOB_TIMEOUT = 900
-OPT_IN = ("routers",)  # long: run only when --only names them
-LONG_JOBS = {"bench.multirouter": 3 * 3600}  # stops itself (memory, CPU budget)
+OPT_IN = ("routers", "pmacct")  # long: run only when --only names them
+LONG_JOBS = {
+    "bench.multirouter": 3 * 3600,
+    "bench.vs_pmacct": 3600,
+}  # stops itself (memory, CPU budget)
 
 
 def machine() -> dict:

@@ -1,0 +1,650 @@
+"""Load through real BGP sessions, side by side: this service vs pmacct's nfacctd.
+
+Both receive the same UPDATE bytes from ``bench.bgpsend`` (one session per
+router, each from its own 127.0.0.x), one receiver at a time so they never
+share the 2 cores:
+
+* **pmacct**: ``nfacctd`` (Debian package ``pmacct``, 1.7.7) with
+  ``bgp_daemon: true`` on a loopback port and its BGP Looking Glass
+  (``bgp_daemon_lg``, ZeroMQ) on another.
+* **this service**: ``attribution serve`` with its supervised ExaBGP (and the
+  relay ExaBGP runs), one ``[[routers]]`` entry per session.
+
+Sources: ``real`` = the 2015 PCH table's UPDATEs from the MRT file, byte for
+byte as the router packed them, router k with its own next hops
+(``bgpsend.with_next_hops``); ``synth`` = the today-sized synthetic table
+(IPv4 + IPv6) with routers derived as ``bench.realistic`` does, packed by
+``bgpsend``.
+
+"Table answering", from the first UPDATE sent:
+
+* pmacct: for every router, a Looking Glass lookup of the *last* prefix of its
+  table (announced only once, in the last UPDATE carrying such a prefix)
+  returns that prefix with the router's next hop. pmacct reads each session in
+  order, so that answer means every earlier UPDATE was applied. (nfacctd
+  1.7.7 logs nothing at End-of-RIB, and its table dump runs at most every 60 s.)
+* the service: ListRouters shows every router's families converged
+  (End-of-RIB, after every UPDATE) with the table's prefix count, and a
+  Resolve of the last prefix answers from each router.
+
+CPU-seconds from /proc (utime + stime, all threads, child processes
+included) of each process at "answering": ExaBGP, the relay, the service;
+nfacctd (core and plugin processes). RSS at that moment. Then "idle": the
+CPU once every process is quiet (background merges and view builds done).
+
+``python -m bench.vs_pmacct [--routers 1,2,4] [--source real,synth]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import bgpsend
+from bench.common import REPO, Row, at_most, bench_main, cpu_seconds, log, rss_bytes
+
+TARGET_SHARE = 0.25  # relay + service <= 25% of ExaBGP's CPU
+TARGET_RATIO = 8.0  # two routers' tables in <= 8x pmacct's time
+REAL_PREFIXES = 577_703  # after the table's own withdrawals (bench.common)
+POLL = 0.02
+
+
+def nfacctd_path() -> str | None:
+    return shutil.which("nfacctd") or (
+        "/usr/sbin/nfacctd" if os.path.exists("/usr/sbin/nfacctd") else None
+    )
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def descendants(pid: int) -> list[int]:
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for t in tasks:
+            try:
+                with open(f"/proc/{p}/task/{t}/children") as f:
+                    kids = [int(x) for x in f.read().split()]
+            except OSError:
+                continue
+            out += kids
+            todo += kids
+    return out
+
+
+def cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _cpu(pids: list[int]) -> float:
+    total = 0.0
+    for p in pids:
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(p)
+    return total
+
+
+def _rss(pids: list[int]) -> int:
+    total = 0
+    for p in pids:
+        with contextlib.suppress(OSError):
+            total += rss_bytes(p)
+    return total
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    """SIGTERM the leader (it stops its own children), then SIGKILL whatever is
+    left of it: its process group and every descendant seen before the stop
+    (ExaBGP's API process leaves the group)."""
+    family = descendants(proc.pid)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    for pid in family:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(10)
+
+
+# -- what to send ----------------------------------------------------------------
+
+
+def _ipv4_nlri(msg: bytes) -> list[str]:
+    _at, end = bgpsend._attributes_span(msg)
+    data = msg[end:]
+    out = []
+    i = 0
+    while i < len(data):
+        n = data[i]
+        size = (n + 7) // 8
+        raw = data[i + 1 : i + 1 + size] + bytes(4 - size)
+        out.append(f"{socket.inet_ntoa(raw)}/{n}")
+        i += 1 + size
+    return out
+
+
+def last_unique_prefix(updates: list[bytes]) -> str:
+    """The last IPv4 prefix of the table announced only once (classic NLRI field)."""
+    seen: dict[str, int] = {}
+    for m in updates:
+        for p in _ipv4_nlri(m):
+            seen[p] = seen.get(p, 0) + 1
+    for m in reversed(updates):
+        for p in reversed(_ipv4_nlri(m)):
+            if seen[p] == 1:
+                return p
+    raise ValueError("no IPv4 prefix is announced only once")
+
+
+@dataclass
+class Load:
+    name: str
+    tables: bgpsend.Tables
+    probe: str  # the last prefix announced once
+    expected: dict[str, int]  # family -> prefixes per router in the end
+
+
+def make_load(source: str, routers: int, quick: bool) -> Load:
+    if source == "real":
+        t = bgpsend.mrt_tables(routers, limit=20_000 if quick else None)
+        expected = {"ipv4 unicast": 0 if quick else REAL_PREFIXES}
+        return Load(
+            "real 2015 table (577,703 IPv4)", t, last_unique_prefix(t.per_router[0]), expected
+        )
+    v4, v6 = (100_000, 25_000) if quick else (None, None)
+    t = bgpsend.synth_tables(routers, v4, v6)
+    return Load(
+        f"synthetic today-sized ({t.prefixes.get('ipv4 unicast', 0):,} IPv4 + "
+        f"{t.prefixes.get('ipv6 unicast', 0):,} IPv6)",
+        t,
+        last_unique_prefix(t.per_router[0]),
+        dict(t.prefixes),
+    )
+
+
+# -- pmacct ------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    receiver: str
+    routers: int
+    seconds: float | None = None
+    cpu: dict[str, float] = field(default_factory=dict)  # at answering
+    cpu_idle: dict[str, float] = field(default_factory=dict)  # once quiet
+    rss: dict[str, int] = field(default_factory=dict)
+    note: str = ""
+
+
+class LookingGlass:
+    """pmacct's BGP Looking Glass (ZeroMQ REQ/REP, docs/LOOKING_GLASS_FORMAT)."""
+
+    def __init__(self, port: int) -> None:
+        import zmq
+
+        self.zmq = zmq
+        self.ctx = zmq.Context()
+        self.port = port
+        self.sock = None
+
+    def _socket(self):
+        if self.sock is None:
+            self.sock = self.ctx.socket(self.zmq.REQ)
+            self.sock.setsockopt(self.zmq.LINGER, 0)
+            self.sock.setsockopt(self.zmq.RCVTIMEO, 2000)
+            self.sock.setsockopt(self.zmq.SNDTIMEO, 2000)
+            self.sock.connect(f"tcp://127.0.0.1:{self.port}")
+        return self.sock
+
+    def query(self, head: dict, data: dict | None = None) -> list[dict]:
+        s = self._socket()
+        try:
+            if data is None:
+                s.send(json.dumps(head).encode())
+            else:
+                s.send(json.dumps(head).encode(), self.zmq.SNDMORE)
+                s.send(json.dumps(data).encode())
+            reply = json.loads(s.recv())
+            return [json.loads(s.recv()) for _ in range(int(reply.get("results", 0)))]
+        except self.zmq.ZMQError:
+            s.close()
+            self.sock = None  # a REQ socket that missed a reply cannot send again
+            raise
+
+    def lookup(self, prefix: str, peer: str) -> list[dict]:
+        return self.query(
+            {"query_type": 1, "queries": 1}, {"ip_prefix": prefix, "peer_ip_src": peer}
+        )
+
+    def peers(self) -> list[dict]:
+        return self.query({"query_type": 2, "queries": 1})
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+        self.ctx.term()
+
+
+def run_pmacct(load: Load, workdir: Path, timeout: float) -> Result:
+    n = len(load.tables.per_router)
+    res = Result("pmacct nfacctd 1.7.7", n)
+    bgp_port, lg_port, nf_port = free_port(), free_port(), free_port(socket.SOCK_DGRAM)
+    conf = workdir / "nfacctd.conf"
+    logfile = workdir / "nfacctd.log"
+    conf.write_text(
+        "\n".join(
+            [
+                "daemonize: false",
+                f"logfile: {logfile}",
+                "nfacctd_ip: 127.0.0.1",
+                f"nfacctd_port: {nf_port}",
+                "plugins: print",
+                f"print_output_file: {workdir / 'flows.txt'}",
+                "print_refresh_time: 3600",
+                "aggregate: src_as, dst_as, peer_src_as, peer_dst_as",
+                "nfacctd_as: bgp",
+                "bgp_daemon: true",
+                "bgp_daemon_ip: 127.0.0.1",
+                f"bgp_daemon_port: {bgp_port}",
+                "bgp_daemon_max_peers: 100",
+                "bgp_daemon_lg: true",
+                "bgp_daemon_lg_ip: 127.0.0.1",
+                f"bgp_daemon_lg_port: {lg_port}",
+                "",
+            ]
+        )
+    )
+    proc = subprocess.Popen(
+        [nfacctd_path() or "nfacctd", "-f", str(conf)],
+        stdout=open(workdir / "nfacctd.out", "wb"),  # noqa: SIM115 (the child owns it)
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    lg = LookingGlass(lg_port)
+    sessions: list[bgpsend.Session] = []
+    try:
+        t = load.tables
+        sessions = [
+            bgpsend.Session(
+                ("127.0.0.1", bgp_port), bgpsend.router_address(k), t.asn, t.families, t.four_octet
+            )
+            for k in range(1, n + 1)
+        ]
+        for s in sessions:
+            s.connect(timeout=30)
+        pids = [proc.pid, *descendants(proc.pid)]
+        cpu0 = _cpu(pids)
+        t0 = bgpsend.send_parallel(sessions, t.per_router)
+        pending = {s.local_address for s in sessions}
+        deadline = time.monotonic() + timeout
+        done = None
+        while pending and time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"nfacctd exited ({proc.returncode}); see {logfile}")
+            for peer in sorted(pending):
+                with contextlib.suppress(Exception):
+                    if any(r.get("ip_prefix") == load.probe for r in lg.lookup(load.probe, peer)):
+                        pending.discard(peer)
+            if pending:
+                time.sleep(POLL)
+            else:
+                done = time.monotonic()
+        if done is None:
+            res.note = f"not answering for {sorted(pending)} within {timeout:.0f} s"
+            return res
+        res.seconds = done - t0
+        pids = [proc.pid, *descendants(proc.pid)]
+        res.cpu = {"nfacctd": _cpu(pids) - cpu0}
+        res.rss = {"nfacctd": _rss(pids)}
+        wait_quiet(lambda: _cpu([proc.pid, *descendants(proc.pid)]))
+        res.cpu_idle = {"nfacctd": _cpu([proc.pid, *descendants(proc.pid)]) - cpu0}
+        # What pmacct made of the table: one well-known address per router.
+        checks = []
+        for s in sessions:
+            with contextlib.suppress(Exception):
+                r = lg.lookup("8.8.8.8/32", s.local_address)
+                checks.append((r[0].get("as_path", "") if r else "no answer").split()[-1:])
+        res.note = f"8.8.8.8 per router, last AS: {checks}; peers {len(lg.peers())}"
+        return res
+    finally:
+        for s in sessions:
+            s.close()
+        lg.close()
+        stop_process(proc)
+
+
+def wait_quiet(cpu, quiet: float = 2.0, share: float = 0.2, timeout: float = 90.0) -> None:
+    """Until ``cpu()`` grows by less than ``share`` of a core over ``quiet`` seconds."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        c0 = cpu()
+        time.sleep(quiet)
+        if cpu() - c0 < share * quiet:
+            return
+
+
+# -- the service -------------------------------------------------------------------
+
+
+def service_config(workdir: Path, load: Load, bgp_port: int, grpc_port: int) -> Path:
+    asn = load.tables.asn
+    routers = "".join(
+        f"""
+[[routers]]
+name = "r{k}"
+neighbor = "{bgpsend.router_address(k)}"
+peer_as = {asn}
+add_path = false
+exporters = ["127.0.2.{k}"]
+"""
+        for k in range(1, len(load.tables.per_router) + 1)
+    )
+    text = f"""
+[service]
+local_as = {asn}
+router_id = "127.0.0.1"
+grpc_listen = "127.0.0.1:{grpc_port}"
+
+[bgp]
+listen_address = "127.0.0.1"
+listen_port = {bgp_port}
+exabgp = "supervised"
+feed_socket = "{workdir / "feed.sock"}"
+work_dir = "{workdir}"
+{routers}"""
+    path = workdir / "attribution.toml"
+    path.write_text(text)
+    return path
+
+
+def _roles(service_pid: int) -> dict[str, list[int]]:
+    roles: dict[str, list[int]] = {"service": [service_pid], "exabgp": [], "relay": []}
+    for p in descendants(service_pid):
+        line = cmdline(p)
+        if "ribd.relay" in line:
+            roles["relay"].append(p)
+        elif "exabgp" in line:
+            roles["exabgp"].append(p)
+        else:
+            roles["service"].append(p)
+    return roles
+
+
+def run_service(load: Load, workdir: Path, timeout: float) -> Result:
+    import grpc
+
+    from attribution.v1 import attribution_pb2 as pb
+    from attribution.v1 import attribution_pb2_grpc as pb_grpc
+
+    n = len(load.tables.per_router)
+    res = Result("this service (ExaBGP + relay + service)", n)
+    bgp_port, grpc_port = free_port(), free_port()
+    config = service_config(workdir, load, bgp_port, grpc_port)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + (
+        os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "attribution.cli", "serve", "--config", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=open(workdir / "service.log", "wb"),  # noqa: SIM115
+        cwd=REPO,
+        env=env,
+        start_new_session=True,
+    )
+    channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}")
+    stub = pb_grpc.AttributionStub(channel)
+    sessions: list[bgpsend.Session] = []
+    try:
+        t = load.tables
+        sessions = [
+            bgpsend.Session(
+                ("127.0.0.1", bgp_port), bgpsend.router_address(k), t.asn, t.families, t.four_octet
+            )
+            for k in range(1, n + 1)
+        ]
+        for s in sessions:
+            s.connect(timeout=120)
+        roles = _roles(proc.pid)
+        if not roles["exabgp"] or not roles["relay"]:
+            raise RuntimeError(f"no ExaBGP/relay under the service: {roles}")
+        cpu0 = {k: _cpu(v) for k, v in roles.items()}
+        t0 = bgpsend.send_parallel(sessions, t.per_router)
+        probe_addr = load.probe.split("/")[0]
+        deadline = time.monotonic() + timeout
+        done = None
+        next_log = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if time.monotonic() > next_log:
+                next_log += 15
+                log(
+                    f"vs-pmacct: service loading, {time.monotonic() - t0:.0f} s, CPU "
+                    + ", ".join(f"{k} {_cpu(v) - cpu0[k]:.1f}" for k, v in roles.items())
+                )
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"service exited ({proc.returncode}); see {workdir / 'service.log'}"
+                )
+            bad = [f"{s.local_address}: {s.error}" for s in sessions if s.error]
+            if bad:
+                raise RuntimeError(f"session lost: {bad}")
+            with contextlib.suppress(grpc.RpcError):
+                if _service_loaded(stub, pb, load, probe_addr, n):
+                    done = time.monotonic()
+                    break
+            time.sleep(0.05)
+        if done is None:
+            res.note = f"not answering within {timeout:.0f} s"
+            return res
+        res.seconds = done - t0
+        res.cpu = {k: _cpu(v) - cpu0[k] for k, v in roles.items()}
+        res.rss = {k: _rss(v) for k, v in roles.items()}
+        wait_quiet(lambda: sum(_cpu(v) for v in roles.values()))
+        res.cpu_idle = {k: _cpu(v) - cpu0[k] for k, v in roles.items()}
+        a = stub.Resolve(
+            pb.Flow(exporter="127.0.2.1", src_addr="1.1.1.1", dst_addr="8.8.8.8"), timeout=10
+        )
+        res.note = f"8.8.8.8 from router 1: origin AS {a.dst_origin_as}"
+        return res
+    finally:
+        for s in sessions:
+            s.close()
+        channel.close()
+        stop_process(proc, timeout=60)
+
+
+def _service_loaded(stub, pb, load: Load, probe_addr: str, n: int) -> bool:
+    reply = stub.ListRouters(pb.ListRoutersRequest(), timeout=5)
+    ok = 0
+    for r in reply.routers:
+        fams = {f.family: f for f in r.families}
+        good = all(
+            (f := fams.get(name)) is not None and f.converged and (not want or f.prefixes == want)
+            for name, want in load.expected.items()
+        )
+        ok += good
+    if ok < n:
+        return False
+    for k in range(1, n + 1):
+        a = stub.Resolve(
+            pb.Flow(exporter=f"127.0.2.{k}", src_addr="1.1.1.1", dst_addr=probe_addr), timeout=5
+        )
+        if a.HasField("error") or not a.dst_origin_as:
+            return False
+    return True
+
+
+# -- the run -----------------------------------------------------------------------
+
+
+def rows_for(load: Load, pm: Result, us: Result) -> list[Row]:
+    n = us.routers
+    tag = f"{n} router{'s' if n > 1 else ''}, {load.name.split(' (')[0]}"
+    rows = []
+    ratio = us.seconds / pm.seconds if us.seconds and pm.seconds else None
+    rows.append(
+        Row("vs-pmacct", f"{tag}: first UPDATE -> answering, pmacct", pm.seconds, "s", note=pm.note)
+    )
+    rows.append(
+        Row(
+            "vs-pmacct",
+            f"{tag}: first UPDATE -> answering, this service",
+            us.seconds,
+            "s",
+            pm.seconds,
+            "pmacct, same run",
+            note=us.note,
+        )
+    )
+    rows.append(
+        Row(
+            "vs-pmacct",
+            f"{tag}: time ratio this service / pmacct",
+            ratio,
+            "x",
+            target=f"<= {TARGET_RATIO:.0f}x (2 routers)" if n == 2 else "",
+            met=at_most(ratio, TARGET_RATIO) if n == 2 else None,
+        )
+    )
+    ex = us.cpu.get("exabgp")
+    ours = (us.cpu.get("relay", 0.0) + us.cpu.get("service", 0.0)) if us.cpu else None
+    share = ours / ex if ex and ours is not None else None
+    for who, res in (("ExaBGP", "exabgp"), ("relay", "relay"), ("service", "service")):
+        rows.append(
+            Row(
+                "vs-pmacct",
+                f"{tag}: CPU-s {who} (at answering / once idle)",
+                us.cpu.get(res),
+                "CPU-s",
+                us.cpu_idle.get(res),
+                "once idle",
+            )
+        )
+    rows.append(
+        Row(
+            "vs-pmacct",
+            f"{tag}: CPU-s nfacctd (at answering / once idle)",
+            pm.cpu.get("nfacctd"),
+            "CPU-s",
+            pm.cpu_idle.get("nfacctd"),
+            "once idle",
+        )
+    )
+    rows.append(
+        Row(
+            "vs-pmacct",
+            f"{tag}: (relay + service) / ExaBGP CPU",
+            share * 100 if share is not None else None,
+            "%",
+            target=f"<= {TARGET_SHARE:.0%}",
+            met=at_most(share, TARGET_SHARE),
+        )
+    )
+    for who in ("exabgp", "relay", "service"):
+        rows.append(
+            Row(
+                "vs-pmacct",
+                f"{tag}: RSS {who}",
+                us.rss.get(who, 0) / 2**20 if us.rss else None,
+                "MiB",
+            )
+        )
+    rows.append(
+        Row(
+            "vs-pmacct",
+            f"{tag}: RSS nfacctd",
+            pm.rss.get("nfacctd", 0) / 2**20 if pm.rss else None,
+            "MiB",
+        )
+    )
+    return rows
+
+
+def run(args: argparse.Namespace) -> list[Row]:
+    if nfacctd_path() is None:
+        log("vs-pmacct: skipped: nfacctd is not installed (Debian package 'pmacct')")
+        return [
+            Row(
+                "vs-pmacct",
+                "side by side with pmacct",
+                None,
+                "",
+                note="skipped: nfacctd absent (apt-get install pmacct)",
+            )
+        ]
+    try:
+        import zmq  # noqa: F401
+    except ImportError:
+        return [
+            Row(
+                "vs-pmacct",
+                "side by side with pmacct",
+                None,
+                "",
+                note="skipped: pyzmq absent (pmacct's Looking Glass client)",
+            )
+        ]
+    rows: list[Row] = []
+    for source in args.source.split(","):
+        if source == "real" and not bgpsend.MRT.exists():
+            rows.append(
+                Row("vs-pmacct", "real table", None, "", note=f"skipped: {bgpsend.MRT} absent")
+            )
+            continue
+        for n in [int(x) for x in args.routers.split(",")]:
+            log(f"vs-pmacct: {source}, {n} router(s): preparing the UPDATEs")
+            load = make_load(source, n, args.quick)
+            log(f"vs-pmacct: {sum(map(len, load.tables.per_router))} UPDATEs; probe {load.probe}")
+            with tempfile.TemporaryDirectory(prefix="vspm-", dir="/tmp") as d:
+                pm = run_pmacct(load, Path(d), args.timeout)
+            log(f"vs-pmacct: pmacct {pm.seconds} s, CPU {pm.cpu} {pm.note}")
+            with tempfile.TemporaryDirectory(prefix="vsus-", dir="/tmp") as d:
+                us = run_service(load, Path(d), args.timeout)
+            log(f"vs-pmacct: service {us.seconds} s, CPU {us.cpu}, idle {us.cpu_idle} {us.note}")
+            rows += rows_for(load, pm, us)
+            print(
+                json.dumps(
+                    {"source": source, "routers": n, "pmacct": pm.__dict__, "service": us.__dict__}
+                ),
+                file=sys.stderr,
+                flush=True,
+            )
+    return rows
+
+
+def extra(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--routers", default="1,2,4")
+    p.add_argument("--source", default="real", help="real,synth")
+    p.add_argument("--timeout", type=float, default=900.0, help="seconds per load and receiver")
+
+
+if __name__ == "__main__":
+    sys.exit(bench_main("vs_pmacct", run, extra))
