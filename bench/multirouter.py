@@ -225,10 +225,14 @@ class Feed:
     load's cost is this process's CPU (all its threads) from go to the marker line."""
 
     def __init__(self, rib, workdir: Path) -> None:
+        import atexit
+        import shutil
+
         from ribd.feed import FeedServer
 
         self.rib = rib
         self.dir = Path(tempfile.mkdtemp(prefix="feed-", dir=workdir))
+        atexit.register(shutil.rmtree, self.dir, True)
         self.socket = str(self.dir / "feed.sock")
         self.server = FeedServer(self.socket, rib, resync_on_loss=False)
         self.server.start()
