@@ -68,6 +68,23 @@ def formatter(fmt: str) -> logging.Formatter:
     raise ValueError(f"log format {fmt!r}: expected one of {', '.join(FORMATS)}")
 
 
+class _Stderr(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (as logging's own last
+    resort does): a caller that swaps stderr (pytest's capture, an embedding
+    program) never leaves us writing to a stale stream."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> IO[str]:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: IO[str]) -> None:
+        pass
+
+
 _handler: logging.Handler | None = None
 _explicit = False
 
@@ -83,7 +100,7 @@ def setup(level: str | int = "INFO", fmt: str | None = None, stream: IO[str] | N
     root = logging.getLogger()
     if _handler is not None:
         root.removeHandler(_handler)
-    _handler = logging.StreamHandler(stream or sys.stderr)
+    _handler = logging.StreamHandler(stream) if stream is not None else _Stderr()
     _handler.setFormatter(formatter(fmt or "text"))
     root.addHandler(_handler)
     root.setLevel(level)
