@@ -63,7 +63,7 @@ BYTES_TARGET = 40  # per (router, prefix), RIB + views (issue 11)
 DROP_TARGET = 0.8  # bulk rate at 64 routers >= 80% of one router's
 BATCH = 8192
 BATCHES = 16
-CHILD_TIMEOUT = 3600
+CHILD_TIMEOUT = 3 * 3600  # a busy box: one child took over an hour for 8 today-sized routers
 VIEW_ROOM = 1.3  # a child stops loading when RSS x this passes the limit (views to come)
 
 
