@@ -773,19 +773,18 @@ class Rib:
     def mark_gap(self) -> list[str]:
         """Feed lines were lost: announcements *and* withdrawals may be missing.
 
-        Every established router's routes become stale and each family
-        awaits a re-read (ROUTE-REFRESH answered with BoRR ... EoRR, RFC 7313,
-        or a session reset): routes not sent again by its end are swept, so
-        the RIB ends up equal to the router's table. Routers whose session is
-        down are left as they are (their routes are stale already); should
-        one in fact be up (its "up" line was lost), its BoRR says so.
-        Returns the routers to ask.
+        Every router's routes become stale and each family awaits a re-read
+        (ROUTE-REFRESH answered with BoRR ... EoRR, RFC 7313, or a session
+        reset): routes not sent again by its end are swept, so the RIB ends
+        up equal to the router's table. Routers we think down are marked too:
+        should one in fact be up (its "up" line was lost), its BoRR says so
+        and its End-of-RIB alone cannot be trusted; one really down keeps its
+        routes stale until its hold expires or its session comes back.
+        Returns the routers marked.
         """
         now = self.clock()
         asked = []
         for r in self.routers.values():
-            if r.session != "up":
-                continue
             for family, fs in r.families.items():
                 self._rotate(r, family, fs)
                 fs.converged = False

@@ -151,3 +151,17 @@ def test_exabgps_refresh_lines_become_borr_and_eorr_markers() -> None:
     assert parse(line("begin")) == [RouteRefreshMarker("127.0.0.2", V4, True)]
     assert parse(line("end", "ipv6")) == [RouteRefreshMarker("127.0.0.2", V6, False)]
     assert parse(line("query")) == [] and parse(line("end", "l2vpn")) == []
+
+
+def test_a_gap_that_hid_a_sessions_up_line_waits_for_the_re_read() -> None:
+    rib = loaded_rib(stale_hold_time=60.0)
+    rib.apply(SessionState(R1, "down"))
+    rib.mark_gap()  # lost: the "up" line and part of the new session's table
+    announce(rib, "10.1.0.0/16")
+    rib.apply(EndOfRib(R1, V4))  # cannot tell what was withdrawn: nothing swept
+    assert "10.2.0.0/16" in table(rib) and not rib.routers[R1].families[V4].converged
+    rib.apply(RouteRefreshMarker(R1, V4, True))
+    announce(rib, "10.1.0.0/16")
+    rib.apply(RouteRefreshMarker(R1, V4, False))
+    assert table(rib) == {"10.1.0.0/16": (65001, False)}
+    assert rib.routers[R1].session == "up" and rib.routers[R1].families[V4].converged
