@@ -158,7 +158,7 @@ def server_rate(servicer, requests: list[bytes]) -> dict:
 
     def one(i: int) -> bytes:
         request = pb.FlowBatch.FromString(requests[i])
-        answer = servicer._resolve_batch(request, stream)
+        answer = servicer._resolve_batch(request, "ResolveStream", stream)
         return answer if type(answer) is bytes else answer.SerializeToString()
 
     servicer.route_messages = RouteMessages()
