@@ -17,7 +17,7 @@ import grpc
 from attribution.config import MAX_MESSAGE_BYTES
 from attribution.convert import columns_to_answers, error_answer, route_summary_json
 from attribution.pmacct import to_pmacct
-from attribution.resolver import rows_to_columns
+from attribution.resolver import row_next_hops, rows_to_columns
 from attribution.v1 import attribution_pb2 as pb
 from attribution.v1 import attribution_pb2_grpc as pb_grpc
 
@@ -210,6 +210,7 @@ def columns_request(
 ) -> tuple[pb.FlowBatch, dict, list[int]]:
     """Pack dict records into a FlowBatch; returns (request, bad by index, good indexes)."""
     exporters, exporter, src, dst, in_if, mac, bad = rows_to_columns(flows)
+    next_hop = row_next_hops(flows, bad)  # b"" when no flow has one
     good = [i for i in range(len(flows)) if i not in bad]
     if bad:
         exporter = [exporter[i] for i in good]
@@ -217,6 +218,7 @@ def columns_request(
         dst = b"".join(dst[16 * i : 16 * i + 16] for i in good)
         in_if = [in_if[i] for i in good]
         mac = b"".join(mac[6 * i : 6 * i + 6] for i in good) if mac else b""
+        next_hop = b"".join(next_hop[16 * i : 16 * i + 16] for i in good) if next_hop else b""
     request = pb.FlowBatch(
         batch_id=batch_id,
         columns=pb.FlowColumns(
@@ -226,6 +228,7 @@ def columns_request(
             dst_addr=dst,
             in_if=in_if if any(in_if) else (),
             src_mac=mac,
+            next_hop=next_hop,
         ),
         packed_records=packed,
         stream_routes=stream_routes,

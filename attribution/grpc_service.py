@@ -157,6 +157,7 @@ class AttributionServicer(pb_grpc.AttributionServicer):
                     c.src_mac,
                     with_routes=routes is not None,
                     routes=routes,
+                    next_hop=c.next_hop,
                 )
                 if len(c.exporter)
                 else Resolution()
@@ -449,6 +450,7 @@ def _flow_dict(f: pb.Flow) -> dict:
         "in_if": f.in_if,
         "out_if": f.out_if,
         "src_mac": f.src_mac,
+        "next_hop": f.next_hop,
         "bytes": f.bytes,
         "packets": f.packets,
     }

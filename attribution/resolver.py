@@ -27,6 +27,7 @@ lock is held per chunk of flows, never for a whole large batch.
 
 from __future__ import annotations
 
+import functools
 import socket
 import threading
 from collections import Counter
@@ -63,6 +64,9 @@ DST_ORIGIN_AS_SET = 8
 SRC_STALE = 16
 DST_STALE = 32
 FALLBACK = 64
+# The flow's BGP next hop (NetFlow/IPFIX BGP_IPV4/IPV6_NEXT_HOP) is none of
+# the dst prefix's ADD-PATH paths' next hops: the best path answered.
+DST_NEXT_HOP_MISMATCH = 128
 FLAG_NAMES = {
     SRC_UNROUTED: "src_unrouted",
     SRC_ASYMMETRIC: "src_asymmetric",
@@ -71,6 +75,7 @@ FLAG_NAMES = {
     SRC_STALE: "src_stale",
     DST_STALE: "dst_stale",
     FALLBACK: "fallback",
+    DST_NEXT_HOP_MISMATCH: "dst_next_hop_mismatch",
 }
 
 V4_MAPPED = b"\x00" * 10 + b"\xff\xff"
@@ -94,6 +99,8 @@ RECORD_DTYPE = np.dtype(
 )
 CHUNK = 2048  # flows resolved per hold of the RIB lock
 NO_MAC = b"\x00" * 6
+NO_NEXT_HOP = b"\x00" * 16
+V4_ZERO = V4_MAPPED + b"\x00" * 4  # 0.0.0.0: exporters send it for "no BGP next hop"
 
 
 class BatchTooLarge(ValueError):
@@ -321,6 +328,7 @@ class Resolver:
         *,
         routing: Routing | None = None,
         volumes: tuple[np.ndarray, np.ndarray] | None = None,
+        next_hop: bytes | None = None,
     ) -> Resolution:
         """Resolve ``len(exporter)`` flows given as columns (see FlowColumns).
 
@@ -332,6 +340,8 @@ class Resolver:
         ``routing``: a what-if plan instead of the running one (the override
         dry-run): such a batch is neither counted nor kept in ``recent``.
         ``volumes``: (bytes, packets) per flow, kept in ``recent`` only.
+        ``next_hop``: 16 bytes per flow (zero or 0.0.0.0: none), the BGP next
+        hop the router used; it picks the dst path among ADD-PATH paths.
         """
         n = len(exporter)
         if n > self.max_batch_flows:
@@ -342,9 +352,12 @@ class Resolver:
             raise ValueError(f"in_if has {len(in_if)} entries for {n} flows")
         if src_mac and len(src_mac) != 6 * n:
             raise ValueError(f"src_mac must hold 6 bytes per flow ({6 * n}) or be empty")
+        if next_hop and len(next_hop) != 16 * n:
+            raise ValueError(f"next_hop must hold 16 bytes per flow ({16 * n}) or be empty")
         what_if = routing is not None
         routing = routing or self.routing
         batch = _Batch(n, routing, (routes or BatchRoutes()) if with_routes else None)
+        batch.next_hops = _next_hop_column(next_hop, n)
         bad = dict(bad or {})
 
         ex = np.asarray(exporter, dtype=np.int64) if n else np.zeros(0, dtype=np.int64)
@@ -441,7 +454,48 @@ class Resolver:
         routes: RouteDictionary | None,
     ) -> tuple[int, int, int, int, int, bool, bool]:
         """(origin, peer, origin prov, peer prov, route index, stale, origin from AS_SET)."""
+        return self._answer_of(self.rib.lookup(neighbor, family, key), neighbor, routing, routes)
+
+    def _answer_by_next_hop(
+        self,
+        neighbor: str,
+        family: str,
+        key: bytes,
+        next_hop: bytes,
+        routing: Routing,
+        routes: RouteDictionary | None,
+    ) -> tuple[tuple[int, int, int, int, int, bool, bool], bool]:
+        """``_answer`` from the path whose next hop is the flow's, and whether
+        none of the prefix's paths had it (then: the best path)."""
+        m, mismatch = self.path_by_next_hop(neighbor, family, key, next_hop)
+        return self._answer_of(m, neighbor, routing, routes), mismatch
+
+    def path_by_next_hop(
+        self, neighbor: str, family: str, key: bytes, next_hop: bytes
+    ) -> tuple[RouteMatch | None, bool]:
+        """The longest-prefix match's path whose BGP next hop is ``next_hop``
+        (16 bytes); (best path, True) when it has several and none has it.
+        A prefix with one path answers with it, unflagged: there is no choice
+        to make, and a next hop rewritten on the way (next-hop-self, route
+        reflectors) is no sign of a wrong answer. Caller holds the RIB lock."""
         m = self.rib.lookup(neighbor, family, key)
+        if m is None or _same_hop(m, next_hop):
+            return m, False
+        paths = self.rib.exact(neighbor, family, m.prefix)
+        if len(paths) < 2:
+            return m, False
+        for p in paths:
+            if _same_hop(p, next_hop):
+                return p, False
+        return m, True
+
+    def _answer_of(
+        self,
+        m: RouteMatch | None,
+        neighbor: str,
+        routing: Routing,
+        routes: RouteDictionary | None,
+    ) -> tuple[int, int, int, int, int, bool, bool]:
         if m is None:
             return _NO_ANSWER
         a: PathAttributes = m.attributes
@@ -466,6 +520,7 @@ class Resolver:
         """
         try:
             exporter, s16, d16, in_if, mac = validate_row(flow)
+            nh = next_hop_of(flow)
         except _Bad as exc:
             self._count(0, (exc.code,))
             return FlowAnswer(error=(exc.code, exc.message))
@@ -483,7 +538,14 @@ class Resolver:
             neighbor, is_fallback = self.pick_router(chain, own, family)
             if neighbor is not None:
                 routes = BatchRoutes()
-                d = self._answer(neighbor, family, d16[12:] if v4 else d16, routing, routes)
+                dkey = d16[12:] if v4 else d16
+                mismatch = False
+                if nh is None:
+                    d = self._answer(neighbor, family, dkey, routing, routes)
+                else:
+                    d, mismatch = self._answer_by_next_hop(
+                        neighbor, family, dkey, nh, routing, routes
+                    )
                 s = self._answer(neighbor, family, s16[12:] if v4 else s16, routing, routes)
         if neighbor is None and not own:
             error = self.unknown_exporter(exporter, family, routing)
@@ -505,6 +567,8 @@ class Resolver:
                 flags |= SRC_ORIGIN_AS_SET
             if s[2] in (NONE, DEFAULT):
                 flags |= SRC_UNROUTED
+            if mismatch:
+                flags |= DST_NEXT_HOP_MISMATCH
             out.flags = flags
             out.dst_route = routes.routes[d[4]] if d[4] >= 0 else None
             out.src_route = routes.routes[s[4]] if s[4] >= 0 else None
@@ -525,8 +589,17 @@ class Resolver:
     def resolve_dicts(self, flows: Sequence[dict]) -> Resolution:
         """Rows (flow JSON objects or proto Flow messages as dicts) -> columns."""
         exporters, exporter, src, dst, in_if, mac, bad = rows_to_columns(flows)
+        next_hop = row_next_hops(flows, bad)
         return self.resolve_columns(
-            exporters, exporter, src, dst, in_if, mac, bad, volumes=row_volumes(flows)
+            exporters,
+            exporter,
+            src,
+            dst,
+            in_if,
+            mac,
+            bad,
+            volumes=row_volumes(flows),
+            next_hop=next_hop,
         )
 
 
@@ -573,6 +646,7 @@ class _Batch:
         self.routers: dict[str, int] = {}
         self.overrides: dict[str, int] = {}
         self.memo: dict[tuple, tuple] = {}
+        self.next_hops: np.ndarray | None = None  # V16 per flow, when any flow has one
 
     def router_index(self, name: str) -> int:
         return self.routers.setdefault(name, len(self.routers))
@@ -600,11 +674,21 @@ class _Batch:
         with resolver.rib.lock:
             usable = resolver.views.usable(neighbor, family)
         name = self.routing.names.get(neighbor, neighbor)
+        d_idx = idx
+        if self.next_hops is not None:
+            # Flows with a next hop: their dst path is chosen by it, exactly.
+            has = self.next_hops[idx] != np.void(NO_NEXT_HOP)
+            if has.any():
+                self._exact_by_next_hop(resolver, neighbor, family, v4, idx[has], d_words)
+                d_idx, dkeys = idx[~has], dkeys[~has]
         # src and dst separately: an address in a changed prefix takes the
         # exact path, the other end of its flow still the compiled view.
-        for dst, keys, words in ((True, dkeys, d_words), (False, skeys, s_words)):
+        sides = ((True, d_idx, dkeys, d_words), (False, idx, skeys, s_words))
+        for dst, fi, keys, words in sides:
+            if not len(fi):
+                continue
             if usable is None:
-                slow = np.ones(len(idx), dtype=bool)
+                slow = np.ones(len(fi), dtype=bool)
             else:
                 view, changed = usable
                 slow = changed.mask(keys)
@@ -612,9 +696,50 @@ class _Batch:
                     slow |= np.isin(keys, view.long_v6)
                 fast = ~slow
                 if fast.any():
-                    self._gather(view, name, idx[fast], view.lookup(keys[fast]), dst)
+                    self._gather(view, name, fi[fast], view.lookup(keys[fast]), dst)
             if slow.any():
-                self._exact(resolver, neighbor, family, v4, idx[slow], words[idx[slow]], dst)
+                self._exact(resolver, neighbor, family, v4, fi[slow], words[fi[slow]], dst)
+
+    def _exact_by_next_hop(
+        self,
+        resolver: Resolver,
+        neighbor: str,
+        family: str,
+        v4: bool,
+        fi: np.ndarray,
+        d_words: np.ndarray,
+    ) -> None:
+        """dst answers of flows ``fi`` (each with a next hop) from the path
+        with that next hop (``Resolver.path_by_next_hop``), memoised per batch."""
+        raw = d_words[fi].astype(">u8").tobytes()
+        hops = self.next_hops[fi].tobytes()  # type: ignore[index]
+        answers, mismatch = [], []
+        for start in range(0, len(fi), CHUNK):
+            with resolver.rib.lock:
+                for k in range(start, min(start + CHUNK, len(fi))):
+                    key = raw[16 * k + 12 : 16 * k + 16] if v4 else raw[16 * k : 16 * k + 16]
+                    hop = hops[16 * k : 16 * k + 16]
+                    memo_key = (neighbor, key, hop)
+                    a = self.memo.get(memo_key)
+                    if a is None:
+                        a = self.memo[memo_key] = resolver._answer_by_next_hop(
+                            neighbor, family, key, hop, self.routing, self.routes
+                        )
+                    answers.append(a[0])
+                    mismatch.append(a[1])
+        a = np.array(answers, dtype=np.int64).reshape(len(answers), 7)
+        self._store(
+            fi,
+            True,
+            origin=a[:, 0].astype(np.uint32),
+            peer=a[:, 1].astype(np.uint32),
+            prov=a[:, 2].astype(np.uint8),
+            stale=a[:, 5] != 0,
+            from_set=a[:, 6] != 0,
+            route=a[:, 4].astype(np.int32) if self.routes is not None else None,
+        )
+        flagged = fi[np.array(mismatch, dtype=bool)]
+        self.flags[flagged] |= DST_NEXT_HOP_MISMATCH
 
     def _gather(
         self, view: CompiledView, name: str, fi: np.ndarray, leaf: np.ndarray, dst: bool
@@ -793,6 +918,61 @@ def rows_to_columns(
     if not exporters:
         exporters.append("0.0.0.0")
     return exporters, exporter, bytes(src), bytes(dst), in_if, bytes(macs) if any_mac else b"", bad
+
+
+def _next_hop_column(next_hop: bytes | None, n: int) -> np.ndarray | None:
+    """V16 per flow, 0.0.0.0 and :: as none; None when no flow has a next hop."""
+    if not next_hop or not n:
+        return None
+    hops = np.frombuffer(next_hop, dtype="V16").copy()
+    hops[hops == np.void(V4_ZERO)] = np.void(NO_NEXT_HOP)
+    if (hops == np.void(NO_NEXT_HOP)).all():
+        return None
+    return hops
+
+
+@functools.lru_cache(maxsize=4096)
+def _packed_hop(text: str) -> bytes:
+    try:
+        return pack_address(text)
+    except ValueError:
+        return b""
+
+
+def _same_hop(m: RouteMatch, next_hop: bytes) -> bool:
+    return _packed_hop(m.attributes.next_hop) == next_hop
+
+
+def next_hop_of(f: dict) -> bytes | None:
+    """A flow record's ``next_hop`` (16 bytes), None for none ("", 0.0.0.0, ::);
+    raises _Bad naming the field."""
+    text = f.get("next_hop")
+    if text in (None, ""):
+        return None
+    if not isinstance(text, str):
+        raise _Bad("bad_record", f"next_hop: must be a string, not {type(text).__name__}")
+    try:
+        packed = pack_address(text)
+    except ValueError as exc:
+        raise _Bad("bad_address", f"next_hop: {exc}") from None
+    return None if packed in (NO_NEXT_HOP, V4_ZERO) else packed
+
+
+def row_next_hops(flows: Sequence[object], bad: dict[int, tuple[str, str]]) -> bytes:
+    """The next_hop column of rows (b"" when no row has one); a row with a bad
+    next hop is added to ``bad``."""
+    out: list[bytes] = []
+    any_hop = False
+    for i, f in enumerate(flows):
+        hop = None
+        if i not in bad and isinstance(f, dict):
+            try:
+                hop = next_hop_of(f)
+            except _Bad as exc:
+                bad[i] = (exc.code, exc.message)
+        any_hop = any_hop or hop is not None
+        out.append(hop or NO_NEXT_HOP)
+    return b"".join(out) if any_hop else b""
 
 
 def row_volumes(flows: Sequence[object]) -> tuple[np.ndarray, np.ndarray]:

@@ -26,6 +26,7 @@ class Flag(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SRC_STALE: _ClassVar[Flag]
     DST_STALE: _ClassVar[Flag]
     FALLBACK: _ClassVar[Flag]
+    DST_NEXT_HOP_MISMATCH: _ClassVar[Flag]
 PROVENANCE_UNSPECIFIED: Provenance
 BGP: Provenance
 OVERRIDE: Provenance
@@ -40,6 +41,7 @@ DST_ORIGIN_AS_SET: Flag
 SRC_STALE: Flag
 DST_STALE: Flag
 FALLBACK: Flag
+DST_NEXT_HOP_MISMATCH: Flag
 
 class Flow(_message.Message):
     __slots__ = ("exporter", "src_addr", "dst_addr", "in_if", "out_if", "src_mac", "next_hop", "bytes", "packets", "sampling_rate", "time")
@@ -68,7 +70,7 @@ class Flow(_message.Message):
     def __init__(self, exporter: _Optional[str] = ..., src_addr: _Optional[str] = ..., dst_addr: _Optional[str] = ..., in_if: _Optional[int] = ..., out_if: _Optional[int] = ..., src_mac: _Optional[str] = ..., next_hop: _Optional[str] = ..., bytes: _Optional[int] = ..., packets: _Optional[int] = ..., sampling_rate: _Optional[int] = ..., time: _Optional[float] = ...) -> None: ...
 
 class FlowColumns(_message.Message):
-    __slots__ = ("exporters", "exporter", "src_addr", "dst_addr", "in_if", "out_if", "src_mac")
+    __slots__ = ("exporters", "exporter", "src_addr", "dst_addr", "in_if", "out_if", "src_mac", "next_hop")
     EXPORTERS_FIELD_NUMBER: _ClassVar[int]
     EXPORTER_FIELD_NUMBER: _ClassVar[int]
     SRC_ADDR_FIELD_NUMBER: _ClassVar[int]
@@ -76,6 +78,7 @@ class FlowColumns(_message.Message):
     IN_IF_FIELD_NUMBER: _ClassVar[int]
     OUT_IF_FIELD_NUMBER: _ClassVar[int]
     SRC_MAC_FIELD_NUMBER: _ClassVar[int]
+    NEXT_HOP_FIELD_NUMBER: _ClassVar[int]
     exporters: _containers.RepeatedScalarFieldContainer[str]
     exporter: _containers.RepeatedScalarFieldContainer[int]
     src_addr: bytes
@@ -83,7 +86,8 @@ class FlowColumns(_message.Message):
     in_if: _containers.RepeatedScalarFieldContainer[int]
     out_if: _containers.RepeatedScalarFieldContainer[int]
     src_mac: bytes
-    def __init__(self, exporters: _Optional[_Iterable[str]] = ..., exporter: _Optional[_Iterable[int]] = ..., src_addr: _Optional[bytes] = ..., dst_addr: _Optional[bytes] = ..., in_if: _Optional[_Iterable[int]] = ..., out_if: _Optional[_Iterable[int]] = ..., src_mac: _Optional[bytes] = ...) -> None: ...
+    next_hop: bytes
+    def __init__(self, exporters: _Optional[_Iterable[str]] = ..., exporter: _Optional[_Iterable[int]] = ..., src_addr: _Optional[bytes] = ..., dst_addr: _Optional[bytes] = ..., in_if: _Optional[_Iterable[int]] = ..., out_if: _Optional[_Iterable[int]] = ..., src_mac: _Optional[bytes] = ..., next_hop: _Optional[bytes] = ...) -> None: ...
 
 class FlowBatch(_message.Message):
     __slots__ = ("batch_id", "flows", "columns", "omit_routes", "packed_records", "stream_routes")
