@@ -47,6 +47,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -200,7 +201,8 @@ class Result:
     seconds: float | None = None
     cpu: dict[str, float] = field(default_factory=dict)  # at answering
     cpu_idle: dict[str, float] = field(default_factory=dict)  # once quiet
-    rss: dict[str, int] = field(default_factory=dict)
+    rss: dict[str, int] = field(default_factory=dict)  # at answering
+    rss_idle: dict[str, int] = field(default_factory=dict)
     note: str = ""
 
 
@@ -302,11 +304,14 @@ def run_pmacct(load: Load, workdir: Path, timeout: float) -> Result:
             s.connect(timeout=30)
         pids = [proc.pid, *descendants(proc.pid)]
         cpu0 = _cpu(pids)
-        t0 = bgpsend.send_parallel(sessions, t.per_router)
+        t0, sender = start_sending(sessions, t.per_router)
         pending = {s.local_address for s in sessions}
         deadline = time.monotonic() + timeout
         done = None
         while pending and time.monotonic() < deadline:
+            bad = [f"{s.local_address}: {s.error}" for s in sessions if s.error]
+            if bad:
+                raise RuntimeError(f"session lost: {bad}")
             if proc.poll() is not None:
                 raise RuntimeError(f"nfacctd exited ({proc.returncode}); see {logfile}")
             for peer in sorted(pending):
@@ -326,6 +331,8 @@ def run_pmacct(load: Load, workdir: Path, timeout: float) -> Result:
         res.rss = {"nfacctd": _rss(pids)}
         wait_quiet(lambda: _cpu([proc.pid, *descendants(proc.pid)]))
         res.cpu_idle = {"nfacctd": _cpu([proc.pid, *descendants(proc.pid)]) - cpu0}
+        res.rss_idle = {"nfacctd": _rss([proc.pid, *descendants(proc.pid)])}
+        sender.join(30)
         # What pmacct made of the table: one well-known address per router.
         checks = []
         for s in sessions:
@@ -339,6 +346,31 @@ def run_pmacct(load: Load, workdir: Path, timeout: float) -> Result:
             s.close()
         lg.close()
         stop_process(proc)
+
+
+def start_sending(
+    sessions: list[bgpsend.Session], tables: list[list[bytes]]
+) -> tuple[float, threading.Thread]:
+    """Send in the background (a session's send blocks while its receiver is
+    behind), so the receiver is polled meanwhile; the first UPDATE's time."""
+    failed: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            bgpsend.send_parallel(sessions, tables)
+        except BaseException as e:  # reported by the poll loops via the sessions
+            failed.append(e)
+            for s in sessions:
+                s.error = s.error or f"send failed: {e}"
+
+    thread = threading.Thread(target=send, name="vs-pmacct-send", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not all(s.first_update_at for s in sessions):
+        if failed or time.monotonic() > deadline:
+            raise RuntimeError(f"sending did not start: {failed}")
+        time.sleep(0.001)
+    return min(s.first_update_at for s in sessions), thread
 
 
 def wait_quiet(cpu, quiet: float = 2.0, share: float = 0.2, timeout: float = 90.0) -> None:
@@ -437,7 +469,7 @@ def run_service(load: Load, workdir: Path, timeout: float) -> Result:
         if not roles["exabgp"] or not roles["relay"]:
             raise RuntimeError(f"no ExaBGP/relay under the service: {roles}")
         cpu0 = {k: _cpu(v) for k, v in roles.items()}
-        t0 = bgpsend.send_parallel(sessions, t.per_router)
+        t0, sender = start_sending(sessions, t.per_router)
         probe_addr = load.probe.split("/")[0]
         deadline = time.monotonic() + timeout
         done = None
@@ -469,6 +501,8 @@ def run_service(load: Load, workdir: Path, timeout: float) -> Result:
         res.rss = {k: _rss(v) for k, v in roles.items()}
         wait_quiet(lambda: sum(_cpu(v) for v in roles.values()))
         res.cpu_idle = {k: _cpu(v) - cpu0[k] for k, v in roles.items()}
+        res.rss_idle = {k: _rss(v) for k, v in roles.items()}
+        sender.join(30)
         a = stub.Resolve(
             pb.Flow(exporter="127.0.2.1", src_addr="1.1.1.1", dst_addr="8.8.8.8"), timeout=10
         )
@@ -568,23 +602,18 @@ def rows_for(load: Load, pm: Result, us: Result) -> list[Row]:
             met=at_most(share, TARGET_SHARE),
         )
     )
-    for who in ("exabgp", "relay", "service"):
+    mib = 2**20
+    for who, res in (("exabgp", us), ("relay", us), ("service", us), ("nfacctd", pm)):
         rows.append(
             Row(
                 "vs-pmacct",
-                f"{tag}: RSS {who}",
-                us.rss.get(who, 0) / 2**20 if us.rss else None,
+                f"{tag}: RSS {who} (at answering / once idle)",
+                res.rss[who] / mib if who in res.rss else None,
                 "MiB",
+                res.rss_idle[who] / mib if who in res.rss_idle else None,
+                "once idle",
             )
         )
-    rows.append(
-        Row(
-            "vs-pmacct",
-            f"{tag}: RSS nfacctd",
-            pm.rss.get("nfacctd", 0) / 2**20 if pm.rss else None,
-            "MiB",
-        )
-    )
     return rows
 
 
