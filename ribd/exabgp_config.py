@@ -218,6 +218,20 @@ def render_config(settings: BgpSettings, *, relay: Sequence[str] | None = None) 
     return "\n".join(blocks) + "\n"
 
 
+def current_user() -> str:
+    """Our user's name for ExaBGP's ``daemon.user``, or the numeric uid.
+
+    Containers often run with a uid that has no passwd entry (OpenShift picks
+    one at random); ``pwd.getpwuid`` then raises KeyError, and the service
+    could not start. ExaBGP reads the name only to drop root privileges, so
+    any value does for the unprivileged uids that have no entry.
+    """
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return str(os.getuid())
+
+
 def render_env(settings: BgpSettings) -> dict[str, str]:
     """ExaBGP's settings (environment variables) for the supervised process.
 
@@ -235,7 +249,7 @@ def render_env(settings: BgpSettings) -> dict[str, str]:
         "exabgp.api.terminate": "false",
         "exabgp.daemon.daemonize": "false",
         "exabgp.daemon.pid": "",
-        "exabgp.daemon.user": pwd.getpwuid(os.getuid()).pw_name,
+        "exabgp.daemon.user": current_user(),
         "exabgp.log.enable": "true",
         "exabgp.log.destination": os.path.join(work_dir, "exabgp.log"),
         # INFO keeps the session events (connected, closing, connection

@@ -22,7 +22,6 @@ import dataclasses
 import ipaddress
 import logging
 import os
-import pwd
 import queue
 import shutil
 import socket
@@ -42,6 +41,7 @@ from ribd.exabgp import (
     spawn_child,
     terminate_child,
 )
+from ribd.exabgp_config import current_user
 from ribd.feed import FeedServer, RibMaintenance
 from ribd.relay import recv_lines
 from ribd.rib import Rib
@@ -275,7 +275,7 @@ class Speaker:
             "exabgp.api.cli": "false",
             "exabgp.api.encoder": "json",
             "exabgp.daemon.daemonize": "false",
-            "exabgp.daemon.user": pwd.getpwuid(os.getuid()).pw_name,
+            "exabgp.daemon.user": current_user(),
             "exabgp.log.destination": os.path.join(self.work_dir, "exabgp.log"),
             "exabgp.log.level": "INFO",
             "exabgp.log.short": "false",

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import logging
 import os
+import pwd
+import shutil
 import socket
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -186,3 +189,36 @@ def test_a_crash_loop_logs_exabgps_reason_and_the_state_says_restarting(
         bed.close()
         squatter.close()
     assert bed.supervisor.state().stopped
+
+
+@pytest.mark.skipif(
+    os.getuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv"
+)
+def test_exabgp_env_renders_for_a_uid_without_a_passwd_entry():
+    """Containers run with uids that have no passwd entry (OpenShift): the
+    rendered env must not need one (pwd.getpwuid raised KeyError at start)."""
+    uid = 54321
+    with pytest.raises(KeyError):
+        pwd.getpwuid(uid)
+    code = (
+        "from ribd.exabgp_config import render_env; from ribd.settings import BgpSettings; "
+        "print(render_env(BgpSettings(local_as=64500, router_id='127.0.0.1'))"
+        "['exabgp.daemon.user'])"
+    )
+    out = subprocess.run(
+        [
+            "setpriv",
+            f"--reuid={uid}",
+            f"--regid={uid}",
+            "--clear-groups",
+            sys.executable,
+            "-c",
+            code,
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str(uid)
