@@ -137,7 +137,12 @@ SEED_FLOWS: list[dict] = [
         "packets": 1,
         "sampling_rate": 1000,
     },
-    {"exporter": "127.0.0.11", "src_addr": "2001:db8::9", "dst_addr": "2001:db8:1::1"},
+    {
+        "exporter": "127.0.0.11",
+        "src_addr": "2001:db8::9",
+        "dst_addr": "2001:db8:1::1",
+        "next_hop": "2001:db8::1",
+    },
     {"exporter": "192.0.2.99", "src_addr": "10.0.0.1", "dst_addr": "8.8.8.8", "in_if": 30},
 ]
 
