@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import logging
 import os
 import signal
 import sys
@@ -31,6 +32,8 @@ from attribution.pmacct import to_pmacct
 from attribution.v1 import attribution_pb2 as pb
 from attribution.v1 import attribution_pb2_grpc as pb_grpc
 from ribd.checks import MAX_DEPTH, too_deep
+
+log = logging.getLogger("attribution.serve")
 
 MAX_INPUT_LINE = 1024 * 1024  # a flow record line longer than this is refused
 
@@ -264,10 +267,12 @@ def main(argv: list[str] | None = None) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from attribution.config import load_config
     from attribution.security import check
-    from attribution.service import Service
+    from attribution.service import Service, catch_signals
 
+    signals = catch_signals()  # first: a SIGHUP during a long first parse would kill us
+    log.info("starting: reading %s", args.config)
     check(load_config(args.config).api)  # unusable TLS or token files: fail before ExaBGP starts
-    Service(args.config, grpc_listen=args.grpc_listen).run_forever()
+    Service(args.config, grpc_listen=args.grpc_listen).run_forever(signals)
     return 0
 
 

@@ -55,6 +55,28 @@ def tune_gc() -> None:
     gc.set_threshold(100_000, 50, 1000)
 
 
+def catch_signals() -> dict[str, bool]:
+    """Turn SIGHUP, SIGTERM and SIGINT into flags, from now on.
+
+    Called first thing by ``attribution serve``: until then SIGHUP's default
+    action ends the process, and building the service (a large config, a
+    snapshot) can take seconds. The handlers only set flags: one that took a
+    lock (Event.set) could deadlock against the main thread it interrupts.
+    """
+    flags = {"stop": False, "reload": False}
+
+    def on_stop(*_: object) -> None:
+        flags["stop"] = True
+
+    def on_hup(*_: object) -> None:
+        flags["reload"] = True
+
+    signal.signal(signal.SIGHUP, on_hup)
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    return flags
+
+
 class Service:
     def __init__(self, config_path: str, *, grpc_listen: str | None = None) -> None:
         self.config_path = config_path
@@ -289,7 +311,7 @@ class Service:
         self.serving = serving
         self._health_known = True
 
-    def run_forever(self) -> None:
+    def run_forever(self, signals: dict[str, bool] | None = None) -> None:
         """Serve until SIGTERM/SIGINT; SIGHUP reloads the config.
 
         The handlers only set flags: one that took a lock (Event.set) could
@@ -297,18 +319,10 @@ class Service:
         daemon thread, so a long one never delays the exit (SIGTERM stops the
         daemon, the reload is abandoned and nothing of it applied), and
         SIGHUPs that arrive during a reload make one more reload, not one each.
+        ``signals`` are flags from an earlier ``catch_signals()``, so that the
+        signals that came while the service was being built are served.
         """
-        flags = {"stop": False, "reload": False}
-
-        def on_stop(*_: object) -> None:
-            flags["stop"] = True
-
-        def on_hup(*_: object) -> None:
-            flags["reload"] = True
-
-        signal.signal(signal.SIGHUP, on_hup)
-        signal.signal(signal.SIGTERM, on_stop)
-        signal.signal(signal.SIGINT, on_stop)
+        flags = signals if signals is not None else catch_signals()
         wanted = threading.Event()
         threading.Thread(
             target=self._reload_loop, args=(wanted,), name="config-reload", daemon=True

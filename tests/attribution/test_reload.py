@@ -278,3 +278,49 @@ def test_api_tls_and_limits_need_a_restart_token_files_do_not():
     assert restart_needed(running, new) == ["[api] tls_cert, tls_key, workers, max_streams"]
     assert describe_changes(running, new) == ["[api] read_token_file changed"]
     assert restart_needed(running, parse_config(base + 'read_token_file = "r"\n')) == []
+
+
+def test_a_sighup_while_the_daemon_starts_is_a_reload_not_a_death(tmp_path):
+    """Before run_forever set its handlers, SIGHUP's default action killed the
+    daemon: with a large file that window lasts the whole first parse. Now a
+    SIGHUP during start-up is remembered and served as one reload once serving."""
+    path = tmp_path / "attribution.toml"
+    write(path, big_config(tmp_path))
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "attribution.cli",
+            "serve",
+            "--config",
+            str(path),
+            "--grpc-listen",
+            f"127.0.0.1:{port}",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not any("starting: reading" in line for line in list(lines)):
+            assert proc.poll() is None, "".join(lines)[-3000:]
+            assert time.monotonic() < deadline, "".join(lines)[-3000:]
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGHUP)  # inside the first parse of a 10 MiB file (seconds)
+        deadline = time.monotonic() + 120
+        while not any("config reloaded" in line for line in list(lines)):
+            assert proc.poll() is None, f"died of the SIGHUP: {proc.returncode}"
+            assert time.monotonic() < deadline, "".join(lines)[-3000:]
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(10)
+    assert proc.returncode == 0, "".join(lines)[-3000:]
