@@ -134,17 +134,12 @@ def test_a_password_longer_than_a_tcp_md5_key_is_refused_at_load() -> None:
 
 
 @pytest.mark.bgp
-def test_a_socket_path_with_a_space_works(testbed) -> None:
-    work_dir = "/tmp/ribd a b"
-    os.makedirs(work_dir, exist_ok=True)
-    try:
-        bed: BgpTestbed = testbed(work_dir=work_dir)
-        assert " " in bed.feed.socket_path
-        wait_until(lambda: ready(bed), 30, what="the relay to connect through a spaced path")
-    finally:
-        import shutil
-
-        shutil.rmtree(work_dir, ignore_errors=True)
+def test_a_socket_path_with_a_space_works(testbed, short_tmp: Path) -> None:
+    work_dir = short_tmp / "ribd a b"  # per test: suites running at once shared /tmp/ribd a b
+    work_dir.mkdir()
+    bed: BgpTestbed = testbed(work_dir=str(work_dir))
+    assert " " in bed.feed.socket_path
+    wait_until(lambda: ready(bed), 30, what="the relay to connect through a spaced path")
 
 
 @pytest.mark.bgp
