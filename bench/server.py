@@ -52,6 +52,12 @@ work_dir = "{workdir}"
 name = "{ROUTER}"
 neighbor = "{FULL_TABLE_PEER}"
 exporters = ["{EXPORTER}"]
+
+# The feeder's marker line (bench.feeder): the service takes lines only from
+# configured routers.
+[[routers]]
+name = "marker"
+neighbor = "{MARKER_NEIGHBOR}"
 """
     path = workdir / "attribution.toml"
     path.write_text(text)
