@@ -534,6 +534,7 @@ def _flow_message(record: dict) -> pb.Flow:
         in_if=record.get("in_if") or 0,
         out_if=record.get("out_if") or 0,
         src_mac=record.get("src_mac") or "",
+        next_hop=record["next_hop"] if isinstance(record.get("next_hop"), str) else "",
     )
 
 

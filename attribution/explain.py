@@ -28,6 +28,7 @@ from attribution.overrides import first_match
 from attribution.resolver import (
     BGP,
     DEFAULT,
+    DST_NEXT_HOP_MISMATCH,
     DST_ORIGIN_AS_SET,
     DST_STALE,
     FALLBACK,
@@ -44,6 +45,7 @@ from attribution.resolver import (
     Resolver,
     Routing,
     _Bad,
+    next_hop_of,
     validate_row,
 )
 from ribd.events import IPV4_UNICAST, IPV6_UNICAST
@@ -115,6 +117,7 @@ def _explain(resolver: Resolver, config: Config, flow: dict, answer: FlowAnswer)
     e = Explanation(answer=answer)
     try:
         exporter, s16, d16, in_if, mac = validate_row(flow)
+        next_hop = next_hop_of(flow)
     except _Bad as exc:
         e.error = (exc.code, exc.message)
         _compare(e)
@@ -148,7 +151,7 @@ def _explain(resolver: Resolver, config: Config, flow: dict, answer: FlowAnswer)
         if neighbor is not None:
             e.router = routing.names.get(neighbor, neighbor)
             d_key, s_key = (d16[12:], s16[12:]) if v4 else (d16, s16)
-            e.dst = explain_side(resolver, routing, neighbor, family, "dst", d_key)
+            e.dst = explain_side(resolver, routing, neighbor, family, "dst", d_key, next_hop)
             e.src = explain_side(resolver, routing, neighbor, family, "src", s_key)
     if not chain:
         e.chain.append(RouterStep("", "", "", "skipped", _no_chain(exporter, routing)))
@@ -349,6 +352,9 @@ def _flags(
         if side.from_set:
             flags |= set_bit
             causes.append(FlagCause(FLAG_NAMES[set_bit], side.as_set_reason))
+    if e.dst is not None and e.dst.next_hop_mismatch:
+        flags |= DST_NEXT_HOP_MISMATCH
+        causes.append(FlagCause("dst_next_hop_mismatch", e.dst.next_hop_reason))
     src = e.src
     if src is not None and src.provenance in (NONE, DEFAULT):
         flags |= SRC_UNROUTED
@@ -408,7 +414,8 @@ def _compare(e: Explanation) -> None:
         route = a.src_route if side.name == "src" else a.dst_route
         c = next((c for c in side.prefixes if c.used), None)
         got = (route[1].prefix, route[1].path_id) if route else None
-        said = (c.prefix, c.paths[0].path_id) if c else None
+        used = side.path_id if side.path_id is not None else c.paths[0].path_id if c else 0
+        said = (c.prefix, used) if c else None
         if got != said:
             out.append(f"{side.name}: answer (prefix, path id) {got}, explanation {said}")
     if a.override != e.override:

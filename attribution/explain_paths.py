@@ -46,12 +46,22 @@ class Side:
     stale: bool = False
     from_set: bool = False
     as_set_reason: str = ""  # the AS_SET rule in words (the cause of *_origin_as_set)
+    next_hop_mismatch: bool = False  # dst: the flow's next hop is none of the paths'
+    next_hop_reason: str = ""  # how the flow's next hop chose the path, in words
+    path_id: int | None = None  # the path used, when the next hop chose it (else the best)
 
 
 def explain_side(
-    resolver: Resolver, routing: Routing, neighbor: str, family: str, name: str, key: bytes
+    resolver: Resolver,
+    routing: Routing,
+    neighbor: str,
+    family: str,
+    name: str,
+    key: bytes,
+    next_hop: bytes | None = None,
 ) -> Side:
-    """Caller holds the RIB lock."""
+    """Caller holds the RIB lock. ``next_hop``: the flow's (dst), which picks
+    the ADD-PATH path as ``Resolver.path_by_next_hop`` does."""
     rib = resolver.rib
     side = Side(name, unpack_address(key if len(key) == 16 else V4_MAPPED + key))
     r = rib.routers[neighbor]
@@ -64,10 +74,29 @@ def explain_side(
         side.prefixes.append(CoveringPrefix(prefix, stale, False, paths))
         if len(paths) > 1:
             side.prefixes[-1].decided_by, side.prefixes[-1].decision = _decision(paths)
-    m = rib.lookup(neighbor, family, key)
-    origin, peer, prov, _, _, stale, from_set = resolver._answer(
-        neighbor, family, key, routing, BatchRoutes()
-    )
+    if next_hop is None:
+        m = rib.lookup(neighbor, family, key)
+        answer = resolver._answer(neighbor, family, key, routing, BatchRoutes())
+    else:
+        m, side.next_hop_mismatch = resolver.path_by_next_hop(neighbor, family, key, next_hop)
+        answer, _ = resolver._answer_by_next_hop(
+            neighbor, family, key, next_hop, routing, BatchRoutes()
+        )
+        hop = unpack_address(next_hop)
+        side.path_id = m.path_id if m is not None else None
+        if m is not None and side.next_hop_mismatch:
+            side.next_hop_reason = (
+                f"the flow's next hop {hop} is none of {m.prefix}'s paths' next hops: "
+                f"the best path (path id {m.path_id}) is used"
+            )
+        elif m is not None:
+            side.next_hop_reason = (
+                f"the flow's next hop {hop} picks the path with that next hop (path id "
+                f"{m.path_id}) when the prefix has several (ADD-PATH)"
+            )
+        if side.next_hop_reason:
+            side.reasons.append(side.next_hop_reason)
+    origin, peer, prov, _, _, stale, from_set = answer
     side.origin_as, side.peer_as, side.provenance = origin, peer, prov
     side.stale, side.from_set = stale, from_set
     if m is not None:

@@ -171,3 +171,15 @@ def test_grpc_columns_carry_the_next_hop_column():
     assert "next_hop must hold 16 bytes per flow" in err.value.details()
     assert list(answer.dst_peer_as) == [c[1] for c in cases]
     assert [bool(f & DST_NEXT_HOP_MISMATCH) for f in answer.flags] == [c[3] for c in cases]
+
+
+@pytest.mark.parametrize(("record", "peer", "origin", "mismatch"), CASES, ids=IDS)
+def test_explain_follows_the_next_hop_and_agrees_with_the_answer(record, peer, origin, mismatch):
+    with served() as target, channel(Connection(target)) as ch:
+        e = pb_grpc.AttributionStub(ch).Explain(pb.Flow(**record), timeout=60)
+    assert list(e.mismatches) == []
+    assert (e.dst.peer_as, e.dst.origin_as) == (peer, origin)
+    causes = {f.flag: f.reason for f in e.flags}
+    assert ("dst_next_hop_mismatch" in causes) == mismatch
+    if mismatch:
+        assert "is none of" in causes["dst_next_hop_mismatch"]
