@@ -10,14 +10,15 @@ Lines are read with a length cap so one hostile line cannot exhaust memory.
 from __future__ import annotations
 
 import gzip
-import re
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any, TextIO
 
 import orjson
 
+from attribution.flowformats import pmacct_to_flow
+from attribution.flowformats import to_int as _to_int
 from attribution.reports.records import RecordError
 
 FORMATS = ("flow-json", "nfdump-csv", "pmacct-csv", "pmacct-json")
@@ -182,24 +183,6 @@ def sniff_format(path: str) -> str | None:
 # line that carries no flow (blank, header, nfdump summary, pmacct marker).
 
 
-def _to_int(value: Any, key: str) -> int:
-    if type(value) is int:
-        return value
-    if isinstance(value, str):
-        text = value.strip()
-        if text.isdigit():
-            return int(text)
-        if text == "":
-            return 0
-    raise RecordError(f"{key}: expected an integer, got {str(value)[:40]!r}")
-
-
-def _asn(value: Any, key: str) -> int:
-    if isinstance(value, str) and value.upper().startswith("AS"):
-        value = value[2:]
-    return _to_int(value, key)
-
-
 def _json_object(line: bytes) -> dict[str, Any] | None:
     """One JSON object per line; None for a blank line, RecordError for anything else."""
     if not line.strip():
@@ -316,57 +299,6 @@ PMACCT_CSV_ALIASES = {
     "BYTES": "bytes",
     "FLOWS": "flows",
 }
-_PATH_SPLIT = re.compile(r"[\s_,]+")
-
-
-def _pmacct_path(value: Any) -> list[int]:
-    if isinstance(value, list):
-        return [v for v in value if type(v) is int]
-    if not isinstance(value, str) or not value:
-        return []
-    return [int(tok) for tok in _PATH_SPLIT.split(value) if tok.isdigit()]
-
-
-def pmacct_to_flow(rec: Mapping[str, Any]) -> dict[str, Any]:
-    """Map one pmacct record (JSON key names) onto a flow dict with pmacct's own answers.
-
-    Time is the flow end if aggregated (``timestamp_end``), else its start,
-    else the ``print_history`` bin (``stamp_inserted``), else ``stamp_updated``.
-    """
-    exporter = rec.get("peer_ip_src")
-    if not exporter:
-        raise RecordError("peer_ip_src: missing (add peer_src_ip to the pmacct aggregate)")
-    when = None
-    for key in ("timestamp_end", "timestamp_start", "stamp_inserted", "stamp_updated"):
-        v = rec.get(key)
-        if v not in (None, "", 0, "0") and not (isinstance(v, str) and v.startswith("0000")):
-            when = v
-            break
-    if when is None:
-        raise RecordError("no time: needs timestamp_start/_end or print_history (stamp_inserted)")
-    flow: dict[str, Any] = {
-        "exporter": exporter,
-        "src_addr": rec.get("ip_src", ""),
-        "dst_addr": rec.get("ip_dst", ""),
-        "in_if": _to_int(rec.get("iface_in", 0), "iface_in"),
-        "out_if": _to_int(rec.get("iface_out", 0), "iface_out"),
-        "bytes": _to_int(rec.get("bytes"), "bytes"),
-        "packets": _to_int(rec.get("packets", 0), "packets"),
-        "sampling_rate": _to_int(rec.get("sampling_rate", 0), "sampling_rate"),
-        "time": when,
-        "src_origin_as": _asn(rec.get("as_src", 0), "as_src"),
-        "dst_origin_as": _asn(rec.get("as_dst", 0), "as_dst"),
-        "src_peer_as": _asn(rec.get("peer_as_src", 0), "peer_as_src"),
-        "dst_peer_as": _asn(rec.get("peer_as_dst", 0), "peer_as_dst"),
-        "src_origin_provenance": "pmacct",
-        "dst_origin_provenance": "pmacct",
-        "src_as_path": _pmacct_path(rec.get("src_as_path")),
-        "dst_as_path": _pmacct_path(rec.get("as_path")),
-    }
-    mac = rec.get("mac_src")
-    if mac and mac != "00:00:00:00:00:00":
-        flow["src_mac"] = mac
-    return flow
 
 
 class PmacctJsonParser:
