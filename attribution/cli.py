@@ -158,6 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
         "(docs/pmacct.md)",
     )
 
+    from attribution import enrich_cli
+
+    enrich_cli.add_parser(sub, client)
+
     s = sub.add_parser(
         "lookup", help="the route a router uses for an address or prefix", parents=client
     )
@@ -340,6 +344,13 @@ def _resolve_keeping_parse_errors(target: Connection, flows, batch_size: int) ->
             yield error_answer(code, message)
         else:
             yield record
+
+
+def cmd_enrich(args: argparse.Namespace) -> int:
+    from attribution import enrich_cli
+
+    args.connection = connection(args)
+    return enrich_cli.cmd_enrich(args)
 
 
 def cmd_lookup(args: argparse.Namespace) -> int:
@@ -581,6 +592,7 @@ def format_table(headers: list[str], rows: list[list[str]]) -> str:
 COMMANDS = {
     "serve": cmd_serve,
     "resolve": cmd_resolve,
+    "enrich": cmd_enrich,
     "lookup": cmd_lookup,
     "routers": cmd_routers,
     "explain": cmd_explain,

@@ -316,10 +316,12 @@ class ObjectSplitter:
 
 
 def _clean(text: bytes) -> bytes:
+    if not text.startswith(b"{"):
+        return text  # not an object: decoded and reported as what it is
     if text.endswith(b"]"):
         text = text[:-1].rstrip()
     if text.endswith(b","):
         text = text[:-1].rstrip()
-    if text.startswith(b"{") and _TRAILING_COMMA.search(text):
+    if _TRAILING_COMMA.search(text):
         text = _TRAILING_COMMA.sub(b"}", text)
     return text

@@ -1,0 +1,104 @@
+"""The `attribution enrich` command line: options, then :func:`attribution.enrich.run`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import orjson
+
+from attribution.enrich import CSV_COLUMNS, Counters, Options, run
+from attribution.flowformats import FORMATS
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be at least 1")
+    return value
+
+
+def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    s = sub.add_parser(
+        "enrich",
+        help="attribute collector records (goflow2, pmacct, nfdump JSON, flow JSON): "
+        "each record out with its own fields plus the attribution",
+        parents=parents,
+        description="Reads JSON records as goflow2, pmacct's print plugin, nfdump -o json "
+        "(or -o json-log) and our own flow JSON write them, resolves them in bulk over "
+        "the service's streaming API and writes each record with the answer fields. "
+        "Unreadable records are counted and reported with file:line and the reason; "
+        "the counters are printed on stderr at the end.",
+    )
+    s.add_argument(
+        "inputs",
+        nargs="*",
+        metavar="FILE",
+        help="files to read in turn ('-' or none: stdin)",
+    )
+    s.add_argument(
+        "--input-format",
+        choices=("auto", *FORMATS),
+        default="auto",
+        help="the records' format (default: auto, detected per record from its fields)",
+    )
+    s.add_argument(
+        "--output-format",
+        choices=("json", "csv"),
+        default="json",
+        help="json: one object per line, the input's fields then the answer fields "
+        "(docs/flow-json.md); csv: a header and the columns " + ", ".join(CSV_COLUMNS),
+    )
+    s.add_argument(
+        "--follow",
+        action="store_true",
+        help="follow the one FILE like tail -F from its start: keeps reading as it grows, "
+        "across rotation and truncation (Ctrl-C stops)",
+    )
+    s.add_argument("--batch-size", type=_positive, default=4096, help="records per request")
+    s.add_argument(
+        "--max-in-flight",
+        type=_positive,
+        default=4,
+        help="batches sent and not yet answered (memory: about 3 + this many batches)",
+    )
+    s.add_argument(
+        "--progress",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="a progress line on stderr this often (0: none)",
+    )
+    s.add_argument("--stats", metavar="FILE", help="write the final counters there as JSON")
+
+
+def cmd_enrich(args: argparse.Namespace) -> int:
+    def err(text: str) -> None:
+        print(f"attribution enrich: {text}", file=sys.stderr, flush=True)
+
+    opts = Options(
+        inputs=args.inputs,
+        input_format=None if args.input_format == "auto" else args.input_format,
+        output_format=args.output_format,
+        follow=args.follow,
+        batch_size=args.batch_size,
+        max_in_flight=args.max_in_flight,
+        progress=args.progress,
+    )
+    if args.follow and (len(args.inputs) != 1 or args.inputs[0] == "-"):
+        err("--follow takes exactly one FILE")
+        return 2
+    counters = Counters(echo=err)
+    try:
+        run(args.connection, opts, sys.stdout.buffer, err, counters)
+    except OSError as exc:
+        if isinstance(exc, BrokenPipeError):
+            raise
+        err(f"{exc.filename or ''}: {exc.strerror or exc}")
+        return 2
+    finally:
+        err(counters.summary())
+        if args.stats:
+            with open(args.stats, "wb") as f:
+                f.write(orjson.dumps(counters.as_json(), option=orjson.OPT_INDENT_2))
+    return 0
