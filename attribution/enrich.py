@@ -159,7 +159,8 @@ def follow(
     Survives rotation (the name points at a new file: the old one is read to
     its end, then the new one from its start) and truncation (the file got
     shorter than what was read: read again from its start). A missing file is
-    waited for. Line numbers restart with each new file.
+    waited for; while a rotated file's successor is missing, the old one is still
+    read. Line numbers restart with each new file.
     """
     fh: IO[bytes] | None = None
     split = _Splitter(path)
@@ -180,9 +181,9 @@ def follow(
         try:
             st = os.stat(path)
         except FileNotFoundError:
-            st = None
+            st = None  # renamed, the new one not there yet: the writer may still add here
         mine = os.fstat(fh.fileno())
-        if st is None or (st.st_ino, st.st_dev) != (mine.st_ino, mine.st_dev):
+        if st is not None and (st.st_ino, st.st_dev) != (mine.st_ino, mine.st_dev):
             rest = fh.read()  # written to the old file before the switch
             if rest:
                 yield from split.feed(rest)
@@ -190,7 +191,7 @@ def follow(
             fh.close()
             fh = None
             continue
-        if st.st_size < fh.tell():
+        if st is not None and st.st_size < fh.tell():
             fh.seek(0)
             split = _Splitter(path)
             continue
