@@ -274,7 +274,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from attribution.service import Service, catch_signals
 
     signals = catch_signals()  # first: a SIGHUP during a long first parse would kill us
-    log.info("starting: reading %s", args.config)
+    log.debug("starting: reading %s", args.config)
     check(load_config(args.config).api)  # unusable TLS or token files: fail before ExaBGP starts
     Service(args.config, grpc_listen=args.grpc_listen).run_forever(signals)
     return 0

@@ -292,6 +292,8 @@ def test_a_sighup_while_the_daemon_starts_is_a_reload_not_a_death(tmp_path):
             sys.executable,
             "-m",
             "attribution.cli",
+            "--log-level",
+            "debug",
             "serve",
             "--config",
             str(path),
