@@ -612,17 +612,26 @@ class _Loaded:
             )
         return routers
 
-    def _entries(self, docs: list) -> tuple[list[list[object]], list[list[int]]]:
+    def _entries(self, docs: list) -> tuple[list[list[object]], list[tuple[int, ...]]]:
         """Per entry: the per-router values (RIB objects) and per-router path counts."""
         n_routers = len(self.routers)
         attrs = self.attributes
         n_attrs = len(attrs)
         pathsets = self._pathsets
         values_out: list[list[object]] = []
-        counts_out: list[list[int]] = []
+        counts_out: list[tuple[int, ...]] = []
+        # One path per router, no hole (most entries): checked in C, and their
+        # counts are one shared tuple per length (``_family`` sums per tuple).
+        ones = [(1,) * k for k in range(n_routers + 1)]
+        getitem = attrs.__getitem__
+        patterns: dict[tuple[int, ...], tuple[int, ...]] = {}
         for e, doc in enumerate(docs):
             if type(doc) is not list or not 0 < len(doc) <= n_routers:
                 raise SnapshotError(f"entry #{e} is not a list of 1..{n_routers} router values")
+            if set(map(type, doc)) == _INTS and min(doc) >= 0 and max(doc) < n_attrs:
+                values_out.append(list(map(getitem, doc)))
+                counts_out.append(ones[len(doc)])
+                continue
             values: list[object] = []
             counts: list[int] = []
             for r, v in enumerate(doc):
@@ -670,11 +679,12 @@ class _Loaded:
             if not values:
                 raise SnapshotError(f"entry #{e} has no route")
             values_out.append(values)
-            counts_out.append(counts)
+            pattern = tuple(counts)
+            counts_out.append(patterns.setdefault(pattern, pattern))
         return values_out, counts_out
 
     def _family(
-        self, family: str, doc: dict, values: list[list[object]], counts: list[list[int]]
+        self, family: str, doc: dict, values: list[list[object]], counts: list[tuple[int, ...]]
     ) -> None:
         prefixes = _field(doc, "prefixes", list, family)
         indexes = _field(doc, "entries", list, family)
@@ -702,10 +712,21 @@ class _Loaded:
         # tuple per family so each table's interning owns its own.
         used = Counter(indexes)
         built: list[tuple | None] = [None] * len(values)
-        prefix_counts, path_counts = self.counts[family]
+        by_pattern: dict[int, int] = {}  # id of a shared counts tuple -> prefixes using it
+        pattern_of: dict[int, tuple[int, ...]] = {}
+        intern = table.intern
         for e, times in used.items():
-            built[e] = table.intern(tuple(values[e]))
-            for r, c in enumerate(counts[e]):
+            built[e] = intern(tuple(values[e]))
+            pattern = counts[e]
+            key = id(pattern)
+            if key in by_pattern:
+                by_pattern[key] += times
+            else:
+                by_pattern[key] = times
+                pattern_of[key] = pattern
+        prefix_counts, path_counts = self.counts[family]
+        for key, times in by_pattern.items():
+            for r, c in enumerate(pattern_of[key]):
                 if c:
                     prefix_counts[r] += times
                     path_counts[r] += c * times
