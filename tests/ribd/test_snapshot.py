@@ -408,6 +408,18 @@ HOSTILE = {
         lambda p: _rewrite_body(p, lambda d: d["entries"][0].__setitem__(0, True)),
         "bad value True",
     ),
+    "negative index among routes of every router": (
+        lambda p: _rewrite_body(p, lambda d: d["entries"].__setitem__(0, [0, -1, 0])),
+        r"entry #0, router #1: attribute index -1 out of range",
+    ),
+    "float index among routes of every router": (
+        lambda p: _rewrite_body(p, lambda d: d["entries"].__setitem__(0, [0, 1.0, 0])),
+        r"entry #0, router #1: bad value 1\.0",
+    ),
+    "bool as AS number": (
+        lambda p: _rewrite_body(p, lambda d: d["attributes"][0][0][0][1].__setitem__(0, True)),
+        r"attribute set #0: as_path segment 0 has a value that is not 32-bit unsigned: True",
+    ),
     "attribute row too short": (
         lambda p: _rewrite_body(p, lambda d: d["attributes"][1].pop()),
         "attribute set #1 is not a list of 12 fields",
@@ -429,6 +441,36 @@ def _b2(data: bytes) -> str:
     from hashlib import blake2b
 
     return blake2b(data, digest_size=32).hexdigest()
+
+
+def test_many_routers_round_trip_counts_every_entry_shape(tmp_path: Path) -> None:
+    """Entries with a route from every router (the loader's bulk path), with holes,
+    a missing last router and ADD-PATH sets give the same routes and per-router counts."""
+    rib = Rib(clock=Clock())
+    routers = [f"192.0.2.{k}" for k in range(1, 9)]
+    for k, r in enumerate(routers):
+        session(rib, r, "up", peer_as=64500 + k)
+        for i in range(40):
+            if (i % 5 == 1 and k % 3 == 1) or (i % 7 == 2 and k == len(routers) - 1):
+                continue  # holes, and prefixes the last router lacks
+            prefix = f"10.{i}.0.0/16"
+            if i % 9 == 4 and k % 2:
+                announce(rib, r, [prefix], seq(k, i, local_pref=50), path_ids=(3,))
+                announce(rib, r, [prefix], seq(i, local_pref=200), path_ids=(5,))
+            else:
+                announce(rib, r, [prefix], seq(k % 4, i % 6), path_ids=None)
+    path = tmp_path / "rib.snapshot"
+    info = write_snapshot(rib, path)
+    loaded = Rib(clock=Clock())
+    got = load_snapshot(loaded, path, hold_time=120)
+    assert got.paths == info.paths and got.prefixes == info.prefixes
+    assert routes(loaded) == routes(rib)
+    for r in routers:
+        for family, fs in rib.routers[r].families.items():
+            lfs = loaded.routers[r].families[family]
+            assert (lfs.prefixes, lfs.paths) == (fs.prefixes, fs.paths), (r, family)
+    assert loaded.lookup(routers[1], V4, "10.4.1.1").path_id == 5  # local_pref 200 first
+    assert len(loaded.interner) == got.attribute_sets
 
 
 @pytest.mark.parametrize("case", sorted(HOSTILE))
