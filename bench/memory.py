@@ -105,7 +105,7 @@ def part_routers(args: argparse.Namespace) -> list[Row]:
         rows.append(
             Row(
                 "memory",
-                f"full table, {k} routers: per additional router",
+                f"full table, {k} routers: per additional router (identical tables)",
                 per_extra,
                 "bytes/prefix",
                 target="<= 40",
