@@ -1,0 +1,263 @@
+"""`attribution enrich` throughput: is the reader the bottleneck, or the service?
+
+Self-contained (no routing data needed): a server process serves a synthetic
+RIB (``--prefixes`` /24s under 10.0.0.0/8, 1,000 distinct AS paths, exporter
+127.0.1.1) over real gRPC on loopback. In the same run:
+
+1. reader alone, per format: lines -> records (orjson + the format's mapping,
+   ``attribution.enrich.records``), in process, records per CPU second;
+2. end to end: ``attribution enrich FILE > /dev/null`` on goflow2 JSON lines,
+   records per wall second (the client's CPU and the server's in the notes);
+3. the service's bulk rate: the same flows pre-packed (``columns_request``,
+   packed_records + stream_routes) streamed on one ResolveStream, answers
+   not decoded: flows per wall second.
+
+Run: ``python -m bench.enrich [--records N] [--prefixes N]``. Prints a
+Markdown table; nothing asserts on time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+EXPORTER = "127.0.1.1"
+
+
+def serve(prefixes: int, port_file: str) -> None:
+    """The server process: synthetic RIB, real gRPC server, runs until killed."""
+    from attribution.config import parse_config
+    from attribution.grpc_service import AttributionServicer, ReloadResult, start_server
+    from attribution.resolver import Resolver
+    from ribd.attributes import AS_SEQUENCE, make_attributes
+    from ribd.events import EndOfRib, RoutesAnnounced, SessionState
+    from ribd.rib import Rib
+
+    config = parse_config(
+        f"""
+[service]
+local_as = 64500
+router_id = "127.0.0.1"
+max_batch_flows = 65536
+[[routers]]
+name = "edge"
+neighbor = "127.0.0.11"
+exporters = ["{EXPORTER}"]
+""",
+        "bench.toml",
+    )
+    rib = Rib(router_names={"127.0.0.11": "edge"})
+    rib.apply(SessionState("127.0.0.11", "up"))
+    groups: dict[int, list[str]] = {}
+    for i in range(prefixes):
+        groups.setdefault(i % 1000, []).append(f"10.{(i >> 8) & 255}.{i & 255}.0/24")
+    for g, pfx in groups.items():
+        attrs = make_attributes(
+            ((AS_SEQUENCE, (65000 + g % 50, 64512 + g)),), next_hop="127.0.0.99"
+        )
+        rib.apply(RoutesAnnounced("127.0.0.11", "ipv4 unicast", tuple(pfx), None, attrs))
+    rib.apply(EndOfRib("127.0.0.11", "ipv4 unicast"))
+    resolver = Resolver(rib, config, max_batch_flows=65536)
+    servicer = AttributionServicer(rib, resolver, lambda: config, lambda: ReloadResult(ok=True))
+    server, port = start_server(servicer, "127.0.0.1:0", 64 << 20)
+    Path(port_file).write_text(str(port))
+    server.wait_for_termination()
+
+
+def goflow2_lines(n: int, prefixes: int, seed: int = 7) -> list[bytes]:
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, prefixes, size=(n, 2))
+    host = rng.integers(1, 255, size=(n, 2))
+    out = []
+    for k in range(n):
+        s, d = idx[k]
+        rec = {
+            "type": "IPFIX",
+            "time_received_ns": 1700000000000000000 + k,
+            "sequence_num": k,
+            "sampling_rate": 1000,
+            "sampler_address": EXPORTER,
+            "time_flow_start_ns": 1699999990000000000,
+            "time_flow_end_ns": 1700000000000000000 + k,
+            "bytes": 1500,
+            "packets": 1,
+            "src_addr": f"10.{(s >> 8) & 255}.{s & 255}.{host[k, 0]}",
+            "dst_addr": f"10.{(d >> 8) & 255}.{d & 255}.{host[k, 1]}",
+            "etype": "IPv4",
+            "proto": "TCP",
+            "src_port": 443,
+            "dst_port": 50000 + k % 1000,
+            "in_if": 10 + k % 4,
+            "out_if": 20,
+            "src_mac": "0c:00:00:00:00:01",
+            "dst_mac": "0c:00:00:00:00:02",
+            "next_hop": "",
+            "bgp_next_hop": "",
+            "as_path": [],
+        }
+        out.append(json.dumps(rec, separators=(",", ":")).encode())
+    return out
+
+
+def as_pmacct(line: bytes) -> bytes:
+    r = json.loads(line)
+    return json.dumps(
+        {
+            "event_type": "purge",
+            "peer_ip_src": r["sampler_address"],
+            "iface_in": r["in_if"],
+            "iface_out": r["out_if"],
+            "ip_src": r["src_addr"],
+            "ip_dst": r["dst_addr"],
+            "mac_src": r["src_mac"],
+            "timestamp_end": "2023-11-14 22:14:20.000000",
+            "packets": r["packets"],
+            "bytes": r["bytes"],
+        }
+    ).encode()
+
+
+def as_nfdump(line: bytes) -> bytes:
+    r = json.loads(line)
+    return json.dumps(
+        {
+            "type": "FLOW",
+            "sampled": 0,
+            "export_sysid": 1,
+            "last": "2023-11-14T22:14:20.456",
+            "in_packets": r["packets"],
+            "in_bytes": r["bytes"],
+            "src4_addr": r["src_addr"],
+            "dst4_addr": r["dst_addr"],
+            "input_snmp": r["in_if"],
+            "output_snmp": r["out_if"],
+            "in_src_mac": r["src_mac"],
+            "ip4_router": r["sampler_address"],
+        }
+    ).encode()
+
+
+def reader_rate(lines: list[bytes]) -> float:
+    from attribution.enrich import Counters, Line, records
+
+    src = [Line("bench", i, line) for i, line in enumerate(lines, 1)]
+    counters = Counters()
+    t0 = time.process_time()
+    n = sum(1 for _ in records(iter(src), None, counters))
+    cpu = time.process_time() - t0
+    assert n == len(lines) and not counters.bad, counters.summary()
+    return n / cpu
+
+
+def service_rate(target: str, lines: list[bytes], batch: int = 8192, repeat: int = 3) -> float:
+    """Pre-packed batches on one ResolveStream: the service's bulk rate, client work excluded."""
+    from attribution.client import channel, columns_request
+    from attribution.enrich import Counters, Line, records
+    from attribution.v1 import attribution_pb2_grpc as pb_grpc
+
+    flows = [r.flow for r in records(iter(Line("b", 0, x) for x in lines), None, Counters())]
+    requests = []
+    for i in range(0, len(flows), batch):
+        req, bad, _ = columns_request(flows[i : i + batch], i, packed=True, stream_routes=True)
+        assert not bad
+        requests.append(req.SerializeToString())
+    with channel(target) as ch:
+        call = ch.stream_stream(
+            "/attribution.v1.Attribution/ResolveStream",
+            request_serializer=lambda b: b,
+            response_deserializer=lambda b: b,
+        )
+        del pb_grpc
+        for _ in call(iter(requests[:2])):  # warm-up (caches, route dictionary)
+            pass
+        t0 = time.perf_counter()
+        n = 0
+        for _ in call(iter(requests * repeat)):
+            n += 1
+        wall = time.perf_counter() - t0
+    assert n == len(requests) * repeat
+    return len(flows) * repeat / wall
+
+
+def end_to_end(target: str, path: Path, n: int, fmt: str = "json") -> tuple[float, float]:
+    cmd = [sys.executable, "-m", "attribution.cli", "enrich", "--target", target]
+    cmd += ["--progress", "0", "--output-format", fmt, str(path)]
+    t0 = time.perf_counter()
+    before = os.times()
+    with open(os.devnull, "wb") as sink:
+        subprocess.run(cmd, stdout=sink, stderr=subprocess.DEVNULL, check=True)
+    wall = time.perf_counter() - t0
+    after = os.times()
+    cpu = (after.children_user - before.children_user) + (
+        after.children_system - before.children_system
+    )
+    return n / wall, cpu
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.enrich")
+    p.add_argument("--records", type=int, default=200_000)
+    p.add_argument("--prefixes", type=int, default=60_000)
+    p.add_argument("--serve", metavar="PORT_FILE", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.serve:
+        serve(args.prefixes, args.serve)
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        port_file = Path(tmp) / "port"
+        cmd = [sys.executable, "-m", "bench.enrich", "--prefixes", str(args.prefixes)]
+        server = subprocess.Popen([*cmd, "--serve", str(port_file)])
+        try:
+            deadline = time.monotonic() + 300
+            while not port_file.exists() or not port_file.read_text():
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("bench server did not start")
+                time.sleep(0.1)
+            target = f"127.0.0.1:{port_file.read_text()}"
+            lines = goflow2_lines(args.records, args.prefixes)
+            path = Path(tmp) / "goflow2.jsonl"
+            path.write_bytes(b"\n".join(lines) + b"\n")
+            sample = lines[:50_000]
+            cpu_unit = "records/s (CPU)"
+            rows = [
+                ("reader alone, goflow2 JSON", reader_rate(sample), cpu_unit),
+                (
+                    "reader alone, pmacct JSON",
+                    reader_rate([as_pmacct(x) for x in sample]),
+                    cpu_unit,
+                ),
+                (
+                    "reader alone, nfdump json-log",
+                    reader_rate([as_nfdump(x) for x in sample]),
+                    cpu_unit,
+                ),
+            ]
+            svc = service_rate(target, lines)
+            rows.append(("service bulk rate (pre-packed, packed+stream_routes)", svc, "flows/s"))
+            for fmt in ("json", "csv"):
+                wall_rate, cpu = end_to_end(target, path, len(lines), fmt)
+                rows.append((f"end to end, goflow2 -> {fmt}", wall_rate, "records/s (wall)"))
+                rows.append((f"end to end, goflow2 -> {fmt}", len(lines) / cpu, cpu_unit))
+                if fmt == "json":
+                    e2e = wall_rate
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    print(f"records {args.records:,}, prefixes {args.prefixes:,}, cpus {os.cpu_count()}\n")
+    print("| figure | value | unit |\n|---|---:|---|")
+    for name, value, unit in rows:
+        print(f"| {name} | {value / 1000:,.0f} k | {unit} |")
+    print(f"\nend to end / service bulk rate: {e2e / svc:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
