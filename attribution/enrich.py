@@ -354,11 +354,15 @@ def resolve_batches(
     *,
     max_in_flight: int = 4,
     read_ahead: int = 4,
+    stream_idle: float = 60.0,
 ) -> Iterator[tuple[list[Record], list[dict]]]:
-    """(batch, answers) in input order, over one ResolveStream.
+    """(batch, answers) in input order, over ResolveStreams.
 
     ``source`` is drained by a thread into a queue of ``read_ahead`` batches;
-    at most ``max_in_flight`` batches are on the wire unanswered.
+    at most ``max_in_flight`` batches are on the wire unanswered. A stream
+    with nothing to send for ``stream_idle`` seconds is closed and the next
+    batch opens a new one: the service cuts streams idle longer than its
+    ``[api] stream_idle_timeout``, and a followed file may be quiet for hours.
     """
     ahead: queue.Queue[Any] = queue.Queue(maxsize=read_ahead)
     failure: list[BaseException] = []
@@ -376,13 +380,25 @@ def resolve_batches(
     reader.start()
     slots = threading.Semaphore(max_in_flight)
     pending: deque[tuple[list[Record], dict, list[int]]] = deque()
+    ended = threading.Event()
+    next_batch: list[Any] = []  # a batch taken from the queue after its stream closed
 
     def requests():
         batch_id = 0
         while True:
             slots.acquire()
-            batch = ahead.get()
+            if next_batch:
+                batch = next_batch.pop()
+            else:
+                try:
+                    batch = ahead.get(timeout=stream_idle)
+                except queue.Empty:
+                    slots.release()
+                    if pending:
+                        continue
+                    return  # idle: close this stream, the next batch opens another
             if batch is _END:
+                ended.set()
                 return
             request, bad, good = columns_request(
                 [r.flow for r in batch], batch_id, packed=True, stream_routes=True
@@ -391,24 +407,30 @@ def resolve_batches(
             batch_id += 1
             yield request
 
-    routes = StreamRoutes()
     with channel(target) as ch:
         stub = pb_grpc.AttributionStub(ch)
-        for reply in stub.ResolveStream(requests(), timeout=None):
-            batch, bad, good = pending.popleft()
-            if reply.batch_error:
-                answers = [error_answer("bad_batch", reply.batch_error)] * len(batch)
-            else:
-                answers = [None] * len(batch)
-                for i, (code, message) in bad.items():
-                    answers[i] = error_answer(code, message)
-                resolved = columns_to_answers(
-                    reply.columns, reply.errors, routes.update(reply.columns)
-                )
-                for i, answer in zip(good, resolved, strict=True):
-                    answers[i] = answer
-            slots.release()
-            yield batch, answers
+        while not ended.is_set():
+            if not next_batch:  # wait for work before opening a stream
+                batch = ahead.get()
+                if batch is _END:
+                    break
+                next_batch.append(batch)
+            routes = StreamRoutes()  # the route dictionary is per stream
+            for reply in stub.ResolveStream(requests(), timeout=None):
+                batch, bad, good = pending.popleft()
+                if reply.batch_error:
+                    answers = [error_answer("bad_batch", reply.batch_error)] * len(batch)
+                else:
+                    answers = [None] * len(batch)
+                    for i, (code, message) in bad.items():
+                        answers[i] = error_answer(code, message)
+                    resolved = columns_to_answers(
+                        reply.columns, reply.errors, routes.update(reply.columns)
+                    )
+                    for i, answer in zip(good, resolved, strict=True):
+                        answers[i] = answer
+                slots.release()
+                yield batch, answers
     if failure:
         raise failure[0]
 
@@ -479,7 +501,8 @@ class Options:
     batch_size: int = 4096
     max_in_flight: int = 4
     progress: float = 10.0  # seconds between progress lines; 0 = none
-    idle: float = 0.5
+    idle: float = 0.5  # quiet input this long: send the partial batch
+    stream_idle: float = 60.0  # nothing to send this long: close the stream
 
 
 def input_lines(opts: Options, stop: threading.Event) -> Iterator[Line | None]:
@@ -516,7 +539,10 @@ def run(
     started = last = time.monotonic()
     try:
         for batch, answers in resolve_batches(
-            target, batches(items, opts.batch_size), max_in_flight=opts.max_in_flight
+            target,
+            batches(items, opts.batch_size),
+            max_in_flight=opts.max_in_flight,
+            stream_idle=opts.stream_idle,
         ):
             errors = 0
             for record, answer in zip(batch, answers, strict=True):

@@ -69,6 +69,14 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         metavar="SECONDS",
         help="a progress line on stderr this often (0: none)",
     )
+    s.add_argument(
+        "--stream-idle",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="close the stream after this long with nothing to send, and open another "
+        "when records come (keep it below the service's [api] stream_idle_timeout, 300 s)",
+    )
     s.add_argument("--stats", metavar="FILE", help="write the final counters there as JSON")
 
 
@@ -84,6 +92,7 @@ def cmd_enrich(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         max_in_flight=args.max_in_flight,
         progress=args.progress,
+        stream_idle=args.stream_idle,
     )
     if args.follow and (len(args.inputs) != 1 or args.inputs[0] == "-"):
         err("--follow takes exactly one FILE")

@@ -296,3 +296,32 @@ def test_goflow2_mapping_units_and_next_hops():
         {"ip6_router": "::1", "src6_addr": "::2", "dst6_addr": "::3", "bgp6_next_hop": "::4"}
     )
     assert (nf["exporter"], nf["next_hop"], nf["sampling_rate"]) == ("::1", "::4", 1)
+
+
+def test_a_quiet_followed_file_outlives_the_services_stream_idle_timeout(tmp_path):
+    """The service cuts a stream idle for [api] stream_idle_timeout; enrich closes its
+    own first and opens a new one for the next records (failed before: the run died)."""
+    from attribution.config import ApiSettings
+
+    server = Server(ApiSettings(stream_idle_timeout=1.0))
+    log = tmp_path / "flows.json"
+    out = tmp_path / "out.json"
+    log.write_text(goflow(1, "10.1.2.1") + "\n")
+    cmd = [
+        sys.executable, "-m", "attribution.cli", "enrich", "--target", server.target,
+        "--follow", str(log), "--stream-idle", os.environ.get("ENRICH_TEST_IDLE", "0.3"),
+    ]  # fmt: skip
+    try:
+        with open(out, "wb") as sink:
+            proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.PIPE)
+        wait_for_lines(out, 1)
+        time.sleep(4)  # quiet for longer than the service's idle cut-off
+        assert proc.poll() is None, proc.stderr.read().decode()
+        with open(log, "a") as f:
+            f.write(goflow(2, "172.16.0.1") + "\n")
+        got = wait_for_lines(out, 2)
+        assert [r["dst_origin_as"] for r in got] == [65005, 65011]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+        server.stop()
