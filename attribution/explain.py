@@ -41,10 +41,10 @@ from attribution.resolver import (
     SRC_STALE,
     SRC_UNROUTED,
     V4_MAPPED,
+    BadRecord,
     FlowAnswer,
     Resolver,
     Routing,
-    _Bad,
     next_hop_of,
     validate_row,
 )
@@ -118,7 +118,7 @@ def _explain(resolver: Resolver, config: Config, flow: dict, answer: FlowAnswer)
     try:
         exporter, s16, d16, in_if, mac = validate_row(flow)
         next_hop = next_hop_of(flow)
-    except _Bad as exc:
+    except BadRecord as exc:
         e.error = (exc.code, exc.message)
         _compare(e)
         return e
