@@ -13,27 +13,11 @@ our uid or root, a line is buffered only up to ``max_line_bytes`` (a longer
 one is skipped to its newline), and lines for a neighbor not in
 ``rib.neighbors`` (the configured routers) are counted, not applied.
 
-Relay control lines (see ``ribd.relay``) tell us what the plain ExaBGP stream
-cannot:
-
-* ``eof``: ExaBGP closed the API pipe (stopped or died). Every router's
-  routes become stale for ``exabgp_gone_hold_time``, as the supervisor does in
-  supervised mode, so an operator-managed ExaBGP gets the same treatment.
-* ``lost`` (the relay's spool overflowed, marked where the lines were
-  dropped), or a relay we never saw that already delivered lines elsewhere
-  (we restarted), or a replacement relay under the same ExaBGP (ExaBGP
-  respawned it; respawns get no replay): lines are missing, withdrawals
-  included. The re-read is exact: every established router's routes become
-  stale at that point (``Rib.mark_gap``), each relay is asked to
-  ``resync *`` (ExaBGP sends ROUTE-REFRESH to every established router), the
-  router answers BoRR, its table, EoRR (enhanced route refresh, RFC 7313),
-  and EoRR sweeps what it did not send again. A router that does not begin
-  within ``refresh_timeout`` (no enhanced route refresh) has its session
-  reset (``reset <ip>``): it reconnects, and End-of-RIB does the same sweep.
-  Requests are coalesced and spaced out (2 s, doubling to 2 min while gaps
-  keep coming), so an overloaded service is not flooded with tables.
-
-One ExaBGP per service is assumed: ``eof`` marks every router's routes stale.
+Relay control lines (``eof``, ``lost``, ``hello``) and the re-reads they
+trigger are ``ribd.feed_control``'s (``RelayControl``, a mixin of
+``FeedServer``); what is counted and how bad lines are logged is
+``ribd.feed_counters``'s. One ExaBGP per service is assumed: ``eof`` marks
+every router's routes stale.
 """
 
 from __future__ import annotations
@@ -47,83 +31,46 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
-import orjson
-
-from ribd.checks import show, too_deep
 from ribd.events import EndOfRib, ExabgpShutdown, RoutesAnnounced, RoutesWithdrawn
+from ribd.feed_control import (
+    CONTROL_PREFIX,
+    REFRESH_TIMEOUT,
+    RESYNC_INTERVAL_MAX,
+    RESYNC_INTERVAL_MIN,
+    RelayControl,
+    RelayInfo,
+)
+from ribd.feed_counters import (
+    BAD_LINES_LOGGED_IN_FULL,
+    LOGGED_LINE_CHARS,
+    BadLineLog,
+    FeedCounters,
+    bad_line_category,
+)
 from ribd.lines import LineSplitter
 from ribd.parser import MAX_LINE_BYTES, ExabgpParser, FeedError
 from ribd.rib import Rib
 
+# Names other modules and tests import from here.
+__all__ = [
+    "BAD_LINES_LOGGED_IN_FULL",
+    "CONTROL_PREFIX",
+    "LOGGED_LINE_CHARS",
+    "REFRESH_TIMEOUT",
+    "RESYNC_INTERVAL_MAX",
+    "RESYNC_INTERVAL_MIN",
+    "FeedCounters",
+    "FeedServer",
+    "RelayInfo",
+    "RibMaintenance",
+    "bad_line_category",
+]
+
 log = logging.getLogger(__name__)
 
 READ_SIZE = 1 << 20
-REFRESH_TIMEOUT = 30.0  # seconds for a router to begin a re-read (BoRR) before a reset
-RESYNC_INTERVAL_MIN, RESYNC_INTERVAL_MAX = 2.0, 120.0  # spacing of re-read requests
-CONTROL_PREFIX = b'{"type":"ribd-relay"'
-LOGGED_LINE_CHARS = 200
-BAD_LINES_LOGGED_IN_FULL = 100  # then one in every 1000
 _PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
-
-
-def bad_line_category(reason: str) -> str:
-    """A short, stable name for a FeedError reason, for counters."""
-    if reason.startswith("not JSON") or reason == "not a JSON object":
-        return "json"
-    if reason.startswith("unknown message type"):
-        return "unknown_type"
-    if "prefix" in reason or "NLRI" in reason or "path-information" in reason:
-        return "prefix"
-    if reason.startswith("line of"):
-        return "too_long"
-    if reason.startswith("nested"):
-        return "too_deep"
-    if reason.startswith("bad value"):
-        return "value"
-    if reason.startswith("unknown neighbor"):
-        return "unknown_neighbor"
-    if reason.startswith("parser failed"):
-        return "internal"
-    if reason.startswith(("malformed", "no neighbor", "update ", "withdraw ", "announce ")):
-        return "malformed"
-    return "other"
-
-
-@dataclass(slots=True)
-class FeedCounters:
-    lines: int = 0
-    updates: int = 0
-    prefixes_announced: int = 0
-    prefixes_withdrawn: int = 0
-    treated_as_withdraw: int = 0
-    end_of_rib: int = 0
-    bad_lines: int = 0
-    bad_by_category: dict[str, int] = field(default_factory=dict)
-
-    def add(self, other: FeedCounters) -> None:
-        self.lines += other.lines
-        self.updates += other.updates
-        self.prefixes_announced += other.prefixes_announced
-        self.prefixes_withdrawn += other.prefixes_withdrawn
-        self.treated_as_withdraw += other.treated_as_withdraw
-        self.end_of_rib += other.end_of_rib
-        self.bad_lines += other.bad_lines
-        for k, v in other.bad_by_category.items():
-            self.bad_by_category[k] = self.bad_by_category.get(k, 0) + v
-
-
-@dataclass(slots=True)
-class RelayInfo:
-    """One relay process, as identified by its hello."""
-
-    pid: int
-    started: float
-    exabgp_pid: int
-    connections: int = 0
-    connected: bool = False
-    eof: bool = False
 
 
 class _Connection:
@@ -145,7 +92,7 @@ class _Connection:
                 return False
 
 
-class FeedServer:
+class FeedServer(RelayControl):
     """Accepts relay connections on ``socket_path`` and applies their lines to ``rib``."""
 
     def __init__(
@@ -184,7 +131,7 @@ class FeedServer:
         self._connections: list[_Connection] = []
         self._closed_totals = FeedCounters()
         self._relays: dict[tuple[int, float], RelayInfo] = {}
-        self._bad_logged = 0
+        self._bad_log = BadLineLog()
         self.relay_lost_lines = 0
         self.relay_gaps = 0  # times lines went missing (each followed by a resync)
         self.relay_connections = 0
@@ -272,29 +219,6 @@ class FeedServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-    # -- requests to relays --
-
-    def resync(self, neighbor: str = "*") -> int:
-        """Ask ExaBGP (via each connected relay) for a route refresh; returns relays told."""
-        if neighbor != "*":
-            socket.inet_pton(socket.AF_INET6 if ":" in neighbor else socket.AF_INET, neighbor)
-        with self._lock:
-            conns = [c for c in self._connections if c.relay is not None]
-        told = sum(1 for c in conns if c.send(f"resync {neighbor}\n".encode()))
-        self.resyncs_requested += told
-        if told:
-            log.info("asked %d relay(s) for a route refresh of %s", told, neighbor)
-        return told
-
-    def reset_session(self, neighbor: str) -> int:
-        """Ask ExaBGP (via each connected relay) to reset one router's session."""
-        socket.inet_pton(socket.AF_INET6 if ":" in neighbor else socket.AF_INET, neighbor)
-        with self._lock:
-            conns = [c for c in self._connections if c.relay is not None]
-        told = sum(1 for c in conns if c.send(f"reset {neighbor}\n".encode()))
-        self.session_resets_requested += told
-        return told
 
     # -- state --
 
@@ -408,7 +332,9 @@ class FeedServer:
             lines, too_long = splitter.split(data)
             for head, size in too_long:
                 c.lines += 1
-                self._bad_line(c, head, f"line of {size} bytes exceeds {self.max_line_bytes}")
+                self._bad_log.bad_line(
+                    c, head, f"line of {size} bytes exceeds {self.max_line_bytes}"
+                )
             if splitter.max_held > self.max_held_bytes:
                 self.max_held_bytes = splitter.max_held
             for line in lines:
@@ -419,10 +345,12 @@ class FeedServer:
                 try:
                     events = parse(line)
                 except FeedError as exc:
-                    self._bad_line(c, line, str(exc))
+                    self._bad_log.bad_line(c, line, str(exc))
                     continue
                 except Exception as exc:  # a parser bug must not take the connection down
-                    self._bad_line(c, line, f"parser failed: {type(exc).__name__}: {exc!s:.200}")
+                    self._bad_log.bad_line(
+                        c, line, f"parser failed: {type(exc).__name__}: {exc!s:.200}"
+                    )
                     continue
                 if not events:
                     continue
@@ -432,7 +360,7 @@ class FeedServer:
                     and type(first) is not ExabgpShutdown
                     and first.neighbor not in rib.neighbors  # type: ignore[union-attr]
                 ):
-                    self._bad_line(
+                    self._bad_log.bad_line(
                         c,
                         line,
                         f"unknown neighbor {first.neighbor}: not a configured router",  # type: ignore[union-attr]
@@ -449,7 +377,7 @@ class FeedServer:
                         route_events = True
                         if ev.reason:  # type: ignore[union-attr]
                             c.treated_as_withdraw += len(ev.prefixes)  # type: ignore[union-attr]
-                            self._log_treat_as_withdraw(ev)  # type: ignore[arg-type]
+                            self._bad_log.treat_as_withdraw(ev)  # type: ignore[arg-type]
                         else:
                             c.prefixes_withdrawn += len(ev.prefixes)  # type: ignore[union-attr]
                     elif kind is EndOfRib:
@@ -460,153 +388,6 @@ class FeedServer:
         if splitter.pending:
             # A connection cut mid-line: the relay re-sends the whole batch.
             log.debug("discarding %d bytes of an incomplete line", splitter.pending)
-
-    def _bad_line(self, c: FeedCounters, line: bytes, reason: str) -> None:
-        category = bad_line_category(reason)
-        c.bad_lines += 1
-        c.bad_by_category[category] = c.bad_by_category.get(category, 0) + 1
-        self._bad_logged += 1
-        if self._bad_logged <= BAD_LINES_LOGGED_IN_FULL or self._bad_logged % 1000 == 0:
-            text = line[:LOGGED_LINE_CHARS].decode("utf-8", "replace")
-            more = f"... ({len(line)} bytes)" if len(line) > LOGGED_LINE_CHARS else ""
-            log.warning("bad feed line (%s): %s: %s%s", category, reason, text, more)
-
-    def _log_treat_as_withdraw(self, ev: RoutesWithdrawn) -> None:
-        self._bad_logged += 1
-        if self._bad_logged <= BAD_LINES_LOGGED_IN_FULL or self._bad_logged % 1000 == 0:
-            log.warning(
-                "treat-as-withdraw: %d prefix(es) from %s (%s), first %s",
-                len(ev.prefixes),
-                ev.neighbor,
-                ev.reason[:LOGGED_LINE_CHARS],
-                ev.prefixes[0],
-            )
-
-    # -- relay control lines --
-
-    def _control(self, conn: _Connection, line: bytes) -> None:
-        try:
-            msg = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            msg = None
-        if type(msg) is not dict or too_deep(msg) or type(msg.get("event")) is not str:
-            self._bad_line(conn.counters, line, "malformed relay control line")
-            return
-        event = msg["event"]
-        if event == "hello":
-            self._hello(conn, msg, line)
-        elif event == "lost":
-            lines = msg.get("lines", 0)
-            if type(lines) is not int or lines < 0:
-                reason = f"malformed relay control line: lines {show(lines)}"
-                self._bad_line(conn.counters, line, reason)
-                return
-            self.relay_lost_lines += lines
-            self._lines_missing(f"the relay's spool overflowed: {lines} line(s) dropped")
-        elif event == "eof":
-            if conn.relay is not None:
-                conn.relay.eof = True
-            self._exabgp_gone("ExaBGP closed the feed (stopped or died)")
-        else:
-            log.warning("unknown relay control event %s", show(event))
-        if self.on_control is not None:
-            self.on_control(msg)
-
-    def _hello(self, conn: _Connection, msg: dict, line: bytes) -> None:
-        try:
-            key = (int(msg["pid"]), float(msg["started"]))
-            exabgp_pid = int(msg.get("ppid", 0))
-            delivered = int(msg.get("delivered", 0))
-        except (KeyError, TypeError, ValueError):
-            self._bad_line(conn.counters, line, "malformed relay hello")
-            return
-        missing = ""
-        gone = ""
-        with self._lock:
-            relay = self._relays.get(key)
-            if relay is None:
-                relay = self._relays[key] = RelayInfo(key[0], key[1], exabgp_pid)
-                if delivered:
-                    missing = f"relay {key[0]} delivered {delivered} lines before we started"
-                for other in self._relays.values():
-                    if other is relay or other.eof or other.connected:
-                        continue
-                    other.eof = True  # settled: it will not come back
-                    if other.exabgp_pid == exabgp_pid:
-                        missing = f"ExaBGP {exabgp_pid} respawned its API process"
-                    else:
-                        gone = f"ExaBGP {other.exabgp_pid} was replaced without a clean exit"
-                # Forget relays that are settled; keep the table small.
-                for k in [k for k, r in self._relays.items() if r.eof and r is not relay]:
-                    del self._relays[k]
-            relay.connections += 1
-            relay.connected = True
-            conn.relay = relay
-        log.info(
-            "relay pid %d (ExaBGP pid %d) connected, connection #%d",
-            relay.pid,
-            exabgp_pid,
-            relay.connections,
-        )
-        if gone:
-            self._exabgp_gone(gone)
-        if missing:
-            self._lines_missing(missing)
-
-    def _exabgp_gone(self, reason: str) -> None:
-        self.exabgp_gone_events += 1
-        # A stop we asked for is news, not a problem.
-        level = logging.INFO if self.expecting_exabgp_stop else logging.WARNING
-        log.log(level, "%s: routes kept stale for %.0fs", reason, self.exabgp_gone_hold_time)
-        self.rib.with_lock_exabgp_gone(reason, self.exabgp_gone_hold_time)
-
-    def _lines_missing(self, reason: str) -> None:
-        """Routes may be missing or outdated: mark the gap, re-read the tables."""
-        with self.rib.lock:
-            marked = self.rib.mark_gap()
-        self.relay_gaps += 1
-        now = time.monotonic()
-        if now - self._last_gap > 2 * RESYNC_INTERVAL_MAX:  # gaps are rare: ask at once
-            self._resync_interval = RESYNC_INTERVAL_MIN
-            self._next_resync = 0.0
-        self._last_gap = now
-        log.warning(
-            "feed gap: %s; %d router(s) marked stale until their tables are re-read%s",
-            reason,
-            len(marked),
-            "" if self.resync_on_loss else " (resync disabled)",
-        )
-        if self.resync_on_loss:
-            self._resync_pending = True
-            self._resync_wanted.set()
-
-    def _resync_loop(self) -> None:
-        """Send coalesced, spaced re-read requests; reset routers that do not begin."""
-        while not self._stop.is_set():
-            self._resync_wanted.wait(1.0)
-            self._resync_wanted.clear()
-            if self._stop.is_set():
-                return
-            now = time.monotonic()
-            if self._resync_pending and now >= self._next_resync and self.resync("*"):
-                self._resync_pending = False
-                with self.rib.lock:
-                    self.rib.note_refresh_asked()
-                self._next_resync = now + self._resync_interval
-                self._resync_interval = min(self._resync_interval * 2, RESYNC_INTERVAL_MAX)
-            if self._resync_pending or not self.resync_on_loss:
-                continue  # not asked (yet): nothing can be overdue
-            with self.rib.lock:
-                resets = self.rib.overdue_refreshes(self.refresh_timeout)
-            for neighbor in resets:
-                told = self.reset_session(neighbor)
-                log.warning(
-                    "router %s did not re-send its table within %.0fs of a route refresh "
-                    "(no enhanced route refresh?): %s its session",
-                    neighbor,
-                    self.refresh_timeout,
-                    "resetting" if told else "no relay connected to reset",
-                )
 
 
 class RibMaintenance:
