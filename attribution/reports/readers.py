@@ -1,7 +1,9 @@
 """Streaming readers: file lines -> flow-JSON-shaped dicts, one line at a time.
 
 Supported: flow JSON lines (``attribution resolve`` input or output),
-``nfdump -o csv``, pmacct print plugin CSV and JSON. Files may be gzip'ed.
+``nfdump -o csv``, pmacct print plugin CSV and JSON, goflow2 JSON and
+``nfdump -o json`` (mappings shared with ``attribution enrich``, in
+attribution.flowformats). Files may be gzip'ed.
 A malformed line never stops a run: the parser raises :class:`RecordError`,
 the caller records file + line number + reason in :class:`BadLines` and goes on.
 Lines are read with a length cap so one hostile line cannot exhaust memory.
@@ -17,11 +19,17 @@ from typing import IO, Any, TextIO
 
 import orjson
 
-from attribution.flowformats import pmacct_to_flow
+from attribution.flowformats import (
+    ObjectSplitter,
+    goflow2_to_flow,
+    is_marker,
+    nfdump_to_flow,
+    pmacct_to_flow,
+)
 from attribution.flowformats import to_int as _to_int
 from attribution.reports.records import RecordError
 
-FORMATS = ("flow-json", "nfdump-csv", "pmacct-csv", "pmacct-json")
+FORMATS = ("flow-json", "nfdump-csv", "pmacct-csv", "pmacct-json", "goflow2-json", "nfdump-json")
 MAX_LINE = 1 << 20  # 1 MiB: far above any real flow line
 
 NFDUMP_COLUMNS = [
@@ -145,11 +153,19 @@ def iter_lines(fh: IO[bytes], max_len: int = MAX_LINE) -> Iterator[tuple[int, by
 def detect_format(first_line: bytes) -> str | None:
     """Guess the format from the first non-empty line; None when it is not recognised."""
     text = first_line.lstrip(b"\xef\xbb\xbf").strip()
+    if text in (b"[", b"{") or text.startswith(b"[{"):
+        return "nfdump-json"  # nfdump -o json: a pretty-printed array
     if text.startswith(b"{"):
         try:
             obj = orjson.loads(text)
         except orjson.JSONDecodeError:
+            if b'"export_sysid"' in text:
+                return "nfdump-json"  # -o json-log: objects end with a trailing comma
             return "flow-json"
+        if isinstance(obj, dict) and "sampler_address" in obj:
+            return "goflow2-json"
+        if isinstance(obj, dict) and ("export_sysid" in obj or "ip4_router" in obj):
+            return "nfdump-json"
         if isinstance(obj, dict) and ("exporter" in obj or "src_addr" in obj):
             return "flow-json"
         if isinstance(obj, dict) and (
@@ -343,6 +359,35 @@ class PmacctCsvParser:
             raise RecordError("pmacct csv header has no BYTES column")
 
 
+class Goflow2JsonParser:
+    """goflow2's JSON lines (attribution.flowformats.goflow2_to_flow)."""
+
+    def __call__(self, line: bytes) -> dict[str, Any] | None:
+        obj = _json_object(line)
+        return None if obj is None else goflow2_to_flow(obj)
+
+
+class NfdumpJsonParser:
+    """``nfdump -o json`` (pretty-printed array) or ``-o json-log`` (one per line).
+
+    A multi-line object is parsed at its closing line, and reported there.
+    """
+
+    def __init__(self) -> None:
+        self.split = ObjectSplitter()
+        self.n = 0
+
+    def __call__(self, line: bytes) -> dict[str, Any] | None:
+        self.n += 1
+        done = self.split.feed(self.n, line)
+        if done is None:
+            return None
+        obj = _json_object(done[1])
+        if obj is None or is_marker("nfdump", obj):
+            return None
+        return nfdump_to_flow(obj)
+
+
 def make_parser(fmt: str, nfdump_scaled: bool = True) -> Callable[[bytes], dict[str, Any] | None]:
     if fmt == "flow-json":
         return FlowJsonParser()
@@ -352,4 +397,8 @@ def make_parser(fmt: str, nfdump_scaled: bool = True) -> Callable[[bytes], dict[
         return PmacctJsonParser()
     if fmt == "pmacct-csv":
         return PmacctCsvParser()
+    if fmt == "goflow2-json":
+        return Goflow2JsonParser()
+    if fmt == "nfdump-json":
+        return NfdumpJsonParser()
     raise ValueError(f"unknown input format {fmt!r} (known: {', '.join(FORMATS)})")

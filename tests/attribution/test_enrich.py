@@ -325,3 +325,37 @@ def test_a_quiet_followed_file_outlives_the_services_stream_idle_timeout(tmp_pat
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=60)
         server.stop()
+
+
+def test_the_reports_read_goflow2_and_nfdump_json_with_the_same_mappings():
+    from attribution.reports.readers import detect_format, make_parser
+    from attribution.reports.records import RecordError
+
+    def parse(name: str) -> tuple[str | None, list[dict], list[str]]:
+        lines = (DATA / name).read_bytes().splitlines(keepends=True)
+        fmt = detect_format(lines[0])
+        parser = make_parser(fmt)
+        flows, errors = [], []
+        for line in lines:
+            try:
+                flow = parser(line)
+            except RecordError as exc:
+                errors.append(str(exc))
+                continue
+            if flow is not None:
+                flows.append(flow)
+        return fmt, flows, errors
+
+    fmt, flows, errors = parse("goflow2.jsonl")
+    assert fmt == "goflow2-json"
+    assert [f["time"] for f in flows[:2]] == [1700000000.0, 1700000001.0]  # a report needs it
+    assert flows[0]["sampling_rate"] == 1000
+    assert len(flows) == 4 and len(errors) == 2  # not JSON; no sampler_address
+    fmt, flows, errors = parse("nfdump.json")
+    assert fmt == "nfdump-json"
+    assert [(f["src_addr"], f["time"]) for f in flows] == [
+        ("10.9.0.1", "2023-11-14T22:14:20.456"),
+        ("2001:db8:1::1", "2023-11-14T22:14:21.000"),
+    ]
+    assert errors == ["ip4_router/ip6_router: missing (the exporter's address)"]
+    assert parse("nfdump-log.jsonl")[0] == "nfdump-json"
