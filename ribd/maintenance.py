@@ -1,0 +1,221 @@
+"""RIB upkeep run between writes: stale expiry, slot sweeps, merges, garbage collection.
+
+Split out of ``ribd.rib``: none of this changes what a lookup answers, it
+only bounds memory and the store's trie, in steps of a bounded budget so the
+RIB lock is free between them. ``Maintenance`` is mixed into ``ribd.rib.Rib``
+and uses its state (``lock``, ``tables``, ``routers``, ``interner``, ``clock``,
+``notes``). The merge itself (``Rib._merge``) stays in ``ribd.rib``, where its
+threshold ``MERGE_UNLOCKED`` is read (tests tune it there).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+from ribd.observe import StaleExpired
+from ribd.store import release_memory
+from ribd.table import GC_PER_STEP, RELEASE_AFTER, SWEEP_CHUNK, FamilyTable
+
+if TYPE_CHECKING:
+    from ribd.rib import Rib
+
+
+class Collection:
+    """One garbage collection, run in steps by ``Rib.maintenance``.
+
+    Walking every interned entry, path set and attribute set at once held the
+    RIB lock for seconds (~2 us per set: 15-17 s at 64 routers); flow batches
+    and the feed stalled meanwhile. In steps, the lock is free between them
+    and writes go on. Phases: each table's entries, then path sets (entries
+    dropped first release theirs), then attribute sets, then the interner's
+    shared values. Each phase walks a list of the keys taken when it starts;
+    an object is dropped only if, when its turn comes (under the lock),
+    nothing but its intern dict refers to it, so a write between steps that
+    starts using it again keeps it. Objects that fall out of use after their
+    turn wait for the next collection; objects interned meanwhile, for the
+    next one too.
+    """
+
+    def __init__(self, rib: Rib) -> None:
+        self.rib = rib
+        self.tables = dict(rib.tables)
+        self.interner = rib.interner
+        self._phases: list[tuple[str, FamilyTable | None]] = [
+            *(("entries", t) for t in self.tables.values()),
+            ("pathsets", None),
+            ("attributes", None),
+            ("values", None),
+        ]
+        self._phase = 0
+        self._keys: list | None = None  # this phase's keys
+        self._at = 0
+        self._phase_dropped = 0
+        self.dropped = 0
+        self.steps = 0
+
+    @property
+    def done(self) -> bool:
+        return self._phase >= len(self._phases)
+
+    def step(self, budget: int) -> bool:
+        """Check up to ``budget`` objects (call under the lock); True while work remains."""
+        rib = self.rib
+        if rib.interner is not self.interner or rib.tables != self.tables:
+            self._phase = len(self._phases)  # a snapshot was loaded: start over later
+            return False
+        self.steps += 1
+        kind, table = self._phases[self._phase]
+        if kind == "values":
+            self.interner.collect_shared_values()
+            rib._attributes_at_last_gc = len(self.interner)
+            self._phase += 1
+            return False
+        keys = self._keys
+        if keys is None:
+            if kind == "entries":
+                keys = list(table._entries)  # type: ignore[union-attr]
+            elif kind == "pathsets":
+                keys = list(rib._pathsets)
+            else:
+                keys = self.interner.keys()
+            self._keys, self._at = keys, 0
+        start = self._at
+        stop = min(start + max(budget, 1), len(keys))
+        if kind == "attributes":
+            dropped = self.interner.drop_unreferenced(keys, start, stop)
+        else:
+            interned = table._entries if table is not None else rib._pathsets
+            dropped = _drop_unreferenced(interned, keys, start, stop)
+        self.dropped += dropped
+        self._phase_dropped += dropped
+        self._at = stop
+        if stop >= len(keys):
+            if table is not None:
+                table.collected(self._phase_dropped)
+            self._keys, self._phase_dropped = None, 0
+            self._phase += 1
+        return not self.done
+
+
+def _drop_unreferenced(interned: dict, keys: list, start: int, stop: int) -> int:
+    """Drop the objects of ``keys[start:stop]`` that only ``interned`` (as key
+    and value) refers to; each key's reference in ``keys`` is dropped first."""
+    getrefcount = sys.getrefcount
+    dropped = 0
+    for i in range(start, stop):
+        obj = keys[i]
+        keys[i] = None
+        # References: the dict's key and value, ``obj`` and getrefcount's argument.
+        if getrefcount(obj) <= 4 and interned.get(obj) is obj:
+            del interned[obj]
+            dropped += 1
+    return dropped
+
+
+class Maintenance:
+    """The periodic upkeep of ``ribd.rib.Rib`` (a mixin: see the module docstring)."""
+
+    def maintenance(self, budget: int = SWEEP_CHUNK) -> bool:
+        """Expire stale routes, clear released slots, merge stores, collect garbage.
+
+        Does at most ``budget`` prefixes of work under the lock; returns True
+        while work remains, so a caller can loop with pauses in between.
+        """
+        with self.lock:
+            now = self.clock()
+            for r in self.routers.values():
+                if r.stale_until and now >= r.stale_until:
+                    r.last_reason = r.last_reason or "stale hold time expired"
+                    self.notes.append(
+                        StaleExpired(
+                            r.neighbor,
+                            r.name,
+                            sum(
+                                fs.stale_prefixes if r.session == "up" else fs.prefixes
+                                for fs in r.families.values()
+                            ),
+                        )
+                    )
+                    if r.session == "up":
+                        # Session is back but End-of-RIB never came: drop the
+                        # old generation only.
+                        for family, fs in r.families.items():
+                            if fs.stale_slot is not None:
+                                self.tables[family].release_slot(fs.stale_slot)
+                                fs.stale_slot = None
+                                fs.stale_prefixes = 0
+                        r.stale_until = 0.0
+                    else:
+                        self._purge(r)
+            if self.converge_quiet_time > 0:
+                self._infer_convergence(now)
+            done = 0
+            for table in self.tables.values():
+                done += table.sweep_step(budget - done)
+                if done >= budget:
+                    return True
+            # Churn leaves entries, path sets and attribute sets nobody uses;
+            # collect when any has grown by half since the last collection, in
+            # steps (Collection) with the lock free between them.
+            collected = False
+            collection = self._collection
+            if collection is None and (
+                len(self.interner) > 1.5 * self._attributes_at_last_gc + 1024
+                or any(
+                    len(t._entries) > 1.5 * t._entries_at_last_gc + 1024
+                    for t in self.tables.values()
+                )
+            ):
+                collection = self._collection = Collection(self)
+            if collection is not None:
+                if collection.step(budget * GC_PER_STEP):
+                    return True
+                self._collection = None
+                collected = True
+            due = [t for t in self.tables.values() if t.merge_due(now)]
+        merged = sum(self._merge(table) for table in due)
+        if collected or merged >= RELEASE_AFTER:  # both free large blocks
+            release_memory()
+        return False
+
+    def merge_now(self, family: str) -> int:
+        """Merge one store's new prefixes now, the bulk with the lock free
+        (a reader about to copy the arrays, e.g. a view build); returns
+        prefixes moved (0 if writes overtook it: the caller merges the rest
+        under the lock)."""
+        return self._merge(self.tables[family])
+
+    def compact(self) -> int:
+        """Merge every store's new prefixes into its arrays now; returns prefixes moved."""
+        merged = 0
+        with self.lock:
+            for t in self.tables.values():
+                merged += t.store.merge()
+                t.merged()
+        if merged >= RELEASE_AFTER:
+            release_memory()
+        return merged
+
+    def start_collection(self) -> None:
+        """Start a garbage collection now, if none is under way; ``maintenance``
+        runs it in steps."""
+        with self.lock:
+            if self._collection is None:
+                self._collection = Collection(self)
+
+    def collect_garbage(self) -> int:
+        """Drop interned entries, path sets and attributes nothing uses, in
+        steps with the lock free between them; returns how many were dropped."""
+        collection = Collection(self)
+        while True:
+            with self.lock:
+                if not collection.step(SWEEP_CHUNK * GC_PER_STEP):
+                    return collection.dropped
+
+    def _collect_garbage(self) -> int:
+        """A whole collection at once, with the lock already held."""
+        collection = Collection(self)
+        while collection.step(1 << 62):
+            pass
+        return collection.dropped

@@ -1,0 +1,317 @@
+"""Session, stale-route and re-read (resync) state of the RIB's routers. No I/O.
+
+Split out of ``ribd.rib``: which generation of a router's routes is current,
+which is kept stale behind it and until when, and when a table counts as
+complete again (End-of-RIB, EoRR, an inferred quiet window, or a hold that
+expired). ``SessionHandling`` is mixed into ``ribd.rib.Rib`` and uses its
+state (``tables``, ``routers``, ``clock``, ``notes``, the hold times).
+"""
+
+from __future__ import annotations
+
+from ribd.events import EndOfRib, RouteRefreshMarker, SessionState
+from ribd.observe import SessionDown, SessionUp, TableLoaded
+from ribd.table import (
+    QUIET_PREFIXES_PER_SECOND,
+    REFRESH_ASKED,
+    REFRESH_NONE,
+    REFRESH_RUNNING,
+    FamilyState,
+    RouterRib,
+)
+
+
+class SessionHandling:
+    """Session and stale-state transitions of ``ribd.rib.Rib`` (a mixin: see above)."""
+
+    def _end_of_rib(self, ev: EndOfRib) -> None:
+        r = self.router(ev.neighbor)
+        if r.families[ev.family].refresh != REFRESH_NONE:
+            # Lines were lost since the session started: what was not sent
+            # again since then is not known to be gone; the re-read decides.
+            return
+        self._converge(r, ev.family, inferred=False)
+
+    def _converge(self, r: RouterRib, family: str, inferred: bool) -> None:
+        """The router's table of ``family`` is complete: retire the stale generation."""
+        fs = r.families[family]
+        if not fs.converged:
+            # For the log: a re-read after a feed gap counts from when it was asked.
+            reread = fs.refresh != REFRESH_NONE
+            since = r.refresh_asked if reread and r.refresh_asked else r.session_since
+            self.notes.append(
+                TableLoaded(
+                    r.neighbor,
+                    r.name,
+                    family,
+                    fs.prefixes,
+                    fs.paths,
+                    max(0.0, self.clock() - since) if since else 0.0,
+                    inferred,
+                    self.converge_quiet_time if inferred else 0.0,
+                    how=(
+                        "route refresh"
+                        if fs.refresh == REFRESH_RUNNING
+                        else "nothing to re-read"
+                        if reread
+                        else ""
+                    ),
+                )
+            )
+        fs.converged = True
+        fs.inferred = inferred
+        fs.refresh = REFRESH_NONE
+        if fs.stale_slot is not None:
+            self.tables[family].release_slot(fs.stale_slot)
+            fs.stale_slot = None
+            fs.stale_prefixes = 0
+        if all(f.stale_slot is None for f in r.families.values()):
+            r.stale_until = 0.0
+        if all(f.refresh == REFRESH_NONE for f in r.families.values()):
+            r.refresh_asked = 0.0
+
+    def _rotate(self, r: RouterRib, family: str, fs: FamilyState) -> None:
+        """The family's current routes become its stale generation.
+
+        They stay readable (stale) behind the fresh slot; what the router
+        sends from now on shadows them, and the next End-of-RIB or EoRR
+        drops those it did not send again. A stale generation already there
+        (a re-read or a session start that never finished) is dropped: the
+        routes it held alone are missing until the router sends them again.
+        """
+        if fs.prefixes == 0:
+            return
+        table = self.tables[family]
+        if fs.stale_slot is not None:
+            table.release_slot(fs.stale_slot)
+        fs.stale_slot = fs.slot
+        fs.stale_prefixes = fs.prefixes
+        fs.slot = table.alloc_slot()
+        fs.prefixes = fs.paths = 0
+        if not r.stale_until:
+            # Expire the stale copies if the re-read never finishes.
+            r.stale_until = self.clock() + max(self.hold_time_for(r.neighbor), 300.0)
+
+    # -- exact re-reads after lost feed lines ----------------------------------
+
+    def mark_gap(self) -> list[str]:
+        """Feed lines were lost: announcements *and* withdrawals may be missing.
+
+        Every router's routes become stale and each family awaits a re-read
+        (ROUTE-REFRESH answered with BoRR ... EoRR, RFC 7313, or a session
+        reset): routes not sent again by its end are swept, so the RIB ends
+        up equal to the router's table. Routers we think down are marked too:
+        should one in fact be up (its "up" line was lost), its BoRR says so
+        and its End-of-RIB alone cannot be trusted; one really down keeps its
+        routes stale until its hold expires or its session comes back.
+        Returns the routers marked.
+        """
+        now = self.clock()
+        asked = []
+        for r in self.routers.values():
+            for family, fs in r.families.items():
+                self._rotate(r, family, fs)
+                fs.converged = False
+                fs.refresh = REFRESH_ASKED
+            r.refresh_asked = now
+            asked.append(r.neighbor)
+        return asked
+
+    def note_refresh_asked(self) -> None:
+        """The re-read was just asked for: the wait for BoRR starts now."""
+        now = self.clock()
+        for r in self.routers.values():
+            if any(fs.refresh == REFRESH_ASKED for fs in r.families.values()):
+                r.refresh_asked = now
+
+    def _refresh_marker(self, ev: RouteRefreshMarker) -> None:
+        r = self.router(ev.neighbor)
+        fs = r.families[ev.family]
+        if ev.begin:
+            if r.session != "up":  # only an established session sends BoRR
+                r.session, r.session_since = "up", self.clock()
+            if fs.refresh != REFRESH_ASKED:  # not marked at a gap: mark now (RFC 7313)
+                self._rotate(r, ev.family, fs)
+            fs.refresh = REFRESH_RUNNING
+            fs.converged = False
+        elif fs.refresh == REFRESH_RUNNING:
+            self._converge(r, ev.family, inferred=False)
+        # An EoRR without its BoRR (lost, or from before a gap) proves nothing.
+
+    def overdue_refreshes(self, timeout: float) -> list[str]:
+        """Routers whose re-read was asked ``timeout`` seconds ago and never began.
+
+        A family without stale routes needs nothing re-read (what it holds
+        came after the gap): it is converged. One with stale routes needs a
+        session reset (the peer did not answer with BoRR: no enhanced route
+        refresh, or nothing left to send): returned for the caller to ask
+        ExaBGP; the reset keeps the routes stale meanwhile.
+        """
+        now = self.clock()
+        resets = []
+        for r in self.routers.values():
+            if not r.refresh_asked or now - r.refresh_asked < timeout:
+                continue
+            need_reset = False
+            for family, fs in r.families.items():
+                if fs.refresh != REFRESH_ASKED:
+                    continue
+                if fs.stale_slot is None or not fs.stale_prefixes:
+                    self._converge(r, family, inferred=False)
+                else:
+                    need_reset = True
+            if need_reset and r.session == "up":
+                r.resetting = True
+                r.refresh_asked = now  # asked again if the reset does not happen
+                resets.append(r.neighbor)
+            elif not need_reset and all(f.refresh == REFRESH_NONE for f in r.families.values()):
+                r.refresh_asked = 0.0
+        return resets
+
+    def _session(self, ev: SessionState) -> None:
+        r = self.router(ev.neighbor)
+        now = self.clock()
+        if ev.peer_as:
+            r.peer_as = ev.peer_as
+        if ev.router_id:
+            r.router_id = ev.router_id
+        if ev.state == "up":
+            if r.session != "up":
+                self._start_session(r)
+                self.notes.append(SessionUp(r.neighbor, r.name, r.peer_as))
+            r.session, r.session_since = "up", now
+        elif ev.state == "down":
+            r.last_reason = ev.reason
+            if r.session != "down":
+                hold = self._down_hold(r)
+                self._note_down(r, ev.reason, hold)
+                self._lose_session(r, hold)
+            r.session, r.session_since = "down", now
+        elif ev.state == "connected":
+            r.session, r.session_since = "connected", now
+
+    def _down_hold(self, r: RouterRib) -> float:
+        """How long a session that went down keeps its routes (0: purge).
+
+        The router's own hold, except when the loss is ours (ExaBGP being
+        stopped for a restart, or a reset to re-read the table), where the
+        restart hold applies as when ExaBGP dies.
+        """
+        hold = self.hold_time_for(r.neighbor)
+        if self.stopping or r.resetting:  # a reset we asked for: the same
+            hold = max(hold, self.restart_hold_time)
+        return hold
+
+    def _start_session(self, r: RouterRib) -> None:
+        """A (re)started session: current routes become the stale generation.
+
+        Routes already marked stale stay so; whatever the router sends now
+        goes into a fresh slot and shadows them until End-of-RIB.
+        """
+        r.refresh_asked = 0.0
+        r.resetting = False
+        for family, fs in r.families.items():
+            table = self.tables[family]
+            fs.converged = False
+            fs.refresh = REFRESH_NONE  # the new session's End-of-RIB is exact
+            if fs.prefixes == 0:
+                continue
+            if fs.stale_slot is not None:
+                # A session that never reached End-of-RIB flapped again: its
+                # partial routes are newer than the older stale generation.
+                table.release_slot(fs.stale_slot)
+            fs.stale_slot = fs.slot
+            fs.stale_prefixes = fs.prefixes
+            fs.slot = table.alloc_slot()
+            fs.prefixes = fs.paths = 0
+        if any(f.stale_slot is not None for f in r.families.values()) and not r.stale_until:
+            # Routes kept from before without a hold window (first start after
+            # a snapshot, say) expire if no End-of-RIB comes.
+            r.stale_until = self.clock() + max(self.hold_time_for(r.neighbor), 300.0)
+
+    def _note_down(self, r: RouterRib, reason: str, hold_time: float) -> None:
+        routes = "purged" if hold_time <= 0 else f"kept stale for {hold_time:.0f} s"
+        self.notes.append(SessionDown(r.neighbor, r.name, reason, routes))
+
+    def _lose_session(self, r: RouterRib, hold_time: float) -> None:
+        """Session gone: purge now, or keep routes stale for ``hold_time``."""
+        r.refresh_asked = 0.0
+        r.resetting = False
+        for fs in r.families.values():
+            fs.refresh = REFRESH_NONE
+        if hold_time <= 0:
+            self._purge(r)
+            return
+        r.stale_until = self.clock() + hold_time
+        for fs in r.families.values():
+            fs.converged = False
+
+    def _purge(self, r: RouterRib) -> None:
+        for family, fs in r.families.items():
+            table = self.tables[family]
+            if fs.prefixes:
+                table.release_slot(fs.slot)
+                fs.slot = table.alloc_slot()
+            if fs.stale_slot is not None:
+                table.release_slot(fs.stale_slot)
+                fs.stale_slot = None
+            fs.prefixes = fs.paths = fs.stale_prefixes = 0
+            fs.converged = False
+        r.stale_until = 0.0
+
+    def exabgp_gone(self, reason: str, hold_time: float | None = None) -> None:
+        """ExaBGP stopped or died: every session it held is gone.
+
+        Routes stay readable, marked stale, for ``hold_time`` (default: the
+        restart hold time) so that a restart costs no answers; each router's
+        End-of-RIB after the restart replaces them. Routers whose session was
+        already down keep the state that loss gave them.
+        """
+        hold = self.restart_hold_time if hold_time is None else hold_time
+        now = self.clock()
+        for r in self.routers.values():
+            if r.session == "down":
+                continue
+            r.last_reason = reason
+            r.session, r.session_since = "down", now
+            self._note_down(r, reason, hold)
+            self._lose_session(r, hold)
+
+    def with_lock_exabgp_gone(self, reason: str, hold_time: float | None = None) -> None:
+        with self.lock:
+            self.exabgp_gone(reason, hold_time)
+
+    def _infer_convergence(self, now: float) -> None:
+        """Peers that never send End-of-RIB (no graceful restart capability,
+        e.g. gobgpd's default): a family of an up session is converged,
+        marked inferred, once it has been quiet for ``converge_quiet_time``:
+        fewer than QUIET_PREFIXES_PER_SECOND prefixes announced or withdrawn
+        per second over that time. Not "no UPDATE at all": a full-table peer
+        is never silent for a minute (RIS, 2019: the busiest peers' longest
+        pause was 4 to 31 s), while a table loads at thousands of prefixes a
+        second and churn runs at a few to a hundred.
+
+        Windows are counted per family from the first round that sees it
+        unconverged with its session up (session start, or a re-read that
+        ended without EoRR), and start over while the family is busy.
+        """
+        quiet = self.converge_quiet_time
+        windows = self._quiet_windows
+        for r in self.routers.values():
+            for family, fs in r.families.items():
+                key = (r.neighbor, family)
+                if fs.converged or r.session != "up" or fs.refresh != REFRESH_NONE:
+                    windows.pop(key, None)  # (a re-read ends with EoRR or a reset)
+                    continue
+                window = windows.get(key)
+                if window is None or window[0] < r.session_since:
+                    windows[key] = (max(now, r.session_since), fs.writes)
+                    continue
+                started, writes = window
+                if now - started < quiet:
+                    continue
+                if fs.writes - writes < QUIET_PREFIXES_PER_SECOND * (now - started):
+                    windows.pop(key, None)
+                    self._converge(r, family, inferred=True)
+                else:
+                    windows[key] = (now, fs.writes)  # busy: a new window

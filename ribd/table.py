@@ -1,0 +1,324 @@
+"""The per-family table of the RIB: one prefix store shared by all routers. No I/O.
+
+Split out of ``ribd.rib`` so the storage layout (entries indexed by router
+slot, interning, the change log compiled lookup tables read, and when a
+store's new prefixes are due for a merge) can be read apart from the rules
+that decide what goes into it. ``ribd.rib`` re-exports every public name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ribd.attributes import AS_CONFED_SEQUENCE, AS_CONFED_SET, AS_SET, PathAttributes
+from ribd.events import IPV4_UNICAST
+from ribd.store import PrefixStore
+
+SWEEP_CHUNK = 4096  # prefixes rewritten per maintenance step, under the lock
+MAX_DELTA = 1_048_576  # new prefixes held in the store's trie before a merge is forced
+RELEASE_AFTER = 65_536  # prefixes merged after which freed C heap is given back to the OS
+MERGE_UNLOCKED = 65_536  # new prefixes from which a merge reads and encodes them unlocked
+MERGE_EVERY = 60.0  # seconds: the longest the store's trie waits for a merge under churn
+MERGE_QUIET = 1.0  # seconds without a write after which a store's new prefixes are merged
+MERGE_BACKOFF = 1.0  # seconds before retrying a merge writes overtook; doubles per retry
+MERGE_LOCKED_AFTER = 3  # merges overtaken in a row, after which one runs under the lock
+GC_PER_STEP = 4  # interned objects a garbage collection step checks per prefix of budget
+# Inferred convergence: a family is quiet below this many prefix changes a
+# second (see Rib._infer_convergence).
+QUIET_PREFIXES_PER_SECOND = 500
+MAX_CHANGE_LOG = 262_144  # changed prefixes remembered for compiled lookup tables (~17 MB)
+# A family's re-read after lost feed lines (FamilyState.refresh):
+REFRESH_NONE = 0  # nothing pending
+REFRESH_ASKED = 1  # routes marked stale at the gap; a ROUTE-REFRESH was asked for
+REFRESH_RUNNING = 2  # the router sent BoRR: what it re-sends until EoRR is the table
+
+
+class PathSet(tuple):
+    """ADD-PATH paths of one router for one prefix: ((path_id, attrs), ...), best first."""
+
+    __slots__ = ()
+
+
+_ORIGIN_RANK = {"igp": 0, "egp": 1, "incomplete": 2}
+
+
+def _path_length(attrs: PathAttributes) -> int:
+    n = 0
+    for kind, asns in attrs.as_path:
+        if kind == AS_SET:
+            n += 1
+        elif kind not in (AS_CONFED_SEQUENCE, AS_CONFED_SET):
+            n += len(asns)
+    return n
+
+
+def preference_key(item: tuple[int, PathAttributes]) -> tuple:
+    """BGP decision process, as far as the received attributes allow.
+
+    IGP cost and router-id tie-breaks are invisible to us; the lowest path id
+    makes the pick deterministic.
+    """
+    path_id, a = item
+    return (
+        -(a.local_pref if a.local_pref is not None else 100),
+        _path_length(a),
+        _ORIGIN_RANK.get(a.origin, 3),
+        a.med if a.med is not None else 0,
+        path_id,
+    )
+
+
+@dataclass(slots=True)
+class FamilyState:
+    """One router's view of one address family."""
+
+    slot: int
+    stale_slot: int | None = None
+    prefixes: int = 0
+    paths: int = 0
+    stale_prefixes: int = 0
+    converged: bool = False
+    # Prefixes announced or withdrawn, ever: how busy the family is (inferred
+    # convergence compares it over time).
+    writes: int = 0
+    # Converged without End-of-RIB: the peer was quiet for converge_quiet_time.
+    # Meaningful only while ``converged``.
+    inferred: bool = False
+    refresh: int = REFRESH_NONE
+
+
+@dataclass(slots=True)
+class RouterRib:
+    neighbor: str
+    name: str
+    peer_as: int = 0
+    router_id: str = ""
+    session: str = "idle"  # idle | connected | up | down
+    last_reason: str = ""
+    session_since: float = 0.0
+    last_update: float = 0.0
+    stale_until: float = 0.0  # 0: not stale
+    families: dict[str, FamilyState] = field(default_factory=dict)
+    refresh_asked: float = 0.0  # when a re-read was last asked for (0: none pending)
+    resetting: bool = False  # we asked ExaBGP to reset the session (keep routes stale)
+
+    @property
+    def stale(self) -> bool:
+        return self.stale_until > 0
+
+    @property
+    def current_stale(self) -> bool:
+        """Routes in the current slot are kept from a session that is gone."""
+        return self.stale_until > 0 and self.session != "up"
+
+    def stale_prefixes(self, fs: FamilyState) -> int:
+        """Prefixes of ``fs`` served stale: the generation kept from before a
+        session restart, plus the current routes while their session is gone.
+        (``fs.stale_prefixes`` counts only the former.)"""
+        return fs.stale_prefixes + (fs.prefixes if self.current_stale else 0)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteMatch:
+    """A router's route for an address or prefix."""
+
+    prefix: str
+    length: int
+    attributes: PathAttributes
+    path_id: int
+    stale: bool
+
+
+class FamilyTable:
+    """The shared prefix store of one family and its slot bookkeeping."""
+
+    def __init__(self, family: str) -> None:
+        self.family = family
+        self.bits = 32 if family == IPV4_UNICAST else 128
+        self.store = PrefixStore(self.bits)
+        self._entries: dict[tuple, tuple] = {}
+        self._entries_at_last_gc = 0
+        self._next_slot = 0
+        self._free_slots: list[int] = []
+        # Slots being cleared, and where in the store's arrays the sweep is;
+        # a merge (new arrays) starts the sweep over (clearing is idempotent).
+        self._sweeps: list[int] = []
+        self._sweep_at = 0
+        self._sweep_keys: object = None
+        # Prefixes whose entry changed, in order, so compiled lookup tables
+        # (attribution.fastpath) know what they no longer answer for.
+        # changes[0] is change number changes_start.
+        self.changes: list[str] = []
+        self.changes_start = 0
+        self.writes = 0  # prefixes written; the maintenance merges once it stops moving
+        # Merge scheduling (merge_due): the writes count and when it last
+        # moved, when unmerged work was first seen, the back-off after
+        # overtaken merges. Counters for stats and tests.
+        self._writes_at_check = 0
+        self._writes_moved_at: float | None = None
+        self._pending_since: float | None = None
+        self._writes_at_merge = 0
+        self._retry_at = 0.0
+        self.merges_overtaken_in_row = 0
+        self.merge_attempts = 0
+        self.merges_overtaken = 0
+
+    @property
+    def change_seq(self) -> int:
+        """Number of the next change: a table compiled now has seen every change before it."""
+        return self.changes_start + len(self.changes)
+
+    def changes_since(self, seq: int) -> list[str] | None:
+        """Prefixes changed since ``seq``; None if the log no longer reaches back."""
+        if seq < self.changes_start:
+            return None
+        return self.changes[seq - self.changes_start :]
+
+    def forget_changes_if_behind(self) -> None:
+        """Past MAX_CHANGE_LOG changes, compiled tables are rebuilt rather than patched."""
+        if len(self.changes) > MAX_CHANGE_LOG:
+            self.changes_start += len(self.changes)
+            self.changes.clear()
+
+    def trim_changes(self, upto: int) -> None:
+        """Forget changes before ``upto`` (every compiled table has caught up)."""
+        drop = min(upto, self.change_seq) - self.changes_start
+        if drop > 0:
+            del self.changes[:drop]
+            self.changes_start += drop
+
+    def intern(self, entry: tuple) -> tuple:
+        return self._entries.setdefault(entry, entry)
+
+    def alloc_slot(self) -> int:
+        if self._free_slots:
+            return self._free_slots.pop()
+        self._next_slot += 1
+        return self._next_slot - 1
+
+    def release_slot(self, slot: int) -> None:
+        """Queue ``slot`` for clearing; readers must already have stopped using it."""
+        self._sweeps.append(slot)
+        self._sweep_keys = None  # start over, with this slot too
+
+    def sweep_step(self, budget: int) -> int:
+        """Clear up to ``budget`` prefixes of released slots; return work done.
+
+        The delta is merged first, so the arrays hold every prefix; released
+        slots are cleared in one pass over them, in place.
+        """
+        if not self._sweeps:
+            return 0
+        store = self.store
+        if self._sweep_keys is not store.keys or store.has_delta():
+            store.merge()
+            self.merged()
+            self._sweep_keys, self._sweep_at = store.keys, 0
+        slots = self._sweeps
+        values = store.values
+        start = self._sweep_at
+        stop = min(start + budget, len(values))
+        intern = self.intern
+        for i in range(start, stop):
+            entry = values[i]
+            if entry is None:
+                continue
+            n = len(entry)
+            if not any(s < n and entry[s] is not None for s in slots):
+                continue
+            # A released slot is read by nobody: not a change to log.
+            new = list(entry)
+            for s in slots:
+                if s < n:
+                    new[s] = None
+            store.set_at(i, _canonical(new, intern))
+        self._sweep_at = stop
+        if stop >= len(values):
+            self._free_slots.extend(slots)
+            self._sweeps = []
+            self._sweep_keys = None
+        return max(stop - start, 1)
+
+    def put(self, prefix: str, entry: tuple, slot: int, value: object, log: bool = True) -> None:
+        """Store ``value`` for ``slot`` at ``prefix`` (``entry`` is the current one)."""
+        if log:
+            self.changes.append(prefix)
+            self.forget_changes_if_behind()
+        self.writes += 1
+        n = len(entry)
+        if slot < n:
+            new = [*entry[:slot], value, *entry[slot + 1 :]]
+        else:
+            new = [*entry, *((None,) * (slot - n)), value]
+        self.store.set(prefix, _canonical(new, self.intern))
+
+    def merge_due(self, now: float) -> bool:
+        """Whether to merge the store's new prefixes into its arrays now.
+
+        A merge is a pass over the arrays and, past MERGE_UNLOCKED new
+        prefixes, an encoding of all of them outside the lock that any write
+        meanwhile makes useless. So: not while a table streams in, but once
+        writes have paused for MERGE_QUIET seconds; under endless writes, at
+        least MERGE_EVERY seconds after the work appeared, and at once past
+        MAX_DELTA prefixes; never before the back-off of an overtaken merge
+        (``merge_overtaken``) is over. Lookups are right whatever the timing
+        (they read both layers); merging only saves memory and lookup time.
+        """
+        if self.writes != self._writes_at_check or self._writes_moved_at is None:
+            self._writes_at_check = self.writes
+            self._writes_moved_at = now
+        store = self.store
+        if not store.holes and not store.has_delta():
+            self._pending_since = None
+            return False
+        if self._pending_since is None:
+            self._pending_since = now
+        if now < self._retry_at:
+            return False
+        if now - self._writes_moved_at >= MERGE_QUIET or now - self._pending_since >= MERGE_EVERY:
+            return True
+        # The delta holds at most as many prefixes as were written since the
+        # last merge; only then is counting it (a walk of the trie) worth it.
+        return self.writes - self._writes_at_merge >= MAX_DELTA and len(store.delta) >= MAX_DELTA
+
+    def merge_overtaken(self, now: float) -> None:
+        """A merge was overtaken by writes: retry after a back-off, doubling
+        per retry up to MERGE_EVERY (``Rib._merge`` runs the merge under the
+        lock after MERGE_LOCKED_AFTER in a row)."""
+        self.merges_overtaken += 1
+        self.merges_overtaken_in_row += 1
+        backoff = MERGE_BACKOFF * 2 ** (self.merges_overtaken_in_row - 1)
+        self._retry_at = now + min(backoff, MERGE_EVERY)
+
+    def merged(self) -> None:
+        """The store's delta was merged (by the maintenance or a reader)."""
+        self._pending_since = None
+        self._writes_at_merge = self.writes
+        self._retry_at = 0.0
+        self.merges_overtaken_in_row = 0
+
+    def collected(self, dropped: int) -> None:
+        """A collection went through this table's entries and dropped ``dropped``."""
+        if dropped > len(self._entries):
+            # A dict never shrinks its table: after a whole table's worth of
+            # replaced entries, a copy is half the size (a C-speed copy).
+            self._entries = self._entries.copy()
+        self._entries_at_last_gc = len(self._entries)
+
+    @property
+    def distinct_entries(self) -> int:
+        return len(self._entries)
+
+
+def _canonical(values: list, intern: Callable[[tuple], tuple]) -> tuple | None:
+    """The interned entry for per-slot ``values``: no trailing None, None if empty.
+
+    Equal contents must intern together, hence the trimming.
+    """
+    end = len(values)
+    while end and values[end - 1] is None:
+        end -= 1
+    if end == 0:
+        return None
+    return intern(tuple(values[:end]))
