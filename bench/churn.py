@@ -6,10 +6,10 @@ we replay the RIPE RIS update recording (54,107 UPDATEs, 162,785 prefix
 announcements and withdrawals) through the feed socket at full speed from a
 feeder process. Two variants, each on a freshly loaded server:
 
-1. ``63 routers``: as recorded, 63 peers, which the service sees as 63 more
-   routers. They share the trie with the loaded router, so its answers do
-   not change, but every touched prefix is a change for its compiled lookup
-   view;
+1. ``63 routers``: as recorded, 63 peers, configured as 63 more routers
+   (the service takes lines only from configured routers). They share the
+   trie with the loaded router, so its answers do not change, but every
+   touched prefix is a change for its compiled lookup view;
 2. ``remapped``: every peer rewritten to the loaded router, so the churn
    rewrites the very RIB the flows are answered from (63 peers' updates on
    one router: not a realistic table afterwards, but the worst case for the
@@ -55,6 +55,14 @@ from bench.throughput import Clients, sleep_until, start_clients
 CHURN_LINES = 54_107
 CHURN_PREFIXES = 162_785
 _TIME = re.compile(rb'"time":([0-9.]+)')
+_PEER = re.compile(rb'"peer":"([^"]*)"')  # the neighbor's address (the AS "peer" is a number)
+
+
+@cache
+def churn_peers() -> tuple[str, ...]:
+    """The recording's peers, each configured as a router for the ``63 routers`` run."""
+    peers = {m.group(1).decode() for line in read_lines(CHURN) if (m := _PEER.search(line))}
+    return tuple(sorted(peers))
 
 
 @cache
@@ -88,7 +96,7 @@ def per_second(clients: Clients, t0: float, t1: float) -> str:
 
 def variant(workdir: Path, remap: bool, warm: float, quiet: float, budget: float) -> dict:
     """One fresh server: load, settle, quiet window, churn window."""
-    with Server(workdir) as server:
+    with Server(workdir, extra_neighbors=() if remap else churn_peers()) as server:
         server.load_full_table(FULL_TABLE_PREFIXES)
         server.settle()
         sets0, rss0 = server.list_routers().unique_attribute_sets, server.rss()

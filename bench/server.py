@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import grpc
@@ -35,7 +36,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def write_config(workdir: Path, port: int, snapshot: bool = False) -> Path:
+def write_config(
+    workdir: Path, port: int, snapshot: bool = False, extra_neighbors: Sequence[str] = ()
+) -> Path:
     snap = f'snapshot_path = "{workdir / "rib.snapshot"}"\nsnapshot_interval = 3600\n'
     text = f"""
 [service]
@@ -59,6 +62,10 @@ exporters = ["{EXPORTER}"]
 name = "marker"
 neighbor = "{MARKER_NEIGHBOR}"
 """
+    # More routers without exporters (bench.churn's recorded peers): their
+    # lines are applied, not refused as from unknown neighbors.
+    for i, neighbor in enumerate(extra_neighbors):
+        text += f'\n[[routers]]\nname = "peer{i}"\nneighbor = "{neighbor}"\n'
     path = workdir / "attribution.toml"
     path.write_text(text)
     return path
@@ -67,10 +74,12 @@ neighbor = "{MARKER_NEIGHBOR}"
 class Server:
     """One ``attribution serve`` child process and the ways to drive it."""
 
-    def __init__(self, workdir: Path, snapshot: bool = False) -> None:
+    def __init__(
+        self, workdir: Path, snapshot: bool = False, extra_neighbors: Sequence[str] = ()
+    ) -> None:
         self.workdir = workdir
         self.port = free_port()
-        self.config = write_config(workdir, self.port, snapshot)
+        self.config = write_config(workdir, self.port, snapshot, extra_neighbors)
         self.target = f"127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
         self.spawned_at = 0.0
