@@ -1,0 +1,302 @@
+"""The client commands of ``attribution``: resolve, enrich, lookup, routers,
+explain, overrides, reload.
+
+Each reaches a running service over gRPC (``connection`` turns the
+flags/environment/--config into a ``client.Connection``) and prints what it
+answered; ``explain --table`` is the one that can also work offline. Kept
+apart from ``cli`` (argument parsing, ``serve``, dispatch) so the commands
+that run against a service are read in one place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from itertools import count
+
+import orjson
+
+from attribution.cli_format import convergence, format_table, since
+from attribution.client import Connection, channel, connection_from, resolve_dicts
+from attribution.convert import error_answer, route_to_json
+from attribution.pmacct import to_pmacct
+from attribution.v1 import attribution_pb2 as pb
+from attribution.v1 import attribution_pb2_grpc as pb_grpc
+from ribd.checks import MAX_DEPTH, too_deep
+
+MAX_INPUT_LINE = 1024 * 1024  # a flow record line longer than this is refused
+
+
+def connection(args: argparse.Namespace) -> Connection:
+    return connection_from(
+        target=args.target,
+        token=args.token,
+        ca=args.ca,
+        cert=args.cert,
+        key=args.key,
+        config_path=args.config,
+        env=os.environ,
+    )
+
+
+def read_flow_lines(stream, stats: dict) -> Iterator[dict]:
+    """Flow records from JSON lines. A bad line becomes a record that the
+    resolver reports as an error in its own output line (order is kept)."""
+    for n in count(1):
+        line = (
+            stream.buffer.readline(MAX_INPUT_LINE + 1)
+            if hasattr(stream, "buffer")
+            else (stream.readline().encode())
+        )
+        if not line:
+            return
+        if not line.strip():
+            continue
+        if len(line) > MAX_INPUT_LINE:
+            stats["bad"] += 1
+            yield {"__error__": ("bad_json", f"line {n}: longer than {MAX_INPUT_LINE} bytes")}
+            # skip the rest of the over-long line
+            while line and not line.endswith(b"\n"):
+                line = stream.buffer.readline(MAX_INPUT_LINE)
+            continue
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            stats["bad"] += 1
+            yield {"__error__": ("bad_json", f"line {n}: not JSON ({exc})")}
+            continue
+        if not isinstance(record, dict):
+            record = {"__error__": ("bad_record", f"line {n}: not a JSON object")}
+        elif too_deep(record):  # the answer echoes the record: keep it writable
+            record = {"__error__": ("bad_record", f"line {n}: nested deeper than {MAX_DEPTH}")}
+        yield record
+
+
+def cmd_resolve(args: argparse.Namespace) -> int:
+    stats = {"bad": 0}
+    flows = read_flow_lines(sys.stdin, stats)
+    out = sys.stdout.buffer
+    errors = total = 0
+    args.connection = connection(args)
+    for record in _resolve_keeping_parse_errors(args.connection, flows, args.batch_size):
+        total += 1
+        if record.get("error"):
+            errors += 1
+        if args.format == "pmacct":
+            record = to_pmacct(record)
+        out.write(orjson.dumps(record))
+        out.write(b"\n")
+    out.flush()
+    if errors:
+        print(f"attribution resolve: {total} flows, {errors} with errors", file=sys.stderr)
+    return 0
+
+
+def _resolve_keeping_parse_errors(target: Connection, flows, batch_size: int) -> Iterator[dict]:
+    """Records that failed to parse keep their place: the client finds them
+    invalid (no addresses) and never sends them; the marker then replaces that
+    answer with the parse error."""
+    for record in resolve_dicts(target, flows, batch_size):
+        marker = record.pop("__error__", None)
+        if marker is not None:
+            code, message = marker
+            yield error_answer(code, message)
+        else:
+            yield record
+
+
+def cmd_enrich(args: argparse.Namespace) -> int:
+    from attribution import enrich_cli
+
+    args.connection = connection(args)
+    return enrich_cli.cmd_enrich(args)
+
+
+def cmd_lookup(args: argparse.Namespace) -> int:
+    request = pb.LookupRouteRequest(router=args.router, all_paths=args.all_paths)
+    if "/" in args.what:
+        request.prefix = args.what
+    else:
+        request.address = args.what
+    args.connection = connection(args)
+    with channel(args.connection) as ch:
+        reply = pb_grpc.AttributionStub(ch).LookupRoute(request, timeout=10)
+    if not reply.found:
+        print(orjson.dumps({"found": False, "router": args.router, "query": args.what}).decode())
+        return 1
+    for route in reply.routes:
+        print(orjson.dumps(route_to_json(route)).decode())
+    return 0
+
+
+def cmd_routers(args: argparse.Namespace) -> int:
+    args.connection = connection(args)
+    with channel(args.connection) as ch:
+        reply = pb_grpc.AttributionStub(ch).ListRouters(pb.ListRoutersRequest(), timeout=10)
+    rows = []
+    for r in reply.routers:
+        fams = {f.family: f for f in r.families}
+        v4, v6 = fams.get("ipv4 unicast"), fams.get("ipv6 unicast")
+        rows.append(
+            {
+                "name": r.name,
+                "neighbor": r.neighbor,
+                "peer_as": r.peer_as,
+                "session": r.session,
+                "session_since": r.session_since or None,
+                "last_reason": r.last_reason or None,
+                "last_update": r.last_update or None,
+                "convergence": convergence(r),
+                "stale": r.stale,
+                "stale_until": r.stale_until or None,
+                "ipv4_prefixes": v4.prefixes if v4 else 0,
+                "ipv4_converged": bool(v4 and v4.converged),
+                "ipv6_prefixes": v6.prefixes if v6 else 0,
+                "ipv6_converged": bool(v6 and v6.converged),
+                "stale_prefixes": sum(f.stale_prefixes for f in r.families),
+                "families": {
+                    f.family: {
+                        "prefixes": f.prefixes,
+                        "paths": f.paths,
+                        "stale_prefixes": f.stale_prefixes,
+                        "converged": f.converged,
+                        "inferred": bool(f.inferred),
+                    }
+                    for f in r.families
+                },
+                "exporters": list(r.exporters),
+                "fallback": list(r.fallback),
+            }
+        )
+    if args.json:
+        document = {
+            "routers": rows,
+            "unique_attribute_sets": reply.unique_attribute_sets,
+            "bad_feed_lines": reply.bad_feed_lines,
+        }
+        print(orjson.dumps(document).decode())
+        return 0
+    now = time.time()
+    headers = ["name", "neighbor", "session", "ipv4", "ipv6", "stale", "last update", "state"]
+    headers.append("exporters")
+    table = [
+        [
+            row["name"],
+            row["neighbor"],
+            row["session"],
+            f"{row['ipv4_prefixes']}{'' if row['ipv4_converged'] else ' *'}",
+            f"{row['ipv6_prefixes']}{'' if row['ipv6_converged'] else ' *'}",
+            str(row["stale_prefixes"]) if row["stale"] else "-",
+            since(row["last_update"] or 0.0, now),
+            row["convergence"],
+            ",".join(row["exporters"]) or "-",
+        ]
+        for row in rows
+    ]
+    print(format_table(headers, table))
+    print(
+        f"(* family not converged)  attribute sets: {reply.unique_attribute_sets}  "
+        f"bad feed lines: {reply.bad_feed_lines}"
+    )
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Explain flows one by one (the Explain RPC); exit 1 when a record was unusable
+    or an explanation disagreed with its answer."""
+    stats = {"bad": 0}
+    if args.flow is not None:
+        try:
+            record = orjson.loads(args.flow)
+        except orjson.JSONDecodeError as exc:
+            record = {"__error__": ("bad_json", f"flow argument: not JSON ({exc})")}
+        if not isinstance(record, dict):
+            record = {"__error__": ("bad_record", "flow argument: not a JSON object")}
+        records: Iterator[dict] = iter([record])
+    else:
+        records = read_flow_lines(sys.stdin, stats)
+    with _explainer(args) as ask:
+        return _explain_records(records, ask, args.json)
+
+
+@contextmanager
+def _explainer(args: argparse.Namespace) -> Iterator[Callable[[dict], pb.Explanation]]:
+    """The service's Explain RPC, or (--table) the same explanation in process."""
+    if args.table:
+        from attribution.explain_render import explanation
+        from attribution.offline import OfflineResolver
+
+        offline = OfflineResolver.from_exabgp_dump(args.table, args.config)
+        yield lambda record: explanation(offline.resolver, offline.config, record)
+        return
+    args.connection = connection(args)
+    with channel(args.connection) as ch:
+        stub = pb_grpc.AttributionStub(ch)
+        yield lambda record: stub.Explain(_flow_message(record), timeout=30)
+
+
+def _explain_records(
+    records: Iterator[dict], ask: Callable[[dict], pb.Explanation], as_json: bool
+) -> int:
+    from attribution.explain_render import to_json, to_text
+    from attribution.resolver import rows_to_columns
+
+    status = 0
+    for n, record in enumerate(records):
+        sep = "" if n == 0 else "\n"  # a blank line between flows (text)
+        marker = record.get("__error__")
+        bad = rows_to_columns([record])[-1] if marker is None else {0: marker}
+        if bad:
+            code, message = bad[0]
+            doc = {"flow": record if marker is None else None, "error_code": code}
+            doc["error"] = message
+            status = 1
+            if as_json:
+                print(orjson.dumps(doc).decode())
+            else:
+                print(f"{sep}flow not explained: {code}: {message}")
+            continue
+        doc = {"flow": record, **to_json(ask(record))}
+        if doc["mismatches"]:
+            status = 1
+        if as_json:
+            print(orjson.dumps(doc).decode())
+        else:
+            print(sep + to_text(doc), flush=True)
+    return status
+
+
+def _flow_message(record: dict) -> pb.Flow:
+    """A valid flow JSON record (rows_to_columns found nothing wrong) as a Flow."""
+    return pb.Flow(
+        exporter=record["exporter"],
+        src_addr=record["src_addr"],
+        dst_addr=record["dst_addr"],
+        in_if=record.get("in_if") or 0,
+        out_if=record.get("out_if") or 0,
+        src_mac=record.get("src_mac") or "",
+        next_hop=record["next_hop"] if isinstance(record.get("next_hop"), str) else "",
+    )
+
+
+def cmd_overrides(args: argparse.Namespace) -> int:
+    from attribution import dryrun_cli
+
+    return dryrun_cli.cmd_overrides(args, connection)
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    args.connection = connection(args)
+    with channel(args.connection) as ch:
+        reply = pb_grpc.AttributionStub(ch).ReloadConfig(pb.ReloadConfigRequest(), timeout=30)
+    for w in reply.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    if not reply.ok:
+        print(f"reload refused, the running config is kept: {reply.error}", file=sys.stderr)
+        return 1
+    print(f"reloaded: {reply.overrides} overrides in force")
+    return 0
