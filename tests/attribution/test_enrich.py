@@ -31,7 +31,8 @@ from pathlib import Path
 
 import pytest
 
-from attribution.enrich import CSV_COLUMNS, Record, _Splitter, resolve_batches
+from attribution.enrich import CSV_COLUMNS, Record, resolve_batches
+from attribution.enrich_sources import _Splitter
 from attribution.flowformats import ObjectSplitter, goflow2_to_flow, nfdump_to_flow
 from tests.attribution.served import Server
 
