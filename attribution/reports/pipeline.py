@@ -21,6 +21,7 @@ from attribution.reports.config import ReportConfig
 from attribution.reports.engine import AggregationBackend
 from attribution.reports.progress import Progress
 from attribution.reports.readers import (
+    FORMATS,
     BadLines,
     iter_lines,
     make_parser,
@@ -144,7 +145,7 @@ class Ingest:
             if detected is None:
                 raise IngestError(
                     f"{path}: cannot tell the input format from the first line; "
-                    "give --input-format flow-json|nfdump-csv|pmacct-csv|pmacct-json"
+                    f"give --input-format {'|'.join(FORMATS)}"
                 )
             fmt = detected or "flow-json"  # "" = nothing but blank lines
         stats = InputStats(path=path, format=fmt)

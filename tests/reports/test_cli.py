@@ -118,6 +118,7 @@ def test_unusable_input_is_reported_and_the_run_continues(data, tmp_path, capsys
     assert rc == 1
     err = capsys.readouterr().err
     assert "junk.txt: cannot tell the input format" in err
+    assert "goflow2-json" in err and "nfdump-json" in err  # every format it reads is named
     assert "missing.jsonl: cannot read" in err
     assert json.loads(out.read_text())["meta"]["records"] == 6
 
