@@ -31,7 +31,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from attribution.reports.records import RecordError
+from attribution.reports.records import INPUT_FIELDS, RecordError
 
 FORMATS = ("goflow2", "pmacct", "nfdump", "native")
 NO_MACS = ("", "00:00:00:00:00:00", 0)
@@ -137,25 +137,10 @@ def pmacct_to_flow(rec: Mapping[str, Any], require_time: bool = True) -> dict[st
     return flow
 
 
-INPUT_KEYS = (
-    "exporter",
-    "src_addr",
-    "dst_addr",
-    "in_if",
-    "out_if",
-    "src_mac",
-    "next_hop",
-    "bytes",
-    "packets",
-    "sampling_rate",
-    "time",
-)
-
-
 def pmacct_input(rec: Mapping[str, Any]) -> dict[str, Any]:
     """pmacct's record as a flow to attribute: its input fields only."""
     flow = pmacct_to_flow(rec, require_time=False)
-    flow = {k: flow[k] for k in INPUT_KEYS if k in flow}
+    flow = {k: flow[k] for k in INPUT_FIELDS if k in flow}
     hop = rec.get("peer_ip_dst")  # pmacct's peer_dst_ip primitive: the BGP next hop
     if hop not in NO_HOPS:
         flow["next_hop"] = hop
