@@ -85,16 +85,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_sighup_reloads_a_running_daemon(tmp_path):
-    """The real command: `attribution serve`, SIGHUP, and `attribution reload`."""
-    path = tmp_path / "attribution.toml"
-    write(path, external(CONFIG.replace('"127.0.0.1:0"', '"127.0.0.1:0"'), tmp_path))
-    port = free_port()
-    proc = subprocess.Popen(
+def serve(path: Path, port: int, *options: str) -> subprocess.Popen[str]:
+    """`attribution [OPTIONS] serve` on ``path`` with gRPC on 127.0.0.1:``port``; stderr piped."""
+    return subprocess.Popen(
         [
             sys.executable,
             "-m",
             "attribution.cli",
+            *options,
             "serve",
             "--config",
             str(path),
@@ -104,6 +102,14 @@ def test_sighup_reloads_a_running_daemon(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def test_sighup_reloads_a_running_daemon(tmp_path):
+    """The real command: `attribution serve`, SIGHUP, and `attribution reload`."""
+    path = tmp_path / "attribution.toml"
+    write(path, external(CONFIG.replace('"127.0.0.1:0"', '"127.0.0.1:0"'), tmp_path))
+    port = free_port()
+    proc = serve(path, port)
     try:
         target = f"127.0.0.1:{port}"
         with channel(target) as ch:
@@ -206,20 +212,7 @@ def test_sigterm_stops_the_daemon_during_a_long_reload_and_sighups_coalesce(tmp_
     path = tmp_path / "attribution.toml"
     write(path, external(CONFIG, tmp_path))
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "attribution.cli",
-            "serve",
-            "--config",
-            str(path),
-            "--grpc-listen",
-            f"127.0.0.1:{port}",
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = serve(path, port)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
     reader.start()
@@ -287,22 +280,7 @@ def test_a_sighup_while_the_daemon_starts_is_a_reload_not_a_death(tmp_path):
     path = tmp_path / "attribution.toml"
     write(path, big_config(tmp_path))
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "attribution.cli",
-            "--log-level",
-            "debug",
-            "serve",
-            "--config",
-            str(path),
-            "--grpc-listen",
-            f"127.0.0.1:{port}",
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = serve(path, port, "--log-level", "debug")
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
     reader.start()
