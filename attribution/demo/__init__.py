@@ -120,8 +120,8 @@ def run_demo(
     except KeyboardInterrupt:
         return 0
     finally:
+        service.stop()  # first: a planned stop, not the demo router's session lost and purged
         speaker.close()
-        service.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 
