@@ -107,6 +107,74 @@ class Config:
         return next((r for r in self.routers if r.name == name), None)
 
 
+# Every key each section accepts ("" = the top level). One list, used by the
+# validator's unknown-key check and by the config fuzz test, so a new key is
+# added once and both see it. [report] has its own validator (reports.config).
+SECTION_KEYS: dict[str, frozenset[str]] = {
+    "": frozenset({"service", "bgp", "routers", "overrides", "report", "metrics", "api"}),
+    "service": frozenset(
+        {
+            "local_as",
+            "router_id",
+            "grpc_listen",
+            "as_set_policy",
+            "max_batch_flows",
+            "max_message_bytes",
+            "snapshot_path",
+            "snapshot_interval",
+            "fallback",
+            "log_format",
+            "ready_timeout",
+            "recent_flows",
+        }
+    ),
+    "bgp": frozenset(
+        {
+            "listen_address",
+            "listen_port",
+            "exabgp",
+            "exabgp_command",
+            "feed_socket",
+            "stale_hold_time",
+            "restart_hold_time",
+            "work_dir",
+            "converge_quiet_time",
+            "relay_spool_bytes",
+        }
+    ),
+    "routers": frozenset(
+        {
+            "name",
+            "neighbor",
+            "peer_as",
+            "router_id",
+            "local_address",
+            "exporters",
+            "fallback",
+            "add_path",
+            "passive",
+            "md5_password",
+            "stale_hold_time",
+            "hold_time",
+        }
+    ),
+    "overrides": frozenset({"name", "exporter", "in_if", "src_mac", "peer_as", "description"}),
+    "metrics": frozenset({"listen"}),
+    "api": frozenset(
+        {
+            "tls_cert",
+            "tls_key",
+            "tls_client_ca",
+            "read_token_file",
+            "admin_token_file",
+            "workers",
+            "max_streams",
+            "stream_idle_timeout",
+        }
+    ),
+}
+
+
 def parse_mac(text: str) -> bytes:
     """``aa:bb:cc:dd:ee:ff``, ``aa-bb-...`` or ``aabb.ccdd.eeff`` -> 6 bytes."""
     t = text.strip().lower()
@@ -137,33 +205,12 @@ def load_config(path: str | Path) -> Config:
 def parse_config(text: str, path: str = "<config>") -> Config:
     data = parse_toml(text, path)
     c = _Checker(path, text)
-    c.no_unknown(
-        data,
-        ("", None, None),
-        {"service", "bgp", "routers", "overrides", "report", "metrics", "api"},
-    )
+    c.no_unknown(data, ("", None, None), SECTION_KEYS[""])
     warnings: list[str] = []
 
     svc = c.get(data, ("", None, None), "service", dict)
     sw = ("service", None)
-    c.no_unknown(
-        svc,
-        sw,
-        {
-            "local_as",
-            "router_id",
-            "grpc_listen",
-            "as_set_policy",
-            "max_batch_flows",
-            "max_message_bytes",
-            "snapshot_path",
-            "snapshot_interval",
-            "fallback",
-            "log_format",
-            "ready_timeout",
-            "recent_flows",
-        },
-    )
+    c.no_unknown(svc, sw, SECTION_KEYS["service"])
     local_as = c.asn(svc, sw, "local_as")
     router_id = c.ipv4(svc, sw, "router_id")
     grpc_listen = c.get(svc, sw, "grpc_listen", str, "127.0.0.1:50051")
@@ -199,22 +246,7 @@ def parse_config(text: str, path: str = "<config>") -> Config:
 
     bgp = c.get(data, ("", None, None), "bgp", dict, {})
     bw = ("bgp", None)
-    c.no_unknown(
-        bgp,
-        bw,
-        {
-            "listen_address",
-            "listen_port",
-            "exabgp",
-            "exabgp_command",
-            "feed_socket",
-            "stale_hold_time",
-            "restart_hold_time",
-            "work_dir",
-            "converge_quiet_time",
-            "relay_spool_bytes",
-        },
-    )
+    c.no_unknown(bgp, bw, SECTION_KEYS["bgp"])
     listen_address = c.address(bgp, bw, "listen_address", "127.0.0.1")
     listen_port = c.get(bgp, bw, "listen_port", int, 179)
     if not 0 < listen_port < 65536:
@@ -237,24 +269,7 @@ def parse_config(text: str, path: str = "<config>") -> Config:
         w = ("routers", i)
         if not isinstance(r, dict):
             raise c.fail(("routers", i, None), "must be a table ([[routers]])")
-        c.no_unknown(
-            r,
-            w,
-            {
-                "name",
-                "neighbor",
-                "peer_as",
-                "router_id",
-                "local_address",
-                "exporters",
-                "fallback",
-                "add_path",
-                "passive",
-                "md5_password",
-                "stale_hold_time",
-                "hold_time",
-            },
-        )
+        c.no_unknown(r, w, SECTION_KEYS["routers"])
         name = c.get(r, w, "name", str)
         if not _NAME.match(name):
             raise c.fail(("routers", i, "name"), f"{name!r}: use letters, digits, _ . : -")
@@ -378,7 +393,7 @@ def parse_config(text: str, path: str = "<config>") -> Config:
 def _metrics(c: _Checker, data: dict) -> str:
     metrics = c.get(data, ("", None, None), "metrics", dict, {})
     w = ("metrics", None)
-    c.no_unknown(metrics, w, {"listen"})
+    c.no_unknown(metrics, w, SECTION_KEYS["metrics"])
     listen = c.get(metrics, w, "listen", str, "")
     if listen:
         try:
@@ -391,20 +406,7 @@ def _metrics(c: _Checker, data: dict) -> str:
 def _api(c: _Checker, data: dict) -> ApiSettings:
     api = c.get(data, ("", None, None), "api", dict, {})
     w = ("api", None)
-    c.no_unknown(
-        api,
-        w,
-        {
-            "tls_cert",
-            "tls_key",
-            "tls_client_ca",
-            "read_token_file",
-            "admin_token_file",
-            "workers",
-            "max_streams",
-            "stream_idle_timeout",
-        },
-    )
+    c.no_unknown(api, w, SECTION_KEYS["api"])
     paths = {
         key: c.get(api, w, key, str, "")
         for key in ("tls_cert", "tls_key", "tls_client_ca", "read_token_file", "admin_token_file")
@@ -437,7 +439,7 @@ def _overrides(c: _Checker, data: dict, local_as: int, warnings: list[str]) -> t
         w = ("overrides", i)
         if not isinstance(o, dict):
             raise c.fail(("overrides", i, None), "must be a table ([[overrides]])")
-        c.no_unknown(o, w, {"name", "exporter", "in_if", "src_mac", "peer_as", "description"})
+        c.no_unknown(o, w, SECTION_KEYS["overrides"])
         name = c.get(o, w, "name", str, f"override-{i}")
         if name in seen_names:
             raise c.fail(

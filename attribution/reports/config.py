@@ -100,7 +100,7 @@ class ReportConfig:
         return frozenset(ases)
 
 
-_REPORT_KEYS = {
+REPORT_KEYS = {
     "local_as",
     "currency",
     "bucket_seconds",
@@ -115,7 +115,7 @@ _REPORT_KEYS = {
     "top_n",
     "table_rows",
 }
-_LINK_KEYS = {
+LINK_KEYS = {
     "name",
     "exporter",
     "if_index",
@@ -128,7 +128,7 @@ _LINK_KEYS = {
     "billing",
     "description",
 }
-_PEERING_KEYS = {
+PEERING_KEYS = {
     "ix_price_per_mbps",
     "ix_monthly_fee",
     "pni_monthly_fee",
@@ -227,7 +227,7 @@ def load_report_config(data: Mapping[str, Any], path: str) -> ReportConfig:
     c = _Checker(path)
     raw = data.get("report", {})
     report = c.table(raw, "report")
-    c.no_unknown(report, _REPORT_KEYS, "report")
+    c.no_unknown(report, REPORT_KEYS, "report")
 
     local_as: tuple[int, ...] = ()
     if "local_as" in report:
@@ -306,7 +306,7 @@ def _links(c: _Checker, raw: Any) -> tuple[LinkConfig, ...]:
     for i, item in enumerate(raw):
         key = f"report.links[{i}]"
         t = c.table(item, key)
-        c.no_unknown(t, _LINK_KEYS, key)
+        c.no_unknown(t, LINK_KEYS, key)
         for required in ("name", "exporter", "if_index", "kind"):
             if required not in t:
                 raise c.fail(f"{key}.{required}", "is required")
@@ -361,7 +361,7 @@ def _links(c: _Checker, raw: Any) -> tuple[LinkConfig, ...]:
 
 def _peering(c: _Checker, raw: Any) -> PeeringConfig:
     t = c.table(raw, "report.peering")
-    c.no_unknown(t, _PEERING_KEYS, "report.peering")
+    c.no_unknown(t, PEERING_KEYS, "report.peering")
     k = "report.peering"
     ix_price = t.get("ix_price_per_mbps")
     pni_fee = t.get("pni_monthly_fee")

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from attribution.config import MAX_CONFIG_BYTES, ConfigError, load_config, parse_config
+from attribution.config import (
+    MAX_CONFIG_BYTES,
+    SECTION_KEYS,
+    ConfigError,
+    load_config,
+    parse_config,
+)
 from tests.attribution.helpers import CONFIG
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "attribution.example.toml"
@@ -22,6 +29,19 @@ def test_annotated_example_config_is_valid():
     config = load_config(EXAMPLE)
     assert config.local_as and config.routers and config.overrides
     assert config.warnings == ()
+
+
+def test_every_accepted_key_is_documented_in_the_annotated_example():
+    """A key the validator accepts but the example never shows is a key nobody finds."""
+    text = EXAMPLE.read_text()
+    shown = {m[1] for m in re.finditer(r"^#?\s*\[*([a-z0-9_]+)\]*\s*=?", text, re.M)}
+    missing = {
+        f"[{section}] {key}" if section else key
+        for section, keys in SECTION_KEYS.items()
+        for key in keys
+        if key not in shown
+    }
+    assert not missing, f"not in config/attribution.example.toml: {sorted(missing)}"
 
 
 def test_syntax_error_names_file_and_line():

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from attribution.config import Config, ConfigError, parse_config
+from attribution.config import SECTION_KEYS, Config, ConfigError, parse_config
+from attribution.reports.config import LINK_KEYS, PEERING_KEYS, REPORT_KEYS
 from ribd.exabgp import render_config, render_env
 from tests.attribution.helpers import CONFIG
 
@@ -41,51 +42,12 @@ already_peered = [65010]
 """
 SEEDS = [CONFIG, EXAMPLE, CONFIG + REPORT]
 
-KEYS = {
-    "service": [
-        "local_as",
-        "router_id",
-        "grpc_listen",
-        "as_set_policy",
-        "max_batch_flows",
-        "max_message_bytes",
-        "snapshot_path",
-        "snapshot_interval",
-        "fallback",
-        "log_format",
-        "ready_timeout",
-    ],
-    "bgp": [
-        "listen_address",
-        "listen_port",
-        "exabgp",
-        "exabgp_command",
-        "feed_socket",
-        "stale_hold_time",
-        "restart_hold_time",
-        "work_dir",
-        "converge_quiet_time",
-        "relay_spool_bytes",
-    ],
-    "metrics": ["listen"],
-    "api": ["tls_cert", "tls_key", "tls_client_ca", "workers", "max_streams"],
-    "routers": [
-        "name",
-        "neighbor",
-        "peer_as",
-        "router_id",
-        "exporters",
-        "fallback",
-        "md5_password",
-        "stale_hold_time",
-        "hold_time",
-        "local_address",
-    ],
-    "overrides": ["name", "exporter", "in_if", "src_mac", "peer_as", "description"],
-    "report": ["local_as", "currency", "bucket_seconds", "percentile", "sampling", "links"],
-    "report.links": ["name", "exporter", "if_index", "kind", "peer_as", "capacity_mbps"],
-    "report.peering": ["ix_price_per_mbps", "already_peered", "pni_min_mbps"],
-}
+# The key names come from the validators themselves, so a key added there is
+# fuzzed here without a second list to keep in step.
+KEYS = {section: sorted(keys) for section, keys in SECTION_KEYS.items() if section}
+KEYS["report"] = sorted(REPORT_KEYS)
+KEYS["report.links"] = sorted(LINK_KEYS)
+KEYS["report.peering"] = sorted(PEERING_KEYS)
 ARRAYS = {"routers", "overrides", "report.links"}
 
 ATOMS = [
