@@ -217,6 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep-running", action="store_true", help="keep serving after the demo (Ctrl-C stops)"
     )
 
+    from attribution import clickhouse_schema
+
+    clickhouse_schema.add_parser(sub, [common])
+
     try:
         from attribution.reports import cli as report_cli
     except ImportError:  # pragma: no cover - reports are part of the package
@@ -290,6 +294,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     return report_cli.run(args)
 
 
+def cmd_clickhouse(args: argparse.Namespace) -> int:
+    from attribution import clickhouse_schema
+
+    return clickhouse_schema.run(args)
+
+
 COMMANDS = {
     "serve": cmd_serve,
     "resolve": cmd_resolve,
@@ -301,6 +311,7 @@ COMMANDS = {
     "reload": cmd_reload,
     "demo": cmd_demo,
     "report": cmd_report,
+    "clickhouse": cmd_clickhouse,
 }
 
 if __name__ == "__main__":

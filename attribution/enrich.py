@@ -380,6 +380,7 @@ class Options:
     progress: float = 10.0  # seconds between progress lines; 0 = none
     idle: float = 0.5  # quiet input this long: send the partial batch
     stream_idle: float = 60.0  # nothing to send this long: close the stream
+    output: str | None = None  # parquet:PATH, clickhouse://..., chdb:PATH (attribution.sinks)
 
 
 def input_lines(opts: Options, stop: threading.Event) -> Iterator[Line | None]:
@@ -410,7 +411,12 @@ def run(
     if opts.input_format is not None and opts.input_format not in FORMATS:
         raise ValueError(f"unknown input format {opts.input_format!r}")
     counters = counters or Counters(echo=err)
-    writer = CsvWriter(out) if opts.output_format == "csv" else JsonWriter(out)
+    if opts.output:  # a store (Parquet, ClickHouse): attribution.sinks
+        from attribution.sinks import open_sink
+
+        writer: Any = open_sink(opts.output)
+    else:
+        writer = CsvWriter(out) if opts.output_format == "csv" else JsonWriter(out)
     stop = threading.Event()
     items = records(input_lines(opts, stop), opts.input_format, counters)
     started = last = time.monotonic()
@@ -438,4 +444,6 @@ def run(
                 err(f"progress: {counters.summary()}; {rate:,.0f} records/s")
     finally:
         stop.set()
+        if opts.output:
+            writer.close()  # the last insert, the Parquet footer
     return counters

@@ -50,6 +50,14 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         "(docs/flow-json.md); csv: a header and the columns " + ", ".join(CSV_COLUMNS),
     )
     s.add_argument(
+        "--output",
+        metavar="SPEC",
+        help="store the records instead of writing them to stdout: parquet:PATH, "
+        "clickhouse://[USER@]HOST[:PORT]/DATABASE?table=NAME (clickhouses:// for TLS; "
+        "password from ATTRIBUTION_CLICKHOUSE_PASSWORD or ?password_file=FILE) or chdb:DIR "
+        "(ClickHouse embedded); README 'Storing attributed flows'",
+    )
+    s.add_argument(
         "--follow",
         action="store_true",
         help="follow the one FILE like tail -F from its start: keeps reading as it grows, "
@@ -80,6 +88,13 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     s.add_argument("--stats", metavar="FILE", help="write the final counters there as JSON")
 
 
+def _store_errors() -> tuple[type[Exception], ...]:
+    from attribution.clickhouse import ClickHouseError
+    from attribution.sinks import OutputError
+
+    return (OutputError, ClickHouseError)
+
+
 def cmd_enrich(args: argparse.Namespace) -> int:
     def err(text: str) -> None:
         print(f"attribution enrich: {text}", file=sys.stderr, flush=True)
@@ -97,9 +112,24 @@ def cmd_enrich(args: argparse.Namespace) -> int:
     if args.follow and (len(args.inputs) != 1 or args.inputs[0] == "-"):
         err("--follow takes exactly one FILE")
         return 2
+    if args.output is not None:
+        from attribution.sinks import OutputError, parse_output
+
+        if args.output_format != "json":
+            err("--output-format applies to stdout; --output stores a fixed set of columns")
+            return 2
+        try:
+            parse_output(args.output)
+        except OutputError as exc:
+            err(f"--output: {exc}")
+            return 2
+        opts.output = args.output
     counters = Counters(echo=err)
     try:
         run(args.connection, opts, sys.stdout.buffer, err, counters)
+    except _store_errors() as exc:
+        err(f"--output: {exc}")
+        return 2 if counters.written == 0 else 1
     except OSError as exc:
         if isinstance(exc, BrokenPipeError):
             raise

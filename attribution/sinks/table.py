@@ -1,0 +1,225 @@
+"""The one column layout of stored attributed flows (Parquet files, ClickHouse tables).
+
+JSON output keeps each collector's own field names; a store needs one fixed,
+typed schema instead, whatever the input format. :data:`COLUMNS` is it: the
+flow fields as :mod:`attribution.flowformats` maps them, then the answer
+fields of docs/flow-json.md, then ``src_via_as``/``dst_via_as`` (the AS right
+behind the neighbor, as the peering-cost report computes it), so rollups and
+reports need no AS-path parsing in SQL. The Arrow types and the ClickHouse types
+come from the same list, so the Parquet files and the ClickHouse table cannot
+drift apart.
+
+No I/O here: :func:`to_arrow` turns a batch of (record, answer) into an Arrow
+table; the writers in this package decide where it goes.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from attribution.answers import FLAG_NAMES
+from attribution.reports.records import MAX_TS, MIN_TS, RecordError, TimeParser, via_as
+
+U32 = 2**32 - 1
+U64 = 2**64 - 1
+
+# kind -> (Arrow type, ClickHouse type)
+KINDS: dict[str, tuple[pa.DataType, str]] = {
+    "time": (pa.timestamp("s", tz="UTC"), "DateTime('UTC')"),
+    "lc": (pa.string(), "LowCardinality(String)"),
+    "str": (pa.string(), "String"),
+    "u32": (pa.uint32(), "UInt32"),
+    "u64": (pa.uint64(), "UInt64"),
+    "opt_u32": (pa.uint32(), "Nullable(UInt32)"),
+    "bool": (pa.bool_(), "Bool"),
+    "path": (pa.list_(pa.uint32()), "Array(UInt32)"),
+    "strs": (pa.list_(pa.string()), "Array(String)"),
+}
+
+# (name, kind, what). Order is the Parquet/ClickHouse column order.
+COLUMNS: tuple[tuple[str, str, str], ...] = (
+    (
+        "time",
+        "time",
+        "flow end (unix seconds, UTC); the time it was written when the record has none",
+    ),
+    ("input_format", "lc", "goflow2, pmacct, nfdump or native"),
+    ("exporter", "lc", "the exporting router's address"),
+    ("src_addr", "str", ""),
+    ("dst_addr", "str", ""),
+    ("in_if", "u32", "input ifIndex"),
+    ("out_if", "u32", "output ifIndex"),
+    ("src_mac", "str", ""),
+    ("next_hop", "str", "BGP next hop as exported"),
+    ("bytes", "u64", "as exported (sampled)"),
+    ("packets", "u64", "as exported (sampled)"),
+    ("sampling_rate", "u32", "1-in-N; 0: not given"),
+    ("router", "lc", "the router whose RIB answered"),
+    ("src_origin_as", "u32", ""),
+    ("src_peer_as", "u32", ""),
+    ("src_via_as", "u32", "the AS behind src_peer_as on the src path (prepends skipped)"),
+    ("dst_origin_as", "u32", ""),
+    ("dst_peer_as", "u32", ""),
+    ("dst_via_as", "u32", "the AS behind dst_peer_as on the dst path"),
+    ("src_origin_provenance", "lc", "bgp, override, local, default, none"),
+    ("src_peer_provenance", "lc", ""),
+    ("dst_origin_provenance", "lc", ""),
+    ("dst_peer_provenance", "lc", ""),
+    ("src_prefix", "str", ""),
+    ("dst_prefix", "str", ""),
+    ("src_as_path", "path", "AS numbers; an AS_SET's members inline (the *_origin_as_set flags)"),
+    ("dst_as_path", "path", ""),
+    ("dst_communities", "strs", "A:B"),
+    ("dst_large_communities", "strs", "A:B:C"),
+    ("dst_local_pref", "opt_u32", ""),
+    ("dst_med", "opt_u32", ""),
+    ("dst_next_hop", "str", "BGP next hop of the dst route"),
+    ("override", "lc", "the override rule that set src_peer_as"),
+    *((name, "bool", "") for name in FLAG_NAMES.values()),
+    ("error_code", "lc", "set when the record could not be answered"),
+    ("error", "str", ""),
+)
+NAMES = tuple(name for name, _, _ in COLUMNS)
+SCHEMA = pa.schema([pa.field(name, KINDS[kind][0]) for name, kind, _ in COLUMNS])
+_FLOW_FIELDS = ("src_addr", "dst_addr", "src_mac", "next_hop")
+_FLOW_INTS = (("in_if", U32), ("out_if", U32), ("sampling_rate", U32))
+_FLOW_BIG = (("bytes", U64), ("packets", U64))
+_ANSWER_STRS = (
+    "router",
+    "src_origin_provenance",
+    "src_peer_provenance",
+    "dst_origin_provenance",
+    "dst_peer_provenance",
+    "src_prefix",
+    "dst_prefix",
+    "dst_next_hop",
+    "override",
+    "error_code",
+    "error",
+)
+_ASNS = ("src_origin_as", "src_peer_as", "dst_origin_as", "dst_peer_as")
+
+
+def _flat_path(path: Any) -> list[int]:
+    """An AS path of the flow JSON contract (an AS_SET a nested list) -> its AS numbers."""
+    if type(path) is not list:
+        return []
+    out: list[int] = []
+    for hop in path:
+        if type(hop) is int:
+            out.append(hop)
+        elif type(hop) is list:
+            out.extend(h for h in hop if type(h) is int)
+    return [a for a in out if 0 <= a <= U32]
+
+
+def _text(v: Any) -> str | None:
+    return v if v is None or type(v) is str else str(v)
+
+
+def _uint(values: list[Any], hi: int, arrow: pa.DataType) -> pa.Array:
+    """Integers as Arrow; a value that is not one in 0..hi (a bad record's field) -> 0."""
+    try:
+        return pa.array(values, arrow)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError):
+        return pa.array(
+            [v if type(v) is int and 0 <= v <= hi else 0 for v in values],
+            arrow,
+        )
+
+
+class ArrowBatcher:
+    """(record, answer) batches -> Arrow tables of :data:`SCHEMA`.
+
+    ``now`` gives the time for records without a usable one (tests pin it).
+    """
+
+    def __init__(self, now: Callable[[], float] = time.time) -> None:
+        self.parse_time = TimeParser("UTC")
+        self.now = now
+        self._exporters: dict[Any, str | None] = {}
+
+    def _exporter(self, value: Any) -> str | None:
+        """An exporter address in its canonical text (reports match config exporters so)."""
+        if type(value) is not str:
+            return _text(value)
+        norm = self._exporters.get(value)
+        if norm is None and value not in self._exporters:
+            try:
+                norm = ipaddress.ip_address(value).compressed
+            except ValueError:
+                norm = _text(value)
+            if len(self._exporters) < 65536:
+                self._exporters[value] = norm
+        return norm
+
+    def _time(self, value: Any, fallback: int) -> int:
+        if value is None:
+            return fallback
+        try:
+            ts = self.parse_time(value)
+        except RecordError:
+            return fallback
+        return ts if MIN_TS <= ts < MAX_TS else fallback
+
+    def table(
+        self,
+        flows: Sequence[dict[str, Any]],
+        answers: Sequence[dict[str, Any]],
+        formats: Sequence[str],
+    ) -> pa.Table:
+        fallback = int(self.now())
+        cols: dict[str, pa.Array] = {}
+        cols["time"] = pa.array([self._time(f.get("time"), fallback) for f in flows], pa.int64())
+        cols["time"] = cols["time"].cast(SCHEMA.field("time").type)
+        cols["input_format"] = pa.array(formats, pa.string())
+        cols["exporter"] = pa.array([self._exporter(f.get("exporter")) for f in flows], pa.string())
+        for name in _FLOW_FIELDS:
+            cols[name] = pa.array([_text(f.get(name)) for f in flows], pa.string())
+        for name, hi in _FLOW_INTS:
+            cols[name] = _uint([f.get(name) or 0 for f in flows], hi, pa.uint32())
+        for name, hi in _FLOW_BIG:
+            cols[name] = _uint([f.get(name) or 0 for f in flows], hi, pa.uint64())
+        for name in _ANSWER_STRS:
+            cols[name] = pa.array([_text(a.get(name)) for a in answers], pa.string())
+        for name in _ASNS:
+            cols[name] = _uint([a.get(name) or 0 for a in answers], U32, pa.uint32())
+        src_paths = [_flat_path(a.get("src_as_path")) for a in answers]
+        dst_paths = [_flat_path(a.get("dst_as_path")) for a in answers]
+        cols["src_as_path"] = pa.array(src_paths, SCHEMA.field("src_as_path").type)
+        cols["dst_as_path"] = pa.array(dst_paths, SCHEMA.field("dst_as_path").type)
+        cols["src_via_as"] = _uint(
+            [via_as(a.get("src_as_path"), a.get("src_origin_as") or 0) for a in answers],
+            U32,
+            pa.uint32(),
+        )
+        cols["dst_via_as"] = _uint(
+            [via_as(a.get("dst_as_path"), a.get("dst_origin_as") or 0) for a in answers],
+            U32,
+            pa.uint32(),
+        )
+        for name in ("dst_communities", "dst_large_communities"):
+            cols[name] = pa.array(
+                [[_text(c) for c in a.get(name) or ()] for a in answers], pa.list_(pa.string())
+            )
+        for name in ("dst_local_pref", "dst_med"):
+            values = [a.get(name) for a in answers]
+            try:
+                cols[name] = pa.array(values, pa.uint32())
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError):
+                cols[name] = pa.array(
+                    [v if type(v) is int and 0 <= v <= U32 else None for v in values], pa.uint32()
+                )
+        for name in FLAG_NAMES.values():
+            cols[name] = pa.array([bool(a.get(name)) for a in answers], pa.bool_())
+        return pa.Table.from_arrays([cols[n] for n in NAMES], schema=SCHEMA)
+
+
+def clickhouse_columns() -> list[tuple[str, str, str]]:
+    """(name, ClickHouse type, comment) for the flows table's DDL."""
+    return [(name, KINDS[kind][1], what) for name, kind, what in COLUMNS]
