@@ -18,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 import time
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import Any
 
 import pyarrow as pa
@@ -122,15 +123,12 @@ def _text(v: Any) -> str | None:
     return v if v is None or type(v) is str else str(v)
 
 
-def _uint(values: list[Any], hi: int, arrow: pa.DataType) -> pa.Array:
-    """Integers as Arrow; a value that is not one in 0..hi (a bad record's field) -> 0."""
+def _uint(values: Sequence[Any], hi: int, arrow: pa.DataType) -> pa.Array:
+    """Integers as Arrow, missing ones 0; a value that is not one in 0..hi (a bad record's) -> 0."""
     try:
-        return pa.array(values, arrow)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError):
-        return pa.array(
-            [v if type(v) is int and 0 <= v <= hi else 0 for v in values],
-            arrow,
-        )
+        return pa.array(values, arrow).fill_null(0)
+    except _ARROW_REFUSED:
+        return pa.array([v if type(v) is int and 0 <= v <= hi else 0 for v in values], arrow)
 
 
 class ArrowBatcher:
@@ -173,51 +171,101 @@ class ArrowBatcher:
         answers: Sequence[dict[str, Any]],
         formats: Sequence[str],
     ) -> pa.Table:
+        """One Arrow table; a value of the wrong type or range is stored as 0/null, never raised.
+
+        Each column is first handed to Arrow whole (C speed); only a column
+        that Arrow refuses (a bad record's field) is cleaned value by value.
+        """
+        if not flows:
+            return SCHEMA.empty_table()
         fallback = int(self.now())
+        try:  # every answer dict has every key (convert.error_answer / _answer_json)
+            rows = map(itemgetter(*_ANSWER_KEYS), answers)
+            a = dict(zip(_ANSWER_KEYS, zip(*rows, strict=True), strict=True))
+        except KeyError:
+            a = {k: [x.get(k) for x in answers] for k in _ANSWER_KEYS}
         cols: dict[str, pa.Array] = {}
-        cols["time"] = pa.array([self._time(f.get("time"), fallback) for f in flows], pa.int64())
-        cols["time"] = cols["time"].cast(SCHEMA.field("time").type)
-        cols["input_format"] = pa.array(formats, pa.string())
+        when = self._time
+        cols["time"] = pa.array(
+            [
+                int(v) if type(v) in _NUMBERS and MIN_TS <= v < MAX_TS else when(v, fallback)
+                for v in (f.get("time") for f in flows)
+            ],
+            pa.int64(),
+        ).cast(SCHEMA.field("time").type)
+        cols["input_format"] = _strings(formats)
         cols["exporter"] = pa.array([self._exporter(f.get("exporter")) for f in flows], pa.string())
         for name in _FLOW_FIELDS:
-            cols[name] = pa.array([_text(f.get(name)) for f in flows], pa.string())
+            cols[name] = _strings([f.get(name) for f in flows])
         for name, hi in _FLOW_INTS:
-            cols[name] = _uint([f.get(name) or 0 for f in flows], hi, pa.uint32())
+            cols[name] = _uint([f.get(name) for f in flows], hi, pa.uint32())
         for name, hi in _FLOW_BIG:
-            cols[name] = _uint([f.get(name) or 0 for f in flows], hi, pa.uint64())
+            cols[name] = _uint([f.get(name) for f in flows], hi, pa.uint64())
         for name in _ANSWER_STRS:
-            cols[name] = pa.array([_text(a.get(name)) for a in answers], pa.string())
+            cols[name] = _strings(a[name])
         for name in _ASNS:
-            cols[name] = _uint([a.get(name) or 0 for a in answers], U32, pa.uint32())
-        src_paths = [_flat_path(a.get("src_as_path")) for a in answers]
-        dst_paths = [_flat_path(a.get("dst_as_path")) for a in answers]
-        cols["src_as_path"] = pa.array(src_paths, SCHEMA.field("src_as_path").type)
-        cols["dst_as_path"] = pa.array(dst_paths, SCHEMA.field("dst_as_path").type)
-        cols["src_via_as"] = _uint(
-            [via_as(a.get("src_as_path"), a.get("src_origin_as") or 0) for a in answers],
-            U32,
-            pa.uint32(),
-        )
-        cols["dst_via_as"] = _uint(
-            [via_as(a.get("dst_as_path"), a.get("dst_origin_as") or 0) for a in answers],
-            U32,
-            pa.uint32(),
-        )
-        for name in ("dst_communities", "dst_large_communities"):
-            cols[name] = pa.array(
-                [[_text(c) for c in a.get(name) or ()] for a in answers], pa.list_(pa.string())
+            cols[name] = _uint(a[name], U32, pa.uint32())
+        for side in ("src", "dst"):
+            paths = a[f"{side}_as_path"]
+            cols[f"{side}_as_path"] = _paths(paths)
+            cols[f"{side}_via_as"] = _uint(
+                [via_as(p, o) for p, o in zip(paths, a[f"{side}_origin_as"], strict=True)],
+                U32,
+                pa.uint32(),
             )
-        for name in ("dst_local_pref", "dst_med"):
-            values = [a.get(name) for a in answers]
+        for name in ("dst_communities", "dst_large_communities"):
             try:
-                cols[name] = pa.array(values, pa.uint32())
-            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError):
+                cols[name] = pa.array(a[name], _STRS)
+            except _ARROW_REFUSED:
                 cols[name] = pa.array(
-                    [v if type(v) is int and 0 <= v <= U32 else None for v in values], pa.uint32()
+                    [[_text(c) for c in v] if type(v) is list else [] for v in a[name]], _STRS
+                )
+        for name in ("dst_local_pref", "dst_med"):
+            try:
+                cols[name] = pa.array(a[name], pa.uint32())
+            except _ARROW_REFUSED:
+                cols[name] = pa.array(
+                    [v if type(v) is int and 0 <= v <= U32 else None for v in a[name]],
+                    pa.uint32(),
                 )
         for name in FLAG_NAMES.values():
-            cols[name] = pa.array([bool(a.get(name)) for a in answers], pa.bool_())
+            try:
+                cols[name] = pa.array(a[name], pa.bool_()).fill_null(False)
+            except _ARROW_REFUSED:
+                cols[name] = pa.array([bool(v) for v in a[name]], pa.bool_())
         return pa.Table.from_arrays([cols[n] for n in NAMES], schema=SCHEMA)
+
+
+_NUMBERS = (int, float)
+_STRS = pa.list_(pa.string())
+_PATH = pa.list_(pa.uint32())
+_ARROW_REFUSED = (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError)
+_ANSWER_KEYS = (
+    *_ANSWER_STRS,
+    *_ASNS,
+    "src_as_path",
+    "dst_as_path",
+    "dst_communities",
+    "dst_large_communities",
+    "dst_local_pref",
+    "dst_med",
+    *FLAG_NAMES.values(),
+)
+
+
+def _strings(values: Sequence[Any]) -> pa.Array:
+    try:
+        return pa.array(values, pa.string())
+    except _ARROW_REFUSED:
+        return pa.array([_text(v) for v in values], pa.string())
+
+
+def _paths(values: Sequence[Any]) -> pa.Array:
+    """AS paths; one with an AS_SET (a nested list) makes Arrow refuse: then flattened."""
+    try:
+        return pa.array(values, _PATH).fill_null([])
+    except _ARROW_REFUSED:
+        return pa.array([_flat_path(v) for v in values], _PATH)
 
 
 def clickhouse_columns() -> list[tuple[str, str, str]]:
