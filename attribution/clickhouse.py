@@ -18,7 +18,7 @@ engine's data directory cannot change while a session is open. Users of
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 PASSWORD_ENV = "ATTRIBUTION_CLICKHOUSE_PASSWORD"
@@ -63,6 +63,17 @@ class ChdbConnection:
     def rows(self, text: str) -> list[tuple[Any, ...]]:
         try:
             return _arrow_rows(self.session.query(text, "ArrowTable"))
+        except Exception as exc:
+            raise ClickHouseError(f"{self.where}: {_first_line(exc)}") from None
+
+    def stream_rows(self, text: str) -> Iterator[tuple[Any, ...]]:
+        """Rows of a large result, a block at a time (memory: one block)."""
+        try:
+            with self.session.send_query(text, "ArrowTable") as stream:
+                for block in stream:
+                    yield from _arrow_rows(block)
+        except ClickHouseError:
+            raise
         except Exception as exc:
             raise ClickHouseError(f"{self.where}: {_first_line(exc)}") from None
 
@@ -140,6 +151,15 @@ class ServerConnection:
     def rows(self, text: str) -> list[tuple[Any, ...]]:
         try:
             return [tuple(r) for r in self.client.query(text).result_rows]
+        except Exception as exc:
+            raise ClickHouseError(f"{self.where}: {_first_line(exc)}") from None
+
+    def stream_rows(self, text: str) -> Iterator[tuple[Any, ...]]:
+        """Rows of a large result, a block at a time (memory: one block)."""
+        try:
+            with self.client.query_row_block_stream(text) as stream:
+                for block in stream:
+                    yield from (tuple(r) for r in block)
         except Exception as exc:
             raise ClickHouseError(f"{self.where}: {_first_line(exc)}") from None
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from attribution.reports.config import ReportConfig, ReportConfigError, load_report_config_file
-from attribution.reports.engine import DuckDBBackend
+from attribution.reports.engine import AggregationBackend, DuckDBBackend
 from attribution.reports.html import render_html
 from attribution.reports.pipeline import (
     Ingest,
@@ -119,6 +119,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     prog.add_argument(
         "--no-progress", dest="progress", action="store_false", help="never show progress"
     )
+    p.add_argument(
+        "--engine",
+        default="duckdb",
+        metavar="ENGINE",
+        help="where the aggregation runs: duckdb (embedded, the default), chdb (ClickHouse "
+        "embedded, in memory), chdb:DIR, or clickhouse://[USER@]HOST[:PORT] (a server; "
+        "password from ATTRIBUTION_CLICKHOUSE_PASSWORD or ?password_file=FILE); the same "
+        "numbers on each",
+    )
     p.add_argument("--threads", type=int, metavar="N", help="DuckDB threads (default: all cores)")
     p.add_argument(
         "--memory-limit",
@@ -201,9 +210,11 @@ def run(args: argparse.Namespace) -> int:
     progress = Progress(err, enabled)
     bad = BadLines(echo=err)
     failed: list[str] = []
-    backend = DuckDBBackend(
-        threads=args.threads, memory_limit=args.memory_limit, temp_dir=args.temp_dir
-    )
+    try:
+        backend = _backend(args)
+    except UsageError as exc:
+        print(f"attribution report: error: {exc}", file=err)
+        return 2
     try:
         ingest = Ingest(
             config,
@@ -256,6 +267,31 @@ def run(args: argparse.Namespace) -> int:
         per_file = ", ".join(f"{os.path.basename(f)}: {n}" for f, n in bad.counts.items())
         print(f"attribution report: {bad.total} bad lines skipped ({per_file})", file=err)
     return 1 if failed else 0
+
+
+def _backend(args: argparse.Namespace) -> AggregationBackend:
+    """DuckDB (default), or ClickHouse (attribution.reports.engine_clickhouse)."""
+    engine = getattr(args, "engine", "duckdb") or "duckdb"
+    if engine == "duckdb":
+        return DuckDBBackend(
+            threads=args.threads, memory_limit=args.memory_limit, temp_dir=args.temp_dir
+        )
+    if not engine.startswith(("chdb", "clickhouse://", "clickhouses://")):
+        raise UsageError(
+            f"--engine {engine!r}: use duckdb, chdb, chdb:DIR or clickhouse://HOST[:PORT]"
+        )
+    from attribution.clickhouse import ClickHouseError
+
+    try:
+        from attribution.reports.engine_clickhouse import ClickHouseBackend, connect
+
+        return ClickHouseBackend(connect(engine))
+    except ImportError as exc:
+        raise UsageError(
+            f"--engine {engine}: needs {exc.name}: pip install 'bgp-attribution[clickhouse]'"
+        ) from None
+    except ClickHouseError as exc:
+        raise UsageError(f"--engine: {exc}") from None
 
 
 def _write(report: Report, dests: dict[str, str | None], top: int | None) -> None:
