@@ -11,6 +11,7 @@ views into one RECORD_DTYPE array, so the packed answer needs no copy.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -21,6 +22,7 @@ from attribution.answers import (
     DST_NEXT_HOP_MISMATCH,
     DST_ORIGIN_AS_SET,
     DST_STALE,
+    FALLBACK,
     LOCAL,
     NONE,
     RECORD_DTYPE,
@@ -31,14 +33,34 @@ from attribution.answers import (
     Resolution,
     RouteDictionary,
 )
-from attribution.fastpath import CompiledView
+from attribution.fastpath import ChangedRanges, CompiledView
 from attribution.lookup import answer, answer_by_next_hop
 from attribution.routing import Routing
+from ribd.events import IPV4_UNICAST, IPV6_UNICAST
 
 if TYPE_CHECKING:
     from attribution.resolver import Resolver
 
 CHUNK = 2048  # flows resolved per hold of the RIB lock
+
+
+@dataclass(slots=True)
+class Group:
+    """The flows of one (exporter, family) of a batch: ``order[start:stop]``,
+    and the router chosen for them (under one hold of the RIB lock per batch)."""
+
+    exporter: int  # index into the batch's exporters
+    v4: bool
+    start: int
+    stop: int
+    own: bool  # the exporter maps to a router of its own
+    neighbor: str | None = None
+    is_fallback: bool = False
+    usable: tuple[CompiledView, ChangedRanges] | None = None
+
+    @property
+    def family(self) -> str:
+        return IPV4_UNICAST if self.v4 else IPV6_UNICAST
 
 
 class Batch:
@@ -69,54 +91,202 @@ class Batch:
     def router_index(self, name: str) -> int:
         return self.routers.setdefault(name, len(self.routers))
 
-    def answer_group(
+    def answer_groups(
         self,
         resolver: Resolver,
-        neighbor: str,
-        family: str,
-        v4: bool,
-        idx: np.ndarray,
+        order: np.ndarray,
+        groups: list[Group],
         s_words: np.ndarray,
         d_words: np.ndarray,
     ) -> None:
-        """Answer flows ``idx`` from ``neighbor``'s RIB.
+        """Answer the flows of ``groups`` (slices of ``order``) from their routers.
 
-        The RIB lock is held only to read the change log and for the exact
-        lookups; the compiled view is immutable and is read without it.
+        A batch spread over many exporters used to pay a pass over the whole
+        batch, a lock round and a dozen numpy calls per (exporter, family)
+        group: 0.23x of one router's rate at 64 routers (issue 11). Here the
+        keys are laid out once so that each group's dst and src keys are one
+        contiguous run (``_lookup_views``); a group costs a sort, one
+        ``searchsorted`` and a few ``take`` into preallocated columns, and
+        everything else (provenance, local AS, flags, scattering back to
+        flow order) is done once per batch. Exact lookups (changed prefixes,
+        long IPv6, next hops, no view) stay per group, in the order the route
+        dictionary numbers routes: dst (next hop, view, exact) before src
+        (view, exact).
         """
-        if v4:
-            skeys = (s_words[idx, 1] & np.uint64(0xFFFFFFFF)).astype(np.uint32)
-            dkeys = (d_words[idx, 1] & np.uint64(0xFFFFFFFF)).astype(np.uint32)
-        else:
-            skeys, dkeys = s_words[idx, 0], d_words[idx, 0]
-        with resolver.rib.lock:
-            usable = resolver.views.usable(neighbor, family)
-        name = self.routing.names.get(neighbor, neighbor)
-        d_idx = idx
-        if self.next_hops is not None:
-            # Flows with a next hop: their dst path is chosen by it, exactly.
-            has = self.next_hops[idx] != np.void(NO_NEXT_HOP)
-            if has.any():
-                self._exact_by_next_hop(resolver, neighbor, family, v4, idx[has], d_words)
-                d_idx, dkeys = idx[~has], dkeys[~has]
-        # src and dst separately: an address in a changed prefix takes the
-        # exact path, the other end of its flow still the compiled view.
-        sides = ((True, d_idx, dkeys, d_words), (False, idx, skeys, s_words))
-        for dst, fi, keys, words in sides:
-            if not len(fi):
+        ng = len(order)
+        if not ng:
+            return
+        starts = np.fromiter((g.start for g in groups), dtype=np.int64, count=len(groups))
+        stops = np.fromiter((g.stop for g in groups), dtype=np.int64, count=len(groups))
+        sizes = stops - starts
+        at = np.arange(ng, dtype=np.int64)
+        pos_dst = at + np.repeat(starts, sizes)  # group g: dst keys at [2s, s+e), src at [s+e, 2e)
+        pos_src = at + np.repeat(stops, sizes)
+        k32 = k64 = None
+        if any(g.v4 for g in groups):
+            k32 = np.empty(2 * ng, dtype=np.uint32)
+            k32[pos_dst] = d_words[order, 1] & np.uint64(0xFFFFFFFF)
+            k32[pos_src] = s_words[order, 1] & np.uint64(0xFFFFFFFF)
+        if not all(g.v4 for g in groups):
+            k64 = np.empty(2 * ng, dtype=np.uint64)
+            k64[pos_dst] = d_words[order, 0]
+            k64[pos_src] = s_words[order, 0]
+        cols = self._lookup_views(groups, k32, k64, 2 * ng)
+        leaf = cols[0]
+        fast = np.zeros(2 * ng, dtype=bool)  # answered by the view here
+        route = np.full(2 * ng, -1, dtype=np.int32) if self.routes is not None else None
+        router = np.full(ng, -1, dtype=np.int32)
+        fallback = np.zeros(ng, dtype=bool)
+        for g in groups:
+            if g.neighbor is None:
                 continue
-            if usable is None:
-                slow = np.ones(len(fi), dtype=bool)
-            else:
-                view, changed = usable
-                slow = changed.mask(keys)
-                if not v4 and len(view.long_v6):
-                    slow |= np.isin(keys, view.long_v6)
-                fast = ~slow
-                if fast.any():
-                    self._gather(view, name, fi[fast], view.lookup(keys[fast]), dst)
-            if slow.any():
-                self._exact(resolver, neighbor, family, v4, fi[slow], words[fi[slow]], dst)
+            s, e = g.start, g.stop
+            name = self.routing.names.get(g.neighbor, g.neighbor)
+            router[s:e] = self.router_index(name)
+            if g.is_fallback:
+                fallback[s:e] = True
+            idx = order[s:e]
+            seg = slice(2 * s, 2 * e)
+            nh = None  # flows with a next hop: their dst path is chosen by it, exactly
+            if self.next_hops is not None:
+                nh = self.next_hops[idx] != np.void(NO_NEXT_HOP)
+                if nh.any():
+                    self._exact_by_next_hop(resolver, g.neighbor, g.family, g.v4, idx[nh], d_words)
+                else:
+                    nh = None
+            view = None
+            every = False  # every flow of the group on the view
+            if g.usable is not None:
+                view, changed = g.usable
+                fast[seg] = every = True
+                if len(changed.starts):  # an address in a changed prefix: exact
+                    keys = (k32 if g.v4 else k64)[seg]  # type: ignore[index]
+                    fast[seg] = ~changed.mask(keys)
+                    every = False
+                if not g.v4 and len(view.long_v6):
+                    fast[seg] &= ~np.isin(k64[seg], view.long_v6)  # type: ignore[index]
+                    every = False
+                if nh is not None:
+                    fast[2 * s : s + e][nh] = False
+                    every = False
+            if every and route is None:
+                continue
+            for dst, side, words in (
+                (True, slice(2 * s, s + e), d_words),
+                (False, slice(s + e, 2 * e), s_words),
+            ):
+                on_view = fast[side]
+                if route is not None and view is not None:
+                    hit = on_view & (leaf[side] >= 0)
+                    if hit.any():
+                        route[side][hit] = self.routes.from_view(name, view, leaf[side][hit])  # type: ignore[union-attr]
+                if every:
+                    continue
+                slow = ~on_view
+                if nh is not None and dst:
+                    slow &= ~nh
+                if slow.any():
+                    fi = idx[slow]
+                    self._exact(resolver, g.neighbor, g.family, g.v4, fi, words[fi], dst)
+        self.router[order] = router
+        self.flags[order[fallback]] |= FALLBACK
+        self._scatter(order, fast, *cols, route, pos_dst, pos_src)
+
+    def _lookup_views(
+        self, groups: list[Group], k32: np.ndarray | None, k64: np.ndarray | None, size: int
+    ) -> tuple[np.ndarray, ...]:
+        """(leaf, origin, peer, provenance, stale, from_set) of every key, in
+        the group layout, from each group's compiled view (-1 / zero: none).
+
+        IPv4 keys are sorted within their group first (with their position
+        in the low 32 bits, one ``sort`` of 64-bit words): numpy's
+        ``searchsorted`` walks sorted keys far faster (cache locality, a
+        narrowing range), 2x on a 1 M-interval view; the columns are read in
+        that order too and put back in place once per batch.
+        """
+        leaf = np.full(size, -1, dtype=np.int32)
+        origin = np.zeros(size, dtype=np.uint32)
+        peer = np.zeros(size, dtype=np.uint32)
+        prov = np.zeros(size, dtype=np.uint8)
+        stale = np.zeros(size, dtype=bool)
+        from_set = np.zeros(size, dtype=bool)
+        out = (leaf, origin, peer, prov, stale, from_set)
+        viewed = [g for g in groups if g.usable is not None and len(g.usable[0])]
+        if not viewed:
+            return out
+        perm = None
+        if k32 is not None:
+            comp = k32.astype(np.uint64)
+            comp <<= np.uint64(32)
+            comp |= np.arange(size, dtype=np.uint64)
+            for g in viewed:
+                if g.v4:
+                    comp[2 * g.start : 2 * g.stop].sort()
+            k32 = (comp >> np.uint64(32)).astype(np.uint32)
+            perm = (comp & np.uint64(0xFFFFFFFF)).astype(np.intp)  # sorted slot -> position
+        highest = self.routing.highest_as_set
+        take = np.take
+        for g in viewed:
+            view = g.usable[0]  # type: ignore[index]
+            seg = slice(2 * g.start, 2 * g.stop)
+            found = view.starts.searchsorted((k32 if g.v4 else k64)[seg], side="right")  # type: ignore[index]
+            found -= 1
+            lk = take(view.leaf, found, out=leaf[seg], mode="wrap")
+            # -1 (no route) wraps to the last route: ``_scatter`` masks it out
+            take(
+                view.origin_as_highest if highest else view.origin_as,
+                lk,
+                out=origin[seg],
+                mode="wrap",
+            )
+            take(view.peer_as_highest if highest else view.peer_as, lk, out=peer[seg], mode="wrap")
+            take(view.provenance, lk, out=prov[seg], mode="wrap")
+            take(view.stale, lk, out=stale[seg], mode="wrap")
+            take(view.from_set, lk, out=from_set[seg], mode="wrap")
+        if perm is None:
+            return out
+        placed = []
+        for column in out:  # sorted slots -> positions (IPv6 slots were not moved)
+            c = np.empty_like(column)
+            c[perm] = column
+            placed.append(c)
+        return tuple(placed)
+
+    def _scatter(
+        self,
+        order: np.ndarray,
+        fast: np.ndarray,
+        leaf: np.ndarray,
+        origin: np.ndarray,
+        peer: np.ndarray,
+        prov: np.ndarray,
+        stale: np.ndarray,
+        from_set: np.ndarray,
+        route: np.ndarray | None,
+        pos_dst: np.ndarray,
+        pos_src: np.ndarray,
+    ) -> None:
+        """The view answers (group layout) into the flows' columns, once per batch."""
+        ok = leaf >= 0
+        prov = np.where(ok, prov, NONE).astype(np.uint8)
+        origin = np.where(ok, origin, 0).astype(np.uint32)
+        origin[prov == LOCAL] = self.routing.local_as
+        peer = np.where(ok, peer, 0).astype(np.uint32)
+        for dst, pos in ((True, pos_dst), (False, pos_src)):
+            on = fast[pos]
+            if not on.any():
+                continue
+            p = pos[on]
+            self._store(
+                order[on],
+                dst,
+                origin[p],
+                peer[p],
+                prov[p],
+                ok[p] & stale[p],
+                ok[p] & from_set[p],
+                route[p] if route is not None else None,
+            )
 
     def _exact_by_next_hop(
         self,
@@ -148,30 +318,6 @@ class Batch:
         self._store_answers(fi, True, answers)
         flagged = fi[np.array(mismatch, dtype=bool)]
         self.flags[flagged] |= DST_NEXT_HOP_MISMATCH
-
-    def _gather(
-        self, view: CompiledView, name: str, fi: np.ndarray, leaf: np.ndarray, dst: bool
-    ) -> None:
-        """Answers of flows ``fi`` from the compiled view (one side)."""
-        if not len(view):
-            if not dst:
-                self.flags[fi] |= SRC_UNROUTED
-            return
-        ok = leaf >= 0
-        lk = np.where(ok, leaf, 0)
-        prov = np.where(ok, view.provenance[lk], NONE).astype(np.uint8)
-        origins = view.origin_as_highest if self.routing.highest_as_set else view.origin_as
-        origin = np.where(ok, origins[lk], 0)
-        origin = np.where(prov == LOCAL, self.routing.local_as, origin)
-        peers = view.peer_as_highest if self.routing.highest_as_set else view.peer_as
-        peer = np.where(ok, peers[lk], 0)
-        stale = ok & view.stale[lk]
-        from_set = ok & view.from_set[lk]
-        route = None
-        if self.routes is not None and ok.any():
-            route = np.full(len(leaf), -1, dtype=np.int32)
-            route[ok] = self.routes.from_view(name, view, leaf[ok])
-        self._store(fi, dst, origin, peer, prov, stale, from_set, route)
 
     def _exact(
         self,

@@ -75,7 +75,7 @@ from attribution.answers import (
     Resolution,
     RouteDictionary,
 )
-from attribution.batch import CHUNK, Batch, next_hop_column
+from attribution.batch import CHUNK, Batch, Group, next_hop_column
 from attribution.config import Config
 from attribution.fastpath import CompiledViews
 from attribution.flowring import BatchKeys, FlowRing
@@ -89,7 +89,6 @@ from attribution.records import (
     validate_row,
 )
 from attribution.routing import Routing
-from ribd.events import IPV4_UNICAST, IPV6_UNICAST
 from ribd.rib import Rib, RouteMatch
 
 __all__ = [
@@ -255,7 +254,10 @@ class Resolver:
         batch.next_hops = next_hop_column(next_hop, n)
         bad = dict(bad or {})
 
-        ex = np.asarray(exporter, dtype=np.int64) if n else np.zeros(0, dtype=np.int64)
+        if isinstance(exporter, np.ndarray):
+            ex = exporter.astype(np.int64)
+        else:  # a list or a protobuf repeated field: fromiter is ~1.6x asarray
+            ex = np.fromiter(exporter, dtype=np.int64, count=n)
         canon: list[str | None] = []
         for j, text in enumerate(exporters):
             try:
@@ -293,32 +295,20 @@ class Resolver:
                 )
             )
 
-        rib = self.rib
-        if self.build_views_inline:
-            self._warm_views(canon, ex[good], d_v4[good], routing)
-        for j in np.unique(ex[good]).tolist():
-            for v4 in (True, False):
-                idx = np.nonzero(good & (ex == j) & (d_v4 == v4))[0]
-                if not len(idx):
-                    continue
-                family = IPV4_UNICAST if v4 else IPV6_UNICAST
-                chain, own = self.chain_for(canon[j], routing)  # type: ignore[arg-type]
-                with rib.lock:
-                    neighbor, is_fallback = self.pick_router(chain, own, family)
-                if neighbor is None and not own:
-                    error = self.unknown_exporter(canon[j], family, routing)  # type: ignore[arg-type]
-                    for i in idx.tolist():  # error flows only: known exporters pay nothing
-                        bad[i] = error
-                    continue
-                if neighbor is not None:
-                    batch.answer_group(self, neighbor, family, v4, idx, s_words, d_words)
-                if neighbor is not None:
-                    batch.router[idx] = batch.router_index(routing.names.get(neighbor, neighbor))
-                    if is_fallback:
-                        batch.flags[idx] |= FALLBACK
-                if in_if_arr is not None and routing.overrides.rules:
-                    override_batch(batch, canon[j], idx, in_if_arr, mac_arr)  # type: ignore[arg-type]
-            # (the exporter's override rules apply whatever the family)
+        order, groups = self._plan(canon, ex, good, d_v4, routing)
+        if self.build_views_inline and groups and self.views.refresh():
+            order, groups = self._plan(canon, ex, good, d_v4, routing)
+        for g in groups:
+            if g.neighbor is None and not g.own:
+                error = self.unknown_exporter(canon[g.exporter], g.family, routing)  # type: ignore[arg-type]
+                for i in order[g.start : g.stop].tolist():  # error flows only
+                    bad[i] = error
+        batch.answer_groups(self, order, groups, s_words, d_words)
+        if in_if_arr is not None and routing.overrides.rules:
+            for g in groups:  # the exporter's override rules apply whatever the family
+                if g.neighbor is not None or g.own:
+                    idx = order[g.start : g.stop]
+                    override_batch(batch, canon[g.exporter], idx, in_if_arr, mac_arr)  # type: ignore[arg-type]
 
         res = batch.finish()
         for i, (code, message) in sorted(bad.items()):
@@ -327,18 +317,47 @@ class Resolver:
             self.count(n - len(bad), (code for code, _ in bad.values()))
         return res
 
-    def _warm_views(self, canon: list, ex: np.ndarray, v4: np.ndarray, routing: Routing) -> None:
-        for j in np.unique(ex).tolist():
-            chain, own = self.chain_for(canon[j], routing)
-            for is_v4 in (True, False):
-                if not (v4 == is_v4).any():
-                    continue
-                family = IPV4_UNICAST if is_v4 else IPV6_UNICAST
-                with self.rib.lock:
-                    neighbor, _ = self.pick_router(chain, own, family)
-                    if neighbor is not None:
-                        self.views.usable(neighbor, family)  # asks for a build if stale
-        self.views.refresh()
+    def _plan(
+        self,
+        canon: list[str | None],
+        ex: np.ndarray,
+        good: np.ndarray,
+        d_v4: np.ndarray,
+        routing: Routing,
+    ) -> tuple[np.ndarray, list[Group]]:
+        """Good flows grouped by (exporter, family) in one pass: ``order``
+        lists them group after group (exporters in index order, IPv4 first,
+        flows in batch order within a group), and each group's router and
+        compiled view are chosen under one hold of the RIB lock."""
+        flows = np.flatnonzero(good)
+        if not len(flows):
+            return flows, []
+        code = ex[flows] * 2 + ~d_v4[flows]  # IPv4 first
+        top = int(code.max())
+        if code[0] == top == code.min():
+            order, codes = flows, code
+        else:  # a stable sort of 8 or 16 bits is a radix sort: ~15x an int64 one
+            narrow = np.uint8 if top < 256 else np.uint16 if top < 65536 else np.int64
+            sort = np.argsort(code.astype(narrow), kind="stable")
+            order, codes = flows[sort], code[sort]
+        cuts = np.flatnonzero(codes[1:] != codes[:-1]) + 1
+        bounds = [0, *cuts.tolist(), len(order)]
+        firsts = codes[bounds[:-1]].tolist()
+        groups: list[Group] = []
+        chains: dict[int, tuple[tuple[str, ...], bool]] = {}
+        rib, views = self.rib, self.views
+        with rib.lock:
+            for k, c in enumerate(firsts):
+                j = c >> 1
+                chain = chains.get(j)
+                if chain is None:
+                    chain = chains[j] = self.chain_for(canon[j], routing)  # type: ignore[arg-type]
+                g = Group(j, not c & 1, bounds[k], bounds[k + 1], chain[1])
+                g.neighbor, g.is_fallback = self.pick_router(chain[0], chain[1], g.family)
+                if g.neighbor is not None:
+                    g.usable = views.usable(g.neighbor, g.family)
+                groups.append(g)
+        return order, groups
 
     # -- one address (the rules: ``lookup``); explain reads these -------------
 
