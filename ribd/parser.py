@@ -74,6 +74,8 @@ from ribd.events import (
     UpdateTime,
 )
 from ribd.prefixes import _LENGTHS, _V4_HOST_MASK, _V6_HOST_MASK, BadPrefix, normalise_prefix
+from ribd.rawlines import RawLineError, RawMessages, is_raw_line
+from ribd.rawupdate import UpdateDecoder
 
 _pton = socket.inet_pton
 _ntop = socket.inet_ntop
@@ -558,15 +560,20 @@ class ExabgpParser:
     any router end up as one object.
     """
 
-    __slots__ = ("interner",)
+    __slots__ = ("interner", "raw")
 
     def __init__(self, interner: AttributeInterner | None = None) -> None:
         self.interner = interner if interner is not None else AttributeInterner()
+        # ExaBGP's ``packets`` lines (api_mode "raw"): decoded by ribd.rawlines
+        # into the same events, attribute sets in the same interner.
+        self.raw = RawMessages(UpdateDecoder(self.interner))
 
     def parse(self, line: bytes | str) -> list[Event]:
         """Parse one line. Raises FeedError for a line that cannot be used."""
         if len(line) > MAX_LINE_BYTES:
             raise FeedError(f"line of {len(line)} bytes exceeds {MAX_LINE_BYTES}")
+        if is_raw_line(line):
+            return self._parse_raw(line)
         try:
             msg = _decode_update(line)
         except _NOT_TYPED:
@@ -580,6 +587,18 @@ class ExabgpParser:
         except RecursionError:
             # too_deep() should have stopped it; never let a line take the reader down.
             raise FeedError(f"nested deeper than {MAX_DEPTH} levels") from None
+
+    def _parse_raw(self, line: bytes | str) -> list[Event]:
+        try:
+            msg = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise FeedError(f"not JSON ({exc})") from None
+        if type(msg) is not dict or too_deep(msg):
+            return self._parse_generic(line)  # says what is wrong with it
+        try:
+            return self.raw.events(msg)
+        except RawLineError as exc:
+            raise FeedError(str(exc)) from None
 
     def _typed_update(self, msg: _UpdateLine) -> list[Event] | None:
         """The events of a decoded UPDATE, or None to leave the line to the generic path.

@@ -24,6 +24,7 @@ from bench.fuzz import (
     fuzz_parser,
     fuzz_snapshots,
 )
+from bench.fuzz_raw import fuzz_raw
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -125,3 +126,13 @@ def test_a_deeply_nested_field_in_a_flow_record_is_a_bad_record_not_a_crash() ->
     bad, error = out[0]
     assert bad[0][0] == "bad_record" and "in_if" in bad[0][1] and len(bad[0][1]) < 200
     assert error[0] == "bad_record"
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_hostile_raw_updates_raise_only_feed_errors_and_the_rib_they_build_snapshots(
+    seed: int,
+) -> None:
+    """Mutated UPDATE bodies (and lines) in ExaBGP's packets format, through the parser."""
+    report = fuzz_raw(seed, count=4000)
+    no_crashes(report)
+    assert 0 < report.refused < report.inputs

@@ -1,0 +1,455 @@
+"""Raw BGP UPDATE messages -> the typed events the JSON parser makes. No I/O.
+
+The JSON path has ExaBGP decode every UPDATE into Python objects, encode
+them as JSON, and the service decode the JSON again. With ExaBGP's
+``packets`` API the UPDATE's bytes reach us as they came off the wire, and
+this module decodes them straight into ``RoutesAnnounced`` /
+``RoutesWithdrawn`` / ``EndOfRib``, interning attribute sets with the same
+``AttributeInterner`` rows the JSON parser builds, so the RIB cannot tell
+which path an event took (tests/ribd/test_rawupdate.py compares them).
+
+What it decodes:
+
+* RFC 4271: withdrawn routes, ORIGIN, AS_PATH, NEXT_HOP, MULTI_EXIT_DISC,
+  LOCAL_PREF, ATOMIC_AGGREGATE, AGGREGATOR, NLRI; RFC 1997 COMMUNITIES,
+  RFC 4360 extended and RFC 8092 large communities, RFC 4456
+  ORIGINATOR_ID / CLUSTER_LIST, RFC 5065 confederation segments.
+* RFC 4760 MP_REACH_NLRI / MP_UNREACH_NLRI for IPv4 and IPv6 unicast (other
+  families are skipped, as the JSON path skips them); End-of-RIB (RFC 4724).
+* RFC 6793: AS numbers of 2 or 4 octets as the session negotiated; on a
+  2-octet session AS4_PATH and AS4_AGGREGATOR are merged as its 4.2.3 says
+  (and ExaBGP does); on a 4-octet session they are ignored.
+* RFC 7911: path identifiers for the families with ADD-PATH receive.
+* RFC 7606 error handling: a malformed attribute makes the UPDATE's routes
+  a withdrawal (treat-as-withdraw, with the reason) or is dropped
+  (attribute discard: ATOMIC_AGGREGATE, AGGREGATOR, AS4_PATH,
+  AS4_AGGREGATOR); only an UPDATE whose framing or NLRI cannot be parsed at
+  all is refused whole (``UpdateError``). One bad UPDATE never touches
+  another's routes.
+
+Differences from ExaBGP's JSON, on purpose: trailing bits of a prefix are
+masked (RFC 4271 calls them irrelevant; the JSON parser refuses the line);
+a missing AS_PATH withdraws the routes (RFC 7606 3.d; the JSON path reads
+an empty path); extended communities other than route target / origin are
+shown as ``0x`` and their 8 octets in hex.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import sys
+
+from ribd.attributes import (
+    AS_CONFED_SEQUENCE,
+    AS_CONFED_SET,
+    AS_SEQUENCE,
+    AS_SET,
+    AttributeInterner,
+)
+from ribd.events import (
+    IPV4_UNICAST,
+    IPV6_UNICAST,
+    EndOfRib,
+    Event,
+    RoutesAnnounced,
+    RoutesWithdrawn,
+)
+from ribd.rawnlri import NlriError, ipv4_prefixes, ipv6_prefixes
+from ribd.rawopen import SessionCaps
+
+_ntoa = socket.inet_ntoa
+_ntop = socket.inet_ntop
+_AF_INET6 = socket.AF_INET6
+_from_bytes = int.from_bytes
+_intern = sys.intern
+
+AS_TRANS = 23456
+MAX_UPDATE_BYTES = 65535 - 19  # RFC 8654 extended messages; classic ones are 4096 - 19
+
+ORIGIN, AS_PATH, NEXT_HOP, MED, LOCAL_PREF, ATOMIC_AGGREGATE, AGGREGATOR = 1, 2, 3, 4, 5, 6, 7
+COMMUNITIES, ORIGINATOR_ID, CLUSTER_LIST, MP_REACH, MP_UNREACH = 8, 9, 10, 14, 15
+EXTENDED_COMMUNITIES, AS4_PATH, AS4_AGGREGATOR, LARGE_COMMUNITIES = 16, 17, 18, 32
+_WELL_KNOWN = frozenset((ORIGIN, AS_PATH, NEXT_HOP, LOCAL_PREF, ATOMIC_AGGREGATE))
+_OPTIONAL = frozenset((MED, AGGREGATOR, COMMUNITIES, ORIGINATOR_ID, CLUSTER_LIST, MP_REACH))
+_OPTIONAL |= {MP_UNREACH, EXTENDED_COMMUNITIES, AS4_PATH, AS4_AGGREGATOR, LARGE_COMMUNITIES}
+# RFC 7606 attribute discard; every other malformed attribute we read is treat-as-withdraw.
+_DISCARD = frozenset((ATOMIC_AGGREGATE, AGGREGATOR, AS4_PATH, AS4_AGGREGATOR))
+_ORIGINS = ("igp", "egp", "incomplete")
+_FAMILIES = {(1, 1): IPV4_UNICAST, (2, 1): IPV6_UNICAST}
+_SEGMENT_KINDS = frozenset((AS_SET, AS_SEQUENCE, AS_CONFED_SEQUENCE, AS_CONFED_SET))
+_EOR_V4 = b"\0\0\0\0"
+_U16 = struct.Struct("!H")
+
+
+class UpdateError(ValueError):
+    """An UPDATE that cannot be used at all (framing, NLRI); the message says why."""
+
+
+class _Malformed(ValueError):
+    """One attribute failed its check (RFC 7606 decides what that costs)."""
+
+    def __init__(self, code: int, why: str) -> None:
+        super().__init__(why)
+        self.code = code
+
+
+_UNPACK: dict[tuple[int, int], struct.Struct] = {}
+
+
+def _asns(data: bytes, count: int, size: int) -> tuple[int, ...]:
+    fmt = _UNPACK.get((count, size))
+    if fmt is None:
+        fmt = _UNPACK[(count, size)] = struct.Struct(f"!{count}{'I' if size == 4 else 'H'}")
+    return fmt.unpack(data)
+
+
+def as_path_segments(data: bytes, size: int, code: int = AS_PATH) -> tuple:
+    """AS_PATH (or AS4_PATH) value -> ((kind, asns), ...); raises _Malformed."""
+    name = "AS_PATH" if code == AS_PATH else "AS4_PATH"
+    segments = []
+    at, end = 0, len(data)
+    while at < end:
+        if at + 2 > end:
+            raise _Malformed(code, f"{name}: segment header at octet {at} is cut short")
+        kind, count = data[at], data[at + 1]
+        if kind not in _SEGMENT_KINDS:
+            raise _Malformed(code, f"{name}: unknown segment type {kind}")
+        if count == 0:
+            raise _Malformed(code, f"{name}: empty segment at octet {at}")
+        stop = at + 2 + count * size
+        if stop > end:
+            raise _Malformed(code, f"{name}: segment of {count} ASes runs past the attribute")
+        segments.append((kind, _asns(data[at + 2 : stop], count, size)))
+        at = stop
+    return tuple(segments)
+
+
+def _count(segments) -> int:
+    """AS numbers in a path as RFC 4271 9.1.2.2 counts them (a set is one, confeds none)."""
+    return sum(len(a) if k == AS_SEQUENCE else 1 if k == AS_SET else 0 for k, a in segments)
+
+
+def merge_as4_path(as_path: tuple, as4_path: tuple) -> tuple:
+    """RFC 6793 4.2.3: the leading part of AS_PATH, then AS4_PATH (or AS_PATH alone
+    when it holds fewer AS numbers), neighbouring sequences joined."""
+    count2, count4 = _count(as_path), _count(as4_path)
+    if count2 < count4:
+        return as_path
+    wanted = count2 - count4
+    leading = []
+    for kind, asns in as_path:
+        if wanted <= 0:
+            break
+        if kind == AS_SEQUENCE and len(asns) > wanted:
+            leading.append((kind, asns[:wanted]))
+            break
+        leading.append((kind, asns))
+        wanted -= _count(((kind, asns),))
+    joined: list = []
+    for kind, asns in leading + list(as4_path):
+        if joined and kind == joined[-1][0] and kind in (AS_SEQUENCE, AS_CONFED_SEQUENCE):
+            joined[-1] = (kind, joined[-1][1] + asns)
+        else:
+            joined.append((kind, asns))
+    return tuple(joined)
+
+
+def _extended(value: bytes) -> str:
+    kind, sub = value[0] & 0x0F, value[1]  # ExaBGP also masks the IANA/transitive bits
+    if sub in (2, 3):
+        name = "target" if sub == 2 else "origin"
+        if kind == 0 and sub == 3:  # as ExaBGP shows it: the 4-octet number as an address
+            return f"origin:{_U16.unpack_from(value, 2)[0]}:{_ntoa(value[4:8])}"
+        if kind == 0:
+            return f"target:{_U16.unpack_from(value, 2)[0]}:{_from_bytes(value[4:8], 'big')}"
+        if kind == 1:
+            return f"{name}:{_ntoa(value[2:6])}:{_U16.unpack_from(value, 6)[0]}"
+        if kind == 2:
+            return f"{name}:{_from_bytes(value[2:6], 'big')}:{_U16.unpack_from(value, 6)[0]}"
+    return "0x" + value.hex().upper()
+
+
+def _u32_of(code: int, value: bytes, name: str) -> int:
+    if len(value) != 4:
+        raise _Malformed(code, f"{name} of {len(value)} octets (4 expected)")
+    return _from_bytes(value, "big")
+
+
+class UpdateDecoder:
+    """Decodes one session's UPDATE bodies into events, interning attribute sets.
+
+    Stateless apart from the interner (shared with the JSON parser, so both
+    paths end on the same objects); the session's negotiated capabilities
+    come with each call.
+    """
+
+    __slots__ = ("interner",)
+
+    def __init__(self, interner: AttributeInterner | None = None) -> None:
+        self.interner = interner if interner is not None else AttributeInterner()
+
+    def decode(self, neighbor: str, body: bytes, caps: SessionCaps) -> list[Event]:
+        """The events of one UPDATE body (the message after its 19-octet header)."""
+        if body == _EOR_V4:
+            return [EndOfRib(neighbor, IPV4_UNICAST)]
+        end = len(body)
+        if end > MAX_UPDATE_BYTES:
+            raise UpdateError(f"UPDATE of {end} octets exceeds {MAX_UPDATE_BYTES}")
+        if end < 4:
+            raise UpdateError(f"UPDATE of {end} octets is shorter than its two length fields")
+        withdrawn_len = _from_bytes(body[0:2], "big")
+        attr_at = 2 + withdrawn_len
+        if attr_at + 2 > end:
+            raise UpdateError(f"withdrawn routes length {withdrawn_len} runs past the UPDATE")
+        attr_len = _from_bytes(body[attr_at : attr_at + 2], "big")
+        nlri_at = attr_at + 2 + attr_len
+        if nlri_at > end:
+            raise UpdateError(f"path attribute length {attr_len} runs past the UPDATE")
+        try:
+            withdrawn = ipv4_prefixes(body[2:attr_at], IPV4_UNICAST in caps.add_path)
+            nlri = ipv4_prefixes(body[nlri_at:], IPV4_UNICAST in caps.add_path)
+        except NlriError as exc:
+            raise UpdateError(str(exc)) from None
+        raw, framing = _split_attributes(body[attr_at + 2 : nlri_at])
+        events: list[Event] = []
+        if withdrawn[0]:
+            events.append(
+                RoutesWithdrawn(neighbor, IPV4_UNICAST, tuple(withdrawn[0]), _t(withdrawn[1]))
+            )
+        reach = unreach = None
+        try:
+            if MP_UNREACH in raw:
+                unreach = _mp_unreach(raw[MP_UNREACH][1], caps)
+            if MP_REACH in raw:
+                reach = _mp_reach(raw[MP_REACH][1], caps)
+        except NlriError as exc:
+            raise UpdateError(str(exc)) from None
+        if unreach is not None:
+            family, (prefixes, ids) = unreach
+            if prefixes:
+                events.append(RoutesWithdrawn(neighbor, family, tuple(prefixes), _t(ids)))
+            elif family and reach is None and not nlri[0] and not withdrawn[0] and len(raw) == 1:
+                return [EndOfRib(neighbor, family)]
+        announced = []
+        if nlri[0]:
+            announced.append((IPV4_UNICAST, None, nlri))
+        if reach is not None and reach[0] and reach[2][0]:
+            announced.append(reach)
+        if not announced:
+            return events
+        fault = framing
+        fields = None
+        if not fault:
+            try:
+                fields = self._fields(raw, caps)
+            except _Malformed as exc:
+                fault = str(exc)
+        for family, next_hop, (prefixes, ids) in announced:
+            hop_fault = fault
+            if not hop_fault and next_hop is None:  # classic IPv4 NLRI: the NEXT_HOP attribute
+                if NEXT_HOP not in raw:
+                    hop_fault = "no NEXT_HOP for the IPv4 NLRI"
+                else:
+                    value = raw[NEXT_HOP][1]
+                    if len(value) != 4:
+                        hop_fault = f"NEXT_HOP of {len(value)} octets (4 expected)"
+                    else:
+                        next_hop = _ntoa(value)
+            if hop_fault:
+                events.append(
+                    RoutesWithdrawn(
+                        neighbor,
+                        family,
+                        tuple(prefixes),
+                        _t(ids),
+                        reason=f"bad attributes: {hop_fault}",
+                    )
+                )
+                continue
+            row = (fields[0], fields[1], _intern(next_hop), *fields[2:])  # type: ignore[index]
+            events.append(
+                RoutesAnnounced(
+                    neighbor, family, tuple(prefixes), _t(ids), self.interner.intern(row)
+                )
+            )
+        return events
+
+    @staticmethod
+    def _fields(raw: dict, caps: SessionCaps) -> tuple:
+        """The attribute row without its next hop; raises _Malformed (treat-as-withdraw)."""
+        size = 4 if caps.asn4 else 2
+        if ORIGIN not in raw:
+            raise _Malformed(ORIGIN, "no ORIGIN")
+        if AS_PATH not in raw:
+            raise _Malformed(AS_PATH, "no AS_PATH")
+        value = raw[ORIGIN][1]
+        if len(value) != 1 or value[0] > 2:
+            raise _Malformed(ORIGIN, f"ORIGIN {value.hex() or 'empty'} is not 0, 1 or 2")
+        origin = _ORIGINS[value[0]]
+        as_path = as_path_segments(raw[AS_PATH][1], size)
+        aggregator = ""
+        if AGGREGATOR in raw:
+            value = raw[AGGREGATOR][1]
+            if len(value) == size + 4:
+                aggregator = f"{_from_bytes(value[:size], 'big')}:{_ntoa(value[size:])}"
+        if not caps.asn4:
+            as4 = raw.get(AS4_AGGREGATOR)
+            if as4 is not None and aggregator and len(as4[1]) == 8:
+                if not aggregator.startswith(f"{AS_TRANS}:"):
+                    as4 = None  # a real 2-octet aggregator: both AS4_ attributes are noise
+                    raw = {k: v for k, v in raw.items() if k != AS4_PATH}
+                else:
+                    aggregator = f"{_from_bytes(as4[1][:4], 'big')}:{_ntoa(as4[1][4:])}"
+            if AS4_PATH in raw:
+                try:
+                    as4_path = as_path_segments(raw[AS4_PATH][1], 4, AS4_PATH)
+                except _Malformed:
+                    as4_path = None  # attribute discard
+                if as4_path:
+                    as_path = merge_as4_path(as_path, as4_path)
+        local_pref = (
+            _u32_of(LOCAL_PREF, raw[LOCAL_PREF][1], "LOCAL_PREF") if LOCAL_PREF in raw else None
+        )
+        med = _u32_of(MED, raw[MED][1], "MULTI_EXIT_DISC") if MED in raw else None
+        communities: tuple = ()
+        if COMMUNITIES in raw:
+            value = raw[COMMUNITIES][1]
+            if not value or len(value) % 4:
+                raise _Malformed(
+                    COMMUNITIES, f"COMMUNITIES of {len(value)} octets (a multiple of 4 expected)"
+                )
+            communities = tuple(sorted(set(_asns(value, len(value) // 4, 4))))
+        large: tuple = ()
+        if LARGE_COMMUNITIES in raw:
+            value = raw[LARGE_COMMUNITIES][1]
+            if not value or len(value) % 12:
+                raise _Malformed(
+                    LARGE_COMMUNITIES,
+                    f"LARGE_COMMUNITY of {len(value)} octets (a multiple of 12 expected)",
+                )
+            flat = _asns(value, len(value) // 4, 4)
+            large = tuple(sorted(set(zip(flat[0::3], flat[1::3], flat[2::3], strict=True))))
+        extended: tuple = ()
+        if EXTENDED_COMMUNITIES in raw:
+            value = raw[EXTENDED_COMMUNITIES][1]
+            if not value or len(value) % 8:
+                raise _Malformed(
+                    EXTENDED_COMMUNITIES,
+                    f"EXTENDED_COMMUNITIES of {len(value)} octets (a multiple of 8 expected)",
+                )
+            extended = tuple(_extended(value[i : i + 8]) for i in range(0, len(value), 8))
+        originator = ""
+        if ORIGINATOR_ID in raw:
+            value = raw[ORIGINATOR_ID][1]
+            if len(value) != 4:
+                raise _Malformed(
+                    ORIGINATOR_ID, f"ORIGINATOR_ID of {len(value)} octets (4 expected)"
+                )
+            originator = _ntoa(value)
+        cluster: tuple = ()
+        if CLUSTER_LIST in raw:
+            value = raw[CLUSTER_LIST][1]
+            if not value or len(value) % 4:
+                raise _Malformed(
+                    CLUSTER_LIST, f"CLUSTER_LIST of {len(value)} octets (a multiple of 4 expected)"
+                )
+            cluster = tuple(_ntoa(value[i : i + 4]) for i in range(0, len(value), 4))
+        atomic = ATOMIC_AGGREGATE in raw and not raw[ATOMIC_AGGREGATE][1]
+        return (
+            as_path,
+            origin,
+            local_pref,
+            med,
+            communities,
+            large,
+            extended,
+            originator,
+            cluster,
+            atomic,
+            aggregator,
+        )
+
+
+def _t(ids: list[int] | None) -> tuple[int, ...] | None:
+    return None if ids is None else tuple(ids)
+
+
+def _split_attributes(data: bytes) -> tuple[dict[int, tuple[int, bytes]], str]:
+    """{type code: (flags, value)} of the path attributes we read, first of each kept,
+    and the framing fault that makes every route of the UPDATE a withdrawal ("" if none).
+
+    Raises UpdateError only where RFC 7606 asks for a session reset: a broken
+    or repeated MP_REACH_NLRI / MP_UNREACH_NLRI, whose NLRI cannot be trusted.
+    """
+    out: dict[int, tuple[int, bytes]] = {}
+    fault = ""
+    at, end = 0, len(data)
+    while at < end:
+        if at + 3 > end:
+            fault = f"attribute header at octet {at} is cut short"
+            break
+        flags, code = data[at], data[at + 1]
+        if flags & 0x10:
+            if at + 4 > end:
+                fault = f"attribute {code} header at octet {at} is cut short"
+                break
+            length, start = (data[at + 2] << 8) | data[at + 3], at + 4
+        else:
+            length, start = data[at + 2], at + 3
+        stop = start + length
+        if stop > end:
+            if code in (MP_REACH, MP_UNREACH):
+                raise UpdateError(f"attribute {code} of {length} octets runs past the attributes")
+            fault = f"attribute {code} of {length} octets runs past the attributes"
+            break
+        at = stop
+        if code in out:
+            if code in (MP_REACH, MP_UNREACH):
+                raise UpdateError(f"attribute {code} appears twice")
+            continue  # RFC 7606 3.g: all but the first are discarded
+        optional = bool(flags & 0x80)
+        if (code in _WELL_KNOWN and optional) or (code in _OPTIONAL and not optional):
+            if code in (MP_REACH, MP_UNREACH):
+                raise UpdateError(f"attribute {code} with flags 0x{flags:02x}: not optional")
+            if code not in _DISCARD and not fault:
+                fault = f"attribute {code} with inconsistent flags 0x{flags:02x}"
+            continue
+        if code in _WELL_KNOWN or code in _OPTIONAL:
+            out[code] = (flags, data[start:stop])
+    return out, fault
+
+
+def _mp_unreach(value: bytes, caps: SessionCaps) -> tuple[str, tuple[list[str], list[int] | None]]:
+    """(family, NLRI) of MP_UNREACH_NLRI; family "" for a family we do not keep."""
+    if len(value) < 3:
+        raise UpdateError(f"MP_UNREACH_NLRI of {len(value)} octets is shorter than AFI and SAFI")
+    family = _FAMILIES.get((_from_bytes(value[0:2], "big"), value[2]), "")
+    if not family:
+        return "", ([], None)
+    decode = ipv4_prefixes if family == IPV4_UNICAST else ipv6_prefixes
+    return family, decode(value[3:], family in caps.add_path)
+
+
+def _mp_reach(
+    value: bytes, caps: SessionCaps
+) -> tuple[str, str, tuple[list[str], list[int] | None]]:
+    """(family, next hop, NLRI) of MP_REACH_NLRI; family "" for one we do not keep."""
+    if len(value) < 5:
+        raise UpdateError(f"MP_REACH_NLRI of {len(value)} octets is too short")
+    family = _FAMILIES.get((_from_bytes(value[0:2], "big"), value[2]), "")
+    hop_len = value[3]
+    nlri_at = 5 + hop_len
+    if nlri_at > len(value):
+        raise UpdateError(f"MP_REACH_NLRI next hop of {hop_len} octets runs past the attribute")
+    if not family:
+        return "", "", ([], None)
+    hop = value[4 : 4 + hop_len]
+    if hop_len == 4:
+        next_hop = _ntoa(hop)
+    elif hop_len in (16, 32):  # global, then (32) a link-local one we do not use
+        next_hop = _ntop(_AF_INET6, hop[:16])
+    else:
+        raise UpdateError(f"MP_REACH_NLRI next hop of {hop_len} octets (4, 16 or 32 expected)")
+    decode = ipv4_prefixes if family == IPV4_UNICAST else ipv6_prefixes
+    return family, next_hop, decode(value[nlri_at:], family in caps.add_path)
