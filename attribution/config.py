@@ -140,6 +140,7 @@ SECTION_KEYS: dict[str, frozenset[str]] = {
             "work_dir",
             "converge_quiet_time",
             "relay_spool_bytes",
+            "api_mode",
         }
     ),
     "routers": frozenset(
@@ -254,6 +255,9 @@ def parse_config(text: str, path: str = "<config>") -> Config:
     exabgp_mode = c.get(bgp, bw, "exabgp", str, "supervised")
     if exabgp_mode not in ("supervised", "external"):
         raise c.fail(("bgp", None, "exabgp"), f"{exabgp_mode!r}: expected supervised or external")
+    api_mode = c.get(bgp, bw, "api_mode", str, "raw")
+    if api_mode not in ("raw", "json"):
+        raise c.fail(("bgp", None, "api_mode"), f"{api_mode!r}: expected raw or json")
     exabgp_command = c.get(bgp, bw, "exabgp_command", list, [])
     if not all(isinstance(x, str) for x in exabgp_command):
         raise c.fail(("bgp", None, "exabgp_command"), "must be a list of strings")
@@ -363,6 +367,7 @@ def parse_config(text: str, path: str = "<config>") -> Config:
         work_dir=c.get(bgp, bw, "work_dir", str, ""),
         converge_quiet_time=converge_quiet,
         relay_spool_bytes=spool_bytes,
+        api_mode=api_mode,
     )
     for where, why in exabgp_config_problems(bgp_settings):
         raise c.fail(where, why)

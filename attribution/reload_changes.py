@@ -44,6 +44,7 @@ _BGP_KEYS = {
     "work_dir": "[bgp] work_dir",
     "converge_quiet_time": "[bgp] converge_quiet_time",
     "relay_spool_bytes": "[bgp] relay_spool_bytes",
+    "api_mode": "[bgp] api_mode",
 }
 # Per-router session settings a reload applies at once (the RIB reads them live).
 _LIVE_NEIGHBOR = {"name", "stale_hold_time"}

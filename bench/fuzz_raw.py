@@ -102,7 +102,8 @@ def packets_line(
 ) -> bytes:
     """The line ExaBGP 5's ``packets`` API writes for one message."""
     header = b"\xff" * 16 + struct.pack("!HB", 19 + len(body), category)
-    message = {"category": category, "header": header.hex().upper(), "body": body.hex().upper()}
+    message = {"category": category, "header": "0x" + header.hex().upper()}
+    message["body"] = "0x" + body.hex().upper()
     return orjson.dumps(
         {
             "exabgp": "5.0.0",

@@ -12,6 +12,13 @@ Choices made from ExaBGP 5.0.15's source (exabgp/configuration, environment):
   routes.
 * ``exabgp.api.ack false``: the relay never sends commands that need answers,
   and acks would only add lines to filter.
+* ``api_mode`` (``API_MODES``): ``raw`` has ExaBGP write each received
+  message as its bytes (``packets``) and our OPENs too (``send { packets;
+  open; }``, for what the session negotiated), decoded by ``ribd.rawlines``;
+  ``json`` has it write parsed JSON. ExaBGP 5.0.15 decodes every UPDATE
+  either way whenever an update API is on (``Protocol.read_message``); raw
+  saves its JSON encoding and our JSON parsing (BENCHMARKS.md, "ExaBGP's API
+  modes"). The other entries exist for that benchmark only.
 * ``exabgp.daemon.user`` is the service's own user: when run as root ExaBGP
   otherwise drops to ``nobody`` before starting the relay, which then cannot
   reach the feed socket or the work directory.
@@ -29,6 +36,16 @@ from pathlib import Path
 from ribd.settings import BgpSettings, NeighborSettings
 
 RELAY_PROCESS_NAME = "ribd"
+# api_mode -> (receive block, send block) of each neighbor's api section.
+API_MODES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "raw": (("packets", "update", "open", "notification", "refresh"), ("packets", "open")),
+    "json": (("parsed", "update", "notification", "refresh"), ()),
+    # benchmark-only variants (bench.exabgp_api); the config accepts raw and json
+    "raw+parsed": (("packets", "parsed", "update", "open", "notification", "refresh"), ()),
+    "consolidate": (("consolidate", "update", "notification", "refresh"), ()),
+    "no-update": (("parsed", "notification", "refresh"), ()),
+}
+CONFIG_API_MODES = ("raw", "json")
 _UNSAFE_TOKEN_CHARS = set("\"'\\;{}[]()#,\n\r\t")
 _PKG_ROOT = str(Path(__file__).resolve().parent.parent)
 MAX_MD5_KEY_BYTES = 80  # Linux TCP_MD5SIG_MAXKEYLEN; ExaBGP refuses longer keys
@@ -187,12 +204,13 @@ def render_neighbor(settings: BgpSettings, n: NeighborSettings, process: str) ->
         "    api {",
         f"        processes [ {process} ];",
         "        neighbor-changes;",
-        "        receive {",
-        "            parsed;",
-        "            update;",
-        "            notification;",
-        "            refresh;",  # BoRR/EoRR: an exact re-read (RFC 7313)
-        "        }",
+    ]
+    # refresh: BoRR/EoRR, for an exact re-read (RFC 7313)
+    receive, send = API_MODES[settings.api_mode]
+    lines += ["        receive {", *(f"            {w};" for w in receive), "        }"]
+    if send:
+        lines += ["        send {", *(f"            {w};" for w in send), "        }"]
+    lines += [
         "    }",
         "}",
     ]

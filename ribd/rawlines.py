@@ -27,7 +27,7 @@ from ribd.rawopen import OpenError, OpenInfo, SessionCaps, negotiate, parse_open
 from ribd.rawupdate import UpdateDecoder, UpdateError
 
 OPEN, UPDATE, NOTIFICATION, KEEPALIVE, ROUTE_REFRESH = 1, 2, 3, 4, 5
-MAX_BODY_HEX = 2 * (65535 - 19)
+MAX_BODY_HEX = 2 + 2 * (65535 - 19)
 MAX_NEIGHBORS = 65536  # sessions whose OPENs we remember (one per configured router)
 _FAMILIES = {(1, 1): FAMILIES[0], (2, 1): FAMILIES[1]}
 
@@ -85,6 +85,8 @@ class RawMessages:
             raise RawLineError(
                 f"malformed raw message: body of {len(text)} hex digits exceeds {MAX_BODY_HEX}"
             )
+        if text[:2] == "0x":  # ExaBGP's hexstring
+            text = text[2:]
         try:
             body = binascii.a2b_hex(text)
         except (binascii.Error, ValueError):

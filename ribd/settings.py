@@ -46,4 +46,7 @@ class BgpSettings:
     # changes a second: ribd.rib.QUIET_PREFIXES_PER_SECOND). 0: never.
     converge_quiet_time: float = 60.0
     relay_spool_bytes: int = 256 * 1024 * 1024  # the relay's in-memory spool cap
+    # How the supervised ExaBGP reports UPDATEs: "raw" (packets API, decoded by
+    # ribd.rawupdate) or "json" (ExaBGP's parsed JSON). ribd.exabgp_config.API_MODES.
+    api_mode: str = "raw"
     extra: dict[str, str] = field(default_factory=dict)

@@ -557,6 +557,7 @@ class BgpTestbed:
         restart_backoff_initial: float = 0.2,
         restart_backoff_max: float = 2.0,
         work_dir: str | None = None,
+        api_mode: str = "raw",
     ) -> None:
         self._own_dir = work_dir is None
         self.work_dir = work_dir or tempfile.mkdtemp(prefix="ribd-bgp-", dir="/tmp")
@@ -577,6 +578,7 @@ class BgpTestbed:
             restart_backoff_initial=restart_backoff_initial,
             restart_backoff_max=restart_backoff_max,
             work_dir=self.work_dir,
+            api_mode=api_mode,
         )
         self.rib = Rib(
             stale_hold_time=stale_hold_time,

@@ -102,6 +102,7 @@ def test_operations_sections_have_safe_defaults():
     assert not config.api.tls and config.api.read_token_file == ""
     assert config.api.max_streams < config.api.workers
     assert config.bgp.converge_quiet_time == 60.0
+    assert config.bgp.api_mode == "raw"
 
 
 def test_operations_sections_parse():
@@ -112,7 +113,9 @@ def test_operations_sections_parse():
         + '[api]\ntls_cert = "s.crt"\ntls_key = "s.key"\ntls_client_ca = "ca.crt"\n'
         + 'admin_token_file = "admin"\nworkers = 4\nmax_streams = 3\n'
         + "[bgp]\nconverge_quiet_time = 5\nrelay_spool_bytes = 2097152\n"
+        + 'api_mode = "json"\n'
     )
+    assert config.bgp.api_mode == "json"
     assert config.metrics_listen == "127.0.0.1:9179"
     assert config.log_format == "json" and config.ready_timeout == 30
     assert config.api.tls and config.api.tls_client_ca == "ca.crt"
@@ -128,6 +131,7 @@ def test_operations_sections_parse():
         ("[api]\nworkers = 4\nmax_streams = 4\n", "api.max_streams: must be between 1 and"),
         ('[metrics]\nlisten = "localhost"\n', "metrics.listen: 'localhost' is not HOST:PORT"),
         ('log_format = "xml"\n', "service.log_format: 'xml': expected one of text, json"),
+        ('[bgp]\napi_mode = "hex"\n', "bgp.api_mode: 'hex': expected raw or json"),
     ],
 )
 def test_operations_sections_refuse_bad_values(extra, message):

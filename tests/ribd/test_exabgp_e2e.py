@@ -90,8 +90,10 @@ def expected_view(routes: list[Route], stale: bool = False, ibgp_local_pref: int
     }
 
 
-def test_rendered_config_is_accepted_by_exabgp(short_tmp: Path) -> None:
+@pytest.mark.parametrize("api_mode", ["raw", "json"])
+def test_rendered_config_is_accepted_by_exabgp(short_tmp: Path, api_mode: str) -> None:
     settings = BgpSettings(
+        api_mode=api_mode,
         local_as=65000,
         router_id="192.0.2.1",
         listen_address="127.0.0.1",
@@ -118,6 +120,9 @@ def test_rendered_config_is_accepted_by_exabgp(short_tmp: Path) -> None:
     assert "adj-rib-in false;" in text and "add-path receive;" in text
     assert "add-path disable;" in text and "md5-password czNjcmV0IHB3;" in text
     assert render_env(settings)["exabgp.api.ack"] == "false"
+    assert ("packets;" in text) == (api_mode == "raw") and ("parsed;" in text) != (
+        api_mode == "raw"
+    )
 
 
 def test_speaker_refuses_non_loopback_addresses() -> None:
@@ -126,8 +131,9 @@ def test_speaker_refuses_non_loopback_addresses() -> None:
 
 
 @pytest.mark.bgp
-def test_announce_withdraw_and_attributes(testbed) -> None:
-    bed: BgpTestbed = testbed()
+@pytest.mark.parametrize("api_mode", ["raw", "json"])
+def test_announce_withdraw_and_attributes(testbed, api_mode: str) -> None:
+    bed: BgpTestbed = testbed(api_mode=api_mode)
     speaker = bed.speaker(routes=TABLE)
     speaker.wait_established(30)
     wait_until(lambda: converged(bed.rib), 20, what="End-of-RIB")

@@ -70,7 +70,7 @@ def test_an_update_before_any_open_is_counted_not_guessed() -> None:
     ("line", "words"),
     [
         (packets_line(b"\0\x09\0\0"), "withdrawn routes length"),
-        (packets_line(b"").replace(b'"body":""', b'"body":"XYZ"'), "not hex"),
+        (packets_line(b"").replace(b'"body":"0x"', b'"body":"0xXYZ"'), "not hex"),
         (packets_line(b"").replace(b'"category":2', b'"category":"2"'), "category"),
         (packets_line(b"\1", category=1, direction="receive"), "OPEN"),
         (packets_line(b"\0\0\0\0", peer="nowhere"), "no address"),
