@@ -95,6 +95,14 @@ class _Malformed(ValueError):
 
 
 _UNPACK: dict[tuple[int, int], struct.Struct] = {}
+# Decoded values of the attributes that repeat most across UPDATEs (AS paths,
+# community and cluster lists), by their bytes: a dict lookup instead of a
+# decode. Bounded (emptied when full); the values are immutable tuples.
+MEMO_SIZE = 1 << 16
+_PATHS4: dict[bytes, tuple] = {}
+_PATHS2: dict[bytes, tuple] = {}
+_COMMUNITIES: dict[bytes, tuple] = {}
+_CLUSTERS: dict[bytes, tuple] = {}
 
 
 def _asns(data: bytes, count: int, size: int) -> tuple[int, ...]:
@@ -220,9 +228,9 @@ class UpdateDecoder:
         reach = unreach = None
         try:
             if MP_UNREACH in raw:
-                unreach = _mp_unreach(raw[MP_UNREACH][1], caps)
+                unreach = _mp_unreach(raw[MP_UNREACH], caps)
             if MP_REACH in raw:
-                reach = _mp_reach(raw[MP_REACH][1], caps)
+                reach = _mp_reach(raw[MP_REACH], caps)
         except NlriError as exc:
             raise UpdateError(str(exc)) from None
         if unreach is not None:
@@ -251,7 +259,7 @@ class UpdateDecoder:
                 if NEXT_HOP not in raw:
                     hop_fault = "no NEXT_HOP for the IPv4 NLRI"
                 else:
-                    value = raw[NEXT_HOP][1]
+                    value = raw[NEXT_HOP]
                     if len(value) != 4:
                         hop_fault = f"NEXT_HOP of {len(value)} octets (4 expected)"
                     else:
@@ -283,46 +291,58 @@ class UpdateDecoder:
             raise _Malformed(ORIGIN, "no ORIGIN")
         if AS_PATH not in raw:
             raise _Malformed(AS_PATH, "no AS_PATH")
-        value = raw[ORIGIN][1]
+        value = raw[ORIGIN]
         if len(value) != 1 or value[0] > 2:
             raise _Malformed(ORIGIN, f"ORIGIN {value.hex() or 'empty'} is not 0, 1 or 2")
         origin = _ORIGINS[value[0]]
-        as_path = as_path_segments(raw[AS_PATH][1], size)
+        value = raw[AS_PATH]
+        paths = _PATHS4 if size == 4 else _PATHS2
+        as_path = paths.get(value)
+        if as_path is None:
+            as_path = as_path_segments(value, size)
+            if len(paths) >= MEMO_SIZE:
+                paths.clear()
+            paths[value] = as_path
         aggregator = ""
         if AGGREGATOR in raw:
-            value = raw[AGGREGATOR][1]
+            value = raw[AGGREGATOR]
             if len(value) == size + 4:
                 aggregator = f"{_from_bytes(value[:size], 'big')}:{_ntoa(value[size:])}"
         if not caps.asn4:
             as4 = raw.get(AS4_AGGREGATOR)
-            if as4 is not None and aggregator and len(as4[1]) == 8:
+            if as4 is not None and aggregator and len(as4) == 8:
                 if not aggregator.startswith(f"{AS_TRANS}:"):
                     as4 = None  # a real 2-octet aggregator: both AS4_ attributes are noise
                     raw = {k: v for k, v in raw.items() if k != AS4_PATH}
                 else:
-                    aggregator = f"{_from_bytes(as4[1][:4], 'big')}:{_ntoa(as4[1][4:])}"
+                    aggregator = f"{_from_bytes(as4[:4], 'big')}:{_ntoa(as4[4:])}"
             if AS4_PATH in raw:
                 try:
-                    as4_path = as_path_segments(raw[AS4_PATH][1], 4, AS4_PATH)
+                    as4_path = as_path_segments(raw[AS4_PATH], 4, AS4_PATH)
                 except _Malformed:
                     as4_path = None  # attribute discard
                 if as4_path:
                     as_path = merge_as4_path(as_path, as4_path)
         local_pref = (
-            _u32_of(LOCAL_PREF, raw[LOCAL_PREF][1], "LOCAL_PREF") if LOCAL_PREF in raw else None
+            _u32_of(LOCAL_PREF, raw[LOCAL_PREF], "LOCAL_PREF") if LOCAL_PREF in raw else None
         )
-        med = _u32_of(MED, raw[MED][1], "MULTI_EXIT_DISC") if MED in raw else None
+        med = _u32_of(MED, raw[MED], "MULTI_EXIT_DISC") if MED in raw else None
         communities: tuple = ()
         if COMMUNITIES in raw:
-            value = raw[COMMUNITIES][1]
+            value = raw[COMMUNITIES]
             if not value or len(value) % 4:
                 raise _Malformed(
                     COMMUNITIES, f"COMMUNITIES of {len(value)} octets (a multiple of 4 expected)"
                 )
-            communities = tuple(sorted(set(_asns(value, len(value) // 4, 4))))
+            communities = _COMMUNITIES.get(value)  # type: ignore[assignment]
+            if communities is None:
+                communities = tuple(sorted(set(_asns(value, len(value) // 4, 4))))
+                if len(_COMMUNITIES) >= MEMO_SIZE:
+                    _COMMUNITIES.clear()
+                _COMMUNITIES[value] = communities
         large: tuple = ()
         if LARGE_COMMUNITIES in raw:
-            value = raw[LARGE_COMMUNITIES][1]
+            value = raw[LARGE_COMMUNITIES]
             if not value or len(value) % 12:
                 raise _Malformed(
                     LARGE_COMMUNITIES,
@@ -332,7 +352,7 @@ class UpdateDecoder:
             large = tuple(sorted(set(zip(flat[0::3], flat[1::3], flat[2::3], strict=True))))
         extended: tuple = ()
         if EXTENDED_COMMUNITIES in raw:
-            value = raw[EXTENDED_COMMUNITIES][1]
+            value = raw[EXTENDED_COMMUNITIES]
             if not value or len(value) % 8:
                 raise _Malformed(
                     EXTENDED_COMMUNITIES,
@@ -341,7 +361,7 @@ class UpdateDecoder:
             extended = tuple(_extended(value[i : i + 8]) for i in range(0, len(value), 8))
         originator = ""
         if ORIGINATOR_ID in raw:
-            value = raw[ORIGINATOR_ID][1]
+            value = raw[ORIGINATOR_ID]
             if len(value) != 4:
                 raise _Malformed(
                     ORIGINATOR_ID, f"ORIGINATOR_ID of {len(value)} octets (4 expected)"
@@ -349,13 +369,18 @@ class UpdateDecoder:
             originator = _ntoa(value)
         cluster: tuple = ()
         if CLUSTER_LIST in raw:
-            value = raw[CLUSTER_LIST][1]
+            value = raw[CLUSTER_LIST]
             if not value or len(value) % 4:
                 raise _Malformed(
                     CLUSTER_LIST, f"CLUSTER_LIST of {len(value)} octets (a multiple of 4 expected)"
                 )
-            cluster = tuple(_ntoa(value[i : i + 4]) for i in range(0, len(value), 4))
-        atomic = ATOMIC_AGGREGATE in raw and not raw[ATOMIC_AGGREGATE][1]
+            cluster = _CLUSTERS.get(value)  # type: ignore[assignment]
+            if cluster is None:
+                cluster = tuple([_ntoa(value[i : i + 4]) for i in range(0, len(value), 4)])
+                if len(_CLUSTERS) >= MEMO_SIZE:
+                    _CLUSTERS.clear()
+                _CLUSTERS[value] = cluster
+        atomic = ATOMIC_AGGREGATE in raw and not raw[ATOMIC_AGGREGATE]
         return (
             as_path,
             origin,
@@ -375,48 +400,54 @@ def _t(ids: list[int] | None) -> tuple[int, ...] | None:
     return None if ids is None else tuple(ids)
 
 
-def _split_attributes(data: bytes) -> tuple[dict[int, tuple[int, bytes]], str]:
-    """{type code: (flags, value)} of the path attributes we read, first of each kept,
-    and the framing fault that makes every route of the UPDATE a withdrawal ("" if none).
+# Per attribute type code: 0 not read, 1 well-known, 2 optional (the flag's high bit + 1).
+_KIND = bytes(1 if c in _WELL_KNOWN else 2 if c in _OPTIONAL else 0 for c in range(256))
+
+
+def _split_attributes(data: bytes) -> tuple[dict[int, bytes], str]:
+    """{type code: value} of the path attributes we read, first of each kept, and the
+    framing fault that makes every route of the UPDATE a withdrawal ("" if none).
 
     Raises UpdateError only where RFC 7606 asks for a session reset: a broken
     or repeated MP_REACH_NLRI / MP_UNREACH_NLRI, whose NLRI cannot be trusted.
     """
-    out: dict[int, tuple[int, bytes]] = {}
+    out: dict[int, bytes] = {}
     fault = ""
     at, end = 0, len(data)
-    while at < end:
-        if at + 3 > end:
-            fault = f"attribute header at octet {at} is cut short"
-            break
-        flags, code = data[at], data[at + 1]
-        if flags & 0x10:
-            if at + 4 > end:
-                fault = f"attribute {code} header at octet {at} is cut short"
+    kinds = _KIND
+    try:
+        while at < end:
+            flags, code = data[at], data[at + 1]
+            if flags & 0x10:
+                start = at + 4
+                stop = start + ((data[at + 2] << 8) | data[at + 3])
+            else:
+                start = at + 3
+                stop = start + data[at + 2]
+            if stop > end:
+                if code in (MP_REACH, MP_UNREACH):
+                    raise UpdateError(
+                        f"attribute {code} of {stop - start} octets runs past the attributes"
+                    )
+                fault = f"attribute {code} of {stop - start} octets runs past the attributes"
                 break
-            length, start = (data[at + 2] << 8) | data[at + 3], at + 4
-        else:
-            length, start = data[at + 2], at + 3
-        stop = start + length
-        if stop > end:
-            if code in (MP_REACH, MP_UNREACH):
-                raise UpdateError(f"attribute {code} of {length} octets runs past the attributes")
-            fault = f"attribute {code} of {length} octets runs past the attributes"
-            break
-        at = stop
-        if code in out:
-            if code in (MP_REACH, MP_UNREACH):
-                raise UpdateError(f"attribute {code} appears twice")
-            continue  # RFC 7606 3.g: all but the first are discarded
-        optional = bool(flags & 0x80)
-        if (code in _WELL_KNOWN and optional) or (code in _OPTIONAL and not optional):
-            if code in (MP_REACH, MP_UNREACH):
-                raise UpdateError(f"attribute {code} with flags 0x{flags:02x}: not optional")
-            if code not in _DISCARD and not fault:
-                fault = f"attribute {code} with inconsistent flags 0x{flags:02x}"
-            continue
-        if code in _WELL_KNOWN or code in _OPTIONAL:
-            out[code] = (flags, data[start:stop])
+            at = stop
+            kind = kinds[code]
+            if not kind:
+                continue
+            if code in out:
+                if code in (MP_REACH, MP_UNREACH):
+                    raise UpdateError(f"attribute {code} appears twice")
+                continue  # RFC 7606 3.g: all but the first are discarded
+            if (flags >> 7) + 1 != kind:
+                if code in (MP_REACH, MP_UNREACH):
+                    raise UpdateError(f"attribute {code} with flags 0x{flags:02x}: not optional")
+                if code not in _DISCARD and not fault:
+                    fault = f"attribute {code} with inconsistent flags 0x{flags:02x}"
+                continue
+            out[code] = data[start:stop]
+    except IndexError:
+        fault = f"attribute header at octet {at} is cut short"
     return out, fault
 
 

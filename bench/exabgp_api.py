@@ -1,0 +1,153 @@
+"""ExaBGP's CPU for one full table over a real BGP session, by API mode and setting.
+
+The real table's UPDATEs (byte for byte, from the MRT file in ``../shared/data``)
+are sent over a real TCP session on loopback to the supervised ExaBGP of a
+``BgpTestbed`` (RIB + feed + relay as the service runs them), with the
+neighbor's API block rendered for each mode of ``ribd.exabgp_config.API_MODES``
+and ExaBGP settings on top. Per variant: CPU-seconds of ExaBGP, of the relay
+and of this process (the service's side: feed, parser or raw decoder, RIB)
+from the first UPDATE until the RIB holds the table, converged; for
+``no-update`` (nothing decoded, the RIB stays empty) until ExaBGP's CPU stops
+growing. The relay's and the service's parts are then compared with ExaBGP's.
+
+``python -m bench.exabgp_api [--variants json,raw,...]`` (heavy: run under
+``flock /tmp/heavy.lock``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import socket
+import threading
+import time
+
+from bench.common import cpu_seconds, log
+from bench.exabgp_log import (
+    END_OF_RIB,
+    KEEPALIVE,
+    MRT,
+    PEER_AS,
+    PREFIXES,
+    ROUTER,
+    _children,
+    open_message,
+    updates,
+)
+
+VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
+    "json": ("json", {}),
+    "raw": ("raw", {}),
+    "raw+parsed": ("raw+parsed", {}),
+    "consolidate": ("consolidate", {}),
+    "no-update": ("no-update", {}),
+    "raw-warning": ("raw", {"exabgp.log.level": "WARNING"}),
+    "raw-speed": ("raw", {"exabgp.reactor.speed": "0.1"}),
+    "raw-ack": ("raw", {"exabgp.api.ack": "true"}),
+}
+
+
+def one_run(name: str, messages: list[bytes]) -> dict:
+    from ribd.exabgp import ExabgpSupervisor
+    from ribd.settings import NeighborSettings
+    from ribd.speaker import BgpTestbed, wait_until
+
+    mode, extra = VARIANTS[name]
+    tb = BgpTestbed(
+        local_as=PEER_AS,
+        neighbors=[NeighborSettings("r1", ROUTER, PEER_AS, add_path=False)],
+        api_mode=mode,
+    )
+    tb.settings = dataclasses.replace(tb.settings, extra=dict(extra))
+    tb.supervisor = ExabgpSupervisor(tb.settings, tb.rib)
+    tb.start()
+    try:
+        wait_until(lambda: tb.supervisor.pid is not None, 30)
+        exabgp = tb.supervisor.pid
+        sock = None
+        deadline = time.monotonic() + 60
+        while sock is None:
+            s = socket.socket()
+            try:
+                s.bind((ROUTER, 0))
+                s.connect(("127.0.0.1", tb.port))
+                sock = s
+            except OSError:
+                s.close()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        sock.sendall(open_message(PEER_AS, ROUTER))
+
+        def drain() -> None:  # ExaBGP's OPEN and keepalives
+            try:
+                while sock.recv(65536):
+                    pass
+            except OSError:
+                pass
+
+        threading.Thread(target=drain, daemon=True).start()
+        sock.sendall(KEEPALIVE)
+        wait_until(lambda: (r := tb.rib.routers.get(ROUTER)) is not None and r.session == "up", 60)
+        relays = _children(exabgp)
+        cpu0 = {"exabgp": cpu_seconds(exabgp), "service": time.process_time()}
+        cpu0["relay"] = sum(cpu_seconds(p) for p in relays)
+        t0 = time.monotonic()
+        sock.sendall(b"".join(messages) + END_OF_RIB)
+        fs = None
+
+        def loaded() -> bool:
+            nonlocal fs
+            r = tb.rib.routers.get(ROUTER)
+            fs = r.families.get("ipv4 unicast") if r else None
+            return bool(fs and fs.converged)
+
+        if mode == "no-update":
+            last = cpu_seconds(exabgp)
+            while True:  # done when ExaBGP stops spending (2 s under 0.05 CPU-s)
+                time.sleep(2.0)
+                now = cpu_seconds(exabgp)
+                if now - last < 0.05:
+                    break
+                last = now
+        else:
+            wait_until(loaded, 900, interval=0.05)
+        out = {
+            "variant": name,
+            "exabgp_cpu": round(cpu_seconds(exabgp) - cpu0["exabgp"], 2),
+            "relay_cpu": round(sum(cpu_seconds(p) for p in relays) - cpu0["relay"], 2),
+            "service_cpu": round(time.process_time() - cpu0["service"], 2),
+            "wall": round(time.monotonic() - t0, 1),
+            "prefixes": fs.prefixes if fs else 0,
+            "bad_lines": tb.feed.stats()["bad_lines"],
+        }
+        out["ours_over_exabgp"] = round(
+            (out["relay_cpu"] + out["service_cpu"]) / max(out["exabgp_cpu"], 1e-9), 3
+        )
+        sock.close()
+        return out
+    finally:
+        tb.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--repeat", type=int, default=1)
+    args = p.parse_args(argv)
+    if not MRT.exists():
+        print(f"skipped: {MRT} is absent")
+        return 0
+    messages = updates()
+    log(f"exabgp-api: {len(messages)} UPDATEs")
+    for _ in range(args.repeat):
+        for name in args.variants.split(","):
+            log(f"exabgp-api: variant {name}")
+            res = one_run(name, messages)
+            ok = res["prefixes"] == PREFIXES or VARIANTS[name][0] == "no-update"
+            print(res, "" if ok else "(RIB INCOMPLETE!)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
