@@ -17,7 +17,8 @@ import sys
 
 import grpc
 
-from attribution import logs
+from attribution import client_commands, logs
+from attribution.balancing import BalancingError
 from attribution.cli_format import convergence, format_table
 from attribution.client import DEFAULT_BATCH, DEFAULT_TARGET, ClientSettingsError
 from attribution.client_commands import (
@@ -103,7 +104,8 @@ def _client_options() -> argparse.ArgumentParser:
     g.add_argument(
         "--target",
         metavar="HOST:PORT",
-        help=f"the service's gRPC address ($ATTRIBUTION_TARGET; default {DEFAULT_TARGET})",
+        help="the service's gRPC address, or several replicas: H1:P1,H2:P2 or "
+        f"dns:///NAME:PORT ($ATTRIBUTION_TARGET; default {DEFAULT_TARGET})",
     )
     g.add_argument(
         "--token",
@@ -118,6 +120,12 @@ def _client_options() -> argparse.ArgumentParser:
         "--cert", metavar="FILE", help="client certificate for mutual TLS ($ATTRIBUTION_CERT)"
     )
     g.add_argument("--key", metavar="FILE", help="its private key ($ATTRIBUTION_KEY)")
+    g.add_argument(
+        "--server-name",
+        metavar="NAME",
+        help="name to check the server certificate against when the target's host is not "
+        "in it (a list of replicas: default its first host) ($ATTRIBUTION_SERVER_NAME)",
+    )
     g.add_argument(
         "--config",
         metavar="FILE",
@@ -155,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="output fields: ours (docs/flow-json.md) or pmacct 1.7.7's JSON names "
         "(docs/pmacct.md)",
     )
+    client_commands.add_replica_options(s)
 
     from attribution import enrich_cli
 
@@ -256,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
             grpc.StatusCode.PERMISSION_DENIED: " (this needs an admin token)",
         }.get(exc.code(), "")
         print(f"attribution: {where}{exc.code().name}: {exc.details()}{hint}", file=sys.stderr)
+        return 1
+    except BalancingError as exc:  # batches a lost replica left and no other took
+        print(f"attribution: {exc}", file=sys.stderr)
         return 1
     except ClientSettingsError as exc:  # a TLS file or option the client cannot use
         print(f"attribution: {exc}", file=sys.stderr)

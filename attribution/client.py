@@ -3,17 +3,31 @@
 Records are validated and packed into columns here (the same checks as the
 server, from attribution.resolver), so a bad record never costs a round trip
 and never reaches the wire; its answer carries the error.
+
+The target may name several replicas (``H1:P1,H2:P2`` or ``dns:///NAME:PORT``):
+batches are then spread over them and a batch whose replica dies is answered
+by another (attribution.balancing).
 """
 
 from __future__ import annotations
 
-from collections import deque, namedtuple
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections import namedtuple
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from itertools import islice
+from typing import TypeVar
 
 import grpc
 
+from attribution.balancing import (
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_READY_TIMEOUT,
+    DEFAULT_REBALANCE,
+    BalancedStreams,
+    FailoverStats,
+    parse_targets,
+    service_config,
+)
 from attribution.config import MAX_MESSAGE_BYTES
 from attribution.convert import columns_to_answers, error_answer, route_summary_json
 from attribution.pmacct import to_pmacct
@@ -36,6 +50,9 @@ class Connection:
     TLS is on when any of ``ca``, ``cert``, ``key`` is set (``ca`` empty:
     the system's roots); ``cert`` and ``key`` give a client certificate
     for mutual TLS. The token is sent as ``authorization: Bearer TOKEN``.
+    ``target`` is one HOST:PORT, a comma-separated list of replicas or
+    ``dns:///NAME:PORT``; ``server_name`` is the name the server certificate
+    is checked against when it is not the target's host (a list: its first).
     """
 
     target: str = DEFAULT_TARGET
@@ -44,6 +61,7 @@ class Connection:
     cert: str = ""
     key: str = ""
     tls: bool = False
+    server_name: str = ""
 
     def __post_init__(self) -> None:
         if bool(self.cert) != bool(self.key):
@@ -58,6 +76,7 @@ ENV = {
     "ca": "ATTRIBUTION_CA",
     "cert": "ATTRIBUTION_CERT",
     "key": "ATTRIBUTION_KEY",
+    "server_name": "ATTRIBUTION_SERVER_NAME",
 }
 
 
@@ -70,6 +89,7 @@ def connection_from(
     key: str | None = None,
     config_path: str | None = None,
     env: Mapping[str, str] | None = None,
+    server_name: str | None = None,
 ) -> Connection:
     """Each setting from the argument, else its ``ATTRIBUTION_*`` variable in
     ``env``, else the service's config file, else the default.
@@ -83,6 +103,7 @@ def connection_from(
     Raises ConfigError for an unreadable config file.
     """
     given = {"target": target, "token": token, "ca": ca, "cert": cert, "key": key}
+    given["server_name"] = server_name
     env = env if env is not None else {}
     values = {k: v if v else env.get(ENV[k], "") for k, v in given.items()}
     if config_path:
@@ -96,6 +117,7 @@ def connection_from(
             "ca": (api.tls_client_ca or api.tls_cert) if api.tls else "",
             "cert": api.tls_cert if api.tls_client_ca else "",
             "key": api.tls_key if api.tls_client_ca else "",
+            "server_name": "",
         }
         if values["cert"] or values["key"]:  # a client certificate given: not the service's
             from_config["cert"] = from_config["key"] = ""
@@ -184,15 +206,28 @@ class _CallDetails(
 
 
 def channel(target: str | Connection, max_message_bytes: int = MAX_MESSAGE_BYTES) -> grpc.Channel:
-    """A channel to the service; a plain string is a plaintext HOST:PORT without token."""
+    """A channel to the service; a plain string is a plaintext HOST:PORT without token.
+
+    A target naming several replicas (a list, ``dns:///``) gets round_robin
+    with gRPC health checking: calls go only to replicas that say SERVING.
+    """
     conn = target if isinstance(target, Connection) else Connection(target)
-    options = [
+    try:
+        targets = parse_targets(conn.target)
+    except ValueError as exc:
+        raise ClientSettingsError(f"target {exc}") from None
+    options: list[tuple[str, object]] = [
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", max_message_bytes),
     ]
+    if targets.balanced:
+        options.append(("grpc.service_config", service_config()))
     if not conn.tls:
-        ch = grpc.insecure_channel(conn.target, options=options)
+        ch = grpc.insecure_channel(targets.grpc_target, options=options)
         return grpc.intercept_channel(ch, _Bearer(conn.token)) if conn.token else ch
+    server_name = conn.server_name or targets.authority
+    if server_name:
+        options.append(("grpc.ssl_target_name_override", server_name))
     credentials = grpc.ssl_channel_credentials(
         root_certificates=_read(conn.ca, "CA") if conn.ca else None,
         private_key=_read(conn.key, "client key") if conn.key else None,
@@ -202,7 +237,38 @@ def channel(target: str | Connection, max_message_bytes: int = MAX_MESSAGE_BYTES
         credentials = grpc.composite_channel_credentials(
             credentials, grpc.access_token_call_credentials(conn.token)
         )
-    return grpc.secure_channel(conn.target, credentials, options=options)
+    return grpc.secure_channel(targets.grpc_target, credentials, options=options)
+
+
+def replica_count(conn: Connection) -> int:
+    """How many replicas the target names (a ``dns:///`` name: its addresses now; 0: unknown)."""
+    try:
+        targets = parse_targets(conn.target)
+    except ValueError as exc:
+        raise ClientSettingsError(f"target {exc}") from None
+    if targets.count:
+        return targets.count
+    import socket
+
+    name = targets.grpc_target.split("///", 1)[-1].lstrip("/")
+    host, _, port = name.rpartition(":")
+    try:
+        infos = socket.getaddrinfo(host.strip("[]"), int(port or 443), type=socket.SOCK_STREAM)
+    except (OSError, ValueError):
+        return 0
+    return len({info[4][0] for info in infos})
+
+
+def wait_ready(ch: grpc.Channel, timeout: float) -> bool:
+    """True once the channel has a ready replica (with health checking: one SERVING)."""
+    ready = grpc.channel_ready_future(ch)
+    try:
+        ready.result(timeout=timeout)
+    except grpc.FutureTimeoutError:
+        return False
+    finally:
+        ready.cancel()  # unsubscribes: no polling left behind on a closed channel
+    return True
 
 
 def columns_request(
@@ -254,23 +320,100 @@ class StreamRoutes:
         return self.routes
 
 
-def merge_answers(
-    flows: list,
-    bad: dict,
-    good: list[int],
-    reply: pb.AttributionBatch,
-    route_json: list[dict] | None = None,
-) -> list:
-    answers: list = [None] * len(flows)
+@dataclass(frozen=True, slots=True)
+class Balancing:
+    """How batches are spread over streams (and replicas) and retried.
+
+    ``streams`` 0: one per replica the target names (at least 2 for a
+    balanced target, 1 for a single service). ``max_in_flight``: batches on
+    the wire unanswered, over all streams (0: 4 per stream); ``read_ahead``:
+    batches prepared beyond those. A batch whose stream is lost is sent again
+    up to ``max_attempts`` times in all; after a loss a new stream waits up to
+    ``ready_timeout`` seconds for a ready replica. Streams are reopened every
+    ``rebalance`` seconds, so a replica that rejoins gets batches again, and
+    closed after ``stream_idle`` seconds with nothing to send.
+    """
+
+    streams: int = 0
+    max_in_flight: int = 0
+    read_ahead: int = 4
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    ready_timeout: float = DEFAULT_READY_TIMEOUT
+    rebalance: float = DEFAULT_REBALANCE
+    stream_idle: float = 60.0
+    stats: FailoverStats = field(default_factory=FailoverStats, compare=False)
+
+
+B = TypeVar("B")
+
+
+def batch_answers(n: int, bad: dict, good: list[int], reply: pb.AttributionBatch, routes) -> list:
+    """The answer dicts of a batch of ``n`` records, in order (bad ones: their error)."""
+    if reply.batch_error:
+        return [error_answer("bad_batch", reply.batch_error)] * n
+    answers: list = [None] * n
     for i, (code, message) in bad.items():
         answers[i] = error_answer(code, message)
-    resolved = columns_to_answers(reply.columns, reply.errors, route_json)
+    resolved = columns_to_answers(reply.columns, reply.errors, routes)
     for i, answer in zip(good, resolved, strict=True):
         answers[i] = answer
-    out = []
-    for flow, answer in zip(flows, answers, strict=True):
-        out.append({**flow, **answer} if isinstance(flow, dict) else answer)
-    return out
+    return answers
+
+
+def _route_list(routes: StreamRoutes, reply: pb.AttributionBatch) -> list[dict] | None:
+    return None if reply.batch_error else routes.update(reply.columns)
+
+
+def resolve_flow_batches(
+    target: str | Connection,
+    batches: Iterable[B],
+    flows_of: Callable[[B], list] = list,
+    balancing: Balancing | None = None,
+) -> Iterator[tuple[B, list[dict]]]:
+    """(batch, answer dicts) in input order, over ResolveStreams to one or more replicas.
+
+    Each batch is sent as packed records with the stream's route dictionary,
+    with its sequence number as ``batch_id``; a batch whose stream is lost
+    (the replica died, the stream was reset) is sent again on another stream,
+    and exactly one answer per batch is yielded. ``balancing.stats`` counts
+    what happened (:class:`attribution.balancing.FailoverStats`).
+    """
+    bal = balancing or Balancing()
+    conn = target if isinstance(target, Connection) else Connection(target)
+    targets = parse_targets(conn.target)
+    streams = bal.streams or (max(2, replica_count(conn)) if targets.balanced else 1)
+    in_flight = bal.max_in_flight or 4 * streams
+
+    def prepare(batch: B, batch_id: int):
+        flows = flows_of(batch)
+        request, bad, good = columns_request(flows, batch_id, packed=True, stream_routes=True)
+        return request, (len(flows), bad, good)
+
+    with channel(conn) as ch:
+        stub = pb_grpc.AttributionStub(ch)
+
+        def open_stream(requests, wait: bool):
+            # wait: after a lost stream, queue the call until a replica is ready
+            # rather than fail it while the channel notices which one is gone.
+            return stub.ResolveStream(requests, timeout=None, wait_for_ready=wait)
+
+        balanced = BalancedStreams(
+            open_stream,
+            lambda timeout: wait_ready(ch, timeout),
+            streams=streams,
+            max_in_flight=in_flight,
+            read_ahead=bal.read_ahead,
+            max_attempts=bal.max_attempts,
+            ready_timeout=bal.ready_timeout,
+            rebalance=bal.rebalance,
+            stream_idle=bal.stream_idle,
+            stats=bal.stats,
+            new_state=StreamRoutes,
+            on_reply=_route_list,
+            target=conn.target,
+        )
+        for batch, (n, bad, good), reply, routes in balanced.run(batches, prepare):
+            yield batch, batch_answers(n, bad, good, reply, routes)
 
 
 def resolve_dicts(
@@ -280,40 +423,23 @@ def resolve_dicts(
     timeout: float = 30.0,
     *,
     pmacct: bool = False,
+    balancing: Balancing | None = None,
 ) -> Iterator[dict]:
     """Attribute flows through the service's streaming bulk RPC, keeping order.
 
-    Batches are pipelined over one ResolveStream so the client never waits a
+    Batches are pipelined over ResolveStreams so the client never waits a
     round trip per batch; answers come as packed records and each route is
-    sent once per stream. ``pmacct=True``: records in pmacct 1.7.7's JSON
-    names and conventions (``attribution.pmacct.to_pmacct``, docs/pmacct.md).
+    sent once per stream. Several replicas: see :func:`resolve_flow_batches`.
+    ``pmacct=True``: records in pmacct 1.7.7's JSON names and conventions
+    (``attribution.pmacct.to_pmacct``, docs/pmacct.md).
     """
     if pmacct:
-        yield from map(to_pmacct, resolve_dicts(target, flows, batch_size, timeout))
+        yield from map(
+            to_pmacct, resolve_dicts(target, flows, batch_size, timeout, balancing=balancing)
+        )
         return
-    with channel(target) as ch:
-        stub = pb_grpc.AttributionStub(ch)
-        pending: deque[tuple[list, dict, list[int]]] = deque()
-        it = iter(flows)
-
-        def requests() -> Iterator[pb.FlowBatch]:
-            batch_id = 0
-            while True:
-                chunk = list(islice(it, batch_size))
-                if not chunk:
-                    return
-                request, bad, good = columns_request(
-                    chunk, batch_id, packed=True, stream_routes=True
-                )
-                pending.append((chunk, bad, good))
-                batch_id += 1
-                yield request
-
-        routes = StreamRoutes()
-        for reply in stub.ResolveStream(requests(), timeout=None):
-            chunk, bad, good = pending.popleft()
-            if reply.batch_error:
-                for flow in chunk:
-                    yield {**flow, **error_answer("bad_batch", reply.batch_error)}
-                continue
-            yield from merge_answers(chunk, bad, good, reply, routes.update(reply.columns))
+    it = iter(flows)
+    chunks = iter(lambda: list(islice(it, batch_size)), [])
+    for chunk, answers in resolve_flow_batches(target, chunks, balancing=balancing):
+        for flow, answer in zip(chunk, answers, strict=True):
+            yield {**flow, **answer} if isinstance(flow, dict) else answer

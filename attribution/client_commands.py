@@ -20,8 +20,14 @@ from itertools import count
 
 import orjson
 
+from attribution.balancing import (
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_READY_TIMEOUT,
+    DEFAULT_REBALANCE,
+    FailoverStats,
+)
 from attribution.cli_format import convergence, format_table, since
-from attribution.client import Connection, channel, connection_from, resolve_dicts
+from attribution.client import Balancing, Connection, channel, connection_from, resolve_dicts
 from attribution.convert import error_answer, route_to_json
 from attribution.pmacct import to_pmacct
 from attribution.v1 import attribution_pb2 as pb
@@ -40,6 +46,79 @@ def connection(args: argparse.Namespace) -> Connection:
         key=args.key,
         config_path=args.config,
         env=os.environ,
+        server_name=getattr(args, "server_name", None),
+    )
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text}: must not be negative")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1e6:  # nan and infinity too
+        raise argparse.ArgumentTypeError(f"{text}: must be a number of seconds above 0")
+    return value
+
+
+def add_replica_options(p: argparse.ArgumentParser, in_flight: bool = True) -> None:
+    """Options of the streaming commands (resolve, enrich) for several replicas."""
+    g = p.add_argument_group(
+        "replicas",
+        "with a --target listing several replicas (H1:P1,H2:P2 or dns:///NAME:PORT), "
+        "batches are spread over those whose gRPC health says SERVING; a batch whose "
+        "replica is lost is sent again to another",
+    )
+    g.add_argument(
+        "--streams",
+        type=_positive,
+        default=0,
+        metavar="N",
+        help="streams at once (default 0: one per replica named, at least 2; one service: 1)",
+    )
+    if in_flight:
+        g.add_argument(
+            "--max-in-flight",
+            type=_positive,
+            default=0,
+            metavar="N",
+            help="batches sent and not yet answered, over all streams (default: 4 per stream)",
+        )
+    g.add_argument(
+        "--retries",
+        type=_positive,
+        default=DEFAULT_MAX_ATTEMPTS,
+        metavar="N",
+        help="times a batch is sent at most before the run fails (default %(default)s)",
+    )
+    g.add_argument(
+        "--ready-timeout",
+        type=_seconds,
+        default=DEFAULT_READY_TIMEOUT,
+        metavar="SECONDS",
+        help="after a lost replica, wait this long for one to be ready (default %(default)s)",
+    )
+    g.add_argument(
+        "--rebalance",
+        type=_seconds,
+        default=DEFAULT_REBALANCE,
+        metavar="SECONDS",
+        help="reopen streams this often, so a replica back in service gets its share "
+        "(default %(default)s)",
+    )
+
+
+def balancing(args: argparse.Namespace, stats: FailoverStats | None = None) -> Balancing:
+    return Balancing(
+        streams=args.streams,
+        max_in_flight=getattr(args, "max_in_flight", 0) or 0,
+        max_attempts=max(1, args.retries),
+        ready_timeout=args.ready_timeout,
+        rebalance=args.rebalance,
+        stats=stats if stats is not None else FailoverStats(),
     )
 
 
@@ -82,7 +161,8 @@ def cmd_resolve(args: argparse.Namespace) -> int:
     out = sys.stdout.buffer
     errors = total = 0
     args.connection = connection(args)
-    for record in _resolve_keeping_parse_errors(args.connection, flows, args.batch_size):
+    bal = balancing(args)
+    for record in _resolve_keeping_parse_errors(args.connection, flows, args.batch_size, bal):
         total += 1
         if record.get("error"):
             errors += 1
@@ -93,14 +173,18 @@ def cmd_resolve(args: argparse.Namespace) -> int:
     out.flush()
     if errors:
         print(f"attribution resolve: {total} flows, {errors} with errors", file=sys.stderr)
+    if bal.stats.streams_failed:
+        print(f"attribution resolve: failover: {bal.stats.summary()}", file=sys.stderr)
     return 0
 
 
-def _resolve_keeping_parse_errors(target: Connection, flows, batch_size: int) -> Iterator[dict]:
+def _resolve_keeping_parse_errors(
+    target: Connection, flows, batch_size: int, bal: Balancing | None = None
+) -> Iterator[dict]:
     """Records that failed to parse keep their place: the client finds them
     invalid (no addresses) and never sends them; the marker then replaces that
     answer with the parse error."""
-    for record in resolve_dicts(target, flows, batch_size):
+    for record in resolve_dicts(target, flows, batch_size, balancing=bal):
         marker = record.pop("__error__", None)
         if marker is not None:
             code, message = marker

@@ -22,23 +22,20 @@ from __future__ import annotations
 
 import csv
 import os
-import queue
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import IO, Any, NamedTuple
 
 import orjson
 
-from attribution.client import Connection, StreamRoutes, channel, columns_request
-from attribution.convert import columns_to_answers, error_answer
+from attribution.balancing import FailoverStats
+from attribution.client import Balancing, Connection, resolve_flow_batches
 from attribution.enrich_sources import IDLE, MAX_LINE, Line, follow, read_fd
 from attribution.flowformats import FORMATS, MAPPINGS, ObjectSplitter, detect, is_marker
 from attribution.reports.records import RecordError
-from attribution.v1 import attribution_pb2_grpc as pb_grpc
 from ribd.checks import MAX_DEPTH, too_deep
 
 CSV_COLUMNS = (
@@ -95,6 +92,7 @@ class Counters:
     echo_per_reason: int = 10
     keep: int = 100
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    failover: FailoverStats = field(default_factory=FailoverStats)  # replicas lost mid-run
 
     def add_bad(self, reason: str, where: str, message: str) -> None:
         with self.lock:  # the reader thread and the writer both count
@@ -117,15 +115,19 @@ class Counters:
             "bad_total": sum(self.bad.values()),
             "formats": dict(sorted(self.formats.items())),
             "examples": self.examples,
+            "failover": self.failover.as_json(),
         }
 
     def summary(self) -> str:
         formats = ", ".join(f"{k} {v}" for k, v in sorted(self.formats.items())) or "none"
         bad = ", ".join(f"{k} {v}" for k, v in sorted(self.bad.items())) or "none"
-        return (
+        text = (
             f"read {self.read} records ({formats}); enriched {self.enriched}; "
             f"written {self.written}; bad {sum(self.bad.values())} ({bad})"
         )
+        if self.failover.streams_failed:
+            text += f"; failover: {self.failover.summary()}"
+        return text
 
 
 class Record(NamedTuple):
@@ -222,9 +224,6 @@ def batches(items: Iterator[Record | None], size: int) -> Iterator[list[Record]]
 # --------------------------------------------------------------------------- resolving
 
 
-_END = object()
-
-
 def resolve_batches(
     target: Connection | str,
     source: Iterator[list[Record]],
@@ -232,84 +231,25 @@ def resolve_batches(
     max_in_flight: int = 4,
     read_ahead: int = 4,
     stream_idle: float = 60.0,
+    balancing: Balancing | None = None,
 ) -> Iterator[tuple[list[Record], list[dict]]]:
-    """(batch, answers) in input order, over ResolveStreams.
+    """(batch, answers) in input order, over ResolveStreams (attribution.client).
 
-    ``source`` is drained by a thread into a queue of ``read_ahead`` batches;
-    at most ``max_in_flight`` batches are on the wire unanswered. A stream
-    with nothing to send for ``stream_idle`` seconds is closed and the next
-    batch opens a new one: the service cuts streams idle longer than its
+    ``source`` is drained by a thread ``read_ahead`` batches ahead of those on
+    the wire; at most ``max_in_flight`` batches are on the wire unanswered. A
+    stream with nothing to send for ``stream_idle`` seconds is closed and the
+    next batch opens a new one: the service cuts streams idle longer than its
     ``[api] stream_idle_timeout``, and a followed file may be quiet for hours.
+    Several replicas in the target: batches are spread over them, and a batch
+    whose replica dies is answered by another (``balancing.stats`` counts it).
     """
-    ahead: queue.Queue[Any] = queue.Queue(maxsize=read_ahead)
-    failure: list[BaseException] = []
-
-    def read() -> None:
-        try:
-            for batch in source:
-                ahead.put(batch)
-        except BaseException as exc:
-            failure.append(exc)
-        finally:
-            ahead.put(_END)
-
-    reader = threading.Thread(target=read, name="enrich-reader", daemon=True)
-    reader.start()
-    slots = threading.Semaphore(max_in_flight)
-    pending: deque[tuple[list[Record], dict, list[int]]] = deque()
-    ended = threading.Event()
-    next_batch: list[Any] = []  # a batch taken from the queue after its stream closed
-
-    def requests():
-        batch_id = 0
-        while True:
-            slots.acquire()
-            if next_batch:
-                batch = next_batch.pop()
-            else:
-                try:
-                    batch = ahead.get(timeout=stream_idle)
-                except queue.Empty:
-                    slots.release()
-                    if pending:
-                        continue
-                    return  # idle: close this stream, the next batch opens another
-            if batch is _END:
-                ended.set()
-                return
-            request, bad, good = columns_request(
-                [r.flow for r in batch], batch_id, packed=True, stream_routes=True
-            )
-            pending.append((batch, bad, good))
-            batch_id += 1
-            yield request
-
-    with channel(target) as ch:
-        stub = pb_grpc.AttributionStub(ch)
-        while not ended.is_set():
-            if not next_batch:  # wait for work before opening a stream
-                batch = ahead.get()
-                if batch is _END:
-                    break
-                next_batch.append(batch)
-            routes = StreamRoutes()  # the route dictionary is per stream
-            for reply in stub.ResolveStream(requests(), timeout=None):
-                batch, bad, good = pending.popleft()
-                if reply.batch_error:
-                    answers = [error_answer("bad_batch", reply.batch_error)] * len(batch)
-                else:
-                    answers = [None] * len(batch)
-                    for i, (code, message) in bad.items():
-                        answers[i] = error_answer(code, message)
-                    resolved = columns_to_answers(
-                        reply.columns, reply.errors, routes.update(reply.columns)
-                    )
-                    for i, answer in zip(good, resolved, strict=True):
-                        answers[i] = answer
-                slots.release()
-                yield batch, answers
-    if failure:
-        raise failure[0]
+    bal = replace(
+        balancing or Balancing(),
+        max_in_flight=max_in_flight,
+        read_ahead=read_ahead,
+        stream_idle=stream_idle,
+    )
+    yield from resolve_flow_batches(target, source, lambda b: [r.flow for r in b], bal)
 
 
 # --------------------------------------------------------------------------- writers
@@ -381,6 +321,7 @@ class Options:
     idle: float = 0.5  # quiet input this long: send the partial batch
     stream_idle: float = 60.0  # nothing to send this long: close the stream
     output: str | None = None  # parquet:PATH, clickhouse://..., chdb:PATH (attribution.sinks)
+    balancing: Balancing | None = None  # streams, retries (attribution.client)
 
 
 def input_lines(opts: Options, stop: threading.Event) -> Iterator[Line | None]:
@@ -426,6 +367,7 @@ def run(
             batches(items, opts.batch_size),
             max_in_flight=opts.max_in_flight,
             stream_idle=opts.stream_idle,
+            balancing=replace(opts.balancing or Balancing(), stats=counters.failover),
         ):
             errors = 0
             for record, answer in zip(batch, answers, strict=True):

@@ -86,6 +86,9 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         "when records come (keep it below the service's [api] stream_idle_timeout, 300 s)",
     )
     s.add_argument("--stats", metavar="FILE", help="write the final counters there as JSON")
+    from attribution.client_commands import add_replica_options
+
+    add_replica_options(s, in_flight=False)
 
 
 def _store_errors() -> tuple[type[Exception], ...]:
@@ -109,6 +112,9 @@ def cmd_enrich(args: argparse.Namespace) -> int:
         progress=args.progress,
         stream_idle=args.stream_idle,
     )
+    from attribution.client_commands import balancing
+
+    opts.balancing = balancing(args)
     if args.follow and (len(args.inputs) != 1 or args.inputs[0] == "-"):
         err("--follow takes exactly one FILE")
         return 2

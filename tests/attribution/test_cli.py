@@ -59,18 +59,20 @@ def cli(*argv: str, stdin: bytes = b"", env: dict | None = None) -> subprocess.C
 # -- pipes, log levels, version ------------------------------------------------------
 
 
-def test_resolve_into_a_closed_pipe_ends_quietly(serve):
+def test_resolve_into_a_closed_pipe_ends_quietly(serve, tmp_path):
     s = serve()
     line = b'{"exporter":"127.0.1.1","src_addr":"172.16.0.1","dst_addr":"10.9.1.1"}\n'
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "attribution.cli", "resolve", "--target", s.target],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    # what `resolve < flows | head -1` does: read one line, close the pipe
-    proc.stdin.write(line * 50_000)  # far more answers than a pipe buffers
-    proc.stdin.close()
+    flows = tmp_path / "flows.jsonl"
+    flows.write_bytes(line * 50_000)  # far more answers than a pipe buffers
+    # what `resolve < flows | head -1` does: read one line, close the pipe (the input
+    # is a file: resolve reads only a bounded number of batches ahead of its output)
+    with open(flows, "rb") as stdin:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "attribution.cli", "resolve", "--target", s.target],
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
     first = proc.stdout.readline()
     proc.stdout.close()
     proc.wait(timeout=120)

@@ -1,0 +1,546 @@
+"""Client-side load balancing over replicas of the service.
+
+Every replica holds every router's RIB and answers any batch the same way, so
+a client may send each batch to any ready replica (README, "Running more than
+one"). gRPC does the spreading and the health checking: the channel's target
+names every replica (a list becomes one ``ipv4:``/``ipv6:`` target, a
+``dns:///NAME:PORT`` resolves to every address of the name, as a Kubernetes
+headless Service gives), its service config asks for ``round_robin`` with
+``healthCheckConfig``, so only replicas whose gRPC health says SERVING (their
+RIB converged, :mod:`attribution.health`) get calls.
+
+A ResolveStream is one call and stays on the replica it was opened on, so
+:class:`BalancedStreams` opens several streams (each lands on the next ready
+replica) and spreads batches over them. A replica that dies mid-stream
+(UNAVAILABLE, stream reset) takes its stream's unanswered batches with it:
+they go back to the front of the queue and are sent again, with the same
+``batch_id``, on another stream. Resolving is read-only, so sending a batch
+twice is harmless; the client keeps exactly one answer per ``batch_id`` and
+yields answers in input order. Batches held (queued, on the wire, or
+answered and waiting for an earlier one) are bounded by ``max_in_flight``.
+Streams are reopened every ``rebalance`` seconds so a replica that comes back
+gets its share again.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import grpc
+
+# Codes after which a batch is sent again elsewhere: the replica went away (killed,
+# restarting, the connection reset), refused a stream because it was full, or cut
+# a stream (idle watchdog, shutdown). Anything else (bad token, bad request, a
+# bug on the server) would fail the same way on every replica: the run stops.
+RETRYABLE = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.INTERNAL,  # "Received RST_STREAM", a reset stream
+        grpc.StatusCode.RESOURCE_EXHAUSTED,  # [api] max_streams reached on that replica
+        grpc.StatusCode.CANCELLED,  # cancelled by the server (shutdown)
+        grpc.StatusCode.DEADLINE_EXCEEDED,  # the server's stream watchdog; we set no deadline
+        grpc.StatusCode.ABORTED,
+    }
+)
+
+DEFAULT_STREAMS = 2
+DEFAULT_MAX_ATTEMPTS = 5
+DEFAULT_READY_TIMEOUT = 60.0
+DEFAULT_REBALANCE = 30.0
+# Before anything was answered, a lost stream waits this long at most for a ready
+# replica: a target that does not answer at all is reported in seconds, not minutes.
+START_READY_TIMEOUT = 5.0
+
+
+class BalancingError(RuntimeError):
+    """The batches cannot all be answered: the message says which and why."""
+
+
+# --------------------------------------------------------------------------- targets
+
+
+@dataclass(frozen=True, slots=True)
+class Targets:
+    """What ``--target``/``ATTRIBUTION_TARGET`` named, as gRPC wants it.
+
+    ``grpc_target`` is the channel's target; ``count`` how many replicas it
+    names (0: unknown until the name resolves); ``authority`` the name TLS
+    checks the certificate against when the target has no single host
+    ("" : gRPC's own choice); ``balanced``: several replicas, or a name that
+    may resolve to several, so round_robin with health checking applies.
+    """
+
+    grpc_target: str
+    count: int
+    authority: str = ""
+    balanced: bool = False
+
+
+def parse_targets(text: str) -> Targets:
+    """``HOST:PORT``, ``H1:P1,H2:P2,...`` or ``dns:///NAME:PORT``.
+
+    A list is resolved once, here (a name in it becomes its addresses): for
+    replicas whose addresses change use ``dns:///``, which gRPC re-resolves.
+    Raises ValueError naming the entry that is wrong.
+    """
+    text = text.strip()
+    if not text:
+        raise ValueError("empty target")
+    if text.startswith("dns:"):
+        return Targets(text, 0, balanced=True)
+    if ":" in text and text.split(":", 1)[0] in ("ipv4", "ipv6", "unix", "unix-abstract"):
+        return Targets(text, text.count(",") + 1, balanced="," in text)
+    entries = [e.strip() for e in text.split(",")]
+    if len(entries) == 1:
+        _split(entries[0])  # checked, used as given
+        return Targets(entries[0], 1)
+    addresses: list[tuple[str, int]] = []
+    hosts = []
+    for entry in entries:
+        host, port = _split(entry)
+        hosts.append(host)
+        addresses += _resolve(host, port, entry)
+    v4 = [f"{a}:{p}" for a, p in addresses if ":" not in a]
+    v6 = [f"[{a}]:{p}" for a, p in addresses if ":" in a]
+    if v4 and v6:
+        raise ValueError(
+            f"{text}: mixes IPv4 and IPv6 replicas; gRPC takes one family per list "
+            "(give one family, or a dns:///NAME:PORT)"
+        )
+    unique = list(dict.fromkeys(v4 or v6))
+    grpc_target = ("ipv4:" if v4 else "ipv6:") + ",".join(unique)
+    # One name for TLS to check every replica's certificate against: the first
+    # entry's host (the certificate must name it; --server-name overrides).
+    return Targets(grpc_target, len(unique), authority=hosts[0], balanced=True)
+
+
+def _split(entry: str) -> tuple[str, int]:
+    host, sep, port = entry.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{entry!r}: not HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+def _resolve(host: str, port: int, entry: str) -> list[tuple[str, int]]:
+    try:
+        ipaddress.ip_address(host)
+        return [(host, port)]
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ValueError(f"{entry!r}: cannot resolve {host}: {exc}") from None
+    return list(dict.fromkeys((str(info[4][0]), port) for info in infos))
+
+
+def service_config() -> str:
+    """round_robin over the replicas, each only while its gRPC health says SERVING."""
+    return json.dumps(
+        {
+            "loadBalancingConfig": [{"round_robin": {}}],
+            "healthCheckConfig": {"serviceName": ""},
+        }
+    )
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+@dataclass
+class FailoverStats:
+    """What the balancing did; printed by the commands, returned to callers."""
+
+    batches: int = 0  # taken from the source
+    answered: int = 0  # yielded, exactly once each
+    streams_opened: int = 0
+    streams_failed: int = 0  # streams lost mid-way (a replica died, a reset)
+    batches_retried: int = 0  # sends of a batch again after its stream was lost
+    duplicates_dropped: int = 0  # answers for a batch_id already answered
+    errors: dict[str, int] = field(default_factory=dict)  # status code name -> streams
+    last_error: str = ""
+    recovery_seconds: list[float] = field(default_factory=list)  # failure -> next answer
+    _failed_at: float | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "batches": self.batches,
+            "answered": self.answered,
+            "streams_opened": self.streams_opened,
+            "streams_failed": self.streams_failed,
+            "batches_retried": self.batches_retried,
+            "duplicates_dropped": self.duplicates_dropped,
+            "errors": dict(self.errors),
+            "last_error": self.last_error,
+            "recovery_seconds": [round(s, 3) for s in self.recovery_seconds],
+        }
+
+    def summary(self) -> str:
+        text = (
+            f"{self.answered} batches answered, {self.streams_failed} streams lost, "
+            f"{self.batches_retried} batches sent again"
+        )
+        if self.errors:
+            text += " (" + ", ".join(f"{k} {v}" for k, v in sorted(self.errors.items())) + ")"
+        return text
+
+
+# --------------------------------------------------------------------------- streams
+
+T = TypeVar("T")
+M = TypeVar("M")
+
+
+class _Batch(Generic[T, M]):
+    __slots__ = ("attempts", "item", "meta", "request", "seq")
+
+    def __init__(self, seq: int, item: T, request: Any, meta: M) -> None:
+        self.seq, self.item, self.request, self.meta = seq, item, request, meta
+        self.attempts = 0
+
+
+class _Work:
+    """The batches waiting for a stream; a lost stream's go back to the front."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.queue: deque[_Batch] = deque()
+        self.closed = False  # no more batches will come
+        self.on_wire = 0  # sent on a stream, not answered
+
+    def put(self, batch: _Batch) -> None:
+        with self.cond:
+            self.queue.append(batch)
+            self.cond.notify()
+
+    def put_front(self, batches: Iterable[_Batch]) -> None:
+        with self.cond:
+            self.queue.extendleft(reversed(list(batches)))
+            self.cond.notify_all()
+
+    def close(self) -> None:
+        with self.cond:
+            self.closed = True
+            self.cond.notify_all()
+
+
+class _Attempt:
+    """One stream: the batches sent on it and not answered yet, in order."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.sent: deque[_Batch] = deque()
+        self.dead = False
+        self.opened = time.monotonic()
+
+
+class BalancedStreams(Generic[T, M]):
+    """Batches over ``streams`` ResolveStreams of one balanced channel, answers in order.
+
+    ``prepare(item, batch_id)`` makes (request, meta) for a batch; the results
+    are (item, meta, reply, extra) in input order, where extra is what
+    ``on_reply(state, reply)`` returned, called in the stream's own order with
+    ``state = new_state()`` of the stream the reply came on (the route
+    dictionary, which is per stream).
+    """
+
+    def __init__(
+        self,
+        open_stream: Callable[[Iterator[Any], bool], Iterator[Any]],
+        wait_ready: Callable[[float], bool],
+        *,
+        streams: int = DEFAULT_STREAMS,
+        max_in_flight: int = 8,
+        read_ahead: int = 0,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        ready_timeout: float = DEFAULT_READY_TIMEOUT,
+        rebalance: float = DEFAULT_REBALANCE,
+        stream_idle: float = 60.0,
+        stats: FailoverStats | None = None,
+        new_state: Callable[[], Any] = lambda: None,
+        on_reply: Callable[[Any, Any], Any] = lambda state, reply: state,
+        target: str = "",
+    ) -> None:
+        if streams < 1 or max_in_flight < 1 or max_attempts < 1:
+            raise ValueError("streams, max_in_flight and max_attempts must be at least 1")
+        self.open_stream = open_stream
+        self.wait_ready = wait_ready
+        self.streams = streams
+        self.max_in_flight = max_in_flight
+        self.read_ahead = read_ahead
+        self.max_attempts = max_attempts
+        self.ready_timeout = ready_timeout
+        self.rebalance = rebalance
+        self.stream_idle = stream_idle
+        self.stats = stats if stats is not None else FailoverStats()
+        self.new_state = new_state
+        self.on_reply = on_reply
+        self.target = target
+        self._work = _Work()
+        self._results: dict[int, tuple[_Batch, Any, Any]] = {}
+        self._yielded = 0  # batches below this seq have been yielded
+        self._done_cond = threading.Condition()
+        self._failure: BaseException | None = None
+        self._stop = threading.Event()
+        self._last_rpc_error: grpc.RpcError | None = None
+        self._lost_once = False
+        self._calls: set[Any] = set()
+        self._calls_lock = threading.Lock()
+
+    # -- the caller's side ---------------------------------------------------
+
+    def run(
+        self, source: Iterable[T], prepare: Callable[[T, int], tuple[Any, M]]
+    ) -> Iterator[tuple[T, M, Any, Any]]:
+        slots = threading.Semaphore(self.max_in_flight + self.read_ahead)
+        total: list[int] = []  # set once the source is exhausted
+
+        def feed() -> None:
+            seq = 0
+            try:
+                for item in source:
+                    while not slots.acquire(timeout=0.5):
+                        if self._stop.is_set():
+                            return
+                    if self._stop.is_set():
+                        return
+                    request, meta = prepare(item, seq)
+                    self.stats.batches += 1
+                    self._work.put(_Batch(seq, item, request, meta))
+                    seq += 1
+            except BaseException as exc:  # the source failed: stop the run with its error
+                self._fail(exc)
+            finally:
+                with self._done_cond:
+                    total.append(seq)
+                    self._done_cond.notify_all()
+                self._work.close()
+
+        threads = [threading.Thread(target=feed, name="balanced-feed", daemon=True)]
+        threads += [
+            threading.Thread(target=self._stream_loop, name=f"balanced-stream-{i}", daemon=True)
+            for i in range(self.streams)
+        ]
+        for t in threads:
+            t.start()
+        next_seq = 0
+        try:
+            while True:
+                with self._done_cond:
+                    while (
+                        next_seq not in self._results
+                        and self._failure is None
+                        and not (total and next_seq >= total[0])
+                    ):
+                        self._done_cond.wait()
+                    if next_seq in self._results:
+                        batch, reply, state = self._results.pop(next_seq)
+                    elif self._failure is not None:
+                        raise self._failure
+                    else:
+                        return  # every batch answered
+                self.stats.answered += 1
+                slots.release()
+                next_seq += 1
+                with self._done_cond:
+                    self._yielded = next_seq
+                yield batch.item, batch.meta, reply, state
+        finally:
+            self._stop.set()
+            self._work.close()
+            with self._calls_lock:
+                for call in list(self._calls):
+                    call.cancel()
+            for t in threads[1:]:
+                t.join(timeout=5)
+
+    # -- the streams ---------------------------------------------------------
+
+    def _fail(self, exc: BaseException) -> None:
+        with self._done_cond:
+            if self._failure is None:
+                self._failure = exc
+            self._done_cond.notify_all()
+        self._stop.set()
+        self._work.close()
+
+    def _has_work(self) -> bool:
+        """Wait until a batch is queued (True) or none will ever come (False)."""
+        work = self._work
+        with work.cond:
+            while not work.queue and not work.closed and not self._stop.is_set():
+                work.cond.wait(0.5)
+            return bool(work.queue) and not self._stop.is_set()
+
+    def _stream_loop(self) -> None:
+        backoff = 0.05
+        while self._has_work():
+            if self._lost_once:
+                timeout = self.ready_timeout if self.stats.answered else START_READY_TIMEOUT
+                timeout = min(timeout, self.ready_timeout)
+                if not self._wait_ready(timeout):
+                    self._fail(
+                        self._last_rpc_error
+                        or BalancingError(
+                            f"{self.target or 'the service'}: no replica ready (gRPC health "
+                            f"SERVING) within {timeout:g} s"
+                        )
+                    )
+                    return
+            attempt = _Attempt()
+            self.stats.streams_opened += 1
+            try:
+                self._one_stream(attempt)
+            except grpc.RpcError as exc:
+                if self._stop.is_set():
+                    return
+                code = exc.code() if callable(getattr(exc, "code", None)) else None
+                name = code.name if code is not None else type(exc).__name__
+                details = exc.details() if callable(getattr(exc, "details", None)) else str(exc)
+                self.stats.errors[name] = self.stats.errors.get(name, 0) + 1
+                self.stats.last_error = f"{name}: {details}"
+                self._last_rpc_error = exc
+                self._lost_once = True
+                if code not in RETRYABLE:
+                    self._requeue(attempt)
+                    self._fail(exc)
+                    return
+                self.stats.streams_failed += 1
+                if self.stats._failed_at is None:
+                    self.stats._failed_at = time.monotonic()
+                if not self._requeue(attempt, count=True):
+                    return
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                continue
+            except BaseException as exc:  # a reply we cannot use: a bug, not a lost replica
+                self._fail(exc)
+                return
+            backoff = 0.05
+            if attempt.sent:  # the server ended the stream without answering them
+                self.stats.streams_failed += 1
+                self.stats.errors["ended_early"] = self.stats.errors.get("ended_early", 0) + 1
+                if not self._requeue(attempt, count=True):
+                    return
+
+    def _wait_ready(self, timeout: float) -> bool:
+        """wait_ready in slices, so a stopped run does not wait for the whole timeout."""
+        deadline = time.monotonic() + timeout
+        while not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if self.wait_ready(max(0.0, min(left, 1.0))):
+                return True
+            if left <= 1.0:
+                return False
+        return False
+
+    def _requeue(self, attempt: _Attempt, count: bool = False) -> bool:
+        """Put a lost stream's unanswered batches back first; False when one is out of tries."""
+        with attempt.lock:
+            attempt.dead = True
+            lost = list(attempt.sent)
+            attempt.sent.clear()
+        with self._work.cond:
+            self._work.on_wire -= len(lost)
+        if count:
+            for batch in lost:
+                batch.attempts += 1
+                if batch.attempts >= self.max_attempts:
+                    self._fail(
+                        BalancingError(
+                            f"batch {batch.seq}: not answered after {batch.attempts} "
+                            f"attempts; last error {self.stats.last_error or 'none'}"
+                        )
+                    )
+                    return False
+            self.stats.batches_retried += len(lost)
+        self._work.put_front(lost)
+        return True
+
+    def _requests(self, attempt: _Attempt) -> Iterator[Any]:
+        """This stream's requests: queued batches until idle, rebalance time or the end."""
+        work = self._work
+        idle_since = time.monotonic()
+        while not self._stop.is_set() and not attempt.dead:
+            with work.cond:
+                now = time.monotonic()
+                if work.queue and work.on_wire < self.max_in_flight:
+                    if now - attempt.opened >= self.rebalance:
+                        return  # half-close: answers still come, a new stream takes the rest
+                    batch = work.queue.popleft()
+                    work.on_wire += 1
+                else:
+                    if not work.queue:
+                        with attempt.lock:
+                            pending = bool(attempt.sent)
+                        if not pending and (
+                            work.closed
+                            or now - idle_since >= self.stream_idle  # quiet: close for now
+                            or now - attempt.opened >= self.rebalance
+                        ):
+                            return
+                    work.cond.wait(0.2)
+                    continue
+            with attempt.lock:
+                dead = attempt.dead
+                if not dead:
+                    attempt.sent.append(batch)
+            if dead:  # lost while we took it: back to the queue, not sent
+                with work.cond:
+                    work.on_wire -= 1
+                work.put_front([batch])
+                return
+            yield batch.request
+            idle_since = time.monotonic()
+
+    def _one_stream(self, attempt: _Attempt) -> None:
+        call = self.open_stream(self._requests(attempt), self._lost_once)
+        with self._calls_lock:
+            self._calls.add(call)
+        state = self.new_state()
+        try:
+            for reply in call:
+                with attempt.lock:
+                    batch = attempt.sent.popleft() if attempt.sent else None
+                if batch is None or reply.batch_id != batch.seq:
+                    raise BalancingError(
+                        f"answer for batch {reply.batch_id} where batch "
+                        f"{batch.seq if batch else 'none'} was due: the stream is out of step"
+                    )
+                with self._work.cond:
+                    self._work.on_wire -= 1
+                    self._work.cond.notify_all()
+                self._deliver(batch, reply, self.on_reply(state, reply))
+        finally:
+            with self._calls_lock:
+                self._calls.discard(call)
+
+    def _deliver(self, batch: _Batch, reply: Any, state: Any) -> None:
+        with self._done_cond:
+            if batch.seq in self._results or batch.seq < self._yielded:
+                self.stats.duplicates_dropped += 1
+                return
+            self._results[batch.seq] = (batch, reply, state)
+            self._done_cond.notify_all()
+        if self.stats._failed_at is not None:
+            self.stats.recovery_seconds.append(time.monotonic() - self.stats._failed_at)
+            self.stats._failed_at = None
+
+
+__all__ = [
+    "RETRYABLE",
+    "BalancedStreams",
+    "BalancingError",
+    "FailoverStats",
+    "Targets",
+    "parse_targets",
+    "service_config",
+]

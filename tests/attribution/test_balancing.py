@@ -1,0 +1,206 @@
+"""Client-side balancing over replicas (attribution.balancing, attribution.client).
+
+Real gRPC servers on their own loopback addresses, each over the same hand-fed
+world (every replica holds every RIB, so any of them answers any batch the same).
+The replica that dies here is stopped in process; tests/attribution/test_replicas.py
+kills real service processes (kill -9) fed by a route reflector.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import replace
+
+import grpc
+import pytest
+
+from attribution.balancing import FailoverStats, parse_targets
+from attribution.client import Balancing, Connection, resolve_dicts
+from attribution.config import ApiSettings
+from attribution.grpc_service import AttributionServicer, ReloadResult, start_server
+from attribution.resolver import Resolver
+from tests.attribution.helpers import build_world
+
+FLOWS = [
+    {"exporter": "127.0.1.1", "src_addr": "172.16.0.1", "dst_addr": "10.9.1.1", "in_if": 1},
+    {"exporter": "127.0.1.1", "src_addr": "10.1.0.1", "dst_addr": "10.1.2.3"},
+    {"exporter": "127.0.1.1", "src_addr": "2001:db8:1::1", "dst_addr": "2001:db8::5"},
+    {"exporter": "127.0.1.1", "src_addr": "not an address", "dst_addr": "10.1.2.3"},
+    {"exporter": "127.0.1.1", "src_addr": "172.16.0.1", "dst_addr": "192.0.2.77"},
+]
+
+
+class Replica(AttributionServicer):
+    """One replica: its own RIB and server on 127.0.0.N; counts the batches it got and
+    can hold one batch unanswered and stop its server (a replica dying mid-stream)."""
+
+    def __init__(self, n: int, api: ApiSettings | None = None, credentials=None) -> None:
+        rib, config = build_world()
+        api = api or ApiSettings()
+        config = replace(config, api=api)
+        super().__init__(
+            rib,
+            Resolver(rib, config, max_batch_flows=100_000),
+            lambda: config,
+            lambda: ReloadResult(ok=True, overrides=0),
+            lambda: {},
+        )
+        self.batches = 0
+        self.lock = threading.Lock()
+        self.die_at: int | None = None  # stop the server on receiving this batch number
+        self.dead = threading.Event()
+        self.on_death = lambda: None
+        self.server, self.port = start_server(self, f"127.0.0.{n}:0", 64 << 20, api)
+        self.target = f"127.0.0.{n}:{self.port}"
+
+    def ResolveStream(self, request_iterator, context):
+        def counted():
+            for request in request_iterator:
+                with self.lock:
+                    self.batches += 1
+                    dying = self.die_at is not None and self.batches >= self.die_at
+                if dying:  # received, never answered: the client must send it elsewhere
+                    self.dead.set()
+                    self.on_death()
+                    self.server.stop(grace=None)
+                    return
+                yield request
+
+        yield from super().ResolveStream(counted(), context)
+
+    def stop(self) -> None:
+        self.server.stop(grace=None)
+
+
+@pytest.fixture
+def replicas():
+    made: list[Replica] = []
+
+    def make(count: int = 3, **kwargs) -> list[Replica]:
+        made.extend(Replica(n, **kwargs) for n in range(2, 2 + count))
+        return made
+
+    yield make
+    for r in made:
+        r.stop()
+
+
+def expected(flows: list[dict]) -> list[dict]:
+    """What one service answers for these flows."""
+    single = Replica(1)
+    try:
+        return list(resolve_dicts(single.target, flows, batch_size=5))
+    finally:
+        single.stop()
+
+
+def test_targets_name_replicas_as_a_list_or_a_dns_name():
+    t = parse_targets("127.0.0.2:50051, 127.0.0.3:50051,127.0.0.2:50051")
+    assert (t.grpc_target, t.count, t.balanced) == ("ipv4:127.0.0.2:50051,127.0.0.3:50051", 2, True)
+    assert t.authority == "127.0.0.2"
+    assert parse_targets("[::1]:1,[::1]:2").grpc_target == "ipv6:[::1]:1,[::1]:2"
+    assert parse_targets("dns:///attribution-grpc.attribution.svc:50051").balanced
+    one = parse_targets("localhost:50051")
+    assert (one.grpc_target, one.balanced) == ("localhost:50051", False)
+    with pytest.raises(ValueError, match=re.escape("'127.0.0.2': not HOST:PORT")):
+        parse_targets("127.0.0.1:50051,127.0.0.2")
+    with pytest.raises(ValueError, match="mixes IPv4 and IPv6"):
+        parse_targets("127.0.0.1:1,[::1]:1")
+
+
+def test_batches_spread_over_every_ready_replica_with_the_answers_of_one_service(replicas):
+    reps = replicas(3)
+    want = expected(FLOWS)
+    stats = FailoverStats()
+
+    def source():
+        # keep sending until every replica has answered a batch (streams are
+        # reopened every 0.2 s, each on the next ready replica)
+        while True:
+            yield from FLOWS
+            if all(r.batches for r in reps):
+                return
+
+    target = ",".join(r.target for r in reps)
+    bal = Balancing(streams=3, rebalance=0.2, stats=stats)
+    got = list(resolve_dicts(target, source(), batch_size=5, balancing=bal))
+    assert got == want * (len(got) // len(want)) and len(got) % len(want) == 0
+    assert all(r.batches for r in reps)
+    assert stats.answered == stats.batches == len(got) // len(FLOWS)
+    assert (stats.streams_failed, stats.batches_retried, stats.duplicates_dropped) == (0, 0, 0)
+
+
+def test_a_replica_lost_mid_stream_costs_no_batch_and_answers_none_twice(replicas):
+    reps = replicas(3)
+    dying = reps[0]
+    dying.die_at = 2  # its second batch: received, never answered
+    # the others come into service (gRPC health SERVING) as it dies, so the first
+    # batches go to it and it dies with batches in flight
+    for r in reps[1:]:
+        r.set_serving(False)
+    dying.on_death = lambda: [r.set_serving(True) for r in reps[1:]]
+    flows = [dict(f, in_if=i) for i in range(300) for f in FLOWS[:3]]  # distinct records
+    want = expected(flows)
+    stats = FailoverStats()
+    target = ",".join(r.target for r in reps)
+    bal = Balancing(streams=3, max_in_flight=6, rebalance=0.2, stats=stats)
+    got = list(resolve_dicts(target, flows, batch_size=3, balancing=bal))
+    assert dying.dead.is_set()
+    assert got == want  # every record once, in order, answered as one service would
+    assert stats.answered == stats.batches == len(flows) // 3
+    assert stats.streams_failed >= 1 and stats.batches_retried >= 1
+    assert stats.duplicates_dropped == 0
+    assert stats.recovery_seconds  # answers came again after the loss
+    assert reps[1].batches + reps[2].batches >= len(flows) // 3 - 1
+
+
+def test_a_replica_not_serving_gets_no_batch(replicas):
+    reps = replicas(3)
+    reps[1].set_serving(False)  # converging: gRPC health NOT_SERVING
+    target = ",".join(r.target for r in reps)
+    flows = FLOWS * 40
+    got = list(resolve_dicts(target, flows, batch_size=5, balancing=Balancing(rebalance=0.1)))
+    assert got == expected(FLOWS) * 40
+    assert reps[1].batches == 0 and reps[0].batches + reps[2].batches == 40
+
+
+def test_tls_and_a_token_work_with_a_list_of_replicas(replicas, tmp_path):
+    from tests.deploy.conftest import make_cert
+
+    ca, _, ca_crt = make_cert(tmp_path, "ca", ca=True)
+    _, key, crt = make_cert(tmp_path, "server", ca, dns=["attribution.attribution.svc"])
+    tokens = tmp_path / "read.tokens"
+    tokens.write_text("read-token\n")
+    api = ApiSettings(tls_cert=str(crt), tls_key=str(key), read_token_file=str(tokens))
+    reps = replicas(2, api=api)
+    target = ",".join(r.target for r in reps)
+    conn = Connection(target, token="read-token", ca=str(ca_crt))
+    conn = replace(conn, server_name="attribution.attribution.svc")
+    assert list(resolve_dicts(conn, FLOWS * 4, batch_size=5)) == expected(FLOWS) * 4
+    # a wrong token fails at once on every replica: not retried
+    stats = FailoverStats()
+    with pytest.raises(grpc.RpcError) as err:
+        list(resolve_dicts(replace(conn, token="wrong"), FLOWS, balancing=Balancing(stats=stats)))
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert stats.batches_retried == 0
+
+
+def test_the_cli_takes_a_list_of_replicas_and_reports_when_none_answers(replicas):
+    from tests.attribution.test_cli import cli
+
+    reps = replicas(2)
+    env = {**__import__("os").environ, "ATTRIBUTION_TARGET": ",".join(r.target for r in reps)}
+    r = cli(
+        "resolve", stdin=b"".join(__import__("orjson").dumps(f) + b"\n" for f in FLOWS), env=env
+    )
+    assert r.returncode == 0, r.stderr
+    assert [__import__("orjson").loads(line) for line in r.stdout.splitlines()] == expected(FLOWS)
+    for rep in reps:
+        rep.stop()
+    r = cli(
+        "resolve",
+        stdin=b'{"exporter":"127.0.1.1","src_addr":"10.1.0.1","dst_addr":"10.1.2.3"}\n',
+        env=env,
+    )
+    assert r.returncode == 1 and b"UNAVAILABLE" in r.stderr, r.stderr
