@@ -50,7 +50,13 @@ class ChdbConnection:
         try:
             self.session = session.Session(path)
         except Exception as exc:  # chdb raises plain RuntimeError/Exception
-            raise ClickHouseError(f"{self.where}: cannot open: {_first_line(exc)}") from None
+            hint = ""
+            if "already initialized" in str(exc):
+                hint = (
+                    " (chdb runs one engine per process, on one directory at a time: "
+                    "read a chdb:DIR store with --engine duckdb or --engine chdb:DIR, the same DIR)"
+                )
+            raise ClickHouseError(f"{self.where}: cannot open: {_first_line(exc)}{hint}") from None
         for name, value in (settings or {}).items():
             self.command(f"SET {name} = {_literal(value)}")
 

@@ -90,7 +90,7 @@ SELECT ts,
        CASE WHEN inbound THEN 65000 ELSE remote END AS dst_origin_as,
        CASE WHEN inbound THEN 0 ELSE peer END AS dst_peer_as,
        CASE WHEN inbound THEN 65000 ELSE via END AS dst_via_as,
-       NOT inbound AS src_local, inbound AS dst_local, 0 AS file_id
+       NOT inbound AS src_local, inbound AS dst_local, 0 AS file_id, 1 AS flows
 FROM (
     SELECT {t0} + CAST(floor(random() * 86400) AS BIGINT) AS ts,
            inbound, CAST((i % 4) * 5 + pos AS INTEGER) AS link,

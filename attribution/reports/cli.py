@@ -27,6 +27,7 @@ from attribution.reports.progress import Progress
 from attribution.reports.readers import FORMATS, BadLines
 from attribution.reports.render import render_json, render_text, write_csv_dir
 from attribution.reports.report import Report, ReportBuilder
+from attribution.reports.rollup import ingest_store, is_store
 
 OUTPUT_FORMATS = ("table", "csv", "json", "html")
 FILE_NAMES = {"table": "report.txt", "json": "report.json", "html": "report.html"}
@@ -64,7 +65,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "inputs",
         nargs="+",
         metavar="FILE",
-        help="flow files (- = stdin); .gz is read transparently",
+        help="flow files (- = stdin; .gz is read transparently), or a ClickHouse store of "
+        "attributed flows, read from its 5-minute rollup: clickhouse://HOST[:PORT]/DATABASE"
+        "?table=NAME or chdb:DIR (README 'Storing attributed flows')",
     )
     p.add_argument(
         "-f",
@@ -230,7 +233,10 @@ def run(args: argparse.Namespace) -> int:
         for i, path in enumerate(args.inputs, start=1):
             progress.start_file(i, len(args.inputs), path)
             try:
-                ingest.add_file(path, args.input_format, file_id=i - 1)
+                if is_store(path):  # a ClickHouse store's 5-minute rollup (reports.rollup)
+                    ingest_store(ingest, path, args.start, args.end, file_id=i - 1)
+                else:
+                    ingest.add_file(path, args.input_format, file_id=i - 1)
             except IngestError as exc:
                 progress.done()
                 print(f"attribution report: {exc}", file=err)

@@ -44,6 +44,7 @@ class Row(NamedTuple):
     src_local: bool
     dst_local: bool
     file_id: int
+    flows: int = 1  # flow records this row stands for (>1: a ClickHouse rollup row)
 
 
 # (name, DuckDB type). Kept here so the staging schema and Row cannot drift apart.
@@ -63,6 +64,7 @@ ROW_COLUMNS: tuple[tuple[str, str], ...] = (
     ("src_local", "BOOLEAN"),
     ("dst_local", "BOOLEAN"),
     ("file_id", "INTEGER"),
+    ("flows", "BIGINT"),
 )
 assert tuple(name for name, _ in ROW_COLUMNS) == Row._fields
 

@@ -13,6 +13,10 @@ ClickHouse backend can reuse it. Where the dialects differ it is noted with
 * Window functions (``ROW_NUMBER() OVER``) need ClickHouse >= 21.4.
 * Integer bucketing uses ``ts - ts % b`` (both engines; no ``//`` or ``intDiv``).
 
+A staged row stands for ``flows`` flow records (1 from files, more from a
+ClickHouse rollup, :mod:`attribution.reports.rollup`): flows are counted with
+``SUM(flows)``, never ``COUNT(*)``.
+
 Only identifiers from fixed whitelists and validated numbers are ever
 interpolated; strings from config or input go in through tables/parameters.
 """
@@ -70,7 +74,7 @@ LINKS_TABLE = "CREATE OR REPLACE TABLE links (link_id INTEGER, kind VARCHAR, pee
 PERIODS_TABLE = """CREATE OR REPLACE TABLE periods (
     period_id INTEGER, start_ts BIGINT, end_ts BIGINT, n BIGINT, pick BIGINT)"""
 
-TIME_RANGE = "SELECT MIN(ts), MAX(ts), COUNT(*) FROM flows"
+TIME_RANGE = "SELECT MIN(ts), MAX(ts), SUM(flows) FROM flows"
 
 
 # Volumes with sampling applied (the rate was resolved when staging).
@@ -116,13 +120,13 @@ def cube(bucket_seconds: int) -> str:
     FROM (
         SELECT ts - ts % {b} AS bucket, 'in' AS side, in_link AS link_id, src_peer_as AS peer_as,
                src_origin_as AS origin_as, src_via_as AS via_as,
-               SUM({BYTES}) AS bytes, SUM({PACKETS}) AS packets, COUNT(*) AS flows
+               SUM({BYTES}) AS bytes, SUM({PACKETS}) AS packets, SUM(flows) AS flows
         FROM flows WHERE {IS_IN}
         GROUP BY ts - ts % {b}, in_link, src_peer_as, src_origin_as, src_via_as
         UNION ALL
         SELECT ts - ts % {b} AS bucket, 'out' AS side, out_link AS link_id, dst_peer_as AS peer_as,
                dst_origin_as AS origin_as, dst_via_as AS via_as,
-               SUM({BYTES}) AS bytes, SUM({PACKETS}) AS packets, COUNT(*) AS flows
+               SUM({BYTES}) AS bytes, SUM({PACKETS}) AS packets, SUM(flows) AS flows
         FROM flows WHERE {IS_OUT}
         GROUP BY ts - ts % {b}, out_link, dst_peer_as, dst_origin_as, dst_via_as
     ) c
@@ -136,7 +140,7 @@ def cube(bucket_seconds: int) -> str:
 
 DIRECTION_SUMMARY = f"""
     SELECT {DIRECTION} AS direction, SUM({BYTES}) AS bytes, SUM({PACKETS}) AS packets,
-           COUNT(*) AS flows
+           SUM(flows) AS flows
     FROM flows GROUP BY 1 ORDER BY 2 DESC"""
 
 
@@ -146,7 +150,7 @@ def raw_totals(column: str, limit: int) -> str:
     if column not in allowed:
         raise ValueError(column)
     return f"""
-    SELECT {column} AS asn, SUM({BYTES}) AS bytes, SUM({PACKETS}) AS packets, COUNT(*) AS flows
+    SELECT {column} AS asn, SUM({BYTES}) AS bytes, SUM({PACKETS}) AS packets, SUM(flows) AS flows
     FROM flows GROUP BY {column} ORDER BY bytes DESC, asn LIMIT {_int(limit)}"""
 
 
