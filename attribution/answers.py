@@ -19,6 +19,7 @@ from ribd.rib import RouteMatch
 
 # Provenance values, as in the proto enum.
 BGP, OVERRIDE, LOCAL, DEFAULT, NONE = 1, 2, 3, 4, 5
+IX_MAC = 6  # src peer AS from the flow's source MAC, learned at an IX (attribution.ix)
 PROVENANCE_NAMES = {
     0: "none",
     BGP: "bgp",
@@ -26,6 +27,7 @@ PROVENANCE_NAMES = {
     LOCAL: "local",
     DEFAULT: "default",
     NONE: "none",
+    IX_MAC: "ix_mac",
 }
 
 # Flag bits, as in the proto enum.
@@ -39,6 +41,9 @@ FALLBACK = 64
 # The flow's BGP next hop (NetFlow/IPFIX BGP_IPV4/IPV6_NEXT_HOP) is none of
 # the dst prefix's ADD-PATH paths' next hops: the best path answered.
 DST_NEXT_HOP_MISMATCH = 128
+# The flow entered on an IX port and its source MAC is not in the learned
+# table (unknown, in conflict, or no MAC): src peer AS is the reverse lookup.
+SRC_IX_MAC_UNKNOWN = 256
 FLAG_NAMES = {
     SRC_UNROUTED: "src_unrouted",
     SRC_ASYMMETRIC: "src_asymmetric",
@@ -48,6 +53,7 @@ FLAG_NAMES = {
     DST_STALE: "dst_stale",
     FALLBACK: "fallback",
     DST_NEXT_HOP_MISMATCH: "dst_next_hop_mismatch",
+    SRC_IX_MAC_UNKNOWN: "src_ix_mac_unknown",
 }
 
 

@@ -1,4 +1,4 @@
-"""`attribution`: serve, resolve, lookup, routers, explain, overrides, reload, demo, report.
+"""`attribution`: serve, resolve, lookup, routers, explain, overrides, ix, reload, demo, report.
 
 The command line's entry point: argument parsing, logging set-up, dispatch,
 and how errors become exit codes; ``serve``, ``demo`` and ``report`` start
@@ -204,9 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
         "router of the dump, in order, as fallback)",
     )
 
-    from attribution import dryrun_cli
+    from attribution import dryrun_cli, ix_show
 
     dryrun_cli.add_parser(sub, client)
+    ix_show.add_parser(sub, client)
 
     sub.add_parser(
         "reload",
@@ -300,6 +301,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(flows_path=args.flows, as_json=args.json, keep_running=args.keep_running)
 
 
+def cmd_ix(args: argparse.Namespace) -> int:
+    from attribution import ix_show
+
+    return ix_show.cmd_ix(args, connection)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from attribution.reports import cli as report_cli
 
@@ -320,6 +327,7 @@ COMMANDS = {
     "routers": cmd_routers,
     "explain": cmd_explain,
     "overrides": cmd_overrides,
+    "ix": cmd_ix,
     "reload": cmd_reload,
     "demo": cmd_demo,
     "report": cmd_report,

@@ -19,6 +19,8 @@ from attribution.config_file import MAX_NESTING as MAX_NESTING
 from attribution.config_file import Checker as _Checker
 from attribution.config_file import ConfigError as ConfigError
 from attribution.config_file import parse_toml, read_config_text
+from attribution.ix_config import KEYS as IX_KEYS
+from attribution.ix_config import IxConfig, parse_ix
 from attribution.reports.config import ReportConfigError, load_report_config
 from ribd.exabgp import config_problems as exabgp_config_problems
 from ribd.settings import BgpSettings, NeighborSettings
@@ -102,6 +104,7 @@ class Config:
     metrics_listen: str = ""  # HOST:PORT of the Prometheus endpoint; "" = off
     recent_flows: int = 10_000  # flow keys kept for `overrides diff` (attribution.flowring)
     api: ApiSettings = field(default_factory=ApiSettings)
+    ix: tuple[IxConfig, ...] = ()  # [[ix]] (attribution.ix_config)
 
     def router_by_name(self, name: str) -> RouterConfig | None:
         return next((r for r in self.routers if r.name == name), None)
@@ -111,7 +114,7 @@ class Config:
 # validator's unknown-key check and by the config fuzz test, so a new key is
 # added once and both see it. [report] has its own validator (reports.config).
 SECTION_KEYS: dict[str, frozenset[str]] = {
-    "": frozenset({"service", "bgp", "routers", "overrides", "report", "metrics", "api"}),
+    "": frozenset({"service", "bgp", "routers", "overrides", "report", "metrics", "api", "ix"}),
     "service": frozenset(
         {
             "local_as",
@@ -160,6 +163,7 @@ SECTION_KEYS: dict[str, frozenset[str]] = {
         }
     ),
     "overrides": frozenset({"name", "exporter", "in_if", "src_mac", "peer_as", "description"}),
+    "ix": frozenset(IX_KEYS),  # checked by attribution.ix_config
     "metrics": frozenset({"listen"}),
     "api": frozenset(
         {
@@ -342,6 +346,7 @@ def parse_config(text: str, path: str = "<config>") -> Config:
             raise c.fail(("service", None, "fallback"), f"item {j}: no router named {f!r}")
 
     overrides = _overrides(c, data, local_as, warnings)
+    ix = parse_ix(c, data, routers, warnings)
 
     converge_quiet = c.seconds(bgp, bw, "converge_quiet_time", 60.0, 0, 86400)
     spool_bytes = c.get(bgp, bw, "relay_spool_bytes", int, RELAY_SPOOL_BYTES)
@@ -392,6 +397,7 @@ def parse_config(text: str, path: str = "<config>") -> Config:
         recent_flows=recent_flows,
         metrics_listen=metrics_listen,
         api=api,
+        ix=ix,
     )
 
 

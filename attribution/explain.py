@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from attribution.config import Config, OverrideRule, format_mac
 from attribution.explain_paths import CRITERIA, Side, explain_side
+from attribution.ix_explain import IX_MAC, explain_ix, ix_flags
 from attribution.overrides import first_match
 from attribution.resolver import (
     BGP,
@@ -96,6 +97,8 @@ class Explanation:
     flag_causes: list[FlagCause] = field(default_factory=list)
     error: tuple[str, str] | None = None
     mismatches: list[str] = field(default_factory=list)
+    ix_reason: str = ""  # an IX port's learned answer for the source MAC, in words
+    ix_peer_as: int = 0  # what it gave (0: nothing usable, or a manual rule won)
 
 
 def explain(resolver: Resolver, config: Config, flow: dict) -> Explanation:
@@ -159,6 +162,8 @@ def _explain(resolver: Resolver, config: Config, flow: dict, answer: FlowAnswer)
         e.error = resolver.unknown_exporter(exporter, family, routing)
     else:
         _overrides(e, routing, exporter, in_if, None if mac == NO_MAC else mac)
+        if routing.ix is not None:
+            explain_ix(e, routing.ix, exporter, in_if, mac)
     _flags(e, resolver, neighbor, is_fallback, own, chain)
     _compare(e)
     return e
@@ -373,6 +378,7 @@ def _flags(
                     f"to the source says {src.peer_as}",
                 )
             )
+    flags |= ix_flags(e, src)
     order = list(FLAG_NAMES.values())
     causes.sort(key=lambda c: order.index(c.flag))
     e.flags = flags
@@ -396,10 +402,12 @@ def _compare(e: Explanation) -> None:
         (e.dst, a.dst_origin_as, a.dst_peer_as, a.provenance[2], a.provenance[3]),
     ):
         if side is None:
-            if (origin, peer) != (0, 0) and pp != OVERRIDE:
+            if (origin, peer) != (0, 0) and pp not in (OVERRIDE, IX_MAC):
                 out.append("answer has AS numbers where the explanation has no router")
             continue
-        if pp == OVERRIDE:
+        if pp == IX_MAC and peer != e.ix_peer_as:
+            out.append(f"src: answer ix_mac peer {peer}, explanation {e.ix_peer_as}")
+        if pp in (OVERRIDE, IX_MAC):
             peer, pp = side.peer_as, side.provenance  # compared with the override below
         if (origin, peer, po, pp) != (
             side.origin_as,

@@ -70,6 +70,7 @@ def to_message(
         mismatches=e.mismatches,
         as_set_policy="highest" if highest else "aggregator",
         local_as=local_as,
+        ix=e.ix_reason,
     )
     for side, target in ((e.dst, msg.dst), (e.src, msg.src)):
         if side is not None:
@@ -193,6 +194,7 @@ def to_json(msg: pb.Explanation) -> dict:
             }
             for o in msg.overrides
         ],
+        "ix": msg.ix or None,
         "flags": [{"flag": f.flag, "reason": f.reason} for f in msg.flags],
         "mismatches": list(msg.mismatches),
     }
@@ -304,6 +306,9 @@ def to_text(doc: dict) -> str:
     elif doc["family"]:
         out("")
         out("overrides: none configured")
+    if doc.get("ix"):
+        out("")
+        out(f"IX: {doc['ix']}")
     if doc["flags"]:
         out("")
         out("flags:")

@@ -30,6 +30,7 @@ from attribution.dryrun import (
     sample_from_rows,
 )
 from attribution.explain_render import explanation
+from attribution.ix_show import ix_message
 from attribution.metrics import RpcMetrics, Timer, batch_shape, new_registry
 from attribution.resolver import BatchTooLarge, Resolution, Resolver, Routing
 from attribution.security import Guard, server_credentials
@@ -80,6 +81,7 @@ class AttributionServicer(pb_grpc.AttributionServicer):
         self.set_serving(True)
         self.route_messages = RouteMessages()  # rows answers (Resolve, `flows` batches)
         self.route_encoder = RouteEncoder()  # columns answers
+        self.ix_states: Callable[[], list] = list  # the daemon sets IxLearner.status
 
     def set_serving(self, serving: bool) -> None:
         status = (
@@ -245,7 +247,7 @@ class AttributionServicer(pb_grpc.AttributionServicer):
             d = diff_overrides(
                 self.resolver,
                 self.resolver.routing,
-                Routing.from_config(candidate),
+                Routing.from_config(candidate, self.resolver.ix),
                 sample,
                 candidate.warnings,
             )
@@ -382,6 +384,11 @@ class AttributionServicer(pb_grpc.AttributionServicer):
         return pb.ReloadConfigResponse(
             ok=result.ok, error=result.error, overrides=result.overrides, warnings=result.warnings
         )
+
+    def ListIx(self, request: pb.ListIxRequest, context: grpc.ServicerContext) -> pb.ListIxResponse:
+        """The learned IX tables (attribution.ix_show)."""
+        with Timer(self.metrics, "ListIx"):
+            return ix_message(self.ix_states(), request.name)
 
 
 class _StreamState:

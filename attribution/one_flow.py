@@ -25,6 +25,7 @@ from attribution.answers import (
     BatchRoutes,
     FlowAnswer,
 )
+from attribution.ix_resolve import ix_answer
 from attribution.lookup import answer, answer_by_next_hop
 from attribution.overriding import override_answer
 from attribution.records import BadRecord, next_hop_of, validate_row
@@ -89,5 +90,7 @@ def resolve_one(resolver: Resolver, flow: dict) -> FlowAnswer:
         out.dst_route = routes.routes[d[4]] if d[4] >= 0 else None
         out.src_route = routes.routes[s[4]] if s[4] >= 0 else None
     override_answer(out, routing, exporter, in_if, mac)
+    if routing.ix is not None:
+        ix_answer(out, routing.ix, exporter, in_if, mac)
     resolver.count(1, ())
     return out

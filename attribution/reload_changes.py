@@ -94,6 +94,8 @@ def describe_changes(old: Config, new: Config) -> list[str]:
             changes.append(f"[api] {key} changed")
     if old.report != new.report:
         changes.append("[report] changed")
+    if old.ix != new.ix:  # applied at once: an unchanged [[ix]] keeps what it learned
+        changes.append(f"[[ix]] changed ({len(old.ix)} -> {len(new.ix)})")
     return changes
 
 

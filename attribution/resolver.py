@@ -79,6 +79,7 @@ from attribution.batch import CHUNK, Batch, Group, next_hop_column
 from attribution.config import Config
 from attribution.fastpath import CompiledViews
 from attribution.flowring import BatchKeys, FlowRing
+from attribution.ix_resolve import IxLookup, ix_batch
 from attribution.overriding import override_batch
 from attribution.records import (
     BadRecord,
@@ -148,7 +149,8 @@ class Resolver:
         self.rib = rib
         self.views = CompiledViews(rib)
         self.build_views_inline = build_views_inline
-        self.routing = Routing.from_config(config)
+        self.ix = IxLookup()  # learned IX MACs, filled by attribution.ix.IxLearner
+        self.routing = Routing.from_config(config, self.ix)
         self.max_batch_flows = max_batch_flows or config.max_batch_flows
         # Counters for metrics: flows answered, flows with an error, and
         # errors by code (``unknown_exporter``, ``bad_address``, ...). Updated
@@ -181,7 +183,7 @@ class Resolver:
 
     def reconfigure(self, config: Config) -> None:
         """Swap in a new plan; batches already running keep the one they started with."""
-        self.routing = Routing.from_config(config)
+        self.routing = Routing.from_config(config, self.ix)
         self.max_batch_flows = config.max_batch_flows
         if config.recent_flows != self.recent.capacity:
             self.recent = FlowRing(config.recent_flows)
@@ -309,6 +311,11 @@ class Resolver:
                 if g.neighbor is not None or g.own:
                     idx = order[g.start : g.stop]
                     override_batch(batch, canon[g.exporter], idx, in_if_arr, mac_arr)  # type: ignore[arg-type]
+        if in_if_arr is not None and routing.ix is not None and routing.ix.ports:
+            for g in groups:  # learned IX MACs, after the rules (a matched rule wins)
+                if g.neighbor is not None or g.own:
+                    idx = order[g.start : g.stop]
+                    ix_batch(batch, routing.ix, canon[g.exporter], idx, in_if_arr, mac_arr)  # type: ignore[arg-type]
 
         res = batch.finish()
         for i, (code, message) in sorted(bad.items()):

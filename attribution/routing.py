@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from attribution.config import Config
+from attribution.ix_resolve import IxLookup
 from attribution.overrides import OverrideTable
 from ribd.rib import RouterRib
 
@@ -29,9 +30,10 @@ class Routing:
     overrides: OverrideTable
     local_as: int
     highest_as_set: bool
+    ix: IxLookup | None = None  # learned IX MACs (attribution.ix), live, not from the config
 
     @classmethod
-    def from_config(cls, config: Config) -> Routing:
+    def from_config(cls, config: Config, ix: IxLookup | None = None) -> Routing:
         by_name = {r.name: r.neighbor for r in config.routers}
         chains: dict[str, tuple[str, ...]] = {}
         for r in config.routers:
@@ -47,6 +49,7 @@ class Routing:
             overrides=OverrideTable(config.overrides),
             local_as=config.local_as,
             highest_as_set=config.as_set_policy == "highest",
+            ix=ix,
         )
 
 

@@ -51,6 +51,7 @@ READ_METHODS = frozenset(
         "ListRouters",
         "Explain",
         "DiffOverrides",  # changes nothing; the candidate's text is sensitive: use TLS
+        "ListIx",
     )
 )
 PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")

@@ -20,6 +20,7 @@ from attribution import logs
 from attribution.config import Config, ConfigError, load_config
 from attribution.grpc_service import AttributionServicer, ReloadResult, start_server
 from attribution.health import Readiness
+from attribution.ix import IxLearner
 from attribution.metrics import (
     MetricsServer,
     RpcMetrics,
@@ -98,6 +99,7 @@ class Service:
         self.rib.converge_quiet_time = settings.converge_quiet_time
         self._apply_router_settings(self.config)
         self.resolver = Resolver(self.rib, self.config, build_views_inline=False)
+        self.ix_learner = IxLearner(self.rib, self.resolver.ix, self.config)
         self.feed = FeedServer(
             feed_socket_path(settings), self.rib, exabgp_gone_hold_time=settings.restart_hold_time
         )
@@ -119,6 +121,7 @@ class Service:
         self.serving = False  # gRPC health; set by _update_health from start() on
         self._health_known = False
         self.servicer.set_serving(False)
+        self.servicer.ix_states = self.ix_learner.status
         self.view_build_seconds = 0.0
         self.registry.register(
             ServiceCollector(
@@ -191,6 +194,7 @@ class Service:
         )
         self._maintenance.start()
         self._observer.start()
+        self.ix_learner.start()
         if self.config.snapshot_path:
             self._snapshots.start()
 
@@ -246,6 +250,7 @@ class Service:
             self.feed.expecting_exabgp_stop = True
             self.supervisor.stop()
         self.feed.stop()
+        self.ix_learner.stop()
         if self._maintenance.is_alive():
             self._maintenance.join(5)
         if self._snapshots.is_alive():
@@ -380,6 +385,9 @@ class Service:
                 )
             changes = describe_changes(self.config, new)
             self.resolver.reconfigure(new)
+            self.ix_learner.reconfigure(new)
+            if not self._stop.is_set() and self.grpc_server is not None:
+                self.ix_learner.start()  # a first [[ix]] added by this reload
             self._apply_router_settings(new)
             self.config = new
             for w in warnings:

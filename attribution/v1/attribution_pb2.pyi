@@ -15,6 +15,7 @@ class Provenance(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LOCAL: _ClassVar[Provenance]
     DEFAULT: _ClassVar[Provenance]
     NONE: _ClassVar[Provenance]
+    IX_MAC: _ClassVar[Provenance]
 
 class Flag(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -27,12 +28,14 @@ class Flag(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DST_STALE: _ClassVar[Flag]
     FALLBACK: _ClassVar[Flag]
     DST_NEXT_HOP_MISMATCH: _ClassVar[Flag]
+    SRC_IX_MAC_UNKNOWN: _ClassVar[Flag]
 PROVENANCE_UNSPECIFIED: Provenance
 BGP: Provenance
 OVERRIDE: Provenance
 LOCAL: Provenance
 DEFAULT: Provenance
 NONE: Provenance
+IX_MAC: Provenance
 FLAG_NONE: Flag
 SRC_UNROUTED: Flag
 SRC_ASYMMETRIC: Flag
@@ -42,6 +45,7 @@ SRC_STALE: Flag
 DST_STALE: Flag
 FALLBACK: Flag
 DST_NEXT_HOP_MISMATCH: Flag
+SRC_IX_MAC_UNKNOWN: Flag
 
 class Flow(_message.Message):
     __slots__ = ("exporter", "src_addr", "dst_addr", "in_if", "out_if", "src_mac", "next_hop", "bytes", "packets", "sampling_rate", "time")
@@ -438,7 +442,7 @@ class ExplainFlag(_message.Message):
     def __init__(self, flag: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Explanation(_message.Message):
-    __slots__ = ("answer", "exporter", "family", "routers", "router", "dst", "src", "overrides", "flags", "mismatches", "as_set_policy", "local_as")
+    __slots__ = ("answer", "exporter", "family", "routers", "router", "dst", "src", "overrides", "flags", "mismatches", "as_set_policy", "local_as", "ix")
     ANSWER_FIELD_NUMBER: _ClassVar[int]
     EXPORTER_FIELD_NUMBER: _ClassVar[int]
     FAMILY_FIELD_NUMBER: _ClassVar[int]
@@ -451,6 +455,7 @@ class Explanation(_message.Message):
     MISMATCHES_FIELD_NUMBER: _ClassVar[int]
     AS_SET_POLICY_FIELD_NUMBER: _ClassVar[int]
     LOCAL_AS_FIELD_NUMBER: _ClassVar[int]
+    IX_FIELD_NUMBER: _ClassVar[int]
     answer: FlowAttribution
     exporter: str
     family: str
@@ -463,7 +468,8 @@ class Explanation(_message.Message):
     mismatches: _containers.RepeatedScalarFieldContainer[str]
     as_set_policy: str
     local_as: int
-    def __init__(self, answer: _Optional[_Union[FlowAttribution, _Mapping]] = ..., exporter: _Optional[str] = ..., family: _Optional[str] = ..., routers: _Optional[_Iterable[_Union[ExplainRouterStep, _Mapping]]] = ..., router: _Optional[str] = ..., dst: _Optional[_Union[ExplainSide, _Mapping]] = ..., src: _Optional[_Union[ExplainSide, _Mapping]] = ..., overrides: _Optional[_Iterable[_Union[ExplainOverride, _Mapping]]] = ..., flags: _Optional[_Iterable[_Union[ExplainFlag, _Mapping]]] = ..., mismatches: _Optional[_Iterable[str]] = ..., as_set_policy: _Optional[str] = ..., local_as: _Optional[int] = ...) -> None: ...
+    ix: str
+    def __init__(self, answer: _Optional[_Union[FlowAttribution, _Mapping]] = ..., exporter: _Optional[str] = ..., family: _Optional[str] = ..., routers: _Optional[_Iterable[_Union[ExplainRouterStep, _Mapping]]] = ..., router: _Optional[str] = ..., dst: _Optional[_Union[ExplainSide, _Mapping]] = ..., src: _Optional[_Union[ExplainSide, _Mapping]] = ..., overrides: _Optional[_Iterable[_Union[ExplainOverride, _Mapping]]] = ..., flags: _Optional[_Iterable[_Union[ExplainFlag, _Mapping]]] = ..., mismatches: _Optional[_Iterable[str]] = ..., as_set_policy: _Optional[str] = ..., local_as: _Optional[int] = ..., ix: _Optional[str] = ...) -> None: ...
 
 class DiffOverridesRequest(_message.Message):
     __slots__ = ("config_text", "config_name", "flows")
@@ -524,3 +530,98 @@ class DiffOverridesResponse(_message.Message):
     other_changed_flows: int
     warnings: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, changed: _Optional[bool] = ..., flows: _Optional[int] = ..., bad_flows: _Optional[int] = ..., recent: _Optional[bool] = ..., changes: _Optional[_Iterable[_Union[OverrideChange, _Mapping]]] = ..., unmatched_rules: _Optional[_Iterable[str]] = ..., shadowed_rules: _Optional[_Iterable[_Union[ShadowedRule, _Mapping]]] = ..., other_changed_flows: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ListIxRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class IxFact(_message.Message):
+    __slots__ = ("address", "peer_as", "source", "detail")
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    PEER_AS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    address: str
+    peer_as: int
+    source: str
+    detail: str
+    def __init__(self, address: _Optional[str] = ..., peer_as: _Optional[int] = ..., source: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class IxMac(_message.Message):
+    __slots__ = ("mac", "peer_as", "addresses", "facts", "conflict", "reason")
+    MAC_FIELD_NUMBER: _ClassVar[int]
+    PEER_AS_FIELD_NUMBER: _ClassVar[int]
+    ADDRESSES_FIELD_NUMBER: _ClassVar[int]
+    FACTS_FIELD_NUMBER: _ClassVar[int]
+    CONFLICT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    mac: str
+    peer_as: int
+    addresses: _containers.RepeatedScalarFieldContainer[str]
+    facts: _containers.RepeatedCompositeFieldContainer[IxFact]
+    conflict: bool
+    reason: str
+    def __init__(self, mac: _Optional[str] = ..., peer_as: _Optional[int] = ..., addresses: _Optional[_Iterable[str]] = ..., facts: _Optional[_Iterable[_Union[IxFact, _Mapping]]] = ..., conflict: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class IxSource(_message.Message):
+    __slots__ = ("kind", "where", "read_at", "error", "reads", "failures", "bad", "entries")
+    class BadEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    WHERE_FIELD_NUMBER: _ClassVar[int]
+    READ_AT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    READS_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_FIELD_NUMBER: _ClassVar[int]
+    BAD_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    where: str
+    read_at: float
+    error: str
+    reads: int
+    failures: int
+    bad: _containers.ScalarMap[str, int]
+    entries: int
+    def __init__(self, kind: _Optional[str] = ..., where: _Optional[str] = ..., read_at: _Optional[float] = ..., error: _Optional[str] = ..., reads: _Optional[int] = ..., failures: _Optional[int] = ..., bad: _Optional[_Mapping[str, int]] = ..., entries: _Optional[int] = ...) -> None: ...
+
+class IxState(_message.Message):
+    __slots__ = ("name", "router", "exporters", "in_if", "prefixes", "neighbors", "peeringdb", "built_at", "macs", "next_hops", "learned", "conflicts")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ROUTER_FIELD_NUMBER: _ClassVar[int]
+    EXPORTERS_FIELD_NUMBER: _ClassVar[int]
+    IN_IF_FIELD_NUMBER: _ClassVar[int]
+    PREFIXES_FIELD_NUMBER: _ClassVar[int]
+    NEIGHBORS_FIELD_NUMBER: _ClassVar[int]
+    PEERINGDB_FIELD_NUMBER: _ClassVar[int]
+    BUILT_AT_FIELD_NUMBER: _ClassVar[int]
+    MACS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_HOPS_FIELD_NUMBER: _ClassVar[int]
+    LEARNED_FIELD_NUMBER: _ClassVar[int]
+    CONFLICTS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    router: str
+    exporters: _containers.RepeatedScalarFieldContainer[str]
+    in_if: _containers.RepeatedScalarFieldContainer[int]
+    prefixes: _containers.RepeatedScalarFieldContainer[str]
+    neighbors: IxSource
+    peeringdb: IxSource
+    built_at: float
+    macs: _containers.RepeatedCompositeFieldContainer[IxMac]
+    next_hops: int
+    learned: int
+    conflicts: int
+    def __init__(self, name: _Optional[str] = ..., router: _Optional[str] = ..., exporters: _Optional[_Iterable[str]] = ..., in_if: _Optional[_Iterable[int]] = ..., prefixes: _Optional[_Iterable[str]] = ..., neighbors: _Optional[_Union[IxSource, _Mapping]] = ..., peeringdb: _Optional[_Union[IxSource, _Mapping]] = ..., built_at: _Optional[float] = ..., macs: _Optional[_Iterable[_Union[IxMac, _Mapping]]] = ..., next_hops: _Optional[int] = ..., learned: _Optional[int] = ..., conflicts: _Optional[int] = ...) -> None: ...
+
+class ListIxResponse(_message.Message):
+    __slots__ = ("ix",)
+    IX_FIELD_NUMBER: _ClassVar[int]
+    ix: _containers.RepeatedCompositeFieldContainer[IxState]
+    def __init__(self, ix: _Optional[_Iterable[_Union[IxState, _Mapping]]] = ...) -> None: ...

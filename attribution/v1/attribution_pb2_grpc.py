@@ -74,6 +74,11 @@ class AttributionStub:
                 request_serializer=attribution_dot_v1_dot_attribution__pb2.DiffOverridesRequest.SerializeToString,
                 response_deserializer=attribution_dot_v1_dot_attribution__pb2.DiffOverridesResponse.FromString,
                 _registered_method=True)
+        self.ListIx = channel.unary_unary(
+                '/attribution.v1.Attribution/ListIx',
+                request_serializer=attribution_dot_v1_dot_attribution__pb2.ListIxRequest.SerializeToString,
+                response_deserializer=attribution_dot_v1_dot_attribution__pb2.ListIxResponse.FromString,
+                _registered_method=True)
 
 
 class AttributionServicer:
@@ -148,6 +153,16 @@ class AttributionServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListIx(self, request, context):
+        """The learned IX tables (`attribution ix show`): per [[ix]], its ports,
+        sources and every MAC with its peer AS, IX LAN addresses and the source
+        of each fact (RIB next hop, PeeringDB, manual override). A read token
+        suffices.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AttributionServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -190,6 +205,11 @@ def add_AttributionServicer_to_server(servicer, server):
                     servicer.DiffOverrides,
                     request_deserializer=attribution_dot_v1_dot_attribution__pb2.DiffOverridesRequest.FromString,
                     response_serializer=attribution_dot_v1_dot_attribution__pb2.DiffOverridesResponse.SerializeToString,
+            ),
+            'ListIx': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListIx,
+                    request_deserializer=attribution_dot_v1_dot_attribution__pb2.ListIxRequest.FromString,
+                    response_serializer=attribution_dot_v1_dot_attribution__pb2.ListIxResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -408,6 +428,33 @@ class Attribution:
             '/attribution.v1.Attribution/DiffOverrides',
             attribution_dot_v1_dot_attribution__pb2.DiffOverridesRequest.SerializeToString,
             attribution_dot_v1_dot_attribution__pb2.DiffOverridesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListIx(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/attribution.v1.Attribution/ListIx',
+            attribution_dot_v1_dot_attribution__pb2.ListIxRequest.SerializeToString,
+            attribution_dot_v1_dot_attribution__pb2.ListIxResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -48,7 +48,7 @@ KEYS = {section: sorted(keys) for section, keys in SECTION_KEYS.items() if secti
 KEYS["report"] = sorted(REPORT_KEYS)
 KEYS["report.links"] = sorted(LINK_KEYS)
 KEYS["report.peering"] = sorted(PEERING_KEYS)
-ARRAYS = {"routers", "overrides", "report.links"}
+ARRAYS = {"routers", "overrides", "report.links", "ix"}
 
 ATOMS = [
     "nan",
