@@ -55,6 +55,7 @@ class SourceState:
     failures: int = 0
     bad: Counter[str] = field(default_factory=Counter)  # refused entries, summed over reads
     mtime: float | None = None  # files: modification time of ``last``
+    last_bad: dict[str, int] = field(default_factory=dict)  # the last read's refusals (logged once)
 
 
 @dataclass(slots=True)
@@ -244,9 +245,12 @@ class IxLearner:
         return self._took(st, src, parse_peeringdb(data))
 
     def _took(self, st: IxState, src: SourceState, read: Read) -> bool:
-        src.reads += 1
         src.bad.update(read.bad)
-        if read.bad:
+        usable = read.macs or read.ases or not read.bad
+        if not usable:  # nothing usable and refusals: keep the last good table
+            return self._failed(st, src, read.errors[0] if read.errors else "nothing usable")
+        src.reads += 1
+        if read.bad and dict(read.bad) != src.last_bad:  # logged when it changes, not each read
             log.warning(
                 "IX %s: %s %s: %d entries refused (%s); first: %s",
                 st.config.name,
@@ -256,9 +260,7 @@ class IxLearner:
                 ", ".join(f"{k} {v}" for k, v in sorted(read.bad.items())),
                 read.errors[0] if read.errors else "",
             )
-        usable = read.macs or read.ases or not read.bad
-        if not usable:  # nothing usable and refusals: keep the last good table
-            return self._failed(st, src, read.errors[0] if read.errors else "nothing usable")
+        src.last_bad = dict(read.bad)
         if src.error:
             log.info("IX %s: %s %s readable again", st.config.name, src.kind, src.where)
         src.error = ""

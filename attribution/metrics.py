@@ -473,6 +473,52 @@ def _refused_calls() -> Metric:
     return family
 
 
+class IxCollector(Collector):
+    """The IX learners' tables and sources (``attribution.ix``), read when scraped."""
+
+    def __init__(self, states: Callable[[], list]) -> None:
+        self.states = states
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["ix", "source"]
+        macs = GaugeMetricFamily(
+            "attribution_ix_macs",
+            "MACs in an IX's learned table: learned (usable), conflict, no_as",
+            labels=["ix", "state"],
+        )
+        hops = GaugeMetricFamily(
+            "attribution_ix_next_hops", "IX LAN next hops in the RIB", labels=["ix"]
+        )
+        reads = CounterMetricFamily(
+            "attribution_ix_source_reads", "Reads of an IX's sources", labels=[*labels, "result"]
+        )
+        bad = CounterMetricFamily(
+            "attribution_ix_source_bad_entries",
+            "Entries an IX source sent that were refused, by reason",
+            labels=[*labels, "reason"],
+        )
+        ok = GaugeMetricFamily(
+            "attribution_ix_source_ok", "1 when the source's last read worked", labels=labels
+        )
+        for st in self.states():
+            name = st.config.name
+            learned = sum(e.usable for e in st.table.values())
+            conflict = sum(e.conflict for e in st.table.values())
+            macs.add_metric([name, "learned"], learned)
+            macs.add_metric([name, "conflict"], conflict)
+            macs.add_metric([name, "no_as"], len(st.table) - learned - conflict)
+            hops.add_metric([name], len({nh for t in st.next_hops.values() for nh, _ in t.counts}))
+            for src in (st.neighbors, st.peeringdb):
+                if src is None:
+                    continue
+                reads.add_metric([name, src.kind, "ok"], src.reads)
+                reads.add_metric([name, src.kind, "failed"], src.failures)
+                ok.add_metric([name, src.kind], 0 if src.error or src.last is None else 1)
+                for reason, n in sorted(src.bad.items()):
+                    bad.add_metric([name, src.kind, reason], n)
+        yield from (macs, hops, reads, bad, ok)
+
+
 def new_registry() -> CollectorRegistry:
     """A registry with the process collector (RSS, CPU seconds, open files)."""
     registry = CollectorRegistry(auto_describe=True)
@@ -496,6 +542,7 @@ class MetricsServer:
 
 
 __all__ = [
+    "IxCollector",
     "MetricsServer",
     "RpcMetrics",
     "ServiceCollector",

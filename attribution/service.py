@@ -22,6 +22,7 @@ from attribution.grpc_service import AttributionServicer, ReloadResult, start_se
 from attribution.health import Readiness
 from attribution.ix import IxLearner
 from attribution.metrics import (
+    IxCollector,
     MetricsServer,
     RpcMetrics,
     ServiceCollector,
@@ -136,6 +137,7 @@ class Service:
                 )
             )
         )
+        self.registry.register(IxCollector(self.ix_learner.status))
         self.session_metrics = SessionMetrics(self.registry)
         self.session_metrics.configured((r.name, r.neighbor) for r in self.config.routers)
         self.metrics_server: MetricsServer | None = None
