@@ -21,6 +21,7 @@ named by ``password_file=`` in the URL.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -170,8 +171,11 @@ class BufferedSink:
     """Arrow batches buffered until ``batch_rows`` rows or ``max_delay`` seconds old.
 
     ``flush()`` (called by enrich after each answered batch) writes only when
-    one of those is reached, so a fast run makes large inserts and a trickle
-    (``--follow``) is stored within ``max_delay``. ``close()`` writes the rest.
+    one of those is reached, so a fast run makes large inserts. A trickle
+    (``--follow``) that then goes quiet makes no more calls: :meth:`start_timer`
+    runs a thread that writes rows older than ``max_delay`` anyway, so they are
+    stored within about ``max_delay`` whatever the input does. A failed write in
+    that thread is raised by the next call. ``close()`` writes the rest.
     """
 
     def __init__(
@@ -188,26 +192,59 @@ class BufferedSink:
         self._since = 0.0
         self.rows_written = 0
         self.writes = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._timer: threading.Thread | None = None
+        self._failure: BaseException | None = None
+
+    def start_timer(self) -> None:
+        tick = min(max(self.max_delay / 2, 0.05), 1.0)
+
+        def run() -> None:
+            while not self._stop.wait(tick):
+                try:
+                    self.flush()
+                except BaseException as exc:
+                    self._failure = exc
+                    return
+
+        self._timer = threading.Thread(target=run, name="sink-max-delay", daemon=True)
+        self._timer.start()
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
 
     def write_batch(self, batch: Sequence[Any], answers: Sequence[dict]) -> None:
+        self._raise_failure()
         if not batch:
             return
         table = self.batcher.table([r.flow for r in batch], answers, [r.fmt for r in batch])
-        if not self._tables:
-            self._since = self.clock()
-        self._tables.append(table)
-        self._rows += table.num_rows
-        if self._rows >= self.batch_rows:
-            self._write_buffered()
+        with self._lock:
+            if not self._tables:
+                self._since = self.clock()
+            self._tables.append(table)
+            self._rows += table.num_rows
+            if self._rows >= self.batch_rows:
+                self._write_buffered()
 
     def flush(self) -> None:
-        if self._tables and self.clock() - self._since >= self.max_delay:
-            self._write_buffered()
+        if threading.current_thread() is not self._timer:
+            self._raise_failure()
+        with self._lock:
+            if self._tables and self.clock() - self._since >= self.max_delay:
+                self._write_buffered()
 
     def close(self) -> None:
+        self._stop.set()
+        if self._timer is not None:
+            self._timer.join()
         try:
-            if self._tables:
-                self._write_buffered()
+            self._raise_failure()
+            with self._lock:
+                if self._tables:
+                    self._write_buffered()
         finally:
             self._close()
 

@@ -93,6 +93,7 @@ class ClickHouseSink(BufferedSink):
         except BaseException:
             conn.close()
             raise
+        self.start_timer()  # a quiet --follow input still gets its rows in within max_delay
 
     def _write(self, table) -> None:
         self.conn.insert_arrow(self.database, self.table, table)

@@ -182,6 +182,24 @@ def test_rows_are_buffered_into_large_writes_and_a_trickle_is_written_after_max_
         sink.close()
 
 
+def test_rows_reach_clickhouse_within_max_delay_when_the_input_goes_quiet(tmp_path):
+    """enrich calls flush() only after a batch: a --follow input that stops after a
+    few records made no more calls, and its rows waited in the buffer until the next
+    records came (hours, on a quiet night). The sink's own timer writes them."""
+    recs, answers = _records(3, int(time.time()))
+    sink = open_sink(f"chdb:{tmp_path / 'db'}?batch=1000&max_delay=0.2")
+    try:
+        sink.write_batch(recs, answers)
+        sink.flush()  # the last call enrich makes before the input goes quiet
+        deadline = time.monotonic() + 60
+        while sink.conn.rows("SELECT count() FROM attribution.flows") != [(3,)]:
+            assert time.monotonic() < deadline, "buffered rows never written"
+            time.sleep(0.05)
+    finally:
+        sink.close()
+    assert sink.rows_written == 3
+
+
 def test_records_without_a_usable_time_get_the_time_they_were_written(tmp_path):
     recs, answers = _records(3, 0)
     recs[0].flow["time"] = None
