@@ -161,8 +161,16 @@ def run(args: argparse.Namespace) -> int:
         if not args.apply:
             sys.stdout.write(script(stmts))
             return 0
+        from urllib.parse import urlsplit
+
         from attribution.sinks.clickhouse import connect
 
+        named = urlsplit(args.apply).path.strip("/") if "://" in args.apply else ""
+        if named and named != args.database:
+            raise OutputError(
+                f"--apply names database {named!r} but --database is {args.database!r}: "
+                "the schema goes into --database (give the URL without a path, or the same name)"
+            )
         conn, _ = connect(args.apply, database_required=False)
         try:
             for stmt in stmts:

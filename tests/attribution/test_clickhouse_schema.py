@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 
@@ -33,6 +34,10 @@ def test_schema_prints_ordering_key_ttl_partitions_and_the_rollup_view():
 def test_bad_names_and_ttls_are_refused():
     run = schema("--table", "flows; DROP TABLE x")
     assert run.returncode == 2 and "letters, digits or underscores" in run.stderr
+    run = schema("--apply", "clickhouse://127.0.0.1:1/netflow")  # checked before connecting
+    assert run.returncode == 2 and "names database 'netflow' but --database" in run.stderr
+    run = schema("--apply", "clickhouse://admin:pw@127.0.0.1:1")
+    assert run.returncode == 2 and "ATTRIBUTION_CLICKHOUSE_PASSWORD" in run.stderr
     run = schema("--ttl-days", "0")
     assert run.returncode == 2 and "ttl_days: must be a whole number of days" in run.stderr
 
@@ -65,3 +70,12 @@ def test_schema_applied_to_chdb_makes_the_three_objects_and_is_idempotent(tmp_pa
     assert [c[0] for c in columns] == list(NAMES)
     assert dict(columns)["router"] == "LowCardinality(String)"
     assert "TTL time + toIntervalDay(14)" in ttl
+
+
+def test_an_unreachable_server_is_reported_with_its_address():
+    with socket.socket() as s:  # a loopback port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run = schema("--apply", f"clickhouse://127.0.0.1:{port}")
+    assert run.returncode == 2
+    assert f"http://127.0.0.1:{port}: cannot connect" in run.stderr
