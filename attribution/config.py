@@ -24,6 +24,7 @@ from attribution.ix_config import IxConfig, parse_ix
 from attribution.reports.config import ReportConfigError, load_report_config
 from ribd.exabgp import config_problems as exabgp_config_problems
 from ribd.settings import BgpSettings, NeighborSettings
+from ribd.workers import plan_warnings, resolve_workers
 
 AS_SET_POLICIES = ("aggregator", "highest")
 MAX_BATCH_FLOWS = 65_536
@@ -144,6 +145,7 @@ SECTION_KEYS: dict[str, frozenset[str]] = {
             "converge_quiet_time",
             "relay_spool_bytes",
             "api_mode",
+            "workers",
         }
     ),
     "routers": frozenset(
@@ -267,6 +269,10 @@ def parse_config(text: str, path: str = "<config>") -> Config:
         raise c.fail(("bgp", None, "exabgp_command"), "must be a list of strings")
     stale_hold = c.seconds(bgp, bw, "stale_hold_time", 0.0, 0, 86400)
     restart_hold = c.seconds(bgp, bw, "restart_hold_time", 300.0, 0, 86400)
+    try:
+        workers = resolve_workers(bgp.get("workers", 1), exabgp_mode)
+    except ValueError as exc:
+        raise c.fail(("bgp", None, "workers"), str(exc)) from None
 
     routers: list[RouterConfig] = []
     neighbors: list[NeighborSettings] = []
@@ -373,9 +379,11 @@ def parse_config(text: str, path: str = "<config>") -> Config:
         converge_quiet_time=converge_quiet,
         relay_spool_bytes=spool_bytes,
         api_mode=api_mode,
+        workers=workers,
     )
     for where, why in exabgp_config_problems(bgp_settings):
         raise c.fail(where, why)
+    warnings += plan_warnings(bgp_settings)
     return Config(
         path=path,
         local_as=local_as,

@@ -11,6 +11,7 @@ import dataclasses
 from typing import Any
 
 from attribution.config import Config
+from ribd.workers import worker_of
 
 # [service] values a reload applies at once (the resolver and the loops read them live).
 _LIVE_SERVICE = (
@@ -45,6 +46,7 @@ _BGP_KEYS = {
     "converge_quiet_time": "[bgp] converge_quiet_time",
     "relay_spool_bytes": "[bgp] relay_spool_bytes",
     "api_mode": "[bgp] api_mode",
+    "workers": "[bgp] workers",
 }
 # Per-router session settings a reload applies at once (the RIB reads them live).
 _LIVE_NEIGHBOR = {"name", "stale_hold_time"}
@@ -113,8 +115,11 @@ def restart_needed(running: Config, new: Config) -> list[str]:
             needed.append(f"{name} {_show(a)} -> {_show(b)}")
     before = {n.name: n for n in running.bgp.neighbors}
     after = {n.name: n for n in new.bgp.neighbors}
+    where = worker_of(new.bgp) if new.bgp.workers > 1 else {}
     for name in after.keys() - before.keys():
-        needed.append(f"new router {name} (no session yet)")
+        worker = where.get(after[name].address, 0)
+        on = f"; ExaBGP worker {worker} will hold it" if worker else ""
+        needed.append(f"new router {name} (no session yet{on})")
     for name in before.keys() - after.keys():
         needed.append(f"removed router {name} (its session stays up)")
     for name, n in after.items():

@@ -33,10 +33,11 @@ from attribution.metrics import (
 from attribution.reload_changes import describe_changes, restart_needed
 from attribution.resolver import Resolver
 from ribd import observe
-from ribd.exabgp import ExabgpSupervisor, feed_socket_path
+from ribd.exabgp import feed_socket_path
 from ribd.feed import FeedServer
 from ribd.rib import Rib
 from ribd.snapshot import SnapshotError, load_snapshot, write_snapshot
+from ribd.workers import ExabgpWorkers
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +105,13 @@ class Service:
         self.feed = FeedServer(
             feed_socket_path(settings), self.rib, exabgp_gone_hold_time=settings.restart_hold_time
         )
+        # One ExaBGP per worker ([bgp] workers, ribd.workers); the feed scopes
+        # each worker's relay to its routers.
         self.supervisor = (
-            ExabgpSupervisor(settings, self.rib) if settings.exabgp_mode == "supervised" else None
+            ExabgpWorkers(settings, self.rib) if settings.exabgp_mode == "supervised" else None
         )
+        if self.supervisor is not None:
+            self.feed.worker_scopes = self.supervisor.scopes()
         self.registry = new_registry()
         self.servicer = AttributionServicer(
             self.rib,
@@ -293,12 +298,17 @@ class Service:
     def _exabgp_down(self) -> str:
         """Why ExaBGP is not up, for health ("" when it is): see attribution.health."""
         if self.supervisor is not None:
-            state = self.supervisor.state()
-            if not state.running:
-                last = f" (last run: {state.last_error[:300]})" if state.last_error else ""
-                return f"ExaBGP is not running{last}"
-        if not self.feed.stats().get("relays_connected", 0):
+            down = self.supervisor.not_running()
+            if down:
+                return down
+        stats = self.feed.stats()
+        if not stats.get("relays_connected", 0):
             return "ExaBGP's feed relay is not connected"
+        if self.supervisor is not None:
+            by_worker = stats.get("relays_connected_by_worker", {})
+            for worker in self.supervisor.numbers:
+                if worker and not by_worker.get(worker):
+                    return f"the feed relay of ExaBGP worker {worker} is not connected"
         return ""
 
     def _update_health(self) -> None:

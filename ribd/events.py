@@ -75,7 +75,13 @@ class Notification:
 
 @dataclass(frozen=True, slots=True)
 class ExabgpShutdown:
-    """ExaBGP is stopping: every session it held is going away."""
+    """ExaBGP is stopping: every session it held is going away.
+
+    ``neighbors``: the routers that ExaBGP held, when it is one worker of
+    several (the feed sets it from the relay's worker); None: every router.
+    """
+
+    neighbors: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

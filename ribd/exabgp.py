@@ -162,6 +162,11 @@ class ExabgpSupervisor:
     being asked to, every router's routes become stale for
     ``settings.restart_hold_time`` (the restarted ExaBGP's sessions refresh
     them, End-of-RIB retires the stale copies).
+
+    One supervisor runs one ExaBGP: with several workers (``ribd.workers``)
+    each has its own, given the worker's own settings (``settings.worker``
+    names it in logs) and ``neighbors``, the routers whose routes its exits
+    make stale (None: every router).
     """
 
     def __init__(
@@ -171,9 +176,14 @@ class ExabgpSupervisor:
         *,
         on_event: Callable[[str, dict], None] | None = None,
         command: Sequence[str] | None = None,
+        neighbors: frozenset[str] | None = None,
     ) -> None:
         self.settings = settings
         self.rib = rib
+        self.neighbors = neighbors
+        self.worker = settings.worker
+        # How logs name it: "ExaBGP", or "ExaBGP worker 2" among several.
+        self.label = f"ExaBGP worker {settings.worker}" if settings.worker else "ExaBGP"
         self.on_event = on_event
         self.command = list(command or settings.exabgp_command or default_exabgp_command())
         self.work_dir = settings.work_dir or tempfile.mkdtemp(prefix="ribd-exabgp-")
@@ -216,12 +226,16 @@ class ExabgpSupervisor:
         os.chmod(self.log_path, 0o600)
         self._env = child_environment(render_env(settings))
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="exabgp-supervisor", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run,
+            name=f"exabgp-supervisor-{self.worker}" if self.worker else "exabgp-supervisor",
+            daemon=True,
+        )
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop ExaBGP (SIGTERM, then SIGKILL) and the supervision thread."""
-        self._stop.set()
+        self.request_stop()
         with self._lock:
             proc = self._proc
         if proc is not None:
@@ -229,6 +243,11 @@ class ExabgpSupervisor:
         if self._thread is not None:
             self._thread.join(timeout + 5.0)
             self._thread = None
+
+    def request_stop(self) -> None:
+        """No restart from now on (``stop`` finishes the job): stops of several
+        workers begin together, so none restarts while another is stopping."""
+        self._stop.set()
 
     def state(self) -> SupervisorState:
         with self._lock:
@@ -268,7 +287,7 @@ class ExabgpSupervisor:
             try:
                 proc = spawn_child([*self.command, self.config_path], self._env, self.work_dir)
             except OSError as exc:
-                log.error("cannot start ExaBGP (%s): %s", " ".join(self.command), exc)
+                log.error("cannot start %s (%s): %s", self.label, " ".join(self.command), exc)
                 code: int | None = None
                 proc = None
                 with self._lock:
@@ -279,9 +298,15 @@ class ExabgpSupervisor:
                     self._last_start = started
                     self._next_start = 0.0
                     self._last_error = ""
-                log.info("ExaBGP started, pid %d, config %s", proc.pid, self.config_path)
+                log.info(
+                    "%s started, pid %d, config %s",
+                    self.label,
+                    proc.pid,
+                    self.config_path,
+                    extra={"event": "exabgp_started", "worker": self.worker, "pid": proc.pid},
+                )
                 self._emit("started", {"pid": proc.pid})
-                pump = log_output(proc, log, "exabgp")
+                pump = log_output(proc, log, f"exabgp-{self.worker}" if self.worker else "exabgp")
                 while proc.poll() is None and not self._stop.wait(0.2):
                     pass
                 if self._stop.is_set():
@@ -293,9 +318,9 @@ class ExabgpSupervisor:
                 self._last_exit_code = code
                 self._last_exit = time.time()
             if stopping:
-                log.info("ExaBGP stopped (exit code %s)", code)
+                log.info("%s stopped (exit code %s)", self.label, code)
                 self._emit("stopped", {"code": code})
-                self._rib_gone(f"ExaBGP stopped (exit code {code})")
+                self._rib_gone(f"{self.label} stopped (exit code {code})")
                 break
             ran = time.time() - started
             failures = 1 if ran >= STABLE_RUN_SECONDS else failures + 1
@@ -305,20 +330,22 @@ class ExabgpSupervisor:
             )
             tail = log_tail(self.log_path, log_offset) if proc is not None else []
             log.warning(
-                "ExaBGP exited with code %s after %.1fs; restart in %.1fs%s",
+                "%s exited with code %s after %.1fs; restart in %.1fs%s",
+                self.label,
                 code,
                 ran,
                 delay,
                 f"; the end of its log ({self.log_path}):\n  " + "\n  ".join(tail)
                 if tail
                 else f"; its log ({self.log_path}) has nothing new",
+                extra={"event": "exabgp_exited", "worker": self.worker, "code": code},
             )
             if proc is not None:
                 with self._lock:
-                    self._last_error = f"ExaBGP exited with code {code}" + (
+                    self._last_error = f"{self.label} exited with code {code}" + (
                         f": {exit_reason(tail)}" if tail else ""
                     )
-            self._rib_gone(f"ExaBGP exited with code {code}")
+            self._rib_gone(f"{self.label} exited with code {code}")
             with self._lock:
                 self._next_start = time.time() + delay
             self._emit("exited", {"code": code, "ran": ran, "restart_in": delay})
@@ -330,7 +357,7 @@ class ExabgpSupervisor:
             self._next_start = 0.0
 
     def _rib_gone(self, reason: str) -> None:
-        self.rib.with_lock_exabgp_gone(reason, self.settings.restart_hold_time)
+        self.rib.with_lock_exabgp_gone(reason, self.settings.restart_hold_time, self.neighbors)
 
 
 def _file_size(path: str) -> int:

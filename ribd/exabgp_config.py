@@ -152,12 +152,19 @@ def default_exabgp_command() -> list[str]:
 
 
 def relay_command(
-    socket_path: str, python: str | None = None, spool_bytes: int | None = None
+    socket_path: str, python: str | None = None, spool_bytes: int | None = None, worker: int = 0
 ) -> list[str]:
-    """The API process line: our relay, run by the same interpreter as the service."""
+    """The API process line: our relay, run by the same interpreter as the service.
+
+    ``worker``: the ExaBGP worker it relays for (ribd.workers), named in its
+    hello so the service scopes that relay's eof, gaps and re-reads to the
+    worker's routers; 0 (the only ExaBGP) leaves the line as it always was.
+    """
     words = [python or sys.executable, "-m", "ribd.relay", "--socket", os.path.abspath(socket_path)]
     if spool_bytes:
         words += ["--spool-bytes", str(int(spool_bytes))]
+    if worker:
+        words += ["--worker", str(int(worker))]
     return words
 
 
@@ -222,7 +229,11 @@ def render_config(settings: BgpSettings, *, relay: Sequence[str] | None = None) 
     run = (
         relay
         if relay is not None
-        else relay_command(feed_socket_path(settings), spool_bytes=settings.relay_spool_bytes)
+        else relay_command(
+            feed_socket_path(settings),
+            spool_bytes=settings.relay_spool_bytes,
+            worker=settings.worker,
+        )
     )
     run_line = " ".join(_word(part, "relay command word") for part in run)
     blocks = [
@@ -258,7 +269,12 @@ def render_env(settings: BgpSettings) -> dict[str, str]:
     """
     work_dir = settings.work_dir or "."
     env = {
-        "exabgp.tcp.bind": settings.listen_address,
+        # A worker listens on its own routers' addresses (ribd.workers).
+        "exabgp.tcp.bind": (
+            settings.listen_address
+            if settings.bind_addresses is None
+            else " ".join(settings.bind_addresses)
+        ),
         "exabgp.tcp.port": str(settings.listen_port),
         "exabgp.api.ack": "false",
         "exabgp.api.cli": "false",  # no named pipes in the work dir

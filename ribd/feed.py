@@ -16,8 +16,10 @@ one is skipped to its newline), and lines for a neighbor not in
 Relay control lines (``eof``, ``lost``, ``hello``) and the re-reads they
 trigger are ``ribd.feed_control``'s (``RelayControl``, a mixin of
 ``FeedServer``); what is counted and how bad lines are logged is
-``ribd.feed_counters``'s. One ExaBGP per service is assumed: ``eof`` marks
-every router's routes stale.
+``ribd.feed_counters``'s. Several relays may connect at once, one per ExaBGP
+worker (``ribd.workers``): ``worker_scopes`` tells which routers each
+worker's relay speaks for, so one worker's ``eof`` or gap marks only its
+routers' routes stale.
 """
 
 from __future__ import annotations
@@ -146,6 +148,11 @@ class FeedServer(RelayControl):
         self._resync_interval = RESYNC_INTERVAL_MIN
         self._next_resync = 0.0
         self._last_gap = -1e9
+        # ExaBGP worker number -> the neighbors it holds (set by the owner,
+        # ribd.workers.ExabgpWorkers.scopes); a worker not named here, or a
+        # relay without a worker, speaks for every router.
+        self.worker_scopes: dict[int, frozenset[str]] = {}
+        self._resync_workers: set[int] = set()
 
     # -- lifetime --
 
@@ -229,6 +236,10 @@ class FeedServer(RelayControl):
             for c in self._connections:
                 totals.add(c.counters)
             connected = sum(1 for c in self._connections if c.relay is not None)
+            by_worker: dict[int, int] = {}
+            for c in self._connections:
+                if c.relay is not None:
+                    by_worker[c.relay.worker] = by_worker.get(c.relay.worker, 0) + 1
         return {
             "lines": totals.lines,
             "updates": totals.updates,
@@ -242,6 +253,7 @@ class FeedServer(RelayControl):
             "relay_gaps": self.relay_gaps,
             "relay_connections": self.relay_connections,
             "relays_connected": connected,
+            "relays_connected_by_worker": by_worker,
             "refused_connections": self.refused_connections,
             "resyncs_requested": self.resyncs_requested,
             "session_resets_requested": self.session_resets_requested,
@@ -355,10 +367,12 @@ class FeedServer(RelayControl):
                 if not events:
                     continue
                 first = events[0]
-                if (
-                    rib.neighbors is not None
-                    and type(first) is not ExabgpShutdown
-                    and first.neighbor not in rib.neighbors  # type: ignore[union-attr]
+                if type(first) is ExabgpShutdown:
+                    if conn.relay is not None and conn.relay.worker:
+                        # That worker's ExaBGP is going: its routers only.
+                        events = [ExabgpShutdown(self._scope(conn.relay.worker))]
+                elif (
+                    rib.neighbors is not None and first.neighbor not in rib.neighbors  # type: ignore[union-attr]
                 ):
                     self._bad_log.bad_line(
                         c,

@@ -6,6 +6,12 @@ cannot:
 * ``eof``: ExaBGP closed the API pipe (stopped or died). Every router's
   routes become stale for ``exabgp_gone_hold_time``, as the supervisor does in
   supervised mode, so an operator-managed ExaBGP gets the same treatment.
+
+With several ExaBGP workers (``ribd.workers``) each relay names its worker
+in its hello, and everything below is scoped to that worker's routers
+(``worker_scopes``): its eof, its lost lines, its respawns, the re-reads
+asked of its relay. A relay without a worker (0: the only ExaBGP, or one
+run by the operator) speaks for every router, as before workers existed.
 * ``lost`` (the relay's spool overflowed, marked where the lines were
   dropped), or a relay we never saw that already delivered lines elsewhere
   (we restarted), or a replacement relay under the same ExaBGP (ExaBGP
@@ -57,6 +63,7 @@ class RelayInfo:
     pid: int
     started: float
     exabgp_pid: int
+    worker: int = 0  # the ExaBGP worker it relays for (0: the only one)
     connections: int = 0
     connected: bool = False
     eof: bool = False
@@ -87,26 +94,54 @@ class RelayControl:
     _resync_interval: float
     _next_resync: float
     _last_gap: float
+    worker_scopes: dict[int, frozenset[str]]
+    _resync_workers: set[int]
+
+    # -- workers --
+
+    def _scope(self, worker: int) -> frozenset[str] | None:
+        """The routers a relay of ``worker`` speaks for (None: every router)."""
+        return self.worker_scopes.get(worker) if worker else None
+
+    def _relays_for(self, worker: int | None = None, neighbor: str = "*") -> list[_Connection]:
+        """Connected relays of ``worker`` (None: any), or, for one ``neighbor``,
+        those whose worker holds it (all of them when none is known to)."""
+        with self._lock:
+            conns = [c for c in self._connections if c.relay is not None]
+        if worker is not None:
+            return [c for c in conns if c.relay.worker == worker]  # type: ignore[union-attr]
+        if neighbor != "*":
+            own = [
+                c
+                for c in conns
+                if neighbor in (self._scope(c.relay.worker) or ())  # type: ignore[union-attr]
+            ]
+            return own or conns
+        return conns
 
     # -- requests to relays --
 
-    def resync(self, neighbor: str = "*") -> int:
-        """Ask ExaBGP (via each connected relay) for a route refresh; returns relays told."""
+    def resync(self, neighbor: str = "*", worker: int | None = None) -> int:
+        """Ask ExaBGP (via each connected relay; of ``worker`` only when given,
+        else for one neighbor its worker's) for a route refresh; returns relays told."""
         if neighbor != "*":
             socket.inet_pton(socket.AF_INET6 if ":" in neighbor else socket.AF_INET, neighbor)
-        with self._lock:
-            conns = [c for c in self._connections if c.relay is not None]
+        conns = self._relays_for(worker, neighbor)
         told = sum(1 for c in conns if c.send(f"resync {neighbor}\n".encode()))
         self.resyncs_requested += told
         if told:
-            log.info("asked %d relay(s) for a route refresh of %s", told, neighbor)
+            log.info(
+                "asked %d relay(s)%s for a route refresh of %s",
+                told,
+                f" of ExaBGP worker {worker}" if worker else "",
+                neighbor,
+            )
         return told
 
     def reset_session(self, neighbor: str) -> int:
-        """Ask ExaBGP (via each connected relay) to reset one router's session."""
+        """Ask ExaBGP (via the relay of the router's worker) to reset one router's session."""
         socket.inet_pton(socket.AF_INET6 if ":" in neighbor else socket.AF_INET, neighbor)
-        with self._lock:
-            conns = [c for c in self._connections if c.relay is not None]
+        conns = self._relays_for(None, neighbor)
         told = sum(1 for c in conns if c.send(f"reset {neighbor}\n".encode()))
         self.session_resets_requested += told
         return told
@@ -131,11 +166,16 @@ class RelayControl:
                 self._bad_log.bad_line(conn.counters, line, reason)
                 return
             self.relay_lost_lines += lines
-            self._lines_missing(f"the relay's spool overflowed: {lines} line(s) dropped")
+            self._lines_missing(
+                f"the relay's spool overflowed: {lines} line(s) dropped",
+                conn.relay.worker if conn.relay is not None else 0,
+            )
         elif event == "eof":
+            worker = 0
             if conn.relay is not None:
                 conn.relay.eof = True
-            self._exabgp_gone("ExaBGP closed the feed (stopped or died)")
+                worker = conn.relay.worker
+            self._exabgp_gone("ExaBGP closed the feed (stopped or died)", worker)
         else:
             log.warning("unknown relay control event %s", show(event))
         if self.on_control is not None:
@@ -146,6 +186,9 @@ class RelayControl:
             key = (int(msg["pid"]), float(msg["started"]))
             exabgp_pid = int(msg.get("ppid", 0))
             delivered = int(msg.get("delivered", 0))
+            worker = int(msg.get("worker", 0))
+            if worker < 0:
+                raise ValueError(worker)
         except (KeyError, TypeError, ValueError):
             self._bad_log.bad_line(conn.counters, line, "malformed relay hello")
             return
@@ -154,11 +197,12 @@ class RelayControl:
         with self._lock:
             relay = self._relays.get(key)
             if relay is None:
-                relay = self._relays[key] = RelayInfo(key[0], key[1], exabgp_pid)
+                relay = self._relays[key] = RelayInfo(key[0], key[1], exabgp_pid, worker)
                 if delivered:
                     missing = f"relay {key[0]} delivered {delivered} lines before we started"
                 for other in self._relays.values():
-                    if other is relay or other.eof or other.connected:
+                    # (another worker's relay says nothing of this one's ExaBGP)
+                    if other is relay or other.eof or other.connected or other.worker != worker:
                         continue
                     other.eof = True  # settled: it will not come back
                     if other.exabgp_pid == exabgp_pid:
@@ -172,27 +216,41 @@ class RelayControl:
             relay.connected = True
             conn.relay = relay
         log.info(
-            "relay pid %d (ExaBGP pid %d) connected, connection #%d",
+            "relay pid %d (ExaBGP%s pid %d) connected, connection #%d",
             relay.pid,
+            f" worker {relay.worker}" if relay.worker else "",
             exabgp_pid,
             relay.connections,
+            extra={"event": "relay_connected", "worker": relay.worker},
         )
         if gone:
-            self._exabgp_gone(gone)
+            self._exabgp_gone(gone, worker)
         if missing:
-            self._lines_missing(missing)
+            self._lines_missing(missing, worker)
 
-    def _exabgp_gone(self, reason: str) -> None:
+    def _exabgp_gone(self, reason: str, worker: int = 0) -> None:
         self.exabgp_gone_events += 1
         # A stop we asked for is news, not a problem.
         level = logging.INFO if self.expecting_exabgp_stop else logging.WARNING
-        log.log(level, "%s: routes kept stale for %.0fs", reason, self.exabgp_gone_hold_time)
-        self.rib.with_lock_exabgp_gone(reason, self.exabgp_gone_hold_time)
+        scope = self._scope(worker)
+        log.log(
+            level,
+            "%s%s: routes kept stale for %.0fs",
+            f"ExaBGP worker {worker}: " if worker else "",
+            reason,
+            self.exabgp_gone_hold_time,
+            extra={"event": "exabgp_gone", "worker": worker},
+        )
+        self.rib.with_lock_exabgp_gone(reason, self.exabgp_gone_hold_time, scope)
 
-    def _lines_missing(self, reason: str) -> None:
-        """Routes may be missing or outdated: mark the gap, re-read the tables."""
+    def _lines_missing(self, reason: str, worker: int = 0) -> None:
+        """Routes may be missing or outdated: mark the gap, re-read the tables
+        (of ``worker``'s routers, asked of its relay; 0: every router)."""
+        scope = self._scope(worker)
+        if scope is None:
+            worker = 0
         with self.rib.lock:
-            marked = self.rib.mark_gap()
+            marked = self.rib.mark_gap(scope)
         self.relay_gaps += 1
         now = time.monotonic()
         if now - self._last_gap > 2 * RESYNC_INTERVAL_MAX:  # gaps are rare: ask at once
@@ -200,14 +258,39 @@ class RelayControl:
             self._next_resync = 0.0
         self._last_gap = now
         log.warning(
-            "feed gap: %s; %d router(s) marked stale until their tables are re-read%s",
+            "feed gap%s: %s; %d router(s) marked stale until their tables are re-read%s",
+            f" (ExaBGP worker {worker})" if worker else "",
             reason,
             len(marked),
             "" if self.resync_on_loss else " (resync disabled)",
+            extra={"event": "feed_gap", "worker": worker},
         )
         if self.resync_on_loss:
+            with self._lock:
+                self._resync_workers.add(worker)
             self._resync_pending = True
             self._resync_wanted.set()
+
+    def _ask_resyncs(self) -> bool:
+        """Ask the relays of each worker with a gap (0: all relays) for a re-read.
+
+        A worker whose relay is not connected stays pending (asked again at
+        the next round); returns whether any relay was told.
+        """
+        with self._lock:
+            pending = sorted(self._resync_workers)
+        asked = False
+        for worker in pending:
+            if not self.resync("*", worker or None):
+                continue
+            asked = True
+            with self._lock:
+                self._resync_workers.discard(worker)
+            with self.rib.lock:
+                self.rib.note_refresh_asked(self._scope(worker))
+        with self._lock:
+            self._resync_pending = bool(self._resync_workers)
+        return asked
 
     def _resync_loop(self) -> None:
         """Send coalesced, spaced re-read requests; reset routers that do not begin."""
@@ -217,10 +300,7 @@ class RelayControl:
             if self._stop.is_set():
                 return
             now = time.monotonic()
-            if self._resync_pending and now >= self._next_resync and self.resync("*"):
-                self._resync_pending = False
-                with self.rib.lock:
-                    self.rib.note_refresh_asked()
+            if self._resync_pending and now >= self._next_resync and self._ask_resyncs():
                 self._next_resync = now + self._resync_interval
                 self._resync_interval = min(self._resync_interval * 2, RESYNC_INTERVAL_MAX)
             if self._resync_pending or not self.resync_on_loss:

@@ -13,7 +13,8 @@ Protocol towards the service (one JSON object or ExaBGP line per ``\\n``):
 * ``{"type":"ribd-relay","event":"hello",...}`` first on every connection:
   ``pid``/``started`` identify this relay (a new pair = a new ExaBGP or a
   respawned relay, whose earlier lines are gone), ``ppid`` is ExaBGP's pid,
-  ``delivered`` the lines handed to any service before this connection.
+  ``delivered`` the lines handed to any service before this connection,
+  ``worker`` the ExaBGP worker it relays for (``--worker``; 0: the only one).
 * ``{"type":"ribd-relay","event":"lost","lines":N,"bytes":B}`` where the spool
   overflowed: N lines were dropped at this point of the stream. The service
   re-reads every router's table from there (``ribd.feed``).
@@ -192,8 +193,10 @@ class Relay:
         spool_bytes: int = DEFAULT_SPOOL_BYTES,
         stdin_fd: int = 0,
         stdout_fd: int = 1,
+        worker: int = 0,
     ) -> None:
         self.socket_path = socket_path
+        self.worker = worker
         self.spool = Spool(spool_bytes)
         self.stdin_fd = stdin_fd
         self.stdout_fd = stdout_fd
@@ -280,6 +283,7 @@ class Relay:
             started=self.started,
             delivered=self.delivered,
             spooled=len(self.spool),
+            worker=self.worker,
         )
         try:
             sock.sendall(hello)
@@ -407,11 +411,17 @@ so the RIB ends equal to the routers' tables again.""",
         help="after ExaBGP closes our stdin, give up delivering after this many seconds "
         "without progress (default %(default)s)",
     )
+    parser.add_argument(
+        "--worker",
+        type=int,
+        default=0,
+        help="the ExaBGP worker this relay serves (set by the service; default 0: the only one)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="ribd-feed[%(process)d] %(message)s"
     )
-    relay = Relay(args.socket, spool_bytes=args.spool_bytes)
+    relay = Relay(args.socket, spool_bytes=args.spool_bytes, worker=max(0, args.worker))
 
     def on_term(signum: int, frame: object) -> None:
         # ExaBGP stopping: it has written its last lines; deliver them, then go.

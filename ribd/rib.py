@@ -188,7 +188,7 @@ class Rib(SessionHandling, Maintenance, Reads):
         elif kind is SessionState:
             self._session(event)  # type: ignore[arg-type]
         elif kind is ExabgpShutdown:
-            self.exabgp_gone("ExaBGP shut down")
+            self.exabgp_gone("ExaBGP shut down", neighbors=event.neighbors)  # type: ignore[union-attr]
         elif kind is Notification:
             self.notifications = [*self.notifications[-99:], event]  # type: ignore[list-item]
 

@@ -94,7 +94,7 @@ class SessionHandling:
 
     # -- exact re-reads after lost feed lines ----------------------------------
 
-    def mark_gap(self) -> list[str]:
+    def mark_gap(self, neighbors: frozenset[str] | None = None) -> list[str]:
         """Feed lines were lost: announcements *and* withdrawals may be missing.
 
         Every router's routes become stale and each family awaits a re-read
@@ -104,11 +104,14 @@ class SessionHandling:
         should one in fact be up (its "up" line was lost), its BoRR says so
         and its End-of-RIB alone cannot be trusted; one really down keeps its
         routes stale until its hold expires or its session comes back.
-        Returns the routers marked.
+        ``neighbors``: only these routers (the lines of one ExaBGP worker's
+        relay were lost); None: every router. Returns the routers marked.
         """
         now = self.clock()
         asked = []
         for r in self.routers.values():
+            if neighbors is not None and r.neighbor not in neighbors:
+                continue
             for family, fs in r.families.items():
                 self._rotate(r, family, fs)
                 fs.converged = False
@@ -117,10 +120,13 @@ class SessionHandling:
             asked.append(r.neighbor)
         return asked
 
-    def note_refresh_asked(self) -> None:
-        """The re-read was just asked for: the wait for BoRR starts now."""
+    def note_refresh_asked(self, neighbors: frozenset[str] | None = None) -> None:
+        """The re-read was just asked for (of ``neighbors``' worker; None: every
+        router): the wait for BoRR starts now."""
         now = self.clock()
         for r in self.routers.values():
+            if neighbors is not None and r.neighbor not in neighbors:
+                continue
             if any(fs.refresh == REFRESH_ASKED for fs in r.families.values()):
                 r.refresh_asked = now
 
@@ -259,27 +265,38 @@ class SessionHandling:
             fs.converged = False
         r.stale_until = 0.0
 
-    def exabgp_gone(self, reason: str, hold_time: float | None = None) -> None:
+    def exabgp_gone(
+        self,
+        reason: str,
+        hold_time: float | None = None,
+        neighbors: frozenset[str] | None = None,
+    ) -> None:
         """ExaBGP stopped or died: every session it held is gone.
 
         Routes stay readable, marked stale, for ``hold_time`` (default: the
         restart hold time) so that a restart costs no answers; each router's
         End-of-RIB after the restart replaces them. Routers whose session was
-        already down keep the state that loss gave them.
+        already down keep the state that loss gave them. ``neighbors``: the
+        routers of the one ExaBGP worker that went (ribd.workers); None: all.
         """
         hold = self.restart_hold_time if hold_time is None else hold_time
         now = self.clock()
         for r in self.routers.values():
-            if r.session == "down":
+            if r.session == "down" or (neighbors is not None and r.neighbor not in neighbors):
                 continue
             r.last_reason = reason
             r.session, r.session_since = "down", now
             self._note_down(r, reason, hold)
             self._lose_session(r, hold)
 
-    def with_lock_exabgp_gone(self, reason: str, hold_time: float | None = None) -> None:
+    def with_lock_exabgp_gone(
+        self,
+        reason: str,
+        hold_time: float | None = None,
+        neighbors: frozenset[str] | None = None,
+    ) -> None:
         with self.lock:
-            self.exabgp_gone(reason, hold_time)
+            self.exabgp_gone(reason, hold_time, neighbors)
 
     def _infer_convergence(self, now: float) -> None:
         """Peers that never send End-of-RIB (no graceful restart capability,

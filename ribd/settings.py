@@ -49,4 +49,12 @@ class BgpSettings:
     # How the supervised ExaBGP reports UPDATEs: "raw" (packets API, decoded by
     # ribd.rawupdate) or "json" (ExaBGP's parsed JSON). ribd.exabgp_config.API_MODES.
     api_mode: str = "raw"
+    # ExaBGP processes the routers are sharded over ("auto" resolved at load);
+    # ribd.workers plans them. 1: one ExaBGP, as before workers existed.
+    workers: int = 1
+    # In one worker's own settings (ribd.workers.worker_settings): its number
+    # (1..N; 0: the only ExaBGP) and the addresses its ExaBGP listens on
+    # (None: listen_address).
+    worker: int = 0
+    bind_addresses: tuple[str, ...] | None = None
     extra: dict[str, str] = field(default_factory=dict)

@@ -34,7 +34,6 @@ from collections.abc import Callable, Iterable, Sequence
 import orjson
 
 from ribd.exabgp import (
-    ExabgpSupervisor,
     child_environment,
     default_exabgp_command,
     log_output,
@@ -46,6 +45,7 @@ from ribd.feed import FeedServer, RibMaintenance
 from ribd.relay import recv_lines
 from ribd.rib import Rib
 from ribd.settings import BgpSettings, NeighborSettings
+from ribd.workers import ExabgpWorkers, waits_on
 
 log = logging.getLogger(__name__)
 
@@ -558,6 +558,7 @@ class BgpTestbed:
         restart_backoff_max: float = 2.0,
         work_dir: str | None = None,
         api_mode: str = "raw",
+        workers: int = 1,
     ) -> None:
         self._own_dir = work_dir is None
         self.work_dir = work_dir or tempfile.mkdtemp(prefix="ribd-bgp-", dir="/tmp")
@@ -579,6 +580,7 @@ class BgpTestbed:
             restart_backoff_max=restart_backoff_max,
             work_dir=self.work_dir,
             api_mode=api_mode,
+            workers=workers,
         )
         self.rib = Rib(
             stale_hold_time=stale_hold_time,
@@ -587,7 +589,9 @@ class BgpTestbed:
         self.feed = FeedServer(
             self.settings.feed_socket, self.rib, exabgp_gone_hold_time=restart_hold_time
         )
-        self.supervisor = ExabgpSupervisor(self.settings, self.rib)
+        # One supervised ExaBGP per worker (one in all, unless ``workers``).
+        self.supervisor = ExabgpWorkers(self.settings, self.rib)
+        self.feed.worker_scopes = self.supervisor.scopes()
         self.maintenance = RibMaintenance(self.rib, interval=0.05)
         self.speakers: list[Speaker] = []
 
@@ -600,6 +604,9 @@ class BgpTestbed:
     def speaker(self, *, local_address: str = "127.0.0.2", **kwargs: object) -> Speaker:
         """A started Speaker aimed at our ExaBGP (stopped by ``close()``)."""
         kwargs.setdefault("peer_as", self.settings.local_as)
+        for n in self.settings.neighbors:  # the address our side waits on for it
+            if n.address == local_address and n.passive:
+                kwargs.setdefault("peer_address", waits_on(self.settings, n))
         kwargs.setdefault("local_as", self.settings.local_as)
         s = Speaker(peer_port=self.port, local_address=local_address, **kwargs)  # type: ignore[arg-type]
         self.speakers.append(s)

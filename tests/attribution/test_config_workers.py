@@ -1,0 +1,91 @@
+"""[bgp] workers: validated at load, warned about when addresses idle it, restart-only."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from attribution.config import ConfigError, parse_config
+from attribution.reload_changes import restart_needed
+
+BASE = """
+[service]
+local_as = 64500
+router_id = "127.0.0.1"
+
+[bgp]
+{bgp}
+
+[[routers]]
+name = "edge1"
+neighbor = "127.0.1.1"
+local_address = "127.0.2.1"
+
+[[routers]]
+name = "edge2"
+neighbor = "127.0.1.2"
+{edge2}
+"""
+
+
+def config(bgp: str = "", edge2: str = 'local_address = "127.0.2.2"'):
+    return parse_config(BASE.format(bgp=bgp, edge2=edge2), "/etc/attribution.toml")
+
+
+def error_of(bgp: str) -> str:
+    with pytest.raises(ConfigError) as err:
+        config(bgp)
+    return str(err.value)
+
+
+def test_workers_default_to_one_and_take_a_number_or_auto() -> None:
+    assert config().bgp.workers == 1
+    assert config("workers = 3").bgp.workers == 3
+    assert config('workers = "auto"').bgp.workers == len(os.sched_getaffinity(0))
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("0", "bgp.workers: 0: must be between 1 and 1024"),
+        ("-2", "bgp.workers: -2: must be between 1 and 1024"),
+        ("5000", "bgp.workers: 5000: must be between 1 and 1024"),
+        ('"many"', "bgp.workers: must be an integer or \"auto\", not 'many'"),
+        ("true", 'bgp.workers: must be an integer or "auto", not bool'),
+        ("1.5", 'bgp.workers: must be an integer or "auto", not float'),
+        ("[2]", 'bgp.workers: must be an integer or "auto", not list'),
+    ],
+)
+def test_bad_workers_values_are_refused_with_the_line_and_why(value, message) -> None:
+    error = error_of(f"workers = {value}")
+    assert error.startswith("/etc/attribution.toml:7: ")
+    assert message in error
+
+
+def test_workers_with_an_external_exabgp_are_refused() -> None:
+    error = error_of('exabgp = "external"\nworkers = 2')
+    assert "bgp.workers: 2 workers need a supervised ExaBGP" in error
+    assert config('exabgp = "external"\nworkers = 1').bgp.workers == 1
+
+
+def test_routers_sharing_a_listen_address_are_warned_about_by_name() -> None:
+    shared = config("workers = 2", edge2='local_address = "127.0.2.1"')
+    [warning] = shared.warnings
+    assert "only 1 ExaBGP worker(s) can run" in warning
+    assert "edge1, edge2 wait on 127.0.2.1" in warning
+    assert config("workers = 2").warnings == ()
+    assert config("workers = 2", edge2="passive = false").warnings == ()
+
+
+def test_a_change_of_workers_needs_a_restart_and_a_new_router_names_its_worker() -> None:
+    running = config("workers = 2")
+    assert restart_needed(running, config("workers = 3")) == ["[bgp] workers 2 -> 3"]
+    assert restart_needed(running, config("workers = 2")) == []
+    added = parse_config(
+        BASE.format(bgp="workers = 2", edge2='local_address = "127.0.2.2"')
+        + '\n[[routers]]\nname = "edge3"\nneighbor = "127.0.1.3"\nlocal_address = "127.0.2.3"\n'
+    )
+    assert restart_needed(running, added) == [
+        "new router edge3 (no session yet; ExaBGP worker 1 will hold it)"
+    ]
