@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable, Sequence
 from hashlib import blake2b
+from operator import attrgetter
 
 import msgspec
 import orjson
@@ -35,26 +36,50 @@ DERIVED_BGP = "bgp"
 DERIVED_LOCAL = "local"  # empty AS path: originated inside our AS
 
 
-class PathAttributes(msgspec.Struct, gc=False, eq=False):
-    """One distinct attribute set; treat as immutable. Identity is equality:
-    instances are interned, so hashing and comparison use ``id``.
+# Field names of an attribute set's row (make_attributes' order): snapshots,
+# ``attribute_key`` and the parser all use this order.
+ATTRIBUTE_FIELDS = (
+    "as_path",
+    "origin",
+    "next_hop",
+    "local_pref",
+    "med",
+    "communities",
+    "large_communities",
+    "extended_communities",
+    "originator_id",
+    "cluster_list",
+    "atomic_aggregate",
+    "aggregator",
+)
+# The per-router part: what differs between routers that carry the same path
+# (each has its own next hops, its own local-pref policy, its own route
+# reflectors). Everything else is the shared core.
+ROUTER_FIELDS = ("next_hop", "local_pref", "originator_id", "cluster_list")
+CORE_FIELDS = tuple(f for f in ATTRIBUTE_FIELDS if f not in ROUTER_FIELDS)
+DERIVED_FIELDS = (
+    "peer_as",
+    "origin_as",
+    "origin_as_highest",
+    "origin_from_set",
+    "empty_path",
+    "peer_as_highest",
+)
 
-    A msgspec Struct with ``gc=False``: the garbage collector never walks the
-    ~90k sets of a full table (a slotted class cost ingest ~1.5% in GC
-    passes), and each set is 16 bytes smaller. Safe because a set only holds
-    ints, strings and tuples of them: it cannot be part of a cycle.
+
+class PathCore(msgspec.Struct, gc=False, eq=False):
+    """The part of an attribute set that every router carrying the path shares:
+    the AS path, communities, origin, MED ... and the AS numbers derived from
+    the path. One object for all routers (``AttributeInterner``); treat as
+    immutable. Identity is equality, as for ``PathAttributes``.
     """
 
     as_path: tuple[Segment, ...]
     origin: str
-    next_hop: str
-    local_pref: int | None
     med: int | None
     communities: tuple[int, ...]  # (A << 16) | B
     large_communities: tuple[tuple[int, int, int], ...]
     extended_communities: tuple[str, ...]
-    originator_id: str
-    cluster_list: tuple[str, ...]
     atomic_aggregate: bool
     aggregator: str
     # Derived once (AS numbers for attribution):
@@ -67,6 +92,51 @@ class PathAttributes(msgspec.Struct, gc=False, eq=False):
     # AS_SET (pmacct reads the first AS of the printed path, "{...}" is no number)
     peer_as_highest: int
 
+
+def _from_core(name: str) -> property:
+    return property(attrgetter(f"core.{name}"), doc=f"``core.{name}`` (shared by routers)")
+
+
+class PathAttributes(msgspec.Struct, gc=False, eq=False):
+    """One distinct attribute set of one router; treat as immutable. Identity is
+    equality: instances are interned, so hashing and comparison use ``id``.
+
+    Two parts: ``core`` (a ``PathCore``), shared by every router that carries
+    the same path with the same communities, and the few fields that are the
+    router's own (next hop, local-pref, originator id, cluster list). Routers
+    of one network differ in exactly those, so with the whole set in one
+    object no set was ever shared between two routers, and each held its own
+    copy of the path (~490 bytes a set, ~110,000 sets per full table and
+    router). Now a router's set costs 56 bytes; the core's fields read
+    through properties, so callers see one flat set as before.
+
+    A msgspec Struct with ``gc=False``: the garbage collector never walks the
+    sets (a slotted class cost ingest ~1.5% in GC passes), and each is 16
+    bytes smaller. Safe because a set only holds its core, ints, strings and
+    tuples of them: it cannot be part of a cycle.
+    """
+
+    core: PathCore
+    next_hop: str
+    local_pref: int | None
+    originator_id: str
+    cluster_list: tuple[str, ...]
+
+    as_path = _from_core("as_path")
+    origin = _from_core("origin")
+    med = _from_core("med")
+    communities = _from_core("communities")
+    large_communities = _from_core("large_communities")
+    extended_communities = _from_core("extended_communities")
+    atomic_aggregate = _from_core("atomic_aggregate")
+    aggregator = _from_core("aggregator")
+    peer_as = _from_core("peer_as")
+    origin_as = _from_core("origin_as")
+    origin_as_highest = _from_core("origin_as_highest")
+    origin_from_set = _from_core("origin_from_set")
+    empty_path = _from_core("empty_path")
+    peer_as_highest = _from_core("peer_as_highest")
+
     def __repr__(self) -> str:
         return (
             f"PathAttributes(as_path={self.as_path!r}, next_hop={self.next_hop!r}, "
@@ -76,7 +146,7 @@ class PathAttributes(msgspec.Struct, gc=False, eq=False):
     def flat_path(self) -> list[int | list[int]]:
         """The path as the JSON contract shows it: ints, an AS_SET as a nested list."""
         out: list[int | list[int]] = []
-        for kind, asns in self.as_path:
+        for kind, asns in self.core.as_path:
             if kind in (AS_SET, AS_CONFED_SET):
                 out.append(list(asns))
             else:
@@ -84,10 +154,10 @@ class PathAttributes(msgspec.Struct, gc=False, eq=False):
         return out
 
     def community_strings(self) -> list[str]:
-        return [f"{c >> 16}:{c & 0xFFFF}" for c in self.communities]
+        return [f"{c >> 16}:{c & 0xFFFF}" for c in self.core.communities]
 
     def large_community_strings(self) -> list[str]:
-        return [f"{a}:{b}:{c}" for a, b, c in self.large_communities]
+        return [f"{a}:{b}:{c}" for a, b, c in self.core.large_communities]
 
 
 def derive_as_numbers(as_path: Iterable[Segment]) -> tuple[int, int, int, bool, bool, int]:
@@ -123,9 +193,15 @@ def derive_as_numbers(as_path: Iterable[Segment]) -> tuple[int, int, int, bool, 
     return peer_as, origin, highest, True, False, peer_highest
 
 
-def attribute_key(row: Sequence) -> bytes:
+def _digest(values: tuple) -> bytes:
+    """160 bits of a BLAKE2b of the JSON of ``values`` (see ``attribute_key``)."""
+    return blake2b(orjson.dumps(values)).digest()[:20]
+
+
+def attribute_key(row: Sequence) -> tuple[bytes, bytes]:
     """The interning key of an attribute set given as its fields in make_attributes'
-    order (the snapshot's attribute row): 160 bits of a BLAKE2b of their JSON.
+    order (the snapshot's attribute row): the digests of its per-router part
+    and of its shared core, each 160 bits of a BLAKE2b of their JSON.
 
     A digest of the validated fields, not of ExaBGP's text, so that the parser
     and a loaded snapshot find each other's sets. Cryptographic rather than
@@ -134,86 +210,158 @@ def attribute_key(row: Sequence) -> bytes:
     bits rather than ``digest_size=20``: parsing that keyword costs more than
     hashing a row. Keys live in one process only (snapshots store rows).
     """
-    return blake2b(orjson.dumps(row)).digest()[:20]
+    (path, origin, hop, pref, med, comms, large, ext, orig_id, clusters, atomic, aggr) = row
+    return (
+        _digest((hop, pref, orig_id, clusters)),
+        _digest((path, origin, med, comms, large, ext, atomic, aggr)),
+    )
 
 
 # Slots of each direct-mapped cache (a power of two). A full table has ~52k
 # distinct AS numbers, but most of the sharing is of the frequent ones: 2^14
 # slots share ~90% of what 2^16 do, and a small list stays in the CPU caches.
 SHARE_SLOTS = 1 << 14
+# Whole AS paths: cores that differ only in communities (a region tag, an
+# upstream's) carry the same path; a larger cache, since a table has ~100k
+# distinct paths and such cores come from different routers, far apart.
+PATH_SLOTS = 1 << 16
 _EMPTY = -1  # an empty slot: equal to no value, and an int like the values
 
 
 class AttributeInterner:
-    """Maps a canonical key (``attribute_key``) to the one shared PathAttributes for it.
+    """The one shared PathAttributes per distinct set, built on one shared
+    PathCore per distinct core.
+
+    Two levels, so that routers share all they have in common: ``_cores``
+    maps the digest of a core (``attribute_key``'s second half) to the one
+    ``PathCore`` all routers use; ``_parts`` maps the digest of a per-router
+    part (next hop, local-pref, originator id, cluster list) to a dict
+    {core: set}, whose key is the core object itself (hashed by identity, so
+    no key object per set: ~50 bytes a set saved against a digest key).
 
     A new set also shares its values with earlier sets: AS numbers,
-    communities, cluster lists, originator ids ... equal to one seen before
-    become that object, which halves the memory of a full table (the same
-    transit ASes, communities and route reflectors recur in most sets).
+    communities, AS paths, cluster lists, originator ids ... equal to one seen
+    before become that object (the same transit ASes, communities and route
+    reflectors recur in most sets).
 
     Ints and tuples of ints go through direct-mapped caches, lists indexed by
     the value's hash, not dicts: those hashes are predictable (an int's is
     itself), so a dict of them could be flooded with colliding values, while a
     cache lookup is O(1) whatever the input; a colliding value merely evicts
     another. Strings and tuples of them go into a dict: string hashes are
-    randomised per process. Whole AS paths (~85% distinct in a table) and
-    aggregators (~80%) are not shared: the lookups would cost more than they save.
+    randomised per process. Aggregators (~80% distinct) are not shared: the
+    lookups would cost more than they save.
     """
 
-    __slots__ = ("_by_key", "_ints", "_texts", "_tuples")
+    __slots__ = ("_cores", "_count", "_ints", "_parts", "_paths", "_texts", "_tuples")
 
     def __init__(self) -> None:
-        self._by_key: dict[object, PathAttributes] = {}
+        self._cores: dict[bytes, PathCore] = {}
+        self._parts: dict[bytes, dict[PathCore, PathAttributes]] = {}
+        self._count = 0  # sets in ``_parts``
         self._ints: list = [_EMPTY] * SHARE_SLOTS  # AS numbers, MED, LOCAL_PREF
         self._tuples: list = [_EMPTY] * SHARE_SLOTS  # (large) communities
+        self._paths: list = [_EMPTY] * PATH_SLOTS  # whole AS paths
         self._texts: dict = {}  # originator ids, cluster lists, extended communities
 
     def __len__(self) -> int:
-        return len(self._by_key)
+        """Distinct attribute sets (per-router sets: what routes point at)."""
+        return self._count
 
-    def get(self, key: object) -> PathAttributes | None:
-        return self._by_key.get(key)
+    def cores(self) -> int:
+        """Distinct shared cores (tests, stats)."""
+        return len(self._cores)
 
-    def add(self, key: object, attrs: PathAttributes) -> PathAttributes:
+    def get(self, key: tuple[bytes, bytes]) -> PathAttributes | None:
+        """The set of ``attribute_key`` ``key``, or None."""
+        part_key, core_key = key
+        core = self._cores.get(core_key)
+        part = self._parts.get(part_key)
+        if core is None or part is None:
+            return None
+        return part.get(core)
+
+    def add(self, key: tuple[bytes, bytes], attrs: PathAttributes) -> PathAttributes:
         """Adopt a set built elsewhere (a loaded snapshot's), unless ``key`` has one.
 
-        An adopted set's values are swapped in place for the shared ones: its
-        routes already refer to it, and equal immutable values change nothing
-        a reader can see.
+        An adopted set's core and values are swapped in place for the shared
+        ones: its routes already refer to it, and equal immutable values
+        change nothing a reader can see.
         """
-        got = self._by_key.setdefault(key, attrs)
+        part_key, core_key = key
+        core = self._cores.get(core_key)
+        if core is None:
+            core = self._cores[core_key] = self._make_core(core_row(attrs.core))
+        part = self._parts.get(part_key)
+        if part is None:
+            part = self._parts[part_key] = {}
+        got = part.setdefault(core, attrs)
         if got is attrs:
-            shared = self._make(attribute_row(attrs))
+            self._count += 1
+            shared = self._make(core, attrs.next_hop, attrs.local_pref, attrs.originator_id,
+                                attrs.cluster_list)  # fmt: skip
             for name in PathAttributes.__struct_fields__:
                 setattr(attrs, name, getattr(shared, name))
         return got
 
+    def adopt(self, other: AttributeInterner) -> None:
+        """Adopt every set of ``other`` (a loaded snapshot's) not already held."""
+        for part in list(other._parts.values()):
+            for attrs in list(part.values()):
+                self.add(attribute_key(attribute_row(attrs)), attrs)
+
     def intern(self, row: tuple) -> PathAttributes:
         """The shared set for ``row`` (validated fields in make_attributes' order)."""
-        key = blake2b(orjson.dumps(row)).digest()[:20]  # attribute_key, inlined
-        attrs = self._by_key.get(key)
+        (path, origin, hop, pref, med, comms, large, ext, orig_id, clusters, atomic, aggr) = row
+        # attribute_key, inlined: this runs once per UPDATE.
+        core_key = blake2b(
+            orjson.dumps((path, origin, med, comms, large, ext, atomic, aggr))
+        ).digest()[:20]
+        part_key = blake2b(orjson.dumps((hop, pref, orig_id, clusters))).digest()[:20]
+        core = self._cores.get(core_key)
+        if core is None:
+            core = self._cores[core_key] = self._make_core(
+                (path, origin, med, comms, large, ext, atomic, aggr)
+            )
+        part = self._parts.get(part_key)
+        if part is None:
+            part = self._parts[part_key] = {}
+        attrs = part.get(core)
         if attrs is None:
-            attrs = self._by_key[key] = self._make(row)
+            attrs = part[core] = self._make(core, hop, pref, orig_id, clusters)
+            self._count += 1
         return attrs
 
-    def _make(self, row: tuple) -> PathAttributes:
-        # Runs once per new set (~90k times per full table), in the ingest
-        # path: everything is inlined, a call per value costs more than its lookup.
-        (
-            as_path,
-            origin,
-            next_hop,
-            local_pref,
-            med,
-            communities,
-            large_communities,
-            extended_communities,
-            originator_id,
-            cluster_list,
-            atomic_aggregate,
-            aggregator,
-        ) = row
+    def _make(
+        self,
+        core: PathCore,
+        next_hop: str,
+        local_pref: int | None,
+        originator_id: str,
+        cluster_list: tuple[str, ...],
+    ) -> PathAttributes:
+        """A router's set on ``core``, its values shared with earlier sets."""
+        if local_pref is not None and local_pref > 256:  # smaller ints are shared by CPython
+            ints = self._ints
+            i = local_pref & (SHARE_SLOTS - 1)
+            seen = ints[i]
+            if seen != local_pref:
+                ints[i] = seen = local_pref
+            local_pref = seen
+        texts = self._texts
+        next_hop = texts.setdefault(next_hop, next_hop)
+        if originator_id:
+            originator_id = texts.setdefault(originator_id, originator_id)
+        if cluster_list:
+            cluster_list = texts.setdefault(cluster_list, cluster_list)
+        return PathAttributes(core, next_hop, local_pref, originator_id, cluster_list)
+
+    def _make_core(self, row: tuple) -> PathCore:
+        # Runs once per new core (~110k times per full table, then rarely: other
+        # routers mostly carry cores seen before), in the ingest path:
+        # everything is inlined, a call per value costs more than its lookup.
+        (as_path, origin, med, communities, large_communities, extended_communities,
+         atomic_aggregate, aggregator) = row  # fmt: skip
         mask = SHARE_SLOTS - 1
         ints = self._ints
         if med is not None and med > 256:  # smaller ints are shared by CPython
@@ -221,11 +369,6 @@ class AttributeInterner:
             if seen != med:
                 ints[med & mask] = seen = med
             med = seen
-        if local_pref is not None and local_pref > 256:
-            seen = ints[local_pref & mask]
-            if seen != local_pref:
-                ints[local_pref & mask] = seen = local_pref
-            local_pref = seen
         if communities:
             tuples = self._tuples
             i = hash(communities) % SHARE_SLOTS  # % beats & on a 64-bit hash
@@ -242,39 +385,39 @@ class AttributeInterner:
                 large_communities = seen
             else:
                 tuples[i] = large_communities
-        if originator_id or cluster_list or extended_communities:
+        if extended_communities:
             texts = self._texts
-            if originator_id:
-                originator_id = texts.setdefault(originator_id, originator_id)
-            if cluster_list:
-                cluster_list = texts.setdefault(cluster_list, cluster_list)
-            if extended_communities:
-                extended_communities = texts.setdefault(extended_communities, extended_communities)
-        segments = []
-        for kind, numbers in as_path:
-            out = []
-            for n in numbers:
-                seen = ints[n & mask]
-                if seen != n:
-                    ints[n & mask] = seen = n
-                out.append(seen)
-            segments.append((kind, tuple(out)))
-        as_path = tuple(segments)
-        if len(segments) == 1 and kind == AS_SEQUENCE and out:  # derive_as_numbers' common case
-            derived: tuple = (out[0], out[-1], out[-1], False, False, out[0])
+            extended_communities = texts.setdefault(extended_communities, extended_communities)
+        # Decoded segments may be lists: a tuple of tuples, then shared whole.
+        as_path = tuple([(kind, tuple(numbers)) for kind, numbers in as_path])
+        paths = self._paths
+        at = hash(as_path) % PATH_SLOTS
+        seen = paths[at]
+        if seen == as_path:
+            as_path = seen
+        else:
+            segments = []
+            for kind, numbers in as_path:
+                out = []
+                for n in numbers:
+                    seen = ints[n & mask]
+                    if seen != n:
+                        ints[n & mask] = seen = n
+                    out.append(seen)
+                segments.append((kind, tuple(out)))
+            as_path = paths[at] = tuple(segments)
+        if len(as_path) == 1 and as_path[0][0] == AS_SEQUENCE and as_path[0][1]:
+            asns = as_path[0][1]  # derive_as_numbers' common case
+            derived: tuple = (asns[0], asns[-1], asns[-1], False, False, asns[0])
         else:
             derived = derive_as_numbers(as_path)
-        return PathAttributes(
+        return PathCore(
             as_path,
             origin,
-            next_hop,
-            local_pref,
             med,
             communities,
             large_communities,
             extended_communities,
-            originator_id,
-            cluster_list,
             atomic_aggregate,
             aggregator,
             *derived,
@@ -282,54 +425,85 @@ class AttributeInterner:
 
     def collect_unused(self, in_use: set[int]) -> int:
         """Drop sets no route refers to any more (ids in ``in_use`` are kept),
-        then the shared values nothing else holds, so churn cannot grow them.
+        then the cores and shared values nothing else holds, so churn cannot
+        grow them.
 
         Feed threads intern while this runs (they parse outside ``rib.lock``):
         dicts are walked through copies, and a value they pick up meanwhile
         at worst ends up in a set unshared.
         """
-        by_key = self._by_key
-        dead = [k for k, a in list(by_key.items()) if id(a) not in in_use]
-        for k in dead:
-            del by_key[k]
+        dead = 0
+        for part in list(self._parts.values()):
+            for core in [c for c, a in list(part.items()) if id(a) not in in_use]:
+                del part[core]
+                dead += 1
+        part = core = None  # no local may hold a core for the refcounts below
+        self._count -= dead
+        keys = self.keys()
+        self.drop_unreferenced(keys, 0, len(keys))
         self.collect_shared_values()
-        return len(dead)
+        return dead
 
     def keys(self) -> list:
-        """The keys of every set now (for ``drop_unreferenced``, in steps)."""
-        return list(self._by_key)
+        """Every set, then every core, now (for ``drop_unreferenced``, in steps):
+        the sets first, so cores only they held go in the same pass."""
+        sets = [a for part in list(self._parts.values()) for a in list(part.values())]
+        sets.extend(list(self._cores.values()))
+        return sets
 
     def drop_unreferenced(self, keys: list, start: int, stop: int) -> int:
-        """Forget the sets of ``keys[start:stop]`` nothing else refers to (no
-        route, view or parse in flight holds them); returns how many.
+        """Forget the sets and cores of ``keys[start:stop]`` (``keys()``) that
+        nothing else refers to (no route, view or parse in flight holds them);
+        returns how many sets were dropped.
 
         Exact at the moment of each check, so a collection can run in steps
         between writes (``ribd.rib``); a feed thread picking a set up between
-        the check and the removal at worst ends up with a set unshared.
+        the check and the removal at worst ends up with a set unshared. The
+        digest of a dropped object is computed again to find it: only for
+        those dropped.
         """
-        by_key = self._by_key
         getrefcount = sys.getrefcount
         dropped = 0
         for i in range(start, stop):
-            k = keys[i]
-            a = by_key.get(k)
-            # References: the dict's value, ``a`` and getrefcount's argument.
-            if a is not None and getrefcount(a) <= 3:
-                del by_key[k]
-                dropped += 1
+            obj = keys[i]
+            keys[i] = None
+            # References: the intern dict's value, ``obj`` and getrefcount's argument
+            # (a core: also each part dict that keys a set by it, and each set).
+            if getrefcount(obj) > 3:
+                continue
+            if type(obj) is PathAttributes:
+                part_key = _digest(
+                    (obj.next_hop, obj.local_pref, obj.originator_id, obj.cluster_list)
+                )
+                part = self._parts.get(part_key)
+                if part is not None and part.get(obj.core) is obj:
+                    del part[obj.core]
+                    self._count -= 1
+                    dropped += 1
+            else:
+                core_key = _digest(core_row(obj))
+                if self._cores.get(core_key) is obj:
+                    del self._cores[core_key]
         return dropped
 
     def collect_shared_values(self) -> None:
-        """Drop the shared values (see ``_make``) no set holds any more."""
+        """Drop the shared values (see ``_make``) no set holds any more, and
+        the per-router parts that hold no set."""
         getrefcount = sys.getrefcount
+        parts = self._parts
+        for k in [k for k, part in list(parts.items()) if not part]:
+            if not parts.get(k, True):
+                del parts[k]
         texts = self._texts
         keys = list(texts)
         # References: the dict's key and value, ``keys``, ``v``, getrefcount's argument.
         for v in [v for v in keys if getrefcount(v) <= 5]:
             del texts[v]
         del keys
-        for cache in (self._tuples, self._ints):  # tuples first: they hold ints
-            for i in range(SHARE_SLOTS):
+        # Paths first (they hold ints), then tuples, then ints.
+        for cache, slots in ((self._paths, PATH_SLOTS), (self._tuples, SHARE_SLOTS),
+                             (self._ints, SHARE_SLOTS)):  # fmt: skip
+            for i in range(slots):
                 # References: the cache, ``v`` and getrefcount's argument.
                 v = cache[i]
                 if getrefcount(v) <= 3:
@@ -337,25 +511,41 @@ class AttributeInterner:
 
     def shared_values(self) -> int:
         """How many values are held for sharing (tests, stats)."""
-        cached = sum(v is not _EMPTY for cache in (self._ints, self._tuples) for v in cache)
+        caches = (self._ints, self._tuples, self._paths)
+        cached = sum(v is not _EMPTY for cache in caches for v in cache)
         return cached + len(self._texts)
+
+
+def core_row(c: PathCore) -> tuple:
+    """A core's fields in ``attribute_key``'s order for its core digest."""
+    return (
+        c.as_path,
+        c.origin,
+        c.med,
+        c.communities,
+        c.large_communities,
+        c.extended_communities,
+        c.atomic_aggregate,
+        c.aggregator,
+    )
 
 
 def attribute_row(a: PathAttributes) -> tuple:
     """A set's fields in make_attributes' order: its row (snapshots, ``attribute_key``)."""
+    c = a.core
     return (
-        a.as_path,
-        a.origin,
+        c.as_path,
+        c.origin,
         a.next_hop,
         a.local_pref,
-        a.med,
-        a.communities,
-        a.large_communities,
-        a.extended_communities,
+        c.med,
+        c.communities,
+        c.large_communities,
+        c.extended_communities,
         a.originator_id,
         a.cluster_list,
-        a.atomic_aggregate,
-        a.aggregator,
+        c.atomic_aggregate,
+        c.aggregator,
     )
 
 
@@ -373,19 +563,16 @@ def make_attributes(
     atomic_aggregate: bool = False,
     aggregator: str = "",
 ) -> PathAttributes:
-    """A set on its own, sharing nothing (tests; ingest uses the interner's ``make``)."""
-    return PathAttributes(
+    """A set on its own, sharing nothing (tests; ingest uses the interner's ``intern``)."""
+    core = PathCore(
         as_path,
         origin,
-        next_hop,
-        local_pref,
         med,
         communities,
         large_communities,
         extended_communities,
-        originator_id,
-        cluster_list,
         atomic_aggregate,
         aggregator,
         *derive_as_numbers(as_path),
     )
+    return PathAttributes(core, next_hop, local_pref, originator_id, cluster_list)

@@ -775,9 +775,7 @@ class _Loaded:
             for name in AttributeInterner.__slots__:
                 setattr(rib.interner, name, getattr(self.interner, name))
         else:
-            loaded = self.interner
-            for key in loaded.keys():  # noqa: SIM118 (a method, not a dict's)
-                rib.interner.add(key, loaded.get(key))  # type: ignore[arg-type]
+            rib.interner.adopt(self.interner)
         rib._pathsets.update(self._pathsets)
 
 

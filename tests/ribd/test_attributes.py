@@ -8,15 +8,16 @@ from ribd.attributes import (
     AS_CONFED_SEQUENCE,
     AS_SEQUENCE,
     AS_SET,
+    ATTRIBUTE_FIELDS,
+    DERIVED_FIELDS,
     SHARE_SLOTS,
     AttributeInterner,
-    PathAttributes,
     attribute_key,
     make_attributes,
 )
 from ribd.parser import ExabgpParser
 
-FIELDS = PathAttributes.__struct_fields__
+FIELDS = ATTRIBUTE_FIELDS + DERIVED_FIELDS  # every field a reader sees
 
 
 def fresh(value):
@@ -129,8 +130,9 @@ def test_collecting_forgets_values_no_set_uses():
     assert interner.collect_unused({id(kept)}) == 1
     assert len(interner) == 1
     # Only kept's values are left: 3 AS numbers, MED, LOCAL_PREF, 2 community
-    # tuples, extended communities, originator id and cluster list.
-    assert interner.shared_values() == 3 + 2 + 2 + 3
+    # tuples, extended communities, originator id, cluster list, its AS path
+    # and its next hop.
+    assert interner.shared_values() == 3 + 2 + 2 + 3 + 2
     # ... and still shared with new sets.
     again = interner.intern(row(3356, 1299, 64501))
     assert again.communities is kept.communities
@@ -154,14 +156,15 @@ def test_adopted_sets_share_values():
     parsed = interner.intern(row(3356, 1299, 64500))
     loaded = make_attributes(*row(174, 1299, 64500))
     before = [getattr(loaded, f) for f in FIELDS]
-    assert interner.add(b"key", loaded) is loaded
+    key = attribute_key(row(174, 1299, 64500))
+    assert interner.add(key, loaded) is loaded
     assert [getattr(loaded, f) for f in FIELDS] == before
     assert loaded.communities is parsed.communities
     assert loaded.as_path[0][1][1] is parsed.as_path[0][1][1]
     assert loaded.origin_as is parsed.origin_as
     # A key already held keeps its set; the other is left alone.
     other = make_attributes(*row(174, 1299, 64500))
-    assert interner.add(b"key", other) is loaded
+    assert interner.add(key, other) is loaded
     assert other.communities is not parsed.communities
 
 

@@ -1,0 +1,161 @@
+"""Attribute sets split into a core all routers share and a small per-router part.
+
+Routers of one network carry the same paths with their own next hops (and
+local-pref, route reflector attributes): each router gets its own set, but
+the AS path, communities and derived AS numbers live once, in a shared core.
+These tests pin that sharing through the parser and the RIB, and that the
+RIB's operations and garbage collection keep answering each router's own
+values.
+"""
+
+from __future__ import annotations
+
+import json
+
+from ribd.attributes import AS_SEQUENCE, AttributeInterner
+from ribd.events import RoutesWithdrawn, SessionState
+from ribd.parser import ExabgpParser
+from ribd.rib import Rib
+
+V4 = "ipv4 unicast"
+R1, R2 = "192.0.2.1", "192.0.2.2"
+
+
+def line(neighbor, prefixes, asns, next_hop, *, local_pref=None, communities=((3356, 901),)):
+    attribute = {
+        "origin": "igp",
+        "as-path": {"0": {"element": "as-sequence", "value": list(asns)}},
+        "community": [list(c) for c in communities],
+        "originator-id": "10.0.0.1",
+        "cluster-list": [f"10.0.{neighbor[-1]}.9"],
+    }
+    if local_pref is not None:
+        attribute["local-preference"] = local_pref
+    update = {
+        "attribute": attribute,
+        "announce": {V4: {next_hop: [{"nlri": p} for p in prefixes]}},
+    }
+    msg = {"address": {"peer": neighbor}, "message": {"update": update}}
+    return json.dumps({"type": "update", "neighbor": msg}).encode()
+
+
+def feed(rib, parser, *lines):
+    for raw in lines:
+        rib.apply_many(parser.parse(raw))
+
+
+def loaded_rib():
+    """Two routers, the same paths, each with its own next hop and cluster list."""
+    rib = Rib()
+    parser = ExabgpParser(rib.interner)
+    for r in (R1, R2):
+        rib.apply(SessionState(r, "up"))
+    prefixes = ["10.0.0.0/8", "10.1.0.0/16"]
+    feed(
+        rib,
+        parser,
+        line(R1, prefixes, (3356, 1299, 64500), "192.0.2.101"),
+        line(R2, prefixes, (3356, 1299, 64500), "192.0.2.102", local_pref=200),
+        line(R1, ["11.0.0.0/8"], (174, 64501), "192.0.2.101"),
+        line(R2, ["11.0.0.0/8"], (174, 64501), "192.0.2.102"),
+    )
+    return rib, parser
+
+
+def drain(rib):
+    while rib.maintenance():
+        pass
+
+
+def test_two_routers_with_the_same_path_share_one_core_and_keep_their_own_next_hop():
+    rib, _ = loaded_rib()
+    a = rib.lookup(R1, V4, "10.1.2.3").attributes
+    b = rib.lookup(R2, V4, "10.1.2.3").attributes
+    assert a is not b
+    assert a.core is b.core
+    assert a.as_path is b.as_path
+    assert (a.next_hop, b.next_hop) == ("192.0.2.101", "192.0.2.102")
+    assert (a.local_pref, b.local_pref) == (None, 200)
+    assert (a.cluster_list, b.cluster_list) == (("10.0.1.9",), ("10.0.2.9",))
+    assert a.origin_as == b.origin_as == 64500 and a.peer_as == b.peer_as == 3356
+    assert a.communities is b.communities == ((3356 << 16) | 901,)
+    # 4 per-router sets over 2 shared cores.
+    assert (len(rib.interner), rib.interner.cores()) == (4, 2)
+
+
+def test_cores_that_differ_only_in_communities_share_the_as_path():
+    interner = AttributeInterner()
+    parser = ExabgpParser(interner)
+    (x,) = parser.parse(line(R1, ["10.0.0.0/8"], (3356, 1299, 64500), "192.0.2.1"))
+    (y,) = parser.parse(
+        line(R2, ["10.0.0.0/8"], (3356, 1299, 64500), "192.0.2.2", communities=((1, 2),))
+    )
+    assert x.attributes.core is not y.attributes.core
+    assert x.attributes.as_path is y.attributes.as_path
+
+
+def test_withdraw_replace_and_purge_of_one_router_leave_the_other_its_shared_routes():
+    rib, parser = loaded_rib()
+    shared = rib.lookup(R2, V4, "10.1.2.3").attributes.core
+    rib.apply(RoutesWithdrawn(R1, V4, ("10.1.0.0/16",), None))
+    assert rib.lookup(R1, V4, "10.1.2.3").prefix == "10.0.0.0/8"
+    assert rib.lookup(R2, V4, "10.1.2.3").prefix == "10.1.0.0/16"
+    # R1 replaces its route with another path: R2 keeps the shared one.
+    feed(rib, parser, line(R1, ["10.0.0.0/8"], (6939, 64500), "192.0.2.101"))
+    assert rib.lookup(R1, V4, "10.9.9.9").attributes.as_path == ((AS_SEQUENCE, (6939, 64500)),)
+    assert rib.lookup(R2, V4, "10.9.9.9").attributes.core is shared
+    # R1's session goes down: purged; R2 answers as before, next hop its own.
+    rib.apply(SessionState(R1, "down", reason="test"))
+    drain(rib)
+    assert rib.lookup(R1, V4, "10.9.9.9") is None
+    b = rib.lookup(R2, V4, "10.9.9.9").attributes
+    assert (b.core, b.next_hop) == (shared, "192.0.2.102")
+
+
+def test_stale_routes_keep_their_sets_while_the_other_router_shares_the_core():
+    rib, parser = loaded_rib()
+    rib.stale_hold_time = 60.0
+    before = rib.lookup(R1, V4, "10.1.2.3").attributes
+    rib.apply(SessionState(R1, "down", reason="test"))
+    rib.collect_garbage()
+    m = rib.lookup(R1, V4, "10.1.2.3")
+    assert m.stale and m.attributes is before and m.attributes.next_hop == "192.0.2.101"
+    # The session is back and re-announces the same path: the same set again.
+    rib.apply(SessionState(R1, "up"))
+    feed(rib, parser, line(R1, ["10.1.0.0/16"], (3356, 1299, 64500), "192.0.2.101"))
+    again = rib.lookup(R1, V4, "10.1.2.3")
+    assert not again.stale and again.attributes is before
+
+
+def test_garbage_collection_drops_unused_sets_then_cores_no_router_uses():
+    rib, _ = loaded_rib()
+    interner = rib.interner
+    shared = rib.lookup(R2, V4, "11.0.0.1").attributes.core
+    rib.apply(RoutesWithdrawn(R1, V4, ("11.0.0.0/8",), None))
+    rib.collect_garbage()
+    # R1's set on that core is gone, the core stays: R2 still uses it.
+    assert (len(interner), interner.cores()) == (3, 2)
+    assert rib.lookup(R2, V4, "11.0.0.1").attributes.core is shared
+    del shared
+    rib.apply(RoutesWithdrawn(R2, V4, ("11.0.0.0/8",), None))
+    rib.collect_garbage()
+    assert (len(interner), interner.cores()) == (2, 1)
+    for r in (R1, R2):
+        rib.apply(RoutesWithdrawn(r, V4, ("10.0.0.0/8", "10.1.0.0/16"), None))
+    rib.collect_garbage()
+    assert (len(interner), interner.cores()) == (0, 0)
+
+
+def test_a_set_interned_again_after_collection_is_rebuilt_equal():
+    rib, parser = loaded_rib()
+    for r in (R1, R2):
+        rib.apply(RoutesWithdrawn(r, V4, ("10.0.0.0/8", "10.1.0.0/16", "11.0.0.0/8"), None))
+    rib.collect_garbage()
+    feed(rib, parser, line(R2, ["10.0.0.0/8"], (3356, 1299, 64500), "192.0.2.102"))
+    b = rib.lookup(R2, V4, "10.0.0.1").attributes
+    assert (b.next_hop, b.as_path, b.origin_as) == (
+        "192.0.2.102",
+        ((AS_SEQUENCE, (3356, 1299, 64500)),),
+        64500,
+    )
+    assert (len(rib.interner), rib.interner.cores()) == (1, 1)
