@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from attribution.viewpatch import patch_view
+from attribution.viewpatch import patch_view, share_columns, squeeze
 from ribd.attributes import PathAttributes
 from ribd.events import IPV4_UNICAST
 from ribd.rib import Rib, RouteMatch, RouterRib, slot_value
@@ -196,12 +196,21 @@ def flatten(
     return bounds[keep], leaf[keep]
 
 
-def build_view(rib: Rib, neighbor: str, family: str) -> CompiledView | None:
+def build_view(
+    rib: Rib, neighbor: str, family: str, others: list[CompiledView] | None = None
+) -> CompiledView | None:
     """Compile one router's routes of one family.
 
     Under the RIB lock only the store's merge (new prefixes into its arrays)
     and a copy of its entry references; the rest works on those, vectorised
     per prefix and in Python only per distinct entry.
+
+    Memory: a column whose values are all the same (path ids, stale flags) is
+    a broadcast of one value; pmacct's "highest" AS columns are the plain ones
+    when equal (no AS_SET changes them); and a column equal to the same
+    column of a view in ``others`` (other routers' views of the family) is
+    that view's array: routers with the same prefixes share their intervals,
+    networks and mostly their AS numbers (``viewpatch.share_columns``).
     """
     table = rib.tables[family]
     v4 = family == IPV4_UNICAST
@@ -299,29 +308,34 @@ def build_view(rib: Rib, neighbor: str, family: str) -> CompiledView | None:
     prov = np.select([default, empty], [_DEFAULT, _LOCAL], _BGP).astype(np.uint8)
     from_set = bgp & set_by_set[index]
     word = np.uint32 if v4 else np.uint64
+    columns = {
+        "starts": starts.astype(word),
+        "leaf": leafs,
+        "nets": net_arr.astype(word),
+        "nets_low": nets_low,
+        "lengths": length_arr,
+        "path_ids": squeeze(path_ids),
+        "attribute_index": index,
+        "origin_as": origin,
+        "origin_as_highest": origin if np.array_equal(highest, origin) else highest,
+        "peer_as": peer,
+        "peer_as_highest": peer if np.array_equal(peer_highest, peer) else peer_highest,
+        "provenance": prov,
+        "from_set": from_set,
+        "stale": squeeze(stale_flags),
+        "long_v6": np.unique(long_v6),
+    }
+    if others:
+        columns = share_columns(columns, others)
     return CompiledView(
         neighbor=neighbor,
         family=family,
         signature=signature,
         seq=seq,
         built_at=time.monotonic(),
-        starts=starts.astype(word),
-        leaf=leafs,
-        nets=net_arr.astype(word),
-        nets_low=nets_low,
-        lengths=length_arr,
-        path_ids=path_ids,
-        attribute_index=index,
         attribute_sets=attribute_sets,
-        origin_as=origin,
-        origin_as_highest=highest,
-        peer_as=peer,
-        peer_as_highest=peer_highest,
-        provenance=prov,
-        from_set=from_set,
-        stale=stale_flags,
-        long_v6=np.unique(long_v6),
         changed=ChangedRanges.empty(v4, seq),
+        **columns,
     )
 
 
@@ -394,7 +408,10 @@ class CompiledViews:
                     view = patch_view(self.rib, old, ChangedRanges, view_signature)
                     self.patches += view is not None
                 if view is None:
-                    view = build_view(self.rib, neighbor, family)
+                    others = [
+                        v for (n, f), v in self._views.items() if f == family and n != neighbor
+                    ]
+                    view = build_view(self.rib, neighbor, family, others[-2:])
                 if view is not None:
                     self._views[(neighbor, family)] = view
                     built += 1

@@ -137,6 +137,42 @@ def patch_view(rib: Rib, old, changed_ranges, signature_of):
     )
 
 
+def squeeze(column: np.ndarray) -> np.ndarray:
+    """``column``, or, when every value is the same, a read-only broadcast of
+    one value (no memory per route): path ids are 0 and stale flags all one
+    value for most views."""
+    if len(column) > 1 and (column[1:] == column[0]).all():
+        return np.broadcast_to(column[:1].copy(), column.shape)  # a copy: not a view of it
+    return column
+
+
+def share_columns(columns: dict, others: list) -> dict:
+    """``columns`` with each array that equals the same column of a view in
+    ``others`` replaced by that view's array (read-only, so sharing is safe).
+
+    Routers of one network mostly carry the same prefixes: their views then
+    have the same intervals, the same route order and networks, and mostly
+    the same AS numbers; only the attribute index (each router has its own
+    sets) always differs. A view patched since its build has its own arrays
+    again (patches concatenate).
+    """
+    out = dict(columns)
+    for name, column in columns.items():
+        if type(column) is not np.ndarray:
+            continue
+        for other in others:
+            theirs = getattr(other, name)
+            if (
+                theirs is not column
+                and theirs.shape == column.shape
+                and theirs.dtype == column.dtype
+                and np.array_equal(theirs, column)
+            ):
+                out[name] = theirs
+                break
+    return out
+
+
 def _net(prefix: str, v4: bool) -> tuple[int, int]:
     """A prefix's network as (the IPv4 address or upper 64 bits, lower 64 bits)."""
     packed = socket.inet_pton(socket.AF_INET if v4 else socket.AF_INET6, prefix.split("/")[0])
@@ -164,7 +200,7 @@ def _columns(old, new_routes: list) -> dict:
     sets = list(old.attribute_sets)
     numbers: dict[int, int] = {}
     index, path_ids, stale = [], [], []
-    origin, highest, peer, prov, from_set = [], [], [], [], []
+    origin, highest, peer, peer_highest, prov, from_set = [], [], [], [], [], []
     for _, _, length, value, is_stale in new_routes:
         if type(value) is PathAttributes:
             attrs, path_id = value, 0
@@ -183,6 +219,7 @@ def _columns(old, new_routes: list) -> dict:
         origin.append(attrs.origin_as if bgp else 0)
         highest.append(attrs.origin_as_highest if bgp else 0)
         peer.append(attrs.peer_as if default or bgp else 0)
+        peer_highest.append(attrs.peer_as_highest if default or bgp else 0)
         prov.append(_DEFAULT if default else _LOCAL if empty else _BGP)
         from_set.append(bgp and attrs.origin_from_set)
     word = old.nets.dtype
@@ -192,7 +229,9 @@ def _columns(old, new_routes: list) -> dict:
 
     nets = [rt[0] for rt in new_routes]
     lows = [rt[1] for rt in new_routes]
-    return {
+    highest_equal = old.origin_as_highest is old.origin_as and highest == origin
+    peer_highest_equal = old.peer_as_highest is old.peer_as and peer_highest == peer
+    columns = {
         "nets": np.concatenate([old.nets, np.array(nets, dtype=np.uint64).astype(word)]),
         "nets_low": old.nets_low if old.family == IPV4_UNICAST else cat(old.nets_low, lows),
         "lengths": cat(old.lengths, [rt[2] for rt in new_routes]),
@@ -202,7 +241,14 @@ def _columns(old, new_routes: list) -> dict:
         "origin_as": cat(old.origin_as, origin),
         "origin_as_highest": cat(old.origin_as_highest, highest),
         "peer_as": cat(old.peer_as, peer),
+        "peer_as_highest": cat(old.peer_as_highest, peer_highest),
         "provenance": cat(old.provenance, prov),
         "from_set": cat(old.from_set, from_set),
-        "stale": cat(old.stale, stale),
+        "stale": squeeze(cat(old.stale, stale)),
     }
+    columns["path_ids"] = squeeze(columns["path_ids"])
+    if highest_equal:  # an alias stays one (see fastpath.build_view)
+        columns["origin_as_highest"] = columns["origin_as"]
+    if peer_highest_equal:
+        columns["peer_as_highest"] = columns["peer_as"]
+    return columns

@@ -10,7 +10,7 @@ import pytest
 
 from attribution.fastpath import ChangedRanges, CompiledViews, build_view, view_signature
 from attribution.viewpatch import patch_view
-from ribd.attributes import AS_SEQUENCE, make_attributes
+from ribd.attributes import AS_SEQUENCE, AS_SET, make_attributes
 from ribd.events import RoutesAnnounced, RoutesWithdrawn, SessionState
 from ribd.rib import Rib
 
@@ -38,7 +38,16 @@ def _answer(view, key: int):
     if i < 0:
         return None
     m = view.route(i)
-    return (m.prefix, id(m.attributes), m.path_id, m.stale)
+    columns = (
+        view.origin_as,
+        view.origin_as_highest,
+        view.peer_as,
+        view.peer_as_highest,
+        view.provenance,
+        view.from_set,
+        view.stale,
+    )
+    return (m.prefix, id(m.attributes), m.path_id, m.stale, *(int(c[i]) for c in columns))
 
 
 @pytest.mark.parametrize("v4", [True, False])
@@ -59,6 +68,9 @@ def test_a_patched_view_answers_as_a_fresh_build(v4: bool, seed: int, monkeypatc
         for i in range(8)
     ]
     paths.append(make_attributes((), next_hop="192.0.2.254"))  # empty path: local
+    # AS_SETs first and last: the "highest" columns differ from the plain ones.
+    paths.append(make_attributes(((AS_SET, (64999, 64998)), (AS_SEQUENCE, (64510,)))))
+    paths.append(make_attributes(((AS_SEQUENCE, (64520,)), (AS_SET, (64997, 64996)))))
     prefixes = _prefixes(rng, v4, 300)
 
     def announce(r: str, chosen: list[str]) -> None:
