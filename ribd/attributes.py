@@ -37,7 +37,7 @@ DERIVED_LOCAL = "local"  # empty AS path: originated inside our AS
 
 
 # Field names of an attribute set's row (make_attributes' order): snapshots,
-# ``attribute_key`` and the parser all use this order.
+# the interner and the parser all use this order.
 ATTRIBUTE_FIELDS = (
     "as_path",
     "origin",
@@ -54,8 +54,9 @@ ATTRIBUTE_FIELDS = (
 )
 # The per-router part: what differs between routers that carry the same path
 # (each has its own next hops, its own local-pref policy, its own route
-# reflectors). Everything else is the shared core.
-ROUTER_FIELDS = ("next_hop", "local_pref", "originator_id", "cluster_list")
+# reflectors, and often communities of its own, such as a region tag).
+# Everything else is the shared core.
+ROUTER_FIELDS = ("next_hop", "local_pref", "communities", "originator_id", "cluster_list")
 CORE_FIELDS = tuple(f for f in ATTRIBUTE_FIELDS if f not in ROUTER_FIELDS)
 DERIVED_FIELDS = (
     "peer_as",
@@ -69,7 +70,7 @@ DERIVED_FIELDS = (
 
 class PathCore(msgspec.Struct, gc=False, eq=False):
     """The part of an attribute set that every router carrying the path shares:
-    the AS path, communities, origin, MED ... and the AS numbers derived from
+    the AS path, origin, MED, aggregator ... and the AS numbers derived from
     the path. One object for all routers (``AttributeInterner``); treat as
     immutable. Identity is equality, as for ``PathAttributes``.
     """
@@ -77,7 +78,6 @@ class PathCore(msgspec.Struct, gc=False, eq=False):
     as_path: tuple[Segment, ...]
     origin: str
     med: int | None
-    communities: tuple[int, ...]  # (A << 16) | B
     large_communities: tuple[tuple[int, int, int], ...]
     extended_communities: tuple[str, ...]
     atomic_aggregate: bool
@@ -103,11 +103,11 @@ class PathAttributes(msgspec.Struct, gc=False, eq=False):
 
     Two parts: ``core`` (a ``PathCore``), shared by every router that carries
     the same path with the same communities, and the few fields that are the
-    router's own (next hop, local-pref, originator id, cluster list). Routers
-    of one network differ in exactly those, so with the whole set in one
-    object no set was ever shared between two routers, and each held its own
-    copy of the path (~490 bytes a set, ~110,000 sets per full table and
-    router). Now a router's set costs 56 bytes; the core's fields read
+    router's own (next hop, local-pref, communities, originator id, cluster
+    list). Routers of one network differ in those, so with the whole set in
+    one object no set was ever shared between two routers, and each held its
+    own copy of the path (~490 bytes a set, ~110,000 sets per full table and
+    router). Now a router's set costs 64 bytes; the core's fields read
     through properties, so callers see one flat set as before.
 
     A msgspec Struct with ``gc=False``: the garbage collector never walks the
@@ -119,13 +119,13 @@ class PathAttributes(msgspec.Struct, gc=False, eq=False):
     core: PathCore
     next_hop: str
     local_pref: int | None
+    communities: tuple[int, ...]  # (A << 16) | B
     originator_id: str
     cluster_list: tuple[str, ...]
 
     as_path = _from_core("as_path")
     origin = _from_core("origin")
     med = _from_core("med")
-    communities = _from_core("communities")
     large_communities = _from_core("large_communities")
     extended_communities = _from_core("extended_communities")
     atomic_aggregate = _from_core("atomic_aggregate")
@@ -154,7 +154,7 @@ class PathAttributes(msgspec.Struct, gc=False, eq=False):
         return out
 
     def community_strings(self) -> list[str]:
-        return [f"{c >> 16}:{c & 0xFFFF}" for c in self.core.communities]
+        return [f"{c >> 16}:{c & 0xFFFF}" for c in self.communities]
 
     def large_community_strings(self) -> list[str]:
         return [f"{a}:{b}:{c}" for a, b, c in self.core.large_communities]
@@ -194,37 +194,36 @@ def derive_as_numbers(as_path: Iterable[Segment]) -> tuple[int, int, int, bool, 
 
 
 def _digest(values: tuple) -> bytes:
-    """160 bits of a BLAKE2b of the JSON of ``values`` (see ``attribute_key``)."""
+    """160 bits of a BLAKE2b of the JSON of ``values``.
+
+    A digest of validated fields, not of ExaBGP's text, so that the parser
+    and a loaded snapshot find each other's objects. Cryptographic rather
+    than ``hash()`` of a tuple: AS numbers and communities come from the
+    network, and colliding Python hashes are easy to craft. The full digest
+    cut to 160 bits rather than ``digest_size=20``: parsing that keyword costs
+    more than hashing a row. Digests live in one process only.
+    """
     return blake2b(orjson.dumps(values)).digest()[:20]
 
 
-def attribute_key(row: Sequence) -> tuple[bytes, bytes]:
-    """The interning key of an attribute set given as its fields in make_attributes'
-    order (the snapshot's attribute row): the digests of its per-router part
-    and of its shared core, each 160 bits of a BLAKE2b of their JSON.
-
-    A digest of the validated fields, not of ExaBGP's text, so that the parser
-    and a loaded snapshot find each other's sets. Cryptographic rather than
-    ``hash()`` of a tuple: AS numbers and communities come from the network,
-    and colliding Python hashes are easy to craft. The full digest cut to 160
-    bits rather than ``digest_size=20``: parsing that keyword costs more than
-    hashing a row. Keys live in one process only (snapshots store rows).
-    """
-    (path, origin, hop, pref, med, comms, large, ext, orig_id, clusters, atomic, aggr) = row
-    return (
-        _digest((hop, pref, orig_id, clusters)),
-        _digest((path, origin, med, comms, large, ext, atomic, aggr)),
-    )
+def core_key(row: Sequence) -> bytes:
+    """The digest of the shared core of a set given as its row (make_attributes' order)."""
+    (path, origin, _, _, med, _, large, ext, _, _, atomic, aggr) = row
+    return _digest((path, origin, med, large, ext, atomic, aggr))
 
 
 # Slots of each direct-mapped cache (a power of two). A full table has ~52k
 # distinct AS numbers, but most of the sharing is of the frequent ones: 2^14
 # slots share ~90% of what 2^16 do, and a small list stays in the CPU caches.
 SHARE_SLOTS = 1 << 14
-# Whole AS paths: cores that differ only in communities (a region tag, an
-# upstream's) carry the same path; a larger cache, since a table has ~100k
-# distinct paths and such cores come from different routers, far apart.
-PATH_SLOTS = 1 << 16
+# Whole AS paths and community lists: a table has ~100k distinct paths and
+# tens of thousands of community lists, and the sets sharing one come from
+# different routers, far apart in the feed.
+LARGE_SLOTS = 1 << 16
+# A core's sets are found by a scan of its list (one set per router that
+# carries it): past this many, by a digest of the whole row instead, so that
+# a peer sending endless variants of one path cannot make each scan longer.
+SCAN_VARIANTS = 256
 _EMPTY = -1  # an empty slot: equal to no value, and an int like the values
 
 
@@ -232,12 +231,13 @@ class AttributeInterner:
     """The one shared PathAttributes per distinct set, built on one shared
     PathCore per distinct core.
 
-    Two levels, so that routers share all they have in common: ``_cores``
-    maps the digest of a core (``attribute_key``'s second half) to the one
-    ``PathCore`` all routers use; ``_parts`` maps the digest of a per-router
-    part (next hop, local-pref, originator id, cluster list) to a dict
-    {core: set}, whose key is the core object itself (hashed by identity, so
-    no key object per set: ~50 bytes a set saved against a digest key).
+    ``_cores`` maps the digest of a core (``core_key``) to the one
+    ``PathCore`` all routers use; ``_variants`` maps a core to the list of
+    sets built on it, one per router that carries the path (next hop,
+    local-pref, communities ... of its own), found by a scan comparing those
+    few fields. No key object per set: a digest key and its dict slot cost
+    ~90 bytes a set, more than the set itself. Past SCAN_VARIANTS sets on one
+    core, further ones are keyed in ``_overflow`` by a digest of their row.
 
     A new set also shares its values with earlier sets: AS numbers,
     communities, AS paths, cluster lists, originator ids ... equal to one seen
@@ -253,16 +253,28 @@ class AttributeInterner:
     lookups would cost more than they save.
     """
 
-    __slots__ = ("_cores", "_count", "_ints", "_parts", "_paths", "_texts", "_tuples")
+    __slots__ = (
+        "_communities",
+        "_cores",
+        "_count",
+        "_ints",
+        "_overflow",
+        "_paths",
+        "_texts",
+        "_tuples",
+        "_variants",
+    )
 
     def __init__(self) -> None:
         self._cores: dict[bytes, PathCore] = {}
-        self._parts: dict[bytes, dict[PathCore, PathAttributes]] = {}
-        self._count = 0  # sets in ``_parts``
+        self._variants: dict[PathCore, list[PathAttributes]] = {}
+        self._overflow: dict[bytes, PathAttributes] = {}
+        self._count = 0  # sets held
         self._ints: list = [_EMPTY] * SHARE_SLOTS  # AS numbers, MED, LOCAL_PREF
-        self._tuples: list = [_EMPTY] * SHARE_SLOTS  # (large) communities
-        self._paths: list = [_EMPTY] * PATH_SLOTS  # whole AS paths
-        self._texts: dict = {}  # originator ids, cluster lists, extended communities
+        self._tuples: list = [_EMPTY] * SHARE_SLOTS  # large communities
+        self._communities: list = [_EMPTY] * LARGE_SLOTS
+        self._paths: list = [_EMPTY] * LARGE_SLOTS  # whole AS paths
+        self._texts: dict = {}  # next hops, originator ids, cluster lists, ext. communities
 
     def __len__(self) -> int:
         """Distinct attribute sets (per-router sets: what routes point at)."""
@@ -272,71 +284,107 @@ class AttributeInterner:
         """Distinct shared cores (tests, stats)."""
         return len(self._cores)
 
-    def get(self, key: tuple[bytes, bytes]) -> PathAttributes | None:
-        """The set of ``attribute_key`` ``key``, or None."""
-        part_key, core_key = key
-        core = self._cores.get(core_key)
-        part = self._parts.get(part_key)
-        if core is None or part is None:
+    def find(self, row: Sequence) -> PathAttributes | None:
+        """The set held for ``row`` (make_attributes' order), or None; builds nothing."""
+        core = self._cores.get(core_key(row))
+        if core is None:
             return None
-        return part.get(core)
+        return self._find(core, row)
 
-    def add(self, key: tuple[bytes, bytes], attrs: PathAttributes) -> PathAttributes:
-        """Adopt a set built elsewhere (a loaded snapshot's), unless ``key`` has one.
+    def _find(self, core: PathCore, row: Sequence) -> PathAttributes | None:
+        (_, _, hop, pref, _, comms, _, _, orig_id, clusters, _, _) = row
+        variants = self._variants.get(core)
+        if variants is None:
+            return None
+        for a in variants:
+            if (
+                a.next_hop == hop
+                and a.local_pref == pref
+                and a.communities == comms
+                and a.cluster_list == clusters
+                and a.originator_id == orig_id
+            ):
+                return a
+        if len(variants) >= SCAN_VARIANTS:
+            return self._overflow.get(_digest(tuple(row)))
+        return None
+
+    def add(self, attrs: PathAttributes) -> PathAttributes:
+        """Adopt a set built elsewhere (a loaded snapshot's), unless an equal one is held.
 
         An adopted set's core and values are swapped in place for the shared
         ones: its routes already refer to it, and equal immutable values
         change nothing a reader can see.
         """
-        part_key, core_key = key
-        core = self._cores.get(core_key)
+        row = attribute_row(attrs)
+        key = core_key(row)
+        core = self._cores.get(key)
         if core is None:
-            core = self._cores[core_key] = self._make_core(core_row(attrs.core))
-        part = self._parts.get(part_key)
-        if part is None:
-            part = self._parts[part_key] = {}
-        got = part.setdefault(core, attrs)
-        if got is attrs:
-            self._count += 1
-            shared = self._make(core, attrs.next_hop, attrs.local_pref, attrs.originator_id,
-                                attrs.cluster_list)  # fmt: skip
-            for name in PathAttributes.__struct_fields__:
-                setattr(attrs, name, getattr(shared, name))
-        return got
+            core = self._cores[key] = self._make_core(core_row(attrs.core))
+        got = self._find(core, row)
+        if got is not None:
+            return got
+        shared = self._make(core, *row_part(row))
+        for name in PathAttributes.__struct_fields__:
+            setattr(attrs, name, getattr(shared, name))
+        self._hold(core, attrs, row)
+        return attrs
 
     def adopt(self, other: AttributeInterner) -> None:
         """Adopt every set of ``other`` (a loaded snapshot's) not already held."""
-        for part in list(other._parts.values()):
-            for attrs in list(part.values()):
-                self.add(attribute_key(attribute_row(attrs)), attrs)
+        for attrs in other.sets():
+            self.add(attrs)
+
+    def sets(self) -> list[PathAttributes]:
+        """Every set held now."""
+        out = [a for variants in list(self._variants.values()) for a in list(variants)]
+        out.extend(list(self._overflow.values()))
+        return out
 
     def intern(self, row: tuple) -> PathAttributes:
         """The shared set for ``row`` (validated fields in make_attributes' order)."""
         (path, origin, hop, pref, med, comms, large, ext, orig_id, clusters, atomic, aggr) = row
-        # attribute_key, inlined: this runs once per UPDATE.
-        core_key = blake2b(
-            orjson.dumps((path, origin, med, comms, large, ext, atomic, aggr))
-        ).digest()[:20]
-        part_key = blake2b(orjson.dumps((hop, pref, orig_id, clusters))).digest()[:20]
-        core = self._cores.get(core_key)
+        # core_key, inlined: this runs once per UPDATE.
+        key = blake2b(orjson.dumps((path, origin, med, large, ext, atomic, aggr))).digest()[:20]
+        core = self._cores.get(key)
         if core is None:
-            core = self._cores[core_key] = self._make_core(
-                (path, origin, med, comms, large, ext, atomic, aggr)
-            )
-        part = self._parts.get(part_key)
-        if part is None:
-            part = self._parts[part_key] = {}
-        attrs = part.get(core)
-        if attrs is None:
-            attrs = part[core] = self._make(core, hop, pref, orig_id, clusters)
-            self._count += 1
+            core = self._cores[key] = self._make_core((path, origin, med, large, ext, atomic, aggr))
+        else:  # _find, inlined
+            variants = self._variants.get(core)
+            if variants is not None:
+                for a in variants:
+                    if (
+                        a.next_hop == hop
+                        and a.local_pref == pref
+                        and a.communities == comms
+                        and a.cluster_list == clusters
+                        and a.originator_id == orig_id
+                    ):
+                        return a
+                if len(variants) >= SCAN_VARIANTS:
+                    got = self._overflow.get(_digest(row))
+                    if got is not None:
+                        return got
+        attrs = self._make(core, hop, pref, comms, orig_id, clusters)
+        self._hold(core, attrs, row)
         return attrs
+
+    def _hold(self, core: PathCore, attrs: PathAttributes, row: Sequence) -> None:
+        variants = self._variants.get(core)
+        if variants is None:
+            self._variants[core] = [attrs]
+        elif len(variants) < SCAN_VARIANTS:
+            variants.append(attrs)
+        else:
+            self._overflow[_digest(tuple(row))] = attrs
+        self._count += 1
 
     def _make(
         self,
         core: PathCore,
         next_hop: str,
         local_pref: int | None,
+        communities: tuple[int, ...],
         originator_id: str,
         cluster_list: tuple[str, ...],
     ) -> PathAttributes:
@@ -348,20 +396,28 @@ class AttributeInterner:
             if seen != local_pref:
                 ints[i] = seen = local_pref
             local_pref = seen
+        if communities:
+            cache = self._communities
+            i = hash(communities) % LARGE_SLOTS  # % beats & on a 64-bit hash
+            seen = cache[i]
+            if seen == communities:
+                communities = seen
+            else:
+                cache[i] = communities
         texts = self._texts
         next_hop = texts.setdefault(next_hop, next_hop)
         if originator_id:
             originator_id = texts.setdefault(originator_id, originator_id)
         if cluster_list:
             cluster_list = texts.setdefault(cluster_list, cluster_list)
-        return PathAttributes(core, next_hop, local_pref, originator_id, cluster_list)
+        return PathAttributes(core, next_hop, local_pref, communities, originator_id, cluster_list)
 
     def _make_core(self, row: tuple) -> PathCore:
         # Runs once per new core (~110k times per full table, then rarely: other
         # routers mostly carry cores seen before), in the ingest path:
         # everything is inlined, a call per value costs more than its lookup.
-        (as_path, origin, med, communities, large_communities, extended_communities,
-         atomic_aggregate, aggregator) = row  # fmt: skip
+        (as_path, origin, med, large_communities, extended_communities, atomic_aggregate,
+         aggregator) = row  # fmt: skip
         mask = SHARE_SLOTS - 1
         ints = self._ints
         if med is not None and med > 256:  # smaller ints are shared by CPython
@@ -369,14 +425,6 @@ class AttributeInterner:
             if seen != med:
                 ints[med & mask] = seen = med
             med = seen
-        if communities:
-            tuples = self._tuples
-            i = hash(communities) % SHARE_SLOTS  # % beats & on a 64-bit hash
-            seen = tuples[i]
-            if seen == communities:
-                communities = seen
-            else:
-                tuples[i] = communities
         if large_communities:
             tuples = self._tuples
             i = hash(large_communities) % SHARE_SLOTS
@@ -391,7 +439,7 @@ class AttributeInterner:
         # Decoded segments may be lists: a tuple of tuples, then shared whole.
         as_path = tuple([(kind, tuple(numbers)) for kind, numbers in as_path])
         paths = self._paths
-        at = hash(as_path) % PATH_SLOTS
+        at = hash(as_path) % LARGE_SLOTS
         seen = paths[at]
         if seen == as_path:
             as_path = seen
@@ -415,7 +463,6 @@ class AttributeInterner:
             as_path,
             origin,
             med,
-            communities,
             large_communities,
             extended_communities,
             atomic_aggregate,
@@ -432,24 +479,20 @@ class AttributeInterner:
         dicts are walked through copies, and a value they pick up meanwhile
         at worst ends up in a set unshared.
         """
-        dead = 0
-        for part in list(self._parts.values()):
-            for core in [c for c, a in list(part.items()) if id(a) not in in_use]:
-                del part[core]
-                dead += 1
-        part = core = None  # no local may hold a core for the refcounts below
-        self._count -= dead
+        dead = [a for a in self.sets() if id(a) not in in_use]
+        n = sum(map(self._forget, dead))
+        del dead
         keys = self.keys()
         self.drop_unreferenced(keys, 0, len(keys))
         self.collect_shared_values()
-        return dead
+        return n
 
     def keys(self) -> list:
         """Every set, then every core, now (for ``drop_unreferenced``, in steps):
         the sets first, so cores only they held go in the same pass."""
-        sets = [a for part in list(self._parts.values()) for a in list(part.values())]
-        sets.extend(list(self._cores.values()))
-        return sets
+        out: list = self.sets()
+        out.extend(list(self._cores.values()))
+        return out
 
     def drop_unreferenced(self, keys: list, start: int, stop: int) -> int:
         """Forget the sets and cores of ``keys[start:stop]`` (``keys()``) that
@@ -458,52 +501,58 @@ class AttributeInterner:
 
         Exact at the moment of each check, so a collection can run in steps
         between writes (``ribd.rib``); a feed thread picking a set up between
-        the check and the removal at worst ends up with a set unshared. The
-        digest of a dropped object is computed again to find it: only for
-        those dropped.
+        the check and the removal at worst ends up with a set unshared.
         """
         getrefcount = sys.getrefcount
+        variants = self._variants
         dropped = 0
         for i in range(start, stop):
             obj = keys[i]
             keys[i] = None
-            # References: the intern dict's value, ``obj`` and getrefcount's argument
-            # (a core: also each part dict that keys a set by it, and each set).
-            if getrefcount(obj) > 3:
-                continue
             if type(obj) is PathAttributes:
-                part_key = _digest(
-                    (obj.next_hop, obj.local_pref, obj.originator_id, obj.cluster_list)
-                )
-                part = self._parts.get(part_key)
-                if part is not None and part.get(obj.core) is obj:
-                    del part[obj.core]
-                    self._count -= 1
+                # References: its core's list (or the overflow dict), ``obj``
+                # and getrefcount's argument.
+                if getrefcount(obj) <= 3 and self._forget(obj):
                     dropped += 1
-            else:
-                core_key = _digest(core_row(obj))
-                if self._cores.get(core_key) is obj:
-                    del self._cores[core_key]
+            # A core: the dict's value, ``obj`` and getrefcount's argument
+            # (a core with sets also has their references and its list's key).
+            elif getrefcount(obj) <= 3 and obj not in variants:
+                key = _digest(core_row(obj))
+                if self._cores.get(key) is obj:
+                    del self._cores[key]
         return dropped
 
+    def _forget(self, attrs: PathAttributes) -> bool:
+        """Remove ``attrs`` from where it is held; False if it is not held."""
+        core = attrs.core
+        variants = self._variants.get(core)
+        if variants is not None:
+            for i, a in enumerate(variants):
+                if a is attrs:
+                    del variants[i]
+                    if not variants:
+                        self._variants.pop(core, None)
+                    self._count -= 1
+                    return True
+        key = _digest(attribute_row(attrs))
+        if self._overflow.get(key) is attrs:
+            del self._overflow[key]
+            self._count -= 1
+            return True
+        return False
+
     def collect_shared_values(self) -> None:
-        """Drop the shared values (see ``_make``) no set holds any more, and
-        the per-router parts that hold no set."""
+        """Drop the shared values (see ``_make``) no set holds any more."""
         getrefcount = sys.getrefcount
-        parts = self._parts
-        for k in [k for k, part in list(parts.items()) if not part]:
-            if not parts.get(k, True):
-                del parts[k]
         texts = self._texts
         keys = list(texts)
         # References: the dict's key and value, ``keys``, ``v``, getrefcount's argument.
         for v in [v for v in keys if getrefcount(v) <= 5]:
             del texts[v]
         del keys
-        # Paths first (they hold ints), then tuples, then ints.
-        for cache, slots in ((self._paths, PATH_SLOTS), (self._tuples, SHARE_SLOTS),
-                             (self._ints, SHARE_SLOTS)):  # fmt: skip
-            for i in range(slots):
+        # Paths and tuples first (they hold ints), then ints.
+        for cache in (self._paths, self._communities, self._tuples, self._ints):
+            for i in range(len(cache)):
                 # References: the cache, ``v`` and getrefcount's argument.
                 v = cache[i]
                 if getrefcount(v) <= 3:
@@ -511,18 +560,17 @@ class AttributeInterner:
 
     def shared_values(self) -> int:
         """How many values are held for sharing (tests, stats)."""
-        caches = (self._ints, self._tuples, self._paths)
+        caches = (self._ints, self._tuples, self._communities, self._paths)
         cached = sum(v is not _EMPTY for cache in caches for v in cache)
         return cached + len(self._texts)
 
 
 def core_row(c: PathCore) -> tuple:
-    """A core's fields in ``attribute_key``'s order for its core digest."""
+    """A core's fields in ``core_key``'s order."""
     return (
         c.as_path,
         c.origin,
         c.med,
-        c.communities,
         c.large_communities,
         c.extended_communities,
         c.atomic_aggregate,
@@ -530,8 +578,13 @@ def core_row(c: PathCore) -> tuple:
     )
 
 
+def row_part(row: Sequence) -> tuple:
+    """The per-router fields of a row in ``AttributeInterner._make``'s order."""
+    return (row[2], row[3], row[5], row[8], row[9])
+
+
 def attribute_row(a: PathAttributes) -> tuple:
-    """A set's fields in make_attributes' order: its row (snapshots, ``attribute_key``)."""
+    """A set's fields in make_attributes' order: its row (snapshots, ``AttributeInterner.find``)."""
     c = a.core
     return (
         c.as_path,
@@ -539,7 +592,7 @@ def attribute_row(a: PathAttributes) -> tuple:
         a.next_hop,
         a.local_pref,
         c.med,
-        c.communities,
+        a.communities,
         c.large_communities,
         c.extended_communities,
         a.originator_id,
@@ -568,11 +621,10 @@ def make_attributes(
         as_path,
         origin,
         med,
-        communities,
         large_communities,
         extended_communities,
         atomic_aggregate,
         aggregator,
         *derive_as_numbers(as_path),
     )
-    return PathAttributes(core, next_hop, local_pref, originator_id, cluster_list)
+    return PathAttributes(core, next_hop, local_pref, communities, originator_id, cluster_list)

@@ -61,9 +61,10 @@ than one row per route makes load one sort of the prefixes into the
 store's arrays (``PrefixStore.load``), each pointing at an already built
 tuple.
 
-Interning: attribute sets are keyed in ``rib.interner`` by
-``attribute_key`` of their validated row, the parser's key too, so a set
-re-announced after the restart is the loaded object, not a second copy.
+Interning: attribute sets are built by an interner from their validated
+rows, as the parser builds them (one shared core per path for all routers,
+a small per-router set on it), and that interner becomes the RIB's, so a
+set re-announced after the restart is the loaded object, not a second copy.
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ from ribd.attributes import (
     DERIVED_FIELDS,
     SHARE_SLOTS,
     AttributeInterner,
-    attribute_key,
     make_attributes,
 )
 from ribd.parser import ExabgpParser
@@ -101,13 +100,13 @@ def test_shared_sets_equal_unshared_ones():
         assert [type(getattr(got, f)) for f in FIELDS] == [type(getattr(want, f)) for f in FIELDS]
 
 
-def test_interned_sets_are_found_by_attribute_key():
-    """The key a loaded snapshot computes finds the set the parser interned."""
+def test_interned_sets_are_found_by_their_row():
+    """The row a loaded snapshot holds finds the set the parser interned."""
     interner = AttributeInterner()
     r = row(3356, 1299, 64500)
-    assert interner.get(attribute_key(r)) is None
+    assert interner.find(r) is None
     got = interner.intern(r)
-    assert interner.get(attribute_key(r)) is got
+    assert interner.find(row(3356, 1299, 64500)) is got
     assert interner.intern(row(3356, 1299, 64500)) is got
     assert len(interner) == 1
 
@@ -156,15 +155,14 @@ def test_adopted_sets_share_values():
     parsed = interner.intern(row(3356, 1299, 64500))
     loaded = make_attributes(*row(174, 1299, 64500))
     before = [getattr(loaded, f) for f in FIELDS]
-    key = attribute_key(row(174, 1299, 64500))
-    assert interner.add(key, loaded) is loaded
+    assert interner.add(loaded) is loaded
     assert [getattr(loaded, f) for f in FIELDS] == before
     assert loaded.communities is parsed.communities
     assert loaded.as_path[0][1][1] is parsed.as_path[0][1][1]
     assert loaded.origin_as is parsed.origin_as
-    # A key already held keeps its set; the other is left alone.
+    # A set already held is kept; the other is left alone.
     other = make_attributes(*row(174, 1299, 64500))
-    assert interner.add(key, other) is loaded
+    assert interner.add(other) is loaded
     assert other.communities is not parsed.communities
 
 

@@ -83,15 +83,29 @@ def test_two_routers_with_the_same_path_share_one_core_and_keep_their_own_next_h
     assert (len(rib.interner), rib.interner.cores()) == (4, 2)
 
 
-def test_cores_that_differ_only_in_communities_share_the_as_path():
+def test_routers_with_their_own_communities_still_share_the_core():
+    """A region tag of each router's own: communities are per-router values."""
     interner = AttributeInterner()
     parser = ExabgpParser(interner)
     (x,) = parser.parse(line(R1, ["10.0.0.0/8"], (3356, 1299, 64500), "192.0.2.1"))
     (y,) = parser.parse(
         line(R2, ["10.0.0.0/8"], (3356, 1299, 64500), "192.0.2.2", communities=((1, 2),))
     )
-    assert x.attributes.core is not y.attributes.core
-    assert x.attributes.as_path is y.attributes.as_path
+    assert x.attributes.core is y.attributes.core
+    assert (x.attributes.communities, y.attributes.communities) == (
+        ((3356 << 16) | 901,),
+        ((1 << 16) | 2,),
+    )
+
+
+def test_cores_that_differ_beyond_the_path_share_the_as_path():
+    interner = AttributeInterner()
+    a = interner.intern((((AS_SEQUENCE, (3356, 64500)),), "igp", "h", None, 10, (), (), (), "", (),
+                         False, ""))  # fmt: skip
+    b = interner.intern((((AS_SEQUENCE, (3356, 64500)),), "igp", "h", None, 20, (), (), (), "", (),
+                         False, ""))  # fmt: skip
+    assert a.core is not b.core and (a.med, b.med) == (10, 20)
+    assert a.as_path is b.as_path
 
 
 def test_withdraw_replace_and_purge_of_one_router_leave_the_other_its_shared_routes():
