@@ -206,7 +206,9 @@ class Rib(SessionHandling, Maintenance, Reads):
         store = table.store
         delta = store.delta
         has_key, get, insert = delta.has_key, delta.get, delta.insert
-        find = store.find if len(store.keys) else None
+        # Indexes in the store's arrays, all at once (``PrefixStore.find_many``);
+        # a prefix the arrays hold is never in the delta.
+        found = store.find_many(ev.prefixes) if len(store.keys) else repeat(-1)
         values = store.values
         intern = table._entries.setdefault
         log_change = table.changes.append
@@ -216,16 +218,13 @@ class Rib(SessionHandling, Maintenance, Reads):
         fresh: tuple | None = None  # the entry for a new prefix, path id 0
         added = 0  # new prefixes (one path each)
         ids = repeat(0) if path_ids is None else path_ids  # endless, or one per prefix
-        for prefix, path_id in zip(ev.prefixes, ids, strict=False):
-            at = -1  # index in the store's arrays, if there
-            if has_key(prefix):
+        for prefix, path_id, at in zip(ev.prefixes, ids, found, strict=False):
+            if at >= 0:  # index in the store's arrays
+                entry = values[at]
+            elif has_key(prefix):
                 entry = get(prefix)
             else:
                 entry = None
-                if find is not None:
-                    at = find(prefix)
-                    if at >= 0:
-                        entry = values[at]
             if entry is None:
                 if path_id != 0:
                     new_entry = (*((None,) * slot), self._with_path(None, path_id, attrs)[0])

@@ -10,10 +10,10 @@ messages were packed from: same prefixes, same attributes, per router.
 
 from __future__ import annotations
 
-import msgspec
 import orjson
 
 from bench import bgpsend, realistic, synth
+from ribd.attributes import ATTRIBUTE_FIELDS, attribute_row
 from ribd.parser import ExabgpParser
 from ribd.rib import Rib
 from ribd.settings import NeighborSettings
@@ -25,7 +25,7 @@ ASN = 64500
 
 def attributes(a) -> tuple:
     """Every field; communities as sets (ExaBGP sorts them when it decodes)."""
-    fields = msgspec.structs.asdict(a)
+    fields = dict(zip(ATTRIBUTE_FIELDS, attribute_row(a), strict=True))
     for key in ("communities", "large_communities", "extended_communities"):
         fields[key] = tuple(sorted(fields[key]))
     return tuple(sorted(fields.items()))

@@ -109,3 +109,24 @@ def test_loading_a_prefix_twice_is_refused():
     assert store.load(["11.0.0.0/8", "10.0.0.0/8"], [2, 1]) is None
     assert [p for p, _ in store.items()] == ["10.0.0.0/8", "11.0.0.0/8"]
     assert store.get("11.0.0.0/8") == 2
+
+
+@pytest.mark.parametrize("bits", [32, 128])
+def test_find_many_finds_what_find_finds(bits: int) -> None:
+    """The per-UPDATE lookup of the ingest path: the arrays' index of each
+    prefix (holes included), -1 for prefixes only in the delta or absent."""
+    rng = random.Random(bits)
+    store = PrefixStore(bits)
+    assert store.find_many(["10.0.0.0/8" if bits == 32 else "2001:db8::/32"]) == [-1]
+    prefixes = sorted({_random_prefix(rng, bits) for _ in range(400)})
+    for p in prefixes[:300]:
+        store.set(p, p)
+    store.merge()
+    for p in prefixes[:20]:
+        store.set(p, None)  # holes: still found
+    for p in prefixes[300:]:
+        store.set(p, p)  # in the delta
+    asked = [rng.choice(prefixes) for _ in range(200)] + prefixes
+    assert store.find_many(asked) == [store.find(p) for p in asked]
+    assert sorted(store.find_many(tuple(prefixes[:300]))) == list(range(300))
+    assert store.find_many(()) == []
