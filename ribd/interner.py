@@ -1,0 +1,412 @@
+"""The attribute interner: one shared core per path for all routers, one small set per router.
+
+Split out of ``ribd.attributes`` (the types and rules of attribute sets):
+this is how they are stored once and shared, and how unused ones are
+forgotten. ``ribd.attributes`` re-exports ``AttributeInterner``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from hashlib import blake2b
+
+import orjson
+
+from ribd.attributes import (
+    AS_SEQUENCE,
+    PathAttributes,
+    PathCore,
+    attribute_row,
+    derive_as_numbers,
+)
+
+
+def _digest(values: tuple) -> bytes:
+    """160 bits of a BLAKE2b of the JSON of ``values``.
+
+    A digest of validated fields, not of ExaBGP's text, so that the parser
+    and a loaded snapshot find each other's objects. Cryptographic rather
+    than ``hash()`` of a tuple: AS numbers and communities come from the
+    network, and colliding Python hashes are easy to craft. The full digest
+    cut to 160 bits rather than ``digest_size=20``: parsing that keyword costs
+    more than hashing a row. Digests live in one process only.
+    """
+    return blake2b(orjson.dumps(values)).digest()[:20]
+
+
+def core_key(row: Sequence) -> bytes:
+    """The digest of the shared core of a set given as its row (make_attributes' order)."""
+    (path, origin, _, _, med, _, large, ext, _, _, atomic, aggr) = row
+    return _digest((path, origin, med, large, ext, atomic, aggr))
+
+
+# Slots of each direct-mapped cache (a power of two). A full table has ~52k
+# distinct AS numbers, but most of the sharing is of the frequent ones: 2^14
+# slots share ~90% of what 2^16 do, and a small list stays in the CPU caches.
+SHARE_SLOTS = 1 << 14
+# Whole AS paths and community lists: a table has ~100k distinct paths and
+# tens of thousands of community lists, and the sets sharing one come from
+# different routers, far apart in the feed.
+LARGE_SLOTS = 1 << 16
+# A core's sets are found by a scan of its list (one set per router that
+# carries it): past this many, by a digest of the whole row instead, so that
+# a peer sending endless variants of one path cannot make each scan longer.
+SCAN_VARIANTS = 256
+_EMPTY = -1  # an empty slot: equal to no value, and an int like the values
+
+
+class AttributeInterner:
+    """The one shared PathAttributes per distinct set, built on one shared
+    PathCore per distinct core.
+
+    ``_cores`` maps the digest of a core (``core_key``) to the one
+    ``PathCore`` all routers use; ``_variants`` maps a core to the list of
+    sets built on it, one per router that carries the path (next hop,
+    local-pref, communities ... of its own), found by a scan comparing those
+    few fields. No key object per set: a digest key and its dict slot cost
+    ~90 bytes a set, more than the set itself. Past SCAN_VARIANTS sets on one
+    core, further ones are keyed in ``_overflow`` by a digest of their row.
+
+    A new set also shares its values with earlier sets: AS numbers,
+    communities, AS paths, cluster lists, originator ids ... equal to one seen
+    before become that object (the same transit ASes, communities and route
+    reflectors recur in most sets).
+
+    Ints and tuples of ints go through direct-mapped caches, lists indexed by
+    the value's hash, not dicts: those hashes are predictable (an int's is
+    itself), so a dict of them could be flooded with colliding values, while a
+    cache lookup is O(1) whatever the input; a colliding value merely evicts
+    another. Strings and tuples of them go into a dict: string hashes are
+    randomised per process. Aggregators (~80% distinct) are not shared: the
+    lookups would cost more than they save.
+    """
+
+    __slots__ = (
+        "_communities",
+        "_cores",
+        "_count",
+        "_ints",
+        "_overflow",
+        "_paths",
+        "_texts",
+        "_tuples",
+        "_variants",
+    )
+
+    def __init__(self) -> None:
+        self._cores: dict[bytes, PathCore] = {}
+        self._variants: dict[PathCore, list[PathAttributes]] = {}
+        self._overflow: dict[bytes, PathAttributes] = {}
+        self._count = 0  # sets held
+        self._ints: list = [_EMPTY] * SHARE_SLOTS  # AS numbers, MED, LOCAL_PREF
+        self._tuples: list = [_EMPTY] * SHARE_SLOTS  # large communities
+        self._communities: list = [_EMPTY] * LARGE_SLOTS
+        self._paths: list = [_EMPTY] * LARGE_SLOTS  # whole AS paths
+        self._texts: dict = {}  # next hops, originator ids, cluster lists, ext. communities
+
+    def __len__(self) -> int:
+        """Distinct attribute sets (per-router sets: what routes point at)."""
+        return self._count
+
+    def cores(self) -> int:
+        """Distinct shared cores (tests, stats)."""
+        return len(self._cores)
+
+    def find(self, row: Sequence) -> PathAttributes | None:
+        """The set held for ``row`` (make_attributes' order), or None; builds nothing."""
+        core = self._cores.get(core_key(row))
+        if core is None:
+            return None
+        return self._find(core, row)
+
+    def _find(self, core: PathCore, row: Sequence) -> PathAttributes | None:
+        (_, _, hop, pref, _, comms, _, _, orig_id, clusters, _, _) = row
+        variants = self._variants.get(core)
+        if variants is None:
+            return None
+        for a in variants:
+            if (
+                a.next_hop == hop
+                and a.local_pref == pref
+                and a.communities == comms
+                and a.cluster_list == clusters
+                and a.originator_id == orig_id
+            ):
+                return a
+        if len(variants) >= SCAN_VARIANTS:
+            return self._overflow.get(_digest(tuple(row)))
+        return None
+
+    def add(self, attrs: PathAttributes) -> PathAttributes:
+        """Adopt a set built elsewhere (a loaded snapshot's), unless an equal one is held.
+
+        An adopted set's core and values are swapped in place for the shared
+        ones: its routes already refer to it, and equal immutable values
+        change nothing a reader can see.
+        """
+        row = attribute_row(attrs)
+        key = core_key(row)
+        core = self._cores.get(key)
+        if core is None:
+            core = self._cores[key] = self._make_core(core_row(attrs.core))
+        got = self._find(core, row)
+        if got is not None:
+            return got
+        shared = self._make(core, *row_part(row))
+        for name in PathAttributes.__struct_fields__:
+            setattr(attrs, name, getattr(shared, name))
+        self._hold(core, attrs, row)
+        return attrs
+
+    def adopt(self, other: AttributeInterner) -> None:
+        """Adopt every set of ``other`` (a loaded snapshot's) not already held."""
+        for attrs in other.sets():
+            self.add(attrs)
+
+    def sets(self) -> list[PathAttributes]:
+        """Every set held now."""
+        out = [a for variants in list(self._variants.values()) for a in list(variants)]
+        out.extend(list(self._overflow.values()))
+        return out
+
+    def intern(self, row: tuple) -> PathAttributes:
+        """The shared set for ``row`` (validated fields in make_attributes' order)."""
+        (path, origin, hop, pref, med, comms, large, ext, orig_id, clusters, atomic, aggr) = row
+        # core_key, inlined: this runs once per UPDATE.
+        key = blake2b(orjson.dumps((path, origin, med, large, ext, atomic, aggr))).digest()[:20]
+        core = self._cores.get(key)
+        if core is None:
+            core = self._cores[key] = self._make_core((path, origin, med, large, ext, atomic, aggr))
+        else:  # _find, inlined
+            variants = self._variants.get(core)
+            if variants is not None:
+                for a in variants:
+                    if (
+                        a.next_hop == hop
+                        and a.local_pref == pref
+                        and a.communities == comms
+                        and a.cluster_list == clusters
+                        and a.originator_id == orig_id
+                    ):
+                        return a
+                if len(variants) >= SCAN_VARIANTS:
+                    got = self._overflow.get(_digest(row))
+                    if got is not None:
+                        return got
+        attrs = self._make(core, hop, pref, comms, orig_id, clusters)
+        self._hold(core, attrs, row)
+        return attrs
+
+    def _hold(self, core: PathCore, attrs: PathAttributes, row: Sequence) -> None:
+        variants = self._variants.get(core)
+        if variants is None:
+            self._variants[core] = [attrs]
+        elif len(variants) < SCAN_VARIANTS:
+            variants.append(attrs)
+        else:
+            self._overflow[_digest(tuple(row))] = attrs
+        self._count += 1
+
+    def _make(
+        self,
+        core: PathCore,
+        next_hop: str,
+        local_pref: int | None,
+        communities: tuple[int, ...],
+        originator_id: str,
+        cluster_list: tuple[str, ...],
+    ) -> PathAttributes:
+        """A router's set on ``core``, its values shared with earlier sets."""
+        if local_pref is not None and local_pref > 256:  # smaller ints are shared by CPython
+            ints = self._ints
+            i = local_pref & (SHARE_SLOTS - 1)
+            seen = ints[i]
+            if seen != local_pref:
+                ints[i] = seen = local_pref
+            local_pref = seen
+        if communities:
+            cache = self._communities
+            i = hash(communities) % LARGE_SLOTS  # % beats & on a 64-bit hash
+            seen = cache[i]
+            if seen == communities:
+                communities = seen
+            else:
+                cache[i] = communities
+        texts = self._texts
+        next_hop = texts.setdefault(next_hop, next_hop)
+        if originator_id:
+            originator_id = texts.setdefault(originator_id, originator_id)
+        if cluster_list:
+            cluster_list = texts.setdefault(cluster_list, cluster_list)
+        return PathAttributes(core, next_hop, local_pref, communities, originator_id, cluster_list)
+
+    def _make_core(self, row: tuple) -> PathCore:
+        # Runs once per new core (~110k times per full table, then rarely: other
+        # routers mostly carry cores seen before), in the ingest path:
+        # everything is inlined, a call per value costs more than its lookup.
+        (as_path, origin, med, large_communities, extended_communities, atomic_aggregate,
+         aggregator) = row  # fmt: skip
+        mask = SHARE_SLOTS - 1
+        ints = self._ints
+        if med is not None and med > 256:  # smaller ints are shared by CPython
+            seen = ints[med & mask]
+            if seen != med:
+                ints[med & mask] = seen = med
+            med = seen
+        if large_communities:
+            tuples = self._tuples
+            i = hash(large_communities) % SHARE_SLOTS
+            seen = tuples[i]
+            if seen == large_communities:
+                large_communities = seen
+            else:
+                tuples[i] = large_communities
+        if extended_communities:
+            texts = self._texts
+            extended_communities = texts.setdefault(extended_communities, extended_communities)
+        # Decoded segments may be lists: a tuple of tuples, then shared whole.
+        as_path = tuple([(kind, tuple(numbers)) for kind, numbers in as_path])
+        paths = self._paths
+        at = hash(as_path) % LARGE_SLOTS
+        seen = paths[at]
+        if seen == as_path:
+            as_path = seen
+        else:
+            segments = []
+            for kind, numbers in as_path:
+                out = []
+                for n in numbers:
+                    seen = ints[n & mask]
+                    if seen != n:
+                        ints[n & mask] = seen = n
+                    out.append(seen)
+                segments.append((kind, tuple(out)))
+            as_path = paths[at] = tuple(segments)
+        if len(as_path) == 1 and as_path[0][0] == AS_SEQUENCE and as_path[0][1]:
+            asns = as_path[0][1]  # derive_as_numbers' common case
+            derived: tuple = (asns[0], asns[-1], asns[-1], False, False, asns[0])
+        else:
+            derived = derive_as_numbers(as_path)
+        return PathCore(
+            as_path,
+            origin,
+            med,
+            large_communities,
+            extended_communities,
+            atomic_aggregate,
+            aggregator,
+            *derived,
+        )
+
+    def collect_unused(self, in_use: set[int]) -> int:
+        """Drop sets no route refers to any more (ids in ``in_use`` are kept),
+        then the cores and shared values nothing else holds, so churn cannot
+        grow them.
+
+        Feed threads intern while this runs (they parse outside ``rib.lock``):
+        dicts are walked through copies, and a value they pick up meanwhile
+        at worst ends up in a set unshared.
+        """
+        dead = [a for a in self.sets() if id(a) not in in_use]
+        n = sum(map(self._forget, dead))
+        del dead
+        keys = self.keys()
+        self.drop_unreferenced(keys, 0, len(keys))
+        self.collect_shared_values()
+        return n
+
+    def keys(self) -> list:
+        """Every set, then every core, now (for ``drop_unreferenced``, in steps):
+        the sets first, so cores only they held go in the same pass."""
+        out: list = self.sets()
+        out.extend(list(self._cores.values()))
+        return out
+
+    def drop_unreferenced(self, keys: list, start: int, stop: int) -> int:
+        """Forget the sets and cores of ``keys[start:stop]`` (``keys()``) that
+        nothing else refers to (no route, view or parse in flight holds them);
+        returns how many sets were dropped.
+
+        Exact at the moment of each check, so a collection can run in steps
+        between writes (``ribd.rib``); a feed thread picking a set up between
+        the check and the removal at worst ends up with a set unshared.
+        """
+        getrefcount = sys.getrefcount
+        variants = self._variants
+        dropped = 0
+        for i in range(start, stop):
+            obj = keys[i]
+            keys[i] = None
+            if type(obj) is PathAttributes:
+                # References: its core's list (or the overflow dict), ``obj``
+                # and getrefcount's argument.
+                if getrefcount(obj) <= 3 and self._forget(obj):
+                    dropped += 1
+            # A core: the dict's value, ``obj`` and getrefcount's argument
+            # (a core with sets also has their references and its list's key).
+            elif getrefcount(obj) <= 3 and obj not in variants:
+                key = _digest(core_row(obj))
+                if self._cores.get(key) is obj:
+                    del self._cores[key]
+        return dropped
+
+    def _forget(self, attrs: PathAttributes) -> bool:
+        """Remove ``attrs`` from where it is held; False if it is not held."""
+        core = attrs.core
+        variants = self._variants.get(core)
+        if variants is not None:
+            for i, a in enumerate(variants):
+                if a is attrs:
+                    del variants[i]
+                    if not variants:
+                        self._variants.pop(core, None)
+                    self._count -= 1
+                    return True
+        key = _digest(attribute_row(attrs))
+        if self._overflow.get(key) is attrs:
+            del self._overflow[key]
+            self._count -= 1
+            return True
+        return False
+
+    def collect_shared_values(self) -> None:
+        """Drop the shared values (see ``_make``) no set holds any more."""
+        getrefcount = sys.getrefcount
+        texts = self._texts
+        keys = list(texts)
+        # References: the dict's key and value, ``keys``, ``v``, getrefcount's argument.
+        for v in [v for v in keys if getrefcount(v) <= 5]:
+            del texts[v]
+        del keys
+        # Paths and tuples first (they hold ints), then ints.
+        for cache in (self._paths, self._communities, self._tuples, self._ints):
+            for i in range(len(cache)):
+                # References: the cache, ``v`` and getrefcount's argument.
+                v = cache[i]
+                if getrefcount(v) <= 3:
+                    cache[i] = _EMPTY
+
+    def shared_values(self) -> int:
+        """How many values are held for sharing (tests, stats)."""
+        caches = (self._ints, self._tuples, self._communities, self._paths)
+        cached = sum(v is not _EMPTY for cache in caches for v in cache)
+        return cached + len(self._texts)
+
+
+def core_row(c: PathCore) -> tuple:
+    """A core's fields in ``core_key``'s order."""
+    return (
+        c.as_path,
+        c.origin,
+        c.med,
+        c.large_communities,
+        c.extended_communities,
+        c.atomic_aggregate,
+        c.aggregator,
+    )
+
+
+def row_part(row: Sequence) -> tuple:
+    """The per-router fields of a row in ``AttributeInterner._make``'s order."""
+    return (row[2], row[3], row[5], row[8], row[9])
