@@ -59,6 +59,7 @@ class Reads:
         return {
             "routers": len(self.routers),
             "attribute_sets": len(self.interner),
+            "attribute_cores": self.interner.cores(),  # shared by every router
             "distinct_entries": {f: t.distinct_entries for f, t in self.tables.items()},
             "prefixes_stored": {f: len(t.store) for f, t in self.tables.items()},
             "treated_as_withdraw": self.treated_as_withdraw,
