@@ -208,7 +208,7 @@ class IxLearner:
         ports: dict[str, dict[int, IxPort]] = {}
         for st in self.states.values():
             usable = {m: e.peer_as for m, e in st.table.items() if e.usable}
-            port = IxPort(st.config.name, usable, st.table)
+            port = IxPort.build(st.config.name, usable, st.table)
             for exporter in st.config.exporters:
                 for n in st.config.in_if:
                     ports.setdefault(exporter, {})[n] = port

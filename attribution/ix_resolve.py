@@ -28,11 +28,29 @@ if TYPE_CHECKING:
     from attribution.batch import Batch
 
 
+def mac_numbers(macs: np.ndarray) -> np.ndarray:
+    """6-byte MACs (numpy ``S6``) as uint64, for a vectorised lookup."""
+    raw = np.frombuffer(macs.tobytes(), dtype=np.uint8).reshape(-1, 6)
+    padded = np.zeros((len(raw), 8), dtype=np.uint8)
+    padded[:, 2:] = raw
+    return padded.view(">u8").ravel().astype(np.uint64)
+
+
 @dataclass(frozen=True, slots=True)
 class IxPort:
     ix: str  # the IX's name
     macs: dict[bytes, int] = field(default_factory=dict)  # usable MAC -> peer AS
     entries: dict = field(default_factory=dict)  # every MAC -> ix_table.MacEntry (explain)
+    # ``macs`` for the bulk path: MACs as sorted uint64, and their peer AS
+    keys: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
+    peers: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint32))
+
+    @classmethod
+    def build(cls, ix: str, macs: dict[bytes, int], entries: dict) -> IxPort:
+        keys = mac_numbers(np.array(list(macs), dtype="S6")) if macs else np.zeros(0, np.uint64)
+        order = np.argsort(keys)
+        peers = np.array(list(macs.values()), dtype=np.uint32)[order]
+        return cls(ix, macs, entries, keys[order], peers)
 
 
 class IxLookup:
@@ -68,14 +86,14 @@ def ix_batch(
         sel = sel[batch.prov[sel, 1] != OVERRIDE]  # a manual rule matched: it wins
         if not len(sel):
             continue
-        learned = ports[port].macs
-        if macs is None or not learned:
+        learned = ports[port]
+        if macs is None or not len(learned.keys):
             batch.flags[sel] |= SRC_IX_MAC_UNKNOWN
             continue
-        unique, inverse = np.unique(macs[sel], return_inverse=True)
-        found = [learned.get(bytes(m).ljust(6, b"\x00"), 0) for m in unique.tolist()]
-        peer = np.array(found, dtype=np.uint32)[inverse]
-        known = peer != 0
+        wanted = mac_numbers(macs[sel])
+        at = np.minimum(np.searchsorted(learned.keys, wanted), len(learned.keys) - 1)
+        known = (learned.keys[at] == wanted) & (wanted != 0)
+        peer = np.where(known, learned.peers[at], 0).astype(np.uint32)
         batch.flags[sel[~known]] |= SRC_IX_MAC_UNKNOWN
         k, peer = sel[known], peer[known]
         asym = (batch.prov[k, 1] == BGP) & (batch.sp[k] != peer)

@@ -25,6 +25,9 @@ import ipaddress
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import chain
+
+import numpy as np
 
 from ribd.attributes import PathAttributes
 from ribd.events import FAMILIES
@@ -32,6 +35,7 @@ from ribd.rib import Rib, slot_value
 
 RIB, PEERINGDB, MANUAL = "rib", "peeringdb", "manual"
 MAX_PATCH = 50_000  # changed prefixes read one by one; beyond, the table is walked again
+PATCH_CHUNK = 2048  # changed prefixes read per hold of the RIB lock
 _Net = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -130,49 +134,82 @@ class NextHops:
             self.by_prefix[key] = facts
         else:
             self.by_prefix.pop(key, None)
-        return {f for f in old} != {f for f in facts}
+        return set(old) != set(facts)
 
     def _update_family(self, rib: Rib, family: str) -> bool:
         table = rib.tables[family]
         with rib.lock:
-            r = rib.routers.get(self.neighbor)
-            if r is None:
-                sig: tuple = ()
-            else:
-                fs = r.families[family]
-                sig = (id(r), fs.slot, fs.stale_slot, r.current_stale)
-            seq = table.change_seq
+            sig, seq, changes = self._signature(rib, family), table.change_seq, None
             old = self._state.get(family)
             if old is not None and old[0] == sig:
                 if old[1] == seq:
                     return False
                 changes = table.changes_since(old[1])
-                if changes is not None and len(changes) <= MAX_PATCH:
-                    changed = False
-                    store = table.store
-                    for prefix in set(changes):
-                        entry = store.get(prefix) if sig else None
-                        value = slot_value(entry, *sig[1:])[0] if entry is not None else None
-                        facts = self._facts(value) if value is not None else ()
-                        changed |= self._set(family, prefix, facts)
-                    self._state[family] = (sig, seq)
-                    self.patches += 1
-                    return changed
-            items = table.store.items() if sig else []
-        # A walk: outside the lock (entries are immutable tuples).
-        before = {k: v for k, v in self.by_prefix.items() if k[0] == family}
-        for k in before:
-            self._set(family, k[1], ())
-        for prefix, entry in items:
-            value = slot_value(entry, *sig[1:])[0]  # type: ignore[arg-type]
-            if value is not None:
-                facts = self._facts(value)
-                if facts:
-                    self._set(family, prefix, facts)
+        if changes is not None and len(changes) <= MAX_PATCH:
+            return self._patch(rib, family, sig, seq, changes)
+        return self._walk(rib, family)
+
+    def _signature(self, rib: Rib, family: str) -> tuple:
+        """What the router's table is made of: a new one means a walk. Under the lock."""
+        r = rib.routers.get(self.neighbor)
+        if r is None:
+            return ()
+        fs = r.families[family]
+        return (id(r), fs.slot, fs.stale_slot, r.current_stale)
+
+    def _patch(self, rib: Rib, family: str, sig: tuple, seq: int, changes: list[str]) -> bool:
+        """Re-read only the prefixes changed since the last round, a chunk per lock hold."""
+        changed = False
+        store = rib.tables[family].store
+        todo = list(dict.fromkeys(changes))
+        for start in range(0, len(todo), PATCH_CHUNK):
+            with rib.lock:
+                values = []
+                for prefix in todo[start : start + PATCH_CHUNK]:
+                    entry = store.get(prefix) if sig else None
+                    values.append(slot_value(entry, *sig[1:])[0] if entry is not None else None)
+            for prefix, value in zip(todo[start : start + PATCH_CHUNK], values, strict=True):
+                changed |= self._set(
+                    family, prefix, self._facts(value) if value is not None else ()
+                )
+        self._state[family] = (sig, seq)
+        self.patches += 1
+        return changed
+
+    def _walk(self, rib: Rib, family: str) -> bool:
+        """Every route of the router, read as compiled views read them: under the
+        lock only the store's merge and a copy of its entry references; per
+        distinct entry (entries are interned) the facts once, outside it."""
+        table = rib.tables[family]
+        rib.merge_now(family)
+        with rib.lock:
+            sig, seq = self._signature(rib, family), table.change_seq
+            table.store.merge()
+            keys = table.store.keys  # never mutated: a new array per merge
+            entries = table.store.values.tolist() if sig else []
+        memo: dict[int, tuple] = {}
+        hits: list[int] = []
+        found: list[tuple] = []
+        for i, entry in enumerate(entries):
+            if entry is None:
+                continue
+            facts = memo.get(id(entry))
+            if facts is None:
+                value = slot_value(entry, *sig[1:])[0]
+                facts = memo[id(entry)] = self._facts(value) if value is not None else ()
+            if facts:
+                hits.append(i)
+                found.append(facts)
+        del entries, memo
+        prefixes = table.store.texts(keys[np.array(hits, dtype=np.intp)]) if hits else []
+        before = set(self.counts)
+        kept = {k: v for k, v in self.by_prefix.items() if k[0] != family}
+        kept.update(((family, p), f) for p, f in zip(prefixes, found, strict=True))
+        self.by_prefix = kept
+        self.counts = Counter(chain.from_iterable(kept.values()))
         self._state[family] = (sig, seq)
         self.walks += 1
-        after = {k: v for k, v in self.by_prefix.items() if k[0] == family}
-        return {v for f in before.values() for v in f} != {v for f in after.values() for v in f}
+        return before != set(self.counts)
 
 
 def build_table(

@@ -65,3 +65,37 @@ def test_ix_show_of_an_unknown_ix_says_so(served, capsys):
     target, _, _ = served
     assert main(["ix", "show", "nowhere", "--target", target]) == 1
     assert "no IX named 'nowhere'" in capsys.readouterr().err
+
+
+def test_packed_stream_flow_json_and_rows_batches_carry_the_learned_answer(served):
+    """The client's packed records + stream route dictionary, and `flows` batches,
+    give what the one-flow path gives; flow JSON names the provenance and the flag."""
+    from attribution.client import resolve_dicts
+    from attribution.v1 import attribution_pb2 as pb
+    from attribution.v1 import attribution_pb2_grpc as pb_grpc
+    from tests.attribution.ix_world import EXPORTER, PORT
+
+    target, _, _ = served
+    base = {"exporter": EXPORTER, "src_addr": "10.1.2.3", "dst_addr": "10.0.0.1", "in_if": PORT}
+    flows = [
+        {**base, "src_mac": MAC_A},
+        {**base, "src_mac": MAC_CONFLICT},
+        {**base, "src_addr": "2001:db8:1::5", "dst_addr": "2001:db8::1", "src_mac": MAC_A},
+        base,
+    ]
+    out = list(resolve_dicts(target, flows))
+    assert [a["src_peer_as"] for a in out] == [65101, 65004, 65101, 65004]
+    assert [a["src_peer_provenance"] for a in out] == ["ix_mac", "bgp", "ix_mac", "bgp"]
+    assert [a["src_ix_mac_unknown"] for a in out] == [False, True, False, True]
+    assert out[0]["src_asymmetric"] and out[0]["override"] is None
+    import grpc
+
+    with grpc.insecure_channel(target) as ch:
+        stub = pb_grpc.AttributionStub(ch)
+        rows = stub.ResolveBatch(
+            pb.FlowBatch(flows=pb.FlowRows(flows=[pb.Flow(**f) for f in flows])), timeout=10
+        )
+        one = [stub.Resolve(pb.Flow(**f), timeout=10) for f in flows]
+    got = [(a.src_peer_as, a.src_peer_provenance, a.flags) for a in rows.attributions]
+    assert got == [(a.src_peer_as, a.src_peer_provenance, a.flags) for a in one]
+    assert one[0].src_peer_provenance == pb.IX_MAC and one[1].flags & pb.SRC_IX_MAC_UNKNOWN
