@@ -229,3 +229,21 @@ def test_two_ixes_cannot_share_a_port(tmp_path):
     second = text[text.index("[[ix]]") :].replace('name = "ix-test"', 'name = "ix-two"')
     with pytest.raises(ConfigError, match="already a port of IX 'ix-test'"):
         parse_config(text + "\n" + second, "ix.toml")
+
+
+def test_an_ix_of_exporters_learns_from_the_router_they_map_to(tmp_path):
+    neighbors, pdb = write_inputs(tmp_path)
+    text = ix_config_text(neighbors, pdb).replace(
+        'router = "edge1"\n', f'exporters = ["{EXPORTER}"]\n'
+    )
+    rib, config = build_ix_world(text)
+    (ix,) = config.ix
+    assert (ix.router, ix.exporters) == ("", (EXPORTER,))
+    resolver = Resolver(rib, config)
+    learner = IxLearner(rib, resolver.ix, config)
+    learner.refresh(force=True)
+    (st,) = learner.status()
+    assert list(st.next_hops) == [EDGE1]
+    assert resolver.resolve_one({**FLOW_V4, "src_mac": MAC_A}).src_peer_as == 65101
+    other = resolver.resolve_one({**FLOW_V4, "exporter": EDGE1, "src_mac": MAC_A})
+    assert other.provenance[1] != IX_MAC and not other.flags & SRC_IX_MAC_UNKNOWN

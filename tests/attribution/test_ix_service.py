@@ -96,3 +96,22 @@ def test_a_broken_ix_reload_keeps_the_running_tables(svc, capsys):
 
 def _fields(flow: pb.Flow) -> dict:
     return {f.name: v for f, v in flow.ListFields()}
+
+
+def test_a_reload_that_adds_the_first_ix_starts_learning(tmp_path, capsys):
+    tmp = str(tmp_path)
+    with open(f"{tmp}/neigh.csv", "w") as f:
+        f.write(f"10.99.0.11,{GOOD_MAC}\n")
+    with open(f"{tmp}/netixlan.json", "wb") as f:
+        f.write(orjson.dumps([{"asn": 65101, "ipaddr4": "10.99.0.11"}]))
+    s = ServedProcess(router_block("edge1", "127.0.0.2", EXPORTER))
+    try:
+        wait_until(lambda: s.health() is not None, 60, 0.1, "gRPC up")
+        assert main(["ix", "show", "--target", f"127.0.0.1:{s.grpc_port}"]) == 0
+        assert "no [[ix]] configured" in capsys.readouterr().out
+        with open(s.config_path, "a") as f:
+            f.write(ix_block(tmp))
+        os.kill(s.proc.pid, signal.SIGHUP)
+        wait_until(lambda: ix_doc(s, capsys)["learned"] == 1, 30, 0.2, "learned after reload")
+    finally:
+        s.stop()
