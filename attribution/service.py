@@ -185,8 +185,17 @@ class Service:
                 self.config.metrics_listen,
                 self.metrics_port,
             )
-        self._load_snapshot()
+        # GC tuned before the snapshot, not after: a full collection over a
+        # loaded many-router RIB walked every object (~18 s between "snapshot
+        # loaded" and gRPC answering with 16 routers). The loaded objects are
+        # frozen instead (O(1)), with the collector off while they load.
         tune_gc()
+        gc.disable()
+        try:
+            self._load_snapshot()
+        finally:
+            gc.enable()
+        gc.freeze()
         self.feed.start()
         if self.supervisor is not None:
             self.supervisor.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 from attribution.service import Service
@@ -55,3 +56,36 @@ def test_a_corrupt_snapshot_is_refused_and_the_service_starts_empty(tmp_path, ca
         assert "RIB snapshot refused" in caplog.text
     finally:
         service.stop()
+
+
+def test_start_runs_no_full_collection_over_the_loaded_snapshot(tmp_path):
+    """Before, start-up ran ``gc.collect()`` after loading the snapshot: a walk
+    of every loaded object (~18 s with 16 routers before gRPC answered). The
+    loaded RIB is frozen out of the collector's reach instead."""
+    path = config_file(tmp_path)
+    first = Service(str(path))
+    first.start()
+    first.rib.apply(SessionState(EDGE1, "up"))
+    first.rib.apply(
+        RoutesAnnounced(EDGE1, "ipv4 unicast", ("10.0.0.0/8",), None, attrs((65001, 65002)))
+    )
+    first.stop()
+
+    second = Service(str(path))
+    full_after_load = []
+
+    def watch(phase: str, info: dict) -> None:
+        if phase == "start" and info["generation"] == 2 and second.rib.routers:
+            full_after_load.append(info)
+
+    gc.callbacks.append(watch)
+    try:
+        second.start()
+    finally:
+        gc.callbacks.remove(watch)
+    try:
+        assert second.rib.routers[EDGE1].name == "edge1"  # the snapshot was loaded
+        assert full_after_load == []
+        assert gc.isenabled()
+    finally:
+        second.stop()
