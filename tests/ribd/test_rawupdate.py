@@ -12,7 +12,6 @@ import struct
 import sys
 from pathlib import Path
 
-import msgspec
 import pytest
 
 from bench import bgpsend, synth
@@ -26,7 +25,7 @@ from bench.fuzz_raw import (
     prefix,
     update,
 )
-from ribd.attributes import AS_SEQUENCE, AS_SET
+from ribd.attributes import AS_SEQUENCE, AS_SET, ATTRIBUTE_FIELDS, attribute_row
 from ribd.events import EndOfRib, RoutesAnnounced, RoutesWithdrawn, UpdateTime
 from ribd.parser import ExabgpParser
 from ribd.rawopen import SessionCaps, negotiate, parse_open
@@ -52,7 +51,7 @@ def routes(events) -> dict:
         if isinstance(e, RoutesAnnounced | RoutesWithdrawn):
             fields = None
             if isinstance(e, RoutesAnnounced):
-                fields = msgspec.structs.asdict(e.attributes)
+                fields = dict(zip(ATTRIBUTE_FIELDS, attribute_row(e.attributes), strict=True))
                 # ExaBGP names only route target and origin; others differ on purpose
                 fields["extended_communities"] = tuple(
                     c
