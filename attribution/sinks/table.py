@@ -171,36 +171,52 @@ class ArrowBatcher:
         answers: Sequence[dict[str, Any]],
         formats: Sequence[str],
     ) -> pa.Table:
-        """One Arrow table; a value of the wrong type or range is stored as 0/null, never raised.
-
-        Each column is first handed to Arrow whole (C speed); only a column
-        that Arrow refuses (a bad record's field) is cleaned value by value.
-        """
+        """From flow dicts and answer dicts (convert.columns_to_answers' shape)."""
         if not flows:
             return SCHEMA.empty_table()
-        fallback = int(self.now())
         try:  # every answer dict has every key (convert.error_answer / _answer_json)
             rows = map(itemgetter(*_ANSWER_KEYS), answers)
             a = dict(zip(_ANSWER_KEYS, zip(*rows, strict=True), strict=True))
         except KeyError:
             a = {k: [x.get(k) for x in answers] for k in _ANSWER_KEYS}
+        return self.from_columns(
+            len(flows), lambda name: [f.get(name) for f in flows], formats, a.__getitem__
+        )
+
+    def from_columns(
+        self,
+        n: int,
+        flow: Callable[[str], Sequence[Any]],
+        formats: Sequence[str],
+        answer: Callable[[str], Sequence[Any]],
+    ) -> pa.Table:
+        """One Arrow table from column getters: ``flow(name)`` for the flow fields,
+        ``answer(name)`` for the answer fields of docs/flow-json.md, each a value per
+        record in order. A value of the wrong type or range is stored as 0/null,
+        never raised: each column is first handed to Arrow whole (C speed); only a
+        column that Arrow refuses (a bad record's field) is cleaned value by value.
+        """
+        if not n:
+            return SCHEMA.empty_table()
+        fallback = int(self.now())
+        a = _Columns(answer)
         cols: dict[str, pa.Array] = {}
         when = self._time
         cols["time"] = pa.array(
             [
                 int(v) if type(v) in _NUMBERS and MIN_TS <= v < MAX_TS else when(v, fallback)
-                for v in (f.get("time") for f in flows)
+                for v in flow("time")
             ],
             pa.int64(),
         ).cast(SCHEMA.field("time").type)
         cols["input_format"] = _strings(formats)
-        cols["exporter"] = pa.array([self._exporter(f.get("exporter")) for f in flows], pa.string())
+        cols["exporter"] = pa.array([self._exporter(v) for v in flow("exporter")], pa.string())
         for name in _FLOW_FIELDS:
-            cols[name] = _strings([f.get(name) for f in flows])
+            cols[name] = _strings(flow(name))
         for name, hi in _FLOW_INTS:
-            cols[name] = _uint([f.get(name) for f in flows], hi, pa.uint32())
+            cols[name] = _uint(flow(name), hi, pa.uint32())
         for name, hi in _FLOW_BIG:
-            cols[name] = _uint([f.get(name) for f in flows], hi, pa.uint64())
+            cols[name] = _uint(flow(name), hi, pa.uint64())
         for name in _ANSWER_STRS:
             cols[name] = _strings(a[name])
         for name in _ASNS:
@@ -234,6 +250,20 @@ class ArrowBatcher:
             except _ARROW_REFUSED:
                 cols[name] = pa.array([bool(v) for v in a[name]], pa.bool_())
         return pa.Table.from_arrays([cols[n] for n in NAMES], schema=SCHEMA)
+
+
+class _Columns:
+    """Answer columns fetched once each from a getter (AS numbers serve two columns)."""
+
+    def __init__(self, get: Callable[[str], Sequence[Any]]) -> None:
+        self.get = get
+        self.cache: dict[str, Sequence[Any]] = {}
+
+    def __getitem__(self, name: str) -> Sequence[Any]:
+        col = self.cache.get(name)
+        if col is None:
+            col = self.cache[name] = self.get(name)
+        return col
 
 
 _NUMBERS = (int, float)
