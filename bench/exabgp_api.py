@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
+import signal
 import socket
+import subprocess
 import threading
 import time
 
@@ -47,7 +50,7 @@ VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
 }
 
 
-def one_run(name: str, messages: list[bytes]) -> dict:
+def one_run(name: str, messages: list[bytes], profile: str = "") -> dict:
     from ribd.exabgp import ExabgpSupervisor
     from ribd.settings import NeighborSettings
     from ribd.speaker import BgpTestbed, wait_until
@@ -92,6 +95,17 @@ def one_run(name: str, messages: list[bytes]) -> dict:
         relays = _children(exabgp)
         cpu0 = {"exabgp": cpu_seconds(exabgp), "service": time.process_time()}
         cpu0["relay"] = sum(cpu_seconds(p) for p in relays)
+        spy = None
+        if profile:  # py-spy samples ExaBGP for the whole load (folded stacks)
+            spy = subprocess.Popen(
+                [
+                    *("py-spy", "record", "--pid", str(exabgp), "-r", "200", "-f", "raw"),
+                    *("-o", os.path.join(profile, f"exabgp-{name}.txt")),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            time.sleep(1.0)
         t0 = time.monotonic()
         sock.sendall(b"".join(messages) + END_OF_RIB)
         fs = None
@@ -112,6 +126,9 @@ def one_run(name: str, messages: list[bytes]) -> dict:
                 last = now
         else:
             wait_until(loaded, 900, interval=0.05)
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(60)
         out = {
             "variant": name,
             "exabgp_cpu": round(cpu_seconds(exabgp) - cpu0["exabgp"], 2),
@@ -134,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--repeat", type=int, default=1)
+    p.add_argument("--profile", default="", help="directory for py-spy profiles of ExaBGP")
     args = p.parse_args(argv)
     if not MRT.exists():
         print(f"skipped: {MRT} is absent")
@@ -143,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(args.repeat):
         for name in args.variants.split(","):
             log(f"exabgp-api: variant {name}")
-            res = one_run(name, messages)
+            res = one_run(name, messages, args.profile)
             ok = res["prefixes"] == PREFIXES or VARIANTS[name][0] == "no-update"
             print(res, "" if ok else "(RIB INCOMPLETE!)", flush=True)
     return 0

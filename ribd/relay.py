@@ -60,6 +60,16 @@ READ_SIZE = 1 << 20
 BATCH_BYTES = 1 << 20
 MAX_PARTIAL_LINE = 64 << 20  # a "line" this long without a newline is dropped
 RECONNECT_MIN, RECONNECT_MAX = 0.05, 2.0
+# ExaBGP writes one line per message: read as it comes, the relay paid a
+# read, a spool hand-over and a wake-up of the sender per line (5-6.6 CPU-s
+# per full table, BENCHMARKS.md). After a short read we wait this long so
+# that the pipe gathers many lines for the next read (at ExaBGP's fastest,
+# ~3 MB/s, 2 ms is ~6 KB: far from filling the pipe, which we also enlarge),
+# and the sender waits as long after a small batch.
+COALESCE_SECONDS = 0.002
+COALESCE_BELOW = 64 * 1024
+PIPE_BYTES = 1 << 20
+_F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ (Linux), not exported before Python 3.10 everywhere
 FAMILIES = ("ipv4", "ipv6")
 
 
@@ -215,6 +225,7 @@ class Relay:
         tail = b""
         read = os.read
         fd = self.stdin_fd
+        _enlarge_pipe(fd)
         while True:
             try:
                 data = read(fd, READ_SIZE)
@@ -238,6 +249,8 @@ class Relay:
             lines = chunk.count(b"\n")
             self.lines_read += lines
             self.spool.put(chunk, lines)
+            if len(data) < COALESCE_BELOW:
+                time.sleep(COALESCE_SECONDS)
         if tail:
             self.spool.put(tail + b"\n", 1)
         self.spool.close(control_line("eof", lines_read=self.lines_read))
@@ -307,6 +320,8 @@ class Relay:
                 self.spool.give_back(batch)
                 return
             self.delivered += sum(n for _, n in batch)
+            if sum(len(c) for c, _ in batch) < COALESCE_BELOW:
+                self._stop.wait(COALESCE_SECONDS)
 
     def _read_commands(self, sock: socket.socket) -> None:
         """Commands from the service (``resync <neighbor|*>``), until it hangs up."""
@@ -364,6 +379,16 @@ class Relay:
                 break
         self._stop.set()
         return 0
+
+
+def _enlarge_pipe(fd: int) -> None:
+    """A larger stdin pipe (Linux): room for ExaBGP's lines while we coalesce reads."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, _F_SETPIPE_SZ, PIPE_BYTES)
+    except (OSError, ImportError):
+        pass  # not a pipe, or above /proc/sys/fs/pipe-max-size: the default will do
 
 
 def _neighbor_ok(text: str) -> bool:
