@@ -386,7 +386,9 @@ def wait_quiet(cpu, quiet: float = 2.0, share: float = 0.2, timeout: float = 90.
 # -- the service -------------------------------------------------------------------
 
 
-def service_config(workdir: Path, load: Load, bgp_port: int, grpc_port: int) -> Path:
+def service_config(
+    workdir: Path, load: Load, bgp_port: int, grpc_port: int, api_mode: str = "raw"
+) -> Path:
     asn = load.tables.asn
     routers = "".join(
         f"""
@@ -409,6 +411,7 @@ grpc_listen = "127.0.0.1:{grpc_port}"
 listen_address = "127.0.0.1"
 listen_port = {bgp_port}
 exabgp = "supervised"
+api_mode = "{api_mode}"
 feed_socket = "{workdir / "feed.sock"}"
 work_dir = "{workdir}"
 {routers}"""
@@ -430,7 +433,7 @@ def _roles(service_pid: int) -> dict[str, list[int]]:
     return roles
 
 
-def run_service(load: Load, workdir: Path, timeout: float) -> Result:
+def run_service(load: Load, workdir: Path, timeout: float, api_mode: str = "raw") -> Result:
     import grpc
 
     from attribution.v1 import attribution_pb2 as pb
@@ -439,7 +442,7 @@ def run_service(load: Load, workdir: Path, timeout: float) -> Result:
     n = len(load.tables.per_router)
     res = Result("this service (ExaBGP + relay + service)", n)
     bgp_port, grpc_port = free_port(), free_port()
-    config = service_config(workdir, load, bgp_port, grpc_port)
+    config = service_config(workdir, load, bgp_port, grpc_port, api_mode)
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + (
         os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
@@ -655,17 +658,27 @@ def run(args: argparse.Namespace) -> list[Row]:
             with tempfile.TemporaryDirectory(prefix="vspm-", dir="/tmp") as d:
                 pm = run_pmacct(load, Path(d), args.timeout)
             log(f"vs-pmacct: pmacct {pm.seconds} s, CPU {pm.cpu} {pm.note}")
-            with tempfile.TemporaryDirectory(prefix="vsus-", dir="/tmp") as d:
-                us = run_service(load, Path(d), args.timeout)
-            log(f"vs-pmacct: service {us.seconds} s, CPU {us.cpu}, idle {us.cpu_idle} {us.note}")
-            rows += rows_for(load, pm, us)
-            print(
-                json.dumps(
-                    {"source": source, "routers": n, "pmacct": pm.__dict__, "service": us.__dict__}
-                ),
-                file=sys.stderr,
-                flush=True,
-            )
+            for mode in args.api_mode.split(","):
+                with tempfile.TemporaryDirectory(prefix="vsus-", dir="/tmp") as d:
+                    us = run_service(load, Path(d), args.timeout, mode)
+                log(
+                    f"vs-pmacct: service ({mode}) {us.seconds} s, CPU {us.cpu}, "
+                    f"idle {us.cpu_idle} {us.note}"
+                )
+                rows += rows_for(load, pm, us)
+                print(
+                    json.dumps(
+                        {
+                            "source": source,
+                            "routers": n,
+                            "api_mode": mode,
+                            "pmacct": pm.__dict__,
+                            "service": us.__dict__,
+                        }
+                    ),
+                    file=sys.stderr,
+                    flush=True,
+                )
     return rows
 
 
@@ -673,6 +686,7 @@ def extra(p: argparse.ArgumentParser) -> None:
     p.add_argument("--routers", default="1,2,4")
     p.add_argument("--source", default="real", help="real,synth")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds per load and receiver")
+    p.add_argument("--api-mode", default="raw", help="[bgp] api_mode of the service: raw,json")
 
 
 if __name__ == "__main__":
