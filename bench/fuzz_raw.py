@@ -176,9 +176,15 @@ def fuzz_raw(seed: int, count: int | None = None, seconds: float | None = None) 
     report = Report("raw")
     started = time.perf_counter()
     for _ in _budget(count, seconds):
-        body = mutate_bytes(rng, rng.choice(bodies))
         peer = rng.choice((PEER, "2001:db8::2"))
-        line = packets_line(body, peer=peer)
+        if rng.random() < 0.05:  # a mangled OPEN (either side), a refresh, a notification
+            category = rng.choice((1, 1, 3, 5))
+            base = {1: open_body(64500, True, {(1, 1): 3}), 3: b"\x06\x02bye", 5: b"\0\1\1\1"}
+            line = packets_line(
+                mutate_bytes(rng, base[category]), category, rng.choice(("send", "receive")), peer
+            )
+        else:
+            line = packets_line(mutate_bytes(rng, rng.choice(bodies)), peer=peer)
         if rng.random() < 0.1:
             line = mutate_line(rng, line)
 
