@@ -79,6 +79,7 @@ _ORIGINS = ("igp", "egp", "incomplete")
 _FAMILIES = {(1, 1): IPV4_UNICAST, (2, 1): IPV6_UNICAST}
 _SEGMENT_KINDS = frozenset((AS_SET, AS_SEQUENCE, AS_CONFED_SEQUENCE, AS_CONFED_SET))
 _EOR_V4 = b"\0\0\0\0"
+_NO_NLRI: tuple[list[str], None] = ([], None)  # never mutated
 _U16 = struct.Struct("!H")
 
 
@@ -214,9 +215,10 @@ class UpdateDecoder:
         nlri_at = attr_at + 2 + attr_len
         if nlri_at > end:
             raise UpdateError(f"path attribute length {attr_len} runs past the UPDATE")
+        ids = IPV4_UNICAST in caps.add_path
         try:
-            withdrawn = ipv4_prefixes(body[2:attr_at], IPV4_UNICAST in caps.add_path)
-            nlri = ipv4_prefixes(body[nlri_at:], IPV4_UNICAST in caps.add_path)
+            withdrawn = ipv4_prefixes(body[2:attr_at], ids) if withdrawn_len else _NO_NLRI
+            nlri = ipv4_prefixes(body[nlri_at:], ids) if nlri_at < end else _NO_NLRI
         except NlriError as exc:
             raise UpdateError(str(exc)) from None
         raw, framing = _split_attributes(body[attr_at + 2 : nlri_at])
