@@ -152,17 +152,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--profile", default="", help="directory for py-spy profiles of ExaBGP")
+    p.add_argument("--limit", type=int, default=0, help="only the table's first N UPDATEs")
+    p.add_argument("--every", type=int, default=1, help="only every Nth UPDATE (a sample)")
     args = p.parse_args(argv)
     if not MRT.exists():
         print(f"skipped: {MRT} is absent")
         return 0
     messages = updates()
+    messages = messages[:: args.every]
+    if args.limit:
+        messages = messages[: args.limit]
     log(f"exabgp-api: {len(messages)} UPDATEs")
     for _ in range(args.repeat):
         for name in args.variants.split(","):
             log(f"exabgp-api: variant {name}")
             res = one_run(name, messages, args.profile)
-            ok = res["prefixes"] == PREFIXES or VARIANTS[name][0] == "no-update"
+            ok = res["prefixes"] == PREFIXES or VARIANTS[name][0] == "no-update" or args.limit
             print(res, "" if ok else "(RIB INCOMPLETE!)", flush=True)
     return 0
 

@@ -12,13 +12,14 @@ Choices made from ExaBGP 5.0.15's source (exabgp/configuration, environment):
   routes.
 * ``exabgp.api.ack false``: the relay never sends commands that need answers,
   and acks would only add lines to filter.
-* ``api_mode`` (``API_MODES``): ``raw`` has ExaBGP write each received
-  message as its bytes (``packets``) and our OPENs too (``send { packets;
-  open; }``, for what the session negotiated), decoded by ``ribd.rawlines``;
-  ``json`` has it write parsed JSON. ExaBGP 5.0.15 decodes every UPDATE
-  either way whenever an update API is on (``Protocol.read_message``); raw
-  saves its JSON encoding and our JSON parsing (BENCHMARKS.md, "ExaBGP's API
-  modes"). The other entries exist for that benchmark only.
+* ``api_mode`` (``API_MODES``): ``raw`` (the default) has ExaBGP write each
+  received message as its bytes (``packets``) and our OPENs too (``send {
+  packets; open; }``, for what the session negotiated), decoded by
+  ``ribd.rawlines``; ExaBGP runs through ``ribd.exabgp_run``, which then
+  skips ExaBGP's own decoding of received UPDATEs (ExaBGP 5.0.15 has no
+  setting for that: ``Protocol.read_message`` decodes whenever an update API
+  is on). ``json`` has ExaBGP write parsed JSON. The other entries exist for
+  the benchmark (BENCHMARKS.md, "ExaBGP's API modes and the raw decoder").
 * ``exabgp.daemon.user`` is the service's own user: when run as root ExaBGP
   otherwise drops to ``nobody`` before starting the relay, which then cannot
   reach the feed socket or the work directory.
@@ -33,6 +34,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ribd.exabgp_run import RAW_ENV
 from ribd.settings import BgpSettings, NeighborSettings
 
 RELAY_PROCESS_NAME = "ribd"
@@ -144,11 +146,9 @@ def config_problems(settings: BgpSettings) -> list[tuple[tuple[str, int | None, 
 
 
 def default_exabgp_command() -> list[str]:
-    """The ``exabgp`` installed next to our interpreter (the pip one)."""
-    script = Path(sys.executable).with_name("exabgp")
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-m", "exabgp"]
+    """The ExaBGP installed for our interpreter (the pip one), through ``ribd.exabgp_run``
+    (same arguments; lighter for api_mode raw, see there)."""
+    return [sys.executable, "-m", "ribd.exabgp_run"]
 
 
 def relay_command(
@@ -298,6 +298,8 @@ def render_env(settings: BgpSettings) -> dict[str, str]:
         "exabgp.log.rib": "false",
         "exabgp.log.parser": "false",
     }
+    # ribd.exabgp_run: ExaBGP skips decoding received UPDATEs that we decode.
+    env[RAW_ENV] = "1" if settings.api_mode == "raw" else "0"
     for key, value in settings.extra.items():
         if key.startswith("exabgp."):
             env[key] = str(value)

@@ -47,7 +47,8 @@ class BgpSettings:
     converge_quiet_time: float = 60.0
     relay_spool_bytes: int = 256 * 1024 * 1024  # the relay's in-memory spool cap
     # How the supervised ExaBGP reports UPDATEs: "raw" (packets API, decoded by
-    # ribd.rawupdate) or "json" (ExaBGP's parsed JSON). ribd.exabgp_config.API_MODES.
+    # ribd.rawupdate; ExaBGP skips its own decode, ribd.exabgp_run) or "json"
+    # (ExaBGP's parsed JSON). ribd.exabgp_config.API_MODES.
     api_mode: str = "raw"
     # ExaBGP processes the routers are sharded over ("auto" resolved at load);
     # ribd.workers plans them. 1: one ExaBGP, as before workers existed.

@@ -99,3 +99,12 @@ def test_our_own_updates_are_not_routes() -> None:
     parser = parser_with_session()
     body = update(attributes=basic_attributes([1]), nlri=prefix("198.51.100.0/24"))
     assert parser.parse(packets_line(body, direction="send")) == []
+
+
+def test_the_launchers_hexstring_writes_what_exabgps_does() -> None:
+    from exabgp.util import hexstring
+
+    from ribd.exabgp_run import fast_hexstring
+
+    for data in (b"", b"\x00\xff\x10", bytes(range(256)) * 3):
+        assert fast_hexstring(data) == hexstring(data)
