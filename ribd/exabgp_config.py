@@ -45,7 +45,8 @@ API_MODES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # benchmark-only variants (bench.exabgp_api); the config accepts raw and json
     "raw+parsed": (("packets", "parsed", "update", "open", "notification", "refresh"), ()),
     "consolidate": (("consolidate", "update", "notification", "refresh"), ()),
-    "no-update": (("parsed", "notification", "refresh"), ()),
+    # ExaBGP's floor: no update API, no format (it decodes nothing, sends us nothing)
+    "no-update": (("notification", "refresh"), ()),
 }
 CONFIG_API_MODES = ("raw", "json")
 _UNSAFE_TOKEN_CHARS = set("\"'\\;{}[]()#,\n\r\t")
