@@ -247,3 +247,16 @@ def test_an_ix_of_exporters_learns_from_the_router_they_map_to(tmp_path):
     assert resolver.resolve_one({**FLOW_V4, "src_mac": MAC_A}).src_peer_as == 65101
     other = resolver.resolve_one({**FLOW_V4, "exporter": EDGE1, "src_mac": MAC_A})
     assert other.provenance[1] != IX_MAC and not other.flags & SRC_IX_MAC_UNKNOWN
+
+
+def test_explain_text_and_json_carry_the_ix_line(learned):
+    from attribution.explain_render import explanation, to_json, to_text
+    from attribution.wire import RouteEncoder
+
+    _, config, resolver, _ = learned
+    msg = explanation(resolver, config, {**FLOW_V4, "src_mac": MAC_PDB}, RouteEncoder())
+    doc = to_json(msg)
+    assert "AS65105" in doc["ix"] and "peeringdb" in doc["ix"]
+    text = to_text(doc)
+    assert "IX: exporter 127.0.1.1 in_if 40 is a port of IX ix-test" in text
+    assert doc["answer"]["src_peer_provenance"] == "ix_mac"
