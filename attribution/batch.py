@@ -202,7 +202,9 @@ class Batch:
         in the low 32 bits, one ``sort`` of 64-bit words): numpy's
         ``searchsorted`` walks sorted keys far faster (cache locality, a
         narrowing range), 2x on a 1 M-interval view; the columns are read in
-        that order too and put back in place once per batch.
+        that order too and put back in place once per batch. Exporters whose
+        flows one router answers (its own, fallbacks to it) are looked up
+        together: one call per view.
         """
         leaf = np.full(size, -1, dtype=np.int32)
         origin = np.zeros(size, dtype=np.uint32)
@@ -214,35 +216,61 @@ class Batch:
         viewed = [g for g in groups if g.usable is not None and len(g.usable[0])]
         if not viewed:
             return out
+        # Exporters that fall back to one router share its view: their keys
+        # are looked up together, one call per view, not one per exporter.
+        by_view: dict[int, list[Group]] = {}
+        for g in viewed:
+            by_view.setdefault(id(g.usable[0]), []).append(g)  # type: ignore[index]
+        alone = [gs[0] for gs in by_view.values() if len(gs) == 1]
+        shared = [gs for gs in by_view.values() if len(gs) > 1]
         perm = None
         if k32 is not None:
             comp = k32.astype(np.uint64)
             comp <<= np.uint64(32)
             comp |= np.arange(size, dtype=np.uint64)
-            for g in viewed:
+            for g in alone:
                 if g.v4:
                     comp[2 * g.start : 2 * g.stop].sort()
             k32 = (comp >> np.uint64(32)).astype(np.uint32)
             perm = (comp & np.uint64(0xFFFFFFFF)).astype(np.intp)  # sorted slot -> position
         highest = self.routing.highest_as_set
         take = np.take
-        for g in viewed:
-            view = g.usable[0]  # type: ignore[index]
-            seg = slice(2 * g.start, 2 * g.stop)
-            found = view.starts.searchsorted((k32 if g.v4 else k64)[seg], side="right")  # type: ignore[index]
+
+        def look(view: CompiledView, keys: np.ndarray, at: slice | np.ndarray) -> None:
+            found = view.starts.searchsorted(keys, side="right")
             found -= 1
-            lk = take(view.leaf, found, out=leaf[seg], mode="wrap")
             # -1 (no route) wraps to the last route: ``_scatter`` masks it out
-            take(
+            sources = (
                 view.origin_as_highest if highest else view.origin_as,
-                lk,
-                out=origin[seg],
-                mode="wrap",
+                view.peer_as_highest if highest else view.peer_as,
+                view.provenance,
+                view.stale,
+                view.from_set,
             )
-            take(view.peer_as_highest if highest else view.peer_as, lk, out=peer[seg], mode="wrap")
-            take(view.provenance, lk, out=prov[seg], mode="wrap")
-            take(view.stale, lk, out=stale[seg], mode="wrap")
-            take(view.from_set, lk, out=from_set[seg], mode="wrap")
+            if isinstance(at, slice):  # straight into the columns
+                lk = take(view.leaf, found, out=leaf[at], mode="wrap")
+                for source, column in zip(sources, out[1:], strict=True):
+                    take(source, lk, out=column[at], mode="wrap")
+            else:
+                lk = leaf[at] = take(view.leaf, found, mode="wrap")
+                for source, column in zip(sources, out[1:], strict=True):
+                    column[at] = take(source, lk, mode="wrap")
+
+        for g in alone:
+            seg = slice(2 * g.start, 2 * g.stop)
+            look(g.usable[0], (k32 if g.v4 else k64)[seg], seg)  # type: ignore[index]
+        for gs in shared:  # their slots were not sorted: slot = position
+            at = np.concatenate([np.arange(2 * g.start, 2 * g.stop) for g in gs])
+            if gs[0].v4:
+                c = k32[at].astype(np.uint64)  # type: ignore[index]
+                c <<= np.uint64(32)
+                c |= at.astype(np.uint64)
+                c.sort()
+                keys = (c >> np.uint64(32)).astype(np.uint32)
+                at = (c & np.uint64(0xFFFFFFFF)).astype(np.intp)
+            else:
+                keys = k64[at]  # type: ignore[index]
+            look(gs[0].usable[0], keys, at)  # type: ignore[index]
         if perm is None:
             return out
         placed = []
