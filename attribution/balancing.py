@@ -55,8 +55,9 @@ DEFAULT_STREAMS = 2
 DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_READY_TIMEOUT = 60.0
 DEFAULT_REBALANCE = 30.0
-# Before anything was answered, a lost stream waits this long at most for a ready
-# replica: a target that does not answer at all is reported in seconds, not minutes.
+# One service (not a list): before anything was answered, a lost stream waits this
+# long at most for it to be ready, so a wrong address is reported in seconds. Several
+# replicas wait ready_timeout from the start: they may all be converging.
 START_READY_TIMEOUT = 5.0
 
 
@@ -262,6 +263,7 @@ class BalancedStreams(Generic[T, M]):
         read_ahead: int = 0,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         ready_timeout: float = DEFAULT_READY_TIMEOUT,
+        start_ready_timeout: float = START_READY_TIMEOUT,
         rebalance: float = DEFAULT_REBALANCE,
         stream_idle: float = 60.0,
         stats: FailoverStats | None = None,
@@ -278,6 +280,7 @@ class BalancedStreams(Generic[T, M]):
         self.read_ahead = read_ahead
         self.max_attempts = max_attempts
         self.ready_timeout = ready_timeout
+        self.start_ready_timeout = start_ready_timeout
         self.rebalance = rebalance
         self.stream_idle = stream_idle
         self.stats = stats if stats is not None else FailoverStats()
@@ -384,7 +387,7 @@ class BalancedStreams(Generic[T, M]):
         backoff = 0.05
         while self._has_work():
             if self._lost_once:
-                timeout = self.ready_timeout if self.stats.answered else START_READY_TIMEOUT
+                timeout = self.ready_timeout if self.stats.answered else self.start_ready_timeout
                 timeout = min(timeout, self.ready_timeout)
                 if not self._wait_ready(timeout):
                     self._fail(

@@ -23,6 +23,7 @@ from attribution.balancing import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_READY_TIMEOUT,
     DEFAULT_REBALANCE,
+    START_READY_TIMEOUT,
     BalancedStreams,
     FailoverStats,
     parse_targets,
@@ -205,11 +206,18 @@ class _CallDetails(
     pass
 
 
-def channel(target: str | Connection, max_message_bytes: int = MAX_MESSAGE_BYTES) -> grpc.Channel:
+def channel(
+    target: str | Connection,
+    max_message_bytes: int = MAX_MESSAGE_BYTES,
+    keepalive: float = 0.0,
+) -> grpc.Channel:
     """A channel to the service; a plain string is a plaintext HOST:PORT without token.
 
     A target naming several replicas (a list, ``dns:///``) gets round_robin
     with gRPC health checking: calls go only to replicas that say SERVING.
+    ``keepalive`` seconds: ping each connection this often while calls are
+    open, and drop it when a ping goes unanswered for half as long (a replica
+    frozen or gone without closing its connections would hold a stream forever).
     """
     conn = target if isinstance(target, Connection) else Connection(target)
     try:
@@ -222,6 +230,13 @@ def channel(target: str | Connection, max_message_bytes: int = MAX_MESSAGE_BYTES
     ]
     if targets.balanced:
         options.append(("grpc.service_config", service_config()))
+    if keepalive > 0:
+        options += [
+            ("grpc.keepalive_time_ms", int(keepalive * 1000)),
+            ("grpc.keepalive_timeout_ms", int(keepalive * 500)),
+            ("grpc.http2.ping_timeout_ms", int(keepalive * 500)),  # else 60 s in grpcio 1.6x+
+            ("grpc.http2.max_pings_without_data", 0),
+        ]
     if not conn.tls:
         ch = grpc.insecure_channel(targets.grpc_target, options=options)
         return grpc.intercept_channel(ch, _Bearer(conn.token)) if conn.token else ch
@@ -260,15 +275,21 @@ def replica_count(conn: Connection) -> int:
 
 
 def wait_ready(ch: grpc.Channel, timeout: float) -> bool:
-    """True once the channel has a ready replica (with health checking: one SERVING)."""
-    ready = grpc.channel_ready_future(ch)
+    """True once the channel has a ready replica (with health checking: one SERVING).
+
+    One health check that waits for a ready connection (round_robin with health
+    checking only picks SERVING replicas). Not grpc.channel_ready_future: its
+    polling thread outlives it and trips over the channel's close.
+    """
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
     try:
-        ready.result(timeout=timeout)
-    except grpc.FutureTimeoutError:
+        reply = health_pb2_grpc.HealthStub(ch).Check(
+            health_pb2.HealthCheckRequest(), timeout=max(timeout, 0.05), wait_for_ready=True
+        )
+    except grpc.RpcError:
         return False
-    finally:
-        ready.cancel()  # unsubscribes: no polling left behind on a closed channel
-    return True
+    return reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
 def columns_request(
@@ -331,7 +352,9 @@ class Balancing:
     up to ``max_attempts`` times in all; after a loss a new stream waits up to
     ``ready_timeout`` seconds for a ready replica. Streams are reopened every
     ``rebalance`` seconds, so a replica that rejoins gets batches again, and
-    closed after ``stream_idle`` seconds with nothing to send.
+    closed after ``stream_idle`` seconds with nothing to send. ``keepalive``:
+    seconds between pings on open streams; a replica that does not answer one
+    within half that is taken as lost (frozen, or its host gone silently).
     """
 
     streams: int = 0
@@ -341,6 +364,7 @@ class Balancing:
     ready_timeout: float = DEFAULT_READY_TIMEOUT
     rebalance: float = DEFAULT_REBALANCE
     stream_idle: float = 60.0
+    keepalive: float = 20.0
     stats: FailoverStats = field(default_factory=FailoverStats, compare=False)
 
 
@@ -389,7 +413,7 @@ def resolve_flow_batches(
         request, bad, good = columns_request(flows, batch_id, packed=True, stream_routes=True)
         return request, (len(flows), bad, good)
 
-    with channel(conn) as ch:
+    with channel(conn, keepalive=bal.keepalive) as ch:
         stub = pb_grpc.AttributionStub(ch)
 
         def open_stream(requests, wait: bool):
@@ -405,6 +429,7 @@ def resolve_flow_batches(
             read_ahead=bal.read_ahead,
             max_attempts=bal.max_attempts,
             ready_timeout=bal.ready_timeout,
+            start_ready_timeout=bal.ready_timeout if targets.balanced else START_READY_TIMEOUT,
             rebalance=bal.rebalance,
             stream_idle=bal.stream_idle,
             stats=bal.stats,

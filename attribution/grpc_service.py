@@ -485,6 +485,11 @@ def start_server(
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.so_reuseport", 0),
+            # Clients ping every 20 s (at least 5 s apart) to find a replica that
+            # froze or vanished without closing its connections (attribution.balancing);
+            # grpcio's default answers pings on a quiet stream more often than every
+            # 5 min with GOAWAY.
+            ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
         ],
     )
     add_servicer(servicer, server)

@@ -9,6 +9,7 @@ kills real service processes (kill -9) fed by a route reflector.
 from __future__ import annotations
 
 import re
+import socket
 import threading
 from dataclasses import replace
 
@@ -51,6 +52,7 @@ class Replica(AttributionServicer):
         self.die_at: int | None = None  # stop the server on receiving this batch number
         self.dead = threading.Event()
         self.on_death = lambda: None
+        self.on_batch = lambda n: None  # called with each batch's number as it arrives
         self.server, self.port = start_server(self, f"127.0.0.{n}:0", 64 << 20, api)
         self.target = f"127.0.0.{n}:{self.port}"
 
@@ -60,6 +62,7 @@ class Replica(AttributionServicer):
                 with self.lock:
                     self.batches += 1
                     dying = self.die_at is not None and self.batches >= self.die_at
+                self.on_batch(self.batches)
                 if dying:  # received, never answered: the client must send it elsewhere
                     self.dead.set()
                     self.on_death()
@@ -198,9 +201,89 @@ def test_the_cli_takes_a_list_of_replicas_and_reports_when_none_answers(replicas
     assert [__import__("orjson").loads(line) for line in r.stdout.splitlines()] == expected(FLOWS)
     for rep in reps:
         rep.stop()
+    # none answers: the client waits --ready-timeout for one, then names the error
     r = cli(
         "resolve",
+        "--ready-timeout",
+        "2",
         stdin=b'{"exporter":"127.0.1.1","src_addr":"10.1.0.1","dst_addr":"10.1.2.3"}\n',
         env=env,
     )
     assert r.returncode == 1 and b"UNAVAILABLE" in r.stderr, r.stderr
+
+
+class FreezingProxy:
+    """TCP forwarding to a replica that can freeze: connections stay open, nothing more
+    passes either way, new ones are accepted and never answered. What a replica whose host
+    hangs or vanishes looks like from the client (no RST, no FIN)."""
+
+    def __init__(self, backend: str, address: str = "127.0.0.9") -> None:
+        host, _, port = backend.rpartition(":")
+        self.backend = (host, int(port))
+        self.frozen = threading.Event()
+        self.closed = threading.Event()
+        self.listener = socket.create_server((address, 0))
+        self.target = f"{address}:{self.listener.getsockname()[1]}"
+        self.sockets: list[socket.socket] = [self.listener]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.closed.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            self.sockets.append(client)
+            if self.frozen.is_set():
+                continue  # accepted, never answered
+            upstream = socket.create_connection(self.backend)
+            self.sockets.append(upstream)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while not self.closed.is_set():
+                data = src.recv(65536)
+                if not data:
+                    break
+                if self.frozen.is_set():
+                    self.closed.wait()  # hold the connection open, pass nothing
+                    return
+                dst.sendall(data)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.closed.set()
+        for s in self.sockets:
+            s.close()
+
+
+def test_a_replica_frozen_mid_stream_is_found_by_keepalive_and_its_batches_go_elsewhere(
+    replicas,
+):
+    """A replica that stops answering without closing its connection (a hung host, a
+    partition) held its stream forever: nothing told the client it was gone (failed
+    before the keepalive: the run never ended)."""
+    frozen_rep, other = replicas(2)
+    proxy = FreezingProxy(frozen_rep.target)
+    other.set_serving(False)  # so the first batches go to the one that freezes
+
+    def freeze(n: int) -> None:
+        if n == 2:  # its second batch arrives: from now on nothing gets through
+            proxy.frozen.set()
+            other.set_serving(True)
+
+    frozen_rep.on_batch = freeze
+    flows = [dict(f, in_if=i) for i in range(100) for f in FLOWS[:3]]
+    stats = FailoverStats()
+    bal = Balancing(streams=2, max_in_flight=4, keepalive=6.0, stats=stats)
+    try:
+        got = list(resolve_dicts(f"{proxy.target},{other.target}", flows, 3, balancing=bal))
+    finally:
+        proxy.close()
+    assert proxy.frozen.is_set()
+    assert got == expected(flows)
+    assert stats.streams_failed >= 1 and stats.batches_retried >= 1
+    assert stats.duplicates_dropped == 0

@@ -233,3 +233,39 @@ def test_the_network_policy_opens_exactly_the_containers_ports():
     assert [p["port"] for p in bgp_out["ports"]] == [179]
     blocks = [ipaddress.ip_network(t["ipBlock"]["cidr"]) for t in bgp_out["to"]]
     assert all(any(ipaddress.ip_address(r) in b for b in blocks) for r in routers)
+
+
+def test_clients_balance_over_a_headless_grpc_service_of_ready_pods():
+    """Client-side balancing (issue 15): a DNS name listing every ready pod's gRPC port,
+    which the client's `dns:///` target resolves and balances over."""
+    from attribution.balancing import parse_targets
+
+    headless = [
+        s
+        for s in objects("Service")
+        if s["spec"].get("clusterIP") == "None"
+        and any(p["targetPort"] == "grpc" for p in s["spec"]["ports"])
+    ]
+    (grpc_service,) = headless
+    spec = grpc_service["spec"]
+    assert spec["selector"].items() <= pod_labels().items()
+    assert spec.get("publishNotReadyAddresses", False) is False  # ready (SERVING) pods only
+    (port,) = spec["ports"]
+    assert port["appProtocol"] == "grpc"
+    namespace = grpc_service["metadata"]["namespace"]
+    name = f"dns:///{grpc_service['metadata']['name']}.{namespace}.svc.cluster.local"
+    assert parse_targets(f"{name}:{port['port']}").balanced
+    # the manifests name it where clients look
+    assert grpc_service["metadata"]["name"] in (KUBERNETES / "statefulset.yaml").read_text()
+
+
+def test_replicas_run_on_different_nodes_and_a_drain_leaves_a_majority():
+    sts = one("StatefulSet")
+    assert sts["spec"]["replicas"] >= 3
+    (term,) = pod_spec()["affinity"]["podAntiAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    assert term["labelSelector"]["matchLabels"].items() <= pod_labels().items()
+    pdb = one("PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == sts["spec"]["replicas"] - 1
