@@ -2,7 +2,7 @@
 
 Each replica is a complete service (its own supervised ExaBGP, RIB, snapshot, gRPC
 and metrics) on its own loopback address, 127.0.0.N; BIRD (Debian's ``bird2``), on
-127.0.0.10, holds an iBGP session with each replica and announces the same table to
+127.0.15.1, holds an iBGP session with each replica and announces the same table to
 all, as a route reflector in front of the routers would. Used by
 tests/attribution/test_replicas.py (a few thousand synthetic routes) and
 ``python -m bench.replicas`` (the real table from ../shared/data).
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-REFLECTOR = "127.0.0.10"
+REFLECTOR = "127.0.15.1"
 LOCAL_AS = 64500
 EXPORTER = "127.0.1.1"  # the flows' exporter: mapped to the reflector's RIB
 SHARED_TABLE = (
@@ -98,6 +98,9 @@ def bird_config(routes: Iterable[Route], neighbors: Iterable[tuple[str, int]]) -
             f"protocol bgp replica{n} {{",
             f"  local {REFLECTOR} as {LOCAL_AS};",
             f"  neighbor {address} port {port} as {LOCAL_AS};",
+            # listen on the reflector's own address only: BIRD's default is 0.0.0.0:179,
+            # which takes port 179 from every other test on the machine
+            "  strict bind yes;",
             "  rr client;",
             "  connect retry time 1;",
             "  error wait time 1, 5;",

@@ -1,6 +1,6 @@
 """Three replicas fed by a route reflector, one killed with SIGKILL mid-stream (issue 15).
 
-Real processes only: BIRD (Debian's bird2) on 127.0.0.10 announces a table of a few
+Real processes only: BIRD (Debian's bird2) on 127.0.15.1 announces a table of a few
 thousand routes over iBGP to three ``attribution serve`` processes on 127.0.0.2-4, each
 with its own supervised ExaBGP, snapshot and metrics; the client streams flows through
 the balanced channel (bench.replicaset has the pieces; ``python -m bench.replicas``
