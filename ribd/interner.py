@@ -60,13 +60,13 @@ class AttributeInterner:
     """The one shared PathAttributes per distinct set, built on one shared
     PathCore per distinct core.
 
-    ``_cores`` maps the digest of a core (``core_key``) to the one
-    ``PathCore`` all routers use; ``_variants`` maps a core to the list of
-    sets built on it, one per router that carries the path (next hop,
-    local-pref, communities ... of its own), found by a scan comparing those
-    few fields. No key object per set: a digest key and its dict slot cost
-    ~90 bytes a set, more than the set itself. Past SCAN_VARIANTS sets on one
-    core, further ones are keyed in ``_overflow`` by a digest of their row.
+    ``_cores`` maps the digest of a core (``core_key``) to a list: the one
+    ``PathCore`` all routers use, then the sets built on it, one per router
+    that carries the path (next hop, local-pref, communities ... of its own),
+    found by a scan comparing those few fields. No key object per set: a
+    digest key and its dict slot cost ~90 bytes a set, more than the set
+    itself. Past SCAN_VARIANTS sets on one core, further ones are keyed in
+    ``_overflow`` by a digest of their row.
 
     A new set also shares its values with earlier sets: AS numbers,
     communities, AS paths, cluster lists, originator ids ... equal to one seen
@@ -91,12 +91,10 @@ class AttributeInterner:
         "_paths",
         "_texts",
         "_tuples",
-        "_variants",
     )
 
     def __init__(self) -> None:
-        self._cores: dict[bytes, PathCore] = {}
-        self._variants: dict[PathCore, list[PathAttributes]] = {}
+        self._cores: dict[bytes, list] = {}  # [core, its sets ...]
         self._overflow: dict[bytes, PathAttributes] = {}
         self._count = 0  # sets held
         self._ints: list = [_EMPTY] * SHARE_SLOTS  # AS numbers, MED, LOCAL_PREF
@@ -115,17 +113,13 @@ class AttributeInterner:
 
     def find(self, row: Sequence) -> PathAttributes | None:
         """The set held for ``row`` (make_attributes' order), or None; builds nothing."""
-        core = self._cores.get(core_key(row))
-        if core is None:
-            return None
-        return self._find(core, row)
+        held = self._cores.get(core_key(row))
+        return None if held is None else self._find(held, row)
 
-    def _find(self, core: PathCore, row: Sequence) -> PathAttributes | None:
+    def _find(self, held: list, row: Sequence) -> PathAttributes | None:
         (_, _, hop, pref, _, comms, _, _, orig_id, clusters, _, _) = row
-        variants = self._variants.get(core)
-        if variants is None:
-            return None
-        for a in variants:
+        for i in range(1, len(held)):
+            a = held[i]
             if (
                 a.next_hop == hop
                 and a.local_pref == pref
@@ -134,7 +128,7 @@ class AttributeInterner:
                 and a.originator_id == orig_id
             ):
                 return a
-        if len(variants) >= SCAN_VARIANTS:
+        if len(held) > SCAN_VARIANTS:
             return self._overflow.get(_digest(tuple(row)))
         return None
 
@@ -147,16 +141,16 @@ class AttributeInterner:
         """
         row = attribute_row(attrs)
         key = core_key(row)
-        core = self._cores.get(key)
-        if core is None:
-            core = self._cores[key] = self._make_core(core_row(attrs.core))
-        got = self._find(core, row)
+        held = self._cores.get(key)
+        if held is None:
+            held = self._cores[key] = [self._make_core(core_row(attrs.core))]
+        got = self._find(held, row)
         if got is not None:
             return got
-        shared = self._make(core, *row_part(row))
+        shared = self._make(held[0], *row_part(row))
         for name in PathAttributes.__struct_fields__:
             setattr(attrs, name, getattr(shared, name))
-        self._hold(core, attrs, row)
+        self._hold(held, attrs, row)
         return attrs
 
     def adopt(self, other: AttributeInterner) -> None:
@@ -166,7 +160,7 @@ class AttributeInterner:
 
     def sets(self) -> list[PathAttributes]:
         """Every set held now."""
-        out = [a for variants in list(self._variants.values()) for a in list(variants)]
+        out = [a for held in list(self._cores.values()) for a in held[1:]]
         out.extend(list(self._overflow.values()))
         return out
 
@@ -175,35 +169,32 @@ class AttributeInterner:
         (path, origin, hop, pref, med, comms, large, ext, orig_id, clusters, atomic, aggr) = row
         # core_key, inlined: this runs once per UPDATE.
         key = blake2b(orjson.dumps((path, origin, med, large, ext, atomic, aggr))).digest()[:20]
-        core = self._cores.get(key)
-        if core is None:
-            core = self._cores[key] = self._make_core((path, origin, med, large, ext, atomic, aggr))
+        held = self._cores.get(key)
+        if held is None:
+            core = self._make_core((path, origin, med, large, ext, atomic, aggr))
+            held = self._cores[key] = [core]
         else:  # _find, inlined
-            variants = self._variants.get(core)
-            if variants is not None:
-                for a in variants:
-                    if (
-                        a.next_hop == hop
-                        and a.local_pref == pref
-                        and a.communities == comms
-                        and a.cluster_list == clusters
-                        and a.originator_id == orig_id
-                    ):
-                        return a
-                if len(variants) >= SCAN_VARIANTS:
-                    got = self._overflow.get(_digest(row))
-                    if got is not None:
-                        return got
-        attrs = self._make(core, hop, pref, comms, orig_id, clusters)
-        self._hold(core, attrs, row)
+            for i in range(1, len(held)):
+                a = held[i]
+                if (
+                    a.next_hop == hop
+                    and a.local_pref == pref
+                    and a.communities == comms
+                    and a.cluster_list == clusters
+                    and a.originator_id == orig_id
+                ):
+                    return a
+            if len(held) > SCAN_VARIANTS:
+                got = self._overflow.get(_digest(row))
+                if got is not None:
+                    return got
+        attrs = self._make(held[0], hop, pref, comms, orig_id, clusters)
+        self._hold(held, attrs, row)
         return attrs
 
-    def _hold(self, core: PathCore, attrs: PathAttributes, row: Sequence) -> None:
-        variants = self._variants.get(core)
-        if variants is None:
-            self._variants[core] = [attrs]
-        elif len(variants) < SCAN_VARIANTS:
-            variants.append(attrs)
+    def _hold(self, held: list, attrs: PathAttributes, row: Sequence) -> None:
+        if len(held) <= SCAN_VARIANTS:
+            held.append(attrs)
         else:
             self._overflow[_digest(tuple(row))] = attrs
         self._count += 1
@@ -320,7 +311,7 @@ class AttributeInterner:
         """Every set, then every core, now (for ``drop_unreferenced``, in steps):
         the sets first, so cores only they held go in the same pass."""
         out: list = self.sets()
-        out.extend(list(self._cores.values()))
+        out.extend([held[0] for held in list(self._cores.values())])
         return out
 
     def drop_unreferenced(self, keys: list, start: int, stop: int) -> int:
@@ -330,37 +321,35 @@ class AttributeInterner:
 
         Exact at the moment of each check, so a collection can run in steps
         between writes (``ribd.rib``); a feed thread picking a set up between
-        the check and the removal at worst ends up with a set unshared.
+        the check and the removal at worst ends up with a set unshared. Each
+        dropped object's core digest is computed again to find its list.
         """
         getrefcount = sys.getrefcount
-        variants = self._variants
         dropped = 0
         for i in range(start, stop):
             obj = keys[i]
             keys[i] = None
+            # References: its core's list (or the overflow dict), ``obj`` and
+            # getrefcount's argument; a core also has one from each of its sets.
+            if getrefcount(obj) > 3:
+                continue
             if type(obj) is PathAttributes:
-                # References: its core's list (or the overflow dict), ``obj``
-                # and getrefcount's argument.
-                if getrefcount(obj) <= 3 and self._forget(obj):
+                if self._forget(obj):
                     dropped += 1
-            # A core: the dict's value, ``obj`` and getrefcount's argument
-            # (a core with sets also has their references and its list's key).
-            elif getrefcount(obj) <= 3 and obj not in variants:
-                key = _digest(core_row(obj))
-                if self._cores.get(key) is obj:
-                    del self._cores[key]
+                continue
+            key = _digest(core_row(obj))
+            held = self._cores.get(key)
+            if held is not None and len(held) == 1 and held[0] is obj:
+                del self._cores[key]
         return dropped
 
     def _forget(self, attrs: PathAttributes) -> bool:
         """Remove ``attrs`` from where it is held; False if it is not held."""
-        core = attrs.core
-        variants = self._variants.get(core)
-        if variants is not None:
-            for i, a in enumerate(variants):
-                if a is attrs:
-                    del variants[i]
-                    if not variants:
-                        self._variants.pop(core, None)
+        held = self._cores.get(_digest(core_row(attrs.core)))
+        if held is not None and held[0] is attrs.core:
+            for i in range(1, len(held)):
+                if held[i] is attrs:
+                    del held[i]
                     self._count -= 1
                     return True
         key = _digest(attribute_row(attrs))

@@ -173,3 +173,25 @@ def test_a_set_interned_again_after_collection_is_rebuilt_equal():
         64500,
     )
     assert (len(rib.interner), rib.interner.cores()) == (1, 1)
+
+
+def test_a_core_with_more_sets_than_a_scan_takes_still_finds_and_forgets_each(monkeypatch):
+    """Past SCAN_VARIANTS sets on one core (a peer sending endless variants of
+    one path), further sets are found by a digest of their row, not a longer scan."""
+    import ribd.interner
+
+    monkeypatch.setattr(ribd.interner, "SCAN_VARIANTS", 4)
+    interner = AttributeInterner()
+    path = ((AS_SEQUENCE, (3356, 64500)),)
+
+    def row(pref):
+        return (path, "igp", "192.0.2.1", pref, None, (), (), (), "", (), False, "")
+
+    sets = [interner.intern(row(1000 + i)) for i in range(12)]
+    assert len({id(s) for s in sets}) == 12 and len(interner) == 12
+    assert interner.cores() == 1 and len(interner._overflow) == 8
+    assert [interner.intern(row(1000 + i)) for i in range(12)] == sets
+    assert [interner.find(row(1000 + i)) for i in range(12)] == sets
+    del sets
+    interner.collect_unused(set())
+    assert (len(interner), interner.cores(), len(interner._overflow)) == (0, 0, 0)
