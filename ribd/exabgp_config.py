@@ -43,7 +43,10 @@ API_MODES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "raw": (("packets", "update", "open", "notification", "refresh"), ("packets", "open")),
     "json": (("parsed", "update", "notification", "refresh"), ()),
     # benchmark-only variants (bench.exabgp_api); the config accepts raw and json
-    "raw+parsed": (("packets", "parsed", "update", "open", "notification", "refresh"), ()),
+    "raw+parsed": (
+        ("packets", "parsed", "update", "open", "notification", "refresh"),
+        ("packets", "open"),
+    ),
     "consolidate": (("consolidate", "update", "notification", "refresh"), ()),
     # ExaBGP's floor: no update API, no format (it decodes nothing, sends us nothing)
     "no-update": (("notification", "refresh"), ()),
