@@ -7,7 +7,8 @@ import sys
 
 import orjson
 
-from attribution.enrich import CSV_COLUMNS, Counters, Options, run
+from attribution.enrich import Counters, Options, run
+from attribution.enrich_writers import OUTPUTS
 from attribution.flowformats import FORMATS
 
 
@@ -44,10 +45,9 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     )
     s.add_argument(
         "--output-format",
-        choices=("json", "csv"),
+        choices=tuple(OUTPUTS),
         default="json",
-        help="json: one object per line, the input's fields then the answer fields "
-        "(docs/flow-json.md); csv: a header and the columns " + ", ".join(CSV_COLUMNS),
+        help="; ".join(f"{name}: {o.help}" for name, o in OUTPUTS.items()),
     )
     s.add_argument(
         "--output",

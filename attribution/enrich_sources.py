@@ -1,6 +1,6 @@
 """Where `attribution enrich` reads lines: pipes and files, or a file followed like ``tail -F``.
 
-Sources yield :class:`Line` values, and IDLE (None) when nothing came for a while,
+Sources yield :class:`Chunk` values (lines in bulk), and IDLE (None) when nothing came for a while,
 so the caller can send a partial batch instead of waiting for a full one.
 """
 
@@ -17,60 +17,69 @@ MAX_LINE = 1 << 20  # a record line longer than this is refused (counted as too_
 IDLE = None  # a source yields it when no input came for a while: flush the batch
 
 
-class Line(NamedTuple):
+class Chunk(NamedTuple):
+    """Consecutive lines of one source: line ``first`` is ``lines[0]``.
+
+    Lines travel in chunks, not one by one: a generator step and a tuple per
+    line cost more than decoding the line does.
+    """
+
     source: str
-    number: int
-    text: bytes | None  # None: longer than MAX_LINE
+    first: int
+    lines: list[bytes | None]  # None: longer than MAX_LINE
 
 
 class _Splitter:
-    """Bytes chunks -> complete lines, with a length cap (no unbounded buffer)."""
+    """Bytes chunks -> chunks of complete lines, with a length cap (no unbounded buffer)."""
 
     def __init__(self, name: str, max_line: int = MAX_LINE) -> None:
         self.name = name
-        self.buf = bytearray()
+        self.buf = b""
         self.number = 0
         self.skipping = False  # inside an over-long line: drop until its newline
         self.max_line = max_line
 
-    def feed(self, chunk: bytes) -> list[Line]:
-        out: list[Line] = []
-        self.buf += chunk
-        start = 0
-        while True:
-            nl = self.buf.find(b"\n", start)
-            if nl < 0:
-                break
-            if self.skipping:
-                self.skipping = False
-            else:
-                self.number += 1
-                text = bytes(self.buf[start:nl])
-                out.append(
-                    Line(self.name, self.number, None if len(text) > self.max_line else text)
-                )
-            start = nl + 1
-        del self.buf[:start]
-        if len(self.buf) > self.max_line:
+    def feed(self, data: bytes) -> Chunk | None:
+        if self.buf:
+            data = self.buf + data
+        parts = data.split(b"\n")
+        rest = parts.pop()
+        if self.skipping and parts:
+            parts.pop(0)  # the end of the over-long line
+            self.skipping = False
+        limit = self.max_line
+        if parts and max(map(len, parts)) > limit:
+            parts = [p if len(p) <= limit else None for p in parts]  # type: ignore[misc]
+        first = self.number + 1
+        self.number += len(parts)
+        lines: list[bytes | None] = parts  # type: ignore[assignment]
+        if len(rest) > limit:
             if not self.skipping:
                 self.number += 1
-                out.append(Line(self.name, self.number, None))
+                lines.append(None)
                 self.skipping = True
-            self.buf.clear()
-        return out
+            rest = b""
+        elif self.skipping:
+            rest = b""
+        self.buf = rest
+        return Chunk(self.name, first, lines) if lines else None
 
-    def rest(self) -> list[Line]:
+    def rest(self) -> Chunk | None:
         """The last line when it has no newline (end of file, or a rotated file)."""
-        text, skipping = bytes(self.buf), self.skipping
-        self.buf.clear()
+        text, skipping = self.buf, self.skipping
+        self.buf = b""
         self.skipping = False
         if not text or skipping:
-            return []
+            return None
         self.number += 1
-        return [Line(self.name, self.number, text)]
+        return Chunk(self.name, self.number, [text])
 
 
-def read_fd(fd: int, name: str, idle: float = 0.5, chunk: int = 1 << 16) -> Iterator[Line | None]:
+def _some(chunk: Chunk | None) -> tuple[Chunk, ...]:
+    return () if chunk is None else (chunk,)
+
+
+def read_fd(fd: int, name: str, idle: float = 0.5, chunk: int = 1 << 16) -> Iterator[Chunk | None]:
     """Lines of a pipe or file until end of file; IDLE when a pipe is quiet for ``idle`` s."""
     split = _Splitter(name)
     while True:
@@ -80,14 +89,14 @@ def read_fd(fd: int, name: str, idle: float = 0.5, chunk: int = 1 << 16) -> Iter
             continue
         data = os.read(fd, chunk)
         if not data:
-            yield from split.rest()
+            yield from _some(split.rest())
             return
-        yield from split.feed(data)
+        yield from _some(split.feed(data))
 
 
 def follow(
     path: str, poll: float = 0.25, stop: threading.Event | None = None
-) -> Iterator[Line | None]:
+) -> Iterator[Chunk | None]:
     """A file followed like ``tail -F``, from its start: read to the end, then wait.
 
     Survives rotation (the name points at a new file: the old one is read to
@@ -109,7 +118,7 @@ def follow(
             split = _Splitter(path)
         data = fh.read(1 << 16)
         if data:
-            yield from split.feed(data)
+            yield from _some(split.feed(data))
             continue
         # at the end: rotated, truncated, or just nothing new yet?
         try:
@@ -120,8 +129,8 @@ def follow(
         if st is not None and (st.st_ino, st.st_dev) != (mine.st_ino, mine.st_dev):
             rest = fh.read()  # written to the old file before the switch
             if rest:
-                yield from split.feed(rest)
-            yield from split.rest()
+                yield from _some(split.feed(rest))
+            yield from _some(split.rest())
             fh.close()
             fh = None
             continue

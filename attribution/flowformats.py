@@ -290,6 +290,17 @@ class ObjectSplitter:
             return None
         return number, _clean(text)
 
+    def feed_many(self, number: int, line: bytes) -> list[tuple[int, bytes]]:
+        """:meth:`feed`, and a line that opens an object while one is pending
+        ends the pending one there (a cut-off record, reported as it is)
+        instead of being swallowed by it with the lines after it."""
+        if self.parts and line.lstrip()[:1] == b"{":
+            out = [self._done()]
+            done = self.feed(number, line)
+            return [*out, done] if done is not None else out
+        done = self.feed(number, line)
+        return [] if done is None else [done]
+
     def _done(self) -> tuple[int, bytes]:
         text = b"".join(self.parts)
         self.parts = []

@@ -31,7 +31,8 @@ from pathlib import Path
 
 import pytest
 
-from attribution.enrich import CSV_COLUMNS, Record, resolve_batches
+from attribution.enrich import CSV_COLUMNS, resolve_batches
+from attribution.enrich_records import FlowBatch
 from attribution.enrich_sources import _Splitter
 from attribution.flowformats import ObjectSplitter, goflow2_to_flow, nfdump_to_flow
 from tests.attribution.served import Server
@@ -242,14 +243,15 @@ def test_read_ahead_and_in_flight_batches_are_bounded(server):
     seen = [0]
 
     def endless():
-        flow = {"exporter": "127.0.1.1", "src_addr": "10.1.0.1", "dst_addr": "10.1.2.3"}
+        row = ("127.0.1.1", "10.1.0.1", "10.1.2.3", *[None] * 8)
+        raw = b'{"exporter":"127.0.1.1","src_addr":"10.1.0.1","dst_addr":"10.1.2.3"}'
         while True:
             seen[0] = next(pulled)
-            yield [Record("x:1", "native", flow, flow)] * 10
+            yield FlowBatch(["x"] * 10, [1] * 10, ["native"] * 10, [raw] * 10, [row] * 10)
 
     answers = resolve_batches(server.target, endless(), max_in_flight=2, read_ahead=3)
     _, first = next(answers)
-    assert first[0]["dst_origin_as"] == 65005
+    assert first.column("dst_origin_as")[0] == 65005
     time.sleep(1.0)  # give an unbounded reader the chance to run away
     # one answered + 2 in flight + 3 queued + 1 held by the blocked reader (+1 slack)
     assert seen[0] <= 1 + 2 + 3 + 2
@@ -268,9 +270,10 @@ def test_object_splitter_reads_nfdump_pretty_arrays_and_log_lines():
 
 def test_line_splitter_caps_line_length_and_keeps_counting():
     split = _Splitter("f", max_line=10)
-    got = split.feed(b"short\n" + b"x" * 25) + split.feed(b"yy\nok\n") + split.feed(b"tail")
-    got += split.rest()
-    assert [(line.number, line.text) for line in got] == [
+    chunks = [split.feed(b"short\n" + b"x" * 25), split.feed(b"yy\nok\n"), split.feed(b"tail")]
+    chunks.append(split.rest())
+    got = [(c.first + k, text) for c in chunks if c for k, text in enumerate(c.lines)]
+    assert got == [
         (1, b"short"),
         (2, None),
         (3, b"ok"),

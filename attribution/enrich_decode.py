@@ -1,0 +1,282 @@
+"""The fast path of `attribution enrich`'s reader: one msgspec decode per record.
+
+A line that is one JSON object is decoded straight into :data:`Fields`, a
+struct naming every field any format's mapping reads, typed as collectors
+write them (strings, integers), and skipping the rest in C. Its format is
+told from which fields are present, as :func:`attribution.flowformats.detect`
+does, and a ``_fast_*`` function makes its row of :data:`FLOW_FIELDS`, as
+the format's mapping would. Whatever these functions do not expect they
+hand back (None, or a failed decode) to the generic path, which alone
+decides what is wrong with a record (tests/attribution/test_enrich_columns.py
+pins that both give the same rows and errors).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from attribution.answers import FLAG_NAMES
+from attribution.flowformats import NO_HOPS, NO_MACS
+from attribution.reports.records import INPUT_FIELDS
+
+FLOW_FIELDS = INPUT_FIELDS  # exporter, src_addr, dst_addr, in_if, out_if, src_mac,
+# next_hop, bytes, packets, sampling_rate, time
+
+ANSWER_FIELDS = (
+    "router",
+    "src_origin_as",
+    "src_peer_as",
+    "dst_origin_as",
+    "dst_peer_as",
+    "src_origin_provenance",
+    "src_peer_provenance",
+    "dst_origin_provenance",
+    "dst_peer_provenance",
+    "src_prefix",
+    "dst_prefix",
+    "src_as_path",
+    "dst_as_path",
+    "dst_communities",
+    "dst_large_communities",
+    "dst_local_pref",
+    "dst_med",
+    "dst_next_hop",
+    "src_communities",
+    "src_large_communities",
+    "src_local_pref",
+    "src_med",
+    "src_next_hop",
+    "override",
+    *FLAG_NAMES.values(),
+    "error",
+    "error_code",
+)
+ANSWER_SET = frozenset(ANSWER_FIELDS)
+
+_U = msgspec.UNSET
+_UT = msgspec.UnsetType
+_Time = int | float | str | None | _UT
+
+
+_STR = str | _UT
+_INT = int | _UT
+_MAC = str | int | _UT
+
+# Every field a mapping reads, as collectors type them; absent fields are UNSET.
+_FIELD_TYPES: tuple[tuple[str, Any], ...] = (
+    # native (docs/flow-json.md); goflow2 shares src_addr .. sampling_rate
+    ("exporter", _STR),
+    ("src_addr", _STR),
+    ("dst_addr", _STR),
+    ("in_if", _INT),
+    ("out_if", _INT),
+    ("src_mac", _MAC),
+    ("next_hop", _STR),
+    ("bytes", _INT),
+    ("packets", _INT),
+    ("sampling_rate", _INT),
+    ("time", _Time),
+    # goflow2
+    ("sampler_address", _STR),
+    ("bgp_next_hop", _STR),
+    ("time_flow_end_ns", _INT),
+    ("time_received_ns", _INT),
+    # pmacct
+    ("peer_ip_src", _STR),
+    ("ip_src", _STR),
+    ("ip_dst", _STR),
+    ("iface_in", _INT),
+    ("iface_out", _INT),
+    ("mac_src", _STR),
+    ("peer_ip_dst", _STR),
+    ("event_type", _STR),
+    ("timestamp_end", _Time),
+    ("timestamp_start", _Time),
+    ("stamp_inserted", _Time),
+    ("stamp_updated", _Time),
+    ("as_src", _INT),
+    ("as_dst", _INT),
+    ("peer_as_src", _INT),
+    ("peer_as_dst", _INT),
+    # nfdump
+    ("type", str | None | _UT),
+    ("export_sysid", _INT),
+    ("ip4_router", _STR),
+    ("ip6_router", _STR),
+    ("src4_addr", _STR),
+    ("src6_addr", _STR),
+    ("dst4_addr", _STR),
+    ("dst6_addr", _STR),
+    ("input_snmp", _INT),
+    ("output_snmp", _INT),
+    ("in_src_mac", _MAC),
+    ("bgp4_next_hop", _STR),
+    ("bgp6_next_hop", _STR),
+    ("in_bytes", _INT),
+    ("in_packets", _INT),
+    ("first", _Time),
+    ("last", _Time),
+)
+# ... and the answer names as fields no value can fill: a record that has one
+# fails the decode, and the generic path drops the field (the answer replaces it)
+Fields = msgspec.defstruct(
+    "_Fields",
+    [
+        *((name, kind, _U) for name, kind in _FIELD_TYPES),
+        *((name, _UT, _U) for name in ANSWER_FIELDS),
+    ],
+)
+decode = msgspec.json.Decoder(Fields).decode
+FAST_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
+
+
+def fast_format(r: Any) -> str | None:
+    """:func:`attribution.flowformats.detect` on the struct (absent = UNSET)."""
+    if r.exporter is not _U:
+        return "native"
+    if r.sampler_address is not _U or r.time_flow_end_ns is not _U:
+        return "goflow2"
+    if r.peer_ip_src is not _U or r.ip_src is not _U or r.event_type is not _U:
+        return "pmacct"
+    if (
+        r.export_sysid is not _U
+        or r.src4_addr is not _U
+        or r.src6_addr is not _U
+        or r.ip4_router is not _U
+    ):
+        return "nfdump"
+    return None
+
+
+def _v(value: Any, default: Any = None) -> Any:
+    return default if value is _U else value
+
+
+def _fast_mac(value: Any) -> str | bool | None:
+    """flowformats._mac for the usual cases; False: let the generic path decide."""
+    if value is _U or value in NO_MACS:
+        return None
+    if type(value) is str:
+        return value
+    return False
+
+
+def _fast_hop(value: Any) -> Any:
+    return None if value is _U or value in NO_HOPS else value
+
+
+def _fast_goflow2(r: Any) -> tuple | None:
+    if not r.sampler_address or not r.src_addr or not r.dst_addr:  # UNSET is falsy too
+        return None
+    mac = r.src_mac
+    if mac is _U or mac in NO_MACS:
+        mac = None
+    elif type(mac) is not str:
+        return None  # an integer MAC: flowformats._mac decides
+    hop = r.bgp_next_hop
+    if hop is _U or hop in NO_HOPS:
+        hop = None
+    end = r.time_flow_end_ns or r.time_received_ns  # UNSET and 0 are falsy
+    return (
+        r.sampler_address,
+        r.src_addr,
+        r.dst_addr,
+        0 if r.in_if is _U else r.in_if,
+        0 if r.out_if is _U else r.out_if,
+        mac,
+        hop,
+        0 if r.bytes is _U else r.bytes,
+        0 if r.packets is _U else r.packets,
+        0 if r.sampling_rate is _U else r.sampling_rate,
+        end / 1e9 if end else None,
+    )
+
+
+def _pmacct_time(r: Any) -> Any:
+    for v in (r.timestamp_end, r.timestamp_start, r.stamp_inserted, r.stamp_updated):
+        if (
+            v is not _U
+            and v not in (None, "", 0, "0")
+            and not (isinstance(v, str) and v.startswith("0000"))
+        ):
+            return v
+    return None
+
+
+def _fast_pmacct(r: Any) -> tuple | None:
+    if not r.peer_ip_src or r.bytes is _U:
+        return None
+    mac = r.mac_src
+    mac = None if mac is _U or not mac or mac == "00:00:00:00:00:00" else mac
+    return (
+        r.peer_ip_src,
+        _v(r.ip_src, ""),
+        _v(r.ip_dst, ""),
+        _v(r.iface_in, 0),
+        _v(r.iface_out, 0),
+        mac,
+        _fast_hop(r.peer_ip_dst),
+        r.bytes,
+        _v(r.packets, 0),
+        _v(r.sampling_rate, 0),
+        _pmacct_time(r),
+    )
+
+
+def _fast_nfdump(r: Any) -> tuple | None:
+    exporter = _v(r.ip4_router) or _v(r.ip6_router)
+    src = _v(r.src4_addr) or _v(r.src6_addr)
+    dst = _v(r.dst4_addr) or _v(r.dst6_addr)
+    if not exporter or not src or not dst:
+        return None
+    mac = _fast_mac(r.in_src_mac)
+    if mac is False:
+        return None
+    return (
+        exporter,
+        src,
+        dst,
+        _v(r.input_snmp, 0),
+        _v(r.output_snmp, 0),
+        mac,
+        _fast_hop(_v(r.bgp4_next_hop) or _v(r.bgp6_next_hop)),
+        _v(r.in_bytes, 0),
+        _v(r.in_packets, 0),
+        1,
+        _v(r.last) or _v(r.first),
+    )
+
+
+def _fast_native(r: Any) -> tuple | None:
+    return (
+        _v(r.exporter),
+        _v(r.src_addr),
+        _v(r.dst_addr),
+        _v(r.in_if),
+        _v(r.out_if),
+        _v(r.src_mac),
+        _v(r.next_hop),
+        _v(r.bytes),
+        _v(r.packets),
+        _v(r.sampling_rate),
+        _v(r.time),
+    )
+
+
+FAST: dict[str, Callable[[Any], tuple | None]] = {
+    "goflow2": _fast_goflow2,
+    "pmacct": _fast_pmacct,
+    "nfdump": _fast_nfdump,
+    "native": _fast_native,
+}
+
+
+def fast_marker(kind: str, r: Any) -> bool:
+    if kind == "pmacct":
+        return r.event_type in ("purge_init", "purge_close")
+    if kind == "nfdump":
+        return r.type not in (_U, None, "FLOW")
+    return False

@@ -1,0 +1,470 @@
+"""`attribution enrich`'s side of the wire, in columns: batches packed into a
+FlowBatch request, replies decoded into an :class:`AnswerBatch`.
+
+The answer is never turned into one dict per record on the hot path. The
+packed records (``RECORD_DTYPE``) are read as numpy columns; each route of
+the stream's dictionary is turned into its answer fields once, when it
+arrives; a batch's answers are grouped (numpy ``unique``) by their src side,
+dst side and the rest, so each distinct part is encoded once and a record's
+JSON answer is three or four byte strings put together.
+
+Packing checks records as :func:`attribution.records.validate_row` does: the
+usual case inline (string addresses, integers in range), anything else
+through ``validate_row`` itself, so a bad record gets the same code and
+message as on every other path.
+"""
+
+from __future__ import annotations
+
+import socket
+from itertools import chain
+from typing import Any
+
+import numpy as np
+import orjson
+
+from attribution.addresses import NO_MAC, NO_NEXT_HOP, V4_MAPPED, canonical_exporter
+from attribution.answers import FLAG_NAMES, PROVENANCE_NAMES, RECORD_DTYPE
+from attribution.config import parse_mac
+from attribution.convert import decode_records, route_summary_json
+from attribution.enrich_records import ANSWER_FIELDS, FLOW_FIELDS, FlowBatch
+from attribution.records import BadRecord, next_hop_of, validate_row
+from attribution.v1 import attribution_pb2 as pb
+
+_U32 = 0xFFFFFFFF
+_PROVENANCE = [PROVENANCE_NAMES.get(i, "none") for i in range(256)]
+_PROV_BYTES = [p.encode() for p in _PROVENANCE]
+
+
+class _Slow(Exception):
+    pass
+
+
+def pack_request(batch: FlowBatch, batch_id: int) -> tuple[pb.FlowBatch, dict, list[int]]:
+    """(request with the good records, bad: {index: (code, message)}, good indexes)."""
+    pton, af4, af6 = socket.inet_pton, socket.AF_INET, socket.AF_INET6
+    exporters: list[str] = []
+    ids: dict[str, int] = {}  # exporter as written -> index into exporters
+    canon: dict[str, int] = {}
+    macs: dict[str, bytes] = {}
+    hops: dict[str, bytes] = {}
+    exporter: list[int] = []
+    src: list[bytes] = []
+    dst: list[bytes] = []
+    in_if: list[int] = []
+    mac_col: list[bytes] = []
+    hop_col: list[bytes] = []
+    good: list[int] = []
+    bad: dict[int, tuple[str, str]] = {}
+    for i, row in enumerate(batch.rows):
+        exp, s, d, iif, oif, mac, hop = row[:7]
+        try:
+            if type(s) is not str or type(d) is not str or type(exp) is not str:
+                raise _Slow
+            if iif is None:
+                iif = 0
+            elif type(iif) is not int or not 0 <= iif <= _U32:
+                raise _Slow
+            if oif is not None and (type(oif) is not int or not 0 <= oif <= _U32):
+                raise _Slow
+            s16 = pton(af6, s) if ":" in s else V4_MAPPED + pton(af4, s)
+            d16 = pton(af6, d) if ":" in d else V4_MAPPED + pton(af4, d)
+            j = ids.get(exp)
+            if j is None:
+                c = canonical_exporter(exp)
+                j = canon.get(c)
+                if j is None:
+                    j = canon[c] = len(exporters)
+                    exporters.append(c)
+                ids[exp] = j
+            if mac is None or mac == "":
+                m = NO_MAC
+            elif type(mac) is not str:
+                raise _Slow
+            else:
+                m = macs.get(mac)
+                if m is None:
+                    m = macs[mac] = parse_mac(mac)
+            if hop is None or hop == "":
+                h = NO_NEXT_HOP
+            elif type(hop) is not str:
+                raise _Slow
+            else:
+                h = hops.get(hop)
+                if h is None:
+                    h = hops[hop] = next_hop_of({"next_hop": hop}) or NO_NEXT_HOP
+        except (_Slow, OSError, ValueError, TypeError, BadRecord):
+            try:
+                j, s16, d16, iif, m, h = _reference(batch.flow(i), exporters, canon)
+            except BadRecord as exc:
+                bad[i] = (exc.code, exc.message)
+                continue
+        good.append(i)
+        exporter.append(j)
+        src.append(s16)
+        dst.append(d16)
+        in_if.append(iif)
+        mac_col.append(m)
+        hop_col.append(h)
+    if not exporters:
+        exporters.append("0.0.0.0")
+    any_mac = any(m != NO_MAC for m in mac_col)
+    any_hop = any(h != NO_NEXT_HOP for h in hop_col)
+    request = pb.FlowBatch(
+        batch_id=batch_id,
+        columns=pb.FlowColumns(
+            exporters=exporters,
+            exporter=exporter,
+            src_addr=b"".join(src),
+            dst_addr=b"".join(dst),
+            in_if=in_if,  # even all zeros: an override may name ifIndex 0
+            src_mac=b"".join(mac_col) if any_mac else b"",
+            next_hop=b"".join(hop_col) if any_hop else b"",
+        ),
+        packed_records=True,
+        stream_routes=True,
+    )
+    return request, bad, good
+
+
+def _reference(
+    flow: dict, exporters: list[str], canon: dict[str, int]
+) -> tuple[int, bytes, bytes, int, bytes, bytes]:
+    """The record checked by validate_row / next_hop_of (raises BadRecord)."""
+    c, s16, d16, iif, mac = validate_row(flow)
+    hop = next_hop_of(flow) or NO_NEXT_HOP
+    j = canon.get(c)
+    if j is None:
+        j = canon[c] = len(exporters)
+        exporters.append(c)
+    return j, s16, d16, iif, mac, hop
+
+
+# --------------------------------------------------------------------------- answers
+
+_SIDE_KEYS = ("prefix", "as_path", "communities", "large_communities", "local_pref", "med")
+_NO_ROUTE = {
+    "prefix": None,
+    "as_path": [],
+    "communities": [],
+    "large_communities": [],
+    "local_pref": None,
+    "med": None,
+    "next_hop": None,
+}
+
+
+def _side(side: str, summary: dict) -> dict:
+    return {f"{side}_{k}": summary[k] for k in (*_SIDE_KEYS, "next_hop")}
+
+
+_SIDE_ALL = (*_SIDE_KEYS, "next_hop")
+_SIDE_NAMES = {side: tuple(f"{side}_{k}" for k in _SIDE_ALL) for side in ("src", "dst")}
+
+
+def _side_json(side: str, summary: dict) -> bytes:
+    """``"src_prefix":..,"src_as_path":..,...`` (no braces) of a route summary."""
+    values = [summary[k] for k in _SIDE_ALL]
+    return orjson.dumps(dict(zip(_SIDE_NAMES[side], values, strict=True)))[1:-1]
+
+
+class RouteDictionary:
+    """The client's copy of a ResolveStream's route dictionary (stream_routes).
+
+    A route's answer fields are made when a record first needs them, in the
+    form its writer asks for (JSON bytes, dicts, the CSV AS path), once.
+    """
+
+    def __init__(self) -> None:
+        self.routes: list[pb.Route] = []
+        self._summaries: list[dict | None] = []
+        self._paths: list[str | None] = []
+        self._asns: dict[tuple, bytes] = {}
+        self._pieces: dict[str, dict[int, bytes]] = {"src": {}, "dst": {}}
+
+    def __len__(self) -> int:
+        return len(self.routes)
+
+    def update(self, cols: pb.AttributionColumns) -> RouteDictionary:
+        """The dictionary with a reply's new routes: this one, or a new one when
+        the server started over (``routes_reset``; answers made against this one
+        keep it)."""
+        if cols.routes_reset and self.routes:
+            return RouteDictionary().update(cols)
+        if cols.route_base != len(self.routes):
+            raise RuntimeError(
+                f"route dictionary out of step: the server numbers from {cols.route_base}, "
+                f"we hold {len(self.routes)} routes"
+            )
+        if cols.routes:
+            n = len(cols.routes)
+            self.routes.extend(cols.routes)
+            self._summaries.extend([None] * n)
+            self._paths.extend([None] * n)
+        return self
+
+    def summary(self, k: int) -> dict:
+        """Route k as route_summary_json shows it; k < 0: no route."""
+        if k < 0:
+            return _NO_ROUTE
+        s = self._summaries[k]
+        if s is None:
+            s = self._summaries[k] = route_summary_json(self.routes[k])
+        return s
+
+    def asn_json(self, side: str, origin: int, peer: int, pa: int, pb_: int) -> bytes:
+        """``"src_origin_as":..,"src_peer_as":..,"src_origin_provenance":..,
+        "src_peer_provenance":..,`` (or dst_), made once per stream."""
+        key = (side, origin, peer, pa, pb_)
+        got = self._asns.get(key)
+        if got is None:
+            if len(self._asns) >= 100_000:
+                self._asns.clear()
+            s = side.encode()
+            got = self._asns[key] = (
+                b'"%s_origin_as":%d,"%s_peer_as":%d,"%s_origin_provenance":"%s",'
+                b'"%s_peer_provenance":"%s",'
+                % (s, origin, s, peer, s, _PROV_BYTES[pa], s, _PROV_BYTES[pb_])
+            )
+        return got
+
+    def pieces(self, side: str, ks: list[int]) -> list[bytes]:
+        """side_json of routes ``ks``; the src side's ends with a comma (the dst
+        side follows it in a JSON answer)."""
+        table = self._pieces[side]
+        out = []
+        for k in ks:
+            got = table.get(k)
+            if got is None:
+                got = self.side_json(side, k) + (b"," if side == "src" else b"")
+                if k >= 0:
+                    table[k] = got
+            out.append(got)
+        return out
+
+    def side_json(self, side: str, k: int) -> bytes:
+        return _side_json(side, self.summary(k))
+
+    def side_dict(self, side: str, k: int) -> dict:
+        return _side(side, self.summary(k))
+
+    def csv_path(self, k: int) -> str:
+        if k < 0:
+            return ""
+        got = self._paths[k]
+        if got is None:
+            got = self._paths[k] = csv_path(self.summary(k)["as_path"])
+        return got
+
+
+def csv_path(path: list) -> str:
+    """An AS path as CSV shows it: space-separated, an AS_SET as ``{a,b}``."""
+    return " ".join(
+        "{" + ",".join(map(str, v)) + "}" if isinstance(v, list) else str(v) for v in path
+    )
+
+
+_NO_SIDE = {side: _side(side, _NO_ROUTE) for side in ("src", "dst")}
+_FLAG_ITEMS = tuple(FLAG_NAMES.items())
+
+
+def _group(*columns: np.ndarray) -> tuple[list[int], np.ndarray]:
+    """Rows equal in every column: (a row of each group, each row's group), in C."""
+    n = len(columns[0])
+    order = np.lexsort(columns)
+    change = np.zeros(n, dtype=bool)
+    change[:1] = True
+    for c in columns:
+        s = c[order]
+        change[1:] |= s[1:] != s[:-1]
+    inverse = np.empty(n, dtype=np.intp)
+    inverse[order] = np.cumsum(change) - 1
+    return order[change].tolist(), inverse
+
+
+class AnswerBatch:
+    """One batch's answers in input order: packed records plus the names they index.
+
+    ``records``: RECORD_DTYPE, one per record (zeros, and -1 indexes, where the
+    record has an error); ``errors``: {index: (code, message)}. Writers take
+    :meth:`json_parts`, :meth:`dicts` or :meth:`column` (any of ANSWER_FIELDS).
+    """
+
+    def __init__(
+        self,
+        records: np.ndarray,
+        errors: dict[int, tuple[str, str]],
+        routers: list[str],
+        overrides: list[str],
+        routes: RouteDictionary,
+    ) -> None:
+        self.records = records
+        self.errors = errors
+        self.routers = routers
+        self.overrides = overrides
+        self.routes = routes
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @classmethod
+    def from_reply(
+        cls,
+        n: int,
+        bad: dict[int, tuple[str, str]],
+        good: list[int],
+        reply: pb.AttributionBatch,
+        routes: RouteDictionary,
+    ) -> AnswerBatch:
+        """``routes``: the stream's dictionary, already updated with this reply."""
+        errors = dict(bad)
+        if reply.batch_error:
+            errors = {i: ("bad_batch", reply.batch_error) for i in range(n)}
+            return cls(_empty(n), errors, [], [], routes)
+        cols = reply.columns
+        got = decode_records(cols) if cols.records else _unpacked(cols)
+        for e in reply.errors:
+            errors[good[e.index]] = (e.code, e.message)
+        if len(good) == n and not reply.errors:
+            records = got
+        else:
+            records = _empty(n)
+            records[good] = got
+            if errors:
+                records[list(errors)] = _empty(1)[0]
+        return cls(records, errors, list(cols.routers), list(cols.overrides), routes)
+
+    # ------------------------------------------------------------------ JSON
+
+    def json_parts(self) -> list[bytes]:
+        """Per record: ``,"router":...,"error_code":...}`` and a newline, to follow
+        the record's own fields (its JSON text without the closing brace)."""
+        return [b"".join(p) for p in zip(*self._json_pieces(), strict=True)]
+
+    def json_lines(self, raw: list[bytes]) -> bytes:
+        """The records (their JSON texts) with their answers, a line each, in one string."""
+        pieces = self._json_pieces()
+        heads = [r[:-1] for r in raw]
+        return b"".join(chain.from_iterable(zip(heads, *pieces, strict=True)))
+
+    def _json_pieces(self) -> list[list[bytes]]:
+        """Per record, in columns: the router, the src side (AS numbers and
+        provenances, then its route's fields), the dst side, and the rest
+        (override, flags, error). Each distinct piece is encoded once: routes
+        once per stream, AS number pairs once per stream, the rest per batch."""
+        rec = self.records
+        n = len(rec)
+        if n == 0:
+            return [[] for _ in range(6)]
+        routes = self.routes
+        first, index = _group(rec["router"], rec["override"], rec["flags"])
+        heads, tails = [], []
+        for i in first:
+            r, o, f = int(rec["router"][i]), int(rec["override"][i]), int(rec["flags"][i])
+            heads.append(b',"router":' + orjson.dumps(self.routers[r] if r >= 0 else None) + b",")
+            tail = {"override": self.overrides[o] if o >= 0 else None}
+            for bit, name in _FLAG_ITEMS:
+                tail[name] = bool(f & bit)
+            tail["error"] = tail["error_code"] = None
+            tails.append(b"," + orjson.dumps(tail)[1:] + b"\n")
+        rows = index.tolist()
+        out = [[heads[k] for k in rows]]
+        prov = rec["provenance"]
+        for side, a, b in (("src", 0, 1), ("dst", 2, 3)):
+            origin, peer = rec[f"{side}_origin_as"], rec[f"{side}_peer_as"]
+            pa, pb_ = prov[:, a], prov[:, b]
+            first, index = _group(origin, peer, pa, pb_)
+            asns = [
+                routes.asn_json(side, int(origin[i]), int(peer[i]), int(pa[i]), int(pb_[i]))
+                for i in first
+            ]
+            out.append([asns[k] for k in index.tolist()])
+            route = rec[f"{side}_route"]
+            first, index = _group(route)
+            fields = routes.pieces(side, route[first].tolist())
+            out.append([fields[k] for k in index.tolist()])
+        out.append([tails[k] for k in rows])
+        for i, (code, message) in self.errors.items():
+            out[0][i] = b"," + orjson.dumps(error_dict(code, message))[1:] + b"\n"
+            for col in out[1:]:
+                col[i] = b""
+        return out
+
+    # ------------------------------------------------------------------ dicts, columns
+
+    def dicts(self) -> list[dict]:
+        """One answer dict per record (the shape of convert.columns_to_answers)."""
+        return [
+            error_dict(*self.errors[i])
+            if i in self.errors
+            else dict(zip(ANSWER_FIELDS, row, strict=True))
+            for i, row in enumerate(zip(*(self.column(f) for f in ANSWER_FIELDS), strict=True))
+        ]
+
+    def column(self, name: str) -> list:
+        """One answer field (ANSWER_FIELDS) for every record, as flow JSON shows it."""
+        rec = self.records
+        if name in ("src_origin_as", "src_peer_as", "dst_origin_as", "dst_peer_as"):
+            return rec[name].tolist()
+        if name.endswith("_provenance"):
+            k = ("src_origin", "src_peer", "dst_origin", "dst_peer").index(name[:-11])
+            table = np.array(_PROVENANCE, dtype=object)
+            return table[rec["provenance"][:, k]].tolist()
+        if name in ("router", "override"):
+            names = self.routers if name == "router" else self.overrides
+            return [names[k] if k >= 0 else None for k in rec[name].tolist()]
+        if name in ("error", "error_code"):
+            k = 1 if name == "error" else 0
+            got = self.errors
+            return [got[i][k] if i in got else None for i in range(len(rec))]
+        for bit, flag in _FLAG_ITEMS:
+            if name == flag:
+                return ((rec["flags"] & bit) != 0).tolist()
+        side, key = name[:3], name[4:]
+        if side in ("src", "dst") and name in ANSWER_FIELDS:
+            summary = self.routes.summary
+            return [summary(k)[key] for k in rec[f"{side}_route"].tolist()]
+        raise KeyError(f"{name}: not an answer field")
+
+
+def error_dict(code: str, message: str) -> dict:
+    out: dict[str, Any] = {
+        "router": None,
+        "src_origin_as": 0,
+        "src_peer_as": 0,
+        "dst_origin_as": 0,
+        "dst_peer_as": 0,
+        "src_origin_provenance": "none",
+        "src_peer_provenance": "none",
+        "dst_origin_provenance": "none",
+        "dst_peer_provenance": "none",
+    }
+    out.update(_NO_SIDE["src"])
+    out.update(_NO_SIDE["dst"])
+    out["override"] = None
+    for name in FLAG_NAMES.values():
+        out[name] = False
+    out["error"] = message
+    out["error_code"] = code
+    return out
+
+
+def _empty(n: int) -> np.ndarray:
+    out = np.zeros(n, dtype=RECORD_DTYPE)
+    for k in ("router", "src_route", "dst_route", "override"):
+        out[k] = -1
+    return out
+
+
+def _unpacked(cols: pb.AttributionColumns) -> np.ndarray:
+    """An answer sent as separate fields (a server without packed_records)."""
+    out = np.zeros(len(cols.flags), dtype=RECORD_DTYPE)
+    for k in ("router", "src_origin_as", "src_peer_as", "dst_origin_as", "dst_peer_as"):
+        out[k] = getattr(cols, k)
+    for k in ("flags", "src_route", "dst_route", "override"):
+        out[k] = getattr(cols, k)
+    out["provenance"] = np.frombuffer(cols.provenance, dtype=np.uint8).reshape(-1, 4)
+    return out
+
+
+__all__ = ["FLOW_FIELDS", "AnswerBatch", "RouteDictionary", "error_dict", "pack_request"]

@@ -1,0 +1,176 @@
+"""Where `attribution enrich` writes attributed records: the writer interface and
+its JSON lines and CSV writers (to stdout; the stores of attribution.sinks,
+``--output``, through :class:`SinkWriter`).
+
+A writer gets each batch as two column sets in input order: the records
+(:class:`attribution.enrich_records.FlowBatch`: each record's own JSON text,
+its flow fields, format, file and line) and their answers
+(:class:`attribution.enrich_wire.AnswerBatch`: ``json_parts()``, ``dicts()``,
+``column(name)`` for any of ``ANSWER_FIELDS``, or the packed numpy
+``records``). Formats to stdout register in :data:`OUTPUTS` under their
+``--output-format`` name.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO, Any, NamedTuple, Protocol
+
+from attribution.enrich_records import FLOW_FIELDS, FlowBatch
+from attribution.enrich_wire import AnswerBatch
+
+CSV_ANSWER_COLUMNS = (
+    "router",
+    "src_origin_as",
+    "src_peer_as",
+    "dst_origin_as",
+    "dst_peer_as",
+    "src_origin_provenance",
+    "src_peer_provenance",
+    "dst_origin_provenance",
+    "dst_peer_provenance",
+    "src_prefix",
+    "dst_prefix",
+    "src_as_path",
+    "dst_as_path",
+    "override",
+    "src_unrouted",
+    "src_asymmetric",
+    "src_stale",
+    "dst_stale",
+    "fallback",
+    "error_code",
+    "error",
+)
+CSV_FLOW_COLUMNS = ("time", *(f for f in FLOW_FIELDS if f != "time"))
+CSV_COLUMNS = ("input_format", *CSV_FLOW_COLUMNS, *CSV_ANSWER_COLUMNS)
+
+
+class Writer(Protocol):
+    """An output of `attribution enrich`. ``write`` gets every batch in input
+    order; ``close`` is called once at the end, also when the run fails."""
+
+    def write(self, flows: FlowBatch, answers: AnswerBatch) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Output:
+    """An ``--output-format`` (to stdout): what it is, and how to make its writer."""
+
+    help: str
+    make: Callable[[IO[bytes]], Writer]
+
+
+class JsonWriter:
+    """One JSON object per line: the record's own fields, then the answer fields
+    (an input field named like an answer field is replaced)."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out = out
+
+    def write(self, flows: FlowBatch, answers: AnswerBatch) -> None:
+        # each record's text without its closing brace, then its answer: one write a batch
+        self.out.write(answers.json_lines(flows.raw))
+        self.out.flush()
+
+    def close(self) -> None:
+        self.out.flush()
+
+
+_PLAIN = (str, int, float, type(None))
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return " ".join(
+            "{" + ",".join(map(str, v)) + "}" if isinstance(v, list) else str(v) for v in value
+        )
+    return value
+
+
+class CsvWriter:
+    """:data:`CSV_COLUMNS`: the input format, the flow fields as mapped, the answer fields."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self.text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
+        self.csv = csv.writer(self.text, lineterminator="\n")
+        self.csv.writerow(CSV_COLUMNS)
+
+    def write(self, flows: FlowBatch, answers: AnswerBatch) -> None:
+        columns: list[list] = [flows.formats]
+        for name in CSV_FLOW_COLUMNS:
+            col = flows.column(name)
+            if any(type(v) not in _PLAIN or type(v) is bool for v in col):
+                col = [_cell(v) for v in col]
+            columns.append(col)
+        path = answers.routes.csv_path
+        for name in CSV_ANSWER_COLUMNS:
+            if name.endswith("_as_path"):
+                col = [path(k) for k in answers.records[f"{name[:3]}_route"].tolist()]
+            else:
+                col = answers.column(name)
+                if col and type(col[0]) is bool:
+                    col = ["true" if v else "false" for v in col]
+            columns.append(col)
+        self.csv.writerows(zip(*columns, strict=True))
+        self.text.flush()
+
+    def close(self) -> None:
+        self.text.flush()
+
+
+class Record(NamedTuple):
+    """One record as attribution.sinks reads it (``fmt``, ``flow``)."""
+
+    where: str  # file:line
+    fmt: str
+    original: dict | None
+    flow: dict
+
+
+class SinkWriter:
+    """A store of attribution.sinks (``write_batch(records, answers)`` with
+    records' ``flow`` and ``fmt``, answer dicts; ``flush``, ``close``) as a Writer."""
+
+    def __init__(self, sink: Any) -> None:
+        self.sink = sink
+
+    def write(self, flows: FlowBatch, answers: AnswerBatch) -> None:
+        records = [
+            Record(flows.where(i), flows.formats[i], None, flows.flow(i)) for i in range(len(flows))
+        ]
+        self.sink.write_batch(records, answers.dicts())
+        self.sink.flush()
+
+    def close(self) -> None:
+        self.sink.close()
+
+
+OUTPUTS: dict[str, Output] = {
+    "json": Output(
+        "one object per line: the input's fields then the answer fields (docs/flow-json.md)",
+        JsonWriter,
+    ),
+    "csv": Output("a header and the columns " + ", ".join(CSV_COLUMNS), CsvWriter),
+}
+
+
+__all__ = [
+    "CSV_COLUMNS",
+    "OUTPUTS",
+    "CsvWriter",
+    "JsonWriter",
+    "Output",
+    "Record",
+    "SinkWriter",
+    "Writer",
+]
