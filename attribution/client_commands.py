@@ -254,6 +254,7 @@ def cmd_routers(args: argparse.Namespace) -> int:
                 },
                 "exporters": list(r.exporters),
                 "fallback": list(r.fallback),
+                "worker": r.worker or None,
             }
         )
     if args.json:
@@ -267,6 +268,9 @@ def cmd_routers(args: argparse.Namespace) -> int:
     now = time.time()
     headers = ["name", "neighbor", "session", "ipv4", "ipv6", "stale", "last update", "state"]
     headers.append("exporters")
+    workers = any(row["worker"] for row in rows)  # several ExaBGP workers: say which
+    if workers:
+        headers.insert(2, "worker")
     table = [
         [
             row["name"],
@@ -281,6 +285,9 @@ def cmd_routers(args: argparse.Namespace) -> int:
         ]
         for row in rows
     ]
+    if workers:
+        for line, row in zip(table, rows, strict=True):
+            line.insert(2, str(row["worker"] or "-"))
     print(format_table(headers, table))
     print(
         f"(* family not converged)  attribute sets: {reply.unique_attribute_sets}  "

@@ -81,6 +81,9 @@ class AttributionServicer(pb_grpc.AttributionServicer):
         self.set_serving(True)
         self.route_messages = RouteMessages()  # rows answers (Resolve, `flows` batches)
         self.route_encoder = RouteEncoder()  # columns answers
+        # Neighbor -> the ExaBGP worker holding its session (ListRouters);
+        # set by the daemon (ribd.workers), empty for embedders.
+        self.router_workers: dict[str, int] = {}
         self.ix_states: Callable[[], list] = list  # the daemon sets IxLearner.status
 
     def set_serving(self, serving: bool) -> None:
@@ -343,6 +346,7 @@ class AttributionServicer(pb_grpc.AttributionServicer):
                 rc = configured.get(neighbor)
                 r = self.rib.routers.get(neighbor)
                 state = pb.RouterState(
+                    worker=self.router_workers.get(neighbor, 0),
                     name=rc.name if rc else neighbor,
                     neighbor=neighbor,
                     peer_as=rc.peer_as if rc else (r.peer_as if r else 0),

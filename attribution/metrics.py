@@ -236,6 +236,8 @@ class Sources:
     views: Any  # attribution.fastpath.CompiledViews
     view_build_seconds: Callable[[], float]
     serving: Callable[[], bool]
+    # ExabgpWorkers.worker_rows: (worker, state, routers) per worker; None: external
+    worker_states: Callable[[], list[tuple[int, Any, int]]] | None = None
 
 
 class ServiceCollector(Collector):
@@ -456,6 +458,37 @@ class ServiceCollector(Collector):
                 "Exit code of ExaBGP's last run (negative: the signal that killed it).",
                 value=st.last_exit_code,
             )
+        if self.s.worker_states is not None:
+            yield from self._workers(self.s.worker_states())
+
+    def _workers(self, rows: list[tuple[int, Any, int]]) -> Iterator[Metric]:
+        """Per ExaBGP worker ([bgp] workers; one worker is labelled "0")."""
+        relays = self.s.feed_stats().get("relays_connected_by_worker", {})
+        up = GaugeMetricFamily(
+            "attribution_exabgp_worker_up", "1 while this ExaBGP worker runs.", labels=["worker"]
+        )
+        restarts = CounterMetricFamily(
+            "attribution_exabgp_worker_restarts",
+            "Restarts of this ExaBGP worker by its supervisor.",
+            labels=["worker"],
+        )
+        routers = GaugeMetricFamily(
+            "attribution_exabgp_worker_routers",
+            "Routers whose sessions this ExaBGP worker holds.",
+            labels=["worker"],
+        )
+        relay = GaugeMetricFamily(
+            "attribution_exabgp_worker_relays_connected",
+            "This worker's feed relays connected now.",
+            labels=["worker"],
+        )
+        for worker, st, count in rows:
+            label = [str(worker)]
+            up.add_metric(label, 1 if st.running else 0)
+            restarts.add_metric(label, st.restarts)
+            routers.add_metric(label, count)
+            relay.add_metric(label, relays.get(worker, 0))
+        yield from (up, restarts, routers, relay)
 
 
 def _refused_calls() -> Metric:

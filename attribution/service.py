@@ -121,6 +121,8 @@ class Service:
             self.feed.stats,
             metrics=RpcMetrics(self.registry),
         )
+        # Which worker holds each session (fixed at start), for ListRouters.
+        self.servicer.router_workers = self.supervisor.worker_of() if self.supervisor else {}
         self.grpc_server = None
         self.grpc_port = 0
         self.readiness = Readiness(self.config.ready_timeout)
@@ -136,6 +138,7 @@ class Service:
                     config=lambda: self.config,
                     feed_stats=self.feed.stats,
                     supervisor_state=self.supervisor.state if self.supervisor else None,
+                    worker_states=self.supervisor.worker_rows if self.supervisor else None,
                     views=self.resolver.views,
                     view_build_seconds=lambda: self.view_build_seconds,
                     serving=lambda: self.serving,

@@ -252,6 +252,13 @@ class ExabgpWorkers:
     def states(self) -> list[tuple[int, SupervisorState]]:
         return [(s.worker, s.state()) for s in self.supervisors]
 
+    def worker_rows(self) -> list[tuple[int, SupervisorState, int]]:
+        """(worker, its state, its routers) for metrics."""
+        return [
+            (s.worker, s.state(), len(p.neighbors))
+            for s, p in zip(self.supervisors, self.plans, strict=True)
+        ]
+
     def state(self) -> SupervisorState:
         """All workers as one: running while every one runs; restarts summed;
         the exit code and error of the worker that exited last."""

@@ -314,7 +314,7 @@ class FamilyState(_message.Message):
     def __init__(self, family: _Optional[str] = ..., prefixes: _Optional[int] = ..., paths: _Optional[int] = ..., converged: _Optional[bool] = ..., stale_prefixes: _Optional[int] = ..., inferred: _Optional[bool] = ...) -> None: ...
 
 class RouterState(_message.Message):
-    __slots__ = ("name", "neighbor", "peer_as", "session", "last_reason", "session_since", "last_update", "families", "exporters", "fallback", "stale", "stale_until")
+    __slots__ = ("name", "neighbor", "peer_as", "session", "last_reason", "session_since", "last_update", "families", "exporters", "fallback", "stale", "stale_until", "worker")
     NAME_FIELD_NUMBER: _ClassVar[int]
     NEIGHBOR_FIELD_NUMBER: _ClassVar[int]
     PEER_AS_FIELD_NUMBER: _ClassVar[int]
@@ -327,6 +327,7 @@ class RouterState(_message.Message):
     FALLBACK_FIELD_NUMBER: _ClassVar[int]
     STALE_FIELD_NUMBER: _ClassVar[int]
     STALE_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    WORKER_FIELD_NUMBER: _ClassVar[int]
     name: str
     neighbor: str
     peer_as: int
@@ -339,7 +340,8 @@ class RouterState(_message.Message):
     fallback: _containers.RepeatedScalarFieldContainer[str]
     stale: bool
     stale_until: float
-    def __init__(self, name: _Optional[str] = ..., neighbor: _Optional[str] = ..., peer_as: _Optional[int] = ..., session: _Optional[str] = ..., last_reason: _Optional[str] = ..., session_since: _Optional[float] = ..., last_update: _Optional[float] = ..., families: _Optional[_Iterable[_Union[FamilyState, _Mapping]]] = ..., exporters: _Optional[_Iterable[str]] = ..., fallback: _Optional[_Iterable[str]] = ..., stale: _Optional[bool] = ..., stale_until: _Optional[float] = ...) -> None: ...
+    worker: int
+    def __init__(self, name: _Optional[str] = ..., neighbor: _Optional[str] = ..., peer_as: _Optional[int] = ..., session: _Optional[str] = ..., last_reason: _Optional[str] = ..., session_since: _Optional[float] = ..., last_update: _Optional[float] = ..., families: _Optional[_Iterable[_Union[FamilyState, _Mapping]]] = ..., exporters: _Optional[_Iterable[str]] = ..., fallback: _Optional[_Iterable[str]] = ..., stale: _Optional[bool] = ..., stale_until: _Optional[float] = ..., worker: _Optional[int] = ...) -> None: ...
 
 class ListRoutersResponse(_message.Message):
     __slots__ = ("routers", "unique_attribute_sets", "bad_feed_lines")
