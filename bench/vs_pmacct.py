@@ -32,7 +32,12 @@ included) of each process at "answering": ExaBGP, the relay, the service;
 nfacctd (core and plugin processes). RSS at that moment. Then "idle": the
 CPU once every process is quiet (background merges and view builds done).
 
-``python -m bench.vs_pmacct [--routers 1,2,4] [--source real,synth]``
+With ``--workers 1,2`` the service runs once per value, with ``[bgp] workers``
+set and, when above 1, each router's session on an address of its own on our
+side (127.0.4.k), so the routers spread over the ExaBGP workers; ExaBGP and
+relay CPU are also given per worker.
+
+``python -m bench.vs_pmacct [--routers 1,2,4] [--source real,synth] [--workers 1,2]``
 """
 
 from __future__ import annotations
@@ -198,7 +203,9 @@ def make_load(source: str, routers: int, quick: bool) -> Load:
 class Result:
     receiver: str
     routers: int
+    workers: int = 1
     seconds: float | None = None
+    cpu_workers: dict[str, float] = field(default_factory=dict)  # "exabgp 1": CPU-s
     cpu: dict[str, float] = field(default_factory=dict)  # at answering
     cpu_idle: dict[str, float] = field(default_factory=dict)  # once quiet
     rss: dict[str, int] = field(default_factory=dict)  # at answering
@@ -386,8 +393,19 @@ def wait_quiet(cpu, quiet: float = 2.0, share: float = 0.2, timeout: float = 90.
 # -- the service -------------------------------------------------------------------
 
 
+def our_address(k: int, workers: int) -> str:
+    """Where router k's session goes: the listen address, or with several
+    workers an address of its own (routers on one address share a worker)."""
+    return "127.0.0.1" if workers <= 1 else f"127.0.4.{k}"
+
+
 def service_config(
-    workdir: Path, load: Load, bgp_port: int, grpc_port: int, api_mode: str = "raw"
+    workdir: Path,
+    load: Load,
+    bgp_port: int,
+    grpc_port: int,
+    api_mode: str = "raw",
+    workers: int = 1,
 ) -> Path:
     asn = load.tables.asn
     routers = "".join(
@@ -399,6 +417,7 @@ peer_as = {asn}
 add_path = false
 exporters = ["127.0.2.{k}"]
 """
+        + (f'local_address = "{our_address(k, workers)}"\n' if workers > 1 else "")
         for k in range(1, len(load.tables.per_router) + 1)
     )
     text = f"""
@@ -414,6 +433,7 @@ exabgp = "supervised"
 api_mode = "{api_mode}"
 feed_socket = "{workdir / "feed.sock"}"
 work_dir = "{workdir}"
+workers = {workers}
 {routers}"""
     path = workdir / "attribution.toml"
     path.write_text(text)
@@ -433,16 +453,35 @@ def _roles(service_pid: int) -> dict[str, list[int]]:
     return roles
 
 
-def run_service(load: Load, workdir: Path, timeout: float, api_mode: str = "raw") -> Result:
+def _worker_roles(roles: dict[str, list[int]]) -> dict[str, list[int]]:
+    """ExaBGP and relay processes by worker: "exabgp 2" (its config is in
+    worker-2/), "relay 2" (``--worker 2``); one worker: "exabgp 0"."""
+    out: dict[str, list[int]] = {}
+    for role in ("exabgp", "relay"):
+        for p in roles[role]:
+            words = cmdline(p).split()
+            worker = "0"
+            for i, w in enumerate(words):
+                if w == "--worker" and i + 1 < len(words):
+                    worker = words[i + 1]
+                elif "/worker-" in w:
+                    worker = w.split("/worker-")[1].split("/")[0]
+            out.setdefault(f"{role} {worker}", []).append(p)
+    return out
+
+
+def run_service(
+    load: Load, workdir: Path, timeout: float, api_mode: str = "raw", workers: int = 1
+) -> Result:
     import grpc
 
     from attribution.v1 import attribution_pb2 as pb
     from attribution.v1 import attribution_pb2_grpc as pb_grpc
 
     n = len(load.tables.per_router)
-    res = Result("this service (ExaBGP + relay + service)", n)
+    res = Result("this service (ExaBGP + relay + service)", n, workers)
     bgp_port, grpc_port = free_port(), free_port()
-    config = service_config(workdir, load, bgp_port, grpc_port, api_mode)
+    config = service_config(workdir, load, bgp_port, grpc_port, api_mode, workers)
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + (
         os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
@@ -462,7 +501,11 @@ def run_service(load: Load, workdir: Path, timeout: float, api_mode: str = "raw"
         t = load.tables
         sessions = [
             bgpsend.Session(
-                ("127.0.0.1", bgp_port), bgpsend.router_address(k), t.asn, t.families, t.four_octet
+                (our_address(k, workers), bgp_port),
+                bgpsend.router_address(k),
+                t.asn,
+                t.families,
+                t.four_octet,
             )
             for k in range(1, n + 1)
         ]
@@ -471,7 +514,9 @@ def run_service(load: Load, workdir: Path, timeout: float, api_mode: str = "raw"
         roles = _roles(proc.pid)
         if not roles["exabgp"] or not roles["relay"]:
             raise RuntimeError(f"no ExaBGP/relay under the service: {roles}")
+        per_worker = _worker_roles(roles)
         cpu0 = {k: _cpu(v) for k, v in roles.items()}
+        cpu0_workers = {k: _cpu(v) for k, v in per_worker.items()}
         t0, sender = start_sending(sessions, t.per_router)
         probe_addr = load.probe.split("/")[0]
         deadline = time.monotonic() + timeout
@@ -501,6 +546,7 @@ def run_service(load: Load, workdir: Path, timeout: float, api_mode: str = "raw"
             return res
         res.seconds = done - t0
         res.cpu = {k: _cpu(v) - cpu0[k] for k, v in roles.items()}
+        res.cpu_workers = {k: _cpu(v) - cpu0_workers[k] for k, v in per_worker.items()}
         res.rss = {k: _rss(v) for k, v in roles.items()}
         wait_quiet(lambda: sum(_cpu(v) for v in roles.values()))
         res.cpu_idle = {k: _cpu(v) - cpu0[k] for k, v in roles.items()}
@@ -544,7 +590,7 @@ def _service_loaded(stub, pb, load: Load, probe_addr: str, n: int) -> bool:
 
 def rows_for(load: Load, pm: Result, us: Result) -> list[Row]:
     n = us.routers
-    tag = f"{n} router{'s' if n > 1 else ''}, {load.name.split(' (')[0]}"
+    tag = f"{n} router{'s' if n > 1 else ''}, {load.name.split(' (')[0]}, workers={us.workers}"
     rows = []
     ratio = us.seconds / pm.seconds if us.seconds and pm.seconds else None
     rows.append(
@@ -583,6 +629,16 @@ def rows_for(load: Load, pm: Result, us: Result) -> list[Row]:
                 "CPU-s",
                 us.cpu_idle.get(res),
                 "once idle",
+            )
+        )
+    if len([k for k in us.cpu_workers if k.startswith("exabgp")]) > 1:
+        rows.append(
+            Row(
+                "vs-pmacct",
+                f"{tag}: CPU-s per worker at answering",
+                max(v for k, v in us.cpu_workers.items() if k.startswith("exabgp")),
+                "CPU-s",
+                note=", ".join(f"{k} {v:.1f}" for k, v in sorted(us.cpu_workers.items())),
             )
         )
     rows.append(
@@ -659,32 +715,37 @@ def run(args: argparse.Namespace) -> list[Row]:
                 pm = run_pmacct(load, Path(d), args.timeout)
             log(f"vs-pmacct: pmacct {pm.seconds} s, CPU {pm.cpu} {pm.note}")
             for mode in args.api_mode.split(","):
-                with tempfile.TemporaryDirectory(prefix="vsus-", dir="/tmp") as d:
-                    us = run_service(load, Path(d), args.timeout, mode)
-                log(
-                    f"vs-pmacct: service ({mode}) {us.seconds} s, CPU {us.cpu}, "
-                    f"idle {us.cpu_idle} {us.note}"
-                )
-                rows += rows_for(load, pm, us)
-                print(
-                    json.dumps(
-                        {
-                            "source": source,
-                            "routers": n,
-                            "api_mode": mode,
-                            "pmacct": pm.__dict__,
-                            "service": us.__dict__,
-                        }
-                    ),
-                    file=sys.stderr,
-                    flush=True,
-                )
+                for workers in [int(x) for x in args.workers.split(",")]:
+                    with tempfile.TemporaryDirectory(prefix="vsus-", dir="/tmp") as d:
+                        us = run_service(load, Path(d), args.timeout, mode, workers)
+                    log(
+                        f"vs-pmacct: service ({mode}, workers={workers}) {us.seconds} s, "
+                        f"CPU {us.cpu}, per worker {us.cpu_workers}, idle {us.cpu_idle} {us.note}"
+                    )
+                    rows += rows_for(load, pm, us)
+                    print(
+                        json.dumps(
+                            {
+                                "source": source,
+                                "routers": n,
+                                "api_mode": mode,
+                                "workers": workers,
+                                "pmacct": pm.__dict__,
+                                "service": us.__dict__,
+                            }
+                        ),
+                        file=sys.stderr,
+                        flush=True,
+                    )
     return rows
 
 
 def extra(p: argparse.ArgumentParser) -> None:
     p.add_argument("--routers", default="1,2,4")
     p.add_argument("--source", default="real", help="real,synth")
+    p.add_argument(
+        "--workers", default="1", help="[bgp] workers values to run the service with, e.g. 1,2"
+    )
     p.add_argument("--timeout", type=float, default=900.0, help="seconds per load and receiver")
     p.add_argument("--api-mode", default="raw", help="[bgp] api_mode of the service: raw,json")
 
