@@ -73,10 +73,21 @@ def _die_with_parent(parent_pid: int) -> Callable[[], None]:
     return preexec
 
 
+# One fork with a preexec_fn at a time: ExaBGP workers start together, and two
+# threads forking with preexec_fn at once made CPython report "release
+# unlocked lock" (its fork hooks take the import lock once per fork).
+_SPAWN_LOCK = threading.Lock()
+
+
 def spawn_child(
     command: Sequence[str], env: dict[str, str], cwd: str | None = None
 ) -> subprocess.Popen[bytes]:
     """Start a child in its own session that dies with us, stdout+stderr piped."""
+    with _SPAWN_LOCK:
+        return _spawn(command, env, cwd)
+
+
+def _spawn(command: Sequence[str], env: dict[str, str], cwd: str | None) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         list(command),
         env=env,

@@ -96,11 +96,77 @@ def test_a_worker_that_cannot_start_holds_health_and_shows_in_metrics_and_router
         taken.close()
         code = svc.stop()
     assert code == 0
-    health = svc.events("health")
-    assert any("ExaBGP worker 2" in r["reason"] for r in health if not r["serving"]), health
+    health = svc.events("health")  # (a reason is logged when the state changes, not after)
+    assert health and all(not r["serving"] for r in health[:-1]) and health[-1]["serving"]
     assert "ExaBGP worker 2 exited with code 1" in svc.log_text()
     stopped = [r for r in svc.log_records() if "stopped (exit code" in r["message"]]
     assert {r["message"].split(" stopped")[0] for r in stopped} == {
         "ExaBGP worker 1",
         "ExaBGP worker 2",
     }
+
+
+def test_sigterm_stops_every_worker_and_keeps_all_routers_routes_for_the_next_start(
+    tmp_path,
+) -> None:
+    """Rib.stopping holds for every worker: each ExaBGP reports its sessions
+    down as it exits, and no router is purged before the snapshot."""
+    from attribution.service import Service
+    from ribd.speaker import Route, Speaker
+
+    routers = {k: f"127.0.1.{k}" for k in (1, 2)}
+    tables = {
+        k: [Route(f"10.{k}.{i}.0/24", routers[k], as_path=[65001, 65100 + i]) for i in range(30)]
+        for k in routers
+    }
+    bgp_port = free_port("127.0.4.1")
+    svc = ServedProcess(
+        "".join(
+            f'[[routers]]\nname = "edge{k}"\nneighbor = "{a}"\npeer_as = 64500\n'
+            f'local_address = "127.0.4.{k}"\n'
+            for k, a in routers.items()
+        ),
+        service=f'snapshot_path = "{tmp_path}/rib.snapshot"\nsnapshot_interval = 3600\n',
+        bgp="workers = 2\nstale_hold_time = 0\nrestart_hold_time = 300\n",
+        bgp_port=bgp_port,
+    )
+    speakers = [
+        Speaker(
+            peer_port=bgp_port,
+            peer_address=f"127.0.4.{k}",
+            local_address=a,
+            peer_as=64500,
+            local_as=64500,
+            routes=tables[k],
+        )
+        for k, a in routers.items()
+    ]
+    second = None
+    try:
+        for s in speakers:
+            s.start()
+        for s in speakers:
+            s.wait_established(60)
+        svc.wait_health(SERVING, 120)
+        assert svc.stop() == 0
+        for s in speakers:
+            s.stop()
+        second = Service(svc.config_path)
+        second.start()
+        for k, a in routers.items():
+            for route in tables[k]:
+                m = second.rib.lookup(a, "ipv4 unicast", route.prefix.split("/")[0])
+                assert m is not None and m.prefix == route.prefix and m.stale, route.prefix
+    finally:
+        for s in speakers:
+            s.close()
+        svc.stop()
+        if second is not None:
+            second.stop()
+    stopped = {
+        r["message"].split(" stopped")[0]
+        for r in svc.log_records()
+        if "stopped (exit" in r["message"]
+    }
+    assert stopped == {"ExaBGP worker 1", "ExaBGP worker 2"}
+    assert "purged" not in svc.log_text()
