@@ -208,7 +208,14 @@ class Rib(SessionHandling, Maintenance, Reads):
         has_key, get, insert = delta.has_key, delta.get, delta.insert
         # Indexes in the store's arrays, all at once (``PrefixStore.find_many``);
         # a prefix the arrays hold is never in the delta.
-        found = store.find_many(ev.prefixes) if len(store.keys) else repeat(-1)
+        # (Few prefixes: one scalar find each; numpy's call overhead is ~10 us.)
+        prefixes = ev.prefixes
+        if not len(store.keys):
+            found: object = repeat(-1)
+        elif len(prefixes) >= 8:
+            found = store.find_many(prefixes)
+        else:
+            found = map(store.find, prefixes)
         values = store.values
         intern = table._entries.setdefault
         log_change = table.changes.append
