@@ -3,7 +3,7 @@
 Three objects in one database (``attribution`` by default):
 
 * ``flows`` — one row per attributed flow, the columns of
-  :data:`attribution.sinks.table.COLUMNS`. MergeTree, a partition per day
+  :data:`attribution.sinks.columns.COLUMNS`. MergeTree, a partition per day
   (dropping old data drops whole parts), ordered by ``(exporter, time)``
   (what dashboards filter on first, and flows of one exporter arrive in time
   order, so parts merge cheaply), rows older than ``ttl_days`` deleted.
@@ -29,7 +29,7 @@ import argparse
 import sys
 
 from attribution.sinks import OutputError, identifier
-from attribution.sinks.table import clickhouse_columns
+from attribution.sinks.columns import clickhouse_columns
 
 ROLLUP_SECONDS = 300
 # The rollup's dimensions: (column, expression over flows).

@@ -25,68 +25,21 @@ import pyarrow as pa
 
 from attribution.answers import FLAG_NAMES
 from attribution.reports.records import MAX_TS, MIN_TS, RecordError, TimeParser, via_as
+from attribution.sinks.columns import COLUMNS, NAMES, U32, U64
 
-U32 = 2**32 - 1
-U64 = 2**64 - 1
-
-# kind -> (Arrow type, ClickHouse type)
-KINDS: dict[str, tuple[pa.DataType, str]] = {
-    "time": (pa.timestamp("s", tz="UTC"), "DateTime('UTC')"),
-    "lc": (pa.string(), "LowCardinality(String)"),
-    "str": (pa.string(), "String"),
-    "u32": (pa.uint32(), "UInt32"),
-    "u64": (pa.uint64(), "UInt64"),
-    "opt_u32": (pa.uint32(), "Nullable(UInt32)"),
-    "bool": (pa.bool_(), "Bool"),
-    "path": (pa.list_(pa.uint32()), "Array(UInt32)"),
-    "strs": (pa.list_(pa.string()), "Array(String)"),
+# kind -> Arrow type (the ClickHouse types are in attribution.sinks.columns)
+ARROW_TYPES: dict[str, pa.DataType] = {
+    "time": pa.timestamp("s", tz="UTC"),
+    "lc": pa.string(),
+    "str": pa.string(),
+    "u32": pa.uint32(),
+    "u64": pa.uint64(),
+    "opt_u32": pa.uint32(),
+    "bool": pa.bool_(),
+    "path": pa.list_(pa.uint32()),
+    "strs": pa.list_(pa.string()),
 }
-
-# (name, kind, what). Order is the Parquet/ClickHouse column order.
-COLUMNS: tuple[tuple[str, str, str], ...] = (
-    (
-        "time",
-        "time",
-        "flow end (unix seconds, UTC); the time it was written when the record has none",
-    ),
-    ("input_format", "lc", "goflow2, pmacct, nfdump or native"),
-    ("exporter", "lc", "the exporting router's address"),
-    ("src_addr", "str", ""),
-    ("dst_addr", "str", ""),
-    ("in_if", "u32", "input ifIndex"),
-    ("out_if", "u32", "output ifIndex"),
-    ("src_mac", "str", ""),
-    ("next_hop", "str", "BGP next hop as exported"),
-    ("bytes", "u64", "as exported (sampled)"),
-    ("packets", "u64", "as exported (sampled)"),
-    ("sampling_rate", "u32", "1-in-N; 0: not given"),
-    ("router", "lc", "the router whose RIB answered"),
-    ("src_origin_as", "u32", ""),
-    ("src_peer_as", "u32", ""),
-    ("src_via_as", "u32", "the AS behind src_peer_as on the src path (prepends skipped)"),
-    ("dst_origin_as", "u32", ""),
-    ("dst_peer_as", "u32", ""),
-    ("dst_via_as", "u32", "the AS behind dst_peer_as on the dst path"),
-    ("src_origin_provenance", "lc", "bgp, override, local, default, none"),
-    ("src_peer_provenance", "lc", ""),
-    ("dst_origin_provenance", "lc", ""),
-    ("dst_peer_provenance", "lc", ""),
-    ("src_prefix", "str", ""),
-    ("dst_prefix", "str", ""),
-    ("src_as_path", "path", "AS numbers; an AS_SET's members inline (the *_origin_as_set flags)"),
-    ("dst_as_path", "path", ""),
-    ("dst_communities", "strs", "A:B"),
-    ("dst_large_communities", "strs", "A:B:C"),
-    ("dst_local_pref", "opt_u32", ""),
-    ("dst_med", "opt_u32", ""),
-    ("dst_next_hop", "str", "BGP next hop of the dst route"),
-    ("override", "lc", "the override rule that set src_peer_as"),
-    *((name, "bool", "") for name in FLAG_NAMES.values()),
-    ("error_code", "lc", "set when the record could not be answered"),
-    ("error", "str", ""),
-)
-NAMES = tuple(name for name, _, _ in COLUMNS)
-SCHEMA = pa.schema([pa.field(name, KINDS[kind][0]) for name, kind, _ in COLUMNS])
+SCHEMA = pa.schema([pa.field(name, ARROW_TYPES[kind]) for name, kind, _ in COLUMNS])
 _FLOW_FIELDS = ("src_addr", "dst_addr", "src_mac", "next_hop")
 _FLOW_INTS = (("in_if", U32), ("out_if", U32), ("sampling_rate", U32))
 _FLOW_BIG = (("bytes", U64), ("packets", U64))
@@ -296,8 +249,3 @@ def _paths(values: Sequence[Any]) -> pa.Array:
         return pa.array(values, _PATH).fill_null([])
     except _ARROW_REFUSED:
         return pa.array([_flat_path(v) for v in values], _PATH)
-
-
-def clickhouse_columns() -> list[tuple[str, str, str]]:
-    """(name, ClickHouse type, comment) for the flows table's DDL."""
-    return [(name, KINDS[kind][1], what) for name, kind, what in COLUMNS]

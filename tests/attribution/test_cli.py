@@ -326,3 +326,23 @@ def test_report_through_a_secured_service_takes_tls_and_token_from_env(
     monkeypatch.setenv("ATTRIBUTION_TOKEN", "read-1")
     assert main(argv) == 0, capsys.readouterr().err
     assert json.loads(out.read_text())["meta"]["records"] > 0
+
+
+OPTIONAL = ("pyarrow", "chdb", "clickhouse_connect")
+
+
+def test_the_cli_needs_no_optional_extra_until_a_command_uses_one():
+    """`pip install .` (no extras) must run the demo: the parser imports no extra's package."""
+    blocker = (
+        "import sys\n"
+        f"for name in {OPTIONAL!r}:\n"
+        "    sys.modules[name] = None  # import of it raises ImportError\n"
+        "from attribution.cli import build_parser, main\n"
+        "build_parser()\n"
+        "sys.exit(main(['clickhouse', 'schema']))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", blocker], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "CREATE TABLE" in done.stdout
