@@ -89,6 +89,7 @@ from ribd.attributes import (
     AS_CONFED_SET,
     AS_SEQUENCE,
     AS_SET,
+    ATTRIBUTE_FIELDS,
     AttributeInterner,
     PathAttributes,
     attribute_row,
@@ -112,20 +113,6 @@ from ribd.rib import FamilyState, FamilyTable, PathSet, Rib, RouterRib, preferen
 
 MAGIC = b"ribd-snapshot "
 FORMAT_VERSION = 1
-ATTRIBUTE_FIELDS = (
-    "as_path",
-    "origin",
-    "next_hop",
-    "local_pref",
-    "med",
-    "communities",
-    "large_communities",
-    "extended_communities",
-    "originator_id",
-    "cluster_list",
-    "atomic_aggregate",
-    "aggregator",
-)
 MAX_HEADER_BYTES = 4096
 MAX_FILE_BYTES = 2 << 30
 MAX_RAW_BYTES = 4 << 30
