@@ -20,21 +20,18 @@ import argparse
 import dataclasses
 import os
 import signal
-import socket
 import subprocess
-import threading
 import time
 
 from bench.common import cpu_seconds, log
 from bench.exabgp_log import (
     END_OF_RIB,
-    KEEPALIVE,
     MRT,
     PEER_AS,
     PREFIXES,
     ROUTER,
     _children,
-    open_message,
+    established_session,
     updates,
 )
 
@@ -67,31 +64,7 @@ def one_run(name: str, messages: list[bytes], profile: str = "") -> dict:
     try:
         wait_until(lambda: tb.supervisor.pid is not None, 30)
         exabgp = tb.supervisor.pid
-        sock = None
-        deadline = time.monotonic() + 60
-        while sock is None:
-            s = socket.socket()
-            try:
-                s.bind((ROUTER, 0))
-                s.connect(("127.0.0.1", tb.port))
-                sock = s
-            except OSError:
-                s.close()
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-        sock.sendall(open_message(PEER_AS, ROUTER))
-
-        def drain() -> None:  # ExaBGP's OPEN and keepalives
-            try:
-                while sock.recv(65536):
-                    pass
-            except OSError:
-                pass
-
-        threading.Thread(target=drain, daemon=True).start()
-        sock.sendall(KEEPALIVE)
-        wait_until(lambda: (r := tb.rib.routers.get(ROUTER)) is not None and r.session == "up", 60)
+        sock = established_session(tb)
         relays = _children(exabgp)
         cpu0 = {"exabgp": cpu_seconds(exabgp), "service": time.process_time()}
         cpu0["relay"] = sum(cpu_seconds(p) for p in relays)

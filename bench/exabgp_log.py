@@ -93,6 +93,43 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+def established_session(tb) -> socket.socket:  # tb: ribd.speaker.BgpTestbed
+    """Our side of one BGP session to the testbed's ExaBGP, from ROUTER, up.
+
+    Connects (retrying while ExaBGP starts listening, up to 60 s), sends the
+    OPEN and a KEEPALIVE, drains what ExaBGP sends back in a thread, and
+    returns once the RIB shows the session up.
+    """
+    from ribd.speaker import wait_until
+
+    sock = None
+    deadline = time.monotonic() + 60
+    while sock is None:
+        s = socket.socket()
+        try:
+            s.bind((ROUTER, 0))
+            s.connect(("127.0.0.1", tb.port))
+            sock = s
+        except OSError:
+            s.close()
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    sock.sendall(open_message(PEER_AS, ROUTER))
+
+    def drain() -> None:  # ExaBGP's OPEN and keepalives
+        try:
+            while sock.recv(65536):
+                pass
+        except OSError:
+            pass
+
+    threading.Thread(target=drain, daemon=True).start()
+    sock.sendall(KEEPALIVE)
+    wait_until(lambda: (r := tb.rib.routers.get(ROUTER)) is not None and r.session == "up", 60)
+    return sock
+
+
 def one_run(name: str, extra: dict[str, str], messages: list[bytes]) -> dict:
     from ribd.settings import NeighborSettings
     from ribd.speaker import BgpTestbed, wait_until
@@ -108,33 +145,7 @@ def one_run(name: str, extra: dict[str, str], messages: list[bytes]) -> dict:
     try:
         wait_until(lambda: tb.supervisor.pid is not None, 30)
         exabgp = tb.supervisor.pid
-        sock = None
-        deadline = time.monotonic() + 60
-        while sock is None:
-            try:
-                s = socket.socket()
-                s.bind((ROUTER, 0))
-                s.connect(("127.0.0.1", tb.port))
-                sock = s
-            except OSError:
-                s.close()
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-        sock.sendall(open_message(PEER_AS, ROUTER))
-
-        def drain() -> None:  # ExaBGP's OPEN and keepalives
-            try:
-                while sock.recv(65536):
-                    pass
-            except OSError:
-                pass
-
-        threading.Thread(target=drain, daemon=True).start()
-        sock.sendall(KEEPALIVE)
-        wait_until(
-            lambda: tb.rib.routers.get(ROUTER) and tb.rib.routers[ROUTER].session == "up", 60
-        )
+        sock = established_session(tb)
         relays = _children(exabgp)
         cpu0 = {"exabgp": cpu_seconds(exabgp), "service": time.process_time()}
         cpu0["relay"] = sum(cpu_seconds(p) for p in relays)
