@@ -313,7 +313,7 @@ def columns_request(
             exporter=exporter,
             src_addr=src,
             dst_addr=dst,
-            in_if=in_if if any(in_if) else (),
+            in_if=in_if,  # even all zeros (absent = 0): an override may name ifIndex 0
             src_mac=mac,
             next_hop=next_hop,
         ),
