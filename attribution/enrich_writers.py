@@ -19,9 +19,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any, NamedTuple, Protocol
 
+from attribution.answers import FLAG_NAMES
 from attribution.enrich_records import FLOW_FIELDS, FlowBatch
 from attribution.enrich_wire import AnswerBatch
 
+# The flag columns as first shipped keep their place; every other flag of the
+# proto (answers.FLAG_NAMES) follows the error columns, so a flag added to the
+# proto is a column added at the end and readers by position keep working.
+_FIRST_FLAGS = ("src_unrouted", "src_asymmetric", "src_stale", "dst_stale", "fallback")
+CSV_FLAG_COLUMNS = tuple(f for f in FLAG_NAMES.values() if f in _FIRST_FLAGS)
 CSV_ANSWER_COLUMNS = (
     "router",
     "src_origin_as",
@@ -37,13 +43,10 @@ CSV_ANSWER_COLUMNS = (
     "src_as_path",
     "dst_as_path",
     "override",
-    "src_unrouted",
-    "src_asymmetric",
-    "src_stale",
-    "dst_stale",
-    "fallback",
+    *CSV_FLAG_COLUMNS,
     "error_code",
     "error",
+    *(f for f in FLAG_NAMES.values() if f not in _FIRST_FLAGS),
 )
 CSV_FLOW_COLUMNS = ("time", *(f for f in FLOW_FIELDS if f != "time"))
 CSV_COLUMNS = ("input_format", *CSV_FLOW_COLUMNS, *CSV_ANSWER_COLUMNS)

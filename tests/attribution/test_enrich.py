@@ -31,7 +31,9 @@ from pathlib import Path
 
 import pytest
 
+from attribution.answers import FLAG_NAMES
 from attribution.enrich import CSV_COLUMNS, resolve_batches
+from attribution.enrich_decode import FLOW_FIELDS
 from attribution.enrich_records import FlowBatch
 from attribution.enrich_sources import _Splitter
 from attribution.flowformats import ObjectSplitter, goflow2_to_flow, nfdump_to_flow
@@ -154,6 +156,45 @@ def test_csv_output_has_the_documented_columns(server):
     assert first["dst_as_path"] == "65004 65004 65004 65005 65005"
     assert first["src_unrouted"] == "false"
     assert len(table) == 5
+
+
+LEGACY_CSV_COLUMNS = (  # the columns as first shipped: their order is kept
+    "input_format",
+    "time",
+    *(f for f in FLOW_FIELDS if f != "time"),
+    "router",
+    *ASES,
+    "src_origin_provenance",
+    "src_peer_provenance",
+    "dst_origin_provenance",
+    "dst_peer_provenance",
+    "src_prefix",
+    "dst_prefix",
+    "src_as_path",
+    "dst_as_path",
+    "override",
+    "src_unrouted",
+    "src_asymmetric",
+    "src_stale",
+    "dst_stale",
+    "fallback",
+    "error_code",
+    "error",
+)
+
+
+def test_csv_has_a_column_for_every_flag_the_new_ones_at_the_end(server):
+    out = enrich(server, "--output-format", "csv", str(DATA / "goflow2.jsonl"))
+    assert out.returncode == 0, out.stderr
+    table = list(csv.reader(io.StringIO(out.stdout)))
+    header = tuple(table[0])
+    assert header[: len(LEGACY_CSV_COLUMNS)] == LEGACY_CSV_COLUMNS
+    assert set(FLAG_NAMES.values()) <= set(header)
+    assert "src_ix_mac_unknown" in header[len(LEGACY_CSV_COLUMNS) :]
+    got = [dict(zip(header, row, strict=True)) for row in table[1:]]
+    assert [r["src_ix_mac_unknown"] for r in got] == ["false"] * 4
+    # 172.16/12 -> 10.1.2/24 has no AS_SET; the v6 record's IX override makes it asymmetric
+    assert (got[0]["dst_origin_as_set"], got[1]["src_asymmetric"]) == ("false", "true")
 
 
 def test_a_slow_trickle_on_stdin_is_answered_before_a_batch_fills(server):
