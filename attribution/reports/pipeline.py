@@ -167,6 +167,7 @@ class Ingest:
     # ------------------------------------------------------------------ internals
     def _parsed(self, fh: IO[bytes], stats: InputStats) -> Iterator[tuple[int, dict[str, Any]]]:
         parse = make_parser(stats.format, self.config.nfdump_counters_scaled)
+        cut_off = getattr(parse, "cut_off", None)
         position = _Position(fh)
         progress = self.progress
         for line_no, line in iter_lines(fh):
@@ -176,11 +177,16 @@ class Ingest:
             if line is None:
                 self._bad(stats, line_no, "line longer than 1 MiB")
                 continue
+            error = None
             try:
                 flow = parse(line)
             except RecordError as exc:
-                self._bad(stats, line_no, str(exc))
-                continue
+                flow, error = None, str(exc)
+            if cut_off is not None:  # nfdump JSON: objects a stray '{' cut off, first
+                for start, reason in cut_off():
+                    self._bad(stats, start, reason)
+            if error is not None:
+                self._bad(stats, line_no, error)
             if flow is not None:
                 yield line_no, flow
 

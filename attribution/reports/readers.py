@@ -370,22 +370,39 @@ class Goflow2JsonParser:
 class NfdumpJsonParser:
     """``nfdump -o json`` (pretty-printed array) or ``-o json-log`` (one per line).
 
-    A multi-line object is parsed at its closing line, and reported there.
+    A multi-line object is parsed at its closing line, and reported there. A
+    line that opens an object while one is still open (a stray ``{``, a
+    cut-off object) ends the open one there (ObjectSplitter.feed_many): it is
+    reported at its first line through :meth:`cut_off`, and the line is read
+    on its own instead of being swallowed with every line after it.
     """
 
     def __init__(self) -> None:
         self.split = ObjectSplitter()
         self.n = 0
+        self._cut: list[tuple[int, str]] = []
 
     def __call__(self, line: bytes) -> dict[str, Any] | None:
         self.n += 1
-        done = self.split.feed(self.n, line)
-        if done is None:
+        done = self.split.feed_many(self.n, line)
+        if not done:
             return None
-        obj = _json_object(done[1])
+        for start, text in done[:-1]:  # never JSON: no closing brace
+            try:
+                _json_object(text)
+                reason = "object not closed before the next one"
+            except RecordError as exc:
+                reason = str(exc)
+            self._cut.append((start, reason))
+        obj = _json_object(done[-1][1])
         if obj is None or is_marker("nfdump", obj):
             return None
         return nfdump_to_flow(obj)
+
+    def cut_off(self) -> list[tuple[int, str]]:
+        """(line, reason) of the objects cut off since the last call."""
+        out, self._cut = self._cut, []
+        return out
 
 
 def make_parser(fmt: str, nfdump_scaled: bool = True) -> Callable[[bytes], dict[str, Any] | None]:

@@ -206,3 +206,24 @@ def test_bad_lines_echo_is_capped_per_file():
         sink.add("f", i + 1, "broken")
     assert sink.counts == {"f": 5}
     assert out.getvalue().count("\n") == 3  # two shown + "more bad lines"
+
+
+def test_a_stray_brace_in_nfdump_json_does_not_swallow_the_records_after_it(tmp_path, config):
+    """nfdump -o json-log lines with a line holding only ``{`` (a cut-off object):
+    that line is reported, the records after it are read (enrich's reader does the same)."""
+
+    def record(n: int) -> bytes:
+        return (
+            b'{"type":"FLOW","export_sysid":1,"last":"2024-03-01T10:01:00.000",'
+            b'"in_packets":1,"in_bytes":%d,"src4_addr":"198.51.100.1","dst4_addr":"10.1.2.3",'
+            b'"input_snmp":10,"output_snmp":5,"ip4_router":"192.0.2.1"}\n' % (1000 * n)
+        )
+
+    path = tmp_path / "nfdump-log.jsonl"
+    path.write_bytes(record(1) + b"{\n" + record(2) + record(3) + b"{\n" + b"[1, 2]\n" + record(4))
+    _report, ingest, bad = run_files([path], config, fmt="nfdump-json")
+    stats = ingest.stats[0]
+    assert stats.records == 4
+    assert [b.line for b in bad.examples] == [2, 5]
+    assert all("not valid JSON" in b.reason for b in bad.examples)
+    assert stats.bad_lines == 2
