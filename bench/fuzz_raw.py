@@ -82,9 +82,14 @@ def basic_attributes(path: list[int], next_hop: str = "192.0.2.1", size: int = 4
 
 
 def open_body(
-    asn: int, asn4: bool = True, add_path: dict[tuple[int, int], int] | None = None
+    asn: int,
+    asn4: bool = True,
+    add_path: dict[tuple[int, int], int] | None = None,
+    graceful_restart: bool = False,
 ) -> bytes:
     caps = b"\x01\x04\x00\x01\x00\x01\x01\x04\x00\x02\x00\x01"  # IPv4 and IPv6 unicast
+    if graceful_restart:  # RFC 4724: restart time 120 s, IPv4 unicast forwarding kept
+        caps += b"\x40\x06\x00\x78\x00\x01\x01\x80"
     if asn4:
         caps += b"\x41\x04" + struct.pack("!I", asn)
     if add_path:
@@ -123,13 +128,15 @@ def packets_line(
     )
 
 
-def session_lines(peer: str = PEER, asn4: bool = True, add_path: bool = False) -> list[bytes]:
+def session_lines(
+    peer: str = PEER, asn4: bool = True, add_path: bool = False, graceful_restart: bool = False
+) -> list[bytes]:
     """Our OPEN and the router's, as the packets API reports them."""
     families = {(1, 1): 1, (2, 1): 1} if add_path else None
     theirs = {(1, 1): 2, (2, 1): 2} if add_path else None
     return [
         packets_line(open_body(64500, True, families), 1, "send", peer),
-        packets_line(open_body(64500, asn4, theirs), 1, "receive", peer),
+        packets_line(open_body(64500, asn4, theirs, graceful_restart), 1, "receive", peer),
     ]
 
 

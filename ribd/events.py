@@ -65,6 +65,19 @@ class SessionState:
 
 
 @dataclass(frozen=True, slots=True)
+class OpenReceived:
+    """The router's OPEN: what it says about End-of-RIB.
+
+    A router that offers graceful restart (RFC 4724, capability 64) sends
+    End-of-RIB after its initial table; its table's convergence is then not
+    inferred from a quiet spell, which a slowly arriving table can look like.
+    """
+
+    neighbor: str
+    graceful_restart: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Notification:
     neighbor: str
     direction: str
@@ -98,6 +111,7 @@ Event = (
     | EndOfRib
     | RouteRefreshMarker
     | SessionState
+    | OpenReceived
     | Notification
     | ExabgpShutdown
     | UpdateTime

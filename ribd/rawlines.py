@@ -22,7 +22,14 @@ import binascii
 from typing import Any
 
 from ribd.checks import canonical_address, show
-from ribd.events import FAMILIES, Event, Notification, RouteRefreshMarker, UpdateTime
+from ribd.events import (
+    FAMILIES,
+    Event,
+    Notification,
+    OpenReceived,
+    RouteRefreshMarker,
+    UpdateTime,
+)
 from ribd.rawopen import OpenError, OpenInfo, SessionCaps, negotiate, parse_open
 from ribd.rawupdate import UpdateDecoder, UpdateError
 
@@ -138,6 +145,8 @@ class RawMessages:
             if len(self._caps) >= MAX_NEIGHBORS and peer not in self._caps:
                 self._caps.clear()
             self._caps[peer] = negotiate(sent, received)
+        if side is self._received:
+            return [OpenReceived(peer, info.graceful_restart)]
         return []
 
     def forget(self, peer: str) -> None:

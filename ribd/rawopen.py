@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from ribd.events import IPV4_UNICAST, IPV6_UNICAST
 
+CAP_GRACEFUL_RESTART = 64
 CAP_FOUR_OCTET_AS = 65
 CAP_ADD_PATH = 69
 _FAMILIES = {(1, 1): IPV4_UNICAST, (2, 1): IPV6_UNICAST}
@@ -37,6 +38,7 @@ class OpenInfo:
 
     asn4: bool
     add_path: dict[str, int]  # family -> 1 receive, 2 send, 3 both
+    graceful_restart: bool = False  # RFC 4724: the speaker sends End-of-RIB
 
 
 def parse_open(body: bytes) -> OpenInfo:
@@ -56,7 +58,7 @@ def parse_open(body: bytes) -> OpenInfo:
         raise OpenError(
             f"OPEN parameters length {params_len} does not match its {len(body)} octets"
         )
-    asn4 = False
+    asn4 = graceful_restart = False
     add_path: dict[str, int] = {}
     while at < end:
         head = 3 if wide else 2
@@ -79,14 +81,16 @@ def parse_open(body: bytes) -> OpenInfo:
             if len(cap) != clen:
                 raise OpenError(f"capability {code} of {clen} octets runs past its parameter")
             cap_at += 2 + clen
-            if code == CAP_FOUR_OCTET_AS:
+            if code == CAP_GRACEFUL_RESTART:
+                graceful_restart = True
+            elif code == CAP_FOUR_OCTET_AS:
                 asn4 = asn4 or clen == 4
             elif code == CAP_ADD_PATH:
                 for i in range(0, clen - clen % 4, 4):
                     family = _FAMILIES.get((int.from_bytes(cap[i : i + 2], "big"), cap[i + 2]))
                     if family is not None:
                         add_path[family] = add_path.get(family, 0) | (cap[i + 3] & 3)
-    return OpenInfo(asn4, add_path)
+    return OpenInfo(asn4, add_path, graceful_restart)
 
 
 def negotiate(sent: OpenInfo, received: OpenInfo) -> SessionCaps:

@@ -56,6 +56,7 @@ from ribd.events import (
     Event,
     ExabgpShutdown,
     Notification,
+    OpenReceived,
     RouteRefreshMarker,
     RoutesAnnounced,
     RoutesWithdrawn,
@@ -183,6 +184,9 @@ class Rib(SessionHandling, Maintenance, Reads):
             self.router(event.neighbor).last_update = event.time  # type: ignore[union-attr]
         elif kind is EndOfRib:
             self._end_of_rib(event)  # type: ignore[arg-type]
+        elif kind is OpenReceived:
+            if event.graceful_restart:  # type: ignore[union-attr]
+                self.router(event.neighbor).sends_end_of_rib = True  # type: ignore[union-attr]
         elif kind is RouteRefreshMarker:
             self._refresh_marker(event)  # type: ignore[arg-type]
         elif kind is SessionState:

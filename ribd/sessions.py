@@ -12,6 +12,7 @@ from __future__ import annotations
 from ribd.events import EndOfRib, RouteRefreshMarker, SessionState
 from ribd.observe import SessionDown, SessionUp, TableLoaded
 from ribd.table import (
+    END_OF_RIB_WAIT_QUIET_TIMES,
     QUIET_PREFIXES_PER_SECOND,
     REFRESH_ASKED,
     REFRESH_NONE,
@@ -26,6 +27,7 @@ class SessionHandling:
 
     def _end_of_rib(self, ev: EndOfRib) -> None:
         r = self.router(ev.neighbor)
+        r.sends_end_of_rib = True
         if r.families[ev.family].refresh != REFRESH_NONE:
             # Lines were lost since the session started: what was not sent
             # again since then is not known to be gone; the re-read decides.
@@ -311,8 +313,16 @@ class SessionHandling:
         Windows are counted per family from the first round that sees it
         unconverged with its session up (session start, or a re-read that
         ended without EoRR), and start over while the family is busy.
+
+        A router known to send End-of-RIB (``sends_end_of_rib``) is waited
+        for: inferred only once its session has been up for
+        END_OF_RIB_WAIT_QUIET_TIMES quiet times, in case its End-of-RIB never
+        comes. A table arriving slower than the quiet rate (a starved box,
+        many routers through one ExaBGP) would otherwise count as converged
+        half loaded, open the readiness gate and drop routes kept stale.
         """
         quiet = self.converge_quiet_time
+        patience = quiet * END_OF_RIB_WAIT_QUIET_TIMES
         windows = self._quiet_windows
         for r in self.routers.values():
             for family, fs in r.families.items():
@@ -326,6 +336,8 @@ class SessionHandling:
                     continue
                 started, writes = window
                 if now - started < quiet:
+                    continue
+                if r.sends_end_of_rib and now - r.session_since < patience:
                     continue
                 if fs.writes - writes < QUIET_PREFIXES_PER_SECOND * (now - started):
                     windows.pop(key, None)

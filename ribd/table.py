@@ -27,6 +27,11 @@ GC_PER_STEP = 4  # interned objects a garbage collection step checks per prefix 
 # Inferred convergence: a family is quiet below this many prefix changes a
 # second (see Rib._infer_convergence).
 QUIET_PREFIXES_PER_SECOND = 500
+# A router known to send End-of-RIB is inferred converged only after this many
+# quiet times since its session came up: End-of-RIB is the signal, the quiet
+# spell a last resort for one that never comes (a table arriving slower than
+# QUIET_PREFIXES_PER_SECOND would otherwise pass for converged half loaded).
+END_OF_RIB_WAIT_QUIET_TIMES = 10
 MAX_CHANGE_LOG = 262_144  # changed prefixes remembered for compiled lookup tables (~17 MB)
 # A family's re-read after lost feed lines (FamilyState.refresh):
 REFRESH_NONE = 0  # nothing pending
@@ -102,6 +107,10 @@ class RouterRib:
     families: dict[str, FamilyState] = field(default_factory=dict)
     refresh_asked: float = 0.0  # when a re-read was last asked for (0: none pending)
     resetting: bool = False  # we asked ExaBGP to reset the session (keep routes stale)
+    # The router sends End-of-RIB: its OPEN offered graceful restart, or it
+    # sent one before. Its convergence is then never inferred early from a
+    # quiet spell (Rib._infer_convergence).
+    sends_end_of_rib: bool = False
 
     @property
     def stale(self) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from ribd.events import EndOfRib, RouteRefreshMarker, SessionState
+from ribd.events import EndOfRib, OpenReceived, RouteRefreshMarker, SessionState
 from ribd.observe import (
     SessionDown,
     SessionUp,
@@ -15,6 +15,7 @@ from ribd.observe import (
     notification_name,
 )
 from ribd.rib import QUIET_PREFIXES_PER_SECOND, Rib
+from ribd.table import END_OF_RIB_WAIT_QUIET_TIMES
 from tests.ribd.test_rib import V4, V6, Clock, announce, path
 
 R1 = "192.0.2.1"
@@ -134,6 +135,66 @@ def test_without_a_quiet_time_a_peer_without_end_of_rib_never_converges():
     clock.now += 86400
     rib.maintenance()
     assert not rib.routers[R1].families[V4].converged
+
+
+def trickle(rib, clock, seconds: int, start: int = 0) -> None:
+    """A table arriving at 100 prefixes a second: slower than the quiet rate."""
+    for second in range(start, start + seconds):
+        n = second * 100
+        announce(
+            rib, R1, [f"10.{i // 256 % 256}.{i % 256}.0/24" for i in range(n, n + 100)], path(1, 2)
+        )
+        clock.now += 1
+        rib.maintenance()
+
+
+def test_a_slow_table_from_a_router_offering_graceful_restart_waits_for_end_of_rib():
+    clock = Clock()
+    rib = rib_with(clock, quiet=10.0)
+    rib.apply(OpenReceived(R1, graceful_restart=True))
+    rib.apply(SessionState(R1, "up"))
+    rib.maintenance()
+    trickle(rib, clock, 40)  # four quiet times below QUIET_PREFIXES_PER_SECOND
+    v4 = rib.routers[R1].families[V4]
+    assert 100 < QUIET_PREFIXES_PER_SECOND and not v4.converged
+    rib.apply(EndOfRib(R1, V4))
+    assert v4.converged and not v4.inferred
+
+
+def test_a_router_that_sent_end_of_rib_before_keeps_its_stale_routes_through_a_slow_reload():
+    clock = Clock()
+    rib = rib_with(clock, quiet=10.0, stale_hold_time=3600.0)
+    rib.apply(SessionState(R1, "up"))
+    announce(rib, R1, ["192.0.2.0/24"], path(1, 2))
+    rib.apply(EndOfRib(R1, V4))  # it sends End-of-RIB (JSON mode: no OPEN seen)
+    rib.apply(SessionState(R1, "down", reason="closing connection"))
+    rib.apply(SessionState(R1, "up"))
+    rib.maintenance()
+    trickle(rib, clock, 30)
+    # Not re-sent yet: still served (stale), not dropped as if the table were complete.
+    assert rib.lookup(R1, V4, "192.0.2.1").stale
+    assert not rib.routers[R1].families[V4].converged
+    # Its End-of-RIB never comes: the last resort after the longer wait.
+    clock.now += 10.0 * END_OF_RIB_WAIT_QUIET_TIMES
+    while rib.maintenance():
+        pass
+    clock.now += 11
+    while rib.maintenance():
+        pass
+    v4 = rib.routers[R1].families[V4]
+    assert v4.converged and v4.inferred
+    assert rib.exact(R1, V4, "192.0.2.0/24") == []
+
+
+def test_a_router_without_graceful_restart_or_end_of_rib_is_inferred_as_before():
+    clock = Clock()
+    rib = rib_with(clock, quiet=10.0)
+    rib.apply(OpenReceived(R1, graceful_restart=False))
+    rib.apply(SessionState(R1, "up"))
+    rib.maintenance()
+    trickle(rib, clock, 21)
+    v4 = rib.routers[R1].families[V4]
+    assert v4.converged and v4.inferred
 
 
 def test_down_sessions_are_never_inferred_converged():

@@ -17,7 +17,13 @@ from bench.fuzz_raw import (
     session_lines,
     update,
 )
-from ribd.events import Notification, RouteRefreshMarker, RoutesAnnounced, UpdateTime
+from ribd.events import (
+    Notification,
+    OpenReceived,
+    RouteRefreshMarker,
+    RoutesAnnounced,
+    UpdateTime,
+)
 from ribd.feed_counters import bad_line_category
 from ribd.parser import ExabgpParser, FeedError
 
@@ -26,9 +32,21 @@ V4 = "ipv4 unicast"
 
 def parser_with_session(**kwargs) -> ExabgpParser:
     parser = ExabgpParser()
-    for line in session_lines(**kwargs):
-        assert parser.parse(line) == []
+    sent, received = session_lines(**kwargs)
+    assert parser.parse(sent) == []
+    assert parser.parse(received) == [
+        OpenReceived(PEER, kwargs.get("graceful_restart", False))
+    ]
     return parser
+
+
+def test_the_routers_open_says_whether_it_offers_graceful_restart() -> None:
+    parser_with_session(graceful_restart=True)  # its OpenReceived says so
+    parser_with_session(graceful_restart=False)
+    parser = ExabgpParser()
+    received = session_lines(graceful_restart=True)[1]
+    # The router's OPEN alone (ours not seen yet) still tells.
+    assert parser.parse(received) == [OpenReceived(PEER, True)]
 
 
 def test_an_update_line_gives_its_time_and_routes() -> None:
