@@ -34,9 +34,7 @@ def parser_with_session(**kwargs) -> ExabgpParser:
     parser = ExabgpParser()
     sent, received = session_lines(**kwargs)
     assert parser.parse(sent) == []
-    assert parser.parse(received) == [
-        OpenReceived(PEER, kwargs.get("graceful_restart", False))
-    ]
+    assert parser.parse(received) == [OpenReceived(PEER, kwargs.get("graceful_restart", False))]
     return parser
 
 
