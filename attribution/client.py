@@ -258,20 +258,49 @@ def channel(
 def replica_count(conn: Connection) -> int:
     """How many replicas the target names (a ``dns:///`` name: its addresses now; 0: unknown)."""
     try:
+        return len(replica_connections(conn))
+    except ClientSettingsError:
+        return 0
+
+
+def replica_connections(conn: Connection) -> list[Connection]:
+    """One connection per replica the target names, for calls every replica must get
+    (``reload``), where a balanced channel would reach only one.
+
+    A list gives its addresses; a ``dns:///NAME:PORT`` the addresses NAME has now.
+    Each keeps the token and TLS settings; TLS checks every replica against the
+    list's one name (``--server-name``, else the first entry's host or NAME).
+    Raises ClientSettingsError for a bad target or a name that does not resolve.
+    """
+    from dataclasses import replace
+
+    try:
         targets = parse_targets(conn.target)
     except ValueError as exc:
         raise ClientSettingsError(f"target {exc}") from None
-    if targets.count:
-        return targets.count
-    import socket
+    if not targets.balanced:
+        return [conn]
+    text = targets.grpc_target
+    if text.startswith(("ipv4:", "ipv6:")):
+        addresses = text.split(":", 1)[1].split(",")
+        authority = targets.authority
+    elif text.startswith(("unix:", "unix-abstract:")):
+        return [replace(conn, target=a) for a in text.split(",")]
+    else:  # dns:[//authority]/NAME:PORT
+        import socket
 
-    name = targets.grpc_target.split("///", 1)[-1].lstrip("/")
-    host, _, port = name.rpartition(":")
-    try:
-        infos = socket.getaddrinfo(host.strip("[]"), int(port or 443), type=socket.SOCK_STREAM)
-    except (OSError, ValueError):
-        return 0
-    return len({info[4][0] for info in infos})
+        name = text.split("///", 1)[-1].lstrip("/")
+        host, _, port = name.rpartition(":")
+        host = host.strip("[]")
+        try:
+            infos = socket.getaddrinfo(host, int(port or 443), type=socket.SOCK_STREAM)
+        except (OSError, ValueError) as exc:
+            raise ClientSettingsError(f"target {conn.target}: {host} does not resolve: {exc}")
+        found = dict.fromkeys(info[4][0] for info in infos)
+        addresses = [f"[{a}]:{port}" if ":" in a else f"{a}:{port}" for a in found]
+        authority = host
+    name = conn.server_name or (authority if conn.tls else "")
+    return [replace(conn, target=a, server_name=name) for a in addresses]
 
 
 def wait_ready(ch: grpc.Channel, timeout: float) -> bool:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from itertools import count
 
+import grpc
 import orjson
 
 from attribution.balancing import (
@@ -381,13 +382,38 @@ def cmd_overrides(args: argparse.Namespace) -> int:
 
 
 def cmd_reload(args: argparse.Namespace) -> int:
+    """Reload one service, or every replica a list or ``dns:///`` name gives, one by one.
+
+    Each replica reads its own config file, so each answers for itself; the
+    exit status is 0 only if every one reloaded.
+    """
+    from attribution.client import replica_connections
+
     args.connection = connection(args)
-    with channel(args.connection) as ch:
+    replicas = replica_connections(args.connection)
+    if len(replicas) == 1:
+        return _reload_one(replicas[0], "")
+    failed = 0
+    for conn in replicas:
+        try:
+            failed += _reload_one(conn, f"{conn.target}: ")
+        except grpc.RpcError as exc:
+            failed += 1
+            print(
+                f"{conn.target}: not reloaded: {exc.code().name}: {exc.details()}", file=sys.stderr
+            )
+    if failed:
+        print(f"{failed} of {len(replicas)} replicas not reloaded", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _reload_one(conn: Connection, label: str) -> int:
+    with channel(conn) as ch:
         reply = pb_grpc.AttributionStub(ch).ReloadConfig(pb.ReloadConfigRequest(), timeout=30)
     for w in reply.warnings:
-        print(f"warning: {w}", file=sys.stderr)
+        print(f"{label}warning: {w}", file=sys.stderr)
     if not reply.ok:
-        print(f"reload refused, the running config is kept: {reply.error}", file=sys.stderr)
+        print(f"{label}reload refused, the running config is kept: {reply.error}", file=sys.stderr)
         return 1
-    print(f"reloaded: {reply.overrides} overrides in force")
+    print(f"{label}reloaded: {reply.overrides} overrides in force")
     return 0

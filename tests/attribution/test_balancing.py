@@ -287,3 +287,35 @@ def test_a_replica_frozen_mid_stream_is_found_by_keepalive_and_its_batches_go_el
     assert got == expected(flows)
     assert stats.streams_failed >= 1 and stats.batches_retried >= 1
     assert stats.duplicates_dropped == 0
+
+
+def test_reload_with_a_list_reaches_every_replica_and_fails_if_one_refuses(replicas, capsys):
+    from attribution.cli import main
+
+    group = replicas(3)
+    calls: list[int] = []
+
+    def reloader(n: int, ok: bool = True):
+        def reload() -> ReloadResult:
+            calls.append(n)
+            return ReloadResult(ok=ok, overrides=n, error="" if ok else "bad [[overrides]] 3")
+
+        return reload
+
+    for n, r in enumerate(group):
+        r.reload = reloader(n)
+    targets = ",".join(r.target for r in group)
+    assert main(["reload", "--target", targets]) == 0
+    assert sorted(calls) == [0, 1, 2]
+    out = capsys.readouterr().out
+    assert all(f"{r.target}: reloaded: {n} overrides in force" in out for n, r in enumerate(group))
+
+    calls.clear()
+    group[1].reload = reloader(1, ok=False)
+    group[2].stop()  # one down: the others are still reloaded, and the status says so
+    assert main(["reload", "--target", targets]) == 1
+    assert sorted(calls) == [0, 1]
+    err = capsys.readouterr().err
+    assert f"{group[1].target}: reload refused, the running config is kept: bad" in err
+    assert f"{group[2].target}: not reloaded: UNAVAILABLE" in err
+    assert "2 of 3 replicas not reloaded" in err
