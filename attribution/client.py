@@ -295,7 +295,9 @@ def replica_connections(conn: Connection) -> list[Connection]:
         try:
             infos = socket.getaddrinfo(host, int(port or 443), type=socket.SOCK_STREAM)
         except (OSError, ValueError) as exc:
-            raise ClientSettingsError(f"target {conn.target}: {host} does not resolve: {exc}")
+            raise ClientSettingsError(
+                f"target {conn.target}: {host} does not resolve: {exc}"
+            ) from None
         found = dict.fromkeys(info[4][0] for info in infos)
         addresses = [f"[{a}]:{port}" if ":" in a else f"{a}:{port}" for a in found]
         authority = host
