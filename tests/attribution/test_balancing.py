@@ -319,3 +319,18 @@ def test_reload_with_a_list_reaches_every_replica_and_fails_if_one_refuses(repli
     assert f"{group[1].target}: reload refused, the running config is kept: bad" in err
     assert f"{group[2].target}: not reloaded: UNAVAILABLE" in err
     assert "2 of 3 replicas not reloaded" in err
+
+
+def test_every_replica_of_a_dns_name_or_list_gets_its_own_connection_checked_against_one_name():
+    from attribution.client import replica_connections
+
+    by_dns = replica_connections(Connection("dns:///localhost:50051", token="t"))
+    assert "127.0.0.1:50051" in [c.target for c in by_dns]
+    assert all(c.token == "t" and not c.tls for c in by_dns)
+    listed = replica_connections(Connection("localhost:1,127.0.0.3:2", ca="ca.pem"))
+    assert [(c.target, c.server_name, c.tls) for c in listed][-1] == (
+        "127.0.0.3:2",
+        "localhost",
+        True,
+    )
+    assert replica_connections(Connection("127.0.0.2:9")) == [Connection("127.0.0.2:9")]
