@@ -51,7 +51,7 @@ from ribd.feed_counters import (
     bad_line_category,
 )
 from ribd.lines import LineSplitter
-from ribd.parser import MAX_LINE_BYTES, ExabgpParser, FeedError
+from ribd.parser import MAX_LINE_BYTES, ExabgpParser, FeedError, UnseenSession
 from ribd.rib import Rib
 
 # Names other modules and tests import from here.
@@ -148,6 +148,7 @@ class FeedServer(RelayControl):
         self._resync_interval = RESYNC_INTERVAL_MIN
         self._next_resync = 0.0
         self._last_gap = -1e9
+        self._unseen_resets: dict[str, float] = {}  # neighbor -> when we last reset it
         # ExaBGP worker number -> the neighbors it holds (set by the owner,
         # ribd.workers.ExabgpWorkers.scopes); a worker not named here, or a
         # relay without a worker, speaks for every router.
@@ -356,6 +357,10 @@ class FeedServer(RelayControl):
                 c.lines += 1
                 try:
                     events = parse(line)
+                except UnseenSession as exc:
+                    self._bad_log.bad_line(c, line, str(exc))
+                    self._unseen_session(exc.neighbor)
+                    continue
                 except FeedError as exc:
                     self._bad_log.bad_line(c, line, str(exc))
                     continue

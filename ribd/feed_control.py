@@ -94,6 +94,7 @@ class RelayControl:
     _resync_interval: float
     _next_resync: float
     _last_gap: float
+    _unseen_resets: dict[str, float]
     worker_scopes: dict[int, frozenset[str]]
     _resync_workers: set[int]
 
@@ -145,6 +146,31 @@ class RelayControl:
         told = sum(1 for c in conns if c.send(f"reset {neighbor}\n".encode()))
         self.session_resets_requested += told
         return told
+
+    def _unseen_session(self, neighbor: str) -> None:
+        """Raw messages of a session whose OPENs we never saw (an ExaBGP run by
+        the operator whose sessions were up before we started): reset it once,
+        so that it opens again and re-sends its table; again at most every
+        RESYNC_INTERVAL_MAX if the lines keep coming (no relay, a reset refused).
+        Its routes kept from before are stale meanwhile, not swept."""
+        allowed = self.rib.neighbors
+        if allowed is not None and neighbor not in allowed:
+            return  # not a configured router: counted, never reset
+        now = time.monotonic()
+        with self._lock:
+            last = self._unseen_resets.get(neighbor)
+            if last is not None and now - last < RESYNC_INTERVAL_MAX:
+                return
+            if len(self._unseen_resets) >= 65536:
+                self._unseen_resets.clear()
+            self._unseen_resets[neighbor] = now
+        told = self.reset_session(neighbor)
+        log.warning(
+            "router %s: raw messages of a session whose OPEN was not seen (it came up "
+            "before the service started); %s",
+            neighbor,
+            "resetting it so that it opens again" if told else "no relay connected to reset it",
+        )
 
     # -- relay control lines --
 

@@ -74,7 +74,7 @@ from ribd.events import (
     UpdateTime,
 )
 from ribd.prefixes import _LENGTHS, _V4_HOST_MASK, _V6_HOST_MASK, BadPrefix, normalise_prefix
-from ribd.rawlines import RawLineError, RawMessages, is_raw_line
+from ribd.rawlines import RawLineError, RawMessages, SessionNotSeen, is_raw_line
 from ribd.rawupdate import UpdateDecoder
 
 _pton = socket.inet_pton
@@ -103,6 +103,14 @@ _U32 = 0xFFFFFFFF
 
 class FeedError(ValueError):
     """A line that cannot be used at all. The message says why."""
+
+
+class UnseenSession(FeedError):
+    """A raw message of a session whose OPENs were never seen: the feed resets it."""
+
+    def __init__(self, message: str, neighbor: str) -> None:
+        super().__init__(message)
+        self.neighbor = neighbor
 
 
 class BadAttributes(BadValue):
@@ -597,6 +605,8 @@ class ExabgpParser:
             return self._parse_generic(line)  # says what is wrong with it
         try:
             return self.raw.events(msg)
+        except SessionNotSeen as exc:
+            raise UnseenSession(str(exc), exc.neighbor) from None
         except RawLineError as exc:
             raise FeedError(str(exc)) from None
 

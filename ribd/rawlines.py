@@ -41,6 +41,19 @@ _FAMILIES = {(1, 1): FAMILIES[0], (2, 1): FAMILIES[1]}
 MAX_KEPT_TEXT = 512  # as ribd.parser: characters of a notification message kept
 
 
+class SessionNotSeen(ValueError):
+    """A message of a session whose OPENs we never saw (we started after it came up).
+
+    Its UPDATEs cannot be decoded without the negotiated capabilities, and an
+    EoRR would sweep the routes those refused UPDATEs carried, so both are
+    refused; the feed resets the session (``neighbor``) so that it opens again.
+    """
+
+    def __init__(self, message: str, neighbor: str) -> None:
+        super().__init__(message)
+        self.neighbor = neighbor
+
+
 class RawLineError(ValueError):
     """A raw message line that cannot be used; the parser raises it as FeedError."""
 
@@ -104,8 +117,8 @@ class RawMessages:
                 return []
             caps = self._caps.get(peer)
             if caps is None:
-                raise RawLineError(
-                    f"malformed raw UPDATE from {peer}: no OPEN of the session was seen"
+                raise SessionNotSeen(
+                    f"malformed raw UPDATE from {peer}: no OPEN of the session was seen", peer
                 )
             try:
                 events = self.decoder.decode(peer, body, caps)
@@ -120,6 +133,11 @@ class RawMessages:
         if category == NOTIFICATION:
             return [_notification(peer, direction, body)]
         if category == ROUTE_REFRESH:
+            if direction == "receive" and peer not in self._caps:
+                raise SessionNotSeen(
+                    f"malformed raw ROUTE-REFRESH from {peer}: no OPEN of the session was seen",
+                    peer,
+                )
             return _refresh(peer, body)
         if category == KEEPALIVE or 0 < category < 256:
             return []

@@ -169,6 +169,34 @@ def test_a_respawned_relay_under_the_same_exabgp_triggers_a_resync(server: FeedS
         assert s.recv(100) == b"resync *\n"
 
 
+def test_raw_messages_of_a_session_opened_before_we_started_reset_it_once(
+    server: FeedServer,
+) -> None:
+    """An operator's ExaBGP whose session was up before the service started: its
+    UPDATEs cannot be decoded (no OPEN seen) and its EoRR would sweep what they
+    carried. Both are counted and refused, and the session is reset once."""
+    from bench.fuzz_raw import basic_attributes, packets_line, prefix, session_lines, update
+
+    body = update(attributes=basic_attributes([64496, 64511]), nlri=prefix("198.51.100.0/24"))
+    eorr = packets_line(bytes([0, 1, 2, 1]), category=5)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(server.socket_path)
+        s.settimeout(5)
+        s.sendall(control_line("hello", pid=4242, ppid=1, started=1.5, delivered=0))
+        s.sendall(packets_line(body) + b"\n")
+        assert s.recv(100) == f"reset {PEER}\n".encode()
+        s.sendall(packets_line(body) + b"\n" + eorr + b"\n")
+        wait_until(lambda: server.stats()["lines"] == 3, 5)
+        stats = server.stats()
+        assert stats["bad_lines"] == 3 and stats["session_resets_requested"] == 1
+        assert not list(server.rib.routes(PEER, V4))
+        # The session opens again: its UPDATEs are read.
+        s.sendall(b"\n".join([*session_lines(), packets_line(body)]) + b"\n")
+        wait_until(lambda: server.stats()["lines"] == 6, 5)
+    assert [m.prefix for m in server.rib.routes(PEER, V4)] == ["198.51.100.0/24"]
+    assert server.stats()["bad_lines"] == 3
+
+
 def sample_files(shared_data: Path) -> list[Path]:
     root = shared_data / "exabgp-samples"
     return sorted([*root.glob("*.jsonl"), *root.glob("decode/*.json")])
