@@ -399,6 +399,18 @@ def our_address(k: int, workers: int) -> str:
     return "127.0.0.1" if workers <= 1 else f"127.0.4.{k}"
 
 
+def worker_counts(values: str, routers: int) -> list[int]:
+    """The ``--workers`` values that differ for this many routers: more workers
+    than routers run as many workers as routers (``ribd.workers``), and one
+    running worker is the single ExaBGP, listening on ``listen_address`` only
+    (a router's own ``local_address`` would then be refused)."""
+    out: list[int] = []
+    for v in (int(x) for x in values.split(",")):
+        if min(v, routers) not in out:
+            out.append(min(v, routers))
+    return out
+
+
 def service_config(
     workdir: Path,
     load: Load,
@@ -715,7 +727,7 @@ def run(args: argparse.Namespace) -> list[Row]:
                 pm = run_pmacct(load, Path(d), args.timeout)
             log(f"vs-pmacct: pmacct {pm.seconds} s, CPU {pm.cpu} {pm.note}")
             for mode in args.api_mode.split(","):
-                for workers in [int(x) for x in args.workers.split(",")]:
+                for workers in worker_counts(args.workers, n):
                     with tempfile.TemporaryDirectory(prefix="vsus-", dir="/tmp") as d:
                         us = run_service(load, Path(d), args.timeout, mode, workers)
                     log(
