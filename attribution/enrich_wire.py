@@ -162,10 +162,19 @@ _SIDE_ALL = (*_SIDE_KEYS, "next_hop")
 _SIDE_NAMES = {side: tuple(f"{side}_{k}" for k in _SIDE_ALL) for side in ("src", "dst")}
 
 
+def _body(summary: dict) -> bytes:
+    """A route's answer fields as JSON members, each key ``"@@name"`` (no braces):
+    encoded once, then ``"@@`` becomes ``"src_`` or ``"dst_`` (no value of these
+    fields holds an ``@``: prefixes, AS numbers, communities, addresses)."""
+    return orjson.dumps({"@@" + k: summary[k] for k in _SIDE_ALL})[1:-1]
+
+
 def _side_json(side: str, summary: dict) -> bytes:
     """``"src_prefix":..,"src_as_path":..,...`` (no braces) of a route summary."""
-    values = [summary[k] for k in _SIDE_ALL]
-    return orjson.dumps(dict(zip(_SIDE_NAMES[side], values, strict=True)))[1:-1]
+    return _body(summary).replace(b'"@@', _KEY[side])
+
+
+_KEY = {"src": b'"src_', "dst": b'"dst_'}
 
 
 class RouteDictionary:
@@ -179,6 +188,8 @@ class RouteDictionary:
         self.routes: list[pb.Route] = []
         self._summaries: list[dict | None] = []
         self._paths: list[str | None] = []
+        self._bodies: list[bytes | None] = []
+        self.extra: dict[str, Any] = {}  # other writers' per-route caches (enrich_arrow)
         self._asns: dict[tuple, bytes] = {}
         self._pieces: dict[str, dict[int, bytes]] = {"src": {}, "dst": {}}
 
@@ -201,6 +212,7 @@ class RouteDictionary:
             self.routes.extend(cols.routes)
             self._summaries.extend([None] * n)
             self._paths.extend([None] * n)
+            self._bodies.extend([None] * n)
         return self
 
     def summary(self, k: int) -> dict:
@@ -230,15 +242,24 @@ class RouteDictionary:
 
     def pieces(self, side: str, ks: list[int]) -> list[bytes]:
         """side_json of routes ``ks``; the src side's ends with a comma (the dst
-        side follows it in a JSON answer)."""
+        side follows it in a JSON answer). A route's fields are encoded once for
+        both sides (:func:`_body`)."""
         table = self._pieces[side]
+        key = _KEY[side]
+        comma = b"," if side == "src" else b""
+        bodies = self._bodies
         out = []
         for k in ks:
             got = table.get(k)
             if got is None:
-                got = self.side_json(side, k) + (b"," if side == "src" else b"")
-                if k >= 0:
-                    table[k] = got
+                if k < 0:
+                    got = _side_json(side, _NO_ROUTE) + comma
+                else:
+                    body = bodies[k]
+                    if body is None:  # the summary itself is not kept: JSON needs it once
+                        summary = self._summaries[k] or route_summary_json(self.routes[k])
+                        body = bodies[k] = _body(summary)
+                    got = table[k] = body.replace(b'"@@', key) + comma
             out.append(got)
         return out
 

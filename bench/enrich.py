@@ -205,6 +205,78 @@ def service_rate(
     return len(lines) * repeat / wall
 
 
+def stages(target: str, lines: list[bytes], outputs: list[str], tmp: Path) -> list[tuple]:
+    """Client CPU per record for each stage, in process, one format's lines.
+
+    read/parse (lines -> FlowBatch), build request columns (pack_request), the
+    gRPC call (the packed requests on one ResolveStream, replies kept as
+    messages: the client's serialising and receiving), answer decode (route
+    dictionary + AnswerBatch.from_reply), then each output writer on the
+    answered batches (JSON lines and CSV to /dev/null, Parquet and chdb files),
+    each from answers decoded afresh: a route's output fields are made once per
+    stream, so each writer pays for every route as one run would.
+    """
+    from attribution.client import channel
+    from attribution.enrich import _StreamRoutes
+    from attribution.enrich_records import Counters, read_batches
+    from attribution.enrich_wire import AnswerBatch, pack_request
+    from attribution.v1 import attribution_pb2_grpc as pb_grpc
+
+    n = len(lines)
+    src = chunks(lines)
+    out: list[tuple] = []
+
+    def timed(name: str, fn):
+        t0 = time.process_time()
+        got = fn()
+        out.append((name, (time.process_time() - t0) / n * 1e6))
+        return got
+
+    batches = timed("read/parse", lambda: list(read_batches(iter(src), None, Counters(), 4096)))
+    packed = timed(
+        "build request columns", lambda: [pack_request(b, i) for i, b in enumerate(batches)]
+    )
+    with channel(target) as ch:
+        stub = pb_grpc.AttributionStub(ch)
+        replies = timed(
+            "gRPC call (one stream)",
+            lambda: list(stub.ResolveStream(iter([p[0] for p in packed]), timeout=300)),
+        )
+
+    def decode():
+        routes = _StreamRoutes()
+        return [
+            AnswerBatch.from_reply(len(b), bad, good, r, routes.on_reply(r))
+            for b, (_, bad, good), r in zip(batches, packed, replies, strict=True)
+        ]
+
+    timed("answer decode", decode)
+    for spec in outputs:
+        from attribution.enrich import OUTPUTS, SinkWriter
+
+        answers = decode()  # each writer from a fresh route dictionary, as one run
+
+        def write(spec=spec, answers=answers):
+            if spec in OUTPUTS:
+                with open(os.devnull, "wb") as sink:
+                    w = OUTPUTS[spec].make(sink)
+                    for b, a in zip(batches, answers, strict=True):
+                        w.write(b, a)
+                    w.close()
+                return
+            from attribution.sinks import open_sink
+
+            w = SinkWriter(open_sink(spec))
+            for b, a in zip(batches, answers, strict=True):
+                w.write(b, a)
+            w.close()
+
+        kind = spec.split(":")[0]
+        t_spec = spec.replace("TMP", str(tmp))
+        timed(f"write {kind}", lambda t_spec=t_spec: write(t_spec))
+    return out
+
+
 def end_to_end(target: str, path: Path, n: int, fmt: str = "json") -> tuple[float, float]:
     cmd = [sys.executable, "-m", "attribution.cli", "enrich", "--target", target]
     cmd += ["--progress", "0", "--output-format", fmt, str(path)]

@@ -34,7 +34,10 @@ class OutputError(ValueError):
 
 
 class Sink(Protocol):
+    batcher: Any  # attribution.sinks.table.ArrowBatcher
+
     def write_batch(self, batch: Sequence[Any], answers: Sequence[dict]) -> None: ...
+    def write_table(self, table: Any) -> None: ...
     def flush(self) -> None: ...
     def close(self) -> None: ...
 
@@ -217,10 +220,20 @@ class BufferedSink:
             raise failure
 
     def write_batch(self, batch: Sequence[Any], answers: Sequence[dict]) -> None:
-        self._raise_failure()
+        """Records (``flow``, ``fmt``) and their answer dicts."""
         if not batch:
+            self._raise_failure()
             return
-        table = self.batcher.table([r.flow for r in batch], answers, [r.fmt for r in batch])
+        self.write_table(
+            self.batcher.table([r.flow for r in batch], answers, [r.fmt for r in batch])
+        )
+
+    def write_table(self, table: Any) -> None:
+        """An Arrow table of :data:`attribution.sinks.table.SCHEMA` (enrich makes
+        it from its columns: attribution.enrich_arrow)."""
+        self._raise_failure()
+        if not table.num_rows:
+            return
         with self._lock:
             if not self._tables:
                 self._since = self.clock()

@@ -151,25 +151,8 @@ class ArrowBatcher:
         """
         if not n:
             return SCHEMA.empty_table()
-        fallback = int(self.now())
         a = _Columns(answer)
-        cols: dict[str, pa.Array] = {}
-        when = self._time
-        cols["time"] = pa.array(
-            [
-                int(v) if type(v) in _NUMBERS and MIN_TS <= v < MAX_TS else when(v, fallback)
-                for v in flow("time")
-            ],
-            pa.int64(),
-        ).cast(SCHEMA.field("time").type)
-        cols["input_format"] = _strings(formats)
-        cols["exporter"] = pa.array([self._exporter(v) for v in flow("exporter")], pa.string())
-        for name in _FLOW_FIELDS:
-            cols[name] = _strings(flow(name))
-        for name, hi in _FLOW_INTS:
-            cols[name] = _uint(flow(name), hi, pa.uint32())
-        for name, hi in _FLOW_BIG:
-            cols[name] = _uint(flow(name), hi, pa.uint64())
+        cols = self.flow_arrays(n, flow, formats)
         for name in _ANSWER_STRS:
             cols[name] = _strings(a[name])
         for name in _ASNS:
@@ -202,6 +185,45 @@ class ArrowBatcher:
                 cols[name] = pa.array(a[name], pa.bool_()).fill_null(False)
             except _ARROW_REFUSED:
                 cols[name] = pa.array([bool(v) for v in a[name]], pa.bool_())
+        return pa.Table.from_arrays([cols[n] for n in NAMES], schema=SCHEMA)
+
+    def flow_arrays(
+        self, n: int, flow: Callable[[str], Sequence[Any]], formats: Sequence[str]
+    ) -> dict[str, pa.Array]:
+        """The flow columns of :data:`SCHEMA` (time, input_format, exporter, ...)."""
+        fallback = int(self.now())
+        cols: dict[str, pa.Array] = {}
+        when = self._time
+        cols["time"] = pa.array(
+            [
+                int(v) if type(v) in _NUMBERS and MIN_TS <= v < MAX_TS else when(v, fallback)
+                for v in flow("time")
+            ],
+            pa.int64(),
+        ).cast(SCHEMA.field("time").type)
+        cols["input_format"] = _strings(formats)
+        cols["exporter"] = pa.array([self._exporter(v) for v in flow("exporter")], pa.string())
+        for name in _FLOW_FIELDS:
+            cols[name] = _strings(flow(name))
+        for name, hi in _FLOW_INTS:
+            cols[name] = _uint(flow(name), hi, pa.uint32())
+        for name, hi in _FLOW_BIG:
+            cols[name] = _uint(flow(name), hi, pa.uint64())
+        return cols
+
+    def from_arrays(
+        self,
+        n: int,
+        flow: Callable[[str], Sequence[Any]],
+        formats: Sequence[str],
+        answers: dict[str, pa.Array],
+    ) -> pa.Table:
+        """As :meth:`from_columns`, the answer columns already Arrow arrays of
+        :data:`SCHEMA`'s types (attribution.enrich_arrow.answer_arrays)."""
+        if not n:
+            return SCHEMA.empty_table()
+        cols = self.flow_arrays(n, flow, formats)
+        cols.update(answers)
         return pa.Table.from_arrays([cols[n] for n in NAMES], schema=SCHEMA)
 
 

@@ -1,0 +1,135 @@
+"""`attribution enrich`'s answers as Arrow columns, straight from the packed records.
+
+The stores (:mod:`attribution.sinks`: Parquet, ClickHouse) take Arrow tables.
+Going through one answer dict per record cost more than everything else in
+the run; here every column is made from the numpy columns of
+:class:`attribution.enrich_wire.AnswerBatch` in C: AS numbers and flags as
+they are, names (routers, provenances, overrides) by ``take`` from their small
+dictionaries, and a route's fields (prefix, AS path, communities, the AS
+behind the neighbor) built once for each distinct route of the batch and
+spread by ``take``. The values are those of the answer dicts, column by
+column (tests/attribution/test_enrich_stores.py compares whole tables).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from attribution.answers import FLAG_NAMES, PROVENANCE_NAMES
+from attribution.enrich_wire import AnswerBatch, RouteDictionary
+from attribution.reports.records import via_as
+from attribution.v1 import attribution_pb2 as pb
+
+_PROVENANCE = pa.array([PROVENANCE_NAMES.get(i, "none") for i in range(256)], pa.string())
+_PATH = pa.list_(pa.uint32())
+_STRS = pa.list_(pa.string())
+_DST_ONLY = ("communities", "large_communities", "local_pref", "med", "next_hop")
+
+
+def _names(names: list[str], index: np.ndarray) -> pa.Array:
+    """``names[index]``, null where index < 0."""
+    if not names:
+        return pa.nulls(len(index), pa.string())
+    idx = pa.array(index, pa.int32(), mask=index < 0)
+    return pa.array(names, pa.string()).take(idx)
+
+
+_SETS = (pb.AsPathSegment.AS_SET, pb.AsPathSegment.AS_CONFED_SET)
+_NO_ROUTE = (None, [], -1, [], [], None, None, None)
+
+
+def _route_row(r: pb.Route) -> tuple:
+    """(prefix, AS path flat, via AS or -1, communities, large communities,
+    local pref, MED, next hop) of a route, as the answer dicts show them."""
+    path: list = []
+    flat: list[int] = []
+    for seg in r.as_path:
+        asns = list(seg.asns)
+        flat.extend(asns)
+        if seg.type in _SETS:
+            path.append(asns)
+        else:
+            path.extend(asns)
+    return (
+        r.prefix,
+        flat,
+        via_as(path, -1),
+        list(r.communities),
+        list(r.large_communities),
+        r.local_pref if r.has_local_pref else None,
+        r.med if r.has_med else None,
+        r.next_hop or None,
+    )
+
+
+def _rows(routes: RouteDictionary, ks: list[int]) -> list[tuple]:
+    """Each route's row, made once per stream (kept beside the dictionary)."""
+    cache = routes.extra.setdefault("arrow", {})
+    out = []
+    for k in ks:
+        row = cache.get(k)
+        if row is None:
+            row = _NO_ROUTE if k < 0 else _route_row(routes.routes[k])
+            cache[k] = row
+        out.append(row)
+    return out
+
+
+def _route_columns(routes: RouteDictionary, route: np.ndarray, dst: bool) -> dict[str, Any]:
+    """The route fields of one side, per record: each distinct route's made once."""
+    ks, inverse = np.unique(route, return_inverse=True)
+    cols = list(zip(*_rows(routes, ks.tolist()), strict=True))
+    take = pa.array(inverse.astype(np.int32, copy=False))
+    out: dict[str, Any] = {
+        "prefix": pa.array(cols[0], pa.string()).take(take),
+        "as_path": pa.array(cols[1], _PATH).take(take),
+        "via": np.asarray(cols[2], dtype=np.int64)[inverse],
+    }
+    if dst:
+        out["communities"] = pa.array(cols[3], _STRS).take(take)
+        out["large_communities"] = pa.array(cols[4], _STRS).take(take)
+        out["local_pref"] = pa.array(cols[5], pa.uint32()).take(take)
+        out["med"] = pa.array(cols[6], pa.uint32()).take(take)
+        out["next_hop"] = pa.array(cols[7], pa.string()).take(take)
+    return out
+
+
+def answer_arrays(answers: AnswerBatch) -> dict[str, pa.Array]:
+    """Every answer column of :data:`attribution.sinks.table.SCHEMA`, by name."""
+    rec = answers.records
+    n = len(rec)
+    cols: dict[str, pa.Array] = {
+        "router": _names(answers.routers, rec["router"]),
+        "override": _names(answers.overrides, rec["override"]),
+    }
+    for name in ("src_origin_as", "src_peer_as", "dst_origin_as", "dst_peer_as"):
+        cols[name] = pa.array(rec[name], pa.uint32())
+    prov = rec["provenance"]
+    for k, name in enumerate(("src_origin", "src_peer", "dst_origin", "dst_peer")):
+        cols[f"{name}_provenance"] = _PROVENANCE.take(pa.array(prov[:, k]))
+    for side in ("src", "dst"):
+        got = _route_columns(answers.routes, rec[f"{side}_route"], side == "dst")
+        cols[f"{side}_prefix"] = got["prefix"]
+        cols[f"{side}_as_path"] = got["as_path"]
+        via = got["via"]
+        origin = rec[f"{side}_origin_as"]
+        cols[f"{side}_via_as"] = pa.array(np.where(via < 0, origin, via).astype(np.uint32))
+        if side == "dst":
+            for name in _DST_ONLY:
+                cols[f"dst_{name}"] = got[name]
+    flags = rec["flags"]
+    for bit, name in FLAG_NAMES.items():
+        cols[name] = pa.array((flags & bit) != 0)
+    code: list[str | None] = [None] * n
+    message: list[str | None] = [None] * n
+    for i, (c, m) in answers.errors.items():
+        code[i], message[i] = c, m
+    cols["error_code"] = pa.array(code, pa.string())
+    cols["error"] = pa.array(message, pa.string())
+    return cols
+
+
+__all__ = ["answer_arrays"]
