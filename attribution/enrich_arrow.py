@@ -19,7 +19,8 @@ import numpy as np
 import pyarrow as pa
 
 from attribution.answers import FLAG_NAMES, PROVENANCE_NAMES
-from attribution.enrich_wire import AnswerBatch, RouteDictionary
+from attribution.enrich_records import FlowBatch
+from attribution.enrich_wire import AnswerBatch, RouteDictionary, csv_path
 from attribution.reports.records import via_as
 from attribution.v1 import attribution_pb2 as pb
 
@@ -38,12 +39,13 @@ def _names(names: list[str], index: np.ndarray) -> pa.Array:
 
 
 _SETS = (pb.AsPathSegment.AS_SET, pb.AsPathSegment.AS_CONFED_SET)
-_NO_ROUTE = (None, [], -1, [], [], None, None, None)
+_NO_ROUTE = (None, [], -1, [], [], None, None, None, [])
 
 
 def _route_row(r: pb.Route) -> tuple:
     """(prefix, AS path flat, via AS or -1, communities, large communities,
-    local pref, MED, next hop) of a route, as the answer dicts show them."""
+    local pref, MED, next hop, AS path as flow JSON shows it) of a route, as
+    the answer dicts show them."""
     path: list = []
     flat: list[int] = []
     for seg in r.as_path:
@@ -62,6 +64,7 @@ def _route_row(r: pb.Route) -> tuple:
         r.local_pref if r.has_local_pref else None,
         r.med if r.has_med else None,
         r.next_hop or None,
+        path,
     )
 
 
@@ -78,14 +81,20 @@ def _rows(routes: RouteDictionary, ks: list[int]) -> list[tuple]:
     return out
 
 
-def _route_columns(routes: RouteDictionary, route: np.ndarray, dst: bool) -> dict[str, Any]:
-    """The route fields of one side, per record: each distinct route's made once."""
+def _route_columns(
+    routes: RouteDictionary, route: np.ndarray, dst: bool, text: bool = False
+) -> dict[str, Any]:
+    """The route fields of one side, per record: each distinct route's made once.
+    ``text``: the AS path as CSV shows it (``65001 {65002,65003}``), not a list."""
     ks, inverse = np.unique(route, return_inverse=True)
     cols = list(zip(*_rows(routes, ks.tolist()), strict=True))
     take = pa.array(inverse.astype(np.int32, copy=False))
+    path = (
+        pa.array([csv_path(p) for p in cols[8]], pa.string()) if text else pa.array(cols[1], _PATH)
+    )
     out: dict[str, Any] = {
         "prefix": pa.array(cols[0], pa.string()).take(take),
-        "as_path": pa.array(cols[1], _PATH).take(take),
+        "as_path": path.take(take),
         "via": np.asarray(cols[2], dtype=np.int64)[inverse],
     }
     if dst:
@@ -97,8 +106,9 @@ def _route_columns(routes: RouteDictionary, route: np.ndarray, dst: bool) -> dic
     return out
 
 
-def answer_arrays(answers: AnswerBatch) -> dict[str, pa.Array]:
-    """Every answer column of :data:`attribution.sinks.table.SCHEMA`, by name."""
+def answer_arrays(answers: AnswerBatch, path_text: bool = False) -> dict[str, pa.Array]:
+    """Every answer column of :data:`attribution.sinks.table.SCHEMA`, by name
+    (``path_text``: the AS paths as CSV text)."""
     rec = answers.records
     n = len(rec)
     cols: dict[str, pa.Array] = {
@@ -111,7 +121,7 @@ def answer_arrays(answers: AnswerBatch) -> dict[str, pa.Array]:
     for k, name in enumerate(("src_origin", "src_peer", "dst_origin", "dst_peer")):
         cols[f"{name}_provenance"] = _PROVENANCE.take(pa.array(prov[:, k]))
     for side in ("src", "dst"):
-        got = _route_columns(answers.routes, rec[f"{side}_route"], side == "dst")
+        got = _route_columns(answers.routes, rec[f"{side}_route"], side == "dst", path_text)
         cols[f"{side}_prefix"] = got["prefix"]
         cols[f"{side}_as_path"] = got["as_path"]
         via = got["via"]
@@ -132,4 +142,32 @@ def answer_arrays(answers: AnswerBatch) -> dict[str, pa.Array]:
     return cols
 
 
-__all__ = ["answer_arrays"]
+# --------------------------------------------------------------------------- CSV
+
+_CSV_TYPES = (pa.int64(), pa.uint64(), pa.float64(), pa.string(), pa.null())
+
+
+def _csv_flow(values: list, cell: Any) -> pa.Array:
+    """A flow column as its values are (numbers bare, text quoted); a column Arrow
+    cannot type as one of those (mixed types, lists, booleans) as ``cell`` text."""
+    try:
+        arr = pa.array(values)
+        if arr.type in _CSV_TYPES:
+            return arr
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError):
+        pass
+    return pa.array([None if v is None else str(cell(v)) for v in values], pa.string())
+
+
+def csv_table(
+    flows: FlowBatch, answers: AnswerBatch, flow_columns: tuple, answer_columns: tuple, cell: Any
+) -> pa.Table:
+    """The CSV writer's columns as one Arrow table (pyarrow.csv writes it in C)."""
+    arrays = [pa.array(flows.formats, pa.string())]
+    arrays.extend(_csv_flow(flows.column(name), cell) for name in flow_columns)
+    got = answer_arrays(answers, path_text=True)
+    arrays.extend(got[name] for name in answer_columns)
+    return pa.Table.from_arrays(arrays, names=["input_format", *flow_columns, *answer_columns])
+
+
+__all__ = ["answer_arrays", "csv_table"]

@@ -101,14 +101,43 @@ def _cell(value: Any) -> Any:
 
 
 class CsvWriter:
-    """:data:`CSV_COLUMNS`: the input format, the flow fields as mapped, the answer fields."""
+    """:data:`CSV_COLUMNS`: the input format, the flow fields as mapped, the answer fields.
 
-    def __init__(self, out: IO[bytes]) -> None:
-        self.text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
-        self.csv = csv.writer(self.text, lineterminator="\n")
-        self.csv.writerow(CSV_COLUMNS)
+    With pyarrow installed (the ``parquet``/``clickhouse`` extras) the columns
+    go to Arrow and ``pyarrow.csv`` writes them in C (text values quoted,
+    numbers and booleans bare); without it, Python's csv module writes the same
+    values row by row (quoted only where needed), about 3x slower.
+    """
+
+    def __init__(self, out: IO[bytes], arrow: bool | None = None) -> None:
+        self.out = out
+        if arrow is None:
+            try:
+                import pyarrow.csv  # noqa: F401
+            except ImportError:
+                arrow = False
+            else:
+                arrow = True
+        self.arrow = arrow
+        out.write(",".join(CSV_COLUMNS).encode() + b"\n")
+        if arrow:
+            import pyarrow.csv as pacsv
+
+            self.options = pacsv.WriteOptions(include_header=False)
+            self.write_csv = pacsv.write_csv
+        else:
+            self.text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
+            self.csv = csv.writer(self.text, lineterminator="\n")
+        out.flush()
 
     def write(self, flows: FlowBatch, answers: AnswerBatch) -> None:
+        if self.arrow:
+            from attribution.enrich_arrow import csv_table
+
+            table = csv_table(flows, answers, CSV_FLOW_COLUMNS, CSV_ANSWER_COLUMNS, _cell)
+            self.write_csv(table, self.out, self.options)
+            self.out.flush()
+            return
         columns: list[list] = [flows.formats]
         for name in CSV_FLOW_COLUMNS:
             col = flows.column(name)
@@ -128,7 +157,7 @@ class CsvWriter:
         self.text.flush()
 
     def close(self) -> None:
-        self.text.flush()
+        self.out.flush()
 
 
 class Record(NamedTuple):

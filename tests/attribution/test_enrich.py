@@ -404,3 +404,40 @@ def test_the_reports_read_goflow2_and_nfdump_json_with_the_same_mappings():
     ]
     assert errors == ["ip4_router/ip6_router: missing (the exporter's address)"]
     assert parse("nfdump-log.jsonl")[0] == "nfdump-json"
+
+
+def test_csv_through_pyarrow_and_through_the_csv_module_hold_the_same_values(server):
+    """CSV is written by pyarrow.csv when pyarrow is installed, else by Python's
+    csv module: the same cells either way (Arrow quotes text and writes an
+    integral float without '.0': the values are compared, not the quoting)."""
+    from attribution.enrich_records import Counters, read_batches
+    from attribution.enrich_sources import read_fd
+    from attribution.enrich_writers import CsvWriter
+
+    files = ["goflow2.jsonl", "pmacct.jsonl", "nfdump.json", "nfdump-log.jsonl", "native.jsonl"]
+    chunks = []
+    for name in files:
+        with open(DATA / name, "rb") as f:
+            chunks.extend(c for c in read_fd(f.fileno(), name) if c is not None)
+    answered = list(resolve_batches(server.target, read_batches(iter(chunks), None, Counters(), 3)))
+    outs = []
+    for arrow in (True, False):
+        buf = io.BytesIO()
+        w = CsvWriter(buf, arrow=arrow)
+        for batch, answers in answered:
+            w.write(batch, answers)
+        w.close()
+        outs.append(list(csv.reader(io.StringIO(buf.getvalue().decode()))))
+
+    def value(cell: str):
+        try:
+            return float(cell)
+        except ValueError:
+            return cell
+
+    by_arrow, by_module = outs
+    assert by_arrow[0] == by_module[0] == list(CSV_COLUMNS)
+    assert len(by_arrow) == len(by_module) == 1 + 12
+    for a, m in zip(by_arrow[1:], by_module[1:], strict=True):
+        assert [value(c) for c in a] == [value(c) for c in m]
+    assert by_arrow[1][CSV_COLUMNS.index("dst_as_path")] == "65004 65004 65004 65005 65005"
