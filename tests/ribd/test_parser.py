@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ribd import parser as parser_module
+from ribd import json_typed
 from ribd.attributes import AS_CONFED_SEQUENCE, AS_CONFED_SET, AS_SEQUENCE, AS_SET
 from ribd.events import (
     EndOfRib,
@@ -289,8 +289,8 @@ def hostile_variants(line: bytes) -> list[bytes]:
 
 def typed_and_generic(parser, line):
     try:
-        msg = parser_module._decode_update(line)
-    except parser_module._NOT_TYPED:
+        msg = json_typed.decode_update(line)
+    except json_typed.NOT_TYPED:
         return None, None
     typed = parser._typed_update(msg)
     try:
