@@ -21,6 +21,7 @@ import dataclasses
 import os
 import signal
 import subprocess
+import threading
 import time
 
 from bench.common import cpu_seconds, log
@@ -47,6 +48,19 @@ VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
 }
 
 
+def thread_cpu() -> dict[str, float]:
+    """CPU-seconds of this process's live threads by thread name (feed reader, maintenance...)."""
+    out: dict[str, float] = {}
+    for t in threading.enumerate():
+        try:
+            cpu = cpu_seconds(f"self/task/{t.native_id}")
+        except OSError:
+            continue
+        name = t.name.split("-")[0] if t.name.startswith("Thread-") else t.name
+        out[name] = out.get(name, 0.0) + cpu
+    return out
+
+
 def one_run(name: str, messages: list[bytes], profile: str = "") -> dict:
     from ribd.exabgp import ExabgpSupervisor
     from ribd.settings import NeighborSettings
@@ -68,16 +82,20 @@ def one_run(name: str, messages: list[bytes], profile: str = "") -> dict:
         relays = _children(exabgp)
         cpu0 = {"exabgp": cpu_seconds(exabgp), "service": time.process_time()}
         cpu0["relay"] = sum(cpu_seconds(p) for p in relays)
-        spy = None
-        if profile:  # py-spy samples ExaBGP for the whole load (folded stacks)
-            spy = subprocess.Popen(
-                [
-                    *("py-spy", "record", "--pid", str(exabgp), "-r", "200", "-f", "raw"),
-                    *("-o", os.path.join(profile, f"exabgp-{name}.txt")),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+        threads0 = thread_cpu()
+        spies = []
+        if profile:  # py-spy samples ExaBGP and this process (the service side), folded stacks
+            for who, pid, rate in (("exabgp", exabgp, "200"), ("service", os.getpid(), "100")):
+                spies.append(
+                    subprocess.Popen(
+                        [
+                            *("py-spy", "record", "--pid", str(pid), "-r", rate, "-f", "raw"),
+                            *("-o", os.path.join(profile, f"{who}-{name}.txt")),
+                        ],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
+                )
             time.sleep(1.0)
         t0 = time.monotonic()
         sock.sendall(b"".join(messages) + END_OF_RIB)
@@ -99,7 +117,7 @@ def one_run(name: str, messages: list[bytes], profile: str = "") -> dict:
                 last = now
         else:
             wait_until(loaded, 900, interval=0.05)
-        if spy is not None:
+        for spy in spies:
             spy.send_signal(signal.SIGINT)
             spy.wait(60)
         out = {
@@ -110,6 +128,12 @@ def one_run(name: str, messages: list[bytes], profile: str = "") -> dict:
             "wall": round(time.monotonic() - t0, 1),
             "prefixes": fs.prefixes if fs else 0,
             "bad_lines": tb.feed.stats()["bad_lines"],
+        }
+        threads = thread_cpu()
+        out["service_threads"] = {
+            k: round(v - threads0.get(k, 0.0), 2)
+            for k, v in sorted(threads.items(), key=lambda kv: -kv[1])
+            if v - threads0.get(k, 0.0) >= 0.01
         }
         out["ours_over_exabgp"] = round(
             (out["relay_cpu"] + out["service_cpu"]) / max(out["exabgp_cpu"], 1e-9), 3
@@ -124,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--repeat", type=int, default=1)
-    p.add_argument("--profile", default="", help="directory for py-spy profiles of ExaBGP")
+    p.add_argument("--profile", default="", help="directory for py-spy profiles of ExaBGP and the service side")
     p.add_argument("--limit", type=int, default=0, help="only the table's first N UPDATEs")
     p.add_argument("--every", type=int, default=1, help="only every Nth UPDATE (a sample)")
     args = p.parse_args(argv)

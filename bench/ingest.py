@@ -1,5 +1,12 @@
 """Ingest: ExaBGP JSON lines -> parser -> Rib, in one process, on the real full table.
 
+``--raw`` does the same with the lines of ExaBGP's ``packets`` API (``api_mode =
+"raw"``): the table's UPDATEs byte for byte from the MRT file, each as the
+hex line ExaBGP writes, after the two OPENs of the session; ``--routers N``
+interleaves N routers' tables (router k with its own NEXT_HOP values, as
+``bench.vs_pmacct`` sends them), one line of each in turn as concurrent
+sessions deliver them.
+
 Lines are read into memory first; only parsing and applying are timed. The
 garbage collector is set up as the service sets it up (``tune_gc``: freeze,
 then thresholds 100k/50/1000) unless ``--default-gc`` asks for CPython's
@@ -46,6 +53,23 @@ TARGET = 300_000  # prefixes/s (the issue: >= 3x ExaBGP's best emit rate)
 EXABGP_BEST = 117_000  # prefixes/s, ExaBGP 5.0.15 with 100 prefixes per UPDATE
 _NLRI = re.compile(rb'"nlri":"([^"]+)"')
 _PEER = re.compile(rb'"peer":"[^"]*"')
+
+
+def raw_lines(routers: int = 1) -> tuple[list[bytes], list[str]]:
+    """The real table as ``packets`` API lines, ``routers`` sessions interleaved;
+    and the neighbor of each session (router 1 is FULL_TABLE_PEER)."""
+    from bench.bgpsend import mrt_updates, with_next_hops
+    from bench.fuzz_raw import packets_line, session_lines
+
+    table = mrt_updates().updates
+    peers = [FULL_TABLE_PEER] + [f"127.0.0.{k + 1}" for k in range(1, routers)]
+    per = [table] + [with_next_hops(table, k) for k in range(2, routers + 1)]
+    lines = [line for peer in peers for line in session_lines(peer)]
+    for group in zip(*per, strict=True):
+        for peer, msg in zip(peers, group, strict=True):
+            lines.append(packets_line(msg[19:], peer=peer, time_=1.0))
+    lines.extend(packets_line(b"\0\0\0\0", peer=peer) for peer in peers)  # End-of-RIB
+    return lines, peers
 
 
 def prefix_ops(lines: list[bytes]) -> list[str]:
@@ -151,6 +175,10 @@ def run(args: argparse.Namespace) -> list[Row]:
     lines = read_lines(FULL_TABLE)
     ops = prefix_ops(lines)
     n = len(ops)
+    routers = [FULL_TABLE_PEER]
+    if args.raw:
+        lines, routers = raw_lines(args.routers)
+        n *= len(routers)
     if args.default_gc:
         gc_label = "CPython default GC"
     else:
@@ -166,15 +194,16 @@ def run(args: argparse.Namespace) -> list[Row]:
     for _ in range(repeats + 1):  # best of several: the box is shared
         t, rib = time_ingest(lines)
         times.append(t)
-        got = rib.routers[FULL_TABLE_PEER].families[V4].prefixes
+        got = [rib.routers[r].families[V4].prefixes for r in routers]
         del rib
     best = min(times)
-    check = (
-        "" if got == FULL_TABLE_PREFIXES else f"RIB has {got} prefixes, not {FULL_TABLE_PREFIXES}"
-    )
+    want = [FULL_TABLE_PREFIXES] * len(routers)
+    check = "" if got == want else f"RIB has {got} prefixes, not {want}"
     rate = n / best
     rows: list[Row] = []
     suffix = "" if not args.default_gc else " (CPython default GC)"
+    if args.raw:
+        suffix += f", packets lines, {len(routers)} router(s)"
     rows.append(
         Row(
             "ingest",
@@ -196,7 +225,7 @@ def run(args: argparse.Namespace) -> list[Row]:
     rows.append(
         Row(
             "ingest",
-            "  of which parse (ExabgpParser)",
+            "  of which parse (ExabgpParser)" + (" raw" if args.raw else ""),
             n / t_parse,
             "prefixes/s",
             n / t_json,
@@ -222,6 +251,8 @@ def run(args: argparse.Namespace) -> list[Row]:
 def extra_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--default-gc", action="store_true", help="keep CPython's GC settings")
     p.add_argument("--churn", action="store_true", help="RIS churn onto the loaded table instead")
+    p.add_argument("--raw", action="store_true", help="ExaBGP packets lines (api_mode raw)")
+    p.add_argument("--routers", type=int, default=1, help="with --raw: routers interleaved")
 
 
 if __name__ == "__main__":
