@@ -148,7 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--repeat", type=int, default=1)
-    p.add_argument("--profile", default="", help="directory for py-spy profiles of ExaBGP and the service side")
+    p.add_argument(
+        "--profile", default="", help="directory for py-spy profiles of ExaBGP and the service"
+    )
     p.add_argument("--limit", type=int, default=0, help="only the table's first N UPDATEs")
     p.add_argument("--every", type=int, default=1, help="only every Nth UPDATE (a sample)")
     args = p.parse_args(argv)

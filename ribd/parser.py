@@ -141,13 +141,17 @@ class ExabgpParser:
             msg = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
             raise FeedError(f"not JSON ({exc})") from None
-        if type(msg) is not dict or too_deep(msg):
+        if type(msg) is not dict:
             return self._parse_generic(line)  # says what is wrong with it
         try:
+            # RawMessages reads a few named keys, type-checked, and never recurses:
+            # the nesting check (a walk of the whole object) is for failed lines only.
             return self.raw.events(msg)
         except SessionNotSeen as exc:
             raise UnseenSession(str(exc), exc.neighbor) from None
         except RawLineError as exc:
+            if too_deep(msg):
+                return self._parse_generic(line)  # "nested deeper than ..."
             raise FeedError(str(exc)) from None
 
     def _typed_update(self, msg: UpdateLine) -> list[Event] | None:

@@ -81,6 +81,20 @@ class RawMessages:
 
     def events(self, msg: dict) -> list[Event]:
         """The events of one decoded packets line (``msg``: its JSON object)."""
+        try:  # the well-formed line, in one go; anything else is checked step by step
+            neighbor = msg["neighbor"]
+            message = neighbor["message"]
+            peer = canonical_address(neighbor["address"]["peer"])
+            category, text = message["category"], message["body"]
+        except (KeyError, TypeError, IndexError):
+            peer = None
+        if peer is None or type(category) is not int or type(text) is not str:
+            peer, neighbor, category, text = self._checked(msg)
+        return self._events(msg, peer, neighbor, category, text)
+
+    @staticmethod
+    def _checked(msg: dict) -> tuple[str, dict, int, str]:
+        """(peer, neighbor object, category, body) of a line, or RawLineError saying why not."""
         neighbor = msg.get("neighbor")
         if type(neighbor) is not dict:
             raise RawLineError("no neighbor object")
@@ -101,6 +115,11 @@ class RawMessages:
             raise RawLineError(
                 f"malformed raw message: category {show(category)}, body {show(text)}"
             )
+        return peer, neighbor, category, text
+
+    def _events(
+        self, msg: dict, peer: str, neighbor: dict, category: int, text: str
+    ) -> list[Event]:
         if len(text) > MAX_BODY_HEX:
             raise RawLineError(
                 f"malformed raw message: body of {len(text)} hex digits exceeds {MAX_BODY_HEX}"

@@ -179,12 +179,6 @@ def _extended(value: bytes) -> str:
     return "0x" + value.hex().upper()
 
 
-def _u32_of(code: int, value: bytes, name: str) -> int:
-    if len(value) != 4:
-        raise _Malformed(code, f"{name} of {len(value)} octets (4 expected)")
-    return _from_bytes(value, "big")
-
-
 class UpdateDecoder:
     """Decodes one session's UPDATE bodies into events, interning attribute sets.
 
@@ -207,11 +201,11 @@ class UpdateDecoder:
             raise UpdateError(f"UPDATE of {end} octets exceeds {MAX_UPDATE_BYTES}")
         if end < 4:
             raise UpdateError(f"UPDATE of {end} octets is shorter than its two length fields")
-        withdrawn_len = _from_bytes(body[0:2], "big")
+        withdrawn_len = (body[0] << 8) | body[1]
         attr_at = 2 + withdrawn_len
         if attr_at + 2 > end:
             raise UpdateError(f"withdrawn routes length {withdrawn_len} runs past the UPDATE")
-        attr_len = _from_bytes(body[attr_at : attr_at + 2], "big")
+        attr_len = (body[attr_at] << 8) | body[attr_at + 1]
         nlri_at = attr_at + 2 + attr_len
         if nlri_at > end:
             raise UpdateError(f"path attribute length {attr_len} runs past the UPDATE")
@@ -289,15 +283,16 @@ class UpdateDecoder:
     def _fields(raw: dict, caps: SessionCaps) -> tuple:
         """The attribute row without its next hop; raises _Malformed (treat-as-withdraw)."""
         size = 4 if caps.asn4 else 2
-        if ORIGIN not in raw:
+        get = raw.get
+        value = get(ORIGIN)
+        if value is None:
             raise _Malformed(ORIGIN, "no ORIGIN")
-        if AS_PATH not in raw:
-            raise _Malformed(AS_PATH, "no AS_PATH")
-        value = raw[ORIGIN]
         if len(value) != 1 or value[0] > 2:
             raise _Malformed(ORIGIN, f"ORIGIN {value.hex() or 'empty'} is not 0, 1 or 2")
         origin = _ORIGINS[value[0]]
-        value = raw[AS_PATH]
+        value = get(AS_PATH)
+        if value is None:
+            raise _Malformed(AS_PATH, "no AS_PATH")
         paths = _PATHS4 if size == 4 else _PATHS2
         as_path = paths.get(value)
         if as_path is None:
@@ -306,10 +301,9 @@ class UpdateDecoder:
                 paths.clear()
             paths[value] = as_path
         aggregator = ""
-        if AGGREGATOR in raw:
-            value = raw[AGGREGATOR]
-            if len(value) == size + 4:
-                aggregator = f"{_from_bytes(value[:size], 'big')}:{_ntoa(value[size:])}"
+        value = get(AGGREGATOR)
+        if value is not None and len(value) == size + 4:
+            aggregator = f"{_from_bytes(value[:size], 'big')}:{_ntoa(value[size:])}"
         if not caps.asn4:
             as4 = raw.get(AS4_AGGREGATOR)
             if as4 is not None and aggregator and len(as4) == 8:
@@ -325,13 +319,19 @@ class UpdateDecoder:
                     as4_path = None  # attribute discard
                 if as4_path:
                     as_path = merge_as4_path(as_path, as4_path)
-        local_pref = (
-            _u32_of(LOCAL_PREF, raw[LOCAL_PREF], "LOCAL_PREF") if LOCAL_PREF in raw else None
-        )
-        med = _u32_of(MED, raw[MED], "MULTI_EXIT_DISC") if MED in raw else None
+        local_pref = get(LOCAL_PREF)
+        if local_pref is not None:
+            if len(local_pref) != 4:
+                raise _Malformed(LOCAL_PREF, f"LOCAL_PREF of {len(local_pref)} octets (4 expected)")
+            local_pref = _from_bytes(local_pref, "big")
+        med = get(MED)
+        if med is not None:
+            if len(med) != 4:
+                raise _Malformed(MED, f"MULTI_EXIT_DISC of {len(med)} octets (4 expected)")
+            med = _from_bytes(med, "big")
         communities: tuple = ()
-        if COMMUNITIES in raw:
-            value = raw[COMMUNITIES]
+        value = get(COMMUNITIES)
+        if value is not None:
             if not value or len(value) % 4:
                 raise _Malformed(
                     COMMUNITIES, f"COMMUNITIES of {len(value)} octets (a multiple of 4 expected)"
@@ -343,8 +343,8 @@ class UpdateDecoder:
                     _COMMUNITIES.clear()
                 _COMMUNITIES[value] = communities
         large: tuple = ()
-        if LARGE_COMMUNITIES in raw:
-            value = raw[LARGE_COMMUNITIES]
+        value = get(LARGE_COMMUNITIES)
+        if value is not None:
             if not value or len(value) % 12:
                 raise _Malformed(
                     LARGE_COMMUNITIES,
@@ -353,8 +353,8 @@ class UpdateDecoder:
             flat = _asns(value, len(value) // 4, 4)
             large = tuple(sorted(set(zip(flat[0::3], flat[1::3], flat[2::3], strict=True))))
         extended: tuple = ()
-        if EXTENDED_COMMUNITIES in raw:
-            value = raw[EXTENDED_COMMUNITIES]
+        value = get(EXTENDED_COMMUNITIES)
+        if value is not None:
             if not value or len(value) % 8:
                 raise _Malformed(
                     EXTENDED_COMMUNITIES,
@@ -362,16 +362,16 @@ class UpdateDecoder:
                 )
             extended = tuple(_extended(value[i : i + 8]) for i in range(0, len(value), 8))
         originator = ""
-        if ORIGINATOR_ID in raw:
-            value = raw[ORIGINATOR_ID]
+        value = get(ORIGINATOR_ID)
+        if value is not None:
             if len(value) != 4:
                 raise _Malformed(
                     ORIGINATOR_ID, f"ORIGINATOR_ID of {len(value)} octets (4 expected)"
                 )
             originator = _ntoa(value)
         cluster: tuple = ()
-        if CLUSTER_LIST in raw:
-            value = raw[CLUSTER_LIST]
+        value = get(CLUSTER_LIST)
+        if value is not None:
             if not value or len(value) % 4:
                 raise _Malformed(
                     CLUSTER_LIST, f"CLUSTER_LIST of {len(value)} octets (a multiple of 4 expected)"
@@ -382,7 +382,7 @@ class UpdateDecoder:
                 if len(_CLUSTERS) >= MEMO_SIZE:
                     _CLUSTERS.clear()
                 _CLUSTERS[value] = cluster
-        atomic = ATOMIC_AGGREGATE in raw and not raw[ATOMIC_AGGREGATE]
+        atomic = get(ATOMIC_AGGREGATE) == b""
         return (
             as_path,
             origin,

@@ -214,12 +214,6 @@ class Rib(SessionHandling, Maintenance, Reads):
         # a prefix the arrays hold is never in the delta.
         # (Few prefixes: one scalar find each; numpy's call overhead is ~10 us.)
         prefixes = ev.prefixes
-        if not len(store.keys):
-            found: object = repeat(-1)
-        elif len(prefixes) >= 8:
-            found = store.find_many(prefixes)
-        else:
-            found = map(store.find, prefixes)
         values = store.values
         intern = table._entries.setdefault
         log_change = table.changes.append
@@ -228,8 +222,30 @@ class Rib(SessionHandling, Maintenance, Reads):
         path_ids = ev.path_ids
         fresh: tuple | None = None  # the entry for a new prefix, path id 0
         added = 0  # new prefixes (one path each)
+        if not len(store.keys):
+            found: object = repeat(-1)
+            if path_ids is None:
+                # Nothing in the arrays (a table load before its merge): a prefix
+                # the delta lacks only gets the entry of this one path, inserted
+                # in a tight loop; the others take the general loop below.
+                fresh = (*((None,) * slot), attrs)
+                fresh = intern(fresh, fresh)
+                held = [p for p in prefixes if has_key(p)]
+                if len(held) < len(prefixes):
+                    new = [p for p in prefixes if not has_key(p)] if held else prefixes
+                    for prefix in new:
+                        insert(prefix, fresh)
+                    table.changes.extend(new)
+                    added = len(new)
+                    if added > 1 and len(set(new)) < added:  # a prefix twice in the UPDATE
+                        added = len(set(new))
+                    prefixes = held
+        elif len(prefixes) >= 8:
+            found = store.find_many(prefixes)
+        else:
+            found = map(store.find, prefixes)
         ids = repeat(0) if path_ids is None else path_ids  # endless, or one per prefix
-        for prefix, path_id, at in zip(ev.prefixes, ids, found, strict=False):
+        for prefix, path_id, at in zip(prefixes, ids, found, strict=False):
             if at >= 0:  # index in the store's arrays
                 entry = values[at]
             elif has_key(prefix):

@@ -124,3 +124,13 @@ def test_the_launchers_hexstring_writes_what_exabgps_does() -> None:
 
     for data in (b"", b"\x00\xff\x10", bytes(range(256)) * 3):
         assert fast_hexstring(data) == hexstring(data)
+
+
+def test_a_deeply_nested_raw_line_is_refused_as_nested_and_a_good_one_beside_it_applies() -> None:
+    """The nesting walk runs for raw lines that fail only: their error still says why."""
+    parser = parser_with_session()
+    deep = b'{"category": 2, "neighbor": ' + b"[" * 500 + b"]" * 500 + b"}"
+    with pytest.raises(FeedError, match="nested deeper"):
+        parser.parse(deep)
+    body = update(attributes=basic_attributes([64496]), nlri=prefix("198.51.100.0/24"))
+    assert parser.parse(packets_line(body))[-1].prefixes == ("198.51.100.0/24",)

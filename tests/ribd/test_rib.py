@@ -95,6 +95,33 @@ def test_announce_replaces_and_withdraw_removes():
     assert len(rib.tables[V4].store) == 0
 
 
+@pytest.mark.parametrize("merged", [False, True])
+def test_one_update_of_new_known_and_repeated_prefixes_counts_each_prefix_once(merged):
+    """The table-load fast path (new prefixes, empty arrays) and the general loop agree."""
+    rib = Rib()
+    up(rib, R1)
+    announce(rib, R1, ["10.1.0.0/16", "10.2.0.0/16"], path(1, 2))
+    if merged:
+        rib.merge_now(V4)
+    announce(rib, R1, ["10.3.0.0/16", "10.1.0.0/16", "10.3.0.0/16", "10.4.0.0/16"], path(1, 7))
+    announce(rib, R1, ["10.5.0.0/16", "10.5.0.0/16"], path(1, 8))
+    fs = rib.routers[R1].families[V4]
+    assert (fs.prefixes, fs.paths) == (5, 5)
+    origins = {
+        p: rib.lookup(R1, V4, p[:-3]).attributes.origin_as for p in rib.tables[V4].store.prefixes()
+    }
+    assert origins == {
+        "10.1.0.0/16": 7,
+        "10.2.0.0/16": 2,
+        "10.3.0.0/16": 7,
+        "10.4.0.0/16": 7,
+        "10.5.0.0/16": 8,
+    }
+    assert {"10.3.0.0/16", "10.4.0.0/16", "10.5.0.0/16"} <= set(rib.tables[V4].changes)
+    withdraw(rib, R1, ["10.5.0.0/16", "10.3.0.0/16"])
+    assert (fs.prefixes, fs.paths) == (3, 3)
+
+
 def test_families_are_separate_tries():
     rib = Rib()
     up(rib, R1)
