@@ -34,7 +34,7 @@ from attribution.client import Balancing, Connection, channel, replica_count, wa
 from attribution.enrich_records import Counters, FlowBatch, read_batches
 from attribution.enrich_sources import Chunk, follow, read_fd
 from attribution.enrich_wire import AnswerBatch, RouteDictionary, pack_request
-from attribution.enrich_writers import CSV_COLUMNS, OUTPUTS, Record, SinkWriter, Writer
+from attribution.enrich_writers import CSV_COLUMNS, OUTPUTS, CsvWriter, Record, SinkWriter, Writer
 from attribution.flowformats import FORMATS
 from attribution.v1 import attribution_pb2_grpc as pb_grpc
 
@@ -134,8 +134,7 @@ class Options:
     progress: float = 10.0  # seconds between progress lines; 0 = none
     idle: float = 0.5  # quiet input this long: send the partial batch
     stream_idle: float = 60.0  # nothing to send this long: close the stream
-    output: str | None = None  # parquet:PATH, clickhouse://..., chdb:PATH (attribution.sinks)
-    balancing: Balancing | None = None  # streams, retries (attribution.client)
+    jobs: int = 1  # worker processes for the CPU-bound stages (attribution.enrich_jobs)
 
 
 def input_lines(opts: Options, stop: threading.Event) -> Iterator[Chunk | None]:
@@ -171,6 +170,10 @@ def run(
     """
     if opts.input_format is not None and opts.input_format not in FORMATS:
         raise ValueError(f"unknown input format {opts.input_format!r}")
+    if opts.jobs > 1:
+        if writer is not None:
+            raise ValueError("a writer object runs in this process: jobs must be 1")
+        return _run_jobs(target, opts, out, err, counters or Counters(echo=err))
     if writer is None:
         if opts.output:  # a store (Parquet, ClickHouse): attribution.sinks
             from attribution.sinks import open_sink
@@ -205,4 +208,57 @@ def run(
     finally:
         stop.set()
         writer.close()  # the last insert, the Parquet footer
+    return counters
+
+
+def _run_jobs(
+    target: Connection | str,
+    opts: Options,
+    out: IO[bytes],
+    err: Callable[[str], None],
+    counters: Counters,
+) -> Counters:
+    """:func:`run`, the CPU-bound stages in ``opts.jobs`` processes (enrich_jobs)."""
+    from attribution.enrich_jobs import WorkerSpec, emit_to, emit_to_sink, run_jobs
+
+    if not opts.output and opts.output_format not in OUTPUTS:
+        raise ValueError(f"unknown output format {opts.output_format!r}")
+    spec = WorkerSpec(
+        conn=target if isinstance(target, Connection) else Connection(target),
+        input_format=opts.input_format,
+        output_format="arrow" if opts.output else opts.output_format,
+        batch_size=opts.batch_size,
+        max_in_flight=opts.max_in_flight,
+        stream_idle=opts.stream_idle,
+        balancing=replace(opts.balancing or Balancing(), stats=None),
+    )
+    sink: Any = None
+    if opts.output:
+        from attribution.sinks import open_sink
+
+        sink = open_sink(opts.output)
+        emit = emit_to_sink(sink)
+    else:
+        if opts.output_format == "csv":
+            out.write(CsvWriter.header())
+        emit = emit_to(out)
+    stop = threading.Event()
+    started = last = time.monotonic()
+
+    def progress() -> None:
+        nonlocal last
+        now = time.monotonic()
+        if opts.progress and now - last >= opts.progress:
+            last = now
+            rate = counters.written / max(now - started, 1e-9)
+            err(f"progress: {counters.summary()}; {rate:,.0f} records/s")
+
+    try:
+        run_jobs(opts.jobs, spec, input_lines(opts, stop), emit, counters, progress)
+    finally:
+        stop.set()
+        if sink is not None:
+            sink.close()
+        else:
+            out.flush()
     return counters

@@ -147,15 +147,17 @@ def answer_arrays(answers: AnswerBatch, path_text: bool = False) -> dict[str, pa
 _CSV_TYPES = (pa.int64(), pa.uint64(), pa.float64(), pa.string(), pa.null())
 
 
-def _csv_flow(values: list, cell: Any) -> pa.Array:
+def _csv_flow(values: list, cell: Any, text: bool = False) -> pa.Array:
     """A flow column as its values are (numbers bare, text quoted); a column Arrow
-    cannot type as one of those (mixed types, lists, booleans) as ``cell`` text."""
-    try:
-        arr = pa.array(values)
-        if arr.type in _CSV_TYPES:
-            return arr
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError):
-        pass
+    cannot type as one of those (mixed types, lists, booleans), or ``text``, as
+    ``cell`` text."""
+    if not text:
+        try:
+            arr = pa.array(values)
+            if arr.type in _CSV_TYPES:
+                return arr
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError):
+            pass
     return pa.array([None if v is None else str(cell(v)) for v in values], pa.string())
 
 
@@ -164,7 +166,9 @@ def csv_table(
 ) -> pa.Table:
     """The CSV writer's columns as one Arrow table (pyarrow.csv writes it in C)."""
     arrays = [pa.array(flows.formats, pa.string())]
-    arrays.extend(_csv_flow(flows.column(name), cell) for name in flow_columns)
+    # time is a number or a string by format: always text, so that a batch's mix
+    # of formats does not change how it is written
+    arrays.extend(_csv_flow(flows.column(name), cell, name == "time") for name in flow_columns)
     got = answer_arrays(answers, path_text=True)
     arrays.extend(got[name] for name in answer_columns)
     return pa.Table.from_arrays(arrays, names=["input_format", *flow_columns, *answer_columns])

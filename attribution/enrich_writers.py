@@ -119,7 +119,7 @@ class CsvWriter:
             else:
                 arrow = True
         self.arrow = arrow
-        out.write(",".join(CSV_COLUMNS).encode() + b"\n")
+        out.write(self.header())
         if arrow:
             import pyarrow.csv as pacsv
 
@@ -129,6 +129,10 @@ class CsvWriter:
             self.text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
             self.csv = csv.writer(self.text, lineterminator="\n")
         out.flush()
+
+    @staticmethod
+    def header() -> bytes:
+        return ",".join(CSV_COLUMNS).encode() + b"\n"
 
     def write(self, flows: FlowBatch, answers: AnswerBatch) -> None:
         if self.arrow:

@@ -336,3 +336,23 @@ def test_arrow_columns_from_the_packed_answers_equal_those_from_answer_dicts(ser
         errors += len(answers.errors)
     assert checked == 4 + 3 + 3 + 2 + 4  # every record read, per file
     assert errors >= 3  # bad address, family mismatches, the unknown exporter
+
+
+def test_jobs_store_what_one_process_stores(server, tmp_path):
+    """--jobs 2 --output parquet: the workers send Arrow to the main process, which
+    stores it in input order: the same rows as one process."""
+    files = ["goflow2.jsonl", "pmacct.jsonl", "nfdump.json", "nfdump-log.jsonl", "native.jsonl"]
+    tables = []
+    for jobs in (1, 2):
+        path = tmp_path / f"flows-{jobs}.parquet"
+        out = enrich(
+            server, "--jobs", str(jobs), "--batch-size", "2", "--output", f"parquet:{path}",
+            *(str(DATA / f) for f in files),
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        tables.append(pq.read_table(path))
+    one, two = tables
+    assert one.num_rows == two.num_rows == 12
+    for name in NAMES:
+        if name != "time":  # records without one get the time they were stored
+            assert two[name].to_pylist() == one[name].to_pylist(), name
