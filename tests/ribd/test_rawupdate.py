@@ -386,3 +386,47 @@ def test_add_path_is_on_where_we_receive_and_the_router_sends() -> None:
     theirs = parse_open(open_body(64500, add_path={(1, 1): 3, (2, 1): 1}))
     assert negotiate(ours, theirs).add_path == frozenset({V4})
     assert negotiate(parse_open(open_body(64500)), theirs).add_path == frozenset()
+
+
+def test_copies_of_an_update_that_differ_in_next_hop_or_as_size_each_decode_as_their_own() -> None:
+    """The decoded-fields memo is keyed by the attributes without NEXT_HOP / MP_REACH_NLRI
+    and by AS number size: a second router's copy reuses the fields, keeps its next hop;
+    a bad copy is still treated as withdraw; the same bytes on a 2-octet session differ."""
+    decoder = UpdateDecoder()
+    path4 = [64496, 0x02010005]  # on a 2-octet session: 0 64496, then a segment 5
+    base = basic_attributes(path4, next_hop="")  # ORIGIN, AS_PATH, LOCAL_PREF 100
+    comms = attr(8, struct.pack("!II", 7, (65000 << 16) | 1))
+    nlri = prefix("198.51.100.0/24")
+    hops = ("192.0.2.1", "192.0.2.9")
+
+    def v4(hop: str, extra: bytes = b"") -> bytes:
+        return update(attributes=base + attr(3, socket.inet_aton(hop)) + comms + extra, nlri=nlri)
+
+    got = [decoder.decode(PEER, v4(hop), ASN4) for hop in hops]
+    for (ev,), hop in zip(got, hops, strict=True):
+        a = ev.attributes
+        assert (a.next_hop, a.local_pref, a.communities) == (hop, 100, (7, (65000 << 16) | 1))
+        assert a.as_path == ((AS_SEQUENCE, tuple(path4)),)
+    v6 = [
+        decoder.decode(
+            PEER,
+            update(
+                attributes=base
+                + comms
+                + mp_reach(2, socket.inet_pton(socket.AF_INET6, h), prefix(p))
+            ),
+            ASN4,
+        )[-1]
+        for h, p in (("2001:db8::1", "2001:db8:1::/48"), ("2001:db8::2", "2001:db8:2::/48"))
+    ]
+    assert [(e.prefixes, e.attributes.next_hop) for e in v6] == [
+        (("2001:db8:1::/48",), "2001:db8::1"),
+        (("2001:db8:2::/48",), "2001:db8::2"),
+    ]
+    assert v6[0].attributes.communities == got[0][0].attributes.communities
+    # The same attributes plus a MULTI_EXIT_DISC of 3 octets: no memo hit can hide it.
+    (withdrawn,) = decoder.decode(PEER, v4(hops[0], attr(4, b"\0\1\0")), ASN4)
+    assert isinstance(withdrawn, RoutesWithdrawn) and "MULTI_EXIT_DISC" in withdrawn.reason
+    # The same bytes on a 2-octet session: another path, not the memo's.
+    (two,) = decoder.decode(PEER, v4(hops[0]), ASN2)
+    assert two.attributes.as_path == ((AS_SEQUENCE, (0, 64496)), (AS_SEQUENCE, (5,)))
