@@ -455,7 +455,7 @@ def fuzz_feed(seed: int, count: int, timeout: float = 120.0) -> Report:
 # -- snapshots -------------------------------------------------------------------------------
 
 
-def base_snapshot(directory: str) -> bytes:
+def base_snapshot(directory: str, version: int = 1) -> bytes:
     """A small snapshot of a RIB built from the seed lines (both families, ADD-PATH)."""
     rib = Rib()
     parser = ExabgpParser(rib.interner)
@@ -463,11 +463,45 @@ def base_snapshot(directory: str) -> bytes:
         with contextlib.suppress(FeedError):
             rib.apply_many(parser.parse(line))
     path = os.path.join(directory, "base.snapshot")
-    write_snapshot(rib, path)
+    write_snapshot(rib, path, version=version)
     return Path(path).read_bytes()
 
 
+def _rechecksummed(head: bytes, raw: bytes) -> bytes:
+    body = zlib.compress(raw, 1)
+    fields = orjson.loads(head[len(b"ribd-snapshot ") :]) | {
+        "raw_bytes": len(raw),
+        "body_bytes": len(body),
+        "blake2b": blake2b(body, digest_size=32).hexdigest(),
+    }
+    return b"ribd-snapshot " + orjson.dumps(fields) + b"\n" + body
+
+
+def mutate_snapshot_v2(rng: random.Random, base: bytes) -> bytes:
+    """Format 2: its meta line as JSON, or its arrays' bytes, re-checksummed; or the
+    header or file as for format 1."""
+    head, body = base.split(b"\n", 1)
+    meta, arrays = zlib.decompress(body).split(b"\n", 1)
+    action = rng.random()
+    if action < 0.35:
+        return _rechecksummed(
+            head, dump(mutate_json(rng, orjson.loads(meta)), rng) + b"\n" + arrays
+        )
+    if action < 0.7:
+        data = bytearray(arrays)
+        for _ in range(rng.randint(1, 8)):
+            if data:
+                data[rng.randrange(len(data))] = rng.choice([0, 1, 0x7F, 0x80, 0xFF])
+        return _rechecksummed(head, meta + b"\n" + bytes(data))
+    if action < 0.85:
+        fields = mutate_json(rng, orjson.loads(head[len(b"ribd-snapshot ") :]))
+        return b"ribd-snapshot " + dump(fields, rng) + b"\n" + body
+    return mutate_bytes(rng, base)
+
+
 def mutate_snapshot(rng: random.Random, base: bytes) -> bytes:
+    if b'"version":2' in base.split(b"\n", 1)[0]:
+        return mutate_snapshot_v2(rng, base)
     header, doc = _unpack(base)
     action = rng.random()
     if action < 0.6:  # the body, re-checksummed: only the content checks can object
@@ -496,11 +530,11 @@ def fuzz_snapshots(
     rng = random.Random(seed)
     report = Report("snapshots")
     with tempfile.TemporaryDirectory(prefix="ribd-fuzz-") as directory:
-        base = base_snapshot(directory)
+        bases = [base_snapshot(directory, 1), base_snapshot(directory, 2)]
         path = os.path.join(directory, "rib.snapshot")
         started = time.perf_counter()
-        for _ in _budget(count, seconds):
-            data = mutate_snapshot(rng, base)
+        for i in _budget(count, seconds):
+            data = mutate_snapshot(rng, bases[i % 2])
             Path(path).write_bytes(data)
 
             def call() -> bool:

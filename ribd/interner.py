@@ -192,6 +192,46 @@ class AttributeInterner:
         self._hold(held, attrs, row)
         return attrs
 
+    def load_core(self, key: bytes, core: PathCore) -> list:
+        """Hold ``core``, built elsewhere (a snapshot's) under its ``core_key`` digest
+        ``key``; returns its list, the one already held if an equal core was."""
+        held = self._cores.get(key)
+        if held is None:
+            held = self._cores[key] = [core]
+        return held
+
+    def load_sets(self, helds: list[list], sets: list[PathAttributes]) -> None:
+        """Hold ``sets``, built elsewhere (a snapshot's), each on the core of its list
+        in ``helds`` (``load_core``'s). No digest per set: a core's list takes its sets
+        unkeyed, up to SCAN_VARIANTS; past that, by a digest of the row as ``intern``
+        does, and a set equal to one held there is replaced in ``sets`` by it."""
+        for i, (held, attrs) in enumerate(zip(helds, sets, strict=True)):
+            if len(held) <= SCAN_VARIANTS:
+                held.append(attrs)
+                self._count += 1
+                continue
+            key = _digest(attribute_row(attrs))
+            got = self._overflow.get(key)
+            if got is None:
+                self._overflow[key] = attrs
+                self._count += 1
+            else:
+                sets[i] = got
+
+    def share_loaded(self, paths: list, communities: list, strings: list[str]) -> None:
+        """Offer values of loaded sets (AS paths, community lists, addresses ...) for
+        sharing with the sets built after, as if ``_make`` had seen them."""
+        cache = self._paths
+        for p in paths:
+            cache[hash(p) % LARGE_SLOTS] = p
+        cache = self._communities
+        for c in communities:
+            if c:
+                cache[hash(c) % LARGE_SLOTS] = c
+        texts = self._texts
+        for s in strings:
+            texts.setdefault(s, s)
+
     def _hold(self, held: list, attrs: PathAttributes, row: Sequence) -> None:
         if len(held) <= SCAN_VARIANTS:
             held.append(attrs)

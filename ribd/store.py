@@ -292,6 +292,12 @@ class PrefixStore:
             self.delta = pytricia.PyTricia(self.bits)
         self.keys, self.values, self.holes = base_keys, base_values, 0
 
+    def load_sorted(self, keys: np.ndarray, values: np.ndarray) -> None:
+        """Fill an empty store from keys already checked to be valid, sorted and
+        distinct (a format 2 snapshot's), and their entries (an object array)."""
+        self.keys, self.values, self.holes = keys.astype(f"S{self.width}"), values, 0
+        self.delta = pytricia.PyTricia(self.bits)
+
     def load(self, prefixes: list[str], entries: list[object]) -> str | None:
         """Fill an empty store (a snapshot load); returns a prefix given twice, or None."""
         keys = self.encode(prefixes)

@@ -96,7 +96,7 @@ def test_a_hostile_snapshot_is_refused_at_start_and_the_service_starts_empty(
     snapshot = tmp_path / "rib.snapshot"
     rib = Rib()
     rib.apply_many(ExabgpParser().parse(update(announce_v4("10.0.0.0/24"), peer=EDGE1)))
-    write_snapshot(rib, snapshot)
+    write_snapshot(rib, snapshot, version=1)  # a JSON body to edit
     header, doc = _unpack(snapshot.read_bytes())
     doc["routers"][0]["peer_as"] = DEEP
     snapshot.write_bytes(pack_deep(doc, header))

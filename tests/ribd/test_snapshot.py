@@ -114,11 +114,12 @@ def sample_rib() -> Rib:
     return rib
 
 
-def test_round_trip_is_exact(tmp_path: Path) -> None:
+@pytest.mark.parametrize("version", [1, 2])
+def test_round_trip_is_exact(tmp_path: Path, version: int) -> None:
     rib = sample_rib()
     rib.routers[R1].last_update = 1234.5
     path = tmp_path / "rib.snapshot"
-    info = write_snapshot(rib, path)
+    info = write_snapshot(rib, path, version=version)
     assert info.routers == 3
     assert info.prefixes == {V4: 6, V6: 3}
     assert info.paths == sum(fs.paths for r in rib.routers.values() for fs in r.families.values())
@@ -233,9 +234,10 @@ def test_stale_and_current_generations_are_merged_on_write(tmp_path: Path) -> No
     announce(rib, R1, ["10.1.0.0/16"], seq(64500, 174))
     assert rib.routers[R1].families[V4].stale_slot is not None
     path = tmp_path / "rib.snapshot"
-    write_snapshot(rib, path)
+    write_snapshot(rib, path, version=1)  # a JSON body to read
     _, doc = _unpack(path.read_bytes())
     assert [r["stale"] for r in doc["routers"]] == [True, False, False]
+    write_snapshot(rib, path)
     loaded = Rib(clock=Clock())
     load_snapshot(loaded, path, hold_time=60)
     want = {m.prefix: m.attributes.origin_as for m in rib.routes(R1, V4)}
@@ -350,7 +352,7 @@ HOSTILE = {
         lambda p: p.write_bytes(MAGIC + os.urandom(1000).replace(b"\n", b"") + b"\n"),
         "header is not JSON",
     ),
-    "wrong version": (lambda p: _rewrite_header(p, version=2), "format version 2 is not supported"),
+    "wrong version": (lambda p: _rewrite_header(p, version=3), "format version 3 is not supported"),
     "checksum mismatch": (
         lambda p: p.write_bytes(p.read_bytes()[:-10] + b"0123456789"),
         "checksum mismatch",
@@ -443,7 +445,8 @@ def _b2(data: bytes) -> str:
     return blake2b(data, digest_size=32).hexdigest()
 
 
-def test_many_routers_round_trip_counts_every_entry_shape(tmp_path: Path) -> None:
+@pytest.mark.parametrize("version", [1, 2])
+def test_many_routers_round_trip_counts_every_entry_shape(tmp_path: Path, version: int) -> None:
     """Entries with a route from every router (the loader's bulk path), with holes,
     a missing last router and ADD-PATH sets give the same routes and per-router counts."""
     rib = Rib(clock=Clock())
@@ -460,7 +463,7 @@ def test_many_routers_round_trip_counts_every_entry_shape(tmp_path: Path) -> Non
             else:
                 announce(rib, r, [prefix], seq(k % 4, i % 6), path_ids=None)
     path = tmp_path / "rib.snapshot"
-    info = write_snapshot(rib, path)
+    info = write_snapshot(rib, path, version=version)
     loaded = Rib(clock=Clock())
     got = load_snapshot(loaded, path, hold_time=120)
     assert got.paths == info.paths and got.prefixes == info.prefixes
@@ -475,8 +478,9 @@ def test_many_routers_round_trip_counts_every_entry_shape(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("case", sorted(HOSTILE))
 def test_hostile_snapshot_is_refused_and_rib_left_empty(tmp_path: Path, case: str) -> None:
+    """Format 1 files (format 2's own cases: tests/ribd/test_snapshot_v2.py)."""
     path = tmp_path / "rib.snapshot"
-    write_snapshot(sample_rib(), path)
+    write_snapshot(sample_rib(), path, version=1)
     damage, message = HOSTILE[case]
     damage(path)
     rib = Rib(clock=Clock())

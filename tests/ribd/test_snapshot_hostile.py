@@ -63,8 +63,9 @@ def positions(doc: dict) -> dict[str, tuple]:
 
 
 def written(tmp_path: Path) -> Path:
+    """A format 1 snapshot (a JSON body these cases edit)."""
     path = tmp_path / "rib.snapshot"
-    write_snapshot(sample_rib(), path)
+    write_snapshot(sample_rib(), path, version=1)
     return path
 
 
@@ -189,8 +190,11 @@ def random_line(rng: random.Random, peers: list[str]) -> bytes:
     return orjson.dumps({"type": "update", "time": stamp, "neighbor": n})
 
 
+@pytest.mark.parametrize("version", [1, 2])
 @pytest.mark.parametrize("seed", range(8))
-def test_any_rib_the_parser_builds_is_written_so_that_it_loads(tmp_path: Path, seed: int) -> None:
+def test_any_rib_the_parser_builds_is_written_so_that_it_loads(
+    tmp_path: Path, seed: int, version: int
+) -> None:
     rng = random.Random(seed)
     peers = ["192.0.2.1", "2001:db8::2", "10.255.255.254"]
     rib = Rib(clock=Clock(), router_names={"192.0.2.1": "a name " * 50})
@@ -199,7 +203,7 @@ def test_any_rib_the_parser_builds_is_written_so_that_it_loads(tmp_path: Path, s
         with contextlib.suppress(FeedError):  # refused: nothing reached the RIB
             rib.apply_many(parser.parse(random_line(rng, peers)))
     path = tmp_path / "rib.snapshot"
-    write_snapshot(rib, path)
+    write_snapshot(rib, path, version=version)
     restored = Rib(clock=Clock())
     load_snapshot(restored, path, hold_time=60)
     assert set(restored.routers) == set(rib.routers)

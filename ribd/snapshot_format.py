@@ -1,0 +1,134 @@
+"""The snapshot file's envelope, shared by every format version: magic, header, body.
+
+One header line, then the body::
+
+    ribd-snapshot {"version":2,"created":...,...}\\n
+    <body: zlib (level 1) of the version's raw body>
+
+Header (JSON object, at most 4 KiB): ``version`` (1 or 2), ``created`` (the
+RIB clock, Unix seconds), ``compression`` ("zlib"), ``body_bytes`` (stored
+body length), ``raw_bytes`` (decompressed length), ``blake2b`` (hex
+BLAKE2b-256 of the stored body), and counts for humans and cross-checks:
+``routers``, ``attribute_sets``, ``prefixes`` (per family), ``paths``
+(routes, i.e. (router, prefix, path id) triples). What the raw body holds is
+the version's business (``ribd.snapshot_v1``: one JSON document;
+``ribd.snapshot_v2``: shared tables and numpy columns).
+
+Everything here is checked before the body is parsed: a truncated, padded
+or corrupt file is refused by its lengths and checksum, whatever version it
+claims.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from hashlib import blake2b
+
+import orjson
+
+from ribd.checks import show
+from ribd.events import FAMILIES
+
+MAGIC = b"ribd-snapshot "
+VERSIONS = (1, 2)
+MAX_HEADER_BYTES = 4096
+MAX_FILE_BYTES = 2 << 30
+MAX_RAW_BYTES = 4 << 30
+COMPRESS_LEVEL = 1
+HEADER_KEYS = frozenset(
+    {
+        "version",
+        "created",
+        "compression",
+        "body_bytes",
+        "raw_bytes",
+        "blake2b",
+        "routers",
+        "attribute_sets",
+        "prefixes",
+        "paths",
+    }
+)
+
+
+class SnapshotError(ValueError):
+    """The snapshot cannot be used; the message says what is wrong with it."""
+
+
+def pack(raw: bytes, *, version: int, created: float, counts: dict) -> bytes:
+    """Header line + compressed ``raw`` body; ``counts``: routers, attribute_sets,
+    prefixes (per family), paths."""
+    body = zlib.compress(raw, COMPRESS_LEVEL)
+    header = {
+        "version": version,
+        "created": created,
+        "compression": "zlib",
+        "body_bytes": len(body),
+        "raw_bytes": len(raw),
+        "blake2b": blake2b(body, digest_size=32).hexdigest(),
+        **counts,
+    }
+    return MAGIC + orjson.dumps(header) + b"\n" + body
+
+
+def unpack(data: bytes) -> tuple[dict, bytes]:
+    """Check magic, header, length and checksum; return (header, raw body)."""
+    if not data.startswith(MAGIC):
+        raise SnapshotError("bad magic: not a ribd RIB snapshot")
+    end = data.find(b"\n", 0, MAX_HEADER_BYTES)
+    if end < 0:
+        raise SnapshotError(f"no header line within {MAX_HEADER_BYTES} bytes (truncated?)")
+    try:
+        header = orjson.loads(data[len(MAGIC) : end])
+    except orjson.JSONDecodeError as exc:
+        raise SnapshotError(f"header is not JSON ({exc})") from None
+    if type(header) is not dict:
+        raise SnapshotError("header is not a JSON object")
+    version = header.get("version")
+    if type(version) is not int or version not in VERSIONS:
+        raise SnapshotError(
+            f"format version {show(version)} is not supported (this build reads "
+            f"{', '.join(map(str, VERSIONS))})"
+        )
+    if set(header) != HEADER_KEYS:
+        raise SnapshotError(f"header fields {sorted(header)} are not {sorted(HEADER_KEYS)}")
+    created = header["created"]
+    if type(created) not in (int, float) or not math.isfinite(created) or created < 0:
+        raise SnapshotError(f"header: bad created time {show(created)}")
+    if header["compression"] != "zlib":
+        raise SnapshotError(f"header: unknown compression {show(header['compression'])}")
+    for name, limit in (("body_bytes", MAX_FILE_BYTES), ("raw_bytes", MAX_RAW_BYTES)):
+        value = header[name]
+        if type(value) is not int or not 0 <= value <= limit:
+            raise SnapshotError(f"header: bad {name} {show(value)}")
+    body = data[end + 1 :]
+    if len(body) < header["body_bytes"]:
+        raise SnapshotError(f"truncated: body has {len(body)} of {header['body_bytes']} bytes")
+    if len(body) > header["body_bytes"]:
+        raise SnapshotError(f"{len(body) - header['body_bytes']} bytes after the end of the body")
+    if blake2b(body, digest_size=32).hexdigest() != header["blake2b"]:
+        raise SnapshotError("checksum mismatch: the body is corrupt")
+    try:
+        inflater = zlib.decompressobj()
+        raw = inflater.decompress(body, header["raw_bytes"] + 1)
+    except zlib.error as exc:
+        raise SnapshotError(f"body does not decompress ({exc})") from None
+    if len(raw) != header["raw_bytes"] or not inflater.eof or inflater.unused_data:
+        raise SnapshotError(
+            f"body decompresses to {len(raw)}+ bytes, header says {header['raw_bytes']}"
+        )
+    return header, raw
+
+
+def check_counts(header: dict, body: dict) -> None:
+    """The header's counts must describe the body (a cheap consistency check)."""
+    claimed = {k: header[k] for k in body}
+    if type(claimed["prefixes"]) is dict and set(claimed["prefixes"]) <= set(FAMILIES):
+        claimed["prefixes"] = {f: claimed["prefixes"].get(f, 0) for f in FAMILIES}
+    if claimed != body:
+        said = {
+            k: {f: show(x) for f, x in list(v.items())[:4]} if type(v) is dict else show(v)
+            for k, v in claimed.items()
+        }
+        raise SnapshotError(f"header counts {said} do not match the body {body}")
