@@ -223,6 +223,15 @@ class Batch:
             by_view.setdefault(id(g.usable[0]), []).append(g)  # type: ignore[index]
         alone = [gs[0] for gs in by_view.values() if len(gs) == 1]
         shared = [gs for gs in by_view.values() if len(gs) > 1]
+        # Routers with the same prefixes share one interval axis (``starts``,
+        # fastpath.build_view): the keys of all their views are searched in
+        # one call, a batch spread over 64 routers pays one binary search
+        # per key in one array, not 64 calls over 64 cold slices of it.
+        by_axis: dict[int, list[Group]] = {}
+        for g in alone:
+            by_axis.setdefault(id(g.usable[0].starts), []).append(g)  # type: ignore[index]
+        alone = [gs[0] for gs in by_axis.values() if len(gs) == 1]
+        axes = [gs for gs in by_axis.values() if len(gs) > 1]
         perm = None
         if k32 is not None:
             comp = k32.astype(np.uint64)
@@ -234,43 +243,72 @@ class Batch:
             k32 = (comp >> np.uint64(32)).astype(np.uint32)
             perm = (comp & np.uint64(0xFFFFFFFF)).astype(np.intp)  # sorted slot -> position
         highest = self.routing.highest_as_set
-        take = np.take
 
-        def look(view: CompiledView, keys: np.ndarray, at: slice | np.ndarray) -> None:
-            found = view.starts.searchsorted(keys, side="right")
-            found -= 1
-            # -1 (no route) wraps to the last route: ``_scatter`` masks it out
-            sources = (
+        def sources(view: CompiledView) -> tuple[np.ndarray, ...]:
+            return (
                 view.origin_as_highest if highest else view.origin_as,
                 view.peer_as_highest if highest else view.peer_as,
                 view.provenance,
                 view.stale,
                 view.from_set,
             )
+
+        def look(view: CompiledView, keys: np.ndarray, at: slice | np.ndarray) -> None:
+            found = view.starts.searchsorted(keys, side="right")
+            found -= 1
+            # -1 (no route) wraps to the last route: ``_scatter`` masks it out
             if isinstance(at, slice):  # straight into the columns
-                lk = take(view.leaf, found, out=leaf[at], mode="wrap")
-                for source, column in zip(sources, out[1:], strict=True):
-                    take(source, lk, out=column[at], mode="wrap")
+                lk = view.leaf.take(found, out=leaf[at], mode="wrap")
+                for source, column in zip(sources(view), out[1:], strict=True):
+                    source.take(lk, out=column[at], mode="wrap")
             else:
-                lk = leaf[at] = take(view.leaf, found, mode="wrap")
-                for source, column in zip(sources, out[1:], strict=True):
-                    column[at] = take(source, lk, mode="wrap")
+                lk = leaf[at] = view.leaf.take(found, mode="wrap")
+                for source, column in zip(sources(view), out[1:], strict=True):
+                    column[at] = source.take(lk, mode="wrap")
+
+        def slots(gs: list[Group]) -> tuple[np.ndarray, np.ndarray]:
+            """The key slots of groups ``gs`` and their keys, IPv4 keys sorted."""
+            at = np.concatenate([np.arange(2 * g.start, 2 * g.stop) for g in gs])
+            if not gs[0].v4:
+                return at, k64[at]  # type: ignore[index]
+            c = k32[at].astype(np.uint64)  # type: ignore[index]
+            c <<= np.uint64(32)
+            c |= at.astype(np.uint64)
+            c.sort()
+            return (c & np.uint64(0xFFFFFFFF)).astype(np.intp), (c >> np.uint64(32)).astype(
+                np.uint32
+            )
 
         for g in alone:
             seg = slice(2 * g.start, 2 * g.stop)
             look(g.usable[0], (k32 if g.v4 else k64)[seg], seg)  # type: ignore[index]
         for gs in shared:  # their slots were not sorted: slot = position
-            at = np.concatenate([np.arange(2 * g.start, 2 * g.stop) for g in gs])
-            if gs[0].v4:
-                c = k32[at].astype(np.uint64)  # type: ignore[index]
-                c <<= np.uint64(32)
-                c |= at.astype(np.uint64)
-                c.sort()
-                keys = (c >> np.uint64(32)).astype(np.uint32)
-                at = (c & np.uint64(0xFFFFFFFF)).astype(np.intp)
-            else:
-                keys = k64[at]  # type: ignore[index]
+            at, keys = slots(gs)
             look(gs[0].usable[0], keys, at)  # type: ignore[index]
+        for gs in axes:  # their slots were not sorted either
+            views = [g.usable[0] for g in gs]  # type: ignore[index]
+            at, keys = slots(gs)
+            found = views[0].starts.searchsorted(keys, side="right")
+            found -= 1
+            # Then each router's own columns, read group by group (contiguous
+            # slots); a column all of them share is read once for all.
+            segs = [slice(2 * g.start, 2 * g.stop) for g in gs]
+            if all(v.leaf is views[0].leaf for v in views):
+                lk = leaf[at] = views[0].leaf.take(found, mode="wrap")
+            else:
+                spot = np.zeros(size, dtype=np.intp)
+                spot[at] = found
+                for v, seg in zip(views, segs, strict=True):
+                    v.leaf.take(spot[seg], out=leaf[seg], mode="wrap")
+                lk = leaf[at]
+            columns = [sources(v) for v in views]
+            for c, column in enumerate(out[1:]):
+                first = columns[0][c]
+                if all(cols[c] is first for cols in columns):
+                    column[at] = first.take(lk, mode="wrap")
+                    continue
+                for cols, seg in zip(columns, segs, strict=True):
+                    cols[c].take(leaf[seg], out=column[seg], mode="wrap")
         if perm is None:
             return out
         placed = []

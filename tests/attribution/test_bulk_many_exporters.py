@@ -83,7 +83,7 @@ def _prefixes(rng: random.Random) -> tuple[list[str], list[str]]:
     return sorted(v4), sorted(v6)
 
 
-def world(seed: int) -> tuple[Rib, object, list[str], list[str]]:
+def world(seed: int, same_prefixes: bool = False) -> tuple[Rib, object, list[str], list[str]]:
     rng = random.Random(seed)
     config = parse_config(config_text(), "test.toml")
     rib = Rib(router_names={r.neighbor: r.name for r in config.routers})
@@ -96,7 +96,7 @@ def world(seed: int) -> tuple[Rib, object, list[str], list[str]]:
             continue  # no routes: its flows go to its fallback r5
         for family, prefixes in ((V4, v4), (V6, v6 if k not in (1, 6) else [])):
             for p in prefixes:
-                if rng.random() < 0.3:
+                if rng.random() < 0.3 and not same_prefixes:
                     continue
                 hop = (
                     f"127.0.4.{rng.randint(1, 9)}"
@@ -191,3 +191,23 @@ def test_a_batch_over_many_exporters_answers_each_flow_as_alone(seed):
             assert {k: v for k, v in batch[i].items() if k != "error"} == {
                 k: v for k, v in one.items() if k != "error"
             }, (i, record)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_routers_sharing_one_interval_axis_are_searched_together_and_answer_as_alone(seed):
+    """Routers with the same prefixes share their views' interval axis (and
+    more columns where equal): a spread batch searches it once for all of
+    them, then reads each router's own columns."""
+    rib, config, v4, v6 = world(seed, same_prefixes=True)
+    resolver = Resolver(rib, config, build_views_inline=False)
+    with rib.lock:
+        resolver.views.want_missing(list(rib.routers))
+    resolver.views.refresh()
+    axes = [id(v.starts) for v in resolver.views.current() if v.family == V4]
+    assert len(axes) - len(set(axes)) >= 3  # several routers on one axis
+    records = flows(seed, v4, v6, 800)
+    batch = _answers(resolver, config, records)
+    exact = _answers(Resolver(rib, config, build_views_inline=False), config, records)
+    assert batch == exact
+    for i, record in enumerate(records[:200]):
+        assert batch[i] == _answers(resolver, config, [record])[0], (i, record)
