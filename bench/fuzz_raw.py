@@ -9,19 +9,16 @@ into a RIB: only ``FeedError`` may escape, and the RIB's snapshot must load.
 
 from __future__ import annotations
 
-import os
 import random
 import socket
 import struct
-import tempfile
 import time
 
 import orjson
 
-from bench.fuzz import Report, _budget, mutate_bytes, mutate_line
+from bench.fuzz import Report, _budget, check_snapshot_round_trip, mutate_bytes, mutate_line
 from ribd.parser import ExabgpParser, FeedError
 from ribd.rib import Rib
-from ribd.snapshot import SnapshotError, load_snapshot, write_snapshot
 
 PEER = "127.0.0.2"
 
@@ -205,11 +202,5 @@ def fuzz_raw(seed: int, count: int | None = None, seconds: float | None = None) 
 
         report.run(line, call, float("inf"))
     report.seconds = time.perf_counter() - started
-    with tempfile.TemporaryDirectory(prefix="ribd-fuzz-") as directory:
-        path = os.path.join(directory, "rib.snapshot")
-        write_snapshot(rib, path)
-        try:
-            load_snapshot(Rib(), path, hold_time=60)
-        except SnapshotError as exc:
-            report.crashes.append((b"", f"the fuzzed RIB's snapshot does not load: {exc}"))
+    check_snapshot_round_trip(rib, report)
     return report
