@@ -4,16 +4,18 @@ Self-contained (no routing data needed): a server process serves a synthetic
 RIB (``--prefixes`` /24s under 10.0.0.0/8, 1,000 distinct AS paths, exporter
 127.0.1.1) over real gRPC on loopback. In the same run:
 
-1. reader alone, per format: lines -> records (orjson + the format's mapping,
-   ``attribution.enrich_records.read_batches``), in process, records per CPU second;
-2. end to end: ``attribution enrich FILE > /dev/null`` on goflow2 JSON lines,
-   records per wall second (the client's CPU and the server's in the notes);
-3. the service's bulk rate: the same flows pre-packed (``pack_request``,
-   packed_records + stream_routes) streamed on one ResolveStream, answers
-   not decoded: flows per wall second.
+1. client CPU per record by stage, in process, per input format (goflow2,
+   pmacct, nfdump json-log): read/parse, build request columns, the gRPC call,
+   answer decode, and for goflow2 each writer (JSON lines, CSV, Parquet, chdb);
+2. the service's bulk rate: the same flows pre-packed (``pack_request``,
+   packed_records + stream_routes) streamed on a ResolveStream, answers
+   not decoded: flows per wall second;
+3. end to end: ``attribution enrich FILE`` as a process, each input format to
+   JSON lines, goflow2 to CSV, Parquet and chdb, and to JSON with ``--jobs``:
+   records per wall second and per CPU second of the client (workers included).
 
-Run: ``python -m bench.enrich [--records N] [--prefixes N]``. Prints a
-Markdown table; nothing asserts on time.
+Run: ``python -m bench.enrich [--records N] [--prefixes N] [--jobs N]``. Prints
+Markdown tables; nothing asserts on time.
 """
 
 from __future__ import annotations
@@ -277,15 +279,22 @@ def stages(target: str, lines: list[bytes], outputs: list[str], tmp: Path) -> li
     return out
 
 
-def end_to_end(target: str, path: Path, n: int, fmt: str = "json") -> tuple[float, float]:
+def end_to_end(target: str, path: Path, n: int, *args: str) -> tuple[float, float] | None:
+    """``attribution enrich FILE`` as a process (output to /dev/null or a store):
+    (records per wall second, its CPU seconds incl. workers); None if it refused
+    the arguments (an older version without --jobs)."""
     cmd = [sys.executable, "-m", "attribution.cli", "enrich", "--target", target]
-    cmd += ["--progress", "0", "--output-format", fmt, str(path)]
+    cmd += ["--progress", "0", *args, str(path)]
     t0 = time.perf_counter()
     before = os.times()
     with open(os.devnull, "wb") as sink:
-        subprocess.run(cmd, stdout=sink, stderr=subprocess.DEVNULL, check=True)
+        done = subprocess.run(cmd, stdout=sink, stderr=subprocess.PIPE)
     wall = time.perf_counter() - t0
     after = os.times()
+    if done.returncode == 2 and b"unrecognized arguments" in done.stderr:
+        return None
+    if done.returncode:
+        raise SystemExit(f"{' '.join(cmd)}: {done.stderr.decode()[-2000:]}")
     cpu = (after.children_user - before.children_user) + (
         after.children_system - before.children_system
     )
@@ -294,15 +303,17 @@ def end_to_end(target: str, path: Path, n: int, fmt: str = "json") -> tuple[floa
 
 def main() -> int:
     p = argparse.ArgumentParser(prog="python -m bench.enrich")
-    p.add_argument("--records", type=int, default=200_000)
-    p.add_argument("--prefixes", type=int, default=60_000)
+    p.add_argument("--records", type=int, default=100_000)
+    p.add_argument("--prefixes", type=int, default=50_000)
+    p.add_argument("--jobs", type=int, default=2, help="also end to end with --jobs N")
     p.add_argument("--serve", metavar="PORT_FILE", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.serve:
         serve(args.prefixes, args.serve)
         return 0
-    with tempfile.TemporaryDirectory() as tmp:
-        port_file = Path(tmp) / "port"
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        port_file = tmp / "port"
         cmd = [sys.executable, "-m", "bench.enrich", "--prefixes", str(args.prefixes)]
         server = subprocess.Popen([*cmd, "--serve", str(port_file)])
         try:
@@ -313,41 +324,59 @@ def main() -> int:
                 time.sleep(0.1)
             target = f"127.0.0.1:{port_file.read_text()}"
             lines = goflow2_lines(args.records, args.prefixes)
-            path = Path(tmp) / "goflow2.jsonl"
-            path.write_bytes(b"\n".join(lines) + b"\n")
-            sample = lines[:50_000]
-            cpu_unit = "records/s (CPU)"
-            rows = [
-                ("reader alone, goflow2 JSON", reader_rate(sample), cpu_unit),
-                (
-                    "reader alone, pmacct JSON",
-                    reader_rate([as_pmacct(x) for x in sample]),
-                    cpu_unit,
-                ),
-                (
-                    "reader alone, nfdump json-log",
-                    reader_rate([as_nfdump(x) for x in sample]),
-                    cpu_unit,
-                ),
-            ]
+            inputs = {
+                "goflow2": lines,
+                "pmacct": [as_pmacct(x) for x in lines],
+                "nfdump": [as_nfdump(x) for x in lines],
+            }
+            paths = {}
+            for name, got in inputs.items():
+                paths[name] = tmp / f"{name}.jsonl"
+                paths[name].write_bytes(b"\n".join(got) + b"\n")
+            n = len(lines)
+            sample = min(n, 50_000)
+            stage_rows = []
+            for name, got in inputs.items():
+                outputs = ["json", "csv", "parquet:TMP/s.parquet", "chdb:TMP/s-db"]
+                done = stages(target, got[:sample], outputs if name == "goflow2" else [], tmp)
+                stage_rows.append((name, done))
             svc = service_rate(target, lines, fresh=True)
-            rows.append(("service bulk rate, a new stream per pass (as enrich)", svc, "flows/s"))
             warm = service_rate(target, lines)
-            rows.append(("service bulk rate, one stream (routes sent once)", warm, "flows/s"))
-            for fmt in ("json", "csv"):
-                wall_rate, cpu = end_to_end(target, path, len(lines), fmt)
-                rows.append((f"end to end, goflow2 -> {fmt}", wall_rate, "records/s (wall)"))
-                rows.append((f"end to end, goflow2 -> {fmt}", len(lines) / cpu, cpu_unit))
-                if fmt == "json":
-                    e2e = wall_rate
+            e2e: list[tuple[str, tuple[float, float] | None]] = []
+            for name in inputs:
+                e2e.append((f"{name} -> JSON lines", end_to_end(target, paths[name], n)))
+            for label, extra in (
+                ("CSV", ["--output-format", "csv"]),
+                ("Parquet", ["--output", f"parquet:{tmp}/e.parquet"]),
+                ("chdb (ClickHouse embedded)", ["--output", f"chdb:{tmp}/e-db"]),
+                (f"JSON lines, --jobs {args.jobs}", ["--jobs", str(args.jobs)]),
+            ):
+                e2e.append((f"goflow2 -> {label}", end_to_end(target, paths["goflow2"], n, *extra)))
         finally:
             server.terminate()
             server.wait(timeout=30)
-    print(f"records {args.records:,}, prefixes {args.prefixes:,}, cpus {os.cpu_count()}\n")
-    print("| figure | value | unit |\n|---|---:|---|")
-    for name, value, unit in rows:
-        print(f"| {name} | {value / 1000:,.0f} k | {unit} |")
-    print(f"\nend to end / service bulk rate: {e2e / svc:.2f}")
+    print(f"records {n:,}, prefixes {args.prefixes:,}, cpus {os.cpu_count()}\n")
+    print(f"Client CPU per record by stage, in process ({sample:,} records), µs:\n")
+    names = [k for k, _ in stage_rows[0][1]]
+    print("| input | " + " | ".join(names) + " |")
+    print("|---|" + "---:|" * len(names))
+    for name, done in stage_rows:
+        got = dict(done)
+        print(
+            f"| {name} | " + " | ".join(f"{got[k]:.1f}" if k in got else "" for k in names) + " |"
+        )
+    print(f"\nService bulk rate (same flows, pre-packed): new stream per pass {svc / 1000:,.0f} k")
+    print(f"flows/s; one stream (routes sent once) {warm / 1000:,.0f} k flows/s\n")
+    print("| end to end (`attribution enrich` process) | records/s (wall) | records per CPU-s |")
+    print("|---|---:|---:|")
+    for label, got in e2e:
+        if got is None:
+            print(f"| {label} | — | — |")
+        else:
+            print(f"| {label} | {got[0] / 1000:,.0f} k | {n / got[1] / 1000:,.0f} k |")
+    json_rate = e2e[0][1]
+    if json_rate:
+        print(f"\nend to end (goflow2 -> JSON) / service bulk rate: {json_rate[0] / svc:.2f}")
     return 0
 
 
