@@ -268,7 +268,11 @@ class Batch:
 
         def slots(gs: list[Group]) -> tuple[np.ndarray, np.ndarray]:
             """The key slots of groups ``gs`` and their keys, IPv4 keys sorted."""
-            at = np.concatenate([np.arange(2 * g.start, 2 * g.stop) for g in gs])
+            first = np.fromiter((2 * g.start for g in gs), dtype=np.int64, count=len(gs))
+            sizes = np.fromiter((2 * (g.stop - g.start) for g in gs), dtype=np.int64, count=len(gs))
+            # The groups' slot ranges one after the other: [2 start, 2 stop) each.
+            at = np.arange(int(sizes.sum()), dtype=np.int64)
+            at += np.repeat(first - (np.cumsum(sizes) - sizes), sizes)
             if not gs[0].v4:
                 return at, k64[at]  # type: ignore[index]
             c = k32[at].astype(np.uint64)  # type: ignore[index]
