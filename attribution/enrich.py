@@ -32,7 +32,7 @@ from typing import IO, Any
 from attribution.balancing import BalancedStreams, parse_targets
 from attribution.client import Balancing, Connection, channel, replica_count, wait_ready
 from attribution.enrich_records import Counters, FlowBatch, read_batches
-from attribution.enrich_sources import Chunk, follow, read_fd
+from attribution.enrich_sources import Chunk, _Splitter, follow, read_fd
 from attribution.enrich_wire import AnswerBatch, RouteDictionary, pack_request
 from attribution.enrich_writers import CSV_COLUMNS, OUTPUTS, CsvWriter, Record, SinkWriter, Writer
 from attribution.flowformats import FORMATS
@@ -137,19 +137,41 @@ class Options:
     jobs: int = 1  # worker processes for the CPU-bound stages (attribution.enrich_jobs)
 
 
-def input_lines(opts: Options, stop: threading.Event) -> Iterator[Chunk | None]:
+BINARY_FORMATS = ("goflow2-pb",)  # read as messages, not lines (attribution.enrich_goflow2pb)
+
+
+def record_format(opts: Options) -> str | None:
+    """The format the reader maps records with (goflow2-pb arrives as goflow2 JSON)."""
+    return "goflow2" if opts.input_format == "goflow2-pb" else opts.input_format
+
+
+def input_lines(
+    opts: Options, stop: threading.Event, counters: Counters | None = None
+) -> Iterator[Chunk | None]:
+    splitter: Any = _Splitter
+    if opts.input_format == "goflow2-pb":
+        from attribution.enrich_goflow2pb import DelimitedSplitter
+
+        def bad(where: str, message: str) -> None:
+            if counters is not None:
+                counters.read += 1
+                counters.add_bad("bad_record", where, message)
+
+        def splitter(name: str) -> DelimitedSplitter:
+            return DelimitedSplitter(name, bad)
+
     if opts.follow:
         if len(opts.inputs) != 1 or opts.inputs[0] == "-":
             raise ValueError("--follow takes exactly one file")
-        yield from follow(opts.inputs[0], stop=stop)
+        yield from follow(opts.inputs[0], stop=stop, splitter=splitter)
         return
     for path in opts.inputs or ["-"]:
         if path == "-":
-            yield from read_fd(sys.stdin.fileno(), "-", opts.idle)
+            yield from read_fd(sys.stdin.fileno(), "-", opts.idle, splitter=splitter)
         else:
             fd = os.open(path, os.O_RDONLY)
             try:
-                yield from read_fd(fd, path, opts.idle)
+                yield from read_fd(fd, path, opts.idle, splitter=splitter)
             finally:
                 os.close(fd)
 
@@ -168,7 +190,7 @@ def run(
     names (attribution.sinks), else the ``opts.output_format`` writer on ``out``.
     It is closed at the end.
     """
-    if opts.input_format is not None and opts.input_format not in FORMATS:
+    if opts.input_format not in (None, *FORMATS, *BINARY_FORMATS):
         raise ValueError(f"unknown input format {opts.input_format!r}")
     if opts.jobs > 1:
         if writer is not None:
@@ -185,12 +207,12 @@ def run(
             raise ValueError(f"unknown output format {opts.output_format!r}")
     counters = counters or Counters(echo=err)
     stop = threading.Event()
-    chunks = input_lines(opts, stop)
+    chunks = input_lines(opts, stop, counters)
     started = last = time.monotonic()
     try:
         for batch, answers in resolve_batches(
             target,
-            read_batches(chunks, opts.input_format, counters, opts.batch_size),
+            read_batches(chunks, record_format(opts), counters, opts.batch_size),
             max_in_flight=opts.max_in_flight,
             stream_idle=opts.stream_idle,
             balancing=replace(opts.balancing or Balancing(), stats=counters.failover),
@@ -225,7 +247,7 @@ def _run_jobs(
         raise ValueError(f"unknown output format {opts.output_format!r}")
     spec = WorkerSpec(
         conn=target if isinstance(target, Connection) else Connection(target),
-        input_format=opts.input_format,
+        input_format=record_format(opts),
         output_format="arrow" if opts.output else opts.output_format,
         batch_size=opts.batch_size,
         max_in_flight=opts.max_in_flight,
@@ -254,7 +276,7 @@ def _run_jobs(
             err(f"progress: {counters.summary()}; {rate:,.0f} records/s")
 
     try:
-        run_jobs(opts.jobs, spec, input_lines(opts, stop), emit, counters, progress)
+        run_jobs(opts.jobs, spec, input_lines(opts, stop, counters), emit, counters, progress)
     finally:
         stop.set()
         if sink is not None:

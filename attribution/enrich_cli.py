@@ -40,9 +40,10 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     )
     s.add_argument(
         "--input-format",
-        choices=("auto", *FORMATS),
+        choices=("auto", *FORMATS, "goflow2-pb"),
         default="auto",
-        help="the records' format (default: auto, detected per record from its fields)",
+        help="the records' format (default: auto, detected per record from its fields; "
+        "goflow2-pb: goflow2 -format=bin, length-delimited protobuf, never detected)",
     )
     s.add_argument(
         "--output-format",

@@ -10,8 +10,8 @@ import os
 import select
 import threading
 import time
-from collections.abc import Iterator
-from typing import IO, NamedTuple
+from collections.abc import Callable, Iterator
+from typing import IO, NamedTuple, Protocol
 
 MAX_LINE = 1 << 20  # a record line longer than this is refused (counted as too_long)
 IDLE = None  # a source yields it when no input came for a while: flush the batch
@@ -79,9 +79,23 @@ def _some(chunk: Chunk | None) -> tuple[Chunk, ...]:
     return () if chunk is None else (chunk,)
 
 
-def read_fd(fd: int, name: str, idle: float = 0.5, chunk: int = 1 << 16) -> Iterator[Chunk | None]:
+class Splitter(Protocol):
+    """Bytes as read -> chunks of lines (:class:`_Splitter`; goflow2's binary
+    messages: attribution.enrich_goflow2pb)."""
+
+    def feed(self, data: bytes) -> Chunk | None: ...
+    def rest(self) -> Chunk | None: ...
+
+
+def read_fd(
+    fd: int,
+    name: str,
+    idle: float = 0.5,
+    chunk: int = 1 << 16,
+    splitter: Callable[[str], Splitter] = _Splitter,
+) -> Iterator[Chunk | None]:
     """Lines of a pipe or file until end of file; IDLE when a pipe is quiet for ``idle`` s."""
-    split = _Splitter(name)
+    split = splitter(name)
     while True:
         ready, _, _ = select.select([fd], [], [], idle)
         if not ready:
@@ -95,7 +109,10 @@ def read_fd(fd: int, name: str, idle: float = 0.5, chunk: int = 1 << 16) -> Iter
 
 
 def follow(
-    path: str, poll: float = 0.25, stop: threading.Event | None = None
+    path: str,
+    poll: float = 0.25,
+    stop: threading.Event | None = None,
+    splitter: Callable[[str], Splitter] = _Splitter,
 ) -> Iterator[Chunk | None]:
     """A file followed like ``tail -F``, from its start: read to the end, then wait.
 
@@ -106,7 +123,7 @@ def follow(
     read. Line numbers restart with each new file.
     """
     fh: IO[bytes] | None = None
-    split = _Splitter(path)
+    split = splitter(path)
     while stop is None or not stop.is_set():
         if fh is None:
             try:
@@ -115,7 +132,7 @@ def follow(
                 yield IDLE
                 time.sleep(poll)
                 continue
-            split = _Splitter(path)
+            split = splitter(path)
         data = fh.read(1 << 16)
         if data:
             yield from _some(split.feed(data))
@@ -136,7 +153,8 @@ def follow(
             continue
         if st is not None and st.st_size < fh.tell():
             fh.seek(0)
-            split = _Splitter(path)
+            split.rest()  # a message cut off by the truncation is reported
+            split = splitter(path)
             continue
         yield IDLE
         time.sleep(poll)
