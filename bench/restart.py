@@ -33,6 +33,7 @@ import contextlib
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -162,7 +163,9 @@ def build_snapshot(n: int, workdir: Path) -> tuple[Path, float, int]:
 
 
 def many_config(workdir: Path, port: int, n: int, snapshot: Path) -> Path:
-    """n routers 127.1.0.k (bench.realistic.neighbor), exporter 127.2.0.k each."""
+    """n routers 127.1.0.k (bench.realistic.neighbor), exporter 127.2.0.k each, and the
+    feeder's marker router."""
+    from bench.feeder import MARKER_NEIGHBOR
     from bench.realistic import neighbor
 
     routers = "".join(
@@ -182,14 +185,32 @@ snapshot_interval = 3600
 exabgp = "external"
 feed_socket = "{workdir / "feed.sock"}"
 work_dir = "{workdir}"
-{routers}"""
+{routers}
+[[routers]]
+name = "marker"
+neighbor = "{MARKER_NEIGHBOR}"
+"""
     path = workdir / f"attribution-{n}.toml"
     path.write_text(text)
     return path
 
 
-def many_start(workdir: Path, n: int, snapshot: Path) -> dict:
-    """Spawn ``attribution serve`` on the snapshot; time spawn -> loaded -> answered -> health."""
+def snapshot_version(path: Path) -> object:
+    """The format version a snapshot's header claims (for the report)."""
+    import orjson
+
+    with open(path, "rb") as f:
+        head = f.readline(4096)
+    try:
+        return orjson.loads(head.split(b" ", 1)[1]).get("version")
+    except (orjson.JSONDecodeError, IndexError, AttributeError):
+        return "?"
+
+
+def many_start(workdir: Path, n: int, snapshot: Path, refresh: bool = False) -> dict:
+    """Spawn ``attribution serve`` on a copy of the snapshot; time spawn -> loaded ->
+    answered -> health; with ``refresh``, feed every router's table again and time it
+    until all are converged with no stale route; then SIGTERM, timing the snapshot write."""
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -197,11 +218,13 @@ def many_start(workdir: Path, n: int, snapshot: Path) -> dict:
     from attribution.v1 import attribution_pb2_grpc as pb_grpc
 
     run_dir = Path(tempfile.mkdtemp(prefix="serve-", dir=workdir))
+    copy = run_dir / "rib.snapshot"  # the service rewrites it on SIGTERM
+    shutil.copyfile(snapshot, copy)
     port = free_port()
-    config = many_config(run_dir, port, n, snapshot)
+    config = many_config(run_dir, port, n, copy)
     log_path = run_dir / "server.log"
     exporter = f"127.2.{n >> 8}.{n & 255}"
-    out: dict = {}
+    out: dict = {"version": snapshot_version(copy)}
     t0 = time.monotonic()
     proc = subprocess.Popen(
         [sys.executable, "-m", "attribution.cli", "serve", "--config", str(config)],
@@ -240,24 +263,105 @@ def many_start(workdir: Path, n: int, snapshot: Path) -> dict:
                     )
             time.sleep(0.01)
         out.setdefault("loaded", out["answered"])
-        found = re.findall(
-            r"RIB snapshot loaded from .*? in ([\d.]+) s", log_path.read_text(errors="replace")
-        )
-        out["load_s"] = float(found[-1]) if found else None
+        out["load_s"] = _log_number(log_path, r"RIB snapshot loaded from .*? in ([\d.]+) s")
         time.sleep(1.0)
         out["rss_settled"] = rss_bytes(proc.pid)
+        if refresh:
+            out.update(many_refresh(workdir, run_dir, n, proc.pid, stub))
     finally:
         channel.close()
+        t_stop = time.monotonic()
         proc.terminate()
         try:
-            proc.wait(60)
+            proc.wait(300)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        out["stop_s"] = time.monotonic() - t_stop
+    out["write_s"] = _log_number(log_path, r"RIB snapshot written: .*?\(\d+ bytes, ([\d.]+) s\)")
+    out["written_bytes"] = copy.stat().st_size if copy.exists() else None
+    out["written_version"] = snapshot_version(copy) if copy.exists() else None
     return out
 
 
-def many_routers(n: int, workdir: Path) -> list[Row]:
+def _log_number(log_path: Path, pattern: str) -> float | None:
+    found = re.findall(pattern, log_path.read_text(errors="replace"))
+    return float(found[-1]) if found else None
+
+
+def many_refresh(workdir: Path, run_dir: Path, n: int, pid: int, stub) -> dict:
+    """The routers' sessions come back: every router's table fed again through the feed
+    socket (``bench.feeder``, ExaBGP JSON lines as the relay hands them over), routers one
+    after another; timed from the first line until every router has converged (End-of-RIB)
+    with no stale route left."""
+    import gzip
+
+    from attribution.v1 import attribution_pb2 as pb
+    from bench.feeder import MARKER_NEIGHBOR
+    from bench.realistic import cached_model, neighbor, router_lines
+
+    lines_path = workdir / f"realistic-{n}.lines.gz"
+    if not lines_path.exists():
+        model = cached_model("real", workdir)
+        with gzip.open(lines_path.with_suffix(".tmp"), "wb", compresslevel=1) as f:
+            for k in range(1, n + 1):
+                lines, _ = router_lines(model, k)
+                f.write(b"\n".join(lines) + b"\n")
+        os.replace(lines_path.with_suffix(".tmp"), lines_path)
+    token = 1001.0
+    feeder = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench.feeder",
+            "--socket",
+            str(run_dir / "feed.sock"),
+            "--file",
+            str(lines_path),
+            "--token",
+            str(token),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert feeder.stdin is not None and feeder.stdout is not None
+    if feeder.stdout.readline().strip() != "ready":
+        raise RuntimeError("feeder failed to start")
+    wanted = {neighbor(k) for k in range(1, n + 1)}
+    cpu0, peak = cpu_seconds(pid), rss_bytes(pid)
+    t0 = time.monotonic()
+    feeder.stdin.write("go\n")
+    feeder.stdin.flush()
+    while True:
+        peak = max(peak, rss_bytes(pid))
+        reply = stub.ListRouters(pb.ListRoutersRequest(), timeout=30)
+        marker = next((r.last_update for r in reply.routers if r.neighbor == MARKER_NEIGHBOR), 0)
+        done = {
+            r.neighbor
+            for r in reply.routers
+            if r.neighbor in wanted
+            and all(f.converged and not f.stale_prefixes for f in r.families if f.prefixes)
+            and r.session == "up"
+        }
+        if marker == token and done == wanted:
+            break
+        if time.monotonic() - t0 > 3600:
+            raise TimeoutError(f"{len(done)} of {n} routers refreshed after an hour")
+        time.sleep(0.5)
+    seconds = time.monotonic() - t0
+    feeder.communicate(timeout=60)
+    prefixes = sum(f.prefixes for r in reply.routers if r.neighbor in wanted for f in r.families)
+    return {
+        "refresh_s": seconds,
+        "refresh_cpu": cpu_seconds(pid) - cpu0,
+        "refresh_peak": peak,
+        "refresh_prefixes": prefixes,
+        "rss_refreshed": rss_bytes(pid),
+    }
+
+
+def many_routers(n: int, workdir: Path, refresh: bool = False) -> list[Row]:
     """The issue-11 restart row: n realistic routers back from a snapshot."""
     skip = data_available(FULL_TABLE)
     if skip:
@@ -265,9 +369,10 @@ def many_routers(n: int, workdir: Path) -> list[Row]:
     snap, load_cpu, pairs = build_snapshot(n, workdir)
     size = os.path.getsize(snap)
     log(f"restart: serve on the snapshot of {n} routers")
-    m = many_start(workdir, n, snap)
+    m = many_start(workdir, n, snap, refresh)
     built = f"loaded in-process in {load_cpu:.0f} CPU-s, " if load_cpu else ""
-    return [
+    written = m["written_bytes"] or 0
+    rows = [
         Row(
             "restart",
             f"warm start, {n} realistic routers (snapshot) -> router {n} answers",
@@ -276,21 +381,47 @@ def many_routers(n: int, workdir: Path) -> list[Row]:
             target="<= 10 s",
             met=at_most(m["answered"], TARGET),
             note=f"{pairs:,} (router, prefix) pairs ({built}real table via bench.realistic); "
-            f"snapshot {size / 2**20:.0f} MiB; spawn -> snapshot loaded {m['loaded']:.1f} s "
-            f"(loader's own figure {m['load_s']} s), -> first Resolve from router {n}'s "
-            f"exporter {m['answered']:.1f} s (stale flag: {'yes' if m['stale'] else 'NO'}), "
-            f"-> gRPC health answers {m['health']:.1f} s ({m['health_status']}: no relay yet); "
-            f"service CPU {m['cpu']:.1f} s at first answer, RSS {m['rss'] / 2**20:.0f} MiB "
-            f"then, {m['rss_settled'] / 2**20:.0f} MiB 1 s later",
-        )
+            f"snapshot format {m['version']}, {size / 2**20:.1f} MiB; spawn -> snapshot loaded "
+            f"{m['loaded']:.1f} s (loader's own figure {m['load_s']} s), -> first Resolve from "
+            f"router {n}'s exporter {m['answered']:.1f} s (stale flag: "
+            f"{'yes' if m['stale'] else 'NO'}), -> gRPC health answers {m['health']:.1f} s "
+            f"({m['health_status']}: no relay yet); service CPU {m['cpu']:.1f} s at first "
+            f"answer, RSS {m['rss'] / 2**20:.0f} MiB then, {m['rss_settled'] / 2**20:.0f} MiB "
+            f"1 s later",
+        ),
+        Row(
+            "restart",
+            "  then SIGTERM -> snapshot written",
+            m["write_s"],
+            "s",
+            note=f"service's own figure; SIGTERM -> exit {m['stop_s']:.1f} s; format "
+            f"{m['written_version']}, {written / 2**20:.1f} MiB",
+        ),
     ]
+    if refresh:
+        rows.insert(
+            1,
+            Row(
+                "restart",
+                f"  then BGP refresh of all {n} routers -> converged, no stale route",
+                m["refresh_s"],
+                "s",
+                note=f"every router's table fed again through the feed socket (bench.feeder: "
+                f"ExaBGP JSON lines, routers one after another); service CPU "
+                f"{m['refresh_cpu']:.0f} s for {m['refresh_prefixes']:,} (router, prefix) "
+                f"pairs ({m['refresh_prefixes'] / max(m['refresh_cpu'], 1e-9):,.0f} per CPU-s); "
+                f"RSS peak {m['refresh_peak'] / 2**20:.0f} MiB, "
+                f"{m['rss_refreshed'] / 2**20:.0f} MiB after",
+            ),
+        )
+    return rows
 
 
 def run(args: argparse.Namespace) -> list[Row]:
     if getattr(args, "routers", 0):
         workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench-restart-"))
         workdir.mkdir(parents=True, exist_ok=True)
-        return many_routers(args.routers, workdir)
+        return many_routers(args.routers, workdir, args.refresh)
     skip = data_available(FULL_TABLE)
     if skip:
         return [Row("restart", "warm restart", None, "s", note=skip)]
@@ -366,6 +497,11 @@ def _extra(p: argparse.ArgumentParser) -> None:
         "--routers", type=int, default=0, help="many-router warm start instead (issue 11: 16)"
     )
     p.add_argument("--workdir", help="keep the base model and built snapshot here")
+    p.add_argument(
+        "--refresh",
+        action="store_true",
+        help="with --routers: then feed every router's table again and time the refresh",
+    )
 
 
 if __name__ == "__main__":

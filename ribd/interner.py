@@ -8,6 +8,7 @@ forgotten. ``ribd.attributes`` re-exports ``AttributeInterner``.
 from __future__ import annotations
 
 import sys
+from collections import deque
 from collections.abc import Sequence
 from hashlib import blake2b
 
@@ -200,11 +201,18 @@ class AttributeInterner:
             held = self._cores[key] = [core]
         return held
 
-    def load_sets(self, helds: list[list], sets: list[PathAttributes]) -> None:
+    def load_sets(self, helds: list[list], sets: list[PathAttributes], most: int) -> None:
         """Hold ``sets``, built elsewhere (a snapshot's), each on the core of its list
         in ``helds`` (``load_core``'s). No digest per set: a core's list takes its sets
         unkeyed, up to SCAN_VARIANTS; past that, by a digest of the row as ``intern``
-        does, and a set equal to one held there is replaced in ``sets`` by it."""
+        does, and a set equal to one held there is replaced in ``sets`` by it.
+
+        ``most``: the longest any of those lists will get (the caller counts: it
+        knows its lists); when every list stays scannable, one C loop appends."""
+        if most <= SCAN_VARIANTS + 1:
+            deque(map(list.append, helds, sets), maxlen=0)
+            self._count += len(sets)
+            return
         for i, (held, attrs) in enumerate(zip(helds, sets, strict=True)):
             if len(held) <= SCAN_VARIANTS:
                 held.append(attrs)

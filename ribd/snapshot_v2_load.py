@@ -205,10 +205,11 @@ class Loaded:
         keep = np.flatnonzero(first == np.arange(n))
         picks = [x.tolist() for x in (rows[keep, 0], hop[keep], comms[keep], orig[keep])]
         held = list(map(helds.__getitem__, picks[0]))
+        cores = [h[0] for h in helds]
         built = list(
             map(
                 PathAttributes,
-                (h[0] for h in held),
+                map(cores.__getitem__, picks[0]),
                 map(hops.__getitem__, picks[1]),
                 [pref[i] for i in keep.tolist()],
                 map(lists["communities"].__getitem__, picks[2]),
@@ -216,7 +217,9 @@ class Loaded:
                 map(lists["clusters"].__getitem__, clusters[keep].tolist()),
             )
         )
-        self.interner.load_sets(held, built)
+        # The lists are fresh from load_core (the core alone): each gets 1 + its sets.
+        most = 1 + int(np.bincount(rows[keep, 0]).max()) if len(keep) else 1
+        self.interner.load_sets(held, built, most)
         position = np.cumsum(first == np.arange(n)) - 1
         return list(map(built.__getitem__, position[first].tolist()))
 
