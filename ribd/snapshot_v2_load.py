@@ -92,6 +92,8 @@ class Loaded:
         self.paths = 0
         for family in meta["families"]:
             self._family(family, arrays, entries, matrix)
+        for family in set(FAMILIES) - set(self.tables):  # empty, but with the routers' slots
+            self.tables[family] = self._table(family)
 
     # -- attribute values ------------------------------------------------------
 
@@ -289,15 +291,19 @@ class Loaded:
             paths[multi] = path_counts[-2 - matrix[multi].astype(np.int64)]
         return entries, paths
 
+    def _table(self, family: str) -> FamilyTable:
+        table = FamilyTable(family)
+        for _ in self.routers:
+            table.alloc_slot()  # router i gets slot i, as in rib.router()
+        return table
+
     def _family(self, family: str, arrays: dict, entries: list[tuple], paths: np.ndarray) -> None:
         raw = np.ascontiguousarray(arrays[f"{family}/keys"])
         indexes = _indexes(arrays, f"{family}/entries", len(entries), "entries")
         if len(indexes) != len(raw):
             raise SnapshotError(f"{family}: {len(raw)} prefixes but {len(indexes)} entry indexes")
         _check_keys(family, raw)
-        table = FamilyTable(family)
-        for _ in self.routers:
-            table.alloc_slot()  # router i gets slot i, as in rib.router()
+        table = self._table(family)
         used, times = np.unique(indexes, return_counts=True)
         intern = table.intern
         built = np.empty(len(entries), dtype=object)
@@ -320,7 +326,7 @@ class Loaded:
         return {
             "routers": len(self.routers),
             "attribute_sets": self.n_sets,
-            "prefixes": {f: len(self.tables[f].store) if f in self.tables else 0 for f in FAMILIES},
+            "prefixes": {f: len(self.tables[f].store) for f in FAMILIES},
             "paths": self.paths,
         }
 

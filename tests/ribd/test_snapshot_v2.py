@@ -354,3 +354,35 @@ def test_format_2_is_written_by_default_and_an_unknown_version_not_at_all(
     assert path.read_bytes().startswith(MAGIC + b'{"version":2,')
     with pytest.raises(ValueError, match="version 7"):
         write_snapshot(rib, tmp_path / "v7", version=7)
+
+
+def test_a_family_left_out_of_the_file_loads_empty_with_every_routers_slot(
+    tmp_path: Path,
+) -> None:
+    """A new router after the load gets a slot of its own in that family too (the
+    table's slots are the loaded routers' even when the file had no prefix there)."""
+    path = written(tmp_path)
+    parts = Parts(path)
+    parts.meta["families"].remove(V6)
+    for name in (f"{V6}/keys", f"{V6}/entries"):
+        del parts.arrays[name]
+    v6_paths = sum(
+        fs.paths for r in sample_rib().routers.values() for f, fs in r.families.items() if f == V6
+    )
+    parts.header["prefixes"][V6] = 0
+    parts.header["paths"] -= v6_paths
+    parts.write(path)
+    rib = Rib(clock=Clock())
+    load_snapshot(rib, path, hold_time=60)
+    assert not list(rib.routes("192.0.2.1", V6))
+    session(rib, "192.0.2.99", "up", peer_as=64999)
+    announce(
+        rib,
+        "192.0.2.99",
+        ["2001:db8:99::/48"],
+        make_attributes((), next_hop="2001:db8::9"),
+        family=V6,
+    )
+    assert rib.routers["192.0.2.99"].families[V6].slot == 3
+    assert not list(rib.routes("192.0.2.1", V6))
+    assert len(list(rib.routes("192.0.2.99", V6))) == 1
