@@ -96,7 +96,7 @@ class Capture:
     routers: list[dict]
     sets: list[PathAttributes]
     pathsets: list[tuple[tuple[int, int], ...]]
-    entries: list[tuple[int, ...]]
+    entries: np.ndarray  # int64, distinct entries x routers
     families: dict[str, tuple[np.ndarray, list[int]]]
     paths: int
 
@@ -155,11 +155,15 @@ def capture(rib: Rib, chunk: int = WRITE_CHUNK) -> Capture:
             for r in routers
         ]
     n_routers = len(routers)
-    sets: list[PathAttributes] = []
+    # Every set the interner holds gets its code up front, in one C loop: a set met
+    # first in an entry would cost that entry the slow path. Sets no captured route
+    # uses are dropped at the end (``_compact``).
+    sets: list[PathAttributes] = rib.interner.sets()
     pathsets: list[tuple[tuple[int, int], ...]] = []
     # id of a set, ADD-PATH set or None -> its code; the objects are pinned (``sets``,
     # ``pinned``) so that their ids stay unique while this runs.
-    codes: dict[int, int] = {id(None): -1}
+    codes: dict[int, int] = dict(zip(map(id, sets), range(len(sets)), strict=True))
+    codes[id(None)] = -1
     code_of = codes.get
     entry_index: dict[tuple[int, ...], int] = {}
     pinned: list[object] = []
@@ -244,7 +248,29 @@ def capture(rib: Rib, chunk: int = WRITE_CHUNK) -> Capture:
                     indexes.append(hit[0])
                     paths += hit[1]
         families[family] = (family_keys[np.array(kept, dtype=np.int64)], indexes)
-    return Capture(created, router_docs, sets, pathsets, list(entry_index), families, paths)
+    if entry_index:
+        matrix = np.array(list(entry_index), dtype=np.int64).reshape(len(entry_index), n_routers)
+    else:
+        matrix = np.empty((0, n_routers), dtype=np.int64)
+    sets, pathsets = _compact(sets, pathsets, matrix)
+    return Capture(created, router_docs, sets, pathsets, matrix, families, paths)
+
+
+def _compact(
+    sets: list[PathAttributes], pathsets: list[tuple[tuple[int, int], ...]], matrix: np.ndarray
+) -> tuple[list[PathAttributes], list[tuple[tuple[int, int], ...]]]:
+    """Only the sets some entry or ADD-PATH set uses, renumbered (``matrix`` in place)."""
+    used = np.zeros(len(sets) + 1, dtype=bool)  # + 1: -1 (no route) lands in the last
+    used[matrix[matrix >= -1]] = True
+    in_pathsets = [i for items in pathsets for _, i in items]
+    used[in_pathsets] = True
+    used = used[:-1]
+    number = np.cumsum(used) - 1
+    sets_matrix = matrix >= 0
+    matrix[sets_matrix] = number[matrix[sets_matrix]]
+    renumber = number.tolist()
+    pathsets = [tuple((pid, renumber[i]) for pid, i in items) for items in pathsets]
+    return [sets[i] for i in np.flatnonzero(used).tolist()], pathsets
 
 
 def _write_atomically(path: str, data: bytes) -> None:

@@ -89,7 +89,7 @@ def encode_v1(cap: Capture) -> bytes:
         return c if c >= 0 else None if c == -1 else pathsets[-2 - c]
 
     entries = []
-    for codes in cap.entries:
+    for codes in cap.entries.tolist():
         values = [value(c) for c in codes]
         while values and values[-1] is None:
             values.pop()

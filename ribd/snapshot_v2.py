@@ -175,10 +175,7 @@ def encode_v2(cap: Capture) -> bytes:
     a["address_lists"] = _bounds(list(clusters.rows))
     a["address_items"] = addresses.indexes([t for seq in clusters.rows for t in seq])
     n_routers = len(cap.routers)
-    if cap.entries:
-        a["entries"] = np.array(cap.entries, dtype=_I4).reshape(len(cap.entries), n_routers)
-    else:
-        a["entries"] = np.empty((0, n_routers), dtype=_I4)
+    a["entries"] = cap.entries
     a["pathset_paths"] = _bounds(cap.pathsets)
     a["path_ids"] = [pid for items in cap.pathsets for pid, _ in items]
     a["path_sets"] = [i for items in cap.pathsets for _, i in items]
