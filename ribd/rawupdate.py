@@ -104,12 +104,6 @@ _PATHS4: dict[bytes, tuple] = {}
 _PATHS2: dict[bytes, tuple] = {}
 _COMMUNITIES: dict[bytes, tuple] = {}
 _CLUSTERS: dict[bytes, tuple] = {}
-# The attribute row (next hop aside) of an UPDATE's attributes, by their bytes
-# without NEXT_HOP / MP_(UN)REACH_NLRI (``_fields_key``), per AS number size.
-FIELDS_MEMO_SIZE = 1 << 15
-_FIELDS4: dict[bytes, tuple] = {}
-_FIELDS2: dict[bytes, tuple] = {}
-_NOT_FIELDS = frozenset((NEXT_HOP, MP_REACH, MP_UNREACH))
 
 
 def _asns(data: bytes, count: int, size: int) -> tuple[int, ...]:
@@ -221,8 +215,7 @@ class UpdateDecoder:
             nlri = ipv4_prefixes(body[nlri_at:], ids) if nlri_at < end else _NO_NLRI
         except NlriError as exc:
             raise UpdateError(str(exc)) from None
-        attributes = body[attr_at + 2 : nlri_at]
-        raw, framing, cuts = _split_attributes(attributes)
+        raw, framing = _split_attributes(body[attr_at + 2 : nlri_at])
         events: list[Event] = []
         if withdrawn[0]:
             events.append(
@@ -252,20 +245,10 @@ class UpdateDecoder:
         fault = framing
         fields = None
         if not fault:
-            # The decoded fields of attributes seen lately (bounded; exact bytes
-            # compare): a router's table arrives once per router that sends it.
-            memo = _FIELDS4 if caps.asn4 else _FIELDS2
-            key = _fields_key(attributes, cuts)
-            fields = memo.get(key)
-            if fields is None:
-                try:
-                    fields = self._fields(raw, caps)
-                except _Malformed as exc:
-                    fault = str(exc)
-                else:
-                    if len(memo) >= FIELDS_MEMO_SIZE:
-                        memo.clear()
-                    memo[key] = fields
+            try:
+                fields = self._fields(raw, caps)
+            except _Malformed as exc:
+                fault = str(exc)
         for family, next_hop, (prefixes, ids) in announced:
             hop_fault = fault
             if not hop_fault and next_hop is None:  # classic IPv4 NLRI: the NEXT_HOP attribute
@@ -423,23 +406,19 @@ def _t(ids: list[int] | None) -> tuple[int, ...] | None:
 _KIND = bytes(1 if c in _WELL_KNOWN else 2 if c in _OPTIONAL else 0 for c in range(256))
 
 
-def _split_attributes(data: bytes) -> tuple[dict[int, bytes], str, list[int]]:
-    """{type code: value} of the path attributes we read, first of each kept, the
-    framing fault that makes every route of the UPDATE a withdrawal ("" if none),
-    and the spans (start, stop, ...) of the kept NEXT_HOP / MP_REACH_NLRI /
-    MP_UNREACH_NLRI attributes, headers included (``_fields_key``).
+def _split_attributes(data: bytes) -> tuple[dict[int, bytes], str]:
+    """{type code: value} of the path attributes we read, first of each kept, and the
+    framing fault that makes every route of the UPDATE a withdrawal ("" if none).
 
     Raises UpdateError only where RFC 7606 asks for a session reset: a broken
     or repeated MP_REACH_NLRI / MP_UNREACH_NLRI, whose NLRI cannot be trusted.
     """
     out: dict[int, bytes] = {}
     fault = ""
-    cuts: list[int] = []
     at, end = 0, len(data)
     kinds = _KIND
     try:
         while at < end:
-            head = at
             flags, code = data[at], data[at + 1]
             if flags & 0x10:
                 start = at + 4
@@ -469,25 +448,9 @@ def _split_attributes(data: bytes) -> tuple[dict[int, bytes], str, list[int]]:
                     fault = f"attribute {code} with inconsistent flags 0x{flags:02x}"
                 continue
             out[code] = data[start:stop]
-            if code in _NOT_FIELDS:
-                cuts += (head, stop)
     except IndexError:
         fault = f"attribute header at octet {at} is cut short"
-    return out, fault, cuts
-
-
-def _fields_key(data: bytes, cuts: list[int]) -> bytes:
-    """The attributes' bytes without NEXT_HOP and MP_(UN)REACH_NLRI: what ``_fields``
-    reads, so equal keys give equal fields (other routers' copies of an UPDATE
-    differ in the next hop only; IPv6 NLRI ride in MP_REACH_NLRI)."""
-    if not cuts:
-        return data
-    if len(cuts) == 2:
-        return data[: cuts[0]] + data[cuts[1] :]
-    pieces = [data[: cuts[0]]]
-    pieces += [data[cuts[i] : cuts[i + 1]] for i in range(1, len(cuts) - 1, 2)]
-    pieces.append(data[cuts[-1] :])
-    return b"".join(pieces)
+    return out, fault
 
 
 def _mp_unreach(value: bytes, caps: SessionCaps) -> tuple[str, tuple[list[str], list[int] | None]]:
