@@ -232,23 +232,26 @@ class Rib(SessionHandling, Maintenance, Reads):
                 fresh = intern(fresh, fresh)
                 held = [p for p in prefixes if has_key(p)]
                 if len(held) < len(prefixes):
-                    new = [p for p in prefixes if not has_key(p)] if held else prefixes
-                    for prefix in new:
+                    unheld = [p for p in prefixes if not has_key(p)] if held else prefixes
+                    for prefix in unheld:
                         insert(prefix, fresh)
-                    table.changes.extend(new)
-                    added = len(new)
-                    if added > 1 and len(set(new)) < added:  # a prefix twice in the UPDATE
-                        added = len(set(new))
+                    table.changes.extend(unheld)
+                    added = len(unheld)
+                    if added > 1 and len(set(unheld)) < added:  # a prefix twice in the UPDATE
+                        added = len(set(unheld))
                     prefixes = held
+                found = repeat(-2)  # every prefix left is in the delta
         elif len(prefixes) >= 8:
             found = store.find_many(prefixes)
         else:
             found = map(store.find, prefixes)
         ids = repeat(0) if path_ids is None else path_ids  # endless, or one per prefix
+        last_entry: object = None  # the entry last replaced with attrs added, and its new one
+        last_new: tuple = ()
         for prefix, path_id, at in zip(prefixes, ids, found, strict=False):
             if at >= 0:  # index in the store's arrays
                 entry = values[at]
-            elif has_key(prefix):
+            elif at == -2 or has_key(prefix):
                 entry = get(prefix)
             else:
                 entry = None
@@ -285,13 +288,20 @@ class Rib(SessionHandling, Maintenance, Reads):
                 continue
             if old is new:
                 continue
-            # ``new`` is never None and ``entry`` is canonical (no trailing
-            # None), so the new entry is canonical too: no trimming needed.
-            if slot < n:
-                new_entry = (*entry[:slot], new, *entry[slot + 1 :])
+            if entry is last_entry and new is attrs:
+                # Prefixes another router sent in one UPDATE mostly share one
+                # entry: built and interned once for all of them.
+                new_entry = last_new
             else:
-                new_entry = (*entry, *((None,) * (slot - n)), new)
-            new_entry = intern(new_entry, new_entry)
+                # ``new`` is never None and ``entry`` is canonical (no trailing
+                # None), so the new entry is canonical too: no trimming needed.
+                if slot < n:
+                    new_entry = (*entry[:slot], new, *entry[slot + 1 :])
+                else:
+                    new_entry = (*entry, *((None,) * (slot - n)), new)
+                new_entry = intern(new_entry, new_entry)
+                if new is attrs:
+                    last_entry, last_new = entry, new_entry
             if at >= 0:
                 values[at] = new_entry  # entry was not None: no hole filled
             else:

@@ -122,6 +122,30 @@ def test_one_update_of_new_known_and_repeated_prefixes_counts_each_prefix_once(m
     assert (fs.prefixes, fs.paths) == (3, 3)
 
 
+@pytest.mark.parametrize("merged", [False, True])
+def test_a_second_router_over_prefixes_of_mixed_entries_gets_each_its_own_entry(merged):
+    """Entries rebuilt once per UPDATE for prefixes that shared one stay right when
+    the prefixes' entries differ, alternate, or repeat."""
+    rib = Rib()
+    up(rib, R1)
+    up(rib, R2)
+    announce(rib, R1, ["10.1.0.0/16", "10.2.0.0/16"], path(1, 2))
+    announce(rib, R1, ["10.3.0.0/16"], path(1, 3))
+    if merged:
+        rib.merge_now(V4)
+    prefixes = ["10.1.0.0/16", "10.3.0.0/16", "10.2.0.0/16", "10.4.0.0/16", "10.1.0.0/16"]
+    announce(rib, R2, prefixes, path(5, 9))
+    want1 = {"10.1.0.0/16": 2, "10.2.0.0/16": 2, "10.3.0.0/16": 3, "10.4.0.0/16": None}
+    for p, origin in want1.items():
+        got = rib.lookup(R1, V4, p[:-3])
+        assert (got.attributes.origin_as if got and got.prefix == p else None) == origin, p
+        assert rib.lookup(R2, V4, p[:-3]).attributes.origin_as == 9
+    store = rib.tables[V4].store
+    assert store.get("10.1.0.0/16") is store.get("10.2.0.0/16")
+    assert store.get("10.1.0.0/16") is not store.get("10.3.0.0/16")
+    assert (rib.routers[R2].families[V4].prefixes, rib.routers[R2].families[V4].paths) == (4, 4)
+
+
 def test_families_are_separate_tries():
     rib = Rib()
     up(rib, R1)
