@@ -133,18 +133,48 @@ class Batch:
             k64[pos_src] = s_words[order, 0]
         cols = self._lookup_views(groups, k32, k64, 2 * ng)
         leaf = cols[0]
-        fast = np.zeros(2 * ng, dtype=bool)  # answered by the view here
+        # Per group, vectorised: its router, whether that is a fallback, and
+        # "on the view" for every key of a group that has one; the loop below
+        # then visits only groups with something more to do.
+        names = self.routing.names
+        count = len(groups)
+        router = np.repeat(
+            np.fromiter(
+                (
+                    -1
+                    if g.neighbor is None
+                    else self.router_index(names.get(g.neighbor, g.neighbor))
+                    for g in groups
+                ),
+                dtype=np.int32,
+                count=count,
+            ),
+            sizes,
+        )
+        fallback = np.repeat(
+            np.fromiter(
+                (g.is_fallback and g.neighbor is not None for g in groups), dtype=bool, count=count
+            ),
+            sizes,
+        )
+        fast = np.repeat(  # answered by the view here
+            np.fromiter((g.usable is not None for g in groups), dtype=bool, count=count),
+            2 * sizes,
+        )
         route = np.full(2 * ng, -1, dtype=np.int32) if self.routes is not None else None
-        router = np.full(ng, -1, dtype=np.int32)
-        fallback = np.zeros(ng, dtype=bool)
         for g in groups:
             if g.neighbor is None:
                 continue
+            if (
+                route is None
+                and self.next_hops is None
+                and g.usable is not None
+                and not len(g.usable[1].starts)
+                and (g.v4 or not len(g.usable[0].long_v6))
+            ):
+                continue  # every flow on the view: done above
             s, e = g.start, g.stop
-            name = self.routing.names.get(g.neighbor, g.neighbor)
-            router[s:e] = self.router_index(name)
-            if g.is_fallback:
-                fallback[s:e] = True
+            name = names.get(g.neighbor, g.neighbor)
             idx = order[s:e]
             seg = slice(2 * s, 2 * e)
             nh = None  # flows with a next hop: their dst path is chosen by it, exactly
@@ -158,7 +188,7 @@ class Batch:
             every = False  # every flow of the group on the view
             if g.usable is not None:
                 view, changed = g.usable
-                fast[seg] = every = True
+                every = True
                 if len(changed.starts):  # an address in a changed prefix: exact
                     keys = (k32 if g.v4 else k64)[seg]  # type: ignore[index]
                     fast[seg] = ~changed.mask(keys)
