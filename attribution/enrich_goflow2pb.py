@@ -74,22 +74,36 @@ def _address(raw: bytes) -> str:
 
 
 def _mac(value: int) -> str:
-    text = f"{value & 0xFFFFFFFFFFFF:012x}"
-    return ":".join(text[i : i + 2] for i in range(0, 12, 2))
+    return (value & 0xFFFFFFFFFFFF).to_bytes(6, "big").hex(":")
+
+
+# Every field as goflow2's JSON prints it when the message leaves it out (proto3
+# does not send zeros): the set fields are then converted over this template.
+_TEMPLATE: dict = {
+    "type": "FLOWUNKNOWN",
+    **dict.fromkeys(_NUMBERS, 0),
+    **dict.fromkeys(_ADDRESSES, ""),
+    **dict.fromkeys(_MACS, _mac(0)),
+    "bgp_communities": [],
+    "as_path": [],
+}
+_CONVERT = {
+    "type": lambda v: _TYPE_NAMES.get(v, v),
+    **dict.fromkeys(_ADDRESSES, _address),
+    **dict.fromkeys(_MACS, _mac),
+    "bgp_communities": list,
+    "as_path": list,
+}
 
 
 def to_json(message: bytes) -> bytes:
     """One FlowMessage -> goflow2's JSON line for it (DecodeError if it is not one)."""
-    m = flow_pb2.FlowMessage.FromString(message)
-    out: dict = {"type": _TYPE_NAMES.get(m.type, m.type)}
-    for name in _NUMBERS:
-        out[name] = getattr(m, name)
-    for name in _ADDRESSES:
-        out[name] = _address(getattr(m, name))
-    for name in _MACS:
-        out[name] = _mac(getattr(m, name))
-    out["bgp_communities"] = list(m.bgp_communities)
-    out["as_path"] = list(m.as_path)
+    out = dict(_TEMPLATE)
+    convert = _CONVERT.get
+    for field, value in flow_pb2.FlowMessage.FromString(message).ListFields():
+        name = field.name
+        fn = convert(name)
+        out[name] = value if fn is None else fn(value)
     return orjson.dumps(out)
 
 
