@@ -69,12 +69,15 @@ class OpenReceived:
     """The router's OPEN: what it says about End-of-RIB.
 
     A router that offers graceful restart (RFC 4724, capability 64) sends
-    End-of-RIB after its initial table; its table's convergence is then not
-    inferred from a quiet spell, which a slowly arriving table can look like.
+    End-of-RIB after its initial table of each family it negotiated; those
+    families' convergence is then not inferred from a quiet spell, which a
+    slowly arriving table can look like.
     """
 
     neighbor: str
     graceful_restart: bool
+    # The families its OPEN offers (multiprotocol capabilities; none: IPv4 unicast).
+    families: tuple[str, ...] = (IPV4_UNICAST,)
 
 
 @dataclass(frozen=True, slots=True)

@@ -183,7 +183,7 @@ class RawMessages:
                 self._caps.clear()
             self._caps[peer] = negotiate(sent, received)
         if side is self._received:
-            return [OpenReceived(peer, info.graceful_restart)]
+            return [OpenReceived(peer, info.graceful_restart, info.families)]
         return []
 
     def forget(self, peer: str) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from ribd.events import IPV4_UNICAST, IPV6_UNICAST
 
+CAP_MULTIPROTOCOL = 1
 CAP_GRACEFUL_RESTART = 64
 CAP_FOUR_OCTET_AS = 65
 CAP_ADD_PATH = 69
@@ -39,6 +40,7 @@ class OpenInfo:
     asn4: bool
     add_path: dict[str, int]  # family -> 1 receive, 2 send, 3 both
     graceful_restart: bool = False  # RFC 4724: the speaker sends End-of-RIB
+    families: tuple[str, ...] = (IPV4_UNICAST,)  # RFC 4760 capabilities (none: IPv4 unicast)
 
 
 def parse_open(body: bytes) -> OpenInfo:
@@ -60,6 +62,7 @@ def parse_open(body: bytes) -> OpenInfo:
         )
     asn4 = graceful_restart = False
     add_path: dict[str, int] = {}
+    families: list[str] = []
     while at < end:
         head = 3 if wide else 2
         if at + head > end:
@@ -81,7 +84,11 @@ def parse_open(body: bytes) -> OpenInfo:
             if len(cap) != clen:
                 raise OpenError(f"capability {code} of {clen} octets runs past its parameter")
             cap_at += 2 + clen
-            if code == CAP_GRACEFUL_RESTART:
+            if code == CAP_MULTIPROTOCOL and clen == 4:
+                family = _FAMILIES.get((int.from_bytes(cap[0:2], "big"), cap[3]))
+                if family is not None and family not in families:
+                    families.append(family)
+            elif code == CAP_GRACEFUL_RESTART:
                 graceful_restart = True
             elif code == CAP_FOUR_OCTET_AS:
                 asn4 = asn4 or clen == 4
@@ -90,7 +97,7 @@ def parse_open(body: bytes) -> OpenInfo:
                     family = _FAMILIES.get((int.from_bytes(cap[i : i + 2], "big"), cap[i + 2]))
                     if family is not None:
                         add_path[family] = add_path.get(family, 0) | (cap[i + 3] & 3)
-    return OpenInfo(asn4, add_path, graceful_restart)
+    return OpenInfo(asn4, add_path, graceful_restart, tuple(families) or (IPV4_UNICAST,))
 
 
 def negotiate(sent: OpenInfo, received: OpenInfo) -> SessionCaps:

@@ -186,7 +186,10 @@ class Rib(SessionHandling, Maintenance, Reads):
             self._end_of_rib(event)  # type: ignore[arg-type]
         elif kind is OpenReceived:
             if event.graceful_restart:  # type: ignore[union-attr]
-                self.router(event.neighbor).sends_end_of_rib = True  # type: ignore[union-attr]
+                families = self.router(event.neighbor).families  # type: ignore[union-attr]
+                for family in event.families:  # type: ignore[union-attr]
+                    if family in families:
+                        families[family].sends_end_of_rib = True
         elif kind is RouteRefreshMarker:
             self._refresh_marker(event)  # type: ignore[arg-type]
         elif kind is SessionState:

@@ -27,7 +27,7 @@ class SessionHandling:
 
     def _end_of_rib(self, ev: EndOfRib) -> None:
         r = self.router(ev.neighbor)
-        r.sends_end_of_rib = True
+        r.families[ev.family].sends_end_of_rib = True
         if r.families[ev.family].refresh != REFRESH_NONE:
             # Lines were lost since the session started: what was not sent
             # again since then is not known to be gone; the re-read decides.
@@ -314,8 +314,9 @@ class SessionHandling:
         unconverged with its session up (session start, or a re-read that
         ended without EoRR), and start over while the family is busy.
 
-        A router known to send End-of-RIB (``sends_end_of_rib``) is waited
-        for: inferred only once its session has been up for
+        A family the router is known to send End-of-RIB for
+        (``FamilyState.sends_end_of_rib``) is waited for: inferred only once
+        its session has been up for
         END_OF_RIB_WAIT_QUIET_TIMES quiet times, in case its End-of-RIB never
         comes. A table arriving slower than the quiet rate (a starved box,
         many routers through one ExaBGP) would otherwise count as converged
@@ -337,7 +338,7 @@ class SessionHandling:
                 started, writes = window
                 if now - started < quiet:
                     continue
-                if r.sends_end_of_rib and now - r.session_since < patience:
+                if fs.sends_end_of_rib and now - r.session_since < patience:
                     continue
                 if fs.writes - writes < QUIET_PREFIXES_PER_SECOND * (now - started):
                     windows.pop(key, None)

@@ -91,6 +91,11 @@ class FamilyState:
     # Meaningful only while ``converged``.
     inferred: bool = False
     refresh: int = REFRESH_NONE
+    # The router sends End-of-RIB for this family: its OPEN offered graceful
+    # restart and the family, or it sent one before (kept across sessions).
+    # Its convergence is then not inferred early from a quiet spell
+    # (Rib._infer_convergence).
+    sends_end_of_rib: bool = False
 
 
 @dataclass(slots=True)
@@ -107,10 +112,6 @@ class RouterRib:
     families: dict[str, FamilyState] = field(default_factory=dict)
     refresh_asked: float = 0.0  # when a re-read was last asked for (0: none pending)
     resetting: bool = False  # we asked ExaBGP to reset the session (keep routes stale)
-    # The router sends End-of-RIB: its OPEN offered graceful restart, or it
-    # sent one before. Its convergence is then never inferred early from a
-    # quiet spell (Rib._infer_convergence).
-    sends_end_of_rib: bool = False
 
     @property
     def stale(self) -> bool:

@@ -151,12 +151,13 @@ def trickle(rib, clock, seconds: int, start: int = 0) -> None:
 def test_a_slow_table_from_a_router_offering_graceful_restart_waits_for_end_of_rib():
     clock = Clock()
     rib = rib_with(clock, quiet=10.0)
-    rib.apply(OpenReceived(R1, graceful_restart=True))
+    rib.apply(OpenReceived(R1, graceful_restart=True, families=(V4,)))
     rib.apply(SessionState(R1, "up"))
     rib.maintenance()
     trickle(rib, clock, 40)  # four quiet times below QUIET_PREFIXES_PER_SECOND
-    v4 = rib.routers[R1].families[V4]
+    v4, v6 = rib.routers[R1].families[V4], rib.routers[R1].families[V6]
     assert QUIET_PREFIXES_PER_SECOND > 100 and not v4.converged
+    assert v6.converged and v6.inferred  # not in its OPEN: no End-of-RIB to wait for
     rib.apply(EndOfRib(R1, V4))
     assert v4.converged and not v4.inferred
 

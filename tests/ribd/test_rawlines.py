@@ -34,7 +34,9 @@ def parser_with_session(**kwargs) -> ExabgpParser:
     parser = ExabgpParser()
     sent, received = session_lines(**kwargs)
     assert parser.parse(sent) == []
-    assert parser.parse(received) == [OpenReceived(PEER, kwargs.get("graceful_restart", False))]
+    assert parser.parse(received) == [
+        OpenReceived(PEER, kwargs.get("graceful_restart", False), (V4, "ipv6 unicast"))
+    ]
     return parser
 
 
@@ -44,7 +46,7 @@ def test_the_routers_open_says_whether_it_offers_graceful_restart() -> None:
     parser = ExabgpParser()
     received = session_lines(graceful_restart=True)[1]
     # The router's OPEN alone (ours not seen yet) still tells.
-    assert parser.parse(received) == [OpenReceived(PEER, True)]
+    assert parser.parse(received) == [OpenReceived(PEER, True, (V4, "ipv6 unicast"))]
 
 
 def test_an_update_line_gives_its_time_and_routes() -> None:
