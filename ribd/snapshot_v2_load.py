@@ -152,23 +152,24 @@ class Loaded:
         for i in np.unique(aggregator).tolist():
             text(texts[i], f"text #{i} (an aggregator)", MAX_TEXT)
         derived = list(map(_derived, paths))
-        rows = zip(
-            map(paths.__getitem__, col_path),
-            map(ORIGINS.__getitem__, origins.tolist()),
-            med,
-            map(lists["large"].__getitem__, large.tolist()),
-            map(lists["ext"].__getitem__, ext.tolist()),
-            map(bool, atomic.tolist()),
-            map(texts.__getitem__, aggregator.tolist()),
-            map(derived.__getitem__, col_path),
-            strict=True,
+        rows = list(
+            zip(
+                map(paths.__getitem__, col_path),
+                map(ORIGINS.__getitem__, origins.tolist()),
+                med,
+                map(lists["large"].__getitem__, large.tolist()),
+                map(lists["ext"].__getitem__, ext.tolist()),
+                map(bool, atomic.tolist()),
+                map(texts.__getitem__, aggregator.tolist()),
+                strict=True,
+            )
         )
-        load_core = self.interner.load_core
         dumps = orjson.dumps
-        helds = []
-        for row in rows:
-            key = blake2b(dumps(row[:7])).digest()[:20]  # ribd.interner.core_key's digest
-            helds.append(load_core(key, PathCore(*row[:7], *row[7])))
+        keys = [blake2b(dumps(r)).digest()[:20] for r in rows]  # ribd.interner.core_key's
+        cores = [
+            PathCore(*r, *d) for r, d in zip(rows, map(derived.__getitem__, col_path), strict=True)
+        ]
+        helds = list(map(self.interner.load_core, keys, cores))
         return helds
 
     def _sets(
@@ -179,9 +180,8 @@ class Loaded:
         n = _lengths_equal(arrays, names)
         if n >= _MAX_SETS:
             raise SnapshotError(f"{n} attribute sets: more than entries can index")
-        core = _indexes(arrays, "set_core", len(helds), "core_path").tolist()
+        core = _indexes(arrays, "set_core", len(helds), "core_path")
         hop = _indexes(arrays, "set_next_hop", len(addresses), "addresses")
-        pref = _shared(_optional(arrays, "set_local_pref"), none=-1)
         comms = _indexes(arrays, "set_communities", len(lists["communities"]), "community_lists")
         orig = _indexes(arrays, "set_originator", len(addresses), "addresses")
         clusters = _indexes(arrays, "set_clusters", len(lists["clusters"]), "address_lists")
@@ -195,17 +195,18 @@ class Loaded:
         rows = np.stack(
             [
                 _canonical(helds, core, key=id),
-                _canonical(hops, hop.tolist()),
+                _canonical(hops, hop),
                 _optional(arrays, "set_local_pref"),
-                _canonical(lists["communities"], comms.tolist()),
-                _canonical(addresses, orig.tolist()),
-                _canonical(lists["clusters"], clusters.tolist()),
+                _canonical(lists["communities"], comms),
+                _canonical(addresses, orig),
+                _canonical(lists["clusters"], clusters),
             ],
             axis=1,
         )
         first = _first_equal_rows(rows)
-        keep = np.flatnonzero(first == np.arange(n))
-        picks = [x.tolist() for x in (rows[keep, 0], hop[keep], comms[keep], orig[keep])]
+        unique = first == np.arange(n)
+        keep = np.flatnonzero(unique)
+        picks = [x[keep].tolist() for x in (rows[:, 0], hop, comms, orig, clusters)]
         held = list(map(helds.__getitem__, picks[0]))
         cores = [h[0] for h in helds]
         built = list(
@@ -213,16 +214,18 @@ class Loaded:
                 PathAttributes,
                 map(cores.__getitem__, picks[0]),
                 map(hops.__getitem__, picks[1]),
-                [pref[i] for i in keep.tolist()],
+                _shared(rows[keep, 2], none=-1),
                 map(lists["communities"].__getitem__, picks[2]),
                 map(addresses.__getitem__, picks[3]),
-                map(lists["clusters"].__getitem__, clusters[keep].tolist()),
+                map(lists["clusters"].__getitem__, picks[4]),
             )
         )
         # The lists are fresh from load_core (the core alone): each gets 1 + its sets.
         most = 1 + int(np.bincount(rows[keep, 0]).max()) if len(keep) else 1
         self.interner.load_sets(held, built, most)
-        position = np.cumsum(first == np.arange(n)) - 1
+        if len(keep) == n:  # no two rows equal: the common case
+            return built
+        position = np.cumsum(unique) - 1
         return list(map(built.__getitem__, position[first].tolist()))
 
     # -- routes ----------------------------------------------------------------
@@ -374,12 +377,16 @@ def _check_keys(family: str, raw: np.ndarray) -> None:
         raise SnapshotError(f"{family}: prefix {prefix} is out of order")
 
 
-def _canonical(values: list, column: list[int], key=None) -> np.ndarray:
+def _canonical(values: list, column: np.ndarray, key=None) -> np.ndarray:
     """``column`` (indexes into ``values``) with each index replaced by the first index
-    of an equal value (``key``: what makes two values equal)."""
+    of an equal value (``key``: what makes two values equal); as it is when the
+    values are distinct (as written)."""
+    keys = values if key is None else list(map(key, values))
+    if len(set(keys)) == len(keys):
+        return column.astype(np.int64)
     first: dict = {}
-    canon = [first.setdefault(v if key is None else key(v), i) for i, v in enumerate(values)]
-    return np.asarray(canon, dtype=np.int64)[np.asarray(column, dtype=np.int64)]
+    canon = [first.setdefault(k, i) for i, k in enumerate(keys)]
+    return np.asarray(canon, dtype=np.int64)[column.astype(np.int64)]
 
 
 def _first_equal_rows(rows: np.ndarray) -> np.ndarray:
