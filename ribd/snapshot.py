@@ -44,12 +44,11 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-import numpy as np
-
-from ribd.attributes import AttributeInterner, PathAttributes
+from ribd.attributes import AttributeInterner
 from ribd.checks import BadValue
 from ribd.events import FAMILIES
 from ribd.rib import FamilyState, Rib
+from ribd.snapshot_capture import WRITE_CHUNK, Capture, capture
 from ribd.snapshot_format import (
     MAGIC,
     MAX_FILE_BYTES,
@@ -62,9 +61,7 @@ from ribd.snapshot_v2 import encode_v2
 from ribd.snapshot_v2_load import load_v2
 
 FORMAT_VERSION = 2  # written by default; 1 on request
-WRITE_CHUNK = 16384  # prefixes read per lock hold while writing
 LOADED_REASON = "restored from snapshot"
-_MAX_TEXT = 256  # names are cut to the parser's text limit on write
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,26 +76,6 @@ class SnapshotInfo:
     paths: int
     file_bytes: int
     seconds: float
-
-
-@dataclass(slots=True)
-class Capture:
-    """What a snapshot holds, read out of the RIB; each format encodes it its way.
-
-    ``entries`` are the distinct per-prefix route sets, one code per captured
-    router: a set index (``sets``) >= 0, -1 for no route, -2 - k for the
-    ADD-PATH set ``pathsets[k]`` ((path id, set index) pairs, best first).
-    ``families`` maps each family to its kept prefixes (the store's keys, in
-    order) and each prefix's entry index.
-    """
-
-    created: float
-    routers: list[dict]
-    sets: list[PathAttributes]
-    pathsets: list[tuple[tuple[int, int], ...]]
-    entries: np.ndarray  # int64, distinct entries x routers
-    families: dict[str, tuple[np.ndarray, list[int]]]
-    paths: int
 
 
 # -- writing -----------------------------------------------------------------
@@ -132,145 +109,6 @@ def write_snapshot(
         file_bytes=len(data),
         seconds=time.perf_counter() - started,
     )
-
-
-def capture(rib: Rib, chunk: int = WRITE_CHUNK) -> Capture:
-    """Read what a snapshot holds out of ``rib``, ``chunk`` prefixes per lock hold."""
-    with rib.lock:
-        created = rib.clock()
-        routers = list(rib.routers.values())
-        router_docs = [
-            {
-                "neighbor": r.neighbor,
-                "name": r.name[:_MAX_TEXT],
-                "peer_as": r.peer_as,
-                "router_id": r.router_id,
-                "last_update": r.last_update,
-                "session": r.session,
-                "stale": r.current_stale
-                or any(
-                    fs.stale_slot is not None and fs.stale_prefixes for fs in r.families.values()
-                ),
-            }
-            for r in routers
-        ]
-    n_routers = len(routers)
-    # Every set the interner holds gets its code up front, in one C loop: a set met
-    # first in an entry would cost that entry the slow path. Sets no captured route
-    # uses are dropped at the end (``_compact``).
-    sets: list[PathAttributes] = rib.interner.sets()
-    pathsets: list[tuple[tuple[int, int], ...]] = []
-    # id of a set, ADD-PATH set or None -> its code; the objects are pinned (``sets``,
-    # ``pinned``) so that their ids stay unique while this runs.
-    codes: dict[int, int] = dict(zip(map(id, sets), range(len(sets)), strict=True))
-    codes[id(None)] = -1
-    code_of = codes.get
-    entry_index: dict[tuple[int, ...], int] = {}
-    pinned: list[object] = []
-    paths = 0
-
-    def set_code(a: PathAttributes) -> int:
-        c = code_of(id(a))
-        if c is None:
-            c = codes[id(a)] = len(sets)
-            sets.append(a)
-        return c
-
-    def slow(values: tuple | list) -> tuple[int, ...]:
-        out = []
-        for v in values:
-            c = code_of(id(v))
-            if c is None:
-                if type(v) is PathAttributes:
-                    c = set_code(v)
-                else:  # a PathSet: (path id, attributes), best first
-                    items = tuple((pid, set_code(a)) for pid, a in v)  # type: ignore[attr-defined]
-                    c = codes[id(v)] = -2 - len(pathsets)
-                    pathsets.append(items)
-                    pinned.append(v)
-            out.append(c)
-        return tuple(out)
-
-    plain = tuple((slot, None) for slot in range(n_routers))
-    padding = (None,) * n_routers
-
-    def encode(entry: tuple, layout: tuple[tuple[int, int | None], ...], simple: bool) -> tuple:
-        """(entry index or -1 when no captured router has a route, paths)."""
-        n = len(entry)
-        if simple:  # router i in slot i, no stale generation: most writes
-            values = entry[:n_routers] if n >= n_routers else entry + padding[n:]
-        else:
-            values = [entry[slot] if slot < n else None for slot, _ in layout]  # type: ignore[assignment]
-            for i, (_, stale) in enumerate(layout):
-                if values[i] is None and stale is not None and stale < n:
-                    values[i] = entry[stale]  # type: ignore[index]
-        got = tuple(map(code_of, map(id, values)))
-        if None in got:
-            got = slow(values)
-        empty = got.count(-1)
-        if empty == n_routers:
-            return -1, 0
-        count = n_routers - empty
-        if min(got) < -1:
-            count += sum(len(pathsets[-2 - c]) - 1 for c in got if c < -1)
-        return entry_index.setdefault(got, len(entry_index)), count
-
-    families: dict[str, tuple[np.ndarray, list[int]]] = {}
-    for family, table in rib.tables.items():
-        with rib.lock:
-            table.store.merge()  # every prefix in the arrays
-            family_keys = table.store.keys
-        kept: list[int] = []
-        indexes: list[int] = []
-        caches: dict[tuple, dict[int, tuple[int, int]]] = {}
-        for start in range(0, len(family_keys), chunk):
-            with rib.lock:
-                store = table.store
-                layout = tuple(
-                    (r.families[family].slot, r.families[family].stale_slot) for r in routers
-                )
-                if store.keys is family_keys:  # values change in place, keys never
-                    got = store.values[start : start + chunk].tolist()
-                else:  # merged since: look each prefix up again
-                    texts = store.texts(family_keys[start : start + chunk])
-                    got = [store.get(p) for p in texts]
-            cache = caches.setdefault(layout, {})
-            simple = layout == plain
-            for i, entry in enumerate(got, start):
-                if entry is None:
-                    continue
-                hit = cache.get(id(entry))
-                if hit is None:
-                    hit = cache[id(entry)] = encode(entry, layout, simple)
-                    pinned.append(entry)
-                if hit[0] >= 0:
-                    kept.append(i)
-                    indexes.append(hit[0])
-                    paths += hit[1]
-        families[family] = (family_keys[np.array(kept, dtype=np.int64)], indexes)
-    if entry_index:
-        matrix = np.array(list(entry_index), dtype=np.int64).reshape(len(entry_index), n_routers)
-    else:
-        matrix = np.empty((0, n_routers), dtype=np.int64)
-    sets, pathsets = _compact(sets, pathsets, matrix)
-    return Capture(created, router_docs, sets, pathsets, matrix, families, paths)
-
-
-def _compact(
-    sets: list[PathAttributes], pathsets: list[tuple[tuple[int, int], ...]], matrix: np.ndarray
-) -> tuple[list[PathAttributes], list[tuple[tuple[int, int], ...]]]:
-    """Only the sets some entry or ADD-PATH set uses, renumbered (``matrix`` in place)."""
-    used = np.zeros(len(sets) + 1, dtype=bool)  # + 1: -1 (no route) lands in the last
-    used[matrix[matrix >= -1]] = True
-    in_pathsets = [i for items in pathsets for _, i in items]
-    used[in_pathsets] = True
-    used = used[:-1]
-    number = np.cumsum(used) - 1
-    sets_matrix = matrix >= 0
-    matrix[sets_matrix] = number[matrix[sets_matrix]]
-    renumber = number.tolist()
-    pathsets = [tuple((pid, renumber[i]) for pid, i in items) for items in pathsets]
-    return [sets[i] for i in np.flatnonzero(used).tolist()], pathsets
 
 
 def _write_atomically(path: str, data: bytes) -> None:

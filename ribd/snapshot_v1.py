@@ -69,7 +69,7 @@ from ribd.snapshot_format import SnapshotError, pack, unpack
 from ribd.store import PrefixStore
 
 if TYPE_CHECKING:
-    from ribd.snapshot import Capture
+    from ribd.snapshot_capture import Capture
 
 _ORIGINS = {"igp": "igp", "egp": "egp", "incomplete": "incomplete"}
 _SEGMENT_TYPES = frozenset({AS_SET, AS_SEQUENCE, AS_CONFED_SEQUENCE, AS_CONFED_SET})
@@ -97,7 +97,7 @@ def encode_v1(cap: Capture) -> bytes:
     families = {}
     for family, (keys, indexes) in cap.families.items():
         store = PrefixStore(32 if family == IPV4_UNICAST else 128)
-        families[family] = {"prefixes": store.texts(keys), "entries": indexes}
+        families[family] = {"prefixes": store.texts(keys), "entries": indexes.tolist()}
     doc = {
         "attribute_fields": ATTRIBUTE_FIELDS,
         "attributes": [attribute_row(a) for a in sets],

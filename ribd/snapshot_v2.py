@@ -55,7 +55,7 @@ from ribd.events import FAMILIES, IPV4_UNICAST
 from ribd.snapshot_format import SnapshotError, pack
 
 if TYPE_CHECKING:
-    from ribd.snapshot import Capture
+    from ribd.snapshot_capture import Capture
 
 ORIGINS = ("igp", "egp", "incomplete")
 _U1, _U4, _I4, _I8 = "|u1", "<u4", "<i4", "<i8"

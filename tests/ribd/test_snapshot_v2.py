@@ -105,7 +105,9 @@ def _no_route(p: Parts) -> None:
 
 
 def _same_path_id(p: Parts) -> None:
-    p.arrays["path_ids"][1] = p.arrays["path_ids"][0]
+    bounds = p.arrays["pathset_paths"]
+    k = next(k for k in range(len(bounds) - 1) if bounds[k + 1] - bounds[k] > 1)
+    p.arrays["path_ids"][bounds[k] + 1] = p.arrays["path_ids"][bounds[k]]
 
 
 def _entries_for_two_routers(p: Parts) -> None:

@@ -1,0 +1,233 @@
+"""Reading what a snapshot holds out of the RIB, whatever the format it is written in.
+
+Why its own module: the walk is most of a write's cost with many routers (the
+prefixes' entries, 16 routers' values each), and it must hold ``rib.lock``
+only briefly. The common layout, router i in slot i and no stale generation,
+is encoded a chunk at a time with numpy: the ids of a chunk's distinct
+entries' values are looked up in a sorted array of the interner's sets in one
+``searchsorted``; values found nowhere (ADD-PATH sets, a set the interner does
+not hold) take the per-value path, as do other layouts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import chain
+
+import numpy as np
+
+from ribd.attributes import PathAttributes
+from ribd.rib import Rib
+
+WRITE_CHUNK = 16384  # prefixes read per lock hold while writing
+_MAX_TEXT = 256  # names are cut to the parser's text limit on write
+
+
+@dataclass(slots=True)
+class Capture:
+    """What a snapshot holds, read out of the RIB; each format encodes it its way.
+
+    ``entries`` are per-prefix route sets, one code per captured router: a set
+    index (``sets``) >= 0, -1 for no route, -2 - k for the ADD-PATH set
+    ``pathsets[k]`` ((path id, set index) pairs, best first). ``families``
+    maps each family to its kept prefixes (the store's keys, in order) and
+    each prefix's entry row.
+    """
+
+    created: float
+    routers: list[dict]
+    sets: list[PathAttributes]
+    pathsets: list[tuple[tuple[int, int], ...]]
+    entries: np.ndarray  # int64, entries x routers
+    families: dict[str, tuple[np.ndarray, np.ndarray]]
+    paths: int
+
+
+class _Codes:
+    """Codes of the values entries hold: sets, ADD-PATH sets, None (no route).
+
+    Every set the interner holds gets its code up front (a set met first in an
+    entry would cost that entry the per-value path); sets no captured route
+    uses are dropped at the end (``_compact``). Objects are pinned (``sets``,
+    ``pinned``) so that their ids stay unique while the capture runs.
+    """
+
+    def __init__(self, rib: Rib) -> None:
+        self.sets: list[PathAttributes] = rib.interner.sets()
+        self.pathsets: list[tuple[tuple[int, int], ...]] = []
+        self.pinned: list[object] = []
+        ids = np.fromiter(map(id, self.sets), dtype=np.int64, count=len(self.sets))
+        ids = np.append(ids, id(None))
+        order = np.argsort(ids)
+        self.known_ids = ids[order]
+        self.known_codes = np.where(order == len(self.sets), -1, order)
+        self.codes: dict[int, int] = dict(zip(ids.tolist(), range(len(self.sets)), strict=False))
+        self.codes[id(None)] = -1
+
+    def set_code(self, a: PathAttributes) -> int:
+        c = self.codes.get(id(a))
+        if c is None:
+            c = self.codes[id(a)] = len(self.sets)
+            self.sets.append(a)
+        return c
+
+    def row(self, values: tuple | list) -> list[int]:
+        """Per value: its code, a new one for a value not seen yet."""
+        out = []
+        code_of = self.codes.get
+        for v in values:
+            c = code_of(id(v))
+            if c is None:
+                if type(v) is PathAttributes:
+                    c = self.set_code(v)
+                else:  # a PathSet: (path id, attributes), best first
+                    items = tuple((pid, self.set_code(a)) for pid, a in v)  # type: ignore[attr-defined]
+                    c = self.codes[id(v)] = -2 - len(self.pathsets)
+                    self.pathsets.append(items)
+                    self.pinned.append(v)
+            out.append(c)
+        return out
+
+    def rows(self, entries: list[tuple]) -> np.ndarray:
+        """Codes of entries of exactly one value per router, one lookup for all."""
+        n, width = len(entries), len(entries[0]) if entries else 0
+        flat = np.fromiter(map(id, chain.from_iterable(entries)), np.int64, n * width)
+        at = np.minimum(np.searchsorted(self.known_ids, flat), len(self.known_ids) - 1)
+        found = self.known_ids[at] == flat
+        out = self.known_codes[at].reshape(n, width)
+        if not found.all():
+            for r in np.flatnonzero(~found.reshape(n, width).all(axis=1)).tolist():
+                out[r] = self.row(entries[r])
+        return out
+
+    def paths(self, rows: np.ndarray) -> np.ndarray:
+        """Routes per entry row: a set is one, an ADD-PATH set its paths."""
+        count = (rows >= 0).sum(axis=1)
+        multi = rows < -1
+        if multi.any():
+            lengths = np.fromiter(map(len, self.pathsets), np.int64, len(self.pathsets))
+            count += np.where(multi, lengths[np.where(multi, -2 - rows, 0)], 0).sum(axis=1)
+        return count
+
+
+def capture(rib: Rib, chunk: int = WRITE_CHUNK) -> Capture:
+    """Read what a snapshot holds out of ``rib``, ``chunk`` prefixes per lock hold."""
+    with rib.lock:
+        created = rib.clock()
+        routers = list(rib.routers.values())
+        router_docs = [
+            {
+                "neighbor": r.neighbor,
+                "name": r.name[:_MAX_TEXT],
+                "peer_as": r.peer_as,
+                "router_id": r.router_id,
+                "last_update": r.last_update,
+                "session": r.session,
+                "stale": r.current_stale
+                or any(
+                    fs.stale_slot is not None and fs.stale_prefixes for fs in r.families.values()
+                ),
+            }
+            for r in routers
+        ]
+    n_routers = len(routers)
+    codes = _Codes(rib)
+    blocks: list[np.ndarray] = []  # entry rows, in row order
+    n_rows = 0
+    paths = 0
+    plain = tuple((slot, None) for slot in range(n_routers))
+    padding = (None,) * n_routers
+    families: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for family, table in rib.tables.items():
+        with rib.lock:
+            table.store.merge()  # every prefix in the arrays
+            family_keys = table.store.keys
+        kept: list[np.ndarray] = []
+        indexes: list[np.ndarray] = []
+        caches: dict[tuple, dict[int, tuple[int, int]]] = {}
+        for start in range(0, len(family_keys), chunk):
+            with rib.lock:
+                store = table.store
+                layout = tuple(
+                    (r.families[family].slot, r.families[family].stale_slot) for r in routers
+                )
+                if store.keys is family_keys:  # values change in place, keys never
+                    got = store.values[start : start + chunk].tolist()
+                else:  # merged since: look each prefix up again
+                    texts = store.texts(family_keys[start : start + chunk])
+                    got = [store.get(p) for p in texts]
+            cache = caches.setdefault(layout, {})
+            # Distinct entries of the chunk not seen before: their value per router.
+            eids = np.fromiter(map(id, got), np.int64, len(got))
+            uniq, first, inverse = np.unique(eids, return_index=True, return_inverse=True)
+            row_of = np.empty(len(uniq), np.int64)
+            count_of = np.zeros(len(uniq), np.int64)
+            new: list[int] = []
+            ids = uniq.tolist()
+            for j in np.argsort(first).tolist():  # in the chunk's order: files are reproducible
+                hit = cache.get(ids[j])
+                if hit is None:
+                    new.append(j)
+                else:
+                    row_of[j], count_of[j] = hit
+            entries = [got[first[j]] for j in new]
+            values = [_values(e, layout, layout == plain, padding) for e in entries]
+            if values:
+                rows = codes.rows(values)
+                counts = codes.paths(rows)
+                empty = counts == 0  # None, or no captured router has a route
+                numbers = np.full(len(rows), -1, np.int64)
+                numbers[~empty] = np.arange(n_rows, n_rows + int((~empty).sum()))
+                blocks.append(rows[~empty])
+                n_rows += int((~empty).sum())
+                for j, e, r, c in zip(new, entries, numbers.tolist(), counts.tolist(), strict=True):
+                    cache[id(e)] = (r, c)
+                    row_of[j], count_of[j] = r, c
+                codes.pinned.extend(entries)
+            rows_here, counts_here = row_of[inverse.reshape(-1)], count_of[inverse.reshape(-1)]
+            keep = rows_here >= 0
+            kept.append(np.flatnonzero(keep) + start)
+            indexes.append(rows_here[keep])
+            paths += int(counts_here[keep].sum())
+        at = np.concatenate(kept) if kept else np.zeros(0, np.int64)
+        families[family] = (
+            family_keys[at],
+            np.concatenate(indexes) if indexes else np.zeros(0, np.int64),
+        )
+    matrix = np.concatenate(blocks) if blocks else np.empty((0, n_routers), dtype=np.int64)
+    sets, pathsets = _compact(codes.sets, codes.pathsets, matrix)
+    return Capture(created, router_docs, sets, pathsets, matrix, families, paths)
+
+
+def _values(entry: tuple | None, layout: tuple, simple: bool, padding: tuple) -> tuple:
+    """An entry's value per captured router: its current one, else its stale one."""
+    if entry is None:
+        return padding
+    n = len(entry)
+    if simple:  # router i in slot i, no stale generation: most writes
+        return entry[: len(padding)] if n >= len(padding) else entry + padding[n:]
+    values = [entry[slot] if slot < n else None for slot, _ in layout]
+    for i, (_, stale) in enumerate(layout):
+        if values[i] is None and stale is not None and stale < n:
+            values[i] = entry[stale]
+    return tuple(values)
+
+
+def _compact(
+    sets: list[PathAttributes], pathsets: list[tuple[tuple[int, int], ...]], matrix: np.ndarray
+) -> tuple[list[PathAttributes], list[tuple[tuple[int, int], ...]]]:
+    """Only the sets some entry or ADD-PATH set uses, renumbered (``matrix`` in place)."""
+    used = np.zeros(len(sets) + 1, dtype=bool)  # + 1: -1 (no route) lands in the last
+    used[matrix[matrix >= -1]] = True
+    in_pathsets = [i for items in pathsets for _, i in items]
+    used[in_pathsets] = True
+    used = used[:-1]
+    number = np.cumsum(used) - 1
+    sets_matrix = matrix >= 0
+    matrix[sets_matrix] = number[matrix[sets_matrix]]
+    renumber = number.tolist()
+    pathsets = [tuple((pid, renumber[i]) for pid, i in items) for items in pathsets]
+    return [sets[i] for i in np.flatnonzero(used).tolist()], pathsets
+
+
+__all__ = ["WRITE_CHUNK", "Capture", "capture"]
