@@ -62,10 +62,12 @@ def thread_cpu() -> dict[str, float]:
 
 
 def one_run(name: str, messages: list[bytes], profile: str = "") -> dict:
+    from attribution.service import tune_gc
     from ribd.exabgp import ExabgpSupervisor
     from ribd.settings import NeighborSettings
     from ribd.speaker import BgpTestbed, wait_until
 
+    tune_gc()  # as ``attribution serve`` does: the default collector rescans the table
     mode, extra = VARIANTS[name]
     tb = BgpTestbed(
         local_as=PEER_AS,
