@@ -17,6 +17,7 @@ from ribd.store import PrefixStore
 
 SWEEP_CHUNK = 4096  # prefixes rewritten per maintenance step, under the lock
 MAX_DELTA = 1_048_576  # new prefixes held in the store's trie before a merge is forced
+COUNT_DELTA_EVERY = MAX_DELTA // 8  # writes between two counts of the delta by merge_due
 RELEASE_AFTER = 65_536  # prefixes merged after which freed C heap is given back to the OS
 MERGE_UNLOCKED = 65_536  # new prefixes from which a merge reads and encodes them unlocked
 MERGE_EVERY = 60.0  # seconds: the longest the store's trie waits for a merge under churn
@@ -169,6 +170,7 @@ class FamilyTable:
         self._writes_moved_at: float | None = None
         self._pending_since: float | None = None
         self._writes_at_merge = 0
+        self._writes_at_count = -COUNT_DELTA_EVERY  # when merge_due last counted the delta
         self._retry_at = 0.0
         self.merges_overtaken_in_row = 0
         self.merge_attempts = 0
@@ -289,8 +291,21 @@ class FamilyTable:
         if now - self._writes_moved_at >= MERGE_QUIET or now - self._pending_since >= MERGE_EVERY:
             return True
         # The delta holds at most as many prefixes as were written since the
-        # last merge; only then is counting it (a walk of the trie) worth it.
-        return self.writes - self._writes_at_merge >= MAX_DELTA and len(store.delta) >= MAX_DELTA
+        # last merge; only then is counting it (a walk of the trie, ~50 ms at
+        # 1 M prefixes) worth it, and only again after COUNT_DELTA_EVERY more
+        # writes: several routers' tables pass MAX_DELTA writes long before
+        # their delta holds that many prefixes, and a walk per maintenance
+        # round (10 a second) took a tenth of the service's CPU.
+        if self.writes - self._writes_at_merge < MAX_DELTA:
+            return False
+        if self.writes - self._writes_at_count < COUNT_DELTA_EVERY:
+            return False
+        self._writes_at_count = self.writes
+        return self.delta_size() >= MAX_DELTA
+
+    def delta_size(self) -> int:
+        """Prefixes in the store's delta (a walk of the trie)."""
+        return len(self.store.delta)
 
     def merge_overtaken(self, now: float) -> None:
         """A merge was overtaken by writes: retry after a back-off, doubling

@@ -6,6 +6,7 @@ import gzip
 import re
 
 import pytest
+import pytricia
 
 from ribd.attributes import AS_SEQUENCE, make_attributes
 from ribd.events import (
@@ -556,3 +557,43 @@ def test_a_collection_interleaved_with_writes_frees_exactly_the_unused_sets():
     rib.collect_garbage()  # the set unused since step 30 goes now at the latest
     assert len(rib.interner) == 499 + 50 + 1
     assert rib.interner.find(row(1000)) is None
+
+
+class _CountedTrie(pytricia.PyTricia):
+    """The store's delta, counting how often it is counted (each a walk of the trie)."""
+
+    counts = 0
+
+    def __len__(self) -> int:
+        _CountedTrie.counts += 1
+        return super().__len__()
+
+
+def test_past_max_delta_writes_the_maintenance_counts_the_delta_once_per_stretch_of_writes(
+    monkeypatch,
+):
+    """Two routers' tables pass MAX_DELTA writes with half as many prefixes in the
+    delta: each maintenance round used to walk the whole trie to count it (fails
+    before: 50 counts for 50 rounds). A delta that does reach MAX_DELTA is still merged."""
+    import ribd.table
+
+    monkeypatch.setattr(ribd.table, "MAX_DELTA", 100)
+    monkeypatch.setattr(ribd.table, "COUNT_DELTA_EVERY", 40, raising=False)
+    rib = Rib(clock=Clock())  # the clock stands still: no merge for quiet or age
+    table = rib.tables[V4]
+    table.store.delta = _CountedTrie(32)
+    up(rib, R1)
+    up(rib, R2)
+    prefixes = [f"10.{i}.0.0/16" for i in range(60)]
+    announce(rib, R1, prefixes, path(1, 2))
+    announce(rib, R2, prefixes, path(1, 3))  # 120 writes, 60 prefixes in the delta
+    _CountedTrie.counts = 0
+    for _ in range(50):
+        rib.maintenance()
+    assert _CountedTrie.counts == 1
+    assert table.store.has_delta()  # not merged: the delta is below MAX_DELTA
+    announce(rib, R1, [f"11.{i}.0.0/16" for i in range(45)], path(1, 4))  # 105 in the delta
+    for _ in range(50):
+        rib.maintenance()
+    assert _CountedTrie.counts == 2
+    assert not table.store.has_delta() and len(table.store) == 105  # merged
