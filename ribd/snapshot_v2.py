@@ -121,10 +121,15 @@ class _Table:
             i = rows[value] = len(rows)
         return i
 
-    def indexes(self, values: list) -> list[int]:
-        for v in dict.fromkeys(values):
-            self.index(v)
-        return list(map(self.rows.__getitem__, values))
+    def indexes(self, values: list) -> np.ndarray:
+        """Each value's row: the distinct objects found by id in one sort (most values
+        are shared objects), then each of those by value, in order of first use."""
+        ids = np.fromiter(map(id, values), np.int64, len(values))
+        _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+        order = np.argsort(first)
+        rows = np.empty(len(first), np.int64)
+        rows[order] = [self.index(values[i]) for i in first[order].tolist()]
+        return rows[inverse.reshape(-1)]
 
 
 def _bounds(lists: list) -> np.ndarray:
