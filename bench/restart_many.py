@@ -1,0 +1,329 @@
+"""Many routers back from a snapshot (``python -m bench.restart --routers 16``, issue 11).
+
+Routers 1..n of ``bench.realistic`` (own next hops, ~30% of prefixes through
+another path) derived from the real table are loaded in-process (parser ->
+``Rib.apply_many``, the feed's path) and written with ``write_snapshot``, as
+the service writes it; the file is kept in ``--workdir`` so a rerun (before/
+after a loader change) skips the load. A fresh ``attribution serve``
+configured with those routers starts on a copy of it and is timed from its
+spawn to: the snapshot loaded (its log line), the first flow answered over
+gRPC (Resolve of 8.8.8.8 from an exporter of router n), and the gRPC health
+service answering; with ``--refresh``, every router's table is then fed again
+through the feed socket and timed until all have converged with no stale
+route; SIGTERM's snapshot write is timed from the service's log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import (
+    FULL_TABLE,
+    Row,
+    at_most,
+    cpu_seconds,
+    data_available,
+    log,
+    rss_bytes,
+)
+from bench.server import free_port
+
+TARGET = 10.0  # seconds, process start -> answering from the snapshot
+
+
+def build_snapshot(n: int, workdir: Path) -> tuple[Path, float, int]:
+    """Routers 1..n of the realistic real-table model, loaded in-process, written as the
+    service writes its snapshot. Returns (path, load CPU-s, (router, prefix) pairs); an
+    existing file in ``workdir`` is reused (CPU 0)."""
+    from attribution.service import tune_gc
+    from bench.realistic import cached_model, router_lines
+    from ribd.parser import ExabgpParser
+    from ribd.rib import Rib
+    from ribd.snapshot import write_snapshot
+
+    path = workdir / f"realistic-{n}.snapshot"
+    model = cached_model("real", workdir)
+    pairs = n * model.prefixes
+    if path.exists():
+        return path, 0.0, pairs
+    tune_gc()
+    rib = Rib()
+    parse, apply_many = ExabgpParser(rib.interner).parse, rib.apply_many
+    cpu = 0.0
+    for k in range(1, n + 1):
+        lines, _ = router_lines(model, k)
+        t0 = time.process_time()
+        for line in lines:
+            apply_many(parse(line))
+        while rib.maintenance():
+            pass
+        cpu += time.process_time() - t0
+        del lines
+        log(f"restart: router {k}/{n} loaded ({cpu:.0f} CPU-s, RSS {rss_bytes() / 2**30:.1f} GiB)")
+    info = write_snapshot(rib, workdir / "tmp.snapshot")
+    os.replace(info.path, path)
+    log(f"restart: snapshot of {n} routers written ({info.file_bytes / 2**20:.0f} MiB)")
+    return path, cpu, pairs
+
+
+def many_config(workdir: Path, port: int, n: int, snapshot: Path) -> Path:
+    """n routers 127.1.0.k (bench.realistic.neighbor), exporter 127.2.0.k each, and the
+    feeder's marker router."""
+    from bench.feeder import MARKER_NEIGHBOR
+    from bench.realistic import neighbor
+
+    routers = "".join(
+        f'\n[[routers]]\nname = "r{k}"\nneighbor = "{neighbor(k)}"\n'
+        f'exporters = ["127.2.{k >> 8}.{k & 255}"]\n'
+        for k in range(1, n + 1)
+    )
+    text = f"""
+[service]
+local_as = 64500
+router_id = "127.0.0.1"
+grpc_listen = "127.0.0.1:{port}"
+snapshot_path = "{snapshot}"
+snapshot_interval = 3600
+
+[bgp]
+exabgp = "external"
+feed_socket = "{workdir / "feed.sock"}"
+work_dir = "{workdir}"
+{routers}
+[[routers]]
+name = "marker"
+neighbor = "{MARKER_NEIGHBOR}"
+"""
+    path = workdir / f"attribution-{n}.toml"
+    path.write_text(text)
+    return path
+
+
+def snapshot_version(path: Path) -> object:
+    """The format version a snapshot's header claims (for the report)."""
+    import orjson
+
+    with open(path, "rb") as f:
+        head = f.readline(4096)
+    try:
+        return orjson.loads(head.split(b" ", 1)[1]).get("version")
+    except (orjson.JSONDecodeError, IndexError, AttributeError):
+        return "?"
+
+
+def many_start(workdir: Path, n: int, snapshot: Path, refresh: bool = False) -> dict:
+    """Spawn ``attribution serve`` on a copy of the snapshot; time spawn -> loaded ->
+    answered -> health; with ``refresh``, feed every router's table again and time it
+    until all are converged with no stale route; then SIGTERM, timing the snapshot write."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from attribution.v1 import attribution_pb2 as pb
+    from attribution.v1 import attribution_pb2_grpc as pb_grpc
+
+    run_dir = Path(tempfile.mkdtemp(prefix="serve-", dir=workdir))
+    copy = run_dir / "rib.snapshot"  # the service rewrites it on SIGTERM
+    shutil.copyfile(snapshot, copy)
+    port = free_port()
+    config = many_config(run_dir, port, n, copy)
+    log_path = run_dir / "server.log"
+    exporter = f"127.2.{n >> 8}.{n & 255}"
+    out: dict = {"version": snapshot_version(copy)}
+    t0 = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "attribution.cli", "serve", "--config", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=open(log_path, "ab"),  # noqa: SIM115 (the child owns it)
+    )
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    stub, health = pb_grpc.AttributionStub(channel), health_pb2_grpc.HealthStub(channel)
+    try:
+        while "answered" not in out or "health" not in out:
+            if proc.poll() is not None:
+                raise RuntimeError(f"serve exited with {proc.returncode}; see {log_path}")
+            if time.monotonic() - t0 > 600:
+                raise TimeoutError(f"not answering after 600 s; see {log_path}")
+            if "loaded" not in out and "RIB snapshot loaded" in log_path.read_text(
+                errors="replace"
+            ):
+                out["loaded"] = time.monotonic() - t0
+            if "answered" not in out:
+                with contextlib.suppress(grpc.RpcError):
+                    a = stub.Resolve(
+                        pb.Flow(exporter=exporter, src_addr="1.1.1.1", dst_addr="8.8.8.8"),
+                        timeout=2,
+                    )
+                    if a.dst_origin_as == 15169:
+                        out["answered"] = time.monotonic() - t0
+                        out["stale"] = bool(a.flags & pb.DST_STALE)
+                        out["cpu"] = cpu_seconds(proc.pid)
+                        out["rss"] = rss_bytes(proc.pid)
+            if "health" not in out:
+                with contextlib.suppress(grpc.RpcError):
+                    h = health.Check(health_pb2.HealthCheckRequest(), timeout=2)
+                    out["health"] = time.monotonic() - t0
+                    out["health_status"] = health_pb2.HealthCheckResponse.ServingStatus.Name(
+                        h.status
+                    )
+            time.sleep(0.01)
+        out.setdefault("loaded", out["answered"])
+        out["load_s"] = _log_number(log_path, r"RIB snapshot loaded from .*? in ([\d.]+) s")
+        time.sleep(1.0)
+        out["rss_settled"] = rss_bytes(proc.pid)
+        if refresh:
+            out.update(many_refresh(workdir, run_dir, n, proc.pid, stub))
+    finally:
+        channel.close()
+        t_stop = time.monotonic()
+        proc.terminate()
+        try:
+            proc.wait(300)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        out["stop_s"] = time.monotonic() - t_stop
+    out["write_s"] = _log_number(log_path, r"RIB snapshot written: .*?\(\d+ bytes, ([\d.]+) s\)")
+    out["written_bytes"] = copy.stat().st_size if copy.exists() else None
+    out["written_version"] = snapshot_version(copy) if copy.exists() else None
+    return out
+
+
+def _log_number(log_path: Path, pattern: str) -> float | None:
+    found = re.findall(pattern, log_path.read_text(errors="replace"))
+    return float(found[-1]) if found else None
+
+
+def many_refresh(workdir: Path, run_dir: Path, n: int, pid: int, stub) -> dict:
+    """The routers' sessions come back: every router's table fed again through the feed
+    socket (``bench.feeder``, ExaBGP JSON lines as the relay hands them over), routers one
+    after another; timed from the first line until every router has converged (End-of-RIB)
+    with no stale route left."""
+    import gzip
+
+    from attribution.v1 import attribution_pb2 as pb
+    from bench.feeder import MARKER_NEIGHBOR
+    from bench.realistic import cached_model, neighbor, router_lines
+
+    lines_path = workdir / f"realistic-{n}.lines.gz"
+    if not lines_path.exists():
+        model = cached_model("real", workdir)
+        with gzip.open(lines_path.with_suffix(".tmp"), "wb", compresslevel=1) as f:
+            for k in range(1, n + 1):
+                lines, _ = router_lines(model, k)
+                f.write(b"\n".join(lines) + b"\n")
+        os.replace(lines_path.with_suffix(".tmp"), lines_path)
+    token = 1001.0
+    feeder = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench.feeder",
+            "--socket",
+            str(run_dir / "feed.sock"),
+            "--file",
+            str(lines_path),
+            "--token",
+            str(token),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert feeder.stdin is not None and feeder.stdout is not None
+    if feeder.stdout.readline().strip() != "ready":
+        raise RuntimeError("feeder failed to start")
+    wanted = {neighbor(k) for k in range(1, n + 1)}
+    cpu0, peak = cpu_seconds(pid), rss_bytes(pid)
+    t0 = time.monotonic()
+    feeder.stdin.write("go\n")
+    feeder.stdin.flush()
+    while True:
+        peak = max(peak, rss_bytes(pid))
+        reply = stub.ListRouters(pb.ListRoutersRequest(), timeout=30)
+        marker = next((r.last_update for r in reply.routers if r.neighbor == MARKER_NEIGHBOR), 0)
+        done = {
+            r.neighbor
+            for r in reply.routers
+            if r.neighbor in wanted
+            and all(f.converged and not f.stale_prefixes for f in r.families if f.prefixes)
+            and r.session == "up"
+        }
+        if marker == token and done == wanted:
+            break
+        if time.monotonic() - t0 > 3600:
+            raise TimeoutError(f"{len(done)} of {n} routers refreshed after an hour")
+        time.sleep(0.5)
+    seconds = time.monotonic() - t0
+    feeder.communicate(timeout=60)
+    prefixes = sum(f.prefixes for r in reply.routers if r.neighbor in wanted for f in r.families)
+    return {
+        "refresh_s": seconds,
+        "refresh_cpu": cpu_seconds(pid) - cpu0,
+        "refresh_peak": peak,
+        "refresh_prefixes": prefixes,
+        "rss_refreshed": rss_bytes(pid),
+    }
+
+
+def many_routers(n: int, workdir: Path, refresh: bool = False) -> list[Row]:
+    """The issue-11 restart row: n realistic routers back from a snapshot."""
+    skip = data_available(FULL_TABLE)
+    if skip:
+        return [Row("restart", f"warm start, {n} realistic routers", None, "s", note=skip)]
+    snap, load_cpu, pairs = build_snapshot(n, workdir)
+    size = os.path.getsize(snap)
+    log(f"restart: serve on the snapshot of {n} routers")
+    m = many_start(workdir, n, snap, refresh)
+    built = f"loaded in-process in {load_cpu:.0f} CPU-s, " if load_cpu else ""
+    written = m["written_bytes"] or 0
+    rows = [
+        Row(
+            "restart",
+            f"warm start, {n} realistic routers (snapshot) -> router {n} answers",
+            m["answered"],
+            "s",
+            target="<= 10 s",
+            met=at_most(m["answered"], TARGET),
+            note=f"{pairs:,} (router, prefix) pairs ({built}real table via bench.realistic); "
+            f"snapshot format {m['version']}, {size / 2**20:.1f} MiB; spawn -> snapshot loaded "
+            f"{m['loaded']:.1f} s (loader's own figure {m['load_s']} s), -> first Resolve from "
+            f"router {n}'s exporter {m['answered']:.1f} s (stale flag: "
+            f"{'yes' if m['stale'] else 'NO'}), -> gRPC health answers {m['health']:.1f} s "
+            f"({m['health_status']}: no relay yet); service CPU {m['cpu']:.1f} s at first "
+            f"answer, RSS {m['rss'] / 2**20:.0f} MiB then, {m['rss_settled'] / 2**20:.0f} MiB "
+            f"1 s later",
+        ),
+        Row(
+            "restart",
+            "  then SIGTERM -> snapshot written",
+            m["write_s"],
+            "s",
+            note=f"service's own figure; SIGTERM -> exit {m['stop_s']:.1f} s; format "
+            f"{m['written_version']}, {written / 2**20:.1f} MiB",
+        ),
+    ]
+    if refresh:
+        rows.insert(
+            1,
+            Row(
+                "restart",
+                f"  then BGP refresh of all {n} routers -> converged, no stale route",
+                m["refresh_s"],
+                "s",
+                note=f"every router's table fed again through the feed socket (bench.feeder: "
+                f"ExaBGP JSON lines, routers one after another); service CPU "
+                f"{m['refresh_cpu']:.0f} s for {m['refresh_prefixes']:,} (router, prefix) "
+                f"pairs ({m['refresh_prefixes'] / max(m['refresh_cpu'], 1e-9):,.0f} per CPU-s); "
+                f"RSS peak {m['refresh_peak'] / 2**20:.0f} MiB, "
+                f"{m['rss_refreshed'] / 2**20:.0f} MiB after",
+            ),
+        )
+    return rows
