@@ -325,7 +325,7 @@ def ready(log: Path) -> bool:
     return b"JSON: setting object handlers" in log.read_bytes()
 
 
-def read_lines(path: Path, n: int, timeout: float = 90.0) -> list[dict]:
+def read_lines(path: Path, n: int, timeout: float = 240.0) -> list[dict]:
     done = 0
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -367,7 +367,7 @@ def test_softflowd_to_nfacctd_print_json_followed_by_enrich(service, work, versi
     finally:
         stop(nfacctd)
         enrich.send_signal(signal.SIGINT)
-        _, err = enrich.communicate(timeout=60)
+        _, err = enrich.communicate(timeout=180)
     for r in rows:
         r["src"], r["dst"] = r["ip_src"], r["ip_dst"]
         assert r["peer_ip_src"] == EXPORTER and r["event_type"] == "purge"
