@@ -512,14 +512,7 @@ def mutate_snapshot(rng: random.Random, base: bytes) -> bytes:
     if action < 0.6:  # the body, re-checksummed: only the content checks can object
         data = _pack(doc, created=header["created"], paths=header["paths"])
         head, _ = data.split(b"\n", 1)
-        raw = dump(mutate_json(rng, doc), rng)
-        body = zlib.compress(raw, 1)
-        fields = orjson.loads(head[len(b"ribd-snapshot ") :]) | {
-            "raw_bytes": len(raw),
-            "body_bytes": len(body),
-            "blake2b": blake2b(body, digest_size=32).hexdigest(),
-        }
-        return b"ribd-snapshot " + orjson.dumps(fields) + b"\n" + body
+        return _rechecksummed(head, dump(mutate_json(rng, doc), rng))
     if action < 0.8:  # the header
         head, body = base.split(b"\n", 1)
         fields = mutate_json(rng, orjson.loads(head[len(b"ribd-snapshot ") :]))
