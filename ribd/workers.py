@@ -24,8 +24,10 @@ only its routers go stale and resync.
    tie). Routers with addresses of their own thus go round robin in file
    order, and appending such a router to the file never moves another.
 3. Only workers that get a group run (``min(workers, groups)``); when that
-   is one, it is the single ExaBGP of ``workers = 1``, exactly as before
-   workers existed (``render_env``'s ``tcp.bind`` = ``listen_address``).
+   is one, it is the single ExaBGP of ``workers = 1``, as before workers
+   existed, except that it also listens on passive routers' own addresses
+   (``_single_bind``: before, only on ``listen_address``, so a router
+   waiting on its ``local_address`` was refused).
 
 Each worker listens (``exabgp.tcp.bind``) on the addresses of its passive
 routers only, so the operator gives routers that should load in parallel
@@ -105,13 +107,27 @@ def _groups(settings: BgpSettings) -> list[list[int]]:
     return sorted(groups.values(), key=lambda g: g[0])
 
 
+def _single_bind(settings: BgpSettings) -> tuple[str, ...] | None:
+    """What the one ExaBGP listens on: ``listen_address`` and every passive
+    router's own ``local_address`` (a router waits there, README). None, the
+    listen address alone as before workers existed, when no router waits
+    elsewhere or a wildcard is among them (it takes its family's addresses,
+    and binding it beside one of them would fail)."""
+    waits = dict.fromkeys(
+        [settings.listen_address, *(waits_on(settings, n) for n in settings.neighbors if n.passive)]
+    )
+    if len(waits) == 1 or any(ipaddress.ip_address(a).is_unspecified for a in waits):
+        return None
+    return tuple(waits)
+
+
 def plan_workers(settings: BgpSettings) -> tuple[WorkerPlan, ...]:
     """The workers to run and their routers (the module's rules)."""
     neighbors = settings.neighbors
     groups = _groups(settings)
     count = max(1, min(settings.workers, len(groups)))
     if count == 1:
-        return (WorkerPlan(0, tuple(neighbors), None),)
+        return (WorkerPlan(0, tuple(neighbors), _single_bind(settings)),)
     members: list[list[int]] = [[] for _ in range(count)]
     for group in groups:
         worker = min(range(count), key=lambda w: (len(members[w]), w))
@@ -160,7 +176,7 @@ def worker_settings(settings: BgpSettings, plan: WorkerPlan) -> BgpSettings:
     """The settings one worker's ExaBGP is rendered from: its routers, its
     listen addresses, its own work directory, the shared feed socket."""
     if plan.number == 0:
-        return dataclasses.replace(settings, neighbors=plan.neighbors)
+        return dataclasses.replace(settings, neighbors=plan.neighbors, bind_addresses=plan.bind)
     return dataclasses.replace(
         settings,
         neighbors=plan.neighbors,

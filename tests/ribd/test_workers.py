@@ -119,6 +119,16 @@ def test_one_worker_is_the_single_exabgp_of_before() -> None:
         assert "--worker" not in render_config(mine)
 
 
+def test_one_exabgp_also_listens_on_passive_routers_own_addresses() -> None:
+    s = settings(router(1, local=None), router(2), router(3, passive=False, local=None), workers=1)
+    [plan] = plan_workers(s)
+    assert (plan.number, plan.bind) == (0, ("127.0.0.1", "127.0.2.1"))
+    assert render_env(worker_settings(s, plan))["exabgp.tcp.bind"] == "127.0.0.1 127.0.2.1"
+    # A wildcard listen address already takes them: bound alone, as before.
+    [plan] = plan_workers(settings(router(1, local=None), workers=1, listen="0.0.0.0"))
+    assert plan.bind is None
+
+
 def test_each_worker_renders_its_routers_listen_addresses_relay_and_directory() -> None:
     s = settings(*(router(k, local=None) for k in range(1, 4)), router(4, passive=False))
     p1, p2 = plan_workers(s)
@@ -189,6 +199,14 @@ def bed_with(testbed, count: int, workers: int, **kwargs: object) -> BgpTestbed:
         workers=workers,
         **kwargs,
     )
+
+
+@pytest.mark.bgp
+def test_one_exabgp_takes_passive_routers_on_their_own_local_addresses(testbed) -> None:
+    bed = testbed(neighbors=[router(k, local=None) for k in (1, 2)], workers=1)
+    start_routers(bed, 2)
+    tables = loaded(bed, 2)
+    assert all(len(v) == len(table(1)) for v in tables.values())
 
 
 @pytest.mark.bgp
