@@ -6,6 +6,7 @@ One packing for both families lets a batch carry src/dst/next hop as plain
 
 from __future__ import annotations
 
+import re
 import socket
 
 V4_MAPPED = b"\x00" * 10 + b"\xff\xff"
@@ -35,3 +36,18 @@ def unpack_address(packed: bytes) -> str:
 
 def canonical_exporter(text: str) -> str:
     return unpack_address(pack_address(text))
+
+
+_MAC = re.compile(r"^[0-9a-f]{2}([:-][0-9a-f]{2}){5}$|^[0-9a-f]{4}(\.[0-9a-f]{4}){2}$")
+
+
+def parse_mac(text: str) -> bytes:
+    """``aa:bb:cc:dd:ee:ff``, ``aa-bb-...`` or ``aabb.ccdd.eeff`` -> 6 bytes."""
+    t = text.strip().lower()
+    if not _MAC.match(t):
+        raise ValueError(f"{text!r} is not a MAC address (aa:bb:cc:dd:ee:ff)")
+    return bytes.fromhex(re.sub(r"[:.-]", "", t))
+
+
+def format_mac(mac: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in mac)

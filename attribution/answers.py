@@ -11,11 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from attribution.fastpath import CompiledView
-from ribd.rib import RouteMatch
+if TYPE_CHECKING:  # types only: clients read answers without the RIB's modules
+    from attribution.fastpath import CompiledView
+    from ribd.rib import RouteMatch
+
+# The largest gRPC message either side takes by default ([service]
+# max_message_bytes, the client's channel): here so a client need not load the config.
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 # Provenance values, as in the proto enum.
 BGP, OVERRIDE, LOCAL, DEFAULT, NONE = 1, 2, 3, 4, 5

@@ -19,6 +19,7 @@ from typing import TypeVar
 
 import grpc
 
+from attribution.answers import MAX_MESSAGE_BYTES
 from attribution.balancing import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_READY_TIMEOUT,
@@ -29,10 +30,9 @@ from attribution.balancing import (
     parse_targets,
     service_config,
 )
-from attribution.config import MAX_MESSAGE_BYTES
 from attribution.convert import columns_to_answers, error_answer, route_summary_json
 from attribution.pmacct import to_pmacct
-from attribution.resolver import row_next_hops, rows_to_columns
+from attribution.records import row_next_hops, rows_to_columns
 from attribution.v1 import attribution_pb2 as pb
 from attribution.v1 import attribution_pb2_grpc as pb_grpc
 

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from attribution.addresses import format_mac as format_mac  # re-exported
+from attribution.addresses import parse_mac as parse_mac
+from attribution.answers import MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES
 from attribution.config_file import MAX_CONFIG_BYTES as MAX_CONFIG_BYTES  # re-exported
 from attribution.config_file import MAX_NESTING as MAX_NESTING
 from attribution.config_file import Checker as _Checker
@@ -28,11 +31,9 @@ from ribd.workers import plan_warnings, resolve_workers
 
 AS_SET_POLICIES = ("aggregator", "highest")
 MAX_BATCH_FLOWS = 65_536
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 RELAY_SPOOL_BYTES = 256 * 1024 * 1024
 LOG_FORMATS = ("text", "json")
 RECENT_FLOWS = 10_000  # default [service] recent_flows
-_MAC = re.compile(r"^[0-9a-f]{2}([:-][0-9a-f]{2}){5}$|^[0-9a-f]{4}(\.[0-9a-f]{4}){2}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
 
@@ -180,18 +181,6 @@ SECTION_KEYS: dict[str, frozenset[str]] = {
         }
     ),
 }
-
-
-def parse_mac(text: str) -> bytes:
-    """``aa:bb:cc:dd:ee:ff``, ``aa-bb-...`` or ``aabb.ccdd.eeff`` -> 6 bytes."""
-    t = text.strip().lower()
-    if not _MAC.match(t):
-        raise ValueError(f"{text!r} is not a MAC address (aa:bb:cc:dd:ee:ff)")
-    return bytes.fromhex(re.sub(r"[:.-]", "", t))
-
-
-def format_mac(mac: bytes) -> str:
-    return ":".join(f"{b:02x}" for b in mac)
 
 
 def _host_port(value: str) -> tuple[str, int]:

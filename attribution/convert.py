@@ -7,11 +7,11 @@ the gRPC service, the CLI and the offline resolver cannot drift apart.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from attribution.resolver import (
+from attribution.answers import (
     BGP,
     DEFAULT,
     FLAG_NAMES,
@@ -29,7 +29,9 @@ from ribd.attributes import (
     AS_SET,
     PathAttributes,
 )
-from ribd.rib import RouteMatch
+
+if TYPE_CHECKING:
+    from ribd.rib import RouteMatch
 
 _SEGMENT_TYPES = {
     AS_SEQUENCE: pb.AsPathSegment.AS_SEQUENCE,

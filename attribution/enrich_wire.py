@@ -23,9 +23,8 @@ from typing import Any
 import numpy as np
 import orjson
 
-from attribution.addresses import NO_MAC, NO_NEXT_HOP, V4_MAPPED, canonical_exporter
+from attribution.addresses import NO_MAC, NO_NEXT_HOP, V4_MAPPED, canonical_exporter, parse_mac
 from attribution.answers import FLAG_NAMES, PROVENANCE_NAMES, RECORD_DTYPE
-from attribution.config import parse_mac
 from attribution.convert import decode_records, route_summary_json
 from attribution.enrich_records import ANSWER_FIELDS, FLOW_FIELDS, FlowBatch
 from attribution.records import BadRecord, next_hop_of, validate_row

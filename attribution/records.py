@@ -13,8 +13,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from attribution.addresses import NO_MAC, NO_NEXT_HOP, V4_ZERO, canonical_exporter, pack_address
-from attribution.config import parse_mac
+from attribution.addresses import (
+    NO_MAC,
+    NO_NEXT_HOP,
+    V4_ZERO,
+    canonical_exporter,
+    pack_address,
+    parse_mac,
+)
 from ribd.checks import show
 
 
