@@ -285,7 +285,8 @@ def replica_connections(conn: Connection) -> list[Connection]:
         addresses = text.split(":", 1)[1].split(",")
         authority = targets.authority
     elif text.startswith(("unix:", "unix-abstract:")):
-        return [replace(conn, target=a) for a in text.split(",")]
+        scheme, paths = text.split(":", 1)  # "unix:/a,/b": the scheme once, for every path
+        return [replace(conn, target=f"{scheme}:{p}") for p in paths.split(",")]
     else:  # dns:[//authority]/NAME:PORT
         import socket
 

@@ -334,3 +334,5 @@ def test_every_replica_of_a_dns_name_or_list_gets_its_own_connection_checked_aga
         True,
     )
     assert replica_connections(Connection("127.0.0.2:9")) == [Connection("127.0.0.2:9")]
+    sockets = replica_connections(Connection("unix:/run/a.sock,/run/b.sock"))
+    assert [c.target for c in sockets] == ["unix:/run/a.sock", "unix:/run/b.sock"]
