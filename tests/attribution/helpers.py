@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import time
+from pathlib import Path
+
 from attribution.config import parse_config
 from ribd.attributes import AS_SEQUENCE, AS_SET, make_attributes
 from ribd.events import EndOfRib, RoutesAnnounced, SessionState
@@ -80,3 +84,17 @@ def build_world(config_text: str = CONFIG) -> tuple[Rib, object]:
     for neighbor in (EDGE1, EDGE2, EDGE3):
         rib.apply(EndOfRib(neighbor, V4))
     return rib, config
+
+
+def wait_for_lines(path: Path, n: int, timeout: float = 240.0) -> list[dict]:
+    """The JSON lines of ``path`` once it has ``n`` of them (an output a process is
+    still writing); generous by default: the box may be loaded."""
+    done = 0
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = path.read_text() if path.exists() else ""
+        done = text.count("\n")
+        if done >= n:
+            return [json.loads(x) for x in text.splitlines()]
+        time.sleep(0.1)
+    raise AssertionError(f"{path}: {done} lines, waited for {n}")

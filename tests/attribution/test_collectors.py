@@ -36,6 +36,7 @@ from pathlib import Path
 import pytest
 
 from ribd.speaker import Route, Speaker, wait_until
+from tests.attribution.helpers import wait_for_lines
 from tests.attribution.observed import SERVING, ServedProcess, router_block
 
 pytestmark = pytest.mark.bgp
@@ -325,18 +326,6 @@ def ready(log: Path) -> bool:
     return b"JSON: setting object handlers" in log.read_bytes()
 
 
-def read_lines(path: Path, n: int, timeout: float = 240.0) -> list[dict]:
-    done = 0
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = path.read_text() if path.exists() else ""
-        done = text.count("\n")
-        if done >= n:
-            return [json.loads(x) for x in text.splitlines()]
-        time.sleep(0.2)
-    raise AssertionError(f"{path}: {done} lines, waited for {n}")
-
-
 # IPFIX: nfacctd 1.7.7 takes softflowd's NetFlow v9 templates but prints none of its records
 @pytest.mark.parametrize("version", [10])
 def test_softflowd_to_nfacctd_print_json_followed_by_enrich(service, work, version):
@@ -359,7 +348,7 @@ def test_softflowd_to_nfacctd_print_json_followed_by_enrich(service, work, versi
         # records that come before the print plugin is ready are lost: wait for it too
         wait_until(lambda: udp_bound(port) and ready(work / "nfacctd.log"), 30, 0.1, "nfacctd")
         export(work / "flows.pcap", port, version, work)
-        rows = read_lines(out, len(FLOWS))
+        rows = wait_for_lines(out, len(FLOWS))
     except AssertionError as exc:
         seen = flows.read_text() if flows.exists() else "(no file)"
         log = (work / "nfacctd.log").read_text(errors="replace")[-2000:]

@@ -37,6 +37,7 @@ from attribution.enrich_decode import FLOW_FIELDS
 from attribution.enrich_records import FlowBatch
 from attribution.enrich_sources import _Splitter
 from attribution.flowformats import ObjectSplitter, goflow2_to_flow, nfdump_to_flow
+from tests.attribution.helpers import wait_for_lines
 from tests.attribution.served import Server
 
 DATA = Path(__file__).parent / "data" / "enrich"
@@ -223,17 +224,6 @@ def read_line_within(stream, timeout: float) -> bytes:
     t.join(timeout)
     assert result and result[0], "no output line"
     return result[0]
-
-
-def wait_for_lines(path: Path, n: int, timeout: float = 240.0) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = path.read_text() if path.exists() else ""
-        done = text.count("\n")
-        if done >= n:
-            return [json.loads(x) for x in text.splitlines()]
-        time.sleep(0.1)
-    raise AssertionError(f"{path}: {done} lines, waited for {n}")
 
 
 def goflow(n: int, dst: str) -> str:
