@@ -10,15 +10,15 @@ Speaker's commands to ExaBGP and ExaBGP's events and acks back.
 Only loopback is ever used (127.0.0.0/8, ::1): constructing a Speaker with any
 other address raises ValueError.
 
-``BgpTestbed`` wires the service side (Rib + FeedServer + ExabgpSupervisor +
-maintenance) on a free loopback port; tests elsewhere and ``attribution demo``
-can reuse it. ``free_port`` and ``wait_until`` are small helpers for both.
+``Route`` (``ribd.speaker_route``) is what it announces. ``BgpTestbed``
+(``ribd.testbed``, still importable from here) wires the service side on a
+free loopback port for tests and ``attribution demo``. ``free_port`` and
+``wait_until`` are small helpers for both.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import ipaddress
 import logging
 import os
@@ -41,15 +41,10 @@ from ribd.exabgp import (
     terminate_child,
 )
 from ribd.exabgp_config import current_user
-from ribd.feed import FeedServer, RibMaintenance
 from ribd.relay import recv_lines
-from ribd.rib import Rib
-from ribd.settings import BgpSettings, NeighborSettings
-from ribd.workers import ExabgpWorkers, waits_on
+from ribd.speaker_route import Route, _breaks_exabgp_config
 
 log = logging.getLogger(__name__)
-
-CommunityLike = str | Sequence[int]
 
 
 def _require_loopback(address: str, what: str) -> str:
@@ -57,98 +52,6 @@ def _require_loopback(address: str, what: str) -> str:
     if not ip.is_loopback:
         raise ValueError(f"{what} {address} is not a loopback address; Speaker stays on loopback")
     return str(ip)
-
-
-def _community_text(value: CommunityLike, parts: int) -> str:
-    items = value.split(":") if isinstance(value, str) else [str(v) for v in value]
-    if len(items) != parts or not all(i.isdigit() for i in items):
-        raise ValueError(f"bad {'large ' if parts == 3 else ''}community {value!r}")
-    return ":".join(str(int(i)) for i in items)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Route:
-    """One route to announce.
-
-    ``as_path``: AS numbers in order; a nested list is an AS_SET (usually the
-    last element, e.g. ``[65001, 65002, [64512, 64513]]``). Communities are
-    ``"65000:1"`` / ``(65000, 1)``, large communities ``"65000:1:2"`` /
-    ``(65000, 1, 2)``. ``path_id`` needs ADD-PATH on both sides.
-    """
-
-    prefix: str
-    next_hop: str
-    as_path: tuple[int | tuple[int, ...], ...] = ()
-    communities: tuple[str, ...] = ()
-    large_communities: tuple[str, ...] = ()
-    local_pref: int | None = None
-    med: int | None = None
-    origin: str = "igp"
-    path_id: int | None = None
-
-    def __post_init__(self) -> None:
-        net = ipaddress.ip_network(self.prefix, strict=True)
-        ipaddress.ip_address(self.next_hop)
-        path = tuple(
-            tuple(int(a) for a in seg) if isinstance(seg, list | tuple) else int(seg)
-            for seg in self.as_path
-        )
-        object.__setattr__(self, "prefix", str(net))
-        object.__setattr__(self, "as_path", path)
-        object.__setattr__(
-            self, "communities", tuple(_community_text(c, 2) for c in self.communities)
-        )
-        object.__setattr__(
-            self, "large_communities", tuple(_community_text(c, 3) for c in self.large_communities)
-        )
-        if self.origin not in ("igp", "egp", "incomplete"):
-            raise ValueError(f"bad origin {self.origin!r}")
-
-    @property
-    def family(self) -> str:
-        return "ipv6 unicast" if ":" in self.prefix else "ipv4 unicast"
-
-    def flat_path(self) -> list[int | list[int]]:
-        """The path as ``PathAttributes.flat_path()`` shows it (for assertions)."""
-        return [list(s) if isinstance(s, tuple) else s for s in self.as_path]
-
-    def exabgp(self) -> str:
-        """The route in ExaBGP's ``route ...`` syntax (config and API)."""
-        words = [f"route {self.prefix} next-hop {self.next_hop} origin {self.origin}"]
-        if self.as_path:
-            segments: list[str] = []
-            sequence: list[str] = []
-            for item in self.as_path:
-                if isinstance(item, tuple):
-                    if sequence:
-                        segments.append("[ " + " ".join(sequence) + " ]")
-                        sequence = []
-                    segments.append("( " + " ".join(str(a) for a in item) + " )")
-                else:
-                    sequence.append(str(item))
-            if sequence:
-                segments.append("[ " + " ".join(sequence) + " ]")
-            words.append("as-path " + " ".join(segments))
-        if self.local_pref is not None:
-            words.append(f"local-preference {int(self.local_pref)}")
-        if self.med is not None:
-            words.append(f"med {int(self.med)}")
-        if self.communities:
-            words.append("community [ " + " ".join(self.communities) + " ]")
-        if self.large_communities:
-            words.append("large-community [ " + " ".join(self.large_communities) + " ]")
-        if self.path_id is not None:
-            words.append(f"path-information {int(self.path_id)}")
-        return " ".join(words)
-
-
-def _breaks_exabgp_config(route: Route) -> bool:
-    """ExaBGP 5.0.15 caches NetMask objects by value and overwrites their
-    ``maximum``: an IPv6 /32 in the config turns the IPv4 peer's /32 into a
-    2**96-address range and the config is refused ("can only use ip ranges
-    ... with passive neighbors"). Such routes are announced through the API
-    once the control process is up instead."""
-    return route.prefix.endswith("/32") and ":" in route.prefix
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -537,95 +440,14 @@ def _control_main(socket_path: str) -> int:
                 connected = False  # keep draining stdin so ExaBGP never blocks
 
 
-# -- the service side, wired for tests and demos ----------------------------------
+def __getattr__(name: str) -> object:
+    """``from ribd.speaker import BgpTestbed`` keeps working (it moved to ribd.testbed,
+    which imports this module: a lazy import avoids the cycle)."""
+    if name == "BgpTestbed":
+        from ribd.testbed import BgpTestbed
 
-
-class BgpTestbed:
-    """Rib + FeedServer + supervised ExaBGP listening on 127.0.0.1:<free port>.
-
-    ``neighbors`` default to one iBGP router at 127.0.0.2. Start speakers with
-    ``speaker(routes=...)``; everything is stopped by ``close()``.
-    """
-
-    def __init__(
-        self,
-        *,
-        local_as: int = 65000,
-        neighbors: Sequence[NeighborSettings] | None = None,
-        stale_hold_time: float = 0.0,
-        restart_hold_time: float = 60.0,
-        restart_backoff_initial: float = 0.2,
-        restart_backoff_max: float = 2.0,
-        work_dir: str | None = None,
-        api_mode: str = "raw",
-        workers: int = 1,
-    ) -> None:
-        self._own_dir = work_dir is None
-        self.work_dir = work_dir or tempfile.mkdtemp(prefix="ribd-bgp-", dir="/tmp")
-        self.port = free_port()
-        self.settings = BgpSettings(
-            local_as=local_as,
-            router_id="127.0.0.1",
-            listen_address="127.0.0.1",
-            listen_port=self.port,
-            neighbors=tuple(
-                neighbors
-                if neighbors is not None
-                else [NeighborSettings(name="r1", address="127.0.0.2", peer_as=local_as)]
-            ),
-            feed_socket=os.path.join(self.work_dir, "feed.sock"),
-            stale_hold_time=stale_hold_time,
-            restart_hold_time=restart_hold_time,
-            restart_backoff_initial=restart_backoff_initial,
-            restart_backoff_max=restart_backoff_max,
-            work_dir=self.work_dir,
-            api_mode=api_mode,
-            workers=workers,
-        )
-        self.rib = Rib(
-            stale_hold_time=stale_hold_time,
-            router_names={n.address: n.name for n in self.settings.neighbors},
-        )
-        self.feed = FeedServer(
-            self.settings.feed_socket, self.rib, exabgp_gone_hold_time=restart_hold_time
-        )
-        # One supervised ExaBGP per worker (one in all, unless ``workers``).
-        self.supervisor = ExabgpWorkers(self.settings, self.rib)
-        self.feed.worker_scopes = self.supervisor.scopes()
-        self.maintenance = RibMaintenance(self.rib, interval=0.05)
-        self.speakers: list[Speaker] = []
-
-    def start(self) -> BgpTestbed:
-        self.feed.start()
-        self.maintenance.start()
-        self.supervisor.start()
-        return self
-
-    def speaker(self, *, local_address: str = "127.0.0.2", **kwargs: object) -> Speaker:
-        """A started Speaker aimed at our ExaBGP (stopped by ``close()``)."""
-        kwargs.setdefault("peer_as", self.settings.local_as)
-        for n in self.settings.neighbors:  # the address our side waits on for it
-            if n.address == local_address and n.passive:
-                kwargs.setdefault("peer_address", waits_on(self.settings, n))
-        kwargs.setdefault("local_as", self.settings.local_as)
-        s = Speaker(peer_port=self.port, local_address=local_address, **kwargs)  # type: ignore[arg-type]
-        self.speakers.append(s)
-        return s.start()
-
-    def close(self) -> None:
-        for s in self.speakers:
-            s.close()
-        self.supervisor.stop()
-        self.feed.stop()
-        self.maintenance.stop()
-        if self._own_dir and not os.environ.get("RIBD_KEEP_TESTBED"):
-            shutil.rmtree(self.work_dir, ignore_errors=True)
-
-    def __enter__(self) -> BgpTestbed:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        return BgpTestbed
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main(argv: list[str] | None = None) -> int:
