@@ -8,83 +8,30 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from attribution.reports import sql
+from attribution.reports.candidates_table import candidates_table
 from attribution.reports.config import ReportConfig
-from attribution.reports.costs import CandidateInput, link_cost, rank_candidates, weighted_price
 from attribution.reports.engine import AggregationBackend
+from attribution.reports.links_tables import link_months, links_table
 from attribution.reports.percentile import (
     Period,
     align_down,
     align_up,
-    month_periods,
     whole_period,
 )
-
-SIDES = ("in", "out")
-
-
-@dataclass(frozen=True)
-class Column:
-    key: str
-    header: str
-    kind: str = "text"  # text | int | asn | bytes | mbps | money | pct | bool | time
-
-
-@dataclass
-class Table:
-    name: str
-    title: str
-    columns: list[Column]
-    rows: list[dict[str, Any]]
-    note: str = ""
-    display_limit: int | None = None  # rows shown in terminal/HTML (all in CSV/JSON)
-
-
-@dataclass
-class Series:
-    """Mbps per bucket for a few named series (charts)."""
-
-    buckets: list[int]
-    series: list[tuple[str, list[float]]]
-
-
-@dataclass
-class Report:
-    meta: dict[str, Any]
-    summary: dict[str, Any]
-    tables: dict[str, Table] = field(default_factory=dict)
-    charts: dict[str, Series] = field(default_factory=dict)
-
-
-def iso(ts: int) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _pivot(
-    rows: Sequence[tuple[Any, ...]], nkeys: int
-) -> dict[tuple[Any, ...], dict[str, dict[str, float]]]:
-    """percentile rows (side, *keys, period, bytes, packets, flows, pct, peak, mean) -> by key."""
-    out: dict[tuple[Any, ...], dict[str, dict[str, float]]] = defaultdict(dict)
-    for r in rows:
-        side, keys = r[0], tuple(r[1 : 1 + nkeys])
-        bytes_, packets, flows, pct, peak, mean = r[2 + nkeys : 8 + nkeys]
-        out[keys][side] = {
-            "bytes": float(bytes_ or 0),
-            "packets": float(packets or 0),
-            "flows": int(flows or 0),
-            "pct": float(pct or 0),
-            "peak": float(peak or 0),
-            "mean": float(mean or 0),
-        }
-    return out
-
-
-def _get(stats: dict[str, dict[str, float]], side: str, what: str) -> float:
-    return stats.get(side, {}).get(what, 0.0)
+from attribution.reports.tables import (
+    SIDES,
+    Column,
+    Report,
+    Series,
+    Table,
+    iso,
+    pct_label,
+    pivot,
+    stat,
+)
 
 
 class ReportBuilder:
@@ -148,14 +95,14 @@ class ReportBuilder:
 
         report = Report(meta=meta, summary={})
         side_totals = {r[0]: float(r[1] or 0) for r in self.b.query(sql.totals("cube", ["side"]))}
-        link_stats = _pivot(self._pct("cube", ["link_id"], [whole], "link_id >= 0"), 1)
+        link_stats = pivot(self._pct("cube", ["link_id"], [whole], "link_id >= 0"), 1)
         limit = cfg.table_rows
         top_peers = self._top("peer_as", limit)
         top_origins = self._top("origin_as", limit)
-        peer_stats = _pivot(
+        peer_stats = pivot(
             self._pct("cube", ["peer_as"], [whole], sql.in_list("peer_as", top_peers)), 1
         )
-        peer_link_stats = _pivot(
+        peer_link_stats = pivot(
             self._pct(
                 "cube",
                 ["peer_as", "link_id"],
@@ -164,12 +111,12 @@ class ReportBuilder:
             ),
             2,
         )
-        origin_stats = _pivot(
+        origin_stats = pivot(
             self._pct("cube", ["origin_as"], [whole], sql.in_list("origin_as", top_origins)), 1
         )
 
-        report.tables["links"] = self._links_table(link_stats)
-        report.tables["link_months"] = self._link_months(start, end)
+        report.tables["links"] = links_table(self, link_stats)
+        report.tables["link_months"] = link_months(self, start, end)
         self.b.set_periods([whole.row(cfg.percentile)])
         report.tables["peers"] = self._as_table(
             "peers",
@@ -188,7 +135,7 @@ class ReportBuilder:
             kinds=self._kinds("origin_as", top_origins),
         )
         report.tables["peer_links"] = self._peer_links(peer_link_stats)
-        report.tables["candidates"] = self._candidates()
+        report.tables["candidates"] = candidates_table(self)
         report.tables["directions"] = self._directions()
         for column, title in (
             ("src_peer_as", "All flows by source peer AS"),
@@ -202,116 +149,6 @@ class ReportBuilder:
         return report
 
     # ------------------------------------------------------------------ tables
-    def _links_table(self, stats: dict[tuple[Any, ...], dict[str, dict[str, float]]]) -> Table:
-        rows = []
-        for i, link in enumerate(self.cfg.links):
-            s = stats.get((i,), {})
-            p_in, p_out = _get(s, "in", "pct"), _get(s, "out", "pct")
-            cost = link_cost(link, p_in, p_out)
-            rows.append(
-                {
-                    "link": link.name,
-                    "kind": link.kind,
-                    "exporter": link.exporter,
-                    "if_index": link.if_index,
-                    "peer_as": ",".join(str(a) for a in link.peer_as),
-                    "bytes_in": _get(s, "in", "bytes"),
-                    "bytes_out": _get(s, "out", "bytes"),
-                    "p95_in_mbps": p_in,
-                    "p95_out_mbps": p_out,
-                    "peak_in_mbps": _get(s, "in", "peak"),
-                    "peak_out_mbps": _get(s, "out", "peak"),
-                    "mean_in_mbps": _get(s, "in", "mean"),
-                    "mean_out_mbps": _get(s, "out", "mean"),
-                    "billed_mbps": cost.billed_mbps,
-                    "commit_mbps": link.commit_mbps,
-                    "below_commit": cost.below_commit,
-                    "capacity_mbps": link.capacity_mbps,
-                    "utilisation_pct": (
-                        100 * max(p_in, p_out) / link.capacity_mbps if link.capacity_mbps else None
-                    ),
-                    "price_per_mbps": link.price_per_mbps,
-                    "usage_cost": cost.usage_cost,
-                    "fixed_cost": cost.fixed_cost,
-                    "monthly_cost": cost.monthly_cost,
-                    "cost_per_mbps": cost.cost_per_mbps,
-                }
-            )
-        pct = _pct_label(self.cfg.percentile)
-        return Table(
-            "links",
-            "Links: volume, billing percentile and monthly cost",
-            [
-                Column("link", "link"),
-                Column("kind", "kind"),
-                Column("peer_as", "peer AS"),
-                Column("bytes_in", "in", "bytes"),
-                Column("bytes_out", "out", "bytes"),
-                Column("p95_in_mbps", f"{pct} in Mbps", "mbps"),
-                Column("p95_out_mbps", f"{pct} out Mbps", "mbps"),
-                Column("peak_in_mbps", "peak in", "mbps"),
-                Column("peak_out_mbps", "peak out", "mbps"),
-                Column("billed_mbps", "billed Mbps", "mbps"),
-                Column("commit_mbps", "commit", "mbps"),
-                Column("utilisation_pct", "util %", "pct"),
-                Column("monthly_cost", f"cost/month {self.cfg.currency}", "money"),
-                Column("cost_per_mbps", f"{self.cfg.currency}/Mbps", "money2"),
-            ],
-            rows,
-            note=(
-                f"billed = max(in, out) {pct} unless the link sets billing; "
-                "cost = max(billed, commit) x price + monthly fee; customer links show revenue"
-            ),
-        )
-
-    def _link_months(self, start: int, end: int) -> Table:
-        months = month_periods(start, end, self.bucket)
-        self.b.set_periods([m.row(self.cfg.percentile) for m in months])
-        rows_raw = self._pct("cube", ["link_id"], months, "link_id >= 0")
-        by: dict[tuple[int, int], dict[str, dict[str, float]]] = defaultdict(dict)
-        for r in rows_raw:
-            side, link_id, period = r[0], r[1], r[2]
-            by[(link_id, period)][side] = {"pct": float(r[6] or 0), "bytes": float(r[3] or 0)}
-        rows = []
-        for m in months:
-            for i, link in enumerate(self.cfg.links):
-                s = by.get((i, m.period_id), {})
-                p_in, p_out = _get(s, "in", "pct"), _get(s, "out", "pct")
-                cost = link_cost(link, p_in, p_out)
-                rows.append(
-                    {
-                        "month": m.label,
-                        "coverage_pct": 100 * m.coverage,
-                        "link": link.name,
-                        "kind": link.kind,
-                        "bytes_in": _get(s, "in", "bytes"),
-                        "bytes_out": _get(s, "out", "bytes"),
-                        "p95_in_mbps": p_in,
-                        "p95_out_mbps": p_out,
-                        "billed_mbps": cost.billed_mbps,
-                        "monthly_cost": cost.monthly_cost,
-                        "cost_per_mbps": cost.cost_per_mbps,
-                    }
-                )
-        pct = _pct_label(self.cfg.percentile)
-        return Table(
-            "link_months",
-            "Links per calendar month (UTC): what the invoice would say",
-            [
-                Column("month", "month"),
-                Column("coverage_pct", "data %", "pct"),
-                Column("link", "link"),
-                Column("kind", "kind"),
-                Column("p95_in_mbps", f"{pct} in", "mbps"),
-                Column("p95_out_mbps", f"{pct} out", "mbps"),
-                Column("billed_mbps", "billed Mbps", "mbps"),
-                Column("monthly_cost", f"cost {self.cfg.currency}", "money"),
-                Column("cost_per_mbps", f"{self.cfg.currency}/Mbps", "money2"),
-            ],
-            rows,
-            note="a month partly covered by data has its percentile taken over the covered part",
-        )
-
     def _top(self, key: str, limit: int) -> list[int]:
         """The biggest groups by volume: AS tables keep only these (``table_rows``)."""
         return [int(r[0]) for r in self.b.query(sql.totals("cube", [key], limit=limit))]
@@ -337,7 +174,7 @@ class ReportBuilder:
         rows = []
         t_in, t_out = side_totals.get("in", 0.0), side_totals.get("out", 0.0)
         for (asn,), s in stats.items():
-            b_in, b_out = _get(s, "in", "bytes"), _get(s, "out", "bytes")
+            b_in, b_out = stat(s, "in", "bytes"), stat(s, "out", "bytes")
             rows.append(
                 {
                     key: asn,
@@ -348,14 +185,14 @@ class ReportBuilder:
                     "bytes": b_in + b_out,
                     "share_in_pct": 100 * b_in / t_in if t_in else 0.0,
                     "share_out_pct": 100 * b_out / t_out if t_out else 0.0,
-                    "p95_in_mbps": _get(s, "in", "pct"),
-                    "p95_out_mbps": _get(s, "out", "pct"),
-                    "peak_in_mbps": _get(s, "in", "peak"),
-                    "peak_out_mbps": _get(s, "out", "peak"),
+                    "p95_in_mbps": stat(s, "in", "pct"),
+                    "p95_out_mbps": stat(s, "out", "pct"),
+                    "peak_in_mbps": stat(s, "in", "peak"),
+                    "peak_out_mbps": stat(s, "out", "peak"),
                 }
             )
         rows.sort(key=lambda r: (-r["bytes"], r[key]))
-        pct = _pct_label(self.cfg.percentile)
+        pct = pct_label(self.cfg.percentile)
         return Table(
             name,
             title,
@@ -385,14 +222,14 @@ class ReportBuilder:
                     "as_name": self.name(asn),
                     "link": link.name,
                     "kind": link.kind,
-                    "bytes_in": _get(s, "in", "bytes"),
-                    "bytes_out": _get(s, "out", "bytes"),
-                    "p95_in_mbps": _get(s, "in", "pct"),
-                    "p95_out_mbps": _get(s, "out", "pct"),
+                    "bytes_in": stat(s, "in", "bytes"),
+                    "bytes_out": stat(s, "out", "bytes"),
+                    "p95_in_mbps": stat(s, "in", "pct"),
+                    "p95_out_mbps": stat(s, "out", "pct"),
                 }
             )
         rows.sort(key=lambda r: (-(r["bytes_in"] + r["bytes_out"]), r["peer_as"], r["link"]))
-        pct = _pct_label(self.cfg.percentile)
+        pct = pct_label(self.cfg.percentile)
         return Table(
             "peer_links",
             "Neighbor AS x link",
@@ -407,111 +244,6 @@ class ReportBuilder:
                 Column("p95_out_mbps", f"{pct} out", "mbps"),
             ],
             rows,
-            display_limit=self.top_n,
-        )
-
-    def _candidates(self) -> Table:
-        limit = self.cfg.table_rows
-        # One pass over all ASes; those whose percentile is 0 on both sides (seen in
-        # fewer buckets than the percentile skips) cannot save anything and are dropped.
-        connected = sql.in_list("asn", sorted(self.cfg.connected_ases() | {0}), negate=True)
-        reach = _pivot(
-            self.b.query(
-                sql.percentiles(
-                    "transit_reach",
-                    ["side", "asn"],
-                    [(0, self.whole.start, self.whole.end)],
-                    self.bucket,
-                    connected,
-                    nonzero=True,
-                )
-            ),
-            1,
-        )
-        top = sorted(
-            reach,
-            key=lambda k: -max(_get(reach[k], "in", "pct"), _get(reach[k], "out", "pct")),
-        )[:limit]
-        reach = {k: reach[k] for k in top}
-        asns = [k[0] for k in top]
-        origin = (
-            _pivot(self._pct("transit_origin", ["asn"], [self.whole], sql.in_list("asn", asns)), 1)
-            if asns
-            else {}
-        )
-        price_by_link = {
-            i: link.price_per_mbps
-            for i, link in enumerate(self.cfg.links)
-            if link.kind == "transit"
-        }
-        by_link: dict[int, dict[int, float]] = defaultdict(dict)
-        for asn, link_id, b, *_ in (
-            self.b.query(sql.totals("transit_reach", ["asn", "link_id"], sql.in_list("asn", asns)))
-            if asns
-            else []
-        ):
-            by_link[asn][link_id] = float(b or 0)
-        transit_total = sum(
-            float(r[1] or 0)
-            for r in self.b.query(sql.totals("cube", ["link_kind"]))
-            if r[0] == "transit"
-        )
-        inputs = [
-            CandidateInput(
-                asn=asn,
-                p95_in=_get(s, "in", "pct"),
-                p95_out=_get(s, "out", "pct"),
-                origin_p95_in=_get(origin.get((asn,), {}), "in", "pct"),
-                origin_p95_out=_get(origin.get((asn,), {}), "out", "pct"),
-                transit_bytes=_get(s, "in", "bytes") + _get(s, "out", "bytes"),
-                transit_price=weighted_price(by_link[asn], price_by_link),
-            )
-            for (asn,), s in reach.items()
-        ]
-        ranked = rank_candidates(inputs, self.cfg.peering, self.cfg.connected_ases())[:limit]
-        rows = [
-            {
-                "rank": c.rank,
-                "asn": c.asn,
-                "as_name": self.name(c.asn),
-                "p95_in_mbps": c.p95_in,
-                "p95_out_mbps": c.p95_out,
-                "p95_mbps": c.p95_mbps,
-                "origin_p95_mbps": c.origin_p95_mbps,
-                "transit_bytes": c.transit_bytes,
-                "transit_share_pct": 100 * c.transit_bytes / transit_total
-                if transit_total
-                else 0.0,
-                "transit_price": c.transit_price,
-                "transit_cost": c.transit_cost,
-                "option": c.option or "",
-                "option_cost": c.option_cost,
-                "saving": c.saving,
-            }
-            for c in ranked
-        ]
-        pct = _pct_label(self.cfg.percentile)
-        cur = self.cfg.currency
-        return Table(
-            "candidates",
-            "Peering candidates: networks reaching us over transit",
-            [
-                Column("rank", "#", "int"),
-                Column("asn", "AS", "asn"),
-                Column("as_name", "name"),
-                Column("p95_mbps", f"{pct} Mbps", "mbps"),
-                Column("origin_p95_mbps", "own origin", "mbps"),
-                Column("transit_share_pct", "of transit %", "pct"),
-                Column("transit_cost", f"transit {cur}/mo", "money"),
-                Column("option", "move to"),
-                Column("option_cost", f"new {cur}/mo", "money"),
-                Column("saving", f"saving {cur}/mo", "money"),
-            ],
-            rows,
-            note=(
-                f"{pct} of transit traffic the AS originates or hands to our provider "
-                "(max of in/out); already connected ASes excluded"
-            ),
             display_limit=self.top_n,
         )
 
@@ -670,7 +402,3 @@ class ReportBuilder:
                 r["saving"] for r in cands[: self.top_n] if r["saving"] and r["saving"] > 0
             ),
         }
-
-
-def _pct_label(p: float) -> str:
-    return f"p{p:g}"
