@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from attribution.viewpatch import patch_view, share_columns, squeeze
+from attribution.viewpatch import one_axis, patch_view, share_columns, squeeze
 from ribd.attributes import PathAttributes
 from ribd.events import IPV4_UNICAST
 from ribd.rib import Rib, RouteMatch, RouterRib, slot_value
@@ -419,8 +419,22 @@ class CompiledViews:
                     self._views.pop((neighbor, family), None)
             self.builds += built
             if built:
+                for family in {f for _, f in wanted}:
+                    self._one_axis(family)
                 self._trim()
             return built
+
+    def _one_axis(self, family: str) -> None:
+        """Every view of ``family`` onto one interval axis (``viewpatch.one_axis``).
+
+        Views are replaced whole (a batch holding the old one keeps reading
+        it); their routes, seq and changed ranges are the same objects, so
+        caches keyed by route number stay right.
+        """
+        keys = [k for k in self._views if k[1] == family]
+        moved = one_axis([self._views[k] for k in keys])
+        for k, v in zip(keys, moved, strict=True):
+            self._views[k] = v
 
     def _trim(self) -> None:
         """Let the RIB forget changes every view has seen."""

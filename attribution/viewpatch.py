@@ -137,6 +137,55 @@ def patch_view(rib: Rib, old, changed_ranges, signature_of):
     )
 
 
+def one_axis(views: list) -> list:
+    """``views`` (one family's, every router's) moved onto one interval axis.
+
+    The bulk path searches a batch's keys once in an axis all its routers'
+    views share (``attribution.batch``), then reads each router's leaf.
+    A patch gives its view an axis of its own (the changed prefixes' ends
+    added, equal neighbours merged), so under churn the routers drifted off
+    the shared axis until a full rebuild of all of them. Here every view's
+    leaf is carried onto the union of the axes (a split interval keeps its
+    answer), and bounds at which no router's answer changes are dropped
+    again: the result is the coarsest axis that answers as each view did.
+    Leaves that end up equal are one array. Returns the views, those that
+    moved replaced by copies (the old ones stay valid for batches reading
+    them); an empty or single-axis family comes back as it was.
+    """
+    axes = {id(v.starts): v.starts for v in views}
+    if len(axes) < 2:
+        return views
+    union = np.unique(np.concatenate(list(axes.values())))
+    leaves: dict[tuple[int, int], np.ndarray] = {}  # (id(starts), id(leaf)) -> leaf on union
+    for v in views:
+        key = (id(v.starts), id(v.leaf))
+        if key not in leaves:
+            at = v.starts.searchsorted(union, side="right") - 1
+            leaves[key] = v.leaf[at]
+    keep = np.zeros(len(union), dtype=bool)
+    keep[0] = True
+    for leaf in leaves.values():
+        keep[1:] |= leaf[1:] != leaf[:-1]
+    starts = union[keep]
+    starts.flags.writeable = False
+    distinct: dict[bytes, list[np.ndarray]] = {}  # a sample of the leaf -> leaves with it
+    for key, leaf in leaves.items():
+        leaf = leaf[keep]
+        sample = leaf[:: max(1, len(leaf) // 64)].tobytes()
+        for seen in distinct.setdefault(sample, []):
+            if np.array_equal(seen, leaf):
+                leaf = seen
+                break
+        else:
+            leaf.flags.writeable = False
+            distinct[sample].append(leaf)
+        leaves[key] = leaf
+    return [
+        dataclasses.replace(v, starts=starts, leaf=leaves[(id(v.starts), id(v.leaf))])
+        for v in views
+    ]
+
+
 def squeeze(column: np.ndarray) -> np.ndarray:
     """``column``, or, when every value is the same, a read-only broadcast of
     one value (no memory per route): path ids are 0 and stale flags all one

@@ -19,6 +19,13 @@ each N of ``--counts``, with every view compiled as the daemon compiles it:
 
 Flows per CPU second of this process. ``--profile N`` prints a cProfile of
 the spread AS-only rate at N instead of the rows.
+
+``--churn LINES``: after the last N, LINES UPDATEs per router of the RIS
+recording (``bench.common.CHURN``, its peer rewritten to each router in
+turn) are applied and every view is brought up to date as the daemon does
+(patched, ``attribution.viewpatch``), then the rates are measured again: the
+row ``after churn``. ``axes`` counts the distinct interval axes of the IPv4
+views (1: every router's view on one, searched once per batch).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import pstats
+import re
 import time
 from pathlib import Path
 
@@ -34,6 +42,7 @@ from bench.common import FULL_TABLE, Row, at_least, bench_main, data_available, 
 NAME = "bulk_routers"
 COUNTS = (1, 4, 16, 64)
 DROP_TARGET = 0.8  # spread rate at 64 routers >= 80% of one router's (issue 11)
+_PEER = re.compile(rb'"peer":"[^"]*"')
 
 
 def _partial_model(workdir: Path, share: float):
@@ -50,16 +59,55 @@ def _partial_model(workdir: Path, share: float):
     return Model(model.name, groups)
 
 
-def _measure(rib, k: int, flows, prefixes, profile: bool) -> dict:
+def _resolver(rib):
     from attribution.resolver import Resolver
-    from bench.inproc import timed
-    from bench.multirouter import BATCH, _config, bare_pytricia
-    from bench.realistic import neighbor
+    from bench.multirouter import _config
 
     resolver = Resolver(rib, _config(), build_views_inline=False)
     with rib.lock:
         resolver.views.want_missing(list(rib.routers))
     resolver.views.refresh()
+    return resolver
+
+
+def _churn(rib, resolver, k: int, lines_per_router: int) -> dict:
+    """RIS UPDATEs remapped onto routers 1..k, then the views patched."""
+    from bench.common import CHURN, read_lines
+    from bench.realistic import neighbor
+    from ribd.parser import ExabgpParser
+
+    churn = read_lines(CHURN)
+    parse = ExabgpParser(rib.interner).parse
+    at = 0
+    for j in range(1, k + 1):
+        peer = b'"peer":"' + neighbor(j).encode() + b'"'
+        for line in churn[at : at + lines_per_router]:
+            rib.apply_many(parse(_PEER.sub(peer, line)))
+        at += lines_per_router
+    while rib.maintenance():
+        pass
+    views = resolver.views
+    patches = views.patches
+    with rib.lock:
+        views._wanted.update((v.neighbor, v.family) for v in views.current())
+    t0 = time.process_time()
+    views.refresh()
+    return {
+        "lines": at,
+        "patched": views.patches - patches,
+        "refresh_cpu": time.process_time() - t0,
+    }
+
+
+def _axes(resolver) -> int:
+    return len({id(v.starts) for v in resolver.views.current() if v.family == "ipv4 unicast"})
+
+
+def _measure(resolver, k: int, flows, prefixes, profile: bool, label: str = "") -> dict:
+    from bench.inproc import timed
+    from bench.multirouter import BATCH, bare_pytricia
+    from bench.realistic import neighbor
+
     exporters = [neighbor(j) for j in range(1, k + 1)]
     spread = [(s, d, [x % k for x in ex]) for s, d, ex in flows]
     one = [0] * BATCH
@@ -82,6 +130,8 @@ def _measure(rib, k: int, flows, prefixes, profile: bool) -> dict:
         return {}
     out = {
         "routers": k,
+        "label": label,
+        "axes": _axes(resolver),
         "spread_as_only": rate(exporters, lambda ex: ex, False),
         "one_as_only": rate(exporters[:1], lambda ex: one, False),
         "spread_routes": rate(exporters, lambda ex: ex, True),
@@ -89,7 +139,8 @@ def _measure(rib, k: int, flows, prefixes, profile: bool) -> dict:
         "pytricia": bare_pytricia(prefixes, flows),
     }
     log(
-        f"N={k}: spread {out['spread_as_only'] / 1e6:.2f} M/CPU-s, router 1"
+        f"N={k}{label}: axes {out['axes']},"
+        f" spread {out['spread_as_only'] / 1e6:.2f} M/CPU-s, router 1"
         f" {out['one_as_only'] / 1e6:.2f} M, pytricia {out['pytricia'] / 1e6:.2f} M"
     )
     return out
@@ -128,10 +179,21 @@ def run(args: argparse.Namespace) -> list[Row]:
                 f"{k} routers of {len(prefixes)} prefixes loaded,"
                 f" {time.process_time() - t0:.0f} CPU-s"
             )
-            if args.profile == k:
-                _measure(rib, k, flows, prefixes, True)
+            resolver = _resolver(rib)
+            if args.profile == k and not args.churn:
+                _measure(resolver, k, flows, prefixes, True)
                 return []
-            results.append(_measure(rib, k, flows, prefixes, False))
+            results.append(_measure(resolver, k, flows, prefixes, False))
+    if args.churn:
+        c = _churn(rib, resolver, k, args.churn)
+        log(
+            f"churn: {c['lines']} UPDATEs, {c['patched']} views patched"
+            f" in {c['refresh_cpu']:.1f} CPU-s"
+        )
+        if args.profile:
+            _measure(resolver, k, flows, prefixes, True)
+            return []
+        results.append(_measure(resolver, k, flows, prefixes, False, " after churn"))
     return rows_for(results, len(prefixes))
 
 
@@ -140,19 +202,22 @@ def rows_for(results: list[dict], prefixes: int) -> list[Row]:
     base = results[0] if results else None
     for r in results:
         k = r["routers"]
+        label = r.get("label", "")
         ratio = r["spread_as_only"] / r["one_as_only"]
         for key in ("spread_as_only", "one_as_only", "spread_routes", "one_routes", "pytricia"):
-            rows.append(Row(NAME, f"{k} routers x {prefixes} prefixes: {key}", r[key], "flows/s"))
-        rows.append(Row(NAME, f"{k} routers: spread / router 1 (AS only)", ratio, "x"))
+            what = f"{k} routers{label} x {prefixes} prefixes: {key}"
+            rows.append(Row(NAME, what, r[key], "flows/s"))
+        rows.append(Row(NAME, f"{k} routers{label}: spread / router 1 (AS only)", ratio, "x"))
+        rows.append(Row(NAME, f"{k} routers{label}: IPv4 interval axes", r["axes"], ""))
         if base is not None:
             rel = (r["spread_as_only"] / r["pytricia"]) / (
                 base["spread_as_only"] / base["pytricia"]
             )
-            last = k == 64
+            last = k == 64 and not label
             rows.append(
                 Row(
                     NAME,
-                    f"{k} routers: spread rate vs 1 router (pytricia-relative)",
+                    f"{k} routers{label}: spread rate vs 1 router (pytricia-relative)",
                     rel,
                     "x",
                     target=">= 0.8 at 64 routers" if last else "",
@@ -167,6 +232,7 @@ def extra_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--share", type=float, default=0.1, help="share of the table per router")
     p.add_argument("--workdir", default="/tmp/bench-bulk-routers", help="model cache")
     p.add_argument("--profile", type=int, default=0, help="cProfile the spread rate at this N")
+    p.add_argument("--churn", type=int, default=0, help="UPDATEs per router, then measure again")
 
 
 def main() -> int:

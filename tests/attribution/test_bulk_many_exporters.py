@@ -211,3 +211,57 @@ def test_routers_sharing_one_interval_axis_are_searched_together_and_answer_as_a
     assert batch == exact
     for i, record in enumerate(records[:200]):
         assert batch[i] == _answers(resolver, config, [record])[0], (i, record)
+
+
+def _more_churn(rib: Rib, v4: list[str], v6: list[str], seed: int) -> None:
+    """Changes of every kind for most routers: new more-specifics (new
+    interval bounds), new IPv6 prefixes longer than /64, withdrawals, other
+    paths for existing prefixes."""
+    rng = random.Random(seed + 11)
+    for k in (0, 1, 3, 4, 5, 6):
+        n = neighbor(k)
+        for p in rng.sample(v4, 6):
+            rib.apply(RoutesAnnounced(n, V4, (p,), None, _attrs(rng, "127.0.4.77")))
+        for p in rng.sample(v4, 3):
+            net = ipaddress.ip_network(p)
+            if net.prefixlen <= 28:
+                sub = next(net.subnets(new_prefix=min(net.prefixlen + rng.randint(1, 4), 32)))
+                rib.apply(RoutesAnnounced(n, V4, (str(sub),), None, _attrs(rng, "127.0.4.78")))
+        rib.apply(RoutesWithdrawn(n, V4, tuple(rng.sample(v4, 3)), None))
+        if v6 and k not in (1, 6):
+            net = ipaddress.ip_network(rng.choice(v6))
+            long = ipaddress.ip_network((int(net.network_address), 120), strict=False)
+            rib.apply(RoutesAnnounced(n, V6, (str(long),), None, _attrs(rng, "2001:db8::77")))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_views_patched_after_churn_stay_on_one_axis_and_answer_as_alone(seed):
+    """A patch used to give its router's view an interval axis of its own
+    until a full rebuild, so under churn a spread batch searched router by
+    router again. The views are moved back onto one axis per family after
+    each refresh, patched or not, and a batch still answers as exact
+    lookups and as each flow alone (IPv6 longer than /64 included)."""
+    rib, config, v4, v6 = world(seed, same_prefixes=True)
+    resolver = Resolver(rib, config, build_views_inline=False)
+    views = resolver.views
+    with rib.lock:
+        views.want_missing(list(rib.routers))
+    views.refresh()
+    for round_ in range(3):
+        _more_churn(rib, v4, v6, seed * 10 + round_)
+        with rib.lock:
+            views._wanted.update((v.neighbor, v.family) for v in views.current())
+        patches = views.patches
+        views.refresh()
+        assert views.patches > patches  # patched, not rebuilt
+        for family in (V4, V6):
+            family_views = [v for v in views.current() if v.family == family]
+            assert len(family_views) >= 3
+            assert len({id(v.starts) for v in family_views}) == 1, (round_, family)
+            assert all(len(v.leaf) == len(v.starts) for v in family_views)
+        records = flows(seed + round_, v4, v6, 500)
+        batch = _answers(resolver, config, records)
+        exact = _answers(Resolver(rib, config, build_views_inline=False), config, records)
+        assert batch == exact, round_
+        for i, record in enumerate(records[:150]):
+            assert batch[i] == _answers(resolver, config, [record])[0], (i, record)
