@@ -132,6 +132,19 @@ class CompiledView:
         """Number of routes."""
         return len(self.lengths)
 
+    def same_routes(self, other: CompiledView) -> bool:
+        """Whether ``other`` numbers the same routes: this view moved onto
+        another interval axis (``CompiledViews._one_axis``) keeps its route
+        columns, so caches keyed by route number stay right."""
+        return other is self or (
+            other.attribute_sets is self.attribute_sets
+            and other.attribute_index is self.attribute_index
+            and other.nets is self.nets
+            and other.nets_low is self.nets_low
+            and other.path_ids is self.path_ids
+            and other.stale is self.stale
+        )
+
     def route(self, i: int) -> RouteMatch:
         m = self.made.get(i)
         if m is None:

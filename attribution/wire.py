@@ -111,7 +111,8 @@ class RouteEncoder:
         params = (name, local_as, highest)
         slot = self._views.get((view.neighbor, view.family))
         if slot is None or slot[0] is not view or slot[1] != params:
-            slot = (view, params, [None] * len(view))
+            same = slot is not None and slot[1] == params and slot[0].same_routes(view)
+            slot = (view, params, slot[2] if same else [None] * len(view))  # type: ignore[index]
             with self._lock:
                 self._views[(view.neighbor, view.family)] = slot
         cache = slot[2]
@@ -182,7 +183,8 @@ class WireRoutes(RouteDictionary):
         key = (view.neighbor, view.family)
         held = self._maps.get(key)
         if held is None or held[0] is not view:
-            held = (view, np.full(len(view), -1, dtype=np.int32))
+            same = held is not None and held[0].same_routes(view)  # moved axis only
+            held = (view, held[1] if same else np.full(len(view), -1, dtype=np.int32))  # type: ignore[index]
             self._maps[key] = held
         numbers = held[1]
         unknown = leaves[numbers[leaves] < 0]

@@ -88,3 +88,28 @@ def test_a_patched_view_leaves_the_views_it_shared_with_unchanged():
     for name, column in before.items():
         assert np.array_equal(getattr(b, name), column), name
     assert answer(b, "10.3.1.1")[:3] == ("10.3.0.0/16", "192.0.2.102", 64503)
+
+
+def test_a_view_moved_onto_the_shared_axis_keeps_its_route_numbers_in_streams():
+    """Patching R1 moves R2's view onto the new common axis: a new object
+    with the same routes. A stream's route dictionary keeps its numbers for
+    it (no route sent twice) and its answers do not change."""
+    from attribution.wire import RouteEncoder, WireRoutes
+
+    rib, views, _, b = two_routers()
+    routes = WireRoutes(RouteEncoder(), 64500, False)
+    leaves = b.lookup(np.array([int(ipaddress.ip_address("10.3.1.1"))], dtype=np.uint32))
+    first = routes.from_view("r2", b, leaves)
+    sent = routes.take_new()[1]
+    assert len(sent) == 1
+    other = AttributeInterner().intern(row((6939, 65123), "192.0.2.101"))
+    rib.apply(RoutesAnnounced(R1, V4, ("10.3.3.0/24",), None, other))  # a new bound
+    views._wanted.add((R1, V4))
+    views.refresh()
+    moved = next(v for v in views.current() if v.neighbor == R2)
+    patched = next(v for v in views.current() if v.neighbor == R1)
+    assert moved is not b and moved.same_routes(b) and moved.starts is patched.starts
+    again = moved.lookup(np.array([int(ipaddress.ip_address("10.3.1.1"))], dtype=np.uint32))
+    assert routes.from_view("r2", moved, again).tolist() == first.tolist()
+    assert routes.take_new()[1] == []
+    assert answer(moved, "10.3.1.1") == answer(b, "10.3.1.1")
