@@ -68,41 +68,91 @@ def _route_row(r: pb.Route) -> tuple:
     )
 
 
-def _rows(routes: RouteDictionary, ks: list[int]) -> list[tuple]:
-    """Each route's row, made once per stream (kept beside the dictionary)."""
-    cache = routes.extra.setdefault("arrow", {})
-    out = []
-    for k in ks:
-        row = cache.get(k)
-        if row is None:
-            row = _NO_ROUTE if k < 0 else _route_row(routes.routes[k])
-            cache[k] = row
-        out.append(row)
-    return out
+class _RouteTable:
+    """A stream's routes as Arrow columns, row ``k + 1`` route ``k`` (row 0: no
+    route), grown as records first name new routes: each route is turned into
+    its fields once per stream, and a batch's route columns are one ``take``
+    each, in C, whatever the number of distinct routes in it."""
+
+    def __init__(self) -> None:
+        self.made = 0  # routes in the table
+        first = self._arrays([_NO_ROUTE])
+        self.via: np.ndarray = first.pop()  # the AS behind the neighbor, -1: none
+        self.chunks: list[list[pa.Array]] = [first]
+        self._joined: list[pa.ChunkedArray] | None = None
+
+    @staticmethod
+    def _arrays(rows: list[tuple]) -> list[pa.Array]:
+        cols = list(zip(*rows, strict=True))
+        return [
+            pa.array(cols[0], pa.string()),
+            pa.array(cols[1], _PATH),
+            pa.array(cols[3], _STRS),
+            pa.array(cols[4], _STRS),
+            pa.array(cols[5], pa.uint32()),
+            pa.array(cols[6], pa.uint32()),
+            pa.array(cols[7], pa.string()),
+            pa.array([csv_path(p) for p in cols[8]], pa.string()),
+            np.asarray(cols[2], dtype=np.int64),
+        ]
+
+    @staticmethod
+    def _merge(chunks: list[list[pa.Array]]) -> list[pa.Array]:
+        return [pa.concat_arrays(list(c)) for c in zip(*chunks, strict=True)]
+
+    def columns(self, routes: RouteDictionary, upto: int) -> list[pa.ChunkedArray]:
+        """The table's columns, with at least routes ``0 .. upto - 1`` in them."""
+        if upto > self.made:
+            rows = [_route_row(routes.routes[k]) for k in range(self.made, upto)]
+            got = self._arrays(rows)
+            self.via = np.concatenate([self.via, got.pop()])
+            self.chunks.append(got)
+            self.made = upto
+            self._joined = None
+            if len(self.chunks) > 16:  # few chunks: merged like a binary counter,
+                # so a route is copied O(log routes) times over a stream
+                tail = self._merge(self.chunks[1:])
+                self.chunks = (
+                    [self._merge([self.chunks[0], tail])]
+                    if len(tail[0]) >= len(self.chunks[0][0])
+                    else [self.chunks[0], tail]
+                )
+        if self._joined is None:
+            self._joined = [pa.chunked_array(list(c)) for c in zip(*self.chunks, strict=True)]
+        return self._joined
+
+
+_TABLE_COLUMNS = (
+    "prefix",
+    "as_path",
+    "communities",
+    "large_communities",
+    "local_pref",
+    "med",
+    "next_hop",
+)
 
 
 def _route_columns(
     routes: RouteDictionary, route: np.ndarray, dst: bool, text: bool = False
 ) -> dict[str, Any]:
-    """The route fields of one side, per record: each distinct route's made once.
-    ``text``: the AS path as CSV shows it (``65001 {65002,65003}``), not a list."""
-    ks, inverse = np.unique(route, return_inverse=True)
-    cols = list(zip(*_rows(routes, ks.tolist()), strict=True))
-    take = pa.array(inverse.astype(np.int32, copy=False))
-    path = (
-        pa.array([csv_path(p) for p in cols[8]], pa.string()) if text else pa.array(cols[1], _PATH)
-    )
+    """The route fields of one side, per record, by ``take`` from the stream's
+    route table (:class:`_RouteTable`). ``text``: the AS path as CSV shows it
+    (``65001 {65002,65003}``), not a list."""
+    table = routes.extra.get("arrow_table")
+    if table is None:
+        table = routes.extra["arrow_table"] = _RouteTable()
+    row = route.astype(np.int64, copy=False) + 1
+    cols = table.columns(routes, int(row.max()) if len(row) else 0)
+    take = pa.array(row)
     out: dict[str, Any] = {
-        "prefix": pa.array(cols[0], pa.string()).take(take),
-        "as_path": path.take(take),
-        "via": np.asarray(cols[2], dtype=np.int64)[inverse],
+        "prefix": cols[0].take(take).combine_chunks(),
+        "as_path": (cols[7] if text else cols[1]).take(take).combine_chunks(),
+        "via": table.via[row],
     }
     if dst:
-        out["communities"] = pa.array(cols[3], _STRS).take(take)
-        out["large_communities"] = pa.array(cols[4], _STRS).take(take)
-        out["local_pref"] = pa.array(cols[5], pa.uint32()).take(take)
-        out["med"] = pa.array(cols[6], pa.uint32()).take(take)
-        out["next_hop"] = pa.array(cols[7], pa.string()).take(take)
+        for k, name in enumerate(_TABLE_COLUMNS[2:], 2):
+            out[name] = cols[k].take(take).combine_chunks()
     return out
 
 

@@ -117,6 +117,7 @@ class FlowBatch:
     formats: list[str] = field(default_factory=list)
     raw: list[bytes] = field(default_factory=list)
     rows: list[tuple] = field(default_factory=list)
+    _columns: tuple[int, list[tuple]] | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -127,8 +128,11 @@ class FlowBatch:
 
     def column(self, name: str) -> list:
         """One of :data:`FLOW_FIELDS` for every record."""
-        k = FLOW_FIELDS.index(name)
-        return [row[k] for row in self.rows]
+        got = self._columns
+        if got is None or got[0] != len(self.rows):  # every column at once, in C
+            cols = list(zip(*self.rows, strict=True)) or [() for _ in FLOW_FIELDS]
+            got = self._columns = (len(self.rows), cols)
+        return list(got[1][FLOW_FIELDS.index(name)])
 
     def flow(self, i: int) -> dict[str, Any]:
         """Record i's flow fields as a dict (fields it has none of left out)."""

@@ -17,7 +17,7 @@ message as on every other path.
 from __future__ import annotations
 
 import socket
-from itertools import chain
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -191,6 +191,9 @@ class RouteDictionary:
         self.extra: dict[str, Any] = {}  # other writers' per-route caches (enrich_arrow)
         self._asns: dict[tuple, bytes] = {}
         self._pieces: dict[str, dict[int, bytes]] = {"src": {}, "dst": {}}
+        # side_json of route k at row k + 1 (row 0: no route), made once per stream
+        self._tables = {side: np.empty(64, dtype=object) for side in ("src", "dst")}
+        self._made = 0  # rows filled in both tables
 
     def __len__(self) -> int:
         return len(self.routes)
@@ -239,6 +242,12 @@ class RouteDictionary:
             )
         return got
 
+    def asn_pieces(self, side: str, keys: Iterator[tuple[int, int, int, int]]) -> list[bytes]:
+        """:meth:`asn_json` of each (origin, peer, provenances) key."""
+        got = self._asns
+        make = self.asn_json
+        return [got.get((side, *k)) or make(side, *k) for k in keys]
+
     def pieces(self, side: str, ks: list[int]) -> list[bytes]:
         """side_json of routes ``ks``; the src side's ends with a comma (the dst
         side follows it in a JSON answer). A route's fields are encoded once for
@@ -261,6 +270,36 @@ class RouteDictionary:
                     got = table[k] = body.replace(b'"@@', key) + comma
             out.append(got)
         return out
+
+    def piece_table(self, side: str, upto: int) -> np.ndarray:
+        """Both sides' ``side_json`` of routes ``-1 .. upto - 1`` at rows ``0 ..
+        upto`` (the src side's ends with a comma), so a batch takes its records'
+        pieces with one numpy index; each route is encoded once per stream, for
+        both sides at once (:func:`_body`)."""
+        rows = upto + 1
+        if rows > self._made:
+            tables = self._tables
+            if rows > len(tables["src"]):
+                size = max(rows, 2 * len(tables["src"]))
+                for side_ in ("src", "dst"):
+                    grown = np.empty(size, dtype=object)
+                    grown[: self._made] = tables[side_][: self._made]
+                    tables[side_] = grown
+            bodies = self._bodies
+            new: list[bytes] = []
+            for k in range(self._made - 1, upto):
+                if k < 0:
+                    new.append(_body(_NO_ROUTE))
+                    continue
+                body = bodies[k]
+                if body is None:  # the summary itself is not kept: JSON needs it once
+                    summary = self._summaries[k] or route_summary_json(self.routes[k])
+                    body = bodies[k] = _body(summary)
+                new.append(body)
+            tables["src"][self._made : rows] = [b.replace(b'"@@', b'"src_') + b"," for b in new]
+            tables["dst"][self._made : rows] = [b.replace(b'"@@', b'"dst_') for b in new]
+            self._made = rows
+        return self._tables[side]
 
     def side_json(self, side: str, k: int) -> bytes:
         return _side_json(side, self.summary(k))
@@ -300,6 +339,13 @@ def _group(*columns: np.ndarray) -> tuple[list[int], np.ndarray]:
     inverse = np.empty(n, dtype=np.intp)
     inverse[order] = np.cumsum(change) - 1
     return order[change].tolist(), inverse
+
+
+def _objects(items: list) -> np.ndarray:
+    """A list as a 1-D object array (numpy would make a list of bytes an ``S`` array)."""
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out
 
 
 class AnswerBatch:
@@ -359,23 +405,27 @@ class AnswerBatch:
     def json_parts(self) -> list[bytes]:
         """Per record: ``,"router":...,"error_code":...}`` and a newline, to follow
         the record's own fields (its JSON text without the closing brace)."""
-        return [b"".join(p) for p in zip(*self._json_pieces(), strict=True)]
+        pieces = self._json_pieces(1)
+        return [b"".join(p) for p in pieces[:, 1:].tolist()]
 
     def json_lines(self, raw: list[bytes]) -> bytes:
         """The records (their JSON texts) with their answers, a line each, in one string."""
-        pieces = self._json_pieces()
-        heads = [r[:-1] for r in raw]
-        return b"".join(chain.from_iterable(zip(heads, *pieces, strict=True)))
+        pieces = self._json_pieces(1)
+        pieces[:, 0] = [r[:-1] for r in raw]
+        return b"".join(pieces.ravel().tolist())
 
-    def _json_pieces(self) -> list[list[bytes]]:
-        """Per record, in columns: the router, the src side (AS numbers and
-        provenances, then its route's fields), the dst side, and the rest
-        (override, flags, error). Each distinct piece is encoded once: routes
-        once per stream, AS number pairs once per stream, the rest per batch."""
+    def _json_pieces(self, before: int = 0) -> np.ndarray:
+        """Per record, a row of ``before`` empty cells then six pieces: the router,
+        the src side (AS numbers and provenances, then its route's fields), the
+        dst side, and the rest (override, flags, error). Built in numpy: each
+        distinct piece is encoded once (routes and AS number pairs once per
+        stream, the rest per batch) and put in place by index, in C."""
         rec = self.records
         n = len(rec)
+        out = np.empty((n, before + 6), dtype=object)
         if n == 0:
-            return [[] for _ in range(6)]
+            return out
+        out[:, :before] = b""
         routes = self.routes
         first, index = _group(rec["router"], rec["override"], rec["flags"])
         heads, tails = [], []
@@ -387,27 +437,30 @@ class AnswerBatch:
                 tail[name] = bool(f & bit)
             tail["error"] = tail["error_code"] = None
             tails.append(b"," + orjson.dumps(tail)[1:] + b"\n")
-        rows = index.tolist()
-        out = [[heads[k] for k in rows]]
+        out[:, before] = _objects(heads)[index]
+        out[:, before + 5] = _objects(tails)[index]
         prov = rec["provenance"]
-        for side, a, b in (("src", 0, 1), ("dst", 2, 3)):
+        upto = int(max(rec["src_route"].max(), rec["dst_route"].max())) + 1
+        for c, (side, a, b) in enumerate((("src", 0, 1), ("dst", 2, 3))):
             origin, peer = rec[f"{side}_origin_as"], rec[f"{side}_peer_as"]
             pa, pb_ = prov[:, a], prov[:, b]
             first, index = _group(origin, peer, pa, pb_)
-            asns = [
-                routes.asn_json(side, int(origin[i]), int(peer[i]), int(pa[i]), int(pb_[i]))
-                for i in first
-            ]
-            out.append([asns[k] for k in index.tolist()])
-            route = rec[f"{side}_route"]
-            first, index = _group(route)
-            fields = routes.pieces(side, route[first].tolist())
-            out.append([fields[k] for k in index.tolist()])
-        out.append([tails[k] for k in rows])
+            asns = routes.asn_pieces(
+                side,
+                zip(
+                    origin[first].tolist(),
+                    peer[first].tolist(),
+                    pa[first].tolist(),
+                    pb_[first].tolist(),
+                    strict=True,
+                ),
+            )
+            out[:, before + 1 + 2 * c] = _objects(asns)[index]
+            table = routes.piece_table(side, upto)
+            out[:, before + 2 + 2 * c] = table[rec[f"{side}_route"].astype(np.intp) + 1]
         for i, (code, message) in self.errors.items():
-            out[0][i] = b"," + orjson.dumps(error_dict(code, message))[1:] + b"\n"
-            for col in out[1:]:
-                col[i] = b""
+            out[i, before] = b"," + orjson.dumps(error_dict(code, message))[1:] + b"\n"
+            out[i, before + 1 :] = b""
         return out
 
     # ------------------------------------------------------------------ dicts, columns

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from operator import itemgetter
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from attribution.answers import FLAG_NAMES
@@ -109,6 +110,14 @@ class ArrowBatcher:
                 self._exporters[value] = norm
         return norm
 
+    def _exporter_column(self, values: Sequence[Any]) -> pa.Array:
+        """:meth:`_exporter` of each value, computed once per distinct value."""
+        try:
+            distinct = {v: self._exporter(v) for v in set(values)}
+        except TypeError:  # an unhashable value (a bad record's): one by one
+            return pa.array([self._exporter(v) for v in values], pa.string())
+        return pa.array(list(map(distinct.__getitem__, values)), pa.string())
+
     def _time(self, value: Any, fallback: int) -> int:
         if value is None:
             return fallback
@@ -194,15 +203,19 @@ class ArrowBatcher:
         fallback = int(self.now())
         cols: dict[str, pa.Array] = {}
         when = self._time
-        cols["time"] = pa.array(
-            [
-                int(v) if type(v) in _NUMBERS and MIN_TS <= v < MAX_TS else when(v, fallback)
-                for v in flow("time")
-            ],
-            pa.int64(),
-        ).cast(SCHEMA.field("time").type)
+        times = flow("time")
+        seconds = _seconds(times)
+        if seconds is None:
+            seconds = pa.array(
+                [
+                    int(v) if type(v) in _NUMBERS and MIN_TS <= v < MAX_TS else when(v, fallback)
+                    for v in times
+                ],
+                pa.int64(),
+            )
+        cols["time"] = seconds.cast(SCHEMA.field("time").type)
         cols["input_format"] = _strings(formats)
-        cols["exporter"] = pa.array([self._exporter(v) for v in flow("exporter")], pa.string())
+        cols["exporter"] = self._exporter_column(flow("exporter"))
         for name in _FLOW_FIELDS:
             cols[name] = _strings(flow(name))
         for name, hi in _FLOW_INTS:
@@ -256,6 +269,17 @@ _ANSWER_KEYS = (
     "dst_med",
     *FLAG_NAMES.values(),
 )
+
+
+def _seconds(values: Sequence[Any]) -> pa.Array | None:
+    """Unix times that are all numbers in range, truncated as ``int()`` does, in
+    C; None when any is not (then each is parsed on its own)."""
+    if not values or not set(map(type, values)) <= {int, float}:
+        return None
+    got = np.array(values, dtype=np.float64)
+    if not ((got >= MIN_TS) & (got < MAX_TS)).all():
+        return None
+    return pa.array(got.astype(np.int64))  # in range (< 2**53): exact; floats truncated
 
 
 def _strings(values: Sequence[Any]) -> pa.Array:
