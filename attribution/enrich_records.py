@@ -27,10 +27,10 @@ from attribution.balancing import FailoverStats
 from attribution.enrich_decode import (
     ANSWER_FIELDS,
     ANSWER_SET,
+    DECODERS,
     FAST,
     FAST_ERRORS,
     FLOW_FIELDS,
-    decode,
     fast_format,
     fast_marker,
 )
@@ -219,6 +219,8 @@ def read_batches(
         out, batch = batch, FlowBatch()
         return out
 
+    guess = fmt or "goflow2"  # the struct to decode with: the last record's format
+    decoders = DECODERS
     for chunk in chunks:
         if chunk is IDLE:
             if batch.rows or formats:
@@ -227,6 +229,10 @@ def read_batches(
         source = chunk.source
         number = chunk.first - 1
         pending = splitters.get(source)
+        try:  # one check for the whole chunk instead of one a line
+            ascii_chunk = b"".join(chunk.lines).isascii()  # type: ignore[arg-type]
+        except TypeError:  # an over-long line (None) in it
+            ascii_chunk = False
         for text in chunk.lines:
             number += 1
             if text is None:
@@ -241,30 +247,32 @@ def read_batches(
                 (pending is None or not pending.parts)
                 and text[:1] == b"{"
                 and text[-1:] == b"}"
-                and text.isascii()
+                and (ascii_chunk or text.isascii())
                 and text.count(b"{") + text.count(b"[") <= MAX_DEPTH
             ):
                 try:
-                    r = decode(text)
+                    r = decoders[guess](text)
+                    kind = fmt or fast_format(r)
+                    if kind is not None and kind != guess:  # another format: its struct
+                        guess = kind
+                        r = decoders[kind](text)
                 except FAST_ERRORS:
                     r = None
-                if r is not None:
-                    kind = fmt or fast_format(r)
-                    if kind is not None:
-                        if fast_marker(kind, r):
-                            continue
-                        row = fast[kind](r)
-                        if row is not None:
-                            formats[kind] = formats.get(kind, 0) + 1
-                            rows = batch.rows
-                            rows.append(row)
-                            batch.sources.append(source)
-                            batch.lines.append(number)
-                            batch.formats.append(kind)
-                            batch.raw.append(text)
-                            if len(rows) >= size:
-                                yield take()
-                            continue
+                if r is not None and kind is not None:
+                    if fast_marker(kind, r):
+                        continue
+                    row = fast[kind](r)
+                    if row is not None:
+                        formats[kind] = formats.get(kind, 0) + 1
+                        rows = batch.rows
+                        rows.append(row)
+                        batch.sources.append(source)
+                        batch.lines.append(number)
+                        batch.formats.append(kind)
+                        batch.raw.append(text)
+                        if len(rows) >= size:
+                            yield take()
+                        continue
             generic(source, number, text)
             pending = splitters.get(source)
             if len(batch.rows) >= size:
