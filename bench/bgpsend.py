@@ -259,10 +259,22 @@ def _path_attributes(attrs: dict) -> dict[int, bytes]:
             out[9] = _attr(0x80, 9, socket.inet_aton(value))
         elif key == "cluster-list":
             out[10] = _attr(0x80, 10, b"".join(socket.inet_aton(c) for c in value))
+        elif key == "extended-community":  # RFC 4360: 8 octets each, ExaBGP's "value"
+            out[16] = _attr(0xC0, 16, b"".join(struct.pack("!Q", int(c["value"])) for c in value))
         elif key == "large-community":
             out[32] = _attr(0xC0, 32, b"".join(struct.pack("!III", *c) for c in value))
+        elif key.startswith("attribute-0x") and str(value).startswith("0x"):
+            # ExaBGP's name for an attribute it does not know: code and flags in hex,
+            # the value as hex: sent back as it came (the real table has two).
+            code, flags = (int(x, 16) for x in key[len("attribute-") :].split("-"))
+            out[code] = _attr(flags & ~0x10, code, bytes.fromhex(str(value)[2:]))
         else:
             raise ValueError(f"attribute {key!r} is not encoded by bench.bgpsend")
+    if attrs and 2 not in out:
+        # ExaBGP leaves an empty AS_PATH out of its JSON (a route originated inside
+        # the AS); the router sent one, and a receiver treats a missing one as a
+        # withdrawal (RFC 7606).
+        out[2] = _attr(0x40, 2, b"")
     return out
 
 

@@ -15,7 +15,8 @@ serves the full table: ListRouters shows the router's 577,703 prefixes
 If the snapshot module or its service integration is missing, the warm row
 says "not available" instead of failing.
 
-Many routers (``--routers 16 [--refresh]``, issue 11): ``bench.restart_many``.
+Many routers (``--routers 16 [--refresh [feed|bgp]]``, issue 11): ``bench.restart_many``,
+``bench.restart_bgp``.
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ def run(args: argparse.Namespace) -> list[Row]:
         workdir.mkdir(parents=True, exist_ok=True)
         from bench.restart_many import many_routers
 
-        return many_routers(args.routers, workdir, args.refresh)
+        return many_routers(args.routers, workdir, args.refresh, args.workers)
     skip = data_available(FULL_TABLE)
     if skip:
         return [Row("restart", "warm restart", None, "s", note=skip)]
@@ -197,8 +198,16 @@ def _extra(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workdir", help="keep the base model and built snapshot here")
     p.add_argument(
         "--refresh",
-        action="store_true",
-        help="with --routers: then feed every router's table again and time the refresh",
+        nargs="?",
+        const="feed",
+        default="",
+        choices=("feed", "bgp"),
+        help="with --routers: then send every router's table again and time the refresh: "
+        "through the feed socket (feed, the default) or over real BGP sessions to a "
+        "supervised ExaBGP in raw mode (bgp)",
+    )
+    p.add_argument(
+        "--workers", type=int, default=1, help="with --refresh bgp: ExaBGP workers ([bgp] workers)"
     )
 
 

@@ -74,17 +74,32 @@ def build_snapshot(n: int, workdir: Path) -> tuple[Path, float, int]:
     return path, cpu, pairs
 
 
-def many_config(workdir: Path, port: int, n: int, snapshot: Path) -> Path:
+def many_config(
+    workdir: Path, port: int, n: int, snapshot: Path, bgp_port: int = 0, workers: int = 1
+) -> Path:
     """n routers 127.1.0.k (bench.realistic.neighbor), exporter 127.2.0.k each, and the
-    feeder's marker router."""
+    feeder's marker router; with ``bgp_port``, a supervised ExaBGP (raw mode) listening
+    there instead of the feeder (``bench.restart_bgp``), and no marker."""
     from bench.feeder import MARKER_NEIGHBOR
     from bench.realistic import neighbor
+    from bench.restart_bgp import bgp_section, router_keys
 
     routers = "".join(
         f'\n[[routers]]\nname = "r{k}"\nneighbor = "{neighbor(k)}"\n'
         f'exporters = ["127.2.{k >> 8}.{k & 255}"]\n'
+        + (router_keys(k, workers) if bgp_port else "")
         for k in range(1, n + 1)
     )
+    if bgp_port:
+        bgp, marker = bgp_section(workdir, bgp_port, workers), ""
+    else:
+        bgp = f"""
+[bgp]
+exabgp = "external"
+feed_socket = "{workdir / "feed.sock"}"
+work_dir = "{workdir}"
+"""
+        marker = f'\n[[routers]]\nname = "marker"\nneighbor = "{MARKER_NEIGHBOR}"\n'
     text = f"""
 [service]
 local_as = 64500
@@ -92,16 +107,7 @@ router_id = "127.0.0.1"
 grpc_listen = "127.0.0.1:{port}"
 snapshot_path = "{snapshot}"
 snapshot_interval = 3600
-
-[bgp]
-exabgp = "external"
-feed_socket = "{workdir / "feed.sock"}"
-work_dir = "{workdir}"
-{routers}
-[[routers]]
-name = "marker"
-neighbor = "{MARKER_NEIGHBOR}"
-"""
+{bgp}{routers}{marker}"""
     path = workdir / f"attribution-{n}.toml"
     path.write_text(text)
     return path
@@ -119,9 +125,10 @@ def snapshot_version(path: Path) -> object:
         return "?"
 
 
-def many_start(workdir: Path, n: int, snapshot: Path, refresh: bool = False) -> dict:
+def many_start(workdir: Path, n: int, snapshot: Path, refresh: str = "", workers: int = 1) -> dict:
     """Spawn ``attribution serve`` on a copy of the snapshot; time spawn -> loaded ->
-    answered -> health; with ``refresh``, feed every router's table again and time it
+    answered -> health; with ``refresh`` ("feed": every router's table fed again through
+    the feed socket; "bgp": sent again over real sessions, ``bench.restart_bgp``) time it
     until all are converged with no stale route; then SIGTERM, timing the snapshot write."""
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -133,7 +140,12 @@ def many_start(workdir: Path, n: int, snapshot: Path, refresh: bool = False) -> 
     copy = run_dir / "rib.snapshot"  # the service rewrites it on SIGTERM
     shutil.copyfile(snapshot, copy)
     port = free_port()
-    config = many_config(run_dir, port, n, copy)
+    bgp_port = free_port() if refresh == "bgp" else 0
+    if refresh == "bgp":
+        from bench.restart_bgp import prepare_updates, refresh_over_bgp
+
+        prepared = prepare_updates(workdir, n)
+    config = many_config(run_dir, port, n, copy, bgp_port, workers)
     log_path = run_dir / "server.log"
     exporter = f"127.2.{n >> 8}.{n & 255}"
     out: dict = {"version": snapshot_version(copy)}
@@ -178,7 +190,9 @@ def many_start(workdir: Path, n: int, snapshot: Path, refresh: bool = False) -> 
         out["load_s"] = _log_number(log_path, r"RIB snapshot loaded from .*? in ([\d.]+) s")
         time.sleep(1.0)
         out["rss_settled"] = rss_bytes(proc.pid)
-        if refresh:
+        if refresh == "bgp":
+            out.update(refresh_over_bgp(prepared, proc.pid, stub, bgp_port, workers))
+        elif refresh:
             out.update(many_refresh(workdir, run_dir, n, proc.pid, stub))
     finally:
         channel.close()
@@ -190,6 +204,10 @@ def many_start(workdir: Path, n: int, snapshot: Path, refresh: bool = False) -> 
             proc.kill()
             proc.wait()
         out["stop_s"] = time.monotonic() - t_stop
+        if "sessions" in out:
+            from bench.restart_bgp import close_sessions
+
+            close_sessions(out.pop("sessions"))
     out["write_s"] = _log_number(log_path, r"RIB snapshot written: .*?\(\d+ bytes, ([\d.]+) s\)")
     out["written_bytes"] = copy.stat().st_size if copy.exists() else None
     out["written_version"] = snapshot_version(copy) if copy.exists() else None
@@ -273,7 +291,7 @@ def many_refresh(workdir: Path, run_dir: Path, n: int, pid: int, stub) -> dict:
     }
 
 
-def many_routers(n: int, workdir: Path, refresh: bool = False) -> list[Row]:
+def many_routers(n: int, workdir: Path, refresh: str = "", workers: int = 1) -> list[Row]:
     """The issue-11 restart row: n realistic routers back from a snapshot."""
     skip = data_available(FULL_TABLE)
     if skip:
@@ -281,7 +299,7 @@ def many_routers(n: int, workdir: Path, refresh: bool = False) -> list[Row]:
     snap, load_cpu, pairs = build_snapshot(n, workdir)
     size = os.path.getsize(snap)
     log(f"restart: serve on the snapshot of {n} routers")
-    m = many_start(workdir, n, snap, refresh)
+    m = many_start(workdir, n, snap, refresh, workers)
     built = f"loaded in-process in {load_cpu:.0f} CPU-s, " if load_cpu else ""
     written = m["written_bytes"] or 0
     rows = [
@@ -310,6 +328,28 @@ def many_routers(n: int, workdir: Path, refresh: bool = False) -> list[Row]:
             f"{m['written_version']}, {written / 2**20:.1f} MiB",
         ),
     ]
+    if refresh == "bgp":
+        cpu, peak = m["refresh_cpu_roles"], m["refresh_peak_roles"]
+        how = (
+            f"every router's session up at once over real BGP on loopback (bench.bgpsend, "
+            f"UPDATEs packed as routers pack them), supervised ExaBGP in raw mode, "
+            f"{m['refresh_workers']} worker(s); CPU-s ExaBGP {cpu['exabgp']:.0f}, relay "
+            f"{cpu['relay']:.0f}, service {cpu['service']:.0f} for "
+            f"{m['refresh_prefixes']:,} (router, prefix) pairs "
+            f"({m['refresh_prefixes'] / max(cpu['service'], 1e-9):,.0f} per service CPU-s); "
+            f"RSS peak: service {peak['service'] / 2**20:.0f} MiB, ExaBGP "
+            f"{peak['exabgp'] / 2**20:.0f} MiB"
+        )
+    else:
+        how = (
+            f"every router's table fed again through the feed socket (bench.feeder: "
+            f"ExaBGP JSON lines, routers one after another); service CPU "
+            f"{m.get('refresh_cpu', 0):.0f} s for {m.get('refresh_prefixes', 0):,} (router, "
+            f"prefix) pairs "
+            f"({m.get('refresh_prefixes', 0) / max(m.get('refresh_cpu', 0), 1e-9):,.0f} per "
+            f"CPU-s); RSS peak {m.get('refresh_peak', 0) / 2**20:.0f} MiB, "
+            f"{m.get('rss_refreshed', 0) / 2**20:.0f} MiB after"
+        )
     if refresh:
         rows.insert(
             1,
@@ -318,12 +358,7 @@ def many_routers(n: int, workdir: Path, refresh: bool = False) -> list[Row]:
                 f"  then BGP refresh of all {n} routers -> converged, no stale route",
                 m["refresh_s"],
                 "s",
-                note=f"every router's table fed again through the feed socket (bench.feeder: "
-                f"ExaBGP JSON lines, routers one after another); service CPU "
-                f"{m['refresh_cpu']:.0f} s for {m['refresh_prefixes']:,} (router, prefix) "
-                f"pairs ({m['refresh_prefixes'] / max(m['refresh_cpu'], 1e-9):,.0f} per CPU-s); "
-                f"RSS peak {m['refresh_peak'] / 2**20:.0f} MiB, "
-                f"{m['rss_refreshed'] / 2**20:.0f} MiB after",
+                note=how,
             ),
         )
     return rows
