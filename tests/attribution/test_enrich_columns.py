@@ -232,3 +232,38 @@ def test_mangled_records_are_counted_never_raised_and_the_good_ones_between_them
         assert sorted([*bad, *good_rows]) == list(range(len(b)))
         for i in range(len(b)):
             assert orjson.loads(b.raw[i]).keys().isdisjoint(ANSWER_FIELDS)
+
+
+@pytest.mark.parametrize("fmt", [None, "goflow2", "pmacct", "nfdump", "native"])
+def test_a_mixed_input_read_in_chunks_gives_each_lines_own_rows_and_errors(fmt):
+    """Good and bad records of every format interleaved in one input, read in
+    chunks as a file gives them: the reader's per-chunk shortcuts (the ASCII
+    check, the struct guessed from the last record's format) change nothing:
+    every line gives the rows, errors and counts it gives alone, in order."""
+    lines = variants()
+    random.Random(5).shuffle(lines)
+    expected_rows: list = []
+    expected_bad: dict[str, int] = {}
+    expected_read = 0
+    expected_formats: dict[str, int] = {}
+    for line in lines:
+        rows, bad, read, formats = reference(line, fmt)
+        expected_rows += rows
+        for reason, n in bad.items():
+            expected_bad[reason] = expected_bad.get(reason, 0) + n
+        expected_read += read
+        for kind, n in formats.items():
+            expected_formats[kind] = expected_formats.get(kind, 0) + n
+    data = b"\n".join(lines) + b"\n"
+    split = _Splitter("t")
+    chunks = [split.feed(data[i : i + 4096]) for i in range(0, len(data), 4096)]
+    counters = Counters()
+    got = [
+        (b.formats[i], orjson.loads(b.raw[i]), b.rows[i])
+        for b in read_batches(iter([c for c in chunks if c]), fmt, counters, 50)
+        for i in range(len(b))
+    ]
+    assert got == expected_rows
+    assert counters.bad == expected_bad
+    assert counters.read == expected_read
+    assert counters.formats == expected_formats

@@ -356,3 +356,81 @@ def test_jobs_store_what_one_process_stores(server, tmp_path):
     for name in NAMES:
         if name != "time":  # records without one get the time they were stored
             assert two[name].to_pylist() == one[name].to_pylist(), name
+
+
+def test_route_columns_taken_from_the_growing_stream_table_are_each_routes_own_fields():
+    """A stream's routes arrive a few per reply; the Arrow route table grows with
+    them (its chunks merged as they pile up) and each batch takes its records'
+    route fields by index: the same fields as made route by route, no route
+    (-1) included, after every growth."""
+    import numpy as np
+
+    from attribution.enrich_arrow import _NO_ROUTE, _route_columns, _route_row
+    from attribution.enrich_wire import RouteDictionary, csv_path
+    from attribution.v1 import attribution_pb2 as pb
+
+    def route(k: int) -> pb.Route:
+        segs = [pb.AsPathSegment(type=pb.AsPathSegment.AS_SEQUENCE, asns=[65000 + k % 7, k])]
+        if k % 5 == 0:
+            segs.append(pb.AsPathSegment(type=pb.AsPathSegment.AS_SET, asns=[k + 1, k + 2]))
+        return pb.Route(
+            prefix=f"10.{k >> 8}.{k & 255}.0/24",
+            as_path=segs,
+            next_hop="" if k % 3 else "127.0.0.99",
+            local_pref=k,
+            has_local_pref=k % 2 == 0,
+            med=k * 2,
+            has_med=k % 4 == 0,
+            communities=[f"65000:{k}"] * (k % 3),
+            large_communities=[f"65000:1:{k}"] * (k % 2),
+        )
+
+    routes = RouteDictionary()
+    rng = np.random.default_rng(3)
+    made = 0
+    for step in range(60):  # more growths than the table keeps chunks
+        new = [route(k) for k in range(made, made + int(rng.integers(1, 9)))]
+        routes = routes.update(pb.AttributionColumns(routes=new, route_base=made))
+        made += len(new)
+        ks = rng.integers(-1, made, size=int(rng.integers(1, 40)))
+        rows = [_NO_ROUTE if k < 0 else _route_row(routes.routes[k]) for k in ks.tolist()]
+        got = _route_columns(routes, ks, dst=True)
+        text = _route_columns(routes, ks, dst=False, text=True)
+        assert got["prefix"].to_pylist() == [r[0] for r in rows], step
+        assert got["as_path"].to_pylist() == [r[1] for r in rows]
+        assert got["via"].tolist() == [r[2] for r in rows]
+        assert got["communities"].to_pylist() == [r[3] for r in rows]
+        assert got["large_communities"].to_pylist() == [r[4] for r in rows]
+        assert got["local_pref"].to_pylist() == [r[5] for r in rows]
+        assert got["med"].to_pylist() == [r[6] for r in rows]
+        assert got["next_hop"].to_pylist() == [r[7] for r in rows]
+        assert text["as_path"].to_pylist() == [csv_path(r[8]) for r in rows]
+    assert len(routes.extra["arrow_table"].chunks) <= 17
+
+
+def test_json_route_pieces_from_the_growing_stream_table_are_each_routes_own_fields():
+    """The JSON writer's per-stream piece table (grown past its first capacity)
+    holds each route's src and dst fields as side_json encodes them one by one."""
+    from attribution.enrich_wire import RouteDictionary
+    from attribution.v1 import attribution_pb2 as pb
+
+    routes = RouteDictionary()
+    made = 0
+    for step in range(30):
+        new = [
+            pb.Route(
+                prefix=f"10.0.{k}.0/24",
+                as_path=[pb.AsPathSegment(type=pb.AsPathSegment.AS_SEQUENCE, asns=[k, 65001])],
+                communities=[f"65000:{k}"] * (k % 2),
+                local_pref=k,
+                has_local_pref=k % 3 == 0,
+            )
+            for k in range(made, made + 7)
+        ]
+        routes = routes.update(pb.AttributionColumns(routes=new, route_base=made))
+        made += len(new)
+        src = routes.piece_table("src", made)
+        dst = routes.piece_table("dst", made)
+        for k in range(-1, made):
+            assert src[k + 1] == routes.side_json("src", k) + b",", (step, k)
+            assert dst[k + 1] == routes.side_json("dst", k), (step, k)
