@@ -233,11 +233,16 @@ def read_batches(
         source = chunk.source
         number = chunk.first - 1
         pending = splitters.get(source)
-        try:  # one check for the whole chunk instead of one a line
-            ascii_chunk = b"".join(chunk.lines).isascii()  # type: ignore[arg-type]
+        try:  # whole-chunk checks instead of per-line ones, in C
+            data = b"\n".join(chunk.lines)  # type: ignore[arg-type]
         except TypeError:  # an over-long line (None) in it
             ascii_chunk = False
-        for text in chunk.lines:
+            openers = [_count_openers(t) for t in chunk.lines]
+        else:
+            ascii_chunk = data.isascii()
+            # each line's { and [ (a bound on its depth), one pass over the chunk
+            openers = list(map(len, data.translate(None, _NOT_OPENERS).split(b"\n")))
+        for k, text in enumerate(chunk.lines):
             number += 1
             if text is None:
                 counters.read += 1
@@ -252,7 +257,7 @@ def read_batches(
                 and text[:1] == b"{"
                 and text[-1:] == b"}"
                 and (ascii_chunk or text.isascii())
-                and text.count(b"{") + text.count(b"[") <= MAX_DEPTH
+                and openers[k] <= MAX_DEPTH
             ):
                 try:
                     r = decoders[guess](text)
@@ -289,6 +294,13 @@ def read_batches(
                 add(source, done[0], *got)
     if batch.rows or formats:
         yield take()
+
+
+_NOT_OPENERS = bytes(b for b in range(256) if b not in b"{[\n")
+
+
+def _count_openers(text: bytes | None) -> int:
+    return 0 if text is None else text.count(b"{") + text.count(b"[")
 
 
 def _where(source: str, number: int) -> str:

@@ -74,7 +74,42 @@ exporters = ["{EXPORTER}"]
     server.wait_for_termination()
 
 
-def goflow2_lines(n: int, prefixes: int, seed: int = 7) -> list[bytes]:
+def cpu_seconds(pid: int) -> float:
+    """A process's CPU seconds so far (user + system, all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# goflow2's other fields, as its -format json prints them (tests/attribution/data/enrich)
+GOFLOW2_REST = {
+    "src_vlan": 0,
+    "dst_vlan": 0,
+    "vlan_id": 0,
+    "ip_tos": 0,
+    "forwarding_status": 0,
+    "ip_ttl": 64,
+    "ip_flags": 0,
+    "tcp_flags": 16,
+    "icmp_type": 0,
+    "icmp_code": 0,
+    "ipv6_flow_label": 0,
+    "fragment_id": 0,
+    "fragment_offset": 0,
+    "src_as": 0,
+    "dst_as": 0,
+    "next_hop_as": 0,
+    "src_net": "0.0.0.0/0",
+    "dst_net": "0.0.0.0/0",
+    "bgp_communities": [],
+    "mpls_ttl": [],
+    "mpls_label": [],
+    "mpls_ip": [],
+    "observation_domain_id": 0,
+    "observation_point_id": 0,
+}
+
+
+def goflow2_lines(n: int, prefixes: int, seed: int = 7, full: bool = False) -> list[bytes]:
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, prefixes, size=(n, 2))
     host = rng.integers(1, 255, size=(n, 2))
@@ -105,6 +140,8 @@ def goflow2_lines(n: int, prefixes: int, seed: int = 7) -> list[bytes]:
             "bgp_next_hop": "",
             "as_path": [],
         }
+        if full:  # every field goflow2 prints (~870 bytes), not the ones read (~470)
+            rec.update(GOFLOW2_REST)
         out.append(json.dumps(rec, separators=(",", ":")).encode())
     return out
 
@@ -170,8 +207,13 @@ def reader_rate(lines: list[bytes]) -> float:
 
 
 def service_rate(
-    target: str, lines: list[bytes], batch: int = 4096, repeat: int = 3, fresh: bool = False
-) -> float:
+    target: str,
+    lines: list[bytes],
+    batch: int = 4096,
+    repeat: int = 3,
+    fresh: bool = False,
+    server_pid: int | None = None,
+) -> tuple[float, float | None]:
     """Pre-packed batches on ResolveStreams: the service's bulk rate, client work excluded.
 
     ``fresh``: each pass over the flows on a new stream, so every route is new to
@@ -198,13 +240,16 @@ def service_rate(
         for _ in call(iter(requests[:2])):  # warm-up (caches, route dictionary)
             pass
         t0 = time.perf_counter()
+        c0 = cpu_seconds(server_pid) if server_pid else 0.0
         n = 0
         for stream in [requests] * repeat if fresh else [requests * repeat]:
             for _ in call(iter(stream)):
                 n += 1
         wall = time.perf_counter() - t0
+        cpu = cpu_seconds(server_pid) - c0 if server_pid else None
     assert n == len(requests) * repeat
-    return len(lines) * repeat / wall
+    flows = len(lines) * repeat
+    return flows / wall, (cpu / flows * 1e6 if cpu is not None else None)
 
 
 def stages(target: str, lines: list[bytes], outputs: list[str], tmp: Path) -> list[tuple]:
@@ -279,18 +324,23 @@ def stages(target: str, lines: list[bytes], outputs: list[str], tmp: Path) -> li
     return out
 
 
-def end_to_end(target: str, path: Path, n: int, *args: str) -> tuple[float, float] | None:
+def end_to_end(
+    target: str, path: Path, n: int, *args: str, server_pid: int | None = None
+) -> tuple[float, float, float] | None:
     """``attribution enrich FILE`` as a process (output to /dev/null or a store):
-    (records per wall second, its CPU seconds incl. workers); None if it refused
-    the arguments (an older version without --jobs)."""
+    (records per wall second, its CPU seconds incl. workers, the service's CPU
+    seconds meanwhile); None if it refused the arguments (an older version
+    without --jobs)."""
     cmd = [sys.executable, "-m", "attribution.cli", "enrich", "--target", target]
     cmd += ["--progress", "0", *args, str(path)]
     t0 = time.perf_counter()
+    s0 = cpu_seconds(server_pid) if server_pid else 0.0
     before = os.times()
     with open(os.devnull, "wb") as sink:
         done = subprocess.run(cmd, stdout=sink, stderr=subprocess.PIPE)
     wall = time.perf_counter() - t0
     after = os.times()
+    served = cpu_seconds(server_pid) - s0 if server_pid else 0.0
     if done.returncode == 2 and b"unrecognized arguments" in done.stderr:
         return None
     if done.returncode:
@@ -298,7 +348,7 @@ def end_to_end(target: str, path: Path, n: int, *args: str) -> tuple[float, floa
     cpu = (after.children_user - before.children_user) + (
         after.children_system - before.children_system
     )
-    return n / wall, cpu
+    return n / wall, cpu, served
 
 
 def main() -> int:
@@ -306,6 +356,12 @@ def main() -> int:
     p.add_argument("--records", type=int, default=100_000)
     p.add_argument("--prefixes", type=int, default=50_000)
     p.add_argument("--jobs", type=int, default=2, help="also end to end with --jobs N")
+    p.add_argument(
+        "--full-goflow2",
+        action="store_true",
+        help="goflow2 records with every field goflow2 prints (~870 bytes), not the ~470 read",
+    )
+    p.add_argument("--no-stages", action="store_true", help="end to end and service rate only")
     p.add_argument("--serve", metavar="PORT_FILE", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.serve:
@@ -323,7 +379,7 @@ def main() -> int:
                     raise SystemExit("bench server did not start")
                 time.sleep(0.1)
             target = f"127.0.0.1:{port_file.read_text()}"
-            lines = goflow2_lines(args.records, args.prefixes)
+            lines = goflow2_lines(args.records, args.prefixes, full=args.full_goflow2)
             inputs = {
                 "goflow2": lines,
                 "pmacct": [as_pmacct(x) for x in lines],
@@ -336,28 +392,30 @@ def main() -> int:
             n = len(lines)
             sample = min(n, 50_000)
             stage_rows = []
-            for name, got in inputs.items():
+            for name, got in [] if args.no_stages else inputs.items():
                 outputs = ["json", "csv", "parquet:TMP/s.parquet", "chdb:TMP/s-db"]
                 done = stages(target, got[:sample], outputs if name == "goflow2" else [], tmp)
                 stage_rows.append((name, done))
-            svc = service_rate(target, lines, fresh=True)
-            warm = service_rate(target, lines)
-            e2e: list[tuple[str, tuple[float, float] | None]] = []
-            for name in inputs:
-                e2e.append((f"{name} -> JSON lines", end_to_end(target, paths[name], n)))
+            pid = server.pid
+            svc, svc_cpu = service_rate(target, lines, fresh=True, server_pid=pid)
+            warm, warm_cpu = service_rate(target, lines, server_pid=pid)
+            e2e: list[tuple[str, tuple[float, float, float] | None]] = []
+            shapes = [(f"{name} -> JSON lines", paths[name], []) for name in inputs]
             for label, extra in (
                 ("CSV", ["--output-format", "csv"]),
                 ("Parquet", ["--output", f"parquet:{tmp}/e.parquet"]),
                 ("chdb (ClickHouse embedded)", ["--output", f"chdb:{tmp}/e-db"]),
                 (f"JSON lines, --jobs {args.jobs}", ["--jobs", str(args.jobs)]),
             ):
-                e2e.append((f"goflow2 -> {label}", end_to_end(target, paths["goflow2"], n, *extra)))
+                shapes.append((f"goflow2 -> {label}", paths["goflow2"], extra))
+            for label, path, extra in shapes:
+                e2e.append((label, end_to_end(target, path, n, *extra, server_pid=pid)))
         finally:
             server.terminate()
             server.wait(timeout=30)
     print(f"records {n:,}, prefixes {args.prefixes:,}, cpus {os.cpu_count()}\n")
     print(f"Client CPU per record by stage, in process ({sample:,} records), µs:\n")
-    names = [k for k, _ in stage_rows[0][1]]
+    names = [k for k, _ in stage_rows[0][1]] if stage_rows else []
     print("| input | " + " | ".join(names) + " |")
     print("|---|" + "---:|" * len(names))
     for name, done in stage_rows:
@@ -366,14 +424,21 @@ def main() -> int:
             f"| {name} | " + " | ".join(f"{got[k]:.1f}" if k in got else "" for k in names) + " |"
         )
     print(f"\nService bulk rate (same flows, pre-packed): new stream per pass {svc / 1000:,.0f} k")
-    print(f"flows/s; one stream (routes sent once) {warm / 1000:,.0f} k flows/s\n")
-    print("| end to end (`attribution enrich` process) | records/s (wall) | records per CPU-s |")
-    print("|---|---:|---:|")
+    print(f"flows/s, {svc_cpu:.2f} service CPU-µs a flow; one stream (routes sent once)")
+    print(f"{warm / 1000:,.0f} k flows/s, {warm_cpu:.2f} CPU-µs a flow\n")
+    print(
+        "| end to end (`attribution enrich` process) | records/s (wall) | records per "
+        "client CPU-s | client CPU-µs a record | service CPU-µs a record (same run) |"
+    )
+    print("|---|---:|---:|---:|---:|")
     for label, got in e2e:
         if got is None:
-            print(f"| {label} | — | — |")
+            print(f"| {label} | — | — | — | — |")
         else:
-            print(f"| {label} | {got[0] / 1000:,.0f} k | {n / got[1] / 1000:,.0f} k |")
+            print(
+                f"| {label} | {got[0] / 1000:,.0f} k | {n / got[1] / 1000:,.0f} k "
+                f"| {got[1] / n * 1e6:.1f} | {got[2] / n * 1e6:.1f} |"
+            )
     json_rate = e2e[0][1]
     if json_rate:
         print(f"\nend to end (goflow2 -> JSON) / service bulk rate: {json_rate[0] / svc:.2f}")
