@@ -74,25 +74,26 @@ class _RouteTable:
     its fields once per stream, and a batch's route columns are one ``take``
     each, in C, whatever the number of distinct routes in it."""
 
-    def __init__(self) -> None:
+    def __init__(self, text: bool) -> None:
+        self.text = text  # the AS path as CSV text (else a list of AS numbers)
         self.made = 0  # routes in the table
         first = self._arrays([_NO_ROUTE])
         self.via: np.ndarray = first.pop()  # the AS behind the neighbor, -1: none
         self.chunks: list[list[pa.Array]] = [first]
         self._joined: list[pa.ChunkedArray] | None = None
 
-    @staticmethod
-    def _arrays(rows: list[tuple]) -> list[pa.Array]:
+    def _arrays(self, rows: list[tuple]) -> list[pa.Array]:
         cols = list(zip(*rows, strict=True))
         return [
             pa.array(cols[0], pa.string()),
-            pa.array(cols[1], _PATH),
+            pa.array([csv_path(p) for p in cols[8]], pa.string())
+            if self.text
+            else pa.array(cols[1], _PATH),
             pa.array(cols[3], _STRS),
             pa.array(cols[4], _STRS),
             pa.array(cols[5], pa.uint32()),
             pa.array(cols[6], pa.uint32()),
             pa.array(cols[7], pa.string()),
-            pa.array([csv_path(p) for p in cols[8]], pa.string()),
             np.asarray(cols[2], dtype=np.int64),
         ]
 
@@ -139,15 +140,15 @@ def _route_columns(
     """The route fields of one side, per record, by ``take`` from the stream's
     route table (:class:`_RouteTable`). ``text``: the AS path as CSV shows it
     (``65001 {65002,65003}``), not a list."""
-    table = routes.extra.get("arrow_table")
+    table = routes.extra.get(("arrow_table", text))
     if table is None:
-        table = routes.extra["arrow_table"] = _RouteTable()
+        table = routes.extra[("arrow_table", text)] = _RouteTable(text)
     row = route.astype(np.int64, copy=False) + 1
     cols = table.columns(routes, int(row.max()) if len(row) else 0)
     take = pa.array(row)
     out: dict[str, Any] = {
         "prefix": cols[0].take(take).combine_chunks(),
-        "as_path": (cols[7] if text else cols[1]).take(take).combine_chunks(),
+        "as_path": cols[1].take(take).combine_chunks(),
         "via": table.via[row],
     }
     if dst:
