@@ -290,6 +290,8 @@ class Service:
                 # tables are complete.
                 with self.rib.lock:
                     self.resolver.views.want_missing(r.neighbor for r in self.config.routers)
+                    if self.rib.views_may_wait():  # a table streams in: build after it
+                        continue
                 started = time.perf_counter()
                 if self.resolver.views.refresh():
                     self.view_build_seconds += time.perf_counter() - started

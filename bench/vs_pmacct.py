@@ -211,6 +211,7 @@ class Result:
     rss: dict[str, int] = field(default_factory=dict)  # at answering
     rss_idle: dict[str, int] = field(default_factory=dict)
     note: str = ""
+    code: str = ""  # the checkout the service ran from (--code), by its directory name
 
 
 class LookingGlass:
@@ -483,7 +484,12 @@ def _worker_roles(roles: dict[str, list[int]]) -> dict[str, list[int]]:
 
 
 def run_service(
-    load: Load, workdir: Path, timeout: float, api_mode: str = "raw", workers: int = 1
+    load: Load,
+    workdir: Path,
+    timeout: float,
+    api_mode: str = "raw",
+    workers: int = 1,
+    code: Path = REPO,
 ) -> Result:
     import grpc
 
@@ -491,18 +497,18 @@ def run_service(
     from attribution.v1 import attribution_pb2_grpc as pb_grpc
 
     n = len(load.tables.per_router)
-    res = Result("this service (ExaBGP + relay + service)", n, workers)
+    res = Result("this service (ExaBGP + relay + service)", n, workers, code=code.name)
     bgp_port, grpc_port = free_port(), free_port()
     config = service_config(workdir, load, bgp_port, grpc_port, api_mode, workers)
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + (
+    env["PYTHONPATH"] = str(code) + (
         os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "attribution.cli", "serve", "--config", str(config)],
         stdout=subprocess.DEVNULL,
         stderr=open(workdir / "service.log", "wb"),  # noqa: SIM115
-        cwd=REPO,
+        cwd=code,
         env=env,
         start_new_session=True,
     )
@@ -603,6 +609,8 @@ def _service_loaded(stub, pb, load: Load, probe_addr: str, n: int) -> bool:
 def rows_for(load: Load, pm: Result, us: Result) -> list[Row]:
     n = us.routers
     tag = f"{n} router{'s' if n > 1 else ''}, {load.name.split(' (')[0]}, workers={us.workers}"
+    if us.code and us.code != REPO.name:
+        tag += f", code {us.code}"
     rows = []
     ratio = us.seconds / pm.seconds if us.seconds and pm.seconds else None
     rows.append(
@@ -726,29 +734,37 @@ def run(args: argparse.Namespace) -> list[Row]:
             with tempfile.TemporaryDirectory(prefix="vspm-", dir="/tmp") as d:
                 pm = run_pmacct(load, Path(d), args.timeout)
             log(f"vs-pmacct: pmacct {pm.seconds} s, CPU {pm.cpu} {pm.note}")
-            for mode in args.api_mode.split(","):
-                for workers in worker_counts(args.workers, n):
-                    with tempfile.TemporaryDirectory(prefix="vsus-", dir="/tmp") as d:
-                        us = run_service(load, Path(d), args.timeout, mode, workers)
-                    log(
-                        f"vs-pmacct: service ({mode}, workers={workers}) {us.seconds} s, "
-                        f"CPU {us.cpu}, per worker {us.cpu_workers}, idle {us.cpu_idle} {us.note}"
-                    )
-                    rows += rows_for(load, pm, us)
-                    print(
-                        json.dumps(
-                            {
-                                "source": source,
-                                "routers": n,
-                                "api_mode": mode,
-                                "workers": workers,
-                                "pmacct": pm.__dict__,
-                                "service": us.__dict__,
-                            }
-                        ),
-                        file=sys.stderr,
-                        flush=True,
-                    )
+            runs = [
+                (mode, workers, code)
+                for _ in range(args.repeat)
+                for mode in args.api_mode.split(",")
+                for workers in worker_counts(args.workers, n)
+                for code in codes(args.code)
+            ]
+            for mode, workers, code in runs:
+                with tempfile.TemporaryDirectory(prefix="vsus-", dir="/tmp") as d:
+                    us = run_service(load, Path(d), args.timeout, mode, workers, code)
+                log(
+                    f"vs-pmacct: service ({mode}, workers={workers}, code {code}) "
+                    f"{us.seconds} s, "
+                    f"CPU {us.cpu}, per worker {us.cpu_workers}, idle {us.cpu_idle} {us.note}"
+                )
+                rows += rows_for(load, pm, us)
+                print(
+                    json.dumps(
+                        {
+                            "source": source,
+                            "routers": n,
+                            "api_mode": mode,
+                            "workers": workers,
+                            "code": str(code),
+                            "pmacct": pm.__dict__,
+                            "service": us.__dict__,
+                        }
+                    ),
+                    file=sys.stderr,
+                    flush=True,
+                )
     return rows
 
 
@@ -760,6 +776,19 @@ def extra(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--timeout", type=float, default=900.0, help="seconds per load and receiver")
     p.add_argument("--api-mode", default="raw", help="[bgp] api_mode of the service: raw,json")
+    p.add_argument(
+        "--code",
+        default="",
+        help="checkouts to run the service from, comma-separated, in turn for each load "
+        "(before/after in one sitting: e.g. an unpacked 'git archive' of the old commit, "
+        "then '.'); default: this one",
+    )
+    p.add_argument("--repeat", type=int, default=1, help="service runs per setting, in turn")
+
+
+def codes(arg: str) -> list[Path]:
+    """The checkouts ``--code`` names (this one if none)."""
+    return [Path(c).resolve() for c in arg.split(",") if c] or [REPO]
 
 
 if __name__ == "__main__":

@@ -15,10 +15,17 @@ from typing import TYPE_CHECKING
 
 from ribd.observe import StaleExpired
 from ribd.store import release_memory
-from ribd.table import GC_PER_STEP, RELEASE_AFTER, SWEEP_CHUNK, FamilyTable
+from ribd.table import GC_PER_STEP, MERGE_QUIET, RELEASE_AFTER, SWEEP_CHUNK, FamilyTable
 
 if TYPE_CHECKING:
     from ribd.rib import Rib
+
+# Route writes that may have left something unused (replacements, withdrawals)
+# since the last collection, from which growth alone starts one.
+GC_CHURN = 1024
+# The longest compiled lookup views wait for tables that are streaming in
+# (``Maintenance.views_may_wait``), so endless loads cannot postpone them for ever.
+VIEWS_WAIT_MAX = 60.0
 
 
 class Collection:
@@ -156,18 +163,24 @@ class Maintenance:
                 if done >= budget:
                     return True
             # Churn leaves entries, path sets and attribute sets nobody uses;
-            # collect when any has grown by half since the last collection, in
+            # collect when any has grown by half since the last collection and
+            # something can have fallen out of use (``_garbage_possible``), in
             # steps (Collection) with the lock free between them.
             collected = False
             collection = self._collection
-            if collection is None and (
-                len(self.interner) > 1.5 * self._attributes_at_last_gc + 1024
-                or any(
-                    len(t._entries) > 1.5 * t._entries_at_last_gc + 1024
-                    for t in self.tables.values()
+            if (
+                collection is None
+                and (
+                    len(self.interner) > 1.5 * self._attributes_at_last_gc + 1024
+                    or any(
+                        len(t._entries) > 1.5 * t._entries_at_last_gc + 1024
+                        for t in self.tables.values()
+                    )
                 )
+                and self._garbage_possible()
             ):
                 collection = self._collection = Collection(self)
+                self._gc_marks = self._garbage_marks()
             if collection is not None:
                 if collection.step(budget * GC_PER_STEP):
                     return True
@@ -178,6 +191,80 @@ class Maintenance:
         if collected or merged >= RELEASE_AFTER:  # both free large blocks
             release_memory()
         return False
+
+    # What the last collection started from (``_garbage_marks``); None: none yet.
+    _gc_marks: tuple[int, int, int, dict] | None = None
+
+    def _garbage_marks(self) -> tuple[int, int, int, dict]:
+        """(route writes that did not add a prefix, route writes, attribute sets,
+        every router's slots) now: what ``_garbage_possible`` compares."""
+        writes = kept = 0
+        slots = {}
+        for r in self.routers.values():
+            for family, fs in r.families.items():
+                writes += fs.writes
+                kept += fs.prefixes
+                slots[(r.neighbor, family)] = (fs.slot, fs.stale_slot)
+        return writes - kept, writes, len(self.interner), slots
+
+    def _garbage_possible(self) -> bool:
+        """Whether an interned entry or set can have fallen out of use since the
+        last collection started.
+
+        Growth alone started one each time the interner grew by half: ~10 times
+        during a first table load, walking every set and freeing nothing (~4%
+        of the service's CPU through real sessions). Something is freed only
+        after a route is replaced or withdrawn (a write that adds no prefix),
+        a router's slot is released (purge, stale generation retired), or
+        sets were interned for UPDATEs whose routes never landed (more new
+        sets than route writes: e.g. lines of neighbors that are no router).
+        """
+        marks = self._gc_marks
+        if marks is None:
+            marks = self._gc_marks = (0, 0, 0, {})
+        churn, writes, sets, slots = self._garbage_marks()
+        if churn - marks[0] >= GC_CHURN or sets - marks[2] > writes - marks[1]:
+            return True
+        # A slot released or swapped (a router added since has nothing to free).
+        return any(slots.get(key) != held for key, held in marks[3].items())
+
+    def views_may_wait(self, now: float | None = None) -> bool:
+        """Whether compiling lookup views should wait: a router's table is
+        streaming in (a family of an up session, not converged, written in
+        the last MERGE_QUIET seconds). Call under the lock.
+
+        A view built then costs its build (1-2 CPU-s per full table), merges
+        the store under the lock mid-load, holds up the feed's next UPDATEs,
+        and the next router's End-of-RIB asks for another anyway: through
+        real sessions, two routers' tables answered ~8 s later for it.
+        Lookups use the exact path meanwhile. Waits at most VIEWS_WAIT_MAX
+        at a time, so endless loads cannot postpone views for ever.
+        """
+        now = self.clock() if now is None else now
+        writes = 0
+        for r in self.routers.values():
+            if r.session == "up":
+                for fs in r.families.values():
+                    if not fs.converged:
+                        writes += fs.writes
+        state = self._views_wait
+        if state is None or state[0] != writes:
+            moved_at = now if writes else -MERGE_QUIET
+        else:
+            moved_at = state[1]
+        since = state[2] if state is not None else None
+        if now - moved_at >= MERGE_QUIET:
+            self._views_wait = (writes, moved_at, None)
+            return False
+        if since is None:
+            since = now
+        elif now - since >= VIEWS_WAIT_MAX:
+            self._views_wait = (writes, moved_at, now)  # build now, then wait again
+            return False
+        self._views_wait = (writes, moved_at, since)
+        return True
+
+    _views_wait: tuple[int, float, float | None] | None = None
 
     def merge_now(self, family: str) -> int:
         """Merge one store's new prefixes now, the bulk with the lock free
