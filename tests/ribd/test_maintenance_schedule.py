@@ -147,3 +147,66 @@ def test_views_do_not_wait_for_a_session_that_is_down():
     _load(rib, R1, 100)
     down(rib, R1)  # kept stale, not converged, but nothing streams in
     assert not rib.views_may_wait()
+
+
+def _stream(rib: Rib, clock: Clock, routers: list[str], seconds: float, per_second: int) -> None:
+    """Routes of each router, ``per_second`` a second for ``seconds``, with a
+    maintenance round each second, as the service runs it."""
+    at = 0
+    for _ in range(int(seconds)):
+        for router in routers:
+            _load(rib, router, per_second, start=at)
+        at += per_second
+        clock.now += 1.0
+        drain(rib)
+
+
+def test_a_load_longer_than_merge_every_is_merged_once_it_ends():
+    """Before, a load lasting longer than MERGE_EVERY (two today-sized tables at
+    once) met a merge half way: overtaken by the load's writes, retried, then
+    run under the lock while the feed waited."""
+    from ribd.table import MERGE_EVERY
+
+    clock = Clock()
+    rib = Rib(clock=clock)
+    up(rib, R1)
+    up(rib, R2)
+    store = rib.tables[V4].store
+    _stream(rib, clock, [R1, R2], MERGE_EVERY * 1.5, 40)
+    assert not len(store.keys) and store.has_delta()  # not merged while streaming
+    _converge(rib, R1)
+    _converge(rib, R2)
+    clock.now += MERGE_QUIET
+    drain(rib)
+    assert len(store.keys) == int(MERGE_EVERY * 1.5) * 40 and not store.has_delta()
+
+
+def test_a_store_is_still_merged_at_max_delta_while_a_table_streams_in(monkeypatch):
+    import ribd.table
+
+    monkeypatch.setattr(ribd.table, "MAX_DELTA", 1000)
+    monkeypatch.setattr(ribd.table, "COUNT_DELTA_EVERY", 100)
+    clock = Clock()
+    rib = Rib(clock=clock)
+    up(rib, R1)
+    store = rib.tables[V4].store
+    _stream(rib, clock, [R1], 40, 50)  # 2000 prefixes
+    assert len(store.keys) >= 1000
+
+
+def test_a_store_under_churn_is_still_merged_every_merge_every():
+    """Converged routers' endless writes: MERGE_EVERY still bounds the delta."""
+    from ribd.table import MERGE_EVERY
+
+    clock = Clock()
+    rib = Rib(clock=clock)
+    up(rib, R1)
+    _load(rib, R1, 10)
+    _converge(rib, R1)
+    drain(rib)
+    store = rib.tables[V4].store
+    clock.now += MERGE_QUIET
+    drain(rib)
+    merged = len(store.keys)
+    _stream(rib, clock, [R1], MERGE_EVERY + 5, 3)  # new prefixes every second, converged
+    assert len(store.keys) > merged
