@@ -252,8 +252,16 @@ class FamilyTable:
             self._sweep_keys = None
         return max(stop - start, 1)
 
-    def put(self, prefix: str, entry: tuple, slot: int, value: object, log: bool = True) -> None:
-        """Store ``value`` for ``slot`` at ``prefix`` (``entry`` is the current one)."""
+    def put(
+        self, prefix: str, entry: tuple, slot: int, value: object, log: bool = True, at: int = -1
+    ) -> None:
+        """Store ``value`` for ``slot`` at ``prefix`` (``entry`` is the current one).
+
+        ``at``: the prefix's index in the store's arrays when the caller has
+        found it already (``Rib._announce`` finds an UPDATE's prefixes at
+        once); finding it again cost a refresh over stale routes (every
+        prefix of a restarted router) a fifth of its CPU.
+        """
         if log:
             self.changes.append(prefix)
             self.forget_changes_if_behind()
@@ -263,7 +271,10 @@ class FamilyTable:
             new = [*entry[:slot], value, *entry[slot + 1 :]]
         else:
             new = [*entry, *((None,) * (slot - n)), value]
-        self.store.set(prefix, _canonical(new, self.intern))
+        if at >= 0:
+            self.store.set_at(at, _canonical(new, self.intern))
+        else:
+            self.store.set(prefix, _canonical(new, self.intern))
 
     def merge_due(self, now: float) -> bool:
         """Whether to merge the store's new prefixes into its arrays now.
