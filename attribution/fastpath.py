@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from attribution.viewpatch import one_axis, patch_view, share_columns, squeeze
+from attribution.viewpatch import Pack, one_axis, pack, patch_view, share_columns, squeeze
 from ribd.attributes import PathAttributes
 from ribd.events import IPV4_UNICAST
 from ribd.rib import Rib, RouteMatch, RouterRib, slot_value
@@ -123,6 +123,11 @@ class CompiledView:
     changed: ChangedRanges  # replaced (under the RIB lock) as changes come in
     made: dict[int, RouteMatch] = field(default_factory=dict)  # recent route(i) results
     patched_routes: int = 0  # routes appended by patches (attribution.viewpatch)
+    # The family's columns packed into one array each (viewpatch.pack): this
+    # view's columns are slices of ``pack.pools`` at ``pack.offsets[name][pack_row]``.
+    # None: not packed (a build or patch since); replaced views drop it.
+    pack: Pack | None = None
+    pack_row: int = 0
 
     def lookup(self, keys: np.ndarray) -> np.ndarray:
         """Route index (or -1) for each key."""
@@ -142,7 +147,6 @@ class CompiledView:
             and other.nets is self.nets
             and other.nets_low is self.nets_low
             and other.path_ids is self.path_ids
-            and other.stale is self.stale
         )
 
     def route(self, i: int) -> RouteMatch:
@@ -438,14 +442,18 @@ class CompiledViews:
             return built
 
     def _one_axis(self, family: str) -> None:
-        """Every view of ``family`` onto one interval axis (``viewpatch.one_axis``).
+        """Every view of ``family`` onto one interval axis (``viewpatch.one_axis``),
+        their columns packed (``viewpatch.pack``).
 
         Views are replaced whole (a batch holding the old one keeps reading
         it); their routes, seq and changed ranges are the same objects, so
         caches keyed by route number stay right.
         """
         keys = [k for k in self._views if k[1] == family]
-        moved = one_axis([self._views[k] for k in keys])
+        views = [self._views[k] for k in keys]
+        if views and views[0].pack is not None and all(v.pack is views[0].pack for v in views):
+            return  # nothing changed since the last pack
+        moved = pack(one_axis(views))
         for k, v in zip(keys, moved, strict=True):
             self._views[k] = v
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import random
 
+import numpy as np
 import pytest
 
 from attribution.config import parse_config
@@ -35,10 +36,10 @@ def exporter(k: int) -> str:
     return f"127.0.3.{k + 1}"
 
 
-def config_text() -> str:
+def config_text(highest: bool = False) -> str:
     parts = [
         '[service]\nlocal_as = 64500\nrouter_id = "127.0.0.1"\ngrpc_listen = "127.0.0.1:0"\n'
-        'fallback = ["r6"]\n'
+        'fallback = ["r6"]\n' + ('as_set_policy = "highest"\n' if highest else "")
     ]
     for k in range(ROUTERS):
         fallback = '\nfallback = ["r5"]' if k in (1, 2) else ""
@@ -83,9 +84,11 @@ def _prefixes(rng: random.Random) -> tuple[list[str], list[str]]:
     return sorted(v4), sorted(v6)
 
 
-def world(seed: int, same_prefixes: bool = False) -> tuple[Rib, object, list[str], list[str]]:
+def world(
+    seed: int, same_prefixes: bool = False, highest: bool = False
+) -> tuple[Rib, object, list[str], list[str]]:
     rng = random.Random(seed)
-    config = parse_config(config_text(), "test.toml")
+    config = parse_config(config_text(highest), "test.toml")
     rib = Rib(router_names={r.neighbor: r.name for r in config.routers})
     v4, v6 = _prefixes(rng)
     rib.stale_hold_by_neighbor[neighbor(4)] = 600
@@ -234,14 +237,17 @@ def _more_churn(rib: Rib, v4: list[str], v6: list[str], seed: int) -> None:
             rib.apply(RoutesAnnounced(n, V6, (str(long),), None, _attrs(rng, "2001:db8::77")))
 
 
+@pytest.mark.parametrize("highest", [False, True])
 @pytest.mark.parametrize("seed", range(4))
-def test_views_patched_after_churn_stay_on_one_axis_and_answer_as_alone(seed):
+def test_views_patched_after_churn_stay_on_one_axis_and_answer_as_alone(seed, highest):
     """A patch used to give its router's view an interval axis of its own
     until a full rebuild, so under churn a spread batch searched router by
     router again. The views are moved back onto one axis per family after
     each refresh, patched or not, and a batch still answers as exact
-    lookups and as each flow alone (IPv6 longer than /64 included)."""
-    rib, config, v4, v6 = world(seed, same_prefixes=True)
+    lookups and as each flow alone (IPv6 longer than /64 included). The
+    views' columns are packed per family (one take per column for every
+    router of a batch); ``highest``: pmacct's AS_SET policy columns."""
+    rib, config, v4, v6 = world(seed, same_prefixes=True, highest=highest)
     resolver = Resolver(rib, config, build_views_inline=False)
     views = resolver.views
     with rib.lock:
@@ -259,6 +265,14 @@ def test_views_patched_after_churn_stay_on_one_axis_and_answer_as_alone(seed):
             assert len(family_views) >= 3
             assert len({id(v.starts) for v in family_views}) == 1, (round_, family)
             assert all(len(v.leaf) == len(v.starts) for v in family_views)
+            packed = family_views[0].pack
+            assert packed is not None and all(v.pack is packed for v in family_views)
+            for v in family_views:  # each view's columns: its slice of the pool
+                for name, pool in packed.pools.items():
+                    column = getattr(v, name)
+                    if pool.strides != (0,) and packed.offsets[name].any():
+                        off = int(packed.offsets[name][v.pack_row])
+                        assert np.array_equal(pool[off : off + len(column)], column), name
         records = flows(seed + round_, v4, v6, 500)
         batch = _answers(resolver, config, records)
         exact = _answers(Resolver(rib, config, build_views_inline=False), config, records)
