@@ -41,6 +41,7 @@ from bench.common import FULL_TABLE, Row, at_least, bench_main, data_available, 
 
 NAME = "bulk_routers"
 COUNTS = (1, 4, 16, 64)
+ROUNDS = 3  # AS-only rates: spread and router 1 alternated, best of each
 DROP_TARGET = 0.8  # spread rate at 64 routers >= 80% of one router's (issue 11)
 _PEER = re.compile(rb'"peer":"[^"]*"')
 
@@ -128,12 +129,19 @@ def _measure(resolver, k: int, flows, prefixes, profile: bool, label: str = "") 
         prof.disable()
         pstats.Stats(prof).sort_stats("tottime").print_stats(25)
         return {}
+    # AS only, the target's figure: spread and router 1 alternated, best of
+    # ROUNDS each, so that a burst of load from other processes does not
+    # land on one side of the ratio only.
+    spread_rates, one_rates = [], []
+    for _ in range(ROUNDS):
+        spread_rates.append(rate(exporters, lambda ex: ex, False))
+        one_rates.append(rate(exporters[:1], lambda ex: one, False))
     out = {
         "routers": k,
         "label": label,
         "axes": _axes(resolver),
-        "spread_as_only": rate(exporters, lambda ex: ex, False),
-        "one_as_only": rate(exporters[:1], lambda ex: one, False),
+        "spread_as_only": max(spread_rates),
+        "one_as_only": max(one_rates),
         "spread_routes": rate(exporters, lambda ex: ex, True),
         "one_routes": rate(exporters[:1], lambda ex: one, True),
         "pytricia": bare_pytricia(prefixes, flows),
