@@ -291,11 +291,11 @@ class Batch:
             if isinstance(at, slice):  # straight into the columns
                 lk = view.leaf.take(found, out=leaf[at], mode="wrap")
                 for source, column in zip(sources(view), out[1:], strict=True):
-                    source.take(lk, out=column[at], mode="wrap")
+                    _take(source, lk, column[at])
             else:
                 lk = leaf[at] = view.leaf.take(found, mode="wrap")
                 for source, column in zip(sources(view), out[1:], strict=True):
-                    column[at] = source.take(lk, mode="wrap")
+                    column[at] = _take(source, lk)
 
         def slots(gs: list[Group]) -> tuple[np.ndarray, np.ndarray]:
             """The key slots of groups ``gs`` and their keys, IPv4 keys sorted."""
@@ -344,10 +344,10 @@ class Batch:
             for c, column in enumerate(out[1:]):
                 first = columns[0][c]
                 if all(cols[c] is first for cols in columns):
-                    column[at] = first.take(lk, mode="wrap")
+                    column[at] = _take(first, lk)
                     continue
                 for cols, seg in zip(columns, segs, strict=True):
-                    cols[c].take(leaf[seg], out=column[seg], mode="wrap")
+                    _take(cols[c], leaf[seg], column[seg])
         if perm is None:
             return out
         placed = []
@@ -384,12 +384,10 @@ class Batch:
 
         def read(name: str, index: np.ndarray) -> np.ndarray:
             pool = packed.pools[name]
-            if pool.strides == (0,):  # one value for all (a take would copy it whole)
-                return np.full(len(index), pool[0], dtype=pool.dtype)
             offsets = packed.offsets[name]
-            if offsets.any():
+            if pool.strides != (0,) and offsets.any():
                 index = index + offsets[key_row]
-            return pool.take(index, mode="wrap")
+            return _take(pool, index)
 
         leaf, *rest = out
         lk = read("leaf", found)
@@ -552,6 +550,20 @@ class Batch:
             override=self.override,
             records=self.rec,
         )
+
+
+def _take(source: np.ndarray, index: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``source.take(index, mode="wrap")`` (-1, no route, wraps: masked later),
+    into ``out`` if given. A column of one value (``viewpatch.squeeze``: a
+    broadcast, stride 0) is filled instead: numpy's take first copies a
+    non-contiguous source whole, ~70 us per batch for a full table's stale
+    flags."""
+    if source.strides == (0,) and len(source):
+        if out is None:
+            return np.full(len(index), source[0], dtype=source.dtype)
+        out.fill(source[0])
+        return out
+    return source.take(index, out=out, mode="wrap")
 
 
 def next_hop_column(next_hop: bytes | None, n: int) -> np.ndarray | None:
