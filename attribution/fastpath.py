@@ -364,6 +364,8 @@ class CompiledViews:
         self._views: dict[tuple[str, str], CompiledView] = {}
         self._wanted: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
+        # family -> (ranges, the same extended to the table's change_seq): see usable
+        self._extended: dict[str, tuple[ChangedRanges, ChangedRanges]] = {}
         self.builds = 0
         self.patches = 0
 
@@ -378,16 +380,26 @@ class CompiledViews:
         if view.seq < table.changes_start:  # the log no longer reaches back
             self._wanted.add((neighbor, family))
             return None
-        changes = table.change_seq - view.seq
+        seq = table.change_seq
+        changes = seq - view.seq
         if changes and (
             changes > REBUILD_AFTER_CHANGES
             or time.monotonic() - view.built_at > REBUILD_AFTER_SECONDS
         ):
             self._wanted.add((neighbor, family))
         changed = view.changed
-        if changed.seq < table.change_seq:
-            new = table.changes_since(changed.seq) or []
-            changed = view.changed = changed.extend(new, table.change_seq)
+        if changed.seq < seq:
+            # Views refreshed together share their ranges (``_one_axis``):
+            # the first to see new changes extends them, the others reuse
+            # that, so a batch over 64 routers under churn pays one extend.
+            last = self._extended.get(family)
+            if last is not None and last[0] is changed and last[1].seq == seq:
+                changed = last[1]
+            else:
+                new = changed.extend(table.changes_since(changed.seq) or [], seq)
+                self._extended[family] = (changed, new)
+                changed = new
+            view.changed = changed
         return view, changed
 
     def want_missing(self, neighbors: Iterable[str]) -> None:
@@ -454,7 +466,10 @@ class CompiledViews:
         if views and views[0].pack is not None and all(v.pack is views[0].pack for v in views):
             return  # nothing changed since the last pack
         moved = pack(one_axis(views))
+        # Views that saw the same changes share one ChangedRanges (see usable).
+        ranges: dict[tuple[int, int], ChangedRanges] = {}
         for k, v in zip(keys, moved, strict=True):
+            v.changed = ranges.setdefault((v.seq, v.changed.seq), v.changed)
             self._views[k] = v
 
     def _trim(self) -> None:

@@ -279,3 +279,9 @@ def test_views_patched_after_churn_stay_on_one_axis_and_answer_as_alone(seed, hi
         assert batch == exact, round_
         for i, record in enumerate(records[:150]):
             assert batch[i] == _answers(resolver, config, [record])[0], (i, record)
+        # Changes not compiled yet: the exact path answers inside them; the
+        # views refreshed together extend one set of changed ranges.
+        _churn(rib, v4, seed * 10 + round_)
+        batch = _answers(resolver, config, records)
+        assert batch == _answers(Resolver(rib, config, build_views_inline=False), config, records)
+        assert len({id(v.changed) for v in views.current() if v.family == V4}) == 1
