@@ -264,7 +264,7 @@ class Batch:
         alone = [gs[0] for gs in by_axis.values() if len(gs) == 1]
         axes = [gs for gs in by_axis.values() if len(gs) > 1]
         perm = None
-        if k32 is not None:
+        if k32 is not None and any(g.v4 for g in alone):  # else no slot moves
             comp = k32.astype(np.uint64)
             comp <<= np.uint64(32)
             comp |= np.arange(size, dtype=np.uint64)

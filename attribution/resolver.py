@@ -90,6 +90,7 @@ from attribution.records import (
     validate_row,
 )
 from attribution.routing import Routing
+from ribd.events import IPV4_UNICAST, IPV6_UNICAST
 from ribd.rib import Rib, RouteMatch
 
 __all__ = [
@@ -375,16 +376,20 @@ class Resolver:
         groups: list[Group] = []
         chains: dict[int, tuple[tuple[str, ...], bool]] = {}
         rib, views = self.rib, self.views
+        routers, pick, usable = rib.routers, routing_rules.pick_router, views.usable
+        chain_for = routing_rules.chain_for
         with rib.lock:
             for k, c in enumerate(firsts):
                 j = c >> 1
                 chain = chains.get(j)
                 if chain is None:
-                    chain = chains[j] = self.chain_for(canon[j], routing)  # type: ignore[arg-type]
-                g = Group(j, not c & 1, bounds[k], bounds[k + 1], chain[1])
-                g.neighbor, g.is_fallback = self.pick_router(chain[0], chain[1], g.family)
+                    chain = chains[j] = chain_for(routing, routers, canon[j])  # type: ignore[arg-type]
+                v4 = not c & 1
+                family = IPV4_UNICAST if v4 else IPV6_UNICAST
+                g = Group(j, v4, bounds[k], bounds[k + 1], chain[1])
+                g.neighbor, g.is_fallback = pick(routers, chain[0], chain[1], family)
                 if g.neighbor is not None:
-                    g.usable = views.usable(g.neighbor, g.family)
+                    g.usable = usable(g.neighbor, family)
                 groups.append(g)
         return order, groups
 
