@@ -104,6 +104,7 @@ _PATHS4: dict[bytes, tuple] = {}
 _PATHS2: dict[bytes, tuple] = {}
 _COMMUNITIES: dict[bytes, tuple] = {}
 _CLUSTERS: dict[bytes, tuple] = {}
+_HOPS: dict[bytes, str] = {}  # NEXT_HOP values (4 octets) as text
 
 
 def _asns(data: bytes, count: int, size: int) -> tuple[int, ...]:
@@ -216,6 +217,17 @@ class UpdateDecoder:
         except NlriError as exc:
             raise UpdateError(str(exc)) from None
         raw, framing = _split_attributes(body[attr_at + 2 : nlri_at])
+        if (
+            nlri[0]
+            and not withdrawn[0]
+            and not framing
+            and MP_REACH not in raw
+            and MP_UNREACH not in raw
+        ):
+            # Most of a table: IPv4 NLRI and nothing else to do.
+            event = self._announce_ipv4(neighbor, raw, caps, nlri)
+            if event is not None:
+                return [event]
         events: list[Event] = []
         if withdrawn[0]:
             events.append(
@@ -278,6 +290,34 @@ class UpdateDecoder:
                 )
             )
         return events
+
+    def _announce_ipv4(
+        self, neighbor: str, raw: dict, caps: SessionCaps, nlri: tuple[list[str], list[int] | None]
+    ) -> RoutesAnnounced | None:
+        """The event of an UPDATE with IPv4 NLRI only and sound attributes; None
+        when an attribute is at fault (``decode`` then says why)."""
+        value = raw.get(NEXT_HOP)
+        if value is None:
+            return None
+        next_hop = _HOPS.get(value)
+        if next_hop is None:
+            if len(value) != 4:
+                return None
+            if len(_HOPS) >= MEMO_SIZE:
+                _HOPS.clear()
+            next_hop = _HOPS[value] = _intern(_ntoa(value))
+        try:
+            fields = self._fields(raw, caps)
+        except _Malformed:
+            return None
+        prefixes, ids = nlri
+        return RoutesAnnounced(
+            neighbor,
+            IPV4_UNICAST,
+            tuple(prefixes),
+            None if ids is None else tuple(ids),
+            self.interner.intern((fields[0], fields[1], next_hop, *fields[2:])),
+        )
 
     @staticmethod
     def _fields(raw: dict, caps: SessionCaps) -> tuple:

@@ -309,6 +309,8 @@ def withdrawn_reason(body: bytes, caps: SessionCaps = ASN4) -> str:
         (attr(1, b"\7") + attr(2, b"") + attr(3, b"\xc0\0\2\1"), "ORIGIN"),
         (attr(1, b"\0") + attr(3, b"\xc0\0\2\1"), "no AS_PATH"),
         (attr(1, b"\0") + attr(2, b""), "no NEXT_HOP"),
+        (attr(1, b"\0") + attr(2, b"") + attr(3, b"\xc0\0\2\1\5"), "NEXT_HOP of 5"),
+        (attr(1, b"\0") + attr(2, b"") + attr(3, b"\xc0\0\2"), "NEXT_HOP of 3"),
         (basic_attributes([1]) + attr(8, b"\0\0\0\1\0"), "COMMUNITIES of 5"),
         (basic_attributes([1]) + attr(4, b"\0\1"), "MULTI_EXIT_DISC of 2"),
         (attr(1, b"\0") + attr(2, b"\2\3\0\0\0\1") + attr(3, b"\xc0\0\2\1"), "AS_PATH"),
