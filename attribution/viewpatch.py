@@ -73,6 +73,11 @@ def patch_view(rib: Rib, old, changed_ranges, signature_of):
             patches.append((length, prefix, repl))
     patches.sort(key=lambda p: p[0])
     new_routes: list[tuple] = []  # each replacement route once
+    # A prefix that had a route of its own keeps its number, new values in
+    # place: its intervals keep their leaf, which then stays equal to (and
+    # shared with, ``one_axis``) the other routers' leaf under churn that
+    # changes paths rather than prefixes.
+    rewritten: dict[int, tuple] = {}
     numbers: dict[tuple, int] = {}
     base = len(old)
     long_highs = []
@@ -84,7 +89,11 @@ def patch_view(rib: Rib, old, changed_ranges, signature_of):
             long_highs.append(high)
             continue
         number = -1
-        if repl is not None:
+        if repl is not None and repl[2] == length:  # the prefix's own route
+            number = _own_route(old, high, repl[1], length, bits)
+            if number >= 0:  # it had one: new values in its place
+                rewritten[number] = repl
+        if repl is not None and number < 0:
             key = (repl[0], repl[1], repl[2], id(repl[3]), repl[4])
             number = numbers.get(key, -1)
             if number < 0:
@@ -92,7 +101,7 @@ def patch_view(rib: Rib, old, changed_ranges, signature_of):
                 new_routes.append(repl)
         last = top if length == 0 else high + (1 << (bits - length)) - 1
         axis.append((high, last, length, number))
-    columns = _columns(old, new_routes)
+    columns = _columns(old, new_routes, rewritten)
     all_lengths = columns["lengths"].astype(np.int16)
     starts = old.starts.astype(np.uint64)
     leaf = old.leaf
@@ -127,6 +136,7 @@ def patch_view(rib: Rib, old, changed_ranges, signature_of):
     return dataclasses.replace(
         old,
         pack=None,
+        made={},  # routes rewritten in place: RouteMatch objects made before are stale
         seq=seq,
         built_at=time.monotonic(),
         starts=starts[keep].astype(old.starts.dtype),
@@ -319,13 +329,34 @@ def _covering_route(store, prefix: str, length: int, v4: bool, slot, stale_slot,
     return None
 
 
-def _columns(old, new_routes: list) -> dict:
-    """The old view's route columns with ``new_routes`` appended."""
+def _own_route(old, high: int, low: int, length: int, bits: int) -> int:
+    """The number of the route of exactly this prefix in view ``old``, if an
+    interval answers with it (-1: none, or covered whole by longer ones)."""
+    top = (1 << bits) - 1
+    last = top if length == 0 else high + (1 << (bits - length)) - 1
+    i0 = max(int(old.starts.searchsorted(high, side="right")) - 1, 0)
+    i1 = int(old.starts.searchsorted(last, side="right"))
+    seg = old.leaf[i0:i1]
+    seg = seg[seg >= 0]
+    if not len(seg):
+        return -1
+    hit = (old.lengths[seg] == length) & (old.nets[seg] == high)
+    if old.family != IPV4_UNICAST:
+        hit &= old.nets_low[seg] == low
+    found = seg[hit]
+    return int(found[0]) if len(found) else -1
+
+
+def _columns(old, new_routes: list, rewritten: dict[int, tuple] | None = None) -> dict:
+    """The old view's route columns with ``new_routes`` appended and the
+    routes numbered in ``rewritten`` given their new values."""
+    rewritten = rewritten or {}
+    at = list(rewritten)
     sets = list(old.attribute_sets)
     numbers: dict[int, int] = {}
     index, path_ids, stale = [], [], []
     origin, highest, peer, peer_highest, prov, from_set = [], [], [], [], [], []
-    for _, _, length, value, is_stale in new_routes:
+    for _, _, length, value, is_stale in [*new_routes, *rewritten.values()]:
         if type(value) is PathAttributes:
             attrs, path_id = value, 0
         else:
@@ -348,17 +379,25 @@ def _columns(old, new_routes: list) -> dict:
         from_set.append(bgp and attrs.origin_from_set)
     word = old.nets.dtype
 
-    def cat(column: np.ndarray, values: list) -> np.ndarray:
-        return np.concatenate([column, np.array(values, dtype=column.dtype)])
-
     nets = [rt[0] for rt in new_routes]
     lows = [rt[1] for rt in new_routes]
+    lengths = [rt[2] for rt in new_routes]
     highest_equal = old.origin_as_highest is old.origin_as and highest == origin
     peer_highest_equal = old.peer_as_highest is old.peer_as and peer_highest == peer
+    n = len(new_routes)
+
+    def cat(column: np.ndarray, values: list) -> np.ndarray:
+        out = np.concatenate([column, np.array(values[:n], dtype=column.dtype)])
+        if at:  # a copy (concatenate): the old view is read meanwhile
+            out[at] = values[n:]
+        return out
+
     columns = {
         "nets": np.concatenate([old.nets, np.array(nets, dtype=np.uint64).astype(word)]),
-        "nets_low": old.nets_low if old.family == IPV4_UNICAST else cat(old.nets_low, lows),
-        "lengths": cat(old.lengths, [rt[2] for rt in new_routes]),
+        "nets_low": old.nets_low
+        if old.family == IPV4_UNICAST
+        else np.concatenate([old.nets_low, np.array(lows, dtype=np.uint64)]),
+        "lengths": np.concatenate([old.lengths, np.array(lengths, old.lengths.dtype)]),
         "path_ids": cat(old.path_ids, path_ids),
         "attribute_index": cat(old.attribute_index, index),
         "attribute_sets": sets,

@@ -113,3 +113,31 @@ def test_a_view_moved_onto_the_shared_axis_keeps_its_route_numbers_in_streams():
     assert routes.from_view("r2", moved, again).tolist() == first.tolist()
     assert routes.take_new()[1] == []
     assert answer(moved, "10.3.1.1") == answer(b, "10.3.1.1")
+
+
+def test_a_path_change_keeps_the_routers_leaf_shared():
+    """A prefix whose route changes (not added, not withdrawn) keeps its
+    route number, new values in place: the patched router's leaf stays the
+    one all routers share, so churn that moves paths costs no leaf per
+    router and a spread batch reads one leaf."""
+    rib, views, a, b = two_routers()
+    other = AttributeInterner().intern(row((6939, 65123), "192.0.2.101"))
+    rib.apply(RoutesAnnounced(R1, V4, ("10.3.0.0/16", "10.0.0.0/8"), None, other))
+    views._wanted.add((R1, V4))
+    assert views.refresh() == 1 and views.patches == 1
+    by = {v.neighbor: v for v in views.current()}
+    patched, moved = by[R1], by[R2]
+    assert patched.leaf is moved.leaf and patched.starts is moved.starts
+    assert len(patched) == len(a)  # nothing appended
+    assert answer(patched, "10.3.1.1") == ("10.3.0.0/16", "192.0.2.101", 65123, 6939)
+    assert answer(patched, "10.99.0.1") == ("10.0.0.0/8", "192.0.2.101", 65123, 6939)
+    assert answer(moved, "10.3.1.1") == answer(b, "10.3.1.1")
+    for address in ("10.3.1.1", "10.7.0.1", "10.99.0.1", "11.0.0.1"):
+        m = rib.lookup(R1, V4, address)
+        origin = 0 if m.length == 0 else m.attributes.origin_as
+        assert answer(patched, address) == (
+            m.prefix,
+            m.attributes.next_hop,
+            origin,
+            m.attributes.peer_as,
+        )
