@@ -203,6 +203,33 @@ PACKED = ("leaf", "origin_as", "peer_as", "provenance", "stale", "from_set")
 HIGHEST = {"origin_as_highest": "origin_as", "peer_as_highest": "peer_as"}
 
 
+SHARED = ("nets", "nets_low", "lengths")
+
+
+def _one_of_each(arrays: list[np.ndarray]) -> list[np.ndarray]:
+    """``arrays`` with equal ones replaced by one of them, the one most
+    views already hold (its identity is what caches of unchanged views
+    compare); constant broadcasts are left alone (they take no memory)."""
+    held: dict[int, int] = {}
+    by_id: dict[int, np.ndarray] = {}
+    for a in arrays:
+        held[id(a)] = held.get(id(a), 0) + 1
+        by_id[id(a)] = a
+    seen: dict[tuple, list[np.ndarray]] = {}
+    canonical: dict[int, np.ndarray] = {}
+    for i in sorted(held, key=held.__getitem__, reverse=True):
+        a = by_id[i]
+        if a.strides == (0,) or not len(a):
+            canonical[i] = a
+            continue
+        key = (len(a), a.dtype.str, a[:: max(1, len(a) // 64)].tobytes())
+        same = seen.setdefault(key, [])
+        canonical[i] = next((b for b in same if np.array_equal(b, a)), a)
+        if canonical[i] is a:
+            same.append(a)
+    return [canonical[id(a)] for a in arrays]
+
+
 class Pack:
     """One array per column for all views of a family (``pack``).
 
@@ -233,6 +260,13 @@ def pack(views: list) -> list:
     pools: dict[str, np.ndarray] = {}
     offsets: dict[str, np.ndarray] = {}
     columns: list[dict[str, np.ndarray]] = [{} for _ in views]
+    # Columns not read per key, equal across routers (after a patch each
+    # view has its own copies): one array again.
+    for name in SHARED:
+        arrays = _one_of_each([getattr(v, name) for v in views])
+        for c, a, v in zip(columns, arrays, views, strict=True):
+            if a is not getattr(v, name):
+                c[name] = a
     zero = np.zeros(len(views), dtype=np.int64)
     for name in (*PACKED, *HIGHEST):
         base = HIGHEST.get(name)
@@ -242,7 +276,7 @@ def pack(views: list) -> list:
                 if base in c:
                     c[name] = c[base]
             continue
-        arrays = [getattr(v, name) for v in views]
+        arrays = _one_of_each([getattr(v, name) for v in views])
         first = arrays[0]
         if all(a is first for a in arrays):
             pools[name], offsets[name] = first, zero
@@ -393,11 +427,17 @@ def _columns(old, new_routes: list, rewritten: dict[int, tuple] | None = None) -
         return out
 
     columns = {
-        "nets": np.concatenate([old.nets, np.array(nets, dtype=np.uint64).astype(word)]),
+        "nets": np.concatenate([old.nets, np.array(nets, dtype=np.uint64).astype(word)])
+        if n
+        else old.nets,
         "nets_low": old.nets_low
         if old.family == IPV4_UNICAST
-        else np.concatenate([old.nets_low, np.array(lows, dtype=np.uint64)]),
-        "lengths": np.concatenate([old.lengths, np.array(lengths, old.lengths.dtype)]),
+        else np.concatenate([old.nets_low, np.array(lows, dtype=np.uint64)])
+        if n
+        else old.nets_low,
+        "lengths": np.concatenate([old.lengths, np.array(lengths, old.lengths.dtype)])
+        if n
+        else old.lengths,
         "path_ids": cat(old.path_ids, path_ids),
         "attribute_index": cat(old.attribute_index, index),
         "attribute_sets": sets,

@@ -100,6 +100,23 @@ def _churn(rib, resolver, k: int, lines_per_router: int) -> dict:
     }
 
 
+def _view_bytes(resolver) -> int:
+    """Bytes of every array the compiled views hold, each buffer once (views
+    share arrays, and packed columns are slices of one pool per family)."""
+    import numpy as np
+
+    owners: dict[int, np.ndarray] = {}
+    for v in resolver.views.current():
+        for name in v.__slots__:
+            a = getattr(v, name, None)
+            if not isinstance(a, np.ndarray):
+                continue
+            while isinstance(a.base, np.ndarray):
+                a = a.base
+            owners[id(a)] = a
+    return sum(a.nbytes for a in owners.values())
+
+
 def _axes(resolver) -> int:
     return len({id(v.starts) for v in resolver.views.current() if v.family == "ipv4 unicast"})
 
@@ -140,6 +157,7 @@ def _measure(resolver, k: int, flows, prefixes, profile: bool, label: str = "") 
         "routers": k,
         "label": label,
         "axes": _axes(resolver),
+        "view_bytes": _view_bytes(resolver),
         "spread_as_only": max(spread_rates),
         "one_as_only": max(one_rates),
         "spread_routes": rate(exporters, lambda ex: ex, True),
@@ -147,7 +165,8 @@ def _measure(resolver, k: int, flows, prefixes, profile: bool, label: str = "") 
         "pytricia": bare_pytricia(prefixes, flows),
     }
     log(
-        f"N={k}{label}: axes {out['axes']},"
+        f"N={k}{label}: axes {out['axes']}, views {out['view_bytes'] / k / len(prefixes):.1f} B"
+        f" per (router, prefix),"
         f" spread {out['spread_as_only'] / 1e6:.2f} M/CPU-s, router 1"
         f" {out['one_as_only'] / 1e6:.2f} M, pytricia {out['pytricia'] / 1e6:.2f} M"
     )
@@ -217,6 +236,8 @@ def rows_for(results: list[dict], prefixes: int) -> list[Row]:
             rows.append(Row(NAME, what, r[key], "flows/s"))
         rows.append(Row(NAME, f"{k} routers{label}: spread / router 1 (AS only)", ratio, "x"))
         rows.append(Row(NAME, f"{k} routers{label}: IPv4 interval axes", r["axes"], ""))
+        per = r["view_bytes"] / k / prefixes
+        rows.append(Row(NAME, f"{k} routers{label}: views' arrays per (router, prefix)", per, "B"))
         if base is not None:
             rel = (r["spread_as_only"] / r["pytricia"]) / (
                 base["spread_as_only"] / base["pytricia"]
