@@ -129,7 +129,7 @@ def child(args: argparse.Namespace) -> list[dict]:
     from ribd.rib import Rib
 
     n = args.routers
-    model = cached_model(args.base, Path(args.workdir))
+    model = fraction_of(cached_model(args.base, Path(args.workdir)), args.fraction)
     v4_prefixes = model.v4_prefixes()
     flows = _zipf_batches(v4_prefixes, n)
     per_router = {V4: model.family_prefixes(V4), V6: model.family_prefixes(V6)}
@@ -216,6 +216,18 @@ def child(args: argparse.Namespace) -> list[dict]:
                 log(f"multirouter: {r['stopped']}")
                 break
     return out
+
+
+def fraction_of(model, fraction: float):
+    """Every (1/fraction)-th base group of ``model``: a table with the same shape
+    (attribute sets per prefix, prefixes per set) at a fraction of the size, so that
+    a 64-router run takes minutes while developing. 1.0: the model itself."""
+    if fraction >= 1.0:
+        return model
+    from bench.realistic import Model
+
+    step = max(1, round(1 / fraction))
+    return Model(f"{model.name}/{step}", model.groups[::step])
 
 
 def settle(rib) -> None:
@@ -389,6 +401,8 @@ def run_child(
         out = Path(f.name)
     cmd = [sys.executable, "-m", "bench.multirouter", "--child", "--base", base]
     cmd += ["--routers", str(n), "--workdir", str(workdir), "--out", str(out), *extra]
+    if FRACTION[0] < 1.0:
+        cmd += ["--fraction", str(FRACTION[0])]
     if budget:
         cmd += ["--budget", str(budget)]
     log(f"run: {' '.join(cmd[2:])}")
@@ -606,6 +620,13 @@ def extra_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--where", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--feed", action="store_true", help="load through the feed socket")
     p.add_argument(
+        "--fraction",
+        type=float,
+        default=1.0,
+        help="load every (1/F)-th base attribute set's prefixes only (e.g. 0.1: a tenth of "
+        "the table, same shape), for quick runs",
+    )
+    p.add_argument(
         "--checkpoints",
         action="store_true",
         help="one process loads routers one by one and is measured at each N (half the "
@@ -614,7 +635,11 @@ def extra_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+FRACTION = [1.0]  # --fraction of the parent, handed to its children
+
+
 def main_run(args: argparse.Namespace) -> list[Row]:
+    FRACTION[0] = args.fraction
     if args.where_routers:
         return where_main(args)
     if args.quick:
