@@ -41,6 +41,7 @@ names, so ``from ribd.rib import ...`` keeps working):
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -218,7 +219,9 @@ class Rib(SessionHandling, Maintenance, Reads):
         # (Few prefixes: one scalar find each; numpy's call overhead is ~10 us.)
         prefixes = ev.prefixes
         values = store.values
-        intern = table._entries.setdefault
+        entries = table._entries
+        intern, interned = entries.setdefault, entries.get
+        getrefcount = sys.getrefcount
         log_change = table.changes.append
         slot, stale = fs.slot, fs.stale_slot
         attrs = ev.attributes
@@ -231,10 +234,11 @@ class Rib(SessionHandling, Maintenance, Reads):
                 # Nothing in the arrays (a table load before its merge): a prefix
                 # the delta lacks only gets the entry of this one path, inserted
                 # in a tight loop; the others take the general loop below.
-                fresh = (*((None,) * slot), attrs)
-                fresh = intern(fresh, fresh)
                 held = [p for p in prefixes if has_key(p)]
                 if len(held) < len(prefixes):
+                    # (built only when used: an unused one stayed interned)
+                    fresh = (*((None,) * slot), attrs)
+                    fresh = intern(fresh, fresh)
                     unheld = [p for p in prefixes if not has_key(p)] if held else prefixes
                     for prefix in unheld:
                         insert(prefix, fresh)
@@ -310,6 +314,19 @@ class Rib(SessionHandling, Maintenance, Reads):
             else:
                 insert(prefix, new_entry)
             log_change(prefix)
+            # The replaced entry, if no prefix holds it any more, leaves the
+            # intern dict now rather than at the next collection: every router
+            # loaded rebuilds each prefix's entry one slot wider, and the
+            # replaced ones (~0.5 KB each at 64 routers) piled up until the
+            # dict grew by half, a third of the entries' bytes, and were then
+            # freed scattered among live objects (heap fragmentation).
+            # References: the dict's key and value, ``entry``, getrefcount's
+            # argument, and ``last_entry`` or ``fresh`` when it is one of them.
+            if (
+                getrefcount(entry) <= 4 + (entry is last_entry) + (entry is fresh)
+                and interned(entry) is entry
+            ):
+                del entries[entry]
         fs.prefixes += added
         fs.paths += added
         table.writes += len(ev.prefixes)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from sys import getrefcount
 
 from ribd.attributes import AS_CONFED_SEQUENCE, AS_CONFED_SET, AS_SET, PathAttributes
 from ribd.events import IPV4_UNICAST
@@ -275,6 +276,12 @@ class FamilyTable:
             self.store.set_at(at, _canonical(new, self.intern))
         else:
             self.store.set(prefix, _canonical(new, self.intern))
+        del new
+        # ``entry`` no prefix holds any more leaves the intern dict now (see
+        # Rib._announce). References: the dict's key and value, the caller's
+        # variable, this parameter and getrefcount's argument.
+        if getrefcount(entry) <= 5 and self._entries.get(entry) is entry:
+            del self._entries[entry]
 
     def merge_due(self, now: float) -> bool:
         """Whether to merge the store's new prefixes into its arrays now.

@@ -272,6 +272,33 @@ def test_a_second_router_with_the_same_paths_shares_entries():
     assert rib.tables[V4].distinct_entries == 2  # (a, a) and (b, b)
 
 
+@pytest.mark.parametrize("merged", [False, True])
+def test_entries_no_prefix_holds_leave_the_intern_dict_without_a_collection(merged):
+    """Each router loaded rebuilds every prefix's entry one slot wider: the old
+    entries used to wait in the intern dict (a third of the entries' bytes on
+    average) until a collection; they go as they are replaced, and withdrawn."""
+    rib = Rib()
+    a, b, c = path(1, 2), path(1, 3), path(1, 4)
+    prefixes = [f"10.{i}.0.0/16" for i in range(60)]
+    for router, attrs in ((R1, a), (R2, b), (R1, c)):
+        up(rib, router)
+        announce(rib, router, prefixes[:40], attrs)
+        announce(rib, router, prefixes[40:], attrs)
+        if merged:
+            rib.compact()
+    table = rib.tables[V4]
+    live = {id(e) for _, e in table.store.items()}
+    assert len(live) == 1  # (c, b) everywhere
+    assert table.distinct_entries == 1
+    withdraw(rib, R2, prefixes[:30])
+    withdraw(rib, R1, prefixes[50:])
+    live = {id(e) for _, e in table.store.items()}
+    assert len(live) == table.distinct_entries == 3  # (c,), (c, b) and (None, b)
+    assert rib.collect_garbage() == 0
+    assert [m.attributes for m in rib.routes(R1, V4)] == [c] * 50
+    assert [m.attributes for m in rib.routes(R2, V4)] == [b] * 30
+
+
 @pytest.mark.fulltable
 def test_real_full_table_loads_with_every_prefix_and_path():
     """The PCH AS3856 table: 577,706 distinct prefixes are announced; three of
