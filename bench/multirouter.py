@@ -129,7 +129,7 @@ def child(args: argparse.Namespace) -> list[dict]:
     from ribd.rib import Rib
 
     n = args.routers
-    model = fraction_of(cached_model(args.base, Path(args.workdir)), args.fraction)
+    model = cached_model(args.base, Path(args.workdir), fraction_step(args.fraction))
     v4_prefixes = model.v4_prefixes()
     flows = _zipf_batches(v4_prefixes, n)
     per_router = {V4: model.family_prefixes(V4), V6: model.family_prefixes(V6)}
@@ -218,16 +218,9 @@ def child(args: argparse.Namespace) -> list[dict]:
     return out
 
 
-def fraction_of(model, fraction: float):
-    """Every (1/fraction)-th base group of ``model``: a table with the same shape
-    (attribute sets per prefix, prefixes per set) at a fraction of the size, so that
-    a 64-router run takes minutes while developing. 1.0: the model itself."""
-    if fraction >= 1.0:
-        return model
-    from bench.realistic import Model
-
-    step = max(1, round(1 / fraction))
-    return Model(f"{model.name}/{step}", model.groups[::step])
+def fraction_step(fraction: float) -> int:
+    """``--fraction`` as the step between the base groups kept (1: all)."""
+    return 1 if fraction >= 1.0 else max(1, round(1 / fraction))
 
 
 def settle(rib) -> None:
@@ -420,10 +413,11 @@ def run_child(
 
 
 def _model_ready(base: str, workdir: Path) -> None:
-    """Build the base model once, in a process of its own (its temporaries stay there)."""
+    """Build the base model (or its ``--fraction``) once, in a process of its own
+    (its temporaries stay there)."""
     code = (
         "import sys; from pathlib import Path; from bench.realistic import cached_model; "
-        f"cached_model({base!r}, Path(sys.argv[1]))"
+        f"cached_model({base!r}, Path(sys.argv[1]), {fraction_step(FRACTION[0])})"
     )
     subprocess.run([sys.executable, "-c", code, str(workdir)], check=True, timeout=1800)
 

@@ -159,13 +159,23 @@ def synth_model() -> Model:
     return model_from_lines("synth", lines)
 
 
-def cached_model(base: str, workdir: Path) -> Model:
-    """The base model, built once per work directory (pickled: loads in a second)."""
-    path = workdir / f"realistic-{base}.pickle"
+def cached_model(base: str, workdir: Path, step: int = 1) -> Model:
+    """The base model, built once per work directory (pickled: loads in a second).
+
+    ``step`` > 1: every step-th base group only (the same shape at 1/step of the
+    size), pickled apart so that a process measuring memory never holds, and
+    frees, the whole model (freed heap it then reuses would hide RIB bytes)."""
+    path = workdir / (
+        f"realistic-{base}.pickle" if step == 1 else f"realistic-{base}-{step}.pickle"
+    )
     if path.exists():  # plain tuples: independent of the module's name (__main__ or not)
         name, groups = pickle.loads(path.read_bytes())
         return Model(name, [Group(*g) for g in groups])
-    model = real_model() if base == "real" else synth_model()
+    if step > 1:
+        whole = cached_model(base, workdir)
+        model = Model(f"{whole.name}/{step}", whole.groups[::step])
+    else:
+        model = real_model() if base == "real" else synth_model()
     plain = (
         model.name,
         [(g.family, g.attrs, g.hop_index, g.first_as, g.nlri) for g in model.groups],
