@@ -26,6 +26,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ribd.exabgp import die_with_parent
+
 ROOT = Path(__file__).resolve().parents[1]
 REFLECTOR = "127.0.15.1"
 LOCAL_AS = 64500
@@ -133,6 +135,9 @@ class RouteReflector:
             stdout=subprocess.DEVNULL,
             stderr=open(self.work / "bird.log", "wb"),  # noqa: SIM115 (closed with the process)
             start_new_session=True,
+            # Dies with us: a test run killed mid-way left BIRD holding its
+            # address's port 179, and the next run's reflector never peered.
+            preexec_fn=die_with_parent(os.getpid()),
         )
         return self
 

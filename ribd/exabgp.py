@@ -56,7 +56,7 @@ _PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
 
 
-def _die_with_parent(parent_pid: int) -> Callable[[], None]:
+def die_with_parent(parent_pid: int) -> Callable[[], None]:
     """preexec_fn: SIGKILL the child when the thread that forked it dies.
 
     Linux ties PDEATHSIG to the forking *thread*, so spawn from a thread that
@@ -96,7 +96,7 @@ def _spawn(command: Sequence[str], env: dict[str, str], cwd: str | None) -> subp
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        preexec_fn=_die_with_parent(os.getpid()),
+        preexec_fn=die_with_parent(os.getpid()),
         close_fds=True,
     )
 
