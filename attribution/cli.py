@@ -33,7 +33,7 @@ from attribution.client_commands import (
     connection,
     read_flow_lines,
 )
-from attribution.config import ConfigError
+from attribution.config_file import ConfigError
 
 # Names other modules import from here (the demo, the benches).
 __all__ = [
@@ -135,7 +135,17 @@ def _client_options() -> argparse.ArgumentParser:
     return p
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or with ``only`` the one command about to run.
+
+    Each command's options come from its own module (enrich, overrides, ix,
+    clickhouse, report), and importing them all cost every invocation ~0.2
+    CPU-s before doing anything: ``main`` builds only the command it runs.
+    """
+
+    def wanted(name: str) -> bool:
+        return only is None or only == name
+
     p = argparse.ArgumentParser(
         prog="attribution",
         description="BGP-aware AS attribution for flow records.",
@@ -146,96 +156,107 @@ def build_parser() -> argparse.ArgumentParser:
     common = _common(top=False)
     client = [common, _client_options()]
 
-    s = sub.add_parser("serve", help="run the service: RIB, ExaBGP, gRPC", parents=[common])
-    s.add_argument("--config", required=True, metavar="FILE", help="TOML config file")
-    s.add_argument("--grpc-listen", metavar="HOST:PORT", help="override [service] grpc_listen")
+    if wanted("serve"):
+        s = sub.add_parser("serve", help="run the service: RIB, ExaBGP, gRPC", parents=[common])
+        s.add_argument("--config", required=True, metavar="FILE", help="TOML config file")
+        s.add_argument("--grpc-listen", metavar="HOST:PORT", help="override [service] grpc_listen")
 
-    s = sub.add_parser(
-        "resolve",
-        help="attribute flow records: JSON lines on stdin, JSON lines on stdout",
-        parents=client,
-    )
-    s.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, help="flows per request")
-    s.add_argument(
-        "--format",
-        choices=("native", "pmacct"),
-        default="native",
-        help="output fields: ours (docs/flow-json.md) or pmacct 1.7.7's JSON names "
-        "(docs/pmacct.md)",
-    )
-    client_commands.add_replica_options(s)
+    if wanted("resolve"):
+        s = sub.add_parser(
+            "resolve",
+            help="attribute flow records: JSON lines on stdin, JSON lines on stdout",
+            parents=client,
+        )
+        s.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, help="flows per request")
+        s.add_argument(
+            "--format",
+            choices=("native", "pmacct"),
+            default="native",
+            help="output fields: ours (docs/flow-json.md) or pmacct 1.7.7's JSON names "
+            "(docs/pmacct.md)",
+        )
+        client_commands.add_replica_options(s)
 
-    from attribution import enrich_cli
+    if wanted("enrich"):
+        from attribution import enrich_cli
 
-    enrich_cli.add_parser(sub, client)
+        enrich_cli.add_parser(sub, client)
 
-    s = sub.add_parser(
-        "lookup", help="the route a router uses for an address or prefix", parents=client
-    )
-    s.add_argument("router", help="router name, neighbor address or exporter address")
-    s.add_argument("what", help="an address (longest-prefix match) or a prefix (exact)")
-    s.add_argument("--all-paths", action="store_true", help="every ADD-PATH path")
+    if wanted("lookup"):
+        s = sub.add_parser(
+            "lookup", help="the route a router uses for an address or prefix", parents=client
+        )
+        s.add_argument("router", help="router name, neighbor address or exporter address")
+        s.add_argument("what", help="an address (longest-prefix match) or a prefix (exact)")
+        s.add_argument("--all-paths", action="store_true", help="every ADD-PATH path")
 
-    s = sub.add_parser(
-        "routers", help="routers with session state and prefix counts", parents=client
-    )
-    s.add_argument(
-        "--json", action="store_true", help="machine-readable output (one JSON document)"
-    )
+    if wanted("routers"):
+        s = sub.add_parser(
+            "routers", help="routers with session state and prefix counts", parents=client
+        )
+        s.add_argument(
+            "--json", action="store_true", help="machine-readable output (one JSON document)"
+        )
 
-    s = sub.add_parser(
-        "explain",
-        help="why a flow got its answer: router chain, covering prefixes and paths, "
-        "the rule applied, overrides, flags",
-        parents=client,
-    )
-    s.add_argument(
-        "flow",
-        nargs="?",
-        help="one flow record as JSON (as `resolve` reads it); default: JSON lines on stdin, "
-        "each explained",
-    )
-    s.add_argument("--json", action="store_true", help="one JSON document per flow")
-    s.add_argument(
-        "--table",
-        metavar="DUMP",
-        help="explain offline against an ExaBGP JSON table dump (plain or .gz) instead of "
-        "the service; --config is then the attribution config to apply (default: every "
-        "router of the dump, in order, as fallback)",
-    )
+    if wanted("explain"):
+        s = sub.add_parser(
+            "explain",
+            help="why a flow got its answer: router chain, covering prefixes and paths, "
+            "the rule applied, overrides, flags",
+            parents=client,
+        )
+        s.add_argument(
+            "flow",
+            nargs="?",
+            help="one flow record as JSON (as `resolve` reads it); default: JSON lines on stdin, "
+            "each explained",
+        )
+        s.add_argument("--json", action="store_true", help="one JSON document per flow")
+        s.add_argument(
+            "--table",
+            metavar="DUMP",
+            help="explain offline against an ExaBGP JSON table dump (plain or .gz) instead of "
+            "the service; --config is then the attribution config to apply (default: every "
+            "router of the dump, in order, as fallback)",
+        )
 
-    from attribution import dryrun_cli, ix_show
+    if wanted("overrides"):
+        from attribution import dryrun_cli
 
-    dryrun_cli.add_parser(sub, client)
-    ix_show.add_parser(sub, client)
+        dryrun_cli.add_parser(sub, client)
+    if wanted("ix"):
+        from attribution import ix_show
 
-    sub.add_parser(
-        "reload",
-        help="re-read the config file (overrides, exporter map, ...); needs an admin token",
-        parents=client,
-    )
+        ix_show.add_parser(sub, client)
 
-    s = sub.add_parser(
-        "demo",
-        help="run the service against a bundled table over a real BGP session, "
-        "then attribute sample flows (no router needed)",
-        parents=[common],
-    )
-    s.add_argument("--flows", metavar="FILE", help="flow JSON lines (default: bundled samples)")
-    s.add_argument("--json", action="store_true", help="print JSON lines, not a table")
-    s.add_argument(
-        "--keep-running", action="store_true", help="keep serving after the demo (Ctrl-C stops)"
-    )
+    if wanted("reload"):
+        sub.add_parser(
+            "reload",
+            help="re-read the config file (overrides, exporter map, ...); needs an admin token",
+            parents=client,
+        )
 
-    from attribution import clickhouse_schema
+    if wanted("demo"):
+        s = sub.add_parser(
+            "demo",
+            help="run the service against a bundled table over a real BGP session, "
+            "then attribute sample flows (no router needed)",
+            parents=[common],
+        )
+        s.add_argument("--flows", metavar="FILE", help="flow JSON lines (default: bundled samples)")
+        s.add_argument("--json", action="store_true", help="print JSON lines, not a table")
+        s.add_argument(
+            "--keep-running", action="store_true", help="keep serving after the demo (Ctrl-C stops)"
+        )
 
-    clickhouse_schema.add_parser(sub, [common])
+    if wanted("clickhouse"):
+        from attribution import clickhouse_schema
 
-    try:
+        clickhouse_schema.add_parser(sub, [common])
+
+    if wanted("report"):
         from attribution.reports import cli as report_cli
-    except ImportError:  # pragma: no cover - reports are part of the package
-        report_cli = None
-    if report_cli is not None:
+
         report_cli.add_parser(sub)
         common_log_level(sub.choices["report"])
     return p
@@ -248,8 +269,22 @@ def common_log_level(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _command_in(argv: list[str]) -> str | None:
+    """The command an argument list runs, if plain to see (else None: build all)."""
+    takes_value = {"--log-level", "--log-format"}
+    previous = ""
+    for arg in argv:
+        if not arg.startswith("-") and previous not in takes_value:
+            return arg if arg in COMMANDS else None
+        if arg in ("-h", "--help", "--version"):
+            return None
+        previous = arg
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(_command_in(argv)).parse_args(argv)
     level = args.log_level or ("INFO" if args.command == "serve" else "WARNING")
     logs.setup(level, args.log_format)
     try:

@@ -14,7 +14,7 @@ import grpc
 import orjson
 import pytest
 
-from attribution.cli import build_parser, main
+from attribution.cli import COMMANDS, _command_in, build_parser, main
 from attribution.client import connection_from
 from attribution.config import ApiSettings
 from attribution.v1 import attribution_pb2 as pb
@@ -346,3 +346,40 @@ def test_the_cli_needs_no_optional_extra_until_a_command_uses_one():
     )
     assert done.returncode == 0, done.stderr
     assert "CREATE TABLE" in done.stdout
+
+
+def test_a_command_builds_only_its_own_parser_and_imports_no_other_commands_modules():
+    """Every invocation paid ~0.2 CPU-s importing all commands' modules (the report
+    engine, the overrides dry run, IX, ClickHouse) to build one parser."""
+    probe = (
+        "import sys\n"
+        "from attribution.cli import main\n"
+        "try:\n"
+        "    main(['routers', '--help'])\n"
+        "except SystemExit as e:\n"
+        "    assert e.code == 0, e.code\n"
+        "heavy = ('attribution.dryrun', 'attribution.reports.cli', 'attribution.reports.readers',\n"
+        "         'attribution.ix', 'attribution.clickhouse_schema', 'attribution.enrich')\n"
+        "print('loaded:', *(m for m in heavy if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "usage: attribution routers" in done.stdout
+    assert done.stdout.splitlines()[-1] == "loaded:", done.stdout
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_commands_help_works_when_only_it_is_built(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    assert f"usage: attribution {command}" in capsys.readouterr().out
+
+
+def test_the_command_is_found_past_the_options_before_it():
+    assert _command_in(["--log-level", "debug", "routers", "--json"]) == "routers"
+    assert _command_in(["--log-format", "json", "serve", "--config", "x"]) == "serve"
+    assert _command_in(["--help"]) is None and _command_in(["--version"]) is None
+    assert _command_in(["nonsense"]) is None and _command_in([]) is None
