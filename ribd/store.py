@@ -33,6 +33,9 @@ import numpy as np
 import pytricia
 
 _LENGTH_BYTE = {str(n): bytes((n + 1,)) for n in range(129)}
+# Prefixes per C loop in the merges' bulk steps: each loop holds the GIL, so a
+# reader waits at most one chunk's time (~50 ms), not a whole table's.
+GIL_CHUNK = 32_768
 _pton = socket.inet_pton
 _ntop = socket.inet_ntop
 _from_bytes = int.from_bytes
@@ -86,8 +89,17 @@ class PrefixStore:
         return _pton(self._af, address) + _LENGTH_BYTE[length]
 
     def encode(self, prefixes: list[str]) -> np.ndarray:
-        """Keys of many canonical prefix texts, in C loops."""
-        return self._encode(prefixes)
+        """Keys of many canonical prefix texts, in C loops.
+
+        A chunk at a time: each C loop holds the GIL throughout, and a whole
+        table's (~1 s) held every other thread (Resolve, the feed) for as
+        long during the merge that follows a load.
+        """
+        if len(prefixes) <= GIL_CHUNK:
+            return self._encode(prefixes)
+        return np.concatenate(
+            [self._encode(prefixes[i : i + GIL_CHUNK]) for i in range(0, len(prefixes), GIL_CHUNK)]
+        )
 
     def _encode(self, prefixes: list[str]) -> np.ndarray:
         # Split from ``encode``, which is the merges' (tests count merges by it).
@@ -268,8 +280,17 @@ class PrefixStore:
         return 0
 
     def values_of(self, delta: pytricia.PyTricia, texts: list[str]) -> np.ndarray:
-        """The delta's entries at ``texts`` (all of its keys), as an object array."""
-        return np.fromiter(map(delta.get, texts), dtype=object, count=len(texts))
+        """The delta's entries at ``texts`` (all of its keys), as an object array.
+
+        A chunk at a time, as ``encode``: one ``fromiter`` over a whole table
+        held the GIL for seconds.
+        """
+        out = np.empty(len(texts), dtype=object)
+        get = delta.get
+        for i in range(0, len(texts), GIL_CHUNK):
+            chunk = texts[i : i + GIL_CHUNK]
+            out[i : i + len(chunk)] = np.fromiter(map(get, chunk), dtype=object, count=len(chunk))
+        return out
 
     def fold(self, delta: pytricia.PyTricia, keys: np.ndarray, values: np.ndarray) -> None:
         """Replace ``delta`` (the current one), whose contents are ``keys``/``values``,

@@ -130,3 +130,35 @@ def test_find_many_finds_what_find_finds(bits: int) -> None:
     assert store.find_many(asked) == [store.find(p) for p in asked]
     assert sorted(store.find_many(tuple(prefixes[:300]))) == list(range(300))
     assert store.find_many(()) == []
+
+
+@pytest.mark.parametrize("bits", [32, 128])
+def test_a_merge_read_in_chunks_gives_the_keys_and_entries_of_one_pass(bits, monkeypatch) -> None:
+    """The merge's bulk steps (encode, values_of) work a chunk at a time so a whole
+    table's C loop no longer holds the GIL for seconds; across chunk edges they
+    must give what one pass gives, and the merged store must hold every prefix."""
+    import ribd.store
+
+    monkeypatch.setattr(ribd.store, "GIL_CHUNK", 7)
+    rng = random.Random(bits)
+    texts = sorted(
+        {
+            str(
+                ipaddress.ip_network(
+                    f"{ipaddress.ip_address(rng.getrandbits(bits))}/{rng.randint(8, 24)}",
+                    strict=False,
+                )
+            )
+            for _ in range(100)
+        }
+    )
+    store = PrefixStore(bits)
+    for i, text in enumerate(texts):
+        store.delta.insert(text, ("entry", i))
+    keys = store.delta.keys()
+    assert len(keys) > 7 * 10
+    assert (store.encode(keys) == store._encode(keys)).all()
+    assert store.values_of(store.delta, keys).tolist() == [store.delta.get(k) for k in keys]
+    store.merge()
+    assert not store.has_delta() and len(store.keys) == len(texts)
+    assert dict(store.items()) == {t: ("entry", i) for i, t in enumerate(texts)}
