@@ -27,7 +27,7 @@ from attribution.ix_config import IxConfig, parse_ix
 from attribution.reports.config import ReportConfigError, load_report_config
 from ribd.exabgp import config_problems as exabgp_config_problems
 from ribd.settings import BgpSettings, NeighborSettings
-from ribd.workers import plan_warnings, resolve_workers
+from ribd.workers import plan_warnings, resolve_workers, spool_warnings
 
 AS_SET_POLICIES = ("aggregator", "highest")
 MAX_BATCH_FLOWS = 65_536
@@ -373,6 +373,7 @@ def parse_config(text: str, path: str = "<config>") -> Config:
     for where, why in exabgp_config_problems(bgp_settings):
         raise c.fail(where, why)
     warnings += plan_warnings(bgp_settings)
+    warnings += spool_warnings(bgp_settings)
     return Config(
         path=path,
         local_as=local_as,

@@ -25,6 +25,7 @@ from bench.common import log
 from bench.vs_pmacct import _cpu, _roles, _rss, our_address, start_sending
 
 ASN = 64500  # bench.realistic's routers are iBGP peers in AS 64500
+SPOOL_BYTES = 4 << 30
 
 
 def bgp_section(workdir: Path, bgp_port: int, workers: int) -> str:
@@ -38,6 +39,11 @@ api_mode = "raw"
 feed_socket = "{workdir / "feed.sock"}"
 work_dir = "{workdir}"
 workers = {workers}
+# All routers send their whole tables at once and the service is the slower end:
+# the relay holds what it has not taken yet (~35 MB of lines a real table). The
+# default 256 MiB overflowed at 16 routers on one worker, and the re-read after
+# the gap reset every session (bgpsend does not answer ROUTE-REFRESH).
+relay_spool_bytes = {SPOOL_BYTES}
 """
 
 

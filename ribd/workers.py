@@ -172,6 +172,42 @@ def plan_warnings(settings: BgpSettings) -> list[str]:
     ]
 
 
+# Lines a full table leaves in a relay's spool while the service takes it in:
+# ~50 MB for the real 2015 table in raw mode (577 k prefixes, measured through
+# bench.restart --refresh bgp), twice that today-sized or in JSON mode.
+SPOOL_BYTES_PER_TABLE = 64 << 20
+
+
+def spool_warnings(settings: BgpSettings) -> list[str]:
+    """Workers whose routers, sending their whole tables at once (our restart,
+    theirs), can overflow the relay's spool while the service catches up.
+
+    The spool then drops lines and every table of the worker is re-read, and
+    the re-read is another burst of the same size: 16 real tables at once on
+    one worker overflowed the default 256 MiB within a minute.
+    """
+    if settings.exabgp_mode != "supervised":
+        return []
+    crowded = [
+        p
+        for p in plan_workers(settings)
+        if len(p.neighbors) * SPOOL_BYTES_PER_TABLE > (settings.relay_spool_bytes)
+    ]
+    if not crowded:
+        return []
+    most = max(len(p.neighbors) for p in crowded)
+    needed = most * SPOOL_BYTES_PER_TABLE
+    return [
+        f"[bgp] relay_spool_bytes = {settings.relay_spool_bytes >> 20} MiB holds the lines of "
+        f"about {max(1, settings.relay_spool_bytes // SPOOL_BYTES_PER_TABLE)} full table(s) "
+        f"the service has not taken in yet, but {most} routers share one ExaBGP worker: when "
+        "they all send their tables at once (a restart), lines beyond it are dropped and "
+        "every table is read again. Set relay_spool_bytes to at least "
+        f"{needed >> 20} MiB (memory used only while the service is behind), or spread the "
+        "routers over more workers"
+    ]
+
+
 def worker_settings(settings: BgpSettings, plan: WorkerPlan) -> BgpSettings:
     """The settings one worker's ExaBGP is rendered from: its routers, its
     listen addresses, its own work directory, the shared feed socket."""

@@ -20,7 +20,13 @@ from ribd.exabgp import render_config, render_env
 from ribd.rib import Rib
 from ribd.settings import BgpSettings, NeighborSettings
 from ribd.speaker import BgpTestbed, Route, Speaker, wait_until
-from ribd.workers import ExabgpWorkers, plan_warnings, plan_workers, worker_settings
+from ribd.workers import (
+    ExabgpWorkers,
+    plan_warnings,
+    plan_workers,
+    spool_warnings,
+    worker_settings,
+)
 from tests.ribd.test_exabgp_e2e import rib_view
 from tests.ribd.test_resync import pipe_bytes
 
@@ -153,6 +159,24 @@ def test_addresses_that_keep_workers_idle_are_warned_about_naming_the_routers() 
     # More workers than routers is no problem, nor are routers of their own.
     assert plan_warnings(settings(*(router(k, local=None) for k in range(1, 4)), workers=8)) == []
     assert plan_warnings(settings(router(1), router(2), workers=1)) == []
+
+
+def test_a_worker_whose_routers_tables_overflow_the_relay_spool_is_warned_about() -> None:
+    """16 real tables sent at once to one worker overflowed the default 256 MiB
+    spool within a minute (bench.restart --routers 16 --refresh bgp): the lines
+    were dropped and every table re-read, itself a burst of the same size."""
+    import dataclasses
+
+    sixteen = settings(*(router(k, local=None) for k in range(1, 17)), workers=1)
+    [warning] = spool_warnings(sixteen)
+    assert "relay_spool_bytes = 256 MiB" in warning and "16 routers share one" in warning
+    assert "at least 1024 MiB" in warning
+    assert spool_warnings(dataclasses.replace(sixteen, relay_spool_bytes=1 << 30)) == []
+    # Spread over four workers (routers of their own addresses), four each fit.
+    assert spool_warnings(dataclasses.replace(sixteen, workers=4)) == []
+    # Not ours to size when ExaBGP is run by the user.
+    assert spool_warnings(dataclasses.replace(sixteen, exabgp_mode="external")) == []
+    assert spool_warnings(settings(router(1), router(2), workers=1)) == []
 
 
 # -- real sessions ----------------------------------------------------------------------
