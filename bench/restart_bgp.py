@@ -20,31 +20,25 @@ import pickle
 import time
 from pathlib import Path
 
-from bench import bgpsend
+from bench import bgpsend, vs_pmacct
 from bench.common import log
-from bench.vs_pmacct import _cpu, _roles, _rss, our_address, start_sending
+from bench.vs_pmacct import cpu_of, our_address, process_roles, rss_of, start_sending
 
 ASN = 64500  # bench.realistic's routers are iBGP peers in AS 64500
 SPOOL_BYTES = 4 << 30
 
 
 def bgp_section(workdir: Path, bgp_port: int, workers: int) -> str:
-    """The ``[bgp]`` table of a service that runs ExaBGP itself, raw mode."""
-    return f"""
-[bgp]
-listen_address = "127.0.0.1"
-listen_port = {bgp_port}
-exabgp = "supervised"
-api_mode = "raw"
-feed_socket = "{workdir / "feed.sock"}"
-work_dir = "{workdir}"
-workers = {workers}
-# All routers send their whole tables at once and the service is the slower end:
-# the relay holds what it has not taken yet (~35 MB of lines a real table). The
-# default 256 MiB overflowed at 16 routers on one worker, and the re-read after
-# the gap reset every session (bgpsend does not answer ROUTE-REFRESH).
-relay_spool_bytes = {SPOOL_BYTES}
-"""
+    """``bench.vs_pmacct``'s ``[bgp]`` table (raw mode), with a spool for every table."""
+    return (
+        vs_pmacct.bgp_section(workdir, bgp_port, workers, "raw")
+        # All routers send their whole tables at once and the service is the slower
+        # end: the relay holds what it has not taken yet (~50 MB of lines a real
+        # table). The default 256 MiB overflowed at 16 routers on one worker, and the
+        # re-read after the gap reset every session (bgpsend does not answer
+        # ROUTE-REFRESH).
+        + f"relay_spool_bytes = {SPOOL_BYTES}\n"
+    )
 
 
 def router_keys(k: int, workers: int) -> str:
@@ -107,17 +101,17 @@ def refresh_over_bgp(
     try:
         for s in sessions:
             s.connect(timeout=120)
-        roles = _roles(pid)
+        roles = process_roles(pid)
         if not roles["exabgp"] or not roles["relay"]:
             raise RuntimeError(f"no ExaBGP/relay under the service: {roles}")
-        cpu0 = {role: _cpu(pids) for role, pids in roles.items()}
-        peak = {role: _rss(pids) for role, pids in roles.items()}
+        cpu0 = {role: cpu_of(pids) for role, pids in roles.items()}
+        peak = {role: rss_of(pids) for role, pids in roles.items()}
         wanted = {neighbor(k) for k in range(1, n + 1)}
         t0, sender = start_sending(sessions, tables)
         next_log = time.monotonic() + 30
         while True:
             for role, pids in roles.items():
-                peak[role] = max(peak[role], _rss(pids))
+                peak[role] = max(peak[role], rss_of(pids))
             bad = [f"{s.local_address}: {s.error}" for s in sessions if s.error]
             if bad:
                 raise RuntimeError(f"session lost: {bad}")
@@ -138,11 +132,11 @@ def refresh_over_bgp(
                 next_log = now + 30
                 log(
                     f"restart: refresh over BGP, {now - t0:.0f} s, {len(done)}/{n} done, CPU "
-                    + ", ".join(f"{r} {_cpu(p) - cpu0[r]:.0f}" for r, p in roles.items())
+                    + ", ".join(f"{r} {cpu_of(p) - cpu0[r]:.0f}" for r, p in roles.items())
                 )
             time.sleep(0.5)
         seconds = time.monotonic() - t0
-        cpu = {role: _cpu(pids) - cpu0[role] for role, pids in roles.items()}
+        cpu = {role: cpu_of(pids) - cpu0[role] for role, pids in roles.items()}
         sender.join(30)
     except BaseException:
         close_sessions(sessions)

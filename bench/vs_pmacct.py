@@ -106,7 +106,7 @@ def cmdline(pid: int) -> str:
         return ""
 
 
-def _cpu(pids: list[int]) -> float:
+def cpu_of(pids: list[int]) -> float:
     total = 0.0
     for p in pids:
         with contextlib.suppress(OSError):
@@ -114,7 +114,7 @@ def _cpu(pids: list[int]) -> float:
     return total
 
 
-def _rss(pids: list[int]) -> int:
+def rss_of(pids: list[int]) -> int:
     total = 0
     for p in pids:
         with contextlib.suppress(OSError):
@@ -311,7 +311,7 @@ def run_pmacct(load: Load, workdir: Path, timeout: float) -> Result:
         for s in sessions:
             s.connect(timeout=30)
         pids = [proc.pid, *descendants(proc.pid)]
-        cpu0 = _cpu(pids)
+        cpu0 = cpu_of(pids)
         t0, sender = start_sending(sessions, t.per_router)
         pending = {s.local_address for s in sessions}
         deadline = time.monotonic() + timeout
@@ -335,11 +335,11 @@ def run_pmacct(load: Load, workdir: Path, timeout: float) -> Result:
             return res
         res.seconds = done - t0
         pids = [proc.pid, *descendants(proc.pid)]
-        res.cpu = {"nfacctd": _cpu(pids) - cpu0}
-        res.rss = {"nfacctd": _rss(pids)}
-        wait_quiet(lambda: _cpu([proc.pid, *descendants(proc.pid)]))
-        res.cpu_idle = {"nfacctd": _cpu([proc.pid, *descendants(proc.pid)]) - cpu0}
-        res.rss_idle = {"nfacctd": _rss([proc.pid, *descendants(proc.pid)])}
+        res.cpu = {"nfacctd": cpu_of(pids) - cpu0}
+        res.rss = {"nfacctd": rss_of(pids)}
+        wait_quiet(lambda: cpu_of([proc.pid, *descendants(proc.pid)]))
+        res.cpu_idle = {"nfacctd": cpu_of([proc.pid, *descendants(proc.pid)]) - cpu0}
+        res.rss_idle = {"nfacctd": rss_of([proc.pid, *descendants(proc.pid)])}
         sender.join(30)
         # What pmacct made of the table: one well-known address per router.
         checks = []
@@ -412,6 +412,20 @@ def worker_counts(values: str, routers: int) -> list[int]:
     return out
 
 
+def bgp_section(workdir: Path, bgp_port: int, workers: int, api_mode: str = "raw") -> str:
+    """The ``[bgp]`` table of a service that runs ExaBGP itself on loopback."""
+    return f"""
+[bgp]
+listen_address = "127.0.0.1"
+listen_port = {bgp_port}
+exabgp = "supervised"
+api_mode = "{api_mode}"
+feed_socket = "{workdir / "feed.sock"}"
+work_dir = "{workdir}"
+workers = {workers}
+"""
+
+
 def service_config(
     workdir: Path,
     load: Load,
@@ -439,21 +453,13 @@ local_as = {asn}
 router_id = "127.0.0.1"
 grpc_listen = "127.0.0.1:{grpc_port}"
 
-[bgp]
-listen_address = "127.0.0.1"
-listen_port = {bgp_port}
-exabgp = "supervised"
-api_mode = "{api_mode}"
-feed_socket = "{workdir / "feed.sock"}"
-work_dir = "{workdir}"
-workers = {workers}
-{routers}"""
+{bgp_section(workdir, bgp_port, workers, api_mode)}{routers}"""
     path = workdir / "attribution.toml"
     path.write_text(text)
     return path
 
 
-def _roles(service_pid: int) -> dict[str, list[int]]:
+def process_roles(service_pid: int) -> dict[str, list[int]]:
     roles: dict[str, list[int]] = {"service": [service_pid], "exabgp": [], "relay": []}
     for p in descendants(service_pid):
         line = cmdline(p)
@@ -529,12 +535,12 @@ def run_service(
         ]
         for s in sessions:
             s.connect(timeout=120)
-        roles = _roles(proc.pid)
+        roles = process_roles(proc.pid)
         if not roles["exabgp"] or not roles["relay"]:
             raise RuntimeError(f"no ExaBGP/relay under the service: {roles}")
         per_worker = _worker_roles(roles)
-        cpu0 = {k: _cpu(v) for k, v in roles.items()}
-        cpu0_workers = {k: _cpu(v) for k, v in per_worker.items()}
+        cpu0 = {k: cpu_of(v) for k, v in roles.items()}
+        cpu0_workers = {k: cpu_of(v) for k, v in per_worker.items()}
         t0, sender = start_sending(sessions, t.per_router)
         probe_addr = load.probe.split("/")[0]
         deadline = time.monotonic() + timeout
@@ -545,7 +551,7 @@ def run_service(
                 next_log += 15
                 log(
                     f"vs-pmacct: service loading, {time.monotonic() - t0:.0f} s, CPU "
-                    + ", ".join(f"{k} {_cpu(v) - cpu0[k]:.1f}" for k, v in roles.items())
+                    + ", ".join(f"{k} {cpu_of(v) - cpu0[k]:.1f}" for k, v in roles.items())
                 )
             if proc.poll() is not None:
                 raise RuntimeError(
@@ -563,12 +569,12 @@ def run_service(
             res.note = f"not answering within {timeout:.0f} s"
             return res
         res.seconds = done - t0
-        res.cpu = {k: _cpu(v) - cpu0[k] for k, v in roles.items()}
-        res.cpu_workers = {k: _cpu(v) - cpu0_workers[k] for k, v in per_worker.items()}
-        res.rss = {k: _rss(v) for k, v in roles.items()}
-        wait_quiet(lambda: sum(_cpu(v) for v in roles.values()))
-        res.cpu_idle = {k: _cpu(v) - cpu0[k] for k, v in roles.items()}
-        res.rss_idle = {k: _rss(v) for k, v in roles.items()}
+        res.cpu = {k: cpu_of(v) - cpu0[k] for k, v in roles.items()}
+        res.cpu_workers = {k: cpu_of(v) - cpu0_workers[k] for k, v in per_worker.items()}
+        res.rss = {k: rss_of(v) for k, v in roles.items()}
+        wait_quiet(lambda: sum(cpu_of(v) for v in roles.values()))
+        res.cpu_idle = {k: cpu_of(v) - cpu0[k] for k, v in roles.items()}
+        res.rss_idle = {k: rss_of(v) for k, v in roles.items()}
         sender.join(30)
         a = stub.Resolve(
             pb.Flow(exporter="127.0.2.1", src_addr="1.1.1.1", dst_addr="8.8.8.8"), timeout=10

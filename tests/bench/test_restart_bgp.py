@@ -27,6 +27,7 @@ def test_every_router_can_connect_where_its_worker_listens(tmp_path: Path, worke
     config = load_config(path)
     settings = config.bgp
     assert settings.api_mode == "raw" and settings.exabgp_mode == "supervised"
+    assert config.warnings == ()  # the spool holds every router's table (spool_warnings)
     assert [n.address for n in settings.neighbors] == [neighbor(k) for k in range(1, 5)]
     plans = plan_workers(settings)
     assert len(plans) == workers
