@@ -3,7 +3,7 @@
 A batch is answered per (router, family) group: addresses the router's
 compiled view can answer are gathered from it in numpy, the rest (prefixes
 changed since the view was built, long IPv6 prefixes, flows with a next hop)
-take exact RIB lookups, memoised per batch and read under the RIB lock one
+take exact RIB lookups (``batch_exact``), memoised per batch and read under the RIB lock one
 chunk at a time so the feed is never held up long. The answer columns are
 views into one RECORD_DTYPE array, so the packed answer needs no copy.
 ``resolver.Resolver.resolve_columns`` validates the batch and drives this.
@@ -18,31 +18,23 @@ import numpy as np
 
 from attribution.addresses import NO_NEXT_HOP, V4_ZERO
 from attribution.answers import (
-    DEFAULT,
-    DST_NEXT_HOP_MISMATCH,
-    DST_ORIGIN_AS_SET,
-    DST_STALE,
     FALLBACK,
     LOCAL,
     NONE,
     RECORD_DTYPE,
-    SRC_ORIGIN_AS_SET,
-    SRC_STALE,
-    SRC_UNROUTED,
     BatchRoutes,
     Resolution,
     RouteDictionary,
 )
+from attribution.batch_exact import CHUNK as CHUNK  # re-exported (resolver)
+from attribution.batch_exact import ExactAnswers
 from attribution.fastpath import ChangedRanges, CompiledView
-from attribution.lookup import answer, answer_by_next_hop
 from attribution.routing import Routing
 from attribution.viewpatch import Pack
 from ribd.events import IPV4_UNICAST, IPV6_UNICAST
 
 if TYPE_CHECKING:
     from attribution.resolver import Resolver
-
-CHUNK = 2048  # flows resolved per hold of the RIB lock
 
 
 @dataclass(slots=True)
@@ -64,7 +56,7 @@ class Group:
         return IPV4_UNICAST if self.v4 else IPV6_UNICAST
 
 
-class Batch:
+class Batch(ExactAnswers):
     """Answer columns of one batch being resolved (numpy), and its dictionaries."""
 
     def __init__(self, n: int, routing: Routing, routes: RouteDictionary | None) -> None:
@@ -431,107 +423,6 @@ class Batch:
                 ok[p] & from_set[p],
                 route[p] if route is not None else None,
             )
-
-    def _exact_by_next_hop(
-        self,
-        resolver: Resolver,
-        neighbor: str,
-        family: str,
-        v4: bool,
-        fi: np.ndarray,
-        d_words: np.ndarray,
-    ) -> None:
-        """dst answers of flows ``fi`` (each with a next hop) from the path
-        with that next hop (``lookup.path_by_next_hop``), memoised per batch."""
-        raw = d_words[fi].astype(">u8").tobytes()
-        hops = self.next_hops[fi].tobytes()  # type: ignore[index]
-        answers, mismatch = [], []
-        for start in range(0, len(fi), CHUNK):
-            with resolver.rib.lock:
-                for k in range(start, min(start + CHUNK, len(fi))):
-                    key = raw[16 * k + 12 : 16 * k + 16] if v4 else raw[16 * k : 16 * k + 16]
-                    hop = hops[16 * k : 16 * k + 16]
-                    memo_key = (neighbor, key, hop)
-                    a = self.memo.get(memo_key)
-                    if a is None:
-                        a = self.memo[memo_key] = answer_by_next_hop(
-                            resolver.rib, neighbor, family, key, hop, self.routing, self.routes
-                        )
-                    answers.append(a[0])
-                    mismatch.append(a[1])
-        self._store_answers(fi, True, answers)
-        flagged = fi[np.array(mismatch, dtype=bool)]
-        self.flags[flagged] |= DST_NEXT_HOP_MISMATCH
-
-    def _exact(
-        self,
-        resolver: Resolver,
-        neighbor: str,
-        family: str,
-        v4: bool,
-        fi: np.ndarray,
-        words: np.ndarray,
-        dst: bool,
-    ) -> None:
-        """Answers of flows ``fi`` from RIB lookups (one side), memoised per batch."""
-        raw = words.astype(">u8").tobytes()  # 16 bytes per flow
-        memo = self.memo
-        answers = []
-        for start in range(0, len(fi), CHUNK):
-            with resolver.rib.lock:  # per chunk: the feed is never held up long
-                for k in range(start, min(start + CHUNK, len(fi))):
-                    key = raw[16 * k + 12 : 16 * k + 16] if v4 else raw[16 * k : 16 * k + 16]
-                    a = memo.get((neighbor, key))
-                    if a is None:
-                        a = memo[(neighbor, key)] = answer(
-                            resolver.rib, neighbor, family, key, self.routing, self.routes
-                        )
-                    answers.append(a)
-        self._store_answers(fi, dst, answers)
-
-    def _store_answers(self, fi: np.ndarray, dst: bool, answers: list) -> None:
-        """Answers of flows ``fi`` given as ``lookup.Answer`` tuples (one side)."""
-        a = np.array(answers, dtype=np.int64).reshape(len(answers), 7)
-        self._store(
-            fi,
-            dst,
-            origin=a[:, 0].astype(np.uint32),
-            peer=a[:, 1].astype(np.uint32),
-            prov=a[:, 2].astype(np.uint8),
-            stale=a[:, 5] != 0,
-            from_set=a[:, 6] != 0,
-            route=a[:, 4].astype(np.int32) if self.routes is not None else None,
-        )
-
-    def _store(
-        self,
-        fi: np.ndarray,
-        dst: bool,
-        origin: np.ndarray,
-        peer: np.ndarray,
-        prov: np.ndarray,
-        stale: np.ndarray,
-        from_set: np.ndarray,
-        route: np.ndarray | None,
-    ) -> None:
-        if dst:
-            self.do[fi], self.dp[fi] = origin, peer
-            self.prov[fi, 2] = prov
-            self.prov[fi, 3] = prov
-            self.flags[fi] |= np.where(stale, DST_STALE, 0).astype(np.uint32)
-            self.flags[fi] |= np.where(from_set, DST_ORIGIN_AS_SET, 0).astype(np.uint32)
-            if route is not None:
-                self.droute[fi] = route
-        else:
-            self.so[fi], self.sp[fi] = origin, peer
-            self.prov[fi, 0] = prov
-            self.prov[fi, 1] = prov
-            self.flags[fi] |= np.where(stale, SRC_STALE, 0).astype(np.uint32)
-            self.flags[fi] |= np.where(from_set, SRC_ORIGIN_AS_SET, 0).astype(np.uint32)
-            unrouted = (prov == NONE) | (prov == DEFAULT)
-            self.flags[fi] |= np.where(unrouted, SRC_UNROUTED, 0).astype(np.uint32)
-            if route is not None:
-                self.sroute[fi] = route
 
     def finish(self) -> Resolution:
         return Resolution(
