@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.common import cpu_seconds
+
 EXPORTER = "127.0.1.1"
 
 
@@ -77,12 +79,6 @@ exporters = ["{EXPORTER}"]
     server, port = start_server(servicer, "127.0.0.1:0", 64 << 20)
     Path(port_file).write_text(str(port))
     server.wait_for_termination()
-
-
-def cpu_seconds(pid: int) -> float:
-    """A process's CPU seconds so far (user + system, all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # goflow2's other fields, as its -format json prints them (tests/attribution/data/enrich)
