@@ -93,21 +93,32 @@ def test_a_hostile_snapshot_is_refused_at_start_and_the_service_starts_empty(
     tmp_path: Path, caplog
 ) -> None:
     """A deeply nested, re-checksummed snapshot: logged as refused, nothing loaded, serving."""
-    snapshot = tmp_path / "rib.snapshot"
-    rib = Rib()
-    rib.apply_many(ExabgpParser().parse(update(announce_v4("10.0.0.0/24"), peer=EDGE1)))
-    write_snapshot(rib, snapshot, version=1)  # a JSON body to edit
+    snapshot = one_route_snapshot(tmp_path, version=1)  # a JSON body to edit
     header, doc = _unpack(snapshot.read_bytes())
     doc["routers"][0]["peer_as"] = DEEP
     snapshot.write_bytes(pack_deep(doc, header))
+    assert_refused_then_serving(tmp_path, caplog, snapshot, "peer_as")
 
+
+def one_route_snapshot(tmp_path: Path, **write_options: object) -> Path:
+    """A snapshot of EDGE1 holding 10.0.0.0/24, for a test to spoil."""
+    snapshot = tmp_path / "rib.snapshot"
+    rib = Rib()
+    rib.apply_many(ExabgpParser().parse(update(announce_v4("10.0.0.0/24"), peer=EDGE1)))
+    write_snapshot(rib, snapshot, **write_options)  # type: ignore[arg-type]
+    return snapshot
+
+
+def assert_refused_then_serving(tmp_path: Path, caplog, snapshot: Path, named: str) -> None:
+    """A service started on ``snapshot`` logs it refused (naming ``named``), loads
+    nothing, and takes routes from the feed."""
     conf = tmp_path / "attribution.toml"
     write(conf, config(tmp_path).replace("[service]", f'[service]\nsnapshot_path = "{snapshot}"'))
     service = Service(str(conf))
     service.start()
     try:
         assert service.rib.routers == {}
-        assert "RIB snapshot refused" in caplog.text and "peer_as" in caplog.text
+        assert "RIB snapshot refused" in caplog.text and named in caplog.text
         send(service.feed.socket_path, update(announce_v4("10.0.0.0/24"), peer=EDGE1) + b"\n")
         wait_until(lambda: EDGE1 in service.rib.routers, 30, what="routes after the refusal")
     finally:

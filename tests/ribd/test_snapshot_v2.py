@@ -393,28 +393,10 @@ def test_a_family_left_out_of_the_file_loads_empty_with_every_routers_slot(
 def test_a_service_refuses_a_hostile_format_2_snapshot_starts_empty_and_takes_routes(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from attribution.service import Service
-    from ribd.parser import ExabgpParser
-    from ribd.speaker import wait_until
-    from tests.attribution.helpers import EDGE1
-    from tests.ribd.test_feed import announce_v4, send, update
-    from tests.ribd.test_service_neighbors import config, write
+    from tests.ribd.test_service_neighbors import assert_refused_then_serving, one_route_snapshot
 
-    snapshot = tmp_path / "rib.snapshot"
-    rib = Rib()
-    rib.apply_many(ExabgpParser().parse(update(announce_v4("10.0.0.0/24"), peer=EDGE1)))
-    write_snapshot(rib, snapshot)
+    snapshot = one_route_snapshot(tmp_path)
     parts = Parts(snapshot)
     parts.arrays["set_core"][0] = 10**6
     parts.write(snapshot)
-    conf = tmp_path / "attribution.toml"
-    write(conf, config(tmp_path).replace("[service]", f'[service]\nsnapshot_path = "{snapshot}"'))
-    service = Service(str(conf))
-    service.start()
-    try:
-        assert service.rib.routers == {}
-        assert "RIB snapshot refused" in caplog.text and "set_core, row 0" in caplog.text
-        send(service.feed.socket_path, update(announce_v4("10.0.0.0/24"), peer=EDGE1) + b"\n")
-        wait_until(lambda: EDGE1 in service.rib.routers, 30, what="routes after the refusal")
-    finally:
-        service.stop()
+    assert_refused_then_serving(tmp_path, caplog, snapshot, "set_core, row 0")
