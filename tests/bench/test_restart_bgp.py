@@ -18,7 +18,8 @@ from attribution.config import load_config
 from bench.realistic import neighbor
 from bench.restart_many import many_config
 from bench.vs_pmacct import our_address
-from ribd.workers import plan_workers, waits_on
+from ribd.workers import waits_on
+from tests.bench.test_vs_pmacct import assert_each_router_waits_where_its_worker_listens
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -29,14 +30,9 @@ def test_every_router_can_connect_where_its_worker_listens(tmp_path: Path, worke
     assert settings.api_mode == "raw" and settings.exabgp_mode == "supervised"
     assert config.warnings == ()  # the spool holds every router's table (spool_warnings)
     assert [n.address for n in settings.neighbors] == [neighbor(k) for k in range(1, 5)]
-    plans = plan_workers(settings)
-    assert len(plans) == workers
-    for plan in plans:
-        listens = plan.bind if plan.bind is not None else (settings.listen_address,)
-        for n in plan.neighbors:
-            assert waits_on(settings, n) in listens
-            k = [neighbor(i) for i in range(1, 5)].index(n.address) + 1
-            assert waits_on(settings, n) == our_address(k, workers)
+    assert_each_router_waits_where_its_worker_listens(settings, workers)
+    for k, n in enumerate(settings.neighbors, start=1):
+        assert waits_on(settings, n) == our_address(k, workers)  # where bgpsend connects
 
 
 def test_the_feed_refresh_keeps_its_marker_and_the_bgp_one_stays_on_loopback(

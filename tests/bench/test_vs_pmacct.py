@@ -29,13 +29,18 @@ def test_every_router_waits_on_an_address_its_worker_listens_on(
 ) -> None:
     for workers in worker_counts("1,2", routers):
         path = service_config(tmp_path, _load(routers), 1790, 50051, "raw", workers)
-        settings = load_config(path).bgp
-        plans = plan_workers(settings)
-        assert len(plans) == workers
-        for plan in plans:
-            listens = plan.bind if plan.bind is not None else (settings.listen_address,)
-            for n in plan.neighbors:
-                assert waits_on(settings, n) in listens
+        assert_each_router_waits_where_its_worker_listens(load_config(path).bgp, workers)
+
+
+def assert_each_router_waits_where_its_worker_listens(settings, workers: int) -> None:
+    """``workers`` ExaBGP workers run, and each router's address to connect to is
+    one its worker listens on."""
+    plans = plan_workers(settings)
+    assert len(plans) == workers
+    for plan in plans:
+        listens = plan.bind if plan.bind is not None else (settings.listen_address,)
+        for n in plan.neighbors:
+            assert waits_on(settings, n) in listens
 
 
 def test_more_workers_than_routers_run_as_many_as_routers() -> None:
