@@ -328,9 +328,25 @@ def many_routers(n: int, workdir: Path, refresh: str = "", workers: int = 1) -> 
             f"{m['written_version']}, {written / 2**20:.1f} MiB",
         ),
     ]
+    if refresh:
+        rows.insert(
+            1,
+            Row(
+                "restart",
+                f"  then BGP refresh of all {n} routers -> converged, no stale route",
+                m["refresh_s"],
+                "s",
+                note=_refresh_note(m, refresh),
+            ),
+        )
+    return rows
+
+
+def _refresh_note(m: dict, refresh: str) -> str:
+    """How the tables came again ("feed" or "bgp") and what it cost, for the row."""
     if refresh == "bgp":
         cpu, peak = m["refresh_cpu_roles"], m["refresh_peak_roles"]
-        how = (
+        return (
             f"every router's session up at once over real BGP on loopback (bench.bgpsend, "
             f"UPDATEs packed as routers pack them), supervised ExaBGP in raw mode, "
             f"{m['refresh_workers']} worker(s); CPU-s ExaBGP {cpu['exabgp']:.0f}, relay "
@@ -340,25 +356,11 @@ def many_routers(n: int, workdir: Path, refresh: str = "", workers: int = 1) -> 
             f"RSS peak: service {peak['service'] / 2**20:.0f} MiB, ExaBGP "
             f"{peak['exabgp'] / 2**20:.0f} MiB"
         )
-    else:
-        how = (
-            f"every router's table fed again through the feed socket (bench.feeder: "
-            f"ExaBGP JSON lines, routers one after another); service CPU "
-            f"{m.get('refresh_cpu', 0):.0f} s for {m.get('refresh_prefixes', 0):,} (router, "
-            f"prefix) pairs "
-            f"({m.get('refresh_prefixes', 0) / max(m.get('refresh_cpu', 0), 1e-9):,.0f} per "
-            f"CPU-s); RSS peak {m.get('refresh_peak', 0) / 2**20:.0f} MiB, "
-            f"{m.get('rss_refreshed', 0) / 2**20:.0f} MiB after"
-        )
-    if refresh:
-        rows.insert(
-            1,
-            Row(
-                "restart",
-                f"  then BGP refresh of all {n} routers -> converged, no stale route",
-                m["refresh_s"],
-                "s",
-                note=how,
-            ),
-        )
-    return rows
+    return (
+        f"every router's table fed again through the feed socket (bench.feeder: "
+        f"ExaBGP JSON lines, routers one after another); service CPU "
+        f"{m['refresh_cpu']:.0f} s for {m['refresh_prefixes']:,} (router, prefix) pairs "
+        f"({m['refresh_prefixes'] / max(m['refresh_cpu'], 1e-9):,.0f} per CPU-s); "
+        f"RSS peak {m['refresh_peak'] / 2**20:.0f} MiB, {m['rss_refreshed'] / 2**20:.0f} MiB "
+        "after"
+    )
