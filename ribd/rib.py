@@ -355,17 +355,19 @@ class Rib(SessionHandling, Maintenance, Reads):
         fs = r.families[ev.family]
         fs.writes += len(ev.prefixes)
         table = self.tables[ev.family]
-        get = table.store.get
+        store = table.store
+        locate = store.locate
         slot, stale = fs.slot, fs.stale_slot
         path_ids = ev.path_ids
         for i, prefix in enumerate(ev.prefixes):
-            entry = get(prefix)
+            # The index found once serves every write below (FamilyTable.put).
+            at, entry = locate(prefix)
             if entry is None:
                 continue
             if stale is not None and stale < len(entry) and entry[stale] is not None:
                 fs.stale_prefixes -= 1
-                table.put(prefix, entry, stale, None)
-                entry = get(prefix)
+                table.put(prefix, entry, stale, None, at=at)
+                entry = store.values[at] if at >= 0 else store.get(prefix)
                 if entry is None:
                     continue
             old = entry[slot] if slot < len(entry) else None
@@ -390,7 +392,7 @@ class Rib(SessionHandling, Maintenance, Reads):
             fs.paths -= 1
             if new is None:
                 fs.prefixes -= 1
-            table.put(prefix, entry, slot, new)
+            table.put(prefix, entry, slot, new, at=at)
 
     # -- merging a store's new prefixes (maintenance and view builds) -------
 

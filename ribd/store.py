@@ -156,11 +156,19 @@ class PrefixStore:
 
     def get(self, prefix: str) -> object:
         """The entry at exactly ``prefix``, or None."""
+        return self.locate(prefix)[1]
+
+    def locate(self, prefix: str) -> tuple[int, object]:
+        """(index in the arrays, or -1 when in the delta or absent; the entry or None).
+
+        The index lets a writer store at once (``set_at``) what it read here,
+        without finding the prefix again.
+        """
         delta = self.delta
         if delta.has_key(prefix):
-            return delta.get(prefix)
+            return -1, delta.get(prefix)
         i = self.find(prefix)
-        return None if i < 0 else self.values[i]
+        return i, (None if i < 0 else self.values[i])
 
     def items(self) -> list[tuple[str, object]]:
         """Every (prefix, entry), arrays first (sorted), then the delta's."""

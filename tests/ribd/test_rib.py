@@ -236,6 +236,28 @@ def test_session_back_refreshes_stale_routes_and_end_of_rib_drops_the_rest():
     assert not rib.routers[R1].stale
 
 
+@pytest.mark.parametrize("merged", [False, True])
+def test_withdrawing_a_stale_more_specific_leaves_it_gone_and_its_cover_alone(merged):
+    """The withdrawal reads a prefix's entry once and writes at the index it found.
+    Read again after its stale copy is cleared, a prefix the delta no longer holds
+    must be absent, not answered by the trie's longest match (its /8 cover)."""
+    clock = Clock()
+    rib = Rib(stale_hold_time=60, clock=clock)
+    up(rib, R1)
+    announce(rib, R1, ["10.0.0.0/8", "10.1.0.0/16"], path(1, 2))
+    rib.apply(EndOfRib(R1, V4))
+    if merged:
+        rib.compact()
+    down(rib, R1)
+    up(rib, R1)
+    announce(rib, R1, ["10.0.0.0/8"], path(1, 3))
+    withdraw(rib, R1, ["10.1.0.0/16"])
+    fs = rib.routers[R1].families[V4]
+    assert (fs.prefixes, fs.paths, fs.stale_prefixes) == (1, 1, 0)
+    assert [(m.prefix, m.stale) for m in rib.routes(R1, V4)] == [("10.0.0.0/8", False)]
+    assert rib.lookup(R1, V4, "10.1.0.1").attributes.origin_as == 3
+
+
 def test_exabgp_shutdown_keeps_routes_stale_when_a_restart_hold_is_given():
     clock = Clock()
     rib = Rib(clock=clock)
