@@ -18,7 +18,8 @@ from dataclasses import replace
 
 from attribution import logs
 from attribution.config import Config, ConfigError, load_config
-from attribution.grpc_service import AttributionServicer, ReloadResult, start_server
+from attribution.grpc_server import start_server
+from attribution.grpc_service import AttributionServicer, ReloadResult
 from attribution.health import Readiness
 from attribution.ix import IxLearner
 from attribution.metrics import (

@@ -84,4 +84,4 @@ def test_serve_writes_text_logs_by_default():
     finally:
         svc.stop()
     line = next(x for x in svc.log_text().splitlines() if "gRPC listening" in x)
-    assert " INFO attribution.grpc_service: gRPC listening on 127.0.0.1:" in line
+    assert " INFO attribution.grpc_server: gRPC listening on 127.0.0.1:" in line
