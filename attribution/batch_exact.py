@@ -10,7 +10,8 @@ so the vectorised view path reads apart from the per-flow one.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -64,20 +65,19 @@ class ExactAnswers:
         with that next hop (``lookup.path_by_next_hop``), memoised per batch."""
         raw = d_words[fi].astype(">u8").tobytes()
         hops = self.next_hops[fi].tobytes()  # type: ignore[index]
-        answers, mismatch = [], []
-        for start in range(0, len(fi), CHUNK):
-            with resolver.rib.lock:
-                for k in range(start, min(start + CHUNK, len(fi))):
-                    key = raw[16 * k + 12 : 16 * k + 16] if v4 else raw[16 * k : 16 * k + 16]
-                    hop = hops[16 * k : 16 * k + 16]
-                    memo_key = (neighbor, key, hop)
-                    a = self.memo.get(memo_key)
-                    if a is None:
-                        a = self.memo[memo_key] = answer_by_next_hop(
-                            resolver.rib, neighbor, family, key, hop, self.routing, self.routes
-                        )
-                    answers.append(a[0])
-                    mismatch.append(a[1])
+        lo = 12 if v4 else 0
+
+        def key_of(k: int) -> tuple:
+            return (neighbor, raw[16 * k + lo : 16 * k + 16], hops[16 * k : 16 * k + 16])
+
+        def compute(key: tuple) -> tuple:
+            return answer_by_next_hop(
+                resolver.rib, neighbor, family, key[1], key[2], self.routing, self.routes
+            )
+
+        pairs = self._memoised(resolver, len(fi), key_of, compute)
+        answers = [a for a, _ in pairs]
+        mismatch = [m for _, m in pairs]
         self._store_answers(fi, True, answers)
         flagged = fi[np.array(mismatch, dtype=bool)]
         self.flags[flagged] |= DST_NEXT_HOP_MISMATCH
@@ -94,19 +94,36 @@ class ExactAnswers:
     ) -> None:
         """Answers of flows ``fi`` from RIB lookups (one side), memoised per batch."""
         raw = words.astype(">u8").tobytes()  # 16 bytes per flow
-        memo = self.memo
-        answers = []
-        for start in range(0, len(fi), CHUNK):
-            with resolver.rib.lock:  # per chunk: the feed is never held up long
-                for k in range(start, min(start + CHUNK, len(fi))):
-                    key = raw[16 * k + 12 : 16 * k + 16] if v4 else raw[16 * k : 16 * k + 16]
-                    a = memo.get((neighbor, key))
-                    if a is None:
-                        a = memo[(neighbor, key)] = answer(
-                            resolver.rib, neighbor, family, key, self.routing, self.routes
-                        )
-                    answers.append(a)
+        lo = 12 if v4 else 0
+
+        def key_of(k: int) -> tuple:
+            return (neighbor, raw[16 * k + lo : 16 * k + 16])
+
+        def compute(key: tuple) -> tuple:
+            return answer(resolver.rib, neighbor, family, key[1], self.routing, self.routes)
+
+        answers = self._memoised(resolver, len(fi), key_of, compute)
         self._store_answers(fi, dst, answers)
+
+    def _memoised(
+        self,
+        resolver: Resolver,
+        n: int,
+        key_of: Callable[[int], tuple],
+        compute: Callable[[tuple], Any],
+    ) -> list:
+        """Flows 0..n-1's answers, each key computed once per batch (``memo``),
+        under the RIB lock one CHUNK at a time so the feed is never held up long."""
+        memo, out = self.memo, []
+        for start in range(0, n, CHUNK):
+            with resolver.rib.lock:
+                for k in range(start, min(start + CHUNK, n)):
+                    key = key_of(k)
+                    a = memo.get(key)
+                    if a is None:
+                        a = memo[key] = compute(key)
+                    out.append(a)
+        return out
 
     def _store_answers(self, fi: np.ndarray, dst: bool, answers: list) -> None:
         """Answers of flows ``fi`` given as ``lookup.Answer`` tuples (one side)."""
