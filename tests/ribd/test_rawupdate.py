@@ -25,11 +25,13 @@ from bench.fuzz_raw import (
     prefix,
     update,
 )
+from ribd import parser as parser_module
+from ribd import rawupdate
 from ribd.attributes import AS_SEQUENCE, AS_SET, ATTRIBUTE_FIELDS, attribute_row
 from ribd.events import EndOfRib, RoutesAnnounced, RoutesWithdrawn, UpdateTime
 from ribd.parser import ExabgpParser
 from ribd.rawopen import SessionCaps, negotiate, parse_open
-from ribd.rawupdate import UpdateDecoder, UpdateError
+from ribd.rawupdate import UpdateError
 
 sys.path.insert(0, str(Path(__file__).parent))
 from exabgp_reference import negotiated, reference_line
@@ -40,6 +42,18 @@ ASN4 = SessionCaps(asn4=True)
 ASN2 = SessionCaps(asn4=False)
 MRT = Path(__file__).resolve().parents[3] / "shared" / "data" / "bgp"
 MRT = MRT / "pch-as3856-fulltable-2015.mrt.gz"
+
+
+UpdateDecoder = rawupdate.UpdateDecoder
+
+
+@pytest.fixture(autouse=True, params=["compiled", "python"])
+def decoder_kind(request, monkeypatch):
+    """Every test here runs with the compiled decoder (when built) and the Python one."""
+    kind = rawupdate.UpdateDecoder if request.param == "compiled" else rawupdate.PyUpdateDecoder
+    monkeypatch.setitem(globals(), "UpdateDecoder", kind)
+    monkeypatch.setattr(parser_module, "UpdateDecoder", kind)
+    return kind
 
 
 def routes(events) -> dict:

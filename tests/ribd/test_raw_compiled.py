@@ -1,0 +1,256 @@
+"""The compiled raw decoder (``ribd._rawdecode``) against the Python reference.
+
+Both decoders share one attribute interner, so equal rows are the same set
+object and their events compare equal field by field. Every outcome must be
+the same: the same events, or an ``UpdateError`` with the same message (which
+the feed counts as one bad line either way). Anything else escaping either
+decoder fails the test.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import socket
+import struct
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from bench.fuzz import mutate_bytes
+from bench.fuzz_raw import (
+    as_path,
+    attr,
+    basic_attributes,
+    mp_reach,
+    mp_unreach,
+    packets_line,
+    prefix,
+    seed_updates,
+    session_lines,
+    update,
+)
+from ribd import rawupdate
+from ribd.attributes import AttributeInterner, attribute_row
+from ribd.parser import ExabgpParser, FeedError
+from ribd.rawopen import SessionCaps
+from ribd.rawupdate import PyUpdateDecoder, UpdateDecoder, UpdateError
+from ribd.rib import Rib
+
+PEER = "127.0.0.2"
+V4, V6 = "ipv4 unicast", "ipv6 unicast"
+CAPS = [
+    SessionCaps(asn4=True),
+    SessionCaps(asn4=False),
+    SessionCaps(asn4=True, add_path=frozenset({V4, V6})),
+    SessionCaps(asn4=False, add_path=frozenset({V6})),
+]
+MRT = Path(__file__).resolve().parents[3] / "shared" / "data" / "bgp"
+MRT = MRT / "pch-as3856-fulltable-2015.mrt.gz"
+
+
+def outcome(decoder, body: bytes, caps: SessionCaps):
+    try:
+        return decoder.decode(PEER, body, caps)
+    except UpdateError as exc:
+        return ("UpdateError", str(exc))
+
+
+def pair() -> tuple[PyUpdateDecoder, UpdateDecoder]:
+    interner = AttributeInterner()
+    return PyUpdateDecoder(interner), UpdateDecoder(interner)
+
+
+def assert_alike(bodies, caps: SessionCaps) -> int:
+    """Every body decodes alike; returns how many were refused (UpdateError)."""
+    py, compiled = pair()
+    refused = 0
+    for body in bodies:
+        want = outcome(py, body, caps)
+        assert outcome(compiled, body, caps) == want, (body.hex(), caps)
+        refused += type(want) is tuple
+    return refused
+
+
+def test_the_compiled_decoder_was_built_where_a_c_compiler_is() -> None:
+    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(cc) is None:
+        pytest.skip(f"no C compiler ({cc}): the Python decoder runs, as designed")
+    assert rawupdate.COMPILED, (
+        f"{cc} is here but ribd._rawdecode was not built: `pip install -e .` (setup.py) "
+        "failed to compile it, or the build was not redone after the .pyx changed"
+    )
+    assert rawupdate.UpdateDecoder is not PyUpdateDecoder
+
+
+@pytest.mark.fulltable
+@pytest.mark.skipif(not MRT.exists(), reason="../shared/data is absent")
+def test_every_update_of_the_real_table_decodes_to_the_same_events() -> None:
+    from bench.exabgp_log import updates
+
+    bodies = [m[19:] for m in updates(MRT)]
+    assert len(bodies) > 89_000
+    assert assert_alike(bodies, SessionCaps(asn4=True)) == 0
+    # The same bytes read as another session negotiated them: 2-octet AS numbers
+    # (AS_PATH mostly malformed), path ids (NLRI mostly refused).
+    assert_alike(bodies[::7], SessionCaps(asn4=False))
+    assert assert_alike(bodies[::7], SessionCaps(asn4=True, add_path=frozenset({V4}))) > 0
+
+
+def test_every_truncation_of_every_seed_update_fails_or_decodes_alike() -> None:
+    bodies = [seed[:n] for seed in seed_updates() + crafted() for n in range(len(seed) + 1)]
+    for caps in CAPS:
+        assert assert_alike(bodies, caps) > 0
+
+
+def test_random_hostile_updates_decode_alike() -> None:
+    rng = random.Random(20261130)
+    bodies = []
+    for _ in range(4000):
+        body = random_update(rng)
+        if rng.random() < 0.3:
+            body = mutate_bytes(rng, body)
+        bodies.append(body)
+    refused = {str(caps): assert_alike(bodies, caps) for caps in CAPS}
+    assert all(0 < n < len(bodies) for n in refused.values()), refused
+
+
+def test_hostile_lines_give_the_same_feed_errors_and_the_same_rib() -> None:
+    """Through the parser into a RIB: the same FeedError texts (counted as bad
+    lines), the same treat-as-withdraw count, the same routes."""
+    rng = random.Random(7)
+    ribs, parsers = [], []
+    for decoder in (PyUpdateDecoder, UpdateDecoder):
+        rib = Rib()
+        parser = ExabgpParser(rib.interner)
+        parser.raw.decoder = decoder(rib.interner)
+        for line in session_lines() + session_lines("2001:db8::2", asn4=False, add_path=True):
+            rib.apply_many(parser.parse(line))
+        ribs.append(rib)
+        parsers.append(parser)
+    for _ in range(1500):
+        peer = rng.choice((PEER, "2001:db8::2"))
+        line = packets_line(random_update(rng), peer=peer)
+        got = []
+        for rib, parser in zip(ribs, parsers, strict=True):
+            try:
+                events = parser.parse(line)
+            except FeedError as exc:
+                got.append(str(exc))
+                continue
+            rib.apply_many(events)
+            got.append(None)
+        assert got[0] == got[1], line
+    py, compiled = ribs
+    assert py.treated_as_withdraw == compiled.treated_as_withdraw > 0
+    assert sorted(py.routers) == sorted(compiled.routers)
+    for neighbor in py.routers:
+        for family in (V4, V6):
+            want = [route_key(m) for m in py.routes(neighbor, family)]
+            assert sorted([route_key(m) for m in compiled.routes(neighbor, family)]) == sorted(want)
+    assert sum(len(list(py.routes(n, f))) for n in py.routers for f in (V4, V6)) > 0
+
+
+def route_key(match) -> tuple:
+    return (match.prefix, match.path_id, match.stale, tuple(attribute_row(match.attributes)))
+
+
+# -- a generator of UPDATEs, mostly well formed, every part sometimes wrong ----------------
+
+
+def crafted() -> list[bytes]:
+    """UPDATEs for the paths the seeds miss: AS4 merges, ADD-PATH, End-of-RIB of IPv6."""
+    v6_hop = socket.inet_pton(socket.AF_INET6, "2001:db8::1")
+    link_local = socket.inet_pton(socket.AF_INET6, "fe80::1")
+    return [
+        update(
+            attributes=basic_attributes([65001, 23456, 23456], size=2)
+            + attr(7, struct.pack("!H", 23456) + socket.inet_aton("192.0.2.7"))
+            + attr(17, as_path((2, [4200000000, 4200000001])))
+            + attr(18, struct.pack("!I", 4200000001) + socket.inet_aton("192.0.2.7")),
+            nlri=prefix("198.51.100.0/24", 7) + prefix("10.0.0.0/8", 9),
+        ),
+        update(
+            attributes=basic_attributes([64496])
+            + mp_reach(2, v6_hop + link_local, prefix("2001:db8:1::/48", 3))
+        ),
+        update(attributes=mp_unreach(2, b"")),
+        update(attributes=mp_unreach(1, prefix("192.0.2.0/24", 2))),
+    ]
+
+
+def random_prefix(rng: random.Random, v6: bool, ids: bool) -> bytes:
+    bits = 128 if v6 else 32
+    n = rng.choice((0, 1, 7, 8, 9, 16, 23, 24, 25, 31, 32, 48, 64, 127, 128, 129, 200))
+    if rng.random() < 0.97:
+        n = min(n, bits)
+    body = bytes([n]) + bytes(rng.randrange(256) for _ in range(min(n + 7, 135) // 8))
+    return (struct.pack("!I", rng.randrange(1 << 32)) if ids else b"") + body
+
+
+def random_path(rng: random.Random, size: int) -> bytes:
+    segments = []
+    for _ in range(rng.randint(0, 3)):
+        kind = rng.choice((1, 2, 2, 2, 2, 2, 2, 3, 4, 0, 5))
+        count = rng.choice((0, 1, 2, 3, 6))
+        segments.append((kind, [rng.choice((23456, 64496, 4200000000 % (1 << (8 * size))))
+                                for _ in range(count)]))  # fmt: skip
+    return as_path(*segments, size=size)
+
+
+def random_attribute(rng: random.Random) -> bytes:
+    size = rng.choice((2, 4))
+    code, value = rng.choice(
+        [
+            (1, bytes([rng.randrange(4)])),
+            (2, random_path(rng, size)),
+            (3, socket.inet_aton("192.0.2.1")),
+            (4, struct.pack("!I", rng.randrange(1 << 32))),
+            (5, struct.pack("!I", 100)),
+            (6, b""),
+            (7, struct.pack("!H" if size == 2 else "!I", 23456) + socket.inet_aton("192.0.2.9")),
+            (8, b"".join(struct.pack("!I", rng.randrange(1 << 32)) for _ in range(3))),
+            (9, socket.inet_aton("192.0.2.8")),
+            (10, socket.inet_aton("192.0.2.9") * rng.randint(1, 3)),
+            (16, bytes([rng.randrange(4), rng.choice((2, 3, 9))]) + bytes(6)),
+            (17, random_path(rng, 4)),
+            (18, struct.pack("!I", 4200000000) + socket.inet_aton("192.0.2.9")),
+            (32, struct.pack("!III", 64496, 1, rng.randrange(9)) * rng.randint(1, 2)),
+            (99, b"\1\2"),
+            (rng.randrange(256), bytes(rng.randrange(6))),
+        ]
+    )
+    if rng.random() < 0.1:  # a wrong length
+        value = value[: rng.randrange(len(value) + 1)] + bytes(rng.randrange(3))
+    flags = None
+    if rng.random() < 0.1:
+        flags = rng.choice((0x00, 0x40, 0x80, 0xC0, 0xE0))
+    out = attr(code, value, flags)
+    if rng.random() < 0.1:  # extended length where it is not needed
+        out = struct.pack("!BBH", out[0] | 0x10, code, len(value)) + value
+    return out
+
+
+def random_update(rng: random.Random) -> bytes:
+    ids = rng.random() < 0.3
+    withdrawn = b"".join(random_prefix(rng, False, ids) for _ in range(rng.choice((0, 0, 1, 3))))
+    attributes = b""
+    if rng.random() < 0.8:
+        attributes = basic_attributes(
+            [64496, rng.choice((23456, 64511))], size=rng.choice((2, 4)), next_hop="192.0.2.1"
+        )
+    for _ in range(rng.choice((0, 1, 2, 4))):
+        attributes += random_attribute(rng)
+    if rng.random() < 0.3:
+        v6 = rng.random() < 0.6
+        nlri = b"".join(random_prefix(rng, v6, ids) for _ in range(rng.randint(0, 3)))
+        if rng.random() < 0.5:
+            hop = rng.choice((4, 16, 32, 5, 0))
+            attributes += mp_reach(2 if v6 else 1, bytes(range(1, hop + 1)), nlri)
+        else:
+            attributes += mp_unreach(rng.choice((1, 2, 2, 3)), nlri, safi=rng.choice((1, 1, 2)))
+    if rng.random() < 0.1:  # a duplicate
+        attributes += attributes[: rng.randrange(len(attributes) + 1)]
+    nlri = b"".join(random_prefix(rng, False, ids) for _ in range(rng.choice((0, 1, 1, 5))))
+    return update(withdrawn, attributes, nlri)
