@@ -14,7 +14,7 @@ pins that both give the same rows and errors).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -58,12 +58,18 @@ ANSWER_SET = frozenset(ANSWER_FIELDS)
 
 _U = msgspec.UNSET
 _UT = msgspec.UnsetType
-_Time = int | float | str | None | _UT
+# An integer as orjson (the generic path) reads one: outside these bounds it
+# gives a float, which the mappings refuse or keep as a float. msgspec would
+# give an int, so a record's fate would hang on which path (and which format's
+# struct, the last record's) read it: such a record takes the generic path
+# (so do those in 2**63 .. 2**64 - 1: msgspec bounds stop at int64's).
+_Int = Annotated[int, msgspec.Meta(ge=-(1 << 63), le=(1 << 63) - 1)]
+_Time = _Int | float | str | None | _UT
 
 
 _STR = str | _UT
-_INT = int | _UT
-_MAC = str | int | _UT
+_INT = _Int | _UT
+_MAC = str | _Int | _UT
 
 # Every field a mapping reads, as collectors type them; absent fields are UNSET.
 _FIELD_TYPES: tuple[tuple[str, Any], ...] = (

@@ -137,6 +137,7 @@ class _BlockCounters(Counters):
     def export(self) -> dict[str, Any]:
         return {
             "read": self.read,
+            "compiled": self.compiled,
             "enriched": self.enriched,
             "written": self.written,
             "formats": self.formats,
@@ -375,6 +376,7 @@ def _merge(counters: Counters, got: dict) -> None:
         counters.read += got["read"] - sum(got["formats"].values())
         counters.enriched += got["enriched"]
         counters.written += got["written"]
+        counters.compiled += got.get("compiled", 0)
     for reason, where, message in got["events"]:
         counters.add_bad(reason, where, message)
 

@@ -12,10 +12,19 @@ field a mapping requires missing, or a field named like an answer field
 (the answer replaces it in the output): orjson decodes it, the format's
 mapping in :mod:`attribution.flowformats` maps it, and errors are counted by
 reason with ``FILE:LINE``. Both paths give the same rows (a test pins it).
+
+Ahead of both, when it was compiled (a C compiler at install time), the
+compiled reader (:mod:`attribution._enrich_scan`) takes whole runs of lines
+that are flat objects of a known format straight into the packed request,
+and stops at any line it is not certain of, which then takes the paths
+above. Its records' rows are made only if a writer asks for them
+(:meth:`FlowBatch.rows`), by the msgspec path. ``--stats`` says which reader
+ran (``reader``) and how many records the compiled one took.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from attribution.addresses import canonical_exporter
 from attribution.balancing import FailoverStats
 from attribution.enrich_decode import (
     ANSWER_FIELDS,
@@ -39,6 +49,23 @@ from attribution.flowformats import MAPPINGS, ObjectSplitter, detect, is_marker
 from attribution.reports.records import RecordError
 from ribd.checks import MAX_DEPTH, too_deep
 
+try:
+    from attribution import _enrich_scan
+except ImportError:  # built without a C compiler: the Python reader alone
+    _enrich_scan = None  # type: ignore[assignment]
+else:
+    _enrich_scan.setup(ANSWER_FIELDS, MAX_DEPTH)
+
+# the compiled reader, None for none; ATTRIBUTION_ENRICH_READER=python switches
+# it off (to compare; tests set SCANNER)
+SCANNER: Any = None if os.environ.get("ATTRIBUTION_ENRICH_READER") == "python" else _enrich_scan
+
+
+def reader_name() -> str:
+    """Which reader runs: ``compiled`` or ``python`` (no compiler at install time)."""
+    return "compiled" if SCANNER is not None else "python"
+
+
 # --------------------------------------------------------------------------- counters
 
 
@@ -47,6 +74,7 @@ class Counters:
     """What a run did; printed at the end, written as JSON with ``--stats``."""
 
     read: int = 0
+    compiled: int = 0  # records the compiled reader took
     enriched: int = 0
     written: int = 0
     bad: dict[str, int] = field(default_factory=dict)
@@ -79,6 +107,8 @@ class Counters:
     def as_json(self) -> dict[str, Any]:
         return {
             "read": self.read,
+            "reader": reader_name(),
+            "compiled_records": self.compiled,
             "enriched": self.enriched,
             "written": self.written,
             "bad": dict(sorted(self.bad.items())),
@@ -110,17 +140,35 @@ class FlowBatch:
     ``raw[i]``: record i's JSON object text, without fields named like an
     answer field (a writer appends the answer to it). ``rows[i]``: its flow
     fields, :data:`FLOW_FIELDS` in order (None where the record has none).
+    ``packed``: the compiled reader's packed request records (its records'
+    rows are made when first asked for), or None.
     """
 
     sources: list[str] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)
     formats: list[str] = field(default_factory=list)
     raw: list[bytes] = field(default_factory=list)
-    rows: list[tuple] = field(default_factory=list)
+    _rows: list[tuple | None] = field(default_factory=list)
+    packed: Any = None
+    lazy: bool = False  # some rows not made yet (the compiled reader's)
     _columns: tuple[int, list[tuple]] | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self._rows)
+
+    @property
+    def rows(self) -> list[tuple]:
+        if self.lazy:
+            rows, formats, raw = self._rows, self.formats, self.raw
+            for i, row in enumerate(rows):
+                if row is None:
+                    rows[i] = row_of(formats[i], raw[i])
+            self.lazy = False
+        return self._rows  # type: ignore[return-value]
+
+    def python_rows(self) -> list[tuple | None]:
+        """The rows as they are: None for the compiled reader's records."""
+        return self._rows
 
     def where(self, i: int) -> str:
         source = self.sources[i]
@@ -133,9 +181,9 @@ class FlowBatch:
     def columns(self) -> list[tuple]:
         """Every one of :data:`FLOW_FIELDS` as a column, made at once in C."""
         got = self._columns
-        if got is None or got[0] != len(self.rows):
+        if got is None or got[0] != len(self._rows):
             cols = list(zip(*self.rows, strict=True)) or [() for _ in FLOW_FIELDS]
-            got = self._columns = (len(self.rows), cols)
+            got = self._columns = (len(self._rows), cols)
         return got[1]
 
     def flow(self, i: int) -> dict[str, Any]:
@@ -145,6 +193,20 @@ class FlowBatch:
     def original(self, i: int) -> dict[str, Any]:
         """Record i as it came (answer-named fields left out)."""
         return orjson.loads(self.raw[i])
+
+
+def row_of(kind: str, text: bytes) -> tuple:
+    """The row of a record the compiled reader took: what the msgspec path
+    gives, else the generic mapping (the compiled reader takes only records
+    both map without error)."""
+    try:
+        row = FAST[kind](DECODERS[kind](text))
+    except FAST_ERRORS:
+        row = None
+    if row is None:
+        flow = MAPPINGS[kind](orjson.loads(text))
+        row = tuple(flow.get(k) for k in FLOW_FIELDS)
+    return row
 
 
 # --------------------------------------------------------------------------- generic path
@@ -196,7 +258,17 @@ def read_batches(
 ) -> Iterator[FlowBatch]:
     """Full batches, and the partial one whenever the input goes quiet (IDLE) or ends."""
     splitters: dict[str, ObjectSplitter] = {}
-    batch = FlowBatch()
+    scanner = SCANNER
+    scan_fmt = -1 if fmt is None else _SCAN_KINDS.get(fmt, -2)
+    if scan_fmt == -2:
+        scanner = None
+
+    def new_batch() -> FlowBatch:
+        if scanner is None:
+            return FlowBatch()
+        return FlowBatch(packed=scanner.Packed(canonical_exporter, size))
+
+    batch = new_batch()
     formats: dict[str, int] = {}
     fast = FAST
 
@@ -205,7 +277,7 @@ def read_batches(
         batch.lines.append(number)
         batch.formats.append(kind)
         batch.raw.append(text)
-        batch.rows.append(row)
+        batch._rows.append(row)
 
     def generic(source: str, number: int, text: bytes) -> None:
         split = splitters.get(source)
@@ -220,30 +292,63 @@ def read_batches(
         nonlocal batch
         counters.add_formats(formats)
         formats.clear()
-        out, batch = batch, FlowBatch()
+        if batch.packed is not None:
+            counters.compiled += batch.packed.taken
+        out, batch = batch, new_batch()
         return out
 
     guess = fmt or "goflow2"  # the struct to decode with: the last record's format
     decoders = DECODERS
     for chunk in chunks:
         if chunk is IDLE:
-            if batch.rows or formats:
+            if batch._rows or formats:
                 yield take()
             continue
         source = chunk.source
-        number = chunk.first - 1
+        lines = chunk.lines
         pending = splitters.get(source)
-        try:  # whole-chunk checks instead of per-line ones, in C
-            data = b"\n".join(chunk.lines)  # type: ignore[arg-type]
-        except TypeError:  # an over-long line (None) in it
-            ascii_chunk = False
-            openers = [_count_openers(t) for t in chunk.lines]
-        else:
-            ascii_chunk = data.isascii()
-            # each line's { and [ (a bound on its depth), one pass over the chunk
-            openers = list(map(len, data.translate(None, _NOT_OPENERS).split(b"\n")))
-        for k, text in enumerate(chunk.lines):
-            number += 1
+        n = len(lines)
+        k = 0
+        ascii_chunk: bool | None = None  # whole-chunk checks, made when Python needs them
+        openers: list[int] = []
+        while k < n:
+            if scanner is not None and (pending is None or not pending.parts):
+                # the compiled reader takes what it can, up to a full batch
+                got = len(batch._rows)
+                k = batch.packed.scan(
+                    lines,
+                    k,
+                    chunk.first,
+                    source,
+                    scan_fmt,
+                    size,
+                    batch._rows,
+                    batch.raw,
+                    batch.sources,
+                    batch.lines,
+                    batch.formats,
+                    formats,
+                )
+                if len(batch._rows) > got:
+                    batch.lazy = True
+                if len(batch._rows) >= size:
+                    yield take()
+                    continue
+                if k >= n:
+                    break
+            if ascii_chunk is None:
+                try:  # whole-chunk checks instead of per-line ones, in C
+                    data = b"\n".join(lines)  # type: ignore[arg-type]
+                except TypeError:  # an over-long line (None) in it
+                    ascii_chunk = False
+                    openers = [_count_openers(t) for t in lines]
+                else:
+                    ascii_chunk = data.isascii()
+                    # each line's { and [ (a bound on its depth), one pass over the chunk
+                    openers = list(map(len, data.translate(None, _NOT_OPENERS).split(b"\n")))
+            text = lines[k]
+            number = chunk.first + k
+            k += 1
             if text is None:
                 counters.read += 1
                 counters.add_bad(
@@ -257,7 +362,7 @@ def read_batches(
                 and text[:1] == b"{"
                 and text[-1:] == b"}"
                 and (ascii_chunk or text.isascii())
-                and openers[k] <= MAX_DEPTH
+                and openers[k - 1] <= MAX_DEPTH
             ):
                 try:
                     r = decoders[guess](text)
@@ -267,24 +372,22 @@ def read_batches(
                         r = decoders[kind](text)
                 except FAST_ERRORS:
                     r = None
+                    if fmt is None:  # its own format's struct decides, not the last one's
+                        r, kind = _own_struct(text, guess)
+                        guess = kind or guess
                 if r is not None and kind is not None:
                     if fast_marker(kind, r):
                         continue
                     row = fast[kind](r)
                     if row is not None:
                         formats[kind] = formats.get(kind, 0) + 1
-                        rows = batch.rows
-                        rows.append(row)
-                        batch.sources.append(source)
-                        batch.lines.append(number)
-                        batch.formats.append(kind)
-                        batch.raw.append(text)
-                        if len(rows) >= size:
+                        add(source, number, kind, text, row)
+                        if len(batch._rows) >= size:
                             yield take()
                         continue
             generic(source, number, text)
             pending = splitters.get(source)
-            if len(batch.rows) >= size:
+            if len(batch._rows) >= size:
                 yield take()
     for source, split in splitters.items():
         done = split.flush()
@@ -292,10 +395,36 @@ def read_batches(
             got = parse_record(done[1], fmt, _where(source, done[0]), counters)
             if got is not None:
                 add(source, done[0], *got)
-    if batch.rows or formats:
+    if batch._rows or formats:
         yield take()
 
 
+def _own_struct(text: bytes, tried: str) -> tuple[Any, str | None]:
+    """A record the last record's struct could not decode, with its own
+    format's struct (found by decoding with the others): (struct, format),
+    (None, None) if that fails too. So whether a record takes the fast path
+    depends on it alone, not on the records before it (msgspec and orjson
+    differ on a few numbers, such as 1e999)."""
+    for kind, decode in DECODERS.items():
+        if kind == tried:
+            continue
+        try:
+            r = decode(text)
+        except FAST_ERRORS:
+            continue
+        own = fast_format(r)
+        if own is None or own == tried:
+            return None, None
+        if own == kind:
+            return r, own
+        try:
+            return DECODERS[own](text), own
+        except FAST_ERRORS:
+            return None, None
+    return None, None
+
+
+_SCAN_KINDS = {"goflow2": 0, "pmacct": 1, "nfdump": 2, "native": 3}
 _NOT_OPENERS = bytes(b for b in range(256) if b not in b"{[\n")
 
 

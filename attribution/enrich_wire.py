@@ -1,5 +1,6 @@
-"""`attribution enrich`'s side of the wire, in columns: batches packed into a
-FlowBatch request, replies decoded into an :class:`AnswerBatch`.
+"""`attribution enrich`'s side of the wire, in columns: replies decoded into an
+:class:`AnswerBatch` (requests are packed by :mod:`attribution.enrich_pack`;
+``pack_request`` is re-exported here for existing callers).
 
 The answer is never turned into one dict per record on the hot path. The
 packed records (``RECORD_DTYPE``) are read as numpy columns; each route of
@@ -7,136 +8,24 @@ the stream's dictionary is turned into its answer fields once, when it
 arrives; a batch's answers are grouped (numpy ``unique``) by their src side,
 dst side and the rest, so each distinct part is encoded once and a record's
 JSON answer is three or four byte strings put together.
-
-Packing checks records as :func:`attribution.records.validate_row` does: the
-usual case inline (string addresses, integers in range), anything else
-through ``validate_row`` itself, so a bad record gets the same code and
-message as on every other path.
 """
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import orjson
 
-from attribution.addresses import NO_MAC, NO_NEXT_HOP, V4_MAPPED, canonical_exporter, parse_mac
 from attribution.answers import FLAG_NAMES, PROVENANCE_NAMES, RECORD_DTYPE
 from attribution.convert import decode_records, route_summary_json
-from attribution.enrich_records import ANSWER_FIELDS, FLOW_FIELDS, FlowBatch
-from attribution.records import BadRecord, next_hop_of, validate_row
+from attribution.enrich_pack import pack_request
+from attribution.enrich_records import ANSWER_FIELDS, FLOW_FIELDS
 from attribution.v1 import attribution_pb2 as pb
 
-_U32 = 0xFFFFFFFF
 _PROVENANCE = [PROVENANCE_NAMES.get(i, "none") for i in range(256)]
 _PROV_BYTES = [p.encode() for p in _PROVENANCE]
-
-
-class _Slow(Exception):
-    pass
-
-
-def pack_request(batch: FlowBatch, batch_id: int) -> tuple[pb.FlowBatch, dict, list[int]]:
-    """(request with the good records, bad: {index: (code, message)}, good indexes)."""
-    pton, af4, af6 = socket.inet_pton, socket.AF_INET, socket.AF_INET6
-    exporters: list[str] = []
-    ids: dict[str, int] = {}  # exporter as written -> index into exporters
-    canon: dict[str, int] = {}
-    macs: dict[str, bytes] = {}
-    hops: dict[str, bytes] = {}
-    exporter: list[int] = []
-    src: list[bytes] = []
-    dst: list[bytes] = []
-    in_if: list[int] = []
-    mac_col: list[bytes] = []
-    hop_col: list[bytes] = []
-    good: list[int] = []
-    bad: dict[int, tuple[str, str]] = {}
-    for i, row in enumerate(batch.rows):
-        exp, s, d, iif, oif, mac, hop = row[:7]
-        try:
-            if type(s) is not str or type(d) is not str or type(exp) is not str:
-                raise _Slow
-            if iif is None:
-                iif = 0
-            elif type(iif) is not int or not 0 <= iif <= _U32:
-                raise _Slow
-            if oif is not None and (type(oif) is not int or not 0 <= oif <= _U32):
-                raise _Slow
-            s16 = pton(af6, s) if ":" in s else V4_MAPPED + pton(af4, s)
-            d16 = pton(af6, d) if ":" in d else V4_MAPPED + pton(af4, d)
-            j = ids.get(exp)
-            if j is None:
-                c = canonical_exporter(exp)
-                j = canon.get(c)
-                if j is None:
-                    j = canon[c] = len(exporters)
-                    exporters.append(c)
-                ids[exp] = j
-            if mac is None or mac == "":
-                m = NO_MAC
-            elif type(mac) is not str:
-                raise _Slow
-            else:
-                m = macs.get(mac)
-                if m is None:
-                    m = macs[mac] = parse_mac(mac)
-            if hop is None or hop == "":
-                h = NO_NEXT_HOP
-            elif type(hop) is not str:
-                raise _Slow
-            else:
-                h = hops.get(hop)
-                if h is None:
-                    h = hops[hop] = next_hop_of({"next_hop": hop}) or NO_NEXT_HOP
-        except (_Slow, OSError, ValueError, TypeError, BadRecord):
-            try:
-                j, s16, d16, iif, m, h = _reference(batch.flow(i), exporters, canon)
-            except BadRecord as exc:
-                bad[i] = (exc.code, exc.message)
-                continue
-        good.append(i)
-        exporter.append(j)
-        src.append(s16)
-        dst.append(d16)
-        in_if.append(iif)
-        mac_col.append(m)
-        hop_col.append(h)
-    if not exporters:
-        exporters.append("0.0.0.0")
-    any_mac = any(m != NO_MAC for m in mac_col)
-    any_hop = any(h != NO_NEXT_HOP for h in hop_col)
-    request = pb.FlowBatch(
-        batch_id=batch_id,
-        columns=pb.FlowColumns(
-            exporters=exporters,
-            exporter=exporter,
-            src_addr=b"".join(src),
-            dst_addr=b"".join(dst),
-            in_if=in_if,  # even all zeros: an override may name ifIndex 0
-            src_mac=b"".join(mac_col) if any_mac else b"",
-            next_hop=b"".join(hop_col) if any_hop else b"",
-        ),
-        packed_records=True,
-        stream_routes=True,
-    )
-    return request, bad, good
-
-
-def _reference(
-    flow: dict, exporters: list[str], canon: dict[str, int]
-) -> tuple[int, bytes, bytes, int, bytes, bytes]:
-    """The record checked by validate_row / next_hop_of (raises BadRecord)."""
-    c, s16, d16, iif, mac = validate_row(flow)
-    hop = next_hop_of(flow) or NO_NEXT_HOP
-    j = canon.get(c)
-    if j is None:
-        j = canon[c] = len(exporters)
-        exporters.append(c)
-    return j, s16, d16, iif, mac, hop
 
 
 # --------------------------------------------------------------------------- answers

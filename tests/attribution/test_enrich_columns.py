@@ -12,6 +12,7 @@ import json
 import random
 from pathlib import Path
 
+import msgspec
 import orjson
 import pytest
 
@@ -78,6 +79,7 @@ NATIVE = {
 }
 
 ODD_VALUES = ["", None, "12", "x", -1, 1 << 40, 0, True, 1.5, [], {"a": [1]}, "AS65001", "::"]
+ODD_VALUES += [(1 << 64) - 1, 1 << 64, -(1 << 63), -(1 << 63) - 1]  # orjson: floats beyond
 
 
 def variants() -> list[bytes]:
@@ -230,8 +232,9 @@ def test_mangled_records_are_counted_never_raised_and_the_good_ones_between_them
     for b in batches:
         _, bad, good_rows = pack_request(b, 0)
         assert sorted([*bad, *good_rows]) == list(range(len(b)))
-        for i in range(len(b)):
-            assert orjson.loads(b.raw[i]).keys().isdisjoint(ANSWER_FIELDS)
+        for i in range(len(b)):  # values unparsed: orjson refuses 1e999, which JSON allows
+            keys = msgspec.json.decode(b.raw[i], type=dict[str, msgspec.Raw]).keys()
+            assert keys.isdisjoint(ANSWER_FIELDS)
 
 
 @pytest.mark.parametrize("fmt", [None, "goflow2", "pmacct", "nfdump", "native"])

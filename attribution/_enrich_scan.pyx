@@ -1,0 +1,746 @@
+# cython: language_level=3, boundscheck=True, wraparound=False, initializedcheck=True
+"""The compiled reader of `attribution enrich`: flat JSON lines straight into packed requests.
+
+Per line that is one flat-enough JSON object of a known format (goflow2,
+pmacct, nfdump ``-o json-log``, our own flow JSON), :meth:`Packed.scan` reads
+just the fields the format's mapping needs and writes the packed request
+record (exporter index, in_if, source and destination address as 16 bytes,
+MAC, BGP next hop) into a C buffer; the record's flow row is made later, and
+only when a writer asks for it (CSV, the stores), by the Python reader's
+own code (attribution.enrich_records). Why: the Python reader costs ~5 µs a
+record (a msgspec decode, a row, the packing), the service ~1.
+
+It takes a line only when it is certain the Python reader would take it
+with the same result: ASCII, no backslash anywhere, at most MAX_DEPTH
+brackets, valid JSON (numbers without exponents, integers within int64), no
+answer-named or duplicate known key, the format's required fields present
+and of the plain types, addresses that pack. Any other line stops the scan
+and goes to the Python reader, which alone decides errors and their reasons
+(tests/attribution/test_enrich_scan.py runs both over hostile input).
+
+Every index into a line is checked against its length by hand (the pointer
+reads below are not covered by Cython's boundscheck).
+"""
+
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free, realloc
+from libc.string cimport memcmp, memcpy, memset
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+
+
+cdef extern from "<arpa/inet.h>" nogil:
+    int inet_pton(int af, const char *src, void *dst)
+
+cdef extern from "<sys/socket.h>" nogil:
+    int AF_INET
+    int AF_INET6
+
+
+RECORD_SIZE = 64  # bytes a packed record takes in the buffer (see PACKED_FIELDS)
+# (name, numpy type, offset): a numpy dtype over the buffer (attribution.enrich_pack)
+PACKED_FIELDS = (
+    ("ok", "u1", 0),  # 1: packed by the scanner
+    ("mac", "S6", 1),
+    ("exporter", "<u4", 8),
+    ("in_if", "<u4", 12),
+    ("src", "S16", 16),
+    ("dst", "S16", 32),
+    ("hop", "S16", 48),
+)
+DEF REC = 64
+DEF MAX_KEY = 48
+DEF TABLE = 512
+DEF MAX_INT_DIGITS = 19  # 10**19 - 1 fits uint64; int64 checked
+DEF MAX_FRACTION_DIGITS = 30
+DEF MAX_ADDR = 63
+DEF CACHE = 16
+
+# value types
+DEF T_ABSENT = 0
+DEF T_STR = 1
+DEF T_INT = 2
+DEF T_NUM = 3
+DEF T_NULL = 4
+DEF T_BOOL = 5
+DEF T_NEST = 6
+
+# formats (indexes into KINDS)
+KINDS = ("goflow2", "pmacct", "nfdump", "native")
+DEF F_GOFLOW2 = 0
+DEF F_PMACCT = 1
+DEF F_NFDUMP = 2
+DEF F_NATIVE = 3
+DEF F_AUTO = -1
+
+# key ids: 0 unknown (skipped), 1 an answer name (the line goes to Python)
+KEYS = (
+    "exporter", "src_addr", "dst_addr", "in_if", "out_if", "src_mac", "next_hop",
+    "bytes", "packets", "sampling_rate",
+    "sampler_address", "bgp_next_hop", "time_flow_end_ns", "time_received_ns",
+    "peer_ip_src", "ip_src", "ip_dst", "iface_in", "iface_out", "mac_src", "peer_ip_dst",
+    "event_type", "as_src", "as_dst", "peer_as_src", "peer_as_dst",
+    "type", "export_sysid", "ip4_router", "ip6_router", "src4_addr", "src6_addr",
+    "dst4_addr", "dst6_addr", "input_snmp", "output_snmp", "in_src_mac",
+    "bgp4_next_hop", "bgp6_next_hop", "in_bytes", "in_packets",
+)
+DEF K_ANSWER = 1
+DEF K_EXPORTER = 2
+DEF K_SRC_ADDR = 3
+DEF K_DST_ADDR = 4
+DEF K_IN_IF = 5
+DEF K_OUT_IF = 6
+DEF K_SRC_MAC = 7
+DEF K_NEXT_HOP = 8
+DEF K_BYTES = 9
+DEF K_PACKETS = 10
+DEF K_SAMPLING_RATE = 11
+DEF K_SAMPLER_ADDRESS = 12
+DEF K_BGP_NEXT_HOP = 13
+DEF K_TIME_FLOW_END_NS = 14
+DEF K_TIME_RECEIVED_NS = 15
+DEF K_PEER_IP_SRC = 16
+DEF K_IP_SRC = 17
+DEF K_IP_DST = 18
+DEF K_IFACE_IN = 19
+DEF K_IFACE_OUT = 20
+DEF K_MAC_SRC = 21
+DEF K_PEER_IP_DST = 22
+DEF K_EVENT_TYPE = 23
+DEF K_AS_SRC = 24
+DEF K_AS_DST = 25
+DEF K_PEER_AS_SRC = 26
+DEF K_PEER_AS_DST = 27
+DEF K_TYPE = 28
+DEF K_EXPORT_SYSID = 29
+DEF K_IP4_ROUTER = 30
+DEF K_IP6_ROUTER = 31
+DEF K_SRC4_ADDR = 32
+DEF K_SRC6_ADDR = 33
+DEF K_DST4_ADDR = 34
+DEF K_DST6_ADDR = 35
+DEF K_INPUT_SNMP = 36
+DEF K_OUTPUT_SNMP = 37
+DEF K_IN_SRC_MAC = 38
+DEF K_BGP4_NEXT_HOP = 39
+DEF K_BGP6_NEXT_HOP = 40
+DEF K_IN_BYTES = 41
+DEF K_IN_PACKETS = 42
+DEF NKEYS = 43
+
+
+cdef char _names[TABLE][MAX_KEY]
+cdef int _lens[TABLE]
+cdef int _ids[TABLE]
+cdef int _max_depth = 32
+
+
+cdef inline uint32_t _hash_step(uint32_t h, uint8_t c) noexcept nogil:
+    return (h ^ c) * 16777619u
+
+
+cdef int _put(bytes name, int kid) except -1:
+    cdef Py_ssize_t n = len(name)
+    cdef uint32_t h = 2166136261u
+    cdef Py_ssize_t j
+    if n >= MAX_KEY:
+        raise ValueError(f"key too long for the scanner's table: {name!r}")
+    for j in range(n):
+        h = _hash_step(h, name[j])
+    cdef uint32_t slot = h & (TABLE - 1)
+    while _lens[slot] != 0:
+        if _lens[slot] == n and memcmp(_names[slot], <const char*>name, n) == 0:
+            if _ids[slot] != kid:
+                raise ValueError(f"{name!r} is both an answer name and an input field")
+            return 0
+        slot = (slot + 1) & (TABLE - 1)
+    memcpy(_names[slot], <const char*>name, n)
+    _lens[slot] = <int>n
+    _ids[slot] = kid
+    return 0
+
+
+def setup(answer_names, int max_depth):
+    """The names a record may not carry (the answer replaces them: the Python
+    reader drops them) and the nesting bound; called once at import."""
+    global _max_depth
+    memset(_lens, 0, sizeof(_lens))
+    _max_depth = max_depth
+    for k, name in enumerate(KEYS):
+        _put(name.encode(), k + 2)
+    for name in answer_names:
+        _put(name.encode(), K_ANSWER)
+
+
+cdef inline int _lookup(const uint8_t* p, Py_ssize_t n, uint32_t h) noexcept nogil:
+    if n >= MAX_KEY:
+        return 0
+    cdef uint32_t slot = h & (TABLE - 1)
+    while _lens[slot] != 0:
+        if _lens[slot] == n and memcmp(_names[slot], p, n) == 0:
+            return _ids[slot]
+        slot = (slot + 1) & (TABLE - 1)
+    return 0
+
+
+cdef struct Line:
+    int vtype[NKEYS]
+    Py_ssize_t start[NKEYS]
+    Py_ssize_t length[NKEYS]
+    int64_t ival[NKEYS]
+
+
+cdef inline Py_ssize_t _ws(const uint8_t* p, Py_ssize_t n, Py_ssize_t i) noexcept nogil:
+    while i < n and (p[i] == 32 or p[i] == 9 or p[i] == 13 or p[i] == 10):
+        i += 1
+    return i
+
+
+cdef Py_ssize_t _string(const uint8_t* p, Py_ssize_t n, Py_ssize_t i) noexcept nogil:
+    """p[i] is the opening quote: the index after the closing one, -1 if bad."""
+    i += 1
+    while i < n:
+        if p[i] == 34:
+            return i + 1
+        if p[i] < 32:  # control characters are not allowed in JSON strings
+            return -1
+        i += 1
+    return -1
+
+
+cdef Py_ssize_t _number(const uint8_t* p, Py_ssize_t n, Py_ssize_t i, int* kind, int64_t* value) noexcept nogil:
+    """A JSON number without exponent, its integer part in int64: the index
+    after it, -1 if not one."""
+    cdef int neg = 0
+    cdef int digits = 0
+    cdef uint64_t v = 0
+    if i < n and p[i] == 45:  # -
+        neg = 1
+        i += 1
+    if i >= n or p[i] < 48 or p[i] > 57:
+        return -1
+    if p[i] == 48:  # a leading zero is the whole integer part
+        i += 1
+    else:
+        while i < n and 48 <= p[i] <= 57:
+            digits += 1
+            if digits > MAX_INT_DIGITS:
+                return -1
+            v = v * 10 + (p[i] - 48)
+            i += 1
+        if v > <uint64_t>9223372036854775807ULL:
+            return -1
+    kind[0] = T_INT
+    if i < n and p[i] == 46:  # .
+        i += 1
+        if i >= n or p[i] < 48 or p[i] > 57:
+            return -1
+        digits = 0
+        while i < n and 48 <= p[i] <= 57:
+            digits += 1
+            if digits > MAX_FRACTION_DIGITS:
+                return -1
+            i += 1
+        kind[0] = T_NUM
+    if i < n and (p[i] == 101 or p[i] == 69):  # an exponent: the readers disagree on 1e999
+        return -1
+    value[0] = -<int64_t>v if neg else <int64_t>v
+    return i
+
+
+cdef Py_ssize_t _literal(const uint8_t* p, Py_ssize_t n, Py_ssize_t i, const char* word, Py_ssize_t m) noexcept nogil:
+    if i + m > n or memcmp(p + i, word, m) != 0:
+        return -1
+    return i + m
+
+
+cdef Py_ssize_t _value(const uint8_t* p, Py_ssize_t n, Py_ssize_t i, int depth, int* kind, int64_t* value) noexcept nogil:
+    """Any JSON value at p[i] (validated, nested ones too): the index after it, -1 if bad."""
+    cdef int sub_kind
+    cdef int64_t sub_value
+    cdef uint8_t c, close
+    if i >= n:
+        return -1
+    c = p[i]
+    if c == 34:
+        kind[0] = T_STR
+        return _string(p, n, i)
+    if c == 45 or 48 <= c <= 57:
+        return _number(p, n, i, kind, value)
+    if c == 116:
+        kind[0] = T_BOOL
+        return _literal(p, n, i, "true", 4)
+    if c == 102:
+        kind[0] = T_BOOL
+        return _literal(p, n, i, "false", 5)
+    if c == 110:
+        kind[0] = T_NULL
+        return _literal(p, n, i, "null", 4)
+    if c != 91 and c != 123:
+        return -1
+    if depth >= _max_depth:
+        return -1
+    kind[0] = T_NEST
+    close = 93 if c == 91 else 125
+    i = _ws(p, n, i + 1)
+    if i < n and p[i] == close:
+        return i + 1
+    while True:
+        if c == 123:  # an object: a key and a colon first
+            if i >= n or p[i] != 34:
+                return -1
+            i = _string(p, n, i)
+            if i < 0:
+                return -1
+            i = _ws(p, n, i)
+            if i >= n or p[i] != 58:
+                return -1
+            i = _ws(p, n, i + 1)
+        i = _value(p, n, i, depth + 1, &sub_kind, &sub_value)
+        if i < 0:
+            return -1
+        i = _ws(p, n, i)
+        if i >= n:
+            return -1
+        if p[i] == close:
+            return i + 1
+        if p[i] != 44:
+            return -1
+        i = _ws(p, n, i + 1)
+
+
+cdef int _parse(const uint8_t* p, Py_ssize_t n, Line* ln) noexcept nogil:
+    """The line's top-level members into ``ln``; 0 if the line is not for the scanner."""
+    cdef Py_ssize_t i, j, k0
+    cdef int opens = 0, kid, kind
+    cdef int64_t value
+    cdef uint32_t h
+    cdef uint8_t c
+    if n < 2 or p[0] != 123 or p[n - 1] != 125:
+        return 0
+    for j in range(n):  # ASCII, no escapes, a bounded number of brackets
+        c = p[j]
+        if c >= 128 or c == 92:
+            return 0
+        if c == 123 or c == 91:
+            opens += 1
+    if opens > _max_depth:
+        return 0
+    memset(ln.vtype, 0, sizeof(ln.vtype))
+    i = _ws(p, n, 1)
+    if i < n and p[i] == 125:
+        return 1 if i == n - 1 else 0
+    while True:
+        if i >= n or p[i] != 34:
+            return 0
+        k0 = i + 1
+        h = 2166136261u
+        i = k0
+        while i < n and p[i] != 34:
+            if p[i] < 32:
+                return 0
+            h = _hash_step(h, p[i])
+            i += 1
+        if i >= n:
+            return 0
+        kid = _lookup(p + k0, i - k0, h)
+        if kid == K_ANSWER:
+            return 0
+        i = _ws(p, n, i + 1)
+        if i >= n or p[i] != 58:
+            return 0
+        i = _ws(p, n, i + 1)
+        k0 = i
+        kind = T_ABSENT
+        value = 0
+        i = _value(p, n, i, 1, &kind, &value)
+        if i < 0:
+            return 0
+        if kid > K_ANSWER:
+            if ln.vtype[kid] != T_ABSENT:  # a duplicate: the Python reader decides
+                return 0
+            ln.vtype[kid] = kind
+            ln.start[kid] = k0
+            ln.length[kid] = i - k0
+            ln.ival[kid] = value
+        i = _ws(p, n, i)
+        if i >= n:
+            return 0
+        if p[i] == 125:
+            return 1 if i == n - 1 else 0
+        if p[i] != 44:
+            return 0
+        i = _ws(p, n, i + 1)
+
+
+# ------------------------------------------------------------------ field checks
+
+
+cdef inline bint _has(Line* ln, int k) noexcept nogil:
+    return ln.vtype[k] != T_ABSENT
+
+
+cdef inline bint _str(Line* ln, int k) noexcept nogil:
+    """A non-empty string (the contents are start + 1 .. start + length - 1)."""
+    return ln.vtype[k] == T_STR and ln.length[k] > 2
+
+
+cdef inline int _either(Line* ln, int a, int b) noexcept nogil:
+    """``rec.get(a) or rec.get(b)`` when both are strings or absent: the key
+    chosen, 0 for neither, -1 for a value the Python reader must judge."""
+    if ln.vtype[a] == T_STR:
+        if ln.length[a] > 2:
+            return a
+    elif ln.vtype[a] != T_ABSENT:
+        return -1
+    if ln.vtype[b] == T_STR:
+        return b if ln.length[b] > 2 else 0
+    return 0 if ln.vtype[b] == T_ABSENT else -1
+
+
+cdef inline bint _int_or_absent(Line* ln, int k) noexcept nogil:
+    return ln.vtype[k] == T_ABSENT or ln.vtype[k] == T_INT
+
+
+cdef inline bint _u32(Line* ln, int k, uint32_t* out) noexcept nogil:
+    """Absent (0) or an integer in 0 .. 2**32 - 1."""
+    if ln.vtype[k] == T_ABSENT:
+        out[0] = 0
+        return True
+    if ln.vtype[k] != T_INT or ln.ival[k] < 0 or ln.ival[k] >= (<int64_t>1 << 32):
+        return False
+    out[0] = <uint32_t>ln.ival[k]
+    return True
+
+
+cdef inline bint _is(const uint8_t* p, Line* ln, int k, const char* word, Py_ssize_t m) noexcept nogil:
+    """The string value of k is ``word``."""
+    return ln.vtype[k] == T_STR and ln.length[k] == m + 2 and memcmp(p + ln.start[k] + 1, word, m) == 0
+
+
+cdef bint _address(const uint8_t* p, Line* ln, int k, uint8_t* out) noexcept nogil:
+    """A string value as 16 bytes (IPv4 as ::ffff:a.b.c.d), as socket.inet_pton does."""
+    cdef char text[MAX_ADDR + 1]
+    cdef Py_ssize_t m = ln.length[k] - 2
+    cdef Py_ssize_t j
+    cdef bint colon = False
+    if ln.vtype[k] != T_STR or m <= 0 or m > MAX_ADDR:
+        return False
+    memcpy(text, p + ln.start[k] + 1, m)
+    text[m] = 0
+    for j in range(m):
+        if text[j] == 58:
+            colon = True
+            break
+    if colon:
+        return inet_pton(AF_INET6, text, out) == 1
+    memset(out, 0, 10)
+    out[10] = 0xFF
+    out[11] = 0xFF
+    return inet_pton(AF_INET, text, out + 12) == 1
+
+
+cdef inline int _hex(uint8_t c) noexcept nogil:
+    if 48 <= c <= 57:
+        return c - 48
+    if 97 <= c <= 102:
+        return c - 87
+    if 65 <= c <= 70:
+        return c - 55
+    return -1
+
+
+cdef bint _mac(const uint8_t* p, Line* ln, int k, uint8_t* out) noexcept nogil:
+    """Absent or "" (no MAC: zeros) or ``aa:bb:cc:dd:ee:ff`` (``-`` too), as
+    addresses.parse_mac reads it; False for anything else."""
+    cdef Py_ssize_t m, j, s
+    cdef int hi, lo
+    if ln.vtype[k] == T_ABSENT:
+        memset(out, 0, 6)
+        return True
+    if ln.vtype[k] != T_STR:
+        return False
+    m = ln.length[k] - 2
+    s = ln.start[k] + 1
+    if m == 0:
+        memset(out, 0, 6)
+        return True
+    if m != 17:
+        return False
+    for j in range(6):
+        if j and p[s + 3 * j - 1] != 58 and p[s + 3 * j - 1] != 45:
+            return False
+        hi = _hex(p[s + 3 * j])
+        lo = _hex(p[s + 3 * j + 1])
+        if hi < 0 or lo < 0:
+            return False
+        out[j] = <uint8_t>(hi * 16 + lo)
+    return True
+
+
+cdef bint _hop(const uint8_t* p, Line* ln, int k, uint8_t* out) noexcept nogil:
+    """A BGP next hop (k < 1: none) as records.next_hop_of packs it: zeros for
+    none, "", 0.0.0.0 or ::."""
+    cdef int j
+    cdef bint zero = True, mapped = True
+    memset(out, 0, 16)
+    if k < 1 or ln.vtype[k] == T_ABSENT:
+        return True
+    if ln.vtype[k] != T_STR:
+        return False
+    if ln.length[k] == 2:
+        return True
+    if not _address(p, ln, k, out):
+        return False
+    for j in range(16):
+        if j == 10 or j == 11:
+            zero = zero and out[j] == 0
+            mapped = mapped and out[j] == 0xFF
+        elif out[j] != 0:
+            return True
+    if zero or mapped:  # :: and ::ffff:0.0.0.0 are "no next hop"
+        memset(out, 0, 16)
+    return True
+
+
+# ------------------------------------------------------------------ the batch
+
+
+cdef class Packed:
+    """One batch's packed request records, at the records' indexes in the batch
+    (records the Python reader took are left zero, ``ok`` 0), and the batch's
+    exporters (canonical text, in order of first sight) with their indexes."""
+
+    cdef uint8_t* buf
+    cdef Py_ssize_t cap
+    cdef public list exporters
+    cdef public dict canon
+    cdef public dict ids
+    cdef public Py_ssize_t taken
+    cdef object canonical
+    cdef char cache_text[CACHE][MAX_ADDR + 1]
+    cdef Py_ssize_t cache_len[CACHE]
+    cdef uint32_t cache_index[CACHE]
+    cdef int cached
+    cdef Line line
+
+    def __cinit__(self, canonical, Py_ssize_t size=4096):
+        self.cap = max(size, 16)
+        self.buf = <uint8_t*>calloc(self.cap, REC)
+        if self.buf == NULL:
+            raise MemoryError()
+        self.exporters = []
+        self.canon = {}
+        self.ids = {}
+        self.taken = 0
+        self.canonical = canonical
+        self.cached = 0
+
+    def __dealloc__(self):
+        free(self.buf)
+
+    cdef int _grow(self, Py_ssize_t n) except -1:
+        cdef Py_ssize_t cap = self.cap
+        cdef uint8_t* got
+        if n <= cap:
+            return 0
+        while cap < n:
+            cap *= 2
+        got = <uint8_t*>realloc(self.buf, cap * REC)
+        if got == NULL:
+            raise MemoryError()
+        memset(got + self.cap * REC, 0, (cap - self.cap) * REC)
+        self.buf = got
+        self.cap = cap
+        return 0
+
+    cpdef int exporter_index(self, str text) except -1:
+        """The batch's index of an exporter as written (canonicalised once);
+        raises ValueError for text that is no address."""
+        got = self.ids.get(text)
+        if got is not None:
+            return got
+        c = self.canonical(text)
+        j = self.canon.get(c)
+        if j is None:
+            j = self.canon[c] = len(self.exporters)
+            self.exporters.append(c)
+        self.ids[text] = j
+        return j
+
+    cdef int _exporter(self, const uint8_t* p, Line* ln, int k) except -2:
+        """The exporter's index, -1 if it is no address (the Python reader decides)."""
+        cdef Py_ssize_t m = ln.length[k] - 2
+        cdef const uint8_t* s = p + ln.start[k] + 1
+        cdef int j
+        if m <= 0 or m > MAX_ADDR:
+            return -1
+        for j in range(self.cached):
+            if self.cache_len[j] == m and memcmp(self.cache_text[j], s, m) == 0:
+                return <int>self.cache_index[j]
+        text = PyBytes_FromStringAndSize(<const char*>s, m).decode("ascii")
+        try:
+            index = self.exporter_index(text)
+        except (ValueError, OSError):
+            return -1
+        if self.cached < CACHE:
+            memcpy(self.cache_text[self.cached], s, m)
+            self.cache_len[self.cached] = m
+            self.cache_index[self.cached] = index
+            self.cached += 1
+        return index
+
+    def records(self, Py_ssize_t n):
+        """The first n packed records (RECORD_SIZE bytes each), a writable copy."""
+        self._grow(n)
+        return bytearray(PyBytes_FromStringAndSize(<const char*>self.buf, n * REC))
+
+    cdef int _line(self, const uint8_t* p, Py_ssize_t n, int fmt, Py_ssize_t at) except -2:
+        """Pack one line at record ``at``: its format, -1 to leave it to Python."""
+        cdef Line* ln = &self.line
+        cdef int kind, e, s, d, mac_key, hop_key
+        cdef uint32_t in_if = 0, out_if = 0
+        cdef uint8_t rec[REC]
+        cdef int index
+        if not _parse(p, n, ln):
+            return -1
+        kind = fmt
+        if kind == F_AUTO:  # flowformats.detect
+            if _has(ln, K_EXPORTER):
+                kind = F_NATIVE
+            elif _has(ln, K_SAMPLER_ADDRESS) or _has(ln, K_TIME_FLOW_END_NS):
+                kind = F_GOFLOW2
+            elif _has(ln, K_PEER_IP_SRC) or _has(ln, K_IP_SRC) or _has(ln, K_EVENT_TYPE):
+                kind = F_PMACCT
+            elif (_has(ln, K_EXPORT_SYSID) or _has(ln, K_SRC4_ADDR) or _has(ln, K_SRC6_ADDR)
+                  or _has(ln, K_IP4_ROUTER)):
+                kind = F_NFDUMP
+            else:
+                return -1
+        if kind == F_GOFLOW2:  # flowformats.goflow2_to_flow
+            e, s, d = K_SAMPLER_ADDRESS, K_SRC_ADDR, K_DST_ADDR
+            if not (_str(ln, e) and _str(ln, s) and _str(ln, d)):
+                return -1
+            if not (_u32(ln, K_IN_IF, &in_if) and _u32(ln, K_OUT_IF, &out_if)):
+                return -1
+            if not (_int_or_absent(ln, K_BYTES) and _int_or_absent(ln, K_PACKETS)
+                    and _int_or_absent(ln, K_SAMPLING_RATE)
+                    and _int_or_absent(ln, K_TIME_FLOW_END_NS)
+                    and _int_or_absent(ln, K_TIME_RECEIVED_NS)):
+                return -1
+            mac_key, hop_key = K_SRC_MAC, K_BGP_NEXT_HOP
+        elif kind == F_PMACCT:  # flowformats.pmacct_input
+            if _has(ln, K_EVENT_TYPE) and (
+                ln.vtype[K_EVENT_TYPE] != T_STR
+                or _is(p, ln, K_EVENT_TYPE, "purge_init", 10)
+                or _is(p, ln, K_EVENT_TYPE, "purge_close", 11)
+            ):
+                return -1  # a marker, or a type the Python reader judges
+            e, s, d = K_PEER_IP_SRC, K_IP_SRC, K_IP_DST
+            if not (_str(ln, e) and _str(ln, s) and _str(ln, d)):
+                return -1
+            if not (_u32(ln, K_IFACE_IN, &in_if) and _u32(ln, K_IFACE_OUT, &out_if)):
+                return -1
+            if ln.vtype[K_BYTES] != T_INT:
+                return -1
+            if not (_int_or_absent(ln, K_PACKETS) and _int_or_absent(ln, K_SAMPLING_RATE)
+                    and _int_or_absent(ln, K_AS_SRC) and _int_or_absent(ln, K_AS_DST)
+                    and _int_or_absent(ln, K_PEER_AS_SRC) and _int_or_absent(ln, K_PEER_AS_DST)):
+                return -1
+            mac_key, hop_key = K_MAC_SRC, K_PEER_IP_DST
+        elif kind == F_NFDUMP:  # flowformats.nfdump_to_flow
+            if _has(ln, K_TYPE) and ln.vtype[K_TYPE] != T_NULL and not _is(p, ln, K_TYPE, "FLOW", 4):
+                return -1  # an event record, or a type the Python reader judges
+            e = _either(ln, K_IP4_ROUTER, K_IP6_ROUTER)
+            s = _either(ln, K_SRC4_ADDR, K_SRC6_ADDR)
+            d = _either(ln, K_DST4_ADDR, K_DST6_ADDR)
+            if e < 1 or s < 1 or d < 1:
+                return -1
+            if not (_u32(ln, K_INPUT_SNMP, &in_if) and _u32(ln, K_OUTPUT_SNMP, &out_if)):
+                return -1
+            if not (_int_or_absent(ln, K_IN_BYTES) and _int_or_absent(ln, K_IN_PACKETS)):
+                return -1
+            hop_key = _either(ln, K_BGP4_NEXT_HOP, K_BGP6_NEXT_HOP)
+            if hop_key < 0:
+                return -1
+            mac_key = K_IN_SRC_MAC
+        elif kind == F_NATIVE:  # taken as it is: enrich_pack checks what it packs
+            e, s, d = K_EXPORTER, K_SRC_ADDR, K_DST_ADDR
+            if not (_str(ln, e) and _str(ln, s) and _str(ln, d)):
+                return -1
+            if not (_u32(ln, K_IN_IF, &in_if) and _u32(ln, K_OUT_IF, &out_if)):
+                return -1
+            mac_key, hop_key = K_SRC_MAC, K_NEXT_HOP
+        else:
+            return -1
+        memset(rec, 0, REC)
+        if not (_address(p, ln, s, rec + 16) and _address(p, ln, d, rec + 32)):
+            return -1
+        if not _mac(p, ln, mac_key, rec + 1):
+            return -1
+        if not _hop(p, ln, hop_key, rec + 48):
+            return -1
+        index = self._exporter(p, ln, e)
+        if index < 0:
+            return -1
+        rec[0] = 1
+        memcpy(rec + 8, &index, 4)
+        memcpy(rec + 12, &in_if, 4)
+        self._grow(at + 1)
+        memcpy(self.buf + at * REC, rec, REC)
+        return kind
+
+    def scan(
+        self,
+        list lines,
+        Py_ssize_t k,
+        Py_ssize_t first,
+        object source,
+        int fmt,
+        Py_ssize_t limit,
+        list rows,
+        list raw,
+        list sources,
+        list numbers,
+        list kinds,
+        dict formats,
+    ):
+        """Take lines from ``lines[k]`` on into the batch (its lists), until one is
+        not for the scanner or the batch has ``limit`` records: the index of the
+        first line not taken. ``first``: the line number of ``lines[0]``;
+        ``fmt``: an index into KINDS, or -1 to tell each record's format."""
+        cdef Py_ssize_t n = len(lines)
+        cdef Py_ssize_t count = len(rows)
+        cdef Py_ssize_t m
+        cdef const uint8_t* p
+        cdef int kind
+        cdef Py_ssize_t got[4]
+        cdef bytes text
+        got[0] = got[1] = got[2] = got[3] = 0
+        while k < n and count < limit:
+            line = lines[k]
+            if type(line) is not bytes:
+                break
+            text = <bytes>line
+            m = PyBytes_GET_SIZE(text)
+            p = <const uint8_t*>PyBytes_AS_STRING(text)
+            if m >= 3 and p[m - 2] == 44 and p[m - 1] == 125:  # nfdump json-log: ",}"
+                text = text[: m - 2] + b"}"
+                m = PyBytes_GET_SIZE(text)
+                p = <const uint8_t*>PyBytes_AS_STRING(text)
+            kind = self._line(p, m, fmt, count)
+            if kind < 0:
+                break
+            rows.append(None)
+            raw.append(text)
+            sources.append(source)
+            numbers.append(first + k)
+            kinds.append(KINDS[kind])
+            got[kind] += 1
+            count += 1
+            k += 1
+        for kind in range(4):
+            if got[kind]:
+                name = KINDS[kind]
+                formats[name] = formats.get(name, 0) + got[kind]
+                self.taken += got[kind]
+        return k

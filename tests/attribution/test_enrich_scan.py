@@ -1,0 +1,322 @@
+"""The compiled reader (attribution._enrich_scan) changes nothing but the speed.
+
+Every input is read twice, once with the compiled reader in front of the
+Python one and once with the Python reader alone, and everything that comes
+out must be equal: the records (format, file, line, text, row), the packed
+request of each batch (each good record's exporter, addresses, ifIndex, MAC,
+next hop), the bad records with their reasons and FILE:LINE messages, the
+counters; and end to end against a real server, the output bytes (JSON
+lines and CSV). Inputs: every fixture, the column tests' variants of each
+format, and seeded random hostile lines (cut, escaped, huge numbers, nested,
+duplicate keys, NUL bytes, wrong types, CRLF, formats mixed in one chunk).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import shutil
+import sysconfig
+from pathlib import Path
+
+import orjson
+import pytest
+
+import attribution.enrich_records as er
+from attribution.enrich import Options, run
+from attribution.enrich_pack import pack_request
+from attribution.enrich_records import Counters, read_batches
+from attribution.enrich_sources import _Splitter
+from tests.attribution.served import Server
+from tests.attribution.test_enrich_columns import (
+    GOFLOW2,
+    NATIVE,
+    NFDUMP,
+    PMACCT,
+    mutations,
+    variants,
+)
+
+DATA = Path(__file__).parent / "data" / "enrich"
+FORMATS = [None, "goflow2", "pmacct", "nfdump", "native"]
+
+
+def _compiler() -> bool:
+    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    return shutil.which(cc) is not None
+
+
+def test_the_compiled_reader_is_built_where_there_is_a_c_compiler():
+    """CI has gcc: there the cross-checks below must really run the compiled
+    reader, not skip it (setup.py builds it optionally, so a broken build
+    would pass silently)."""
+    if not _compiler():
+        pytest.skip("no C compiler: the Python reader alone runs")
+    from attribution import _enrich_scan  # noqa: F401
+
+    assert er._enrich_scan is not None
+    assert er.reader_name() == "compiled" or er.SCANNER is None
+
+
+needs_scanner = pytest.mark.skipif(er._enrich_scan is None, reason="compiled reader not built")
+
+
+def hostile(seed: int, n: int) -> list[bytes]:
+    """Lines a collector, a broken pipe or an attacker might send, built from
+    good records of every format."""
+    rng = random.Random(seed)
+    base = [GOFLOW2, PMACCT, NFDUMP, NATIVE]
+    odd = [
+        None,
+        True,
+        "",
+        "x",
+        "1.2.3.4",
+        "::",
+        "0.0.0.0",
+        "::ffff:0.0.0.0",
+        "::ff:0",
+        -1,
+        0,
+        1 << 31,
+        1 << 32,
+        (1 << 63) - 1,
+        1 << 63,
+        1 << 64,
+        10**30,
+        -(1 << 63),
+        1.5,
+        "12",
+        "AS65001",
+        [1, [2]],
+        {"a": {"b": None}},
+        "02:00:00:00:00:0A",
+        "02-00-00-00-00-0a",
+        "0200.0000.000a",
+        " 02:00:00:00:00:0a",
+        "02:00:00:00:00:0g",
+        "00:00:00:00:00:00",
+        "purge_init",
+        "purge_close",
+        "FLOW",
+        "EVENT",
+        "127.0.1.1\x00",
+        "2001:db8::1%eth0",
+        "1.2.3.04",
+        "é",
+    ]
+    keys = sorted({k for rec in base for k in rec} | {"time_received_ns", "ip4_router", "type"})
+    out: list[bytes] = []
+    for _ in range(n):
+        rec = dict(rng.choice(base))
+        for _ in range(rng.randint(0, 3)):
+            op = rng.randrange(4)
+            if op == 0:
+                rec[rng.choice(keys)] = rng.choice(odd)
+            elif op == 1 and rec:
+                rec.pop(rng.choice(list(rec)))
+            elif op == 2:
+                rec[rng.choice(["note", "router", "src_prefix", "fallback", "k"])] = rng.choice(odd)
+            else:
+                other = rng.choice(base)
+                rec.update(dict(rng.sample(sorted(other.items()), 2)))
+        text = json.dumps(rec, ensure_ascii=rng.random() < 0.8).encode()
+        shape = rng.randrange(12)
+        if shape == 0:
+            text = text[: rng.randrange(len(text) + 1)]  # cut off
+        elif shape == 1:
+            k = rng.choice(list(rec) or ["x"])  # a duplicate key, last or first
+            v = json.dumps(rng.choice(odd)).encode()
+            dup = b'"' + k.encode() + b'":' + v
+            text = (
+                b"{" + dup + b"," + text[1:]
+                if rng.random() < 0.5
+                else text[:-1] + b"," + dup + b"}"
+            )
+        elif shape == 2:
+            text = (
+                text.replace(b'"', b'"\\u0073rc_', 1)
+                if rng.random() < 0.5
+                else text.replace(b"_", b"\\u005f", 1)
+            )
+        elif shape == 3:
+            text += b"\r"  # CRLF
+        elif shape == 4:
+            i = rng.randrange(len(text) + 1)
+            text = (
+                text[:i] + rng.choice([b"\x00", b"\t", b" ", b"\x0c", b"\x7f", b"\xff"]) + text[i:]
+            )
+        elif shape == 5:
+            text = text.replace(b": ", b":", 1).replace(b", ", b" ,\t", 2)
+        elif shape == 6:
+            text = (
+                text[:-1]
+                + b',"n":'
+                + rng.choice(
+                    [
+                        b"1e3",
+                        b"-0",
+                        b"01",
+                        b"1.",
+                        b"-",
+                        b"1.0e+2",
+                        b"12345678901234567890",
+                        b"-9223372036854775808",
+                        b"9223372036854775807",
+                        b"0.000000000000000000000000000001",
+                    ]
+                )
+                + b"}"
+            )
+        elif shape == 7:
+            text = (
+                text[:-1]
+                + b',"deep":'
+                + b"[" * rng.randint(20, 40)
+                + b"]" * rng.randint(20, 40)
+                + b"}"
+            )
+        elif shape == 8:
+            text = text[:-1] + b",}"  # nfdump's json-log separator
+        elif shape == 9:
+            text = text[:-1] + rng.choice(
+                [b',"a":tru}', b',"a":nul}', b',"a":"\x01"}', b',"a"}', b",}", b"}}", b',"":1}']
+            )
+        out.append(text.replace(b"\n", b" "))
+    return out
+
+
+def _inputs() -> list[bytes]:
+    lines = variants()
+    lines += mutations(11, 600)
+    lines += hostile(12, 3000)
+    for path in sorted(DATA.glob("*")):
+        lines += path.read_bytes().splitlines()
+    return lines
+
+
+def _read(lines: list[bytes], fmt: str | None, compiled: bool, size: int = 64):
+    """Everything the reader and the packing give, with the compiled reader or without."""
+    saved = er.SCANNER
+    er.SCANNER = er._enrich_scan if compiled else None
+    try:
+        counters = Counters(keep=10**6)
+        split = _Splitter("in.jsonl")
+        data = b"\n".join(lines) + b"\n"
+        chunks = [split.feed(data[i : i + 7000]) for i in range(0, len(data), 7000)]
+        chunks.append(split.rest())
+        records, packed = [], []
+        for b in read_batches(iter([c for c in chunks if c]), fmt, counters, size):
+            request, bad, good = pack_request(b, 0)
+            cols = request.columns
+            for k, i in enumerate(good):
+                packed.append(
+                    (
+                        b.where(i),
+                        cols.exporters[cols.exporter[k]],
+                        cols.src_addr[16 * k : 16 * k + 16],
+                        cols.dst_addr[16 * k : 16 * k + 16],
+                        cols.in_if[k],
+                        cols.src_mac[6 * k : 6 * k + 6] or b"\0" * 6,
+                        cols.next_hop[16 * k : 16 * k + 16] or b"\0" * 16,
+                    )
+                )
+            packed.extend((b.where(i), *bad[i]) for i in sorted(bad))
+            records.extend(
+                (b.formats[i], b.where(i), b.raw[i], b.rows[i], b.flow(i)) for i in range(len(b))
+            )
+        summary = counters.as_json()
+        compiled_records = summary.pop("compiled_records")
+        summary.pop("reader")
+        return records, packed, summary, compiled_records
+    finally:
+        er.SCANNER = saved
+
+
+@needs_scanner
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_the_compiled_reader_gives_the_records_requests_and_errors_of_the_python_reader(fmt):
+    lines = _inputs()
+    random.Random(3).shuffle(lines)  # formats, good and bad mixed in every chunk
+    records, packed, summary, taken = _read(lines, fmt, compiled=True)
+    expected_records, expected_packed, expected_summary, none = _read(lines, fmt, compiled=False)
+    assert none == 0
+    assert taken > 100  # it really ran, on many of them
+    assert summary == expected_summary
+    assert packed == expected_packed
+    assert records == expected_records
+
+
+@needs_scanner
+@pytest.mark.parametrize("seed", [21, 22, 23, 24])
+def test_hostile_lines_alone_and_in_full_batches_read_as_the_python_reader_reads_them(seed):
+    lines = hostile(seed, 4000)
+    for size in (1, 7, 4096):
+        got = _read(lines, None, compiled=True, size=size)
+        expected = _read(lines, None, compiled=False, size=size)
+        assert got[:3] == expected[:3]
+
+
+@needs_scanner
+def test_a_long_good_run_is_taken_by_the_compiled_reader_and_counted_in_the_stats():
+    lines = [
+        json.dumps({**rec, "i": k}).encode()
+        for k in range(300)
+        for rec in (GOFLOW2, PMACCT, NFDUMP, NATIVE)
+    ]
+    records, _, summary, taken = _read(lines, None, compiled=True, size=100)
+    assert taken == len(lines) == summary["read"] and not summary["bad"]
+    assert summary["formats"] == {"goflow2": 300, "pmacct": 300, "nfdump": 300, "native": 300}
+    assert [r[1] for r in records] == [f"in.jsonl:{k + 1}" for k in range(len(lines))]
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = Server()
+    yield s
+    s.stop()
+
+
+def _enrich(server, path: Path, fmt: str | None, output: str, compiled: bool):
+    saved = er.SCANNER
+    er.SCANNER = er._enrich_scan if compiled else None
+    try:
+        out = io.BytesIO()
+        messages: list[str] = []
+        counters = Counters(echo=messages.append, keep=10**6, echo_per_reason=10**6)
+        opts = Options(
+            inputs=[str(path)], input_format=fmt, output_format=output, batch_size=50, progress=0
+        )
+        run(server.target, opts, out, messages.append, counters)
+        stats = counters.as_json()
+        # the reader's thread and the writer's count bad records: their order interleaves
+        stats["examples"].sort()
+        messages.sort()
+        return out.getvalue(), stats.pop("compiled_records"), stats.pop("reader"), stats, messages
+    finally:
+        er.SCANNER = saved
+
+
+@needs_scanner
+@pytest.mark.parametrize("output", ["json", "csv"])
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_enrich_writes_the_same_bytes_counters_and_messages_with_either_reader(
+    server, tmp_path, fmt, output
+):
+    lines = _inputs()
+    random.Random(4).shuffle(lines)
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    out, taken, reader, stats, messages = _enrich(server, path, fmt, output, compiled=True)
+    expected, none, python, expected_stats, expected_messages = _enrich(
+        server, path, fmt, output, compiled=False
+    )
+    assert (reader, python) == ("compiled", "python") and taken > 100 and none == 0
+    assert stats == expected_stats
+    assert messages == expected_messages
+    assert out == expected
+    if output == "json":  # and it is the records with their answers
+        assert len(out.splitlines()) == stats["written"] > 100
+        for line in out.splitlines()[:50]:
+            assert "dst_origin_as" in orjson.loads(line)
