@@ -305,9 +305,15 @@ class AttributeInterner:
             texts = self._texts
             extended_communities = texts.setdefault(extended_communities, extended_communities)
         # Decoded segments may be lists: a tuple of tuples, then shared whole.
-        as_path = tuple([(kind, tuple(numbers)) for kind, numbers in as_path])
+        # The raw decoders hand tuples of tuples already (hashable): no copy.
+        try:
+            at = hash(as_path) % LARGE_SLOTS if type(as_path) is tuple else -1
+        except TypeError:
+            at = -1
+        if at < 0:
+            as_path = tuple([(kind, tuple(numbers)) for kind, numbers in as_path])
+            at = hash(as_path) % LARGE_SLOTS
         paths = self._paths
-        at = hash(as_path) % LARGE_SLOTS
         seen = paths[at]
         if seen == as_path:
             as_path = seen
