@@ -132,6 +132,10 @@ cdef char _names[TABLE][MAX_KEY]
 cdef int _lens[TABLE]
 cdef int _ids[TABLE]
 cdef int _max_depth = 32
+# byte classes inside strings: 0 plain, 1 the closing quote, 2 a bracket (counted:
+# the Python reader's depth bound counts every { and [ of the line), 3 refused
+# (control characters, backslash, non-ASCII)
+cdef uint8_t _cls[256]
 
 
 cdef inline uint32_t _hash_step(uint32_t h, uint8_t c) noexcept nogil:
@@ -165,6 +169,11 @@ def setup(answer_names, int max_depth):
     global _max_depth
     memset(_lens, 0, sizeof(_lens))
     _max_depth = max_depth
+    for c in range(256):
+        _cls[c] = 3 if c < 32 or c >= 128 or c == 92 else 0
+    _cls[34] = 1
+    _cls[123] = 2
+    _cls[91] = 2
     for k, name in enumerate(KEYS):
         _put(name.encode(), k + 2)
     for name in answer_names:
@@ -195,15 +204,21 @@ cdef inline Py_ssize_t _ws(const uint8_t* p, Py_ssize_t n, Py_ssize_t i) noexcep
     return i
 
 
-cdef Py_ssize_t _string(const uint8_t* p, Py_ssize_t n, Py_ssize_t i) noexcept nogil:
+cdef Py_ssize_t _string(const uint8_t* p, Py_ssize_t n, Py_ssize_t i, int* opens) noexcept nogil:
     """p[i] is the opening quote: the index after the closing one, -1 if bad."""
+    cdef uint8_t c
     i += 1
     while i < n:
-        if p[i] == 34:
+        c = _cls[p[i]]
+        if c == 0:
+            i += 1
+        elif c == 1:
             return i + 1
-        if p[i] < 32:  # control characters are not allowed in JSON strings
+        elif c == 2:
+            opens[0] += 1
+            i += 1
+        else:
             return -1
-        i += 1
     return -1
 
 
@@ -253,7 +268,9 @@ cdef Py_ssize_t _literal(const uint8_t* p, Py_ssize_t n, Py_ssize_t i, const cha
     return i + m
 
 
-cdef Py_ssize_t _value(const uint8_t* p, Py_ssize_t n, Py_ssize_t i, int depth, int* kind, int64_t* value) noexcept nogil:
+cdef Py_ssize_t _value(
+    const uint8_t* p, Py_ssize_t n, Py_ssize_t i, int depth, int* kind, int64_t* value, int* opens
+) noexcept nogil:
     """Any JSON value at p[i] (validated, nested ones too): the index after it, -1 if bad."""
     cdef int sub_kind
     cdef int64_t sub_value
@@ -263,7 +280,7 @@ cdef Py_ssize_t _value(const uint8_t* p, Py_ssize_t n, Py_ssize_t i, int depth, 
     c = p[i]
     if c == 34:
         kind[0] = T_STR
-        return _string(p, n, i)
+        return _string(p, n, i, opens)
     if c == 45 or 48 <= c <= 57:
         return _number(p, n, i, kind, value)
     if c == 116:
@@ -280,6 +297,7 @@ cdef Py_ssize_t _value(const uint8_t* p, Py_ssize_t n, Py_ssize_t i, int depth, 
     if depth >= _max_depth:
         return -1
     kind[0] = T_NEST
+    opens[0] += 1
     close = 93 if c == 91 else 125
     i = _ws(p, n, i + 1)
     if i < n and p[i] == close:
@@ -288,14 +306,14 @@ cdef Py_ssize_t _value(const uint8_t* p, Py_ssize_t n, Py_ssize_t i, int depth, 
         if c == 123:  # an object: a key and a colon first
             if i >= n or p[i] != 34:
                 return -1
-            i = _string(p, n, i)
+            i = _string(p, n, i, opens)
             if i < 0:
                 return -1
             i = _ws(p, n, i)
             if i >= n or p[i] != 58:
                 return -1
             i = _ws(p, n, i + 1)
-        i = _value(p, n, i, depth + 1, &sub_kind, &sub_value)
+        i = _value(p, n, i, depth + 1, &sub_kind, &sub_value, opens)
         if i < 0:
             return -1
         i = _ws(p, n, i)
@@ -317,14 +335,7 @@ cdef int _parse(const uint8_t* p, Py_ssize_t n, Line* ln) noexcept nogil:
     cdef uint8_t c
     if n < 2 or p[0] != 123 or p[n - 1] != 125:
         return 0
-    for j in range(n):  # ASCII, no escapes, a bounded number of brackets
-        c = p[j]
-        if c >= 128 or c == 92:
-            return 0
-        if c == 123 or c == 91:
-            opens += 1
-    if opens > _max_depth:
-        return 0
+    opens = 1
     memset(ln.vtype, 0, sizeof(ln.vtype))
     i = _ws(p, n, 1)
     if i < n and p[i] == 125:
@@ -335,9 +346,14 @@ cdef int _parse(const uint8_t* p, Py_ssize_t n, Line* ln) noexcept nogil:
         k0 = i + 1
         h = 2166136261u
         i = k0
-        while i < n and p[i] != 34:
-            if p[i] < 32:
+        while i < n:
+            c = _cls[p[i]]
+            if c == 1:
+                break
+            if c == 3:
                 return 0
+            if c == 2:
+                opens += 1
             h = _hash_step(h, p[i])
             i += 1
         if i >= n:
@@ -352,7 +368,7 @@ cdef int _parse(const uint8_t* p, Py_ssize_t n, Line* ln) noexcept nogil:
         k0 = i
         kind = T_ABSENT
         value = 0
-        i = _value(p, n, i, 1, &kind, &value)
+        i = _value(p, n, i, 1, &kind, &value, &opens)
         if i < 0:
             return 0
         if kid > K_ANSWER:
@@ -365,8 +381,8 @@ cdef int _parse(const uint8_t* p, Py_ssize_t n, Line* ln) noexcept nogil:
         i = _ws(p, n, i)
         if i >= n:
             return 0
-        if p[i] == 125:
-            return 1 if i == n - 1 else 0
+        if p[i] == 125:  # the end; a bounded number of brackets, as the Python reader's
+            return 1 if i == n - 1 and opens <= _max_depth else 0
         if p[i] != 44:
             return 0
         i = _ws(p, n, i + 1)

@@ -12,6 +12,7 @@ JSON answer is three or four byte strings put together.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +24,29 @@ from attribution.convert import decode_records, route_summary_json
 from attribution.enrich_pack import pack_request
 from attribution.enrich_records import ANSWER_FIELDS, FLOW_FIELDS
 from attribution.v1 import attribution_pb2 as pb
+
+try:  # JSON lines assembled in C (built where a C compiler was at install time)
+    from attribution import _enrich_json as JSON_COMPILED
+except ImportError:
+    JSON_COMPILED = None  # type: ignore[assignment]
+if os.environ.get("ATTRIBUTION_ENRICH_READER") == "python":  # all Python, to compare
+    JSON_COMPILED = None  # type: ignore[assignment]
+_LAYOUT = {  # the compiled assembler's view of RECORD_DTYPE: byte offsets
+    "router": 0,
+    "src_origin_as": 4,
+    "src_peer_as": 8,
+    "dst_origin_as": 12,
+    "dst_peer_as": 16,
+    "provenance": 20,
+    "flags": 24,
+    "src_route": 28,
+    "dst_route": 32,
+    "override": 36,
+}
+if RECORD_DTYPE.itemsize != 40 or any(
+    RECORD_DTYPE.fields[k][1] != at for k, at in _LAYOUT.items()
+):  # a changed layout: the numpy path until _enrich_json.pyx follows
+    JSON_COMPILED = None  # type: ignore[assignment]
 
 _PROVENANCE = [PROVENANCE_NAMES.get(i, "none") for i in range(256)]
 _PROV_BYTES = [p.encode() for p in _PROVENANCE]
@@ -299,9 +323,41 @@ class AnswerBatch:
 
     def json_lines(self, raw: list[bytes]) -> bytes:
         """The records (their JSON texts) with their answers, a line each, in one string."""
+        if JSON_COMPILED is not None and len(self.records):
+            return self._json_lines_compiled(raw)
         pieces = self._json_pieces(1)
         pieces[:, 0] = [r[:-1] for r in raw]
         return b"".join(pieces.ravel().tolist())
+
+    def _json_lines_compiled(self, raw: list[bytes]) -> bytes:
+        """:meth:`json_lines` by attribution._enrich_json: the same bytes."""
+        rec = np.ascontiguousarray(self.records)
+        upto = int(max(rec["src_route"].max(), rec["dst_route"].max())) + 1
+        routes = self.routes
+        src_table = routes.piece_table("src", upto)
+        dst_table = routes.piece_table("dst", upto)
+        heads = [b',"router":null,']
+        heads += [b',"router":' + orjson.dumps(r) + b"," for r in self.routers]
+        errors = {
+            i: b"," + orjson.dumps(error_dict(code, message))[1:] + b"\n"
+            for i, (code, message) in self.errors.items()
+        }
+        tails: dict[tuple[int, int], bytes] = {}
+        overrides = self.overrides
+
+        def tail(override: int, flags: int) -> bytes:
+            got = tails.get((override, flags))
+            if got is None:
+                t: dict[str, Any] = {"override": overrides[override] if override >= 0 else None}
+                for bit, name in _FLAG_ITEMS:
+                    t[name] = bool(flags & bit)
+                t["error"] = t["error_code"] = None
+                got = tails[(override, flags)] = b"," + orjson.dumps(t)[1:] + b"\n"
+            return got
+
+        return JSON_COMPILED.json_lines(
+            raw, rec.view(np.uint8), heads, src_table, dst_table, _PROV_BYTES, tail, errors
+        )
 
     def _json_pieces(self, before: int = 0) -> np.ndarray:
         """Per record, a row of ``before`` empty cells then six pieces: the router,

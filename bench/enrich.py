@@ -19,8 +19,13 @@ bulk-rate passes and over each end-to-end run: the target is the client's CPU
 a record at most the service's. The client's start-up (the same command on
 one record) is measured too, and shown subtracted.
 
+Each stage and each end-to-end shape runs with each reader of ``--readers``
+(default both, interleaved: the Python reader alone, as without a C compiler,
+and the compiled one in front of it), so one run gives the before and after.
+
 Run: ``python -m bench.enrich [--records N] [--prefixes N] [--jobs N]
-[--full-goflow2] [--no-stages]``. Prints Markdown tables; nothing asserts on time.
+[--full-goflow2] [--no-stages] [--readers python,compiled]``. Prints Markdown
+tables; nothing asserts on time.
 """
 
 from __future__ import annotations
@@ -253,7 +258,9 @@ def service_rate(
     return flows / wall, (cpu / flows * 1e6 if cpu is not None else None)
 
 
-def stages(target: str, lines: list[bytes], outputs: list[str], tmp: Path) -> list[tuple]:
+def stages(
+    target: str, lines: list[bytes], outputs: list[str], tmp: Path, reader: str = "compiled"
+) -> list[tuple]:
     """Client CPU per record for each stage, in process, one format's lines.
 
     read/parse (lines -> FlowBatch), build request columns (pack_request), the
@@ -264,6 +271,17 @@ def stages(target: str, lines: list[bytes], outputs: list[str], tmp: Path) -> li
     each from answers decoded afresh: a route's output fields are made once per
     stream, so each writer pays for every route as one run would.
     """
+    import attribution.enrich_records as er
+
+    saved = er.SCANNER
+    er.SCANNER = er._enrich_scan if reader == "compiled" else None
+    try:
+        return _stages(target, lines, outputs, tmp)
+    finally:
+        er.SCANNER = saved
+
+
+def _stages(target: str, lines: list[bytes], outputs: list[str], tmp: Path) -> list[tuple]:
     from attribution.client import channel
     from attribution.enrich import _StreamRoutes
     from attribution.enrich_records import Counters, read_batches
@@ -326,7 +344,12 @@ def stages(target: str, lines: list[bytes], outputs: list[str], tmp: Path) -> li
 
 
 def end_to_end(
-    target: str, path: Path, n: int, *args: str, server_pid: int | None = None
+    target: str,
+    path: Path,
+    n: int,
+    *args: str,
+    server_pid: int | None = None,
+    reader: str = "compiled",
 ) -> tuple[float, float, float] | None:
     """``attribution enrich FILE`` as a process (output to /dev/null or a store):
     (records per wall second, its CPU seconds incl. workers, the service's CPU
@@ -337,8 +360,13 @@ def end_to_end(
     t0 = time.perf_counter()
     s0 = cpu_seconds(server_pid) if server_pid else 0.0
     before = os.times()
+    env = dict(os.environ)
+    if reader == "python":  # the Python reader alone (attribution.enrich_records)
+        env["ATTRIBUTION_ENRICH_READER"] = "python"
+    else:
+        env.pop("ATTRIBUTION_ENRICH_READER", None)
     with open(os.devnull, "wb") as sink:
-        done = subprocess.run(cmd, stdout=sink, stderr=subprocess.PIPE)
+        done = subprocess.run(cmd, stdout=sink, stderr=subprocess.PIPE, env=env)
     wall = time.perf_counter() - t0
     after = os.times()
     served = cpu_seconds(server_pid) - s0 if server_pid else 0.0
@@ -363,6 +391,11 @@ def main() -> int:
         help="goflow2 records with every field goflow2 prints (~870 bytes), not the ~470 read",
     )
     p.add_argument("--no-stages", action="store_true", help="end to end and service rate only")
+    p.add_argument(
+        "--readers",
+        default="python,compiled",
+        help="the readers to compare, run by run: python (the Python reader alone), compiled",
+    )
     p.add_argument("--serve", metavar="PORT_FILE", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.serve:
@@ -392,15 +425,19 @@ def main() -> int:
                 paths[name].write_bytes(b"\n".join(got) + b"\n")
             n = len(lines)
             sample = min(n, 50_000)
+            readers = args.readers.split(",")
             stage_rows = []
             for name, got in [] if args.no_stages else inputs.items():
                 outputs = ["json", "csv", "parquet:TMP/s.parquet", "chdb:TMP/s-db"]
-                done = stages(target, got[:sample], outputs if name == "goflow2" else [], tmp)
-                stage_rows.append((name, done))
+                for reader in readers:
+                    done = stages(
+                        target, got[:sample], outputs if name == "goflow2" else [], tmp, reader
+                    )
+                    stage_rows.append((f"{name}, {reader} reader", done))
             pid = server.pid
             svc, svc_cpu = service_rate(target, lines, fresh=True, server_pid=pid)
             warm, warm_cpu = service_rate(target, lines, server_pid=pid)
-            e2e: list[tuple[str, tuple[float, float, float] | None]] = []
+            e2e: list[tuple[str, str, tuple[float, float, float] | None]] = []
             shapes = [(f"{name} -> JSON lines", paths[name], []) for name in inputs]
             for label, extra in (
                 ("CSV", ["--output-format", "csv"]),
@@ -413,7 +450,9 @@ def main() -> int:
             one.write_bytes(lines[0] + b"\n")
             startup = min(end_to_end(target, one, 1)[1] for _ in range(3))  # type: ignore[index]
             for label, path, extra in shapes:
-                e2e.append((label, end_to_end(target, path, n, *extra, server_pid=pid)))
+                for reader in readers:  # interleaved: the load of the box moves
+                    got_e2e = end_to_end(target, path, n, *extra, server_pid=pid, reader=reader)
+                    e2e.append((label, reader, got_e2e))
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -432,21 +471,28 @@ def main() -> int:
     print(f"{warm / 1000:,.0f} k flows/s, {warm_cpu:.2f} CPU-µs a flow\n")
     print(f"client start-up (the command on one record): {startup:.2f} CPU-s\n")
     print(
-        "| end to end (`attribution enrich` process) | records/s (wall) | records per "
+        "| end to end (`attribution enrich` process) | reader | records/s (wall) | records per "
         "client CPU-s | client CPU-µs a record | the same less the JSON start-up "
         "| service CPU-µs a record (same run) |"
     )
-    print("|---|---:|---:|---:|---:|---:|")
-    for label, got in e2e:
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for label, reader, got in e2e:
         if got is None:
-            print(f"| {label} | — | — | — | — | — |")
+            print(f"| {label} | {reader} | — | — | — | — | — |")
         else:
             print(
-                f"| {label} | {got[0] / 1000:,.0f} k | {n / got[1] / 1000:,.0f} k "
+                f"| {label} | {reader} | {got[0] / 1000:,.0f} k | {n / got[1] / 1000:,.0f} k "
                 f"| {got[1] / n * 1e6:.1f} | {(got[1] - startup) / n * 1e6:.1f} "
                 f"| {got[2] / n * 1e6:.1f} |"
             )
-    json_rate = e2e[0][1]
+    json_rate = (
+        e2e[-1][2]
+        if len(readers) == 1
+        else next(
+            (g for label, r, g in e2e if r == readers[-1] and label.startswith("goflow2 -> JSON")),
+            None,
+        )
+    )
     if json_rate:
         print(f"\nend to end (goflow2 -> JSON) / service bulk rate: {json_rate[0] / svc:.2f}")
     return 0

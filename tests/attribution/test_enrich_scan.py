@@ -24,10 +24,14 @@ import orjson
 import pytest
 
 import attribution.enrich_records as er
+import attribution.enrich_wire as ew
+from attribution.client import channel
 from attribution.enrich import Options, run
 from attribution.enrich_pack import pack_request
 from attribution.enrich_records import Counters, read_batches
 from attribution.enrich_sources import _Splitter
+from attribution.enrich_wire import AnswerBatch, RouteDictionary
+from attribution.v1 import attribution_pb2_grpc as pb_grpc
 from tests.attribution.served import Server
 from tests.attribution.test_enrich_columns import (
     GOFLOW2,
@@ -53,9 +57,12 @@ def test_the_compiled_reader_is_built_where_there_is_a_c_compiler():
     would pass silently)."""
     if not _compiler():
         pytest.skip("no C compiler: the Python reader alone runs")
-    from attribution import _enrich_scan  # noqa: F401
+    from attribution import (
+        _enrich_json,  # noqa: F401
+        _enrich_scan,  # noqa: F401
+    )
 
-    assert er._enrich_scan is not None
+    assert er._enrich_scan is not None and ew.JSON_COMPILED is not None
     assert er.reader_name() == "compiled" or er.SCANNER is None
 
 
@@ -181,7 +188,17 @@ def hostile(seed: int, n: int) -> list[bytes]:
             text = text[:-1] + b",}"  # nfdump's json-log separator
         elif shape == 9:
             text = text[:-1] + rng.choice(
-                [b',"a":tru}', b',"a":nul}', b',"a":"\x01"}', b',"a"}', b",}", b"}}", b',"":1}']
+                [
+                    b',"a":tru}',
+                    b',"a":nul}',
+                    b',"a":"\x01"}',
+                    b',"a"}',
+                    b",}",
+                    b"}}",
+                    b',"":1}',
+                    b',"a":"' + b"{[" * 20 + b'"}',  # brackets in a string count too
+                    b',"' + b"[" * 40 + b'":1}',
+                ]
             )
         out.append(text.replace(b"\n", b" "))
     return out
@@ -279,8 +296,10 @@ def server():
 
 
 def _enrich(server, path: Path, fmt: str | None, output: str, compiled: bool):
-    saved = er.SCANNER
+    """A run with the compiled reader and JSON assembler, or with neither."""
+    saved = er.SCANNER, ew.JSON_COMPILED
     er.SCANNER = er._enrich_scan if compiled else None
+    ew.JSON_COMPILED = saved[1] if compiled else None
     try:
         out = io.BytesIO()
         messages: list[str] = []
@@ -295,7 +314,7 @@ def _enrich(server, path: Path, fmt: str | None, output: str, compiled: bool):
         messages.sort()
         return out.getvalue(), stats.pop("compiled_records"), stats.pop("reader"), stats, messages
     finally:
-        er.SCANNER = saved
+        er.SCANNER, ew.JSON_COMPILED = saved
 
 
 @needs_scanner
@@ -320,3 +339,32 @@ def test_enrich_writes_the_same_bytes_counters_and_messages_with_either_reader(
         assert len(out.splitlines()) == stats["written"] > 100
         for line in out.splitlines()[:50]:
             assert "dst_origin_as" in orjson.loads(line)
+
+
+@pytest.mark.skipif(ew.JSON_COMPILED is None, reason="compiled JSON assembler not built")
+def test_the_compiled_json_assembler_writes_the_bytes_of_the_numpy_one(server):
+    """Answers of a real server (routes, no route, errors from the packing and
+    from the service, routers, overrides, flags), batch by batch on one stream."""
+    lines = [x for x in _inputs() if b"\\" not in x][:3000]
+    split = _Splitter("t")
+    batches = list(
+        read_batches(iter([split.feed(b"\n".join(lines) + b"\n")]), None, Counters(), 97)
+    )
+    with channel(server.target) as ch:
+        stub = pb_grpc.AttributionStub(ch)
+        packed = [pack_request(b, i) for i, b in enumerate(batches)]
+        replies = list(stub.ResolveStream(iter([p[0] for p in packed]), timeout=60))
+    routes = RouteDictionary()
+    errors = 0
+    for batch, (_, bad, good), reply in zip(batches, packed, replies, strict=True):
+        routes = routes.update(reply.columns)
+        answers = AnswerBatch.from_reply(len(batch), bad, good, reply, routes)
+        errors += len(answers.errors)
+        compiled = answers.json_lines(batch.raw)
+        saved = ew.JSON_COMPILED
+        ew.JSON_COMPILED = None
+        try:
+            assert compiled == answers.json_lines(batch.raw)
+        finally:
+            ew.JSON_COMPILED = saved
+    assert errors and len(batches) > 10

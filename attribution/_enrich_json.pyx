@@ -1,0 +1,189 @@
+# cython: language_level=3, boundscheck=True, wraparound=False, initializedcheck=True
+"""JSON lines of `attribution enrich`, assembled in C: each record's own text and its answer.
+
+The same bytes as :meth:`attribution.enrich_wire.AnswerBatch.json_lines`'s numpy
+path (tests/attribution/test_enrich_scan.py compares them), without a Python
+object per piece: per record, its text without the closing brace, the router
+(a piece per router of the reply), each side's AS numbers and provenances
+(written here), its route's fields (the stream's tables of pre-encoded
+pieces), the override and flags (a piece per distinct pair, made by a Python
+callback once per batch), or an error's piece instead of the answer.
+Why: putting ~7 pieces a record together in Python cost more than the
+service's whole answer.
+
+Indexes from the reply (router, routes, override) are checked against the
+tables before use: a bad one raises IndexError, as the numpy path does.
+"""
+
+from libc.stdint cimport int32_t, uint8_t, uint32_t
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcpy
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.object cimport PyObject
+
+
+DEF RECORD = 40  # attribution.answers.RECORD_DTYPE's itemsize (checked by the caller)
+
+
+cdef struct Out:
+    char* buf
+    Py_ssize_t size
+    Py_ssize_t cap
+
+
+cdef int _reserve(Out* o, Py_ssize_t more) except -1:
+    cdef Py_ssize_t cap = o.cap
+    cdef char* got
+    if o.size + more <= cap:
+        return 0
+    while cap < o.size + more:
+        cap = cap * 2 + 4096
+    got = <char*>realloc(o.buf, cap)
+    if got == NULL:
+        raise MemoryError()
+    o.buf = got
+    o.cap = cap
+    return 0
+
+
+cdef inline int _put(Out* o, const char* p, Py_ssize_t n) except -1:
+    _reserve(o, n)
+    memcpy(o.buf + o.size, p, n)
+    o.size += n
+    return 0
+
+
+cdef inline int _piece(Out* o, object piece) except -1:
+    if type(piece) is not bytes:
+        raise TypeError(f"a JSON piece is {type(piece).__name__}, not bytes")
+    return _put(o, PyBytes_AS_STRING(piece), PyBytes_GET_SIZE(piece))
+
+
+cdef inline int _uint(Out* o, uint32_t v) except -1:
+    cdef char digits[12]
+    cdef int n = 0
+    cdef int j
+    _reserve(o, 12)
+    if v == 0:
+        o.buf[o.size] = 48
+        o.size += 1
+        return 0
+    while v:
+        digits[n] = <char>(48 + v % 10)
+        v //= 10
+        n += 1
+    for j in range(n):
+        o.buf[o.size + j] = digits[n - 1 - j]
+    o.size += n
+    return 0
+
+
+cdef inline uint32_t _u32(const uint8_t* p) noexcept nogil:
+    cdef uint32_t v
+    memcpy(&v, p, 4)
+    return v
+
+
+cdef inline int32_t _i32(const uint8_t* p) noexcept nogil:
+    cdef int32_t v
+    memcpy(&v, p, 4)
+    return v
+
+
+cdef int _side(
+    Out* o, bytes name, uint32_t origin, uint32_t peer, uint8_t pa, uint8_t pb, list prov
+) except -1:
+    """``"src_origin_as":..,"src_peer_as":..,"src_origin_provenance":"..",
+    "src_peer_provenance":"..",`` as RouteDictionary.asn_json writes it."""
+    cdef const char* s = PyBytes_AS_STRING(name)
+    _put(o, '"', 1)
+    _put(o, s, 3)
+    _put(o, '_origin_as":', 12)
+    _uint(o, origin)
+    _put(o, ',"', 2)
+    _put(o, s, 3)
+    _put(o, '_peer_as":', 10)
+    _uint(o, peer)
+    _put(o, ',"', 2)
+    _put(o, s, 3)
+    _put(o, '_origin_provenance":"', 21)
+    _piece(o, prov[pa])
+    _put(o, '","', 3)
+    _put(o, s, 3)
+    _put(o, '_peer_provenance":"', 19)
+    _piece(o, prov[pb])
+    _put(o, '",', 2)
+    return 0
+
+
+def json_lines(
+    list raw,
+    const uint8_t[::1] records,
+    list heads,
+    object[:] src_table,
+    object[:] dst_table,
+    list prov,
+    object tail,
+    dict errors,
+):
+    """The batch's JSON lines in one string.
+
+    ``raw[i]``: record i's text (its last byte, the closing brace, is left
+    off); ``records``: the packed answers (RECORD_DTYPE bytes); ``heads[r +
+    1]``: router r's piece (``heads[0]``: none); the route tables: a route k's
+    side piece at k + 1; ``prov``: provenance names by number; ``tail(override,
+    flags)``: the closing piece; ``errors``: {i: the piece that replaces record
+    i's answer}.
+    """
+    cdef Py_ssize_t n = len(raw)
+    cdef Py_ssize_t i
+    cdef const uint8_t* r
+    cdef int32_t router, src_route, dst_route, override
+    cdef uint32_t flags
+    cdef int32_t last_override = -2
+    cdef uint32_t last_flags = 0
+    cdef Out o
+    cdef object last_tail = None
+    cdef Py_ssize_t nheads = len(heads), nsrc = src_table.shape[0], ndst = dst_table.shape[0]
+    if records.shape[0] != n * RECORD:
+        raise ValueError(f"{records.shape[0]} bytes of answers for {n} records")
+    if len(prov) < 256:
+        raise ValueError("a provenance name for each of 256 numbers is needed")
+    o.buf = NULL
+    o.size = 0
+    o.cap = 0
+    try:
+        _reserve(&o, n * 600)
+        for i in range(n):
+            text = raw[i]
+            if type(text) is not bytes or PyBytes_GET_SIZE(text) < 1:
+                raise TypeError(f"record {i}'s text is not JSON object bytes")
+            _put(&o, PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text) - 1)
+            if errors and i in errors:
+                _piece(&o, errors[i])
+                continue
+            r = &records[i * RECORD]
+            router = _i32(r)
+            src_route = _i32(r + 28)
+            dst_route = _i32(r + 32)
+            override = _i32(r + 36)
+            flags = _u32(r + 24)
+            if router < 0:
+                router = -1
+            if router + 1 >= nheads:
+                raise IndexError(f"router {router} of a reply naming {nheads - 1}")
+            _piece(&o, heads[router + 1])
+            if not (-1 <= src_route < nsrc - 1 and -1 <= dst_route < ndst - 1):
+                raise IndexError(f"route {src_route} or {dst_route} is not in the dictionary")
+            _side(&o, b"src", _u32(r + 4), _u32(r + 8), r[20], r[21], prov)
+            _piece(&o, src_table[src_route + 1])
+            _side(&o, b"dst", _u32(r + 12), _u32(r + 16), r[22], r[23], prov)
+            _piece(&o, dst_table[dst_route + 1])
+            if override != last_override or flags != last_flags or last_tail is None:
+                last_tail = tail(override, flags)
+                last_override = override
+                last_flags = flags
+            _piece(&o, last_tail)
+        return PyBytes_FromStringAndSize(o.buf, o.size)
+    finally:
+        free(o.buf)
