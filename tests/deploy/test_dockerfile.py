@@ -8,6 +8,7 @@ context admits.
 from __future__ import annotations
 
 import fnmatch
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -162,5 +163,9 @@ def test_the_build_context_admits_what_the_build_copies_and_builds_a_wheel(tmp_p
         scripts = whl.read(entry_points).decode()
     assert "attribution/v1/attribution_pb2.py" in names
     assert "attribution/demo/table.json" in names
+    # the compiled accelerators (setup.py) are built in the image where they can be
+    assert (context / "setup.py").exists() and list((context / "attribution").glob("*.pyx"))
+    if importlib.util.find_spec("Cython") and shutil.which("gcc"):
+        assert any(n.startswith("attribution/_enrich_scan") and n.endswith(".so") for n in names)
     for name in ("attribution", "attribution-health", "ribd-feed"):
         assert f"{name} = " in scripts
