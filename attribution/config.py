@@ -145,6 +145,7 @@ SECTION_KEYS: dict[str, frozenset[str]] = {
             "work_dir",
             "converge_quiet_time",
             "relay_spool_bytes",
+            "reread_wave",
             "api_mode",
             "workers",
         }
@@ -347,6 +348,7 @@ def parse_config(text: str, path: str = "<config>") -> Config:
     spool_bytes = c.get(bgp, bw, "relay_spool_bytes", int, RELAY_SPOOL_BYTES)
     if not 1024 * 1024 <= spool_bytes <= 64 * 1024**3:
         raise c.fail(("bgp", None, "relay_spool_bytes"), "must be between 1 MiB and 64 GiB")
+    reread_wave = _reread_wave(c, bgp, bw)
 
     report = c.get(data, ("", None, None), "report", dict, {})
     if "report" in data:
@@ -367,6 +369,7 @@ def parse_config(text: str, path: str = "<config>") -> Config:
         work_dir=c.get(bgp, bw, "work_dir", str, ""),
         converge_quiet_time=converge_quiet,
         relay_spool_bytes=spool_bytes,
+        reread_wave=reread_wave,
         api_mode=api_mode,
         workers=workers,
     )
@@ -397,6 +400,18 @@ def parse_config(text: str, path: str = "<config>") -> Config:
         api=api,
         ix=ix,
     )
+
+
+def _reread_wave(c: _Checker, bgp: dict, bw: tuple) -> int:
+    """[bgp] reread_wave: routers of a worker re-read at once after a feed gap;
+    "auto" (0): as many full tables as relay_spool_bytes holds (ribd.workers)."""
+    value = bgp.get("reread_wave", "auto")
+    if value == "auto":
+        return 0
+    wave = c.get(bgp, bw, "reread_wave", int)
+    if not 1 <= wave <= 10_000:
+        raise c.fail(("bgp", None, "reread_wave"), 'must be "auto" or between 1 and 10000')
+    return wave
 
 
 def _metrics(c: _Checker, data: dict) -> str:

@@ -45,6 +45,7 @@ _BGP_KEYS = {
     "work_dir": "[bgp] work_dir",
     "converge_quiet_time": "[bgp] converge_quiet_time",
     "relay_spool_bytes": "[bgp] relay_spool_bytes",
+    "reread_wave": "[bgp] reread_wave",
     "api_mode": "[bgp] api_mode",
     "workers": "[bgp] workers",
 }

@@ -38,7 +38,7 @@ from ribd.exabgp import feed_socket_path
 from ribd.feed import FeedServer
 from ribd.rib import Rib
 from ribd.snapshot import SnapshotError, load_snapshot, write_snapshot
-from ribd.workers import ExabgpWorkers
+from ribd.workers import ExabgpWorkers, reread_wave
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,10 @@ class Service:
         self.resolver = Resolver(self.rib, self.config, build_views_inline=False)
         self.ix_learner = IxLearner(self.rib, self.resolver.ix, self.config)
         self.feed = FeedServer(
-            feed_socket_path(settings), self.rib, exabgp_gone_hold_time=settings.restart_hold_time
+            feed_socket_path(settings),
+            self.rib,
+            exabgp_gone_hold_time=settings.restart_hold_time,
+            reread_wave=reread_wave(settings),
         )
         # One ExaBGP per worker ([bgp] workers, ribd.workers); the feed scopes
         # each worker's relay to its routers.

@@ -38,6 +38,8 @@ from ribd.events import EndOfRib, ExabgpShutdown, RoutesAnnounced, RoutesWithdra
 from ribd.feed_control import (
     CONTROL_PREFIX,
     REFRESH_TIMEOUT,
+    REREAD_STALL_TIMEOUT,
+    REREAD_WAVE,
     RESYNC_INTERVAL_MAX,
     RESYNC_INTERVAL_MIN,
     RelayControl,
@@ -52,6 +54,7 @@ from ribd.feed_counters import (
 )
 from ribd.lines import LineSplitter
 from ribd.parser import MAX_LINE_BYTES, ExabgpParser, FeedError, UnseenSession
+from ribd.reread_waves import RereadWaves
 from ribd.rib import Rib
 
 # Names other modules and tests import from here.
@@ -110,6 +113,7 @@ class FeedServer(RelayControl):
         max_line_bytes: int = MAX_LINE_BYTES,
         allowed_uids: frozenset[int] | None = None,
         refresh_timeout: float = REFRESH_TIMEOUT,
+        reread_wave: int = REREAD_WAVE,
     ) -> None:
         self.socket_path = socket_path
         self.rib = rib
@@ -143,7 +147,6 @@ class FeedServer(RelayControl):
         self.refresh_timeout = refresh_timeout
         self.session_resets_requested = 0
         self._resync_wanted = threading.Event()
-        self._resync_pending = False
         self._resync_thread: threading.Thread | None = None
         self._resync_interval = RESYNC_INTERVAL_MIN
         self._next_resync = 0.0
@@ -153,7 +156,11 @@ class FeedServer(RelayControl):
         # ribd.workers.ExabgpWorkers.scopes); a worker not named here, or a
         # relay without a worker, speaks for every router.
         self.worker_scopes: dict[int, frozenset[str]] = {}
-        self._resync_workers: set[int] = set()
+        # Routers whose tables await a re-read after a gap, asked a wave at
+        # a time (``reread_wave`` per worker: [bgp] reread_wave).
+        self.rereads = RereadWaves(reread_wave, REREAD_STALL_TIMEOUT)
+        self._gap_since_wave = False
+        self._resync_all: set[int] = set()  # workers whose gap found no router known yet
 
     # -- lifetime --
 
@@ -257,6 +264,10 @@ class FeedServer(RelayControl):
             "relays_connected_by_worker": by_worker,
             "refused_connections": self.refused_connections,
             "resyncs_requested": self.resyncs_requested,
+            "rereads_waiting": len(self.rereads.waiting),
+            "rereads_running": len(self.rereads.running),
+            "rereads_running_peak": self.rereads.peak,
+            "rereads_stalled": self.rereads.stalled,
             "session_resets_requested": self.session_resets_requested,
             "exabgp_gone_events": self.exabgp_gone_events,
         }

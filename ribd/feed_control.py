@@ -16,15 +16,19 @@ run by the operator) speaks for every router, as before workers existed.
   dropped), or a relay we never saw that already delivered lines elsewhere
   (we restarted), or a replacement relay under the same ExaBGP (ExaBGP
   respawned it; respawns get no replay): lines are missing, withdrawals
-  included. The re-read is exact: every established router's routes become
-  stale at that point (``Rib.mark_gap``), each relay is asked to
-  ``resync *`` (ExaBGP sends ROUTE-REFRESH to every established router), the
-  router answers BoRR, its table, EoRR (enhanced route refresh, RFC 7313),
-  and EoRR sweeps what it did not send again. A router that does not begin
+  included. The re-read is exact: every router's routes (of that worker)
+  become stale at that point (``Rib.mark_gap``), and each is asked for its
+  table with ``resync <ip>`` (ExaBGP sends it a ROUTE-REFRESH): the router
+  answers BoRR, its table, EoRR (enhanced route refresh, RFC 7313), and
+  EoRR sweeps what it did not send again. A router that does not begin
   within ``refresh_timeout`` (no enhanced route refresh) has its session
   reset (``reset <ip>``): it reconnects, and End-of-RIB does the same sweep.
-  Requests are coalesced and spaced out (2 s, doubling to 2 min while gaps
-  keep coming), so an overloaded service is not flooded with tables.
+  The re-reads go in waves (``ribd.reread_waves``): at most ``reread_wave``
+  routers of a worker at a time, so that their tables fit the relay's
+  spool; all at once, they overflowed it again, and the gap re-read them all
+  again. The first wave after a gap is spaced out (2 s, doubling to 2 min
+  while gaps keep coming), so an overloaded service is not flooded with
+  tables; routers waiting for their turn answer from their routes, stale.
 
 ``RelayControl`` is ``FeedServer``'s half that handles this; the connection
 reading half (``ribd.feed``) hands it the control lines it finds.
@@ -44,6 +48,7 @@ import orjson
 
 from ribd.checks import show, too_deep
 from ribd.feed_counters import BadLineLog
+from ribd.reread_waves import RereadWaves
 from ribd.rib import Rib
 
 if TYPE_CHECKING:
@@ -52,7 +57,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("ribd.feed")
 
 REFRESH_TIMEOUT = 30.0  # seconds for a router to begin a re-read (BoRR) before a reset
-RESYNC_INTERVAL_MIN, RESYNC_INTERVAL_MAX = 2.0, 120.0  # spacing of re-read requests
+RESYNC_INTERVAL_MIN, RESYNC_INTERVAL_MAX = 2.0, 120.0  # spacing of re-reads after gaps
+REREAD_WAVE = 4  # routers of one worker re-read at once: 4 full tables fit 256 MiB of spool
+REREAD_STALL_TIMEOUT = 120.0  # a re-read without progress this long frees its turn
 CONTROL_PREFIX = b'{"type":"ribd-relay"'
 
 
@@ -90,13 +97,14 @@ class RelayControl:
     _relays: dict[tuple[int, float], RelayInfo]
     _bad_log: BadLineLog
     _resync_wanted: threading.Event
-    _resync_pending: bool
     _resync_interval: float
     _next_resync: float
     _last_gap: float
     _unseen_resets: dict[str, float]
     worker_scopes: dict[int, frozenset[str]]
-    _resync_workers: set[int]
+    rereads: RereadWaves
+    _resync_all: set[int]
+    _gap_since_wave: bool
 
     # -- workers --
 
@@ -276,7 +284,7 @@ class RelayControl:
         if scope is None:
             worker = 0
         with self.rib.lock:
-            marked = self.rib.mark_gap(scope)
+            marked = self.rib.mark_gap(scope, asked=not self.resync_on_loss)
         self.relay_gaps += 1
         now = time.monotonic()
         if now - self._last_gap > 2 * RESYNC_INTERVAL_MAX:  # gaps are rare: ask at once
@@ -293,45 +301,69 @@ class RelayControl:
         )
         if self.resync_on_loss:
             with self._lock:
-                self._resync_workers.add(worker)
-            self._resync_pending = True
+                if marked:
+                    self.rereads.gap(marked, worker)
+                else:  # no router known yet (we just started): ask them all
+                    self._resync_all.add(worker)
+                self._gap_since_wave = True
             self._resync_wanted.set()
 
-    def _ask_resyncs(self) -> bool:
-        """Ask the relays of each worker with a gap (0: all relays) for a re-read.
-
-        A worker whose relay is not connected stays pending (asked again at
-        the next round); returns whether any relay was told.
-        """
-        with self._lock:
-            pending = sorted(self._resync_workers)
+    def _ask_wave(self, now: float) -> bool:
+        """Ask the re-reads whose turn it is (``ribd.reread_waves``), one
+        ``resync <router>`` each through its worker's relay; returns whether
+        any was asked. A router whose relay is not connected keeps its turn."""
+        rib = self.rib
+        with rib.lock, self._lock:
+            for neighbor in self.rereads.retire(now, rib.reread_status):
+                log.warning(
+                    "router %s: its table re-read made no progress for %.0fs; the next "
+                    "router's re-read goes ahead (its routes stay stale)",
+                    neighbor,
+                    self.rereads.stall_timeout,
+                )
+            turns, drop = self.rereads.turns(rib.reread_status)
+            self.rereads.drop(drop)
         asked = False
-        for worker in pending:
-            if not self.resync("*", worker or None):
+        with self._lock:
+            everyone = sorted(self._resync_all)
+        for worker in everyone:
+            if self.resync("*", worker or None):
+                asked = True
+                with self._lock:
+                    self._resync_all.discard(worker)
+        for neighbor, worker in turns:
+            if not self.resync(neighbor, worker or None):
                 continue
             asked = True
-            with self._lock:
-                self._resync_workers.discard(worker)
-            with self.rib.lock:
-                self.rib.note_refresh_asked(self._scope(worker))
-        with self._lock:
-            self._resync_pending = bool(self._resync_workers)
+            with rib.lock, self._lock:
+                rib.note_refresh_asked(frozenset((neighbor,)))
+                self.rereads.started(neighbor, now, rib.reread_status(neighbor))
         return asked
 
     def _resync_loop(self) -> None:
-        """Send coalesced, spaced re-read requests; reset routers that do not begin."""
+        """Ask re-reads a wave at a time; reset routers that do not begin.
+
+        The first wave after a gap waits for ``_next_resync`` (2 s, doubling
+        to 2 min while gaps keep coming); later waves go as slots free up.
+        """
         while not self._stop.is_set():
             self._resync_wanted.wait(1.0)
             self._resync_wanted.clear()
             if self._stop.is_set():
                 return
+            if not self.resync_on_loss:
+                continue
             now = time.monotonic()
-            if self._resync_pending and now >= self._next_resync and self._ask_resyncs():
+            with self._lock:
+                waiting = bool(self.rereads.waiting or self.rereads.running or self._resync_all)
+                after_gap = self._gap_since_wave
+            due = waiting and (not after_gap or now >= self._next_resync)
+            if due and self._ask_wave(now) and after_gap:
+                with self._lock:
+                    self._gap_since_wave = False
                 self._next_resync = now + self._resync_interval
                 self._resync_interval = min(self._resync_interval * 2, RESYNC_INTERVAL_MAX)
-            if self._resync_pending or not self.resync_on_loss:
-                continue  # not asked (yet): nothing can be overdue
-            with self.rib.lock:
+            with self.rib.lock:  # (routers waiting for their turn are not overdue)
                 resets = self.rib.overdue_refreshes(self.refresh_timeout)
             for neighbor in resets:
                 told = self.reset_session(neighbor)

@@ -19,6 +19,7 @@ from ribd.table import (
     REFRESH_RUNNING,
     FamilyState,
     RouterRib,
+    _canonical,
 )
 
 
@@ -96,7 +97,7 @@ class SessionHandling:
 
     # -- exact re-reads after lost feed lines ----------------------------------
 
-    def mark_gap(self, neighbors: frozenset[str] | None = None) -> list[str]:
+    def mark_gap(self, neighbors: frozenset[str] | None = None, *, asked: bool = True) -> list[str]:
         """Feed lines were lost: announcements *and* withdrawals may be missing.
 
         Every router's routes become stale and each family awaits a re-read
@@ -108,19 +109,102 @@ class SessionHandling:
         routes stale until its hold expires or its session comes back.
         ``neighbors``: only these routers (the lines of one ExaBGP worker's
         relay were lost); None: every router. Returns the routers marked.
+
+        A family already awaiting or in a re-read (an earlier gap) keeps what
+        it holds: its routes since that gap join its stale generation
+        (``_fold_into_stale``) rather than replacing it, so a router still
+        waiting for its turn (re-reads go in waves, ``ribd.reread_waves``)
+        keeps answering, stale, from its whole table. ``asked``: False when
+        the re-read will be asked later (``note_refresh_asked`` then starts
+        the wait for BoRR); until then the router is not overdue.
         """
         now = self.clock()
-        asked = []
+        marked = []
+        folds: dict[str, dict[int, int]] = {}
         for r in self.routers.values():
             if neighbors is not None and r.neighbor not in neighbors:
                 continue
             for family, fs in r.families.items():
-                self._rotate(r, family, fs)
+                if fs.refresh != REFRESH_NONE and fs.stale_slot is not None:
+                    if fs.prefixes:
+                        folds.setdefault(family, {})[fs.slot] = fs.stale_slot
+                else:
+                    self._rotate(r, family, fs)
                 fs.converged = False
                 fs.refresh = REFRESH_ASKED
-            r.refresh_asked = now
-            asked.append(r.neighbor)
-        return asked
+            r.refresh_asked = now if asked else 0.0
+            marked.append(r.neighbor)
+        for family, moves in folds.items():
+            moved = self._fold_into_stale(family, moves)
+            for r in self.routers.values():
+                fs = r.families.get(family)
+                if fs is not None and fs.slot in moves:
+                    fs.stale_prefixes += moved.get(fs.slot, 0)
+                    fs.prefixes = fs.paths = 0
+        return marked
+
+    def _fold_into_stale(self, family: str, moves: dict[int, int]) -> dict[int, int]:
+        """Move what each slot of ``moves`` holds into its stale slot (``moves``:
+        slot -> stale slot of the same router); returns prefixes moved per slot.
+
+        One pass over the family's prefixes (the delta merged first, as the
+        sweep does): a second gap before a re-read finished is rare, and the
+        routes the router sent since the first gap are then as uncertain as
+        the rest of its table, so they become stale with it; the re-read's
+        EoRR sweeps those it does not send again.
+        """
+        table = self.tables[family]
+        store = table.store
+        if store.has_delta():
+            store.merge()
+            table.merged()
+        moved = dict.fromkeys(moves, 0)
+        values, keys = store.values, store.keys
+        intern, log_change = table.intern, table.changes.append
+        for i in range(len(values)):
+            entry = values[i]
+            if entry is None:
+                continue
+            n = len(entry)
+            new: list | None = None
+            for slot, stale in moves.items():
+                if slot < n and entry[slot] is not None:
+                    if new is None:
+                        new = list(entry)
+                    if stale >= len(new):
+                        new.extend((None,) * (stale + 1 - len(new)))
+                    new[stale], new[slot] = new[slot], None
+                    moved[slot] += 1
+            if new is not None:
+                store.set_at(i, _canonical(new, intern))
+                log_change(store.text(keys[i]))
+        table.forget_changes_if_behind()
+        return moved
+
+    def reread_status(self, neighbor: str) -> tuple[bool, bool, bool, tuple] | None:
+        """For the re-read waves (``ribd.reread_waves``): whether ``neighbor``
+        still needs its table re-read (a family awaiting or in a re-read);
+        whether it is settled (every family converged, or still awaiting a
+        re-read with nothing stale to re-send: an empty family gets no
+        BoRR/EoRR and waits for ``overdue_refreshes``, but sends no burst
+        either); whether its session is up; and a marker that changes
+        whenever it makes progress (routes written, a re-read begun or ended,
+        its session changing). None: an unknown router."""
+        r = self.routers.get(neighbor)
+        if r is None:
+            return None
+        families = r.families.values()
+        pending = any(fs.refresh != REFRESH_NONE for fs in families)
+        settled = all(
+            fs.converged or (fs.refresh == REFRESH_ASKED and not fs.stale_prefixes)
+            for fs in families
+        )
+        marker = (
+            r.session,
+            r.session_since,
+            tuple((fs.writes, fs.refresh, fs.converged) for fs in families),
+        )
+        return pending, settled, r.session == "up", marker
 
     def note_refresh_asked(self, neighbors: frozenset[str] | None = None) -> None:
         """The re-read was just asked for (of ``neighbors``' worker; None: every

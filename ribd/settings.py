@@ -46,6 +46,9 @@ class BgpSettings:
     # changes a second: ribd.rib.QUIET_PREFIXES_PER_SECOND). 0: never.
     converge_quiet_time: float = 60.0
     relay_spool_bytes: int = 256 * 1024 * 1024  # the relay's in-memory spool cap
+    # Routers of one worker re-read at once after a feed gap (ribd.reread_waves);
+    # 0 ("auto"): as many full tables as the spool holds (ribd.workers.reread_wave).
+    reread_wave: int = 0
     # How the supervised ExaBGP reports UPDATEs: "raw" (packets API, decoded by
     # ribd.rawupdate; ExaBGP skips its own decode, ribd.exabgp_run) or "json"
     # (ExaBGP's parsed JSON). ribd.exabgp_config.API_MODES.

@@ -17,7 +17,7 @@ from ribd.feed import FeedServer, RibMaintenance
 from ribd.rib import Rib
 from ribd.settings import BgpSettings, NeighborSettings
 from ribd.speaker import Speaker, free_port
-from ribd.workers import ExabgpWorkers, waits_on
+from ribd.workers import ExabgpWorkers, reread_wave, waits_on
 
 
 class BgpTestbed:
@@ -67,7 +67,10 @@ class BgpTestbed:
             router_names={n.address: n.name for n in self.settings.neighbors},
         )
         self.feed = FeedServer(
-            self.settings.feed_socket, self.rib, exabgp_gone_hold_time=restart_hold_time
+            self.settings.feed_socket,
+            self.rib,
+            exabgp_gone_hold_time=restart_hold_time,
+            reread_wave=reread_wave(self.settings),
         )
         # One supervised ExaBGP per worker (one in all, unless ``workers``).
         self.supervisor = ExabgpWorkers(self.settings, self.rib)

@@ -182,19 +182,27 @@ def spool_warnings(settings: BgpSettings) -> list[str]:
     """Workers whose routers, sending their whole tables at once (our restart,
     theirs), can overflow the relay's spool while the service catches up.
 
-    The spool then drops lines and every table of the worker is re-read, and
-    the re-read is another burst of the same size: 16 real tables at once on
-    one worker overflowed the default 256 MiB within a minute.
+    The spool then drops lines and every table of the worker is re-read (in
+    waves that fit the spool, ``reread_wave``): 16 real tables at once on one
+    worker overflowed the default 256 MiB within a minute.
     """
     if settings.exabgp_mode != "supervised":
         return []
+    wave: list[str] = []
+    if settings.reread_wave * SPOOL_BYTES_PER_TABLE > settings.relay_spool_bytes:
+        wave.append(
+            f"[bgp] reread_wave = {settings.reread_wave}: that many full tables re-read at once "
+            f"need about {settings.reread_wave * SPOOL_BYTES_PER_TABLE >> 20} MiB of relay "
+            f"spool, relay_spool_bytes is {settings.relay_spool_bytes >> 20} MiB: a re-read "
+            'after a feed gap can overflow it again (use "auto")'
+        )
     crowded = [
         p
         for p in plan_workers(settings)
         if len(p.neighbors) * SPOOL_BYTES_PER_TABLE > (settings.relay_spool_bytes)
     ]
     if not crowded:
-        return []
+        return wave
     most = max(len(p.neighbors) for p in crowded)
     needed = most * SPOOL_BYTES_PER_TABLE
     return [
@@ -202,10 +210,21 @@ def spool_warnings(settings: BgpSettings) -> list[str]:
         f"about {max(1, settings.relay_spool_bytes // SPOOL_BYTES_PER_TABLE)} full table(s) "
         f"the service has not taken in yet, but {most} routers share one ExaBGP worker: when "
         "they all send their tables at once (a restart), lines beyond it are dropped and "
-        "every table is read again. Set relay_spool_bytes to at least "
+        "every table is read again ([bgp] reread_wave at a time). Set relay_spool_bytes "
+        "to at least "
         f"{needed >> 20} MiB (memory used only while the service is behind), or spread the "
-        "routers over more workers"
+        "routers over more workers",
+        *wave,
     ]
+
+
+def reread_wave(settings: BgpSettings) -> int:
+    """Routers of one worker whose tables are re-read at once after a feed gap
+    (``ribd.reread_waves``): ``[bgp] reread_wave``, or (0, "auto") as many full
+    tables as the relay's spool holds, at least one."""
+    if settings.reread_wave:
+        return settings.reread_wave
+    return max(1, settings.relay_spool_bytes // SPOOL_BYTES_PER_TABLE)
 
 
 def worker_settings(settings: BgpSettings, plan: WorkerPlan) -> BgpSettings:

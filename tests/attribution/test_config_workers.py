@@ -89,3 +89,35 @@ def test_a_change_of_workers_needs_a_restart_and_a_new_router_names_its_worker()
     assert restart_needed(running, added) == [
         "new router edge3 (no session yet; ExaBGP worker 1 will hold it)"
     ]
+
+
+# -- [bgp] reread_wave ------------------------------------------------------------------
+
+
+def test_reread_wave_defaults_to_the_tables_the_spool_holds_and_takes_a_number() -> None:
+    from ribd.workers import reread_wave
+
+    assert config().bgp.reread_wave == 0 and reread_wave(config().bgp) == 4  # 256 MiB
+    assert reread_wave(config("relay_spool_bytes = 1048576").bgp) == 1
+    assert reread_wave(config('reread_wave = "auto"\nrelay_spool_bytes = 1073741824').bgp) == 16
+    assert reread_wave(config("reread_wave = 2").bgp) == 2
+    assert config("reread_wave = 2").warnings == ()
+
+
+@pytest.mark.parametrize(
+    ("bgp", "message"),
+    [
+        ("reread_wave = 0", 'bgp.reread_wave: must be "auto" or between 1 and 10000'),
+        ('reread_wave = "all"', "bgp.reread_wave: must be an integer, not str"),
+        ("reread_wave = true", "bgp.reread_wave: must be an integer, not bool"),
+    ],
+)
+def test_a_bad_reread_wave_is_refused_with_its_key(bgp: str, message: str) -> None:
+    assert message in error_of(bgp)
+
+
+def test_a_reread_wave_the_spool_cannot_hold_is_warned_about_and_needs_a_restart() -> None:
+    (warning,) = config("reread_wave = 8").warnings
+    assert "reread_wave = 8" in warning and "512 MiB" in warning and "256 MiB" in warning
+    running = config()
+    assert restart_needed(running, config("reread_wave = 2")) == ["[bgp] reread_wave 0 -> 2"]

@@ -140,7 +140,7 @@ def test_relay_control_lines(server: FeedServer) -> None:
         wait_until(lambda: server.stats()["lines"] == 2, 5)
         # Lines were lost: routers are no longer converged, ExaBGP is asked for a refresh.
         s.sendall(control_line("lost", lines=7))
-        assert s.recv(100) == b"resync *\n"
+        assert s.recv(100) == f"resync {PEER}\n".encode()  # each router in its turn
         wait_until(lambda: server.stats()["resyncs_requested"] == 1, 5)
         stats = server.stats()
         assert stats["relay_lost_lines"] == 7 and stats["relay_gaps"] == 1
@@ -166,7 +166,7 @@ def test_a_respawned_relay_under_the_same_exabgp_triggers_a_resync(server: FeedS
         s.connect(server.socket_path)
         s.settimeout(5)
         s.sendall(control_line("hello", pid=11, ppid=1, started=2.0, delivered=0))
-        assert s.recv(100) == b"resync *\n"
+        assert s.recv(100) == b"resync *\n"  # (no router known yet: all of them)
 
 
 def test_raw_messages_of_a_session_opened_before_we_started_reset_it_once(

@@ -165,3 +165,44 @@ def test_a_gap_that_hid_a_sessions_up_line_waits_for_the_re_read() -> None:
     rib.apply(RouteRefreshMarker(R1, V4, False))
     assert table(rib) == {"10.1.0.0/16": (65001, False)}
     assert rib.routers[R1].session == "up" and rib.routers[R1].families[V4].converged
+
+
+def test_a_second_gap_before_the_re_read_keeps_the_whole_table_stale_then_sweeps_exactly() -> None:
+    """Re-reads go in waves: a router may wait for its turn through another
+    gap. Its table stays readable, stale (routes sent since the first gap
+    join the stale generation), and the re-read's EoRR sweeps what the
+    router no longer has, those routes included."""
+    rib = loaded_rib()
+    rib.mark_gap(asked=False)
+    assert rib.overdue_refreshes(30.0) == [] and rib.routers[R1].refresh_asked == 0
+    announce(rib, "10.4.0.0/16", asn=65004)  # sent after the first gap
+    announce(rib, "10.1.0.0/16", asn=65009)
+    rib.mark_gap(asked=False)  # its withdrawal of 10.4 may be among the lines lost
+    assert table(rib) == {
+        "10.1.0.0/16": (65009, True),
+        "10.2.0.0/16": (65001, True),
+        "10.3.0.0/16": (65001, True),
+        "10.4.0.0/16": (65004, True),
+    }
+    fs = rib.routers[R1].families[V4]
+    assert (fs.prefixes, fs.stale_prefixes) == (0, 4)
+    rib.note_refresh_asked(frozenset({R1}))
+    rib.apply(RouteRefreshMarker(R1, V4, True))
+    announce(rib, "10.1.0.0/16", asn=65009)
+    announce(rib, "10.2.0.0/16")
+    rib.apply(RouteRefreshMarker(R1, V4, False))
+    assert table(rib) == {"10.1.0.0/16": (65009, False), "10.2.0.0/16": (65001, False)}
+    assert rib.routers[R1].families[V4].converged
+
+
+def test_a_second_gap_during_a_re_read_keeps_what_it_re_sent_so_far() -> None:
+    rib = loaded_rib()
+    rib.mark_gap()
+    rib.apply(RouteRefreshMarker(R1, V4, True))
+    announce(rib, "10.1.0.0/16", asn=65009)  # re-sent: no longer in the stale generation
+    rib.mark_gap()
+    assert table(rib) == {
+        "10.1.0.0/16": (65009, True),
+        "10.2.0.0/16": (65001, True),
+        "10.3.0.0/16": (65001, True),
+    }
