@@ -138,19 +138,23 @@ cdef int _max_depth = 32
 cdef uint8_t _cls[256]
 
 
-cdef inline uint32_t _hash_step(uint32_t h, uint8_t c) noexcept nogil:
-    return (h ^ c) * 16777619u
+cdef inline uint32_t _hash(const uint8_t* p, Py_ssize_t n) noexcept nogil:
+    """A key's slot hash from its length and four of its bytes (no loop over it:
+    the table's keys differ there; a collision only costs a probe)."""
+    cdef uint32_t h
+    if n == 0:
+        return 0
+    h = (<uint32_t>n * 0x9E3779B1u) ^ (<uint32_t>p[0] << 24) ^ (<uint32_t>p[n - 1] << 16)
+    h ^= (<uint32_t>p[n // 2] << 8) ^ p[(n * 3) // 4]
+    h *= 0x85EBCA6Bu
+    return h ^ (h >> 15)
 
 
 cdef int _put(bytes name, int kid) except -1:
     cdef Py_ssize_t n = len(name)
-    cdef uint32_t h = 2166136261u
-    cdef Py_ssize_t j
-    if n >= MAX_KEY:
-        raise ValueError(f"key too long for the scanner's table: {name!r}")
-    for j in range(n):
-        h = _hash_step(h, name[j])
-    cdef uint32_t slot = h & (TABLE - 1)
+    if n >= MAX_KEY or n == 0:
+        raise ValueError(f"key too long or empty for the scanner's table: {name!r}")
+    cdef uint32_t slot = _hash(<const uint8_t*><const char*>name, n) & (TABLE - 1)
     while _lens[slot] != 0:
         if _lens[slot] == n and memcmp(_names[slot], <const char*>name, n) == 0:
             if _ids[slot] != kid:
@@ -210,15 +214,13 @@ cdef Py_ssize_t _string(const uint8_t* p, Py_ssize_t n, Py_ssize_t i, int* opens
     i += 1
     while i < n:
         c = _cls[p[i]]
-        if c == 0:
-            i += 1
-        elif c == 1:
-            return i + 1
-        elif c == 2:
+        if c != 0:
+            if c == 1:
+                return i + 1
+            if c == 3:
+                return -1
             opens[0] += 1
-            i += 1
-        else:
-            return -1
+        i += 1
     return -1
 
 
@@ -331,7 +333,6 @@ cdef int _parse(const uint8_t* p, Py_ssize_t n, Line* ln) noexcept nogil:
     cdef Py_ssize_t i, j, k0
     cdef int opens = 0, kid, kind
     cdef int64_t value
-    cdef uint32_t h
     cdef uint8_t c
     if n < 2 or p[0] != 123 or p[n - 1] != 125:
         return 0
@@ -344,21 +345,19 @@ cdef int _parse(const uint8_t* p, Py_ssize_t n, Line* ln) noexcept nogil:
         if i >= n or p[i] != 34:
             return 0
         k0 = i + 1
-        h = 2166136261u
         i = k0
         while i < n:
             c = _cls[p[i]]
-            if c == 1:
-                break
-            if c == 3:
-                return 0
-            if c == 2:
+            if c != 0:
+                if c == 1:
+                    break
+                if c == 3:
+                    return 0
                 opens += 1
-            h = _hash_step(h, p[i])
             i += 1
         if i >= n:
             return 0
-        kid = _lookup(p + k0, i - k0, h)
+        kid = _lookup(p + k0, i - k0, _hash(p + k0, i - k0))
         if kid == K_ANSWER:
             return 0
         i = _ws(p, n, i + 1)

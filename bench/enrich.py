@@ -272,13 +272,16 @@ def stages(
     stream, so each writer pays for every route as one run would.
     """
     import attribution.enrich_records as er
+    import attribution.enrich_wire as ew
 
-    saved = er.SCANNER
-    er.SCANNER = er._enrich_scan if reader == "compiled" else None
+    saved = er.SCANNER, ew.JSON_COMPILED
+    compiled = reader == "compiled"  # python: no compiled part, as without a C compiler
+    er.SCANNER = er._enrich_scan if compiled else None
+    ew.JSON_COMPILED = saved[1] if compiled else None
     try:
         return _stages(target, lines, outputs, tmp)
     finally:
-        er.SCANNER = saved
+        er.SCANNER, ew.JSON_COMPILED = saved
 
 
 def _stages(target: str, lines: list[bytes], outputs: list[str], tmp: Path) -> list[tuple]:
