@@ -1,0 +1,262 @@
+# The JSON grammar half of attribution/_enrich_scan.pyx (included there, compiled
+# with it): the key table, and a line's top-level members into a Line, validating
+# every value (nested ones too) without building any object. Every index is
+# checked against the line's length by hand.
+
+cdef char _names[TABLE][MAX_KEY]
+cdef int _lens[TABLE]
+cdef int _ids[TABLE]
+cdef int _max_depth = 32
+# byte classes inside strings: 0 plain, 1 the closing quote, 2 a bracket (counted:
+# the Python reader's depth bound counts every { and [ of the line), 3 refused
+# (control characters, backslash, non-ASCII)
+cdef uint8_t _cls[256]
+
+
+cdef inline uint32_t _hash(const uint8_t* p, Py_ssize_t n) noexcept nogil:
+    """A key's slot hash from its length and four of its bytes (no loop over it:
+    the table's keys differ there; a collision only costs a probe)."""
+    cdef uint32_t h
+    if n == 0:
+        return 0
+    h = (<uint32_t>n * 0x9E3779B1u) ^ (<uint32_t>p[0] << 24) ^ (<uint32_t>p[n - 1] << 16)
+    h ^= (<uint32_t>p[n // 2] << 8) ^ p[(n * 3) // 4]
+    h *= 0x85EBCA6Bu
+    return h ^ (h >> 15)
+
+
+cdef int _put(bytes name, int kid) except -1:
+    cdef Py_ssize_t n = len(name)
+    if n >= MAX_KEY or n == 0:
+        raise ValueError(f"key too long or empty for the scanner's table: {name!r}")
+    cdef uint32_t slot = _hash(<const uint8_t*><const char*>name, n) & (TABLE - 1)
+    while _lens[slot] != 0:
+        if _lens[slot] == n and memcmp(_names[slot], <const char*>name, n) == 0:
+            if _ids[slot] != kid:
+                raise ValueError(f"{name!r} is both an answer name and an input field")
+            return 0
+        slot = (slot + 1) & (TABLE - 1)
+    memcpy(_names[slot], <const char*>name, n)
+    _lens[slot] = <int>n
+    _ids[slot] = kid
+    return 0
+
+
+def setup(answer_names, int max_depth):
+    """The names a record may not carry (the answer replaces them: the Python
+    reader drops them) and the nesting bound; called once at import."""
+    global _max_depth
+    memset(_lens, 0, sizeof(_lens))
+    _max_depth = max_depth
+    for c in range(256):
+        _cls[c] = 3 if c < 32 or c >= 128 or c == 92 else 0
+    _cls[34] = 1
+    _cls[123] = 2
+    _cls[91] = 2
+    for k, name in enumerate(KEYS):
+        _put(name.encode(), k + 2)
+    for name in answer_names:
+        _put(name.encode(), K_ANSWER)
+
+
+cdef inline int _lookup(const uint8_t* p, Py_ssize_t n, uint32_t h) noexcept nogil:
+    if n >= MAX_KEY:
+        return 0
+    cdef uint32_t slot = h & (TABLE - 1)
+    while _lens[slot] != 0:
+        if _lens[slot] == n and memcmp(_names[slot], p, n) == 0:
+            return _ids[slot]
+        slot = (slot + 1) & (TABLE - 1)
+    return 0
+
+
+cdef struct Line:
+    int vtype[NKEYS]
+    Py_ssize_t start[NKEYS]
+    Py_ssize_t length[NKEYS]
+    int64_t ival[NKEYS]
+
+
+cdef inline Py_ssize_t _ws(const uint8_t* p, Py_ssize_t n, Py_ssize_t i) noexcept nogil:
+    while i < n and (p[i] == 32 or p[i] == 9 or p[i] == 13 or p[i] == 10):
+        i += 1
+    return i
+
+
+cdef Py_ssize_t _string(const uint8_t* p, Py_ssize_t n, Py_ssize_t i, int* opens) noexcept nogil:
+    """p[i] is the opening quote: the index after the closing one, -1 if bad."""
+    cdef uint8_t c
+    i += 1
+    while i < n:
+        c = _cls[p[i]]
+        if c != 0:
+            if c == 1:
+                return i + 1
+            if c == 3:
+                return -1
+            opens[0] += 1
+        i += 1
+    return -1
+
+
+cdef Py_ssize_t _number(const uint8_t* p, Py_ssize_t n, Py_ssize_t i, int* kind, int64_t* value) noexcept nogil:
+    """A JSON number without exponent, its integer part in int64: the index
+    after it, -1 if not one."""
+    cdef int neg = 0
+    cdef int digits = 0
+    cdef uint64_t v = 0
+    if i < n and p[i] == 45:  # -
+        neg = 1
+        i += 1
+    if i >= n or p[i] < 48 or p[i] > 57:
+        return -1
+    if p[i] == 48:  # a leading zero is the whole integer part
+        i += 1
+    else:
+        while i < n and 48 <= p[i] <= 57:
+            digits += 1
+            if digits > MAX_INT_DIGITS:
+                return -1
+            v = v * 10 + (p[i] - 48)
+            i += 1
+        if v > <uint64_t>9223372036854775807ULL:
+            return -1
+    kind[0] = T_INT
+    if i < n and p[i] == 46:  # .
+        i += 1
+        if i >= n or p[i] < 48 or p[i] > 57:
+            return -1
+        digits = 0
+        while i < n and 48 <= p[i] <= 57:
+            digits += 1
+            if digits > MAX_FRACTION_DIGITS:
+                return -1
+            i += 1
+        kind[0] = T_NUM
+    if i < n and (p[i] == 101 or p[i] == 69):  # an exponent: the readers disagree on 1e999
+        return -1
+    value[0] = -<int64_t>v if neg else <int64_t>v
+    return i
+
+
+cdef Py_ssize_t _literal(const uint8_t* p, Py_ssize_t n, Py_ssize_t i, const char* word, Py_ssize_t m) noexcept nogil:
+    if i + m > n or memcmp(p + i, word, m) != 0:
+        return -1
+    return i + m
+
+
+cdef Py_ssize_t _value(
+    const uint8_t* p, Py_ssize_t n, Py_ssize_t i, int depth, int* kind, int64_t* value, int* opens
+) noexcept nogil:
+    """Any JSON value at p[i] (validated, nested ones too): the index after it, -1 if bad."""
+    cdef int sub_kind
+    cdef int64_t sub_value
+    cdef uint8_t c, close
+    if i >= n:
+        return -1
+    c = p[i]
+    if c == 34:
+        kind[0] = T_STR
+        return _string(p, n, i, opens)
+    if c == 45 or 48 <= c <= 57:
+        return _number(p, n, i, kind, value)
+    if c == 116:
+        kind[0] = T_BOOL
+        return _literal(p, n, i, "true", 4)
+    if c == 102:
+        kind[0] = T_BOOL
+        return _literal(p, n, i, "false", 5)
+    if c == 110:
+        kind[0] = T_NULL
+        return _literal(p, n, i, "null", 4)
+    if c != 91 and c != 123:
+        return -1
+    if depth >= _max_depth:
+        return -1
+    kind[0] = T_NEST
+    opens[0] += 1
+    close = 93 if c == 91 else 125
+    i = _ws(p, n, i + 1)
+    if i < n and p[i] == close:
+        return i + 1
+    while True:
+        if c == 123:  # an object: a key and a colon first
+            if i >= n or p[i] != 34:
+                return -1
+            i = _string(p, n, i, opens)
+            if i < 0:
+                return -1
+            i = _ws(p, n, i)
+            if i >= n or p[i] != 58:
+                return -1
+            i = _ws(p, n, i + 1)
+        i = _value(p, n, i, depth + 1, &sub_kind, &sub_value, opens)
+        if i < 0:
+            return -1
+        i = _ws(p, n, i)
+        if i >= n:
+            return -1
+        if p[i] == close:
+            return i + 1
+        if p[i] != 44:
+            return -1
+        i = _ws(p, n, i + 1)
+
+
+cdef int _parse(const uint8_t* p, Py_ssize_t n, Line* ln) noexcept nogil:
+    """The line's top-level members into ``ln``; 0 if the line is not for the scanner."""
+    cdef Py_ssize_t i, j, k0
+    cdef int opens = 0, kid, kind
+    cdef int64_t value
+    cdef uint8_t c
+    if n < 2 or p[0] != 123 or p[n - 1] != 125:
+        return 0
+    opens = 1
+    memset(ln.vtype, 0, sizeof(ln.vtype))
+    i = _ws(p, n, 1)
+    if i < n and p[i] == 125:
+        return 1 if i == n - 1 else 0
+    while True:
+        if i >= n or p[i] != 34:
+            return 0
+        k0 = i + 1
+        i = k0
+        while i < n:
+            c = _cls[p[i]]
+            if c != 0:
+                if c == 1:
+                    break
+                if c == 3:
+                    return 0
+                opens += 1
+            i += 1
+        if i >= n:
+            return 0
+        kid = _lookup(p + k0, i - k0, _hash(p + k0, i - k0))
+        if kid == K_ANSWER:
+            return 0
+        i = _ws(p, n, i + 1)
+        if i >= n or p[i] != 58:
+            return 0
+        i = _ws(p, n, i + 1)
+        k0 = i
+        kind = T_ABSENT
+        value = 0
+        i = _value(p, n, i, 1, &kind, &value, &opens)
+        if i < 0:
+            return 0
+        if kid > K_ANSWER:
+            if ln.vtype[kid] != T_ABSENT:  # a duplicate: the Python reader decides
+                return 0
+            ln.vtype[kid] = kind
+            ln.start[kid] = k0
+            ln.length[kid] = i - k0
+            ln.ival[kid] = value
+        i = _ws(p, n, i)
+        if i >= n:
+            return 0
+        if p[i] == 125:  # the end; a bounded number of brackets, as the Python reader's
+            return 1 if i == n - 1 and opens <= _max_depth else 0
+        if p[i] != 44:
+            return 0
+        i = _ws(p, n, i + 1)
