@@ -159,10 +159,13 @@ class FlowBatch:
     @property
     def rows(self) -> list[tuple]:
         if self.lazy:
-            rows, formats, raw = self._rows, self.formats, self.raw
-            for i, row in enumerate(rows):
-                if row is None:
-                    rows[i] = row_of(formats[i], raw[i])
+            if SCANNER is not None:  # in C, as the msgspec path makes them
+                SCANNER.fill_rows(self._rows, self.formats, self.raw, row_of)
+            else:
+                rows, formats, raw = self._rows, self.formats, self.raw
+                for i, row in enumerate(rows):
+                    if row is None:
+                        rows[i] = row_of(formats[i], raw[i])
             self.lazy = False
         return self._rows  # type: ignore[return-value]
 
