@@ -83,20 +83,55 @@ cdef inline Py_ssize_t _ws(const uint8_t* p, Py_ssize_t n, Py_ssize_t i) noexcep
     return i
 
 
+cdef extern from *:
+    """
+    #if defined(__SSE2__)
+    #include <emmintrin.h>
+    #endif
+    /* The index of the first byte from i on that is not plain string text (a quote,
+       { or [, a backslash, a control character, non-ASCII), or n. 16 bytes at a time
+       where SSE2 is (every x86-64); never reads at or past n. */
+    static inline Py_ssize_t enrich_scan_plain(const unsigned char *p, Py_ssize_t i,
+                                               Py_ssize_t n, const unsigned char *cls) {
+    #if defined(__SSE2__)
+        const __m128i quote = _mm_set1_epi8(0x22), slash = _mm_set1_epi8(0x5C);
+        const __m128i brace = _mm_set1_epi8(0x7B), bracket = _mm_set1_epi8(0x5B);
+        const __m128i space = _mm_set1_epi8(0x20);
+        while (i + 16 <= n) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(p + i));
+            __m128i hit = _mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, slash)),
+                _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, brace), _mm_cmpeq_epi8(v, bracket)),
+                             _mm_cmplt_epi8(v, space)));  /* signed: < 0x20 and >= 0x80 */
+            int mask = _mm_movemask_epi8(hit);
+            if (mask)
+                return i + __builtin_ctz(mask);
+            i += 16;
+        }
+    #endif
+        while (i < n && cls[p[i]] == 0)
+            i++;
+        return i;
+    }
+    """
+    Py_ssize_t enrich_scan_plain(const uint8_t* p, Py_ssize_t i, Py_ssize_t n, const uint8_t* cls) noexcept nogil
+
+
 cdef Py_ssize_t _string(const uint8_t* p, Py_ssize_t n, Py_ssize_t i, int* opens) noexcept nogil:
     """p[i] is the opening quote: the index after the closing one, -1 if bad."""
     cdef uint8_t c
     i += 1
-    while i < n:
+    while True:
+        i = enrich_scan_plain(p, i, n, _cls)
+        if i >= n:
+            return -1
         c = _cls[p[i]]
-        if c != 0:
-            if c == 1:
-                return i + 1
-            if c == 3:
-                return -1
-            opens[0] += 1
+        if c == 1:
+            return i + 1
+        if c == 3:
+            return -1
+        opens[0] += 1
         i += 1
-    return -1
 
 
 cdef Py_ssize_t _number(const uint8_t* p, Py_ssize_t n, Py_ssize_t i, int* kind, int64_t* value) noexcept nogil:
@@ -221,17 +256,17 @@ cdef int _parse(const uint8_t* p, Py_ssize_t n, Line* ln) noexcept nogil:
             return 0
         k0 = i + 1
         i = k0
-        while i < n:
+        while True:
+            i = enrich_scan_plain(p, i, n, _cls)
+            if i >= n:
+                return 0
             c = _cls[p[i]]
-            if c != 0:
-                if c == 1:
-                    break
-                if c == 3:
-                    return 0
-                opens += 1
+            if c == 1:
+                break
+            if c == 3:
+                return 0
+            opens += 1
             i += 1
-        if i >= n:
-            return 0
         kid = _lookup(p + k0, i - k0, _hash(p + k0, i - k0))
         if kid == K_ANSWER:
             return 0
