@@ -12,6 +12,7 @@ in ``SupervisorState.last_error``: crash loops say why.
 
 from __future__ import annotations
 
+import concurrent.futures.thread  # noqa: F401 (see _SPAWN_LOCK: fork hooks registered now)
 import contextlib
 import ctypes
 import ctypes.util
@@ -76,6 +77,14 @@ def die_with_parent(parent_pid: int) -> Callable[[], None]:
 # One fork with a preexec_fn at a time: ExaBGP workers start together, and two
 # threads forking with preexec_fn at once made CPython report "release
 # unlocked lock" (its fork hooks take the import lock once per fork).
+# A fork with a preexec_fn runs the os.register_at_fork hooks; a module that
+# registers a before/after pair while a fork is between the two (the thread
+# forking waits for the import lock there) gets only the after half run:
+# concurrent.futures.thread's lock released unheld, "Exception ignored ...
+# release unlocked lock" on our stderr, which is the log. It is the one module
+# that registers such a pair and is imported lazily (the gRPC server's thread
+# pool), so it is imported with this module, before any worker starts
+# (tests/ribd/test_spawn_child.py).
 _SPAWN_LOCK = threading.Lock()
 
 
