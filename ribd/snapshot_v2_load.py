@@ -403,6 +403,11 @@ def _first_equal_rows(rows: np.ndarray) -> np.ndarray:
         for column in rows.T:
             h = (h ^ column.astype(np.uint64)) * np.uint64(0x100000001B3)
             h ^= h >> np.uint64(29)
+    ordered = np.sort(h)
+    if not (ordered[1:] == ordered[:-1]).any():
+        # Distinct hashes, so distinct rows: the writer's case. One plain sort,
+        # not unique's argsort with index and inverse (0.5 of 5 CPU-s at 16 routers).
+        return np.arange(n, dtype=np.int64)
     _, index, inverse = np.unique(h, return_index=True, return_inverse=True)
     first = index[inverse.reshape(-1)]
     if (rows == rows[first]).all():
