@@ -325,17 +325,34 @@ def _stages(target: str, lines: list[bytes], outputs: list[str], tmp: Path) -> l
 
         answers = decode()  # each writer from a fresh route dictionary, as one run
 
+        library = [0.0]  # CPU in the library's own writer: pyarrow.csv, Parquet, chdb
+
+        def inside(fn, library=library):
+            def timed_call(*a, **k):
+                t0 = time.process_time()
+                try:
+                    return fn(*a, **k)
+                finally:
+                    library[0] += time.process_time() - t0
+
+            return timed_call
+
         def write(spec=spec, answers=answers):
             if spec in OUTPUTS:
                 with open(os.devnull, "wb") as sink:
                     w = OUTPUTS[spec].make(sink)
+                    if hasattr(w, "write_csv"):  # pyarrow.csv (else the csv module: ours)
+                        w.write_csv = inside(w.write_csv)
                     for b, a in zip(batches, answers, strict=True):
                         w.write(b, a)
                     w.close()
                 return
             from attribution.sinks import open_sink
 
-            w = SinkWriter(open_sink(spec))
+            store = open_sink(spec)
+            # the buffered tables concatenated and handed to pyarrow.parquet / chdb
+            store._write_buffered = inside(store._write_buffered)
+            w = SinkWriter(store)
             for b, a in zip(batches, answers, strict=True):
                 w.write(b, a)
             w.close()
@@ -343,6 +360,8 @@ def _stages(target: str, lines: list[bytes], outputs: list[str], tmp: Path) -> l
         kind = spec.split(":")[0]
         t_spec = spec.replace("TMP", str(tmp))
         timed(f"write {kind}", lambda t_spec=t_spec: write(t_spec))
+        if kind != "json":
+            out.append((f"of which {kind}'s library", library[0] / n * 1e6))
     return out
 
 
@@ -394,6 +413,7 @@ def main() -> int:
         help="goflow2 records with every field goflow2 prints (~870 bytes), not the ~470 read",
     )
     p.add_argument("--no-stages", action="store_true", help="end to end and service rate only")
+    p.add_argument("--no-end-to-end", action="store_true", help="the in-process stages only")
     p.add_argument(
         "--readers",
         default="python,compiled",
@@ -452,7 +472,7 @@ def main() -> int:
             one = tmp / "one.jsonl"  # start-up: the same command on one record
             one.write_bytes(lines[0] + b"\n")
             startup = min(end_to_end(target, one, 1)[1] for _ in range(3))  # type: ignore[index]
-            for label, path, extra in shapes:
+            for label, path, extra in [] if args.no_end_to_end else shapes:
                 for reader in readers:  # interleaved: the load of the box moves
                     got_e2e = end_to_end(target, path, n, *extra, server_pid=pid, reader=reader)
                     e2e.append((label, reader, got_e2e))
@@ -489,7 +509,7 @@ def main() -> int:
                 f"| {got[2] / n * 1e6:.1f} |"
             )
     json_rate = (
-        e2e[-1][2]
+        (e2e[-1][2] if e2e else None)
         if len(readers) == 1
         else next(
             (g for label, r, g in e2e if r == readers[-1] and label.startswith("goflow2 -> JSON")),
