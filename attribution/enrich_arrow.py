@@ -209,7 +209,17 @@ def _csv_flow(values: list, cell: Any, text: bool = False) -> pa.Array:
                 return arr
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError):
             pass
-    return pa.array([None if v is None else str(cell(v)) for v in values], pa.string())
+    return pa.array([_text(v, cell) for v in values], pa.string())
+
+
+def _text(v: Any, cell: Any) -> str | None:
+    """``str(cell(v))``, None for None; strings and numbers (the usual times) directly."""
+    t = type(v)
+    if t is str:
+        return v
+    if t is float or t is int:
+        return str(v)
+    return None if v is None else str(cell(v))
 
 
 def csv_table(
