@@ -225,7 +225,7 @@ def run(args: argparse.Namespace) -> list[Row]:
     rows.append(
         Row(
             "ingest",
-            "  of which parse (ExabgpParser)" + (" raw" if args.raw else ""),
+            "  of which parse (ExabgpParser)" + (_raw_label() if args.raw else ""),
             n / t_parse,
             "prefixes/s",
             n / t_json,
@@ -246,6 +246,13 @@ def run(args: argparse.Namespace) -> list[Row]:
     )
     gc.collect()
     return rows
+
+
+def _raw_label() -> str:
+    """Which raw decoder ran: the compiled one (ribd._rawdecode) or the Python reference."""
+    from ribd.rawupdate import COMPILED
+
+    return " raw, compiled decoder" if COMPILED else " raw, Python decoder"
 
 
 def extra_args(p: argparse.ArgumentParser) -> None:

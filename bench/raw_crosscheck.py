@@ -22,7 +22,7 @@ from pathlib import Path
 from bench.exabgp_log import MRT, updates
 from ribd.parser import ExabgpParser
 from ribd.rawopen import SessionCaps
-from ribd.rawupdate import UpdateDecoder
+from ribd.rawupdate import COMPILED, UpdateDecoder
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "ribd"))
 
@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     prefixes = sum(len(e.prefixes) for evs in raw_events for e in evs if hasattr(e, "prefixes"))
     print(
         f"{len(bodies)} UPDATEs, {prefixes} prefixes: {differ} differ; CPU-s: ExaBGP decode + "
-        f"JSON encode {exabgp_cpu:.1f}, our JSON parser {json_cpu:.2f}, raw decoder {raw_cpu:.2f}"
+        f"JSON encode {exabgp_cpu:.1f}, our JSON parser {json_cpu:.2f}, raw decoder "
+        f"({'compiled' if COMPILED else 'Python'}) {raw_cpu:.2f}"
     )
     return 1 if differ else 0
 

@@ -7,7 +7,7 @@ built and keeps the Python one as the reference and the fallback
 (tests/ribd/test_raw_compiled.py compares them on the real table and on
 hostile bytes). What it saves: the ~25 us of Python per UPDATE spent
 walking octets; NLRI lists are decoded a whole list at a time into their
-texts in C.
+texts in C (``ribd._rawnlri``, cimported).
 
 Every read of the body goes through a raw pointer whose bounds are checked
 here by hand before the read (``boundscheck`` covers only Python-level
@@ -18,9 +18,10 @@ message for a malformed attribute) call the shared Python helpers of
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
-from libc.string cimport memcpy, memset
+from libc.string cimport memset
 
-from ribd.attributes import AttributeInterner, AS_CONFED_SEQUENCE, AS_CONFED_SET, AS_SEQUENCE, AS_SET
+from ribd._rawnlri cimport ipv6_text, nlri as _nlri, quad as _quad, u32 as _u32
+from ribd.attributes import AttributeInterner
 from ribd.events import IPV4_UNICAST, IPV6_UNICAST, EndOfRib, RoutesAnnounced, RoutesWithdrawn
 from ribd.rawattrs import (
     AS_TRANS,
@@ -38,20 +39,6 @@ from ribd.rawattrs import (
     _DISCARD,
     merge_as4_path,
 )
-
-
-cdef extern from "Python.h":
-    object PyUnicode_FromKindAndData(int kind, const void *buffer, Py_ssize_t size)
-    int PyUnicode_1BYTE_KIND
-
-
-cdef extern from "<arpa/inet.h>" nogil:
-    ctypedef unsigned int socklen_t
-    const char *inet_ntop(int af, const void *src, char *dst, socklen_t size)
-
-
-cdef extern from "<sys/socket.h>":
-    int AF_INET6
 
 
 # Attribute type codes (ribd.rawattrs has the same numbers).
@@ -75,15 +62,10 @@ cdef enum:
 
 cdef unsigned char _kind[256]  # 0 not read, 1 well-known, 2 optional
 cdef unsigned char _discard[256]  # RFC 7606 attribute discard
-cdef char _digits[256][4]  # decimal text of 0..255
-cdef unsigned char _ndigits[256]
 cdef int _i
 for _i in range(256):
     _kind[_i] = _KIND[_i]
     _discard[_i] = _i in _DISCARD
-    _text = str(_i).encode()
-    _ndigits[_i] = len(_text)
-    memcpy(_digits[_i], <const char *>_text, len(_text))
 
 _ORIGINS = ("igp", "egp", "incomplete")
 # The memos of ribd.rawattrs, typed: one C call per lookup.
@@ -104,78 +86,6 @@ cdef struct Attrs:
     Py_ssize_t stop[256]
     unsigned char have[256]
     int count
-
-
-cdef inline Py_ssize_t _octet(char *out, Py_ssize_t k, unsigned int v) noexcept:
-    memcpy(out + k, _digits[v], _ndigits[v])
-    return k + _ndigits[v]
-
-
-cdef inline str _quad(const unsigned char *a):
-    """Four octets as dotted-quad text (socket.inet_ntoa's)."""
-    cdef char buf[16]
-    cdef Py_ssize_t k = _octet(buf, 0, a[0])
-    buf[k] = 46
-    k = _octet(buf, k + 1, a[1])
-    buf[k] = 46
-    k = _octet(buf, k + 1, a[2])
-    buf[k] = 46
-    k = _octet(buf, k + 1, a[3])
-    return PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, buf, k)
-
-
-cdef inline unsigned int _u32(const unsigned char *a) noexcept:
-    return (<unsigned int>a[0] << 24) | (<unsigned int>a[1] << 16) | (a[2] << 8) | a[3]
-
-
-cdef tuple _nlri(const unsigned char *p, Py_ssize_t end, bint v6, bint add_path):
-    """(prefix texts, path ids or None) of one NLRI field; UpdateError (with
-    ribd.rawnlri's message) for a field that cannot be decoded."""
-    cdef list out = []
-    cdef list ids = [] if add_path else None
-    cdef Py_ssize_t at = 0, stop, k
-    cdef unsigned int n, octets
-    cdef unsigned int most = 128 if v6 else 32
-    cdef unsigned char a[16]
-    cdef char buf[64]
-    family = "IPv6" if v6 else "IPv4"
-    while at < end:
-        if add_path:
-            if at + 5 > end:
-                raise UpdateError(f"{family} NLRI: path id at octet {at} runs past the field")
-            ids.append(_u32(p + at))
-            at += 4
-        n = p[at]
-        if n > most:
-            raise UpdateError(f"{family} NLRI: prefix length {n} at octet {at} exceeds {most}")
-        octets = (n + 7) >> 3
-        stop = at + 1 + octets
-        if stop > end:
-            if v6 or add_path:
-                raise UpdateError(f"{family} NLRI: prefix /{n} at octet {at} runs past the field")
-            raise UpdateError(f"IPv4 NLRI: the last prefix runs past the field of {end} octets")
-        memset(a, 0, 16)
-        memcpy(a, p + at + 1, octets)
-        if n & 7:
-            a[octets - 1] &= (0xFF << (8 - (n & 7))) & 0xFF
-        if v6:
-            inet_ntop(AF_INET6, a, buf, 64)
-            k = 0
-            while buf[k]:
-                k += 1
-        else:
-            k = _octet(buf, 0, a[0])
-            buf[k] = 46
-            k = _octet(buf, k + 1, a[1])
-            buf[k] = 46
-            k = _octet(buf, k + 1, a[2])
-            buf[k] = 46
-            k = _octet(buf, k + 1, a[3])
-        buf[k] = 47
-        k = _octet(buf, k + 1, n)
-        out.append(PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, buf, k))
-        at = stop
-    return out, ids
 
 
 cdef str _split(const unsigned char *d, Py_ssize_t end, Attrs *A):
@@ -541,7 +451,6 @@ cdef tuple _mp_unreach(const unsigned char *v, Py_ssize_t n, add_path):
 cdef tuple _mp_reach(const unsigned char *v, Py_ssize_t n, add_path):
     """(family, next hop, NLRI) of MP_REACH_NLRI; family "" for one we do not keep."""
     cdef Py_ssize_t hop_len, nlri_at
-    cdef char buf[64]
     if n < 5:
         raise UpdateError(f"MP_REACH_NLRI of {n} octets is too short")
     family = _family(v)
@@ -554,8 +463,7 @@ cdef tuple _mp_reach(const unsigned char *v, Py_ssize_t n, add_path):
     if hop_len == 4:
         next_hop = _quad(v + 4)
     elif hop_len == 16 or hop_len == 32:  # global, then (32) a link-local one we do not use
-        inet_ntop(AF_INET6, v + 4, buf, 64)
-        next_hop = (<char *>buf).decode("ascii")
+        next_hop = ipv6_text(v + 4)
     else:
         raise UpdateError(f"MP_REACH_NLRI next hop of {hop_len} octets (4, 16 or 32 expected)")
     return family, next_hop, _nlri(v + nlri_at, n - nlri_at, family is IPV6_UNICAST, family in add_path)

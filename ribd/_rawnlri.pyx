@@ -1,0 +1,110 @@
+# cython: language_level=3, boundscheck=True, wraparound=False, cdivision=True
+"""NLRI fields of raw UPDATEs -> prefix texts in C, a whole list at a time.
+
+The compiled twin of ``ribd.rawnlri`` for ``ribd._rawdecode`` (which cimports
+it): the same texts (``192.0.2.0/24``, IPv6 through libc's ``inet_ntop``, as
+``socket.inet_ntop``), trailing bits masked, and an ``UpdateError`` with the
+message ``ribd.rawupdate`` gives (its ``NlriError`` text) for a field that
+cannot be decoded. Every length is compared with what is left of the field
+before the octets are read.
+"""
+
+from libc.string cimport memcpy, memset, strlen
+
+from ribd.rawattrs import UpdateError
+
+
+cdef extern from "Python.h":
+    object PyUnicode_FromKindAndData(int kind, const void *buffer, Py_ssize_t size)
+    int PyUnicode_1BYTE_KIND
+
+
+cdef extern from "<arpa/inet.h>" nogil:
+    ctypedef unsigned int socklen_t
+    const char *inet_ntop(int af, const void *src, char *dst, socklen_t size)
+
+
+cdef extern from "<sys/socket.h>":
+    int AF_INET6
+
+
+cdef char _digits[256][4]  # decimal text of 0..255
+cdef unsigned char _ndigits[256]
+cdef int _i
+for _i in range(256):
+    _text = str(_i).encode()
+    _ndigits[_i] = len(_text)
+    memcpy(_digits[_i], <const char *>_text, len(_text))
+
+
+cdef inline Py_ssize_t _octet(char *out, Py_ssize_t k, unsigned int v) noexcept:
+    memcpy(out + k, _digits[v], _ndigits[v])
+    return k + _ndigits[v]
+
+
+cdef str quad(const unsigned char *a):
+    """Four octets as dotted-quad text (socket.inet_ntoa's)."""
+    cdef char buf[16]
+    cdef Py_ssize_t k = _octet(buf, 0, a[0])
+    buf[k] = 46
+    k = _octet(buf, k + 1, a[1])
+    buf[k] = 46
+    k = _octet(buf, k + 1, a[2])
+    buf[k] = 46
+    k = _octet(buf, k + 1, a[3])
+    return PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, buf, k)
+
+
+cdef str ipv6_text(const unsigned char *a):
+    """Sixteen octets as IPv6 text (socket.inet_ntop's)."""
+    cdef char buf[64]
+    inet_ntop(AF_INET6, a, buf, 64)
+    return PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, buf, strlen(buf))
+
+
+cdef tuple nlri(const unsigned char *p, Py_ssize_t end, bint v6, bint add_path):
+    """(prefix texts, path ids or None) of one NLRI field; UpdateError (with
+    ribd.rawnlri's message) for a field that cannot be decoded."""
+    cdef list out = []
+    cdef list ids = [] if add_path else None
+    cdef Py_ssize_t at = 0, stop, k
+    cdef unsigned int n, octets
+    cdef unsigned int most = 128 if v6 else 32
+    cdef unsigned char a[16]
+    cdef char buf[64]
+    family = "IPv6" if v6 else "IPv4"
+    while at < end:
+        if add_path:
+            if at + 5 > end:
+                raise UpdateError(f"{family} NLRI: path id at octet {at} runs past the field")
+            ids.append(u32(p + at))
+            at += 4
+        n = p[at]
+        if n > most:
+            raise UpdateError(f"{family} NLRI: prefix length {n} at octet {at} exceeds {most}")
+        octets = (n + 7) >> 3
+        stop = at + 1 + octets
+        if stop > end:
+            if v6 or add_path:
+                raise UpdateError(f"{family} NLRI: prefix /{n} at octet {at} runs past the field")
+            raise UpdateError(f"IPv4 NLRI: the last prefix runs past the field of {end} octets")
+        memset(a, 0, 16)
+        memcpy(a, p + at + 1, octets)
+        if n & 7:
+            a[octets - 1] &= (0xFF << (8 - (n & 7))) & 0xFF
+        if v6:
+            inet_ntop(AF_INET6, a, buf, 64)
+            k = strlen(buf)
+        else:
+            k = _octet(buf, 0, a[0])
+            buf[k] = 46
+            k = _octet(buf, k + 1, a[1])
+            buf[k] = 46
+            k = _octet(buf, k + 1, a[2])
+            buf[k] = 46
+            k = _octet(buf, k + 1, a[3])
+        buf[k] = 47
+        k = _octet(buf, k + 1, n)
+        out.append(PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, buf, k))
+        at = stop
+    return out, ids
