@@ -53,10 +53,21 @@ cdef inline int _put(Out* o, const char* p, Py_ssize_t n) except -1:
     return 0
 
 
-cdef inline int _piece(Out* o, object piece) except -1:
+cdef inline int _piece(Out* o, object piece, Py_ssize_t skip=0) except -1:
     if type(piece) is not bytes:
         raise TypeError(f"a JSON piece is {type(piece).__name__}, not bytes")
-    return _put(o, PyBytes_AS_STRING(piece), PyBytes_GET_SIZE(piece))
+    if PyBytes_GET_SIZE(piece) < skip:
+        raise ValueError("a JSON piece shorter than its separator")
+    return _put(o, PyBytes_AS_STRING(piece) + skip, PyBytes_GET_SIZE(piece) - skip)
+
+
+cdef bint _opens_empty(const char* p, Py_ssize_t n) noexcept:
+    """The record's text without its closing brace ends in its opening one (``{}``,
+    ``{ }``): its answer goes in without the comma that separates it from a field."""
+    cdef Py_ssize_t j = n - 1
+    while j >= 0 and (p[j] == 32 or p[j] == 9 or p[j] == 13 or p[j] == 10):
+        j -= 1
+    return j >= 0 and p[j] == 123
 
 
 cdef inline int _uint(Out* o, uint32_t v) except -1:
@@ -136,7 +147,7 @@ def json_lines(
     i's answer}.
     """
     cdef Py_ssize_t n = len(raw)
-    cdef Py_ssize_t i
+    cdef Py_ssize_t i, skip
     cdef const uint8_t* r
     cdef int32_t router, src_route, dst_route, override
     cdef uint32_t flags
@@ -159,8 +170,9 @@ def json_lines(
             if type(text) is not bytes or PyBytes_GET_SIZE(text) < 1:
                 raise TypeError(f"record {i}'s text is not JSON object bytes")
             _put(&o, PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text) - 1)
+            skip = 1 if _opens_empty(PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text) - 1) else 0
             if errors and i in errors:
-                _piece(&o, errors[i])
+                _piece(&o, errors[i], skip)
                 continue
             r = &records[i * RECORD]
             router = _i32(r)
@@ -172,7 +184,7 @@ def json_lines(
                 router = -1
             if router + 1 >= nheads:
                 raise IndexError(f"router {router} of a reply naming {nheads - 1}")
-            _piece(&o, heads[router + 1])
+            _piece(&o, heads[router + 1], skip)
             if not (-1 <= src_route < nsrc - 1 and -1 <= dst_route < ndst - 1):
                 raise IndexError(f"route {src_route} or {dst_route} is not in the dictionary")
             _side(&o, b"src", _u32(r + 4), _u32(r + 8), r[20], r[21], prov)

@@ -277,7 +277,10 @@ class _Fallback(Exception):
 
 
 cdef object _text(const uint8_t* p, Line* ln, int k):
-    """A string value as str (ASCII, no escapes: the scanner took only such lines)."""
+    """A string value as str (ASCII, no escapes: the scanner took only such lines);
+    anything else (fill_rows handed another line) goes to the fallback."""
+    if k < 1 or ln.vtype[k] != T_STR:
+        raise _Fallback()
     return PyUnicode_DecodeASCII(<const char*>p + ln.start[k] + 1, ln.length[k] - 2, NULL)
 
 
@@ -296,7 +299,11 @@ cdef object _scalar(const uint8_t* p, Line* ln, int k):
 
 
 cdef inline object _int_or(Line* ln, int k, object default):
-    return default if ln.vtype[k] == T_ABSENT else ln.ival[k]
+    if ln.vtype[k] == T_ABSENT:
+        return default
+    if ln.vtype[k] != T_INT:
+        raise _Fallback()
+    return ln.ival[k]
 
 
 cdef bint _is_zero_mac(const uint8_t* p, Line* ln, int k) noexcept:
@@ -365,7 +372,7 @@ cdef object _row(const uint8_t* p, Line* ln, int kind):
             _int_or(ln, K_IFACE_OUT, 0),
             mac,
             _hop_text(p, ln, K_PEER_IP_DST),
-            ln.ival[K_BYTES],
+            _int_or(ln, K_BYTES, None) if ln.vtype[K_BYTES] == T_INT else _text(p, ln, 0),
             _int_or(ln, K_PACKETS, 0),
             _int_or(ln, K_SAMPLING_RATE, 0),
             when,

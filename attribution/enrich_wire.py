@@ -49,6 +49,7 @@ if RECORD_DTYPE.itemsize != 40 or any(
     JSON_COMPILED = None  # type: ignore[assignment]
 
 _PROVENANCE = [PROVENANCE_NAMES.get(i, "none") for i in range(256)]
+_MAY_OPEN = (b"{", b" ", b"\t", b"\r", b"\n", b"")  # the byte before the closing brace
 _PROV_BYTES = [p.encode() for p in _PROVENANCE]
 
 
@@ -327,6 +328,9 @@ class AnswerBatch:
             return self._json_lines_compiled(raw)
         pieces = self._json_pieces(1)
         pieces[:, 0] = [r[:-1] for r in raw]
+        for i, r in enumerate(raw):  # an empty object: its answer without the leading comma
+            if r[-2:-1] in _MAY_OPEN and r[:-1].rstrip().endswith(b"{"):
+                pieces[i, 1] = pieces[i, 1][1:]
         return b"".join(pieces.ravel().tolist())
 
     def _json_lines_compiled(self, raw: list[bytes]) -> bytes:

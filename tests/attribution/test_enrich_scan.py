@@ -201,10 +201,24 @@ def hostile(seed: int, n: int) -> list[bytes]:
     return out
 
 
+def noise(seed: int, n: int) -> list[bytes]:
+    """Random lines from a JSON-ish alphabet: brackets, quotes, digits, keys."""
+    rng = random.Random(seed)
+    parts = [b"{", b"}", b"[", b"]", b'"', b":", b",", b" ", b"-", b"0", b"7", b".", b"e"]
+    parts += [b"null", b"true", b"\\", b"\x00", b"\xc3\xa9", b'"src_addr"', b'"exporter"']
+    parts += [b'"sampler_address"', b'"10.0.0.1"', b'"::1"', b'"peer_ip_src"', b'"bytes"']
+    out = []
+    for _ in range(n):
+        line = b"".join(rng.choice(parts) for _ in range(rng.randint(0, 40)))
+        out.append(b"{" + line + b"}" if rng.random() < 0.7 else line)
+    return out
+
+
 def _inputs() -> list[bytes]:
     lines = variants()
     lines += mutations(11, 600)
     lines += hostile(12, 3000)
+    lines += noise(13, 1000)
     for path in sorted(DATA.glob("*")):
         lines += path.read_bytes().splitlines()
     return lines
@@ -265,7 +279,8 @@ def test_the_compiled_reader_gives_the_records_requests_and_errors_of_the_python
 @needs_scanner
 @pytest.mark.parametrize("seed", [21, 22, 23, 24])
 def test_hostile_lines_alone_and_in_full_batches_read_as_the_python_reader_reads_them(seed):
-    lines = hostile(seed, 4000)
+    lines = hostile(seed, 4000) + noise(seed, 2000)
+    random.Random(seed).shuffle(lines)
     for size in (1, 7, 4096):
         got = _read(lines, None, compiled=True, size=size)
         expected = _read(lines, None, compiled=False, size=size)
@@ -365,3 +380,35 @@ def test_the_compiled_json_assembler_writes_the_bytes_of_the_numpy_one(server):
         finally:
             ew.JSON_COMPILED = saved
     assert errors and len(batches) > 10
+
+
+@needs_scanner
+def test_rows_of_lines_the_scanner_did_not_take_come_from_the_fallback():
+    """fill_rows never reads a field a line does not have: handed any line, it makes
+    the row itself or asks the fallback."""
+    lines = hostile(31, 500) + noise(31, 500)
+    asked = []
+
+    def fallback(kind, text):
+        asked.append(text)
+        return ("fallback",)
+
+    for kind in ("goflow2", "pmacct", "nfdump", "native", "other"):
+        rows: list = [None] * len(lines)
+        er._enrich_scan.fill_rows(rows, [kind] * len(lines), lines, fallback)
+        assert all(type(r) is tuple for r in rows)
+    assert asked
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_an_empty_object_record_is_written_as_valid_json(server, tmp_path, compiled):
+    """``{}`` read as our flow JSON is a record (bad_record: no exporter): its line
+    is its answer alone, not ``{,"router":...``; so is a record left empty once
+    its answer-named fields are dropped."""
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b'{}\n{ }\n{"router":"x"}\n' + json.dumps(NATIVE).encode() + b"\n")
+    if compiled and ew.JSON_COMPILED is None:
+        pytest.skip("compiled JSON assembler not built")
+    out, *_ = _enrich(server, path, "native", "json", compiled=compiled)
+    got = [orjson.loads(line) for line in out.splitlines()]
+    assert [g["error_code"] for g in got] == ["bad_record"] * 3 + [None]
