@@ -17,6 +17,9 @@ from typing import Any
 from attribution.addresses import format_mac as format_mac  # re-exported
 from attribution.addresses import parse_mac as parse_mac
 from attribution.answers import MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES
+from attribution.config_api import KEYS as API_KEYS
+from attribution.config_api import ApiSettings as ApiSettings  # re-exported
+from attribution.config_api import parse_api
 from attribution.config_file import MAX_CONFIG_BYTES as MAX_CONFIG_BYTES  # re-exported
 from attribution.config_file import MAX_NESTING as MAX_NESTING
 from attribution.config_file import Checker as _Checker
@@ -57,31 +60,6 @@ class RouterConfig:
     router_id: str
     exporters: tuple[str, ...]
     fallback: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class ApiSettings:
-    """How the gRPC API is secured and how much of it one client may hold.
-
-    TLS is on when ``tls_cert`` and ``tls_key`` are set; ``tls_client_ca`` makes
-    it mutual (clients must present a certificate that CA signed). Token files
-    hold one token per line: read tokens may resolve and look up, admin tokens
-    may also reload. ``workers`` threads serve RPCs; at most ``max_streams`` of
-    them serve streams at once, so health checks and unary calls always find one.
-    """
-
-    tls_cert: str = ""
-    tls_key: str = ""
-    tls_client_ca: str = ""
-    read_token_file: str = ""
-    admin_token_file: str = ""
-    workers: int = 16
-    max_streams: int = 8
-    stream_idle_timeout: float = 300.0
-
-    @property
-    def tls(self) -> bool:
-        return bool(self.tls_cert)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,18 +147,7 @@ SECTION_KEYS: dict[str, frozenset[str]] = {
     "overrides": frozenset({"name", "exporter", "in_if", "src_mac", "peer_as", "description"}),
     "ix": frozenset(IX_KEYS),  # checked by attribution.ix_config
     "metrics": frozenset({"listen"}),
-    "api": frozenset(
-        {
-            "tls_cert",
-            "tls_key",
-            "tls_client_ca",
-            "read_token_file",
-            "admin_token_file",
-            "workers",
-            "max_streams",
-            "stream_idle_timeout",
-        }
-    ),
+    "api": frozenset(API_KEYS),  # checked by attribution.config_api
 }
 
 
@@ -354,7 +321,7 @@ def parse_config(text: str, path: str = "<config>") -> Config:
     if "report" in data:
         _report(c, data)
     metrics_listen = _metrics(c, data)
-    api = _api(c, data)
+    api = parse_api(c, data)
     bgp_settings = BgpSettings(
         local_as=local_as,
         router_id=router_id,
@@ -425,33 +392,6 @@ def _metrics(c: _Checker, data: dict) -> str:
         except ValueError as exc:
             raise c.fail(("metrics", None, "listen"), str(exc)) from None
     return listen
-
-
-def _api(c: _Checker, data: dict) -> ApiSettings:
-    api = c.get(data, ("", None, None), "api", dict, {})
-    w = ("api", None)
-    c.no_unknown(api, w, SECTION_KEYS["api"])
-    paths = {
-        key: c.get(api, w, key, str, "")
-        for key in ("tls_cert", "tls_key", "tls_client_ca", "read_token_file", "admin_token_file")
-    }
-    if bool(paths["tls_cert"]) != bool(paths["tls_key"]):
-        missing = "tls_key" if paths["tls_cert"] else "tls_cert"
-        raise c.fail(("api", None, missing), "tls_cert and tls_key go together: set both")
-    if paths["tls_client_ca"] and not paths["tls_cert"]:
-        raise c.fail(("api", None, "tls_client_ca"), "mutual TLS needs tls_cert and tls_key")
-    workers = c.get(api, w, "workers", int, 16)
-    if not 2 <= workers <= 1024:
-        raise c.fail(("api", None, "workers"), "must be between 2 and 1024")
-    max_streams = c.get(api, w, "max_streams", int, min(8, workers - 1))
-    if not 1 <= max_streams < workers:
-        raise c.fail(
-            ("api", None, "max_streams"),
-            f"must be between 1 and workers - 1 ({workers - 1}): one worker is kept for "
-            "health checks and unary calls",
-        )
-    idle = c.seconds(api, w, "stream_idle_timeout", 300.0, 1, 86400)
-    return ApiSettings(workers=workers, max_streams=max_streams, stream_idle_timeout=idle, **paths)
 
 
 def _overrides(c: _Checker, data: dict, local_as: int, warnings: list[str]) -> tuple:

@@ -17,7 +17,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from attribution.config import ApiSettings
+from attribution.config_api import ApiSettings
 from attribution.security import Guard, server_credentials
 from attribution.v1 import attribution_pb2 as pb
 
