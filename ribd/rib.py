@@ -68,6 +68,7 @@ from ribd.maintenance import Collection, Maintenance
 from ribd.observe import new_notes
 from ribd.reads import Reads, all_matches, route_match, slot_value
 from ribd.sessions import SessionHandling
+from ribd.store import COMPILED_FIND
 from ribd.table import (
     GC_PER_STEP,
     MAX_CHANGE_LOG,
@@ -248,7 +249,7 @@ class Rib(SessionHandling, Maintenance, Reads):
                         added = len(set(unheld))
                     prefixes = held
                 found = repeat(-2)  # every prefix left is in the delta
-        elif len(prefixes) >= 8:
+        elif len(prefixes) >= 8 or COMPILED_FIND:  # compiled: one call for any count
             found = store.find_many(prefixes)
         else:
             found = map(store.find, prefixes)

@@ -32,6 +32,12 @@ from itertools import repeat
 import numpy as np
 import pytricia
 
+try:  # compiled key search (setup.py builds it where a C compiler is): same indexes
+    from ribd._rawkeys import find_many as _compiled_find_many
+except ImportError:
+    _compiled_find_many = None
+COMPILED_FIND = _compiled_find_many is not None
+
 _LENGTH_BYTE = {str(n): bytes((n + 1,)) for n in range(129)}
 # Prefixes per C loop in the merges' bulk steps: each loop holds the GIL, so a
 # reader waits at most one chunk's time (~50 ms), not a whole table's.
@@ -134,6 +140,10 @@ class PrefixStore:
         keys = self.keys
         if not len(keys):
             return -1
+        if _compiled_find_many is not None:
+            found = _compiled_find_many(keys, (prefix,), self._addr_bytes == 16)
+            if found is not None:
+                return found[0]
         k = self.key(prefix)
         i = int(keys.searchsorted(k))
         return i if i < len(keys) and keys[i] == k else -1
@@ -149,6 +159,10 @@ class PrefixStore:
         keys = self.keys
         if not len(keys) or not prefixes:
             return [-1] * len(prefixes)
+        if _compiled_find_many is not None:  # ribd/_rawkeys.pyx: C keys, a memcmp search
+            found = _compiled_find_many(keys, prefixes, self._addr_bytes == 16)
+            if found is not None:
+                return found
         wanted = self._encode(list(prefixes))
         at = keys.searchsorted(wanted)
         at[at >= len(keys)] = 0

@@ -1,0 +1,55 @@
+"""The compiled key search (``ribd._rawkeys``) finds what the store's numpy search finds."""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+
+import pytest
+
+from ribd import store as store_module
+from ribd.store import PrefixStore
+
+compiled = pytest.importorskip("ribd._rawkeys")
+
+
+def random_prefixes(rng: random.Random, bits: int, count: int) -> list[str]:
+    out = set()
+    while len(out) < count:
+        length = rng.choice((0, 1, 8, 16, 19, 23, 24, 25, 32, 48, 64, 127, 128))
+        length = min(length, bits)
+        net = ipaddress.ip_network((rng.getrandbits(bits), bits), strict=False).supernet(
+            new_prefix=length
+        )
+        out.add(str(net))
+    return sorted(out)
+
+
+@pytest.mark.parametrize("bits", [32, 128])
+def test_compiled_search_gives_the_numpy_search_indexes(bits: int, monkeypatch) -> None:
+    rng = random.Random(bits)
+    stored = random_prefixes(rng, bits, 3000)
+    store = PrefixStore(bits)
+    for i, p in enumerate(stored):
+        store.delta.insert(p, ("entry", i))
+    store.merge()
+    for p in stored[::7]:  # holes keep their keys: their index is still found
+        store.set_at(store.find(p), None)
+    wanted = stored[::3] + random_prefixes(rng, bits, 2000)  # present and mostly absent
+    got = store.find_many(tuple(wanted))
+    assert compiled.find_many(store.keys, tuple(wanted), bits == 128) == got
+    monkeypatch.setattr(store_module, "_compiled_find_many", None)
+    assert store.find_many(tuple(wanted)) == got  # the numpy way
+    assert [store.find(p) for p in wanted[:300]] == got[:300]
+    assert sum(i >= 0 for i in got) >= len(stored[::3])
+
+
+def test_texts_not_parsed_exactly_here_are_left_to_the_python_way() -> None:
+    store = PrefixStore(32)
+    store.delta.insert("10.0.0.0/8", 1)
+    store.merge()
+    for text in ("10.0.0.0/08", "10.0.0.0", "/8", "10.0.0.0/8x", "10.0.0/8", "10.0.0.0/129"):
+        assert compiled.find_many(store.keys, (text,), False) is None, text
+    assert compiled.find_many(store.keys, ("10.0.0.0/8", "10.0.0.0/9"), False) == [0, -1]
+    with pytest.raises(KeyError):  # the store's own refusal, as before the compiled search
+        store.find("10.0.0.0/08")
