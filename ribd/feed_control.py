@@ -332,7 +332,14 @@ class RelayControl:
                 with self._lock:
                     self._resync_all.discard(worker)
         for neighbor, worker in turns:
-            if not self.resync(neighbor, worker or None):
+            try:
+                told = self.resync(neighbor, worker or None)
+            except (OSError, ValueError):  # not an address: nothing ExaBGP could refresh
+                log.warning("router %s: not an address, no re-read asked", show(neighbor))
+                with self._lock:
+                    self.rereads.drop((neighbor,))
+                continue
+            if not told:
                 continue
             asked = True
             with rib.lock, self._lock:

@@ -194,3 +194,34 @@ def test_routers_thought_down_are_asked_without_a_turn_and_restarted_ones_droppe
     for n, _ in ask:
         w.started(n, 0.0, rib(n))
     assert list(w.running) == ["c"] and not w.waiting
+
+
+def test_a_router_name_that_is_no_address_is_dropped_from_the_waves_not_a_crash(short_tmp) -> None:
+    """Without a configured router list, the RIB keys routers by what the feed
+    said; one that is no IP address cannot be refreshed: it is skipped, and the
+    next router's re-read is still asked."""
+    import socket as so
+
+    from ribd.events import EndOfRib, RoutesAnnounced, SessionState
+    from ribd.feed import FeedServer
+    from ribd.relay import control_line
+    from tests.ribd.test_rib_resync import attrs
+
+    rib = Rib()
+    for n in ("not-an-ip", "192.0.2.9"):
+        rib.apply(SessionState(n, "up"))
+        rib.apply(RoutesAnnounced(n, "ipv4 unicast", ("10.1.0.0/16",), None, attrs(65001)))
+        rib.apply(EndOfRib(n, "ipv4 unicast"))
+    feed = FeedServer(str(short_tmp / "feed.sock"), rib, reread_wave=1)
+    feed.start()
+    try:
+        with so.socket(so.AF_UNIX, so.SOCK_STREAM) as s:
+            s.connect(feed.socket_path)
+            s.settimeout(30)
+            s.sendall(control_line("hello", pid=7, ppid=1, started=1.0, delivered=0))
+            s.sendall(control_line("lost", lines=3))
+            assert s.recv(100) == b"resync 192.0.2.9\n"
+        assert feed._resync_thread is not None and feed._resync_thread.is_alive()
+        assert "not-an-ip" not in feed.rereads.waiting
+    finally:
+        feed.stop()
