@@ -233,6 +233,16 @@ class ServiceCollector(Collector):
             "Relays connected now.",
             value=st.get("relays_connected", 0),
         )
+        yield GaugeMetricFamily(
+            "attribution_feed_rereads_waiting",
+            "Routers whose table awaits its turn to be re-read after a feed gap.",
+            value=st.get("rereads_waiting", 0),
+        )
+        yield GaugeMetricFamily(
+            "attribution_feed_rereads_running",
+            "Routers re-sending their table after a feed gap now.",
+            value=st.get("rereads_running", 0),
+        )
         yield counter(
             "attribution_exabgp_gone",
             "Times ExaBGP stopped or died as seen by the feed (routes kept stale).",

@@ -142,6 +142,8 @@ def test_scrape_after_end_of_rib_shows_the_session_and_its_tables(story):
     assert metric(m, "attribution_rib_stored_prefixes", family=V4) == 3
     assert metric(m, "attribution_rib_entries", family=V6) == 2
     assert metric(m, "attribution_exabgp_up") == 1
+    assert metric(m, "attribution_feed_rereads_waiting") == 0
+    assert metric(m, "attribution_feed_rereads_running") == 0
     assert metric(m, "attribution_health_serving") == 1
     assert metric(m, "attribution_grpc_refused_total", reason="unauthenticated") == 0
     assert metric(m, "process_resident_memory_bytes") > 10_000_000
