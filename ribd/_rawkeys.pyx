@@ -81,3 +81,17 @@ def find_many(keys, prefixes, bint v6):
                 hi = mid
         out.append(lo if lo < count and memcmp(base + lo * width, key, width) == 0 else -1)
     return out
+
+
+def encode(prefixes, bint v6):
+    """The keys of prefix texts, packed back to back (a bytearray of len * width:
+    ``PrefixStore._encode``'s array); None when a text is not one parsed here."""
+    cdef int width = 17 if v6 else 5
+    cdef Py_ssize_t i = 0
+    cdef bytearray packed = bytearray(len(prefixes) * width)
+    cdef unsigned char *out = <unsigned char *>(<char *>packed) if len(packed) else NULL
+    for text in prefixes:
+        if type(text) is not str or _key(text, v6, out + i * width) < 0:
+            return None
+        i += 1
+    return packed

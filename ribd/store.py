@@ -33,9 +33,10 @@ import numpy as np
 import pytricia
 
 try:  # compiled key search (setup.py builds it where a C compiler is): same indexes
+    from ribd._rawkeys import encode as _compiled_encode
     from ribd._rawkeys import find_many as _compiled_find_many
 except ImportError:
-    _compiled_find_many = None
+    _compiled_encode = _compiled_find_many = None
 COMPILED_FIND = _compiled_find_many is not None
 
 _LENGTH_BYTE = {str(n): bytes((n + 1,)) for n in range(129)}
@@ -109,6 +110,10 @@ class PrefixStore:
 
     def _encode(self, prefixes: list[str]) -> np.ndarray:
         # Split from ``encode``, which is the merges' (tests count merges by it).
+        if _compiled_encode is not None:  # ribd/_rawkeys.pyx: the same keys, built in C
+            packed = _compiled_encode(prefixes, self._addr_bytes == 16)
+            if packed is not None:
+                return np.frombuffer(packed, dtype=f"S{self.width}")
         n = len(prefixes)
         out = np.empty((n, self.width), dtype=np.uint8)
         if n:

@@ -53,3 +53,15 @@ def test_texts_not_parsed_exactly_here_are_left_to_the_python_way() -> None:
     assert compiled.find_many(store.keys, ("10.0.0.0/8", "10.0.0.0/9"), False) == [0, -1]
     with pytest.raises(KeyError):  # the store's own refusal, as before the compiled search
         store.find("10.0.0.0/08")
+
+
+@pytest.mark.parametrize("bits", [32, 128])
+def test_compiled_keys_are_the_numpy_keys(bits: int, monkeypatch) -> None:
+    texts = random_prefixes(random.Random(bits + 1), bits, 5000)
+    store = PrefixStore(bits)
+    got = store.encode(texts)
+    monkeypatch.setattr(store_module, "_compiled_encode", None)
+    want = store.encode(texts)
+    assert got.dtype == want.dtype and got.tolist() == want.tolist()
+    assert len(store.encode([])) == 0
+    assert compiled.encode(["10.0.0.0/08"], bits == 128) is None
