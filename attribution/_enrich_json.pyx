@@ -16,32 +16,31 @@ tables before use: a bad one raises IndexError, as the numpy path does.
 """
 
 from libc.stdint cimport int32_t, uint8_t, uint32_t
-from libc.stdlib cimport free, malloc, realloc
-from libc.string cimport memcpy
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.object cimport PyObject
+from libc.string cimport memcpy
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_FromStringAndSize, PyByteArray_Resize
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
 
 DEF RECORD = 40  # attribution.answers.RECORD_DTYPE's itemsize (checked by the caller)
 
 
 cdef struct Out:
-    char* buf
+    char* buf  # the bytearray's storage: moves when it grows
     Py_ssize_t size
     Py_ssize_t cap
+    PyObject* out  # the bytearray returned: the lines are written once, into it
 
 
 cdef int _reserve(Out* o, Py_ssize_t more) except -1:
     cdef Py_ssize_t cap = o.cap
-    cdef char* got
     if o.size + more <= cap:
         return 0
     while cap < o.size + more:
         cap = cap * 2 + 4096
-    got = <char*>realloc(o.buf, cap)
-    if got == NULL:
+    if PyByteArray_Resize(<object>o.out, cap) < 0:
         raise MemoryError()
-    o.buf = got
+    o.buf = PyByteArray_AS_STRING(<object>o.out)
     o.cap = cap
     return 0
 
@@ -137,7 +136,8 @@ def json_lines(
     object tail,
     dict errors,
 ):
-    """The batch's JSON lines in one string.
+    """The batch's JSON lines in one bytearray, written into it once (handed
+    to the file's write as it is: no copy into a bytes object).
 
     ``raw[i]``: record i's text (its last byte, the closing brace, is left
     off); ``records``: the packed answers (RECORD_DTYPE bytes); ``heads[r +
@@ -155,47 +155,54 @@ def json_lines(
     cdef uint32_t last_flags = 0
     cdef Out o
     cdef object last_tail = None
+    cdef Py_ssize_t texts = 0
     cdef Py_ssize_t nheads = len(heads), nsrc = src_table.shape[0], ndst = dst_table.shape[0]
     if records.shape[0] != n * RECORD:
         raise ValueError(f"{records.shape[0]} bytes of answers for {n} records")
     if len(prov) < 256:
         raise ValueError("a provenance name for each of 256 numbers is needed")
-    o.buf = NULL
+    for i in range(n):  # the records' own bytes, and room for each answer: one allocation
+        text = raw[i]
+        if type(text) is not bytes or PyBytes_GET_SIZE(text) < 1:
+            raise TypeError(f"record {i}'s text is not JSON object bytes")
+        texts += PyBytes_GET_SIZE(text)
+    out = PyByteArray_FromStringAndSize(NULL, 0)
+    o.out = <PyObject*>out
+    o.buf = PyByteArray_AS_STRING(out)
     o.size = 0
     o.cap = 0
-    try:
-        _reserve(&o, n * 600)
-        for i in range(n):
-            text = raw[i]
-            if type(text) is not bytes or PyBytes_GET_SIZE(text) < 1:
-                raise TypeError(f"record {i}'s text is not JSON object bytes")
-            _put(&o, PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text) - 1)
-            skip = 1 if _opens_empty(PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text) - 1) else 0
-            if errors and i in errors:
-                _piece(&o, errors[i], skip)
-                continue
-            r = &records[i * RECORD]
-            router = _i32(r)
-            src_route = _i32(r + 28)
-            dst_route = _i32(r + 32)
-            override = _i32(r + 36)
-            flags = _u32(r + 24)
-            if router < 0:
-                router = -1
-            if router + 1 >= nheads:
-                raise IndexError(f"router {router} of a reply naming {nheads - 1}")
-            _piece(&o, heads[router + 1], skip)
-            if not (-1 <= src_route < nsrc - 1 and -1 <= dst_route < ndst - 1):
-                raise IndexError(f"route {src_route} or {dst_route} is not in the dictionary")
-            _side(&o, b"src", _u32(r + 4), _u32(r + 8), r[20], r[21], prov)
-            _piece(&o, src_table[src_route + 1])
-            _side(&o, b"dst", _u32(r + 12), _u32(r + 16), r[22], r[23], prov)
-            _piece(&o, dst_table[dst_route + 1])
-            if override != last_override or flags != last_flags or last_tail is None:
-                last_tail = tail(override, flags)
-                last_override = override
-                last_flags = flags
-            _piece(&o, last_tail)
-        return PyBytes_FromStringAndSize(o.buf, o.size)
-    finally:
-        free(o.buf)
+    _reserve(&o, texts + n * 1024)
+    for i in range(n):
+        text = raw[i]  # checked again: ``tail`` is Python code
+        if type(text) is not bytes or PyBytes_GET_SIZE(text) < 1:
+            raise TypeError(f"record {i}'s text is not JSON object bytes")
+        _put(&o, PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text) - 1)
+        skip = 1 if _opens_empty(PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text) - 1) else 0
+        if errors and i in errors:
+            _piece(&o, errors[i], skip)
+            continue
+        r = &records[i * RECORD]
+        router = _i32(r)
+        src_route = _i32(r + 28)
+        dst_route = _i32(r + 32)
+        override = _i32(r + 36)
+        flags = _u32(r + 24)
+        if router < 0:
+            router = -1
+        if router + 1 >= nheads:
+            raise IndexError(f"router {router} of a reply naming {nheads - 1}")
+        _piece(&o, heads[router + 1], skip)
+        if not (-1 <= src_route < nsrc - 1 and -1 <= dst_route < ndst - 1):
+            raise IndexError(f"route {src_route} or {dst_route} is not in the dictionary")
+        _side(&o, b"src", _u32(r + 4), _u32(r + 8), r[20], r[21], prov)
+        _piece(&o, src_table[src_route + 1])
+        _side(&o, b"dst", _u32(r + 12), _u32(r + 16), r[22], r[23], prov)
+        _piece(&o, dst_table[dst_route + 1])
+        if override != last_override or flags != last_flags or last_tail is None:
+            last_tail = tail(override, flags)
+            last_override = override
+            last_flags = flags
+        _piece(&o, last_tail)
+    if PyByteArray_Resize(out, o.size) < 0:
+        raise MemoryError()
+    return out

@@ -48,7 +48,7 @@ class _Splitter:
             parts.pop(0)  # the end of the over-long line
             self.skipping = False
         limit = self.max_line
-        if parts and max(map(len, parts)) > limit:
+        if len(data) > limit and parts and max(map(len, parts)) > limit:  # else none can be
             parts = [p if len(p) <= limit else None for p in parts]  # type: ignore[misc]
         first = self.number + 1
         self.number += len(parts)

@@ -322,8 +322,9 @@ class AnswerBatch:
         pieces = self._json_pieces(1)
         return [b"".join(p) for p in pieces[:, 1:].tolist()]
 
-    def json_lines(self, raw: list[bytes]) -> bytes:
-        """The records (their JSON texts) with their answers, a line each, in one string."""
+    def json_lines(self, raw: list[bytes]) -> bytes | bytearray:
+        """The records (their JSON texts) with their answers, a line each, in one
+        string (the compiled assembler's is a bytearray: written once, not copied)."""
         if JSON_COMPILED is not None and len(self.records):
             return self._json_lines_compiled(raw)
         pieces = self._json_pieces(1)
@@ -333,7 +334,7 @@ class AnswerBatch:
                 pieces[i, 1] = pieces[i, 1][1:]
         return b"".join(pieces.ravel().tolist())
 
-    def _json_lines_compiled(self, raw: list[bytes]) -> bytes:
+    def _json_lines_compiled(self, raw: list[bytes]) -> bytearray:
         """:meth:`json_lines` by attribution._enrich_json: the same bytes."""
         rec = np.ascontiguousarray(self.records)
         upto = int(max(rec["src_route"].max(), rec["dst_route"].max())) + 1
