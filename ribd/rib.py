@@ -292,7 +292,7 @@ class Rib(SessionHandling, Maintenance, Reads):
             if stale is not None and stale < n and entry[stale] is not None:
                 # The route is back: its stale copy is no longer needed.
                 fs.stale_prefixes -= 1
-                table.put(prefix, (*entry[:stale], None, *entry[stale + 1 :]), slot, new, at=at)
+                table.put(prefix, entry, slot, new, at=at, clear=stale)
                 continue
             if old is new:
                 continue

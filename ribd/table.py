@@ -254,7 +254,14 @@ class FamilyTable:
         return max(stop - start, 1)
 
     def put(
-        self, prefix: str, entry: tuple, slot: int, value: object, log: bool = True, at: int = -1
+        self,
+        prefix: str,
+        entry: tuple,
+        slot: int,
+        value: object,
+        log: bool = True,
+        at: int = -1,
+        clear: int | None = None,
     ) -> None:
         """Store ``value`` for ``slot`` at ``prefix`` (``entry`` is the current one).
 
@@ -262,6 +269,9 @@ class FamilyTable:
         found it already (``Rib._announce`` finds an UPDATE's prefixes at
         once); finding it again cost a refresh over stale routes (every
         prefix of a restarted router) a fifth of its CPU.
+        ``clear``: a slot emptied in the same write (a returning route's stale
+        copy), so that ``entry`` itself is what is replaced, and leaves the
+        intern dict when no prefix holds it any more.
         """
         if log:
             self.changes.append(prefix)
@@ -272,6 +282,8 @@ class FamilyTable:
             new = [*entry[:slot], value, *entry[slot + 1 :]]
         else:
             new = [*entry, *((None,) * (slot - n)), value]
+        if clear is not None and clear < len(new):
+            new[clear] = None
         if at >= 0:
             self.store.set_at(at, _canonical(new, self.intern))
         else:

@@ -321,6 +321,38 @@ def test_entries_no_prefix_holds_leave_the_intern_dict_without_a_collection(merg
     assert [m.attributes for m in rib.routes(R2, V4)] == [b] * 30
 
 
+@pytest.mark.parametrize("merged", [False, True])
+def test_routes_back_after_a_restart_leave_no_dead_entry_interned(merged):
+    """A router back after a restart re-sends its routes over their stale copies;
+    each returning route replaces its prefix's entry (stale copy cleared, new one
+    set). The replaced entries used to stay interned until the End-of-RIB's
+    collection: a whole table's worth of dead entries (~0.5 KB each at 64
+    routers) during every refresh."""
+    rib = Rib(stale_hold_time=60, clock=Clock())
+    prefixes = [f"10.{i}.0.0/16" for i in range(50)]
+    up(rib, R1)
+    announce(rib, R1, prefixes, path(1, 2))
+    rib.apply(EndOfRib(R1, V4))
+    up(rib, R2)
+    for k, prefix in enumerate(prefixes):  # an entry of its own for each prefix
+        announce(rib, R2, [prefix], path(1, 200 + k))
+    rib.apply(EndOfRib(R2, V4))
+    if merged:
+        rib.compact()
+    down(rib, R1)
+    up(rib, R1)
+    table = rib.tables[V4]
+    for k, prefix in enumerate(prefixes):  # one UPDATE each: entries differ per prefix
+        announce(rib, R1, [prefix], path(1, 100 + k))
+    live = {id(e) for _, e in table.store.items()}
+    assert len(live) == 50
+    assert table.distinct_entries == 50  # nothing but the live entries interned
+    assert rib.collect_garbage() == 0
+    assert [m.attributes.origin_as for m in rib.routes(R1, V4)] == [100 + k for k in range(50)]
+    assert not any(m.stale for m in rib.routes(R1, V4))
+    assert [m.attributes.origin_as for m in rib.routes(R2, V4)] == [200 + k for k in range(50)]
+
+
 @pytest.mark.fulltable
 def test_real_full_table_loads_with_every_prefix_and_path():
     """The PCH AS3856 table: 577,706 distinct prefixes are announced; three of
