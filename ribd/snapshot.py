@@ -96,8 +96,18 @@ def write_snapshot(
         raise ValueError(f"snapshot format version {version!r} does not exist")
     started = time.perf_counter()
     path = os.fspath(path)
-    cap = capture(rib, chunk)
-    data = (encode_v1 if version == 1 else encode_v2)(cap)
+    # No cyclic GC while writing: the walk makes millions of short-lived
+    # acyclic objects (lists of ids and codes), and each full collection
+    # would rescan the service's whole heap (the RIB: gigabytes with many
+    # routers). Restored after, as load_snapshot does.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        cap = capture(rib, chunk)
+        data = (encode_v1 if version == 1 else encode_v2)(cap)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     _write_atomically(path, data)
     return SnapshotInfo(
         path=path,

@@ -22,7 +22,9 @@ claims.
 from __future__ import annotations
 
 import math
+import os
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from hashlib import blake2b
 
 import orjson
@@ -36,6 +38,9 @@ MAX_HEADER_BYTES = 4096
 MAX_FILE_BYTES = 2 << 30
 MAX_RAW_BYTES = 4 << 30
 COMPRESS_LEVEL = 1
+_ZLIB_HEADER = b"\x78\x01"
+_MAX_THREADS = 4
+_PIECE_MIN = 4 << 20  # below this, one call: threads would cost more than they save
 HEADER_KEYS = frozenset(
     {
         "version",
@@ -59,7 +64,7 @@ class SnapshotError(ValueError):
 def pack(raw: bytes, *, version: int, created: float, counts: dict) -> bytes:
     """Header line + compressed ``raw`` body; ``counts``: routers, attribute_sets,
     prefixes (per family), paths."""
-    body = zlib.compress(raw, COMPRESS_LEVEL)
+    body = deflate(raw)
     header = {
         "version": version,
         "created": created,
@@ -70,6 +75,33 @@ def pack(raw: bytes, *, version: int, created: float, counts: dict) -> bytes:
         **counts,
     }
     return MAGIC + orjson.dumps(header) + b"\n" + body
+
+
+def deflate(raw: bytes, *, threads: int | None = None) -> bytes:
+    """``raw`` as one zlib stream (level ``COMPRESS_LEVEL``), compressed a piece per
+    thread the way pigz does it: each piece a raw deflate ending on a byte boundary
+    (``Z_SYNC_FLUSH``), the last one final, between the zlib header and the Adler-32
+    of the whole. Any zlib inflater reads it as one stream; zlib lets go of the GIL
+    while it works, so a 100 MB body (16 routers) compresses on every core instead
+    of taking ~1 s of one. Small bodies are compressed in one call."""
+    threads = threads or min(_MAX_THREADS, os.cpu_count() or 1)
+    if threads < 2 or len(raw) < _PIECE_MIN:
+        return zlib.compress(raw, COMPRESS_LEVEL)
+    view = memoryview(raw)
+    step = -(-len(raw) // threads)
+    pieces = [view[i : i + step] for i in range(0, len(raw), step)]
+
+    def piece(k: int) -> bytes:
+        z = zlib.compressobj(COMPRESS_LEVEL, zlib.DEFLATED, -15)
+        last = k == len(pieces) - 1
+        return z.compress(pieces[k]) + z.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+
+    with ThreadPoolExecutor(threads) as pool:
+        check = pool.submit(zlib.adler32, view)
+        parts = list(pool.map(piece, range(len(pieces))))
+        trailer = check.result().to_bytes(4, "big")
+    # 0x78 0x01: deflate, 32 KiB window, "fastest" (what zlib writes for level 1).
+    return b"".join([_ZLIB_HEADER, *parts, trailer])
 
 
 def unpack(data: bytes) -> tuple[dict, bytes]:

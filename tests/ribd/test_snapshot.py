@@ -5,6 +5,8 @@ from __future__ import annotations
 import gc
 import gzip
 import os
+import zlib
+from hashlib import blake2b
 from pathlib import Path
 
 import orjson
@@ -23,6 +25,7 @@ from ribd.snapshot import (
     load_snapshot,
     write_snapshot,
 )
+from ribd.snapshot_format import _PIECE_MIN, deflate, unpack
 from tests.conftest import FULL_TABLE, need
 
 V4 = "ipv4 unicast"
@@ -285,6 +288,42 @@ def test_overwrites_atomically_and_restores_gc(tmp_path: Path) -> None:
     assert gc.isenabled()
     load_snapshot(Rib(), path, hold_time=1)
     assert gc.isenabled()
+    gc.disable()  # write_snapshot turns the GC off while it runs: it must not turn it on
+    try:
+        write_snapshot(sample_rib(), path)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 4])
+def test_body_compressed_in_pieces_is_one_zlib_stream(threads: int) -> None:
+    """The body is deflated a piece per thread (pigz style); any zlib reader, and
+    unpack's whole-stream checks (eof, nothing after it), read it as one stream."""
+    raw = b"".join(i.to_bytes(4, "little") * (i % 7 + 1) for i in range(1_000_000)) + b"end"
+    assert len(raw) > _PIECE_MIN
+    body = deflate(raw, threads=threads)
+    assert zlib.decompress(body) == raw
+    packed = (
+        MAGIC
+        + orjson.dumps(
+            {
+                "version": 2,
+                "created": 1.0,
+                "compression": "zlib",
+                "body_bytes": len(body),
+                "raw_bytes": len(raw),
+                "blake2b": blake2b(body, digest_size=32).hexdigest(),
+                "routers": 0,
+                "attribute_sets": 0,
+                "prefixes": {},
+                "paths": 0,
+            }
+        )
+        + b"\n"
+        + body
+    )
+    assert unpack(packed)[1] == raw
 
 
 def test_empty_rib_round_trip(tmp_path: Path) -> None:
