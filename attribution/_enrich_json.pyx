@@ -15,7 +15,7 @@ Indexes from the reply (router, routes, override) are checked against the
 tables before use: a bad one raises IndexError, as the numpy path does.
 """
 
-from libc.stdint cimport int32_t, uint8_t, uint32_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t
 from cpython.object cimport PyObject
 from libc.string cimport memcpy
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_FromStringAndSize, PyByteArray_Resize
@@ -23,6 +23,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
 
 DEF RECORD = 40  # attribution.answers.RECORD_DTYPE's itemsize (checked by the caller)
+DEF SPAN = 16  # attribution._enrich_scan's Span: int64 start, int32 length, int32 chunk
 
 
 cdef struct Out:
@@ -126,6 +127,36 @@ cdef int _side(
     return 0
 
 
+cdef int _text(
+    list raw, Py_ssize_t i, const uint8_t[::1] spans, list chunks, const char** body, Py_ssize_t* n
+) except -1:
+    """Record i's text without its closing brace: its bytes, or its span of a chunk."""
+    cdef int64_t start
+    cdef int32_t length, chunk
+    text = raw[i]
+    if text is None:
+        if spans is None or chunks is None or (i + 1) * SPAN > spans.shape[0]:
+            raise ValueError(f"record {i} has neither text nor span")
+        memcpy(&start, &spans[i * SPAN], 8)
+        memcpy(&length, &spans[i * SPAN + 8], 4)
+        memcpy(&chunk, &spans[i * SPAN + 12], 4)
+        if not (0 <= chunk < len(chunks)):
+            raise IndexError(f"record {i}'s text is in no chunk")
+        data = chunks[chunk]
+        if type(data) is not bytes:
+            raise TypeError(f"chunk {chunk} is not bytes")
+        if start < 0 or length < 0 or start + length > PyBytes_GET_SIZE(data):
+            raise IndexError(f"record {i}'s text is outside its chunk")
+        body[0] = PyBytes_AS_STRING(data) + start
+        n[0] = length
+        return 0
+    if type(text) is not bytes or PyBytes_GET_SIZE(text) < 1:
+        raise TypeError(f"record {i}'s text is not JSON object bytes")
+    body[0] = PyBytes_AS_STRING(text)
+    n[0] = PyBytes_GET_SIZE(text) - 1
+    return 0
+
+
 def json_lines(
     list raw,
     const uint8_t[::1] records,
@@ -135,6 +166,8 @@ def json_lines(
     list prov,
     object tail,
     dict errors,
+    const uint8_t[::1] spans=None,
+    list chunks=None,
 ):
     """The batch's JSON lines in one bytearray, written into it once (handed
     to the file's write as it is: no copy into a bytes object).
@@ -144,7 +177,10 @@ def json_lines(
     1]``: router r's piece (``heads[0]``: none); the route tables: a route k's
     side piece at k + 1; ``prov``: provenance names by number; ``tail(override,
     flags)``: the closing piece; ``errors``: {i: the piece that replaces record
-    i's answer}.
+    i's answer}; ``spans``, ``chunks``: where the records whose ``raw`` item
+    is None have their text (``Packed.span_table``, ``Packed.chunks``: a
+    chunk's data, start, length without the closing brace), every one checked
+    against its chunk before it is read.
     """
     cdef Py_ssize_t n = len(raw)
     cdef Py_ssize_t i, skip
@@ -161,11 +197,11 @@ def json_lines(
         raise ValueError(f"{records.shape[0]} bytes of answers for {n} records")
     if len(prov) < 256:
         raise ValueError("a provenance name for each of 256 numbers is needed")
+    cdef const char* body
+    cdef Py_ssize_t length
     for i in range(n):  # the records' own bytes, and room for each answer: one allocation
-        text = raw[i]
-        if type(text) is not bytes or PyBytes_GET_SIZE(text) < 1:
-            raise TypeError(f"record {i}'s text is not JSON object bytes")
-        texts += PyBytes_GET_SIZE(text)
+        _text(raw, i, spans, chunks, &body, &length)
+        texts += length
     out = PyByteArray_FromStringAndSize(NULL, 0)
     o.out = <PyObject*>out
     o.buf = PyByteArray_AS_STRING(out)
@@ -173,11 +209,9 @@ def json_lines(
     o.cap = 0
     _reserve(&o, texts + n * 1024)
     for i in range(n):
-        text = raw[i]  # checked again: ``tail`` is Python code
-        if type(text) is not bytes or PyBytes_GET_SIZE(text) < 1:
-            raise TypeError(f"record {i}'s text is not JSON object bytes")
-        _put(&o, PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text) - 1)
-        skip = 1 if _opens_empty(PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text) - 1) else 0
+        _text(raw, i, spans, chunks, &body, &length)  # again: ``tail`` is Python code
+        _put(&o, body, length)
+        skip = 1 if _opens_empty(body, length) else 0
         if errors and i in errors:
             _piece(&o, errors[i], skip)
             continue

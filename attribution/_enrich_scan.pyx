@@ -22,9 +22,9 @@ Every index into a line is checked against its length by hand (the pointer
 reads below are not covered by Cython's boundscheck).
 """
 
-from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, realloc
-from libc.string cimport memcmp, memcpy, memset
+from libc.string cimport memchr, memcmp, memcpy, memset
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_DecodeASCII
 
@@ -49,6 +49,8 @@ PACKED_FIELDS = (
     ("hop", "S16", 48),
 )
 DEF REC = 64
+DEF SPAN = 16  # a record's text in a chunk's data: Span
+SPAN_SIZE = SPAN
 DEF MAX_KEY = 48
 DEF TABLE = 512
 DEF MAX_INT_DIGITS = 19  # 10**19 - 1 fits uint64; int64 checked
@@ -434,13 +436,21 @@ def fill_rows(list rows, list kinds, list raw, object fallback):
 # ------------------------------------------------------------------ the batch
 
 
+cdef struct Span:
+    int64_t start  # where the record's line starts in its chunk's data
+    int32_t length  # its text without the closing brace
+    int32_t chunk  # an index into Packed.chunks
+
+
 cdef class Packed:
     """One batch's packed request records, at the records' indexes in the batch
     (records the Python reader took are left zero, ``ok`` 0), and the batch's
     exporters (canonical text, in order of first sight) with their indexes."""
 
     cdef uint8_t* buf
+    cdef Span* spans
     cdef Py_ssize_t cap
+    cdef public list chunks  # the data of whole chunks records' texts are in (scan_data)
     cdef public list exporters
     cdef public dict canon
     cdef public dict ids
@@ -455,8 +465,10 @@ cdef class Packed:
     def __cinit__(self, canonical, Py_ssize_t size=4096):
         self.cap = max(size, 16)
         self.buf = <uint8_t*>calloc(self.cap, REC)
-        if self.buf == NULL:
+        self.spans = <Span*>calloc(self.cap, SPAN)
+        if self.buf == NULL or self.spans == NULL:
             raise MemoryError()
+        self.chunks = []
         self.exporters = []
         self.canon = {}
         self.ids = {}
@@ -466,10 +478,12 @@ cdef class Packed:
 
     def __dealloc__(self):
         free(self.buf)
+        free(self.spans)
 
     cdef int _grow(self, Py_ssize_t n) except -1:
         cdef Py_ssize_t cap = self.cap
         cdef uint8_t* got
+        cdef Span* spans
         if n <= cap:
             return 0
         while cap < n:
@@ -479,6 +493,11 @@ cdef class Packed:
             raise MemoryError()
         memset(got + self.cap * REC, 0, (cap - self.cap) * REC)
         self.buf = got
+        spans = <Span*>realloc(self.spans, cap * SPAN)
+        if spans == NULL:
+            raise MemoryError()
+        memset(<uint8_t*>spans + self.cap * SPAN, 0, (cap - self.cap) * SPAN)
+        self.spans = spans
         self.cap = cap
         return 0
 
@@ -673,3 +692,124 @@ cdef class Packed:
                 formats[name] = formats.get(name, 0) + got[kind]
                 self.taken += got[kind]
         return k
+
+
+    def scan_data(
+        self,
+        bytes data,
+        Py_ssize_t pos,
+        Py_ssize_t k,
+        Py_ssize_t first,
+        object source,
+        int fmt,
+        Py_ssize_t limit,
+        list rows,
+        list raw,
+        list sources,
+        list numbers,
+        list kinds,
+        dict formats,
+    ):
+        """:meth:`scan` over a whole chunk's data (lines ending in newlines) from
+        byte ``pos``, line ``k`` on: ``(k, pos)`` of the first line not taken.
+        A record taken keeps no bytes of its own: its ``raw`` item is None and
+        its text a span of ``data`` (kept in :attr:`chunks`), which the JSON
+        assembler copies from (:meth:`span_table`) and :meth:`fill_texts` makes
+        bytes of when something else asks."""
+        cdef Py_ssize_t size = PyBytes_GET_SIZE(data)
+        cdef const uint8_t* base = <const uint8_t*>PyBytes_AS_STRING(data)
+        cdef const uint8_t* p
+        cdef const uint8_t* nl
+        cdef Py_ssize_t count = len(rows)
+        cdef Py_ssize_t m, end
+        cdef int kind
+        cdef int32_t chunk = -1
+        cdef Py_ssize_t got[4]
+        cdef bytes text
+        cdef Span* sp
+        got[0] = got[1] = got[2] = got[3] = 0
+        if pos < 0 or pos > size:
+            raise ValueError(f"offset {pos} outside data of {size} bytes")
+        while pos < size and count < limit:
+            p = base + pos
+            nl = <const uint8_t*>memchr(p, 10, size - pos)
+            end = size if nl == NULL else nl - base
+            m = end - pos
+            if m > 0x7FFFFFF0:  # beyond a span's length: the Python reader's (too long)
+                break
+            if m >= 3 and p[m - 2] == 44 and p[m - 1] == 125:  # nfdump json-log: ",}"
+                text = data[pos : end - 2] + b"}"
+                kind = self._line(<const uint8_t*>PyBytes_AS_STRING(text), m - 1, fmt, count)
+                if kind < 0:
+                    break
+                raw.append(text)
+            else:
+                kind = self._line(p, m, fmt, count)
+                if kind < 0:
+                    break
+                if chunk < 0:
+                    if not self.chunks or self.chunks[-1] is not data:
+                        self.chunks.append(data)
+                    chunk = len(self.chunks) - 1
+                sp = &self.spans[count]  # _line grew the spans to count + 1
+                sp.start = pos
+                sp.length = <int32_t>(m - 1)  # _line took it: it ends in its closing brace
+                sp.chunk = chunk
+                raw.append(None)
+            rows.append(None)
+            sources.append(source)
+            numbers.append(first + k)
+            kinds.append(KINDS[kind])
+            got[kind] += 1
+            count += 1
+            k += 1
+            pos = end + 1 if nl != NULL else size
+        for kind in range(4):
+            if got[kind]:
+                name = KINDS[kind]
+                formats[name] = formats.get(name, 0) + got[kind]
+                self.taken += got[kind]
+        return k, pos
+
+    def span_table(self, Py_ssize_t n):
+        """The first n records' spans (SPAN_SIZE bytes each: start, length, chunk)."""
+        self._grow(n)
+        return PyBytes_FromStringAndSize(<const char*>self.spans, n * SPAN)
+
+    def fill_texts(self, list raw):
+        """Make the texts still None (scan_data's records) bytes of their own."""
+        cdef Py_ssize_t i, n = len(raw)
+        cdef Span sp
+        cdef bytes data, text
+        cdef char* out
+        self._grow(n)
+        for i in range(n):
+            if raw[i] is not None:
+                continue
+            sp = self.spans[i]
+            if not (0 <= sp.chunk < len(self.chunks)):
+                raise IndexError(f"record {i}'s text is in no chunk")
+            data = self.chunks[sp.chunk]
+            if sp.start < 0 or sp.length < 1 or sp.start + sp.length > PyBytes_GET_SIZE(data):
+                raise IndexError(f"record {i}'s text is outside its chunk")
+            text = PyBytes_FromStringAndSize(NULL, sp.length + 1)
+            out = PyBytes_AS_STRING(text)
+            memcpy(out, PyBytes_AS_STRING(data) + sp.start, sp.length)
+            out[sp.length] = 125
+            raw[i] = text
+
+
+def count_lines(bytes data):
+    """The newlines in ``data``, by memchr (bytes.count walks it a byte at a time:
+    on a 64 KiB chunk that cost what splitting it into lines did)."""
+    cdef const char* p = PyBytes_AS_STRING(data)
+    cdef const char* end = p + PyBytes_GET_SIZE(data)
+    cdef const char* q
+    cdef Py_ssize_t n = 0
+    while p < end:
+        q = <const char*>memchr(p, 10, end - p)
+        if q == NULL:
+            break
+        n += 1
+        p = q + 1
+    return n

@@ -27,8 +27,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import IO, Any
 
+from attribution import enrich_records
 from attribution.balancing import BalancedStreams, parse_targets
 from attribution.client import Balancing, Connection, channel, replica_count, wait_ready
 from attribution.enrich_records import Counters, FlowBatch, read_batches
@@ -146,9 +148,12 @@ def record_format(opts: Options) -> str | None:
 
 
 def input_lines(
-    opts: Options, stop: threading.Event, counters: Counters | None = None
+    opts: Options, stop: threading.Event, counters: Counters | None = None, whole: bool = False
 ) -> Iterator[Chunk | None]:
-    splitter: Any = _Splitter
+    """The inputs' chunks; ``whole``: lines as one bytes object a chunk where
+    they can be (for read_batches' compiled reader, which then makes no bytes
+    object a line), else a list of lines."""
+    splitter: Any = partial(_Splitter, whole=True) if whole else _Splitter
     if opts.input_format == "goflow2-pb":
         from attribution.enrich_goflow2pb import DelimitedSplitter
 
@@ -207,7 +212,7 @@ def run(
             raise ValueError(f"unknown output format {opts.output_format!r}")
     counters = counters or Counters(echo=err)
     stop = threading.Event()
-    chunks = input_lines(opts, stop, counters)
+    chunks = input_lines(opts, stop, counters, whole=enrich_records.SCANNER is not None)
     started = last = time.monotonic()
     try:
         for batch, answers in resolve_batches(

@@ -33,7 +33,7 @@ from typing import IO, Any
 from attribution.balancing import FailoverStats
 from attribution.client import Balancing, Connection
 from attribution.enrich_records import Counters, read_batches
-from attribution.enrich_sources import IDLE, Chunk
+from attribution.enrich_sources import IDLE, Chunk, chunk_lines
 
 INBOX = 2  # blocks queued per worker
 MAX_EXTEND = 1000  # lines a block may grow past its size to end at a record start
@@ -59,7 +59,7 @@ def blocks(chunks: Iterator[Chunk | None], size: int) -> Iterator[list[Chunk]]:
                 yield block
                 block, n = [], 0
             continue
-        source, first, lines = chunk
+        source, first, lines = chunk.source, chunk.first, chunk_lines(chunk)
         start = 0
         while start < len(lines):
             if n < size:
@@ -105,7 +105,7 @@ def _starts_record(line: bytes | None) -> bool:
 def _pack(chunk: Chunk) -> tuple[str, int, bytes, list[int]]:
     """A chunk as one string (pickling a list of lines costs ~3x more), and where
     its over-long lines (None) are."""
-    lines = chunk.lines
+    lines = chunk_lines(chunk)
     gone = [i for i, line in enumerate(lines) if line is None] if None in lines else []
     if gone:
         lines = [b"" if line is None else line for line in lines]
@@ -114,6 +114,8 @@ def _pack(chunk: Chunk) -> tuple[str, int, bytes, list[int]]:
 
 def _unpack(packed: tuple[str, int, bytes, list[int]]) -> Chunk:
     source, first, text, gone = packed
+    if not gone:  # whole: the compiled reader takes records without a bytes object a line
+        return Chunk(source, first, None, text + b"\n")
     lines: list[bytes | None] = text.split(b"\n")  # type: ignore[assignment]
     for i in gone:
         lines[i] = None

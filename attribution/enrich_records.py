@@ -44,7 +44,7 @@ from attribution.enrich_decode import (
     fast_format,
     fast_marker,
 )
-from attribution.enrich_sources import IDLE, MAX_LINE, Chunk
+from attribution.enrich_sources import IDLE, MAX_LINE, Chunk, split_lines
 from attribution.flowformats import MAPPINGS, ObjectSplitter, detect, is_marker
 from attribution.reports.records import RecordError
 from ribd.checks import MAX_DEPTH, too_deep
@@ -141,20 +141,36 @@ class FlowBatch:
     answer field (a writer appends the answer to it). ``rows[i]``: its flow
     fields, :data:`FLOW_FIELDS` in order (None where the record has none).
     ``packed``: the compiled reader's packed request records (its records'
-    rows are made when first asked for), or None.
+    rows are made when first asked for, their texts too when they are spans
+    of a whole chunk: :meth:`texts`), or None.
     """
 
     sources: list[str] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)
     formats: list[str] = field(default_factory=list)
-    raw: list[bytes] = field(default_factory=list)
+    _raw: list[bytes | None] = field(default_factory=list)
     _rows: list[tuple | None] = field(default_factory=list)
     packed: Any = None
     lazy: bool = False  # some rows not made yet (the compiled reader's)
+    spans: bool = False  # some texts not made yet (the compiled reader's, from whole chunks)
     _columns: tuple[int, list[tuple]] | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self._rows)
+
+    @property
+    def raw(self) -> list[bytes]:
+        if self.spans:
+            self.packed.fill_texts(self._raw)
+            self.spans = False
+        return self._raw  # type: ignore[return-value]
+
+    def texts(self) -> tuple[list[bytes | None], bytes | None, list[bytes] | None]:
+        """(raw, spans, chunks) for the compiled JSON assembler: the texts still
+        spans are copied from their chunk once, into the output."""
+        if not self.spans:
+            return self._raw, None, None
+        return self._raw, self.packed.span_table(len(self._raw)), self.packed.chunks
 
     @property
     def rows(self) -> list[tuple]:
@@ -279,7 +295,7 @@ def read_batches(
         batch.sources.append(source)
         batch.lines.append(number)
         batch.formats.append(kind)
-        batch.raw.append(text)
+        batch._raw.append(text)
         batch._rows.append(row)
 
     def generic(source: str, number: int, text: bytes) -> None:
@@ -309,7 +325,39 @@ def read_batches(
             continue
         source = chunk.source
         lines = chunk.lines
+        first = chunk.first
         pending = splitters.get(source)
+        if lines is None:  # whole lines in one bytes object: the compiled reader's from there
+            data = chunk.data or b""
+            k = pos = 0
+            while (
+                scanner is not None and (pending is None or not pending.parts) and pos < len(data)
+            ):
+                got = len(batch._rows)
+                k, pos = batch.packed.scan_data(
+                    data,
+                    pos,
+                    k,
+                    first,
+                    source,
+                    scan_fmt,
+                    size,
+                    batch._rows,
+                    batch._raw,
+                    batch.sources,
+                    batch.lines,
+                    batch.formats,
+                    formats,
+                )
+                if len(batch._rows) > got:
+                    batch.lazy = batch.spans = True
+                if len(batch._rows) < size:
+                    break
+                yield take()
+            if pos >= len(data):
+                continue
+            lines = split_lines(data[pos:])  # the rest, a bytes object a line
+            first += k
         n = len(lines)
         k = 0
         ascii_chunk: bool | None = None  # whole-chunk checks, made when Python needs them
@@ -321,12 +369,12 @@ def read_batches(
                 k = batch.packed.scan(
                     lines,
                     k,
-                    chunk.first,
+                    first,
                     source,
                     scan_fmt,
                     size,
                     batch._rows,
-                    batch.raw,
+                    batch._raw,
                     batch.sources,
                     batch.lines,
                     batch.formats,
@@ -350,7 +398,7 @@ def read_batches(
                     # each line's { and [ (a bound on its depth), one pass over the chunk
                     openers = list(map(len, data.translate(None, _NOT_OPENERS).split(b"\n")))
             text = lines[k]
-            number = chunk.first + k
+            number = first + k
             k += 1
             if text is None:
                 counters.read += 1

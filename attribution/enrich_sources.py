@@ -13,6 +13,11 @@ import time
 from collections.abc import Callable, Iterator
 from typing import IO, NamedTuple, Protocol
 
+try:  # newlines counted by memchr, where the compiled reader is built
+    from attribution._enrich_scan import count_lines
+except ImportError:  # pragma: no cover - no C compiler
+    count_lines = None
+
 MAX_LINE = 1 << 20  # a record line longer than this is refused (counted as too_long)
 IDLE = None  # a source yields it when no input came for a while: flush the batch
 
@@ -21,27 +26,57 @@ class Chunk(NamedTuple):
     """Consecutive lines of one source: line ``first`` is ``lines[0]``.
 
     Lines travel in chunks, not one by one: a generator step and a tuple per
-    line cost more than decoding the line does.
+    line cost more than decoding the line does. A whole-lines splitter
+    (``_Splitter(name, whole=True)``) gives them as ``data`` instead, complete
+    lines each ending in a newline, and ``lines`` None: the compiled reader
+    takes records from it without a bytes object a line (attribution.enrich_records
+    splits what it leaves).
     """
 
     source: str
     first: int
-    lines: list[bytes | None]  # None: longer than MAX_LINE
+    lines: list[bytes | None] | None  # an item None: longer than MAX_LINE
+    data: bytes | None = None
+
+
+def chunk_lines(chunk: Chunk) -> list[bytes | None]:
+    """A chunk's lines, split from its data when it came whole."""
+    if chunk.lines is not None:
+        return chunk.lines
+    return split_lines(chunk.data or b"")
+
+
+def split_lines(data: bytes) -> list[bytes | None]:
+    """Complete lines (the last one's newline optional) as a list."""
+    lines: list[bytes | None] = data.split(b"\n")  # type: ignore[assignment]
+    if lines[-1] == b"":
+        lines.pop()
+    return lines
 
 
 class _Splitter:
     """Bytes chunks -> chunks of complete lines, with a length cap (no unbounded buffer)."""
 
-    def __init__(self, name: str, max_line: int = MAX_LINE) -> None:
+    def __init__(self, name: str, max_line: int = MAX_LINE, whole: bool = False) -> None:
         self.name = name
         self.buf = b""
         self.number = 0
         self.skipping = False  # inside an over-long line: drop until its newline
         self.max_line = max_line
+        self.whole = whole  # complete lines as one bytes object where none can be too long
 
     def feed(self, data: bytes) -> Chunk | None:
         if self.buf:
             data = self.buf + data
+        if self.whole and not self.skipping and len(data) <= self.max_line:
+            cut = data.rfind(b"\n") + 1
+            self.buf = data[cut:]
+            if not cut:
+                return None
+            data = data[:cut] if cut < len(data) else data
+            first = self.number + 1
+            self.number += count_lines(data) if count_lines else data.count(b"\n")
+            return Chunk(self.name, first, None, data)
         parts = data.split(b"\n")
         rest = parts.pop()
         if self.skipping and parts:

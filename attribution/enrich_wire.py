@@ -322,11 +322,21 @@ class AnswerBatch:
         pieces = self._json_pieces(1)
         return [b"".join(p) for p in pieces[:, 1:].tolist()]
 
-    def json_lines(self, raw: list[bytes]) -> bytes | bytearray:
+    def json_lines(
+        self,
+        raw: list[bytes] | list[bytes | None],
+        spans: bytes | None = None,
+        chunks: list[bytes] | None = None,
+    ) -> bytes | bytearray:
         """The records (their JSON texts) with their answers, a line each, in one
-        string (the compiled assembler's is a bytearray: written once, not copied)."""
+        string (the compiled assembler's is a bytearray: written once, not copied).
+
+        ``spans``, ``chunks``: where texts that are None in ``raw`` are
+        (FlowBatch.texts: the compiled reader's records of whole chunks)."""
         if JSON_COMPILED is not None and len(self.records):
-            return self._json_lines_compiled(raw)
+            return self._json_lines_compiled(raw, spans, chunks)
+        if spans is not None:
+            raise ValueError("texts as spans need the compiled JSON assembler")
         pieces = self._json_pieces(1)
         pieces[:, 0] = [r[:-1] for r in raw]
         for i, r in enumerate(raw):  # an empty object: its answer without the leading comma
@@ -334,7 +344,9 @@ class AnswerBatch:
                 pieces[i, 1] = pieces[i, 1][1:]
         return b"".join(pieces.ravel().tolist())
 
-    def _json_lines_compiled(self, raw: list[bytes]) -> bytearray:
+    def _json_lines_compiled(
+        self, raw: list[Any], spans: bytes | None = None, chunks: list[bytes] | None = None
+    ) -> bytearray:
         """:meth:`json_lines` by attribution._enrich_json: the same bytes."""
         rec = np.ascontiguousarray(self.records)
         upto = int(max(rec["src_route"].max(), rec["dst_route"].max())) + 1
@@ -361,7 +373,16 @@ class AnswerBatch:
             return got
 
         return JSON_COMPILED.json_lines(
-            raw, rec.view(np.uint8), heads, src_table, dst_table, _PROV_BYTES, tail, errors
+            raw,
+            rec.view(np.uint8),
+            heads,
+            src_table,
+            dst_table,
+            _PROV_BYTES,
+            tail,
+            errors,
+            spans,
+            chunks,
         )
 
     def _json_pieces(self, before: int = 0) -> np.ndarray:

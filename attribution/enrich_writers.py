@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any, NamedTuple, Protocol
 
+from attribution import enrich_wire
 from attribution.answers import FLAG_NAMES
 from attribution.enrich_records import FLOW_FIELDS, FlowBatch
 from attribution.enrich_wire import AnswerBatch
@@ -78,7 +79,10 @@ class JsonWriter:
 
     def write(self, flows: FlowBatch, answers: AnswerBatch) -> None:
         # each record's text without its closing brace, then its answer: one write a batch
-        self.out.write(answers.json_lines(flows.raw))
+        if enrich_wire.JSON_COMPILED is not None:  # texts copied once, from their chunks
+            self.out.write(answers.json_lines(*flows.texts()))
+        else:
+            self.out.write(answers.json_lines(flows.raw))
         self.out.flush()
 
     def close(self) -> None:

@@ -14,6 +14,7 @@ duplicate keys, NUL bytes, wrong types, CRLF, formats mixed in one chunk).
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
 import random
@@ -30,7 +31,7 @@ from attribution.client import channel
 from attribution.enrich import Options, run
 from attribution.enrich_pack import pack_request
 from attribution.enrich_records import Counters, read_batches
-from attribution.enrich_sources import _Splitter
+from attribution.enrich_sources import Chunk, _Splitter
 from attribution.enrich_wire import AnswerBatch, RouteDictionary
 from attribution.v1 import attribution_pb2_grpc as pb_grpc
 from tests.attribution.served import Server
@@ -224,15 +225,37 @@ def _inputs() -> list[bytes]:
     return lines
 
 
-def _read(lines: list[bytes], fmt: str | None, compiled: bool, size: int = 64):
-    """Everything the reader and the packing give, with the compiled reader or without."""
+def _read(
+    lines: list[bytes], fmt: str | None, compiled: bool, size: int = 64, whole: bool | None = None
+):
+    """Everything the reader and the packing give, with the compiled reader or without
+    (``whole``: chunks as one bytes object, as `enrich` reads them for the compiled reader)."""
+    return _read_bytes(b"\n".join(lines) + b"\n", fmt, compiled, size, whole)
+
+
+def _read_bytes(
+    data: bytes,
+    fmt: str | None,
+    compiled: bool,
+    size: int = 64,
+    whole: bool | None = None,
+    steps: tuple[int, ...] = (7000,),
+):
+    """:func:`_read` of bytes fed to the splitter in pieces of ``steps`` bytes (cycled);
+    a whole-lines splitter's chunks get an empty chunk before them."""
     saved = er.SCANNER
     er.SCANNER = er._enrich_scan if compiled else None
+    whole = compiled if whole is None else whole
     try:
         counters = Counters(keep=10**6)
-        split = _Splitter("in.jsonl")
-        data = b"\n".join(lines) + b"\n"
-        chunks = [split.feed(data[i : i + 7000]) for i in range(0, len(data), 7000)]
+        split = _Splitter("in.jsonl", whole=whole)
+        chunks = [Chunk("in.jsonl", 1, None, b"")] if whole else []
+        at = 0
+        for step in itertools.cycle(steps):
+            if at >= len(data):
+                break
+            chunks.append(split.feed(data[at : at + step]))
+            at += step
         chunks.append(split.rest())
         records, packed = [], []
         for b in read_batches(iter([c for c in chunks if c]), fmt, counters, size):
@@ -263,11 +286,12 @@ def _read(lines: list[bytes], fmt: str | None, compiled: bool, size: int = 64):
 
 
 @needs_scanner
+@pytest.mark.parametrize("whole", [True, False])
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_the_compiled_reader_gives_the_records_requests_and_errors_of_the_python_reader(fmt):
+def test_the_compiled_reader_gives_the_records_requests_and_errors_of_the_python_reader(fmt, whole):
     lines = _inputs()
     random.Random(3).shuffle(lines)  # formats, good and bad mixed in every chunk
-    records, packed, summary, taken = _read(lines, fmt, compiled=True)
+    records, packed, summary, taken = _read(lines, fmt, compiled=True, whole=whole)
     expected_records, expected_packed, expected_summary, none = _read(lines, fmt, compiled=False)
     assert none == 0
     assert taken > 100  # it really ran, on many of them
@@ -282,9 +306,56 @@ def test_hostile_lines_alone_and_in_full_batches_read_as_the_python_reader_reads
     lines = hostile(seed, 4000) + noise(seed, 2000)
     random.Random(seed).shuffle(lines)
     for size in (1, 7, 4096):
-        got = _read(lines, None, compiled=True, size=size)
         expected = _read(lines, None, compiled=False, size=size)
-        assert got[:3] == expected[:3]
+        for whole in (True, False):
+            got = _read(lines, None, compiled=True, size=size, whole=whole)
+            assert got[:3] == expected[:3]
+
+
+def _good_lines(n: int) -> list[bytes]:
+    return [json.dumps({**GOFLOW2, "bytes": k}).encode() for k in range(n)]
+
+
+def _bad_lines(n: int) -> list[bytes]:
+    return [b'{"sampler_address": "127.0.1.1", "src_addr": "no address"}'] * n
+
+
+# the chunk boundaries the whole-chunk reader makes: (input bytes, read sizes)
+BOUNDARIES = {
+    # records cut anywhere between reads, a read inside one record
+    "split_across_reads": (b"\n".join(_good_lines(300)) + b"\n", (1, 5, 300, 471, 4096)),
+    "crlf": (b"\r\n".join(_good_lines(100) + _bad_lines(3)) + b"\r\n", (7000,)),
+    "crlf_mixed": (
+        b"".join(x + (b"\r\n" if k % 3 else b"\n") for k, x in enumerate(_good_lines(100))),
+        (333,),
+    ),
+    "no_final_newline": (b"\n".join(_good_lines(100)), (7000,)),
+    "no_final_newline_nfdump": (
+        b"\n".join([*_good_lines(20), json.dumps(NFDUMP).encode()[:-1] + b",}"]),
+        (64,),
+    ),
+    # a read of bad lines only, between good ones
+    "only_bad_lines": (
+        b"\n".join(_good_lines(50) + _bad_lines(40) + _good_lines(50)) + b"\n",
+        (len(b"\n".join(_good_lines(50))) + 1, len(b"\n".join(_bad_lines(40))) + 1, 7000),
+    ),
+    "empty_and_blank_lines": (b"\n\n" + b"\n\n".join(_good_lines(30)) + b"\n\n  \n", (50,)),
+    "empty": (b"", (7000,)),
+}
+
+
+@needs_scanner
+@pytest.mark.parametrize("case", sorted(BOUNDARIES))
+def test_chunk_boundaries_read_the_same_records_with_either_reader(case):
+    data, steps = BOUNDARIES[case]
+    expected = _read_bytes(data, None, compiled=False, steps=steps)
+    for size in (1, 64, 4096):
+        for whole in (True, False):
+            got = _read_bytes(data, None, compiled=True, size=size, whole=whole, steps=steps)
+            assert got[:3] == _read_bytes(data, None, compiled=False, size=size, steps=steps)[:3]
+    assert expected[2]["read"] == len(expected[0]) + sum(expected[2]["bad"].values())
+    if case not in ("empty", "crlf"):
+        assert _read_bytes(data, None, compiled=True, steps=steps)[3] > 0  # it took records
 
 
 @needs_scanner
@@ -358,7 +429,7 @@ def test_the_compiled_json_assembler_writes_the_bytes_of_the_numpy_one(server):
     """Answers of a real server (routes, no route, errors from the packing and
     from the service, routers, overrides, flags), batch by batch on one stream."""
     lines = [x for x in _inputs() if b"\\" not in x][:3000]
-    split = _Splitter("t")
+    split = _Splitter("t", whole=True)  # records as spans of the chunk, as enrich reads them
     batches = list(
         read_batches(iter([split.feed(b"\n".join(lines) + b"\n")]), None, Counters(), 97)
     )
@@ -372,7 +443,8 @@ def test_the_compiled_json_assembler_writes_the_bytes_of_the_numpy_one(server):
         routes = routes.update(reply.columns)
         answers = AnswerBatch.from_reply(len(batch), bad, good, reply, routes)
         errors += len(answers.errors)
-        compiled = answers.json_lines(batch.raw)
+        compiled = answers.json_lines(*batch.texts())
+        assert compiled == answers.json_lines(batch.raw)  # the texts made of the spans
         saved = ew.JSON_COMPILED
         ew.JSON_COMPILED = None
         try:
@@ -412,3 +484,26 @@ def test_an_empty_object_record_is_written_as_valid_json(server, tmp_path, compi
     out, *_ = _enrich(server, path, "native", "json", compiled=compiled)
     got = [orjson.loads(line) for line in out.splitlines()]
     assert [g["error_code"] for g in got] == ["bad_record"] * 3 + [None]
+
+
+@needs_scanner
+@pytest.mark.parametrize("case", sorted(BOUNDARIES))
+def test_chunk_boundaries_write_the_same_json_lines_with_either_reader(server, tmp_path, case):
+    """End to end through `enrich`'s own 64 KiB reads: each case after 1,000 good
+    records (records cut between reads) and before a last one without its newline."""
+    data, _ = BOUNDARIES[case]
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"\n".join(_good_lines(1000)) + b"\n" + data + b"\n" + _good_lines(1)[0])
+    out, taken, _, stats, messages = _enrich(server, path, None, "json", compiled=True)
+    expected, _, _, expected_stats, expected_messages = _enrich(
+        server, path, None, "json", compiled=False
+    )
+    assert taken >= 1000
+    assert (out, stats, messages) == (expected, expected_stats, expected_messages)
+    assert len(out.splitlines()) == stats["written"] >= 1001
+
+
+@needs_scanner
+def test_the_compiled_newline_count_is_bytes_count():
+    for data in [b"", b"x", b"\n", b"a\nb\n\n", b"\n" * 1000 + b"x", bytes(range(256)) * 300]:
+        assert er._enrich_scan.count_lines(data) == data.count(b"\n")
