@@ -182,7 +182,15 @@ def capture(rib: Rib, chunk: int = WRITE_CHUNK) -> Capture:
                 else:
                     row_of[j], count_of[j] = hit
             entries = [got[first[j]] for j in new]
-            values = [_values(e, layout, layout == plain, padding) for e in entries]
+            if layout == plain:  # an entry of one value per router is its own row
+                values = [
+                    e
+                    if e is not None and len(e) == n_routers
+                    else _values(e, layout, True, padding)
+                    for e in entries
+                ]
+            else:
+                values = [_values(e, layout, False, padding) for e in entries]
             if values:
                 rows = codes.rows(values)
                 counts = codes.paths(rows)
