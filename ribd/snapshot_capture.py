@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import chain
+from operator import itemgetter
 
 import numpy as np
 
@@ -182,15 +183,17 @@ def capture(rib: Rib, chunk: int = WRITE_CHUNK) -> Capture:
                 else:
                     row_of[j], count_of[j] = hit
             entries = [got[first[j]] for j in new]
-            if layout == plain:  # an entry of one value per router is its own row
+            pick = _picker(layout)
+            if pick is not None:  # one C call per entry (itemgetter)
+                top = max(slot for slot, _ in layout) + 1
                 values = [
-                    e
-                    if e is not None and len(e) == n_routers
-                    else _values(e, layout, True, padding)
+                    pick(e)
+                    if e is not None and len(e) >= top
+                    else _values(e, layout, False, padding)
                     for e in entries
                 ]
             else:
-                values = [_values(e, layout, False, padding) for e in entries]
+                values = [_values(e, layout, layout == plain, padding) for e in entries]
             if values:
                 rows = codes.rows(values)
                 counts = codes.paths(rows)
@@ -216,6 +219,14 @@ def capture(rib: Rib, chunk: int = WRITE_CHUNK) -> Capture:
     matrix = np.concatenate(blocks) if blocks else np.empty((0, n_routers), dtype=np.int64)
     sets, pathsets = _compact(codes.sets, codes.pathsets, matrix)
     return Capture(created, router_docs, sets, pathsets, matrix, families, paths)
+
+
+def _picker(layout: tuple) -> itemgetter | None:
+    """For a layout without a stale generation (most writes, also after a refresh has
+    moved every router to a new slot): what reads an entry's value per router."""
+    if len(layout) < 2 or any(stale is not None for _, stale in layout):
+        return None
+    return itemgetter(*(slot for slot, _ in layout))
 
 
 def _values(entry: tuple | None, layout: tuple, simple: bool, padding: tuple) -> tuple:

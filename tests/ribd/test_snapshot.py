@@ -248,6 +248,37 @@ def test_stale_and_current_generations_are_merged_on_write(tmp_path: Path) -> No
     assert want["10.1.0.0/16"] == 174 and "192.168.0.0/24" in want
 
 
+@pytest.mark.parametrize("version", [1, 2])
+def test_routers_moved_to_new_slots_by_a_refresh_round_trip(tmp_path: Path, version: int) -> None:
+    """After a refresh every router's routes sit in a new slot, with no stale generation
+    left: the write reads each entry at those slots (the common layout after a restart)."""
+    rib = sample_rib()
+    before = routes(rib)
+    slots = {r: rib.routers[r].families[V4].slot for r in (R1, R2, R3)}
+    full = rib.exact(R1, V4, "192.168.0.0/24")[0].attributes
+    for r in (R3, R1):  # down, up, the same routes again, End-of-RIB: new slots
+        session(rib, r, "down")
+        session(rib, r, "up", peer_as=64500, router_id="10.9.9.9")
+    announce(rib, R1, ["10.0.0.0/8", "10.1.0.0/16", "0.0.0.0/0"], seq(64500, 3356, 15169))
+    announce(rib, R1, ["192.168.0.0/24"], full)
+    announce(rib, R1, ["172.16.0.0/12"], make_attributes((), next_hop="192.0.2.254"))
+    announce(rib, R1, ["2001:db8::/32", "::/0"], seq(64500, 6939), family=V6)
+    announce(rib, R3, ["10.0.0.0/8"], seq(64500, 3356, 15169))
+    announce(rib, R3, ["2001:db8::/32"], make_attributes((), next_hop="192.0.2.254"), family=V6)
+    for r in (R1, R3):
+        for family in (V4, V6):
+            rib.apply(EndOfRib(r, family))
+    moved = {r: rib.routers[r].families[V4] for r in (R1, R3)}
+    assert all(fs.stale_slot is None for fs in moved.values())
+    assert all(moved[r].slot != slots[r] for r in moved)
+    assert routes(rib) == before
+    path = tmp_path / "rib.snapshot"
+    write_snapshot(rib, path, version=version)
+    loaded = Rib(clock=Clock())
+    load_snapshot(loaded, path, hold_time=60)
+    assert routes(loaded) == before
+
+
 def test_write_reads_in_chunks_and_survives_changes_in_between(tmp_path: Path) -> None:
     """Between chunks the RIB may change: a withdrawn prefix must not pick up
     its parent's route (pytricia's get() is a longest-prefix match)."""
