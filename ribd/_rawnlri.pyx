@@ -42,17 +42,21 @@ cdef inline Py_ssize_t _octet(char *out, Py_ssize_t k, unsigned int v) noexcept:
     return k + _ndigits[v]
 
 
+cdef inline Py_ssize_t _dotted(char *out, const unsigned char *a) noexcept:
+    """Four octets written as dotted-quad text at ``out`` (at most 15 bytes); its length."""
+    cdef Py_ssize_t k = _octet(out, 0, a[0])
+    out[k] = 46
+    k = _octet(out, k + 1, a[1])
+    out[k] = 46
+    k = _octet(out, k + 1, a[2])
+    out[k] = 46
+    return _octet(out, k + 1, a[3])
+
+
 cdef str quad(const unsigned char *a):
     """Four octets as dotted-quad text (socket.inet_ntoa's)."""
     cdef char buf[16]
-    cdef Py_ssize_t k = _octet(buf, 0, a[0])
-    buf[k] = 46
-    k = _octet(buf, k + 1, a[1])
-    buf[k] = 46
-    k = _octet(buf, k + 1, a[2])
-    buf[k] = 46
-    k = _octet(buf, k + 1, a[3])
-    return PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, buf, k)
+    return PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, buf, _dotted(buf, a))
 
 
 cdef str ipv6_text(const unsigned char *a):
@@ -96,13 +100,7 @@ cdef tuple nlri(const unsigned char *p, Py_ssize_t end, bint v6, bint add_path):
             inet_ntop(AF_INET6, a, buf, 64)
             k = strlen(buf)
         else:
-            k = _octet(buf, 0, a[0])
-            buf[k] = 46
-            k = _octet(buf, k + 1, a[1])
-            buf[k] = 46
-            k = _octet(buf, k + 1, a[2])
-            buf[k] = 46
-            k = _octet(buf, k + 1, a[3])
+            k = _dotted(buf, a)
         buf[k] = 47
         k = _octet(buf, k + 1, n)
         out.append(PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, buf, k))
