@@ -637,6 +637,16 @@ cdef class Packed:
         memcpy(self.buf + at * REC, rec, REC)
         return kind
 
+    cdef void _tally(self, Py_ssize_t *got, dict formats):
+        """Records taken per format (``got``, indexed like KINDS) into the run's
+        ``formats`` counts and :attr:`taken`."""
+        cdef int kind
+        for kind in range(4):
+            if got[kind]:
+                name = KINDS[kind]
+                formats[name] = formats.get(name, 0) + got[kind]
+                self.taken += got[kind]
+
     def scan(
         self,
         list lines,
@@ -686,11 +696,7 @@ cdef class Packed:
             got[kind] += 1
             count += 1
             k += 1
-        for kind in range(4):
-            if got[kind]:
-                name = KINDS[kind]
-                formats[name] = formats.get(name, 0) + got[kind]
-                self.taken += got[kind]
+        self._tally(got, formats)
         return k
 
 
@@ -764,11 +770,7 @@ cdef class Packed:
             count += 1
             k += 1
             pos = end + 1 if nl != NULL else size
-        for kind in range(4):
-            if got[kind]:
-                name = KINDS[kind]
-                formats[name] = formats.get(name, 0) + got[kind]
-                self.taken += got[kind]
+        self._tally(got, formats)
         return k, pos
 
     def span_table(self, Py_ssize_t n):
