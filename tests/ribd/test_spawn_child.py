@@ -3,10 +3,13 @@ log, and JSON logs must stay one object per line."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,3 +55,32 @@ def test_a_module_imported_while_a_worker_spawns_leaves_stderr_clean():
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "spawned"
     assert out.stderr == "", out.stderr
+
+
+CHILD_REPORT = textwrap.dedent(
+    """
+    import ctypes, os, signal
+    sig = ctypes.c_int(-1)
+    ctypes.CDLL(None).prctl(2, ctypes.byref(sig), 0, 0, 0)  # PR_GET_PDEATHSIG
+    mask = os.umask(0)
+    print(oct(mask), sig.value == signal.SIGKILL, os.getsid(0) == os.getpid())
+    """
+)
+
+
+@pytest.mark.parametrize("through_setpriv", [True, False])
+def test_a_child_gets_umask_077_its_own_session_and_sigkill_when_we_die(
+    monkeypatch: pytest.MonkeyPatch, through_setpriv: bool
+) -> None:
+    """The same child either way: through util-linux's setpriv (no Python run
+    between fork and exec) or, where it is missing, the preexec_fn fallback."""
+    import ribd.exabgp as exabgp
+
+    if through_setpriv:
+        assert exabgp._SETPRIV, "setpriv (util-linux) is part of Debian's base system"
+    else:
+        monkeypatch.setattr(exabgp, "_SETPRIV", None)
+    proc = exabgp.spawn_child([sys.executable, "-c", CHILD_REPORT], dict(os.environ))
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert out.decode().split() == ["0o77", "True", "True"]
