@@ -70,23 +70,26 @@ cdef bint _opens_empty(const char* p, Py_ssize_t n) noexcept:
     return j >= 0 and p[j] == 123
 
 
-cdef inline int _uint(Out* o, uint32_t v) except -1:
+cdef inline char* _digits(char* w, uint32_t v) noexcept nogil:
+    """v's decimal digits at w (room for 10 checked by the caller): past them."""
     cdef char digits[12]
     cdef int n = 0
     cdef int j
-    _reserve(o, 12)
     if v == 0:
-        o.buf[o.size] = 48
-        o.size += 1
-        return 0
+        w[0] = 48
+        return w + 1
     while v:
         digits[n] = <char>(48 + v % 10)
         v //= 10
         n += 1
     for j in range(n):
-        o.buf[o.size + j] = digits[n - 1 - j]
-    o.size += n
-    return 0
+        w[j] = digits[n - 1 - j]
+    return w + n
+
+
+cdef inline char* _copy(char* w, const char* p, Py_ssize_t n) noexcept nogil:
+    memcpy(w, p, n)
+    return w + n
 
 
 cdef inline uint32_t _u32(const uint8_t* p) noexcept nogil:
@@ -101,30 +104,39 @@ cdef inline int32_t _i32(const uint8_t* p) noexcept nogil:
     return v
 
 
-cdef int _side(
-    Out* o, bytes name, uint32_t origin, uint32_t peer, uint8_t pa, uint8_t pb, list prov
-) except -1:
+DEF SIDE_ROOM = 160  # a side's fixed text (~96 bytes) and its two numbers' digits (20)
+
+
+cdef char* _side(
+    char* w, const char* s, uint32_t origin, uint32_t peer,
+    const char* pa, Py_ssize_t na, const char* pb, Py_ssize_t nb,
+) noexcept nogil:
     """``"src_origin_as":..,"src_peer_as":..,"src_origin_provenance":"..",
-    "src_peer_provenance":"..",`` as RouteDictionary.asn_json writes it."""
-    cdef const char* s = PyBytes_AS_STRING(name)
-    _put(o, '"', 1)
-    _put(o, s, 3)
-    _put(o, '_origin_as":', 12)
-    _uint(o, origin)
-    _put(o, ',"', 2)
-    _put(o, s, 3)
-    _put(o, '_peer_as":', 10)
-    _uint(o, peer)
-    _put(o, ',"', 2)
-    _put(o, s, 3)
-    _put(o, '_origin_provenance":"', 21)
-    _piece(o, prov[pa])
-    _put(o, '","', 3)
-    _put(o, s, 3)
-    _put(o, '_peer_provenance":"', 19)
-    _piece(o, prov[pb])
-    _put(o, '",', 2)
-    return 0
+    "src_peer_provenance":"..",`` as RouteDictionary.asn_json writes it, at w
+    (SIDE_ROOM + na + nb bytes reserved by the caller): past it."""
+    w = _copy(w, '"', 1)
+    w = _copy(w, s, 3)
+    w = _copy(w, '_origin_as":', 12)
+    w = _digits(w, origin)
+    w = _copy(w, ',"', 2)
+    w = _copy(w, s, 3)
+    w = _copy(w, '_peer_as":', 10)
+    w = _digits(w, peer)
+    w = _copy(w, ',"', 2)
+    w = _copy(w, s, 3)
+    w = _copy(w, '_origin_provenance":"', 21)
+    w = _copy(w, pa, na)
+    w = _copy(w, '","', 3)
+    w = _copy(w, s, 3)
+    w = _copy(w, '_peer_provenance":"', 19)
+    w = _copy(w, pb, nb)
+    return _copy(w, '",', 2)
+
+
+cdef inline Py_ssize_t _size(object piece) except -1:
+    if type(piece) is not bytes:
+        raise TypeError(f"a JSON piece is {type(piece).__name__}, not bytes")
+    return PyBytes_GET_SIZE(piece)
 
 
 cdef int _text(
@@ -183,7 +195,7 @@ def json_lines(
     against its chunk before it is read.
     """
     cdef Py_ssize_t n = len(raw)
-    cdef Py_ssize_t i, skip
+    cdef Py_ssize_t i, skip, need, nsp, ndp, ntail, nhead
     cdef const uint8_t* r
     cdef int32_t router, src_route, dst_route, override
     cdef uint32_t flags
@@ -191,12 +203,19 @@ def json_lines(
     cdef uint32_t last_flags = 0
     cdef Out o
     cdef object last_tail = None
+    cdef object sp, dp, head
     cdef Py_ssize_t texts = 0
     cdef Py_ssize_t nheads = len(heads), nsrc = src_table.shape[0], ndst = dst_table.shape[0]
+    cdef const char* prov_p[256]
+    cdef Py_ssize_t prov_n[256]
+    cdef char* w
     if records.shape[0] != n * RECORD:
         raise ValueError(f"{records.shape[0]} bytes of answers for {n} records")
     if len(prov) < 256:
         raise ValueError("a provenance name for each of 256 numbers is needed")
+    for i in range(256):  # the names' bytes, looked up by number below (prov keeps them)
+        prov_n[i] = _size(prov[i])
+        prov_p[i] = PyBytes_AS_STRING(prov[i])
     cdef const char* body
     cdef Py_ssize_t length
     for i in range(n):  # the records' own bytes, and room for each answer: one allocation
@@ -209,11 +228,10 @@ def json_lines(
     o.cap = 0
     _reserve(&o, texts + n * 1024)
     for i in range(n):
-        _text(raw, i, spans, chunks, &body, &length)  # again: ``tail`` is Python code
-        _put(&o, body, length)
-        skip = 1 if _opens_empty(body, length) else 0
         if errors and i in errors:
-            _piece(&o, errors[i], skip)
+            _text(raw, i, spans, chunks, &body, &length)
+            _put(&o, body, length)
+            _piece(&o, errors[i], 1 if _opens_empty(body, length) else 0)
             continue
         r = &records[i * RECORD]
         router = _i32(r)
@@ -225,18 +243,38 @@ def json_lines(
             router = -1
         if router + 1 >= nheads:
             raise IndexError(f"router {router} of a reply naming {nheads - 1}")
-        _piece(&o, heads[router + 1], skip)
         if not (-1 <= src_route < nsrc - 1 and -1 <= dst_route < ndst - 1):
             raise IndexError(f"route {src_route} or {dst_route} is not in the dictionary")
-        _side(&o, b"src", _u32(r + 4), _u32(r + 8), r[20], r[21], prov)
-        _piece(&o, src_table[src_route + 1])
-        _side(&o, b"dst", _u32(r + 12), _u32(r + 16), r[22], r[23], prov)
-        _piece(&o, dst_table[dst_route + 1])
         if override != last_override or flags != last_flags or last_tail is None:
             last_tail = tail(override, flags)
             last_override = override
             last_flags = flags
-        _piece(&o, last_tail)
+        # the text again, after ``tail`` (Python code) and before any Python object is made
+        _text(raw, i, spans, chunks, &body, &length)
+        skip = 1 if _opens_empty(body, length) else 0
+        head = heads[router + 1]
+        sp = src_table[src_route + 1]
+        dp = dst_table[dst_route + 1]
+        nhead = _size(head)
+        if nhead < skip:
+            raise ValueError("a JSON piece shorter than its separator")
+        nsp = _size(sp)
+        ndp = _size(dp)
+        ntail = _size(last_tail)
+        need = (length + nhead + nsp + ndp + ntail + 2 * SIDE_ROOM
+                + prov_n[r[20]] + prov_n[r[21]] + prov_n[r[22]] + prov_n[r[23]])
+        _reserve(&o, need)  # the record's whole line: written below without more checks
+        w = o.buf + o.size
+        w = _copy(w, body, length)
+        w = _copy(w, PyBytes_AS_STRING(head) + skip, nhead - skip)
+        w = _side(w, "src", _u32(r + 4), _u32(r + 8),
+                  prov_p[r[20]], prov_n[r[20]], prov_p[r[21]], prov_n[r[21]])
+        w = _copy(w, PyBytes_AS_STRING(sp), nsp)
+        w = _side(w, "dst", _u32(r + 12), _u32(r + 16),
+                  prov_p[r[22]], prov_n[r[22]], prov_p[r[23]], prov_n[r[23]])
+        w = _copy(w, PyBytes_AS_STRING(dp), ndp)
+        w = _copy(w, PyBytes_AS_STRING(last_tail), ntail)
+        o.size = w - o.buf
     if PyByteArray_Resize(out, o.size) < 0:
         raise MemoryError()
     return out

@@ -136,6 +136,18 @@ def pack_request(batch: FlowBatch, batch_id: int) -> tuple[pb.FlowBatch, dict, l
 
 
 def _pack_scanned(batch: FlowBatch, batch_id: int) -> tuple[pb.FlowBatch, dict, list[int]]:
+    """The compiled reader's records: when they are the whole batch, the request
+    written in C (``Packed.request``); else :func:`_pack_mixed`."""
+    packed = batch.packed
+    n = len(batch)
+    if packed.taken == n:
+        data = packed.request(n, batch_id)
+        if data is not None:
+            return pb.FlowBatch.FromString(data), {}, list(range(n))
+    return _pack_mixed(batch, batch_id)
+
+
+def _pack_mixed(batch: FlowBatch, batch_id: int) -> tuple[pb.FlowBatch, dict, list[int]]:
     """The compiled reader's records cut from its buffer; the Python reader's
     records (``ok`` 0 there) packed from their rows into it."""
     packed = batch.packed

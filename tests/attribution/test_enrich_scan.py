@@ -109,6 +109,25 @@ def hostile(seed: int, n: int) -> list[bytes]:
         "127.0.1.1\x00",
         "2001:db8::1%eth0",
         "1.2.3.04",
+        # dotted quads the compiled reader parses itself (no inet_pton): its
+        # verdict must be inet_pton's on each
+        "01.2.3.4",
+        "0.0.0.00",
+        "1.2.3",
+        "1.2.3.4.",
+        "1..3.4",
+        ".1.2.3.4",
+        "256.1.1.1",
+        "1.2.3.255",
+        "255.255.255.255",
+        "1.2.3.1000",
+        "1.2.3.4 ",
+        "+1.2.3.4",
+        "1.2.3.-4",
+        "1.2.3.0x4",
+        "1.2.3.4/24",
+        "1.2.3.4.5",
+        "10.0.0.1",
         "é",
     ]
     keys = sorted({k for rec in base for k in rec} | {"time_received_ns", "ip4_router", "type"})
@@ -310,6 +329,102 @@ def test_hostile_lines_alone_and_in_full_batches_read_as_the_python_reader_reads
         for whole in (True, False):
             got = _read(lines, None, compiled=True, size=size, whole=whole)
             assert got[:3] == expected[:3]
+
+
+# the address fields of each format the compiled reader packs (or canonicalises)
+ADDRESS_FIELDS = [
+    (GOFLOW2, ("sampler_address", "src_addr", "dst_addr", "bgp_next_hop")),
+    (PMACCT, ("peer_ip_src", "ip_src", "ip_dst", "peer_ip_dst")),
+    (NFDUMP, ("ip4_router", "src4_addr", "dst4_addr", "bgp4_next_hop")),
+    (NATIVE, ("exporter", "src_addr", "dst_addr", "next_hop")),
+]
+ODD_QUADS = [
+    "1.2.3.4", "0.0.0.0", "255.255.255.255", "10.0.0.1", "9.99.199.249",
+    "01.2.3.4", "1.02.3.4", "1.2.003.4", "0.0.0.00", "00.0.0.0", "1.2.3", "1.2.3.4.",
+    "1..3.4", ".1.2.3.4", "256.1.1.1", "1.2.3.256", "1.2.3.1000", "1.2.3.4 ", " 1.2.3.4",
+    "+1.2.3.4", "1.2.3.-4", "1.2.3.0x4", "1.2.3.4/24", "1.2.3.4.5", "1.2.3.4a", "1234",
+    "1.2.3.4\u0000", "0x1.2.3.4", "1,2,3,4", "::ffff:1.2.3.4", "::1.2.3.4", "1.2.3.4::",
+]  # fmt: skip
+
+
+@needs_scanner
+def test_dotted_quads_in_every_address_field_pack_as_inet_pton_packs_them():
+    """The compiled reader parses IPv4 text itself (not inet_pton): for each
+    address field of each format, each odd dotted quad gives the record, the
+    packed request and the error of the Python reader (which uses inet_pton)."""
+    lines = []
+    for base, keys in ADDRESS_FIELDS:
+        for key in keys:
+            for quad in ODD_QUADS:
+                lines.append(json.dumps({**base, key: quad}).encode())
+    got = _read(lines, None, compiled=True)
+    expected = _read(lines, None, compiled=False)
+    assert got[:3] == expected[:3]
+    assert got[3] > len(ADDRESS_FIELDS) * 8  # the good ones were the compiled reader's
+
+
+def _varied_lines(n: int) -> list[bytes]:
+    """Good records of every format whose packed fields vary: exporters (IPv6
+    too), ifIndexes up to 2**32 - 1 (five-byte varints), MACs and next hops
+    present or not."""
+    rng = random.Random(5)
+    out = []
+    for k in range(n):
+        rec = dict(rng.choice([GOFLOW2, PMACCT, NFDUMP, NATIVE]))
+        for key in ("in_if", "iface_in", "input_snmp"):
+            if key in rec:
+                rec[key] = rng.choice([0, 1, 127, 128, 16383, 16384, 2**31, 2**32 - 1, k])
+        for key in ("sampler_address", "peer_ip_src", "ip4_router", "exporter"):
+            if key in rec and rng.random() < 0.3:
+                rec[key] = rng.choice(["127.0.1.2", "127.0.1.3", "::1"])
+        for key in ("src_mac", "mac_src", "in_src_mac"):
+            if key in rec and rng.random() < 0.5:
+                rec[key] = rng.choice(["", "00:00:00:00:00:00", "02:00:00:00:00:0b"])
+        for key in ("bgp_next_hop", "peer_ip_dst", "bgp4_next_hop", "next_hop"):
+            if rng.random() < 0.5:
+                rec.pop(key, None)
+        out.append(json.dumps(rec).encode())
+    return out
+
+
+@needs_scanner
+@pytest.mark.parametrize("size", [1, 97, 4096])
+def test_the_request_written_in_c_is_the_message_numpy_makes(size):
+    """``Packed.request`` (a batch of the scanner's records straight to protobuf
+    wire bytes) gives the message of the numpy path (_pack_mixed), for batches
+    whose MACs or next hops are all zero or not, any exporter and ifIndex; None
+    for a batch with a record the Python reader took."""
+    from attribution import enrich_pack
+    from attribution.v1 import attribution_pb2 as pb
+
+    lines = _varied_lines(3000) + [_good_lines(1)[0]] * 200
+    mixed = _inputs()
+    random.Random(9).shuffle(mixed)
+    whole, partial = 0, 0
+    for data in (lines, mixed[:3000]):
+        split = _Splitter("t", whole=True)
+        chunk = split.feed(b"\n".join(data) + b"\n")
+        saved = er.SCANNER
+        er.SCANNER = er._enrich_scan
+        try:
+            batches = list(read_batches(iter([chunk]), None, Counters(), size))
+        finally:
+            er.SCANNER = saved
+        for i, batch in enumerate(batches):
+            batch_id = [0, 1, 2**40 + i][i % 3]
+            got = batch.packed.request(len(batch), batch_id)
+            if batch.packed.taken < len(batch):
+                assert got is None
+                partial += 1
+                continue
+            whole += 1
+            expected, bad, good = enrich_pack._pack_mixed(batch, batch_id)
+            assert not bad and good == list(range(len(batch)))
+            assert pb.FlowBatch.FromString(got) == expected
+            assert got == expected.SerializeToString(deterministic=True)
+    assert whole and partial
+    empty = er._enrich_scan.Packed(str, 16).request(0, 7)  # no records: the empty request
+    assert pb.FlowBatch.FromString(empty) == enrich_pack._request(7, [], [], b"", b"", [], b"", b"")
 
 
 def _good_lines(n: int) -> list[bytes]:
