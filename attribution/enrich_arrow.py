@@ -9,10 +9,17 @@ dictionaries, and a route's fields (prefix, AS path, communities, the AS
 behind the neighbor) built once for each distinct route of the batch and
 spread by ``take``. The values are those of the answer dicts, column by
 column (tests/attribution/test_enrich_stores.py compares whole tables).
+
+Arrays are made from buffers (numpy's, or those of attribution._enrich_columns),
+never by ``pa.array`` on the compiled path: ``pa.array`` imports pandas the
+first time it runs (~0.35 CPU-s of start-up, only to ask whether a value is a
+pandas object). The flow columns of a batch the compiled reader took whole
+come from its texts in C (:func:`compiled_flows`), not from rows.
 """
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -24,7 +31,71 @@ from attribution.enrich_wire import AnswerBatch, RouteDictionary, csv_path
 from attribution.reports.records import via_as
 from attribution.v1 import attribution_pb2 as pb
 
-_PROVENANCE = pa.array([PROVENANCE_NAMES.get(i, "none") for i in range(256)], pa.string())
+try:  # flow columns and string buffers in C (built where a C compiler was)
+    from attribution import _enrich_columns as COLUMNS
+except ImportError:
+    COLUMNS = None  # type: ignore[assignment]
+
+# --------------------------------------------------------------------------- arrays from buffers
+
+
+_NUMPY = {
+    pa.uint8(): np.uint8,
+    pa.int32(): np.int32,
+    pa.uint32(): np.uint32,
+    pa.int64(): np.int64,
+    pa.uint64(): np.uint64,
+}
+
+
+def _num(values: np.ndarray, typ: pa.DataType, valid: np.ndarray | None = None) -> pa.Array:
+    """A numpy column as an Arrow array of ``typ`` (the same width), null where
+    ``valid`` is False."""
+    values = np.ascontiguousarray(values, dtype=_NUMPY[typ])
+    n = len(values)
+    if valid is None or valid.all():
+        return pa.Array.from_buffers(typ, n, [None, pa.py_buffer(values)], null_count=0)
+    bits = np.packbits(valid, bitorder="little")
+    nulls = n - int(np.count_nonzero(valid))
+    return pa.Array.from_buffers(
+        typ, n, [pa.py_buffer(bits), pa.py_buffer(values)], null_count=nulls
+    )
+
+
+def _bools(values: np.ndarray) -> pa.Array:
+    bits = np.packbits(np.ascontiguousarray(values, dtype=bool), bitorder="little")
+    return pa.Array.from_buffers(pa.bool_(), len(values), [None, pa.py_buffer(bits)], null_count=0)
+
+
+def _from_text(buffers: tuple) -> pa.Array:
+    """attribution._enrich_columns' string buffers (validity, offsets, data, nulls)."""
+    valid, offsets, data, nulls = buffers
+    n = len(offsets) // 4 - 1
+    return pa.Array.from_buffers(
+        pa.string(),
+        n,
+        [None if valid is None else pa.py_buffer(valid), pa.py_buffer(offsets), pa.py_buffer(data)],
+        null_count=nulls,
+    )
+
+
+def _strings(values: list) -> pa.Array:
+    """A list of str or None as an Arrow string array."""
+    if COLUMNS is None:
+        return pa.array(values, pa.string())
+    return _from_text(COLUMNS.strings(values))
+
+
+def _lists(lengths: list[int], child: pa.Array, typ: pa.DataType) -> pa.Array:
+    """A list array of ``len(lengths)`` lists over ``child`` (no nulls)."""
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    return pa.Array.from_buffers(
+        typ, len(lengths), [None, pa.py_buffer(offsets)], null_count=0, children=[child]
+    )
+
+
+_PROVENANCE = _strings([PROVENANCE_NAMES.get(i, "none") for i in range(256)])
 _PATH = pa.list_(pa.uint32())
 _STRS = pa.list_(pa.string())
 _DST_ONLY = ("communities", "large_communities", "local_pref", "med", "next_hop")
@@ -34,8 +105,8 @@ def _names(names: list[str], index: np.ndarray) -> pa.Array:
     """``names[index]``, null where index < 0."""
     if not names:
         return pa.nulls(len(index), pa.string())
-    idx = pa.array(index, pa.int32(), mask=index < 0)
-    return pa.array(names, pa.string()).take(idx)
+    idx = _num(index, pa.int32(), index >= 0)
+    return _strings(names).take(idx)
 
 
 _SETS = (pb.AsPathSegment.AS_SET, pb.AsPathSegment.AS_CONFED_SET)
@@ -80,20 +151,23 @@ class _RouteTable:
         first = self._arrays([_NO_ROUTE])
         self.via: np.ndarray = first.pop()  # the AS behind the neighbor, -1: none
         self.chunks: list[list[pa.Array]] = [first]
-        self._joined: list[pa.ChunkedArray] | None = None
+        self._joined: list[pa.Array] | None = None
 
     def _arrays(self, rows: list[tuple]) -> list[pa.Array]:
         cols = list(zip(*rows, strict=True))
+        if self.text:
+            path = _strings([csv_path(p) for p in cols[8]])
+        else:
+            flat = np.fromiter(chain.from_iterable(cols[1]), dtype=np.uint32)
+            path = _lists(list(map(len, cols[1])), _num(flat, pa.uint32()), _PATH)
         return [
-            pa.array(cols[0], pa.string()),
-            pa.array([csv_path(p) for p in cols[8]], pa.string())
-            if self.text
-            else pa.array(cols[1], _PATH),
-            pa.array(cols[3], _STRS),
-            pa.array(cols[4], _STRS),
-            pa.array(cols[5], pa.uint32()),
-            pa.array(cols[6], pa.uint32()),
-            pa.array(cols[7], pa.string()),
+            _strings(list(cols[0])),
+            path,
+            _lists(list(map(len, cols[3])), _strings(list(chain.from_iterable(cols[3]))), _STRS),
+            _lists(list(map(len, cols[4])), _strings(list(chain.from_iterable(cols[4]))), _STRS),
+            _optional_u32(cols[5]),
+            _optional_u32(cols[6]),
+            _strings(list(cols[7])),
             np.asarray(cols[2], dtype=np.int64),
         ]
 
@@ -101,7 +175,7 @@ class _RouteTable:
     def _merge(chunks: list[list[pa.Array]]) -> list[pa.Array]:
         return [pa.concat_arrays(list(c)) for c in zip(*chunks, strict=True)]
 
-    def columns(self, routes: RouteDictionary, upto: int) -> list[pa.ChunkedArray]:
+    def columns(self, routes: RouteDictionary, upto: int) -> list[pa.Array]:
         """The table's columns, with at least routes ``0 .. upto - 1`` in them."""
         if upto > self.made:
             rows = [_route_row(routes.routes[k]) for k in range(self.made, upto)]
@@ -118,9 +192,18 @@ class _RouteTable:
                     if len(tail[0]) >= len(self.chunks[0][0])
                     else [self.chunks[0], tail]
                 )
-        if self._joined is None:
-            self._joined = [pa.chunked_array(list(c)) for c in zip(*self.chunks, strict=True)]
+        if self._joined is None:  # one array a column: pyarrow's take over a chunked
+            # array concatenates its chunks first, at every take (~1 ms a column of
+            # 200 k routes); here that is done once, when routes were added
+            self._joined = [pa.concat_arrays(list(c)) for c in zip(*self.chunks, strict=True)]
         return self._joined
+
+
+def _optional_u32(values: tuple) -> pa.Array:
+    """Integers 0 .. 2**32 - 1 or None (a route's local pref, MED) as uint32."""
+    valid = np.fromiter((v is not None for v in values), dtype=bool, count=len(values))
+    got = np.fromiter((0 if v is None else v for v in values), dtype=np.uint32, count=len(values))
+    return _num(got, pa.uint32(), valid)
 
 
 _TABLE_COLUMNS = (
@@ -145,15 +228,15 @@ def _route_columns(
         table = routes.extra[("arrow_table", text)] = _RouteTable(text)
     row = route.astype(np.int64, copy=False) + 1
     cols = table.columns(routes, int(row.max()) if len(row) else 0)
-    take = pa.array(row)
+    take = _num(row, pa.int64())
     out: dict[str, Any] = {
-        "prefix": cols[0].take(take).combine_chunks(),
-        "as_path": cols[1].take(take).combine_chunks(),
+        "prefix": cols[0].take(take),
+        "as_path": cols[1].take(take),
         "via": table.via[row],
     }
     if dst:
         for k, name in enumerate(_TABLE_COLUMNS[2:], 2):
-            out[name] = cols[k].take(take).combine_chunks()
+            out[name] = cols[k].take(take)
     return out
 
 
@@ -167,29 +250,117 @@ def answer_arrays(answers: AnswerBatch, path_text: bool = False) -> dict[str, pa
         "override": _names(answers.overrides, rec["override"]),
     }
     for name in ("src_origin_as", "src_peer_as", "dst_origin_as", "dst_peer_as"):
-        cols[name] = pa.array(rec[name], pa.uint32())
+        cols[name] = _num(rec[name], pa.uint32())
     prov = rec["provenance"]
     for k, name in enumerate(("src_origin", "src_peer", "dst_origin", "dst_peer")):
-        cols[f"{name}_provenance"] = _PROVENANCE.take(pa.array(prov[:, k]))
+        cols[f"{name}_provenance"] = _PROVENANCE.take(_num(prov[:, k], pa.uint8()))
     for side in ("src", "dst"):
         got = _route_columns(answers.routes, rec[f"{side}_route"], side == "dst", path_text)
         cols[f"{side}_prefix"] = got["prefix"]
         cols[f"{side}_as_path"] = got["as_path"]
         via = got["via"]
         origin = rec[f"{side}_origin_as"]
-        cols[f"{side}_via_as"] = pa.array(np.where(via < 0, origin, via).astype(np.uint32))
+        cols[f"{side}_via_as"] = _num(np.where(via < 0, origin, via), pa.uint32())
         if side == "dst":
             for name in _DST_ONLY:
                 cols[f"dst_{name}"] = got[name]
     flags = rec["flags"]
     for bit, name in FLAG_NAMES.items():
-        cols[name] = pa.array((flags & bit) != 0)
+        cols[name] = _bools((flags & bit) != 0)
     code: list[str | None] = [None] * n
     message: list[str | None] = [None] * n
     for i, (c, m) in answers.errors.items():
         code[i], message[i] = c, m
-    cols["error_code"] = pa.array(code, pa.string())
-    cols["error"] = pa.array(message, pa.string())
+    cols["error_code"] = _strings(code)
+    cols["error"] = _strings(message)
+    return cols
+
+
+# --------------------------------------------------------------------------- flow columns in C
+
+
+def compiled_flows(flows: FlowBatch, csv: bool = False) -> dict | None:
+    """The flow columns of a batch the compiled reader took whole, from its
+    texts in C (attribution._enrich_columns.flow_columns), or None: then the
+    rows are made and the columns from them."""
+    if COLUMNS is None or flows.packed is None or not len(flows):
+        return None
+    rows = flows.python_rows()
+    if rows.count(None) != len(rows):  # some taken by the Python reader, or rows made
+        return None
+    raw, spans, chunks = flows.texts()
+    return COLUMNS.flow_columns(raw, spans, chunks or [], flows.formats, csv)
+
+
+def _int64(got: dict, name: str) -> np.ndarray:
+    return np.frombuffer(got[name], dtype=np.int64)
+
+
+def store_flows(batcher: Any, got: dict, formats: list[str]) -> dict[str, pa.Array]:
+    """:meth:`attribution.sinks.table.ArrowBatcher.flow_arrays` of the columns
+    :func:`compiled_flows` made: the same values (times in range as whole
+    seconds, else the time of writing; exporters canonical; counters out of
+    range 0)."""
+    from attribution.reports.records import MAX_TS, MIN_TS
+    from attribution.sinks.table import SCHEMA
+
+    n = got["n"]
+    fallback = int(batcher.now())
+    times = got["times"]
+    if times is None:  # goflow2's: nanoseconds, as the row's end / 1e9
+        ns = _int64(got, "time_ns")
+        sec = ns.astype(np.float64) / 1e9
+        ok = (ns != 0) & (sec >= MIN_TS) & (sec < MAX_TS)
+        seconds = np.where(ok, sec, fallback).astype(np.int64)
+    else:
+        when = batcher._time
+        number = (int, float)
+        done = {
+            v: int(v) if type(v) in number and MIN_TS <= v < MAX_TS else when(v, fallback)
+            for v in set(times)
+        }
+        seconds = np.fromiter(map(done.__getitem__, times), dtype=np.int64, count=n)
+    cols = {
+        "time": _num(seconds, pa.int64()).cast(SCHEMA.field("time").type),
+        "input_format": _strings(formats),
+    }
+    index = _num(np.frombuffer(got["exporter_index"], dtype=np.int32), pa.int32())
+    canon = [batcher._exporter(t) for t in got["exporters"]]
+    cols["exporter"] = _strings(canon).take(index)
+    for name in ("src_addr", "dst_addr", "src_mac", "next_hop"):
+        cols[name] = _from_text(got[name])
+    for name in ("in_if", "out_if"):
+        cols[name] = _num(np.frombuffer(got[name], dtype=np.uint32), pa.uint32())
+    rate = _int64(got, "sampling_rate")
+    cols["sampling_rate"] = _num(np.where((rate >= 0) & (rate <= 0xFFFFFFFF), rate, 0), pa.uint32())
+    for name in ("bytes", "packets"):
+        v = _int64(got, name)
+        cols[name] = _num(np.where(v >= 0, v, 0), pa.uint64())
+    return cols
+
+
+def _csv_flows(got: dict, formats: list[str], cell: Any) -> dict[str, pa.Array]:
+    """The CSV writer's flow columns (:func:`_csv_flow` of each row column) of
+    the columns :func:`compiled_flows` made: text as written, integers as
+    int64, time as its row's text."""
+    n = got["n"]
+    if "time_text" in got:
+        time = _from_text(got["time_text"])
+    else:
+        time = _strings([_text(v, cell) for v in got["times"]])
+    index = _num(np.frombuffer(got["exporter_index"], dtype=np.int32), pa.int32())
+    cols = {
+        "time": time,
+        "exporter": _strings(got["exporters"]).take(index),
+    }
+    for name in ("src_addr", "dst_addr", "src_mac", "next_hop"):
+        text = got[name]
+        # a column of nulls only is typed null, as pa.array types a list of None
+        cols[name] = pa.nulls(n) if text[3] == n else _from_text(text)
+    for name in ("in_if", "out_if"):
+        cols[name] = _num(np.frombuffer(got[name], dtype=np.uint32), pa.int64())
+    for name in ("bytes", "packets", "sampling_rate"):
+        cols[name] = _num(_int64(got, name), pa.int64())
     return cols
 
 
@@ -226,13 +397,19 @@ def csv_table(
     flows: FlowBatch, answers: AnswerBatch, flow_columns: tuple, answer_columns: tuple, cell: Any
 ) -> pa.Table:
     """The CSV writer's columns as one Arrow table (pyarrow.csv writes it in C)."""
-    arrays = [pa.array(flows.formats, pa.string())]
-    # time is a number or a string by format: always text, so that a batch's mix
-    # of formats does not change how it is written
-    arrays.extend(_csv_flow(flows.column(name), cell, name == "time") for name in flow_columns)
-    got = answer_arrays(answers, path_text=True)
-    arrays.extend(got[name] for name in answer_columns)
+    got = compiled_flows(flows, csv=True)
+    if got is not None:
+        arrays = [_strings(flows.formats)]
+        made = _csv_flows(got, flows.formats, cell)
+        arrays.extend(made[name] for name in flow_columns)
+    else:
+        arrays = [pa.array(flows.formats, pa.string())]
+        # time is a number or a string by format: always text, so that a batch's
+        # mix of formats does not change how it is written
+        arrays.extend(_csv_flow(flows.column(name), cell, name == "time") for name in flow_columns)
+    answer = answer_arrays(answers, path_text=True)
+    arrays.extend(answer[name] for name in answer_columns)
     return pa.Table.from_arrays(arrays, names=["input_format", *flow_columns, *answer_columns])
 
 
-__all__ = ["answer_arrays", "csv_table"]
+__all__ = ["answer_arrays", "compiled_flows", "csv_table", "store_flows"]

@@ -235,8 +235,13 @@ class ArrowBatcher:
         :data:`SCHEMA`'s types (attribution.enrich_arrow.answer_arrays)."""
         if not n:
             return SCHEMA.empty_table()
-        cols = self.flow_arrays(n, flow, formats)
-        cols.update(answers)
+        return self.from_flow_arrays(self.flow_arrays(n, flow, formats), answers)
+
+    @staticmethod
+    def from_flow_arrays(flows: dict[str, pa.Array], answers: dict[str, pa.Array]) -> pa.Table:
+        """One table of :data:`SCHEMA` from its flow columns and its answer
+        columns, all Arrow arrays of its types, by name."""
+        cols = {**flows, **answers}
         return pa.Table.from_arrays([cols[n] for n in NAMES], schema=SCHEMA)
 
 
