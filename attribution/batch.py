@@ -30,6 +30,7 @@ from attribution.batch_exact import CHUNK as CHUNK  # re-exported (resolver)
 from attribution.batch_exact import ExactAnswers
 from attribution.fastpath import ChangedRanges, CompiledView
 from attribution.routing import Routing
+from attribution.viewanswers import FIELDS, AnswerTable
 from attribution.viewpatch import Pack
 from ribd.events import IPV4_UNICAST, IPV6_UNICAST
 
@@ -217,9 +218,12 @@ class Batch(ExactAnswers):
 
     def _lookup_views(
         self, groups: list[Group], k32: np.ndarray | None, k64: np.ndarray | None, size: int
-    ) -> tuple[np.ndarray, ...]:
-        """(leaf, origin, peer, provenance, stale, from_set) of every key, in
-        the group layout, from each group's compiled view (-1 / zero: none).
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray] | None]:
+        """(leaf, answer id, answer table) of every key, in the group layout,
+        from each group's compiled view (leaf -1: none): ids index the
+        columns of the batch's one table (``AnswerTable.columns``; the
+        tables of the batch's views one after the other, ``_BatchTables``),
+        read once per batch by ``_scatter``.
 
         IPv4 keys are sorted within their group first (with their position
         in the low 32 bits, one ``sort`` of 64-bit words): numpy's
@@ -230,15 +234,11 @@ class Batch(ExactAnswers):
         together: one call per view.
         """
         leaf = np.full(size, -1, dtype=np.int32)
-        origin = np.zeros(size, dtype=np.uint32)
-        peer = np.zeros(size, dtype=np.uint32)
-        prov = np.zeros(size, dtype=np.uint8)
-        stale = np.zeros(size, dtype=bool)
-        from_set = np.zeros(size, dtype=bool)
-        out = (leaf, origin, peer, prov, stale, from_set)
+        aid = np.zeros(size, dtype=np.uint32)
         viewed = [g for g in groups if g.usable is not None and len(g.usable[0])]
         if not viewed:
-            return out
+            return leaf, aid, None
+        tables = _BatchTables()
         # Exporters that fall back to one router share its view: their keys
         # are looked up together, one call per view, not one per exporter.
         by_view: dict[int, list[Group]] = {}
@@ -265,16 +265,9 @@ class Batch(ExactAnswers):
                     comp[2 * g.start : 2 * g.stop].sort()
             k32 = (comp >> np.uint64(32)).astype(np.uint32)
             perm = (comp & np.uint64(0xFFFFFFFF)).astype(np.intp)  # sorted slot -> position
-        highest = self.routing.highest_as_set
 
-        def sources(view: CompiledView) -> tuple[np.ndarray, ...]:
-            return (
-                view.origin_as_highest if highest else view.origin_as,
-                view.peer_as_highest if highest else view.peer_as,
-                view.provenance,
-                view.stale,
-                view.from_set,
-            )
+        def answers(view: CompiledView, lk: np.ndarray, at: slice | np.ndarray) -> None:
+            tables.put(view.answers, view.answer.take(lk, mode="wrap"), aid, at)
 
         def look(view: CompiledView, keys: np.ndarray, at: slice | np.ndarray) -> None:
             found = view.starts.searchsorted(keys, side="right")
@@ -282,12 +275,9 @@ class Batch(ExactAnswers):
             # -1 (no route) wraps to the last route: ``_scatter`` masks it out
             if isinstance(at, slice):  # straight into the columns
                 lk = view.leaf.take(found, out=leaf[at], mode="wrap")
-                for source, column in zip(sources(view), out[1:], strict=True):
-                    _take(source, lk, column[at])
             else:
                 lk = leaf[at] = view.leaf.take(found, mode="wrap")
-                for source, column in zip(sources(view), out[1:], strict=True):
-                    column[at] = _take(source, lk)
+            answers(view, lk, at)
 
         def slots(gs: list[Group]) -> tuple[np.ndarray, np.ndarray]:
             """The key slots of groups ``gs`` and their keys, IPv4 keys sorted."""
@@ -319,7 +309,9 @@ class Batch(ExactAnswers):
             found -= 1
             packed = views[0].pack
             if packed is not None and all(v.pack is packed for v in views):
-                self._read_packed(packed, gs, views, at, found, size, out, highest)
+                lk, ids = self._read_packed(packed, gs, views, at, found, size)
+                leaf[at] = lk
+                tables.put(packed.answers, ids, aid, at)
                 continue
             # Then each router's own columns, read group by group (contiguous
             # slots); a column all of them share is read once for all.
@@ -332,22 +324,21 @@ class Batch(ExactAnswers):
                 for v, seg in zip(views, segs, strict=True):
                     v.leaf.take(spot[seg], out=leaf[seg], mode="wrap")
                 lk = leaf[at]
-            columns = [sources(v) for v in views]
-            for c, column in enumerate(out[1:]):
-                first = columns[0][c]
-                if all(cols[c] is first for cols in columns):
-                    column[at] = _take(first, lk)
-                    continue
-                for cols, seg in zip(columns, segs, strict=True):
-                    _take(cols[c], leaf[seg], column[seg])
+            first = views[0]
+            if all(v.answer is first.answer and v.answers is first.answers for v in views):
+                answers(first, lk, at)
+                continue
+            for v, seg in zip(views, segs, strict=True):
+                answers(v, leaf[seg], seg)
+        table = tables.columns()
         if perm is None:
-            return out
+            return leaf, aid, table
         placed = []
-        for column in out:  # sorted slots -> positions (IPv6 slots were not moved)
+        for column in (leaf, aid):  # sorted slots -> positions (IPv6 slots were not moved)
             c = np.empty_like(column)
             c[perm] = column
             placed.append(c)
-        return tuple(placed)
+        return placed[0], placed[1], table
 
     @staticmethod
     def _read_packed(
@@ -357,13 +348,12 @@ class Batch(ExactAnswers):
         at: np.ndarray,
         found: np.ndarray,
         size: int,
-        out: tuple[np.ndarray, ...],
-        highest: bool,
-    ) -> None:
-        """The columns of keys ``at`` (interval ``found`` on the groups' shared
-        axis) from the family's packed columns (``viewpatch.pack``): one take
-        per column for all routers, each key's index shifted by its router's
-        offset, instead of a take per router and column."""
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The leaf and answer id of keys ``at`` (interval ``found`` on the
+        groups' shared axis) from the family's packed columns
+        (``viewpatch.pack``): one take per column for all routers, each
+        key's index shifted by its router's offset, instead of a take per
+        router and column."""
         rows = np.fromiter((v.pack_row for v in views), dtype=np.intp, count=len(views))
         sizes = np.fromiter((2 * (g.stop - g.start) for g in gs), dtype=np.int64, count=len(gs))
         first = np.fromiter((2 * g.start for g in gs), dtype=np.int64, count=len(gs))
@@ -381,46 +371,53 @@ class Batch(ExactAnswers):
                 index = index + offsets[key_row]
             return _take(pool, index)
 
-        leaf, *rest = out
         lk = read("leaf", found)
-        leaf[at] = lk
-        names = ("origin_as_highest", "peer_as_highest") if highest else ("origin_as", "peer_as")
-        for name, column in zip((*names, "provenance", "stale", "from_set"), rest, strict=True):
-            column[at] = read(name, lk)
+        return lk, read("answer", lk)
 
     def _scatter(
         self,
         order: np.ndarray,
         fast: np.ndarray,
         leaf: np.ndarray,
-        origin: np.ndarray,
-        peer: np.ndarray,
-        prov: np.ndarray,
-        stale: np.ndarray,
-        from_set: np.ndarray,
+        aid: np.ndarray,
+        table: dict[str, np.ndarray] | None,
         route: np.ndarray | None,
         pos_dst: np.ndarray,
         pos_src: np.ndarray,
     ) -> None:
-        """The view answers (group layout) into the flows' columns, once per batch."""
-        ok = leaf >= 0
-        prov = np.where(ok, prov, NONE).astype(np.uint8)
-        origin = np.where(ok, origin, 0).astype(np.uint32)
-        origin[prov == LOCAL] = self.routing.local_as
-        peer = np.where(ok, peer, 0).astype(np.uint32)
+        """The view answers (group layout) into the flows' columns, once per
+        batch: each side's answer rows read from the batch's table."""
+        highest = self.routing.highest_as_set
         for dst, pos in ((True, pos_dst), (False, pos_src)):
             on = fast[pos]
             if not on.any():
                 continue
             p = pos[on]
+            ok = leaf[p] >= 0
+            n = len(p)
+            if table is None or not ok.any():
+                zero = np.zeros(n, dtype=np.uint32)
+                no = np.zeros(n, dtype=bool)
+                prov = np.full(n, NONE, dtype=np.uint8)
+                origin, peer, stale, from_set = zero, zero.copy(), no, no
+            else:
+                a = aid[p]
+                o = table["origin_as_highest" if highest else "origin_as"].take(a, mode="wrap")
+                origin = np.where(ok, o, np.uint32(0))
+                prov = np.where(ok, table["provenance"].take(a, mode="wrap"), np.uint8(NONE))
+                origin[prov == LOCAL] = self.routing.local_as
+                pe = table["peer_as_highest" if highest else "peer_as"].take(a, mode="wrap")
+                peer = np.where(ok, pe, np.uint32(0))
+                stale = ok & table["stale"].take(a, mode="wrap")
+                from_set = ok & table["from_set"].take(a, mode="wrap")
             self._store(
                 order[on],
                 dst,
-                origin[p],
-                peer[p],
-                prov[p],
-                ok[p] & stale[p],
-                ok[p] & from_set[p],
+                origin,
+                peer,
+                prov,
+                stale,
+                from_set,
                 route[p] if route is not None else None,
             )
 
@@ -441,6 +438,50 @@ class Batch(ExactAnswers):
             override=self.override,
             records=self.rec,
         )
+
+
+class _BatchTables:
+    """The answer tables of a batch's views, as one: each table's ids offset
+    by the rows of the tables before it (mostly one table: a family's views
+    share theirs, ``viewpatch.pack``). Joined tables are kept for the next
+    batches (``_JOINED``): they are small, and batches mostly see the same."""
+
+    __slots__ = ("offsets", "tables")
+
+    def __init__(self) -> None:
+        self.tables: list[AnswerTable] = []
+        self.offsets: dict[int, int] = {}
+
+    def put(
+        self, table: AnswerTable, ids: np.ndarray, aid: np.ndarray, at: slice | np.ndarray
+    ) -> None:
+        """``ids`` of rows of ``table`` into ``aid`` at ``at``."""
+        off = self.offsets.get(id(table))
+        if off is None:
+            off = self.offsets[id(table)] = sum(len(t) for t in self.tables)
+            self.tables.append(table)
+        if off:
+            ids = ids.astype(np.uint32)
+            ids += np.uint32(off)
+        aid[at] = ids
+
+    def columns(self) -> dict[str, np.ndarray] | None:
+        if not self.tables:
+            return None
+        if len(self.tables) == 1:
+            return self.tables[0].columns
+        key = tuple(id(t) for t in self.tables)
+        hit = _JOINED.get(key)
+        if hit is not None and all(a is b for a, b in zip(hit[0], self.tables, strict=True)):
+            return hit[1]
+        joined = {name: np.concatenate([t.columns[name] for t in self.tables]) for name in FIELDS}
+        if len(_JOINED) >= 8:
+            _JOINED.clear()
+        _JOINED[key] = (tuple(self.tables), joined)
+        return joined
+
+
+_JOINED: dict[tuple[int, ...], tuple[tuple[AnswerTable, ...], dict[str, np.ndarray]]] = {}
 
 
 def _take(source: np.ndarray, index: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from attribution.viewanswers import ROW, AnswerTable, id_dtype, intern
 from attribution.viewpatch import Pack, one_axis, pack, patch_view, share_columns, squeeze
 from ribd.attributes import PathAttributes
 from ribd.events import IPV4_UNICAST
@@ -112,13 +113,10 @@ class CompiledView:
     path_ids: np.ndarray  # uint32 per route
     attribute_index: np.ndarray  # int32 per route, into attribute_sets
     attribute_sets: list[PathAttributes]
-    origin_as: np.ndarray  # uint32 per route
-    origin_as_highest: np.ndarray
-    peer_as: np.ndarray
-    peer_as_highest: np.ndarray  # as_set_policy "highest" (pmacct): 0 for a leading AS_SET
-    provenance: np.ndarray  # uint8 per route: bgp / local / default
-    from_set: np.ndarray  # bool per route
-    stale: np.ndarray  # bool per route
+    # Per route, the id of its answer (origin, peer, provenance, flags) in
+    # ``answers``, a table the family's views share (``attribution.viewanswers``).
+    answer: np.ndarray  # uint16 (a table of <= 65,536 rows) or uint32
+    answers: AnswerTable
     long_v6: np.ndarray  # uint64 upper halves of IPv6 prefixes longer than /64
     changed: ChangedRanges  # replaced (under the RIB lock) as changes come in
     made: dict[int, RouteMatch] = field(default_factory=dict)  # recent route(i) results
@@ -128,6 +126,36 @@ class CompiledView:
     # None: not packed (a build or patch since); replaced views drop it.
     pack: Pack | None = None
     pack_row: int = 0
+
+    # The answer columns per route, made from the table (tests, explain):
+    # the bulk path reads ``answer`` and ``answers`` instead.
+    @property
+    def origin_as(self) -> np.ndarray:
+        return self.answers.rows["origin_as"][self.answer]
+
+    @property
+    def origin_as_highest(self) -> np.ndarray:
+        return self.answers.rows["origin_as_highest"][self.answer]
+
+    @property
+    def peer_as(self) -> np.ndarray:
+        return self.answers.rows["peer_as"][self.answer]
+
+    @property
+    def peer_as_highest(self) -> np.ndarray:  # as_set_policy "highest": 0 for a leading AS_SET
+        return self.answers.rows["peer_as_highest"][self.answer]
+
+    @property
+    def provenance(self) -> np.ndarray:  # bgp / local / default
+        return self.answers.rows["provenance"][self.answer]
+
+    @property
+    def from_set(self) -> np.ndarray:
+        return self.answers.rows["from_set"][self.answer]
+
+    @property
+    def stale(self) -> np.ndarray:
+        return self.answers.rows["stale"][self.answer]
 
     def lookup(self, keys: np.ndarray) -> np.ndarray:
         """Route index (or -1) for each key."""
@@ -169,7 +197,7 @@ class CompiledView:
             length,
             self.attribute_sets[self.attribute_index[i]],
             int(self.path_ids[i]),
-            bool(self.stale[i]),
+            bool(self.answers.rows["stale"][self.answer[i]]),
         )
 
 
@@ -324,6 +352,9 @@ def build_view(
     peer_highest = np.where(default | bgp, peer_highest_by_set[index], 0).astype(np.uint32)
     prov = np.select([default, empty], [_DEFAULT, _LOCAL], _BGP).astype(np.uint8)
     from_set = bgp & set_by_set[index]
+    answer, answers = _answer_rows(
+        index, default, stale_flags, (origin, highest, peer, peer_highest, prov, from_set)
+    )
     word = np.uint32 if v4 else np.uint64
     columns = {
         "starts": starts.astype(word),
@@ -333,13 +364,8 @@ def build_view(
         "lengths": length_arr,
         "path_ids": squeeze(path_ids),
         "attribute_index": index,
-        "origin_as": origin,
-        "origin_as_highest": origin if np.array_equal(highest, origin) else highest,
-        "peer_as": peer,
-        "peer_as_highest": peer if np.array_equal(peer_highest, peer) else peer_highest,
-        "provenance": prov,
-        "from_set": from_set,
-        "stale": squeeze(stale_flags),
+        "answer": answer,
+        "answers": answers,
         "long_v6": np.unique(long_v6),
     }
     if others:
@@ -354,6 +380,26 @@ def build_view(
         changed=ChangedRanges.empty(v4, seq),
         **columns,
     )
+
+
+def _answer_rows(
+    index: np.ndarray, default: np.ndarray, stale: np.ndarray, columns: tuple[np.ndarray, ...]
+) -> tuple[np.ndarray, AnswerTable]:
+    """Per route the id of its answer row, and the table of distinct rows.
+
+    A route's answer depends on its attribute set, whether it is the default
+    route and whether it is stale: rows are made once per such combination
+    (about one per set), then made distinct."""
+    combo = index.astype(np.int64) * 4 + default * 2 + stale
+    _, first, inverse = np.unique(combo, return_index=True, return_inverse=True)
+    rows = np.zeros(len(first), dtype=ROW)
+    origin, highest, peer, peer_highest, prov, from_set = columns
+    for name, column in zip(
+        ROW.names, (origin, highest, peer, peer_highest, prov, stale, from_set), strict=True
+    ):
+        rows[name] = column[first]
+    ids, distinct = intern(rows)
+    return ids[inverse].astype(id_dtype(len(distinct))), AnswerTable(distinct)
 
 
 class CompiledViews:

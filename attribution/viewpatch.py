@@ -27,6 +27,7 @@ import time
 
 import numpy as np
 
+from attribution.viewanswers import AnswerTable, id_dtype, merge
 from ribd.attributes import PathAttributes
 from ribd.events import IPV4_UNICAST
 from ribd.rib import Rib, slot_value
@@ -205,10 +206,9 @@ def one_axis(views: list) -> list:
     ]
 
 
-# Columns the bulk path reads per key, packed per family; the "highest"
-# columns are most often the plain ones (the same array), then packed as them.
-PACKED = ("leaf", "origin_as", "peer_as", "provenance", "stale", "from_set")
-HIGHEST = {"origin_as_highest": "origin_as", "peer_as_highest": "peer_as"}
+# Columns the bulk path reads per key, packed per family (the answers
+# through ``answer``, ids into the family's one ``AnswerTable``).
+PACKED = ("leaf", "answer")
 
 
 SHARED = ("nets", "nets_low", "lengths")
@@ -243,14 +243,18 @@ class Pack:
 
     ``pools[name]``: the column of every view, one after the other (a
     column all views share is that one array; a constant one a broadcast);
-    ``offsets[name][row]``: where view ``row``'s column starts in it.
+    ``offsets[name][row]``: where view ``row``'s column starts in it;
+    ``answers``: the table every packed view's ``answer`` ids point into.
     """
 
-    __slots__ = ("offsets", "pools")
+    __slots__ = ("answers", "offsets", "pools")
 
-    def __init__(self, pools: dict[str, np.ndarray], offsets: dict[str, np.ndarray]) -> None:
+    def __init__(
+        self, pools: dict[str, np.ndarray], offsets: dict[str, np.ndarray], answers: AnswerTable
+    ) -> None:
         self.pools = pools
         self.offsets = offsets
+        self.answers = answers
 
 
 def pack(views: list) -> list:
@@ -275,16 +279,16 @@ def pack(views: list) -> list:
         for c, a, v in zip(columns, arrays, views, strict=True):
             if a is not getattr(v, name):
                 c[name] = a
+    answers, answer = _one_table(views)
+    for c, a, t in zip(columns, answer, views, strict=True):
+        c["answers"] = answers
+        if a is not t.answer:
+            c["answer"] = a
     zero = np.zeros(len(views), dtype=np.int64)
-    for name in (*PACKED, *HIGHEST):
-        base = HIGHEST.get(name)
-        if base is not None and all(getattr(v, name) is getattr(v, base) for v in views):
-            pools[name], offsets[name] = pools[base], offsets[base]
-            for c in columns:
-                if base in c:
-                    c[name] = c[base]
-            continue
-        arrays = _one_of_each([getattr(v, name) for v in views])
+    for name in PACKED:
+        arrays = _one_of_each(
+            [c.get(name, getattr(v, name)) for c, v in zip(columns, views, strict=True)]
+        )
         first = arrays[0]
         if all(a is first for a in arrays):
             pools[name], offsets[name] = first, zero
@@ -306,11 +310,31 @@ def pack(views: list) -> list:
         offsets[name] = np.fromiter((at[id(a)] for a in arrays), dtype=np.int64, count=len(arrays))
         for c, a, off in zip(columns, arrays, offsets[name].tolist(), strict=True):
             c[name] = pool[off : off + len(a)]
-    packed = Pack(pools, offsets)
+    packed = Pack(pools, offsets, answers)
     return [
         dataclasses.replace(v, pack=packed, pack_row=row, **columns[row])
         for row, v in enumerate(views)
     ]
+
+
+def _one_table(views: list) -> tuple[AnswerTable, list[np.ndarray]]:
+    """The family's one answer table for ``views`` and each view's ``answer``
+    ids into it (the same array for views whose ids map alike)."""
+    tables = list({id(v.answers): v.answers for v in views}.values())
+    table, remaps = merge(tables)
+    remap_of = {id(t): r for t, r in zip(tables, remaps, strict=True)}
+    dtype = id_dtype(len(table))
+    out: dict[tuple[int, int], np.ndarray] = {}
+    for v in views:
+        key = (id(v.answers), id(v.answer))
+        if key not in out:
+            remap = remap_of[key[0]]
+            same = len(remap) == len(v.answers) == len(table) and v.answer.dtype == dtype
+            if same and np.array_equal(remap, np.arange(len(remap))):
+                out[key] = v.answer  # the same ids in the same table
+            else:
+                out[key] = remap.astype(dtype)[v.answer]
+    return table, [out[(id(v.answers), id(v.answer))] for v in views]
 
 
 def squeeze(column: np.ndarray) -> np.ndarray:
@@ -333,6 +357,12 @@ def share_columns(columns: dict, others: list) -> dict:
     again (patches concatenate).
     """
     out = dict(columns)
+    for other in others:  # an equal answer table: one object (``pack`` merges less)
+        if other.answers is not columns["answers"] and np.array_equal(
+            other.answers.rows, columns["answers"].rows
+        ):
+            out["answers"] = other.answers
+            break
     for name, column in columns.items():
         if type(column) is not np.ndarray:
             continue
@@ -396,8 +426,7 @@ def _columns(old, new_routes: list, rewritten: dict[int, tuple] | None = None) -
     at = list(rewritten)
     sets = list(old.attribute_sets)
     numbers: dict[int, int] = {}
-    index, path_ids, stale = [], [], []
-    origin, highest, peer, peer_highest, prov, from_set = [], [], [], [], [], []
+    index, path_ids, rows = [], [], []
     for _, _, length, value, is_stale in [*new_routes, *rewritten.values()]:
         if type(value) is PathAttributes:
             attrs, path_id = value, 0
@@ -409,23 +438,26 @@ def _columns(old, new_routes: list, rewritten: dict[int, tuple] | None = None) -
             sets.append(attrs)
         index.append(number)
         path_ids.append(path_id)
-        stale.append(is_stale)
         default = length == 0
         empty = attrs.empty_path and not default
         bgp = not default and not empty
-        origin.append(attrs.origin_as if bgp else 0)
-        highest.append(attrs.origin_as_highest if bgp else 0)
-        peer.append(attrs.peer_as if default or bgp else 0)
-        peer_highest.append(attrs.peer_as_highest if default or bgp else 0)
-        prov.append(_DEFAULT if default else _LOCAL if empty else _BGP)
-        from_set.append(bgp and attrs.origin_from_set)
+        rows.append(  # in viewanswers.ROW order
+            (
+                attrs.origin_as if bgp else 0,
+                attrs.origin_as_highest if bgp else 0,
+                attrs.peer_as if default or bgp else 0,
+                attrs.peer_as_highest if default or bgp else 0,
+                _DEFAULT if default else _LOCAL if empty else _BGP,
+                bool(is_stale),
+                bool(bgp and attrs.origin_from_set),
+            )
+        )
+    answers, ids = old.answers.ids_of(rows)
     word = old.nets.dtype
 
     nets = [rt[0] for rt in new_routes]
     lows = [rt[1] for rt in new_routes]
     lengths = [rt[2] for rt in new_routes]
-    highest_equal = old.origin_as_highest is old.origin_as and highest == origin
-    peer_highest_equal = old.peer_as_highest is old.peer_as and peer_highest == peer
     n = len(new_routes)
 
     def cat(column: np.ndarray, values: list) -> np.ndarray:
@@ -449,17 +481,8 @@ def _columns(old, new_routes: list, rewritten: dict[int, tuple] | None = None) -
         "path_ids": cat(old.path_ids, path_ids),
         "attribute_index": cat(old.attribute_index, index),
         "attribute_sets": sets,
-        "origin_as": cat(old.origin_as, origin),
-        "origin_as_highest": cat(old.origin_as_highest, highest),
-        "peer_as": cat(old.peer_as, peer),
-        "peer_as_highest": cat(old.peer_as_highest, peer_highest),
-        "provenance": cat(old.provenance, prov),
-        "from_set": cat(old.from_set, from_set),
-        "stale": squeeze(cat(old.stale, stale)),
+        "answer": cat(old.answer.astype(id_dtype(len(answers)), copy=False), ids),
+        "answers": answers,
     }
     columns["path_ids"] = squeeze(columns["path_ids"])
-    if highest_equal:  # an alias stays one (see fastpath.build_view)
-        columns["origin_as_highest"] = columns["origin_as"]
-    if peer_highest_equal:
-        columns["peer_as_highest"] = columns["peer_as"]
     return columns

@@ -107,14 +107,21 @@ def _view_bytes(resolver) -> int:
 
     owners: dict[int, np.ndarray] = {}
     for v in resolver.views.current():
-        for name in v.__slots__:
-            a = getattr(v, name, None)
+        # The answer table (viewanswers): its rows and their per-field copies.
+        table = [v.answers.rows, *v.answers.columns.values()]
+        for a in [getattr(v, name, None) for name in v.__slots__] + table:
             if not isinstance(a, np.ndarray):
                 continue
             while isinstance(a.base, np.ndarray):
                 a = a.base
             owners[id(a)] = a
     return sum(a.nbytes for a in owners.values())
+
+
+def _answer_rows(resolver) -> int:
+    """Rows of the IPv4 views' answer tables, each table once."""
+    views = [v for v in resolver.views.current() if v.family == "ipv4 unicast"]
+    return sum(len(t) for t in {id(v.answers): v.answers for v in views}.values())
 
 
 def _axes(resolver) -> int:
@@ -157,6 +164,7 @@ def _measure(resolver, k: int, flows, prefixes, profile: bool, label: str = "") 
         "routers": k,
         "label": label,
         "axes": _axes(resolver),
+        "answer_rows": _answer_rows(resolver),
         "view_bytes": _view_bytes(resolver),
         "spread_as_only": max(spread_rates),
         "one_as_only": max(one_rates),
@@ -165,7 +173,7 @@ def _measure(resolver, k: int, flows, prefixes, profile: bool, label: str = "") 
         "pytricia": bare_pytricia(prefixes, flows),
     }
     log(
-        f"N={k}{label}: axes {out['axes']}, views {out['view_bytes'] / k / len(prefixes):.1f} B"
+        f"N={k}{label}: axes {out['axes']}, answer rows {out['answer_rows']}, views {out['view_bytes'] / k / len(prefixes):.1f} B"
         f" per (router, prefix),"
         f" spread {out['spread_as_only'] / 1e6:.2f} M/CPU-s, router 1"
         f" {out['one_as_only'] / 1e6:.2f} M, pytricia {out['pytricia'] / 1e6:.2f} M"
