@@ -173,7 +173,8 @@ def _measure(resolver, k: int, flows, prefixes, profile: bool, label: str = "") 
         "pytricia": bare_pytricia(prefixes, flows),
     }
     log(
-        f"N={k}{label}: axes {out['axes']}, answer rows {out['answer_rows']}, views {out['view_bytes'] / k / len(prefixes):.1f} B"
+        f"N={k}{label}: axes {out['axes']}, answer rows {out['answer_rows']},"
+        f" views {out['view_bytes'] / k / len(prefixes):.1f} B"
         f" per (router, prefix),"
         f" spread {out['spread_as_only'] / 1e6:.2f} M/CPU-s, router 1"
         f" {out['one_as_only'] / 1e6:.2f} M, pytricia {out['pytricia'] / 1e6:.2f} M"
