@@ -119,7 +119,10 @@ def patch_view(rib: Rib, old, changed_ranges, signature_of):
         order = np.argsort(starts, kind="stable")
         starts, leaf = starts[order], leaf[order]
     leaf = leaf.astype(np.int32)  # a copy: the old view is read meanwhile
-    lengths = np.where(leaf >= 0, all_lengths[np.maximum(leaf, 0)], -1).astype(np.int16)
+    # (a view with no routes yet: every leaf -1, nothing to index)
+    lengths = np.full(len(leaf), -1, dtype=np.int16)
+    if len(all_lengths):
+        lengths = np.where(leaf >= 0, all_lengths[np.maximum(leaf, 0)], -1).astype(np.int16)
     search = starts.searchsorted
     for start, last, length, number in axis:
         i0 = int(search(np.uint64(start)))

@@ -1,0 +1,180 @@
+"""The views' answers as ids into one table of distinct answer rows per family.
+
+Each (router, route) of a compiled view holds one id into an answer table
+the family's views share (``attribution.viewanswers``); these tests compare
+what a key reads through that layout, the way the bulk path reads it (the
+packed pools) and the way a lone view reads it, with the RIB's own
+``lookup`` and the answer rules of ``attribution.lookup``, over many
+routers, stale routes and ADD-PATH, fresh and after rounds of churn patched
+into the views; and the ids widening past 65,536 distinct answers.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+
+import numpy as np
+import pytest
+
+from attribution.answers import BGP, DEFAULT, LOCAL, NONE
+from attribution.resolver import Resolver
+from attribution.viewanswers import ROW, AnswerTable, id_dtype, intern, merge
+from ribd.attributes import AS_SEQUENCE, make_attributes
+from ribd.events import IPV4_UNICAST, EndOfRib, RoutesAnnounced, SessionState
+from ribd.rib import Rib
+from tests.attribution.test_bulk_many_exporters import (
+    V4,
+    V6,
+    _address,
+    _answers,
+    _more_churn,
+    flows,
+    world,
+)
+
+
+def _expected(rib: Rib, neighbor: str, family: str, address: str) -> tuple | None:
+    """(origin, origin highest, peer, peer highest, provenance, stale, from
+    AS_SET) of the RIB's own longest match, by the rules of ``lookup``
+    (empty path: provenance local, origin filled in per batch)."""
+    m = rib.lookup(neighbor, family, address)
+    if m is None:
+        return None
+    a = m.attributes
+    if m.length == 0:
+        return (0, 0, a.peer_as, a.peer_as_highest, DEFAULT, m.stale, False)
+    if a.empty_path:
+        return (0, 0, 0, 0, LOCAL, m.stale, False)
+    row = (a.origin_as, a.origin_as_highest, a.peer_as, a.peer_as_highest, BGP, m.stale)
+    return (*row, a.origin_from_set)
+
+
+def _key(view, address: str) -> int:
+    ip = ipaddress.ip_address(address)
+    return int(ip) if ip.version == 4 else int(ip) >> 64
+
+
+def _read(view, key: int) -> tuple | None:
+    """A key's answer row through the view's own columns, and the same
+    through the packed pools the bulk path reads: they must agree."""
+    keys = np.array([key], dtype=view.starts.dtype)  # a Python int would compare as float
+    i = int(view.lookup(keys)[0])
+    if i < 0:
+        return None
+    own = view.answers.rows[view.answer[i]].tolist()
+    packed = view.pack
+    if packed is not None:
+        k = int(view.starts.searchsorted(keys, side="right")[0]) - 1
+        leaf_at = int(packed.offsets["leaf"][view.pack_row]) + k
+        assert int(packed.pools["leaf"][leaf_at]) == i
+        answer_at = int(packed.offsets["answer"][view.pack_row]) + i
+        row = packed.answers.rows[int(packed.pools["answer"][answer_at])].tolist()
+        assert row == own
+    return tuple(own)
+
+
+def _check_views(rib: Rib, views, v4: list[str], v6: list[str], rng: random.Random) -> int:
+    checked = 0
+    for view in views.current():
+        prefixes = v4 if view.family == V4 else v6
+        for _ in range(150):
+            address = _address(rng, prefixes, view.family == V4)
+            key = _key(view, address)
+            if view.family != V4 and key in set(view.long_v6.tolist()):
+                continue  # under a prefix longer than /64: the exact path answers
+            got = _read(view, key)
+            want = _expected(rib, view.neighbor, view.family, address)
+            assert got == want, (view.neighbor, view.family, address)
+            checked += 1
+    return checked
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_each_views_answers_equal_the_ribs_own_lookup_fresh_and_after_churn(seed):
+    rib, config, v4, v6 = world(seed, same_prefixes=seed % 2 == 0)
+    resolver = Resolver(rib, config, build_views_inline=False)
+    views = resolver.views
+    with rib.lock:  # every router's, router 4's stale table too
+        views._wanted.update((n, f) for n in rib.routers for f in (V4, V6))
+    views.refresh()
+    rng = random.Random(seed)
+    assert any(v.answers.rows["stale"].any() for v in views.current())  # router 4's
+    for round_ in range(3):
+        for family in (V4, V6):
+            family_views = [v for v in views.current() if v.family == family]
+            tables = {id(v.answers) for v in family_views}
+            packed = {id(v.pack) for v in family_views}
+            if len(family_views) > 1 and len({id(v.starts) for v in family_views}) == 1:
+                assert len(tables) == 1 and len(packed) == 1, (round_, family)
+            for v in family_views:
+                assert v.answer.dtype == id_dtype(len(v.answers))
+                rows = v.answers.rows
+                assert len(intern(rows)[1]) == len(rows)  # distinct rows
+        assert _check_views(rib, views, v4, v6, rng) > 500
+        records = flows(seed + round_, v4, v6, 400)
+        exact = _answers(Resolver(rib, config, build_views_inline=False), config, records)
+        assert _answers(resolver, config, records) == exact
+        _more_churn(rib, v4, v6, seed * 10 + round_)
+        with rib.lock:
+            views._wanted.update((v.neighbor, v.family) for v in views.current())
+        patches = views.patches
+        views.refresh()
+        assert views.patches > patches  # patched, not rebuilt
+
+
+def test_answer_ids_widen_past_65536_distinct_answers():
+    """Two routers with 40,000 distinct origin ASes each (none shared): the
+    family's one table then has over 65,536 rows, and the 2-byte ids of each
+    router's own table must become 4-byte ones, or answers would wrap."""
+    rib = Rib()
+    routers = ("127.0.1.1", "127.0.1.2")
+    for k, n in enumerate(routers):
+        rib.apply(SessionState(n, "up"))
+        for i in range(40_000):
+            prefix = f"10.{i >> 8 & 255}.{i & 255}.0/24"
+            path = ((AS_SEQUENCE, (64512, 100_000 + k * 50_000 + i)),)
+            attrs = make_attributes(path, next_hop=f"127.0.2.{k + 1}")
+            rib.apply(RoutesAnnounced(n, IPV4_UNICAST, (prefix,), None, attrs))
+        rib.apply(EndOfRib(n, IPV4_UNICAST))
+    from attribution.config import parse_config
+    from tests.attribution.test_bulk_many_exporters import config_text
+
+    resolver = Resolver(rib, parse_config(config_text(), "t.toml"), build_views_inline=False)
+    with rib.lock:
+        resolver.views.want_missing(list(routers))
+    resolver.views.refresh()
+    views = resolver.views.current()
+    assert len(views) == 2 and views[0].answers is views[1].answers
+    assert len(views[0].answers) > 65_536
+    assert all(v.answer.dtype == np.uint32 for v in views)
+    for v in views:
+        for i in (0, 1, 39_999, 20_000):
+            address = f"10.{i >> 8 & 255}.{i & 255}.7"
+            assert _read(v, _key(v, address)) == _expected(rib, v.neighbor, IPV4_UNICAST, address)
+
+
+def _rows(origins: list[int], stale: bool = False) -> np.ndarray:
+    rows = np.zeros(len(origins), dtype=ROW)
+    rows["origin_as"] = rows["origin_as_highest"] = origins
+    rows["peer_as"] = rows["peer_as_highest"] = 64512
+    rows["provenance"] = BGP
+    rows["stale"] = stale
+    return rows
+
+
+def test_tables_merge_to_distinct_rows_and_map_every_id():
+    a = AnswerTable(intern(_rows([5, 3, 9]))[1])
+    b = AnswerTable(intern(_rows([9, 4, 3], stale=True))[1])
+    ext, ids = a.ids_of([(7, 7, 64512, 64512, BGP, False, False), tuple(a.rows[0].tolist())])
+    assert ext is not a and ext.parent is a and ids == [3, 0]
+    same, ids = a.ids_of([tuple(a.rows[2].tolist())])
+    assert same is a and ids == [2]
+    for tables in ([a, b], [a, ext], [a, b, ext]):
+        table, remaps = merge(tables)
+        assert len(intern(table.rows)[1]) == len(table)
+        for t, remap in zip(tables, remaps, strict=True):
+            assert table.rows[remap].tolist() == t.rows.tolist()
+    assert merge([a, ext])[0].rows.tolist()[:3] == a.rows.tolist()  # a's ids kept
+    assert id_dtype(65_536) is np.uint16 and id_dtype(65_537) is np.uint32
+    assert NONE not in {int(r["provenance"]) for r in merge([a, b])[0].rows}
