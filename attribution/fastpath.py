@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from attribution.viewanswers import ROW, AnswerTable, id_dtype, intern
+from attribution.changedranges import ChangedRanges as ChangedRanges  # re-exported
+from attribution.viewanswers import AnswerTable, answer_rows
 from attribution.viewpatch import Pack, one_axis, pack, patch_view, share_columns, squeeze
 from ribd.attributes import PathAttributes
 from ribd.events import IPV4_UNICAST
@@ -45,55 +46,6 @@ MADE_ROUTES = 65_536  # RouteMatch objects a view keeps for reuse (then starts a
 def view_signature(r: RouterRib, family: str) -> tuple:
     fs = r.families[family]
     return (fs.slot, fs.stale_slot, r.current_stale)
-
-
-@dataclass(frozen=True, slots=True)
-class ChangedRanges:
-    """Address ranges of the prefixes changed since a view was built, merged.
-
-    Kept per view and extended with each new change only (never recomputed
-    per batch): under churn a batch pays one searchsorted, not a pass over
-    the change log.
-    """
-
-    v4: bool
-    seq: int  # RIB change number up to which changes are included
-    starts: np.ndarray  # sorted, disjoint
-    lasts: np.ndarray  # inclusive ends
-
-    @classmethod
-    def empty(cls, v4: bool, seq: int = 0) -> ChangedRanges:
-        dtype = np.uint32 if v4 else np.uint64
-        return cls(v4, seq, np.zeros(0, dtype=dtype), np.zeros(0, dtype=dtype))
-
-    def extend(self, prefixes: list[str], seq: int) -> ChangedRanges:
-        if not prefixes:
-            return ChangedRanges(self.v4, seq, self.starts, self.lasts)
-        v4 = self.v4
-        bounds = [_prefix_range(p, v4)[:2] for p in set(prefixes)]
-        dtype = np.uint32 if v4 else np.uint64
-        limit = (1 << (32 if v4 else 64)) - 1
-        starts = np.concatenate([self.starts, np.array([b[0] for b in bounds], dtype=dtype)])
-        lasts = np.concatenate(
-            [self.lasts, np.array([min(b[1] - 1, limit) for b in bounds], dtype=dtype)]
-        )
-        order = np.argsort(starts, kind="stable")
-        starts, lasts = starts[order], lasts[order]
-        reach = np.maximum.accumulate(lasts)  # furthest end so far
-        first = np.ones(len(starts), dtype=bool)  # a range that opens a merged group
-        first[1:] = starts[1:] > reach[:-1]
-        group_ends = np.append(np.nonzero(first)[0][1:] - 1, len(starts) - 1)
-        return ChangedRanges(v4, seq, starts[first], reach[group_ends])
-
-    def mask(self, keys: np.ndarray) -> np.ndarray:
-        """True for each key inside a changed prefix."""
-        if not len(self.starts):
-            return np.zeros(len(keys), dtype=bool)
-        i = np.searchsorted(self.starts, keys, side="right") - 1
-        ok = i >= 0
-        out = np.zeros(len(keys), dtype=bool)
-        out[ok] = keys[ok] <= self.lasts[i[ok]]
-        return out
 
 
 @dataclass(slots=True)
@@ -201,17 +153,6 @@ class CompiledView:
         )
 
 
-def _prefix_range(prefix: str, v4: bool) -> tuple[int, int, int]:
-    """(start, end, length) of a prefix on the interval axis (v4: 32 bits, v6: upper 64)."""
-    net, _, length_text = prefix.partition("/")
-    length = int(length_text)
-    if v4:
-        start = int.from_bytes(socket.inet_pton(socket.AF_INET, net), "big")
-        return start, start + (1 << (32 - length)), length
-    start = int.from_bytes(socket.inet_pton(socket.AF_INET6, net)[:8], "big")
-    return start, start + (1 << (64 - min(length, 64))), length
-
-
 def flatten(
     starts: np.ndarray, lasts: np.ndarray, lengths: np.ndarray, bits: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -241,6 +182,26 @@ def flatten(
     return bounds[keep], leaf[keep]
 
 
+def _read_store(rib: Rib, neighbor: str, family: str) -> tuple | None:
+    """(signature, change seq, the store's keys, key width, its entries as a
+    list) for a build, or None when the router is gone: the one place a build
+    reads the RIB's store (kept small: the store's layout is the RIB's)."""
+    table = rib.tables[family]
+    # Most of the merge with the lock free (a table just loaded is all in the
+    # delta: merging it under the lock held it for seconds); under the lock,
+    # only what came in meanwhile.
+    rib.merge_now(family)
+    with rib.lock:
+        r = rib.routers.get(neighbor)
+        if r is None:
+            return None
+        signature = view_signature(r, family)
+        seq = table.change_seq
+        table.store.merge()
+        keys = table.store.keys  # never mutated: a new array per merge
+        return signature, seq, keys, table.store.width, table.store.values.tolist()
+
+
 def build_view(
     rib: Rib, neighbor: str, family: str, others: list[CompiledView] | None = None
 ) -> CompiledView | None:
@@ -257,21 +218,11 @@ def build_view(
     that view's array: routers with the same prefixes share their intervals,
     networks and mostly their AS numbers (``viewpatch.share_columns``).
     """
-    table = rib.tables[family]
     v4 = family == IPV4_UNICAST
-    # Most of the merge with the lock free (a table just loaded is all in the
-    # delta: merging it under the lock held it for seconds); under the lock,
-    # only what came in meanwhile.
-    rib.merge_now(family)
-    with rib.lock:
-        r = rib.routers.get(neighbor)
-        if r is None:
-            return None
-        signature = view_signature(r, family)
-        seq = table.change_seq
-        table.store.merge()
-        keys = table.store.keys  # never mutated: a new array per merge
-        entries = table.store.values.tolist()
+    read = _read_store(rib, neighbor, family)
+    if read is None:
+        return None
+    signature, seq, keys, width, entries = read
     slot, stale_slot, current_stale = signature
     # Per distinct entry: this router's best path, if any.
     code_of: dict[int, int] = {}  # id(entry) -> code, numbered in first-seen order
@@ -306,7 +257,7 @@ def build_view(
     del entries
     routed = np.flatnonzero(has_route[codes]) if len(codes) else np.zeros(0, dtype=np.intp)
     codes = codes[routed]
-    raw = keys.view(np.uint8).reshape(len(keys), table.store.width)[routed]
+    raw = keys.view(np.uint8).reshape(len(keys), width)[routed]
     all_lengths = raw[:, -1] - np.uint8(1)
     if v4:
         net_arr = raw[:, :4].copy().view(">u4").reshape(-1).astype(np.uint64)
@@ -352,7 +303,7 @@ def build_view(
     peer_highest = np.where(default | bgp, peer_highest_by_set[index], 0).astype(np.uint32)
     prov = np.select([default, empty], [_DEFAULT, _LOCAL], _BGP).astype(np.uint8)
     from_set = bgp & set_by_set[index]
-    answer, answers = _answer_rows(
+    answer, answers = answer_rows(
         index, default, stale_flags, (origin, highest, peer, peer_highest, prov, from_set)
     )
     word = np.uint32 if v4 else np.uint64
@@ -380,26 +331,6 @@ def build_view(
         changed=ChangedRanges.empty(v4, seq),
         **columns,
     )
-
-
-def _answer_rows(
-    index: np.ndarray, default: np.ndarray, stale: np.ndarray, columns: tuple[np.ndarray, ...]
-) -> tuple[np.ndarray, AnswerTable]:
-    """Per route the id of its answer row, and the table of distinct rows.
-
-    A route's answer depends on its attribute set, whether it is the default
-    route and whether it is stale: rows are made once per such combination
-    (about one per set), then made distinct."""
-    combo = index.astype(np.int64) * 4 + default * 2 + stale
-    _, first, inverse = np.unique(combo, return_index=True, return_inverse=True)
-    rows = np.zeros(len(first), dtype=ROW)
-    origin, highest, peer, peer_highest, prov, from_set = columns
-    for name, column in zip(
-        ROW.names, (origin, highest, peer, peer_highest, prov, stale, from_set), strict=True
-    ):
-        rows[name] = column[first]
-    ids, distinct = intern(rows)
-    return ids[inverse].astype(id_dtype(len(distinct))), AnswerTable(distinct)
 
 
 class CompiledViews:

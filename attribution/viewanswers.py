@@ -139,3 +139,23 @@ def merge(tables: list[AnswerTable]) -> tuple[AnswerTable, list[np.ndarray]]:
         remaps.append(ids[at : at + len(t)])
         at += len(t)
     return AnswerTable(distinct), remaps
+
+
+def answer_rows(
+    index: np.ndarray, default: np.ndarray, stale: np.ndarray, columns: tuple[np.ndarray, ...]
+) -> tuple[np.ndarray, AnswerTable]:
+    """Per route the id of its answer row, and the table of distinct rows.
+
+    A route's answer depends on its attribute set, whether it is the default
+    route and whether it is stale: rows are made once per such combination
+    (about one per set), then made distinct."""
+    combo = index.astype(np.int64) * 4 + default * 2 + stale
+    _, first, inverse = np.unique(combo, return_index=True, return_inverse=True)
+    rows = np.zeros(len(first), dtype=ROW)
+    origin, highest, peer, peer_highest, prov, from_set = columns
+    for name, column in zip(
+        ROW.names, (origin, highest, peer, peer_highest, prov, stale, from_set), strict=True
+    ):
+        rows[name] = column[first]
+    ids, distinct = intern(rows)
+    return ids[inverse].astype(id_dtype(len(distinct))), AnswerTable(distinct)
