@@ -339,6 +339,18 @@ def store_flows(batcher: Any, got: dict, formats: list[str]) -> dict[str, pa.Arr
     return cols
 
 
+def store_table(batcher: Any, flows: FlowBatch, answers: AnswerBatch) -> pa.Table:
+    """A batch as a table of :data:`attribution.sinks.table.SCHEMA`: its flow
+    columns from the records' texts in C when the compiled reader took it
+    whole, else from its rows; its answer columns from the packed answers."""
+    got = compiled_flows(flows)
+    if got is None:
+        return batcher.from_arrays(len(flows), flows.column, flows.formats, answer_arrays(answers))
+    return batcher.from_flow_arrays(
+        store_flows(batcher, got, flows.formats), answer_arrays(answers)
+    )
+
+
 def _csv_flows(got: dict, formats: list[str], cell: Any) -> dict[str, pa.Array]:
     """The CSV writer's flow columns (:func:`_csv_flow` of each row column) of
     the columns :func:`compiled_flows` made: text as written, integers as
@@ -412,4 +424,4 @@ def csv_table(
     return pa.Table.from_arrays(arrays, names=["input_format", *flow_columns, *answer_columns])
 
 
-__all__ = ["answer_arrays", "compiled_flows", "csv_table", "store_flows"]
+__all__ = ["answer_arrays", "compiled_flows", "csv_table", "store_flows", "store_table"]

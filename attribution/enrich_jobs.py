@@ -173,15 +173,13 @@ def _output(kind: str) -> tuple[Callable[[_Block, Any, Any], None], Callable[[_B
     if kind == "arrow":
         import pyarrow as pa
 
-        from attribution.enrich_arrow import answer_arrays
+        from attribution.enrich_arrow import store_table
         from attribution.sinks.table import ArrowBatcher
 
         batcher = ArrowBatcher()
 
         def write(block: _Block, batch: Any, answers: Any) -> None:
-            block.parts.append(
-                batcher.from_arrays(len(batch), batch.column, batch.formats, answer_arrays(answers))
-            )
+            block.parts.append(store_table(batcher, batch, answers))
 
         def done(block: _Block) -> bytes:
             sink = pa.BufferOutputStream()

@@ -185,20 +185,11 @@ class SinkWriter:
         self.sink = sink
 
     def write(self, flows: FlowBatch, answers: AnswerBatch) -> None:
-        # columns to Arrow directly (no dict per record: attribution.enrich_arrow);
-        # the flow columns from the records' texts in C when the compiled reader
-        # took the whole batch, else from the rows
-        from attribution.enrich_arrow import answer_arrays, compiled_flows, store_flows
+        # columns to Arrow directly (no dict per record; the flow columns from the
+        # records' texts in C when the compiled reader took the whole batch)
+        from attribution.enrich_arrow import store_table
 
-        batcher = self.sink.batcher
-        got = compiled_flows(flows)
-        if got is None:
-            table = batcher.from_arrays(
-                len(flows), flows.column, flows.formats, answer_arrays(answers)
-            )
-        else:
-            cols = store_flows(batcher, got, flows.formats)
-            table = batcher.from_flow_arrays(cols, answer_arrays(answers))
+        table = store_table(self.sink.batcher, flows, answers)
         self.sink.write_table(table)
         self.sink.flush()
 
