@@ -437,6 +437,7 @@ def fill_rows(list rows, list kinds, list raw, object fallback):
     cdef bytes text
     if len(kinds) != n or len(raw) != n:
         raise ValueError("rows, kinds and raw differ in length")
+    _forget(&ln)
     for i in range(n):
         if rows[i] is not None:
             continue
@@ -539,6 +540,7 @@ cdef class Packed:
         self.taken = 0
         self.canonical = canonical
         self.cached = 0
+        _forget(&self.line)
 
     def __dealloc__(self):
         free(self.buf)

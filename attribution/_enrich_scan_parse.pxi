@@ -22,26 +22,51 @@ cdef extern from *:
     static inline int enrich_scan_eq(const unsigned char *a, const unsigned char *b,
                                      Py_ssize_t n) {
         uint64_t x, y;
-        while (n >= 8) {
-            memcpy(&x, a, 8);
-            memcpy(&y, b, 8);
-            if (x != y)
-                return 0;
-            a += 8;
-            b += 8;
-            n -= 8;
+        uint32_t u, v;
+        Py_ssize_t j;
+        if (n >= 8) {  /* whole words, the last one overlapping the one before */
+            for (j = 0; j + 8 < n; j += 8) {
+                memcpy(&x, a + j, 8);
+                memcpy(&y, b + j, 8);
+                if (x != y)
+                    return 0;
+            }
+            memcpy(&x, a + n - 8, 8);
+            memcpy(&y, b + n - 8, 8);
+            return x == y;
         }
-        while (n > 0) {
-            if (*a != *b)
+        if (n >= 4) {  /* the first and the last four bytes */
+            memcpy(&u, a, 4);
+            memcpy(&v, b, 4);
+            if (u != v)
                 return 0;
-            a++;
-            b++;
-            n--;
+            memcpy(&u, a + n - 4, 4);
+            memcpy(&v, b + n - 4, 4);
+            return u == v;
         }
+        for (j = 0; j < n; j++)
+            if (a[j] != b[j])
+                return 0;
         return 1;
+    }
+
+    /* Eight ASCII digits at p as their value, or -1 if one of them is not a
+       digit (simdjson's parse_eight_digits_unrolled, with its digit check). */
+    static inline int64_t enrich_scan_eight(const unsigned char *p) {
+        uint64_t x;
+        memcpy(&x, p, 8);
+        if ((x & 0xF0F0F0F0F0F0F0F0ULL) != 0x3030303030303030ULL
+            || ((x + 0x0606060606060606ULL) & 0xF0F0F0F0F0F0F0F0ULL) != 0x3030303030303030ULL)
+            return -1;
+        x -= 0x3030303030303030ULL;
+        x = (x * 10) + (x >> 8);
+        x = (((x & 0x000000FF000000FFULL) * 0x000F424000000064ULL)
+             + (((x >> 16) & 0x000000FF000000FFULL) * 0x0000271000000001ULL)) >> 32;
+        return (int64_t)(uint32_t)x;
     }
     """
     bint enrich_scan_eq(const uint8_t* a, const uint8_t* b, Py_ssize_t n) noexcept nogil
+    int64_t enrich_scan_eight(const uint8_t* p) noexcept nogil
 
 
 cdef inline uint32_t _hash(const uint8_t* p, Py_ssize_t n) noexcept nogil:
@@ -76,7 +101,8 @@ cdef int _put(bytes name, int kid) except -1:
 def setup(answer_names, int max_depth):
     """The names a record may not carry (the answer replaces them: the Python
     reader drops them) and the nesting bound; called once at import."""
-    global _max_depth
+    global _max_depth, _generation
+    _generation += 1
     memset(_lens, 0, sizeof(_lens))
     _max_depth = max_depth
     for c in range(256):
@@ -101,15 +127,41 @@ cdef inline int _lookup(const uint8_t* p, Py_ssize_t n, uint32_t h) noexcept nog
     return 0
 
 
+DEF MEMO = 64  # members whose key is remembered by position
+
+
+cdef struct KeyMemo:
+    uint8_t text[MAX_KEY + 2]  # the key with its quotes, as the line had it
+    int length  # of text; 0: nothing remembered at this position
+    int kid
+    int opens  # brackets inside the key (the depth bound counts them)
+    uint32_t generation  # of the key table (setup) it was looked up in
+
+
 cdef struct Line:
     int vtype[NKEYS]
     Py_ssize_t start[NKEYS]
     Py_ssize_t length[NKEYS]
     int64_t ival[NKEYS]
+    # the key of each member position of a line parsed before: a collector writes
+    # its keys in the same order, so the next line's key at that position is
+    # compared as bytes (no scan, hash or table probe); only a key equal byte for
+    # byte, quotes included, takes the remembered id
+    KeyMemo memo[MEMO]
+
+
+cdef uint32_t _generation = 1  # setup() changes the table: memos of before are stale
+
+
+cdef void _forget(Line* ln) noexcept nogil:
+    cdef int j
+    for j in range(MEMO):
+        ln.memo[j].length = 0
 
 
 cdef inline Py_ssize_t _ws(const uint8_t* p, Py_ssize_t n, Py_ssize_t i) noexcept nogil:
-    while i < n and (p[i] == 32 or p[i] == 9 or p[i] == 13 or p[i] == 10):
+    # one compare for the usual byte (none of the four is above a space)
+    while i < n and p[i] <= 32 and (p[i] == 32 or p[i] == 9 or p[i] == 13 or p[i] == 10):
         i += 1
     return i
 
@@ -171,6 +223,7 @@ cdef Py_ssize_t _number(const uint8_t* p, Py_ssize_t n, Py_ssize_t i, int* kind,
     cdef int neg = 0
     cdef int digits = 0
     cdef uint64_t v = 0
+    cdef int64_t eight
     if i < n and p[i] == 45:  # -
         neg = 1
         i += 1
@@ -179,6 +232,13 @@ cdef Py_ssize_t _number(const uint8_t* p, Py_ssize_t n, Py_ssize_t i, int* kind,
     if p[i] == 48:  # a leading zero is the whole integer part
         i += 1
     else:
+        while i + 8 <= n and digits + 8 <= MAX_INT_DIGITS:  # eight digits at a time
+            eight = enrich_scan_eight(p + i)
+            if eight < 0:
+                break
+            v = v * 100000000 + <uint64_t>eight  # < 10**19: fits
+            digits += 8
+            i += 8
         while i < n and 48 <= p[i] <= 57:
             digits += 1
             if digits > MAX_INT_DIGITS:
@@ -272,9 +332,10 @@ cdef Py_ssize_t _value(
 cdef int _parse(const uint8_t* p, Py_ssize_t n, Line* ln) noexcept nogil:
     """The line's top-level members into ``ln``; 0 if the line is not for the scanner."""
     cdef Py_ssize_t i, j, k0
-    cdef int opens = 0, kid, kind
+    cdef int opens = 0, kid, kind, key_opens, member = 0
     cdef int64_t value
     cdef uint8_t c
+    cdef KeyMemo* memo
     if n < 2 or p[0] != 123 or p[n - 1] != 125:
         return 0
     opens = 1
@@ -285,20 +346,36 @@ cdef int _parse(const uint8_t* p, Py_ssize_t n, Line* ln) noexcept nogil:
     while True:
         if i >= n or p[i] != 34:
             return 0
-        k0 = i + 1
-        i = k0
-        while True:
-            i = enrich_scan_plain(p, i, n, _cls)
-            if i >= n:
-                return 0
-            c = _cls[p[i]]
-            if c == 1:
-                break
-            if c == 3:
-                return 0
-            opens += 1
-            i += 1
-        kid = _lookup(p + k0, i - k0, _hash(p + k0, i - k0))
+        memo = &ln.memo[member] if member < MEMO else NULL
+        member += 1
+        if (memo != NULL and memo.length and memo.generation == _generation
+                and memo.length <= n - i and enrich_scan_eq(memo.text, p + i, memo.length)):
+            kid = memo.kid  # the key of the line before at this position, quotes and all
+            opens += memo.opens
+            i += memo.length - 1  # at the closing quote
+        else:
+            k0 = i + 1
+            i = k0
+            key_opens = 0
+            while True:
+                i = enrich_scan_plain(p, i, n, _cls)
+                if i >= n:
+                    return 0
+                c = _cls[p[i]]
+                if c == 1:
+                    break
+                if c == 3:
+                    return 0
+                key_opens += 1
+                i += 1
+            opens += key_opens
+            kid = _lookup(p + k0, i - k0, _hash(p + k0, i - k0))
+            if memo != NULL and i + 1 - (k0 - 1) <= MAX_KEY + 2:
+                memo.length = <int>(i + 1 - (k0 - 1))
+                memcpy(memo.text, p + k0 - 1, memo.length)
+                memo.kid = kid
+                memo.opens = key_opens
+                memo.generation = _generation
         if kid == K_ANSWER:
             return 0
         i = _ws(p, n, i + 1)
