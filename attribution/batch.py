@@ -11,7 +11,6 @@ views into one RECORD_DTYPE array, so the packed answer needs no copy.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -28,32 +27,12 @@ from attribution.answers import (
 )
 from attribution.batch_exact import CHUNK as CHUNK  # re-exported (resolver)
 from attribution.batch_exact import ExactAnswers
+from attribution.batch_plan import Group as Group  # re-exported (resolver)
 from attribution.batch_views import lookup_views
-from attribution.fastpath import ChangedRanges, CompiledView
 from attribution.routing import Routing
-from ribd.events import IPV4_UNICAST, IPV6_UNICAST
 
 if TYPE_CHECKING:
     from attribution.resolver import Resolver
-
-
-@dataclass(slots=True)
-class Group:
-    """The flows of one (exporter, family) of a batch: ``order[start:stop]``,
-    and the router chosen for them (under one hold of the RIB lock per batch)."""
-
-    exporter: int  # index into the batch's exporters
-    v4: bool
-    start: int
-    stop: int
-    own: bool  # the exporter maps to a router of its own
-    neighbor: str | None = None
-    is_fallback: bool = False
-    usable: tuple[CompiledView, ChangedRanges] | None = None
-
-    @property
-    def family(self) -> str:
-        return IPV4_UNICAST if self.v4 else IPV6_UNICAST
 
 
 class Batch(ExactAnswers):

@@ -348,22 +348,56 @@ class CompiledViews:
 
     def usable(self, neighbor: str, family: str) -> tuple[CompiledView, ChangedRanges] | None:
         """A view and the ranges changed since it was built; call under rib.lock."""
-        view = self._views.get((neighbor, family))
-        r = self.rib.routers.get(neighbor)
-        if view is None or r is None or view_signature(r, family) != view.signature:
-            self._wanted.add((neighbor, family))
-            return None
-        table = self.rib.tables[family]
-        if view.seq < table.changes_start:  # the log no longer reaches back
-            self._wanted.add((neighbor, family))
-            return None
-        seq = table.change_seq
+        return self.usable_many([(neighbor, family)])[0]
+
+    def usable_many(
+        self, wants: list[tuple[str, str]]
+    ) -> list[tuple[CompiledView, ChangedRanges] | None]:
+        """``usable`` of each (neighbor, family) of a batch; call under rib.lock.
+        What is per family (its table's change numbers) is read once: a
+        batch spread over 64 routers asks 64 times."""
+        views, routers, tables = self._views, self.rib.routers, self.rib.tables
+        per_family: dict[str, tuple] = {}
+        out: list[tuple[CompiledView, ChangedRanges] | None] = []
+        for key in wants:
+            view = views.get(key)
+            r = routers.get(key[0])
+            if view is None or r is None:
+                self._wanted.add(key)
+                out.append(None)
+                continue
+            family = key[1]
+            fs = r.families[family]
+            if (fs.slot, fs.stale_slot, r.current_stale) != view.signature:  # view_signature
+                self._wanted.add(key)
+                out.append(None)
+                continue
+            known = per_family.get(family)
+            if known is None:
+                table = tables[family]
+                known = per_family[family] = (table, table.changes_start, table.change_seq)
+            table, changes_start, seq = known
+            if view.seq == seq and view.changed.seq == seq:  # nothing changed since
+                out.append((view, view.changed))
+                continue
+            if view.seq < changes_start:  # the log no longer reaches back
+                self._wanted.add(key)
+                out.append(None)
+                continue
+            out.append(self._catch_up(view, family, table, seq))
+        return out
+
+    def _catch_up(
+        self, view: CompiledView, family: str, table, seq: int
+    ) -> tuple[CompiledView, ChangedRanges]:
+        """``view`` and its changed ranges extended to ``seq``; asks for a
+        rebuild past the limits."""
         changes = seq - view.seq
         if changes and (
             changes > REBUILD_AFTER_CHANGES
             or time.monotonic() - view.built_at > REBUILD_AFTER_SECONDS
         ):
-            self._wanted.add((neighbor, family))
+            self._wanted.add((view.neighbor, family))
         changed = view.changed
         if changed.seq < seq:
             # Views refreshed together share their ranges (``_one_axis``):

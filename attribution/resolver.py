@@ -41,7 +41,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from attribution import lookup, one_flow
+from attribution import batch_plan, lookup, one_flow
 from attribution import routing as routing_rules
 from attribution.addresses import (
     NO_MAC,
@@ -90,7 +90,6 @@ from attribution.records import (
     validate_row,
 )
 from attribution.routing import Routing
-from ribd.events import IPV4_UNICAST, IPV6_UNICAST
 from ribd.rib import Rib, RouteMatch
 
 __all__ = [
@@ -154,6 +153,7 @@ class Resolver:
         batch ever waits for a build."""
         self.rib = rib
         self.views = CompiledViews(rib)
+        self._chains = batch_plan.Chains()  # exporter -> routers to try, across batches
         self.build_views_inline = build_views_inline
         self.ix = IxLookup()  # learned IX MACs, filled by attribution.ix.IxLearner
         self.routing = Routing.from_config(config, self.ix)
@@ -355,43 +355,9 @@ class Resolver:
         d_v4: np.ndarray,
         routing: Routing,
     ) -> tuple[np.ndarray, list[Group]]:
-        """Good flows grouped by (exporter, family) in one pass: ``order``
-        lists them group after group (exporters in index order, IPv4 first,
-        flows in batch order within a group), and each group's router and
-        compiled view are chosen under one hold of the RIB lock."""
-        flows = np.flatnonzero(good)
-        if not len(flows):
-            return flows, []
-        code = ex[flows] * 2 + ~d_v4[flows]  # IPv4 first
-        top = int(code.max())
-        if code[0] == top == code.min():
-            order, codes = flows, code
-        else:  # a stable sort of 8 or 16 bits is a radix sort: ~15x an int64 one
-            narrow = np.uint8 if top < 256 else np.uint16 if top < 65536 else np.int64
-            sort = np.argsort(code.astype(narrow), kind="stable")
-            order, codes = flows[sort], code[sort]
-        cuts = np.flatnonzero(codes[1:] != codes[:-1]) + 1
-        bounds = [0, *cuts.tolist(), len(order)]
-        firsts = codes[bounds[:-1]].tolist()
-        groups: list[Group] = []
-        chains: dict[int, tuple[tuple[str, ...], bool]] = {}
-        rib, views = self.rib, self.views
-        routers, pick, usable = rib.routers, routing_rules.pick_router, views.usable
-        chain_for = routing_rules.chain_for
-        with rib.lock:
-            for k, c in enumerate(firsts):
-                j = c >> 1
-                chain = chains.get(j)
-                if chain is None:
-                    chain = chains[j] = chain_for(routing, routers, canon[j])  # type: ignore[arg-type]
-                v4 = not c & 1
-                family = IPV4_UNICAST if v4 else IPV6_UNICAST
-                g = Group(j, v4, bounds[k], bounds[k + 1], chain[1])
-                g.neighbor, g.is_fallback = pick(routers, chain[0], chain[1], family)
-                if g.neighbor is not None:
-                    g.usable = usable(g.neighbor, family)
-                groups.append(g)
-        return order, groups
+        """Good flows grouped by (exporter, family), each group's router and
+        view chosen (``batch_plan.plan``)."""
+        return batch_plan.plan(self.rib, self.views, self._chains, canon, ex, good, d_v4, routing)
 
     # -- one address (the rules: ``lookup``); explain reads these -------------
 
