@@ -455,7 +455,16 @@ cdef inline bint _truthy(object v):
     return v is not None and v != 0 and v != ""
 
 
-def flow_columns(list raw, object spans, list chunks, list kinds, bint csv=False):
+def flow_columns(
+    list raw,
+    object spans,
+    list chunks,
+    list kinds,
+    bint csv=False,
+    int64_t fallback=0,
+    int64_t min_ts=0,
+    int64_t max_ts=0,
+):
     """The flow columns of a batch whose every record the compiled reader took
     as goflow2, pmacct or nfdump, or None (then the rows are made).
 
@@ -465,10 +474,12 @@ def flow_columns(list raw, object spans, list chunks, list kinds, bint csv=False
     exporter as written); ``src_addr``, ``dst_addr``, ``src_mac``, ``next_hop``
     as Arrow string buffers (:func:`strings`'s shape); ``in_if``, ``out_if``
     (uint32), ``bytes``, ``packets``, ``sampling_rate`` (int64) as bytes;
-    ``time_ns`` (goflow2's end time in ns, int64, 0: none) and ``times`` (None
-    when every record is goflow2's, else each record's time value as its row
-    has it); with ``csv``, ``time_text``: goflow2's times as their row's
-    ``str()`` (only when every record is goflow2's).
+    ``time_s`` (goflow2's end time in whole seconds, as ``int(end / 1e9)``
+    when that is in ``min_ts .. max_ts - 1``, else ``fallback``; other
+    formats' 0) and ``times`` (None when every record is goflow2's, else each
+    record's time value as its row has it); ``format`` (uint8 per record, an
+    index into FORMATS); with ``csv``, ``time_text``: goflow2's times as their
+    row's ``str()`` (only when every record is goflow2's).
     """
     cdef Py_ssize_t n = len(raw), i, m, nspans = 0, j, total
     cdef const uint8_t* p
@@ -480,6 +491,7 @@ def flow_columns(list raw, object spans, list chunks, list kinds, bint csv=False
     cdef Fields f
     cdef Text src, dst, mac, hopc, tt
     cdef int64_t end
+    cdef double seconds
     cdef uint32_t* in_if
     cdef uint32_t* out_if
     cdef int64_t* nbytes
@@ -637,7 +649,11 @@ def flow_columns(list raw, object spans, list chunks, list kinds, bint csv=False
                 end = f.ival[S_T0] if f.vtype[S_T0] == T_INT else 0
                 if end == 0 and f.vtype[S_T1] == T_INT:
                     end = f.ival[S_T1]
-                tns[i] = end
+                seconds = <double>end / 1e9  # as Python's end / 1e9
+                if end != 0 and seconds >= min_ts and seconds < max_ts:
+                    tns[i] = <int64_t>seconds  # truncated, as int()
+                else:
+                    tns[i] = fallback
                 if times is not None:
                     times[i] = end / 1e9 if end else None
                 elif csv:
@@ -693,7 +709,8 @@ def flow_columns(list raw, object spans, list chunks, list kinds, bint csv=False
             "bytes": bytes(numbers[8 * n : 16 * n]),
             "packets": bytes(numbers[16 * n : 24 * n]),
             "sampling_rate": bytes(numbers[24 * n : 32 * n]),
-            "time_ns": bytes(numbers[32 * n : 40 * n]),
+            "time_s": bytes(numbers[32 * n : 40 * n]),
+            "format": bytes(codes),
             "times": times,
         }
         if csv and all_goflow2:

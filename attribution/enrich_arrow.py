@@ -19,6 +19,7 @@ come from its texts in C (:func:`compiled_flows`), not from rows.
 
 from __future__ import annotations
 
+import time
 from itertools import chain
 from typing import Any
 
@@ -279,17 +280,25 @@ def answer_arrays(answers: AnswerBatch, path_text: bool = False) -> dict[str, pa
 # --------------------------------------------------------------------------- flow columns in C
 
 
-def compiled_flows(flows: FlowBatch, csv: bool = False) -> dict | None:
+def compiled_flows(flows: FlowBatch, csv: bool = False, now: Any = time.time) -> dict | None:
     """The flow columns of a batch the compiled reader took whole, from its
     texts in C (attribution._enrich_columns.flow_columns), or None: then the
-    rows are made and the columns from them."""
+    rows are made and the columns from them. ``now``: the time of records
+    without a usable one (:class:`attribution.sinks.table.ArrowBatcher`'s)."""
     if COLUMNS is None or flows.packed is None or not len(flows):
         return None
     rows = flows.python_rows()
     if rows.count(None) != len(rows):  # some taken by the Python reader, or rows made
         return None
+    from attribution.reports.records import MAX_TS, MIN_TS
+
     raw, spans, chunks = flows.texts()
-    return COLUMNS.flow_columns(raw, spans, chunks or [], flows.formats, csv)
+    return COLUMNS.flow_columns(
+        raw, spans, chunks or [], flows.formats, csv, int(now()), MIN_TS, MAX_TS
+    )
+
+
+_FORMATS = _strings(list(COLUMNS.FORMATS)) if COLUMNS is not None else None
 
 
 def _int64(got: dict, name: str) -> np.ndarray:
@@ -305,14 +314,11 @@ def store_flows(batcher: Any, got: dict, formats: list[str]) -> dict[str, pa.Arr
     from attribution.sinks.table import SCHEMA
 
     n = got["n"]
-    fallback = int(batcher.now())
     times = got["times"]
-    if times is None:  # goflow2's: nanoseconds, as the row's end / 1e9
-        ns = _int64(got, "time_ns")
-        sec = ns.astype(np.float64) / 1e9
-        ok = (ns != 0) & (sec >= MIN_TS) & (sec < MAX_TS)
-        seconds = np.where(ok, sec, fallback).astype(np.int64)
+    if times is None:  # goflow2's: made in C (whole seconds, or the time of writing)
+        seconds = _int64(got, "time_s")
     else:
+        fallback = int(batcher.now())
         when = batcher._time
         number = (int, float)
         done = {
@@ -321,8 +327,10 @@ def store_flows(batcher: Any, got: dict, formats: list[str]) -> dict[str, pa.Arr
         }
         seconds = np.fromiter(map(done.__getitem__, times), dtype=np.int64, count=n)
     cols = {
-        "time": _num(seconds, pa.int64()).cast(SCHEMA.field("time").type),
-        "input_format": _strings(formats),
+        "time": pa.Array.from_buffers(
+            SCHEMA.field("time").type, n, [None, pa.py_buffer(seconds)], null_count=0
+        ),
+        "input_format": _FORMATS.take(_num(np.frombuffer(got["format"], np.uint8), pa.uint8())),
     }
     index = _num(np.frombuffer(got["exporter_index"], dtype=np.int32), pa.int32())
     canon = [batcher._exporter(t) for t in got["exporters"]]
@@ -343,7 +351,7 @@ def store_table(batcher: Any, flows: FlowBatch, answers: AnswerBatch) -> pa.Tabl
     """A batch as a table of :data:`attribution.sinks.table.SCHEMA`: its flow
     columns from the records' texts in C when the compiled reader took it
     whole, else from its rows; its answer columns from the packed answers."""
-    got = compiled_flows(flows)
+    got = compiled_flows(flows, now=batcher.now)
     if got is None:
         return batcher.from_arrays(len(flows), flows.column, flows.formats, answer_arrays(answers))
     return batcher.from_flow_arrays(
@@ -357,12 +365,12 @@ def _csv_flows(got: dict, formats: list[str], cell: Any) -> dict[str, pa.Array]:
     int64, time as its row's text."""
     n = got["n"]
     if "time_text" in got:
-        time = _from_text(got["time_text"])
+        when = _from_text(got["time_text"])
     else:
-        time = _strings([_text(v, cell) for v in got["times"]])
+        when = _strings([_text(v, cell) for v in got["times"]])
     index = _num(np.frombuffer(got["exporter_index"], dtype=np.int32), pa.int32())
     cols = {
-        "time": time,
+        "time": when,
         "exporter": _strings(got["exporters"]).take(index),
     }
     for name in ("src_addr", "dst_addr", "src_mac", "next_hop"):

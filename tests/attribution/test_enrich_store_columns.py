@@ -59,7 +59,16 @@ def _clean(n: int, seed: int) -> list[bytes]:
         rec = dict(kind)
         if kind is GOFLOW2:
             rec["time_flow_end_ns"] = rng.choice(
-                [0, 1700000000123456789 + k, 2**62, -5, 1, 10**18 * 9]
+                [
+                    0,
+                    1700000000123456789 + k,
+                    1700000000987654321 + k,
+                    2**62,
+                    -5,
+                    1,
+                    10**18 * 9,
+                    2**33 * 10**9,
+                ]
             )
             if rng.random() < 0.3:
                 rec["time_received_ns"] = 1600000000000000000 + k
@@ -150,7 +159,7 @@ def test_flow_columns_in_c_give_the_csv_bytes_and_tables_of_the_rows(
     checked = 0
     for batch, answers in resolve_batches(server.target, iter(batches)):
         n = len(batch)
-        got = ea.compiled_flows(batch)
+        got = ea.compiled_flows(batch, now=lambda: NOW)
         batcher = ArrowBatcher(now=lambda: NOW)
         csv = _csv(batch, answers)
         if got is not None:
@@ -182,7 +191,7 @@ def test_every_format_alone_is_taken_whole_and_gives_the_rows_values(server):
         rng.shuffle(lines)
         for size in (7, 4096):
             for batch, answers in resolve_batches(server.target, iter(_batches(lines, size, fmt))):
-                got = ea.compiled_flows(batch)
+                got = ea.compiled_flows(batch, now=lambda: NOW)
                 assert got is not None
                 batcher = ArrowBatcher(now=lambda: NOW)
                 table = batcher.from_flow_arrays(
