@@ -85,35 +85,47 @@ def lookup_views(
             lk = leaf[at] = view.leaf.take(found, mode="wrap")
         answers(view, lk, at)
 
-    def slots(gs: list[Group]) -> tuple[np.ndarray, np.ndarray]:
-        """The key slots of groups ``gs`` and their keys, IPv4 keys sorted."""
+    def slots(gs: list[Group]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+        """The key slots of groups ``gs`` and their keys, IPv4 keys sorted;
+        the slots in group order (None: all of ``0..size``, the usual case of
+        a batch on one axis) and the groups' slot counts."""
         first = np.fromiter((2 * g.start for g in gs), dtype=np.int64, count=len(gs))
         sizes = np.fromiter((2 * (g.stop - g.start) for g in gs), dtype=np.int64, count=len(gs))
-        # The groups' slot ranges one after the other: [2 start, 2 stop) each.
-        at = np.arange(int(sizes.sum()), dtype=np.int64)
-        at += np.repeat(first - (np.cumsum(sizes) - sizes), sizes)
+        spans: np.ndarray | None = None
+        if (
+            first[0] == 0
+            and int(sizes.sum()) == size
+            and (first[1:] == first[:-1] + sizes[:-1]).all()
+        ):
+            at = np.arange(size, dtype=np.int64)  # the groups fill the batch in order
+            keys32 = k32
+        else:  # the groups' slot ranges one after the other: [2 start, 2 stop) each
+            at = spans = np.arange(int(sizes.sum()), dtype=np.int64)
+            at += np.repeat(first - (np.cumsum(sizes) - sizes), sizes)
+            keys32 = k32[at] if k32 is not None else None
         if not gs[0].v4:
-            return at, k64[at]  # type: ignore[index]
-        c = k32[at].astype(np.uint64)  # type: ignore[index]
+            return at, k64[at], spans, sizes  # type: ignore[index]
+        c = keys32.astype(np.uint64)  # type: ignore[union-attr]
         c <<= np.uint64(32)
         c |= at.astype(np.uint64)
         c.sort()
-        return (c & np.uint64(0xFFFFFFFF)).astype(np.intp), (c >> np.uint64(32)).astype(np.uint32)
+        keys = (c >> np.uint64(32)).astype(np.uint32)
+        return (c & np.uint64(0xFFFFFFFF)).astype(np.intp), keys, spans, sizes
 
     for g in alone:
         seg = slice(2 * g.start, 2 * g.stop)
         look(g.usable[0], (k32 if g.v4 else k64)[seg], seg)  # type: ignore[index]
     for gs in shared:  # their slots were not sorted: slot = position
-        at, keys = slots(gs)
+        at, keys, _, _ = slots(gs)
         look(gs[0].usable[0], keys, at)  # type: ignore[index]
     for gs in axes:  # their slots were not sorted either
         views = [g.usable[0] for g in gs]  # type: ignore[index]
-        at, keys = slots(gs)
+        at, keys, spans, sizes = slots(gs)
         found = views[0].starts.searchsorted(keys, side="right")
         found -= 1
         packed = views[0].pack
         if packed is not None and all(v.pack is packed for v in views):
-            lk, ids = _read_packed(packed, gs, views, at, found, size)
+            lk, ids = _read_packed(packed, views, at, found, size, spans, sizes)
             leaf[at] = lk
             tables.put(packed.answers, ids, aid, at)
             continue
@@ -147,32 +159,31 @@ def lookup_views(
 
 def _read_packed(
     packed: Pack,
-    gs: list[Group],
     views: list[CompiledView],
     at: np.ndarray,
     found: np.ndarray,
     size: int,
+    spans: np.ndarray | None,
+    sizes: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The leaf and answer id of keys ``at`` (interval ``found`` on the
     groups' shared axis) from the family's packed columns
     (``viewpatch.pack``): one take per column for all routers, each
     key's index shifted by its router's offset, instead of a take per
-    router and column."""
+    router and column. ``spans``/``sizes``: the groups' slots (``slots``)."""
     rows = np.fromiter((v.pack_row for v in views), dtype=np.intp, count=len(views))
-    sizes = np.fromiter((2 * (g.stop - g.start) for g in gs), dtype=np.int64, count=len(gs))
-    first = np.fromiter((2 * g.start for g in gs), dtype=np.int64, count=len(gs))
-    # The group of each slot, then of each key in ``at`` order (sorted keys).
-    slot_group = np.zeros(size, dtype=np.intp)
-    spans = np.arange(int(sizes.sum()), dtype=np.int64)
-    spans += np.repeat(first - (np.cumsum(sizes) - sizes), sizes)
-    slot_group[spans] = np.repeat(np.arange(len(gs), dtype=np.intp), sizes)
-    key_row = rows[slot_group[at]]
 
     def read(name: str, index: np.ndarray) -> np.ndarray:
         pool = packed.pools[name]
         offsets = packed.offsets[name]
         if pool.strides != (0,) and offsets.any():
-            index = index + offsets[key_row]
+            # Each slot's router offset, then each key's (``at``: sorted keys).
+            per_slot = np.repeat(offsets[rows], sizes)
+            if spans is not None:
+                placed = np.zeros(size, dtype=np.int64)
+                placed[spans] = per_slot
+                per_slot = placed
+            index = index + per_slot[at]
         return _take(pool, index)
 
     lk = read("leaf", found)

@@ -178,3 +178,45 @@ def test_tables_merge_to_distinct_rows_and_map_every_id():
     assert merge([a, ext])[0].rows.tolist()[:3] == a.rows.tolist()  # a's ids kept
     assert id_dtype(65_536) is np.uint16 and id_dtype(65_537) is np.uint32
     assert NONE not in {int(r["provenance"]) for r in merge([a, b])[0].rows}
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_batch_filling_one_axis_answers_as_the_rib(seed, monkeypatch):
+    """IPv4 flows of routers that each have their own view on the family's
+    one axis: the groups then fill the batch in order, and the keys' router
+    offsets are read without the slot scatter (``batch_views.slots``); the
+    answers must stay the RIB's, fresh and after churn."""
+    import attribution.batch_views as batch_views
+    from tests.attribution.test_bulk_many_exporters import exporter
+
+    rib, config, v4, v6 = world(seed, same_prefixes=True)
+    resolver = Resolver(rib, config, build_views_inline=False)
+    views = resolver.views
+    with rib.lock:
+        views._wanted.update((n, f) for n in rib.routers for f in (V4, V6))
+    views.refresh()
+    seen: list[bool] = []
+    read = batch_views._read_packed
+
+    def spy(*args):
+        seen.append(args[5] is None)  # spans: None when the groups fill the batch
+        return read(*args)
+
+    monkeypatch.setattr(batch_views, "_read_packed", spy)
+    rng = random.Random(seed)
+    for round_ in range(2):
+        records = [
+            {
+                "exporter": exporter(rng.choice((0, 1, 3, 4, 5, 6))),
+                "src_addr": _address(rng, v4, True),
+                "dst_addr": _address(rng, v4, True),
+            }
+            for _ in range(600)
+        ]
+        exact = _answers(Resolver(rib, config, build_views_inline=False), config, records)
+        assert _answers(resolver, config, records) == exact, round_
+        _more_churn(rib, v4, v6, seed * 10 + round_)
+        with rib.lock:
+            views._wanted.update((v.neighbor, v.family) for v in views.current())
+        views.refresh()
+    assert any(seen), seen
