@@ -301,6 +301,11 @@ def compiled_flows(flows: FlowBatch, csv: bool = False, now: Any = time.time) ->
 _FORMATS = _strings(list(COLUMNS.FORMATS)) if COLUMNS is not None else None
 
 
+def _format_column(got: dict) -> pa.Array:
+    """Each record's input format, by ``take`` from the three names."""
+    return _FORMATS.take(_num(np.frombuffer(got["format"], np.uint8), pa.uint8()))
+
+
 def _int64(got: dict, name: str) -> np.ndarray:
     return np.frombuffer(got[name], dtype=np.int64)
 
@@ -330,7 +335,7 @@ def store_flows(batcher: Any, got: dict, formats: list[str]) -> dict[str, pa.Arr
         "time": pa.Array.from_buffers(
             SCHEMA.field("time").type, n, [None, pa.py_buffer(seconds)], null_count=0
         ),
-        "input_format": _FORMATS.take(_num(np.frombuffer(got["format"], np.uint8), pa.uint8())),
+        "input_format": _format_column(got),
     }
     index = _num(np.frombuffer(got["exporter_index"], dtype=np.int32), pa.int32())
     canon = [batcher._exporter(t) for t in got["exporters"]]
@@ -419,7 +424,7 @@ def csv_table(
     """The CSV writer's columns as one Arrow table (pyarrow.csv writes it in C)."""
     got = compiled_flows(flows, csv=True)
     if got is not None:
-        arrays = [_strings(flows.formats)]
+        arrays = [_format_column(got)]
         made = _csv_flows(got, flows.formats, cell)
         arrays.extend(made[name] for name in flow_columns)
     else:
