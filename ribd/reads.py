@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ribd.attributes import PathAttributes
+from ribd.entries import Overlay
 from ribd.table import RouteMatch
 
 
@@ -72,6 +73,11 @@ def slot_value(
 ) -> tuple[object, bool]:
     """A router's value in ``entry`` and whether it is stale: its current slot,
     else the stale generation kept behind it."""
+    if type(entry) is Overlay:  # a wide entry: a shared row and overrides (ribd.entries)
+        value = entry.get(slot)
+        if value is None and stale_slot is not None:
+            return entry.get(stale_slot), True
+        return value, current_stale
     value = entry[slot] if slot < len(entry) else None
     if value is None and stale_slot is not None and stale_slot < len(entry):
         return entry[stale_slot], True

@@ -29,6 +29,9 @@ names, so ``from ribd.rib import ...`` keeps working):
 
 * ``ribd.table``: the per-family table (store, slots, change log, merge
   scheduling) and the per-router state records; the tuning constants.
+* ``ribd.entries``: with 16 routers or more, an entry is a row shared by the
+  prefixes of a set plus a prefix's own few values (``Overlay``), and the
+  write loop for that layout (``announce_wide``).
 * ``ribd.sessions``: session up/down, stale generations, re-reads after
   lost feed lines, convergence (mixed into ``Rib``).
 * ``ribd.maintenance``: stale expiry, slot sweeps and garbage collection in
@@ -49,6 +52,7 @@ from itertools import repeat
 
 from ribd.attributes import AttributeInterner
 from ribd.attributes import PathAttributes as PathAttributes
+from ribd.entries import OVERLAY_SLOTS, announce_wide
 from ribd.events import (
     FAMILIES,
     IPV4_UNICAST,
@@ -254,6 +258,9 @@ class Rib(SessionHandling, Maintenance, Reads):
         else:
             found = map(store.find, prefixes)
         ids = repeat(0) if path_ids is None else path_ids  # endless, or one per prefix
+        if table._next_slot >= OVERLAY_SLOTS:  # wide entries: a shared row and overrides
+            added += announce_wide(self, table, fs, prefixes, ids, found, attrs)
+            prefixes = ()
         last_entry: object = None  # the entry last replaced with attrs added, and its new one
         last_new: tuple = ()
         for prefix, path_id, at in zip(prefixes, ids, found, strict=False):

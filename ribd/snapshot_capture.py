@@ -18,6 +18,7 @@ from operator import itemgetter
 import numpy as np
 
 from ribd.attributes import PathAttributes
+from ribd.entries import Overlay
 from ribd.rib import Rib
 
 WRITE_CHUNK = 16384  # prefixes read per lock hold while writing
@@ -183,6 +184,9 @@ def capture(rib: Rib, chunk: int = WRITE_CHUNK) -> Capture:
                 else:
                     row_of[j], count_of[j] = hit
             entries = [got[first[j]] for j in new]
+            # Wide entries as a shared row and overrides (ribd.entries): read as the
+            # tuples they stand for (``pinned`` keeps the entries themselves).
+            flat = [tuple(e.values()) if type(e) is Overlay else e for e in entries]
             pick = _picker(layout)
             if pick is not None:  # one C call per entry (itemgetter)
                 top = max(slot for slot, _ in layout) + 1
@@ -190,10 +194,11 @@ def capture(rib: Rib, chunk: int = WRITE_CHUNK) -> Capture:
                     pick(e)
                     if e is not None and len(e) >= top
                     else _values(e, layout, False, padding)
-                    for e in entries
+                    for e in flat
                 ]
             else:
-                values = [_values(e, layout, layout == plain, padding) for e in entries]
+                values = [_values(e, layout, layout == plain, padding) for e in flat]
+            del flat
             if values:
                 rows = codes.rows(values)
                 counts = codes.paths(rows)

@@ -8,11 +8,11 @@ that decide what goes into it. ``ribd.rib`` re-exports every public name.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from sys import getrefcount
 
 from ribd.attributes import AS_CONFED_SEQUENCE, AS_CONFED_SET, AS_SET, PathAttributes
+from ribd.entries import OVERLAY_SLOTS, Overlay, canonical, cleared, row_of, with_values
 from ribd.events import IPV4_UNICAST
 from ribd.store import PrefixStore
 
@@ -233,9 +233,16 @@ class FamilyTable:
         start = self._sweep_at
         stop = min(start + budget, len(values))
         intern = self.intern
+        rows: dict = {}  # id(row) -> (row, cleared): prefixes sharing a row share the result
         for i in range(start, stop):
             entry = values[i]
             if entry is None:
+                continue
+            if type(entry) is Overlay:
+                row = entry.row
+                if any(entry.get(s) is not None or (s < len(row) and row[s] is not None)
+                       for s in slots):  # fmt: skip
+                    store.set_at(i, cleared(entry, slots, rows, intern))
                 continue
             n = len(entry)
             if not any(s < n and entry[s] is not None for s in slots):
@@ -245,7 +252,10 @@ class FamilyTable:
             for s in slots:
                 if s < n:
                     new[s] = None
-            store.set_at(i, _canonical(new, intern))
+            if n >= OVERLAY_SLOTS:
+                store.set_at(i, cleared(entry, slots, rows, intern))
+            else:
+                store.set_at(i, _canonical(new, intern))
         self._sweep_at = stop
         if stop >= len(values):
             self._free_slots.extend(slots)
@@ -277,6 +287,12 @@ class FamilyTable:
             self.changes.append(prefix)
             self.forget_changes_if_behind()
         self.writes += 1
+        if type(entry) is Overlay or len(entry) >= OVERLAY_SLOTS:
+            changes = {slot: value}
+            if clear is not None:
+                changes[clear] = None
+            self._put_wide(prefix, entry, at, with_values(entry, changes, self.intern))
+            return
         n = len(entry)
         if slot < n:
             new = [*entry[:slot], value, *entry[slot + 1 :]]
@@ -294,6 +310,23 @@ class FamilyTable:
         # variable, this parameter and getrefcount's argument.
         if getrefcount(entry) <= 5 and self._entries.get(entry) is entry:
             del self._entries[entry]
+
+    def _put_wide(self, prefix: str, entry: object, at: int, new: object) -> None:
+        """Store ``new`` (``ribd.entries``' layout) in place of ``entry``; the row
+        ``entry`` held leaves the intern dict when no prefix holds it any more."""
+        if at >= 0:
+            self.store.set_at(at, new)
+        else:
+            self.store.set(prefix, new)
+        del new
+        row = row_of(entry)
+        plain = row is entry
+        del entry
+        # References: the dict's key and value, ``row``, getrefcount's argument
+        # and: a plain entry, the caller's variable and ``put``'s parameter; an
+        # Overlay's row, its field.
+        if getrefcount(row) <= 5 + plain and self._entries.get(row) is row:
+            del self._entries[row]
 
     def merge_due(self, now: float) -> bool:
         """Whether to merge the store's new prefixes into its arrays now.
@@ -366,14 +399,4 @@ class FamilyTable:
         return len(self._entries)
 
 
-def _canonical(values: list, intern: Callable[[tuple], tuple]) -> tuple | None:
-    """The interned entry for per-slot ``values``: no trailing None, None if empty.
-
-    Equal contents must intern together, hence the trimming.
-    """
-    end = len(values)
-    while end and values[end - 1] is None:
-        end -= 1
-    if end == 0:
-        return None
-    return intern(tuple(values[:end]))
+_canonical = canonical  # (its name here before ribd.entries)

@@ -1,0 +1,355 @@
+"""Wide per-prefix entries as a shared row plus a prefix's own values. No I/O.
+
+An entry holds one value per router slot (``ribd.table``). With many routers
+almost no two prefixes have equal entries: each router sends ~5% of single
+prefixes another way, so at 64 routers ~96% of prefixes have some slot of
+their own, and each held a private tuple as wide as the routers (568 bytes
+at 64, ~9 bytes per (router, prefix)). Yet the prefixes of one base
+attribute set agree in all but those few slots.
+
+So a wide entry is an ``Overlay``: the ``row`` the prefix shares with the
+other prefixes of its set (an interned tuple, as entries were), plus
+``over``, the few slots where this prefix differs, as (slot, value, ...)
+pairs. A write by an UPDATE that carries most of the prefixes on a row
+moves the row (one new tuple for all of them); a write to a minority of a
+row's prefixes becomes their own value. A prefix whose row no other prefix
+holds any more is put back onto the UPDATE's main row when it differs from
+it in at most ``OVERLAY_MAX`` slots.
+
+Readers see one logical entry either way: ``slot_value`` (``ribd.reads``)
+reads both kinds, and an Overlay answers ``len``, ``[i]`` and iteration as
+the tuple it stands for (without trailing None) would, so code that walks
+entries generically (sweeps, stale moves, snapshot capture) stays right and
+writes plain tuples where it rebuilds one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from operator import itemgetter
+from sys import getrefcount
+
+import msgspec
+
+from ribd.attributes import PathAttributes
+
+# Tables with at least this many router slots keep wide entries as overlays;
+# below, an entry tuple is small and often shared whole.
+OVERLAY_SLOTS = 16
+# Slots of its own an overlay holds before its values are folded into a row
+# of its own (then it is a plain entry again).
+OVERLAY_MAX = 8
+
+
+class Overlay(msgspec.Struct, gc=False, eq=False):
+    """A wide entry: ``row`` (an interned entry tuple) with this prefix's own values.
+
+    ``over``: (slot, value, slot, value, ...), a value where it differs from
+    ``row`` (None: no route in that slot here). ``gc=False``: it refers to a
+    tuple of attribute sets and path sets only, so it cannot be in a cycle,
+    and it is 32 bytes. Identity is equality (never interned: two prefixes
+    with equal overrides on one row are rare).
+    """
+
+    row: tuple
+    over: tuple
+
+    def get(self, slot: int) -> object:
+        """The value in ``slot`` (None: none)."""
+        over = self.over
+        # Values are attribute sets, path sets or None, never ints: a slot
+        # number found in ``over`` is at a slot's place.
+        if slot in over:
+            return over[over.index(slot) + 1]
+        row = self.row
+        return row[slot] if slot < len(row) else None
+
+    def values(self) -> list:
+        """The entry as a list, one value per slot, without trailing None."""
+        out = list(self.row)
+        over = self.over
+        for j in range(0, len(over), 2):
+            s = over[j]
+            if s >= len(out):
+                out.extend((None,) * (s + 1 - len(out)))
+            out[s] = over[j + 1]
+        while out and out[-1] is None:
+            out.pop()
+        return out
+
+    def __len__(self) -> int:
+        return len(self.values())
+
+    def __getitem__(self, i):
+        return tuple(self.values())[i]
+
+    def __iter__(self):
+        return iter(self.values())
+
+
+def row_of(entry: object) -> tuple:
+    return entry.row if type(entry) is Overlay else entry  # type: ignore[union-attr,return-value]
+
+
+def canonical(values: list, intern: Callable[[tuple], tuple]) -> tuple | None:
+    """The interned entry for per-slot ``values``: no trailing None, None if empty.
+
+    Equal contents must intern together, hence the trimming.
+    """
+    end = len(values)
+    while end and values[end - 1] is None:
+        end -= 1
+    if end == 0:
+        return None
+    return intern(tuple(values[:end]))
+
+
+def overlaid(row: tuple, over: dict, intern: Callable[[tuple], tuple]) -> object:
+    """The entry ``row`` with the values of ``over`` (slot -> value) in place of its own:
+    ``row`` itself when none differs, an Overlay while few do, else an
+    interned tuple of its own (None when empty)."""
+    n = len(row)
+    own = {s: v for s, v in over.items() if (row[s] if s < n else None) is not v}
+    if not own:
+        return row
+    if len(own) > OVERLAY_MAX or n < OVERLAY_SLOTS:
+        values = list(row)
+        for s, v in own.items():
+            if s >= len(values):
+                values.extend((None,) * (s + 1 - len(values)))
+            values[s] = v
+        return canonical(values, intern)
+    if all(v is None for v in own.values()) and all(row[i] is None or i in own for i in range(n)):
+        return None
+    return Overlay(row, tuple(x for s in sorted(own) for x in (s, own[s])))
+
+
+def with_values(entry: object, changes: dict, intern: Callable[[tuple], tuple]) -> object:
+    """``entry`` (a tuple, an Overlay or None) with ``changes`` (slot -> value) applied:
+    the new canonical entry. A wide tuple gets an Overlay (the row stays
+    shared with the prefixes that hold it too); a narrow one is rewritten
+    whole, as before."""
+    if type(entry) is Overlay:
+        over = dict(zip(entry.over[0::2], entry.over[1::2], strict=True))
+        over.update(changes)
+        return overlaid(entry.row, over, intern)
+    row: tuple = entry or ()  # type: ignore[assignment]
+    if len(row) >= OVERLAY_SLOTS:
+        return overlaid(row, changes, intern)
+    values = list(row)
+    for s, v in changes.items():
+        if s >= len(values):
+            values.extend((None,) * (s + 1 - len(values)))
+        values[s] = v
+    return canonical(values, intern)
+
+
+def differs(values: list, row: tuple, most: int) -> dict | None:
+    """Slot -> value of ``values`` where it differs from ``row``; None past ``most`` such."""
+    out: dict = {}
+    nv, nr = len(values), len(row)
+    for i in range(max(nv, nr)):
+        a = values[i] if i < nv else None
+        if a is not (row[i] if i < nr else None):
+            out[i] = a
+            if len(out) > most:
+                return None
+    return out
+
+
+def moved_row(row: tuple, slot: int, value: object, intern: Callable[[tuple], tuple]) -> tuple:
+    """``row`` with ``value`` (not None) in ``slot``, interned (canonical: ``row`` is)."""
+    n = len(row)
+    if slot < n:
+        new = (*row[:slot], value, *row[slot + 1 :])
+    else:
+        new = (*row, *((None,) * (slot - n)), value)
+    return intern(new)
+
+
+def cleared(
+    entry: object, slots: list[int], cache: dict, intern: Callable[[tuple], tuple]
+) -> object:
+    """``entry`` with ``slots`` emptied (a sweep of released slots); ``cache`` maps
+    id(row) -> (row, its cleared row) for the rows of one sweep step, so the
+    prefixes that shared a row share its cleared one."""
+    row = row_of(entry)
+    hit = cache.get(id(row))
+    if hit is None:
+        values = list(row)
+        for s in slots:
+            if s < len(values):
+                values[s] = None
+        hit = cache[id(row)] = (row, canonical(values, intern))
+    new_row = hit[1]
+    if type(entry) is not Overlay:
+        return new_row
+    over = {s: v for s, v in zip(entry.over[0::2], entry.over[1::2], strict=True) if s not in slots}
+    return overlaid(new_row or (), over, intern)
+
+
+def announce_wide(rib, table, fs, prefixes, ids, found, attrs) -> int:
+    """``Rib._announce``'s per-prefix loop for a table of OVERLAY_SLOTS slots or more
+    (same counters, same change log); returns the prefixes new to the store.
+
+    Two passes: the first reads every prefix's entry and counts, per row,
+    how many of its prefixes this UPDATE carries; the second writes. A row
+    moves: one new row with ``attrs`` in the slot for all its prefixes here
+    (an UPDATE carries a set's prefixes together; the chunks of a large set
+    find the moved row interned). A prefix this router sends elsewhere alone
+    gets a row of its own that way, until the next router's UPDATE of its
+    set: a row other than the UPDATE's main row (the one most of its
+    prefixes are on) is put onto the main row when it differs from it in at
+    most OVERLAY_MAX slots, its differences as the prefix's own values.
+    """
+    store = table.store
+    values = store.values
+    delta = store.delta
+    has_key, get, insert = delta.has_key, delta.get, delta.insert
+    entries = table._entries
+    intern = table.intern
+    log_change = table.changes.append
+    slot, stale = fs.slot, fs.stale_slot
+    items: list[tuple] = []
+    # id(row) -> [row, prefixes here on it, the slots where it differs from the
+    # main row (None: not compared yet; False: too many)]
+    counts: dict[int, list] = {}
+    for prefix, path_id, at in zip(prefixes, ids, found, strict=False):
+        if at >= 0:
+            entry = values[at]
+        elif at == -2 or has_key(prefix):
+            entry = get(prefix)
+        else:
+            entry = None
+        items.append((prefix, path_id, at, entry))
+        if entry is not None:
+            row = entry.row if type(entry) is Overlay else entry
+            c = counts.get(id(row))
+            if c is None:
+                counts[id(row)] = [row, 1, None]
+            else:
+                c[1] += 1
+    entry = row = c = None
+    main = max(counts.values(), key=itemgetter(1)) if counts else None
+    moves: dict[int, tuple] = {}  # id(row) -> the row with ``attrs`` in ``slot``
+    fresh: tuple | None = None
+    added = 0
+    for prefix, path_id, at, entry in items:
+        if entry is None:
+            if path_id != 0:
+                new_entry = intern((*((None,) * slot), rib._with_path(None, path_id, attrs)[0]))
+            else:
+                if fresh is None:
+                    fresh = intern((*((None,) * slot), attrs))
+                new_entry = fresh
+            if at >= 0:
+                store.set_at(at, new_entry)
+            else:
+                insert(prefix, new_entry)
+            log_change(prefix)
+            added += 1
+            continue
+        overlay = type(entry) is Overlay
+        if overlay:
+            over = entry.over
+            if slot in over:  # (see Overlay.get)
+                old = over[over.index(slot) + 1]
+            else:
+                row = entry.row
+                old = row[slot] if slot < len(row) else None
+        else:
+            old = entry[slot] if slot < len(entry) else None
+        if path_id == 0 and (old is None or type(old) is PathAttributes):
+            new: object = attrs
+            added_paths = 0 if old is not None else 1
+        else:
+            new, added_paths = rib._with_path(old, path_id, attrs)
+        if old is None:
+            fs.prefixes += 1
+        fs.paths += added_paths
+        if stale is not None:
+            kept = entry.get(stale) if overlay else (entry[stale] if stale < len(entry) else None)
+            if kept is not None:
+                # The route is back: its stale copy is no longer needed.
+                fs.stale_prefixes -= 1
+                table.put(prefix, entry, slot, new, at=at, clear=stale)
+                continue
+        if old is new:
+            continue
+        row = entry.row if overlay else entry
+        c = counts[id(row)]
+        new_entry = None
+        if new is attrs:
+            if c is not main and main[1] > 1 and c[2] is not False:
+                new_entry = _rejoin(entry, slot, attrs, c, main, moves, intern)
+            if new_entry is None:  # the row moves
+                moved = moves.get(id(row))
+                if moved is None:
+                    moved = moves[id(row)] = moved_row(row, slot, attrs, intern)
+                if overlay:
+                    # The moved row differs from the old one in ``slot`` only: the
+                    # other values of the prefix's own still differ (the same tuple).
+                    over = entry.over
+                    if slot in over:  # (see Overlay.get)
+                        j = over.index(slot)
+                        over = over[:j] + over[j + 2 :]
+                    new_entry = Overlay(moved, over) if over else moved
+                else:
+                    new_entry = moved
+        else:
+            new_entry = with_values(entry, {slot: new}, intern)
+        if at >= 0:
+            values[at] = new_entry  # entry was not None: no hole filled
+        else:
+            insert(prefix, new_entry)
+        log_change(prefix)
+    # Rows no prefix holds any more leave the intern dict now (see Rib._announce).
+    del items
+    entry = row = new_entry = c = main = None
+    for c in counts.values():
+        row = c[0]
+        c[0] = None
+        # References: the dict's key and value, ``row``, getrefcount's argument.
+        if getrefcount(row) <= 4 and entries.get(row) is row:
+            del entries[row]
+    return added
+
+
+def _rejoin(entry, slot, attrs, c, main, moves, intern):
+    """``entry`` with ``attrs`` in ``slot`` as the UPDATE's main row (moved, if it
+    moves) plus at most OVERLAY_MAX values of its own; None if it differs more.
+    ``c``: the entry's row's count list, which keeps the slots where the row
+    differs from the main one (compared once per row and UPDATE)."""
+    base = moves.get(id(main[0]))
+    if base is None:
+        base = moves[id(main[0])] = moved_row(main[0], slot, attrs, intern)
+    row = c[0]
+    nb, nr = len(base), len(row)
+    if c[2] is None:
+        if nb < OVERLAY_SLOTS:
+            c[2] = False
+            return None
+        n = max(nb, nr)
+        padded_row = row + (None,) * (n - nr) if nr < n else row
+        padded_base = base + (None,) * (n - nb) if nb < n else base
+        d = [i for i, a, b in zip(range(n), padded_row, padded_base, strict=True) if a is not b]
+        c[2] = d if len(d) <= 2 * OVERLAY_MAX else False
+        if c[2] is False:
+            return None
+    if type(entry) is Overlay:
+        over = entry.over
+        mine = dict(zip(over[0::2], over[1::2], strict=True))
+    else:
+        mine = {}
+    own = {i: row[i] if i < nr else None for i in c[2] if i not in mine}
+    for s, v in mine.items():
+        if v is not (base[s] if s < nb else None):
+            own[s] = v
+    own.pop(slot, None)
+    if (base[slot] if slot < nb else None) is not attrs:
+        own[slot] = attrs
+    if len(own) > OVERLAY_MAX:
+        return None
+    if not own:
+        return base
+    return Overlay(base, tuple(x for s in sorted(own) for x in (s, own[s])))
