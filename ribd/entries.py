@@ -26,6 +26,7 @@ writes plain tuples where it rebuilds one.
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import islice
 from operator import itemgetter
 from sys import getrefcount
 
@@ -39,6 +40,7 @@ OVERLAY_SLOTS = 16
 # Slots of its own an overlay holds before its values are folded into a row
 # of its own (then it is a plain entry again).
 OVERLAY_MAX = 8
+_REJOINED: tuple = (None,)  # announce_wide: the prefix went onto the main row
 
 
 class Overlay(msgspec.Struct, gc=False, eq=False):
@@ -210,18 +212,20 @@ def announce_wide(rib, table, fs, prefixes, ids, found, attrs) -> int:
     intern = table.intern
     log_change = table.changes.append
     slot, stale = fs.slot, fs.stale_slot
-    items: list[tuple] = []
+    if type(found) is not list:  # an iterator (repeat, map): one value per prefix
+        found = list(islice(found, len(prefixes)))
+    ents: list = []  # each prefix's entry
     # id(row) -> [row, prefixes here on it, the slots where it differs from the
     # main row (None: not compared yet; False: too many)]
     counts: dict[int, list] = {}
-    for prefix, path_id, at in zip(prefixes, ids, found, strict=False):
+    for prefix, at in zip(prefixes, found, strict=True):
         if at >= 0:
             entry = values[at]
         elif at == -2 or has_key(prefix):
             entry = get(prefix)
         else:
             entry = None
-        items.append((prefix, path_id, at, entry))
+        ents.append(entry)
         if entry is not None:
             row = entry.row if type(entry) is Overlay else entry
             c = counts.get(id(row))
@@ -230,11 +234,13 @@ def announce_wide(rib, table, fs, prefixes, ids, found, attrs) -> int:
             else:
                 c[1] += 1
     entry = row = c = None
-    main = max(counts.values(), key=itemgetter(1)) if counts else None
+    main = max(counts.values(), key=itemgetter(1)) if counts else [None, 0, None]
+    main_row = main[0]
+    main_moved: tuple | None = None
     moves: dict[int, tuple] = {}  # id(row) -> the row with ``attrs`` in ``slot``
     fresh: tuple | None = None
     added = 0
-    for prefix, path_id, at, entry in items:
+    for prefix, path_id, at, entry in zip(prefixes, ids, found, ents, strict=False):
         if entry is None:
             if path_id != 0:
                 new_entry = intern((*((None,) * slot), rib._with_path(None, path_id, attrs)[0]))
@@ -251,13 +257,14 @@ def announce_wide(rib, table, fs, prefixes, ids, found, attrs) -> int:
             continue
         overlay = type(entry) is Overlay
         if overlay:
+            row = entry.row
             over = entry.over
             if slot in over:  # (see Overlay.get)
                 old = over[over.index(slot) + 1]
             else:
-                row = entry.row
                 old = row[slot] if slot < len(row) else None
         else:
+            row = entry
             old = entry[slot] if slot < len(entry) else None
         if path_id == 0 and (old is None or type(old) is PathAttributes):
             new: object = attrs
@@ -276,36 +283,43 @@ def announce_wide(rib, table, fs, prefixes, ids, found, attrs) -> int:
                 continue
         if old is new:
             continue
-        row = entry.row if overlay else entry
-        c = counts[id(row)]
-        new_entry = None
-        if new is attrs:
-            if c is not main and main[1] > 1 and c[2] is not False:
-                new_entry = _rejoin(entry, slot, attrs, c, main, moves, intern)
-            if new_entry is None:  # the row moves
-                moved = moves.get(id(row))
-                if moved is None:
-                    moved = moves[id(row)] = moved_row(row, slot, attrs, intern)
-                if overlay:
-                    # The moved row differs from the old one in ``slot`` only: the
-                    # other values of the prefix's own still differ (the same tuple).
-                    over = entry.over
-                    if slot in over:  # (see Overlay.get)
-                        j = over.index(slot)
-                        over = over[:j] + over[j + 2 :]
-                    new_entry = Overlay(moved, over) if over else moved
-                else:
-                    new_entry = moved
-        else:
+        if new is not attrs:  # ADD-PATH
             new_entry = with_values(entry, {slot: new}, intern)
+        else:
+            if row is main_row:  # most prefixes: the UPDATE's main row moves
+                if main_moved is None:
+                    main_moved = moves[id(row)] = moved_row(row, slot, attrs, intern)
+                moved = main_moved
+            else:
+                moved = None
+                c = counts[id(row)]
+                if main[1] > 1 and c[2] is not False:
+                    new_entry = _rejoin(entry, slot, attrs, c, main, moves, intern)
+                    if new_entry is not None:
+                        moved = _REJOINED
+                if moved is None:  # the row moves
+                    moved = moves.get(id(row))
+                    if moved is None:
+                        moved = moves[id(row)] = moved_row(row, slot, attrs, intern)
+            if moved is _REJOINED:
+                pass  # new_entry: on the main row
+            elif overlay:
+                # The moved row differs from the old one in ``slot`` only: the
+                # other values of the prefix's own still differ (the same tuple).
+                if slot in over:
+                    j = over.index(slot)
+                    over = over[:j] + over[j + 2 :]
+                new_entry = Overlay(moved, over) if over else moved
+            else:
+                new_entry = moved
         if at >= 0:
             values[at] = new_entry  # entry was not None: no hole filled
         else:
             insert(prefix, new_entry)
         log_change(prefix)
     # Rows no prefix holds any more leave the intern dict now (see Rib._announce).
-    del items
-    entry = row = new_entry = c = main = None
+    del ents
+    entry = row = new_entry = c = main = main_row = None
     for c in counts.values():
         row = c[0]
         c[0] = None
