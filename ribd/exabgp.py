@@ -19,7 +19,6 @@ import ctypes.util
 import dataclasses
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import tempfile
@@ -56,24 +55,18 @@ LOG_TAIL_BYTES = 64 * 1024  # read at most this much of it for them
 
 _PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-# util-linux's setpriv (Debian's essential util-linux; in our image too) sets
-# PDEATHSIG and execs the command: the child then runs no Python between fork
-# and exec, which CPython documents as unsafe in a threaded process (preexec_fn
-# "could deadlock before exec"), and Popen can vfork a multi-GB service.
-_SETPRIV = shutil.which("setpriv")
-CHILD_UMASK = 0o077  # ExaBGP's logs (rotated ones too) are ours alone
 
 
 def die_with_parent(parent_pid: int) -> Callable[[], None]:
-    """preexec_fn where setpriv is missing: SIGKILL the child when the thread
-    that forked it dies.
+    """preexec_fn: SIGKILL the child when the thread that forked it dies.
 
     Linux ties PDEATHSIG to the forking *thread*, so spawn from a thread that
     lives as long as the child should (the supervisor's monitor thread).
+    The child's umask is 077: ExaBGP's logs (rotated ones too) are ours alone.
     """
 
     def preexec() -> None:
-        os.umask(CHILD_UMASK)
+        os.umask(0o077)
         _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if os.getppid() != parent_pid:  # the parent died before prctl took effect
             os._exit(1)
@@ -81,44 +74,40 @@ def die_with_parent(parent_pid: int) -> Callable[[], None]:
     return preexec
 
 
-# One spawn at a time: ExaBGP workers start together. Only the preexec_fn
-# fallback needs it: two threads forking with a preexec_fn at once made
-# CPython report "release unlocked lock" (its fork hooks take the import lock
-# once per fork). A fork with a preexec_fn runs the os.register_at_fork hooks;
-# a module that registers a before/after pair while a fork is between the two
-# (the thread forking waits for the import lock there) gets only the after
-# half run: concurrent.futures.thread's lock released unheld, "Exception
-# ignored ... release unlocked lock" on our stderr, which is the log. It is the
-# one module that registers such a pair and is imported lazily (the gRPC
-# server's thread pool), so it is imported with this module, before any worker
-# starts (tests/ribd/test_spawn_child.py). Through setpriv no hook runs.
+# One fork with a preexec_fn at a time: ExaBGP workers start together, and two
+# threads forking with preexec_fn at once made CPython report "release
+# unlocked lock" (its fork hooks take the import lock once per fork).
+# A fork with a preexec_fn runs the os.register_at_fork hooks; a module that
+# registers a before/after pair while a fork is between the two (the thread
+# forking waits for the import lock there) gets only the after half run:
+# concurrent.futures.thread's lock released unheld, "Exception ignored ...
+# release unlocked lock" on our stderr, which is the log. It is the one module
+# that registers such a pair and is imported lazily (the gRPC server's thread
+# pool), so it is imported with this module, before any worker starts
+# (tests/ribd/test_spawn_child.py).
 _SPAWN_LOCK = threading.Lock()
 
 
 def spawn_child(
     command: Sequence[str], env: dict[str, str], cwd: str | None = None
 ) -> subprocess.Popen[bytes]:
-    """Start a child in its own session that dies with us (SIGKILL when the
-    spawning thread dies), stdout+stderr piped, umask 077."""
+    """Start a child in its own session that dies with us, stdout+stderr piped."""
     with _SPAWN_LOCK:
         return _spawn(command, env, cwd)
 
 
 def _spawn(command: Sequence[str], env: dict[str, str], cwd: str | None) -> subprocess.Popen[bytes]:
-    common: dict = {
-        "env": env,
-        "cwd": cwd,
-        "stdin": subprocess.DEVNULL,
-        "stdout": subprocess.PIPE,
-        "stderr": subprocess.STDOUT,
-        "start_new_session": True,
-        "close_fds": True,
-    }
-    if _SETPRIV is not None:
-        return subprocess.Popen(
-            [_SETPRIV, "--pdeathsig", "KILL", "--", *command], umask=CHILD_UMASK, **common
-        )
-    return subprocess.Popen(list(command), preexec_fn=die_with_parent(os.getpid()), **common)
+    return subprocess.Popen(
+        list(command),
+        env=env,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=die_with_parent(os.getpid()),
+        close_fds=True,
+    )
 
 
 def log_output(
