@@ -131,13 +131,14 @@ def _inputs(seed: int) -> list[bytes]:
     return out
 
 
-def _batches(lines: list[bytes], size: int, fmt: str | None = None):
-    """The batches `enrich` reads (whole chunks, the compiled reader)."""
+def _batches(lines: list[bytes], size: int, fmt: str | None = None, whole: bool = True):
+    """The batches `enrich` reads with the compiled reader: from whole chunks
+    (texts are spans), or from lists of lines (texts are bytes: goflow2-pb)."""
     data = b"\n".join(lines) + b"\n"
-    split = _Splitter("in.jsonl", whole=True)
+    split = _Splitter("in.jsonl", whole=whole)
     chunks = [split.feed(data[at : at + 5000]) for at in range(0, len(data), 5000)]
     chunks.append(split.rest())
-    chunks = [Chunk("in.jsonl", 1, None, b""), *(c for c in chunks if c)]
+    chunks = [*([Chunk("in.jsonl", 1, None, b"")] if whole else []), *(c for c in chunks if c)]
     return list(read_batches(iter(chunks), fmt, Counters(keep=0), size))
 
 
@@ -148,13 +149,15 @@ def _csv(batch, answers) -> bytes:
 
 
 @needs_columns
-@pytest.mark.parametrize("size", [1, 64, 4096])
+@pytest.mark.parametrize(
+    ("size", "whole"), [(1, True), (64, True), (4096, True), (1, False), (64, False)]
+)
 @pytest.mark.parametrize("seed", [1, 2])
 def test_flow_columns_in_c_give_the_csv_bytes_and_tables_of_the_rows(
-    server, monkeypatch, seed, size
+    server, monkeypatch, seed, size, whole
 ):
     lines = _inputs(seed)
-    batches = _batches(lines, size)
+    batches = _batches(lines, size, whole=whole)
     taken = 0
     checked = 0
     for batch, answers in resolve_batches(server.target, iter(batches)):
