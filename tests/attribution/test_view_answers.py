@@ -220,3 +220,55 @@ def test_a_batch_filling_one_axis_answers_as_the_rib(seed, monkeypatch):
             views._wanted.update((v.neighbor, v.family) for v in views.current())
         views.refresh()
     assert any(seen), seen
+
+
+def test_views_of_twenty_routers_with_overlay_entries_answer_as_the_rib():
+    """Tables of 16+ routers keep a prefix's entry as a row its set shares
+    plus the prefix's own differing slots (``ribd.entries.Overlay``): the
+    views' build and patches read those through ``slot_value``; each view's
+    answers must be the RIB's, fresh and after churn that moves single
+    prefixes of some routers elsewhere."""
+    from attribution.config import parse_config
+    from tests.attribution.test_bulk_many_exporters import config_text
+
+    rng = random.Random(5)
+    rib = Rib()
+    routers = [f"127.0.5.{k + 1}" for k in range(20)]
+    prefixes = [f"10.{i >> 4}.{(i & 15) << 4}.0/20" for i in range(400)]
+    prefixes += [f"10.{i}.0.0/16" for i in range(0, 25, 3)] + ["0.0.0.0/0"]
+
+    def attrs(k: int, origin: int):
+        path = ((AS_SEQUENCE, (64512 + k % 3, origin)),)
+        return make_attributes(path, next_hop=f"127.0.6.{k + 1}")
+
+    for k, n in enumerate(routers):
+        rib.apply(SessionState(n, "up"))
+        shared = attrs(k, 65000)
+        rib.apply(RoutesAnnounced(n, IPV4_UNICAST, tuple(prefixes), None, shared))
+        for p in rng.sample(prefixes, 20):  # this router's own paths for a few prefixes
+            rib.apply(RoutesAnnounced(n, IPV4_UNICAST, (p,), None, attrs(k, 66000 + k)))
+        rib.apply(EndOfRib(n, IPV4_UNICAST))
+    resolver = Resolver(rib, parse_config(config_text(), "t.toml"), build_views_inline=False)
+    views = resolver.views
+    with rib.lock:
+        views.want_missing(routers)
+    views.refresh()
+    from ribd.entries import Overlay
+
+    entries = rib.tables[IPV4_UNICAST].store.values.tolist()
+    assert any(type(e) is Overlay for e in entries)  # what this test is about
+    for round_ in range(3):
+        current = views.current()
+        assert len(current) == 20 and len({id(v.answers) for v in current}) == 1
+        for v in current:
+            for _ in range(60):
+                address = _address(rng, prefixes, True)
+                want = _expected(rib, v.neighbor, IPV4_UNICAST, address)
+                assert _read(v, _key(v, address)) == want, (round_, v.neighbor, address)
+        for k in rng.sample(range(20), 8):  # churn: single prefixes moved, some withdrawn
+            for p in rng.sample(prefixes, 5):
+                origin = rng.choice((65000, 67000 + round_))
+                rib.apply(RoutesAnnounced(routers[k], IPV4_UNICAST, (p,), None, attrs(k, origin)))
+        with rib.lock:
+            views._wanted.update((v.neighbor, v.family) for v in views.current())
+        views.refresh()
