@@ -6,9 +6,13 @@ Why two layers (an LSM tree's shape, in two levels):
   prefixes as fixed-width byte keys and the entries as object references,
   cost 13 (IPv4) or 25 (IPv6) bytes. The arrays are the store.
 * Arrays cannot take inserts cheaply, so a prefix the arrays do not hold yet
-  goes into a small pytricia trie, the *delta*, which ``merge`` folds into
-  the arrays (the RIB's maintenance does it once writes pause). A full table
-  load fills the delta and is merged once.
+  goes into the *delta* (``Delta``: a dict by prefix text), which ``merge``
+  folds into the arrays (the RIB's maintenance does it once writes pause).
+  A full table load fills the delta and is merged once. (The delta was a
+  pytricia trie: a table load paid a trie walk per prefix to probe it and
+  another to insert, and the merge two more to list it; a dict costs a
+  hash each, and longest-prefix matches probe it once per prefix length
+  it holds.)
 * A prefix that is already in the arrays is updated in place; removing it
   leaves a *hole* (entry None) that the next merge drops. So the delta and
   the arrays never hold the same prefix, and readers never reconcile them.
@@ -27,10 +31,9 @@ import ctypes
 import ctypes.util
 import socket
 from collections.abc import Iterator
-from itertools import repeat
+from itertools import islice, repeat
 
 import numpy as np
-import pytricia
 
 try:  # compiled key search (setup.py builds it where a C compiler is): same indexes
     from ribd._rawkeys import encode as _compiled_encode
@@ -61,6 +64,66 @@ def release_memory() -> None:
         pass
 
 
+class Delta(dict):
+    """The prefixes a store's arrays lack: prefix text -> entry.
+
+    A dict, with pytricia's method names (``has_key``, ``insert``, ``delete``,
+    ``keys`` as a list) so the RIB's write loops read as before. Keys are
+    canonical prefix texts (``ribd.prefixes``): the same text is the same
+    prefix. What a dict lacks, longest-prefix match, ``covering`` does by
+    probing each prefix length the delta holds, longest first; those lengths
+    are counted lazily, at the first lookup after writes, and only over the
+    keys added since the last count (a dict keeps insertion order, so they
+    are its last ones; a removal makes the next lookup count them all).
+    """
+
+    __slots__ = ("_counted", "_lengths")
+
+    has_key = dict.__contains__
+    insert = dict.__setitem__
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lengths: set[int] = set()
+        self._counted = 0  # keys counted into _lengths; -1: count them all again
+
+    def keys(self) -> list[str]:  # type: ignore[override]
+        return list(self)
+
+    def delete(self, prefix: str) -> None:
+        del self[prefix]
+
+    def __delitem__(self, prefix: str) -> None:
+        dict.__delitem__(self, prefix)
+        self._counted = -1
+
+    def pop(self, *args):  # type: ignore[no-untyped-def]
+        self._counted = -1
+        return dict.pop(self, *args)
+
+    def popitem(self):  # type: ignore[no-untyped-def]
+        self._counted = -1
+        return dict.popitem(self)
+
+    def clear(self) -> None:
+        self._counted = -1
+        dict.clear(self)
+
+    def lengths(self) -> list[int]:
+        """The prefix lengths held (maybe a few no longer held), longest first."""
+        n = len(self)
+        counted = self._counted
+        if counted != n:
+            if counted < 0 or counted > n:
+                self._lengths = set()
+                new: Iterator[str] = iter(self)
+            else:
+                new = islice(reversed(self), n - counted)
+            self._lengths.update(int(p.rpartition("/")[2]) for p in new)
+            self._counted = n
+        return sorted(self._lengths, reverse=True)
+
+
 class PrefixStore:
     """The prefixes of one family and the entry held at each."""
 
@@ -74,20 +137,15 @@ class PrefixStore:
         self.keys = np.empty(0, dtype=f"S{self.width}")  # sorted; replaced, never mutated
         self.values = np.empty(0, dtype=object)  # entry per key; None: a hole
         self.holes = 0
-        self.delta = pytricia.PyTricia(bits)  # prefixes not in ``keys``
+        self.delta = Delta()  # prefixes not in ``keys``
 
     def __len__(self) -> int:
-        """Prefixes held. O(delta): pytricia counts by walking its trie."""
+        """Prefixes held."""
         return len(self.keys) - self.holes + len(self.delta)
 
     def has_delta(self) -> bool:
-        """Whether the delta holds any prefix, in O(1).
-
-        ``len(delta)`` walks the whole trie (~40 ms at 500k prefixes): the
-        maintenance asked it twice per 0.1 s round and every lookup once,
-        which cost a table load more CPU than applying it.
-        """
-        return next(iter(self.delta), None) is not None
+        """Whether the delta holds any prefix."""
+        return len(self.delta) > 0
 
     # -- keys ----------------------------------------------------------------
 
@@ -196,8 +254,7 @@ class PrefixStore:
         if live is not None:
             keys, values = keys[live], values[live]
         out = list(zip(self.texts(keys), values.tolist(), strict=True))
-        delta = self.delta
-        out.extend((p, delta.get(p)) for p in delta.keys())  # noqa: SIM118 (a list)
+        out.extend(self.delta.items())
         return out
 
     def prefixes(self) -> list[str]:
@@ -227,12 +284,26 @@ class PrefixStore:
             yield from self._covering_arrays(address)
 
     def _covering_delta(
-        self, delta: pytricia.PyTricia, address: str | bytes
+        self, delta: Delta, address: str | bytes
     ) -> Iterator[tuple[str, int, object]]:
-        prefix = delta.get_key(address)
-        while prefix is not None:
-            yield prefix, int(prefix.rpartition("/")[2]), delta.get(prefix)
-            prefix = delta.parent(prefix)
+        """The delta's prefixes holding ``address``, longest first: one dict
+        probe per length the delta holds (the text of the address cut to it)."""
+        bits = self.bits
+        if isinstance(address, bytes):
+            a, limit = _from_bytes(address, "big"), bits
+        else:
+            text, _, length = address.partition("/")
+            a = _from_bytes(_pton(self._af, text), "big")
+            limit = int(length) if length else bits
+        size, af, get = self._addr_bytes, self._af, delta.get
+        for length in delta.lengths():
+            if length > limit:
+                continue
+            cut = a >> (bits - length) << (bits - length)
+            prefix = f"{_ntop(af, cut.to_bytes(size, 'big'))}/{length}"
+            entry = get(prefix)
+            if entry is not None:
+                yield prefix, length, entry
 
     def _covering_arrays(self, address: str | bytes) -> Iterator[tuple[str, int, object]]:
         """Longest match by binary search, then shorter ones.
@@ -298,28 +369,27 @@ class PrefixStore:
     def merge(self) -> int:
         """Fold the delta into the arrays and drop holes; returns prefixes moved."""
         if self.has_delta():
-            texts = self.delta.keys()
-            moved = len(texts)
-            self.fold(self.delta, self.encode(texts), self.values_of(self.delta, texts))
-            return moved
+            texts, values = self.read_delta()
+            self.fold(self.delta, self.encode(texts), values)
+            return len(texts)
         if self.holes:
             self.fold(self.delta, self.keys[:0], self.values[:0])
         return 0
 
-    def values_of(self, delta: pytricia.PyTricia, texts: list[str]) -> np.ndarray:
-        """The delta's entries at ``texts`` (all of its keys), as an object array.
+    def read_delta(self) -> tuple[list[str], np.ndarray]:
+        """The delta's prefix texts and their entries (an object array), as of
+        one instant: ``dict.copy`` runs in C without a thread switch, so the
+        merge may call this with the lock free while writes go on (it checks
+        the table's write count under the lock before it folds)."""
+        snapshot = dict.copy(self.delta)
+        values = np.fromiter(snapshot.values(), dtype=object, count=len(snapshot))
+        return list(snapshot), values
 
-        A chunk at a time, as ``encode``: one ``fromiter`` over a whole table
-        held the GIL for seconds.
-        """
-        out = np.empty(len(texts), dtype=object)
-        get = delta.get
-        for i in range(0, len(texts), GIL_CHUNK):
-            chunk = texts[i : i + GIL_CHUNK]
-            out[i : i + len(chunk)] = np.fromiter(map(get, chunk), dtype=object, count=len(chunk))
-        return out
+    def values_of(self, delta: Delta, texts: list[str]) -> np.ndarray:
+        """The delta's entries at ``texts``, as an object array."""
+        return np.fromiter(map(delta.__getitem__, texts), dtype=object, count=len(texts))
 
-    def fold(self, delta: pytricia.PyTricia, keys: np.ndarray, values: np.ndarray) -> None:
+    def fold(self, delta: Delta, keys: np.ndarray, values: np.ndarray) -> None:
         """Replace ``delta`` (the current one), whose contents are ``keys``/``values``,
         by new arrays holding them too; drop holes.
 
@@ -332,19 +402,19 @@ class PrefixStore:
             live = np.flatnonzero(base_values != None)  # noqa: E711 (elementwise)
             base_keys, base_values = base_keys[live], base_values[live]
         if len(keys):
-            order = np.argsort(keys, kind="stable")  # pytricia's order is close: cheap
+            order = np.argsort(keys, kind="stable")
             keys, values = keys[order], values[order]
             at = base_keys.searchsorted(keys)
             base_keys = np.insert(base_keys, at, keys)
             base_values = np.insert(base_values, at, values)
-            self.delta = pytricia.PyTricia(self.bits)
+            self.delta = Delta()
         self.keys, self.values, self.holes = base_keys, base_values, 0
 
     def load_sorted(self, keys: np.ndarray, values: np.ndarray) -> None:
         """Fill an empty store from keys already checked to be valid, sorted and
         distinct (a format 2 snapshot's), and their entries (an object array)."""
         self.keys, self.values, self.holes = keys.astype(f"S{self.width}"), values, 0
-        self.delta = pytricia.PyTricia(self.bits)
+        self.delta = Delta()
 
     def load(self, prefixes: list[str], entries: list[object]) -> str | None:
         """Fill an empty store (a snapshot load); returns a prefix given twice, or None."""
@@ -356,5 +426,5 @@ class PrefixStore:
             return self.text(keys[int(twice[0])])
         values = np.fromiter(entries, dtype=object, count=len(entries))[order]
         self.keys, self.values, self.holes = keys, values, 0
-        self.delta = pytricia.PyTricia(self.bits)
+        self.delta = Delta()
         return None

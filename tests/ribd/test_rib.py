@@ -6,7 +6,6 @@ import gzip
 import re
 
 import pytest
-import pytricia
 
 from ribd.attributes import AS_SEQUENCE, make_attributes
 from ribd.events import (
@@ -643,16 +642,6 @@ def test_a_collection_interleaved_with_writes_frees_exactly_the_unused_sets():
     assert rib.interner.find(row(1000)) is None
 
 
-class _CountedTrie(pytricia.PyTricia):
-    """The store's delta, counting how often it is counted (each a walk of the trie)."""
-
-    counts = 0
-
-    def __len__(self) -> int:
-        _CountedTrie.counts += 1
-        return super().__len__()
-
-
 def test_past_max_delta_writes_the_maintenance_counts_the_delta_once_per_stretch_of_writes(
     monkeypatch,
 ):
@@ -665,19 +654,26 @@ def test_past_max_delta_writes_the_maintenance_counts_the_delta_once_per_stretch
     monkeypatch.setattr(ribd.table, "COUNT_DELTA_EVERY", 40, raising=False)
     rib = Rib(clock=Clock())  # the clock stands still: no merge for quiet or age
     table = rib.tables[V4]
-    table.store.delta = _CountedTrie(32)
+    counts = [0]
+    size = table.delta_size
+
+    def counted() -> int:  # (the delta was a trie: counting it walked it)
+        counts[0] += 1
+        return size()
+
+    monkeypatch.setattr(table, "delta_size", counted)
     up(rib, R1)
     up(rib, R2)
     prefixes = [f"10.{i}.0.0/16" for i in range(60)]
     announce(rib, R1, prefixes, path(1, 2))
     announce(rib, R2, prefixes, path(1, 3))  # 120 writes, 60 prefixes in the delta
-    _CountedTrie.counts = 0
+    counts[0] = 0
     for _ in range(50):
         rib.maintenance()
-    assert _CountedTrie.counts == 1
+    assert counts[0] == 1
     assert table.store.has_delta()  # not merged: the delta is below MAX_DELTA
     announce(rib, R1, [f"11.{i}.0.0/16" for i in range(45)], path(1, 4))  # 105 in the delta
     for _ in range(50):
         rib.maintenance()
-    assert _CountedTrie.counts == 2
+    assert counts[0] == 2
     assert not table.store.has_delta() and len(table.store) == 105  # merged

@@ -162,3 +162,48 @@ def test_a_merge_read_in_chunks_gives_the_keys_and_entries_of_one_pass(bits, mon
     store.merge()
     assert not store.has_delta() and len(store.keys) == len(texts)
     assert dict(store.items()) == {t: ("entry", i) for i, t in enumerate(texts)}
+
+
+@pytest.mark.parametrize("bits", [32, 128])
+def test_the_delta_answers_longest_matches_as_a_trie_would_while_writes_go_on(bits) -> None:
+    """The delta is a dict probed once per prefix length it holds, lengths counted
+    lazily from the keys added since the last lookup: lookups between every few
+    writes, removals (then all keys are counted again) and a removal followed
+    by an insert of another length (the same count of keys: the case a count by
+    size alone would miss) give what brute force over a model gives, for texts,
+    packed addresses and ``net/len`` probes."""
+    rng = random.Random(bits + 7)
+    store = PrefixStore(bits)
+    model: dict[str, object] = {}
+    size = bits // 8
+    for step in range(1500):
+        prefix = _random_prefix(rng, bits)
+        if model and rng.random() < 0.2:
+            gone = rng.choice(sorted(model))
+            store.set(gone, None)
+            del model[gone]
+        store.set(prefix, ("v", step))
+        model[prefix] = ("v", step)
+        if step % 3 == 0:
+            probe = _random_prefix(rng, bits)
+            address = probe.partition("/")[0]
+            assert list(store.covering(address)) == _covering(model, address, bits)
+            packed = ipaddress.ip_address(address).packed
+            assert len(packed) == size
+            assert list(store.covering(packed)) == _covering(model, address, bits)
+            length = int(probe.rpartition("/")[2])
+            want = [h for h in _covering(model, address, bits) if h[1] <= length]
+            assert list(store.covering(probe)) == want
+    assert not len(store.keys)  # never merged: every answer above came from the delta
+
+
+def test_a_removal_then_an_insert_of_another_length_is_found_by_the_next_lookup() -> None:
+    store = PrefixStore(32)
+    store.set("10.0.0.0/8", "a")
+    assert [p for p, _, _ in store.covering("10.1.2.3")] == ["10.0.0.0/8"]
+    store.set("10.0.0.0/8", None)
+    store.set("10.1.0.0/16", "b")  # the delta holds one key again, of a length not counted yet
+    assert [p for p, _, _ in store.covering("10.1.2.3")] == ["10.1.0.0/16"]
+    store.delta.pop("10.1.0.0/16")
+    store.delta.insert("10.1.2.0/24", "c")
+    assert [p for p, _, _ in store.covering("10.1.2.3")] == ["10.1.2.0/24"]
