@@ -64,6 +64,37 @@ class BalancingError(RuntimeError):
     """The batches cannot all be answered: the message says which and why."""
 
 
+class StreamError(grpc.RpcError):
+    """How a stream ended (its status code and details), without the call.
+
+    grpc raises the call object itself (a ``_Rendezvous``) as the error, and its
+    traceback holds the frames that hold the call: kept or raised further, it
+    lives in a reference cycle until some garbage collection, possibly the
+    interpreter's last one, where its ``__del__`` waits for a lock a frozen
+    daemon thread may hold (enrich hung at exit that way). This copy holds
+    only what callers read: ``code()`` and ``details()``.
+    """
+
+    def __init__(self, code: grpc.StatusCode | None, details: str) -> None:
+        super().__init__(f"{code.name if code is not None else 'UNKNOWN'}: {details}")
+        self._code, self._details = code, details
+
+    def code(self) -> grpc.StatusCode | None:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+    def trailing_metadata(self) -> tuple:
+        return ()
+
+    @classmethod
+    def of(cls, exc: grpc.RpcError) -> StreamError:
+        code = exc.code() if callable(getattr(exc, "code", None)) else None
+        details = exc.details() if callable(getattr(exc, "details", None)) else str(exc)
+        return cls(code, details or "")
+
+
 # --------------------------------------------------------------------------- statistics
 
 
@@ -204,7 +235,7 @@ class BalancedStreams(Generic[T, M]):
         self._done_cond = threading.Condition()
         self._failure: BaseException | None = None
         self._stop = threading.Event()
-        self._last_rpc_error: grpc.RpcError | None = None
+        self._last_rpc_error: StreamError | None = None
         self._lost_once = False
         self._calls: set[Any] = set()
         self._calls_lock = threading.Lock()
@@ -238,11 +269,12 @@ class BalancedStreams(Generic[T, M]):
                     self._done_cond.notify_all()
                 self._work.close()
 
-        threads = [threading.Thread(target=feed, name="balanced-feed", daemon=True)]
-        threads += [
+        feeder = threading.Thread(target=feed, name="balanced-feed", daemon=True)
+        threads = [
             threading.Thread(target=self._stream_loop, name=f"balanced-stream-{i}", daemon=True)
             for i in range(self.streams)
         ]
+        feeder.start()
         for t in threads:
             t.start()
         next_seq = 0
@@ -268,13 +300,33 @@ class BalancedStreams(Generic[T, M]):
                     self._yielded = next_seq
                 yield batch.item, batch.meta, reply, state
         finally:
-            self._stop.set()
-            self._work.close()
+            self._finish(threads, feeder)
+
+    def _finish(self, streams: list[threading.Thread], feeder: threading.Thread) -> None:
+        """End every call and wait for the threads, on every way out of :meth:`run`
+        (all answered, an error, the caller closing it: Ctrl-C, a failed write).
+
+        Nothing of a stream may outlive the run: a daemon thread still inside
+        grpc, or a call left for the interpreter's final garbage collection,
+        can hang the process at exit (see :class:`StreamError`). A stream
+        thread ends once its call is cancelled; cancelling again each second
+        covers a call opened while the first cancel ran. The feeder stops at
+        its next batch; one blocked on its input (stdin) holds nothing of gRPC
+        and is waited for a few seconds only.
+        """
+        self._stop.set()
+        self._work.close()
+        while True:
             with self._calls_lock:
-                for call in list(self._calls):
-                    call.cancel()
-            for t in threads[1:]:
-                t.join(timeout=5)
+                calls = list(self._calls)
+            for call in calls:
+                call.cancel()
+            del calls
+            for t in streams:
+                t.join(timeout=1.0)
+            if not any(t.is_alive() for t in streams):
+                break
+        feeder.join(timeout=5.0)
 
     # -- the streams ---------------------------------------------------------
 
@@ -314,18 +366,19 @@ class BalancedStreams(Generic[T, M]):
             try:
                 self._one_stream(attempt)
             except grpc.RpcError as exc:
+                lost = StreamError.of(exc)
+                exc.__traceback__ = None  # the call is the error: no cycle keeps it
                 if self._stop.is_set():
                     return
-                code = exc.code() if callable(getattr(exc, "code", None)) else None
+                code = lost.code()
                 name = code.name if code is not None else type(exc).__name__
-                details = exc.details() if callable(getattr(exc, "details", None)) else str(exc)
                 self.stats.errors[name] = self.stats.errors.get(name, 0) + 1
-                self.stats.last_error = f"{name}: {details}"
-                self._last_rpc_error = exc
+                self.stats.last_error = f"{name}: {lost.details()}"
+                self._last_rpc_error = lost
                 self._lost_once = True
                 if code not in RETRYABLE:
                     self._requeue(attempt)
-                    self._fail(exc)
+                    self._fail(lost)
                     return
                 self.stats.streams_failed += 1
                 if self.stats._failed_at is None:
@@ -419,6 +472,8 @@ class BalancedStreams(Generic[T, M]):
         call = self.open_stream(self._requests(attempt), self._lost_once)
         with self._calls_lock:
             self._calls.add(call)
+        if self._stop.is_set():  # the run ended while it opened: _finish may have missed it
+            call.cancel()
         state = self.new_state()
         try:
             for reply in call:
@@ -434,8 +489,10 @@ class BalancedStreams(Generic[T, M]):
                     self._work.cond.notify_all()
                 self._deliver(batch, reply, self.on_reply(state, reply))
         finally:
+            call.cancel()  # ended by an error of ours: the call must end too (no-op if done)
             with self._calls_lock:
                 self._calls.discard(call)
+            del call  # an error's traceback holds this frame: not the call with it
 
     def _deliver(self, batch: _Batch, reply: Any, state: Any) -> None:
         with self._done_cond:
@@ -454,6 +511,7 @@ __all__ = [
     "BalancedStreams",
     "BalancingError",
     "FailoverStats",
+    "StreamError",
     "Targets",
     "parse_targets",
     "service_config",

@@ -477,8 +477,12 @@ def resolve_flow_batches(
             on_reply=_route_list,
             target=conn.target,
         )
-        for batch, (n, bad, good), reply, routes in balanced.run(batches, prepare):
-            yield batch, batch_answers(n, bad, good, reply, routes)
+        results = balanced.run(batches, prepare)
+        try:
+            for batch, (n, bad, good), reply, routes in results:
+                yield batch, batch_answers(n, bad, good, reply, routes)
+        finally:
+            results.close()  # its streams ended before the channel closes
 
 
 def resolve_dicts(

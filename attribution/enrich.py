@@ -116,8 +116,12 @@ def resolve_batches(
             on_reply=_StreamRoutes.on_reply,
             target=conn.target,
         )
-        for batch, (bad, good), reply, routes in balanced.run(source, prepare):
-            yield batch, AnswerBatch.from_reply(len(batch), bad, good, reply, routes)
+        results = balanced.run(source, prepare)
+        try:
+            for batch, (bad, good), reply, routes in results:
+                yield batch, AnswerBatch.from_reply(len(batch), bad, good, reply, routes)
+        finally:
+            results.close()  # its streams ended before the channel closes
 
 
 # --------------------------------------------------------------------------- the run
@@ -214,14 +218,15 @@ def run(
     stop = threading.Event()
     chunks = input_lines(opts, stop, counters, whole=enrich_records.SCANNER is not None)
     started = last = time.monotonic()
+    answered = resolve_batches(
+        target,
+        read_batches(chunks, record_format(opts), counters, opts.batch_size),
+        max_in_flight=opts.max_in_flight,
+        stream_idle=opts.stream_idle,
+        balancing=replace(opts.balancing or Balancing(), stats=counters.failover),
+    )
     try:
-        for batch, answers in resolve_batches(
-            target,
-            read_batches(chunks, record_format(opts), counters, opts.batch_size),
-            max_in_flight=opts.max_in_flight,
-            stream_idle=opts.stream_idle,
-            balancing=replace(opts.balancing or Balancing(), stats=counters.failover),
-        ):
+        for batch, answers in answered:
             for i, (code, message) in sorted(answers.errors.items()):
                 counters.add_bad(code, batch.where(i), message or code)
             counters.enriched += len(batch) - len(answers.errors)
@@ -234,6 +239,10 @@ def run(
                 err(f"progress: {counters.summary()}; {rate:,.0f} records/s")
     finally:
         stop.set()
+        # Its streams ended and its threads joined now, on every way out (a failed
+        # write, Ctrl-C), not when the garbage collector gets to the generator:
+        # at the interpreter's exit that can hang (attribution.balancing.StreamError).
+        answered.close()
         writer.close()  # the last insert, the Parquet footer
     return counters
 
