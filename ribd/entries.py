@@ -159,9 +159,23 @@ def differs(values: list, row: tuple, most: int) -> dict | None:
     return out
 
 
-def moved_row(row: tuple, slot: int, value: object, intern: Callable[[tuple], tuple]) -> tuple:
-    """``row`` with ``value`` (not None) in ``slot``, interned (canonical: ``row`` is)."""
+def moved_row(
+    row: tuple,
+    slot: int,
+    value: object,
+    intern: Callable[[tuple], tuple],
+    clear: int | None = None,
+) -> tuple:
+    """``row`` with ``value`` (not None) in ``slot``, interned (canonical: ``row`` is);
+    ``clear``: a slot emptied too (a returning route's stale copy)."""
     n = len(row)
+    if clear is not None and clear < n and row[clear] is not None:
+        values = list(row)
+        if slot >= n:
+            values.extend((None,) * (slot + 1 - n))
+        values[slot] = value
+        values[clear] = None
+        return canonical(values, intern)  # type: ignore[return-value]  (never empty)
     if slot < n:
         new = (*row[:slot], value, *row[slot + 1 :])
     else:
@@ -190,71 +204,125 @@ def cleared(
     return overlaid(new_row or (), over, intern)
 
 
-def announce_wide(rib, table, fs, prefixes, ids, found, attrs) -> int:
+def value_at(entry: object, slot: int) -> object:
+    """The value in ``slot`` of ``entry`` (a tuple or an Overlay; None: none)."""
+    if type(entry) is Overlay:
+        return entry.get(slot)
+    return entry[slot] if slot < len(entry) else None  # type: ignore[arg-type,index]
+
+
+def slots_moved(
+    entry: object, moves: dict[int, int], cache: dict, intern: Callable[[tuple], tuple]
+) -> object:
+    """``entry`` with the value of each slot of ``moves`` (slot -> stale slot) moved
+    into that stale slot where the slot holds one (a stale generation folded
+    into the older one, ``ribd.sessions``), the new canonical entry. Rows move
+    once (``cache``: id(row) -> (row, its moved row), as ``cleared``), so the
+    prefixes that shared a row share the moved one and an Overlay stays an
+    Overlay: rebuilt whole, every prefix's entry was a tuple as wide as the
+    routers of its own."""
+    row = row_of(entry)
+    hit = cache.get(id(row))
+    if hit is None:
+        values = list(row)
+        for slot, stale in moves.items():
+            if slot < len(values) and values[slot] is not None:
+                if stale >= len(values):
+                    values.extend((None,) * (stale + 1 - len(values)))
+                values[stale], values[slot] = values[slot], None
+        hit = cache[id(row)] = (row, canonical(values, intern))
+    new_row = hit[1]
+    if type(entry) is not Overlay:
+        return new_row
+    over = entry.over
+    logical = dict(zip(over[0::2], over[1::2], strict=True))
+    get = entry.get
+    for slot, stale in moves.items():
+        value = get(slot)
+        logical[stale] = value if value is not None else get(stale)
+        logical[slot] = None
+    return overlaid(new_row or (), logical, intern)
+
+
+def drop_dead_rows(cache: dict, entries: dict) -> None:
+    """The replaced rows of a ``cleared`` or ``slots_moved`` pass that no prefix
+    holds any more leave the intern dict now, not at the next collection (a
+    sweep of one router's slot replaces every row: a table's worth of 0.5 KB
+    tuples at 64 routers)."""
+    for hit in cache.values():
+        row = hit[0]
+        # References: the dict's key and value, ``hit``, ``row``, getrefcount's argument.
+        if getrefcount(row) <= 5 and entries.get(row) is row:
+            del entries[row]
+    cache.clear()
+
+
+def announce_wide(rib, table, fs, prefixes, ids, found, attrs) -> tuple[list, list, list]:
     """``Rib._announce``'s per-prefix loop for a table of OVERLAY_SLOTS slots or more
-    (same counters, same change log); returns the prefixes new to the store.
+    (same counters, same change log) over the prefixes the store holds; returns
+    the others (prefixes, path ids, places found), which ``Rib._announce``'s
+    own loop inserts as it does for any table.
 
     Two passes: the first reads every prefix's entry and counts, per row,
     how many of its prefixes this UPDATE carries; the second writes. A row
     moves: one new row with ``attrs`` in the slot for all its prefixes here
     (an UPDATE carries a set's prefixes together; the chunks of a large set
-    find the moved row interned). A prefix this router sends elsewhere alone
-    gets a row of its own that way, until the next router's UPDATE of its
-    set: a row other than the UPDATE's main row (the one most of its
-    prefixes are on) is put onto the main row when it differs from it in at
-    most OVERLAY_MAX slots, its differences as the prefix's own values.
+    find the moved row interned), the router's stale copy emptied in the same
+    row where it was there (a restarted session's table coming back: the
+    new values go into the rows, not into every prefix's own values). A
+    prefix this router sends elsewhere alone gets a row of its own that way,
+    until the next router's UPDATE of its set: a row other than the UPDATE's
+    main row (the one most of its prefixes are on) is put onto the main row
+    when it differs from it in at most OVERLAY_MAX slots, its differences as
+    the prefix's own values.
     """
     store = table.store
     values = store.values
     delta = store.delta
-    has_key, get, insert = delta.has_key, delta.get, delta.insert
+    has_key, get = delta.has_key, delta.get
     entries = table._entries
     intern = table.intern
     log_change = table.changes.append
     slot, stale = fs.slot, fs.stale_slot
     if type(found) is not list:  # an iterator (repeat, map): one value per prefix
         found = list(islice(found, len(prefixes)))
+    if type(ids) is not list:
+        ids = list(islice(ids, len(prefixes)))
     ents: list = []  # each prefix's entry
+    new_prefixes: list = []  # (the store lacks them: Rib._announce inserts them)
+    new_ids: list = []
+    new_found: list = []
     # id(row) -> [row, prefixes here on it, the slots where it differs from the
     # main row (None: not compared yet; False: too many)]
     counts: dict[int, list] = {}
-    for prefix, at in zip(prefixes, found, strict=True):
+    for prefix, path_id, at in zip(prefixes, ids, found, strict=True):
         if at >= 0:
             entry = values[at]
         elif at == -2 or has_key(prefix):
             entry = get(prefix)
         else:
             entry = None
-        ents.append(entry)
-        if entry is not None:
-            row = entry.row if type(entry) is Overlay else entry
-            c = counts.get(id(row))
-            if c is None:
-                counts[id(row)] = [row, 1, None]
-            else:
-                c[1] += 1
+        if entry is None:
+            new_prefixes.append(prefix)
+            new_ids.append(path_id)
+            new_found.append(at)
+            continue
+        ents.append((prefix, path_id, at, entry))
+        row = entry.row if type(entry) is Overlay else entry
+        c = counts.get(id(row))
+        if c is None:
+            counts[id(row)] = [row, 1, None]
+        else:
+            c[1] += 1
     entry = row = c = None
     main = max(counts.values(), key=itemgetter(1)) if counts else [None, 0, None]
     main_row = main[0]
+    # The main row's prefixes mostly hold the router's stale copy or mostly not.
+    main_clear = stale is not None and main_row is not None and stale < len(main_row)
+    main_clear = main_clear and main_row[stale] is not None
     main_moved: tuple | None = None
-    moves: dict[int, tuple] = {}  # id(row) -> the row with ``attrs`` in ``slot``
-    fresh: tuple | None = None
-    added = 0
-    for prefix, path_id, at, entry in zip(prefixes, ids, found, ents, strict=False):
-        if entry is None:
-            if path_id != 0:
-                new_entry = intern((*((None,) * slot), rib._with_path(None, path_id, attrs)[0]))
-            else:
-                if fresh is None:
-                    fresh = intern((*((None,) * slot), attrs))
-                new_entry = fresh
-            if at >= 0:
-                store.set_at(at, new_entry)
-            else:
-                insert(prefix, new_entry)
-            log_change(prefix)
-            added += 1
-            continue
+    moves: dict[tuple, tuple] = {}  # (id(row), clear) -> the row with ``attrs`` in ``slot``
+    for prefix, path_id, at, entry in ents:
         overlay = type(entry) is Overlay
         if overlay:
             row = entry.row
@@ -274,40 +342,45 @@ def announce_wide(rib, table, fs, prefixes, ids, found, attrs) -> int:
         if old is None:
             fs.prefixes += 1
         fs.paths += added_paths
+        clear = False
         if stale is not None:
             kept = entry.get(stale) if overlay else (entry[stale] if stale < len(entry) else None)
             if kept is not None:
                 # The route is back: its stale copy is no longer needed.
                 fs.stale_prefixes -= 1
-                table.put(prefix, entry, slot, new, at=at, clear=stale)
-                continue
-        if old is new:
+                clear = True
+        if old is new and not clear:
             continue
         if new is not attrs:  # ADD-PATH
-            new_entry = with_values(entry, {slot: new}, intern)
+            changes = {slot: new, stale: None} if clear else {slot: new}
+            new_entry = with_values(entry, changes, intern)
         else:
-            if row is main_row:  # most prefixes: the UPDATE's main row moves
+            if row is main_row and clear is main_clear:  # most prefixes: the main row moves
                 if main_moved is None:
-                    main_moved = moves[id(row)] = moved_row(row, slot, attrs, intern)
+                    main_moved = _moved(row, slot, attrs, stale, clear, moves, intern)
                 moved = main_moved
             else:
                 moved = None
                 c = counts[id(row)]
                 if main[1] > 1 and c[2] is not False:
-                    new_entry = _rejoin(entry, slot, attrs, c, main, moves, intern)
+                    if main_moved is None:
+                        main_moved = _moved(main_row, slot, attrs, stale, main_clear, moves, intern)
+                    new_entry = _rejoin(entry, slot, attrs, stale if clear else None, c, main_moved)
                     if new_entry is not None:
                         moved = _REJOINED
                 if moved is None:  # the row moves
-                    moved = moves.get(id(row))
-                    if moved is None:
-                        moved = moves[id(row)] = moved_row(row, slot, attrs, intern)
+                    moved = _moved(row, slot, attrs, stale, clear, moves, intern)
             if moved is _REJOINED:
                 pass  # new_entry: on the main row
             elif overlay:
-                # The moved row differs from the old one in ``slot`` only: the
-                # other values of the prefix's own still differ (the same tuple).
+                # The moved row differs from the old one in ``slot`` (and the
+                # emptied stale slot) only: the other values of the prefix's own
+                # still differ (the same tuple).
                 if slot in over:
                     j = over.index(slot)
+                    over = over[:j] + over[j + 2 :]
+                if clear and stale in over:
+                    j = over.index(stale)
                     over = over[:j] + over[j + 2 :]
                 new_entry = Overlay(moved, over) if over else moved
             else:
@@ -315,7 +388,7 @@ def announce_wide(rib, table, fs, prefixes, ids, found, attrs) -> int:
         if at >= 0:
             values[at] = new_entry  # entry was not None: no hole filled
         else:
-            insert(prefix, new_entry)
+            delta.insert(prefix, new_entry)
         log_change(prefix)
     # Rows no prefix holds any more leave the intern dict now (see Rib._announce).
     del ents
@@ -326,17 +399,25 @@ def announce_wide(rib, table, fs, prefixes, ids, found, attrs) -> int:
         # References: the dict's key and value, ``row``, getrefcount's argument.
         if getrefcount(row) <= 4 and entries.get(row) is row:
             del entries[row]
-    return added
+    return new_prefixes, new_ids, new_found
 
 
-def _rejoin(entry, slot, attrs, c, main, moves, intern):
-    """``entry`` with ``attrs`` in ``slot`` as the UPDATE's main row (moved, if it
-    moves) plus at most OVERLAY_MAX values of its own; None if it differs more.
-    ``c``: the entry's row's count list, which keeps the slots where the row
-    differs from the main one (compared once per row and UPDATE)."""
-    base = moves.get(id(main[0]))
-    if base is None:
-        base = moves[id(main[0])] = moved_row(main[0], slot, attrs, intern)
+def _moved(row, slot, attrs, stale, clear, moves, intern) -> tuple:
+    """``row`` moved: ``attrs`` in ``slot`` (and, ``clear``, the stale slot
+    emptied), once per row and UPDATE (``moves``)."""
+    key = (id(row), clear)
+    moved = moves.get(key)
+    if moved is None:
+        moved = moves[key] = moved_row(row, slot, attrs, intern, stale if clear else None)
+    return moved
+
+
+def _rejoin(entry, slot, attrs, clear, c, base):
+    """``entry`` with ``attrs`` in ``slot`` (and slot ``clear`` emptied, if not
+    None) as ``base``, the UPDATE's main row moved, plus at most OVERLAY_MAX
+    values of its own; None if it differs more. ``c``: the entry's row's count
+    list, which keeps the slots where the row differs from the main one
+    (compared once per row and UPDATE)."""
     row = c[0]
     nb, nr = len(base), len(row)
     if c[2] is None:
@@ -359,9 +440,12 @@ def _rejoin(entry, slot, attrs, c, main, moves, intern):
     for s, v in mine.items():
         if v is not (base[s] if s < nb else None):
             own[s] = v
-    own.pop(slot, None)
-    if (base[slot] if slot < nb else None) is not attrs:
-        own[slot] = attrs
+    for s, v in ((slot, attrs), (clear, None)):
+        if s is None:
+            continue
+        own.pop(s, None)
+        if (base[s] if s < nb else None) is not v:
+            own[s] = v
     if len(own) > OVERLAY_MAX:
         return None
     if not own:

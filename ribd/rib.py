@@ -258,8 +258,8 @@ class Rib(SessionHandling, Maintenance, Reads):
             found = map(store.find, prefixes)
         ids = repeat(0) if path_ids is None else path_ids  # endless, or one per prefix
         if table._next_slot >= OVERLAY_SLOTS:  # wide entries: a shared row and overrides
-            added += announce_wide(self, table, fs, prefixes, ids, found, attrs)
-            prefixes = ()
+            # (the prefixes new to the store come back: the loop below inserts them)
+            prefixes, ids, found = announce_wide(self, table, fs, prefixes, ids, found, attrs)
         last_entry: object = None  # the entry last replaced with attrs added, and its new one
         last_new: tuple = ()
         for prefix, path_id, at in zip(prefixes, ids, found, strict=False):

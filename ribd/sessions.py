@@ -9,6 +9,7 @@ state (``tables``, ``routers``, ``clock``, ``notes``, the hold times).
 
 from __future__ import annotations
 
+from ribd.entries import drop_dead_rows, slots_moved, value_at
 from ribd.events import EndOfRib, RouteRefreshMarker, SessionState
 from ribd.observe import SessionDown, SessionUp, TableLoaded
 from ribd.table import (
@@ -19,7 +20,6 @@ from ribd.table import (
     REFRESH_RUNNING,
     FamilyState,
     RouterRib,
-    _canonical,
 )
 
 
@@ -161,23 +161,21 @@ class SessionHandling:
         moved = dict.fromkeys(moves, 0)
         values, keys = store.values, store.keys
         intern, log_change = table.intern, table.changes.append
+        rows: dict = {}  # rows move once for all their prefixes (ribd.entries.slots_moved)
         for i in range(len(values)):
             entry = values[i]
             if entry is None:
                 continue
-            n = len(entry)
-            new: list | None = None
-            for slot, stale in moves.items():
-                if slot < n and entry[slot] is not None:
-                    if new is None:
-                        new = list(entry)
-                    if stale >= len(new):
-                        new.extend((None,) * (stale + 1 - len(new)))
-                    new[stale], new[slot] = new[slot], None
+            hit = False
+            for slot in moves:
+                if value_at(entry, slot) is not None:
                     moved[slot] += 1
-            if new is not None:
-                store.set_at(i, _canonical(new, intern))
+                    hit = True
+            if hit:
+                store.set_at(i, slots_moved(entry, moves, rows, intern))
                 log_change(store.text(keys[i]))
+        entry = None
+        drop_dead_rows(rows, table._entries)
         table.forget_changes_if_behind()
         return moved
 

@@ -22,6 +22,8 @@ import orjson
 from ribd.attributes import AS_SEQUENCE, AttributeInterner, PathAttributes, PathCore
 from ribd.attributes import derive_as_numbers as _derive
 from ribd.checks import MAX_TEXT, address, ipv4, show, text
+from ribd.entries import OVERLAY_MAX, OVERLAY_SLOTS, Overlay
+from ribd.entry_rows import shared_rows
 from ribd.events import FAMILIES, IPV4_UNICAST
 from ribd.prefixes import BadPrefix, normalise_prefix
 from ribd.rib import FamilyTable, PathSet, Rib, RouterRib, preference_key
@@ -281,13 +283,12 @@ class Loaded:
         if n_entries and not present.any(axis=1).all():
             e = int(np.argmin(present.any(axis=1)))
             raise SnapshotError(f"entry #{e} has no route")
-        codes = matrix.astype(np.int64) + (len(path_counts) + 1)
         table = np.fromiter(values, dtype=object, count=len(values))
-        rows = table[codes].tolist()
-        lengths = (n_routers - np.argmax(present[:, ::-1], axis=1)).tolist()
-        entries = [
-            tuple(r) if k == n_routers else tuple(r[:k]) for r, k in zip(rows, lengths, strict=True)
-        ]
+        offset = len(path_counts) + 1  # a cell's index in ``table``: its value plus this
+        if n_routers >= OVERLAY_SLOTS:
+            entries = _wide_entries(matrix, offset, table)
+        else:
+            entries = _tuples(matrix.astype(np.int64) + offset, present, table)
         paths = present.astype(np.int64)
         multi = matrix < -1
         if multi.any():
@@ -310,10 +311,20 @@ class Loaded:
         used, times = np.unique(indexes, return_counts=True)
         built = np.empty(len(entries), dtype=object)
         wanted = [entries[e] for e in used.tolist()]
-        # table.intern for each, in one C loop (no Python call per entry)
-        built[used] = np.fromiter(
-            map(table._entries.setdefault, wanted, wanted), dtype=object, count=len(wanted)
-        )
+        setdefault = table._entries.setdefault
+        if len(self.routers) >= OVERLAY_SLOTS:  # tuples and Overlays: rows interned
+
+            def interned(e: object) -> object:
+                if type(e) is Overlay:
+                    row = setdefault(e.row, e.row)
+                    return e if row is e.row else Overlay(row, e.over)
+                return setdefault(e, e)  # type: ignore[arg-type]
+
+            built[used] = np.fromiter(map(interned, wanted), dtype=object, count=len(wanted))
+        else:  # table.intern for each, in one C loop (no Python call per entry)
+            built[used] = np.fromiter(
+                map(setdefault, wanted, wanted), dtype=object, count=len(wanted)
+            )
         table.store.load_sorted(raw.view(f"S{raw.shape[1]}").reshape(len(raw)), built[indexes])
         table._entries_at_last_gc = table.distinct_entries
         prefixes, path_counts = self.counts[family]
@@ -377,6 +388,48 @@ def _check_keys(family: str, raw: np.ndarray) -> None:
         if keys[i + 1] == keys[i]:
             raise SnapshotError(f"{family}: prefix {prefix} appears twice")
         raise SnapshotError(f"{family}: prefix {prefix} is out of order")
+
+
+def _tuples(codes: np.ndarray, present: np.ndarray, table: np.ndarray) -> list[tuple]:
+    """Each line of ``codes`` as the tuple of ``table``'s objects, trailing Nones dropped."""
+    n_routers = codes.shape[1]
+    rows = table[codes].tolist()
+    lengths = (n_routers - np.argmax(present[:, ::-1], axis=1)).tolist()
+    return [
+        tuple(r) if k == n_routers else tuple(r[:k]) for r, k in zip(rows, lengths, strict=True)
+    ]
+
+
+def _wide_entries(matrix: np.ndarray, offset: int, table: np.ndarray) -> list[object]:
+    """The entries of a snapshot of OVERLAY_SLOTS routers or more, as ingest keeps
+    them (``ribd.entries``): the rows the entries of a set share
+    (``ribd.entry_rows``), each entry one of them, an Overlay of one, or a
+    tuple of its own. Loaded whole, every entry was a tuple as wide as the
+    routers until its set was written again. ``offset``: a cell's index in
+    ``table`` is its value plus this."""
+    found = shared_rows(matrix, OVERLAY_MAX)
+    codes = matrix.astype(np.int64) + offset
+    entries: list[object] = [None] * len(matrix)
+    plain = np.flatnonzero(found.row_of < 0)
+    for e, t in zip(plain.tolist(), _tuples(codes[plain], matrix[plain] != -1, table), strict=True):
+        entries[e] = t
+    row_codes = found.codes.astype(np.int64) + offset
+    rows = _tuples(row_codes, found.codes != -1, table) if len(row_codes) else []
+    on = np.flatnonzero(found.row_of >= 0)
+    line = found.row_of[on].tolist()
+    for e, k in zip(on.tolist(), line, strict=True):
+        entries[e] = rows[k]
+    if len(found.own_entry):
+        owners = found.own_entry
+        starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
+        ends = np.r_[starts[1:], len(owners)]
+        flat = np.empty(2 * len(owners), dtype=object)
+        flat[0::2] = found.own_column.tolist()
+        flat[1::2] = table[codes[owners, found.own_column]]
+        cells = flat.tolist()
+        for e, a, b in zip(owners[starts].tolist(), starts.tolist(), ends.tolist(), strict=True):
+            entries[e] = Overlay(entries[e], tuple(cells[2 * a : 2 * b]))  # type: ignore[arg-type]
+    return entries
 
 
 def _canonical(values: list, column: np.ndarray, key=None) -> np.ndarray:

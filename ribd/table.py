@@ -12,7 +12,15 @@ from dataclasses import dataclass, field
 from sys import getrefcount
 
 from ribd.attributes import AS_CONFED_SEQUENCE, AS_CONFED_SET, AS_SET, PathAttributes
-from ribd.entries import OVERLAY_SLOTS, Overlay, canonical, cleared, row_of, with_values
+from ribd.entries import (
+    OVERLAY_SLOTS,
+    Overlay,
+    canonical,
+    cleared,
+    drop_dead_rows,
+    row_of,
+    with_values,
+)
 from ribd.events import IPV4_UNICAST
 from ribd.store import PrefixStore
 
@@ -256,6 +264,8 @@ class FamilyTable:
                 store.set_at(i, cleared(entry, slots, rows, intern))
             else:
                 store.set_at(i, _canonical(new, intern))
+        entry = row = None
+        drop_dead_rows(rows, self._entries)
         self._sweep_at = stop
         if stop >= len(values):
             self._free_slots.extend(slots)
