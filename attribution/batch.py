@@ -179,9 +179,10 @@ class Batch(ExactAnswers):
             ):
                 on_view = fast[side]
                 if route is not None and view is not None:
-                    hit = on_view & (leaf[side] >= 0)
+                    own = view.own(leaf[side])  # holes of a family numbering: the router's route
+                    hit = on_view & (own >= 0)
                     if hit.any():
-                        route[side][hit] = self.routes.from_view(name, view, leaf[side][hit])  # type: ignore[union-attr]
+                        route[side][hit] = self.routes.from_view(name, view, own[hit])  # type: ignore[union-attr]
                 if every:
                     continue
                 slow = ~on_view

@@ -29,6 +29,7 @@ import numpy as np
 
 from attribution.changedranges import ChangedRanges as ChangedRanges  # re-exported
 from attribution.viewanswers import AnswerTable, answer_rows
+from attribution.viewfamily import NO_HOLES, effective, renumber
 from attribution.viewpatch import Pack, one_axis, pack, patch_view, share_columns, squeeze
 from ribd.attributes import PathAttributes
 from ribd.events import IPV4_UNICAST
@@ -78,6 +79,11 @@ class CompiledView:
     # None: not packed (a build or patch since); replaced views drop it.
     pack: Pack | None = None
     pack_row: int = 0
+    # Leaf values (family route numbers, ``viewfamily.renumber``) at which
+    # this router answers with another route of its own (``hole_to``, -1:
+    # none): sorted, empty while the view numbers its routes alone.
+    holes: np.ndarray = field(default_factory=lambda: NO_HOLES)
+    hole_to: np.ndarray = field(default_factory=lambda: NO_HOLES)
 
     # The answer columns per route, made from the table (tests, explain):
     # the bulk path reads ``answer`` and ``answers`` instead.
@@ -111,22 +117,46 @@ class CompiledView:
 
     def lookup(self, keys: np.ndarray) -> np.ndarray:
         """Route index (or -1) for each key."""
-        return self.leaf[np.searchsorted(self.starts, keys, side="right") - 1]
+        return self.own(self.leaf[np.searchsorted(self.starts, keys, side="right") - 1])
+
+    def own(self, leaf: np.ndarray) -> np.ndarray:
+        """``leaf`` values as the numbers of this router's own routes (-1:
+        none): a hole of the family's numbering becomes the route the router
+        answers with there (``viewfamily``); what reads routes (``route``,
+        the route dictionaries) takes these."""
+        return effective(self.holes, self.hole_to, leaf)
 
     def __len__(self) -> int:
         """Number of routes."""
         return len(self.lengths)
 
     def same_routes(self, other: CompiledView) -> bool:
-        """Whether ``other`` numbers the same routes: this view moved onto
-        another interval axis (``CompiledViews._one_axis``) keeps its route
-        columns, so caches keyed by route number stay right."""
-        return other is self or (
-            other.attribute_sets is self.attribute_sets
-            and other.attribute_index is self.attribute_index
+        """Whether this view numbers ``other``'s routes alike (it may have
+        more): a view moved onto another interval axis (``one_axis``) keeps
+        its route columns, and one renumbered with its family
+        (``viewfamily.renumber``) after others changed keeps its numbers and
+        gets new ones past them, so caches keyed by route number stay right
+        (grown to ``len(self)``)."""
+        if other is self:
+            return True
+        if other.attribute_sets is not self.attribute_sets:
+            return False
+        if (
+            other.attribute_index is self.attribute_index
             and other.nets is self.nets
             and other.nets_low is self.nets_low
             and other.path_ids is self.path_ids
+        ):
+            return True
+        n = len(other)
+        if n > len(self):
+            return False
+        return all(
+            np.array_equal(getattr(self, name)[:n], getattr(other, name))
+            for name in ("nets", "lengths", "path_ids", "attribute_index")
+        ) and (
+            (self.family == IPV4_UNICAST or np.array_equal(self.nets_low[:n], other.nets_low))
+            and np.array_equal(self.stale[:n], other.stale)
         )
 
     def route(self, i: int) -> RouteMatch:
@@ -476,7 +506,7 @@ class CompiledViews:
         views = [self._views[k] for k in keys]
         if views and views[0].pack is not None and all(v.pack is views[0].pack for v in views):
             return  # nothing changed since the last pack
-        moved = pack(one_axis(views))
+        moved = pack(renumber(one_axis(views)))
         # Views that saw the same changes share one ChangedRanges (see usable).
         ranges: dict[tuple[int, int], ChangedRanges] = {}
         for k, v in zip(keys, moved, strict=True):

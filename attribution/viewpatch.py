@@ -28,6 +28,7 @@ import time
 import numpy as np
 
 from attribution.viewanswers import AnswerTable, id_dtype, merge
+from attribution.viewfamily import plain
 from ribd.attributes import PathAttributes
 from ribd.events import IPV4_UNICAST
 from ribd.rib import Rib, slot_value
@@ -43,6 +44,7 @@ def patch_view(rib: Rib, old, changed_ranges, signature_of):
     no longer reaches back, too much garbage). ``changed_ranges``
     (ChangedRanges) and ``signature_of`` come from attribution.fastpath
     (passed in: no import cycle)."""
+    old = plain(old)  # its router's own leaf (a family numbering's holes resolved)
     family = old.family
     table = rib.tables[family]
     v4 = family == IPV4_UNICAST

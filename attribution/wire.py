@@ -111,8 +111,9 @@ class RouteEncoder:
         params = (name, local_as, highest)
         slot = self._views.get((view.neighbor, view.family))
         if slot is None or slot[0] is not view or slot[1] != params:
-            same = slot is not None and slot[1] == params and slot[0].same_routes(view)
-            slot = (view, params, slot[2] if same else [None] * len(view))  # type: ignore[index]
+            same = slot is not None and slot[1] == params and view.same_routes(slot[0])
+            cache = slot[2] if same else []  # type: ignore[index]
+            slot = (view, params, cache + [None] * (len(view) - len(cache)))
             with self._lock:
                 self._views[(view.neighbor, view.family)] = slot
         cache = slot[2]
@@ -183,8 +184,10 @@ class WireRoutes(RouteDictionary):
         key = (view.neighbor, view.family)
         held = self._maps.get(key)
         if held is None or held[0] is not view:
-            same = held is not None and held[0].same_routes(view)  # moved axis only
-            held = (view, held[1] if same else np.full(len(view), -1, dtype=np.int32))  # type: ignore[index]
+            same = held is not None and view.same_routes(held[0])  # moved or renumbered
+            kept = held[1] if same else np.zeros(0, dtype=np.int32)  # type: ignore[index]
+            grown = np.full(len(view) - len(kept), -1, dtype=np.int32)  # renumbered: more routes
+            held = (view, np.concatenate([kept, grown]) if len(grown) else kept)
             self._maps[key] = held
         numbers = held[1]
         unknown = leaves[numbers[leaves] < 0]

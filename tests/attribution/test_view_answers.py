@@ -67,8 +67,9 @@ def _read(view, key: int) -> tuple | None:
     if packed is not None:
         k = int(view.starts.searchsorted(keys, side="right")[0]) - 1
         leaf_at = int(packed.offsets["leaf"][view.pack_row]) + k
-        assert int(packed.pools["leaf"][leaf_at]) == i
-        answer_at = int(packed.offsets["answer"][view.pack_row]) + i
+        shared = int(packed.pools["leaf"][leaf_at])  # a family number: maybe a hole
+        assert int(view.own(np.array([shared], dtype=np.int32))[0]) == i
+        answer_at = int(packed.offsets["answer"][view.pack_row]) + shared
         row = packed.answers.rows[int(packed.pools["answer"][answer_at])].tolist()
         assert row == own
     return tuple(own)
