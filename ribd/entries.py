@@ -115,12 +115,7 @@ def overlaid(row: tuple, over: dict, intern: Callable[[tuple], tuple]) -> object
     if not own:
         return row
     if len(own) > OVERLAY_MAX or n < OVERLAY_SLOTS:
-        values = list(row)
-        for s, v in own.items():
-            if s >= len(values):
-                values.extend((None,) * (s + 1 - len(values)))
-            values[s] = v
-        return canonical(values, intern)
+        return _rewritten(row, own, intern)
     if all(v is None for v in own.values()) and all(row[i] is None or i in own for i in range(n)):
         return None
     return Overlay(row, tuple(x for s in sorted(own) for x in (s, own[s])))
@@ -138,6 +133,11 @@ def with_values(entry: object, changes: dict, intern: Callable[[tuple], tuple]) 
     row: tuple = entry or ()  # type: ignore[assignment]
     if len(row) >= OVERLAY_SLOTS:
         return overlaid(row, changes, intern)
+    return _rewritten(row, changes, intern)
+
+
+def _rewritten(row: tuple, changes: dict, intern: Callable[[tuple], tuple]) -> tuple | None:
+    """``row`` rewritten whole with ``changes`` (slot -> value): the canonical entry."""
     values = list(row)
     for s, v in changes.items():
         if s >= len(values):
