@@ -496,7 +496,10 @@ def run_service(
     api_mode: str = "raw",
     workers: int = 1,
     code: Path = REPO,
+    profile: Path | None = None,
 ) -> Result:
+    """One load through ``attribution serve``. ``profile``: py-spy (``record --gil``,
+    raw stacks) on the service process from the first UPDATE until it is idle."""
     import grpc
 
     from attribution.v1 import attribution_pb2 as pb
@@ -541,6 +544,7 @@ def run_service(
         per_worker = _worker_roles(roles)
         cpu0 = {k: cpu_of(v) for k, v in roles.items()}
         cpu0_workers = {k: cpu_of(v) for k, v in per_worker.items()}
+        spy = _start_profile(profile, proc.pid)
         t0, sender = start_sending(sessions, t.per_router)
         probe_addr = load.probe.split("/")[0]
         deadline = time.monotonic() + timeout
@@ -574,6 +578,7 @@ def run_service(
         res.rss = {k: rss_of(v) for k, v in roles.items()}
         wait_quiet(lambda: sum(cpu_of(v) for v in roles.values()))
         res.cpu_idle = {k: cpu_of(v) - cpu0[k] for k, v in roles.items()}
+        _stop_profile(spy)
         res.rss_idle = {k: rss_of(v) for k, v in roles.items()}
         sender.join(30)
         a = stub.Resolve(
@@ -586,6 +591,26 @@ def run_service(
             s.close()
         channel.close()
         stop_process(proc, timeout=60)
+
+
+def _start_profile(path: Path | None, pid: int) -> subprocess.Popen | None:
+    if path is None:
+        return None
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [spy, "record", "--gil", "-r", "100", "-f", "raw", "-o", str(path), "--pid", str(pid)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)  # attached before the first UPDATE
+    return proc
+
+
+def _stop_profile(spy: subprocess.Popen | None) -> None:
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+        try:
+            spy.wait(30)
+        except subprocess.TimeoutExpired:
+            spy.kill()
 
 
 def _service_loaded(stub, pb, load: Load, probe_addr: str, n: int) -> bool:
@@ -749,7 +774,12 @@ def run(args: argparse.Namespace) -> list[Row]:
             ]
             for mode, workers, code in runs:
                 with tempfile.TemporaryDirectory(prefix="vsus-", dir="/tmp") as d:
-                    us = run_service(load, Path(d), args.timeout, mode, workers, code)
+                    spy = (
+                        Path(args.profile) / f"{source}-{n}-{mode}-{code.name}-{len(rows)}.txt"
+                        if args.profile
+                        else None
+                    )
+                    us = run_service(load, Path(d), args.timeout, mode, workers, code, spy)
                 log(
                     f"vs-pmacct: service ({mode}, workers={workers}, code {code}) "
                     f"{us.seconds} s, "
@@ -790,6 +820,12 @@ def extra(p: argparse.ArgumentParser) -> None:
         "then '.'); default: this one",
     )
     p.add_argument("--repeat", type=int, default=1, help="service runs per setting, in turn")
+    p.add_argument(
+        "--profile",
+        default="",
+        help="a directory: py-spy (record --gil, raw stacks) on each service run, "
+        "from the first UPDATE until idle, into a file there",
+    )
 
 
 def codes(arg: str) -> list[Path]:
