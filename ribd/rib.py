@@ -50,6 +50,8 @@ import time
 from collections.abc import Callable
 from itertools import repeat
 
+import numpy as np
+
 from ribd.attributes import AttributeInterner
 from ribd.attributes import PathAttributes as PathAttributes
 from ribd.entries import OVERLAY_SLOTS, announce_wide
@@ -96,6 +98,10 @@ from ribd.table import (
     preference_key,
 )
 
+# Prefixes of one UPDATE, from this many, that ``Rib._announce_shared`` tries
+# to write at once (below, the general loop costs about as much as its checks).
+SHARED_AT_LEAST = 4
+
 
 class Rib(SessionHandling, Maintenance, Reads):
     """All routers' RIBs. Apply events with ``apply``; look up with ``lookup``."""
@@ -123,6 +129,7 @@ class Rib(SessionHandling, Maintenance, Reads):
         self.unknown_neighbor_events = 0
         self.clock = clock
         self.treated_as_withdraw = 0
+        self.shared_writes = 0  # prefixes written by _announce_shared
         self.notifications: list[Notification] = []
         self._pathsets: dict[PathSet, PathSet] = {}
         self._attributes_at_last_gc = 0
@@ -239,21 +246,39 @@ class Rib(SessionHandling, Maintenance, Reads):
                 # Nothing in the arrays (a table load before its merge): a prefix
                 # the delta lacks only gets the entry of this one path, inserted
                 # in a tight loop; the others take the general loop below.
-                held = [p for p in prefixes if p in delta]
-                if len(held) < len(prefixes):
+                got = list(map(get, prefixes))  # one probe each
+                missing = got.count(None)
+                if missing:
                     # (built only when used: an unused one stayed interned)
                     fresh = (*((None,) * slot), attrs)
                     fresh = intern(fresh, fresh)
-                    unheld = [p for p in prefixes if p not in delta] if held else prefixes
+                    if missing == len(got):
+                        unheld, prefixes = prefixes, ()
+                    else:
+                        unheld = [p for p, e in zip(prefixes, got, strict=True) if e is None]
+                        prefixes = [p for p, e in zip(prefixes, got, strict=True) if e is not None]
                     delta.update(zip(unheld, repeat(fresh)))
                     table.changes.extend(unheld)
                     added = len(unheld)
                     if added > 1 and len(set(unheld)) < added:  # a prefix twice in the UPDATE
                         added = len(set(unheld))
-                    prefixes = held
+                elif stale is None and self._announce_shared(table, fs, prefixes, got, None, attrs):
+                    prefixes = ()
+                del got
                 found = repeat(-2)  # every prefix left is in the delta
         elif len(prefixes) >= 8 or COMPILED_FIND:  # compiled: one call for any count
             found = store.find_many(prefixes)
+            if path_ids is None and stale is None and len(prefixes) >= SHARED_AT_LEAST:
+                if -1 not in found:  # all in the arrays
+                    if self._announce_shared(table, fs, prefixes, values[found], found, attrs):
+                        prefixes = ()
+                elif found.count(-1) == len(found):  # none in the arrays: the delta's?
+                    got = list(map(get, prefixes))
+                    if None not in got and self._announce_shared(
+                        table, fs, prefixes, got, None, attrs
+                    ):
+                        prefixes = ()
+                    del got
         else:
             found = map(store.find, prefixes)
         ids = repeat(0) if path_ids is None else path_ids  # endless, or one per prefix
@@ -334,6 +359,63 @@ class Rib(SessionHandling, Maintenance, Reads):
         table.writes += len(ev.prefixes)
         fs.writes += len(ev.prefixes)
         table.forget_changes_if_behind()
+
+    def _announce_shared(
+        self,
+        table: FamilyTable,
+        fs: FamilyState,
+        prefixes: tuple[str, ...] | list[str],
+        held: list | np.ndarray,
+        at: list[int] | None,
+        attrs: PathAttributes,
+    ) -> bool:
+        """Add this router's one path (id 0) to ``prefixes`` in a few C loops,
+        if they all hold one entry ``held[0]`` without a route of the router;
+        else False, and nothing was written (the general loop takes them).
+
+        The common write of every router after the first: its UPDATE carries
+        the prefixes another router's UPDATE did (``held``: their entries, in
+        the delta, or in the arrays at indexes ``at``), so one new entry
+        replaces one old one for all of them. (Per prefix in Python that was
+        ~1 us, a table's worth per router.) No stale slot (the caller checks),
+        no wide entries, no prefix twice (it would count twice).
+        """
+        n = len(prefixes)
+        if n < SHARED_AT_LEAST or table._next_slot >= OVERLAY_SLOTS:
+            return False
+        entry = held[0]
+        if type(entry) is not tuple or len(set(map(id, held))) != 1:
+            return False
+        slot = fs.slot
+        width = len(entry)
+        if (slot < width and entry[slot] is not None) or len(set(prefixes)) != n:
+            return False
+        if slot < width:
+            new_entry = (*entry[:slot], attrs, *entry[slot + 1 :])
+        else:
+            new_entry = (*entry, *((None,) * (slot - width)), attrs)
+        entries = table._entries
+        new_entry = entries.setdefault(new_entry, new_entry)
+        store = table.store
+        if at is None:
+            store.delta.update(zip(prefixes, repeat(new_entry)))
+        else:
+            boxed = np.empty(1, dtype=object)
+            boxed[0] = new_entry
+            store.values[at] = boxed  # (a tuple alone would be spread over the indexes)
+        table.changes.extend(prefixes)
+        fs.prefixes += n  # (the caller counts the writes)
+        self.shared_writes += n
+        fs.paths += n
+        # The replaced entry leaves the intern dict if no prefix holds it any
+        # more (see _announce). References: the dict's key and value,
+        # ``entry`` and getrefcount's argument, once ``held`` lets go.
+        if type(held) is list:
+            held.clear()  # the caller's list
+        del held
+        if sys.getrefcount(entry) <= 4 and entries.get(entry) is entry:
+            del entries[entry]
+        return True
 
     def _with_path(self, old: object, path_id: int, attrs: PathAttributes) -> tuple[object, int]:
         if old is None:
