@@ -66,17 +66,10 @@ class _Splitter:
         self.whole = whole  # complete lines as one bytes object where none can be too long
 
     def feed(self, data: bytes) -> Chunk | None:
+        if self.whole and not self.skipping and len(self.buf) + len(data) <= self.max_line:
+            return self._whole(data)
         if self.buf:
             data = self.buf + data
-        if self.whole and not self.skipping and len(data) <= self.max_line:
-            cut = data.rfind(b"\n") + 1
-            self.buf = data[cut:]
-            if not cut:
-                return None
-            data = data[:cut] if cut < len(data) else data
-            first = self.number + 1
-            self.number += count_lines(data) if count_lines else data.count(b"\n")
-            return Chunk(self.name, first, None, data)
         parts = data.split(b"\n")
         rest = parts.pop()
         if self.skipping and parts:
@@ -98,6 +91,23 @@ class _Splitter:
             rest = b""
         self.buf = rest
         return Chunk(self.name, first, lines) if lines else None
+
+    def _whole(self, data: bytes) -> Chunk | None:
+        """The complete lines of the line begun before and ``data`` as one bytes
+        object, copied once (none when a read ends on a newline and nothing
+        was left over); the unfinished last line is kept for the next read."""
+        cut = data.rfind(b"\n") + 1
+        if not cut:
+            self.buf += data
+            return None
+        if self.buf:
+            out = b"".join((self.buf, memoryview(data)[:cut]))
+        else:
+            out = data if cut == len(data) else data[:cut]
+        self.buf = data[cut:]
+        first = self.number + 1
+        self.number += count_lines(out) if count_lines else out.count(b"\n")
+        return Chunk(self.name, first, None, out)
 
     def rest(self) -> Chunk | None:
         """The last line when it has no newline (end of file, or a rotated file)."""

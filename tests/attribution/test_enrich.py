@@ -22,6 +22,7 @@ import io
 import itertools
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -35,7 +36,7 @@ from attribution.answers import FLAG_NAMES
 from attribution.enrich import CSV_COLUMNS, resolve_batches
 from attribution.enrich_decode import FLOW_FIELDS
 from attribution.enrich_records import FlowBatch
-from attribution.enrich_sources import _Splitter
+from attribution.enrich_sources import _Splitter, split_lines
 from attribution.flowformats import ObjectSplitter, goflow2_to_flow, nfdump_to_flow
 from tests.attribution.helpers import wait_for_lines
 from tests.attribution.served import Server
@@ -311,6 +312,36 @@ def test_line_splitter_caps_line_length_and_keeps_counting():
         (3, b"ok"),
         (4, b"tail"),
     ]
+
+
+def test_whole_line_splitter_gives_the_lines_of_the_line_splitter_reads_cut_anywhere():
+    """Whole-lines chunks (one bytes object, copied at most once a read) hold the
+    lines, line numbers and over-long lines the line splitter gives, however
+    the reads cut them; a read ending on a newline with nothing left over is
+    handed on as it is (no copy)."""
+    rng = random.Random(3)
+    for _ in range(300):
+        lines = [b"x" * rng.choice((0, 1, 5, 9, 10, 11, 30)) for _ in range(rng.randint(0, 12))]
+        data = b"".join(line + b"\n" for line in lines) + b"y" * rng.choice((0, 0, 3, 12))
+        cuts = sorted(rng.sample(range(len(data) + 1), min(len(data) + 1, rng.randint(0, 6))))
+        reads = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
+        reads = [r for r in reads if r]
+        got = {}
+        for whole in (False, True):
+            split = _Splitter("f", max_line=10, whole=whole)
+            chunks = [split.feed(r) for r in reads] + [split.rest()]
+            got[whole] = [
+                (c.first + k, text)
+                for c in chunks
+                if c
+                for k, text in enumerate(c.lines if c.lines is not None else split_lines(c.data))
+            ]
+        assert got[True] == got[False], (reads, got)
+    split = _Splitter("f", whole=True)
+    read = b'{"a":1}\n{"a":2}\n'
+    assert split.feed(read).data is read
+    assert split.feed(b'{"a":3}\n{"a"').data == b'{"a":3}\n'
+    assert split.feed(b":4}\n").data == b'{"a":4}\n'
 
 
 def test_goflow2_mapping_units_and_next_hops():
