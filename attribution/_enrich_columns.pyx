@@ -4,22 +4,24 @@
 The compiled reader (attribution._enrich_scan) takes a record without making
 its row; CSV, Parquet and ClickHouse need the flow fields as columns. Making
 a row of Python objects a record and then columns of them cost more than the
-pyarrow writers themselves. Here each record's text (its bytes, or its span
-of a whole chunk) is walked once, the fields its format's mapping reads are
-found, and their values go straight into column buffers (Arrow's layout:
-offsets and bytes for text, a validity bitmap, fixed-width numbers), which
-attribution.enrich_arrow hands to Arrow without a copy a value.
+pyarrow writers themselves. The scanner's parse already found where each
+field its format's mapping reads is in the record's text (its field table,
+_enrich_defs.pxi's Field a slot); here those values go straight from the text
+(its bytes, or its span of a whole chunk) into column buffers (Arrow's
+layout: offsets and bytes for text, a validity bitmap, fixed-width numbers),
+which attribution.enrich_arrow hands to Arrow without a copy a value. The
+text is not parsed a second time.
 
 :func:`flow_columns` makes the columns only for a batch whose every record
 the compiled reader took as goflow2, pmacct or nfdump (the rows it would make
 are attribution._enrich_scan's ``_row``: the same values, field by field);
 for anything else it returns None and the row path runs, unchanged. The
-values are those of the rows (tests/attribution/test_enrich_columns_c.py
+values are those of the rows (tests/attribution/test_enrich_store_columns.py
 compares whole tables and CSV bytes on every fixture and hostile input).
 
-Every index into a text is checked against its length by hand (the pointer
-reads are not covered by Cython's boundscheck); a span is checked against
-its chunk before it is read.
+Every field's offsets are checked against its record's text, and a span
+against its chunk, before either is read (the pointer reads are not covered
+by Cython's boundscheck).
 """
 
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
@@ -37,92 +39,9 @@ cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object s, Py_ssize_t* size) except NULL
 
 
-DEF SPAN = 16  # attribution._enrich_scan's Span: int64 start, int32 length, int32 chunk
-DEF MAX_INT_DIGITS = 19
-DEF MAX_KEY = 32
-DEF PER_LEN = 6  # keys of one length in a format's table
-DEF CACHE = 16  # exporters remembered by their bytes before the dict
+include "_enrich_defs.pxi"
 
-# value types
-DEF T_ABSENT = 0
-DEF T_STR = 1
-DEF T_INT = 2
-DEF T_NUM = 3
-DEF T_NULL = 4
-DEF T_BOOL = 5
-DEF T_NEST = 6
-
-# field slots
-DEF S_EXP = 0
-DEF S_SRC = 1
-DEF S_DST = 2
-DEF S_IN = 3
-DEF S_OUT = 4
-DEF S_MAC = 5
-DEF S_HOP = 6
-DEF S_BYTES = 7
-DEF S_PKTS = 8
-DEF S_RATE = 9
-DEF S_T0 = 10
-DEF S_T1 = 11
-DEF S_T2 = 12
-DEF S_T3 = 13
-DEF S_EXP6 = 14
-DEF S_SRC6 = 15
-DEF S_DST6 = 16
-DEF S_HOP6 = 17
-DEF NSLOTS = 18
-
-DEF K_GOFLOW2 = 0
-DEF K_PMACCT = 1
-DEF K_NFDUMP = 2
-
-# each format's keys as attribution._enrich_scan's _row reads them
-_FORMAT_KEYS = (
-    (
-        ("sampler_address", S_EXP), ("src_addr", S_SRC), ("dst_addr", S_DST),
-        ("in_if", S_IN), ("out_if", S_OUT), ("src_mac", S_MAC),
-        ("bgp_next_hop", S_HOP), ("bytes", S_BYTES), ("packets", S_PKTS),
-        ("sampling_rate", S_RATE), ("time_flow_end_ns", S_T0), ("time_received_ns", S_T1),
-    ),
-    (
-        ("peer_ip_src", S_EXP), ("ip_src", S_SRC), ("ip_dst", S_DST),
-        ("iface_in", S_IN), ("iface_out", S_OUT), ("mac_src", S_MAC),
-        ("peer_ip_dst", S_HOP), ("bytes", S_BYTES), ("packets", S_PKTS),
-        ("sampling_rate", S_RATE), ("timestamp_end", S_T0), ("timestamp_start", S_T1),
-        ("stamp_inserted", S_T2), ("stamp_updated", S_T3),
-    ),
-    (
-        ("ip4_router", S_EXP), ("ip6_router", S_EXP6), ("src4_addr", S_SRC),
-        ("src6_addr", S_SRC6), ("dst4_addr", S_DST), ("dst6_addr", S_DST6),
-        ("input_snmp", S_IN), ("output_snmp", S_OUT), ("in_src_mac", S_MAC),
-        ("bgp4_next_hop", S_HOP), ("bgp6_next_hop", S_HOP6), ("in_bytes", S_BYTES),
-        ("in_packets", S_PKTS), ("last", S_T0), ("first", S_T1),
-    ),
-)
 FORMATS = ("goflow2", "pmacct", "nfdump")
-
-# per format, per key length: up to PER_LEN (name, slot)
-cdef char _knames[3][MAX_KEY][PER_LEN][MAX_KEY]
-cdef int _kslots[3][MAX_KEY][PER_LEN]
-cdef int _kcount[3][MAX_KEY]
-
-
-cdef int _setup() except -1:
-    memset(_kcount, 0, sizeof(_kcount))
-    for f, keys in enumerate(_FORMAT_KEYS):
-        for name, slot in keys:
-            b = name.encode()
-            m = len(b)
-            if m >= MAX_KEY or _kcount[f][m] >= PER_LEN:
-                raise ValueError(f"key table too small for {name!r}")
-            memcpy(_knames[f][m][_kcount[f][m]], <const char*>b, m)
-            _kslots[f][m][_kcount[f][m]] = slot
-            _kcount[f][m] += 1
-    return 0
-
-
-_setup()
 
 
 cdef struct Fields:
@@ -132,270 +51,27 @@ cdef struct Fields:
     int64_t ival[NSLOTS]
 
 
-cdef inline Py_ssize_t _ws(const uint8_t* p, Py_ssize_t n, Py_ssize_t i) noexcept nogil:
-    while i < n and (p[i] == 32 or p[i] == 9 or p[i] == 13 or p[i] == 10):
-        i += 1
-    return i
+cdef bint _load(const uint8_t* fields, Py_ssize_t i, Py_ssize_t m, Fields* f) noexcept nogil:
+    """Record i's flow fields as the scanner found them (attribution._enrich_scan's
+    field table) into ``f``; False if one is not inside the record's text of m bytes."""
+    cdef Field fd
+    cdef int slot
+    for slot in range(NSLOTS):
+        memcpy(&fd, fields + (i * NSLOTS + slot) * FIELD, FIELD)
+        f.vtype[slot] = fd.vtype
+        if fd.vtype == T_ABSENT:
+            continue
+        if fd.vtype < T_ABSENT or fd.vtype > T_NEST or fd.start < 0 or fd.length < 0:
+            return False
+        if <Py_ssize_t>fd.start + fd.length > m:
+            return False
+        f.start[slot] = fd.start
+        f.length[slot] = fd.length
+        f.ival[slot] = fd.ival
+    return True
 
 
-cdef extern from *:
-    """
-    #if defined(__SSE2__)
-    #include <emmintrin.h>
-    #endif
-    /* The index of the first byte from i on that is a quote, a backslash, a control
-       byte or non-ASCII, or n. 16 bytes at a time where SSE2 is; never reads at or
-       past n. */
-    static inline Py_ssize_t enrich_columns_plain(const unsigned char *p, Py_ssize_t i,
-                                                  Py_ssize_t n) {
-    #if defined(__SSE2__)
-        const __m128i quote = _mm_set1_epi8(0x22), slash = _mm_set1_epi8(0x5C);
-        const __m128i space = _mm_set1_epi8(0x20);
-        while (i + 16 <= n) {
-            __m128i v = _mm_loadu_si128((const __m128i *)(p + i));
-            __m128i hit = _mm_or_si128(
-                _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, slash)),
-                _mm_cmplt_epi8(v, space));  /* signed: < 0x20 and >= 0x80 */
-            int mask = _mm_movemask_epi8(hit);
-            if (mask)
-                return i + __builtin_ctz(mask);
-            i += 16;
-        }
-    #endif
-        while (i < n && p[i] != 0x22 && p[i] != 0x5C && p[i] >= 0x20 && p[i] < 0x80)
-            i++;
-        return i;
-    }
-    """
-    Py_ssize_t enrich_columns_plain(const uint8_t* p, Py_ssize_t i, Py_ssize_t n) noexcept nogil
-
-
-cdef inline Py_ssize_t _string_end(const uint8_t* p, Py_ssize_t n, Py_ssize_t i) noexcept nogil:
-    """p[i - 1] opened a string: the index of its closing quote, -1 if none, or
-    if the string has an escape, a control byte or a non-ASCII one (the compiled
-    reader takes no such line)."""
-    i = enrich_columns_plain(p, i, n)
-    if i < n and p[i] == 34:
-        return i
-    return -1
-
-
-cdef inline int _slot(int kind, const uint8_t* key, Py_ssize_t m) noexcept nogil:
-    cdef int j
-    if m <= 0 or m >= MAX_KEY:
-        return -1
-    for j in range(_kcount[kind][m]):
-        if _knames[kind][m][j][0] == key[0] and memcmp(_knames[kind][m][j], key, m) == 0:
-            return _kslots[kind][m][j]
-    return -1
-
-
-cdef Py_ssize_t _skip_nested(const uint8_t* p, Py_ssize_t n, Py_ssize_t i) noexcept nogil:
-    """p[i] opens an object or array: the index after its end, -1 if it has none."""
-    cdef int depth = 0
-    while i < n:
-        if p[i] == 34:
-            i = _string_end(p, n, i + 1)
-            if i < 0:
-                return -1
-        elif p[i] == 123 or p[i] == 91:
-            depth += 1
-        elif p[i] == 125 or p[i] == 93:
-            depth -= 1
-            if depth == 0:
-                return i + 1
-        i += 1
-    return -1
-
-
-cdef int _walk(const uint8_t* p, Py_ssize_t n, int kind, Fields* f) noexcept nogil:
-    """The top-level members of an object whose closing brace is at n (not
-    read: a span's text ends before it) into ``f``; 0 if the text is not as
-    the compiled reader takes them (then the row path decides)."""
-    cdef Py_ssize_t i, k0, q, v0
-    cdef int slot, t, digits, neg
-    cdef uint64_t v
-    if n < 1 or p[0] != 123:
-        return 0
-    memset(f.vtype, 0, sizeof(f.vtype))
-    i = _ws(p, n, 1)
-    if i >= n:
-        return 1
-    while True:
-        if i >= n or p[i] != 34:
-            return 0
-        k0 = i + 1
-        q = _string_end(p, n, k0)
-        if q < 0:
-            return 0
-        slot = _slot(kind, p + k0, q - k0)
-        i = _ws(p, n, q + 1)
-        if i >= n or p[i] != 58:
-            return 0
-        i = _ws(p, n, i + 1)
-        if i >= n:
-            return 0
-        v0 = i
-        v = 0
-        if p[i] == 34:
-            t = T_STR
-            q = _string_end(p, n, i + 1)
-            if q < 0:
-                return 0
-            v0 = i + 1
-            i = q + 1
-        elif p[i] == 123 or p[i] == 91:
-            t = T_NEST
-            i = _skip_nested(p, n, i)
-            if i < 0:
-                return 0
-        elif p[i] == 45 or 48 <= p[i] <= 57:
-            t = T_INT
-            neg = p[i] == 45
-            if neg:
-                i += 1
-            digits = 0
-            while i < n and 48 <= p[i] <= 57:
-                digits += 1
-                if digits > MAX_INT_DIGITS:
-                    return 0
-                v = v * 10 + (p[i] - 48)
-                i += 1
-            if digits == 0 or v > <uint64_t>9223372036854775807ULL:
-                return 0
-            if i < n and (p[i] == 46 or p[i] == 101 or p[i] == 69):
-                t = T_NUM  # a fraction (exponents the reader never takes)
-                while i < n and (48 <= p[i] <= 57 or p[i] == 46 or p[i] == 101
-                                 or p[i] == 69 or p[i] == 43 or p[i] == 45):
-                    i += 1
-        elif p[i] == 110:
-            t = T_NULL
-            if i + 4 > n or memcmp(p + i, b"null", 4) != 0:
-                return 0
-            i += 4
-        elif p[i] == 116:
-            t = T_BOOL
-            if i + 4 > n or memcmp(p + i, b"true", 4) != 0:
-                return 0
-            i += 4
-        elif p[i] == 102:
-            t = T_BOOL
-            if i + 5 > n or memcmp(p + i, b"false", 5) != 0:
-                return 0
-            i += 5
-        else:
-            return 0
-        if slot >= 0:
-            if f.vtype[slot] != T_ABSENT:  # a duplicate: the reader never takes one
-                return 0
-            f.vtype[slot] = t
-            f.start[slot] = v0
-            f.length[slot] = (i - 1 - v0) if t == T_STR else (i - v0)
-            f.ival[slot] = -<int64_t>v if (t == T_INT and neg) else <int64_t>v
-        i = _ws(p, n, i)
-        if i >= n:
-            return 1
-        if p[i] != 44:
-            return 0
-        i = _ws(p, n, i + 1)
-
-
-# ------------------------------------------------------------------ column buffers
-
-
-cdef struct Text:
-    char* data
-    Py_ssize_t size
-    Py_ssize_t cap
-    int32_t* offsets  # n + 1
-    uint8_t* valid  # bitmap, (n + 7) // 8 bytes
-    Py_ssize_t nulls
-    Py_ssize_t count
-
-
-cdef int _text_init(Text* t, Py_ssize_t n, Py_ssize_t guess) except -1:
-    t.cap = max(guess, 64)
-    t.size = 0
-    t.nulls = 0
-    t.count = 0
-    t.data = <char*>malloc(t.cap)
-    t.offsets = <int32_t*>malloc((n + 1) * sizeof(int32_t))
-    t.valid = <uint8_t*>malloc((n + 7) // 8 + 1)
-    if t.data == NULL or t.offsets == NULL or t.valid == NULL:
-        raise MemoryError()
-    memset(t.valid, 0, (n + 7) // 8 + 1)
-    t.offsets[0] = 0
-    return 0
-
-
-cdef void _text_free(Text* t) noexcept:
-    free(t.data)
-    free(t.offsets)
-    free(t.valid)
-    t.data = NULL
-    t.offsets = NULL
-    t.valid = NULL
-
-
-cdef int _text_add(Text* t, const char* s, Py_ssize_t m) except -1:
-    """Append a value (s NULL: a null) as record ``t.count``."""
-    cdef Py_ssize_t cap
-    cdef char* got
-    if s == NULL:
-        t.nulls += 1
-    else:
-        if t.size + m > 0x7FFFFFFF:
-            raise OverflowError("a text column over 2 GiB")
-        if t.size + m > t.cap:
-            cap = t.cap
-            while cap < t.size + m:
-                cap *= 2
-            got = <char*>realloc(t.data, cap)
-            if got == NULL:
-                raise MemoryError()
-            t.data = got
-            t.cap = cap
-        memcpy(t.data + t.size, s, m)
-        t.size += m
-        t.valid[t.count >> 3] |= <uint8_t>(1 << (t.count & 7))
-    t.count += 1
-    t.offsets[t.count] = <int32_t>t.size
-    return 0
-
-
-cdef tuple _text_out(Text* t):
-    """(validity bitmap or None, offsets, data, null count) as bytes."""
-    valid = None
-    if t.nulls:
-        valid = PyBytes_FromStringAndSize(<const char*>t.valid, (t.count + 7) // 8)
-    return (
-        valid,
-        PyBytes_FromStringAndSize(<const char*>t.offsets, (t.count + 1) * sizeof(int32_t)),
-        PyBytes_FromStringAndSize(t.data, t.size),
-        t.nulls,
-    )
-
-
-def strings(list values):
-    """A list of str or None as Arrow string buffers: (validity or None,
-    offsets, data, null count). Anything else raises TypeError."""
-    cdef Py_ssize_t i, n = len(values), m
-    cdef Text t
-    cdef const char* s
-    _text_init(&t, n, 16 * n)
-    try:
-        for i in range(n):
-            v = values[i]
-            if v is None:
-                _text_add(&t, NULL, 0)
-            elif type(v) is str:
-                s = PyUnicode_AsUTF8AndSize(v, &m)
-                _text_add(&t, s, m)
-            else:
-                raise TypeError(f"not a string: {type(v).__name__}")
-        return _text_out(&t)
-    finally:
-        _text_free(&t)
+include "_enrich_columns_text.pxi"
 
 
 # ------------------------------------------------------------------ per record
@@ -464,12 +140,15 @@ def flow_columns(
     int64_t fallback=0,
     int64_t min_ts=0,
     int64_t max_ts=0,
+    object fields=None,
 ):
     """The flow columns of a batch whose every record the compiled reader took
     as goflow2, pmacct or nfdump, or None (then the rows are made).
 
     ``raw[i]``: record i's text, or None when it is span i of ``spans``
-    (attribution._enrich_scan's span table over ``chunks``). Returns a dict:
+    (attribution._enrich_scan's span table over ``chunks``); ``fields``: the
+    scanner's field table of the batch (``Packed.field_table``; None: the
+    rows are made). Returns a dict:
     ``exporter_index`` (int32 per record) into ``exporters`` (each distinct
     exporter as written); ``src_addr``, ``dst_addr``, ``src_mac``, ``next_hop``
     as Arrow string buffers (:func:`strings`'s shape); ``in_if``, ``out_if``
@@ -505,8 +184,16 @@ def flow_columns(
     cdef int cached = 0, c, found
     cdef char* fmt
     cdef bint all_goflow2 = True
+    cdef const uint8_t* fd_base
     if len(kinds) != n:
         raise ValueError("raw and kinds differ in length")
+    if fields is None:
+        return None  # the scanner did not keep them: the rows are made
+    if type(fields) is not bytes:
+        raise TypeError("fields must be bytes")
+    if PyBytes_GET_SIZE(fields) < n * NSLOTS * FIELD:
+        raise ValueError("the field table is shorter than the batch")
+    fd_base = <const uint8_t*>PyBytes_AS_STRING(fields)
     if spans is not None:
         if type(spans) is not bytes:
             raise TypeError("spans must be bytes")
@@ -519,12 +206,12 @@ def flow_columns(
     for i in range(n):
         name = kinds[i]
         if name == "goflow2":
-            code[i] = K_GOFLOW2
+            code[i] = F_GOFLOW2
         elif name == "pmacct":
-            code[i] = K_PMACCT
+            code[i] = F_PMACCT
             all_goflow2 = False
         elif name == "nfdump":
-            code[i] = K_NFDUMP
+            code[i] = F_NFDUMP
             all_goflow2 = False
         else:
             return None
@@ -578,10 +265,10 @@ def flow_columns(
                 m -= 1
             else:
                 return None
-            if not _walk(p, m, kind, &f):
-                return None
+            if not _load(fd_base, i, m, &f):
+                raise IndexError(f"record {i}'s fields are outside its text")
             # the row of attribution._enrich_scan's _row, field by field
-            if kind == K_NFDUMP:
+            if kind == F_NFDUMP:
                 e = _either(&f, S_EXP, S_EXP6)
                 s = _either(&f, S_SRC, S_SRC6)
                 d = _either(&f, S_DST, S_DST6)
@@ -636,16 +323,16 @@ def flow_columns(
                 _text_add(&hopc, NULL, 0)
             else:
                 _text_add(&hopc, <const char*>p + f.start[hop], f.length[hop])
-            if kind == K_PMACCT and f.vtype[S_BYTES] != T_INT:
+            if kind == F_PMACCT and f.vtype[S_BYTES] != T_INT:
                 return None  # the row path's (a text value)
             if not (_int_or_zero(&f, S_BYTES) and _int_or_zero(&f, S_PKTS)
                     and _int_or_zero(&f, S_RATE)):
                 return None
             nbytes[i] = f.ival[S_BYTES]
             npkts[i] = f.ival[S_PKTS]
-            rate[i] = 1 if kind == K_NFDUMP else f.ival[S_RATE]
+            rate[i] = 1 if kind == F_NFDUMP else f.ival[S_RATE]
             tns[i] = 0
-            if kind == K_GOFLOW2:
+            if kind == F_GOFLOW2:
                 end = f.ival[S_T0] if f.vtype[S_T0] == T_INT else 0
                 if end == 0 and f.vtype[S_T1] == T_INT:
                     end = f.ival[S_T1]
@@ -668,7 +355,7 @@ def flow_columns(
                             PyMem_Free(fmt)
                     else:
                         _text_add(&tt, NULL, 0)
-            elif kind == K_PMACCT:
+            elif kind == F_PMACCT:
                 when = None
                 for k in range(S_T0, S_T3 + 1):
                     if f.vtype[k] == T_ABSENT:

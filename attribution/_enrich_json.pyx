@@ -23,7 +23,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
 
 DEF RECORD = 40  # attribution.answers.RECORD_DTYPE's itemsize (checked by the caller)
-DEF SPAN = 16  # attribution._enrich_scan's Span: int64 start, int32 length, int32 chunk
+include "_enrich_defs.pxi"
 
 
 cdef struct Out:

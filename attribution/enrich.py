@@ -36,7 +36,15 @@ from attribution.client import Balancing, Connection, channel, replica_count, wa
 from attribution.enrich_records import Counters, FlowBatch, read_batches
 from attribution.enrich_sources import Chunk, _Splitter, follow, read_fd
 from attribution.enrich_wire import AnswerBatch, RouteDictionary, pack_request
-from attribution.enrich_writers import CSV_COLUMNS, OUTPUTS, CsvWriter, Record, SinkWriter, Writer
+from attribution.enrich_writers import (
+    CSV_COLUMNS,
+    OUTPUTS,
+    CsvWriter,
+    JsonWriter,
+    Record,
+    SinkWriter,
+    Writer,
+)
 from attribution.flowformats import FORMATS
 from attribution.v1 import attribution_pb2_grpc as pb_grpc
 
@@ -220,7 +228,13 @@ def run(
     started = last = time.monotonic()
     answered = resolve_batches(
         target,
-        read_batches(chunks, record_format(opts), counters, opts.batch_size),
+        read_batches(
+            chunks,
+            record_format(opts),
+            counters,
+            opts.batch_size,
+            fields=not isinstance(writer, JsonWriter),  # columns: CSV, the stores
+        ),
         max_in_flight=opts.max_in_flight,
         stream_idle=opts.stream_idle,
         balancing=replace(opts.balancing or Balancing(), stats=counters.failover),

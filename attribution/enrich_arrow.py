@@ -292,9 +292,12 @@ def compiled_flows(flows: FlowBatch, csv: bool = False, now: Any = time.time) ->
         return None
     from attribution.reports.records import MAX_TS, MIN_TS
 
+    fields = flows.packed.field_table(len(flows))
+    if fields is None:  # read without them (read_batches' fields=False)
+        return None
     raw, spans, chunks = flows.texts()
     return COLUMNS.flow_columns(
-        raw, spans, chunks or [], flows.formats, csv, int(now()), MIN_TS, MAX_TS
+        raw, spans, chunks or [], flows.formats, csv, int(now()), MIN_TS, MAX_TS, fields
     )
 
 

@@ -231,7 +231,11 @@ def worker_main(index: int, spec: WorkerSpec, inbox: Any, outbox: Any) -> None:
                 got = [
                     b
                     for b in read_batches(
-                        iter(chunks), spec.input_format, counters, spec.batch_size
+                        iter(chunks),
+                        spec.input_format,
+                        counters,
+                        spec.batch_size,
+                        fields=spec.output_format != "json",
                     )
                     if len(b)
                 ]

@@ -273,9 +273,18 @@ def parse_record(
 
 
 def read_batches(
-    chunks: Iterator[Chunk | None], fmt: str | None, counters: Counters, size: int
+    chunks: Iterator[Chunk | None],
+    fmt: str | None,
+    counters: Counters,
+    size: int,
+    fields: bool = True,
 ) -> Iterator[FlowBatch]:
-    """Full batches, and the partial one whenever the input goes quiet (IDLE) or ends."""
+    """Full batches, and the partial one whenever the input goes quiet (IDLE) or ends.
+
+    ``fields``: the compiled reader keeps where each flow field was in its
+    records' texts, for the flow columns of CSV and the stores
+    (attribution.enrich_arrow.compiled_flows); JSON lines out has no use for
+    them (False saves copying them a record)."""
     splitters: dict[str, ObjectSplitter] = {}
     scanner = SCANNER
     scan_fmt = -1 if fmt is None else _SCAN_KINDS.get(fmt, -2)
@@ -285,7 +294,7 @@ def read_batches(
     def new_batch() -> FlowBatch:
         if scanner is None:
             return FlowBatch()
-        return FlowBatch(packed=scanner.Packed(canonical_exporter, size))
+        return FlowBatch(packed=scanner.Packed(canonical_exporter, size, fields))
 
     batch = new_batch()
     formats: dict[str, int] = {}

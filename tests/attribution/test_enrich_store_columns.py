@@ -206,32 +206,92 @@ def test_every_format_alone_is_taken_whole_and_gives_the_rows_values(server):
                 assert table.equals(expected), fmt
 
 
+FIELD = np.dtype(
+    [("ival", "<i8"), ("start", "<i4"), ("length", "<i4"), ("vtype", "<i4"), ("unused", "<i4")]
+)
+SPAN = np.dtype([("s", "<i8"), ("n", "<i4"), ("c", "<i4")])
+
+
+def _odd_fields(rng: random.Random, size: int) -> bytes:
+    """A record's field table the scanner never makes: offsets inside, at the
+    edge of and outside a text of ``size`` bytes, any type, any value."""
+    slots = er._enrich_scan.SLOTS
+    table = np.zeros(slots, FIELD)
+    edges = [-(2**31), -1, 0, 1, 2, size - 2, size - 1, size, size + 1, 2**31 - 1]
+    for slot in range(slots):
+        if rng.random() < 0.7:
+            table[slot] = (
+                rng.choice([0, -1, 1, 2**32, 2**40, -(2**63), 2**63 - 1]),
+                rng.choice(edges),
+                rng.choice(edges),
+                rng.choice(range(-1, 9)),
+                0,
+            )
+    return table.tobytes()
+
+
 @needs_columns
-def test_flow_columns_refuse_or_survive_any_text_they_are_handed():
-    """Texts the compiled reader would never take, handed to it as if it had:
-    None (the rows decide) or columns, never a crash or a read out of bounds
-    (run under ASan: the recipe in BENCHMARKS.md); spans outside their chunk
-    are an error."""
+def test_flow_columns_refuse_or_survive_any_field_table_they_are_handed():
+    """Field tables the scanner never makes (offsets outside the text or at its
+    edge, odd types and values), with texts it would never take, as bytes and as
+    spans of a chunk: columns, None or an error naming the record, never a crash
+    or a read out of bounds (run under ASan: the recipe in BENCHMARKS.md). Spans
+    outside their chunk are an error; no field table, the rows' path (None)."""
     cols = ea.COLUMNS
-    lines = mutations(3, 2000) + hostile(4, 3000) + noise(5, 2000) + variants()
+    slots = er._enrich_scan.SLOTS
+    rng = random.Random(6)
+    lines = mutations(3, 800) + hostile(4, 1200) + noise(5, 600) + variants()
     lines += [b"", b"{", b"}", b"{}", b'{"', b'{"a":', b'{"a":1', b'{"bytes":-}', b'{"x":[}']
     for k, text in enumerate(lines):
         kind = ("goflow2", "pmacct", "nfdump")[k % 3]
-        got = cols.flow_columns([text], None, [], [kind])
-        assert got is None or got["n"] == 1
-        if len(text) > 1:  # as a span of a chunk: the text without its last byte
-            span = np.array(
-                [(3, len(text) - 1, 0)], dtype=[("s", "<i8"), ("n", "<i4"), ("c", "<i4")]
-            )
-            got = cols.flow_columns([None], span.tobytes(), [b"xyz" + text], [kind])
+        fields = _odd_fields(rng, len(text))
+        try:
+            got = cols.flow_columns([text], None, [], [kind], fields=fields)
+        except (IndexError, ValueError):  # outside the text; not ASCII, not a number
+            pass
+        else:
             assert got is None or got["n"] == 1
+        if len(text) > 1:  # as a span of a chunk: the text without its last byte
+            span = np.array([(3, len(text) - 1, 0)], SPAN).tobytes()
+            try:
+                got = cols.flow_columns([None], span, [b"xyz" + text], [kind], fields=fields)
+            except (IndexError, ValueError):
+                pass
+            else:
+                assert got is None or got["n"] == 1
+    none = bytes(slots * FIELD.itemsize)
     bad_spans = [(0, 10, 0), (-1, 5, 0), (0, 0, 0), (2, 2**31 - 1, 0), (0, 3, 1), (0, 3, -1)]
     for start, length, chunk in bad_spans:
-        span = np.array([(start, length, chunk)], dtype=[("s", "<i8"), ("n", "<i4"), ("c", "<i4")])
+        span = np.array([(start, length, chunk)], SPAN).tobytes()
         with pytest.raises(IndexError):
-            cols.flow_columns([None], span.tobytes(), [b'{"a":1}'], ["goflow2"])
-    assert cols.flow_columns([None], b"", [b'{"a":1}'], ["goflow2"]) is None  # no span
-    assert cols.flow_columns([b'{"exporter":"1.2.3.4"}'], None, [], ["native"]) is None
+            cols.flow_columns([None], span, [b'{"a":1}'], ["goflow2"], fields=none)
+    inside = np.zeros(slots, FIELD)
+    inside[0] = (0, 3, 5, 1, 0)  # a string at 3..8 of a 6-byte text
+    with pytest.raises(IndexError):
+        cols.flow_columns([b'{"a":1}'], None, [], ["goflow2"], fields=inside.tobytes())
+    with pytest.raises(ValueError):  # a table shorter than the batch
+        cols.flow_columns([b'{"a":1}', b'{"a":1}'], None, [], ["goflow2"] * 2, fields=none)
+    assert cols.flow_columns([None], b"", [b'{"a":1}'], ["goflow2"], fields=none) is None
+    assert cols.flow_columns([b'{"a":1}'], None, [], ["goflow2"]) is None  # no table
+    assert cols.flow_columns([b'{"exporter":"1.2.3.4"}'], None, [], ["native"], fields=none) is None
+
+
+@needs_columns
+def test_a_batch_read_without_field_tables_takes_the_rows_path_with_the_same_values():
+    """read_batches(fields=False) (JSON lines out keeps no field table): the
+    stores' columns come from the rows, the same values."""
+    data = b"\n".join(_clean(300, 11)) + b"\n"
+
+    def read(fields: bool):
+        chunk = _Splitter("-", whole=True).feed(data)
+        return read_batches(iter([chunk]), None, Counters(), 64, fields)
+
+    for with_fields, without in zip(read(True), read(False), strict=True):
+        assert without.packed.field_table(len(without)) is None
+        assert ea.compiled_flows(without, now=lambda: NOW) is None
+        made = ea.compiled_flows(with_fields, now=lambda: NOW)
+        assert made is not None and made["n"] == len(without)
+        assert with_fields.rows == without.rows
 
 
 @needs_columns
