@@ -105,46 +105,43 @@ class Batch(ExactAnswers):
             k64[pos_src] = s_words[order, 0]
         cols = lookup_views(groups, k32, k64, 2 * ng)
         leaf = cols[0]
-        # Per group, vectorised: its router, whether that is a fallback, and
-        # "on the view" for every key of a group that has one; the loop below
-        # then visits only groups with something more to do.
+        # Per group, in one pass: its router, whether that is a fallback, and
+        # "on the view" for every key of a group that has one (repeated per
+        # flow below); the groups with something more to do than the view's
+        # answers (exact lookups, routes, next hops) are kept for the loop
+        # after it.
         names = self.routing.names
-        count = len(groups)
-        router = np.repeat(
-            np.fromiter(
-                (
-                    -1
-                    if g.neighbor is None
-                    else self.router_index(names.get(g.neighbor, g.neighbor))
-                    for g in groups
-                ),
-                dtype=np.int32,
-                count=count,
-            ),
-            sizes,
-        )
-        fallback = np.repeat(
-            np.fromiter(
-                (g.is_fallback and g.neighbor is not None for g in groups), dtype=bool, count=count
-            ),
-            sizes,
-        )
-        fast = np.repeat(  # answered by the view here
-            np.fromiter((g.usable is not None for g in groups), dtype=bool, count=count),
-            2 * sizes,
-        )
+        index_of = self.routers
         route = np.full(2 * ng, -1, dtype=np.int32) if self.routes is not None else None
+        plain = route is None and self.next_hops is None
+        group_router, group_fallback, group_fast = [], [], []
+        work = []
         for g in groups:
-            if g.neighbor is None:
+            n = g.neighbor
+            usable = g.usable
+            group_fast.append(usable is not None)
+            if n is None:
+                group_router.append(-1)
+                group_fallback.append(False)
                 continue
+            name = names.get(n, n)
+            i = index_of.get(name)
+            if i is None:
+                i = index_of[name] = len(index_of)
+            group_router.append(i)
+            group_fallback.append(g.is_fallback)
             if (
-                route is None
-                and self.next_hops is None
-                and g.usable is not None
-                and not len(g.usable[1].starts)
-                and (g.v4 or not len(g.usable[0].long_v6))
+                plain
+                and usable is not None
+                and not len(usable[1].starts)
+                and (g.v4 or not len(usable[0].long_v6))
             ):
                 continue  # every flow on the view: done above
+            work.append(g)
+        router = np.repeat(np.array(group_router, dtype=np.int32), sizes)
+        fallback = np.repeat(np.array(group_fallback, dtype=bool), sizes)
+        fast = np.repeat(np.array(group_fast, dtype=bool), 2 * sizes)  # answered by the view here
+        for g in work:
             s, e = g.start, g.stop
             name = names.get(g.neighbor, g.neighbor)
             idx = order[s:e]

@@ -56,11 +56,16 @@ class Chains:
         self._routing: Routing | None = None
         self._kept: dict[tuple[str, bool], tuple[tuple[str, ...], bool]] = {}
 
-    def get(self, routing: Routing, routers, exporter: str) -> tuple[tuple[str, ...], bool]:
-        kept = self._kept
+    def kept(self, routing: Routing) -> dict[tuple[str, bool], tuple[tuple[str, ...], bool]]:
+        """The chains kept for ``routing``, by (exporter, whether it is a
+        router of the RIB): what ``get`` would return, without the call."""
         if routing is not self._routing:
-            kept = self._kept = {}
+            self._kept = {}
             self._routing = routing
+        return self._kept
+
+    def get(self, routing: Routing, routers, exporter: str) -> tuple[tuple[str, ...], bool]:
+        kept = self.kept(routing)
         key = (exporter, exporter in routers)
         chain = kept.get(key)
         if chain is None:
@@ -85,37 +90,61 @@ def plan(
     lists them group after group (exporters in index order, IPv4 first,
     flows in batch order within a group), and each group's router and
     compiled view are chosen under one hold of the RIB lock."""
-    flows = np.flatnonzero(good)
-    if not len(flows):
-        return flows, []
-    code = ex[flows] * 2 + ~d_v4[flows]  # IPv4 first
-    top = int(code.max())
-    if code[0] == top == code.min():
-        order, codes = flows, code
+    every = bool(good.all())
+    flows = None if every else np.flatnonzero(good)
+    if not len(good) or (flows is not None and not len(flows)):
+        return np.zeros(0, dtype=np.intp), []
+    if every:  # the usual batch: no index array to apply first
+        code = ex * 2
+        code += ~d_v4  # IPv4 first
+    else:
+        code = ex[flows] * 2 + ~d_v4[flows]
+    top, low = int(code.max()), int(code.min())
+    if top == low:
+        order = np.arange(len(code)) if flows is None else flows
+        cuts: list[int] = []
+        firsts = [top]
     else:  # a stable sort of 8 or 16 bits is a radix sort: ~15x an int64 one
         narrow = np.uint8 if top < 256 else np.uint16 if top < 65536 else np.int64
-        sort = np.argsort(code.astype(narrow), kind="stable")
-        order, codes = flows[sort], code[sort]
-    cuts = np.flatnonzero(codes[1:] != codes[:-1]) + 1
-    bounds = [0, *cuts.tolist(), len(order)]
-    firsts = codes[bounds[:-1]].tolist()
-    routers, pick, chain_of = rib.routers, routing_rules.pick_router, chains.get
-    picked: list[tuple[int, bool, tuple[str, ...], bool, str | None, bool]] = []
+        order = np.argsort(code.astype(narrow), kind="stable")
+        codes = code[order]
+        if flows is not None:
+            order = flows[order]
+        at = np.flatnonzero(codes[1:] != codes[:-1])
+        at += 1
+        cuts = at.tolist()
+        firsts = [int(codes[0]), *codes[at].tolist()]
+    bounds = [0, *cuts, len(order)]
+    # Per group (a batch spread over 64 exporters has 64): the chain, kept
+    # across batches, and the router, picked inline (``pick_router``'s rule).
+    routers = rib.routers
+    kept = chains.kept(routing)
+    chain_of = chains.get
+    picked: list[tuple[int, bool, bool, str | None, bool]] = []
     wants: list[tuple[str, str]] = []
     with rib.lock:
         for c in firsts:
             j = c >> 1
-            chain = chain_of(routing, routers, canon[j])  # type: ignore[arg-type]
+            exporter = canon[j]
+            chain = kept.get((exporter, exporter in routers))
+            if chain is None:
+                chain = chain_of(routing, routers, exporter)  # type: ignore[arg-type]
             v4 = not c & 1
             family = IPV4_UNICAST if v4 else IPV6_UNICAST
-            neighbor, is_fallback = pick(routers, chain[0], chain[1], family)
-            picked.append((j, v4, chain, is_fallback, neighbor, neighbor is not None))
+            neighbor = None
+            is_fallback = False
+            for i, n in enumerate(chain[0]):
+                r = routers.get(n)
+                if r is not None:
+                    fs = r.families[family]
+                    if fs.prefixes or fs.stale_slot is not None:
+                        neighbor, is_fallback = n, i > 0 or not chain[1]
+                        break
+            picked.append((j, v4, chain[1], neighbor, is_fallback))
             if neighbor is not None:
                 wants.append((neighbor, family))
         usable = iter(views.usable_many(wants))
     return order, [
-        Group(
-            j, v4, bounds[k], bounds[k + 1], chain[1], neighbor, fb, next(usable) if has else None
-        )
-        for k, (j, v4, chain, fb, neighbor, has) in enumerate(picked)
+        Group(j, v4, bounds[k], bounds[k + 1], own, n, fb, None if n is None else next(usable))
+        for k, (j, v4, own, n, fb) in enumerate(picked)
     ]
