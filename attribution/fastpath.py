@@ -471,11 +471,12 @@ class CompiledViews:
         with self._lock:
             wanted, self._wanted = self._wanted, set()
             built = 0
+            memo: dict = {}  # the store read once per changed prefix for all patches
             for neighbor, family in sorted(wanted):
                 old = self._views.get((neighbor, family))
                 view = None
                 if old is not None:  # the changed ranges only, if that is enough
-                    view = patch_view(self.rib, old, ChangedRanges, view_signature)
+                    view = patch_view(self.rib, old, ChangedRanges, view_signature, memo)
                     self.patches += view is not None
                 if view is None:
                     others = [

@@ -125,3 +125,28 @@ def test_refresh_patches_a_changed_view_and_rebuilds_after_a_layout_change() -> 
     rib.apply(RoutesAnnounced(R1, V4, ("10.0.0.0/8",), None, b))
     views._wanted.add((R1, V4))
     assert views.refresh() == 1 and views.patches == 1  # rebuilt, not patched
+
+
+def test_patches_of_one_refresh_share_store_reads_only_while_nothing_changed():
+    """The patches of one refresh read each changed prefix from the store
+    once for all routers (``memo``); a write between two of them (the lock
+    is let go between views) must not leave the second reading the first's
+    entries."""
+    rib = Rib()
+    first = make_attributes(((AS_SEQUENCE, (64500, 65001)),), next_hop="192.0.2.101")
+    second = make_attributes(((AS_SEQUENCE, (64500, 65002)),), next_hop="192.0.2.102")
+    for r in (R1, R2):
+        rib.apply(SessionState(r, "up"))
+        rib.apply(RoutesAnnounced(r, V4, ("10.0.0.0/8", "11.0.0.0/8"), None, first))
+    views = [build_view(rib, r, V4) for r in (R1, R2)]
+    rib.apply(RoutesAnnounced(R1, V4, ("10.1.0.0/16",), None, first))
+    rib.apply(RoutesAnnounced(R2, V4, ("10.1.0.0/16",), None, first))
+    memo: dict = {}
+    one = patch_view(rib, views[0], ChangedRanges, view_signature, memo)
+    rib.apply(RoutesAnnounced(R2, V4, ("10.1.0.0/16",), None, second))
+    two = patch_view(rib, views[1], ChangedRanges, view_signature, memo)
+    key = int(ipaddress.ip_address("10.1.2.3"))
+    assert one is not None and two is not None
+    assert _answer(one, key)[0] == "10.1.0.0/16"
+    i = int(two.lookup(np.array([key], dtype=np.uint32))[0])
+    assert two.route(i).attributes.origin_as == 65002  # R2's later path
