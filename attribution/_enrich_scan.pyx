@@ -31,18 +31,6 @@ from cpython.unicode cimport PyUnicode_DecodeASCII
 include "_enrich_defs.pxi"
 
 
-RECORD_SIZE = 64  # bytes a packed record takes in the buffer (see PACKED_FIELDS)
-# (name, numpy type, offset): a numpy dtype over the buffer (attribution.enrich_pack)
-PACKED_FIELDS = (
-    ("ok", "u1", 0),  # 1: packed by the scanner
-    ("mac", "S6", 1),
-    ("exporter", "<u4", 8),
-    ("in_if", "<u4", 12),
-    ("src", "S16", 16),
-    ("dst", "S16", 32),
-    ("hop", "S16", 48),
-)
-DEF REC = 64
 SPAN_SIZE = SPAN
 FIELD_SIZE = FIELD
 SLOTS = NSLOTS
@@ -54,11 +42,11 @@ DEF MAX_ADDR = 63
 KINDS = ("goflow2", "pmacct", "nfdump", "native")
 
 
+include "_enrich_scan_request.pxi"  # the packed record (REC) first: the rest uses it
 include "_enrich_scan_keys.pxi"
 include "_enrich_scan_parse.pxi"
 include "_enrich_scan_fields.pxi"
 include "_enrich_scan_rows.pxi"
-include "_enrich_scan_request.pxi"
 
 
 # ------------------------------------------------------------------ the batch
@@ -78,6 +66,7 @@ cdef class Packed:
     cdef uint8_t* buf
     cdef Span* spans
     cdef Field* fields  # NSLOTS a record, when kept (the column builder's)
+    cdef uint8_t* kind_of  # each record's format (an index into KINDS)
     cdef readonly bint keep_fields
     cdef Py_ssize_t cap
     cdef public list chunks  # the data of whole chunks records' texts are in (scan_data)
@@ -96,7 +85,8 @@ cdef class Packed:
         self.cap = max(size, 16)
         self.buf = <uint8_t*>calloc(self.cap, REC)
         self.spans = <Span*>calloc(self.cap, SPAN)
-        if self.buf == NULL or self.spans == NULL:
+        self.kind_of = <uint8_t*>calloc(self.cap, 1)
+        if self.buf == NULL or self.spans == NULL or self.kind_of == NULL:
             raise MemoryError()
         self.keep_fields = fields
         self.fields = NULL
@@ -117,12 +107,14 @@ cdef class Packed:
         free(self.buf)
         free(self.spans)
         free(self.fields)
+        free(self.kind_of)
 
     cdef int _grow(self, Py_ssize_t n) except -1:
         cdef Py_ssize_t cap = self.cap
         cdef uint8_t* got
         cdef Span* spans
         cdef Field* fields
+        cdef uint8_t* kind_of
         if n <= cap:
             return 0
         while cap < n:
@@ -137,6 +129,10 @@ cdef class Packed:
             raise MemoryError()
         memset(<uint8_t*>spans + self.cap * SPAN, 0, (cap - self.cap) * SPAN)
         self.spans = spans
+        kind_of = <uint8_t*>realloc(self.kind_of, cap)
+        if kind_of == NULL:
+            raise MemoryError()
+        self.kind_of = kind_of
         if self.keep_fields:
             fields = <Field*>realloc(self.fields, cap * NSLOTS * FIELD)
             if fields == NULL:
@@ -280,9 +276,34 @@ cdef class Packed:
         memcpy(rec + 12, &in_if, 4)
         self._grow(at + 1)
         memcpy(self.buf + at * REC, rec, REC)
+        self.kind_of[at] = <uint8_t>kind
         if self.keep_fields:
             _fields_of(ln, kind, self.fields + at * NSLOTS)
         return kind
+
+    cdef int _taken(
+        self, Py_ssize_t start, Py_ssize_t count, Py_ssize_t line, object source,
+        list rows, list sources, list numbers, list kinds, dict formats,
+    ) except -1:
+        """Records start .. count - 1 (just taken, lines ``line`` on, of ``source``)
+        into the batch's lists a run at a time (an append a record and list cost
+        more than the parse of a short line's fields), and their formats counted."""
+        cdef Py_ssize_t j, n = count - start
+        cdef Py_ssize_t got[4]
+        cdef tuple names = KINDS
+        if n <= 0:
+            return 0
+        got[0] = got[1] = got[2] = got[3] = 0
+        made = [None] * n
+        for j in range(n):
+            got[self.kind_of[start + j]] += 1
+            made[j] = names[self.kind_of[start + j]]
+        kinds += made
+        rows += [None] * n
+        sources += [source] * n
+        numbers += range(line, line + n)
+        self._tally(got, formats)
+        return 0
 
     cdef void _tally(self, Py_ssize_t *got, dict formats):
         """Records taken per format (``got``, indexed like KINDS) into the run's
@@ -315,35 +336,31 @@ cdef class Packed:
         ``fmt``: an index into KINDS, or -1 to tell each record's format."""
         cdef Py_ssize_t n = len(lines)
         cdef Py_ssize_t count = len(rows)
+        cdef Py_ssize_t start = count, k0 = k
         cdef Py_ssize_t m
         cdef const uint8_t* p
         cdef int kind
-        cdef Py_ssize_t got[4]
         cdef bytes text
-        got[0] = got[1] = got[2] = got[3] = 0
-        while k < n and count < limit:
-            line = lines[k]
-            if type(line) is not bytes:
-                break
-            text = <bytes>line
-            m = PyBytes_GET_SIZE(text)
-            p = <const uint8_t*>PyBytes_AS_STRING(text)
-            if m >= 3 and p[m - 2] == 44 and p[m - 1] == 125:  # nfdump json-log: ",}"
-                text = text[: m - 2] + b"}"
+        try:
+            while k < n and count < limit:
+                line = lines[k]
+                if type(line) is not bytes:
+                    break
+                text = <bytes>line
                 m = PyBytes_GET_SIZE(text)
                 p = <const uint8_t*>PyBytes_AS_STRING(text)
-            kind = self._line(p, m, fmt, count)
-            if kind < 0:
-                break
-            rows.append(None)
-            raw.append(text)
-            sources.append(source)
-            numbers.append(first + k)
-            kinds.append(KINDS[kind])
-            got[kind] += 1
-            count += 1
-            k += 1
-        self._tally(got, formats)
+                if m >= 3 and p[m - 2] == 44 and p[m - 1] == 125:  # nfdump json-log: ",}"
+                    text = text[: m - 2] + b"}"
+                    m = PyBytes_GET_SIZE(text)
+                    p = <const uint8_t*>PyBytes_AS_STRING(text)
+                kind = self._line(p, m, fmt, count)
+                if kind < 0:
+                    break
+                raw.append(text)
+                count += 1
+                k += 1
+        finally:
+            self._taken(start, count, first + k0, source, rows, sources, numbers, kinds, formats)
         return k
 
 
@@ -370,19 +387,33 @@ cdef class Packed:
         assembler copies from (:meth:`span_table`) and :meth:`fill_texts` makes
         bytes of when something else asks."""
         cdef Py_ssize_t size = PyBytes_GET_SIZE(data)
+        cdef Py_ssize_t start = len(rows), k0 = k
+        if len(raw) != start:
+            raise ValueError("rows and raw differ in length")
+        if pos < 0 or pos > size:
+            raise ValueError(f"offset {pos} outside data of {size} bytes")
+        try:
+            self._scan_data(data, &pos, &k, fmt, limit, raw)
+        finally:
+            self._taken(start, len(raw), first + k0, source, rows, sources, numbers, kinds, formats)
+        return k, pos
+
+    cdef int _scan_data(
+        self, bytes data, Py_ssize_t* at, Py_ssize_t* line, int fmt, Py_ssize_t limit, list raw
+    ) except -1:
+        """scan_data's loop: texts into ``raw`` (None: a span), ``at`` and ``line``
+        moved past what was taken."""
+        cdef Py_ssize_t size = PyBytes_GET_SIZE(data)
         cdef const uint8_t* base = <const uint8_t*>PyBytes_AS_STRING(data)
         cdef const uint8_t* p
         cdef const uint8_t* nl
-        cdef Py_ssize_t count = len(rows)
+        cdef Py_ssize_t count = len(raw)
+        cdef Py_ssize_t pos = at[0], k = line[0]
         cdef Py_ssize_t m, end
         cdef int kind
         cdef int32_t chunk = -1
-        cdef Py_ssize_t got[4]
         cdef bytes text
         cdef Span* sp
-        got[0] = got[1] = got[2] = got[3] = 0
-        if pos < 0 or pos > size:
-            raise ValueError(f"offset {pos} outside data of {size} bytes")
         while pos < size and count < limit:
             p = base + pos
             nl = <const uint8_t*>memchr(p, 10, size - pos)
@@ -409,16 +440,12 @@ cdef class Packed:
                 sp.length = <int32_t>(m - 1)  # _line took it: it ends in its closing brace
                 sp.chunk = chunk
                 raw.append(None)
-            rows.append(None)
-            sources.append(source)
-            numbers.append(first + k)
-            kinds.append(KINDS[kind])
-            got[kind] += 1
             count += 1
             k += 1
             pos = end + 1 if nl != NULL else size
-        self._tally(got, formats)
-        return k, pos
+            at[0] = pos
+            line[0] = k
+        return 0
 
     def request(self, Py_ssize_t n, uint64_t batch_id):
         """The FlowBatch of the first n records as protobuf wire bytes: the

@@ -1,5 +1,19 @@
-# The protobuf wire of attribution/_enrich_scan.pyx (included there): a batch's
-# packed records as the FlowBatch message's bytes.
+# The packed request records of attribution/_enrich_scan.pyx (included there):
+# their layout, and a batch of them as the FlowBatch message's protobuf bytes.
+
+RECORD_SIZE = 64  # bytes a packed record takes in the buffer (see PACKED_FIELDS)
+# (name, numpy type, offset): a numpy dtype over the buffer (attribution.enrich_pack)
+PACKED_FIELDS = (
+    ("ok", "u1", 0),  # 1: packed by the scanner
+    ("mac", "S6", 1),
+    ("exporter", "<u4", 8),
+    ("in_if", "<u4", 12),
+    ("src", "S16", 16),
+    ("dst", "S16", 32),
+    ("hop", "S16", 48),
+)
+DEF REC = 64
+
 
 cdef inline uint32_t _le32(const uint8_t* p) noexcept nogil:
     cdef uint32_t v

@@ -23,9 +23,16 @@ Each stage and each end-to-end shape runs with each reader of ``--readers``
 (default both, interleaved: the Python reader alone, as without a C compiler,
 and the compiled one in front of it), so one run gives the before and after.
 
+``--trees before=DIR,after=DIR`` runs the end-to-end shapes with each source
+tree's ``attribution`` instead (its modules built; e.g. a ``git archive`` of
+the commit before a change), run by run, against this tree's service, so one
+sitting gives a before/after of two commits; ``--shapes`` and ``--repeat``
+choose what and how often.
+
 Run: ``python -m bench.enrich [--records N] [--prefixes N] [--jobs N]
-[--full-goflow2] [--no-stages] [--readers python,compiled]``. Prints Markdown
-tables; nothing asserts on time.
+[--full-goflow2] [--no-stages] [--readers python,compiled] [--trees L=DIR,...]
+[--shapes json,csv,parquet,chdb,jobs] [--repeat N]``. Prints Markdown tables;
+nothing asserts on time.
 """
 
 from __future__ import annotations
@@ -372,11 +379,13 @@ def end_to_end(
     *args: str,
     server_pid: int | None = None,
     reader: str = "compiled",
+    tree: str | None = None,
 ) -> tuple[float, float, float] | None:
     """``attribution enrich FILE`` as a process (output to /dev/null or a store):
     (records per wall second, its CPU seconds incl. workers, the service's CPU
     seconds meanwhile); None if it refused the arguments (an older version
-    without --jobs)."""
+    without --jobs). ``tree``: run that source tree's attribution (its modules
+    built), for a before/after of two commits in one sitting."""
     cmd = [sys.executable, "-m", "attribution.cli", "enrich", "--target", target]
     cmd += ["--progress", "0", *args, str(path)]
     t0 = time.perf_counter()
@@ -387,8 +396,10 @@ def end_to_end(
         env["ATTRIBUTION_ENRICH_READER"] = "python"
     else:
         env.pop("ATTRIBUTION_ENRICH_READER", None)
+    if tree is not None:
+        env["PYTHONPATH"] = tree
     with open(os.devnull, "wb") as sink:
-        done = subprocess.run(cmd, stdout=sink, stderr=subprocess.PIPE, env=env)
+        done = subprocess.run(cmd, stdout=sink, stderr=subprocess.PIPE, env=env, cwd=tree)
     wall = time.perf_counter() - t0
     after = os.times()
     served = cpu_seconds(server_pid) - s0 if server_pid else 0.0
@@ -419,6 +430,18 @@ def main() -> int:
         default="python,compiled",
         help="the readers to compare, run by run: python (the Python reader alone), compiled",
     )
+    p.add_argument(
+        "--trees",
+        help="LABEL=DIR,...: end to end with each source tree's attribution (its modules "
+        "built), run by run, instead of the two readers (e.g. before=/tmp/main-at-start,"
+        "after=.); the service is this tree's",
+    )
+    p.add_argument(
+        "--shapes",
+        default="json,csv,parquet,chdb,jobs",
+        help="end-to-end shapes: json (each input format), csv, parquet, chdb, jobs",
+    )
+    p.add_argument("--repeat", type=int, default=1, help="end-to-end runs of each shape")
     p.add_argument("--serve", metavar="PORT_FILE", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.serve:
@@ -449,6 +472,10 @@ def main() -> int:
             n = len(lines)
             sample = min(n, 50_000)
             readers = args.readers.split(",")
+            trees: dict[str, str | None] = {r: None for r in readers}
+            if args.trees:
+                trees = dict(t.split("=", 1) for t in args.trees.split(","))
+                readers = ["compiled"]
             stage_rows = []
             for name, got in [] if args.no_stages else inputs.items():
                 outputs = ["json", "csv", "parquet:TMP/s.parquet", "chdb:TMP/s-db"]
@@ -461,26 +488,35 @@ def main() -> int:
             svc, svc_cpu = service_rate(target, lines, fresh=True, server_pid=pid)
             warm, warm_cpu = service_rate(target, lines, server_pid=pid)
             e2e: list[tuple[str, str, tuple[float, float, float] | None]] = []
+            wanted = set(args.shapes.split(","))
             shapes = [(f"{name} -> JSON lines", paths[name], []) for name in inputs]
-            for label, extra in (
-                ("CSV", ["--output-format", "csv"]),
-                ("Parquet", ["--output", f"parquet:{tmp}/e.parquet"]),
-                ("chdb (ClickHouse embedded)", ["--output", f"chdb:{tmp}/e-db"]),
-                (f"JSON lines, --jobs {args.jobs}", ["--jobs", str(args.jobs)]),
+            shapes = shapes if "json" in wanted else []
+            for key, label, extra in (
+                ("csv", "CSV", ["--output-format", "csv"]),
+                ("parquet", "Parquet", ["--output", f"parquet:{tmp}/e.parquet"]),
+                ("chdb", "chdb (ClickHouse embedded)", ["--output", f"chdb:{tmp}/e-db"]),
+                ("jobs", f"JSON lines, --jobs {args.jobs}", ["--jobs", str(args.jobs)]),
             ):
-                shapes.append((f"goflow2 -> {label}", paths["goflow2"], extra))
+                if key in wanted:
+                    shapes.append((f"goflow2 -> {label}", paths["goflow2"], extra))
             one = tmp / "one.jsonl"  # start-up: the same command on one record
             one.write_bytes(lines[0] + b"\n")
             startup = min(end_to_end(target, one, 1)[1] for _ in range(3))  # type: ignore[index]
             # each shape's own start-up too: a store's first Arrow array makes pyarrow
             # import pandas (~0.3-0.5 CPU-s), chdb starts its engine
-            startups: dict[str, float] = {}
+            startups: dict[tuple[str, str], float] = {}
             for label, path, extra in [] if args.no_end_to_end else shapes:
-                got_one = [end_to_end(target, one, 1, *extra) for _ in range(2)]
-                startups[label] = min(g[1] for g in got_one if g) if all(got_one) else startup
-                for reader in readers:  # interleaved: the load of the box moves
-                    got_e2e = end_to_end(target, path, n, *extra, server_pid=pid, reader=reader)
-                    e2e.append((label, reader, got_e2e))
+                for name, tree in trees.items():
+                    got_one = [end_to_end(target, one, 1, *extra, tree=tree) for _ in range(2)]
+                    ok = [g[1] for g in got_one if g]
+                    startups[label, name] = min(ok) if ok else startup
+                for _ in range(args.repeat):
+                    for name, tree in trees.items():  # interleaved: the load of the box moves
+                        reader = "compiled" if args.trees else name
+                        got_e2e = end_to_end(
+                            target, path, n, *extra, server_pid=pid, reader=reader, tree=tree
+                        )
+                        e2e.append((label, name, got_e2e))
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -499,8 +535,8 @@ def main() -> int:
     print(f"{warm / 1000:,.0f} k flows/s, {warm_cpu:.2f} CPU-µs a flow\n")
     print(f"client start-up (the command on one record): {startup:.2f} CPU-s\n")
     print(
-        "| end to end (`attribution enrich` process) | reader | records/s (wall) | records per "
-        "client CPU-s | client CPU-µs a record | the same less the JSON start-up "
+        "| end to end (`attribution enrich` process) | reader or tree | records/s (wall) "
+        "| records per client CPU-s | client CPU-µs a record | the same less the JSON start-up "
         "| less its own start-up (CPU-s) | service CPU-µs a record (same run) |"
     )
     print("|---|---|---:|---:|---:|---:|---:|---:|")
@@ -508,7 +544,7 @@ def main() -> int:
         if got is None:
             print(f"| {label} | {reader} | — | — | — | — | — | — |")
         else:
-            own = startups.get(label, startup)
+            own = startups.get((label, reader), startup)
             print(
                 f"| {label} | {reader} | {got[0] / 1000:,.0f} k | {n / got[1] / 1000:,.0f} k "
                 f"| {got[1] / n * 1e6:.1f} | {(got[1] - startup) / n * 1e6:.1f} "
@@ -516,9 +552,13 @@ def main() -> int:
             )
     json_rate = (
         (e2e[-1][2] if e2e else None)
-        if len(readers) == 1
+        if len(trees) == 1
         else next(
-            (g for label, r, g in e2e if r == readers[-1] and label.startswith("goflow2 -> JSON")),
+            (
+                g
+                for label, r, g in e2e
+                if r == list(trees)[-1] and label.startswith("goflow2 -> JSON")
+            ),
             None,
         )
     )
