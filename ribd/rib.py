@@ -50,8 +50,6 @@ import time
 from collections.abc import Callable
 from itertools import repeat
 
-import numpy as np
-
 from ribd.attributes import AttributeInterner
 from ribd.attributes import PathAttributes as PathAttributes
 from ribd.entries import OVERLAY_SLOTS, announce_wide
@@ -262,23 +260,14 @@ class Rib(SessionHandling, Maintenance, Reads):
                     added = len(unheld)
                     if added > 1 and len(set(unheld)) < added:  # a prefix twice in the UPDATE
                         added = len(set(unheld))
-                elif stale is None and self._announce_shared(table, fs, prefixes, got, None, attrs):
+                elif stale is None and self._announce_shared(table, fs, prefixes, got, attrs):
                     prefixes = ()
                 del got
                 found = repeat(-2)  # every prefix left is in the delta
         elif len(prefixes) >= 8 or COMPILED_FIND:  # compiled: one call for any count
+            # (No short cut for prefixes in the arrays: with numpy's per-call cost,
+            # a group in the arrays was written no faster than by the loop below.)
             found = store.find_many(prefixes)
-            if path_ids is None and stale is None and len(prefixes) >= SHARED_AT_LEAST:
-                if -1 not in found:  # all in the arrays
-                    if self._announce_shared(table, fs, prefixes, values[found], found, attrs):
-                        prefixes = ()
-                elif found.count(-1) == len(found):  # none in the arrays: the delta's?
-                    got = list(map(get, prefixes))
-                    if None not in got and self._announce_shared(
-                        table, fs, prefixes, got, None, attrs
-                    ):
-                        prefixes = ()
-                    del got
         else:
             found = map(store.find, prefixes)
         ids = repeat(0) if path_ids is None else path_ids  # endless, or one per prefix
@@ -365,20 +354,19 @@ class Rib(SessionHandling, Maintenance, Reads):
         table: FamilyTable,
         fs: FamilyState,
         prefixes: tuple[str, ...] | list[str],
-        held: list | np.ndarray,
-        at: list[int] | None,
+        held: list,
         attrs: PathAttributes,
     ) -> bool:
-        """Add this router's one path (id 0) to ``prefixes`` in a few C loops,
-        if they all hold one entry ``held[0]`` without a route of the router;
-        else False, and nothing was written (the general loop takes them).
+        """Add this router's one path (id 0) to ``prefixes``, all in the delta,
+        in a few C loops, if they all hold one entry ``held[0]`` (``held``: their
+        entries) without a route of the router; else False, and nothing was
+        written (the general loop takes them).
 
-        The common write of every router after the first: its UPDATE carries
-        the prefixes another router's UPDATE did (``held``: their entries, in
-        the delta, or in the arrays at indexes ``at``), so one new entry
-        replaces one old one for all of them. (Per prefix in Python that was
-        ~1 us, a table's worth per router.) No stale slot (the caller checks),
-        no wide entries, no prefix twice (it would count twice).
+        The common write of every router after the first while tables load
+        (before the merge): its UPDATE carries the prefixes another router's
+        UPDATE did, so one new entry replaces one old one for all of them.
+        No stale slot (the caller checks), no wide entries, no prefix twice
+        (it would count twice).
         """
         n = len(prefixes)
         if n < SHARED_AT_LEAST or table._next_slot >= OVERLAY_SLOTS:
@@ -396,13 +384,7 @@ class Rib(SessionHandling, Maintenance, Reads):
             new_entry = (*entry, *((None,) * (slot - width)), attrs)
         entries = table._entries
         new_entry = entries.setdefault(new_entry, new_entry)
-        store = table.store
-        if at is None:
-            store.delta.update(zip(prefixes, repeat(new_entry)))
-        else:
-            boxed = np.empty(1, dtype=object)
-            boxed[0] = new_entry
-            store.values[at] = boxed  # (a tuple alone would be spread over the indexes)
+        table.store.delta.update(zip(prefixes, repeat(new_entry)))
         table.changes.extend(prefixes)
         fs.prefixes += n  # (the caller counts the writes)
         self.shared_writes += n
@@ -410,9 +392,7 @@ class Rib(SessionHandling, Maintenance, Reads):
         # The replaced entry leaves the intern dict if no prefix holds it any
         # more (see _announce). References: the dict's key and value,
         # ``entry`` and getrefcount's argument, once ``held`` lets go.
-        if type(held) is list:
-            held.clear()  # the caller's list
-        del held
+        held.clear()  # the caller's list
         if sys.getrefcount(entry) <= 4 and entries.get(entry) is entry:
             del entries[entry]
         return True

@@ -98,27 +98,23 @@ def test_shared_writes_leave_what_the_per_prefix_loop_leaves(seed, monkeypatch) 
     assert ribs[1].tables[V4]._next_slot < 16  # (no wide entries: not this path)
 
 
-def test_a_group_held_in_the_arrays_or_in_the_delta_after_a_merge_is_written_at_once() -> None:
-    """The short cut's three places: the delta before any merge, the arrays
-    after it, and the delta again (prefixes new since the merge)."""
+def test_a_group_in_the_delta_is_written_at_once_and_not_after_a_merge() -> None:
     rib = Rib(clock=Clock())
     a, b = (make_attributes(((AS_SEQUENCE, (65001, n)),), next_hop="192.0.2.254") for n in (1, 2))
     old = tuple(f"10.0.{i}.0/24" for i in range(6))
-    new = tuple(f"10.1.{i}.0/24" for i in range(6))
     for r in ROUTERS[:2]:
         rib.apply(SessionState(r, "up"))
     rib.apply(RoutesAnnounced(ROUTERS[0], V4, old, None, a))
-    rib.apply(RoutesAnnounced(ROUTERS[1], V4, old[:4], None, b))  # in the delta
+    rib.apply(RoutesAnnounced(ROUTERS[1], V4, old[:3], None, b))  # below SHARED_AT_LEAST
+    rib.apply(RoutesAnnounced(ROUTERS[1], V4, old[3:] + old[3:4], None, b))  # one twice
+    assert rib.shared_writes == 0
+    rib.apply(RoutesWithdrawn(ROUTERS[1], V4, old, None))
+    rib.apply(RoutesAnnounced(ROUTERS[1], V4, old[:4], None, b))
     assert rib.shared_writes == 4
     rib._merge(rib.tables[V4])
-    rib.apply(RoutesAnnounced(ROUTERS[1], V4, old[4:] + old[4:], None, b))  # twice: not here
-    rib.apply(RoutesAnnounced(ROUTERS[0], V4, new, None, a))
-    rib.apply(RoutesAnnounced(ROUTERS[1], V4, new, None, b))  # in the delta, after a merge
-    assert rib.shared_writes == 4 + 6
-    rib.apply(RoutesWithdrawn(ROUTERS[1], V4, old, None))
-    rib.apply(RoutesAnnounced(ROUTERS[1], V4, old, None, a))  # in the arrays
-    assert rib.shared_writes == 4 + 6 + 6
-    for prefix in old + new:
-        assert [m.prefix for m in rib.exact(ROUTERS[1], V4, prefix)] == [prefix]
+    rib.apply(RoutesAnnounced(ROUTERS[1], V4, old, None, a))  # in the arrays: the loop's
+    assert rib.shared_writes == 4
+    for prefix in old:
+        assert [m.attributes for m in rib.exact(ROUTERS[1], V4, prefix)] == [a]
     fs = rib.routers[ROUTERS[1]].families[V4]
-    assert (fs.prefixes, fs.paths) == (12, 12)
+    assert (fs.prefixes, fs.paths) == (6, 6)
