@@ -61,7 +61,7 @@ class AttributeInterner:
     """The one shared PathAttributes per distinct set, built on one shared
     PathCore per distinct core.
 
-    ``_cores`` maps the digest of a core (``core_key``) to a list: the one
+    ``_cores`` maps the digest of a core (``core_key``) to a tuple: the one
     ``PathCore`` all routers use, then the sets built on it, one per router
     that carries the path (next hop, local-pref, communities ... of its own),
     found by a scan comparing those few fields. No key object per set: a
@@ -95,7 +95,7 @@ class AttributeInterner:
     )
 
     def __init__(self) -> None:
-        self._cores: dict[bytes, list] = {}  # [core, its sets ...]
+        self._cores: dict[bytes, tuple] = {}  # (core, its sets ...)
         self._overflow: dict[bytes, PathAttributes] = {}
         self._count = 0  # sets held
         self._ints: list = [_EMPTY] * SHARE_SLOTS  # AS numbers, MED, LOCAL_PREF
@@ -144,14 +144,14 @@ class AttributeInterner:
         key = core_key(row)
         held = self._cores.get(key)
         if held is None:
-            held = self._cores[key] = [self._make_core(core_row(attrs.core))]
+            held = self._cores[key] = (self._make_core(core_row(attrs.core)),)
         got = self._find(held, row)
         if got is not None:
             return got
         shared = self._make(held[0], *row_part(row))
         for name in PathAttributes.__struct_fields__:
             setattr(attrs, name, getattr(shared, name))
-        self._hold(held, attrs, row)
+        self._hold(key, held, attrs, row)
         return attrs
 
     def adopt(self, other: AttributeInterner) -> None:
@@ -173,7 +173,7 @@ class AttributeInterner:
         held = self._cores.get(key)
         if held is None:
             core = self._make_core((path, origin, med, large, ext, atomic, aggr))
-            held = self._cores[key] = [core]
+            held = self._cores[key] = (core,)
         else:  # _find, inlined
             for i in range(1, len(held)):
                 a = held[i]
@@ -190,15 +190,18 @@ class AttributeInterner:
                 if got is not None:
                     return got
         attrs = self._make(held[0], hop, pref, comms, orig_id, clusters)
-        self._hold(held, attrs, row)
+        self._hold(key, held, attrs, row)
         return attrs
 
     def load_core(self, key: bytes, core: PathCore) -> list:
         """Hold ``core``, built elsewhere (a snapshot's) under its ``core_key`` digest
-        ``key``; returns its list, the one already held if an equal core was."""
+        ``key``; returns its list, the one already held if an equal core was
+        (a list while a load fills it: ``load_sets`` makes them tuples)."""
         held = self._cores.get(key)
         if held is None:
             held = self._cores[key] = [core]
+        elif type(held) is tuple:
+            held = self._cores[key] = list(held)
         return held
 
     def load_sets(self, helds: list[list], sets: list[PathAttributes], most: int) -> None:
@@ -212,7 +215,14 @@ class AttributeInterner:
         if most <= SCAN_VARIANTS + 1:
             deque(map(list.append, helds, sets), maxlen=0)
             self._count += len(sets)
-            return
+        else:
+            self._load_sets(helds, sets)
+        cores = self._cores
+        for key, held in cores.items():  # (values replaced, no key added: safe)
+            if type(held) is list:
+                cores[key] = tuple(held)
+
+    def _load_sets(self, helds: list[list], sets: list[PathAttributes]) -> None:
         for i, (held, attrs) in enumerate(zip(helds, sets, strict=True)):
             if len(held) <= SCAN_VARIANTS:
                 held.append(attrs)
@@ -240,9 +250,12 @@ class AttributeInterner:
         for s in strings:
             texts.setdefault(s, s)
 
-    def _hold(self, held: list, attrs: PathAttributes, row: Sequence) -> None:
+    def _hold(self, key: bytes, held: tuple, attrs: PathAttributes, row: Sequence) -> None:
         if len(held) <= SCAN_VARIANTS:
-            held.append(attrs)
+            # A tuple, not a list: ~80 bytes less a core (a list's header and
+            # its over-allocated items, 4.3 bytes per (router, prefix) at 64
+            # routers), for a copy of at most SCAN_VARIANTS pointers per new set.
+            self._cores[key] = (*held, attrs)
         else:
             self._overflow[_digest(tuple(row))] = attrs
         self._count += 1
@@ -399,11 +412,12 @@ class AttributeInterner:
 
     def _forget(self, attrs: PathAttributes) -> bool:
         """Remove ``attrs`` from where it is held; False if it is not held."""
-        held = self._cores.get(_digest(core_row(attrs.core)))
+        key = _digest(core_row(attrs.core))
+        held = self._cores.get(key)
         if held is not None and held[0] is attrs.core:
             for i in range(1, len(held)):
                 if held[i] is attrs:
-                    del held[i]
+                    self._cores[key] = (*held[:i], *held[i + 1 :])
                     self._count -= 1
                     return True
         key = _digest(attribute_row(attrs))
