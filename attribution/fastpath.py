@@ -84,6 +84,9 @@ class CompiledView:
     # none): sorted, empty while the view numbers its routes alone.
     holes: np.ndarray = field(default_factory=lambda: NO_HOLES)
     hole_to: np.ndarray = field(default_factory=lambda: NO_HOLES)
+    # Leading routes numbered by the family's last ``viewfamily.renumber``
+    # (patches append past them; 0: a build's own numbering).
+    numbered: int = 0
 
     # The answer columns per route, made from the table (tests, explain):
     # the bulk path reads ``answer`` and ``answers`` instead.

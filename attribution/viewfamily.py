@@ -81,18 +81,43 @@ def _keys(nets: np.ndarray, lows: np.ndarray, lengths: np.ndarray, v4: bool) -> 
     return raw.view("S17").reshape(n)
 
 
-def _same_head(v, ref, n: int, v4: bool) -> bool:
-    """Whether ``v``'s first ``n`` routes are ``ref``'s prefixes (a patch
-    keeps them: it rewrites a route in place only with its own prefix)."""
+def _same_head(v, base: tuple, v4: bool) -> bool:
+    """Whether ``v``'s first routes are the prefixes ``base`` (nets, lows,
+    lengths) numbers (a patch keeps them: it rewrites a route in place
+    only with its own prefix, and appends)."""
+    nets, lows, lengths = base
+    n = len(lengths)
     if len(v) < n:
         return False
-    if v.nets is ref.nets and v.lengths is ref.lengths and v.nets_low is ref.nets_low:
+    if v.nets is nets and v.lengths is lengths and v.nets_low is lows:
         return True
     return (
-        np.array_equal(v.nets[:n], ref.nets)
-        and np.array_equal(v.lengths[:n], ref.lengths)
-        and (v4 or np.array_equal(v.nets_low[:n], ref.nets_low))
+        np.array_equal(v.nets[:n], nets)
+        and np.array_equal(v.lengths[:n], lengths)
+        and (v4 or np.array_equal(v.nets_low[:n], lows))
     )
+
+
+def _base(views: list, v4: bool) -> tuple:
+    """The routes most views start with, as (nets, lows, lengths): the
+    numbering of the last ``renumber`` (``numbered`` routes of each view
+    since, patches appending past them), else the route columns most views
+    share (fresh builds of routers with the same prefixes), else the
+    shortest view's."""
+    numbered = [v for v in views if v.numbered]
+    if numbered:
+        ref = max(numbered, key=lambda v: v.numbered)
+        n = ref.numbered
+    else:
+        held: dict[int, list] = {}
+        for v in views:
+            held.setdefault(id(v.nets), []).append(v)
+        most = max(held.values(), key=len)
+        ref = most[0] if len(most) > 1 else min(views, key=len)
+        n = len(ref)
+    if n == len(ref):
+        return ref.nets, ref.nets_low, ref.lengths
+    return ref.nets[:n], ref.nets_low if v4 else ref.nets_low[:n], ref.lengths[:n]
 
 
 def renumber(views: list) -> list:
@@ -116,27 +141,27 @@ def renumber(views: list) -> list:
     # (most views start with them: a view that did not change keeps its
     # route numbers, and so the caches keyed by them, ``same_routes``), then
     # the prefixes of other views' routes past those (patches' additions).
-    ref = min(views, key=len)
-    n0 = len(ref)
+    base_nets, base_lows, base_lengths = base_routes = _base(views, v4)
+    n0 = len(base_lengths)
     bodies: dict[tuple[int, int, int], tuple[int, int]] = {}  # -> (head, offset of the rest)
     parts, rest, total = [], [], 0
     for v in views:
         body = (id(v.nets), id(v.nets_low), id(v.lengths))
         if body in bodies:
             continue
-        head = n0 if _same_head(v, ref, n0, v4) else 0
+        head = n0 if _same_head(v, base_routes, v4) else 0
         bodies[body] = (head, total)
         lows = v.nets_low if v4 else v.nets_low[head:]
         parts.append((v.nets[head:], lows, v.lengths[head:]))
         total += len(v) - head
-    base = _keys(ref.nets, ref.nets_low, ref.lengths, v4)
+    base = _keys(base_nets, base_lows, base_lengths, v4)
     if parts:
         nets = np.concatenate([p[0] for p in parts])
         lows = nets[:0] if v4 else np.concatenate([p[1] for p in parts])
         lengths = np.concatenate([p[2] for p in parts])
         rest = _keys(nets, lows, lengths, v4)
     number = np.full(total, -1, dtype=np.int32)  # of each route past a head
-    fam_nets, nets_low, fam_lengths = ref.nets, ref.nets_low, ref.lengths
+    fam_nets, nets_low, fam_lengths = base_nets, base_lows, base_lengths
     if total:
         order = np.argsort(base, kind="stable")
         at = np.minimum(base[order].searchsorted(rest), max(n0 - 1, 0))
@@ -147,10 +172,10 @@ def renumber(views: list) -> list:
             _, first_at, inverse = np.unique(rest[new], return_index=True, return_inverse=True)
             number[new] = n0 + inverse.reshape(-1)
             pick = new[first_at]
-            fam_nets = np.concatenate([ref.nets, nets[pick]])
+            fam_nets = np.concatenate([base_nets, nets[pick]])
             if not v4:
-                nets_low = np.concatenate([ref.nets_low, lows[pick]])
-            fam_lengths = np.concatenate([ref.lengths, lengths[pick]])
+                nets_low = np.concatenate([base_lows, lows[pick]])
+            fam_lengths = np.concatenate([base_lengths, lengths[pick]])
     family_size = len(fam_lengths)
     if not family_size:
         return views
@@ -231,6 +256,7 @@ def renumber(views: list) -> list:
                 holes=holes,
                 hole_to=hole_to,
                 made={},
+                numbered=family_size,
                 pack=None,
             )
         )
