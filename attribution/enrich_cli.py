@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 
 import orjson
 
@@ -109,9 +110,19 @@ def _store_errors() -> tuple[type[Exception], ...]:
     return (OutputError, ClickHouseError)
 
 
+_ERR_LOCK = threading.Lock()
+
+
+def err(text: str) -> None:
+    """A line on stderr: one write, under a lock. The reader thread reports bad
+    records while the main thread does; print's text and newline are two
+    writes, and two threads interleaved them into "AB" and an empty line."""
+    with _ERR_LOCK:
+        sys.stderr.write(f"attribution enrich: {text}\n")
+        sys.stderr.flush()
+
+
 def cmd_enrich(args: argparse.Namespace) -> int:
-    def err(text: str) -> None:
-        print(f"attribution enrich: {text}", file=sys.stderr, flush=True)
 
     opts = Options(
         inputs=args.inputs,

@@ -547,8 +547,8 @@ def main() -> int:
             own = startups.get((label, reader), startup)
             print(
                 f"| {label} | {reader} | {got[0] / 1000:,.0f} k | {n / got[1] / 1000:,.0f} k "
-                f"| {got[1] / n * 1e6:.1f} | {(got[1] - startup) / n * 1e6:.1f} "
-                f"| {(got[1] - own) / n * 1e6:.1f} ({own:.2f}) | {got[2] / n * 1e6:.1f} |"
+                f"| {got[1] / n * 1e6:.2f} | {(got[1] - startup) / n * 1e6:.2f} "
+                f"| {(got[1] - own) / n * 1e6:.2f} ({own:.2f}) | {got[2] / n * 1e6:.2f} |"
             )
     json_rate = (
         (e2e[-1][2] if e2e else None)

@@ -173,3 +173,37 @@ def test_enrich_processes_ended_every_way_exit(ending):
         finally:
             s.stop()
         assert proc.returncode in (0, 1, 130), err.decode()
+
+
+def test_lines_reported_from_several_threads_stay_whole(monkeypatch, tmp_path):
+    """The reader thread and the main thread both report bad records: each line
+    whole, none empty (print wrote text and newline apart, and two threads
+    interleaved them; seen once in the suite as an empty stderr line)."""
+    import io
+
+    from attribution.enrich_cli import err
+
+    path = tmp_path / "stderr"
+    # as sys.stderr is: text over an unbuffered file, each write straight to the fd
+    raw = open(path, "wb", buffering=0)  # noqa: SIM115 - closed below
+    out = io.TextIOWrapper(raw, encoding="utf-8", line_buffering=True, write_through=True)
+    monkeypatch.setattr(sys, "stderr", out)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [
+            threading.Thread(target=lambda k=k: [err(f"t{k} {i}") for i in range(3000)])
+            for k in range(4)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+        out.close()
+    lines = path.read_text().split("\n")
+    assert lines.pop() == ""
+    assert sorted(lines) == sorted(
+        f"attribution enrich: t{k} {i}" for k in range(4) for i in range(3000)
+    )
