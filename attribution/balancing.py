@@ -58,6 +58,9 @@ DEFAULT_REBALANCE = 30.0
 # long at most for it to be ready, so a wrong address is reported in seconds. Several
 # replicas wait ready_timeout from the start: they may all be converging.
 START_READY_TIMEOUT = 5.0
+# At the end of a run, how long the stream threads are waited for after their calls
+# are cancelled (they end within a second; this only bounds an unforeseen stall).
+FINISH_TIMEOUT = 60.0
 
 
 class BalancingError(RuntimeError):
@@ -316,7 +319,8 @@ class BalancedStreams(Generic[T, M]):
         """
         self._stop.set()
         self._work.close()
-        while True:
+        deadline = time.monotonic() + FINISH_TIMEOUT
+        while time.monotonic() < deadline:  # bounded: a thread stuck past it is left
             with self._calls_lock:
                 calls = list(self._calls)
             for call in calls:
