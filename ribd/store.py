@@ -283,18 +283,21 @@ class PrefixStore:
         else:
             yield from self._covering_arrays(address)
 
+    def _address_bits(self, address: str | bytes) -> tuple[int, int]:
+        """``address`` (packed octets, or a text address or prefix) as an integer
+        and the longest prefix length a covering prefix may have."""
+        if isinstance(address, bytes):
+            return _from_bytes(address, "big"), self.bits
+        text, _, length = address.partition("/")
+        return _from_bytes(_pton(self._af, text), "big"), int(length) if length else self.bits
+
     def _covering_delta(
         self, delta: Delta, address: str | bytes
     ) -> Iterator[tuple[str, int, object]]:
         """The delta's prefixes holding ``address``, longest first: one dict
         probe per length the delta holds (the text of the address cut to it)."""
         bits = self.bits
-        if isinstance(address, bytes):
-            a, limit = _from_bytes(address, "big"), bits
-        else:
-            text, _, length = address.partition("/")
-            a = _from_bytes(_pton(self._af, text), "big")
-            limit = int(length) if length else bits
+        a, limit = self._address_bits(address)
         size, af, get = self._addr_bytes, self._af, delta.get
         for length in delta.lengths():
             if length > limit:
@@ -317,12 +320,7 @@ class PrefixStore:
         if not n:
             return
         bits = self.bits
-        if isinstance(address, bytes):
-            a, limit = _from_bytes(address, "big"), bits
-        else:
-            text, _, length = address.partition("/")
-            a = _from_bytes(_pton(self._af, text), "big")
-            limit = int(length) if length else bits
+        a, limit = self._address_bits(address)
         size = self._addr_bytes
         search = keys.searchsorted
         while limit >= 0:
