@@ -170,12 +170,7 @@ def moved_row(
     ``clear``: a slot emptied too (a returning route's stale copy)."""
     n = len(row)
     if clear is not None and clear < n and row[clear] is not None:
-        values = list(row)
-        if slot >= n:
-            values.extend((None,) * (slot + 1 - n))
-        values[slot] = value
-        values[clear] = None
-        return canonical(values, intern)  # type: ignore[return-value]  (never empty)
+        return _rewritten(row, {slot: value, clear: None}, intern)  # type: ignore[return-value]  (never empty)
     if slot < n:
         new = (*row[:slot], value, *row[slot + 1 :])
     else:
@@ -279,7 +274,7 @@ def announce_wide(rib, table, fs, prefixes, ids, found, attrs) -> tuple[list, li
     store = table.store
     values = store.values
     delta = store.delta
-    has_key, get = delta.has_key, delta.get
+    get = delta.get
     entries = table._entries
     intern = table.intern
     log_change = table.changes.append
@@ -296,12 +291,7 @@ def announce_wide(rib, table, fs, prefixes, ids, found, attrs) -> tuple[list, li
     # main row (None: not compared yet; False: too many)]
     counts: dict[int, list] = {}
     for prefix, path_id, at in zip(prefixes, ids, found, strict=True):
-        if at >= 0:
-            entry = values[at]
-        elif at == -2 or has_key(prefix):
-            entry = get(prefix)
-        else:
-            entry = None
+        entry = values[at] if at >= 0 else get(prefix)  # at >= 0: index in the arrays
         if entry is None:
             new_prefixes.append(prefix)
             new_ids.append(path_id)
@@ -343,12 +333,10 @@ def announce_wide(rib, table, fs, prefixes, ids, found, attrs) -> tuple[list, li
             fs.prefixes += 1
         fs.paths += added_paths
         clear = False
-        if stale is not None:
-            kept = entry.get(stale) if overlay else (entry[stale] if stale < len(entry) else None)
-            if kept is not None:
-                # The route is back: its stale copy is no longer needed.
-                fs.stale_prefixes -= 1
-                clear = True
+        if stale is not None and value_at(entry, stale) is not None:
+            # The route is back: its stale copy is no longer needed.
+            fs.stale_prefixes -= 1
+            clear = True
         if old is new and not clear:
             continue
         if new is not attrs:  # ADD-PATH

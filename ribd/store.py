@@ -383,10 +383,6 @@ class PrefixStore:
         values = np.fromiter(snapshot.values(), dtype=object, count=len(snapshot))
         return list(snapshot), values
 
-    def values_of(self, delta: Delta, texts: list[str]) -> np.ndarray:
-        """The delta's entries at ``texts``, as an object array."""
-        return np.fromiter(map(delta.__getitem__, texts), dtype=object, count=len(texts))
-
     def fold(self, delta: Delta, keys: np.ndarray, values: np.ndarray) -> None:
         """Replace ``delta`` (the current one), whose contents are ``keys``/``values``,
         by new arrays holding them too; drop holes.

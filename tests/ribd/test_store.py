@@ -134,9 +134,10 @@ def test_find_many_finds_what_find_finds(bits: int) -> None:
 
 @pytest.mark.parametrize("bits", [32, 128])
 def test_a_merge_read_in_chunks_gives_the_keys_and_entries_of_one_pass(bits, monkeypatch) -> None:
-    """The merge's bulk steps (encode, values_of) work a chunk at a time so a whole
-    table's C loop no longer holds the GIL for seconds; across chunk edges they
-    must give what one pass gives, and the merged store must hold every prefix."""
+    """The merge's bulk steps: encode works a chunk at a time so a whole table's C
+    loop no longer holds the GIL for seconds (across chunk edges it must give what
+    one pass gives), read_delta gives the delta's texts and entries in its order,
+    and the merged store must hold every prefix."""
     import ribd.store
 
     monkeypatch.setattr(ribd.store, "GIL_CHUNK", 7)
@@ -158,7 +159,8 @@ def test_a_merge_read_in_chunks_gives_the_keys_and_entries_of_one_pass(bits, mon
     keys = store.delta.keys()
     assert len(keys) > 7 * 10
     assert (store.encode(keys) == store._encode(keys)).all()
-    assert store.values_of(store.delta, keys).tolist() == [store.delta.get(k) for k in keys]
+    texts, values = store.read_delta()
+    assert texts == keys and values.tolist() == [store.delta.get(k) for k in keys]
     store.merge()
     assert not store.has_delta() and len(store.keys) == len(texts)
     assert dict(store.items()) == {t: ("entry", i) for i, t in enumerate(texts)}
