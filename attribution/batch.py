@@ -111,7 +111,7 @@ class Batch(ExactAnswers):
         # answers (exact lookups, routes, next hops) are kept for the loop
         # after it.
         names = self.routing.names
-        index_of = self.routers
+        router_index = self.router_index
         route = np.full(2 * ng, -1, dtype=np.int32) if self.routes is not None else None
         plain = route is None and self.next_hops is None
         group_router, group_fallback, group_fast = [], [], []
@@ -124,11 +124,7 @@ class Batch(ExactAnswers):
                 group_router.append(-1)
                 group_fallback.append(False)
                 continue
-            name = names.get(n, n)
-            i = index_of.get(name)
-            if i is None:
-                i = index_of[name] = len(index_of)
-            group_router.append(i)
+            group_router.append(router_index(names.get(n, n)))
             group_fallback.append(g.is_fallback)
             if (
                 plain

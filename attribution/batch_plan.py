@@ -116,8 +116,8 @@ def plan(
         firsts = [int(codes[0]), *codes[at].tolist()]
     bounds = [0, *cuts, len(order)]
     # Per group (a batch spread over 64 exporters has 64): the chain, kept
-    # across batches, and the router, picked inline (``pick_router``'s rule).
-    routers = rib.routers
+    # across batches, and the router.
+    routers, pick = rib.routers, routing_rules.pick_router
     kept = chains.kept(routing)
     chain_of = chains.get
     picked: list[tuple[int, bool, bool, str | None, bool]] = []
@@ -131,15 +131,7 @@ def plan(
                 chain = chain_of(routing, routers, exporter)  # type: ignore[arg-type]
             v4 = not c & 1
             family = IPV4_UNICAST if v4 else IPV6_UNICAST
-            neighbor = None
-            is_fallback = False
-            for i, n in enumerate(chain[0]):
-                r = routers.get(n)
-                if r is not None:
-                    fs = r.families[family]
-                    if fs.prefixes or fs.stale_slot is not None:
-                        neighbor, is_fallback = n, i > 0 or not chain[1]
-                        break
+            neighbor, is_fallback = pick(routers, chain[0], chain[1], family)
             picked.append((j, v4, chain[1], neighbor, is_fallback))
             if neighbor is not None:
                 wants.append((neighbor, family))
