@@ -25,7 +25,10 @@ from attribution.reports.records import INPUT_FIELDS
 FLOW_FIELDS = INPUT_FIELDS  # exporter, src_addr, dst_addr, in_if, out_if, src_mac,
 # next_hop, bytes, packets, sampling_rate, time
 
-ANSWER_FIELDS = (
+# The answer's columns in the order both outputs begin with: the JSON record's
+# answer fields (ANSWER_FIELDS) and the CSV columns (enrich_writers) read this
+# one tuple, so a column renamed or added here is so in both.
+ROUTE_COLUMNS = (
     "router",
     "src_origin_as",
     "src_peer_as",
@@ -39,6 +42,9 @@ ANSWER_FIELDS = (
     "dst_prefix",
     "src_as_path",
     "dst_as_path",
+)
+ANSWER_FIELDS = (
+    *ROUTE_COLUMNS,
     "dst_communities",
     "dst_large_communities",
     "dst_local_pref",

@@ -21,6 +21,7 @@ from typing import IO, Any, NamedTuple, Protocol
 
 from attribution import enrich_wire
 from attribution.answers import FLAG_NAMES
+from attribution.enrich_decode import ROUTE_COLUMNS
 from attribution.enrich_records import FLOW_FIELDS, FlowBatch
 from attribution.enrich_wire import AnswerBatch
 
@@ -30,19 +31,7 @@ from attribution.enrich_wire import AnswerBatch
 _FIRST_FLAGS = ("src_unrouted", "src_asymmetric", "src_stale", "dst_stale", "fallback")
 CSV_FLAG_COLUMNS = tuple(f for f in FLAG_NAMES.values() if f in _FIRST_FLAGS)
 CSV_ANSWER_COLUMNS = (
-    "router",
-    "src_origin_as",
-    "src_peer_as",
-    "dst_origin_as",
-    "dst_peer_as",
-    "src_origin_provenance",
-    "src_peer_provenance",
-    "dst_origin_provenance",
-    "dst_peer_provenance",
-    "src_prefix",
-    "dst_prefix",
-    "src_as_path",
-    "dst_as_path",
+    *ROUTE_COLUMNS,
     "override",
     *CSV_FLAG_COLUMNS,
     "error_code",
