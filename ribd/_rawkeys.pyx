@@ -95,3 +95,71 @@ def encode(prefixes, bint v6):
             return None
         i += 1
     return packed
+
+
+
+cdef inline Py_ssize_t _slot_of(size_t p, Py_ssize_t mask):
+    """Where an address's probe starts: Fibonacci hashing (objects are aligned,
+    so their low bits say little)."""
+    cdef size_t h = p * <size_t>11400714819323198485ULL
+    return <Py_ssize_t>((h ^ (h >> 29)) & <size_t>mask)
+
+
+def identity_codes(list entries):
+    """Number the distinct objects of ``entries`` by identity, in first-seen order.
+
+    Returns ``(codes, first)``, both packed native integers: a bytearray of
+    int32 per entry (its object's number) and one of int64 per number (the
+    index where that object first occurs). The view build
+    (``attribution.fastpath``) groups a store's entries this way; in Python
+    it was a dict probe on ``id(e)`` per prefix, the largest part of
+    building a full table's view. Here it is an open-addressing hash of the
+    object addresses, grown at half full (the list holds a reference to
+    each object, so no address is reused while this runs).
+    """
+    cdef Py_ssize_t n = len(entries), i, j, k, cap = 1024, mask = 1023, count = 0
+    cdef bytearray codes_buf = bytearray(n * 4)
+    cdef int *codes = <int *>(<char *>codes_buf) if n else NULL
+    cdef bytearray slots_buf = bytearray(cap * sizeof(size_t))
+    cdef bytearray nums_buf = bytearray(cap * sizeof(int))
+    cdef size_t *slots = <size_t *>(<char *>slots_buf)
+    cdef int *nums = <int *>(<char *>nums_buf)
+    cdef bytearray first_buf
+    cdef long long *first
+    cdef size_t p, q
+    cdef list seen_at = []
+    for i in range(n):
+        p = <size_t><void *>entries[i]
+        j = _slot_of(p, mask)
+        while slots[j] != 0 and slots[j] != p:
+            j = (j + 1) & mask
+        if slots[j] == p:
+            codes[i] = nums[j]
+            continue
+        if (count + 1) * 2 > cap:  # grow, then place every address seen again
+            cap <<= 1
+            mask = cap - 1
+            slots_buf = bytearray(cap * sizeof(size_t))
+            nums_buf = bytearray(cap * sizeof(int))
+            slots = <size_t *>(<char *>slots_buf)
+            nums = <int *>(<char *>nums_buf)
+            for k in range(count):
+                q = <size_t><void *>entries[<Py_ssize_t>seen_at[k]]
+                j = _slot_of(q, mask)
+                while slots[j] != 0:
+                    j = (j + 1) & mask
+                slots[j] = q
+                nums[j] = <int>k
+            j = _slot_of(p, mask)
+            while slots[j] != 0:
+                j = (j + 1) & mask
+        slots[j] = p
+        nums[j] = <int>count
+        seen_at.append(i)
+        codes[i] = <int>count
+        count += 1
+    first_buf = bytearray(count * 8)
+    first = <long long *>(<char *>first_buf) if count else NULL
+    for k in range(count):
+        first[k] = <long long>seen_at[k]
+    return codes_buf, first_buf

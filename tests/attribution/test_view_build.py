@@ -1,0 +1,121 @@
+"""The view build's compiled parts give what their Python references give.
+
+``build_view`` groups a store's entries by identity (``identity_codes``:
+compiled in ``ribd._rawkeys``, the reference ``py_identity_codes``) and
+reads each attribute set's answer fields once. These tests pin that the
+compiled grouping numbers objects as the Python one does (first-seen order,
+through the hash table's growth, None and repeats included), and that a
+whole build with it gives the same columns, column by column, as a build
+with the Python grouping: on routers with ADD-PATH, stale routes, IPv6
+(prefixes longer than /64 too) and wide (``Overlay``) entries. That the
+views answer as the RIB does is pinned by ``test_view_answers``.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from attribution import fastpath
+from ribd.attributes import AS_SEQUENCE, make_attributes
+from ribd.entries import Overlay
+from ribd.events import IPV4_UNICAST, IPV6_UNICAST, EndOfRib, RoutesAnnounced, SessionState
+from ribd.rib import Rib
+from tests.attribution.test_bulk_many_exporters import neighbor, world
+
+compiled = pytest.importorskip("ribd._rawkeys")
+
+COLUMNS = ("starts", "leaf", "nets", "nets_low", "lengths", "path_ids", "attribute_index")
+COLUMNS += ("answer", "long_v6")
+
+
+def _both(entries: list) -> tuple:
+    codes, first = compiled.identity_codes(entries)
+    got = (np.frombuffer(codes, dtype=np.int32), np.frombuffer(first, dtype=np.int64).tolist())
+    return got, fastpath.py_identity_codes(entries)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_compiled_identity_codes_number_objects_as_the_python_reference(seed: int) -> None:
+    rng = random.Random(seed)
+    pool = [None, (1,), "x", 7] + [object() for _ in range(rng.choice((10, 3000, 70_000)))]
+    entries = [rng.choice(pool) for _ in range(rng.randint(0, 150_000))]
+    entries += pool  # every object at least once: the table grows past half full
+    (codes, first), (want_codes, want_first) = _both(entries)
+    assert codes.tolist() == want_codes.tolist()
+    assert first == want_first
+    assert len(first) == len({id(e) for e in entries})
+
+
+def test_compiled_identity_codes_of_no_entries_and_of_one_object_repeated() -> None:
+    (codes, first), _ = _both([])
+    assert len(codes) == 0 and first == []
+    same = (1, 2)
+    (codes, first), _ = _both([same] * 5000)
+    assert codes.tolist() == [0] * 5000 and first == [0]
+
+
+def _builds(rib: Rib, monkeypatch) -> int:
+    """Build every router's views of both families with the compiled grouping
+    and with the Python one; the columns must be equal. Returns views compared."""
+    compared = 0
+    for router in list(rib.routers):
+        for family in (IPV4_UNICAST, IPV6_UNICAST):
+            fast = fastpath.build_view(rib, router, family)
+            with monkeypatch.context() as m:
+                m.setattr(fastpath, "_compiled_identity_codes", None)
+                slow = fastpath.build_view(rib, router, family)
+            assert (fast is None) == (slow is None)
+            if fast is None:
+                continue
+            for name in COLUMNS:
+                a, b = getattr(fast, name), getattr(slow, name)
+                assert a.dtype == b.dtype and np.array_equal(a, b), (router, family, name)
+            assert fast.attribute_sets == slow.attribute_sets
+            assert np.array_equal(fast.answers.rows, slow.answers.rows)
+            compared += 1
+    return compared
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_a_build_with_compiled_grouping_equals_the_python_build(seed: int, monkeypatch) -> None:
+    rib, _, _, v6 = world(seed)  # ADD-PATH (router 3), stale (router 4), IPv6
+    n = "127.0.9.1"
+    rib.apply(SessionState(n, "up"))
+    long_v6 = ["2001:db8:1:2:3::/80", "2001:db8:1:2::/64", "::/0"]
+    path = ((AS_SEQUENCE, (64512, 65001)),)
+    attrs = make_attributes(path)
+    rib.apply(RoutesAnnounced(n, IPV6_UNICAST, tuple(v6[:50] + long_v6), None, attrs))
+    rib.apply(EndOfRib(n, IPV6_UNICAST))
+    views = _builds(rib, monkeypatch)
+    assert views >= 10
+    stale = fastpath.build_view(rib, neighbor(4), IPV4_UNICAST)  # the world's stale router
+    assert stale is not None and stale.stale.all() and len(stale)
+    wide = fastpath.build_view(rib, n, IPV6_UNICAST)
+    assert wide is not None and 0x20010DB800010002 in wide.long_v6.tolist()  # the /80
+
+
+def test_a_build_over_wide_entries_equals_the_python_build(monkeypatch) -> None:
+    """20 routers: entries become ``Overlay`` rows (a shared row plus a prefix's
+    own slots), which the build reads per distinct entry."""
+    rng = random.Random(7)
+    rib = Rib()
+    routers = [f"127.0.5.{k + 1}" for k in range(20)]
+    prefixes = [f"10.{i >> 4}.{(i & 15) << 4}.0/20" for i in range(300)] + ["0.0.0.0/0"]
+    for k, n in enumerate(routers):
+        rib.apply(SessionState(n, "up"))
+        path = ((AS_SEQUENCE, (64512 + k % 3, 65000)),)
+        shared = make_attributes(path, next_hop=f"127.0.6.{k + 1}")
+        rib.apply(RoutesAnnounced(n, IPV4_UNICAST, tuple(prefixes), None, shared))
+        for p in rng.sample(prefixes, 20):
+            own = make_attributes(((AS_SEQUENCE, (64512, 66000 + k)),), next_hop="127.0.6.99")
+            rib.apply(RoutesAnnounced(n, IPV4_UNICAST, (p,), None, own))
+        rib.apply(EndOfRib(n, IPV4_UNICAST))
+    rib.apply(SessionState(routers[3], "down", reason="test"))
+    with rib.lock:
+        rib.tables[IPV4_UNICAST].store.merge()
+        entries = rib.tables[IPV4_UNICAST].store.values.tolist()
+    assert any(type(e) is Overlay for e in entries)
+    assert _builds(rib, monkeypatch) == 40  # both families of each router
