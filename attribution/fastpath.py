@@ -32,7 +32,15 @@ import numpy as np
 from attribution.changedranges import ChangedRanges as ChangedRanges  # re-exported
 from attribution.viewanswers import AnswerTable, answer_rows
 from attribution.viewfamily import NO_HOLES, effective, renumber
-from attribution.viewpatch import Pack, one_axis, pack, patch_view, share_columns, squeeze
+from attribution.viewpatch import (
+    Pack,
+    one_axis,
+    pack,
+    patch_view,
+    share_columns,
+    squeeze,
+    unchanged,
+)
 from ribd.attributes import PathAttributes
 from ribd.events import IPV4_UNICAST
 from ribd.rib import Rib, RouteMatch, RouterRib, slot_value
@@ -413,6 +421,7 @@ class CompiledViews:
         self._extended: dict[str, tuple[ChangedRanges, ChangedRanges]] = {}
         self.builds = 0
         self.patches = 0
+        self.advanced = 0  # views made current without a patch (viewpatch.advanced)
 
     def usable(self, neighbor: str, family: str) -> tuple[CompiledView, ChangedRanges] | None:
         """A view and the ranges changed since it was built; call under rib.lock."""
@@ -446,6 +455,9 @@ class CompiledViews:
                 known = per_family[family] = (table, table.changes_start, table.change_seq)
             table, changes_start, seq = known
             if view.seq == seq and view.changed.seq == seq:  # nothing changed since
+                out.append((view, view.changed))
+                continue
+            if unchanged(table, view):  # changes of other routers only
                 out.append((view, view.changed))
                 continue
             if view.seq < changes_start:  # the log no longer reaches back
@@ -508,13 +520,21 @@ class CompiledViews:
         """Build the views lookups asked for; returns how many were built."""
         with self._lock:
             wanted, self._wanted = self._wanted, set()
-            built = 0
+            # Views of the same families whose routers changed nothing are
+            # made current (``viewpatch.advanced``), so the change log trims.
+            families = {f for _, f in wanted}
+            wanted |= {k for k in self._views if k[1] in families}
+            built = advanced = 0
             memo: dict = {}  # the store read once per changed prefix for all patches
             for neighbor, family in sorted(wanted):
                 old = self._views.get((neighbor, family))
                 view = None
                 if old is not None:  # the changed ranges only, if that is enough
                     view = patch_view(self.rib, old, ChangedRanges, view_signature, memo)
+                    if view is not None and view.leaf is old.leaf and view.answer is old.answer:
+                        self._views[(neighbor, family)] = view  # its router changed nothing
+                        advanced += 1
+                        continue
                     self.patches += view is not None
                 if view is None:
                     others = [
@@ -527,7 +547,8 @@ class CompiledViews:
                 else:
                     self._views.pop((neighbor, family), None)
             self.builds += built
-            if built:
+            self.advanced += advanced
+            if built or advanced:
                 for family in {f for _, f in wanted}:
                     self._one_axis(family)
                 self._trim()

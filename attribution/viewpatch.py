@@ -48,11 +48,15 @@ def patch_view(rib: Rib, old, changed_ranges, signature_of, memo: dict | None = 
     prefixes from the store once for all routers (the change log is the
     family's: every router's view sees every change; 64 views read each
     ~64 times, most of a refresh's CPU)."""
-    old = plain(old)  # its router's own leaf (a family numbering's holes resolved)
     family = old.family
     table = rib.tables[family]
     v4 = family == IPV4_UNICAST
     bits = 32 if v4 else 64
+    with rib.lock:  # none of its router's routes changed: the same view, current
+        r = rib.routers.get(old.neighbor)
+        if r is not None and signature_of(r, family) == old.signature and unchanged(table, old):
+            return advanced(old, table.change_seq, changed_ranges)
+    old = plain(old)  # its router's own leaf (a family numbering's holes resolved)
     if old.patched_routes > PATCH_GARBAGE * max(len(old), 1):
         return None
     rib.merge_now(family)
@@ -161,6 +165,26 @@ def patch_view(rib: Rib, old, changed_ranges, signature_of, memo: dict | None = 
         changed=changed_ranges.empty(v4, seq),
         patched_routes=old.patched_routes + len(new_routes),
         **columns,
+    )
+
+
+def unchanged(table, view) -> bool:
+    """Whether no change of ``view``'s router's slots was logged in ``table``
+    (ribd.table.FamilyTable) since the view's change number: it then answers
+    as a patch would, whatever other routers changed (the change log is the
+    family's). Call under the RIB lock, with the view's signature checked."""
+    slot, stale_slot, _ = view.signature
+    return not table.slots_changed_since(view.seq, slot, stale_slot)
+
+
+def advanced(view, seq: int, changed_ranges):
+    """``view`` (``unchanged``) as current at ``seq``: the same arrays, route
+    numbers and pack, so streams' route dictionaries and the family's pack
+    survive a refresh that patched other routers' views."""
+    if view.seq == seq and view.changed.seq == seq:
+        return view
+    return dataclasses.replace(
+        view, seq=seq, changed=changed_ranges.empty(view.family == IPV4_UNICAST, seq)
     )
 
 

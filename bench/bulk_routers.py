@@ -71,8 +71,11 @@ def _resolver(rib):
     return resolver
 
 
-def _churn(rib, resolver, k: int, lines_per_router: int) -> dict:
-    """RIS UPDATEs remapped onto routers 1..k, then the views patched."""
+def _churn(rib, resolver, k: int, lines_per_router: int, churned: int = 0) -> dict:
+    """RIS UPDATEs remapped onto routers 1..k (1..``churned`` when set),
+    then every view brought up to date: ``patched``, or ``advanced`` (its
+    router changed nothing: the same view made current), ``kept``: views
+    whose route numbers streams keep (``CompiledView.same_routes``)."""
     from bench.common import CHURN, read_lines
     from bench.realistic import neighbor
     from ribd.parser import ExabgpParser
@@ -80,7 +83,7 @@ def _churn(rib, resolver, k: int, lines_per_router: int) -> dict:
     churn = read_lines(CHURN)
     parse = ExabgpParser(rib.interner).parse
     at = 0
-    for j in range(1, k + 1):
+    for j in range(1, (churned or k) + 1):
         peer = b'"peer":"' + neighbor(j).encode() + b'"'
         for line in churn[at : at + lines_per_router]:
             rib.apply_many(parse(_PEER.sub(peer, line)))
@@ -88,15 +91,20 @@ def _churn(rib, resolver, k: int, lines_per_router: int) -> dict:
     while rib.maintenance():
         pass
     views = resolver.views
-    patches = views.patches
+    patches, advanced = views.patches, views.advanced
+    before = {(v.neighbor, v.family): v for v in views.current()}
     with rib.lock:
-        views._wanted.update((v.neighbor, v.family) for v in views.current())
+        views._wanted.update(before)
     t0 = time.process_time()
     views.refresh()
+    cpu = time.process_time() - t0
+    after = {(v.neighbor, v.family): v for v in views.current()}
     return {
         "lines": at,
         "patched": views.patches - patches,
-        "refresh_cpu": time.process_time() - t0,
+        "advanced": views.advanced - advanced,
+        "kept": sum(k in after and after[k].same_routes(v) for k, v in before.items()),
+        "refresh_cpu": cpu,
     }
 
 
@@ -182,6 +190,35 @@ def _measure(resolver, k: int, flows, prefixes, profile: bool, label: str = "") 
     return out
 
 
+def _profiles(resolver, k: int, flows, where: Path, label: str) -> None:
+    """cProfiles of the AS-only spread and router-1 loops (the target's two
+    rates), as ``{label}-spread.txt`` and ``{label}-one.txt`` in ``where``."""
+    import contextlib
+    import io
+
+    from bench.multirouter import BATCH
+    from bench.realistic import neighbor
+
+    where.mkdir(parents=True, exist_ok=True)
+    exporters = [neighbor(j) for j in range(1, k + 1)]
+    spread = [(s, d, [x % k for x in ex]) for s, d, ex in flows]
+    one = [0] * BATCH
+    for name, exs, column in (("spread", exporters, None), ("one", exporters[:1], one)):
+        prof = cProfile.Profile()
+        t0 = time.process_time()
+        prof.enable()
+        for _ in range(10):
+            for s, d, ex in spread:
+                resolver.resolve_columns(exs, column or ex, s, d)
+        prof.disable()
+        cpu = time.process_time() - t0
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            print(f"{label} {name}: {10 * len(spread)} batches, {cpu:.2f} CPU-s under cProfile")
+            pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(30)
+        (where / f"{label}-{name}.txt").write_text(out.getvalue())
+
+
 def run(args: argparse.Namespace) -> list[Row]:
     skip = data_available(FULL_TABLE)
     if skip:
@@ -220,16 +257,21 @@ def run(args: argparse.Namespace) -> list[Row]:
                 _measure(resolver, k, flows, prefixes, True)
                 return []
             results.append(_measure(resolver, k, flows, prefixes, False))
+            if args.profile_dir and k == max(counts):
+                _profiles(resolver, k, flows, Path(args.profile_dir), "fresh")
     if args.churn:
-        c = _churn(rib, resolver, k, args.churn)
+        c = _churn(rib, resolver, k, args.churn, args.churn_routers)
         log(
-            f"churn: {c['lines']} UPDATEs, {c['patched']} views patched"
-            f" in {c['refresh_cpu']:.1f} CPU-s"
+            f"churn: {c['lines']} UPDATEs, {c['patched']} views patched,"
+            f" {c['advanced']} made current as they were, {c['kept']} keep their route"
+            f" numbers, in {c['refresh_cpu']:.1f} CPU-s"
         )
         if args.profile:
             _measure(resolver, k, flows, prefixes, True)
             return []
         results.append(_measure(resolver, k, flows, prefixes, False, " after churn"))
+        if args.profile_dir:
+            _profiles(resolver, k, flows, Path(args.profile_dir), "churned")
     return rows_for(results, len(prefixes))
 
 
@@ -271,6 +313,15 @@ def extra_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workdir", default="/tmp/bench-bulk-routers", help="model cache")
     p.add_argument("--profile", type=int, default=0, help="cProfile the spread rate at this N")
     p.add_argument("--churn", type=int, default=0, help="UPDATEs per router, then measure again")
+    p.add_argument(
+        "--churn-routers", type=int, default=0, help="churn only routers 1..this (0: all)"
+    )
+    p.add_argument(
+        "--profile-dir",
+        default="",
+        help="also write cProfiles of the spread and router-1 loops at the last N,"
+        " fresh and after churn, here",
+    )
 
 
 def main() -> int:

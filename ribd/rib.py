@@ -347,6 +347,7 @@ class Rib(SessionHandling, Maintenance, Reads):
         fs.paths += added
         table.writes += len(ev.prefixes)
         fs.writes += len(ev.prefixes)
+        table.note_slots(slot)  # (its stale slot: noted by table.put's clear)
         table.forget_changes_if_behind()
 
     def _announce_shared(

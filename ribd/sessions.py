@@ -176,6 +176,7 @@ class SessionHandling:
                 log_change(store.text(keys[i]))
         entry = None
         drop_dead_rows(rows, table._entries)
+        table.note_slots(*moves, *moves.values())
         table.forget_changes_if_behind()
         return moved
 

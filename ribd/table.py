@@ -171,6 +171,11 @@ class FamilyTable:
         # changes[0] is change number changes_start.
         self.changes: list[str] = []
         self.changes_start = 0
+        # Per router slot, the change number past the last logged change of
+        # that slot (``note_slots``): a view of a router none of whose slots
+        # changed since its own number is current, however many changes other
+        # routers logged (attribution.viewpatch.unchanged).
+        self.slot_seq: dict[int, int] = {}
         self.writes = 0  # prefixes written; the maintenance merges once it stops moving
         # Merge scheduling (merge_due): the writes count and when it last
         # moved, when unmerged work was first seen, the back-off after
@@ -195,6 +200,18 @@ class FamilyTable:
         if seq < self.changes_start:
             return None
         return self.changes[seq - self.changes_start :]
+
+    def note_slots(self, *slots: int | None) -> None:
+        """The changes logged so far include changes of ``slots`` (None: skipped)."""
+        seq = self.change_seq
+        for s in slots:
+            if s is not None:
+                self.slot_seq[s] = seq
+
+    def slots_changed_since(self, seq: int, slot: int, stale_slot: int | None) -> bool:
+        """Whether a change of ``slot`` or ``stale_slot`` was logged past ``seq``."""
+        get = self.slot_seq.get
+        return get(slot, 0) > seq or (stale_slot is not None and get(stale_slot, 0) > seq)
 
     def forget_changes_if_behind(self) -> None:
         """Past MAX_CHANGE_LOG changes, compiled tables are rebuilt rather than patched."""
@@ -295,6 +312,7 @@ class FamilyTable:
         """
         if log:
             self.changes.append(prefix)
+            self.note_slots(slot, clear)
             self.forget_changes_if_behind()
         self.writes += 1
         if type(entry) is Overlay or len(entry) >= OVERLAY_SLOTS:

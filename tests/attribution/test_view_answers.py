@@ -21,15 +21,17 @@ from attribution.answers import BGP, DEFAULT, LOCAL, NONE
 from attribution.resolver import Resolver
 from attribution.viewanswers import ROW, AnswerTable, id_dtype, intern, merge
 from ribd.attributes import AS_SEQUENCE, make_attributes
-from ribd.events import IPV4_UNICAST, EndOfRib, RoutesAnnounced, SessionState
+from ribd.events import IPV4_UNICAST, EndOfRib, RoutesAnnounced, RoutesWithdrawn, SessionState
 from ribd.rib import Rib
 from tests.attribution.test_bulk_many_exporters import (
     V4,
     V6,
     _address,
     _answers,
+    _attrs,
     _more_churn,
     flows,
+    neighbor,
     world,
 )
 
@@ -273,3 +275,68 @@ def test_views_of_twenty_routers_with_overlay_entries_answer_as_the_rib():
         with rib.lock:
             views._wanted.update((v.neighbor, v.family) for v in views.current())
         views.refresh()
+
+
+def _churn_some(rib: Rib, v4: list[str], v6: list[str], routers: tuple[int, ...], seed: int):
+    """New more-specifics, path changes and withdrawals of ``routers`` only,
+    on prefixes the other routers hold too."""
+    rng = random.Random(seed)
+    for k in routers:
+        n = neighbor(k)
+        for p in rng.sample(v4, 6):
+            rib.apply(RoutesAnnounced(n, V4, (p,), None, _attrs(rng, "127.0.4.77")))
+        for p in rng.sample(v4, 3):
+            net = ipaddress.ip_network(p)
+            if net.prefixlen <= 28:
+                sub = next(net.subnets(new_prefix=net.prefixlen + rng.randint(1, 4)))
+                rib.apply(RoutesAnnounced(n, V4, (str(sub),), None, _attrs(rng, "127.0.4.78")))
+        rib.apply(RoutesWithdrawn(n, V4, tuple(rng.sample(v4, 3)), None))
+        p = rng.choice(v6)
+        rib.apply(RoutesAnnounced(n, V6, (p,), None, _attrs(rng, "2001:db8::77")))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_refresh_patches_only_the_views_whose_router_changed(seed):
+    """The change log is the family's, so every router's view was patched at
+    each refresh under churn: new attribute sets, so a stream's route numbers
+    of routers that changed nothing were dropped too. Views of routers none
+    of whose routes changed since the view's change number are made current
+    as they are (same arrays, same route numbers), the batch reads them
+    without the changed ranges, and every view still answers as the RIB."""
+    rib, config, v4, v6 = world(seed, same_prefixes=seed % 2 == 0)
+    resolver = Resolver(rib, config, build_views_inline=False)
+    views = resolver.views
+    with rib.lock:
+        views._wanted.update((n, f) for n in rib.routers for f in (V4, V6))
+    views.refresh()
+    rng = random.Random(seed)
+    churned = {neighbor(k) for k in (0, 5)}
+    for round_ in range(3):
+        before = {(v.neighbor, v.family): v for v in views.current()}
+        _churn_some(rib, v4, v6, (0, 5), seed * 10 + round_)
+        with rib.lock:  # unchanged routers: no changed ranges to send to the exact path
+            for n, family in before:
+                got = views.usable(n, family)
+                assert got is not None
+                assert (len(got[1].starts) > 0) == (n in churned), (n, family)
+        records = flows(seed + round_, v4, v6, 400)
+        exact = _answers(Resolver(rib, config, build_views_inline=False), config, records)
+        assert _answers(resolver, config, records) == exact
+        with rib.lock:  # every view asked for, as after a bench's churn
+            views._wanted.update(before)
+        patches = views.patches
+        views.refresh()
+        after = {(v.neighbor, v.family): v for v in views.current()}
+        assert views.patches - patches == sum(k[0] in churned for k in after), round_
+        for key, v in after.items():
+            old = before[key]
+            if key[0] in churned:
+                assert v.attribute_sets is not old.attribute_sets
+                continue
+            assert v.attribute_sets is old.attribute_sets, key  # the same routes
+            assert v.same_routes(old), key
+        for family in (V4, V6):
+            table = rib.tables[family]
+            assert table.changes_start == table.change_seq  # every view current: log trimmed
+        assert _check_views(rib, views, v4, v6, rng) > 500
+        assert _answers(resolver, config, records) == exact
