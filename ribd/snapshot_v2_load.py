@@ -2,7 +2,7 @@
 
 Order: the meta line and the arrays' dtypes, shapes and bounds; the strings,
 each once, by the rule of each column that refers to it; the distinct AS
-paths and lists; the cores (digest once each, derived AS numbers once per
+paths and lists; the cores (a hash once each, derived AS numbers once per
 path); the sets, one object each from shared values, held in the interner
 without a digest; ADD-PATH sets; the entries (one fancy index into the
 objects, then one tuple each); the families' keys (length byte, host bits,
@@ -13,7 +13,6 @@ the RIB until all of it has passed (``ribd.snapshot.commit``).
 from __future__ import annotations
 
 import sys
-from hashlib import blake2b
 from itertools import pairwise
 
 import numpy as np
@@ -166,8 +165,7 @@ class Loaded:
                 strict=True,
             )
         )
-        dumps = orjson.dumps
-        keys = [blake2b(dumps(r)).digest()[:20] for r in rows]  # ribd.interner.core_key's
+        keys = list(map(hash, rows))  # ribd.interner.core_key's
         cores = [
             PathCore(*r, *d) for r, d in zip(rows, map(derived.__getitem__, col_path), strict=True)
         ]

@@ -195,3 +195,75 @@ def test_a_core_with_more_sets_than_a_scan_takes_still_finds_and_forgets_each(mo
     del sets
     interner.collect_unused(set())
     assert (len(interner), interner.cores(), len(interner._overflow)) == (0, 0, 0)
+
+
+def test_cores_whose_hashes_collide_stay_distinct_and_are_keyed_by_digest():
+    """Cores are looked up by ``hash()`` of their fields, which a peer can make
+    collide (an int hashes to itself modulo 2**61 - 1). A core under a hash
+    another core holds is compared, then keyed by its digest: colliding cores
+    never merge, never make a lookup scan, and go when no route uses them."""
+    modulus = (1 << 61) - 1
+    same = [7 + j * modulus for j in range(7)]  # within 64 bits: orjson's range
+    paths = [((AS_SEQUENCE, (3356, a, b)),) for a in same for b in same]
+    assert len({hash(p) for p in paths}) == 1  # all 49 collide
+
+    def row(path, hop="192.0.2.1"):
+        return (path, "igp", hop, None, None, (), (), (), "", (), False, "")
+
+    interner = AttributeInterner()
+    sets = [interner.intern(row(p)) for p in paths]
+    assert [s.as_path for s in sets] == paths  # none merged with another
+    assert interner.cores() == 49 and len({id(s.core) for s in sets}) == 49
+    # One core under the hash, the other 48 each under its own 20-byte digest.
+    keys = list(interner._cores)
+    assert sum(type(k) is int for k in keys) == 1
+    assert sorted({len(k) for k in keys if type(k) is bytes}) == [20]
+    assert [interner.intern(row(p)) for p in paths] == sets
+    assert [interner.find(row(p)) for p in paths] == sets
+    # Another router's sets land on the same (colliding) cores.
+    others = [interner.intern(row(p, "192.0.2.2")) for p in paths]
+    assert [o.core for o in others] == [s.core for s in sets] and len(interner) == 98
+    # The core under the hash goes first: the others are still found, not rebuilt.
+    first = sets[0]
+    del sets, others
+    interner.collect_unused({id(first)})
+    assert (len(interner), interner.cores()) == (1, 1)
+    assert interner.intern(row(paths[0])) is first
+    again = [interner.intern(row(p)) for p in paths[1:]]
+    assert interner.cores() == 49 and [a.as_path for a in again] == paths[1:]
+    del first, again
+    interner.collect_unused(set())
+    assert (len(interner), interner.cores(), interner._crowd) == (0, 0, set())
+
+
+def test_a_loaded_core_that_collides_with_a_held_one_is_held_apart():
+    """Snapshot loads hand cores with their hash (``load_core``): an equal core
+    is shared, a colliding unequal one kept apart, as ``intern`` does."""
+    from ribd.interner import core_key
+
+    def row(asn, hop):
+        return (
+            ((AS_SEQUENCE, (3356, asn)),),
+            "igp",
+            hop,
+            None,
+            None,
+            (),
+            (),
+            (),
+            "",
+            (),
+            False,
+            "",
+        )
+
+    collides = 7 + (1 << 61) - 1
+    interner = AttributeInterner()
+    held = interner.intern(row(7, "192.0.2.1"))
+    equal = AttributeInterner().intern(row(7, "192.0.2.9")).core
+    other = AttributeInterner().intern(row(collides, "192.0.2.9")).core
+    h = core_key(row(7, ""))
+    assert h == core_key(row(collides, ""))
+    assert interner.load_core(h, equal)[0] is held.core
+    assert interner.load_core(h, other)[0] is other and interner.cores() == 2
+    assert interner.load_core(h, other)[0] is other and interner.cores() == 2
