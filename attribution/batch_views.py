@@ -4,7 +4,7 @@ Split out of ``attribution.batch`` (which drives a batch and stores its
 answers): here the keys of a batch's groups are searched in their routers'
 compiled views, one search per interval axis, and each key's leaf (route
 number) and answer id are read, from the family's packed columns when the
-views are packed (``viewpatch.pack``). The answer rows themselves are read
+views are packed (``viewpack.pack``). The answer rows themselves are read
 once per batch side, from the batch's one table (``BatchTables``).
 """
 
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from attribution.viewanswers import FIELDS, AnswerTable
-from attribution.viewpatch import Pack
+from attribution.viewpack import Pack
 
 if TYPE_CHECKING:
     from attribution.batch import Group
@@ -168,7 +168,7 @@ def _read_packed(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The leaf and answer id of keys ``at`` (interval ``found`` on the
     groups' shared axis) from the family's packed columns
-    (``viewpatch.pack``): one take per column for all routers, each
+    (``viewpack.pack``): one take per column for all routers, each
     key's index shifted by its router's offset, instead of a take per
     router and column. ``spans``/``sizes``: the groups' slots (``slots``)."""
     rows = np.fromiter((v.pack_row for v in views), dtype=np.intp, count=len(views))
@@ -193,7 +193,7 @@ def _read_packed(
 class BatchTables:
     """The answer tables of a batch's views, as one: each table's ids offset
     by the rows of the tables before it (mostly one table: a family's views
-    share theirs, ``viewpatch.pack``). Joined tables are kept for the next
+    share theirs, ``viewpack.pack``). Joined tables are kept for the next
     batches (``_JOINED``): they are small, and batches mostly see the same."""
 
     __slots__ = ("offsets", "tables")
@@ -236,7 +236,7 @@ _JOINED: dict[tuple[int, ...], tuple[tuple[AnswerTable, ...], dict[str, np.ndarr
 
 def _take(source: np.ndarray, index: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``source.take(index, mode="wrap")`` (-1, no route, wraps: masked later),
-    into ``out`` if given. A column of one value (``viewpatch.squeeze``: a
+    into ``out`` if given. A column of one value (``viewpack.squeeze``: a
     broadcast, stride 0) is filled instead: numpy's take first copies a
     non-contiguous source whole, ~70 us per batch for a full table's stale
     flags."""

@@ -9,7 +9,7 @@ key and column. Routers of one network give few distinct answers (origin
 ASes times a handful of peer ASes), so a view now holds one id per route
 (``CompiledView.answer``, 2 bytes while the table has at most 65,536 rows)
 into an ``AnswerTable``, and the views of a family share one table
-(``viewpatch.pack``): a key costs one read in the per-router pool and one in
+(``viewpack.pack``): a key costs one read in the per-router pool and one in
 a table that stays in cache.
 """
 

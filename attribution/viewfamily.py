@@ -4,7 +4,7 @@ A view's leaf holds, per interval, the number of its route there, and its
 route columns are read at that number. Fresh views of routers with the
 same prefixes number their routes alike (store order), so they share one
 leaf and one set of prefix columns and only the per-route answer ids and
-attribute indexes are a router's own (``viewpatch.share_columns``). A
+attribute indexes are a router's own (``viewpack.share_columns``). A
 patch appends the routes it adds (new prefixes, the covering route of a
 withdrawn one) after the old ones, and every router got other changes: after
 churn each router had its own numbering, so its own leaf (4 B per
@@ -238,7 +238,7 @@ def renumber(views: list) -> list:
         ids = np.append(remap_of[id(v.answers)].astype(dtype)[v.answer], dtype(none_id))
         index = np.append(v.attribute_index, np.int32(0))
         path_ids = v.path_ids
-        if path_ids.strides == (0,) and len(path_ids):  # one value (viewpatch.squeeze)
+        if path_ids.strides == (0,) and len(path_ids):  # one value (viewpack.squeeze)
             path_ids = np.broadcast_to(path_ids[:1], (family_size,))
         else:
             path_ids = np.append(path_ids, np.uint32(0))[src]

@@ -91,7 +91,7 @@ def _churn(rib, resolver, k: int, lines_per_router: int, churned: int = 0) -> di
     while rib.maintenance():
         pass
     views = resolver.views
-    patches, advanced = views.patches, views.advanced
+    patches, advanced = views.patches, getattr(views, "advanced", 0)
     before = {(v.neighbor, v.family): v for v in views.current()}
     with rib.lock:
         views._wanted.update(before)
@@ -102,7 +102,7 @@ def _churn(rib, resolver, k: int, lines_per_router: int, churned: int = 0) -> di
     return {
         "lines": at,
         "patched": views.patches - patches,
-        "advanced": views.advanced - advanced,
+        "advanced": getattr(views, "advanced", 0) - advanced,
         "kept": sum(k in after and after[k].same_routes(v) for k, v in before.items()),
         "refresh_cpu": cpu,
     }

@@ -1,0 +1,245 @@
+"""A family's compiled views sharing memory: one interval axis, packed columns.
+
+Split out of ``attribution.viewpatch`` (which brings one view up to date):
+what the refresh does to all views of a family once they are current
+(``one_axis``, then ``viewfamily.renumber``, then ``pack``), and the columns a
+build or a patch shares with other views (``share_columns``, ``squeeze``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from attribution.viewanswers import AnswerTable, id_dtype, merge
+
+
+def one_axis(views: list) -> list:
+    """``views`` (one family's, every router's) moved onto one interval axis.
+
+    The bulk path searches a batch's keys once in an axis all its routers'
+    views share (``attribution.batch``), then reads each router's leaf.
+    A patch gives its view an axis of its own (the changed prefixes' ends
+    added, equal neighbours merged), so under churn the routers drifted off
+    the shared axis until a full rebuild of all of them. Here every view's
+    leaf is carried onto the union of the axes (a split interval keeps its
+    answer), and bounds at which no router's answer changes are dropped
+    again: the result is the coarsest axis that answers as each view did.
+    Leaves that end up equal are one array. Returns the views, those that
+    moved replaced by copies (the old ones stay valid for batches reading
+    them); an empty or single-axis family comes back as it was.
+    """
+    axes = {id(v.starts): v.starts for v in views}
+    if len(axes) < 2:
+        return views
+    # The axes are mostly the same bounds: each one's bounds new to the
+    # first are found by a search (sorted input), and only those sorted in
+    # (np.unique over 64 full axes sorted ~78 M bounds per refresh).
+    first, *rest = axes.values()
+    fresh = []
+    for a in rest:
+        at = np.minimum(first.searchsorted(a), len(first) - 1)
+        fresh.append(a[first[at] != a])
+    union = np.union1d(first, np.concatenate(fresh)) if fresh else first
+    leaves: dict[tuple[int, int], np.ndarray] = {}  # (id(starts), id(leaf)) -> leaf on union
+    for v in views:
+        key = (id(v.starts), id(v.leaf))
+        if key not in leaves:
+            at = v.starts.searchsorted(union, side="right") - 1
+            leaves[key] = v.leaf[at]
+    keep = np.zeros(len(union), dtype=bool)
+    keep[0] = True
+    for leaf in leaves.values():
+        keep[1:] |= leaf[1:] != leaf[:-1]
+    starts = union[keep]
+    starts.flags.writeable = False
+    distinct: dict[bytes, list[np.ndarray]] = {}  # a sample of the leaf -> leaves with it
+    for key, leaf in leaves.items():
+        leaf = leaf[keep]
+        sample = leaf[:: max(1, len(leaf) // 64)].tobytes()
+        for seen in distinct.setdefault(sample, []):
+            if np.array_equal(seen, leaf):
+                leaf = seen
+                break
+        else:
+            leaf.flags.writeable = False
+            distinct[sample].append(leaf)
+        leaves[key] = leaf
+    return [
+        dataclasses.replace(v, starts=starts, leaf=leaves[(id(v.starts), id(v.leaf))], pack=None)
+        for v in views
+    ]
+
+
+# Columns the bulk path reads per key, packed per family (the answers
+# through ``answer``, ids into the family's one ``AnswerTable``).
+PACKED = ("leaf", "answer")
+
+
+SHARED = ("nets", "nets_low", "lengths")
+
+
+def _one_of_each(arrays: list[np.ndarray]) -> list[np.ndarray]:
+    """``arrays`` with equal ones replaced by one of them, the one most
+    views already hold (its identity is what caches of unchanged views
+    compare); constant broadcasts are left alone (they take no memory)."""
+    held: dict[int, int] = {}
+    by_id: dict[int, np.ndarray] = {}
+    for a in arrays:
+        held[id(a)] = held.get(id(a), 0) + 1
+        by_id[id(a)] = a
+    seen: dict[tuple, list[np.ndarray]] = {}
+    canonical: dict[int, np.ndarray] = {}
+    for i in sorted(held, key=held.__getitem__, reverse=True):
+        a = by_id[i]
+        if a.strides == (0,) or not len(a):
+            canonical[i] = a
+            continue
+        key = (len(a), a.dtype.str, a[:: max(1, len(a) // 64)].tobytes())
+        same = seen.setdefault(key, [])
+        canonical[i] = next((b for b in same if np.array_equal(b, a)), a)
+        if canonical[i] is a:
+            same.append(a)
+    return [canonical[id(a)] for a in arrays]
+
+
+class Pack:
+    """One array per column for all views of a family (``pack``).
+
+    ``pools[name]``: the column of every view, one after the other (a
+    column all views share is that one array; a constant one a broadcast);
+    ``offsets[name][row]``: where view ``row``'s column starts in it;
+    ``answers``: the table every packed view's ``answer`` ids point into.
+    """
+
+    __slots__ = ("answers", "offsets", "pools")
+
+    def __init__(
+        self, pools: dict[str, np.ndarray], offsets: dict[str, np.ndarray], answers: AnswerTable
+    ) -> None:
+        self.pools = pools
+        self.offsets = offsets
+        self.answers = answers
+
+
+def pack(views: list) -> list:
+    """``views`` (one family's, on one axis) with their per-key columns packed.
+
+    A batch spread over 64 routers read each router's columns with a take
+    of its own (6 per router: ~400 numpy calls per batch after churn, when
+    every patched view has its own arrays). Packed, a column of every
+    router is one array and a batch reads it with one take, each key's
+    index shifted by its router's offset. Each view's column becomes its
+    slice of the pool (no copy kept: the old arrays go with the old views).
+    """
+    if len(views) < 2 or len({id(v.starts) for v in views}) > 1:
+        return views
+    pools: dict[str, np.ndarray] = {}
+    offsets: dict[str, np.ndarray] = {}
+    columns: list[dict[str, np.ndarray]] = [{} for _ in views]
+    # Columns not read per key, equal across routers (after a patch each
+    # view has its own copies): one array again.
+    for name in SHARED:
+        arrays = _one_of_each([getattr(v, name) for v in views])
+        for c, a, v in zip(columns, arrays, views, strict=True):
+            if a is not getattr(v, name):
+                c[name] = a
+    answers, answer = _one_table(views)
+    for c, a, t in zip(columns, answer, views, strict=True):
+        c["answers"] = answers
+        if a is not t.answer:
+            c["answer"] = a
+    zero = np.zeros(len(views), dtype=np.int64)
+    for name in PACKED:
+        arrays = _one_of_each(
+            [c.get(name, getattr(v, name)) for c, v in zip(columns, views, strict=True)]
+        )
+        first = arrays[0]
+        if all(a is first for a in arrays):
+            pools[name], offsets[name] = first, zero
+            continue
+        if all(a.strides == (0,) and len(a) and a[0] == first[0] for a in arrays) and len(first):
+            longest = max(len(a) for a in arrays)  # constant: read as one value
+            pools[name], offsets[name] = np.broadcast_to(first[:1], (longest,)), zero
+            continue
+        at: dict[int, int] = {}
+        parts, total = [], 0
+        for a in arrays:
+            if id(a) not in at:
+                at[id(a)] = total
+                parts.append(a)
+                total += len(a)
+        pool = np.concatenate(parts)
+        pool.flags.writeable = False
+        pools[name] = pool
+        offsets[name] = np.fromiter((at[id(a)] for a in arrays), dtype=np.int64, count=len(arrays))
+        for c, a, off in zip(columns, arrays, offsets[name].tolist(), strict=True):
+            c[name] = pool[off : off + len(a)]
+    packed = Pack(pools, offsets, answers)
+    return [
+        dataclasses.replace(v, pack=packed, pack_row=row, **columns[row])
+        for row, v in enumerate(views)
+    ]
+
+
+def _one_table(views: list) -> tuple[AnswerTable, list[np.ndarray]]:
+    """The family's one answer table for ``views`` and each view's ``answer``
+    ids into it (the same array for views whose ids map alike)."""
+    tables = list({id(v.answers): v.answers for v in views}.values())
+    table, remaps = merge(tables)
+    remap_of = {id(t): r for t, r in zip(tables, remaps, strict=True)}
+    dtype = id_dtype(len(table))
+    out: dict[tuple[int, int], np.ndarray] = {}
+    for v in views:
+        key = (id(v.answers), id(v.answer))
+        if key not in out:
+            remap = remap_of[key[0]]
+            same = len(remap) == len(v.answers) == len(table) and v.answer.dtype == dtype
+            if same and np.array_equal(remap, np.arange(len(remap))):
+                out[key] = v.answer  # the same ids in the same table
+            else:
+                out[key] = remap.astype(dtype)[v.answer]
+    return table, [out[(id(v.answers), id(v.answer))] for v in views]
+
+
+def squeeze(column: np.ndarray) -> np.ndarray:
+    """``column``, or, when every value is the same, a read-only broadcast of
+    one value (no memory per route): path ids are 0 and stale flags all one
+    value for most views."""
+    if len(column) > 1 and (column[1:] == column[0]).all():
+        return np.broadcast_to(column[:1].copy(), column.shape)  # a copy: not a view of it
+    return column
+
+
+def share_columns(columns: dict, others: list) -> dict:
+    """``columns`` with each array that equals the same column of a view in
+    ``others`` replaced by that view's array (read-only, so sharing is safe).
+
+    Routers of one network mostly carry the same prefixes: their views then
+    have the same intervals, the same route order and networks, and mostly
+    the same AS numbers; only the attribute index (each router has its own
+    sets) always differs. A view patched since its build has its own arrays
+    again (patches concatenate).
+    """
+    out = dict(columns)
+    for other in others:  # an equal answer table: one object (``pack`` merges less)
+        if other.answers is not columns["answers"] and np.array_equal(
+            other.answers.rows, columns["answers"].rows
+        ):
+            out["answers"] = other.answers
+            break
+    for name, column in columns.items():
+        if type(column) is not np.ndarray:
+            continue
+        for other in others:
+            theirs = getattr(other, name)
+            if (
+                theirs is not column
+                and theirs.shape == column.shape
+                and theirs.dtype == column.dtype
+                and np.array_equal(theirs, column)
+            ):
+                out[name] = theirs
+                break
+    return out
