@@ -281,6 +281,56 @@ def _read_store(rib: Rib, neighbor: str, family: str) -> tuple | None:
         return signature, seq, keys, table.store.width, table.store.values.tolist()
 
 
+def _answers(
+    codes: np.ndarray,
+    default: np.ndarray,
+    code_set: np.ndarray,
+    code_stale: np.ndarray,
+    by_set: np.ndarray,
+) -> tuple[np.ndarray, AnswerTable]:
+    """Each route's answer id and the answer table (``viewanswers.answer_rows``).
+
+    A route's answer follows from its entry (``codes``: its attribute set and
+    stale flag, per distinct entry) and whether it is the default route (at
+    most one route: length 0). So the rows are made per *kind*, a distinct
+    entry some non-default route holds, plus the default route's own, and
+    the routes take their kind's id: numpy over ~one kind per attribute set
+    instead of over every route (``answer_rows`` sorted all routes' keys).
+    The table is the same (``intern`` sorts the distinct rows).
+    """
+    at_default = np.flatnonzero(default)
+    used = np.zeros(len(code_set), dtype=bool)
+    used[np.delete(codes, at_default) if len(at_default) else codes] = True
+    kinds = np.flatnonzero(used)
+    kind_default = np.zeros(len(kinds) + len(at_default), dtype=bool)
+    kind_default[len(kinds) :] = True
+    kind_codes = np.concatenate([kinds, codes[at_default]])
+    index = code_set[kind_codes]
+    is_default = kind_default
+    empty = (by_set[index, 4] != 0) & ~is_default
+    bgp = ~is_default & ~empty
+    # Default route: peer only; empty path: origin is our local AS (config,
+    # filled in per batch), peer 0; otherwise both from the path.
+    u32 = np.uint32
+    origin = np.where(bgp, by_set[index, 0], 0).astype(u32)
+    highest = np.where(bgp, by_set[index, 1], 0).astype(u32)
+    peer = np.where(is_default | bgp, by_set[index, 2], 0).astype(u32)
+    peer_highest = np.where(is_default | bgp, by_set[index, 3], 0).astype(u32)
+    prov = np.select([is_default, empty], [_DEFAULT, _LOCAL], _BGP).astype(np.uint8)
+    from_set = bgp & (by_set[index, 5] != 0)
+    kind_answer, answers = answer_rows(
+        index,
+        is_default,
+        code_stale[kind_codes],
+        (origin, highest, peer, peer_highest, prov, from_set),
+    )
+    number = np.zeros(len(code_set), dtype=np.intp)
+    number[kinds] = np.arange(len(kinds))
+    answer = kind_answer[number[codes]]
+    answer[at_default] = kind_answer[len(kinds) :]
+    return answer, answers
+
+
 def build_view(
     rib: Rib, neighbor: str, family: str, others: list[CompiledView] | None = None
 ) -> CompiledView | None:
@@ -350,7 +400,6 @@ def build_view(
     length_arr = all_lengths[short]
     index = code_set[codes]
     path_ids = code_path_id[codes]
-    stale_flags = code_stale[codes]
     bits = 32 if v4 else 64
     span = np.left_shift(np.uint64(1), (bits - length_arr.astype(np.uint64)) % np.uint64(64))
     last_arr = np.where(length_arr == 0, np.uint64((1 << bits) - 1), net_arr + span - np.uint64(1))
@@ -364,24 +413,7 @@ def build_view(
     ).reshape(-1, len(_SET_FIELDS))
     if not len(attribute_sets):
         by_set = np.zeros((1, len(_SET_FIELDS)), dtype=np.int64)
-    origin_by_set, highest_by_set, peer_by_set, peer_highest_by_set = (
-        by_set[:, i].astype(np.uint32) for i in range(4)
-    )
-    empty_by_set, set_by_set = by_set[:, 4] != 0, by_set[:, 5] != 0
-    default = length_arr == 0
-    empty = empty_by_set[index] & ~default
-    bgp = ~default & ~empty
-    # Default route: peer only; empty path: origin is our local AS (config,
-    # filled in per batch), peer 0; otherwise both from the path.
-    origin = np.where(bgp, origin_by_set[index], 0).astype(np.uint32)
-    highest = np.where(bgp, highest_by_set[index], 0).astype(np.uint32)
-    peer = np.where(default | bgp, peer_by_set[index], 0).astype(np.uint32)
-    peer_highest = np.where(default | bgp, peer_highest_by_set[index], 0).astype(np.uint32)
-    prov = np.select([default, empty], [_DEFAULT, _LOCAL], _BGP).astype(np.uint8)
-    from_set = bgp & set_by_set[index]
-    answer, answers = answer_rows(
-        index, default, stale_flags, (origin, highest, peer, peer_highest, prov, from_set)
-    )
+    answer, answers = _answers(codes, length_arr == 0, code_set, code_stale, by_set)
     word = np.uint32 if v4 else np.uint64
     columns = {
         "starts": starts.astype(word),

@@ -119,3 +119,49 @@ def test_a_build_over_wide_entries_equals_the_python_build(monkeypatch) -> None:
         entries = rib.tables[IPV4_UNICAST].store.values.tolist()
     assert any(type(e) is Overlay for e in entries)
     assert _builds(rib, monkeypatch) == 40  # both families of each router
+
+
+def _answers_per_route(codes, default, code_set, code_stale, by_set):
+    """The answers as the build made them before ``_answers``: every column
+    per route, then ``answer_rows`` over all routes (the reference)."""
+    from attribution.viewanswers import answer_rows
+
+    index = code_set[codes]
+    empty = (by_set[index, 4] != 0) & ~default
+    bgp = ~default & ~empty
+    origin = np.where(bgp, by_set[index, 0], 0).astype(np.uint32)
+    highest = np.where(bgp, by_set[index, 1], 0).astype(np.uint32)
+    peer = np.where(default | bgp, by_set[index, 2], 0).astype(np.uint32)
+    peer_highest = np.where(default | bgp, by_set[index, 3], 0).astype(np.uint32)
+    prov = np.select([default, empty], [4, 3], 1).astype(np.uint8)
+    from_set = bgp & (by_set[index, 5] != 0)
+    columns = (origin, highest, peer, peer_highest, prov, from_set)
+    return answer_rows(index, default, code_stale[codes], columns)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_answers_made_per_kind_equal_answers_made_per_route(seed: int) -> None:
+    """Including a default route whose entry no other route holds, one whose
+    entry others hold, and none; empty paths and AS_SET origins."""
+    rng = np.random.default_rng(seed)
+    sets = int(rng.integers(1, 300))
+    by_set = np.column_stack(
+        [rng.integers(0, 5, sets) * 1000 + 64512 for _ in range(4)]
+        + [rng.random(sets) < 0.1, rng.random(sets) < 0.1]
+    ).astype(np.int64)
+    distinct = int(rng.integers(1, 400))
+    code_set = rng.integers(0, sets, distinct).astype(np.int32)
+    code_stale = rng.random(distinct) < 0.2
+    routes = int(rng.integers(0, 3000))
+    codes = rng.integers(0, distinct, routes).astype(np.int32)
+    default = np.zeros(routes, dtype=bool)
+    if routes and seed % 3:
+        at = int(rng.integers(0, routes))
+        default[at] = True
+        if seed % 3 == 1:  # the default route's entry is its own
+            codes[codes == distinct - 1] = 0
+            codes[at] = distinct - 1
+    got, table = fastpath._answers(codes, default, code_set, code_stale, by_set)
+    want, want_table = _answers_per_route(codes, default, code_set, code_stale, by_set)
+    assert got.dtype == want.dtype and got.tolist() == want.tolist()
+    assert np.array_equal(table.rows, want_table.rows)
