@@ -45,10 +45,11 @@ from ribd.attributes import PathAttributes
 from ribd.events import IPV4_UNICAST
 from ribd.rib import Rib, RouteMatch, RouterRib, slot_value
 
-try:  # compiled identity grouping (setup.py builds it where a C compiler is): same codes
-    from ribd._rawkeys import identity_codes as _compiled_identity_codes
+try:  # the build's loops in C (setup.py builds them where a C compiler is): same results
+    from attribution._viewbuild import flatten_sorted as _compiled_flatten
+    from attribution._viewbuild import identity_codes as _compiled_identity_codes
 except ImportError:
-    _compiled_identity_codes = None
+    _compiled_identity_codes = _compiled_flatten = None
 
 # Provenance codes, as in attribution.resolver / the proto.
 _BGP, _LOCAL, _DEFAULT = 1, 3, 4
@@ -222,6 +223,23 @@ def flatten(
     where nothing matches. Vectorised: routes are painted onto the
     elementary intervals shortest length first, so the longest wins.
     """
+    top = (1 << bits) - 1
+    if _compiled_flatten is not None:  # one sweep, when the routes are in key order
+        swept = _compiled_flatten(
+            np.ascontiguousarray(starts, dtype=np.uint64),
+            np.ascontiguousarray(lasts, dtype=np.uint64),
+            top,
+        )
+        if swept is not None:
+            return np.frombuffer(swept[0], dtype=np.uint64), np.frombuffer(swept[1], dtype=np.int32)
+    return py_flatten(starts, lasts, lengths, bits)
+
+
+def py_flatten(
+    starts: np.ndarray, lasts: np.ndarray, lengths: np.ndarray, bits: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``flatten`` in numpy, for routes in any order: the reference of the
+    compiled sweep (``attribution._viewbuild.flatten_sorted``)."""
     top = (1 << bits) - 1
     after = lasts[lasts < top] + np.uint64(1)
     bounds = np.sort(np.concatenate([np.zeros(1, dtype=np.uint64), starts, after]))

@@ -25,7 +25,7 @@ from ribd.events import IPV4_UNICAST, IPV6_UNICAST, EndOfRib, RoutesAnnounced, S
 from ribd.rib import Rib
 from tests.attribution.test_bulk_many_exporters import neighbor, world
 
-compiled = pytest.importorskip("ribd._rawkeys")
+compiled = pytest.importorskip("attribution._viewbuild")
 
 COLUMNS = ("starts", "leaf", "nets", "nets_low", "lengths", "path_ids", "attribute_index")
 COLUMNS += ("answer", "long_v6")
@@ -165,3 +165,63 @@ def test_answers_made_per_kind_equal_answers_made_per_route(seed: int) -> None:
     want, want_table = _answers_per_route(codes, default, code_set, code_stale, by_set)
     assert got.dtype == want.dtype and got.tolist() == want.tolist()
     assert np.array_equal(table.rows, want_table.rows)
+
+
+def _nested_routes(rng: random.Random, bits: int, count: int) -> tuple:
+    """Distinct prefixes on a ``bits``-wide axis, in the store's key order
+    ((network, length): a prefix before those it covers), as starts, lasts
+    and lengths; /0 and full-length prefixes included."""
+    prefixes = set()
+    for _ in range(count):
+        length = rng.choice((0, 1, 2, 8, bits // 2, bits - 8, bits - 1, bits, rng.randint(0, bits)))
+        net = rng.getrandbits(bits) >> (bits - length) << (bits - length) if length else 0
+        prefixes.add((net, length))
+    ordered = sorted(prefixes)
+    starts = np.array([n for n, _ in ordered], dtype=np.uint64)
+    lengths = np.array([n for _, n in ordered], dtype=np.uint8)
+    lasts = np.array([n + (1 << (bits - k)) - 1 for n, k in ordered], dtype=np.uint64)
+    return starts, lasts, lengths
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("bits", [32, 64])
+def test_compiled_sweep_flattens_as_numpy_does(seed: int, bits: int) -> None:
+    rng = random.Random(seed * 100 + bits)
+    starts, lasts, lengths = _nested_routes(rng, bits, rng.choice((0, 1, 5, 300, 5000)))
+    top = (1 << bits) - 1
+    swept = compiled.flatten_sorted(starts, lasts, top)
+    assert swept is not None
+    bounds, leaf = np.frombuffer(swept[0], dtype=np.uint64), np.frombuffer(swept[1], np.int32)
+    want_bounds, want_leaf = fastpath.py_flatten(starts, lasts, lengths, bits)
+    assert bounds.tolist() == want_bounds.tolist()
+    assert leaf.tolist() == want_leaf.tolist()
+    got = fastpath.flatten(starts, lasts, lengths, bits)  # the build's entry point
+    assert got[0].tolist() == want_bounds.tolist() and got[1].tolist() == want_leaf.tolist()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_compiled_sweep_refuses_routes_out_of_order_or_overlapping(seed: int) -> None:
+    """Anything but key-ordered, nested-or-disjoint ranges within the axis is
+    refused (None), and ``flatten`` then gives numpy's answer."""
+    rng = random.Random(seed)
+    starts, lasts, lengths = _nested_routes(rng, 32, 400)
+    top = (1 << 32) - 1
+    cases = []
+    order = list(range(len(starts)))
+    rng.shuffle(order)
+    cases.append((starts[order], lasts[order], lengths[order]))  # shuffled
+    overlap_starts = np.array([0, 10], dtype=np.uint64)  # [0, 20] and [10, 30]
+    cases.append((overlap_starts, np.array([20, 30], dtype=np.uint64), np.array([27, 27])))
+    same = np.array([0, 0], dtype=np.uint64)  # one range twice
+    cases.append((same, np.array([255, 255], dtype=np.uint64), np.array([24, 24])))
+    wrong = np.array([5], dtype=np.uint64)  # last before start
+    cases.append((wrong, np.array([4], dtype=np.uint64), np.array([32])))
+    for case_starts, case_lasts, _ in cases:
+        assert compiled.flatten_sorted(case_starts, case_lasts, top) is None
+    assert compiled.flatten_sorted(starts, lasts[:-1], top) is None  # lengths differ
+    assert lasts.max() > top >> 1  # (/0 is among them)
+    assert compiled.flatten_sorted(starts, lasts, top >> 1) is None  # past the axis
+    shuffled = cases[0]
+    got = fastpath.flatten(*shuffled, 32)
+    want = fastpath.py_flatten(*shuffled, 32)
+    assert got[0].tolist() == want[0].tolist() and got[1].tolist() == want[1].tolist()

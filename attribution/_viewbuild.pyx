@@ -1,0 +1,149 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""The view build's loops in C (``attribution.fastpath.build_view``).
+
+Building a router's compiled view from the RIB's store is numpy over the
+store's arrays except for two steps that are a loop per prefix: grouping
+the store's entries by identity (``identity_codes``) and turning nested
+prefix ranges into disjoint intervals (``flatten_sorted``). Both have a
+Python reference in ``attribution.fastpath`` that gives the same result
+and runs where this module was not built; tests compare the two.
+"""
+
+
+cdef inline Py_ssize_t _slot_of(size_t p, Py_ssize_t mask):
+    """Where an address's probe starts: Fibonacci hashing (objects are aligned,
+    so their low bits say little)."""
+    cdef size_t h = p * <size_t>11400714819323198485ULL
+    return <Py_ssize_t>((h ^ (h >> 29)) & <size_t>mask)
+
+
+def identity_codes(list entries):
+    """Number the distinct objects of ``entries`` by identity, in first-seen order.
+
+    Returns ``(codes, first)``, both packed native integers: a bytearray of
+    int32 per entry (its object's number) and one of int64 per number (the
+    index where that object first occurs). The view build
+    (``attribution.fastpath``) groups a store's entries this way; in Python
+    it was a dict probe on ``id(e)`` per prefix, the largest part of
+    building a full table's view. Here it is an open-addressing hash of the
+    object addresses, grown at half full (the list holds a reference to
+    each object, so no address is reused while this runs).
+    """
+    cdef Py_ssize_t n = len(entries), i, j, k, cap = 1024, mask = 1023, count = 0
+    cdef bytearray codes_buf = bytearray(n * 4)
+    cdef int *codes = <int *>(<char *>codes_buf) if n else NULL
+    cdef bytearray slots_buf = bytearray(cap * sizeof(size_t))
+    cdef bytearray nums_buf = bytearray(cap * sizeof(int))
+    cdef size_t *slots = <size_t *>(<char *>slots_buf)
+    cdef int *nums = <int *>(<char *>nums_buf)
+    cdef bytearray first_buf
+    cdef long long *first
+    cdef size_t p, q
+    cdef list seen_at = []
+    for i in range(n):
+        p = <size_t><void *>entries[i]
+        j = _slot_of(p, mask)
+        while slots[j] != 0 and slots[j] != p:
+            j = (j + 1) & mask
+        if slots[j] == p:
+            codes[i] = nums[j]
+            continue
+        if (count + 1) * 2 > cap:  # grow, then place every address seen again
+            cap <<= 1
+            mask = cap - 1
+            slots_buf = bytearray(cap * sizeof(size_t))
+            nums_buf = bytearray(cap * sizeof(int))
+            slots = <size_t *>(<char *>slots_buf)
+            nums = <int *>(<char *>nums_buf)
+            for k in range(count):
+                q = <size_t><void *>entries[<Py_ssize_t>seen_at[k]]
+                j = _slot_of(q, mask)
+                while slots[j] != 0:
+                    j = (j + 1) & mask
+                slots[j] = q
+                nums[j] = <int>k
+            j = _slot_of(p, mask)
+            while slots[j] != 0:
+                j = (j + 1) & mask
+        slots[j] = p
+        nums[j] = <int>count
+        seen_at.append(i)
+        codes[i] = <int>count
+        count += 1
+    first_buf = bytearray(count * 8)
+    first = <long long *>(<char *>first_buf) if count else NULL
+    for k in range(count):
+        first[k] = <long long>seen_at[k]
+    return codes_buf, first_buf
+
+
+
+def flatten_sorted(const unsigned long long[::1] starts, const unsigned long long[::1] lasts,
+                   unsigned long long top):
+    """``fastpath.flatten`` for routes already in (start, length) order.
+
+    Routes ``i`` cover ``starts[i]..lasts[i]`` (inclusive) on an axis ending
+    at ``top``; sorted by start, a route covering another coming first (the
+    store's key order). One sweep with a stack of the open routes: at each
+    start the new route wins (it is the longest there), at each end the
+    route below it on the stack resumes. Returns ``(bounds, leaf)`` as
+    packed uint64 and int32 bytearrays (intervals where the answer changes,
+    the first at 0, -1 where no route holds), or None when the routes are
+    not sorted and nested or disjoint (the caller takes numpy's way).
+    """
+    cdef Py_ssize_t n = starts.shape[0], i, k = 0, depth = 0
+    cdef unsigned long long s, end
+    cdef int parent
+    if lasts.shape[0] != n:
+        return None
+    cdef bytearray bounds_buf = bytearray((2 * n + 1) * 8)
+    cdef bytearray leaf_buf = bytearray((2 * n + 1) * 4)
+    cdef bytearray stack_buf = bytearray(n * 4 + 4)
+    cdef unsigned long long *bounds = <unsigned long long *>(<char *>bounds_buf)
+    cdef int *leaf = <int *>(<char *>leaf_buf)
+    cdef int *stack = <int *>(<char *>stack_buf)
+    bounds[0] = 0
+    leaf[0] = -1
+    k = 1
+    for i in range(n):
+        s = starts[i]
+        if lasts[i] < s or lasts[i] > top:
+            return None
+        if i and (s < starts[i - 1] or (s == starts[i - 1] and lasts[i] >= lasts[i - 1])):
+            return None  # not in key order (a longer prefix at one start covers less)
+        while depth and lasts[stack[depth - 1]] < s:
+            depth -= 1
+            end = lasts[stack[depth]]
+            parent = stack[depth - 1] if depth else -1
+            k = _emit(bounds, leaf, k, end + 1, parent)  # end < s <= top: no overflow
+        if depth and lasts[i] > lasts[stack[depth - 1]]:
+            return None  # overlaps the open route without nesting in it
+        k = _emit(bounds, leaf, k, s, <int>i)
+        stack[depth] = <int>i
+        depth += 1
+    while depth:
+        depth -= 1
+        end = lasts[stack[depth]]
+        if end == top:
+            continue  # the axis ends with it: its parents end there too
+        parent = stack[depth - 1] if depth else -1
+        k = _emit(bounds, leaf, k, end + 1, parent)
+    del bounds_buf[k * 8 :]
+    del leaf_buf[k * 4 :]
+    return bounds_buf, leaf_buf
+
+
+cdef inline Py_ssize_t _emit(unsigned long long *bounds, int *leaf, Py_ssize_t k,
+                             unsigned long long at, int value):
+    """Append interval (at, value) to the k written; one starting at the same
+    place is replaced (the later route is the longer), equal neighbours merge."""
+    if bounds[k - 1] == at:
+        if k > 1 and leaf[k - 2] == value:
+            return k - 1
+        leaf[k - 1] = value
+        return k
+    if leaf[k - 1] == value:
+        return k
+    bounds[k] = at
+    leaf[k] = value
+    return k + 1
