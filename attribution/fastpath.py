@@ -374,10 +374,13 @@ def build_view(
     # Per distinct entry: this router's best path, if any.
     codes, first_seen = identity_codes(entries)
     distinct = len(first_seen)
-    has_route = np.zeros(distinct, dtype=bool)
-    code_set = np.zeros(distinct, dtype=np.int32)
-    code_path_id = np.zeros(distinct, dtype=np.uint32)
-    code_stale = np.zeros(distinct, dtype=bool)
+    # Per distinct entry with a route: its code, set number, path id, stale
+    # flag, gathered in lists and stored in one numpy call each (an item
+    # assignment per entry cost more than the loop's own work).
+    routed_codes: list[int] = []
+    numbers: list[int] = []
+    path_id_of: list[int] = []
+    stale_of: list[bool] = []
     attribute_sets: list[PathAttributes] = []
     set_numbers: dict[int, int] = {}  # id(PathAttributes) -> index in attribute_sets
     for code, at in enumerate(first_seen):
@@ -395,8 +398,18 @@ def build_view(
         if number is None:
             number = set_numbers[id(attrs)] = len(attribute_sets)
             attribute_sets.append(attrs)
-        has_route[code], code_set[code] = True, number
-        code_path_id[code], code_stale[code] = path_id, is_stale
+        routed_codes.append(code)
+        numbers.append(number)
+        path_id_of.append(path_id)
+        stale_of.append(is_stale)
+    has_route = np.zeros(distinct, dtype=bool)
+    code_set = np.zeros(distinct, dtype=np.int32)
+    code_path_id = np.zeros(distinct, dtype=np.uint32)
+    code_stale = np.zeros(distinct, dtype=bool)
+    has_route[routed_codes] = True
+    code_set[routed_codes] = numbers
+    code_path_id[routed_codes] = path_id_of
+    code_stale[routed_codes] = stale_of
     del entries
     routed = np.flatnonzero(has_route[codes]) if len(codes) else np.zeros(0, dtype=np.intp)
     codes = codes[routed]
