@@ -379,9 +379,12 @@ cdef class Packed:
         list numbers,
         list kinds,
         dict formats,
+        Py_ssize_t end=-1,
     ):
         """:meth:`scan` over a whole chunk's data (lines ending in newlines) from
-        byte ``pos``, line ``k`` on: ``(k, pos)`` of the first line not taken.
+        byte ``pos`` to ``end`` (-1: its size), line ``k`` on: ``(k, pos)`` of
+        the first line not taken (a line is never read past ``end``, so a read
+        is scanned where it lies, without slicing its complete lines off).
         A record taken keeps no bytes of its own: its ``raw`` item is None and
         its text a span of ``data`` (kept in :attr:`chunks`), which the JSON
         assembler copies from (:meth:`span_table`) and :meth:`fill_texts` makes
@@ -390,20 +393,25 @@ cdef class Packed:
         cdef Py_ssize_t start = len(rows), k0 = k
         if len(raw) != start:
             raise ValueError("rows and raw differ in length")
-        if pos < 0 or pos > size:
-            raise ValueError(f"offset {pos} outside data of {size} bytes")
+        if end < 0:
+            end = size
+        if end > size:
+            raise ValueError(f"end {end} outside data of {size} bytes")
+        if pos < 0 or pos > end:
+            raise ValueError(f"offset {pos} outside data of {end} bytes")
         try:
-            self._scan_data(data, &pos, &k, fmt, limit, raw)
+            self._scan_data(data, end, &pos, &k, fmt, limit, raw)
         finally:
             self._taken(start, len(raw), first + k0, source, rows, sources, numbers, kinds, formats)
         return k, pos
 
     cdef int _scan_data(
-        self, bytes data, Py_ssize_t* at, Py_ssize_t* line, int fmt, Py_ssize_t limit, list raw
+        self, bytes data, Py_ssize_t size, Py_ssize_t* at, Py_ssize_t* line, int fmt,
+        Py_ssize_t limit, list raw,
     ) except -1:
-        """scan_data's loop: texts into ``raw`` (None: a span), ``at`` and ``line``
-        moved past what was taken."""
-        cdef Py_ssize_t size = PyBytes_GET_SIZE(data)
+        """scan_data's loop over ``data[:size]`` (``size`` checked by the caller):
+        texts into ``raw`` (None: a span), ``at`` and ``line`` moved past what was
+        taken."""
         cdef const uint8_t* base = <const uint8_t*>PyBytes_AS_STRING(data)
         cdef const uint8_t* p
         cdef const uint8_t* nl
@@ -491,19 +499,3 @@ cdef class Packed:
             memcpy(out, PyBytes_AS_STRING(data) + sp.start, sp.length)
             out[sp.length] = 125
             raw[i] = text
-
-
-def count_lines(bytes data):
-    """The newlines in ``data``, by memchr (bytes.count walks it a byte at a time:
-    on a 64 KiB chunk that cost what splitting it into lines did)."""
-    cdef const char* p = PyBytes_AS_STRING(data)
-    cdef const char* end = p + PyBytes_GET_SIZE(data)
-    cdef const char* q
-    cdef Py_ssize_t n = 0
-    while p < end:
-        q = <const char*>memchr(p, 10, end - p)
-        if q == NULL:
-            break
-        n += 1
-        p = q + 1
-    return n

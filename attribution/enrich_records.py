@@ -44,7 +44,7 @@ from attribution.enrich_decode import (
     fast_format,
     fast_marker,
 )
-from attribution.enrich_sources import IDLE, MAX_LINE, Chunk, split_lines
+from attribution.enrich_sources import IDLE, MAX_LINE, NEXT, Chunk, split_lines, whole_parts
 from attribution.flowformats import MAPPINGS, ObjectSplitter, detect, is_marker
 from attribution.reports.records import RecordError
 from ribd.checks import MAX_DEPTH, too_deep
@@ -327,128 +327,133 @@ def read_batches(
 
     guess = fmt or "goflow2"  # the struct to decode with: the last record's format
     decoders = DECODERS
+    following: dict[str, int] = {}  # each source's next line number (Chunk.first NEXT)
     for chunk in chunks:
         if chunk is IDLE:
             if batch._rows or formats:
                 yield take()
             continue
         source = chunk.source
-        lines = chunk.lines
-        first = chunk.first
+        first = following.get(source, 1) if chunk.first == NEXT else chunk.first
         pending = splitters.get(source)
-        if lines is None:  # whole lines in one bytes object: the compiled reader's from there
-            data = chunk.data or b""
-            k = pos = 0
-            while (
-                scanner is not None and (pending is None or not pending.parts) and pos < len(data)
-            ):
-                got = len(batch._rows)
-                k, pos = batch.packed.scan_data(
-                    data,
-                    pos,
-                    k,
-                    first,
-                    source,
-                    scan_fmt,
-                    size,
-                    batch._rows,
-                    batch._raw,
-                    batch.sources,
-                    batch.lines,
-                    batch.formats,
-                    formats,
-                )
-                if len(batch._rows) > got:
-                    batch.lazy = batch.spans = True
-                if len(batch._rows) < size:
-                    break
-                yield take()
-            if pos >= len(data):
-                continue
-            lines = split_lines(data[pos:])  # the rest, a bytes object a line
-            first += k
-        n = len(lines)
-        k = 0
-        ascii_chunk: bool | None = None  # whole-chunk checks, made when Python needs them
-        openers: list[int] = []
-        while k < n:
-            if scanner is not None and (pending is None or not pending.parts):
-                # the compiled reader takes what it can, up to a full batch
-                got = len(batch._rows)
-                k = batch.packed.scan(
-                    lines,
-                    k,
-                    first,
-                    source,
-                    scan_fmt,
-                    size,
-                    batch._rows,
-                    batch._raw,
-                    batch.sources,
-                    batch.lines,
-                    batch.formats,
-                    formats,
-                )
-                if len(batch._rows) > got:
-                    batch.lazy = True
+        parts: list = [chunk.lines] if chunk.lines is not None else whole_parts(chunk)
+        for part in parts:
+            if type(part) is list:
+                lines = part
+            else:  # whole lines in one bytes object: the compiled reader's from there
+                data, pos, end = part
+                k = 0
+                while scanner is not None and (pending is None or not pending.parts) and pos < end:
+                    got = len(batch._rows)
+                    k, pos = batch.packed.scan_data(
+                        data,
+                        pos,
+                        k,
+                        first,
+                        source,
+                        scan_fmt,
+                        size,
+                        batch._rows,
+                        batch._raw,
+                        batch.sources,
+                        batch.lines,
+                        batch.formats,
+                        formats,
+                        end,
+                    )
+                    if len(batch._rows) > got:
+                        batch.lazy = batch.spans = True
+                    if len(batch._rows) < size:
+                        break
+                    yield take()
+                first += k
+                if pos >= end:
+                    continue
+                lines = split_lines(data[pos:end])  # the rest, a bytes object a line
+            n = len(lines)
+            k = 0
+            ascii_chunk: bool | None = None  # whole-chunk checks, made when Python needs them
+            openers: list[int] = []
+            while k < n:
+                if scanner is not None and (pending is None or not pending.parts):
+                    # the compiled reader takes what it can, up to a full batch
+                    got = len(batch._rows)
+                    k = batch.packed.scan(
+                        lines,
+                        k,
+                        first,
+                        source,
+                        scan_fmt,
+                        size,
+                        batch._rows,
+                        batch._raw,
+                        batch.sources,
+                        batch.lines,
+                        batch.formats,
+                        formats,
+                    )
+                    if len(batch._rows) > got:
+                        batch.lazy = True
+                    if len(batch._rows) >= size:
+                        yield take()
+                        continue
+                    if k >= n:
+                        break
+                if ascii_chunk is None:
+                    try:  # whole-chunk checks instead of per-line ones, in C
+                        data = b"\n".join(lines)  # type: ignore[arg-type]
+                    except TypeError:  # an over-long line (None) in it
+                        ascii_chunk = False
+                        openers = [_count_openers(t) for t in lines]
+                    else:
+                        ascii_chunk = data.isascii()
+                        # each line's { and [ (a bound on its depth), one pass over the chunk
+                        openers = list(map(len, data.translate(None, _NOT_OPENERS).split(b"\n")))
+                text = lines[k]
+                number = first + k
+                k += 1
+                if text is None:
+                    counters.read += 1
+                    counters.add_bad(
+                        "too_long", _where(source, number), f"line longer than {MAX_LINE} bytes"
+                    )
+                    continue
+                if text[-2:] == b",}":  # nfdump -o json-log ends its objects so
+                    text = text[:-2] + b"}"
+                if (
+                    (pending is None or not pending.parts)
+                    and text[:1] == b"{"
+                    and text[-1:] == b"}"
+                    and (ascii_chunk or text.isascii())
+                    and openers[k - 1] <= MAX_DEPTH
+                ):
+                    try:
+                        r = decoders[guess](text)
+                        kind = fmt or fast_format(r)
+                        if kind is not None and kind != guess:  # another format: its struct
+                            guess = kind
+                            r = decoders[kind](text)
+                    except FAST_ERRORS:
+                        r = None
+                        if fmt is None:  # its own format's struct decides, not the last one's
+                            r, kind = _own_struct(text, guess)
+                            guess = kind or guess
+                    if r is not None and kind is not None:
+                        if fast_marker(kind, r):
+                            continue
+                        row = fast[kind](r)
+                        if row is not None:
+                            formats[kind] = formats.get(kind, 0) + 1
+                            add(source, number, kind, text, row)
+                            if len(batch._rows) >= size:
+                                yield take()
+                            continue
+                generic(source, number, text)
+                pending = splitters.get(source)
                 if len(batch._rows) >= size:
                     yield take()
-                    continue
-                if k >= n:
-                    break
-            if ascii_chunk is None:
-                try:  # whole-chunk checks instead of per-line ones, in C
-                    data = b"\n".join(lines)  # type: ignore[arg-type]
-                except TypeError:  # an over-long line (None) in it
-                    ascii_chunk = False
-                    openers = [_count_openers(t) for t in lines]
-                else:
-                    ascii_chunk = data.isascii()
-                    # each line's { and [ (a bound on its depth), one pass over the chunk
-                    openers = list(map(len, data.translate(None, _NOT_OPENERS).split(b"\n")))
-            text = lines[k]
-            number = first + k
-            k += 1
-            if text is None:
-                counters.read += 1
-                counters.add_bad(
-                    "too_long", _where(source, number), f"line longer than {MAX_LINE} bytes"
-                )
-                continue
-            if text[-2:] == b",}":  # nfdump -o json-log ends its objects so
-                text = text[:-2] + b"}"
-            if (
-                (pending is None or not pending.parts)
-                and text[:1] == b"{"
-                and text[-1:] == b"}"
-                and (ascii_chunk or text.isascii())
-                and openers[k - 1] <= MAX_DEPTH
-            ):
-                try:
-                    r = decoders[guess](text)
-                    kind = fmt or fast_format(r)
-                    if kind is not None and kind != guess:  # another format: its struct
-                        guess = kind
-                        r = decoders[kind](text)
-                except FAST_ERRORS:
-                    r = None
-                    if fmt is None:  # its own format's struct decides, not the last one's
-                        r, kind = _own_struct(text, guess)
-                        guess = kind or guess
-                if r is not None and kind is not None:
-                    if fast_marker(kind, r):
-                        continue
-                    row = fast[kind](r)
-                    if row is not None:
-                        formats[kind] = formats.get(kind, 0) + 1
-                        add(source, number, kind, text, row)
-                        if len(batch._rows) >= size:
-                            yield take()
-                        continue
-            generic(source, number, text)
-            pending = splitters.get(source)
-            if len(batch._rows) >= size:
-                yield take()
+            first += n
+        following[source] = first
     for source, split in splitters.items():
         done = split.flush()
         if done is not None:

@@ -13,13 +13,9 @@ import time
 from collections.abc import Callable, Iterator
 from typing import IO, NamedTuple, Protocol
 
-try:  # newlines counted by memchr, where the compiled reader is built
-    from attribution._enrich_scan import count_lines
-except ImportError:  # pragma: no cover - no C compiler
-    count_lines = None
-
 MAX_LINE = 1 << 20  # a record line longer than this is refused (counted as too_long)
 IDLE = None  # a source yields it when no input came for a while: flush the batch
+NEXT = -1  # Chunk.first: the line after the previous chunk of the same source
 
 
 class Chunk(NamedTuple):
@@ -27,23 +23,42 @@ class Chunk(NamedTuple):
 
     Lines travel in chunks, not one by one: a generator step and a tuple per
     line cost more than decoding the line does. A whole-lines splitter
-    (``_Splitter(name, whole=True)``) gives them as ``data`` instead, complete
-    lines each ending in a newline, and ``lines`` None: the compiled reader
-    takes records from it without a bytes object a line (attribution.enrich_records
-    splits what it leaves).
+    (``_Splitter(name, whole=True)``) gives them as ``data[start:end]``
+    instead (end -1: to its end), complete lines each ending in a newline,
+    after ``head`` (the line the read before began, when there was one), and
+    ``lines`` None: the compiled reader takes records from the read as it
+    came, without a bytes object a line or a copy of the read
+    (attribution.enrich_records splits what it leaves). Such a splitter
+    does not count the newlines (the reader finds each one anyway): its
+    chunks after the first have ``first`` NEXT, numbered on from the
+    previous chunk of the same source by whoever reads them.
     """
 
     source: str
-    first: int
+    first: int  # or NEXT
     lines: list[bytes | None] | None  # an item None: longer than MAX_LINE
     data: bytes | None = None
+    start: int = 0
+    end: int = -1
+    head: bytes | None = None  # a complete line before data[start:end]
+
+
+def whole_parts(chunk: Chunk) -> list[tuple[bytes, int, int]]:
+    """A whole chunk's (data, start, end) pieces in order: its head, then its
+    read's complete lines (end -1: to the end of data)."""
+    parts = [] if chunk.head is None else [(chunk.head, 0, len(chunk.head))]
+    if chunk.data:
+        end = len(chunk.data) if chunk.end < 0 else chunk.end
+        if end > chunk.start:
+            parts.append((chunk.data, chunk.start, end))
+    return parts
 
 
 def chunk_lines(chunk: Chunk) -> list[bytes | None]:
     """A chunk's lines, split from its data when it came whole."""
     if chunk.lines is not None:
         return chunk.lines
-    return split_lines(chunk.data or b"")
+    return [line for data, a, b in whole_parts(chunk) for line in split_lines(data[a:b])]
 
 
 def split_lines(data: bytes) -> list[bytes | None]:
@@ -64,6 +79,10 @@ class _Splitter:
         self.skipping = False  # inside an over-long line: drop until its newline
         self.max_line = max_line
         self.whole = whole  # complete lines as one bytes object where none can be too long
+        self.counted = True  # self.number is the last line's (not after a whole chunk)
+
+    def _first(self) -> int:
+        return self.number + 1 if self.counted else NEXT
 
     def feed(self, data: bytes) -> Chunk | None:
         if self.whole and not self.skipping and len(self.buf) + len(data) <= self.max_line:
@@ -78,7 +97,7 @@ class _Splitter:
         limit = self.max_line
         if len(data) > limit and parts and max(map(len, parts)) > limit:  # else none can be
             parts = [p if len(p) <= limit else None for p in parts]  # type: ignore[misc]
-        first = self.number + 1
+        first = self._first()
         self.number += len(parts)
         lines: list[bytes | None] = parts  # type: ignore[assignment]
         if len(rest) > limit:
@@ -93,21 +112,22 @@ class _Splitter:
         return Chunk(self.name, first, lines) if lines else None
 
     def _whole(self, data: bytes) -> Chunk | None:
-        """The complete lines of the line begun before and ``data`` as one bytes
-        object, copied once (none when a read ends on a newline and nothing
-        was left over); the unfinished last line is kept for the next read."""
+        """The complete lines of ``data`` as a span of it (no copy), after the
+        line begun before completed (a copy of that line alone); the unfinished
+        last line is kept for the next read. Newlines are not counted here."""
         cut = data.rfind(b"\n") + 1
         if not cut:
             self.buf += data
             return None
+        head = None
+        start = 0
         if self.buf:
-            out = b"".join((self.buf, memoryview(data)[:cut]))
-        else:
-            out = data if cut == len(data) else data[:cut]
+            start = data.find(b"\n") + 1
+            head = b"".join((self.buf, memoryview(data)[:start]))
         self.buf = data[cut:]
-        first = self.number + 1
-        self.number += count_lines(out) if count_lines else out.count(b"\n")
-        return Chunk(self.name, first, None, out)
+        first = self._first()
+        self.counted = False
+        return Chunk(self.name, first, None, data, start, -1 if cut == len(data) else cut, head)
 
     def rest(self) -> Chunk | None:
         """The last line when it has no newline (end of file, or a rotated file)."""
@@ -116,8 +136,9 @@ class _Splitter:
         self.skipping = False
         if not text or skipping:
             return None
+        first = self._first()
         self.number += 1
-        return Chunk(self.name, self.number, [text])
+        return Chunk(self.name, first, [text])
 
 
 def _some(chunk: Chunk | None) -> tuple[Chunk, ...]:

@@ -36,7 +36,7 @@ from attribution.answers import FLAG_NAMES
 from attribution.enrich import CSV_COLUMNS, resolve_batches
 from attribution.enrich_decode import FLOW_FIELDS
 from attribution.enrich_records import FlowBatch
-from attribution.enrich_sources import _Splitter, split_lines
+from attribution.enrich_sources import NEXT, _Splitter, chunk_lines
 from attribution.flowformats import ObjectSplitter, goflow2_to_flow, nfdump_to_flow
 from tests.attribution.helpers import wait_for_lines
 from tests.attribution.served import Server
@@ -314,11 +314,26 @@ def test_line_splitter_caps_line_length_and_keeps_counting():
     ]
 
 
+def numbered(chunks: list) -> list[tuple[int, bytes | None]]:
+    """(line number, line) of a source's chunks, NEXT numbered on from the chunk before."""
+    got: list[tuple[int, bytes | None]] = []
+    following = 1
+    for c in chunks:
+        if not c:
+            continue
+        first = following if c.first == NEXT else c.first
+        lines = chunk_lines(c)
+        got += [(first + k, text) for k, text in enumerate(lines)]
+        following = first + len(lines)
+    return got
+
+
 def test_whole_line_splitter_gives_the_lines_of_the_line_splitter_reads_cut_anywhere():
-    """Whole-lines chunks (one bytes object, copied at most once a read) hold the
-    lines, line numbers and over-long lines the line splitter gives, however
-    the reads cut them; a read ending on a newline with nothing left over is
-    handed on as it is (no copy)."""
+    """Whole-lines chunks (each read's complete lines as a span of it, the line
+    an earlier read began as a head of its own) hold the lines, line numbers and
+    over-long lines the line splitter gives, however the reads cut them; a read
+    is handed on as it is (no copy), and its newlines are not counted (a whole
+    chunk after the first is numbered on from the one before)."""
     rng = random.Random(3)
     for _ in range(300):
         lines = [b"x" * rng.choice((0, 1, 5, 9, 10, 11, 30)) for _ in range(rng.randint(0, 12))]
@@ -329,19 +344,18 @@ def test_whole_line_splitter_gives_the_lines_of_the_line_splitter_reads_cut_anyw
         got = {}
         for whole in (False, True):
             split = _Splitter("f", max_line=10, whole=whole)
-            chunks = [split.feed(r) for r in reads] + [split.rest()]
-            got[whole] = [
-                (c.first + k, text)
-                for c in chunks
-                if c
-                for k, text in enumerate(c.lines if c.lines is not None else split_lines(c.data))
-            ]
+            got[whole] = numbered([split.feed(r) for r in reads] + [split.rest()])
         assert got[True] == got[False], (reads, got)
     split = _Splitter("f", whole=True)
     read = b'{"a":1}\n{"a":2}\n'
-    assert split.feed(read).data is read
-    assert split.feed(b'{"a":3}\n{"a"').data == b'{"a":3}\n'
-    assert split.feed(b":4}\n").data == b'{"a":4}\n'
+    first = split.feed(read)
+    assert (first.data, first.first, first.start, first.end, first.head) == (read, 1, 0, -1, None)
+    read = b'{"a":3}\n{"a"'
+    second = split.feed(read)
+    assert (second.data, second.first, second.end) == (read, NEXT, 8)
+    assert chunk_lines(second) == [b'{"a":3}']
+    third = split.feed(b":4}\n{}\n")
+    assert (third.head, third.start, chunk_lines(third)) == (b'{"a":4}\n', 4, [b'{"a":4}', b"{}"])
 
 
 def test_goflow2_mapping_units_and_next_hops():

@@ -653,6 +653,26 @@ def test_chunk_boundaries_write_the_same_json_lines_with_either_reader(server, t
 
 
 @needs_scanner
-def test_the_compiled_newline_count_is_bytes_count():
-    for data in [b"", b"x", b"\n", b"a\nb\n\n", b"\n" * 1000 + b"x", bytes(range(256)) * 300]:
-        assert er._enrich_scan.count_lines(data) == data.count(b"\n")
+def test_the_scanner_reads_a_chunk_only_up_to_its_end():
+    """scan_data's ``end`` (a read's complete lines, scanned where they lie):
+    a line is cut at ``end`` as at the end of the data, nothing past it is
+    taken, and an end or offset outside the data is an error, not a read."""
+    line = _good_lines(1)[0]
+    data = line + b"\n" + line + b"\n"
+
+    def scan(pos: int, end: int) -> tuple[int, int, int]:
+        packed = er._enrich_scan.Packed(er.canonical_exporter, 16)
+        rows: list = []
+        raw: list = []
+        k, at = packed.scan_data(data, pos, 0, 1, "t", -1, 16, rows, raw, [], [], [], {}, end)
+        return k, at, len(raw)
+
+    n = len(line) + 1
+    assert scan(0, -1) == (2, 2 * n, 2)
+    assert scan(0, n) == (1, n, 1)
+    assert scan(0, 2 * n - 2) == (1, n, 1)  # the second line without its closing brace
+    assert scan(n, 2 * n) == (1, 2 * n, 1)
+    assert scan(n, n) == (0, n, 0)
+    for pos, end in ((0, 2 * n + 1), (n + 1, n), (-1, n)):
+        with pytest.raises(ValueError):
+            scan(pos, end)
