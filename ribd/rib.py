@@ -170,12 +170,20 @@ class Rib(SessionHandling, Maintenance, Reads):
         """Apply the events of one ExaBGP line atomically."""
         with self.lock:
             allowed = self.neighbors
+            routers = self.routers
             for event in events:
-                if type(event) is RoutesAnnounced:  # most events: skip a dispatch call
+                kind = type(event)
+                if kind is RoutesAnnounced:  # most events: skip a dispatch call
                     if allowed is not None and event.neighbor not in allowed:
                         self.unknown_neighbor_events += 1
                         continue
                     self._announce(event)
+                elif kind is UpdateTime:  # one per raw UPDATE: as _apply does it, inline
+                    if allowed is not None and event.neighbor not in allowed:
+                        self.unknown_neighbor_events += 1
+                        continue
+                    r = routers.get(event.neighbor) or self.router(event.neighbor)
+                    r.last_update = event.time
                 else:
                     self._apply(event)
 
