@@ -38,6 +38,7 @@ names, so ``from ribd.rib import ...`` keeps working):
   steps (mixed into ``Rib``).
 * ``ribd.reads``: lookup, exact, routes and the slot helpers compiled lookup
   tables share (mixed into ``Rib``).
+* ``ribd.withdraw``: withdrawing a router's paths (mixed into ``Rib``).
 * Here: ``Rib`` itself, applying UPDATEs (the ingest hot loop) and the
   store merge, whose ``MERGE_UNLOCKED`` threshold tests tune on this module.
 """
@@ -95,13 +96,14 @@ from ribd.table import (
     RouterRib,
     preference_key,
 )
+from ribd.withdraw import Withdrawals
 
 # Prefixes of one UPDATE, from this many, that ``Rib._announce_shared`` tries
 # to write at once (below, the general loop costs about as much as its checks).
 SHARED_AT_LEAST = 4
 
 
-class Rib(SessionHandling, Maintenance, Reads):
+class Rib(SessionHandling, Maintenance, Reads, Withdrawals):
     """All routers' RIBs. Apply events with ``apply``; look up with ``lookup``."""
 
     def __init__(
@@ -422,50 +424,6 @@ class Rib(SessionHandling, Maintenance, Reads):
         paths.sort(key=preference_key)
         ps = PathSet(paths)
         return self._pathsets.setdefault(ps, ps), added
-
-    def _withdraw(self, ev: RoutesWithdrawn) -> None:
-        r = self.routers.get(ev.neighbor) or self.router(ev.neighbor)
-        fs = r.families[ev.family]
-        fs.writes += len(ev.prefixes)
-        table = self.tables[ev.family]
-        store = table.store
-        locate = store.locate
-        slot, stale = fs.slot, fs.stale_slot
-        path_ids = ev.path_ids
-        for i, prefix in enumerate(ev.prefixes):
-            # The index found once serves every write below (FamilyTable.put).
-            at, entry = locate(prefix)
-            if entry is None:
-                continue
-            if stale is not None and stale < len(entry) and entry[stale] is not None:
-                fs.stale_prefixes -= 1
-                table.put(prefix, entry, stale, None, at=at)
-                entry = store.values[at] if at >= 0 else store.get(prefix)
-                if entry is None:
-                    continue
-            old = entry[slot] if slot < len(entry) else None
-            if old is None:
-                continue
-            path_id = 0 if path_ids is None else path_ids[i]
-            if type(old) is PathAttributes:
-                if path_id != 0:
-                    continue
-                new: object = None
-            else:
-                remaining = [p for p in old if p[0] != path_id]  # type: ignore[attr-defined]
-                if len(remaining) == len(old):  # type: ignore[arg-type]
-                    continue
-                if not remaining:
-                    new = None
-                elif len(remaining) == 1 and remaining[0][0] == 0:
-                    new = remaining[0][1]
-                else:
-                    ps = PathSet(remaining)
-                    new = self._pathsets.setdefault(ps, ps)
-            fs.paths -= 1
-            if new is None:
-                fs.prefixes -= 1
-            table.put(prefix, entry, slot, new, at=at)
 
     # -- merging a store's new prefixes (maintenance and view builds) -------
 
