@@ -11,6 +11,7 @@ import sys
 from collections import deque
 from collections.abc import Sequence
 from hashlib import blake2b
+from itertools import compress, starmap
 from operator import attrgetter
 
 import orjson
@@ -273,26 +274,47 @@ class AttributeInterner:
             held = self._cores[key] = list(held)
         return held
 
-    def load_sets(self, helds: list[list], sets: list[PathAttributes], most: int) -> None:
+    def load_cores(self, hashes: list[int], cores: list[PathCore]) -> list[list]:
+        """``load_core`` for each core (``hashes``: each one's ``core_key``), in one
+        dict update when this interner holds nothing yet and no two hashes are
+        equal (a snapshot load into its own interner: the common case)."""
+        if not self._cores and not self._crowd:
+            helds = [[c] for c in cores]
+            self._cores.update(zip(hashes, helds, strict=True))
+            if len(self._cores) == len(hashes):
+                return helds
+            self._cores.clear()  # two equal hashes: one at a time, compared
+        return list(map(self.load_core, hashes, cores))
+
+    def load_sets(self, helds: list[list], sets: list[PathAttributes], late: Sequence[int]) -> None:
         """Hold ``sets``, built elsewhere (a snapshot's), each on the core of its list
         in ``helds`` (``load_core``'s). No digest per set: a core's list takes its sets
         unkeyed, up to SCAN_VARIANTS; past that, by a digest of the row as ``intern``
         does, and a set equal to one held there is replaced in ``sets`` by it.
 
-        ``most``: the longest any of those lists will get (the caller counts: it
-        knows its lists); when every list stays scannable, one C loop appends."""
-        if most <= SCAN_VARIANTS + 1:
+        ``late``: the indexes (ascending) of the sets past the SCAN_VARIANTS
+        first of their core (the caller counts, vectorised: it knows its lists,
+        fresh from ``load_core``); the others go in with one C loop."""
+        if not len(late):
             deque(map(list.append, helds, sets), maxlen=0)
             self._count += len(sets)
         else:
-            self._load_sets(helds, sets)
+            early = bytearray(b"\x01") * len(sets)
+            for i in late:
+                early[i] = 0
+            deque(starmap(list.append, compress(zip(helds, sets, strict=True), early)), maxlen=0)
+            self._count += len(sets) - len(late)
+            self._load_sets(helds, sets, late)
         cores = self._cores
         for key, held in cores.items():  # (values replaced, no key added: safe)
             if type(held) is list:
                 cores[key] = tuple(held)
 
-    def _load_sets(self, helds: list[list], sets: list[PathAttributes]) -> None:
-        for i, (held, attrs) in enumerate(zip(helds, sets, strict=True)):
+    def _load_sets(
+        self, helds: list[list], sets: list[PathAttributes], late: Sequence[int]
+    ) -> None:
+        for i in late:
+            held, attrs = helds[i], sets[i]
             if len(held) <= SCAN_VARIANTS:
                 held.append(attrs)
                 self._count += 1

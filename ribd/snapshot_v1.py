@@ -62,6 +62,7 @@ from ribd.checks import (
     u32,
     u32_list,
 )
+from ribd.entries import OVERLAY_SLOTS
 from ribd.events import FAMILIES, IPV4_UNICAST
 from ribd.prefixes import BadPrefix, normalise_prefix
 from ribd.rib import FamilyTable, PathSet, Rib, RouterRib, preference_key
@@ -393,8 +394,16 @@ class _Loaded:
         by_pattern: dict[int, int] = {}  # id of a shared counts tuple -> prefixes using it
         pattern_of: dict[int, tuple[int, ...]] = {}
         intern = table.intern
+        if len(self.routers) >= OVERLAY_SLOTS:  # rows shared, as format 2's loader does
+            from ribd.snapshot_v2_load import wide_entries_of  # (it imports this module)
+
+            wide = wide_entries_of([values[e] for e in used], len(self.routers), table)
+            for e, entry in zip(used, wide, strict=True):
+                built[e] = entry  # type: ignore[assignment]
+        else:
+            for e in used:
+                built[e] = intern(tuple(values[e]))
         for e, times in used.items():
-            built[e] = intern(tuple(values[e]))
             pattern = counts[e]
             key = id(pattern)
             if key in by_pattern:

@@ -13,12 +13,18 @@ the RIB until all of it has passed (``ribd.snapshot.commit``).
 from __future__ import annotations
 
 import sys
-from itertools import pairwise
+from itertools import chain, pairwise
 
 import numpy as np
 import orjson
 
-from ribd.attributes import AS_SEQUENCE, AttributeInterner, PathAttributes, PathCore
+from ribd import interner as _interner
+from ribd.attributes import (
+    AS_SEQUENCE,
+    AttributeInterner,
+    PathAttributes,
+    PathCore,
+)
 from ribd.attributes import derive_as_numbers as _derive
 from ribd.checks import MAX_TEXT, address, ipv4, show, text
 from ribd.entries import OVERLAY_MAX, OVERLAY_SLOTS, Overlay
@@ -169,7 +175,7 @@ class Loaded:
         cores = [
             PathCore(*r, *d) for r, d in zip(rows, map(derived.__getitem__, col_path), strict=True)
         ]
-        helds = list(map(self.interner.load_core, keys, cores))
+        helds = self.interner.load_cores(keys, cores)
         return helds
 
     def _sets(
@@ -220,9 +226,7 @@ class Loaded:
                 map(lists["clusters"].__getitem__, picks[4]),
             )
         )
-        # The lists are fresh from load_core (the core alone): each gets 1 + its sets.
-        most = 1 + int(np.bincount(rows[keep, 0]).max()) if len(keep) else 1
-        self.interner.load_sets(held, built, most)
+        self.interner.load_sets(held, built, _late(rows[keep, 0]))
         if len(keep) == n:  # no two rows equal: the common case
             return built
         position = np.cumsum(unique) - 1
@@ -398,6 +402,35 @@ def _tuples(codes: np.ndarray, present: np.ndarray, table: np.ndarray) -> list[t
     ]
 
 
+def wide_entries_of(entries: list[list], n_routers: int, table: FamilyTable) -> list[object]:
+    """Format 1's entries (each a list of values per router, trailing Nones
+    dropped) as ``_wide_entries`` makes format 2's, interned in ``table``: a
+    matrix of codes (one per distinct value object, in C loops), then the
+    same rows and Overlays."""
+    objects: list[object] = [None]
+    code: dict[int, int] = {id(None): -1}
+    for values in entries:
+        for v in values:
+            if id(v) not in code:
+                code[id(v)] = len(objects) - 1
+                objects.append(v)
+    padded = chain.from_iterable(values + [None] * (n_routers - len(values)) for values in entries)
+    matrix = np.fromiter(
+        map(code.__getitem__, map(id, padded)), dtype=np.int32, count=len(entries) * n_routers
+    ).reshape(len(entries), n_routers)
+    table_objects = np.empty(len(objects), dtype=object)
+    table_objects[:] = objects
+    setdefault = table._entries.setdefault
+    out = []
+    for e in _wide_entries(matrix, 1, table_objects):
+        if type(e) is Overlay:
+            row = setdefault(e.row, e.row)
+            out.append(e if row is e.row else Overlay(row, e.over))
+        else:
+            out.append(setdefault(e, e))
+    return out
+
+
 def _wide_entries(matrix: np.ndarray, offset: int, table: np.ndarray) -> list[object]:
     """The entries of a snapshot of OVERLAY_SLOTS routers or more, as ingest keeps
     them (``ribd.entries``): the rows the entries of a set share
@@ -428,6 +461,20 @@ def _wide_entries(matrix: np.ndarray, offset: int, table: np.ndarray) -> list[ob
         for e, a, b in zip(owners[starts].tolist(), starts.tolist(), ends.tolist(), strict=True):
             entries[e] = Overlay(entries[e], tuple(cells[2 * a : 2 * b]))  # type: ignore[arg-type]
     return entries
+
+
+def _late(core: np.ndarray) -> list[int]:
+    """The indexes of the sets (``core``: each one's core) past the SCAN_VARIANTS
+    first of their core, ascending: what ``AttributeInterner.load_sets`` keys
+    by digest (the lists are fresh from ``load_core``: the core alone)."""
+    scan = _interner.SCAN_VARIANTS  # (read at each load: tests lower it)
+    if not len(core) or int(np.bincount(core).max()) <= scan:
+        return []
+    order = np.argsort(core, kind="stable")
+    ranked = core[order]
+    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
+    rank = np.arange(len(core)) - np.repeat(starts, np.diff(np.r_[starts, len(core)]))
+    return np.sort(order[rank >= scan]).tolist()
 
 
 def _canonical(values: list, column: np.ndarray, key=None) -> np.ndarray:

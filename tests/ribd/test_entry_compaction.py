@@ -13,6 +13,7 @@ import pytest
 
 import ribd.entries
 import ribd.rib
+import ribd.snapshot_v1
 import ribd.snapshot_v2_load
 import ribd.table
 from ribd.attributes import AS_SEQUENCE, make_attributes
@@ -104,7 +105,7 @@ def _restart(rib: Rib, tables: Tables, k: int) -> None:
 
 
 def _whole_tuples(monkeypatch) -> None:
-    for module in (ribd.entries, ribd.rib, ribd.table, ribd.snapshot_v2_load):
+    for module in (ribd.entries, ribd.rib, ribd.table, ribd.snapshot_v1, ribd.snapshot_v2_load):
         monkeypatch.setattr(module, "OVERLAY_SLOTS", 10**9)
 
 
@@ -156,12 +157,14 @@ def test_a_second_feed_gap_moves_rows_not_each_prefix(monkeypatch):
     assert _answers(run()[0], ROUTERS) == answers
 
 
-def test_a_snapshot_load_finds_the_shared_rows_again(tmp_path, monkeypatch):
-    """Before: one tuple as wide as the routers per distinct entry, 1.6x the bytes."""
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_snapshot_load_finds_the_shared_rows_again(tmp_path, monkeypatch, version):
+    """Before: one tuple as wide as the routers per distinct entry, 1.6x the
+    bytes (format 2 until 04:00 UTC on 2026-12-01, format 1 until 05:50)."""
     tables = Tables(3)
     rib = _loaded(tables)
     path = tmp_path / "rib.snapshot"
-    write_snapshot(rib, path, version=2)
+    write_snapshot(rib, path, version=version)
     loaded = Rib(stale_hold_time=300.0, clock=Clock())
     load_snapshot(loaded, path, hold_time=300.0)
     assert routes(loaded) == routes(rib)
