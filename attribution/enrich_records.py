@@ -36,7 +36,6 @@ from attribution.addresses import canonical_exporter
 from attribution.balancing import FailoverStats
 from attribution.enrich_decode import (
     ANSWER_FIELDS,
-    ANSWER_SET,
     DECODERS,
     FAST,
     FAST_ERRORS,
@@ -44,10 +43,10 @@ from attribution.enrich_decode import (
     fast_format,
     fast_marker,
 )
+from attribution.enrich_generic import count_openers, own_struct, parse_record, row_of, where
 from attribution.enrich_sources import IDLE, MAX_LINE, NEXT, Chunk, split_lines, whole_parts
-from attribution.flowformats import MAPPINGS, ObjectSplitter, detect, is_marker
-from attribution.reports.records import RecordError
-from ribd.checks import MAX_DEPTH, too_deep
+from attribution.flowformats import ObjectSplitter
+from ribd.checks import MAX_DEPTH
 
 try:
     from attribution import _enrich_scan
@@ -214,61 +213,6 @@ class FlowBatch:
         return orjson.loads(self.raw[i])
 
 
-def row_of(kind: str, text: bytes) -> tuple:
-    """The row of a record the compiled reader took: what the msgspec path
-    gives, else the generic mapping (the compiled reader takes only records
-    both map without error)."""
-    try:
-        row = FAST[kind](DECODERS[kind](text))
-    except FAST_ERRORS:
-        row = None
-    if row is None:
-        flow = MAPPINGS[kind](orjson.loads(text))
-        row = tuple(flow.get(k) for k in FLOW_FIELDS)
-    return row
-
-
-# --------------------------------------------------------------------------- generic path
-
-
-def parse_record(
-    text: bytes, fmt: str | None, where: str, counters: Counters
-) -> tuple[str, bytes, tuple] | None:
-    """One object's text -> (format, text without answer-named fields, row); None
-    for a marker or a bad record (counted, with ``where`` and the reason)."""
-    try:
-        obj = orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        counters.read += 1
-        counters.add_bad("bad_json", where, f"not JSON ({exc})")
-        return None
-    if type(obj) is not dict:
-        counters.read += 1
-        counters.add_bad("bad_record", where, f"expected a JSON object, got {type(obj).__name__}")
-        return None
-    kind = fmt or detect(obj)
-    if kind is not None and is_marker(kind, obj):
-        return None
-    if kind is None:
-        counters.read += 1
-        keys = ", ".join(list(obj)[:6])
-        counters.add_bad("unknown_format", where, f"no known format has these fields: {keys}")
-        return None
-    counters.add_formats({kind: 1})
-    if too_deep(obj):
-        counters.add_bad("bad_record", where, f"nested deeper than {MAX_DEPTH}")
-        return None
-    try:
-        flow = MAPPINGS[kind](obj)
-    except RecordError as exc:
-        counters.add_bad("bad_record", where, f"{kind}: {exc}")
-        return None
-    if not ANSWER_SET.isdisjoint(obj):
-        text = orjson.dumps({k: v for k, v in obj.items() if k not in ANSWER_SET})
-    row = tuple(flow.get(k) for k in FLOW_FIELDS)
-    return kind, text, row
-
-
 # --------------------------------------------------------------------------- the reader
 
 
@@ -312,7 +256,7 @@ def read_batches(
         if split is None:
             split = splitters[source] = ObjectSplitter()
         for start, obj in split.feed_many(number, text):
-            got = parse_record(obj, fmt, _where(source, start), counters)
+            got = parse_record(obj, fmt, where(source, start), counters)
             if got is not None:
                 add(source, start, *got)
 
@@ -404,7 +348,7 @@ def read_batches(
                         data = b"\n".join(lines)  # type: ignore[arg-type]
                     except TypeError:  # an over-long line (None) in it
                         ascii_chunk = False
-                        openers = [_count_openers(t) for t in lines]
+                        openers = [count_openers(t) for t in lines]
                     else:
                         ascii_chunk = data.isascii()
                         # each line's { and [ (a bound on its depth), one pass over the chunk
@@ -415,7 +359,7 @@ def read_batches(
                 if text is None:
                     counters.read += 1
                     counters.add_bad(
-                        "too_long", _where(source, number), f"line longer than {MAX_LINE} bytes"
+                        "too_long", where(source, number), f"line longer than {MAX_LINE} bytes"
                     )
                     continue
                 if text[-2:] == b",}":  # nfdump -o json-log ends its objects so
@@ -436,7 +380,7 @@ def read_batches(
                     except FAST_ERRORS:
                         r = None
                         if fmt is None:  # its own format's struct decides, not the last one's
-                            r, kind = _own_struct(text, guess)
+                            r, kind = own_struct(text, guess)
                             guess = kind or guess
                     if r is not None and kind is not None:
                         if fast_marker(kind, r):
@@ -457,48 +401,15 @@ def read_batches(
     for source, split in splitters.items():
         done = split.flush()
         if done is not None:
-            got = parse_record(done[1], fmt, _where(source, done[0]), counters)
+            got = parse_record(done[1], fmt, where(source, done[0]), counters)
             if got is not None:
                 add(source, done[0], *got)
     if batch._rows or formats:
         yield take()
 
 
-def _own_struct(text: bytes, tried: str) -> tuple[Any, str | None]:
-    """A record the last record's struct could not decode, with its own
-    format's struct (found by decoding with the others): (struct, format),
-    (None, None) if that fails too. So whether a record takes the fast path
-    depends on it alone, not on the records before it (msgspec and orjson
-    differ on a few numbers, such as 1e999)."""
-    for kind, decode in DECODERS.items():
-        if kind == tried:
-            continue
-        try:
-            r = decode(text)
-        except FAST_ERRORS:
-            continue
-        own = fast_format(r)
-        if own is None or own == tried:
-            return None, None
-        if own == kind:
-            return r, own
-        try:
-            return DECODERS[own](text), own
-        except FAST_ERRORS:
-            return None, None
-    return None, None
-
-
 _SCAN_KINDS = {"goflow2": 0, "pmacct": 1, "nfdump": 2, "native": 3}
 _NOT_OPENERS = bytes(b for b in range(256) if b not in b"{[\n")
-
-
-def _count_openers(text: bytes | None) -> int:
-    return 0 if text is None else text.count(b"{") + text.count(b"[")
-
-
-def _where(source: str, number: int) -> str:
-    return f"{'stdin' if source == '-' else source}:{number}"
 
 
 __all__ = [
