@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import select
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,6 +16,8 @@ from typing import IO, NamedTuple, Protocol
 
 MAX_LINE = 1 << 20  # a record line longer than this is refused (counted as too_long)
 IDLE = None  # a source yields it when no input came for a while: flush the batch
+PIPE_READ = 1 << 16  # bytes a read from a pipe (stdin)
+FILE_READ = 1 << 18  # from a regular file (no select first: it is never quiet)
 NEXT = -1  # Chunk.first: the line after the previous chunk of the same source
 
 
@@ -157,17 +160,24 @@ def read_fd(
     fd: int,
     name: str,
     idle: float = 0.5,
-    chunk: int = 1 << 16,
+    chunk: int | None = None,
     splitter: Callable[[str], Splitter] = _Splitter,
 ) -> Iterator[Chunk | None]:
-    """Lines of a pipe or file until end of file; IDLE when a pipe is quiet for ``idle`` s."""
+    """Lines of a pipe or file until end of file; IDLE when a pipe is quiet for ``idle`` s.
+
+    A regular file is never quiet: it is read without asking select() first,
+    in reads of FILE_READ bytes (a pipe's: PIPE_READ), so a run pays the
+    per-read Python and system calls a quarter as often."""
+    regular = stat.S_ISREG(os.fstat(fd).st_mode)
+    size = chunk or (FILE_READ if regular else PIPE_READ)
     split = splitter(name)
     while True:
-        ready, _, _ = select.select([fd], [], [], idle)
-        if not ready:
-            yield IDLE
-            continue
-        data = os.read(fd, chunk)
+        if not regular:
+            ready, _, _ = select.select([fd], [], [], idle)
+            if not ready:
+                yield IDLE
+                continue
+        data = os.read(fd, size)
         if not data:
             yield from _some(split.rest())
             return
