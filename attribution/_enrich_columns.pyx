@@ -189,11 +189,18 @@ def flow_columns(
         raise ValueError("raw and kinds differ in length")
     if fields is None:
         return None  # the scanner did not keep them: the rows are made
-    if type(fields) is not bytes:
-        raise TypeError("fields must be bytes")
-    if PyBytes_GET_SIZE(fields) < n * NSLOTS * FIELD:
-        raise ValueError("the field table is shorter than the batch")
-    fd_base = <const uint8_t*>PyBytes_AS_STRING(fields)
+    cdef const uint8_t[::1] fview
+    if type(fields) is bytes:
+        if PyBytes_GET_SIZE(fields) < n * NSLOTS * FIELD:
+            raise ValueError("the field table is shorter than the batch")
+        fd_base = <const uint8_t*>PyBytes_AS_STRING(fields)
+    elif type(fields) is memoryview:  # Packed.field_table's view (kept alive here by fview)
+        fview = fields
+        if fview.shape[0] < n * NSLOTS * FIELD:
+            raise ValueError("the field table is shorter than the batch")
+        fd_base = &fview[0] if fview.shape[0] else NULL
+    else:
+        raise TypeError("fields must be bytes or a memoryview")
     if spans is not None:
         if type(spans) is not bytes:
             raise TypeError("spans must be bytes")

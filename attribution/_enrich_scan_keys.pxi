@@ -66,6 +66,9 @@ DEF NKEYS = 49
 
 # per format (F_*), per slot: the key id it is read from (0: the format has none)
 cdef int _slot_key[3][NSLOTS]
+# per format, the slots it has a key for (_slot_used[kind][:_slot_count[kind]])
+cdef int _slot_used[3][NSLOTS]
+cdef int _slot_count[3]
 
 
 cdef void _setup_slots() noexcept:
@@ -111,6 +114,13 @@ cdef void _setup_slots() noexcept:
     _slot_key[F_NFDUMP][S_PKTS] = K_IN_PACKETS
     _slot_key[F_NFDUMP][S_T0] = K_LAST
     _slot_key[F_NFDUMP][S_T1] = K_FIRST
+    cdef int kind, slot
+    for kind in range(3):
+        _slot_count[kind] = 0
+        for slot in range(NSLOTS):
+            if _slot_key[kind][slot]:
+                _slot_used[kind][_slot_count[kind]] = slot
+                _slot_count[kind] += 1
 
 
 _setup_slots()

@@ -295,6 +295,33 @@ def test_a_batch_read_without_field_tables_takes_the_rows_path_with_the_same_val
 
 
 @needs_columns
+def test_the_field_table_is_a_view_the_table_cannot_move_under():
+    """Packed.field_table hands a read-only view of the scanner's table, not a
+    copy; while one is alive the table refuses to grow (it would move the
+    memory the view reads), and grows again once the view is gone. Records of
+    the three formats mixed in one table (only the slots a record has are
+    written) give the columns their rows give."""
+    data = b"\n".join(_clean(300, 12)) + b"\n"
+    chunk = _Splitter("-", whole=True).feed(data)
+    (batch,) = read_batches(iter([chunk]), None, Counters(), 4096, True)
+    assert len(batch) == 300 and batch.packed.taken == 300
+    view = batch.packed.field_table(len(batch))
+    assert type(view) is memoryview and view.readonly
+    assert len(view) == 300 * er.SCANNER.SLOTS * er.SCANNER.FIELD_SIZE
+    with pytest.raises(BufferError):
+        batch.packed.field_table(1 << 20)
+    made = ea.compiled_flows(batch, now=lambda: NOW)
+    assert made is not None and made["n"] == 300
+    del view
+    assert (
+        len(batch.packed.field_table(1 << 20))
+        == (1 << 20) * er.SCANNER.SLOTS * er.SCANNER.FIELD_SIZE
+    )
+    batch.rows  # noqa: B018 - made from the texts, as a writer asks for them
+    assert ea.compiled_flows(batch, now=lambda: NOW) is None  # rows made: the rows path
+
+
+@needs_columns
 def test_string_buffers_hold_the_values_pa_array_makes():
     rng = random.Random(8)
     for _ in range(200):
