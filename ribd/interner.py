@@ -128,6 +128,7 @@ class AttributeInterner:
         "_ints",
         "_overflow",
         "_paths",
+        "_policies",
         "_texts",
         "_tuples",
     )
@@ -142,6 +143,7 @@ class AttributeInterner:
         self._tuples: list = [_EMPTY] * SHARE_SLOTS  # large communities
         self._communities: list = [_EMPTY] * LARGE_SLOTS
         self._paths: list = [_EMPTY] * LARGE_SLOTS  # whole AS paths
+        self._policies: list = [_EMPTY] * SHARE_SLOTS  # (local_pref, originator, clusters)
         self._texts: dict = {}  # next hops, originator ids, cluster lists, ext. communities
 
     def __len__(self) -> int:
@@ -174,15 +176,10 @@ class AttributeInterner:
 
     def _find(self, held: list, row: Sequence) -> PathAttributes | None:
         (_, _, hop, pref, _, comms, _, _, orig_id, clusters, _, _) = row
+        policy = (pref, orig_id, clusters)
         for i in range(1, len(held)):
             a = held[i]
-            if (
-                a.next_hop == hop
-                and a.local_pref == pref
-                and a.communities == comms
-                and a.cluster_list == clusters
-                and a.originator_id == orig_id
-            ):
+            if a.next_hop == hop and a.communities == comms and a.policy == policy:
                 return a
         if len(held) > SCAN_VARIANTS:
             return self._overflow.get(_digest(tuple(row)))
@@ -240,15 +237,10 @@ class AttributeInterner:
         if held is None:
             held = cores[key] = (self._make_core(part),)
         else:  # _find, inlined
+            policy = (pref, orig_id, clusters)
             for i in range(1, len(held)):
                 a = held[i]
-                if (
-                    a.next_hop == hop
-                    and a.local_pref == pref
-                    and a.communities == comms
-                    and a.cluster_list == clusters
-                    and a.originator_id == orig_id
-                ):
+                if a.next_hop == hop and a.communities == comms and a.policy == policy:
                     return a
             if len(held) > SCAN_VARIANTS:
                 got = self._overflow.get(_digest(row))
@@ -327,9 +319,15 @@ class AttributeInterner:
             else:
                 sets[i] = got
 
-    def share_loaded(self, paths: list, communities: list, strings: list[str]) -> None:
-        """Offer values of loaded sets (AS paths, community lists, addresses ...) for
-        sharing with the sets built after, as if ``_make`` had seen them."""
+    def share_loaded(
+        self, paths: list, communities: list, strings: list[str], policies: Sequence = ()
+    ) -> None:
+        """Offer values of loaded sets (AS paths, community lists, addresses,
+        policies ...) for sharing with the sets built after, as if ``_make`` had
+        seen them."""
+        cache = self._policies
+        for p in policies:
+            cache[hash(p) % SHARE_SLOTS] = p
         cache = self._paths
         for p in paths:
             cache[hash(p) % LARGE_SLOTS] = p
@@ -382,7 +380,15 @@ class AttributeInterner:
             originator_id = texts.setdefault(originator_id, originator_id)
         if cluster_list:
             cluster_list = texts.setdefault(cluster_list, cluster_list)
-        return PathAttributes(core, next_hop, local_pref, communities, originator_id, cluster_list)
+        policy = (local_pref, originator_id, cluster_list)
+        cache = self._policies
+        i = hash(policy) % SHARE_SLOTS
+        seen = cache[i]
+        if seen == policy:
+            policy = seen
+        else:
+            cache[i] = policy
+        return PathAttributes(core, next_hop, communities, policy)
 
     def _make_core(self, row: tuple) -> PathCore:
         # Runs once per new core (~110k times per full table, then rarely: other
@@ -529,6 +535,12 @@ class AttributeInterner:
         self._crowd = {hash(_core_fields(c)) for c in crowded}
         del crowded
         getrefcount = sys.getrefcount
+        # Policies first: they hold strings of ``_texts`` and ints of ``_ints``.
+        caches = (self._policies, self._paths, self._communities, self._tuples, self._ints)
+        cache = caches[0]
+        for i in range(len(cache)):
+            if getrefcount(cache[i]) <= 2:  # the cache and getrefcount's argument
+                cache[i] = _EMPTY
         texts = self._texts
         keys = list(texts)
         # References: the dict's key and value, ``keys``, ``v``, getrefcount's argument.
@@ -536,7 +548,7 @@ class AttributeInterner:
             del texts[v]
         del keys
         # Paths and tuples first (they hold ints), then ints.
-        for cache in (self._paths, self._communities, self._tuples, self._ints):
+        for cache in caches[1:]:
             for i in range(len(cache)):
                 # References: the cache, ``v`` and getrefcount's argument.
                 v = cache[i]
@@ -545,7 +557,7 @@ class AttributeInterner:
 
     def shared_values(self) -> int:
         """How many values are held for sharing (tests, stats)."""
-        caches = (self._ints, self._tuples, self._communities, self._paths)
+        caches = (self._ints, self._tuples, self._communities, self._paths, self._policies)
         cached = sum(v is not _EMPTY for cache in caches for v in cache)
         return cached + len(self._texts)
 

@@ -152,12 +152,14 @@ def encode_v2(cap: Capture) -> bytes:
     a: Any = {}
     a["set_core"] = cores.indexes([s.core for s in sets])
     a["set_next_hop"] = addresses.indexes([s.next_hop for s in sets])
-    a["set_local_pref"] = [-1 if s.local_pref is None else s.local_pref for s in sets]
+    policies = [s.policy for s in sets]  # (local_pref, originator id, clusters): one read
+    a["set_local_pref"] = [-1 if p[0] is None else p[0] for p in policies]
     comms = _Table()
     a["set_communities"] = comms.indexes([s.communities for s in sets])
-    a["set_originator"] = addresses.indexes([s.originator_id for s in sets])
+    a["set_originator"] = addresses.indexes([p[1] for p in policies])
     clusters = _Table()
-    a["set_clusters"] = clusters.indexes([s.cluster_list for s in sets])
+    a["set_clusters"] = clusters.indexes([p[2] for p in policies])
+    del policies
     core_list: list[PathCore] = list(cores.rows)
     paths, larges, exts = _Table(), _Table(), _Table()
     a["core_path"] = paths.indexes([c.as_path for c in core_list])

@@ -90,7 +90,7 @@ class Loaded:
         cores = self._cores(arrays, paths, lists, texts)
         self.attributes = self._sets(arrays, cores, lists, addresses)
         self.n_sets = len(self.attributes)
-        self.interner.share_loaded(paths, lists["communities"], addresses)
+        self.interner.share_loaded(paths, lists["communities"], addresses, self.policies)
         objects, path_counts = self._pathsets(arrays)
         entries, matrix = self._entries(arrays, objects, path_counts)
         self.tables: dict[str, FamilyTable] = {}
@@ -212,18 +212,30 @@ class Loaded:
         first = _first_equal_rows(rows)
         unique = first == np.arange(n)
         keep = np.flatnonzero(unique)
-        picks = [x[keep].tolist() for x in (rows[:, 0], hop, comms, orig, clusters)]
+        picks = [x[keep].tolist() for x in (rows[:, 0], hop, comms)]
         held = list(map(helds.__getitem__, picks[0]))
         cores = [h[0] for h in helds]
+        # (local_pref, originator id, cluster list): one tuple per distinct triple
+        triples = rows[keep][:, [2, 4, 5]]
+        same = _first_equal_rows(triples)
+        distinct = same == np.arange(len(triples))
+        firsts = triples[distinct]
+        self.policies = list(
+            zip(
+                _shared(firsts[:, 0], none=-1),
+                map(addresses.__getitem__, firsts[:, 1].tolist()),
+                map(lists["clusters"].__getitem__, firsts[:, 2].tolist()),
+                strict=True,
+            )
+        )
+        policy = (np.cumsum(distinct) - 1)[same].tolist()
         built = list(
             map(
                 PathAttributes,
                 map(cores.__getitem__, picks[0]),
                 map(hops.__getitem__, picks[1]),
-                _shared(rows[keep, 2], none=-1),
                 map(lists["communities"].__getitem__, picks[2]),
-                map(addresses.__getitem__, picks[3]),
-                map(lists["clusters"].__getitem__, picks[4]),
+                map(self.policies.__getitem__, policy),
             )
         )
         self.interner.load_sets(held, built, _late(rows[keep, 0]))

@@ -75,8 +75,9 @@ def preference_key(item: tuple[int, PathAttributes]) -> tuple:
     makes the pick deterministic.
     """
     path_id, a = item
+    pref = a.policy[0]  # local_pref, without the property's call
     return (
-        -(a.local_pref if a.local_pref is not None else 100),
+        -(pref if pref is not None else 100),
         _path_length(a),
         _ORIGIN_RANK.get(a.origin, 3),
         a.med if a.med is not None else 0,
