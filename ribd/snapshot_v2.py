@@ -35,7 +35,7 @@ body is a JSON line, then the arrays' bytes::
 * Per family ``<family>/keys`` (u1, prefixes x key width: the prefix
   store's keys, sorted, distinct) and ``<family>/entries`` (u4).
 
-Loading (``ribd.snapshot_v2_load``) builds each core once (its digest computed once, its derived AS
+Loading (``ribd.snapshot_v2_load``) builds each core once (its hash computed once, its derived AS
 numbers once per distinct path) and each set from shared values, holding
 them in the interner as ``intern`` would (``load_core``, ``load_sets``).
 A checked fault names the array and row; the first bad row of a vectorised
