@@ -126,6 +126,37 @@ def _view_bytes(resolver) -> int:
     return sum(a.nbytes for a in owners.values())
 
 
+def _view_breakdown(resolver) -> dict[str, int]:
+    """Bytes of the views by what holds them, each buffer once (the first
+    column met that holds it): which of them the bulk path reads per key
+    (``starts``, ``leaf``, ``answer``, the answer table), which only the
+    route dictionaries, explain and patches read (``attribute_index``,
+    ``nets``, ``lengths``, ``path_ids``), and the Python lists of attribute
+    sets (8 B per set and router: not an array, so not in ``_view_bytes``)."""
+    import sys
+
+    import numpy as np
+
+    owners: dict[int, str] = {}
+    sizes: dict[str, int] = {}
+    lists: dict[int, int] = {}
+    for v in resolver.views.current():
+        lists[id(v.attribute_sets)] = sys.getsizeof(v.attribute_sets)
+        named = [(name, getattr(v, name, None)) for name in v.__slots__]
+        named += [("answer table", v.answers.rows)]
+        named += [("answer table", c) for c in v.answers.columns.values()]
+        for name, a in named:
+            if not isinstance(a, np.ndarray):
+                continue
+            while isinstance(a.base, np.ndarray):
+                a = a.base
+            if id(a) not in owners:
+                owners[id(a)] = name
+                sizes[name] = sizes.get(name, 0) + a.nbytes
+    sizes["attribute set lists (Python)"] = sum(lists.values())
+    return sizes
+
+
 def _answer_rows(resolver) -> int:
     """Rows of the IPv4 views' answer tables, each table once."""
     views = [v for v in resolver.views.current() if v.family == "ipv4 unicast"]
@@ -180,6 +211,12 @@ def _measure(resolver, k: int, flows, prefixes, profile: bool, label: str = "") 
         "one_routes": rate(exporters[:1], lambda ex: one, True),
         "pytricia": bare_pytricia(prefixes, flows),
     }
+    per = k * len(prefixes)
+    parts = sorted(_view_breakdown(resolver).items(), key=lambda kv: -kv[1])
+    log(
+        f"N={k}{label}: views by column, B per (router, prefix): "
+        + ", ".join(f"{name} {size / per:.2f}" for name, size in parts if size / per >= 0.005)
+    )
     log(
         f"N={k}{label}: axes {out['axes']}, answer rows {out['answer_rows']},"
         f" views {out['view_bytes'] / k / len(prefixes):.1f} B"
@@ -209,7 +246,7 @@ def _profiles(resolver, k: int, flows, where: Path, label: str) -> None:
         prof.enable()
         for _ in range(10):
             for s, d, ex in spread:
-                resolver.resolve_columns(exs, column or ex, s, d)
+                resolver.resolve_columns(exs, column or ex, s, d, with_routes=False)
         prof.disable()
         cpu = time.process_time() - t0
         out = io.StringIO()
