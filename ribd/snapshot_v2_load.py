@@ -325,17 +325,12 @@ class Loaded:
         used, times = np.unique(indexes, return_counts=True)
         built = np.empty(len(entries), dtype=object)
         wanted = [entries[e] for e in used.tolist()]
-        setdefault = table._entries.setdefault
         if len(self.routers) >= OVERLAY_SLOTS:  # tuples and Overlays: rows interned
-
-            def interned(e: object) -> object:
-                if type(e) is Overlay:
-                    row = setdefault(e.row, e.row)
-                    return e if row is e.row else Overlay(row, e.over)
-                return setdefault(e, e)  # type: ignore[arg-type]
-
-            built[used] = np.fromiter(map(interned, wanted), dtype=object, count=len(wanted))
+            built[used] = np.fromiter(
+                map(_interned_in(table), wanted), dtype=object, count=len(wanted)
+            )
         else:  # table.intern for each, in one C loop (no Python call per entry)
+            setdefault = table._entries.setdefault
             built[used] = np.fromiter(
                 map(setdefault, wanted, wanted), dtype=object, count=len(wanted)
             )
@@ -432,15 +427,22 @@ def wide_entries_of(entries: list[list], n_routers: int, table: FamilyTable) -> 
     ).reshape(len(entries), n_routers)
     table_objects = np.empty(len(objects), dtype=object)
     table_objects[:] = objects
+    return list(map(_interned_in(table), _wide_entries(matrix, 1, table_objects)))
+
+
+def _interned_in(table: FamilyTable):
+    """A function interning a wide entry (``_wide_entries``') in ``table``: a
+    tuple as itself, an Overlay by its row (a new Overlay when an equal row
+    was held already)."""
     setdefault = table._entries.setdefault
-    out = []
-    for e in _wide_entries(matrix, 1, table_objects):
+
+    def interned(e: object) -> object:
         if type(e) is Overlay:
             row = setdefault(e.row, e.row)
-            out.append(e if row is e.row else Overlay(row, e.over))
-        else:
-            out.append(setdefault(e, e))
-    return out
+            return e if row is e.row else Overlay(row, e.over)
+        return setdefault(e, e)  # type: ignore[arg-type]
+
+    return interned
 
 
 def _wide_entries(matrix: np.ndarray, offset: int, table: np.ndarray) -> list[object]:
