@@ -261,8 +261,8 @@ def py_flatten(
 def py_identity_codes(entries: list) -> tuple[np.ndarray, list[int]]:
     """The entries' objects numbered by identity in first-seen order: (the
     number of each entry, int32; the index where each number first occurs).
-    The reference for ``ribd._rawkeys.identity_codes``, which a build uses
-    when compiled (a dict probe per prefix here)."""
+    The reference for ``attribution._viewbuild.identity_codes``, which a
+    build uses when compiled (a dict probe per prefix here)."""
     code_of: dict[int, int] = {}  # id(entry) -> code
     setdefault = code_of.setdefault
     codes = np.fromiter(
@@ -272,7 +272,7 @@ def py_identity_codes(entries: list) -> tuple[np.ndarray, list[int]]:
 
 
 def identity_codes(entries: list) -> tuple[np.ndarray, list[int]]:
-    """``py_identity_codes``, in C when ``ribd._rawkeys`` was built."""
+    """``py_identity_codes``, in C when ``attribution._viewbuild`` was built."""
     if _compiled_identity_codes is None:
         return py_identity_codes(entries)
     codes, first = _compiled_identity_codes(entries)
@@ -320,11 +320,10 @@ def _answers(
     used = np.zeros(len(code_set), dtype=bool)
     used[np.delete(codes, at_default) if len(at_default) else codes] = True
     kinds = np.flatnonzero(used)
-    kind_default = np.zeros(len(kinds) + len(at_default), dtype=bool)
-    kind_default[len(kinds) :] = True
+    is_default = np.zeros(len(kinds) + len(at_default), dtype=bool)  # per kind
+    is_default[len(kinds) :] = True
     kind_codes = np.concatenate([kinds, codes[at_default]])
     index = code_set[kind_codes]
-    is_default = kind_default
     empty = (by_set[index, 4] != 0) & ~is_default
     bgp = ~is_default & ~empty
     # Default route: peer only; empty path: origin is our local AS (config,

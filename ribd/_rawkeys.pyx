@@ -95,5 +95,3 @@ def encode(prefixes, bint v6):
             return None
         i += 1
     return packed
-
-
