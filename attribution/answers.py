@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:  # types only: clients read answers without the RIB's modules
-    from attribution.fastpath import CompiledView
+    from attribution.compiledview import CompiledView
     from ribd.rib import RouteMatch
 
 # The largest gRPC message either side takes by default ([service]

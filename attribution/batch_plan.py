@@ -20,7 +20,9 @@ from attribution.routing import Routing
 from ribd.events import IPV4_UNICAST, IPV6_UNICAST
 
 if TYPE_CHECKING:
-    from attribution.fastpath import ChangedRanges, CompiledView, CompiledViews
+    from attribution.changedranges import ChangedRanges
+    from attribution.compiledview import CompiledView
+    from attribution.fastpath import CompiledViews
     from ribd.rib import Rib
 
 CHAINS_KEPT = 65_536  # exporters whose chain is kept (then starts again)

@@ -19,7 +19,7 @@ from attribution.viewpack import Pack
 
 if TYPE_CHECKING:
     from attribution.batch import Group
-    from attribution.fastpath import CompiledView
+    from attribution.compiledview import CompiledView
 
 
 def lookup_views(
@@ -53,7 +53,7 @@ def lookup_views(
     alone = [gs[0] for gs in by_view.values() if len(gs) == 1]
     shared = [gs for gs in by_view.values() if len(gs) > 1]
     # Routers with the same prefixes share one interval axis (``starts``,
-    # fastpath.build_view): the keys of all their views are searched in
+    # viewbuild.build_view): the keys of all their views are searched in
     # one call, a batch spread over 64 routers pays one binary search
     # per key in one array, not 64 calls over 64 cold slices of it.
     by_axis: dict[int, list[Group]] = {}

@@ -1,6 +1,6 @@
 """Bring a compiled lookup view up to date by patching what changed.
 
-A full build (``attribution.fastpath.build_view``) costs 1-2.3 CPU-s for a
+A full build (``attribution.viewbuild.build_view``) costs 1-2.3 CPU-s for a
 today-sized table; under normal churn every changed view was rebuilt every
 60 s, which took more than a core at ~25 routers. A minute of churn touches a
 few hundred prefixes, and a prefix's change can only move the answers of the
@@ -29,10 +29,6 @@ import numpy as np
 
 from attribution.viewanswers import id_dtype
 from attribution.viewfamily import plain
-from attribution.viewpack import Pack as Pack  # re-exported (fastpath)
-from attribution.viewpack import one_axis as one_axis  # re-exported
-from attribution.viewpack import pack as pack  # re-exported
-from attribution.viewpack import share_columns as share_columns  # re-exported
 from attribution.viewpack import squeeze
 from ribd.attributes import PathAttributes
 from ribd.events import IPV4_UNICAST
@@ -40,7 +36,7 @@ from ribd.rib import Rib, slot_value
 
 PATCH_MAX_CHANGES = 20_000  # changed prefixes up to which a view is patched
 PATCH_GARBAGE = 0.5  # appended routes, as a share of all, past which a view is rebuilt
-_BGP, _LOCAL, _DEFAULT = 1, 3, 4  # provenance codes, as in attribution.fastpath
+_BGP, _LOCAL, _DEFAULT = 1, 3, 4  # provenance codes, as in attribution.viewbuild
 
 
 def patch_view(rib: Rib, old, changed_ranges, signature_of, memo: dict | None = None):

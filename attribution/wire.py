@@ -25,8 +25,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from attribution.compiledview import CompiledView
 from attribution.convert import flow_errors, per_flow_fields, route_message
-from attribution.fastpath import CompiledView
 from attribution.resolver import RECORD_DTYPE, FlowAnswer, Resolution, RouteDictionary
 from attribution.v1 import attribution_pb2 as pb
 from ribd.rib import RouteMatch

@@ -266,8 +266,10 @@ def views(windows: list[int]) -> dict:
     router, ``lines`` UPDATEs per window: 171 is one minute of one peer's
     share (the service refreshes a changed view every 60 s).
     """
-    from attribution.fastpath import ChangedRanges, build_view, view_signature
+    from attribution.changedranges import ChangedRanges
+    from attribution.compiledview import view_signature
     from attribution.service import tune_gc
+    from attribution.viewbuild import build_view
     from ribd.parser import ExabgpParser
     from ribd.rib import Rib
 

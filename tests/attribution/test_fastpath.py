@@ -8,8 +8,9 @@ import socket
 import numpy as np
 import pytest
 
-from attribution.fastpath import ChangedRanges, CompiledViews, build_view, flatten
+from attribution.fastpath import ChangedRanges, CompiledViews
 from attribution.resolver import Resolver, pack_address
+from attribution.viewbuild import build_view, flatten
 from ribd.events import RoutesAnnounced, RoutesWithdrawn, SessionState
 from tests.attribution.helpers import EDGE1, attrs, build_world
 

@@ -18,7 +18,7 @@ import random
 import numpy as np
 import pytest
 
-from attribution import fastpath
+from attribution import viewbuild
 from ribd.attributes import AS_SEQUENCE, make_attributes
 from ribd.entries import Overlay
 from ribd.events import IPV4_UNICAST, IPV6_UNICAST, EndOfRib, RoutesAnnounced, SessionState
@@ -34,7 +34,7 @@ COLUMNS += ("answer", "long_v6")
 def _both(entries: list) -> tuple:
     codes, first = compiled.identity_codes(entries)
     got = (np.frombuffer(codes, dtype=np.int32), np.frombuffer(first, dtype=np.int64).tolist())
-    return got, fastpath.py_identity_codes(entries)
+    return got, viewbuild.py_identity_codes(entries)
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -63,10 +63,10 @@ def _builds(rib: Rib, monkeypatch) -> int:
     compared = 0
     for router in list(rib.routers):
         for family in (IPV4_UNICAST, IPV6_UNICAST):
-            fast = fastpath.build_view(rib, router, family)
+            fast = viewbuild.build_view(rib, router, family)
             with monkeypatch.context() as m:
-                m.setattr(fastpath, "_compiled_identity_codes", None)
-                slow = fastpath.build_view(rib, router, family)
+                m.setattr(viewbuild, "_compiled_identity_codes", None)
+                slow = viewbuild.build_view(rib, router, family)
             assert (fast is None) == (slow is None)
             if fast is None:
                 continue
@@ -91,9 +91,9 @@ def test_a_build_with_compiled_grouping_equals_the_python_build(seed: int, monke
     rib.apply(EndOfRib(n, IPV6_UNICAST))
     views = _builds(rib, monkeypatch)
     assert views >= 10
-    stale = fastpath.build_view(rib, neighbor(4), IPV4_UNICAST)  # the world's stale router
+    stale = viewbuild.build_view(rib, neighbor(4), IPV4_UNICAST)  # the world's stale router
     assert stale is not None and stale.stale.all() and len(stale)
-    wide = fastpath.build_view(rib, n, IPV6_UNICAST)
+    wide = viewbuild.build_view(rib, n, IPV6_UNICAST)
     assert wide is not None and 0x20010DB800010002 in wide.long_v6.tolist()  # the /80
 
 
@@ -161,7 +161,7 @@ def test_answers_made_per_kind_equal_answers_made_per_route(seed: int) -> None:
         if seed % 3 == 1:  # the default route's entry is its own
             codes[codes == distinct - 1] = 0
             codes[at] = distinct - 1
-    got, table = fastpath._answers(codes, default, code_set, code_stale, by_set)
+    got, table = viewbuild._answers(codes, default, code_set, code_stale, by_set)
     want, want_table = _answers_per_route(codes, default, code_set, code_stale, by_set)
     assert got.dtype == want.dtype and got.tolist() == want.tolist()
     assert np.array_equal(table.rows, want_table.rows)
@@ -192,10 +192,10 @@ def test_compiled_sweep_flattens_as_numpy_does(seed: int, bits: int) -> None:
     swept = compiled.flatten_sorted(starts, lasts, top)
     assert swept is not None
     bounds, leaf = np.frombuffer(swept[0], dtype=np.uint64), np.frombuffer(swept[1], np.int32)
-    want_bounds, want_leaf = fastpath.py_flatten(starts, lasts, lengths, bits)
+    want_bounds, want_leaf = viewbuild.py_flatten(starts, lasts, lengths, bits)
     assert bounds.tolist() == want_bounds.tolist()
     assert leaf.tolist() == want_leaf.tolist()
-    got = fastpath.flatten(starts, lasts, lengths, bits)  # the build's entry point
+    got = viewbuild.flatten(starts, lasts, lengths, bits)  # the build's entry point
     assert got[0].tolist() == want_bounds.tolist() and got[1].tolist() == want_leaf.tolist()
 
 
@@ -222,6 +222,6 @@ def test_compiled_sweep_refuses_routes_out_of_order_or_overlapping(seed: int) ->
     assert lasts.max() > top >> 1  # (/0 is among them)
     assert compiled.flatten_sorted(starts, lasts, top >> 1) is None  # past the axis
     shuffled = cases[0]
-    got = fastpath.flatten(*shuffled, 32)
-    want = fastpath.py_flatten(*shuffled, 32)
+    got = viewbuild.flatten(*shuffled, 32)
+    want = viewbuild.py_flatten(*shuffled, 32)
     assert got[0].tolist() == want[0].tolist() and got[1].tolist() == want[1].tolist()

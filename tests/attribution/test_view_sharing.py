@@ -1,5 +1,5 @@
 """Compiled views of routers with the same prefixes share their arrays, and
-still answer each router's own routes (attribution.fastpath.build_view)."""
+still answer each router's own routes (attribution.viewbuild.build_view)."""
 
 from __future__ import annotations
 

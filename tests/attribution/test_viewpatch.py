@@ -8,7 +8,9 @@ import random
 import numpy as np
 import pytest
 
-from attribution.fastpath import ChangedRanges, CompiledViews, build_view, view_signature
+from attribution.compiledview import view_signature
+from attribution.fastpath import ChangedRanges, CompiledViews
+from attribution.viewbuild import build_view
 from attribution.viewpatch import patch_view
 from ribd.attributes import AS_SEQUENCE, AS_SET, make_attributes
 from ribd.events import RoutesAnnounced, RoutesWithdrawn, SessionState

@@ -13,7 +13,7 @@ import pytest
 import ribd.entries
 import ribd.rib
 import ribd.table
-from attribution.fastpath import build_view
+from attribution.viewbuild import build_view
 from ribd.attributes import AS_SEQUENCE, make_attributes
 from ribd.entries import OVERLAY_SLOTS, Overlay
 from ribd.events import EndOfRib, RoutesAnnounced, RoutesWithdrawn, SessionState
