@@ -295,9 +295,11 @@ def run(args: argparse.Namespace) -> list[Row]:
 
 def _raw_label() -> str:
     """Which raw decoder ran: the compiled one (ribd._rawdecode) or the Python reference."""
+    from ribd.parser import ExabgpParser
     from ribd.rawupdate import COMPILED
 
-    return " raw, compiled decoder" if COMPILED else " raw, Python decoder"
+    label = " raw, compiled decoder" if COMPILED else " raw, Python decoder"
+    return label + (", lines scanned in C" if ExabgpParser().fast is not None else "")
 
 
 def extra_args(p: argparse.ArgumentParser) -> None:

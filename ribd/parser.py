@@ -77,7 +77,7 @@ from ribd.json_typed import (
     typed_nlri,
 )
 from ribd.prefixes import BadPrefix
-from ribd.rawlines import RawLineError, RawMessages, SessionNotSeen, is_raw_line
+from ribd.rawlines import RawLineError, RawMessages, SessionNotSeen, is_raw_line, raw_scanner
 from ribd.rawupdate import UpdateDecoder
 
 MAX_LINE_BYTES = 16 * 1024 * 1024  # ExaBGP's largest UPDATE (64 KiB wire) fits easily
@@ -108,19 +108,27 @@ class ExabgpParser:
     any router end up as one object.
     """
 
-    __slots__ = ("interner", "raw")
+    __slots__ = ("fast", "interner", "raw")
 
     def __init__(self, interner: AttributeInterner | None = None) -> None:
         self.interner = interner if interner is not None else AttributeInterner()
         # ExaBGP's ``packets`` lines (api_mode "raw"): decoded by ribd.rawlines
         # into the same events, attribute sets in the same interner.
         self.raw = RawMessages(UpdateDecoder(self.interner))
+        # Received UPDATE lines in one C pass (ribd._rawline) where it was built;
+        # None: every raw line takes the reference path (_parse_raw).
+        self.fast = raw_scanner(self.raw)
 
     def parse(self, line: bytes | str) -> list[Event]:
         """Parse one line. Raises FeedError for a line that cannot be used."""
         if len(line) > MAX_LINE_BYTES:
             raise FeedError(f"line of {len(line)} bytes exceeds {MAX_LINE_BYTES}")
         if is_raw_line(line):
+            fast = self.fast
+            if fast is not None and type(line) is bytes:
+                events = fast(line)
+                if events is not None:
+                    return events
             return self._parse_raw(line)
         try:
             msg = decode_update(line)

@@ -19,6 +19,7 @@ a message naming it, for the feed to count; nothing here can stop the feed.
 from __future__ import annotations
 
 import binascii
+from collections.abc import Callable
 from typing import Any
 
 from ribd.checks import canonical_address, show
@@ -191,6 +192,18 @@ class RawMessages:
         self._sent.pop(peer, None)
         self._received.pop(peer, None)
         self._caps.pop(peer, None)
+
+
+def raw_scanner(raw: RawMessages) -> Callable[[bytes], list[Event] | None] | None:
+    """The compiled fast path for received UPDATE lines (``ribd._rawline``), None
+    where it was not built. It reads ``raw``'s session table and decoder, and
+    returns None for any line it does not take: the caller then runs the
+    reference path (orjson and ``RawMessages.events``)."""
+    try:
+        from ribd._rawline import RawLineScanner
+    except ImportError:
+        return None
+    return RawLineScanner(raw).events
 
 
 def _notification(peer: str, direction: Any, body: bytes) -> Notification:

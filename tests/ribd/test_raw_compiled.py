@@ -88,6 +88,8 @@ def test_the_compiled_decoder_was_built_where_a_c_compiler_is() -> None:
         "failed to compile it"
     )
     assert rawupdate.UpdateDecoder is not PyUpdateDecoder
+    # and the received UPDATE lines' scan (ribd._rawline), built from the same setup.py
+    assert ExabgpParser().fast is not None, "ribd._rawline was not built"
 
 
 @pytest.mark.fulltable
