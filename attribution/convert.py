@@ -88,20 +88,26 @@ class RouteMessages:
     more than resolving the flows that refer to it; popular routes recur in
     every batch. Keyed by everything the message shows, so a changed route or
     a reloaded local AS / AS_SET policy makes a new entry, never a stale one.
+    The attribute set is keyed by its id() and kept with its message, so no
+    other set can get that id while the entry lives: a freed set's address
+    handed to a new set with the same next hop (all the old guard compared)
+    served the old message, its local-pref, communities and path
+    (tests/attribution/test_route_caches_id_reuse.py).
     """
 
     def __init__(self, limit: int = 200_000) -> None:
-        self._cache: dict[tuple, pb.Route] = {}
+        self._cache: dict[tuple, tuple[PathAttributes, pb.Route]] = {}
         self.limit = limit
 
     def get(self, router: str, m: RouteMatch, local_as: int, highest: bool) -> pb.Route:
-        key = (router, m.prefix, m.path_id, m.stale, id(m.attributes), local_as, highest)
-        msg = self._cache.get(key)
-        if msg is None or msg.next_hop != m.attributes.next_hop:  # id reuse guard
+        a = m.attributes
+        key = (router, m.prefix, m.path_id, m.stale, id(a), local_as, highest)
+        hit = self._cache.get(key)
+        if hit is None or hit[0] is not a:
             if len(self._cache) >= self.limit:
                 self._cache.clear()
-            msg = self._cache[key] = route_message(router, m, local_as, highest)
-        return msg
+            hit = self._cache[key] = (a, route_message(router, m, local_as, highest))
+        return hit[1]
 
 
 _DEFAULT_ROUTE_MESSAGES = RouteMessages()

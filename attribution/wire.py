@@ -173,7 +173,7 @@ class WireRoutes(RouteDictionary):
         self.size = 0  # routes numbered so far
         self.new: list[bytes] = []  # entries not yet sent
         self._maps: dict[tuple[str, str], tuple[CompiledView, np.ndarray]] = {}
-        self._matches: dict[tuple, int] = {}
+        self._matches: dict[tuple, tuple[object, int]] = {}  # -> (attributes, number)
 
     def take_new(self) -> tuple[int, list[bytes]]:
         """(index of the first new entry, the new entries); they count as sent."""
@@ -201,13 +201,17 @@ class WireRoutes(RouteDictionary):
         return numbers[leaves]
 
     def from_match(self, name: str, m: RouteMatch) -> int:
-        key = (name, m.prefix, m.path_id, m.stale, id(m.attributes))
-        idx = self._matches.get(key)
-        if idx is None:
-            idx = self._matches[key] = self.size
+        # The set is kept with its number, so its id cannot be reused while
+        # the stream lives: a new set at a freed one's address got the old
+        # route's number (tests/attribution/test_route_caches_id_reuse.py).
+        a = m.attributes
+        key = (name, m.prefix, m.path_id, m.stale, id(a))
+        hit = self._matches.get(key)
+        if hit is None or hit[0] is not a:
+            hit = self._matches[key] = (a, self.size)
             self.size += 1
             self.new.append(self.encoder.match_entry(name, m, self.local_as, self.highest))
-        return idx
+        return hit[1]
 
 
 _SRC_ROUTE_TAG = b"\x5a"  # FlowAttribution.src_route: field 11, length-delimited
