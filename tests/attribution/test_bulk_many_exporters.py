@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import ipaddress
 import random
+import sys
+import threading
 
 import numpy as np
 import pytest
@@ -292,3 +294,55 @@ def test_views_patched_after_churn_stay_on_one_axis_and_answer_as_alone(seed, hi
         v4_views = [v for v in views.current() if v.family == V4]
         assert len({id(v.changed) for v in v4_views if v.neighbor in churned}) == 1
         assert all(not len(v.changed.starts) for v in v4_views if v.neighbor not in churned)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_views_refreshed_while_routers_churn_answer_as_exact_lookups_after(seed):
+    """Refreshes (patches, views handed on as unchanged, renumbering) racing
+    a thread that writes the RIB: once the writes stop and the views catch
+    up, a batch answers as exact lookups do (a view handed on as unchanged
+    while its router changed would not). The switch interval is shortened
+    so the threads interleave inside refreshes."""
+    rib, config, v4, v6 = world(seed, same_prefixes=True)
+    resolver = Resolver(rib, config, build_views_inline=False)
+    views = resolver.views
+    with rib.lock:
+        views.want_missing(list(rib.routers))
+    views.refresh()
+    records = flows(seed, v4, v6, 400)
+    done = threading.Event()
+    failed: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            for round_ in range(12):
+                _more_churn(rib, v4, v6, seed * 100 + round_)
+                _churn(rib, v4, seed * 100 + round_)
+        except BaseException as exc:  # reported by the main thread
+            failed.append(exc)
+        finally:
+            done.set()
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    writer = threading.Thread(target=write)
+    try:
+        writer.start()
+        refreshes = 0
+        while not done.is_set() or refreshes < 3:
+            with rib.lock:
+                views._wanted.update((v.neighbor, v.family) for v in views.current())
+            views.refresh()
+            refreshes += 1
+            _answers(resolver, config, records)  # answered meanwhile: no error
+    finally:
+        writer.join()
+        sys.setswitchinterval(switch)
+    assert not failed
+    with rib.lock:
+        views._wanted.update((v.neighbor, v.family) for v in views.current())
+    views.refresh()
+    batch = _answers(resolver, config, records)
+    assert batch == _answers(Resolver(rib, config, build_views_inline=False), config, records)
+    for v in views.current():  # every view caught up: nothing left for the exact path
+        assert not len(v.changed.starts), (v.neighbor, v.family)

@@ -8,6 +8,7 @@ without noting it would leave that router's view answering with old routes.
 from __future__ import annotations
 
 from ribd.attributes import AS_SEQUENCE, make_attributes
+from ribd.entries import OVERLAY_SLOTS
 from ribd.events import EndOfRib, RoutesAnnounced, RoutesWithdrawn, SessionState
 from ribd.rib import Rib
 
@@ -76,3 +77,27 @@ def test_a_second_feed_gap_notes_the_slots_folded_into_stale_ones():
     assert table.slots_changed_since(seq, slot, None)
     assert table.slots_changed_since(seq, stale, None)
     assert not _changed(rib, R2, seq)
+
+
+def test_writes_to_wide_entries_note_their_router_only():
+    """Past OVERLAY_SLOTS routers entries are a shared row plus overrides
+    (``ribd.entries.announce_wide``), written without ``table.put``."""
+    rib = Rib()
+    routers = [f"127.0.5.{k + 1}" for k in range(OVERLAY_SLOTS + 2)]
+    prefixes = tuple(f"10.{i}.0.0/16" for i in range(12))
+    for r in routers:
+        rib.apply(SessionState(r, "up"))
+        rib.apply(RoutesAnnounced(r, V4, prefixes, None, PATH))
+        rib.apply(EndOfRib(r, V4))
+    table = rib.tables[V4]
+    assert table._next_slot >= OVERLAY_SLOTS
+    for k, r in ((0, routers[0]), (OVERLAY_SLOTS + 1, routers[-1])):
+        for event in (
+            RoutesAnnounced(r, V4, prefixes[:1], None, OTHER),  # one prefix off the row
+            RoutesAnnounced(r, V4, prefixes[2:], None, OTHER),  # most of them
+            RoutesWithdrawn(r, V4, prefixes[1:2], None),
+        ):
+            seq = table.change_seq
+            rib.apply(event)
+            changed = [_changed(rib, x, seq) for x in routers]
+            assert changed == [x == r for x in routers], (k, event)
