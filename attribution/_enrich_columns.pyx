@@ -72,6 +72,7 @@ cdef bint _load(const uint8_t* fields, Py_ssize_t i, Py_ssize_t m, Fields* f) no
 
 
 include "_enrich_columns_text.pxi"
+include "_enrich_columns_repr.pxi"
 
 
 # ------------------------------------------------------------------ per record
@@ -183,6 +184,7 @@ def flow_columns(
     cdef int32_t cache_index[CACHE]
     cdef int cached = 0, c, found
     cdef char* fmt
+    cdef char quick[24]
     cdef bint all_goflow2 = True
     cdef const uint8_t* fd_base
     if len(kinds) != n:
@@ -351,8 +353,11 @@ def flow_columns(
                 if times is not None:
                     times[i] = end / 1e9 if end else None
                 elif csv:
-                    if end:
-                        fmt = PyOS_double_to_string(<double>end / 1e9, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
+                    j = _seconds_repr(seconds, quick) if end else 0
+                    if j > 0:  # repr() without dtoa (most times)
+                        _text_add(&tt, quick, j)
+                    elif end:
+                        fmt = PyOS_double_to_string(seconds, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
                         try:
                             j = 0
                             while fmt[j] != 0:

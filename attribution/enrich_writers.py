@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any, NamedTuple, Protocol
 
-from attribution import enrich_wire
+from attribution import enrich_csv, enrich_wire
 from attribution.answers import FLAG_NAMES
 from attribution.enrich_decode import ROUTE_COLUMNS
 from attribution.enrich_records import FLOW_FIELDS, FlowBatch
@@ -96,13 +96,18 @@ def _cell(value: Any) -> Any:
 class CsvWriter:
     """:data:`CSV_COLUMNS`: the input format, the flow fields as mapped, the answer fields.
 
-    With pyarrow installed (the ``parquet``/``clickhouse`` extras) the columns
-    go to Arrow and ``pyarrow.csv`` writes them in C (text values quoted,
-    numbers and booleans bare); without it, Python's csv module writes the same
-    values row by row (quoted only where needed), about 3x slower.
+    With pyarrow installed (the ``parquet``/``clickhouse`` extras) the rows
+    are pyarrow.csv's bytes (text values quoted, numbers and booleans bare):
+    assembled in C (:mod:`attribution.enrich_csv`) for batches the compiled
+    reader took whole, else the columns go to Arrow and ``pyarrow.csv`` writes
+    them (``compiled=False``: always so, the reference); without pyarrow,
+    Python's csv module writes the same values row by row (quoted only where
+    needed), about 3x slower.
     """
 
-    def __init__(self, out: IO[bytes], arrow: bool | None = None) -> None:
+    def __init__(
+        self, out: IO[bytes], arrow: bool | None = None, compiled: bool | None = None
+    ) -> None:
         self.out = out
         if arrow is None:
             try:
@@ -112,6 +117,8 @@ class CsvWriter:
             else:
                 arrow = True
         self.arrow = arrow
+        supported = enrich_csv.supports(CSV_FLOW_COLUMNS, CSV_ANSWER_COLUMNS)
+        self.compiled = arrow and supported and compiled is not False
         out.write(self.header())
         if arrow:
             import pyarrow.csv as pacsv
@@ -128,6 +135,12 @@ class CsvWriter:
         return ",".join(CSV_COLUMNS).encode() + b"\n"
 
     def write(self, flows: FlowBatch, answers: AnswerBatch) -> None:
+        if self.compiled:
+            lines = enrich_csv.csv_lines(flows, answers, CSV_ANSWER_COLUMNS, _cell)
+            if lines is not None:
+                self.out.write(lines)
+                self.out.flush()
+                return
         if self.arrow:
             from attribution.enrich_arrow import csv_table
 
