@@ -23,6 +23,7 @@ be refused here).
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from libc.string cimport memchr
 
 from ribd.checks import MAX_TIME, canonical_address
 from ribd.events import UpdateTime
@@ -75,9 +76,11 @@ cdef struct Found:
 
 
 cdef signed char _hex[256]
+cdef unsigned char _plain[256]  # 1: an octet a string may hold here (printable ASCII, no " or \\)
 cdef int _i
 for _i in range(256):
     _hex[_i] = -1
+    _plain[_i] = 32 <= _i <= 126 and _i != 34 and _i != 92
 for _i in range(10):
     _hex[ord("0") + _i] = _i
 for _i in range(6):
@@ -91,19 +94,19 @@ cdef inline Py_ssize_t _ws(const unsigned char *p, Py_ssize_t i, Py_ssize_t n) n
     return i
 
 
-cdef inline Py_ssize_t _string(const unsigned char *p, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
+cdef inline Py_ssize_t _string(const unsigned char *p, Py_ssize_t i, Py_ssize_t n, bint hex_text) noexcept nogil:
     """``p[i]`` is a quote: the index of the closing one, or -1 (an escape, a
-    control octet, anything not printable ASCII, or no end)."""
-    cdef unsigned char c
+    control octet, anything not printable ASCII, or no end). ``hex_text``: only
+    the closing quote is looked for; the caller reads every octet as a hex
+    digit, which refuses all of those (a quote after a backslash included)."""
+    cdef const unsigned char *q
     i += 1
-    while i < n:
-        c = p[i]
-        if c == 34:
-            return i
-        if c < 32 or c > 126 or c == 92:
-            return -1
+    if hex_text:
+        q = <const unsigned char *>memchr(p + i, 34, n - i)
+        return -1 if q == NULL else q - p
+    while _plain[p[i]]:  # a bytes object ends in a NUL, which stops it
         i += 1
-    return -1
+    return i if i < n and p[i] == 34 else -1
 
 
 cdef inline Py_ssize_t _number(const unsigned char *p, Py_ssize_t i, Py_ssize_t n, int *kind) noexcept nogil:
@@ -172,7 +175,8 @@ cdef Value *_slot(const unsigned char *p, Py_ssize_t at, Py_ssize_t stop, int wh
 
 cdef Py_ssize_t _value(const unsigned char *p, Py_ssize_t i, Py_ssize_t n, int where, int depth, Value *out, Found *F) noexcept nogil:
     """One JSON value at ``p[i]`` (no white space before it): the index after it,
-    or -1 for anything not recognised. ``where``: the object it is, if one."""
+    or -1 for anything not recognised. ``where``: the object it is, if one;
+    ``out`` is ``&F.body`` for the body (a string read as hex)."""
     cdef unsigned char c
     cdef int kind = LITERAL
     cdef Py_ssize_t start = i
@@ -180,7 +184,7 @@ cdef Py_ssize_t _value(const unsigned char *p, Py_ssize_t i, Py_ssize_t n, int w
         return -1
     c = p[i]
     if c == 34:  # '"'
-        i = _string(p, i, n)
+        i = _string(p, i, n, out == &F.body)
         if i < 0:
             return -1
         out.kind, out.at, out.stop = STRING, start + 1, i
@@ -220,7 +224,7 @@ cdef Py_ssize_t _object(const unsigned char *p, Py_ssize_t i, Py_ssize_t n, int 
     while True:
         if i >= n or p[i] != 34:
             return -1
-        key_stop = _string(p, i, n)
+        key_stop = _string(p, i, n, False)
         if key_stop < 0:
             return -1
         key_at = i + 1

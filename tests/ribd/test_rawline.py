@@ -139,6 +139,10 @@ def must_refuse() -> list[bytes]:
         (body, b'"body":"0x' + b"00" * (MAX_BODY_HEX // 2) + b'"'),
         (body, b'"body":"\\u0030x' + body[10:]),
         (body, b'"body":"0x0000FFFF"'),  # the decoder's UpdateError
+        (body, body[:12] + b'\\"' + body[12:]),  # an escaped quote inside the hex
+        (body, body[:12] + b"\\\\" + body[12:]),
+        (body, body[:12] + b"\x01" + body[12:]),
+        (body, body[:12] + "é".encode() + body[12:]),
         (b'"time":1.5', b'"time":1e9'),
         (b'"time":1.5', b'"time":123456789012345678'),  # 18 digits
         (b'"time":1.5', b'"time":1.23456789012345678'),
