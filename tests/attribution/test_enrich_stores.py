@@ -166,6 +166,19 @@ def test_rows_are_buffered_into_large_writes_and_a_trickle_is_written_after_max_
     meta = pq.ParquetFile(path).metadata
     # 4 + 4 reach 5 -> one group of 8; the last 4 at close: memory holds one group
     assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [8, 4]
+    # statistics where readers prune with them, not for text and lists; addresses plain
+    group = meta.row_group(0)
+    columns = {group.column(k).path_in_schema: group.column(k) for k in range(group.num_columns)}
+    assert columns["time"].statistics.has_min_max
+    assert columns["dst_origin_as"].statistics.has_min_max
+    assert columns["router"].statistics.has_min_max
+    assert columns["src_addr"].statistics is None
+    assert columns["dst_prefix"].statistics is None
+    assert "PLAIN_DICTIONARY" not in str(columns["dst_addr"].encodings)
+    assert "RLE_DICTIONARY" not in str(columns["dst_addr"].encodings)
+    assert "RLE_DICTIONARY" in str(columns["router"].encodings)
+    table = pq.read_table(path)
+    assert table["src_addr"].to_pylist() == [r.flow["src_addr"] for r in recs]
 
     clock = [0.0]
     sink = open_sink(f"chdb:{tmp_path / 'db'}?batch=1000&max_delay=5")
