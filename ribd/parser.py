@@ -123,12 +123,12 @@ class ExabgpParser:
         """Parse one line. Raises FeedError for a line that cannot be used."""
         if len(line) > MAX_LINE_BYTES:
             raise FeedError(f"line of {len(line)} bytes exceeds {MAX_LINE_BYTES}")
+        fast = self.fast
+        if fast is not None and type(line) is bytes:
+            events = fast(line)  # None for a line it does not take (any JSON API line)
+            if events is not None:
+                return events
         if is_raw_line(line):
-            fast = self.fast
-            if fast is not None and type(line) is bytes:
-                events = fast(line)
-                if events is not None:
-                    return events
             return self._parse_raw(line)
         try:
             msg = decode_update(line)

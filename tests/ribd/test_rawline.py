@@ -16,6 +16,7 @@ import random
 import socket
 from pathlib import Path
 
+import orjson
 import pytest
 
 from bench.fuzz import mutate_bytes, mutate_line
@@ -233,6 +234,37 @@ def test_random_hostile_lines_alike() -> None:
         lines.append(line)
     taken = assert_alike(lines)
     assert 0 < taken < len(lines)
+
+
+def test_json_api_lines_are_never_taken() -> None:
+    """The JSON API's lines (no packets line mark, or a "category" key elsewhere)
+    return None at once and go on to the JSON parser."""
+    fast, _ = parsers()
+    update = {
+        "exabgp": "5.0.0",
+        "time": 1.5,
+        "type": "update",
+        "neighbor": {
+            "address": {"local": "127.0.0.1", "peer": PEER},
+            "direction": "receive",
+            "message": {"update": {"announce": {"ipv4 unicast": {"192.0.2.1": []}}}},
+        },
+    }
+    assert fast.fast(orjson.dumps(update)) is None
+    update["neighbor"]["category"] = 2  # the mark, in the wrong place
+    assert fast.fast(orjson.dumps(update)) is None
+    update["neighbor"]["message"]["category"] = 2  # no body
+    assert fast.fast(orjson.dumps(update)) is None
+    line = orjson.dumps(update)
+    assert (
+        outcome(fast, line)
+        == outcome(parsers()[1], line)
+        == (
+            "FeedError",
+            f"malformed raw UPDATE from {PEER}: "
+            "UPDATE of 0 octets is shorter than its two length fields",
+        )
+    )
 
 
 @pytest.mark.fulltable
