@@ -22,6 +22,8 @@ from cpython.object cimport PyObject
 from libc.string cimport memcpy, memchr
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_FromStringAndSize, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.tuple cimport PyTuple_GET_ITEM
 
 
 DEF RECORD = 40  # attribution.answers.RECORD_DTYPE's itemsize (checked by the caller)
@@ -124,10 +126,33 @@ cdef inline char* _int64(char* w, int64_t v) noexcept nogil:
     return w + n + 1
 
 
-cdef inline char* _piece_at(char* w, object piece, bint comma) noexcept:
-    """A piece (its type and size checked when the record's room was
-    reserved), then a comma if asked: past it."""
-    w = _copy(w, PyBytes_AS_STRING(piece), PyBytes_GET_SIZE(piece))
+cdef extern from *:
+    """
+    static inline Py_ssize_t enrich_csv_piece_len(PyObject* p) {
+        return PyBytes_CheckExact(p) ? PyBytes_GET_SIZE(p) : -1;
+    }
+    """
+    Py_ssize_t _piece_len "enrich_csv_piece_len"(PyObject* p) nogil
+
+
+cdef struct Piece:
+    const char* p
+    Py_ssize_t n
+
+
+cdef inline int _borrow(Piece* out, PyObject* item, str what) except -1:
+    """A piece borrowed from a tuple or list nothing changes while the record
+    is written (no Python code runs between this and the write)."""
+    out.n = _piece_len(item)
+    if out.n < 0:
+        raise TypeError(f"{what}: a piece is not bytes")
+    out.p = PyBytes_AS_STRING(<object>item)
+    return 0
+
+
+cdef inline char* _put_piece(char* w, Piece* piece, bint comma) noexcept nogil:
+    """A piece, then a comma if asked (room reserved by the caller): past it."""
+    w = _copy(w, piece.p, piece.n)
     if comma:
         w[0] = 44
         w += 1
@@ -140,13 +165,6 @@ cdef inline int64_t _i64(const uint8_t* p) noexcept nogil:
     return v
 
 
-cdef inline object _item(object[:] table, Py_ssize_t k):
-    """Row k of a route table (route k - 1's piece)."""
-    if not (0 <= k < table.shape[0]):
-        raise IndexError(f"route {k - 1} is not in the dictionary")
-    return table[k]
-
-
 def csv_lines(
     dict flows,
     object time,
@@ -154,8 +172,8 @@ def csv_lines(
     list exporters,
     const uint8_t[::1] records,
     list heads,
-    object[:] prefixes,
-    object[:] paths,
+    list prefixes,
+    list paths,
     list prov,
     object tail,
     dict errors,
@@ -192,10 +210,15 @@ def csv_lines(
     cdef int32_t last_override = -2
     cdef uint32_t last_flags = 0
     cdef object last_tail = None
-    cdef object last, fmt, exporter, head, sp, dp, sa, da
+    cdef object last
+    cdef Piece pc[13]  # format, exporter, router, 4 provenances, 2 prefixes, 2 paths, tail
+    cdef Py_ssize_t nroutes
     cdef Out o
     cdef char* w
-    cdef Py_ssize_t nformats = len(formats), nexp = len(exporters), nheads = len(heads)
+    # the small tables as tuples: their items cannot be replaced while borrowed
+    cdef tuple t_formats = tuple(formats), t_exporters = tuple(exporters)
+    cdef tuple t_heads = tuple(heads), t_prov = tuple(prov)
+    cdef Py_ssize_t nformats = len(t_formats), nexp = len(t_exporters), nheads = len(t_heads)
     # the column objects stay referenced here while their buffers are read
     t_time, t_src, t_dst, t_mac, t_hop = (
         time, flows["src_addr"], flows["dst_addr"], flows["src_mac"], flows["next_hop"]
@@ -213,16 +236,10 @@ def csv_lines(
         raise ValueError("a counter column is shorter than the batch")
     if records.shape[0] != n * RECORD:
         raise ValueError(f"{records.shape[0]} bytes of answers for {n} records")
-    if len(prov) != 256:
+    if len(t_prov) != 256:
         raise ValueError("a provenance piece for each of 256 numbers is needed")
-    for k in range(256):
-        _size(prov[k])
-    for k in range(nformats):
-        _size(formats[k])
-    for k in range(nexp):
-        _size(exporters[k])
-    for k in range(nheads):
-        _size(heads[k])
+    if len(prefixes) != len(paths):
+        raise ValueError("the route tables differ in length")
     out = PyByteArray_FromStringAndSize(NULL, 0)
     o.out = <PyObject*>out
     o.buf = PyByteArray_AS_STRING(out)
@@ -254,26 +271,33 @@ def csv_lines(
         if router + 1 >= nheads:
             raise IndexError(f"router {router} of a reply naming {nheads - 1}")
         # the record's pieces and values, each checked, then its room: one reserve a row
-        fmt = formats[code[i]]
-        exporter = exporters[e]
-        head = heads[router + 1]
-        sp = _item(prefixes, <Py_ssize_t>src_route + 1)
-        dp = _item(prefixes, <Py_ssize_t>dst_route + 1)
-        sa = _item(paths, <Py_ssize_t>src_route + 1)
-        da = _item(paths, <Py_ssize_t>dst_route + 1)
-        need = (_size(fmt) + _size(exporter) + _size(head) + _size(sp) + _size(dp) + _size(sa)
-                + _size(da) + _size(last) + 16 + 9 * NUMBER_ROOM)
+        nroutes = PyList_GET_SIZE(prefixes)
+        if not (src_route + 1 < nroutes and dst_route + 1 < nroutes):
+            raise IndexError(f"route {src_route} or {dst_route} is not in the dictionary")
+        if src_route < -1 or dst_route < -1:
+            raise IndexError(f"route {src_route} or {dst_route} is not in the dictionary")
+        _borrow(&pc[0], PyTuple_GET_ITEM(t_formats, code[i]), "format")
+        _borrow(&pc[1], PyTuple_GET_ITEM(t_exporters, e), "exporter")
+        _borrow(&pc[2], PyTuple_GET_ITEM(t_heads, router + 1), "router")
         for k in range(4):
-            need += _size(prov[r[20 + k]]) + 1
+            _borrow(&pc[3 + k], PyTuple_GET_ITEM(t_prov, r[20 + k]), "provenance")
+        _borrow(&pc[7], PyList_GET_ITEM(prefixes, src_route + 1), "prefix")
+        _borrow(&pc[8], PyList_GET_ITEM(prefixes, dst_route + 1), "prefix")
+        _borrow(&pc[9], PyList_GET_ITEM(paths, src_route + 1), "AS path")
+        _borrow(&pc[10], PyList_GET_ITEM(paths, dst_route + 1), "AS path")
+        _borrow(&pc[11], <PyObject*>last, "tail")
+        need = 16 + 9 * NUMBER_ROOM
+        for k in range(12):
+            need += pc[k].n + 1
         for k in range(5):
             tn[k] = _value(&cols[k], i, &tp[k])
             need += 2 * tn[k] + 3
         _reserve(&o, need)
         w = o.buf + o.size
         # the flow columns
-        w = _piece_at(w, fmt, True)
+        w = _put_piece(w, &pc[0], True)
         w = _quoted(w, tp[0], tn[0])  # time
-        w = _piece_at(w, exporter, True)
+        w = _put_piece(w, &pc[1], True)
         w = _quoted(w, tp[1], tn[1])  # src_addr
         w = _quoted(w, tp[2], tn[2])  # dst_addr
         w = _int64(w, _u32(&in_if[4 * i]))
@@ -284,16 +308,12 @@ def csv_lines(
         w = _int64(w, _i64(&npkts[8 * i]))
         w = _int64(w, _i64(&rate[8 * i]))
         # the answer
-        w = _piece_at(w, head, True)
+        w = _put_piece(w, &pc[2], True)  # router
         for k in range(4):
             w = _int64(w, _u32(r + 4 + 4 * k))
-        for k in range(4):
-            w = _piece_at(w, prov[r[20 + k]], True)
-        w = _piece_at(w, sp, True)
-        w = _piece_at(w, dp, True)
-        w = _piece_at(w, sa, True)
-        w = _piece_at(w, da, True)
-        w = _piece_at(w, last, False)
+        for k in range(3, 11):  # provenances, prefixes, AS paths
+            w = _put_piece(w, &pc[k], True)
+        w = _put_piece(w, &pc[11], False)
         o.size = w - o.buf
     if PyByteArray_Resize(out, o.size) < 0:
         raise MemoryError()

@@ -93,34 +93,23 @@ def supports(flow_columns: tuple, answer_columns: tuple) -> bool:
 
 
 class _RoutePieces:
-    """A stream's routes as CSV pieces, route k at row k + 1 (row 0: no route):
-    its prefix (empty for none) and its AS path (``"65001 {65002,65003}"``),
-    made once per stream, as :class:`attribution.enrich_arrow._RouteTable`
-    makes the values pyarrow.csv writes."""
+    """A stream's routes as CSV pieces, route k at item k + 1 (item 0: no
+    route): its prefix (empty for none) and its AS path (``"65001
+    {65002,65003}"``), made once per stream, as
+    :class:`attribution.enrich_arrow._RouteTable` makes the values
+    pyarrow.csv writes."""
 
     def __init__(self) -> None:
-        self.prefixes = np.empty(64, dtype=object)
-        self.paths = np.empty(64, dtype=object)
-        self.prefixes[0] = b""
-        self.paths[0] = quoted(csv_path([]))
-        self.made = 1
+        self.prefixes: list[bytes] = [b""]
+        self.paths: list[bytes] = [quoted(csv_path([]))]
 
     def upto(self, routes: RouteDictionary, rows: int) -> None:
-        if rows <= self.made:
-            return
         from attribution.enrich_arrow import _route_row
 
-        if rows > len(self.prefixes):
-            size = max(rows, 2 * len(self.prefixes))
-            for name in ("prefixes", "paths"):
-                grown = np.empty(size, dtype=object)
-                grown[: self.made] = getattr(self, name)[: self.made]
-                setattr(self, name, grown)
-        for k in range(self.made - 1, rows - 1):
+        for k in range(len(self.prefixes) - 1, rows - 1):
             row = _route_row(routes.routes[k])
-            self.prefixes[k + 1] = b"" if row[0] is None else quoted(row[0])
-            self.paths[k + 1] = quoted(csv_path(row[8]))
-        self.made = rows
+            self.prefixes.append(b"" if row[0] is None else quoted(row[0]))
+            self.paths.append(quoted(csv_path(row[8])))
 
 
 def _tail(

@@ -229,8 +229,8 @@ def test_bad_column_buffers_raise():
     rec = np.zeros(n, dtype=RECORD_DTYPE)
     for k in ("router", "src_route", "dst_route", "override"):
         rec[k] = -1
-    prefixes = np.array([b"", b'"p"'], dtype=object)
-    paths = np.array([b'""', b'"1"'], dtype=object)
+    prefixes = [b"", b'"p"']
+    paths = [b'""', b'"1"']
     prov = [b'"none"'] * 256
 
     def call(flows=flows, time=text, formats=(b'"goflow2"',), exporters=(b'"e"',), heads=(b"",)):
