@@ -72,6 +72,7 @@ from ribd.events import (
 from ribd.maintenance import Collection, Maintenance
 from ribd.observe import new_notes
 from ribd.reads import Reads, all_matches, route_match, slot_value
+from ribd.ribload import insert_new, one_entry, probe
 from ribd.sessions import SessionHandling
 from ribd.store import COMPILED_FIND
 from ribd.table import (
@@ -254,8 +255,7 @@ class Rib(SessionHandling, Maintenance, Reads, Withdrawals):
                 # Nothing in the arrays (a table load before its merge): a prefix
                 # the delta lacks only gets the entry of this one path, inserted
                 # in a tight loop; the others take the general loop below.
-                got = list(map(get, prefixes))  # one probe each
-                missing = got.count(None)
+                got, missing = probe(delta, prefixes)  # one probe each (ribd.ribload)
                 if missing:
                     # (built only when used: an unused one stayed interned)
                     fresh = (*((None,) * slot), attrs)
@@ -265,11 +265,8 @@ class Rib(SessionHandling, Maintenance, Reads, Withdrawals):
                     else:
                         unheld = [p for p, e in zip(prefixes, got, strict=True) if e is None]
                         prefixes = [p for p, e in zip(prefixes, got, strict=True) if e is not None]
-                    delta.update(zip(unheld, repeat(fresh)))
-                    table.changes.extend(unheld)
-                    added = len(unheld)
-                    if added > 1 and len(set(unheld)) < added:  # a prefix twice in the UPDATE
-                        added = len(set(unheld))
+                    # (a prefix twice in the UPDATE is added once)
+                    added = insert_new(delta, unheld, fresh, table.changes)
                 elif stale is None and self._announce_shared(table, fs, prefixes, got, attrs):
                     prefixes = ()
                 del got
@@ -383,11 +380,11 @@ class Rib(SessionHandling, Maintenance, Reads, Withdrawals):
         if n < SHARED_AT_LEAST or table._next_slot >= OVERLAY_SLOTS:
             return False
         entry = held[0]
-        if type(entry) is not tuple or len(set(map(id, held))) != 1:
+        if type(entry) is not tuple or not one_entry(held, prefixes):
             return False
         slot = fs.slot
         width = len(entry)
-        if (slot < width and entry[slot] is not None) or len(set(prefixes)) != n:
+        if slot < width and entry[slot] is not None:
             return False
         if slot < width:
             new_entry = (*entry[:slot], attrs, *entry[slot + 1 :])
@@ -395,8 +392,7 @@ class Rib(SessionHandling, Maintenance, Reads, Withdrawals):
             new_entry = (*entry, *((None,) * (slot - width)), attrs)
         entries = table._entries
         new_entry = entries.setdefault(new_entry, new_entry)
-        table.store.delta.update(zip(prefixes, repeat(new_entry)))
-        table.changes.extend(prefixes)
+        insert_new(table.store.delta, prefixes, new_entry, table.changes)
         fs.prefixes += n  # (the caller counts the writes)
         self.shared_writes += n
         fs.paths += n

@@ -1,0 +1,73 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""Compiled twins of ``ribd.ribload``: the load path's per-prefix loops in C.
+
+Same arguments, same results, same writes (``dict`` and ``list`` C calls on
+the very objects the Python versions use), without an iterator, a pair
+tuple or a set object made per UPDATE.
+"""
+
+from cpython.dict cimport PyDict_SetItem
+from cpython.list cimport PyList_Append
+from cpython.ref cimport Py_INCREF, PyObject
+from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_ITEM, PySequence_Fast_GET_SIZE
+from cpython.set cimport PySet_Add
+
+
+cdef extern from "Python.h":
+    PyObject *PyDict_GetItemWithError(object d, object key) except? NULL
+    object PyList_New(Py_ssize_t n)
+    void PyList_SET_ITEM(object l, Py_ssize_t i, object o)
+
+
+def probe(delta, prefixes):
+    """Each prefix's entry in ``delta`` (None: absent), and how many are absent."""
+    if not isinstance(delta, dict):  # a dict or a subclass (ribd.store.Delta)
+        raise TypeError(f"delta is a {type(delta).__name__}, not a dict")
+    cdef object seq = PySequence_Fast(prefixes, "prefixes")
+    cdef Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), i, missing = 0
+    cdef PyObject *found
+    cdef list got = PyList_New(n)
+    for i in range(n):
+        found = PyDict_GetItemWithError(delta, <object>PySequence_Fast_GET_ITEM(seq, i))
+        value = None if found == NULL else <object>found
+        if value is None:  # (as got.count(None) counts)
+            missing += 1
+        Py_INCREF(value)  # PyList_SET_ITEM steals it
+        PyList_SET_ITEM(got, i, value)
+    return got, missing
+
+
+def insert_new(delta, prefixes, entry, list changes):
+    """``entry`` for every prefix, each logged in ``changes``; how many keys
+    ``delta`` gained."""
+    if not isinstance(delta, dict):
+        raise TypeError(f"delta is a {type(delta).__name__}, not a dict")
+    cdef object seq = PySequence_Fast(prefixes, "prefixes")
+    cdef Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), i, before = len(delta)
+    for i in range(n):
+        prefix = <object>PySequence_Fast_GET_ITEM(seq, i)
+        PyDict_SetItem(delta, prefix, entry)
+        PyList_Append(changes, prefix)
+    return len(delta) - before
+
+
+def one_entry(list held, prefixes):
+    """Whether ``held`` is one object throughout and no prefix is there twice."""
+    cdef Py_ssize_t n = len(held), i
+    cdef object first
+    if n == 0:
+        return False
+    first = held[0]
+    for i in range(1, n):
+        if held[i] is not first:
+            return False
+    cdef object seq = PySequence_Fast(prefixes, "prefixes")
+    n = PySequence_Fast_GET_SIZE(seq)
+    if n < 2:
+        return True
+    if n == 2:  # most UPDATEs: one compare, no set
+        return not (<object>PySequence_Fast_GET_ITEM(seq, 0) == <object>PySequence_Fast_GET_ITEM(seq, 1))
+    seen = set()
+    for i in range(n):
+        PySet_Add(seen, <object>PySequence_Fast_GET_ITEM(seq, i))
+    return len(seen) == n

@@ -1,0 +1,47 @@
+"""The per-prefix loops of a table load's writes (``Rib._announce``), one call each.
+
+While a table streams in before its first merge, nearly every UPDATE takes
+one of two short paths: its prefixes are all new to the store's delta (the
+first router), or all hold the one entry another router's UPDATE left
+(every router after it). Written as Python builtins chained (``map``,
+``zip``, ``repeat``, ``set``) each costs ~50k instructions an UPDATE of six
+prefixes, more than decoding it: iterator objects, a tuple per pair, a set
+per check. ``ribd._ribload`` does the same loops in C; these are the
+reference and the fallback where it was not built (tests/ribd/test_ribload.py
+compares them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from itertools import repeat
+
+
+def probe(delta: dict, prefixes: Sequence[str]) -> tuple[list, int]:
+    """Each prefix's entry in ``delta`` (None: absent), and how many are absent."""
+    got = list(map(delta.get, prefixes))
+    return got, got.count(None)
+
+
+def insert_new(delta: dict, prefixes: Sequence[str], entry: object, changes: list) -> int:
+    """``entry`` for every prefix, each logged in ``changes``; how many keys
+    ``delta`` gained (for prefixes it lacked: the distinct ones, a prefix
+    twice in an UPDATE once)."""
+    before = len(delta)
+    delta.update(zip(prefixes, repeat(entry)))
+    changes.extend(prefixes)
+    return len(delta) - before
+
+
+def one_entry(held: list, prefixes: Sequence[str]) -> bool:
+    """Whether ``held`` (the prefixes' entries) is one object throughout and no
+    prefix is there twice."""
+    return len(set(map(id, held))) == 1 and len(set(prefixes)) == len(prefixes)
+
+
+PY_PROBE, PY_INSERT_NEW, PY_ONE_ENTRY = probe, insert_new, one_entry
+
+with contextlib.suppress(ImportError):  # the compiled twins, where setup.py built them
+    from ribd._ribload import insert_new, one_entry, probe  # type: ignore[no-redef]
+COMPILED = probe is not PY_PROBE
