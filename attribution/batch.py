@@ -201,39 +201,43 @@ class Batch(ExactAnswers):
     ) -> None:
         """The view answers (group layout) into the flows' columns, once per
         batch: each side's answer rows read from the batch's table."""
-        highest = self.routing.highest_as_set
         for dst, pos in ((True, pos_dst), (False, pos_src)):
             on = fast[pos]
             if not on.any():
                 continue
             p = pos[on]
-            ok = leaf[p] >= 0
-            n = len(p)
-            if table is None or not ok.any():
-                zero = np.zeros(n, dtype=np.uint32)
-                no = np.zeros(n, dtype=bool)
-                prov = np.full(n, NONE, dtype=np.uint8)
-                origin, peer, stale, from_set = zero, zero.copy(), no, no
-            else:
-                a = aid[p]
-                o = table["origin_as_highest" if highest else "origin_as"].take(a, mode="wrap")
-                origin = np.where(ok, o, np.uint32(0))
-                prov = np.where(ok, table["provenance"].take(a, mode="wrap"), np.uint8(NONE))
-                origin[prov == LOCAL] = self.routing.local_as
-                pe = table["peer_as_highest" if highest else "peer_as"].take(a, mode="wrap")
-                peer = np.where(ok, pe, np.uint32(0))
-                stale = ok & table["stale"].take(a, mode="wrap")
-                from_set = ok & table["from_set"].take(a, mode="wrap")
-            self._store(
-                order[on],
-                dst,
-                origin,
-                peer,
-                prov,
-                stale,
-                from_set,
-                route[p] if route is not None else None,
-            )
+            route_p = route[p] if route is not None else None
+            self.store_view_answers(order[on], dst, leaf[p], aid[p], table, route_p)
+
+    def store_view_answers(
+        self,
+        fi: np.ndarray | slice,
+        dst: bool,
+        leaf: np.ndarray,
+        aid: np.ndarray,
+        table: dict[str, np.ndarray] | None,
+        route: np.ndarray | None = None,
+    ) -> None:
+        """One side of flows ``fi`` from their view leaf (-1: no route) and
+        answer id, the rows read from ``table`` (``AnswerTable.columns``)."""
+        ok = leaf >= 0
+        n = len(leaf)
+        if table is None or not ok.any():
+            zero = np.zeros(n, dtype=np.uint32)
+            no = np.zeros(n, dtype=bool)
+            prov = np.full(n, NONE, dtype=np.uint8)
+            origin, peer, stale, from_set = zero, zero.copy(), no, no
+        else:
+            highest = self.routing.highest_as_set
+            o = table["origin_as_highest" if highest else "origin_as"].take(aid, mode="wrap")
+            origin = np.where(ok, o, np.uint32(0))
+            prov = np.where(ok, table["provenance"].take(aid, mode="wrap"), np.uint8(NONE))
+            origin[prov == LOCAL] = self.routing.local_as
+            pe = table["peer_as_highest" if highest else "peer_as"].take(aid, mode="wrap")
+            peer = np.where(ok, pe, np.uint32(0))
+            stale = ok & table["stale"].take(aid, mode="wrap")
+            from_set = ok & table["from_set"].take(aid, mode="wrap")
+        self._store(fi, dst, origin, peer, prov, stale, from_set, route)
 
     def finish(self) -> Resolution:
         return Resolution(

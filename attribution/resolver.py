@@ -41,7 +41,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from attribution import batch_plan, lookup, one_flow
+from attribution import batch_flat, batch_plan, lookup, one_flow
 from attribution import routing as routing_rules
 from attribution.addresses import (
     NO_MAC,
@@ -320,6 +320,14 @@ class Resolver:
                 )
             )
 
+        # Override rules and IX ports apply per exporter: they need the groups.
+        per_exporter = in_if_arr is not None and (
+            bool(routing.overrides.rules) or (routing.ix is not None and bool(routing.ix.ports))
+        )
+        if not per_exporter and batch_flat.answer_flat(
+            self, batch, canon, ex, good, d_v4, s_words, d_words, routing
+        ):
+            return self._finish(batch, bad, n, what_if)
         order, groups = self._plan(canon, ex, good, d_v4, routing)
         if self.build_views_inline and groups and self.views.refresh():
             order, groups = self._plan(canon, ex, good, d_v4, routing)
@@ -340,6 +348,12 @@ class Resolver:
                     idx = order[g.start : g.stop]
                     ix_batch(batch, routing.ix, canon[g.exporter], idx, in_if_arr, mac_arr)  # type: ignore[arg-type]
 
+        return self._finish(batch, bad, n, what_if)
+
+    def _finish(
+        self, batch: Batch, bad: dict[int, tuple[str, str]], n: int, what_if: bool
+    ) -> Resolution:
+        """The batch's Resolution with its errors, counted unless a what-if."""
         res = batch.finish()
         for i, (code, message) in sorted(bad.items()):
             res.errors.append((i, code, message))

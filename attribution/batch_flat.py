@@ -1,0 +1,257 @@
+"""The bulk path without groups: a batch whose every flow its router's view answers.
+
+``batch_plan`` groups a batch by (exporter, family) and ``Batch.answer_groups``
+answers it group by group: a sort of the flows by group, a ``Group`` per
+(exporter, family), per-group slot ranges for the lookups and a scatter back
+to flow order. Spread over 64 exporters that per-group work was most of
+what such a batch paid over one router's batch of the same flows (~0.3 ms
+in the plan, ~0.3 ms in the grouped lookups and ~0.1 ms in the group loop
+of a ~2.5 ms batch at 64 routers on 10% tables, issue 11).
+
+Most batches need none of it: AS numbers only, no next hops, every
+exporter's router has a view with nothing changed since it was built, and
+the family's views are packed on one axis (``viewpack.pack``). Such a
+batch is answered here in flow order: each exporter's router and column
+offsets picked once, each flow's offset read from its exporter's, every
+key of the family searched in the one axis (IPv4 keys sorted first, as one
+router's batch is) and its leaf and answer id read from the packed pools
+with its router's offset. What the batch pays over one router's is then a
+take of the exporters' offsets per flow and an add per key. Anything else
+(routes, next hops, changed prefixes, long IPv6, an exporter without a
+usable view, override rules or IX ports to apply) takes the grouped path,
+which answers the same (``tests/attribution/test_batch_flat.py``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from attribution.answers import FALLBACK
+from attribution.batch_views import _take
+from attribution.routing import Routing
+from attribution.viewpatch import unchanged
+from ribd.events import IPV4_UNICAST, IPV6_UNICAST
+
+if TYPE_CHECKING:
+    from attribution.batch import Batch
+    from attribution.resolver import Resolver
+
+ENABLED = True  # tests turn it off to compare with the grouped path
+
+
+def answer_flat(
+    resolver: Resolver,
+    batch: Batch,
+    canon: list[str | None],
+    ex: np.ndarray,
+    good: np.ndarray,
+    d_v4: np.ndarray,
+    s_words: np.ndarray,
+    d_words: np.ndarray,
+    routing: Routing,
+) -> bool:
+    """Answer the good flows of ``batch`` without grouping them, if it can
+    (see the module docstring); False: nothing was written, group it."""
+    if not ENABLED or batch.routes is not None or batch.next_hops is not None:
+        return False
+    every = bool(good.all())
+    flows = None if every else np.flatnonzero(good)
+    if flows is not None and not len(flows):
+        return False
+    code = ex * 2 if every else ex[flows] * 2
+    code += ~d_v4 if every else ~d_v4[flows]  # IPv4 first: the grouped path's order
+    present = np.flatnonzero(np.bincount(code)).tolist()
+    plan = _plan(resolver, canon, present, routing)
+    if plan is None:
+        return False
+    sources, routers, fallback = plan
+    # Each family's flows, and its IPv6 keys checked against the views'
+    # prefixes longer than /64 (the exact path's), before anything is written.
+    todo = []
+    for v4, source in sources.items():
+        if every and len(sources) == 1:
+            fi: np.ndarray | slice = slice(None)
+            fex = ex
+        else:
+            fi = np.flatnonzero(good & (d_v4 if v4 else ~d_v4))
+            fex = ex[fi]
+        if not v4 and source.long_v6:
+            upper = np.concatenate([d_words[fi, 0], s_words[fi, 0]])
+            if any(np.isin(upper, long).any() for long in source.long_v6):
+                return False
+        todo.append((v4, source, fi, fex))
+    # The router column and flags, per family (an exporter's IPv6 flows may
+    # go to a fallback router): routers numbered in code order, as the
+    # grouped path numbers its groups.
+    names = routing.names
+    size = len(canon)
+    index = {v4: np.zeros(size, dtype=np.int32) for v4 in sources}
+    falls = {v4: np.zeros(size, dtype=bool) for v4 in sources}
+    for c, neighbor, is_fallback in zip(present, routers, fallback, strict=True):
+        index[not c & 1][c >> 1] = batch.router_index(names.get(neighbor, neighbor))
+        falls[not c & 1][c >> 1] = is_fallback
+    for v4, source, fi, fex in todo:
+        batch.router[fi] = index[v4].take(fex)
+        fb = falls[v4].take(fex)
+        if fb.any():
+            batch.flags[fi] |= np.where(fb, FALLBACK, 0).astype(batch.flags.dtype)
+        _answer_family(batch, source, fi, fex, v4, s_words, d_words)
+    return True
+
+
+class _Source:
+    """Where one family's keys are read: the axis, the leaf and answer
+    columns (a view's own, or the family's packed pools) and, per exporter
+    index of the batch, the offset of its router's column in each."""
+
+    __slots__ = ("answer", "answer_off", "leaf", "leaf_off", "long_v6", "starts", "table")
+
+    def __init__(self, view, packed, rows: dict[int, int], size: int, long_v6: list) -> None:
+        self.starts = view.starts
+        self.long_v6 = long_v6  # the views' upper halves of IPv6 prefixes longer than /64
+        if packed is None:  # one view: its own columns
+            self.leaf, self.answer, self.table = view.leaf, view.answer, view.answers
+            self.leaf_off = self.answer_off = None
+            return
+        self.table = packed.answers
+        self.leaf = packed.pools["leaf"]
+        self.answer = packed.pools["answer"]
+        self.leaf_off = _offsets(packed, "leaf", rows, size)
+        self.answer_off = _offsets(packed, "answer", rows, size)
+
+
+def _offsets(packed, name: str, rows: dict[int, int], size: int) -> np.ndarray | None:
+    """Per exporter index, its router's offset in pool ``name`` (None: all 0)."""
+    pool, offsets = packed.pools[name], packed.offsets[name]
+    if pool.strides == (0,) or not offsets.any():
+        return None
+    out = np.zeros(size, dtype=np.int64)
+    out[list(rows)] = offsets[list(rows.values())]
+    return out if out.any() else None
+
+
+def _plan(
+    resolver: Resolver, canon: list[str | None], present: list[int], routing: Routing
+) -> tuple[dict[bool, _Source], list[str], list[bool]] | None:
+    """Each present (exporter, family) code's router, and per family the
+    source its keys are read from; None when a flow needs the grouped path.
+
+    One loop with the router pick (``routing.pick_router``) and the view
+    check (``CompiledViews.usable_many``: a view current at the table's
+    change number, or whose router changed nothing since, with no changed
+    ranges) written out: at 64 exporters the calls were ~3 us per code."""
+    rib, views = resolver.rib, resolver.views
+    if resolver.build_views_inline and views._wanted:
+        return None  # the grouped path builds what is wanted first
+    chains = resolver._chains
+    kept = chains.kept(routing)
+    routers_of = rib.routers
+    tables = rib.tables
+    held_views = views._views
+    picked: list[str] = []
+    fallback: list[bool] = []
+    by_family: dict[bool, list[tuple[int, object]]] = {}
+    seqs: dict[str, int] = {}
+    with rib.lock:
+        for c in present:
+            exporter = canon[c >> 1]
+            if exporter is None:
+                return None
+            chain = kept.get((exporter, exporter in routers_of))
+            if chain is None:
+                chain = chains.get(routing, routers_of, exporter)
+            family = IPV6_UNICAST if c & 1 else IPV4_UNICAST
+            neighbor = r = fs = None
+            for i, n in enumerate(chain[0]):  # routing.pick_router
+                r = routers_of.get(n)
+                if r is not None:
+                    fs = r.families[family]
+                    if fs.prefixes or fs.stale_slot is not None:
+                        neighbor = n
+                        picked.append(n)
+                        fallback.append(i > 0 or not chain[1])
+                        break
+            if neighbor is None:
+                return None
+            view = held_views.get((neighbor, family))
+            if view is None or view.signature != (fs.slot, fs.stale_slot, r.current_stale):  # type: ignore[union-attr]
+                return None
+            seq = seqs.get(family)
+            if seq is None:
+                seq = seqs[family] = tables[family].change_seq
+            fresh = view.seq == seq and view.changed.seq == seq
+            if len(view.changed.starts) or not (fresh or unchanged(tables[family], view)):
+                return None  # changed ranges: the grouped path's exact lookups
+            by_family.setdefault(not c & 1, []).append((c >> 1, view))
+    # Per family: one view, or views of one pack on one axis.
+    sources: dict[bool, _Source] = {}
+    size = len(canon)
+    for v4, held in by_family.items():
+        first = held[0][1]
+        long_v6 = [] if v4 else [v.long_v6 for _, v in held if len(v.long_v6)]  # type: ignore[attr-defined]
+        if long_v6:  # each distinct array once
+            long_v6 = list({id(a): a for a in long_v6}.values())
+        if all(v is first for _, v in held):
+            sources[v4] = _Source(first, None, {}, size, long_v6)
+            continue
+        packed = first.pack  # type: ignore[attr-defined]
+        if packed is None or not all(
+            v.pack is packed and v.starts is first.starts  # type: ignore[attr-defined]
+            for _, v in held
+        ):
+            return None
+        rows = {j: v.pack_row for j, v in held}  # type: ignore[attr-defined]
+        sources[v4] = _Source(first, packed, rows, size, long_v6)
+    return sources, picked, fallback
+
+
+def _answer_family(
+    batch: Batch,
+    source: _Source,
+    fi: np.ndarray | slice,
+    fex: np.ndarray,
+    v4: bool,
+    s_words: np.ndarray,
+    d_words: np.ndarray,
+) -> None:
+    """The view answers of one family's flows ``fi`` (exporter indexes ``fex``)."""
+    n = len(fex)
+    perm = None
+    if v4:  # sorted keys: numpy's search walks them ~2x faster (see lookup_views)
+        comp = np.empty(2 * n, dtype=np.uint64)
+        comp[:n] = d_words[fi, 1]
+        comp[n:] = s_words[fi, 1]
+        comp <<= np.uint64(32)  # the address's 32 bits on top (the upper half drops out)
+        comp |= np.arange(2 * n, dtype=np.uint64)
+        comp.sort()
+        keys: np.ndarray = (comp >> np.uint64(32)).astype(np.uint32)
+        perm = (comp & np.uint64(0xFFFFFFFF)).astype(np.intp)  # sorted slot -> position
+    else:
+        keys = np.concatenate([d_words[fi, 0], s_words[fi, 0]])
+
+    def per_key(off: np.ndarray | None) -> np.ndarray | None:
+        if off is None:
+            return None
+        flow = off.take(fex)
+        both = np.concatenate([flow, flow])
+        return both if perm is None else both.take(perm)
+
+    found = source.starts.searchsorted(keys, side="right")
+    found -= 1
+    off = per_key(source.leaf_off)
+    if off is not None:
+        found = found + off
+    leaf = _take(source.leaf, found)
+    off = per_key(source.answer_off)
+    aid = _take(source.answer, leaf if off is None else leaf + off)
+    if perm is not None:  # back to flow order: dst keys first, then src
+        placed_leaf = np.empty_like(leaf)
+        placed_leaf[perm] = leaf
+        placed_aid = np.empty_like(aid)
+        placed_aid[perm] = aid
+        leaf, aid = placed_leaf, placed_aid
+    table = source.table.columns
+    batch.store_view_answers(fi, True, leaf[:n], aid[:n], table)
+    batch.store_view_answers(fi, False, leaf[n:], aid[n:], table)
