@@ -234,16 +234,12 @@ class Rib(SessionHandling, Maintenance, Reads, Withdrawals):
         table = self.tables[ev.family]
         store = table.store
         delta = store.delta  # a dict by prefix text (ribd.store.Delta)
-        get = delta.get
         # Indexes in the store's arrays, all at once (``PrefixStore.find_many``);
         # a prefix the arrays hold is never in the delta.
         # (Few prefixes: one scalar find each; numpy's call overhead is ~10 us.)
         prefixes = ev.prefixes
-        values = store.values
         entries = table._entries
-        intern, interned = entries.setdefault, entries.get
-        getrefcount = sys.getrefcount
-        log_change = table.changes.append
+        intern = entries.setdefault
         slot, stale = fs.slot, fs.stale_slot
         attrs = ev.attributes
         path_ids = ev.path_ids
@@ -270,6 +266,14 @@ class Rib(SessionHandling, Maintenance, Reads, Withdrawals):
                 elif stale is None and self._announce_shared(table, fs, prefixes, got, attrs):
                     prefixes = ()
                 del got
+                if not prefixes:  # all taken above: the tally at the end, and no loop set up
+                    fs.prefixes += added
+                    fs.paths += added
+                    table.writes += len(ev.prefixes)
+                    fs.writes += len(ev.prefixes)
+                    table.note_slots(slot)
+                    table.forget_changes_if_behind()
+                    return
                 found = repeat(-2)  # every prefix left is in the delta
         elif len(prefixes) >= 8 or COMPILED_FIND:  # compiled: one call for any count
             # (No short cut for prefixes in the arrays: with numpy's per-call cost,
@@ -277,6 +281,8 @@ class Rib(SessionHandling, Maintenance, Reads, Withdrawals):
             found = store.find_many(prefixes)
         else:
             found = map(store.find, prefixes)
+        get, values, log_change = delta.get, store.values, table.changes.append
+        interned, getrefcount = entries.get, sys.getrefcount
         ids = repeat(0) if path_ids is None else path_ids  # endless, or one per prefix
         if table._next_slot >= OVERLAY_SLOTS:  # wide entries: a shared row and overrides
             # (the prefixes new to the store come back: the loop below inserts them)
