@@ -100,30 +100,44 @@ cdef inline char* _quoted(char* w, const char* p, Py_ssize_t m) noexcept nogil:
     return w + 2
 
 
+cdef extern from *:
+    """
+    /* v in decimal, then a comma, at w (room for 21): past it; two digits a step */
+    static const char enrich_csv_pairs[201] =
+        "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+        "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+        "8081828384858687888990919293949596979899";
+    static inline char* enrich_csv_uint(char* w, unsigned long long u) {
+        char buf[24];
+        char* p = buf + 24;
+        while (u >= 100) {
+            unsigned r = (unsigned)(u % 100);
+            u /= 100;
+            p -= 2;
+            memcpy(p, enrich_csv_pairs + 2 * r, 2);
+        }
+        if (u >= 10) {
+            p -= 2;
+            memcpy(p, enrich_csv_pairs + 2 * u, 2);
+        } else {
+            *--p = (char)('0' + u);
+        }
+        memcpy(w, p, (size_t)(buf + 24 - p));
+        w += buf + 24 - p;
+        *w = ',';
+        return w + 1;
+    }
+    """
+    char* _uint_comma "enrich_csv_uint"(char* w, uint64_t u) nogil
+
+
 cdef inline char* _int64(char* w, int64_t v) noexcept nogil:
     """v in decimal, sign and all, and a comma (room for 21 checked by the
     caller): past it."""
-    cdef char digits[24]
-    cdef int n = 0
-    cdef int j
-    cdef uint64_t u
     if v < 0:
         w[0] = 45
-        w += 1
-        u = <uint64_t>(-(v + 1)) + 1
-    else:
-        u = <uint64_t>v
-    if u == 0:
-        digits[0] = 48
-        n = 1
-    while u:
-        digits[n] = <char>(48 + u % 10)
-        u //= 10
-        n += 1
-    for j in range(n):
-        w[j] = digits[n - 1 - j]
-    w[n] = 44
-    return w + n + 1
+        return _uint_comma(w + 1, <uint64_t>(-(v + 1)) + 1)
+    return _uint_comma(w, <uint64_t>v)
 
 
 cdef extern from *:
