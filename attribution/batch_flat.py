@@ -228,8 +228,10 @@ def _answer_family(
         comp.sort()
         keys: np.ndarray = (comp >> np.uint64(32)).astype(np.uint32)
         perm = (comp & np.uint64(0xFFFFFFFF)).astype(np.intp)  # sorted slot -> position
-    else:
-        keys = np.concatenate([d_words[fi, 0], s_words[fi, 0]])
+    else:  # native words (the flows' are big-endian)
+        keys = np.empty(2 * n, dtype=np.uint64)
+        keys[:n] = d_words[fi, 0]
+        keys[n:] = s_words[fi, 0]
 
     def per_key(off: np.ndarray | None) -> np.ndarray | None:
         if off is None:
