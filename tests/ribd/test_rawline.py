@@ -216,6 +216,27 @@ def test_lines_it_may_take_despite_odd_form() -> None:
     assert assert_alike(variants) == len(variants)
 
 
+def test_time_stamps_read_as_orjson_reads_them() -> None:
+    """Numbers of up to 17 digits, integer and fraction, read to the same float as
+    orjson's (correctly rounded both), in range or not."""
+    rng = random.Random(3)
+    good = packets_line(BODY)
+    lines = []
+    for _ in range(2000):
+        digits = rng.randint(1, 17)
+        text = str(rng.randrange(10**digits))
+        if rng.random() < 0.7:
+            point = rng.randint(1, len(text))
+            text = text[:point] + "." + (text[point:] or "0")
+            text = text.lstrip("0") or "0"
+            if text.startswith("."):
+                text = "0" + text
+        if rng.random() < 0.1:
+            text = "-" + text
+        lines.append(good.replace(b'"time":1.5', b'"time":' + text.encode()))
+    assert assert_alike(lines) > 1500
+
+
 def test_random_hostile_lines_alike() -> None:
     rng = random.Random(20261201)
     bodies = seed_updates()
