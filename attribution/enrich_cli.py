@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
 import threading
+from collections.abc import Iterator
 
 import orjson
 
@@ -122,6 +125,33 @@ def err(text: str) -> None:
         sys.stderr.flush()
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread, so the run ends as on Ctrl-C: a
+    followed file never ends, and supervisors (systemd, ``docker stop``,
+    Kubernetes) end a run with SIGTERM, whose default killed the process on
+    the spot: the Parquet file left ``.partial`` without its footer, the last
+    ClickHouse insert and the counters never written. A KeyboardInterrupt, so
+    every path that cleans up after Ctrl-C cleans up after it too."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_ends_the_run() -> Iterator[None]:
+    """SIGTERM raises ``Terminated`` while the run lasts (main thread only:
+    Python runs handlers there; elsewhere, as a library call, nothing)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 def cmd_enrich(args: argparse.Namespace) -> int:
 
     opts = Options(
@@ -155,7 +185,10 @@ def cmd_enrich(args: argparse.Namespace) -> int:
         opts.output = args.output
     counters = Counters(echo=err)
     try:
-        run(args.connection, opts, sys.stdout.buffer, err, counters)
+        with _sigterm_ends_the_run():
+            run(args.connection, opts, sys.stdout.buffer, err, counters)
+    except Terminated:  # the output finished, the counters below: a normal stop
+        return 128 + signal.SIGTERM
     except WorkerError as exc:  # --jobs: a worker lost the service, or failed
         err(str(exc))
         return 1

@@ -355,7 +355,7 @@ def test_softflowd_to_nfacctd_print_json_followed_by_enrich(service, work, versi
         raise AssertionError(f"{exc}\nnfacctd wrote: {seen}\nits log: {log}") from None
     finally:
         stop(nfacctd)
-        enrich.send_signal(signal.SIGINT)
+        enrich.send_signal(signal.SIGTERM)  # as a supervisor stops it
         _, err = enrich.communicate(timeout=180)
     for r in rows:
         r["src"], r["dst"] = r["ip_src"], r["ip_dst"]

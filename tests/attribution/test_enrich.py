@@ -262,7 +262,7 @@ def test_follow_survives_rotation_and_truncation(server, tmp_path, jobs):
             f.write(goflow(7, "10.1.2.2") + "\n")
         got = wait_for_lines(out, 7)
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=180)
     assert [r["bytes"] for r in got] == [1, 2, 3, 4, 5, 6, 7]
     assert [r["dst_origin_as"] for r in got] == [65005, 65011, 65006, 64500, 0, 65009, 65005]
@@ -403,7 +403,7 @@ def test_a_quiet_followed_file_outlives_the_services_stream_idle_timeout(tmp_pat
         got = wait_for_lines(out, 2)
         assert [r["dst_origin_as"] for r in got] == [65005, 65011]
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=180)
         server.stop()
 
