@@ -158,7 +158,12 @@ class RouteDictionary:
         """Both sides' ``side_json`` of routes ``-1 .. upto - 1`` at rows ``0 ..
         upto`` (the src side's ends with a comma), so a batch takes its records'
         pieces with one numpy index; each route is encoded once per stream, for
-        both sides at once (:func:`_body`)."""
+        both sides at once (:func:`_body`). A route past the dictionary (a bad
+        reply) raises IndexError before any table grows to it."""
+        if upto > len(self.routes):
+            raise IndexError(
+                f"route {upto - 1} is not in the dictionary ({len(self.routes)} routes)"
+            )
         rows = upto + 1
         if rows > self._made:
             tables = self._tables

@@ -270,3 +270,28 @@ def test_a_mixed_input_read_in_chunks_gives_each_lines_own_rows_and_errors(fmt):
     assert counters.bad == expected_bad
     assert counters.read == expected_read
     assert counters.formats == expected_formats
+
+
+def test_a_route_index_past_the_dictionary_raises_before_any_table_grows():
+    """A reply naming route 2**31 - 1 of a dictionary of three: IndexError, not
+    route tables grown to two billion rows first (16 GiB; it was so)."""
+    import numpy as np
+
+    from attribution.answers import RECORD_DTYPE
+    from attribution.v1 import attribution_pb2 as pb
+
+    cols = pb.AttributionColumns(routes=[pb.Route(prefix=f"10.0.{k}.0/24") for k in range(3)])
+    routes = RouteDictionary().update(cols)
+    routes.piece_table("src", 3)  # every route: fine
+    for upto in (4, 2**24, 2**31):
+        with pytest.raises(IndexError):
+            routes.piece_table("src", upto)
+    assert len(routes._tables["src"]) < 1000
+    rec = np.zeros(2, dtype=RECORD_DTYPE)
+    rec["router"] = rec["override"] = -1
+    rec["src_route"] = [0, 2**31 - 1]
+    rec["dst_route"] = [1, 2]
+    answers = AnswerBatch(rec, {}, [], [], routes)
+    with pytest.raises(IndexError):
+        answers.json_lines([b'{"a":1}', b'{"a":2}'])
+    assert len(routes._tables["dst"]) < 1000
