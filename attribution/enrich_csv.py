@@ -40,7 +40,10 @@ if RECORD_DTYPE.itemsize != 40 or any(
     CSV_COMPILED = None  # type: ignore[assignment]
 
 # The columns the assembler writes, in its order; the tail (override, flags,
-# errors) follows them as the writer's columns name it.
+# errors) follows them as the writer's columns name it. Copies on purpose, not
+# enrich_decode.ROUTE_COLUMNS: they are what _enrich_csv.pyx writes, and
+# ``supports`` compares the writer's columns with them, so a column added to
+# the answer sends CSV to the pyarrow path until the assembler follows.
 FLOW_LAYOUT = (
     "time",
     "exporter",
