@@ -18,7 +18,6 @@ import sys
 import grpc
 
 from attribution import client_commands, logs
-from attribution.balancing import BalancingError
 from attribution.cli_format import convergence, format_table
 from attribution.client import DEFAULT_BATCH, DEFAULT_TARGET, ClientSettingsError
 from attribution.client_commands import (
@@ -34,6 +33,7 @@ from attribution.client_commands import (
     read_flow_lines,
 )
 from attribution.config_file import ConfigError
+from attribution.failover import BalancingError
 
 # Names other modules import from here (the demo, the benches).
 __all__ = [

@@ -26,11 +26,11 @@ from attribution.balancing import (
     DEFAULT_REBALANCE,
     START_READY_TIMEOUT,
     BalancedStreams,
-    FailoverStats,
     parse_targets,
     service_config,
 )
 from attribution.convert import columns_to_answers, error_answer, route_summary_json
+from attribution.failover import FailoverStats
 from attribution.pmacct import to_pmacct
 from attribution.records import row_next_hops, rows_to_columns
 from attribution.v1 import attribution_pb2 as pb

@@ -25,11 +25,11 @@ from attribution.balancing import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_READY_TIMEOUT,
     DEFAULT_REBALANCE,
-    FailoverStats,
 )
 from attribution.cli_format import convergence, format_table, since
 from attribution.client import Balancing, Connection, channel, connection_from, resolve_dicts
 from attribution.convert import error_answer, route_to_json
+from attribution.failover import FailoverStats
 from attribution.pmacct import to_pmacct
 from attribution.v1 import attribution_pb2 as pb
 from attribution.v1 import attribution_pb2_grpc as pb_grpc

@@ -29,8 +29,8 @@ import threading
 import time
 from pathlib import Path
 
-from attribution.balancing import FailoverStats
 from attribution.client import Balancing, resolve_flow_batches
+from attribution.failover import FailoverStats
 from bench.replicaset import (
     SHARED_TABLE,
     Replica,

@@ -16,9 +16,10 @@ from dataclasses import replace
 import grpc
 import pytest
 
-from attribution.balancing import FailoverStats, parse_targets
+from attribution.balancing import parse_targets
 from attribution.client import Balancing, Connection, resolve_dicts
 from attribution.config import ApiSettings
+from attribution.failover import FailoverStats
 from attribution.grpc_service import AttributionServicer, ReloadResult, start_server
 from attribution.resolver import Resolver
 from tests.attribution.helpers import build_world

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from attribution.balancing import FailoverStats
 from attribution.client import Balancing, resolve_flow_batches
+from attribution.failover import FailoverStats
 from bench.replicaset import (
     Replica,
     RouteReflector,
