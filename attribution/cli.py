@@ -19,7 +19,7 @@ import grpc
 
 from attribution import client_commands, logs
 from attribution.cli_format import convergence, format_table
-from attribution.client import DEFAULT_BATCH, DEFAULT_TARGET, ClientSettingsError
+from attribution.client import DEFAULT_BATCH
 from attribution.client_commands import (
     MAX_INPUT_LINE,
     cmd_enrich,
@@ -33,6 +33,7 @@ from attribution.client_commands import (
     read_flow_lines,
 )
 from attribution.config_file import ConfigError
+from attribution.connection import DEFAULT_TARGET, ClientSettingsError
 from attribution.failover import BalancingError
 
 # Names other modules import from here (the demo, the benches).

@@ -58,7 +58,7 @@ def settings(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
     """
     given = {k: getattr(args, k) or env.get(var, "") for k, var in ENV.items()}
     if args.config:
-        from attribution.client import connection_from
+        from attribution.connection import connection_from
 
         conn = connection_from(**given, config_path=args.config, env={})
         return Settings(conn.target, conn.ca, conn.cert, conn.key)
