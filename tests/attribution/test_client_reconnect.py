@@ -12,7 +12,7 @@ from __future__ import annotations
 import socket
 import threading
 
-from attribution.client import RECONNECT_MAX_MS, channel, wait_ready
+from attribution.connection import RECONNECT_MAX_MS, channel, wait_ready
 
 
 def _refusing_listener() -> tuple[socket.socket, list[int]]:
