@@ -1,90 +1,58 @@
 """The attribute interner: one shared core per path for all routers, one small set per router.
 
 Split out of ``ribd.attributes`` (the types and rules of attribute sets):
-this is how they are stored once and shared, and how unused ones are
-forgotten. ``ribd.attributes`` re-exports ``AttributeInterner``.
+this is how they are stored once and shared. ``ribd.attributes``
+re-exports ``AttributeInterner``. By job: the intern path (here), the keys
+(``ribd.interner_keys``), snapshot loading (``ribd.interner_load``) and
+collection (``ribd.interner_collect``).
 """
 
 from __future__ import annotations
 
-import sys
-from collections import deque
 from collections.abc import Sequence
-from hashlib import blake2b
-from itertools import compress, islice, starmap
-from operator import attrgetter
-
-import orjson
+from itertools import islice
 
 from ribd.attributes import (
     AS_SEQUENCE,
-    CORE_FIELDS,
     PathAttributes,
     PathCore,
     attribute_row,
     derive_as_numbers,
 )
+from ribd.interner_collect import InternerCollect
+from ribd.interner_keys import (
+    _EMPTY,
+    LARGE_SLOTS,
+    SHARE_SLOTS,
+    _core_fields,
+    _digest,
+    _hashable,
+    core_key,
+    core_part,
+    core_row,
+    row_part,
+)
+from ribd.interner_load import InternerLoad
 
+__all__ = [
+    "LARGE_SLOTS",
+    "SCAN_VARIANTS",
+    "SHARE_SLOTS",
+    "AttributeInterner",
+    "core_key",
+    "core_part",
+    "core_row",
+    "row_part",
+]
 
-def _digest(values: tuple) -> bytes:
-    """160 bits of a BLAKE2b of the JSON of ``values``: the key of a core whose
-    ``hash()`` another core already has, and of a set past SCAN_VARIANTS.
-
-    Cryptographic rather than ``hash()`` of a tuple: AS numbers and
-    communities come from the network, and colliding Python hashes are easy
-    to craft. The full digest cut to 160 bits rather than ``digest_size=20``:
-    parsing that keyword costs more than hashing a row. Digests live in one
-    process only.
-    """
-    return blake2b(orjson.dumps(values)).digest()[:20]
-
-
-# A core's fields in core_key's order, read in one C call.
-_core_fields = attrgetter(*CORE_FIELDS)
-
-
-def _hashable(part: tuple) -> tuple:
-    """A core's fields with decoded lists made tuples (the JSON path may hand
-    segments and communities as lists); equal values, so equal cores."""
-    (path, origin, med, large, ext, atomic, aggr) = part
-    path = tuple([(kind, tuple(numbers)) for kind, numbers in path])
-    return (path, origin, med, tuple(map(tuple, large)), tuple(ext), atomic, aggr)
-
-
-def core_part(row: Sequence) -> tuple:
-    """The shared core's fields of a set given as its row (make_attributes'
-    order), hashable, in ``CORE_FIELDS`` order."""
-    (path, origin, _, _, med, _, large, ext, _, _, atomic, aggr) = row
-    part = (path, origin, med, large, ext, atomic, aggr)
-    try:
-        hash(part)
-    except TypeError:
-        return _hashable(part)
-    return part
-
-
-def core_key(row: Sequence) -> int:
-    """The ``hash()`` of a set's core part (``core_part``): where its core is
-    first looked for (``AttributeInterner``)."""
-    return hash(core_part(row))
-
-
-# Slots of each direct-mapped cache (a power of two). A full table has ~52k
-# distinct AS numbers, but most of the sharing is of the frequent ones: 2^14
-# slots share ~90% of what 2^16 do, and a small list stays in the CPU caches.
-SHARE_SLOTS = 1 << 14
-# Whole AS paths and community lists: a table has ~100k distinct paths and
-# tens of thousands of community lists, and the sets sharing one come from
-# different routers, far apart in the feed.
-LARGE_SLOTS = 1 << 16
 # A core's sets are found by a scan of its list (one set per router that
 # carries it): past this many, by a digest of the whole row instead, so that
 # a peer sending endless variants of one path cannot make each scan longer.
+# Read at each use (tests lower it).
 SCAN_VARIANTS = 256
-_EMPTY = -1  # an empty slot: equal to no value, and an int like the values
 
 
-class AttributeInterner:
+class AttributeInterner(InternerLoad, InternerCollect):
     """The one shared PathAttributes per distinct set, built on one shared
     PathCore per distinct core.
 
@@ -250,89 +218,6 @@ class AttributeInterner:
         self._hold(key, held, attrs, row)
         return attrs
 
-    def load_core(self, h: int, core: PathCore) -> list:
-        """Hold ``core``, built elsewhere (a snapshot's), whose fields hash to ``h``
-        (``core_key``); returns its list, the one already held if an equal core
-        was (a list while a load fills it: ``load_sets`` makes them tuples)."""
-        cores = self._cores
-        held = cores.get(h)
-        if held is None and h not in self._crowd:
-            held = cores[h] = [core]
-            return held
-        key, held = self._locate(h, _core_fields(core))
-        if held is None:
-            held = self._cores[key] = [core]
-        return held
-
-    def load_cores(self, hashes: list[int], cores: list[PathCore]) -> list[list]:
-        """``load_core`` for each core (``hashes``: each one's ``core_key``), in one
-        dict update when this interner holds nothing yet and no two hashes are
-        equal (a snapshot load into its own interner: the common case)."""
-        if not self._cores and not self._crowd:
-            helds = [[c] for c in cores]
-            self._cores.update(zip(hashes, helds, strict=True))
-            if len(self._cores) == len(hashes):
-                return helds
-            self._cores.clear()  # two equal hashes: one at a time, compared
-        return list(map(self.load_core, hashes, cores))
-
-    def load_sets(self, helds: list[list], sets: list[PathAttributes], late: Sequence[int]) -> None:
-        """Hold ``sets``, built elsewhere (a snapshot's), each on the core of its list
-        in ``helds`` (``load_core``'s). No digest per set: a core's list takes its sets
-        unkeyed, up to SCAN_VARIANTS; past that, by a digest of the row as ``intern``
-        does, and a set equal to one held there is replaced in ``sets`` by it.
-
-        ``late``: the indexes (ascending) of the sets past the SCAN_VARIANTS
-        first of their core (the caller counts, vectorised: it knows its lists,
-        fresh from ``load_core``); the others go in with one C loop."""
-        if not len(late):
-            deque(map(list.append, helds, sets), maxlen=0)
-            self._count += len(sets)
-        else:
-            early = bytearray(b"\x01") * len(sets)
-            for i in late:
-                early[i] = 0
-            deque(starmap(list.append, compress(zip(helds, sets, strict=True), early)), maxlen=0)
-            self._count += len(sets) - len(late)
-            self._load_sets(helds, sets, late)
-
-    def _load_sets(
-        self, helds: list[list], sets: list[PathAttributes], late: Sequence[int]
-    ) -> None:
-        for i in late:
-            held, attrs = helds[i], sets[i]
-            if len(held) <= SCAN_VARIANTS:
-                held.append(attrs)
-                self._count += 1
-                continue
-            key = _digest(attribute_row(attrs))
-            got = self._overflow.get(key)
-            if got is None:
-                self._overflow[key] = attrs
-                self._count += 1
-            else:
-                sets[i] = got
-
-    def share_loaded(
-        self, paths: list, communities: list, strings: list[str], policies: Sequence = ()
-    ) -> None:
-        """Offer values of loaded sets (AS paths, community lists, addresses,
-        policies ...) for sharing with the sets built after, as if ``_make`` had
-        seen them."""
-        cache = self._policies
-        for p in policies:
-            cache[hash(p) % SHARE_SLOTS] = p
-        cache = self._paths
-        for p in paths:
-            cache[hash(p) % LARGE_SLOTS] = p
-        cache = self._communities
-        for c in communities:
-            if c:
-                cache[hash(c) % LARGE_SLOTS] = c
-        texts = self._texts
-        for s in strings:
-            texts.setdefault(s, s)
-
     def _hold(self, key: bytes, held: list, attrs: PathAttributes, row: Sequence) -> None:
         if len(held) <= SCAN_VARIANTS:
             # A list, appended to. A tuple copied per new set (9abd700) held
@@ -450,120 +335,3 @@ class AttributeInterner:
             aggregator,
             *derived,
         )
-
-    def collect_unused(self, in_use: set[int]) -> int:
-        """Drop sets no route refers to any more (ids in ``in_use`` are kept),
-        then the cores and shared values nothing else holds, so churn cannot
-        grow them.
-
-        Feed threads intern while this runs (they parse outside ``rib.lock``):
-        dicts are walked through copies, and a value they pick up meanwhile
-        at worst ends up in a set unshared.
-        """
-        dead = [a for a in self.sets() if id(a) not in in_use]
-        n = sum(map(self._forget, dead))
-        del dead
-        keys = self.keys()
-        self.drop_unreferenced(keys, 0, len(keys))
-        self.collect_shared_values()
-        return n
-
-    def keys(self) -> list:
-        """Every set, then every core, now (for ``drop_unreferenced``, in steps):
-        the sets first, so cores only they held go in the same pass."""
-        out: list = self.sets()
-        out.extend([held[0] for held in list(self._cores.values())])
-        return out
-
-    def drop_unreferenced(self, keys: list, start: int, stop: int) -> int:
-        """Forget the sets and cores of ``keys[start:stop]`` (``keys()``) that
-        nothing else refers to (no route, view or parse in flight holds them);
-        returns how many sets were dropped.
-
-        Exact at the moment of each check, so a collection can run in steps
-        between writes (``ribd.rib``); a feed thread picking a set up between
-        the check and the removal at worst ends up with a set unshared. Each
-        dropped object's core digest is computed again to find its list.
-        """
-        getrefcount = sys.getrefcount
-        dropped = 0
-        for i in range(start, stop):
-            obj = keys[i]
-            keys[i] = None
-            # References: its core's list (or the overflow dict), ``obj`` and
-            # getrefcount's argument; a core also has one from each of its sets.
-            if getrefcount(obj) > 3:
-                continue
-            if type(obj) is PathAttributes:
-                if self._forget(obj):
-                    dropped += 1
-                continue
-            key, held = self._key_of(obj)
-            if held is not None and len(held) == 1 and held[0] is obj:
-                del self._cores[key]
-        return dropped
-
-    def _key_of(self, core: PathCore) -> tuple[int | bytes, list | None]:
-        """Where ``core``'s list is (``_locate``), found from its fields again."""
-        part = _core_fields(core)
-        return self._locate(hash(part), part)
-
-    def _forget(self, attrs: PathAttributes) -> bool:
-        """Remove ``attrs`` from where it is held; False if it is not held."""
-        key, held = self._key_of(attrs.core)
-        if held is not None and held[0] is attrs.core:
-            for i in range(1, len(held)):
-                if held[i] is attrs:
-                    del held[i]
-                    self._count -= 1
-                    return True
-        key = _digest(attribute_row(attrs))
-        if self._overflow.get(key) is attrs:
-            del self._overflow[key]
-            self._count -= 1
-            return True
-        return False
-
-    def collect_shared_values(self) -> None:
-        """Drop the shared values (see ``_make``) no set holds any more; and the
-        hashes of ``_crowd`` no core under a digest has any more (a peer sending
-        colliding paths cannot grow it beyond what is held)."""
-        crowded = [held[0] for key, held in list(self._cores.items()) if type(key) is bytes]
-        self._crowd = {hash(_core_fields(c)) for c in crowded}
-        del crowded
-        getrefcount = sys.getrefcount
-        # Policies first: they hold strings of ``_texts`` and ints of ``_ints``.
-        caches = (self._policies, self._paths, self._communities, self._tuples, self._ints)
-        cache = caches[0]
-        for i in range(len(cache)):
-            if getrefcount(cache[i]) <= 2:  # the cache and getrefcount's argument
-                cache[i] = _EMPTY
-        texts = self._texts
-        keys = list(texts)
-        # References: the dict's key and value, ``keys``, ``v``, getrefcount's argument.
-        for v in [v for v in keys if getrefcount(v) <= 5]:
-            del texts[v]
-        del keys
-        # Paths and tuples first (they hold ints), then ints.
-        for cache in caches[1:]:
-            for i in range(len(cache)):
-                # References: the cache, ``v`` and getrefcount's argument.
-                v = cache[i]
-                if getrefcount(v) <= 3:
-                    cache[i] = _EMPTY
-
-    def shared_values(self) -> int:
-        """How many values are held for sharing (tests, stats)."""
-        caches = (self._ints, self._tuples, self._communities, self._paths, self._policies)
-        cached = sum(v is not _EMPTY for cache in caches for v in cache)
-        return cached + len(self._texts)
-
-
-def core_row(c: PathCore) -> tuple:
-    """A core's fields in ``core_key``'s order."""
-    return _core_fields(c)
-
-
-def row_part(row: Sequence) -> tuple:
-    """The per-router fields of a row in ``AttributeInterner._make``'s order."""
-    return (row[2], row[3], row[5], row[8], row[9])
