@@ -22,6 +22,7 @@ service cannot answer (bad address, unknown exporter) is written with its
 from __future__ import annotations
 
 import os
+import stat
 import sys
 import threading
 import time
@@ -149,6 +150,9 @@ class Options:
     idle: float = 0.5  # quiet input this long: send the partial batch
     stream_idle: float = 60.0  # nothing to send this long: close the stream
     jobs: int = 1  # worker processes for the CPU-bound stages (attribution.enrich_jobs)
+    checkpoint: str | None = None  # --follow: resume from / commit to this file
+    checkpoint_interval: float = 1.0  # seconds between commits
+    ignore_bad_checkpoint: bool = False  # unreadable checkpoint: start afresh, not fail
 
 
 BINARY_FORMATS = ("goflow2-pb",)  # read as messages, not lines (attribution.enrich_goflow2pb)
@@ -160,7 +164,12 @@ def record_format(opts: Options) -> str | None:
 
 
 def input_lines(
-    opts: Options, stop: threading.Event, counters: Counters | None = None, whole: bool = False
+    opts: Options,
+    stop: threading.Event,
+    counters: Counters | None = None,
+    whole: bool = False,
+    resume: Any = None,
+    note: Callable[[str], None] | None = None,
 ) -> Iterator[Chunk | None]:
     """The inputs' chunks; ``whole``: lines as one bytes object a chunk where
     they can be (for read_batches' compiled reader, which then makes no bytes
@@ -180,7 +189,7 @@ def input_lines(
     if opts.follow:
         if len(opts.inputs) != 1 or opts.inputs[0] == "-":
             raise ValueError("--follow takes exactly one file")
-        yield from follow(opts.inputs[0], stop=stop, splitter=splitter)
+        yield from follow(opts.inputs[0], stop=stop, splitter=splitter, resume=resume, note=note)
         return
     for path in opts.inputs or ["-"]:
         if path == "-":
@@ -212,19 +221,45 @@ def run(
     if opts.jobs > 1:
         if writer is not None:
             raise ValueError("a writer object runs in this process: jobs must be 1")
+        if opts.checkpoint:
+            raise ValueError("--checkpoint runs with --jobs 1")
         return _run_jobs(target, opts, out, err, counters or Counters(echo=err))
+    resume: Any = None
+    if opts.checkpoint:
+        if opts.output and opts.output.startswith("parquet:") and "{part}" not in opts.output:
+            raise ValueError(
+                "--checkpoint with Parquet needs parts (parquet:DIR/flows-{part}.parquet): "
+                "one file is written whole at the end, and a restarted run would replace it"
+            )
+        resume = _resume_from(opts, err)
     if writer is None:
         if opts.output:  # a store (Parquet, ClickHouse): attribution.sinks
             from attribution.sinks import open_sink
 
             writer = SinkWriter(open_sink(opts.output))
+        elif opts.output_format == "csv" and opts.checkpoint and _appending(out):
+            writer = CsvWriter(out, header=False)  # the header is in the output already
         elif opts.output_format in OUTPUTS:
             writer = OUTPUTS[opts.output_format].make(out)
         else:
             raise ValueError(f"unknown output format {opts.output_format!r}")
     counters = counters or Counters(echo=err)
+    committer = None
+    if opts.checkpoint:
+        from attribution.enrich_checkpoint import DEFER, Checkpointer
+
+        committer = Checkpointer(opts.checkpoint, writer, opts.checkpoint_interval)  # type: ignore[arg-type]
+        counters.checkpoint = committer
+        committer.start()
     stop = threading.Event()
-    chunks = input_lines(opts, stop, counters, whole=enrich_records.SCANNER is not None)
+    chunks = input_lines(
+        opts,
+        stop,
+        counters,
+        whole=enrich_records.SCANNER is not None,
+        resume=resume,
+        note=lambda text: err(f"checkpoint {opts.checkpoint}: {text}"),
+    )
     started = last = time.monotonic()
     answered = resolve_batches(
         target,
@@ -244,7 +279,12 @@ def run(
             for i, (code, message) in sorted(answers.errors.items()):
                 counters.add_bad(code, batch.where(i), message or code)
             counters.enriched += len(batch) - len(answers.errors)
-            writer.write(batch, answers)
+            if committer is None:
+                writer.write(batch, answers)
+            else:  # written and noted as one step: SIGTERM waits for its end
+                with DEFER:
+                    writer.write(batch, answers)
+                    committer.note(writer.rows, batch.position)  # type: ignore[attr-defined]
             counters.written += len(batch)
             now = time.monotonic()
             if opts.progress and now - last >= opts.progress:
@@ -257,8 +297,44 @@ def run(
         # write, Ctrl-C), not when the garbage collector gets to the generator:
         # at the interpreter's exit that can hang (attribution.balancing.StreamError).
         answered.close()
-        writer.close()  # the last insert, the Parquet footer
+        try:
+            writer.close()  # the last insert, the Parquet footer
+        finally:
+            if committer is not None:  # what the closed output holds (on any way out)
+                committer.close()
     return counters
+
+
+def _resume_from(opts: Options, err: Callable[[str], None]) -> Any:
+    """The checkpoint's position (or True: none yet, positions wanted).
+
+    An unreadable checkpoint ends the run (CheckpointError) unless
+    ``ignore_bad_checkpoint``: then it says so and starts afresh."""
+    from attribution.enrich_checkpoint import CheckpointError, check_writable, load
+
+    assert opts.checkpoint is not None
+    if not opts.follow:
+        raise ValueError("--checkpoint needs --follow")
+    check_writable(opts.checkpoint)
+    try:
+        pos = load(opts.checkpoint)
+    except CheckpointError as exc:
+        if not opts.ignore_bad_checkpoint:
+            raise CheckpointError(
+                f"{exc}: fix or remove it, or pass --ignore-bad-checkpoint to read from the start"
+            ) from None
+        err(f"{exc}; ignored (--ignore-bad-checkpoint): reading from the start")
+        return True
+    return True if pos is None else pos
+
+
+def _appending(out: IO[bytes]) -> bool:
+    """``out`` is a file with something in it already (a resumed run's output)."""
+    try:
+        st = os.fstat(out.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_size > 0
 
 
 def _run_jobs(

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import orjson
 
 from attribution.enrich import Counters, Options, run
+from attribution.enrich_checkpoint import CheckpointError
 from attribution.enrich_jobs import WorkerError
 from attribution.enrich_writers import OUTPUTS
 from attribution.flowformats import FORMATS
@@ -68,6 +69,27 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         action="store_true",
         help="follow the one FILE like tail -F from its start: keeps reading as it grows, "
         "across rotation and truncation (Ctrl-C stops)",
+    )
+    s.add_argument(
+        "--checkpoint",
+        metavar="FILE",
+        help="with --follow: keep the read position in FILE (device, inode, offset, a "
+        "fingerprint of the file's start), committed once the records before it are "
+        "durable in the output, and resume there on start (also in the file rotated "
+        "while stopped); at-least-once: README 'Resuming a followed file'",
+    )
+    s.add_argument(
+        "--checkpoint-interval",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="commit the checkpoint this often (each commit fsyncs a JSON/CSV output)",
+    )
+    s.add_argument(
+        "--ignore-bad-checkpoint",
+        action="store_true",
+        help="a checkpoint that cannot be read: say so and start from the file's start "
+        "(default: exit 2)",
     )
     s.add_argument("--batch-size", type=_positive, default=4096, help="records per request")
     s.add_argument(
@@ -135,7 +157,10 @@ class Terminated(KeyboardInterrupt):
 
 
 def _terminated(signum: int, frame: object) -> None:
-    raise Terminated
+    from attribution.enrich_checkpoint import DEFER
+
+    if not DEFER.interrupt(Terminated()):  # else raised once the batch is written and noted
+        raise Terminated
 
 
 @contextlib.contextmanager
@@ -164,12 +189,28 @@ def cmd_enrich(args: argparse.Namespace) -> int:
         progress=args.progress,
         stream_idle=args.stream_idle,
         jobs=args.jobs,
+        checkpoint=args.checkpoint,
+        checkpoint_interval=args.checkpoint_interval,
+        ignore_bad_checkpoint=args.ignore_bad_checkpoint,
     )
     from attribution.client_commands import balancing
 
     opts.balancing = balancing(args)
     if args.follow and (len(args.inputs) != 1 or args.inputs[0] == "-"):
         err("--follow takes exactly one FILE")
+        return 2
+    if args.checkpoint is not None and (not args.follow or args.jobs > 1):
+        err("--checkpoint needs --follow, and runs with --jobs 1")
+        return 2
+    output = args.output or ""
+    if args.checkpoint and output.startswith("parquet:") and "{part}" not in output:
+        err(
+            "--checkpoint with Parquet needs parts (parquet:DIR/flows-{part}.parquet): one "
+            "file is written whole at the end, and a restarted run would replace it"
+        )
+        return 2
+    if not 0 < args.checkpoint_interval <= 3600:
+        err("--checkpoint-interval: between 0 and 3600 seconds")
         return 2
     if args.output is not None:
         from attribution.sinks import OutputError, parse_output
@@ -192,6 +233,9 @@ def cmd_enrich(args: argparse.Namespace) -> int:
     except WorkerError as exc:  # --jobs: a worker lost the service, or failed
         err(str(exc))
         return 1
+    except CheckpointError as exc:  # unreadable at the start (exit 2), unwritable later
+        err(str(exc))
+        return 2 if counters.written == 0 else 1
     except _store_errors() as exc:
         err(f"--output: {exc}")
         return 2 if counters.written == 0 else 1

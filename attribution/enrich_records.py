@@ -84,6 +84,7 @@ class Counters:
     keep: int = 100
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     failover: FailoverStats = field(default_factory=FailoverStats)  # replicas lost mid-run
+    checkpoint: Any = None  # --checkpoint: its Checkpointer (commits, position)
 
     def add_bad(self, reason: str, where: str, message: str) -> None:
         with self.lock:  # the reader thread and the writer both count
@@ -115,6 +116,7 @@ class Counters:
             "formats": dict(sorted(self.formats.items())),
             "examples": self.examples,
             "failover": self.failover.as_json(),
+            **({} if self.checkpoint is None else {"checkpoint": self.checkpoint.as_json()}),
         }
 
     def summary(self) -> str:
@@ -152,6 +154,9 @@ class FlowBatch:
     packed: Any = None
     lazy: bool = False  # some rows not made yet (the compiled reader's)
     spans: bool = False  # some texts not made yet (the compiled reader's, from whole chunks)
+    # --checkpoint: where the input is read to once this batch's records are out
+    # (attribution.enrich_checkpoint.Position), None when the input has none
+    position: Any = None
     _columns: tuple[int, list[tuple]] | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
@@ -260,6 +265,29 @@ def read_batches(
             if got is not None:
                 add(source, start, *got)
 
+    # --checkpoint positions: ``safe`` is the last chunk end with no record
+    # begun and unfinished (a pretty-printed object spans lines); a batch cut
+    # inside a chunk is at the chunk's end less the bytes not taken yet
+    safe: Any = None
+    chunk_pos: Any = None
+    mapped = False
+    after = 0  # bytes of the chunk's parts after the current one
+
+    def cut(left: int | None) -> None:
+        """The batch ends with ``left`` bytes of the chunk not taken (None: unknown)."""
+        if chunk_pos is None:
+            return
+        if left is None or not mapped or any(s.parts for s in splitters.values()):
+            batch.position = safe
+        else:
+            batch.position = chunk_pos.at(chunk_pos.offset - left - after)
+
+    def left_in(lines: list, k: int) -> int | None:
+        rest = lines[k:]
+        if None in rest:
+            return None
+        return sum(map(len, rest)) + len(rest)
+
     def take() -> FlowBatch:
         nonlocal batch
         counters.add_formats(formats)
@@ -275,17 +303,25 @@ def read_batches(
     for chunk in chunks:
         if chunk is IDLE:
             if batch._rows or formats:
+                cut(0)
                 yield take()
             continue
         source = chunk.source
         first = following.get(source, 1) if chunk.first == NEXT else chunk.first
         pending = splitters.get(source)
         parts: list = [chunk.lines] if chunk.lines is not None else whole_parts(chunk)
+        if chunk.pos is not None:
+            chunk_pos, mapped = chunk.pos, chunk.mapped
+            after = sum(p[2] - p[1] for p in parts[1:]) if len(parts) > 1 else 0
+        else:  # (followed) no position: cuts in it fall back to the last safe one
+            mapped = False
         for part in parts:
             if type(part) is list:
                 lines = part
             else:  # whole lines in one bytes object: the compiled reader's from there
                 data, pos, end = part
+                if chunk_pos is not None and part is not parts[0]:
+                    after -= end - pos
                 k = 0
                 while scanner is not None and (pending is None or not pending.parts) and pos < end:
                     got = len(batch._rows)
@@ -309,6 +345,7 @@ def read_batches(
                         batch.lazy = batch.spans = True
                     if len(batch._rows) < size:
                         break
+                    cut(end - pos)
                     yield take()
                 first += k
                 if pos >= end:
@@ -339,6 +376,7 @@ def read_batches(
                     if len(batch._rows) > got:
                         batch.lazy = True
                     if len(batch._rows) >= size:
+                        cut(left_in(lines, k))
                         yield take()
                         continue
                     if k >= n:
@@ -390,14 +428,20 @@ def read_batches(
                             formats[kind] = formats.get(kind, 0) + 1
                             add(source, number, kind, text, row)
                             if len(batch._rows) >= size:
+                                cut(left_in(lines, k))
                                 yield take()
                             continue
                 generic(source, number, text)
                 pending = splitters.get(source)
                 if len(batch._rows) >= size:
+                    cut(left_in(lines, k))
                     yield take()
             first += n
         following[source] = first
+        if chunk.pos is not None:
+            after = 0
+            if not any(s.parts for s in splitters.values()):
+                safe = chunk_pos
     for source, split in splitters.items():
         done = split.flush()
         if done is not None:
@@ -405,6 +449,7 @@ def read_batches(
             if got is not None:
                 add(source, done[0], *got)
     if batch._rows or formats:
+        cut(0)
         yield take()
 
 

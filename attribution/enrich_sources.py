@@ -12,7 +12,7 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import IO, NamedTuple, Protocol
+from typing import IO, Any, NamedTuple, Protocol
 
 MAX_LINE = 1 << 20  # a record line longer than this is refused (counted as too_long)
 IDLE = None  # a source yields it when no input came for a while: flush the batch
@@ -44,6 +44,11 @@ class Chunk(NamedTuple):
     start: int = 0
     end: int = -1
     head: bytes | None = None  # a complete line before data[start:end]
+    # --follow with positions: where the file is read to at the chunk's end
+    # (attribution.enrich_checkpoint.Position), and whether its lines are the
+    # file's bytes (each line and its newline; not goflow2-pb's decoded messages)
+    pos: Any = None
+    mapped: bool = True
 
 
 def whole_parts(chunk: Chunk) -> list[tuple[bytes, int, int]]:
@@ -184,11 +189,58 @@ def read_fd(
         yield from _some(split.feed(data))
 
 
+class _Tracker:
+    """The :class:`~attribution.enrich_checkpoint.Position` of a followed file
+    at each chunk's end: its identity, the offset read to, its first bytes."""
+
+    def __init__(self, path: str, fh: IO[bytes]) -> None:
+        from attribution import enrich_checkpoint
+
+        self.ck = enrich_checkpoint
+        st = os.fstat(fh.fileno())
+        self.path, self.fd, self.dev, self.ino = path, fh.fileno(), st.st_dev, st.st_ino
+        self.read_to = fh.tell()
+        self.head = b""
+        self.base: Any = None  # the position with the fingerprint of the latest length
+
+    def reset(self, offset: int) -> None:  # truncated: read again from offset
+        self.read_to = offset
+        self.head = b""
+        self.base = None
+
+    def mark(self, chunk: Chunk | None, pending: int, mapped: bool) -> Chunk | None:
+        """``chunk`` with the position after its lines (``pending`` bytes of the
+        read are an unfinished line, kept for the next read)."""
+        if chunk is None:
+            return None
+        offset = self.read_to - pending
+        fp_len = min(self.ck.FINGERPRINT, offset)
+        base = self.base
+        if base is None or base.fp_len != fp_len:
+            if len(self.head) < fp_len:
+                self.head = os.pread(self.fd, self.ck.FINGERPRINT, 0)
+            head = self.head[:fp_len]
+            base = self.base = self.ck.Position(
+                self.path, self.dev, self.ino, offset, len(head), self.ck.fingerprint(head)
+            )
+        return chunk._replace(pos=base.at(offset), mapped=mapped)
+
+
+def _pending(split: Splitter) -> int:
+    """Bytes the splitter holds (an unfinished line); -1: unknown (an over-long
+    line being skipped: the position after it is not known yet)."""
+    if getattr(split, "skipping", False):
+        return -1
+    return len(getattr(split, "buf", b""))
+
+
 def follow(
     path: str,
     poll: float = 0.25,
     stop: threading.Event | None = None,
     splitter: Callable[[str], Splitter] = _Splitter,
+    resume: Any = None,
+    note: Callable[[str], None] | None = None,
 ) -> Iterator[Chunk | None]:
     """A file followed like ``tail -F``, from its start: read to the end, then wait.
 
@@ -197,9 +249,30 @@ def follow(
     shorter than what was read: read again from its start). A missing file is
     waited for; while a rotated file's successor is missing, the old one is still
     read. Line numbers restart with each new file.
+
+    ``resume`` (a Position, or True for none yet): chunks carry their
+    position (``--checkpoint``), and reading starts there when the file is
+    the checkpoint's (or its rotated predecessor in the same directory:
+    :func:`attribution.enrich_checkpoint.open_resumed`); else ``note`` says
+    why not and the file is read from its start. Each new file then starts
+    with an empty chunk at offset 0, so the position moves to it.
     """
     fh: IO[bytes] | None = None
     split = splitter(path)
+    track: _Tracker | None = None
+    positions = resume is not None
+    if positions and resume is not True:
+        from attribution.enrich_checkpoint import open_resumed
+
+        fh, why = open_resumed(path, resume)
+        if fh is None:
+            if note is not None:
+                note(f"{why}; reading {path} from its start")
+        else:
+            if note is not None:
+                note(f"resuming {fh.name} at byte {resume.offset}")
+            track = _Tracker(path, fh)
+    mapped = split.__class__ is _Splitter
     while stop is None or not stop.is_set():
         if fh is None:
             try:
@@ -209,9 +282,17 @@ def follow(
                 time.sleep(poll)
                 continue
             split = splitter(path)
+            if positions:
+                track = _Tracker(path, fh)
+                yield track.mark(Chunk(path, 1, []), 0, mapped)
         data = fh.read(1 << 16)
         if data:
-            yield from _some(split.feed(data))
+            chunk = split.feed(data)
+            if track is not None:
+                track.read_to += len(data)
+                held = _pending(split)
+                chunk = track.mark(chunk, held, mapped) if held >= 0 else chunk
+            yield from _some(chunk)
             continue
         # at the end: rotated, truncated, or just nothing new yet?
         try:
@@ -222,8 +303,16 @@ def follow(
         if st is not None and (st.st_ino, st.st_dev) != (mine.st_ino, mine.st_dev):
             rest = fh.read()  # written to the old file before the switch
             if rest:
-                yield from _some(split.feed(rest))
-            yield from _some(split.rest())
+                chunk = split.feed(rest)
+                if track is not None:
+                    track.read_to += len(rest)
+                    held = _pending(split)
+                    chunk = track.mark(chunk, held, mapped) if held >= 0 else chunk
+                yield from _some(chunk)
+            chunk = split.rest()
+            if track is not None:
+                chunk = track.mark(chunk, 0, mapped)
+            yield from _some(chunk)
             fh.close()
             fh = None
             continue
@@ -231,6 +320,9 @@ def follow(
             fh.seek(0)
             split.rest()  # a message cut off by the truncation is reported
             split = splitter(path)
+            if track is not None:
+                track.reset(0)
+                yield track.mark(Chunk(path, 1, []), 0, mapped)
             continue
         yield IDLE
         time.sleep(poll)

@@ -14,7 +14,9 @@ its flow fields, format, file and line) and their answers
 from __future__ import annotations
 
 import csv
+import errno
 import io
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any, NamedTuple, Protocol
@@ -59,7 +61,28 @@ class Output:
     make: Callable[[IO[bytes]], Writer]
 
 
-class JsonWriter:
+class _Synced:
+    """Rows written to a file object and flushed (``rows``), and how many of them
+    are durable (``durable_rows``: an fsync of its descriptor; a pipe or a
+    terminal cannot be synced: flushed to it is all there is)."""
+
+    out: IO[bytes]
+    rows = 0
+    _can_sync = True
+
+    def durable_rows(self) -> int:
+        rows = self.rows  # flushed before counted: all of these are in the kernel
+        if self._can_sync:
+            try:
+                os.fsync(self.out.fileno())
+            except (OSError, ValueError, AttributeError) as exc:
+                if isinstance(exc, OSError) and exc.errno not in (errno.EINVAL, errno.ENOTSUP):
+                    raise
+                self._can_sync = False  # a pipe, a terminal, or in memory
+        return rows
+
+
+class JsonWriter(_Synced):
     """One JSON object per line: the record's own fields, then the answer fields
     (an input field named like an answer field is replaced)."""
 
@@ -73,6 +96,7 @@ class JsonWriter:
         else:
             self.out.write(answers.json_lines(flows.raw))
         self.out.flush()
+        self.rows += len(flows)
 
     def close(self) -> None:
         self.out.flush()
@@ -93,7 +117,7 @@ def _cell(value: Any) -> Any:
     return value
 
 
-class CsvWriter:
+class CsvWriter(_Synced):
     """:data:`CSV_COLUMNS`: the input format, the flow fields as mapped, the answer fields.
 
     With pyarrow installed (the ``parquet``/``clickhouse`` extras) the rows
@@ -106,7 +130,11 @@ class CsvWriter:
     """
 
     def __init__(
-        self, out: IO[bytes], arrow: bool | None = None, compiled: bool | None = None
+        self,
+        out: IO[bytes],
+        arrow: bool | None = None,
+        compiled: bool | None = None,
+        header: bool = True,
     ) -> None:
         self.out = out
         if arrow is None:
@@ -119,7 +147,8 @@ class CsvWriter:
         self.arrow = arrow
         supported = enrich_csv.supports(CSV_FLOW_COLUMNS, CSV_ANSWER_COLUMNS)
         self.compiled = arrow and supported and compiled is not False
-        out.write(self.header())
+        if header:  # not when a resumed run appends to its own earlier output
+            out.write(self.header())
         if arrow:
             import pyarrow.csv as pacsv
 
@@ -140,6 +169,7 @@ class CsvWriter:
             if lines is not None:
                 self.out.write(lines)
                 self.out.flush()
+                self.rows += len(flows)
                 return
         if self.arrow:
             from attribution.enrich_arrow import csv_table
@@ -147,6 +177,7 @@ class CsvWriter:
             table = csv_table(flows, answers, CSV_FLOW_COLUMNS, CSV_ANSWER_COLUMNS, _cell)
             self.write_csv(table, self.out, self.options)
             self.out.flush()
+            self.rows += len(flows)
             return
         columns: list[list] = [flows.formats]
         for name in CSV_FLOW_COLUMNS:
@@ -165,6 +196,7 @@ class CsvWriter:
             columns.append(col)
         self.csv.writerows(zip(*columns, strict=True))
         self.text.flush()
+        self.rows += len(flows)
 
     def close(self) -> None:
         self.out.flush()
@@ -185,6 +217,11 @@ class SinkWriter:
 
     def __init__(self, sink: Any) -> None:
         self.sink = sink
+        self.rows = 0  # rows given to the sink
+
+    def durable_rows(self) -> int:
+        """Rows the store holds for good (inserted, or in a closed Parquet part)."""
+        return self.sink.durable_rows()
 
     def write(self, flows: FlowBatch, answers: AnswerBatch) -> None:
         # columns to Arrow directly (no dict per record; the flow columns from the
@@ -193,6 +230,7 @@ class SinkWriter:
 
         table = store_table(self.sink.batcher, flows, answers)
         self.sink.write_table(table)
+        self.rows += table.num_rows
         self.sink.flush()
 
     def close(self) -> None:

@@ -40,6 +40,7 @@ class Sink(Protocol):
     def write_table(self, table: Any) -> None: ...
     def flush(self) -> None: ...
     def close(self) -> None: ...
+    def durable_rows(self) -> int: ...
 
 
 @dataclass
@@ -81,7 +82,7 @@ class OutputSpec:
 
 _IDENT_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 OPTIONS = {
-    "parquet": {"row_group", "compression"},
+    "parquet": {"row_group", "compression", "max_delay"},
     "clickhouse": {"table", "batch", "max_delay", "password_file", "ca", "verify", "secure"},
     "chdb": {"database", "table", "batch", "max_delay", "ttl_days", "rollup_ttl_days"},
 }
@@ -241,6 +242,12 @@ class BufferedSink:
             self._rows += table.num_rows
             if self._rows >= self.batch_rows:
                 self._write_buffered()
+
+    def durable_rows(self) -> int:
+        """Rows written for good: here, once the store took them (a ClickHouse
+        insert acknowledged); a sink whose writes are not durable by
+        themselves (one Parquet file, until its footer) says less."""
+        return self.rows_written
 
     def flush(self) -> None:
         if threading.current_thread() is not self._timer:

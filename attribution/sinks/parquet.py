@@ -14,11 +14,23 @@ numbers, routers, counters, flags: the numeric and low-cardinality columns)
 and not written for free text and lists (addresses, prefixes, AS paths,
 communities, error messages), whose ranges span every row group. Neither
 changes a value read back.
+
+Parts: a PATH with ``{part}`` in its file name (``parquet:/var/lib/flows/flows-{part}.parquet``)
+is a series of files, one per row group, each written as ``.partial``,
+fsynced and renamed when its row group is full or ``max_delay=`` seconds
+(60 by default) after its first row: each part is readable, and durable,
+as soon as it is there, without waiting for the run's end. A run
+numbers its parts on from the highest one there (``{part}``: eight digits),
+so a restarted run adds files and never replaces one: what
+``--checkpoint`` needs (a single file is written whole at the end, and a
+second run would replace it).
 """
 
 from __future__ import annotations
 
+import glob
 import os
+import re
 
 import pyarrow.parquet as pq
 
@@ -32,22 +44,53 @@ DICTIONARY = [name for name, _, _ in COLUMNS if name not in PLAIN]
 STATISTICS = [name for name, kind, _ in COLUMNS if kind not in ("str", "path", "strs")]
 
 
+PART = "{part}"
+MAX_DELAY = 60.0  # a part is written at most this long after its first row
+
+
+def next_part(template: str) -> int:
+    """One past the highest part number of ``template``'s files there (0 for none)."""
+    head, _, tail = template.partition(PART)
+    pattern = re.compile(re.escape(os.path.basename(head)) + r"(\d+)" + re.escape(tail) + "$")
+    numbers = [
+        int(m.group(1))
+        for name in glob.glob(glob.escape(head) + "*" + glob.escape(tail))
+        if (m := pattern.match(os.path.basename(name)))
+    ]
+    return max(numbers, default=-1) + 1
+
+
 class ParquetSink(BufferedSink):
     def __init__(self, spec: OutputSpec) -> None:
         rows = spec.option_int("row_group", ROW_GROUP, 1, 1 << 24)
-        # a Parquet file cannot be appended to: buffer without a time limit
-        super().__init__(rows, max_delay=float("inf"))
+        self.parts = PART in os.path.basename(spec.path)
+        if PART in os.path.dirname(spec.path):
+            raise OutputError(f"parquet:{spec.path}: {PART} goes in the file name")
+        if "max_delay" in spec.options and not self.parts:
+            raise OutputError(f"parquet:{spec.path}: max_delay= needs {PART} in the file name")
+        # one file cannot be appended to: buffered without a time limit; parts: max_delay
+        delay = spec.option_float("max_delay", MAX_DELAY, 0.0, 86400.0)
+        super().__init__(rows, max_delay=delay if self.parts else float("inf"))
         self.path = spec.path
-        self.partial = spec.path + ".partial"
-        compression = spec.options.get("compression", "zstd")
+        self.compression = spec.options.get("compression", "zstd")
+        self.durable = 0
         parent = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(parent):
             raise OutputError(f"parquet:{self.path}: directory {parent} does not exist")
+        if self.parts:
+            self.part = next_part(self.path)
+            self.writer = None
+            self.start_timer()  # a quiet --follow input: its part within max_delay
+            return
+        self.partial = spec.path + ".partial"
+        self.writer = self._open(self.partial)
+
+    def _open(self, path: str) -> pq.ParquetWriter:
         try:
-            self.writer = pq.ParquetWriter(
-                self.partial,
+            return pq.ParquetWriter(
+                path,
                 SCHEMA,
-                compression=None if compression == "none" else compression,
+                compression=None if self.compression == "none" else self.compression,
                 use_dictionary=DICTIONARY,
                 write_statistics=STATISTICS,
             )
@@ -55,8 +98,42 @@ class ParquetSink(BufferedSink):
             raise OutputError(f"parquet:{self.path}: cannot write: {exc}") from None
 
     def _write(self, table) -> None:
-        self.writer.write_table(table, row_group_size=table.num_rows)
+        if not self.parts:
+            self.writer.write_table(table, row_group_size=table.num_rows)
+            return
+        path = self.path.replace(PART, f"{self.part:08d}")
+        writer = self._open(path + ".partial")
+        try:
+            writer.write_table(table, row_group_size=table.num_rows)
+        finally:
+            writer.close()
+        _commit_file(path + ".partial", path)
+        self.part += 1
+        self.durable += table.num_rows
+
+    def durable_rows(self) -> int:
+        """Rows in parts written and renamed (one file: none until it is closed)."""
+        return self.durable
 
     def _close(self) -> None:
+        if self.parts:
+            return
         self.writer.close()
-        os.replace(self.partial, self.path)
+        _commit_file(self.partial, self.path)
+        self.durable = self.rows_written
+
+
+def _commit_file(partial: str, path: str) -> None:
+    """fsync the written file, rename it into place, fsync the directory: a
+    crash leaves the file whole or not there, never a renamed empty one."""
+    fd = os.open(partial, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(partial, path)
+    dirfd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    try:
+        os.fsync(dirfd)
+    finally:
+        os.close(dirfd)
