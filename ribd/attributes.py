@@ -96,7 +96,7 @@ class PathCore(msgspec.Struct, gc=False, eq=False):
 
 def _policy(i: int):
     def get(self: PathAttributes) -> object:
-        return self.policy[i]
+        return self.own.policy[i]
 
     return get
 
@@ -105,37 +105,55 @@ def _from_core(name: str) -> property:
     return property(attrgetter(f"core.{name}"), doc=f"``core.{name}`` (shared by routers)")
 
 
+class RouterPart(msgspec.Struct, gc=False, frozen=True):
+    """What a router's set has of its own: next hop, communities and ``policy``
+    (local-pref, originator id, cluster list). Few distinct ones per router
+    (its next hops x its community lists x its policies: ~3,600 per router on
+    the real table against ~109,000 sets), so one is shared by every set of
+    the router that has the same (``AttributeInterner``), and by other
+    routers' sets where they are equal. Compared and hashed by value (the
+    interner's scan compares one of these instead of three fields).
+    ``gc=False``: it holds a string and tuples of ints and strings only.
+    """
+
+    next_hop: str
+    communities: tuple[int, ...]  # (A << 16) | B
+    policy: tuple  # (local_pref: int | None, originator_id: str, cluster_list: tuple[str, ...])
+
+
 class PathAttributes(msgspec.Struct, gc=False, eq=False):
     """One distinct attribute set of one router; treat as immutable. Identity is
     equality: instances are interned, so hashing and comparison use ``id``.
 
     Two parts: ``core`` (a ``PathCore``), shared by every router that carries
-    the same path with the same communities, and the few fields that are the
-    router's own (next hop, local-pref, communities, originator id, cluster
-    list). Routers of one network differ in those, so with the whole set in
-    one object no set was ever shared between two routers, and each held its
-    own copy of the path (~490 bytes a set, ~110,000 sets per full table and
-    router). Now a router's set costs 48 bytes; the core's fields read
-    through properties, so callers see one flat set as before.
+    the same path with the same communities, and ``own`` (a ``RouterPart``:
+    next hop, communities, local-pref, originator id, cluster list), shared
+    by the router's sets that have the same. Routers of one network differ
+    in those, so with the whole set in one object no set was ever shared
+    between two routers, and each held its own copy of the path (~490 bytes
+    a set, ~110,000 sets per full table and router). Every field reads
+    through a property, so callers see one flat set as before.
 
-    Four fields, not six: local-pref, originator id and cluster list are in
-    ``policy``, one tuple shared by the router's sets that have the same
-    (a router has a few local-prefs and route reflectors, not one per
-    path). A Struct of 5 or 6 fields is 56 or 64 bytes, which pymalloc
-    rounds to 64; of 4, 48: 16 bytes less per set, ~3 bytes per (router,
-    prefix) at 64 routers. They read through properties as the core's do.
+    Two fields, not four: a Struct of 4 fields is 48 bytes, of 2, 32; the
+    router parts it no longer holds are ~3% as many as the sets on the real
+    table (a router has a few hundred next hops, a few thousand community
+    lists, a few policies, ~109,000 sets). 16 bytes less per set: ~2.8 bytes
+    per (router, prefix) at 64 routers.
 
     A msgspec Struct with ``gc=False``: the garbage collector never walks the
     sets (a slotted class cost ingest ~1.5% in GC passes), and each is 16
-    bytes smaller. Safe because a set only holds its core, ints, strings and
-    tuples of them: it cannot be part of a cycle.
+    bytes smaller. Safe because a set only holds its core and its router
+    part, which hold ints, strings and tuples of them: no cycle.
     """
 
     core: PathCore
-    next_hop: str
-    communities: tuple[int, ...]  # (A << 16) | B
-    policy: tuple  # (local_pref: int | None, originator_id: str, cluster_list: tuple[str, ...])
+    own: RouterPart
 
+    next_hop = property(attrgetter("own.next_hop"), doc="``own.next_hop``")
+    communities = property(attrgetter("own.communities"), doc="``own.communities``")
+    policy = property(
+        attrgetter("own.policy"), doc="``own.policy``: (local_pref, originator, clusters)"
+    )
     local_pref = property(_policy(0), doc="``policy[0]``: LOCAL_PREF or None")
     originator_id = property(_policy(1), doc="``policy[1]``: ORIGINATOR_ID or ''")
     cluster_list = property(_policy(2), doc="``policy[2]``: CLUSTER_LIST")
@@ -213,17 +231,19 @@ def derive_as_numbers(as_path: Iterable[Segment]) -> tuple[int, int, int, bool, 
 def attribute_row(a: PathAttributes) -> tuple:
     """A set's fields in make_attributes' order: its row (snapshots, ``AttributeInterner.find``)."""
     c = a.core
+    own = a.own
+    (local_pref, originator_id, cluster_list) = own.policy
     return (
         c.as_path,
         c.origin,
-        a.next_hop,
-        a.local_pref,
+        own.next_hop,
+        local_pref,
         c.med,
-        a.communities,
+        own.communities,
         c.large_communities,
         c.extended_communities,
-        a.originator_id,
-        a.cluster_list,
+        originator_id,
+        cluster_list,
         c.atomic_aggregate,
         c.aggregator,
     )
@@ -254,7 +274,8 @@ def make_attributes(
         aggregator,
         *derive_as_numbers(as_path),
     )
-    return PathAttributes(core, next_hop, communities, (local_pref, originator_id, cluster_list))
+    own = RouterPart(next_hop, communities, (local_pref, originator_id, cluster_list))
+    return PathAttributes(core, own)
 
 
 # The interner lives in its own module; imported here, last (it uses the types
@@ -286,6 +307,7 @@ __all__ = [
     "AttributeInterner",
     "PathAttributes",
     "PathCore",
+    "RouterPart",
     "Segment",
     "attribute_row",
     "core_key",

@@ -16,6 +16,7 @@ from ribd.attributes import (
     AS_SEQUENCE,
     PathAttributes,
     PathCore,
+    RouterPart,
     attribute_row,
     derive_as_numbers,
 )
@@ -27,6 +28,7 @@ from ribd.interner_keys import (
     _core_fields,
     _digest,
     _hashable,
+    _own_fields,
     core_key,
     core_part,
     core_row,
@@ -95,6 +97,7 @@ class AttributeInterner(InternerLoad, InternerCollect):
         "_crowd",
         "_ints",
         "_overflow",
+        "_owns",
         "_paths",
         "_policies",
         "_texts",
@@ -112,6 +115,7 @@ class AttributeInterner(InternerLoad, InternerCollect):
         self._communities: list = [_EMPTY] * LARGE_SLOTS
         self._paths: list = [_EMPTY] * LARGE_SLOTS  # whole AS paths
         self._policies: list = [_EMPTY] * SHARE_SLOTS  # (local_pref, originator, clusters)
+        self._owns: list = [_EMPTY] * LARGE_SLOTS  # RouterPart: a set's own fields
         self._texts: dict = {}  # next hops, originator ids, cluster lists, ext. communities
 
     def __len__(self) -> int:
@@ -144,9 +148,9 @@ class AttributeInterner(InternerLoad, InternerCollect):
 
     def _find(self, held: list, row: Sequence) -> PathAttributes | None:
         (_, _, hop, pref, _, comms, _, _, orig_id, clusters, _, _) = row
-        policy = (pref, orig_id, clusters)
+        own = RouterPart(hop, comms, (pref, orig_id, clusters))
         for a in islice(held, 1, None):
-            if a.next_hop == hop and a.communities == comms and a.policy == policy:
+            if a.own == own:
                 return a
         if len(held) > SCAN_VARIANTS:
             return self._overflow.get(_digest(tuple(row)))
@@ -201,20 +205,20 @@ class AttributeInterner(InternerLoad, InternerCollect):
                 key, held = self._locate(key, part)
         elif _core_fields(held[0]) != part:
             key, held = self._locate(key, part)
+        own = RouterPart(hop, comms, (pref, orig_id, clusters))
         if held is None:
             held = cores[key] = [self._make_core(part)]
         else:  # _find, inlined
-            policy = (pref, orig_id, clusters)
             # An iterator, not indexes: the maintenance (another thread, under
             # the RIB's lock; parsing is not) may remove a set meanwhile.
             for a in islice(held, 1, None):
-                if a.next_hop == hop and a.communities == comms and a.policy == policy:
+                if a.own == own:  # one C compare of the three fields
                     return a
             if len(held) > SCAN_VARIANTS:
                 got = self._overflow.get(_digest(row))
                 if got is not None:
                     return got
-        attrs = self._make(held[0], hop, pref, comms, orig_id, clusters)
+        attrs = PathAttributes(held[0], self._share(own))
         self._hold(key, held, attrs, row)
         return attrs
 
@@ -241,6 +245,19 @@ class AttributeInterner(InternerLoad, InternerCollect):
         cluster_list: tuple[str, ...],
     ) -> PathAttributes:
         """A router's set on ``core``, its values shared with earlier sets."""
+        own = RouterPart(next_hop, communities, (local_pref, originator_id, cluster_list))
+        return PathAttributes(core, self._share(own))
+
+    def _share(self, own: RouterPart) -> RouterPart:
+        """``own``, or an equal RouterPart held before (a direct-mapped cache:
+        a router has a few thousand, its sets ~30 times as many); a new one
+        shares its values (next hop, communities, policy) with earlier ones."""
+        owns = self._owns
+        at = hash(own) % LARGE_SLOTS
+        seen = owns[at]
+        if seen == own:
+            return seen
+        next_hop, communities, (local_pref, originator_id, cluster_list) = _own_fields(own)
         if local_pref is not None and local_pref > 256:  # smaller ints are shared by CPython
             ints = self._ints
             i = local_pref & (SHARE_SLOTS - 1)
@@ -270,7 +287,8 @@ class AttributeInterner(InternerLoad, InternerCollect):
             policy = seen
         else:
             cache[i] = policy
-        return PathAttributes(core, next_hop, communities, policy)
+        own = owns[at] = RouterPart(next_hop, communities, policy)
+        return own
 
     def _make_core(self, row: tuple) -> PathCore:
         # Runs once per new core (~110k times per full table, then rarely: other

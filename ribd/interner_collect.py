@@ -101,12 +101,13 @@ class InternerCollect:
         self._crowd = {hash(_core_fields(c)) for c in crowded}
         del crowded
         getrefcount = sys.getrefcount
-        # Policies first: they hold strings of ``_texts`` and ints of ``_ints``.
+        # Router parts first (they hold policies, community lists and next
+        # hops), then policies: they hold strings of ``_texts`` and ints of ``_ints``.
         caches = (self._policies, self._paths, self._communities, self._tuples, self._ints)
-        cache = caches[0]
-        for i in range(len(cache)):
-            if getrefcount(cache[i]) <= 2:  # the cache and getrefcount's argument
-                cache[i] = _EMPTY
+        for cache in (self._owns, caches[0]):
+            for i in range(len(cache)):
+                if getrefcount(cache[i]) <= 2:  # the cache and getrefcount's argument
+                    cache[i] = _EMPTY
         texts = self._texts
         keys = list(texts)
         # References: the dict's key and value, ``keys``, ``v``, getrefcount's argument.
@@ -124,5 +125,6 @@ class InternerCollect:
     def shared_values(self) -> int:
         """How many values are held for sharing (tests, stats)."""
         caches = (self._ints, self._tuples, self._communities, self._paths, self._policies)
+        caches += (self._owns,)
         cached = sum(v is not _EMPTY for cache in caches for v in cache)
         return cached + len(self._texts)

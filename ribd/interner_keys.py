@@ -31,6 +31,7 @@ def _digest(values: tuple) -> bytes:
 
 # A core's fields in core_key's order, read in one C call.
 _core_fields = attrgetter(*CORE_FIELDS)
+_own_fields = attrgetter("next_hop", "communities", "policy")  # a RouterPart's
 
 
 def _hashable(part: tuple) -> tuple:

@@ -88,11 +88,19 @@ class InternerLoad:
                 sets[i] = got
 
     def share_loaded(
-        self, paths: list, communities: list, strings: list[str], policies: Sequence = ()
+        self,
+        paths: list,
+        communities: list,
+        strings: list[str],
+        policies: Sequence = (),
+        owns: Sequence = (),
     ) -> None:
         """Offer values of loaded sets (AS paths, community lists, addresses,
-        policies ...) for sharing with the sets built after, as if ``_make`` had
-        seen them."""
+        policies, router parts ...) for sharing with the sets built after, as if
+        ``_make`` had seen them."""
+        cache = self._owns
+        for o in owns:
+            cache[hash(o) % LARGE_SLOTS] = o
         cache = self._policies
         for p in policies:
             cache[hash(p) % SHARE_SLOTS] = p

@@ -24,6 +24,7 @@ from ribd.attributes import (
     AttributeInterner,
     PathAttributes,
     PathCore,
+    RouterPart,
 )
 from ribd.attributes import derive_as_numbers as _derive
 from ribd.checks import MAX_TEXT, address, ipv4, show, text
@@ -90,7 +91,7 @@ class Loaded:
         cores = self._cores(arrays, paths, lists, texts)
         self.attributes = self._sets(arrays, cores, lists, addresses)
         self.n_sets = len(self.attributes)
-        self.interner.share_loaded(paths, lists["communities"], addresses, self.policies)
+        self.interner.share_loaded(paths, lists["communities"], addresses, self.policies, self.owns)
         objects, path_counts = self._pathsets(arrays)
         entries, matrix = self._entries(arrays, objects, path_counts)
         self.tables: dict[str, FamilyTable] = {}
@@ -212,8 +213,8 @@ class Loaded:
         first = _first_equal_rows(rows)
         unique = first == np.arange(n)
         keep = np.flatnonzero(unique)
-        picks = [x[keep].tolist() for x in (rows[:, 0], hop, comms)]
-        held = list(map(helds.__getitem__, picks[0]))
+        picks = rows[keep, 0].tolist()
+        held = list(map(helds.__getitem__, picks))
         cores = [h[0] for h in helds]
         # (local_pref, originator id, cluster list): one tuple per distinct triple
         triples = rows[keep][:, [2, 4, 5]]
@@ -228,15 +229,23 @@ class Loaded:
                 strict=True,
             )
         )
-        policy = (np.cumsum(distinct) - 1)[same].tolist()
-        built = list(
+        policy = (np.cumsum(distinct) - 1)[same]
+        # (next hop, communities, policy): one RouterPart per distinct triple
+        triples = np.stack([rows[keep, 1], rows[keep, 3], policy], axis=1)
+        same = _first_equal_rows(triples)
+        distinct = same == np.arange(len(triples))
+        firsts = np.flatnonzero(distinct)
+        self.owns = list(
             map(
-                PathAttributes,
-                map(cores.__getitem__, picks[0]),
-                map(hops.__getitem__, picks[1]),
-                map(lists["communities"].__getitem__, picks[2]),
-                map(self.policies.__getitem__, policy),
+                RouterPart,
+                map(hops.__getitem__, hop[keep][firsts].tolist()),
+                map(lists["communities"].__getitem__, comms[keep][firsts].tolist()),
+                map(self.policies.__getitem__, policy[firsts].tolist()),
             )
+        )
+        own = (np.cumsum(distinct) - 1)[same].tolist()
+        built = list(
+            map(PathAttributes, map(cores.__getitem__, picks), map(self.owns.__getitem__, own))
         )
         self.interner.load_sets(held, built, _late(rows[keep, 0]))
         if len(keep) == n:  # no two rows equal: the common case

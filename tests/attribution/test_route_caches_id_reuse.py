@@ -23,7 +23,7 @@ from collections.abc import Callable
 from attribution import wire
 from attribution.convert import RouteMessages
 from attribution.wire import RouteEncoder, WireRoutes
-from ribd.attributes import AS_SEQUENCE, PathAttributes, make_attributes
+from ribd.attributes import AS_SEQUENCE, PathAttributes, RouterPart, make_attributes
 from ribd.rib import RouteMatch
 
 HOP = "127.0.4.1"
@@ -49,10 +49,10 @@ def _at_freed_address(gone: int, make: Callable[[], PathAttributes]) -> PathAttr
 
 def _other_policy(a: PathAttributes) -> Callable[[], PathAttributes]:
     """Sets like ``a`` (its core, next hop, communities) with local-pref 200:
-    one 48-byte allocation each, the size class ``a`` was freed to."""
-    core, hop, communities = a.core, a.next_hop, a.communities
-    policy = (200, "", ())
-    return lambda: PathAttributes(core, hop, communities, policy)
+    one 32-byte allocation each, the size class ``a`` was freed to."""
+    own = RouterPart(a.next_hop, a.communities, (200, "", ()))
+    core = a.core
+    return lambda: PathAttributes(core, own)
 
 
 def test_route_messages_never_answer_a_new_set_at_a_freed_sets_address():

@@ -130,11 +130,13 @@ def test_collecting_forgets_values_no_set_uses():
     assert len(interner) == 1
     # Only kept's values are left: 3 AS numbers, MED, LOCAL_PREF, 2 community
     # tuples, extended communities, originator id, cluster list, its AS path,
-    # its next hop and its policy (local-pref, originator id, cluster list).
-    assert interner.shared_values() == 3 + 2 + 2 + 3 + 2 + 1
-    # ... and still shared with new sets.
+    # its next hop, its policy (local-pref, originator id, cluster list) and its
+    # router part (next hop, communities, policy).
+    assert interner.shared_values() == 3 + 2 + 2 + 3 + 2 + 1 + 1
+    # ... and still shared with new sets: the whole router part, as its values are equal.
     again = interner.intern(row(3356, 1299, 64501))
     assert again.communities is kept.communities and again.policy is kept.policy
+    assert again.own is kept.own
     assert again.as_path[0][1][0] is kept.as_path[0][1][0]
     del kept, again
     interner.collect_unused(set())
