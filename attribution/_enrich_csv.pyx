@@ -26,7 +26,6 @@ from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.tuple cimport PyTuple_GET_ITEM
 
 
-DEF RECORD = 40  # attribution.answers.RECORD_DTYPE's itemsize (checked by the caller)
 DEF NUMBER_ROOM = 24  # an int64's digits and sign, and its comma
 include "_enrich_out.pxi"
 
@@ -221,6 +220,7 @@ def csv_lines(
     cdef const uint8_t* r
     cdef int32_t router, src_route, dst_route, override, e
     cdef uint32_t flags
+    cdef Head h
     cdef int32_t last_override = -2
     cdef uint32_t last_flags = 0
     cdef object last_tail = None
@@ -262,11 +262,12 @@ def csv_lines(
     _reserve(&o, n * 400)
     for i in range(n):
         r = &records[i * RECORD]
-        router = _i32(r)
-        src_route = _i32(r + 28)
-        dst_route = _i32(r + 32)
-        override = _i32(r + 36)
-        flags = _u32(r + 24)
+        _head(r, &h)  # _enrich_out.pxi: the one reader of the record's layout
+        router = h.router
+        src_route = h.src_route
+        dst_route = h.dst_route
+        override = h.override
+        flags = h.flags
         if errors and i in errors:
             last = errors[i]
         else:
@@ -294,7 +295,7 @@ def csv_lines(
         _borrow(&pc[1], PyTuple_GET_ITEM(t_exporters, e), "exporter")
         _borrow(&pc[2], PyTuple_GET_ITEM(t_heads, router + 1), "router")
         for k in range(4):
-            _borrow(&pc[3 + k], PyTuple_GET_ITEM(t_prov, r[20 + k]), "provenance")
+            _borrow(&pc[3 + k], PyTuple_GET_ITEM(t_prov, r[A_PROV + k]), "provenance")
         _borrow(&pc[7], PyList_GET_ITEM(prefixes, src_route + 1), "prefix")
         _borrow(&pc[8], PyList_GET_ITEM(prefixes, dst_route + 1), "prefix")
         _borrow(&pc[9], PyList_GET_ITEM(paths, src_route + 1), "AS path")
@@ -324,7 +325,7 @@ def csv_lines(
         # the answer
         w = _put_piece(w, &pc[2], True)  # router
         for k in range(4):
-            w = _int64(w, _u32(r + 4 + 4 * k))
+            w = _int64(w, _u32(r + A_ASN + 4 * k))
         for k in range(3, 11):  # provenances, prefixes, AS paths
             w = _put_piece(w, &pc[k], True)
         w = _put_piece(w, &pc[11], False)

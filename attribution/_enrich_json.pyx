@@ -22,7 +22,6 @@ from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_FromStringAndS
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
 
-DEF RECORD = 40  # attribution.answers.RECORD_DTYPE's itemsize (checked by the caller)
 include "_enrich_defs.pxi"
 include "_enrich_out.pxi"
 
@@ -125,6 +124,7 @@ def json_lines(
     cdef const uint8_t* r
     cdef int32_t router, src_route, dst_route, override
     cdef uint32_t flags
+    cdef Head h
     cdef int32_t last_override = -2
     cdef uint32_t last_flags = 0
     cdef Out o
@@ -160,11 +160,12 @@ def json_lines(
             _piece(&o, errors[i], 1 if _opens_empty(body, length) else 0)
             continue
         r = &records[i * RECORD]
-        router = _i32(r)
-        src_route = _i32(r + 28)
-        dst_route = _i32(r + 32)
-        override = _i32(r + 36)
-        flags = _u32(r + 24)
+        _head(r, &h)  # _enrich_out.pxi: the one reader of the record's layout
+        router = h.router
+        src_route = h.src_route
+        dst_route = h.dst_route
+        override = h.override
+        flags = h.flags
         if router < 0:
             router = -1
         if router + 1 >= nheads:
@@ -188,16 +189,19 @@ def json_lines(
         ndp = _size(dp)
         ntail = _size(last_tail)
         need = (length + nhead + nsp + ndp + ntail + 2 * SIDE_ROOM
-                + prov_n[r[20]] + prov_n[r[21]] + prov_n[r[22]] + prov_n[r[23]])
+                + prov_n[r[A_PROV]] + prov_n[r[A_PROV + 1]]
+                + prov_n[r[A_PROV + 2]] + prov_n[r[A_PROV + 3]])
         _reserve(&o, need)  # the record's whole line: written below without more checks
         w = o.buf + o.size
         w = _copy(w, body, length)
         w = _copy(w, PyBytes_AS_STRING(head) + skip, nhead - skip)
-        w = _side(w, "src", _u32(r + 4), _u32(r + 8),
-                  prov_p[r[20]], prov_n[r[20]], prov_p[r[21]], prov_n[r[21]])
+        w = _side(w, "src", _u32(r + A_ASN), _u32(r + A_ASN + 4),
+                  prov_p[r[A_PROV]], prov_n[r[A_PROV]],
+                  prov_p[r[A_PROV + 1]], prov_n[r[A_PROV + 1]])
         w = _copy(w, PyBytes_AS_STRING(sp), nsp)
-        w = _side(w, "dst", _u32(r + 12), _u32(r + 16),
-                  prov_p[r[22]], prov_n[r[22]], prov_p[r[23]], prov_n[r[23]])
+        w = _side(w, "dst", _u32(r + A_ASN + 8), _u32(r + A_ASN + 12),
+                  prov_p[r[A_PROV + 2]], prov_n[r[A_PROV + 2]],
+                  prov_p[r[A_PROV + 3]], prov_n[r[A_PROV + 3]])
         w = _copy(w, PyBytes_AS_STRING(dp), ndp)
         w = _copy(w, PyBytes_AS_STRING(last_tail), ntail)
         o.size = w - o.buf

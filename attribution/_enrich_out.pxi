@@ -72,6 +72,52 @@ cdef inline int32_t _i32(const uint8_t* p) noexcept nogil:
     return v
 
 
+# The packed answer record (attribution.answers.RECORD_DTYPE) as both assemblers
+# read it: one set of offsets and one reader. RECORD_LAYOUT is the same view for
+# Python: attribution.enrich_wire.compiled_layout_ok checks it against
+# RECORD_DTYPE (a test too), and a module whose layout differs is not used.
+DEF RECORD = 40
+DEF A_ROUTER = 0
+DEF A_ASN = 4  # src origin, src peer, dst origin, dst peer: four uint32
+DEF A_PROV = 20  # their provenances: four uint8
+DEF A_FLAGS = 24
+DEF A_SRC_ROUTE = 28
+DEF A_DST_ROUTE = 32
+DEF A_OVERRIDE = 36
+
+RECORD_SIZE = RECORD
+RECORD_LAYOUT = (  # (field, byte offset, numpy type) in RECORD_DTYPE's order
+    ("router", A_ROUTER, "<i4"),
+    ("src_origin_as", A_ASN, "<u4"),
+    ("src_peer_as", A_ASN + 4, "<u4"),
+    ("dst_origin_as", A_ASN + 8, "<u4"),
+    ("dst_peer_as", A_ASN + 12, "<u4"),
+    ("provenance", A_PROV, "(4,)u1"),
+    ("flags", A_FLAGS, "<u4"),
+    ("src_route", A_SRC_ROUTE, "<i4"),
+    ("dst_route", A_DST_ROUTE, "<i4"),
+    ("override", A_OVERRIDE, "<i4"),
+)
+
+
+cdef struct Head:  # an answer record's indexes into the reply's tables, and its flags
+    int32_t router
+    int32_t src_route
+    int32_t dst_route
+    int32_t override
+    uint32_t flags
+
+
+cdef inline void _head(const uint8_t* r, Head* h) noexcept nogil:
+    """Record ``r``'s router, routes, override and flags (unchecked: the callers
+    check each index against its table)."""
+    h.router = _i32(r + A_ROUTER)
+    h.src_route = _i32(r + A_SRC_ROUTE)
+    h.dst_route = _i32(r + A_DST_ROUTE)
+    h.override = _i32(r + A_OVERRIDE)
+    h.flags = _u32(r + A_FLAGS)
+
+
 cdef inline Py_ssize_t _size(object piece) except -1:
     if type(piece) is not bytes:
         raise TypeError(f"an output piece is {type(piece).__name__}, not bytes")

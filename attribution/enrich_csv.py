@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from attribution.answers import FLAG_NAMES, PROVENANCE_NAMES, RECORD_DTYPE
+from attribution.answers import FLAG_NAMES, PROVENANCE_NAMES
 from attribution.enrich_records import FlowBatch
-from attribution.enrich_wire import AnswerBatch, RouteDictionary, csv_path
+from attribution.enrich_wire import AnswerBatch, RouteDictionary, compiled_layout_ok, csv_path
 
 try:  # built where a C compiler was at install time
     from attribution import _enrich_csv as CSV_COMPILED
@@ -32,12 +32,8 @@ except ImportError:
     CSV_COMPILED = None  # type: ignore[assignment]
 if os.environ.get("ATTRIBUTION_ENRICH_READER") == "python":  # all Python, to compare
     CSV_COMPILED = None  # type: ignore[assignment]
-_LAYOUT = {"router": 0, "src_origin_as": 4, "provenance": 20, "flags": 24, "src_route": 28}
-_LAYOUT.update(dst_route=32, override=36)
-if RECORD_DTYPE.itemsize != 40 or any(
-    RECORD_DTYPE.fields[k][1] != at for k, at in _LAYOUT.items()
-):  # a changed layout: the pyarrow path until _enrich_csv.pyx follows
-    CSV_COMPILED = None  # type: ignore[assignment]
+if CSV_COMPILED is not None and not compiled_layout_ok(CSV_COMPILED):
+    CSV_COMPILED = None  # type: ignore[assignment]  # the pyarrow path until the .pxi follows
 
 # The columns the assembler writes, in its order; the tail (override, flags,
 # errors) follows them as the writer's columns name it. Copies on purpose, not

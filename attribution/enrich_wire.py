@@ -32,21 +32,26 @@ except ImportError:
     JSON_COMPILED = None  # type: ignore[assignment]
 if os.environ.get("ATTRIBUTION_ENRICH_READER") == "python":  # all Python, to compare
     JSON_COMPILED = None  # type: ignore[assignment]
-_LAYOUT = {  # the compiled assembler's view of RECORD_DTYPE: byte offsets
-    "router": 0,
-    "src_origin_as": 4,
-    "src_peer_as": 8,
-    "dst_origin_as": 12,
-    "dst_peer_as": 16,
-    "provenance": 20,
-    "flags": 24,
-    "src_route": 28,
-    "dst_route": 32,
-    "override": 36,
-}
-if RECORD_DTYPE.itemsize != 40 or any(
-    RECORD_DTYPE.fields[k][1] != at for k, at in _LAYOUT.items()
-):  # a changed layout: the numpy path until _enrich_json.pyx follows
+
+
+def compiled_layout_ok(module: Any) -> bool:
+    """Whether a compiled assembler reads the packed answers as RECORD_DTYPE lays
+    them out: its RECORD_LAYOUT (one definition, attribution/_enrich_out.pxi,
+    compiled into both the JSON and the CSV assembler) names every field of
+    the dtype, in its order, at its offset and of its type. Not so (a field
+    moved, added or retyped): the numpy / pyarrow paths until the .pxi follows."""
+    layout = getattr(module, "RECORD_LAYOUT", None)
+    if layout is None or getattr(module, "RECORD_SIZE", None) != RECORD_DTYPE.itemsize:
+        return False
+    fields = RECORD_DTYPE.fields
+    if [name for name, _, _ in layout] != list(RECORD_DTYPE.names or ()):
+        return False
+    return all(
+        fields[name][1] == at and fields[name][0] == np.dtype(kind) for name, at, kind in layout
+    )
+
+
+if JSON_COMPILED is not None and not compiled_layout_ok(JSON_COMPILED):
     JSON_COMPILED = None  # type: ignore[assignment]
 
 _MAY_OPEN = (b"{", b" ", b"\t", b"\r", b"\n", b"")  # the byte before the closing brace
