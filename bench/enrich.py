@@ -413,6 +413,59 @@ def end_to_end(
     return n / wall, cpu, served
 
 
+CHECKPOINT_STATS: list[dict] = []  # each --checkpoint run's --stats "checkpoint" part
+
+
+def followed(
+    target: str,
+    path: Path,
+    n: int,
+    size: int,
+    tmp: Path,
+    checkpoint: bool,
+    server_pid: int | None = None,
+    tree: str | None = None,
+) -> tuple[float, float, float] | None:
+    """``attribution enrich --follow FILE`` (``checkpoint``: with ``--checkpoint``,
+    committed at the default interval) to a real file, stopped with SIGTERM once
+    its output is ``size`` bytes (the output of the same records unfollowed):
+    (records per wall second, its CPU seconds, the service's). A followed
+    run never ends by itself; its CPU is its own rusage (os.wait4)."""
+    import signal
+
+    out, ckpt, stats = tmp / "followed.out", tmp / "followed.ckpt", tmp / "followed.stats"
+    for f in (out, ckpt, stats):
+        f.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "attribution.cli", "enrich", "--target", target]
+    cmd += ["--progress", "0", "--stats", str(stats), "--follow", str(path)]
+    if checkpoint:
+        cmd += ["--checkpoint", str(ckpt)]
+    env = dict(os.environ)
+    env.pop("ATTRIBUTION_ENRICH_READER", None)
+    if tree is not None:
+        env["PYTHONPATH"] = tree
+    t0 = time.perf_counter()
+    s0 = cpu_seconds(server_pid) if server_pid else 0.0
+    with open(out, "wb") as sink:
+        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.PIPE, env=env, cwd=tree)
+    while out.stat().st_size < size and proc.poll() is None:
+        time.sleep(0.02)
+    wall = time.perf_counter() - t0
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    served = cpu_seconds(server_pid) - s0 if server_pid else 0.0
+    err = proc.stderr.read() if proc.stderr else b""
+    if b"unrecognized arguments" in err:
+        return None
+    if out.stat().st_size != size:
+        raise SystemExit(f"{' '.join(cmd)}: {out.stat().st_size} bytes of {size}: {err[-2000:]}")
+    if checkpoint:
+        CHECKPOINT_STATS.append(json.loads(stats.read_text()).get("checkpoint", {}))
+    return n / wall, usage.ru_utime + usage.ru_stime, served
+
+
 def main() -> int:
     p = argparse.ArgumentParser(prog="python -m bench.enrich")
     p.add_argument("--records", type=int, default=100_000)
@@ -439,7 +492,9 @@ def main() -> int:
     p.add_argument(
         "--shapes",
         default="json,csv,parquet,chdb,jobs",
-        help="end-to-end shapes: json (each input format), csv, parquet, chdb, jobs",
+        help="end-to-end shapes: json (each input format), csv, parquet, chdb, jobs, "
+        "follow (goflow2 -> JSON lines, --follow, to a file), checkpoint (the same with "
+        "--checkpoint at its default interval)",
     )
     p.add_argument("--repeat", type=int, default=1, help="end-to-end runs of each shape")
     p.add_argument("--serve", metavar="PORT_FILE", help=argparse.SUPPRESS)
@@ -517,6 +572,24 @@ def main() -> int:
                             target, path, n, *extra, server_pid=pid, reader=reader, tree=tree
                         )
                         e2e.append((label, name, got_e2e))
+            follow_shapes = [k for k in ("follow", "checkpoint") if k in wanted]
+            if follow_shapes and not args.no_end_to_end:
+                plain = tmp / "plain.out"
+                cmd = [sys.executable, "-m", "attribution.cli", "enrich", "--target", target]
+                with open(plain, "wb") as sink:
+                    subprocess.run([*cmd, "--progress", "0", str(paths["goflow2"])], stdout=sink)
+                size = plain.stat().st_size
+                for _ in range(args.repeat):
+                    for key in follow_shapes:
+                        label = "goflow2 -> JSON lines, --follow" + (
+                            " --checkpoint" if key == "checkpoint" else ""
+                        )
+                        for name, tree in trees.items() if args.trees else [("compiled", None)]:
+                            got_f = followed(
+                                target, paths["goflow2"], n, size, tmp, key == "checkpoint",
+                                server_pid=pid, tree=tree,
+                            )  # fmt: skip
+                            e2e.append((label, name, got_f))
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -564,6 +637,14 @@ def main() -> int:
     )
     if json_rate:
         print(f"\nend to end (goflow2 -> JSON) / service bulk rate: {json_rate[0] / svc:.2f}")
+    for got_ck in CHECKPOINT_STATS:
+        commits = got_ck.get("commits", 0)
+        spent = got_ck.get("commit_seconds", 0.0)
+        print(
+            f"--checkpoint run: {commits} commits, {spent:.4f} s in them "
+            f"({spent / max(commits, 1) * 1e3:.2f} ms a commit: fsync of the output, "
+            "the checkpoint written, fsynced, renamed, its directory fsynced)"
+        )
     return 0
 
 
