@@ -9,6 +9,7 @@ collection (``ribd.interner_collect``).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from itertools import islice
 
@@ -35,6 +36,11 @@ from ribd.interner_keys import (
     row_part,
 )
 from ribd.interner_load import InternerLoad
+
+_compiled_intern = None
+with contextlib.suppress(ImportError):  # the compiled twin, where setup.py built it
+    from ribd._intern import intern as _compiled_intern
+COMPILED = _compiled_intern is not None
 
 __all__ = [
     "LARGE_SLOTS",
@@ -188,8 +194,11 @@ class AttributeInterner(InternerLoad, InternerCollect):
         out.extend(list(self._overflow.values()))
         return out
 
-    def intern(self, row: tuple) -> PathAttributes:
-        """The shared set for ``row`` (validated fields in make_attributes' order)."""
+    def py_intern(self, row: tuple) -> PathAttributes:
+        """The shared set for ``row`` (validated fields in make_attributes' order).
+
+        The reference: ``intern`` is ``ribd._intern.intern`` (the same steps
+        compiled) where it was built, this method otherwise."""
         (path, origin, hop, pref, med, comms, large, ext, orig_id, clusters, atomic, aggr) = row
         # core_key and _locate, inlined: this runs once per UPDATE.
         part = (path, origin, med, large, ext, atomic, aggr)
@@ -221,6 +230,9 @@ class AttributeInterner(InternerLoad, InternerCollect):
         attrs = PathAttributes(held[0], self._share(own))
         self._hold(key, held, attrs, row)
         return attrs
+
+    # The compiled twin where built, else the reference above.
+    intern = _compiled_intern if _compiled_intern is not None else py_intern
 
     def _hold(self, key: bytes, held: list, attrs: PathAttributes, row: Sequence) -> None:
         if len(held) <= SCAN_VARIANTS:
