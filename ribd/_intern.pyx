@@ -27,7 +27,7 @@ from cpython.object cimport PyObject_Hash
 from cpython.ref cimport Py_INCREF, PyObject
 from cpython.tuple cimport PyTuple_GET_SIZE
 
-from ribd.attributes import AS_SEQUENCE, PathAttributes, PathCore, derive_as_numbers
+from ribd.attributes import AS_SEQUENCE, PathAttributes, PathCore, RouterPart, derive_as_numbers
 from ribd.interner_keys import LARGE_SLOTS, SHARE_SLOTS, _digest, _hashable
 
 
@@ -52,6 +52,7 @@ assert SHARE_SLOTS & _share_mask == 0 and LARGE_SLOTS & _large_mask == 0
 cdef object _seq = AS_SEQUENCE
 cdef object _path_core = PathCore
 cdef object _path_attributes = PathAttributes
+cdef object _router_part = RouterPart
 cdef object _module = None
 
 
@@ -145,6 +146,7 @@ def intern(self, row):
         held = <object>found
         if not _core_is(held[0], part):
             key, held = self._locate(key, part)
+    own = _router_part(hop, comms, (pref, orig_id, clusters))
     if held is None:
         held = [_make_core(self, part)]
         PyDict_SetItem(cores, key, held)
@@ -154,17 +156,13 @@ def intern(self, row):
         while i < PyList_GET_SIZE(held):
             a = <object>PyList_GET_ITEM(held, i)
             i += 1
-            if (
-                _same(a.next_hop, hop)
-                and _same(a.communities, comms)
-                and _policy_is(a.policy, pref, orig_id, clusters)
-            ):
+            if _same(a.own, own):  # one compare of the three fields
                 return a
         if PyList_GET_SIZE(held) > _scan_variants():
             found = PyDict_GetItemWithError(self._overflow, _digest(row))
             if found != NULL:
                 return <object>found
-    attrs = _make(self, held[0], hop, pref, comms, orig_id, clusters)
+    attrs = _path_attributes(held[0], _share_own(self, own))
     # _hold
     if PyList_GET_SIZE(held) <= _scan_variants():
         PyList_Append(held, attrs)
@@ -188,21 +186,20 @@ cdef bint _core_is(object core, tuple part) except -1:
     )
 
 
-cdef bint _policy_is(object policy, object pref, object orig_id, object clusters) except -1:
-    """``policy == (pref, orig_id, clusters)`` without building the tuple."""
-    if type(policy) is not tuple or PyTuple_GET_SIZE(policy) != 3:
-        return _same(policy, (pref, orig_id, clusters))
-    return (
-        _same(policy[0], pref)
-        and _same(policy[1], orig_id)
-        and _same(policy[2], clusters)
-    )
-
-
-cdef object _make(self, core, next_hop, local_pref, communities, originator_id, cluster_list):
-    """``AttributeInterner._make``: a router's set on ``core``, its values shared
-    with earlier sets."""
-    cdef Py_ssize_t i
+cdef object _share_own(self, own):
+    """``AttributeInterner._share``: ``own``, or an equal RouterPart held before;
+    a new one shares its values (next hop, communities, policy) with earlier ones."""
+    cdef Py_ssize_t i, at
+    cdef list owns = self._owns
+    at = PyObject_Hash(own) & _large_mask
+    if at >= PyList_GET_SIZE(owns):
+        raise IndexError("list index out of range")
+    seen = <object>PyList_GET_ITEM(owns, at)
+    if _same(seen, own):
+        return seen
+    next_hop = own.next_hop
+    communities = own.communities
+    local_pref, originator_id, cluster_list = own.policy
     if local_pref is not None and local_pref > 256:  # smaller ints are shared by CPython
         local_pref = _share_int(self._ints, local_pref)
     if communities:
@@ -217,7 +214,9 @@ cdef object _make(self, core, next_hop, local_pref, communities, originator_id, 
     policy = (local_pref, originator_id, cluster_list)
     i = PyObject_Hash(policy) & _share_mask
     policy = _share(self._policies, i, policy)
-    return _path_attributes(core, next_hop, communities, policy)
+    own = _router_part(next_hop, communities, policy)
+    owns[at] = own
+    return own
 
 
 cdef tuple _share_path(list ints, tuple as_path):

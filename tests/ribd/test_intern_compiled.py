@@ -34,7 +34,7 @@ pytestmark = pytest.mark.skipif(not interner_module.COMPILED, reason="ribd._inte
 
 MRT = Path(__file__).resolve().parents[3] / "shared" / "data" / "bgp"
 MRT = MRT / "pch-as3856-fulltable-2015.mrt.gz"
-CACHES = ("_ints", "_tuples", "_communities", "_paths", "_policies")
+CACHES = ("_ints", "_tuples", "_communities", "_paths", "_policies", "_owns")
 
 
 class Reference(AttributeInterner):
@@ -61,7 +61,7 @@ def picture(interner: AttributeInterner, results: list) -> dict:
     objects: list = list(results)
     for a in results:
         c = a.core
-        objects += [c, c.as_path, a.policy, a.communities, a.next_hop, c.med]
+        objects += [c, c.as_path, a.own, a.policy, a.communities, a.next_hop, c.med]
         objects += [c.large_communities, c.extended_communities, *a.policy]
         objects += [n for _, numbers in c.as_path for n in numbers]
         objects += [segment for segment in c.as_path]
