@@ -67,6 +67,7 @@ from ribd.events import FAMILIES, IPV4_UNICAST
 from ribd.prefixes import BadPrefix, normalise_prefix
 from ribd.rib import FamilyTable, PathSet, Rib, RouterRib, preference_key
 from ribd.snapshot_format import SnapshotError, pack, unpack
+from ribd.snapshot_v2_entries import wide_entries_of
 from ribd.store import PrefixStore
 
 if TYPE_CHECKING:
@@ -395,8 +396,6 @@ class _Loaded:
         pattern_of: dict[int, tuple[int, ...]] = {}
         intern = table.intern
         if len(self.routers) >= OVERLAY_SLOTS:  # rows shared, as format 2's loader does
-            from ribd.snapshot_v2_load import wide_entries_of  # (it imports this module)
-
             wide = wide_entries_of([values[e] for e in used], len(self.routers), table)
             for e, entry in zip(used, wide, strict=True):
                 built[e] = entry  # type: ignore[assignment]
