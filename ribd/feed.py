@@ -74,6 +74,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+_compiled_lines = None
+with contextlib.suppress(ImportError):  # the compiled loop, where setup.py built it
+    from ribd._feedloop import lines_in as _compiled_lines
+
 READ_SIZE = 1 << 20
 _PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
@@ -130,6 +134,9 @@ class FeedServer(RelayControl):
         )
         self.refused_connections = 0
         self.max_held_bytes = 0  # the most bytes of one unfinished line held (for tests)
+        # Each read's lines through ribd._feedloop (compiled) where built; False:
+        # through ``_lines``, the reference (tests compare them).
+        self.compiled_lines = _compiled_lines is not None
         self._listener: socket.socket | None = None
         self._accept_thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -344,11 +351,10 @@ class FeedServer(RelayControl):
         (``ribd.lines``), so no line costs more memory than the limit.
         """
         recv = conn.sock.recv
-        parse = self.parser.parse
-        apply_many = self.rib.apply_many
-        rib = self.rib
         c = conn.counters
         splitter = LineSplitter(self.max_line_bytes)
+        # The compiled loop over a read's lines where built (and not turned off).
+        lines_in = _compiled_lines if self.compiled_lines else FeedServer._lines
         while True:
             data = recv(READ_SIZE)
             if not data:
@@ -361,63 +367,73 @@ class FeedServer(RelayControl):
                 )
             if splitter.max_held > self.max_held_bytes:
                 self.max_held_bytes = splitter.max_held
-            for line in lines:
-                if line.startswith(CONTROL_PREFIX):
-                    self._control(conn, line)
-                    continue
-                c.lines += 1
-                try:
-                    events = parse(line)
-                except UnseenSession as exc:
-                    self._bad_log.bad_line(c, line, str(exc))
-                    self._unseen_session(exc.neighbor)
-                    continue
-                except FeedError as exc:
-                    self._bad_log.bad_line(c, line, str(exc))
-                    continue
-                except Exception as exc:  # a parser bug must not take the connection down
-                    self._bad_log.bad_line(
-                        c, line, f"parser failed: {type(exc).__name__}: {exc!s:.200}"
-                    )
-                    continue
-                if not events:
-                    continue
-                first = events[0]
-                if type(first) is ExabgpShutdown:
-                    if conn.relay is not None and conn.relay.worker:
-                        # That worker's ExaBGP is going: its routers only.
-                        events = [ExabgpShutdown(self._scope(conn.relay.worker))]
-                elif (
-                    rib.neighbors is not None and first.neighbor not in rib.neighbors  # type: ignore[union-attr]
-                ):
-                    self._bad_log.bad_line(
-                        c,
-                        line,
-                        f"unknown neighbor {first.neighbor}: not a configured router",  # type: ignore[union-attr]
-                    )
-                    continue
-                apply_many(events)
-                route_events = False
-                for ev in events:
-                    kind = type(ev)
-                    if kind is RoutesAnnounced:
-                        c.prefixes_announced += len(ev.prefixes)  # type: ignore[union-attr]
-                        route_events = True
-                    elif kind is RoutesWithdrawn:
-                        route_events = True
-                        if ev.reason:  # type: ignore[union-attr]
-                            c.treated_as_withdraw += len(ev.prefixes)  # type: ignore[union-attr]
-                            self._bad_log.treat_as_withdraw(ev)  # type: ignore[arg-type]
-                        else:
-                            c.prefixes_withdrawn += len(ev.prefixes)  # type: ignore[union-attr]
-                    elif kind is EndOfRib:
-                        c.end_of_rib += 1
-                        route_events = True
-                if route_events:
-                    c.updates += 1
+            lines_in(self, conn, lines)
         if splitter.pending:
             # A connection cut mid-line: the relay re-sends the whole batch.
             log.debug("discarding %d bytes of an incomplete line", splitter.pending)
+
+    def _lines(self, conn: _Connection, lines: list[bytes]) -> None:
+        """Each line of one read: parsed, checked, applied (``rib.lock`` per line,
+        in ``apply_many``) and counted, in order. The reference of
+        ``ribd._feedloop.lines_in`` (the same steps compiled)."""
+        parse = self.parser.parse
+        apply_many = self.rib.apply_many
+        rib = self.rib
+        c = conn.counters
+        for line in lines:
+            if line.startswith(CONTROL_PREFIX):
+                self._control(conn, line)
+                continue
+            c.lines += 1
+            try:
+                events = parse(line)
+            except UnseenSession as exc:
+                self._bad_log.bad_line(c, line, str(exc))
+                self._unseen_session(exc.neighbor)
+                continue
+            except FeedError as exc:
+                self._bad_log.bad_line(c, line, str(exc))
+                continue
+            except Exception as exc:  # a parser bug must not take the connection down
+                self._bad_log.bad_line(
+                    c, line, f"parser failed: {type(exc).__name__}: {exc!s:.200}"
+                )
+                continue
+            if not events:
+                continue
+            first = events[0]
+            if type(first) is ExabgpShutdown:
+                if conn.relay is not None and conn.relay.worker:
+                    # That worker's ExaBGP is going: its routers only.
+                    events = [ExabgpShutdown(self._scope(conn.relay.worker))]
+            elif (
+                rib.neighbors is not None and first.neighbor not in rib.neighbors  # type: ignore[union-attr]
+            ):
+                self._bad_log.bad_line(
+                    c,
+                    line,
+                    f"unknown neighbor {first.neighbor}: not a configured router",  # type: ignore[union-attr]
+                )
+                continue
+            apply_many(events)
+            route_events = False
+            for ev in events:
+                kind = type(ev)
+                if kind is RoutesAnnounced:
+                    c.prefixes_announced += len(ev.prefixes)  # type: ignore[union-attr]
+                    route_events = True
+                elif kind is RoutesWithdrawn:
+                    route_events = True
+                    if ev.reason:  # type: ignore[union-attr]
+                        c.treated_as_withdraw += len(ev.prefixes)  # type: ignore[union-attr]
+                        self._bad_log.treat_as_withdraw(ev)  # type: ignore[arg-type]
+                    else:
+                        c.prefixes_withdrawn += len(ev.prefixes)  # type: ignore[union-attr]
+                elif kind is EndOfRib:
+                    c.end_of_rib += 1
+                    route_events = True
+            if route_events:
+                c.updates += 1
 
 
 class RibMaintenance:

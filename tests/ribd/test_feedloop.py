@@ -1,0 +1,114 @@
+"""``ribd._feedloop.lines_in`` against its reference ``FeedServer._lines``.
+
+Two real FeedServers over Unix sockets, the compiled loop on in one: fed the
+same good, hostile, unknown-neighbor and JSON API lines (with the packets
+line scan on, then off), they count alike (lines, updates, bad lines by
+category, treat-as-withdraw, prefixes), log the same bad lines and hold the
+same routes.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import shutil
+import socket
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from bench.fuzz import mutate_bytes, mutate_line
+from bench.fuzz_raw import PEER, packets_line, seed_updates, session_lines
+from ribd import feed
+from ribd.feed import FeedServer
+from ribd.parser import ExabgpParser
+from ribd.rib import Rib
+from ribd.speaker import wait_until
+
+pytestmark = pytest.mark.skipif(feed._compiled_lines is None, reason="ribd._feedloop is not built")
+
+PEER6 = "2001:db8::2"
+STRANGER = "192.0.2.77"  # a session whose lines name a router not configured
+SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "data" / "exabgp-samples"
+
+
+def test_built_where_a_c_compiler_is() -> None:
+    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    assert shutil.which(cc) is None or feed._compiled_lines is not None
+    assert FeedServer("/tmp/unused.sock", Rib()).compiled_lines
+
+
+def json_lines() -> list[bytes]:
+    """A few JSON API lines (the parser's other path), where the samples are."""
+    out: list[bytes] = []
+    for path in sorted(SAMPLES.glob("*.jsonl")) if SAMPLES.exists() else []:
+        out += [ln for ln in path.read_bytes().splitlines()[:150] if ln.strip()]
+    return out
+
+
+def stream(seed: int) -> list[bytes]:
+    rng = random.Random(seed)
+    lines = session_lines() + session_lines(PEER6, asn4=False, add_path=True)
+    lines += session_lines(STRANGER)
+    for _ in range(900):
+        peer = STRANGER if rng.random() < 0.05 else PEER
+        body = rng.choice(seed_updates())
+        if rng.random() < 0.5:
+            body = mutate_bytes(rng, body)
+        line = packets_line(body, peer=peer)
+        lines.append(mutate_line(rng, line) if rng.random() < 0.15 else line)
+    lines += json_lines()
+    lines.append(b"x" * 100)  # not JSON at all
+    return [ln for ln in lines if ln and b"\n" not in ln]
+
+
+def counters(server: FeedServer) -> dict:
+    stats = server.stats()
+    keys = ("lines", "updates", "bad_lines", "bad_lines_by_category", "treated_as_withdraw")
+    keys += ("prefixes_announced", "prefixes_withdrawn", "end_of_rib")
+    return {k: stats[k] for k in keys}
+
+
+def routes(rib: Rib) -> list:
+    return sorted(
+        (peer, family, m.prefix, m.path_id, m.attributes.as_path, m.attributes.next_hop)
+        for peer in (PEER, PEER6, STRANGER)
+        for family in ("ipv4 unicast", "ipv6 unicast")
+        for m in rib.routes(peer, family)
+    )
+
+
+@pytest.mark.parametrize("scan", [True, False])
+def test_the_compiled_loop_counts_logs_and_applies_alike(short_tmp, caplog, scan) -> None:
+    lines = stream(5 + scan)
+    results = []
+    for compiled in (True, False):
+        rib = Rib()
+        rib.neighbors = frozenset({PEER, PEER6})
+        parser = ExabgpParser(rib.interner)
+        if not scan:
+            parser.fast = None
+        server = FeedServer(str(short_tmp / f"f{int(compiled)}.sock"), rib, parser)
+        server.compiled_lines = compiled
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="ribd"):
+            server.start()
+            try:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                    s.connect(server.socket_path)
+                    s.sendall(b"\n".join(lines) + b"\n")
+                wait_until(lambda s=server: s.stats()["lines"] == len(lines), 30, what="all lines")
+            finally:
+                server.stop()
+        logged = [
+            r.getMessage()
+            for r in caplog.records
+            if r.name == "ribd.feed" and not r.getMessage().startswith("feed listening")
+        ]
+        results.append((counters(server), logged, routes(rib)))
+    assert results[0] == results[1]
+    stats, logged, held = results[1]
+    assert stats["bad_lines"] > 50 and stats["treated_as_withdraw"] > 0 and held
+    assert stats["bad_lines_by_category"].get("unknown_neighbor", 0) > 0, stats
+    assert logged
