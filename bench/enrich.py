@@ -448,12 +448,14 @@ def followed(
     s0 = cpu_seconds(server_pid) if server_pid else 0.0
     with open(out, "wb") as sink:
         proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.PIPE, env=env, cwd=tree)
-    while out.stat().st_size < size and proc.poll() is None:
+    pid, status, usage = os.wait4(proc.pid, os.WNOHANG)  # reaped here, not by poll()
+    while out.stat().st_size < size and not pid:
         time.sleep(0.02)
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
     wall = time.perf_counter() - t0
-    if proc.poll() is None:
+    if not pid:
         proc.send_signal(signal.SIGTERM)
-    _, status, usage = os.wait4(proc.pid, 0)
+        _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     served = cpu_seconds(server_pid) - s0 if server_pid else 0.0
     err = proc.stderr.read() if proc.stderr else b""
