@@ -76,6 +76,7 @@ from attribution.answers import (
     RouteDictionary,
 )
 from attribution.batch import CHUNK, Batch, Group, next_hop_column
+from attribution.batch_routes import ViewRoutes
 from attribution.config import Config
 from attribution.fastpath import CompiledViews
 from attribution.flowring import BatchKeys, FlowRing
@@ -239,8 +240,9 @@ class Resolver:
         ``bad`` marks flows already found broken (index -> (code, message));
         they get their error and zero answers, everything else is resolved.
         ``with_routes=False`` skips the route dictionary (AS numbers only);
-        ``routes`` numbers the routes instead of a fresh ``BatchRoutes``
-        (whose pairs then fill ``Resolution.routes``).
+        ``routes`` numbers the routes instead of a fresh
+        ``batch_routes.ViewRoutes`` (a ``BatchRoutes`` numbering view routes
+        in numpy, whose pairs then fill ``Resolution.routes``).
         ``routing``: a what-if plan instead of the running one (the override
         dry-run): such a batch is neither counted nor kept in ``recent``.
         ``volumes``: (bytes, packets) per flow, kept in ``recent`` only.
@@ -260,7 +262,7 @@ class Resolver:
             raise ValueError(f"next_hop must hold 16 bytes per flow ({16 * n}) or be empty")
         what_if = routing is not None
         routing = routing or self.routing
-        batch = Batch(n, routing, (routes or BatchRoutes()) if with_routes else None)
+        batch = Batch(n, routing, (routes or ViewRoutes()) if with_routes else None)
         batch.next_hops = next_hop_column(next_hop, n)
         bad = dict(bad or {})
 

@@ -1,0 +1,87 @@
+"""``batch_routes.ViewRoutes`` (view routes numbered in numpy) makes the same
+route dictionary as ``answers.BatchRoutes`` (every route through its key).
+
+Random many-router worlds (``test_bulk_many_exporters``: fallback chains,
+ADD-PATH, a stale router without a view, default routes, IPv6 longer than
+/64), batches spread over every exporter with and without next hops:
+fresh views, churn not compiled yet (changed prefixes: exact lookups whose
+routes are often routes a view answers too, in the same batch, before and
+after them), and views patched and renumbered after churn. Every batch's
+records (route indexes included), errors and dictionary (router, prefix,
+path id, stale, attribute set) equal those of ``BatchRoutes``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from attribution import batch_flat
+from attribution.answers import BatchRoutes
+from attribution.batch_routes import ViewRoutes
+from attribution.resolver import Resolver
+from tests.attribution.test_batch_flat import _columns
+from tests.attribution.test_bulk_many_exporters import _churn, _more_churn, flows, world
+
+
+def _resolve(resolver: Resolver, records: list[dict], routes, hops: bool) -> tuple:
+    exporters, ex, src, dst, next_hop = _columns(records)
+    res = resolver.resolve_columns(
+        exporters, ex, src, dst, routes=routes, next_hop=next_hop if hops else None
+    )
+    dictionary = [(name, m.prefix, m.path_id, m.stale, id(m.attributes)) for name, m in res.routes]
+    return res.records.tobytes(), list(res.routers), sorted(res.errors), dictionary
+
+
+def _check(resolver: Resolver, records: list[dict]) -> int:
+    """Both dictionaries alike, with and without next hops; routes named."""
+    named = 0
+    for hops in (False, True):
+        ours = ViewRoutes()
+        got = _resolve(resolver, records, ours, hops)
+        assert got == _resolve(resolver, records, BatchRoutes(), hops), hops
+        named += len(got[3])
+    return named
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_view_routes_number_as_batch_routes(seed):
+    rib, config, v4, v6 = world(seed, same_prefixes=seed == 2)
+    resolver = Resolver(rib, config, build_views_inline=False)
+    views = resolver.views
+    with rib.lock:
+        views.want_missing(list(rib.routers))
+    views.refresh()
+    records = [f for f in flows(seed, v4, v6, 1500) if f["exporter"] != "not an address"]
+    assert _check(resolver, records) > 100
+    # Churn not compiled: routers 0, 3, 5 have changed prefixes (exact lookups).
+    _churn(rib, v4, seed)
+    assert _check(resolver, records) > 100
+    # Then patched and renumbered (holes, one shared leaf), churned again.
+    for round_ in range(2):
+        _more_churn(rib, v4, v6, seed * 10 + round_)
+        with rib.lock:
+            views._wanted.update((v.neighbor, v.family) for v in views.current())
+        views.refresh()
+        assert _check(resolver, records) > 100
+        _churn(rib, v4, seed + round_ + 1)
+        assert _check(resolver, records) > 100
+
+
+def test_a_batch_numbers_view_routes_once_per_router_and_route():
+    """The dst and src sides of a group, and exporters that fall back to one
+    router, share their routes' entries: each (router, prefix, path id,
+    stale) is named once."""
+    rib, config, v4, v6 = world(0)
+    resolver = Resolver(rib, config, build_views_inline=False)
+    with rib.lock:
+        resolver.views.want_missing(list(rib.routers))
+    resolver.views.refresh()
+    records = [f for f in flows(0, v4, v6, 1500) if f["exporter"] != "not an address"]
+    for flat in (False, True):
+        saved, batch_flat.ENABLED = batch_flat.ENABLED, flat
+        try:
+            dictionary = _resolve(resolver, records, ViewRoutes(), False)[3]
+        finally:
+            batch_flat.ENABLED = saved
+        keys = [d[:4] for d in dictionary]
+        assert len(keys) == len(set(keys)) > 100
