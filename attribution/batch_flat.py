@@ -30,8 +30,8 @@ import numpy as np
 
 from attribution.answers import FALLBACK
 from attribution.batch_views import _take
-from attribution.routing import Routing
-from attribution.viewpatch import unchanged
+from attribution.fastpath import as_is
+from attribution.routing import Routing, pick
 from ribd.events import IPV4_UNICAST, IPV6_UNICAST
 
 if TYPE_CHECKING:
@@ -138,10 +138,11 @@ def _plan(
     """Each present (exporter, family) code's router, and per family the
     source its keys are read from; None when a flow needs the grouped path.
 
-    One loop with the router pick (``routing.pick_router``) and the view
-    check (``CompiledViews.usable_many``: a view current at the table's
-    change number, or whose router changed nothing since, with no changed
-    ranges) written out: at 64 exporters the calls were ~3 us per code."""
+    The router pick (``routing.pick``) and the view check
+    (``fastpath.as_is``: a view current at the table's change number, or
+    whose router changed nothing since) are the ones ``batch_plan.plan``
+    and ``CompiledViews.usable_many`` make; here a view must also have no
+    changed ranges."""
     rib, views = resolver.rib, resolver.views
     if resolver.build_views_inline and views._wanted:
         return None  # the grouped path builds what is wanted first
@@ -163,26 +164,19 @@ def _plan(
             if chain is None:
                 chain = chains.get(routing, routers_of, exporter)
             family = IPV6_UNICAST if c & 1 else IPV4_UNICAST
-            neighbor = r = fs = None
-            for i, n in enumerate(chain[0]):  # routing.pick_router
-                r = routers_of.get(n)
-                if r is not None:
-                    fs = r.families[family]
-                    if fs.prefixes or fs.stale_slot is not None:
-                        neighbor = n
-                        picked.append(n)
-                        fallback.append(i > 0 or not chain[1])
-                        break
-            if neighbor is None:
+            hit = pick(routers_of, chain[0], chain[1], family)
+            if hit is None:
                 return None
+            neighbor, is_fallback, r, fs = hit
+            picked.append(neighbor)
+            fallback.append(is_fallback)
             view = held_views.get((neighbor, family))
-            if view is None or view.signature != (fs.slot, fs.stale_slot, r.current_stale):  # type: ignore[union-attr]
+            if view is None:
                 return None
             seq = seqs.get(family)
             if seq is None:
                 seq = seqs[family] = tables[family].change_seq
-            fresh = view.seq == seq and view.changed.seq == seq
-            if len(view.changed.starts) or not (fresh or unchanged(tables[family], view)):
+            if not as_is(view, r, fs, tables[family], seq) or len(view.changed.starts):
                 return None  # changed ranges: the grouped path's exact lookups
             by_family.setdefault(not c & 1, []).append((c >> 1, view))
     # Per family: one view, or views of one pack on one axis.

@@ -34,12 +34,27 @@ from attribution.viewbuild import build_view as build_view  # re-exported
 from attribution.viewfamily import renumber
 from attribution.viewpack import one_axis, pack
 from attribution.viewpatch import patch_view, unchanged
-from ribd.rib import Rib
+from ribd.rib import Rib, RouterRib
+from ribd.table import FamilyState
 
 REBUILD_AFTER_CHANGES = 20_000  # changed prefixes before a view is rebuilt
 # Rebuild a view with any changes after this long. A full-table build costs
 # ~2 s of CPU; under steady churn, rebuilding often starved the feed.
 REBUILD_AFTER_SECONDS = 60.0
+
+
+def as_is(view: CompiledView, r: RouterRib, fs: FamilyState, table, seq: int) -> bool | None:
+    """Whether ``view`` answers for its router as it is, read under rib.lock:
+    None when it was built from another slot layout of the router's family
+    state ``fs`` (``view_signature``: session lost, purged, stale generation
+    retired; a rebuild is wanted), True when nothing changed since it was
+    built or only other routers' slots did (``table``'s change number
+    ``seq``, ``viewpatch.unchanged``), False when its changes must be caught
+    up. The one check ``usable_many`` and the flat path
+    (``batch_flat._plan``) make."""
+    if (fs.slot, fs.stale_slot, r.current_stale) != view.signature:  # view_signature
+        return None
+    return (view.seq == seq and view.changed.seq == seq) or unchanged(table, view)
 
 
 class CompiledViews:
@@ -77,20 +92,17 @@ class CompiledViews:
                 out.append(None)
                 continue
             family = key[1]
-            fs = r.families[family]
-            if (fs.slot, fs.stale_slot, r.current_stale) != view.signature:  # view_signature
-                self._wanted.add(key)
-                out.append(None)
-                continue
             known = per_family.get(family)
             if known is None:
                 table = tables[family]
                 known = per_family[family] = (table, table.changes_start, table.change_seq)
             table, changes_start, seq = known
-            if view.seq == seq and view.changed.seq == seq:  # nothing changed since
-                out.append((view, view.changed))
+            state = as_is(view, r, r.families[family], table, seq)
+            if state is None:  # built from another slot layout
+                self._wanted.add(key)
+                out.append(None)
                 continue
-            if unchanged(table, view):  # changes of other routers only
+            if state:  # nothing of its router changed since
                 out.append((view, view.changed))
                 continue
             if view.seq < changes_start:  # the log no longer reaches back

@@ -17,6 +17,7 @@ from attribution.config import Config
 from attribution.ix_resolve import IxLookup
 from attribution.overrides import OverrideTable
 from ribd.rib import RouterRib
+from ribd.table import FamilyState
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,14 +81,24 @@ def unknown_exporter(exporter: str, family: str, routing: Routing) -> tuple[str,
     return "unknown_exporter", message
 
 
-def pick_router(
+def pick(
     routers: Mapping[str, RouterRib], chain: Sequence[str], first_is_own: bool, family: str
-) -> tuple[str | None, bool]:
-    """First router of ``chain`` with routes of ``family``; (neighbor, is_fallback)."""
+) -> tuple[str, bool, RouterRib, FamilyState] | None:
+    """``pick_router``'s choice with the router and its family state (what
+    a view check reads next): the one loop both the grouped plan and the
+    flat path (``batch_flat._plan``) pick routers with."""
     for i, neighbor in enumerate(chain):
         r = routers.get(neighbor)
         if r is not None:
             fs = r.families[family]
             if fs.prefixes or fs.stale_slot is not None:
-                return neighbor, i > 0 or not first_is_own
-    return None, False
+                return neighbor, i > 0 or not first_is_own, r, fs
+    return None
+
+
+def pick_router(
+    routers: Mapping[str, RouterRib], chain: Sequence[str], first_is_own: bool, family: str
+) -> tuple[str | None, bool]:
+    """First router of ``chain`` with routes of ``family``; (neighbor, is_fallback)."""
+    hit = pick(routers, chain, first_is_own, family)
+    return (None, False) if hit is None else (hit[0], hit[1])
