@@ -42,6 +42,21 @@ def server():
     s.stop()
 
 
+RUNS: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def no_run_left():
+    """A test that fails while its run follows the file would leave it running
+    for good (a followed run never ends): killed here, whatever happened."""
+    yield
+    while RUNS:
+        proc = RUNS.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def records(first: int, last: int) -> bytes:
     """Goflow2 lines numbered first..last-1 in ``bytes`` (padded: lines of
     several lengths, so a position off by a few bytes lands inside a line)."""
@@ -73,6 +88,7 @@ class Run:
         ]  # fmt: skip
         with open(out, "ab") as sink, open(self.err, "wb") as err:
             self.proc = subprocess.Popen(cmd, stdout=sink, stderr=err)
+        RUNS.append(self.proc)
 
     def stderr(self) -> str:
         return self.err.read_text(errors="replace")
