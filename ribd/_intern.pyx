@@ -40,6 +40,7 @@ cdef extern from "Python.h":
     void PyErr_Clear() noexcept
     object PyTuple_New(Py_ssize_t n)
     void PyTuple_SET_ITEM(object t, Py_ssize_t i, object o)
+    void PyObject_GC_UnTrack(object o)
     PyObject *PyList_GET_ITEM(object l, Py_ssize_t i)
     int PyObject_RichCompareBool(object a, object b, int op) except -1
     int Py_EQ, Py_NE
@@ -149,6 +150,11 @@ def intern(self, row):
     own = _router_part(hop, comms, (pref, orig_id, clusters))
     if held is None:
         held = [_make_core(self, part)]
+        # Untracked by the cyclic GC: a core's list holds its PathCore and
+        # PathAttributes (``gc=False`` Structs, which hold no container of
+        # ours), so no cycle can pass through it; tracked, each of a table's
+        # ~90k lists is walked by every GC pass it lives through.
+        PyObject_GC_UnTrack(held)
         PyDict_SetItem(cores, key, held)
     else:
         # The reference's scan (islice over the list): the length read at each step.
@@ -222,24 +228,41 @@ cdef object _share_own(self, own):
 cdef tuple _share_path(list ints, tuple as_path):
     """A new tuple of the path's segments, each a new tuple of its AS numbers,
     the numbers shared through ``ints`` (the reference builds lists, then
-    tuples of them: the same values)."""
+    tuples of them: the same values).
+
+    Each new tuple that holds ints only (or such tuples) is untracked by the
+    cyclic GC at once: it cannot be part of a cycle, and the GC's first pass
+    over it would untrack it anyway (``_PyTuple_MaybeUntrack``), after
+    walking it. A full table's ~90k paths are ~270k such tuples a load."""
     cdef Py_ssize_t k, j, n = PyTuple_GET_SIZE(as_path), m
     cdef tuple segment
+    cdef bint plain = True, ints_only
     segments = PyTuple_New(n)
     for k in range(n):
         kind, numbers = as_path[k]
         if type(numbers) is tuple:
             m = PyTuple_GET_SIZE(numbers)
             out = PyTuple_New(m)
+            ints_only = True
             for j in range(m):
                 v = _share_int(ints, numbers[j])
+                ints_only = ints_only and type(v) is int
                 Py_INCREF(v)  # PyTuple_SET_ITEM steals it
                 PyTuple_SET_ITEM(out, j, v)
+            if ints_only:
+                PyObject_GC_UnTrack(out)
         else:
             out = tuple([_share_int(ints, v) for v in numbers])
+            ints_only = False
         segment = (kind, out)
+        if ints_only and type(kind) is int:
+            PyObject_GC_UnTrack(segment)
+        else:
+            plain = False
         Py_INCREF(segment)
         PyTuple_SET_ITEM(segments, k, segment)
+    if plain:
+        PyObject_GC_UnTrack(segments)
     return segments
 
 

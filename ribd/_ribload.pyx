@@ -13,10 +13,38 @@ from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_ITEM, PySeque
 from cpython.set cimport PySet_Add
 
 
+from ribd.attributes import PathAttributes
+
+
 cdef extern from "Python.h":
     PyObject *PyDict_GetItemWithError(object d, object key) except? NULL
     object PyList_New(Py_ssize_t n)
     void PyList_SET_ITEM(object l, Py_ssize_t i, object o)
+    object PyTuple_New(Py_ssize_t n)
+    void PyTuple_SET_ITEM(object t, Py_ssize_t i, object o)
+    void PyObject_GC_UnTrack(object o)
+    bint PyObject_GC_IsTracked(object o)
+
+
+cdef object _path_attributes = PathAttributes
+
+
+def entry_of(Py_ssize_t slot, attrs):
+    """``(*((None,) * slot), attrs)``; untracked by the cyclic GC when ``attrs``
+    is a PathAttributes (``gc=False``, never tracked: no cycle can pass through
+    the entry, which the GC would otherwise walk at every pass it lives through)."""
+    if slot < 0:
+        slot = 0  # (as ``(None,) * slot`` reads a negative count)
+    cdef Py_ssize_t i
+    entry = PyTuple_New(slot + 1)
+    for i in range(slot):
+        Py_INCREF(None)
+        PyTuple_SET_ITEM(entry, i, None)
+    Py_INCREF(attrs)
+    PyTuple_SET_ITEM(entry, slot, attrs)
+    if type(attrs) is _path_attributes and not PyObject_GC_IsTracked(attrs):
+        PyObject_GC_UnTrack(entry)
+    return entry
 
 
 def probe(delta, prefixes):

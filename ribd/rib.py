@@ -72,7 +72,7 @@ from ribd.events import (
 from ribd.maintenance import Collection, Maintenance
 from ribd.observe import new_notes
 from ribd.reads import Reads, all_matches, route_match, slot_value
-from ribd.ribload import insert_new, one_entry, probe
+from ribd.ribload import entry_of, insert_new, one_entry, probe
 from ribd.sessions import SessionHandling
 from ribd.store import COMPILED_FIND
 from ribd.table import (
@@ -254,7 +254,7 @@ class Rib(SessionHandling, Maintenance, Reads, Withdrawals):
                 got, missing = probe(delta, prefixes)  # one probe each (ribd.ribload)
                 if missing:
                     # (built only when used: an unused one stayed interned)
-                    fresh = (*((None,) * slot), attrs)
+                    fresh = entry_of(slot, attrs)
                     fresh = intern(fresh, fresh)
                     if missing == len(got):
                         unheld, prefixes = prefixes, ()
@@ -297,7 +297,7 @@ class Rib(SessionHandling, Maintenance, Reads, Withdrawals):
                     new_entry = intern(new_entry, new_entry)
                 else:
                     if fresh is None:
-                        fresh = (*((None,) * slot), attrs)
+                        fresh = entry_of(slot, attrs)
                         fresh = intern(fresh, fresh)
                     new_entry = fresh
                 if at >= 0:

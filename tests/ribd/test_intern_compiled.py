@@ -23,6 +23,8 @@ from ribd.attributes import (
     AS_SEQUENCE,
     AS_SET,
     AttributeInterner,
+    PathAttributes,
+    PathCore,
     attribute_row,
 )
 
@@ -217,3 +219,25 @@ def test_the_real_table_as_two_routers_interns_alike() -> None:
     assert len(rows) > 89_000
     second = [(r[0], r[1], f"10.1.{sum(r[2].encode()) & 255}.1", 120, *r[4:]) for r in rows]
     assert_alike(rows + second + rows)
+
+
+def test_the_compiled_path_leaves_acyclic_containers_out_of_the_gc() -> None:
+    """What the compiled intern leaves untracked by the cyclic GC can hold no
+    cycle: each core's list holds gc=False Structs only, each new AS path tuples
+    of ints only. (The reference leaves them tracked; the GC would untrack the
+    paths itself at its first pass over them, and walk the lists at every pass.)"""
+    import gc
+
+    interner = AttributeInterner()
+    for row in random_rows(2, 1500):
+        interner.intern(row)
+    plain_paths = 0
+    for held in interner._cores.values():
+        assert not gc.is_tracked(held)
+        assert type(held[0]) is PathCore and all(type(a) is PathAttributes for a in held[1:])
+        assert not any(map(gc.is_tracked, held))
+        path = held[0].as_path
+        if all(type(k) is int and all(type(n) is int for n in s) for k, s in path):
+            plain_paths += 1
+            assert not gc.is_tracked(path) and not any(map(gc.is_tracked, path)), path
+    assert plain_paths > 100

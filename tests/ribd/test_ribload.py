@@ -65,3 +65,19 @@ def test_a_delta_counts_the_prefix_lengths_it_gained() -> None:
     assert delta.lengths() == [16, 8]
     ribload.insert_new(delta, ("10.1.2.0/24",), 1, [])
     assert delta.lengths() == [24, 16, 8]
+
+
+def test_entry_of_builds_the_same_entry_untracked_only_for_path_attributes() -> None:
+    """The compiled ``entry_of`` gives the reference's tuple; it is left out of the
+    cyclic GC only when it holds a PathAttributes (gc=False: no cycle through it)."""
+    import gc
+
+    from ribd.attributes import AS_SEQUENCE, make_attributes
+
+    attrs = make_attributes(((AS_SEQUENCE, (3356, 64500)),), next_hop="192.0.2.1")
+    assert not gc.is_tracked(attrs)
+    for slot in range(6):
+        for value in (attrs, ["a list"], ("t",), None, 7):
+            got, want = ribload.entry_of(slot, value), ribload.PY_ENTRY_OF(slot, value)
+            assert got == want and type(got) is tuple and got[slot] is value
+            assert gc.is_tracked(got) == (value is not attrs)
