@@ -15,6 +15,7 @@ tests' SIGINT did not stop such an enrich at all, and it outlived the suite.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -58,6 +59,21 @@ def wait_for_text(path: Path, text: str, timeout: float = 60.0) -> str:
             return got
         time.sleep(0.05)
     raise AssertionError(f"{text!r} not in {path} within {timeout} s: {got[-2000:]}")
+
+
+def wait_until_open(pid: int, path: Path, timeout: float = 240.0) -> None:
+    """Until process ``pid`` has ``path`` open (its followed file: the run is under way)."""
+    fds = Path(f"/proc/{pid}/fd")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for fd in fds.iterdir() if fds.exists() else ():
+            try:
+                if os.readlink(fd) == str(path.resolve()):
+                    return
+            except OSError:
+                continue
+        time.sleep(0.05)
+    raise AssertionError(f"{path} not opened by {pid} within {timeout} s")
 
 
 def terminate(proc: subprocess.Popen) -> int:
@@ -109,8 +125,12 @@ def test_sigterm_leaves_a_complete_parquet_file(server, tmp_path):
         )
     try:
         # Written once the run is under way, so that the batch's progress line
-        # comes (one is printed when a batch is written --progress after the last).
-        time.sleep(1.0)
+        # comes (one is printed when a batch is written --progress after the
+        # run started). A fixed second was not enough on a loaded box: a slow
+        # start read the records at once, wrote them within 0.2 s of starting,
+        # printed no progress line, and the test waited for one in vain.
+        wait_until_open(proc.pid, log)
+        time.sleep(0.5)
         log.write_text("".join(goflow(n, "10.1.2.1") + "\n" for n in range(1, 6)))
         wait_for_text(errors, "written 5")  # a progress line: all five answered
     finally:
