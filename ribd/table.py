@@ -75,7 +75,7 @@ def preference_key(item: tuple[int, PathAttributes]) -> tuple:
     makes the pick deterministic.
     """
     path_id, a = item
-    pref = a.policy[0]  # local_pref, without the property's call
+    pref = a.own.policy[0]  # local_pref, without the properties' calls
     return (
         -(pref if pref is not None else 100),
         _path_length(a),
