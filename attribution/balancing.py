@@ -35,15 +35,6 @@ import grpc
 from attribution.failover import RETRYABLE, BalancingError, FailoverStats, StreamError
 from attribution.targets import Targets, parse_targets, service_config
 
-__all__ = [
-    "RETRYABLE",
-    "BalancedStreams",
-    "BalancingError",
-    "FailoverStats",
-    "StreamError",
-    "parse_targets",
-]
-
 DEFAULT_STREAMS = 2
 DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_READY_TIMEOUT = 60.0

@@ -45,6 +45,8 @@ from typing import IO, Any, Protocol
 
 import orjson
 
+from attribution.durable import replace_durably
+
 FINGERPRINT = 1024  # bytes at the start of a file that identify it with its inode
 MAX_PENDING = 4096  # positions noted and not yet durable; more are merged
 VERSION = 1
@@ -132,15 +134,9 @@ def save(path: str, pos: Position) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         os.write(fd, data)
-        os.fsync(fd)
     finally:
         os.close(fd)
-    os.replace(tmp, path)
-    dirfd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-    try:
-        os.fsync(dirfd)
-    finally:
-        os.close(dirfd)
+    replace_durably(tmp, path)
 
 
 def check_writable(path: str) -> None:

@@ -34,6 +34,7 @@ import re
 
 import pyarrow.parquet as pq
 
+from attribution.durable import replace_durably
 from attribution.sinks import BufferedSink, OutputError, OutputSpec
 from attribution.sinks.columns import COLUMNS
 from attribution.sinks.table import SCHEMA
@@ -107,7 +108,7 @@ class ParquetSink(BufferedSink):
             writer.write_table(table, row_group_size=table.num_rows)
         finally:
             writer.close()
-        _commit_file(path + ".partial", path)
+        replace_durably(path + ".partial", path)
         self.part += 1
         self.durable += table.num_rows
 
@@ -119,21 +120,5 @@ class ParquetSink(BufferedSink):
         if self.parts:
             return
         self.writer.close()
-        _commit_file(self.partial, self.path)
+        replace_durably(self.partial, self.path)
         self.durable = self.rows_written
-
-
-def _commit_file(partial: str, path: str) -> None:
-    """fsync the written file, rename it into place, fsync the directory: a
-    crash leaves the file whole or not there, never a renamed empty one."""
-    fd = os.open(partial, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(partial, path)
-    dirfd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-    try:
-        os.fsync(dirfd)
-    finally:
-        os.close(dirfd)
