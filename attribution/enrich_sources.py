@@ -234,6 +234,18 @@ def _pending(split: Splitter) -> int:
     return len(getattr(split, "buf", b""))
 
 
+def _fed(split: Splitter, data: bytes, track: _Tracker | None, mapped: bool) -> Chunk | None:
+    """The lines of a read of a followed file, with the position after them when
+    ``track``ed (none while an over-long line is being skipped: not known yet)."""
+    chunk = split.feed(data)
+    if track is not None:
+        track.read_to += len(data)
+        held = _pending(split)
+        if held >= 0:
+            chunk = track.mark(chunk, held, mapped)
+    return chunk
+
+
 def follow(
     path: str,
     poll: float = 0.25,
@@ -291,12 +303,7 @@ def follow(
                 yield track.mark(Chunk(path, 1, []), 0, mapped)
         data = fh.read(read_size)
         if data:
-            chunk = split.feed(data)
-            if track is not None:
-                track.read_to += len(data)
-                held = _pending(split)
-                chunk = track.mark(chunk, held, mapped) if held >= 0 else chunk
-            yield from _some(chunk)
+            yield from _some(_fed(split, data, track, mapped))
             continue
         # at the end: rotated, truncated, or just nothing new yet?
         try:
@@ -307,12 +314,7 @@ def follow(
         if st is not None and (st.st_ino, st.st_dev) != (mine.st_ino, mine.st_dev):
             rest = fh.read()  # written to the old file before the switch
             if rest:
-                chunk = split.feed(rest)
-                if track is not None:
-                    track.read_to += len(rest)
-                    held = _pending(split)
-                    chunk = track.mark(chunk, held, mapped) if held >= 0 else chunk
-                yield from _some(chunk)
+                yield from _some(_fed(split, rest, track, mapped))
             chunk = split.rest()
             if track is not None:
                 chunk = track.mark(chunk, 0, mapped)
