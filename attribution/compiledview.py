@@ -167,6 +167,7 @@ class CompiledView:
             make = self._make_route
             for i in missing:
                 made[i] = make(i)
+            # (made.get or make: another request's thread may have cleared made)
             out = [m or made.get(i) or make(i) for m, i in zip(out, leaves, strict=True)]
         return out
 
