@@ -278,16 +278,22 @@ def make_attributes(
     return PathAttributes(core, own)
 
 
-# The interner lives in its own module; imported here, last (it uses the types
-# above), so that ``from ribd.attributes import AttributeInterner`` keeps working.
-from ribd.interner import (  # noqa: E402
-    LARGE_SLOTS,
-    SCAN_VARIANTS,
-    SHARE_SLOTS,
-    AttributeInterner,
-    core_key,
-    core_row,
+# The interner lives in its own module (it imports the types above), and
+# ``from ribd.attributes import AttributeInterner`` keeps working through a
+# lazy attribute: an import here would make the two modules import each
+# other, and ``import ribd.interner`` first would then fail half-initialised.
+_FROM_INTERNER = frozenset(
+    {"LARGE_SLOTS", "SCAN_VARIANTS", "SHARE_SLOTS", "AttributeInterner", "core_key", "core_row"}
 )
+
+
+def __getattr__(name: str) -> object:
+    if name in _FROM_INTERNER:
+        import ribd.interner
+
+        return getattr(ribd.interner, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "AS_CONFED_SEQUENCE",
@@ -299,19 +305,13 @@ __all__ = [
     "DERIVED_BGP",
     "DERIVED_FIELDS",
     "DERIVED_LOCAL",
-    "LARGE_SLOTS",
     "ROUTER_FIELDS",
-    "SCAN_VARIANTS",
     "SEGMENT_NAMES",
-    "SHARE_SLOTS",
-    "AttributeInterner",
     "PathAttributes",
     "PathCore",
     "RouterPart",
     "Segment",
     "attribute_row",
-    "core_key",
-    "core_row",
     "derive_as_numbers",
     "make_attributes",
 ]

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+
+import pytest
 
 from ribd.attributes import (
     AS_CONFED_SEQUENCE,
@@ -198,3 +202,29 @@ def test_parsed_updates_share_values():
     assert x.communities is y.communities
     assert x.originator_id is y.originator_id
     assert x.cluster_list is y.cluster_list
+
+
+@pytest.mark.parametrize(
+    "first",
+    ["ribd.interner", "ribd.attributes", "ribd.interner_keys", "ribd.interner_load", "ribd.rib"],
+)
+def test_interner_and_attributes_import_in_any_order(first: str) -> None:
+    """``ribd.attributes`` re-exports the interner lazily: importing the interner's
+    modules first used to fail half-initialised (the two imported each other)."""
+    code = (
+        f"import {first}\n"
+        "from ribd.attributes import AttributeInterner, SCAN_VARIANTS, core_key\n"
+        "import ribd.interner\n"
+        "assert AttributeInterner is ribd.interner.AttributeInterner\n"
+        "assert SCAN_VARIANTS == ribd.interner.SCAN_VARIANTS\n"
+        "assert core_key is ribd.interner.core_key\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def test_attributes_unknown_name_is_an_attribute_error() -> None:
+    import ribd.attributes
+
+    with pytest.raises(AttributeError, match="no_such_thing"):
+        ribd.attributes.no_such_thing  # noqa: B018
