@@ -59,6 +59,7 @@ from pathlib import Path
 
 from bench import bgpsend
 from bench.common import REPO, Row, at_most, bench_main, cpu_seconds, log, rss_bytes
+from bench.ingest_session_profile import MODES, SessionProfile
 
 TARGET_SHARE = 0.25  # relay + service <= 25% of ExaBGP's CPU
 TARGET_RATIO = 8.0  # two routers' tables in <= 8x pmacct's time
@@ -497,9 +498,11 @@ def run_service(
     workers: int = 1,
     code: Path = REPO,
     profile: Path | None = None,
+    profile_mode: str = "gil",
 ) -> Result:
-    """One load through ``attribution serve``. ``profile``: py-spy (``record --gil``,
-    raw stacks) on the service process from the first UPDATE until it is idle."""
+    """One load through ``attribution serve``. ``profile``: a sampling profile of
+    the service process from the first UPDATE until it is idle, and its CPU by
+    thread (``bench.ingest_session_profile``, ``profile_mode``)."""
     import grpc
 
     from attribution.v1 import attribution_pb2 as pb
@@ -544,7 +547,9 @@ def run_service(
         per_worker = _worker_roles(roles)
         cpu0 = {k: cpu_of(v) for k, v in roles.items()}
         cpu0_workers = {k: cpu_of(v) for k, v in per_worker.items()}
-        spy = _start_profile(profile, proc.pid)
+        spy = SessionProfile(profile, proc.pid, profile_mode) if profile else None
+        if spy is not None:
+            spy.start()
         t0, sender = start_sending(sessions, t.per_router)
         probe_addr = load.probe.split("/")[0]
         deadline = time.monotonic() + timeout
@@ -576,9 +581,13 @@ def run_service(
         res.cpu = {k: cpu_of(v) - cpu0[k] for k, v in roles.items()}
         res.cpu_workers = {k: cpu_of(v) - cpu0_workers[k] for k, v in per_worker.items()}
         res.rss = {k: rss_of(v) for k, v in roles.items()}
+        if spy is not None:
+            spy.mark("answering")
         wait_quiet(lambda: sum(cpu_of(v) for v in roles.values()))
         res.cpu_idle = {k: cpu_of(v) - cpu0[k] for k, v in roles.items()}
-        _stop_profile(spy)
+        if spy is not None:
+            spy.mark("idle")
+            spy.stop()
         res.rss_idle = {k: rss_of(v) for k, v in roles.items()}
         sender.join(30)
         a = stub.Resolve(
@@ -591,26 +600,6 @@ def run_service(
             s.close()
         channel.close()
         stop_process(proc, timeout=60)
-
-
-def _start_profile(path: Path | None, pid: int) -> subprocess.Popen | None:
-    if path is None:
-        return None
-    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [spy, "record", "--gil", "-r", "100", "-f", "raw", "-o", str(path), "--pid", str(pid)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.5)  # attached before the first UPDATE
-    return proc
-
-
-def _stop_profile(spy: subprocess.Popen | None) -> None:
-    if spy is not None:
-        spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
-        try:
-            spy.wait(30)
-        except subprocess.TimeoutExpired:
-            spy.kill()
 
 
 def _service_loaded(stub, pb, load: Load, probe_addr: str, n: int) -> bool:
@@ -779,7 +768,9 @@ def run(args: argparse.Namespace) -> list[Row]:
                         if args.profile
                         else None
                     )
-                    us = run_service(load, Path(d), args.timeout, mode, workers, code, spy)
+                    us = run_service(
+                        load, Path(d), args.timeout, mode, workers, code, spy, args.profile_mode
+                    )
                 log(
                     f"vs-pmacct: service ({mode}, workers={workers}, code {code}) "
                     f"{us.seconds} s, "
@@ -825,6 +816,13 @@ def extra(p: argparse.ArgumentParser) -> None:
         default="",
         help="a directory: py-spy (record --gil, raw stacks) on each service run, "
         "from the first UPDATE until idle, into a file there",
+    )
+    p.add_argument(
+        "--profile-mode",
+        default="gil",
+        choices=MODES,
+        help="gil: py-spy --gil; native: py-spy --native --idle --threads; perf: perf record "
+        "-g (with each: the service's CPU by thread, <file>.threads.json)",
     )
 
 

@@ -79,6 +79,19 @@ with contextlib.suppress(ImportError):  # the compiled loop, where setup.py buil
     from ribd._feedloop import lines_in as _compiled_lines
 
 READ_SIZE = 1 << 20
+# A table streams in at ExaBGP's pace, and the relay hands it on in small
+# batches (what came in ~2 ms, ~15 KB of a real table's packets lines). Read
+# as it came, the feed's thread woke ~3,000 times a table, and each wake cost
+# ~0.1-0.2 ms of CPU beyond its lines' parse + apply (the caches cold after
+# ExaBGP and the relay ran): ~0.5 CPU-s a table, a third of the feed's cost in
+# a session (BENCHMARKS, raw mode, ninth pass). So after a read of at least
+# COALESCE_MIN_LINES lines (a load, not a lone UPDATE) that was short of
+# COALESCE_BELOW bytes, the thread waits COALESCE_SECONDS before the next
+# read, and the socket gathers the lines meanwhile. A lone UPDATE is never
+# held back; during a load a line waits at most that much longer.
+COALESCE_SECONDS = 0.02
+COALESCE_BELOW = 128 * 1024
+COALESCE_MIN_LINES = 16
 _PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 
@@ -118,6 +131,7 @@ class FeedServer(RelayControl):
         allowed_uids: frozenset[int] | None = None,
         refresh_timeout: float = REFRESH_TIMEOUT,
         reread_wave: int = REREAD_WAVE,
+        coalesce_seconds: float = COALESCE_SECONDS,
     ) -> None:
         self.socket_path = socket_path
         self.rib = rib
@@ -137,6 +151,8 @@ class FeedServer(RelayControl):
         # Each read's lines through ribd._feedloop (compiled) where built; False:
         # through ``_lines``, the reference (tests compare them).
         self.compiled_lines = _compiled_lines is not None
+        # The wait after a short read during a load (0: read as lines come).
+        self.coalesce_seconds = coalesce_seconds
         self._listener: socket.socket | None = None
         self._accept_thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -264,6 +280,7 @@ class FeedServer(RelayControl):
             "end_of_rib": totals.end_of_rib,
             "bad_lines": totals.bad_lines,
             "bad_lines_by_category": dict(totals.bad_by_category),
+            "reads": totals.reads,
             "relay_lost_lines": self.relay_lost_lines,
             "relay_gaps": self.relay_gaps,
             "relay_connections": self.relay_connections,
@@ -355,10 +372,13 @@ class FeedServer(RelayControl):
         splitter = LineSplitter(self.max_line_bytes)
         # The compiled loop over a read's lines where built (and not turned off).
         lines_in = _compiled_lines if self.compiled_lines else FeedServer._lines
+        coalesce = self.coalesce_seconds
+        sleep = time.sleep
         while True:
             data = recv(READ_SIZE)
             if not data:
                 break
+            c.reads += 1
             lines, too_long = splitter.split(data)
             for head, size in too_long:
                 c.lines += 1
@@ -368,6 +388,8 @@ class FeedServer(RelayControl):
             if splitter.max_held > self.max_held_bytes:
                 self.max_held_bytes = splitter.max_held
             lines_in(self, conn, lines)
+            if coalesce and len(lines) >= COALESCE_MIN_LINES and len(data) < COALESCE_BELOW:
+                sleep(coalesce)  # a load streams in: let the socket gather more
         if splitter.pending:
             # A connection cut mid-line: the relay re-sends the whole batch.
             log.debug("discarding %d bytes of an incomplete line", splitter.pending)

@@ -53,6 +53,7 @@ class FeedCounters:
     end_of_rib: int = 0
     bad_lines: int = 0
     bad_by_category: dict[str, int] = field(default_factory=dict)
+    reads: int = 0  # socket reads that returned bytes (a load's wake-ups: ribd.feed)
 
     def add(self, other: FeedCounters) -> None:
         self.lines += other.lines
@@ -62,6 +63,7 @@ class FeedCounters:
         self.treated_as_withdraw += other.treated_as_withdraw
         self.end_of_rib += other.end_of_rib
         self.bad_lines += other.bad_lines
+        self.reads += other.reads
         for k, v in other.bad_by_category.items():
             self.bad_by_category[k] = self.bad_by_category.get(k, 0) + v
 

@@ -1,0 +1,179 @@
+"""The service's CPU for the real table's ``packets`` lines through the feed
+socket, delivered at once or paced as ExaBGP and the relay deliver them.
+
+In a real session (``bench.vs_pmacct``) the feed's thread costs ~1.7-2.4 CPU-s
+for the real table; in process, parse + apply cost ~1.0-1.2. One difference is
+how the lines arrive: ExaBGP writes them at its own pace and the relay hands
+them on in small batches (``ribd.relay``: what came in ~2 ms), so the feed's
+thread wakes for a few dozen lines at a time, its caches cold after ExaBGP and
+the relay ran on the same cores. This replays the table from another process
+(the sender, as the relay is) either as fast as the socket takes it or as
+``--chunk`` bytes every ``--gap`` seconds, into a ``FeedServer`` and ``Rib``
+tuned as the service tunes them, and reports the process's CPU and the feed
+thread's from the first byte until the last line was applied, and the number
+of reads.
+
+``python -m bench.ingest_paced [--routers 1] [--chunk 32768] [--gap 0.002]
+[--rounds 2] [--maintenance]``: each round runs the bulk and the paced delivery
+interleaved, each in a fresh process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+_SENDER = r"""
+import socket, sys, time
+path, data_path, chunk, gap = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+data = open(data_path, "rb").read()
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(path)
+print("ready", flush=True)
+sys.stdin.readline()
+view = memoryview(data)
+pos, n = 0, len(data)
+while pos < n:
+    end = min(n, pos + chunk)
+    if end < n:
+        cut = data.rfind(b"\n", pos, end)
+        end = cut + 1 if cut >= pos else end
+    s.sendall(view[pos:end])
+    pos = end
+    if gap:
+        time.sleep(gap)
+print("sent", flush=True)
+sys.stdin.readline()
+"""
+
+
+def _thread_cpu(tid: int) -> float:
+    with open(f"/proc/self/task/{tid}/stat") as f:
+        text = f.read()
+    fields = text[text.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def one(routers: int, chunk: int, gap: float, maintenance: bool, coalesce: float | None) -> dict:
+    """One load in this process: the table from a sender process, then the figures."""
+    from attribution.service import tune_gc
+    from bench.feeder import MARKER_NEIGHBOR, marker_line
+    from bench.ingest import raw_lines
+    from ribd.feed import FeedServer, RibMaintenance
+    from ribd.relay import control_line
+    from ribd.rib import Rib
+
+    lines, _ = raw_lines(routers)
+    token = 7.0
+    hello = control_line("hello", pid=4242, ppid=4241, started=1.0, delivered=0, spooled=0)
+    data = hello + b"\n".join(lines) + b"\n" + marker_line(token) + b"\n"
+    del lines
+    import ribd.feed
+
+    reads = [0]
+
+    class CountingSplitter(ribd.feed.LineSplitter):  # counts the feed's reads
+        def split(self, data: bytes):  # type: ignore[override]
+            reads[0] += 1
+            return super().split(data)
+
+    ribd.feed.LineSplitter = CountingSplitter  # type: ignore[misc]
+    tune_gc()
+    rib = Rib()
+    with tempfile.TemporaryDirectory(prefix="bench-paced-") as d:
+        data_path = Path(d) / "lines"
+        data_path.write_bytes(data)
+        sock = str(Path(d) / "feed.sock")
+        server = FeedServer(sock, rib, resync_on_loss=False)
+        if coalesce is not None:  # the feed's wait after a short read (where it has one)
+            server.coalesce_seconds = coalesce
+        server.start()
+        maint = RibMaintenance(rib) if maintenance else None
+        if maint is not None:
+            maint.start()
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _SENDER, sock, str(data_path), str(chunk), str(gap)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdin and proc.stdout
+        if proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("sender failed")
+        deadline = time.monotonic() + 30
+        while not server._connections or server._connections[0].thread is None:
+            if time.monotonic() > deadline:
+                raise TimeoutError("no connection")
+            time.sleep(0.01)
+        conn_thread = server._connections[0].thread
+        while conn_thread.native_id is None:
+            time.sleep(0.01)
+        tid = conn_thread.native_id
+        cpu0, feed0, t0 = time.process_time(), _thread_cpu(tid), time.monotonic()
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        while True:
+            r = rib.routers.get(MARKER_NEIGHBOR)
+            if r is not None and r.last_update == token:
+                break
+            if time.monotonic() - t0 > 600:
+                raise TimeoutError("feed did not finish")
+            time.sleep(0.01)
+        out = {
+            "wall": time.monotonic() - t0,
+            "cpu": time.process_time() - cpu0,
+            "feed_thread": _thread_cpu(tid) - feed0,
+            "bytes": len(data),
+            "reads": reads[0],
+        }
+        proc.stdin.write("end\n")
+        proc.stdin.flush()
+        proc.communicate(timeout=30)
+        if maint is not None:
+            maint.stop()
+        server.stop()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--routers", type=int, default=1)
+    p.add_argument("--chunk", type=int, default=32768, help="paced: bytes a send")
+    p.add_argument("--gap", type=float, default=0.002, help="paced: seconds between sends")
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument(
+        "--coalesce",
+        default="",
+        help="FeedServer.coalesce_seconds values to run paced, e.g. 0,0.02 (default: as built)",
+    )
+    p.add_argument("--maintenance", action="store_true", help="run RibMaintenance meanwhile")
+    p.add_argument("--one", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.one:
+        chunk, gap, co = args.one.split(",")
+        res = one(args.routers, int(chunk), float(gap), args.maintenance, float(co) if co else None)
+        print(json.dumps(res))
+        return 0
+    variants = [("bulk", 1 << 20, 0.0, "")]
+    for co in args.coalesce.split(",") if args.coalesce else [""]:
+        variants.append((f"paced{' coalesce ' + co if co else ''}", args.chunk, args.gap, co))
+    for _ in range(args.rounds):
+        for label, chunk, gap, co in variants:
+            cmd = [sys.executable, "-m", "bench.ingest_paced", "--routers", str(args.routers)]
+            cmd += ["--one", f"{chunk},{gap},{co}"]
+            cmd += ["--maintenance"] if args.maintenance else []
+            res = json.loads(subprocess.run(cmd, capture_output=True, check=True).stdout)
+            print(label, json.dumps(res), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    threading.current_thread().name = "bench"
+    sys.exit(main())
