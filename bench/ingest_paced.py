@@ -54,6 +54,31 @@ sys.stdin.readline()
 """
 
 
+# ExaBGP's side: one write a line into the relay's stdin, at ``rate`` lines a second.
+_WRITER = r"""
+import os, sys, time
+data_path, rate = sys.argv[1], float(sys.argv[2])
+lines = open(data_path, "rb").read().splitlines(keepends=True)
+print("ready", file=sys.stderr, flush=True)
+sys.stdin.readline()
+write, t0 = os.write, time.monotonic()
+for i, line in enumerate(lines):
+    write(1, line)
+    if not i % 16:
+        ahead = t0 + i / rate - time.monotonic()
+        if ahead > 0:
+            time.sleep(ahead)
+sys.stdin.readline()
+"""
+
+
+def _proc_cpu(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        text = f.read()
+    fields = text[text.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _thread_cpu(tid: int) -> float:
     with open(f"/proc/self/task/{tid}/stat") as f:
         text = f.read()
@@ -142,6 +167,81 @@ def one(routers: int, chunk: int, gap: float, maintenance: bool, coalesce: float
     return out
 
 
+def one_relay(routers: int, rate: float, relay_coalesce: float | None) -> dict:
+    """One load through the real relay (``ribd.relay`` in its own process, its
+    stdin a pipe written a line at a time at ``rate`` lines/s, as ExaBGP
+    writes), into a FeedServer here; the relay's CPU and the feed thread's."""
+    from attribution.service import tune_gc
+    from bench.feeder import MARKER_NEIGHBOR, marker_line
+    from bench.ingest import raw_lines
+    from ribd.feed import FeedServer
+    from ribd.rib import Rib
+
+    lines, _ = raw_lines(routers)
+    token = 7.0
+    data = b"\n".join(lines) + b"\n" + marker_line(token) + b"\n"
+    del lines
+    tune_gc()
+    rib = Rib()
+    with tempfile.TemporaryDirectory(prefix="bench-paced-") as d:
+        data_path = Path(d) / "lines"
+        data_path.write_bytes(data)
+        sock = str(Path(d) / "feed.sock")
+        server = FeedServer(sock, rib, resync_on_loss=False)
+        server.start()
+        r, w = os.pipe()
+        writer = subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(data_path), str(rate)],
+            stdin=subprocess.PIPE,
+            stdout=w,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        set_co = "" if relay_coalesce is None else f"r.COALESCE_SECONDS = {relay_coalesce!r}; "
+        code = f"import sys, ribd.relay as r; {set_co}sys.exit(r.main())"
+        relay = subprocess.Popen(
+            [sys.executable, "-c", code, "--socket", sock, "--grace", "120"],
+            stdin=r,
+            stderr=subprocess.DEVNULL,
+        )
+        os.close(r)
+        os.close(w)
+        assert writer.stdin and writer.stderr
+        if writer.stderr.readline().strip() != "ready":
+            raise RuntimeError("writer failed")
+        deadline = time.monotonic() + 30
+        while not server._connections or server._connections[0].thread is None:
+            if time.monotonic() > deadline:
+                raise TimeoutError("no relay connection")
+            time.sleep(0.01)
+        conn_thread = server._connections[0].thread
+        while conn_thread.native_id is None:
+            time.sleep(0.01)
+        tid = conn_thread.native_id
+        relay0, feed0, t0 = _proc_cpu(relay.pid), _thread_cpu(tid), time.monotonic()
+        writer.stdin.write("go\n")
+        writer.stdin.flush()
+        while True:
+            m = rib.routers.get(MARKER_NEIGHBOR)
+            if m is not None and m.last_update == token:
+                break
+            if time.monotonic() - t0 > 600:
+                raise TimeoutError("feed did not finish")
+            time.sleep(0.01)
+        out = {
+            "wall": time.monotonic() - t0,
+            "relay": _proc_cpu(relay.pid) - relay0,
+            "feed_thread": _thread_cpu(tid) - feed0,
+            "reads": server.stats()["reads"],
+        }
+        writer.stdin.write("end\n")
+        writer.stdin.flush()
+        writer.wait(30)
+        relay.wait(30)
+        server.stop()
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--routers", type=int, default=1)
@@ -154,8 +254,27 @@ def main(argv: list[str] | None = None) -> int:
         help="FeedServer.coalesce_seconds values to run paced, e.g. 0,0.02 (default: as built)",
     )
     p.add_argument("--maintenance", action="store_true", help="run RibMaintenance meanwhile")
+    p.add_argument(
+        "--relay",
+        default="",
+        help="through the real relay instead: its COALESCE_SECONDS values, e.g. 0.002,0.02",
+    )
+    p.add_argument("--rate", type=float, default=14000.0, help="--relay: lines/s written")
     p.add_argument("--one", help=argparse.SUPPRESS)
+    p.add_argument("--one-relay", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.one_relay is not None:
+        co = args.one_relay
+        print(json.dumps(one_relay(args.routers, args.rate, float(co) if co else None)))
+        return 0
+    if args.relay:
+        for _ in range(args.rounds):
+            for co in args.relay.split(","):
+                cmd = [sys.executable, "-m", "bench.ingest_paced", "--routers", str(args.routers)]
+                cmd += ["--rate", str(args.rate), f"--one-relay={co}"]
+                res = json.loads(subprocess.run(cmd, capture_output=True, check=True).stdout)
+                print(f"relay coalesce {co}", json.dumps(res), flush=True)
+        return 0
     if args.one:
         chunk, gap, co = args.one.split(",")
         res = one(args.routers, int(chunk), float(gap), args.maintenance, float(co) if co else None)

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import logging
 import os
 import signal
@@ -62,14 +63,23 @@ MAX_PARTIAL_LINE = 64 << 20  # a "line" this long without a newline is dropped
 RECONNECT_MIN, RECONNECT_MAX = 0.05, 2.0
 # ExaBGP writes one line per message: read as it comes, the relay paid a
 # read, a spool hand-over and a wake-up of the sender per line (5-6.6 CPU-s
-# per full table, BENCHMARKS.md). After a short read we wait this long so
-# that the pipe gathers many lines for the next read (at ExaBGP's fastest,
-# ~3 MB/s, 2 ms is ~6 KB: far from filling the pipe, which we also enlarge),
-# and the sender waits as long after a small batch.
-COALESCE_SECONDS = 0.002
+# per full table, BENCHMARKS.md). After a short read we wait SHORT_COALESCE
+# so that the pipe gathers lines for the next read, and the sender waits as
+# long after a small batch. During a load (a read or batch of at least
+# COALESCE_MIN_LINES lines) both wait COALESCE_SECONDS instead: at 2 ms the
+# relay still woke ~3,000 times a real table (ExaBGP writes ~7 MB/s of
+# packets lines, ~15 KB per 2 ms) and so did the service's feed thread, each
+# wake ~0.1-0.2 ms of CPU beyond the bytes (BENCHMARKS, raw mode, ninth pass).
+# 20 ms of ExaBGP's output is ~150 KB: the reader waits that long only when
+# the pipe was enlarged to PIPE_BYTES, so ExaBGP's writes never block on it.
+# A lone UPDATE is never held back by the longer wait.
+SHORT_COALESCE = 0.002
+COALESCE_SECONDS = 0.02
+COALESCE_MIN_LINES = 16
 COALESCE_BELOW = 64 * 1024
 PIPE_BYTES = 1 << 20
 _F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ (Linux), not exported before Python 3.10 everywhere
+_F_GETPIPE_SZ = 1032
 FAMILIES = ("ipv4", "ipv6")
 
 
@@ -217,6 +227,11 @@ class Relay:
         self.done = threading.Event()  # everything, eof marker included, delivered
         self._stop = threading.Event()
         self._stdout_lock = threading.Lock()
+        # The wait after a short read or a small batch during a load
+        # (COALESCE_SECONDS; tests set it).
+        self.coalesce_seconds = COALESCE_SECONDS
+        self.reads = 0  # stdin reads that returned bytes
+        self.sends = 0  # batches written to a service
 
     # -- stdin --
 
@@ -225,7 +240,8 @@ class Relay:
         tail = b""
         read = os.read
         fd = self.stdin_fd
-        _enlarge_pipe(fd)
+        # The load's longer wait only where the pipe holds that much of ExaBGP's output.
+        long_wait = self.coalesce_seconds if _enlarge_pipe(fd) >= PIPE_BYTES else SHORT_COALESCE
         while True:
             try:
                 data = read(fd, READ_SIZE)
@@ -236,6 +252,7 @@ class Relay:
                 data = b""
             if not data:
                 break
+            self.reads += 1
             end = data.rfind(b"\n")
             if end < 0:
                 tail += data
@@ -250,7 +267,7 @@ class Relay:
             self.lines_read += lines
             self.spool.put(chunk, lines)
             if len(data) < COALESCE_BELOW:
-                time.sleep(COALESCE_SECONDS)
+                time.sleep(long_wait if lines >= COALESCE_MIN_LINES else SHORT_COALESCE)
         if tail:
             self.spool.put(tail + b"\n", 1)
         self.spool.close(control_line("eof", lines_read=self.lines_read))
@@ -319,9 +336,12 @@ class Relay:
                 log.warning("service connection lost (%s); reconnecting", exc)
                 self.spool.give_back(batch)
                 return
-            self.delivered += sum(n for _, n in batch)
+            self.sends += 1
+            lines = sum(n for _, n in batch)
+            self.delivered += lines
             if sum(len(c) for c, _ in batch) < COALESCE_BELOW:
-                self._stop.wait(COALESCE_SECONDS)
+                long = lines >= COALESCE_MIN_LINES
+                self._stop.wait(self.coalesce_seconds if long else SHORT_COALESCE)
 
     def _read_commands(self, sock: socket.socket) -> None:
         """Commands from the service (``resync <neighbor|*>``), until it hangs up."""
@@ -381,14 +401,20 @@ class Relay:
         return 0
 
 
-def _enlarge_pipe(fd: int) -> None:
-    """A larger stdin pipe (Linux): room for ExaBGP's lines while we coalesce reads."""
+def _enlarge_pipe(fd: int) -> int:
+    """A larger stdin pipe (Linux): room for ExaBGP's lines while we coalesce
+    reads. Returns the pipe's size after (0: not a pipe, or not known)."""
     try:
         import fcntl
-
+    except ImportError:
+        return 0
+    # Not a pipe, or above /proc/sys/fs/pipe-max-size: the default will do.
+    with contextlib.suppress(OSError):
         fcntl.fcntl(fd, _F_SETPIPE_SZ, PIPE_BYTES)
-    except (OSError, ImportError):
-        pass  # not a pipe, or above /proc/sys/fs/pipe-max-size: the default will do
+    try:
+        return fcntl.fcntl(fd, _F_GETPIPE_SZ)
+    except OSError:
+        return 0
 
 
 def _neighbor_ok(text: str) -> bool:
