@@ -183,14 +183,17 @@ cdef class Packed:
         self._grow(n)
         return bytearray(PyBytes_FromStringAndSize(<const char*>self.buf, n * REC))
 
-    cdef int _line(self, const uint8_t* p, Py_ssize_t n, int fmt, Py_ssize_t at) except -2:
-        """Pack one line at record ``at``: its format, -1 to leave it to Python."""
+    cdef int _line(
+        self, const uint8_t* p, Py_ssize_t n, int fmt, Py_ssize_t at, bint open_end=False
+    ) except -2:
+        """Pack one line at record ``at``: its format, -1 to leave it to Python.
+        ``open_end``: ``p[:n]`` is the object without its closing brace (_parse)."""
         cdef Line* ln = &self.line
         cdef int kind, e, s, d, mac_key, hop_key
         cdef uint32_t in_if = 0, out_if = 0
         cdef uint8_t rec[REC]
         cdef int index
-        if n > 0x7FFFFFF0 or not _parse(p, n, ln):  # offsets in a Field are int32
+        if n > 0x7FFFFFF0 or not _parse(p, n, ln, open_end):  # offsets in a Field are int32
             return -1
         kind = fmt
         if kind == F_AUTO:  # flowformats.detect
@@ -418,9 +421,8 @@ cdef class Packed:
         cdef Py_ssize_t count = len(raw)
         cdef Py_ssize_t pos = at[0], k = line[0]
         cdef Py_ssize_t m, end
-        cdef int kind
+        cdef int kind, trail
         cdef int32_t chunk = -1
-        cdef bytes text
         cdef Span* sp
         while pos < size and count < limit:
             p = base + pos
@@ -429,25 +431,23 @@ cdef class Packed:
             m = end - pos
             if m > 0x7FFFFFF0:  # beyond a span's length: the Python reader's (too long)
                 break
-            if m >= 3 and p[m - 2] == 44 and p[m - 1] == 125:  # nfdump json-log: ",}"
-                text = data[pos : end - 2] + b"}"
-                kind = self._line(<const uint8_t*>PyBytes_AS_STRING(text), m - 1, fmt, count)
-                if kind < 0:
-                    break
-                raw.append(text)
-            else:
-                kind = self._line(p, m, fmt, count)
-                if kind < 0:
-                    break
-                if chunk < 0:
-                    if not self.chunks or self.chunks[len(self.chunks) - 1] is not data:
-                        self.chunks.append(data)
-                    chunk = len(self.chunks) - 1
-                sp = &self.spans[count]  # _line grew the spans to count + 1
-                sp.start = pos
-                sp.length = <int32_t>(m - 1)  # _line took it: it ends in its closing brace
-                sp.chunk = chunk
-                raw.append(None)
+            # nfdump json-log ends its objects in ",}": read as the text without
+            # them and a closing brace (the Python reader's text[:-2] + b"}"),
+            # its span the text without them; else the span is the text without
+            # its closing brace (_line took it: it ends in one)
+            trail = 2 if m >= 3 and p[m - 2] == 44 and p[m - 1] == 125 else 1
+            kind = self._line(p, m - 2 if trail == 2 else m, fmt, count, trail == 2)
+            if kind < 0:
+                break
+            if chunk < 0:
+                if not self.chunks or self.chunks[len(self.chunks) - 1] is not data:
+                    self.chunks.append(data)
+                chunk = len(self.chunks) - 1
+            sp = &self.spans[count]  # _line grew the spans to count + 1
+            sp.start = pos
+            sp.length = <int32_t>(m - trail)
+            sp.chunk = chunk
+            raw.append(None)
             count += 1
             k += 1
             pos = end + 1 if nl != NULL else size

@@ -329,19 +329,29 @@ cdef Py_ssize_t _value(
         i = _ws(p, n, i + 1)
 
 
-cdef int _parse(const uint8_t* p, Py_ssize_t n, Line* ln) noexcept nogil:
-    """The line's top-level members into ``ln``; 0 if the line is not for the scanner."""
+cdef int _parse(const uint8_t* p, Py_ssize_t n, Line* ln, bint open_end) noexcept nogil:
+    """The line's top-level members into ``ln``; 0 if the line is not for the scanner.
+
+    ``open_end``: ``p[:n]`` is the object without its closing brace (nfdump
+    json-log's ``,}`` cut off): read exactly as ``p[:n] + b"}"`` is read, the
+    brace at n (nothing is read at or past n), so the caller makes no copy."""
     cdef Py_ssize_t i, j, k0
     cdef int opens = 0, kid, kind, key_opens, member = 0
     cdef int64_t value
     cdef uint8_t c
     cdef KeyMemo* memo
-    if n < 2 or p[0] != 123 or p[n - 1] != 125:
+    if open_end:
+        if n < 1 or p[0] != 123:
+            return 0
+    elif n < 2 or p[0] != 123 or p[n - 1] != 125:
         return 0
     opens = 1
     memset(ln.vtype, 0, sizeof(ln.vtype))
     i = _ws(p, n, 1)
-    if i < n and p[i] == 125:
+    if open_end:
+        if i >= n:  # the brace at n closes the empty object
+            return 1
+    elif i < n and p[i] == 125:
         return 1 if i == n - 1 else 0
     while True:
         if i >= n or p[i] != 34:
@@ -396,10 +406,10 @@ cdef int _parse(const uint8_t* p, Py_ssize_t n, Line* ln) noexcept nogil:
             ln.length[kid] = i - k0
             ln.ival[kid] = value
         i = _ws(p, n, i)
-        if i >= n:
-            return 0
+        if i >= n:  # open_end: the brace at n ends the object
+            return 1 if open_end and opens <= _max_depth else 0
         if p[i] == 125:  # the end; a bounded number of brackets, as the Python reader's
-            return 1 if i == n - 1 and opens <= _max_depth else 0
+            return 1 if not open_end and i == n - 1 and opens <= _max_depth else 0
         if p[i] != 44:
             return 0
         i = _ws(p, n, i + 1)

@@ -154,7 +154,7 @@ def fill_rows(list rows, list kinds, list raw, object fallback):
         text = raw[i]
         kind = KINDS.index(name) if name in KINDS else -1
         row = None
-        if kind >= 0 and _parse(<const uint8_t*>PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text), &ln):
+        if kind >= 0 and _parse(<const uint8_t*>PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text), &ln, 0):
             try:
                 row = _row(<const uint8_t*>PyBytes_AS_STRING(text), &ln, kind)
             except _Fallback:

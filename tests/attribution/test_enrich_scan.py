@@ -430,7 +430,8 @@ def test_the_request_written_in_c_is_the_message_numpy_makes(size):
 def _number_lines() -> list[bytes]:
     """Number texts of 1 to 22 digits (the scanner reads eight at a time), each
     also with one byte replaced by one next to the digits in ASCII or JSON's
-    number syntax, as the value of a field the mapping reads and of one it
+    number syntax or by a byte of 0x80 or more, and the bounds of int64 and
+    uint64, as the value of a field the mapping reads and of one it
     does not, and at the end of the object."""
     digits = "9876543210123456789012"
     texts = []
@@ -438,8 +439,13 @@ def _number_lines() -> list[bytes]:
         number = digits[:m]
         texts += [number, "-" + number, "0" + number, number + ".5", number + "e1"]
         for at in range(m):
-            for c in "/:;?.-+ eE\x00\x7f":
+            for c in "/:;?.-+ eE\x00\x7f\x8a\xff":  # the last two: UTF-8, 0xC2 0x8A and 0xC3 0xBF
                 texts.append(number[:at] + c + number[at + 1 :])
+    # int64's and uint64's bounds, 19 and 20 digits, leading zeros, runs of nines
+    texts += ["9223372036854775807", "9223372036854775808", "-9223372036854775807"]
+    texts += ["-9223372036854775808", "18446744073709551615", "18446744073709551616"]
+    texts += ["9999999999999999999", "99999999999999999999", "1000000000000000000"]
+    texts += ["10000000000000000000", "00", "-0", "-01", "0.0", "1.", "99999999", "100000000"]
     out = []
     for key in ("bytes", "time_flow_end_ns", "sequence_num"):
         for text in texts:
@@ -676,3 +682,74 @@ def test_the_scanner_reads_a_chunk_only_up_to_its_end():
     for pos, end in ((0, 2 * n + 1), (n + 1, n), (-1, n)):
         with pytest.raises(ValueError):
             scan(pos, end)
+
+
+def _json_log(record: dict, end: bytes = b",}") -> bytes:
+    """``record`` as nfdump ``-o json-log`` writes a flow: ``"key" : value``, a
+    comma after the last member, the closing brace after it."""
+    body = ",".join(f"{json.dumps(k)} : {json.dumps(v)}" for k, v in record.items())
+    return ("{" + body).encode() + end
+
+
+def _json_log_lines() -> list[bytes]:
+    """json-log lines of every format, and their endings varied: whitespace
+    before the comma, a second comma, a value at the end that is cut, nested,
+    unterminated or followed by a brace, whole lines of nothing but the ending."""
+    ends = [b",}", b" ,}", b"\t,}", b",,}", b", ,}", b"},}", b",} ", b", }", b",}}"]
+    tails = [
+        b',"x" : {"a" : 1},}',
+        b',"x" : [1, 2],}',
+        b',"x" : [1,},}',
+        b',"x" : {,}',
+        b',"x" : tru,}',
+        b',"x" : true,}',
+        b',"x" : "abc,}',
+        b',"x" : 1.,}',
+        b',"x" : 1e5,}',
+        b',"x" : 12345678901234567890,}',
+        b',"x" : -,}',
+        b',"x" : null ,}',
+        b',"router" : 1,}',  # an answer name: the Python reader's
+        b',"x" : "' + b"[" * 40 + b'",}',  # brackets in a string count towards the depth
+        b',"x" : ' + b"[" * 31 + b"]" * 31 + b",}",
+        b',"x" : ' + b"[" * 33 + b"]" * 33 + b",}",
+    ]
+    out = [b"{,}", b"{ ,}", b"{},}", b",}", b"{ , }", b'{"a" : 1,}']
+    for rec in (GOFLOW2, PMACCT, NFDUMP, NATIVE):
+        out += [_json_log(rec, end) for end in ends]
+        out += [_json_log(rec, b"") + tail for tail in tails]
+        dup = next(iter(rec))  # a key twice, the second at the end
+        out.append(_json_log(rec, b"") + f',"{dup}" : 1,}}'.encode())
+    return out
+
+
+@needs_scanner
+def test_json_log_lines_read_as_the_python_reader_reads_them():
+    """A line ending in ``,}`` is read where it lies (no copy of it made), as
+    the Python reader reads its text[:-2] + b"}": the same records, requests,
+    rows, counters and errors, whatever precedes the ending."""
+    lines = _json_log_lines()
+    lines = lines + [json.dumps(GOFLOW2).encode()] * 3 + lines  # the key memo warm too
+    for fmt in FORMATS:
+        expected = _read(lines, fmt, compiled=False)
+        for size in (1, 4096):
+            for whole in (True, False):
+                got = _read(lines, fmt, compiled=True, size=size, whole=whole)
+                assert got[:3] == _read(lines, fmt, compiled=False, size=size)[:3]
+        if fmt in (None, "nfdump"):
+            assert got[3] > 10  # the compiled reader took json-log lines
+    assert expected[2]["bad"]  # and some are bad
+
+
+@needs_scanner
+@pytest.mark.parametrize("output", ["json", "csv"])
+def test_json_log_lines_write_the_same_bytes_with_either_reader(server, tmp_path, output):
+    lines = _json_log_lines() + [_json_log(NFDUMP)] * 200 + _json_log_lines()
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    got = _enrich(server, path, None, output, compiled=True)
+    expected = _enrich(server, path, None, output, compiled=False)
+    assert got[1] > 200  # the compiled reader took them
+    assert (got[0], got[3], got[4]) == (expected[0], expected[3], expected[4])
+    if output == "json":
+        assert b'"ip6_router" : "::1","router":' in got[0]  # the comma and brace gone
