@@ -8,18 +8,22 @@ what such a batch paid over one router's batch of the same flows (~0.3 ms
 in the plan, ~0.3 ms in the grouped lookups and ~0.1 ms in the group loop
 of a ~2.5 ms batch at 64 routers on 10% tables, issue 11).
 
-Most batches need none of it: AS numbers only, no next hops, every
-exporter's router has a view with nothing changed since it was built, and
-the family's views are packed on one axis (``viewpack.pack``). Such a
-batch is answered here in flow order: each exporter's router and column
-offsets picked once, each flow's offset read from its exporter's, every
-key of the family searched in the one axis (IPv4 keys sorted first, as one
-router's batch is) and its leaf and answer id read from the packed pools
-with its router's offset. What the batch pays over one router's is then a
-take of the exporters' offsets per flow and an add per key. Anything else
-(routes, next hops, changed prefixes, long IPv6, an exporter without a
-usable view, override rules or IX ports to apply) takes the grouped path,
-which answers the same (``tests/attribution/test_batch_flat.py``).
+Most batches need none of it: no next hops, every exporter's router has
+a view with nothing changed since it was built, and the family's views
+are packed on one axis (``viewpack.pack``). Such a batch is answered here
+in flow order: each exporter's router and column offsets picked once,
+each flow's offset read from its exporter's, every key of the family
+searched in the one axis (IPv4 keys sorted first, as one router's batch
+is) and its leaf and answer id read from the packed pools with its
+router's offset. What the batch pays over one router's is then a take of
+the exporters' offsets per flow and an add per key. With routes asked,
+each key's route (its leaf through its router's holes) is numbered for
+the whole batch at once, in the order the grouped path's per-group calls
+number them (``batch_routes.number_views``): with routes, a batch spread
+over 64 routers paid ~50% of its time in 128 per-group numbering calls.
+Anything else (next hops, changed prefixes, long IPv6, an exporter without
+a usable view, override rules or IX ports to apply) takes the grouped
+path, which answers the same (``tests/attribution/test_batch_flat.py``).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from attribution.answers import FALLBACK
+from attribution.batch_routes import number_views
 from attribution.batch_views import _take
 from attribution.fastpath import as_is
 from attribution.routing import Routing, pick
@@ -36,6 +41,7 @@ from ribd.events import IPV4_UNICAST, IPV6_UNICAST
 
 if TYPE_CHECKING:
     from attribution.batch import Batch
+    from attribution.compiledview import CompiledView
     from attribution.resolver import Resolver
 
 ENABLED = True  # tests turn it off to compare with the grouped path
@@ -54,7 +60,7 @@ def answer_flat(
 ) -> bool:
     """Answer the good flows of ``batch`` without grouping them, if it can
     (see the module docstring); False: nothing was written, group it."""
-    if not ENABLED or batch.routes is not None or batch.next_hops is not None:
+    if not ENABLED or batch.next_hops is not None:
         return False
     every = bool(good.all())
     flows = None if every else np.flatnonzero(good)
@@ -66,7 +72,7 @@ def answer_flat(
     plan = _plan(resolver, canon, present, routing)
     if plan is None:
         return False
-    sources, routers, fallback = plan
+    sources, routers, fallback, viewed = plan
     # Each family's flows, and its IPv6 keys checked against the views'
     # prefixes longer than /64 (the exact path's), before anything is written.
     todo = []
@@ -92,13 +98,88 @@ def answer_flat(
     for c, neighbor, is_fallback in zip(present, routers, fallback, strict=True):
         index[not c & 1][c >> 1] = batch.router_index(names.get(neighbor, neighbor))
         falls[not c & 1][c >> 1] = is_fallback
+    looked = []
     for v4, source, fi, fex in todo:
         batch.router[fi] = index[v4].take(fex)
         fb = falls[v4].take(fex)
         if fb.any():
             batch.flags[fi] |= np.where(fb, FALLBACK, 0).astype(batch.flags.dtype)
-        _answer_family(batch, source, fi, fex, v4, s_words, d_words)
+        looked.append((fi, fex, v4, *_look_family(source, fex, v4, fi, s_words, d_words)))
+    route = None
+    if batch.routes is not None:
+        route = _number(batch, routing, present, routers, viewed, looked, size)
+    for k, (fi, fex, _, leaf, aid, table) in enumerate(looked):
+        n = len(fex)
+        dst_route = src_route = None
+        if route is not None:
+            dst_route, src_route = route[k][:n], route[k][n:]
+        batch.store_view_answers(fi, True, leaf[:n], aid[:n], table, dst_route)
+        batch.store_view_answers(fi, False, leaf[n:], aid[n:], table, src_route)
     return True
+
+
+def _number(
+    batch: Batch,
+    routing: Routing,
+    present: list[int],
+    routers: list[str],
+    viewed: list,
+    looked: list,
+    size: int,
+) -> list[np.ndarray]:
+    """Per family of ``looked``, the route dictionary index of its keys
+    (dst then src, flow order; -1: none), numbered as the grouped path
+    numbers them: per (exporter, family) group in code order, dst then
+    src, each route of a router's view once (``batch_routes.number_views``).
+    A view's leaf holds family route numbers: a router's holes map to the
+    route it really answers with (``CompiledView.own``)."""
+    names = routing.names
+    distinct: dict[int, int] = {}  # id(view) -> its number in the batch
+    views: list[CompiledView] = []
+    labels: list[str] = []
+    view_of = np.zeros(2 * size, dtype=np.int64)  # code -> view number
+    rank_of = np.zeros(2 * size, dtype=np.int64)  # code -> rank in code order
+    for q, (c, neighbor, view) in enumerate(zip(present, routers, viewed, strict=True)):
+        j = distinct.get(id(view))
+        if j is None:
+            j = distinct[id(view)] = len(views)
+            views.append(view)
+            labels.append(names.get(neighbor, neighbor))
+        view_of[c] = j
+        rank_of[c] = q
+    rs, owns, calls, sizes = [], [], [], []
+    for _, fex, v4, leaf, _, _ in looked:
+        code = fex * 2 + (0 if v4 else 1)
+        r = view_of.take(code)
+        q = rank_of.take(code)
+        q *= 2
+        r2 = np.concatenate([r, r])
+        own = leaf
+        held = sorted(
+            {int(j) for j in np.unique(r)} & {j for j, v in enumerate(views) if len(v.holes)}
+        )
+        if held:  # the family numbers that are holes of their router's view
+            hk = np.concatenate([(np.int64(j) << np.int64(32)) + views[j].holes for j in held])
+            ht = np.concatenate([views[j].hole_to for j in held])
+            key = (r2 << np.int64(32)) + leaf
+            at = np.minimum(hk.searchsorted(key), len(hk) - 1)
+            hit = hk[at] == key
+            if hit.any():
+                own = np.array(leaf, dtype=np.int32)
+                own[hit] = ht[at[hit]]
+        rs.append(r2)
+        owns.append(own)
+        calls.append(np.concatenate([q, q + 1]))
+        sizes.append(len(leaf))
+    ids = number_views(
+        batch.routes,  # type: ignore[arg-type]
+        labels,
+        views,
+        np.concatenate(rs),
+        np.concatenate(owns),
+        np.concatenate(calls),
+    )
+    return np.split(ids, np.cumsum(sizes)[:-1])
 
 
 class _Source:
@@ -134,7 +215,7 @@ def _offsets(packed, name: str, rows: dict[int, int], size: int) -> np.ndarray |
 
 def _plan(
     resolver: Resolver, canon: list[str | None], present: list[int], routing: Routing
-) -> tuple[dict[bool, _Source], list[str], list[bool]] | None:
+) -> tuple[dict[bool, _Source], list[str], list[bool], list[CompiledView]] | None:
     """Each present (exporter, family) code's router, and per family the
     source its keys are read from; None when a flow needs the grouped path.
 
@@ -153,6 +234,7 @@ def _plan(
     held_views = views._views
     picked: list[str] = []
     fallback: list[bool] = []
+    viewed: list[CompiledView] = []
     by_family: dict[bool, list[tuple[int, object]]] = {}
     seqs: dict[str, int] = {}
     with rib.lock:
@@ -179,6 +261,7 @@ def _plan(
             if not as_is(view, r, fs, tables[family], seq) or len(view.changed.starts):
                 return None  # changed ranges: the grouped path's exact lookups
             by_family.setdefault(not c & 1, []).append((c >> 1, view))
+            viewed.append(view)
     # Per family: one view, or views of one pack on one axis.
     sources: dict[bool, _Source] = {}
     size = len(canon)
@@ -198,19 +281,19 @@ def _plan(
             return None
         rows = {j: v.pack_row for j, v in held}  # type: ignore[attr-defined]
         sources[v4] = _Source(first, packed, rows, size, long_v6)
-    return sources, picked, fallback
+    return sources, picked, fallback, viewed
 
 
-def _answer_family(
-    batch: Batch,
+def _look_family(
     source: _Source,
-    fi: np.ndarray | slice,
     fex: np.ndarray,
     v4: bool,
+    fi: np.ndarray | slice,
     s_words: np.ndarray,
     d_words: np.ndarray,
-) -> None:
-    """The view answers of one family's flows ``fi`` (exporter indexes ``fex``)."""
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """(leaf, answer id, answer table columns) of one family's flows ``fi``
+    (exporter indexes ``fex``): dst keys then src keys, in flow order."""
     n = len(fex)
     perm = None
     if v4:  # sorted keys: numpy's search walks them ~2x faster (see lookup_views)
@@ -248,6 +331,4 @@ def _answer_family(
         placed_aid = np.empty_like(aid)
         placed_aid[perm] = aid
         leaf, aid = placed_leaf, placed_aid
-    table = source.table.columns
-    batch.store_view_answers(fi, True, leaf[:n], aid[:n], table)
-    batch.store_view_answers(fi, False, leaf[n:], aid[n:], table)
+    return leaf, aid, source.table.columns

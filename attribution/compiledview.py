@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass, field
-from itertools import compress
+from itertools import compress, repeat
 from operator import not_
 
 import numpy as np
@@ -26,6 +26,8 @@ from ribd.events import IPV4_UNICAST
 from ribd.rib import RouteMatch, RouterRib
 
 MADE_ROUTES = 65_536  # RouteMatch objects a view keeps for reuse (then starts again)
+_NO_LEAVES = np.zeros(0, dtype=np.int32)
+_NO_PAIRS = np.zeros(0, dtype=object)
 
 
 def view_signature(r: RouterRib, family: str) -> tuple:
@@ -57,6 +59,10 @@ class CompiledView:
     long_v6: np.ndarray  # uint64 upper halves of IPv6 prefixes longer than /64
     changed: ChangedRanges  # replaced (under the RIB lock) as changes come in
     made: dict[int, RouteMatch] = field(default_factory=dict)  # recent route(i) results
+    # (router name, the ``made`` it was filled from, route numbers sorted,
+    # their (name, route(i)) pairs): the route dictionaries' pairs
+    # (``pairs``); a new ``made`` (a patch) drops them.
+    named: tuple[str, dict, np.ndarray, np.ndarray] | None = None
     patched_routes: int = 0  # routes appended by patches (attribution.viewpatch)
     # The family's columns packed into one array each (viewpack.pack): this
     # view's columns are slices of ``pack.pools`` at ``pack.offsets[name][pack_row]``.
@@ -169,6 +175,39 @@ class CompiledView:
                 made[i] = make(i)
             # (made.get or make: another request's thread may have cleared made)
             out = [m or made.get(i) or make(i) for m, i in zip(out, leaves, strict=True)]
+        return out
+
+    def pairs(self, name: str, leaves: np.ndarray) -> np.ndarray:
+        """``(name, route(i))`` of each of ``leaves`` (sorted, distinct,
+        int32), an object array: what a route dictionary lists a batch's
+        routes as. The pairs are kept in a sorted array of route numbers
+        beside an object array of pairs: a batch spread over 64 routers
+        names ~9,700 routes, and making a tuple each, or fetching each from
+        a dict, was most of what numbering them cost (``batch_routes``);
+        here a view pays a search and a take, Python only for new routes.
+        Kept per name (a renamed router starts again) and per ``made`` (a
+        patch's routes start again); a batch replaces them, never changes
+        arrays another thread's batch may read."""
+        held = self.named
+        if held is None or held[0] != name or held[1] is not self.made:
+            held = (name, self.made, _NO_LEAVES, _NO_PAIRS)
+        keys, objs = held[2], held[3]
+        at = keys.searchsorted(leaves)
+        found = keys.take(at, mode="clip") == leaves if len(keys) else np.zeros(len(leaves), bool)
+        if found.all():
+            return objs.take(at)
+        new = leaves[~found]
+        made = np.fromiter(
+            zip(repeat(name), self.routes(new.tolist())), dtype=object, count=len(new)
+        )
+        out = np.empty(len(leaves), dtype=object)
+        out[found] = objs.take(at[found])
+        out[~found] = made
+        if len(keys) + len(new) > MADE_ROUTES:  # start again from this call's
+            keys, objs = leaves.copy(), out.copy()
+        else:
+            keys, objs = np.insert(keys, at[~found], new), np.insert(objs, at[~found], made)
+        self.named = (name, self.made, keys, objs)
         return out
 
     def _make_route(self, i: int) -> RouteMatch:

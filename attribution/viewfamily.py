@@ -256,6 +256,7 @@ def renumber(views: list) -> list:
                 holes=holes,
                 hole_to=hole_to,
                 made={},
+                named=None,
                 numbered=family_size,
                 pack=None,
             )

@@ -158,6 +158,7 @@ def patch_view(rib: Rib, old, changed_ranges, signature_of, memo: dict | None = 
         old,
         pack=None,
         made={},  # routes rewritten in place: RouteMatch objects made before are stale
+        named=None,
         seq=seq,
         built_at=time.monotonic(),
         starts=starts[keep].astype(old.starts.dtype),

@@ -3,13 +3,15 @@ the grouped path and as exact lookups, and is taken only where it may be.
 
 Random many-router worlds (``test_bulk_many_exporters``: fallback chains, a
 global fallback, ADD-PATH, a stale router, default routes, empty paths,
-AS_SETs, IPv6 longer than /64), AS-only batches of each kind (IPv4, IPv6,
-both, from one exporter or spread, with broken records), fresh views,
-views patched after churn, and churn not compiled yet: every batch's
-records, routers and errors equal the grouped path's (the flat path turned
-off) and a resolver's without views (exact lookups). Batches that need the
-grouped path (routes, next hops, override rules, an exporter with no
-router, changed prefixes) are checked to take it.
+AS_SETs, IPv6 longer than /64), batches of each kind (IPv4, IPv6, both, from
+one exporter or spread, with broken records), AS only and with routes,
+fresh views, views patched after churn (renumbered: holes), and churn not
+compiled yet: every batch's records, routers and errors equal the grouped
+path's (the flat path turned off; with routes, the route dictionary too,
+in the same order) and a resolver's without views (exact lookups; each
+flow's routes the same). Batches that need the grouped path (next hops,
+override rules, an exporter with no router, changed prefixes) are
+checked to take it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ import pytest
 
 from attribution import batch_flat
 from attribution.addresses import pack_address
+from attribution.answers import RECORD_DTYPE, BatchRoutes
 from attribution.resolver import Resolver
+from attribution.wire import RouteEncoder, WireRoutes
 from tests.attribution.test_bulk_many_exporters import (
     ROUTERS,
     V4,
@@ -66,16 +70,39 @@ def _columns(records: list[dict]) -> tuple:
 
 
 def _resolve(resolver: Resolver, records: list[dict], flat: bool, **kw) -> tuple:
+    """(records, routers, errors), and with ``with_routes=True`` the route
+    dictionary (router, prefix, path id, stale, attribute set) too."""
     exporters, ex, src, dst, hops = _columns(records)
     if kw.pop("with_hops", False):
         kw["next_hop"] = hops
+    kw.setdefault("with_routes", False)
     saved = batch_flat.ENABLED
     batch_flat.ENABLED = flat
     try:
-        res = resolver.resolve_columns(exporters, ex, src, dst, with_routes=False, **kw)
+        res = resolver.resolve_columns(exporters, ex, src, dst, **kw)
     finally:
         batch_flat.ENABLED = saved
-    return res.records.tobytes(), list(res.routers), sorted(res.errors)
+    out = (res.records.tobytes(), list(res.routers), sorted(res.errors))
+    if not kw["with_routes"]:
+        return out
+    return (
+        *out,
+        [(name, m.prefix, m.path_id, m.stale, id(m.attributes)) for name, m in res.routes],
+    )
+
+
+def _per_flow(answer: tuple) -> tuple:
+    """A with-routes answer with each flow's route indexes replaced by the
+    routes themselves: exact lookups number a batch's routes in another
+    order than views do, the routes each flow gets are the same."""
+    raw, routers, errors, dictionary = answer
+    records = np.frombuffer(raw, dtype=RECORD_DTYPE).copy()
+    routes = [
+        tuple(dictionary[i] if i >= 0 else None for i in records[side].tolist())
+        for side in ("src_route", "dst_route")
+    ]
+    records["src_route"] = records["dst_route"] = 0
+    return records.tobytes(), routers, errors, routes
 
 
 def _batches(seed: int, v4: list[str], v6: list[str]) -> dict[str, list[dict]]:
@@ -129,6 +156,9 @@ def _batches(seed: int, v4: list[str], v6: list[str]) -> dict[str, list[dict]]:
 
 
 def _check(resolver: Resolver, rib, config, batches: dict, taken: list[bool], expect: bool | None):
+    """AS only and with routes: each batch as the grouped path answers it
+    (with routes: the same dictionary in the same order) and as exact
+    lookups (the same route for each flow)."""
     exact = Resolver(rib, config, build_views_inline=False)  # no views: exact lookups
     for name, records in batches.items():
         taken.clear()
@@ -136,6 +166,35 @@ def _check(resolver: Resolver, rib, config, batches: dict, taken: list[bool], ex
         assert expect is None or taken == [expect], name
         assert flat == _resolve(resolver, records, False), name
         assert flat == _resolve(exact, records, False), name
+        taken.clear()
+        flat = _resolve(resolver, records, True, with_routes=True)
+        assert expect is None or taken == [expect], name
+        assert len(flat[3]) > 10, name
+        assert flat == _resolve(resolver, records, False, with_routes=True), name
+        assert _per_flow(flat) == _per_flow(_resolve(exact, records, False, with_routes=True))
+        _check_dictionaries(resolver, records, taken, expect, name)
+
+
+def _check_dictionaries(
+    resolver: Resolver, records: list[dict], taken: list[bool], expect: bool | None, name: str
+) -> None:
+    """Dictionaries other than a batch's own ``ViewRoutes`` get their
+    ``from_view`` calls, in the grouped path's order: a ``BatchRoutes``,
+    and a stream's ``WireRoutes`` (the gRPC service's) over two batches,
+    the second naming the routes the first numbered and (mostly) new ones."""
+    half = records[: len(records) // 2]
+    got = {}
+    for flat in (True, False):
+        stream = WireRoutes(RouteEncoder(), 64500, resolver.routing.highest_as_set)
+        taken.clear()
+        answers = [_resolve(resolver, records, flat, with_routes=True, routes=BatchRoutes())]
+        assert not flat or expect is None or taken == [expect], name
+        for part in (half, records):
+            answers.append(_resolve(resolver, part, flat, with_routes=True, routes=stream)[:3])
+            answers.append(stream.take_new())
+        got[flat] = answers
+    assert got[True] == got[False], name
+    assert got[True][2][1], name  # the first batch sent routes
 
 
 @pytest.mark.parametrize("highest", [False, True])
@@ -186,7 +245,6 @@ def test_batches_that_need_groups_take_the_grouped_path(taken):
         resolver.resolve_columns(exporters, ex, src, dst, **kw)
         assert taken == ([False] if tried else []), kw
 
-    grouped(with_routes=True)
     hops = np.frombuffer(pack_address("127.0.4.1") * len(records), dtype="V16")
     grouped(with_routes=False, next_hop=hops.tobytes())
     grouped(False, with_routes=False, in_if=[20] * len(records))  # override rules: not tried

@@ -8,7 +8,8 @@ fresh views, churn not compiled yet (changed prefixes: exact lookups whose
 routes are often routes a view answers too, in the same batch, before and
 after them), and views patched and renumbered after churn. Every batch's
 records (route indexes included), errors and dictionary (router, prefix,
-path id, stale, attribute set) equal those of ``BatchRoutes``.
+path id, stale, attribute set) equal those of ``BatchRoutes`` on the
+grouped path, whether the batch is grouped or answered flat.
 """
 
 from __future__ import annotations
@@ -33,13 +34,24 @@ def _resolve(resolver: Resolver, records: list[dict], routes, hops: bool) -> tup
 
 
 def _check(resolver: Resolver, records: list[dict]) -> int:
-    """Both dictionaries alike, with and without next hops; routes named."""
+    """Both dictionaries alike, with and without next hops, on the grouped
+    path and on the flat one (``batch_flat``, batches without next hops:
+    ``ViewRoutes`` numbered in one pass there, ``BatchRoutes`` through its
+    ``from_view`` calls); routes named."""
     named = 0
-    for hops in (False, True):
-        ours = ViewRoutes()
-        got = _resolve(resolver, records, ours, hops)
-        assert got == _resolve(resolver, records, BatchRoutes(), hops), hops
-        named += len(got[3])
+    saved = batch_flat.ENABLED
+    try:
+        for hops in (False, True):
+            batch_flat.ENABLED = False
+            want = _resolve(resolver, records, BatchRoutes(), hops)
+            for flat in (False, True):
+                batch_flat.ENABLED = flat
+                got = _resolve(resolver, records, ViewRoutes(), hops)
+                assert got == want, (hops, flat)
+                assert _resolve(resolver, records, BatchRoutes(), hops) == want, (hops, flat)
+            named += len(want[3])
+    finally:
+        batch_flat.ENABLED = saved
     return named
 
 
@@ -85,3 +97,41 @@ def test_a_batch_numbers_view_routes_once_per_router_and_route():
             batch_flat.ENABLED = saved
         keys = [d[:4] for d in dictionary]
         assert len(keys) == len(set(keys)) > 100
+
+
+def test_a_views_kept_pairs_are_its_routes_under_each_name(monkeypatch):
+    """``CompiledView.pairs`` keeps (name, route) pairs across calls: each
+    call's pairs are the view's routes under the name asked, through the
+    cache's restart past ``MADE_ROUTES``, a renamed router, and a view made
+    from it with other routes and a new ``made`` (as a patch makes one: the
+    pairs it inherits are not its routes)."""
+    import dataclasses
+    import random
+
+    import numpy as np
+
+    from attribution import compiledview
+
+    rib, config, _, _ = world(1)
+    resolver = Resolver(rib, config, build_views_inline=False)
+    with rib.lock:
+        resolver.views.want_missing(list(rib.routers))
+    resolver.views.refresh()
+    view = max(resolver.views.current(), key=len)
+    assert len(view) >= 60 and len(view.attribute_sets) > 1
+    monkeypatch.setattr(compiledview, "MADE_ROUTES", 40)
+    rng = random.Random(3)
+
+    def route(m) -> tuple:
+        return m.prefix, m.path_id, m.stale, m.attributes
+
+    for k in range(60):
+        if k == 45:  # other attribute sets for every route, the pairs kept
+            shifted = (view.attribute_index + 1) % len(view.attribute_sets)
+            view = dataclasses.replace(view, attribute_index=shifted, made={})
+        name = "r" if k < 30 else "renamed"
+        leaves = sorted(rng.sample(range(len(view)), rng.randint(1, 25)))
+        got = view.pairs(name, np.array(leaves, dtype=np.int32)).tolist()
+        want = [(name, route(view.route(i))) for i in leaves]
+        assert [(n, route(m)) for n, m in got] == want, k
+        assert len(view.named[2]) <= 40
