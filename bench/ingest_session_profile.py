@@ -11,7 +11,8 @@ and records one sampling profile over the same span:
 - ``native``: ``py-spy record --native --idle --threads`` (every thread's
   stacks with the C frames, idle ones included, so threads can be told apart);
 - ``perf``: ``perf record -g`` on the process (C frames only on Python 3.11:
-  the collector, malloc, dict work, recv, futex waits show by name).
+  the collector, malloc, dict work, recv, futex waits show by name);
+- ``threads``: no sampler, the thread table alone (nothing slows the service).
 
 ``bench.vs_pmacct --profile DIR --profile-mode MODE`` uses it; the thread table
 is written beside the profile as ``<name>.threads.json``.
@@ -30,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-MODES = ("gil", "native", "perf")
+MODES = ("gil", "native", "perf", "threads")
 _TICKS = os.sysconf("SC_CLK_TCK")
 _DUMP_THREAD = re.compile(r'^Thread (\d+) \([^)]*\): "(.*)"', re.M)
 
@@ -91,11 +92,14 @@ class SessionProfile:
         elif self.mode == "native":
             cmd = [py_spy(), "record", "--native", "--idle", "--threads", "-r", "100"]
             cmd += ["-f", "raw", "-o", str(self.path), "--pid", str(self.pid)]
-        else:
+        elif self.mode == "perf":
             cmd = ["perf", "record", "-g", "-F", "499", "-o", str(self.path)]
             cmd += ["-p", str(self.pid)]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(0.5)  # attached before the first UPDATE
+        else:
+            cmd = []
+        if cmd:
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(0.5)  # attached before the first UPDATE
         self.start_cpu = thread_cpu(self.pid)
 
     def mark(self, label: str) -> None:
