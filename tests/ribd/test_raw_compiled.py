@@ -262,3 +262,38 @@ def random_update(rng: random.Random) -> bytes:
         attributes += attributes[: rng.randrange(len(attributes) + 1)]
     nlri = b"".join(random_prefix(rng, False, ids) for _ in range(rng.choice((0, 1, 1, 5))))
     return update(withdrawn, attributes, nlri)
+
+
+@pytest.mark.skipif(not rawupdate.COMPILED, reason="ribd._rawdecode is not built here")
+def test_the_compiled_decoders_memoised_tuples_are_out_of_the_cyclic_gc() -> None:
+    """The AS path, communities and cluster list tuples the compiled decoder
+    keeps in its memos (up to 65,536 each) hold ints and texts only: left to the
+    GC, every new one was walked by the next collection during a table load.
+    They must be untracked, and equal to what the reference decodes."""
+    import gc
+
+    from ribd import rawattrs
+
+    path = as_path((2, [65001, 65002, 4200000000]), (1, [65010, 65011]))
+    communities = struct.pack("!II", (65001 << 16) | 7, (65001 << 16) | 3)
+    cluster = socket.inet_aton("10.0.0.1") + socket.inet_aton("10.0.0.2")
+    attrs = (
+        attr(1, b"\0")
+        + attr(2, path)
+        + attr(3, socket.inet_aton("192.0.2.1"))
+        + attr(8, communities)
+        + attr(10, cluster)
+    )
+    body = update(attributes=attrs, nlri=prefix("10.1.0.0/16"))
+    py, compiled = pair()
+    for memo in (rawattrs._PATHS4, rawattrs._COMMUNITIES, rawattrs._CLUSTERS):
+        memo.clear()
+    events = compiled.decode(PEER, body, SessionCaps(asn4=True))
+    assert outcome(py, body, SessionCaps(asn4=True)) == events
+    segments = rawattrs._PATHS4[path]
+    assert segments == ((2, (65001, 65002, 4200000000)), (1, (65010, 65011)))
+    held = [segments, *segments, *(s[1] for s in segments)]
+    held += [rawattrs._COMMUNITIES[communities], rawattrs._CLUSTERS[cluster]]
+    assert rawattrs._COMMUNITIES[communities] == ((65001 << 16) | 3, (65001 << 16) | 7)
+    assert rawattrs._CLUSTERS[cluster] == ("10.0.0.1", "10.0.0.2")
+    assert [gc.is_tracked(t) for t in held] == [False] * len(held)
