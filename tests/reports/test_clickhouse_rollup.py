@@ -151,3 +151,39 @@ def test_report_command_reads_a_chdb_store_like_the_flow_file(config, tmp_path):
             doc["meta"].pop(key)
         docs.append(doc)
     assert docs[0] == docs[1]
+
+
+def test_the_rollup_holds_the_sums_of_the_flows_per_bucket_and_key(tmp_path):
+    """``flows_5m`` (filled by the view, summed by the table) read with sum()
+    per 5 minutes and key equals the same sums over ``flows`` itself; flows
+    with an error are not in it. The view does not group: the table sums each
+    insert's rows of one key (and parts at merges), so this holds for rows
+    colliding within an insert, across inserts, and both."""
+    flows = colliding(synthetic_flows(1500, seed=14))  # inserts of 2,000: collisions across them
+    spec = store(flows, tmp_path / "db")
+    conn = connect(spec)
+    try:
+        conn.command(
+            "INSERT INTO attribution.flows (time, exporter, in_if, bytes, packets, error_code) "
+            "VALUES (toDateTime(1709251200, 'UTC'), '192.0.2.1', 1, 999, 9, 'no_route')"
+        )
+        keys = (
+            "exporter, in_if, out_if, sampling_rate, src_origin_as, src_peer_as, src_via_as, "
+            "dst_origin_as, dst_peer_as, dst_via_as"
+        )
+        rollup = conn.rows(
+            f"SELECT toUnixTimestamp(time), {keys}, src_local, dst_local, sum(bytes), "
+            "sum(packets), sum(flows) FROM attribution.flows_5m GROUP BY ALL ORDER BY ALL"
+        )
+        direct = conn.rows(
+            "SELECT toUnixTimestamp(toStartOfInterval(time, INTERVAL 300 SECOND)), "
+            f"{keys}, src_origin_provenance = 'local', dst_origin_provenance = 'local', "
+            "sum(bytes), sum(packets), count() FROM attribution.flows WHERE error_code = '' "
+            "GROUP BY ALL ORDER BY ALL"
+        )
+        stored = conn.rows("SELECT count() FROM attribution.flows_5m")[0][0]
+    finally:
+        conn.close()
+    assert rollup == direct
+    assert len(rollup) == 1500 and sum(r[-1] for r in rollup) == len(flows)
+    assert stored < len(flows)  # summed as they were stored, not a row a flow
