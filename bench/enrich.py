@@ -5,7 +5,9 @@ RIB (``--prefixes`` /24s under 10.0.0.0/8, 1,000 distinct AS paths, exporter
 127.0.1.1) over real gRPC on loopback. In the same run:
 
 1. client CPU per record by stage, in process, per input format (goflow2,
-   pmacct, nfdump json-log): read/parse, build request columns, the gRPC call,
+   pmacct, nfdump's fields as one JSON object, and as ``nfdump -o json-log``
+   prints them: ``"key" : value``, ``,}`` at the end): read/parse, build
+   request columns, the gRPC call,
    answer decode, and for goflow2 each writer (JSON lines, CSV, Parquet, chdb);
 2. the service's bulk rate: the same flows pre-packed (``pack_request``,
    packed_records + stream_routes) streamed on a ResolveStream, answers
@@ -122,21 +124,27 @@ GOFLOW2_REST = {
 }
 
 
-def goflow2_lines(n: int, prefixes: int, seed: int = 7, full: bool = False) -> list[bytes]:
+def goflow2_lines(
+    n: int, prefixes: int, seed: int = 7, full: bool = False, now: int | None = None
+) -> list[bytes]:
+    """``now``: the flows end then (unix seconds; default an hour ago), within
+    the stores' TTLs: a chdb store drops rows older than ``ttl_days`` (30) as it
+    inserts them, so flows of 2023 (the first passes') were never stored."""
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, prefixes, size=(n, 2))
     host = rng.integers(1, 255, size=(n, 2))
+    end_ns = (int(time.time()) - 3600 if now is None else now) * 10**9
     out = []
     for k in range(n):
         s, d = idx[k]
         rec = {
             "type": "IPFIX",
-            "time_received_ns": 1700000000000000000 + k,
+            "time_received_ns": end_ns + k,
             "sequence_num": k,
             "sampling_rate": 1000,
             "sampler_address": EXPORTER,
-            "time_flow_start_ns": 1699999990000000000,
-            "time_flow_end_ns": 1700000000000000000 + k,
+            "time_flow_start_ns": end_ns - 10**10,
+            "time_flow_end_ns": end_ns + k,
             "bytes": 1500,
             "packets": 1,
             "src_addr": f"10.{(s >> 8) & 255}.{s & 255}.{host[k, 0]}",
@@ -195,6 +203,14 @@ def as_nfdump(line: bytes) -> bytes:
             "ip4_router": r["sampler_address"],
         }
     ).encode()
+
+
+def as_nfdump_log(line: bytes) -> bytes:
+    """:func:`as_nfdump` as ``nfdump -o json-log`` prints it: ``"key" : value``,
+    a comma after the last member (tests/attribution/data/enrich/nfdump-log.jsonl)."""
+    r = json.loads(as_nfdump(line))
+    members = ",".join(f"{json.dumps(k)} : {json.dumps(v)}" for k, v in r.items())
+    return ("{" + members + ",}").encode()
 
 
 def chunks(lines: list[bytes], name: str = "bench") -> list:
@@ -413,6 +429,19 @@ def end_to_end(
     return n / wall, cpu, served
 
 
+def fresh_store(extra: list[str], tree: str) -> list[str]:
+    """``extra`` with a chdb store of the tree's own (``{tree}``), removed first:
+    each run makes the schema of its own tree's code and inserts into an empty
+    store (no merges of an earlier run's parts counted in its CPU)."""
+    import shutil
+
+    out = [a.replace("{tree}", tree) for a in extra]
+    for a in out:
+        if a.startswith("chdb:"):
+            shutil.rmtree(a[len("chdb:") :], ignore_errors=True)
+    return out
+
+
 CHECKPOINT_STATS: list[dict] = []  # each --checkpoint run's --stats "checkpoint" part
 
 
@@ -521,6 +550,7 @@ def main() -> int:
                 "goflow2": lines,
                 "pmacct": [as_pmacct(x) for x in lines],
                 "nfdump": [as_nfdump(x) for x in lines],
+                "nfdump-log": [as_nfdump_log(x) for x in lines],
             }
             paths = {}
             for name, got in inputs.items():
@@ -551,7 +581,8 @@ def main() -> int:
             for key, label, extra in (
                 ("csv", "CSV", ["--output-format", "csv"]),
                 ("parquet", "Parquet", ["--output", f"parquet:{tmp}/e.parquet"]),
-                ("chdb", "chdb (ClickHouse embedded)", ["--output", f"chdb:{tmp}/e-db"]),
+                # a store of each tree's own schema, made afresh for each run ({tree}, below)
+                ("chdb", "chdb (ClickHouse embedded)", ["--output", f"chdb:{tmp}/e-db-{{tree}}"]),
                 ("jobs", f"JSON lines, --jobs {args.jobs}", ["--jobs", str(args.jobs)]),
             ):
                 if key in wanted:
@@ -564,14 +595,16 @@ def main() -> int:
             startups: dict[tuple[str, str], float] = {}
             for label, path, extra in [] if args.no_end_to_end else shapes:
                 for name, tree in trees.items():
-                    got_one = [end_to_end(target, one, 1, *extra, tree=tree) for _ in range(2)]
+                    own = fresh_store(extra, name)
+                    got_one = [end_to_end(target, one, 1, *own, tree=tree) for _ in range(2)]
                     ok = [g[1] for g in got_one if g]
                     startups[label, name] = min(ok) if ok else startup
                 for _ in range(args.repeat):
                     for name, tree in trees.items():  # interleaved: the load of the box moves
                         reader = "compiled" if args.trees else name
+                        own = fresh_store(extra, name)
                         got_e2e = end_to_end(
-                            target, path, n, *extra, server_pid=pid, reader=reader, tree=tree
+                            target, path, n, *own, server_pid=pid, reader=reader, tree=tree
                         )
                         e2e.append((label, name, got_e2e))
             follow_shapes = [k for k in ("follow", "checkpoint") if k in wanted]
