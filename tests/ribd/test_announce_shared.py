@@ -78,15 +78,16 @@ def _events(rng: random.Random, steps: int) -> list:
     return out
 
 
+@pytest.mark.parametrize("at_least", [ribd.rib.SHARED_AT_LEAST, 4])
 @pytest.mark.parametrize("seed", range(6))
-def test_shared_writes_leave_what_the_per_prefix_loop_leaves(seed, monkeypatch) -> None:
+def test_shared_writes_leave_what_the_per_prefix_loop_leaves(seed, at_least, monkeypatch) -> None:
     rng = random.Random(seed)
     events = _events(rng, 1500)
     ribs = [Rib(clock=Clock(), stale_hold_time=600.0) for _ in range(2)]
     for i, ev in enumerate(events):
         for k, rib in enumerate(ribs):
             # The reference: the short cut off (no UPDATE is that long).
-            monkeypatch.setattr(ribd.rib, "SHARED_AT_LEAST", 10**9 if k == 0 else 4)
+            monkeypatch.setattr(ribd.rib, "SHARED_AT_LEAST", 10**9 if k == 0 else at_least)
             if ev == "merge":
                 rib._merge(rib.tables[V4])
             else:
@@ -98,7 +99,8 @@ def test_shared_writes_leave_what_the_per_prefix_loop_leaves(seed, monkeypatch) 
     assert ribs[1].tables[V4]._next_slot < 16  # (no wide entries: not this path)
 
 
-def test_a_group_in_the_delta_is_written_at_once_and_not_after_a_merge() -> None:
+def test_a_group_in_the_delta_is_written_at_once_and_not_after_a_merge(monkeypatch) -> None:
+    monkeypatch.setattr(ribd.rib, "SHARED_AT_LEAST", 4)  # (the default takes even one)
     rib = Rib(clock=Clock())
     a, b = (make_attributes(((AS_SEQUENCE, (65001, n)),), next_hop="192.0.2.254") for n in (1, 2))
     old = tuple(f"10.0.{i}.0/24" for i in range(6))
@@ -118,3 +120,19 @@ def test_a_group_in_the_delta_is_written_at_once_and_not_after_a_merge() -> None
         assert [m.attributes for m in rib.exact(ROUTERS[1], V4, prefix)] == [a]
     fs = rib.routers[ROUTERS[1]].families[V4]
     assert (fs.prefixes, fs.paths) == (6, 6)
+
+
+def test_an_update_of_one_prefix_takes_the_short_cut() -> None:
+    """SHARED_AT_LEAST is 1: most UPDATEs of a real table carry 1-3 prefixes, and
+    the compiled short cut costs less than the general loop even for one."""
+    rib = Rib(clock=Clock())
+    a, b = (make_attributes(((AS_SEQUENCE, (65001, n)),), next_hop="192.0.2.254") for n in (1, 2))
+    for r in ROUTERS[:2]:
+        rib.apply(SessionState(r, "up"))
+    rib.apply(RoutesAnnounced(ROUTERS[0], V4, ("10.0.0.0/24",), None, a))
+    rib.apply(RoutesAnnounced(ROUTERS[1], V4, ("10.0.0.0/24",), None, b))
+    assert rib.shared_writes == 1
+    assert [m.attributes for m in rib.exact(ROUTERS[1], V4, "10.0.0.0/24")] == [b]
+    assert [m.attributes for m in rib.exact(ROUTERS[0], V4, "10.0.0.0/24")] == [a]
+    fs = rib.routers[ROUTERS[1]].families[V4]
+    assert (fs.prefixes, fs.paths) == (1, 1)
