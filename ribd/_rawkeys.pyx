@@ -27,6 +27,10 @@ cdef extern from "<sys/socket.h>":
     int AF_INET6
 
 
+cdef extern from "Python.h":
+    bint PyUnicode_IS_ASCII(object o)
+
+
 cdef int _key(str text, int v6, unsigned char *out) except -2:
     """The store's key of ``text`` into ``out``; 0, or -1 if not parsed here."""
     cdef Py_ssize_t n, slash = -1, i
@@ -95,3 +99,38 @@ def encode(prefixes, bint v6):
             return None
         i += 1
     return packed
+
+
+def add_lengths(set lengths, prefixes):
+    """``lengths.update(int(p.rpartition("/")[2]) for p in prefixes)`` in C:
+    ``ribd.store.Delta.lengths`` over a whole table's new prefixes (~0.11 CPU-s
+    for the real table in Python, paid by the first lookup after a load).
+
+    A text whose part after its last '/' is not 1-3 ASCII digits (or not an
+    ASCII str) goes through the Python expression itself, so every result and
+    every error is the reference's.
+    """
+    cdef Py_ssize_t n, i, slash
+    cdef const char *s
+    cdef int value
+    for p in prefixes:
+        if type(p) is str and PyUnicode_IS_ASCII(p):  # (its UTF-8 is its own buffer)
+            s = PyUnicode_AsUTF8AndSize(p, &n)
+            slash = -1
+            i = n - 1
+            while i >= 0 and i >= n - 4:
+                if s[i] == 47:  # '/'
+                    slash = i
+                    break
+                i -= 1
+            if slash >= 0 and 1 <= n - slash - 1 <= 3:
+                value = 0
+                for i in range(slash + 1, n):
+                    if s[i] < 48 or s[i] > 57:
+                        value = -1
+                        break
+                    value = value * 10 + (s[i] - 48)
+                if value >= 0:
+                    lengths.add(value)
+                    continue
+        lengths.add(int(p.rpartition("/")[2]))

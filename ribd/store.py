@@ -42,6 +42,18 @@ except ImportError:
     _compiled_encode = _compiled_find_many = None
 COMPILED_FIND = _compiled_find_many is not None
 
+
+def py_add_lengths(lengths: set[int], prefixes: Iterator[str]) -> None:
+    """Each prefix's length into ``lengths``: ``Delta.lengths``'s step, the
+    reference of ``ribd._rawkeys.add_lengths`` (compiled, where built)."""
+    lengths.update(int(p.rpartition("/")[2]) for p in prefixes)
+
+
+try:
+    from ribd._rawkeys import add_lengths
+except ImportError:
+    add_lengths = py_add_lengths
+
 _LENGTH_BYTE = {str(n): bytes((n + 1,)) for n in range(129)}
 # Prefixes per C loop in the merges' bulk steps: each loop holds the GIL, so a
 # reader waits at most one chunk's time (~50 ms), not a whole table's.
@@ -119,7 +131,7 @@ class Delta(dict):
                 new: Iterator[str] = iter(self)
             else:
                 new = islice(reversed(self), n - counted)
-            self._lengths.update(int(p.rpartition("/")[2]) for p in new)
+            add_lengths(self._lengths, new)
             self._counted = n
         return sorted(self._lengths, reverse=True)
 

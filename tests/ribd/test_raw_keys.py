@@ -65,3 +65,53 @@ def test_compiled_keys_are_the_numpy_keys(bits: int, monkeypatch) -> None:
     assert got.dtype == want.dtype and got.tolist() == want.tolist()
     assert len(store.encode([])) == 0
     assert compiled.encode(["10.0.0.0/08"], bits == 128) is None
+
+
+def _lengths_outcome(add, prefixes: list) -> object:
+    lengths: set = {999}
+    try:
+        add(lengths, iter(prefixes))
+    except Exception as exc:  # the same class and message, or the test fails
+        return (type(exc).__name__, str(exc), sorted(lengths))
+    return sorted(lengths)
+
+
+@pytest.mark.skipif(store_module.add_lengths is store_module.py_add_lengths, reason="not built")
+def test_compiled_lengths_are_the_python_lengths() -> None:
+    """``Delta.lengths``' step in C against the Python expression: real-looking
+    prefixes of every length, then texts it must leave to Python (no slash,
+    empty, 4 digits, signs, spaces, underscores, non-ASCII digits, surrogates,
+    non-str), alone and among good ones: the same set or the same error."""
+    rng = random.Random(20261201)
+    add, ref = store_module.add_lengths, store_module.py_add_lengths
+    good = [f"10.{rng.randrange(256)}.0.0/{rng.randrange(33)}" for _ in range(500)]
+    good += [f"2001:db8::/{n}" for n in range(129)] + ["0.0.0.0/0", "1.2.3.4/032"]
+    assert _lengths_outcome(add, good) == _lengths_outcome(ref, good)
+    odd = [
+        "10.0.0.0",
+        "10.0.0.0/",
+        "/",
+        "/8",
+        "10.0.0.0/0024",
+        "10.0.0.0/+8",
+        "10.0.0.0/-8",
+        "10.0.0.0/ 8",
+        "10.0.0.0/8 ",
+        "10.0.0.0/1_0",
+        "10.0.0.0/٣",
+        "\ud800/24",
+        "é/24",
+        "a/b/16",
+        "10.0.0.0/8/",
+        "10.0.0.0/x",
+        "",
+        42,
+        None,
+        b"10.0.0.0/8",
+    ]
+    for text in odd:
+        for prefixes in ([text], [good[0], text, good[1]]):
+            assert _lengths_outcome(add, prefixes) == _lengths_outcome(ref, prefixes), text
+    for _ in range(2000):
+        pick = [rng.choice(good + odd) for _ in range(rng.randrange(1, 6))]
+        assert _lengths_outcome(add, pick) == _lengths_outcome(ref, pick), pick
