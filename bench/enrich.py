@@ -53,6 +53,10 @@ import numpy as np
 from bench.common import cpu_seconds
 
 EXPORTER = "127.0.1.1"
+# The environment the runs get: as this process had it before importing attribution,
+# which sets OPENBLAS_NUM_THREADS for itself: a tree from before that change must
+# start as it would (its own attribution decides)
+RUN_ENV = dict(os.environ)
 
 
 def serve(prefixes: int, port_file: str) -> None:
@@ -407,7 +411,7 @@ def end_to_end(
     t0 = time.perf_counter()
     s0 = cpu_seconds(server_pid) if server_pid else 0.0
     before = os.times()
-    env = dict(os.environ)
+    env = dict(RUN_ENV)
     if reader == "python":  # the Python reader alone (attribution.enrich_records)
         env["ATTRIBUTION_ENRICH_READER"] = "python"
     else:
@@ -469,7 +473,7 @@ def followed(
     cmd += ["--progress", "0", "--stats", str(stats), "--follow", str(path)]
     if checkpoint:
         cmd += ["--checkpoint", str(ckpt)]
-    env = dict(os.environ)
+    env = dict(RUN_ENV)
     env.pop("ATTRIBUTION_ENRICH_READER", None)
     if tree is not None:
         env["PYTHONPATH"] = tree
