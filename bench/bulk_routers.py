@@ -248,25 +248,24 @@ def _huge_pages(resolver) -> str:
     pool = views[0].pack.pools["answer"]
     while isinstance(pool.base, np.ndarray):
         pool = pool.base
-    addr = pool.__array_interface__["data"][0]
-    inside, size, huge = False, 0, 0
+    lo_pool = pool.__array_interface__["data"][0]
+    hi_pool = lo_pool + pool.nbytes
+    inside, size, huge = False, 0, 0  # over every mapping the pool overlaps (madvise splits them)
     try:
         with open("/proc/self/smaps") as f:
             for line in f:
                 head = line.split(None, 1)[0]
                 if "-" in head and not head.endswith(":"):
                     lo, hi = (int(x, 16) for x in head.split("-"))
-                    if inside:
-                        break
-                    inside = lo <= addr < hi
+                    inside = lo < hi_pool and hi > lo_pool
                 elif inside and head == "Size:":
-                    size = int(line.split()[1])
+                    size += int(line.split()[1])
                 elif inside and head == "AnonHugePages:":
-                    huge = int(line.split()[1])
+                    huge += int(line.split()[1])
     except OSError:
         return "answer pool: smaps unreadable"
     return (
-        f"answer pool {pool.nbytes >> 20} MiB, its mapping {size >> 10} MiB,"
+        f"answer pool {pool.nbytes >> 20} MiB, its mappings {size >> 10} MiB,"
         f" {huge >> 10} MiB in huge pages"
     )
 
