@@ -29,6 +29,10 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ribd.feed import FeedServer
 
 _SENDER = r"""
 import socket, sys, time
@@ -70,6 +74,20 @@ for i, line in enumerate(lines):
             time.sleep(ahead)
 sys.stdin.readline()
 """
+
+
+def _feed_thread_id(server: FeedServer, what: str) -> int:
+    """The native id of the thread reading the server's first connection (its CPU
+    is the feed's), once the sender has connected: ``what`` names a timeout."""
+    deadline = time.monotonic() + 30
+    while not server._connections or server._connections[0].thread is None:
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(0.01)
+    thread = server._connections[0].thread
+    while thread.native_id is None:
+        time.sleep(0.01)
+    return thread.native_id
 
 
 def _proc_cpu(pid: int) -> float:
@@ -132,15 +150,7 @@ def one(routers: int, chunk: int, gap: float, maintenance: bool, coalesce: float
         assert proc.stdin and proc.stdout
         if proc.stdout.readline().strip() != "ready":
             raise RuntimeError("sender failed")
-        deadline = time.monotonic() + 30
-        while not server._connections or server._connections[0].thread is None:
-            if time.monotonic() > deadline:
-                raise TimeoutError("no connection")
-            time.sleep(0.01)
-        conn_thread = server._connections[0].thread
-        while conn_thread.native_id is None:
-            time.sleep(0.01)
-        tid = conn_thread.native_id
+        tid = _feed_thread_id(server, "no connection")
         cpu0, feed0, t0 = time.process_time(), _thread_cpu(tid), time.monotonic()
         proc.stdin.write("go\n")
         proc.stdin.flush()
@@ -209,15 +219,7 @@ def one_relay(routers: int, rate: float, relay_coalesce: float | None) -> dict:
         assert writer.stdin and writer.stderr
         if writer.stderr.readline().strip() != "ready":
             raise RuntimeError("writer failed")
-        deadline = time.monotonic() + 30
-        while not server._connections or server._connections[0].thread is None:
-            if time.monotonic() > deadline:
-                raise TimeoutError("no relay connection")
-            time.sleep(0.01)
-        conn_thread = server._connections[0].thread
-        while conn_thread.native_id is None:
-            time.sleep(0.01)
-        tid = conn_thread.native_id
+        tid = _feed_thread_id(server, "no relay connection")
         relay0, feed0, t0 = _proc_cpu(relay.pid), _thread_cpu(tid), time.monotonic()
         writer.stdin.write("go\n")
         writer.stdin.flush()
