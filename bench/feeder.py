@@ -75,6 +75,18 @@ def marker_line(token: float, neighbor: str = MARKER_NEIGHBOR) -> bytes:
     )
 
 
+def wait_marker(rib, token: float, timeout: float = 120.0, poll: float = 0.005) -> float:
+    """Poll a ``Rib`` in this process until the marker router shows ``token``
+    (every line before the marker applied); return the monotonic time then."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = rib.routers.get(MARKER_NEIGHBOR)
+        if r is not None and r.last_update == token:
+            return time.monotonic()
+        time.sleep(poll)
+    raise TimeoutError("the feed did not deliver the marker line")
+
+
 def state_up_line(peer: str) -> bytes:
     """ExaBGP announces the session before its routes; so do we."""
     return orjson.dumps(

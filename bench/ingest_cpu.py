@@ -43,7 +43,7 @@ from bench.common import (
     log,
     read_lines,
 )
-from bench.feeder import MARKER_NEIGHBOR
+from bench.feeder import wait_marker
 
 
 class TimedLock:
@@ -157,13 +157,7 @@ def paced(pace: float) -> dict:
         cpu0, t0 = time.process_time(), time.monotonic()
         proc.stdin.write("go\n")
         proc.stdin.flush()
-        while True:
-            r = rib.routers.get(MARKER_NEIGHBOR)
-            if r is not None and r.last_update == 7.0:
-                break
-            if time.monotonic() - t0 > 600:
-                raise TimeoutError("feed did not finish")
-            time.sleep(0.01)
+        wait_marker(rib, 7.0, timeout=600, poll=0.01)
         out["load_wall"] = time.monotonic() - t0
         out["cpu_at_marker"] = time.process_time() - cpu0
         # Settled: merged and the view built.

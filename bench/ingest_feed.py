@@ -34,19 +34,8 @@ from bench.common import (
     log,
     read_lines,
 )
-from bench.feeder import MARKER_NEIGHBOR, marker_line, state_up_line
+from bench.feeder import marker_line, state_up_line, wait_marker
 from bench.ingest import TARGET, prefix_ops
-
-
-def _wait_marker(rib, token: float, timeout: float = 120.0) -> float:
-    """Poll (5 ms) until the marker router shows ``token``; return the monotonic time."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        r = rib.routers.get(MARKER_NEIGHBOR)
-        if r is not None and r.last_update == token:
-            return time.monotonic()
-        time.sleep(0.005)
-    raise TimeoutError("the feed did not deliver the marker line")
 
 
 def _fresh(sock_path: str):
@@ -85,7 +74,7 @@ def via_fake_relay(tmp: Path, token: float) -> tuple[float, int]:
     t0 = time.monotonic()
     proc.stdin.write("go\n")
     proc.stdin.flush()
-    t1 = _wait_marker(rib, token)
+    t1 = wait_marker(rib, token)
     proc.communicate(timeout=60)
     prefixes = rib.routers[FULL_TABLE_PEER].families[V4].prefixes
     server.stop()
@@ -116,7 +105,7 @@ def via_ribd_feed(tmp: Path, lines: list[bytes], token: float) -> tuple[float, i
             stdin=stdin,
             stderr=subprocess.DEVNULL,
         )
-        t1 = _wait_marker(rib, token)
+        t1 = wait_marker(rib, token)
     proc.wait(30)
     prefixes = rib.routers[FULL_TABLE_PEER].families[V4].prefixes
     server.stop()

@@ -107,7 +107,7 @@ def _thread_cpu(tid: int) -> float:
 def one(routers: int, chunk: int, gap: float, maintenance: bool, coalesce: float | None) -> dict:
     """One load in this process: the table from a sender process, then the figures."""
     from attribution.service import tune_gc
-    from bench.feeder import MARKER_NEIGHBOR, marker_line
+    from bench.feeder import marker_line, wait_marker
     from bench.ingest import raw_lines
     from ribd.feed import FeedServer, RibMaintenance
     from ribd.relay import control_line
@@ -154,13 +154,7 @@ def one(routers: int, chunk: int, gap: float, maintenance: bool, coalesce: float
         cpu0, feed0, t0 = time.process_time(), _thread_cpu(tid), time.monotonic()
         proc.stdin.write("go\n")
         proc.stdin.flush()
-        while True:
-            r = rib.routers.get(MARKER_NEIGHBOR)
-            if r is not None and r.last_update == token:
-                break
-            if time.monotonic() - t0 > 600:
-                raise TimeoutError("feed did not finish")
-            time.sleep(0.01)
+        wait_marker(rib, token, timeout=600, poll=0.01)
         out = {
             "wall": time.monotonic() - t0,
             "cpu": time.process_time() - cpu0,
@@ -182,7 +176,7 @@ def one_relay(routers: int, rate: float, relay_coalesce: float | None) -> dict:
     stdin a pipe written a line at a time at ``rate`` lines/s, as ExaBGP
     writes), into a FeedServer here; the relay's CPU and the feed thread's."""
     from attribution.service import tune_gc
-    from bench.feeder import MARKER_NEIGHBOR, marker_line
+    from bench.feeder import marker_line, wait_marker
     from bench.ingest import raw_lines
     from ribd.feed import FeedServer
     from ribd.rib import Rib
@@ -223,13 +217,7 @@ def one_relay(routers: int, rate: float, relay_coalesce: float | None) -> dict:
         relay0, feed0, t0 = _proc_cpu(relay.pid), _thread_cpu(tid), time.monotonic()
         writer.stdin.write("go\n")
         writer.stdin.flush()
-        while True:
-            m = rib.routers.get(MARKER_NEIGHBOR)
-            if m is not None and m.last_update == token:
-                break
-            if time.monotonic() - t0 > 600:
-                raise TimeoutError("feed did not finish")
-            time.sleep(0.01)
+        wait_marker(rib, token, timeout=600, poll=0.01)
         out = {
             "wall": time.monotonic() - t0,
             "relay": _proc_cpu(relay.pid) - relay0,
