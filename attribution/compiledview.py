@@ -17,7 +17,9 @@ from operator import not_
 
 import numpy as np
 
+from attribution import routecache
 from attribution.changedranges import ChangedRanges
+from attribution.routecache import RouteCache
 from attribution.viewanswers import AnswerTable
 from attribution.viewfamily import NO_HOLES, effective
 from attribution.viewpack import Pack
@@ -26,6 +28,7 @@ from ribd.events import IPV4_UNICAST
 from ribd.rib import RouteMatch, RouterRib
 
 MADE_ROUTES = 65_536  # RouteMatch objects a view keeps for reuse (then starts again)
+# (and all views together at most routecache.ROUTE_CACHE_BUDGET)
 _NO_LEAVES = np.zeros(0, dtype=np.int32)
 _NO_PAIRS = np.zeros(0, dtype=object)
 
@@ -58,11 +61,9 @@ class CompiledView:
     answers: AnswerTable
     long_v6: np.ndarray  # uint64 upper halves of IPv6 prefixes longer than /64
     changed: ChangedRanges  # replaced (under the RIB lock) as changes come in
-    made: dict[int, RouteMatch] = field(default_factory=dict)  # recent route(i) results
-    # (router name, the ``made`` it was filled from, route numbers sorted,
-    # their (name, route(i)) pairs): the route dictionaries' pairs
-    # (``pairs``); a new ``made`` (a patch) drops them.
-    named: tuple[str, dict, np.ndarray, np.ndarray] | None = None
+    # Recent route(i) results and the route dictionaries' pairs (``pairs``),
+    # shared by views copied from this one; a patch gives a new one.
+    made: RouteCache = field(default_factory=RouteCache)
     patched_routes: int = 0  # routes appended by patches (attribution.viewpatch)
     # The family's columns packed into one array each (viewpack.pack): this
     # view's columns are slices of ``pack.pools`` at ``pack.offsets[name][pack_row]``.
@@ -153,11 +154,13 @@ class CompiledView:
         )
 
     def route(self, i: int) -> RouteMatch:
-        m = self.made.get(i)
+        made = self.made
+        m = made.get(i)
         if m is None:
-            if len(self.made) >= MADE_ROUTES:
-                self.made.clear()
-            m = self.made[i] = self._make_route(i)
+            if len(made) >= MADE_ROUTES:
+                made.clear()
+            m = made[i] = self._make_route(i)
+            routecache.BUDGET.added(made, 1)
         return m
 
     def routes(self, leaves: list[int]) -> list[RouteMatch]:
@@ -173,6 +176,7 @@ class CompiledView:
             make = self._make_route
             for i in missing:
                 made[i] = make(i)
+            routecache.BUDGET.added(made, len(missing))
             # (made.get or make: another request's thread may have cleared made)
             out = [m or made.get(i) or make(i) for m, i in zip(out, leaves, strict=True)]
         return out
@@ -185,13 +189,14 @@ class CompiledView:
         names ~9,700 routes, and making a tuple each, or fetching each from
         a dict, was most of what numbering them cost (``batch_routes``);
         here a view pays a search and a take, Python only for new routes.
-        Kept per name (a renamed router starts again) and per ``made`` (a
-        patch's routes start again); a batch replaces them, never changes
-        arrays another thread's batch may read."""
-        held = self.named
-        if held is None or held[0] != name or held[1] is not self.made:
-            held = (name, self.made, _NO_LEAVES, _NO_PAIRS)
-        keys, objs = held[2], held[3]
+        Kept in ``made`` (a patch's routes start again), per name (a renamed
+        router starts again); a batch replaces them, never changes arrays
+        another thread's batch may read."""
+        cache = self.made
+        held = cache.named
+        if held is None or held[0] != name:
+            held = (name, _NO_LEAVES, _NO_PAIRS)
+        keys, objs = held[1], held[2]
         at = keys.searchsorted(leaves)
         found = keys.take(at, mode="clip") == leaves if len(keys) else np.zeros(len(leaves), bool)
         if found.all():
@@ -207,7 +212,8 @@ class CompiledView:
             keys, objs = leaves.copy(), out.copy()
         else:
             keys, objs = np.insert(keys, at[~found], new), np.insert(objs, at[~found], made)
-        self.named = (name, self.made, keys, objs)
+        cache.named = (name, keys, objs)
+        routecache.BUDGET.added(cache, len(new))
         return out
 
     def _make_route(self, i: int) -> RouteMatch:

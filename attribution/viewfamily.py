@@ -33,6 +33,7 @@ import dataclasses
 
 import numpy as np
 
+from attribution.routecache import RouteCache
 from attribution.viewanswers import id_dtype, merge
 from ribd.events import IPV4_UNICAST
 
@@ -255,8 +256,7 @@ def renumber(views: list) -> list:
                 answers=table,
                 holes=holes,
                 hole_to=hole_to,
-                made={},
-                named=None,
+                made=RouteCache(),
                 numbered=family_size,
                 pack=None,
             )

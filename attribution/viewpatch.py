@@ -27,6 +27,7 @@ import time
 
 import numpy as np
 
+from attribution.routecache import RouteCache
 from attribution.viewanswers import id_dtype
 from attribution.viewfamily import plain
 from attribution.viewpack import squeeze
@@ -157,8 +158,7 @@ def patch_view(rib: Rib, old, changed_ranges, signature_of, memo: dict | None = 
     return dataclasses.replace(
         old,
         pack=None,
-        made={},  # routes rewritten in place: RouteMatch objects made before are stale
-        named=None,
+        made=RouteCache(),  # routes rewritten in place: RouteMatch objects made before are stale
         seq=seq,
         built_at=time.monotonic(),
         starts=starts[keep].astype(old.starts.dtype),

@@ -111,6 +111,7 @@ def test_a_views_kept_pairs_are_its_routes_under_each_name(monkeypatch):
     import numpy as np
 
     from attribution import compiledview
+    from attribution.routecache import RouteCache
 
     rib, config, _, _ = world(1)
     resolver = Resolver(rib, config, build_views_inline=False)
@@ -128,10 +129,86 @@ def test_a_views_kept_pairs_are_its_routes_under_each_name(monkeypatch):
     for k in range(60):
         if k == 45:  # other attribute sets for every route, the pairs kept
             shifted = (view.attribute_index + 1) % len(view.attribute_sets)
-            view = dataclasses.replace(view, attribute_index=shifted, made={})
+            view = dataclasses.replace(view, attribute_index=shifted, made=RouteCache())
         name = "r" if k < 30 else "renamed"
         leaves = sorted(rng.sample(range(len(view)), rng.randint(1, 25)))
         got = view.pairs(name, np.array(leaves, dtype=np.int32)).tolist()
         want = [(name, route(view.route(i))) for i in leaves]
         assert [(n, route(m)) for n, m in got] == want, k
-        assert len(view.named[2]) <= 40
+        assert len(view.made.named[1]) <= 40
+
+
+def test_all_views_route_caches_stay_within_one_budget(monkeypatch):
+    """Every view keeps the routes it made for reuse; together they hold at
+    most ``ROUTE_CACHE_BUDGET`` (past it the largest are emptied down to
+    half), so routers asking for routes of many prefixes cannot grow the
+    process by ~18 MB a view. The answers stay the exact lookups' (the
+    dictionaries of the grouped and flat paths alike, as above) while
+    caches are emptied under them."""
+    from attribution import routecache
+
+    rib, config, v4, v6 = world(1)
+    resolver = Resolver(rib, config, build_views_inline=False)
+    with rib.lock:
+        resolver.views.want_missing(list(rib.routers))
+    resolver.views.refresh()
+    budget = 150
+    monkeypatch.setattr(routecache, "ROUTE_CACHE_BUDGET", budget)
+    monkeypatch.setattr(routecache, "BUDGET", routecache._Budget())
+    records = [f for f in flows(1, v4, v6, 1500) if f["exporter"] != "not an address"]
+    for start in range(0, len(records), 300):
+        assert _check(resolver, records[start : start + 300]) > 20
+        held = routecache.BUDGET.held()
+        # at most the budget, plus what the last call added past a recount
+        assert held <= budget + 300, held
+    assert routecache.BUDGET.emptied > 0
+    views = resolver.views.current()
+    assert sum(v.made.held() for v in {id(v.made): v for v in views}.values()) <= budget + 300
+
+
+def test_a_dropped_views_routes_leave_the_budget(monkeypatch):
+    """The budget knows caches weakly: a view replaced and dropped (a patch)
+    takes its routes with it and is not counted or kept alive."""
+    import gc
+
+    import numpy as np
+
+    from attribution import routecache
+    from attribution.compiledview import CompiledView
+
+    monkeypatch.setattr(routecache, "BUDGET", routecache._Budget())
+    rib, config, _, _ = world(2)
+    resolver = Resolver(rib, config, build_views_inline=False)
+    with rib.lock:
+        resolver.views.want_missing(list(rib.routers))
+    resolver.views.refresh()
+    view = max(resolver.views.current(), key=len)
+    copy = CompiledView(
+        **{
+            f: getattr(view, f)
+            for f in (
+                "neighbor",
+                "family",
+                "signature",
+                "seq",
+                "built_at",
+                "starts",
+                "leaf",
+                "nets",
+                "nets_low",
+                "lengths",
+                "path_ids",
+                "attribute_index",
+                "attribute_sets",
+                "answer",
+                "answers",
+                "long_v6",
+                "changed",
+            )
+        }
+    )
+    copy.pairs("r", np.arange(min(30, len(copy)), dtype=np.int32))
+    assert routecache.BUDGET.held() >= 30
+    del copy
+    gc.collect()
+    assert routecache.BUDGET.held() == 0
