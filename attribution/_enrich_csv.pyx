@@ -22,7 +22,6 @@ from cpython.object cimport PyObject
 from libc.string cimport memcpy, memchr
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_FromStringAndSize, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.tuple cimport PyTuple_GET_ITEM
 
 
@@ -163,6 +162,23 @@ cdef inline int _borrow(Piece* out, PyObject* item, str what) except -1:
     return 0
 
 
+cdef inline int _route_piece(
+    Piece* out, const uint8_t* text, Py_ssize_t size, const int64_t* offsets, Py_ssize_t j
+) except -1:
+    """Piece j of the route table (offsets[j] .. offsets[j + 1] of its text,
+    the caller checked j + 1 is an offset): the table is one block of memory,
+    so a record's four route pieces cost no object header each (those loads,
+    cache misses over a stream's thousands of routes, were most of _borrow's
+    time)."""
+    cdef int64_t a = offsets[j]
+    cdef int64_t b = offsets[j + 1]
+    if a < 0 or b < a or b > size:
+        raise ValueError(f"route piece {j}'s offsets {a}..{b} are outside the route text")
+    out.p = <const char*>text + a
+    out.n = b - a
+    return 0
+
+
 cdef inline char* _put_piece(char* w, Piece* piece, bint comma) noexcept nogil:
     """A piece, then a comma if asked (room reserved by the caller): past it."""
     w = _copy(w, piece.p, piece.n)
@@ -185,8 +201,8 @@ def csv_lines(
     list exporters,
     const uint8_t[::1] records,
     list heads,
-    list prefixes,
-    list paths,
+    const uint8_t[::1] route_text,
+    const int64_t[::1] route_offsets,
     list prov,
     object tail,
     dict errors,
@@ -197,8 +213,11 @@ def csv_lines(
     ``time``: its time column's string buffers; ``formats[c]``: format c's
     piece, ``exporters[k]``: exporter k's (quoted: ``"127.0.1.1"``, no comma);
     ``records``: the packed answers (RECORD_DTYPE bytes); ``heads[r + 1]``:
-    router r's piece (``heads[0]``: none, empty); ``prefixes[k + 1]``,
-    ``paths[k + 1]``: route k's prefix and AS path pieces (row 0: no route);
+    router r's piece (``heads[0]``: none, empty); ``route_text`` and
+    ``route_offsets``: the stream's route pieces in one table, row k + 1 route
+    k's (row 0: no route): its prefix is ``route_text[route_offsets[2 * j]:
+    route_offsets[2 * j + 1]]``, its AS path from there to
+    ``route_offsets[2 * j + 2]`` (j = k + 1; :func:`_route_piece`);
     ``prov``: the 256 provenance pieces; ``tail(override, flags)``: the
     columns after the AS paths and the newline; ``errors``: {i: record i's
     tail instead}. Pieces are written as they are, each followed by a comma
@@ -226,7 +245,9 @@ def csv_lines(
     cdef object last_tail = None
     cdef object last
     cdef Piece pc[13]  # format, exporter, router, 4 provenances, 2 prefixes, 2 paths, tail
-    cdef Py_ssize_t nroutes
+    cdef Py_ssize_t nroutes, rsize
+    cdef const uint8_t* rtext
+    cdef const int64_t* roffs
     cdef Out o
     cdef char* w
     # the small tables as tuples: their items cannot be replaced while borrowed
@@ -252,8 +273,14 @@ def csv_lines(
         raise ValueError(f"{records.shape[0]} bytes of answers for {n} records")
     if len(t_prov) != 256:
         raise ValueError("a provenance piece for each of 256 numbers is needed")
-    if len(prefixes) != len(paths):
-        raise ValueError("the route tables differ in length")
+    if route_offsets.shape[0] < 1 or route_offsets.shape[0] % 2 != 1:
+        raise ValueError("route offsets: two a row and the end")
+    nroutes = (route_offsets.shape[0] - 1) // 2
+    if route_text.shape[0] == 0:
+        raise ValueError("no route text (row 0's AS path is two quotes)")
+    rtext = &route_text[0]
+    rsize = route_text.shape[0]
+    roffs = &route_offsets[0]
     out = PyByteArray_FromStringAndSize(NULL, 0)
     o.out = <PyObject*>out
     o.buf = PyByteArray_AS_STRING(out)
@@ -286,7 +313,6 @@ def csv_lines(
         if router + 1 >= nheads:
             raise IndexError(f"router {router} of a reply naming {nheads - 1}")
         # the record's pieces and values, each checked, then its room: one reserve a row
-        nroutes = PyList_GET_SIZE(prefixes)
         if not (src_route + 1 < nroutes and dst_route + 1 < nroutes):
             raise IndexError(f"route {src_route} or {dst_route} is not in the dictionary")
         if src_route < -1 or dst_route < -1:
@@ -296,10 +322,10 @@ def csv_lines(
         _borrow(&pc[2], PyTuple_GET_ITEM(t_heads, router + 1), "router")
         for k in range(4):
             _borrow(&pc[3 + k], PyTuple_GET_ITEM(t_prov, r[A_PROV + k]), "provenance")
-        _borrow(&pc[7], PyList_GET_ITEM(prefixes, src_route + 1), "prefix")
-        _borrow(&pc[8], PyList_GET_ITEM(prefixes, dst_route + 1), "prefix")
-        _borrow(&pc[9], PyList_GET_ITEM(paths, src_route + 1), "AS path")
-        _borrow(&pc[10], PyList_GET_ITEM(paths, dst_route + 1), "AS path")
+        _route_piece(&pc[7], rtext, rsize, roffs, 2 * (src_route + 1))  # prefixes
+        _route_piece(&pc[8], rtext, rsize, roffs, 2 * (dst_route + 1))
+        _route_piece(&pc[9], rtext, rsize, roffs, 2 * (src_route + 1) + 1)  # AS paths
+        _route_piece(&pc[10], rtext, rsize, roffs, 2 * (dst_route + 1) + 1)
         _borrow(&pc[11], <PyObject*>last, "tail")
         need = 16 + 9 * NUMBER_ROOM
         for k in range(12):

@@ -17,6 +17,7 @@ the two byte for byte.
 from __future__ import annotations
 
 import os
+from array import array
 from collections.abc import Callable
 from typing import Any
 
@@ -92,23 +93,35 @@ def supports(flow_columns: tuple, answer_columns: tuple) -> bool:
 
 
 class _RoutePieces:
-    """A stream's routes as CSV pieces, route k at item k + 1 (item 0: no
+    """A stream's routes as CSV pieces, route k at row k + 1 (row 0: no
     route): its prefix (empty for none) and its AS path (``"65001
     {65002,65003}"``), made once per stream, as
     :class:`attribution.enrich_arrow._RouteTable` makes the values
-    pyarrow.csv writes."""
+    pyarrow.csv writes. One table: the pieces' bytes in ``text``, row j's
+    prefix at ``offsets[2j]:offsets[2j + 1]``, its path up to ``offsets[2j +
+    2]``. Why not a bytes object a piece: the assembler read each one's
+    header, a cache miss a piece over thousands of routes (four a record)."""
 
     def __init__(self) -> None:
-        self.prefixes: list[bytes] = [b""]
-        self.paths: list[bytes] = [quoted(csv_path([]))]
+        self.text = bytearray()
+        self.offsets = array("q", [0])
+        self._add(b"", quoted(csv_path([])))
+
+    def _add(self, prefix: bytes, path: bytes) -> None:
+        self.text += prefix
+        self.offsets.append(len(self.text))
+        self.text += path
+        self.offsets.append(len(self.text))
+
+    def __len__(self) -> int:
+        return (len(self.offsets) - 1) // 2
 
     def upto(self, routes: RouteDictionary, rows: int) -> None:
         from attribution.enrich_arrow import _route_row
 
-        for k in range(len(self.prefixes) - 1, rows - 1):
+        for k in range(len(self) - 1, rows - 1):
             row = _route_row(routes.routes[k])
-            self.prefixes.append(b"" if row[0] is None else quoted(row[0]))
-            self.paths.append(quoted(csv_path(row[8])))
+            self._add(b"" if row[0] is None else quoted(row[0]), quoted(csv_path(row[8])))
 
 
 def _tail(
@@ -176,8 +189,8 @@ def csv_lines(
         [quoted(e) for e in got["exporters"]],
         rec.view(np.uint8),
         [b"", *(quoted(r) for r in answers.routers)],
-        pieces.prefixes,
-        pieces.paths,
+        pieces.text,
+        pieces.offsets,
         _PROVENANCE,
         tail,
         errors,

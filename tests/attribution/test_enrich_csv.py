@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import random
+from array import array
 
 import numpy as np
 import pytest
@@ -229,11 +230,18 @@ def test_bad_column_buffers_raise():
     rec = np.zeros(n, dtype=RECORD_DTYPE)
     for k in ("router", "src_route", "dst_route", "override"):
         rec[k] = -1
-    prefixes = [b"", b'"p"']
-    paths = [b'""', b'"1"']
+    route_text = bytearray(b'""' + b'"p""1"')  # row 0: no prefix, path ""; row 1: "p", "1"
+    route_offsets = array("q", [0, 0, 2, 5, 8])
     prov = [b'"none"'] * 256
 
-    def call(flows=flows, time=text, formats=(b'"goflow2"',), exporters=(b'"e"',), heads=(b"",)):
+    def call(
+        flows=flows,
+        time=text,
+        formats=(b'"goflow2"',),
+        exporters=(b'"e"',),
+        heads=(b"",),
+        offsets=route_offsets,
+    ):
         return ec.CSV_COMPILED.csv_lines(
             flows,
             time,
@@ -241,8 +249,8 @@ def test_bad_column_buffers_raise():
             list(exporters),
             rec.view(np.uint8),
             list(heads),
-            prefixes,
-            paths,
+            route_text,
+            offsets,
             prov,
             lambda o, f: b"x\n",
             {},
@@ -278,6 +286,21 @@ def test_bad_column_buffers_raise():
         call(exporters=())
     with pytest.raises(IndexError):
         call(formats=())
+    # the route table: row 1's pieces for route 0, checked offsets
+    rec["src_route"][1] = 0
+    routed = b",,0,0,0,0," + b'"none",' * 4 + b'"p",,"1","",x' + b"\n"
+    assert bytes(call()) == (
+        b'"goflow2","a","e","a","a",0,0,"a","a",0,0,0' + answer
+        + b'"goflow2","b","e","b","b",0,0,"b","b",0,0,0' + routed
+    )  # fmt: skip
+    for offsets in (array("q", [0, 0, 2, 5, 9]), array("q", [0, 0, 2, 1, 8])):
+        with pytest.raises(ValueError, match="outside the route text"):
+            call(offsets=offsets)
+    with pytest.raises(ValueError, match="two a row"):
+        call(offsets=array("q", [0, 0, 2, 5]))
+    with pytest.raises(IndexError):
+        call(offsets=array("q", [0, 0, 2]))  # route 0 not in a one-row table
+    rec["src_route"][1] = -1
 
 
 def test_seconds_repr_is_reprs_or_leaves_it_to_dtoa():
