@@ -45,6 +45,7 @@ names, so ``from ribd.rib import ...`` keeps working):
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
@@ -476,6 +477,15 @@ class Rib(SessionHandling, Maintenance, Reads, Withdrawals):
         table.merged()
         return moved
 
+
+# ``apply_many`` compiled (ribd/_apply.pyx: a table load's two short paths in C)
+# where setup.py built it; the method above stays the reference and fallback.
+PY_APPLY_MANY = Rib.apply_many
+with contextlib.suppress(ImportError):
+    from ribd._apply import apply_many as _compiled_apply_many
+
+    Rib.apply_many = _compiled_apply_many  # type: ignore[method-assign]
+APPLY_COMPILED = Rib.apply_many is not PY_APPLY_MANY
 
 __all__ = [
     "GC_PER_STEP",
