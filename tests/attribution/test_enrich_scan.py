@@ -753,3 +753,70 @@ def test_json_log_lines_write_the_same_bytes_with_either_reader(server, tmp_path
     assert (got[0], got[3], got[4]) == (expected[0], expected[3], expected[4])
     if output == "json":
         assert b'"ip6_router" : "::1","router":' in got[0]  # the comma and brace gone
+
+
+def _runs_of_near_copies(seed: int, n: int) -> list[bytes]:
+    """Lines that repeat the line before's members byte for byte, but one or two
+    (the scanner reads a member equal to the one at its position in the line
+    before as that one was read): values changed within the same length, keys
+    renamed at one byte, a member repeated as a duplicate after itself or its
+    key taking the place before it (the repeat then a duplicate), spaces
+    before a comma, an answer-named key, brackets near the depth bound in a
+    repeated member, cut lines, json-log endings, formats switched mid-run."""
+    rng = random.Random(seed)
+    base = [GOFLOW2, PMACCT, NFDUMP, NATIVE]
+    rec = dict(rng.choice(base))
+    out: list[bytes] = []
+    for _ in range(n):
+        if rng.random() < 0.02:
+            rec = dict(rng.choice(base))  # another format, the positions' memos stale
+        line = dict(rec)
+        op = rng.randrange(12)
+        key = rng.choice(sorted(line))
+        if op == 1:
+            line[key] = rng.choice([None, True, 0, -1, 1 << 63, "", "x", [1, [2]], {"a": 1}])
+        elif op == 2:
+            line = {(k[:-1] + "X" if k == key else k): v for k, v in line.items()}
+        elif op == 3:
+            line["src_prefix"] = "10.0.0.0/8"  # an answer name: the Python reader's
+        elif op == 4:
+            line["deep"] = [[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]
+        rec = line if rng.random() < 0.3 else rec  # sometimes the change stays
+        text = json.dumps(line, separators=(",", ":")).encode()
+        if op == 0:  # one digit changed: a value (or a key) of the same length
+            digits = [i for i, c in enumerate(text) if 48 <= c <= 57]
+            if digits:
+                i = rng.choice(digits)
+                text = text[:i] + str((text[i] - 47) % 10).encode() + text[i + 1 :]
+        elif op == 5:  # the member at a position repeated right after itself
+            first = text.index(b",") + 1
+            end = text.index(b",", first) + 1
+            text = text[:end] + text[first:end] + text[end:]
+        elif op == 10 and text.count(b",") >= 2:  # the next member's key first: a duplicate
+            end = text.index(b",") + 1
+            key2 = text[end : text.index(b":", end)]
+            text = b"{" + key2 + b":0," + text[end:]
+        elif op == 6:
+            text = text.replace(b",", b" ,", 1)
+        elif op == 7:
+            text = text[: rng.randrange(len(text))]
+        elif op == 8:
+            text = text[:-1] + b",}"
+        elif op == 9:
+            text = text[:-1] + b',"b":' + b"[" * 17 + b"]" * 17 + b"}"  # over the bound with "deep"
+        out.append(text)
+    return out
+
+
+@needs_scanner
+@pytest.mark.parametrize("seed", [31, 32, 33])
+def test_near_copies_of_the_line_before_read_as_the_python_reader_reads_them(seed):
+    """The member memo (a member equal to the line before's at its position is
+    not read again) changes no record, row, packed field, error or counter."""
+    lines = _runs_of_near_copies(seed, 3000)
+    for size in (1, 7, 4096):
+        expected = _read(lines, None, compiled=False, size=size)
+        for whole in (True, False):
+            got = _read(lines, None, compiled=True, size=size, whole=whole)
+            assert got[:3] == expected[:3]
+            assert got[3] > 300  # the scanner took many of them
