@@ -75,7 +75,7 @@ def announce_load(rib, ev):
 
 cdef bint _announce_load(rib, ev) except -1:
     """``Rib._announce``'s two short paths of a table load, or False (nothing written)."""
-    cdef Py_ssize_t n, i, missing = 0, slot, width, added, before
+    cdef Py_ssize_t n, i, missing = 0, slot, width
     cdef PyObject *found
     cdef PyObject *first = NULL
     cdef bint same = True
@@ -97,36 +97,29 @@ cdef bint _announce_load(rib, ev) except -1:
     n = PySequence_Fast_GET_SIZE(seq)
     if n == 0:
         return False
-    # One probe of the delta per prefix (``ribload.probe``), noting whether every
-    # prefix found holds one object (``ribload.one_entry``'s first half).
-    for i in range(n):
-        found = PyDict_GetItemWithError(delta, <object>PySequence_Fast_GET_ITEM(seq, i))
-        if found == NULL or <object>found is None:
-            missing += 1
-        elif first == NULL:
-            first = found
-        elif found != first:
-            same = False
     slot = fs.slot
     attrs = ev.attributes
     entries = table._entries
     changes = table.changes
     if not isinstance(changes, list) or not isinstance(entries, dict):
         return False
-    if missing == n:
-        # Every prefix new: the entry of this one path, built and interned once,
-        # for all of them (a prefix twice is added once, as dict.update adds it).
-        fresh = _entry_of(slot, attrs)
-        fresh = <object>PyDict_SetDefault(entries, fresh, fresh)  # (a borrowed reference)
-        before = PyDict_Size(delta)
-        for i in range(n):
-            prefix = <object>PySequence_Fast_GET_ITEM(seq, i)
-            PyDict_SetItem(delta, prefix, fresh)
-            PyList_Append(changes, prefix)
-        added = PyDict_Size(delta) - before
-        fs.prefixes += added
-        fs.paths += added
-    elif missing:
+    key = <object>PySequence_Fast_GET_ITEM(seq, 0)
+    found = PyDict_GetItemWithError(delta, key)
+    if found == NULL:
+        # The first prefix is new: most likely all are (the first router's load).
+        return _insert_all_new(fs, table, seq, n, slot, attrs, delta, entries, changes)
+    # One probe of the delta per prefix (``ribload.probe``), noting whether every
+    # prefix found holds one object (``ribload.one_entry``'s first half).
+    for i in range(n):
+        if i:
+            found = PyDict_GetItemWithError(delta, <object>PySequence_Fast_GET_ITEM(seq, i))
+        if found == NULL or <object>found is None:
+            missing += 1
+        elif first == NULL:
+            first = found
+        elif found != first:
+            same = False
+    if missing:
         return False  # partly held: the general loop's
     else:
         # ``Rib._announce_shared``: its conditions, each checked before any write.
@@ -169,13 +162,43 @@ cdef bint _announce_load(rib, ev) except -1:
             found = PyDict_GetItemWithError(entries, entry)
             if found != NULL and <object>found is entry:
                 PyDict_DelItem(entries, entry)
-    # The tally (as ``Rib._announce`` ends): writes, ``table.note_slots(slot)``,
-    # ``table.forget_changes_if_behind()``.
-    n = len(prefixes)
+    _tally(fs, table, n, slot, changes)
+    return True
+
+
+cdef bint _insert_all_new(fs, table, seq, Py_ssize_t n, Py_ssize_t slot, attrs, delta, dict entries, list changes) except -1:
+    """Every prefix new to the delta (its first one is): the entry of this one
+    path, built and interned once, for all of them. One walk of the delta per
+    prefix (``PyDict_SetDefault``, its size telling whether the key was new)
+    where probe-then-insert took two. A prefix found held, or twice, undoes the
+    keys added and returns False: ``Rib._announce`` then finds what the
+    reference finds (``fresh`` interned, as it interns it whenever a prefix is new)."""
+    cdef Py_ssize_t i, j, size
+    fresh = _entry_of(slot, attrs)
+    fresh = <object>PyDict_SetDefault(entries, fresh, fresh)  # (a borrowed reference)
+    size = PyDict_Size(delta)
+    for i in range(n):
+        PyDict_SetDefault(delta, <object>PySequence_Fast_GET_ITEM(seq, i), fresh)
+        if PyDict_Size(delta) == size:  # held already, or this UPDATE's twice
+            for j in range(i):  # (the keys added last: Delta's length count holds)
+                PyDict_DelItem(delta, <object>PySequence_Fast_GET_ITEM(seq, j))
+            return False
+        size += 1
+    for i in range(n):
+        PyList_Append(changes, <object>PySequence_Fast_GET_ITEM(seq, i))
+    fs.prefixes += n
+    fs.paths += n
+    _tally(fs, table, n, slot, changes)
+    return True
+
+
+cdef int _tally(fs, table, Py_ssize_t n, Py_ssize_t slot, list changes) except -1:
+    """As ``Rib._announce`` ends: the writes, ``table.note_slots(slot)``,
+    ``table.forget_changes_if_behind()``."""
     table.writes += n
     fs.writes += n
     table.slot_seq[slot] = table.changes_start + len(changes)
     if len(changes) > _table_module.MAX_CHANGE_LOG:
         table.changes_start += len(changes)
         changes.clear()
-    return True
+    return 0

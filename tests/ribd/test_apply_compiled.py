@@ -185,7 +185,16 @@ def test_the_short_paths_take_a_load_and_leave_the_rest() -> None:
         assert not announce_load(rib, RoutesAnnounced(ROUTERS[0], V4, old, (1,) * 6, b))
         assert not announce_load(rib, RoutesAnnounced(ROUTERS[0], V4, (), None, b))
         assert not announce_load(rib, RoutesAnnounced(ROUTERS[0], V4, old, None, b))
-    assert "10.9.0.0/24" not in rib.tables[V4].store.delta  # nothing written when not taken
+    delta = rib.tables[V4].store.delta
+    assert "10.9.0.0/24" not in delta  # nothing written when not taken
+    # New first, then one held, or one twice: the keys added are taken out again.
+    keys, lengths = list(delta), delta.lengths()
+    with rib.lock:
+        for odd in (("10.7.0.0/23", "10.7.2.0/25", old[0]), ("10.7.0.0/23", "10.7.0.0/23")):
+            assert not announce_load(rib, RoutesAnnounced(ROUTERS[0], V4, odd, None, b))
+            assert list(delta) == keys and delta.lengths() == lengths
+    rib.apply_many([RoutesAnnounced(ROUTERS[0], V4, ("10.7.2.0/25",), None, b)])
+    assert delta.lengths() == [25, 24]
     rib._merge(rib.tables[V4])
     with rib.lock:  # prefixes in the arrays: the general loop's
         assert not announce_load(rib, RoutesAnnounced(ROUTERS[0], V4, ("10.8.0.0/24",), None, b))
