@@ -297,3 +297,28 @@ def test_the_compiled_decoders_memoised_tuples_are_out_of_the_cyclic_gc() -> Non
     assert rawattrs._COMMUNITIES[communities] == ((65001 << 16) | 3, (65001 << 16) | 7)
     assert rawattrs._CLUSTERS[cluster] == ("10.0.0.1", "10.0.0.2")
     assert [gc.is_tracked(t) for t in held] == [False] * len(held)
+
+
+def test_the_compiled_texts_are_ordinary_strings() -> None:
+    """The prefix and next-hop texts are written straight into new ASCII strings
+    (ribd._rawnlri): they must hash, compare and look up as the same texts made in
+    Python do (a dict keyed by the literal finds them), IPv6 included."""
+    v6_hop = socket.inet_pton(socket.AF_INET6, "2001:db8::1")
+    bodies = [
+        update(
+            attributes=basic_attributes([64496]),
+            nlri=prefix("10.128.0.0/9") + prefix("192.0.2.0/24"),
+        ),
+        update(
+            attributes=basic_attributes([64496], next_hop="")
+            + mp_reach(2, v6_hop, prefix("2001:db8:ab::/48"))
+        ),
+    ]
+    _, compiled = pair()
+    texts = {"10.128.0.0/9", "192.0.2.0/24", "2001:db8:ab::/48", "192.0.2.1", "2001:db8::1"}
+    for body in bodies:
+        for ev in compiled.decode(PEER, body, CAPS[0]):
+            for text in (*ev.prefixes, ev.attributes.next_hop):
+                assert type(text) is str and text.isascii() and text in texts
+                assert hash(text) == hash("".join(list(text)))
+                assert {t: t for t in texts}[text] == text
