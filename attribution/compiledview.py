@@ -155,30 +155,35 @@ class CompiledView:
 
     def route(self, i: int) -> RouteMatch:
         made = self.made
+        made.touch()
         m = made.get(i)
         if m is None:
-            if len(made) >= MADE_ROUTES:
-                made.clear()
-            m = made[i] = self._make_route(i)
-            routecache.BUDGET.added(made, 1)
+            m = self._make_route(i)
+            if made.admits(1, len(made), MADE_ROUTES):
+                made[i] = m
+                routecache.BUDGET.added(made, 1)
         return m
 
     def routes(self, leaves: list[int]) -> list[RouteMatch]:
         """``route`` of each of ``leaves`` (distinct), read in one ``map``:
         a batch with routes names thousands, and a ``route`` call each was
-        most of the route dictionary's cost (``batch_routes``)."""
+        most of the route dictionary's cost (``batch_routes``). New routes
+        are kept while the view's and the process's room allow
+        (``routecache``)."""
         made = self.made
+        made.touch()
         out = list(map(made.get, leaves))
         missing = list(compress(leaves, map(not_, out)))  # (not: no __eq__ calls)
         if missing:
-            if len(made) + len(missing) > MADE_ROUTES:
-                made.clear()
             make = self._make_route
-            for i in missing:
-                made[i] = make(i)
-            routecache.BUDGET.added(made, len(missing))
-            # (made.get or make: another request's thread may have cleared made)
-            out = [m or made.get(i) or make(i) for m, i in zip(out, leaves, strict=True)]
+            if made.admits(len(missing), len(made), MADE_ROUTES):
+                for i in missing:
+                    made[i] = make(i)
+                routecache.BUDGET.added(made, len(missing))
+                # (made.get or make: another request's thread may have emptied made)
+                out = [m or made.get(i) or make(i) for m, i in zip(out, leaves, strict=True)]
+            else:
+                out = [m or make(i) for m, i in zip(out, leaves, strict=True)]
         return out
 
     def pairs(self, name: str, leaves: np.ndarray) -> np.ndarray:
@@ -190,10 +195,12 @@ class CompiledView:
         a dict, was most of what numbering them cost (``batch_routes``);
         here a view pays a search and a take, Python only for new routes.
         Kept in ``made`` (a patch's routes start again), per name (a renamed
-        router starts again); a batch replaces them, never changes arrays
+        router starts again), while the view's and the process's room allow
+        (``routecache``); a batch replaces them, never changes arrays
         another thread's batch may read."""
         cache = self.made
-        held = cache.named
+        cache.touch()
+        read = held = cache.named
         if held is None or held[0] != name:
             held = (name, _NO_LEAVES, _NO_PAIRS)
         keys, objs = held[1], held[2]
@@ -208,12 +215,17 @@ class CompiledView:
         out = np.empty(len(leaves), dtype=object)
         out[found] = objs.take(at[found])
         out[~found] = made
-        if len(keys) + len(new) > MADE_ROUTES:  # start again from this call's
-            keys, objs = leaves.copy(), out.copy()
-        else:
-            keys, objs = np.insert(keys, at[~found], new), np.insert(objs, at[~found], made)
-        cache.named = (name, keys, objs)
-        routecache.BUDGET.added(cache, len(new))
+        if cache.named is not read:  # emptied (or replaced) meanwhile: start from this call's
+            if cache.admits(len(leaves), 0, MADE_ROUTES):
+                cache.named = (name, leaves.copy(), out.copy())
+                routecache.BUDGET.added(cache, len(leaves))
+        elif cache.admits(len(new), len(keys), MADE_ROUTES):
+            if cache.named is None and len(keys):  # emptied by admits
+                keys, objs = leaves.copy(), out.copy()
+            else:
+                keys, objs = np.insert(keys, at[~found], new), np.insert(objs, at[~found], made)
+            cache.named = (name, keys, objs)
+            routecache.BUDGET.added(cache, len(new))
         return out
 
     def _make_route(self, i: int) -> RouteMatch:

@@ -12,11 +12,18 @@ many prefixes would have held ~1.2 GB per family, ~30 bytes per (router,
 prefix) of the full table, more than the whole RIB.
 
 So the caches share one budget, ``ROUTE_CACHE_BUDGET`` routes for the
-process (~36 MB): when the routes held pass it, the largest caches are
-emptied until at most half the budget is held (they fill again from the
-next batches; half, so that a recount is paid once per half a budget of
-new routes, not on every call). Which caches exist is kept weakly: a view
-dropped takes its cache with it, uncounted.
+process (~36 MB). Once it is full, new routes are still made for the batch
+that asks, but not kept (``admits`` is False): the routes kept stay, and a
+working set larger than the budget costs in proportion to what is missing
+(a cache refused more than it holds starts again: ``RouteCache.admits``).
+Emptying caches to make room did not: with batches spread over 64 routers
+whose routes were a little more than the budget, emptying the least
+recently used caches to half the budget cut the with-routes rate 3.5x
+(1.26 -> 0.36 M flows/CPU-s at a fifth of the table, ``bench.bulk_routers``),
+each batch remaking what the last one dropped. Room comes back as views go
+(a patch or a rebuild replaces a view and its cache; the budget knows caches
+weakly, so a dropped one leaves uncounted) and from caches not read for
+``IDLE_SECONDS`` (a router whose flows stopped), emptied at the next recount.
 
 Emptying another thread's cache is safe: readers take ``made.get(i) or
 make(i)`` (a route is remade, never wrong), and ``named`` is replaced
@@ -26,11 +33,14 @@ whole, never changed in place.
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 
 import numpy as np
 
 ROUTE_CACHE_BUDGET = 131_072  # routes kept by all views together (~36 MB)
+IDLE_SECONDS = 60.0  # a cache not read for this long is emptied when room is needed
+RECOUNT_SECONDS = 1.0  # while full, how often the caches are recounted
 
 
 class RouteCache(dict):
@@ -40,11 +50,35 @@ class RouteCache(dict):
     numbers sorted, their (name, route) pairs), what ``CompiledView.pairs``
     returns; None until a batch asks."""
 
-    __slots__ = ("__weakref__", "named")
+    __slots__ = ("__weakref__", "named", "refused", "used")
 
     def __init__(self) -> None:
         super().__init__()
         self.named: tuple[str, np.ndarray, np.ndarray] | None = None
+        self.used = 0.0  # time.monotonic() at its last read (``touch``)
+        self.refused = 0  # routes it could not keep since it last started
+
+    def admits(self, count: int, size: int, cap: int) -> bool:
+        """Whether ``count`` new routes may join a structure of this cache
+        now holding ``size`` (of at most ``cap``: a view's own limit) under
+        the process's budget. A cache refused more routes than it holds
+        serves its batches badly (what it kept is not what they ask):
+        it starts again, at most once per that many misses, so a
+        working set larger than the room costs at most about twice its
+        misses, never every route of every batch."""
+        if size + count <= cap and BUDGET.admits():
+            return True
+        self.refused += count
+        BUDGET.refused += count
+        if self.refused > self.held():
+            BUDGET.release(self.held())
+            self.empty()
+            return count <= cap and BUDGET.admits()
+        return False
+
+    def touch(self) -> None:
+        """Mark this cache read now (every batch that reads it, hits or not)."""
+        self.used = time.monotonic()
 
     def held(self) -> int:
         """Routes this cache holds (the pairs hold the same routes)."""
@@ -53,37 +87,61 @@ class RouteCache(dict):
 
     def empty(self) -> None:
         self.named = None
+        self.refused = 0
         self.clear()
 
 
 class _Budget:
-    """Counts the routes the caches were given since the last recount; past
-    the budget, recounts them all and empties the largest."""
+    """Counts the routes kept since the last recount; past the budget,
+    recounts them all, empties idle caches, and stops admitting new routes
+    while the rest still fill it."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         # by id: a dict (subclass) has no hash; an entry goes with its cache
         self._caches: weakref.WeakValueDictionary[int, RouteCache] = weakref.WeakValueDictionary()
-        self._added = 0  # routes added since the last recount (an upper bound)
-        self._held = 0  # routes held at the last recount
-        self.emptied = 0  # caches emptied so far (for tests and stats)
+        self._held = 0  # routes held at the last recount, plus those kept since
+        self._recounted = 0.0
+        self.full = False
+        self.emptied = 0  # idle caches emptied so far (stats, tests)
+        self.refused = 0  # routes made but not kept for want of room (stats, tests)
+
+    def admits(self) -> bool:
+        """Whether new routes may be kept now (a recount at most once a
+        ``RECOUNT_SECONDS`` while full, so room made by views that went is
+        found)."""
+        if not self.full:
+            return True
+        if time.monotonic() - self._recounted >= RECOUNT_SECONDS:
+            with self._lock:
+                self._recount()
+        return not self.full
 
     def added(self, cache: RouteCache, count: int) -> None:
-        """``cache`` was given ``count`` new routes."""
+        """``cache`` kept ``count`` new routes."""
         with self._lock:
             self._caches[id(cache)] = cache
-            self._added += count
-            if self._held + self._added <= ROUTE_CACHE_BUDGET:
-                return
-            caches = sorted(self._caches.values(), key=RouteCache.held, reverse=True)
-            held = sum(c.held() for c in caches)
-            for c in caches:
-                if held <= ROUTE_CACHE_BUDGET // 2:
-                    break
-                held -= c.held()
+            self._held += count
+            if self._held >= ROUTE_CACHE_BUDGET:
+                self._recount()
+
+    def release(self, count: int) -> None:
+        """A cache emptied itself of ``count`` routes."""
+        with self._lock:
+            self._held = max(0, self._held - count)
+            self.full = self._held >= ROUTE_CACHE_BUDGET
+
+    def _recount(self) -> None:
+        now = time.monotonic()
+        caches = list(self._caches.values())
+        held = 0
+        for c in caches:
+            if c.held() and now - c.used >= IDLE_SECONDS:
                 c.empty()
                 self.emptied += 1
-            self._held, self._added = held, 0
+            held += c.held()
+        self._held, self._recounted = held, now
+        self.full = held >= ROUTE_CACHE_BUDGET
 
     def held(self) -> int:
         """Routes all caches hold now (a recount)."""
