@@ -365,7 +365,7 @@ cdef int _parse(const uint8_t* p, Py_ssize_t n, Line* ln, bint open_end) noexcep
 
     A member equal byte for byte, its comma included, to the line before's at
     its position (MemberMemo) is taken as that one was read: one compare
-    instead of ~130 instructions (bench.enrich's goflow2 lines repeat 15 of
+    instead of ~130 instructions (bench.enrich's goflow2 lines repeat 14 of
     their 22 members; a collector's repeat its type, exporter, sampling rate,
     MACs, zero fields). A position whose member changed is
     not remembered again for 16 lines, then 32, ... (a varying member costs
