@@ -1,4 +1,5 @@
-"""The route objects compiled views keep for reuse, bounded for the whole process.
+"""The route objects compiled views keep for reuse, bounded for the whole
+process.
 
 A batch that asks for routes gets ``RouteMatch`` objects (and ``(router
 name, route)`` pairs for its route dictionary), made from a view's columns
@@ -7,27 +8,34 @@ what such a batch cost, so each view keeps the ones it made: a
 ``RouteCache``. Each costs ~276 bytes a route (the object, its prefix text,
 the dict slot, the pair; measured with tracemalloc on the real table), and
 one view keeps at most ``compiledview.MADE_ROUTES`` (65,536: ~18 MB). With
-one cache per view that was per router: 64 routers asking for routes of
-many prefixes would have held ~1.2 GB per family, ~30 bytes per (router,
-prefix) of the full table, more than the whole RIB.
+one cache per view that was per router: 64 routers asking for routes of many
+prefixes would have held ~1.2 GB per family, ~30 bytes per (router, prefix)
+of the full table, more than the whole RIB.
 
 So the caches share one budget, ``ROUTE_CACHE_BUDGET`` routes for the
-process (~36 MB). Once it is full, new routes are still made for the batch
-that asks, but not kept (``admits`` is False): the routes kept stay, and a
-working set larger than the budget costs in proportion to what is missing
-(a cache refused more than it holds starts again: ``RouteCache.admits``).
-Emptying caches to make room did not: with batches spread over 64 routers
-whose routes were a little more than the budget, emptying the least
-recently used caches to half the budget cut the with-routes rate 3.5x
-(1.26 -> 0.36 M flows/CPU-s at a fifth of the table, ``bench.bulk_routers``),
-each batch remaking what the last one dropped. Room comes back as views go
-(a patch or a rebuild replaces a view and its cache; the budget knows caches
-weakly, so a dropped one leaves uncounted) and from caches not read for
-``IDLE_SECONDS`` (a router whose flows stopped), emptied at the next recount.
+process (~72 MB, ~2 B per (router, prefix) at 64 full routers; the
+``bench.bulk_routers`` working set with routes at 64 routers is ~132k routes
+at a fifth of the table, ~151k at half: it fits). Once it is full, new
+routes are still made for the batch that asks, but not kept (``admits`` is
+False): the routes kept stay, and a working set larger than the budget costs
+in proportion to what is missing (a cache refused more than it holds starts
+again: ``RouteCache.admits``). Emptying caches to make room did not: with
+batches spread over 64 routers whose routes were a little more than the
+budget, emptying the least recently used caches to half the budget cut the
+with-routes rate 3.5x (1.26 -> 0.36 M flows/CPU-s at a fifth of the table,
+``bench.bulk_routers``), each batch remaking what the last one dropped.
+Known limit: with the budget full, a router whose flows start (or grow)
+keeps no new routes until others' caches idle out or are replaced (at a
+131,072 budget, half table, flows moved from 64 routers to one: 0.49 against
+1.98 M flows/CPU-s with routes for the first seconds). Room comes back as
+views go (a patch or a rebuild replaces a view and its cache; the budget
+knows caches weakly, so a dropped one leaves uncounted) and from caches not
+read for ``IDLE_SECONDS`` (a router whose flows stopped), emptied at the
+next recount.
 
 Emptying another thread's cache is safe: readers take ``made.get(i) or
-make(i)`` (a route is remade, never wrong), and ``named`` is replaced
-whole, never changed in place.
+make(i)`` (a route is remade, never wrong), and ``named`` is replaced whole,
+never changed in place.
 """
 
 from __future__ import annotations
@@ -38,7 +46,7 @@ import weakref
 
 import numpy as np
 
-ROUTE_CACHE_BUDGET = 131_072  # routes kept by all views together (~36 MB)
+ROUTE_CACHE_BUDGET = 262_144  # routes kept by all views together (~72 MB)
 IDLE_SECONDS = 60.0  # a cache not read for this long is emptied when room is needed
 RECOUNT_SECONDS = 1.0  # while full, how often the caches are recounted
 
