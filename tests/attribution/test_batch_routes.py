@@ -24,6 +24,15 @@ from tests.attribution.test_batch_flat import _columns
 from tests.attribution.test_bulk_many_exporters import _churn, _more_churn, flows, world
 
 
+def _compiled(rib, config) -> Resolver:
+    """A resolver with every router's views built."""
+    resolver = Resolver(rib, config, build_views_inline=False)
+    with rib.lock:
+        resolver.views.want_missing(list(rib.routers))
+    resolver.views.refresh()
+    return resolver
+
+
 def _resolve(resolver: Resolver, records: list[dict], routes, hops: bool) -> tuple:
     exporters, ex, src, dst, next_hop = _columns(records)
     res = resolver.resolve_columns(
@@ -58,11 +67,8 @@ def _check(resolver: Resolver, records: list[dict]) -> int:
 @pytest.mark.parametrize("seed", range(4))
 def test_view_routes_number_as_batch_routes(seed):
     rib, config, v4, v6 = world(seed, same_prefixes=seed == 2)
-    resolver = Resolver(rib, config, build_views_inline=False)
+    resolver = _compiled(rib, config)
     views = resolver.views
-    with rib.lock:
-        views.want_missing(list(rib.routers))
-    views.refresh()
     records = [f for f in flows(seed, v4, v6, 1500) if f["exporter"] != "not an address"]
     assert _check(resolver, records) > 100
     # Churn not compiled: routers 0, 3, 5 have changed prefixes (exact lookups).
@@ -84,10 +90,7 @@ def test_a_batch_numbers_view_routes_once_per_router_and_route():
     router, share their routes' entries: each (router, prefix, path id,
     stale) is named once."""
     rib, config, v4, v6 = world(0)
-    resolver = Resolver(rib, config, build_views_inline=False)
-    with rib.lock:
-        resolver.views.want_missing(list(rib.routers))
-    resolver.views.refresh()
+    resolver = _compiled(rib, config)
     records = [f for f in flows(0, v4, v6, 1500) if f["exporter"] != "not an address"]
     for flat in (False, True):
         saved, batch_flat.ENABLED = batch_flat.ENABLED, flat
@@ -114,10 +117,7 @@ def test_a_views_kept_pairs_are_its_routes_under_each_name(monkeypatch):
     from attribution.routecache import RouteCache
 
     rib, config, _, _ = world(1)
-    resolver = Resolver(rib, config, build_views_inline=False)
-    with rib.lock:
-        resolver.views.want_missing(list(rib.routers))
-    resolver.views.refresh()
+    resolver = _compiled(rib, config)
     view = max(resolver.views.current(), key=len)
     assert len(view) >= 60 and len(view.attribute_sets) > 1
     monkeypatch.setattr(compiledview, "MADE_ROUTES", 40)
@@ -148,10 +148,7 @@ def test_all_views_route_caches_stay_within_one_budget(monkeypatch):
     from attribution import routecache
 
     rib, config, v4, v6 = world(1)
-    resolver = Resolver(rib, config, build_views_inline=False)
-    with rib.lock:
-        resolver.views.want_missing(list(rib.routers))
-    resolver.views.refresh()
+    resolver = _compiled(rib, config)
     budget = 150
     monkeypatch.setattr(routecache, "ROUTE_CACHE_BUDGET", budget)
     monkeypatch.setattr(routecache, "BUDGET", routecache._Budget())
@@ -178,10 +175,7 @@ def test_a_dropped_views_routes_leave_the_budget(monkeypatch):
 
     monkeypatch.setattr(routecache, "BUDGET", routecache._Budget())
     rib, config, _, _ = world(2)
-    resolver = Resolver(rib, config, build_views_inline=False)
-    with rib.lock:
-        resolver.views.want_missing(list(rib.routers))
-    resolver.views.refresh()
+    resolver = _compiled(rib, config)
     view = max(resolver.views.current(), key=len)
     copy = CompiledView(
         **{
@@ -227,10 +221,7 @@ def test_a_full_budget_keeps_what_it_holds_and_restarts_a_cache_that_misses(monk
     monkeypatch.setattr(routecache, "ROUTE_CACHE_BUDGET", 20)
     monkeypatch.setattr(routecache, "BUDGET", routecache._Budget())
     rib, config, _, _ = world(3)
-    resolver = Resolver(rib, config, build_views_inline=False)
-    with rib.lock:
-        resolver.views.want_missing(list(rib.routers))
-    resolver.views.refresh()
+    resolver = _compiled(rib, config)
     a, b = sorted(resolver.views.current(), key=len)[-2:]
     assert len(a) >= 60 and a.made is not b.made
     kept = a.routes(list(range(20)))
