@@ -215,17 +215,17 @@ class CompiledView:
         out = np.empty(len(leaves), dtype=object)
         out[found] = objs.take(at[found])
         out[~found] = made
-        if cache.named is not read:  # emptied (or replaced) meanwhile: start from this call's
-            if cache.admits(len(leaves), 0, MADE_ROUTES):
-                cache.named = (name, leaves.copy(), out.copy())
-                routecache.BUDGET.added(cache, len(leaves))
-        elif cache.admits(len(new), len(keys), MADE_ROUTES):
-            if cache.named is None and len(keys):  # emptied by admits
-                keys, objs = leaves.copy(), out.copy()
+        # Emptied or replaced meanwhile (by ``routes`` above, or another
+        # thread): what ``keys`` held is gone, so this call's pairs start again.
+        gone = cache.named is not read
+        if cache.admits(*((len(leaves), 0) if gone else (len(new), len(keys))), MADE_ROUTES):
+            if gone or cache.named is not read:  # (admits itself may have emptied it)
+                keys, objs, kept = leaves.copy(), out.copy(), len(leaves)
             else:
                 keys, objs = np.insert(keys, at[~found], new), np.insert(objs, at[~found], made)
+                kept = len(new)
             cache.named = (name, keys, objs)
-            routecache.BUDGET.added(cache, len(new))
+            routecache.BUDGET.added(cache, kept)
         return out
 
     def _make_route(self, i: int) -> RouteMatch:

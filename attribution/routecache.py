@@ -108,7 +108,10 @@ class _Budget:
         self._lock = threading.Lock()
         # by id: a dict (subclass) has no hash; an entry goes with its cache
         self._caches: weakref.WeakValueDictionary[int, RouteCache] = weakref.WeakValueDictionary()
-        self._held = 0  # routes held at the last recount, plus those kept since
+        # Routes held at the last recount, plus those kept since: an upper
+        # bound (``pairs`` counts routes its ``routes`` call counted too; a
+        # recount sets it right), so the budget is never passed unnoticed.
+        self._held = 0
         self._recounted = 0.0
         self.full = False
         self.emptied = 0  # idle caches emptied so far (stats, tests)
