@@ -185,17 +185,10 @@ def _measure(resolver, k: int, flows, prefixes, profile: bool, label: str = "", 
     res = resolver.resolve_columns(exporters, spread[0][2], spread[0][0], spread[0][1])
     assert not res.errors, res.errors[:3]
 
-    def rate(exs, column_of, with_routes):
+    def rate(exs, column_of, with_routes, through=resolver):
         def call(i):
             s, d, ex = spread[i]
-            resolver.resolve_columns(exs, column_of(ex), s, d, with_routes=with_routes)
-
-        return timed(call, BATCH, len(spread))
-
-    def rate_alone(one_router, with_routes):
-        def call(i):
-            s, d, _ = spread[i]
-            one_router.resolve_columns(exporters[:1], one, s, d, with_routes=with_routes)
+            through.resolve_columns(exs, column_of(ex), s, d, with_routes=with_routes)
 
         return timed(call, BATCH, len(spread))
 
@@ -221,7 +214,7 @@ def _measure(resolver, k: int, flows, prefixes, profile: bool, label: str = "", 
                 elif side == "one":
                     got = rate(exporters[:1], lambda ex: one, with_routes)
                 else:
-                    got = rate_alone(alone, with_routes)
+                    got = rate(exporters[:1], lambda ex: one, with_routes, alone)
                 best[(with_routes, side)] = max(best.get((with_routes, side), 0.0), got)
     out = {
         "routers": k,
