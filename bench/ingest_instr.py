@@ -65,16 +65,14 @@ def write_cache(routers: int) -> Path:
 def run_stage(stage: str, routers: int, count: int) -> None:
     """One stage, in this process (under callgrind when the driver runs it)."""
     from attribution.service import tune_gc
-    from ribd.parser import ExabgpParser
-    from ribd.rib import Rib
+    from bench.ingest import new_rib
 
     data = cache_path(routers).read_bytes()
     lines = data.split(b"\n")[:-1]
     del data
     # The session lines first, then the first ``count`` UPDATE lines.
     lines = lines[: 2 * routers + count] if count else lines  # 0: all
-    rib = Rib()
-    parse = ExabgpParser(rib.interner).parse
+    rib, parse = new_rib()
     tune_gc()
     if stage == "none":
         return
