@@ -72,6 +72,7 @@ class ServiceCollector(Collector):
         yield GaugeMetricFamily(
             "attribution_views", "Compiled lookup views in use.", value=len(s.views.current())
         )
+        yield from _route_caches()
         yield _refused_calls()
         yield GaugeMetricFamily(
             "attribution_health_serving",
@@ -307,6 +308,35 @@ class ServiceCollector(Collector):
             routers.add_metric(label, count)
             relay.add_metric(label, relays.get(worker, 0))
         yield from (up, restarts, routers, relay)
+
+
+def _route_caches() -> Iterator[Metric]:
+    """The route objects views keep for batches with routes, under one
+    budget for the process (``attribution.routecache``): how full it is, and
+    what a full budget costs (routes made and not kept; idle caches emptied)."""
+    from attribution import routecache
+
+    budget = routecache.BUDGET
+    yield GaugeMetricFamily(
+        "attribution_route_cache_routes",
+        "Route objects kept by compiled views for batches with routes.",
+        value=budget.held(),
+    )
+    yield GaugeMetricFamily(
+        "attribution_route_cache_budget_routes",
+        "Most route objects all views keep together (about 276 bytes each).",
+        value=routecache.ROUTE_CACHE_BUDGET,
+    )
+    yield CounterMetricFamily(
+        "attribution_route_cache_refused_routes",
+        "Routes made for a batch but not kept, the budget being full.",
+        value=budget.refused,
+    )
+    yield CounterMetricFamily(
+        "attribution_route_cache_emptied",
+        "Views' route caches emptied to make room, unread for a few seconds.",
+        value=budget.emptied,
+    )
 
 
 def _refused_calls() -> Metric:

@@ -175,6 +175,14 @@ def test_scrape_counts_flows_by_rpc_and_shape_and_errors_by_code(story):
     assert grew("attribution_rpc_requests_total", rpc="LookupRoute", code="INVALID_ARGUMENT") == 1
     assert metric(after, "attribution_view_builds_total") >= 2  # both families, after End-of-RIB
     assert metric(after, "attribution_view_build_seconds_total") > 0
+    from attribution import routecache
+
+    assert metric(after, "attribution_route_cache_budget_routes") == routecache.ROUTE_CACHE_BUDGET
+    # the stream's answers with routes kept their routes in the views' caches
+    assert metric(before, "attribution_route_cache_routes") == 0
+    assert metric(after, "attribution_route_cache_routes") > 0
+    assert metric(after, "attribution_route_cache_refused_routes_total") == 0
+    assert metric(after, "attribution_route_cache_emptied_total") == 0
 
 
 def test_log_has_one_json_object_per_line_with_the_standard_fields(story):
