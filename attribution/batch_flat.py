@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from attribution import batch_keep
 from attribution.answers import FALLBACK
 from attribution.batch_routes import number_views
 from attribution.batch_views import _take
@@ -69,10 +70,10 @@ def answer_flat(
     code = ex * 2 if every else ex[flows] * 2
     code += ~d_v4 if every else ~d_v4[flows]  # IPv4 first: the grouped path's order
     present = np.flatnonzero(np.bincount(code)).tolist()
-    plan = _plan(resolver, canon, present, routing)
+    plan = _kept_plan(resolver, canon, present, routing)
     if plan is None:
         return False
-    sources, routers, fallback, viewed = plan
+    sources, routers, viewed = plan.sources, plan.picked, plan.viewed
     # Each family's flows, and its IPv6 keys checked against the views'
     # prefixes longer than /64 (the exact path's), before anything is written.
     todo = []
@@ -88,21 +89,21 @@ def answer_flat(
             if any(np.isin(upper, long).any() for long in source.long_v6):
                 return False
         todo.append((v4, source, fi, fex))
-    # The router column and flags, per family (an exporter's IPv6 flows may
-    # go to a fallback router): routers numbered in code order, as the
-    # grouped path numbers its groups.
-    names = routing.names
+    # The router column and flags, per family: the plan's (``batch_keep.make``),
+    # routers numbered in code order as the grouped path numbers its groups.
     size = len(canon)
-    index = {v4: np.zeros(size, dtype=np.int32) for v4 in sources}
-    falls = {v4: np.zeros(size, dtype=bool) for v4 in sources}
-    for c, neighbor, is_fallback in zip(present, routers, fallback, strict=True):
-        index[not c & 1][c >> 1] = batch.router_index(names.get(neighbor, neighbor))
-        falls[not c & 1][c >> 1] = is_fallback
+    remap = None
+    if batch.routers:  # (a batch starts with none: never so far)
+        remap = np.array([batch.router_index(name) for name in plan.names], dtype=np.int32)
+    else:
+        batch.routers.update(plan.names)
     looked = []
     for v4, source, fi, fex in todo:
-        batch.router[fi] = index[v4].take(fex)
-        fb = falls[v4].take(fex)
-        if fb.any():
+        column = plan.index[v4].take(fex)
+        batch.router[fi] = column if remap is None else remap.take(column)
+        falls = plan.falls[v4]
+        if falls is not None:
+            fb = falls.take(fex)
             batch.flags[fi] |= np.where(fb, FALLBACK, 0).astype(batch.flags.dtype)
         looked.append((fi, fex, v4, *_look_family(source, fex, v4, fi, s_words, d_words)))
     route = None
@@ -242,11 +243,47 @@ def _offsets(packed, name: str, rows: dict[int, int], size: int) -> np.ndarray |
     return out if out.any() else None
 
 
-def _plan(
+def _kept_plan(
     resolver: Resolver, canon: list[str | None], present: list[int], routing: Routing
+) -> batch_keep.Kept | None:
+    """The plan of the last batch if nothing it read changed since
+    (``batch_keep``), else a new one (kept for the next batch); None when
+    a flow needs the grouped path."""
+    rib, views = resolver.rib, resolver.views
+    if resolver.build_views_inline and views._wanted:
+        return None  # the grouped path builds what is wanted first
+    kept = resolver.flat_plan
+    with rib.lock:
+        if (
+            kept is not None
+            and batch_keep.ENABLED
+            and batch_keep.still(resolver, kept, canon, present, routing)
+        ):
+            resolver.flat_plans_kept += 1
+            return kept
+        watch: list = []
+        families: set[str] = set()
+        plan = _plan(resolver, canon, present, routing, watch, families)
+        if plan is None:
+            return None
+        kept = batch_keep.make(resolver, canon, present, routing, plan, watch, families)
+    resolver.flat_plan = kept
+    return kept
+
+
+def _plan(
+    resolver: Resolver,
+    canon: list[str | None],
+    present: list[int],
+    routing: Routing,
+    watch: list,
+    families: set[str],
 ) -> tuple[dict[bool, _Source], list[str], list[bool], list[CompiledView]] | None:
     """Each present (exporter, family) code's router, and per family the
     source its keys are read from; None when a flow needs the grouped path.
+    Call under rib.lock. ``watch`` gets (router, family state, its table's
+    slot change numbers) of each router the picks consulted, ``families``
+    the families read: what ``batch_keep`` reads again to reuse the plan.
 
     The router pick (``routing.pick``) and the view check
     (``fastpath.as_is``: a view current at the table's change number, or
@@ -254,8 +291,6 @@ def _plan(
     and ``CompiledViews.usable_many`` make; here a view must also have no
     changed ranges."""
     rib, views = resolver.rib, resolver.views
-    if resolver.build_views_inline and views._wanted:
-        return None  # the grouped path builds what is wanted first
     chains = resolver._chains
     kept = chains.kept(routing)
     routers_of = rib.routers
@@ -266,31 +301,34 @@ def _plan(
     viewed: list[CompiledView] = []
     by_family: dict[bool, list[tuple[int, object]]] = {}
     seqs: dict[str, int] = {}
-    with rib.lock:
-        for c in present:
-            exporter = canon[c >> 1]
-            if exporter is None:
-                return None
-            chain = kept.get((exporter, exporter in routers_of))
-            if chain is None:
-                chain = chains.get(routing, routers_of, exporter)
-            family = IPV6_UNICAST if c & 1 else IPV4_UNICAST
-            hit = pick(routers_of, chain[0], chain[1], family)
-            if hit is None:
-                return None
-            neighbor, is_fallback, r, fs = hit
-            picked.append(neighbor)
-            fallback.append(is_fallback)
-            view = held_views.get((neighbor, family))
-            if view is None:
-                return None
-            seq = seqs.get(family)
-            if seq is None:
-                seq = seqs[family] = tables[family].change_seq
-            if not as_is(view, r, fs, tables[family], seq) or len(view.changed.starts):
-                return None  # changed ranges: the grouped path's exact lookups
-            by_family.setdefault(not c & 1, []).append((c >> 1, view))
-            viewed.append(view)
+    watched: set[tuple[str, str]] = set()
+    for c in present:
+        exporter = canon[c >> 1]
+        if exporter is None:
+            return None
+        chain = kept.get((exporter, exporter in routers_of))
+        if chain is None:
+            chain = chains.get(routing, routers_of, exporter)
+        family = IPV6_UNICAST if c & 1 else IPV4_UNICAST
+        hit = pick(routers_of, chain[0], chain[1], family)
+        if hit is None:
+            return None
+        neighbor, is_fallback, r, fs = hit
+        if (neighbor, family) not in watched or is_fallback:  # the routers pick read
+            _watch(watch, watched, routers_of, chain[0], neighbor, family, tables[family])
+        picked.append(neighbor)
+        fallback.append(is_fallback)
+        view = held_views.get((neighbor, family))
+        if view is None:
+            return None
+        seq = seqs.get(family)
+        if seq is None:
+            seq = seqs[family] = tables[family].change_seq
+            families.add(family)
+        if not as_is(view, r, fs, tables[family], seq) or len(view.changed.starts):
+            return None  # changed ranges: the grouped path's exact lookups
+        by_family.setdefault(not c & 1, []).append((c >> 1, view))
+        viewed.append(view)
     # Per family: one view, or views of one pack on one axis.
     sources: dict[bool, _Source] = {}
     size = len(canon)
@@ -311,6 +349,19 @@ def _plan(
         rows = {j: v.pack_row for j, v in held}  # type: ignore[attr-defined]
         sources[v4] = _Source(first, packed, rows, size, long_v6)
     return sources, picked, fallback, viewed
+
+
+def _watch(watch: list, watched: set, routers_of, chain, neighbor: str, family: str, table) -> None:
+    """Add the routers of ``chain`` up to ``neighbor`` (the ones ``pick``
+    read; absent ones: the routers mapping's size) to ``watch``, once each."""
+    for n in chain:
+        if (n, family) not in watched:
+            r = routers_of.get(n)
+            if r is not None:
+                watched.add((n, family))
+                watch.append((r, r.families[family], table.slot_seq))
+        if n == neighbor:
+            return
 
 
 def _look_family(

@@ -57,12 +57,54 @@ def as_is(view: CompiledView, r: RouterRib, fs: FamilyState, table, seq: int) ->
     return (view.seq == seq and view.changed.seq == seq) or unchanged(table, view)
 
 
+class HeldViews(dict):
+    """The views by (neighbor, family), with a change number every write
+    bumps (``generation``): a plan kept across batches (``batch_keep``)
+    compares it instead of reading every view again."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.generation = 0
+
+    def __setitem__(self, key, value) -> None:
+        self.generation += 1
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key) -> None:
+        self.generation += 1
+        super().__delitem__(key)
+
+    def __ior__(self, other):
+        self.generation += 1
+        return super().__ior__(other)
+
+    def pop(self, *args):
+        self.generation += 1
+        return super().pop(*args)
+
+    def popitem(self):
+        self.generation += 1
+        return super().popitem()
+
+    def clear(self) -> None:
+        self.generation += 1
+        super().clear()
+
+    def update(self, *args, **kwargs) -> None:
+        self.generation += 1
+        super().update(*args, **kwargs)
+
+    def setdefault(self, key, default=None):
+        self.generation += 1
+        return super().setdefault(key, default)
+
+
 class CompiledViews:
     """The compiled views of every (router, family), kept fresh in the background."""
 
     def __init__(self, rib: Rib) -> None:
         self.rib = rib
-        self._views: dict[tuple[str, str], CompiledView] = {}
+        self._views: HeldViews = HeldViews()  # (neighbor, family) -> view
         self._wanted: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
         # family -> (ranges, the same extended to the table's change_seq): see usable

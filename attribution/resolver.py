@@ -41,7 +41,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from attribution import batch_flat, batch_plan, lookup, one_flow
+from attribution import batch_flat, batch_keep, batch_plan, lookup, one_flow
 from attribution import routing as routing_rules
 from attribution.addresses import (
     NO_MAC,
@@ -155,6 +155,10 @@ class Resolver:
         self.rib = rib
         self.views = CompiledViews(rib)
         self._chains = batch_plan.Chains()  # exporter -> routers to try, across batches
+        # The flat path's last plan, reused while nothing it read changed
+        # (``batch_keep``), and how many batches reused one.
+        self.flat_plan: batch_keep.Kept | None = None
+        self.flat_plans_kept = 0
         self.build_views_inline = build_views_inline
         self.ix = IxLookup()  # learned IX MACs, filled by attribution.ix.IxLearner
         self.routing = Routing.from_config(config, self.ix)
