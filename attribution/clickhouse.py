@@ -171,7 +171,9 @@ class ServerConnection:
 
     def insert_arrow(self, database: str, table: str, data: Any) -> None:
         try:
-            self.client.insert_arrow(table, data, database=database)
+            # sent as one Arrow IPC *file*, which holds one dictionary a column:
+            # a table of batches with their own dictionaries gets them merged
+            self.client.insert_arrow(table, arrow_payload(data), database=database)
         except Exception as exc:
             raise ClickHouseError(
                 f"{self.where}: insert into {database}.{table}: {_first_line(exc)}"
@@ -179,6 +181,16 @@ class ServerConnection:
 
     def close(self) -> None:
         self.client.close()
+
+
+def arrow_payload(data: Any) -> Any:
+    """``data`` with one dictionary a dictionary column (``unify_dictionaries``):
+    what clickhouse-connect's ``insert_arrow`` can write as an IPC file."""
+    import pyarrow as pa
+
+    if any(pa.types.is_dictionary(t) for t in data.schema.types):
+        return data.unify_dictionaries()
+    return data
 
 
 def _first_line(exc: BaseException) -> str:

@@ -97,17 +97,31 @@ def _lists(lengths: list[int], child: pa.Array, typ: pa.DataType) -> pa.Array:
 
 
 _PROVENANCE = _strings([PROVENANCE_NAMES.get(i, "none") for i in range(256)])
+# the same as a dictionary of the distinct names: a provenance byte's index in it
+_PROVENANCE_NAMES = sorted(set(PROVENANCE_NAMES.values()) | {"none"})
+_PROVENANCE_INDEX = np.array(
+    [_PROVENANCE_NAMES.index(PROVENANCE_NAMES.get(i, "none")) for i in range(256)], np.int32
+)
+_PROVENANCE_DICT = _strings(_PROVENANCE_NAMES)
 _PATH = pa.list_(pa.uint32())
 _STRS = pa.list_(pa.string())
 _DST_ONLY = ("communities", "large_communities", "local_pref", "med", "next_hop")
 
 
-def _names(names: list[str], index: np.ndarray) -> pa.Array:
-    """``names[index]``, null where index < 0."""
+_LC = pa.dictionary(pa.int32(), pa.string())  # attribution.sinks.table.LC_DICTIONARY
+
+
+def _names(names: list, index: np.ndarray, dictionary: bool = False) -> pa.Array:
+    """``names[index]``, null where index < 0 (``dictionary``: as an Arrow
+    dictionary of ``names``, no string copied a row)."""
     if not names:
-        return pa.nulls(len(index), pa.string())
+        return pa.nulls(len(index), _LC if dictionary else pa.string())
     idx = _num(index, pa.int32(), index >= 0)
-    return _strings(names).take(idx)
+    if not dictionary:
+        return _strings(names).take(idx)
+    if len(set(names)) != len(names) or None in names:  # a dictionary's values are distinct
+        return _strings(names).take(idx).dictionary_encode()
+    return pa.DictionaryArray.from_arrays(idx, _strings(names))
 
 
 _SETS = (pb.AsPathSegment.AS_SET, pb.AsPathSegment.AS_CONFED_SET)
@@ -241,20 +255,27 @@ def _route_columns(
     return out
 
 
-def answer_arrays(answers: AnswerBatch, path_text: bool = False) -> dict[str, pa.Array]:
+def answer_arrays(
+    answers: AnswerBatch, path_text: bool = False, dictionary: bool = False
+) -> dict[str, pa.Array]:
     """Every answer column of :data:`attribution.sinks.table.SCHEMA`, by name
-    (``path_text``: the AS paths as CSV text)."""
+    (``path_text``: the AS paths as CSV text; ``dictionary``: the
+    low-cardinality ones as Arrow dictionaries, as in ``DICT_SCHEMA``)."""
     rec = answers.records
     n = len(rec)
     cols: dict[str, pa.Array] = {
-        "router": _names(answers.routers, rec["router"]),
-        "override": _names(answers.overrides, rec["override"]),
+        "router": _names(answers.routers, rec["router"], dictionary),
+        "override": _names(answers.overrides, rec["override"], dictionary),
     }
     for name in ("src_origin_as", "src_peer_as", "dst_origin_as", "dst_peer_as"):
         cols[name] = _num(rec[name], pa.uint32())
     prov = rec["provenance"]
     for k, name in enumerate(("src_origin", "src_peer", "dst_origin", "dst_peer")):
-        cols[f"{name}_provenance"] = _PROVENANCE.take(_num(prov[:, k], pa.uint8()))
+        if dictionary:
+            idx = _num(_PROVENANCE_INDEX[prov[:, k]], pa.int32())
+            cols[f"{name}_provenance"] = pa.DictionaryArray.from_arrays(idx, _PROVENANCE_DICT)
+        else:
+            cols[f"{name}_provenance"] = _PROVENANCE.take(_num(prov[:, k], pa.uint8()))
     for side in ("src", "dst"):
         got = _route_columns(answers.routes, rec[f"{side}_route"], side == "dst", path_text)
         cols[f"{side}_prefix"] = got["prefix"]
@@ -268,11 +289,17 @@ def answer_arrays(answers: AnswerBatch, path_text: bool = False) -> dict[str, pa
     flags = rec["flags"]
     for bit, name in FLAG_NAMES.items():
         cols[name] = _bools((flags & bit) != 0)
+    if not answers.errors:  # the usual batch: no string built a row
+        cols["error_code"] = pa.nulls(n, _LC if dictionary else pa.string())
+        cols["error"] = pa.nulls(n, pa.string())
+        return cols
     code: list[str | None] = [None] * n
     message: list[str | None] = [None] * n
     for i, (c, m) in answers.errors.items():
         code[i], message[i] = c, m
     cols["error_code"] = _strings(code)
+    if dictionary:
+        cols["error_code"] = cols["error_code"].dictionary_encode()
     cols["error"] = _strings(message)
     return cols
 
@@ -304,20 +331,27 @@ def compiled_flows(flows: FlowBatch, csv: bool = False, now: Any = time.time) ->
 _FORMATS = _strings(list(COLUMNS.FORMATS)) if COLUMNS is not None else None
 
 
-def _format_column(got: dict) -> pa.Array:
-    """Each record's input format, by ``take`` from the three names."""
-    return _FORMATS.take(_num(np.frombuffer(got["format"], np.uint8), pa.uint8()))
+def _format_column(got: dict, dictionary: bool = False) -> pa.Array:
+    """Each record's input format, by ``take`` from the three names
+    (``dictionary``: an Arrow dictionary of them)."""
+    index = np.frombuffer(got["format"], np.uint8)
+    if dictionary:
+        return pa.DictionaryArray.from_arrays(_num(index, pa.int32()), _FORMATS)
+    return _FORMATS.take(_num(index, pa.uint8()))
 
 
 def _int64(got: dict, name: str) -> np.ndarray:
     return np.frombuffer(got[name], dtype=np.int64)
 
 
-def store_flows(batcher: Any, got: dict, formats: list[str]) -> dict[str, pa.Array]:
+def store_flows(
+    batcher: Any, got: dict, formats: list[str], dictionary: bool = False
+) -> dict[str, pa.Array]:
     """:meth:`attribution.sinks.table.ArrowBatcher.flow_arrays` of the columns
     :func:`compiled_flows` made: the same values (times in range as whole
     seconds, else the time of writing; exporters canonical; counters out of
-    range 0)."""
+    range 0). ``dictionary``: the input format and the exporter as Arrow
+    dictionaries (``DICT_SCHEMA``)."""
     from attribution.reports.records import MAX_TS, MIN_TS
     from attribution.sinks.table import SCHEMA
 
@@ -338,11 +372,11 @@ def store_flows(batcher: Any, got: dict, formats: list[str]) -> dict[str, pa.Arr
         "time": pa.Array.from_buffers(
             SCHEMA.field("time").type, n, [None, pa.py_buffer(seconds)], null_count=0
         ),
-        "input_format": _format_column(got),
+        "input_format": _format_column(got, dictionary),
     }
-    index = _num(np.frombuffer(got["exporter_index"], dtype=np.int32), pa.int32())
+    index = np.frombuffer(got["exporter_index"], dtype=np.int32)
     canon = [batcher._exporter(t) for t in got["exporters"]]
-    cols["exporter"] = _strings(canon).take(index)
+    cols["exporter"] = _names(canon, index, dictionary)
     for name in ("src_addr", "dst_addr", "src_mac", "next_hop"):
         cols[name] = _from_text(got[name])
     for name in ("in_if", "out_if"):
@@ -355,15 +389,32 @@ def store_flows(batcher: Any, got: dict, formats: list[str]) -> dict[str, pa.Arr
     return cols
 
 
-def store_table(batcher: Any, flows: FlowBatch, answers: AnswerBatch) -> pa.Table:
-    """A batch as a table of :data:`attribution.sinks.table.SCHEMA`: its flow
-    columns from the records' texts in C when the compiled reader took it
-    whole, else from its rows; its answer columns from the packed answers."""
+def store_table(
+    batcher: Any, flows: FlowBatch, answers: AnswerBatch, dictionary: bool = False
+) -> pa.Table:
+    """A batch as a table of :data:`attribution.sinks.table.SCHEMA` (``dictionary``:
+    ``DICT_SCHEMA``, the low-cardinality columns as Arrow dictionaries, for
+    ClickHouse): its flow columns from the records' texts in C when the
+    compiled reader took it whole, else from its rows; its answer columns
+    from the packed answers."""
     got = compiled_flows(flows, now=batcher.now)
     if got is None:
-        return batcher.from_arrays(len(flows), flows.column, flows.formats, answer_arrays(answers))
+        if not dictionary:
+            return batcher.from_arrays(
+                len(flows), flows.column, flows.formats, answer_arrays(answers)
+            )
+        from attribution.sinks.table import DICT_SCHEMA
+
+        if not len(flows):
+            return DICT_SCHEMA.empty_table()
+        cols = batcher.flow_arrays(len(flows), flows.column, flows.formats)
+        for name in ("input_format", "exporter"):
+            cols[name] = cols[name].dictionary_encode()
+        return batcher.from_flow_arrays(cols, answer_arrays(answers, dictionary=True), True)
     return batcher.from_flow_arrays(
-        store_flows(batcher, got, flows.formats), answer_arrays(answers)
+        store_flows(batcher, got, flows.formats, dictionary),
+        answer_arrays(answers, dictionary=dictionary),
+        dictionary,
     )
 
 

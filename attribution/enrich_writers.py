@@ -228,7 +228,9 @@ class SinkWriter:
         # records' texts in C when the compiled reader took the whole batch)
         from attribution.enrich_arrow import store_table
 
-        table = store_table(self.sink.batcher, flows, answers)
+        table = store_table(
+            self.sink.batcher, flows, answers, getattr(self.sink, "dictionary", False)
+        )
         self.sink.write_table(table)
         self.rows += table.num_rows
         self.sink.flush()

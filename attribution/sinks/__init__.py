@@ -229,12 +229,20 @@ class BufferedSink:
             self.batcher.table([r.flow for r in batch], answers, [r.fmt for r in batch])
         )
 
+    # the low-cardinality columns as Arrow dictionaries (DICT_SCHEMA) or strings
+    # (SCHEMA): what the store takes best; every table is made so before buffering
+    dictionary = False
+
     def write_table(self, table: Any) -> None:
-        """An Arrow table of :data:`attribution.sinks.table.SCHEMA` (enrich makes
-        it from its columns: attribution.enrich_arrow)."""
+        """An Arrow table of :data:`attribution.sinks.table.SCHEMA` or ``DICT_SCHEMA``
+        (enrich makes it from its columns: attribution.enrich_arrow, in the
+        sink's :attr:`dictionary` form, so that nothing is converted here)."""
+        from attribution.sinks.table import conform
+
         self._raise_failure()
         if not table.num_rows:
             return
+        table = conform(table, self.dictionary)
         with self._lock:
             if not self._tables:
                 self._since = self.clock()

@@ -59,6 +59,11 @@ def connect(
 
 
 class ClickHouseSink(BufferedSink):
+    # LowCardinality columns inserted as Arrow dictionaries: the engine takes
+    # their indices instead of hashing a string a row (BENCHMARKS.md, "Enrich,
+    # twelfth pass"); ClickHouse's Arrow input maps DICTIONARY to LowCardinality
+    dictionary = True
+
     def __init__(self, spec: OutputSpec, env: Mapping[str, str] | None = None) -> None:
         super().__init__(
             spec.option_int("batch", BATCH, 1, 10_000_000),

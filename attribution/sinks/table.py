@@ -41,6 +41,38 @@ ARROW_TYPES: dict[str, pa.DataType] = {
     "strs": pa.list_(pa.string()),
 }
 SCHEMA = pa.schema([pa.field(name, ARROW_TYPES[kind]) for name, kind, _ in COLUMNS])
+# The low-cardinality columns (routers, exporters, provenances, ...) as Arrow
+# dictionaries: indices into a few names instead of a string a row. ClickHouse
+# takes them as LowCardinality directly (its Arrow input maps DICTIONARY to
+# LowCardinality) instead of hashing every value; Parquet files keep SCHEMA
+# (pyarrow would read dictionary columns back as dictionaries).
+LC_DICTIONARY = pa.dictionary(pa.int32(), pa.string())
+LOW_CARDINALITY = tuple(name for name, kind, _ in COLUMNS if kind == "lc")
+DICT_SCHEMA = pa.schema(
+    [
+        pa.field(name, LC_DICTIONARY if kind == "lc" else ARROW_TYPES[kind])
+        for name, kind, _ in COLUMNS
+    ]
+)
+
+
+def conform(table: pa.Table, dictionary: bool) -> pa.Table:
+    """``table`` (of SCHEMA or DICT_SCHEMA) as DICT_SCHEMA (``dictionary``) or as
+    SCHEMA: the same values, each low-cardinality column converted if needed."""
+    want = DICT_SCHEMA if dictionary else SCHEMA
+    if table.schema.equals(want):
+        return table
+    cols = []
+    for name, field in zip(table.column_names, want, strict=True):
+        col = table.column(name)
+        if col.type != field.type:
+            col = col.dictionary_encode() if dictionary else col.cast(field.type)
+            if dictionary and col.type != LC_DICTIONARY:  # an all-null column: typed null
+                col = col.cast(LC_DICTIONARY)
+        cols.append(col)
+    return pa.Table.from_arrays(cols, schema=want)
+
+
 _FLOW_FIELDS = ("src_addr", "dst_addr", "src_mac", "next_hop")
 _FLOW_INTS = (("in_if", U32), ("out_if", U32), ("sampling_rate", U32))
 _FLOW_BIG = (("bytes", U64), ("packets", U64))
@@ -238,11 +270,15 @@ class ArrowBatcher:
         return self.from_flow_arrays(self.flow_arrays(n, flow, formats), answers)
 
     @staticmethod
-    def from_flow_arrays(flows: dict[str, pa.Array], answers: dict[str, pa.Array]) -> pa.Table:
-        """One table of :data:`SCHEMA` from its flow columns and its answer
-        columns, all Arrow arrays of its types, by name."""
+    def from_flow_arrays(
+        flows: dict[str, pa.Array], answers: dict[str, pa.Array], dictionary: bool = False
+    ) -> pa.Table:
+        """One table of :data:`SCHEMA` (``dictionary``: :data:`DICT_SCHEMA`) from
+        its flow columns and its answer columns, all Arrow arrays of its types,
+        by name."""
         cols = {**flows, **answers}
-        return pa.Table.from_arrays([cols[n] for n in NAMES], schema=SCHEMA)
+        schema = DICT_SCHEMA if dictionary else SCHEMA
+        return pa.Table.from_arrays([cols[n] for n in NAMES], schema=schema)
 
 
 class _Columns:
