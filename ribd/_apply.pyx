@@ -75,15 +75,21 @@ def announce_load(rib, ev):
 
 cdef bint _announce_load(rib, ev) except -1:
     """``Rib._announce``'s two short paths of a table load, or False (nothing written)."""
+    if ev.path_ids is not None:
+        return False
+    neighbor = ev.neighbor
+    r = rib.routers.get(neighbor) or rib.router(neighbor)
+    return announce_parts(rib, r, ev.family, ev.prefixes, ev.attributes)
+
+
+cdef bint announce_parts(rib, r, family, prefixes, attrs) except -1:
+    """``_announce_load`` of an UPDATE given by its parts (no path ids): the
+    router's ``RouterRib`` ``r``, the family, the prefixes and the set. Also the
+    write of ``ribd._loadline``, which makes no event for a table load's lines."""
     cdef Py_ssize_t n, i, missing = 0, slot, width
     cdef PyObject *found
     cdef PyObject *first = NULL
     cdef bint same = True
-    if ev.path_ids is not None:
-        return False
-    family = ev.family
-    neighbor = ev.neighbor
-    r = rib.routers.get(neighbor) or rib.router(neighbor)
     fs = r.families[family]
     table = rib.tables[family]
     store = table.store
@@ -92,13 +98,11 @@ cdef bint _announce_load(rib, ev) except -1:
     delta = store.delta
     if not isinstance(delta, dict):
         return False
-    prefixes = ev.prefixes
     seq = PySequence_Fast(prefixes, "prefixes")
     n = PySequence_Fast_GET_SIZE(seq)
     if n == 0:
         return False
     slot = fs.slot
-    attrs = ev.attributes
     entries = table._entries
     changes = table.changes
     if not isinstance(changes, list) or not isinstance(entries, dict):

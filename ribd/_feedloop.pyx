@@ -16,6 +16,12 @@ from ribd.events import EndOfRib, ExabgpShutdown, RoutesAnnounced, RoutesWithdra
 from ribd.feed_control import CONTROL_PREFIX
 from ribd.parser import MAX_LINE_BYTES, ExabgpParser, FeedError, UnseenSession
 
+try:  # the fused path of a table load's lines (ribd._loadline), where built
+    from ribd._loadline import LineLoader
+    from ribd._apply import apply_many as _compiled_apply_many
+except ImportError:
+    LineLoader = None
+
 cdef object _announced = RoutesAnnounced
 cdef object _withdrawn = RoutesWithdrawn
 cdef object _end_of_rib = EndOfRib
@@ -36,6 +42,13 @@ def lines_in(server, conn, list lines):
     # the start, so each line meets the same checks in the same order).
     fast = parser.fast if type(parser).parse is _parse else None
     rib = server.rib
+    # A table load's common line from its bytes to the store in one call, where
+    # the steps it fuses are the ones that would run (the compiled scan and
+    # apply): ``load`` returns None, nothing written, for any other line.
+    load = None
+    if fast is not None and LineLoader is not None and server.fused_load:
+        if type(rib).apply_many is _compiled_apply_many and "apply_many" not in getattr(rib, "__dict__", ()):
+            load = server.line_loader(parser, rib).load
     apply_many = rib.apply_many
     c = conn.counters
     bad_log = server._bad_log
@@ -44,6 +57,9 @@ def lines_in(server, conn, list lines):
             server._control(conn, line)
             continue
         c.lines += 1
+        if load is not None and type(line) is bytes and len(<bytes>line) <= _max_line:
+            if load(line, c) is not None:
+                continue
         try:
             events = None
             if fast is not None and type(line) is bytes and len(<bytes>line) <= _max_line:

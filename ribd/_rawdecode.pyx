@@ -421,16 +421,8 @@ cdef class UpdateDecoder:
     cdef object _announce_ipv4(self, neighbor, const unsigned char *d, Attrs *A, bint asn4, tuple nlri):
         """The event of an UPDATE with IPv4 NLRI only and sound attributes; None
         when an attribute is at fault (``decode`` then says why)."""
-        if not A.have[NEXT_HOP] or A.stop[NEXT_HOP] - A.start[NEXT_HOP] != 4:
-            return None
-        value = _value(d, A, NEXT_HOP)
-        next_hop = _hops.get(value)
-        if next_hop is None:
-            if len(_hops) >= _memo_size:
-                _hops.clear()
-            next_hop = _hops[value] = _quad(d + A.start[NEXT_HOP])
-        fields = _fields(d, A, asn4)
-        if type(fields) is str:
+        row = _ipv4_row(d, A, asn4)
+        if row is None:
             return None
         prefixes, ids = nlri
         return RoutesAnnounced(
@@ -438,8 +430,55 @@ cdef class UpdateDecoder:
             IPV4_UNICAST,
             tuple(prefixes),
             _ids(ids),
-            self.interner.intern(_row(fields, next_hop)),
+            self.interner.intern(row),
         )
+
+
+cdef object _ipv4_row(const unsigned char *d, Attrs *A, bint asn4):
+    """The attribute row of an UPDATE with IPv4 NLRI only (its NEXT_HOP the
+    attribute's), or None when an attribute is at fault."""
+    if not A.have[NEXT_HOP] or A.stop[NEXT_HOP] - A.start[NEXT_HOP] != 4:
+        return None
+    value = _value(d, A, NEXT_HOP)
+    next_hop = _hops.get(value)
+    if next_hop is None:
+        if len(_hops) >= _memo_size:
+            _hops.clear()
+        next_hop = _hops[value] = _quad(d + A.start[NEXT_HOP])
+    fields = _fields(d, A, asn4)
+    if type(fields) is str:
+        return None
+    return _row(fields, next_hop)
+
+
+cdef tuple load_update(const unsigned char *p, Py_ssize_t end, bint asn4):
+    """(prefix texts, attribute row) of an UPDATE body of a table load's common
+    kind: IPv4 NLRI only (no withdrawn routes, no MP_REACH / MP_UNREACH), sound
+    framing and attributes, no ADD-PATH (the caller checks the session's). For
+    such a body ``UpdateDecoder.decode`` gives exactly
+    ``[RoutesAnnounced(neighbor, IPV4_UNICAST, tuple(prefixes), None,
+    interner.intern(row))]``. None for any other body, before anything is
+    interned: the caller then decodes it the usual way, which says what is wrong."""
+    cdef Py_ssize_t attr_len, nlri_at
+    cdef Attrs A
+    if end < 4 or end > MAX_UPDATE_BYTES or p[0] or p[1]:  # (withdrawn routes, or End-of-RIB)
+        return None
+    attr_len = (p[2] << 8) | p[3]
+    nlri_at = 4 + attr_len
+    if nlri_at >= end:  # no NLRI (or the attributes run past the UPDATE)
+        return None
+    try:
+        nlri = _nlri(p + nlri_at, end - nlri_at, False, False)
+        if _split(p + 4, attr_len, &A):
+            return None
+    except UpdateError:
+        return None
+    if A.have[MP_REACH] or A.have[MP_UNREACH]:
+        return None
+    row = _ipv4_row(p + 4, &A, asn4)
+    if row is None:
+        return None
+    return nlri[0], row
 
 
 cdef object _family(const unsigned char *v):

@@ -329,6 +329,47 @@ cdef bytes _unhex(const unsigned char *p, Py_ssize_t at, Py_ssize_t stop):
     return out
 
 
+cdef bytes line_update(bytes line, Py_ssize_t *peer_at, Py_ssize_t *peer_stop, double *stamp, bint *timed):
+    """The body octets of a received UPDATE's packets line of the kind this module
+    takes, the peer text's place in the line and its time (``timed``: a number in
+    range); None for any other line. ``RawLineScanner.events``' reading, shared
+    with ``ribd._loadline`` (cimport)."""
+    cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(line)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(line), at, stop
+    cdef Found F
+    # Not a packets line at all (ribd.rawlines.RAW_MARK absent; the JSON API's
+    # lines): known in one memmem, where the scan would walk the whole line.
+    if memmem(p, n, b'"category"', 10) == NULL or not _scan(p, n, &F):
+        return None
+    at, stop = F.body.at, F.body.stop
+    if stop - at > MAX_BODY_HEX:
+        return None
+    if stop - at >= 2 and p[at] == 48 and p[at + 1] == 120:  # "0x"
+        at += 2
+    body = _unhex(p, at, stop)
+    if body is None:
+        return None
+    peer_at[0], peer_stop[0] = F.peer.at, F.peer.stop
+    timed[0] = False
+    if F.time.kind == INTEGER or F.time.kind == FLOAT:
+        stamp[0] = _number_value(p, F.time.at, F.time.stop, F.time.kind)
+        timed[0] = 0.0 <= stamp[0] <= _max_time
+    return body
+
+
+cdef object peer_of(dict peers, bytes line, Py_ssize_t at, Py_ssize_t stop):
+    """The canonical address of the peer text ``line[at:stop]`` (None: not one),
+    remembered in ``peers`` (octets -> address, at most MAX_PEERS)."""
+    key = PyBytes_FromStringAndSize(PyBytes_AS_STRING(line) + at, stop - at)
+    peer = peers.get(key, False)
+    if peer is False:
+        peer = canonical_address(key.decode("ascii"))
+        if len(peers) >= MAX_PEERS:
+            peers.clear()
+        peers[key] = peer
+    return peer
+
+
 cdef class RawLineScanner:
     """The fast path of ``ExabgpParser`` for received UPDATE lines.
 
@@ -347,29 +388,13 @@ cdef class RawLineScanner:
     def events(self, bytes line):
         """The events of ``line``, as the reference path makes them; None when the
         line is not one this path takes (the caller then runs the reference)."""
-        cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(line)
-        cdef Py_ssize_t n = PyBytes_GET_SIZE(line), at, stop
-        cdef Found F
+        cdef Py_ssize_t at, stop
         cdef double stamp
-        # Not a packets line at all (ribd.rawlines.RAW_MARK absent; the JSON API's
-        # lines): known in one memmem, where the scan would walk the whole line.
-        if memmem(p, n, b'"category"', 10) == NULL or not _scan(p, n, &F):
-            return None
-        at, stop = F.body.at, F.body.stop
-        if stop - at > MAX_BODY_HEX:
-            return None
-        if stop - at >= 2 and p[at] == 48 and p[at + 1] == 120:  # "0x"
-            at += 2
-        body = _unhex(p, at, stop)
+        cdef bint timed
+        body = line_update(line, &at, &stop, &stamp, &timed)
         if body is None:
             return None
-        key = PyBytes_FromStringAndSize(<const char *>p + F.peer.at, F.peer.stop - F.peer.at)
-        peer = self._peers.get(key, False)
-        if peer is False:
-            peer = canonical_address(key.decode("ascii"))
-            if len(self._peers) >= MAX_PEERS:
-                self._peers.clear()
-            self._peers[key] = peer
+        peer = peer_of(self._peers, line, at, stop)
         if peer is None:
             return None
         raw = self._raw
@@ -380,10 +405,8 @@ cdef class RawLineScanner:
             events = raw.decoder.decode(peer, body, caps)
         except UpdateError:
             return None
-        if F.time.kind == INTEGER or F.time.kind == FLOAT:
-            stamp = _number_value(p, F.time.at, F.time.stop, F.time.kind)
-            if 0.0 <= stamp <= _max_time:
-                events.insert(0, UpdateTime(peer, stamp))
+        if timed:
+            events.insert(0, UpdateTime(peer, stamp))
         return events
 
 

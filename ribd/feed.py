@@ -33,6 +33,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from ribd.events import EndOfRib, ExabgpShutdown, RoutesAnnounced, RoutesWithdrawn
 from ribd.feed_control import (
@@ -151,6 +152,11 @@ class FeedServer(RelayControl):
         # Each read's lines through ribd._feedloop (compiled) where built; False:
         # through ``_lines``, the reference (tests compare them).
         self.compiled_lines = _compiled_lines is not None
+        # With it, a table load's common line goes from its bytes to the store in
+        # one call (ribd._loadline) where built; False: every line parsed, then
+        # applied, as ``_lines`` does (tests compare them).
+        self.fused_load = True
+        self._loader: tuple | None = None  # (parser, rib, LineLoader)
         # The wait after a short read during a load (0: read as lines come).
         self.coalesce_seconds = coalesce_seconds
         self._listener: socket.socket | None = None
@@ -294,7 +300,18 @@ class FeedServer(RelayControl):
             "rereads_stalled": self.rereads.stalled,
             "session_resets_requested": self.session_resets_requested,
             "exabgp_gone_events": self.exabgp_gone_events,
+            "fused_lines": self._loader[2].taken if self._loader is not None else 0,
         }
+
+    def line_loader(self, parser: ExabgpParser, rib: Rib) -> Any:
+        """The fused path's ``ribd._loadline.LineLoader`` for this parser and RIB
+        (one for every connection: its peer texts are remembered across reads)."""
+        from ribd._loadline import LineLoader
+
+        held = self._loader
+        if held is None or held[0] is not parser or held[1] is not rib:
+            self._loader = held = (parser, rib, LineLoader(parser, rib))
+        return held[2]
 
     # -- connections --
 
