@@ -205,6 +205,7 @@ def _measure(resolver, k: int, flows, prefixes, profile: bool, label: str = "", 
     # ``alone`` (router 1 through the one-router process's views) in the
     # same rounds: the one-router rate of this sitting.
     best: dict[tuple[bool, str], float] = {}
+    kept_before = resolver.flat_plans_kept
     sides = ("spread", "one", "alone") if alone is not None else ("spread", "one")
     for _ in range(ROUNDS):
         for with_routes in (False, True):
@@ -243,7 +244,9 @@ def _measure(resolver, k: int, flows, prefixes, profile: bool, label: str = "", 
         f" spread {out['spread_as_only'] / 1e6:.2f} M/CPU-s, router 1"
         f" {out['one_as_only'] / 1e6:.2f} M, pytricia {out['pytricia'] / 1e6:.2f} M;"
         f" with routes: spread {out['spread_routes'] / 1e6:.2f} M, router 1"
-        f" {out['one_routes'] / 1e6:.2f} M; {_huge_pages(resolver)}"
+        f" {out['one_routes'] / 1e6:.2f} M; {_huge_pages(resolver)};"
+        f" flat plans reused {resolver.flat_plans_kept - kept_before}"
+        f" ({ROUNDS * 2 * len(sides)} passes of {len(spread)} batches)"
     )
     if alone is not None:
         log(
