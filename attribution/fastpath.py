@@ -105,6 +105,11 @@ class CompiledViews:
     def __init__(self, rib: Rib) -> None:
         self.rib = rib
         self._views: HeldViews = HeldViews()  # (neighbor, family) -> view
+        # The flat path's plan kept across batches (``batch_keep``): held
+        # here so that a refresh that writes views lets it go with them
+        # (a kept plan holds its views' packed pools, up to ~150 MiB a
+        # family at 64 full tables, which would otherwise outlive a repack).
+        self.kept_plan: object = None
         self._wanted: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
         # family -> (ranges, the same extended to the table's change_seq): see usable
@@ -206,40 +211,47 @@ class CompiledViews:
     def refresh(self) -> int:
         """Build the views lookups asked for; returns how many were built."""
         with self._lock:
-            wanted, self._wanted = self._wanted, set()
-            # Views of the same families whose routers changed nothing are
-            # made current (``viewpatch.advanced``), so the change log trims.
-            families = {f for _, f in wanted}
-            wanted |= {k for k in self._views if k[1] in families}
-            built = advanced = 0
-            memo: dict = {}  # the store read once per changed prefix for all patches
-            for neighbor, family in sorted(wanted):
-                old = self._views.get((neighbor, family))
-                view = None
-                if old is not None:  # the changed ranges only, if that is enough
-                    view = patch_view(self.rib, old, ChangedRanges, view_signature, memo)
-                    if view is not None and view.leaf is old.leaf and view.answer is old.answer:
-                        self._views[(neighbor, family)] = view  # its router changed nothing
-                        advanced += 1
-                        continue
-                    self.patches += view is not None
-                if view is None:
-                    others = [
-                        v for (n, f), v in self._views.items() if f == family and n != neighbor
-                    ]
-                    view = build_view(self.rib, neighbor, family, others[-2:])
-                if view is not None:
-                    self._views[(neighbor, family)] = view
-                    built += 1
-                else:
-                    self._views.pop((neighbor, family), None)
-            self.builds += built
-            self.advanced += advanced
-            if built or advanced:
-                for family in {f for _, f in wanted}:
-                    self._one_axis(family)
-                self._trim()
-            return built
+            generation = self._views.generation
+            try:
+                return self._refresh()
+            finally:
+                if self._views.generation != generation:
+                    self.kept_plan = None  # it read views replaced now
+
+    def _refresh(self) -> int:
+        """``refresh`` under its lock."""
+        wanted, self._wanted = self._wanted, set()
+        # Views of the same families whose routers changed nothing are
+        # made current (``viewpatch.advanced``), so the change log trims.
+        families = {f for _, f in wanted}
+        wanted |= {k for k in self._views if k[1] in families}
+        built = advanced = 0
+        memo: dict = {}  # the store read once per changed prefix for all patches
+        for neighbor, family in sorted(wanted):
+            old = self._views.get((neighbor, family))
+            view = None
+            if old is not None:  # the changed ranges only, if that is enough
+                view = patch_view(self.rib, old, ChangedRanges, view_signature, memo)
+                if view is not None and view.leaf is old.leaf and view.answer is old.answer:
+                    self._views[(neighbor, family)] = view  # its router changed nothing
+                    advanced += 1
+                    continue
+                self.patches += view is not None
+            if view is None:
+                others = [v for (n, f), v in self._views.items() if f == family and n != neighbor]
+                view = build_view(self.rib, neighbor, family, others[-2:])
+            if view is not None:
+                self._views[(neighbor, family)] = view
+                built += 1
+            else:
+                self._views.pop((neighbor, family), None)
+        self.builds += built
+        self.advanced += advanced
+        if built or advanced:
+            for family in {f for _, f in wanted}:
+                self._one_axis(family)
+            self._trim()
+        return built
 
     def _one_axis(self, family: str) -> None:
         """Every view of ``family`` onto one interval axis (``viewpatch.one_axis``),

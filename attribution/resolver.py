@@ -155,10 +155,7 @@ class Resolver:
         self.rib = rib
         self.views = CompiledViews(rib)
         self._chains = batch_plan.Chains()  # exporter -> routers to try, across batches
-        # The flat path's last plan, reused while nothing it read changed
-        # (``batch_keep``), and how many batches reused one.
-        self.flat_plan: batch_keep.Kept | None = None
-        self.flat_plans_kept = 0
+        self.flat_plans_kept = 0  # batches that reused the flat path's plan (batch_keep)
         self.build_views_inline = build_views_inline
         self.ix = IxLookup()  # learned IX MACs, filled by attribution.ix.IxLearner
         self.routing = Routing.from_config(config, self.ix)
@@ -174,6 +171,17 @@ class Resolver:
         self.recent = FlowRing(config.recent_flows)
         # Exporter text -> (canonical text, 16 bytes), or its error message.
         self._exporters: dict[str, tuple[str, bytes] | str] = {}
+
+    @property
+    def flat_plan(self) -> batch_keep.Kept | None:
+        """The flat path's last plan, reused while nothing it read changed
+        (``batch_keep``); held by the views (a refresh that writes views
+        drops it)."""
+        return self.views.kept_plan  # type: ignore[return-value]
+
+    @flat_plan.setter
+    def flat_plan(self, kept: batch_keep.Kept | None) -> None:
+        self.views.kept_plan = kept
 
     def counters(self) -> dict:
         """A consistent copy of the counters: flows_resolved, flows_bad, and

@@ -196,7 +196,11 @@ def test_a_view_patched_after_churn_gets_a_new_plan(seed):
     rng = random.Random(seed)
     for p in rng.sample(v4, 10):
         rib.apply(RoutesAnnounced(neighbor(3), V4, (p,), None, _attrs(rng, "127.0.4.99")))
+    assert resolver.flat_plan is not None
     _refresh(resolver)
+    # The refresh wrote views: the plan went with them (it would hold the
+    # replaced views' packed pools until the next batch).
+    assert resolver.flat_plan is None
     before = resolver.flat_plans_kept
     got = _resolve(resolver, records, True)
     assert resolver.flat_plans_kept == before
