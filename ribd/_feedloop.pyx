@@ -44,7 +44,8 @@ def lines_in(server, conn, list lines):
     rib = server.rib
     # A table load's common line from its bytes to the store in one call, where
     # the steps it fuses are the ones that would run (the compiled scan and
-    # apply): ``load`` returns None, nothing written, for any other line.
+    # apply). For any other line ``load`` writes nothing and returns its events
+    # as the scan makes them (not scanned again here), or None (parsed from the start).
     load = None
     if fast is not None and LineLoader is not None and server.fused_load:
         if type(rib).apply_many is _compiled_apply_many and "apply_many" not in getattr(rib, "__dict__", ()):
@@ -57,12 +58,13 @@ def lines_in(server, conn, list lines):
             server._control(conn, line)
             continue
         c.lines += 1
+        events = None
         if load is not None and type(line) is bytes and len(<bytes>line) <= _max_line:
-            if load(line, c) is not None:
+            events = load(line, c)  # True: applied and counted; a list: its events
+            if events is True:
                 continue
         try:
-            events = None
-            if fast is not None and type(line) is bytes and len(<bytes>line) <= _max_line:
+            if events is None and fast is not None and type(line) is bytes and len(<bytes>line) <= _max_line:
                 events = fast(line)
             if events is None:
                 events = parse(line)

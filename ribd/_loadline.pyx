@@ -12,12 +12,13 @@ Here the same steps run on the line's parts: scan, decode, intern, then under
 ``rib.lock`` the router's time stamp and ``Rib._announce``'s short paths
 (``ribd._apply.announce_parts``) and the counters, with no event made.
 
-Every other line is left to today's path before anything is written or
-interned: ``load`` returns None for a line that is not a received UPDATE's
-packets line of the scanner's narrow kind, of a session whose OPENs were
-seen, without ADD-PATH for IPv4, of a configured neighbor, whose body
-``ribd._rawdecode.load_update`` takes (withdrawals, MP attributes,
-End-of-RIB, any fault go back). Under the lock, an UPDATE the short paths
+Every other line is left to today's path before anything is written:
+``load`` returns None for a line that is not a received UPDATE's packets
+line of the scanner's narrow kind, of a session whose OPENs were seen, of a
+configured neighbor (nothing interned either), and the line's events, as the
+scanner makes them, for a body ``ribd._rawdecode.load_update`` does not take
+(withdrawals, IPv6, ADD-PATH, End-of-RIB, any fault): the feed's loop checks,
+applies and counts those as any parsed line, without scanning it again. Under the lock, an UPDATE the short paths
 refuse (prefixes partly held, a prefix twice, after the first merge) goes to
 ``rib._announce`` with the event the decoder would have made, as
 ``apply_many`` does. So the RIB, the interner and the feed's counters end as
@@ -32,11 +33,13 @@ from ribd._rawline cimport line_update, peer_of
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
 from ribd._rawdecode import UpdateDecoder
-from ribd.events import IPV4_UNICAST, RoutesAnnounced
+from ribd.events import IPV4_UNICAST, RoutesAnnounced, UpdateTime
+from ribd.rawattrs import UpdateError
 
 
 cdef object _v4 = IPV4_UNICAST
 cdef object _announced = RoutesAnnounced
+cdef object _update_time = UpdateTime
 cdef object _decoder = UpdateDecoder  # the compiled decoder (a swapped-in one: today's path)
 
 
@@ -61,8 +64,9 @@ cdef class LineLoader:
     def load(self, bytes line, c):
         """True when ``line`` was parsed, applied and counted into the feed
         counters ``c`` (all but ``c.lines``, the caller's) as the reference
-        would; None when it was not taken, and nothing was written: the caller
-        runs today's path."""
+        would. Otherwise nothing was written: a list is the line's events as the
+        scanner (``RawLineScanner.events``) makes them, for the caller to check,
+        apply and count; None, the caller runs today's path from the start."""
         cdef Py_ssize_t at, stop, n
         cdef double stamp
         cdef bint timed
@@ -76,17 +80,29 @@ cdef class LineLoader:
             raw = self._raw
             decoder = raw.decoder
             caps = (<dict>raw._caps).get(peer)
-            if caps is None or type(decoder) is not _decoder or _v4 in caps.add_path:
+            if caps is None or type(decoder) is not _decoder:
                 return None
             rib = self._rib
             allowed = rib.neighbors
             if allowed is not None and peer not in allowed:
                 return None  # the feed's loop logs it as an unknown neighbor
-            got = load_update(
-                <const unsigned char *>PyBytes_AS_STRING(body), PyBytes_GET_SIZE(body), bool(caps.asn4)
-            )
+            got = None
+            if _v4 not in caps.add_path:
+                got = load_update(
+                    <const unsigned char *>PyBytes_AS_STRING(body),
+                    PyBytes_GET_SIZE(body),
+                    bool(caps.asn4),
+                )
             if got is None:
-                return None
+                # Not the load's common kind (withdrawals, IPv6, ADD-PATH, End-of-RIB, a
+                # fault): the scanner's next step, so that the line is not scanned twice.
+                try:
+                    events = decoder.decode(peer, body, caps)
+                except UpdateError:
+                    return None
+                if timed:
+                    events.insert(0, _update_time(peer, stamp))
+                return events
             prefixes, row = <tuple>got
             attrs = decoder.interner.intern(row)
         except Exception:
