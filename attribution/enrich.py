@@ -337,6 +337,14 @@ def _appending(out: IO[bytes]) -> bool:
     return stat.S_ISREG(st.st_mode) and st.st_size > 0
 
 
+def _store_format(output: str) -> str:
+    """The workers' Arrow for a store: ClickHouse takes dictionaries
+    (attribution.sinks.clickhouse), Parquet strings."""
+    from attribution.sinks import parse_output
+
+    return "arrow" if parse_output(output).kind == "parquet" else "arrow-dict"
+
+
 def _run_jobs(
     target: Connection | str,
     opts: Options,
@@ -352,7 +360,7 @@ def _run_jobs(
     spec = WorkerSpec(
         conn=target if isinstance(target, Connection) else Connection(target),
         input_format=record_format(opts),
-        output_format="arrow" if opts.output else opts.output_format,
+        output_format=_store_format(opts.output) if opts.output else opts.output_format,
         batch_size=opts.batch_size,
         max_in_flight=opts.max_in_flight,
         stream_idle=opts.stream_idle,

@@ -161,7 +161,9 @@ class WorkerSpec:
 
     conn: Connection
     input_format: str | None
-    output_format: str  # json | csv | arrow (a store: Arrow IPC to the main process)
+    # json | csv | arrow | arrow-dict (a store: Arrow IPC to the main process;
+    # -dict: the low-cardinality columns as dictionaries, what ClickHouse takes)
+    output_format: str
     batch_size: int
     max_in_flight: int
     stream_idle: float
@@ -170,16 +172,17 @@ class WorkerSpec:
 
 def _output(kind: str) -> tuple[Callable[[_Block, Any, Any], None], Callable[[_Block], bytes]]:
     """(write a batch into a block, the block's bytes) for an output kind."""
-    if kind == "arrow":
+    if kind in ("arrow", "arrow-dict"):
         import pyarrow as pa
 
         from attribution.enrich_arrow import store_table
         from attribution.sinks.table import ArrowBatcher
 
         batcher = ArrowBatcher()
+        dictionary = kind == "arrow-dict"
 
         def write(block: _Block, batch: Any, answers: Any) -> None:
-            block.parts.append(store_table(batcher, batch, answers))
+            block.parts.append(store_table(batcher, batch, answers, dictionary))
 
         def done(block: _Block) -> bytes:
             sink = pa.BufferOutputStream()

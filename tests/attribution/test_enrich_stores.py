@@ -371,6 +371,27 @@ def test_jobs_store_what_one_process_stores(server, tmp_path):
             assert two[name].to_pylist() == one[name].to_pylist(), name
 
 
+def test_jobs_store_into_chdb_what_one_process_stores(server, tmp_path):
+    """--jobs 2 --output chdb: the workers send the low-cardinality columns as
+    Arrow dictionaries (each block its own), the main process inserts them:
+    the same rows as one process."""
+    files = ["goflow2.jsonl", "pmacct.jsonl", "nfdump.json", "nfdump-log.jsonl", "native.jsonl"]
+    rows = []
+    for jobs in (1, 2):
+        db = tmp_path / f"db-{jobs}"
+        out = enrich(
+            server, "--jobs", str(jobs), "--batch-size", "2",
+            "--output", f"chdb:{db}?ttl_days=36500&rollup_ttl_days=36500",
+            *(str(DATA / f) for f in files),
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        names = ", ".join(n for n in NAMES if n != "time")  # no time: the time stored
+        rows.append(chdb_rows(db, f"SELECT {names} FROM attribution.flows ORDER BY ALL"))
+    one, two = rows
+    assert len(one) == 12
+    assert two == one
+
+
 def test_route_columns_taken_from_the_growing_stream_table_are_each_routes_own_fields():
     """A stream's routes arrive a few per reply; the Arrow route table grows with
     them (its chunks merged as they pile up) and each batch takes its records'
