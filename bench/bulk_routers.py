@@ -245,8 +245,9 @@ def _measure(resolver, k: int, flows, prefixes, profile: bool, label: str = "", 
         f" {out['one_as_only'] / 1e6:.2f} M, pytricia {out['pytricia'] / 1e6:.2f} M;"
         f" with routes: spread {out['spread_routes'] / 1e6:.2f} M, router 1"
         f" {out['one_routes'] / 1e6:.2f} M; {_huge_pages(resolver)};"
-        f" flat plans reused {resolver.flat_plans_kept - kept_before}"
-        f" ({ROUNDS * 2 * len(sides)} passes of {len(spread)} batches)"
+        f" batches that reused the flat path's kept plan {resolver.flat_plans_kept - kept_before}"
+        f" (each of the {ROUNDS * 2 * len(sides)} passes repeats its {len(spread)} batches"
+        " to bench.inproc.MIN_SECONDS; a pass after another side makes a new plan)"
     )
     if alone is not None:
         log(
