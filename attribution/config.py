@@ -28,6 +28,7 @@ from attribution.config_file import parse_toml, read_config_text
 from attribution.ix_config import KEYS as IX_KEYS
 from attribution.ix_config import IxConfig, parse_ix
 from attribution.reports.config import ReportConfigError, load_report_config
+from attribution.routecache import DEFAULT_BUDGET
 from ribd.exabgp import config_problems as exabgp_config_problems
 from ribd.settings import BgpSettings, NeighborSettings
 from ribd.workers import plan_warnings, resolve_workers, spool_warnings
@@ -83,6 +84,7 @@ class Config:
     ready_timeout: float = 600.0
     metrics_listen: str = ""  # HOST:PORT of the Prometheus endpoint; "" = off
     recent_flows: int = 10_000  # flow keys kept for `overrides diff` (attribution.flowring)
+    route_cache_routes: int = DEFAULT_BUDGET  # route objects views keep (attribution.routecache)
     api: ApiSettings = field(default_factory=ApiSettings)
     ix: tuple[IxConfig, ...] = ()  # [[ix]] (attribution.ix_config)
 
@@ -109,6 +111,7 @@ SECTION_KEYS: dict[str, frozenset[str]] = {
             "log_format",
             "ready_timeout",
             "recent_flows",
+            "route_cache_routes",
         }
     ),
     "bgp": frozenset(
@@ -207,6 +210,9 @@ def parse_config(text: str, path: str = "<config>") -> Config:
     recent_flows = c.get(svc, sw, "recent_flows", int, RECENT_FLOWS)
     if not 0 <= recent_flows <= 10_000_000:
         raise c.fail(("service", None, "recent_flows"), "must be between 0 and 10000000")
+    route_cache_routes = c.get(svc, sw, "route_cache_routes", int, DEFAULT_BUDGET)
+    if not 0 <= route_cache_routes <= 16_777_216:
+        raise c.fail(("service", None, "route_cache_routes"), "must be between 0 and 16777216")
 
     bgp = c.get(data, ("", None, None), "bgp", dict, {})
     bw = ("bgp", None)
@@ -363,6 +369,7 @@ def parse_config(text: str, path: str = "<config>") -> Config:
         log_format=log_format,
         ready_timeout=ready_timeout,
         recent_flows=recent_flows,
+        route_cache_routes=route_cache_routes,
         metrics_listen=metrics_listen,
         api=api,
         ix=ix,

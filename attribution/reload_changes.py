@@ -21,6 +21,7 @@ _LIVE_SERVICE = (
     "snapshot_path",
     "snapshot_interval",
     "ready_timeout",
+    "route_cache_routes",
 )
 # Values only read at start: a reload that changes them is told a restart is needed.
 _START_ONLY = {

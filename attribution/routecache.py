@@ -13,7 +13,8 @@ prefixes would have held ~1.2 GB per family, ~30 bytes per (router, prefix)
 of the full table, more than the whole RIB.
 
 So the caches share one budget, ``ROUTE_CACHE_BUDGET`` routes for the
-process (~72 MB, ~2 B per (router, prefix) at 64 full routers; the
+process (``[service] route_cache_routes``, ``set_budget``; by default
+~72 MB, ~2 B per (router, prefix) at 64 full routers; the
 ``bench.bulk_routers`` working set with routes at 64 routers is ~132k routes
 at a fifth of the table, ~151k at half: it fits). Once it is full, new
 routes are still made for the batch that asks, but not kept (``admits`` is
@@ -52,7 +53,8 @@ import weakref
 
 import numpy as np
 
-ROUTE_CACHE_BUDGET = 262_144  # routes kept by all views together (~72 MB)
+DEFAULT_BUDGET = 262_144  # [service] route_cache_routes' default (~72 MB)
+ROUTE_CACHE_BUDGET = DEFAULT_BUDGET  # routes kept by all views together (``set_budget``)
 IDLE_SECONDS = 5.0  # a cache not read for this long is emptied when room is needed
 RECOUNT_SECONDS = 1.0  # while full, how often the caches are recounted
 
@@ -167,3 +169,14 @@ class _Budget:
 
 
 BUDGET = _Budget()
+
+
+def set_budget(routes: int) -> None:
+    """Make ``routes`` the process's budget (``[service] route_cache_routes``,
+    at start and at every reload). A lower one takes effect at once: a
+    recount marks the budget full, so nothing new is kept and idle caches
+    go; caches read meanwhile shrink as views are replaced or start again."""
+    global ROUTE_CACHE_BUDGET
+    with BUDGET._lock:
+        ROUTE_CACHE_BUDGET = routes
+        BUDGET._recount()

@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import replace
 
-from attribution import logs
+from attribution import logs, routecache
 from attribution.config import Config, ConfigError, load_config
 from attribution.grpc_server import start_server
 from attribution.grpc_service import AttributionServicer, ReloadResult
@@ -101,6 +101,7 @@ class Service:
         )
         self.rib.converge_quiet_time = settings.converge_quiet_time
         self._apply_router_settings(self.config)
+        routecache.set_budget(self.config.route_cache_routes)
         self.resolver = Resolver(self.rib, self.config, build_views_inline=False)
         self.ix_learner = IxLearner(self.rib, self.resolver.ix, self.config)
         self.feed = FeedServer(
@@ -415,6 +416,7 @@ class Service:
                 )
             changes = describe_changes(self.config, new)
             self.resolver.reconfigure(new)
+            routecache.set_budget(new.route_cache_routes)
             self.ix_learner.reconfigure(new)
             if not self._stop.is_set() and self.grpc_server is not None:
                 self.ix_learner.start()  # a first [[ix]] added by this reload

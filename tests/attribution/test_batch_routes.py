@@ -266,3 +266,42 @@ def test_a_router_whose_flows_start_gets_room_from_caches_idle_a_few_seconds(mon
     b.routes([0, 1])
     assert sorted(b.made) == [0, 1] and len(a.made) == 0
     assert routecache.BUDGET.emptied == 1 and routecache.BUDGET.held() == 2
+
+
+def test_the_route_budget_is_the_configs_and_a_reload_lowers_it_at_once(monkeypatch):
+    """``[service] route_cache_routes`` sets the budget (0 keeps no route);
+    out of range it is refused naming the key; a reload changes it live
+    (listed among the changes), and a lower budget stops keeping routes at
+    once, idle caches emptied."""
+    import time
+
+    import pytest
+
+    from attribution import routecache
+    from attribution.config import ConfigError, parse_config
+    from attribution.reload_changes import describe_changes, restart_needed
+
+    base = '[service]\nlocal_as = 64500\nrouter_id = "127.0.0.1"\n'
+    assert parse_config(base).route_cache_routes == routecache.DEFAULT_BUDGET == 262_144
+    small = parse_config(base + "route_cache_routes = 30\n")
+    assert small.route_cache_routes == 30
+    for bad in ("-1", "16777217", '"many"'):
+        with pytest.raises(ConfigError, match="route_cache_routes"):
+            parse_config(base + f"route_cache_routes = {bad}\n")
+    assert describe_changes(parse_config(base), small) == ["route_cache_routes 262144 -> 30"]
+    assert restart_needed(parse_config(base), small) == []
+
+    monkeypatch.setattr(routecache, "ROUTE_CACHE_BUDGET", routecache.ROUTE_CACHE_BUDGET)
+    monkeypatch.setattr(routecache, "BUDGET", routecache._Budget())
+    rib, config, _, _ = world(3)
+    resolver = _compiled(rib, config)
+    a, b = sorted(resolver.views.current(), key=len)[-2:]
+    routecache.set_budget(small.route_cache_routes)
+    a.routes(list(range(20)))
+    assert len(a.made) == 20 and not routecache.BUDGET.full
+    a.made.used = time.monotonic() - 10.0  # a's router idle
+    routecache.set_budget(10)  # a reload lowering it
+    assert routecache.BUDGET.held() == 0 and routecache.BUDGET.emptied == 1
+    routecache.set_budget(0)
+    b.routes([0, 1])
+    assert len(b.made) == 0 and routecache.BUDGET.full  # made for the batch, not kept

@@ -50,6 +50,7 @@ def story():
     """Runs the whole story once; tests assert on what each step recorded."""
     svc = ServedProcess(
         router_block("edge1", "127.0.0.2", EXPORTER),
+        service="route_cache_routes = 100000\n",  # the metric shows the configured budget
         # converge_quiet_time = 0: only a real End-of-RIB makes the router converged.
         bgp="converge_quiet_time = 0\nrestart_hold_time = 120\n",
     )
@@ -175,9 +176,7 @@ def test_scrape_counts_flows_by_rpc_and_shape_and_errors_by_code(story):
     assert grew("attribution_rpc_requests_total", rpc="LookupRoute", code="INVALID_ARGUMENT") == 1
     assert metric(after, "attribution_view_builds_total") >= 2  # both families, after End-of-RIB
     assert metric(after, "attribution_view_build_seconds_total") > 0
-    from attribution import routecache
-
-    assert metric(after, "attribution_route_cache_budget_routes") == routecache.ROUTE_CACHE_BUDGET
+    assert metric(after, "attribution_route_cache_budget_routes") == 100_000
     # the stream's answers with routes kept their routes in the views' caches
     assert metric(before, "attribution_route_cache_routes") == 0
     assert metric(after, "attribution_route_cache_routes") > 0
