@@ -33,7 +33,7 @@ cdef object _parse = ExabgpParser.parse
 
 def lines_in(server, conn, list lines):
     """``FeedServer._lines(server, conn, lines)``, compiled."""
-    cdef bint route_events
+    cdef bint route_events, scanned
     cdef Py_ssize_t n
     parser = server.parser
     parse = parser.parse
@@ -59,12 +59,13 @@ def lines_in(server, conn, list lines):
             continue
         c.lines += 1
         events = None
-        if load is not None and type(line) is bytes and len(<bytes>line) <= _max_line:
+        scanned = type(line) is bytes and len(<bytes>line) <= _max_line  # the scan's lines
+        if load is not None and scanned:
             events = load(line, c)  # True: applied and counted; a list: its events
             if events is True:
                 continue
         try:
-            if events is None and fast is not None and type(line) is bytes and len(<bytes>line) <= _max_line:
+            if events is None and fast is not None and scanned:
                 events = fast(line)
             if events is None:
                 events = parse(line)

@@ -28,18 +28,16 @@ line by line on random and hostile streams and on the real table).
 
 from ribd._apply cimport announce_parts
 from ribd._rawdecode cimport load_update
-from ribd._rawline cimport line_update, peer_of
+from ribd._rawline cimport events_of, line_update, peer_of
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
 from ribd._rawdecode import UpdateDecoder
-from ribd.events import IPV4_UNICAST, RoutesAnnounced, UpdateTime
-from ribd.rawattrs import UpdateError
+from ribd.events import IPV4_UNICAST, RoutesAnnounced
 
 
 cdef object _v4 = IPV4_UNICAST
 cdef object _announced = RoutesAnnounced
-cdef object _update_time = UpdateTime
 cdef object _decoder = UpdateDecoder  # the compiled decoder (a swapped-in one: today's path)
 
 
@@ -96,13 +94,7 @@ cdef class LineLoader:
             if got is None:
                 # Not the load's common kind (withdrawals, IPv6, ADD-PATH, End-of-RIB, a
                 # fault): the scanner's next step, so that the line is not scanned twice.
-                try:
-                    events = decoder.decode(peer, body, caps)
-                except UpdateError:
-                    return None
-                if timed:
-                    events.insert(0, _update_time(peer, stamp))
-                return events
+                return events_of(decoder, peer, body, caps, timed, stamp)
             prefixes, row = <tuple>got
             attrs = decoder.interner.intern(row)
         except Exception:

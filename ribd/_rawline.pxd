@@ -3,3 +3,4 @@
 
 cdef bytes line_update(bytes line, Py_ssize_t *peer_at, Py_ssize_t *peer_stop, double *stamp, bint *timed)
 cdef object peer_of(dict peers, bytes line, Py_ssize_t at, Py_ssize_t stop)
+cdef object events_of(decoder, peer, bytes body, caps, bint timed, double stamp)

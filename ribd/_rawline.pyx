@@ -370,6 +370,20 @@ cdef object peer_of(dict peers, bytes line, Py_ssize_t at, Py_ssize_t stop):
     return peer
 
 
+cdef object events_of(decoder, peer, bytes body, caps, bint timed, double stamp):
+    """The events of a received UPDATE's ``body`` as ``RawLineScanner.events``
+    makes them: the decoder's, after the line's ``UpdateTime`` when ``timed``;
+    None when the decoder refuses it (the reference then says why). Shared
+    with ``ribd._loadline`` (cimport), whose lines it does not fuse."""
+    try:
+        events = decoder.decode(peer, body, caps)
+    except UpdateError:
+        return None
+    if timed:
+        events.insert(0, UpdateTime(peer, stamp))
+    return events
+
+
 cdef class RawLineScanner:
     """The fast path of ``ExabgpParser`` for received UPDATE lines.
 
@@ -401,13 +415,7 @@ cdef class RawLineScanner:
         caps = (<dict>raw._caps).get(peer)
         if caps is None:
             return None
-        try:
-            events = raw.decoder.decode(peer, body, caps)
-        except UpdateError:
-            return None
-        if timed:
-            events.insert(0, UpdateTime(peer, stamp))
-        return events
+        return events_of(raw.decoder, peer, body, caps, timed, stamp)
 
 
 cdef double _number_value(const unsigned char *p, Py_ssize_t at, Py_ssize_t stop, int kind) except? -1.0:
