@@ -55,7 +55,6 @@ class Kept:
 
     __slots__ = (
         "canon",
-        "fallback",
         "falls",
         "held",
         "index",
@@ -63,7 +62,6 @@ class Kept:
         "names",
         "picked",
         "routers",
-        "size",
         "sources",
         "state",
         "tables",
@@ -136,11 +134,11 @@ def make(
     kept.tables = _tables(rib, sorted(families))
     kept.watch = watch
     kept.state = _state(watch)
-    kept.sources, kept.picked, kept.fallback, kept.viewed = sources, picked, fallback, viewed
+    kept.sources, kept.picked, kept.viewed = sources, picked, viewed
     # The router column and flags, per family (an exporter's IPv6 flows may
     # go to a fallback router): routers numbered in code order, as the
     # grouped path numbers its groups (``Batch.router_index``).
-    size = kept.size = len(canon)
+    size = len(canon)
     names = routing.names
     routers: dict[str, int] = {}
     index = {v4: np.zeros(size, dtype=np.int32) for v4 in sources}
