@@ -175,8 +175,10 @@ def set_budget(routes: int) -> None:
     """Make ``routes`` the process's budget (``[service] route_cache_routes``,
     at start and at every reload). A lower one takes effect at once: a
     recount marks the budget full, so nothing new is kept and idle caches
-    go; caches read meanwhile shrink as views are replaced or start again."""
+    go; caches read meanwhile shrink as views are replaced or start again.
+    The same one (a reload that changed other things) changes nothing."""
     global ROUTE_CACHE_BUDGET
     with BUDGET._lock:
-        ROUTE_CACHE_BUDGET = routes
-        BUDGET._recount()
+        if routes != ROUTE_CACHE_BUDGET:
+            ROUTE_CACHE_BUDGET = routes
+            BUDGET._recount()

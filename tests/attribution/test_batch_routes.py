@@ -300,6 +300,8 @@ def test_the_route_budget_is_the_configs_and_a_reload_lowers_it_at_once(monkeypa
     a.routes(list(range(20)))
     assert len(a.made) == 20 and not routecache.BUDGET.full
     a.made.used = time.monotonic() - 10.0  # a's router idle
+    routecache.set_budget(30)  # a reload that left it as it was: nothing recounted
+    assert len(a.made) == 20 and routecache.BUDGET.emptied == 0
     routecache.set_budget(10)  # a reload lowering it
     assert routecache.BUDGET.held() == 0 and routecache.BUDGET.emptied == 1
     routecache.set_budget(0)
