@@ -33,6 +33,18 @@ def _compiled(rib, config) -> Resolver:
     return resolver
 
 
+def _two_views(monkeypatch, budget: int) -> tuple:
+    """The two largest views of ``world(3)``, under a fresh route budget of
+    ``budget`` routes (set back after the test)."""
+    from attribution import routecache
+
+    monkeypatch.setattr(routecache, "ROUTE_CACHE_BUDGET", budget)
+    monkeypatch.setattr(routecache, "BUDGET", routecache._Budget())
+    rib, config, _, _ = world(3)
+    a, b = sorted(_compiled(rib, config).views.current(), key=len)[-2:]
+    return a, b
+
+
 def _resolve(resolver: Resolver, records: list[dict], routes, hops: bool) -> tuple:
     exporters, ex, src, dst, next_hop = _columns(records)
     res = resolver.resolve_columns(
@@ -218,11 +230,7 @@ def test_a_full_budget_keeps_what_it_holds_and_restarts_a_cache_that_misses(monk
 
     from attribution import routecache
 
-    monkeypatch.setattr(routecache, "ROUTE_CACHE_BUDGET", 20)
-    monkeypatch.setattr(routecache, "BUDGET", routecache._Budget())
-    rib, config, _, _ = world(3)
-    resolver = _compiled(rib, config)
-    a, b = sorted(resolver.views.current(), key=len)[-2:]
+    a, b = _two_views(monkeypatch, 20)
     assert len(a) >= 60 and a.made is not b.made
     kept = a.routes(list(range(20)))
     assert routecache.BUDGET.full and len(a.made) == 20
@@ -252,12 +260,8 @@ def test_a_router_whose_flows_start_gets_room_from_caches_idle_a_few_seconds(mon
 
     from attribution import routecache
 
-    monkeypatch.setattr(routecache, "ROUTE_CACHE_BUDGET", 20)
-    monkeypatch.setattr(routecache, "BUDGET", routecache._Budget())
     monkeypatch.setattr(routecache, "RECOUNT_SECONDS", 0.0)
-    rib, config, _, _ = world(3)
-    resolver = _compiled(rib, config)
-    a, b = sorted(resolver.views.current(), key=len)[-2:]
+    a, b = _two_views(monkeypatch, 20)
     a.routes(list(range(20)))
     assert routecache.BUDGET.full
     b.routes([0, 1])
@@ -291,11 +295,7 @@ def test_the_route_budget_is_the_configs_and_a_reload_lowers_it_at_once(monkeypa
     assert describe_changes(parse_config(base), small) == ["route_cache_routes 262144 -> 30"]
     assert restart_needed(parse_config(base), small) == []
 
-    monkeypatch.setattr(routecache, "ROUTE_CACHE_BUDGET", routecache.ROUTE_CACHE_BUDGET)
-    monkeypatch.setattr(routecache, "BUDGET", routecache._Budget())
-    rib, config, _, _ = world(3)
-    resolver = _compiled(rib, config)
-    a, b = sorted(resolver.views.current(), key=len)[-2:]
+    a, b = _two_views(monkeypatch, routecache.ROUTE_CACHE_BUDGET)
     routecache.set_budget(small.route_cache_routes)
     a.routes(list(range(20)))
     assert len(a.made) == 20 and not routecache.BUDGET.full
