@@ -208,11 +208,11 @@ def _measure(resolver, k: int, flows, prefixes, profile: bool, label: str = "", 
     # processes does not land on one side of the ratio only.
     # ``alone`` (router 1 through the one-router process's views) in the
     # same rounds: the one-router rate of this sitting.
-    best: dict[tuple[bool, str], float] = {}
-    # Each round's rates too: the ratio of spread to router 1 alone measured
-    # back to back in one round, its median over the rounds. Best-of per side
-    # takes each side's best moment wherever it fell, and on this 2-core VM
-    # the readings of one state then moved 0.1-0.3 between runs (stop 28).
+    # Each round's rates: the best of each side over the rounds, and the
+    # ratio of spread to router 1 alone measured back to back in one round,
+    # its median over the rounds. Best-of per side takes each side's best
+    # moment wherever it fell, and on this 2-core VM the readings of one
+    # state then moved 0.1-0.3 between runs (stop 28).
     rounds: list[dict[tuple[bool, str], float]] = []
     kept_before = resolver.flat_plans_kept
     sides = ("spread", "one", "alone") if alone is not None else ("spread", "one")
@@ -226,9 +226,9 @@ def _measure(resolver, k: int, flows, prefixes, profile: bool, label: str = "", 
                     got = rate(exporters[:1], lambda ex: one, with_routes)
                 else:
                     got = rate(exporters[:1], lambda ex: one, with_routes, alone)
-                best[(with_routes, side)] = max(best.get((with_routes, side), 0.0), got)
                 this[(with_routes, side)] = got
         rounds.append(this)
+    best = {key: max(r[key] for r in rounds) for key in rounds[0]}
     out = {
         "routers": k,
         "label": label,
