@@ -398,19 +398,11 @@ def store_table(
     compiled reader took it whole, else from its rows; its answer columns
     from the packed answers."""
     got = compiled_flows(flows, now=batcher.now)
-    if got is None:
-        if not dictionary:
-            return batcher.from_arrays(
-                len(flows), flows.column, flows.formats, answer_arrays(answers)
-            )
-        from attribution.sinks.table import DICT_SCHEMA
+    if got is None:  # (the rows' way, not the hot path: converted as any table is)
+        from attribution.sinks.table import conform
 
-        if not len(flows):
-            return DICT_SCHEMA.empty_table()
-        cols = batcher.flow_arrays(len(flows), flows.column, flows.formats)
-        for name in ("input_format", "exporter"):
-            cols[name] = cols[name].dictionary_encode()
-        return batcher.from_flow_arrays(cols, answer_arrays(answers, dictionary=True), True)
+        table = batcher.from_arrays(len(flows), flows.column, flows.formats, answer_arrays(answers))
+        return conform(table, dictionary)
     return batcher.from_flow_arrays(
         store_flows(batcher, got, flows.formats, dictionary),
         answer_arrays(answers, dictionary=dictionary),
