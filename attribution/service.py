@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import shutil
 import signal
 import tempfile
 import threading
@@ -92,8 +93,12 @@ class Service:
         for warning in self.config.warnings:
             log.warning("%s", warning)
         settings = self.config.bgp
+        # A work directory made here (none configured) is this process's and
+        # goes at stop; each start without one left an empty one in /tmp.
+        self._own_work_dir = ""
         if not settings.work_dir:
-            settings = replace(settings, work_dir=tempfile.mkdtemp(prefix="attribution-"))
+            self._own_work_dir = tempfile.mkdtemp(prefix="attribution-")
+            settings = replace(settings, work_dir=self._own_work_dir)
         self.settings = settings
         self.rib = Rib(
             stale_hold_time=settings.stale_hold_time,
@@ -284,6 +289,8 @@ class Service:
             self._observer.join(5)
         if self.metrics_server is not None:
             self.metrics_server.stop()
+        if self._own_work_dir:
+            shutil.rmtree(self._own_work_dir, ignore_errors=True)
 
     def _maintain(self) -> None:
         while not self._stop.wait(MAINTENANCE_INTERVAL):
