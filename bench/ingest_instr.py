@@ -92,12 +92,14 @@ def feed_lines(rib: object, lines: list[bytes], fused: bool) -> float:
     return spent
 
 
-def run_stage(stage: str, routers: int, count: int, fused: bool = True) -> None:
+def run_stage(
+    stage: str, routers: int, count: int, fused: bool = True, lines_file: str = ""
+) -> None:
     """One stage, in this process (under callgrind when the driver runs it)."""
     from attribution.service import tune_gc
     from bench.ingest import new_rib
 
-    data = cache_path(routers).read_bytes()
+    data = Path(lines_file or cache_path(routers)).read_bytes()
     lines = data.split(b"\n")[:-1]
     del data
     # The session lines first, then the first ``count`` UPDATE lines.
@@ -240,16 +242,30 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--code", help="another tree's root to import ribd from")
     p.add_argument("--stages", default=",".join(STAGES), help="comma-separated, in order")
+    p.add_argument(
+        "--form",
+        choices=("compact", "exabgp"),
+        default="compact",
+        help="the UPDATE lines as bench.fuzz_raw.packets_line writes them (orjson's form, "
+        "the default) or as ExaBGP 5 does (its spacing and keys, a time.time() stamp)",
+    )
+    p.add_argument("--lines-file", default="", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.stage:
-        run_stage(args.stage, args.routers, args.lines, fused=not args.no_fused)
+        run_stage(args.stage, args.routers, args.lines, not args.no_fused, args.lines_file)
         return
     write_cache(args.routers)
+    form_extra: tuple[str, ...] = ()
+    if args.form == "exabgp":
+        from bench import scan_instr
+
+        scan_instr.write_cache(args.routers)
+        form_extra = ("--lines-file", str(scan_instr.cache_path(args.routers, "exabgp")))
     if args.ab:
         ab = time_ab_feed if args.feed else time_ab
         ab(args.ab.split(","), args.routers, args.rounds)
         return
-    extra = ("--no-fused",) if args.no_fused else ()
+    extra = (("--no-fused",) if args.no_fused else ()) + form_extra
     totals: dict[str, int] = {}
     functions: dict[str, int] = {}
     misses: dict[str, dict[str, int]] = {}
