@@ -11,16 +11,45 @@ so the caller can count and log it. The lines after it are unaffected.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 HEAD_BYTES = 200  # the start of an over-long line kept for the log
+
+Cut = Callable[[bytes, int, int], tuple[list[bytes], list[tuple[bytes, int]], bytes]]
+
+
+def py_split_lines(
+    data: bytes, limit: int, head_bytes: int
+) -> tuple[list[bytes], list[tuple[bytes, int]], bytes]:
+    """(lines not empty and not over ``limit``; (head, size) of longer ones; the
+    tail after the last newline). The reference of ``ribd._lines.split_lines``."""
+    lines = data.split(b"\n")
+    tail = lines.pop()
+    out = []
+    too_long = []
+    for line in lines:
+        if len(line) > limit:
+            too_long.append((line[:head_bytes], len(line)))
+        elif line:
+            out.append(line)
+    return out, too_long, tail
+
+
+try:  # the same with memchr (a read's newlines found 32 octets a step), where built
+    from ribd._lines import split_lines as _compiled_split
+except ImportError:  # pragma: no cover - without a C compiler
+    _compiled_split = None
 
 
 class LineSplitter:
     """Feed it chunks with ``split``; it returns the lines they complete."""
 
-    __slots__ = ("_head", "_held", "_parts", "_skipping", "max_bytes", "max_held")
+    __slots__ = ("_cut", "_head", "_held", "_parts", "_skipping", "max_bytes", "max_held")
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, compiled: bool = True) -> None:
         self.max_bytes = max_bytes
+        # ``compiled`` False: the Python reference (tests compare both).
+        self._cut: Cut = (_compiled_split if compiled else None) or py_split_lines
         self.max_held = 0  # the most bytes of one unfinished line ever held
         self._parts: list[bytes] = []  # the unfinished line, in the pieces it came in
         self._held = 0  # bytes in _parts
@@ -50,18 +79,10 @@ class LineSplitter:
             self._parts.append(data)
             data = b"".join(self._parts)
             self._parts, self._held = [], 0
-        lines = data.split(b"\n")
-        tail = lines.pop()
+        out, longer, tail = self._cut(data, self.max_bytes, HEAD_BYTES)
         if tail:
             self._hold(tail)
-        limit = self.max_bytes
-        out = []
-        for line in lines:
-            if len(line) > limit:
-                too_long.append((line[:HEAD_BYTES], len(line)))
-            elif line:
-                out.append(line)
-        return out, too_long
+        return out, too_long + longer if too_long else longer
 
     def _hold(self, piece: bytes) -> None:
         self._parts.append(piece)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import random
 
-from ribd.lines import HEAD_BYTES, LineSplitter
+import pytest
+
+from ribd.lines import HEAD_BYTES, LineSplitter, py_split_lines
 
 
 def run(splitter: LineSplitter, chunks: list[bytes]) -> tuple[list[bytes], list[tuple[bytes, int]]]:
@@ -45,3 +47,30 @@ def test_an_endless_line_never_holds_more_than_the_limit() -> None:
     assert splitter.pending == 1000 * 65536
     assert splitter.split(b"\nnext\n") == ([b"next"], [(b"z" * HEAD_BYTES, 1000 * 65536)])
     assert splitter.pending == 0
+
+
+def test_the_compiled_split_and_count_are_the_python_ones() -> None:
+    """``ribd._lines`` (memchr) against ``py_split_lines`` and ``bytes.count``:
+    random streams of short, empty, exactly-the-limit and over-long lines, cut at
+    random, through two splitters, one compiled and one not."""
+    _lines = pytest.importorskip("ribd._lines", reason="ribd._lines is not built here")
+    rng = random.Random(20261202)
+    for _ in range(300):
+        limit = rng.choice((1, 5, 64, 1000))
+        parts = []
+        for _ in range(rng.randint(0, 60)):
+            size = rng.choice((0, 1, limit - 1, limit, limit + 1, rng.randint(0, 3 * limit)))
+            parts.append(bytes(rng.choice(b"ab\r\t {}") for _ in range(max(0, size))))
+        stream = b"\n".join(parts) + rng.choice((b"", b"\n", b"\n\n", b"tail"))
+        assert _lines.split_lines(stream, limit, HEAD_BYTES) == py_split_lines(
+            stream, limit, HEAD_BYTES
+        )
+        assert _lines.count_lines(stream) == stream.count(b"\n")
+        cuts = sorted(
+            rng.sample(range(1, len(stream)), max(0, min(len(stream) - 1, rng.randint(0, 20))))
+        )
+        chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+        compiled, reference = LineSplitter(limit), LineSplitter(limit, compiled=False)
+        for chunk in chunks:
+            assert compiled.split(chunk) == reference.split(chunk)
+            assert (compiled.pending, compiled.max_held) == (reference.pending, reference.max_held)
