@@ -91,10 +91,17 @@ def _feed_thread_id(server: FeedServer, what: str) -> int:
 
 
 def _proc_cpu(pid: int) -> float:
+    user, system = _proc_times(pid)
+    return user + system
+
+
+def _proc_times(pid: int) -> tuple[float, float]:
+    """(user, system) CPU-s of a process."""
     with open(f"/proc/{pid}/stat") as f:
         text = f.read()
     fields = text[text.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def _thread_cpu(tid: int) -> float:
@@ -104,16 +111,32 @@ def _thread_cpu(tid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def one(routers: int, chunk: int, gap: float, maintenance: bool, coalesce: float | None) -> dict:
+def _table(routers: int, lines_file: str) -> list[bytes]:
+    """The real table's packets lines: ``bench.ingest.raw_lines`` (orjson's form),
+    or a file of them (``--form exabgp``: bench.scan_instr's, ExaBGP's own form)."""
+    if lines_file:
+        return Path(lines_file).read_bytes().split(b"\n")[:-1]
+    from bench.ingest import raw_lines
+
+    return raw_lines(routers)[0]
+
+
+def one(
+    routers: int,
+    chunk: int,
+    gap: float,
+    maintenance: bool,
+    coalesce: float | None,
+    lines_file: str = "",
+) -> dict:
     """One load in this process: the table from a sender process, then the figures."""
     from attribution.service import tune_gc
     from bench.feeder import marker_line, wait_marker
-    from bench.ingest import raw_lines
     from ribd.feed import FeedServer, RibMaintenance
     from ribd.relay import control_line
     from ribd.rib import Rib
 
-    lines, _ = raw_lines(routers)
+    lines = _table(routers, lines_file)
     token = 7.0
     hello = control_line("hello", pid=4242, ppid=4241, started=1.0, delivered=0, spooled=0)
     data = hello + b"\n".join(lines) + b"\n" + marker_line(token) + b"\n"
@@ -171,17 +194,18 @@ def one(routers: int, chunk: int, gap: float, maintenance: bool, coalesce: float
     return out
 
 
-def one_relay(routers: int, rate: float, relay_coalesce: float | None) -> dict:
+def one_relay(
+    routers: int, rate: float, relay_coalesce: float | None, lines_file: str = ""
+) -> dict:
     """One load through the real relay (``ribd.relay`` in its own process, its
     stdin a pipe written a line at a time at ``rate`` lines/s, as ExaBGP
     writes), into a FeedServer here; the relay's CPU and the feed thread's."""
     from attribution.service import tune_gc
     from bench.feeder import marker_line, wait_marker
-    from bench.ingest import raw_lines
     from ribd.feed import FeedServer
     from ribd.rib import Rib
 
-    lines, _ = raw_lines(routers)
+    lines = _table(routers, lines_file)
     token = 7.0
     data = b"\n".join(lines) + b"\n" + marker_line(token) + b"\n"
     del lines
@@ -214,13 +238,15 @@ def one_relay(routers: int, rate: float, relay_coalesce: float | None) -> dict:
         if writer.stderr.readline().strip() != "ready":
             raise RuntimeError("writer failed")
         tid = _feed_thread_id(server, "no relay connection")
-        relay0, feed0, t0 = _proc_cpu(relay.pid), _thread_cpu(tid), time.monotonic()
+        (user0, sys0), feed0, t0 = _proc_times(relay.pid), _thread_cpu(tid), time.monotonic()
         writer.stdin.write("go\n")
         writer.stdin.flush()
         wait_marker(rib, token, timeout=600, poll=0.01)
+        user1, sys1 = _proc_times(relay.pid)
         out = {
             "wall": time.monotonic() - t0,
-            "relay": _proc_cpu(relay.pid) - relay0,
+            "relay": user1 + sys1 - user0 - sys0,
+            "relay_system": sys1 - sys0,
             "feed_thread": _thread_cpu(tid) - feed0,
             "reads": server.stats().get("reads"),  # (not counted before 7579c0f)
         }
@@ -257,13 +283,27 @@ def main(argv: list[str] | None = None) -> int:
         help="--relay: checkouts to run in turn, comma-separated (each with this script "
         "copied into its bench/); default: this one",
     )
+    p.add_argument(
+        "--form",
+        choices=("compact", "exabgp"),
+        default="compact",
+        help="the lines in orjson's compact form (default) or ExaBGP 5's own",
+    )
+    p.add_argument("--lines-file", default="", help=argparse.SUPPRESS)
     p.add_argument("--one", help=argparse.SUPPRESS)
     p.add_argument("--one-relay", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.one_relay is not None:
         co = args.one_relay
-        print(json.dumps(one_relay(args.routers, args.rate, float(co) if co else None)))
+        res = one_relay(args.routers, args.rate, float(co) if co else None, args.lines_file)
+        print(json.dumps(res))
         return 0
+    form: list[str] = []
+    if args.form == "exabgp":
+        from bench import scan_instr
+
+        scan_instr.write_cache(args.routers)
+        form = ["--lines-file", str(scan_instr.cache_path(args.routers, "exabgp"))]
     if args.relay:
         trees = [Path(c).resolve() for c in args.code.split(",") if c] or [Path.cwd()]
         for tree in trees:
@@ -275,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
                 for co in args.relay.split(","):
                     cmd = [sys.executable, "-m", "bench.ingest_paced"]
                     cmd += ["--routers", str(args.routers), "--rate", str(args.rate)]
-                    cmd += [f"--one-relay={'' if co == '-' else co}"]
+                    cmd += [f"--one-relay={'' if co == '-' else co}", *form]
                     env = dict(os.environ, PYTHONPATH=str(tree))
                     out = subprocess.run(cmd, capture_output=True, check=True, cwd=tree, env=env)
                     res = json.loads(out.stdout)
@@ -283,7 +323,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.one:
         chunk, gap, co = args.one.split(",")
-        res = one(args.routers, int(chunk), float(gap), args.maintenance, float(co) if co else None)
+        res = one(
+            args.routers,
+            int(chunk),
+            float(gap),
+            args.maintenance,
+            float(co) if co else None,
+            args.lines_file,
+        )
         print(json.dumps(res))
         return 0
     variants = [("bulk", 1 << 20, 0.0, "")]
@@ -292,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(args.rounds):
         for label, chunk, gap, co in variants:
             cmd = [sys.executable, "-m", "bench.ingest_paced", "--routers", str(args.routers)]
-            cmd += ["--one", f"{chunk},{gap},{co}"]
+            cmd += ["--one", f"{chunk},{gap},{co}", *form]
             cmd += ["--maintenance"] if args.maintenance else []
             res = json.loads(subprocess.run(cmd, capture_output=True, check=True).stdout)
             print(label, json.dumps(res), flush=True)
