@@ -105,10 +105,23 @@ def _proc_times(pid: int) -> tuple[float, float]:
 
 
 def _thread_cpu(tid: int) -> float:
+    return sum(_thread_times(tid))
+
+
+def _thread_times(tid: int) -> tuple[float, float]:
+    """(user, system) CPU-s of a thread of this process."""
     with open(f"/proc/self/task/{tid}/stat") as f:
         text = f.read()
     fields = text[text.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def _faults(path: str) -> int:
+    """Minor page faults of a process or thread (``/proc/.../stat``)."""
+    with open(path) as f:
+        text = f.read()
+    return int(text[text.rindex(")") + 2 :].split()[7])
 
 
 def _table(routers: int, lines_file: str) -> list[bytes]:
@@ -238,16 +251,22 @@ def one_relay(
         if writer.stderr.readline().strip() != "ready":
             raise RuntimeError("writer failed")
         tid = _feed_thread_id(server, "no relay connection")
-        (user0, sys0), feed0, t0 = _proc_times(relay.pid), _thread_cpu(tid), time.monotonic()
+        (user0, sys0), t0 = _proc_times(relay.pid), time.monotonic()
+        feed_user0, feed_sys0 = _thread_times(tid)
+        faults0 = _faults(f"/proc/self/task/{tid}/stat"), _faults(f"/proc/{relay.pid}/stat")
         writer.stdin.write("go\n")
         writer.stdin.flush()
         wait_marker(rib, token, timeout=600, poll=0.01)
         user1, sys1 = _proc_times(relay.pid)
+        feed_user1, feed_sys1 = _thread_times(tid)
         out = {
             "wall": time.monotonic() - t0,
             "relay": user1 + sys1 - user0 - sys0,
             "relay_system": sys1 - sys0,
-            "feed_thread": _thread_cpu(tid) - feed0,
+            "feed_thread": feed_user1 + feed_sys1 - feed_user0 - feed_sys0,
+            "feed_system": feed_sys1 - feed_sys0,
+            "feed_faults": _faults(f"/proc/self/task/{tid}/stat") - faults0[0],
+            "relay_faults": _faults(f"/proc/{relay.pid}/stat") - faults0[1],
             "reads": server.stats().get("reads"),  # (not counted before 7579c0f)
         }
         writer.stdin.write("end\n")

@@ -14,16 +14,19 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from libc.string cimport memchr
 
 
-def split_lines(bytes data, Py_ssize_t limit, Py_ssize_t head_bytes):
-    """``(lines, too_long, tail)``: the complete lines of ``data`` not longer than
-    ``limit`` and not empty; ``(first head_bytes octets, size)`` of each longer
-    one; the octets after the last newline. As ``data.split(b"\\n")``, its last
-    piece popped as the tail, the rest filtered (``ribd.lines.LineSplitter``)."""
-    cdef const char *p = PyBytes_AS_STRING(data)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(data), start = 0, size
+def split_lines(const unsigned char[::1] data, Py_ssize_t limit, Py_ssize_t head_bytes):
+    """``(lines, too_long, tail)``: the complete lines of ``data`` (bytes, or a view
+    of a buffer) not longer than ``limit`` and not empty; ``(first head_bytes
+    octets, size)`` of each longer one; the octets after the last newline, all
+    copies. As ``bytes(data).split(b"\\n")``, its last piece popped as the tail,
+    the rest filtered (``ribd.lines.LineSplitter``)."""
+    cdef Py_ssize_t n = data.shape[0], start = 0, size
+    cdef const char *p = b""
     cdef const char *nl
     cdef list out = []
     cdef list too_long = []
+    if n:
+        p = <const char *>&data[0]
     while True:
         nl = <const char *>memchr(p + start, 10, n - start)
         if nl == NULL:
@@ -35,8 +38,7 @@ def split_lines(bytes data, Py_ssize_t limit, Py_ssize_t head_bytes):
         elif size:
             out.append(PyBytes_FromStringAndSize(p + start, size))
         start += size + 1
-    tail = data if start == 0 else PyBytes_FromStringAndSize(p + start, n - start)
-    return out, too_long, tail
+    return out, too_long, PyBytes_FromStringAndSize(p + start, n - start)
 
 
 def count_lines(bytes data):

@@ -384,29 +384,29 @@ class FeedServer(RelayControl):
         longer one is skipped and counted as one ``too_long`` bad line
         (``ribd.lines``), so no line costs more memory than the limit.
         """
-        recv = conn.sock.recv
+        buf = bytearray(READ_SIZE)  # one buffer for every read (ribd.lines says why)
+        recv_into, view = conn.sock.recv_into, memoryview(buf)
         c = conn.counters
         splitter = LineSplitter(self.max_line_bytes)
         # The compiled loop over a read's lines where built (and not turned off).
         lines_in = _compiled_lines if self.compiled_lines else FeedServer._lines
         coalesce = self.coalesce_seconds
-        sleep = time.sleep
         while True:
-            data = recv(READ_SIZE)
-            if not data:
+            size = recv_into(buf)
+            if not size:
                 break
             c.reads += 1
-            lines, too_long = splitter.split(data)
-            for head, size in too_long:
+            lines, too_long = splitter.split(view[:size])
+            for head, long in too_long:
                 c.lines += 1
                 self._bad_log.bad_line(
-                    c, head, f"line of {size} bytes exceeds {self.max_line_bytes}"
+                    c, head, f"line of {long} bytes exceeds {self.max_line_bytes}"
                 )
             if splitter.max_held > self.max_held_bytes:
                 self.max_held_bytes = splitter.max_held
             lines_in(self, conn, lines)
-            if coalesce and len(lines) >= COALESCE_MIN_LINES and len(data) < COALESCE_BELOW:
-                sleep(coalesce)  # a load streams in: let the socket gather more
+            if coalesce and len(lines) >= COALESCE_MIN_LINES and size < COALESCE_BELOW:
+                time.sleep(coalesce)  # a load streams in: let the socket gather more
         if splitter.pending:
             # A connection cut mid-line: the relay re-sends the whole batch.
             log.debug("discarding %d bytes of an incomplete line", splitter.pending)
