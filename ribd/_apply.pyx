@@ -79,12 +79,16 @@ cdef bint _announce_load(rib, ev) except -1:
         return False
     neighbor = ev.neighbor
     r = rib.routers.get(neighbor) or rib.router(neighbor)
-    return announce_parts(rib, r, ev.family, ev.prefixes, ev.attributes)
+    family = ev.family
+    # The event's texts as the store's keys (an IPv4 store's are ints: ribd.store).
+    prefixes = rib.tables[family].store.keys_of(ev.prefixes)
+    return announce_parts(rib, r, family, prefixes, ev.attributes)
 
 
 cdef bint announce_parts(rib, r, family, prefixes, attrs) except -1:
     """``_announce_load`` of an UPDATE given by its parts (no path ids): the
-    router's ``RouterRib`` ``r``, the family, the prefixes and the set. Also the
+    router's ``RouterRib`` ``r``, the family, the prefixes as the store's keys
+    (``PrefixStore.keys_of``) and the set. Also the
     write of ``ribd._loadline``, which makes no event for a table load's lines."""
     cdef Py_ssize_t n, i, missing = 0, slot, width
     cdef PyObject *found

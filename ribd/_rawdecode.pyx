@@ -23,7 +23,7 @@ from libc.string cimport memset
 cdef extern from "Python.h":
     void PyObject_GC_UnTrack(object o)
 
-from ribd._rawnlri cimport ipv6_text, nlri as _nlri, quad as _quad, u32 as _u32
+from ribd._rawnlri cimport ipv6_text, nlri4_keys, nlri as _nlri, quad as _quad, u32 as _u32
 from ribd.attributes import AttributeInterner
 from ribd.events import IPV4_UNICAST, IPV6_UNICAST, EndOfRib, RoutesAnnounced, RoutesWithdrawn
 from ribd.rawattrs import (
@@ -452,13 +452,14 @@ cdef object _ipv4_row(const unsigned char *d, Attrs *A, bint asn4):
 
 
 cdef tuple load_update(const unsigned char *p, Py_ssize_t end, bint asn4):
-    """(prefix texts, attribute row) of an UPDATE body of a table load's common
+    """(prefix keys, attribute row) of an UPDATE body of a table load's common
     kind: IPv4 NLRI only (no withdrawn routes, no MP_REACH / MP_UNREACH), sound
-    framing and attributes, no ADD-PATH (the caller checks the session's). For
-    such a body ``UpdateDecoder.decode`` gives exactly
-    ``[RoutesAnnounced(neighbor, IPV4_UNICAST, tuple(prefixes), None,
-    interner.intern(row))]``. None for any other body, before anything is
-    interned: the caller then decodes it the usual way, which says what is wrong."""
+    framing and attributes, no ADD-PATH (the caller checks the session's). The
+    keys are the IPv4 store's integers (``ribd.store``), not texts: for such a
+    body ``UpdateDecoder.decode`` gives exactly ``[RoutesAnnounced(neighbor,
+    IPV4_UNICAST, tuple(int_texts(keys)), None, interner.intern(row))]``. None
+    for any other body, before anything is interned: the caller then decodes it
+    the usual way, which says what is wrong."""
     cdef Py_ssize_t attr_len, nlri_at
     cdef Attrs A
     if end < 4 or end > MAX_UPDATE_BYTES or p[0] or p[1]:  # (withdrawn routes, or End-of-RIB)
@@ -468,7 +469,7 @@ cdef tuple load_update(const unsigned char *p, Py_ssize_t end, bint asn4):
     if nlri_at >= end:  # no NLRI (or the attributes run past the UPDATE)
         return None
     try:
-        nlri = _nlri(p + nlri_at, end - nlri_at, False, False)
+        keys = nlri4_keys(p + nlri_at, end - nlri_at)
         if _split(p + 4, attr_len, &A):
             return None
     except UpdateError:
@@ -478,7 +479,7 @@ cdef tuple load_update(const unsigned char *p, Py_ssize_t end, bint asn4):
     row = _ipv4_row(p + 4, &A, asn4)
     if row is None:
         return None
-    return nlri[0], row
+    return keys, row
 
 
 cdef object _family(const unsigned char *v):

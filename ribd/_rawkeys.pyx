@@ -1,6 +1,10 @@
 # cython: language_level=3, boundscheck=True, wraparound=False
 """Compiled ``PrefixStore.find_many``: prefix texts -> indexes in the sorted key array.
 
+Also the IPv4 store's integer keys (``ribd.store``: ``1 << length | network
+number``, what the delta and the change log hold) to and from texts and
+packed keys: ``find_many`` and ``encode`` take them beside texts.
+
 Every router loaded after a merge finds each of its prefixes in the store's
 arrays (``ribd.store``): in Python that is a key built per prefix
 (``inet_pton`` and a length byte), then numpy's ``searchsorted`` and a
@@ -59,6 +63,26 @@ cdef int _key(str text, int v6, unsigned char *out) except -2:
     return 0
 
 
+cdef int _int_key(object k, int v6, unsigned char *out) except -2:
+    """The packed key of an IPv4 integer key (``1 << length | network``) into
+    ``out``; 0, or -1 when it is not one (IPv6, negative, or past /32)."""
+    cdef unsigned long long v, n
+    cdef int length = 0
+    if v6 or k < 1 or k >= (1 << 33):
+        return -1
+    v = k
+    while (v >> (length + 1)) != 0:
+        length += 1
+    n = v ^ (1ULL << length)
+    n = (n << (32 - length)) if length else 0
+    out[0] = (n >> 24) & 0xFF
+    out[1] = (n >> 16) & 0xFF
+    out[2] = (n >> 8) & 0xFF
+    out[3] = n & 0xFF
+    out[4] = length + 1
+    return 0
+
+
 def find_many(keys, prefixes, bint v6):
     """For each prefix text, its index in ``keys`` (a sorted, C-contiguous array of
     fixed-width byte strings) or -1; None when a text is not one parsed here."""
@@ -74,7 +98,10 @@ def find_many(keys, prefixes, bint v6):
         flat = keys.view("u1")
         base = &flat[0]
     for text in prefixes:
-        if type(text) is not str or _key(text, v6, key) < 0:
+        if type(text) is int:
+            if _int_key(text, v6, key) < 0:
+                return None
+        elif type(text) is not str or _key(text, v6, key) < 0:
             return None
         lo, hi = 0, count
         while lo < hi:
@@ -95,10 +122,73 @@ def encode(prefixes, bint v6):
     cdef bytearray packed = bytearray(len(prefixes) * width)
     cdef unsigned char *out = <unsigned char *>(<char *>packed) if len(packed) else NULL
     for text in prefixes:
-        if type(text) is not str or _key(text, v6, out + i * width) < 0:
+        if type(text) is int:
+            if _int_key(text, v6, out + i * width) < 0:
+                return None
+        elif type(text) is not str or _key(text, v6, out + i * width) < 0:
             return None
         i += 1
     return packed
+
+
+def int_keys(prefixes):
+    """The IPv4 store's integer keys of canonical prefix texts (a list); None when
+    a text is not one parsed here (the caller's Python way then decides)."""
+    cdef unsigned char key[17]
+    cdef unsigned long long a
+    cdef int length
+    cdef list out = []
+    for text in prefixes:
+        if type(text) is not str or _key(text, 0, key) < 0 or key[4] > 33:
+            return None
+        length = key[4] - 1
+        a = (<unsigned long long>key[0] << 24) | (key[1] << 16) | (key[2] << 8) | key[3]
+        if length < 32 and (a & ((1ULL << (32 - length)) - 1)):
+            return None  # host bits set: not canonical
+        out.append(<long long>((1ULL << length) | ((a >> (32 - length)) if length else 0)))
+    return out
+
+
+cdef char _dig[256][4]
+cdef unsigned char _ndig[256]
+cdef int _d
+for _d in range(256):
+    _t = str(_d).encode()
+    _ndig[_d] = len(_t)
+    memcpy(_dig[_d], <const char *>_t, len(_t))
+
+
+cdef extern from "Python.h":
+    object PyUnicode_New(Py_ssize_t size, unsigned int maxchar)
+    void *PyUnicode_DATA(object o)
+
+
+def int_texts(keys):
+    """The prefix texts of IPv4 integer keys (a list); None when one is not such a key."""
+    cdef unsigned char key[17]
+    cdef char buf[24]
+    cdef Py_ssize_t k, j
+    cdef list out = []
+    for item in keys:
+        if type(item) is not int or _int_key(item, 0, key) < 0:
+            return None
+        k = 0
+        for j in range(5):
+            if j == 4:
+                buf[k] = 47  # '/'
+                k += 1
+                memcpy(buf + k, _dig[key[4] - 1], _ndig[key[4] - 1])
+                k += _ndig[key[4] - 1]
+            else:
+                if j:
+                    buf[k] = 46  # '.'
+                    k += 1
+                memcpy(buf + k, _dig[key[j]], _ndig[key[j]])
+                k += _ndig[key[j]]
+        s = PyUnicode_New(k, 127)
+        memcpy(PyUnicode_DATA(s), buf, k)
+        out.append(s)
+    return out
 
 
 def add_lengths(set lengths, prefixes):

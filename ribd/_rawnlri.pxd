@@ -4,6 +4,7 @@
 cdef str quad(const unsigned char *a)
 cdef str ipv6_text(const unsigned char *a)
 cdef tuple nlri(const unsigned char *p, Py_ssize_t end, bint v6, bint add_path)
+cdef list nlri4_keys(const unsigned char *p, Py_ssize_t end)
 
 
 cdef inline unsigned int u32(const unsigned char *a) noexcept:

@@ -115,3 +115,28 @@ cdef tuple nlri(const unsigned char *p, Py_ssize_t end, bint v6, bint add_path):
         out.append(_ascii(buf, k))
         at = stop
     return out, ids
+
+
+cdef list nlri4_keys(const unsigned char *p, Py_ssize_t end):
+    """The IPv4 store's integer keys (``ribd.store``: ``1 << length | network``)
+    of an IPv4 NLRI field without path ids: ``nlri``'s prefixes, trailing bits
+    dropped, with no text made; UpdateError with ``nlri``'s messages."""
+    cdef list out = []
+    cdef Py_ssize_t at = 0, stop, j
+    cdef unsigned int n, octets
+    cdef unsigned long long a
+    while at < end:
+        n = p[at]
+        if n > 32:
+            raise UpdateError(f"IPv4 NLRI: prefix length {n} at octet {at} exceeds 32")
+        octets = (n + 7) >> 3
+        stop = at + 1 + octets
+        if stop > end:
+            raise UpdateError(f"IPv4 NLRI: the last prefix runs past the field of {end} octets")
+        a = 0
+        for j in range(octets):
+            a = (a << 8) | p[at + 1 + j]
+        a <<= 8 * (4 - octets)
+        out.append(<long long>((1ULL << n) | ((a >> (32 - n)) if n else 0)))
+        at = stop
+    return out

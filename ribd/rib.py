@@ -237,11 +237,11 @@ class Rib(SessionHandling, Maintenance, Reads, Withdrawals):
         fs = r.families[ev.family]
         table = self.tables[ev.family]
         store = table.store
-        delta = store.delta  # a dict by prefix text (ribd.store.Delta)
+        delta = store.delta  # a dict by prefix key (ribd.store.Delta)
         # Indexes in the store's arrays, all at once (``PrefixStore.find_many``);
         # a prefix the arrays hold is never in the delta.
         # (Few prefixes: one scalar find each; numpy's call overhead is ~10 us.)
-        prefixes = ev.prefixes
+        prefixes = store.keys_of(ev.prefixes)  # the store's keys (IPv4: ints)
         entries = table._entries
         intern = entries.setdefault
         slot, stale = fs.slot, fs.stale_slot

@@ -173,7 +173,7 @@ class SessionHandling:
                     hit = True
             if hit:
                 store.set_at(i, slots_moved(entry, moves, rows, intern))
-                log_change(store.text(keys[i]))
+                log_change(store.key_of(store.text(keys[i])))
         entry = None
         drop_dead_rows(rows, table._entries)
         table.note_slots(*moves, *moves.values())

@@ -22,6 +22,18 @@ order is then (address, length) order, i.e. a prefix sorts before the
 prefixes it covers, and no key ends with a NUL byte (numpy's ``S`` dtype
 strips trailing NULs). Prefix texts must be canonical (``ribd.prefixes``).
 
+The IPv4 store's delta and its table's change log hold a prefix as an
+integer, ``1 << length | network number`` (``10.0.0.0/8``: ``1 << 8 | 10``),
+not as its text: the load's decoder makes it from the NLRI octets in a few
+instructions (no text formatted), it hashes to itself (no siphash; its low
+bits are the network's, so a dict spreads them), a prefix of up to /29 is a
+one-digit int (32 bytes against ~65 for its text), and packing it for the
+merge needs no parse. Every method here takes a text or that integer
+(``key_of`` makes one from the other) and hands texts out (``items``,
+``covering``): readers never see the integers, except the RIB's write paths
+(``ribd.rib``, ``ribd._apply``), which write them. The IPv6 store keeps
+texts as its keys (``int_keys`` False): one key type per store.
+
 Not thread-safe: the RIB's lock guards every call, as it did the trie.
 """
 
@@ -34,6 +46,8 @@ from collections.abc import Iterator
 from itertools import islice, repeat
 
 import numpy as np
+
+from ribd.prefix_keys import int_keys, int_texts, py_int_key, py_int_text
 
 try:  # compiled key search (setup.py builds it where a C compiler is): same indexes
     from ribd._rawkeys import encode as _compiled_encode
@@ -82,22 +96,24 @@ class Delta(dict):
     A dict, with pytricia's method names (``has_key``, ``insert``, ``delete``,
     ``keys`` as a list) so the RIB's write loops read as before. Keys are
     canonical prefix texts (``ribd.prefixes``): the same text is the same
-    prefix. What a dict lacks, longest-prefix match, ``covering`` does by
+    prefix; or, in an IPv4 store, their integer keys (``int_keys``). What a
+    dict lacks, longest-prefix match, ``covering`` does by
     probing each prefix length the delta holds, longest first; those lengths
     are counted lazily, at the first lookup after writes, and only over the
     keys added since the last count (a dict keeps insertion order, so they
     are its last ones; a removal makes the next lookup count them all).
     """
 
-    __slots__ = ("_counted", "_lengths")
+    __slots__ = ("_counted", "_lengths", "int_keys")
 
     has_key = dict.__contains__
     insert = dict.__setitem__
 
-    def __init__(self) -> None:
+    def __init__(self, int_keys: bool = False) -> None:
         super().__init__()
         self._lengths: set[int] = set()
         self._counted = 0  # keys counted into _lengths; -1: count them all again
+        self.int_keys = int_keys  # keys are ints (1 << length | network), not texts
 
     def keys(self) -> list[str]:  # type: ignore[override]
         return list(self)
@@ -131,7 +147,10 @@ class Delta(dict):
                 new: Iterator[str] = iter(self)
             else:
                 new = islice(reversed(self), n - counted)
-            add_lengths(self._lengths, new)
+            if self.int_keys:
+                self._lengths.update(k.bit_length() - 1 for k in new)
+            else:
+                add_lengths(self._lengths, new)
             self._counted = n
         return sorted(self._lengths, reverse=True)
 
@@ -139,7 +158,17 @@ class Delta(dict):
 class PrefixStore:
     """The prefixes of one family and the entry held at each."""
 
-    __slots__ = ("_addr_bytes", "_af", "bits", "delta", "holes", "keys", "values", "width")
+    __slots__ = (
+        "_addr_bytes",
+        "_af",
+        "bits",
+        "delta",
+        "holes",
+        "int_keys",
+        "keys",
+        "values",
+        "width",
+    )
 
     def __init__(self, bits: int) -> None:
         self.bits = bits
@@ -149,7 +178,8 @@ class PrefixStore:
         self.keys = np.empty(0, dtype=f"S{self.width}")  # sorted; replaced, never mutated
         self.values = np.empty(0, dtype=object)  # entry per key; None: a hole
         self.holes = 0
-        self.delta = Delta()  # prefixes not in ``keys``
+        self.int_keys = bits == 32  # the delta's and change log's keys: ints (IPv4), texts
+        self.delta = Delta(self.int_keys)  # prefixes not in ``keys``
 
     def __len__(self) -> int:
         """Prefixes held."""
@@ -161,8 +191,33 @@ class PrefixStore:
 
     # -- keys ----------------------------------------------------------------
 
-    def key(self, prefix: str) -> bytes:
-        address, _, length = prefix.partition("/")
+    def key_of(self, prefix: str | int) -> str | int:
+        """The delta's key of a prefix given as text or as that key already."""
+        if self.int_keys and type(prefix) is str:
+            return py_int_key(prefix)
+        return prefix
+
+    def keys_of(self, prefixes) -> list | tuple:  # type: ignore[no-untyped-def]
+        """``key_of`` of many: the RIB's write paths convert an event's texts once."""
+        if self.int_keys and prefixes and type(prefixes[0]) is str:
+            return int_keys(prefixes)
+        return prefixes
+
+    def text_of(self, key: str | int) -> str:
+        """The text of a delta key (or of a text)."""
+        return py_int_text(key) if type(key) is int else key  # type: ignore[return-value]
+
+    def texts_of(self, keys: list) -> list[str]:
+        """``text_of`` of many (the change log's readers get texts)."""
+        if self.int_keys and keys and type(keys[0]) is int:
+            return int_texts(keys)
+        return keys
+
+    def key(self, prefix: str | int) -> bytes:
+        if type(prefix) is int:
+            n = prefix.bit_length() - 1
+            return ((prefix ^ (1 << n)) << (32 - n)).to_bytes(4, "big") + bytes((n + 1,))
+        address, _, length = prefix.partition("/")  # type: ignore[union-attr]
         return _pton(self._af, address) + _LENGTH_BYTE[length]
 
     def encode(self, prefixes: list[str]) -> np.ndarray:
@@ -184,6 +239,8 @@ class PrefixStore:
             packed = _compiled_encode(prefixes, self._addr_bytes == 16)
             if packed is not None:
                 return np.frombuffer(packed, dtype=f"S{self.width}")
+        if prefixes and type(prefixes[0]) is int:
+            prefixes = [py_int_text(k) for k in prefixes]
         n = len(prefixes)
         out = np.empty((n, self.width), dtype=np.uint8)
         if n:
@@ -210,7 +267,7 @@ class PrefixStore:
 
     # -- reading -------------------------------------------------------------
 
-    def find(self, prefix: str) -> int:
+    def find(self, prefix: str | int) -> int:
         """Index of ``prefix`` in the arrays, or -1 (a hole's index is returned)."""
         keys = self.keys
         if not len(keys):
@@ -254,6 +311,8 @@ class PrefixStore:
         without finding the prefix again.
         """
         delta = self.delta
+        if self.int_keys and type(prefix) is str:
+            prefix = py_int_key(prefix)
         if delta.has_key(prefix):
             return -1, delta.get(prefix)
         i = self.find(prefix)
@@ -266,7 +325,11 @@ class PrefixStore:
         if live is not None:
             keys, values = keys[live], values[live]
         out = list(zip(self.texts(keys), values.tolist(), strict=True))
-        out.extend(self.delta.items())
+        if self.int_keys:
+            delta = self.delta
+            out.extend(zip(int_texts(list(delta)), delta.values(), strict=True))
+        else:
+            out.extend(self.delta.items())
         return out
 
     def prefixes(self) -> list[str]:
@@ -311,6 +374,15 @@ class PrefixStore:
         bits = self.bits
         a, limit = self._address_bits(address)
         size, af, get = self._addr_bytes, self._af, delta.get
+        if self.int_keys:
+            for length in delta.lengths():
+                if length > limit:
+                    continue
+                entry = get(1 << length | a >> (bits - length))
+                if entry is not None:
+                    cut = a >> (bits - length) << (bits - length)
+                    yield f"{_ntop(af, cut.to_bytes(size, 'big'))}/{length}", length, entry
+            return
         for length in delta.lengths():
             if length > limit:
                 continue
@@ -353,9 +425,11 @@ class PrefixStore:
 
     # -- writing -------------------------------------------------------------
 
-    def set(self, prefix: str, entry: object) -> None:
-        """Store ``entry`` at ``prefix``; None removes it."""
+    def set(self, prefix: str | int, entry: object) -> None:
+        """Store ``entry`` at ``prefix`` (a text or its delta key); None removes it."""
         delta = self.delta
+        if self.int_keys and type(prefix) is str:
+            prefix = py_int_key(prefix)
         if delta.has_key(prefix):
             if entry is None:
                 delta.delete(prefix)
@@ -386,11 +460,12 @@ class PrefixStore:
             self.fold(self.delta, self.keys[:0], self.values[:0])
         return 0
 
-    def read_delta(self) -> tuple[list[str], np.ndarray]:
-        """The delta's prefix texts and their entries (an object array), as of
-        one instant: ``dict.copy`` runs in C without a thread switch, so the
-        merge may call this with the lock free while writes go on (it checks
-        the table's write count under the lock before it folds)."""
+    def read_delta(self) -> tuple[list, np.ndarray]:
+        """The delta's keys (texts, or ints: ``encode`` takes both) and their
+        entries (an object array), as of one instant: ``dict.copy`` runs in C
+        without a thread switch, so the merge may call this with the lock free
+        while writes go on (it checks the table's write count under the lock
+        before it folds)."""
         snapshot = dict.copy(self.delta)
         values = np.fromiter(snapshot.values(), dtype=object, count=len(snapshot))
         return list(snapshot), values
@@ -413,14 +488,14 @@ class PrefixStore:
             at = base_keys.searchsorted(keys)
             base_keys = np.insert(base_keys, at, keys)
             base_values = np.insert(base_values, at, values)
-            self.delta = Delta()
+            self.delta = Delta(self.int_keys)
         self.keys, self.values, self.holes = base_keys, base_values, 0
 
     def load_sorted(self, keys: np.ndarray, values: np.ndarray) -> None:
         """Fill an empty store from keys already checked to be valid, sorted and
         distinct (a format 2 snapshot's), and their entries (an object array)."""
         self.keys, self.values, self.holes = keys.astype(f"S{self.width}"), values, 0
-        self.delta = Delta()
+        self.delta = Delta(self.int_keys)
 
     def load(self, prefixes: list[str], entries: list[object]) -> str | None:
         """Fill an empty store (a snapshot load); returns a prefix given twice, or None."""
@@ -432,5 +507,5 @@ class PrefixStore:
             return self.text(keys[int(twice[0])])
         values = np.fromiter(entries, dtype=object, count=len(entries))[order]
         self.keys, self.values, self.holes = keys, values, 0
-        self.delta = Delta()
+        self.delta = Delta(self.int_keys)
         return None

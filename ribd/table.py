@@ -197,10 +197,12 @@ class FamilyTable:
         return self.changes_start + len(self.changes)
 
     def changes_since(self, seq: int) -> list[str] | None:
-        """Prefixes changed since ``seq``; None if the log no longer reaches back."""
+        """Prefixes changed since ``seq``, as texts; None if the log no longer
+        reaches back. (The log holds the store's keys: an IPv4 store's are
+        ints, ``ribd.store``, made texts here for the readers.)"""
         if seq < self.changes_start:
             return None
-        return self.changes[seq - self.changes_start :]
+        return self.store.texts_of(self.changes[seq - self.changes_start :])
 
     def note_slots(self, *slots: int | None) -> None:
         """The changes logged so far include changes of ``slots`` (None: skipped)."""

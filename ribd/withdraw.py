@@ -24,7 +24,8 @@ class Withdrawals:
         locate = store.locate
         slot, stale = fs.slot, fs.stale_slot
         path_ids = ev.path_ids
-        for i, prefix in enumerate(ev.prefixes):
+        # The store's keys (an IPv4 store's are ints): what ``put`` logs.
+        for i, prefix in enumerate(store.keys_of(ev.prefixes)):
             # The index found once serves every write below (FamilyTable.put).
             at, entry = locate(prefix)
             if entry is None:

@@ -46,6 +46,10 @@ def _state(rib: Rib) -> dict:
         "rib": (rib.shared_writes, rib.unknown_neighbor_events, rib.treated_as_withdraw),
     }
     for family, table in rib.tables.items():
+        # One key type per store: the IPv4 delta and change log hold ints, the IPv6 texts.
+        kind = int if table.store.int_keys else str
+        assert {type(k) for k in table.store.delta} <= {kind}, family
+        assert {type(k) for k in table.changes} <= {kind}, family
         out[family] = {
             "items": sorted(table.store.items()),
             "delta": list(table.store.delta.items()),  # in insertion order

@@ -115,3 +115,49 @@ def test_compiled_lengths_are_the_python_lengths() -> None:
     for _ in range(2000):
         pick = [rng.choice(good + odd) for _ in range(rng.randrange(1, 6))]
         assert _lengths_outcome(add, pick) == _lengths_outcome(ref, pick), pick
+
+
+def test_integer_keys_compiled_and_python_agree_and_round_trip() -> None:
+    """The IPv4 store's integer keys (``ribd.prefix_keys``): the compiled twins give
+    the Python reference's keys, texts, packed keys and indexes, on random prefixes
+    of every length; keys are distinct per prefix and ``1 << length | network``."""
+    from ribd import prefix_keys
+
+    rng = random.Random(7)
+    texts = random_prefixes(rng, 32, 3000)
+    keys = [prefix_keys.py_int_key(t) for t in texts]
+    assert compiled.int_keys(texts) == keys
+    assert len(set(keys)) == len(keys)
+    for t, k in zip(texts[:200], keys, strict=False):
+        net = ipaddress.ip_network(t)
+        assert k == 1 << net.prefixlen | int(net.network_address) >> (32 - net.prefixlen)
+    assert compiled.int_texts(keys) == texts == [prefix_keys.py_int_text(k) for k in keys]
+    assert bytes(compiled.encode(keys, False)) == bytes(compiled.encode(texts, False))
+    store = PrefixStore(32)
+    store.load(texts[::2], list(range(len(texts[::2]))))
+    assert compiled.find_many(store.keys, keys, False) == compiled.find_many(
+        store.keys, texts, False
+    )
+    assert store.find_many(keys) == store.find_many(texts)
+
+
+@pytest.mark.parametrize(
+    "text", ["10.0.0.1/8", "10.0.0.0/33", "10.0.0.0/08", "10.0.0/8", "x/8", "10.0.0.0", "::/0"]
+)
+def test_a_text_that_is_not_a_canonical_ipv4_prefix_has_no_integer_key(text: str) -> None:
+    from ribd import prefix_keys
+
+    assert compiled.int_keys([text]) is None  # the Python reference then decides
+    with pytest.raises(ValueError):
+        prefix_keys.int_keys([text])
+
+
+@pytest.mark.parametrize("key", [0, -1, 1 << 33, (1 << 40) | 5, "10.0.0.0/8", 2.0])
+def test_a_value_that_is_not_an_integer_key_has_no_text(key: object) -> None:
+    from ribd import prefix_keys
+
+    assert compiled.int_texts([key]) is None
+    with pytest.raises(ValueError):
+        prefix_keys.int_texts([key])
+    if type(key) is not str:  # (a text is encode's other input)
+        assert compiled.encode([key], False) is None

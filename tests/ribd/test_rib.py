@@ -117,7 +117,8 @@ def test_one_update_of_new_known_and_repeated_prefixes_counts_each_prefix_once(m
         "10.4.0.0/16": 7,
         "10.5.0.0/16": 8,
     }
-    assert {"10.3.0.0/16", "10.4.0.0/16", "10.5.0.0/16"} <= set(rib.tables[V4].changes)
+    table = rib.tables[V4]
+    assert {"10.3.0.0/16", "10.4.0.0/16", "10.5.0.0/16"} <= set(table.store.texts_of(table.changes))
     withdraw(rib, R1, ["10.5.0.0/16", "10.3.0.0/16"])
     assert (fs.prefixes, fs.paths) == (3, 3)
 

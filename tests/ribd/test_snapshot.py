@@ -603,3 +603,23 @@ def test_full_table_round_trip(tmp_path: Path) -> None:
         lfs = loaded.routers[peer].families[family]
         assert (lfs.prefixes, lfs.paths) == (fs.prefixes, fs.paths)
     assert loaded.lookup(peer, V4, "8.8.8.8").attributes.origin_as == 15169
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_snapshot_written_before_int_keys_loads_the_same(version: int) -> None:
+    """Files main wrote before the IPv4 store's delta took integer keys (f71d5f8,
+    ``sample_rib`` with R1's last update at 1234.5) load into today's RIB with
+    every route, and the loaded store holds ints in its delta and change log
+    from then on (one key type per store)."""
+    path = Path(__file__).parent / "data" / f"main-f71d5f8-v{version}.ribsnap"
+    rib = sample_rib()
+    loaded = Rib(clock=Clock())
+    got = load_snapshot(loaded, path, hold_time=120)
+    assert got.prefixes == {V4: 6, V6: 3} and got.paths == 14
+    assert routes(loaded) == routes(rib)
+    assert loaded.routers[R1].last_update == 1234.5
+    announce(loaded, R1, ["10.7.0.0/16"], seq(64500, 7))  # a new prefix: into the delta
+    table = loaded.tables[V4]
+    assert [type(k) for k in table.store.delta] == [int]
+    assert {type(k) for k in table.changes} == {int}
+    assert loaded.lookup(R1, V4, "10.7.1.1").attributes.origin_as == 7

@@ -206,6 +206,6 @@ def test_a_removal_then_an_insert_of_another_length_is_found_by_the_next_lookup(
     store.set("10.0.0.0/8", None)
     store.set("10.1.0.0/16", "b")  # the delta holds one key again, of a length not counted yet
     assert [p for p, _, _ in store.covering("10.1.2.3")] == ["10.1.0.0/16"]
-    store.delta.pop("10.1.0.0/16")
-    store.delta.insert("10.1.2.0/24", "c")
+    store.delta.pop(store.key_of("10.1.0.0/16"))
+    store.delta.insert(store.key_of("10.1.2.0/24"), "c")
     assert [p for p, _, _ in store.covering("10.1.2.3")] == ["10.1.2.0/24"]
