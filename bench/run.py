@@ -61,6 +61,20 @@ LONG_JOBS = {
 }  # stops itself (memory, CPU budget)
 
 
+def sched_autogroup() -> bool | None:
+    """Whether the kernel groups CPU time by session (None: not Linux, or unknown).
+
+    With it on, ``nice`` only ranks a session's own processes: a niced job of
+    another shell session takes as much CPU as this benchmark (stop 29: a CPU
+    loop got 65% of a core beside three "niced" jobs; 97% with it off).
+    """
+    try:
+        with open("/proc/sys/kernel/sched_autogroup_enabled") as f:
+            return f.read().strip() == "1"
+    except OSError:
+        return None
+
+
 def machine() -> dict:
     """What the figures were measured on (they mean little without it)."""
     model = ""
@@ -85,6 +99,7 @@ def machine() -> dict:
         except metadata.PackageNotFoundError:
             versions[name] = "absent"
     return {
+        "sched_autogroup": sched_autogroup(),
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
         "nproc": os.cpu_count(),
         "cpu": model,
@@ -192,6 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         p.error(f"unknown benchmark(s): {', '.join(unknown)}; choose from {', '.join(JOBS)}")
     info = machine()
+    if info["sched_autogroup"]:
+        log(
+            "note: the kernel's autogroup scheduling is on (sched_autogroup_enabled = 1):"
+            " niced processes of other sessions compete with these benchmarks at equal weight"
+        )
     rows: list[Row] = []
     jobs = []
     t0 = time.monotonic()
