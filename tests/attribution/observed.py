@@ -4,7 +4,9 @@ log output (read back line by line), its /metrics over HTTP and its gRPC health.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -43,6 +45,9 @@ class ServedProcess:
         bgp_port: int | None = None,
     ) -> None:
         self.dir = tempfile.mkdtemp(prefix="attribution-observe-", dir="/tmp")
+        # Tests read the log after stop(): the directory goes when pytest exits
+        # (500 of them, with their logs, were left in /tmp by stop 29).
+        atexit.register(shutil.rmtree, self.dir, True)
         self.grpc_port, self.bgp_port = free_port(), bgp_port or free_port()
         self.metrics_port = metrics_port or free_port()
         self.config_path = os.path.join(self.dir, "attribution.toml")
