@@ -79,11 +79,15 @@ RECONNECT_MIN, RECONNECT_MAX = 0.05, 2.0
 # relay still woke ~3,000 times a real table (ExaBGP writes ~7 MB/s of
 # packets lines, ~15 KB per 2 ms) and so did the service's feed thread, each
 # wake ~0.1-0.2 ms of CPU beyond the bytes (BENCHMARKS, raw mode, ninth pass).
-# 20 ms of ExaBGP's output is ~150 KB: the reader waits that long only when
-# the pipe was enlarged to PIPE_BYTES, so ExaBGP's writes never block on it.
-# A lone UPDATE is never held back by the longer wait.
+# 50 ms of ExaBGP's output is ~400 KB (ExaBGP 5's own lines, ~8 MB/s): the
+# reader waits that long only when the pipe was enlarged to PIPE_BYTES, so
+# ExaBGP's writes never block on it (at 20 ms: relay 0.14-0.16 CPU-s a real
+# table, at 50 ms 0.09-0.10, BENCHMARKS raw mode, twelfth pass). The socket's
+# send buffer is enlarged to SEND_BYTES so that a batch that size goes to the
+# service in one piece. A lone UPDATE is never held back by the longer wait.
 SHORT_COALESCE = 0.002
-COALESCE_SECONDS = 0.02
+COALESCE_SECONDS = 0.05
+SEND_BYTES = 1 << 20
 COALESCE_MIN_LINES = 16
 COALESCE_BELOW = 64 * 1024
 PIPE_BYTES = 1 << 20
@@ -292,6 +296,8 @@ class Relay:
 
     def _connect(self) -> socket.socket | None:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        with contextlib.suppress(OSError):  # (capped by net.core.wmem_max: then as it allows)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BYTES)
         try:
             sock.connect(self.socket_path)
         except OSError:
