@@ -13,8 +13,10 @@ returns a constant (the decode is priced elsewhere), less the same process
 that does not scan. Each stage runs in its own process under
 ``valgrind --tool=callgrind``, niced.
 
-``python -m bench.scan_instr [--routers 2] [--lines 20000] [--code DIR,...]``;
-``--stage none|scan --form compact|exabgp`` runs one stage without callgrind.
+``python -m bench.scan_instr [--routers 2] [--lines 20000] [--code DIR,...]
+[--stages scan,split]``; ``split`` prices the feed's split of its reads
+(``ribd.lines.LineSplitter``, reads of READ_BYTES) instead of the scan.
+``--stage none|scan|split --form compact|exabgp`` runs one stage without callgrind.
 ``--time`` instead: CPU-s of the scan of the whole table, each code in turn.
 """
 
@@ -30,6 +32,7 @@ import time
 from pathlib import Path
 
 FORMS = ("compact", "exabgp")
+READ_BYTES = 150_000  # a feed read during a load (~20 ms of ExaBGP's output)
 
 
 def cache_path(routers: int, form: str) -> Path:
@@ -87,8 +90,22 @@ def run_stage(stage: str, routers: int, form: str, count: int) -> float:
             parser.parse(line)
     parser.raw.decoder = _Decoder()
     scan = raw_scanner(parser.raw)
+    reads = []  # the lines as the feed reads them: ~READ_BYTES a read, cut anywhere
+    blob = b"\n".join(updates) + b"\n"
+    for at in range(0, len(blob), READ_BYTES):
+        reads.append(blob[at : at + READ_BYTES])
+    del blob
     if stage == "none":
         return 0.0
+    if stage == "split":  # the feed's split of its reads into lines (ribd.lines)
+        from ribd.lines import LineSplitter
+
+        splitter = LineSplitter(1 << 20)
+        t0 = time.process_time()
+        got = sum(len(splitter.split(data)[0]) for data in reads)
+        if got != len(updates):
+            raise SystemExit(f"the split gave {got} of {len(updates)} lines")
+        return time.process_time() - t0
     t0 = time.process_time()
     taken = 0
     for line in updates:
@@ -123,7 +140,8 @@ def main() -> None:
     p.add_argument("--lines", type=int, default=20_000)
     p.add_argument("--code", default=".", help="trees to import ribd from, comma-separated")
     p.add_argument("--forms", default=",".join(FORMS))
-    p.add_argument("--stage", choices=("none", "scan"))
+    p.add_argument("--stage", choices=("none", "scan", "split"))
+    p.add_argument("--stages", default="scan", help="what --code prices: scan, split or both")
     p.add_argument("--form", choices=FORMS, default="exabgp")
     p.add_argument("--time", action="store_true", help="CPU-s of the whole table's scan")
     p.add_argument("--rounds", type=int, default=3)
@@ -147,12 +165,13 @@ def main() -> None:
     for code in codes:
         for form in args.forms.split(","):
             base = callgrind("none", args.routers, form, args.lines, code)
-            scan = callgrind("scan", args.routers, form, args.lines, code)
-            print(
-                f"{code} {form}: scan {(scan - base) / args.lines:,.0f} instructions a line "
-                f"({args.lines} lines, {args.routers} router(s))",
-                flush=True,
-            )
+            for stage in args.stages.split(","):
+                cost = callgrind(stage, args.routers, form, args.lines, code)
+                print(
+                    f"{code} {form}: {stage} {(cost - base) / args.lines:,.0f} instructions a "
+                    f"line ({args.lines} lines, {args.routers} router(s))",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":
