@@ -35,6 +35,10 @@ cdef extern from "Python.h":
     bint PyUnicode_IS_ASCII(object o)
 
 
+cdef extern from *:
+    int __builtin_clzll(unsigned long long x) nogil
+
+
 cdef int _key(str text, int v6, unsigned char *out) except -2:
     """The store's key of ``text`` into ``out``; 0, or -1 if not parsed here."""
     cdef Py_ssize_t n, slash = -1, i
@@ -71,8 +75,7 @@ cdef int _int_key(object k, int v6, unsigned char *out) except -2:
     if v6 or k < 1 or k >= (1 << 33):
         return -1
     v = k
-    while (v >> (length + 1)) != 0:
-        length += 1
+    length = 63 - __builtin_clzll(v)
     n = v ^ (1ULL << length)
     n = (n << (32 - length)) if length else 0
     out[0] = (n >> 24) & 0xFF
@@ -198,12 +201,21 @@ def add_lengths(set lengths, prefixes):
 
     A text whose part after its last '/' is not 1-3 ASCII digits (or not an
     ASCII str) goes through the Python expression itself, so every result and
-    every error is the reference's.
+    every error is the reference's. An int is an IPv4 store's key
+    (``ribd.prefix_keys``): its length is its bit length less one.
     """
     cdef Py_ssize_t n, i, slash
     cdef const char *s
     cdef int value
+    cdef unsigned long long k
     for p in prefixes:
+        if type(p) is int:  # an IPv4 store's key: its bit length - 1
+            if 1 <= p < (1 << 63):
+                k = p
+                lengths.add(63 - __builtin_clzll(k))
+            else:
+                lengths.add(p.bit_length() - 1)
+            continue
         if type(p) is str and PyUnicode_IS_ASCII(p):  # (its UTF-8 is its own buffer)
             s = PyUnicode_AsUTF8AndSize(p, &n)
             slash = -1

@@ -4,8 +4,9 @@ Split out of ``ribd.rib``: none of this changes what a lookup answers, it
 only bounds memory and the store's trie, in steps of a bounded budget so the
 RIB lock is free between them. ``Maintenance`` is mixed into ``ribd.rib.Rib``
 and uses its state (``lock``, ``tables``, ``routers``, ``interner``, ``clock``,
-``notes``). The merge itself (``Rib._merge``) stays in ``ribd.rib``, where its
-threshold ``MERGE_UNLOCKED`` is read (tests tune it there).
+``notes``). The merge itself (``Maintenance._merge``, moved here from
+``ribd.rib``) reads its threshold ``MERGE_UNLOCKED`` from this module (tests
+tune it here).
 """
 
 from __future__ import annotations
@@ -15,7 +16,15 @@ from typing import TYPE_CHECKING
 
 from ribd.observe import StaleExpired
 from ribd.store import release_memory
-from ribd.table import GC_PER_STEP, MERGE_QUIET, RELEASE_AFTER, SWEEP_CHUNK, FamilyTable
+from ribd.table import (
+    GC_PER_STEP,
+    MERGE_LOCKED_AFTER,
+    MERGE_QUIET,
+    MERGE_UNLOCKED,
+    RELEASE_AFTER,
+    SWEEP_CHUNK,
+    FamilyTable,
+)
 
 if TYPE_CHECKING:
     from ribd.rib import Rib
@@ -333,3 +342,49 @@ class Maintenance:
         while collection.step(1 << 62):
             pass
         return collection.dropped
+
+    # -- merging a store's new prefixes (maintenance and view builds) -------
+
+    def _merge(self, table: FamilyTable) -> int:
+        """Fold a store's delta into its arrays, holding the lock only to
+        fold: encoding the delta's keys (~0.3 s for a full table) runs with
+        the lock free, on a copy of the delta taken in one C call (no write
+        lands inside it; the writes count, checked under the lock, says
+        whether any landed after it).
+
+        If anything is written meanwhile, the work is dropped and the table
+        backs off (``FamilyTable.merge_overtaken``); after MERGE_LOCKED_AFTER
+        such merges in a row, the next one runs under the lock, so endless
+        writes cannot postpone it for ever.
+        """
+        with self.lock:
+            table.merge_attempts += 1
+            store, writes = table.store, table.writes
+            delta = store.delta
+            if (
+                table.merges_overtaken_in_row >= MERGE_LOCKED_AFTER
+                or writes - table._writes_at_merge < MERGE_UNLOCKED  # bounds the delta
+                or not store.has_delta()
+            ):
+                return self._merge_locked(table)
+        if len(delta) < MERGE_UNLOCKED:
+            with self.lock:
+                return self._merge_locked(table)  # small: a pass over the arrays
+        texts, values = store.read_delta()  # (an IPv4 store's keys are ints)
+        keys = store.encode(texts)
+        with self.lock:
+            if table.writes != writes or table.store is not store or store.delta is not delta:
+                if store.delta is not delta and table.store is store:
+                    table.merged()  # a reader merged it meanwhile (e.g. a view build)
+                else:
+                    table.merge_overtaken(self.clock())
+                return 0
+            store.fold(delta, keys, values)
+            table.merged()
+        return len(texts)
+
+    @staticmethod
+    def _merge_locked(table: FamilyTable) -> int:
+        moved = table.store.merge()
+        table.merged()
+        return moved

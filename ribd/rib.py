@@ -34,13 +34,13 @@ names, so ``from ribd.rib import ...`` keeps working):
   write loop for that layout (``announce_wide``).
 * ``ribd.sessions``: session up/down, stale generations, re-reads after
   lost feed lines, convergence (mixed into ``Rib``).
-* ``ribd.maintenance``: stale expiry, slot sweeps and garbage collection in
-  steps (mixed into ``Rib``).
+* ``ribd.maintenance``: stale expiry, slot sweeps, the store merge (whose
+  ``MERGE_UNLOCKED`` threshold tests tune on that module) and garbage
+  collection in steps (mixed into ``Rib``).
 * ``ribd.reads``: lookup, exact, routes and the slot helpers compiled lookup
   tables share (mixed into ``Rib``).
 * ``ribd.withdraw``: withdrawing a router's paths (mixed into ``Rib``).
-* Here: ``Rib`` itself, applying UPDATEs (the ingest hot loop) and the
-  store merge, whose ``MERGE_UNLOCKED`` threshold tests tune on this module.
+* Here: ``Rib`` itself, applying UPDATEs (the ingest hot loop).
 """
 
 from __future__ import annotations
@@ -82,9 +82,7 @@ from ribd.table import (
     MAX_DELTA,
     MERGE_BACKOFF,
     MERGE_EVERY,
-    MERGE_LOCKED_AFTER,
     MERGE_QUIET,
-    MERGE_UNLOCKED,
     QUIET_PREFIXES_PER_SECOND,
     REFRESH_ASKED,
     REFRESH_NONE,
@@ -431,52 +429,6 @@ class Rib(SessionHandling, Maintenance, Reads, Withdrawals):
         ps = PathSet(paths)
         return self._pathsets.setdefault(ps, ps), added
 
-    # -- merging a store's new prefixes (maintenance and view builds) -------
-
-    def _merge(self, table: FamilyTable) -> int:
-        """Fold a store's delta into its arrays, holding the lock only to
-        fold: encoding the delta's keys (~0.3 s for a full table) runs with
-        the lock free, on a copy of the delta taken in one C call (no write
-        lands inside it; the writes count, checked under the lock, says
-        whether any landed after it).
-
-        If anything is written meanwhile, the work is dropped and the table
-        backs off (``FamilyTable.merge_overtaken``); after MERGE_LOCKED_AFTER
-        such merges in a row, the next one runs under the lock, so endless
-        writes cannot postpone it for ever.
-        """
-        with self.lock:
-            table.merge_attempts += 1
-            store, writes = table.store, table.writes
-            delta = store.delta
-            if (
-                table.merges_overtaken_in_row >= MERGE_LOCKED_AFTER
-                or writes - table._writes_at_merge < MERGE_UNLOCKED  # bounds the delta
-                or not store.has_delta()
-            ):
-                return self._merge_locked(table)
-        if len(delta) < MERGE_UNLOCKED:
-            with self.lock:
-                return self._merge_locked(table)  # small: a pass over the arrays
-        texts, values = store.read_delta()
-        keys = store.encode(texts)
-        with self.lock:
-            if table.writes != writes or table.store is not store or store.delta is not delta:
-                if store.delta is not delta and table.store is store:
-                    table.merged()  # a reader merged it meanwhile (e.g. a view build)
-                else:
-                    table.merge_overtaken(self.clock())
-                return 0
-            store.fold(delta, keys, values)
-            table.merged()
-        return len(texts)
-
-    @staticmethod
-    def _merge_locked(table: FamilyTable) -> int:
-        moved = table.store.merge()
-        table.merged()
-        return moved
-
 
 # ``apply_many`` compiled (ribd/_apply.pyx: a table load's two short paths in C)
 # where setup.py built it; the method above stays the reference and fallback.
@@ -495,9 +447,7 @@ __all__ = [
     "MAX_DELTA",
     "MERGE_BACKOFF",
     "MERGE_EVERY",
-    "MERGE_LOCKED_AFTER",
     "MERGE_QUIET",
-    "MERGE_UNLOCKED",
     "QUIET_PREFIXES_PER_SECOND",
     "REFRESH_ASKED",
     "REFRESH_NONE",

@@ -59,8 +59,11 @@ COMPILED_FIND = _compiled_find_many is not None
 
 def py_add_lengths(lengths: set[int], prefixes: Iterator[str]) -> None:
     """Each prefix's length into ``lengths``: ``Delta.lengths``'s step, the
-    reference of ``ribd._rawkeys.add_lengths`` (compiled, where built)."""
-    lengths.update(int(p.rpartition("/")[2]) for p in prefixes)
+    reference of ``ribd._rawkeys.add_lengths`` (compiled, where built). A
+    prefix is a text or an IPv4 store's int key (``ribd.prefix_keys``)."""
+    lengths.update(
+        p.bit_length() - 1 if type(p) is int else int(p.rpartition("/")[2]) for p in prefixes
+    )
 
 
 try:
@@ -147,10 +150,7 @@ class Delta(dict):
                 new: Iterator[str] = iter(self)
             else:
                 new = islice(reversed(self), n - counted)
-            if self.int_keys:
-                self._lengths.update(k.bit_length() - 1 for k in new)
-            else:
-                add_lengths(self._lengths, new)
+            add_lengths(self._lengths, new)  # (an int key's length: its bit length - 1)
             self._counted = n
         return sorted(self._lengths, reverse=True)
 

@@ -86,6 +86,7 @@ def test_compiled_lengths_are_the_python_lengths() -> None:
     add, ref = store_module.add_lengths, store_module.py_add_lengths
     good = [f"10.{rng.randrange(256)}.0.0/{rng.randrange(33)}" for _ in range(500)]
     good += [f"2001:db8::/{n}" for n in range(129)] + ["0.0.0.0/0", "1.2.3.4/032"]
+    good += [1 << n | rng.getrandbits(n) for n in range(33)]  # an IPv4 store's int keys
     assert _lengths_outcome(add, good) == _lengths_outcome(ref, good)
     odd = [
         "10.0.0.0",
@@ -106,6 +107,10 @@ def test_compiled_lengths_are_the_python_lengths() -> None:
         "10.0.0.0/x",
         "",
         42,
+        0,
+        -5,
+        1 << 70,
+        True,
         None,
         b"10.0.0.0/8",
     ]

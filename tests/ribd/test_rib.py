@@ -494,9 +494,9 @@ def test_a_merge_overtaken_by_writes_backs_off_instead_of_retrying_every_round(m
     fourth attempt in a row folds under the lock. (A converged router's
     writes: a table streaming in is not merged before MAX_DELTA or its end,
     tests/ribd/test_maintenance_schedule.py.)"""
-    import ribd.rib
+    import ribd.maintenance
 
-    monkeypatch.setattr(ribd.rib, "MERGE_UNLOCKED", 0)  # always the unlocked two-phase merge
+    monkeypatch.setattr(ribd.maintenance, "MERGE_UNLOCKED", 0)  # always the two-phase merge
     clock = Clock()
     rib = Rib(clock=clock)
     up(rib, R1)
@@ -545,9 +545,9 @@ def test_a_table_load_is_merged_once_writes_pause_not_while_it_streams_in(monkey
 
 
 def test_a_merge_overtaken_by_a_write_loses_nothing(monkeypatch):
-    import ribd.rib
+    import ribd.maintenance
 
-    monkeypatch.setattr(ribd.rib, "MERGE_UNLOCKED", 0)
+    monkeypatch.setattr(ribd.maintenance, "MERGE_UNLOCKED", 0)
     clock = Clock()
     rib = Rib(clock=clock)
     up(rib, R1)
