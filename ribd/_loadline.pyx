@@ -34,7 +34,6 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
 from ribd._rawdecode import UpdateDecoder
 from ribd.events import IPV4_UNICAST, RoutesAnnounced
-from ribd.store import int_texts
 
 
 cdef object _v4 = IPV4_UNICAST
@@ -110,9 +109,8 @@ cdef class LineLoader:
                 if timed:
                     r.last_update = stamp
                 if not announce_parts(rib, r, _v4, prefixes, attrs):
-                    # (the event carries texts, as every event: ``_announce`` keys them again)
-                    texts = tuple(int_texts(prefixes))
-                    rib._announce(_announced(peer, _v4, texts, None, attrs))
+                    # (the keys given, the event's prefixes are not read: no texts made)
+                    rib._announce(_announced(peer, _v4, (), None, attrs), prefixes)
         c.prefixes_announced += n
         c.updates += 1
         self.taken += 1

@@ -223,13 +223,15 @@ class Rib(SessionHandling, Maintenance, Reads, Withdrawals):
         elif kind is Notification:
             self.notifications = [*self.notifications[-99:], event]  # type: ignore[list-item]
 
-    def _announce(self, ev: RoutesAnnounced) -> None:
+    def _announce(self, ev: RoutesAnnounced, keys: list | None = None) -> None:
         """Install one UPDATE's prefixes. The per-prefix hot loop of ingest.
 
         A prefix no router has yet (all of them, on a table load) only gets
         the entry holding this one path, built and interned once per UPDATE.
         The store's layers are used directly here (see ribd.store): the
         delta trie for prefixes the arrays lack, the arrays in place.
+        ``keys``: the prefixes as the store's keys already (``ribd._loadline``
+        decodes an IPv4 load's NLRI into them; ``ev.prefixes`` is then not read).
         """
         r = self.routers.get(ev.neighbor) or self.router(ev.neighbor)
         fs = r.families[ev.family]
@@ -239,7 +241,9 @@ class Rib(SessionHandling, Maintenance, Reads, Withdrawals):
         # Indexes in the store's arrays, all at once (``PrefixStore.find_many``);
         # a prefix the arrays hold is never in the delta.
         # (Few prefixes: one scalar find each; numpy's call overhead is ~10 us.)
-        prefixes = store.keys_of(ev.prefixes)  # the store's keys (IPv4: ints)
+        # The store's keys (IPv4: ints, ribd.prefix_keys), made once here.
+        prefixes = store.keys_of(ev.prefixes) if keys is None else keys
+        count = len(prefixes)
         entries = table._entries
         intern = entries.setdefault
         slot, stale = fs.slot, fs.stale_slot
@@ -271,8 +275,8 @@ class Rib(SessionHandling, Maintenance, Reads, Withdrawals):
                 if not prefixes:  # all taken above: the tally at the end, and no loop set up
                     fs.prefixes += added
                     fs.paths += added
-                    table.writes += len(ev.prefixes)
-                    fs.writes += len(ev.prefixes)
+                    table.writes += count
+                    fs.writes += count
                     table.note_slots(slot)
                     table.forget_changes_if_behind()
                     return
@@ -360,8 +364,8 @@ class Rib(SessionHandling, Maintenance, Reads, Withdrawals):
                 del entries[entry]
         fs.prefixes += added
         fs.paths += added
-        table.writes += len(ev.prefixes)
-        fs.writes += len(ev.prefixes)
+        table.writes += count
+        fs.writes += count
         table.note_slots(slot)  # (its stale slot: noted by table.put's clear)
         table.forget_changes_if_behind()
 
