@@ -99,7 +99,7 @@ class Delta(dict):
     A dict, with pytricia's method names (``has_key``, ``insert``, ``delete``,
     ``keys`` as a list) so the RIB's write loops read as before. Keys are
     canonical prefix texts (``ribd.prefixes``): the same text is the same
-    prefix; or, in an IPv4 store, their integer keys (``int_keys``). What a
+    prefix; or, in an IPv4 store, their integer keys (``PrefixStore.int_keys``). What a
     dict lacks, longest-prefix match, ``covering`` does by
     probing each prefix length the delta holds, longest first; those lengths
     are counted lazily, at the first lookup after writes, and only over the
@@ -107,16 +107,15 @@ class Delta(dict):
     are its last ones; a removal makes the next lookup count them all).
     """
 
-    __slots__ = ("_counted", "_lengths", "int_keys")
+    __slots__ = ("_counted", "_lengths")
 
     has_key = dict.__contains__
     insert = dict.__setitem__
 
-    def __init__(self, int_keys: bool = False) -> None:
+    def __init__(self) -> None:
         super().__init__()
         self._lengths: set[int] = set()
         self._counted = 0  # keys counted into _lengths; -1: count them all again
-        self.int_keys = int_keys  # keys are ints (1 << length | network), not texts
 
     def keys(self) -> list[str]:  # type: ignore[override]
         return list(self)
@@ -179,7 +178,7 @@ class PrefixStore:
         self.values = np.empty(0, dtype=object)  # entry per key; None: a hole
         self.holes = 0
         self.int_keys = bits == 32  # the delta's and change log's keys: ints (IPv4), texts
-        self.delta = Delta(self.int_keys)  # prefixes not in ``keys``
+        self.delta = Delta()  # prefixes not in ``keys``
 
     def __len__(self) -> int:
         """Prefixes held."""
@@ -488,14 +487,14 @@ class PrefixStore:
             at = base_keys.searchsorted(keys)
             base_keys = np.insert(base_keys, at, keys)
             base_values = np.insert(base_values, at, values)
-            self.delta = Delta(self.int_keys)
+            self.delta = Delta()
         self.keys, self.values, self.holes = base_keys, base_values, 0
 
     def load_sorted(self, keys: np.ndarray, values: np.ndarray) -> None:
         """Fill an empty store from keys already checked to be valid, sorted and
         distinct (a format 2 snapshot's), and their entries (an object array)."""
         self.keys, self.values, self.holes = keys.astype(f"S{self.width}"), values, 0
-        self.delta = Delta(self.int_keys)
+        self.delta = Delta()
 
     def load(self, prefixes: list[str], entries: list[object]) -> str | None:
         """Fill an empty store (a snapshot load); returns a prefix given twice, or None."""
@@ -507,5 +506,5 @@ class PrefixStore:
             return self.text(keys[int(twice[0])])
         values = np.fromiter(entries, dtype=object, count=len(entries))[order]
         self.keys, self.values, self.holes = keys, values, 0
-        self.delta = Delta(self.int_keys)
+        self.delta = Delta()
         return None
