@@ -22,6 +22,8 @@ Python way, which alone decides what is wrong with it.
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.string cimport memcmp, memcpy
 
+from ribd._rawnlri cimport prefix4_text
+
 cdef extern from "<arpa/inet.h>" nogil:
     int inet_pton(int af, const char *src, void *dst)
 
@@ -152,45 +154,14 @@ def int_keys(prefixes):
     return out
 
 
-cdef char _dig[256][4]
-cdef unsigned char _ndig[256]
-cdef int _d
-for _d in range(256):
-    _t = str(_d).encode()
-    _ndig[_d] = len(_t)
-    memcpy(_dig[_d], <const char *>_t, len(_t))
-
-
-cdef extern from "Python.h":
-    object PyUnicode_New(Py_ssize_t size, unsigned int maxchar)
-    void *PyUnicode_DATA(object o)
-
-
 def int_texts(keys):
     """The prefix texts of IPv4 integer keys (a list); None when one is not such a key."""
     cdef unsigned char key[17]
-    cdef char buf[24]
-    cdef Py_ssize_t k, j
     cdef list out = []
     for item in keys:
         if type(item) is not int or _int_key(item, 0, key) < 0:
             return None
-        k = 0
-        for j in range(5):
-            if j == 4:
-                buf[k] = 47  # '/'
-                k += 1
-                memcpy(buf + k, _dig[key[4] - 1], _ndig[key[4] - 1])
-                k += _ndig[key[4] - 1]
-            else:
-                if j:
-                    buf[k] = 46  # '.'
-                    k += 1
-                memcpy(buf + k, _dig[key[j]], _ndig[key[j]])
-                k += _ndig[key[j]]
-        s = PyUnicode_New(k, 127)
-        memcpy(PyUnicode_DATA(s), buf, k)
-        out.append(s)
+        out.append(prefix4_text(key, key[4] - 1))
     return out
 
 

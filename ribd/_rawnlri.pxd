@@ -2,6 +2,7 @@
 # Every function reads only the octets its caller has checked are there.
 
 cdef str quad(const unsigned char *a)
+cdef str prefix4_text(const unsigned char *a, unsigned int length)
 cdef str ipv6_text(const unsigned char *a)
 cdef tuple nlri(const unsigned char *p, Py_ssize_t end, bint v6, bint add_path)
 cdef list nlri4_keys(const unsigned char *p, Py_ssize_t end)

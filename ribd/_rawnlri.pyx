@@ -68,6 +68,15 @@ cdef str quad(const unsigned char *a):
     return _ascii(buf, _dotted(buf, a))
 
 
+cdef str prefix4_text(const unsigned char *a, unsigned int length):
+    """``a.b.c.d/length`` of four octets (host bits already cleared): the IPv4
+    NLRI's text, and ``ribd._rawkeys.int_texts``'."""
+    cdef char buf[24]
+    cdef Py_ssize_t k = _dotted(buf, a)
+    buf[k] = 47
+    return _ascii(buf, _octet(buf, k + 1, length))
+
+
 cdef str ipv6_text(const unsigned char *a):
     """Sixteen octets as IPv6 text (socket.inet_ntop's)."""
     cdef char buf[64]
@@ -108,11 +117,10 @@ cdef tuple nlri(const unsigned char *p, Py_ssize_t end, bint v6, bint add_path):
         if v6:
             inet_ntop(AF_INET6, a, buf, 64)
             k = strlen(buf)
+            buf[k] = 47
+            out.append(_ascii(buf, _octet(buf, k + 1, n)))
         else:
-            k = _dotted(buf, a)
-        buf[k] = 47
-        k = _octet(buf, k + 1, n)
-        out.append(_ascii(buf, k))
+            out.append(prefix4_text(a, n))
         at = stop
     return out, ids
 
