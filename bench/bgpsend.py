@@ -609,7 +609,15 @@ def synth_tables(routers: int, v4: int | None = None, v6: int | None = None) -> 
 
     kw = {k: v for k, v in (("v4", v4), ("v6", v6)) if v is not None}
     lines, _ = synth.generate(**kw)
-    model = realistic.model_from_lines("synth", lines)
+    return realistic_tables(realistic.model_from_lines("synth", lines), routers)
+
+
+def realistic_tables(model, routers: int) -> Tables:
+    """Routers 1..``routers`` derived from ``model`` (a ``bench.realistic.Model``:
+    own next hops, ~30% other paths, local-pref and communities varying), packed
+    into UPDATEs as ``json_updates`` packs them."""
+    from bench import realistic
+
     per: list[list[bytes]] = []
     families: tuple[str, ...] = ()
     for k in range(1, routers + 1):
