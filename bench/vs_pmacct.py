@@ -708,6 +708,12 @@ def _service_loaded(stub, pb, load: Load, probe_addr: str, n: int) -> tuple[bool
 # -- the run -----------------------------------------------------------------------
 
 
+def cpu_share(cpu: dict[str, float]) -> float | None:
+    """(relay + service) / ExaBGP CPU, the item-2 target's figure (None: no ExaBGP CPU)."""
+    ex = cpu.get("exabgp")
+    return (cpu.get("relay", 0.0) + cpu.get("service", 0.0)) / ex if ex else None
+
+
 def rows_for(load: Load, pm: Result, us: Result) -> list[Row]:
     n = us.routers
     tag = f"{n} router{'s' if n > 1 else ''}, {load.name.split(' (')[0]}, workers={us.workers}"
@@ -739,9 +745,7 @@ def rows_for(load: Load, pm: Result, us: Result) -> list[Row]:
             met=at_most(ratio, TARGET_RATIO) if n == 2 else None,
         )
     )
-    ex = us.cpu.get("exabgp")
-    ours = (us.cpu.get("relay", 0.0) + us.cpu.get("service", 0.0)) if us.cpu else None
-    share = ours / ex if ex and ours is not None else None
+    share = cpu_share(us.cpu)
     for who, res in (("ExaBGP", "exabgp"), ("relay", "relay"), ("service", "service")):
         rows.append(
             Row(
@@ -805,16 +809,12 @@ def rows_late(load: Load, us: Result) -> list[Row]:
     if us.code and us.code != REPO.name:
         tag += f", code {us.code}"
 
-    def share(cpu: dict[str, float]) -> float | None:
-        ex = cpu.get("exabgp")
-        return (cpu.get("relay", 0.0) + cpu.get("service", 0.0)) / ex if ex else None
-
     rows = [Row("vs-pmacct", f"{tag}: first UPDATE -> answering", us.seconds, "s", note=us.note)]
     for when, late, first in (
         ("at answering", us.cpu, us.cpu_first),
         ("once idle", us.cpu_idle, us.cpu_first_idle),
     ):
-        ours, theirs = share(late), share(first)
+        ours, theirs = cpu_share(late), cpu_share(first)
         rows.append(
             Row(
                 "vs-pmacct",
