@@ -20,6 +20,8 @@ instructions a line with two routers, of ~32k for applying it.
 was not built (tests/ribd/test_apply_compiled.py compares them).
 """
 
+from ribd._announce cimport general_loop
+
 from cpython.dict cimport PyDict_SetItem, PyDict_Size
 from cpython.list cimport PyList_Append
 from cpython.ref cimport Py_REFCNT, PyObject
@@ -29,6 +31,7 @@ import ribd.table as _table_module
 from ribd.entries import OVERLAY_SLOTS
 from ribd.events import RoutesAnnounced, UpdateTime
 from ribd.ribload import entry_of
+from ribd._announce import announce_loop as _announce_loop
 
 
 cdef extern from "Python.h":
@@ -42,6 +45,16 @@ cdef object _update_time = UpdateTime
 cdef Py_ssize_t _overlay_slots = OVERLAY_SLOTS
 cdef object _entry_of = entry_of
 cdef object _rib_module = None  # ribd.rib, at the first call (it imports this module)
+
+
+cdef object _rib():
+    """ribd.rib (it imports this module: looked up at the first call)."""
+    global _rib_module
+    if _rib_module is None:
+        import ribd.rib
+
+        _rib_module = ribd.rib
+    return _rib_module
 
 
 def apply_many(rib, events):
@@ -98,7 +111,19 @@ cdef bint announce_parts(rib, r, family, prefixes, attrs) except -1:
     table = rib.tables[family]
     store = table.store
     if len(store.keys):
-        return False  # prefixes in the arrays: the general loop's
+        # Prefixes in the arrays (every router after a merge): the general loop,
+        # compiled (ribd._announce), as ``Rib._announce`` enters it.
+        if table._next_slot >= _overlay_slots:
+            return False  # (wide entries: ``announce_wide``)
+        loop = _rib().ANNOUNCE_LOOP
+        if loop is None:
+            return False  # (the Python loop: tests compare it)
+        at = store.find_many(prefixes)
+        if loop is _announce_loop:
+            general_loop(rib, table, fs, prefixes, None, at, attrs, None, 0, len(prefixes))
+        else:
+            loop(rib, table, fs, prefixes, None, at, attrs, None, 0, len(prefixes))
+        return True
     delta = store.delta
     if not isinstance(delta, dict):
         return False
@@ -133,12 +158,7 @@ cdef bint announce_parts(rib, r, family, prefixes, attrs) except -1:
         # ``Rib._announce_shared``: its conditions, each checked before any write.
         if fs.stale_slot is not None or not same:
             return False
-        global _rib_module
-        if _rib_module is None:
-            import ribd.rib
-
-            _rib_module = ribd.rib
-        if n < _rib_module.SHARED_AT_LEAST or table._next_slot >= _overlay_slots:
+        if n < _rib().SHARED_AT_LEAST or table._next_slot >= _overlay_slots:
             return False
         entry = <object>first
         if type(entry) is not tuple:

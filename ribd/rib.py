@@ -287,6 +287,10 @@ class Rib(SessionHandling, Maintenance, Reads, Withdrawals):
             found = store.find_many(prefixes)
         else:
             found = map(store.find, prefixes)
+        if ANNOUNCE_LOOP is not None and table._next_slot < OVERLAY_SLOTS:
+            # The loop below compiled (ribd/_announce.pyx): the same writes and counts.
+            ANNOUNCE_LOOP(self, table, fs, prefixes, path_ids, found, attrs, fresh, added, count)
+            return
         get, values, log_change = delta.get, store.values, table.changes.append
         interned, getrefcount = entries.get, sys.getrefcount
         ids = repeat(0) if path_ids is None else path_ids  # endless, or one per prefix
@@ -442,6 +446,11 @@ with contextlib.suppress(ImportError):
 
     Rib.apply_many = _compiled_apply_many  # type: ignore[method-assign]
 APPLY_COMPILED = Rib.apply_many is not PY_APPLY_MANY
+# ``Rib._announce``'s general loop compiled (ribd/_announce.pyx) for narrow
+# entries; None: the Python loop (the reference; tests set it to compare).
+ANNOUNCE_LOOP: Callable | None = None
+with contextlib.suppress(ImportError):
+    from ribd._announce import announce_loop as ANNOUNCE_LOOP
 
 __all__ = [
     "GC_PER_STEP",

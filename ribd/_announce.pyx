@@ -1,0 +1,258 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""Compiled twin of ``Rib._announce``'s general loop (ribd.rib): one UPDATE's
+prefixes written into a store whose arrays or delta already hold some of them.
+
+A table load into an empty store takes the compiled short paths
+(``ribd._apply``, ``ribd._loadline``); once another router's table was merged
+into the store's arrays, every announcement of every later router (and every
+router's refresh after a restart from a snapshot) went through the Python
+loop, ~1.7x the first router's CPU through the feed in raw mode and 3x its
+apply on the JSON path (BENCHMARKS.md, stop 30, ingest10). This is that loop
+for narrow entries (fewer than ``OVERLAY_SLOTS`` router slots; the wide layout
+stays ``ribd.entries.announce_wide``'s), on the same objects with the same
+dict and list calls in the same order: each prefix's entry read from the
+arrays (by the index ``PrefixStore.find_many`` gave) or the delta, the
+router's slot replaced in a new tuple interned in ``table._entries``, the
+change logged, the replaced entry dropped from the intern dict when no prefix
+holds it any more (the same reference count rule), the counters as the Python
+loop leaves them. The rare parts call the Python code they would run there:
+ADD-PATH sets (``Rib._with_path``); a returning route's stale copy is cleared
+as ``FamilyTable.put`` does it, inline.
+
+The Python loop in ``Rib._announce`` stays the reference and the fallback
+where this was not built (tests/ribd/test_announce_compiled.py compares their
+whole RIB state over random sequences).
+"""
+
+from cpython.buffer cimport PyBUF_RECORDS, PyBuffer_Release, PyObject_GetBuffer
+from cpython.dict cimport PyDict_SetItem
+from cpython.list cimport PyList_Append
+from cpython.ref cimport Py_DECREF, Py_INCREF, Py_REFCNT, PyObject
+from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_ITEM, PySequence_Fast_GET_SIZE
+
+from itertools import repeat
+
+import ribd.table as _table_module
+from ribd.attributes import PathAttributes
+from ribd.ribload import entry_of
+
+
+cdef extern from "Python.h":
+    PyObject *PyDict_GetItemWithError(object d, object key) except? NULL
+    PyObject *PyDict_SetDefault(object d, object key, object default) except NULL
+    int PyDict_DelItem(object d, object key) except -1
+    object PyTuple_New(Py_ssize_t n)
+    void PyTuple_SET_ITEM(object t, Py_ssize_t i, object o)
+    PyObject *PyTuple_GET_ITEM(object t, Py_ssize_t i)
+    Py_ssize_t PyTuple_GET_SIZE(object t)
+    Py_ssize_t PyList_GET_SIZE(object l)
+    PyObject *PyList_GET_ITEM(object l, Py_ssize_t i)
+    Py_ssize_t PyLong_AsSsize_t(object o) except? -1
+
+
+cdef object _repeat = repeat
+cdef object _path_attributes = PathAttributes
+cdef object _entry_of = entry_of
+
+
+cdef object _with_slot(tuple entry, Py_ssize_t slot, object value, Py_ssize_t clear):
+    """``entry`` with ``value`` at ``slot`` (widened with None as needed) and,
+    for ``clear`` >= 0, that slot emptied and trailing None trimmed (as
+    ``FamilyTable.put`` then ``canonical`` build it). ``value`` is never None."""
+    cdef Py_ssize_t n = PyTuple_GET_SIZE(entry), width, end, i
+    cdef PyObject *item
+    width = n if slot < n else slot + 1
+    end = width
+    if clear >= 0:
+        while end > slot + 1:
+            i = end - 1
+            if i != clear and i < n and <object>PyTuple_GET_ITEM(entry, i) is not None:
+                break
+            end -= 1
+    new = PyTuple_New(end)
+    for i in range(end):
+        if i == slot:
+            item = <PyObject *>value
+        elif i == clear or i >= n:
+            item = <PyObject *>None
+        else:
+            item = PyTuple_GET_ITEM(entry, i)
+        Py_INCREF(<object>item)
+        PyTuple_SET_ITEM(new, i, <object>item)
+    return new
+
+
+cdef inline PyObject *_cell(PyObject **cells, Py_ssize_t at):
+    return cells[at]
+
+
+def announce_loop(rib, table, fs, prefixes, path_ids, found, attrs, fresh, Py_ssize_t added, Py_ssize_t count):
+    """``general_loop`` for Python (``Rib._announce``); see there."""
+    general_loop(rib, table, fs, prefixes, path_ids, found, attrs, fresh, added, count)
+
+
+cdef int general_loop(rib, table, fs, prefixes, path_ids, found, attrs, fresh, Py_ssize_t added, Py_ssize_t count) except -1:
+    """The general loop of ``Rib._announce`` and its tally, from where that
+    method enters it: ``prefixes`` the store's keys, ``path_ids`` None or one
+    per prefix, ``found`` each prefix's index in the arrays (a list; an
+    ``itertools.repeat``: every prefix in the delta or new), ``fresh`` the
+    entry of this one path if already interned, ``added`` the prefixes
+    already added, ``count`` the UPDATE's prefixes. The caller holds the lock
+    and checked that entries are narrow (``table._next_slot < OVERLAY_SLOTS``)."""
+    cdef Py_ssize_t n, i, at, slot, stale, width, d_prefixes = 0, d_paths = 0, d_stale = 0, puts = 0
+    cdef Py_ssize_t n_values = 0, max_log, added_paths
+    cdef bint all_delta, zero_id, have_buffer = False
+    cdef PyObject *got
+    cdef PyObject **cells = NULL
+    cdef Py_buffer view
+    store = table.store
+    delta = store.delta
+    entries = table._entries
+    changes = table.changes
+    if not isinstance(delta, dict) or type(entries) is not dict or type(changes) is not list:
+        raise TypeError("announce_loop: the store's delta, intern dict or change log is not a dict/list")
+    slot = fs.slot
+    stale_slot = fs.stale_slot
+    stale = -1 if stale_slot is None else stale_slot
+    seq = PySequence_Fast(prefixes, "prefixes")
+    n = PySequence_Fast_GET_SIZE(seq)
+    ids = None
+    if path_ids is not None:
+        ids = PySequence_Fast(path_ids, "path ids")
+        if PySequence_Fast_GET_SIZE(ids) < n:  # (zip stops at the shortest)
+            n = PySequence_Fast_GET_SIZE(ids)
+    all_delta = type(found) is _repeat
+    if not all_delta:
+        if type(found) is not list:
+            found = list(found)
+        if PyList_GET_SIZE(found) < n:
+            n = PyList_GET_SIZE(found)
+    values = store.values
+    max_log = _table_module.MAX_CHANGE_LOG
+    last_entry = None
+    last_new = ()
+    try:
+        if not all_delta and len(values):
+            PyObject_GetBuffer(values, &view, PyBUF_RECORDS)
+            have_buffer = True
+            if view.ndim != 1 or view.itemsize != sizeof(PyObject *) or view.strides[0] != view.itemsize or view.format == NULL or view.format[0] != b'O':
+                raise TypeError("announce_loop: the store's values are not a flat object array")
+            cells = <PyObject **>view.buf
+            n_values = view.shape[0]
+        for i in range(n):
+            prefix = <object>PySequence_Fast_GET_ITEM(seq, i)
+            if ids is None:
+                zero_id = True
+                path_id = 0
+            else:
+                path_id = <object>PySequence_Fast_GET_ITEM(ids, i)
+                zero_id = path_id == 0
+            at = -1 if all_delta else PyLong_AsSsize_t(<object>PyList_GET_ITEM(found, i))
+            if at >= 0:
+                if at >= n_values:
+                    raise IndexError(f"announce_loop: index {at} past the store's {n_values} values")
+                entry = <object>_cell(cells, at)
+            else:
+                got = PyDict_GetItemWithError(delta, prefix)
+                entry = None if got == NULL else <object>got
+            if entry is None:
+                if not zero_id:
+                    new_entry = (*((None,) * slot), rib._with_path(None, path_id, attrs)[0])
+                    new_entry = <object>PyDict_SetDefault(entries, new_entry, new_entry)
+                else:
+                    if fresh is None:
+                        fresh = _entry_of(slot, attrs)
+                        fresh = <object>PyDict_SetDefault(entries, fresh, fresh)
+                    new_entry = fresh
+                if at >= 0:
+                    store.set_at(at, new_entry)  # (a hole filled: the store counts it)
+                else:
+                    PyDict_SetItem(delta, prefix, new_entry)
+                PyList_Append(changes, prefix)
+                added += 1
+                continue
+            if type(entry) is not tuple:
+                raise TypeError(f"announce_loop: a {type(entry).__name__} entry in a narrow table")
+            width = PyTuple_GET_SIZE(entry)
+            old = <object>PyTuple_GET_ITEM(entry, slot) if slot < width else None
+            if zero_id and (old is None or type(old) is _path_attributes):
+                new = attrs
+                added_paths = 0 if old is not None else 1
+            else:
+                new, added_paths = rib._with_path(old, path_id, attrs)
+            if old is None:
+                d_prefixes += 1
+            d_paths += added_paths
+            if stale >= 0 and stale < width and <object>PyTuple_GET_ITEM(entry, stale) is not None:
+                # The route is back: its stale copy is no longer needed
+                # (``FamilyTable.put(prefix, entry, slot, new, at=at, clear=stale)``).
+                d_stale += 1
+                PyList_Append(changes, prefix)
+                seq_now = table.changes_start + PyList_GET_SIZE(changes)
+                slot_seq = table.slot_seq
+                slot_seq[slot] = seq_now
+                slot_seq[stale] = seq_now
+                if PyList_GET_SIZE(changes) > max_log:
+                    table.changes_start += PyList_GET_SIZE(changes)
+                    changes.clear()
+                puts += 1
+                built = _with_slot(<tuple>entry, slot, new, stale)
+                built = <object>PyDict_SetDefault(entries, built, built)
+                if at >= 0:  # (``set_at``: neither is None, no hole count changes)
+                    Py_INCREF(built)
+                    Py_DECREF(<object>cells[at])  # (``entry`` holds it still)
+                    cells[at] = <PyObject *>built
+                else:
+                    store.set(prefix, built)
+                built = None
+                # References: the dict's key and value and ``entry`` here (put's
+                # 5 count its caller's variable, its parameter and getrefcount's).
+                if Py_REFCNT(entry) <= 3:
+                    got = PyDict_GetItemWithError(entries, entry)
+                    if got != NULL and <object>got is entry:
+                        PyDict_DelItem(entries, entry)
+                continue
+            if old is new:
+                continue
+            if entry is last_entry and new is attrs:
+                new_entry = last_new  # one entry built for the UPDATE's prefixes that shared one
+            else:
+                new_entry = _with_slot(<tuple>entry, slot, new, -1)
+                new_entry = <object>PyDict_SetDefault(entries, new_entry, new_entry)
+                if new is attrs:
+                    last_entry = entry
+                    last_new = new_entry
+            if at >= 0:
+                Py_INCREF(new_entry)
+                Py_DECREF(<object>cells[at])  # (``entry`` holds it still)
+                cells[at] = <PyObject *>new_entry
+            else:
+                PyDict_SetItem(delta, prefix, new_entry)
+            PyList_Append(changes, prefix)
+            # The replaced entry leaves the intern dict if no prefix holds it any
+            # more (see Rib._announce). References: the dict's key and value,
+            # ``entry`` here, and ``last_entry`` or ``fresh`` when it is one of them.
+            if Py_REFCNT(entry) <= 3 + (entry is last_entry) + (entry is fresh):
+                got = PyDict_GetItemWithError(entries, entry)
+                if got != NULL and <object>got is entry:
+                    PyDict_DelItem(entries, entry)
+    finally:
+        if have_buffer:
+            PyBuffer_Release(&view)
+        # What the Python loop counts prefix by prefix (so also after an error part way).
+        fs.prefixes += d_prefixes
+        fs.paths += d_paths
+        if d_stale:
+            fs.stale_prefixes -= d_stale
+        if puts:
+            table.writes += puts
+    # The tally at the end (``table.note_slots(slot)``, ``forget_changes_if_behind``).
+    fs.prefixes += added
+    fs.paths += added
+    table.writes += count
+    fs.writes += count
+    table.slot_seq[slot] = table.changes_start + PyList_GET_SIZE(changes)
+    if PyList_GET_SIZE(changes) > max_log:
+        table.changes_start += PyList_GET_SIZE(changes)
+        changes.clear()
+    return 0
