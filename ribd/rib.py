@@ -98,6 +98,11 @@ from ribd.table import (
 )
 from ribd.withdraw import Withdrawals
 
+# ``announce_wide`` compiled (ribd/_wide.pyx) where setup.py built it; the
+# Python one in ribd.entries stays the reference (tests/ribd/test_wide_compiled.py).
+with contextlib.suppress(ImportError):
+    from ribd._wide import announce_wide
+
 # Prefixes of one UPDATE, from this many, that ``Rib._announce_shared`` tries
 # to write at once. Its checks and writes are C loops now (ribd._ribload):
 # even one prefix costs less there than in the general loop (the real table

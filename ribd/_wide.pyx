@@ -1,0 +1,385 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""Compiled twin of ``ribd.entries.announce_wide``: one UPDATE's prefixes
+written into a table of ``OVERLAY_SLOTS`` router slots or more (entries are a
+shared row plus a prefix's own values, ``ribd.entries``).
+
+Every router loaded after the 16th goes through ``announce_wide`` for each
+UPDATE, ~5 prefixes each on the realistic table; in Python its two passes,
+its per-UPDATE dicts and its helpers made router 64's apply ~7x router 1's
+(BENCHMARKS.md, "The 64th router", stop 30). This is the same two passes on
+the same objects, in the same order: the first reads each prefix's entry
+(from the store's arrays by the index ``find_many`` gave, or the delta) and
+counts per row how many of its prefixes the UPDATE carries; the second writes
+the moved rows (interned in ``table._entries`` as ``moved_row`` builds them),
+keeps a prefix's own values, logs the change, and at the end drops the rows
+no prefix holds any more from the intern dict (the same reference rule). The
+rare parts call the Python code they would run there: ADD-PATH sets
+(``Rib._with_path``, ``entries.with_values``) and a prefix put back onto the
+UPDATE's main row (``entries._rejoin``).
+
+``ribd.entries.announce_wide`` stays the reference and the fallback where this
+was not built (tests/ribd/test_wide_compiled.py compares their whole RIB state
+over random sequences).
+"""
+
+from cpython.buffer cimport PyBUF_RECORDS, PyBuffer_Release, PyObject_GetBuffer
+from cpython.list cimport PyList_Append
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cpython.ref cimport Py_INCREF, Py_REFCNT, Py_XDECREF, PyObject
+from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_ITEM, PySequence_Fast_GET_SIZE
+
+from itertools import islice
+
+from ribd.attributes import PathAttributes
+from ribd.entries import _REJOINED, Overlay, _rejoin, with_values
+
+
+cdef extern from "Python.h":
+    PyObject *PyDict_GetItemWithError(object d, object key) except? NULL
+    PyObject *PyDict_SetDefault(object d, object key, object default) except NULL
+    int PyDict_SetItem(object d, object key, object value) except -1
+    int PyDict_DelItem(object d, object key) except -1
+    object PyTuple_New(Py_ssize_t n)
+    void PyTuple_SET_ITEM(object t, Py_ssize_t i, object o)
+    PyObject *PyTuple_GET_ITEM(object t, Py_ssize_t i)
+    Py_ssize_t PyTuple_GET_SIZE(object t)
+    Py_ssize_t PyLong_AsSsize_t(object o) except? -1
+    PyObject *PyList_GET_ITEM(object l, Py_ssize_t i)
+
+
+cdef object _overlay = Overlay
+cdef object _path_attributes = PathAttributes
+cdef object _rejoined = _REJOINED
+cdef object _rejoin_py = _rejoin
+cdef object _with_values = with_values
+cdef object _islice = islice
+
+# UPDATEs of at most this many prefixes keep their per-prefix arrays on the stack.
+cdef enum:
+    STACK = 64
+
+
+cdef inline object _slot_of(tuple row, Py_ssize_t slot):
+    """``row[slot]``, None past its end."""
+    if slot < PyTuple_GET_SIZE(row):
+        return <object>PyTuple_GET_ITEM(row, slot)
+    return None
+
+
+cdef inline Py_ssize_t _over_at(tuple over, Py_ssize_t slot) except -2:
+    """The place of ``slot`` in ``over`` ((slot, value, ...): slot numbers at even
+    places; values are never ints, so ``slot in over`` finds one there), -1: none."""
+    cdef Py_ssize_t j, n = PyTuple_GET_SIZE(over)
+    for j in range(0, n, 2):
+        if PyLong_AsSsize_t(<object>PyTuple_GET_ITEM(over, j)) == slot:
+            return j
+    return -1
+
+
+cdef inline object _value_at(object entry, bint overlay, Py_ssize_t slot):
+    """``entries.value_at``: the value in ``slot`` of a tuple or an Overlay."""
+    cdef tuple over
+    cdef Py_ssize_t j
+    if overlay:
+        over = entry.over
+        j = _over_at(over, slot)
+        if j >= 0:
+            return <object>PyTuple_GET_ITEM(over, j + 1)
+        return _slot_of(<tuple>entry.row, slot)
+    return _slot_of(<tuple>entry, slot)
+
+
+cdef inline tuple _without(tuple over, Py_ssize_t j):
+    """``over[:j] + over[j + 2:]``."""
+    cdef Py_ssize_t n = PyTuple_GET_SIZE(over), i, k = 0
+    cdef object item
+    out = PyTuple_New(n - 2)
+    for i in range(n):
+        if i == j or i == j + 1:
+            continue
+        item = <object>PyTuple_GET_ITEM(over, i)
+        Py_INCREF(item)
+        PyTuple_SET_ITEM(out, k, item)
+        k += 1
+    return <tuple>out
+
+
+cdef object _moved_row(tuple row, Py_ssize_t slot, object value, dict entries, Py_ssize_t clear):
+    """``entries.moved_row``: ``row`` with ``value`` (not None) in ``slot`` and, for
+    ``clear`` >= 0 where the row holds a value there, that slot emptied and
+    trailing None trimmed (``_rewritten``); interned in ``entries``."""
+    cdef Py_ssize_t n = PyTuple_GET_SIZE(row), width, end, i
+    cdef object item
+    cdef bint clearing = clear >= 0 and clear < n and <object>PyTuple_GET_ITEM(row, clear) is not None
+    width = n if slot < n else slot + 1
+    end = width
+    if clearing:
+        while end > slot + 1:
+            i = end - 1
+            if i != clear and i < n and <object>PyTuple_GET_ITEM(row, i) is not None:
+                break
+            end -= 1
+    new = PyTuple_New(end)
+    for i in range(end):
+        if i == slot:
+            item = value
+        elif (clearing and i == clear) or i >= n:
+            item = None
+        else:
+            item = <object>PyTuple_GET_ITEM(row, i)
+        Py_INCREF(item)
+        PyTuple_SET_ITEM(new, i, item)
+    return <object>PyDict_SetDefault(entries, new, new)
+
+
+cdef class _Moves:
+    """``announce_wide``'s ``moves``: each counted row moved once per UPDATE and
+    ``clear``, by the row's place in the UPDATE's row table."""
+
+    cdef list plain, cleared
+
+    def __cinit__(self, Py_ssize_t n):
+        self.plain = [None] * n
+        self.cleared = [None] * n
+
+    cdef object get(self, Py_ssize_t r, tuple row, Py_ssize_t slot, object attrs,
+                    dict entries, Py_ssize_t stale, bint clear):
+        cdef list cache = self.cleared if clear else self.plain
+        moved = cache[r]
+        if moved is None:
+            moved = _moved_row(row, slot, attrs, entries, stale if clear else -1)
+            cache[r] = moved
+        return moved
+
+    cdef bint holds(self, object row, Py_ssize_t n):
+        cdef Py_ssize_t r
+        for r in range(n):
+            if self.plain[r] is row or self.cleared[r] is row:
+                return True
+        return False
+
+
+def announce_wide(rib, table, fs, prefixes, ids, found, attrs):
+    """``ribd.entries.announce_wide(rib, table, fs, prefixes, ids, found, attrs)``,
+    compiled: returns the prefixes the store lacks (prefixes, path ids, places
+    found) for ``Rib._announce``'s own loop."""
+    cdef Py_ssize_t n, i, e, r, k, nrows = 0, nents = 0, at, n_values = 0, j
+    cdef Py_ssize_t slot, stale, main_r = -1, main_count = 0, last_r = -1
+    cdef Py_ssize_t d_prefixes = 0, d_paths = 0, d_stale = 0, added_paths
+    cdef Py_ssize_t stack_i[STACK]
+    cdef Py_ssize_t stack_r[STACK]
+    cdef Py_ssize_t stack_c[STACK]
+    cdef Py_ssize_t *ent_i = stack_i
+    cdef Py_ssize_t *ent_r = stack_r
+    cdef Py_ssize_t *counts = stack_c
+    cdef PyObject **cells = NULL
+    cdef PyObject *got
+    cdef PyObject *old_cell
+    cdef Py_buffer view
+    cdef bint have_view = False, overlay, clear, main_clear
+    cdef tuple row, over
+    cdef dict by_id = None
+
+    store = table.store
+    delta = store.delta
+    entries = table._entries
+    if type(entries) is not dict or not isinstance(delta, dict):
+        raise TypeError("announce_wide: the table's intern dict or delta is not a dict")
+    changes = table.changes
+    if type(changes) is not list:
+        raise TypeError("announce_wide: the table's change log is not a list")
+    slot = fs.slot
+    stale = -1 if fs.stale_slot is None else fs.stale_slot
+    seq = PySequence_Fast(prefixes, "announce_wide: prefixes must be a sequence")
+    n = PySequence_Fast_GET_SIZE(seq)
+    if type(found) is not list:  # an iterator (repeat, map): one value per prefix
+        found = list(_islice(found, n))
+    if type(ids) is not list:
+        ids = list(_islice(ids, n))
+    if len(found) < n or len(ids) < n:
+        raise ValueError("announce_wide: fewer places or path ids than prefixes")
+    new_prefixes = []
+    new_ids = []
+    new_found = []
+    ents = []  # each held prefix's entry
+    rows = []  # the rows counted, in the order first seen
+    if n > STACK:
+        ent_i = <Py_ssize_t *>PyMem_Malloc(3 * n * sizeof(Py_ssize_t))
+        if ent_i == NULL:
+            raise MemoryError()
+        ent_r = ent_i + n
+        counts = ent_r + n
+    try:
+        values = store.values
+        if len(values):
+            PyObject_GetBuffer(values, &view, PyBUF_RECORDS)
+            have_view = True
+            if view.ndim != 1 or view.itemsize != sizeof(PyObject *) or view.strides[0] != view.itemsize:
+                raise TypeError("announce_wide: the store's values are not a flat object array")
+            if view.format == NULL or view.format[0] != b'O':
+                raise TypeError("announce_wide: the store's values are not objects")
+            cells = <PyObject **>view.buf
+            n_values = view.shape[0]
+        # Pass 1: each prefix's entry; per row, how many of its prefixes are here.
+        for i in range(n):
+            prefix = <object>PySequence_Fast_GET_ITEM(seq, i)
+            at_obj = (<list>found)[i]
+            at = at_obj
+            if at >= 0:  # an index in the arrays
+                if at >= n_values:
+                    raise IndexError(f"announce_wide: index {at} past the store's {n_values} values")
+                entry = <object>cells[at]
+            else:
+                got = PyDict_GetItemWithError(delta, prefix)
+                entry = <object>got if got != NULL else None
+            if entry is None:
+                new_prefixes.append(prefix)
+                new_ids.append((<list>ids)[i])
+                new_found.append(at_obj)
+                continue
+            if type(entry) is _overlay:
+                row = entry.row
+            else:
+                row = <tuple?>entry
+            # The row's place in ``rows``: the last one's first (a set's
+            # prefixes come together), then a scan, or a dict past a few.
+            if last_r >= 0 and PyList_GET_ITEM(rows, last_r) == <PyObject *>row:
+                r = last_r
+            elif by_id is not None:
+                r_obj = by_id.get(id(row))
+                if r_obj is None:
+                    r = nrows
+                else:
+                    r = r_obj
+            else:
+                r = nrows
+                for k in range(nrows):
+                    if PyList_GET_ITEM(rows, k) == <PyObject *>row:
+                        r = k
+                        break
+            if r == nrows:
+                rows.append(row)
+                counts[r] = 0
+                nrows += 1
+                if by_id is not None:
+                    by_id[id(row)] = r
+                elif nrows > 16:
+                    by_id = {id(rows[k]): k for k in range(nrows)}
+            counts[r] += 1
+            last_r = r
+            ent_i[nents] = i
+            ent_r[nents] = r
+            nents += 1
+            ents.append(entry)
+        entry = None
+        row = None
+        # The main row: the first one with the most prefixes (``max`` of the counts).
+        for r in range(nrows):
+            if counts[r] > main_count:
+                main_r, main_count = r, counts[r]
+        main_clear = False
+        if main_r >= 0 and stale >= 0:
+            main_clear = _slot_of(<tuple>rows[main_r], stale) is not None
+        moves = _Moves(nrows)
+        diffs = [None] * nrows  # per row, ``_rejoin``'s compared slots (c[2])
+        intern = None  # table.intern, for the Python helpers (made when used)
+        # Pass 2: the writes.
+        for e in range(nents):
+            i = ent_i[e]
+            r = ent_r[e]
+            entry = ents[e]
+            row = <tuple>rows[r]
+            overlay = type(entry) is _overlay
+            over = None
+            if overlay:
+                over = entry.over
+                j = _over_at(over, slot)
+                old = <object>PyTuple_GET_ITEM(over, j + 1) if j >= 0 else _slot_of(row, slot)
+            else:
+                old = _slot_of(row, slot)
+            path_id = (<list>ids)[i]
+            if path_id == 0 and (old is None or type(old) is _path_attributes):
+                new = attrs
+                added_paths = 0 if old is not None else 1
+            else:
+                new, added_paths = rib._with_path(old, path_id, attrs)
+            if old is None:
+                d_prefixes += 1
+            d_paths += added_paths
+            clear = False
+            if stale >= 0 and _value_at(entry, overlay, stale) is not None:
+                # The route is back: its stale copy is no longer needed.
+                d_stale += 1
+                clear = True
+            if old is new and not clear:
+                continue
+            if new is not attrs:  # ADD-PATH
+                if intern is None:
+                    intern = table.intern
+                new_entry = _with_values(entry, {slot: new, stale: None} if clear else {slot: new}, intern)
+            else:
+                if r == main_r and clear == main_clear:  # most prefixes: the main row moves
+                    moved = moves.get(r, row, slot, attrs, entries, stale, clear)
+                else:
+                    moved = None
+                    if main_count > 1 and diffs[r] is not False:
+                        main_moved = moves.get(main_r, <tuple>rows[main_r], slot, attrs, entries, stale, main_clear)
+                        c = [row, counts[r], diffs[r]]
+                        new_entry = _rejoin_py(entry, slot, attrs, stale if clear else None, c, main_moved)
+                        diffs[r] = c[2]
+                        c = None
+                        main_moved = None
+                        if new_entry is not None:
+                            moved = _rejoined
+                    if moved is None:  # the row moves
+                        moved = moves.get(r, row, slot, attrs, entries, stale, clear)
+                if moved is _rejoined:
+                    pass  # new_entry: on the main row
+                elif overlay:
+                    # The moved row differs from the old one in ``slot`` (and the
+                    # emptied stale slot) only: the prefix's other own values stand.
+                    j = _over_at(over, slot)
+                    if j >= 0:
+                        over = _without(over, j)
+                    if clear:
+                        j = _over_at(over, stale)
+                        if j >= 0:
+                            over = _without(over, j)
+                    new_entry = _overlay(moved, over) if PyTuple_GET_SIZE(over) else moved
+                else:
+                    new_entry = moved
+                moved = None
+            prefix = <object>PySequence_Fast_GET_ITEM(seq, i)
+            at = (<list>found)[i]
+            if at >= 0:  # entry was not None: no hole filled
+                old_cell = cells[at]
+                Py_INCREF(new_entry)
+                cells[at] = <PyObject *>new_entry
+                Py_XDECREF(old_cell)
+            else:
+                PyDict_SetItem(delta, prefix, new_entry)  # (Delta.insert is dict.__setitem__)
+            PyList_Append(changes, prefix)
+            new_entry = None
+        fs.prefixes += d_prefixes
+        fs.paths += d_paths
+        if d_stale:
+            fs.stale_prefixes -= d_stale
+        # Rows no prefix holds any more leave the intern dict now (see Rib._announce).
+        del ents
+        entry = new_entry = over = old = new = None
+        row = None
+        for r in range(nrows):
+            candidate = rows[r]
+            # References: the dict's key and value, ``rows``, ``candidate``. A row
+            # this UPDATE moved to stays (the Python loop's ``moves`` holds it then).
+            if Py_REFCNT(candidate) <= 4 and not moves.holds(candidate, nrows):
+                got = PyDict_GetItemWithError(entries, candidate)
+                if got != NULL and got == <PyObject *>candidate:
+                    PyDict_DelItem(entries, candidate)
+            candidate = None
+    finally:
+        if have_view:
+            PyBuffer_Release(&view)
+        if ent_i != stack_i:
+            PyMem_Free(ent_i)
+    return new_prefixes, new_ids, new_found
