@@ -24,7 +24,8 @@ where this was not built (tests/ribd/test_announce_compiled.py compares their
 whole RIB state over random sequences).
 """
 
-from cpython.buffer cimport PyBUF_RECORDS, PyBuffer_Release, PyObject_GetBuffer
+from cpython.buffer cimport PyBUF_ND, PyBUF_RECORDS, PyBuffer_Release, PyObject_GetBuffer
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.dict cimport PyDict_SetItem
 from cpython.list cimport PyList_Append
 from cpython.ref cimport Py_DECREF, Py_INCREF, Py_REFCNT, PyObject
@@ -48,11 +49,19 @@ cdef extern from "Python.h":
     Py_ssize_t PyList_GET_SIZE(object l)
     PyObject *PyList_GET_ITEM(object l, Py_ssize_t i)
     Py_ssize_t PyLong_AsSsize_t(object o) except? -1
+    long long PyLong_AsLongLongAndOverflow(object o, int *overflow) except? -1
+    int __builtin_clzll(unsigned long long x)
 
 
 cdef object _repeat = repeat
 cdef object _path_attributes = PathAttributes
 cdef object _entry_of = entry_of
+cdef Py_ssize_t _taken = 0  # prefixes through the loop here, ever (tests)
+
+
+def prefixes_taken():
+    """Prefixes this loop wrote or passed over, ever (tests: that it ran)."""
+    return _taken
 
 
 cdef object _with_slot(tuple entry, Py_ssize_t slot, object value, Py_ssize_t clear):
@@ -86,6 +95,54 @@ cdef inline PyObject *_cell(PyObject **cells, Py_ssize_t at):
     return cells[at]
 
 
+cdef inline unsigned long long _key5(const unsigned char *p):
+    """A packed IPv4 key (4 address octets, then length + 1) as one number:
+    numbers compare as the bytes do (``memcmp``)."""
+    return ((<unsigned long long>p[0]) << 32) | ((<unsigned long long>p[1]) << 24) | (
+        (<unsigned long long>p[2]) << 16) | ((<unsigned long long>p[3]) << 8) | p[4]
+
+
+cdef bint _find_ints(keys, seq, Py_ssize_t n, Py_ssize_t *out) except -1:
+    """``PrefixStore.find_many`` of IPv4 int keys (``1 << length | network``,
+    ribd.prefix_keys) into ``out``, on the sorted packed keys themselves: the
+    same indexes as ``ribd._rawkeys.find_many``'s memcmp search, without its
+    per-call numpy views and the list of ints. False (``out`` unusable) when a
+    prefix is not such a key: the caller asks the store."""
+    cdef Py_buffer view
+    cdef Py_ssize_t i, lo, hi, mid, count
+    cdef unsigned long long v, net, want
+    cdef int length, overflow
+    cdef const unsigned char *base
+    PyObject_GetBuffer(keys, &view, PyBUF_ND)
+    try:
+        if view.ndim != 1 or view.itemsize != 5:
+            return False
+        base = <const unsigned char *>view.buf
+        count = view.shape[0]
+        for i in range(n):
+            k = <object>PySequence_Fast_GET_ITEM(seq, i)
+            if type(k) is not int:
+                return False
+            v = <unsigned long long>PyLong_AsLongLongAndOverflow(k, &overflow)
+            if overflow or <long long>v < 1 or v >= (1ULL << 33):
+                return False
+            length = 63 - __builtin_clzll(v)
+            net = v ^ (1ULL << length)
+            net = (net << (32 - length)) if length else 0
+            want = (net << 8) | <unsigned long long>(length + 1)
+            lo, hi = 0, count
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                if _key5(base + mid * 5) < want:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            out[i] = lo if lo < count and _key5(base + lo * 5) == want else -1
+        return True
+    finally:
+        PyBuffer_Release(&view)
+
+
 def announce_loop(rib, table, fs, prefixes, path_ids, found, attrs, fresh, Py_ssize_t added, Py_ssize_t count):
     """``general_loop`` for Python (``Rib._announce``); see there."""
     general_loop(rib, table, fs, prefixes, path_ids, found, attrs, fresh, added, count)
@@ -95,7 +152,8 @@ cdef int general_loop(rib, table, fs, prefixes, path_ids, found, attrs, fresh, P
     """The general loop of ``Rib._announce`` and its tally, from where that
     method enters it: ``prefixes`` the store's keys, ``path_ids`` None or one
     per prefix, ``found`` each prefix's index in the arrays (a list; an
-    ``itertools.repeat``: every prefix in the delta or new), ``fresh`` the
+    ``itertools.repeat``: every prefix in the delta or new; None: searched
+    here, as ``PrefixStore.find_many`` would), ``fresh`` the
     entry of this one path if already interned, ``added`` the prefixes
     already added, ``count`` the UPDATE's prefixes. The caller holds the lock
     and checked that entries are narrow (``table._next_slot < OVERLAY_SLOTS``)."""
@@ -104,6 +162,7 @@ cdef int general_loop(rib, table, fs, prefixes, path_ids, found, attrs, fresh, P
     cdef bint all_delta, zero_id, have_buffer = False
     cdef PyObject *got
     cdef PyObject **cells = NULL
+    cdef Py_ssize_t *ats = NULL  # the indexes searched here (``found`` None)
     cdef Py_buffer view
     store = table.store
     delta = store.delta
@@ -122,7 +181,18 @@ cdef int general_loop(rib, table, fs, prefixes, path_ids, found, attrs, fresh, P
         if PySequence_Fast_GET_SIZE(ids) < n:  # (zip stops at the shortest)
             n = PySequence_Fast_GET_SIZE(ids)
     all_delta = type(found) is _repeat
-    if not all_delta:
+    if found is None:  # (ribd._apply: prefixes as the store's keys, its arrays not empty)
+        keys = store.keys
+        if store.int_keys and len(keys) and n:
+            ats = <Py_ssize_t *>PyMem_Malloc(n * sizeof(Py_ssize_t))
+            if ats == NULL:
+                raise MemoryError()
+            if not _find_ints(keys, seq, n, ats):
+                PyMem_Free(ats)
+                ats = NULL
+        if ats == NULL:
+            found = store.find_many(prefixes)
+    if not all_delta and ats == NULL:
         if type(found) is not list:
             found = list(found)
         if PyList_GET_SIZE(found) < n:
@@ -147,7 +217,10 @@ cdef int general_loop(rib, table, fs, prefixes, path_ids, found, attrs, fresh, P
             else:
                 path_id = <object>PySequence_Fast_GET_ITEM(ids, i)
                 zero_id = path_id == 0
-            at = -1 if all_delta else PyLong_AsSsize_t(<object>PyList_GET_ITEM(found, i))
+            if ats != NULL:
+                at = ats[i]
+            else:
+                at = -1 if all_delta else PyLong_AsSsize_t(<object>PyList_GET_ITEM(found, i))
             if at >= 0:
                 if at >= n_values:
                     raise IndexError(f"announce_loop: index {at} past the store's {n_values} values")
@@ -236,21 +309,27 @@ cdef int general_loop(rib, table, fs, prefixes, path_ids, found, attrs, fresh, P
                 got = PyDict_GetItemWithError(entries, entry)
                 if got != NULL and <object>got is entry:
                     PyDict_DelItem(entries, entry)
-    finally:
-        if have_buffer:
-            PyBuffer_Release(&view)
+    except BaseException:
         # What the Python loop counts prefix by prefix (so also after an error part way).
         fs.prefixes += d_prefixes
         fs.paths += d_paths
-        if d_stale:
-            fs.stale_prefixes -= d_stale
-        if puts:
-            table.writes += puts
-    # The tally at the end (``table.note_slots(slot)``, ``forget_changes_if_behind``).
-    fs.prefixes += added
-    fs.paths += added
-    table.writes += count
+        fs.stale_prefixes -= d_stale
+        table.writes += puts
+        raise
+    finally:
+        if have_buffer:
+            PyBuffer_Release(&view)
+        PyMem_Free(ats)
+    # Those counts and the tally at the end (``table.note_slots(slot)``,
+    # ``forget_changes_if_behind``), each field written once.
+    fs.prefixes += d_prefixes + added
+    fs.paths += d_paths + added
+    if d_stale:
+        fs.stale_prefixes -= d_stale
+    table.writes += count + puts
     fs.writes += count
+    global _taken
+    _taken += n
     table.slot_seq[slot] = table.changes_start + PyList_GET_SIZE(changes)
     if PyList_GET_SIZE(changes) > max_log:
         table.changes_start += PyList_GET_SIZE(changes)

@@ -118,11 +118,10 @@ cdef bint announce_parts(rib, r, family, prefixes, attrs) except -1:
         loop = _rib().ANNOUNCE_LOOP
         if loop is None:
             return False  # (the Python loop: tests compare it)
-        at = store.find_many(prefixes)
-        if loop is _announce_loop:
-            general_loop(rib, table, fs, prefixes, None, at, attrs, None, 0, len(prefixes))
+        if loop is _announce_loop:  # (the indexes in the arrays: searched there)
+            general_loop(rib, table, fs, prefixes, None, None, attrs, None, 0, len(prefixes))
         else:
-            loop(rib, table, fs, prefixes, None, at, attrs, None, 0, len(prefixes))
+            loop(rib, table, fs, prefixes, None, store.find_many(prefixes), attrs, None, 0, len(prefixes))
         return True
     delta = store.delta
     if not isinstance(delta, dict):
