@@ -31,7 +31,7 @@ from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_ITEM, PySeque
 from itertools import islice
 
 from ribd.attributes import PathAttributes
-from ribd.entries import _REJOINED, Overlay, _rejoin, with_values
+from ribd.entries import OVERLAY_MAX, OVERLAY_SLOTS, _REJOINED, Overlay, _rejoin, with_values
 
 
 cdef extern from "Python.h":
@@ -47,12 +47,62 @@ cdef extern from "Python.h":
     PyObject *PyList_GET_ITEM(object l, Py_ssize_t i)
 
 
+cdef extern from *:
+    """
+    #include "structmember.h"  /* PyMemberDef (in Python.h from 3.12) */
+    /* Drop ``key`` from the intern dict ``d`` if ``d`` maps it to itself, hashing
+       it once (a row is a tuple as wide as the routers: its hash walks them). */
+    static int wide_drop_if_interned(PyObject *d, PyObject *key) {
+        PyObject *got;
+        Py_hash_t h = PyObject_Hash(key);
+        if (h == -1) return -1;
+    #if PY_VERSION_HEX < 0x030D0000
+        got = _PyDict_GetItem_KnownHash(d, key, h);
+        if (got == NULL) return PyErr_Occurred() ? -1 : 0;
+        if (got != key) return 0;
+        return _PyDict_DelItem_KnownHash(d, key, h);
+    #else
+        got = PyDict_GetItemWithError(d, key);
+        if (got == NULL) return PyErr_Occurred() ? -1 : 0;
+        if (got != key) return 0;
+        return PyDict_DelItem(d, key);
+    #endif
+    }
+    /* The offset of a slot (a msgspec Struct field) from its member descriptor; -1: not one. */
+    static Py_ssize_t wide_member_offset(PyObject *descr) {
+        if (Py_TYPE(descr) != &PyMemberDescr_Type) return -1;
+        return ((PyMemberDescrObject *)descr)->d_member->offset;
+    }
+    """
+    int wide_drop_if_interned(object d, object key) except -1
+    Py_ssize_t wide_member_offset(object descr)
+
+
 cdef object _overlay = Overlay
+# Overlay.row and Overlay.over read at their slots' offsets (a member descriptor's
+# lookup on every read was ~10% of this module's time); -1: through getattr.
+cdef Py_ssize_t _row_at = wide_member_offset(Overlay.__dict__["row"])
+cdef Py_ssize_t _over_at_ = wide_member_offset(Overlay.__dict__["over"])
+
+
+FIELDS_AT_OFFSETS = _row_at >= 0 and _over_at_ >= 0
+
+
+cdef inline object _field(object o, Py_ssize_t offset, str name):
+    cdef PyObject *v
+    if offset < 0:
+        return getattr(o, name)
+    v = (<PyObject **>((<char *><PyObject *>o) + offset))[0]
+    if v == NULL:
+        raise AttributeError(name)
+    return <object>v
 cdef object _path_attributes = PathAttributes
 cdef object _rejoined = _REJOINED
 cdef object _rejoin_py = _rejoin
 cdef object _with_values = with_values
 cdef object _islice = islice
+cdef Py_ssize_t _overlay_slots = OVERLAY_SLOTS
+cdef Py_ssize_t _overlay_max = OVERLAY_MAX
 
 # UPDATEs of at most this many prefixes keep their per-prefix arrays on the stack.
 cdef enum:
@@ -81,11 +131,11 @@ cdef inline object _value_at(object entry, bint overlay, Py_ssize_t slot):
     cdef tuple over
     cdef Py_ssize_t j
     if overlay:
-        over = entry.over
+        over = _field(entry, _over_at_, "over")
         j = _over_at(over, slot)
         if j >= 0:
             return <object>PyTuple_GET_ITEM(over, j + 1)
-        return _slot_of(<tuple>entry.row, slot)
+        return _slot_of(<tuple>_field(entry, _row_at, "row"), slot)
     return _slot_of(<tuple>entry, slot)
 
 
@@ -130,6 +180,115 @@ cdef object _moved_row(tuple row, Py_ssize_t slot, object value, dict entries, P
         Py_INCREF(item)
         PyTuple_SET_ITEM(new, i, item)
     return <object>PyDict_SetDefault(entries, new, new)
+
+
+cdef enum:
+    OWN_MAX = 48  # (slot, value) pairs ``_rejoin`` keeps in C; more: the Python one
+
+
+cdef inline object _own_set(Py_ssize_t *slots, PyObject **vals, Py_ssize_t *n, Py_ssize_t s, object v):
+    """``own[s] = v`` in a small map of (slot, value) pairs (borrowed values)."""
+    cdef Py_ssize_t k
+    for k in range(n[0]):
+        if slots[k] == s:
+            vals[k] = <PyObject *>v
+            return None
+    slots[n[0]] = s
+    vals[n[0]] = <PyObject *>v
+    n[0] += 1
+
+
+cdef inline void _own_pop(Py_ssize_t *slots, PyObject **vals, Py_ssize_t *n, Py_ssize_t s):
+    """``own.pop(s, None)``."""
+    cdef Py_ssize_t k
+    for k in range(n[0]):
+        if slots[k] == s:
+            n[0] -= 1
+            slots[k] = slots[n[0]]
+            vals[k] = vals[n[0]]
+            return
+
+
+cdef object _rejoin_c(object entry, bint overlay, tuple row, Py_ssize_t slot, object attrs,
+                      Py_ssize_t clear, list diffs, Py_ssize_t r, tuple base):
+    """``entries._rejoin``: ``entry`` with ``attrs`` in ``slot`` (and slot ``clear``
+    emptied, for ``clear`` >= 0) as ``base`` (the UPDATE's main row moved) plus
+    at most OVERLAY_MAX values of its own; None if it differs more. ``diffs[r]``:
+    the slots where the entry's row differs from ``base`` (None: not compared
+    yet, False: too many), compared once per row and UPDATE."""
+    cdef Py_ssize_t nb = PyTuple_GET_SIZE(base), nr = PyTuple_GET_SIZE(row), n, i, k, j, m = 0
+    cdef Py_ssize_t slots[OWN_MAX]
+    cdef PyObject *vals[OWN_MAX]
+    cdef PyObject *a
+    cdef PyObject *b
+    cdef tuple over = None
+    cdef list d
+    known = diffs[r]
+    if known is None:
+        if nb < _overlay_slots:
+            diffs[r] = False
+            return None
+        n = nb if nb > nr else nr
+        d = []
+        for i in range(n):
+            a = PyTuple_GET_ITEM(row, i) if i < nr else <PyObject *>None
+            b = PyTuple_GET_ITEM(base, i) if i < nb else <PyObject *>None
+            if a != b:
+                d.append(i)
+        known = d if len(d) <= 2 * _overlay_max else False
+        diffs[r] = known
+        if known is False:
+            return None
+    d = <list>known
+    if overlay:
+        over = _field(entry, _over_at_, "over")
+    if len(d) + (PyTuple_GET_SIZE(over) // 2 if over is not None else 0) + 2 > OWN_MAX:
+        c = [row, None, known]
+        return _rejoin_py(entry, slot, attrs, clear if clear >= 0 else None, c, base)
+    # own: the row's differing slots the prefix has no value of its own in ...
+    for k in range(len(d)):
+        i = d[k]
+        if over is not None and _over_at(over, i) >= 0:
+            continue
+        _own_set(slots, vals, &m, i, _slot_of(row, i))
+    # ... its own values where they differ from base ...
+    if over is not None:
+        for j in range(0, PyTuple_GET_SIZE(over), 2):
+            i = PyLong_AsSsize_t(<object>PyTuple_GET_ITEM(over, j))
+            v = <object>PyTuple_GET_ITEM(over, j + 1)
+            if v is not _slot_of(base, i):
+                _own_set(slots, vals, &m, i, v)
+    # ... and this UPDATE's value, the emptied stale slot.
+    _own_pop(slots, vals, &m, slot)
+    if _slot_of(base, slot) is not attrs:
+        _own_set(slots, vals, &m, slot, attrs)
+    if clear >= 0:
+        _own_pop(slots, vals, &m, clear)
+        if _slot_of(base, clear) is not None:
+            _own_set(slots, vals, &m, clear, None)
+    if m > _overlay_max:
+        return None
+    if m == 0:
+        return base
+    for k in range(1, m):  # sorted by slot
+        i = slots[k]
+        a = vals[k]
+        j = k - 1
+        while j >= 0 and slots[j] > i:
+            slots[j + 1] = slots[j]
+            vals[j + 1] = vals[j]
+            j -= 1
+        slots[j + 1] = i
+        vals[j + 1] = a
+    out = PyTuple_New(2 * m)
+    for k in range(m):
+        v = slots[k]
+        Py_INCREF(v)
+        PyTuple_SET_ITEM(out, 2 * k, v)
+        v = <object>vals[k]
+        Py_INCREF(v)
+        PyTuple_SET_ITEM(out, 2 * k + 1, v)
+    return _overlay(base, out)
 
 
 cdef class _Moves:
@@ -238,7 +397,7 @@ def announce_wide(rib, table, fs, prefixes, ids, found, attrs):
                 new_found.append(at_obj)
                 continue
             if type(entry) is _overlay:
-                row = entry.row
+                row = _field(entry, _row_at, "row")
             else:
                 row = <tuple?>entry
             # The row's place in ``rows``: the last one's first (a set's
@@ -292,7 +451,7 @@ def announce_wide(rib, table, fs, prefixes, ids, found, attrs):
             overlay = type(entry) is _overlay
             over = None
             if overlay:
-                over = entry.over
+                over = _field(entry, _over_at_, "over")
                 j = _over_at(over, slot)
                 old = <object>PyTuple_GET_ITEM(over, j + 1) if j >= 0 else _slot_of(row, slot)
             else:
@@ -324,10 +483,7 @@ def announce_wide(rib, table, fs, prefixes, ids, found, attrs):
                     moved = None
                     if main_count > 1 and diffs[r] is not False:
                         main_moved = moves.get(main_r, <tuple>rows[main_r], slot, attrs, entries, stale, main_clear)
-                        c = [row, counts[r], diffs[r]]
-                        new_entry = _rejoin_py(entry, slot, attrs, stale if clear else None, c, main_moved)
-                        diffs[r] = c[2]
-                        c = None
+                        new_entry = _rejoin_c(entry, overlay, row, slot, attrs, stale if clear else -1, diffs, r, <tuple>main_moved)
                         main_moved = None
                         if new_entry is not None:
                             moved = _rejoined
@@ -373,9 +529,7 @@ def announce_wide(rib, table, fs, prefixes, ids, found, attrs):
             # References: the dict's key and value, ``rows``, ``candidate``. A row
             # this UPDATE moved to stays (the Python loop's ``moves`` holds it then).
             if Py_REFCNT(candidate) <= 4 and not moves.holds(candidate, nrows):
-                got = PyDict_GetItemWithError(entries, candidate)
-                if got != NULL and got == <PyObject *>candidate:
-                    PyDict_DelItem(entries, candidate)
+                wide_drop_if_interned(entries, candidate)
             candidate = None
     finally:
         if have_view:

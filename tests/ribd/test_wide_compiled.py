@@ -208,6 +208,11 @@ def counted(monkeypatch):
     return counts
 
 
+def test_overlay_fields_are_read_at_their_offsets():
+    """The compiled code reads Overlay.row and .over at their slots (else getattr)."""
+    assert _wide.FIELDS_AT_OFFSETS
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_compiled_announce_wide_leaves_the_state_the_python_one_does(seed, counted):
     routers = OVERLAY_SLOTS + (seed * 5) % 25  # 16 .. 40
