@@ -31,6 +31,8 @@ from cpython.list cimport PyList_Append
 from cpython.ref cimport Py_DECREF, Py_INCREF, Py_REFCNT, PyObject
 from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_ITEM, PySequence_Fast_GET_SIZE
 
+from ribd._rawnlri cimport packed4
+
 from itertools import repeat
 
 import ribd.table as _table_module
@@ -50,7 +52,6 @@ cdef extern from "Python.h":
     PyObject *PyList_GET_ITEM(object l, Py_ssize_t i)
     Py_ssize_t PyLong_AsSsize_t(object o) except? -1
     long long PyLong_AsLongLongAndOverflow(object o, int *overflow) except? -1
-    int __builtin_clzll(unsigned long long x)
     void PyObject_GC_UnTrack(object o)
     bint PyObject_GC_IsTracked(object o)
     bint PyObject_IS_GC(object o)
@@ -123,8 +124,8 @@ cdef bint _find_ints(keys, seq, Py_ssize_t n, Py_ssize_t *out) except -1:
     cdef Py_buffer view
     global _hint
     cdef Py_ssize_t i, lo, hi, mid, count, hint, step
-    cdef unsigned long long v, net, want
-    cdef int length, overflow
+    cdef unsigned long long v, want
+    cdef int overflow
     cdef const unsigned char *base
     PyObject_GetBuffer(keys, &view, PyBUF_ND)
     try:
@@ -141,10 +142,7 @@ cdef bint _find_ints(keys, seq, Py_ssize_t n, Py_ssize_t *out) except -1:
             v = <unsigned long long>PyLong_AsLongLongAndOverflow(k, &overflow)
             if overflow or <long long>v < 1 or v >= (1ULL << 33):
                 return False
-            length = 63 - __builtin_clzll(v)
-            net = v ^ (1ULL << length)
-            net = (net << (32 - length)) if length else 0
-            want = (net << 8) | <unsigned long long>(length + 1)
+            want = packed4(v)
             # From the last prefix found, in steps doubling away from it, then a
             # binary search within the last step: a table's UPDATEs come in
             # prefix order (an MRT dump, a router's walk of its RIB), so most

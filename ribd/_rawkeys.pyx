@@ -22,7 +22,7 @@ Python way, which alone decides what is wrong with it.
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.string cimport memcmp, memcpy
 
-from ribd._rawnlri cimport prefix4_text
+from ribd._rawnlri cimport packed4, prefix4_text
 
 cdef extern from "<arpa/inet.h>" nogil:
     int inet_pton(int af, const char *src, void *dst)
@@ -72,19 +72,15 @@ cdef int _key(str text, int v6, unsigned char *out) except -2:
 cdef int _int_key(object k, int v6, unsigned char *out) except -2:
     """The packed key of an IPv4 integer key (``1 << length | network``) into
     ``out``; 0, or -1 when it is not one (IPv6, negative, or past /32)."""
-    cdef unsigned long long v, n
-    cdef int length = 0
+    cdef unsigned long long v
     if v6 or k < 1 or k >= (1 << 33):
         return -1
-    v = k
-    length = 63 - __builtin_clzll(v)
-    n = v ^ (1ULL << length)
-    n = (n << (32 - length)) if length else 0
-    out[0] = (n >> 24) & 0xFF
-    out[1] = (n >> 16) & 0xFF
-    out[2] = (n >> 8) & 0xFF
-    out[3] = n & 0xFF
-    out[4] = length + 1
+    v = packed4(k)
+    out[0] = (v >> 32) & 0xFF
+    out[1] = (v >> 24) & 0xFF
+    out[2] = (v >> 16) & 0xFF
+    out[3] = (v >> 8) & 0xFF
+    out[4] = v & 0xFF
     return 0
 
 
