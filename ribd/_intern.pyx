@@ -15,19 +15,28 @@ The rare paths call the Python helpers, so their semantics live in one
 place: a core whose hash another core has (``_locate``), decoded lists to make
 tuples (``_hashable``), unusual AS paths (``derive_as_numbers``), digests.
 
+A core's list of more than ``INDEX_PAST`` sets is looked up through its index
+(``ribd.interner_index``: an ``array('H')`` of positions and hash tags): the
+same table, slot by slot, as the reference builds, entered and dropped at the
+same steps (tests/ribd/test_intern_index.py compares them, and both with the
+scan of before).
+
 Threads: feed threads intern outside the RIB's lock while the maintenance
 removes sets under it. Here nothing between two reads of a core's list runs
 Python code, so the GIL is not released mid-scan; even so the scan reads the
-list's length again at every step, as the reference's iterator does.
+list's length again at every step, as the reference's iterator does, and an
+index's position is checked against the list's length before it is read.
 """
 
-from cpython.dict cimport PyDict_SetItem
+from cpython cimport array
+from cpython.dict cimport PyDict_DelItem, PyDict_SetItem
 from cpython.list cimport PyList_Append
-from cpython.object cimport PyObject_Hash
+from cpython.object cimport Py_SIZE, PyObject_Hash
 from cpython.ref cimport Py_INCREF, PyObject
 from cpython.tuple cimport PyTuple_GET_SIZE
 
 from ribd.attributes import AS_SEQUENCE, PathAttributes, PathCore, RouterPart, derive_as_numbers
+from ribd.interner_index import INDEX_PAST, POS_BITS, POS_MASK, TAG_MASK, TAG_SHIFT, slots_for
 from ribd.interner_keys import LARGE_SLOTS, SHARE_SLOTS, _digest, _hashable
 
 
@@ -55,6 +64,14 @@ cdef object _path_core = PathCore
 cdef object _path_attributes = PathAttributes
 cdef object _router_part = RouterPart
 cdef object _module = None
+# ribd.interner_index's constants (the Python reference's, read once)
+cdef Py_ssize_t _index_past = INDEX_PAST
+cdef Py_ssize_t _pos_mask = POS_MASK
+cdef int _pos_bits = POS_BITS
+cdef int _tag_shift = TAG_SHIFT
+cdef size_t _tag_mask = TAG_MASK
+cdef array.array _ix_template = array.array("H", [])
+assert _pos_mask < 0xFFFF and (_tag_mask << _pos_bits) | _pos_mask <= 0xFFFF
 
 
 cdef Py_ssize_t _scan_variants() except -1:
@@ -130,6 +147,7 @@ def intern(self, row):
     cdef Py_ssize_t i, n, scan
     cdef object key
     cdef PyObject *found
+    cdef array.array ix
     (path, origin, hop, pref, med, comms, large, ext, orig_id, clusters, atomic, aggr) = row
     part = (path, origin, med, large, ext, atomic, aggr)
     try:
@@ -157,13 +175,25 @@ def intern(self, row):
         PyObject_GC_UnTrack(held)
         PyDict_SetItem(cores, key, held)
     else:
-        # The reference's scan (islice over the list): the length read at each step.
-        i = 1
-        while i < PyList_GET_SIZE(held):
-            a = <object>PyList_GET_ITEM(held, i)
-            i += 1
-            if _same(a.own, own):  # one compare of the three fields
+        n = PyList_GET_SIZE(held)
+        if _index_past + 1 < n <= _pos_mask + 1:  # interner_index.indexable
+            found = PyDict_GetItemWithError(self._index, key)
+            if found == NULL or (<array.array>found).data.as_ushorts[0] != n:
+                ix = _build(held)
+                PyDict_SetItem(self._index, key, ix)
+            else:
+                ix = <array.array>found
+            a = _get(ix, held, PyObject_Hash(own), own)
+            if a is not None:
                 return a
+        else:
+            # The reference's scan (islice over the list): the length read at each step.
+            i = 1
+            while i < PyList_GET_SIZE(held):
+                a = <object>PyList_GET_ITEM(held, i)
+                i += 1
+                if _same(a.own, own):  # one compare of the three fields
+                    return a
         if PyList_GET_SIZE(held) > _scan_variants():
             found = PyDict_GetItemWithError(self._overflow, _digest(row))
             if found != NULL:
@@ -172,10 +202,69 @@ def intern(self, row):
     # _hold
     if PyList_GET_SIZE(held) <= _scan_variants():
         PyList_Append(held, attrs)
+        found = PyDict_GetItemWithError(self._index, key)
+        if found != NULL and not _added(<array.array>found, held, attrs):
+            PyDict_DelItem(self._index, key)  # the next lookup builds it again, larger
     else:
         self._overflow[_digest(tuple(row))] = attrs
     self._count += 1
     return attrs
+
+
+cdef inline void _put(array.array ix, Py_hash_t h, Py_ssize_t pos) noexcept:
+    """``interner_index.put``: enter position ``pos`` of a set whose router
+    part hashes to ``h`` (bits taken as Python's ``&`` and ``>>`` take them
+    from a negative int: two's complement)."""
+    cdef unsigned short *d = ix.data.as_ushorts
+    cdef size_t mask = <size_t>(Py_SIZE(ix) - 2)
+    cdef size_t s = <size_t>h & mask
+    while d[1 + s]:
+        s = (s + 1) & mask
+    d[1 + s] = <unsigned short>(((<size_t>h >> _tag_shift) & _tag_mask) << _pos_bits | <size_t>pos)
+
+
+cdef array.array _build(list held):
+    """``interner_index.build``: a new index of ``held`` as it is now."""
+    cdef Py_ssize_t n = PyList_GET_SIZE(held), pos
+    cdef array.array ix = array.clone(_ix_template, slots_for(n - 1) + 1, True)
+    ix.data.as_ushorts[0] = <unsigned short>n
+    for pos in range(1, n):
+        _put(ix, PyObject_Hash((<object>PyList_GET_ITEM(held, pos)).own), pos)
+    return ix
+
+
+cdef object _get(array.array ix, list held, Py_hash_t h, object own):
+    """``interner_index.get``: the set of ``held`` whose router part equals
+    ``own`` (hash ``h``), or None."""
+    cdef unsigned short *d = ix.data.as_ushorts
+    cdef size_t mask = <size_t>(Py_SIZE(ix) - 2)
+    cdef size_t tag = (<size_t>h >> _tag_shift) & _tag_mask
+    cdef size_t s = <size_t>h & mask
+    cdef size_t v
+    cdef Py_ssize_t pos
+    while True:
+        v = d[1 + s]
+        if v == 0:
+            return None
+        if v >> _pos_bits == tag:
+            pos = v & _pos_mask
+            if pos < PyList_GET_SIZE(held):
+                a = <object>PyList_GET_ITEM(held, pos)
+                if _same(a.own, own):
+                    return a
+        s = (s + 1) & mask
+
+
+cdef bint _added(array.array ix, list held, object attrs) except -1:
+    """``interner_index.added``: enter ``attrs``, just appended to ``held``;
+    False if the index must be dropped instead."""
+    cdef Py_ssize_t n = PyList_GET_SIZE(held)
+    cdef Py_ssize_t m = Py_SIZE(ix) - 1
+    if ix.data.as_ushorts[0] != n - 1 or (n - 1) * 3 > m * 2 or n > _pos_mask + 1:
+        return False
+    _put(ix, PyObject_Hash(attrs.own), n - 1)
+    ix.data.as_ushorts[0] = <unsigned short>n
+    return True
 
 
 cdef bint _core_is(object core, tuple part) except -1:

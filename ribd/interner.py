@@ -10,9 +10,11 @@ collection (``ribd.interner_collect``).
 from __future__ import annotations
 
 import contextlib
+from array import array
 from collections.abc import Sequence
 from itertools import islice
 
+from ribd import interner_index
 from ribd.attributes import (
     AS_SEQUENCE,
     PathAttributes,
@@ -22,6 +24,7 @@ from ribd.attributes import (
     derive_as_numbers,
 )
 from ribd.interner_collect import InternerCollect
+from ribd.interner_index import INDEX_PAST, POS_MASK
 from ribd.interner_keys import (
     _EMPTY,
     LARGE_SLOTS,
@@ -53,9 +56,10 @@ __all__ = [
     "row_part",
 ]
 
-# A core's sets are found by a scan of its list (one set per router that
-# carries it): past this many, by a digest of the whole row instead, so that
-# a peer sending endless variants of one path cannot make each scan longer.
+# A core's sets are found in its list (one set per router that carries it;
+# scanned, or past INDEX_PAST sets through its index): past this many, by a
+# digest of the whole row instead, so that a peer sending endless variants of
+# one path cannot make each lookup longer (nor an index past its 511 positions).
 # Read at each use (tests lower it).
 SCAN_VARIANTS = 256
 
@@ -67,7 +71,9 @@ class AttributeInterner(InternerLoad, InternerCollect):
     ``_cores`` maps the ``hash()`` of a core's fields (``core_key``) to a
     list: the one ``PathCore`` all routers use, then the sets built on it,
     one per router that carries the path (next hop, local-pref, communities
-    ... of its own), found by a scan comparing those few fields. No key
+    ... of its own), found by a scan comparing those few fields, or past
+    ``INDEX_PAST`` sets through the list's index in ``_index`` (same key;
+    ``ribd.interner_index``: O(1) whatever the number of routers). No key
     object per set: a digest key and its dict slot cost ~90 bytes a set,
     more than the set itself. Past SCAN_VARIANTS sets on one core, further
     ones are keyed in ``_overflow`` by a digest of their row.
@@ -101,6 +107,7 @@ class AttributeInterner(InternerLoad, InternerCollect):
         "_cores",
         "_count",
         "_crowd",
+        "_index",
         "_ints",
         "_overflow",
         "_owns",
@@ -114,6 +121,7 @@ class AttributeInterner(InternerLoad, InternerCollect):
         # hash (or, for a colliding core, digest) -> [core, its sets ...]
         self._cores: dict[int | bytes, list] = {}
         self._crowd: set[int] = set()  # hashes with a core under its digest
+        self._index: dict[int | bytes, array] = {}  # a long list's index, by its key
         self._overflow: dict[bytes, PathAttributes] = {}
         self._count = 0  # sets held
         self._ints: list = [_EMPTY] * SHARE_SLOTS  # AS numbers, MED, LOCAL_PREF
@@ -135,8 +143,8 @@ class AttributeInterner(InternerLoad, InternerCollect):
     def find(self, row: Sequence) -> PathAttributes | None:
         """The set held for ``row`` (make_attributes' order), or None; builds nothing."""
         part = core_part(row)
-        held = self._locate(hash(part), part)[1]
-        return None if held is None else self._find(held, row)
+        key, held = self._locate(hash(part), part)
+        return None if held is None else self._find(key, held, row)
 
     def _locate(self, h: int, part: tuple) -> tuple[int | bytes, list | None]:
         """(the key of the core with fields ``part``, hash ``h``; what is held
@@ -152,12 +160,18 @@ class AttributeInterner(InternerLoad, InternerCollect):
         key = _digest(part)
         return key, self._cores.get(key)
 
-    def _find(self, held: list, row: Sequence) -> PathAttributes | None:
+    def _find(self, key: int | bytes, held: list, row: Sequence) -> PathAttributes | None:
         (_, _, hop, pref, _, comms, _, _, orig_id, clusters, _, _) = row
         own = RouterPart(hop, comms, (pref, orig_id, clusters))
-        for a in islice(held, 1, None):
-            if a.own == own:
-                return a
+        ix = self._indexed(key, held)
+        if ix is not None:
+            got = interner_index.get(ix, held, hash(own), own)
+            if got is not None:
+                return got
+        else:
+            for a in islice(held, 1, None):
+                if a.own == own:
+                    return a
         if len(held) > SCAN_VARIANTS:
             return self._overflow.get(_digest(tuple(row)))
         return None
@@ -174,7 +188,7 @@ class AttributeInterner(InternerLoad, InternerCollect):
         key, held = self._locate(hash(part), part)
         if held is None:
             held = self._cores[key] = [self._make_core(part)]
-        got = self._find(held, row)
+        got = self._find(key, held, row)
         if got is not None:
             return got
         shared = self._make(held[0], *row_part(row))
@@ -218,11 +232,20 @@ class AttributeInterner(InternerLoad, InternerCollect):
         if held is None:
             held = cores[key] = [self._make_core(part)]
         else:  # _find, inlined
-            # An iterator, not indexes: the maintenance (another thread, under
-            # the RIB's lock; parsing is not) may remove a set meanwhile.
-            for a in islice(held, 1, None):
-                if a.own == own:  # one C compare of the three fields
-                    return a
+            n = len(held)
+            if INDEX_PAST + 1 < n <= POS_MASK + 1:  # interner_index.indexable
+                ix = self._index.get(key)
+                if ix is None or ix[0] != n:
+                    ix = self._index[key] = interner_index.build(held)
+                got = interner_index.get(ix, held, hash(own), own)
+                if got is not None:
+                    return got
+            else:
+                # An iterator, not indexes: the maintenance (another thread, under
+                # the RIB's lock; parsing is not) may remove a set meanwhile.
+                for a in islice(held, 1, None):
+                    if a.own == own:  # one C compare of the three fields
+                        return a
             if len(held) > SCAN_VARIANTS:
                 got = self._overflow.get(_digest(row))
                 if got is not None:
@@ -234,7 +257,18 @@ class AttributeInterner(InternerLoad, InternerCollect):
     # The compiled twin where built, else the reference above.
     intern = _compiled_intern if _compiled_intern is not None else py_intern
 
-    def _hold(self, key: bytes, held: list, attrs: PathAttributes, row: Sequence) -> None:
+    def _indexed(self, key: int | bytes, held: list) -> array | None:
+        """The index of ``held`` (the list under ``key``), built or rebuilt if it
+        does not cover the list as it is; None for a list scanned instead."""
+        n = len(held)
+        if not interner_index.indexable(n):
+            return None
+        ix = self._index.get(key)
+        if ix is None or ix[0] != n:
+            ix = self._index[key] = interner_index.build(held)
+        return ix
+
+    def _hold(self, key: int | bytes, held: list, attrs: PathAttributes, row: Sequence) -> None:
         if len(held) <= SCAN_VARIANTS:
             # A list, appended to. A tuple copied per new set (9abd700) held
             # ~1.3 B per (router, prefix) fewer live bytes at 64 routers, but
@@ -243,6 +277,9 @@ class AttributeInterner(InternerLoad, InternerCollect):
             # blocks and +0.7 B in empty pools, +1.4 B of RSS in all
             # (sys._debugmallocstats, a twentieth of the real table).
             held.append(attrs)
+            ix = self._index.get(key)
+            if ix is not None and not interner_index.added(ix, held, attrs):
+                del self._index[key]  # the next lookup builds it again, larger
         else:
             self._overflow[_digest(tuple(row))] = attrs
         self._count += 1

@@ -70,6 +70,7 @@ class InternerCollect:
             key, held = self._key_of(obj)
             if held is not None and len(held) == 1 and held[0] is obj:
                 del self._cores[key]
+                self._index.pop(key, None)
         return dropped
 
     def _key_of(self, core: PathCore) -> tuple[int | bytes, list | None]:
@@ -78,12 +79,15 @@ class InternerCollect:
         return self._locate(hash(part), part)
 
     def _forget(self, attrs: PathAttributes) -> bool:
-        """Remove ``attrs`` from where it is held; False if it is not held."""
+        """Remove ``attrs`` from where it is held; False if it is not held.
+        Its list's index (``ribd.interner_index``) goes too: positions moved,
+        and the next lookup builds it again from the list."""
         key, held = self._key_of(attrs.core)
         if held is not None and held[0] is attrs.core:
             for i in range(1, len(held)):
                 if held[i] is attrs:
                     del held[i]
+                    self._index.pop(key, None)
                     self._count -= 1
                     return True
         key = _digest(attribute_row(attrs))
