@@ -21,6 +21,7 @@ was not built (tests/ribd/test_apply_compiled.py compares them).
 """
 
 from ribd._announce cimport general_loop
+from ribd._wide cimport wide_parts
 
 from cpython.dict cimport PyDict_SetItem, PyDict_Size
 from cpython.list cimport PyList_Append
@@ -32,6 +33,7 @@ from ribd.entries import OVERLAY_SLOTS
 from ribd.events import RoutesAnnounced, UpdateTime
 from ribd.ribload import entry_of
 from ribd._announce import announce_loop as _announce_loop
+from ribd._wide import announce_wide as _compiled_wide
 
 
 cdef extern from "Python.h":
@@ -113,11 +115,16 @@ cdef bint announce_parts(rib, r, family, prefixes, attrs) except -1:
     if len(store.keys):
         # Prefixes in the arrays (every router after a merge): the general loop,
         # compiled (ribd._announce), as ``Rib._announce`` enters it.
-        if table._next_slot >= _overlay_slots:
-            return False  # (wide entries: ``announce_wide``)
         loop = _rib().ANNOUNCE_LOOP
         if loop is None:
             return False  # (the Python loop: tests compare it)
+        if table._next_slot >= _overlay_slots:
+            # Wide entries: ``announce_wide``'s passes from the keys, in C
+            # (ribd._wide), if that is the one in use; else ``Rib._announce``.
+            if loop is not _announce_loop or _rib().announce_wide is not _compiled_wide:
+                return False
+            wide_parts(rib, table, fs, prefixes, None, attrs, len(prefixes))
+            return True
         if loop is _announce_loop:  # (the indexes in the arrays: searched there)
             general_loop(rib, table, fs, prefixes, None, None, attrs, None, 0, len(prefixes))
         else:

@@ -28,6 +28,8 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.ref cimport Py_INCREF, Py_REFCNT, Py_XDECREF, PyObject
 from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_ITEM, PySequence_Fast_GET_SIZE
 
+from ribd._announce cimport _find_ints, general_loop
+
 from itertools import islice
 
 from ribd.attributes import PathAttributes
@@ -322,7 +324,99 @@ def announce_wide(rib, table, fs, prefixes, ids, found, attrs):
     """``ribd.entries.announce_wide(rib, table, fs, prefixes, ids, found, attrs)``,
     compiled: returns the prefixes the store lacks (prefixes, path ids, places
     found) for ``Rib._announce``'s own loop."""
-    cdef Py_ssize_t n, i, e, r, k, nrows = 0, nents = 0, at, n_values = 0, j
+    cdef Py_ssize_t n, i
+    cdef Py_ssize_t stack_at[STACK]
+    cdef Py_ssize_t *ats = stack_at
+    seq = PySequence_Fast(prefixes, "announce_wide: prefixes must be a sequence")
+    n = PySequence_Fast_GET_SIZE(seq)
+    if type(found) is not list:  # an iterator (repeat, map): one value per prefix
+        found = list(_islice(found, n))
+    if type(ids) is not list:
+        ids = list(_islice(ids, n))
+    if len(found) < n or len(ids) < n:
+        raise ValueError("announce_wide: fewer places or path ids than prefixes")
+    if n > STACK:
+        ats = <Py_ssize_t *>PyMem_Malloc(n * sizeof(Py_ssize_t))
+        if ats == NULL:
+            raise MemoryError()
+    try:
+        for i in range(n):
+            ats[i] = (<list>found)[i]
+        return _wide_core(rib, table, fs, seq, n, ids, ats, attrs)
+    finally:
+        if ats != stack_at:
+            PyMem_Free(ats)
+
+
+cdef object _zero = 0
+cdef Py_ssize_t _direct = 0  # UPDATEs through ``wide_parts``, ever (tests)
+
+
+def direct_updates():
+    """UPDATEs written through ``wide_parts`` (no Python prologue), ever (tests)."""
+    return _direct
+
+
+def wide_announce(rib, table, fs, prefixes, path_ids, attrs, Py_ssize_t count):
+    """``wide_parts`` for ``Rib._announce``."""
+    wide_parts(rib, table, fs, prefixes, path_ids, attrs, count)
+
+
+cdef int wide_parts(rib, table, fs, prefixes, path_ids, attrs, Py_ssize_t count) except -1:
+    """``Rib._announce`` of a wide table whose store's arrays hold keys, from the
+    store's keys on: the prefixes searched in the packed keys here (as
+    ``ribd._announce`` does; ``PrefixStore.find_many`` when they are not IPv4
+    ints), the held ones written by ``announce_wide``'s two passes, the others
+    (new to the store) and the tally by the general loop (``ribd._announce``),
+    as ``Rib._announce``'s own loop and tally do them. ``path_ids``: None or one
+    per prefix. No Python frame between the caller (``ribd._apply``,
+    ``ribd._loadline`` or ``Rib._announce``) and the writes: for wide tables
+    that prologue (``keys_of`` twice, ``find_many``'s numpy views, the
+    counters) was about half of a late router's apply (BENCHMARKS.md, stop 30,
+    wide1)."""
+    cdef Py_ssize_t n, i
+    cdef Py_ssize_t stack_at[STACK]
+    cdef Py_ssize_t *ats = stack_at
+    global _direct
+    seq = PySequence_Fast(prefixes, "announce_wide: prefixes must be a sequence")
+    n = PySequence_Fast_GET_SIZE(seq)
+    ids = None
+    if path_ids is not None:
+        ids = list(_islice(path_ids, n))
+        if len(ids) < n:
+            raise ValueError("announce_wide: fewer places or path ids than prefixes")
+    if n > STACK:
+        ats = <Py_ssize_t *>PyMem_Malloc(n * sizeof(Py_ssize_t))
+        if ats == NULL:
+            raise MemoryError()
+    try:
+        store = table.store
+        keys = store.keys
+        if not n:
+            pass
+        elif not len(keys):
+            for i in range(n):
+                ats[i] = -1
+        elif not (store.int_keys and _find_ints(keys, seq, n, ats)):
+            found = store.find_many(prefixes)
+            for i in range(n):
+                ats[i] = found[i]
+            found = None
+        new_prefixes, new_ids, new_found = _wide_core(rib, table, fs, seq, n, ids, ats, attrs)
+    finally:
+        if ats != stack_at:
+            PyMem_Free(ats)
+    _direct += 1
+    # The prefixes new to the store, the counters and the change log's tally.
+    general_loop(rib, table, fs, new_prefixes, None if ids is None else new_ids, new_found, attrs, None, 0, count)
+    return 0
+
+
+cdef tuple _wide_core(rib, table, fs, seq, Py_ssize_t n, list ids, Py_ssize_t *ats, attrs):
+    """``announce_wide``'s two passes over ``seq`` (``n`` prefixes as the store's
+    keys), ``ids`` their path ids (None: all 0), ``ats`` their places in the
+    store's arrays (-1: not there)."""
+    cdef Py_ssize_t i, e, r, k, nrows = 0, nents = 0, at, n_values = 0, j
     cdef Py_ssize_t slot, stale, main_r = -1, main_count = 0, last_r = -1
     cdef Py_ssize_t d_prefixes = 0, d_paths = 0, d_stale = 0, added_paths
     cdef Py_ssize_t stack_i[STACK]
@@ -349,14 +443,6 @@ def announce_wide(rib, table, fs, prefixes, ids, found, attrs):
         raise TypeError("announce_wide: the table's change log is not a list")
     slot = fs.slot
     stale = -1 if fs.stale_slot is None else fs.stale_slot
-    seq = PySequence_Fast(prefixes, "announce_wide: prefixes must be a sequence")
-    n = PySequence_Fast_GET_SIZE(seq)
-    if type(found) is not list:  # an iterator (repeat, map): one value per prefix
-        found = list(_islice(found, n))
-    if type(ids) is not list:
-        ids = list(_islice(ids, n))
-    if len(found) < n or len(ids) < n:
-        raise ValueError("announce_wide: fewer places or path ids than prefixes")
     new_prefixes = []
     new_ids = []
     new_found = []
@@ -382,8 +468,7 @@ def announce_wide(rib, table, fs, prefixes, ids, found, attrs):
         # Pass 1: each prefix's entry; per row, how many of its prefixes are here.
         for i in range(n):
             prefix = <object>PySequence_Fast_GET_ITEM(seq, i)
-            at_obj = (<list>found)[i]
-            at = at_obj
+            at = ats[i]
             if at >= 0:  # an index in the arrays
                 if at >= n_values:
                     raise IndexError(f"announce_wide: index {at} past the store's {n_values} values")
@@ -393,8 +478,8 @@ def announce_wide(rib, table, fs, prefixes, ids, found, attrs):
                 entry = <object>got if got != NULL else None
             if entry is None:
                 new_prefixes.append(prefix)
-                new_ids.append((<list>ids)[i])
-                new_found.append(at_obj)
+                new_ids.append(_zero if ids is None else <object>PyList_GET_ITEM(ids, i))
+                new_found.append(at)
                 continue
             if type(entry) is _overlay:
                 row = _field(entry, _row_at, "row")
@@ -456,7 +541,7 @@ def announce_wide(rib, table, fs, prefixes, ids, found, attrs):
                 old = <object>PyTuple_GET_ITEM(over, j + 1) if j >= 0 else _slot_of(row, slot)
             else:
                 old = _slot_of(row, slot)
-            path_id = (<list>ids)[i]
+            path_id = _zero if ids is None else <object>PyList_GET_ITEM(ids, i)
             if path_id == 0 and (old is None or type(old) is _path_attributes):
                 new = attrs
                 added_paths = 0 if old is not None else 1
@@ -506,7 +591,7 @@ def announce_wide(rib, table, fs, prefixes, ids, found, attrs):
                     new_entry = moved
                 moved = None
             prefix = <object>PySequence_Fast_GET_ITEM(seq, i)
-            at = (<list>found)[i]
+            at = ats[i]
             if at >= 0:  # entry was not None: no hole filled
                 old_cell = cells[at]
                 Py_INCREF(new_entry)

@@ -100,8 +100,11 @@ from ribd.withdraw import Withdrawals
 
 # ``announce_wide`` compiled (ribd/_wide.pyx) where setup.py built it; the
 # Python one in ribd.entries stays the reference (tests/ribd/test_wide_compiled.py).
+WIDE_ANNOUNCE: Callable | None = None  # ribd._wide.wide_announce: from the keys on, in C
 with contextlib.suppress(ImportError):
     from ribd._wide import announce_wide
+    from ribd._wide import wide_announce as WIDE_ANNOUNCE
+COMPILED_WIDE = announce_wide  # (tests replace ``announce_wide``: then no direct call)
 
 # Prefixes of one UPDATE, from this many, that ``Rib._announce_shared`` tries
 # to write at once. Its checks and writes are C loops now (ribd._ribload):
@@ -286,6 +289,16 @@ class Rib(SessionHandling, Maintenance, Reads, Withdrawals):
                     table.forget_changes_if_behind()
                     return
                 found = repeat(-2)  # every prefix left is in the delta
+        elif ANNOUNCE_LOOP is not None and ANNOUNCE_LOOP is COMPILED_LOOP:
+            if table._next_slot < OVERLAY_SLOTS:
+                # The compiled loop searches the packed keys itself (found None).
+                ANNOUNCE_LOOP(self, table, fs, prefixes, path_ids, None, attrs, None, 0, count)
+                return
+            if WIDE_ANNOUNCE is not None and announce_wide is COMPILED_WIDE:
+                # Wide entries, from the keys on in C (ribd._wide.wide_parts).
+                WIDE_ANNOUNCE(self, table, fs, prefixes, path_ids, attrs, count)
+                return
+            found = store.find_many(prefixes)
         elif len(prefixes) >= 8 or COMPILED_FIND:  # compiled: one call for any count
             # (No short cut for prefixes in the arrays: with numpy's per-call cost,
             # a group in the arrays was written no faster than by the loop below.)
@@ -456,6 +469,7 @@ APPLY_COMPILED = Rib.apply_many is not PY_APPLY_MANY
 ANNOUNCE_LOOP: Callable | None = None
 with contextlib.suppress(ImportError):
     from ribd._announce import announce_loop as ANNOUNCE_LOOP
+COMPILED_LOOP = ANNOUNCE_LOOP  # (None where not built; tests set ANNOUNCE_LOOP)
 
 __all__ = [
     "GC_PER_STEP",

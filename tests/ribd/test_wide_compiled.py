@@ -262,3 +262,73 @@ def test_a_large_update_with_many_rows():
         steps.append(("events", [RoutesAnnounced(_neighbor(k), V4, big, None, m.sets[k, g, 1])]))
     assert len(prefixes) > 16 and len(big) > 64
     _compare(steps, PY, C)
+
+
+def _compare_direct(steps: list[tuple]) -> int:
+    """Apply ``steps`` through ``apply_many`` to two RIBs: the first with every
+    compiled loop (wide tables written by ``ribd._wide.wide_parts`` straight from
+    the keys, narrow ones searched by ``ribd._announce`` itself), the second with
+    the Python references (``entries.announce_wide``, the Python general loop);
+    assert equal states after every step. Returns the UPDATEs the direct call took."""
+    clocks = Clock(), Clock()
+    ribs = [Rib(stale_hold_time=300.0, clock=c) for c in clocks]
+    sides = ((C, ribd.rib.COMPILED_LOOP), (PY, None))
+    before = _wide.direct_updates()
+    for i, step in enumerate(steps):
+        for rib, clock, (wide, loop) in zip(ribs, clocks, sides, strict=True):
+            ribd.rib.announce_wide, ribd.rib.ANNOUNCE_LOOP = wide, loop
+            if step[0] == "events":
+                for ev in step[1]:
+                    rib.apply_many([ev])
+            elif step[0] == "merge":
+                rib.compact()
+            elif step[0] == "tick":
+                clock.now += step[1]
+            if step[0] in ("maintain", "tick"):
+                while rib.maintenance():
+                    pass
+        assert _state(ribs[0]) == _state(ribs[1]), f"step {i} ({step[0]}) differs"
+    return _wide.direct_updates() - before
+
+
+@pytest.fixture
+def restored(monkeypatch):
+    """ribd.rib's loops as they were, after the test."""
+    monkeypatch.setattr(ribd.rib, "announce_wide", ribd.rib.announce_wide)
+    monkeypatch.setattr(ribd.rib, "ANNOUNCE_LOOP", ribd.rib.ANNOUNCE_LOOP)
+
+
+@pytest.mark.skipif(ribd.rib.COMPILED_LOOP is None, reason="ribd/_announce.pyx not built")
+@pytest.mark.parametrize("seed", range(4))
+def test_the_direct_call_leaves_the_state_the_python_references_do(seed, restored):
+    """``apply_many`` hands a wide table's UPDATE to ``ribd._wide.wide_parts``
+    (its keys searched in C, the new prefixes and the tally by the general loop)
+    without ``Rib._announce``; ADD-PATH UPDATEs take ``Rib._announce``, which
+    calls it too. The state equals the Python references' after every step."""
+    routers = OVERLAY_SLOTS + (seed * 7) % 20  # 16 .. 35
+    direct = _compare_direct(_script(100 + seed, routers))
+    assert direct > 0
+
+
+@pytest.mark.skipif(ribd.rib.COMPILED_LOOP is None, reason="ribd/_announce.pyx not built")
+def test_the_direct_call_with_a_large_update(restored):
+    """Longer than its stack arrays (the places searched go to the heap), every
+    prefix twice (the second finds the first's write), some new to the store."""
+    rnd = random.Random(8)
+    routers = OVERLAY_SLOTS + 3
+    m = Model(4, routers)
+    prefixes = [p for members in m.groups for f, p in members if f == V4]
+    steps: list[tuple] = []
+    for k in range(routers):
+        events = [SessionState(_neighbor(k), "up")]
+        for p in prefixes:
+            g = rnd.randrange(len(m.groups))
+            events.append(RoutesAnnounced(_neighbor(k), V4, (p,), None, m.sets[k, g, 0]))
+        steps.append(("events", events))
+        steps.append(("merge",))
+    new = tuple(f"10.250.{i}.0/24" for i in range(5))
+    big = tuple(prefixes * 2) + new
+    for k, g in ((0, 0), (routers - 1, 1), (2, 2)):
+        steps.append(("events", [RoutesAnnounced(_neighbor(k), V4, big, None, m.sets[k, g, 1])]))
+    assert len(big) > 64
+    assert _compare_direct(steps) >= 3
