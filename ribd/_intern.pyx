@@ -36,7 +36,7 @@ from cpython.ref cimport Py_INCREF, PyObject
 from cpython.tuple cimport PyTuple_GET_SIZE
 
 from ribd.attributes import AS_SEQUENCE, PathAttributes, PathCore, RouterPart, derive_as_numbers
-from ribd.interner_index import INDEX_PAST, POS_BITS, POS_MASK, TAG_MASK, TAG_SHIFT, slots_for
+from ribd.interner_index import INDEX_PAST, POS_BITS, POS_MASK, TAG_MASK, slots_for
 from ribd.interner_keys import LARGE_SLOTS, SHARE_SLOTS, _digest, _hashable
 
 
@@ -68,8 +68,7 @@ cdef object _module = None
 cdef Py_ssize_t _index_past = INDEX_PAST
 cdef Py_ssize_t _pos_mask = POS_MASK
 cdef int _pos_bits = POS_BITS
-cdef int _tag_shift = TAG_SHIFT
-cdef size_t _tag_mask = TAG_MASK
+cdef unsigned long long _tag_mask = TAG_MASK
 cdef array.array _ix_template = array.array("H", [])
 assert _pos_mask < 0xFFFF and (_tag_mask << _pos_bits) | _pos_mask <= 0xFFFF
 
@@ -204,7 +203,11 @@ def intern(self, row):
         PyList_Append(held, attrs)
         found = PyDict_GetItemWithError(self._index, key)
         if found != NULL and not _added(<array.array>found, held, attrs):
-            PyDict_DelItem(self._index, key)  # the next lookup builds it again, larger
+            n = PyList_GET_SIZE(held)
+            if _index_past + 1 < n <= _pos_mask + 1:  # built again now, larger
+                PyDict_SetItem(self._index, key, _build(held))
+            else:
+                PyDict_DelItem(self._index, key)
     else:
         self._overflow[_digest(tuple(row))] = attrs
     self._count += 1
@@ -213,14 +216,15 @@ def intern(self, row):
 
 cdef inline void _put(array.array ix, Py_hash_t h, Py_ssize_t pos) noexcept:
     """``interner_index.put``: enter position ``pos`` of a set whose router
-    part hashes to ``h`` (bits taken as Python's ``&`` and ``>>`` take them
-    from a negative int: two's complement)."""
+    part hashes to ``h`` (bits taken as Python's ``&`` takes them from a
+    negative int: two's complement)."""
     cdef unsigned short *d = ix.data.as_ushorts
-    cdef size_t mask = <size_t>(Py_SIZE(ix) - 2)
-    cdef size_t s = <size_t>h & mask
+    cdef unsigned long long m = <unsigned long long>(Py_SIZE(ix) - 1)
+    cdef unsigned long long u = <unsigned long long><long long>h
+    cdef unsigned long long s = ((u & 0xFFFFFFFFULL) * m) >> 32
     while d[1 + s]:
-        s = (s + 1) & mask
-    d[1 + s] = <unsigned short>(((<size_t>h >> _tag_shift) & _tag_mask) << _pos_bits | <size_t>pos)
+        s = s + 1 if s + 1 < m else 0
+    d[1 + s] = <unsigned short>((u & _tag_mask) << _pos_bits | <unsigned long long>pos)
 
 
 cdef array.array _build(list held):
@@ -237,10 +241,11 @@ cdef object _get(array.array ix, list held, Py_hash_t h, object own):
     """``interner_index.get``: the set of ``held`` whose router part equals
     ``own`` (hash ``h``), or None."""
     cdef unsigned short *d = ix.data.as_ushorts
-    cdef size_t mask = <size_t>(Py_SIZE(ix) - 2)
-    cdef size_t tag = (<size_t>h >> _tag_shift) & _tag_mask
-    cdef size_t s = <size_t>h & mask
-    cdef size_t v
+    cdef unsigned long long m = <unsigned long long>(Py_SIZE(ix) - 1)
+    cdef unsigned long long u = <unsigned long long><long long>h
+    cdef unsigned long long tag = u & _tag_mask
+    cdef unsigned long long s = ((u & 0xFFFFFFFFULL) * m) >> 32
+    cdef unsigned long long v
     cdef Py_ssize_t pos
     while True:
         v = d[1 + s]
@@ -252,7 +257,7 @@ cdef object _get(array.array ix, list held, Py_hash_t h, object own):
                 a = <object>PyList_GET_ITEM(held, pos)
                 if _same(a.own, own):
                     return a
-        s = (s + 1) & mask
+        s = s + 1 if s + 1 < m else 0
 
 
 cdef bint _added(array.array ix, list held, object attrs) except -1:
@@ -260,7 +265,7 @@ cdef bint _added(array.array ix, list held, object attrs) except -1:
     False if the index must be dropped instead."""
     cdef Py_ssize_t n = PyList_GET_SIZE(held)
     cdef Py_ssize_t m = Py_SIZE(ix) - 1
-    if ix.data.as_ushorts[0] != n - 1 or (n - 1) * 3 > m * 2 or n > _pos_mask + 1:
+    if ix.data.as_ushorts[0] != n - 1 or (n - 1) * 8 > m * 7 or n > _pos_mask + 1:  # full()
         return False
     _put(ix, PyObject_Hash(attrs.own), n - 1)
     ix.data.as_ushorts[0] = <unsigned short>n

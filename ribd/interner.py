@@ -279,7 +279,12 @@ class AttributeInterner(InternerLoad, InternerCollect):
             held.append(attrs)
             ix = self._index.get(key)
             if ix is not None and not interner_index.added(ix, held, attrs):
-                del self._index[key]  # the next lookup builds it again, larger
+                # Built again now, larger, under the same key: a delete then
+                # an insert would leave the dict a dummy entry each time.
+                if interner_index.indexable(len(held)):
+                    self._index[key] = interner_index.build(held)
+                else:
+                    del self._index[key]
         else:
             self._overflow[_digest(tuple(row))] = attrs
         self._count += 1

@@ -9,12 +9,14 @@ wide1, stop 31 intern2: BENCHMARKS.md). Past ``INDEX_PAST`` sets, a core's
 list gets an index here; lists that short are still scanned.
 
 The index is an ``array('H')``: slot 0 holds the length of the list it
-covers (``len(held)``), slots 1..m an open-addressing table (m a power of
-two, linear probing, at most 2/3 full) of ``(tag << 9) | position``: the
-set's position in the list (1..511) and 7 bits of its router part's hash,
-so a probe rejects another set without reading it (each set is a cache miss).
-Two bytes a slot, ~2-3 slots a set: ~350 bytes for a core carried by 64
-routers, against the ~2 KB of a dict. No key objects.
+covers (``len(held)``), slots 1..m an open-addressing table (linear
+probing from slot ``((h & 0xFFFFFFFF) * m) >> 32``, so any m; at most 7/8
+full, rebuilt 2/3 full) of ``(tag << 9) | position``: the set's position
+in the list (1..511) and 7 bits of its router part's hash ``h``, so a probe
+rejects another set without reading it (each set is a cache miss, the
+slots are contiguous). Two bytes a slot, ~1.3 slots a set: ~270 bytes for
+a core carried by 64 routers with the array and its dict entry, against
+the ~2 KB of a dict of sets. No key objects.
 
 Not persisted and never trusted blindly: a lookup compares the set's ``own``
 with the one looked for; an index that does not cover the list as it is
@@ -36,17 +38,19 @@ from ribd.attributes import PathAttributes, RouterPart
 INDEX_PAST = 8  # a core's list of more sets than this is indexed
 POS_BITS = 9
 POS_MASK = (1 << POS_BITS) - 1  # positions 1..511: a longer list is scanned
-TAG_SHIFT = 16  # the tag: bits 16..22 of the hash (the slot takes the low bits)
-TAG_MASK = 0x7F
+TAG_MASK = 0x7F  # the tag: the hash's low 7 bits (the slot comes from bits 31 down)
 FIRST_SLOTS = 16
 
 
 def slots_for(sets: int) -> int:
-    """Slots of an index for ``sets`` sets: a power of two, at most 2/3 full."""
-    m = FIRST_SLOTS
-    while sets * 3 > m * 2:
-        m <<= 1
-    return m
+    """Slots of a new index for ``sets`` sets: 2/3 full (entered sets may
+    fill it to 7/8, ``added``), at least FIRST_SLOTS."""
+    return max(FIRST_SLOTS, sets * 3 // 2 + 1)
+
+
+def full(sets: int, m: int) -> bool:
+    """Whether an index of ``m`` slots cannot take ``sets`` sets (over 7/8)."""
+    return sets * 8 > m * 7
 
 
 def indexable(n: int) -> bool:
@@ -66,18 +70,18 @@ def build(held: list) -> array:
 
 def put(ix: array, h: int, pos: int) -> None:
     """Enter position ``pos`` of a set whose router part hashes to ``h``."""
-    mask = len(ix) - 2
-    s = h & mask
+    m = len(ix) - 1
+    s = ((h & 0xFFFFFFFF) * m) >> 32
     while ix[1 + s]:
-        s = (s + 1) & mask
-    ix[1 + s] = ((h >> TAG_SHIFT) & TAG_MASK) << POS_BITS | pos
+        s = s + 1 if s + 1 < m else 0
+    ix[1 + s] = (h & TAG_MASK) << POS_BITS | pos
 
 
 def get(ix: array, held: list, h: int, own: RouterPart) -> PathAttributes | None:
     """The set of ``held`` whose router part equals ``own`` (hash ``h``), or None."""
-    mask = len(ix) - 2
-    tag = (h >> TAG_SHIFT) & TAG_MASK
-    s = h & mask
+    m = len(ix) - 1
+    tag = h & TAG_MASK
+    s = ((h & 0xFFFFFFFF) * m) >> 32
     while True:
         v = ix[1 + s]
         if not v:
@@ -89,15 +93,15 @@ def get(ix: array, held: list, h: int, own: RouterPart) -> PathAttributes | None
                 a = held[pos]
                 if a.own == own:
                     return a
-        s = (s + 1) & mask
+        s = s + 1 if s + 1 < m else 0
 
 
 def added(ix: array, held: list, attrs: PathAttributes) -> bool:
     """Enter ``attrs``, just appended to ``held``; False if the index must be
-    dropped instead (it did not cover the list before, or is full, or the
-    list is past what it can index): the next lookup rebuilds it."""
+    built again (it did not cover the list before, or is full) or dropped
+    (the list is past what it can index)."""
     n = len(held)
-    if ix[0] != n - 1 or (n - 1) * 3 > (len(ix) - 1) * 2 or n > POS_MASK + 1:
+    if ix[0] != n - 1 or full(n - 1, len(ix) - 1) or n > POS_MASK + 1:
         return False
     put(ix, hash(attrs.own), n - 1)
     ix[0] = n

@@ -75,7 +75,7 @@ def assert_index_sound(interner: AttributeInterner) -> int:
     for key, ix in interner._index.items():
         held = interner._cores[key]
         m = len(ix) - 1
-        assert m >= interner_index.FIRST_SLOTS and m & (m - 1) == 0
+        assert m >= interner_index.FIRST_SLOTS and not interner_index.full(ix[0] - 1, m)
         if ix[0] != len(held):
             continue
         covering += 1
