@@ -586,6 +586,9 @@ def run(args: argparse.Namespace) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="bench-multi-", dir=args.workdir) as d:
         for base in bases:
             if base == "real" and data_available(FULL_TABLE):
+                # Said on stderr too: a run from a copy of the tree without ../shared next
+                # to it otherwise printed one quiet row and measured nothing.
+                log(f"multirouter: {base} skipped, {data_available(FULL_TABLE)}")
                 rows.append(Row("routers", LABEL[base], None, "", note=data_available(FULL_TABLE)))
                 continue
             # Models are kept in --workdir when given (the synthetic one takes minutes).

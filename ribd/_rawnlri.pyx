@@ -30,11 +30,20 @@ cdef inline str _ascii(const char *buf, Py_ssize_t k):
 
 cdef char _digits[256][4]  # decimal text of 0..255
 cdef unsigned char _ndigits[256]
-cdef int _i
-for _i in range(256):
-    _text = str(_i).encode()
-    _ndigits[_i] = len(_text)
-    memcpy(_digits[_i], <const char *>_text, len(_text))
+
+
+cdef void _fill_digits():
+    """The table above, filled once at import (a local bytes object: no pointer
+    taken from a module global, which Cython rightly warns may be rebound)."""
+    cdef int i
+    cdef bytes text
+    for i in range(256):
+        text = str(i).encode()
+        _ndigits[i] = len(text)
+        memcpy(_digits[i], <const char *>text, len(text))
+
+
+_fill_digits()
 
 
 cdef inline Py_ssize_t _octet(char *out, Py_ssize_t k, unsigned int v) noexcept:
