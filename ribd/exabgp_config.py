@@ -34,7 +34,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ribd.exabgp_run import RAW_ENV
+from ribd.exabgp_run import IDLE_TURNS_ENV, RAW_ENV
 from ribd.settings import BgpSettings, NeighborSettings
 
 RELAY_PROCESS_NAME = "ribd"
@@ -304,6 +304,8 @@ def render_env(settings: BgpSettings) -> dict[str, str]:
     }
     # ribd.exabgp_run: ExaBGP skips decoding received UPDATEs that we decode.
     env[RAW_ENV] = "1" if settings.api_mode == "raw" else "0"
+    # ... and gives idle sessions no turn on passes that have nothing for them.
+    env[IDLE_TURNS_ENV] = "1"
     for key, value in settings.extra.items():
         if key.startswith("exabgp."):
             env[key] = str(value)

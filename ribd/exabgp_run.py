@@ -18,7 +18,15 @@ encoding about a tenth. So the supervised ExaBGP runs through this module:
   an UPDATE it could not parse: our decoder refuses that UPDATE (counted)
   and keeps the session's other routes (RFC 7606's aim).
 
-Both changes apply only to the ExaBGP release they were written against
+* with ``RIBD_EXABGP_IDLE_TURNS=1`` (set by ``ribd.exabgp`` for the service's
+  ExaBGP, not for the test speakers, ``ribd.speaker``): an idle session gets
+  a turn of ExaBGP's loop when its socket has data, when it is on its way
+  out, or ``IDLE_TURN_SECONDS`` after its last turn (``patch_idle_turns``),
+  instead of on every pass of the loop. (A speaker patched so would gather
+  API commands given within one idle interval into one UPDATE; tests that
+  count one UPDATE a command rely on it not doing so.)
+
+These changes apply only to the ExaBGP release they were written against
 (``PATCHED_RELEASE``); any other runs unchanged. Runs in ExaBGP's process only.
 """
 
@@ -26,17 +34,24 @@ from __future__ import annotations
 
 import os
 import sys
+from time import monotonic
 
 PATCHED_RELEASE = "5.0.15"
 RAW_ENV = "RIBD_EXABGP_RAW"
+IDLE_TURNS_ENV = "RIBD_EXABGP_IDLE_TURNS"
 _EOR_LENGTHS = (4, 11)  # IPv4 End-of-RIB, MP_UNREACH_NLRI End-of-RIB (exabgp's own test)
+
+
+# An idle session's turn at most this often (keepalives and hold timers count
+# in seconds; API commands for it, e.g. route-refresh, wait at most this long).
+IDLE_TURN_SECONDS = 0.05
 
 
 def fast_hexstring(value: bytes) -> str:
     return "0x" + bytes(value).hex().upper()
 
 
-def patch(raw: bool) -> bool:
+def patch(raw: bool, idle_turns: bool = False) -> bool:
     """Apply the changes to the imported ExaBGP; False (nothing changed) on another release."""
     from exabgp.version import release
 
@@ -50,6 +65,8 @@ def patch(raw: bool) -> bool:
 
     exabgp.util.hexstring = fast_hexstring
     api_json.hexstring = fast_hexstring
+    if idle_turns:
+        patch_idle_turns()
     if raw:
         original = Update.unpack_message.__func__  # type: ignore[attr-defined]
 
@@ -62,8 +79,68 @@ def patch(raw: bool) -> bool:
     return True
 
 
+def patch_idle_turns() -> None:
+    """Idle sessions skip the passes of ExaBGP's loop that have nothing for them.
+
+    Why: ExaBGP 5.0.15's ``Reactor.run`` recomputes ``active_peers()`` on every
+    pass and gives each established session a turn (``Peer.run``: a read poll,
+    keepalive timer checks, the statistics), and a pass handles one message of
+    a busy session. A session that answered ``ACTION.LATER`` (nothing to do) is
+    registered with the poller, but the next pass asks it again anyway. So one
+    router's table cost ExaBGP more the more routers it held: profiled, the
+    growth was exactly those idle turns (BENCHMARKS.md, "Stop 31, lead").
+
+    Here a session that answered LATER is left out of the passes until its
+    socket is readable (the fds ``_wait_for_io`` returned), it is stopping, or
+    ``IDLE_TURN_SECONDS`` have passed. ``_pending_adjribout`` keeps asking
+    every active session, as before.
+    """
+    from exabgp.reactor.loop import Reactor
+    from exabgp.reactor.peer import ACTION, Peer
+
+    peer_run = Peer.run
+    every_active = Reactor.active_peers
+    wait_for_io = Reactor._wait_for_io
+
+    def run(self):  # type: ignore[no-untyped-def]
+        action = peer_run(self)
+        self._ribd_idle_at = monotonic() if action == ACTION.LATER else None
+        return action
+
+    def _wait_for_io(self, sleeptime):  # type: ignore[no-untyped-def]
+        ready = self.__dict__.setdefault("_ribd_ready", set())
+        for fd in wait_for_io(self, sleeptime):
+            ready.add(fd)
+            yield fd
+
+    def active_peers(self):  # type: ignore[no-untyped-def]
+        ready = self.__dict__.setdefault("_ribd_ready", set())
+        now = monotonic()
+        turns = set()
+        for key in every_active(self):
+            peer = self._peers[key]
+            idle_at = getattr(peer, "_ribd_idle_at", None)
+            if (
+                idle_at is None
+                or now - idle_at >= IDLE_TURN_SECONDS
+                or peer.socket() in ready
+                or peer.stopping()
+            ):
+                turns.add(key)
+        ready.clear()
+        return turns
+
+    def _pending_adjribout(self):  # type: ignore[no-untyped-def]
+        return any(self._peers[key].neighbor.rib.outgoing.pending() for key in every_active(self))
+
+    Peer.run = run  # type: ignore[method-assign]
+    Reactor._wait_for_io = _wait_for_io  # type: ignore[method-assign]
+    Reactor.active_peers = active_peers  # type: ignore[method-assign]
+    Reactor._pending_adjribout = _pending_adjribout  # type: ignore[method-assign]
+
+
 def main() -> None:
-    patch(os.environ.get(RAW_ENV) == "1")
+    patch(os.environ.get(RAW_ENV) == "1", os.environ.get(IDLE_TURNS_ENV) == "1")
     from exabgp.application.main import main as exabgp_main
 
     sys.argv[0] = "exabgp"
