@@ -29,11 +29,24 @@ from cpython.ref cimport Py_INCREF, Py_REFCNT, Py_XDECREF, PyObject
 from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_ITEM, PySequence_Fast_GET_SIZE
 
 from ribd._announce cimport _find_ints, general_loop
+from ribd._wide_rejoin cimport rejoin_c
+from ribd._wide_rows cimport (
+    _field,
+    _over_at,
+    _slot_of,
+    wide_check_hash,
+    wide_drop_if_interned,
+    wide_drop_known,
+    wide_hash_known,
+    wide_member_offset,
+    wide_moved,
+)
 
 from itertools import islice
 
+import ribd.table as _table_module
 from ribd.attributes import PathAttributes
-from ribd.entries import OVERLAY_MAX, OVERLAY_SLOTS, _REJOINED, Overlay, _rejoin, with_values
+from ribd.entries import OVERLAY_SLOTS, _REJOINED, Overlay, with_values
 
 
 cdef extern from "Python.h":
@@ -49,37 +62,6 @@ cdef extern from "Python.h":
     PyObject *PyList_GET_ITEM(object l, Py_ssize_t i)
 
 
-cdef extern from *:
-    """
-    #include "structmember.h"  /* PyMemberDef (in Python.h from 3.12) */
-    /* Drop ``key`` from the intern dict ``d`` if ``d`` maps it to itself, hashing
-       it once (a row is a tuple as wide as the routers: its hash walks them). */
-    static int wide_drop_if_interned(PyObject *d, PyObject *key) {
-        PyObject *got;
-        Py_hash_t h = PyObject_Hash(key);
-        if (h == -1) return -1;
-    #if PY_VERSION_HEX < 0x030D0000
-        got = _PyDict_GetItem_KnownHash(d, key, h);
-        if (got == NULL) return PyErr_Occurred() ? -1 : 0;
-        if (got != key) return 0;
-        return _PyDict_DelItem_KnownHash(d, key, h);
-    #else
-        got = PyDict_GetItemWithError(d, key);
-        if (got == NULL) return PyErr_Occurred() ? -1 : 0;
-        if (got != key) return 0;
-        return PyDict_DelItem(d, key);
-    #endif
-    }
-    /* The offset of a slot (a msgspec Struct field) from its member descriptor; -1: not one. */
-    static Py_ssize_t wide_member_offset(PyObject *descr) {
-        if (Py_TYPE(descr) != &PyMemberDescr_Type) return -1;
-        return ((PyMemberDescrObject *)descr)->d_member->offset;
-    }
-    """
-    int wide_drop_if_interned(object d, object key) except -1
-    Py_ssize_t wide_member_offset(object descr)
-
-
 cdef object _overlay = Overlay
 # Overlay.row and Overlay.over read at their slots' offsets (a member descriptor's
 # lookup on every read was ~10% of this module's time); -1: through getattr.
@@ -88,44 +70,20 @@ cdef Py_ssize_t _over_at_ = wide_member_offset(Overlay.__dict__["over"])
 
 
 FIELDS_AT_OFFSETS = _row_at >= 0 and _over_at_ >= 0
+# A moved row's hash and its old row's come from the walk that builds it, if the
+# tuple hash computed here is CPython's (checked on sample rows at import).
+wide_check_hash([(), (None,), (None, PathAttributes, 1, "a"), tuple(range(70)), (-1, -2, (3, None))])
+HASH_KNOWN = bool(wide_hash_known())
 
 
-cdef inline object _field(object o, Py_ssize_t offset, str name):
-    cdef PyObject *v
-    if offset < 0:
-        return getattr(o, name)
-    v = (<PyObject **>((<char *><PyObject *>o) + offset))[0]
-    if v == NULL:
-        raise AttributeError(name)
-    return <object>v
 cdef object _path_attributes = PathAttributes
 cdef object _rejoined = _REJOINED
-cdef object _rejoin_py = _rejoin
 cdef object _with_values = with_values
 cdef object _islice = islice
-cdef Py_ssize_t _overlay_slots = OVERLAY_SLOTS
-cdef Py_ssize_t _overlay_max = OVERLAY_MAX
 
 # UPDATEs of at most this many prefixes keep their per-prefix arrays on the stack.
 cdef enum:
     STACK = 64
-
-
-cdef inline object _slot_of(tuple row, Py_ssize_t slot):
-    """``row[slot]``, None past its end."""
-    if slot < PyTuple_GET_SIZE(row):
-        return <object>PyTuple_GET_ITEM(row, slot)
-    return None
-
-
-cdef inline Py_ssize_t _over_at(tuple over, Py_ssize_t slot) except -2:
-    """The place of ``slot`` in ``over`` ((slot, value, ...): slot numbers at even
-    places; values are never ints, so ``slot in over`` finds one there), -1: none."""
-    cdef Py_ssize_t j, n = PyTuple_GET_SIZE(over)
-    for j in range(0, n, 2):
-        if PyLong_AsSsize_t(<object>PyTuple_GET_ITEM(over, j)) == slot:
-            return j
-    return -1
 
 
 cdef inline object _value_at(object entry, bint overlay, Py_ssize_t slot):
@@ -156,12 +114,13 @@ cdef inline tuple _without(tuple over, Py_ssize_t j):
     return <tuple>out
 
 
-cdef object _moved_row(tuple row, Py_ssize_t slot, object value, dict entries, Py_ssize_t clear):
+cdef object _moved_row(tuple row, Py_ssize_t slot, object value, dict entries, Py_ssize_t clear,
+                       Py_hash_t *old_hash):
     """``entries.moved_row``: ``row`` with ``value`` (not None) in ``slot`` and, for
     ``clear`` >= 0 where the row holds a value there, that slot emptied and
-    trailing None trimmed (``_rewritten``); interned in ``entries``."""
+    trailing None trimmed (``_rewritten``); interned in ``entries``. ``*old_hash``:
+    ``hash(row)``, from the same walk (-1: not known)."""
     cdef Py_ssize_t n = PyTuple_GET_SIZE(row), width, end, i
-    cdef object item
     cdef bint clearing = clear >= 0 and clear < n and <object>PyTuple_GET_ITEM(row, clear) is not None
     width = n if slot < n else slot + 1
     end = width
@@ -171,126 +130,7 @@ cdef object _moved_row(tuple row, Py_ssize_t slot, object value, dict entries, P
             if i != clear and i < n and <object>PyTuple_GET_ITEM(row, i) is not None:
                 break
             end -= 1
-    new = PyTuple_New(end)
-    for i in range(end):
-        if i == slot:
-            item = value
-        elif (clearing and i == clear) or i >= n:
-            item = None
-        else:
-            item = <object>PyTuple_GET_ITEM(row, i)
-        Py_INCREF(item)
-        PyTuple_SET_ITEM(new, i, item)
-    return <object>PyDict_SetDefault(entries, new, new)
-
-
-cdef enum:
-    OWN_MAX = 48  # (slot, value) pairs ``_rejoin`` keeps in C; more: the Python one
-
-
-cdef inline object _own_set(Py_ssize_t *slots, PyObject **vals, Py_ssize_t *n, Py_ssize_t s, object v):
-    """``own[s] = v`` in a small map of (slot, value) pairs (borrowed values)."""
-    cdef Py_ssize_t k
-    for k in range(n[0]):
-        if slots[k] == s:
-            vals[k] = <PyObject *>v
-            return None
-    slots[n[0]] = s
-    vals[n[0]] = <PyObject *>v
-    n[0] += 1
-
-
-cdef inline void _own_pop(Py_ssize_t *slots, PyObject **vals, Py_ssize_t *n, Py_ssize_t s):
-    """``own.pop(s, None)``."""
-    cdef Py_ssize_t k
-    for k in range(n[0]):
-        if slots[k] == s:
-            n[0] -= 1
-            slots[k] = slots[n[0]]
-            vals[k] = vals[n[0]]
-            return
-
-
-cdef object _rejoin_c(object entry, bint overlay, tuple row, Py_ssize_t slot, object attrs,
-                      Py_ssize_t clear, list diffs, Py_ssize_t r, tuple base):
-    """``entries._rejoin``: ``entry`` with ``attrs`` in ``slot`` (and slot ``clear``
-    emptied, for ``clear`` >= 0) as ``base`` (the UPDATE's main row moved) plus
-    at most OVERLAY_MAX values of its own; None if it differs more. ``diffs[r]``:
-    the slots where the entry's row differs from ``base`` (None: not compared
-    yet, False: too many), compared once per row and UPDATE."""
-    cdef Py_ssize_t nb = PyTuple_GET_SIZE(base), nr = PyTuple_GET_SIZE(row), n, i, k, j, m = 0
-    cdef Py_ssize_t slots[OWN_MAX]
-    cdef PyObject *vals[OWN_MAX]
-    cdef PyObject *a
-    cdef PyObject *b
-    cdef tuple over = None
-    cdef list d
-    known = diffs[r]
-    if known is None:
-        if nb < _overlay_slots:
-            diffs[r] = False
-            return None
-        n = nb if nb > nr else nr
-        d = []
-        for i in range(n):
-            a = PyTuple_GET_ITEM(row, i) if i < nr else <PyObject *>None
-            b = PyTuple_GET_ITEM(base, i) if i < nb else <PyObject *>None
-            if a != b:
-                d.append(i)
-        known = d if len(d) <= 2 * _overlay_max else False
-        diffs[r] = known
-        if known is False:
-            return None
-    d = <list>known
-    if overlay:
-        over = _field(entry, _over_at_, "over")
-    if len(d) + (PyTuple_GET_SIZE(over) // 2 if over is not None else 0) + 2 > OWN_MAX:
-        c = [row, None, known]
-        return _rejoin_py(entry, slot, attrs, clear if clear >= 0 else None, c, base)
-    # own: the row's differing slots the prefix has no value of its own in ...
-    for k in range(len(d)):
-        i = d[k]
-        if over is not None and _over_at(over, i) >= 0:
-            continue
-        _own_set(slots, vals, &m, i, _slot_of(row, i))
-    # ... its own values where they differ from base ...
-    if over is not None:
-        for j in range(0, PyTuple_GET_SIZE(over), 2):
-            i = PyLong_AsSsize_t(<object>PyTuple_GET_ITEM(over, j))
-            v = <object>PyTuple_GET_ITEM(over, j + 1)
-            if v is not _slot_of(base, i):
-                _own_set(slots, vals, &m, i, v)
-    # ... and this UPDATE's value, the emptied stale slot.
-    _own_pop(slots, vals, &m, slot)
-    if _slot_of(base, slot) is not attrs:
-        _own_set(slots, vals, &m, slot, attrs)
-    if clear >= 0:
-        _own_pop(slots, vals, &m, clear)
-        if _slot_of(base, clear) is not None:
-            _own_set(slots, vals, &m, clear, None)
-    if m > _overlay_max:
-        return None
-    if m == 0:
-        return base
-    for k in range(1, m):  # sorted by slot
-        i = slots[k]
-        a = vals[k]
-        j = k - 1
-        while j >= 0 and slots[j] > i:
-            slots[j + 1] = slots[j]
-            vals[j + 1] = vals[j]
-            j -= 1
-        slots[j + 1] = i
-        vals[j + 1] = a
-    out = PyTuple_New(2 * m)
-    for k in range(m):
-        v = slots[k]
-        Py_INCREF(v)
-        PyTuple_SET_ITEM(out, 2 * k, v)
-        v = <object>vals[k]
-        Py_INCREF(v)
-        PyTuple_SET_ITEM(out, 2 * k + 1, v)
-    return _overlay(base, out)
+    return wide_moved(row, slot, value, entries, clear if clearing else -1, end, old_hash)
 
 
 cdef class _Moves:
@@ -298,17 +138,27 @@ cdef class _Moves:
     ``clear``, by the row's place in the UPDATE's row table."""
 
     cdef list plain, cleared
+    cdef Py_hash_t *hashes  # each row's own hash, from its move's walk (-1: not known)
 
     def __cinit__(self, Py_ssize_t n):
+        cdef Py_ssize_t r
         self.plain = [None] * n
         self.cleared = [None] * n
+        self.hashes = <Py_hash_t *>PyMem_Malloc((n if n else 1) * sizeof(Py_hash_t))
+        if self.hashes == NULL:
+            raise MemoryError()
+        for r in range(n):
+            self.hashes[r] = -1
+
+    def __dealloc__(self):
+        PyMem_Free(self.hashes)
 
     cdef object get(self, Py_ssize_t r, tuple row, Py_ssize_t slot, object attrs,
                     dict entries, Py_ssize_t stale, bint clear):
         cdef list cache = self.cleared if clear else self.plain
         moved = cache[r]
         if moved is None:
-            moved = _moved_row(row, slot, attrs, entries, stale if clear else -1)
+            moved = _moved_row(row, slot, attrs, entries, stale if clear else -1, &self.hashes[r])
             cache[r] = moved
         return moved
 
@@ -407,8 +257,18 @@ cdef int wide_parts(rib, table, fs, prefixes, path_ids, attrs, Py_ssize_t count)
         if ats != stack_at:
             PyMem_Free(ats)
     _direct += 1
-    # The prefixes new to the store, the counters and the change log's tally.
-    general_loop(rib, table, fs, new_prefixes, None if ids is None else new_ids, new_found, attrs, None, 0, count)
+    if new_prefixes:  # new to the store: inserted, counted and tallied there
+        general_loop(rib, table, fs, new_prefixes, None if ids is None else new_ids, new_found, attrs, None, 0, count)
+        return 0
+    # The general loop's tally with nothing added (``table.note_slots(slot)``,
+    # ``forget_changes_if_behind``), without its set-up for no prefix.
+    changes = table.changes
+    table.writes += count
+    fs.writes += count
+    table.slot_seq[fs.slot] = table.changes_start + len(changes)
+    if len(changes) > _table_module.MAX_CHANGE_LOG:
+        table.changes_start += len(changes)
+        changes.clear()
     return 0
 
 
@@ -568,7 +428,7 @@ cdef tuple _wide_core(rib, table, fs, seq, Py_ssize_t n, list ids, Py_ssize_t *a
                     moved = None
                     if main_count > 1 and diffs[r] is not False:
                         main_moved = moves.get(main_r, <tuple>rows[main_r], slot, attrs, entries, stale, main_clear)
-                        new_entry = _rejoin_c(entry, overlay, row, slot, attrs, stale if clear else -1, diffs, r, <tuple>main_moved)
+                        new_entry = rejoin_c(entry, over, row, slot, attrs, stale if clear else -1, diffs, r, <tuple>main_moved)
                         main_moved = None
                         if new_entry is not None:
                             moved = _rejoined
@@ -614,7 +474,10 @@ cdef tuple _wide_core(rib, table, fs, seq, Py_ssize_t n, list ids, Py_ssize_t *a
             # References: the dict's key and value, ``rows``, ``candidate``. A row
             # this UPDATE moved to stays (the Python loop's ``moves`` holds it then).
             if Py_REFCNT(candidate) <= 4 and not moves.holds(candidate, nrows):
-                wide_drop_if_interned(entries, candidate)
+                if moves.hashes[r] != -1:  # (hashed when it moved: not walked again)
+                    wide_drop_known(entries, candidate, moves.hashes[r])
+                else:
+                    wide_drop_if_interned(entries, candidate)
             candidate = None
     finally:
         if have_view:

@@ -1,0 +1,209 @@
+# The rows of wide entries (ribd.entries), shared in C by ribd._wide and
+# ribd._wide_rejoin: an Overlay's fields read at their offsets, a row's slot, a
+# slot's place in a prefix's own values, and (C code, used by ribd._wide) a
+# moved row built, hashed and interned in one walk, a dying row dropped from the
+# intern dict by its known hash. Inline or static: no module of its own.
+
+from cpython.ref cimport PyObject
+
+
+cdef extern from "Python.h":
+    PyObject *PyTuple_GET_ITEM(object t, Py_ssize_t i)
+    Py_ssize_t PyTuple_GET_SIZE(object t)
+    Py_ssize_t PyLong_AsSsize_t(object o) except? -1
+
+
+cdef extern from *:
+    """
+    #include "structmember.h"  /* PyMemberDef (in Python.h from 3.12) */
+    /* Drop ``key`` from the intern dict ``d`` if ``d`` maps it to itself, hashing
+       it once (a row is a tuple as wide as the routers: its hash walks them). */
+    static inline int wide_drop_if_interned(PyObject *d, PyObject *key) {
+        PyObject *got;
+        Py_hash_t h = PyObject_Hash(key);
+        if (h == -1) return -1;
+    #if PY_VERSION_HEX < 0x030D0000
+        got = _PyDict_GetItem_KnownHash(d, key, h);
+        if (got == NULL) return PyErr_Occurred() ? -1 : 0;
+        if (got != key) return 0;
+        return _PyDict_DelItem_KnownHash(d, key, h);
+    #else
+        got = PyDict_GetItemWithError(d, key);
+        if (got == NULL) return PyErr_Occurred() ? -1 : 0;
+        if (got != key) return 0;
+        return PyDict_DelItem(d, key);
+    #endif
+    }
+    /* The offset of a slot (a msgspec Struct field) from its member descriptor; -1: not one. */
+    static inline Py_ssize_t wide_member_offset(PyObject *descr) {
+        if (Py_TYPE(descr) != &PyMemberDescr_Type) return -1;
+        return ((PyMemberDescrObject *)descr)->d_member->offset;
+    }
+    /* A moved row and both hashes in one walk of the old row (below). */
+    #if PY_VERSION_HEX >= 0x03080000 && PY_VERSION_HEX < 0x030D0000 && SIZEOF_VOID_P == 8
+    #define WIDE_KNOWN_HASH 1
+    #define WIDE_P1 ((Py_uhash_t)11400714785074694791ULL)
+    #define WIDE_P2 ((Py_uhash_t)14029467366897019727ULL)
+    #define WIDE_P5 ((Py_uhash_t)2870177450012600261ULL)
+    /* One item folded into CPython's tuple hash (Objects/tupleobject.c, xxHash's
+       round since 3.8), and the final step with the length. */
+    static inline Py_uhash_t wide_step(Py_uhash_t acc, Py_uhash_t lane) {
+        acc += lane * WIDE_P2;
+        acc = (acc << 31) | (acc >> 33);
+        return acc * WIDE_P1;
+    }
+    static inline Py_hash_t wide_finish(Py_uhash_t acc, Py_ssize_t len) {
+        acc += (Py_uhash_t)len ^ (WIDE_P5 ^ 3527539UL);
+        return acc == (Py_uhash_t)-1 ? 1546275796 : (Py_hash_t)acc;
+    }
+    #else
+    #define WIDE_KNOWN_HASH 0
+    #endif
+    /* Set at import (wide_check_hash): wide_tuple_hash is CPython's tuple hash. */
+    static inline int *wide_hash_flag(void) { static int checked = 0; return &checked; }
+    /* ``hash(t)`` the way ``wide_moved`` computes it (-1: error or not available). */
+    static inline Py_hash_t wide_tuple_hash(PyObject *t) {
+    #if WIDE_KNOWN_HASH
+        Py_uhash_t acc = WIDE_P5, lane;
+        Py_ssize_t i, n = PyTuple_GET_SIZE(t);
+        for (i = 0; i < n; i++) {
+            lane = (Py_uhash_t)PyObject_Hash(PyTuple_GET_ITEM(t, i));
+            if (lane == (Py_uhash_t)-1) return -1;
+            acc = wide_step(acc, lane);
+        }
+        return wide_finish(acc, n);
+    #else
+        return -1;
+    #endif
+    }
+    /* ``row`` with ``value`` in ``slot``, slot ``clear`` (>= 0) emptied, ``end``
+       items long (the caller trimmed it), interned in ``d`` (setdefault: the
+       equal row already there if any; a new reference). The old row's hash goes
+       to ``*old_hash`` (-1: not known): the walk that takes a reference to each
+       item hashes it once for both rows, and the intern dict is asked with the
+       new row's hash, where ``PyDict_SetDefault`` and the old row's later
+       removal each walked the 64 items again. */
+    static inline PyObject *wide_moved(PyObject *row, Py_ssize_t slot, PyObject *value,
+                                PyObject *d, Py_ssize_t clear, Py_ssize_t end,
+                                Py_hash_t *old_hash) {
+        Py_ssize_t n = PyTuple_GET_SIZE(row), i;
+        PyObject *new_row = PyTuple_New(end), *item, *o, *got;
+        *old_hash = -1;
+        if (new_row == NULL) return NULL;
+    #if WIDE_KNOWN_HASH
+        if (*wide_hash_flag()) {
+            Py_ssize_t m = n > end ? n : end;
+            Py_uhash_t a_old = WIDE_P5, a_new = WIDE_P5, lo = 0, ln;
+            Py_uhash_t none_lane = (Py_uhash_t)PyObject_Hash(Py_None);
+            Py_hash_t h;
+            /* References first, hashes second: the increfs are independent
+               stores, so the items' cold cache lines load in parallel; hashing
+               in the same loop waited for each (perf: slower than before). */
+            for (i = 0; i < end; i++) {
+                item = i == slot ? value : (i == clear || i >= n) ? Py_None : PyTuple_GET_ITEM(row, i);
+                Py_INCREF(item);
+                PyTuple_SET_ITEM(new_row, i, item);
+            }
+            for (i = 0; i < m; i++) {
+                o = i < n ? PyTuple_GET_ITEM(row, i) : NULL;
+                if (o != NULL) {
+                    lo = o == Py_None ? none_lane : (Py_uhash_t)PyObject_Hash(o);
+                    if (lo == (Py_uhash_t)-1) goto fail;
+                    a_old = wide_step(a_old, lo);
+                }
+                if (i < end) {
+                    item = PyTuple_GET_ITEM(new_row, i);
+                    if (item == o) ln = lo;
+                    else if (item == Py_None) ln = none_lane;
+                    else {
+                        ln = (Py_uhash_t)PyObject_Hash(item);
+                        if (ln == (Py_uhash_t)-1) goto fail;
+                    }
+                    a_new = wide_step(a_new, ln);
+                }
+            }
+            h = wide_finish(a_new, end);
+            got = _PyDict_GetItem_KnownHash(d, new_row, h);
+            if (got != NULL) {
+                Py_INCREF(got);
+                Py_DECREF(new_row);
+                *old_hash = wide_finish(a_old, n);
+                return got;
+            }
+            if (PyErr_Occurred()) goto fail;
+            if (_PyDict_SetItem_KnownHash(d, new_row, new_row, h) < 0) goto fail;
+            *old_hash = wide_finish(a_old, n);
+            return new_row;
+        }
+    #endif
+        for (i = 0; i < end; i++) {
+            item = i == slot ? value : (i == clear || i >= n) ? Py_None : PyTuple_GET_ITEM(row, i);
+            Py_INCREF(item);
+            PyTuple_SET_ITEM(new_row, i, item);
+        }
+        got = PyDict_SetDefault(d, new_row, new_row);
+        Py_XINCREF(got);
+        Py_DECREF(new_row);
+        return got;
+    fail:
+        Py_DECREF(new_row);
+        return NULL;
+    }
+    /* ``wide_drop_if_interned`` with the key's hash known. */
+    static inline int wide_drop_known(PyObject *d, PyObject *key, Py_hash_t h) {
+    #if WIDE_KNOWN_HASH
+        PyObject *got = _PyDict_GetItem_KnownHash(d, key, h);
+        if (got == NULL) return PyErr_Occurred() ? -1 : 0;
+        if (got != key) return 0;
+        return _PyDict_DelItem_KnownHash(d, key, h);
+    #else
+        return wide_drop_if_interned(d, key);
+    #endif
+    }
+    static inline int wide_check_hash(PyObject *samples) {
+        Py_ssize_t i;
+        *wide_hash_flag() = 0;
+        for (i = 0; i < PyList_GET_SIZE(samples); i++) {
+            PyObject *t = PyList_GET_ITEM(samples, i);
+            Py_hash_t a = wide_tuple_hash(t), b = PyObject_Hash(t);
+            if (b == -1) return -1;
+            if (a != b) { PyErr_Clear(); return 0; }
+        }
+        *wide_hash_flag() = 1;
+        return 1;
+    }
+    static inline int wide_hash_known(void) { return *wide_hash_flag(); }
+    """
+    int wide_drop_if_interned(object d, object key) except -1
+    Py_ssize_t wide_member_offset(object descr)
+    object wide_moved(object row, Py_ssize_t slot, object value, object d, Py_ssize_t clear,
+                      Py_ssize_t end, Py_hash_t *old_hash)
+    int wide_drop_known(object d, object key, Py_hash_t h) except -1
+    int wide_check_hash(object samples) except -1
+    int wide_hash_known()
+
+
+cdef inline object _field(object o, Py_ssize_t offset, str name):
+    cdef PyObject *v
+    if offset < 0:
+        return getattr(o, name)
+    v = (<PyObject **>((<char *><PyObject *>o) + offset))[0]
+    if v == NULL:
+        raise AttributeError(name)
+    return <object>v
+
+cdef inline object _slot_of(tuple row, Py_ssize_t slot):
+    """``row[slot]``, None past its end."""
+    if slot < PyTuple_GET_SIZE(row):
+        return <object>PyTuple_GET_ITEM(row, slot)
+    return None
+
+
+cdef inline Py_ssize_t _over_at(tuple over, Py_ssize_t slot) except -2:
+    """The place of ``slot`` in ``over`` ((slot, value, ...): slot numbers at even
+    places; values are never ints, so ``slot in over`` finds one there), -1: none."""
+    cdef Py_ssize_t j, n = PyTuple_GET_SIZE(over)
+    for j in range(0, n, 2):
+        if PyLong_AsSsize_t(<object>PyTuple_GET_ITEM(over, j)) == slot:
+            return j
+    return -1
