@@ -1,8 +1,9 @@
 """Routers sharded over several ExaBGP processes ("workers"), each supervised.
 
-Why: ExaBGP holds all its sessions in one Python thread and spends 31-37
-CPU-seconds decoding one real full table (BENCHMARKS.md), so one process
-loads K tables in K times that whatever the cores. ``[bgp] workers = N``
+Why: ExaBGP holds all its sessions in one Python thread and spends 4.5-7
+CPU-seconds on one real full table in raw mode, 24-31 with its JSON API
+(BENCHMARKS.md), so one process loads K tables in K times that whatever
+the cores. ``[bgp] workers = N``
 runs N ExaBGP processes, each holding its share of the routers with its own
 rendered config, environment, work directory (``<work_dir>/worker-<n>``)
 and relay; every relay feeds the one service socket, and names its worker
