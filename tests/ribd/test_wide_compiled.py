@@ -148,6 +148,21 @@ def _state(rib: Rib) -> list:
     return out
 
 
+def _run_step(rib, clock, step, apply) -> None:
+    """One step of a stream on one RIB: its events through ``apply``, a merge,
+    time passing; maintenance run to the end after a tick or a "maintain"."""
+    if step[0] == "events":
+        for ev in step[1]:
+            apply(ev)
+    elif step[0] == "merge":
+        rib.compact()
+    elif step[0] == "tick":
+        clock.now += step[1]
+    if step[0] in ("maintain", "tick"):
+        while rib.maintenance():
+            pass
+
+
 def _compare(steps: list[tuple], first, second) -> dict:
     """Apply ``steps`` to two RIBs, ``first`` / ``second`` as ``announce_wide``;
     assert equal states after every step. Returns what the stream exercised."""
@@ -169,16 +184,7 @@ def _compare(steps: list[tuple], first, second) -> dict:
     for i, step in enumerate(steps):
         for rib, clock, impl in zip(ribs, clocks, impls, strict=True):
             ribd.rib.announce_wide = impl
-            if step[0] == "events":
-                for ev in step[1]:
-                    rib.apply(ev)
-            elif step[0] == "merge":
-                rib.compact()
-            elif step[0] == "tick":
-                clock.now += step[1]
-            if step[0] in ("maintain", "tick"):
-                while rib.maintenance():
-                    pass
+            _run_step(rib, clock, step, rib.apply)
         assert _state(ribs[0]) == _state(ribs[1]), f"step {i} ({step[0]}) differs"
     used["overlays"] = sum(
         type(e) is Overlay
@@ -277,16 +283,7 @@ def _compare_direct(steps: list[tuple]) -> int:
     for i, step in enumerate(steps):
         for rib, clock, (wide, loop) in zip(ribs, clocks, sides, strict=True):
             ribd.rib.announce_wide, ribd.rib.ANNOUNCE_LOOP = wide, loop
-            if step[0] == "events":
-                for ev in step[1]:
-                    rib.apply_many([ev])
-            elif step[0] == "merge":
-                rib.compact()
-            elif step[0] == "tick":
-                clock.now += step[1]
-            if step[0] in ("maintain", "tick"):
-                while rib.maintenance():
-                    pass
+            _run_step(rib, clock, step, lambda ev, rib=rib: rib.apply_many([ev]))
         assert _state(ribs[0]) == _state(ribs[1]), f"step {i} ({step[0]}) differs"
     return _wide.direct_updates() - before
 
