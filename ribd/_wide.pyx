@@ -174,9 +174,7 @@ def announce_wide(rib, table, fs, prefixes, ids, found, attrs):
     """``ribd.entries.announce_wide(rib, table, fs, prefixes, ids, found, attrs)``,
     compiled: returns the prefixes the store lacks (prefixes, path ids, places
     found) for ``Rib._announce``'s own loop."""
-    cdef Py_ssize_t n, i
-    cdef Py_ssize_t stack_at[STACK]
-    cdef Py_ssize_t *ats = stack_at
+    cdef Py_ssize_t n
     seq = PySequence_Fast(prefixes, "announce_wide: prefixes must be a sequence")
     n = PySequence_Fast_GET_SIZE(seq)
     if type(found) is not list:  # an iterator (repeat, map): one value per prefix
@@ -185,13 +183,37 @@ def announce_wide(rib, table, fs, prefixes, ids, found, attrs):
         ids = list(_islice(ids, n))
     if len(found) < n or len(ids) < n:
         raise ValueError("announce_wide: fewer places or path ids than prefixes")
+    return _core_at(rib, table, fs, seq, n, ids, found, attrs, prefixes)
+
+
+cdef tuple _core_at(rib, table, fs, seq, Py_ssize_t n, list ids, list found, attrs, prefixes):
+    """``_wide_core`` with the places of ``seq``'s ``n`` prefixes in the store's
+    arrays in a buffer this owns (on the stack up to STACK prefixes, the
+    common UPDATE): taken from ``found`` when the caller has them
+    (``announce_wide``), else searched in the store's keys here, as
+    ``ribd._announce`` does (``_find_ints`` for IPv4 int keys, else
+    ``PrefixStore.find_many``: ``wide_parts``)."""
+    cdef Py_ssize_t i
+    cdef Py_ssize_t stack_at[STACK]
+    cdef Py_ssize_t *ats = stack_at
     if n > STACK:
         ats = <Py_ssize_t *>PyMem_Malloc(n * sizeof(Py_ssize_t))
         if ats == NULL:
             raise MemoryError()
     try:
-        for i in range(n):
-            ats[i] = (<list>found)[i]
+        if found is not None:
+            for i in range(n):
+                ats[i] = found[i]
+        elif n:
+            store = table.store
+            keys = store.keys
+            if not len(keys):
+                for i in range(n):
+                    ats[i] = -1
+            elif not (store.int_keys and _find_ints(keys, seq, n, ats)):
+                places = store.find_many(prefixes)
+                for i in range(n):
+                    ats[i] = places[i]
         return _wide_core(rib, table, fs, seq, n, ids, ats, attrs)
     finally:
         if ats != stack_at:
@@ -224,9 +246,7 @@ cdef int wide_parts(rib, table, fs, prefixes, path_ids, attrs, Py_ssize_t count)
     that prologue (``keys_of`` twice, ``find_many``'s numpy views, the
     counters) was about half of a late router's apply (BENCHMARKS.md, stop 30,
     wide1)."""
-    cdef Py_ssize_t n, i
-    cdef Py_ssize_t stack_at[STACK]
-    cdef Py_ssize_t *ats = stack_at
+    cdef Py_ssize_t n
     global _direct
     seq = PySequence_Fast(prefixes, "announce_wide: prefixes must be a sequence")
     n = PySequence_Fast_GET_SIZE(seq)
@@ -235,27 +255,7 @@ cdef int wide_parts(rib, table, fs, prefixes, path_ids, attrs, Py_ssize_t count)
         ids = list(_islice(path_ids, n))
         if len(ids) < n:
             raise ValueError("announce_wide: fewer places or path ids than prefixes")
-    if n > STACK:
-        ats = <Py_ssize_t *>PyMem_Malloc(n * sizeof(Py_ssize_t))
-        if ats == NULL:
-            raise MemoryError()
-    try:
-        store = table.store
-        keys = store.keys
-        if not n:
-            pass
-        elif not len(keys):
-            for i in range(n):
-                ats[i] = -1
-        elif not (store.int_keys and _find_ints(keys, seq, n, ats)):
-            found = store.find_many(prefixes)
-            for i in range(n):
-                ats[i] = found[i]
-            found = None
-        new_prefixes, new_ids, new_found = _wide_core(rib, table, fs, seq, n, ids, ats, attrs)
-    finally:
-        if ats != stack_at:
-            PyMem_Free(ats)
+    new_prefixes, new_ids, new_found = _core_at(rib, table, fs, seq, n, ids, None, attrs, prefixes)
     _direct += 1
     if new_prefixes:  # new to the store: inserted, counted and tallied there
         general_loop(rib, table, fs, new_prefixes, None if ids is None else new_ids, new_found, attrs, None, 0, count)
