@@ -59,6 +59,9 @@ cdef extern from "Python.h":
 
 cdef object _repeat = repeat
 cdef object _path_attributes = PathAttributes
+
+include "_new_value.pxi"
+
 cdef object _entry_of = entry_of
 cdef Py_ssize_t _taken = 0  # prefixes through the loop here, ever (tests)
 cdef Py_ssize_t _hint = 0  # the index ``_find_ints`` found last (where it starts)
@@ -291,11 +294,7 @@ cdef int general_loop(rib, table, fs, prefixes, path_ids, found, attrs, fresh, P
                 raise TypeError(f"announce_loop: a {type(entry).__name__} entry in a narrow table")
             width = PyTuple_GET_SIZE(entry)
             old = <object>PyTuple_GET_ITEM(entry, slot) if slot < width else None
-            if zero_id and (old is None or type(old) is _path_attributes):
-                new = attrs
-                added_paths = 0 if old is not None else 1
-            else:
-                new, added_paths = rib._with_path(old, path_id, attrs)
+            new = _new_value(rib, old, zero_id, path_id, attrs, &added_paths)
             if old is None:
                 d_prefixes += 1
             d_paths += added_paths

@@ -77,6 +77,9 @@ HASH_KNOWN = bool(wide_hash_known())
 
 
 cdef object _path_attributes = PathAttributes
+
+include "_new_value.pxi"
+
 cdef object _rejoined = _REJOINED
 cdef object _with_values = with_values
 cdef object _islice = islice
@@ -402,11 +405,7 @@ cdef tuple _wide_core(rib, table, fs, seq, Py_ssize_t n, list ids, Py_ssize_t *a
             else:
                 old = _slot_of(row, slot)
             path_id = _zero if ids is None else <object>PyList_GET_ITEM(ids, i)
-            if path_id == 0 and (old is None or type(old) is _path_attributes):
-                new = attrs
-                added_paths = 0 if old is not None else 1
-            else:
-                new, added_paths = rib._with_path(old, path_id, attrs)
+            new = _new_value(rib, old, path_id == 0, path_id, attrs, &added_paths)
             if old is None:
                 d_prefixes += 1
             d_paths += added_paths

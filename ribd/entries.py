@@ -32,8 +32,6 @@ from sys import getrefcount
 
 import msgspec
 
-from ribd.attributes import PathAttributes
-
 # Tables with at least this many router slots keep wide entries as overlays;
 # below, an entry tuple is small and often shared whole.
 OVERLAY_SLOTS = 16
@@ -324,11 +322,7 @@ def announce_wide(rib, table, fs, prefixes, ids, found, attrs) -> tuple[list, li
         else:
             row = entry
             old = entry[slot] if slot < len(entry) else None
-        if path_id == 0 and (old is None or type(old) is PathAttributes):
-            new: object = attrs
-            added_paths = 0 if old is not None else 1
-        else:
-            new, added_paths = rib._with_path(old, path_id, attrs)
+        new, added_paths = rib._with_path(old, path_id, attrs)
         if old is None:
             fs.prefixes += 1
         fs.paths += added_paths

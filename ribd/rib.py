@@ -337,11 +337,7 @@ class Rib(SessionHandling, Maintenance, Reads, Withdrawals):
                 continue
             n = len(entry)
             old = entry[slot] if slot < n else None
-            if path_id == 0 and (old is None or type(old) is PathAttributes):
-                new: object = attrs
-                added_paths = 0 if old is not None else 1
-            else:
-                new, added_paths = self._with_path(old, path_id, attrs)
+            new, added_paths = self._with_path(old, path_id, attrs)
             if old is None:
                 fs.prefixes += 1
             fs.paths += added_paths
@@ -439,6 +435,13 @@ class Rib(SessionHandling, Maintenance, Reads, Withdrawals):
         return True
 
     def _with_path(self, old: object, path_id: int, attrs: PathAttributes) -> tuple[object, int]:
+        """The value a router's slot takes when an UPDATE announces ``attrs`` with
+        ``path_id`` over ``old`` (None, one set, or an ADD-PATH ``PathSet``), and
+        how many paths that adds (1 or 0). Path id 0 over nothing or over one
+        set is the common case: ``attrs`` itself, no list (the compiled loops
+        inline that test: ``ribd/_new_value.pxi``)."""
+        if path_id == 0 and (old is None or type(old) is PathAttributes):
+            return attrs, (0 if old is not None else 1)
         if old is None:
             paths: list[tuple[int, PathAttributes]] = []
         elif type(old) is PathAttributes:
