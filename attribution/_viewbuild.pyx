@@ -2,12 +2,34 @@
 """The view build's loops in C (``attribution.fastpath.build_view``).
 
 Building a router's compiled view from the RIB's store is numpy over the
-store's arrays except for two steps that are a loop per prefix: grouping
-the store's entries by identity (``identity_codes``) and turning nested
-prefix ranges into disjoint intervals (``flatten_sorted``). Both have a
-Python reference in ``attribution.fastpath`` that gives the same result
+store's arrays except for three steps that are a loop per prefix: grouping
+the store's entries by identity (``identity_codes``), reading the router's
+route out of each distinct entry (``entry_routes``) and turning nested
+prefix ranges into disjoint intervals (``flatten_sorted``). Each has a
+Python reference in ``attribution.viewbuild`` that gives the same result
 and runs where this module was not built; tests compare the two.
 """
+
+from cpython.ref cimport PyObject
+
+from ribd._wide_rows cimport _field, _over_at, wide_member_offset
+
+from ribd.attributes import PathAttributes
+from ribd.entries import Overlay
+
+
+cdef extern from "Python.h":
+    PyObject *PyTuple_GET_ITEM(object t, Py_ssize_t i)
+    Py_ssize_t PyTuple_GET_SIZE(object t)
+    PyObject *PyList_GET_ITEM(object l, Py_ssize_t i)
+    Py_ssize_t PyList_GET_SIZE(object l)
+
+
+cdef object _overlay = Overlay
+cdef object _path_attributes = PathAttributes
+# Overlay.row and Overlay.over read at their slots' offsets (as ribd._wide does).
+cdef Py_ssize_t _row_at = wide_member_offset(Overlay.__dict__["row"])
+cdef Py_ssize_t _over_at_ = wide_member_offset(Overlay.__dict__["over"])
 
 
 cdef inline Py_ssize_t _slot_of(size_t p, Py_ssize_t mask):
@@ -147,3 +169,114 @@ cdef inline Py_ssize_t _emit(unsigned long long *bounds, int *leaf, Py_ssize_t k
     bounds[k] = at
     leaf[k] = value
     return k + 1
+
+
+cdef inline object _row_item(tuple row, Py_ssize_t slot):
+    """``row[slot]``, None past its end."""
+    if slot < PyTuple_GET_SIZE(row):
+        return <object>PyTuple_GET_ITEM(row, slot)
+    return None
+
+
+cdef inline object _entry_get(object entry, Py_ssize_t slot):
+    """``Overlay.get(slot)`` of an Overlay, ``entry[slot]`` (None past its end) of a tuple."""
+    cdef tuple over
+    cdef Py_ssize_t j
+    if type(entry) is _overlay:
+        over = _field(entry, _over_at_, "over")
+        j = _over_at(over, slot)
+        if j >= 0:
+            return <object>PyTuple_GET_ITEM(over, j + 1)
+        return _row_item(<tuple>_field(entry, _row_at, "row"), slot)
+    return _row_item(<tuple?>entry, slot)
+
+
+def entry_routes(list entries, const long long[::1] first, Py_ssize_t slot,
+                 Py_ssize_t stale_slot, bint current_stale):
+    """``viewbuild.py_entry_routes``: per distinct entry (``entries[first[c]]``
+    for number c), the router's best route in it (``ribd.reads.slot_value``:
+    its slot, else its stale slot; ``stale_slot`` -1: none).
+
+    Returns ``(has_route, code_set, code_path_id, code_stale, attribute_sets)``:
+    packed per number (bytearrays of bool, int32, uint32, bool) and the attribute
+    sets numbered by identity in first-seen order. In Python this was the
+    largest part of a build over wide entries (every prefix's entry is its own
+    Overlay there, so a loop and four list-to-array conversions per prefix:
+    most of the refresh's view builds, BENCHMARKS.md stop 32, refresh1).
+    """
+    cdef Py_ssize_t distinct = first.shape[0], c, at, n = PyList_GET_SIZE(entries)
+    cdef Py_ssize_t cap = 1024, mask = 1023, count = 0, j, k
+    cdef bytearray has_buf = bytearray(distinct)
+    cdef bytearray set_buf = bytearray(distinct * 4)
+    cdef bytearray pid_buf = bytearray(distinct * 4)
+    cdef bytearray stale_buf = bytearray(distinct)
+    cdef char *has = <char *>has_buf
+    cdef int *code_set = <int *>(<char *>set_buf) if distinct else NULL
+    cdef unsigned int *code_pid = <unsigned int *>(<char *>pid_buf) if distinct else NULL
+    cdef char *code_stale = <char *>stale_buf
+    cdef bytearray slots_buf = bytearray(cap * sizeof(size_t))
+    cdef bytearray nums_buf = bytearray(cap * sizeof(int))
+    cdef size_t *slots = <size_t *>(<char *>slots_buf)
+    cdef int *nums = <int *>(<char *>nums_buf)
+    cdef size_t p, q
+    cdef bint is_stale
+    cdef list sets = []
+    cdef long long path_id
+    for c in range(distinct):
+        at = first[c]
+        if at < 0 or at >= n:
+            raise IndexError(f"entry_routes: first occurrence {at} past {n} entries")
+        entry = <object>PyList_GET_ITEM(entries, at)
+        if entry is None:
+            continue
+        value = _entry_get(entry, slot)
+        is_stale = current_stale
+        if value is None:
+            if stale_slot < 0:
+                continue
+            value = _entry_get(entry, stale_slot)
+            if value is None:
+                continue
+            is_stale = True
+        if type(value) is _path_attributes:
+            attrs = value
+            path_id = 0
+        else:  # ADD-PATH: (path_id, attrs), ... best first
+            best = value[0]  # (a PathSet: a tuple subclass)
+            path_id = best[0]
+            attrs = best[1]
+            if path_id < 0 or path_id > 0xFFFFFFFF:
+                raise OverflowError(f"entry_routes: path id {path_id} is not 32-bit")
+        # The set's number: an open-addressing hash of the addresses (``sets``
+        # holds each one, so no address is reused while this runs).
+        p = <size_t><void *>attrs
+        j = _slot_of(p, mask)
+        while slots[j] != 0 and slots[j] != p:
+            j = (j + 1) & mask
+        if slots[j] != p:
+            if (count + 1) * 2 > cap:  # grow, then place every set seen again
+                cap <<= 1
+                mask = cap - 1
+                slots_buf = bytearray(cap * sizeof(size_t))
+                nums_buf = bytearray(cap * sizeof(int))
+                slots = <size_t *>(<char *>slots_buf)
+                nums = <int *>(<char *>nums_buf)
+                for k in range(count):
+                    q = <size_t>PyList_GET_ITEM(sets, k)
+                    j = _slot_of(q, mask)
+                    while slots[j] != 0:
+                        j = (j + 1) & mask
+                    slots[j] = q
+                    nums[j] = <int>k
+                j = _slot_of(p, mask)
+                while slots[j] != 0:
+                    j = (j + 1) & mask
+            slots[j] = p
+            nums[j] = <int>count
+            sets.append(attrs)
+            count += 1
+        has[c] = 1
+        code_set[c] = nums[j]
+        code_pid[c] = <unsigned int>path_id
+        code_stale[c] = is_stale
+    return has_buf, set_buf, pid_buf, stale_buf, sets

@@ -28,10 +28,11 @@ from ribd.events import IPV4_UNICAST
 from ribd.rib import Rib, slot_value
 
 try:  # the build's loops in C (setup.py builds them where a C compiler is): same results
+    from attribution._viewbuild import entry_routes as _compiled_entry_routes
     from attribution._viewbuild import flatten_sorted as _compiled_flatten
     from attribution._viewbuild import identity_codes as _compiled_identity_codes
 except ImportError:
-    _compiled_identity_codes = _compiled_flatten = None
+    _compiled_identity_codes = _compiled_flatten = _compiled_entry_routes = None
 
 # Provenance codes, as in attribution.resolver / the proto.
 _BGP, _LOCAL, _DEFAULT = 1, 3, 4
@@ -106,12 +107,92 @@ def py_identity_codes(entries: list) -> tuple[np.ndarray, list[int]]:
     return codes, np.unique(codes, return_index=True)[1].tolist()
 
 
-def identity_codes(entries: list) -> tuple[np.ndarray, list[int]]:
-    """``py_identity_codes``, in C when ``attribution._viewbuild`` was built."""
+def identity_codes(entries: list) -> tuple[np.ndarray, np.ndarray | list[int]]:
+    """``py_identity_codes``, in C when ``attribution._viewbuild`` was built
+    (the first occurrences then an int64 array, which ``entry_routes`` reads)."""
     if _compiled_identity_codes is None:
         return py_identity_codes(entries)
     codes, first = _compiled_identity_codes(entries)
-    return np.frombuffer(codes, dtype=np.int32), np.frombuffer(first, dtype=np.int64).tolist()
+    return np.frombuffer(codes, dtype=np.int32), np.frombuffer(first, dtype=np.int64)
+
+
+Routes = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[PathAttributes]]
+
+
+def py_entry_routes(
+    entries: list,
+    first_seen: list[int] | np.ndarray,
+    slot: int,
+    stale_slot: int | None,
+    current_stale: bool,
+) -> Routes:
+    """Per distinct entry (``entries[first_seen[c]]`` for number c), the
+    router's best route in it (``slot_value``: its slot, else its stale
+    slot): (whether it has one, its attribute set's number, its path id,
+    its stale flag) as numpy columns by number, and the attribute sets
+    numbered by identity in first-seen order. The reference for
+    ``attribution._viewbuild.entry_routes``."""
+    distinct = len(first_seen)
+    # Gathered in lists and stored in one numpy call each (an item assignment
+    # per entry cost more than the loop's own work).
+    routed_codes: list[int] = []
+    numbers: list[int] = []
+    path_id_of: list[int] = []
+    stale_of: list[bool] = []
+    attribute_sets: list[PathAttributes] = []
+    set_numbers: dict[int, int] = {}  # id(PathAttributes) -> index in attribute_sets
+    for code, at in enumerate(first_seen):
+        entry = entries[at]
+        if entry is None:
+            continue
+        value, is_stale = slot_value(entry, slot, stale_slot, current_stale)
+        if value is None:
+            continue
+        if type(value) is PathAttributes:
+            attrs, path_id = value, 0
+        else:
+            path_id, attrs = value[0]  # type: ignore[index]  # ADD-PATH: best first
+        number = set_numbers.get(id(attrs))
+        if number is None:
+            number = set_numbers[id(attrs)] = len(attribute_sets)
+            attribute_sets.append(attrs)
+        routed_codes.append(code)
+        numbers.append(number)
+        path_id_of.append(path_id)
+        stale_of.append(is_stale)
+    has_route = np.zeros(distinct, dtype=bool)
+    code_set = np.zeros(distinct, dtype=np.int32)
+    code_path_id = np.zeros(distinct, dtype=np.uint32)
+    code_stale = np.zeros(distinct, dtype=bool)
+    has_route[routed_codes] = True
+    code_set[routed_codes] = numbers
+    code_path_id[routed_codes] = path_id_of
+    code_stale[routed_codes] = stale_of
+    return has_route, code_set, code_path_id, code_stale, attribute_sets
+
+
+def entry_routes(
+    entries: list,
+    first_seen: list[int] | np.ndarray,
+    slot: int,
+    stale_slot: int | None,
+    current_stale: bool,
+) -> Routes:
+    """``py_entry_routes``, in C when ``attribution._viewbuild`` was built."""
+    if _compiled_entry_routes is None:
+        return py_entry_routes(entries, first_seen, slot, stale_slot, current_stale)
+    first = np.ascontiguousarray(first_seen, dtype=np.int64)
+    stale = -1 if stale_slot is None else stale_slot
+    has, sets, path_ids, stale_of, attribute_sets = _compiled_entry_routes(
+        entries, first, slot, stale, current_stale
+    )
+    return (
+        np.frombuffer(has, dtype=bool),
+        np.frombuffer(sets, dtype=np.int32),
+        np.frombuffer(path_ids, dtype=np.uint32),
+        np.frombuffer(stale_of, dtype=bool),
+        attribute_sets,
+    )
 
 
 def _read_store(rib: Rib, neighbor: str, family: str) -> tuple | None:
@@ -207,43 +288,9 @@ def build_view(
     slot, stale_slot, current_stale = signature
     # Per distinct entry: this router's best path, if any.
     codes, first_seen = identity_codes(entries)
-    distinct = len(first_seen)
-    # Per distinct entry with a route: its code, set number, path id, stale
-    # flag, gathered in lists and stored in one numpy call each (an item
-    # assignment per entry cost more than the loop's own work).
-    routed_codes: list[int] = []
-    numbers: list[int] = []
-    path_id_of: list[int] = []
-    stale_of: list[bool] = []
-    attribute_sets: list[PathAttributes] = []
-    set_numbers: dict[int, int] = {}  # id(PathAttributes) -> index in attribute_sets
-    for code, at in enumerate(first_seen):
-        entry = entries[at]
-        if entry is None:
-            continue
-        value, is_stale = slot_value(entry, slot, stale_slot, current_stale)  # type: ignore[arg-type]
-        if value is None:
-            continue
-        if type(value) is PathAttributes:
-            attrs, path_id = value, 0
-        else:
-            path_id, attrs = value[0]  # type: ignore[index]  # ADD-PATH: best first
-        number = set_numbers.get(id(attrs))
-        if number is None:
-            number = set_numbers[id(attrs)] = len(attribute_sets)
-            attribute_sets.append(attrs)
-        routed_codes.append(code)
-        numbers.append(number)
-        path_id_of.append(path_id)
-        stale_of.append(is_stale)
-    has_route = np.zeros(distinct, dtype=bool)
-    code_set = np.zeros(distinct, dtype=np.int32)
-    code_path_id = np.zeros(distinct, dtype=np.uint32)
-    code_stale = np.zeros(distinct, dtype=bool)
-    has_route[routed_codes] = True
-    code_set[routed_codes] = numbers
-    code_path_id[routed_codes] = path_id_of
-    code_stale[routed_codes] = stale_of
+    has_route, code_set, code_path_id, code_stale, attribute_sets = entry_routes(
+        entries, first_seen, slot, stale_slot, current_stale
+    )
     del entries
     routed = np.flatnonzero(has_route[codes]) if len(codes) else np.zeros(0, dtype=np.intp)
     codes = codes[routed]

@@ -1,14 +1,18 @@
 """The view build's compiled parts give what their Python references give.
 
 ``build_view`` groups a store's entries by identity (``identity_codes``:
-compiled in ``ribd._rawkeys``, the reference ``py_identity_codes``) and
-reads each attribute set's answer fields once. These tests pin that the
-compiled grouping numbers objects as the Python one does (first-seen order,
-through the hash table's growth, None and repeats included), and that a
-whole build with it gives the same columns, column by column, as a build
-with the Python grouping: on routers with ADD-PATH, stale routes, IPv6
-(prefixes longer than /64 too) and wide (``Overlay``) entries. That the
-views answer as the RIB does is pinned by ``test_view_answers``.
+compiled in ``attribution._viewbuild``, the reference ``py_identity_codes``),
+reads the router's route out of each distinct entry (``entry_routes``, the
+reference ``py_entry_routes``) and reads each attribute set's answer fields
+once. These tests pin that the compiled grouping numbers objects as the
+Python one does (first-seen order, through the hash table's growth, None
+and repeats included), that the compiled route reading gives the Python
+one's columns and set numbering (tuples, Overlays, ADD-PATH sets, stale
+slots, bad input refused), and that a whole build with them gives the same
+columns, column by column, as a build with the Python loops: on routers
+with ADD-PATH, stale routes, IPv6 (prefixes longer than /64 too) and wide
+(``Overlay``) entries. That the views answer as the RIB does is pinned by
+``test_view_answers``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from ribd.attributes import AS_SEQUENCE, make_attributes
 from ribd.entries import Overlay
 from ribd.events import IPV4_UNICAST, IPV6_UNICAST, EndOfRib, RoutesAnnounced, SessionState
 from ribd.rib import Rib
+from ribd.table import PathSet
 from tests.attribution.test_bulk_many_exporters import neighbor, world
 
 compiled = pytest.importorskip("attribution._viewbuild")
@@ -64,18 +69,21 @@ def _builds(rib: Rib, monkeypatch) -> int:
     for router in list(rib.routers):
         for family in (IPV4_UNICAST, IPV6_UNICAST):
             fast = viewbuild.build_view(rib, router, family)
-            with monkeypatch.context() as m:
-                m.setattr(viewbuild, "_compiled_identity_codes", None)
-                slow = viewbuild.build_view(rib, router, family)
-            assert (fast is None) == (slow is None)
-            if fast is None:
-                continue
-            for name in COLUMNS:
-                a, b = getattr(fast, name), getattr(slow, name)
-                assert a.dtype == b.dtype and np.array_equal(a, b), (router, family, name)
-            assert fast.attribute_sets == slow.attribute_sets
-            assert np.array_equal(fast.answers.rows, slow.answers.rows)
-            compared += 1
+            both = ("_compiled_identity_codes", "_compiled_entry_routes")
+            for off in (both[:1], both[1:], both):
+                with monkeypatch.context() as m:
+                    for name in off:
+                        m.setattr(viewbuild, name, None)
+                    slow = viewbuild.build_view(rib, router, family)
+                assert (fast is None) == (slow is None)
+                if fast is None:
+                    continue
+                for name in COLUMNS:
+                    a, b = getattr(fast, name), getattr(slow, name)
+                    assert a.dtype == b.dtype and np.array_equal(a, b), (router, family, name)
+                assert [id(a) for a in fast.attribute_sets] == [id(a) for a in slow.attribute_sets]
+                assert np.array_equal(fast.answers.rows, slow.answers.rows)
+            compared += fast is not None
     return compared
 
 
@@ -119,6 +127,91 @@ def test_a_build_over_wide_entries_equals_the_python_build(monkeypatch) -> None:
         entries = rib.tables[IPV4_UNICAST].store.values.tolist()
     assert any(type(e) is Overlay for e in entries)
     assert _builds(rib, monkeypatch) == 40  # both families of each router
+
+
+def _random_entries(rng: random.Random, count: int) -> list:
+    """Entries as the store holds them: None, plain tuples (trimmed or not),
+    Overlays (values of their own in the router's slot or stale slot, or
+    None there over a row's value), ADD-PATH sets; attribute sets shared."""
+    sets = [
+        make_attributes(((AS_SEQUENCE, (64512, 65000 + i)),), next_hop=f"127.0.6.{i % 250 + 1}")
+        for i in range(rng.choice((3, 40, 1500)))
+    ]
+
+    def value() -> object:
+        roll = rng.random()
+        if roll < 0.3:
+            return None
+        if roll < 0.4:  # ADD-PATH: ((path_id, attrs), ...) best first
+            ids = rng.sample(range(1, 1 << 32), rng.randint(1, 3))
+            return PathSet((i, rng.choice(sets)) for i in ids)
+        return rng.choice(sets)
+
+    rows = [tuple(value() for _ in range(rng.randint(0, 24))) for _ in range(rng.randint(1, 60))]
+    out: list = []
+    for _ in range(count):
+        roll = rng.random()
+        if roll < 0.05:
+            out.append(None)
+        elif roll < 0.45:
+            out.append(rng.choice(rows))
+        elif roll < 0.55 and out:
+            out.append(rng.choice(out))  # the same object again
+        else:
+            own = sorted(rng.sample(range(24), rng.randint(1, 4)))
+            over = tuple(x for s in own for x in (s, value()))
+            out.append(Overlay(rng.choice(rows), over))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_compiled_entry_routes_read_what_the_python_reference_reads(seed: int) -> None:
+    """Every distinct entry's route as ``slot_value`` reads it, the sets
+    numbered by identity in first-seen order; through the set table's growth
+    (1,500 sets), slots past a row's end, with and without a stale slot."""
+    rng = random.Random(seed)
+    entries = _random_entries(rng, rng.choice((0, 1, 50, 4000, 30_000)))
+    codes, first = viewbuild.py_identity_codes(entries)
+    cases = [(0, None, False), (3, 7, False), (23, 2, True), (30, 5, True), (5, 40, False)]
+    cases.append((rng.randint(0, 25), rng.randint(0, 25), seed % 2 == 1))
+    for slot, stale, current in cases:
+        want = viewbuild.py_entry_routes(entries, first, slot, stale, current)
+        has, sets, path_ids, stale_of, attribute_sets = compiled.entry_routes(
+            entries, np.array(first, dtype=np.int64), slot, -1 if stale is None else stale, current
+        )
+        got = (
+            np.frombuffer(has, dtype=bool),
+            np.frombuffer(sets, dtype=np.int32),
+            np.frombuffer(path_ids, dtype=np.uint32),
+            np.frombuffer(stale_of, dtype=bool),
+        )
+        for a, b in zip(got, want[:4], strict=True):
+            assert a.dtype == b.dtype and a.tolist() == b.tolist(), (seed, slot, stale)
+        assert [id(a) for a in attribute_sets] == [id(a) for a in want[4]]
+        wrapped = viewbuild.entry_routes(entries, first, slot, stale, current)
+        assert all(np.array_equal(a, b) for a, b in zip(wrapped[:4], want[:4], strict=True))
+    if entries:
+        assert codes.max() + 1 == len(first)
+
+
+def test_compiled_entry_routes_refuse_what_is_not_an_entry() -> None:
+    """An index past the entries, an entry that is neither a tuple nor an
+    Overlay, an ADD-PATH set whose best path is not (path id, set) or whose
+    path id is not 32-bit: an error, never a crash or a wrong column."""
+    attrs = make_attributes(((AS_SEQUENCE, (64512,)),))
+    ok = [(attrs,)]
+    for entries, first in (
+        (ok, [1]),
+        (ok, [-1]),
+        (["not an entry"], [0]),
+        ([(PathSet(("x",)),)], [0]),
+        ([(PathSet(((1 << 32, attrs),)),)], [0]),
+        ([(PathSet(((-1, attrs),)),)], [0]),
+    ):
+        with pytest.raises((IndexError, TypeError, OverflowError, ValueError)):
+            compiled.entry_routes(entries, np.array(first, dtype=np.int64), 0, -1, False)
+    has, _, _, _, found = compiled.entry_routes(ok, np.array([0], dtype=np.int64), 0, -1, False)
+    assert bytes(has) == b"\x01" and found == [attrs]
 
 
 def _answers_per_route(codes, default, code_set, code_stale, by_set):
