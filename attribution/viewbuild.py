@@ -31,8 +31,10 @@ try:  # the build's loops in C (setup.py builds them where a C compiler is): sam
     from attribution._viewbuild import entry_routes as _compiled_entry_routes
     from attribution._viewbuild import flatten_sorted as _compiled_flatten
     from attribution._viewbuild import identity_codes as _compiled_identity_codes
+    from attribution._viewbuild import set_fields as _compiled_set_fields
 except ImportError:
     _compiled_identity_codes = _compiled_flatten = _compiled_entry_routes = None
+    _compiled_set_fields = None
 
 # Provenance codes, as in attribution.resolver / the proto.
 _BGP, _LOCAL, _DEFAULT = 1, 3, 4
@@ -195,6 +197,25 @@ def entry_routes(
     )
 
 
+def py_set_fields(attribute_sets: list[PathAttributes]) -> np.ndarray:
+    """The sets' answer fields in one pass (six list comprehensions were a
+    fifth of a build): int64, one row per set, in _SET_FIELDS order. The
+    reference for ``attribution._viewbuild.set_fields``."""
+    return np.fromiter(
+        chain.from_iterable(map(_set_fields, attribute_sets)),
+        dtype=np.int64,
+        count=len(_SET_FIELDS) * len(attribute_sets),
+    ).reshape(-1, len(_SET_FIELDS))
+
+
+def set_fields(attribute_sets: list[PathAttributes]) -> np.ndarray:
+    """``py_set_fields``, in C (read from each set's core) when compiled."""
+    if _compiled_set_fields is None:
+        return py_set_fields(attribute_sets)
+    packed = _compiled_set_fields(attribute_sets, _SET_FIELDS)
+    return np.frombuffer(packed, dtype=np.int64).reshape(-1, len(_SET_FIELDS))
+
+
 def _read_store(rib: Rib, neighbor: str, family: str) -> tuple | None:
     """(signature, change seq, the store's keys, key width, its entries as a
     list) for a build, or None when the router is gone: the one place a build
@@ -316,13 +337,7 @@ def build_view(
     span = np.left_shift(np.uint64(1), (bits - length_arr.astype(np.uint64)) % np.uint64(64))
     last_arr = np.where(length_arr == 0, np.uint64((1 << bits) - 1), net_arr + span - np.uint64(1))
     starts, leafs = flatten(net_arr, last_arr, length_arr, bits)
-    # The sets' answer fields in one pass (six list comprehensions were a
-    # fifth of a build): flat, six per set, in _SET_FIELDS order.
-    by_set = np.fromiter(
-        chain.from_iterable(map(_set_fields, attribute_sets)),
-        dtype=np.int64,
-        count=len(_SET_FIELDS) * len(attribute_sets),
-    ).reshape(-1, len(_SET_FIELDS))
+    by_set = set_fields(attribute_sets)  # six answer fields per set
     if not len(attribute_sets):
         by_set = np.zeros((1, len(_SET_FIELDS)), dtype=np.int64)
     answer, answers = _answers(codes, length_arr == 0, code_set, code_stale, by_set)

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from attribution import viewbuild
-from ribd.attributes import AS_SEQUENCE, make_attributes
+from ribd.attributes import AS_CONFED_SEQUENCE, AS_SEQUENCE, AS_SET, make_attributes
 from ribd.entries import Overlay
 from ribd.events import IPV4_UNICAST, IPV6_UNICAST, EndOfRib, RoutesAnnounced, SessionState
 from ribd.rib import Rib
@@ -69,8 +69,8 @@ def _builds(rib: Rib, monkeypatch) -> int:
     for router in list(rib.routers):
         for family in (IPV4_UNICAST, IPV6_UNICAST):
             fast = viewbuild.build_view(rib, router, family)
-            both = ("_compiled_identity_codes", "_compiled_entry_routes")
-            for off in (both[:1], both[1:], both):
+            loops = ("_compiled_identity_codes", "_compiled_entry_routes", "_compiled_set_fields")
+            for off in [*((name,) for name in loops), loops]:
                 with monkeypatch.context() as m:
                     for name in off:
                         m.setattr(viewbuild, name, None)
@@ -212,6 +212,30 @@ def test_compiled_entry_routes_refuse_what_is_not_an_entry() -> None:
             compiled.entry_routes(entries, np.array(first, dtype=np.int64), 0, -1, False)
     has, _, _, _, found = compiled.entry_routes(ok, np.array([0], dtype=np.int64), 0, -1, False)
     assert bytes(has) == b"\x01" and found == [attrs]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_compiled_set_fields_read_what_the_properties_read(seed: int) -> None:
+    """AS numbers past 2**31, AS_SETs at either end, empty paths, confederation
+    segments: each set's six fields as its properties give them, in order."""
+    rng = random.Random(seed)
+    paths = [
+        (),
+        ((AS_SEQUENCE, (4_200_000_000, 65001)),),
+        ((AS_SEQUENCE, (64512,)), (AS_SET, (65010, 4_294_967_295))),
+        ((AS_SET, (64600, 64500)), (AS_SEQUENCE, (65002,))),
+        ((AS_CONFED_SEQUENCE, (64999,)), (AS_SEQUENCE, (64512, 64513))),
+    ]
+    sets = [make_attributes(p) for p in paths] if seed else []
+    sets += [make_attributes(rng.choice(paths)) for _ in range(seed * 1000)]
+    want = viewbuild.py_set_fields(sets)
+    got = np.frombuffer(compiled.set_fields(sets, viewbuild._SET_FIELDS), dtype=np.int64)
+    assert got.tolist() == want.reshape(-1).tolist()
+    assert viewbuild.set_fields(sets).tolist() == want.tolist()
+    if sets:
+        assert want[:, 4].any() and (want[:, 2] >= 1 << 31).any()  # empty paths, big ASes
+    with pytest.raises(AttributeError):
+        compiled.set_fields([object()], viewbuild._SET_FIELDS)
 
 
 def _answers_per_route(codes, default, code_set, code_stale, by_set):
