@@ -24,7 +24,9 @@ encoding about a tenth. So the supervised ExaBGP runs through this module:
   out, or ``IDLE_TURN_SECONDS`` after its last turn (``patch_idle_turns``),
   instead of on every pass of the loop. (A speaker patched so would gather
   API commands given within one idle interval into one UPDATE; tests that
-  count one UPDATE a command rely on it not doing so.)
+  count one UPDATE a command rely on it not doing so.) With the same setting
+  the listener calls ``accept()`` only when one of its sockets has a
+  connection waiting (``patch_idle_accepts``).
 
 These changes apply only to the ExaBGP release they were written against
 (``PATCHED_RELEASE``); any other runs unchanged. Runs in ExaBGP's process only.
@@ -33,6 +35,7 @@ These changes apply only to the ExaBGP release they were written against
 from __future__ import annotations
 
 import os
+import select
 import sys
 from time import monotonic
 
@@ -67,6 +70,7 @@ def patch(raw: bool, idle_turns: bool = False) -> bool:
     api_json.hexstring = fast_hexstring
     if idle_turns:
         patch_idle_turns()
+        patch_idle_accepts()
     if raw:
         original = Update.unpack_message.__func__  # type: ignore[attr-defined]
 
@@ -137,6 +141,45 @@ def patch_idle_turns() -> None:
     Reactor._wait_for_io = _wait_for_io  # type: ignore[method-assign]
     Reactor.active_peers = active_peers  # type: ignore[method-assign]
     Reactor._pending_adjribout = _pending_adjribout  # type: ignore[method-assign]
+
+
+def patch_idle_accepts() -> None:
+    """The listener accepts only when one of its sockets has a connection waiting.
+
+    Why: ExaBGP 5.0.15 does not poll its listening sockets. ``Listener.incoming``
+    calls ``accept()`` on each of them on every pass of the loop, and Linux
+    allocates (then frees) a socket for every accept that finds nothing. With
+    one listening address per router, as ``[bgp] workers`` shards them, that
+    was 29% of a loading worker's CPU, half of it in the kernel, and a third
+    more ExaBGP CPU for the same table than one process holding the same
+    routers (BENCHMARKS.md, "Stop 32, lead"). Here one ``poll(0)`` of the
+    listening sockets comes first; the original ``incoming`` (which accepts and
+    reports errors as before) runs only when it returns an event (a connection
+    waiting, an error, a descriptor closed since it was registered).
+    """
+    from exabgp.reactor.listener import Listener
+
+    incoming = Listener.incoming
+
+    def incoming_when_waiting(self):  # type: ignore[no-untyped-def]
+        if not self.serving:
+            return False
+        socks = [sock for sock in self._sockets if sock not in self._accepted]
+        if not socks:
+            return False
+        polled = self.__dict__.get("_ribd_polled")
+        if polled is None or polled[0] != socks:  # sockets opened or closed since
+            poller = select.poll()
+            for sock in socks:
+                fd = sock.fileno()
+                if fd >= 0:
+                    poller.register(fd, select.POLLIN)
+            polled = self._ribd_polled = (socks, poller)
+        if not polled[1].poll(0):
+            return False
+        return incoming(self)
+
+    Listener.incoming = incoming_when_waiting  # type: ignore[method-assign]
 
 
 def main() -> None:

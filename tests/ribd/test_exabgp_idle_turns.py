@@ -11,6 +11,7 @@ its hold time runs out.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -111,6 +112,89 @@ def test_an_idle_session_gets_turns_only_when_readable_stopping_or_due() -> None
     assert out["next_pass"] == ["busy"]  # readiness is used once, then the poll is asked again
     assert out["stopping"] == ["busy", "idle"]  # on its way out: always a turn
     assert out["interval"] == ["busy", "idle"]  # IDLE_TURN_SECONDS since its last turn
+
+
+ACCEPT_RULE = textwrap.dedent(
+    """
+    import json, socket, sys, time
+    from exabgp.version import release
+    from ribd.exabgp_run import PATCHED_RELEASE, patch_idle_accepts
+    assert release == PATCHED_RELEASE, release
+    from exabgp.reactor.listener import Listener
+
+    if sys.argv[1] == "patched":
+        patch_idle_accepts()
+
+    accepts = []
+
+    class Counting(socket.socket):
+        def accept(self):
+            accepts.append(self.getsockname()[1])
+            return super().accept()
+
+    listener = Listener(None)
+    listener.serving = True
+
+    def listening():
+        sock = Counting(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        sock.setblocking(False)
+        listener._sockets[sock] = ("127.0.0.1", sock.getsockname()[1], None, False)
+        return sock
+
+    def until_incoming():
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if listener.incoming():
+                return True
+        return False
+
+    socks = [listening() for _ in range(3)]
+    out = {"idle": [listener.incoming() for _ in range(5)], "idle_accepts": len(accepts)}
+    client = socket.create_connection(socks[1].getsockname())
+    out["connected"] = until_incoming()
+    out["accepted"] = [socks.index(s) for s in listener._accepted]
+    accepts.clear()
+    out["then_idle"] = [listener.incoming() for _ in range(5)]
+    out["then_idle_accepts"] = len(accepts)
+    late = listening()  # a neighbor added by a reload: a new listening socket
+    other = socket.create_connection(late.getsockname())
+    out["late_connected"] = until_incoming()
+    out["late_accepted"] = late in listener._accepted
+    print(json.dumps(out))
+    """
+)
+
+
+def _accepts(mode: str) -> dict:
+    got = subprocess.run(
+        [sys.executable, "-c", ACCEPT_RULE, mode], capture_output=True, text=True, timeout=60
+    )
+    assert got.returncode == 0, got.stderr
+    return json.loads(got.stdout)
+
+
+def test_the_listener_accepts_only_when_a_connection_waits() -> None:
+    out = _accepts("patched")
+    assert out["idle"] == [False] * 5
+    assert out["idle_accepts"] == 0  # no accept() on a socket with nothing waiting
+    assert out["connected"] is True
+    assert out["accepted"] == [1]
+    assert out["then_idle"] == [False] * 5
+    assert out["then_idle_accepts"] == 0
+    assert out["late_connected"] is True  # a socket opened later is polled too
+    assert out["late_accepted"] is True
+
+
+def test_unpatched_exabgp_accepts_on_every_socket_every_pass() -> None:
+    """What ``patch_idle_accepts`` removes (and a check that ExaBGP still does
+    it: the patch's reason)."""
+    out = _accepts("unpatched")
+    assert out["idle"] == [False] * 5
+    assert out["idle_accepts"] == 15  # 3 sockets x 5 passes
+    assert out["connected"] is True
+    assert out["accepted"] == [1]
 
 
 @pytest.mark.bgp
