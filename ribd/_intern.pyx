@@ -35,6 +35,8 @@ from cpython.object cimport Py_SIZE, PyObject_Hash
 from cpython.ref cimport Py_INCREF, PyObject
 from cpython.tuple cimport PyTuple_GET_SIZE
 
+from ribd._shared_ints cimport numbers_shared, share_int
+
 from ribd.attributes import AS_SEQUENCE, PathAttributes, PathCore, RouterPart, derive_as_numbers
 from ribd.interner_index import INDEX_PAST, POS_BITS, POS_MASK, TAG_MASK, slots_for
 from ribd.interner_keys import LARGE_SLOTS, SHARE_SLOTS, _digest, _hashable
@@ -102,38 +104,6 @@ cdef inline object _share(list cache, Py_ssize_t i, object value):
         return seen
     cache[i] = value
     return value
-
-
-cdef inline object _share_int(list ints, object n):
-    """``_make``'s int sharing: ``ints[n & mask]`` (the slot's value if equal).
-    An int that fits a C long takes its slot in C (``n & mask`` is the same
-    number in two's complement); any other value the reference's steps."""
-    cdef Py_ssize_t i
-    cdef long v, w
-    if type(n) is int:
-        v = PyLong_AsLong(n)
-        if v == -1 and PyErr_Occurred():
-            PyErr_Clear()
-        else:
-            i = v & _share_mask
-            if i < PyList_GET_SIZE(ints):
-                seen = <object>PyList_GET_ITEM(ints, i)
-                if seen is n:
-                    return seen
-                if type(seen) is int:
-                    w = PyLong_AsLong(seen)
-                    if w == -1 and PyErr_Occurred():
-                        PyErr_Clear()  # past a C long: not equal to n
-                    elif w == v:
-                        return seen
-                ints[i] = n
-                return n
-    j = n & _share_mask
-    seen = ints[j]
-    if PyObject_RichCompareBool(seen, n, Py_NE):
-        ints[j] = n
-        return n
-    return seen
 
 
 cdef inline object _setdefault(dict d, object value):
@@ -301,7 +271,7 @@ cdef object _share_own(self, own):
     communities = own.communities
     local_pref, originator_id, cluster_list = own.policy
     if local_pref is not None and local_pref > 256:  # smaller ints are shared by CPython
-        local_pref = _share_int(self._ints, local_pref)
+        local_pref = share_int(self._ints, local_pref, _share_mask)
     if communities:
         i = PyObject_Hash(communities) & _large_mask
         communities = _share(self._communities, i, communities)
@@ -339,14 +309,14 @@ cdef tuple _share_path(list ints, tuple as_path):
             out = PyTuple_New(m)
             ints_only = True
             for j in range(m):
-                v = _share_int(ints, numbers[j])
+                v = share_int(ints, numbers[j], _share_mask)
                 ints_only = ints_only and type(v) is int
                 Py_INCREF(v)  # PyTuple_SET_ITEM steals it
                 PyTuple_SET_ITEM(out, j, v)
             if ints_only:
                 PyObject_GC_UnTrack(out)
         else:
-            out = tuple([_share_int(ints, v) for v in numbers])
+            out = tuple([share_int(ints, v, _share_mask) for v in numbers])
             ints_only = False
         segment = (kind, out)
         if ints_only and type(kind) is int:
@@ -360,6 +330,23 @@ cdef tuple _share_path(list ints, tuple as_path):
     return segments
 
 
+cdef void _untrack_plain(tuple as_path):
+    """A kept path (its numbers ints, ``numbers_shared``) left out of the cyclic
+    GC as ``_share_path`` leaves the paths it builds: each segment whose kind is
+    an int, and the path if all are (the raw decoder's are untracked already)."""
+    cdef Py_ssize_t k
+    cdef bint plain = True
+    for k in range(PyTuple_GET_SIZE(as_path)):
+        segment = as_path[k]
+        PyObject_GC_UnTrack(segment[1])
+        if type(segment[0]) is int:
+            PyObject_GC_UnTrack(segment)
+        else:
+            plain = False
+    if plain:
+        PyObject_GC_UnTrack(as_path)
+
+
 cdef object _make_core(self, tuple row):
     """``AttributeInterner._make_core``: a new core, its values shared with
     earlier cores."""
@@ -369,31 +356,39 @@ cdef object _make_core(self, tuple row):
     (as_path, origin, med, large_communities, extended_communities, atomic_aggregate,
      aggregator) = row
     if med is not None and med > 256:  # smaller ints are shared by CPython
-        med = _share_int(ints, med)
+        med = share_int(ints, med, _share_mask)
     if large_communities:
         i = PyObject_Hash(large_communities) & _share_mask
         large_communities = _share(self._tuples, i, large_communities)
     if extended_communities:
         extended_communities = _setdefault(self._texts, extended_communities)
     # Decoded segments may be lists: a tuple of tuples, then shared whole.
-    at = -1
+    cdef Py_hash_t h = -1
     if type(as_path) is tuple:
         try:
-            at = PyObject_Hash(as_path) & _large_mask
+            h = PyObject_Hash(as_path)
         except TypeError:
-            at = -1
-    if at < 0:
+            h = -1
+    if h == -1:
         as_path = tuple([(kind, tuple(numbers)) for kind, numbers in as_path])
-        at = PyObject_Hash(as_path) & _large_mask
+        h = PyObject_Hash(as_path)
+    at = h & _large_mask
     cdef list paths = self._paths
-    if at >= PyList_GET_SIZE(paths):
+    cdef array.array tags = self._path_tags
+    if at >= PyList_GET_SIZE(paths) or at >= Py_SIZE(tags):
         raise IndexError("list index out of range")
-    seen = <object>PyList_GET_ITEM(paths, at)
-    if _same(seen, as_path):
-        as_path = seen
+    # The slot's hash first: the held path (cold by now) is read only when equal.
+    if tags.data.as_longlongs[at] == h and _same(<object>PyList_GET_ITEM(paths, at), as_path):
+        as_path = <object>PyList_GET_ITEM(paths, at)
     else:
-        as_path = _share_path(ints, as_path)
+        # A path the raw decoder built through ``ints`` is kept as it is (the
+        # reference's ``_numbers_shared``); any other is built again, shared.
+        if numbers_shared(ints, as_path, _share_mask):
+            _untrack_plain(as_path)
+        else:
+            as_path = _share_path(ints, as_path)
         paths[at] = as_path
+        tags.data.as_longlongs[at] = h
     if (
         PyTuple_GET_SIZE(as_path) == 1
         and _same(as_path[0][0], _seq)

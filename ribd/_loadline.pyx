@@ -90,6 +90,7 @@ cdef class LineLoader:
                     <const unsigned char *>PyBytes_AS_STRING(body),
                     PyBytes_GET_SIZE(body),
                     bool(caps.asn4),
+                    decoder.interner,
                 )
             if got is None:
                 # Not the load's common kind (withdrawals, IPv6, ADD-PATH, End-of-RIB, a

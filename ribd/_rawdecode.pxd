@@ -1,4 +1,5 @@
 # Shared with ribd._loadline (cimport): a table load's common UPDATE body
-# decoded into its prefix keys (the IPv4 store's ints) and attribute row, nothing interned.
+# decoded into its prefix keys (the IPv4 store's ints) and attribute row, nothing interned
+# (a new AS path's numbers taken through ``interner``'s cache: ribd.interner.share_numbers).
 
-cdef tuple load_update(const unsigned char *p, Py_ssize_t end, bint asn4)
+cdef tuple load_update(const unsigned char *p, Py_ssize_t end, bint asn4, interner)

@@ -23,8 +23,10 @@ from libc.string cimport memset
 cdef extern from "Python.h":
     void PyObject_GC_UnTrack(object o)
 
+from ribd._shared_ints cimport share_u32
 from ribd._rawnlri cimport ipv6_text, nlri4_keys, nlri as _nlri, quad as _quad, u32 as _u32
 from ribd.attributes import AttributeInterner
+from ribd.interner_keys import SHARE_SLOTS
 from ribd.events import IPV4_UNICAST, IPV6_UNICAST, EndOfRib, RoutesAnnounced, RoutesWithdrawn
 from ribd.rawattrs import (
     AS_TRANS,
@@ -78,6 +80,7 @@ cdef dict _paths2 = _PATHS2
 cdef dict _communities = _COMMUNITIES
 cdef dict _clusters = _CLUSTERS
 cdef Py_ssize_t _memo_size = MEMO_SIZE
+cdef Py_ssize_t _share_mask = SHARE_SLOTS - 1
 _EMPTY = ()
 _AGGREGATOR_TRANS = f"{AS_TRANS}:"
 
@@ -152,13 +155,17 @@ cdef inline tuple _untracked(tuple t):
     return t
 
 
-cdef object _segments(const unsigned char *d, Py_ssize_t end, int size, str name):
+cdef object _segments(const unsigned char *d, Py_ssize_t end, int size, str name, list ints=None):
     """AS_PATH / AS4_PATH value -> ((kind, asns), ...), or the fault's text;
-    the tuples out of the cyclic GC (``_untracked``)."""
+    the tuples out of the cyclic GC (``_untracked``). With ``ints`` (the
+    interner's AS-number cache), the numbers are taken through it
+    (``ribd.interner.share_numbers``): the interner keeps such a path as it is."""
     cdef list segments = []
     cdef Py_ssize_t at = 0, stop, i
     cdef unsigned int kind, count
     cdef tuple asns
+    # The whole value checked first: a malformed path takes no slot of ``ints``
+    # (the reference shares the numbers of a path it decoded whole, only).
     while at < end:
         if at + 2 > end:
             return f"{name}: segment header at octet {at} is cut short"
@@ -170,7 +177,19 @@ cdef object _segments(const unsigned char *d, Py_ssize_t end, int size, str name
         stop = at + 2 + count * size
         if stop > end:
             return f"{name}: segment of {count} ASes runs past the attribute"
-        if size == 4:
+        at = stop
+    at = 0
+    while at < end:
+        kind, count = d[at], d[at + 1]
+        stop = at + 2 + count * size
+        if ints is not None:
+            if size == 4:
+                asns = tuple([share_u32(ints, _u32(d + at + 2 + 4 * i), _share_mask) for i in range(count)])
+            else:
+                asns = tuple(
+                    [share_u32(ints, (d[at + 2 + 2 * i] << 8) | d[at + 3 + 2 * i], _share_mask) for i in range(count)]
+                )
+        elif size == 4:
             asns = tuple([_u32(d + at + 2 + 4 * i) for i in range(count)])
         else:
             asns = tuple([(d[at + 2 + 2 * i] << 8) | d[at + 3 + 2 * i] for i in range(count)])
@@ -179,9 +198,16 @@ cdef object _segments(const unsigned char *d, Py_ssize_t end, int size, str name
     return _untracked(tuple(segments))
 
 
-cdef object _fields(const unsigned char *d, Attrs *A, bint asn4):
+cdef inline list _ints_of(interner):
+    """The AS-number cache of ``interner`` (``AttributeInterner._ints``), or None."""
+    ints = getattr(interner, "_ints", None)
+    return ints if type(ints) is list else None
+
+
+cdef object _fields(const unsigned char *d, Attrs *A, bint asn4, interner):
     """The attribute row without its next hop, or the treat-as-withdraw fault's
-    text (ribd.rawupdate's ``_fields`` message for it)."""
+    text (ribd.rawupdate's ``_fields`` message for it); a new AS path's numbers
+    taken through ``interner``'s cache."""
     cdef int size = 4 if asn4 else 2
     cdef Py_ssize_t start, n, i
     cdef bint drop_as4_path = False
@@ -198,7 +224,7 @@ cdef object _fields(const unsigned char *d, Attrs *A, bint asn4):
     cdef dict paths = _paths4 if size == 4 else _paths2
     as_path = paths.get(value)
     if as_path is None:
-        as_path = _segments(d + A.start[AS_PATH], len(value), size, "AS_PATH")
+        as_path = _segments(d + A.start[AS_PATH], len(value), size, "AS_PATH", _ints_of(interner))
         if type(as_path) is str:
             return as_path
         if len(paths) >= _memo_size:
@@ -384,7 +410,7 @@ cdef class UpdateDecoder:
         fault = framing
         fields = None
         if not fault:
-            fields = _fields(d, &A, asn4)
+            fields = _fields(d, &A, asn4, self.interner)
             if type(fields) is str:
                 fault = fields
         for family, next_hop, (prefixes, ids) in announced:
@@ -421,7 +447,7 @@ cdef class UpdateDecoder:
     cdef object _announce_ipv4(self, neighbor, const unsigned char *d, Attrs *A, bint asn4, tuple nlri):
         """The event of an UPDATE with IPv4 NLRI only and sound attributes; None
         when an attribute is at fault (``decode`` then says why)."""
-        row = _ipv4_row(d, A, asn4)
+        row = _ipv4_row(d, A, asn4, self.interner)
         if row is None:
             return None
         prefixes, ids = nlri
@@ -434,7 +460,7 @@ cdef class UpdateDecoder:
         )
 
 
-cdef object _ipv4_row(const unsigned char *d, Attrs *A, bint asn4):
+cdef object _ipv4_row(const unsigned char *d, Attrs *A, bint asn4, interner):
     """The attribute row of an UPDATE with IPv4 NLRI only (its NEXT_HOP the
     attribute's), or None when an attribute is at fault."""
     if not A.have[NEXT_HOP] or A.stop[NEXT_HOP] - A.start[NEXT_HOP] != 4:
@@ -445,13 +471,13 @@ cdef object _ipv4_row(const unsigned char *d, Attrs *A, bint asn4):
         if len(_hops) >= _memo_size:
             _hops.clear()
         next_hop = _hops[value] = _quad(d + A.start[NEXT_HOP])
-    fields = _fields(d, A, asn4)
+    fields = _fields(d, A, asn4, interner)
     if type(fields) is str:
         return None
     return _row(fields, next_hop)
 
 
-cdef tuple load_update(const unsigned char *p, Py_ssize_t end, bint asn4):
+cdef tuple load_update(const unsigned char *p, Py_ssize_t end, bint asn4, interner):
     """(prefix keys, attribute row) of an UPDATE body of a table load's common
     kind: IPv4 NLRI only (no withdrawn routes, no MP_REACH / MP_UNREACH), sound
     framing and attributes, no ADD-PATH (the caller checks the session's). The
@@ -476,7 +502,7 @@ cdef tuple load_update(const unsigned char *p, Py_ssize_t end, bint asn4):
         return None
     if A.have[MP_REACH] or A.have[MP_UNREACH]:
         return None
-    row = _ipv4_row(p + 4, &A, asn4)
+    row = _ipv4_row(p + 4, &A, asn4, interner)
     if row is None:
         return None
     return keys, row

@@ -40,6 +40,41 @@ from ribd.interner_keys import (
 )
 from ribd.interner_load import InternerLoad
 
+
+def share_numbers(ints: list, as_path: tuple) -> tuple:
+    """``as_path`` (a decoder's new path) with its AS numbers taken through the
+    interner's cache ``ints`` (``AttributeInterner._ints``) as ``_make_core``
+    takes them, written as it writes them: the interner then keeps the path as
+    it is (``_numbers_shared``) instead of building it again. The raw decoders
+    call this on an AS path they decode (``ribd._rawdecode`` has it in C)."""
+    mask = SHARE_SLOTS - 1
+    segments = []
+    for kind, numbers in as_path:
+        out = []
+        for n in numbers:
+            seen = ints[n & mask]
+            if seen != n:
+                ints[n & mask] = seen = n
+            out.append(seen)
+        segments.append((kind, tuple(out)))
+    return tuple(segments)
+
+
+def _numbers_shared(ints: list, as_path: object) -> bool:
+    """True when ``as_path`` is a tuple of (kind, tuple of ints) segments whose
+    every number is the very object in its slot of ``ints``."""
+    if type(as_path) is not tuple:
+        return False
+    mask = SHARE_SLOTS - 1
+    for segment in as_path:
+        if type(segment) is not tuple or len(segment) != 2 or type(segment[1]) is not tuple:
+            return False
+        for n in segment[1]:
+            if type(n) is not int or ints[n & mask] is not n:
+                return False
+    return True
+
+
 _compiled_intern = None
 with contextlib.suppress(ImportError):  # the compiled twin, where setup.py built it
     from ribd._intern import intern as _compiled_intern
@@ -111,6 +146,7 @@ class AttributeInterner(InternerLoad, InternerCollect):
         "_ints",
         "_overflow",
         "_owns",
+        "_path_tags",
         "_paths",
         "_policies",
         "_texts",
@@ -128,6 +164,10 @@ class AttributeInterner(InternerLoad, InternerCollect):
         self._tuples: list = [_EMPTY] * SHARE_SLOTS  # large communities
         self._communities: list = [_EMPTY] * LARGE_SLOTS
         self._paths: list = [_EMPTY] * LARGE_SLOTS  # whole AS paths
+        # The hash of each slot's path (0: none), read before the path: a new
+        # path (most of a first table's) is told from the slot's at once,
+        # without reading the held path's tuples, cold in memory by then.
+        self._path_tags: array = array("q", bytes(8 * LARGE_SLOTS))
         self._policies: list = [_EMPTY] * SHARE_SLOTS  # (local_pref, originator, clusters)
         self._owns: list = [_EMPTY] * LARGE_SLOTS  # RouterPart: a set's own fields
         self._texts: dict = {}  # next hops, originator ids, cluster lists, ext. communities
@@ -371,27 +411,35 @@ class AttributeInterner(InternerLoad, InternerCollect):
         # Decoded segments may be lists: a tuple of tuples, then shared whole.
         # The raw decoders hand tuples of tuples already (hashable): no copy.
         try:
-            at = hash(as_path) % LARGE_SLOTS if type(as_path) is tuple else -1
+            h = hash(as_path) if type(as_path) is tuple else None
         except TypeError:
-            at = -1
-        if at < 0:
+            h = None
+        if h is None:
             as_path = tuple([(kind, tuple(numbers)) for kind, numbers in as_path])
-            at = hash(as_path) % LARGE_SLOTS
+            h = hash(as_path)
+        at = h % LARGE_SLOTS
         paths = self._paths
+        tags = self._path_tags
         seen = paths[at]
-        if seen == as_path:
+        if tags[at] == h and seen == as_path:  # (equal paths, equal hashes)
             as_path = seen
         else:
-            segments = []
-            for kind, numbers in as_path:
-                out = []
-                for n in numbers:
-                    seen = ints[n & mask]
-                    if seen != n:
-                        ints[n & mask] = seen = n
-                    out.append(seen)
-                segments.append((kind, tuple(out)))
-            as_path = paths[at] = tuple(segments)
+            tags[at] = h
+            # A path the raw decoder built through ``ints`` (``share_numbers``) is
+            # kept as it is: building it again would give an equal path of the
+            # same number objects, writing no slot.
+            if not _numbers_shared(ints, as_path):
+                segments = []
+                for kind, numbers in as_path:
+                    out = []
+                    for n in numbers:
+                        seen = ints[n & mask]
+                        if seen != n:
+                            ints[n & mask] = seen = n
+                        out.append(seen)
+                    segments.append((kind, tuple(out)))
+                as_path = tuple(segments)
+            paths[at] = as_path
         if len(as_path) == 1 and as_path[0][0] == AS_SEQUENCE and as_path[0][1]:
             asns = as_path[0][1]  # derive_as_numbers' common case
             derived: tuple = (asns[0], asns[-1], asns[-1], False, False, asns[0])

@@ -105,8 +105,11 @@ class InternerLoad:
         for p in policies:
             cache[hash(p) % SHARE_SLOTS] = p
         cache = self._paths
+        tags = self._path_tags
         for p in paths:
-            cache[hash(p) % LARGE_SLOTS] = p
+            h = hash(p)
+            cache[h % LARGE_SLOTS] = p
+            tags[h % LARGE_SLOTS] = h
         cache = self._communities
         for c in communities:
             if c:

@@ -48,6 +48,7 @@ from ribd.events import (
     RoutesAnnounced,
     RoutesWithdrawn,
 )
+from ribd.interner import share_numbers
 from ribd.rawattrs import (
     _CLUSTERS,
     _COMMUNITIES,
@@ -238,9 +239,10 @@ class PyUpdateDecoder:
             self.interner.intern((fields[0], fields[1], next_hop, *fields[2:])),
         )
 
-    @staticmethod
-    def _fields(raw: dict, caps: SessionCaps) -> tuple:
-        """The attribute row without its next hop; raises _Malformed (treat-as-withdraw)."""
+    def _fields(self, raw: dict, caps: SessionCaps) -> tuple:
+        """The attribute row without its next hop; raises _Malformed (treat-as-withdraw).
+        A new AS path's numbers are taken through the interner's cache
+        (``share_numbers``): the interner then keeps that path as it is."""
         size = 4 if caps.asn4 else 2
         get = raw.get
         value = get(ORIGIN)
@@ -256,6 +258,9 @@ class PyUpdateDecoder:
         as_path = paths.get(value)
         if as_path is None:
             as_path = as_path_segments(value, size)
+            ints = getattr(self.interner, "_ints", None)
+            if type(ints) is list:
+                as_path = share_numbers(ints, as_path)
             if len(paths) >= MEMO_SIZE:
                 paths.clear()
             paths[value] = as_path

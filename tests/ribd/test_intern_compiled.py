@@ -87,6 +87,7 @@ def picture(interner: AttributeInterner, results: list) -> dict:
         "keys": list(interner._cores),
         "values": [list(getattr(interner, name)) for name in CACHES],
         "texts": list(interner._texts),
+        "tags": list(interner._path_tags),
     }
 
 
@@ -241,3 +242,43 @@ def test_the_compiled_path_leaves_acyclic_containers_out_of_the_gc() -> None:
             plain_paths += 1
             assert not gc.is_tracked(path) and not any(map(gc.is_tracked, path)), path
     assert plain_paths > 100
+
+
+def test_paths_a_decoder_shared_are_kept_alike() -> None:
+    """Rows whose AS paths were made as the raw decoders make them, the numbers
+    taken through the interner's own cache (``share_numbers``), each interner
+    its own: the same picture, and each new such path is the very object handed
+    in (kept, not built again); a path whose number lost its slot meanwhile (a
+    MED or local-pref of the same slot shared before it) is built again alike."""
+    from ribd.interner import share_numbers
+
+    rows = random_rows(5, 1500)
+    pictures, kept = [], []
+    for interner in (Reference(), AttributeInterner()):
+        got, handed = [], []
+        for r in rows:
+            path = r[0]
+            if type(path) is tuple and all(type(s[1]) is tuple for s in path):
+                path = share_numbers(interner._ints, path)
+            handed.append(path)
+            got.append(interner.intern((path, *r[1:])))
+        pictures.append(picture(interner, got))
+        kept.append([a.core.as_path is p for a, p in zip(got, handed, strict=True)])
+    assert pictures[0] == pictures[1]
+    assert kept[0] == kept[1] and sum(kept[1]) > 300
+
+
+def test_a_shared_path_whose_number_lost_its_slot_is_built_again() -> None:
+    from ribd.interner import share_numbers
+    from ribd.interner_keys import SHARE_SLOTS
+
+    for interner in (Reference(), AttributeInterner()):
+        path = share_numbers(interner._ints, ((AS_SEQUENCE, (64500, 70_000)),))
+        # The MED is shared first (slot 70_000 & mask): the path's 70_000 is evicted.
+        med = 70_000 + SHARE_SLOTS
+        a = interner.intern((path, "igp", "192.0.2.1", None, med, (), (), (), "", (), False, ""))
+        assert a.core.as_path == path and a.core.as_path is not path
+        assert a.core.as_path[0][1][1] is interner._ints[70_000 & (SHARE_SLOTS - 1)]
+        fresh = share_numbers(interner._ints, ((AS_SEQUENCE, (64500, 64511)),))
+        b = interner.intern((fresh, "igp", "192.0.2.1", None, None, (), (), (), "", (), False, ""))
+        assert b.core.as_path is fresh

@@ -34,6 +34,7 @@ from bench.fuzz_raw import (
 )
 from ribd import rawupdate
 from ribd.attributes import AttributeInterner, attribute_row
+from ribd.events import RoutesAnnounced
 from ribd.parser import ExabgpParser, FeedError
 from ribd.rawopen import SessionCaps
 from ribd.rawupdate import PyUpdateDecoder, UpdateDecoder, UpdateError
@@ -322,3 +323,62 @@ def test_the_compiled_texts_are_ordinary_strings() -> None:
                 assert type(text) is str and text.isascii() and text in texts
                 assert hash(text) == hash("".join(list(text)))
                 assert {t: t for t in texts}[text] == text
+
+
+def _stack_picture(decoder_class, interner, bodies, tmp_path) -> tuple[dict, list, bytes]:
+    """Bodies decoded by ``decoder_class`` into ``interner`` (memos emptied first)
+    and applied to a RIB: the interner's picture (values, sharing, caches), which
+    cores kept the decoder's memoised path, and the RIB's snapshot bytes."""
+    from ribd import rawattrs
+    from ribd.events import SessionState
+    from ribd.snapshot import write_snapshot
+    from tests.ribd.test_announce_shared import Clock
+    from tests.ribd.test_intern_compiled import picture
+
+    for memo in (rawattrs._PATHS4, rawattrs._PATHS2, rawattrs._COMMUNITIES, rawattrs._CLUSTERS):
+        memo.clear()
+    rib = Rib(clock=Clock())
+    rib.interner = interner
+    decoder = decoder_class(interner)
+    sets = []
+    for k, caps in enumerate(CAPS[:2]):  # a 4-octet and a 2-octet session
+        peer = f"192.0.2.{k + 1}"
+        rib.apply(SessionState(peer, "up", peer_as=64500))
+        for body in bodies:
+            try:
+                events = decoder.decode(peer, body, caps)
+            except UpdateError:
+                continue
+            sets += [e.attributes for e in events if type(e) is RoutesAnnounced]
+            rib.apply_many(events)
+    memo = {id(p) for p in (*rawattrs._PATHS4.values(), *rawattrs._PATHS2.values())}
+    kept = [id(held[0].as_path) in memo for held in interner._cores.values()]
+    path = tmp_path / f"{decoder_class.__name__}.snapshot"
+    write_snapshot(rib, path)
+    return picture(interner, sets), kept, path.read_bytes()
+
+
+@pytest.mark.skipif(not rawupdate.COMPILED, reason="ribd._rawdecode is not built here")
+def test_both_decoders_hand_the_interner_paths_it_keeps_alike(tmp_path) -> None:
+    """The whole stack, each half its own: the reference decoder into the
+    reference interner (``py_intern``), the compiled decoder into the compiled
+    one. A new AS path's numbers are taken through the interner's cache at
+    decode time (``share_numbers``) and the interner keeps that very tuple
+    (no second build): the same sets, the same sharing and caches, the same
+    cores keeping the memo's path, the same snapshot bytes; hostile bodies too."""
+    from tests.ribd.test_intern_compiled import Reference
+
+    rng = random.Random(20261202)
+    bodies = seed_updates() + crafted()
+    for _ in range(3000):
+        body = random_update(rng)
+        bodies.append(mutate_bytes(rng, body) if rng.random() < 0.3 else body)
+    if MRT.exists():
+        from bench.exabgp_log import updates
+
+        bodies += [m[19:] for m in updates(MRT)[:6000]]
+    want = _stack_picture(PyUpdateDecoder, Reference(), bodies, tmp_path)
+    got = _stack_picture(UpdateDecoder, AttributeInterner(), bodies, tmp_path)
+    assert got[0] == want[0]
+    assert got[1] == want[1] and sum(got[1]) > len(got[1]) // 2
+    assert got[2] == want[2]
