@@ -3,12 +3,15 @@
 A build reads the RIB's store once (under its lock only the merge and a
 copy of the entry references), numbers the distinct entries by identity,
 flattens the nested prefix ranges into disjoint intervals and makes the
-answers per distinct entry: vectorised per prefix, Python only per distinct
-entry. The loops that were a build's cost are in C where compiled
-(``attribution._viewbuild``); their numpy and Python versions here are the
-reference and the fallback. A full build costs ~0.3-0.45 CPU-s for a real
-table; ``attribution.viewpatch`` patches a view instead when few prefixes
-changed.
+answers per distinct entry: vectorised per prefix, and per distinct entry
+(each router's route in it, its set's answer fields) in C. Over wide entries
+(16 routers or more) nearly every prefix's entry is distinct, so those loops
+run per prefix: in Python they made a build ~0.9 CPU-s at 16 realistic
+routers, 0.3 in C (BENCHMARKS.md, stop 32, refresh1). The loops that were a
+build's cost are in C where compiled (``attribution._viewbuild``); their
+numpy and Python versions here are the reference and the fallback. A full
+build costs ~0.3-0.45 CPU-s for a real table; ``attribution.viewpatch``
+patches a view instead when few prefixes changed.
 """
 
 from __future__ import annotations
