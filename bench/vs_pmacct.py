@@ -528,10 +528,14 @@ def run_service(
     profile: Path | None = None,
     profile_mode: str = "gil",
     late: bool = False,
+    profile_process: str = "",
 ) -> Result:
     """One load through ``attribution serve``. ``profile``: a sampling profile of
     the service process from the first UPDATE until it is idle, and its CPU by
-    thread (``bench.ingest_session_profile``, ``profile_mode``).
+    thread (``bench.ingest_session_profile``, ``profile_mode``); of another
+    process instead when ``profile_process`` names one of the per-worker roles
+    (the first of its comma-separated names that this run has, e.g.
+    ``"exabgp 0,exabgp 1"``: ExaBGP with one worker, else worker 1).
 
     ``late``: routers 1..n-1 load together first; once they answer and every
     process is quiet (their tables merged into the store's arrays), router n's
@@ -598,7 +602,9 @@ def run_service(
             first = sessions[-1:]
         cpu0 = {k: cpu_of(v) for k, v in roles.items()}
         cpu0_workers = {k: cpu_of(v) for k, v in per_worker.items()}
-        spy = SessionProfile(profile, proc.pid, profile_mode) if profile else None
+        named = [r for r in profile_process.split(",") if r in per_worker]
+        spied = per_worker[named[0]][0] if named else proc.pid
+        spy = SessionProfile(profile, spied, profile_mode) if profile else None
         if spy is not None:
             spy.start()
         t0, sender = start_sending(first, t.per_router[n - len(first) :])
@@ -911,6 +917,7 @@ def run(args: argparse.Namespace) -> list[Row]:
                         spy,
                         args.profile_mode,
                         args.late,
+                        args.profile_process,
                     )
                 log(
                     f"vs-pmacct: service ({mode}, workers={workers}, code {code}) "
@@ -974,6 +981,13 @@ def extra(p: argparse.ArgumentParser) -> None:
         choices=MODES,
         help="gil: py-spy --gil; native: py-spy --native --idle --threads; perf: perf record "
         "-g (with each: the service's CPU by thread, <file>.threads.json)",
+    )
+    p.add_argument(
+        "--profile-process",
+        default="",
+        help="profile this process instead of the service: a name of the 'per worker' "
+        "figures ('exabgp 0' with one ExaBGP, 'exabgp K' / 'relay K' for worker K), or "
+        "several comma-separated, the first one a run has",
     )
 
 
