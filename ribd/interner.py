@@ -429,16 +429,7 @@ class AttributeInterner(InternerLoad, InternerCollect):
             # kept as it is: building it again would give an equal path of the
             # same number objects, writing no slot.
             if not _numbers_shared(ints, as_path):
-                segments = []
-                for kind, numbers in as_path:
-                    out = []
-                    for n in numbers:
-                        seen = ints[n & mask]
-                        if seen != n:
-                            ints[n & mask] = seen = n
-                        out.append(seen)
-                    segments.append((kind, tuple(out)))
-                as_path = tuple(segments)
+                as_path = share_numbers(ints, as_path)
             paths[at] = as_path
         if len(as_path) == 1 and as_path[0][0] == AS_SEQUENCE and as_path[0][1]:
             asns = as_path[0][1]  # derive_as_numbers' common case
