@@ -10,7 +10,9 @@ Python reference in ``attribution.viewbuild`` that gives the same result
 and runs where this module was not built; tests compare the two.
 """
 
+cimport cython
 from cpython.ref cimport PyObject
+from libc.string cimport memcpy
 
 from ribd._wide_rows cimport _field, _over_at, wide_member_offset
 
@@ -39,6 +41,73 @@ cdef inline Py_ssize_t _slot_of(size_t p, Py_ssize_t mask):
     return <Py_ssize_t>((h ^ (h >> 29)) & <size_t>mask)
 
 
+@cython.final
+cdef class _AddressNumbers:
+    """Numbers object addresses in first-seen order: 0, 1, 2, ...
+
+    An open-addressing hash of the addresses, grown at half full, with its own
+    array of the addresses in number order so that growing re-places them
+    without asking the caller. The caller keeps every numbered object alive
+    while this is used (the entries list, the sets list), so no address is
+    reused and the address alone identifies the object.
+    """
+
+    cdef bytearray _slots_buf, _nums_buf, _addrs_buf
+    cdef size_t *_slots
+    cdef int *_nums
+    cdef size_t *_addrs
+    cdef Py_ssize_t _mask
+    cdef Py_ssize_t count
+
+    def __cinit__(self):
+        self.count = 0
+        self._addrs_buf = bytearray(512 * sizeof(size_t))
+        self._addrs = <size_t *>(<char *>self._addrs_buf)
+        self._place_all(1024)
+
+    cdef void _place_all(self, Py_ssize_t cap):
+        """A table of ``cap`` slots holding every address numbered so far."""
+        cdef Py_ssize_t k, j
+        cdef size_t q
+        self._slots_buf = bytearray(cap * sizeof(size_t))
+        self._nums_buf = bytearray(cap * sizeof(int))
+        self._slots = <size_t *>(<char *>self._slots_buf)
+        self._nums = <int *>(<char *>self._nums_buf)
+        self._mask = cap - 1
+        for k in range(self.count):
+            q = self._addrs[k]
+            j = _slot_of(q, self._mask)
+            while self._slots[j] != 0:
+                j = (j + 1) & self._mask
+            self._slots[j] = q
+            self._nums[j] = <int>k
+
+    cdef int number(self, size_t p, bint *is_new) except -1:
+        """The number of address ``p``; a new one (``*is_new``) when not seen before."""
+        cdef Py_ssize_t j = _slot_of(p, self._mask), cap
+        while self._slots[j] != 0 and self._slots[j] != p:
+            j = (j + 1) & self._mask
+        if self._slots[j] == p:
+            is_new[0] = False
+            return self._nums[j]
+        if (self.count + 1) * 2 > self._mask + 1:  # grow: twice the slots, every address again
+            cap = (self._mask + 1) * 2
+            grown = bytearray((cap // 2) * sizeof(size_t))
+            memcpy(<char *>grown, self._addrs, self.count * sizeof(size_t))
+            self._addrs_buf = grown
+            self._addrs = <size_t *>(<char *>self._addrs_buf)
+            self._place_all(cap)
+            j = _slot_of(p, self._mask)
+            while self._slots[j] != 0:
+                j = (j + 1) & self._mask
+        self._slots[j] = p
+        self._nums[j] = <int>self.count
+        self._addrs[self.count] = p
+        self.count += 1
+        is_new[0] = True
+        return self._nums[j]
+
+
 def identity_codes(list entries):
     """Number the distinct objects of ``entries`` by identity, in first-seen order.
 
@@ -51,47 +120,19 @@ def identity_codes(list entries):
     object addresses, grown at half full (the list holds a reference to
     each object, so no address is reused while this runs).
     """
-    cdef Py_ssize_t n = len(entries), i, j, k, cap = 1024, mask = 1023, count = 0
+    cdef Py_ssize_t n = len(entries), i, k, count
     cdef bytearray codes_buf = bytearray(n * 4)
     cdef int *codes = <int *>(<char *>codes_buf) if n else NULL
-    cdef bytearray slots_buf = bytearray(cap * sizeof(size_t))
-    cdef bytearray nums_buf = bytearray(cap * sizeof(int))
-    cdef size_t *slots = <size_t *>(<char *>slots_buf)
-    cdef int *nums = <int *>(<char *>nums_buf)
+    cdef _AddressNumbers numbers = _AddressNumbers()
+    cdef bint is_new
     cdef bytearray first_buf
     cdef long long *first
-    cdef size_t p, q
     cdef list seen_at = []
     for i in range(n):
-        p = <size_t><void *>entries[i]
-        j = _slot_of(p, mask)
-        while slots[j] != 0 and slots[j] != p:
-            j = (j + 1) & mask
-        if slots[j] == p:
-            codes[i] = nums[j]
-            continue
-        if (count + 1) * 2 > cap:  # grow, then place every address seen again
-            cap <<= 1
-            mask = cap - 1
-            slots_buf = bytearray(cap * sizeof(size_t))
-            nums_buf = bytearray(cap * sizeof(int))
-            slots = <size_t *>(<char *>slots_buf)
-            nums = <int *>(<char *>nums_buf)
-            for k in range(count):
-                q = <size_t><void *>entries[<Py_ssize_t>seen_at[k]]
-                j = _slot_of(q, mask)
-                while slots[j] != 0:
-                    j = (j + 1) & mask
-                slots[j] = q
-                nums[j] = <int>k
-            j = _slot_of(p, mask)
-            while slots[j] != 0:
-                j = (j + 1) & mask
-        slots[j] = p
-        nums[j] = <int>count
-        seen_at.append(i)
-        codes[i] = <int>count
-        count += 1
+        codes[i] = numbers.number(<size_t><void *>entries[i], &is_new)
+        if is_new:
+            seen_at.append(i)
+    count = numbers.count
     first_buf = bytearray(count * 8)
     first = <long long *>(<char *>first_buf) if count else NULL
     for k in range(count):
@@ -205,7 +246,6 @@ def entry_routes(list entries, const long long[::1] first, Py_ssize_t slot,
     most of the refresh's view builds, BENCHMARKS.md stop 32, refresh1).
     """
     cdef Py_ssize_t distinct = first.shape[0], c, at, n = PyList_GET_SIZE(entries)
-    cdef Py_ssize_t cap = 1024, mask = 1023, count = 0, j, k
     cdef bytearray has_buf = bytearray(distinct)
     cdef bytearray set_buf = bytearray(distinct * 4)
     cdef bytearray pid_buf = bytearray(distinct * 4)
@@ -214,12 +254,9 @@ def entry_routes(list entries, const long long[::1] first, Py_ssize_t slot,
     cdef int *code_set = <int *>(<char *>set_buf) if distinct else NULL
     cdef unsigned int *code_pid = <unsigned int *>(<char *>pid_buf) if distinct else NULL
     cdef char *code_stale = <char *>stale_buf
-    cdef bytearray slots_buf = bytearray(cap * sizeof(size_t))
-    cdef bytearray nums_buf = bytearray(cap * sizeof(int))
-    cdef size_t *slots = <size_t *>(<char *>slots_buf)
-    cdef int *nums = <int *>(<char *>nums_buf)
-    cdef size_t p, q
-    cdef bint is_stale
+    cdef _AddressNumbers numbers = _AddressNumbers()
+    cdef bint is_stale, is_new
+    cdef int number
     cdef list sets = []
     cdef long long path_id
     for c in range(distinct):
@@ -247,36 +284,13 @@ def entry_routes(list entries, const long long[::1] first, Py_ssize_t slot,
             attrs = best[1]
             if path_id < 0 or path_id > 0xFFFFFFFF:
                 raise OverflowError(f"entry_routes: path id {path_id} is not 32-bit")
-        # The set's number: an open-addressing hash of the addresses (``sets``
-        # holds each one, so no address is reused while this runs).
-        p = <size_t><void *>attrs
-        j = _slot_of(p, mask)
-        while slots[j] != 0 and slots[j] != p:
-            j = (j + 1) & mask
-        if slots[j] != p:
-            if (count + 1) * 2 > cap:  # grow, then place every set seen again
-                cap <<= 1
-                mask = cap - 1
-                slots_buf = bytearray(cap * sizeof(size_t))
-                nums_buf = bytearray(cap * sizeof(int))
-                slots = <size_t *>(<char *>slots_buf)
-                nums = <int *>(<char *>nums_buf)
-                for k in range(count):
-                    q = <size_t>PyList_GET_ITEM(sets, k)
-                    j = _slot_of(q, mask)
-                    while slots[j] != 0:
-                        j = (j + 1) & mask
-                    slots[j] = q
-                    nums[j] = <int>k
-                j = _slot_of(p, mask)
-                while slots[j] != 0:
-                    j = (j + 1) & mask
-            slots[j] = p
-            nums[j] = <int>count
+        # The set's number by address (``sets`` holds each one, so no address
+        # is reused while this runs).
+        number = numbers.number(<size_t><void *>attrs, &is_new)
+        if is_new:
             sets.append(attrs)
-            count += 1
         has[c] = 1
-        code_set[c] = nums[j]
+        code_set[c] = number
         code_pid[c] = <unsigned int>path_id
         code_stale[c] = is_stale
     return has_buf, set_buf, pid_buf, stale_buf, sets
