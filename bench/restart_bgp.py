@@ -20,9 +20,11 @@ import pickle
 import time
 from pathlib import Path
 
-from bench import bgpsend, vs_pmacct
+from bench import bgpsend, vs_service
 from bench.common import log
-from bench.vs_pmacct import cpu_of, our_address, process_roles, rss_of, start_sending
+from bench.procs import cpu_of, process_roles, rss_of
+from bench.vs_load import start_sending
+from bench.vs_service import our_address
 
 ASN = 64500  # bench.realistic's routers are iBGP peers in AS 64500
 SPOOL_BYTES = 4 << 30
@@ -31,7 +33,7 @@ SPOOL_BYTES = 4 << 30
 def bgp_section(workdir: Path, bgp_port: int, workers: int) -> str:
     """``bench.vs_pmacct``'s ``[bgp]`` table (raw mode), with a spool for every table."""
     return (
-        vs_pmacct.bgp_section(workdir, bgp_port, workers, "raw")
+        vs_service.bgp_section(workdir, bgp_port, workers, "raw")
         # All routers send their whole tables at once and the service is the slower
         # end: the relay holds what it has not taken yet (~50 MB of lines a real
         # table). The default 256 MiB overflowed at 16 routers on one worker, and the

@@ -17,7 +17,7 @@ import pytest
 from attribution.config import load_config
 from bench.realistic import neighbor
 from bench.restart_many import many_config
-from bench.vs_pmacct import our_address
+from bench.vs_service import our_address
 from ribd.workers import waits_on
 from tests.bench.test_vs_pmacct import assert_each_router_waits_where_its_worker_listens
 

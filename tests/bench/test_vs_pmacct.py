@@ -14,7 +14,8 @@ import pytest
 
 from attribution.config import load_config
 from bench import bgpsend
-from bench.vs_pmacct import Load, service_config, worker_counts
+from bench.vs_load import Load
+from bench.vs_service import service_config, worker_counts
 from ribd.workers import plan_workers, waits_on
 
 

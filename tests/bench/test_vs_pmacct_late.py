@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from bench import bgpsend, realistic, synth
-from bench.vs_pmacct import Load, cpu_share, last_unique_prefix, rows_late, run_service
+from bench.vs_load import Load, last_unique_prefix
+from bench.vs_pmacct import cpu_share, rows_late
+from bench.vs_service import run_service
 
 
 def _small_load(routers: int) -> Load:
