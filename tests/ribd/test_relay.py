@@ -11,7 +11,7 @@ from pathlib import Path
 
 import orjson
 
-from ribd.relay import Spool
+from ribd.spool import Spool
 
 
 def relay_args(sock: Path, *extra: str) -> list[str]:
