@@ -106,7 +106,9 @@ def intern(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     first[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1]) | (c[1:] != c[:-1])
     ids = np.empty(len(rows), dtype=np.intp)
     ids[order] = np.cumsum(first) - 1
-    return ids, rows[order[first]]
+    # ``take``: fancy indexing of the packed (19-byte) rows took ~30x longer
+    # (12 ms for a full table's ~90 k distinct answers, stop 33, refresh2).
+    return ids, np.take(rows, order[first])
 
 
 def merge(tables: list[AnswerTable]) -> tuple[AnswerTable, list[np.ndarray]]:

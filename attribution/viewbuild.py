@@ -24,7 +24,7 @@ import numpy as np
 
 from attribution.changedranges import ChangedRanges
 from attribution.compiledview import CompiledView, view_signature
-from attribution.viewanswers import AnswerTable, answer_rows
+from attribution.viewanswers import ROW, AnswerTable, answer_rows, id_dtype, intern
 from attribution.viewpack import share_columns, squeeze
 from ribd.attributes import PathAttributes
 from ribd.events import IPV4_UNICAST
@@ -248,44 +248,55 @@ def _answers(
 ) -> tuple[np.ndarray, AnswerTable]:
     """Each route's answer id and the answer table (``viewanswers.answer_rows``).
 
-    A route's answer follows from its entry (``codes``: its attribute set and
-    stale flag, per distinct entry) and whether it is the default route (at
-    most one route: length 0). So the rows are made per *kind*, a distinct
-    entry some non-default route holds, plus the default route's own, and
-    the routes take their kind's id: numpy over ~one kind per attribute set
-    instead of over every route (``answer_rows`` sorted all routes' keys).
-    The table is the same (``intern`` sorts the distinct rows).
+    A route's answer follows from its attribute set, its stale flag (both
+    per distinct entry: ``codes``) and whether it is the default route
+    (length 0). So the rows are made once per *combination* (set, default,
+    stale) some route has, numbered by a dense array of all four per set
+    (no sort), and the routes take their combination's id. It was per
+    distinct entry, then ``np.unique`` over those: over wide entries every
+    prefix is its own entry (an Overlay), so that sorted ~every route, and
+    computed six columns per route: the largest part of a build after the
+    compiled loops (BENCHMARKS.md, stop 33, refresh2). The table is the same
+    (``intern`` sorts the distinct rows).
     """
-    at_default = np.flatnonzero(default)
-    used = np.zeros(len(code_set), dtype=bool)
-    used[np.delete(codes, at_default) if len(at_default) else codes] = True
-    kinds = np.flatnonzero(used)
-    is_default = np.zeros(len(kinds) + len(at_default), dtype=bool)  # per kind
-    is_default[len(kinds) :] = True
-    kind_codes = np.concatenate([kinds, codes[at_default]])
-    index = code_set[kind_codes]
-    empty = (by_set[index, 4] != 0) & ~is_default
+    if not len(codes):
+        return answer_rows(
+            np.zeros(0, dtype=np.int64),
+            np.zeros(0, dtype=bool),
+            np.zeros(0, dtype=bool),
+            tuple(np.zeros(0, dtype=np.uint32) for _ in range(6)),
+        )
+    # Per distinct entry first (fewer than routes), then one gather per route.
+    combo = ((code_set.astype(np.int64) << 2) | code_stale)[codes]
+    combo[np.flatnonzero(default)] |= 2
+    width = 4 * len(by_set)
+    if int(combo.max()) >= width or int(combo.min()) < 0:
+        raise IndexError("_answers: a route's attribute set is past the sets' fields")
+    seen = np.zeros(width, dtype=bool)
+    seen[combo] = True
+    kinds = np.flatnonzero(seen)  # the combinations, ascending
+    place = np.zeros(width, dtype=np.intp)
+    place[kinds] = np.arange(len(kinds))
+    index = kinds >> 2
+    is_default = (kinds & 2) != 0
+    stale = (kinds & 1) != 0
+    fields = by_set[index]
+    empty = (fields[:, 4] != 0) & ~is_default
     bgp = ~is_default & ~empty
     # Default route: peer only; empty path: origin is our local AS (config,
     # filled in per batch), peer 0; otherwise both from the path.
     u32 = np.uint32
-    origin = np.where(bgp, by_set[index, 0], 0).astype(u32)
-    highest = np.where(bgp, by_set[index, 1], 0).astype(u32)
-    peer = np.where(is_default | bgp, by_set[index, 2], 0).astype(u32)
-    peer_highest = np.where(is_default | bgp, by_set[index, 3], 0).astype(u32)
-    prov = np.select([is_default, empty], [_DEFAULT, _LOCAL], _BGP).astype(np.uint8)
-    from_set = bgp & (by_set[index, 5] != 0)
-    kind_answer, answers = answer_rows(
-        index,
-        is_default,
-        code_stale[kind_codes],
-        (origin, highest, peer, peer_highest, prov, from_set),
-    )
-    number = np.zeros(len(code_set), dtype=np.intp)
-    number[kinds] = np.arange(len(kinds))
-    answer = kind_answer[number[codes]]
-    answer[at_default] = kind_answer[len(kinds) :]
-    return answer, answers
+    rows = np.zeros(len(kinds), dtype=ROW)
+    rows["origin_as"] = np.where(bgp, fields[:, 0], 0).astype(u32)
+    rows["origin_as_highest"] = np.where(bgp, fields[:, 1], 0).astype(u32)
+    rows["peer_as"] = np.where(is_default | bgp, fields[:, 2], 0).astype(u32)
+    rows["peer_as_highest"] = np.where(is_default | bgp, fields[:, 3], 0).astype(u32)
+    rows["provenance"] = np.select([is_default, empty], [_DEFAULT, _LOCAL], _BGP)
+    rows["stale"] = stale
+    rows["from_set"] = bgp & (fields[:, 5] != 0)
+    ids, distinct = intern(rows)
+    answer = ids.astype(id_dtype(len(distinct)))[place[combo]]
+    return answer, AnswerTable(distinct)
 
 
 def build_view(
