@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from attribution.changedranges import ChangedRanges as ChangedRanges  # re-exported
 from attribution.compiledview import CompiledView as CompiledView  # re-exported
 from attribution.compiledview import view_signature
+from attribution.viewbuild import FamilyRead, read_family
 from attribution.viewbuild import build_view as build_view  # re-exported
 from attribution.viewfamily import renumber
 from attribution.viewpack import one_axis, pack
@@ -38,6 +39,10 @@ from ribd.rib import Rib, RouterRib
 from ribd.table import FamilyState
 
 REBUILD_AFTER_CHANGES = 20_000  # changed prefixes before a view is rebuilt
+# Views built from one read of the store (``viewbuild.read_family``) at most:
+# the read holds each router's routes per distinct entry until its build
+# (~3.7 MB a router over a full table of wide entries).
+READ_BATCH = 8
 # Rebuild a view with any changes after this long. A full-table build costs
 # ~2 s of CPU; under steady churn, rebuilding often starved the feed.
 REBUILD_AFTER_SECONDS = 60.0
@@ -227,6 +232,7 @@ class CompiledViews:
         wanted |= {k for k in self._views if k[1] in families}
         built = advanced = 0
         memo: dict = {}  # the store read once per changed prefix for all patches
+        to_build = []
         for neighbor, family in sorted(wanted):
             old = self._views.get((neighbor, family))
             view = None
@@ -238,8 +244,24 @@ class CompiledViews:
                     continue
                 self.patches += view is not None
             if view is None:
-                others = [v for (n, f), v in self._views.items() if f == family and n != neighbor]
-                view = build_view(self.rib, neighbor, family, others[-2:])
+                to_build.append((neighbor, family))
+            else:
+                self._views[(neighbor, family)] = view
+                built += 1
+        # Several views of a family to build (every router after a restart or
+        # a refresh): the store read and its entries numbered once for all.
+        reads: dict[tuple[str, str], FamilyRead] = {}
+        for i, (neighbor, family) in enumerate(to_build):
+            if (neighbor, family) not in reads:
+                batch = [n for n, f in to_build[i:] if f == family][:READ_BATCH]
+                if len(batch) > 1:
+                    read = read_family(self.rib, family, batch)
+                    reads.update(((n, family), read) for n in batch)
+                    del read
+            others = [v for (n, f), v in self._views.items() if f == family and n != neighbor]
+            view = build_view(
+                self.rib, neighbor, family, others[-2:], reads.pop((neighbor, family), None)
+            )
             if view is not None:
                 self._views[(neighbor, family)] = view
                 built += 1
