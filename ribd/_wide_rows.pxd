@@ -76,18 +76,28 @@ cdef extern from *:
         return -1;
     #endif
     }
+    /* An item the cyclic GC tracks. A moved row holding none is untracked at
+       once, as ``ribd._announce`` makes a narrow one: CPython untracks such a
+       tuple only in the first collection that finds it, after walking its 16-64
+       cold items twice (BENCHMARKS.md, stop 33, late2: the young collections
+       during router 17's feed 0.175 -> 0.03 CPU-s in process). */
+    static inline int wide_tracks(PyObject *item) {
+        return item != Py_None && PyObject_IS_GC(item) && PyObject_GC_IsTracked(item);
+    }
     /* ``row`` with ``value`` in ``slot``, slot ``clear`` (>= 0) emptied, ``end``
        items long (the caller trimmed it), interned in ``d`` (setdefault: the
        equal row already there if any; a new reference). The old row's hash goes
        to ``*old_hash`` (-1: not known): the walk that takes a reference to each
        item hashes it once for both rows, and the intern dict is asked with the
        new row's hash, where ``PyDict_SetDefault`` and the old row's later
-       removal each walked the 64 items again. */
+       removal each walked the 64 items again. A new row none of whose items the
+       cyclic GC tracks (None, ``gc=False`` attribute sets) is untracked (below). */
     static inline PyObject *wide_moved(PyObject *row, Py_ssize_t slot, PyObject *value,
                                 PyObject *d, Py_ssize_t clear, Py_ssize_t end,
                                 Py_hash_t *old_hash) {
         Py_ssize_t n = PyTuple_GET_SIZE(row), i;
         PyObject *new_row = PyTuple_New(end), *item, *o, *got;
+        int tracked = 0;
         *old_hash = -1;
         if (new_row == NULL) return NULL;
     #if WIDE_KNOWN_HASH
@@ -103,6 +113,7 @@ cdef extern from *:
                 item = i == slot ? value : (i == clear || i >= n) ? Py_None : PyTuple_GET_ITEM(row, i);
                 Py_INCREF(item);
                 PyTuple_SET_ITEM(new_row, i, item);
+                tracked |= wide_tracks(item);
             }
             for (i = 0; i < m; i++) {
                 o = i < n ? PyTuple_GET_ITEM(row, i) : NULL;
@@ -131,6 +142,7 @@ cdef extern from *:
                 return got;
             }
             if (PyErr_Occurred()) goto fail;
+            if (!tracked) PyObject_GC_UnTrack(new_row);
             if (_PyDict_SetItem_KnownHash(d, new_row, new_row, h) < 0) goto fail;
             *old_hash = wide_finish(a_old, n);
             return new_row;
@@ -140,7 +152,9 @@ cdef extern from *:
             item = i == slot ? value : (i == clear || i >= n) ? Py_None : PyTuple_GET_ITEM(row, i);
             Py_INCREF(item);
             PyTuple_SET_ITEM(new_row, i, item);
+            tracked |= wide_tracks(item);
         }
+        if (!tracked) PyObject_GC_UnTrack(new_row);
         got = PyDict_SetDefault(d, new_row, new_row);
         Py_XINCREF(got);
         Py_DECREF(new_row);
