@@ -118,15 +118,55 @@ cdef inline unsigned long long _key5(const unsigned char *p):
         (<unsigned long long>p[2]) << 16) | ((<unsigned long long>p[3]) << 8) | p[4]
 
 
+# The keys' /16 buckets: ``_bounds[b]`` is the first index of ``_bounds_keys`` (the
+# packed keys searched last, held so that the address is not reused) whose first
+# two octets are >= b, for b in 0..65536 (``_key_bounds``).
+cdef object _bounds_keys = None
+cdef Py_ssize_t *_bounds = NULL
+
+
+cdef int _key_bounds(keys, const unsigned char *base, Py_ssize_t count) except -1:
+    """``_bounds`` for ``keys`` (``count`` packed IPv4 keys at ``base``), made once
+    per keys array (the store replaces its keys at a merge, never mutates them):
+    one pass over the keys' first two octets."""
+    global _bounds_keys, _bounds
+    cdef Py_ssize_t i, b = 0, k
+    if keys is _bounds_keys:
+        return 0
+    if _bounds == NULL:
+        _bounds = <Py_ssize_t *>PyMem_Malloc(65537 * sizeof(Py_ssize_t))
+        if _bounds == NULL:
+            raise MemoryError()
+    _bounds_keys = None
+    for i in range(count):
+        k = (<Py_ssize_t>base[i * 5] << 8) | base[i * 5 + 1]
+        while b <= k:
+            _bounds[b] = i
+            b += 1
+    while b <= 65536:
+        _bounds[b] = count
+        b += 1
+    _bounds_keys = keys
+    return 0
+
+
 cdef bint _find_ints(keys, seq, Py_ssize_t n, Py_ssize_t *out) except -1:
     """``PrefixStore.find_many`` of IPv4 int keys (``1 << length | network``,
     ribd.prefix_keys) into ``out``, on the sorted packed keys themselves: the
     same indexes as ``ribd._rawkeys.find_many``'s memcmp search, without its
     per-call numpy views and the list of ints. False (``out`` unusable) when a
-    prefix is not such a key: the caller asks the store."""
+    prefix is not such a key: the caller asks the store.
+
+    Each search stays within the keys of the prefix's /16 (``_key_bounds``: a
+    few dozen keys, a few lines): from the last prefix found when it is in the
+    same /16 (an UPDATE in prefix order: most searches end a few keys away), else
+    a binary search of the /16. Before, a search started from the last prefix
+    found wherever that was: on tables whose UPDATEs are grouped by attribute
+    set (each router's own walk, bench.realistic), each search galloped across
+    the array through ~20-40 cold lines (BENCHMARKS.md, stop 33, late2)."""
     cdef Py_buffer view
     global _hint
-    cdef Py_ssize_t i, lo, hi, mid, count, hint, step
+    cdef Py_ssize_t i, lo, hi, mid, count, hint, step, first, last
     cdef unsigned long long v, want
     cdef int overflow
     cdef const unsigned char *base
@@ -138,6 +178,7 @@ cdef bint _find_ints(keys, seq, Py_ssize_t n, Py_ssize_t *out) except -1:
         count = view.shape[0]
         if count == 0:
             return False
+        _key_bounds(keys, base, count)
         for i in range(n):
             k = <object>PySequence_Fast_GET_ITEM(seq, i)
             if type(k) is not int:
@@ -146,40 +187,41 @@ cdef bint _find_ints(keys, seq, Py_ssize_t n, Py_ssize_t *out) except -1:
             if overflow or <long long>v < 1 or v >= (1ULL << 33):
                 return False
             want = packed4(v)
-            # From the last prefix found, in steps doubling away from it, then a
-            # binary search within the last step: a table's UPDATEs come in
-            # prefix order (an MRT dump, a router's walk of its RIB), so most
-            # searches end a few keys away, in cache, where a search of the
-            # whole array touched ~20 cold lines of a million keys.
-            hint = _hint if _hint < count else count - 1
-            if _key5(base + hint * 5) < want:
-                lo, step = hint + 1, 1
-                while True:
-                    hi = lo + step
-                    if hi >= count:
-                        hi = count
-                        break
-                    if _key5(base + hi * 5) >= want:
-                        break
-                    lo, step = hi + 1, step << 1
-            else:
-                hi, step = hint, 1
-                while True:
-                    lo = hi - step
-                    if lo <= 0:
-                        lo = 0
-                        break
-                    if _key5(base + lo * 5) < want:
-                        lo += 1
-                        break
-                    hi, step = lo, step << 1
+            first = _bounds[want >> 24]  # the keys of the prefix's /16: [first, last)
+            last = _bounds[(want >> 24) + 1]
+            lo, hi = first, last
+            hint = _hint
+            if first <= hint < last:
+                # From the last prefix found, in steps doubling away from it,
+                # then a binary search within the last step.
+                if _key5(base + hint * 5) < want:
+                    lo, step = hint + 1, 1
+                    while True:
+                        hi = lo + step
+                        if hi >= last:
+                            hi = last
+                            break
+                        if _key5(base + hi * 5) >= want:
+                            break
+                        lo, step = hi + 1, step << 1
+                else:
+                    hi, step = hint, 1
+                    while True:
+                        lo = hi - step
+                        if lo <= first:
+                            lo = first
+                            break
+                        if _key5(base + lo * 5) < want:
+                            lo += 1
+                            break
+                        hi, step = lo, step << 1
             while lo < hi:
                 mid = (lo + hi) >> 1
                 if _key5(base + mid * 5) < want:
                     lo = mid + 1
                 else:
                     hi = mid
-            if lo < count and _key5(base + lo * 5) == want:
+            if lo < last and _key5(base + lo * 5) == want:
                 out[i] = lo
                 _hint = lo
             else:
@@ -187,6 +229,24 @@ cdef bint _find_ints(keys, seq, Py_ssize_t n, Py_ssize_t *out) except -1:
         return True
     finally:
         PyBuffer_Release(&view)
+
+
+def find_ints(keys, prefixes):
+    """``_find_ints`` for Python (tests): each IPv4 int key's index in the packed
+    ``keys`` (-1: absent), or None where the compiled search declines."""
+    cdef Py_ssize_t n, i
+    cdef Py_ssize_t *out
+    seq = PySequence_Fast(prefixes, "prefixes")
+    n = PySequence_Fast_GET_SIZE(seq)
+    out = <Py_ssize_t *>PyMem_Malloc((n if n else 1) * sizeof(Py_ssize_t))
+    if out == NULL:
+        raise MemoryError()
+    try:
+        if not _find_ints(keys, seq, n, out):
+            return None
+        return [out[i] for i in range(n)]
+    finally:
+        PyMem_Free(out)
 
 
 def announce_loop(rib, table, fs, prefixes, path_ids, found, attrs, fresh, Py_ssize_t added, Py_ssize_t count):

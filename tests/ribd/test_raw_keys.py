@@ -166,3 +166,56 @@ def test_a_value_that_is_not_an_integer_key_has_no_text(key: object) -> None:
         prefix_keys.int_texts([key])
     if type(key) is not str:  # (a text is encode's other input)
         assert compiled.encode([key], False) is None
+
+
+_announce = pytest.importorskip("ribd._announce")
+py_int_key = pytest.importorskip("ribd.prefix_keys").py_int_key
+
+
+def _int_store(rng: random.Random, stored: list[str]) -> PrefixStore:
+    store = PrefixStore(32)
+    for i, p in enumerate(stored):
+        store.delta.insert(py_int_key(p), ("entry", i))
+    store.merge()
+    return store
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_announce_loops_search_gives_the_store_search_indexes(seed: int) -> None:
+    """``ribd._announce._find_ints`` (the search of the IPv4 int keys, each within
+    its /16 from a table of the keys' /16 bounds) finds what ``PrefixStore.find_many``'s
+    numpy search finds: present and absent prefixes, in prefix order (searched
+    from the last one found) and shuffled, prefixes crowded in one /16 beside
+    empty ones, the ends of the space (0.0.0.0/0, 255.255.255.255/32), a second
+    store searched between two searches of the first (the bounds made again)."""
+    rng = random.Random(seed)
+    stored = random_prefixes(rng, 32, 2000)
+    crowded = [f"10.1.{i}.0/24" for i in range(256)] + [
+        f"10.1.{i}.128/25" for i in range(0, 256, 3)
+    ]
+    ends = ["0.0.0.0/0", "0.0.0.0/32", "255.255.255.255/32", "255.255.0.0/16", "10.1.0.0/16"]
+    stored = sorted(set(stored + crowded + ends))
+    store = _int_store(rng, stored)
+    other = _int_store(rng, [*random_prefixes(rng, 32, 300), "10.1.7.0/24"])
+    absent = random_prefixes(rng, 32, 1000) + [f"10.1.{i}.64/26" for i in range(256)]
+    absent += ["10.0.255.255/32", "10.2.0.0/16", "0.0.0.1/32", "255.255.255.254/32"]
+    for wanted in (stored, stored[::-1], rng.sample(stored, len(stored)), absent + stored[::5]):
+        for chunk in range(0, len(wanted), 97):
+            part = [py_int_key(p) for p in wanted[chunk : chunk + 97]]
+            rng.shuffle(part) if chunk % 2 else None
+            got = _announce.find_ints(store.keys, part)
+            assert got == store.find_many(part)
+            if chunk % 3 == 0:  # another store's keys in between
+                theirs = [py_int_key(p) for p in ("10.1.7.0/24", "10.1.8.0/24")]
+                assert _announce.find_ints(other.keys, theirs) == other.find_many(theirs)
+
+
+def test_the_announce_loops_search_declines_what_is_not_an_int_key() -> None:
+    """Texts, out-of-range ints and an empty store: None (the caller asks the store)."""
+    store = _int_store(random.Random(1), ["10.0.0.0/8", "10.1.0.0/16"])
+    assert _announce.find_ints(store.keys, ["10.0.0.0/8"]) is None
+    assert _announce.find_ints(store.keys, [0]) is None
+    assert _announce.find_ints(store.keys, [1 << 33]) is None
+    assert _announce.find_ints(store.keys, [-5]) is None
+    assert _announce.find_ints(PrefixStore(32).keys, [py_int_key("10.0.0.0/8")]) is None
+    assert _announce.find_ints(store.keys, []) == []
