@@ -2,7 +2,8 @@
 """A table load's common ``packets`` line, from its bytes to the store in one call.
 
 While a table streams in, nearly every line is a received UPDATE that
-announces IPv4 prefixes with sound attributes and nothing else. Its way
+announces IPv4 prefixes (or, in MP_REACH_NLRI, IPv6 ones: ``load_update6``)
+with sound attributes and nothing else. Its way
 through the feed was: the line scanned (``ribd._rawline``), the body decoded
 (``ribd._rawdecode``) into a ``RoutesAnnounced`` and an ``UpdateTime`` in a
 list, the feed's loop walking that list to check the neighbor, ``apply_many``
@@ -16,10 +17,11 @@ Every other line is left to today's path before anything is written:
 ``load`` returns None for a line that is not a received UPDATE's packets
 line of the scanner's narrow kind, of a session whose OPENs were seen, of a
 configured neighbor (nothing interned either), and the line's events, as the
-scanner makes them, for a body ``ribd._rawdecode.load_update`` does not take
-(withdrawals, IPv6, ADD-PATH, End-of-RIB, any fault): the feed's loop checks,
-applies and counts those as any parsed line, without scanning it again. Under the lock, an UPDATE the short paths
-refuse (prefixes partly held, a prefix twice, after the first merge) goes to
+scanner makes them, for a body ``ribd._rawdecode.load_update`` (IPv4) and
+``load_update6`` (IPv6) do not take (withdrawals, both families in one
+UPDATE, ADD-PATH, End-of-RIB, any fault): the feed's loop checks, applies and
+counts those as any parsed line, without scanning it again. Under the lock,
+an UPDATE the short paths refuse (prefixes partly held, a prefix twice, after the first merge) goes to
 ``rib._announce`` with the event the decoder would have made, as
 ``apply_many`` does. So the RIB, the interner and the feed's counters end as
 the reference path leaves them (tests/ribd/test_loadline.py compares them
@@ -27,16 +29,17 @@ line by line on random and hostile streams and on the real table).
 """
 
 from ribd._apply cimport announce_parts
-from ribd._rawdecode cimport load_update
+from ribd._rawdecode cimport load_update, load_update6
 from ribd._rawline cimport events_of, line_update, peer_of
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
 from ribd._rawdecode import UpdateDecoder
-from ribd.events import IPV4_UNICAST, RoutesAnnounced
+from ribd.events import IPV4_UNICAST, IPV6_UNICAST, RoutesAnnounced
 
 
 cdef object _v4 = IPV4_UNICAST
+cdef object _v6 = IPV6_UNICAST
 cdef object _announced = RoutesAnnounced
 cdef object _decoder = UpdateDecoder  # the compiled decoder (a swapped-in one: today's path)
 
@@ -85,7 +88,9 @@ cdef class LineLoader:
             if allowed is not None and peer not in allowed:
                 return None  # the feed's loop logs it as an unknown neighbor
             got = None
-            if _v4 not in caps.add_path:
+            family = _v4
+            add_path = caps.add_path
+            if _v4 not in add_path:
                 got = load_update(
                     <const unsigned char *>PyBytes_AS_STRING(body),
                     PyBytes_GET_SIZE(body),
@@ -93,7 +98,18 @@ cdef class LineLoader:
                     decoder.interner,
                 )
             if got is None:
-                # Not the load's common kind (withdrawals, IPv6, ADD-PATH, End-of-RIB, a
+                # An UPDATE of IPv6 routes only (MP_REACH_NLRI): its prefix texts are
+                # the IPv6 store's keys.
+                family = _v6
+                got = load_update6(
+                    <const unsigned char *>PyBytes_AS_STRING(body),
+                    PyBytes_GET_SIZE(body),
+                    bool(caps.asn4),
+                    decoder.interner,
+                    add_path,
+                )
+            if got is None:
+                # Not the load's common kind (withdrawals, ADD-PATH, End-of-RIB, a
                 # fault): the scanner's next step, so that the line is not scanned twice.
                 return events_of(decoder, peer, body, caps, timed, stamp)
             prefixes, row = <tuple>got
@@ -109,9 +125,13 @@ cdef class LineLoader:
                 r = rib.routers.get(peer) or rib.router(peer)
                 if timed:
                     r.last_update = stamp
-                if not announce_parts(rib, r, _v4, prefixes, attrs):
-                    # (the keys given, the event's prefixes are not read: no texts made)
-                    rib._announce(_announced(peer, _v4, (), None, attrs), prefixes)
+                if family is _v4:
+                    if not announce_parts(rib, r, _v4, prefixes, attrs):
+                        # (the keys given, the event's prefixes are not read: no texts made)
+                        rib._announce(_announced(peer, _v4, (), None, attrs), prefixes)
+                elif not announce_parts(rib, r, _v6, tuple(prefixes), attrs):
+                    # (as ``apply_many`` gives them: the event's tuple of texts)
+                    rib._announce(_announced(peer, _v6, tuple(prefixes), None, attrs))
         c.prefixes_announced += n
         c.updates += 1
         self.taken += 1

@@ -8,7 +8,8 @@ the same RIB (store, delta in insertion order, counters, change log, slot
 sequence numbers, interned entries, time stamps), the same attribute sets,
 and count and log the same lines: good ones, hostile ones, unknown
 neighbors, ADD-PATH sessions, 2-octet AS sessions, withdrawals, merges and
-session restarts between reads.
+session restarts between reads; IPv4 UPDATEs and IPv6 ones (MP_REACH_NLRI,
+``load_update6``), both families in one UPDATE.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from bench.fuzz_raw import (
     as_path,
     attr,
     basic_attributes,
+    mp_reach,
+    mp_unreach,
     packets_line,
     prefix,
     seed_updates,
@@ -60,11 +63,39 @@ def _pool() -> list[str]:
     ]
 
 
-def _announce(rng: random.Random, peer: str, group: list[str], ids: bool = False) -> bytes:
+def _pool6() -> list[str]:
+    return [f"2001:db8:{i:x}::/48" for i in range(1500)] + [
+        f"2001:db9:{i:x}::/32" for i in range(1, 60)
+    ]
+
+
+def _hop6(rng: random.Random, peer: str) -> bytes:
+    """An MP_REACH_NLRI next hop: 16 octets mostly, 32 (a link-local after it) or 4."""
+    hop = socket.inet_pton(socket.AF_INET6, f"2001:db8:ffff::{PEERS.index(peer) + 1}")
+    roll = rng.random()
+    if roll < 0.8:
+        return hop
+    if roll < 0.9:
+        return hop + socket.inet_pton(socket.AF_INET6, "fe80::1")
+    return socket.inet_aton("192.0.2.1")
+
+
+def _announce(
+    rng: random.Random, peer: str, group: list[str], ids: bool = False, v6: list[str] = ()
+) -> bytes:
+    """An UPDATE announcing ``group`` (IPv4 NLRI, or IPv6 in MP_REACH_NLRI when its
+    prefixes are IPv6) and ``v6`` (IPv6, beside IPv4 ones: both families in one)."""
     size = 2 if peer == OLD_AS else 4
     path = [64496 + rng.randrange(5), 65000 + rng.randrange(3)]
     hop = f"192.0.2.{PEERS.index(peer) + 1}"
-    attributes = basic_attributes(path, next_hop=hop, size=size)
+    if group and ":" in group[0]:  # IPv6 only: no NEXT_HOP attribute, the hop in MP_REACH
+        v6, group = group, []
+        attributes = basic_attributes(path, next_hop="", size=size)
+    else:
+        attributes = basic_attributes(path, next_hop=hop, size=size)
+    if v6:
+        nlri6 = b"".join(prefix(p, rng.randrange(3) if ids else None) for p in v6)
+        attributes += mp_reach(2, _hop6(rng, peer), nlri6)
     if rng.random() < 0.3:
         attributes += attr(8, struct.pack("!I", (64496 << 16) | rng.randrange(3)))
     if rng.random() < 0.2:
@@ -78,7 +109,7 @@ def _announce(rng: random.Random, peer: str, group: list[str], ids: bool = False
 def _stream(seed: int) -> list[list[bytes] | str]:
     """Reads of lines, and between them "merge" or "restart PEER"."""
     rng = random.Random(seed)
-    pool = _pool()
+    pools = (_pool(), _pool6())
     reads: list[list[bytes] | str] = []
     first = [ln for p in PEERS if p not in (OLD_AS, ADD_PATH) for ln in session_lines(p)]
     first += session_lines(OLD_AS, asn4=False) + session_lines(ADD_PATH, add_path=True)
@@ -86,6 +117,7 @@ def _stream(seed: int) -> list[list[bytes] | str]:
     for step in range(1500):
         roll = rng.random()
         peer = rng.choice(PEERS)
+        pool = pools[rng.random() < 0.35]  # a third IPv6
         start = rng.randrange(len(pool))
         group = pool[start : start + rng.randint(1, 9)]
         stamp = rng.choice((1.5, 7, 0, -1.0, 1e20, 123.25))
@@ -99,8 +131,14 @@ def _stream(seed: int) -> list[list[bytes] | str]:
         elif roll < 0.6:  # partly held
             body = _announce(rng, peer, group + rng.sample(pool, 2))
             lines.append(packets_line(body, peer=peer, time_=stamp))
+        elif roll < 0.62:  # both families in one UPDATE
+            body = _announce(rng, peer, rng.sample(pools[0], 2), v6=rng.sample(pools[1], 2))
+            lines.append(packets_line(body, peer=peer, time_=stamp))
         elif roll < 0.68:
-            body = update(withdrawn=b"".join(prefix(p) for p in group))
+            if ":" in group[0]:
+                body = update(attributes=mp_unreach(2, b"".join(prefix(p) for p in group)))
+            else:
+                body = update(withdrawn=b"".join(prefix(p) for p in group))
             lines.append(packets_line(body, peer=peer, time_=stamp))
         elif roll < 0.76:  # hostile: mutated bodies and lines of a good announcement
             body = _announce(rng, peer, group)
@@ -240,6 +278,32 @@ def test_the_fused_path_is_on_where_built() -> None:
     assert server.stats()["fused_lines"] == 1
     assert [m.prefix for m in rib.routes(ROUTERS[0], "ipv4 unicast")] == ["10.0.0.0/24"]
     assert rib.routers[ROUTERS[0]].last_update == 1.5
+
+
+def test_an_ipv6_table_load_takes_the_fused_path() -> None:
+    """Two routers' IPv6 UPDATEs (MP_REACH_NLRI only, 16- or 32-octet next hops,
+    one shared path for a group and another router's own): every line fused
+    (before ``load_update6``, none), and the RIB, sets and counters as the
+    reference's."""
+    rng = random.Random(7)
+    pool = _pool6()
+    lines = [ln for p in ROUTERS[:2] for ln in session_lines(p)]
+    updates = 0
+    for start in range(0, 600, 6):
+        for r in ROUTERS[:2]:
+            group = pool[start : start + rng.randint(1, 6)]
+            lines.append(packets_line(_announce(rng, r, group), peer=r, time_=2.5))
+            updates += 1
+    feeds = _feeds(False)
+    for fused, (server, conn, _rib) in zip((True, False), feeds, strict=True):
+        _run(server, conn, lines, fused)
+    (s1, c1, r1), (_, c2, r2) = feeds
+    assert _counted(c1) == _counted(c2)
+    _same_ribs(r1, r2, "IPv6 load")
+    assert _sets(r1) == _sets(r2)
+    assert s1.stats()["fused_lines"] == updates
+    assert len(r1.tables["ipv6 unicast"].store) > 300 and r1.shared_writes > 0
+    assert r1.routers[ROUTERS[1]].last_update == 2.5
 
 
 class _Flipping(Rib):
