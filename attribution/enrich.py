@@ -34,6 +34,7 @@ from typing import IO, Any
 from attribution import enrich_records
 from attribution.balancing import BalancedStreams, parse_targets
 from attribution.client import Balancing, Connection, channel, replica_count, wait_ready
+from attribution.enrich_checkpoint import DEFER
 from attribution.enrich_records import Counters, FlowBatch, read_batches
 from attribution.enrich_sources import Chunk, _Splitter, follow, read_fd
 from attribution.enrich_wire import AnswerBatch, RouteDictionary, pack_request
@@ -246,7 +247,7 @@ def run(
     counters = counters or Counters(echo=err)
     committer = None
     if opts.checkpoint:
-        from attribution.enrich_checkpoint import DEFER, Checkpointer
+        from attribution.enrich_checkpoint import Checkpointer
 
         committer = Checkpointer(opts.checkpoint, writer, opts.checkpoint_interval)  # type: ignore[arg-type]
         counters.checkpoint = committer
@@ -279,13 +280,14 @@ def run(
             for i, (code, message) in sorted(answers.errors.items()):
                 counters.add_bad(code, batch.where(i), message or code)
             counters.enriched += len(batch) - len(answers.errors)
-            if committer is None:
+            # Written, noted and counted as one step: SIGTERM waits for its end
+            # (else a stop between them delivered records that the counters,
+            # --stats or the checkpoint never saw).
+            with DEFER:
                 writer.write(batch, answers)
-            else:  # written and noted as one step: SIGTERM waits for its end
-                with DEFER:
-                    writer.write(batch, answers)
+                if committer is not None:
                     committer.note(writer.rows, batch.position)  # type: ignore[attr-defined]
-            counters.written += len(batch)
+                counters.written += len(batch)
             now = time.monotonic()
             if opts.progress and now - last >= opts.progress:
                 last = now

@@ -32,6 +32,7 @@ from typing import IO, Any
 
 from attribution.balancing import FailoverStats
 from attribution.client import Balancing, Connection
+from attribution.enrich_checkpoint import DEFER
 from attribution.enrich_records import Counters, read_batches
 from attribution.enrich_sources import IDLE, Chunk, chunk_lines
 
@@ -358,9 +359,10 @@ def run_jobs(
             waiting[msg[1]] = (msg[2], msg[3])
             while following in waiting:
                 data, got = waiting.pop(following)
-                _merge(counters, got)
-                if data:
-                    emit(data)
+                with DEFER:  # counted and written as one step (SIGTERM waits for its end)
+                    _merge(counters, got)
+                    if data:
+                        emit(data)
                 following += 1
             on_progress()
         if failure:

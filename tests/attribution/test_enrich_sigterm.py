@@ -140,3 +140,41 @@ def test_sigterm_leaves_a_complete_parquet_file(server, tmp_path):
     table = pq.read_table(pq_path)
     assert table.num_rows == 5
     assert sorted(table.column("bytes").to_pylist()) == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_sigterm_just_after_a_batch_is_written_still_counts_it(
+    server, tmp_path, monkeypatch, capfdbinary, jobs
+):
+    """The bug (seen on a loaded box as ``written 0`` with both records in the
+    output): SIGTERM handled between a batch's write and its count ended the run
+    with the batch written but not counted, so ``--stats`` and the final counters
+    undercounted what was delivered (with ``--jobs``, the count came before the
+    write: a stop between them counted a block never written). Here the signal
+    comes at that exact point: sent by the write (one process) or by the count
+    (``--jobs``)."""
+    from attribution import cli, enrich_jobs, enrich_writers
+
+    log, stats = tmp_path / "f.json", tmp_path / "s.json"
+    log.write_text(goflow(1, "10.1.2.1") + "\n" + goflow(2, "172.16.0.1") + "\n")
+
+    def then_sigterm(write):
+        def wrapped(*args):
+            write(*args)
+            os.kill(os.getpid(), signal.SIGTERM)  # handled before the caller's next step
+
+        return wrapped
+
+    monkeypatch.setattr(
+        enrich_writers.JsonWriter, "write", then_sigterm(enrich_writers.JsonWriter.write)
+    )
+    # --jobs: the main process counts a worker's block and writes it; the
+    # signal right after the count.
+    monkeypatch.setattr(enrich_jobs, "_merge", then_sigterm(enrich_jobs._merge))
+    argv = ["enrich", "--target", server.target, str(log), "--stats", str(stats)]
+    code = cli.main([*argv, "--jobs", str(jobs)])
+    out, err = capfdbinary.readouterr()
+    assert code == 128 + signal.SIGTERM, err
+    written = [json.loads(line) for line in out.splitlines()]
+    assert [r["dst_origin_as"] for r in written] == [65005, 65011]
+    assert json.loads(stats.read_text())["written"] == len(written), err
