@@ -220,26 +220,6 @@ def set_fields(attribute_sets: list[PathAttributes]) -> np.ndarray:
     return np.frombuffer(packed, dtype=np.int64).reshape(-1, len(_SET_FIELDS))
 
 
-def _read_store(rib: Rib, neighbor: str, family: str) -> tuple | None:
-    """(signature, change seq, the store's keys, key width, its entries as a
-    list) for a build, or None when the router is gone: the one place a build
-    reads the RIB's store (kept small: the store's layout is the RIB's)."""
-    table = rib.tables[family]
-    # Most of the merge with the lock free (a table just loaded is all in the
-    # delta: merging it under the lock held it for seconds); under the lock,
-    # only what came in meanwhile.
-    rib.merge_now(family)
-    with rib.lock:
-        r = rib.routers.get(neighbor)
-        if r is None:
-            return None
-        signature = view_signature(r, family)
-        seq = table.change_seq
-        table.store.merge()
-        keys = table.store.keys  # never mutated: a new array per merge
-        return signature, seq, keys, table.store.width, table.store.values.tolist()
-
-
 @dataclass(slots=True)
 class FamilyRead:
     """One read of a family's store for several routers' builds (``read_family``):
@@ -263,8 +243,13 @@ def read_family(rib: Rib, family: str, neighbors: list[str]) -> FamilyRead:
     are read out of it (references to it keep replaced rows interned until
     then). Views built from one read are snapshots at one change number, as
     a view built alone is at its own; the change log brings each up to date.
+    The one place a build reads the RIB's store (kept small: the store's
+    layout is the RIB's).
     """
     table = rib.tables[family]
+    # Most of the merge with the lock free (a table just loaded is all in the
+    # delta: merging it under the lock held it for seconds); under the lock,
+    # only what came in meanwhile.
     rib.merge_now(family)
     with rib.lock:
         signatures = {}
@@ -274,7 +259,7 @@ def read_family(rib: Rib, family: str, neighbors: list[str]) -> FamilyRead:
                 signatures[neighbor] = view_signature(r, family)
         seq = table.change_seq
         table.store.merge()
-        keys = table.store.keys
+        keys = table.store.keys  # never mutated: a new array per merge
         width = table.store.width
         entries = table.store.values.tolist()
     codes, first_seen = identity_codes(entries)
@@ -371,18 +356,13 @@ def build_view(
     ``neighbor``; else the store is read here).
     """
     v4 = family == IPV4_UNICAST
-    if read is not None and neighbor in read.routes:
-        seq, keys, width, codes = read.seq, read.keys, read.width, read.codes
-        signature, routes = read.routes.pop(neighbor)  # (its columns freed after this build)
-    else:
-        own = _read_store(rib, neighbor, family)
-        if own is None:
-            return None
-        signature, seq, keys, width, entries = own
-        # Per distinct entry: this router's best path, if any.
-        codes, first_seen = identity_codes(entries)
-        routes = entry_routes(entries, first_seen, *signature)
-        del entries
+    if read is None or neighbor not in read.routes:
+        read = read_family(rib, family, [neighbor])
+        if neighbor not in read.routes:
+            return None  # the router is gone
+    seq, keys, width, codes = read.seq, read.keys, read.width, read.codes
+    # Per distinct entry: this router's best path, if any (its columns freed after this build).
+    signature, routes = read.routes.pop(neighbor)
     has_route, code_set, code_path_id, code_stale, attribute_sets = routes
     routed = np.flatnonzero(has_route[codes]) if len(codes) else np.zeros(0, dtype=np.intp)
     codes = codes[routed]
