@@ -7,7 +7,8 @@ built and keeps the Python one as the reference and the fallback
 (tests/ribd/test_raw_compiled.py compares them on the real table and on
 hostile bytes). What it saves: the ~25 us of Python per UPDATE spent
 walking octets; NLRI lists are decoded a whole list at a time into their
-texts in C (``ribd._rawnlri``, cimported).
+texts in C (``ribd._rawnlri``), path attributes by ``ribd._rawattrs`` (both
+cimported).
 
 Every read of the body goes through a raw pointer whose bounds are checked
 here by hand before the read (``boundscheck`` covers only Python-level
@@ -17,323 +18,22 @@ message for a malformed attribute) call the shared Python helpers of
 ``ribd.rawattrs``, so their semantics live in one place.
 """
 
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
-from libc.string cimport memset
+from cpython.bytes cimport PyBytes_AS_STRING
 
-cdef extern from "Python.h":
-    void PyObject_GC_UnTrack(object o)
-
-from ribd._shared_ints cimport share_u32
-from ribd._rawnlri cimport ipv6_text, nlri4_keys, nlri as _nlri, quad as _quad, u32 as _u32
-from ribd.attributes import AttributeInterner
-from ribd.interner_keys import SHARE_SLOTS
-from ribd.events import IPV4_UNICAST, IPV6_UNICAST, EndOfRib, RoutesAnnounced, RoutesWithdrawn
-from ribd.rawattrs import (
-    AS_TRANS,
-    MAX_UPDATE_BYTES,
-    MEMO_SIZE,
-    UpdateError,
-    _CLUSTERS,
-    _COMMUNITIES,
-    _HOPS,
-    _PATHS2,
-    _PATHS4,
-    _asns,
-    _extended,
-    _KIND,
-    _DISCARD,
-    merge_as4_path,
+from ribd._rawattrs cimport (
+    MP_REACH,
+    MP_UNREACH,
+    NEXT_HOP,
+    Attrs,
+    attribute_fields,
+    ipv4_row,
+    row_with_hop,
+    split_attributes,
 )
-
-
-# Attribute type codes (ribd.rawattrs has the same numbers).
-cdef enum:
-    ORIGIN = 1
-    AS_PATH = 2
-    NEXT_HOP = 3
-    MED = 4
-    LOCAL_PREF = 5
-    ATOMIC_AGGREGATE = 6
-    AGGREGATOR = 7
-    COMMUNITIES = 8
-    ORIGINATOR_ID = 9
-    CLUSTER_LIST = 10
-    MP_REACH = 14
-    MP_UNREACH = 15
-    EXTENDED_COMMUNITIES = 16
-    AS4_PATH = 17
-    AS4_AGGREGATOR = 18
-    LARGE_COMMUNITIES = 32
-
-cdef unsigned char _kind[256]  # 0 not read, 1 well-known, 2 optional
-cdef unsigned char _discard[256]  # RFC 7606 attribute discard
-cdef int _i
-for _i in range(256):
-    _kind[_i] = _KIND[_i]
-    _discard[_i] = _i in _DISCARD
-
-_ORIGINS = ("igp", "egp", "incomplete")
-# The memos of ribd.rawattrs, typed: one C call per lookup.
-cdef dict _hops = _HOPS
-cdef dict _paths4 = _PATHS4
-cdef dict _paths2 = _PATHS2
-cdef dict _communities = _COMMUNITIES
-cdef dict _clusters = _CLUSTERS
-cdef Py_ssize_t _memo_size = MEMO_SIZE
-cdef Py_ssize_t _share_mask = SHARE_SLOTS - 1
-_EMPTY = ()
-_AGGREGATOR_TRANS = f"{AS_TRANS}:"
-
-
-cdef struct Attrs:
-    # Offsets (from the attributes' first octet) of the first copy of each
-    # attribute we read, as ribd.rawattrs._split_attributes keeps it.
-    Py_ssize_t start[256]
-    Py_ssize_t stop[256]
-    unsigned char have[256]
-    int count
-
-
-cdef str _split(const unsigned char *d, Py_ssize_t end, Attrs *A):
-    """Fills ``A`` as ribd.rawattrs._split_attributes fills its dict; returns its
-    framing fault ("" if none), raises UpdateError where it does."""
-    cdef Py_ssize_t at = 0, start, stop
-    cdef unsigned int flags, code, kind
-    cdef str fault = ""
-    memset(A.have, 0, 256)
-    A.count = 0
-    while at < end:
-        if at + 1 >= end:
-            return f"attribute header at octet {at} is cut short"
-        flags, code = d[at], d[at + 1]
-        if flags & 0x10:
-            if at + 3 >= end:
-                return f"attribute header at octet {at} is cut short"
-            start = at + 4
-            stop = start + ((d[at + 2] << 8) | d[at + 3])
-        else:
-            if at + 2 >= end:
-                return f"attribute header at octet {at} is cut short"
-            start = at + 3
-            stop = start + d[at + 2]
-        if stop > end:
-            fault = f"attribute {code} of {stop - start} octets runs past the attributes"
-            if code == MP_REACH or code == MP_UNREACH:
-                raise UpdateError(fault)
-            return fault
-        at = stop
-        kind = _kind[code]
-        if not kind:
-            continue
-        if A.have[code]:
-            if code == MP_REACH or code == MP_UNREACH:
-                raise UpdateError(f"attribute {code} appears twice")
-            continue
-        if (flags >> 7) + 1 != kind:
-            if code == MP_REACH or code == MP_UNREACH:
-                raise UpdateError(f"attribute {code} with flags 0x{flags:02x}: not optional")
-            if not _discard[code] and not fault:
-                fault = f"attribute {code} with inconsistent flags 0x{flags:02x}"
-            continue
-        A.have[code] = 1
-        A.start[code] = start
-        A.stop[code] = stop
-        A.count += 1
-    return fault
-
-
-cdef inline bytes _value(const unsigned char *d, Attrs *A, int code):
-    return PyBytes_FromStringAndSize(<const char *>d + A.start[code], A.stop[code] - A.start[code])
-
-
-cdef inline tuple _untracked(tuple t):
-    """``t``, left out of the cyclic GC: a tuple of ints, texts and such tuples
-    can hold no cycle. The memos below keep up to 65,536 values each; tracked,
-    each new one was walked by the next collection (~38k tuples a gen-0 pass,
-    8-20 ms, during a table load) until CPython untracked it there."""
-    PyObject_GC_UnTrack(t)  # (a no-op on one already untracked: the empty tuple)
-    return t
-
-
-cdef object _segments(const unsigned char *d, Py_ssize_t end, int size, str name, list ints=None):
-    """AS_PATH / AS4_PATH value -> ((kind, asns), ...), or the fault's text;
-    the tuples out of the cyclic GC (``_untracked``). With ``ints`` (the
-    interner's AS-number cache), the numbers are taken through it
-    (``ribd.interner.share_numbers``): the interner keeps such a path as it is."""
-    cdef list segments = []
-    cdef Py_ssize_t at = 0, stop, i
-    cdef unsigned int kind, count
-    cdef tuple asns
-    # The whole value checked first: a malformed path takes no slot of ``ints``
-    # (the reference shares the numbers of a path it decoded whole, only).
-    while at < end:
-        if at + 2 > end:
-            return f"{name}: segment header at octet {at} is cut short"
-        kind, count = d[at], d[at + 1]
-        if kind < 1 or kind > 4:
-            return f"{name}: unknown segment type {kind}"
-        if count == 0:
-            return f"{name}: empty segment at octet {at}"
-        stop = at + 2 + count * size
-        if stop > end:
-            return f"{name}: segment of {count} ASes runs past the attribute"
-        at = stop
-    at = 0
-    while at < end:
-        kind, count = d[at], d[at + 1]
-        stop = at + 2 + count * size
-        if ints is not None:
-            if size == 4:
-                asns = tuple([share_u32(ints, _u32(d + at + 2 + 4 * i), _share_mask) for i in range(count)])
-            else:
-                asns = tuple(
-                    [share_u32(ints, (d[at + 2 + 2 * i] << 8) | d[at + 3 + 2 * i], _share_mask) for i in range(count)]
-                )
-        elif size == 4:
-            asns = tuple([_u32(d + at + 2 + 4 * i) for i in range(count)])
-        else:
-            asns = tuple([(d[at + 2 + 2 * i] << 8) | d[at + 3 + 2 * i] for i in range(count)])
-        segments.append(_untracked((kind, _untracked(asns))))
-        at = stop
-    return _untracked(tuple(segments))
-
-
-cdef inline list _ints_of(interner):
-    """The AS-number cache of ``interner`` (``AttributeInterner._ints``), or None."""
-    ints = getattr(interner, "_ints", None)
-    return ints if type(ints) is list else None
-
-
-cdef object _fields(const unsigned char *d, Attrs *A, bint asn4, interner):
-    """The attribute row without its next hop, or the treat-as-withdraw fault's
-    text (ribd.rawupdate's ``_fields`` message for it); a new AS path's numbers
-    taken through ``interner``'s cache."""
-    cdef int size = 4 if asn4 else 2
-    cdef Py_ssize_t start, n, i
-    cdef bint drop_as4_path = False
-    if not A.have[ORIGIN]:
-        return "no ORIGIN"
-    start = A.start[ORIGIN]
-    n = A.stop[ORIGIN] - start
-    if n != 1 or d[start] > 2:
-        return f"ORIGIN {_value(d, A, ORIGIN).hex() or 'empty'} is not 0, 1 or 2"
-    origin = _ORIGINS[d[start]]
-    if not A.have[AS_PATH]:
-        return "no AS_PATH"
-    value = _value(d, A, AS_PATH)
-    cdef dict paths = _paths4 if size == 4 else _paths2
-    as_path = paths.get(value)
-    if as_path is None:
-        as_path = _segments(d + A.start[AS_PATH], len(value), size, "AS_PATH", _ints_of(interner))
-        if type(as_path) is str:
-            return as_path
-        if len(paths) >= _memo_size:
-            paths.clear()
-        paths[value] = as_path
-    aggregator = ""
-    if A.have[AGGREGATOR] and A.stop[AGGREGATOR] - A.start[AGGREGATOR] == size + 4:
-        start = A.start[AGGREGATOR]
-        asn = _u32(d + start) if size == 4 else (d[start] << 8) | d[start + 1]
-        aggregator = f"{asn}:{_quad(d + start + size)}"
-    if not asn4:
-        if (
-            A.have[AS4_AGGREGATOR]
-            and aggregator
-            and A.stop[AS4_AGGREGATOR] - A.start[AS4_AGGREGATOR] == 8
-        ):
-            if not aggregator.startswith(_AGGREGATOR_TRANS):
-                drop_as4_path = True  # a real 2-octet aggregator: both AS4_ attributes are noise
-            else:
-                start = A.start[AS4_AGGREGATOR]
-                aggregator = f"{_u32(d + start)}:{_quad(d + start + 4)}"
-        if A.have[AS4_PATH] and not drop_as4_path:
-            as4_path = _segments(
-                d + A.start[AS4_PATH], A.stop[AS4_PATH] - A.start[AS4_PATH], 4, "AS4_PATH"
-            )
-            if type(as4_path) is not str and as4_path:  # a malformed one: attribute discard
-                as_path = merge_as4_path(as_path, as4_path)
-    local_pref = None
-    if A.have[LOCAL_PREF]:
-        n = A.stop[LOCAL_PREF] - A.start[LOCAL_PREF]
-        if n != 4:
-            return f"LOCAL_PREF of {n} octets (4 expected)"
-        local_pref = _u32(d + A.start[LOCAL_PREF])
-    med = None
-    if A.have[MED]:
-        n = A.stop[MED] - A.start[MED]
-        if n != 4:
-            return f"MULTI_EXIT_DISC of {n} octets (4 expected)"
-        med = _u32(d + A.start[MED])
-    communities = _EMPTY
-    if A.have[COMMUNITIES]:
-        n = A.stop[COMMUNITIES] - A.start[COMMUNITIES]
-        if not n or n % 4:
-            return f"COMMUNITIES of {n} octets (a multiple of 4 expected)"
-        value = _value(d, A, COMMUNITIES)
-        communities = _communities.get(value)
-        if communities is None:
-            communities = _untracked(tuple(sorted(set(_asns(value, n // 4, 4)))))
-            if len(_communities) >= _memo_size:
-                _communities.clear()
-            _communities[value] = communities
-    large = _EMPTY
-    if A.have[LARGE_COMMUNITIES]:
-        n = A.stop[LARGE_COMMUNITIES] - A.start[LARGE_COMMUNITIES]
-        if not n or n % 12:
-            return f"LARGE_COMMUNITY of {n} octets (a multiple of 12 expected)"
-        start = A.start[LARGE_COMMUNITIES]
-        large = tuple(
-            sorted(
-                {
-                    (_u32(d + start + i), _u32(d + start + i + 4), _u32(d + start + i + 8))
-                    for i in range(0, n, 12)
-                }
-            )
-        )
-    extended = _EMPTY
-    if A.have[EXTENDED_COMMUNITIES]:
-        n = A.stop[EXTENDED_COMMUNITIES] - A.start[EXTENDED_COMMUNITIES]
-        if not n or n % 8:
-            return f"EXTENDED_COMMUNITIES of {n} octets (a multiple of 8 expected)"
-        value = _value(d, A, EXTENDED_COMMUNITIES)
-        extended = tuple([_extended(value[i : i + 8]) for i in range(0, n, 8)])
-    originator = ""
-    if A.have[ORIGINATOR_ID]:
-        n = A.stop[ORIGINATOR_ID] - A.start[ORIGINATOR_ID]
-        if n != 4:
-            return f"ORIGINATOR_ID of {n} octets (4 expected)"
-        originator = _quad(d + A.start[ORIGINATOR_ID])
-    cluster = _EMPTY
-    if A.have[CLUSTER_LIST]:
-        n = A.stop[CLUSTER_LIST] - A.start[CLUSTER_LIST]
-        if not n or n % 4:
-            return f"CLUSTER_LIST of {n} octets (a multiple of 4 expected)"
-        value = _value(d, A, CLUSTER_LIST)
-        cluster = _clusters.get(value)
-        if cluster is None:
-            start = A.start[CLUSTER_LIST]
-            cluster = _untracked(tuple([_quad(d + start + i) for i in range(0, n, 4)]))
-            if len(_clusters) >= _memo_size:
-                _clusters.clear()
-            _clusters[value] = cluster
-    atomic = bool(A.have[ATOMIC_AGGREGATE] and A.stop[ATOMIC_AGGREGATE] == A.start[ATOMIC_AGGREGATE])
-    return (
-        as_path,
-        origin,
-        local_pref,
-        med,
-        communities,
-        large,
-        extended,
-        originator,
-        cluster,
-        atomic,
-        aggregator,
-    )
-
-
-cdef inline tuple _row(tuple f, str next_hop):
-    return (f[0], f[1], next_hop, f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[10])
+from ribd._rawnlri cimport ipv6_text, nlri4_keys, nlri as _nlri, quad as _quad
+from ribd.attributes import AttributeInterner
+from ribd.events import IPV4_UNICAST, IPV6_UNICAST, EndOfRib, RoutesAnnounced, RoutesWithdrawn
+from ribd.rawattrs import MAX_UPDATE_BYTES, UpdateError
 
 
 cdef inline object _ids(list ids):
@@ -376,7 +76,7 @@ cdef class UpdateDecoder:
         withdrawn = _nlri(p + 2, withdrawn_len, False, ids4) if withdrawn_len else None
         nlri = _nlri(p + nlri_at, end - nlri_at, False, ids4) if nlri_at < end else None
         d = p + attr_at + 2
-        framing = _split(d, attr_len, &A)
+        framing = split_attributes(d, attr_len, &A)
         asn4 = bool(caps.asn4)
         if nlri is not None and withdrawn is None and not framing:
             if not A.have[MP_REACH] and not A.have[MP_UNREACH]:
@@ -410,7 +110,7 @@ cdef class UpdateDecoder:
         fault = framing
         fields = None
         if not fault:
-            fields = _fields(d, &A, asn4, self.interner)
+            fields = attribute_fields(d, &A, asn4, self.interner)
             if type(fields) is str:
                 fault = fields
         for family, next_hop, (prefixes, ids) in announced:
@@ -439,7 +139,7 @@ cdef class UpdateDecoder:
                     family,
                     tuple(prefixes),
                     _ids(ids),
-                    self.interner.intern(_row(fields, next_hop)),
+                    self.interner.intern(row_with_hop(fields, next_hop)),
                 )
             )
         return events
@@ -447,7 +147,7 @@ cdef class UpdateDecoder:
     cdef object _announce_ipv4(self, neighbor, const unsigned char *d, Attrs *A, bint asn4, tuple nlri):
         """The event of an UPDATE with IPv4 NLRI only and sound attributes; None
         when an attribute is at fault (``decode`` then says why)."""
-        row = _ipv4_row(d, A, asn4, self.interner)
+        row = ipv4_row(d, A, asn4, self.interner)
         if row is None:
             return None
         prefixes, ids = nlri
@@ -458,23 +158,6 @@ cdef class UpdateDecoder:
             _ids(ids),
             self.interner.intern(row),
         )
-
-
-cdef object _ipv4_row(const unsigned char *d, Attrs *A, bint asn4, interner):
-    """The attribute row of an UPDATE with IPv4 NLRI only (its NEXT_HOP the
-    attribute's), or None when an attribute is at fault."""
-    if not A.have[NEXT_HOP] or A.stop[NEXT_HOP] - A.start[NEXT_HOP] != 4:
-        return None
-    value = _value(d, A, NEXT_HOP)
-    next_hop = _hops.get(value)
-    if next_hop is None:
-        if len(_hops) >= _memo_size:
-            _hops.clear()
-        next_hop = _hops[value] = _quad(d + A.start[NEXT_HOP])
-    fields = _fields(d, A, asn4, interner)
-    if type(fields) is str:
-        return None
-    return _row(fields, next_hop)
 
 
 cdef tuple load_update(const unsigned char *p, Py_ssize_t end, bint asn4, interner):
@@ -496,13 +179,13 @@ cdef tuple load_update(const unsigned char *p, Py_ssize_t end, bint asn4, intern
         return None
     try:
         keys = nlri4_keys(p + nlri_at, end - nlri_at)
-        if _split(p + 4, attr_len, &A):
+        if split_attributes(p + 4, attr_len, &A):
             return None
     except UpdateError:
         return None
     if A.have[MP_REACH] or A.have[MP_UNREACH]:
         return None
-    row = _ipv4_row(p + 4, &A, asn4, interner)
+    row = ipv4_row(p + 4, &A, asn4, interner)
     if row is None:
         return None
     return keys, row
@@ -519,7 +202,7 @@ cdef tuple load_update6(const unsigned char *p, Py_ssize_t end, bint asn4, inter
     interner.intern(row))]``; the IPv6 share of a today-sized table (0.23 M of
     1.27 M prefixes) took that general way, an event, a list and the feed's
     dispatch for each UPDATE. None for any other body, before anything is
-    interned (an attribute at fault: after ``_fields`` ran, as ``load_update``;
+    interned (an attribute at fault: after ``attribute_fields`` ran, as ``load_update``;
     ``decode`` runs it again and says why)."""
     cdef Py_ssize_t attr_len
     cdef Attrs A
@@ -531,7 +214,7 @@ cdef tuple load_update6(const unsigned char *p, Py_ssize_t end, bint asn4, inter
     if IPV6_UNICAST in add_path:
         return None
     try:
-        if _split(p + 4, attr_len, &A):
+        if split_attributes(p + 4, attr_len, &A):
             return None
         if not A.have[MP_REACH] or A.have[MP_UNREACH]:
             return None
@@ -542,10 +225,10 @@ cdef tuple load_update6(const unsigned char *p, Py_ssize_t end, bint asn4, inter
     prefixes = (<tuple>nlri)[0]
     if family is not IPV6_UNICAST or not prefixes:
         return None
-    fields = _fields(p + 4, &A, asn4, interner)
+    fields = attribute_fields(p + 4, &A, asn4, interner)
     if type(fields) is str:
         return None
-    return prefixes, _row(fields, next_hop)
+    return prefixes, row_with_hop(fields, next_hop)
 
 
 cdef object _family(const unsigned char *v):

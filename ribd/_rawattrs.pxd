@@ -1,0 +1,41 @@
+# Shared with ribd._rawdecode (cimport): a raw UPDATE's path attributes, framed and decoded.
+# Every function reads only the octets its caller has checked are there.
+
+# Attribute type codes (ribd.rawattrs has the same numbers).
+cdef enum:
+    ORIGIN = 1
+    AS_PATH = 2
+    NEXT_HOP = 3
+    MED = 4
+    LOCAL_PREF = 5
+    ATOMIC_AGGREGATE = 6
+    AGGREGATOR = 7
+    COMMUNITIES = 8
+    ORIGINATOR_ID = 9
+    CLUSTER_LIST = 10
+    MP_REACH = 14
+    MP_UNREACH = 15
+    EXTENDED_COMMUNITIES = 16
+    AS4_PATH = 17
+    AS4_AGGREGATOR = 18
+    LARGE_COMMUNITIES = 32
+
+
+cdef struct Attrs:
+    # Offsets (from the attributes' first octet) of the first copy of each
+    # attribute we read, as ribd.rawattrs._split_attributes keeps it.
+    Py_ssize_t start[256]
+    Py_ssize_t stop[256]
+    unsigned char have[256]
+    int count
+
+
+cdef str split_attributes(const unsigned char *d, Py_ssize_t end, Attrs *A)
+cdef object attribute_fields(const unsigned char *d, Attrs *A, bint asn4, interner)
+cdef object ipv4_row(const unsigned char *d, Attrs *A, bint asn4, interner)
+
+
+cdef inline tuple row_with_hop(tuple f, str next_hop):
+    """The attribute row (``ribd.attributes``' field order) of ``attribute_fields``'
+    tuple and a next hop."""
+    return (f[0], f[1], next_hop, f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[10])

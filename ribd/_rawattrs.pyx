@@ -1,0 +1,311 @@
+# cython: language_level=3, boundscheck=True, wraparound=False, cdivision=True
+"""Compiled path attributes of a raw UPDATE: framing (RFC 4271 4.3), the
+attribute row, and the RFC 7606 faults (treat-as-withdraw, attribute discard).
+
+Why a module of its own: the event decoder (``ribd._rawdecode.UpdateDecoder``)
+and the table load's fused path (``ribd._rawdecode.load_update`` /
+``load_update6``) read attributes the same way; this is the one place they do,
+the twin of ``ribd.rawattrs`` (whose memos and rare-path helpers it shares, so
+their semantics live in one place). Every read goes through a raw pointer whose
+bounds are checked by hand before the read: a length field is never trusted
+before it is compared with what is left.
+"""
+
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from libc.string cimport memset
+
+cdef extern from "Python.h":
+    void PyObject_GC_UnTrack(object o)
+
+from ribd._shared_ints cimport share_u32
+from ribd._rawnlri cimport quad as _quad, u32 as _u32
+from ribd.interner_keys import SHARE_SLOTS
+from ribd.rawattrs import (
+    AS_TRANS,
+    MEMO_SIZE,
+    UpdateError,
+    _CLUSTERS,
+    _COMMUNITIES,
+    _HOPS,
+    _PATHS2,
+    _PATHS4,
+    _asns,
+    _extended,
+    _KIND,
+    _DISCARD,
+    merge_as4_path,
+)
+
+cdef unsigned char _kind[256]  # 0 not read, 1 well-known, 2 optional
+cdef unsigned char _discard[256]  # RFC 7606 attribute discard
+cdef int _i
+for _i in range(256):
+    _kind[_i] = _KIND[_i]
+    _discard[_i] = _i in _DISCARD
+
+_ORIGINS = ("igp", "egp", "incomplete")
+# The memos of ribd.rawattrs, typed: one C call per lookup.
+cdef dict _hops = _HOPS
+cdef dict _paths4 = _PATHS4
+cdef dict _paths2 = _PATHS2
+cdef dict _communities = _COMMUNITIES
+cdef dict _clusters = _CLUSTERS
+cdef Py_ssize_t _memo_size = MEMO_SIZE
+cdef Py_ssize_t _share_mask = SHARE_SLOTS - 1
+_EMPTY = ()
+_AGGREGATOR_TRANS = f"{AS_TRANS}:"
+
+
+cdef str split_attributes(const unsigned char *d, Py_ssize_t end, Attrs *A):
+    """Fills ``A`` as ribd.rawattrs._split_attributes fills its dict; returns its
+    framing fault ("" if none), raises UpdateError where it does."""
+    cdef Py_ssize_t at = 0, start, stop
+    cdef unsigned int flags, code, kind
+    cdef str fault = ""
+    memset(A.have, 0, 256)
+    A.count = 0
+    while at < end:
+        if at + 1 >= end:
+            return f"attribute header at octet {at} is cut short"
+        flags, code = d[at], d[at + 1]
+        if flags & 0x10:
+            if at + 3 >= end:
+                return f"attribute header at octet {at} is cut short"
+            start = at + 4
+            stop = start + ((d[at + 2] << 8) | d[at + 3])
+        else:
+            if at + 2 >= end:
+                return f"attribute header at octet {at} is cut short"
+            start = at + 3
+            stop = start + d[at + 2]
+        if stop > end:
+            fault = f"attribute {code} of {stop - start} octets runs past the attributes"
+            if code == MP_REACH or code == MP_UNREACH:
+                raise UpdateError(fault)
+            return fault
+        at = stop
+        kind = _kind[code]
+        if not kind:
+            continue
+        if A.have[code]:
+            if code == MP_REACH or code == MP_UNREACH:
+                raise UpdateError(f"attribute {code} appears twice")
+            continue
+        if (flags >> 7) + 1 != kind:
+            if code == MP_REACH or code == MP_UNREACH:
+                raise UpdateError(f"attribute {code} with flags 0x{flags:02x}: not optional")
+            if not _discard[code] and not fault:
+                fault = f"attribute {code} with inconsistent flags 0x{flags:02x}"
+            continue
+        A.have[code] = 1
+        A.start[code] = start
+        A.stop[code] = stop
+        A.count += 1
+    return fault
+
+
+cdef inline bytes _value(const unsigned char *d, Attrs *A, int code):
+    return PyBytes_FromStringAndSize(<const char *>d + A.start[code], A.stop[code] - A.start[code])
+
+
+cdef inline tuple _untracked(tuple t):
+    """``t``, left out of the cyclic GC: a tuple of ints, texts and such tuples
+    can hold no cycle. The memos below keep up to 65,536 values each; tracked,
+    each new one was walked by the next collection (~38k tuples a gen-0 pass,
+    8-20 ms, during a table load) until CPython untracked it there."""
+    PyObject_GC_UnTrack(t)  # (a no-op on one already untracked: the empty tuple)
+    return t
+
+
+cdef object _segments(const unsigned char *d, Py_ssize_t end, int size, str name, list ints=None):
+    """AS_PATH / AS4_PATH value -> ((kind, asns), ...), or the fault's text;
+    the tuples out of the cyclic GC (``_untracked``). With ``ints`` (the
+    interner's AS-number cache), the numbers are taken through it
+    (``ribd.interner.share_numbers``): the interner keeps such a path as it is."""
+    cdef list segments = []
+    cdef Py_ssize_t at = 0, stop, i
+    cdef unsigned int kind, count
+    cdef tuple asns
+    # The whole value checked first: a malformed path takes no slot of ``ints``
+    # (the reference shares the numbers of a path it decoded whole, only).
+    while at < end:
+        if at + 2 > end:
+            return f"{name}: segment header at octet {at} is cut short"
+        kind, count = d[at], d[at + 1]
+        if kind < 1 or kind > 4:
+            return f"{name}: unknown segment type {kind}"
+        if count == 0:
+            return f"{name}: empty segment at octet {at}"
+        stop = at + 2 + count * size
+        if stop > end:
+            return f"{name}: segment of {count} ASes runs past the attribute"
+        at = stop
+    at = 0
+    while at < end:
+        kind, count = d[at], d[at + 1]
+        stop = at + 2 + count * size
+        if ints is not None:
+            if size == 4:
+                asns = tuple([share_u32(ints, _u32(d + at + 2 + 4 * i), _share_mask) for i in range(count)])
+            else:
+                asns = tuple(
+                    [share_u32(ints, (d[at + 2 + 2 * i] << 8) | d[at + 3 + 2 * i], _share_mask) for i in range(count)]
+                )
+        elif size == 4:
+            asns = tuple([_u32(d + at + 2 + 4 * i) for i in range(count)])
+        else:
+            asns = tuple([(d[at + 2 + 2 * i] << 8) | d[at + 3 + 2 * i] for i in range(count)])
+        segments.append(_untracked((kind, _untracked(asns))))
+        at = stop
+    return _untracked(tuple(segments))
+
+
+cdef inline list _ints_of(interner):
+    """The AS-number cache of ``interner`` (``AttributeInterner._ints``), or None."""
+    ints = getattr(interner, "_ints", None)
+    return ints if type(ints) is list else None
+
+
+cdef object attribute_fields(const unsigned char *d, Attrs *A, bint asn4, interner):
+    """The attribute row without its next hop, or the treat-as-withdraw fault's
+    text (ribd.rawupdate's ``_fields`` message for it); a new AS path's numbers
+    taken through ``interner``'s cache."""
+    cdef int size = 4 if asn4 else 2
+    cdef Py_ssize_t start, n, i
+    cdef bint drop_as4_path = False
+    if not A.have[ORIGIN]:
+        return "no ORIGIN"
+    start = A.start[ORIGIN]
+    n = A.stop[ORIGIN] - start
+    if n != 1 or d[start] > 2:
+        return f"ORIGIN {_value(d, A, ORIGIN).hex() or 'empty'} is not 0, 1 or 2"
+    origin = _ORIGINS[d[start]]
+    if not A.have[AS_PATH]:
+        return "no AS_PATH"
+    value = _value(d, A, AS_PATH)
+    cdef dict paths = _paths4 if size == 4 else _paths2
+    as_path = paths.get(value)
+    if as_path is None:
+        as_path = _segments(d + A.start[AS_PATH], len(value), size, "AS_PATH", _ints_of(interner))
+        if type(as_path) is str:
+            return as_path
+        if len(paths) >= _memo_size:
+            paths.clear()
+        paths[value] = as_path
+    aggregator = ""
+    if A.have[AGGREGATOR] and A.stop[AGGREGATOR] - A.start[AGGREGATOR] == size + 4:
+        start = A.start[AGGREGATOR]
+        asn = _u32(d + start) if size == 4 else (d[start] << 8) | d[start + 1]
+        aggregator = f"{asn}:{_quad(d + start + size)}"
+    if not asn4:
+        if (
+            A.have[AS4_AGGREGATOR]
+            and aggregator
+            and A.stop[AS4_AGGREGATOR] - A.start[AS4_AGGREGATOR] == 8
+        ):
+            if not aggregator.startswith(_AGGREGATOR_TRANS):
+                drop_as4_path = True  # a real 2-octet aggregator: both AS4_ attributes are noise
+            else:
+                start = A.start[AS4_AGGREGATOR]
+                aggregator = f"{_u32(d + start)}:{_quad(d + start + 4)}"
+        if A.have[AS4_PATH] and not drop_as4_path:
+            as4_path = _segments(
+                d + A.start[AS4_PATH], A.stop[AS4_PATH] - A.start[AS4_PATH], 4, "AS4_PATH"
+            )
+            if type(as4_path) is not str and as4_path:  # a malformed one: attribute discard
+                as_path = merge_as4_path(as_path, as4_path)
+    local_pref = None
+    if A.have[LOCAL_PREF]:
+        n = A.stop[LOCAL_PREF] - A.start[LOCAL_PREF]
+        if n != 4:
+            return f"LOCAL_PREF of {n} octets (4 expected)"
+        local_pref = _u32(d + A.start[LOCAL_PREF])
+    med = None
+    if A.have[MED]:
+        n = A.stop[MED] - A.start[MED]
+        if n != 4:
+            return f"MULTI_EXIT_DISC of {n} octets (4 expected)"
+        med = _u32(d + A.start[MED])
+    communities = _EMPTY
+    if A.have[COMMUNITIES]:
+        n = A.stop[COMMUNITIES] - A.start[COMMUNITIES]
+        if not n or n % 4:
+            return f"COMMUNITIES of {n} octets (a multiple of 4 expected)"
+        value = _value(d, A, COMMUNITIES)
+        communities = _communities.get(value)
+        if communities is None:
+            communities = _untracked(tuple(sorted(set(_asns(value, n // 4, 4)))))
+            if len(_communities) >= _memo_size:
+                _communities.clear()
+            _communities[value] = communities
+    large = _EMPTY
+    if A.have[LARGE_COMMUNITIES]:
+        n = A.stop[LARGE_COMMUNITIES] - A.start[LARGE_COMMUNITIES]
+        if not n or n % 12:
+            return f"LARGE_COMMUNITY of {n} octets (a multiple of 12 expected)"
+        start = A.start[LARGE_COMMUNITIES]
+        large = tuple(
+            sorted(
+                {
+                    (_u32(d + start + i), _u32(d + start + i + 4), _u32(d + start + i + 8))
+                    for i in range(0, n, 12)
+                }
+            )
+        )
+    extended = _EMPTY
+    if A.have[EXTENDED_COMMUNITIES]:
+        n = A.stop[EXTENDED_COMMUNITIES] - A.start[EXTENDED_COMMUNITIES]
+        if not n or n % 8:
+            return f"EXTENDED_COMMUNITIES of {n} octets (a multiple of 8 expected)"
+        value = _value(d, A, EXTENDED_COMMUNITIES)
+        extended = tuple([_extended(value[i : i + 8]) for i in range(0, n, 8)])
+    originator = ""
+    if A.have[ORIGINATOR_ID]:
+        n = A.stop[ORIGINATOR_ID] - A.start[ORIGINATOR_ID]
+        if n != 4:
+            return f"ORIGINATOR_ID of {n} octets (4 expected)"
+        originator = _quad(d + A.start[ORIGINATOR_ID])
+    cluster = _EMPTY
+    if A.have[CLUSTER_LIST]:
+        n = A.stop[CLUSTER_LIST] - A.start[CLUSTER_LIST]
+        if not n or n % 4:
+            return f"CLUSTER_LIST of {n} octets (a multiple of 4 expected)"
+        value = _value(d, A, CLUSTER_LIST)
+        cluster = _clusters.get(value)
+        if cluster is None:
+            start = A.start[CLUSTER_LIST]
+            cluster = _untracked(tuple([_quad(d + start + i) for i in range(0, n, 4)]))
+            if len(_clusters) >= _memo_size:
+                _clusters.clear()
+            _clusters[value] = cluster
+    atomic = bool(A.have[ATOMIC_AGGREGATE] and A.stop[ATOMIC_AGGREGATE] == A.start[ATOMIC_AGGREGATE])
+    return (
+        as_path,
+        origin,
+        local_pref,
+        med,
+        communities,
+        large,
+        extended,
+        originator,
+        cluster,
+        atomic,
+        aggregator,
+    )
+
+
+cdef object ipv4_row(const unsigned char *d, Attrs *A, bint asn4, interner):
+    """The attribute row of an UPDATE with IPv4 NLRI only (its NEXT_HOP the
+    attribute's), or None when an attribute is at fault."""
+    if not A.have[NEXT_HOP] or A.stop[NEXT_HOP] - A.start[NEXT_HOP] != 4:
+        return None
+    value = _value(d, A, NEXT_HOP)
+    next_hop = _hops.get(value)
+    if next_hop is None:
+        if len(_hops) >= _memo_size:
+            _hops.clear()
+        next_hop = _hops[value] = _quad(d + A.start[NEXT_HOP])
+    fields = attribute_fields(d, A, asn4, interner)
+    if type(fields) is str:
+        return None
+    return row_with_hop(fields, next_hop)
