@@ -12,7 +12,9 @@ the same objects, in the same order: the first reads each prefix's entry
 counts per row how many of its prefixes the UPDATE carries; the second writes
 the moved rows (interned in ``table._entries`` as ``moved_row`` builds them),
 keeps a prefix's own values, logs the change, and at the end drops the rows
-no prefix holds any more from the intern dict (the same reference rule). The
+no prefix holds any more from the intern dict (the same reference rule). An
+Overlay that nothing but the store holds is updated in place rather than made
+anew (the reference makes a new one: equal state, see ``_wide_core``). The
 rare parts call the Python code they would run there: ADD-PATH sets
 (``Rib._with_path``, ``entries.with_values``) and a prefix put back onto the
 UPDATE's main row (``entries._rejoin``).
@@ -29,17 +31,20 @@ from cpython.ref cimport Py_INCREF, Py_REFCNT, Py_XDECREF, PyObject
 from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_ITEM, PySequence_Fast_GET_SIZE
 
 from ribd._announce cimport _find_ints, general_loop
+from ribd._wide_fields cimport _get_at, _set_at, wide_slot_offset
 from ribd._wide_rejoin cimport rejoin_c
 from ribd._wide_rows cimport (
     _field,
+    _holds,
+    _move,
     _over_at,
     _slot_of,
+    _without,
     wide_check_hash,
     wide_drop_if_interned,
     wide_drop_known,
     wide_hash_known,
     wide_member_offset,
-    wide_moved,
 )
 
 from itertools import islice
@@ -47,6 +52,8 @@ from itertools import islice
 import ribd.table as _table_module
 from ribd.attributes import PathAttributes
 from ribd.entries import OVERLAY_SLOTS, _REJOINED, Overlay, with_values
+from ribd.store import PrefixStore
+from ribd.table import FamilyState
 
 
 cdef extern from "Python.h":
@@ -70,6 +77,31 @@ cdef Py_ssize_t _over_at_ = wide_member_offset(Overlay.__dict__["over"])
 
 
 FIELDS_AT_OFFSETS = _row_at >= 0 and _over_at_ >= 0
+
+# A router's FamilyState and the family's PrefixStore (slotted classes) read
+# and written at their slots' offsets, for objects of exactly these types
+# (ribd._wide_fields; -1: through getattr / setattr).
+cdef object _family_state = FamilyState
+cdef object _prefix_store = PrefixStore
+cdef Py_ssize_t _fs_slot = wide_slot_offset(FamilyState.__dict__["slot"])
+cdef Py_ssize_t _fs_stale_slot = wide_slot_offset(FamilyState.__dict__["stale_slot"])
+cdef Py_ssize_t _fs_prefixes = wide_slot_offset(FamilyState.__dict__["prefixes"])
+cdef Py_ssize_t _fs_paths = wide_slot_offset(FamilyState.__dict__["paths"])
+cdef Py_ssize_t _fs_stale_prefixes = wide_slot_offset(FamilyState.__dict__["stale_prefixes"])
+cdef Py_ssize_t _fs_writes = wide_slot_offset(FamilyState.__dict__["writes"])
+cdef Py_ssize_t _st_keys = wide_slot_offset(PrefixStore.__dict__["keys"])
+cdef Py_ssize_t _st_int_keys = wide_slot_offset(PrefixStore.__dict__["int_keys"])
+cdef Py_ssize_t _st_values = wide_slot_offset(PrefixStore.__dict__["values"])
+cdef Py_ssize_t _st_delta = wide_slot_offset(PrefixStore.__dict__["delta"])
+STATE_AT_OFFSETS = min(_fs_slot, _fs_stale_slot, _fs_prefixes, _fs_paths, _fs_stale_prefixes,
+                       _fs_writes, _st_keys, _st_int_keys, _st_values, _st_delta) >= 0
+
+
+cdef inline Py_ssize_t _at(object o, object cls, Py_ssize_t offset):
+    """``offset`` for an object of exactly ``cls``, else -1 (getattr)."""
+    return offset if type(o) is cls else -1
+
+
 # A moved row's hash and its old row's come from the walk that builds it, if the
 # tuple hash computed here is CPython's (checked on sample rows at import).
 wide_check_hash([(), (None,), (None, PathAttributes, 1, "a"), tuple(range(70)), (-1, -2, (3, None))])
@@ -102,77 +134,6 @@ cdef inline object _value_at(object entry, bint overlay, Py_ssize_t slot):
     return _slot_of(<tuple>entry, slot)
 
 
-cdef inline tuple _without(tuple over, Py_ssize_t j):
-    """``over[:j] + over[j + 2:]``."""
-    cdef Py_ssize_t n = PyTuple_GET_SIZE(over), i, k = 0
-    cdef object item
-    out = PyTuple_New(n - 2)
-    for i in range(n):
-        if i == j or i == j + 1:
-            continue
-        item = <object>PyTuple_GET_ITEM(over, i)
-        Py_INCREF(item)
-        PyTuple_SET_ITEM(out, k, item)
-        k += 1
-    return <tuple>out
-
-
-cdef object _moved_row(tuple row, Py_ssize_t slot, object value, dict entries, Py_ssize_t clear,
-                       Py_hash_t *old_hash):
-    """``entries.moved_row``: ``row`` with ``value`` (not None) in ``slot`` and, for
-    ``clear`` >= 0 where the row holds a value there, that slot emptied and
-    trailing None trimmed (``_rewritten``); interned in ``entries``. ``*old_hash``:
-    ``hash(row)``, from the same walk (-1: not known)."""
-    cdef Py_ssize_t n = PyTuple_GET_SIZE(row), width, end, i
-    cdef bint clearing = clear >= 0 and clear < n and <object>PyTuple_GET_ITEM(row, clear) is not None
-    width = n if slot < n else slot + 1
-    end = width
-    if clearing:
-        while end > slot + 1:
-            i = end - 1
-            if i != clear and i < n and <object>PyTuple_GET_ITEM(row, i) is not None:
-                break
-            end -= 1
-    return wide_moved(row, slot, value, entries, clear if clearing else -1, end, old_hash)
-
-
-cdef class _Moves:
-    """``announce_wide``'s ``moves``: each counted row moved once per UPDATE and
-    ``clear``, by the row's place in the UPDATE's row table."""
-
-    cdef list plain, cleared
-    cdef Py_hash_t *hashes  # each row's own hash, from its move's walk (-1: not known)
-
-    def __cinit__(self, Py_ssize_t n):
-        cdef Py_ssize_t r
-        self.plain = [None] * n
-        self.cleared = [None] * n
-        self.hashes = <Py_hash_t *>PyMem_Malloc((n if n else 1) * sizeof(Py_hash_t))
-        if self.hashes == NULL:
-            raise MemoryError()
-        for r in range(n):
-            self.hashes[r] = -1
-
-    def __dealloc__(self):
-        PyMem_Free(self.hashes)
-
-    cdef object get(self, Py_ssize_t r, tuple row, Py_ssize_t slot, object attrs,
-                    dict entries, Py_ssize_t stale, bint clear):
-        cdef list cache = self.cleared if clear else self.plain
-        moved = cache[r]
-        if moved is None:
-            moved = _moved_row(row, slot, attrs, entries, stale if clear else -1, &self.hashes[r])
-            cache[r] = moved
-        return moved
-
-    cdef bint holds(self, object row, Py_ssize_t n):
-        cdef Py_ssize_t r
-        for r in range(n):
-            if self.plain[r] is row or self.cleared[r] is row:
-                return True
-        return False
-
-
 def announce_wide(rib, table, fs, prefixes, ids, found, attrs):
     """``ribd.entries.announce_wide(rib, table, fs, prefixes, ids, found, attrs)``,
     compiled: returns the prefixes the store lacks (prefixes, path ids, places
@@ -196,9 +157,11 @@ cdef tuple _core_at(rib, table, fs, seq, Py_ssize_t n, list ids, list found, att
     (``announce_wide``), else searched in the store's keys here, as
     ``ribd._announce`` does (``_find_ints`` for IPv4 int keys, else
     ``PrefixStore.find_many``: ``wide_parts``)."""
-    cdef Py_ssize_t i
+    cdef Py_ssize_t i, o_store
     cdef Py_ssize_t stack_at[STACK]
     cdef Py_ssize_t *ats = stack_at
+    store = table.store
+    o_store = -1 if type(store) is not _prefix_store else 0  # (0: its slots at their offsets)
     if n > STACK:
         ats = <Py_ssize_t *>PyMem_Malloc(n * sizeof(Py_ssize_t))
         if ats == NULL:
@@ -208,22 +171,29 @@ cdef tuple _core_at(rib, table, fs, seq, Py_ssize_t n, list ids, list found, att
             for i in range(n):
                 ats[i] = found[i]
         elif n:
-            store = table.store
-            keys = store.keys
+            keys = _get_at(store, _st_keys | o_store, "keys")
             if not len(keys):
                 for i in range(n):
                     ats[i] = -1
-            elif not (store.int_keys and _find_ints(keys, seq, n, ats)):
+            elif not (_get_at(store, _st_int_keys | o_store, "int_keys") and _find_ints(keys, seq, n, ats)):
                 places = store.find_many(prefixes)
                 for i in range(n):
                     ats[i] = places[i]
-        return _wide_core(rib, table, fs, seq, n, ids, ats, attrs)
+        return _wide_core(rib, table, store, o_store, fs, seq, n, ids, ats, attrs)
     finally:
         if ats != stack_at:
             PyMem_Free(ats)
 
 
 cdef object _zero = 0
+cdef bint _fields_at_offsets = FIELDS_AT_OFFSETS
+cdef Py_ssize_t _reused = 0  # Overlays updated in place, ever (tests)
+
+
+def reused_overlays():
+    """Overlays the compiled code updated in place, ever (tests)."""
+    return _reused
+cdef tuple _nothing_new = ((), (), ())  # no prefix new to the store (the common UPDATE)
 cdef Py_ssize_t _direct = 0  # UPDATEs through ``wide_parts``, ever (tests)
 
 
@@ -249,7 +219,7 @@ cdef int wide_parts(rib, table, fs, prefixes, path_ids, attrs, Py_ssize_t count)
     that prologue (``keys_of`` twice, ``find_many``'s numpy views, the
     counters) was about half of a late router's apply (BENCHMARKS.md, stop 30,
     wide1)."""
-    cdef Py_ssize_t n
+    cdef Py_ssize_t n, o_fs = _at(fs, _family_state, 0)  # (0: its slots at their offsets)
     global _direct
     seq = PySequence_Fast(prefixes, "announce_wide: prefixes must be a sequence")
     n = PySequence_Fast_GET_SIZE(seq)
@@ -267,18 +237,20 @@ cdef int wide_parts(rib, table, fs, prefixes, path_ids, attrs, Py_ssize_t count)
     # ``forget_changes_if_behind``), without its set-up for no prefix.
     changes = table.changes
     table.writes += count
-    fs.writes += count
-    table.slot_seq[fs.slot] = table.changes_start + len(changes)
+    _set_at(fs, _fs_writes | o_fs, "writes", _get_at(fs, _fs_writes | o_fs, "writes") + count)
+    table.slot_seq[_get_at(fs, _fs_slot | o_fs, "slot")] = table.changes_start + len(changes)
     if len(changes) > _table_module.MAX_CHANGE_LOG:
         table.changes_start += len(changes)
         changes.clear()
     return 0
 
 
-cdef tuple _wide_core(rib, table, fs, seq, Py_ssize_t n, list ids, Py_ssize_t *ats, attrs):
+cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t n, list ids,
+                      Py_ssize_t *ats, attrs):
     """``announce_wide``'s two passes over ``seq`` (``n`` prefixes as the store's
     keys), ``ids`` their path ids (None: all 0), ``ats`` their places in the
-    store's arrays (-1: not there)."""
+    store's arrays (-1: not there). ``store``: ``table.store``; ``o_store``: 0
+    when its slots are read at their offsets, -1 through getattr."""
     cdef Py_ssize_t i, e, r, k, nrows = 0, nents = 0, at, n_values = 0, j
     cdef Py_ssize_t slot, stale, main_r = -1, main_count = 0, last_r = -1
     cdef Py_ssize_t d_prefixes = 0, d_paths = 0, d_stale = 0, added_paths
@@ -288,7 +260,17 @@ cdef tuple _wide_core(rib, table, fs, seq, Py_ssize_t n, list ids, Py_ssize_t *a
     cdef Py_ssize_t *ent_i = stack_i
     cdef Py_ssize_t *ent_r = stack_r
     cdef Py_ssize_t *counts = stack_c
+    # Per row: its plain and its cleared move (owned references), its hash.
+    cdef PyObject *stack_mp[STACK]
+    cdef PyObject *stack_mc[STACK]
+    cdef Py_hash_t stack_h[STACK]
+    cdef PyObject **mv_plain = stack_mp
+    cdef PyObject **mv_cleared = stack_mc
+    cdef Py_hash_t *mv_hash = stack_h
+    cdef void *heap = NULL
+    cdef Py_ssize_t o_fs = _at(fs, _family_state, 0)  # (0: its slots at their offsets)
     cdef PyObject **cells = NULL
+    global _reused
     cdef PyObject *got
     cdef PyObject *old_cell
     cdef Py_buffer view
@@ -296,29 +278,31 @@ cdef tuple _wide_core(rib, table, fs, seq, Py_ssize_t n, list ids, Py_ssize_t *a
     cdef tuple row, over
     cdef dict by_id = None
 
-    store = table.store
-    delta = store.delta
+    delta = _get_at(store, _st_delta | o_store, "delta")
     entries = table._entries
     if type(entries) is not dict or not isinstance(delta, dict):
         raise TypeError("announce_wide: the table's intern dict or delta is not a dict")
     changes = table.changes
     if type(changes) is not list:
         raise TypeError("announce_wide: the table's change log is not a list")
-    slot = fs.slot
-    stale = -1 if fs.stale_slot is None else fs.stale_slot
-    new_prefixes = []
-    new_ids = []
-    new_found = []
+    slot = _get_at(fs, _fs_slot | o_fs, "slot")
+    stale_obj = _get_at(fs, _fs_stale_slot | o_fs, "stale_slot")
+    stale = -1 if stale_obj is None else stale_obj
+    new_prefixes = None  # (made for the first prefix the store lacks: rare)
     ents = []  # each held prefix's entry
     rows = []  # the rows counted, in the order first seen
     if n > STACK:
-        ent_i = <Py_ssize_t *>PyMem_Malloc(3 * n * sizeof(Py_ssize_t))
-        if ent_i == NULL:
+        heap = PyMem_Malloc(3 * n * sizeof(Py_ssize_t) + 2 * n * sizeof(PyObject *) + n * sizeof(Py_hash_t))
+        if heap == NULL:
             raise MemoryError()
+        ent_i = <Py_ssize_t *>heap
         ent_r = ent_i + n
         counts = ent_r + n
+        mv_plain = <PyObject **>(counts + n)
+        mv_cleared = mv_plain + n
+        mv_hash = <Py_hash_t *>(mv_cleared + n)
     try:
-        values = store.values
+        values = _get_at(store, _st_values | o_store, "values")
         if len(values):
             PyObject_GetBuffer(values, &view, PyBUF_RECORDS)
             have_view = True
@@ -340,6 +324,10 @@ cdef tuple _wide_core(rib, table, fs, seq, Py_ssize_t n, list ids, Py_ssize_t *a
                 got = PyDict_GetItemWithError(delta, prefix)
                 entry = <object>got if got != NULL else None
             if entry is None:
+                if new_prefixes is None:
+                    new_prefixes = []
+                    new_ids = []
+                    new_found = []
                 new_prefixes.append(prefix)
                 new_ids.append(_zero if ids is None else <object>PyList_GET_ITEM(ids, i))
                 new_found.append(at)
@@ -367,6 +355,8 @@ cdef tuple _wide_core(rib, table, fs, seq, Py_ssize_t n, list ids, Py_ssize_t *a
             if r == nrows:
                 rows.append(row)
                 counts[r] = 0
+                mv_plain[r] = mv_cleared[r] = NULL
+                mv_hash[r] = -1
                 nrows += 1
                 if by_id is not None:
                     by_id[id(row)] = r
@@ -387,8 +377,7 @@ cdef tuple _wide_core(rib, table, fs, seq, Py_ssize_t n, list ids, Py_ssize_t *a
         main_clear = False
         if main_r >= 0 and stale >= 0:
             main_clear = _slot_of(<tuple>rows[main_r], stale) is not None
-        moves = _Moves(nrows)
-        diffs = [None] * nrows  # per row, ``_rejoin``'s compared slots (c[2])
+        diffs = None  # per row, ``_rejoin``'s compared slots (c[2]); made when used
         intern = None  # table.intern, for the Python helpers (made when used)
         # Pass 2: the writes.
         for e in range(nents):
@@ -422,17 +411,22 @@ cdef tuple _wide_core(rib, table, fs, seq, Py_ssize_t n, list ids, Py_ssize_t *a
                 new_entry = _with_values(entry, {slot: new, stale: None} if clear else {slot: new}, intern)
             else:
                 if r == main_r and clear == main_clear:  # most prefixes: the main row moves
-                    moved = moves.get(r, row, slot, attrs, entries, stale, clear)
+                    moved = _move(mv_cleared if clear else mv_plain, mv_hash, r, row, slot, attrs,
+                                  entries, stale, clear)
                 else:
                     moved = None
+                    if main_count > 1 and diffs is None:
+                        diffs = [None] * nrows
                     if main_count > 1 and diffs[r] is not False:
-                        main_moved = moves.get(main_r, <tuple>rows[main_r], slot, attrs, entries, stale, main_clear)
+                        main_moved = _move(mv_cleared if main_clear else mv_plain, mv_hash, main_r,
+                                           <tuple>rows[main_r], slot, attrs, entries, stale, main_clear)
                         new_entry = rejoin_c(entry, over, row, slot, attrs, stale if clear else -1, diffs, r, <tuple>main_moved)
                         main_moved = None
                         if new_entry is not None:
                             moved = _rejoined
                     if moved is None:  # the row moves
-                        moved = moves.get(r, row, slot, attrs, entries, stale, clear)
+                        moved = _move(mv_cleared if clear else mv_plain, mv_hash, r, row, slot, attrs,
+                                      entries, stale, clear)
                 if moved is _rejoined:
                     pass  # new_entry: on the main row
                 elif overlay:
@@ -445,7 +439,19 @@ cdef tuple _wide_core(rib, table, fs, seq, Py_ssize_t n, list ids, Py_ssize_t *a
                         j = _over_at(over, stale)
                         if j >= 0:
                             over = _without(over, j)
-                    new_entry = _overlay(moved, over) if PyTuple_GET_SIZE(over) else moved
+                    if not PyTuple_GET_SIZE(over):
+                        new_entry = moved
+                    elif _fields_at_offsets and Py_REFCNT(entry) == 3:
+                        # Held by the store, ``ents`` and ``entry`` only: no reader
+                        # holds it, so it is updated in place (an Overlay is never
+                        # interned; identity is equality), not made anew and freed.
+                        _set_at(entry, _row_at, "row", moved)
+                        if over is not _field(entry, _over_at_, "over"):
+                            _set_at(entry, _over_at_, "over", over)
+                        new_entry = entry
+                        _reused += 1
+                    else:
+                        new_entry = _overlay(moved, over)
                 else:
                     new_entry = moved
                 moved = None
@@ -460,10 +466,13 @@ cdef tuple _wide_core(rib, table, fs, seq, Py_ssize_t n, list ids, Py_ssize_t *a
                 PyDict_SetItem(delta, prefix, new_entry)  # (Delta.insert is dict.__setitem__)
             PyList_Append(changes, prefix)
             new_entry = None
-        fs.prefixes += d_prefixes
-        fs.paths += d_paths
+        if d_prefixes:
+            _set_at(fs, _fs_prefixes | o_fs, "prefixes", _get_at(fs, _fs_prefixes | o_fs, "prefixes") + d_prefixes)
+        if d_paths:
+            _set_at(fs, _fs_paths | o_fs, "paths", _get_at(fs, _fs_paths | o_fs, "paths") + d_paths)
         if d_stale:
-            fs.stale_prefixes -= d_stale
+            _set_at(fs, _fs_stale_prefixes | o_fs, "stale_prefixes",
+                    _get_at(fs, _fs_stale_prefixes | o_fs, "stale_prefixes") - d_stale)
         # Rows no prefix holds any more leave the intern dict now (see Rib._announce).
         del ents
         entry = new_entry = over = old = new = None
@@ -472,15 +481,20 @@ cdef tuple _wide_core(rib, table, fs, seq, Py_ssize_t n, list ids, Py_ssize_t *a
             candidate = rows[r]
             # References: the dict's key and value, ``rows``, ``candidate``. A row
             # this UPDATE moved to stays (the Python loop's ``moves`` holds it then).
-            if Py_REFCNT(candidate) <= 4 and not moves.holds(candidate, nrows):
-                if moves.hashes[r] != -1:  # (hashed when it moved: not walked again)
-                    wide_drop_known(entries, candidate, moves.hashes[r])
+            if Py_REFCNT(candidate) <= 4 and not _holds(mv_plain, mv_cleared, <PyObject *>candidate, nrows):
+                if mv_hash[r] != -1:  # (hashed when it moved: not walked again)
+                    wide_drop_known(entries, candidate, mv_hash[r])
                 else:
                     wide_drop_if_interned(entries, candidate)
             candidate = None
     finally:
         if have_view:
             PyBuffer_Release(&view)
-        if ent_i != stack_i:
-            PyMem_Free(ent_i)
+        for r in range(nrows):
+            Py_XDECREF(mv_plain[r])
+            Py_XDECREF(mv_cleared[r])
+        if heap != NULL:
+            PyMem_Free(heap)
+    if new_prefixes is None:
+        return _nothing_new
     return new_prefixes, new_ids, new_found
