@@ -164,7 +164,7 @@ def paced(pace: float) -> dict:
         while True:
             table = rib.tables[V4]
             view = views._views.get((FULL_TABLE_PEER, V4))
-            merged = next(iter(table.store.delta), None) is None
+            merged = not len(table.store.delta)
             if merged and view is not None and view.seq >= table.change_seq:
                 break
             if view is not None and view.seq < table.change_seq:

@@ -31,6 +31,7 @@ from cpython.list cimport PyList_Append
 from cpython.ref cimport Py_DECREF, Py_INCREF, Py_REFCNT, PyObject
 from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_ITEM, PySequence_Fast_GET_SIZE
 
+from ribd._intdelta cimport delta_get, delta_set, is_delta
 from ribd._rawnlri cimport packed4
 
 from itertools import repeat
@@ -274,8 +275,8 @@ cdef int general_loop(rib, table, fs, prefixes, path_ids, found, attrs, fresh, P
     delta = store.delta
     entries = table._entries
     changes = table.changes
-    if not isinstance(delta, dict) or type(entries) is not dict or type(changes) is not list:
-        raise TypeError("announce_loop: the store's delta, intern dict or change log is not a dict/list")
+    if not is_delta(delta) or type(entries) is not dict or type(changes) is not list:
+        raise TypeError("announce_loop: the store's delta, intern dict or change log is not a delta/dict/list")
     slot = fs.slot
     stale_slot = fs.stale_slot
     stale = -1 if stale_slot is None else stale_slot
@@ -332,7 +333,7 @@ cdef int general_loop(rib, table, fs, prefixes, path_ids, found, attrs, fresh, P
                     raise IndexError(f"announce_loop: index {at} past the store's {n_values} values")
                 entry = <object>_cell(cells, at)
             else:
-                got = PyDict_GetItemWithError(delta, prefix)
+                got = delta_get(delta, prefix)
                 entry = None if got == NULL else <object>got
             if entry is None:
                 if not zero_id:
@@ -346,7 +347,7 @@ cdef int general_loop(rib, table, fs, prefixes, path_ids, found, attrs, fresh, P
                 if at >= 0:
                     store.set_at(at, new_entry)  # (a hole filled: the store counts it)
                 else:
-                    PyDict_SetItem(delta, prefix, new_entry)
+                    delta_set(delta, prefix, new_entry)
                 PyList_Append(changes, prefix)
                 added += 1
                 continue
@@ -402,7 +403,7 @@ cdef int general_loop(rib, table, fs, prefixes, path_ids, found, attrs, fresh, P
                 Py_DECREF(<object>cells[at])  # (``entry`` holds it still)
                 cells[at] = <PyObject *>new_entry
             else:
-                PyDict_SetItem(delta, prefix, new_entry)
+                delta_set(delta, prefix, new_entry)
             PyList_Append(changes, prefix)
             # The replaced entry leaves the intern dict if no prefix holds it any
             # more (see Rib._announce). References: the dict's key and value,

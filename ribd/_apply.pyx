@@ -21,6 +21,7 @@ was not built (tests/ribd/test_apply_compiled.py compares them).
 """
 
 from ribd._announce cimport general_loop
+from ribd._intdelta cimport IntDelta, delta_get, delta_set, is_delta, key_of
 from ribd._wide cimport wide_parts
 
 from cpython.dict cimport PyDict_SetItem, PyDict_Size
@@ -131,7 +132,7 @@ cdef bint announce_parts(rib, r, family, prefixes, attrs) except -1:
             loop(rib, table, fs, prefixes, None, store.find_many(prefixes), attrs, None, 0, len(prefixes))
         return True
     delta = store.delta
-    if not isinstance(delta, dict):
+    if not is_delta(delta):
         return False
     seq = PySequence_Fast(prefixes, "prefixes")
     n = PySequence_Fast_GET_SIZE(seq)
@@ -143,7 +144,7 @@ cdef bint announce_parts(rib, r, family, prefixes, attrs) except -1:
     if not isinstance(changes, list) or not isinstance(entries, dict):
         return False
     key = <object>PySequence_Fast_GET_ITEM(seq, 0)
-    found = PyDict_GetItemWithError(delta, key)
+    found = delta_get(delta, key)
     if found == NULL:
         # The first prefix is new: most likely all are (the first router's load).
         return _insert_all_new(fs, table, seq, n, slot, attrs, delta, entries, changes)
@@ -151,7 +152,7 @@ cdef bint announce_parts(rib, r, family, prefixes, attrs) except -1:
     # prefix found holds one object (``ribload.one_entry``'s first half).
     for i in range(n):
         if i:
-            found = PyDict_GetItemWithError(delta, <object>PySequence_Fast_GET_ITEM(seq, i))
+            found = delta_get(delta, <object>PySequence_Fast_GET_ITEM(seq, i))
         if found == NULL or <object>found is None:
             missing += 1
         elif first == NULL:
@@ -184,7 +185,7 @@ cdef bint announce_parts(rib, r, family, prefixes, attrs) except -1:
         new_entry = <object>PyDict_SetDefault(entries, new_entry, new_entry)
         for i in range(n):
             prefix = <object>PySequence_Fast_GET_ITEM(seq, i)
-            PyDict_SetItem(delta, prefix, new_entry)
+            delta_set(delta, prefix, new_entry)
             PyList_Append(changes, prefix)
         fs.prefixes += n
         rib.shared_writes += n
@@ -208,8 +209,24 @@ cdef bint _insert_all_new(fs, table, seq, Py_ssize_t n, Py_ssize_t slot, attrs, 
     keys added and returns False: ``Rib._announce`` then finds what the
     reference finds (``fresh`` interned, as it interns it whenever a prefix is new)."""
     cdef Py_ssize_t i, j, size
+    cdef IntDelta table_delta
     fresh = _entry_of(slot, attrs)
     fresh = <object>PyDict_SetDefault(entries, fresh, fresh)  # (a borrowed reference)
+    if type(delta) is IntDelta:  # (an IPv4 store's: one probe and insert per prefix, in C)
+        table_delta = <IntDelta>delta
+        i = 0
+        try:
+            while i < n:
+                if not table_delta.add_c(key_of(<object>PySequence_Fast_GET_ITEM(seq, i)), fresh):
+                    break  # held already, or this UPDATE's twice
+                i += 1
+        except BaseException:
+            _undo(table_delta, seq, i)  # (a key not an int: nothing left written)
+            raise
+        if i < n:
+            _undo(table_delta, seq, i)
+            return False
+        return _all_added(fs, table, seq, n, slot, changes)
     size = PyDict_Size(delta)
     for i in range(n):
         PyDict_SetDefault(delta, <object>PySequence_Fast_GET_ITEM(seq, i), fresh)
@@ -218,6 +235,20 @@ cdef bint _insert_all_new(fs, table, seq, Py_ssize_t n, Py_ssize_t slot, attrs, 
                 PyDict_DelItem(delta, <object>PySequence_Fast_GET_ITEM(seq, j))
             return False
         size += 1
+    return _all_added(fs, table, seq, n, slot, changes)
+
+
+cdef int _undo(IntDelta delta, seq, Py_ssize_t added) except -1:
+    """Remove the first ``added`` keys of ``seq`` (the keys added last)."""
+    cdef Py_ssize_t j
+    for j in range(added):
+        delta.del_c(key_of(<object>PySequence_Fast_GET_ITEM(seq, j)))
+    return 0
+
+
+cdef bint _all_added(fs, table, seq, Py_ssize_t n, Py_ssize_t slot, list changes) except -1:
+    """The log and counts of ``_insert_all_new``, every prefix added."""
+    cdef Py_ssize_t i
     for i in range(n):
         PyList_Append(changes, <object>PySequence_Fast_GET_ITEM(seq, i))
     fs.prefixes += n

@@ -6,18 +6,18 @@ the very objects the Python versions use), without an iterator, a pair
 tuple or a set object made per UPDATE.
 """
 
-from cpython.dict cimport PyDict_SetItem
 from cpython.list cimport PyList_Append
 from cpython.ref cimport Py_INCREF, PyObject
 from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_ITEM, PySequence_Fast_GET_SIZE
 from cpython.set cimport PySet_Add
+
+from ribd._intdelta cimport delta_get, delta_set, is_delta
 
 
 from ribd.attributes import PathAttributes
 
 
 cdef extern from "Python.h":
-    PyObject *PyDict_GetItemWithError(object d, object key) except? NULL
     object PyList_New(Py_ssize_t n)
     void PyList_SET_ITEM(object l, Py_ssize_t i, object o)
     object PyTuple_New(Py_ssize_t n)
@@ -49,14 +49,14 @@ def entry_of(Py_ssize_t slot, attrs):
 
 def probe(delta, prefixes):
     """Each prefix's entry in ``delta`` (None: absent), and how many are absent."""
-    if not isinstance(delta, dict):  # a dict or a subclass (ribd.store.Delta)
-        raise TypeError(f"delta is a {type(delta).__name__}, not a dict")
+    if not is_delta(delta):  # an IntDelta, or a dict or a subclass (ribd.store.Delta)
+        raise TypeError(f"delta is a {type(delta).__name__}, not a store's delta")
     cdef object seq = PySequence_Fast(prefixes, "prefixes")
     cdef Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), i, missing = 0
     cdef PyObject *found
     cdef list got = PyList_New(n)
     for i in range(n):
-        found = PyDict_GetItemWithError(delta, <object>PySequence_Fast_GET_ITEM(seq, i))
+        found = delta_get(delta, <object>PySequence_Fast_GET_ITEM(seq, i))
         value = None if found == NULL else <object>found
         if value is None:  # (as got.count(None) counts)
             missing += 1
@@ -68,13 +68,13 @@ def probe(delta, prefixes):
 def insert_new(delta, prefixes, entry, list changes):
     """``entry`` for every prefix, each logged in ``changes``; how many keys
     ``delta`` gained."""
-    if not isinstance(delta, dict):
-        raise TypeError(f"delta is a {type(delta).__name__}, not a dict")
+    if not is_delta(delta):
+        raise TypeError(f"delta is a {type(delta).__name__}, not a store's delta")
     cdef object seq = PySequence_Fast(prefixes, "prefixes")
     cdef Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), i, before = len(delta)
     for i in range(n):
         prefix = <object>PySequence_Fast_GET_ITEM(seq, i)
-        PyDict_SetItem(delta, prefix, entry)
+        delta_set(delta, prefix, entry)
         PyList_Append(changes, prefix)
     return len(delta) - before
 

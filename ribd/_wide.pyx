@@ -31,6 +31,7 @@ from cpython.ref cimport Py_INCREF, Py_REFCNT, Py_XDECREF, PyObject
 from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_ITEM, PySequence_Fast_GET_SIZE
 
 from ribd._announce cimport _find_ints, general_loop
+from ribd._intdelta cimport delta_get, delta_set, is_delta
 from ribd._wide_fields cimport _get_at, _set_at, wide_slot_offset
 from ribd._wide_rejoin cimport rejoin_c
 from ribd._wide_rows cimport (
@@ -280,8 +281,8 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
 
     delta = _get_at(store, _st_delta | o_store, "delta")
     entries = table._entries
-    if type(entries) is not dict or not isinstance(delta, dict):
-        raise TypeError("announce_wide: the table's intern dict or delta is not a dict")
+    if type(entries) is not dict or not is_delta(delta):
+        raise TypeError("announce_wide: the table's intern dict or delta is not a dict/delta")
     changes = table.changes
     if type(changes) is not list:
         raise TypeError("announce_wide: the table's change log is not a list")
@@ -321,7 +322,7 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
                     raise IndexError(f"announce_wide: index {at} past the store's {n_values} values")
                 entry = <object>cells[at]
             else:
-                got = PyDict_GetItemWithError(delta, prefix)
+                got = delta_get(delta, prefix)
                 entry = <object>got if got != NULL else None
             if entry is None:
                 if new_prefixes is None:
@@ -463,7 +464,7 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
                 cells[at] = <PyObject *>new_entry
                 Py_XDECREF(old_cell)
             else:
-                PyDict_SetItem(delta, prefix, new_entry)  # (Delta.insert is dict.__setitem__)
+                delta_set(delta, prefix, new_entry)  # (Delta.insert is dict.__setitem__)
             PyList_Append(changes, prefix)
             new_entry = None
         if d_prefixes:

@@ -245,7 +245,7 @@ class Rib(SessionHandling, Maintenance, Reads, Withdrawals):
         fs = r.families[ev.family]
         table = self.tables[ev.family]
         store = table.store
-        delta = store.delta  # a dict by prefix key (ribd.store.Delta)
+        delta = store.delta  # by prefix key (ribd.intdelta.IntDelta; IPv6: ribd.store.Delta)
         # Indexes in the store's arrays, all at once (``PrefixStore.find_many``);
         # a prefix the arrays hold is never in the delta.
         # (Few prefixes: one scalar find each; numpy's call overhead is ~10 us.)
@@ -331,7 +331,7 @@ class Rib(SessionHandling, Maintenance, Reads, Withdrawals):
                 if at >= 0:
                     store.set_at(at, new_entry)
                 else:
-                    delta[prefix] = new_entry
+                    delta.insert(prefix, new_entry)
                 log_change(prefix)
                 added += 1
                 continue
@@ -365,7 +365,7 @@ class Rib(SessionHandling, Maintenance, Reads, Withdrawals):
             if at >= 0:
                 values[at] = new_entry  # entry was not None: no hole filled
             else:
-                delta[prefix] = new_entry
+                delta.insert(prefix, new_entry)
             log_change(prefix)
             # The replaced entry, if no prefix holds it any more, leaves the
             # intern dict now rather than at the next collection: every router

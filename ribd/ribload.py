@@ -15,22 +15,31 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from itertools import repeat
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # (ribd.store imports this module's users)
+    from ribd.intdelta import PyIntDelta
+    from ribd.store import Delta
 
 
-def probe(delta: dict, prefixes: Sequence[str]) -> tuple[list, int]:
-    """Each prefix's entry in ``delta`` (None: absent), and how many are absent."""
+def probe(delta: PyIntDelta | Delta, prefixes: Sequence[str]) -> tuple[list, int]:
+    """Each prefix's entry in ``delta`` (a store's: ``IntDelta`` or ``Delta``;
+    None: absent), and how many are absent."""
     got = list(map(delta.get, prefixes))
     return got, got.count(None)
 
 
-def insert_new(delta: dict, prefixes: Sequence[str], entry: object, changes: list) -> int:
+def insert_new(
+    delta: PyIntDelta | Delta, prefixes: Sequence[str], entry: object, changes: list
+) -> int:
     """``entry`` for every prefix, each logged in ``changes``; how many keys
     ``delta`` gained (for prefixes it lacked: the distinct ones, a prefix
     twice in an UPDATE once)."""
     before = len(delta)
-    delta.update(zip(prefixes, repeat(entry)))
-    changes.extend(prefixes)
+    insert, log = delta.insert, changes.append
+    for prefix in prefixes:
+        insert(prefix, entry)
+        log(prefix)
     return len(delta) - before
 
 

@@ -24,7 +24,9 @@ strips trailing NULs). Prefix texts must be canonical (``ribd.prefixes``).
 
 The IPv4 store's delta and its table's change log hold a prefix as an
 integer, ``1 << length | network number`` (``10.0.0.0/8``: ``1 << 8 | 10``),
-not as its text: the load's decoder makes it from the NLRI octets in a few
+not as its text (and the delta is then not a dict but ``ribd.intdelta``'s
+table, compiled: the key's bits and the entry in one slot, one cache line an
+operation where a dict read three): the load's decoder makes it from the NLRI octets in a few
 instructions (no text formatted), it hashes to itself (no siphash; its low
 bits are the network's, so a dict spreads them), a prefix of up to /29 is a
 one-digit int (32 bytes against ~65 for its text), and packing it for the
@@ -47,6 +49,7 @@ from itertools import islice, repeat
 
 import numpy as np
 
+from ribd.intdelta import IntDelta
 from ribd.prefix_keys import int_keys, int_texts, py_int_key, py_int_text
 
 try:  # compiled key search (setup.py builds it where a C compiler is): same indexes
@@ -94,12 +97,14 @@ def release_memory() -> None:
 
 
 class Delta(dict):
-    """The prefixes a store's arrays lack: prefix text -> entry.
+    """The prefixes an IPv6 store's arrays lack: prefix text -> entry.
 
-    A dict, with pytricia's method names (``has_key``, ``insert``, ``delete``,
-    ``keys`` as a list) so the RIB's write loops read as before. Keys are
+    A dict, with the interface the IPv4 store's delta has (``ribd.intdelta``:
+    ``get``, ``has_key``, ``insert``, ``add``, ``delete``, ``keys``, ``values``,
+    ``items`` as lists, ``snapshot``, ``lengths``), which every reader uses, so
+    that one reader serves both stores. Keys are
     canonical prefix texts (``ribd.prefixes``): the same text is the same
-    prefix; or, in an IPv4 store, their integer keys (``PrefixStore.int_keys``). What a
+    prefix. What a
     dict lacks, longest-prefix match, ``covering`` does by
     probing each prefix length the delta holds, longest first; those lengths
     are counted lazily, at the first lookup after writes, and only over the
@@ -119,6 +124,25 @@ class Delta(dict):
 
     def keys(self) -> list[str]:  # type: ignore[override]
         return list(self)
+
+    def values(self) -> list:  # type: ignore[override]
+        return list(dict.values(self))
+
+    def items(self) -> list[tuple[str, object]]:  # type: ignore[override]
+        return list(dict.items(self))
+
+    def add(self, prefix: str, entry: object) -> bool:
+        """``entry`` at ``prefix`` unless held; whether it was added."""
+        if dict.__contains__(self, prefix):
+            return False
+        dict.__setitem__(self, prefix, entry)
+        return True
+
+    def snapshot(self) -> tuple[list, list]:
+        """(keys, entries) in insertion order, as of one instant (``dict.copy``
+        runs in C without a thread switch)."""
+        copy = dict.copy(self)
+        return list(copy), list(copy.values())
 
     def delete(self, prefix: str) -> None:
         del self[prefix]
@@ -178,7 +202,12 @@ class PrefixStore:
         self.values = np.empty(0, dtype=object)  # entry per key; None: a hole
         self.holes = 0
         self.int_keys = bits == 32  # the delta's and change log's keys: ints (IPv4), texts
-        self.delta = Delta()  # prefixes not in ``keys``
+        self.delta = self.new_delta()  # prefixes not in ``keys``
+
+    def new_delta(self) -> Delta | IntDelta:
+        """An empty delta: by int key (``ribd.intdelta``, compiled) in an IPv4
+        store, a ``Delta`` by text in an IPv6 one."""
+        return IntDelta() if self.int_keys else Delta()
 
     def __len__(self) -> int:
         """Prefixes held."""
@@ -324,11 +353,8 @@ class PrefixStore:
         if live is not None:
             keys, values = keys[live], values[live]
         out = list(zip(self.texts(keys), values.tolist(), strict=True))
-        if self.int_keys:
-            delta = self.delta
-            out.extend(zip(int_texts(list(delta)), delta.values(), strict=True))
-        else:
-            out.extend(self.delta.items())
+        keys, entries = self.delta.snapshot()
+        out.extend(zip(int_texts(keys) if self.int_keys else keys, entries, strict=True))
         return out
 
     def prefixes(self) -> list[str]:
@@ -366,7 +392,7 @@ class PrefixStore:
         return _from_bytes(_pton(self._af, text), "big"), int(length) if length else self.bits
 
     def _covering_delta(
-        self, delta: Delta, address: str | bytes
+        self, delta: Delta | IntDelta, address: str | bytes
     ) -> Iterator[tuple[str, int, object]]:
         """The delta's prefixes holding ``address``, longest first: one dict
         probe per length the delta holds (the text of the address cut to it)."""
@@ -461,15 +487,14 @@ class PrefixStore:
 
     def read_delta(self) -> tuple[list, np.ndarray]:
         """The delta's keys (texts, or ints: ``encode`` takes both) and their
-        entries (an object array), as of one instant: ``dict.copy`` runs in C
-        without a thread switch, so the merge may call this with the lock free
-        while writes go on (it checks the table's write count under the lock
-        before it folds)."""
-        snapshot = dict.copy(self.delta)
-        values = np.fromiter(snapshot.values(), dtype=object, count=len(snapshot))
-        return list(snapshot), values
+        entries (an object array), as of one instant: either delta's
+        ``snapshot`` copies them in C without a thread switch, so the merge may
+        call this with the lock free while writes go on (it checks the table's
+        write count under the lock before it folds)."""
+        keys, entries = self.delta.snapshot()
+        return keys, np.fromiter(entries, dtype=object, count=len(entries))
 
-    def fold(self, delta: Delta, keys: np.ndarray, values: np.ndarray) -> None:
+    def fold(self, delta: Delta | IntDelta, keys: np.ndarray, values: np.ndarray) -> None:
         """Replace ``delta`` (the current one), whose contents are ``keys``/``values``,
         by new arrays holding them too; drop holes.
 
@@ -487,14 +512,14 @@ class PrefixStore:
             at = base_keys.searchsorted(keys)
             base_keys = np.insert(base_keys, at, keys)
             base_values = np.insert(base_values, at, values)
-            self.delta = Delta()
+            self.delta = self.new_delta()
         self.keys, self.values, self.holes = base_keys, base_values, 0
 
     def load_sorted(self, keys: np.ndarray, values: np.ndarray) -> None:
         """Fill an empty store from keys already checked to be valid, sorted and
         distinct (a format 2 snapshot's), and their entries (an object array)."""
         self.keys, self.values, self.holes = keys.astype(f"S{self.width}"), values, 0
-        self.delta = Delta()
+        self.delta = self.new_delta()
 
     def load(self, prefixes: list[str], entries: list[object]) -> str | None:
         """Fill an empty store (a snapshot load); returns a prefix given twice, or None."""
@@ -506,5 +531,5 @@ class PrefixStore:
             return self.text(keys[int(twice[0])])
         values = np.fromiter(entries, dtype=object, count=len(entries))[order]
         self.keys, self.values, self.holes = keys, values, 0
-        self.delta = Delta()
+        self.delta = self.new_delta()
         return None

@@ -1,0 +1,74 @@
+# cython: language_level=3
+"""The IPv4 store's delta as a compiled table (``ribd._intdelta``): its typed
+interface for the compiled readers, and ``delta_get`` / ``delta_set``, which
+take either delta (this table, or the IPv6 store's dict by text) so that a
+reader has one call for both."""
+
+from cpython.ref cimport PyObject
+from libc.stdint cimport uint32_t, uint64_t
+
+
+cdef extern from "Python.h":
+    PyObject *PyDict_GetItemWithError(object d, object key) except? NULL
+    int PyDict_SetItem(object d, object key, object value) except -1
+
+
+ctypedef struct Slot:
+    uint64_t kp  # key | position in the order << 33; 0: empty
+    PyObject *value  # a strong reference
+
+
+cdef class IntDelta:
+    cdef Slot *slots
+    cdef uint64_t *order  # keys in insertion order; 0: deleted since
+    cdef Py_ssize_t size  # slots (a power of two)
+    cdef Py_ssize_t n  # keys held
+    cdef Py_ssize_t used  # positions of ``order`` taken (held and deleted)
+    cdef Py_ssize_t cap  # positions ``order`` has room for
+    cdef int shift  # 64 - log2(size)
+    cdef uint32_t counts[33]  # keys held per prefix length
+
+    cdef PyObject *get_c(self, uint64_t key)
+    cdef int set_c(self, uint64_t key, object value) except -1
+    cdef int add_c(self, uint64_t key, object value) except -1
+    cdef int del_c(self, uint64_t key) except -1
+    cdef int _grow(self, Py_ssize_t size) except -1
+    cdef int _append(self, uint64_t key, object value) except -1
+    cdef int _room(self) except -1
+    cdef void _release(self) noexcept
+
+
+cdef extern from "Python.h":
+    long long PyLong_AsLongLongAndOverflow(object o, int *overflow) except? -1
+
+
+cdef inline uint64_t key_of(object key) except 0:
+    """A prefix's key as the table holds it: an int ``1 << length | network``,
+    so 1 <= key < 2**33 (TypeError for another type, ValueError out of range)."""
+    cdef int overflow = 0
+    cdef long long k
+    if not isinstance(key, int):
+        raise TypeError(f"an IPv4 delta's key is an int, not a {type(key).__name__}")
+    k = PyLong_AsLongLongAndOverflow(key, &overflow)
+    if overflow or k < 1 or k >= (<long long>1 << 33):
+        raise ValueError(f"not an IPv4 prefix key: {key!r}")
+    return <uint64_t>k
+
+
+cdef inline PyObject *delta_get(object delta, object key) except? NULL:
+    """The entry at ``key`` (borrowed), or NULL: either kind of delta."""
+    if type(delta) is IntDelta:
+        return (<IntDelta>delta).get_c(key_of(key))
+    return PyDict_GetItemWithError(delta, key)
+
+
+cdef inline int delta_set(object delta, object key, object value) except -1:
+    """``delta.insert(key, value)``: either kind of delta."""
+    if type(delta) is IntDelta:
+        return (<IntDelta>delta).set_c(key_of(key), value)
+    return PyDict_SetItem(delta, key, value)
+
+
+cdef inline bint is_delta(object delta):
+    """Whether ``delta`` is one the compiled readers take (this table or a dict)."""
+    return type(delta) is IntDelta or isinstance(delta, dict)
