@@ -57,6 +57,31 @@ cdef extern from "Python.h":
     int Py_EQ, Py_NE
 
 
+cdef extern from *:
+    """
+    #include "structmember.h"  /* PyMemberDef (in Python.h from 3.12) */
+    /* The offset of a slot (a msgspec Struct field, a __slots__ entry) from its
+       member descriptor; -1: not one (then read through getattr). */
+    static inline Py_ssize_t intern_member_offset(PyObject *descr) {
+        if (Py_TYPE(descr) != &PyMemberDescr_Type) return -1;
+        return ((PyMemberDescrObject *)descr)->d_member->offset;
+    }
+    static inline PyObject *intern_slot(PyObject *o, Py_ssize_t offset) {
+        return *(PyObject **)((char *)o + offset);
+    }
+    static inline void intern_slot_set(PyObject *o, Py_ssize_t offset, PyObject *v) {
+        PyObject **at = (PyObject **)((char *)o + offset);
+        PyObject *old = *at;
+        Py_INCREF(v);
+        *at = v;
+        Py_XDECREF(old);
+    }
+    """
+    Py_ssize_t intern_member_offset(object descr)
+    PyObject *intern_slot(object o, Py_ssize_t offset)
+    void intern_slot_set(object o, Py_ssize_t offset, object v)
+
+
 cdef Py_ssize_t _share_mask = SHARE_SLOTS - 1
 cdef Py_ssize_t _large_mask = LARGE_SLOTS - 1
 # Python's ``h % n`` for a power of two n is ``h & (n - 1)`` (two's complement).
@@ -73,6 +98,84 @@ cdef int _pos_bits = POS_BITS
 cdef unsigned long long _tag_mask = TAG_MASK
 cdef array.array _ix_template = array.array("H", [])
 assert _pos_mask < 0xFFFF and (_tag_mask << _pos_bits) | _pos_mask <= 0xFFFF
+
+
+# Fields read at their slots' offsets, not through getattr: a member
+# descriptor's lookup (type lookup, descriptor call) on each read was ~7% of a
+# late router's feed (stop 34, intern4: ``_build``'s ``.own`` 3.2%, ``_core_is``
+# 1.5%, the interner's own slots ~1.6%). Only for these exact types (checked at
+# each read: one pointer compare); any other object is read through getattr.
+cdef object _attrs_type = PathAttributes
+cdef object _core_type = PathCore
+cdef object _part_type = RouterPart
+cdef object _interner_type = None  # AttributeInterner, set by ``bind`` (ribd.interner)
+
+
+cdef Py_ssize_t _offset(object cls, str name):
+    return intern_member_offset(cls.__dict__.get(name))
+
+
+cdef Py_ssize_t _own_at = _offset(PathAttributes, "own")
+cdef Py_ssize_t _c_path = _offset(PathCore, "as_path")
+cdef Py_ssize_t _c_origin = _offset(PathCore, "origin")
+cdef Py_ssize_t _c_med = _offset(PathCore, "med")
+cdef Py_ssize_t _c_large = _offset(PathCore, "large_communities")
+cdef Py_ssize_t _c_ext = _offset(PathCore, "extended_communities")
+cdef Py_ssize_t _c_atomic = _offset(PathCore, "atomic_aggregate")
+cdef Py_ssize_t _c_aggr = _offset(PathCore, "aggregator")
+cdef Py_ssize_t _p_hop = _offset(RouterPart, "next_hop")
+cdef Py_ssize_t _p_comms = _offset(RouterPart, "communities")
+cdef Py_ssize_t _p_policy = _offset(RouterPart, "policy")
+cdef bint _core_at = min(_c_path, _c_origin, _c_med, _c_large, _c_ext, _c_atomic, _c_aggr) >= 0
+cdef bint _part_at = min(_p_hop, _p_comms, _p_policy) >= 0
+# AttributeInterner's slots, by index into ``_SLOTS`` (``bind``); -1 until then.
+_SLOTS = (
+    "_cores", "_crowd", "_index", "_overflow", "_count", "_owns", "_ints", "_tuples",
+    "_texts", "_paths", "_path_tags", "_communities", "_policies",
+)  # fmt: skip
+cdef enum:
+    I_CORES, I_CROWD, I_INDEX, I_OVERFLOW, I_COUNT, I_OWNS, I_INTS, I_TUPLES
+    I_TEXTS, I_PATHS, I_TAGS, I_COMMUNITIES, I_POLICIES, I_N
+cdef Py_ssize_t _at[I_N]
+cdef bint _self_at = False
+
+
+def bind(cls):
+    """Read ``cls``'s (AttributeInterner's) slots at their offsets from now on;
+    ``ribd.interner`` calls this once the class exists. An instance of another
+    type (a subclass included) is read through getattr."""
+    global _interner_type, _self_at
+    assert len(_SLOTS) == I_N
+    for k in range(I_N):
+        _at[k] = _offset(cls, _SLOTS[k])
+    _self_at = min([_at[k] for k in range(I_N)]) >= 0
+    _interner_type = cls if _self_at else None
+    return _self_at
+
+
+cdef inline object _slot(object o, Py_ssize_t offset, str name):
+    """Field ``name`` of ``o``, read at ``offset`` (the caller checked o's type)."""
+    cdef PyObject *v = intern_slot(o, offset)
+    if v == NULL:
+        raise AttributeError(name)
+    return <object>v
+
+
+cdef inline object _mine(object self, int k):
+    """The interner's slot ``_SLOTS[k]``: at its offset for an AttributeInterner, else getattr."""
+    cdef PyObject *v
+    if type(self) is _interner_type:
+        v = intern_slot(self, _at[k])
+        if v != NULL:
+            return <object>v
+    return getattr(self, _SLOTS[k])  # (an empty slot: its AttributeError)
+
+
+cdef inline object _own_of(object a):
+    """``a.own``: at its offset for a PathAttributes."""
+    if type(a) is _attrs_type and _own_at >= 0:
+        return _slot(a, _own_at, "own")
+    return a.own
 
 
 cdef Py_ssize_t _scan_variants() except -1:
@@ -124,11 +227,11 @@ def intern(self, row):
     except TypeError:  # decoded lists (the JSON path)
         part = _hashable(part)
         key = PyObject_Hash(part)
-    cdef dict cores = self._cores
+    cdef dict cores = _mine(self, I_CORES)
     found = PyDict_GetItemWithError(cores, key)
     if found == NULL:
         held = None
-        if key in self._crowd:
+        if key in _mine(self, I_CROWD):
             key, held = self._locate(key, part)
     else:
         held = <object>found
@@ -136,6 +239,19 @@ def intern(self, row):
             key, held = self._locate(key, part)
     own = _router_part(hop, comms, (pref, orig_id, clusters))
     if held is None:
+        if _scan_variants() >= 1:  # (tests lower it; never below 1 in use)
+            # A new core and its first set in one list of two: no append (a
+            # list grown by one append holds 8 slots, 48 bytes more than the
+            # 2 of a core carried by one set), no index to look for (the
+            # collection drops a core's index with the core, so a new key
+            # has none): what ``_hold`` would do, in order.
+            core = _make_core(self, part)
+            attrs = _path_attributes(core, _share_own(self, own))
+            held = [core, attrs]
+            PyObject_GC_UnTrack(held)
+            PyDict_SetItem(cores, key, held)
+            _counted(self)
+            return attrs
         held = [_make_core(self, part)]
         # Untracked by the cyclic GC: a core's list holds its PathCore and
         # PathAttributes (``gc=False`` Structs, which hold no container of
@@ -146,10 +262,11 @@ def intern(self, row):
     else:
         n = PyList_GET_SIZE(held)
         if _index_past + 1 < n <= _pos_mask + 1:  # interner_index.indexable
-            found = PyDict_GetItemWithError(self._index, key)
+            index = _mine(self, I_INDEX)
+            found = PyDict_GetItemWithError(index, key)
             if found == NULL or (<array.array>found).data.as_ushorts[0] != n:
                 ix = _build(held)
-                PyDict_SetItem(self._index, key, ix)
+                PyDict_SetItem(index, key, ix)
             else:
                 ix = <array.array>found
             a = _get(ix, held, PyObject_Hash(own), own)
@@ -161,27 +278,37 @@ def intern(self, row):
             while i < PyList_GET_SIZE(held):
                 a = <object>PyList_GET_ITEM(held, i)
                 i += 1
-                if _same(a.own, own):  # one compare of the three fields
+                if _same(_own_of(a), own):  # one compare of the three fields
                     return a
         if PyList_GET_SIZE(held) > _scan_variants():
-            found = PyDict_GetItemWithError(self._overflow, _digest(row))
+            found = PyDict_GetItemWithError(_mine(self, I_OVERFLOW), _digest(row))
             if found != NULL:
                 return <object>found
     attrs = _path_attributes(held[0], _share_own(self, own))
     # _hold
     if PyList_GET_SIZE(held) <= _scan_variants():
         PyList_Append(held, attrs)
-        found = PyDict_GetItemWithError(self._index, key)
+        index = _mine(self, I_INDEX)
+        found = PyDict_GetItemWithError(index, key)
         if found != NULL and not _added(<array.array>found, held, attrs):
             n = PyList_GET_SIZE(held)
             if _index_past + 1 < n <= _pos_mask + 1:  # built again now, larger
-                PyDict_SetItem(self._index, key, _build(held))
+                PyDict_SetItem(index, key, _build(held))
             else:
-                PyDict_DelItem(self._index, key)
+                PyDict_DelItem(index, key)
     else:
-        self._overflow[_digest(tuple(row))] = attrs
-    self._count += 1
+        _mine(self, I_OVERFLOW)[_digest(tuple(row))] = attrs
+    _counted(self)
     return attrs
+
+
+cdef inline int _counted(self) except -1:
+    """``self._count += 1``."""
+    if type(self) is _interner_type:
+        intern_slot_set(self, _at[I_COUNT], _slot(self, _at[I_COUNT], "_count") + 1)
+    else:
+        self._count += 1
+    return 0
 
 
 cdef inline void _put(array.array ix, Py_hash_t h, Py_ssize_t pos) noexcept:
@@ -203,7 +330,7 @@ cdef array.array _build(list held):
     cdef array.array ix = array.clone(_ix_template, slots_for(n - 1) + 1, True)
     ix.data.as_ushorts[0] = <unsigned short>n
     for pos in range(1, n):
-        _put(ix, PyObject_Hash((<object>PyList_GET_ITEM(held, pos)).own), pos)
+        _put(ix, PyObject_Hash(_own_of(<object>PyList_GET_ITEM(held, pos))), pos)
     return ix
 
 
@@ -225,7 +352,7 @@ cdef object _get(array.array ix, list held, Py_hash_t h, object own):
             pos = v & _pos_mask
             if pos < PyList_GET_SIZE(held):
                 a = <object>PyList_GET_ITEM(held, pos)
-                if _same(a.own, own):
+                if _same(_own_of(a), own):
                     return a
         s = s + 1 if s + 1 < m else 0
 
@@ -237,7 +364,7 @@ cdef bint _added(array.array ix, list held, object attrs) except -1:
     cdef Py_ssize_t m = Py_SIZE(ix) - 1
     if ix.data.as_ushorts[0] != n - 1 or (n - 1) * 8 > m * 7 or n > _pos_mask + 1:  # full()
         return False
-    _put(ix, PyObject_Hash(attrs.own), n - 1)
+    _put(ix, PyObject_Hash(_own_of(attrs)), n - 1)
     ix.data.as_ushorts[0] = <unsigned short>n
     return True
 
@@ -245,6 +372,16 @@ cdef bint _added(array.array ix, list held, object attrs) except -1:
 cdef bint _core_is(object core, tuple part) except -1:
     """``_core_fields(core) == part``, field by field (a tuple compare does the same)."""
     (path, origin, med, large, ext, atomic, aggr) = part
+    if type(core) is _core_type and _core_at:
+        return (
+            _same(_slot(core, _c_path, "as_path"), path)
+            and _same(_slot(core, _c_origin, "origin"), origin)
+            and _same(_slot(core, _c_med, "med"), med)
+            and _same(_slot(core, _c_large, "large_communities"), large)
+            and _same(_slot(core, _c_ext, "extended_communities"), ext)
+            and _same(_slot(core, _c_atomic, "atomic_aggregate"), atomic)
+            and _same(_slot(core, _c_aggr, "aggregator"), aggr)
+        )
     return (
         _same(core.as_path, path)
         and _same(core.origin, origin)
@@ -260,22 +397,28 @@ cdef object _share_own(self, own):
     """``AttributeInterner._share``: ``own``, or an equal RouterPart held before;
     a new one shares its values (next hop, communities, policy) with earlier ones."""
     cdef Py_ssize_t i, at
-    cdef list owns = self._owns
+    cdef list owns = _mine(self, I_OWNS)
     at = PyObject_Hash(own) & _large_mask
     if at >= PyList_GET_SIZE(owns):
         raise IndexError("list index out of range")
     seen = <object>PyList_GET_ITEM(owns, at)
     if _same(seen, own):
         return seen
-    next_hop = own.next_hop
-    communities = own.communities
-    local_pref, originator_id, cluster_list = own.policy
+    if type(own) is _part_type and _part_at:
+        next_hop = _slot(own, _p_hop, "next_hop")
+        communities = _slot(own, _p_comms, "communities")
+        policy = _slot(own, _p_policy, "policy")
+    else:
+        next_hop = own.next_hop
+        communities = own.communities
+        policy = own.policy
+    local_pref, originator_id, cluster_list = policy
     if local_pref is not None and local_pref > 256:  # smaller ints are shared by CPython
-        local_pref = share_int(self._ints, local_pref, _share_mask)
+        local_pref = share_int(_mine(self, I_INTS), local_pref, _share_mask)
     if communities:
         i = PyObject_Hash(communities) & _large_mask
-        communities = _share(self._communities, i, communities)
-    cdef dict texts = self._texts
+        communities = _share(_mine(self, I_COMMUNITIES), i, communities)
+    cdef dict texts = _mine(self, I_TEXTS)
     next_hop = _setdefault(texts, next_hop)
     if originator_id:
         originator_id = _setdefault(texts, originator_id)
@@ -283,7 +426,7 @@ cdef object _share_own(self, own):
         cluster_list = _setdefault(texts, cluster_list)
     policy = (local_pref, originator_id, cluster_list)
     i = PyObject_Hash(policy) & _share_mask
-    policy = _share(self._policies, i, policy)
+    policy = _share(_mine(self, I_POLICIES), i, policy)
     own = _router_part(next_hop, communities, policy)
     owns[at] = own
     return own
@@ -351,7 +494,7 @@ cdef object _make_core(self, tuple row):
     """``AttributeInterner._make_core``: a new core, its values shared with
     earlier cores."""
     cdef Py_ssize_t i, at
-    cdef list ints = self._ints
+    cdef list ints = _mine(self, I_INTS)
     cdef list segments, out
     (as_path, origin, med, large_communities, extended_communities, atomic_aggregate,
      aggregator) = row
@@ -359,9 +502,9 @@ cdef object _make_core(self, tuple row):
         med = share_int(ints, med, _share_mask)
     if large_communities:
         i = PyObject_Hash(large_communities) & _share_mask
-        large_communities = _share(self._tuples, i, large_communities)
+        large_communities = _share(_mine(self, I_TUPLES), i, large_communities)
     if extended_communities:
-        extended_communities = _setdefault(self._texts, extended_communities)
+        extended_communities = _setdefault(_mine(self, I_TEXTS), extended_communities)
     # Decoded segments may be lists: a tuple of tuples, then shared whole.
     cdef Py_hash_t h = -1
     if type(as_path) is tuple:
@@ -373,8 +516,8 @@ cdef object _make_core(self, tuple row):
         as_path = tuple([(kind, tuple(numbers)) for kind, numbers in as_path])
         h = PyObject_Hash(as_path)
     at = h & _large_mask
-    cdef list paths = self._paths
-    cdef array.array tags = self._path_tags
+    cdef list paths = _mine(self, I_PATHS)
+    cdef array.array tags = _mine(self, I_TAGS)
     if at >= PyList_GET_SIZE(paths) or at >= Py_SIZE(tags):
         raise IndexError("list index out of range")
     # The slot's hash first: the held path (cold by now) is read only when equal.
@@ -421,3 +564,9 @@ cdef object _make_core(self, tuple row):
         aggregator,
         *derive_as_numbers(as_path),
     )
+
+
+def fields_at_offsets():
+    """Which reads go to their offsets here (tests): the sets' ``own``, the
+    cores' fields, the router parts' fields, the interner's slots."""
+    return (_own_at >= 0, _core_at, _part_at, _self_at)

@@ -105,7 +105,7 @@ def _from_core(name: str) -> property:
     return property(attrgetter(f"core.{name}"), doc=f"``core.{name}`` (shared by routers)")
 
 
-class RouterPart(msgspec.Struct, gc=False, frozen=True):
+class RouterPart(msgspec.Struct, gc=False, frozen=True, cache_hash=True):
     """What a router's set has of its own: next hop, communities and ``policy``
     (local-pref, originator id, cluster list). Few distinct ones per router
     (its next hops x its community lists x its policies: ~3,600 per router on
@@ -114,6 +114,9 @@ class RouterPart(msgspec.Struct, gc=False, frozen=True):
     routers' sets where they are equal. Compared and hashed by value (the
     interner's scan compares one of these instead of three fields).
     ``gc=False``: it holds a string and tuples of ints and strings only.
+    ``cache_hash``: its hash is computed once (a hidden slot; 40 -> 48 bytes,
+    the same pymalloc size class): a core's index hashes each set's part
+    again at every rebuild, ~12k rebuilds a late router (stop 34, intern4).
     """
 
     next_hop: str

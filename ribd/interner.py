@@ -75,8 +75,9 @@ def _numbers_shared(ints: list, as_path: object) -> bool:
     return True
 
 
-_compiled_intern = None
+_compiled_intern = _compiled_bind = None
 with contextlib.suppress(ImportError):  # the compiled twin, where setup.py built it
+    from ribd._intern import bind as _compiled_bind
     from ribd._intern import intern as _compiled_intern
 COMPILED = _compiled_intern is not None
 
@@ -270,6 +271,17 @@ class AttributeInterner(InternerLoad, InternerCollect):
             key, held = self._locate(key, part)
         own = RouterPart(hop, comms, (pref, orig_id, clusters))
         if held is None:
+            if SCAN_VARIANTS >= 1:  # (tests lower it; never below 1 in use)
+                # A new core and its first set in one list of two: no append
+                # (a list grown by one append holds 8 slots, 48 bytes more than
+                # the 2 of a core carried by one set), no index to look for (the
+                # collection drops a core's index with its core): ``_hold``'s
+                # steps for a new key.
+                core = self._make_core(part)
+                attrs = PathAttributes(core, self._share(own))
+                cores[key] = [core, attrs]
+                self._count += 1
+                return attrs
             held = cores[key] = [self._make_core(part)]
         else:  # _find, inlined
             n = len(held)
@@ -446,3 +458,8 @@ class AttributeInterner(InternerLoad, InternerCollect):
             aggregator,
             *derived,
         )
+
+
+if _compiled_bind is not None:
+    # The compiled intern reads this class's slots at their offsets.
+    _compiled_bind(AttributeInterner)
