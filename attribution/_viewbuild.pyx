@@ -14,7 +14,8 @@ cimport cython
 from cpython.ref cimport PyObject
 from libc.string cimport memcpy
 
-from ribd._wide_rows cimport _field, _over_at, wide_member_offset
+from ribd._slots cimport get_at, slots_member_offset
+from ribd._wide_rows cimport _over_at
 
 from ribd.attributes import PathAttributes
 from ribd.entries import Overlay
@@ -30,8 +31,8 @@ cdef extern from "Python.h":
 cdef object _overlay = Overlay
 cdef object _path_attributes = PathAttributes
 # Overlay.row and Overlay.over read at their slots' offsets (as ribd._wide does).
-cdef Py_ssize_t _row_at = wide_member_offset(Overlay.__dict__["row"])
-cdef Py_ssize_t _over_at_ = wide_member_offset(Overlay.__dict__["over"])
+cdef Py_ssize_t _row_at = slots_member_offset(Overlay.__dict__["row"])
+cdef Py_ssize_t _over_at_ = slots_member_offset(Overlay.__dict__["over"])
 
 
 cdef inline Py_ssize_t _slot_of(size_t p, Py_ssize_t mask):
@@ -224,11 +225,11 @@ cdef inline object _entry_get(object entry, Py_ssize_t slot):
     cdef tuple over
     cdef Py_ssize_t j
     if type(entry) is _overlay:
-        over = _field(entry, _over_at_, "over")
+        over = get_at(entry, _over_at_, "over")
         j = _over_at(over, slot)
         if j >= 0:
             return <object>PyTuple_GET_ITEM(over, j + 1)
-        return _row_item(<tuple>_field(entry, _row_at, "row"), slot)
+        return _row_item(<tuple>get_at(entry, _row_at, "row"), slot)
     return _row_item(<tuple?>entry, slot)
 
 

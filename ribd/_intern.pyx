@@ -36,6 +36,7 @@ from cpython.ref cimport Py_INCREF, PyObject
 from cpython.tuple cimport PyTuple_GET_SIZE
 
 from ribd._shared_ints cimport numbers_shared, share_int
+from ribd._slots cimport set_at, slot_ptr, slots_member_offset
 
 from ribd.attributes import AS_SEQUENCE, PathAttributes, PathCore, RouterPart, derive_as_numbers
 from ribd.interner_index import INDEX_PAST, POS_BITS, POS_MASK, TAG_MASK, slots_for
@@ -56,30 +57,6 @@ cdef extern from "Python.h":
     int PyObject_RichCompareBool(object a, object b, int op) except -1
     int Py_EQ, Py_NE
 
-
-cdef extern from *:
-    """
-    #include "structmember.h"  /* PyMemberDef (in Python.h from 3.12) */
-    /* The offset of a slot (a msgspec Struct field, a __slots__ entry) from its
-       member descriptor; -1: not one (then read through getattr). */
-    static inline Py_ssize_t intern_member_offset(PyObject *descr) {
-        if (Py_TYPE(descr) != &PyMemberDescr_Type) return -1;
-        return ((PyMemberDescrObject *)descr)->d_member->offset;
-    }
-    static inline PyObject *intern_slot(PyObject *o, Py_ssize_t offset) {
-        return *(PyObject **)((char *)o + offset);
-    }
-    static inline void intern_slot_set(PyObject *o, Py_ssize_t offset, PyObject *v) {
-        PyObject **at = (PyObject **)((char *)o + offset);
-        PyObject *old = *at;
-        Py_INCREF(v);
-        *at = v;
-        Py_XDECREF(old);
-    }
-    """
-    Py_ssize_t intern_member_offset(object descr)
-    PyObject *intern_slot(object o, Py_ssize_t offset)
-    void intern_slot_set(object o, Py_ssize_t offset, object v)
 
 
 cdef Py_ssize_t _share_mask = SHARE_SLOTS - 1
@@ -112,7 +89,7 @@ cdef object _interner_type = None  # AttributeInterner, set by ``bind`` (ribd.in
 
 
 cdef Py_ssize_t _offset(object cls, str name):
-    return intern_member_offset(cls.__dict__.get(name))
+    return slots_member_offset(cls.__dict__.get(name))
 
 
 cdef Py_ssize_t _own_at = _offset(PathAttributes, "own")
@@ -155,7 +132,7 @@ def bind(cls):
 
 cdef inline object _slot(object o, Py_ssize_t offset, str name):
     """Field ``name`` of ``o``, read at ``offset`` (the caller checked o's type)."""
-    cdef PyObject *v = intern_slot(o, offset)
+    cdef PyObject *v = slot_ptr(o, offset)
     if v == NULL:
         raise AttributeError(name)
     return <object>v
@@ -165,7 +142,7 @@ cdef inline object _mine(object self, int k):
     """The interner's slot ``_SLOTS[k]``: at its offset for an AttributeInterner, else getattr."""
     cdef PyObject *v
     if type(self) is _interner_type:
-        v = intern_slot(self, _at[k])
+        v = slot_ptr(self, _at[k])
         if v != NULL:
             return <object>v
     return getattr(self, _SLOTS[k])  # (an empty slot: its AttributeError)
@@ -322,7 +299,7 @@ def intern(self, row):
 cdef inline int _counted(self) except -1:
     """``self._count += 1``."""
     if type(self) is _interner_type:
-        intern_slot_set(self, _at[I_COUNT], _slot(self, _at[I_COUNT], "_count") + 1)
+        set_at(self, _at[I_COUNT], "_count", _slot(self, _at[I_COUNT], "_count") + 1)
     else:
         self._count += 1
     return 0

@@ -32,10 +32,9 @@ from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_ITEM, PySeque
 
 from ribd._announce cimport _find_ints, general_loop
 from ribd._intdelta cimport delta_get, delta_set, is_delta
-from ribd._wide_fields cimport _get_at, _set_at, wide_slot_offset
+from ribd._slots cimport get_at, set_at, slots_member_offset, slots_writable_offset
 from ribd._wide_rejoin cimport rejoin_c
 from ribd._wide_rows cimport (
-    _field,
     _holds,
     _move,
     _over_at,
@@ -45,7 +44,6 @@ from ribd._wide_rows cimport (
     wide_drop_if_interned,
     wide_drop_known,
     wide_hash_known,
-    wide_member_offset,
 )
 
 from itertools import islice
@@ -73,27 +71,27 @@ cdef extern from "Python.h":
 cdef object _overlay = Overlay
 # Overlay.row and Overlay.over read at their slots' offsets (a member descriptor's
 # lookup on every read was ~10% of this module's time); -1: through getattr.
-cdef Py_ssize_t _row_at = wide_member_offset(Overlay.__dict__["row"])
-cdef Py_ssize_t _over_at_ = wide_member_offset(Overlay.__dict__["over"])
+cdef Py_ssize_t _row_at = slots_member_offset(Overlay.__dict__["row"])
+cdef Py_ssize_t _over_at_ = slots_member_offset(Overlay.__dict__["over"])
 
 
 FIELDS_AT_OFFSETS = _row_at >= 0 and _over_at_ >= 0
 
 # A router's FamilyState and the family's PrefixStore (slotted classes) read
 # and written at their slots' offsets, for objects of exactly these types
-# (ribd._wide_fields; -1: through getattr / setattr).
+# (ribd._slots; -1: through getattr / setattr).
 cdef object _family_state = FamilyState
 cdef object _prefix_store = PrefixStore
-cdef Py_ssize_t _fs_slot = wide_slot_offset(FamilyState.__dict__["slot"])
-cdef Py_ssize_t _fs_stale_slot = wide_slot_offset(FamilyState.__dict__["stale_slot"])
-cdef Py_ssize_t _fs_prefixes = wide_slot_offset(FamilyState.__dict__["prefixes"])
-cdef Py_ssize_t _fs_paths = wide_slot_offset(FamilyState.__dict__["paths"])
-cdef Py_ssize_t _fs_stale_prefixes = wide_slot_offset(FamilyState.__dict__["stale_prefixes"])
-cdef Py_ssize_t _fs_writes = wide_slot_offset(FamilyState.__dict__["writes"])
-cdef Py_ssize_t _st_keys = wide_slot_offset(PrefixStore.__dict__["keys"])
-cdef Py_ssize_t _st_int_keys = wide_slot_offset(PrefixStore.__dict__["int_keys"])
-cdef Py_ssize_t _st_values = wide_slot_offset(PrefixStore.__dict__["values"])
-cdef Py_ssize_t _st_delta = wide_slot_offset(PrefixStore.__dict__["delta"])
+cdef Py_ssize_t _fs_slot = slots_writable_offset(FamilyState.__dict__["slot"])
+cdef Py_ssize_t _fs_stale_slot = slots_writable_offset(FamilyState.__dict__["stale_slot"])
+cdef Py_ssize_t _fs_prefixes = slots_writable_offset(FamilyState.__dict__["prefixes"])
+cdef Py_ssize_t _fs_paths = slots_writable_offset(FamilyState.__dict__["paths"])
+cdef Py_ssize_t _fs_stale_prefixes = slots_writable_offset(FamilyState.__dict__["stale_prefixes"])
+cdef Py_ssize_t _fs_writes = slots_writable_offset(FamilyState.__dict__["writes"])
+cdef Py_ssize_t _st_keys = slots_writable_offset(PrefixStore.__dict__["keys"])
+cdef Py_ssize_t _st_int_keys = slots_writable_offset(PrefixStore.__dict__["int_keys"])
+cdef Py_ssize_t _st_values = slots_writable_offset(PrefixStore.__dict__["values"])
+cdef Py_ssize_t _st_delta = slots_writable_offset(PrefixStore.__dict__["delta"])
 STATE_AT_OFFSETS = min(_fs_slot, _fs_stale_slot, _fs_prefixes, _fs_paths, _fs_stale_prefixes,
                        _fs_writes, _st_keys, _st_int_keys, _st_values, _st_delta) >= 0
 
@@ -127,11 +125,11 @@ cdef inline object _value_at(object entry, bint overlay, Py_ssize_t slot):
     cdef tuple over
     cdef Py_ssize_t j
     if overlay:
-        over = _field(entry, _over_at_, "over")
+        over = get_at(entry, _over_at_, "over")
         j = _over_at(over, slot)
         if j >= 0:
             return <object>PyTuple_GET_ITEM(over, j + 1)
-        return _slot_of(<tuple>_field(entry, _row_at, "row"), slot)
+        return _slot_of(<tuple>get_at(entry, _row_at, "row"), slot)
     return _slot_of(<tuple>entry, slot)
 
 
@@ -172,11 +170,11 @@ cdef tuple _core_at(rib, table, fs, seq, Py_ssize_t n, list ids, list found, att
             for i in range(n):
                 ats[i] = found[i]
         elif n:
-            keys = _get_at(store, _st_keys | o_store, "keys")
+            keys = get_at(store, _st_keys | o_store, "keys")
             if not len(keys):
                 for i in range(n):
                     ats[i] = -1
-            elif not (_get_at(store, _st_int_keys | o_store, "int_keys") and _find_ints(keys, seq, n, ats)):
+            elif not (get_at(store, _st_int_keys | o_store, "int_keys") and _find_ints(keys, seq, n, ats)):
                 places = store.find_many(prefixes)
                 for i in range(n):
                     ats[i] = places[i]
@@ -238,8 +236,8 @@ cdef int wide_parts(rib, table, fs, prefixes, path_ids, attrs, Py_ssize_t count)
     # ``forget_changes_if_behind``), without its set-up for no prefix.
     changes = table.changes
     table.writes += count
-    _set_at(fs, _fs_writes | o_fs, "writes", _get_at(fs, _fs_writes | o_fs, "writes") + count)
-    table.slot_seq[_get_at(fs, _fs_slot | o_fs, "slot")] = table.changes_start + len(changes)
+    set_at(fs, _fs_writes | o_fs, "writes", get_at(fs, _fs_writes | o_fs, "writes") + count)
+    table.slot_seq[get_at(fs, _fs_slot | o_fs, "slot")] = table.changes_start + len(changes)
     if len(changes) > _table_module.MAX_CHANGE_LOG:
         table.changes_start += len(changes)
         changes.clear()
@@ -279,15 +277,15 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
     cdef tuple row, over
     cdef dict by_id = None
 
-    delta = _get_at(store, _st_delta | o_store, "delta")
+    delta = get_at(store, _st_delta | o_store, "delta")
     entries = table._entries
     if type(entries) is not dict or not is_delta(delta):
         raise TypeError("announce_wide: the table's intern dict or delta is not a dict/delta")
     changes = table.changes
     if type(changes) is not list:
         raise TypeError("announce_wide: the table's change log is not a list")
-    slot = _get_at(fs, _fs_slot | o_fs, "slot")
-    stale_obj = _get_at(fs, _fs_stale_slot | o_fs, "stale_slot")
+    slot = get_at(fs, _fs_slot | o_fs, "slot")
+    stale_obj = get_at(fs, _fs_stale_slot | o_fs, "stale_slot")
     stale = -1 if stale_obj is None else stale_obj
     new_prefixes = None  # (made for the first prefix the store lacks: rare)
     ents = []  # each held prefix's entry
@@ -303,7 +301,7 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
         mv_cleared = mv_plain + n
         mv_hash = <Py_hash_t *>(mv_cleared + n)
     try:
-        values = _get_at(store, _st_values | o_store, "values")
+        values = get_at(store, _st_values | o_store, "values")
         if len(values):
             PyObject_GetBuffer(values, &view, PyBUF_RECORDS)
             have_view = True
@@ -334,7 +332,7 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
                 new_found.append(at)
                 continue
             if type(entry) is _overlay:
-                row = _field(entry, _row_at, "row")
+                row = get_at(entry, _row_at, "row")
             else:
                 row = <tuple?>entry
             # The row's place in ``rows``: the last one's first (a set's
@@ -389,7 +387,7 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
             overlay = type(entry) is _overlay
             over = None
             if overlay:
-                over = _field(entry, _over_at_, "over")
+                over = get_at(entry, _over_at_, "over")
                 j = _over_at(over, slot)
                 old = <object>PyTuple_GET_ITEM(over, j + 1) if j >= 0 else _slot_of(row, slot)
             else:
@@ -446,9 +444,9 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
                         # Held by the store, ``ents`` and ``entry`` only: no reader
                         # holds it, so it is updated in place (an Overlay is never
                         # interned; identity is equality), not made anew and freed.
-                        _set_at(entry, _row_at, "row", moved)
-                        if over is not _field(entry, _over_at_, "over"):
-                            _set_at(entry, _over_at_, "over", over)
+                        set_at(entry, _row_at, "row", moved)
+                        if over is not get_at(entry, _over_at_, "over"):
+                            set_at(entry, _over_at_, "over", over)
                         new_entry = entry
                         _reused += 1
                     else:
@@ -468,12 +466,12 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
             PyList_Append(changes, prefix)
             new_entry = None
         if d_prefixes:
-            _set_at(fs, _fs_prefixes | o_fs, "prefixes", _get_at(fs, _fs_prefixes | o_fs, "prefixes") + d_prefixes)
+            set_at(fs, _fs_prefixes | o_fs, "prefixes", get_at(fs, _fs_prefixes | o_fs, "prefixes") + d_prefixes)
         if d_paths:
-            _set_at(fs, _fs_paths | o_fs, "paths", _get_at(fs, _fs_paths | o_fs, "paths") + d_paths)
+            set_at(fs, _fs_paths | o_fs, "paths", get_at(fs, _fs_paths | o_fs, "paths") + d_paths)
         if d_stale:
-            _set_at(fs, _fs_stale_prefixes | o_fs, "stale_prefixes",
-                    _get_at(fs, _fs_stale_prefixes | o_fs, "stale_prefixes") - d_stale)
+            set_at(fs, _fs_stale_prefixes | o_fs, "stale_prefixes",
+                    get_at(fs, _fs_stale_prefixes | o_fs, "stale_prefixes") - d_stale)
         # Rows no prefix holds any more leave the intern dict now (see Rib._announce).
         del ents
         entry = new_entry = over = old = new = None

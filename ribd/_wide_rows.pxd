@@ -36,11 +36,6 @@ cdef extern from *:
         return PyDict_DelItem(d, key);
     #endif
     }
-    /* The offset of a slot (a msgspec Struct field) from its member descriptor; -1: not one. */
-    static inline Py_ssize_t wide_member_offset(PyObject *descr) {
-        if (Py_TYPE(descr) != &PyMemberDescr_Type) return -1;
-        return ((PyMemberDescrObject *)descr)->d_member->offset;
-    }
     /* A moved row and both hashes in one walk of the old row (below). */
     #if PY_VERSION_HEX >= 0x03080000 && PY_VERSION_HEX < 0x030D0000 && SIZEOF_VOID_P == 8
     #define WIDE_KNOWN_HASH 1
@@ -191,22 +186,12 @@ cdef extern from *:
     static inline int wide_hash_known(void) { return *wide_hash_flag(); }
     """
     int wide_drop_if_interned(object d, object key) except -1
-    Py_ssize_t wide_member_offset(object descr)
     object wide_moved(object row, Py_ssize_t slot, object value, object d, Py_ssize_t clear,
                       Py_ssize_t end, Py_hash_t *old_hash)
     int wide_drop_known(object d, object key, Py_hash_t h) except -1
     int wide_check_hash(object samples) except -1
     int wide_hash_known()
 
-
-cdef inline object _field(object o, Py_ssize_t offset, str name):
-    cdef PyObject *v
-    if offset < 0:
-        return getattr(o, name)
-    v = (<PyObject **>((<char *><PyObject *>o) + offset))[0]
-    if v == NULL:
-        raise AttributeError(name)
-    return <object>v
 
 cdef inline object _slot_of(tuple row, Py_ssize_t slot):
     """``row[slot]``, None past its end."""

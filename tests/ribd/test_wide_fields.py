@@ -1,6 +1,6 @@
 """The compiled wide announce (ribd/_wide.pyx) reads and writes a router's
 ``FamilyState`` and the family's ``PrefixStore`` at their slots' offsets
-(ribd/_wide_fields.pxd) when they are of exactly those types, and through
+(ribd/_slots.pxd) when they are of exactly those types, and through
 getattr / setattr otherwise; either way the RIB ends as the Python reference
 leaves it, and the counters it writes hold their values' references as a
 setattr would."""
