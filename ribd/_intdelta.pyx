@@ -58,6 +58,25 @@ cdef inline int _length(uint64_t key) noexcept nogil:
     return 63 - __builtin_clzll(key)
 
 
+cdef inline Py_ssize_t _find(IntDelta t, uint64_t key) noexcept:
+    """The slot holding ``key``, or -1: the one probe every operation takes
+    (linear from the key's home slot to the first empty one)."""
+    cdef Slot *slots = t.slots
+    cdef Py_ssize_t i, mask
+    cdef uint64_t kp
+    if t.n == 0:
+        return -1
+    mask = t.size - 1
+    i = _home(key, t.shift)
+    while True:
+        kp = slots[i].kp
+        if kp == 0:
+            return -1
+        if (kp & KEY_MASK) == key:
+            return i
+        i = (i + 1) & mask
+
+
 cdef class IntDelta:
     """The prefixes an IPv4 store's arrays lack: int key -> entry (see the module)."""
 
@@ -92,79 +111,39 @@ cdef class IntDelta:
 
     cdef PyObject *get_c(self, uint64_t key):
         """The entry at ``key`` (a borrowed reference), or NULL."""
-        cdef Slot *slots = self.slots
-        cdef Py_ssize_t i, mask
-        cdef uint64_t kp
-        if self.n == 0:
-            return NULL
-        mask = self.size - 1
-        i = _home(key, self.shift)
-        while True:
-            kp = slots[i].kp
-            if kp == 0:
-                return NULL
-            if (kp & KEY_MASK) == key:
-                return slots[i].value
-            i = (i + 1) & mask
+        cdef Py_ssize_t i = _find(self, key)
+        return NULL if i < 0 else self.slots[i].value
 
     cdef int set_c(self, uint64_t key, object value) except -1:
         """``value`` at ``key``: replaced in place if held (its order kept), else added last."""
-        cdef Slot *slots = self.slots
-        cdef Py_ssize_t i, mask
-        cdef uint64_t kp
+        cdef Py_ssize_t i = _find(self, key)
         cdef PyObject *old
-        if self.n:
-            mask = self.size - 1
-            i = _home(key, self.shift)
-            while True:
-                kp = slots[i].kp
-                if kp == 0:
-                    break
-                if (kp & KEY_MASK) == key:
-                    old = slots[i].value
-                    Py_INCREF(value)
-                    slots[i].value = <PyObject *>value
-                    Py_DECREF(<object>old)  # (last: the table is whole if it runs code)
-                    return 0
-                i = (i + 1) & mask
-        self._append(key, value)
+        if i < 0:
+            self._append(key, value)
+            return 0
+        old = self.slots[i].value
+        Py_INCREF(value)
+        self.slots[i].value = <PyObject *>value
+        Py_DECREF(<object>old)  # (last: the table is whole if it runs code)
         return 0
 
     cdef int add_c(self, uint64_t key, object value) except -1:
         """``value`` at ``key`` if it is not held (1), else nothing (0)."""
-        cdef Slot *slots = self.slots
-        cdef Py_ssize_t i, mask
-        cdef uint64_t kp
-        if self.n:
-            mask = self.size - 1
-            i = _home(key, self.shift)
-            while True:
-                kp = slots[i].kp
-                if kp == 0:
-                    break
-                if (kp & KEY_MASK) == key:
-                    return 0
-                i = (i + 1) & mask
+        if _find(self, key) >= 0:
+            return 0
         self._append(key, value)
         return 1
 
     cdef int del_c(self, uint64_t key) except -1:
         """Remove ``key`` (1), or nothing if it is not held (0)."""
         cdef Slot *slots = self.slots
-        cdef Py_ssize_t i, j, k, mask, pos
+        cdef Py_ssize_t i = _find(self, key), j, k, mask, pos
         cdef uint64_t kp
         cdef PyObject *old
-        if self.n == 0:
+        if i < 0:
             return 0
         mask = self.size - 1
-        i = _home(key, self.shift)
-        while True:
-            kp = slots[i].kp
-            if kp == 0:
-                return 0
-            if (kp & KEY_MASK) == key:
-                break
-            i = (i + 1) & mask
+        kp = slots[i].kp
         old = slots[i].value
         pos = <Py_ssize_t>(kp >> 33)
         self.order[pos] = 0
