@@ -163,7 +163,7 @@ def int_texts(keys):
 
 def add_lengths(set lengths, prefixes):
     """``lengths.update(int(p.rpartition("/")[2]) for p in prefixes)`` in C:
-    ``ribd.store.Delta.lengths`` over a whole table's new prefixes (~0.11 CPU-s
+    ``ribd.textdelta.Delta.lengths`` over a whole table's new prefixes (~0.11 CPU-s
     for the real table in Python, paid by the first lookup after a load).
 
     A text whose part after its last '/' is not 1-3 ASCII digits (or not an

@@ -49,7 +49,7 @@ def entry_of(Py_ssize_t slot, attrs):
 
 def probe(delta, prefixes):
     """Each prefix's entry in ``delta`` (None: absent), and how many are absent."""
-    if not is_delta(delta):  # an IntDelta, or a dict or a subclass (ribd.store.Delta)
+    if not is_delta(delta):  # an IntDelta, or a dict or a subclass (ribd.textdelta.Delta)
         raise TypeError(f"delta is a {type(delta).__name__}, not a store's delta")
     cdef object seq = PySequence_Fast(prefixes, "prefixes")
     cdef Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), i, missing = 0

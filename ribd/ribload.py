@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # (ribd.store imports this module's users)
     from ribd.intdelta import PyIntDelta
-    from ribd.store import Delta
+    from ribd.textdelta import Delta
 
 
 def probe(delta: PyIntDelta | Delta, prefixes: Sequence[str]) -> tuple[list, int]:

@@ -6,7 +6,7 @@ Why two layers (an LSM tree's shape, in two levels):
   prefixes as fixed-width byte keys and the entries as object references,
   cost 13 (IPv4) or 25 (IPv6) bytes. The arrays are the store.
 * Arrays cannot take inserts cheaply, so a prefix the arrays do not hold yet
-  goes into the *delta* (``Delta``: a dict by prefix text), which ``merge``
+  goes into the *delta* (``ribd.textdelta.Delta``: a dict by prefix text), which ``merge``
   folds into the arrays (the RIB's maintenance does it once writes pause).
   A full table load fills the delta and is merged once. (The delta was a
   pytricia trie: a table load paid a trie walk per prefix to probe it and
@@ -45,12 +45,13 @@ import ctypes
 import ctypes.util
 import socket
 from collections.abc import Iterator
-from itertools import islice, repeat
+from itertools import repeat
 
 import numpy as np
 
 from ribd.intdelta import IntDelta
 from ribd.prefix_keys import int_keys, int_texts, py_int_key, py_int_text
+from ribd.textdelta import Delta
 
 try:  # compiled key search (setup.py builds it where a C compiler is): same indexes
     from ribd._rawkeys import encode as _compiled_encode
@@ -59,20 +60,6 @@ except ImportError:
     _compiled_encode = _compiled_find_many = None
 COMPILED_FIND = _compiled_find_many is not None
 
-
-def py_add_lengths(lengths: set[int], prefixes: Iterator[str]) -> None:
-    """Each prefix's length into ``lengths``: ``Delta.lengths``'s step, the
-    reference of ``ribd._rawkeys.add_lengths`` (compiled, where built). A
-    prefix is a text or an IPv4 store's int key (``ribd.prefix_keys``)."""
-    lengths.update(
-        p.bit_length() - 1 if type(p) is int else int(p.rpartition("/")[2]) for p in prefixes
-    )
-
-
-try:
-    from ribd._rawkeys import add_lengths
-except ImportError:
-    add_lengths = py_add_lengths
 
 _LENGTH_BYTE = {str(n): bytes((n + 1,)) for n in range(129)}
 # Prefixes per C loop in the merges' bulk steps: each loop holds the GIL, so a
@@ -94,88 +81,6 @@ def release_memory() -> None:
         libc.malloc_trim(0)
     except (OSError, AttributeError):
         pass
-
-
-class Delta(dict):
-    """The prefixes an IPv6 store's arrays lack: prefix text -> entry.
-
-    A dict, with the interface the IPv4 store's delta has (``ribd.intdelta``:
-    ``get``, ``has_key``, ``insert``, ``add``, ``delete``, ``keys``, ``values``,
-    ``items`` as lists, ``snapshot``, ``lengths``), which every reader uses, so
-    that one reader serves both stores. Keys are
-    canonical prefix texts (``ribd.prefixes``): the same text is the same
-    prefix. What a
-    dict lacks, longest-prefix match, ``covering`` does by
-    probing each prefix length the delta holds, longest first; those lengths
-    are counted lazily, at the first lookup after writes, and only over the
-    keys added since the last count (a dict keeps insertion order, so they
-    are its last ones; a removal makes the next lookup count them all).
-    """
-
-    __slots__ = ("_counted", "_lengths")
-
-    has_key = dict.__contains__
-    insert = dict.__setitem__
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._lengths: set[int] = set()
-        self._counted = 0  # keys counted into _lengths; -1: count them all again
-
-    def keys(self) -> list[str]:  # type: ignore[override]
-        return list(self)
-
-    def values(self) -> list:  # type: ignore[override]
-        return list(dict.values(self))
-
-    def items(self) -> list[tuple[str, object]]:  # type: ignore[override]
-        return list(dict.items(self))
-
-    def add(self, prefix: str, entry: object) -> bool:
-        """``entry`` at ``prefix`` unless held; whether it was added."""
-        if dict.__contains__(self, prefix):
-            return False
-        dict.__setitem__(self, prefix, entry)
-        return True
-
-    def snapshot(self) -> tuple[list, list]:
-        """(keys, entries) in insertion order, as of one instant (``dict.copy``
-        runs in C without a thread switch)."""
-        copy = dict.copy(self)
-        return list(copy), list(copy.values())
-
-    def delete(self, prefix: str) -> None:
-        del self[prefix]
-
-    def __delitem__(self, prefix: str) -> None:
-        dict.__delitem__(self, prefix)
-        self._counted = -1
-
-    def pop(self, *args):  # type: ignore[no-untyped-def]
-        self._counted = -1
-        return dict.pop(self, *args)
-
-    def popitem(self):  # type: ignore[no-untyped-def]
-        self._counted = -1
-        return dict.popitem(self)
-
-    def clear(self) -> None:
-        self._counted = -1
-        dict.clear(self)
-
-    def lengths(self) -> list[int]:
-        """The prefix lengths held (maybe a few no longer held), longest first."""
-        n = len(self)
-        counted = self._counted
-        if counted != n:
-            if counted < 0 or counted > n:
-                self._lengths = set()
-                new: Iterator[str] = iter(self)
-            else:
-                new = islice(reversed(self), n - counted)
-            add_lengths(self._lengths, new)  # (an int key's length: its bit length - 1)
-            self._counted = n
-        return sorted(self._lengths, reverse=True)
 
 
 class PrefixStore:

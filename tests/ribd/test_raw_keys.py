@@ -8,6 +8,7 @@ import random
 import pytest
 
 from ribd import store as store_module
+from ribd import textdelta
 from ribd.store import PrefixStore
 
 compiled = pytest.importorskip("ribd._rawkeys")
@@ -76,14 +77,14 @@ def _lengths_outcome(add, prefixes: list) -> object:
     return sorted(lengths)
 
 
-@pytest.mark.skipif(store_module.add_lengths is store_module.py_add_lengths, reason="not built")
+@pytest.mark.skipif(textdelta.add_lengths is textdelta.py_add_lengths, reason="not built")
 def test_compiled_lengths_are_the_python_lengths() -> None:
     """``Delta.lengths``' step in C against the Python expression: real-looking
     prefixes of every length, then texts it must leave to Python (no slash,
     empty, 4 digits, signs, spaces, underscores, non-ASCII digits, surrogates,
     non-str), alone and among good ones: the same set or the same error."""
     rng = random.Random(20261201)
-    add, ref = store_module.add_lengths, store_module.py_add_lengths
+    add, ref = textdelta.add_lengths, textdelta.py_add_lengths
     good = [f"10.{rng.randrange(256)}.0.0/{rng.randrange(33)}" for _ in range(500)]
     good += [f"2001:db8::/{n}" for n in range(129)] + ["0.0.0.0/0", "1.2.3.4/032"]
     good += [1 << n | rng.getrandbits(n) for n in range(33)]  # an IPv4 store's int keys

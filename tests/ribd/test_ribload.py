@@ -10,7 +10,7 @@ import sysconfig
 import pytest
 
 from ribd import ribload
-from ribd.store import Delta
+from ribd.textdelta import Delta
 
 pytestmark = pytest.mark.skipif(not ribload.COMPILED, reason="ribd._ribload is not built here")
 
