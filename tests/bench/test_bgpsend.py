@@ -15,7 +15,7 @@ import gzip
 import orjson
 import pytest
 
-from bench import bgpsend, realistic, synth
+from bench import bgpsend, bgpwire, realistic, synth
 from bench.common import FULL_TABLE, FULL_TABLE_PEER
 from ribd.attributes import ATTRIBUTE_FIELDS, attribute_row
 from ribd.events import RoutesAnnounced
@@ -121,7 +121,7 @@ def test_two_routers_tables_sent_by_bgpsend_arrive_in_the_rib_exactly() -> None:
 
 def test_mrt_messages_are_kept_whole_and_next_hops_rewritten_in_place() -> None:
     msgs = [
-        bgpsend.encode_json_update(
+        bgpwire.encode_json_update(
             {
                 "attribute": {
                     "origin": "igp",
@@ -189,7 +189,7 @@ def test_the_real_tables_odd_updates_are_packed_as_their_json_says() -> None:
         }
         update = orjson.loads(line)["neighbor"]["message"]["update"]
         got = set()
-        for msg in bgpsend.encode_json_update(update):
+        for msg in bgpwire.encode_json_update(update):
             for e in decoder.decode(FULL_TABLE_PEER, msg[19:], caps):
                 if isinstance(e, RoutesAnnounced):
                     got |= {(p, named(e.attributes)) for p in e.prefixes}
