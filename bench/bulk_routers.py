@@ -73,7 +73,7 @@ def _partial_model(workdir: Path, share: float):
 
 def _resolver(rib):
     from attribution.resolver import Resolver
-    from bench.multirouter import _config
+    from bench.multirouter_child import _config
 
     resolver = Resolver(rib, _config(), build_views_inline=False)
     with rib.lock:
@@ -180,7 +180,7 @@ def _axes(resolver) -> int:
 
 def _measure(resolver, k: int, flows, prefixes, profile: bool, label: str = "", alone=None) -> dict:
     from bench.inproc import timed
-    from bench.multirouter import BATCH, bare_pytricia
+    from bench.multirouter_child import BATCH, bare_pytricia
     from bench.realistic import neighbor
 
     exporters = [neighbor(j) for j in range(1, k + 1)]
@@ -327,7 +327,7 @@ def _profiles(resolver, k: int, flows, where: Path, label: str) -> None:
     import contextlib
     import io
 
-    from bench.multirouter import BATCH
+    from bench.multirouter_child import BATCH
     from bench.realistic import neighbor
 
     where.mkdir(parents=True, exist_ok=True)
@@ -356,7 +356,7 @@ def run(args: argparse.Namespace) -> list[Row]:
         log(skip)
         return []
     from attribution.service import tune_gc
-    from bench.multirouter import _zipf_batches
+    from bench.multirouter_child import _zipf_batches
     from bench.realistic import router_lines
     from ribd.parser import ExabgpParser
     from ribd.rib import Rib

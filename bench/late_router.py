@@ -67,7 +67,7 @@ def run_raw(routers: int, upto: int, rounds: int, cache: str | None) -> list[lis
     from attribution.service import tune_gc
     from bench.ingest import new_rib
     from bench.ingest_instr import feed_lines
-    from bench.multirouter import settle
+    from bench.multirouter_child import settle
 
     per = raw_tables(routers, cache)
     tune_gc()
@@ -87,7 +87,7 @@ def run_raw(routers: int, upto: int, rounds: int, cache: str | None) -> list[lis
 
 def run_json(routers: int, fraction: float, rounds: int) -> list[list[tuple[float, float]]]:
     from attribution.service import tune_gc
-    from bench.multirouter import fraction_step, settle
+    from bench.multirouter_child import fraction_step, settle
     from bench.realistic import cached_model, router_lines
     from ribd.parser import ExabgpParser
     from ribd.rib import Rib

@@ -8,7 +8,7 @@ router 1's whole table was still in the pytricia delta, and the views' build
 
 from __future__ import annotations
 
-from bench.multirouter import settle
+from bench.multirouter_child import settle
 from bench.realistic import V4, V6, model_from_lines, router_lines
 from bench.synth import generate
 from ribd.parser import ExabgpParser
