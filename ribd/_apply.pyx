@@ -22,6 +22,7 @@ was not built (tests/ribd/test_apply_compiled.py compares them).
 
 from ribd._announce cimport general_loop
 from ribd._intdelta cimport IntDelta, delta_get, delta_set, is_delta, key_of
+from ribd._intdelta6 cimport IntDelta6
 from ribd._wide cimport wide_parts
 
 from cpython.dict cimport PyDict_SetItem, PyDict_Size
@@ -210,6 +211,7 @@ cdef bint _insert_all_new(fs, table, seq, Py_ssize_t n, Py_ssize_t slot, attrs, 
     reference finds (``fresh`` interned, as it interns it whenever a prefix is new)."""
     cdef Py_ssize_t i, j, size
     cdef IntDelta table_delta
+    cdef IntDelta6 table6
     fresh = _entry_of(slot, attrs)
     fresh = <object>PyDict_SetDefault(entries, fresh, fresh)  # (a borrowed reference)
     if type(delta) is IntDelta:  # (an IPv4 store's: one probe and insert per prefix, in C)
@@ -225,6 +227,21 @@ cdef bint _insert_all_new(fs, table, seq, Py_ssize_t n, Py_ssize_t slot, attrs, 
             raise
         if i < n:
             _undo(table_delta, seq, i)
+            return False
+        return _all_added(fs, table, seq, n, slot, changes)
+    if type(delta) is IntDelta6:  # (an IPv6 store's: the same, 129-bit keys)
+        table6 = <IntDelta6>delta
+        i = 0
+        try:
+            while i < n:
+                if not table6.add_c(<object>PySequence_Fast_GET_ITEM(seq, i), fresh):
+                    break
+                i += 1
+        except BaseException:
+            _undo6(table6, seq, i)
+            raise
+        if i < n:
+            _undo6(table6, seq, i)
             return False
         return _all_added(fs, table, seq, n, slot, changes)
     size = PyDict_Size(delta)
@@ -243,6 +260,14 @@ cdef int _undo(IntDelta delta, seq, Py_ssize_t added) except -1:
     cdef Py_ssize_t j
     for j in range(added):
         delta.del_c(key_of(<object>PySequence_Fast_GET_ITEM(seq, j)))
+    return 0
+
+
+cdef int _undo6(IntDelta6 delta, seq, Py_ssize_t added) except -1:
+    """``_undo`` of an IPv6 store's table."""
+    cdef Py_ssize_t j
+    for j in range(added):
+        delta.del_c(<object>PySequence_Fast_GET_ITEM(seq, j))
     return 0
 
 

@@ -1,8 +1,10 @@
 # cython: language_level=3
 """The IPv4 store's delta as a compiled table (``ribd._intdelta``): its typed
 interface for the compiled readers, and ``delta_get`` / ``delta_set``, which
-take either delta (this table, or the IPv6 store's dict by text) so that a
-reader has one call for both."""
+take any store's delta (this table, the IPv6 store's ``ribd._intdelta6``
+table, or a dict) so that a reader has one call for all."""
+
+from ribd._intdelta6 cimport IntDelta6
 
 from cpython.ref cimport PyObject
 from libc.stdint cimport uint32_t, uint64_t
@@ -56,19 +58,23 @@ cdef inline uint64_t key_of(object key) except 0:
 
 
 cdef inline PyObject *delta_get(object delta, object key) except? NULL:
-    """The entry at ``key`` (borrowed), or NULL: either kind of delta."""
+    """The entry at ``key`` (borrowed), or NULL: any kind of delta."""
     if type(delta) is IntDelta:
         return (<IntDelta>delta).get_c(key_of(key))
+    if type(delta) is IntDelta6:
+        return (<IntDelta6>delta).get_c(key)
     return PyDict_GetItemWithError(delta, key)
 
 
 cdef inline int delta_set(object delta, object key, object value) except -1:
-    """``delta.insert(key, value)``: either kind of delta."""
+    """``delta.insert(key, value)``: any kind of delta."""
     if type(delta) is IntDelta:
         return (<IntDelta>delta).set_c(key_of(key), value)
+    if type(delta) is IntDelta6:
+        return (<IntDelta6>delta).set_c(key, value)
     return PyDict_SetItem(delta, key, value)
 
 
 cdef inline bint is_delta(object delta):
-    """Whether ``delta`` is one the compiled readers take (this table or a dict)."""
-    return type(delta) is IntDelta or isinstance(delta, dict)
+    """Whether ``delta`` is one the compiled readers take (either table or a dict)."""
+    return type(delta) is IntDelta or type(delta) is IntDelta6 or isinstance(delta, dict)

@@ -98,8 +98,8 @@ cdef class LineLoader:
                     decoder.interner,
                 )
             if got is None:
-                # An UPDATE of IPv6 routes only (MP_REACH_NLRI): its prefix texts are
-                # the IPv6 store's keys.
+                # An UPDATE of IPv6 routes only (MP_REACH_NLRI): its prefixes as the
+                # IPv6 store's int keys, as ``load_update``'s are the IPv4 store's.
                 family = _v6
                 got = load_update6(
                     <const unsigned char *>PyBytes_AS_STRING(body),
@@ -125,13 +125,9 @@ cdef class LineLoader:
                 r = rib.routers.get(peer) or rib.router(peer)
                 if timed:
                     r.last_update = stamp
-                if family is _v4:
-                    if not announce_parts(rib, r, _v4, prefixes, attrs):
-                        # (the keys given, the event's prefixes are not read: no texts made)
-                        rib._announce(_announced(peer, _v4, (), None, attrs), prefixes)
-                elif not announce_parts(rib, r, _v6, tuple(prefixes), attrs):
-                    # (as ``apply_many`` gives them: the event's tuple of texts)
-                    rib._announce(_announced(peer, _v6, tuple(prefixes), None, attrs))
+                if not announce_parts(rib, r, family, prefixes, attrs):
+                    # (the keys given, the event's prefixes are not read: no texts made)
+                    rib._announce(_announced(peer, family, (), None, attrs), prefixes)
         c.prefixes_announced += n
         c.updates += 1
         self.taken += 1

@@ -30,7 +30,7 @@ from ribd._rawattrs cimport (
     row_with_hop,
     split_attributes,
 )
-from ribd._rawnlri cimport ipv6_text, nlri4_keys, nlri as _nlri, quad as _quad
+from ribd._rawnlri cimport ipv6_text, nlri4_keys, nlri6_keys, nlri as _nlri, quad as _quad
 from ribd.attributes import AttributeInterner
 from ribd.events import IPV4_UNICAST, IPV6_UNICAST, EndOfRib, RoutesAnnounced, RoutesWithdrawn
 from ribd.rawattrs import MAX_UPDATE_BYTES, UpdateError
@@ -193,17 +193,18 @@ cdef tuple load_update(const unsigned char *p, Py_ssize_t end, bint asn4, intern
 
 
 cdef tuple load_update6(const unsigned char *p, Py_ssize_t end, bint asn4, interner, add_path):
-    """(prefix texts, attribute row) of an UPDATE body whose only routes are
+    """(prefix keys, attribute row) of an UPDATE body whose only routes are
     IPv6 unicast NLRI in MP_REACH_NLRI: no withdrawn routes, no IPv4 NLRI, no
     MP_UNREACH_NLRI, sound framing and attributes, no ADD-PATH for IPv6 in
-    ``add_path`` (the session's). The IPv6 store's keys are these texts. For
-    such a body ``UpdateDecoder.decode`` gives exactly
-    ``[RoutesAnnounced(neighbor, IPV6_UNICAST, tuple(texts), None,
-    interner.intern(row))]``; the IPv6 share of a today-sized table (0.23 M of
-    1.27 M prefixes) took that general way, an event, a list and the feed's
-    dispatch for each UPDATE. None for any other body, before anything is
-    interned (an attribute at fault: after ``attribute_fields`` ran, as ``load_update``;
-    ``decode`` runs it again and says why)."""
+    ``add_path`` (the session's). The keys are the IPv6 store's integers
+    (``ribd.prefix_keys``), made from the NLRI octets with no text: for such a
+    body ``UpdateDecoder.decode`` gives exactly ``[RoutesAnnounced(neighbor,
+    IPV6_UNICAST, tuple(int_texts(keys, 128)), None, interner.intern(row))]``;
+    the IPv6 share of a today-sized table (0.23 M of 1.27 M prefixes) took that
+    general way, an event, a list and the feed's dispatch for each UPDATE. None
+    for any other body, before anything is interned (an attribute at fault:
+    after ``attribute_fields`` ran, as ``load_update``; ``decode`` runs it again
+    and says why)."""
     cdef Py_ssize_t attr_len
     cdef Attrs A
     if end < 4 or end > MAX_UPDATE_BYTES or p[0] or p[1]:  # (withdrawn routes, or End-of-RIB)
@@ -218,17 +219,41 @@ cdef tuple load_update6(const unsigned char *p, Py_ssize_t end, bint asn4, inter
             return None
         if not A.have[MP_REACH] or A.have[MP_UNREACH]:
             return None
-        reach = _mp_reach(p + 4 + A.start[MP_REACH], A.stop[MP_REACH] - A.start[MP_REACH], add_path)
+        reach = _mp_reach6(p + 4 + A.start[MP_REACH], A.stop[MP_REACH] - A.start[MP_REACH])
     except UpdateError:
         return None
-    family, next_hop, nlri = <tuple>reach
-    prefixes = (<tuple>nlri)[0]
-    if family is not IPV6_UNICAST or not prefixes:
+    if reach is None:
+        return None
+    next_hop, prefixes = <tuple>reach
+    if not prefixes:
         return None
     fields = attribute_fields(p + 4, &A, asn4, interner)
     if type(fields) is str:
         return None
     return prefixes, row_with_hop(fields, next_hop)
+
+
+cdef tuple _mp_reach6(const unsigned char *v, Py_ssize_t n):
+    """(next hop, NLRI keys) of MP_REACH_NLRI of IPv6 unicast without path ids:
+    ``_mp_reach``'s checks in its order and its errors, the NLRI as the IPv6
+    store's int keys (``nlri6_keys``); None for another family."""
+    cdef Py_ssize_t hop_len, nlri_at
+    if n < 5:
+        raise UpdateError(f"MP_REACH_NLRI of {n} octets is too short")
+    family = _family(v)
+    hop_len = v[3]
+    nlri_at = 5 + hop_len
+    if nlri_at > n:
+        raise UpdateError(f"MP_REACH_NLRI next hop of {hop_len} octets runs past the attribute")
+    if family is not IPV6_UNICAST:
+        return None
+    if hop_len == 4:
+        next_hop = _quad(v + 4)
+    elif hop_len == 16 or hop_len == 32:  # global, then (32) a link-local one we do not use
+        next_hop = ipv6_text(v + 4)
+    else:
+        raise UpdateError(f"MP_REACH_NLRI next hop of {hop_len} octets (4, 16 or 32 expected)")
+    return next_hop, nlri6_keys(v + nlri_at, n - nlri_at)
 
 
 cdef object _family(const unsigned char *v):

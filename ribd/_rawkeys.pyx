@@ -22,7 +22,9 @@ Python way, which alone decides what is wrong with it.
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.string cimport memcmp, memcpy
 
-from ribd._rawnlri cimport packed4, prefix4_text
+from ribd._key6 cimport be64, key6_obj, key6_parts, put64
+from ribd._rawnlri cimport packed4, prefix4_text, prefix6_text
+from libc.stdint cimport uint64_t
 
 cdef extern from "<arpa/inet.h>" nogil:
     int inet_pton(int af, const char *src, void *dst)
@@ -70,10 +72,21 @@ cdef int _key(str text, int v6, unsigned char *out) except -2:
 
 
 cdef int _int_key(object k, int v6, unsigned char *out) except -2:
-    """The packed key of an IPv4 integer key (``1 << length | network``) into
-    ``out``; 0, or -1 when it is not one (IPv6, negative, or past /32)."""
+    """The packed key of an integer key (``1 << length | network``: an IPv4
+    store's, or with ``v6`` an IPv6 store's) into ``out``; 0, or -1 when it is
+    not one (negative, or past /32 or /128)."""
     cdef unsigned long long v
-    if v6 or k < 1 or k >= (1 << 33):
+    cdef uint64_t hi, lo
+    cdef int length
+    if v6:
+        length = key6_parts(k, &hi, &lo)
+        if length < 0:
+            return -1
+        put64(out, hi)
+        put64(out + 8, lo)
+        out[16] = length + 1
+        return 0
+    if k < 1 or k >= (1 << 33):
         return -1
     v = packed4(k)
     out[0] = (v >> 32) & 0xFF
@@ -132,13 +145,28 @@ def encode(prefixes, bint v6):
     return packed
 
 
-def int_keys(prefixes):
-    """The IPv4 store's integer keys of canonical prefix texts (a list); None when
-    a text is not one parsed here (the caller's Python way then decides)."""
+def int_keys(prefixes, bint v6=False):
+    """The integer keys of canonical prefix texts (a list): the IPv4 store's, or
+    with ``v6`` the IPv6 store's; None when a text is not one parsed here (the
+    caller's Python way then decides)."""
     cdef unsigned char key[17]
     cdef unsigned long long a
+    cdef uint64_t hi, lo
     cdef int length
     cdef list out = []
+    if v6:
+        for text in prefixes:
+            if type(text) is not str or _key(text, 1, key) < 0 or key[16] > 129:
+                return None
+            length = key[16] - 1
+            hi, lo = be64(key), be64(key + 8)
+            if length < 64:
+                if (hi & ((~<uint64_t>0) >> length)) or lo:
+                    return None  # host bits set: not canonical
+            elif length < 128 and (lo & ((~<uint64_t>0) >> (length - 64))):
+                return None
+            out.append(key6_obj(hi, lo, length))
+        return out
     for text in prefixes:
         if type(text) is not str or _key(text, 0, key) < 0 or key[4] > 33:
             return None
@@ -150,10 +178,17 @@ def int_keys(prefixes):
     return out
 
 
-def int_texts(keys):
-    """The prefix texts of IPv4 integer keys (a list); None when one is not such a key."""
+def int_texts(keys, bint v6=False):
+    """The prefix texts of integer keys (IPv4, or with ``v6`` IPv6; a list);
+    None when one is not such a key."""
     cdef unsigned char key[17]
     cdef list out = []
+    if v6:
+        for item in keys:
+            if type(item) is not int or _int_key(item, 1, key) < 0:
+                return None
+            out.append(prefix6_text(key, key[16] - 1))
+        return out
     for item in keys:
         if type(item) is not int or _int_key(item, 0, key) < 0:
             return None

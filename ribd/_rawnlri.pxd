@@ -4,8 +4,10 @@
 cdef str quad(const unsigned char *a)
 cdef str prefix4_text(const unsigned char *a, unsigned int length)
 cdef str ipv6_text(const unsigned char *a)
+cdef str prefix6_text(const unsigned char *a, unsigned int length)
 cdef tuple nlri(const unsigned char *p, Py_ssize_t end, bint v6, bint add_path)
 cdef list nlri4_keys(const unsigned char *p, Py_ssize_t end)
+cdef list nlri6_keys(const unsigned char *p, Py_ssize_t end)
 
 
 cdef inline unsigned int u32(const unsigned char *a) noexcept:

@@ -11,6 +11,8 @@ before the octets are read.
 
 from libc.string cimport memcpy, memset
 
+from ribd._key6 cimport be64, key6_obj
+
 from ribd.rawattrs import UpdateError
 
 
@@ -148,6 +150,14 @@ cdef str ipv6_text(const unsigned char *a):
     return _ascii(buf, _ipv6(buf, a))
 
 
+cdef str prefix6_text(const unsigned char *a, unsigned int length):
+    """Sixteen octets and a length as an IPv6 prefix text (``nlri``'s)."""
+    cdef char buf[64]
+    cdef Py_ssize_t k = _ipv6(buf, a)
+    buf[k] = 47
+    return _ascii(buf, _octet(buf, k + 1, length))
+
+
 def ipv6_texts(addresses) -> list:
     """``ipv6_text`` of each 16-byte string: the formatter's differential test
     against socket.inet_ntop (tests/ribd/test_rawnlri_ipv6.py)."""
@@ -221,5 +231,29 @@ cdef list nlri4_keys(const unsigned char *p, Py_ssize_t end):
             a = (a << 8) | p[at + 1 + j]
         a <<= 8 * (4 - octets)
         out.append(<long long>((1ULL << n) | ((a >> (32 - n)) if n else 0)))
+        at = stop
+    return out
+
+
+cdef list nlri6_keys(const unsigned char *p, Py_ssize_t end):
+    """The IPv6 store's integer keys (``ribd.prefix_keys``: ``1 << length |
+    network``) of an IPv6 NLRI field without path ids: ``nlri``'s prefixes,
+    trailing bits dropped, with no text made; UpdateError with ``nlri``'s
+    messages."""
+    cdef list out = []
+    cdef Py_ssize_t at = 0, stop
+    cdef unsigned int n, octets
+    cdef unsigned char a[16]
+    while at < end:
+        n = p[at]
+        if n > 128:
+            raise UpdateError(f"IPv6 NLRI: prefix length {n} at octet {at} exceeds 128")
+        octets = (n + 7) >> 3
+        stop = at + 1 + octets
+        if stop > end:
+            raise UpdateError(f"IPv6 NLRI: prefix /{n} at octet {at} runs past the field")
+        memset(a, 0, 16)
+        memcpy(a, p + at + 1, octets)
+        out.append(key6_obj(be64(a), be64(a + 8), n))  # (bits past ``n`` dropped there)
         at = stop
     return out

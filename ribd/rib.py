@@ -245,7 +245,7 @@ class Rib(SessionHandling, Maintenance, Reads, Withdrawals):
         fs = r.families[ev.family]
         table = self.tables[ev.family]
         store = table.store
-        delta = store.delta  # by prefix key (ribd.intdelta.IntDelta; IPv6: ribd.textdelta.Delta)
+        delta = store.delta  # by prefix key (ribd.intdelta: IntDelta, IPv6 IntDelta6)
         # Indexes in the store's arrays, all at once (``PrefixStore.find_many``);
         # a prefix the arrays hold is never in the delta.
         # (Few prefixes: one scalar find each; numpy's call overhead is ~10 us.)

@@ -1,4 +1,4 @@
-"""Prefix -> entry map of one address family: sorted arrays plus a trie of new prefixes. No I/O.
+"""Prefix -> entry map of one address family: sorted arrays plus a table of new prefixes. No I/O.
 
 Why two layers (an LSM tree's shape, in two levels):
 
@@ -6,7 +6,7 @@ Why two layers (an LSM tree's shape, in two levels):
   prefixes as fixed-width byte keys and the entries as object references,
   cost 13 (IPv4) or 25 (IPv6) bytes. The arrays are the store.
 * Arrays cannot take inserts cheaply, so a prefix the arrays do not hold yet
-  goes into the *delta* (``ribd.textdelta.Delta``: a dict by prefix text), which ``merge``
+  goes into the *delta* (``ribd.intdelta``: a compiled table by prefix key), which ``merge``
   folds into the arrays (the RIB's maintenance does it once writes pause).
   A full table load fills the delta and is merged once. (The delta was a
   pytricia trie: a table load paid a trie walk per prefix to probe it and
@@ -22,19 +22,19 @@ order is then (address, length) order, i.e. a prefix sorts before the
 prefixes it covers, and no key ends with a NUL byte (numpy's ``S`` dtype
 strips trailing NULs). Prefix texts must be canonical (``ribd.prefixes``).
 
-The IPv4 store's delta and its table's change log hold a prefix as an
-integer, ``1 << length | network number`` (``10.0.0.0/8``: ``1 << 8 | 10``),
-not as its text (and the delta is then not a dict but ``ribd.intdelta``'s
-table, compiled: the key's bits and the entry in one slot, one cache line an
-operation where a dict read three): the load's decoder makes it from the NLRI octets in a few
-instructions (no text formatted), it hashes to itself (no siphash; its low
-bits are the network's, so a dict spreads them), a prefix of up to /29 is a
-one-digit int (32 bytes against ~65 for its text), and packing it for the
-merge needs no parse. Every method here takes a text or that integer
-(``key_of`` makes one from the other) and hands texts out (``items``,
-``covering``): readers never see the integers, except the RIB's write paths
-(``ribd.rib``, ``ribd._apply``), which write them. The IPv6 store keeps
-texts as its keys (``int_keys`` False): one key type per store.
+Both stores' deltas and their tables' change logs hold a prefix as an
+integer, ``1 << length | network number`` (``10.0.0.0/8``: ``1 << 8 | 10``;
+``ribd.prefix_keys``), not as its text, and the delta is not a dict but a
+compiled table (``ribd.intdelta``: ``IntDelta`` of 33-bit keys for IPv4,
+``IntDelta6`` of 129-bit ones for IPv6; the key's bits and the entry in one
+slot, one cache line an operation where a dict read three): the load's
+decoder makes a key from the NLRI octets in a few instructions (no text
+formatted, no siphash), and packing it for the merge needs no parse. Every
+method here takes a text or that integer (``key_of`` makes one from the
+other) and hands texts out (``items``, ``covering``): readers never see the
+integers, except the RIB's write paths (``ribd.rib``, ``ribd._apply``), which
+write them. (The IPv6 delta was a dict by text, ``ribd.textdelta.Delta``,
+until stop 35.)
 
 Not thread-safe: the RIB's lock guards every call, as it did the trie.
 """
@@ -49,9 +49,8 @@ from itertools import repeat
 
 import numpy as np
 
-from ribd.intdelta import IntDelta
+from ribd.intdelta import IntDelta, IntDelta6
 from ribd.prefix_keys import int_keys, int_texts, py_int_key, py_int_text
-from ribd.textdelta import Delta
 
 try:  # compiled key search (setup.py builds it where a C compiler is): same indexes
     from ribd._rawkeys import encode as _compiled_encode
@@ -106,13 +105,13 @@ class PrefixStore:
         self.keys = np.empty(0, dtype=f"S{self.width}")  # sorted; replaced, never mutated
         self.values = np.empty(0, dtype=object)  # entry per key; None: a hole
         self.holes = 0
-        self.int_keys = bits == 32  # the delta's and change log's keys: ints (IPv4), texts
+        self.int_keys = True  # the delta's and change log's keys: ints (ribd.prefix_keys)
         self.delta = self.new_delta()  # prefixes not in ``keys``
 
-    def new_delta(self) -> Delta | IntDelta:
-        """An empty delta: by int key (``ribd.intdelta``, compiled) in an IPv4
-        store, a ``Delta`` by text in an IPv6 one."""
-        return IntDelta() if self.int_keys else Delta()
+    def new_delta(self) -> IntDelta | IntDelta6:
+        """An empty delta: by int key, a compiled table (``ribd.intdelta``) of
+        33-bit keys in an IPv4 store, of 129-bit ones in an IPv6 one."""
+        return IntDelta() if self.bits == 32 else IntDelta6()
 
     def __len__(self) -> int:
         """Prefixes held."""
@@ -127,29 +126,30 @@ class PrefixStore:
     def key_of(self, prefix: str | int) -> str | int:
         """The delta's key of a prefix given as text or as that key already."""
         if self.int_keys and type(prefix) is str:
-            return py_int_key(prefix)
+            return py_int_key(prefix, self.bits)
         return prefix
 
     def keys_of(self, prefixes) -> list | tuple:  # type: ignore[no-untyped-def]
         """``key_of`` of many: the RIB's write paths convert an event's texts once."""
         if self.int_keys and prefixes and type(prefixes[0]) is str:
-            return int_keys(prefixes)
+            return int_keys(prefixes, self.bits)
         return prefixes
 
     def text_of(self, key: str | int) -> str:
         """The text of a delta key (or of a text)."""
-        return py_int_text(key) if type(key) is int else key  # type: ignore[return-value]
+        return py_int_text(key, self.bits) if type(key) is int else key  # type: ignore[return-value]
 
     def texts_of(self, keys: list) -> list[str]:
         """``text_of`` of many (the change log's readers get texts)."""
         if self.int_keys and keys and type(keys[0]) is int:
-            return int_texts(keys)
+            return int_texts(keys, self.bits)
         return keys
 
     def key(self, prefix: str | int) -> bytes:
         if type(prefix) is int:
             n = prefix.bit_length() - 1
-            return ((prefix ^ (1 << n)) << (32 - n)).to_bytes(4, "big") + bytes((n + 1,))
+            bits = self.bits
+            return ((prefix ^ (1 << n)) << (bits - n)).to_bytes(bits // 8, "big") + bytes((n + 1,))
         address, _, length = prefix.partition("/")  # type: ignore[union-attr]
         return _pton(self._af, address) + _LENGTH_BYTE[length]
 
@@ -173,7 +173,7 @@ class PrefixStore:
             if packed is not None:
                 return np.frombuffer(packed, dtype=f"S{self.width}")
         if prefixes and type(prefixes[0]) is int:
-            prefixes = [py_int_text(k) for k in prefixes]
+            prefixes = [py_int_text(k, self.bits) for k in prefixes]
         n = len(prefixes)
         out = np.empty((n, self.width), dtype=np.uint8)
         if n:
@@ -245,7 +245,7 @@ class PrefixStore:
         """
         delta = self.delta
         if self.int_keys and type(prefix) is str:
-            prefix = py_int_key(prefix)
+            prefix = py_int_key(prefix, self.bits)
         if delta.has_key(prefix):
             return -1, delta.get(prefix)
         i = self.find(prefix)
@@ -259,7 +259,7 @@ class PrefixStore:
             keys, values = keys[live], values[live]
         out = list(zip(self.texts(keys), values.tolist(), strict=True))
         keys, entries = self.delta.snapshot()
-        out.extend(zip(int_texts(keys) if self.int_keys else keys, entries, strict=True))
+        out.extend(zip(int_texts(keys, self.bits) if self.int_keys else keys, entries, strict=True))
         return out
 
     def prefixes(self) -> list[str]:
@@ -297,7 +297,7 @@ class PrefixStore:
         return _from_bytes(_pton(self._af, text), "big"), int(length) if length else self.bits
 
     def _covering_delta(
-        self, delta: Delta | IntDelta, address: str | bytes
+        self, delta: IntDelta | IntDelta6, address: str | bytes
     ) -> Iterator[tuple[str, int, object]]:
         """The delta's prefixes holding ``address``, longest first: one dict
         probe per length the delta holds (the text of the address cut to it)."""
@@ -359,7 +359,7 @@ class PrefixStore:
         """Store ``entry`` at ``prefix`` (a text or its delta key); None removes it."""
         delta = self.delta
         if self.int_keys and type(prefix) is str:
-            prefix = py_int_key(prefix)
+            prefix = py_int_key(prefix, self.bits)
         if delta.has_key(prefix):
             if entry is None:
                 delta.delete(prefix)
@@ -399,7 +399,7 @@ class PrefixStore:
         keys, entries = self.delta.snapshot()
         return keys, np.fromiter(entries, dtype=object, count=len(entries))
 
-    def fold(self, delta: Delta | IntDelta, keys: np.ndarray, values: np.ndarray) -> None:
+    def fold(self, delta: IntDelta | IntDelta6, keys: np.ndarray, values: np.ndarray) -> None:
         """Replace ``delta`` (the current one), whose contents are ``keys``/``values``,
         by new arrays holding them too; drop holes.
 

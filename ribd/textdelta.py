@@ -1,8 +1,9 @@
-"""The IPv6 store's delta: the prefixes its sorted arrays lack, by prefix text. No I/O.
+"""A delta by prefix text: the IPv6 store's delta until stop 35. No I/O.
 
-Kept apart from ``ribd.store`` (which holds the arrays and picks a delta per
-family) as ``ribd.intdelta`` is for IPv4: one module per delta, each with the
-interface every reader of a store's delta uses.
+Both stores now key their deltas by int (``ribd.intdelta``: ``IntDelta``,
+``IntDelta6``). This dict with the same interface stays for what still takes
+a dict as a delta: the compiled readers accept one (``ribd._intdelta``'s
+``is_delta``), and their tests (tests/ribd/test_ribload.py) run on it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ except ImportError:
 
 
 class Delta(dict):
-    """The prefixes an IPv6 store's arrays lack: prefix text -> entry.
+    """Prefix text -> entry (an IPv6 store's delta until stop 35).
 
     A dict, with the interface the IPv4 store's delta has (``ribd.intdelta``:
     ``get``, ``has_key``, ``insert``, ``add``, ``delete``, ``keys``, ``values``,

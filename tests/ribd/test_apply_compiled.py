@@ -46,7 +46,7 @@ def _state(rib: Rib) -> dict:
         "rib": (rib.shared_writes, rib.unknown_neighbor_events, rib.treated_as_withdraw),
     }
     for family, table in rib.tables.items():
-        # One key type per store: the IPv4 delta and change log hold ints, the IPv6 texts.
+        # One key type per store: the delta and change log hold ints (IPv6 too, since stop 35).
         kind = int if table.store.int_keys else str
         assert {type(k) for k in table.store.delta.keys()} <= {kind}, family  # noqa: SIM118 (a list)
         assert {type(k) for k in table.changes} <= {kind}, family

@@ -14,6 +14,7 @@ session restarts between reads; IPv4 UPDATEs and IPv6 ones (MP_REACH_NLRI,
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import random
 import socket
@@ -304,6 +305,30 @@ def test_an_ipv6_table_load_takes_the_fused_path() -> None:
     assert s1.stats()["fused_lines"] == updates
     assert len(r1.tables["ipv6 unicast"].store) > 300 and r1.shared_writes > 0
     assert r1.routers[ROUTERS[1]].last_update == 2.5
+
+
+def test_an_ipv6_load_keeps_int_keys_and_hands_out_texts() -> None:
+    """The fused IPv6 load writes the prefixes as the IPv6 store's int keys
+    (``ribd.prefix_keys``, made from the NLRI octets: no text), into the
+    compiled delta and the change log, and readers get the NLRI's texts back.
+    Before stop 35 both held texts (the delta a dict by text)."""
+    rng = random.Random(3)
+    pool = _pool6()[:400]
+    lines = list(session_lines(ROUTERS[0]))
+    sent: list[str] = []
+    for start in range(0, 400, 5):
+        group = pool[start : start + 5]
+        sent.extend(str(ipaddress.ip_network(p)) for p in group)  # (canonical texts)
+        lines.append(packets_line(_announce(rng, ROUTERS[0], group), peer=ROUTERS[0], time_=1.0))
+    server, conn, rib = _feeds(False)[0]
+    _run(server, conn, lines, True)
+    table = rib.tables["ipv6 unicast"]
+    assert server.stats()["fused_lines"] == 80
+    assert type(table.store.delta).__name__ == "IntDelta6"
+    assert {type(k) for k in table.changes} == {int}
+    assert {type(k) for k in table.store.delta.keys()} == {int}  # noqa: SIM118 (a list)
+    assert table.changes_since(table.changes_start) == sent
+    assert [p for p, _ in table.store.items()] == sent
 
 
 class _Flipping(Rib):

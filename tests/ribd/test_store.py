@@ -209,3 +209,22 @@ def test_a_removal_then_an_insert_of_another_length_is_found_by_the_next_lookup(
     store.delta.delete(store.key_of("10.1.0.0/16"))
     store.delta.insert(store.key_of("10.1.2.0/24"), "c")
     assert [p for p, _, _ in store.covering("10.1.2.3")] == ["10.1.2.0/24"]
+
+
+def test_an_ipv6_stores_delta_is_keyed_by_int() -> None:
+    """The IPv6 delta was a dict by prefix text, which took any key; it is now the
+    compiled table by int key (``ribd.intdelta.IntDelta6``), as the IPv4 store's:
+    the store's methods take texts and make the key, the table refuses a text."""
+    store = PrefixStore(128)
+    store.set("2001:db8::/32", "a")
+    store.set("2001:db8:1::/48", "b")
+    assert store.delta.keys() == [1 << 32 | 0x20010DB8, 1 << 48 | 0x20010DB80001]
+    with pytest.raises(TypeError):
+        store.delta.insert("2001:db8::/32", "c")
+    assert store.get("2001:db8::/32") == "a" and store.locate("2001:db8:1::/48") == (-1, "b")
+    assert [p for p, _, _ in store.covering("2001:db8:1::1")] == [
+        "2001:db8:1::/48",
+        "2001:db8::/32",
+    ]
+    store.merge()
+    assert store.items() == [("2001:db8::/32", "a"), ("2001:db8:1::/48", "b")]
