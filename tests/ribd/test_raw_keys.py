@@ -169,6 +169,54 @@ def test_a_value_that_is_not_an_integer_key_has_no_text(key: object) -> None:
         assert compiled.encode([key], False) is None
 
 
+def test_ipv6_integer_keys_compiled_and_python_agree_and_round_trip() -> None:
+    """The IPv6 store's integer keys (129 bits at most): the compiled twins give the
+    Python reference's keys, texts, packed keys and indexes, on random prefixes of
+    every length and the edges (::/0, /128s, a word's last bit)."""
+    from ribd import prefix_keys
+
+    rng = random.Random(9)
+    texts = [*random_prefixes(rng, 128, 3000), "::/0", "::/128", "::1/128", "ffff::/16"]
+    texts += ["ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128", "0:0:0:1::/64", "0:0:0:1:8000::/65"]
+    texts = list(dict.fromkeys(str(ipaddress.ip_network(t)) for t in texts))
+    keys = [prefix_keys.py_int_key(t, 128) for t in texts]
+    assert compiled.int_keys(texts, True) == keys == prefix_keys.int_keys(texts, 128)
+    assert len(set(keys)) == len(keys)
+    for t, k in zip(texts, keys, strict=True):
+        net = ipaddress.ip_network(t)
+        assert k == 1 << net.prefixlen | int(net.network_address) >> (128 - net.prefixlen)
+    assert (
+        compiled.int_texts(keys, True) == texts == [prefix_keys.py_int_text(k, 128) for k in keys]
+    )
+    assert bytes(compiled.encode(keys, True)) == bytes(compiled.encode(texts, True))
+    store = PrefixStore(128)
+    store.load(texts[::2], list(range(len(texts[::2]))))
+    assert compiled.find_many(store.keys, keys, True) == compiled.find_many(store.keys, texts, True)
+    assert store.find_many(keys) == store.find_many(texts)
+
+
+@pytest.mark.parametrize(
+    "text", ["2001:db8::1/32", "::/129", "::/01", "2001:db8::", "x/8", "10.0.0.0/8", "::1/127"]
+)
+def test_a_text_that_is_not_a_canonical_ipv6_prefix_has_no_integer_key(text: str) -> None:
+    from ribd import prefix_keys
+
+    assert compiled.int_keys([text], True) is None  # the Python reference then decides
+    with pytest.raises(ValueError):
+        prefix_keys.int_keys([text], 128)
+
+
+@pytest.mark.parametrize("key", [0, -1, 1 << 129, (1 << 140) | 5, -(1 << 100), "::/0", 2.0])
+def test_a_value_that_is_not_an_ipv6_integer_key_has_no_text(key: object) -> None:
+    from ribd import prefix_keys
+
+    assert compiled.int_texts([key], True) is None
+    with pytest.raises(ValueError):
+        prefix_keys.int_texts([key], 128)
+    if type(key) is not str:  # (a text is encode's other input)
+        assert compiled.encode([key], True) is None
+
+
 _announce = pytest.importorskip("ribd._announce")
 py_int_key = pytest.importorskip("ribd.prefix_keys").py_int_key
 
