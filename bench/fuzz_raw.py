@@ -16,7 +16,8 @@ import time
 
 import orjson
 
-from bench.fuzz import Report, _budget, check_snapshot_round_trip, mutate_bytes, mutate_line
+from bench.fuzz import Report, _budget, check_snapshot_round_trip
+from bench.fuzz_mutate import mutate_bytes, mutate_line
 from ribd.parser import ExabgpParser, FeedError
 from ribd.rib import Rib
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.fuzz import mutate_bytes, mutate_line
+from bench.fuzz_mutate import mutate_bytes, mutate_line
 from bench.fuzz_raw import PEER, packets_line, seed_updates, session_lines
 from ribd import feed
 from ribd.feed import FeedServer

@@ -22,7 +22,7 @@ import struct
 
 import pytest
 
-from bench.fuzz import mutate_bytes, mutate_line
+from bench.fuzz_mutate import mutate_bytes, mutate_line
 from bench.fuzz_raw import (
     as_path,
     attr,

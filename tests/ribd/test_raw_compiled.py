@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.fuzz import mutate_bytes
+from bench.fuzz_mutate import mutate_bytes
 from bench.fuzz_raw import (
     as_path,
     attr,

@@ -19,7 +19,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from bench.fuzz import mutate_bytes, mutate_line
+from bench.fuzz_mutate import mutate_bytes, mutate_line
 from bench.fuzz_raw import (
     PEER,
     basic_attributes,

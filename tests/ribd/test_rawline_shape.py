@@ -19,7 +19,7 @@ import struct
 
 import pytest
 
-from bench.fuzz import mutate_bytes, mutate_line
+from bench.fuzz_mutate import mutate_bytes, mutate_line
 from bench.fuzz_raw import PEER, exabgp_packets_line, packets_line, seed_updates
 
 _rawline = pytest.importorskip("ribd._rawline", reason="ribd._rawline is not built here")
