@@ -6,9 +6,11 @@ the hot loops (raw UPDATE decoding, collector record scanning) cost a few micros
 Python, and the service's whole answer costs one.
 """
 
+import os
 from pathlib import Path
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 try:
     from Cython.Build import cythonize
@@ -23,10 +25,36 @@ def _extensions() -> list[Extension]:
     ]
     if not extensions or cythonize is None:
         return []
-    built = cythonize(extensions, language_level=3, compiler_directives={"boundscheck": False})
+    built = cythonize(
+        extensions,
+        language_level=3,
+        compiler_directives={"boundscheck": False},
+        nthreads=_cores(),
+    )
     for ext in built:  # cythonize makes new Extension objects and drops `optional`
         ext.optional = True
     return built
 
 
-setup(ext_modules=_extensions())
+def _cores() -> int:
+    """The cores this process may run on: a container's CPU set, not the host's count."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+class ParallelBuildExt(build_ext):
+    """``build_ext`` compiling one extension per core unless ``-j`` says otherwise.
+
+    Two dozen generated C files of 30-40k lines each: serially they took ~4 minutes of a
+    fresh install (and of the container build) on a 2-core machine; an optional
+    extension that fails to compile is still skipped, in parallel as in series."""
+
+    def finalize_options(self) -> None:
+        super().finalize_options()
+        if not self.parallel:
+            self.parallel = _cores()
+
+
+setup(ext_modules=_extensions(), cmdclass={"build_ext": ParallelBuildExt})

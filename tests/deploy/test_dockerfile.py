@@ -125,6 +125,9 @@ def admitted(path: str, patterns: list[str]) -> bool:
     return keep
 
 
+# Compiling the two dozen accelerators is ~2 CPU-minutes; on a 2-core box busy with
+# other work (measured: 259 s of the suite's 300-s limit at load 5) it needs more.
+@pytest.mark.timeout(900)
 def test_the_build_context_admits_what_the_build_copies_and_builds_a_wheel(tmp_path):
     patterns = [
         line.strip()
@@ -153,7 +156,7 @@ def test_the_build_context_admits_what_the_build_copies_and_builds_a_wheel(tmp_p
         ],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=840,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     (wheel,) = (tmp_path / "wheels").glob("*.whl")
