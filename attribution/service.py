@@ -34,7 +34,7 @@ from attribution.metrics import (
 )
 from attribution.reload_changes import describe_changes, restart_needed
 from attribution.resolver import Resolver
-from ribd import observe
+from ribd import gcpolicy, observe
 from ribd.exabgp import feed_socket_path
 from ribd.feed import FeedServer
 from ribd.rib import Rib
@@ -53,11 +53,13 @@ def tune_gc() -> None:
 
     CPython's cyclic collector would rescan them over and over while a table
     loads (measured: ingest 40% slower). Collect rarely; the RIB frees its own
-    garbage by reference counting.
+    garbage by reference counting. What a load leaves is frozen once it
+    settles (``ribd.gcpolicy``).
     """
     gc.collect()
     gc.freeze()
     gc.set_threshold(100_000, 50, 1000)
+    gcpolicy.enable()  # and what each load leaves, frozen once it settles
 
 
 def catch_signals() -> dict[str, bool]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
+from ribd import gcpolicy
 from ribd.observe import StaleExpired
 from ribd.store import release_memory
 from ribd.table import (
@@ -197,10 +198,25 @@ class Maintenance:
                 collected = True
             self._defer_merges_while_streaming(now)
             due = [t for t in self.tables.values() if t.merge_due(now)]
+            quiet_writes = self._quiet_writes(now) if gcpolicy.enabled() else -1
         merged = sum(self._merge(table) for table in due)
         if collected or merged >= RELEASE_AFTER:  # both free large blocks
             release_memory()
+        if quiet_writes >= 0 and gcpolicy.load_settled(quiet_writes, self._writes_at_freeze):
+            self._writes_at_freeze = quiet_writes
         return False
+
+    # Route writes (all tables) when ``ribd.gcpolicy`` last froze a settled load.
+    _writes_at_freeze = 0
+
+    def _quiet_writes(self, now: float) -> int:
+        """Route writes now (all tables) if they are ``gcpolicy.FREEZE_AFTER``
+        past the last freeze and no table streams in (a load has settled), else
+        -1. Call under the lock."""
+        writes = sum(t.writes for t in self.tables.values())
+        if writes - self._writes_at_freeze < gcpolicy.FREEZE_AFTER or self.streaming(now):
+            return -1
+        return writes
 
     # What the last collection started from (``_garbage_marks``); None: none yet.
     _gc_marks: tuple[int, int, int, dict] | None = None
