@@ -12,7 +12,7 @@ result as the Python function, which it calls for an entry with more than
 
 from cpython.ref cimport Py_INCREF, PyObject
 
-from ribd._wide_rows cimport _over_at, _slot_of
+from ribd._wide_rows cimport PyObject_GC_UnTrack, _over_at, _slot_of, wide_tracks
 
 from ribd.entries import OVERLAY_MAX, OVERLAY_SLOTS, Overlay, _rejoin
 
@@ -67,6 +67,7 @@ cdef object rejoin_c(object entry, tuple over, tuple row, Py_ssize_t slot, objec
     the slots where the entry's row differs from ``base`` (None: not compared
     yet, False: too many), compared once per row and UPDATE."""
     cdef Py_ssize_t nb = PyTuple_GET_SIZE(base), nr = PyTuple_GET_SIZE(row), n, i, k, j, m = 0
+    cdef int tracked = 0
     cdef Py_ssize_t slots[OWN_MAX]
     cdef PyObject *vals[OWN_MAX]
     cdef PyObject *a
@@ -135,4 +136,10 @@ cdef object rejoin_c(object entry, tuple over, tuple row, Py_ssize_t slot, objec
         v = <object>vals[k]
         Py_INCREF(v)
         PyTuple_SET_ITEM(out, 2 * k + 1, v)
+        tracked |= wide_tracks(vals[k])
+    if not tracked:
+        # Slot numbers and attribute sets (``gc=False``): the collector would
+        # untrack it only in the first collection that finds it, after walking
+        # it (the refresh's young collections walked ~80 k such tuples each).
+        PyObject_GC_UnTrack(out)
     return _overlay(base, out)

@@ -191,6 +191,8 @@ cdef extern from *:
     int wide_drop_known(object d, object key, Py_hash_t h) except -1
     int wide_check_hash(object samples) except -1
     int wide_hash_known()
+    int wide_tracks(PyObject *item)
+    void PyObject_GC_UnTrack(object o)
 
 
 cdef inline object _slot_of(tuple row, Py_ssize_t slot):
@@ -213,9 +215,11 @@ cdef inline Py_ssize_t _over_at(tuple over, Py_ssize_t slot) except -2:
 # The moved rows of one UPDATE (ribd._wide).
 
 cdef inline tuple _without(tuple over, Py_ssize_t j):
-    """``over[:j] + over[j + 2:]``."""
+    """``over[:j] + over[j + 2:]``, untracked by the cyclic GC when no item is
+    tracked (``own_values``)."""
     cdef Py_ssize_t n = PyTuple_GET_SIZE(over), i, k = 0
     cdef object item
+    cdef int tracked = 0
     out = PyTuple_New(n - 2)
     for i in range(n):
         if i == j or i == j + 1:
@@ -223,7 +227,10 @@ cdef inline tuple _without(tuple over, Py_ssize_t j):
         item = <object>PyTuple_GET_ITEM(over, i)
         Py_INCREF(item)
         PyTuple_SET_ITEM(out, k, item)
+        tracked |= wide_tracks(<PyObject *>item)
         k += 1
+    if not tracked:
+        PyObject_GC_UnTrack(out)
     return <tuple>out
 
 
