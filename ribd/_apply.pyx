@@ -23,6 +23,7 @@ was not built (tests/ribd/test_apply_compiled.py compares them).
 from ribd._announce cimport general_loop
 from ribd._intdelta cimport IntDelta, delta_get, delta_set, is_delta, key_of
 from ribd._intdelta6 cimport IntDelta6
+from ribd._slots cimport dict_get, dict_plain, get_at, slots_member_offset
 from ribd._wide cimport wide_parts
 
 from cpython.dict cimport PyDict_SetItem, PyDict_Size
@@ -32,6 +33,8 @@ from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_ITEM, PySeque
 
 import ribd.table as _table_module
 from ribd.entries import OVERLAY_SLOTS
+from ribd.store import PrefixStore
+from ribd.table import FamilyTable, RouterRib
 from ribd.events import RoutesAnnounced, UpdateTime
 from ribd.ribload import entry_of
 from ribd._announce import announce_loop as _announce_loop
@@ -49,16 +52,48 @@ cdef object _update_time = UpdateTime
 cdef Py_ssize_t _overlay_slots = OVERLAY_SLOTS
 cdef object _entry_of = entry_of
 cdef object _rib_module = None  # ribd.rib, at the first call (it imports this module)
+cdef dict _rib_dict = None  # its namespace: the loop switches read there (tests set them)
+cdef object _rib_class = None
+cdef bint _rib_plain = False  # Rib's ``tables`` a plain instance attribute (dict_plain)
+# A late router's UPDATE read ~7 attributes of the RIB, its router, the family's
+# table and store through getattr here (1.3% of the 16 routers' refresh, stop 35,
+# late3): a router's ``families`` and the store's ``keys`` are read at their slots'
+# offsets, the table's and the RIB's fields in their instance dicts, each only
+# for objects of exactly these types (getattr otherwise).
+cdef object _router_rib = RouterRib
+cdef Py_ssize_t _rr_families = slots_member_offset(RouterRib.__dict__["families"])
+cdef object _prefix_store = PrefixStore
+cdef Py_ssize_t _st_keys = slots_member_offset(PrefixStore.__dict__["keys"])
+cdef object _family_table = FamilyTable
+cdef bint _table_plain = dict_plain(FamilyTable, ("store", "_next_slot"))
 
 
 cdef object _rib():
     """ribd.rib (it imports this module: looked up at the first call)."""
-    global _rib_module
+    global _rib_module, _rib_dict, _rib_class, _rib_plain
     if _rib_module is None:
         import ribd.rib
 
+        _rib_dict = ribd.rib.__dict__
+        _rib_class = ribd.rib.Rib
+        _rib_plain = dict_plain(ribd.rib.Rib, ("tables",))
         _rib_module = ribd.rib
     return _rib_module
+
+
+cdef inline object _switch(str name):
+    """``ribd.rib.<name>`` from the module's namespace."""
+    cdef PyObject *v = PyDict_GetItemWithError(_rib_dict, name)
+    if v == NULL:
+        return getattr(_rib_module, name)
+    return <object>v
+
+
+def offsets_in_use():
+    """Whether ``announce_parts`` reads its fields at offsets and in instance dicts
+    (tests): a router's families, a store's keys, a table's and the RIB's fields."""
+    _rib()
+    return _rr_families >= 0 and _st_keys >= 0 and _table_plain and _rib_plain
 
 
 def apply_many(rib, events):
@@ -110,20 +145,22 @@ cdef bint announce_parts(rib, r, family, prefixes, attrs) except -1:
     cdef Py_ssize_t n, i, missing = 0, slot, width
     cdef PyObject *found
     cdef PyObject *first = NULL
-    cdef bint same = True
-    fs = r.families[family]
-    table = rib.tables[family]
-    store = table.store
-    if len(store.keys):
+    cdef bint same = True, plain
+    fs = get_at(r, _rr_families if type(r) is _router_rib else -1, "families")[family]
+    _rib()
+    table = dict_get(rib, _rib_plain and type(rib) is _rib_class, "tables")[family]
+    plain = _table_plain and type(table) is _family_table
+    store = dict_get(table, plain, "store")
+    if len(get_at(store, _st_keys if type(store) is _prefix_store else -1, "keys")):
         # Prefixes in the arrays (every router after a merge): the general loop,
         # compiled (ribd._announce), as ``Rib._announce`` enters it.
-        loop = _rib().ANNOUNCE_LOOP
+        loop = _switch("ANNOUNCE_LOOP")
         if loop is None:
             return False  # (the Python loop: tests compare it)
-        if table._next_slot >= _overlay_slots:
+        if dict_get(table, plain, "_next_slot") >= _overlay_slots:
             # Wide entries: ``announce_wide``'s passes from the keys, in C
             # (ribd._wide), if that is the one in use; else ``Rib._announce``.
-            if loop is not _announce_loop or _rib().announce_wide is not _compiled_wide:
+            if loop is not _announce_loop or _switch("announce_wide") is not _compiled_wide:
                 return False
             wide_parts(rib, table, fs, prefixes, None, attrs, len(prefixes))
             return True

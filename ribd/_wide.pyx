@@ -32,7 +32,7 @@ from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_ITEM, PySeque
 
 from ribd._announce cimport _find_ints, general_loop
 from ribd._intdelta cimport delta_get, delta_set, is_delta
-from ribd._slots cimport get_at, set_at, slots_member_offset, slots_writable_offset
+from ribd._slots cimport dict_get, dict_plain, dict_set, get_at, set_at, slots_member_offset, slots_writable_offset
 from ribd._wide_rejoin cimport rejoin_c
 from ribd._wide_rows cimport (
     _holds,
@@ -52,7 +52,7 @@ import ribd.table as _table_module
 from ribd.attributes import PathAttributes
 from ribd.entries import OVERLAY_SLOTS, _REJOINED, Overlay, with_values
 from ribd.store import PrefixStore
-from ribd.table import FamilyState
+from ribd.table import FamilyState, FamilyTable
 
 
 cdef extern from "Python.h":
@@ -94,6 +94,10 @@ cdef Py_ssize_t _st_values = slots_writable_offset(PrefixStore.__dict__["values"
 cdef Py_ssize_t _st_delta = slots_writable_offset(PrefixStore.__dict__["delta"])
 STATE_AT_OFFSETS = min(_fs_slot, _fs_stale_slot, _fs_prefixes, _fs_paths, _fs_stale_prefixes,
                        _fs_writes, _st_keys, _st_int_keys, _st_values, _st_delta) >= 0
+
+
+cdef object _family_table = FamilyTable  # its fields in its instance dict (dict_get)
+cdef bint _table_plain = dict_plain(FamilyTable, ("store", "_entries", "changes", "writes", "slot_seq", "changes_start"))
 
 
 cdef inline Py_ssize_t _at(object o, object cls, Py_ssize_t offset):
@@ -159,7 +163,7 @@ cdef tuple _core_at(rib, table, fs, seq, Py_ssize_t n, list ids, list found, att
     cdef Py_ssize_t i, o_store
     cdef Py_ssize_t stack_at[STACK]
     cdef Py_ssize_t *ats = stack_at
-    store = table.store
+    store = dict_get(table, _table_plain and type(table) is _family_table, "store")
     o_store = -1 if type(store) is not _prefix_store else 0  # (0: its slots at their offsets)
     if n > STACK:
         ats = <Py_ssize_t *>PyMem_Malloc(n * sizeof(Py_ssize_t))
@@ -219,6 +223,7 @@ cdef int wide_parts(rib, table, fs, prefixes, path_ids, attrs, Py_ssize_t count)
     counters) was about half of a late router's apply (BENCHMARKS.md, stop 30,
     wide1)."""
     cdef Py_ssize_t n, o_fs = _at(fs, _family_state, 0)  # (0: its slots at their offsets)
+    cdef bint plain = _table_plain and type(table) is _family_table  # (its dict: dict_get)
     global _direct
     seq = PySequence_Fast(prefixes, "announce_wide: prefixes must be a sequence")
     n = PySequence_Fast_GET_SIZE(seq)
@@ -234,12 +239,13 @@ cdef int wide_parts(rib, table, fs, prefixes, path_ids, attrs, Py_ssize_t count)
         return 0
     # The general loop's tally with nothing added (``table.note_slots(slot)``,
     # ``forget_changes_if_behind``), without its set-up for no prefix.
-    changes = table.changes
-    table.writes += count
+    changes = dict_get(table, plain, "changes")
+    dict_set(table, plain, "writes", dict_get(table, plain, "writes") + count)
     set_at(fs, _fs_writes | o_fs, "writes", get_at(fs, _fs_writes | o_fs, "writes") + count)
-    table.slot_seq[get_at(fs, _fs_slot | o_fs, "slot")] = table.changes_start + len(changes)
+    start = dict_get(table, plain, "changes_start")
+    dict_get(table, plain, "slot_seq")[get_at(fs, _fs_slot | o_fs, "slot")] = start + len(changes)
     if len(changes) > _table_module.MAX_CHANGE_LOG:
-        table.changes_start += len(changes)
+        dict_set(table, plain, "changes_start", start + len(changes))
         changes.clear()
     return 0
 
@@ -278,10 +284,10 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
     cdef dict by_id = None
 
     delta = get_at(store, _st_delta | o_store, "delta")
-    entries = table._entries
+    entries = dict_get(table, _table_plain and type(table) is _family_table, "_entries")
     if type(entries) is not dict or not is_delta(delta):
         raise TypeError("announce_wide: the table's intern dict or delta is not a dict/delta")
-    changes = table.changes
+    changes = dict_get(table, _table_plain and type(table) is _family_table, "changes")
     if type(changes) is not list:
         raise TypeError("announce_wide: the table's change log is not a list")
     slot = get_at(fs, _fs_slot | o_fs, "slot")

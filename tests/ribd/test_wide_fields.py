@@ -152,3 +152,41 @@ def test_an_overlay_a_reader_holds_is_not_changed_in_place(restored):
     for (at, e), (row, over) in zip(held, seen, strict=True):
         assert e.row is row and e.over is over  # not changed under its holder
         assert values[at] is not e  # the store's entry is a new one
+
+
+class OtherTable(ribd.table.FamilyTable):
+    """Not exactly a FamilyTable, and its ``store`` a property: the instance's
+    dict holds a decoy under that name, which only getattr knows to skip."""
+
+    def __init__(self, family: str) -> None:
+        super().__init__(family)
+        self.__dict__["store"] = None  # the decoy (the property wins for getattr)
+
+    @property  # type: ignore[override]
+    def store(self) -> PrefixStore:
+        return self.__dict__["_store"]
+
+    @store.setter
+    def store(self, value: PrefixStore) -> None:
+        self.__dict__["_store"] = value
+
+
+def test_announce_parts_reads_at_offsets_and_in_instance_dicts():
+    """``ribd._apply.announce_parts`` (every raw UPDATE of a late router) reads a
+    router's families and a store's keys at their offsets, the table's and the
+    RIB's fields in their instance dicts: the fields are plain there. Fails
+    before (stop 35, late3): every one was a getattr."""
+    apply = pytest.importorskip("ribd._apply")
+    assert apply.offsets_in_use()
+
+
+@needs_loop
+@pytest.mark.parametrize("seed", range(2))
+def test_other_table_types_take_getattr_and_leave_the_reference_state(seed, restored):
+    """A FamilyTable of a subclass whose ``store`` is a property (a decoy in its
+    dict): the compiled code reads its fields through getattr and leaves the
+    state the Python references do, over random streams with restarts (stale
+    slots), ADD-PATH and merges."""
+    restored.setattr(ribd.rib, "FamilyTable", OtherTable)
+    routers = OVERLAY_SLOTS + 3 + 5 * seed
+    assert _compare_direct(_script(310 + seed, routers)) > 0
