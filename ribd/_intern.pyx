@@ -15,6 +15,10 @@ The rare paths call the Python helpers, so their semantics live in one
 place: a core whose hash another core has (``_locate``), decoded lists to make
 tuples (``_hashable``), unusual AS paths (``derive_as_numbers``), digests.
 
+The router part of a row met before is found through a memo keyed by the
+decoder's objects (``_intern_memo.pxi``), taken only where it is the part
+``_share_own`` would return: no part built, hashed and dropped per UPDATE.
+
 A core's list of more than ``INDEX_PAST`` sets is looked up through its index
 (``ribd.interner_index``: an ``array('H')`` of positions and hash tags): the
 same table, slot by slot, as the reference builds, entered and dropped at the
@@ -231,7 +235,15 @@ def intern(self, row):
         held = <object>found
         if not _core_is(held[0], part):
             key, held = self._locate(key, part)
-    own = _router_part(hop, comms, (pref, orig_id, clusters))
+    # The router part: the one held, found through the memo without building
+    # a part to hash (``ribd/_intern_memo.pxi``), or a fresh one (``shared``
+    # False) as the reference makes it.
+    cdef list owns = _mine(self, I_OWNS)
+    cdef size_t ms = _memo_slot(hop, comms, pref, clusters)
+    own = _memo_get(owns, ms, hop, comms, pref, orig_id, clusters)
+    cdef bint shared = own is not None
+    if not shared:
+        own = _router_part(hop, comms, (pref, orig_id, clusters))
     if held is None:
         if _scan_variants() >= 1:  # (tests lower it; never below 1 in use)
             # A new core and its first set in one list of two: no append (a
@@ -240,7 +252,7 @@ def intern(self, row):
             # collection drops a core's index with the core, so a new key
             # has none): what ``_hold`` would do, in order.
             core = _make_core(self, part)
-            attrs = _path_attributes(core, _share_own(self, own))
+            attrs = _path_attributes(core, own if shared else _shared_part(self, own, ms))
             held = [core, attrs]
             PyObject_GC_UnTrack(held)
             PyDict_SetItem(cores, key, held)
@@ -265,6 +277,8 @@ def intern(self, row):
                 ix = <array.array>found
             a = _get(ix, held, PyObject_Hash(own), own)
             if a is not None:
+                if not shared:
+                    _memo_put(ms, _own_of(a))
                 return a
         else:
             # The reference's scan (islice over the list): the length read at each step.
@@ -273,12 +287,14 @@ def intern(self, row):
                 a = <object>PyList_GET_ITEM(held, i)
                 i += 1
                 if _part_eq(_own_of(a), own):  # one compare of the three fields
+                    if not shared:
+                        _memo_put(ms, _own_of(a))
                     return a
         if PyList_GET_SIZE(held) > _scan_variants():
             found = PyDict_GetItemWithError(_mine(self, I_OVERFLOW), _digest(row))
             if found != NULL:
                 return <object>found
-    attrs = _path_attributes(held[0], _share_own(self, own))
+    attrs = _path_attributes(held[0], own if shared else _shared_part(self, own, ms))
     # _hold
     if PyList_GET_SIZE(held) <= _scan_variants():
         PyList_Append(held, attrs)
@@ -369,6 +385,9 @@ cdef object _share_own(self, own):
     own = _router_part(next_hop, communities, policy)
     owns[at] = own
     return own
+
+
+include "_intern_memo.pxi"
 
 
 include "_intern_core.pxi"
