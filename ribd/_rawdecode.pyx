@@ -237,23 +237,33 @@ cdef tuple _mp_reach6(const unsigned char *v, Py_ssize_t n):
     """(next hop, NLRI keys) of MP_REACH_NLRI of IPv6 unicast without path ids:
     ``_mp_reach``'s checks in its order and its errors, the NLRI as the IPv6
     store's int keys (``nlri6_keys``); None for another family."""
-    cdef Py_ssize_t hop_len, nlri_at
-    if n < 5:
-        raise UpdateError(f"MP_REACH_NLRI of {n} octets is too short")
+    cdef Py_ssize_t nlri_at = _reach_nlri_at(v, n)
     family = _family(v)
-    hop_len = v[3]
-    nlri_at = 5 + hop_len
-    if nlri_at > n:
-        raise UpdateError(f"MP_REACH_NLRI next hop of {hop_len} octets runs past the attribute")
     if family is not IPV6_UNICAST:
         return None
-    if hop_len == 4:
-        next_hop = _quad(v + 4)
-    elif hop_len == 16 or hop_len == 32:  # global, then (32) a link-local one we do not use
-        next_hop = ipv6_text(v + 4)
-    else:
-        raise UpdateError(f"MP_REACH_NLRI next hop of {hop_len} octets (4, 16 or 32 expected)")
+    next_hop = _reach_hop(v)
     return next_hop, nlri6_keys(v + nlri_at, n - nlri_at)
+
+
+cdef Py_ssize_t _reach_nlri_at(const unsigned char *v, Py_ssize_t n) except -1:
+    """Where MP_REACH_NLRI's NLRI start, its length checks done (``_mp_reach``
+    and ``_mp_reach6`` share them, in this order, before the family's)."""
+    if n < 5:
+        raise UpdateError(f"MP_REACH_NLRI of {n} octets is too short")
+    cdef Py_ssize_t hop_len = v[3]
+    if 5 + hop_len > n:
+        raise UpdateError(f"MP_REACH_NLRI next hop of {hop_len} octets runs past the attribute")
+    return 5 + hop_len
+
+
+cdef object _reach_hop(const unsigned char *v):
+    """MP_REACH_NLRI's next hop, for a family we keep."""
+    cdef Py_ssize_t hop_len = v[3]
+    if hop_len == 4:
+        return _quad(v + 4)
+    if hop_len == 16 or hop_len == 32:  # global, then (32) a link-local one we do not use
+        return ipv6_text(v + 4)
+    raise UpdateError(f"MP_REACH_NLRI next hop of {hop_len} octets (4, 16 or 32 expected)")
 
 
 cdef object _family(const unsigned char *v):
@@ -277,20 +287,9 @@ cdef tuple _mp_unreach(const unsigned char *v, Py_ssize_t n, add_path):
 
 cdef tuple _mp_reach(const unsigned char *v, Py_ssize_t n, add_path):
     """(family, next hop, NLRI) of MP_REACH_NLRI; family "" for one we do not keep."""
-    cdef Py_ssize_t hop_len, nlri_at
-    if n < 5:
-        raise UpdateError(f"MP_REACH_NLRI of {n} octets is too short")
+    cdef Py_ssize_t nlri_at = _reach_nlri_at(v, n)
     family = _family(v)
-    hop_len = v[3]
-    nlri_at = 5 + hop_len
-    if nlri_at > n:
-        raise UpdateError(f"MP_REACH_NLRI next hop of {hop_len} octets runs past the attribute")
     if not family:
         return "", "", ([], None)
-    if hop_len == 4:
-        next_hop = _quad(v + 4)
-    elif hop_len == 16 or hop_len == 32:  # global, then (32) a link-local one we do not use
-        next_hop = ipv6_text(v + 4)
-    else:
-        raise UpdateError(f"MP_REACH_NLRI next hop of {hop_len} octets (4, 16 or 32 expected)")
+    next_hop = _reach_hop(v)
     return family, next_hop, _nlri(v + nlri_at, n - nlri_at, family is IPV6_UNICAST, family in add_path)
