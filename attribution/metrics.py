@@ -11,9 +11,11 @@ Two kinds, chosen by cost:
   and answer shape, per-flow errors by code.
 
 Each service has its own ``CollectorRegistry`` (tests run several services in
-one process); the process collector (RSS, CPU, open files) is registered on
-it too. ``serve_metrics`` exposes it over HTTP with prometheus_client's own
-server, in a thread.
+one process); the process collector (RSS, CPU, open files), the cyclic
+collector's figures (``python_gc_*``) and the interpreter's version are
+registered on it too, as on prometheus_client's default registry.
+``serve_metrics`` exposes it over HTTP with prometheus_client's own server,
+in a thread.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from attribution.metrics_scrape import (
@@ -213,9 +217,13 @@ def _status_of(exc: BaseException, context: Any) -> str:
 
 
 def new_registry() -> CollectorRegistry:
-    """A registry with the process collector (RSS, CPU seconds, open files)."""
+    """A registry with what prometheus_client's default one collects: the
+    process (RSS, CPU seconds, open files), the cyclic collector (collections
+    and objects collected by generation) and the interpreter's version."""
     registry = CollectorRegistry(auto_describe=True)
     ProcessCollector(registry=registry)
+    GCCollector(registry=registry)
+    PlatformCollector(registry=registry)
     return registry
 
 

@@ -17,6 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from attribution.config import Config
+from ribd import gcpolicy
 
 BAD_LINE_CATEGORIES = (
     "json",
@@ -74,6 +75,12 @@ class ServiceCollector(Collector):
         )
         yield from _route_caches()
         yield _refused_calls()
+        yield CounterMetricFamily(
+            "attribution_gc_freezes",
+            "Settled loads frozen out of the cyclic collector (ribd.gcpolicy): a cycle "
+            "frozen while alive is never collected, so watch the RSS beside it.",
+            value=gcpolicy.freezes(),
+        )
         yield GaugeMetricFamily(
             "attribution_health_serving",
             "1 while gRPC health says SERVING (see README: Metrics and logs).",

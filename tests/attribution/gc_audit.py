@@ -109,6 +109,19 @@ def _name(o: object) -> str:
     return f"{type(o).__name__} {getattr(o, '__module__', '')}.{getattr(o, '__qualname__', '')}"
 
 
+def _metric(service: object, name: str) -> float | None:
+    """One sample of the service's registry, as a scrape would read it."""
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = generate_latest(service.registry).decode()  # type: ignore[attr-defined]
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                return sample.value
+    return None
+
+
 def main() -> None:
     d = Path(sys.argv[1])
     from attribution.client import channel
@@ -202,6 +215,7 @@ def main() -> None:
             pass
         time.sleep(0.3)  # the service's own threads' rounds
     freezes = gcpolicy.freezes()
+    exposed = _metric(service, "attribution_gc_freezes_total")
     service.stop()
     gc.collect()  # what died young
     gc.set_debug(gc.DEBUG_SAVEALL)
@@ -213,6 +227,7 @@ def main() -> None:
             {
                 "freezes_at_load": first,
                 "freezes": freezes,
+                "freezes_exposed": exposed,
                 "frozen_noted": len(frozen),
                 "garbage": sum(1 for _ in gc.garbage),
                 "leaked": dict(leaked.most_common(30)),

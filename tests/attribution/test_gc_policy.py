@@ -40,6 +40,8 @@ def test_nothing_frozen_at_a_settled_load_dies_in_a_cycle():
     got = _audit()
     assert got["freezes_at_load"] >= 1 and got["freezes"] > got["freezes_at_load"]
     assert got["leaked"] == {}, got
+    # The metric counts the same freezes (README: Metrics and logs).
+    assert got["freezes_exposed"] == got["freezes"], got
 
 
 def test_the_audit_sees_a_cycle_frozen_then_dropped():

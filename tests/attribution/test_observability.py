@@ -150,6 +150,19 @@ def test_scrape_after_end_of_rib_shows_the_session_and_its_tables(story):
     assert metric(m, "process_resident_memory_bytes") > 10_000_000
 
 
+def test_scrape_shows_the_cyclic_collector_and_its_freezes(story):
+    """The cyclic collector's figures and the interpreter's version, as
+    prometheus_client's default registry shows them, and the settled loads
+    frozen out of the collector: none for five routes (a freeze waits for
+    ``ribd.gcpolicy.FREEZE_AFTER`` route writes)."""
+    m = story["scrape_after_eor"]
+    assert metric(m, "attribution_gc_freezes_total") == 0
+    for generation in ("0", "1", "2"):
+        assert metric(m, "python_gc_collections_total", generation=generation) >= 0
+        assert metric(m, "python_gc_objects_uncollectable_total", generation=generation) == 0
+    assert any(name == "python_info" for name, _ in m)
+
+
 def test_scrape_counts_flows_by_rpc_and_shape_and_errors_by_code(story):
     rows, one, stream = story["rows"], story["one"], story["stream"]
     assert [a.dst_origin_as for a in rows.attributions[:2]] == [15169, 13335]
