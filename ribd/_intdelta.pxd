@@ -4,10 +4,12 @@ interface for the compiled readers, and ``delta_get`` / ``delta_set``, which
 take any store's delta (this table, the IPv6 store's ``ribd._intdelta6``
 table, or a dict) so that a reader has one call for all."""
 
+from ribd._deltabase cimport DeltaBase
 from ribd._intdelta6 cimport IntDelta6
 
+cimport cython
 from cpython.ref cimport PyObject
-from libc.stdint cimport uint32_t, uint64_t
+from libc.stdint cimport uint64_t
 
 
 cdef extern from "Python.h":
@@ -15,29 +17,12 @@ cdef extern from "Python.h":
     int PyDict_SetItem(object d, object key, object value) except -1
 
 
-ctypedef struct Slot:
-    uint64_t kp  # key | position in the order << 33; 0: empty
-    PyObject *value  # a strong reference
-
-
-cdef class IntDelta:
-    cdef Slot *slots
-    cdef uint64_t *order  # keys in insertion order; 0: deleted since
-    cdef Py_ssize_t size  # slots (a power of two)
-    cdef Py_ssize_t n  # keys held
-    cdef Py_ssize_t used  # positions of ``order`` taken (held and deleted)
-    cdef Py_ssize_t cap  # positions ``order`` has room for
-    cdef int shift  # 64 - log2(size)
-    cdef uint32_t counts[33]  # keys held per prefix length
-
+@cython.final
+cdef class IntDelta(DeltaBase):
     cdef PyObject *get_c(self, uint64_t key)
     cdef int set_c(self, uint64_t key, object value) except -1
     cdef int add_c(self, uint64_t key, object value) except -1
     cdef int del_c(self, uint64_t key) except -1
-    cdef int _grow(self, Py_ssize_t size) except -1
-    cdef int _append(self, uint64_t key, object value) except -1
-    cdef int _room(self) except -1
-    cdef void _release(self) noexcept
 
 
 cdef extern from "Python.h":

@@ -1,34 +1,32 @@
-"""``ribd._intdelta.IntDelta`` (the IPv4 store's delta, compiled) against its
-Python reference ``ribd.intdelta.PyIntDelta``: on random and hostile
-sequences of the interface's calls, the same results, the same contents in
-the same order, the same errors; and the store's readers on it."""
+"""The stores' delta tables against their Python references, both widths by
+one suite: ``ribd._intdelta.IntDelta`` (IPv4) against
+``ribd.intdelta.PyIntDelta`` and ``ribd._intdelta6.IntDelta6`` (IPv6) against
+``PyIntDelta6``. On random and hostile sequences of the interface's calls, the
+same results, the same contents in the same order, the same errors; entries'
+reference counts; the IPv6 keys' C form against ``ribd.prefix_keys``; and the
+stores' readers on each table."""
 
 from __future__ import annotations
 
 import ipaddress
 import random
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import pytest
 
 from ribd import intdelta, ribload
-from ribd.intdelta import PyIntDelta
+from ribd.intdelta import PyIntDelta, PyIntDelta6
+from ribd.prefix_keys import py_int_key, py_int_text
 from ribd.store import PrefixStore
 
-compiled = pytest.importorskip("ribd._intdelta")
-IntDelta = compiled.IntDelta
-
-HOSTILE = [0, -1, 1 << 33, (1 << 33) + 5, 1 << 64, -(1 << 70), "10.0.0.0/8", b"\x01", 1.0, None]
+IntDelta = pytest.importorskip("ribd._intdelta").IntDelta
+IntDelta6 = pytest.importorskip("ribd._intdelta6").IntDelta6
 
 
-def _outcome(call, *args):  # type: ignore[no-untyped-def]
-    try:
-        return "ok", call(*args)
-    except Exception as e:
-        return type(e).__name__, str(e)
-
-
-def _pool(rng: random.Random) -> list[int]:
-    """Keys to draw from: random ones, runs of neighbours (a table's /24s), the edges."""
+def _pool4(rng: random.Random) -> list[int]:
+    """IPv4 keys to draw from: random ones, runs of neighbours (a table's /24s), the edges."""
     shape = rng.randrange(4)
     if shape == 0:
         keys = [rng.randrange(1, 1 << 33) for _ in range(rng.choice([3, 40, 3000]))]
@@ -43,13 +41,85 @@ def _pool(rng: random.Random) -> list[int]:
     return [*keys, 1, 2, 3, (1 << 33) - 1, 1 << 32]
 
 
-def _run(seed: int, ops: int) -> tuple[IntDelta, PyIntDelta]:
+def _key6(rng: random.Random, length: int) -> int:
+    return 1 << length | rng.getrandbits(length) if length else 1
+
+
+def _pool6(rng: random.Random) -> list[int]:
+    """IPv6 keys to draw from: random ones, runs of neighbours (a table's /48s), one
+    network at every length, keys equal in a word, the edges."""
+    shape = rng.randrange(5)
+    if shape == 0:
+        keys = [_key6(rng, rng.randrange(129)) for _ in range(rng.choice([3, 40, 3000]))]
+    elif shape == 1:  # consecutive /48s, as a table sends them
+        start = rng.getrandbits(48)
+        keys = [1 << 48 | ((start + i) & ((1 << 48) - 1)) for i in range(rng.choice([50, 4000]))]
+    elif shape == 2:  # one network at every length
+        a = rng.getrandbits(128)
+        keys = [1 << n | a >> (128 - n) for n in range(129)]
+    elif shape == 3:  # the same high word, the low one varying (/128s), and the reverse
+        hi = rng.getrandbits(64)
+        keys = [1 << 128 | hi << 64 | i << rng.choice([0, 30]) for i in range(1000)]
+        keys += [1 << 128 | i << 64 | hi for i in range(1000)]
+    else:  # one address at neighbouring lengths: equal words, lengths apart
+        keys = [1 << n for n in range(129)] + [1 << n | 1 for n in range(1, 129)]
+    return [*keys, 1, 2, 3, (1 << 129) - 1, 1 << 128, 1 << 64, (1 << 65) - 1]
+
+
+@dataclass(frozen=True)
+class Family:
+    """One width: its table, its reference, and the inputs that suit it."""
+
+    name: str
+    table: type
+    reference: type
+    bits: int
+    hostile: list
+    pool: Callable[[random.Random], list[int]]
+    grown: Callable[[random.Random], int]  # a key of a table's commonest length
+    grown_length: int
+    grown_keys: int
+    texts: Callable[[random.Random], str]  # a prefix text for the store's readers
+    addresses: tuple[str, ...]  # addresses and prefixes the covering reads ask for
+    name_key: Callable[[random.Random], int]  # keys for the load loops (few, to collide)
+    wrong_text: str
+
+
+V4 = Family(
+    "ipv4", IntDelta, PyIntDelta, 32,
+    [0, -1, 1 << 33, (1 << 33) + 5, 1 << 64, -(1 << 70), "10.0.0.0/8", b"\x01", 1.0, None],
+    _pool4, lambda rng: 1 << 24 | rng.getrandbits(24), 24, 200_000,
+    lambda rng: f"10.{rng.randrange(256)}.{rng.randrange(256)}.0/{rng.choice([16, 20, 24])}",
+    ("10.1.2.3", "10.200.7.1", "10.0.0.0/12", "11.0.0.1"),
+    lambda rng: 1 << 24 | rng.randrange(40), "10.0.0.0/8",
+)  # fmt: skip
+V6 = Family(
+    "ipv6", IntDelta6, PyIntDelta6, 128,
+    [0, -1, 1 << 129, (1 << 129) + 5, 1 << 200, -(1 << 70), "2001:db8::/32", b"\x01", 1.0,
+     None, True],
+    _pool6, lambda rng: 1 << 48 | rng.getrandbits(48), 48, 100_000,
+    lambda rng: f"2001:db8:{rng.randrange(65536):x}:{rng.randrange(65536):x}::/"
+                f"{rng.choice([32, 40, 48, 56, 64])}",
+    ("2001:db8:1:2::3", "2001:db8:ff00::1", "2001:db8::/40", "2002::1"),
+    lambda rng: 1 << 48 | rng.randrange(40) << 8, "2001:db8::/32",
+)  # fmt: skip
+FAMILIES = pytest.mark.parametrize("fam", [V4, V6], ids=lambda f: f.name)
+
+
+def _outcome(call, *args):  # type: ignore[no-untyped-def]
+    try:
+        return "ok", call(*args)
+    except Exception as e:
+        return type(e).__name__, str(e)
+
+
+def _run(fam: Family, seed: int, ops: int) -> tuple[object, object]:
     rng = random.Random(seed)
-    a, b = IntDelta(), PyIntDelta()
-    pool = _pool(rng)
+    a, b = fam.table(), fam.reference()
+    pool = fam.pool(rng)
     deletes = rng.choice([0.05, 0.3, 0.6])  # up to mostly deletes: the order squeezed
     for op in range(ops):
-        key = rng.choice(HOSTILE) if rng.random() < 0.01 else rng.choice(pool)
+        key = rng.choice(fam.hostile) if rng.random() < 0.01 else rng.choice(pool)
         value = (op,) if rng.random() < 0.95 else None
         r = rng.random()
         if r < deletes:
@@ -65,23 +135,29 @@ def _run(seed: int, ops: int) -> tuple[IntDelta, PyIntDelta]:
         name, args = call
         got = _outcome(getattr(a, name), *args)
         want = _outcome(getattr(b, name), *args)
-        assert got == want, (seed, op, name, args)
+        assert got == want, (fam.name, seed, op, name, args)
     return a, b
 
 
-@pytest.mark.parametrize("seed", range(24))
-def test_the_compiled_table_does_what_the_reference_does(seed: int) -> None:
-    a, b = _run(seed, 6000)
+def _same(a: object, b: object) -> None:
     assert a.keys() == b.keys() and a.values() == b.values() and a.items() == b.items()
     assert a.snapshot() == b.snapshot() and a.lengths() == b.lengths() and len(a) == len(b)
+    assert repr(a) == repr(b)
 
 
-def test_a_million_keys_grow_and_shrink_in_order() -> None:
+@FAMILIES
+@pytest.mark.parametrize("seed", range(24))
+def test_the_compiled_table_does_what_the_reference_does(fam: Family, seed: int) -> None:
+    _same(*_run(fam, seed, 6000))
+
+
+@FAMILIES
+def test_a_table_grows_and_shrinks_in_order(fam: Family) -> None:
     """Growth by doubling, then most keys deleted (the order squeezed), then re-added:
     the same order and contents as the reference at every stage."""
     rng = random.Random(7)
-    keys = list(dict.fromkeys(1 << 24 | rng.getrandbits(24) for _ in range(200_000)))
-    a, b = IntDelta(), PyIntDelta()
+    keys = list(dict.fromkeys(fam.grown(rng) for _ in range(fam.grown_keys)))
+    a, b = fam.table(), fam.reference()
     for k in keys:
         a.insert(k, k)
         b.insert(k, k)
@@ -93,9 +169,8 @@ def test_a_million_keys_grow_and_shrink_in_order() -> None:
     for k in gone[::5]:
         a.add(k, -k)
         b.add(k, -k)
-    assert a.snapshot() == b.snapshot() and a.lengths() == b.lengths() == [24]
-    # the last keys added, deleted in the order added (an UPDATE's keys undone)
-    tail = keys[-10:]
+    assert a.snapshot() == b.snapshot() and a.lengths() == b.lengths() == [fam.grown_length]
+    tail = keys[-10:]  # the last keys added, deleted in the order added (an UPDATE undone)
     for k in tail:
         a.delete(k) if k in a else None
         b.delete(k) if k in b else None
@@ -104,7 +179,27 @@ def test_a_million_keys_grow_and_shrink_in_order() -> None:
     assert not len(a) and a.keys() == [] and a.snapshot() == ([], []) and a.get(keys[0]) is None
 
 
-def test_the_table_fills_to_two_thirds_and_grows_its_order_by_half() -> None:
+@FAMILIES
+def test_adds_and_deletes_at_every_fill_and_squeeze(fam: Family) -> None:
+    """A new key goes where its one probe ended, unless making room rehashed the
+    table or squeezed the order: keys added one at a time across every doubling
+    (each add at the fill that triggers it), each step's delete of an older key
+    (the order squeezed again and again), against the reference after each step."""
+    rng = random.Random(13)
+    keys = list(dict.fromkeys(fam.grown(rng) for _ in range(3000)))
+    a, b = fam.table(), fam.reference()
+    for i, k in enumerate(keys):
+        assert a.add(k, i) == b.add(k, i) is True
+        assert a.add(k, -i) == b.add(k, -i) is False
+        if i % 3 == 2:
+            old = keys[rng.randrange(i)]
+            assert _outcome(a.delete, old) == _outcome(b.delete, old)
+        assert len(a) == len(b)
+    _same(a, b)
+    assert [a.get(k) for k in keys] == [b.get(k) for k in keys]
+
+
+def test_the_ipv4_table_fills_to_two_thirds_and_grows_its_order_by_half() -> None:
     """10,000 keys take 2**14 slots (at most two-thirds full) and an order of at
     most 1.5 times the keys; half full and doubling took 2**15 slots and an order
     of 2**14 (655,360 bytes against 355,128): the real table's 577,703 keys in
@@ -116,21 +211,39 @@ def test_the_table_fills_to_two_thirds_and_grows_its_order_by_half() -> None:
     assert len(t) == 10_000 and t.keys() == list(range(1 << 24, (1 << 24) + 10_000))
 
 
-def test_entries_are_held_and_released() -> None:
-    import sys
+def test_ipv6_keys_come_back_as_they_went_in() -> None:
+    """The C form (two words and a length) holds every key exactly: each length,
+    the edges of each word, the texts ``ribd.prefix_keys`` makes."""
+    rng = random.Random(5)
+    keys = [1 << n | rng.getrandbits(n) for n in range(1, 129) for _ in range(20)]
+    keys += [1, 1 << 128, (1 << 129) - 1, 1 << 64 | ((1 << 64) - 1), (1 << 65) - 1]
+    t = IntDelta6()
+    for i, k in enumerate(keys):
+        t.add(k, i)
+    assert t.keys() == list(dict.fromkeys(keys)) and t.snapshot()[0] == t.keys()
+    for k in keys:
+        text = py_int_text(k, 128)
+        assert py_int_key(text, 128) == k
+        assert str(ipaddress.ip_network(text)) == text
 
-    a = IntDelta()
+
+@FAMILIES
+def test_entries_are_held_and_released(fam: Family) -> None:
+    a = fam.table()
     value = ("an", "entry")
     before = sys.getrefcount(value)
-    for k in range(1, 1000):
+    keys = [(1 << 20 if fam.bits == 32 else 1 << 64) | k for k in range(1000)]
+    for k in keys[1:]:
         a.insert(k, value)
     assert sys.getrefcount(value) == before + 999
-    a.insert(5, ("other",))  # replaced: the old entry's reference dropped
-    a.delete(6)
+    a.insert(keys[5], ("other",))  # replaced: the old entry's reference dropped
+    a.delete(keys[6])
+    assert not a.add(keys[7], value)  # held: no reference taken
     assert sys.getrefcount(value) == before + 997
-    keys, values = a.snapshot()
+    got_keys, values = a.snapshot()
     assert sys.getrefcount(value) == before + 997 * 2
-    del keys, values
+    del got_keys, values
+    assert [*a.values()].count(value) == 997
     a.clear()
     assert sys.getrefcount(value) == before
     a.insert(3, value)
@@ -138,28 +251,33 @@ def test_entries_are_held_and_released() -> None:
     assert sys.getrefcount(value) == before
 
 
-def test_an_ipv4_stores_delta_is_the_compiled_table_and_refuses_a_text_key() -> None:
-    """A dict took any key: a text in the IPv4 store's delta (which holds ints) was
-    stored or looked up without a word (test_apply_compiled asked whether a text was
-    in it: always not). The table takes only int keys."""
-    store = PrefixStore(32)
-    assert type(store.delta) is intdelta.IntDelta is IntDelta
+@FAMILIES
+def test_a_store_delta_is_the_compiled_table_and_refuses_a_text_key(fam: Family) -> None:
+    """A dict took any key: a text in the delta (which holds ints) was stored or
+    looked up without a word. The table takes only int keys; the store's methods
+    take texts and write their int keys."""
+    store = PrefixStore(fam.bits)
+    assert type(store.delta) is fam.table
+    assert (intdelta.IntDelta, intdelta.IntDelta6) == (IntDelta, IntDelta6)
     with pytest.raises(TypeError):
-        store.delta.insert("10.0.0.0/8", 1)
+        store.delta.insert(fam.wrong_text, 1)
     with pytest.raises(TypeError):
-        _ = "10.0.0.0/8" in store.delta
-    assert type(PrefixStore(128).delta) is not IntDelta  # the IPv6 store's: texts
+        _ = fam.wrong_text in store.delta
+    store.set(fam.wrong_text, "a")
+    net = ipaddress.ip_network(fam.wrong_text)
+    assert store.delta.keys() == [1 << net.prefixlen | int(net.network_address) >> (
+        fam.bits - net.prefixlen)]  # fmt: skip
+    assert store.get(fam.wrong_text) == "a" and store.items() == [(fam.wrong_text, "a")]
 
 
-def test_the_store_reads_the_table_as_it_read_the_dict() -> None:
+@FAMILIES
+def test_the_store_reads_the_table_as_it_reads_the_reference(fam: Family) -> None:
     """Every reader of the store on both tables: items, covering, locate, merge."""
     rng = random.Random(3)
-    texts = sorted({str(ipaddress.ip_network(f"10.{rng.randrange(256)}.{rng.randrange(256)}.0/"
-                                             f"{rng.choice([16, 20, 24])}", strict=False))
-                    for _ in range(2000)})  # fmt: skip
+    texts = sorted({str(ipaddress.ip_network(fam.texts(rng), strict=False)) for _ in range(2000)})
     stores = []
-    for kind in (IntDelta, PyIntDelta):
-        store = PrefixStore(32)
+    for kind in (fam.table, fam.reference):
+        store = PrefixStore(fam.bits)
         store.delta = kind()
         for i, t in enumerate(texts):
             store.set(t, ("e", i))
@@ -168,7 +286,7 @@ def test_the_store_reads_the_table_as_it_read_the_dict() -> None:
         stores.append(store)
     a, b = stores
     assert a.items() == b.items() and len(a) == len(b)
-    for addr in ("10.1.2.3", "10.200.7.1", "10.0.0.0/12", "11.0.0.1"):
+    for addr in fam.addresses:
         assert list(a.covering(addr)) == list(b.covering(addr))
     for t in texts[:50]:
         assert a.locate(t) == b.locate(t)
@@ -177,21 +295,22 @@ def test_the_store_reads_the_table_as_it_read_the_dict() -> None:
     assert ka == kb and va.tolist() == vb.tolist()
     a.merge()
     b.merge()
-    assert a.items() == b.items() and type(a.delta) is type(b.delta) is IntDelta
+    assert a.items() == b.items() and type(a.delta) is type(b.delta) is fam.table
 
 
+@FAMILIES
 @pytest.mark.skipif(not ribload.COMPILED, reason="ribd._ribload is not built here")
-def test_the_load_loops_write_the_table_as_the_reference_loops() -> None:
+def test_the_load_loops_write_the_table_as_the_reference_loops(fam: Family) -> None:
     rng = random.Random(11)
     for _ in range(2000):
-        names = [1 << 24 | rng.randrange(40) for _ in range(12)]
+        names = [fam.name_key(rng) for _ in range(12)]
         held = rng.sample(names, rng.randrange(len(names)))
         prefixes = tuple(rng.choice(names) for _ in range(rng.randrange(9)))
         if rng.random() < 0.05:
-            prefixes = (*prefixes, rng.choice(HOSTILE[:7]))
+            prefixes = (*prefixes, rng.choice(fam.hostile[:7]))
         values = [rng.choice([("a",), None, 0]) for _ in held]
         pair = []
-        for kind in (IntDelta, PyIntDelta):
+        for kind in (fam.table, fam.reference):
             d = kind()
             for k, v in zip(held, values, strict=True):
                 d.insert(k, v)
