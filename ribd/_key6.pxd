@@ -39,6 +39,15 @@ cdef extern from *:
         const digit *d = ((PyLongObject *)o)->ob_digit;
         if (n <= 0 || n > 5)
             return -1;
+        if (n <= 2) {
+            /* A key of 60 bits at most (a prefix up to /59: a table's /48s and
+               shorter): one word's arithmetic, no 128-bit shifts. */
+            uint64_t v = (uint64_t)d[0] | (n == 2 ? (uint64_t)d[1] << PyLong_SHIFT : 0);
+            length = 63 - __builtin_clzll(v);
+            *hi = length ? (v ^ ((uint64_t)1 << length)) << (64 - length) : 0;
+            *lo = 0;
+            return length;
+        }
         for (i = 0; i < n; i++) {
             int shift = 30 * (int)i;
             low |= (key6_u128)d[i] << shift;
@@ -73,8 +82,23 @@ cdef extern from *:
     /* The int key of the prefix of length ``length`` (0-128) whose address,
        left-aligned, is hi / lo (bits past the length ignored). */
     static PyObject *key6_make(uint64_t hi, uint64_t lo, int length) {
-        key6_u128 addr = ((key6_u128)hi << 64) | lo, low;
+        key6_u128 addr, low;
         uint64_t top;
+    #if KEY6_DIGITS
+        if (length < 60) {
+            /* A key of two digits at most (a prefix up to /59): one word's
+               arithmetic, no 128-bit shifts nor digit loop. */
+            uint64_t v = (length ? hi >> (64 - length) : 0) | ((uint64_t)1 << length);
+            PyLongObject *r = _PyLong_New(length < 30 ? 1 : 2);
+            if (r == NULL)
+                return NULL;
+            r->ob_digit[0] = (digit)(v & PyLong_MASK);
+            if (length >= 30)
+                r->ob_digit[1] = (digit)(v >> PyLong_SHIFT);
+            return (PyObject *)r;
+        }
+    #endif
+        addr = ((key6_u128)hi << 64) | lo;
         if (length == 128) {
             top = 1;
             low = addr;

@@ -170,6 +170,12 @@ def ipv6_texts(addresses) -> list:
     return out
 
 
+
+def ipv6_nlri_keys(field: bytes) -> list:
+    """``nlri6_keys`` of an IPv6 NLRI field: the keys' differential test against
+    ``ribd.prefix_keys`` at every length (tests/ribd/test_intdelta.py)."""
+    return nlri6_keys(<const unsigned char *>field, len(field))
+
 cdef tuple nlri(const unsigned char *p, Py_ssize_t end, bint v6, bint add_path):
     """(prefix texts, path ids or None) of one NLRI field; UpdateError (with
     ribd.rawnlri's message) for a field that cannot be decoded."""
@@ -210,26 +216,41 @@ cdef tuple nlri(const unsigned char *p, Py_ssize_t end, bint v6, bint add_path):
     return out, ids
 
 
+cdef inline Py_ssize_t _key_end(
+    const unsigned char *p, Py_ssize_t at, Py_ssize_t end, bint v6
+) except -1:
+    """The end of the prefix at ``at`` of an NLRI field of ``end`` octets (its
+    length octet, then the octets it covers), for ``nlri4_keys`` and
+    ``nlri6_keys``; UpdateError with ``nlri``'s messages for a length past the
+    family's or a prefix past the field."""
+    cdef unsigned int n = p[at]
+    cdef Py_ssize_t stop = at + 1 + ((n + 7) >> 3)
+    if n > (128 if v6 else 32):
+        raise UpdateError(
+            f"IPv{6 if v6 else 4} NLRI: prefix length {n} at octet {at} exceeds {128 if v6 else 32}"
+        )
+    if stop > end:
+        if v6:
+            raise UpdateError(f"IPv6 NLRI: prefix /{n} at octet {at} runs past the field")
+        raise UpdateError(f"IPv4 NLRI: the last prefix runs past the field of {end} octets")
+    return stop
+
+
 cdef list nlri4_keys(const unsigned char *p, Py_ssize_t end):
     """The IPv4 store's integer keys (``ribd.store``: ``1 << length | network``)
     of an IPv4 NLRI field without path ids: ``nlri``'s prefixes, trailing bits
     dropped, with no text made; UpdateError with ``nlri``'s messages."""
     cdef list out = []
     cdef Py_ssize_t at = 0, stop, j
-    cdef unsigned int n, octets
+    cdef unsigned int n
     cdef unsigned long long a
     while at < end:
+        stop = _key_end(p, at, end, False)
         n = p[at]
-        if n > 32:
-            raise UpdateError(f"IPv4 NLRI: prefix length {n} at octet {at} exceeds 32")
-        octets = (n + 7) >> 3
-        stop = at + 1 + octets
-        if stop > end:
-            raise UpdateError(f"IPv4 NLRI: the last prefix runs past the field of {end} octets")
         a = 0
-        for j in range(octets):
-            a = (a << 8) | p[at + 1 + j]
-        a <<= 8 * (4 - octets)
+        for j in range(at + 1, stop):
+            a = (a << 8) | p[j]
+        a <<= 8 * (4 - (stop - at - 1))
         out.append(<long long>((1ULL << n) | ((a >> (32 - n)) if n else 0)))
         at = stop
     return out
@@ -242,18 +263,11 @@ cdef list nlri6_keys(const unsigned char *p, Py_ssize_t end):
     messages."""
     cdef list out = []
     cdef Py_ssize_t at = 0, stop
-    cdef unsigned int n, octets
     cdef unsigned char a[16]
     while at < end:
-        n = p[at]
-        if n > 128:
-            raise UpdateError(f"IPv6 NLRI: prefix length {n} at octet {at} exceeds 128")
-        octets = (n + 7) >> 3
-        stop = at + 1 + octets
-        if stop > end:
-            raise UpdateError(f"IPv6 NLRI: prefix /{n} at octet {at} runs past the field")
+        stop = _key_end(p, at, end, True)
         memset(a, 0, 16)
-        memcpy(a, p + at + 1, octets)
-        out.append(key6_obj(be64(a), be64(a + 8), n))  # (bits past ``n`` dropped there)
+        memcpy(a, p + at + 1, stop - at - 1)
+        out.append(key6_obj(be64(a), be64(a + 8), p[at]))  # (bits past the length dropped there)
         at = stop
     return out

@@ -325,3 +325,36 @@ def test_the_load_loops_write_the_table_as_the_reference_loops(fam: Family) -> N
                         _outcome(insert_new, d, prefixes, ("new",), changes),
                         d.items(), d.lengths()))  # fmt: skip
         assert got[0] == got[1]
+
+
+def _nlri6(length: int, address: int) -> bytes:
+    """One IPv6 NLRI prefix: its length, then the octets it covers (bits past the
+    length left as ``address`` has them: a sender's trailing bits)."""
+    octets = (length + 7) // 8
+    return bytes([length]) + address.to_bytes(16, "big")[:octets]
+
+
+def test_ipv6_keys_made_from_nlri_octets_at_every_length_and_word_edge() -> None:
+    """``_rawnlri.nlri6_keys`` makes the IPv6 int keys from the octets (a one-word
+    path for prefixes up to /59, the 128-bit one beyond): each length 0-128, with
+    random addresses, all ones, the bit at the length set and trailing bits set,
+    gives ``ribd.prefix_keys``' key of the masked prefix, and the table takes it
+    back to its C form and out again."""
+    rawnlri = pytest.importorskip("ribd._rawnlri")
+    rng = random.Random(17)
+    addresses = [(1 << 128) - 1, 1 << 127, 1, 1 << 64, (1 << 64) - 1, 1 << 68 | 1 << 63]
+    field, want = b"", []
+    for length in range(129):
+        for address in [*addresses, *(rng.getrandbits(128) for _ in range(6))]:
+            field += _nlri6(length, address)
+            net = ipaddress.IPv6Network((address, length), strict=False)
+            want.append(py_int_key(str(net), 128))
+    got = rawnlri.ipv6_nlri_keys(field)
+    assert got == want and [k.bit_length() - 1 for k in got[:: len(addresses) + 6]] == list(
+        range(129)
+    )
+    t, ref = IntDelta6(), PyIntDelta6()
+    for i, k in enumerate(got):
+        assert t.add(k, i) == ref.add(k, i)
+    _same(t, ref)
+    assert all(t.get(k) == ref.get(k) for k in want)
