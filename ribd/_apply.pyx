@@ -23,7 +23,7 @@ was not built (tests/ribd/test_apply_compiled.py compares them).
 from ribd._announce cimport general_loop
 from ribd._intdelta cimport IntDelta, delta_get, delta_set, is_delta, key_of
 from ribd._intdelta6 cimport IntDelta6
-from ribd._slots cimport dict_get, dict_plain, get_at, slots_member_offset
+from ribd._slots cimport dict_get, dict_plain, dict_set, get_at, set_at, slots_member_offset, slots_writable_offset
 from ribd._wide cimport wide_parts
 
 from cpython.dict cimport PyDict_SetItem, PyDict_Size
@@ -34,7 +34,7 @@ from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_ITEM, PySeque
 import ribd.table as _table_module
 from ribd.entries import OVERLAY_SLOTS
 from ribd.store import PrefixStore
-from ribd.table import FamilyTable, RouterRib
+from ribd.table import FamilyState, FamilyTable, RouterRib
 from ribd.events import RoutesAnnounced, UpdateTime
 from ribd.ribload import entry_of
 from ribd._announce import announce_loop as _announce_loop
@@ -55,6 +55,8 @@ cdef object _rib_module = None  # ribd.rib, at the first call (it imports this m
 cdef dict _rib_dict = None  # its namespace: the loop switches read there (tests set them)
 cdef object _rib_class = None
 cdef bint _rib_plain = False  # Rib's ``tables`` a plain instance attribute (dict_plain)
+cdef bint _rib_writes_plain = False  # and its ``shared_writes``
+cdef dict _table_dict = _table_module.__dict__  # ribd.table's namespace (MAX_CHANGE_LOG)
 # A late router's UPDATE read ~7 attributes of the RIB, its router, the family's
 # table and store through getattr here (1.3% of the 16 routers' refresh, stop 35,
 # late3): a router's ``families`` and the store's ``keys`` are read at their slots'
@@ -65,18 +67,45 @@ cdef Py_ssize_t _rr_families = slots_member_offset(RouterRib.__dict__["families"
 cdef object _prefix_store = PrefixStore
 cdef Py_ssize_t _st_keys = slots_member_offset(PrefixStore.__dict__["keys"])
 cdef object _family_table = FamilyTable
-cdef bint _table_plain = dict_plain(FamilyTable, ("store", "_next_slot"))
+cdef bint _table_plain = dict_plain(
+    FamilyTable, ("store", "_next_slot", "_entries", "changes", "writes", "slot_seq", "changes_start")
+)
+# The rest of a load's UPDATE's reads and writes (stop 36, loadreads): the store's
+# delta, the router's family state (slot, stale slot, its counts) at their slots'
+# offsets, the table's fields in its dict, as the ones above.
+cdef Py_ssize_t _st_delta = slots_member_offset(PrefixStore.__dict__["delta"])
+cdef object _family_state = FamilyState
+cdef Py_ssize_t _fs_slot = slots_member_offset(FamilyState.__dict__["slot"])
+cdef Py_ssize_t _fs_stale_slot = slots_member_offset(FamilyState.__dict__["stale_slot"])
+cdef Py_ssize_t _fs_prefixes = slots_writable_offset(FamilyState.__dict__["prefixes"])
+cdef Py_ssize_t _fs_paths = slots_writable_offset(FamilyState.__dict__["paths"])
+cdef Py_ssize_t _fs_writes = slots_writable_offset(FamilyState.__dict__["writes"])
+
+
+cdef inline int _fs_add(fs, Py_ssize_t offset, str name, Py_ssize_t n) except -1:
+    """``fs.<name> += n``, at ``offset`` when ``fs`` is exactly a ``FamilyState``."""
+    if type(fs) is not _family_state:
+        offset = -1
+    set_at(fs, offset, name, get_at(fs, offset, name) + n)
+    return 0
+
+
+cdef inline int _dict_add(o, bint plain, str name, Py_ssize_t n) except -1:
+    """``o.<name> += n`` in ``o``'s instance dict when ``plain``."""
+    dict_set(o, plain, name, dict_get(o, plain, name) + n)
+    return 0
 
 
 cdef object _rib():
     """ribd.rib (it imports this module: looked up at the first call)."""
-    global _rib_module, _rib_dict, _rib_class, _rib_plain
+    global _rib_module, _rib_dict, _rib_class, _rib_plain, _rib_writes_plain
     if _rib_module is None:
         import ribd.rib
 
         _rib_dict = ribd.rib.__dict__
         _rib_class = ribd.rib.Rib
         _rib_plain = dict_plain(ribd.rib.Rib, ("tables",))
+        _rib_writes_plain = dict_plain(ribd.rib.Rib, ("shared_writes",))
         _rib_module = ribd.rib
     return _rib_module
 
@@ -93,7 +122,12 @@ def offsets_in_use():
     """Whether ``announce_parts`` reads its fields at offsets and in instance dicts
     (tests): a router's families, a store's keys, a table's and the RIB's fields."""
     _rib()
-    return _rr_families >= 0 and _st_keys >= 0 and _table_plain and _rib_plain
+    return (
+        min(_rr_families, _st_keys, _st_delta, _fs_slot, _fs_stale_slot, _fs_prefixes, _fs_paths, _fs_writes) >= 0
+        and _table_plain
+        and _rib_plain
+        and _rib_writes_plain
+    )
 
 
 def apply_many(rib, events):
@@ -145,8 +179,9 @@ cdef bint announce_parts(rib, r, family, prefixes, attrs) except -1:
     cdef Py_ssize_t n, i, missing = 0, slot, width
     cdef PyObject *found
     cdef PyObject *first = NULL
-    cdef bint same = True, plain
+    cdef bint same = True, plain, fs_exact
     fs = get_at(r, _rr_families if type(r) is _router_rib else -1, "families")[family]
+    fs_exact = type(fs) is _family_state
     _rib()
     table = dict_get(rib, _rib_plain and type(rib) is _rib_class, "tables")[family]
     plain = _table_plain and type(table) is _family_table
@@ -169,16 +204,16 @@ cdef bint announce_parts(rib, r, family, prefixes, attrs) except -1:
         else:
             loop(rib, table, fs, prefixes, None, store.find_many(prefixes), attrs, None, 0, len(prefixes))
         return True
-    delta = store.delta
+    delta = get_at(store, _st_delta if type(store) is _prefix_store else -1, "delta")
     if not is_delta(delta):
         return False
     seq = PySequence_Fast(prefixes, "prefixes")
     n = PySequence_Fast_GET_SIZE(seq)
     if n == 0:
         return False
-    slot = fs.slot
-    entries = table._entries
-    changes = table.changes
+    slot = get_at(fs, _fs_slot if fs_exact else -1, "slot")
+    entries = dict_get(table, plain, "_entries")
+    changes = dict_get(table, plain, "changes")
     if not isinstance(changes, list) or not isinstance(entries, dict):
         return False
     key = <object>PySequence_Fast_GET_ITEM(seq, 0)
@@ -201,9 +236,9 @@ cdef bint announce_parts(rib, r, family, prefixes, attrs) except -1:
         return False  # partly held: the general loop's
     else:
         # ``Rib._announce_shared``: its conditions, each checked before any write.
-        if fs.stale_slot is not None or not same:
+        if get_at(fs, _fs_stale_slot if fs_exact else -1, "stale_slot") is not None or not same:
             return False
-        if n < _rib().SHARED_AT_LEAST or table._next_slot >= _overlay_slots:
+        if n < _switch("SHARED_AT_LEAST") or dict_get(table, plain, "_next_slot") >= _overlay_slots:
             return False
         entry = <object>first
         if type(entry) is not tuple:
@@ -225,9 +260,9 @@ cdef bint announce_parts(rib, r, family, prefixes, attrs) except -1:
             prefix = <object>PySequence_Fast_GET_ITEM(seq, i)
             delta_set(delta, prefix, new_entry)
             PyList_Append(changes, prefix)
-        fs.prefixes += n
-        rib.shared_writes += n
-        fs.paths += n
+        _fs_add(fs, _fs_prefixes, "prefixes", n)
+        _dict_add(rib, _rib_writes_plain and type(rib) is _rib_class, "shared_writes", n)
+        _fs_add(fs, _fs_paths, "paths", n)
         # The replaced entry leaves the intern dict if no prefix holds it any more
         # (see Rib._announce): references then are the dict's key and value and
         # ``entry`` here (the Python code's 4 count getrefcount's argument too).
@@ -313,8 +348,8 @@ cdef bint _all_added(fs, table, seq, Py_ssize_t n, Py_ssize_t slot, list changes
     cdef Py_ssize_t i
     for i in range(n):
         PyList_Append(changes, <object>PySequence_Fast_GET_ITEM(seq, i))
-    fs.prefixes += n
-    fs.paths += n
+    _fs_add(fs, _fs_prefixes, "prefixes", n)
+    _fs_add(fs, _fs_paths, "paths", n)
     _tally(fs, table, n, slot, changes)
     return True
 
@@ -322,10 +357,13 @@ cdef bint _all_added(fs, table, seq, Py_ssize_t n, Py_ssize_t slot, list changes
 cdef int _tally(fs, table, Py_ssize_t n, Py_ssize_t slot, list changes) except -1:
     """As ``Rib._announce`` ends: the writes, ``table.note_slots(slot)``,
     ``table.forget_changes_if_behind()``."""
-    table.writes += n
-    fs.writes += n
-    table.slot_seq[slot] = table.changes_start + len(changes)
-    if len(changes) > _table_module.MAX_CHANGE_LOG:
-        table.changes_start += len(changes)
+    cdef bint plain = _table_plain and type(table) is _family_table
+    cdef Py_ssize_t logged = len(changes)
+    cdef PyObject *most = PyDict_GetItemWithError(_table_dict, "MAX_CHANGE_LOG")
+    _dict_add(table, plain, "writes", n)
+    _fs_add(fs, _fs_writes, "writes", n)
+    dict_get(table, plain, "slot_seq")[slot] = dict_get(table, plain, "changes_start") + logged
+    if logged > (<object>most if most != NULL else _table_module.MAX_CHANGE_LOG):
+        _dict_add(table, plain, "changes_start", logged)
         changes.clear()
     return 0

@@ -12,15 +12,19 @@ instructions a line (callgrind) of a loop that runs once per UPDATE.
 as the reference (tests/ribd/test_feedloop.py compares them).
 """
 
+from ribd._loadline cimport LineLoader
+from ribd._slots cimport get_at, set_at, slots_writable_offset
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from libc.string cimport memcmp
+
 from ribd.events import EndOfRib, ExabgpShutdown, RoutesAnnounced, RoutesWithdrawn
 from ribd.feed_control import CONTROL_PREFIX
+from ribd.feed_counters import FeedCounters
 from ribd.parser import MAX_LINE_BYTES, ExabgpParser, FeedError, UnseenSession
 
-try:  # the fused path of a table load's lines (ribd._loadline), where built
-    from ribd._loadline import LineLoader
-    from ribd._apply import apply_many as _compiled_apply_many
-except ImportError:
-    LineLoader = None
+# The fused path of a table load's lines (ribd._loadline, cimported: built with this).
+from ribd._apply import apply_many as _compiled_apply_many
 
 cdef object _announced = RoutesAnnounced
 cdef object _withdrawn = RoutesWithdrawn
@@ -29,6 +33,21 @@ cdef object _shutdown = ExabgpShutdown
 cdef bytes _control_prefix = CONTROL_PREFIX
 cdef Py_ssize_t _max_line = MAX_LINE_BYTES
 cdef object _parse = ExabgpParser.parse
+# ``c.lines += 1`` at the field's offset for the connection's ``FeedCounters``
+# (a generic getattr and setattr a line before: ribd._loadline says why).
+cdef object _feed_counters = FeedCounters
+cdef Py_ssize_t _c_lines = slots_writable_offset(FeedCounters.__dict__["lines"])
+
+
+cdef inline bint _is_control(line) except -1:
+    """``line.startswith(CONTROL_PREFIX)``, compared in C for a bytes line."""
+    cdef Py_ssize_t k
+    if type(line) is bytes:
+        k = PyBytes_GET_SIZE(_control_prefix)
+        return PyBytes_GET_SIZE(<bytes>line) >= k and not memcmp(
+            PyBytes_AS_STRING(<bytes>line), PyBytes_AS_STRING(_control_prefix), k
+        )
+    return line.startswith(_control_prefix)
 
 
 def lines_in(server, conn, list lines):
@@ -47,21 +66,27 @@ def lines_in(server, conn, list lines):
     # apply). For any other line ``load`` writes nothing and returns its events
     # as the scan makes them (not scanned again here), or None (parsed from the start).
     load = None
-    if fast is not None and LineLoader is not None and server.fused_load:
+    cdef LineLoader loader = None  # ``load``'s, called in C when it is one
+    if fast is not None and server.fused_load:
         if type(rib).apply_many is _compiled_apply_many and "apply_many" not in getattr(rib, "__dict__", ()):
-            load = server.line_loader(parser, rib).load
+            got = server.line_loader(parser, rib)
+            if type(got) is LineLoader:
+                loader = <LineLoader>got
+            load = got.load
     apply_many = rib.apply_many
     c = conn.counters
+    cdef Py_ssize_t lines_at = _c_lines if type(c) is _feed_counters else -1
     bad_log = server._bad_log
     for line in lines:
-        if line.startswith(_control_prefix):
+        if _is_control(line):
             server._control(conn, line)
             continue
-        c.lines += 1
+        set_at(c, lines_at, "lines", get_at(c, lines_at, "lines") + 1)
         events = None
         scanned = type(line) is bytes and len(<bytes>line) <= _max_line  # the scan's lines
         if load is not None and scanned:
-            events = load(line, c)  # True: applied and counted; a list: its events
+            # True: applied and counted; a list: its events
+            events = loader.load_c(line, c) if loader is not None else load(line, c)
             if events is True:
                 continue
         try:

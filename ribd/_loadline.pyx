@@ -31,17 +31,120 @@ line by line on random and hostile streams and on the real table).
 from ribd._apply cimport announce_parts
 from ribd._rawdecode cimport load_update, load_update6
 from ribd._rawline cimport events_of, line_update, peer_of
+from ribd._slots cimport (
+    dict_get,
+    dict_plain,
+    get_at,
+    set_at,
+    slots_member_offset,
+    slots_writable_offset,
+)
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.object cimport PyTypeObject
+from cpython.ref cimport PyObject
+
+import _thread
 
 from ribd._rawdecode import UpdateDecoder
 from ribd.events import IPV4_UNICAST, IPV6_UNICAST, RoutesAnnounced
+from ribd.feed_counters import FeedCounters
+from ribd.interner import AttributeInterner
+from ribd.rawlines import RawMessages
+from ribd.rawopen import SessionCaps
+from ribd.table import RouterRib
+
+
+cdef extern from "Python.h":
+    PyObject *_PyType_Lookup(PyTypeObject *t, object name)
 
 
 cdef object _v4 = IPV4_UNICAST
 cdef object _v6 = IPV6_UNICAST
 cdef object _announced = RoutesAnnounced
 cdef object _decoder = UpdateDecoder  # the compiled decoder (a swapped-in one: today's path)
+
+# The ~12 attributes a line reads (the raw sessions' decoder and table, the
+# session's capabilities, the RIB's neighbors, lock and routers, the router's
+# time stamp, the feed's counters) went through the generic getattr / setattr,
+# ~150-200 instructions each (type lookup, descriptor call): 12.9% of the feed's
+# loop with announce_parts' (stop 35, intern5). Read here at their slots'
+# offsets (``ribd._slots``) and in the RIB's instance dict, each only for an
+# object of exactly the type whose layout was taken (any other: getattr, as
+# before). Nothing is cached across lines: every field is read at every line,
+# so a swapped decoder, a forgotten session, a reload of ``rib.neighbors`` are
+# seen at once, as before.
+cdef object _raw_messages = RawMessages
+cdef Py_ssize_t _raw_decoder = slots_member_offset(RawMessages.__dict__["decoder"])
+cdef Py_ssize_t _raw_caps = slots_member_offset(RawMessages.__dict__["_caps"])
+cdef object _session_caps = SessionCaps
+cdef Py_ssize_t _caps_add_path = slots_member_offset(SessionCaps.__dict__["add_path"])
+cdef Py_ssize_t _caps_asn4 = slots_member_offset(SessionCaps.__dict__["asn4"])
+cdef object _router_rib = RouterRib
+cdef Py_ssize_t _rr_last_update = slots_writable_offset(RouterRib.__dict__["last_update"])
+cdef object _feed_counters = FeedCounters
+cdef Py_ssize_t _c_prefixes = slots_writable_offset(FeedCounters.__dict__["prefixes_announced"])
+cdef Py_ssize_t _c_updates = slots_writable_offset(FeedCounters.__dict__["updates"])
+# The interner's ``intern``: called as the class's function with the interner
+# (no bound method made, no getattr) while the class still holds the compiled
+# one and its instances have no dict that could shadow it (checked per line:
+# ``_PyType_Lookup``, the type's method cache).
+cdef object _interner_class = AttributeInterner
+cdef object _intern_fn = AttributeInterner.__dict__.get("intern")
+cdef bint _interner_slotted = not AttributeInterner.__dictoffset__
+cdef str _intern_name = "intern"
+# ``rib.lock``'s type (threading.Lock): acquired and released by its methods.
+cdef object _lock_type = type(_thread.allocate_lock())
+cdef object _lock_acquire = _lock_type.acquire
+cdef object _lock_release = _lock_type.release
+cdef object _rib_class = None  # ribd.rib.Rib (it imports the feed: at the first loader)
+cdef bint _rib_plain = False  # its neighbors, lock, routers plain instance attributes
+
+
+cdef inline object _cell(object o, Py_ssize_t offset, object kind, str name):
+    """``o.<name>``, at ``offset`` when ``o`` is exactly a ``kind``."""
+    return get_at(o, offset if type(o) is kind else -1, name)
+
+
+cdef inline object _intern(interner, row):
+    """``interner.intern(row)``."""
+    cdef PyObject *fn
+    kind = type(interner)
+    if kind is _interner_class and _interner_slotted:
+        fn = _PyType_Lookup(<PyTypeObject *>kind, _intern_name)
+        if fn != NULL and <object>fn is _intern_fn:
+            return _intern_fn(interner, row)
+    return interner.intern(row)
+
+
+cdef int _apply_line(rib, bint plain, peer, bint timed, double stamp, family, prefixes, attrs) except -1:
+    """``apply_many`` of the line's [UpdateTime, RoutesAnnounced], its steps; the
+    caller holds ``rib.lock``."""
+    allowed = dict_get(rib, plain, "neighbors")
+    if allowed is not None and peer not in allowed:
+        rib.unknown_neighbor_events += 2 if timed else 1
+        return 0
+    routers = dict_get(rib, plain, "routers")
+    if type(routers) is dict:
+        r = (<dict>routers).get(peer) or rib.router(peer)
+    else:
+        r = routers.get(peer) or rib.router(peer)
+    if timed:
+        set_at(r, _rr_last_update if type(r) is _router_rib else -1, "last_update", stamp)
+    if not announce_parts(rib, r, family, prefixes, attrs):
+        # (the keys given, the event's prefixes are not read: no texts made)
+        rib._announce(_announced(peer, family, (), None, attrs), prefixes)
+    return 0
+
+
+def fields_at_offsets():
+    """Whether the per-line reads take their offsets (tests): every layout found."""
+    return (
+        min(_raw_decoder, _raw_caps, _caps_add_path, _caps_asn4, _rr_last_update, _c_prefixes, _c_updates) >= 0
+        and _interner_slotted
+        and _intern_fn is not None
+        and _rib_plain
+    )
 
 
 cdef class LineLoader:
@@ -51,12 +154,13 @@ cdef class LineLoader:
     and interner are read at every line (a decoder swapped in, a session
     forgotten are seen at once), as the scanner reads them."""
 
-    cdef object _raw
-    cdef object _rib
-    cdef dict _peers  # peer text as octets -> canonical address (None: not one)
-    cdef public Py_ssize_t taken  # lines this applied (tests, benchmarks)
-
     def __init__(self, parser, rib):
+        global _rib_class, _rib_plain
+        if _rib_class is None:
+            from ribd.rib import Rib
+
+            _rib_plain = dict_plain(Rib, ("neighbors", "lock", "routers"))
+            _rib_class = Rib
         self._raw = parser.raw
         self._rib = rib
         self._peers = {}
@@ -68,9 +172,15 @@ cdef class LineLoader:
         would. Otherwise nothing was written: a list is the line's events as the
         scanner (``RawLineScanner.events``) makes them, for the caller to check,
         apply and count; None, the caller runs today's path from the start."""
+        return self.load_c(line, c)
+
+    cdef object load_c(self, bytes line, c):
+        """``load``, for the compiled feed loop (no Python call a line)."""
         cdef Py_ssize_t at, stop, n
         cdef double stamp
-        cdef bint timed
+        cdef bint timed, plain, asn4
+        rib = self._rib
+        plain = _rib_plain and type(rib) is _rib_class
         try:  # (any error: today's path meets it again and words it)
             body = line_update(line, &at, &stop, &stamp, &timed)
             if body is None:
@@ -79,23 +189,24 @@ cdef class LineLoader:
             if peer is None:
                 return None
             raw = self._raw
-            decoder = raw.decoder
-            caps = (<dict>raw._caps).get(peer)
+            decoder = _cell(raw, _raw_decoder, _raw_messages, "decoder")
+            caps = (<dict>_cell(raw, _raw_caps, _raw_messages, "_caps")).get(peer)
             if caps is None or type(decoder) is not _decoder:
                 return None
-            rib = self._rib
-            allowed = rib.neighbors
+            allowed = dict_get(rib, plain, "neighbors")
             if allowed is not None and peer not in allowed:
                 return None  # the feed's loop logs it as an unknown neighbor
             got = None
             family = _v4
-            add_path = caps.add_path
+            add_path = _cell(caps, _caps_add_path, _session_caps, "add_path")
+            asn4 = bool(_cell(caps, _caps_asn4, _session_caps, "asn4"))
+            interner = decoder.interner
             if _v4 not in add_path:
                 got = load_update(
                     <const unsigned char *>PyBytes_AS_STRING(body),
                     PyBytes_GET_SIZE(body),
-                    bool(caps.asn4),
-                    decoder.interner,
+                    asn4,
+                    interner,
                 )
             if got is None:
                 # An UPDATE of IPv6 routes only (MP_REACH_NLRI): its prefixes as the
@@ -104,8 +215,8 @@ cdef class LineLoader:
                 got = load_update6(
                     <const unsigned char *>PyBytes_AS_STRING(body),
                     PyBytes_GET_SIZE(body),
-                    bool(caps.asn4),
-                    decoder.interner,
+                    asn4,
+                    interner,
                     add_path,
                 )
             if got is None:
@@ -113,22 +224,28 @@ cdef class LineLoader:
                 # fault): the scanner's next step, so that the line is not scanned twice.
                 return events_of(decoder, peer, body, caps, timed, stamp)
             prefixes, row = <tuple>got
-            attrs = decoder.interner.intern(row)
+            attrs = _intern(interner, row)
         except Exception:
             return None
         n = len(<list>prefixes)
-        with rib.lock:  # ``apply_many`` of [UpdateTime, RoutesAnnounced], its steps
-            allowed = rib.neighbors
-            if allowed is not None and peer not in allowed:
-                rib.unknown_neighbor_events += 2 if timed else 1
-            else:
-                r = rib.routers.get(peer) or rib.router(peer)
-                if timed:
-                    r.last_update = stamp
-                if not announce_parts(rib, r, family, prefixes, attrs):
-                    # (the keys given, the event's prefixes are not read: no texts made)
-                    rib._announce(_announced(peer, family, (), None, attrs), prefixes)
-        c.prefixes_announced += n
-        c.updates += 1
+        lock = dict_get(rib, plain, "lock")
+        if type(lock) is _lock_type:
+            # ``with lock`` without its two bound methods and ``__exit__``'s
+            # argument tuple: the lock type's own acquire and release, called
+            # with the lock (and released whatever the body raises, as ``with``).
+            _lock_acquire(lock)
+            try:
+                _apply_line(rib, plain, peer, timed, stamp, family, prefixes, attrs)
+            finally:
+                _lock_release(lock)
+        else:
+            with lock:
+                _apply_line(rib, plain, peer, timed, stamp, family, prefixes, attrs)
+        if type(c) is _feed_counters:
+            set_at(c, _c_prefixes, "prefixes_announced", get_at(c, _c_prefixes, "prefixes_announced") + n)
+            set_at(c, _c_updates, "updates", get_at(c, _c_updates, "updates") + 1)
+        else:
+            c.prefixes_announced += n
+            c.updates += 1
         self.taken += 1
         return True
