@@ -30,6 +30,18 @@ cdef struct Attrs:
     int count
 
 
+# The decoder's memos (ribd/_rawattrs_memo.pxi), in ribd.decoder_memo.MEMO_KINDS' order.
+cdef enum:
+    M_HOPS = 0
+    M_PATHS4 = 1
+    M_PATHS2 = 2
+    M_COMMUNITIES = 3
+    M_CLUSTERS = 4
+    M_HOPS6 = 5
+    M_N = 6
+
+
+cdef str address_text(const unsigned char *a, int n)
 cdef str split_attributes(const unsigned char *d, Py_ssize_t end, Attrs *A)
 cdef object attribute_fields(const unsigned char *d, Attrs *A, bint asn4, interner)
 cdef object ipv4_row(const unsigned char *d, Attrs *A, bint asn4, interner)

@@ -5,8 +5,10 @@ attribute row, and the RFC 7606 faults (treat-as-withdraw, attribute discard).
 Why a module of its own: the event decoder (``ribd._rawdecode.UpdateDecoder``)
 and the table load's fused path (``ribd._rawdecode.load_update`` /
 ``load_update6``) read attributes the same way; this is the one place they do,
-the twin of ``ribd.rawattrs`` (whose memos and rare-path helpers it shares, so
-their semantics live in one place). Every read goes through a raw pointer whose
+the twin of ``ribd.rawattrs`` (whose rare-path helpers it shares, so their
+semantics live in one place). Its memos of decoded values are its own
+(``_rawattrs_memo.pxi``, reference ``ribd.decoder_memo``): looked up by the
+octets where they lie, with no bytes object made. Every read goes through a raw pointer whose
 bounds are checked by hand before the read: a length field is never trusted
 before it is compared with what is left.
 """
@@ -18,17 +20,11 @@ cdef extern from "Python.h":
     void PyObject_GC_UnTrack(object o)
 
 from ribd._shared_ints cimport share_u32
-from ribd._rawnlri cimport quad as _quad, u32 as _u32
+from ribd._rawnlri cimport ipv6_text, quad as _quad, u32 as _u32
 from ribd.interner_keys import SHARE_SLOTS
 from ribd.rawattrs import (
     AS_TRANS,
-    MEMO_SIZE,
     UpdateError,
-    _CLUSTERS,
-    _COMMUNITIES,
-    _HOPS,
-    _PATHS2,
-    _PATHS4,
     _asns,
     _extended,
     _KIND,
@@ -44,13 +40,6 @@ for _i in range(256):
     _discard[_i] = _i in _DISCARD
 
 _ORIGINS = ("igp", "egp", "incomplete")
-# The memos of ribd.rawattrs, typed: one C call per lookup.
-cdef dict _hops = _HOPS
-cdef dict _paths4 = _PATHS4
-cdef dict _paths2 = _PATHS2
-cdef dict _communities = _COMMUNITIES
-cdef dict _clusters = _CLUSTERS
-cdef Py_ssize_t _memo_size = MEMO_SIZE
 cdef Py_ssize_t _share_mask = SHARE_SLOTS - 1
 _EMPTY = ()
 _AGGREGATOR_TRANS = f"{AS_TRANS}:"
@@ -106,6 +95,16 @@ cdef str split_attributes(const unsigned char *d, Py_ssize_t end, Attrs *A):
 
 cdef inline bytes _value(const unsigned char *d, Attrs *A, int code):
     return PyBytes_FromStringAndSize(<const char *>d + A.start[code], A.stop[code] - A.start[code])
+
+
+include "_rawattrs_memo.pxi"
+
+
+cdef inline object _memo_get(int kind, const unsigned char *d, Attrs *A, int code, unsigned long long *h):
+    """The value memo ``kind`` keeps for attribute ``code``'s octets, or None
+    (then the caller decodes them and keeps the value: ``memo_keep(kind, h[0],
+    _value(d, A, code), value)``): the one memo pattern of the decoder."""
+    return memo_find(kind, d + A.start[code], A.stop[code] - A.start[code], h)
 
 
 cdef inline tuple _untracked(tuple t):
@@ -182,16 +181,16 @@ cdef object attribute_fields(const unsigned char *d, Attrs *A, bint asn4, intern
     origin = _ORIGINS[d[start]]
     if not A.have[AS_PATH]:
         return "no AS_PATH"
-    value = _value(d, A, AS_PATH)
-    cdef dict paths = _paths4 if size == 4 else _paths2
-    as_path = paths.get(value)
+    cdef unsigned long long h
+    cdef int paths = M_PATHS4 if size == 4 else M_PATHS2
+    as_path = _memo_get(paths, d, A, AS_PATH, &h)
     if as_path is None:
-        as_path = _segments(d + A.start[AS_PATH], len(value), size, "AS_PATH", _ints_of(interner))
+        as_path = _segments(
+            d + A.start[AS_PATH], A.stop[AS_PATH] - A.start[AS_PATH], size, "AS_PATH", _ints_of(interner)
+        )
         if type(as_path) is str:
             return as_path
-        if len(paths) >= _memo_size:
-            paths.clear()
-        paths[value] = as_path
+        memo_keep(paths, h, _value(d, A, AS_PATH), as_path)
     aggregator = ""
     if A.have[AGGREGATOR] and A.stop[AGGREGATOR] - A.start[AGGREGATOR] == size + 4:
         start = A.start[AGGREGATOR]
@@ -231,13 +230,11 @@ cdef object attribute_fields(const unsigned char *d, Attrs *A, bint asn4, intern
         n = A.stop[COMMUNITIES] - A.start[COMMUNITIES]
         if not n or n % 4:
             return f"COMMUNITIES of {n} octets (a multiple of 4 expected)"
-        value = _value(d, A, COMMUNITIES)
-        communities = _communities.get(value)
+        communities = _memo_get(M_COMMUNITIES, d, A, COMMUNITIES, &h)
         if communities is None:
+            value = _value(d, A, COMMUNITIES)
             communities = _untracked(tuple(sorted(set(_asns(value, n // 4, 4)))))
-            if len(_communities) >= _memo_size:
-                _communities.clear()
-            _communities[value] = communities
+            memo_keep(M_COMMUNITIES, h, value, communities)
     large = _EMPTY
     if A.have[LARGE_COMMUNITIES]:
         n = A.stop[LARGE_COMMUNITIES] - A.start[LARGE_COMMUNITIES]
@@ -264,20 +261,17 @@ cdef object attribute_fields(const unsigned char *d, Attrs *A, bint asn4, intern
         n = A.stop[ORIGINATOR_ID] - A.start[ORIGINATOR_ID]
         if n != 4:
             return f"ORIGINATOR_ID of {n} octets (4 expected)"
-        originator = _quad(d + A.start[ORIGINATOR_ID])
+        originator = address_text(d + A.start[ORIGINATOR_ID], 4)  # (the next hops' memo)
     cluster = _EMPTY
     if A.have[CLUSTER_LIST]:
         n = A.stop[CLUSTER_LIST] - A.start[CLUSTER_LIST]
         if not n or n % 4:
             return f"CLUSTER_LIST of {n} octets (a multiple of 4 expected)"
-        value = _value(d, A, CLUSTER_LIST)
-        cluster = _clusters.get(value)
+        cluster = _memo_get(M_CLUSTERS, d, A, CLUSTER_LIST, &h)
         if cluster is None:
             start = A.start[CLUSTER_LIST]
             cluster = _untracked(tuple([_quad(d + start + i) for i in range(0, n, 4)]))
-            if len(_clusters) >= _memo_size:
-                _clusters.clear()
-            _clusters[value] = cluster
+            memo_keep(M_CLUSTERS, h, _value(d, A, CLUSTER_LIST), cluster)
     atomic = bool(A.have[ATOMIC_AGGREGATE] and A.stop[ATOMIC_AGGREGATE] == A.start[ATOMIC_AGGREGATE])
     return (
         as_path,
@@ -299,12 +293,7 @@ cdef object ipv4_row(const unsigned char *d, Attrs *A, bint asn4, interner):
     attribute's), or None when an attribute is at fault."""
     if not A.have[NEXT_HOP] or A.stop[NEXT_HOP] - A.start[NEXT_HOP] != 4:
         return None
-    value = _value(d, A, NEXT_HOP)
-    next_hop = _hops.get(value)
-    if next_hop is None:
-        if len(_hops) >= _memo_size:
-            _hops.clear()
-        next_hop = _hops[value] = _quad(d + A.start[NEXT_HOP])
+    next_hop = address_text(d + A.start[NEXT_HOP], 4)
     fields = attribute_fields(d, A, asn4, interner)
     if type(fields) is str:
         return None

@@ -26,11 +26,12 @@ from ribd._rawattrs cimport (
     NEXT_HOP,
     Attrs,
     attribute_fields,
+    address_text,
     ipv4_row,
     row_with_hop,
     split_attributes,
 )
-from ribd._rawnlri cimport ipv6_text, nlri4_keys, nlri6_keys, nlri as _nlri, quad as _quad
+from ribd._rawnlri cimport nlri4_keys, nlri6_keys, nlri as _nlri
 from ribd.attributes import AttributeInterner
 from ribd.events import IPV4_UNICAST, IPV6_UNICAST, EndOfRib, RoutesAnnounced, RoutesWithdrawn
 from ribd.rawattrs import MAX_UPDATE_BYTES, UpdateError
@@ -121,7 +122,7 @@ cdef class UpdateDecoder:
                 elif A.stop[NEXT_HOP] - A.start[NEXT_HOP] != 4:
                     hop_fault = f"NEXT_HOP of {A.stop[NEXT_HOP] - A.start[NEXT_HOP]} octets (4 expected)"
                 else:
-                    next_hop = _quad(d + A.start[NEXT_HOP])
+                    next_hop = address_text(d + A.start[NEXT_HOP], 4)
             if hop_fault:
                 events.append(
                     RoutesWithdrawn(
@@ -259,10 +260,13 @@ cdef Py_ssize_t _reach_nlri_at(const unsigned char *v, Py_ssize_t n) except -1:
 cdef object _reach_hop(const unsigned char *v):
     """MP_REACH_NLRI's next hop, for a family we keep."""
     cdef Py_ssize_t hop_len = v[3]
+    # Through the decoder's next-hop memos (``ribd/_rawattrs_memo.pxi``): the
+    # same text for the same octets, as the interner's router-part memo needs
+    # to find a part met before (an IPv6 hop's new text each time missed it).
     if hop_len == 4:
-        return _quad(v + 4)
+        return address_text(v + 4, 4)
     if hop_len == 16 or hop_len == 32:  # global, then (32) a link-local one we do not use
-        return ipv6_text(v + 4)
+        return address_text(v + 4, 16)
     raise UpdateError(f"MP_REACH_NLRI next hop of {hop_len} octets (4, 16 or 32 expected)")
 
 

@@ -273,7 +273,7 @@ def test_the_compiled_decoders_memoised_tuples_are_out_of_the_cyclic_gc() -> Non
     They must be untracked, and equal to what the reference decodes."""
     import gc
 
-    from ribd import rawattrs
+    from ribd import _rawattrs
 
     path = as_path((2, [65001, 65002, 4200000000]), (1, [65010, 65011]))
     communities = struct.pack("!II", (65001 << 16) | 7, (65001 << 16) | 3)
@@ -287,16 +287,17 @@ def test_the_compiled_decoders_memoised_tuples_are_out_of_the_cyclic_gc() -> Non
     )
     body = update(attributes=attrs, nlri=prefix("10.1.0.0/16"))
     py, compiled = pair()
-    for memo in (rawattrs._PATHS4, rawattrs._COMMUNITIES, rawattrs._CLUSTERS):
-        memo.clear()
+    _rawattrs.memo_counts(clear=True)
     events = compiled.decode(PEER, body, SessionCaps(asn4=True))
     assert outcome(py, body, SessionCaps(asn4=True)) == events
-    segments = rawattrs._PATHS4[path]
+    segments = _rawattrs.memo_probe("paths4", path)
     assert segments == ((2, (65001, 65002, 4200000000)), (1, (65010, 65011)))
     held = [segments, *segments, *(s[1] for s in segments)]
-    held += [rawattrs._COMMUNITIES[communities], rawattrs._CLUSTERS[cluster]]
-    assert rawattrs._COMMUNITIES[communities] == ((65001 << 16) | 3, (65001 << 16) | 7)
-    assert rawattrs._CLUSTERS[cluster] == ("10.0.0.1", "10.0.0.2")
+    kept_communities = _rawattrs.memo_probe("communities", communities)
+    kept_cluster = _rawattrs.memo_probe("clusters", cluster)
+    held += [kept_communities, kept_cluster]
+    assert kept_communities == ((65001 << 16) | 3, (65001 << 16) | 7)
+    assert kept_cluster == ("10.0.0.1", "10.0.0.2")
     assert [gc.is_tracked(t) for t in held] == [False] * len(held)
 
 
@@ -325,11 +326,31 @@ def test_the_compiled_texts_are_ordinary_strings() -> None:
                 assert {t: t for t in texts}[text] == text
 
 
+def _memo_path(compiled: bool, body: bytes, caps: SessionCaps):
+    """The path the decoder's memo keeps now for ``body``'s AS_PATH octets
+    (the compiled decoder's ``ribd/_rawattrs_memo.pxi``, the reference's dicts), or None."""
+    from ribd import _rawattrs, rawattrs
+
+    try:
+        at = 2 + int.from_bytes(body[:2], "big")
+        end = at + 2 + int.from_bytes(body[at : at + 2], "big")
+        raw, _ = rawattrs._split_attributes(body[at + 2 : end])
+    except Exception:  # (a hostile body: no path kept for it)
+        return None
+    value = raw.get(rawattrs.AS_PATH)
+    if value is None:
+        return None
+    if compiled:
+        return _rawattrs.memo_probe("paths4" if caps.asn4 else "paths2", value)
+    return (rawattrs._PATHS4 if caps.asn4 else rawattrs._PATHS2).get(value)
+
+
 def _stack_picture(decoder_class, interner, bodies, tmp_path) -> tuple[dict, list, bytes]:
     """Bodies decoded by ``decoder_class`` into ``interner`` (memos emptied first)
     and applied to a RIB: the interner's picture (values, sharing, caches), which
-    cores kept the decoder's memoised path, and the RIB's snapshot bytes."""
-    from ribd import rawattrs
+    cores kept the decoder's memoised path (the memo read right after each body:
+    the compiled memo's slot may be taken by a later path), and the RIB's snapshot bytes."""
+    from ribd import _rawattrs, rawattrs
     from ribd.events import SessionState
     from ribd.snapshot import write_snapshot
     from tests.ribd.test_announce_shared import Clock
@@ -337,6 +358,9 @@ def _stack_picture(decoder_class, interner, bodies, tmp_path) -> tuple[dict, lis
 
     for memo in (rawattrs._PATHS4, rawattrs._PATHS2, rawattrs._COMMUNITIES, rawattrs._CLUSTERS):
         memo.clear()
+    _rawattrs.memo_counts(clear=True)
+    compiled = decoder_class is not PyUpdateDecoder
+    memoised = []  # (held: no id reused)
     rib = Rib(clock=Clock())
     rib.interner = interner
     decoder = decoder_class(interner)
@@ -349,9 +373,10 @@ def _stack_picture(decoder_class, interner, bodies, tmp_path) -> tuple[dict, lis
                 events = decoder.decode(peer, body, caps)
             except UpdateError:
                 continue
+            memoised.append(_memo_path(compiled, body, caps))
             sets += [e.attributes for e in events if type(e) is RoutesAnnounced]
             rib.apply_many(events)
-    memo = {id(p) for p in (*rawattrs._PATHS4.values(), *rawattrs._PATHS2.values())}
+    memo = {id(p) for p in memoised if p is not None}
     kept = [id(held[0].as_path) in memo for held in interner._cores.values()]
     path = tmp_path / f"{decoder_class.__name__}.snapshot"
     write_snapshot(rib, path)

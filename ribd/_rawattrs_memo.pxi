@@ -1,0 +1,180 @@
+# Included by ribd/_rawattrs.pyx (one module): the compiled decoder's memos.
+#
+# Why not the dicts of ribd.rawattrs (as until stop 36): each lookup made a
+# bytes object of the attribute's value (an allocation and its free), hashed it
+# with siphash and probed a dict, ~500 instructions, four times an UPDATE (next
+# hop, AS path, communities, cluster list): ~5% of the feed loop by callgrind,
+# synthetic table and real router 1 alike (stop 36, dictprobe). Here the value's
+# octets are hashed where they lie (a multiply per 8 octets) and compared with
+# the key kept in a direct-mapped slot; a bytes key is made on a miss only.
+#
+# What a memo gives is what the dicts gave: for the same octets, the very value
+# decoded before (the interner's router-part memo keys on those objects), never
+# a value for other octets (the key is compared in full). A slot keeps its key
+# and value alive until another value takes it, so each memo holds at most its
+# number of slots (2**16 for paths and communities: the dicts' MEMO_SIZE). A
+# collision (even a made one: the hash is not seeded) costs a miss, never a
+# longer probe. ribd.decoder_memo is the Python reference (same hash, same
+# slots), compared with this in tests/ribd/test_decoder_memo.py.
+
+from libc.string cimport memcmp, memcpy
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.mem cimport PyMem_Calloc
+from cpython.ref cimport PyObject, Py_INCREF, Py_XDECREF
+
+from ribd.decoder_memo import MEMO_BITS, MEMO_KINDS
+
+
+cdef struct MemoSlot:
+    unsigned long long h
+    PyObject *key  # bytes (NULL: empty)
+    PyObject *value
+
+
+cdef struct Memo:
+    MemoSlot *slots
+    size_t mask
+    unsigned long long hits
+    unsigned long long misses
+
+
+cdef Memo _memos[M_N]
+
+
+cdef int _memo_init() except -1:
+    cdef int k
+    assert len(MEMO_KINDS) == M_N and len(MEMO_BITS) == M_N
+    for k in range(M_N):
+        _memos[k].slots = <MemoSlot *>PyMem_Calloc(<size_t>1 << MEMO_BITS[k], sizeof(MemoSlot))
+        if _memos[k].slots == NULL:
+            raise MemoryError()
+        _memos[k].mask = (<size_t>1 << MEMO_BITS[k]) - 1
+    return 0
+
+
+_memo_init()
+
+
+cdef inline unsigned long long memo_hash(const unsigned char *p, Py_ssize_t n) noexcept nogil:
+    """``ribd.decoder_memo.memo_hash``: the octets as 8-octet words (little-endian,
+    the last one zero-padded), each mixed in by a multiply."""
+    cdef unsigned long long h = <unsigned long long>n * 0x9E3779B97F4A7C15ULL, w
+    cdef Py_ssize_t at = 0
+    while at + 8 <= n:
+        memcpy(&w, p + at, 8)
+        h = (h ^ w) * 0xBF58476D1CE4E5B9ULL
+        h ^= h >> 29
+        at += 8
+    if at < n:
+        w = 0
+        memcpy(&w, p + at, n - at)
+        h = (h ^ w) * 0xBF58476D1CE4E5B9ULL
+        h ^= h >> 29
+    h *= 0x94D049BB133111EBULL
+    h ^= h >> 32
+    return h
+
+
+cdef inline object memo_find(int kind, const unsigned char *p, Py_ssize_t n, unsigned long long *h):
+    """The value memo ``kind`` keeps for the ``n`` octets at ``p``, or None
+    (``h`` gets their hash, for ``memo_keep``)."""
+    cdef Memo *m = &_memos[kind]
+    cdef unsigned long long k = memo_hash(p, n)
+    cdef MemoSlot *s = &m.slots[k & m.mask]
+    h[0] = k
+    if (
+        s.key != NULL
+        and s.h == k
+        and PyBytes_GET_SIZE(<object>s.key) == n
+        and memcmp(PyBytes_AS_STRING(<object>s.key), p, n) == 0
+    ):
+        m.hits += 1
+        return <object>s.value
+    m.misses += 1
+    return None
+
+
+cdef inline int memo_keep(int kind, unsigned long long h, bytes key, object value) except -1:
+    """Memo ``kind``'s slot for ``key`` (of hash ``h``) keeps ``value`` from now on."""
+    cdef MemoSlot *s = &_memos[kind].slots[h & _memos[kind].mask]
+    cdef PyObject *old_key = s.key
+    cdef PyObject *old_value = s.value
+    Py_INCREF(key)
+    Py_INCREF(value)
+    s.key = <PyObject *>key
+    s.value = <PyObject *>value
+    s.h = h
+    # (dropped last: the slot is whole before a free could run anything)
+    Py_XDECREF(old_key)
+    Py_XDECREF(old_value)
+    return 0
+
+
+cdef str address_text(const unsigned char *a, int n):
+    """An address's text (``n``: 4 octets IPv4, 16 IPv6) through the next
+    hops' memos: a next hop, an ORIGINATOR_ID (the same text for the same
+    4 octets; a route reflector's clients carry one in every UPDATE)."""
+    cdef unsigned long long h
+    cdef int kind = M_HOPS if n == 4 else M_HOPS6
+    text = memo_find(kind, a, n, &h)
+    if text is None:
+        text = _quad(a) if n == 4 else ipv6_text(a)
+        memo_keep(kind, h, PyBytes_FromStringAndSize(<const char *>a, n), text)
+    return text
+
+
+cdef int _kind_of(str name) except -1:
+    if name not in MEMO_KINDS:
+        raise KeyError(name)
+    return MEMO_KINDS.index(name)
+
+
+def memo_hash_of(bytes key) -> int:
+    """``memo_hash`` of ``key`` (tests compare it with the reference's)."""
+    return memo_hash(<const unsigned char *>PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key))
+
+
+def memo_probe(str name, bytes key, value=None):
+    """Memo ``name``'s value for ``key``, or None; on a miss, ``value`` (unless
+    None) kept for it (tests: the reference's ``DirectMemo.probe``)."""
+    cdef unsigned long long h
+    cdef int kind = _kind_of(name)
+    got = memo_find(kind, <const unsigned char *>PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key), &h)
+    if got is None and value is not None:
+        memo_keep(kind, h, key, value)
+    return got
+
+
+def memo_items(str name) -> list:
+    """Memo ``name``'s (slot, key, value) in slot order (tests)."""
+    cdef int kind = _kind_of(name)
+    cdef size_t i
+    cdef MemoSlot *s
+    out = []
+    for i in range(_memos[kind].mask + 1):
+        s = &_memos[kind].slots[i]
+        if s.key != NULL:
+            out.append((i, <object>s.key, <object>s.value))
+    return out
+
+
+def memo_counts(clear=False) -> dict:
+    """{memo: (hits, misses)} since the last clear; ``clear``: every slot emptied
+    and the counts zeroed (tests, benchmarks)."""
+    cdef int k
+    cdef size_t i
+    cdef MemoSlot *s
+    cdef PyObject *key
+    cdef PyObject *value
+    out = {MEMO_KINDS[k]: (_memos[k].hits, _memos[k].misses) for k in range(M_N)}
+    if clear:
+        for k in range(M_N):
+            for i in range(_memos[k].mask + 1):
+                s = &_memos[k].slots[i]
+                key, value = s.key, s.value
+                s.key = s.value = NULL
+                s.h = 0
+                Py_XDECREF(key)
+                Py_XDECREF(value)
+            _memos[k].hits = _memos[k].misses = 0
+    return out
