@@ -37,7 +37,7 @@ from cpython.dict cimport PyDict_DelItem, PyDict_SetItem
 from cpython.list cimport PyList_Append
 from cpython.object cimport Py_SIZE, PyObject_Hash
 from cpython.ref cimport Py_INCREF, PyObject
-from cpython.tuple cimport PyTuple_GET_SIZE
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 
 from ribd._shared_ints cimport numbers_shared, share_int
 from ribd._slots cimport set_at, slot_ptr, slots_member_offset
@@ -219,11 +219,13 @@ def intern(self, row):
     cdef PyObject *found
     cdef array.array ix
     (path, origin, hop, pref, med, comms, large, ext, orig_id, clusters, atomic, aggr) = row
+    cdef Py_hash_t path_hash = -1
     part = (path, origin, med, large, ext, atomic, aggr)
     try:
-        key = PyObject_Hash(part)
+        key = _tuple_hash(part, &path_hash) if _own_tuple_hash else PyObject_Hash(part)
     except TypeError:  # decoded lists (the JSON path)
         part = _hashable(part)
+        path_hash = -1
         key = PyObject_Hash(part)
     cdef dict cores = _mine(self, I_CORES)
     found = PyDict_GetItemWithError(cores, key)
@@ -251,14 +253,14 @@ def intern(self, row):
             # 2 of a core carried by one set), no index to look for (the
             # collection drops a core's index with the core, so a new key
             # has none): what ``_hold`` would do, in order.
-            core = _make_core(self, part)
+            core = _make_core(self, part, path_hash)
             attrs = _path_attributes(core, own if shared else _shared_part(self, own, ms))
             held = [core, attrs]
             PyObject_GC_UnTrack(held)
             PyDict_SetItem(cores, key, held)
             _counted(self)
             return attrs
-        held = [_make_core(self, part)]
+        held = [_make_core(self, part, path_hash)]
         # Untracked by the cyclic GC: a core's list holds its PathCore and
         # PathAttributes (``gc=False`` Structs, which hold no container of
         # ours), so no cycle can pass through it; tracked, each of a table's
@@ -391,6 +393,19 @@ include "_intern_memo.pxi"
 
 
 include "_intern_core.pxi"
+
+
+def own_tuple_hash() -> bool:
+    """Whether the cores' keys are hashed here item by item (``_tuple_hash``:
+    this interpreter's tuple hash), not by ``hash()`` (tests)."""
+    return _own_tuple_hash
+
+
+def tuple_hash(tuple t) -> tuple:
+    """(``_tuple_hash(t)``, the first item's hash) (tests: against ``hash()``)."""
+    cdef Py_hash_t first
+    h = _tuple_hash(t, &first)
+    return h, first
 
 
 def fields_at_offsets():
