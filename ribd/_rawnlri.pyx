@@ -216,24 +216,19 @@ cdef tuple nlri(const unsigned char *p, Py_ssize_t end, bint v6, bint add_path):
     return out, ids
 
 
-cdef inline Py_ssize_t _key_end(
-    const unsigned char *p, Py_ssize_t at, Py_ssize_t end, bint v6
-) except -1:
-    """The end of the prefix at ``at`` of an NLRI field of ``end`` octets (its
-    length octet, then the octets it covers), for ``nlri4_keys`` and
-    ``nlri6_keys``; UpdateError with ``nlri``'s messages for a length past the
-    family's or a prefix past the field."""
+cdef int _key_error(const unsigned char *p, Py_ssize_t at, Py_ssize_t end, bint v6) except -1:
+    """UpdateError with ``nlri``'s message for the prefix at ``at`` of an NLRI
+    field of ``end`` octets, whose length is past the family's or whose octets
+    run past the field (``nlri4_keys`` and ``nlri6_keys`` check both inline
+    and come here only then: this helper is the error texts, once)."""
     cdef unsigned int n = p[at]
-    cdef Py_ssize_t stop = at + 1 + ((n + 7) >> 3)
     if n > (128 if v6 else 32):
         raise UpdateError(
             f"IPv{6 if v6 else 4} NLRI: prefix length {n} at octet {at} exceeds {128 if v6 else 32}"
         )
-    if stop > end:
-        if v6:
-            raise UpdateError(f"IPv6 NLRI: prefix /{n} at octet {at} runs past the field")
-        raise UpdateError(f"IPv4 NLRI: the last prefix runs past the field of {end} octets")
-    return stop
+    if v6:
+        raise UpdateError(f"IPv6 NLRI: prefix /{n} at octet {at} runs past the field")
+    raise UpdateError(f"IPv4 NLRI: the last prefix runs past the field of {end} octets")
 
 
 cdef list nlri4_keys(const unsigned char *p, Py_ssize_t end):
@@ -245,8 +240,10 @@ cdef list nlri4_keys(const unsigned char *p, Py_ssize_t end):
     cdef unsigned int n
     cdef unsigned long long a
     while at < end:
-        stop = _key_end(p, at, end, False)
         n = p[at]
+        stop = at + 1 + ((n + 7) >> 3)
+        if n > 32 or stop > end:
+            _key_error(p, at, end, False)
         a = 0
         for j in range(at + 1, stop):
             a = (a << 8) | p[j]
@@ -263,11 +260,15 @@ cdef list nlri6_keys(const unsigned char *p, Py_ssize_t end):
     messages."""
     cdef list out = []
     cdef Py_ssize_t at = 0, stop
+    cdef unsigned int n
     cdef unsigned char a[16]
     while at < end:
-        stop = _key_end(p, at, end, True)
+        n = p[at]
+        stop = at + 1 + ((n + 7) >> 3)
+        if n > 128 or stop > end:
+            _key_error(p, at, end, True)
         memset(a, 0, 16)
         memcpy(a, p + at + 1, stop - at - 1)
-        out.append(key6_obj(be64(a), be64(a + 8), p[at]))  # (bits past the length dropped there)
+        out.append(key6_obj(be64(a), be64(a + 8), n))  # (bits past ``n`` dropped there)
         at = stop
     return out

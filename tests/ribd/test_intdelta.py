@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -358,3 +359,19 @@ def test_ipv6_keys_made_from_nlri_octets_at_every_length_and_word_edge() -> None
         assert t.add(k, i) == ref.add(k, i)
     _same(t, ref)
     assert all(t.get(k) == ref.get(k) for k in want)
+
+
+def test_ipv6_nlri_keys_refuse_what_the_text_decoder_refuses() -> None:
+    """A length past 128 and a prefix past the field: the text decoder's errors."""
+    rawnlri = pytest.importorskip("ribd._rawnlri")
+    from ribd.rawattrs import UpdateError
+
+    good = _nlri6(48, 1 << 127)
+    for field, message in (
+        (good + bytes([129]) + bytes(17), "IPv6 NLRI: prefix length 129 at octet 7 exceeds 128"),
+        (good + bytes([64, 1, 2]), "IPv6 NLRI: prefix /64 at octet 7 runs past the field"),
+        (bytes([1]), "IPv6 NLRI: prefix /1 at octet 0 runs past the field"),
+    ):
+        with pytest.raises(UpdateError, match=f"^{re.escape(message)}$"):
+            rawnlri.ipv6_nlri_keys(field)
+    assert rawnlri.ipv6_nlri_keys(b"") == [] and rawnlri.ipv6_nlri_keys(bytes([0])) == [1]
