@@ -237,17 +237,18 @@ cdef list nlri4_keys(const unsigned char *p, Py_ssize_t end):
     dropped, with no text made; UpdateError with ``nlri``'s messages."""
     cdef list out = []
     cdef Py_ssize_t at = 0, stop, j
-    cdef unsigned int n
+    cdef unsigned int n, octets
     cdef unsigned long long a
     while at < end:
         n = p[at]
-        stop = at + 1 + ((n + 7) >> 3)
+        octets = (n + 7) >> 3
+        stop = at + 1 + octets
         if n > 32 or stop > end:
             _key_error(p, at, end, False)
         a = 0
-        for j in range(at + 1, stop):
-            a = (a << 8) | p[j]
-        a <<= 8 * (4 - (stop - at - 1))
+        for j in range(octets):
+            a = (a << 8) | p[at + 1 + j]
+        a <<= 8 * (4 - octets)
         out.append(<long long>((1ULL << n) | ((a >> (32 - n)) if n else 0)))
         at = stop
     return out
