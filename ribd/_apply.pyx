@@ -64,22 +64,15 @@ cdef dict _table_dict = _table_module.__dict__  # ribd.table's namespace (MAX_CH
 # for objects of exactly these types (getattr otherwise).
 cdef object _router_rib = RouterRib
 cdef Py_ssize_t _rr_families = slots_member_offset(RouterRib.__dict__["families"])
-cdef object _prefix_store = PrefixStore
-cdef Py_ssize_t _st_keys = slots_member_offset(PrefixStore.__dict__["keys"])
 cdef object _family_table = FamilyTable
 cdef bint _table_plain = dict_plain(
     FamilyTable, ("store", "_next_slot", "_entries", "changes", "writes", "slot_seq", "changes_start")
 )
 # The rest of a load's UPDATE's reads and writes (stop 36, loadreads): the store's
-# delta, the router's family state (slot, stale slot, its counts) at their slots'
-# offsets, the table's fields in its dict, as the ones above.
-cdef Py_ssize_t _st_delta = slots_member_offset(PrefixStore.__dict__["delta"])
-cdef object _family_state = FamilyState
-cdef Py_ssize_t _fs_slot = slots_member_offset(FamilyState.__dict__["slot"])
-cdef Py_ssize_t _fs_stale_slot = slots_member_offset(FamilyState.__dict__["stale_slot"])
-cdef Py_ssize_t _fs_prefixes = slots_writable_offset(FamilyState.__dict__["prefixes"])
-cdef Py_ssize_t _fs_paths = slots_writable_offset(FamilyState.__dict__["paths"])
-cdef Py_ssize_t _fs_writes = slots_writable_offset(FamilyState.__dict__["writes"])
+# keys and delta, the router's family state (slot, stale slot, its counts) at
+# their slots' offsets (the ones ribd._wide reads them at), the table's fields in
+# its dict, as the ones above.
+include "_state_offsets.pxi"
 
 
 cdef inline int _fs_add(fs, Py_ssize_t offset, str name, Py_ssize_t n) except -1:

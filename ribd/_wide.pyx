@@ -77,21 +77,8 @@ cdef Py_ssize_t _over_at_ = slots_member_offset(Overlay.__dict__["over"])
 
 FIELDS_AT_OFFSETS = _row_at >= 0 and _over_at_ >= 0
 
-# A router's FamilyState and the family's PrefixStore (slotted classes) read
-# and written at their slots' offsets, for objects of exactly these types
-# (ribd._slots; -1: through getattr / setattr).
-cdef object _family_state = FamilyState
-cdef object _prefix_store = PrefixStore
-cdef Py_ssize_t _fs_slot = slots_writable_offset(FamilyState.__dict__["slot"])
-cdef Py_ssize_t _fs_stale_slot = slots_writable_offset(FamilyState.__dict__["stale_slot"])
-cdef Py_ssize_t _fs_prefixes = slots_writable_offset(FamilyState.__dict__["prefixes"])
-cdef Py_ssize_t _fs_paths = slots_writable_offset(FamilyState.__dict__["paths"])
-cdef Py_ssize_t _fs_stale_prefixes = slots_writable_offset(FamilyState.__dict__["stale_prefixes"])
-cdef Py_ssize_t _fs_writes = slots_writable_offset(FamilyState.__dict__["writes"])
-cdef Py_ssize_t _st_keys = slots_writable_offset(PrefixStore.__dict__["keys"])
-cdef Py_ssize_t _st_int_keys = slots_writable_offset(PrefixStore.__dict__["int_keys"])
-cdef Py_ssize_t _st_values = slots_writable_offset(PrefixStore.__dict__["values"])
-cdef Py_ssize_t _st_delta = slots_writable_offset(PrefixStore.__dict__["delta"])
+include "_state_offsets.pxi"
+
 STATE_AT_OFFSETS = min(_fs_slot, _fs_stale_slot, _fs_prefixes, _fs_paths, _fs_stale_prefixes,
                        _fs_writes, _st_keys, _st_int_keys, _st_values, _st_delta) >= 0
 
