@@ -29,7 +29,8 @@ line by line on random and hostile streams and on the real table).
 """
 
 from ribd._apply cimport announce_parts
-from ribd._rawdecode cimport load_update, load_update6
+from ribd._fastlock cimport fastlock_layout_ok, fastlock_release, fastlock_try
+from ribd._rawdecode cimport UpdateDecoder, load_update, load_update6
 from ribd._rawline cimport events_of, line_update, peer_of
 from ribd._slots cimport (
     dict_get,
@@ -46,7 +47,6 @@ from cpython.ref cimport PyObject
 
 import _thread
 
-from ribd._rawdecode import UpdateDecoder
 from ribd.events import IPV4_UNICAST, IPV6_UNICAST, RoutesAnnounced
 from ribd.feed_counters import FeedCounters
 from ribd.interner import AttributeInterner
@@ -93,10 +93,12 @@ cdef object _interner_class = AttributeInterner
 cdef object _intern_fn = AttributeInterner.__dict__.get("intern")
 cdef bint _interner_slotted = not AttributeInterner.__dictoffset__
 cdef str _intern_name = "intern"
-# ``rib.lock``'s type (threading.Lock): acquired and released by its methods.
+# ``rib.lock``'s type (threading.Lock): taken and released in C where its
+# layout was checked (``ribd/_fastlock.pxd``), else by its methods.
 cdef object _lock_type = type(_thread.allocate_lock())
 cdef object _lock_acquire = _lock_type.acquire
 cdef object _lock_release = _lock_type.release
+cdef bint _lock_in_c = fastlock_layout_ok(_thread.allocate_lock())
 cdef object _rib_class = None  # ribd.rib.Rib (it imports the feed: at the first loader)
 cdef bint _rib_plain = False  # its neighbors, lock, routers plain instance attributes
 
@@ -144,6 +146,7 @@ def fields_at_offsets():
         and _interner_slotted
         and _intern_fn is not None
         and _rib_plain
+        and _lock_in_c
     )
 
 
@@ -200,7 +203,7 @@ cdef class LineLoader:
             family = _v4
             add_path = _cell(caps, _caps_add_path, _session_caps, "add_path")
             asn4 = bool(_cell(caps, _caps_asn4, _session_caps, "asn4"))
-            interner = decoder.interner
+            interner = (<UpdateDecoder>decoder).interner  # (exactly the compiled class)
             if _v4 not in add_path:
                 got = load_update(
                     <const unsigned char *>PyBytes_AS_STRING(body),
@@ -231,13 +234,18 @@ cdef class LineLoader:
         lock = dict_get(rib, plain, "lock")
         if type(lock) is _lock_type:
             # ``with lock`` without its two bound methods and ``__exit__``'s
-            # argument tuple: the lock type's own acquire and release, called
-            # with the lock (and released whatever the body raises, as ``with``).
-            _lock_acquire(lock)
+            # argument tuple: taken in C when free (what an uncontended
+            # ``acquire()`` does), else by the lock type's own acquire (which
+            # waits with the GIL released); released whatever the body raises,
+            # as ``with``, by the type's release where C did not (it raises
+            # for a lock not held, as before).
+            if not (_lock_in_c and fastlock_try(lock)):
+                _lock_acquire(lock)
             try:
                 _apply_line(rib, plain, peer, timed, stamp, family, prefixes, attrs)
             finally:
-                _lock_release(lock)
+                if not (_lock_in_c and fastlock_release(lock)):
+                    _lock_release(lock)
         else:
             with lock:
                 _apply_line(rib, plain, peer, timed, stamp, family, prefixes, attrs)
@@ -249,3 +257,17 @@ cdef class LineLoader:
             c.updates += 1
         self.taken += 1
         return True
+
+
+def lock_in_c():
+    """Whether ``rib.lock`` (a ``threading.Lock``) is taken and released in C
+    (``ribd/_fastlock.pxd``: its layout checked at import; tests)."""
+    return _lock_in_c
+
+
+def lock_step(lock, bint take):
+    """One step of the C path on ``lock`` (tests): take (True: taken, False:
+    held elsewhere) or release (True: released, False: it was not held)."""
+    if not _lock_in_c or type(lock) is not _lock_type:
+        raise TypeError("no C path for this lock here")
+    return fastlock_try(lock) if take else fastlock_release(lock)

@@ -43,9 +43,8 @@ cdef inline object _ids(list ids):
 
 cdef class UpdateDecoder:
     """Decodes one session's UPDATE bodies into events, interning attribute sets
-    (``ribd.rawupdate.PyUpdateDecoder``, compiled)."""
-
-    cdef public object interner
+    (``ribd.rawupdate.PyUpdateDecoder``, compiled; its field ``interner`` is
+    declared in ``_rawdecode.pxd``)."""
 
     def __init__(self, interner=None):
         self.interner = interner if interner is not None else AttributeInterner()
