@@ -38,3 +38,8 @@ cdef struct Found:
 
 cdef bint scan(const unsigned char *p, Py_ssize_t n, Found *F) noexcept nogil
 cdef bint shaped(const unsigned char *p, Py_ssize_t n, Found *F) noexcept nogil
+# A line read against a form of an earlier line (ribd/_rawform.pxi).
+cdef bint formed(const unsigned char *p, Py_ssize_t n, Found *F) noexcept nogil
+cdef void form_keep(const unsigned char *p, Py_ssize_t n, Found *F) noexcept nogil
+cdef bint use_forms(bint on) noexcept
+cdef int forms_kept() noexcept

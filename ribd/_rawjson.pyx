@@ -9,9 +9,12 @@ the peer, the direction, the category and the body. ``shaped`` reads the
 same values from a line in the key order ExaBGP 5 writes, and returns False
 for any other (the caller then runs ``scan``); what it takes, ``scan`` takes
 to the same values (tests/ribd/test_rawline_shape.py compares them).
+``formed`` reads a line against the form of a line ``shaped`` read before
+(``_rawform.pxi`` says why that is ``shaped``'s reading; ``form_keep`` keeps a
+line's form).
 """
 
-from libc.string cimport memchr, memcmp
+from libc.string cimport memchr, memcmp, memcpy
 
 
 cdef unsigned char _plain[256]  # 1: an octet a string may hold here (printable ASCII, no " or \\)
@@ -351,3 +354,42 @@ cdef bint shaped(const unsigned char *p, Py_ssize_t n, Found *F) noexcept nogil:
     if i < 0 or i >= n or p[i] != 125:  # the line's }
         return False
     return _ws(p, i + 1, n) == n and _wanted(p, F)
+
+
+include "_rawform.pxi"
+
+
+cdef Form _form_scratch
+
+
+cdef void form_keep(const unsigned char *p, Py_ssize_t n, Found *F) noexcept nogil:
+    """The form of a line ``shaped`` read (its values in ``F``) kept, in the
+    slot after the last one taken (round robin over FORMS), and tried first;
+    nothing kept for a line a form does not fit."""
+    global _form_last, _form_next
+    if not _forms_on or not _form_cut(&_form_scratch, p, n, F):
+        return
+    memcpy(&_forms[_form_next], &_form_scratch, sizeof(Form))
+    _form_last = _form_next
+    _form_next = (_form_next + 1) % FORMS
+
+
+cdef bint use_forms(bint on) noexcept:
+    """Whether ``formed`` reads lines (tests compare both ways); the previous
+    setting. Turning them off forgets every form."""
+    global _forms_on, _form_last, _form_next
+    cdef int k
+    was, _forms_on = _forms_on, on
+    if not on:
+        for k in range(FORMS):
+            _forms[k].holes = 0
+        _form_last = _form_next = 0
+    return was
+
+
+cdef int forms_kept() noexcept:
+    """How many forms are kept (tests)."""
+    cdef int k, count = 0
+    for k in range(FORMS):
+        count += _forms[k].holes > 0
+    return count

@@ -32,7 +32,19 @@ from cpython.ref cimport Py_INCREF, Py_XDECREF
 from libc.string cimport memcmp, memcpy
 
 from ribd._rawhex cimport number_value, unhex
-from ribd._rawjson cimport ABSENT, FLOAT, INTEGER, OBJECT, Found, scan, shaped
+from ribd._rawjson cimport (
+    ABSENT,
+    FLOAT,
+    INTEGER,
+    OBJECT,
+    Found,
+    form_keep,
+    formed,
+    forms_kept,
+    scan,
+    shaped,
+    use_forms,
+)
 
 
 cdef extern from "<string.h>" nogil:
@@ -63,12 +75,16 @@ cdef bytes line_update(bytes line, Py_ssize_t *peer_at, Py_ssize_t *peer_stop, d
     cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(line)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(line), at, stop
     cdef Found F
-    # ExaBGP's own shape first; else the whole walk, for lines that are not
-    # packets lines at all (ribd.rawlines.RAW_MARK absent: the JSON API's
-    # lines) known in one memmem.
-    if not (_shaped_on and shaped(p, n, &F)):
-        if memmem(p, n, b'"category"', 10) == NULL or not scan(p, n, &F):
-            return None
+    # A form of an earlier line first (``ribd/_rawform.pxi``), then ExaBGP's
+    # own shape (a line it reads becomes a form); else the whole walk, for lines
+    # that are not packets lines at all (ribd.rawlines.RAW_MARK absent: the
+    # JSON API's lines) known in one memmem.
+    if _shaped_on and formed(p, n, &F):
+        pass
+    elif _shaped_on and shaped(p, n, &F):
+        form_keep(p, n, &F)
+    elif memmem(p, n, b'"category"', 10) == NULL or not scan(p, n, &F):
+        return None
     at, stop = F.body.at, F.body.stop
     if stop - at > MAX_BODY_HEX:
         return None
@@ -93,6 +109,28 @@ def use_shape(bint on):
     return was
 
 
+def forms(on=None):
+    """How many forms ``line_update`` keeps; ``on`` (True / False) turns them
+    on or off first (off forgets them; tests compare both ways)."""
+    if on is not None:
+        use_forms(on)
+    return forms_kept()
+
+
+def form_fields(bytes line, bint keep=False):
+    """The tracked values (as ``scan_fields``) a form kept reads in ``line``,
+    or None where none takes it; ``keep``: first, the form of ``line`` kept
+    when ``shaped`` reads it (tests)."""
+    cdef Found F
+    cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(line)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(line)
+    if keep and shaped(p, n, &F):
+        form_keep(p, n, &F)
+    if not formed(p, n, &F):
+        return None
+    return _fields(&F)
+
+
 def scan_fields(bytes line, bint in_shape):
     """The tracked values (kind, at, stop) in ``Found``'s order that
     ``_rawjson.shaped`` (``in_shape``) or ``_rawjson.scan`` finds in ``line``, or
@@ -102,6 +140,10 @@ def scan_fields(bytes line, bint in_shape):
     cdef Py_ssize_t n = PyBytes_GET_SIZE(line)
     if not (shaped(p, n, &F) if in_shape else scan(p, n, &F)):
         return None
+    return _fields(&F)
+
+
+cdef tuple _fields(Found *F):
     values = (F.time, F.neighbor, F.address, F.message, F.direction, F.peer, F.category, F.body)
     # (an object's place is not kept: only its kind is read)
     return tuple(
