@@ -26,6 +26,7 @@ from ribd._rawattrs cimport (
     NEXT_HOP,
     Attrs,
     attribute_fields,
+    attribute_row,
     address_text,
     ipv4_row,
     row_with_hop,
@@ -227,10 +228,10 @@ cdef tuple load_update6(const unsigned char *p, Py_ssize_t end, bint asn4, inter
     next_hop, prefixes = <tuple>reach
     if not prefixes:
         return None
-    fields = attribute_fields(p + 4, &A, asn4, interner)
-    if type(fields) is str:
+    row = attribute_row(p + 4, &A, asn4, interner, next_hop)
+    if type(row) is str:
         return None
-    return prefixes, row_with_hop(fields, next_hop)
+    return prefixes, row
 
 
 cdef tuple _mp_reach6(const unsigned char *v, Py_ssize_t n):
@@ -296,3 +297,8 @@ cdef tuple _mp_reach(const unsigned char *v, Py_ssize_t n, add_path):
         return "", "", ([], None)
     next_hop = _reach_hop(v)
     return family, next_hop, _nlri(v + nlri_at, n - nlri_at, family is IPV6_UNICAST, family in add_path)
+
+
+def load_update_test(bytes body, bint asn4, interner):
+    """``load_update`` of a whole body (tests): (prefix keys, attribute row) or None."""
+    return load_update(<const unsigned char *>PyBytes_AS_STRING(body), len(body), asn4, interner)
