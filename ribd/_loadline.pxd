@@ -7,4 +7,4 @@ cdef class LineLoader:
     cdef dict _peers  # peer text as octets -> canonical address (None: not one)
     cdef public Py_ssize_t taken  # lines this applied (tests, benchmarks)
 
-    cdef object load_c(self, bytes line, c)
+    cdef object load_c(self, bytes line, c, Py_ssize_t *counted)

@@ -175,10 +175,13 @@ cdef class LineLoader:
         would. Otherwise nothing was written: a list is the line's events as the
         scanner (``RawLineScanner.events``) makes them, for the caller to check,
         apply and count; None, the caller runs today's path from the start."""
-        return self.load_c(line, c)
+        return self.load_c(line, c, NULL)
 
-    cdef object load_c(self, bytes line, c):
-        """``load``, for the compiled feed loop (no Python call a line)."""
+    cdef object load_c(self, bytes line, c, Py_ssize_t *counted):
+        """``load``, for the compiled feed loop (no Python call a line). With
+        ``counted``, a line applied is not counted into ``c``: its prefixes go to
+        ``counted[0]`` and the caller counts them and the UPDATE (it keeps the
+        counts of a read's fused lines in C: ribd._feedloop)."""
         cdef Py_ssize_t at, stop, n
         cdef double stamp
         cdef bint timed, plain, asn4
@@ -249,7 +252,9 @@ cdef class LineLoader:
         else:
             with lock:
                 _apply_line(rib, plain, peer, timed, stamp, family, prefixes, attrs)
-        if type(c) is _feed_counters:
+        if counted != NULL:
+            counted[0] = n
+        elif type(c) is _feed_counters:
             set_at(c, _c_prefixes, "prefixes_announced", get_at(c, _c_prefixes, "prefixes_announced") + n)
             set_at(c, _c_updates, "updates", get_at(c, _c_updates, "updates") + 1)
         else:
