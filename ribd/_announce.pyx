@@ -24,7 +24,6 @@ where this was not built (tests/ribd/test_announce_compiled.py compares their
 whole RIB state over random sequences).
 """
 
-from cpython.buffer cimport PyBUF_ND, PyBUF_RECORDS, PyBuffer_Release, PyObject_GetBuffer
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.dict cimport PyDict_SetItem
 from cpython.list cimport PyList_Append
@@ -32,13 +31,17 @@ from cpython.ref cimport Py_DECREF, Py_INCREF, Py_REFCNT, PyObject
 from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_ITEM, PySequence_Fast_GET_SIZE
 
 from ribd._intdelta cimport delta_get, delta_set, is_delta
-from ribd._rawnlri cimport packed4
+from ribd._storeread cimport _find_ints, store_cells
+from ribd._slots cimport dict_get, dict_plain, dict_set, get_at, set_at, slots_writable_offset
 
 from itertools import repeat
 
 import ribd.table as _table_module
 from ribd.attributes import PathAttributes
 from ribd.ribload import entry_of
+from ribd._storeread import find_ints  # (tests: the search, its old place)
+from ribd.store import PrefixStore
+from ribd.table import FamilyState, FamilyTable
 
 
 cdef extern from "Python.h":
@@ -61,11 +64,33 @@ cdef extern from "Python.h":
 cdef object _repeat = repeat
 cdef object _path_attributes = PathAttributes
 
+# The loop's reads of the router's family state, the store and the table, per
+# UPDATE (and, for a returning route, per prefix): at the slots' offsets and in
+# the table's instance dict for objects of exactly these types, through getattr
+# otherwise, as ribd._apply and ribd._wide read them (stop 37, movewide: ~20
+# generic getattr / setattr an UPDATE for routers 2-16 and a narrow refresh).
+include "_state_offsets.pxi"
+
+cdef object _family_table = FamilyTable
+cdef bint _table_plain = dict_plain(
+    FamilyTable, ("store", "_entries", "changes", "writes", "slot_seq", "changes_start")
+)
+cdef dict _table_dict = _table_module.__dict__  # ribd.table's namespace (MAX_CHANGE_LOG)
+
+
+def offsets_in_use():
+    """Whether ``general_loop`` reads a router's family state and the store at
+    their slots' offsets and the table's fields in its instance dict (tests)."""
+    return (
+        min(_fs_slot, _fs_stale_slot, _fs_prefixes, _fs_paths, _fs_stale_prefixes, _fs_writes,
+            _st_keys, _st_int_keys, _st_values, _st_delta) >= 0
+        and _table_plain
+    )
+
 include "_new_value.pxi"
 
 cdef object _entry_of = entry_of
 cdef Py_ssize_t _taken = 0  # prefixes through the loop here, ever (tests)
-cdef Py_ssize_t _hint = 0  # the index ``_find_ints`` found last (where it starts)
 
 
 def prefixes_taken():
@@ -112,144 +137,6 @@ cdef inline PyObject *_cell(PyObject **cells, Py_ssize_t at):
     return cells[at]
 
 
-cdef inline unsigned long long _key5(const unsigned char *p):
-    """A packed IPv4 key (4 address octets, then length + 1) as one number:
-    numbers compare as the bytes do (``memcmp``)."""
-    return ((<unsigned long long>p[0]) << 32) | ((<unsigned long long>p[1]) << 24) | (
-        (<unsigned long long>p[2]) << 16) | ((<unsigned long long>p[3]) << 8) | p[4]
-
-
-# The keys' /16 buckets: ``_bounds[b]`` is the first index of ``_bounds_keys`` (the
-# packed keys searched last, held so that the address is not reused) whose first
-# two octets are >= b, for b in 0..65536 (``_key_bounds``).
-cdef object _bounds_keys = None
-cdef Py_ssize_t *_bounds = NULL
-
-
-cdef int _key_bounds(keys, const unsigned char *base, Py_ssize_t count) except -1:
-    """``_bounds`` for ``keys`` (``count`` packed IPv4 keys at ``base``), made once
-    per keys array (the store replaces its keys at a merge, never mutates them):
-    one pass over the keys' first two octets."""
-    global _bounds_keys, _bounds
-    cdef Py_ssize_t i, b = 0, k
-    if keys is _bounds_keys:
-        return 0
-    if _bounds == NULL:
-        _bounds = <Py_ssize_t *>PyMem_Malloc(65537 * sizeof(Py_ssize_t))
-        if _bounds == NULL:
-            raise MemoryError()
-    _bounds_keys = None
-    for i in range(count):
-        k = (<Py_ssize_t>base[i * 5] << 8) | base[i * 5 + 1]
-        while b <= k:
-            _bounds[b] = i
-            b += 1
-    while b <= 65536:
-        _bounds[b] = count
-        b += 1
-    _bounds_keys = keys
-    return 0
-
-
-cdef bint _find_ints(keys, seq, Py_ssize_t n, Py_ssize_t *out) except -1:
-    """``PrefixStore.find_many`` of IPv4 int keys (``1 << length | network``,
-    ribd.prefix_keys) into ``out``, on the sorted packed keys themselves: the
-    same indexes as ``ribd._rawkeys.find_many``'s memcmp search, without its
-    per-call numpy views and the list of ints. False (``out`` unusable) when a
-    prefix is not such a key: the caller asks the store.
-
-    Each search stays within the keys of the prefix's /16 (``_key_bounds``: a
-    few dozen keys, a few lines): from the last prefix found when it is in the
-    same /16 (an UPDATE in prefix order: most searches end a few keys away), else
-    a binary search of the /16. Before, a search started from the last prefix
-    found wherever that was: on tables whose UPDATEs are grouped by attribute
-    set (each router's own walk, bench.realistic), each search galloped across
-    the array through ~20-40 cold lines (BENCHMARKS.md, stop 33, late2)."""
-    cdef Py_buffer view
-    global _hint
-    cdef Py_ssize_t i, lo, hi, mid, count, hint, step, first, last
-    cdef unsigned long long v, want
-    cdef int overflow
-    cdef const unsigned char *base
-    PyObject_GetBuffer(keys, &view, PyBUF_ND)
-    try:
-        if view.ndim != 1 or view.itemsize != 5:
-            return False
-        base = <const unsigned char *>view.buf
-        count = view.shape[0]
-        if count == 0:
-            return False
-        _key_bounds(keys, base, count)
-        for i in range(n):
-            k = <object>PySequence_Fast_GET_ITEM(seq, i)
-            if type(k) is not int:
-                return False
-            v = <unsigned long long>PyLong_AsLongLongAndOverflow(k, &overflow)
-            if overflow or <long long>v < 1 or v >= (1ULL << 33):
-                return False
-            want = packed4(v)
-            first = _bounds[want >> 24]  # the keys of the prefix's /16: [first, last)
-            last = _bounds[(want >> 24) + 1]
-            lo, hi = first, last
-            hint = _hint
-            if first <= hint < last:
-                # From the last prefix found, in steps doubling away from it,
-                # then a binary search within the last step.
-                if _key5(base + hint * 5) < want:
-                    lo, step = hint + 1, 1
-                    while True:
-                        hi = lo + step
-                        if hi >= last:
-                            hi = last
-                            break
-                        if _key5(base + hi * 5) >= want:
-                            break
-                        lo, step = hi + 1, step << 1
-                else:
-                    hi, step = hint, 1
-                    while True:
-                        lo = hi - step
-                        if lo <= first:
-                            lo = first
-                            break
-                        if _key5(base + lo * 5) < want:
-                            lo += 1
-                            break
-                        hi, step = lo, step << 1
-            while lo < hi:
-                mid = (lo + hi) >> 1
-                if _key5(base + mid * 5) < want:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            if lo < last and _key5(base + lo * 5) == want:
-                out[i] = lo
-                _hint = lo
-            else:
-                out[i] = -1
-        return True
-    finally:
-        PyBuffer_Release(&view)
-
-
-def find_ints(keys, prefixes):
-    """``_find_ints`` for Python (tests): each IPv4 int key's index in the packed
-    ``keys`` (-1: absent), or None where the compiled search declines."""
-    cdef Py_ssize_t n, i
-    cdef Py_ssize_t *out
-    seq = PySequence_Fast(prefixes, "prefixes")
-    n = PySequence_Fast_GET_SIZE(seq)
-    out = <Py_ssize_t *>PyMem_Malloc((n if n else 1) * sizeof(Py_ssize_t))
-    if out == NULL:
-        raise MemoryError()
-    try:
-        if not _find_ints(keys, seq, n, out):
-            return None
-        return [out[i] for i in range(n)]
-    finally:
-        PyMem_Free(out)
-
-
 def announce_loop(rib, table, fs, prefixes, path_ids, found, attrs, fresh, Py_ssize_t added, Py_ssize_t count):
     """``general_loop`` for Python (``Rib._announce``); see there."""
     general_loop(rib, table, fs, prefixes, path_ids, found, attrs, fresh, added, count)
@@ -266,19 +153,23 @@ cdef int general_loop(rib, table, fs, prefixes, path_ids, found, attrs, fresh, P
     and checked that entries are narrow (``table._next_slot < OVERLAY_SLOTS``)."""
     cdef Py_ssize_t n, i, at, slot, stale, width, d_prefixes = 0, d_paths = 0, d_stale = 0, puts = 0
     cdef Py_ssize_t n_values = 0, max_log, added_paths
-    cdef bint all_delta, zero_id, have_buffer = False
+    cdef bint all_delta, zero_id
     cdef PyObject *got
     cdef PyObject **cells = NULL
     cdef Py_ssize_t *ats = NULL  # the indexes searched here (``found`` None)
-    cdef Py_buffer view
-    store = table.store
-    delta = store.delta
-    entries = table._entries
-    changes = table.changes
+    cdef PyObject *most
+    cdef bint plain = _table_plain and type(table) is _family_table  # (its dict: dict_get)
+    cdef Py_ssize_t o_fs = 0 if type(fs) is _family_state else -1  # (0: slots at their offsets)
+    cdef Py_ssize_t o_store
+    store = dict_get(table, plain, "store")
+    o_store = 0 if type(store) is _prefix_store else -1
+    delta = get_at(store, _st_delta | o_store, "delta")
+    entries = dict_get(table, plain, "_entries")
+    changes = dict_get(table, plain, "changes")
     if not is_delta(delta) or type(entries) is not dict or type(changes) is not list:
         raise TypeError("announce_loop: the store's delta, intern dict or change log is not a delta/dict/list")
-    slot = fs.slot
-    stale_slot = fs.stale_slot
+    slot = get_at(fs, _fs_slot | o_fs, "slot")
+    stale_slot = get_at(fs, _fs_stale_slot | o_fs, "stale_slot")
     stale = -1 if stale_slot is None else stale_slot
     seq = PySequence_Fast(prefixes, "prefixes")
     n = PySequence_Fast_GET_SIZE(seq)
@@ -289,8 +180,8 @@ cdef int general_loop(rib, table, fs, prefixes, path_ids, found, attrs, fresh, P
             n = PySequence_Fast_GET_SIZE(ids)
     all_delta = type(found) is _repeat
     if found is None:  # (ribd._apply: prefixes as the store's keys, its arrays not empty)
-        keys = store.keys
-        if store.int_keys and len(keys) and n:
+        keys = get_at(store, _st_keys | o_store, "keys")
+        if get_at(store, _st_int_keys | o_store, "int_keys") and len(keys) and n:
             ats = <Py_ssize_t *>PyMem_Malloc(n * sizeof(Py_ssize_t))
             if ats == NULL:
                 raise MemoryError()
@@ -304,18 +195,14 @@ cdef int general_loop(rib, table, fs, prefixes, path_ids, found, attrs, fresh, P
             found = list(found)
         if PyList_GET_SIZE(found) < n:
             n = PyList_GET_SIZE(found)
-    values = store.values
-    max_log = _table_module.MAX_CHANGE_LOG
+    values = get_at(store, _st_values | o_store, "values")
+    most = PyDict_GetItemWithError(_table_dict, "MAX_CHANGE_LOG")
+    max_log = <object>most if most != NULL else _table_module.MAX_CHANGE_LOG
     last_entry = None
     last_new = ()
     try:
         if not all_delta and len(values):
-            PyObject_GetBuffer(values, &view, PyBUF_RECORDS)
-            have_buffer = True
-            if view.ndim != 1 or view.itemsize != sizeof(PyObject *) or view.strides[0] != view.itemsize or view.format == NULL or view.format[0] != b'O':
-                raise TypeError("announce_loop: the store's values are not a flat object array")
-            cells = <PyObject **>view.buf
-            n_values = view.shape[0]
+            store_cells(values, &cells, &n_values)  # (``values`` holds the array meanwhile)
         for i in range(n):
             prefix = <object>PySequence_Fast_GET_ITEM(seq, i)
             if ids is None:
@@ -364,12 +251,12 @@ cdef int general_loop(rib, table, fs, prefixes, path_ids, found, attrs, fresh, P
                 # (``FamilyTable.put(prefix, entry, slot, new, at=at, clear=stale)``).
                 d_stale += 1
                 PyList_Append(changes, prefix)
-                seq_now = table.changes_start + PyList_GET_SIZE(changes)
-                slot_seq = table.slot_seq
+                seq_now = dict_get(table, plain, "changes_start") + PyList_GET_SIZE(changes)
+                slot_seq = dict_get(table, plain, "slot_seq")
                 slot_seq[slot] = seq_now
                 slot_seq[stale] = seq_now
                 if PyList_GET_SIZE(changes) > max_log:
-                    table.changes_start += PyList_GET_SIZE(changes)
+                    dict_set(table, plain, "changes_start", dict_get(table, plain, "changes_start") + PyList_GET_SIZE(changes))
                     changes.clear()
                 puts += 1
                 built = _with_slot(<tuple>entry, slot, new, stale)
@@ -414,27 +301,28 @@ cdef int general_loop(rib, table, fs, prefixes, path_ids, found, attrs, fresh, P
                     PyDict_DelItem(entries, entry)
     except BaseException:
         # What the Python loop counts prefix by prefix (so also after an error part way).
-        fs.prefixes += d_prefixes
-        fs.paths += d_paths
-        fs.stale_prefixes -= d_stale
-        table.writes += puts
+        set_at(fs, _fs_prefixes | o_fs, "prefixes", get_at(fs, _fs_prefixes | o_fs, "prefixes") + d_prefixes)
+        set_at(fs, _fs_paths | o_fs, "paths", get_at(fs, _fs_paths | o_fs, "paths") + d_paths)
+        set_at(fs, _fs_stale_prefixes | o_fs, "stale_prefixes",
+               get_at(fs, _fs_stale_prefixes | o_fs, "stale_prefixes") - d_stale)
+        dict_set(table, plain, "writes", dict_get(table, plain, "writes") + puts)
         raise
     finally:
-        if have_buffer:
-            PyBuffer_Release(&view)
         PyMem_Free(ats)
     # Those counts and the tally at the end (``table.note_slots(slot)``,
     # ``forget_changes_if_behind``), each field written once.
-    fs.prefixes += d_prefixes + added
-    fs.paths += d_paths + added
+    set_at(fs, _fs_prefixes | o_fs, "prefixes", get_at(fs, _fs_prefixes | o_fs, "prefixes") + (d_prefixes + added))
+    set_at(fs, _fs_paths | o_fs, "paths", get_at(fs, _fs_paths | o_fs, "paths") + (d_paths + added))
     if d_stale:
-        fs.stale_prefixes -= d_stale
-    table.writes += count + puts
-    fs.writes += count
+        set_at(fs, _fs_stale_prefixes | o_fs, "stale_prefixes",
+               get_at(fs, _fs_stale_prefixes | o_fs, "stale_prefixes") - d_stale)
+    dict_set(table, plain, "writes", dict_get(table, plain, "writes") + (count + puts))
+    set_at(fs, _fs_writes | o_fs, "writes", get_at(fs, _fs_writes | o_fs, "writes") + count)
     global _taken
     _taken += n
-    table.slot_seq[slot] = table.changes_start + PyList_GET_SIZE(changes)
+    start = dict_get(table, plain, "changes_start")
+    dict_get(table, plain, "slot_seq")[slot] = start + PyList_GET_SIZE(changes)
     if PyList_GET_SIZE(changes) > max_log:
-        table.changes_start += PyList_GET_SIZE(changes)
+        dict_set(table, plain, "changes_start", start + PyList_GET_SIZE(changes))
         changes.clear()
     return 0

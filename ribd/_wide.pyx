@@ -24,13 +24,13 @@ was not built (tests/ribd/test_wide_compiled.py compares their whole RIB state
 over random sequences).
 """
 
-from cpython.buffer cimport PyBUF_RECORDS, PyBuffer_Release, PyObject_GetBuffer
 from cpython.list cimport PyList_Append
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.ref cimport Py_INCREF, Py_REFCNT, Py_XDECREF, PyObject
 from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_ITEM, PySequence_Fast_GET_SIZE
 
-from ribd._announce cimport _find_ints, general_loop
+from ribd._announce cimport general_loop
+from ribd._storeread cimport _find_ints, store_cells
 from ribd._intdelta cimport delta_get, delta_set, is_delta
 from ribd._slots cimport dict_get, dict_plain, dict_set, get_at, set_at, slots_member_offset, slots_writable_offset
 from ribd._wide_rejoin cimport rejoin_c
@@ -44,6 +44,8 @@ from ribd._wide_rows cimport (
     wide_drop_if_interned,
     wide_drop_known,
     wide_hash_known,
+    wide_set_fast_type,
+    wide_tuple_hash,
 )
 
 from itertools import islice
@@ -84,6 +86,7 @@ STATE_AT_OFFSETS = min(_fs_slot, _fs_stale_slot, _fs_prefixes, _fs_paths, _fs_st
 
 
 cdef object _family_table = FamilyTable  # its fields in its instance dict (dict_get)
+cdef dict _table_dict = _table_module.__dict__  # ribd.table's namespace (MAX_CHANGE_LOG)
 cdef bint _table_plain = dict_plain(FamilyTable, ("store", "_entries", "changes", "writes", "slot_seq", "changes_start"))
 
 
@@ -92,10 +95,21 @@ cdef inline Py_ssize_t _at(object o, object cls, Py_ssize_t offset):
     return offset if type(o) is cls else -1
 
 
-# A moved row's hash and its old row's come from the walk that builds it, if the
-# tuple hash computed here is CPython's (checked on sample rows at import).
-wide_check_hash([(), (None,), (None, PathAttributes, 1, "a"), tuple(range(70)), (-1, -2, (3, None))])
+# Attribute sets hashed as their pointers and known untracked without a call
+# (``wide_set_fast_type``: checked on instances). A moved row's hash and its old
+# row's come from the walk that builds it, if the tuple hash computed here is
+# CPython's (checked on sample rows at import, sets among their items).
+_sets = [PathAttributes(None, None) for _ in range(4)]
+FAST_ITEMS = bool(wide_set_fast_type(PathAttributes, _sets))
+wide_check_hash([(), (None,), (None, PathAttributes, 1, "a"), tuple(range(70)), (-1, -2, (3, None)),
+                 (*_sets, None, _sets[0]), tuple(_sets[::-1])])
 HASH_KNOWN = bool(wide_hash_known())
+del _sets
+
+
+def row_hash(tuple row):
+    """A row's hash as the moved rows' walk computes it (tests: ``hash(row)``)."""
+    return wide_tuple_hash(row) if HASH_KNOWN else hash(row)
 
 
 cdef object _path_attributes = PathAttributes
@@ -211,6 +225,7 @@ cdef int wide_parts(rib, table, fs, prefixes, path_ids, attrs, Py_ssize_t count)
     wide1)."""
     cdef Py_ssize_t n, o_fs = _at(fs, _family_state, 0)  # (0: its slots at their offsets)
     cdef bint plain = _table_plain and type(table) is _family_table  # (its dict: dict_get)
+    cdef PyObject *most
     global _direct
     seq = PySequence_Fast(prefixes, "announce_wide: prefixes must be a sequence")
     n = PySequence_Fast_GET_SIZE(seq)
@@ -231,7 +246,8 @@ cdef int wide_parts(rib, table, fs, prefixes, path_ids, attrs, Py_ssize_t count)
     set_at(fs, _fs_writes | o_fs, "writes", get_at(fs, _fs_writes | o_fs, "writes") + count)
     start = dict_get(table, plain, "changes_start")
     dict_get(table, plain, "slot_seq")[get_at(fs, _fs_slot | o_fs, "slot")] = start + len(changes)
-    if len(changes) > _table_module.MAX_CHANGE_LOG:
+    most = PyDict_GetItemWithError(_table_dict, "MAX_CHANGE_LOG")  # (a module getattr was ~0.6%)
+    if len(changes) > (<object>most if most != NULL else _table_module.MAX_CHANGE_LOG):
         dict_set(table, plain, "changes_start", start + len(changes))
         changes.clear()
     return 0
@@ -265,8 +281,7 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
     global _reused
     cdef PyObject *got
     cdef PyObject *old_cell
-    cdef Py_buffer view
-    cdef bint have_view = False, overlay, clear, main_clear
+    cdef bint overlay, clear, main_clear
     cdef tuple row, over
     cdef dict by_id = None
 
@@ -296,14 +311,7 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
     try:
         values = get_at(store, _st_values | o_store, "values")
         if len(values):
-            PyObject_GetBuffer(values, &view, PyBUF_RECORDS)
-            have_view = True
-            if view.ndim != 1 or view.itemsize != sizeof(PyObject *) or view.strides[0] != view.itemsize:
-                raise TypeError("announce_wide: the store's values are not a flat object array")
-            if view.format == NULL or view.format[0] != b'O':
-                raise TypeError("announce_wide: the store's values are not objects")
-            cells = <PyObject **>view.buf
-            n_values = view.shape[0]
+            store_cells(values, &cells, &n_values)  # (``values`` holds the array meanwhile)
         # Pass 1: each prefix's entry; per row, how many of its prefixes are here.
         for i in range(n):
             prefix = <object>PySequence_Fast_GET_ITEM(seq, i)
@@ -480,8 +488,6 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
                     wide_drop_if_interned(entries, candidate)
             candidate = None
     finally:
-        if have_view:
-            PyBuffer_Release(&view)
         for r in range(nrows):
             Py_XDECREF(mv_plain[r])
             Py_XDECREF(mv_cleared[r])

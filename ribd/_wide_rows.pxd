@@ -56,6 +56,27 @@ cdef extern from *:
     #else
     #define WIDE_KNOWN_HASH 0
     #endif
+    /* The attribute set type (ribd.attributes.PathAttributes: a msgspec Struct,
+       eq=False and gc=False), set at import by wide_set_fast_type when its
+       instances hash as CPython hashes a pointer and the cyclic GC never tracks
+       them; NULL: every item through PyObject_Hash and the GC checks. Most
+       items of a row are such sets: PyObject_Hash reached msgspec's Struct_hash,
+       which hashed the pointer, ~80 instructions an item, and the GC check
+       read the type's flags (stop 37, movewide: ~4% of router 17's feed and of
+       the refresh's under callgrind). */
+    static inline PyTypeObject **wide_fast_type_p(void) { static PyTypeObject *t = NULL; return &t; }
+    static inline Py_hash_t wide_pointer_hash(PyObject *o) {
+        size_t y = (size_t)o;
+        Py_hash_t x;
+        y = (y >> 4) | (y << (8 * SIZEOF_VOID_P - 4));
+        x = (Py_hash_t)y;
+        return x == -1 ? -2 : x;
+    }
+    /* ``hash(o)`` (-1 and an exception: unhashable). */
+    static inline Py_hash_t wide_item_hash(PyObject *o) {
+        if (Py_TYPE(o) == *wide_fast_type_p()) return wide_pointer_hash(o);
+        return PyObject_Hash(o);
+    }
     /* Set at import (wide_check_hash): wide_tuple_hash is CPython's tuple hash. */
     static inline int *wide_hash_flag(void) { static int checked = 0; return &checked; }
     /* ``hash(t)`` the way ``wide_moved`` computes it (-1: error or not available). */
@@ -64,7 +85,7 @@ cdef extern from *:
         Py_uhash_t acc = WIDE_P5, lane;
         Py_ssize_t i, n = PyTuple_GET_SIZE(t);
         for (i = 0; i < n; i++) {
-            lane = (Py_uhash_t)PyObject_Hash(PyTuple_GET_ITEM(t, i));
+            lane = (Py_uhash_t)wide_item_hash(PyTuple_GET_ITEM(t, i));
             if (lane == (Py_uhash_t)-1) return -1;
             acc = wide_step(acc, lane);
         }
@@ -79,7 +100,8 @@ cdef extern from *:
        cold items twice (BENCHMARKS.md, stop 33, late2: the young collections
        during router 17's feed 0.175 -> 0.03 CPU-s in process). */
     static inline int wide_tracks(PyObject *item) {
-        return item != Py_None && PyObject_IS_GC(item) && PyObject_GC_IsTracked(item);
+        return item != Py_None && Py_TYPE(item) != *wide_fast_type_p()
+            && PyObject_IS_GC(item) && PyObject_GC_IsTracked(item);
     }
     /* ``row`` with ``value`` in ``slot``, slot ``clear`` (>= 0) emptied, ``end``
        items long (the caller trimmed it), interned in ``d`` (setdefault: the
@@ -115,7 +137,7 @@ cdef extern from *:
             for (i = 0; i < m; i++) {
                 o = i < n ? PyTuple_GET_ITEM(row, i) : NULL;
                 if (o != NULL) {
-                    lo = o == Py_None ? none_lane : (Py_uhash_t)PyObject_Hash(o);
+                    lo = o == Py_None ? none_lane : (Py_uhash_t)wide_item_hash(o);
                     if (lo == (Py_uhash_t)-1) goto fail;
                     a_old = wide_step(a_old, lo);
                 }
@@ -124,7 +146,7 @@ cdef extern from *:
                     if (item == o) ln = lo;
                     else if (item == Py_None) ln = none_lane;
                     else {
-                        ln = (Py_uhash_t)PyObject_Hash(item);
+                        ln = (Py_uhash_t)wide_item_hash(item);
                         if (ln == (Py_uhash_t)-1) goto fail;
                     }
                     a_new = wide_step(a_new, ln);
@@ -184,6 +206,25 @@ cdef extern from *:
         return 1;
     }
     static inline int wide_hash_known(void) { return *wide_hash_flag(); }
+    /* ``tp`` as the fast item type if each of ``samples`` (its instances) hashes
+       as its pointer and none is tracked by the GC, and the type is no GC type;
+       0: not set (every item the generic way). */
+    static inline int wide_set_fast_type(PyObject *tp, PyObject *samples) {
+        Py_ssize_t i;
+        *wide_fast_type_p() = NULL;
+        if (!PyType_Check(tp) || PyType_HasFeature((PyTypeObject *)tp, Py_TPFLAGS_HAVE_GC)) return 0;
+        for (i = 0; i < PyList_GET_SIZE(samples); i++) {
+            PyObject *o = PyList_GET_ITEM(samples, i);
+            Py_hash_t h;
+            if (Py_TYPE(o) != (PyTypeObject *)tp || PyObject_IS_GC(o)) return 0;
+            h = PyObject_Hash(o);
+            if (h == -1) { PyErr_Clear(); return 0; }
+            if (h != wide_pointer_hash(o)) return 0;
+        }
+        *wide_fast_type_p() = (PyTypeObject *)tp;
+        return 1;
+    }
+    static inline int wide_fast_type_set(void) { return *wide_fast_type_p() != NULL; }
     """
     int wide_drop_if_interned(object d, object key) except -1
     object wide_moved(object row, Py_ssize_t slot, object value, object d, Py_ssize_t clear,
@@ -191,6 +232,9 @@ cdef extern from *:
     int wide_drop_known(object d, object key, Py_hash_t h) except -1
     int wide_check_hash(object samples) except -1
     int wide_hash_known()
+    int wide_set_fast_type(object tp, object samples) except -1
+    Py_hash_t wide_tuple_hash(object t) except? -1
+    int wide_fast_type_set()
     int wide_tracks(PyObject *item)
     void PyObject_GC_UnTrack(object o)
 

@@ -190,3 +190,34 @@ def test_a_restart_refresh_clears_the_stale_copies(monkeypatch) -> None:
         assert fs.stale_prefixes == 2 and fs.prefixes == 4
         assert set(table._entries) == {(a,), (None, b)}  # (a,) at the two not refreshed
         assert [m.attributes for m in rib.exact(ROUTERS[0], V4, held[0])] == [b]
+
+
+def test_the_loop_reads_at_offsets_and_in_the_tables_dict() -> None:
+    """``general_loop`` reads a router's FamilyState and the store at their slots'
+    offsets and the FamilyTable's fields in its instance dict (as ribd._apply and
+    ribd._wide do). Fails before (stop 37, movewide): ~20 getattr / setattr an
+    UPDATE, and per prefix for a returning route."""
+    import ribd._announce
+
+    assert ribd._announce.offsets_in_use()
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_other_types_take_getattr_and_leave_what_the_python_loop_leaves(seed, monkeypatch) -> None:
+    """A FamilyTable of a subclass whose ``store`` is a property (a decoy in its
+    dict), a FamilyState and a PrefixStore of subclasses: the compiled loop reads
+    them through getattr and leaves what the Python loop leaves, over the random
+    streams with restarts, ADD-PATH, withdrawals and merges."""
+    from tests.ribd.test_wide_fields import OtherState, OtherStore, OtherTable
+
+    monkeypatch.setattr(ribd.rib, "FamilyTable", OtherTable)
+    monkeypatch.setattr(ribd.rib, "FamilyState", OtherState)
+    monkeypatch.setattr(ribd.table, "PrefixStore", OtherStore)
+    test_compiled_loop_leaves_what_the_python_loop_leaves(
+        10 + seed, "short change log", monkeypatch
+    )
+    rib = Rib()
+    rib.apply_many([RoutesAnnounced(ROUTERS[0], V4, ("10.0.0.0/24",), None, _attrs()[0])])
+    table = rib.tables[V4]
+    assert type(table) is OtherTable and type(table.store) is OtherStore
+    assert type(rib.routers[ROUTERS[0]].families[V4]) is OtherState

@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+import ribd.attributes
 import ribd.rib
 import ribd.table
 from ribd.entries import OVERLAY_SLOTS, Overlay
@@ -190,3 +191,47 @@ def test_other_table_types_take_getattr_and_leave_the_reference_state(seed, rest
     restored.setattr(ribd.rib, "FamilyTable", OtherTable)
     routers = OVERLAY_SLOTS + 3 + 5 * seed
     assert _compare_direct(_script(310 + seed, routers)) > 0
+
+
+class _OwnHash(ribd.attributes.PathAttributes):
+    """A subclass hashing otherwise: not the fast type (exact type check)."""
+
+    def __hash__(self) -> int:
+        return 12345
+
+
+class _NoHash:
+    __hash__ = None  # type: ignore[assignment]
+
+
+def test_attribute_sets_in_rows_hash_as_hash_does():
+    """The moved rows' walk hashes an attribute set as its pointer without a
+    call (``FAST_ITEMS``: checked at import; fails before, stop 37, movewide:
+    every item through PyObject_Hash and msgspec's Struct_hash). Rows of sets,
+    None, a subclass with a hash of its own, ints (-1 hashes to -2), texts,
+    ADD-PATH path sets and nested tuples hash as ``hash`` does; an unhashable
+    item raises TypeError."""
+    import random
+
+    from ribd.attributes import PathAttributes
+
+    assert _wide.FAST_ITEMS
+    rng = random.Random(3)
+    sets = [PathAttributes(None, None) for _ in range(50)]
+    odd = [
+        _OwnHash(None, None),
+        -1,
+        -2,
+        0,
+        2**61 - 1,
+        "a",
+        (1, None),
+        ribd.table.PathSet(((0, sets[0]),)),
+    ]
+    pool = sets + odd + [None] * 20
+    rows = [tuple(rng.choice(pool) for _ in range(rng.randrange(0, 70))) for _ in range(500)]
+    rows += [tuple(sets[:16]), (None,) * 16 + (sets[1],), ()]
+    for row in rows:
+        assert _wide.row_hash(row) == hash(row)
+    with pytest.raises(TypeError):
+        _wide.row_hash((sets[0], _NoHash()))
