@@ -39,6 +39,7 @@ from ribd._wide_rows cimport (
     _move,
     _over_at,
     _slot_of,
+    _value_in,
     _without,
     wide_check_hash,
     wide_drop_if_interned,
@@ -104,6 +105,7 @@ FAST_ITEMS = bool(wide_set_fast_type(PathAttributes, _sets))
 wide_check_hash([(), (None,), (None, PathAttributes, 1, "a"), tuple(range(70)), (-1, -2, (3, None)),
                  (*_sets, None, _sets[0]), tuple(_sets[::-1])])
 HASH_KNOWN = bool(wide_hash_known())
+cdef bint _hash_known = HASH_KNOWN
 del _sets
 
 
@@ -123,19 +125,6 @@ cdef object _islice = islice
 # UPDATEs of at most this many prefixes keep their per-prefix arrays on the stack.
 cdef enum:
     STACK = 64
-
-
-cdef inline object _value_at(object entry, bint overlay, Py_ssize_t slot):
-    """``entries.value_at``: the value in ``slot`` of a tuple or an Overlay."""
-    cdef tuple over
-    cdef Py_ssize_t j
-    if overlay:
-        over = get_at(entry, _over_at_, "over")
-        j = _over_at(over, slot)
-        if j >= 0:
-            return <object>PyTuple_GET_ITEM(over, j + 1)
-        return _slot_of(<tuple>get_at(entry, _row_at, "row"), slot)
-    return _slot_of(<tuple>entry, slot)
 
 
 def announce_wide(rib, table, fs, prefixes, ids, found, attrs):
@@ -272,6 +261,15 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
     cdef PyObject *stack_mp[STACK]
     cdef PyObject *stack_mc[STACK]
     cdef Py_hash_t stack_h[STACK]
+    # Each held prefix's entry and the rows counted (first seen first): owned
+    # references in C arrays, where two lists grew by appends (their reallocs
+    # ~2% of the refresh under callgrind, stop 37, movewide). The reference
+    # counts the rules below read are the same: one for each array slot.
+    cdef PyObject *stack_e[STACK]
+    cdef PyObject *stack_rw[STACK]
+    cdef PyObject **ents = stack_e
+    cdef PyObject **rows = stack_rw
+    cdef Py_ssize_t ents_held = 0  # the entries whose references ``ents`` holds
     cdef PyObject **mv_plain = stack_mp
     cdef PyObject **mv_cleared = stack_mc
     cdef Py_hash_t *mv_hash = stack_h
@@ -296,10 +294,8 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
     stale_obj = get_at(fs, _fs_stale_slot | o_fs, "stale_slot")
     stale = -1 if stale_obj is None else stale_obj
     new_prefixes = None  # (made for the first prefix the store lacks: rare)
-    ents = []  # each held prefix's entry
-    rows = []  # the rows counted, in the order first seen
     if n > STACK:
-        heap = PyMem_Malloc(3 * n * sizeof(Py_ssize_t) + 2 * n * sizeof(PyObject *) + n * sizeof(Py_hash_t))
+        heap = PyMem_Malloc(3 * n * sizeof(Py_ssize_t) + 4 * n * sizeof(PyObject *) + n * sizeof(Py_hash_t))
         if heap == NULL:
             raise MemoryError()
         ent_i = <Py_ssize_t *>heap
@@ -307,7 +303,9 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
         counts = ent_r + n
         mv_plain = <PyObject **>(counts + n)
         mv_cleared = mv_plain + n
-        mv_hash = <Py_hash_t *>(mv_cleared + n)
+        ents = mv_cleared + n
+        rows = ents + n
+        mv_hash = <Py_hash_t *>(rows + n)
     try:
         values = get_at(store, _st_values | o_store, "values")
         if len(values):
@@ -338,7 +336,7 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
                 row = <tuple?>entry
             # The row's place in ``rows``: the last one's first (a set's
             # prefixes come together), then a scan, or a dict past a few.
-            if last_r >= 0 and PyList_GET_ITEM(rows, last_r) == <PyObject *>row:
+            if last_r >= 0 and rows[last_r] == <PyObject *>row:
                 r = last_r
             elif by_id is not None:
                 r_obj = by_id.get(id(row))
@@ -349,11 +347,12 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
             else:
                 r = nrows
                 for k in range(nrows):
-                    if PyList_GET_ITEM(rows, k) == <PyObject *>row:
+                    if rows[k] == <PyObject *>row:
                         r = k
                         break
             if r == nrows:
-                rows.append(row)
+                Py_INCREF(row)
+                rows[r] = <PyObject *>row
                 counts[r] = 0
                 mv_plain[r] = mv_cleared[r] = NULL
                 mv_hash[r] = -1
@@ -361,13 +360,15 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
                 if by_id is not None:
                     by_id[id(row)] = r
                 elif nrows > 16:
-                    by_id = {id(rows[k]): k for k in range(nrows)}
+                    by_id = {id(<object>rows[k]): k for k in range(nrows)}
             counts[r] += 1
             last_r = r
             ent_i[nents] = i
             ent_r[nents] = r
+            Py_INCREF(entry)
+            ents[nents] = <PyObject *>entry
             nents += 1
-            ents.append(entry)
+            ents_held = nents
         entry = None
         row = None
         # The main row: the first one with the most prefixes (``max`` of the counts).
@@ -383,7 +384,7 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
         for e in range(nents):
             i = ent_i[e]
             r = ent_r[e]
-            entry = ents[e]
+            entry = <object>ents[e]
             row = <tuple>rows[r]
             overlay = type(entry) is _overlay
             over = None
@@ -399,7 +400,7 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
                 d_prefixes += 1
             d_paths += added_paths
             clear = False
-            if stale >= 0 and _value_at(entry, overlay, stale) is not None:
+            if stale >= 0 and _value_in(over, row, stale) is not None:  # (``entries.value_at``)
                 # The route is back: its stale copy is no longer needed.
                 d_stale += 1
                 clear = True
@@ -474,21 +475,28 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
             set_at(fs, _fs_stale_prefixes | o_fs, "stale_prefixes",
                     get_at(fs, _fs_stale_prefixes | o_fs, "stale_prefixes") - d_stale)
         # Rows no prefix holds any more leave the intern dict now (see Rib._announce).
-        del ents
+        ents_held = 0
+        for e in range(nents):
+            Py_XDECREF(ents[e])
         entry = new_entry = over = old = new = None
         row = None
         for r in range(nrows):
-            candidate = rows[r]
+            candidate = <object>rows[r]
             # References: the dict's key and value, ``rows``, ``candidate``. A row
             # this UPDATE moved to stays (the Python loop's ``moves`` holds it then).
             if Py_REFCNT(candidate) <= 4 and not _holds(mv_plain, mv_cleared, <PyObject *>candidate, nrows):
+                if mv_hash[r] == -1 and _hash_known:  # (not moved: hashed here, sets without a call)
+                    mv_hash[r] = wide_tuple_hash(candidate)
                 if mv_hash[r] != -1:  # (hashed when it moved: not walked again)
                     wide_drop_known(entries, candidate, mv_hash[r])
                 else:
                     wide_drop_if_interned(entries, candidate)
             candidate = None
     finally:
+        for e in range(ents_held):
+            Py_XDECREF(ents[e])
         for r in range(nrows):
+            Py_XDECREF(rows[r])
             Py_XDECREF(mv_plain[r])
             Py_XDECREF(mv_cleared[r])
         if heap != NULL:
