@@ -172,20 +172,23 @@ cdef bint announce_parts(rib, r, family, prefixes, attrs) except -1:
     cdef Py_ssize_t n, i, missing = 0, slot, width
     cdef PyObject *found
     cdef PyObject *first = NULL
-    cdef bint same = True, plain, fs_exact
+    cdef bint same = True, plain, fs_exact, wide
     fs = get_at(r, _rr_families if type(r) is _router_rib else -1, "families")[family]
     fs_exact = type(fs) is _family_state
     _rib()
     table = dict_get(rib, _rib_plain and type(rib) is _rib_class, "tables")[family]
     plain = _table_plain and type(table) is _family_table
     store = dict_get(table, plain, "store")
-    if len(get_at(store, _st_keys if type(store) is _prefix_store else -1, "keys")):
+    wide = dict_get(table, plain, "_next_slot") >= _overlay_slots
+    if wide or len(get_at(store, _st_keys if type(store) is _prefix_store else -1, "keys")):
         # Prefixes in the arrays (every router after a merge): the general loop,
-        # compiled (ribd._announce), as ``Rib._announce`` enters it.
+        # compiled (ribd._announce), as ``Rib._announce`` enters it. Wide entries
+        # take ``wide_parts`` with the arrays empty too: routers that come up
+        # together load before the first merge (merges wait for a quiet store).
         loop = _switch("ANNOUNCE_LOOP")
         if loop is None:
             return False  # (the Python loop: tests compare it)
-        if dict_get(table, plain, "_next_slot") >= _overlay_slots:
+        if wide:
             # Wide entries: ``announce_wide``'s passes from the keys, in C
             # (ribd._wide), if that is the one in use; else ``Rib._announce``.
             if loop is not _announce_loop or _switch("announce_wide") is not _compiled_wide:

@@ -259,10 +259,19 @@ class Rib(SessionHandling, Maintenance, Reads, Withdrawals):
         path_ids = ev.path_ids
         fresh: tuple | None = None  # the entry for a new prefix, path id 0
         added = 0  # new prefixes (one path each)
-        if not len(store.keys):
+        compiled = ANNOUNCE_LOOP is not None and ANNOUNCE_LOOP is COMPILED_LOOP
+        wide = table._next_slot >= OVERLAY_SLOTS
+        if wide and compiled and WIDE_ANNOUNCE is not None and announce_wide is COMPILED_WIDE:
+            # Wide entries, from the keys on in C (ribd._wide.wide_parts), whether
+            # the arrays hold keys or not: routers that come up together load
+            # before the first merge (merges wait for a quiet store).
+            WIDE_ANNOUNCE(self, table, fs, prefixes, path_ids, attrs, count)
+            return
+        if not len(store.keys) and not wide:
             found: object = repeat(-1)
             if path_ids is None:
-                # Nothing in the arrays (a table load before its merge): a prefix
+                # Nothing in the arrays (a table load before its merge), narrow
+                # entries (wide ones take announce_wide, as after a merge): a prefix
                 # the delta lacks only gets the entry of this one path, inserted
                 # in a tight loop; the others take the general loop below.
                 got, missing = probe(delta, prefixes)  # one probe each (ribd.ribload)
@@ -289,16 +298,10 @@ class Rib(SessionHandling, Maintenance, Reads, Withdrawals):
                     table.forget_changes_if_behind()
                     return
                 found = repeat(-2)  # every prefix left is in the delta
-        elif ANNOUNCE_LOOP is not None and ANNOUNCE_LOOP is COMPILED_LOOP:
-            if table._next_slot < OVERLAY_SLOTS:
-                # The compiled loop searches the packed keys itself (found None).
-                ANNOUNCE_LOOP(self, table, fs, prefixes, path_ids, None, attrs, None, 0, count)
-                return
-            if WIDE_ANNOUNCE is not None and announce_wide is COMPILED_WIDE:
-                # Wide entries, from the keys on in C (ribd._wide.wide_parts).
-                WIDE_ANNOUNCE(self, table, fs, prefixes, path_ids, attrs, count)
-                return
-            found = store.find_many(prefixes)
+        elif compiled and not wide:
+            # The compiled loop searches the packed keys itself (found None).
+            ANNOUNCE_LOOP(self, table, fs, prefixes, path_ids, None, attrs, None, 0, count)
+            return
         elif len(prefixes) >= 8 or COMPILED_FIND:  # compiled: one call for any count
             # (No short cut for prefixes in the arrays: with numpy's per-call cost,
             # a group in the arrays was written no faster than by the loop below.)
