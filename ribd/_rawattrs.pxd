@@ -45,6 +45,7 @@ cdef str address_text(const unsigned char *a, int n)
 cdef str split_attributes(const unsigned char *d, Py_ssize_t end, Attrs *A)
 cdef object attribute_fields(const unsigned char *d, Attrs *A, bint asn4, interner)
 cdef object ipv4_row(const unsigned char *d, Attrs *A, bint asn4, interner)
+cdef void prefetch_memos(const unsigned char *d, Attrs *A, bint asn4) noexcept
 cdef object attribute_row(const unsigned char *d, Attrs *A, bint asn4, interner, str next_hop)
 
 

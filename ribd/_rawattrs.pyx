@@ -343,6 +343,20 @@ cdef object _attribute_values(const unsigned char *d, Attrs *A, bint asn4, inter
     )
 
 
+cdef void prefetch_memos(const unsigned char *d, Attrs *A, bint asn4) noexcept:
+    """The memo slots ``attribute_row`` reads first for these attributes (AS path,
+    communities, next hop) asked of the cache, for the caller to do other work
+    (the NLRI's keys) while they come: on real router tables 90% of the paths
+    are new, each lookup a cache miss (perf: the memo lookups 7% of router 1's
+    feed loop). A hint only: nothing is read or written."""
+    if A.have[AS_PATH]:
+        memo_prefetch(M_PATHS4 if asn4 else M_PATHS2, d + A.start[AS_PATH], A.stop[AS_PATH] - A.start[AS_PATH])
+    if A.have[COMMUNITIES]:
+        memo_prefetch(M_COMMUNITIES, d + A.start[COMMUNITIES], A.stop[COMMUNITIES] - A.start[COMMUNITIES])
+    if A.have[NEXT_HOP]:
+        memo_prefetch(M_HOPS, d + A.start[NEXT_HOP], A.stop[NEXT_HOP] - A.start[NEXT_HOP])
+
+
 cdef object ipv4_row(const unsigned char *d, Attrs *A, bint asn4, interner):
     """The attribute row of an UPDATE with IPv4 NLRI only (its NEXT_HOP the
     attribute's), or None when an attribute is at fault."""

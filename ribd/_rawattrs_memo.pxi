@@ -94,6 +94,21 @@ cdef inline object memo_find(int kind, const unsigned char *p, Py_ssize_t n, uns
     return None
 
 
+cdef extern from *:
+    """
+    #define ribd_prefetch(a) __builtin_prefetch((a), 0, 3)
+    """
+    void ribd_prefetch(const void *a) noexcept nogil
+
+
+cdef inline void memo_prefetch(int kind, const unsigned char *p, Py_ssize_t n) noexcept nogil:
+    """Memo ``kind``'s slot for the ``n`` octets at ``p`` asked of the cache ahead
+    of ``memo_find``: the tables (1.5 MB each for paths and communities) are read
+    at random, a miss per lookup on a table load's new paths."""
+    cdef Memo *m = &_memos[kind]
+    ribd_prefetch(&m.slots[memo_hash(p, n) & m.mask])
+
+
 cdef inline int memo_keep(int kind, unsigned long long h, bytes key, object value) except -1:
     """Memo ``kind``'s slot for ``key`` (of hash ``h``) keeps ``value`` from now on."""
     cdef MemoSlot *s = &_memos[kind].slots[h & _memos[kind].mask]

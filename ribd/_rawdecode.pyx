@@ -29,6 +29,7 @@ from ribd._rawattrs cimport (
     attribute_row,
     address_text,
     ipv4_row,
+    prefetch_memos,
     row_with_hop,
     split_attributes,
 )
@@ -178,13 +179,17 @@ cdef tuple load_update(const unsigned char *p, Py_ssize_t end, bint asn4, intern
     nlri_at = 4 + attr_len
     if nlri_at >= end:  # no NLRI (or the attributes run past the UPDATE)
         return None
+    # The attributes framed first, their memo slots asked of the cache, the
+    # NLRI's keys made while they come (both steps are pure: their order
+    # changes no result).
     try:
-        keys = nlri4_keys(p + nlri_at, end - nlri_at)
         if split_attributes(p + 4, attr_len, &A):
             return None
+        if A.have[MP_REACH] or A.have[MP_UNREACH]:
+            return None
+        prefetch_memos(p + 4, &A, asn4)
+        keys = nlri4_keys(p + nlri_at, end - nlri_at)
     except UpdateError:
-        return None
-    if A.have[MP_REACH] or A.have[MP_UNREACH]:
         return None
     row = ipv4_row(p + 4, &A, asn4, interner)
     if row is None:
