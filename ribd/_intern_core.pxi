@@ -168,7 +168,7 @@ cdef object _make_core(self, tuple row, Py_hash_t path_hash=-1):
                 if m:
                     first = <object>PyTuple_GET_ITEM(asns, 0)
                     last = <object>PyTuple_GET_ITEM(asns, m - 1)
-                    return _path_core(
+                    return _new_core(
                         as_path,
                         origin,
                         med,
@@ -183,7 +183,7 @@ cdef object _make_core(self, tuple row, Py_hash_t path_hash=-1):
                         False,
                         first,
                     )
-                return _path_core(
+                return _new_core_derived(
                     as_path,
                     origin,
                     med,
@@ -191,7 +191,6 @@ cdef object _make_core(self, tuple row, Py_hash_t path_hash=-1):
                     extended_communities,
                     atomic_aggregate,
                     aggregator,
-                    *derive_as_numbers(as_path),
                 )
     # ... any other shape as the reference reads it
     if (
@@ -201,7 +200,7 @@ cdef object _make_core(self, tuple row, Py_hash_t path_hash=-1):
     ):
         asns = as_path[0][1]
         last = asns[len(asns) - 1]  # (no negative index: wraparound is off)
-        return _path_core(
+        return _new_core(
             as_path,
             origin,
             med,
@@ -216,7 +215,7 @@ cdef object _make_core(self, tuple row, Py_hash_t path_hash=-1):
             False,
             asns[0],
         )
-    return _path_core(
+    return _new_core_derived(
         as_path,
         origin,
         med,
@@ -224,5 +223,4 @@ cdef object _make_core(self, tuple row, Py_hash_t path_hash=-1):
         extended_communities,
         atomic_aggregate,
         aggregator,
-        *derive_as_numbers(as_path),
     )
