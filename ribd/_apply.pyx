@@ -234,7 +234,7 @@ cdef bint announce_parts(rib, r, family, prefixes, attrs) except -1:
         # ``Rib._announce_shared``: its conditions, each checked before any write.
         if get_at(fs, _fs_stale_slot if fs_exact else -1, "stale_slot") is not None or not same:
             return False
-        if n < _switch("SHARED_AT_LEAST") or dict_get(table, plain, "_next_slot") >= _overlay_slots:
+        if n < _switch("SHARED_AT_LEAST"):  # (wide tables took wide_parts above)
             return False
         entry = <object>first
         if type(entry) is not tuple:
