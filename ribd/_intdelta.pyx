@@ -45,11 +45,10 @@ cdef enum:
     POS_SHIFT = 33
 
 cdef uint64_t KEY_MASK = ((<uint64_t>1) << POS_SHIFT) - 1
-cdef uint64_t GOLDEN = 0x9E3779B97F4A7C15ULL  # Fibonacci hashing: the top bits of key * 2**64/phi
 
 
 cdef inline Py_ssize_t _key_home(uint64_t key, int shift) noexcept nogil:
-    return <Py_ssize_t>((key * GOLDEN) >> shift)
+    return key4_home(key, shift)  # (_intdelta.pxd: the prefetch's too)
 
 
 cdef inline Py_ssize_t _slot_home(const Slot *s, int shift) noexcept nogil:
@@ -76,6 +75,25 @@ cdef inline bint _live(const uint64_t *item) noexcept nogil:
 include "_deltaslots.pxi"
 
 
+# The table the last typed call used, for ``delta4_hot`` (no reference held:
+# cleared when that table goes).
+cdef PyObject *_hot = NULL
+
+
+cdef int delta4_hot(DeltaHot *hot) noexcept:
+    """Fills ``hot`` with the slots and shift of the IPv4 table the last typed
+    call used; 0 when there is none or it has no slots (see _intdelta.pxd)."""
+    cdef DeltaBase t
+    if _hot == NULL:
+        return 0
+    t = <DeltaBase>_hot
+    if t.slots == NULL:
+        return 0
+    hot.slots = <const char *>t.slots
+    hot.shift = t.shift
+    return 1
+
+
 cdef class IntDelta(DeltaBase):
     """The prefixes an IPv4 store's arrays lack: int key -> entry (see the module)."""
 
@@ -90,17 +108,28 @@ cdef class IntDelta(DeltaBase):
 
     # -- the typed interface (ribd/_intdelta.pxd) ----------------------------
 
+    def __dealloc__(self):
+        global _hot
+        if _hot == <PyObject *>self:
+            _hot = NULL
+
     cdef PyObject *get_c(self, uint64_t key):
         """The entry at ``key`` (a borrowed reference), or NULL."""
+        global _hot
         cdef Py_ssize_t i = _probe(self, key)
+        _hot = <PyObject *>self
         return NULL if i < 0 else (<Slot *>self.slots)[i].value
 
     cdef int set_c(self, uint64_t key, object value) except -1:
         """``value`` at ``key``: replaced in place if held (its order kept), else added last."""
+        global _hot
+        _hot = <PyObject *>self
         return _set(self, key, value)
 
     cdef int add_c(self, uint64_t key, object value) except -1:
         """``value`` at ``key`` if it is not held (1), else nothing (0)."""
+        global _hot
+        _hot = <PyObject *>self
         return _add(self, key, value)
 
     cdef int del_c(self, uint64_t key) except -1:
@@ -126,3 +155,9 @@ cdef class IntDelta(DeltaBase):
 
     cdef object _key_obj(self, const char *item):
         return PyLong_FromUnsignedLongLong((<const uint64_t *>item)[0])
+
+
+def hot_table():
+    """The table ``delta4_hot`` reads (tests): the IPv4 table the last typed
+    call used, while it lives, else None."""
+    return None if _hot == NULL else <object>_hot
