@@ -9,14 +9,27 @@ cannot be decoded. Every length is compared with what is left of the field
 before the octets are read.
 """
 
+from cpython.list cimport PyList_New
+from cpython.long cimport PyLong_FromUnsignedLongLong
+from cpython.ref cimport Py_INCREF, Py_XDECREF, PyObject
+from libc.stdint cimport uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 
+from ribd._intdelta cimport DeltaHot, delta4_hot, delta4_prefetch
 from ribd._key6 cimport be64, key6_obj
 
 from ribd.rawattrs import UpdateError
 
 
+cdef extern from *:
+    """
+    #define ribd_bswap32(x) __builtin_bswap32(x)
+    """
+    uint32_t bswap32 "ribd_bswap32"(uint32_t x) noexcept nogil
+
+
 cdef extern from "Python.h":
+    void PyList_SET_ITEM(object l, Py_ssize_t i, PyObject *o)  # (steals ``o``)
     object PyUnicode_New(Py_ssize_t size, unsigned int maxchar)
     void *PyUnicode_DATA(object o)
 
@@ -171,6 +184,12 @@ def ipv6_texts(addresses) -> list:
 
 
 
+def ipv4_nlri_keys(field: bytes) -> list:
+    """``nlri4_keys`` of an IPv4 NLRI field (tests: against ``ribd.rawnlri``'s
+    texts made keys, tests/ribd/test_rawnlri_keys4.py)."""
+    return nlri4_keys(<const unsigned char *>field, len(field))
+
+
 def ipv6_nlri_keys(field: bytes) -> list:
     """``nlri6_keys`` of an IPv6 NLRI field: the keys' differential test against
     ``ribd.prefix_keys`` at every length (tests/ribd/test_intdelta.py)."""
@@ -234,24 +253,104 @@ cdef int _key_error(const unsigned char *p, Py_ssize_t at, Py_ssize_t end, bint 
 cdef list nlri4_keys(const unsigned char *p, Py_ssize_t end):
     """The IPv4 store's integer keys (``ribd.store``: ``1 << length | network``)
     of an IPv4 NLRI field without path ids: ``nlri``'s prefixes, trailing bits
-    dropped, with no text made; UpdateError with ``nlri``'s messages."""
-    cdef list out = []
-    cdef Py_ssize_t at = 0, stop, j
+    dropped, with no text made; UpdateError with ``nlri``'s messages.
+
+    The field is checked and its prefixes counted first, then the list made at
+    its size: appended one by one, it grew by reallocation (``PyList_Append``
+    75 M instructions of 5.4 G with 16 routers loading together; stop 38). A
+    prefix's octets are read as one big-endian word where the field has four
+    octets after its length octet. Each key's slot in the IPv4 delta last
+    probed is asked of the cache as it is made (``ribd._intdelta.delta4_prefetch``:
+    the store probes them after the attributes are decoded and interned, by
+    then in the cache)."""
+    cdef Py_ssize_t at = 0, stop, j, count = 0, i
     cdef unsigned int n, octets
-    cdef unsigned long long a
+    cdef unsigned long long a, key
+    cdef uint32_t w
+    cdef DeltaHot hot
+    cdef bint warm
     while at < end:
         n = p[at]
-        octets = (n + 7) >> 3
-        stop = at + 1 + octets
+        stop = at + 1 + ((n + 7) >> 3)
         if n > 32 or stop > end:
             _key_error(p, at, end, False)
-        a = 0
-        for j in range(octets):
-            a = (a << 8) | p[at + 1 + j]
-        a <<= 8 * (4 - octets)
-        out.append(<long long>((1ULL << n) | ((a >> (32 - n)) if n else 0)))
+        count += 1
         at = stop
+    cdef list out = PyList_New(count)
+    warm = delta4_hot(&hot)
+    at = 0
+    for i in range(count):
+        n = p[at]
+        octets = (n + 7) >> 3
+        if at + 5 <= end:  # (octets past the prefix's are dropped by the shift)
+            memcpy(&w, p + at + 1, 4)
+            a = bswap32(w)
+        else:
+            a = 0
+            for j in range(octets):
+                a = (a << 8) | p[at + 1 + j]
+            a <<= 8 * (4 - octets)
+        key = (1ULL << n) | ((a >> (32 - n)) if n else 0)
+        if warm:
+            delta4_prefetch(&hot, key)
+        PyList_SET_ITEM(out, i, _key_int(key))  # (a new reference: SET_ITEM takes it)
+        at += 1 + octets
     return out
+
+
+# The IPv4 keys' int objects, kept by key in a direct-mapped table: with
+# several routers loading the same table, each prefix's key was made as a new
+# int once per router (~80 instructions), kept in the store's change log and
+# freed with it (~60 more, a cache miss each at the log's clear). Here the same
+# key gives the one object while its slot keeps it (another key taking the slot
+# is a miss: a new int, as before). An int is immutable and compared by value
+# everywhere a key is read, so which object a key is shows nowhere.
+ctypedef struct KeyInt:
+    uint64_t key
+    PyObject *obj  # a strong reference (NULL: empty)
+
+
+cdef enum:
+    KEY_INT_BITS = 16
+
+
+cdef KeyInt _key_ints[1 << KEY_INT_BITS]
+cdef unsigned long long _key_int_hits = 0, _key_int_misses = 0
+
+
+cdef inline PyObject *_key_int(uint64_t key) except NULL:
+    """A new reference to an int of value ``key`` (the table's, or a new one kept there)."""
+    global _key_int_hits, _key_int_misses
+    cdef KeyInt *slot = &_key_ints[(key * 0x9E3779B97F4A7C15ULL) >> (64 - KEY_INT_BITS)]
+    cdef PyObject *old = slot.obj
+    if old != NULL and slot.key == key:
+        _key_int_hits += 1
+        Py_INCREF(<object>old)
+        return old
+    _key_int_misses += 1
+    k = PyLong_FromUnsignedLongLong(key)
+    Py_INCREF(k)  # (the slot's)
+    Py_INCREF(k)  # (the caller's)
+    slot.key = key
+    slot.obj = <PyObject *>k
+    Py_XDECREF(old)  # (last: the slot is whole if a free runs code)
+    return <PyObject *>k
+
+
+def key_int_counts(bint clear=False):
+    """(hits, misses) of the IPv4 keys' int table; ``clear``: every slot emptied
+    and the counts zeroed first (tests, benchmarks)."""
+    global _key_int_hits, _key_int_misses
+    cdef Py_ssize_t i
+    cdef PyObject *old
+    if clear:
+        for i in range(1 << KEY_INT_BITS):
+            old = _key_ints[i].obj
+            _key_ints[i].obj = NULL
+            _key_ints[i].key = 0
+            Py_XDECREF(old)
+        _key_int_hits = _key_int_misses = 0
+    return _key_int_hits, _key_int_misses
 
 
 cdef list nlri6_keys(const unsigned char *p, Py_ssize_t end):
@@ -259,17 +358,25 @@ cdef list nlri6_keys(const unsigned char *p, Py_ssize_t end):
     network``) of an IPv6 NLRI field without path ids: ``nlri``'s prefixes,
     trailing bits dropped, with no text made; UpdateError with ``nlri``'s
     messages."""
-    cdef list out = []
-    cdef Py_ssize_t at = 0, stop
+    cdef Py_ssize_t at = 0, stop, count = 0, i
     cdef unsigned int n
     cdef unsigned char a[16]
-    while at < end:
+    while at < end:  # (checked and counted first: the list made at its size)
         n = p[at]
         stop = at + 1 + ((n + 7) >> 3)
         if n > 128 or stop > end:
             _key_error(p, at, end, True)
+        count += 1
+        at = stop
+    cdef list out = PyList_New(count)
+    at = 0
+    for i in range(count):
+        n = p[at]
+        stop = at + 1 + ((n + 7) >> 3)
         memset(a, 0, 16)
         memcpy(a, p + at + 1, stop - at - 1)
-        out.append(key6_obj(be64(a), be64(a + 8), n))  # (bits past ``n`` dropped there)
+        k = key6_obj(be64(a), be64(a + 8), n)  # (bits past ``n`` dropped there)
+        Py_INCREF(k)
+        PyList_SET_ITEM(out, i, <PyObject *>k)
         at = stop
     return out
