@@ -10,7 +10,7 @@ before the octets are read.
 """
 
 from cpython.list cimport PyList_New
-from cpython.long cimport PyLong_FromUnsignedLongLong
+from cpython.long cimport PyLong_FromLong
 from cpython.ref cimport Py_INCREF, Py_XDECREF, PyObject
 from libc.stdint cimport uint32_t, uint64_t
 from libc.string cimport memcpy, memset
@@ -328,7 +328,7 @@ cdef inline PyObject *_key_int(uint64_t key) except NULL:
         Py_INCREF(<object>old)
         return old
     _key_int_misses += 1
-    k = PyLong_FromUnsignedLongLong(key)
+    k = PyLong_FromLong(<long>key)  # (< 2**33; the long path is shorter)
     Py_INCREF(k)  # (the slot's)
     Py_INCREF(k)  # (the caller's)
     slot.key = key
