@@ -28,6 +28,17 @@ cdef struct Attrs:
     Py_ssize_t stop[256]
     unsigned char have[256]
     int count
+    # The memo hashes of the AS path's, communities' and next hop's octets,
+    # where ``prefetch_memos`` took them (``hashed``: bits 1 << H_*), so that
+    # the lookups after it do not hash the same octets again.
+    unsigned int hashed
+    unsigned long long hash[3]
+
+
+cdef enum:
+    H_PATH = 0
+    H_COMMUNITIES = 1
+    H_HOP = 2
 
 
 # The decoder's memos (ribd/_rawattrs_memo.pxi), in ribd.decoder_memo.MEMO_KINDS' order.

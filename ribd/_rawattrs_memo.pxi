@@ -78,10 +78,14 @@ cdef inline unsigned long long memo_hash(const unsigned char *p, Py_ssize_t n) n
 cdef inline object memo_find(int kind, const unsigned char *p, Py_ssize_t n, unsigned long long *h):
     """The value memo ``kind`` keeps for the ``n`` octets at ``p``, or None
     (``h`` gets their hash, for ``memo_keep``)."""
+    h[0] = memo_hash(p, n)
+    return memo_find_hashed(kind, p, n, h[0])
+
+
+cdef inline object memo_find_hashed(int kind, const unsigned char *p, Py_ssize_t n, unsigned long long k):
+    """``memo_find`` of octets whose ``memo_hash`` is ``k``."""
     cdef Memo *m = &_memos[kind]
-    cdef unsigned long long k = memo_hash(p, n)
     cdef MemoSlot *s = &m.slots[k & m.mask]
-    h[0] = k
     if (
         s.key != NULL
         and s.h == k
@@ -101,12 +105,15 @@ cdef extern from *:
     void ribd_prefetch(const void *a) noexcept nogil
 
 
-cdef inline void memo_prefetch(int kind, const unsigned char *p, Py_ssize_t n) noexcept nogil:
+cdef inline unsigned long long memo_prefetch(int kind, const unsigned char *p, Py_ssize_t n) noexcept nogil:
     """Memo ``kind``'s slot for the ``n`` octets at ``p`` asked of the cache ahead
     of ``memo_find``: the tables (1.5 MB each for paths and communities) are read
-    at random, a miss per lookup on a table load's new paths."""
+    at random, a miss per lookup on a table load's new paths. Their hash, for
+    ``memo_find_hashed``."""
     cdef Memo *m = &_memos[kind]
-    ribd_prefetch(&m.slots[memo_hash(p, n) & m.mask])
+    cdef unsigned long long h = memo_hash(p, n)
+    ribd_prefetch(&m.slots[h & m.mask])
+    return h
 
 
 cdef inline int memo_keep(int kind, unsigned long long h, bytes key, object value) except -1:
@@ -129,9 +136,14 @@ cdef str address_text(const unsigned char *a, int n):
     """An address's text (``n``: 4 octets IPv4, 16 IPv6) through the next
     hops' memos: a next hop, an ORIGINATOR_ID (the same text for the same
     4 octets; a route reflector's clients carry one in every UPDATE)."""
-    cdef unsigned long long h
+    cdef unsigned long long h = memo_hash(a, n)
+    return address_text_hashed(a, n, h)
+
+
+cdef str address_text_hashed(const unsigned char *a, int n, unsigned long long h):
+    """``address_text`` of octets whose ``memo_hash`` is ``h``."""
     cdef int kind = M_HOPS if n == 4 else M_HOPS6
-    text = memo_find(kind, a, n, &h)
+    text = memo_find_hashed(kind, a, n, h)
     if text is None:
         text = _quad(a) if n == 4 else ipv6_text(a)
         memo_keep(kind, h, PyBytes_FromStringAndSize(<const char *>a, n), text)
