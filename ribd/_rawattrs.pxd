@@ -49,7 +49,8 @@ cdef enum:
     M_COMMUNITIES = 3
     M_CLUSTERS = 4
     M_HOPS6 = 5
-    M_N = 6
+    M_EXTENDED = 6
+    M_N = 7
 
 
 cdef str address_text(const unsigned char *a, int n)

@@ -17,8 +17,8 @@ from __future__ import annotations
 # number of slots as a power of two: paths and communities as many as the
 # dicts' MEMO_SIZE (2**16), the rest fewer (a router has few distinct next hops
 # and cluster lists; a 2-octet AS path is a rare session's).
-MEMO_KINDS = ("hops", "paths4", "paths2", "communities", "clusters", "hops6")
-MEMO_BITS = (14, 16, 12, 16, 12, 12)
+MEMO_KINDS = ("hops", "paths4", "paths2", "communities", "clusters", "hops6", "extended")
+MEMO_BITS = (14, 16, 12, 16, 12, 12, 12)
 
 _M64 = (1 << 64) - 1
 

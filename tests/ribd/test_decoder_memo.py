@@ -182,6 +182,48 @@ def test_repeated_attributes_are_decoded_once() -> None:
         assert counts[name] == (9, 1), (name, counts)
 
 
+def test_extended_communities_met_before_are_the_same_tuple() -> None:
+    """EXTENDED_COMMUNITIES come through a memo as COMMUNITIES do (stop 38): the
+    same tuple of texts for the same octets, decoded once, equal to the
+    reference decoder's (before: the shared Python helper made new texts for
+    every UPDATE that had them); octets sharing a slot evict each other."""
+    c = _compiled()
+    c.memo_counts(clear=True)
+    rng = random.Random(16)
+    values = [
+        bytes([0x00, 0x02, 0xFD, 0xE8, 0, 0, 0, 100]),  # target:65000:100
+        bytes([0x01, 0x03, 192, 0, 2, 1, 0, 7]),  # origin:192.0.2.1:7
+        bytes([0x02, 0x02, 0, 1, 0, 0, 0, 9]),  # target:65536:9
+        bytes([0x43, 0x0C, 1, 2, 3, 4, 5, 6]),  # another kind: its hex
+    ]
+    interner = AttributeInterner()
+    py, compiled = PyUpdateDecoder(interner), UpdateDecoder(interner)
+    seen = []
+    for k in range(12):
+        ext = attr(16, b"".join(values))
+        attrs = basic_attributes([64496, 64500 + k]) + ext  # (another set each time)
+        body = update(attributes=attrs, nlri=prefix(f"10.{k}.0.0/16"))
+        (event,) = compiled.decode(PEER, body, CAPS)
+        assert [event] == py.decode(PEER, body, CAPS)
+        seen.append(event.attributes.extended_communities)
+    assert all(e is seen[0] for e in seen)
+    assert seen[0] == (
+        "target:65000:100",
+        "origin:192.0.2.1:7",
+        "target:65536:9",
+        "0x430C010203040506",
+    )
+    assert c.memo_counts()["extended"] == (11, 1)
+    colliding = _colliding(MEMO_BITS[MEMO_KINDS.index("extended")], 16, rng, 3)
+    for k in range(60):
+        value = rng.choice(colliding)
+        body = update(
+            attributes=basic_attributes([64496]) + attr(16, value), nlri=prefix("10.0.0.0/8")
+        )
+        assert compiled.decode(PEER, body, CAPS) == py.decode(PEER, body, CAPS), k
+    assert c.memo_counts()["extended"][1] > 4
+
+
 def test_decoders_agree_while_colliding_values_take_each_others_slots() -> None:
     """AS paths, communities and next hops whose octets share a memo slot,
     decoded in turn (each evicting the other) with hostile bodies between:
