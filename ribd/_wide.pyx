@@ -31,7 +31,9 @@ from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_ITEM, PySeque
 
 from ribd._announce cimport general_loop
 from ribd._storeread cimport _find_ints, store_cells
-from ribd._intdelta cimport delta_get, delta_set, is_delta
+from libc.stdint cimport uint64_t
+
+from ribd._intdelta cimport IntDelta, delta_get, delta_set, is_delta, key_of
 from ribd._slots cimport dict_get, dict_plain, dict_set, get_at, set_at, slots_member_offset, slots_writable_offset
 from ribd._wide_rejoin cimport rejoin_c
 from ribd._wide_rows cimport (
@@ -127,57 +129,6 @@ cdef enum:
     STACK = 64
 
 
-def announce_wide(rib, table, fs, prefixes, ids, found, attrs):
-    """``ribd.entries.announce_wide(rib, table, fs, prefixes, ids, found, attrs)``,
-    compiled: returns the prefixes the store lacks (prefixes, path ids, places
-    found) for ``Rib._announce``'s own loop."""
-    cdef Py_ssize_t n
-    seq = PySequence_Fast(prefixes, "announce_wide: prefixes must be a sequence")
-    n = PySequence_Fast_GET_SIZE(seq)
-    if type(found) is not list:  # an iterator (repeat, map): one value per prefix
-        found = list(_islice(found, n))
-    if type(ids) is not list:
-        ids = list(_islice(ids, n))
-    if len(found) < n or len(ids) < n:
-        raise ValueError("announce_wide: fewer places or path ids than prefixes")
-    return _core_at(rib, table, fs, seq, n, ids, found, attrs, prefixes)
-
-
-cdef tuple _core_at(rib, table, fs, seq, Py_ssize_t n, list ids, list found, attrs, prefixes):
-    """``_wide_core`` with the places of ``seq``'s ``n`` prefixes in the store's
-    arrays in a buffer this owns (on the stack up to STACK prefixes, the
-    common UPDATE): taken from ``found`` when the caller has them
-    (``announce_wide``), else searched in the store's keys here, as
-    ``ribd._announce`` does (``_find_ints`` for IPv4 int keys, else
-    ``PrefixStore.find_many``: ``wide_parts``)."""
-    cdef Py_ssize_t i, o_store
-    cdef Py_ssize_t stack_at[STACK]
-    cdef Py_ssize_t *ats = stack_at
-    store = dict_get(table, _table_plain and type(table) is _family_table, "store")
-    o_store = -1 if type(store) is not _prefix_store else 0  # (0: its slots at their offsets)
-    if n > STACK:
-        ats = <Py_ssize_t *>PyMem_Malloc(n * sizeof(Py_ssize_t))
-        if ats == NULL:
-            raise MemoryError()
-    try:
-        if found is not None:
-            for i in range(n):
-                ats[i] = found[i]
-        elif n:
-            keys = get_at(store, _st_keys | o_store, "keys")
-            if not len(keys):
-                for i in range(n):
-                    ats[i] = -1
-            elif not (get_at(store, _st_int_keys | o_store, "int_keys") and _find_ints(keys, seq, n, ats)):
-                places = store.find_many(prefixes)
-                for i in range(n):
-                    ats[i] = places[i]
-        return _wide_core(rib, table, store, o_store, fs, seq, n, ids, ats, attrs)
-    finally:
-        if ats != stack_at:
-            PyMem_Free(ats)
-
-
 cdef object _zero = 0
 cdef bint _fields_at_offsets = FIELDS_AT_OFFSETS
 cdef Py_ssize_t _reused = 0  # Overlays updated in place, ever (tests)
@@ -195,53 +146,6 @@ def direct_updates():
     return _direct
 
 
-def wide_announce(rib, table, fs, prefixes, path_ids, attrs, Py_ssize_t count):
-    """``wide_parts`` for ``Rib._announce``."""
-    wide_parts(rib, table, fs, prefixes, path_ids, attrs, count)
-
-
-cdef int wide_parts(rib, table, fs, prefixes, path_ids, attrs, Py_ssize_t count) except -1:
-    """``Rib._announce`` of a wide table whose store's arrays hold keys, from the
-    store's keys on: the prefixes searched in the packed keys here (as
-    ``ribd._announce`` does; ``PrefixStore.find_many`` when they are not IPv4
-    ints), the held ones written by ``announce_wide``'s two passes, the others
-    (new to the store) and the tally by the general loop (``ribd._announce``),
-    as ``Rib._announce``'s own loop and tally do them. ``path_ids``: None or one
-    per prefix. No Python frame between the caller (``ribd._apply``,
-    ``ribd._loadline`` or ``Rib._announce``) and the writes: for wide tables
-    that prologue (``keys_of`` twice, ``find_many``'s numpy views, the
-    counters) was about half of a late router's apply (BENCHMARKS.md, stop 30,
-    wide1)."""
-    cdef Py_ssize_t n, o_fs = _at(fs, _family_state, 0)  # (0: its slots at their offsets)
-    cdef bint plain = _table_plain and type(table) is _family_table  # (its dict: dict_get)
-    cdef PyObject *most
-    global _direct
-    seq = PySequence_Fast(prefixes, "announce_wide: prefixes must be a sequence")
-    n = PySequence_Fast_GET_SIZE(seq)
-    ids = None
-    if path_ids is not None:
-        ids = list(_islice(path_ids, n))
-        if len(ids) < n:
-            raise ValueError("announce_wide: fewer places or path ids than prefixes")
-    new_prefixes, new_ids, new_found = _core_at(rib, table, fs, seq, n, ids, None, attrs, prefixes)
-    _direct += 1
-    if new_prefixes:  # new to the store: inserted, counted and tallied there
-        general_loop(rib, table, fs, new_prefixes, None if ids is None else new_ids, new_found, attrs, None, 0, count)
-        return 0
-    # The general loop's tally with nothing added (``table.note_slots(slot)``,
-    # ``forget_changes_if_behind``), without its set-up for no prefix.
-    changes = dict_get(table, plain, "changes")
-    dict_set(table, plain, "writes", dict_get(table, plain, "writes") + count)
-    set_at(fs, _fs_writes | o_fs, "writes", get_at(fs, _fs_writes | o_fs, "writes") + count)
-    start = dict_get(table, plain, "changes_start")
-    dict_get(table, plain, "slot_seq")[get_at(fs, _fs_slot | o_fs, "slot")] = start + len(changes)
-    most = PyDict_GetItemWithError(_table_dict, "MAX_CHANGE_LOG")  # (a module getattr was ~0.6%)
-    if len(changes) > (<object>most if most != NULL else _table_module.MAX_CHANGE_LOG):
-        dict_set(table, plain, "changes_start", start + len(changes))
-        changes.clear()
-    return 0
-
-
 cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t n, list ids,
                       Py_ssize_t *ats, attrs):
     """``announce_wide``'s two passes over ``seq`` (``n`` prefixes as the store's
@@ -257,6 +161,13 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
     cdef Py_ssize_t *ent_i = stack_i
     cdef Py_ssize_t *ent_r = stack_r
     cdef Py_ssize_t *counts = stack_c
+    # Each prefix's key in an IPv4 delta (``key_of``), made once in pass 1 for
+    # its read and kept for pass 2's write: made twice, the key and its int
+    # read were 6.5% of ``wide_parts`` for routers loading together (every
+    # prefix in the delta; stop 38, wide4).
+    cdef uint64_t stack_k[STACK]
+    cdef uint64_t *dkeys = stack_k
+    cdef bint int_delta
     # Per row: its plain and its cleared move (owned references), its hash.
     cdef PyObject *stack_mp[STACK]
     cdef PyObject *stack_mc[STACK]
@@ -287,6 +198,7 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
     entries = dict_get(table, _table_plain and type(table) is _family_table, "_entries")
     if type(entries) is not dict or not is_delta(delta):
         raise TypeError("announce_wide: the table's intern dict or delta is not a dict/delta")
+    int_delta = type(delta) is IntDelta
     changes = dict_get(table, _table_plain and type(table) is _family_table, "changes")
     if type(changes) is not list:
         raise TypeError("announce_wide: the table's change log is not a list")
@@ -295,7 +207,8 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
     stale = -1 if stale_obj is None else stale_obj
     new_prefixes = None  # (made for the first prefix the store lacks: rare)
     if n > STACK:
-        heap = PyMem_Malloc(3 * n * sizeof(Py_ssize_t) + 4 * n * sizeof(PyObject *) + n * sizeof(Py_hash_t))
+        heap = PyMem_Malloc(3 * n * sizeof(Py_ssize_t) + 4 * n * sizeof(PyObject *) + n * sizeof(Py_hash_t)
+                            + n * sizeof(uint64_t))
         if heap == NULL:
             raise MemoryError()
         ent_i = <Py_ssize_t *>heap
@@ -306,6 +219,7 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
         ents = mv_cleared + n
         rows = ents + n
         mv_hash = <Py_hash_t *>(rows + n)
+        dkeys = <uint64_t *>(mv_hash + n)
     try:
         values = get_at(store, _st_values | o_store, "values")
         if len(values):
@@ -318,6 +232,10 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
                 if at >= n_values:
                     raise IndexError(f"announce_wide: index {at} past the store's {n_values} values")
                 entry = <object>cells[at]
+            elif int_delta:
+                dkeys[i] = key_of(prefix)
+                got = (<IntDelta>delta).get_c(dkeys[i])
+                entry = <object>got if got != NULL else None
             else:
                 got = delta_get(delta, prefix)
                 entry = <object>got if got != NULL else None
@@ -463,17 +381,19 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
                 Py_INCREF(new_entry)
                 cells[at] = <PyObject *>new_entry
                 Py_XDECREF(old_cell)
+            elif int_delta:
+                (<IntDelta>delta).set_c(dkeys[i], new_entry)  # (its key from pass 1)
             else:
                 delta_set(delta, prefix, new_entry)  # (Delta.insert is dict.__setitem__)
             PyList_Append(changes, prefix)
             new_entry = None
         if d_prefixes:
-            set_at(fs, _fs_prefixes | o_fs, "prefixes", get_at(fs, _fs_prefixes | o_fs, "prefixes") + d_prefixes)
+            set_at(fs, _fs_prefixes | o_fs, "prefixes", _plus(get_at(fs, _fs_prefixes | o_fs, "prefixes"), d_prefixes))
         if d_paths:
-            set_at(fs, _fs_paths | o_fs, "paths", get_at(fs, _fs_paths | o_fs, "paths") + d_paths)
+            set_at(fs, _fs_paths | o_fs, "paths", _plus(get_at(fs, _fs_paths | o_fs, "paths"), d_paths))
         if d_stale:
             set_at(fs, _fs_stale_prefixes | o_fs, "stale_prefixes",
-                    get_at(fs, _fs_stale_prefixes | o_fs, "stale_prefixes") - d_stale)
+                    _plus(get_at(fs, _fs_stale_prefixes | o_fs, "stale_prefixes"), -d_stale))
         # Rows no prefix holds any more leave the intern dict now (see Rib._announce).
         ents_held = 0
         for e in range(nents):
@@ -504,3 +424,6 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
     if new_prefixes is None:
         return _nothing_new
     return new_prefixes, new_ids, new_found
+
+
+include "_wide_parts.pxi"

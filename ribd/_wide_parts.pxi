@@ -1,0 +1,139 @@
+# Included by ribd/_wide.pyx: a wide table's UPDATE from its entry points to
+# ``_wide_core`` and back: the prefixes' places in the store's arrays searched
+# (``_core_at``), the delta keys converted once (``_delta_keys``), and the
+# tally ``wide_parts`` writes after the two passes, in C integers.
+
+def announce_wide(rib, table, fs, prefixes, ids, found, attrs):
+    """``ribd.entries.announce_wide(rib, table, fs, prefixes, ids, found, attrs)``,
+    compiled: returns the prefixes the store lacks (prefixes, path ids, places
+    found) for ``Rib._announce``'s own loop."""
+    cdef Py_ssize_t n
+    seq = PySequence_Fast(prefixes, "announce_wide: prefixes must be a sequence")
+    n = PySequence_Fast_GET_SIZE(seq)
+    if type(found) is not list:  # an iterator (repeat, map): one value per prefix
+        found = list(_islice(found, n))
+    if type(ids) is not list:
+        ids = list(_islice(ids, n))
+    if len(found) < n or len(ids) < n:
+        raise ValueError("announce_wide: fewer places or path ids than prefixes")
+    return _core_at(rib, table, fs, seq, n, ids, found, attrs, prefixes)
+
+
+cdef tuple _core_at(rib, table, fs, seq, Py_ssize_t n, list ids, list found, attrs, prefixes):
+    """``_wide_core`` with the places of ``seq``'s ``n`` prefixes in the store's
+    arrays in a buffer this owns (on the stack up to STACK prefixes, the
+    common UPDATE): taken from ``found`` when the caller has them
+    (``announce_wide``), else searched in the store's keys here, as
+    ``ribd._announce`` does (``_find_ints`` for IPv4 int keys, else
+    ``PrefixStore.find_many``: ``wide_parts``)."""
+    cdef Py_ssize_t i, o_store
+    cdef Py_ssize_t stack_at[STACK]
+    cdef Py_ssize_t *ats = stack_at
+    store = dict_get(table, _table_plain and type(table) is _family_table, "store")
+    o_store = -1 if type(store) is not _prefix_store else 0  # (0: its slots at their offsets)
+    if n > STACK:
+        ats = <Py_ssize_t *>PyMem_Malloc(n * sizeof(Py_ssize_t))
+        if ats == NULL:
+            raise MemoryError()
+    try:
+        if found is not None:
+            for i in range(n):
+                ats[i] = found[i]
+        elif n:
+            keys = get_at(store, _st_keys | o_store, "keys")
+            if not len(keys):
+                for i in range(n):
+                    ats[i] = -1
+            elif not (get_at(store, _st_int_keys | o_store, "int_keys") and _find_ints(keys, seq, n, ats)):
+                places = store.find_many(prefixes)
+                for i in range(n):
+                    ats[i] = places[i]
+        return _wide_core(rib, table, store, o_store, fs, seq, n, ids, ats, attrs)
+    finally:
+        if ats != stack_at:
+            PyMem_Free(ats)
+
+
+def wide_announce(rib, table, fs, prefixes, path_ids, attrs, Py_ssize_t count):
+    """``wide_parts`` for ``Rib._announce``."""
+    wide_parts(rib, table, fs, prefixes, path_ids, attrs, count)
+
+
+cdef int wide_parts(rib, table, fs, prefixes, path_ids, attrs, Py_ssize_t count) except -1:
+    """``Rib._announce`` of a wide table whose store's arrays hold keys, from the
+    store's keys on: the prefixes searched in the packed keys here (as
+    ``ribd._announce`` does; ``PrefixStore.find_many`` when they are not IPv4
+    ints), the held ones written by ``announce_wide``'s two passes, the others
+    (new to the store) and the tally by the general loop (``ribd._announce``),
+    as ``Rib._announce``'s own loop and tally do them. ``path_ids``: None or one
+    per prefix. No Python frame between the caller (``ribd._apply``,
+    ``ribd._loadline`` or ``Rib._announce``) and the writes: for wide tables
+    that prologue (``keys_of`` twice, ``find_many``'s numpy views, the
+    counters) was about half of a late router's apply (BENCHMARKS.md, stop 30,
+    wide1)."""
+    cdef Py_ssize_t n, o_fs = _at(fs, _family_state, 0)  # (0: its slots at their offsets)
+    cdef bint plain = _table_plain and type(table) is _family_table  # (its dict: dict_get)
+    cdef PyObject *most
+    global _direct
+    seq = PySequence_Fast(prefixes, "announce_wide: prefixes must be a sequence")
+    n = PySequence_Fast_GET_SIZE(seq)
+    ids = None
+    if path_ids is not None:
+        ids = list(_islice(path_ids, n))
+        if len(ids) < n:
+            raise ValueError("announce_wide: fewer places or path ids than prefixes")
+    new_prefixes, new_ids, new_found = _core_at(rib, table, fs, seq, n, ids, None, attrs, prefixes)
+    _direct += 1
+    if new_prefixes:  # new to the store: inserted, counted and tallied there
+        general_loop(rib, table, fs, new_prefixes, None if ids is None else new_ids, new_found, attrs, None, 0, count)
+        return 0
+    # The general loop's tally with nothing added (``table.note_slots(slot)``,
+    # ``forget_changes_if_behind``), without its set-up for no prefix; the sums
+    # in C (``_plus``), where ``x + count`` made ``count`` an int first: ~6 ints
+    # made and freed an UPDATE, 4.8% of ``wide_parts`` (stop 38, wide4).
+    changes = dict_get(table, plain, "changes")
+    logged = PyList_GET_SIZE(changes) if type(changes) is list else len(changes)
+    dict_set(table, plain, "writes", _plus(dict_get(table, plain, "writes"), count))
+    set_at(fs, _fs_writes | o_fs, "writes", _plus(get_at(fs, _fs_writes | o_fs, "writes"), count))
+    start = dict_get(table, plain, "changes_start")
+    seq_now = _plus(start, logged)
+    slot_seq = dict_get(table, plain, "slot_seq")
+    if type(slot_seq) is dict:
+        PyDict_SetItem(slot_seq, get_at(fs, _fs_slot | o_fs, "slot"), seq_now)
+    else:
+        slot_seq[get_at(fs, _fs_slot | o_fs, "slot")] = seq_now
+    most = PyDict_GetItemWithError(_table_dict, "MAX_CHANGE_LOG")  # (a module getattr was ~0.6%)
+    if _more_than(logged, <object>most if most != NULL else _table_module.MAX_CHANGE_LOG):
+        dict_set(table, plain, "changes_start", seq_now)
+        changes.clear()
+    return 0
+
+
+cdef extern from "Python.h":
+    long long _as_ll "PyLong_AsLongLongAndOverflow"(object o, int *overflow) except? -1
+    object _from_ll "PyLong_FromLongLong"(long long v)
+    Py_ssize_t PyList_GET_SIZE(object l)
+
+
+cdef inline object _plus(object o, Py_ssize_t n):
+    """``o + n`` (a counter plus this UPDATE's part): for an exact int of at
+    most 62 bits, one new int made from the C sum; else Python's ``+``."""
+    cdef int overflow = 0
+    cdef long long v
+    if type(o) is int and -(1LL << 62) < n < (1LL << 62):
+        v = _as_ll(o, &overflow)
+        if not overflow and -(1LL << 62) < v < (1LL << 62):
+            return _from_ll(v + n)
+    return o + n
+
+
+cdef inline bint _more_than(Py_ssize_t n, object most) except -1:
+    """``n > most`` without making ``n`` an int when ``most`` is an exact int."""
+    cdef int overflow = 0
+    cdef long long v
+    if type(most) is int:
+        v = _as_ll(most, &overflow)
+        if not overflow:
+            return n > v
+        return overflow < 0  # (past 64 bits: below any n when negative)
+    return n > most
