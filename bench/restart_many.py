@@ -367,7 +367,10 @@ def _refresh_note(m: dict, refresh: str) -> str:
             f"{m['refresh_prefixes']:,} (router, prefix) pairs "
             f"({m['refresh_prefixes'] / max(cpu['service'], 1e-9):,.0f} per service CPU-s); "
             f"RSS peak: service {peak['service'] / 2**20:.0f} MiB, ExaBGP "
-            f"{peak['exabgp'] / 2**20:.0f} MiB"
+            f"{peak['exabgp'] / 2**20:.0f} MiB; the service's threads (CPU-s): "
+            + ", ".join(
+                f"{t['name'] or t['tid']} {t['cpu']:.1f}" for t in m.get("refresh_threads", [])[:6]
+            )
         )
     return (
         f"every router's table fed again through the feed socket (bench.feeder: "
