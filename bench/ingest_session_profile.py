@@ -68,6 +68,22 @@ def thread_names(pid: int) -> dict[int, str]:
     return {int(tid): name for tid, name in _DUMP_THREAD.findall(text)}
 
 
+def threads_since(pid: int, before: dict[int, tuple[str, float, float]]) -> list[dict]:
+    """Each thread's CPU-s (and sys) since ``before`` (``thread_cpu``), named as
+    py-spy names them where it can, largest first: which part of the service (the
+    feed's thread, the maintenance's merges and view builds, gRPC) a span cost."""
+    names = thread_names(pid)
+    rows = []
+    for tid, (comm, u, s) in thread_cpu(pid).items():
+        _, u0, s0 = before.get(tid, (comm, 0.0, 0.0))
+        cpu = round(u + s - u0 - s0, 2)
+        if cpu >= 0.05:
+            rows.append(
+                {"tid": tid, "name": names.get(tid, comm), "cpu": cpu, "sys": round(s - s0, 2)}
+            )
+    return sorted(rows, key=lambda r: -r["cpu"])
+
+
 class SessionProfile:
     """One profile of ``pid`` from ``start()`` to ``stop()``, with the per-thread
     CPU at ``mark(label)`` points (e.g. "answering", "idle")."""

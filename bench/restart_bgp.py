@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench import bgpsend, vs_service
 from bench.common import log
-from bench.ingest_session_profile import thread_cpu, thread_names
+from bench.ingest_session_profile import thread_cpu, threads_since
 from bench.procs import cpu_of, process_roles, rss_of
 from bench.vs_load import start_sending
 from bench.vs_service import our_address
@@ -141,7 +141,7 @@ def refresh_over_bgp(
             time.sleep(0.5)
         seconds = time.monotonic() - t0
         cpu = {role: cpu_of(pids) - cpu0[role] for role, pids in roles.items()}
-        threads = _threads_since(pid, threads0)
+        threads = threads_since(pid, threads0)
         sender.join(30)
     except BaseException:
         close_sessions(sessions)
@@ -161,22 +161,6 @@ def refresh_over_bgp(
         # away first would be purged, and the snapshot written at SIGTERM empty.
         "sessions": sessions,
     }
-
-
-def _threads_since(pid: int, before: dict[int, tuple[str, float, float]]) -> list[dict]:
-    """The service's CPU over the refresh by thread (the feed's, the maintenance's
-    merges and view builds, gRPC's), named as py-spy names them where it can:
-    which part of the service a refresh costs more than a first load."""
-    names = thread_names(pid)
-    rows = []
-    for tid, (comm, u, s) in thread_cpu(pid).items():
-        _, u0, s0 = before.get(tid, (comm, 0.0, 0.0))
-        cpu = round(u + s - u0 - s0, 2)
-        if cpu >= 0.05:
-            rows.append(
-                {"tid": tid, "name": names.get(tid, comm), "cpu": cpu, "sys": round(s - s0, 2)}
-            )
-    return sorted(rows, key=lambda r: -r["cpu"])
 
 
 def close_sessions(sessions: list[bgpsend.Session]) -> None:

@@ -96,6 +96,7 @@ class Result:
     rss_idle: dict[str, int] = field(default_factory=dict)
     cpu_first: dict[str, float] = field(default_factory=dict)  # --late: routers 1..n-1
     cpu_first_idle: dict[str, float] = field(default_factory=dict)
+    threads_first: list[dict] = field(default_factory=list)  # --late: the service's, by thread
     note: str = ""
     code: str = ""  # the checkout the service ran from (--code), by its directory name
 

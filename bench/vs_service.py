@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench import bgpsend
 from bench.common import REPO, log
-from bench.ingest_session_profile import SessionProfile
+from bench.ingest_session_profile import SessionProfile, thread_cpu, threads_since
 from bench.procs import (
     cpu_of,
     free_port,
@@ -169,11 +169,13 @@ def run_service(
         watch = _Watch(proc, stub, pb, load, probe_addr, roles, workdir)
         if late:
             cpu0 = {k: cpu_of(v) for k, v in roles.items()}
+            threads0 = thread_cpu(proc.pid)
             _, sender = start_sending(first, t.per_router[: n - 1])
             if watch.until_answering(first, n - 1, timeout) is None:
                 res.note = f"routers 1-{n - 1} not answering within {timeout:.0f} s"
                 return res
             res.cpu_first = {k: cpu_of(v) - cpu0[k] for k, v in roles.items()}
+            res.threads_first = threads_since(proc.pid, threads0)
             wait_quiet(lambda: sum(cpu_of(v) for v in roles.values()))
             res.cpu_first_idle = {k: cpu_of(v) - cpu0[k] for k, v in roles.items()}
             sender.join(30)
