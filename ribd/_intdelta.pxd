@@ -63,13 +63,47 @@ cdef inline void delta4_prefetch(const DeltaHot *hot, uint64_t key) noexcept nog
 
 cdef extern from "Python.h":
     long long PyLong_AsLongLongAndOverflow(object o, int *overflow) except? -1
+    bint PyLong_CheckExact(object o)
+
+
+cdef extern from *:
+    """
+    #ifndef RIBD_KEY4_DIGITS
+    #define RIBD_KEY4_DIGITS
+    /* CPython 3.11's ints: ``ob_digit`` of 30-bit digits, ``Py_SIZE`` their
+       count (negative: a negative int). An exact int of one or two digits
+       (0 < v < 2**60): its value, read there; 0 for any other (the caller then
+       takes the generic path, which words the errors). */
+    #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000 && PyLong_SHIFT == 30
+    static inline uint64_t ribd_key4_digits(PyObject *o) {
+        Py_ssize_t n = Py_SIZE(o);
+        const digit *d = ((PyLongObject *)o)->ob_digit;
+        if (n == 1)
+            return (uint64_t)d[0];
+        if (n == 2)
+            return (uint64_t)d[0] | ((uint64_t)d[1] << PyLong_SHIFT);
+        return 0;
+    }
+    #else
+    static inline uint64_t ribd_key4_digits(PyObject *o) { (void)o; return 0; }
+    #endif
+    #endif
+    """
+    uint64_t ribd_key4_digits(object o) noexcept
 
 
 cdef inline uint64_t key_of(object key) except 0:
     """A prefix's key as the table holds it: an int ``1 << length | network``,
-    so 1 <= key < 2**33 (TypeError for another type, ValueError out of range)."""
+    so 1 <= key < 2**33 (TypeError for another type, ValueError out of range).
+    An exact int's digits are read where they lie (the generic conversion took
+    ~46 instructions a key, 3.5% of 16 routers loading together; stop 38)."""
     cdef int overflow = 0
     cdef long long k
+    cdef uint64_t v
+    if PyLong_CheckExact(key):
+        v = ribd_key4_digits(key)
+        if v and v < (<uint64_t>1 << 33):
+            return v
     if not isinstance(key, int):
         raise TypeError(f"an IPv4 delta's key is an int, not a {type(key).__name__}")
     k = PyLong_AsLongLongAndOverflow(key, &overflow)

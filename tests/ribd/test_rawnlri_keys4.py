@@ -189,3 +189,36 @@ def test_the_peer_dict_is_bounded_as_before() -> None:
         rawline.peer_text(f"10.{k // 256 % 256}.{k % 256}.1".encode(), peers)
     assert len(peers) <= 4096
     assert re.fullmatch(r"\d+", str(len(peers)))
+
+
+class _Sub(int):
+    pass
+
+
+def test_key_of_reads_an_exact_ints_digits_as_the_generic_path_does() -> None:
+    """``key_of``'s digit path (exact ints of one or two 30-bit digits) against
+    the reference table on every digit edge and hostile key: the same values,
+    the same errors (types and texts) for what it leaves to the generic path."""
+    from ribd._intdelta import IntDelta
+
+    from ribd.intdelta import PyIntDelta
+
+    edges = [1, 2, (1 << 30) - 1, 1 << 30, (1 << 30) + 1, (1 << 32) | 5, (1 << 33) - 1]
+    hostile = [0, -1, -(1 << 30), -(1 << 31), 1 << 33, (1 << 33) + 1, (1 << 60) - 1, 1 << 60]
+    hostile += [1 << 90, True, False, _Sub(5), _Sub(1 << 31), _Sub(0), 1.0, "1", None]
+    rng = random.Random(3)
+    keys = edges + hostile + [rng.randrange(1, 1 << 33) for _ in range(3000)]
+    t, ref = IntDelta(), PyIntDelta()
+
+    def outcome(call, *args):  # type: ignore[no-untyped-def]
+        try:
+            return "ok", call(*args)
+        except Exception as exc:
+            return type(exc).__name__, str(exc)
+
+    for i, k in enumerate(keys):
+        assert outcome(t.insert, k, i) == outcome(ref.insert, k, i), k
+    for k in keys:
+        assert outcome(t.get, k, "absent") == outcome(ref.get, k, "absent"), k
+        assert outcome(t.delete, k) == outcome(ref.delete, k), k
+    assert len(t) == len(ref) == 0
