@@ -308,9 +308,12 @@ cdef list nlri4_keys(const unsigned char *p, Py_ssize_t end):
 #
 # A first router's keys are all new: there the table only costs (a slot and
 # the old int it drops, each a cache miss: +14% CPU-s on router 1 measured,
-# stop 38). So it is used in windows of KEY_INT_WINDOW keys: a window that
-# found fewer than one in eight of its keys leaves the next KEY_INT_REST
-# windows' keys to plain new ints, then the table is tried again.
+# stop 38); two routers find at most half their keys, and that did not pay
+# either (the synthetic two routers +16% CPU-s against no table). So it is
+# used in windows of KEY_INT_WINDOW keys: a window that found fewer than
+# 55% of its keys (two routers find at most half; 16 routers loading together
+# 93%) leaves the next KEY_INT_REST windows' keys to plain new ints, then the
+# table is tried again.
 ctypedef struct KeyInt:
     uint64_t key
     PyObject *obj  # a strong reference (NULL: empty)
@@ -340,7 +343,7 @@ cdef inline PyObject *_key_int(uint64_t key) except NULL:
         _window_left = KEY_INT_WINDOW
         if _resting:
             _resting -= 1
-        elif _window_hits * 8 < KEY_INT_WINDOW:
+        elif _window_hits * 20 < 11 * KEY_INT_WINDOW:
             _resting = KEY_INT_REST
         _window_hits = 0
     if _resting:

@@ -109,7 +109,7 @@ def test_a_key_met_again_is_the_one_int_while_its_slot_keeps_it() -> None:
 
 def test_the_key_table_rests_while_keys_are_new_and_comes_back() -> None:
     """A first router's keys are all new: windows of 4,096 keys that found
-    fewer than one in eight leave the next 15 windows to plain new ints; then
+    fewer than 55% leave the next 15 windows to plain new ints; then
     the table is tried again, and keys met again are found."""
     rawnlri.key_int_counts(clear=True)
     new = b"".join(bytes([24]) + k.to_bytes(3, "big") for k in range(40 * 4096))
