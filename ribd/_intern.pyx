@@ -43,7 +43,7 @@ from ribd._shared_ints cimport numbers_shared, share_int
 from ribd._slots cimport set_at, slot_ptr, slots_member_offset
 
 from ribd.attributes import AS_SEQUENCE, PathAttributes, PathCore, RouterPart, derive_as_numbers
-from ribd.interner_index import INDEX_PAST, POS_BITS, POS_MASK, TAG_MASK, slots_for
+from ribd.interner_index import FIRST_SLOTS, INDEX_PAST, POS_BITS, POS_MASK, TAG_MASK
 from ribd.interner_keys import LARGE_SLOTS, SHARE_SLOTS, _digest, _hashable
 
 
@@ -75,6 +75,7 @@ cdef object _router_part = RouterPart
 cdef object _module = None
 # ribd.interner_index's constants (the Python reference's, read once)
 cdef Py_ssize_t _index_past = INDEX_PAST
+cdef Py_ssize_t _first_slots = FIRST_SLOTS
 cdef Py_ssize_t _pos_mask = POS_MASK
 cdef int _pos_bits = POS_BITS
 cdef unsigned long long _tag_mask = TAG_MASK
@@ -258,7 +259,11 @@ def intern(self, row):
     cdef Py_ssize_t i, n, scan
     cdef object key
     cdef PyObject *found
-    cdef array.array ix
+    cdef array.array ix = None
+    # The index read (or built) for this row's core and ``_index``'s version
+    # tag just after: unchanged at ``_hold``, ``_index[key]`` is still ``ix``.
+    cdef object ix_dict = None
+    cdef unsigned long long ix_tag = 0
     (path, origin, hop, pref, med, comms, large, ext, orig_id, clusters, atomic, aggr) = row
     cdef Py_hash_t path_hash = -1
     part = (path, origin, med, large, ext, atomic, aggr)
@@ -318,6 +323,9 @@ def intern(self, row):
                 PyDict_SetItem(index, key, ix)
             else:
                 ix = <array.array>found
+            if type(index) is dict:
+                ix_dict = index
+                ix_tag = intern_dict_version(index)
             a = _get(ix, held, PyObject_Hash(own), own)
             if a is not None:
                 if not shared:
@@ -342,7 +350,12 @@ def intern(self, row):
     if PyList_GET_SIZE(held) <= _scan_variants():
         PyList_Append(held, attrs)
         index = _mine(self, I_INDEX)
-        found = PyDict_GetItemWithError(index, key)
+        if ix_tag != 0 and index is ix_dict and intern_dict_version(index) == ix_tag:
+            # ``_index`` has not changed since ``ix`` was read or entered
+            # under ``key``: no second (cold) probe of it (stop 38, internc).
+            found = <PyObject *>ix
+        else:
+            found = PyDict_GetItemWithError(index, key)
         if found != NULL and not _added(<array.array>found, held, attrs):
             n = PyList_GET_SIZE(held)
             if _index_past + 1 < n <= _pos_mask + 1:  # built again now, larger

@@ -22,7 +22,12 @@ cdef inline void _put(array.array ix, Py_hash_t h, Py_ssize_t pos) noexcept:
 cdef array.array _build(list held):
     """``interner_index.build``: a new index of ``held`` as it is now."""
     cdef Py_ssize_t n = PyList_GET_SIZE(held), pos
-    cdef array.array ix = array.clone(_ix_template, slots_for(n - 1) + 1, True)
+    cdef Py_ssize_t sets = n - 1
+    # interner_index.slots_for, in C (a Python call per build before)
+    cdef Py_ssize_t slots = sets * 3 // 2 + 1
+    if slots < _first_slots:
+        slots = _first_slots
+    cdef array.array ix = array.clone(_ix_template, slots + 1, True)
     ix.data.as_ushorts[0] = <unsigned short>n
     for pos in range(1, n):
         _put(ix, PyObject_Hash(_own_of(<object>PyList_GET_ITEM(held, pos))), pos)
