@@ -36,7 +36,7 @@ from cpython cimport array
 from cpython.dict cimport PyDict_DelItem, PyDict_SetItem
 from cpython.list cimport PyList_Append
 from cpython.object cimport Py_SIZE, PyObject_Hash
-from cpython.ref cimport Py_INCREF, PyObject
+from cpython.ref cimport Py_INCREF, Py_XDECREF, PyObject
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 
 from ribd._shared_ints cimport numbers_shared, share_int
@@ -117,11 +117,11 @@ cdef bint _part_at = min(_p_hop, _p_comms, _p_policy) >= 0
 # AttributeInterner's slots, by index into ``_SLOTS`` (``bind``); -1 until then.
 _SLOTS = (
     "_cores", "_crowd", "_index", "_overflow", "_count", "_owns", "_ints", "_tuples",
-    "_texts", "_paths", "_path_tags", "_communities", "_policies",
+    "_texts", "_paths", "_path_tags", "_communities", "_policies", "_memo_tag",
 )  # fmt: skip
 cdef enum:
     I_CORES, I_CROWD, I_INDEX, I_OVERFLOW, I_COUNT, I_OWNS, I_INTS, I_TUPLES
-    I_TEXTS, I_PATHS, I_TAGS, I_COMMUNITIES, I_POLICIES, I_N
+    I_TEXTS, I_PATHS, I_TAGS, I_COMMUNITIES, I_POLICIES, I_MEMO, I_N
 cdef Py_ssize_t _at[I_N]
 cdef bint _self_at = False
 
@@ -266,23 +266,33 @@ def intern(self, row):
     cdef unsigned long long ix_tag = 0
     (path, origin, hop, pref, med, comms, large, ext, orig_id, clusters, atomic, aggr) = row
     cdef Py_hash_t path_hash = -1
-    part = (path, origin, med, large, ext, atomic, aggr)
-    try:
-        key = _tuple_hash(part, &path_hash) if _own_tuple_hash else PyObject_Hash(part)
-    except TypeError:  # decoded lists (the JSON path)
-        part = _hashable(part)
-        path_hash = -1
-        key = PyObject_Hash(part)
     cdef dict cores = _mine(self, I_CORES)
-    found = PyDict_GetItemWithError(cores, key)
-    if found == NULL:
-        held = None
-        if _crowded(_mine(self, I_CROWD), key):
-            key, held = self._locate(key, part)
+    # The core's list met before through the memo of paths (``_intern_corememo.pxi``):
+    # no hash of the fields, no probe of ``_cores``, where it is what they find.
+    tag = _memo_tag(self)
+    cdef size_t cs = _cm_slot(path)
+    held = _cm_get(cs, tag, path, origin, med, large, ext, atomic, aggr)
+    if held is not None:
+        key = <object>_cm[cs].key
     else:
-        held = <object>found
-        if not _core_is(held[0], part):
-            key, held = self._locate(key, part)
+        part = (path, origin, med, large, ext, atomic, aggr)
+        try:
+            key = _tuple_hash(part, &path_hash) if _own_tuple_hash else PyObject_Hash(part)
+        except TypeError:  # decoded lists (the JSON path)
+            part = _hashable(part)
+            path_hash = -1
+            key = PyObject_Hash(part)
+        found = PyDict_GetItemWithError(cores, key)
+        if found == NULL:
+            held = None
+            if _crowded(_mine(self, I_CROWD), key):
+                key, held = self._locate(key, part)
+        else:
+            held = <object>found
+            if not _core_is(held[0], part):
+                key, held = self._locate(key, part)
+        if held is not None and tag is not None:
+            _cm_enter(cs, tag, held, key, path)
     # The router part: the one held, found through the memo without building
     # a part to hash (``ribd/_intern_memo.pxi``), or a fresh one (``shared``
     # False) as the reference makes it.
@@ -304,6 +314,8 @@ def intern(self, row):
             held = [core, attrs]
             PyObject_GC_UnTrack(held)
             PyDict_SetItem(cores, key, held)
+            if tag is not None:
+                _cm_enter(cs, tag, held, key, path)
             _counted(self)
             return attrs
         held = [_make_core(self, part, path_hash)]
@@ -392,6 +404,12 @@ include "_intern_index.pxi"
 cdef bint _core_is(object core, tuple part) except -1:
     """``_core_fields(core) == part``, field by field (a tuple compare does the same)."""
     (path, origin, med, large, ext, atomic, aggr) = part
+    return _core_is7(core, path, origin, med, large, ext, atomic, aggr)
+
+
+cdef bint _core_is7(object core, object path, object origin, object med, object large,
+                    object ext, object atomic, object aggr) except -1:
+    """``_core_is`` on the fields apart (no tuple of them built)."""
     if type(core) is _core_type and _core_at:
         return (
             _same(_slot(core, _c_path, "as_path"), path)
@@ -453,6 +471,9 @@ cdef object _share_own(self, own):
 
 
 include "_intern_memo.pxi"
+
+
+include "_intern_corememo.pxi"
 
 
 include "_intern_core.pxi"

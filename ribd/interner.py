@@ -145,6 +145,7 @@ class AttributeInterner(InternerLoad, InternerCollect):
         "_crowd",
         "_index",
         "_ints",
+        "_memo_tag",
         "_overflow",
         "_owns",
         "_path_tags",
@@ -172,6 +173,9 @@ class AttributeInterner(InternerLoad, InternerCollect):
         self._policies: list = [_EMPTY] * SHARE_SLOTS  # (local_pref, originator, clusters)
         self._owns: list = [_EMPTY] * LARGE_SLOTS  # RouterPart: a set's own fields
         self._texts: dict = {}  # next hops, originator ids, cluster lists, ext. communities
+        # This interner, to the compiled intern's memo of cores (ribd/_intern_corememo.pxi,
+        # one for the process): its entries are taken only by the interner that made them.
+        self._memo_tag = object()
 
     def __len__(self) -> int:
         """Distinct attribute sets (per-router sets: what routes point at)."""

@@ -14,6 +14,11 @@ import sys
 from ribd.attributes import PathAttributes, PathCore, attribute_row
 from ribd.interner_keys import _EMPTY, _core_fields, _digest
 
+try:  # the compiled intern's memo of cores names lists held (ribd/_intern_corememo.pxi)
+    from ribd._intern import core_memo_forget as _core_memo_forget
+except ImportError:  # not built: no memo
+    _core_memo_forget = None
+
 
 class InternerCollect:
     """Collection for ``AttributeInterner`` (which holds the state)."""
@@ -71,6 +76,8 @@ class InternerCollect:
             if held is not None and len(held) == 1 and held[0] is obj:
                 del self._cores[key]
                 self._index.pop(key, None)
+                if _core_memo_forget is not None:  # the list is no longer held
+                    _core_memo_forget(held)
         return dropped
 
     def _key_of(self, core: PathCore) -> tuple[int | bytes, list | None]:
