@@ -92,6 +92,14 @@ def feed_lines(rib: object, lines: list[bytes], fused: bool) -> float:
     return spent
 
 
+def read_lines(path: str | Path) -> list[bytes]:
+    """A lines file's lines (each without its newline), the file's bytes let go at once."""
+    data = Path(path).read_bytes()
+    lines = data.split(b"\n")[:-1]
+    del data
+    return lines
+
+
 def run_stage(
     stage: str, routers: int, count: int, fused: bool = True, lines_file: str = ""
 ) -> None:
@@ -99,9 +107,7 @@ def run_stage(
     from attribution.service import tune_gc
     from bench.ingest import new_rib
 
-    data = Path(lines_file or cache_path(routers)).read_bytes()
-    lines = data.split(b"\n")[:-1]
-    del data
+    lines = read_lines(lines_file or cache_path(routers))
     # The session lines first, then the first ``count`` UPDATE lines.
     lines = lines[: 2 * routers + count] if count else lines  # 0: all
     rib, parse = new_rib()

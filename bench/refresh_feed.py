@@ -25,7 +25,6 @@ Run the driver (``--ab TREE,TREE``) to interleave trees, a fresh process a run:
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import subprocess
 import sys
@@ -33,13 +32,6 @@ import time
 from pathlib import Path
 
 HOLD = 600.0  # s: longer than any run, so nothing expires on its own
-
-
-def _lines(path: str) -> list[bytes]:
-    data = Path(path).read_bytes()
-    lines = data.split(b"\n")[:-1]
-    del data
-    return lines
 
 
 def _counts(rib) -> dict[str, tuple[int, ...]]:
@@ -53,35 +45,32 @@ def _counts(rib) -> dict[str, tuple[int, ...]]:
 def stage_first(lines_file: str, snapshot: str = "") -> None:
     from attribution.service import tune_gc
     from bench.ingest import new_rib
-    from bench.ingest_instr import feed_lines
+    from bench.ingest_instr import feed_lines, read_lines
 
-    lines = _lines(lines_file)
+    lines = read_lines(lines_file)
     rib, _ = new_rib()
     tune_gc()
     spent = feed_lines(rib, lines, True)
-    if not snapshot:
-        print(f"{spent:.3f}")
-        return
-    from ribd.snapshot import write_snapshot
+    if snapshot:
+        from ribd.snapshot import write_snapshot
 
-    rib.compact()
-    write_snapshot(rib, snapshot)
-    Path(snapshot + ".counts").write_text(repr(_counts(rib)))
+        rib.compact()
+        write_snapshot(rib, snapshot)
+        Path(snapshot + ".counts").write_text(repr(_counts(rib)))
     print(f"{spent:.3f}")
 
 
 def stage_refresh(lines_file: str, snapshot: str) -> None:
     from attribution.service import tune_gc
     from bench.ingest import new_rib
-    from bench.ingest_instr import feed_lines
+    from bench.ingest_instr import feed_lines, read_lines
     from ribd.snapshot import load_snapshot
 
-    lines = _lines(lines_file)
+    lines = read_lines(lines_file)
     rib, _ = new_rib()
     rib.stale_hold_time = HOLD
     load_snapshot(rib, snapshot, hold_time=HOLD)
-    tune_gc()
-    gc.collect()
+    tune_gc()  # (collects, then freezes what the snapshot made)
     spent = feed_lines(rib, lines, True)
     want = Path(snapshot + ".counts").read_text()
     got = _counts(rib)
