@@ -15,12 +15,26 @@ router's CPU-s and its ratio to router 1:
   of prefixes on another path), ExaBGP JSON lines parsed, then applied
   (``Rib.apply_many``); parse and apply apart.
 
+``--source varied`` (raw only) sends the varied real table instead, as
+``bench.vs_pmacct --source real-varied`` does through sessions
+(``bgpsend.realistic_tables``: ~30% of prefixes on another path, local-pref and
+communities varying): the table the through-session figure for router 17 is
+measured on.
+
 ``--code DIR`` runs another tree's ``ribd`` (an unpacked, built ``git archive``)
 with the same script, for A/B runs interleaved in one sitting. ``--upto K``
-(raw only) stops after router K's lines without settling, for callgrind: router
-K's instructions are ``--upto K`` less ``--upto K-1``.
+(raw only) stops after router K's lines without settling.
 
-Run: ``python -m bench.late_router --path both --routers 4 --fraction 1``.
+``--callgrind OUT`` (raw only): this script again under ``valgrind
+--tool=callgrind --instr-atstart=no``, routers 1..N-1 loaded and settled
+uninstrumented, then ``callgrind_control -i on`` on itself for router N's feed
+only (``-i off`` after it): OUT holds router N's instructions alone (the feed's
+loop and its reads; ``PYTHONHASHSEED=0``), and the driver prints its total and
+the main functions' inclusive costs. ~10 min for 17 routers of the varied table.
+
+Run: ``python -m bench.late_router --path both --routers 4 --fraction 1``;
+``python -m bench.late_router --path raw --source varied --routers 17
+--cache /tmp/late17v.pickle --callgrind /tmp/late17.cg``.
 """
 
 from __future__ import annotations
@@ -46,37 +60,86 @@ def _split_raw(lines: list[bytes], peers: list[str]) -> list[list[bytes]]:
     return per
 
 
-def raw_tables(routers: int, cache: str | None) -> list[list[bytes]]:
-    """Each router's lines (``cache``: a pickle of them, written at the first run)."""
+def varied_lines(routers: int) -> list[list[bytes]]:
+    """Each router's lines of the varied real table (``bgpsend.realistic_tables``,
+    the UPDATEs ``bench.vs_pmacct --source real-varied`` sends): its session
+    lines, its UPDATEs as ``packets`` lines, End-of-RIB."""
+    import tempfile
+
+    from bench import realistic
+    from bench.bgpsend import realistic_tables, router_address
+    from bench.fuzz_raw import packets_line, session_lines
+
+    model = realistic.cached_model("real", Path(tempfile.gettempdir()))
+    tables = realistic_tables(model, routers)
+    per = []
+    for k, msgs in enumerate(tables.per_router, start=1):
+        peer = router_address(k)
+        lines = session_lines(peer)
+        lines += [packets_line(msg[19:], peer=peer, time_=1.0) for msg in msgs]
+        lines.append(packets_line(b"\0\0\0\0", peer=peer))  # End-of-RIB
+        per.append(lines)
+    return per
+
+
+def raw_tables(routers: int, cache: str | None, source: str = "plain") -> list[list[bytes]]:
+    """Each router's lines (``cache``: a pickle of them, written at the first run;
+    it holds one source's tables, the caller names the file)."""
     import pickle
 
     if cache and os.path.exists(cache):
         per = pickle.loads(Path(cache).read_bytes())
         if len(per) >= routers:
             return per[:routers]
-    from bench.ingest import raw_lines
+    if source == "varied":
+        per = varied_lines(routers)
+    else:
+        from bench.ingest import raw_lines
 
-    lines, peers = raw_lines(routers)
-    per = _split_raw(lines, peers)
+        lines, peers = raw_lines(routers)
+        per = _split_raw(lines, peers)
     if cache:
         Path(cache).write_bytes(pickle.dumps(per))
     return per
 
 
-def run_raw(routers: int, upto: int, rounds: int, cache: str | None) -> list[list[float]]:
+def _instrument(on: bool) -> None:
+    """callgrind's instrumentation of this process on or off (``--instr-router``)."""
+    import subprocess
+
+    state = "on" if on else "off"
+    subprocess.run(
+        ["callgrind_control", "-i", state, str(os.getpid())], check=True, capture_output=True
+    )
+
+
+def run_raw(
+    routers: int,
+    upto: int,
+    rounds: int,
+    cache: str | None,
+    source: str = "plain",
+    instr_router: int = 0,
+) -> list[list[float]]:
+    """CPU-s of each router's feed, routers loaded in turn and settled between;
+    ``instr_router`` K: callgrind's instrumentation on for router K's feed only."""
     from attribution.service import tune_gc
     from bench.ingest import new_rib
     from bench.ingest_instr import feed_lines
     from bench.multirouter_child import settle
 
-    per = raw_tables(routers, cache)
+    per = raw_tables(routers, cache, source)
     tune_gc()
     out = []
     for _ in range(rounds):
         rib, _parse = new_rib()
         cpu = []
         for k in range(upto if upto else routers):
+            if k + 1 == instr_router:
+                _instrument(True)
             cpu.append(feed_lines(rib, per[k], True))
+            if k + 1 == instr_router:
+                _instrument(False)
             if upto and k + 1 == upto:
                 break
             settle(rib)
@@ -116,6 +179,46 @@ def run_json(routers: int, fraction: float, rounds: int) -> list[list[tuple[floa
     return out
 
 
+# callgrind_annotate's names (substrings) whose inclusive cost ``--callgrind`` prints.
+FUNCTIONS = {
+    "the feed's loop (lines_in)": "_feedloop_1lines_in",
+    "decode (load_update)": "load_update",
+    "intern (ribd._intern.intern)": "7_intern_1intern",
+    "announce (announce_parts)": "announce_parts",
+    "wide (wide_parts)": "_wide_1wide_parts",
+    "delta probe (IntDelta.get_c)": "IntDelta_get_c",
+    "delta write (IntDelta.set_c)": "IntDelta_set_c",
+}
+
+
+def callgrind_router(a: argparse.Namespace, out: str) -> None:
+    """This script under callgrind, instrumented for the last router's feed only;
+    its total and FUNCTIONS' inclusive costs printed."""
+    import re
+    import subprocess
+
+    cmd = [sys.executable, "-m", "bench.late_router", "--path", "raw"]
+    cmd += ["--routers", str(a.routers), "--source", a.source, "--instr-router", str(a.routers)]
+    cmd += ["--cache", a.cache] if a.cache else []
+    cmd += ["--code", a.code] if a.code else []
+    vg = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    root = Path(__file__).resolve().parent.parent  # (this tree's bench, ``--code``'s ribd)
+    subprocess.run(["nice", "-n", "19", *vg, *cmd], check=True, env=env, cwd=root)
+    text = subprocess.run(
+        ["callgrind_annotate", "--inclusive=yes", "--threshold=100", out],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    total = int(re.search(r"^([\d,]+) \(100\.0%\).*PROGRAM TOTALS", text, re.M)[1].replace(",", ""))
+    print(f"router {a.routers}: {total:,} instructions ({out}, code {a.code or '.'})")
+    for label, name in FUNCTIONS.items():
+        m = re.search(rf"^\s*([\d,]+) \([^)]*\).*?\s\S*{name}\b", text, re.M)
+        cost = int(m[1].replace(",", "")) if m else 0
+        print(f"  {label}: {cost:,} ({cost / total:.1%})")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--path", choices=("raw", "json", "both"), default="both")
@@ -125,7 +228,18 @@ def main() -> None:
     p.add_argument("--upto", type=int, default=0, help="raw: stop after router K (callgrind)")
     p.add_argument("--cache", help="raw: a pickle of the routers' lines (made if absent)")
     p.add_argument("--code", help="another tree's root (its ribd, attribution) to run")
+    p.add_argument(
+        "--source",
+        choices=("plain", "varied"),
+        default="plain",
+        help="raw: the real table (own next hops) or the varied real table",
+    )
+    p.add_argument("--callgrind", metavar="OUT", help="raw: the last router under callgrind")
+    p.add_argument("--instr-router", type=int, default=0, help=argparse.SUPPRESS)
     a = p.parse_args()
+    if a.callgrind:
+        callgrind_router(a, a.callgrind)
+        return
     if a.code:
         sys.path.insert(0, os.path.abspath(a.code))
     import ribd.rib
@@ -134,7 +248,7 @@ def main() -> None:
     load = os.getloadavg()
     print(f"code {where}, load {load[0]:.2f} {load[1]:.2f}", flush=True)
     if a.path in ("raw", "both"):
-        for cpu in run_raw(a.routers, a.upto, a.rounds, a.cache):
+        for cpu in run_raw(a.routers, a.upto, a.rounds, a.cache, a.source, a.instr_router):
             row = ", ".join(f"r{k + 1} {c:.2f}" for k, c in enumerate(cpu))
             ratio = ", ".join(f"{c / cpu[0]:.2f}x" for c in cpu[1:])
             print(f"raw CPU-s: {row}; later / router 1: {ratio}", flush=True)
