@@ -36,6 +36,7 @@ from cpython cimport array
 from cpython.dict cimport PyDict_DelItem, PyDict_SetItem
 from cpython.list cimport PyList_Append
 from cpython.object cimport Py_SIZE, PyObject_Hash
+from cpython.pycapsule cimport PyCapsule_GetPointer
 from cpython.ref cimport Py_INCREF, Py_XDECREF, PyObject
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 
@@ -253,9 +254,42 @@ cdef inline object _setdefault(dict d, object value):
     return <object>PyDict_SetDefault(d, value, value)
 
 
+# The raw decoder's path hand-back (``ribd/_rawattrs_memo.pxi``), set by it at
+# import: after a row whose set's core keeps another (equal) AS path object
+# than the row's, the decoder's memo is given the core's, so that the next
+# UPDATE with those octets hands the interner the path its core holds (its
+# core memo then finds the list, its compares stop at the path's identity).
+ctypedef void (*_handback_fn)(PyObject *made, PyObject *held) noexcept
+cdef _handback_fn _handback = NULL
+cdef Py_ssize_t _a_core = _offset(PathAttributes, "core")
+
+
+def set_path_handback(capsule) -> None:
+    """The decoder's hand-back (a capsule of ``_path_handback``; None: none)."""
+    global _handback
+    if capsule is None:
+        _handback = NULL
+    else:
+        _handback = <_handback_fn>PyCapsule_GetPointer(capsule, b"ribd._rawattrs.path_handback")
+
+
 def intern(self, row):
     """The shared set for ``row`` (validated fields in make_attributes' order):
     ``AttributeInterner.py_intern``, compiled."""
+    cdef PyObject *core
+    cdef PyObject *held
+    attrs = _intern_row(self, row)
+    if _handback != NULL and type(row) is tuple and type(attrs) is _attrs_type and _a_core >= 0:
+        core = slot_ptr(attrs, _a_core)  # (row: 12 items, unpacked by _intern_row)
+        if core != NULL and type(<object>core) is _core_type and _core_at:
+            held = slot_ptr(<object>core, _c_path)
+            if held != NULL and held != PyTuple_GET_ITEM(row, 0):
+                _handback(PyTuple_GET_ITEM(row, 0), held)
+    return attrs
+
+
+cdef object _intern_row(self, row):
+    """``intern`` but the decoder's hand-back."""
     cdef Py_ssize_t i, n, scan
     cdef object key
     cdef PyObject *found

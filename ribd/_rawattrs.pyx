@@ -119,7 +119,7 @@ cdef inline object _memo_get(int kind, const unsigned char *d, Attrs *A, int cod
 
 cdef inline tuple _untracked(tuple t):
     """``t``, left out of the cyclic GC: a tuple of ints, texts and such tuples
-    can hold no cycle. The memos below keep up to 65,536 values each; tracked,
+    can hold no cycle. The memos below keep up to 65,536-262,144 values; tracked,
     each new one was walked by the next collection (~38k tuples a gen-0 pass,
     8-20 ms, during a table load) until CPython untracked it there."""
     PyObject_GC_UnTrack(t)  # (a no-op on one already untracked: the empty tuple)
@@ -229,6 +229,7 @@ cdef object _attribute_values(const unsigned char *d, Attrs *A, bint asn4, inter
     cdef unsigned long long h
     cdef int paths = M_PATHS4 if size == 4 else M_PATHS2
     as_path = _memo_get(paths, d, A, AS_PATH, &h, H_PATH)
+    _path_looked_up(paths, h)  # (for ``_path_handback``)
     if as_path is None:
         as_path = _segments(
             d + A.start[AS_PATH], A.stop[AS_PATH] - A.start[AS_PATH], size, "AS_PATH", _ints_of(interner)

@@ -10,9 +10,10 @@
 #
 # What a memo gives is what the dicts gave: for the same octets, the very value
 # decoded before (the interner's router-part memo keys on those objects), never
-# a value for other octets (the key is compared in full). A slot keeps its key
-# and value alive until another value takes it, so each memo holds at most its
-# number of slots (2**16 for paths and communities: the dicts' MEMO_SIZE). A
+# a value for other octets (the key is compared in full); an AS path's slot
+# may be given the equal path the interner's core holds (``_path_handback``).
+# A slot keeps its key and value alive until another value takes it, so each
+# memo holds at most its number of slots (ribd.decoder_memo.MEMO_BITS). A
 # collision (even a made one: the hash is not seeded) costs a miss, never a
 # longer probe. ribd.decoder_memo is the Python reference (same hash, same
 # slots), compared with this in tests/ribd/test_decoder_memo.py.
@@ -20,6 +21,7 @@
 from libc.string cimport memcmp, memcpy
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Calloc
+from cpython.pycapsule cimport PyCapsule_New
 from cpython.ref cimport PyObject, Py_INCREF, Py_XDECREF
 
 from ribd.decoder_memo import MEMO_BITS, MEMO_KINDS
@@ -53,6 +55,67 @@ cdef int _memo_init() except -1:
 
 
 _memo_init()
+
+
+# The path memo's slot the last AS path was looked up in (its kind, -1: none,
+# and hash), for ``_path_handback`` (stop 39, late17). Why: the interner keeps
+# one path object per core; a path decoded again (its slot was retaken by other
+# octets) is a new, equal object, and every later UPDATE with those octets
+# handed the interner that new object: its memo of cores by the path object
+# (``ribd/_intern_corememo.pxi``) missed, and each core found was compared field
+# by field through the path's tuples. Router 17 after sixteen: 77% of its paths
+# decoded again, 97 k deep compares, 78 memo hits of 110 k UPDATEs.
+cdef int _last_path_kind = -1
+cdef unsigned long long _last_path_h = 0
+cdef unsigned long long _handbacks = 0
+
+
+cdef inline void _path_looked_up(int kind, unsigned long long h) noexcept nogil:
+    global _last_path_kind, _last_path_h
+    _last_path_kind = kind
+    _last_path_h = h
+
+
+cdef void _path_handback(PyObject *made, PyObject *held) noexcept:
+    """The interner's path ``held`` (equal to ``made``: the caller's promise)
+    kept from now on in the path memo's slot that holds ``made``, if the slot
+    the last path was looked up in does. The slot's key is the octets ``made``
+    was decoded from, so its value stays a value of those octets, the one
+    object the interner's core holds. ``made`` is alive (the caller's row holds
+    it): its address is no other object's, and the release below frees nothing."""
+    global _last_path_kind, _handbacks
+    cdef Memo *m
+    cdef MemoSlot *s
+    if _last_path_kind < 0 or made == held:
+        return
+    m = &_memos[_last_path_kind]
+    s = &m.slots[_last_path_h & m.mask]
+    _last_path_kind = -1
+    if s.key == NULL or s.value != made:
+        return
+    Py_INCREF(<object>held)
+    s.value = held
+    Py_XDECREF(made)
+    _handbacks += 1
+
+
+def path_handbacks() -> int:
+    """Paths handed back by the interner since the process started (tests, profiles)."""
+    return _handbacks
+
+
+def install_path_handback() -> bool:
+    """Have the compiled interner (if built) call ``_path_handback`` after each
+    row (done at import; tests turn it off and on)."""
+    try:
+        from ribd._intern import set_path_handback
+    except ImportError:
+        return False
+    set_path_handback(PyCapsule_New(<void *>_path_handback, b"ribd._rawattrs.path_handback", NULL))
+    return True
+
+
+install_path_handback()
 
 
 cdef inline unsigned long long memo_hash(const unsigned char *p, Py_ssize_t n) noexcept nogil:
@@ -107,7 +170,7 @@ cdef extern from *:
 
 cdef inline unsigned long long memo_prefetch(int kind, const unsigned char *p, Py_ssize_t n) noexcept nogil:
     """Memo ``kind``'s slot for the ``n`` octets at ``p`` asked of the cache ahead
-    of ``memo_find``: the tables (1.5 MB each for paths and communities) are read
+    of ``memo_find``: the tables (6 MB for paths, 1.5 MB for communities) are read
     at random, a miss per lookup on a table load's new paths. Their hash, for
     ``memo_find_hashed``."""
     cdef Memo *m = &_memos[kind]
