@@ -17,10 +17,10 @@ from __future__ import annotations
 # number of slots as a power of two: communities as many as the dicts'
 # MEMO_SIZE (2**16), the rest fewer (a router has few distinct next hops and
 # cluster lists; a 2-octet AS path is a rare session's). 4-octet AS paths 2**18
-# (stop 39, late17): sixteen routers of the varied real table carry ~300 k
-# distinct paths, and in 2**16 slots a late router found 23% of its paths (77%
-# decoded again, each a new object the interner compared item by item with its
-# core's); in 2**18, 58%. The memory: 6 MB of slots and at most 2**18 keys of
+# (stop 39, late17): sixteen routers of the varied real table carry some 300 k
+# distinct paths (estimated), and in 2**16 slots router 17 found 23% of its
+# paths (77% decoded again, each a new object the interner compared item by
+# item with its core's); in 2**18, 58%. The memory: 6 MB of slots and at most 2**18 keys of
 # ~60 bytes (~16 MB) a process, ~16 MB more than 2**16 held; the values are the
 # interner's cores' paths (``ribd/_rawattrs_memo.pxi``'s hand-back).
 MEMO_KINDS = ("hops", "paths4", "paths2", "communities", "clusters", "hops6", "extended")
