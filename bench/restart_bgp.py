@@ -120,12 +120,19 @@ def refresh_over_bgp(
             if bad:
                 raise RuntimeError(f"session lost: {bad}")
             reply = stub.ListRouters(pb.ListRoutersRequest(), timeout=30)
+            # (A family with stale routes only counts: just after the session's
+            # return its current routes are none, and the refresh was "done".)
             done = {
                 r.neighbor
                 for r in reply.routers
                 if r.neighbor in wanted
                 and r.session == "up"
-                and all(f.converged and not f.stale_prefixes for f in r.families if f.prefixes)
+                and any(f.prefixes for f in r.families)
+                and all(
+                    f.converged and not f.stale_prefixes
+                    for f in r.families
+                    if f.prefixes or f.stale_prefixes
+                )
             }
             if done == wanted:
                 break
