@@ -10,8 +10,11 @@ Never older than the RIB: a compiled view records the RIB's change number
 when it was built and the router's slot layout. At lookup time, every address
 inside a prefix changed since then is answered by the exact per-flow path
 instead, and a view whose router changed layout (session lost, purged, stale
-generation retired) is not used at all. Views are rebuilt in the background
-(``CompiledViews.refresh``); a batch never waits for a build.
+generation retired) is not used at all, unless the change keeps its answers
+(``compiledview.carry``: a session back over the routes kept stale). Views are
+rebuilt in the background (``CompiledViews.refresh``); a batch never waits for
+a build, and a router re-sending its table over a stale copy gets its view at
+the end (``refreshing``).
 
 IPv6: intervals are keyed by the upper 64 bits. Prefixes longer than /64 are
 rare; addresses under one of them take the exact path.
@@ -29,14 +32,14 @@ from collections.abc import Iterable
 
 from attribution.changedranges import ChangedRanges as ChangedRanges  # re-exported
 from attribution.compiledview import CompiledView as CompiledView  # re-exported
-from attribution.compiledview import view_signature
+from attribution.compiledview import carry, view_signature
 from attribution.viewbuild import FamilyRead, read_family
 from attribution.viewbuild import build_view as build_view  # re-exported
 from attribution.viewfamily import renumber
 from attribution.viewpack import one_axis, pack
 from attribution.viewpatch import patch_view, unchanged
 from ribd.rib import Rib, RouterRib
-from ribd.table import FamilyState
+from ribd.table import REFRESH_ASKED, FamilyState
 
 REBUILD_AFTER_CHANGES = 20_000  # changed prefixes before a view is rebuilt
 # Views built from one read of the store (``viewbuild.read_family``) at most:
@@ -52,14 +55,40 @@ def as_is(view: CompiledView, r: RouterRib, fs: FamilyState, table, seq: int) ->
     """Whether ``view`` answers for its router as it is, read under rib.lock:
     None when it was built from another slot layout of the router's family
     state ``fs`` (``view_signature``: session lost, purged, stale generation
-    retired; a rebuild is wanted), True when nothing changed since it was
+    retired; a rebuild is wanted) unless it answers alike (``carry``: it is
+    then re-signed), True when nothing changed since it was
     built or only other routers' slots did (``table``'s change number
     ``seq``, ``viewpatch.unchanged``), False when its changes must be caught
     up. The one check ``usable_many`` and the flat path
     (``batch_flat._plan``) make."""
-    if (fs.slot, fs.stale_slot, r.current_stale) != view.signature:  # view_signature
-        return None
+    if (fs.slot, fs.stale_slot, r.current_stale) != view.signature and not carry(view, r, fs):
+        return None  # (the first test is ``view_signature``)
     return (view.seq == seq and view.changed.seq == seq) or unchanged(table, view)
+
+
+def refreshing(r: RouterRib, fs: FamilyState) -> bool:
+    """Whether the router is re-sending its table of this family over a stale
+    copy: its session is up (back, or re-reading after a feed gap with BoRR
+    sent) and its End-of-RIB (EoRR) has not come. Call under rib.lock.
+
+    Every route it re-sends changes that prefix's answer (stale to fresh),
+    so by its end the whole view has changed: a view built meanwhile is
+    built again after it, as after a first load, and between the two its
+    changed ranges grow to the table (16 routers re-sending at once built
+    every view once or twice mid-refresh: 4.9-6.1 CPU-s where a first load
+    spends 0.25; BENCHMARKS.md, stop 39, viewkeep). So its view waits for
+    the end, which is bounded (End-of-RIB, or the stale hold expiring),
+    unlike a load that never ends (``ribd.maintenance.VIEWS_WAIT_MAX``);
+    lookups meanwhile use the view it had (``carry``) with the prefixes
+    re-sent since answered exactly. A re-read asked for and not begun
+    (``REFRESH_ASKED``: its turn may come late) is not refreshing: its view
+    answers its stale routes meanwhile."""
+    return (
+        r.session == "up"
+        and fs.stale_slot is not None
+        and not fs.converged
+        and fs.refresh != REFRESH_ASKED
+    )
 
 
 class HeldViews(dict):
@@ -195,18 +224,25 @@ class CompiledViews:
 
         Lets the daemon compile a router's view once its table is complete
         (End-of-RIB, or kept stale across a restart) instead of when the
-        first flows arrive, which then would take the slow exact path.
+        first flows arrive, which then would take the slow exact path. Not
+        while the router re-sends its table over the stale copy
+        (``refreshing``): its view is due at the end. A view the session's
+        return left answering alike is kept (``carry``).
         """
         for neighbor in neighbors:
             r = self.rib.routers.get(neighbor)
             if r is None:
                 continue
             for family, fs in r.families.items():
-                ready = fs.converged or fs.stale_slot is not None
-                if not ready or not (fs.prefixes or fs.stale_prefixes):
-                    continue
                 view = self._views.get((neighbor, family))
-                if view is None or view.signature != view_signature(r, family):
+                if (
+                    view is not None
+                    and view.signature != view_signature(r, family)
+                    and not carry(view, r, fs)  # (a session back over the view's routes)
+                ):
+                    view = None
+                ready = fs.converged or (fs.stale_slot is not None and not refreshing(r, fs))
+                if ready and (fs.prefixes or fs.stale_prefixes) and view is None:
                     self._wanted.add((neighbor, family))
 
     def current(self) -> list[CompiledView]:
@@ -230,6 +266,7 @@ class CompiledViews:
         # made current (``viewpatch.advanced``), so the change log trims.
         families = {f for _, f in wanted}
         wanted |= {k for k in self._views if k[1] in families}
+        wanted -= self._refreshing(wanted)  # built once their refresh ends
         built = advanced = 0
         memo: dict = {}  # the store read once per changed prefix for all patches
         to_build = []
@@ -274,6 +311,18 @@ class CompiledViews:
                 self._one_axis(family)
             self._trim()
         return built
+
+    def _refreshing(self, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Those of ``keys`` whose router re-sends that family (``refreshing``)."""
+        routers = self.rib.routers
+        with self.rib.lock:
+            return {
+                (n, f)
+                for n, f in keys
+                if (r := routers.get(n)) is not None
+                and (fs := r.families.get(f)) is not None
+                and refreshing(r, fs)
+            }
 
     def _one_axis(self, family: str) -> None:
         """Every view of ``family`` onto one interval axis (``viewpatch.one_axis``),

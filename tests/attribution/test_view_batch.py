@@ -46,7 +46,9 @@ def _same(a, b, what) -> None:
 def _wide_rib(routers: int = 20, seed: int = 7) -> tuple[Rib, list[str]]:
     """``routers`` routers (entries become Overlays past 16), each with a few
     prefixes of its own path; one router restarted (its routes in a stale
-    slot, some re-sent), one down (current routes stale)."""
+    slot, some re-sent) and lost again before End-of-RIB (a router still
+    re-sending gets its view at the end: ``fastpath.refreshing``), one down
+    (current routes stale)."""
     rng = random.Random(seed)
     rib = Rib(stale_hold_time=600)
     names = [f"127.0.5.{k + 1}" for k in range(routers)]
@@ -63,6 +65,7 @@ def _wide_rib(routers: int = 20, seed: int = 7) -> tuple[Rib, list[str]]:
     rib.apply(SessionState(names[2], "up"))  # its routes now in a stale slot
     again = make_attributes(((AS_SEQUENCE, (64512, 65000)),), next_hop="127.0.6.2")
     rib.apply(RoutesAnnounced(names[2], IPV4_UNICAST, tuple(prefixes[:100]), None, again))
+    rib.apply(SessionState(names[2], "down", reason="test"))
     rib.apply(SessionState(names[5], "down", reason="test"))  # current routes stale
     with rib.lock:
         rib.tables[IPV4_UNICAST].store.merge()
