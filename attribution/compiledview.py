@@ -26,7 +26,6 @@ from attribution.viewpack import Pack
 from ribd.attributes import PathAttributes
 from ribd.events import IPV4_UNICAST
 from ribd.rib import RouteMatch, RouterRib
-from ribd.table import FamilyState
 
 MADE_ROUTES = 65_536  # RouteMatch objects a view keeps for reuse (then starts again)
 # (and all views together at most routecache.ROUTE_CACHE_BUDGET)
@@ -37,30 +36,6 @@ _NO_PAIRS = np.zeros(0, dtype=object)
 def view_signature(r: RouterRib, family: str) -> tuple:
     fs = r.families[family]
     return (fs.slot, fs.stale_slot, r.current_stale)
-
-
-def carry(view: CompiledView, r: RouterRib, fs: FamilyState) -> bool:
-    """Whether ``view``, built from another slot layout of its router's family
-    state ``fs``, answers for the layout now as it is; if so it takes the
-    layout's signature. Call under rib.lock, with the signatures unequal.
-
-    One change of layout keeps every answer: routes kept stale with their
-    session gone, alone in their slot (a warm start's restored routes, a
-    session lost under a hold: ``(S, None, True)``), whose session came back:
-    they became the stale generation behind a new slot, ``(S', S, _)``
-    (``ribd.sessions``). A prefix without a value in S' answers S's value,
-    stale, under both. S' became the router's slot after the view was built
-    (the router's slot was S then) and was clean when allocated (a released
-    slot is free again only once swept), so every value it holds was written
-    since, and logged: the view's changed ranges answer those exactly.
-    Without this, every restored view was unusable from its session's return
-    until rebuilt, and rebuilt mid-refresh (BENCHMARKS.md, stop 39, viewkeep).
-    """
-    slot, stale_slot, current_stale = view.signature
-    if stale_slot is not None or not current_stale or fs.stale_slot != slot or fs.slot == slot:
-        return False
-    view.signature = (fs.slot, fs.stale_slot, r.current_stale)
-    return True
 
 
 @dataclass(slots=True)

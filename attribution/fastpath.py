@@ -10,11 +10,10 @@ Never older than the RIB: a compiled view records the RIB's change number
 when it was built and the router's slot layout. At lookup time, every address
 inside a prefix changed since then is answered by the exact per-flow path
 instead, and a view whose router changed layout (session lost, purged, stale
-generation retired) is not used at all, unless the change keeps its answers
-(``compiledview.carry``: a session back over the routes kept stale). Views are
-rebuilt in the background (``CompiledViews.refresh``); a batch never waits for
-a build, and a router re-sending its table over a stale copy gets its view at
-the end (``refreshing``).
+generation retired) is not used at all. Views are rebuilt in the background
+(``CompiledViews.refresh``); a batch never waits for a build, and a router
+re-sending its table over a stale copy is built when lookups ask, as a
+loading one (``refreshing``).
 
 IPv6: intervals are keyed by the upper 64 bits. Prefixes longer than /64 are
 rare; addresses under one of them take the exact path.
@@ -32,7 +31,7 @@ from collections.abc import Iterable
 
 from attribution.changedranges import ChangedRanges as ChangedRanges  # re-exported
 from attribution.compiledview import CompiledView as CompiledView  # re-exported
-from attribution.compiledview import carry, view_signature
+from attribution.compiledview import view_signature
 from attribution.viewbuild import FamilyRead, read_family
 from attribution.viewbuild import build_view as build_view  # re-exported
 from attribution.viewfamily import renumber
@@ -55,14 +54,13 @@ def as_is(view: CompiledView, r: RouterRib, fs: FamilyState, table, seq: int) ->
     """Whether ``view`` answers for its router as it is, read under rib.lock:
     None when it was built from another slot layout of the router's family
     state ``fs`` (``view_signature``: session lost, purged, stale generation
-    retired; a rebuild is wanted) unless it answers alike (``carry``: it is
-    then re-signed), True when nothing changed since it was
+    retired; a rebuild is wanted), True when nothing changed since it was
     built or only other routers' slots did (``table``'s change number
     ``seq``, ``viewpatch.unchanged``), False when its changes must be caught
     up. The one check ``usable_many`` and the flat path
     (``batch_flat._plan``) make."""
-    if (fs.slot, fs.stale_slot, r.current_stale) != view.signature and not carry(view, r, fs):
-        return None  # (the first test is ``view_signature``)
+    if (fs.slot, fs.stale_slot, r.current_stale) != view.signature:  # view_signature
+        return None
     return (view.seq == seq and view.changed.seq == seq) or unchanged(table, view)
 
 
@@ -72,17 +70,18 @@ def refreshing(r: RouterRib, fs: FamilyState) -> bool:
     sent) and its End-of-RIB (EoRR) has not come. Call under rib.lock.
 
     Every route it re-sends changes that prefix's answer (stale to fresh),
-    so by its end the whole view has changed: a view built meanwhile is
-    built again after it, as after a first load, and between the two its
-    changed ranges grow to the table (16 routers re-sending at once built
-    every view once or twice mid-refresh: 4.9-6.1 CPU-s where a first load
-    spends 0.25; BENCHMARKS.md, stop 39, viewkeep). So its view waits for
-    the end, which is bounded (End-of-RIB, or the stale hold expiring),
-    unlike a load that never ends (``ribd.maintenance.VIEWS_WAIT_MAX``);
-    lookups meanwhile use the view it had (``carry``) with the prefixes
-    re-sent since answered exactly. A re-read asked for and not begun
-    (``REFRESH_ASKED``: its turn may come late) is not refreshing: its view
-    answers its stale routes meanwhile."""
+    so by its end the whole view has changed and is built again, as after a
+    first load. Such a router is loading as far as views go: the
+    maintenance does not ask for its view of its own accord
+    (``want_missing``: 16 routers re-sending at once built every view once
+    or twice mid-refresh, 4.9-6.5 CPU-s where a first load spends 0.25;
+    BENCHMARKS.md, stop 39, viewkeep), nor rebuilds it beside the other
+    views of its family; one lookups ask for is built once the wait for
+    loads allows (``ribd.maintenance.views_may_wait``), as a loading
+    router's: mid-refresh the exact path answered ~6x fewer flows per CPU-s
+    than such a view. A re-read asked for and not begun (``REFRESH_ASKED``:
+    its turn may come late) is not refreshing: its view answers its stale
+    routes meanwhile."""
     return (
         r.session == "up"
         and fs.stale_slot is not None
@@ -226,23 +225,18 @@ class CompiledViews:
         (End-of-RIB, or kept stale across a restart) instead of when the
         first flows arrive, which then would take the slow exact path. Not
         while the router re-sends its table over the stale copy
-        (``refreshing``): its view is due at the end. A view the session's
-        return left answering alike is kept (``carry``).
+        (``refreshing``), as not while it loads.
         """
         for neighbor in neighbors:
             r = self.rib.routers.get(neighbor)
             if r is None:
                 continue
             for family, fs in r.families.items():
-                view = self._views.get((neighbor, family))
-                if (
-                    view is not None
-                    and view.signature != view_signature(r, family)
-                    and not carry(view, r, fs)  # (a session back over the view's routes)
-                ):
-                    view = None
                 ready = fs.converged or (fs.stale_slot is not None and not refreshing(r, fs))
-                if ready and (fs.prefixes or fs.stale_prefixes) and view is None:
+                if not ready or not (fs.prefixes or fs.stale_prefixes):
+                    continue
+                view = self._views.get((neighbor, family))
+                if view is None or view.signature != view_signature(r, family):
                     self._wanted.add((neighbor, family))
 
     def current(self) -> list[CompiledView]:
@@ -264,9 +258,10 @@ class CompiledViews:
         wanted, self._wanted = self._wanted, set()
         # Views of the same families whose routers changed nothing are
         # made current (``viewpatch.advanced``), so the change log trims.
+        # Not those of routers re-sending their tables (``refreshing``).
         families = {f for _, f in wanted}
-        wanted |= {k for k in self._views if k[1] in families}
-        wanted -= self._refreshing(wanted)  # built once their refresh ends
+        swept = {k for k in self._views if k[1] in families} - wanted
+        wanted |= swept - self._refreshing(swept)
         built = advanced = 0
         memo: dict = {}  # the store read once per changed prefix for all patches
         to_build = []

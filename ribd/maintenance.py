@@ -288,8 +288,8 @@ class Maintenance:
         and the next router's End-of-RIB asks for another anyway. Lookups use
         the exact path meanwhile. Waits at most VIEWS_WAIT_MAX at a time, so
         endless loads cannot postpone views for ever. (A router re-sending
-        its table over a stale copy gets its view at the end whatever this
-        says: ``attribution.fastpath.refreshing``, bounded by its stale hold.)
+        its table over a stale copy counts as loading:
+        ``attribution.fastpath.refreshing``.)
         """
         now = self.clock() if now is None else now
         if not self.streaming(now):

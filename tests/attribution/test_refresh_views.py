@@ -2,9 +2,9 @@
 come back over BGP and re-send their tables over the stale copies.
 
 Each re-sent route changes its prefix's answer (stale to fresh), so a view
-built mid-refresh is built again after End-of-RIB: the refresh builds views
-once, at its end, as a first load does, and the view restored routers had
-keeps answering across their sessions' return, the re-sent prefixes exactly.
+built mid-refresh is built again after End-of-RIB: a router re-sending its
+table is loading as far as views go (``fastpath.refreshing``), and answers
+stay those of the exact path throughout.
 """
 
 from __future__ import annotations
@@ -166,13 +166,9 @@ def test_answers_during_a_refresh_equal_the_exact_paths(tmp_path, seed):
     assert_answers_exact(resolver, exact, rng)  # every answer stale
     for neighbor in ROUTERS:
         rib.apply(SessionState(neighbor, "up"))
-    # The restored views answer across the sessions' return, stale as before.
-    for family in (V4, V6):
-        assert resolver.views.usable(EDGE1, family) is not None
     assert_answers_exact(resolver, exact, rng)
     for share in (0.2, 0.5):  # edge1 re-sends its table, part by part
         resend(rib, clock, table, share, rng)
-        assert resolver.views.usable(EDGE1, V4) is not None
         assert_answers_exact(resolver, exact, rng)
         clock.now += VIEWS_WAIT_MAX
         maintain(rib, resolver)
@@ -194,23 +190,25 @@ def test_answers_during_a_refresh_equal_the_exact_paths(tmp_path, seed):
         assert resolver.views.usable(EDGE1, family) is not None
 
 
-def test_a_view_restored_with_an_older_stale_generation_is_not_carried(tmp_path):
-    """A session lost under a hold while a stale generation was still behind
-    it: when it comes back that generation is dropped (``_start_session``),
-    so what only it held is gone, and the view built over both is rebuilt."""
-    rib, config = build_world()
-    rib.restart_hold_time = HOLD
-    rib.stale_hold_time = HOLD
+def test_lookups_during_a_long_refresh_get_views_after_the_wait_for_loads(tmp_path):
+    """A router re-sending its table is loading as far as views go: the
+    maintenance does not build its view of its own accord, but one lookups
+    ask for is built once the wait for loads (``VIEWS_WAIT_MAX``) is over."""
+    rib, config, clock, table = restored(tmp_path)
     resolver = Resolver(rib, config, build_views_inline=False)
     exact = Resolver(rib, config, build_views_inline=False)
-    rng = random.Random(9)
-    rib.apply(SessionState(EDGE1, "down", reason="test"))
-    rib.apply(SessionState(EDGE1, "up"))  # its routes stale behind an empty slot
-    rib.apply(RoutesAnnounced(EDGE1, V4, ("10.0.0.0/8",), None, attrs((65001, 65002))))
-    rib.apply(SessionState(EDGE1, "down", reason="test"))  # before End-of-RIB
-    resolver.views.usable(EDGE1, V4)
-    assert resolver.views.refresh() == 1
-    assert_answers_exact(resolver, exact, rng)
-    rib.apply(SessionState(EDGE1, "up"))
-    assert resolver.views.usable(EDGE1, V4) is None
+    rng = random.Random(5)
+    for neighbor in ROUTERS:
+        rib.apply(SessionState(neighbor, "up"))
+    resend(rib, clock, table, 0.3, rng)
+    maintain(rib, resolver)
+    assert resolver.views.builds == 0  # nobody asked
+    assert_answers_exact(resolver, exact, rng)  # edge1's lookups ask for its views
+    maintain(rib, resolver)
+    assert resolver.views.builds == 0  # a table streams in: the views wait
+    clock.now += VIEWS_WAIT_MAX
+    resend(rib, clock, table, 0.6, rng)  # still streaming
+    maintain(rib, resolver)
+    assert resolver.views.builds == 2  # edge1's two families, as for a load
+    assert resolver.views.usable(EDGE1, V4) is not None
     assert_answers_exact(resolver, exact, rng)
