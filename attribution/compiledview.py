@@ -33,9 +33,16 @@ _NO_LEAVES = np.zeros(0, dtype=np.int32)
 _NO_PAIRS = np.zeros(0, dtype=object)
 
 
-def view_signature(r: RouterRib, family: str) -> tuple:
+def view_signature(r: RouterRib, family: str, table) -> tuple:
+    """The router's slot layout a view of ``family`` is built over: its slot, stale
+    slot, whether its current routes are stale, and the two slots' births
+    (``table``: the family's ``ribd.table.FamilyTable``). The births tell a slot
+    released and allocated again from the one the view read: its sweep logged no
+    change, so only a new signature keeps the view from answering swept routes."""
     fs = r.families[family]
-    return (fs.slot, fs.stale_slot, r.current_stale)
+    births = table.slot_births
+    slot, stale = fs.slot, fs.stale_slot
+    return (slot, stale, r.current_stale, births.get(slot), births.get(stale))
 
 
 @dataclass(slots=True)

@@ -59,8 +59,9 @@ def as_is(view: CompiledView, r: RouterRib, fs: FamilyState, table, seq: int) ->
     ``seq``, ``viewpatch.unchanged``), False when its changes must be caught
     up. The one check ``usable_many`` and the flat path
     (``batch_flat._plan``) make."""
-    if (fs.slot, fs.stale_slot, r.current_stale) != view.signature:  # view_signature
-        return None
+    births, slot, stale = table.slot_births, fs.slot, fs.stale_slot
+    if (slot, stale, r.current_stale, births.get(slot), births.get(stale)) != view.signature:
+        return None  # (the tuple is ``view_signature``'s)
     return (view.seq == seq and view.changed.seq == seq) or unchanged(table, view)
 
 
@@ -227,6 +228,7 @@ class CompiledViews:
         while the router re-sends its table over the stale copy
         (``refreshing``), as not while it loads.
         """
+        tables = self.rib.tables
         for neighbor in neighbors:
             r = self.rib.routers.get(neighbor)
             if r is None:
@@ -236,7 +238,7 @@ class CompiledViews:
                 if not ready or not (fs.prefixes or fs.stale_prefixes):
                     continue
                 view = self._views.get((neighbor, family))
-                if view is None or view.signature != view_signature(r, family):
+                if view is None or view.signature != view_signature(r, family, tables[family]):
                     self._wanted.add((neighbor, family))
 
     def current(self) -> list[CompiledView]:

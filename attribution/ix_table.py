@@ -154,8 +154,10 @@ class NextHops:
         r = rib.routers.get(self.neighbor)
         if r is None:
             return ()
-        fs = r.families[family]
-        return (id(r), fs.slot, fs.stale_slot, r.current_stale)
+        fs, births = r.families[family], rib.tables[family].slot_births
+        slot, stale = fs.slot, fs.stale_slot
+        # the slots' births: see ribd.table.FamilyTable.slot_births
+        return (id(r), slot, stale, r.current_stale, births.get(slot), births.get(stale))
 
     def _patch(self, rib: Rib, family: str, sig: tuple, seq: int, changes: list[str]) -> bool:
         """Re-read only the prefixes changed since the last round, a chunk per lock hold."""
@@ -167,7 +169,7 @@ class NextHops:
                 values = []
                 for prefix in todo[start : start + PATCH_CHUNK]:
                     entry = store.get(prefix) if sig else None
-                    values.append(slot_value(entry, *sig[1:])[0] if entry is not None else None)
+                    values.append(slot_value(entry, *sig[1:4])[0] if entry is not None else None)
             for prefix, value in zip(todo[start : start + PATCH_CHUNK], values, strict=True):
                 changed |= self._set(
                     family, prefix, self._facts(value) if value is not None else ()
@@ -195,7 +197,7 @@ class NextHops:
                 continue
             facts = memo.get(id(entry))
             if facts is None:
-                value = slot_value(entry, *sig[1:])[0]
+                value = slot_value(entry, *sig[1:4])[0]
                 facts = memo[id(entry)] = self._facts(value) if value is not None else ()
             if facts:
                 hits.append(i)

@@ -256,7 +256,7 @@ def read_family(rib: Rib, family: str, neighbors: list[str]) -> FamilyRead:
         for neighbor in neighbors:
             r = rib.routers.get(neighbor)
             if r is not None:
-                signatures[neighbor] = view_signature(r, family)
+                signatures[neighbor] = view_signature(r, family, table)
         seq = table.change_seq
         table.store.merge()
         keys = table.store.keys  # never mutated: a new array per merge

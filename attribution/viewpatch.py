@@ -56,7 +56,8 @@ def patch_view(rib: Rib, old, changed_ranges, signature_of, memo: dict | None = 
     bits = 32 if v4 else 64
     with rib.lock:  # none of its router's routes changed: the same view, current
         r = rib.routers.get(old.neighbor)
-        if r is not None and signature_of(r, family) == old.signature and unchanged(table, old):
+        same = r is not None and signature_of(r, family, table) == old.signature
+        if same and unchanged(table, old):
             return advanced(old, table.change_seq, changed_ranges)
     old = plain(old)  # its router's own leaf (a family numbering's holes resolved)
     if old.patched_routes > PATCH_GARBAGE * max(len(old), 1):
@@ -64,7 +65,7 @@ def patch_view(rib: Rib, old, changed_ranges, signature_of, memo: dict | None = 
     rib.merge_now(family)
     with rib.lock:
         r = rib.routers.get(old.neighbor)
-        if r is None or signature_of(r, family) != old.signature:
+        if r is None or signature_of(r, family, table) != old.signature:
             return None
         changes = table.changes_since(old.seq)
         if changes is None or len(changes) > PATCH_MAX_CHANGES:
@@ -72,7 +73,7 @@ def patch_view(rib: Rib, old, changed_ranges, signature_of, memo: dict | None = 
         seq = table.change_seq
         store = table.store
         reads = _reads(memo, family, seq, store)
-        slot, stale_slot, current_stale = old.signature
+        slot, stale_slot, current_stale = old.signature[:3]
         patches = []  # (length, prefix text, replacement route or None, network)
         for prefix in set(changes):
             read = reads.get(prefix)
@@ -175,7 +176,7 @@ def unchanged(table, view) -> bool:
     (ribd.table.FamilyTable) since the view's change number: it then answers
     as a patch would, whatever other routers changed (the change log is the
     family's). Call under the RIB lock, with the view's signature checked."""
-    slot, stale_slot, _ = view.signature
+    slot, stale_slot = view.signature[:2]
     return not table.slots_changed_since(view.seq, slot, stale_slot)
 
 

@@ -162,6 +162,15 @@ class FamilyTable:
         self._entries_at_last_gc = 0
         self._next_slot = 0
         self._free_slots: list[int] = []
+        # Each slot's allocation number. A released slot is cleared without a
+        # logged change (nobody reads it), so a slot allocated again holds
+        # another generation of routes than one a compiled view was built
+        # over: views and the IX table sign with the births of the slots they
+        # read (``attribution.compiledview.view_signature``), never the slot
+        # numbers alone, or a router that flapped twice while its view waited
+        # got the view's answers back for routes swept since.
+        self.slot_births: dict[int, int] = {}
+        self._births = 0
         # Slots being cleared, and where in the store's arrays the sweep is;
         # a merge (new arrays) starts the sweep over (clearing is idempotent).
         self._sweeps: list[int] = []
@@ -234,9 +243,13 @@ class FamilyTable:
 
     def alloc_slot(self) -> int:
         if self._free_slots:
-            return self._free_slots.pop()
-        self._next_slot += 1
-        return self._next_slot - 1
+            slot = self._free_slots.pop()
+        else:
+            slot = self._next_slot
+            self._next_slot += 1
+        self._births += 1
+        self.slot_births[slot] = self._births
+        return slot
 
     def release_slot(self, slot: int) -> None:
         """Queue ``slot`` for clearing; readers must already have stopped using it."""
