@@ -25,6 +25,7 @@ from ribd.attributes import AttributeInterner
 from ribd.decoder_memo import MEMO_BITS, memo_hash
 from ribd.rawopen import SessionCaps
 from ribd.rawupdate import PyUpdateDecoder, UpdateDecoder
+from tests.ribd.test_decoder_memo import _Recording  # an interner keeping its rows
 
 pytestmark = pytest.mark.skipif(not rawupdate.COMPILED, reason="ribd._rawdecode is not built here")
 PEER = "127.0.0.2"
@@ -99,18 +100,6 @@ def test_a_row_not_from_the_memo_changes_no_slot() -> None:
     after = [(slot, key, id(value)) for slot, key, value in c.memo_items("paths4")]
     assert after == before
     assert kept  # (held, so no id above was reused)
-
-
-class _Recording:
-    """An interner that keeps every row it is handed, then interns it."""
-
-    def __init__(self) -> None:
-        self.real = AttributeInterner()
-        self.rows: list[tuple] = []
-
-    def intern(self, row):
-        self.rows.append(row)
-        return self.real.intern(row)
 
 
 def test_colliding_paths_never_take_each_others_values() -> None:
