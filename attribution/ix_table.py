@@ -29,6 +29,7 @@ from itertools import chain
 
 import numpy as np
 
+from attribution.compiledview import view_signature
 from ribd.attributes import PathAttributes
 from ribd.events import FAMILIES
 from ribd.rib import Rib, slot_value
@@ -154,10 +155,9 @@ class NextHops:
         r = rib.routers.get(self.neighbor)
         if r is None:
             return ()
-        fs, births = r.families[family], rib.tables[family].slot_births
-        slot, stale = fs.slot, fs.stale_slot
-        # the slots' births: see ribd.table.FamilyTable.slot_births
-        return (id(r), slot, stale, r.current_stale, births.get(slot), births.get(stale))
+        # The layout a compiled view signs with (slots, stale flag, the slots'
+        # births): the table read from it is as stale as such a view would be.
+        return (id(r), *view_signature(r, family, rib.tables[family]))
 
     def _patch(self, rib: Rib, family: str, sig: tuple, seq: int, changes: list[str]) -> bool:
         """Re-read only the prefixes changed since the last round, a chunk per lock hold."""
