@@ -310,10 +310,16 @@ def _optional(arrays: dict, name: str) -> np.ndarray:
 
 
 def _shared(values: np.ndarray, none: int | None = None) -> list:
-    """``values`` as Python objects, equal values one object (``none``: None)."""
-    uniq, inverse = np.unique(values, return_inverse=True)
-    objs = [None if v == none else v for v in uniq.tolist()]
-    return list(map(objs.__getitem__, inverse.reshape(-1).tolist()))
+    """``values`` as Python objects, equal values one object (``none``: None).
+
+    The distinct values by a plain sort and each value's place among them by a
+    binary search (not ``unique``'s inverse: an argsort of every value), then
+    one object-array take (no Python int per value for an index)."""
+    values = values.reshape(-1)
+    uniq = np.unique(values)
+    objs = np.empty(len(uniq), dtype=object)
+    objs[:] = [None if v == none else v for v in uniq.tolist()]
+    return objs[np.searchsorted(uniq, values)].tolist()
 
 
 def _lengths_equal(arrays: dict, names: list[str]) -> int:
