@@ -97,6 +97,8 @@ class Result:
     cpu_first: dict[str, float] = field(default_factory=dict)  # --late: routers 1..n-1
     cpu_first_idle: dict[str, float] = field(default_factory=dict)
     threads_first: list[dict] = field(default_factory=list)  # --late: the service's, by thread
+    threads: list[dict] = field(default_factory=list)  # --late: router n's, by thread, answering
+    threads_idle: list[dict] = field(default_factory=list)  # --late: router n's, once idle
     note: str = ""
     code: str = ""  # the checkout the service ran from (--code), by its directory name
 

@@ -204,6 +204,16 @@ def rows_late(load: Load, us: Result) -> list[Row]:
                 + " / ".join(f"{v:.2f}" for v in per_table),
             )
         )
+    for when, threads in (("at answering", us.threads), ("once idle", us.threads_idle)):
+        rows += [
+            Row(
+                "vs-pmacct",
+                f"{tag}: service CPU-s by thread, router {n}'s table, {when}: {t['name']}",
+                t["cpu"],
+                "CPU-s",
+            )
+            for t in threads
+        ]
     return rows
 
 

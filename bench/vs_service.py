@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench import bgpsend
 from bench.common import REPO, log
-from bench.ingest_session_profile import SessionProfile, thread_cpu, threads_since
+from bench.ingest_session_profile import SessionProfile, thread_cpu, thread_names, threads_since
 from bench.procs import (
     cpu_of,
     free_port,
@@ -183,6 +183,7 @@ def run_service(
             first = sessions[-1:]
         cpu0 = {k: cpu_of(v) for k, v in roles.items()}
         cpu0_workers = {k: cpu_of(v) for k, v in per_worker.items()}
+        threads0 = thread_cpu(proc.pid)
         named = [r for r in profile_process.split(",") if r in per_worker]
         spied = per_worker[named[0]][0] if named else proc.pid
         spy = SessionProfile(profile, spied, profile_mode) if profile else None
@@ -197,10 +198,16 @@ def run_service(
         res.cpu = {k: cpu_of(v) - cpu0[k] for k, v in roles.items()}
         res.cpu_workers = {k: cpu_of(v) - cpu0_workers[k] for k, v in per_worker.items()}
         res.rss = {k: rss_of(v) for k, v in roles.items()}
+        threads_at = thread_cpu(proc.pid)  # beside res.cpu (named once idle)
         if spy is not None:
             spy.mark("answering")
         wait_quiet(lambda: sum(cpu_of(v) for v in roles.values()))
         res.cpu_idle = {k: cpu_of(v) - cpu0[k] for k, v in roles.items()}
+        threads_idle = thread_cpu(proc.pid)
+        if late:
+            names = thread_names(proc.pid)
+            res.threads = _by_thread(threads0, threads_at, names, res.cpu["service"])
+            res.threads_idle = _by_thread(threads0, threads_idle, names, res.cpu_idle["service"])
         if spy is not None:
             spy.mark("idle")
             spy.stop()
@@ -216,6 +223,27 @@ def run_service(
             s.close()
         channel.close()
         stop_process(proc, timeout=60)
+
+
+def _by_thread(
+    before: dict[int, tuple[str, float, float]],
+    now: dict[int, tuple[str, float, float]],
+    names: dict[int, str],
+    service_cpu: float,
+) -> list[dict]:
+    """The service's CPU-s by thread between two ``thread_cpu`` readings
+    (largest first, 0.05 CPU-s and up), plus a row for what its processes spent
+    beyond their live threads' sum: threads that ended meanwhile (their CPU
+    stays in the process's but leaves /proc/PID/task) and other processes."""
+    rows = []
+    for tid, (comm, u, s) in now.items():
+        _, u0, s0 = before.get(tid, (comm, 0.0, 0.0))
+        if u + s - u0 - s0 >= 0.05:
+            name = names.get(tid, comm)
+            rows.append({"tid": tid, "name": name, "cpu": round(u + s - u0 - s0, 2)})
+    rows.sort(key=lambda r: -r["cpu"])
+    gone = round(service_cpu - sum(t["cpu"] for t in rows), 2)
+    return [*rows, {"tid": 0, "name": "(ended threads, small ones, other processes)", "cpu": gone}]
 
 
 @dataclass
