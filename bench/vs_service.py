@@ -190,7 +190,7 @@ def run_service(
         if spy is not None:
             spy.start()
         t0, sender = start_sending(first, t.per_router[n - len(first) :])
-        done = watch.until_answering(sessions, n, timeout, t0)
+        done = watch.until_answering(sessions, n, timeout, t0, loading=len(first))
         if done is None:
             res.note = f"not answering within {timeout:.0f} s"
             return res
@@ -259,9 +259,11 @@ class _Watch:
     workdir: Path
 
     def until_answering(
-        self, sessions: list, n: int, timeout: float, t0: float | None = None
+        self, sessions: list, n: int, timeout: float, t0: float | None = None, loading: int = 0
     ) -> float | None:
-        """The monotonic time routers 1..n answer, or None after ``timeout``."""
+        """The monotonic time routers 1..n answer, or None after ``timeout``;
+        ``loading``: how many of them (the last) load now (0: all), the share
+        of their tables held setting the poll rate."""
         import grpc
 
         t0 = time.monotonic() if t0 is None else t0
@@ -284,23 +286,38 @@ class _Watch:
                 raise RuntimeError(f"session lost: {bad}")
             share = 0.0
             with contextlib.suppress(grpc.RpcError):
-                loaded, share = _service_loaded(self.stub, self.pb, self.load, self.probe_addr, n)
+                loaded, share = _service_loaded(
+                    self.stub, self.pb, self.load, self.probe_addr, n, loading or n
+                )
                 if loaded:
                     return time.monotonic()
             # Every poll is a gRPC call the service answers (~1-2 ms of its CPU
             # over its gRPC threads): 20 a second cost it 0.2-0.3 CPU-s a table.
             # Far from the end, 4 a second; near it (or with no count to go
             # by), 20 a second, so answering is timed as finely as before.
+            # The share is of the loading routers' tables: over all routers,
+            # a late router after 16 started at 16/17 and was polled 20 a
+            # second from its first UPDATE.
             time.sleep(0.05 if share >= POLL_FINE_FROM or not share else 0.25)
         return None
 
 
-def _service_loaded(stub, pb, load: Load, probe_addr: str, n: int) -> tuple[bool, float]:
-    """(answering, the share of the expected prefixes the routers hold so far)."""
+def _service_loaded(
+    stub, pb, load: Load, probe_addr: str, n: int, loading: int
+) -> tuple[bool, float]:
+    """(answering, the share of their expected prefixes the last ``loading``
+    of routers 1..n hold so far)."""
     reply = stub.ListRouters(pb.ListRoutersRequest(), timeout=5)
     ok = 0
-    want_all = sum(w for w in load.expected.values() if w) * n
-    have = sum(f.prefixes for r in reply.routers for f in r.families if load.expected.get(f.family))
+    want_all = sum(w for w in load.expected.values() if w) * loading
+    names = {f"r{k}" for k in range(n - loading + 1, n + 1)}
+    have = sum(
+        f.prefixes
+        for r in reply.routers
+        if r.name in names
+        for f in r.families
+        if load.expected.get(f.family)
+    )
     share = have / want_all if want_all else 0.0
     for r in reply.routers:
         fams = {f.family: f for f in r.families}

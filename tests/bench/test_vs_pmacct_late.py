@@ -15,7 +15,7 @@ import pytest
 from bench import bgpsend, realistic, synth
 from bench.vs_load import Load, last_unique_prefix
 from bench.vs_pmacct import cpu_share, rows_late
-from bench.vs_service import run_service
+from bench.vs_service import _by_thread, _service_loaded, run_service
 
 
 def _small_load(routers: int) -> Load:
@@ -40,8 +40,64 @@ def test_the_last_router_is_loaded_and_measured_after_the_first_ones_answer(
     assert shares[0].value == pytest.approx(cpu_share(res.cpu) * 100)
     assert shares[0].baseline == pytest.approx(cpu_share(res.cpu_first) * 100)
     assert all("router 3 after 2 merged" in r.figure for r in rows)
+    # Router 3's service CPU by thread: the feed's connection among them, and
+    # the rows (with what ended threads spent) add up to the process's CPU.
+    assert "feed-conn" in {t["name"] for t in res.threads_idle}
+    for threads, cpu in ((res.threads, res.cpu), (res.threads_idle, res.cpu_idle)):
+        assert sum(t["cpu"] for t in threads) == pytest.approx(cpu["service"], abs=0.02)
+    assert any(
+        "service CPU-s by thread, router 3's table, once idle: feed-conn" in r.figure for r in rows
+    )
 
 
 def test_the_share_is_relay_and_service_over_exabgp() -> None:
     assert cpu_share({"exabgp": 4.0, "relay": 0.2, "service": 0.8}) == pytest.approx(0.25)
     assert cpu_share({"relay": 0.2, "service": 0.8}) is None
+
+
+def test_threads_are_split_since_the_first_reading_with_ended_ones_apart() -> None:
+    before = {1: ("python", 1.0, 0.5), 2: ("python", 3.0, 0.0)}
+    now = {1: ("python", 2.0, 0.5), 2: ("python", 3.01, 0.0), 3: ("grpc", 0.3, 0.1)}
+    rows = _by_thread(before, now, {1: "feed-conn"}, service_cpu=2.0)
+    assert [(r["name"], r["cpu"]) for r in rows] == [
+        ("feed-conn", 1.0),
+        ("grpc", 0.4),  # started since: all of its CPU
+        ("(ended threads, small ones, other processes)", 0.6),
+    ]
+
+
+class _Stub:
+    """ListRouters of 17 routers: 16 with their whole tables, the 17th a tenth of its."""
+
+    def __init__(self, pb) -> None:
+        self.pb = pb
+
+    def ListRouters(self, request, timeout: float):
+        pb = self.pb
+        return pb.ListRoutersResponse(
+            routers=[
+                pb.RouterState(
+                    name=f"r{k}",
+                    families=[
+                        pb.FamilyState(
+                            family="ipv4 unicast",
+                            prefixes=1000 if k < 17 else 100,
+                            converged=k < 17,
+                        )
+                    ],
+                )
+                for k in range(1, 18)
+            ]
+        )
+
+
+def test_the_poll_rate_follows_the_share_of_the_routers_loading_now() -> None:
+    """A late router after 16 was polled 20 a second from its first UPDATE: the
+    share counted the 16 full tables (16.1/17 >= POLL_FINE_FROM)."""
+    from attribution.v1 import attribution_pb2 as pb
+
+    load = Load("t", None, "10.0.0.0/8", {"ipv4 unicast": 1000})
+    stub = _Stub(pb)
+    assert _service_loaded(stub, pb, load, "10.0.0.1", 17, loading=1) == (False, 0.1)
+    loaded, share = _service_loaded(stub, pb, load, "10.0.0.1", 17, loading=17)
+    assert not loaded and share == pytest.approx(16.1 / 17)
