@@ -25,6 +25,10 @@ measured on.
 with the same script, for A/B runs interleaved in one sitting. ``--upto K``
 (raw only) stops after router K's lines without settling.
 
+``--views`` (raw only): each router's views built after its feed, as the service's
+maintenance builds them at End-of-RIB (a line of their CPU-s per router): a late
+router's build reads and numbers the whole shared store for one router.
+
 ``--callgrind OUT`` (raw only): this script again under ``valgrind
 --tool=callgrind --instr-atstart=no``, routers 1..N-1 loaded and settled
 uninstrumented, then ``callgrind_control -i on`` on itself for router N's feed
@@ -120,9 +124,13 @@ def run_raw(
     cache: str | None,
     source: str = "plain",
     instr_router: int = 0,
+    views: list[list[float]] | None = None,
 ) -> list[list[float]]:
     """CPU-s of each router's feed, routers loaded in turn and settled between;
-    ``instr_router`` K: callgrind's instrumentation on for router K's feed only."""
+    ``instr_router`` K: callgrind's instrumentation on for router K's feed only;
+    ``views``: a list to which each round's view builds are appended (see
+    ``_build_views``)."""
+    from attribution.fastpath import CompiledViews
     from attribution.service import tune_gc
     from bench.ingest import new_rib
     from bench.ingest_instr import feed_lines
@@ -134,6 +142,8 @@ def run_raw(
     for _ in range(rounds):
         rib, _parse = new_rib()
         cpu = []
+        compiled = CompiledViews(rib) if views is not None else None
+        built = []
         for k in range(upto if upto else routers):
             if k + 1 == instr_router:
                 _instrument(True)
@@ -142,10 +152,30 @@ def run_raw(
                 _instrument(False)
             if upto and k + 1 == upto:
                 break
+            if compiled is not None:
+                built.append(_build_views(rib, compiled))
             settle(rib)
         out.append(cpu)
+        if views is not None:
+            views.append(built)
         del rib
     return out
+
+
+def _build_views(rib, compiled) -> float:
+    """CPU-s of the views the service's maintenance builds once a router's table is
+    complete (End-of-RIB): its store's pending writes applied, then
+    ``want_missing`` and ``refresh`` as ``attribution.service`` runs them. A
+    first router's build reads a store of its own prefixes; a late one's reads
+    (and numbers) every entry of a store shared with the routers before it."""
+    started = time.process_time()
+    while rib.maintenance():
+        pass
+    with rib.lock:
+        compiled.want_missing(list(rib.routers))
+    if not compiled.refresh():
+        raise SystemExit("no view was built: the router's table is not complete")
+    return time.process_time() - started
 
 
 def run_json(routers: int, fraction: float, rounds: int) -> list[list[tuple[float, float]]]:
@@ -234,6 +264,11 @@ def main() -> None:
         default="plain",
         help="raw: the real table (own next hops) or the varied real table",
     )
+    p.add_argument(
+        "--views",
+        action="store_true",
+        help="raw: also build each router's views after its feed, as the service does",
+    )
     p.add_argument("--callgrind", metavar="OUT", help="raw: the last router under callgrind")
     p.add_argument("--instr-router", type=int, default=0, help=argparse.SUPPRESS)
     a = p.parse_args()
@@ -248,10 +283,16 @@ def main() -> None:
     load = os.getloadavg()
     print(f"code {where}, load {load[0]:.2f} {load[1]:.2f}", flush=True)
     if a.path in ("raw", "both"):
-        for cpu in run_raw(a.routers, a.upto, a.rounds, a.cache, a.source, a.instr_router):
+        views: list[list[float]] | None = [] if a.views else None
+        runs = run_raw(a.routers, a.upto, a.rounds, a.cache, a.source, a.instr_router, views)
+        for cpu in runs:
             row = ", ".join(f"r{k + 1} {c:.2f}" for k, c in enumerate(cpu))
             ratio = ", ".join(f"{c / cpu[0]:.2f}x" for c in cpu[1:])
             print(f"raw CPU-s: {row}; later / router 1: {ratio}", flush=True)
+        for built in views or []:
+            row = ", ".join(f"r{k + 1} {c:.2f}" for k, c in enumerate(built))
+            ratio = ", ".join(f"{c / built[0]:.2f}x" for c in built[1:])
+            print(f"views CPU-s: {row}; later / router 1: {ratio}", flush=True)
     if a.path in ("json", "both"):
         for cpu in run_json(a.routers, a.fraction, a.rounds):
             row = ", ".join(
