@@ -26,6 +26,7 @@ from attribution.viewpack import Pack
 from ribd.attributes import PathAttributes
 from ribd.events import IPV4_UNICAST
 from ribd.rib import RouteMatch, RouterRib
+from ribd.table import FamilyState
 
 MADE_ROUTES = 65_536  # RouteMatch objects a view keeps for reuse (then starts again)
 # (and all views together at most routecache.ROUTE_CACHE_BUDGET)
@@ -34,12 +35,17 @@ _NO_PAIRS = np.zeros(0, dtype=object)
 
 
 def view_signature(r: RouterRib, family: str, table) -> tuple:
-    """The router's slot layout a view of ``family`` is built over: its slot, stale
-    slot, whether its current routes are stale, and the two slots' births
-    (``table``: the family's ``ribd.table.FamilyTable``). The births tell a slot
-    released and allocated again from the one the view read: its sweep logged no
-    change, so only a new signature keeps the view from answering swept routes."""
-    fs = r.families[family]
+    """The router's slot layout a view of ``family`` is built over (``slot_layout``
+    of its family state)."""
+    return slot_layout(r, r.families[family], table)
+
+
+def slot_layout(r: RouterRib, fs: FamilyState, table) -> tuple:
+    """The slot layout of the router's family state ``fs``: its slot, stale slot,
+    whether its current routes are stale, and the two slots' births (``table``:
+    the family's ``ribd.table.FamilyTable``). The births tell a slot released and
+    allocated again from the one a view read: its sweep logged no change, so only
+    a new signature keeps the view from answering swept routes."""
     births = table.slot_births
     slot, stale = fs.slot, fs.stale_slot
     return (slot, stale, r.current_stale, births.get(slot), births.get(stale))

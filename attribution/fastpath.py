@@ -31,7 +31,7 @@ from collections.abc import Iterable
 
 from attribution.changedranges import ChangedRanges as ChangedRanges  # re-exported
 from attribution.compiledview import CompiledView as CompiledView  # re-exported
-from attribution.compiledview import view_signature
+from attribution.compiledview import slot_layout, view_signature
 from attribution.viewbuild import FamilyRead, read_family
 from attribution.viewbuild import build_view as build_view  # re-exported
 from attribution.viewfamily import renumber
@@ -59,9 +59,8 @@ def as_is(view: CompiledView, r: RouterRib, fs: FamilyState, table, seq: int) ->
     ``seq``, ``viewpatch.unchanged``), False when its changes must be caught
     up. The one check ``usable_many`` and the flat path
     (``batch_flat._plan``) make."""
-    births, slot, stale = table.slot_births, fs.slot, fs.stale_slot
-    if (slot, stale, r.current_stale, births.get(slot), births.get(stale)) != view.signature:
-        return None  # (the tuple is ``view_signature``'s)
+    if slot_layout(r, fs, table) != view.signature:
+        return None
     return (view.seq == seq and view.changed.seq == seq) or unchanged(table, view)
 
 
