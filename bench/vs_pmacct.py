@@ -64,7 +64,7 @@ from pathlib import Path
 from bench import bgpsend
 from bench.common import REPO, Row, at_most, bench_main, log
 from bench.ingest_session_profile import MODES
-from bench.vs_load import Load, Result, make_load
+from bench.vs_load import Load, Result, cached_load
 from bench.vs_nfacctd import nfacctd_path, run_pmacct
 from bench.vs_service import run_service, worker_counts
 
@@ -250,7 +250,7 @@ def run(args: argparse.Namespace) -> list[Row]:
             continue
         for n in [int(x) for x in args.routers.split(",")]:
             log(f"vs-pmacct: {source}, {n} router(s): preparing the UPDATEs")
-            load = make_load(source, n, args.quick)
+            load = cached_load(source, n, args.quick, Path(args.cache) if args.cache else None)
             log(f"vs-pmacct: {sum(map(len, load.tables.per_router))} UPDATEs; probe {load.probe}")
             if args.late and n < 2:
                 log("vs-pmacct: --late needs at least 2 routers; skipped 1")
@@ -337,6 +337,12 @@ def extra(p: argparse.ArgumentParser) -> None:
         "then '.'); default: this one",
     )
     p.add_argument("--repeat", type=int, default=1, help="service runs per setting, in turn")
+    p.add_argument(
+        "--cache",
+        default="",
+        help="a directory: the UPDATEs derived for a source and router count are pickled "
+        "there and read back by later runs (keyed by the generator's code)",
+    )
     p.add_argument(
         "--profile",
         default="",
