@@ -2,22 +2,25 @@
 """The view build's loops in C (``attribution.fastpath.build_view``).
 
 Building a router's compiled view from the RIB's store is numpy over the
-store's arrays except for three steps that are a loop per prefix: grouping
-the store's entries by identity (``identity_codes``), reading the router's
-route out of each distinct entry (``entry_routes``) and turning nested
-prefix ranges into disjoint intervals (``flatten_sorted``). Each has a
-Python reference in ``attribution.viewbuild`` that gives the same result
-and runs where this module was not built; tests compare the two.
+store's arrays except for steps that are a loop per prefix or per set:
+reading the router's route out of each prefix's entry (``slot_routes``, in
+``_viewbuild_slots.pxi``), turning nested prefix ranges into disjoint
+intervals (``flatten_sorted``) and reading the attribute sets' answer fields
+(``set_fields``); and, for the family's views packed together, matching a
+new view's answer rows to the family's table (``match_rows``, in
+``_viewbuild_rows.pxi``). Each has a Python reference (in
+``attribution.viewbuild``, ``attribution.viewanswers``) that gives the same
+result and runs where this module was not built; tests compare the two.
 """
 
 cimport cython
 from cpython.ref cimport PyObject
-from libc.string cimport memcpy
+from libc.string cimport memcmp, memcpy
 
-from ribd._slots cimport get_at, slots_member_offset
+from ribd._slots cimport get_at, slot_ptr, slots_member_offset
 from ribd._wide_rows cimport _over_at
 
-from ribd.attributes import PathAttributes
+from ribd.attributes import PathAttributes, PathCore
 from ribd.entries import Overlay
 
 
@@ -28,11 +31,30 @@ cdef extern from "Python.h":
     Py_ssize_t PyList_GET_SIZE(object l)
 
 
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define vb_prefetch(p) __builtin_prefetch((const void *)(p))
+    #else
+    #define vb_prefetch(p) ((void)0)
+    #endif
+    #define vb_type_is(p, t) ((PyObject *)Py_TYPE(p) == (t))
+    """
+    void vb_prefetch(const void *p) noexcept nogil
+    bint vb_type_is(PyObject *p, PyObject *t) noexcept nogil
+
+
 cdef object _overlay = Overlay
 cdef object _path_attributes = PathAttributes
 # Overlay.row and Overlay.over read at their slots' offsets (as ribd._wide does).
 cdef Py_ssize_t _row_at = slots_member_offset(Overlay.__dict__["row"])
 cdef Py_ssize_t _over_at_ = slots_member_offset(Overlay.__dict__["over"])
+cdef object _path_core = PathCore
+# PathAttributes.core and PathCore's fields read at their slots' offsets (-1: through getattr).
+cdef Py_ssize_t _core_at = slots_member_offset(PathAttributes.__dict__["core"])
+# Entries between two offers of the GIL in ``slot_routes`` (~1 ms of its loop).
+cdef enum:
+    YIELD_EVERY = 16384
 
 
 cdef inline Py_ssize_t _slot_of(size_t p, Py_ssize_t mask):
@@ -109,39 +131,6 @@ cdef class _AddressNumbers:
         return self._nums[j]
 
 
-def identity_codes(list entries):
-    """Number the distinct objects of ``entries`` by identity, in first-seen order.
-
-    Returns ``(codes, first)``, both packed native integers: a bytearray of
-    int32 per entry (its object's number) and one of int64 per number (the
-    index where that object first occurs). The view build
-    (``attribution.fastpath``) groups a store's entries this way; in Python
-    it was a dict probe on ``id(e)`` per prefix, the largest part of
-    building a full table's view. Here it is an open-addressing hash of the
-    object addresses, grown at half full (the list holds a reference to
-    each object, so no address is reused while this runs).
-    """
-    cdef Py_ssize_t n = len(entries), i, k, count
-    cdef bytearray codes_buf = bytearray(n * 4)
-    cdef int *codes = <int *>(<char *>codes_buf) if n else NULL
-    cdef _AddressNumbers numbers = _AddressNumbers()
-    cdef bint is_new
-    cdef bytearray first_buf
-    cdef long long *first
-    cdef list seen_at = []
-    for i in range(n):
-        codes[i] = numbers.number(<size_t><void *>entries[i], &is_new)
-        if is_new:
-            seen_at.append(i)
-    count = numbers.count
-    first_buf = bytearray(count * 8)
-    first = <long long *>(<char *>first_buf) if count else NULL
-    for k in range(count):
-        first[k] = <long long>seen_at[k]
-    return codes_buf, first_buf
-
-
-
 def flatten_sorted(const unsigned long long[::1] starts, const unsigned long long[::1] lasts,
                    unsigned long long top):
     """``fastpath.flatten`` for routes already in (start, length) order.
@@ -213,88 +202,11 @@ cdef inline Py_ssize_t _emit(unsigned long long *bounds, int *leaf, Py_ssize_t k
     return k + 1
 
 
-cdef inline object _row_item(tuple row, Py_ssize_t slot):
-    """``row[slot]``, None past its end."""
-    if slot < PyTuple_GET_SIZE(row):
-        return <object>PyTuple_GET_ITEM(row, slot)
-    return None
-
-
-cdef inline object _entry_get(object entry, Py_ssize_t slot):
-    """``Overlay.get(slot)`` of an Overlay, ``entry[slot]`` (None past its end) of a tuple."""
-    cdef tuple over
-    cdef Py_ssize_t j
-    if type(entry) is _overlay:
-        over = get_at(entry, _over_at_, "over")
-        j = _over_at(over, slot)
-        if j >= 0:
-            return <object>PyTuple_GET_ITEM(over, j + 1)
-        return _row_item(<tuple>get_at(entry, _row_at, "row"), slot)
-    return _row_item(<tuple?>entry, slot)
-
-
-def entry_routes(list entries, const long long[::1] first, Py_ssize_t slot,
-                 Py_ssize_t stale_slot, bint current_stale):
-    """``viewbuild.py_entry_routes``: per distinct entry (``entries[first[c]]``
-    for number c), the router's best route in it (``ribd.reads.slot_value``:
-    its slot, else its stale slot; ``stale_slot`` -1: none).
-
-    Returns ``(has_route, code_set, code_path_id, code_stale, attribute_sets)``:
-    packed per number (bytearrays of bool, int32, uint32, bool) and the attribute
-    sets numbered by identity in first-seen order. In Python this was the
-    largest part of a build over wide entries (every prefix's entry is its own
-    Overlay there, so a loop and four list-to-array conversions per prefix:
-    most of the refresh's view builds, BENCHMARKS.md stop 32, refresh1).
-    """
-    cdef Py_ssize_t distinct = first.shape[0], c, at, n = PyList_GET_SIZE(entries)
-    cdef bytearray has_buf = bytearray(distinct)
-    cdef bytearray set_buf = bytearray(distinct * 4)
-    cdef bytearray pid_buf = bytearray(distinct * 4)
-    cdef bytearray stale_buf = bytearray(distinct)
-    cdef char *has = <char *>has_buf
-    cdef int *code_set = <int *>(<char *>set_buf) if distinct else NULL
-    cdef unsigned int *code_pid = <unsigned int *>(<char *>pid_buf) if distinct else NULL
-    cdef char *code_stale = <char *>stale_buf
-    cdef _AddressNumbers numbers = _AddressNumbers()
-    cdef bint is_stale, is_new
-    cdef int number
-    cdef list sets = []
-    cdef long long path_id
-    for c in range(distinct):
-        at = first[c]
-        if at < 0 or at >= n:
-            raise IndexError(f"entry_routes: first occurrence {at} past {n} entries")
-        entry = <object>PyList_GET_ITEM(entries, at)
-        if entry is None:
-            continue
-        value = _entry_get(entry, slot)
-        is_stale = current_stale
-        if value is None:
-            if stale_slot < 0:
-                continue
-            value = _entry_get(entry, stale_slot)
-            if value is None:
-                continue
-            is_stale = True
-        if type(value) is _path_attributes:
-            attrs = value
-            path_id = 0
-        else:  # ADD-PATH: (path_id, attrs), ... best first
-            best = value[0]  # (a PathSet: a tuple subclass)
-            path_id = best[0]
-            attrs = best[1]
-            if path_id < 0 or path_id > 0xFFFFFFFF:
-                raise OverflowError(f"entry_routes: path id {path_id} is not 32-bit")
-        # The set's number by address (``sets`` holds each one, so no address
-        # is reused while this runs).
-        number = numbers.number(<size_t><void *>attrs, &is_new)
-        if is_new:
-            sets.append(attrs)
-        has[c] = 1
-        code_set[c] = number
-        code_pid[c] = <unsigned int>path_id
-        code_stale[c] = is_stale
-    return has_buf, set_buf, pid_buf, stale_buf, sets
+cdef inline PyObject *_core_of(PyObject *attrs) noexcept:
+    """An attribute set's core, borrowed (NULL: not a ``PathAttributes``)."""
+    if _core_at < 0 or not vb_type_is(attrs, <PyObject *>_path_attributes):
+        return NULL
+    return slot_ptr(<object>attrs, _core_at)
 
 
 def set_fields(list sets, tuple names):
@@ -302,13 +214,55 @@ def set_fields(list sets, tuple names):
     read from its shared core: ``PathAttributes``' properties of those names
     are ``core.<name>``) as packed int64, ``len(names)`` per set. Through the
     properties (two lookups each, ~650 k a view over wide entries) this was the
-    largest part left of a build after ``entry_routes``."""
+    largest part left of a build after reading the routes; through ``getattr``
+    on the core by name (a type lookup and a descriptor call a field) still
+    ~0.06 CPU-s of a late router's build (stop 41, lone41): the core and its
+    fields are read here at their slots' offsets, each set's fetched a few
+    sets ahead (the sets, cores and AS numbers are scattered: a cache miss
+    each)."""
     cdef Py_ssize_t n = PyList_GET_SIZE(sets), width = len(names), i, f
     cdef bytearray out_buf = bytearray(n * width * 8)
     cdef long long *out = <long long *>(<char *>out_buf) if n and width else NULL
     cdef list fields = list(names)
+    cdef bytearray at_buf = bytearray(max(width, 1) * sizeof(Py_ssize_t))
+    cdef Py_ssize_t *at = <Py_ssize_t *>(<char *>at_buf)
+    cdef bint direct = _core_at >= 0
+    cdef PyObject *v
+    cdef PyObject *ahead
+    for f in range(width):
+        at[f] = slots_member_offset(_path_core.__dict__.get(fields[f]))
+        direct = direct and at[f] >= 0
     for i in range(n):
-        core = (<object>PyList_GET_ITEM(sets, i)).core
+        if direct:  # fetched ahead: the set, its core, the core's fields
+            if i + 12 < n:
+                vb_prefetch(PyList_GET_ITEM(sets, i + 12))
+            if i + 6 < n:
+                ahead = _core_of(PyList_GET_ITEM(sets, i + 6))
+                if ahead != NULL:
+                    vb_prefetch(ahead)
+                    vb_prefetch(<char *>ahead + 64)
+            if i + 2 < n:
+                ahead = _core_of(PyList_GET_ITEM(sets, i + 2))
+                if ahead != NULL and vb_type_is(ahead, <PyObject *>_path_core):
+                    for f in range(width):
+                        v = slot_ptr(<object>ahead, at[f])
+                        if v != NULL:
+                            vb_prefetch(v)
+        attrs = <object>PyList_GET_ITEM(sets, i)
+        if direct and type(attrs) is _path_attributes:
+            core = get_at(attrs, _core_at, "core")
+            if type(core) is _path_core:
+                for f in range(width):
+                    v = slot_ptr(core, at[f])
+                    if v == NULL:
+                        raise AttributeError(fields[f])
+                    out[i * width + f] = <object>v
+                continue
+        core = attrs.core
         for f in range(width):
             out[i * width + f] = getattr(core, <str>PyList_GET_ITEM(fields, f))
     return out_buf
+
+
+include "_viewbuild_slots.pxi"
+include "_viewbuild_rows.pxi"

@@ -42,8 +42,8 @@ from ribd.table import REFRESH_ASKED, FamilyState
 
 REBUILD_AFTER_CHANGES = 20_000  # changed prefixes before a view is rebuilt
 # Views built from one read of the store (``viewbuild.read_family``) at most:
-# the read holds each router's routes per distinct entry until its build
-# (~4.6 MB a router over a full table of wide entries: BENCHMARKS.md, stop 33, refresh2).
+# the read holds each router's routes per prefix until its build (9 bytes a
+# prefix: ~5.2 MB a router over the real table's 578 k prefixes).
 READ_BATCH = 8
 # Rebuild a view with any changes after this long. A full-table build costs
 # ~2 s of CPU; under steady churn, rebuilding often starved the feed.

@@ -17,6 +17,11 @@ from __future__ import annotations
 
 import numpy as np
 
+try:  # the rows matched in C (setup.py builds it where a C compiler is): same ids
+    from attribution._viewbuild import match_rows as _compiled_match_rows
+except ImportError:
+    _compiled_match_rows = None
+
 ROW = np.dtype(
     [
         ("origin_as", "<u4"),
@@ -113,34 +118,113 @@ def intern(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def merge(tables: list[AnswerTable]) -> tuple[AnswerTable, list[np.ndarray]]:
     """One table for ``tables`` (distinct objects), and for each, the new id
-    of each of its ids. Tables that extend one base (patches since the last
-    merge) cost a dictionary lookup per appended row; others are merged by
-    one sort of all their rows."""
+    of each of its ids. The first table is the base: its ids stay what they
+    are (rows new to it are appended), so the views holding it keep their
+    ``answer`` arrays (callers put the table most views hold first:
+    ``most_held``). Tables that extend the base (patches since the last
+    merge) cost a dictionary lookup per appended row; others (a view built
+    since) are matched to the base by one sort of their rows and the base's.
+
+    A late router's view merged with the family's table by one sort into
+    new sorted ids, and every other view's ``answer`` was then remapped and
+    copied: ~30 ms of router 17's build, growing with the routers
+    (BENCHMARKS.md, stop 41, lone41)."""
+    base = tables[0]
     if len(tables) == 1:
-        return tables[0], [np.arange(len(tables[0]), dtype=np.intp)]
-    base = next((t for t in tables if t.parent is None), None)
-    if base is not None and all(t is base or t.parent is base for t in tables):
-        tails = [t.rows[len(base) :].tolist() for t in tables]
-        added: dict[tuple, int] = {}
-        index = base.index()
-        remaps = []
-        for tail in tails:
+        return base, [np.arange(len(base), dtype=np.intp)]
+    added: dict[tuple, int] = {}
+    remaps: list[np.ndarray | None] = []
+    head = np.arange(len(base), dtype=np.intp)
+    for t in tables:
+        if t is base:
+            remaps.append(head)
+        elif t.parent is base:
+            tail = t.rows[len(base) :].tolist()
+            index = base.index()
             ids = [index.get(row, -1) for row in tail]
             for k, row in enumerate(tail):
                 if ids[k] < 0:
                     ids[k] = added.setdefault(row, len(base) + len(added))
-            head = np.arange(len(base), dtype=np.intp)
             remaps.append(np.concatenate([head, np.array(ids, dtype=np.intp)]))
-        if not added:
-            return base, remaps
-        rows = np.concatenate([base.rows, np.array(list(added), dtype=ROW)])
-        return AnswerTable(rows), remaps
-    ids, distinct = intern(np.concatenate([t.rows for t in tables]))
-    remaps, at = [], 0
+        else:
+            remaps.append(None)  # below: matched by a sort
+    rows = base.rows
+    if added:
+        rows = np.concatenate([rows, np.array(list(added), dtype=ROW)])
+    others = [t for t, r in zip(tables, remaps, strict=True) if r is None]
+    if others:
+        rows, matched = match_rows(rows, [t.rows for t in others])
+        found = iter(matched)
+        remaps = [next(found) if r is None else r for r in remaps]
+    if len(rows) == len(base):
+        return base, remaps  # type: ignore[return-value]
+    return AnswerTable(rows), remaps  # type: ignore[return-value]
+
+
+def most_held(tables: list[AnswerTable]) -> list[AnswerTable]:
+    """The distinct tables of ``tables`` (one per view), the one most views
+    hold first (``merge`` keeps its ids), then by first appearance."""
+    held: dict[int, int] = {}
+    by_id: dict[int, AnswerTable] = {}
     for t in tables:
-        remaps.append(ids[at : at + len(t)])
-        at += len(t)
-    return AnswerTable(distinct), remaps
+        held[id(t)] = held.get(id(t), 0) + 1
+        by_id.setdefault(id(t), t)
+    return [by_id[i] for i in sorted(held, key=lambda i: -held[i])]
+
+
+def match_rows(base: np.ndarray, others: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """``base`` (distinct rows) with the rows of ``others`` it lacks appended
+    in first-seen order, and each of ``others``' rows' ids in the result.
+
+    In C (a hash table of ``others``' rows, ``base`` read once in order) when
+    ``others`` are the smaller side: a late router's table against the
+    family's. Otherwise (every router's fresh table after a restart: the
+    others ~15x the base) a table of theirs outgrew the cache, ~2x slower
+    than one sort of all rows (``py_match_rows``, the same result)."""
+    rest = sum(len(rows) for rows in others)
+    if _compiled_match_rows is None or rest > len(base):
+        return py_match_rows(base, others)
+    return c_match_rows(base, others)
+
+
+def c_match_rows(base: np.ndarray, others: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """``match_rows`` in C (``attribution._viewbuild.match_rows``)."""
+    added, ids = _compiled_match_rows(_bytes(base), _bytes(np.concatenate(others)), ROW.itemsize)
+    ids = np.frombuffer(ids, dtype=np.int64).astype(np.intp, copy=False)
+    remaps, at = [], 0
+    for rows in others:
+        remaps.append(ids[at : at + len(rows)])
+        at += len(rows)
+    if len(added):  # (as bytes: a concatenate of the packed rows was ~10x slower)
+        base = np.concatenate([_bytes(base), np.frombuffer(added, dtype=np.uint8)]).view(ROW)
+    return base, remaps
+
+
+def _bytes(rows: np.ndarray) -> np.ndarray:
+    """A table's rows as their bytes (``ROW`` is packed: 19 a row)."""
+    return np.ascontiguousarray(rows, dtype=ROW).view(np.uint8)
+
+
+def py_match_rows(
+    base: np.ndarray, others: list[np.ndarray]
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """``match_rows`` by one sort of all rows: the reference for
+    ``attribution._viewbuild.match_rows`` (the same result)."""
+    ids, distinct = intern(np.concatenate([_bytes(rows) for rows in (base, *others)]).view(ROW))
+    final = np.full(len(distinct), -1, dtype=np.intp)  # sorted id -> id in the result
+    final[ids[: len(base)]] = np.arange(len(base), dtype=np.intp)
+    rest = ids[len(base) :]
+    missing = rest[final[rest] < 0]
+    new, first = np.unique(missing, return_index=True)
+    new = new[np.argsort(first)]  # in first-seen order
+    final[new] = len(base) + np.arange(len(new), dtype=np.intp)
+    remaps, at = [], len(base)
+    for rows in others:
+        remaps.append(final[ids[at : at + len(rows)]])
+        at += len(rows)
+    if len(new):
+        base = np.concatenate([base, np.take(distinct, new)])
+    return base, remaps
 
 
 def answer_rows(

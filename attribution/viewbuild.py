@@ -1,10 +1,10 @@
 """A full build of one router's compiled view of one family.
 
 A build reads the RIB's store once (under its lock only the merge and a
-copy of the entry references), numbers the distinct entries by identity,
-flattens the nested prefix ranges into disjoint intervals and makes the
-answers per distinct entry: vectorised per prefix, and per distinct entry
-(each router's route in it, its set's answer fields) in C. Over wide entries
+copy of the entry references), reads the router's route out of each
+prefix's entry, flattens the nested prefix ranges into disjoint intervals
+and makes the answers: vectorised per prefix, and per entry and per
+attribute set in C. Over wide entries
 (16 routers or more) nearly every prefix's entry is distinct, so those loops
 run per prefix: in Python they made a build ~0.9 CPU-s at 16 realistic
 routers, 0.3 in C (BENCHMARKS.md, stop 32, refresh1). The loops that were a
@@ -32,13 +32,11 @@ from ribd.events import IPV4_UNICAST
 from ribd.rib import Rib, slot_value
 
 try:  # the build's loops in C (setup.py builds them where a C compiler is): same results
-    from attribution._viewbuild import entry_routes as _compiled_entry_routes
     from attribution._viewbuild import flatten_sorted as _compiled_flatten
-    from attribution._viewbuild import identity_codes as _compiled_identity_codes
     from attribution._viewbuild import set_fields as _compiled_set_fields
+    from attribution._viewbuild import slot_routes as _compiled_slot_routes
 except ImportError:
-    _compiled_identity_codes = _compiled_flatten = _compiled_entry_routes = None
-    _compiled_set_fields = None
+    _compiled_flatten = _compiled_set_fields = _compiled_slot_routes = None
 
 # Provenance codes, as in attribution.resolver / the proto.
 _BGP, _LOCAL, _DEFAULT = 1, 3, 4
@@ -100,55 +98,25 @@ def py_flatten(
     return bounds[keep], leaf[keep]
 
 
-def py_identity_codes(entries: list) -> tuple[np.ndarray, list[int]]:
-    """The entries' objects numbered by identity in first-seen order: (the
-    number of each entry, int32; the index where each number first occurs).
-    The reference for ``attribution._viewbuild.identity_codes``, which a
-    build uses when compiled (a dict probe per prefix here)."""
-    code_of: dict[int, int] = {}  # id(entry) -> code
-    setdefault = code_of.setdefault
-    codes = np.fromiter(
-        (setdefault(id(e), len(code_of)) for e in entries), dtype=np.int32, count=len(entries)
-    )
-    return codes, np.unique(codes, return_index=True)[1].tolist()
+# One router's route per prefix: (its attribute set's number, -1 none; path
+# id; stale flag) by prefix, and the sets numbered by identity in first-seen order.
+SlotRoutes = tuple[np.ndarray, np.ndarray, np.ndarray, list[PathAttributes]]
 
 
-def identity_codes(entries: list) -> tuple[np.ndarray, np.ndarray | list[int]]:
-    """``py_identity_codes``, in C when ``attribution._viewbuild`` was built
-    (the first occurrences then an int64 array, which ``entry_routes`` reads)."""
-    if _compiled_identity_codes is None:
-        return py_identity_codes(entries)
-    codes, first = _compiled_identity_codes(entries)
-    return np.frombuffer(codes, dtype=np.int32), np.frombuffer(first, dtype=np.int64)
-
-
-Routes = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[PathAttributes]]
-
-
-def py_entry_routes(
-    entries: list,
-    first_seen: list[int] | np.ndarray,
-    slot: int,
-    stale_slot: int | None,
-    current_stale: bool,
-) -> Routes:
-    """Per distinct entry (``entries[first_seen[c]]`` for number c), the
-    router's best route in it (``slot_value``: its slot, else its stale
-    slot): (whether it has one, its attribute set's number, its path id,
-    its stale flag) as numpy columns by number, and the attribute sets
+def py_slot_routes(
+    entries: list, slot: int, stale_slot: int | None, current_stale: bool
+) -> SlotRoutes:
+    """Per entry (one per prefix, in store order), the router's best route in it
+    (``slot_value``: its slot, else its stale slot): its attribute set's number
+    (-1: no route), its path id and its stale flag, and the attribute sets
     numbered by identity in first-seen order. The reference for
-    ``attribution._viewbuild.entry_routes``."""
-    distinct = len(first_seen)
-    # Gathered in lists and stored in one numpy call each (an item assignment
-    # per entry cost more than the loop's own work).
-    routed_codes: list[int] = []
-    numbers: list[int] = []
-    path_id_of: list[int] = []
-    stale_of: list[bool] = []
+    ``attribution._viewbuild.slot_routes``."""
+    set_of = np.full(len(entries), -1, dtype=np.int32)
+    path_ids = np.zeros(len(entries), dtype=np.uint32)
+    stale = np.zeros(len(entries), dtype=bool)
     attribute_sets: list[PathAttributes] = []
     set_numbers: dict[int, int] = {}  # id(PathAttributes) -> index in attribute_sets
-    for code, at in enumerate(first_seen):
-        entry = entries[at]
+    for i, entry in enumerate(entries):
         if entry is None:
             continue
         value, is_stale = slot_value(entry, slot, stale_slot, current_stale)
@@ -162,39 +130,24 @@ def py_entry_routes(
         if number is None:
             number = set_numbers[id(attrs)] = len(attribute_sets)
             attribute_sets.append(attrs)
-        routed_codes.append(code)
-        numbers.append(number)
-        path_id_of.append(path_id)
-        stale_of.append(is_stale)
-    has_route = np.zeros(distinct, dtype=bool)
-    code_set = np.zeros(distinct, dtype=np.int32)
-    code_path_id = np.zeros(distinct, dtype=np.uint32)
-    code_stale = np.zeros(distinct, dtype=bool)
-    has_route[routed_codes] = True
-    code_set[routed_codes] = numbers
-    code_path_id[routed_codes] = path_id_of
-    code_stale[routed_codes] = stale_of
-    return has_route, code_set, code_path_id, code_stale, attribute_sets
+        set_of[i] = number
+        path_ids[i] = path_id
+        stale[i] = is_stale
+    return set_of, path_ids, stale, attribute_sets
 
 
-def entry_routes(
-    entries: list,
-    first_seen: list[int] | np.ndarray,
-    slot: int,
-    stale_slot: int | None,
-    current_stale: bool,
-) -> Routes:
-    """``py_entry_routes``, in C when ``attribution._viewbuild`` was built."""
-    if _compiled_entry_routes is None:
-        return py_entry_routes(entries, first_seen, slot, stale_slot, current_stale)
-    first = np.ascontiguousarray(first_seen, dtype=np.int64)
+def slot_routes(
+    entries: list, slot: int, stale_slot: int | None, current_stale: bool
+) -> SlotRoutes:
+    """``py_slot_routes``, in C when ``attribution._viewbuild`` was built."""
+    if _compiled_slot_routes is None:
+        return py_slot_routes(entries, slot, stale_slot, current_stale)
     stale = -1 if stale_slot is None else stale_slot
-    has, sets, path_ids, stale_of, attribute_sets = _compiled_entry_routes(
-        entries, first, slot, stale, current_stale
+    set_of, path_ids, stale_of, attribute_sets = _compiled_slot_routes(
+        entries, slot, stale, current_stale
     )
     return (
-        np.frombuffer(has, dtype=bool),
-        np.frombuffer(sets, dtype=np.int32),
+        np.frombuffer(set_of, dtype=np.int32),
         np.frombuffer(path_ids, dtype=np.uint32),
         np.frombuffer(stale_of, dtype=bool),
         attribute_sets,
@@ -223,28 +176,34 @@ def set_fields(attribute_sets: list[PathAttributes]) -> np.ndarray:
 @dataclass(slots=True)
 class FamilyRead:
     """One read of a family's store for several routers' builds (``read_family``):
-    per router its signature and its routes per distinct entry (``entry_routes``),
-    and the entries' numbers, all as of change ``seq``."""
+    per router its signature and its route per prefix (``slot_routes``), all
+    as of change ``seq``."""
 
     seq: int
     keys: np.ndarray
     width: int
-    codes: np.ndarray
-    routes: dict[str, tuple[tuple, Routes]]  # neighbor -> (signature, entry_routes)
+    routes: dict[str, tuple[tuple, SlotRoutes]]  # neighbor -> (signature, slot_routes)
 
 
 def read_family(rib: Rib, family: str, neighbors: list[str]) -> FamilyRead:
     """Read the store once for the views of ``neighbors`` (routers gone are left out).
 
     A batch of builds (every router's view after a restart or a refresh: 16
-    at once) read the store, copied its entry references and numbered them
-    (``identity_codes``) once per router: ~50 ms each over a full table of
-    wide entries. The entry list is held only until every router's routes
-    are read out of it (references to it keep replaced rows interned until
-    then). Views built from one read are snapshots at one change number, as
-    a view built alone is at its own; the change log brings each up to date.
-    The one place a build reads the RIB's store (kept small: the store's
-    layout is the RIB's).
+    at once) read the store and copied its entry references once per
+    router: ~50 ms each over a full table of wide entries. The entry list is
+    held only until every router's routes are read out of it (references to
+    it keep replaced rows interned until then). Views built from one read are
+    snapshots at one change number, as a view built alone is at its own; the
+    change log brings each up to date.
+
+    Each router's routes are its slot of each prefix's entry, read in one
+    compiled pass (``slot_routes``). They were read per distinct entry, the
+    entries first numbered by identity: over wide entries (16 routers and
+    more) nearly every prefix's entry is its own, so that numbered every
+    prefix again for nothing, and a late router's build alone paid for the
+    numbering of a store every router shares (BENCHMARKS.md, stop 41,
+    lone41). The one place a build reads the RIB's store (kept small: the
+    store's layout is the RIB's).
     """
     table = rib.tables[family]
     # Most of the merge with the lock free (a table just loaded is all in the
@@ -262,44 +221,37 @@ def read_family(rib: Rib, family: str, neighbors: list[str]) -> FamilyRead:
         keys = table.store.keys  # never mutated: a new array per merge
         width = table.store.width
         entries = table.store.values.tolist()
-    codes, first_seen = identity_codes(entries)
     routes = {
-        n: (sig, entry_routes(entries, first_seen, sig[0], sig[1], sig[2]))
-        for n, sig in signatures.items()
+        n: (sig, slot_routes(entries, sig[0], sig[1], sig[2])) for n, sig in signatures.items()
     }
     del entries
-    return FamilyRead(seq, keys, width, codes, routes)
+    return FamilyRead(seq, keys, width, routes)
 
 
 def _answers(
-    codes: np.ndarray,
-    default: np.ndarray,
-    code_set: np.ndarray,
-    code_stale: np.ndarray,
-    by_set: np.ndarray,
+    index: np.ndarray, default: np.ndarray, stale: np.ndarray, by_set: np.ndarray
 ) -> tuple[np.ndarray, AnswerTable]:
-    """Each route's answer id and the answer table (``viewanswers.answer_rows``).
+    """Each route's answer id and the answer table (``viewanswers.answer_rows``),
+    from each route's attribute set number ``index``, default flag (length 0)
+    and stale flag, and the sets' fields ``by_set``.
 
-    A route's answer follows from its attribute set, its stale flag (both
-    per distinct entry: ``codes``) and whether it is the default route
-    (length 0). So the rows are made once per *combination* (set, default,
-    stale) some route has, numbered by a dense array of all four per set
-    (no sort), and the routes take their combination's id. It was per
-    distinct entry, then ``np.unique`` over those: over wide entries every
-    prefix is its own entry (an Overlay), so that sorted ~every route, and
-    computed six columns per route: the largest part of a build after the
-    compiled loops (BENCHMARKS.md, stop 33, refresh2). The table is the same
-    (``intern`` sorts the distinct rows).
+    A route's answer follows from those three, so the rows are made once per
+    *combination* (set, default, stale) some route has, numbered by a dense
+    array of all four per set (no sort), and the routes take their
+    combination's id. It was per distinct entry, then ``np.unique`` over
+    those: over wide entries every prefix is its own entry (an Overlay), so
+    that sorted ~every route, and computed six columns per route: the
+    largest part of a build after the compiled loops (BENCHMARKS.md, stop
+    33, refresh2). The table is the same (``intern`` sorts the distinct rows).
     """
-    if not len(codes):
+    if not len(index):
         return answer_rows(
             np.zeros(0, dtype=np.int64),
             np.zeros(0, dtype=bool),
             np.zeros(0, dtype=bool),
             tuple(np.zeros(0, dtype=np.uint32) for _ in range(6)),
         )
-    # Per distinct entry first (fewer than routes), then one gather per route.
-    combo = ((code_set.astype(np.int64) << 2) | code_stale)[codes]
+    combo = (index.astype(np.int64) << 2) | stale
     combo[np.flatnonzero(default)] |= 2
     width = 4 * len(by_set)
     if int(combo.max()) >= width or int(combo.min()) < 0:
@@ -360,12 +312,11 @@ def build_view(
         read = read_family(rib, family, [neighbor])
         if neighbor not in read.routes:
             return None  # the router is gone
-    seq, keys, width, codes = read.seq, read.keys, read.width, read.codes
-    # Per distinct entry: this router's best path, if any (its columns freed after this build).
-    signature, routes = read.routes.pop(neighbor)
-    has_route, code_set, code_path_id, code_stale, attribute_sets = routes
-    routed = np.flatnonzero(has_route[codes]) if len(codes) else np.zeros(0, dtype=np.intp)
-    codes = codes[routed]
+    seq, keys, width = read.seq, read.keys, read.width
+    # This router's best path per prefix, if any (its columns freed after this build).
+    signature, (set_of, path_of, stale_of, attribute_sets) = read.routes.pop(neighbor)
+    routed = np.flatnonzero(set_of >= 0)
+    index, path_ids, stale = set_of[routed], path_of[routed], stale_of[routed]
     raw = keys.view(np.uint8).reshape(len(keys), width)[routed]
     all_lengths = raw[:, -1] - np.uint8(1)
     if v4:
@@ -380,10 +331,8 @@ def build_view(
         long_v6 = high[is_long]
         short = ~is_long
         net_arr, nets_low = high[short], low[short]
-    codes = codes[short]
     length_arr = all_lengths[short]
-    index = code_set[codes]
-    path_ids = code_path_id[codes]
+    index, path_ids, stale = index[short], path_ids[short], stale[short]
     bits = 32 if v4 else 64
     span = np.left_shift(np.uint64(1), (bits - length_arr.astype(np.uint64)) % np.uint64(64))
     last_arr = np.where(length_arr == 0, np.uint64((1 << bits) - 1), net_arr + span - np.uint64(1))
@@ -391,7 +340,7 @@ def build_view(
     by_set = set_fields(attribute_sets)  # six answer fields per set
     if not len(attribute_sets):
         by_set = np.zeros((1, len(_SET_FIELDS)), dtype=np.int64)
-    answer, answers = _answers(codes, length_arr == 0, code_set, code_stale, by_set)
+    answer, answers = _answers(index, length_arr == 0, stale, by_set)
     word = np.uint32 if v4 else np.uint64
     columns = {
         "starts": starts.astype(word),

@@ -34,7 +34,7 @@ import dataclasses
 import numpy as np
 
 from attribution.routecache import RouteCache
-from attribution.viewanswers import id_dtype, merge
+from attribution.viewanswers import id_dtype, merge, most_held
 from ribd.events import IPV4_UNICAST
 
 # The answer row of no route (provenance NONE, attribution.answers): what
@@ -213,7 +213,7 @@ def renumber(views: list) -> list:
         deep, at = deep[1:], at[1:]
     leaf.flags.writeable = False
     # One answer table (the family's, plus the no-route row).
-    tables = list({id(v.answers): v.answers for v in views}.values())
+    tables = most_held([v.answers for v in views])
     table, remaps = merge(tables)
     remap_of = {id(t): r for t, r in zip(tables, remaps, strict=True)}
     table, (none_id,) = table.ids_of([NONE_ROW])

@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 
-from attribution.viewanswers import AnswerTable, id_dtype, merge
+from attribution.viewanswers import AnswerTable, id_dtype, merge, most_held
 
 
 def one_axis(views: list) -> list:
@@ -186,7 +186,9 @@ def pack(views: list) -> list:
 def _one_table(views: list) -> tuple[AnswerTable, list[np.ndarray]]:
     """The family's one answer table for ``views`` and each view's ``answer``
     ids into it (the same array for views whose ids map alike)."""
-    tables = list({id(v.answers): v.answers for v in views}.values())
+    # The table most views hold first: ``merge`` keeps its ids, so their
+    # ``answer`` arrays stay as they are (one new view: only its own remapped).
+    tables = most_held([v.answers for v in views])
     table, remaps = merge(tables)
     remap_of = {id(t): r for t, r in zip(tables, remaps, strict=True)}
     dtype = id_dtype(len(table))
@@ -195,9 +197,8 @@ def _one_table(views: list) -> tuple[AnswerTable, list[np.ndarray]]:
         key = (id(v.answers), id(v.answer))
         if key not in out:
             remap = remap_of[key[0]]
-            same = len(remap) == len(v.answers) == len(table) and v.answer.dtype == dtype
-            if same and np.array_equal(remap, np.arange(len(remap))):
-                out[key] = v.answer  # the same ids in the same table
+            if v.answer.dtype == dtype and np.array_equal(remap, np.arange(len(remap))):
+                out[key] = v.answer  # the same ids, in a table that starts with its rows
             else:
                 out[key] = remap.astype(dtype)[v.answer]
     return table, [out[(id(v.answers), id(v.answer))] for v in views]
