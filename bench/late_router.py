@@ -29,6 +29,16 @@ with the same script, for A/B runs interleaved in one sitting. ``--upto K``
 maintenance builds them at End-of-RIB (a line of their CPU-s per router): a late
 router's build reads and numbers the whole shared store for one router.
 
+``--batch`` (with ``--views``): no view built between the routers, every
+router's at once after the last router's feed, as after a restart or a
+refresh (one figure: the batch's, read ``READ_BATCH`` routers at a time).
+
+``--stages`` (with ``--views``): each router's build split into its stages
+(``BuildStages``: the maintenance's merge and collection, the store read's
+merge, lock-held copy and numbering, the view's flatten and answers, the
+family's ``_one_axis`` as the refresh runs it with the other views present, the
+change log's trim), a line per router.
+
 ``--callgrind OUT`` (raw only): this script again under ``valgrind
 --tool=callgrind --instr-atstart=no``, routers 1..N-1 loaded and settled
 uninstrumented, then ``callgrind_control -i on`` on itself for router N's feed
@@ -125,11 +135,16 @@ def run_raw(
     source: str = "plain",
     instr_router: int = 0,
     views: list[list[float]] | None = None,
+    stages: list[list[dict[str, float]]] | None = None,
+    batch: bool = False,
 ) -> list[list[float]]:
     """CPU-s of each router's feed, routers loaded in turn and settled between;
     ``instr_router`` K: callgrind's instrumentation on for router K's feed only;
     ``views``: a list to which each round's view builds are appended (see
-    ``_build_views``)."""
+    ``_build_views``); ``stages``: one to which each round's builds' stages are
+    (``BuildStages``); ``batch``: no views built between the routers, every
+    router's at once after the last (as after a restart or a refresh: one
+    figure a round)."""
     from attribution.fastpath import CompiledViews
     from attribution.service import tune_gc
     from bench.ingest import new_rib
@@ -144,6 +159,7 @@ def run_raw(
         cpu = []
         compiled = CompiledViews(rib) if views is not None else None
         built = []
+        split: list[dict[str, float]] = []
         for k in range(upto if upto else routers):
             if k + 1 == instr_router:
                 _instrument(True)
@@ -152,17 +168,24 @@ def run_raw(
                 _instrument(False)
             if upto and k + 1 == upto:
                 break
-            if compiled is not None:
-                built.append(_build_views(rib, compiled))
+            if compiled is not None and (not batch or k + 1 == routers):
+                if stages is not None:
+                    with BuildStages(rib, compiled) as timer:
+                        built.append(_build_views(rib, compiled, timer))
+                    split.append(timer.spent)
+                else:
+                    built.append(_build_views(rib, compiled))
             settle(rib)
         out.append(cpu)
         if views is not None:
             views.append(built)
+        if stages is not None:
+            stages.append(split)
         del rib
     return out
 
 
-def _build_views(rib, compiled) -> float:
+def _build_views(rib, compiled, timer: BuildStages | None = None) -> float:
     """CPU-s of the views the service's maintenance builds once a router's table is
     complete (End-of-RIB): its store's pending writes applied, then
     ``want_missing`` and ``refresh`` as ``attribution.service`` runs them. A
@@ -171,11 +194,90 @@ def _build_views(rib, compiled) -> float:
     started = time.process_time()
     while rib.maintenance():
         pass
+    if timer is not None:
+        timer.spent["maintenance"] += time.process_time() - started
     with rib.lock:
         compiled.want_missing(list(rib.routers))
     if not compiled.refresh():
         raise SystemExit("no view was built: the router's table is not complete")
     return time.process_time() - started
+
+
+# What ``BuildStages`` times: (label, module, function name), inclusive CPU-s.
+# A name a tree lacks (``--code`` of an older one) is left out.
+STAGES = (
+    ("read_family", "attribution.viewbuild", "read_family"),
+    ("read_family", "attribution.fastpath", "read_family"),
+    ("identity_codes", "attribution.viewbuild", "identity_codes"),
+    ("entry_routes", "attribution.viewbuild", "entry_routes"),
+    ("slot_routes", "attribution.viewbuild", "slot_routes"),
+    ("build_view", "attribution.fastpath", "build_view"),
+    ("flatten", "attribution.viewbuild", "flatten"),
+    ("set_fields", "attribution.viewbuild", "set_fields"),
+    ("_answers", "attribution.viewbuild", "_answers"),
+    ("share_columns", "attribution.viewbuild", "share_columns"),
+    ("patch_view", "attribution.fastpath", "patch_view"),
+    ("one_axis", "attribution.fastpath", "one_axis"),
+    ("renumber", "attribution.fastpath", "renumber"),
+    ("pack", "attribution.fastpath", "pack"),
+    ("add_view", "attribution.fastpath", "add_view"),
+)
+
+
+class BuildStages:
+    """CPU-s of a view build's stages while entered: ``STAGES``, the RIB's
+    ``merge_now``, the refresh's ``_one_axis`` and ``_trim``, each function
+    wrapped. Exclusive times (a stack of the stages running): a lone build's
+    ``build_view`` less the store read inside it, the read less its merge and
+    numbering (what is left of it: the signatures and the lock-held copy),
+    ``_one_axis`` less ``one_axis``/``renumber``/``pack``."""
+
+    def __init__(self, rib, compiled) -> None:
+        import importlib
+
+        self.spent: dict[str, float] = dict.fromkeys(
+            ["maintenance", "merge_now", "_one_axis", "_trim"], 0.0
+        )
+        self._stack: list[float] = []  # inner stages' CPU-s, per stage running
+        self._undo: list[tuple[object, str, object]] = []
+        self._targets = [(rib, "merge_now", "merge_now")]
+        self._targets += [(compiled, "_one_axis", "_one_axis"), (compiled, "_trim", "_trim")]
+        for label, module, name in STAGES:
+            mod = importlib.import_module(module)
+            if hasattr(mod, name):
+                self._targets.append((mod, name, label))
+                self.spent.setdefault(label, 0.0)
+
+    def _timed(self, label: str, fn):
+        spent, stack = self.spent, self._stack
+
+        def timed(*args, **kwargs):
+            stack.append(0.0)
+            t0 = time.process_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                took = time.process_time() - t0
+                spent[label] += took - stack.pop()
+                if stack:
+                    stack[-1] += took
+
+        return timed
+
+    def __enter__(self) -> BuildStages:
+        for owner, name, label in self._targets:
+            own = name in vars(owner)  # a module's function, or an instance's own attribute
+            self._undo.append((owner, name, getattr(owner, name) if own else None))
+            setattr(owner, name, self._timed(label, getattr(owner, name)))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for owner, name, fn in reversed(self._undo):
+            if fn is None:
+                delattr(owner, name)  # an instance's wrapper: its class's method again
+            else:
+                setattr(owner, name, fn)
+        self._undo.clear()
 
 
 def run_json(routers: int, fraction: float, rounds: int) -> list[list[tuple[float, float]]]:
@@ -269,6 +371,16 @@ def main() -> None:
         action="store_true",
         help="raw: also build each router's views after its feed, as the service does",
     )
+    p.add_argument(
+        "--batch",
+        action="store_true",
+        help="with --views: every router's views at once after the last feed",
+    )
+    p.add_argument(
+        "--stages",
+        action="store_true",
+        help="with --views: each router's build by stage (BuildStages)",
+    )
     p.add_argument("--callgrind", metavar="OUT", help="raw: the last router under callgrind")
     p.add_argument("--instr-router", type=int, default=0, help=argparse.SUPPRESS)
     a = p.parse_args()
@@ -283,16 +395,28 @@ def main() -> None:
     load = os.getloadavg()
     print(f"code {where}, load {load[0]:.2f} {load[1]:.2f}", flush=True)
     if a.path in ("raw", "both"):
-        views: list[list[float]] | None = [] if a.views else None
-        runs = run_raw(a.routers, a.upto, a.rounds, a.cache, a.source, a.instr_router, views)
+        views: list[list[float]] | None = [] if a.views or a.stages or a.batch else None
+        stages: list[list[dict[str, float]]] | None = [] if a.stages else None
+        runs = run_raw(
+            a.routers, a.upto, a.rounds, a.cache, a.source, a.instr_router, views, stages, a.batch
+        )
         for cpu in runs:
             row = ", ".join(f"r{k + 1} {c:.2f}" for k, c in enumerate(cpu))
             ratio = ", ".join(f"{c / cpu[0]:.2f}x" for c in cpu[1:])
             print(f"raw CPU-s: {row}; later / router 1: {ratio}", flush=True)
         for built in views or []:
+            if a.batch:
+                print(f"views CPU-s: routers 1-{a.routers} at once {built[0]:.2f}", flush=True)
+                continue
             row = ", ".join(f"r{k + 1} {c:.2f}" for k, c in enumerate(built))
             ratio = ", ".join(f"{c / built[0]:.2f}x" for c in built[1:])
             print(f"views CPU-s: {row}; later / router 1: {ratio}", flush=True)
+        for split, built in zip(stages or [], views or [], strict=True):
+            for k, (spent, total) in enumerate(zip(split, built, strict=True)):
+                parts = ", ".join(f"{n} {c:.3f}" for n, c in spent.items() if c >= 0.0005)
+                rest = total - sum(spent.values())
+                who = f"1-{a.routers}" if a.batch else f"r{k + 1}"
+                print(f"  {who} build {total:.3f} CPU-s: {parts}; rest {rest:.3f}", flush=True)
     if a.path in ("json", "both"):
         for cpu in run_json(a.routers, a.fraction, a.rounds):
             row = ", ".join(

@@ -41,3 +41,24 @@ def test_a_router_without_end_of_rib_is_refused_not_timed_as_a_build() -> None:
     announce(rib, EDGE1, 65001, end=False)
     with pytest.raises(SystemExit, match="not complete"):
         _build_views(rib, views)
+
+
+def test_build_stages_time_each_stage_and_put_every_function_back() -> None:
+    """``--stages``: a build's stages timed through wrappers that are gone after
+    it (the modules' functions, the RIB's and the views' own methods again)."""
+    from attribution import fastpath, viewbuild
+    from bench.late_router import BuildStages
+
+    rib = Rib()
+    views = CompiledViews(rib)
+    announce(rib, EDGE1, 65001, end=True)
+    before = (viewbuild.read_family, viewbuild.slot_routes, fastpath.pack, fastpath.build_view)
+    with BuildStages(rib, views) as timer:
+        total = _build_views(rib, views, timer)
+        assert viewbuild.slot_routes is not before[1]  # wrapped while entered
+    assert (viewbuild.read_family, viewbuild.slot_routes, fastpath.pack) == before[:3]
+    assert fastpath.build_view is before[3]
+    assert "merge_now" not in vars(rib) and "_one_axis" not in vars(views)
+    assert {"read_family", "slot_routes", "build_view", "_answers"} <= set(timer.spent)
+    assert all(c >= 0.0 for c in timer.spent.values())
+    assert sum(timer.spent.values()) <= total + 0.01
