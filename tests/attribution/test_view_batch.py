@@ -26,21 +26,7 @@ from ribd.entries import Overlay
 from ribd.events import IPV4_UNICAST, IPV6_UNICAST, EndOfRib, RoutesAnnounced, SessionState
 from ribd.rib import Rib
 from tests.attribution.test_bulk_many_exporters import world
-
-COLUMNS = ("starts", "leaf", "nets", "nets_low", "lengths", "path_ids", "attribute_index")
-COLUMNS += ("answer", "long_v6")
-
-
-def _same(a, b, what) -> None:
-    assert (a is None) == (b is None), what
-    if a is None:
-        return
-    assert a.signature == b.signature and a.seq == b.seq, what
-    for name in COLUMNS:
-        x, y = getattr(a, name), getattr(b, name)
-        assert x.dtype == y.dtype and np.array_equal(x, y), (what, name)
-    assert np.array_equal(a.answers.rows, b.answers.rows), what
-    assert [id(s) for s in a.attribute_sets] == [id(s) for s in b.attribute_sets], what
+from tests.attribution.view_compare import VIEW_COLUMNS, assert_same_view
 
 
 def _wide_rib(routers: int = 20, seed: int = 7) -> tuple[Rib, list[str]]:
@@ -82,7 +68,7 @@ def test_views_from_one_read_equal_views_built_alone(family: str) -> None:
         read = viewbuild.read_family(r, family, [*routers, "127.9.9.9"])  # one unknown
         assert "127.9.9.9" not in read.routes
         for n in routers:
-            _same(viewbuild.build_view(r, n, family, read=read), alone[n], (n, family))
+            assert_same_view(viewbuild.build_view(r, n, family, read=read), alone[n], (n, family))
         assert not read.routes  # each router's part taken by its build
 
 
@@ -94,7 +80,7 @@ def test_a_write_after_the_read_leaves_the_view_at_the_reads_change_number() -> 
     rib.apply(RoutesAnnounced(names[0], IPV4_UNICAST, ("10.0.0.0/20",), None, other))
     table = rib.tables[IPV4_UNICAST]
     view = viewbuild.build_view(rib, names[0], IPV4_UNICAST, read=read)
-    _same(view, before, "from the read")
+    assert_same_view(view, before, "from the read")
     assert view.seq == read.seq < table.change_seq
     assert "10.0.0.0/20" in table.changes_since(view.seq)
     after = viewbuild.build_view(rib, names[0], IPV4_UNICAST)  # read alone: sees it
@@ -133,6 +119,6 @@ def test_a_refresh_reads_each_family_once_per_batch(monkeypatch) -> None:
     for key, v in batched.items():
         w = alone[key]
         assert v.seq == w.seq and v.signature == w.signature  # nothing written since
-        for name in COLUMNS:
+        for name in VIEW_COLUMNS:
             assert np.array_equal(getattr(v, name), getattr(w, name)), (key, name)
         assert np.array_equal(v.answers.rows[v.answer], w.answers.rows[w.answer]), key

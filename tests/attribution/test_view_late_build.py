@@ -36,9 +36,8 @@ from ribd.events import (
     SessionState,
 )
 from ribd.rib import Rib
+from tests.attribution.view_compare import assert_same_view
 
-COLUMNS = ("starts", "leaf", "nets", "nets_low", "lengths", "path_ids", "attribute_index")
-COLUMNS += ("answer", "long_v6")
 FAMILIES = (IPV4_UNICAST, IPV6_UNICAST)
 PYTHON = ("_compiled_slot_routes", "_compiled_set_fields", "_compiled_flatten")
 
@@ -109,18 +108,6 @@ def late_world(seed: int, routers: int = 18) -> tuple[Rib, list[str]]:
     return rib, names
 
 
-def _same(a, b, what) -> None:
-    assert (a is None) == (b is None), what
-    if a is None:
-        return
-    assert a.signature == b.signature and a.seq == b.seq, what
-    for name in COLUMNS:
-        x, y = getattr(a, name), getattr(b, name)
-        assert x.dtype == y.dtype and np.array_equal(x, y), (what, name)
-    assert np.array_equal(a.answers.rows, b.answers.rows), what
-    assert [id(s) for s in a.attribute_sets] == [id(s) for s in b.attribute_sets], what
-
-
 @pytest.mark.parametrize("seed", range(3))
 def test_a_view_built_alone_equals_the_batch_reads_and_the_python_references(
     seed: int, monkeypatch
@@ -131,12 +118,14 @@ def test_a_view_built_alone_equals_the_batch_reads_and_the_python_references(
         alone = {n: viewbuild.build_view(rib, n, family) for n in names}
         assert sum(v is not None and len(v) > 0 for v in alone.values()) >= len(names) - 1
         for n in names:
-            _same(viewbuild.build_view(rib, n, family, read=read), alone[n], (n, family))
+            assert_same_view(viewbuild.build_view(rib, n, family, read=read), alone[n], (n, family))
         with monkeypatch.context() as m:
             for name in PYTHON:
                 m.setattr(viewbuild, name, None)
             for n in names:
-                _same(viewbuild.build_view(rib, n, family), alone[n], (n, family, "python"))
+                assert_same_view(
+                    viewbuild.build_view(rib, n, family), alone[n], (n, family, "python")
+                )
     stale = viewbuild.build_view(rib, names[5], IPV4_UNICAST)
     assert stale is not None and stale.stale.all()
     long = viewbuild.build_view(rib, names[0], IPV6_UNICAST)
