@@ -90,6 +90,31 @@ def refreshing(r: RouterRib, fs: FamilyState) -> bool:
     )
 
 
+def ready(r: RouterRib, fs: FamilyState) -> bool:
+    """Whether the router's table of this family is complete enough to be
+    compiled of the maintenance's own accord: converged, or kept stale and not
+    being re-sent (``refreshing``). A loading router's view is built only
+    when lookups ask (``views_may_wait`` allowing), and neither swept nor
+    asked for by ``want_missing``: every route it sends changes the view,
+    and its End-of-RIB asks for it again. Call under rib.lock."""
+    return fs.converged or (fs.stale_slot is not None and not refreshing(r, fs))
+
+
+def due(view: CompiledView, seq: int, now: float) -> bool:
+    """Whether ``view``, whose router's routes changed since it was built, is
+    to be patched or rebuilt rather than caught up per lookup: past
+    REBUILD_AFTER_CHANGES changes of its family (the change number ``seq``)
+    or REBUILD_AFTER_SECONDS. Lookups ask for it then (``_catch_up``), and so
+    does ``want_missing`` when no lookup comes: a view built mid-load stayed
+    behind its router's routes until a refresh swept it, and the 64th
+    router's End-of-RIB swept 63 such views and rebuilt them all (BENCHMARKS.md,
+    stop 42)."""
+    changes = seq - view.seq
+    return changes > 0 and (
+        changes > REBUILD_AFTER_CHANGES or now - view.built_at > REBUILD_AFTER_SECONDS
+    )
+
+
 class HeldViews(dict):
     """The views by (neighbor, family), with a change number every write
     bumps (``generation``): a plan kept across batches (``batch_keep``)
@@ -197,11 +222,7 @@ class CompiledViews:
     ) -> tuple[CompiledView, ChangedRanges]:
         """``view`` and its changed ranges extended to ``seq``; asks for a
         rebuild past the limits."""
-        changes = seq - view.seq
-        if changes and (
-            changes > REBUILD_AFTER_CHANGES
-            or time.monotonic() - view.built_at > REBUILD_AFTER_SECONDS
-        ):
+        if due(view, seq, time.monotonic()):
             self._wanted.add((view.neighbor, family))
         changed = view.changed
         if changed.seq < seq:
@@ -225,19 +246,26 @@ class CompiledViews:
         (End-of-RIB, or kept stale across a restart) instead of when the
         first flows arrive, which then would take the slow exact path. Not
         while the router re-sends its table over the stale copy
-        (``refreshing``), as not while it loads.
+        (``refreshing``), as not while it loads (``ready``). A view its
+        router's routes moved past is asked for when lookups would ask for it
+        (``due``): one built mid-load is so once the rest of the table is in.
         """
         tables = self.rib.tables
+        now = time.monotonic()
         for neighbor in neighbors:
             r = self.rib.routers.get(neighbor)
             if r is None:
                 continue
             for family, fs in r.families.items():
-                ready = fs.converged or (fs.stale_slot is not None and not refreshing(r, fs))
-                if not ready or not (fs.prefixes or fs.stale_prefixes):
+                if not ready(r, fs) or not (fs.prefixes or fs.stale_prefixes):
                     continue
+                table = tables[family]
                 view = self._views.get((neighbor, family))
-                if view is None or view.signature != view_signature(r, family, tables[family]):
+                if (
+                    view is None
+                    or view.signature != view_signature(r, family, table)
+                    or (due(view, table.change_seq, now) and not unchanged(table, view))
+                ):
                     self._wanted.add((neighbor, family))
 
     def current(self) -> list[CompiledView]:
@@ -258,11 +286,12 @@ class CompiledViews:
         """``refresh`` under its lock."""
         wanted, self._wanted = self._wanted, set()
         # Views of the same families whose routers changed nothing are
-        # made current (``viewpatch.advanced``), so the change log trims.
-        # Not those of routers re-sending their tables (``refreshing``).
+        # made current (``viewpatch.advanced``), so the change log trims;
+        # those whose routers did are patched with them. Not those of
+        # routers loading or re-sending their tables (``ready``).
         families = {f for _, f in wanted}
         swept = {k for k in self._views if k[1] in families} - wanted
-        wanted |= swept - self._refreshing(swept)
+        wanted |= swept - self._unready(swept)
         built = advanced = 0
         memo: dict = {}  # the store read once per changed prefix for all patches
         to_build = []
@@ -308,8 +337,9 @@ class CompiledViews:
             self._trim()
         return built
 
-    def _refreshing(self, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
-        """Those of ``keys`` whose router re-sends that family (``refreshing``)."""
+    def _unready(self, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Those of ``keys`` whose router loads or re-sends that family (not
+        ``ready``). A router gone is not among them: its view is dropped."""
         routers = self.rib.routers
         with self.rib.lock:
             return {
@@ -317,7 +347,7 @@ class CompiledViews:
                 for n, f in keys
                 if (r := routers.get(n)) is not None
                 and (fs := r.families.get(f)) is not None
-                and refreshing(r, fs)
+                and not ready(r, fs)
             }
 
     def _one_axis(self, family: str) -> None:
