@@ -36,6 +36,7 @@ from attribution.viewbuild import FamilyRead, read_family
 from attribution.viewbuild import build_view as build_view  # re-exported
 from attribution.viewfamily import renumber
 from attribution.viewpack import one_axis, pack
+from attribution.viewpatch import advanced as advanced_view
 from attribution.viewpatch import patch_view, unchanged
 from ribd.rib import Rib, RouterRib
 from ribd.table import REFRESH_ASKED, FamilyState
@@ -48,6 +49,14 @@ READ_BATCH = 8
 # Rebuild a view with any changes after this long. A full-table build costs
 # ~2 s of CPU; under steady churn, rebuilding often starved the feed.
 REBUILD_AFTER_SECONDS = 60.0
+# A view its router's routes moved past is brought current of the
+# maintenance's own accord (``want_missing``, the refresh's sweep) only once
+# that router has written nothing to the family for this long. "Converged"
+# is not enough: a router whose End-of-RIB is inferred (no graceful restart)
+# is marked so mid-load when its share of a busy ExaBGP is slow, and 63 such
+# routers' views were rebuilt every refresh, ~300 CPU-s over one load
+# (BENCHMARKS.md, stop 42).
+VIEW_SETTLE_SECONDS = 5.0
 
 
 def as_is(view: CompiledView, r: RouterRib, fs: FamilyState, table, seq: int) -> bool | None:
@@ -175,6 +184,9 @@ class CompiledViews:
         self.builds = 0
         self.patches = 0
         self.advanced = 0  # views made current without a patch (viewpatch.advanced)
+        # (neighbor, family) -> (its FamilyState.writes, when they last moved,
+        # by the RIB's clock), noted by ``want_missing``: see ``_settled``.
+        self._writes: dict[tuple[str, str], tuple[int, float]] = {}
 
     def usable(self, neighbor: str, family: str) -> tuple[CompiledView, ChangedRanges] | None:
         """A view and the ranges changed since it was built; call under rib.lock."""
@@ -250,23 +262,38 @@ class CompiledViews:
         router's routes moved past is asked for when lookups would ask for it
         (``due``): one built mid-load is so once the rest of the table is in.
         """
-        tables = self.rib.tables
-        now = time.monotonic()
+        tables, writes = self.rib.tables, self._writes
+        now, at = time.monotonic(), self.rib.clock()
         for neighbor in neighbors:
             r = self.rib.routers.get(neighbor)
             if r is None:
                 continue
             for family, fs in r.families.items():
+                key = (neighbor, family)
+                seen = writes.get(key)
+                if seen is None or seen[0] != fs.writes:
+                    writes[key] = (fs.writes, at)
                 if not ready(r, fs) or not (fs.prefixes or fs.stale_prefixes):
                     continue
                 table = tables[family]
-                view = self._views.get((neighbor, family))
+                view = self._views.get(key)
                 if (
                     view is None
                     or view.signature != view_signature(r, family, table)
-                    or (due(view, table.change_seq, now) and not unchanged(table, view))
+                    or (
+                        due(view, table.change_seq, now)
+                        and self._settled(key, at)
+                        and not unchanged(table, view)
+                    )
                 ):
-                    self._wanted.add((neighbor, family))
+                    self._wanted.add(key)
+
+    def _settled(self, key: tuple[str, str], at: float) -> bool:
+        """Whether the router has written nothing to the family for
+        VIEW_SETTLE_SECONDS, as ``want_missing`` last saw it (a key it never
+        saw: settled, as far as is known)."""
+        seen = self._writes.get(key)
+        return seen is None or at - seen[1] >= VIEW_SETTLE_SECONDS
 
     def current(self) -> list[CompiledView]:
         """The views lookups use now."""
@@ -287,12 +314,14 @@ class CompiledViews:
         wanted, self._wanted = self._wanted, set()
         # Views of the same families whose routers changed nothing are
         # made current (``viewpatch.advanced``), so the change log trims;
-        # those whose routers did are patched with them. Not those of
-        # routers loading or re-sending their tables (``ready``).
+        # those whose routers did are patched with them, if their routers
+        # are done (``ready``, ``_settled``): a router loading or re-sending
+        # its table would have its view rebuilt for nothing.
         families = {f for _, f in wanted}
         swept = {k for k in self._views if k[1] in families} - wanted
-        wanted |= swept - self._unready(swept)
-        built = advanced = 0
+        busy = self._busy(swept)
+        wanted |= swept - busy
+        built, advanced = 0, self._advance(busy)
         memo: dict = {}  # the store read once per changed prefix for all patches
         to_build = []
         for neighbor, family in sorted(wanted):
@@ -337,18 +366,34 @@ class CompiledViews:
             self._trim()
         return built
 
-    def _unready(self, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
-        """Those of ``keys`` whose router loads or re-sends that family (not
-        ``ready``). A router gone is not among them: its view is dropped."""
-        routers = self.rib.routers
+    def _busy(self, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Those of ``keys`` whose router loads, re-sends or still writes
+        that family (not ``ready`` or not ``_settled``). A router gone is not
+        among them: its view is dropped."""
+        routers, at = self.rib.routers, self.rib.clock()
         with self.rib.lock:
             return {
                 (n, f)
                 for n, f in keys
                 if (r := routers.get(n)) is not None
                 and (fs := r.families.get(f)) is not None
-                and not ready(r, fs)
+                and not (ready(r, fs) and self._settled((n, f), at))
             }
+
+    def _advance(self, keys: set[tuple[str, str]]) -> int:
+        """Make those of ``keys`` current whose router changed nothing since
+        their view (``viewpatch.advanced``); returns how many."""
+        count = 0
+        with self.rib.lock:
+            for key in keys:
+                view, r = self._views[key], self.rib.routers[key[0]]
+                table = self.rib.tables[key[1]]
+                if view.signature == view_signature(r, key[1], table) and unchanged(table, view):
+                    new = advanced_view(view, table.change_seq, ChangedRanges)
+                    if new is not view:
+                        self._views[key] = new
+                        count += 1
+        return count
 
     def _one_axis(self, family: str) -> None:
         """Every view of ``family`` onto one interval axis (``viewpatch.one_axis``),
@@ -370,8 +415,12 @@ class CompiledViews:
             self._views[k] = v
 
     def _trim(self) -> None:
-        """Let the RIB forget changes every view has seen."""
+        """Let the RIB forget changes every view has seen (and the writes
+        noted for routers gone)."""
         with self.rib.lock:
+            routers = self.rib.routers
+            if any(n not in routers for n, _ in self._writes):
+                self._writes = {k: v for k, v in self._writes.items() if k[0] in routers}
             for family, table in self.rib.tables.items():
                 seqs = [v.seq for (_, f), v in self._views.items() if f == family]
                 if seqs:
