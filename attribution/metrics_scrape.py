@@ -66,6 +66,17 @@ class ServiceCollector(Collector):
             value=s.views.builds,
         )
         yield CounterMetricFamily(
+            "attribution_view_patches",
+            "Of the view builds, those that patched a view's changes instead of building "
+            "it whole; builds minus patches are full builds (1-2 CPU-s a full table).",
+            value=s.views.patches,
+        )
+        yield CounterMetricFamily(
+            "attribution_view_advances",
+            "Views made current with no work: their router changed nothing since.",
+            value=s.views.advanced,
+        )
+        yield CounterMetricFamily(
             "attribution_view_build_seconds",
             "Time spent building compiled lookup views.",
             value=s.view_build_seconds(),

@@ -188,6 +188,9 @@ def test_scrape_counts_flows_by_rpc_and_shape_and_errors_by_code(story):
     assert story["lookup_refused"] == grpc.StatusCode.INVALID_ARGUMENT
     assert grew("attribution_rpc_requests_total", rpc="LookupRoute", code="INVALID_ARGUMENT") == 1
     assert metric(after, "attribution_view_builds_total") >= 2  # both families, after End-of-RIB
+    patches = metric(after, "attribution_view_patches_total")
+    assert 0 <= patches <= metric(after, "attribution_view_builds_total")
+    assert metric(after, "attribution_view_advances_total") >= 0
     assert metric(after, "attribution_view_build_seconds_total") > 0
     assert metric(after, "attribution_route_cache_budget_routes") == 100_000
     # the stream's answers with routes kept their routes in the views' caches
