@@ -260,7 +260,12 @@ class CompiledViews:
         while the router re-sends its table over the stale copy
         (``refreshing``), as not while it loads (``ready``). A view its
         router's routes moved past is asked for when lookups would ask for it
-        (``due``): one built mid-load is so once the rest of the table is in.
+        (``due``) and its router has settled (``_settled``): one built
+        mid-load is so once the rest of the table is in. A router whose
+        convergence was inferred from a slow spell (no End-of-RIB) is asked
+        for nothing until it settles: at 63 routers through one ExaBGP, every
+        one was "converged" a third of the way through its table, and its view
+        built then was rebuilt after.
         """
         tables, writes = self.rib.tables, self._writes
         now, at = time.monotonic(), self.rib.clock()
@@ -275,16 +280,15 @@ class CompiledViews:
                     writes[key] = (fs.writes, at)
                 if not ready(r, fs) or not (fs.prefixes or fs.stale_prefixes):
                     continue
+                settled = self._settled(key, at)
+                if fs.converged and fs.inferred and not settled:
+                    continue  # "converged" by a slow spell, maybe mid-load: wait for quiet
                 table = tables[family]
                 view = self._views.get(key)
                 if (
                     view is None
                     or view.signature != view_signature(r, family, table)
-                    or (
-                        due(view, table.change_seq, now)
-                        and self._settled(key, at)
-                        and not unchanged(table, view)
-                    )
+                    or (due(view, table.change_seq, now) and settled and not unchanged(table, view))
                 ):
                     self._wanted.add(key)
 

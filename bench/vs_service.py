@@ -28,6 +28,12 @@ from bench.procs import (
 )
 from bench.vs_load import Load, Result, start_sending
 
+# "Idle": the processes' CPU still for longer than the service defers work
+# (a view its router moved past waits for VIEW_SETTLE_SECONDS, 5 s, of
+# quiet; attribution.fastpath). With 2 s, routers 1..n-1's deferred view
+# builds landed in router n's figures (BENCHMARKS.md, stop 42).
+IDLE_QUIET = 8.0
+
 
 def our_address(k: int, workers: int) -> str:
     """Where router k's session goes: the listen address, or with several
@@ -176,7 +182,7 @@ def run_service(
                 return res
             res.cpu_first = {k: cpu_of(v) - cpu0[k] for k, v in roles.items()}
             res.threads_first = threads_since(proc.pid, threads0)
-            wait_quiet(lambda: sum(cpu_of(v) for v in roles.values()))
+            wait_quiet(lambda: sum(cpu_of(v) for v in roles.values()), quiet=IDLE_QUIET)
             res.cpu_first_idle = {k: cpu_of(v) - cpu0[k] for k, v in roles.items()}
             sender.join(30)
             sessions[-1].connect(timeout=120)
@@ -201,7 +207,7 @@ def run_service(
         threads_at = thread_cpu(proc.pid)  # beside res.cpu (named once idle)
         if spy is not None:
             spy.mark("answering")
-        wait_quiet(lambda: sum(cpu_of(v) for v in roles.values()))
+        wait_quiet(lambda: sum(cpu_of(v) for v in roles.values()), quiet=IDLE_QUIET)
         res.cpu_idle = {k: cpu_of(v) - cpu0[k] for k, v in roles.items()}
         threads_idle = thread_cpu(proc.pid)
         if late:

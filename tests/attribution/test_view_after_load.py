@@ -165,3 +165,32 @@ def test_a_converged_router_still_sending_is_left_alone_until_it_settles(few_cha
     assert _current(views, rib, other) and not _current(views, rib, busy)
     assert _refresh(views, rib, ROUTERS[:2]) == 1  # quiet now: brought current
     assert all(_current(views, rib, n) for n in ROUTERS[:2])
+
+
+def test_a_router_converged_by_inference_gets_its_view_once_it_settles():
+    """No End-of-RIB: convergence inferred from a slow spell
+    (``Rib._infer_convergence``), which a router starved of ExaBGP's time
+    shows mid-load. Its view waits until it has written nothing for
+    VIEW_SETTLE_SECONDS; one that sent End-of-RIB gets its view at once."""
+    rib, views, clock = _world()
+    slow, eor = ROUTERS[:2]
+    for k, n in enumerate((slow, eor)):
+        rib.apply(SessionState(n, "up"))
+        _announce(rib, n, k, _half(k, False))
+    rib.apply(EndOfRib(eor, IPV4_UNICAST))
+    with rib.lock:
+        fs = rib.routers[slow].families[IPV4_UNICAST]
+        fs.converged = fs.inferred = True  # as _infer_convergence leaves it
+        views.want_missing([slow, eor])
+    assert views.refresh() == 1 and [v.neighbor for v in views.current()] == [eor]
+    clock.now += fastpath.VIEW_SETTLE_SECONDS / 2
+    _announce(rib, slow, 0, _half(0, True))  # the rest of its table
+    with rib.lock:
+        views.want_missing([slow, eor])
+    clock.now += fastpath.VIEW_SETTLE_SECONDS / 2
+    with rib.lock:
+        views.want_missing([slow, eor])
+    assert views.refresh() == 0  # written within VIEW_SETTLE_SECONDS: still waiting
+    assert _refresh(views, rib, [slow, eor]) == 1
+    assert all(_current(views, rib, n) for n in (slow, eor))
+    assert (views.builds, views.patches) == (2, 0)  # each view built once, whole
