@@ -389,8 +389,10 @@ class CompiledViews:
         their view (``viewpatch.advanced``); returns how many."""
         count = 0
         with self.rib.lock:
-            for key in keys:
-                view, r = self._views[key], self.rib.routers[key[0]]
+            for key in keys:  # (a router gone since ``_busy``: its view left to the next refresh)
+                view, r = self._views.get(key), self.rib.routers.get(key[0])
+                if view is None or r is None or key[1] not in r.families:
+                    continue
                 table = self.rib.tables[key[1]]
                 if view.signature == view_signature(r, key[1], table) and unchanged(table, view):
                     new = advanced_view(view, table.change_seq, ChangedRanges)

@@ -194,3 +194,29 @@ def test_a_router_converged_by_inference_gets_its_view_once_it_settles():
     assert _refresh(views, rib, [slow, eor]) == 1
     assert all(_current(views, rib, n) for n in (slow, eor))
     assert (views.builds, views.patches) == (2, 0)  # each view built once, whole
+
+
+def test_a_router_gone_between_the_sweep_and_its_advance_is_skipped(few_changes, monkeypatch):
+    """The sweep reads which routers are busy, then advances their views
+    under the lock again: a router removed in between (a config reload) is
+    left to the next refresh, not a KeyError that ends the refresh."""
+    rib, views, _ = _world()
+    _mid_load(rib, views)
+    _refresh(views, rib, ROUTERS[:2])
+    gone = ROUTERS[1]
+    _announce(rib, gone, 1, ["10.250.0.0/24"])  # busy: written just now
+    with rib.lock:
+        views.want_missing(ROUTERS[:2])
+        views.usable_many([(ROUTERS[0], IPV4_UNICAST)])
+    views._wanted.add((ROUTERS[0], IPV4_UNICAST))
+    busy = views._busy
+
+    def then_removed(keys):
+        out = busy(keys)
+        with rib.lock:
+            del rib.routers[gone]
+        return out
+
+    monkeypatch.setattr(views, "_busy", then_removed)
+    views.refresh()  # no KeyError
+    assert _current(views, rib, ROUTERS[0])
