@@ -288,7 +288,7 @@ class CompiledViews:
                 if (
                     view is None
                     or view.signature != view_signature(r, family, table)
-                    or (due(view, table.change_seq, now) and settled and not unchanged(table, view))
+                    or (settled and due(view, table.change_seq, now) and not unchanged(table, view))
                 ):
                     self._wanted.add(key)
 
@@ -391,10 +391,11 @@ class CompiledViews:
         with self.rib.lock:
             for key in keys:  # (a router gone since ``_busy``: its view left to the next refresh)
                 view, r = self._views.get(key), self.rib.routers.get(key[0])
-                if view is None or r is None or key[1] not in r.families:
+                fs = r.families.get(key[1]) if r is not None else None
+                if view is None or fs is None:
                     continue
                 table = self.rib.tables[key[1]]
-                if view.signature == view_signature(r, key[1], table) and unchanged(table, view):
+                if as_is(view, r, fs, table, table.change_seq):
                     new = advanced_view(view, table.change_seq, ChangedRanges)
                     if new is not view:
                         self._views[key] = new

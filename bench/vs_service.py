@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from attribution.fastpath import VIEW_SETTLE_SECONDS
 from bench import bgpsend
 from bench.common import REPO, log
 from bench.ingest_session_profile import SessionProfile, thread_cpu, thread_names, threads_since
@@ -29,10 +30,10 @@ from bench.procs import (
 from bench.vs_load import Load, Result, start_sending
 
 # "Idle": the processes' CPU still for longer than the service defers work
-# (a view its router moved past waits for VIEW_SETTLE_SECONDS, 5 s, of
-# quiet; attribution.fastpath). With 2 s, routers 1..n-1's deferred view
-# builds landed in router n's figures (BENCHMARKS.md, stop 42).
-IDLE_QUIET = 8.0
+# (a view its router moved past waits for VIEW_SETTLE_SECONDS of quiet).
+# With 2 s, routers 1..n-1's deferred view builds landed in router n's
+# figures (BENCHMARKS.md, stop 42).
+IDLE_QUIET = VIEW_SETTLE_SECONDS + 3.0
 
 
 def our_address(k: int, workers: int) -> str:
