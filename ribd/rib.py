@@ -78,6 +78,7 @@ from ribd.sessions import SessionHandling
 from ribd.store import COMPILED_FIND
 from ribd.table import (
     GC_PER_STEP,
+    GROWING_PREFIXES_PER_SECOND,
     MAX_CHANGE_LOG,
     MAX_DELTA,
     MERGE_BACKOFF,
@@ -155,9 +156,10 @@ class Rib(SessionHandling, Maintenance, Reads, Withdrawals):
         # A family of an up session that gets no End-of-RIB counts as
         # converged (inferred) after this long without UPDATEs; 0: never.
         self.converge_quiet_time = 0.0
-        # (neighbor, family) -> (start, fs.writes then) of the quiet window
-        # being watched, for families of up sessions that have not converged.
-        self._quiet_windows: dict[tuple[str, str], tuple[float, int]] = {}
+        # (neighbor, family) -> (start, fs.writes and fs.prefixes then) of the
+        # quiet window being watched, for families of up sessions that have
+        # not converged.
+        self._quiet_windows: dict[tuple[str, str], tuple[float, int, int]] = {}
 
     # -- routers -------------------------------------------------------------
 
@@ -479,6 +481,7 @@ COMPILED_LOOP = ANNOUNCE_LOOP  # (None where not built; tests set ANNOUNCE_LOOP)
 
 __all__ = [
     "GC_PER_STEP",
+    "GROWING_PREFIXES_PER_SECOND",
     "IPV4_UNICAST",
     "IPV6_UNICAST",
     "MAX_CHANGE_LOG",

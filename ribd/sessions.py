@@ -14,6 +14,7 @@ from ribd.events import EndOfRib, RouteRefreshMarker, SessionState
 from ribd.observe import SessionDown, SessionUp, TableLoaded
 from ribd.table import (
     END_OF_RIB_WAIT_QUIET_TIMES,
+    GROWING_PREFIXES_PER_SECOND,
     QUIET_PREFIXES_PER_SECOND,
     REFRESH_ASKED,
     REFRESH_NONE,
@@ -388,10 +389,17 @@ class SessionHandling:
         e.g. gobgpd's default): a family of an up session is converged,
         marked inferred, once it has been quiet for ``converge_quiet_time``:
         fewer than QUIET_PREFIXES_PER_SECOND prefixes announced or withdrawn
-        per second over that time. Not "no UPDATE at all": a full-table peer
+        per second over that time, and its table grown by fewer than
+        GROWING_PREFIXES_PER_SECOND. Not "no UPDATE at all": a full-table peer
         is never silent for a minute (RIS, 2019: the busiest peers' longest
         pause was 4 to 31 s), while a table loads at thousands of prefixes a
-        second and churn runs at a few to a hundred.
+        second and churn runs at a few to a hundred. Not the rate alone
+        either: 63 routers through one ExaBGP each sent ~300 prefixes a
+        second, and all were inferred converged a third into their tables
+        (their views built then, routes kept stale dropped; BENCHMARKS.md,
+        stop 42). A load adds prefixes to the table (re-sent over a stale
+        copy too: they return to the current generation); churn changes the
+        ones it holds.
 
         Windows are counted per family from the first round that sees it
         unconverged with its session up (session start, or a re-read that
@@ -416,15 +424,19 @@ class SessionHandling:
                     continue
                 window = windows.get(key)
                 if window is None or window[0] < r.session_since:
-                    windows[key] = (max(now, r.session_since), fs.writes)
+                    windows[key] = (max(now, r.session_since), fs.writes, fs.prefixes)
                     continue
-                started, writes = window
+                started, writes, prefixes = window
                 if now - started < quiet:
                     continue
                 if fs.sends_end_of_rib and now - r.session_since < patience:
                     continue
-                if fs.writes - writes < QUIET_PREFIXES_PER_SECOND * (now - started):
+                spell = now - started
+                if (
+                    fs.writes - writes < QUIET_PREFIXES_PER_SECOND * spell
+                    and fs.prefixes - prefixes < GROWING_PREFIXES_PER_SECOND * spell
+                ):
                     windows.pop(key, None)
                     self._converge(r, family, inferred=True)
                 else:
-                    windows[key] = (now, fs.writes)  # busy: a new window
+                    windows[key] = (now, fs.writes, fs.prefixes)  # busy: a new window

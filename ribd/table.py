@@ -37,6 +37,11 @@ GC_PER_STEP = 4  # interned objects a garbage collection step checks per prefix 
 # Inferred convergence: a family is quiet below this many prefix changes a
 # second (see Rib._infer_convergence).
 QUIET_PREFIXES_PER_SECOND = 500
+# ... and its table grew by fewer than this many prefixes a second. A table
+# arriving slower than the quiet rate (63 routers through one ExaBGP: ~300 a
+# second each) is still loading while it grows; churn changes prefixes the
+# table holds, and the Internet's table grows by a few a day per router.
+GROWING_PREFIXES_PER_SECOND = 10
 # A router known to send End-of-RIB is inferred converged only after this many
 # quiet times since its session came up: End-of-RIB is the signal, the quiet
 # spell a last resort for one that never comes (a table arriving slower than
