@@ -53,9 +53,10 @@ REBUILD_AFTER_SECONDS = 60.0
 # maintenance's own accord (``want_missing``, the refresh's sweep) only once
 # that router has written nothing to the family for this long. "Converged"
 # is not enough: a router whose End-of-RIB is inferred (no graceful restart)
-# is marked so mid-load when its share of a busy ExaBGP is slow, and 63 such
+# was marked so mid-load when its share of a busy ExaBGP was slow, and 63 such
 # routers' views were rebuilt every refresh, ~300 CPU-s over one load
-# (BENCHMARKS.md, stop 42).
+# (BENCHMARKS.md, stop 42). A table still growing is no longer inferred
+# converged (``ribd.sessions``, stop 43); one that pauses, then goes on, can be.
 VIEW_SETTLE_SECONDS = 5.0
 
 
