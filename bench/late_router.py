@@ -46,7 +46,14 @@ only (``-i off`` after it): OUT holds router N's instructions alone (the feed's
 loop and its reads; ``PYTHONHASHSEED=0``), and the driver prints its total and
 the main functions' inclusive costs. ~10 min for 17 routers of the varied table.
 
+``--per-router`` (varied only): each router's lines made when it is fed, not all
+held (64 routers' lines took 24 GB), each router's UPDATEs cached in the
+``--cache`` directory. ``--perf OUT``: the last router's feed under ``perf
+record`` (DWARF call graphs) into OUT.
+
 Run: ``python -m bench.late_router --path both --routers 4 --fraction 1``;
+``python -m bench.late_router --path raw --source varied --per-router --routers 64
+--cache /tmp/late64 --perf /tmp/late64.perf``;
 ``python -m bench.late_router --path raw --source varied --routers 17
 --cache /tmp/late17v.pickle --callgrind /tmp/late17.cg``.
 """
@@ -59,62 +66,37 @@ import sys
 import time
 from pathlib import Path
 
-
-def _split_raw(lines: list[bytes], peers: list[str]) -> list[list[bytes]]:
-    """Each router's lines of ``raw_lines``: its session lines, UPDATEs, End-of-RIB."""
-    per: list[list[bytes]] = [[] for _ in peers]
-    tags = [f'"peer":"{p}"'.encode() for p in peers]
-    for line in lines:
-        for k, tag in enumerate(tags):
-            if tag in line:
-                per[k].append(line)
-                break
-        else:
-            raise SystemExit(f"a line of no router: {line[:120]!r}")
-    return per
+from bench.late_tables import RouterByRouter, raw_tables
 
 
-def varied_lines(routers: int) -> list[list[bytes]]:
-    """Each router's lines of the varied real table (``bgpsend.realistic_tables``,
-    the UPDATEs ``bench.vs_pmacct --source real-varied`` sends): its session
-    lines, its UPDATEs as ``packets`` lines, End-of-RIB."""
-    import tempfile
+class PerfRecord:
+    """``perf record`` of this process while entered (``--perf OUT``: the last
+    router's feed alone): where a late router's feed goes, by C function, in a
+    second of overhead where callgrind takes ~10 min."""
 
-    from bench import realistic
-    from bench.bgpsend import realistic_tables, router_address
-    from bench.fuzz_raw import packets_line, session_lines
+    def __init__(self, out: str | None) -> None:
+        self.out = out
+        self._proc = None
 
-    model = realistic.cached_model("real", Path(tempfile.gettempdir()))
-    tables = realistic_tables(model, routers)
-    per = []
-    for k, msgs in enumerate(tables.per_router, start=1):
-        peer = router_address(k)
-        lines = session_lines(peer)
-        lines += [packets_line(msg[19:], peer=peer, time_=1.0) for msg in msgs]
-        lines.append(packets_line(b"\0\0\0\0", peer=peer))  # End-of-RIB
-        per.append(lines)
-    return per
+    def __enter__(self) -> PerfRecord:
+        import subprocess
 
+        if self.out:
+            self._proc = subprocess.Popen(
+                ["perf", "record", "-F", "999", "--call-graph", "dwarf,16384", "-o", self.out,
+                 "-p", str(os.getpid())],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            time.sleep(1.0)  # perf attached before the feed starts
+        return self
 
-def raw_tables(routers: int, cache: str | None, source: str = "plain") -> list[list[bytes]]:
-    """Each router's lines (``cache``: a pickle of them, written at the first run;
-    it holds one source's tables, the caller names the file)."""
-    import pickle
+    def __exit__(self, *exc) -> None:
+        import signal
 
-    if cache and os.path.exists(cache):
-        per = pickle.loads(Path(cache).read_bytes())
-        if len(per) >= routers:
-            return per[:routers]
-    if source == "varied":
-        per = varied_lines(routers)
-    else:
-        from bench.ingest import raw_lines
-
-        lines, peers = raw_lines(routers)
-        per = _split_raw(lines, peers)
-    if cache:
-        Path(cache).write_bytes(pickle.dumps(per))
-    return per
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGINT)
+            self._proc.wait()
 
 
 def _instrument(on: bool) -> None:
@@ -137,6 +119,8 @@ def run_raw(
     views: list[list[float]] | None = None,
     stages: list[list[dict[str, float]]] | None = None,
     batch: bool = False,
+    per_router: bool = False,
+    perf: str | None = None,
 ) -> list[list[float]]:
     """CPU-s of each router's feed, routers loaded in turn and settled between;
     ``instr_router`` K: callgrind's instrumentation on for router K's feed only;
@@ -144,14 +128,16 @@ def run_raw(
     ``_build_views``); ``stages``: one to which each round's builds' stages are
     (``BuildStages``); ``batch``: no views built between the routers, every
     router's at once after the last (as after a restart or a refresh: one
-    figure a round)."""
+    figure a round); ``per_router``: each router's lines made when fed
+    (``RouterByRouter``); ``perf``: the last router's feed under ``perf record``
+    into this file (``PerfRecord``)."""
     from attribution.fastpath import CompiledViews
     from attribution.service import tune_gc
     from bench.ingest import new_rib
     from bench.ingest_instr import feed_lines
     from bench.multirouter_child import settle
 
-    per = raw_tables(routers, cache, source)
+    per = RouterByRouter(routers, cache) if per_router else raw_tables(routers, cache, source)
     tune_gc()
     out = []
     for _ in range(rounds):
@@ -163,7 +149,10 @@ def run_raw(
         for k in range(upto if upto else routers):
             if k + 1 == instr_router:
                 _instrument(True)
-            cpu.append(feed_lines(rib, per[k], True))
+            lines = per[k]
+            with PerfRecord(perf if k + 1 == routers else None):
+                cpu.append(feed_lines(rib, lines, True))
+            del lines
             if k + 1 == instr_router:
                 _instrument(False)
             if upto and k + 1 == upto:
@@ -382,8 +371,17 @@ def main() -> None:
         help="with --views: each router's build by stage (BuildStages)",
     )
     p.add_argument("--callgrind", metavar="OUT", help="raw: the last router under callgrind")
+    p.add_argument(
+        "--per-router",
+        action="store_true",
+        help="raw, varied: each router's lines made when fed, not all held (64 routers); "
+        "--cache is then a directory of each router's UPDATEs",
+    )
+    p.add_argument("--perf", metavar="OUT", help="raw: the last router's feed under perf record")
     p.add_argument("--instr-router", type=int, default=0, help=argparse.SUPPRESS)
     a = p.parse_args()
+    if a.per_router and a.source != "varied":
+        p.error("--per-router makes the varied table's routers (--source varied)")
     if a.callgrind:
         callgrind_router(a, a.callgrind)
         return
@@ -398,8 +396,9 @@ def main() -> None:
         views: list[list[float]] | None = [] if a.views or a.stages or a.batch else None
         stages: list[list[dict[str, float]]] | None = [] if a.stages else None
         runs = run_raw(
-            a.routers, a.upto, a.rounds, a.cache, a.source, a.instr_router, views, stages, a.batch
-        )
+            a.routers, a.upto, a.rounds, a.cache, a.source, a.instr_router, views, stages, a.batch,
+            a.per_router, a.perf,
+        )  # fmt: skip
         for cpu in runs:
             row = ", ".join(f"r{k + 1} {c:.2f}" for k, c in enumerate(cpu))
             ratio = ", ".join(f"{c / cpu[0]:.2f}x" for c in cpu[1:])
