@@ -23,6 +23,19 @@ def _split_raw(lines: list[bytes], peers: list[str]) -> list[list[bytes]]:
     return per
 
 
+def router_lines(k: int, msgs: list[bytes]) -> list[bytes]:
+    """Router ``k``'s lines for its UPDATEs ``msgs`` (BGP messages, header
+    included): its session lines, each UPDATE as a ``packets`` line, End-of-RIB."""
+    from bench.bgpsend import router_address
+    from bench.fuzz_raw import packets_line, session_lines
+
+    peer = router_address(k)
+    lines = session_lines(peer)
+    lines += [packets_line(msg[19:], peer=peer, time_=1.0) for msg in msgs]
+    lines.append(packets_line(b"\0\0\0\0", peer=peer))  # End-of-RIB
+    return lines
+
+
 def varied_lines(routers: int) -> list[list[bytes]]:
     """Each router's lines of the varied real table (``bgpsend.realistic_tables``,
     the UPDATEs ``bench.vs_pmacct --source real-varied`` sends): its session
@@ -30,19 +43,11 @@ def varied_lines(routers: int) -> list[list[bytes]]:
     import tempfile
 
     from bench import realistic
-    from bench.bgpsend import realistic_tables, router_address
-    from bench.fuzz_raw import packets_line, session_lines
+    from bench.bgpsend import realistic_tables
 
     model = realistic.cached_model("real", Path(tempfile.gettempdir()))
     tables = realistic_tables(model, routers)
-    per = []
-    for k, msgs in enumerate(tables.per_router, start=1):
-        peer = router_address(k)
-        lines = session_lines(peer)
-        lines += [packets_line(msg[19:], peer=peer, time_=1.0) for msg in msgs]
-        lines.append(packets_line(b"\0\0\0\0", peer=peer))  # End-of-RIB
-        per.append(lines)
-    return per
+    return [router_lines(k, msgs) for k, msgs in enumerate(tables.per_router, start=1)]
 
 
 class RouterByRouter:
@@ -81,17 +86,10 @@ class RouterByRouter:
         return msgs
 
     def __getitem__(self, index: int) -> list[bytes]:
-        """Router ``index + 1``'s lines: its session lines, UPDATEs, End-of-RIB."""
-        from bench.bgpsend import router_address
-        from bench.fuzz_raw import packets_line, session_lines
-
+        """Router ``index + 1``'s lines (``router_lines``)."""
         if not 0 <= index < self.routers:
             raise IndexError(index)
-        peer = router_address(index + 1)
-        lines = session_lines(peer)
-        lines += [packets_line(msg[19:], peer=peer, time_=1.0) for msg in self._updates(index + 1)]
-        lines.append(packets_line(b"\0\0\0\0", peer=peer))  # End-of-RIB
-        return lines
+        return router_lines(index + 1, self._updates(index + 1))
 
 
 def raw_tables(routers: int, cache: str | None, source: str = "plain") -> list[list[bytes]]:
