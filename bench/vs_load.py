@@ -135,6 +135,7 @@ class Result:
     threads_first: list[dict] = field(default_factory=list)  # --late: the service's, by thread
     threads: list[dict] = field(default_factory=list)  # --late: router n's, by thread, answering
     threads_idle: list[dict] = field(default_factory=list)  # --late: router n's, once idle
+    flows: dict[str, dict] = field(default_factory=dict)  # --flows-during-load, by phase
     note: str = ""
     code: str = ""  # the checkout the service ran from (--code), by its directory name
 

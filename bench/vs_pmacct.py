@@ -217,6 +217,35 @@ def rows_late(load: Load, us: Result) -> list[Row]:
     return rows
 
 
+def rows_flows(us: Result) -> list[Row]:
+    """``--flows-during-load``: the view builds and the stream's figures at
+    each phase's end (counts since the service started)."""
+    rows = []
+    for phase, f in us.flows.items():
+        if phase == "start":
+            continue
+        note = (
+            f"flows asked {f['rate_asked']}/s, kept {f['rate_kept']}/s, "
+            f"calls over 1 s {f['slow_calls']}, longest {f['longest_call_s']} s, "
+            f"errors {f['errors']} {f['first_errors']}"
+        )
+        for metric, unit in (
+            ("attribution_view_builds_total", "views"),
+            ("attribution_view_patches_total", "views"),
+            ("attribution_view_build_seconds_total", "s"),
+        ):
+            rows.append(
+                Row(
+                    "vs-pmacct",
+                    f"{us.routers} routers, flows during the load, at {phase}: {metric}",
+                    f.get(metric),
+                    unit,
+                    note=note,
+                )
+            )
+    return rows
+
+
 def run(args: argparse.Namespace) -> list[Row]:
     if nfacctd_path() is None:
         log("vs-pmacct: skipped: nfacctd is not installed (Debian package 'pmacct')")
@@ -286,6 +315,7 @@ def run(args: argparse.Namespace) -> list[Row]:
                         args.profile_mode,
                         args.late,
                         args.profile_process,
+                        args.flows_during_load,
                     )
                 log(
                     f"vs-pmacct: service ({mode}, workers={workers}, code {code}) "
@@ -293,6 +323,7 @@ def run(args: argparse.Namespace) -> list[Row]:
                     f"CPU {us.cpu}, per worker {us.cpu_workers}, idle {us.cpu_idle} {us.note}"
                 )
                 rows += rows_late(load, us) if args.late else rows_for(load, pm, us)
+                rows += rows_flows(us)
                 print(
                     json.dumps(
                         {
@@ -328,6 +359,14 @@ def extra(p: argparse.ArgumentParser) -> None:
         "--workers", default="1", help="[bgp] workers values to run the service with, e.g. 1,2"
     )
     p.add_argument("--timeout", type=float, default=900.0, help="seconds per load and receiver")
+    p.add_argument(
+        "--flows-during-load",
+        type=int,
+        default=0,
+        metavar="RATE",
+        help="flows a second resolved (ResolveBatch, AS numbers only, every router's "
+        "exporter) from the first UPDATE until idle; view builds read from /metrics",
+    )
     p.add_argument("--api-mode", default="raw", help="[bgp] api_mode of the service: raw,json")
     p.add_argument(
         "--code",

@@ -27,6 +27,7 @@ from bench.procs import (
     wait_quiet,
     worker_roles,
 )
+from bench.vs_flows import FlowStream, view_metrics
 from bench.vs_load import Load, Result, start_sending
 
 # "Idle": the processes' CPU still for longer than the service defers work
@@ -75,8 +76,10 @@ def service_config(
     grpc_port: int,
     api_mode: str = "raw",
     workers: int = 1,
+    metrics_port: int = 0,
 ) -> Path:
     asn = load.tables.asn
+    metrics = f'\n[metrics]\nlisten = "127.0.0.1:{metrics_port}"\n' if metrics_port else ""
     routers = "".join(
         f"""
 [[routers]]
@@ -94,7 +97,7 @@ exporters = ["127.0.2.{k}"]
 local_as = {asn}
 router_id = "127.0.0.1"
 grpc_listen = "127.0.0.1:{grpc_port}"
-
+{metrics}
 {bgp_section(workdir, bgp_port, workers, api_mode)}{routers}"""
     path = workdir / "attribution.toml"
     path.write_text(text)
@@ -115,6 +118,7 @@ def run_service(
     profile_mode: str = "gil",
     late: bool = False,
     profile_process: str = "",
+    flows_rate: int = 0,
 ) -> Result:
     """One load through ``attribution serve``. ``profile``: a sampling profile of
     the service process from the first UPDATE until it is idle, and its CPU by
@@ -128,7 +132,11 @@ def run_service(
     session opens and sends its table, and the figures (time, CPU, RSS) are
     those of router n's load alone: a router that comes up after the others,
     which takes other code paths than a table loaded into an empty store.
-    The first phase's CPU is kept in ``cpu_first``."""
+    The first phase's CPU is kept in ``cpu_first``.
+
+    ``flows_rate``: flows a second resolved from the first UPDATE to the end
+    (``bench.vs_flows``), spread over every router's exporter; the view builds
+    and the stream's figures go to ``Result.flows``."""
     import grpc
 
     from attribution.v1 import attribution_pb2 as pb
@@ -137,7 +145,8 @@ def run_service(
     n = len(load.tables.per_router)
     res = Result("this service (ExaBGP + relay + service)", n, workers, code=code.name)
     bgp_port, grpc_port = free_port(), free_port()
-    config = service_config(workdir, load, bgp_port, grpc_port, api_mode, workers)
+    metrics_port = free_port() if flows_rate else 0
+    config = service_config(workdir, load, bgp_port, grpc_port, api_mode, workers, metrics_port)
     env = dict(os.environ)
     env["PYTHONPATH"] = str(code) + (
         os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
@@ -153,6 +162,7 @@ def run_service(
     channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}")
     stub = pb_grpc.AttributionStub(channel)
     sessions: list[bgpsend.Session] = []
+    flows = FlowStream(f"127.0.0.1:{grpc_port}", n, flows_rate) if flows_rate else None
     try:
         t = load.tables
         sessions = [
@@ -174,15 +184,21 @@ def run_service(
         per_worker = worker_roles(roles)
         probe_addr = load.probe.split("/")[0]
         watch = _Watch(proc, stub, pb, load, probe_addr, roles, workdir)
+        if flows is not None:
+            _flows_phase(res, "start", metrics_port, flows)
         if late:
             cpu0 = {k: cpu_of(v) for k, v in roles.items()}
             threads0 = thread_cpu(proc.pid)
             _, sender = start_sending(first, t.per_router[: n - 1])
+            if flows is not None:
+                flows.start()
             if watch.until_answering(first, n - 1, timeout) is None:
                 res.note = f"routers 1-{n - 1} not answering within {timeout:.0f} s"
                 return res
             res.cpu_first = {k: cpu_of(v) - cpu0[k] for k, v in roles.items()}
             res.threads_first = threads_since(proc.pid, threads0)
+            if flows is not None:
+                _flows_phase(res, "first answering", metrics_port, flows)
             wait_quiet(lambda: sum(cpu_of(v) for v in roles.values()), quiet=IDLE_QUIET)
             res.cpu_first_idle = {k: cpu_of(v) - cpu0[k] for k, v in roles.items()}
             sender.join(30)
@@ -197,10 +213,14 @@ def run_service(
         if spy is not None:
             spy.start()
         t0, sender = start_sending(first, t.per_router[n - len(first) :])
+        if flows is not None and not late:
+            flows.start()
         done = watch.until_answering(sessions, n, timeout, t0, loading=len(first))
         if done is None:
             res.note = f"not answering within {timeout:.0f} s"
             return res
+        if flows is not None:
+            _flows_phase(res, "answering", metrics_port, flows)
         res.seconds = done - t0
         res.cpu = {k: cpu_of(v) - cpu0[k] for k, v in roles.items()}
         res.cpu_workers = {k: cpu_of(v) - cpu0_workers[k] for k, v in per_worker.items()}
@@ -211,7 +231,10 @@ def run_service(
         wait_quiet(lambda: sum(cpu_of(v) for v in roles.values()), quiet=IDLE_QUIET)
         res.cpu_idle = {k: cpu_of(v) - cpu0[k] for k, v in roles.items()}
         threads_idle = thread_cpu(proc.pid)
-        if late:
+        if flows is not None:
+            _flows_phase(res, "idle", metrics_port, flows)
+            res.flows["stream"] = flows.stop()
+        if late or flows is not None:
             names = thread_names(proc.pid)
             res.threads = _by_thread(threads0, threads_at, names, res.cpu["service"])
             res.threads_idle = _by_thread(threads0, threads_idle, names, res.cpu_idle["service"])
@@ -226,10 +249,17 @@ def run_service(
         res.note = f"8.8.8.8 from router 1: origin AS {a.dst_origin_as}"
         return res
     finally:
+        if flows is not None:
+            flows.stop()
         for s in sessions:
             s.close()
         channel.close()
         stop_process(proc, timeout=60)
+
+
+def _flows_phase(res: Result, phase: str, metrics_port: int, flows: FlowStream) -> None:
+    """The view builds and the flow stream's figures so far, as ``phase``."""
+    res.flows[phase] = {**view_metrics(metrics_port), **flows.figures()}
 
 
 def _by_thread(
