@@ -58,6 +58,12 @@ try:  # compiled key search (setup.py builds it where a C compiler is): same ind
 except ImportError:
     _compiled_encode = _compiled_find_many = None
 COMPILED_FIND = _compiled_find_many is not None
+try:  # compiled walks of the covering keys (ribd/_covering.pyx): same keys, same order
+    from ribd._covering import covering_indices as _compiled_covering
+    from ribd._covering import delta_covering4 as _compiled_delta4
+    from ribd._intdelta import IntDelta as _CompiledIntDelta
+except ImportError:
+    _compiled_covering = _compiled_delta4 = _CompiledIntDelta = None
 
 
 _LENGTH_BYTE = {str(n): bytes((n + 1,)) for n in range(129)}
@@ -304,6 +310,16 @@ class PrefixStore:
         bits = self.bits
         a, limit = self._address_bits(address)
         size, af, get = self._addr_bytes, self._af, delta.get
+        if (
+            self.int_keys
+            and _compiled_delta4 is not None
+            and type(delta) is _CompiledIntDelta
+            and a >> 32 == 0
+        ):
+            for length, entry in _compiled_delta4(delta, a, limit):
+                cut = a >> (bits - length) << (bits - length)
+                yield f"{_ntop(af, cut.to_bytes(size, 'big'))}/{length}", length, entry
+            return
         if self.int_keys:
             for length in delta.lengths():
                 if length > limit:
@@ -323,7 +339,27 @@ class PrefixStore:
                 yield prefix, length, entry
 
     def _covering_arrays(self, address: str | bytes) -> Iterator[tuple[str, int, object]]:
-        """Longest match by binary search, then shorter ones.
+        """The arrays' prefixes holding ``address``, longest first: the compiled
+        walk (``ribd._covering``) where it was built, else ``_covering_walk``."""
+        keys, values = self.keys, self.values
+        if _compiled_covering is None or not len(keys):
+            yield from self._covering_walk(address)
+            return
+        if isinstance(address, bytes):
+            packed, limit = address, self.bits
+        else:
+            text, _, length = address.partition("/")
+            packed, limit = _pton(self._af, text), int(length) if length else self.bits
+        if len(packed) != self._addr_bytes:
+            yield from self._covering_walk(address)  # (what it makes of such an address)
+            return
+        for i, length in _compiled_covering(keys, packed, limit):
+            value = values[i]
+            if value is not None:
+                yield self.text(keys[i]), length, value
+
+    def _covering_walk(self, address: str | bytes) -> Iterator[tuple[str, int, object]]:
+        """Longest match by binary search, then shorter ones (the reference).
 
         The last key <= (address, limit) either holds the address or shares
         only its first ``c`` bits with it; then no key between can hold it,
