@@ -58,6 +58,16 @@ REBUILD_AFTER_SECONDS = 60.0
 # (BENCHMARKS.md, stop 42). A table still growing is no longer inferred
 # converged (``ribd.sessions``, stop 43); one that pauses, then goes on, can be.
 VIEW_SETTLE_SECONDS = 5.0
+# A loading router's view that lookups ask for (built once the wait for loads,
+# ``VIEWS_WAIT_MAX``, is over), whose table has grown by more than
+# REBUILD_AFTER_CHANGES since, is built again mid-load only once the table has
+# grown this many times over, or the view is LOADING_VIEW_MAX_AGE old. Rebuilt
+# at every wait's end instead, 63 loading routers' views were built ~3 times
+# over one load at 20 k flows/s, 56 CPU-s where the whole load's feed took 59
+# (BENCHMARKS.md, stop 44). By growth, a load's builds cost at most about
+# twice its final one.
+LOADING_VIEW_GROWTH = 2.0
+LOADING_VIEW_MAX_AGE = 300.0
 
 
 def as_is(view: CompiledView, r: RouterRib, fs: FamilyState, table, seq: int) -> bool | None:
@@ -188,6 +198,9 @@ class CompiledViews:
         # (neighbor, family) -> (its FamilyState.writes, when they last moved,
         # by the RIB's clock), noted by ``want_missing``: see ``_settled``.
         self._writes: dict[tuple[str, str], tuple[int, float]] = {}
+        # (neighbor, family) -> its router's prefixes when its view was last
+        # built or patched: see ``_loading_waits``.
+        self._built_size: dict[tuple[str, str], int] = {}
 
     def usable(self, neighbor: str, family: str) -> tuple[CompiledView, ChangedRanges] | None:
         """A view and the ranges changed since it was built; call under rib.lock."""
@@ -317,6 +330,9 @@ class CompiledViews:
     def _refresh(self) -> int:
         """``refresh`` under its lock."""
         wanted, self._wanted = self._wanted, set()
+        waiting = self._loading_waits(wanted)
+        wanted -= waiting
+        self._wanted |= waiting  # asked again at the next refresh
         # Views of the same families whose routers changed nothing are
         # made current (``viewpatch.advanced``), so the change log trims;
         # those whose routers did are patched with them, if their routers
@@ -363,6 +379,7 @@ class CompiledViews:
                 built += 1
             else:
                 self._views.pop((neighbor, family), None)
+        self._note_sizes(wanted)
         self.builds += built
         self.advanced += advanced
         if built or advanced:
@@ -370,6 +387,49 @@ class CompiledViews:
                 self._one_axis(family)
             self._trim()
         return built
+
+    def _loading_waits(self, wanted: set[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Those of ``wanted`` whose view is not to be built again yet: their
+        router is still loading or re-sending the family (not ``ready``), has
+        a view still of its slot layout, and its table has grown since that
+        view by more than REBUILD_AFTER_CHANGES prefixes (a load; churn
+        changes prefixes without adding them, and is patched as before) but
+        less than LOADING_VIEW_GROWTH times over, the view being younger than
+        LOADING_VIEW_MAX_AGE.
+        Flows go on being answered exactly in the prefixes changed since; the
+        router's End-of-RIB (or its inferred convergence) asks for the view
+        once its table is complete."""
+        routers, now, out = self.rib.routers, time.monotonic(), set()
+        with self.rib.lock:
+            for key in wanted:
+                view, size = self._views.get(key), self._built_size.get(key)
+                r = routers.get(key[0])
+                fs = r.families.get(key[1]) if r is not None else None
+                if view is None or size is None or fs is None or ready(r, fs):
+                    continue
+                if view.signature != view_signature(r, key[1], self.rib.tables[key[1]]):
+                    continue  # unusable as it is (session lost, slots moved): rebuilt
+                grown = fs.prefixes - size
+                if (
+                    grown > REBUILD_AFTER_CHANGES  # growth, not churn: a load
+                    and fs.prefixes < LOADING_VIEW_GROWTH * size
+                    and now - view.built_at < LOADING_VIEW_MAX_AGE
+                ):
+                    out.add(key)
+        return out
+
+    def _note_sizes(self, keys: set[tuple[str, str]]) -> None:
+        """Note the prefixes of each of ``keys``' routers now, for those that
+        have a view (``_loading_waits``); forget views gone."""
+        sizes, routers = self._built_size, self.rib.routers
+        with self.rib.lock:
+            for key in keys:
+                r = routers.get(key[0])
+                fs = r.families.get(key[1]) if r is not None else None
+                if key in self._views and fs is not None:
+                    sizes[key] = fs.prefixes
+                else:
+                    sizes.pop(key, None)
 
     def _busy(self, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
         """Those of ``keys`` whose router loads, re-sends or still writes
