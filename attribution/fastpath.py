@@ -63,7 +63,7 @@ VIEW_SETTLE_SECONDS = 5.0
 # REBUILD_AFTER_CHANGES since, is built again mid-load only once the table has
 # grown this many times over, or the view is LOADING_VIEW_MAX_AGE old. Rebuilt
 # at every wait's end instead, 63 loading routers' views were built ~3 times
-# over one load at 20 k flows/s, 56 CPU-s where the whole load's feed took 59
+# over one load at 20 k flows/s: 43-46 CPU-s where the load's feed took 59
 # (BENCHMARKS.md, stop 44). By growth, a load's builds cost at most about
 # twice its final one.
 LOADING_VIEW_GROWTH = 2.0
