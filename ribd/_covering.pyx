@@ -88,7 +88,9 @@ def covering_indices(keys, const unsigned char[::1] address, int limit):
             common = _common_bits(&address[0], key, size)
             if common >= length:
                 out.append((i, length))
-                limit = length - 1
+                # (length <= limit in sorted keys; in keys read from a damaged
+                # snapshot, still never loop)
+                limit = (length if length < limit else limit) - 1
             else:
                 # (common >= limit cannot be, keys being sorted: never loop)
                 limit = common if common < limit else limit - 1

@@ -116,3 +116,16 @@ def test_lookups_with_a_delta_answer_as_the_python_walks(bits: int, monkeypatch)
     monkeypatch.setattr(store_module, "_compiled_covering", None)
     monkeypatch.setattr(store_module, "_compiled_delta4", None)
     assert [list(store.covering(a)) for a in addresses + texts] == with_it
+
+
+def test_keys_out_of_order_or_out_of_range_end_the_walk() -> None:
+    """Keys no store writes (unsorted, lengths past the address): an answer,
+    maybe wrong, never a loop or a read past the buffer."""
+    import numpy as np
+
+    rng = random.Random(12)
+    for _ in range(200):
+        raw = bytes(rng.getrandbits(8) for _ in range(5 * 64))
+        keys = np.frombuffer(raw, dtype="S5")
+        got = compiled.covering_indices(keys, bytes(rng.getrandbits(8) for _ in range(4)), 32)
+        assert len(got) <= 33 and all(0 <= i < 64 for i, _ in got)
