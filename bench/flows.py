@@ -89,21 +89,27 @@ ANSWERS = {
 
 
 def batch_requests(
-    kind: str, count: int, size: int, exporter: str, seed: int = 7, answer: str = "columns"
+    kind: str,
+    count: int,
+    size: int,
+    exporter: str | list[str],
+    seed: int = 7,
+    answer: str = "columns",
 ) -> list[bytes]:
     """Serialized FlowBatch messages (columns), built once, sent many times.
 
+    ``exporter``: one, or several the flows are spread over round-robin.
     ``answer``: one of ANSWERS, the FlowBatch options that shape the answer.
     """
     from attribution.v1 import attribution_pb2 as pb
 
+    exporters = [exporter] if isinstance(exporter, str) else list(exporter)
+    index = (np.arange(size) % len(exporters)).tolist()
     out = []
     for i, (src, dst) in enumerate(batches(kind, count, size, seed)):
         msg = pb.FlowBatch(
             batch_id=i,
-            columns=pb.FlowColumns(
-                exporters=[exporter], exporter=[0] * size, src_addr=src, dst_addr=dst
-            ),
+            columns=pb.FlowColumns(exporters=exporters, exporter=index, src_addr=src, dst_addr=dst),
         )
         for option, value in ANSWERS[answer].items():
             setattr(msg, option, value)

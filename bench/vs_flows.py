@@ -23,8 +23,6 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 
-import numpy as np
-
 BATCH = 4096
 DISTINCT_BATCHES = 16
 
@@ -32,22 +30,11 @@ DISTINCT_BATCHES = 16
 def flow_batches(routers: int, size: int = BATCH, count: int = DISTINCT_BATCHES) -> list[bytes]:
     """Serialized FlowBatch messages: ``size`` flows each, exporters spread
     round-robin over routers 1..``routers`` (127.0.2.k), Zipf destinations
-    and sources over the real table."""
-    from attribution.v1 import attribution_pb2 as pb
-    from bench.flows import batches
+    and sources over the real table, AS numbers only."""
+    from bench.flows import batch_requests
 
     exporters = [f"127.0.2.{k}" for k in range(1, routers + 1)]
-    index = (np.arange(size) % routers).tolist()
-    out = []
-    for i, (src, dst) in enumerate(batches("zipf", count, size, seed=11)):
-        msg = pb.FlowBatch(
-            batch_id=i,
-            columns=pb.FlowColumns(exporters=exporters, exporter=index, src_addr=src, dst_addr=dst),
-            omit_routes=True,
-            packed_records=True,
-        )
-        out.append(msg.SerializeToString())
-    return out
+    return batch_requests("zipf", count, size, exporters, seed=11, answer="omit")
 
 
 @dataclass
@@ -131,11 +118,11 @@ class FlowStream:
             channel.close()
 
 
-VIEW_METRICS = (
-    "attribution_view_builds_total",
-    "attribution_view_patches_total",
-    "attribution_view_build_seconds_total",
-)
+VIEW_METRICS = {  # name: unit
+    "attribution_view_builds_total": "views",
+    "attribution_view_patches_total": "views",
+    "attribution_view_build_seconds_total": "s",
+}
 
 
 def view_metrics(port: int) -> dict[str, float]:

@@ -64,6 +64,7 @@ from pathlib import Path
 from bench import bgpsend
 from bench.common import REPO, Row, at_most, bench_main, log
 from bench.ingest_session_profile import MODES
+from bench.vs_flows import VIEW_METRICS
 from bench.vs_load import Load, Result, cached_load
 from bench.vs_nfacctd import nfacctd_path, run_pmacct
 from bench.vs_service import run_service, worker_counts
@@ -229,11 +230,7 @@ def rows_flows(us: Result) -> list[Row]:
             f"calls over 1 s {f['slow_calls']}, longest {f['longest_call_s']} s, "
             f"errors {f['errors']} {f['first_errors']}"
         )
-        for metric, unit in (
-            ("attribution_view_builds_total", "views"),
-            ("attribution_view_patches_total", "views"),
-            ("attribution_view_build_seconds_total", "s"),
-        ):
+        for metric, unit in VIEW_METRICS.items():
             rows.append(
                 Row(
                     "vs-pmacct",
