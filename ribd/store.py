@@ -294,13 +294,18 @@ class PrefixStore:
         else:
             yield from self._covering_arrays(address)
 
-    def _address_bits(self, address: str | bytes) -> tuple[int, int]:
-        """``address`` (packed octets, or a text address or prefix) as an integer
-        and the longest prefix length a covering prefix may have."""
+    def _address_packed(self, address: str | bytes) -> tuple[bytes, int]:
+        """``address`` (packed octets, or a text address or prefix) packed, and
+        the longest prefix length a covering prefix may have."""
         if isinstance(address, bytes):
-            return _from_bytes(address, "big"), self.bits
+            return address, self.bits
         text, _, length = address.partition("/")
-        return _from_bytes(_pton(self._af, text), "big"), int(length) if length else self.bits
+        return _pton(self._af, text), int(length) if length else self.bits
+
+    def _address_bits(self, address: str | bytes) -> tuple[int, int]:
+        """``_address_packed`` with the address as an integer."""
+        packed, limit = self._address_packed(address)
+        return _from_bytes(packed, "big"), limit
 
     def _covering_delta(
         self, delta: IntDelta | IntDelta6, address: str | bytes
@@ -310,24 +315,19 @@ class PrefixStore:
         bits = self.bits
         a, limit = self._address_bits(address)
         size, af, get = self._addr_bytes, self._af, delta.get
-        if (
-            self.int_keys
-            and _compiled_delta4 is not None
-            and type(delta) is _CompiledIntDelta
-            and a >> 32 == 0
-        ):
-            for length, entry in _compiled_delta4(delta, a, limit):
+        if self.int_keys:
+            if _compiled_delta4 is not None and type(delta) is _CompiledIntDelta and a >> 32 == 0:
+                found = _compiled_delta4(delta, a, limit)  # the same probes, in C
+            else:
+                found = (
+                    (length, entry)
+                    for length in delta.lengths()
+                    if length <= limit
+                    and (entry := get(1 << length | a >> (bits - length))) is not None
+                )
+            for length, entry in found:
                 cut = a >> (bits - length) << (bits - length)
                 yield f"{_ntop(af, cut.to_bytes(size, 'big'))}/{length}", length, entry
-            return
-        if self.int_keys:
-            for length in delta.lengths():
-                if length > limit:
-                    continue
-                entry = get(1 << length | a >> (bits - length))
-                if entry is not None:
-                    cut = a >> (bits - length) << (bits - length)
-                    yield f"{_ntop(af, cut.to_bytes(size, 'big'))}/{length}", length, entry
             return
         for length in delta.lengths():
             if length > limit:
@@ -345,11 +345,7 @@ class PrefixStore:
         if _compiled_covering is None or not len(keys):
             yield from self._covering_walk(address)
             return
-        if isinstance(address, bytes):
-            packed, limit = address, self.bits
-        else:
-            text, _, length = address.partition("/")
-            packed, limit = _pton(self._af, text), int(length) if length else self.bits
+        packed, limit = self._address_packed(address)
         if len(packed) != self._addr_bytes:
             yield from self._covering_walk(address)  # (what it makes of such an address)
             return
