@@ -399,12 +399,11 @@ class CompiledViews:
         Flows go on being answered exactly in the prefixes changed since; the
         router's End-of-RIB (or its inferred convergence) asks for the view
         once its table is complete."""
-        routers, now, out = self.rib.routers, time.monotonic(), set()
+        now, out = time.monotonic(), set()
         with self.rib.lock:
             for key in wanted:
                 view, size = self._views.get(key), self._built_size.get(key)
-                r = routers.get(key[0])
-                fs = r.families.get(key[1]) if r is not None else None
+                r, fs = self._state(key)
                 if view is None or size is None or fs is None or ready(r, fs):
                     continue
                 if view.signature != view_signature(r, key[1], self.rib.tables[key[1]]):
@@ -421,15 +420,20 @@ class CompiledViews:
     def _note_sizes(self, keys: set[tuple[str, str]]) -> None:
         """Note the prefixes of each of ``keys``' routers now, for those that
         have a view (``_loading_waits``); forget views gone."""
-        sizes, routers = self._built_size, self.rib.routers
+        sizes = self._built_size
         with self.rib.lock:
             for key in keys:
-                r = routers.get(key[0])
-                fs = r.families.get(key[1]) if r is not None else None
+                _, fs = self._state(key)
                 if key in self._views and fs is not None:
                     sizes[key] = fs.prefixes
                 else:
                     sizes.pop(key, None)
+
+    def _state(self, key: tuple[str, str]) -> tuple[RouterRib | None, FamilyState | None]:
+        """The router of a (neighbor, family) key and its state of that
+        family; None for either that is gone. Call under rib.lock."""
+        r = self.rib.routers.get(key[0])
+        return r, (r.families.get(key[1]) if r is not None else None)
 
     def _busy(self, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
         """Those of ``keys`` whose router loads, re-sends or still writes
@@ -451,8 +455,8 @@ class CompiledViews:
         count = 0
         with self.rib.lock:
             for key in keys:  # (a router gone since ``_busy``: its view left to the next refresh)
-                view, r = self._views.get(key), self.rib.routers.get(key[0])
-                fs = r.families.get(key[1]) if r is not None else None
+                view = self._views.get(key)
+                r, fs = self._state(key)
                 if view is None or fs is None:
                     continue
                 table = self.rib.tables[key[1]]
