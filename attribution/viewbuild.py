@@ -228,7 +228,7 @@ def read_family(rib: Rib, family: str, neighbors: list[str]) -> FamilyRead:
     return FamilyRead(seq, keys, width, routes)
 
 
-def _answers(
+def answers_of_routes(
     index: np.ndarray, default: np.ndarray, stale: np.ndarray, by_set: np.ndarray
 ) -> tuple[np.ndarray, AnswerTable]:
     """Each route's answer id and the answer table (``viewanswers.answer_rows``),
@@ -255,7 +255,7 @@ def _answers(
     combo[np.flatnonzero(default)] |= 2
     width = 4 * len(by_set)
     if int(combo.max()) >= width or int(combo.min()) < 0:
-        raise IndexError("_answers: a route's attribute set is past the sets' fields")
+        raise IndexError("answers_of_routes: a route's attribute set is past the sets' fields")
     seen = np.zeros(width, dtype=bool)
     seen[combo] = True
     kinds = np.flatnonzero(seen)  # the combinations, ascending
@@ -340,7 +340,7 @@ def build_view(
     by_set = set_fields(attribute_sets)  # six answer fields per set
     if not len(attribute_sets):
         by_set = np.zeros((1, len(_SET_FIELDS)), dtype=np.int64)
-    answer, answers = _answers(index, length_arr == 0, stale, by_set)
+    answer, answers = answers_of_routes(index, length_arr == 0, stale, by_set)
     word = np.uint32 if v4 else np.uint64
     columns = {
         "starts": starts.astype(word),

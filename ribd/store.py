@@ -59,11 +59,12 @@ except ImportError:
     _compiled_encode = _compiled_find_many = None
 COMPILED_FIND = _compiled_find_many is not None
 try:  # compiled walks of the covering keys (ribd/_covering.pyx): same keys, same order
+    from ribd._covering import bucket_starts as _compiled_buckets
     from ribd._covering import covering_indices as _compiled_covering
     from ribd._covering import delta_covering4 as _compiled_delta4
     from ribd._intdelta import IntDelta as _CompiledIntDelta
 except ImportError:
-    _compiled_covering = _compiled_delta4 = _CompiledIntDelta = None
+    _compiled_buckets = _compiled_covering = _compiled_delta4 = _CompiledIntDelta = None
 
 
 _LENGTH_BYTE = {str(n): bytes((n + 1,)) for n in range(129)}
@@ -94,6 +95,7 @@ class PrefixStore:
     __slots__ = (
         "_addr_bytes",
         "_af",
+        "_buckets",
         "bits",
         "delta",
         "holes",
@@ -113,6 +115,19 @@ class PrefixStore:
         self.holes = 0
         self.int_keys = True  # the delta's and change log's keys: ints (ribd.prefix_keys)
         self.delta = self.new_delta()  # prefixes not in ``keys``
+        self._buckets: tuple[np.ndarray, bytearray] | None = None  # (keys, their buckets)
+
+    def buckets(self) -> bytearray | None:
+        """Where the keys of each first 16 bits start (``_covering.bucket_starts``),
+        built once per keys array; None where the compiled walks were not built.
+        Read under the RIB lock (the batch's exact lookups)."""
+        if _compiled_buckets is None:
+            return None
+        held = self._buckets
+        keys = self.keys
+        if held is None or held[0] is not keys:
+            held = self._buckets = (keys, _compiled_buckets(keys))
+        return held[1]
 
     def new_delta(self) -> IntDelta | IntDelta6:
         """An empty delta: by int key, a compiled table (``ribd.intdelta``) of

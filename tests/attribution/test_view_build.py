@@ -209,7 +209,7 @@ def test_compiled_set_fields_read_what_the_properties_read(seed: int) -> None:
 
 
 def _answers_per_route(codes, default, code_set, code_stale, by_set):
-    """The answers as the build made them before ``_answers``: every column
+    """The answers as the build made them before ``answers_of_routes``: every column
     per route, then ``answer_rows`` over all routes (the reference)."""
     from attribution.viewanswers import answer_rows
 
@@ -248,7 +248,7 @@ def test_answers_made_per_kind_equal_answers_made_per_route(seed: int) -> None:
         if seed % 3 == 1:  # the default route's entry is its own
             codes[codes == distinct - 1] = 0
             codes[at] = distinct - 1
-    got, table = viewbuild._answers(code_set[codes], default, code_stale[codes], by_set)
+    got, table = viewbuild.answers_of_routes(code_set[codes], default, code_stale[codes], by_set)
     want, want_table = _answers_per_route(codes, default, code_set, code_stale, by_set)
     assert got.dtype == want.dtype and got.tolist() == want.tolist()
     assert np.array_equal(table.rows, want_table.rows)
@@ -319,7 +319,9 @@ def test_answers_of_no_routes_and_of_a_set_past_the_fields() -> None:
     fields row (a corrupt build) is refused, not read past the array."""
     by_set = np.zeros((3, 6), dtype=np.int64)
     no = np.zeros(0, dtype=np.int32)
-    got, table = viewbuild._answers(no, np.zeros(0, dtype=bool), np.zeros(0, dtype=bool), by_set)
+    got, table = viewbuild.answers_of_routes(
+        no, np.zeros(0, dtype=bool), np.zeros(0, dtype=bool), by_set
+    )
     want, want_table = _answers_per_route(
         no, np.zeros(0, dtype=bool), no, np.zeros(0, dtype=bool), by_set
     )
@@ -327,7 +329,7 @@ def test_answers_of_no_routes_and_of_a_set_past_the_fields() -> None:
     codes = np.array([0, 1], dtype=np.int32)
     code_set = np.array([0, 3], dtype=np.int32)  # set 3 of 3
     with pytest.raises(IndexError):
-        viewbuild._answers(
+        viewbuild.answers_of_routes(
             code_set[codes], np.zeros(2, dtype=bool), np.zeros(2, dtype=bool), by_set
         )
 

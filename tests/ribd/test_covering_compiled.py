@@ -129,3 +129,35 @@ def test_keys_out_of_order_or_out_of_range_end_the_walk() -> None:
         keys = np.frombuffer(raw, dtype="S5")
         got = compiled.covering_indices(keys, bytes(rng.getrandbits(8) for _ in range(4)), 32)
         assert len(got) <= 33 and all(0 <= i < 64 for i, _ in got)
+
+
+@pytest.mark.parametrize("bits", [32, 128])
+def test_buckets_hold_each_keys_first_16_bits(bits: int) -> None:
+    """``bucket_starts``: the keys of bucket b (their first 16 bits) are those
+    from starts[b] to starts[b + 1]; built once per keys array."""
+    import numpy as np
+
+    store, _ = _store(bits, bits + 21)
+    starts = np.frombuffer(store.buckets(), dtype=np.int64)
+    assert len(starts) == 65537 and starts[0] == 0 and starts[-1] == len(store.keys)
+    first = store.keys.view(np.uint8).reshape(len(store.keys), store.width)[:, :2]
+    of_key = first[:, 0].astype(np.int64) << 8 | first[:, 1]
+    assert np.array_equal(starts, np.searchsorted(of_key, np.arange(65537), side="left"))
+    assert store.buckets() is store.buckets()  # the same keys: not built again
+    store.set(store.key_of("10.99.0.0/16" if bits == 32 else "2001:db8:99::/48"), ("x",))
+    store.merge()
+    assert store.buckets() is not None and store._buckets[0] is store.keys
+
+
+def test_buckets_of_keys_out_of_order_stay_inside_the_keys() -> None:
+    """Unsorted keys (none a store writes) give buckets that are still in
+    order and inside the array: a walk through them never reads past it."""
+    import numpy as np
+
+    rng = random.Random(13)
+    raw = bytes(rng.getrandbits(8) for _ in range(5 * 300))
+    keys = np.frombuffer(raw, dtype="S5")
+    starts = np.frombuffer(compiled.bucket_starts(keys), dtype=np.int64)
+    assert starts[0] == 0 and starts[-1] == 300 and (np.diff(starts) >= 0).all()
+    with pytest.raises(ValueError, match="no buckets"):
+        compiled.bucket_starts(np.zeros(3, dtype="S2"))

@@ -1,0 +1,123 @@
+"""One router's route for each of many addresses, read from the RIB at once.
+
+The bulk path answers most flows from compiled views; the rest (prefixes
+changed since the router's view was built, every flow of a router still
+loading, flows with a BGP next hop, IPv6 prefixes longer than /64) were
+looked up one by one (``Rib.lookup``: the covering walk, the prefix's
+text, a RouteMatch, then ``lookup.answer_of``'s tuple), ~18 us a flow
+against ~1 on a view. During a 64-router load with 20 k flows/s that was
+over half of the service's CPU (BENCHMARKS.md, stop 44).
+
+``covering_routes`` returns what a view build reads per prefix (the
+router's attribute set, numbered, its path id and stale flag) per address,
+plus the matched prefix's length and the value's number of paths; the
+batch turns it into answers with the views' own rules
+(``viewbuild.answers_of_routes``), so exact and view answers are decided in
+one place. ``py_covering_routes`` is the reference (``Rib.lookup``'s walk
+and ``slot_value``, per address) and the fallback where the compiled walk
+was not built; tests compare the two. Callers hold the RIB lock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ribd.attributes import PathAttributes
+from ribd.reads import slot_value
+from ribd.rib import Rib
+
+try:  # the walk in C (setup.py builds it where a C compiler is): the same routes
+    from attribution._viewbuild import covering_routes as _compiled_covering_routes
+except ImportError:
+    _compiled_covering_routes = None
+
+
+@dataclass(slots=True)
+class CoveringRoutes:
+    """Per address: its route's attribute set number (-1: no route), path id,
+    stale flag, prefix length and count of paths (255 at most); the sets
+    numbered by identity in first-seen order (``viewbuild.SlotRoutes``'s form)."""
+
+    set_of: np.ndarray
+    path_ids: np.ndarray
+    stale: np.ndarray
+    lengths: np.ndarray
+    paths: np.ndarray
+    attribute_sets: list[PathAttributes]
+
+
+def covering_routes(rib: Rib, neighbor: str, family: str, addresses: bytes) -> CoveringRoutes:
+    """``neighbor``'s route for each address of ``addresses`` (packed, 4 or 16
+    octets each by ``family``), in C when built. Caller holds the RIB lock."""
+    r = rib.routers.get(neighbor)
+    if r is None or _compiled_covering_routes is None:
+        return py_covering_routes(rib, neighbor, family, addresses)
+    fs = r.families[family]
+    store = rib.tables[family].store
+    stale_slot = -1 if fs.stale_slot is None else fs.stale_slot
+    out = _compiled_covering_routes(
+        store.keys,
+        store.values,
+        store.delta,
+        addresses,
+        fs.slot,
+        stale_slot,
+        r.current_stale,
+        store.buckets() if len(store.keys) else None,
+    )
+    if out is None:  # a delta the compiled walk does not read
+        return py_covering_routes(rib, neighbor, family, addresses)
+    set_of, path_ids, stale, lengths, paths, attribute_sets = out
+    return CoveringRoutes(
+        np.frombuffer(set_of, dtype=np.int32),
+        np.frombuffer(path_ids, dtype=np.uint32),
+        np.frombuffer(stale, dtype=bool),
+        np.frombuffer(lengths, dtype=np.uint8),
+        np.frombuffer(paths, dtype=np.uint8),
+        attribute_sets,
+    )
+
+
+def py_covering_routes(rib: Rib, neighbor: str, family: str, addresses: bytes) -> CoveringRoutes:
+    """``covering_routes`` in Python: ``Rib.lookup``'s walk per address."""
+    size = 4 if rib.tables[family].bits == 32 else 16
+    if len(addresses) % size:
+        raise ValueError(f"{len(addresses)} octets are not addresses of {size}")
+    n = len(addresses) // size
+    out = CoveringRoutes(
+        np.full(n, -1, dtype=np.int32),
+        np.zeros(n, dtype=np.uint32),
+        np.zeros(n, dtype=bool),
+        np.zeros(n, dtype=np.uint8),
+        np.zeros(n, dtype=np.uint8),
+        [],
+    )
+    r = rib.routers.get(neighbor)
+    if r is None:
+        return out
+    fs = r.families[family]
+    store = rib.tables[family].store
+    numbers: dict[int, int] = {}
+    for i in range(n):
+        for _prefix, length, entry in store.covering(addresses[i * size : (i + 1) * size]):
+            value, is_stale = slot_value(entry, fs.slot, fs.stale_slot, r.current_stale)  # type: ignore[arg-type]
+            if value is None:
+                continue
+            if type(value) is PathAttributes:
+                attrs, path_id, count = value, 0, 1
+            else:
+                path_id, attrs = value[0]  # type: ignore[index]  # ADD-PATH: best first
+                count = len(value)  # type: ignore[arg-type]
+            number = numbers.get(id(attrs))
+            if number is None:
+                number = numbers[id(attrs)] = len(out.attribute_sets)
+                out.attribute_sets.append(attrs)
+            out.set_of[i] = number
+            out.path_ids[i] = path_id
+            out.stale[i] = is_stale
+            out.lengths[i] = length
+            out.paths[i] = min(count, 255)
+            break
+    return out
