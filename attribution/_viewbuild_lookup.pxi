@@ -26,11 +26,15 @@ def covering_routes(keys, values, delta, const unsigned char[::1] addresses,
     keys' ``ribd._covering.bucket_starts`` (each search then stays within
     the address's first 16 bits), or None.
 
-    Returns ``(set_of, path_ids, stale, lengths, paths, attribute_sets)``:
-    packed per address (int32, -1 where no prefix holds a route of the
-    router; uint32; bool; uint8 the prefix's length; uint8 the value's
-    paths, 255 at most) and the attribute sets numbered by identity in
-    first-seen order, as ``slot_routes`` numbers them for a view. None when
+    Returns ``(set_of, path_ids, stale, lengths, paths, value_of,
+    attribute_sets, path_sets)``: packed per address (int32, -1 where no
+    prefix holds a route of the router; uint32; bool; uint8 the prefix's
+    length; uint8 the value's paths, 255 at most; int32 the value's number
+    among ``path_sets`` where it has several paths, else -1), the best paths'
+    attribute sets numbered by identity in first-seen order, as
+    ``slot_routes`` numbers them for a view, and the values of several paths
+    (ADD-PATH: (path id, attributes), ... best first) numbered the same way,
+    among which a flow's next hop chooses. None when
     ``delta`` is not one of the compiled tables (the caller takes the Python
     walk). The caller holds the RIB lock; no borrowed value outlives the call.
 
@@ -54,12 +58,15 @@ def covering_routes(keys, values, delta, const unsigned char[::1] addresses,
     cdef char is_stale
     cdef bint is_new, v6
     cdef _AddressNumbers numbers = _AddressNumbers()
+    cdef _AddressNumbers value_numbers = _AddressNumbers()
+    cdef list path_sets = []
+    cdef int *value_of
     cdef list sets = []
     cdef object attrs
     cdef long long path_id
     cdef Py_ssize_t count
     cdef const long long *starts = NULL
-    cdef bytearray set_buf, pid_buf, stale_buf, length_buf, paths_buf
+    cdef bytearray set_buf, pid_buf, stale_buf, length_buf, paths_buf, value_buf
     cdef int *set_of
     cdef unsigned int *pids
     cdef char *stale_of
@@ -105,16 +112,19 @@ def covering_routes(keys, values, delta, const unsigned char[::1] addresses,
             stale_buf = bytearray(n)
             length_buf = bytearray(n)
             paths_buf = bytearray(n)
+            value_buf = bytearray(4 * n)
             set_of = <int *>(<char *>set_buf) if n else NULL
             pids = <unsigned int *>(<char *>pid_buf) if n else NULL
             stale_of = <char *>stale_buf
             lengths = <unsigned char *>(<char *>length_buf)
             paths = <unsigned char *>(<char *>paths_buf)
+            value_of = <int *>(<char *>value_buf) if n else NULL
             walk.base = <const unsigned char *>keys_view.buf
             walk.n, walk.width, walk.buckets = n_keys, width, starts
             for i in range(n):
                 address = &addresses[i * size]
                 set_of[i] = -1
+                value_of[i] = -1
                 if not v6:
                     address4 = ((<unsigned int>address[0] << 24) | (<unsigned int>address[1] << 16)
                                 | (<unsigned int>address[2] << 8) | <unsigned int>address[3])
@@ -159,6 +169,10 @@ def covering_routes(keys, values, delta, const unsigned char[::1] addresses,
                     attrs = best[1]
                     if path_id < 0 or path_id > 0xFFFFFFFF:
                         raise OverflowError(f"covering_routes: path id {path_id} is not 32-bit")
+                    if count > 1:
+                        value_of[i] = value_numbers.number(<size_t>v, &is_new)
+                        if is_new:
+                            path_sets.append(<object>v)
                 set_of[i] = numbers.number(<size_t><void *>attrs, &is_new)
                 if is_new:
                     sets.append(attrs)
@@ -170,4 +184,4 @@ def covering_routes(keys, values, delta, const unsigned char[::1] addresses,
             PyBuffer_Release(&values_view)
     finally:
         PyBuffer_Release(&keys_view)
-    return set_buf, pid_buf, stale_buf, length_buf, paths_buf, sets
+    return set_buf, pid_buf, stale_buf, length_buf, paths_buf, value_buf, sets, path_sets

@@ -3,8 +3,8 @@
 A batch is answered per (router, family) group: addresses the router's
 compiled view can answer are gathered from it in numpy, the rest (prefixes
 changed since the view was built, long IPv6 prefixes, flows with a next hop)
-take exact RIB lookups (``batch_exact``), memoised per batch and read under the RIB lock one
-chunk at a time so the feed is never held up long. The answer columns are
+take exact RIB lookups (``batch_exact``), read a chunk of flows at a time
+under the RIB lock so the feed is never held up long. The answer columns are
 views into one RECORD_DTYPE array, so the packed answer needs no copy.
 ``resolver.Resolver.resolve_columns`` validates the batch and drives this.
 """
@@ -57,7 +57,6 @@ class Batch(ExactAnswers):
         self.prov.fill(NONE)
         self.routers: dict[str, int] = {}
         self.overrides: dict[str, int] = {}
-        self.memo: dict[tuple, tuple] = {}
         self.next_hops: np.ndarray | None = None  # V16 per flow, when any flow has one
 
     def router_index(self, name: str) -> int:

@@ -36,16 +36,21 @@ except ImportError:
 
 @dataclass(slots=True)
 class CoveringRoutes:
-    """Per address: its route's attribute set number (-1: no route), path id,
-    stale flag, prefix length and count of paths (255 at most); the sets
-    numbered by identity in first-seen order (``viewbuild.SlotRoutes``'s form)."""
+    """Per address: its best route's attribute set number (-1: no route),
+    path id, stale flag, prefix length, count of paths (255 at most) and,
+    where it has several, the number of its value (ADD-PATH: (path id,
+    attributes), ... best first) among ``path_sets`` (else -1); the sets and
+    the values numbered by identity in first-seen order (the sets as
+    ``viewbuild.SlotRoutes`` numbers them)."""
 
     set_of: np.ndarray
     path_ids: np.ndarray
     stale: np.ndarray
     lengths: np.ndarray
     paths: np.ndarray
+    value_of: np.ndarray
     attribute_sets: list[PathAttributes]
+    path_sets: list[tuple]
 
 
 def covering_routes(rib: Rib, neighbor: str, family: str, addresses: bytes) -> CoveringRoutes:
@@ -69,14 +74,16 @@ def covering_routes(rib: Rib, neighbor: str, family: str, addresses: bytes) -> C
     )
     if out is None:  # a delta the compiled walk does not read
         return py_covering_routes(rib, neighbor, family, addresses)
-    set_of, path_ids, stale, lengths, paths, attribute_sets = out
+    set_of, path_ids, stale, lengths, paths, value_of, attribute_sets, path_sets = out
     return CoveringRoutes(
         np.frombuffer(set_of, dtype=np.int32),
         np.frombuffer(path_ids, dtype=np.uint32),
         np.frombuffer(stale, dtype=bool),
         np.frombuffer(lengths, dtype=np.uint8),
         np.frombuffer(paths, dtype=np.uint8),
+        np.frombuffer(value_of, dtype=np.int32),
         attribute_sets,
+        path_sets,
     )
 
 
@@ -92,6 +99,8 @@ def py_covering_routes(rib: Rib, neighbor: str, family: str, addresses: bytes) -
         np.zeros(n, dtype=bool),
         np.zeros(n, dtype=np.uint8),
         np.zeros(n, dtype=np.uint8),
+        np.full(n, -1, dtype=np.int32),
+        [],
         [],
     )
     r = rib.routers.get(neighbor)
@@ -100,6 +109,7 @@ def py_covering_routes(rib: Rib, neighbor: str, family: str, addresses: bytes) -
     fs = r.families[family]
     store = rib.tables[family].store
     numbers: dict[int, int] = {}
+    value_numbers: dict[int, int] = {}
     for i in range(n):
         for _prefix, length, entry in store.covering(addresses[i * size : (i + 1) * size]):
             value, is_stale = slot_value(entry, fs.slot, fs.stale_slot, r.current_stale)  # type: ignore[arg-type]
@@ -119,5 +129,11 @@ def py_covering_routes(rib: Rib, neighbor: str, family: str, addresses: bytes) -
             out.stale[i] = is_stale
             out.lengths[i] = length
             out.paths[i] = min(count, 255)
+            if count > 1:
+                k = value_numbers.get(id(value))
+                if k is None:
+                    k = value_numbers[id(value)] = len(out.path_sets)
+                    out.path_sets.append(value)  # type: ignore[arg-type]
+                out.value_of[i] = k
             break
     return out

@@ -92,7 +92,9 @@ def answer_of(
 
 
 @functools.lru_cache(maxsize=4096)
-def _packed_hop(text: str) -> bytes:
+def packed_hop(text: str) -> bytes:
+    """A route's next hop text as a flow carries it (16 octets, IPv4 mapped);
+    b"" for one that is not an address (matches no flow's)."""
     try:
         return pack_address(text)
     except ValueError:
@@ -100,4 +102,4 @@ def _packed_hop(text: str) -> bytes:
 
 
 def _same_hop(m: RouteMatch, next_hop: bytes) -> bool:
-    return _packed_hop(m.attributes.next_hop) == next_hop
+    return packed_hop(m.attributes.next_hop) == next_hop

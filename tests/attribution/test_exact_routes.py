@@ -5,9 +5,9 @@
 attribute set, path id, stale flag, prefix length and count of paths, over
 narrow and wide (Overlay) entries, stale slots, ADD-PATH, holes, the
 delta and the arrays, IPv4 and IPv6. A batch answers its exact flows from
-those routes by the views' rules without a per-flow lookup, except flows
-whose next hop chooses among several paths, and its answers are the
-one-flow path's.
+those routes by the views' rules without a per-flow lookup, flows carrying
+a next hop too (the path a next hop chooses is picked once per distinct
+(paths, next hop)); its answers are the one-flow path's.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import random
 import numpy as np
 import pytest
 
-from attribution import batch_exact, exact_routes
+from attribution import exact_routes
 from attribution.convert import columns_to_answers, flow_answer_json, resolution_to_columns
-from attribution.records import rows_to_columns
+from attribution.records import row_next_hops, rows_to_columns
 from attribution.resolver import Resolver
 from ribd.attributes import AS_SEQUENCE, make_attributes
 from ribd.entries import Overlay
@@ -52,10 +52,11 @@ def _same_routes(rib: Rib, name: str, family: str, addresses: list[str]) -> int:
     with rib.lock:
         got = exact_routes.covering_routes(rib, name, family, packed)
         want = exact_routes.py_covering_routes(rib, name, family, packed)
-    for field in ("set_of", "path_ids", "stale", "lengths", "paths"):
+    for field in ("set_of", "path_ids", "stale", "lengths", "paths", "value_of"):
         a, b = getattr(got, field), getattr(want, field)
         assert a.dtype == b.dtype and np.array_equal(a, b), (name, family, field)
     assert [id(s) for s in got.attribute_sets] == [id(s) for s in want.attribute_sets]
+    assert [id(s) for s in got.path_sets] == [id(s) for s in want.path_sets]
     for i, a in enumerate(addresses):  # and both are Rib.lookup's route
         m = rib.lookup(name, family, a)
         k = int(got.set_of[i])
@@ -63,6 +64,11 @@ def _same_routes(rib: Rib, name: str, family: str, addresses: list[str]) -> int:
         if m is not None:
             assert got.attribute_sets[k] is m.attributes and got.lengths[i] == m.length, a
             assert bool(got.stale[i]) == m.stale and int(got.path_ids[i]) == m.path_id, a
+            paths = rib.exact(name, family, m.prefix)
+            assert got.paths[i] == len(paths), a
+            if len(paths) > 1:
+                value = got.path_sets[got.value_of[i]]
+                assert [(p.path_id, p.attributes) for p in paths] == list(value), a
     return int((got.set_of >= 0).sum())
 
 
@@ -130,7 +136,9 @@ ROUTE_FIELDS = (
 def _answers_as_numbers(resolver: Resolver, config, records: list[dict]) -> list[dict]:
     """``_answers`` with no route dictionary (``with_routes=False``: AS numbers,
     provenance, flags), as collectors ask for them."""
-    res = resolver.resolve_columns(*rows_to_columns(records), with_routes=False)
+    columns = rows_to_columns(records)
+    next_hop = row_next_hops(records, columns[-1])
+    res = resolver.resolve_columns(*columns, with_routes=False, next_hop=next_hop)
     assert res.routes == []
     cols, errors = resolution_to_columns(res, config.local_as)
     return list(columns_to_answers(cols, errors))
@@ -161,34 +169,40 @@ def test_a_batch_answers_exact_flows_without_a_lookup_per_flow(monkeypatch, with
         assert {k: batch[i][k] for k in fields} == {k: one.get(k) for k in fields}, (i, record)
 
 
-def test_only_flows_whose_route_has_several_paths_are_matched_by_next_hop(monkeypatch) -> None:
-    """Router 3 holds ADD-PATH paths for half its prefixes: a flow with a
-    next hop is matched path by path only there, and answers as alone."""
+@pytest.mark.parametrize("with_routes", [True, False])
+def test_flows_with_next_hops_are_answered_without_a_lookup_per_flow(
+    monkeypatch, with_routes
+) -> None:
+    """Router 3 holds ADD-PATH paths for half its prefixes: a flow's next hop
+    chooses among them (mismatch flagged where none has it), once per
+    distinct (paths, next hop), with no ``Rib.lookup`` per flow; each flow
+    answers as the one-flow path does (``lookup.path_by_next_hop``)."""
     rib, config, v4, v6 = world(5, same_prefixes=True)
-    records = [f for f in flows(5, v4, v6, 800) if "next_hop" in f]
-    matched: list[bytes] = []
-    real = batch_exact.answer_by_next_hop
+    records = [f for f in flows(5, v4, v6, 1500) if "next_hop" in f]
+    with rib.lock:  # some flows meet several paths, each of several next hops
+        several = exact_routes.py_covering_routes(
+            rib, neighbor(3), V4, _packed([r["dst_addr"] for r in records if "." in r["dst_addr"]])
+        )
+    assert (several.value_of >= 0).sum() > 20
 
-    def spy(rib_, neighbor_, family, key, next_hop, routing, routes):
-        matched.append((neighbor_, key))
-        return real(rib_, neighbor_, family, key, next_hop, routing, routes)
+    def per_flow(*args, **kwargs):
+        raise AssertionError("a flow was looked up on its own")
 
-    monkeypatch.setattr(batch_exact, "answer_by_next_hop", spy)
     resolver = Resolver(rib, config, build_views_inline=False)
-    batch = _answers(resolver, config, records)
-    assert matched  # some flows did meet several paths
-    with rib.lock:
-        for name, key in matched:
-            family = V4 if len(key) == 4 else V6
-            value = exact_routes.py_covering_routes(rib, name, family, key)
-            assert value.paths[0] > 1, (name, key)
+    monkeypatch.setattr(Rib, "lookup", per_flow)
+    batch = (_answers if with_routes else _answers_as_numbers)(resolver, config, records)
     monkeypatch.undo()
+    flagged = 0
     for i, record in enumerate(records):
+        if batch[i].get("error_code") == "bad_exporter":
+            continue
         one = flow_answer_json(resolver.resolve_one(record), config.local_as)
-        if batch[i].get("error_code") != "bad_exporter":
-            assert {k: v for k, v in batch[i].items() if k != "error"} == {
-                k: v for k, v in one.items() if k != "error"
-            }, (i, record)
+        fields = set(batch[i]) - {"error"}
+        if not with_routes:
+            fields -= {f"{side}_{k}" for side in ("src", "dst") for k in ROUTE_FIELDS}
+        assert {k: batch[i][k] for k in fields} == {k: one.get(k) for k in fields}, (i, record)
+        flagged += batch[i]["dst_next_hop_mismatch"]
+    assert flagged  # some next hop no path had: the best path, flagged
 
 
 def test_without_the_compiled_walk_a_batch_answers_the_same(monkeypatch) -> None:
