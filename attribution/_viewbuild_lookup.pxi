@@ -17,12 +17,15 @@ cdef inline PyObject *_route_in(PyObject *entry, Py_ssize_t slot, Py_ssize_t sta
 
 
 def covering_routes(keys, values, delta, const unsigned char[::1] addresses,
-                    Py_ssize_t slot, Py_ssize_t stale_slot, bint current_stale,
-                    const unsigned char[::1] buckets=None):
+                    const int[::1] slots, const int[::1] stale_slots,
+                    const unsigned char[::1] current_stale, const unsigned char[::1] buckets=None):
     """``exact_routes.py_covering_routes`` in C: per address (``addresses``,
     packed, one octet shorter than a key each), the router's route in the
     longest prefix of the store (its sorted ``keys`` and their ``values``,
-    and its compiled ``delta``) that holds one for it. ``buckets``: the
+    and its compiled ``delta``) that holds one for it; the router's per
+    address: its slot (-1: none), stale slot (-1: none) and whether its
+    current routes are stale, in ``slots``, ``stale_slots``,
+    ``current_stale`` (one each per address). ``buckets``: the
     keys' ``ribd._covering.bucket_starts`` (each search then stays within
     the address's first 16 bits), or None.
 
@@ -87,6 +90,8 @@ def covering_routes(keys, values, delta, const unsigned char[::1] addresses,
         if addresses.shape[0] % size:
             raise ValueError(f"covering_routes: {addresses.shape[0]} octets are not addresses of {size}")
         n = addresses.shape[0] // size
+        if slots.shape[0] != n or stale_slots.shape[0] != n or current_stale.shape[0] != n:
+            raise ValueError(f"covering_routes: routers for {slots.shape[0]} addresses, not {n}")
         n_keys = keys_view.shape[0]
         if buckets is not None:
             if buckets.shape[0] != 65537 * 8:
@@ -125,6 +130,8 @@ def covering_routes(keys, values, delta, const unsigned char[::1] addresses,
                 address = &addresses[i * size]
                 set_of[i] = -1
                 value_of[i] = -1
+                if slots[i] < 0:
+                    continue
                 if not v6:
                     address4 = ((<unsigned int>address[0] << 24) | (<unsigned int>address[1] << 16)
                                 | (<unsigned int>address[2] << 8) | <unsigned int>address[3])
@@ -153,7 +160,7 @@ def covering_routes(keys, values, delta, const unsigned char[::1] addresses,
                         d_from = a_length - 1
                         a_ok = arrays_next(&walk, &a_at, &a_length)
                     is_stale = False
-                    v = _route_in(entry, slot, stale_slot, current_stale, &is_stale)
+                    v = _route_in(entry, slots[i], stale_slots[i], current_stale[i] != 0, &is_stale)
                     if v != NULL:
                         break
                 if v == NULL:

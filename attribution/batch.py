@@ -58,6 +58,7 @@ class Batch(ExactAnswers):
         self.routers: dict[str, int] = {}
         self.overrides: dict[str, int] = {}
         self.next_hops: np.ndarray | None = None  # V16 per flow, when any flow has one
+        self._queued = []  # exact lookups of the groups (``batch_exact``), answered together
 
     def router_index(self, name: str) -> int:
         return self.routers.setdefault(name, len(self.routers))
@@ -145,7 +146,9 @@ class Batch(ExactAnswers):
             if self.next_hops is not None:
                 nh = self.next_hops[idx] != np.void(NO_NEXT_HOP)
                 if nh.any():
-                    self._exact_by_next_hop(resolver, g.neighbor, g.family, g.v4, idx[nh], d_words)
+                    at = idx[nh]
+                    hops = self.next_hops[at]
+                    self.exact_later(g.neighbor, g.family, g.v4, at, d_words[at], True, hops)
                 else:
                     nh = None
             view = None
@@ -182,7 +185,8 @@ class Batch(ExactAnswers):
                     slow &= ~nh
                 if slow.any():
                     fi = idx[slow]
-                    self._exact(resolver, g.neighbor, g.family, g.v4, fi, words[fi], dst)
+                    self.exact_later(g.neighbor, g.family, g.v4, fi, words[fi], dst)
+        self.answer_exact(resolver)
         self.router[order] = router
         self.flags[order[fallback]] |= FALLBACK
         self._scatter(order, fast, *cols, route, pos_dst, pos_src)

@@ -10,6 +10,7 @@ over half of the service's CPU (BENCHMARKS.md, stop 44).
 
 ``covering_routes`` returns what a view build reads per prefix (the
 router's attribute set, numbered, its path id and stale flag) per address,
+each address read in its own router's slot (a batch's groups at once),
 plus the matched prefix's length and the value's number of paths; the
 batch turns it into answers with the views' own rules
 (``viewbuild.answers_of_routes``), so exact and view answers are decided in
@@ -53,27 +54,53 @@ class CoveringRoutes:
     path_sets: list[tuple]
 
 
-def covering_routes(rib: Rib, neighbor: str, family: str, addresses: bytes) -> CoveringRoutes:
-    """``neighbor``'s route for each address of ``addresses`` (packed, 4 or 16
-    octets each by ``family``), in C when built. Caller holds the RIB lock."""
-    r = rib.routers.get(neighbor)
-    if r is None or _compiled_covering_routes is None:
-        return py_covering_routes(rib, neighbor, family, addresses)
-    fs = r.families[family]
+def router_slots(
+    rib: Rib, family: str, neighbors: list[str], counts: list[int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per address, the slot of its router (``neighbors[k]`` for a run of
+    ``counts[k]`` addresses; -1: not a router), its stale slot (-1: none) and
+    its current-stale flag, as the RIB has them now. Caller holds the RIB lock."""
+    slot, stale_slot, current = [], [], []
+    for neighbor in neighbors:
+        r = rib.routers.get(neighbor)
+        fs = None if r is None else r.families.get(family)
+        if fs is None:
+            slot.append(-1)
+            stale_slot.append(-1)
+            current.append(False)
+        else:
+            slot.append(fs.slot)
+            stale_slot.append(-1 if fs.stale_slot is None else fs.stale_slot)
+            current.append(r.current_stale)  # type: ignore[union-attr]
+    return (
+        np.repeat(np.array(slot, dtype=np.int32), counts),
+        np.repeat(np.array(stale_slot, dtype=np.int32), counts),
+        np.repeat(np.array(current, dtype=np.uint8), counts),
+    )
+
+
+def covering_routes(
+    rib: Rib, family: str, addresses: bytes, neighbors: list[str], counts: list[int]
+) -> CoveringRoutes:
+    """The route of each address of ``addresses`` (packed, 4 or 16 octets each
+    by ``family``) in its router's RIB: ``neighbors[k]`` for a run of
+    ``counts[k]`` addresses, in order. In C when built. Caller holds the RIB lock."""
+    if _compiled_covering_routes is None:
+        return py_covering_routes(rib, family, addresses, neighbors, counts)
     store = rib.tables[family].store
-    stale_slot = -1 if fs.stale_slot is None else fs.stale_slot
+    slots, stale_slots, current = router_slots(rib, family, neighbors, counts)
     out = _compiled_covering_routes(
         store.keys,
         store.values,
         store.delta,
         addresses,
-        fs.slot,
-        stale_slot,
-        r.current_stale,
+        slots,
+        stale_slots,
+        current,
         store.buckets() if len(store.keys) else None,
     )
     if out is None:  # a delta the compiled walk does not read
-        return py_covering_routes(rib, neighbor, family, addresses)
+        return py_covering_routes(rib, family, addresses, neighbors, counts)
     set_of, path_ids, stale, lengths, paths, value_of, attribute_sets, path_sets = out
     return CoveringRoutes(
         np.frombuffer(set_of, dtype=np.int32),
@@ -87,12 +114,16 @@ def covering_routes(rib: Rib, neighbor: str, family: str, addresses: bytes) -> C
     )
 
 
-def py_covering_routes(rib: Rib, neighbor: str, family: str, addresses: bytes) -> CoveringRoutes:
+def py_covering_routes(
+    rib: Rib, family: str, addresses: bytes, neighbors: list[str], counts: list[int]
+) -> CoveringRoutes:
     """``covering_routes`` in Python: ``Rib.lookup``'s walk per address."""
     size = 4 if rib.tables[family].bits == 32 else 16
     if len(addresses) % size:
         raise ValueError(f"{len(addresses)} octets are not addresses of {size}")
     n = len(addresses) // size
+    if sum(counts) != n or len(counts) != len(neighbors):
+        raise ValueError(f"routers for {sum(counts)} addresses, not {n}")
     out = CoveringRoutes(
         np.full(n, -1, dtype=np.int32),
         np.zeros(n, dtype=np.uint32),
@@ -103,16 +134,17 @@ def py_covering_routes(rib: Rib, neighbor: str, family: str, addresses: bytes) -
         [],
         [],
     )
-    r = rib.routers.get(neighbor)
-    if r is None:
-        return out
-    fs = r.families[family]
+    slots, stale_slots, current = router_slots(rib, family, neighbors, counts)
     store = rib.tables[family].store
     numbers: dict[int, int] = {}
     value_numbers: dict[int, int] = {}
     for i in range(n):
+        slot = int(slots[i])
+        if slot < 0:
+            continue
+        stale_slot = None if stale_slots[i] < 0 else int(stale_slots[i])
         for _prefix, length, entry in store.covering(addresses[i * size : (i + 1) * size]):
-            value, is_stale = slot_value(entry, fs.slot, fs.stale_slot, r.current_stale)  # type: ignore[arg-type]
+            value, is_stale = slot_value(entry, slot, stale_slot, bool(current[i]))  # type: ignore[arg-type]
             if value is None:
                 continue
             if type(value) is PathAttributes:

@@ -12,14 +12,16 @@ with the real full table loaded as the service loads it (one router):
   and with the route dictionary;
 * ``next_hop``: on the view, each flow carrying a next hop (its route's own,
   so no mismatch: the exact path's common case with a collector that exports
-  next hops).
+  next hops);
+* ``spread``: the exact rows again with each batch spread round-robin over
+  ``--exporters`` exporters of the router (a batch's groups: one per exporter).
 
 Rates are flows per CPU-second of this single-threaded process; ratios are
 to ``view`` in the same run (the box's speed cancels out). Zipf destinations
 and sources over the table (``bench.flows``), batches of 8192 as the gRPC
 load clients send. Prints one line per figure, and JSON with --out.
 
-    python -m bench.exact_path --config <attribution.toml from bench.server>
+    python -m bench.exact_path [--exporters 64]
 """
 
 from __future__ import annotations
@@ -28,15 +30,14 @@ import argparse
 import ipaddress
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from bench.common import log
+from bench.common import FULL_TABLE_PEER, log
 from bench.flows import batches
 from bench.inproc import load_rib, timed
-from bench.server import EXPORTER, free_port, write_config
+from bench.server import ROUTER
 
 
 def next_hops(rib, router: str, dst: bytes) -> bytes:
@@ -51,17 +52,25 @@ def next_hops(rib, router: str, dst: bytes) -> bytes:
     return bytes(out)
 
 
-def run(count: int, size: int, kind: str) -> dict[str, float]:
-    from attribution.config import load_config
-    from attribution.resolver import Resolver
-    from bench.common import FULL_TABLE_PEER
+def config_text(exporters: list[str]) -> str:
+    """One router (the full table's neighbor) with ``exporters``."""
+    listed = ", ".join(f'"{e}"' for e in exporters)
+    return (
+        '[service]\nlocal_as = 64500\nrouter_id = "127.0.0.1"\ngrpc_listen = "127.0.0.1:0"\n'
+        f'[[routers]]\nname = "{ROUTER}"\nneighbor = "{FULL_TABLE_PEER}"\nexporters = [{listed}]\n'
+    )
 
-    with tempfile.TemporaryDirectory() as tmp:
-        config = load_config(write_config(Path(tmp), free_port()))
+
+def run(count: int, size: int, kind: str, spread: int) -> dict[str, float]:
+    from attribution.config import parse_config
+    from attribution.resolver import Resolver
+
+    all_exporters = [f"127.0.3.{k + 1}" for k in range(max(spread, 1))]
+    config = parse_config(config_text(all_exporters), "exact_path.toml")
     log("exact_path: loading the full table")
     rib = load_rib()
     flows = batches(kind, count, size)
-    exporters, exporter = [EXPORTER], [0] * size
+    exporters, exporter = all_exporters[:1], [0] * size
     out: dict[str, float] = {}
 
     with_view = Resolver(rib, config)
@@ -71,11 +80,13 @@ def run(count: int, size: int, kind: str) -> dict[str, float]:
     assert no_view.views.usable(FULL_TABLE_PEER, "ipv4 unicast") is None
     hops = [next_hops(rib, FULL_TABLE_PEER, dst) for _, dst in flows]
 
-    def rate(resolver, with_routes: bool, hop: bool = False) -> float:
+    def rate(resolver, with_routes: bool, hop: bool = False, over: int = 1) -> float:
+        index = (np.arange(size) % over).tolist()
+
         def one(i: int) -> None:
             resolver.resolve_columns(
-                exporters,
-                exporter,
+                all_exporters[:over],
+                index,
                 *flows[i],
                 with_routes=with_routes,
                 next_hop=hops[i] if hop else None,
@@ -83,16 +94,22 @@ def run(count: int, size: int, kind: str) -> dict[str, float]:
 
         return timed(one, size, len(flows))
 
-    for name, resolver, with_routes, hop in (
-        ("view, AS numbers", with_view, False, False),
-        ("exact, AS numbers", no_view, False, False),
-        ("view, routes", with_view, True, False),
-        ("exact, routes", no_view, True, False),
-        ("next hop, AS numbers", with_view, False, True),
-        ("next hop, routes", with_view, True, True),
-    ):
+    rows = [
+        ("view, AS numbers", with_view, False, False, 1),
+        ("exact, AS numbers", no_view, False, False, 1),
+        ("view, routes", with_view, True, False, 1),
+        ("exact, routes", no_view, True, False, 1),
+        ("next hop, AS numbers", with_view, False, True, 1),
+        ("next hop, routes", with_view, True, True, 1),
+    ]
+    if spread > 1:
+        rows += [
+            (f"exact, AS numbers, {spread} exporters", no_view, False, False, spread),
+            (f"exact, routes, {spread} exporters", no_view, True, False, spread),
+        ]
+    for name, resolver, with_routes, hop, over in rows:
         log(f"exact_path: {name}")
-        out[name] = rate(resolver, with_routes, hop)
+        out[name] = rate(resolver, with_routes, hop, over)
     check = no_view.resolve_columns(exporters, exporter, *flows[0], with_routes=False)
     view = with_view.resolve_columns(exporters, exporter, *flows[0], with_routes=False)
     for column in ("src_origin_as", "src_peer_as", "dst_origin_as", "dst_peer_as"):
@@ -105,13 +122,14 @@ def main() -> int:
     p.add_argument("--batches", type=int, default=16)
     p.add_argument("--batch", type=int, default=8192)
     p.add_argument("--kind", default="zipf", choices=("zipf", "uniform"))
+    p.add_argument("--exporters", type=int, default=64, help="the spread rows' exporters")
     p.add_argument("--out")
     args = p.parse_args()
-    result = run(args.batches, args.batch, args.kind)
+    result = run(args.batches, args.batch, args.kind, args.exporters)
     for name, flows_per_s in result.items():
         base = result["view, routes" if "routes" in name else "view, AS numbers"]
         print(
-            f"{name:24} {flows_per_s / 1e3:9.1f} k flows/CPU-s  {1e6 / flows_per_s:7.2f} us/flow"
+            f"{name:36} {flows_per_s / 1e3:9.1f} k flows/CPU-s  {1e6 / flows_per_s:7.2f} us/flow"
             f"  {base / flows_per_s:6.1f}x the view's cost"
         )
     if args.out:

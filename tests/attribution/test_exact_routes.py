@@ -50,8 +50,9 @@ def _same_routes(rib: Rib, name: str, family: str, addresses: list[str]) -> int:
     """Compiled and Python routes of ``addresses`` equal; returns how many had one."""
     packed = _packed(addresses)
     with rib.lock:
-        got = exact_routes.covering_routes(rib, name, family, packed)
-        want = exact_routes.py_covering_routes(rib, name, family, packed)
+        n = len(addresses)
+        got = exact_routes.covering_routes(rib, family, packed, [name], [n])
+        want = exact_routes.py_covering_routes(rib, family, packed, [name], [n])
     for field in ("set_of", "path_ids", "stale", "lengths", "paths", "value_of"):
         a, b = getattr(got, field), getattr(want, field)
         assert a.dtype == b.dtype and np.array_equal(a, b), (name, family, field)
@@ -180,9 +181,8 @@ def test_flows_with_next_hops_are_answered_without_a_lookup_per_flow(
     rib, config, v4, v6 = world(5, same_prefixes=True)
     records = [f for f in flows(5, v4, v6, 1500) if "next_hop" in f]
     with rib.lock:  # some flows meet several paths, each of several next hops
-        several = exact_routes.py_covering_routes(
-            rib, neighbor(3), V4, _packed([r["dst_addr"] for r in records if "." in r["dst_addr"]])
-        )
+        dst = [r["dst_addr"] for r in records if "." in r["dst_addr"]]
+        several = exact_routes.py_covering_routes(rib, V4, _packed(dst), [neighbor(3)], [len(dst)])
     assert (several.value_of >= 0).sum() > 20
 
     def per_flow(*args, **kwargs):
@@ -214,16 +214,52 @@ def test_without_the_compiled_walk_a_batch_answers_the_same(monkeypatch) -> None
     assert got == want
 
 
-def test_compiled_routes_refuse_addresses_of_the_wrong_width() -> None:
+def _one_router(n: int, slot: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``covering_routes``' per-address router arrays: slot ``slot``, no stale slot."""
+    return (
+        np.full(n, slot, dtype=np.int32),
+        np.full(n, -1, dtype=np.int32),
+        np.zeros(n, dtype=np.uint8),
+    )
+
+
+def test_compiled_routes_refuse_addresses_of_the_wrong_width_or_count() -> None:
     rib, _config, _v4, _v6 = world(0)
     store = rib.tables[V4].store
+    keys, values, delta = store.keys, store.values, store.delta
     with rib.lock, pytest.raises(ValueError, match="not addresses of 4"):
-        compiled.covering_routes(
-            store.keys, store.values, store.delta, b"\x0a\x00\x00", 0, -1, False
-        )
+        compiled.covering_routes(keys, values, delta, b"\x0a\x00\x00", *_one_router(1))
+    with rib.lock, pytest.raises(ValueError, match="routers for 2 addresses, not 1"):
+        compiled.covering_routes(keys, values, delta, b"\x0a\x00\x00\x01", *_one_router(2))
     with pytest.raises(ValueError, match="not addresses of 4"):
-        exact_routes.py_covering_routes(rib, neighbor(0), V4, b"\x0a\x00\x00")
-    assert compiled.covering_routes(store.keys, store.values, {}, b"", 0, -1, False) is None
+        exact_routes.py_covering_routes(rib, V4, b"\x0a\x00\x00", [neighbor(0)], [1])
+    with pytest.raises(ValueError, match="routers for 2 addresses, not 1"):
+        exact_routes.py_covering_routes(rib, V4, b"\x0a\x00\x00\x01", [neighbor(0)], [2])
+    assert compiled.covering_routes(keys, values, {}, b"", *_one_router(0)) is None
+
+
+def test_routes_of_several_routers_in_one_read_are_each_routers_own() -> None:
+    """Runs of addresses for different routers (a batch's groups), one not a
+    router: each address read in its own router's slot, as alone."""
+    rib, _config, v4, _v6 = world(2)
+    rng = random.Random(3)
+    addresses = [_address(rng, v4, True) for _ in range(90)]
+    runs = [neighbor(0), neighbor(4), "127.0.9.9", neighbor(3), neighbor(0)]
+    counts = [20, 25, 5, 30, 10]
+    with rib.lock:
+        got = exact_routes.covering_routes(rib, V4, _packed(addresses), runs, counts)
+        want = exact_routes.py_covering_routes(rib, V4, _packed(addresses), runs, counts)
+    at = 0
+    for name, count in zip(runs, counts, strict=True):
+        for i in range(at, at + count):
+            m = rib.lookup(name, V4, addresses[i])
+            for found in (got, want):
+                k = int(found.set_of[i])
+                assert (m is None) == (k < 0), (name, addresses[i])
+                if m is not None:
+                    assert found.attribute_sets[k] is m.attributes and found.stale[i] == m.stale
+        at += count
+    assert got.stale.any() and (got.set_of >= 0).sum() > 60  # router 4's routes are stale
 
 
 def test_compiled_routes_refuse_buckets_of_other_keys() -> None:
@@ -239,7 +275,7 @@ def test_compiled_routes_refuse_buckets_of_other_keys() -> None:
         backwards = bytearray(good)
         backwards[8 * 100 : 8 * 101] = (len(keys)).to_bytes(8, "little")
         address = bytes((10, 0, 0, 1))
-        assert compiled.covering_routes(keys, values, delta, address, 0, -1, False, good)
+        assert compiled.covering_routes(keys, values, delta, address, *_one_router(1), good)
         for bad, why in ((other, "other keys"), (backwards, "out of order"), (b"\0" * 8, "of 8")):
             with pytest.raises(ValueError, match=why):
-                compiled.covering_routes(keys, values, delta, address, 0, -1, False, bytes(bad))
+                compiled.covering_routes(keys, values, delta, address, *_one_router(1), bytes(bad))
