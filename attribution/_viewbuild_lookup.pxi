@@ -68,7 +68,7 @@ def covering_routes(keys, values, delta, const unsigned char[::1] addresses,
     cdef object attrs
     cdef long long path_id
     cdef Py_ssize_t count
-    cdef const long long *starts = NULL
+    cdef const Py_ssize_t *starts = NULL
     cdef bytearray set_buf, pid_buf, stale_buf, length_buf, paths_buf, value_buf
     cdef int *set_of
     cdef unsigned int *pids
@@ -94,9 +94,9 @@ def covering_routes(keys, values, delta, const unsigned char[::1] addresses,
             raise ValueError(f"covering_routes: routers for {slots.shape[0]} addresses, not {n}")
         n_keys = keys_view.shape[0]
         if buckets is not None:
-            if buckets.shape[0] != 65537 * 8:
+            if buckets.shape[0] != 65537 * sizeof(Py_ssize_t):
                 raise ValueError(f"covering_routes: buckets of {buckets.shape[0]} octets")
-            starts = <const long long *>&buckets[0]
+            starts = <const Py_ssize_t *>&buckets[0]
             if starts[0] != 0 or starts[65536] != n_keys:
                 raise ValueError("covering_routes: buckets of other keys")
             for i in range(65536):

@@ -22,7 +22,7 @@ ctypedef struct ArraysWalk:
     int width
     const unsigned char *address
     int limit
-    const long long *buckets
+    const Py_ssize_t *buckets
 
 cdef int arrays_next(ArraysWalk *w, Py_ssize_t *index, int *length) noexcept nogil
 cdef PyObject *delta4_at(IntDelta delta, unsigned int address, int length)
@@ -30,6 +30,6 @@ cdef PyObject *delta6_at(IntDelta6 delta, const unsigned char *address, int leng
 cdef int arrays_covering(const unsigned char *base, Py_ssize_t n, int width,
                          const unsigned char *address, int limit,
                          Py_ssize_t *index, int *length,
-                         const long long *buckets) noexcept nogil
+                         const Py_ssize_t *buckets) noexcept nogil
 cdef int delta4_covering(IntDelta delta, unsigned int address, int limit,
                          int *length, PyObject **entry) except -1

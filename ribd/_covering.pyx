@@ -22,6 +22,7 @@ from libc.stdint cimport uint64_t
 from libc.string cimport memcmp, memcpy, memset
 
 from ribd._intdelta cimport IntDelta
+from ribd._packedkeys cimport first16_starts, ribd_key5
 from ribd._intdelta6 cimport IntDelta6
 from ribd._key6 cimport be64, key6_obj
 
@@ -37,25 +38,6 @@ cdef inline int _common_bits(const unsigned char *a, const unsigned char *b, int
                 bits += 1
             return i * 8 + bits
     return n * 8
-
-
-cdef extern from *:
-    """
-    #include <string.h>
-    /* A packed IPv4 key (4 address octets, then length + 1) as one number that
-       compares as memcmp does: one load and a byte swap on little-endian machines. */
-    static inline unsigned long long covering_key5(const unsigned char *p) {
-    #if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-        unsigned int w;
-        memcpy(&w, p, 4);
-        return ((unsigned long long)__builtin_bswap32(w) << 8) | p[4];
-    #else
-        return ((unsigned long long)p[0] << 32) | ((unsigned long long)p[1] << 24)
-             | ((unsigned long long)p[2] << 16) | ((unsigned long long)p[3] << 8) | p[4];
-    #endif
-    }
-    """
-    unsigned long long covering_key5(const unsigned char *p) noexcept nogil
 
 
 cdef int arrays_next(ArraysWalk *w, Py_ssize_t *index, int *length) noexcept nogil:
@@ -88,10 +70,10 @@ cdef int arrays_next(ArraysWalk *w, Py_ssize_t *index, int *length) noexcept nog
         else:
             lo, hi = 0, w.n
         if width == 5:
-            probe5 = covering_key5(probe)
+            probe5 = ribd_key5(probe)
             while lo < hi:  # the first key > probe
                 mid = (lo + hi) >> 1
-                if covering_key5(base + mid * 5) <= probe5:
+                if ribd_key5(base + mid * 5) <= probe5:
                     lo = mid + 1
                 else:
                     hi = mid
@@ -126,7 +108,7 @@ cdef int arrays_next(ArraysWalk *w, Py_ssize_t *index, int *length) noexcept nog
 cdef int arrays_covering(const unsigned char *base, Py_ssize_t n, int width,
                          const unsigned char *address, int limit,
                          Py_ssize_t *index, int *length,
-                         const long long *buckets) noexcept nogil:
+                         const Py_ssize_t *buckets) noexcept nogil:
     """The whole walk of ``arrays_next`` over ``n`` sorted keys of ``width``
     octets at ``base``: the (index, length) of each key holding ``address``
     (``width - 1`` octets) with a length of at most ``limit``, longest first,
@@ -161,15 +143,15 @@ cdef PyObject *delta6_at(IntDelta6 delta, const unsigned char *address, int leng
 
 def bucket_starts(keys):
     """Per value of a key's first 16 bits, where its keys start in the sorted
-    ``keys`` (65,537 int64: the last is ``len(keys)``), for ``arrays_covering``.
+    ``keys`` (65,537 Py_ssize_t: the last is ``len(keys)``), for ``arrays_covering``.
     Built once per keys array (``PrefixStore.buckets``): ~0.5 MB, a pass over
     the keys."""
     cdef Py_buffer view
-    cdef Py_ssize_t n, i
-    cdef int width, b, next_b = 0
+    cdef Py_ssize_t n
+    cdef int width
     cdef const unsigned char *base
-    out = bytearray(65537 * 8)
-    cdef long long *starts = <long long *>(<char *>out)
+    out = bytearray(65537 * sizeof(Py_ssize_t))
+    cdef Py_ssize_t *starts = <Py_ssize_t *>(<char *>out)
     PyObject_GetBuffer(keys, &view, PyBUF_ND)
     try:
         width = <int>view.itemsize
@@ -177,14 +159,7 @@ def bucket_starts(keys):
             raise ValueError(f"keys of {width} octets have no buckets")
         n = view.shape[0]
         base = <const unsigned char *>view.buf
-        for i in range(n):
-            b = (base[i * width] << 8) | base[i * width + 1]
-            while next_b <= b:
-                starts[next_b] = i
-                next_b += 1
-        while next_b <= 65536:
-            starts[next_b] = n
-            next_b += 1
+        first16_starts(base, n, width, starts)
     finally:
         PyBuffer_Release(&view)
     return out

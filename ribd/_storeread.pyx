@@ -21,6 +21,7 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.ref cimport PyObject
 from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_ITEM, PySequence_Fast_GET_SIZE
 
+from ribd._packedkeys cimport first16_starts, ribd_key5
 from ribd._rawnlri cimport packed4
 
 
@@ -33,30 +34,9 @@ cdef extern from "Python.h":
 cdef Py_ssize_t _hint = 0  # the index ``_find_ints`` found last (where it starts)
 
 
-cdef extern from *:
-    """
-    #include <string.h>
-    /* A packed IPv4 key (4 address octets, then length + 1) as one number that
-       compares as the bytes do (memcmp): one 4-byte load and a byte swap where
-       the machine is little-endian, where the five shifts and ORs of each byte
-       were ~2% of router 17's feed under callgrind (stop 37, movewide). */
-    static inline unsigned long long storeread_key5(const unsigned char *p) {
-    #if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-        unsigned int w;
-        memcpy(&w, p, 4);
-        return ((unsigned long long)__builtin_bswap32(w) << 8) | p[4];
-    #else
-        return ((unsigned long long)p[0] << 32) | ((unsigned long long)p[1] << 24)
-             | ((unsigned long long)p[2] << 16) | ((unsigned long long)p[3] << 8) | p[4];
-    #endif
-    }
-    """
-    unsigned long long storeread_key5(const unsigned char *p) noexcept nogil
-
-
 cdef inline unsigned long long _key5(const unsigned char *p) noexcept nogil:
-    """``storeread_key5``: a packed IPv4 key as a number (``memcmp`` order)."""
-    return storeread_key5(p)
+    """``ribd_key5``: a packed IPv4 key as a number (``memcmp`` order)."""
+    return ribd_key5(p)
 
 
 def key5(bytes key):
@@ -85,7 +65,7 @@ cdef int _key_bounds(keys, Py_buffer *view) except -1:
     held before released), made once per keys array: one pass over the keys'
     first two octets."""
     global _bounds_keys, _bounds, _bounds_held, _bounds_view
-    cdef Py_ssize_t i, b = 0, k, count = view.shape[0]
+    cdef Py_ssize_t count = view.shape[0]
     cdef const unsigned char *base = <const unsigned char *>view.buf
     if _bounds == NULL:
         _bounds = <Py_ssize_t *>PyMem_Malloc(65537 * sizeof(Py_ssize_t))
@@ -96,14 +76,7 @@ cdef int _key_bounds(keys, Py_buffer *view) except -1:
         _bounds_held = False
         _bounds_keys = None
         PyBuffer_Release(&_bounds_view)
-    for i in range(count):
-        k = (<Py_ssize_t>base[i * 5] << 8) | base[i * 5 + 1]
-        while b <= k:
-            _bounds[b] = i
-            b += 1
-    while b <= 65536:
-        _bounds[b] = count
-        b += 1
+    first16_starts(base, count, 5, _bounds)
     _bounds_view = view[0]
     _bounds_held = True
     _bounds_keys = keys

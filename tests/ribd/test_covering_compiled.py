@@ -138,7 +138,7 @@ def test_buckets_hold_each_keys_first_16_bits(bits: int) -> None:
     import numpy as np
 
     store, _ = _store(bits, bits + 21)
-    starts = np.frombuffer(store.buckets(), dtype=np.int64)
+    starts = np.frombuffer(store.buckets(), dtype=np.intp)
     assert len(starts) == 65537 and starts[0] == 0 and starts[-1] == len(store.keys)
     first = store.keys.view(np.uint8).reshape(len(store.keys), store.width)[:, :2]
     of_key = first[:, 0].astype(np.int64) << 8 | first[:, 1]
@@ -157,7 +157,7 @@ def test_buckets_of_keys_out_of_order_stay_inside_the_keys() -> None:
     rng = random.Random(13)
     raw = bytes(rng.getrandbits(8) for _ in range(5 * 300))
     keys = np.frombuffer(raw, dtype="S5")
-    starts = np.frombuffer(compiled.bucket_starts(keys), dtype=np.int64)
+    starts = np.frombuffer(compiled.bucket_starts(keys), dtype=np.intp)
     assert starts[0] == 0 and starts[-1] == 300 and (np.diff(starts) >= 0).all()
     with pytest.raises(ValueError, match="no buckets"):
         compiled.bucket_starts(np.zeros(3, dtype="S2"))
