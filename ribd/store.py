@@ -466,11 +466,13 @@ class PrefixStore:
             base_values = np.insert(base_values, at, values)
             self.delta = self.new_delta()
         self.keys, self.values, self.holes = base_keys, base_values, 0
+        self._buckets = None  # (they held the keys replaced)
 
     def load_sorted(self, keys: np.ndarray, values: np.ndarray) -> None:
         """Fill an empty store from keys already checked to be valid, sorted and
         distinct (a format 2 snapshot's), and their entries (an object array)."""
         self.keys, self.values, self.holes = keys.astype(f"S{self.width}"), values, 0
+        self._buckets = None  # (they held the keys replaced)
         self.delta = self.new_delta()
 
     def load(self, prefixes: list[str], entries: list[object]) -> str | None:
@@ -483,5 +485,6 @@ class PrefixStore:
             return self.text(keys[int(twice[0])])
         values = np.fromiter(entries, dtype=object, count=len(entries))[order]
         self.keys, self.values, self.holes = keys, values, 0
+        self._buckets = None  # (they held the keys replaced)
         self.delta = self.new_delta()
         return None

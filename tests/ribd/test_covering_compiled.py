@@ -161,3 +161,19 @@ def test_buckets_of_keys_out_of_order_stay_inside_the_keys() -> None:
     assert starts[0] == 0 and starts[-1] == 300 and (np.diff(starts) >= 0).all()
     with pytest.raises(ValueError, match="no buckets"):
         compiled.bucket_starts(np.zeros(3, dtype="S2"))
+
+
+def test_a_merge_lets_go_of_the_keys_it_replaced() -> None:
+    """The buckets are built for one keys array and hold it: a merge that
+    replaces the keys drops them, so the old array is freed with it."""
+    import gc
+    import weakref
+
+    store, _ = _store(32, 23)
+    store.buckets()
+    old = weakref.ref(store.keys)
+    store.set(store.key_of("10.99.0.0/16"), ("x",))
+    store.merge()
+    gc.collect()
+    assert old() is None
+    assert store._buckets is None and store.buckets() is not None
