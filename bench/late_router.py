@@ -203,7 +203,8 @@ STAGES = (
     ("build_view", "attribution.fastpath", "build_view"),
     ("flatten", "attribution.viewbuild", "flatten"),
     ("set_fields", "attribution.viewbuild", "set_fields"),
-    ("_answers", "attribution.viewbuild", "_answers"),
+    ("answers", "attribution.viewbuild", "answers_of_routes"),
+    ("answers", "attribution.viewbuild", "_answers"),  # (its name to stop 44)
     ("share_columns", "attribution.viewbuild", "share_columns"),
     ("patch_view", "attribution.fastpath", "patch_view"),
     ("one_axis", "attribution.fastpath", "one_axis"),
