@@ -268,6 +268,11 @@ def check(rows: list[dict], fmt: str) -> None:
 # --------------------------------------------------------------------------- nfdump
 
 
+def _closed(store: Path) -> list[Path]:
+    """The files nfcapd closed (renamed from nfcapd.current.PID: nfcapd.YYYYMMDDhhmm...)."""
+    return [p for p in store.iterdir() if p.name.startswith("nfcapd.2")]
+
+
 # rotate: nfcapd closes a file every -t seconds, on the clock: with 300 a run
 # that crosses a 5-minute boundary splits its flows over two files (a flaky
 # failure once, "two files where one was expected"); 2 makes it every run
@@ -289,10 +294,12 @@ def test_softflowd_to_nfcapd_then_nfdump_json_into_enrich(service, work, version
         # stopped with datagrams unread, nfcapd closes its file without their flows
         wait_until(lambda: udp_drained(port), 30, 0.1, "nfcapd read the export")
         if rotate < 60:  # at least one rotation after the export: more than one file
-            time.sleep(rotate * 1.5)
+            # Waited for, not slept: on a loaded machine nfcapd rotated late, and
+            # a fixed 1.5 rotations left one file (CI, stop 45).
+            wait_until(lambda: _closed(store), 30, 0.1, "nfcapd rotated a file")
     finally:
         stop(nfcapd)  # nfcapd closes its file: nfcapd.YYYYMMDDhhmm
-    closed = [p for p in store.iterdir() if p.name.startswith("nfcapd.2")]
+    closed = _closed(store)
     assert closed and (len(closed) > 1) is (rotate < 60), closed
     # README: nfdump -R DIR (every file nfcapd closed) -o json | attribution enrich ...
     pipeline = f"nfdump -R {store} -o json | " + " ".join(
