@@ -81,9 +81,9 @@ class Batch(ExactAnswers):
         ``searchsorted`` and a few ``take`` into preallocated columns, and
         everything else (provenance, local AS, flags, scattering back to
         flow order) is done once per batch. Exact lookups (changed prefixes,
-        long IPv6, next hops, no view) stay per group, in the order the route
-        dictionary numbers routes: dst (next hop, view, exact) before src
-        (view, exact).
+        long IPv6, next hops, no view) are queued per group and side, then
+        read for every group of a family at once (``batch_exact``); routes are
+        numbered in the dictionary as met (views' per group, then exact ones).
         """
         ng = len(order)
         if not ng:
