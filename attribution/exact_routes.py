@@ -1,4 +1,4 @@
-"""One router's route for each of many addresses, read from the RIB at once.
+"""Each of many addresses' route in its own router's RIB, read at once.
 
 The bulk path answers most flows from compiled views; the rest (prefixes
 changed since the router's view was built, every flow of a router still
@@ -11,8 +11,9 @@ over half of the service's CPU (BENCHMARKS.md, stop 44).
 ``covering_routes`` returns what a view build reads per prefix (the
 router's attribute set, numbered, its path id and stale flag) per address,
 each address read in its own router's slot (a batch's groups at once),
-plus the matched prefix's length and the value's number of paths; the
-batch turns it into answers with the views' own rules
+plus the matched prefix's length, the value's number of paths and, where
+it has several (ADD-PATH), the value itself for a next hop to choose from;
+the batch turns it into answers with the views' own rules
 (``viewbuild.answers_of_routes``), so exact and view answers are decided in
 one place. ``py_covering_routes`` is the reference (``Rib.lookup``'s walk
 and ``slot_value``, per address) and the fallback where the compiled walk
