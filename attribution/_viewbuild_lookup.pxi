@@ -47,14 +47,14 @@ def covering_routes(keys, values, delta, const unsigned char[::1] addresses,
     prefix's text, a RouteMatch and an answer tuple per flow (the exact path
     was ~18 us a flow at stop 44, against ~1 on a view: BENCHMARKS.md, stop 45).
     """
-    cdef Py_buffer keys_view, values_view
+    cdef Py_buffer keys_view
     cdef int width, size, length, a_length, d_from, floor
     cdef bint a_ok
     cdef Py_ssize_t a_at
     cdef unsigned int address4 = 0
     cdef ArraysWalk walk
-    cdef Py_ssize_t n, i, n_keys, n_values, at
-    cdef PyObject **cells
+    cdef Py_ssize_t n, i, n_keys, n_values
+    cdef PyObject **cells = NULL
     cdef PyObject *entry
     cdef PyObject *v
     cdef const unsigned char *address
@@ -102,93 +102,86 @@ def covering_routes(keys, values, delta, const unsigned char[::1] addresses,
             for i in range(65536):
                 if starts[i] > starts[i + 1]:
                     raise ValueError("covering_routes: buckets out of order")
-        PyObject_GetBuffer(values, &values_view, PyBUF_RECORDS)
-        try:
-            if (values_view.ndim != 1 or values_view.itemsize != sizeof(PyObject *)
-                    or values_view.format == NULL or values_view.format[0] != b'O'
-                    or (values_view.shape[0] and values_view.strides[0] != values_view.itemsize)):
-                raise TypeError("covering_routes: the store's values are not a flat object array")
-            cells = <PyObject **>values_view.buf
-            n_values = values_view.shape[0]
-            if n_values != n_keys:
-                raise ValueError(f"covering_routes: {n_keys} keys and {n_values} values")
-            set_buf = bytearray(4 * n)
-            pid_buf = bytearray(4 * n)
-            stale_buf = bytearray(n)
-            length_buf = bytearray(n)
-            paths_buf = bytearray(n)
-            value_buf = bytearray(4 * n)
-            set_of = <int *>(<char *>set_buf) if n else NULL
-            pids = <unsigned int *>(<char *>pid_buf) if n else NULL
-            stale_of = <char *>stale_buf
-            lengths = <unsigned char *>(<char *>length_buf)
-            paths = <unsigned char *>(<char *>paths_buf)
-            value_of = <int *>(<char *>value_buf) if n else NULL
-            walk.base = <const unsigned char *>keys_view.buf
-            walk.n, walk.width, walk.buckets = n_keys, width, starts
-            for i in range(n):
-                address = &addresses[i * size]
-                set_of[i] = -1
-                value_of[i] = -1
-                if slots[i] < 0:
-                    continue
-                if not v6:
-                    address4 = ((<unsigned int>address[0] << 24) | (<unsigned int>address[1] << 16)
-                                | (<unsigned int>address[2] << 8) | <unsigned int>address[3])
-                walk.address, walk.limit = address, size * 8
-                a_ok = arrays_next(&walk, &a_at, &a_length)
-                d_from = min((<DeltaBase>delta).max_length, size * 8)
-                v = NULL
-                is_stale = False
-                while True:
-                    # Longest first across both layers (they never hold one
-                    # prefix, and two prefixes of one length never both hold
-                    # an address): the delta's above the arrays' next, then it.
-                    floor = a_length if a_ok else -1
-                    entry = NULL
-                    while d_from > floor and entry == NULL:
-                        if v6:
-                            entry = delta6_at(<IntDelta6>delta, address, d_from)
-                        else:
-                            entry = delta4_at(<IntDelta>delta, address4, d_from)
-                        length = d_from
-                        d_from -= 1
-                    if entry == NULL:
-                        if not a_ok:
-                            break
-                        entry, length = cells[a_at], a_length
-                        d_from = a_length - 1
-                        a_ok = arrays_next(&walk, &a_at, &a_length)
-                    is_stale = False
-                    v = _route_in(entry, slots[i], stale_slots[i], current_stale[i] != 0, &is_stale)
-                    if v != NULL:
+        n_values = len(values)
+        if n_values != n_keys:
+            raise ValueError(f"covering_routes: {n_keys} keys and {n_values} values")
+        if n_keys:  # (``values`` holds its cells for the call; none are read when empty)
+            store_cells(values, &cells, &n_values)
+        set_buf = bytearray(4 * n)
+        pid_buf = bytearray(4 * n)
+        stale_buf = bytearray(n)
+        length_buf = bytearray(n)
+        paths_buf = bytearray(n)
+        value_buf = bytearray(4 * n)
+        set_of = <int *>(<char *>set_buf) if n else NULL
+        pids = <unsigned int *>(<char *>pid_buf) if n else NULL
+        stale_of = <char *>stale_buf
+        lengths = <unsigned char *>(<char *>length_buf)
+        paths = <unsigned char *>(<char *>paths_buf)
+        value_of = <int *>(<char *>value_buf) if n else NULL
+        walk.base = <const unsigned char *>keys_view.buf
+        walk.n, walk.width, walk.buckets = n_keys, width, starts
+        for i in range(n):
+            address = &addresses[i * size]
+            set_of[i] = -1
+            value_of[i] = -1
+            if slots[i] < 0:
+                continue
+            if not v6:
+                address4 = ((<unsigned int>address[0] << 24) | (<unsigned int>address[1] << 16)
+                            | (<unsigned int>address[2] << 8) | <unsigned int>address[3])
+            walk.address, walk.limit = address, size * 8
+            a_ok = arrays_next(&walk, &a_at, &a_length)
+            d_from = min((<DeltaBase>delta).max_length, size * 8)
+            v = NULL
+            is_stale = False
+            while True:
+                # Longest first across both layers (they never hold one
+                # prefix, and two prefixes of one length never both hold
+                # an address): the delta's above the arrays' next, then it.
+                floor = a_length if a_ok else -1
+                entry = NULL
+                while d_from > floor and entry == NULL:
+                    if v6:
+                        entry = delta6_at(<IntDelta6>delta, address, d_from)
+                    else:
+                        entry = delta4_at(<IntDelta>delta, address4, d_from)
+                    length = d_from
+                    d_from -= 1
+                if entry == NULL:
+                    if not a_ok:
                         break
-                if v == NULL:
-                    continue
-                if vb_type_is(v, <PyObject *>_path_attributes):
-                    attrs = <object>v
-                    path_id = 0
-                    count = 1
-                else:  # ADD-PATH: (path_id, attrs), ... best first
-                    count = len(<object>v)
-                    best = (<object>v)[0]
-                    path_id = best[0]
-                    attrs = best[1]
-                    if path_id < 0 or path_id > 0xFFFFFFFF:
-                        raise OverflowError(f"covering_routes: path id {path_id} is not 32-bit")
-                    if count > 1:
-                        value_of[i] = value_numbers.number(<size_t>v, &is_new)
-                        if is_new:
-                            path_sets.append(<object>v)
-                set_of[i] = numbers.number(<size_t><void *>attrs, &is_new)
-                if is_new:
-                    sets.append(attrs)
-                pids[i] = <unsigned int>path_id
-                stale_of[i] = is_stale
-                lengths[i] = <unsigned char>length
-                paths[i] = <unsigned char>(count if count < 255 else 255)
-        finally:
-            PyBuffer_Release(&values_view)
+                    entry, length = cells[a_at], a_length
+                    d_from = a_length - 1
+                    a_ok = arrays_next(&walk, &a_at, &a_length)
+                is_stale = False
+                v = _route_in(entry, slots[i], stale_slots[i], current_stale[i] != 0, &is_stale)
+                if v != NULL:
+                    break
+            if v == NULL:
+                continue
+            if vb_type_is(v, <PyObject *>_path_attributes):
+                attrs = <object>v
+                path_id = 0
+                count = 1
+            else:  # ADD-PATH: (path_id, attrs), ... best first
+                count = len(<object>v)
+                best = (<object>v)[0]
+                path_id = best[0]
+                attrs = best[1]
+                if path_id < 0 or path_id > 0xFFFFFFFF:
+                    raise OverflowError(f"covering_routes: path id {path_id} is not 32-bit")
+                if count > 1:
+                    value_of[i] = value_numbers.number(<size_t>v, &is_new)
+                    if is_new:
+                        path_sets.append(<object>v)
+            set_of[i] = numbers.number(<size_t><void *>attrs, &is_new)
+            if is_new:
+                sets.append(attrs)
+            pids[i] = <unsigned int>path_id
+            stale_of[i] = is_stale
+            lengths[i] = <unsigned char>length
+            paths[i] = <unsigned char>(count if count < 255 else 255)
     finally:
         PyBuffer_Release(&keys_view)
     return set_buf, pid_buf, stale_buf, length_buf, paths_buf, value_buf, sets, path_sets

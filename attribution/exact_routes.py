@@ -98,7 +98,7 @@ def covering_routes(
         slots,
         stale_slots,
         current,
-        store.buckets() if len(store.keys) else None,
+        store.buckets(),
     )
     if out is None:  # a delta the compiled walk does not read
         return py_covering_routes(rib, family, addresses, neighbors, counts)

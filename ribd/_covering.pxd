@@ -27,9 +27,3 @@ ctypedef struct ArraysWalk:
 cdef int arrays_next(ArraysWalk *w, Py_ssize_t *index, int *length) noexcept nogil
 cdef PyObject *delta4_at(IntDelta delta, unsigned int address, int length)
 cdef PyObject *delta6_at(IntDelta6 delta, const unsigned char *address, int length) except? NULL
-cdef int arrays_covering(const unsigned char *base, Py_ssize_t n, int width,
-                         const unsigned char *address, int limit,
-                         Py_ssize_t *index, int *length,
-                         const Py_ssize_t *buckets) noexcept nogil
-cdef int delta4_covering(IntDelta delta, unsigned int address, int limit,
-                         int *length, PyObject **entry) except -1
