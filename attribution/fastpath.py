@@ -35,7 +35,7 @@ from attribution.compiledview import slot_layout, view_signature
 from attribution.viewbuild import FamilyRead, read_family
 from attribution.viewbuild import build_view as build_view  # re-exported
 from attribution.viewfamily import renumber
-from attribution.viewpack import one_axis, pack
+from attribution.viewpack import most_held_buffers, one_axis, pack
 from attribution.viewpatch import advanced as advanced_view
 from attribution.viewpatch import patch_view, unchanged
 from ribd.rib import Rib, RouterRib
@@ -479,7 +479,8 @@ class CompiledViews:
         views = [self._views[k] for k in keys]
         if views and views[0].pack is not None and all(v.pack is views[0].pack for v in views):
             return  # nothing changed since the last pack
-        moved = pack(renumber(one_axis(views)))
+        # (one_axis and renumber drop the views' pack: its buffers are named here)
+        moved = pack(renumber(one_axis(views)), most_held_buffers(views))
         # Views that saw the same changes share one ChangedRanges (see usable).
         ranges: dict[tuple[int, int], ChangedRanges] = {}
         for k, v in zip(keys, moved, strict=True):

@@ -9,6 +9,7 @@ build or a patch shares with other views (``share_columns``, ``squeeze``).
 from __future__ import annotations
 
 import dataclasses
+import threading
 
 import numpy as np
 
@@ -104,27 +105,78 @@ def _one_of_each(arrays: list[np.ndarray]) -> list[np.ndarray]:
     return [canonical[id(a)] for a in arrays]
 
 
+# A packed column's buffer is allocated this much larger than its first pool:
+# room a later pack appends to (address space only until written: pages no
+# one touched are not resident).
+POOL_ROOM = 4  # a quarter more
+# A pool whose buffer holds more than this share of columns no view reads
+# any more (views replaced since) is packed again into a fresh buffer.
+POOL_DEAD = 8  # an eighth
+
+
+class PoolBuffer:
+    """A packed column's memory, with room after the part in use.
+
+    A router's view built after the others (a late router, a rebuilt one)
+    used to re-pack the whole family: every router's column copied into a
+    new array of ~64 x the table (~0.4 CPU-s of page faults on fresh memory
+    in process, ~1 CPU-s of the maintenance's system time through sessions
+    at the 64th router; BENCHMARKS.md, stop 46). Now only the new columns
+    are written, after ``used``. Memory below ``used`` is never written
+    again, so views of earlier packs read on unchanged while a pack
+    appends; ``lock`` keeps two packs from claiming the same room.
+    """
+
+    __slots__ = ("buf", "lock", "used")
+
+    def __init__(self, buf: np.ndarray, used: int) -> None:
+        self.buf = buf
+        self.used = used
+        self.lock = threading.Lock()
+
+    def offset_of(self, a: np.ndarray) -> int | None:
+        """Where ``a`` lies in the part in use (a contiguous slice of it), else None."""
+        buf = self.buf
+        if a.dtype != buf.dtype or a.ndim != 1 or (len(a) > 1 and a.strides[0] != buf.itemsize):
+            return None
+        gap = a.__array_interface__["data"][0] - buf.__array_interface__["data"][0]
+        if gap < 0 or gap % buf.itemsize:
+            return None
+        at = gap // buf.itemsize
+        return at if at + len(a) <= self.used else None
+
+
 class Pack:
     """One array per column for all views of a family (``pack``).
 
     ``pools[name]``: the column of every view, one after the other (a
     column all views share is that one array; a constant one a broadcast);
     ``offsets[name][row]``: where view ``row``'s column starts in it;
-    ``answers``: the table every packed view's ``answer`` ids point into.
+    ``answers``: the table every packed view's ``answer`` ids point into;
+    ``buffers[name]``: the memory ``pools[name]`` is the start of, which the
+    next pack may append to (``PoolBuffer``).
     """
 
-    __slots__ = ("answers", "offsets", "pools")
+    __slots__ = ("answers", "buffers", "offsets", "pools")
 
     def __init__(
-        self, pools: dict[str, np.ndarray], offsets: dict[str, np.ndarray], answers: AnswerTable
+        self,
+        pools: dict[str, np.ndarray],
+        offsets: dict[str, np.ndarray],
+        answers: AnswerTable,
+        buffers: dict[str, PoolBuffer] | None = None,
     ) -> None:
         self.pools = pools
         self.offsets = offsets
         self.answers = answers
+        self.buffers = buffers if buffers is not None else {}
 
 
-def pack(views: list) -> list:
-    """``views`` (one family's, on one axis) with their per-key columns packed.
+def pack(views: list, previous: dict[str, PoolBuffer] | None = None) -> list:
+    """``views`` (one family's, on one axis) with their per-key columns packed;
+    ``previous``: the buffers of the pack they had (default: of the pack most
+    of them hold), which columns already in them are left in and new ones
+    are appended to (``PoolBuffer``).
 
     A batch spread over 64 routers read each router's columns with a take
     of its own (6 per router: ~400 numpy calls per batch after churn, when
@@ -151,6 +203,9 @@ def pack(views: list) -> list:
         if a is not t.answer:
             c["answer"] = a
     zero = np.zeros(len(views), dtype=np.int64)
+    buffers: dict[str, PoolBuffer] = {}
+    if previous is None:
+        previous = most_held_buffers(views)
     for name in PACKED:
         arrays = _one_of_each(
             [c.get(name, getattr(v, name)) for c, v in zip(columns, views, strict=True)]
@@ -163,24 +218,71 @@ def pack(views: list) -> list:
             longest = max(len(a) for a in arrays)  # constant: read as one value
             pools[name], offsets[name] = np.broadcast_to(first[:1], (longest,)), zero
             continue
-        at: dict[int, int] = {}
-        parts, total = [], 0
-        for a in arrays:
-            if id(a) not in at:
-                at[id(a)] = total
-                parts.append(a)
-                total += len(a)
-        pool = np.concatenate(parts)
-        pool.flags.writeable = False
+        parts = list({id(a): a for a in arrays}.values())
+        pool, at, buffers[name] = _pooled(parts, previous.get(name))
         pools[name] = pool
         offsets[name] = np.fromiter((at[id(a)] for a in arrays), dtype=np.int64, count=len(arrays))
         for c, a, off in zip(columns, arrays, offsets[name].tolist(), strict=True):
             c[name] = pool[off : off + len(a)]
-    packed = Pack(pools, offsets, answers)
+    packed = Pack(pools, offsets, answers, buffers)
     return [
         dataclasses.replace(v, pack=packed, pack_row=row, **columns[row])
         for row, v in enumerate(views)
     ]
+
+
+def most_held_buffers(views: list) -> dict[str, PoolBuffer]:
+    """The buffers of the pack most of ``views`` hold (none: {})."""
+    held: dict[int, tuple[int, Pack]] = {}
+    for v in views:
+        p = v.pack
+        if p is not None:
+            n, _ = held.get(id(p), (0, p))
+            held[id(p)] = (n + 1, p)
+    if not held:
+        return {}
+    return max(held.values(), key=lambda np_: np_[0])[1].buffers
+
+
+def _pooled(
+    parts: list[np.ndarray], room: PoolBuffer | None
+) -> tuple[np.ndarray, dict[int, int], PoolBuffer]:
+    """One read-only array holding ``parts``, where each part starts in it (by
+    ``id``), and its buffer: ``room``'s, the parts it holds already left in
+    place and the others appended, when they fit and its dead share stays
+    under ``1 / POOL_DEAD``; else a fresh buffer with ``1 / POOL_ROOM`` to spare."""
+    live = sum(len(a) for a in parts)
+    if room is not None:
+        at: dict[int, int] = {}
+        new = []
+        for a in parts:
+            off = room.offset_of(a)
+            if off is None:
+                new.append(a)
+            else:
+                at[id(a)] = off
+        need = sum(len(a) for a in new)
+        if all(a.dtype == room.buf.dtype for a in new):
+            with room.lock:
+                end = room.used + need
+                if end <= len(room.buf) and end - live <= live // POOL_DEAD:
+                    for a in new:
+                        room.buf[room.used : room.used + len(a)] = a
+                        at[id(a)] = room.used
+                        room.used += len(a)
+                    pool = room.buf[: room.used]
+                    pool.flags.writeable = False
+                    return pool, at, room
+    dtype = np.result_type(*parts)
+    buf = np.empty(live + live // POOL_ROOM, dtype=dtype)
+    at, used = {}, 0
+    for a in parts:
+        buf[used : used + len(a)] = a
+        at[id(a)] = used
+        used += len(a)
+    pool = buf[:used]
+    pool.flags.writeable = False
+    return pool, at, PoolBuffer(buf, used)
 
 
 def _one_table(views: list) -> tuple[AnswerTable, list[np.ndarray]]:

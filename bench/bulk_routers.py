@@ -134,7 +134,19 @@ def _view_bytes(resolver) -> int:
             while isinstance(a.base, np.ndarray):
                 a = a.base
             owners[id(a)] = a
-    return sum(a.nbytes for a in owners.values())
+    written = _pool_bytes_written(resolver)
+    return sum(written.get(id(a), a.nbytes) for a in owners.values())
+
+
+def _pool_bytes_written(resolver) -> dict[int, int]:
+    """The part in use of each packed column's buffer (``viewpack.PoolBuffer``),
+    by the buffer's id: its room after that part is address space only."""
+    out: dict[int, int] = {}
+    for v in resolver.views.current():
+        if v.pack is not None:
+            for room in v.pack.buffers.values():
+                out[id(room.buf)] = room.used * room.buf.itemsize
+    return out
 
 
 def _view_breakdown(resolver) -> dict[str, int]:
@@ -151,6 +163,7 @@ def _view_breakdown(resolver) -> dict[str, int]:
     owners: dict[int, str] = {}
     sizes: dict[str, int] = {}
     lists: dict[int, int] = {}
+    written = _pool_bytes_written(resolver)
     for v in resolver.views.current():
         lists[id(v.attribute_sets)] = sys.getsizeof(v.attribute_sets)
         named = [(name, getattr(v, name, None)) for name in v.__slots__]
@@ -163,7 +176,7 @@ def _view_breakdown(resolver) -> dict[str, int]:
                 a = a.base
             if id(a) not in owners:
                 owners[id(a)] = name
-                sizes[name] = sizes.get(name, 0) + a.nbytes
+                sizes[name] = sizes.get(name, 0) + written.get(id(a), a.nbytes)
     sizes["attribute set lists (Python)"] = sum(lists.values())
     return sizes
 
