@@ -46,9 +46,13 @@ cdef extern from *:
     #define vb_prefetch(p) ((void)0)
     #endif
     #define vb_type_is(p, t) ((PyObject *)Py_TYPE(p) == (t))
+    /* Whether the cyclic collector tracks ``p``. */
+    #define vb_gc_tracked(p) (PyObject_IS_GC(p) && PyObject_GC_IsTracked(p))
     """
     void vb_prefetch(const void *p) noexcept nogil
     bint vb_type_is(PyObject *p, PyObject *t) noexcept nogil
+    bint vb_gc_tracked(PyObject *p) noexcept
+    void PyObject_GC_UnTrack(void *op) noexcept
 
 
 cdef object _overlay = Overlay

@@ -37,7 +37,12 @@ def slot_routes(list entries, Py_ssize_t slot, Py_ssize_t stale_slot, bint curre
 
     Returns ``(set_of, path_ids, stale, attribute_sets)``: packed per entry
     (bytearrays of int32, -1 where the router has no route; uint32; bool) and
-    the attribute sets numbered by identity in first-seen order. Read per
+    the attribute sets numbered by identity in first-seen order. The sets'
+    list is untracked by the cyclic collector when none of them is tracked
+    (``gc=False`` sets: no cycle can pass through it). A view keeps that
+    list (~110 k sets a router); tracked, the next young collection read
+    each set's header, one cache miss per set and view: 0.23 s for the 63
+    views built after routers 1-63's load (BENCHMARKS.md, stop 46). Read per
     distinct entry, the entries first numbered by identity (a hash probe per
     prefix), this was ~2x slower over wide entries (16 routers and more:
     nearly every prefix's entry its own), and a late router's build alone
@@ -67,6 +72,7 @@ def slot_routes(list entries, Py_ssize_t slot, Py_ssize_t stale_slot, bint curre
     cdef PyObject *ahead
     cdef PyObject *v
     cdef list sets = []
+    cdef bint sets_tracked = False
     cdef long long path_id
     for start in range(0, n, YIELD_EVERY):
         if start:
@@ -110,7 +116,10 @@ def slot_routes(list entries, Py_ssize_t slot, Py_ssize_t stale_slot, bint curre
                 number = numbers.number(<size_t><void *>attrs, &is_new)
                 if is_new:
                     sets.append(attrs)
+                    sets_tracked = sets_tracked or vb_gc_tracked(<PyObject *>attrs)
                 last = <PyObject *>attrs
             set_of[i] = number
             pids[i] = <unsigned int>path_id
+    if not sets_tracked:
+        PyObject_GC_UnTrack(<void *>sets)
     return set_buf, pid_buf, stale_buf, sets
