@@ -15,6 +15,8 @@ a table that stays in cache.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
 
 try:  # the rows matched in C (setup.py builds it where a C compiler is): same ids
@@ -161,11 +163,15 @@ def merge(tables: list[AnswerTable]) -> tuple[AnswerTable, list[np.ndarray]]:
     return AnswerTable(rows), remaps  # type: ignore[return-value]
 
 
-def most_held(tables: list[AnswerTable]) -> list[AnswerTable]:
-    """The distinct tables of ``tables`` (one per view), the one most views
-    hold first (``merge`` keeps its ids), then by first appearance."""
+_Held = TypeVar("_Held")
+
+
+def most_held(tables: list[_Held]) -> list[_Held]:
+    """The distinct objects of ``tables`` (one per view: answer tables, packs),
+    the one most views hold first (``merge`` keeps its ids, ``pack`` appends
+    to its buffers), then by first appearance."""
     held: dict[int, int] = {}
-    by_id: dict[int, AnswerTable] = {}
+    by_id: dict[int, _Held] = {}
     for t in tables:
         held[id(t)] = held.get(id(t), 0) + 1
         by_id.setdefault(id(t), t)

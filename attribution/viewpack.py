@@ -174,9 +174,10 @@ class Pack:
 
 def pack(views: list, previous: dict[str, PoolBuffer] | None = None) -> list:
     """``views`` (one family's, on one axis) with their per-key columns packed;
-    ``previous``: the buffers of the pack they had (default: of the pack most
-    of them hold), which columns already in them are left in and new ones
-    are appended to (``PoolBuffer``).
+    ``previous``: the buffers of the pack they had (``most_held_buffers`` of
+    the views before ``one_axis`` and ``renumber``, which drop the pack),
+    which columns already in them are left in and new ones are appended to
+    (``PoolBuffer``); None: every column packed into a fresh buffer.
 
     A batch spread over 64 routers read each router's columns with a take
     of its own (6 per router: ~400 numpy calls per batch after churn, when
@@ -204,8 +205,7 @@ def pack(views: list, previous: dict[str, PoolBuffer] | None = None) -> list:
             c["answer"] = a
     zero = np.zeros(len(views), dtype=np.int64)
     buffers: dict[str, PoolBuffer] = {}
-    if previous is None:
-        previous = most_held_buffers(views)
+    previous = previous or {}
     for name in PACKED:
         arrays = _one_of_each(
             [c.get(name, getattr(v, name)) for c, v in zip(columns, views, strict=True)]
@@ -233,15 +233,8 @@ def pack(views: list, previous: dict[str, PoolBuffer] | None = None) -> list:
 
 def most_held_buffers(views: list) -> dict[str, PoolBuffer]:
     """The buffers of the pack most of ``views`` hold (none: {})."""
-    held: dict[int, tuple[int, Pack]] = {}
-    for v in views:
-        p = v.pack
-        if p is not None:
-            n, _ = held.get(id(p), (0, p))
-            held[id(p)] = (n + 1, p)
-    if not held:
-        return {}
-    return max(held.values(), key=lambda np_: np_[0])[1].buffers
+    packs = most_held([v.pack for v in views if v.pack is not None])
+    return packs[0].buffers if packs else {}
 
 
 def _pooled(

@@ -16,11 +16,10 @@ import random
 
 import numpy as np
 
-from attribution.fastpath import CompiledViews
 from attribution.viewpack import POOL_DEAD, POOL_ROOM, PoolBuffer, _pooled
 from tests.attribution.test_bulk_many_exporters import ROUTERS, V4, neighbor, world
 from tests.attribution.test_view_answers import _check_views
-from tests.attribution.test_view_late_build import _answers, _keys
+from tests.attribution.test_view_late_build import _answers, _keys, _refreshed
 
 
 def _parts(rng: np.random.Generator, sizes: list[int], dtype=np.int32) -> list[np.ndarray]:
@@ -112,8 +111,8 @@ def test_a_late_routers_view_is_appended_to_the_familys_pools_and_answers_as_all
     view answers through the packed pools as the RIB and a refresh of all do."""
     rib, _config, v4, v6 = world(1, same_prefixes=True)
     late = neighbor(ROUTERS - 1)
-    together = _views_of(rib, [list(rib.routers)])
-    views = _views_of(rib, [[n for n in rib.routers if n != late]])
+    together = _refreshed(rib, list(rib.routers), [])
+    views = _refreshed(rib, [n for n in rib.routers if n != late], [])
     before = {v.family: v.pack for v in views.current()}
     assert before[V4] is not None and "answer" in before[V4].buffers
     held = {name: p.pools[name].copy() for name, p in ((n, before[V4]) for n in before[V4].buffers)}
@@ -134,12 +133,3 @@ def test_a_late_routers_view_is_appended_to_the_familys_pools_and_answers_as_all
     assert set(mine) == set(theirs) and late in mine
     for n in mine:
         assert _answers(mine[n], keys) == _answers(theirs[n], keys), n
-
-
-def _views_of(rib, rounds: list[list[str]]) -> CompiledViews:
-    views = CompiledViews(rib)
-    for names in rounds:
-        with rib.lock:
-            views.want_missing(names)
-        views.refresh()
-    return views
