@@ -22,6 +22,7 @@ afresh instead.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import socket
 import time
 
@@ -34,6 +35,11 @@ from attribution.viewpack import squeeze
 from ribd.attributes import PathAttributes
 from ribd.events import IPV4_UNICAST
 from ribd.rib import Rib, slot_value
+
+try:  # in C where compiled (attribution._viewbuild); without it the list stays tracked
+    from attribution._viewbuild import untrack_set_list as _untrack_set_list
+except ImportError:
+    _untrack_set_list = None
 
 PATCH_MAX_CHANGES = 20_000  # changed prefixes up to which a view is patched
 PATCH_GARBAGE = 0.5  # appended routes, as a share of all, past which a view is rebuilt
@@ -250,6 +256,17 @@ def _own_route(old, high: int, low: int, length: int, bits: int) -> int:
     return int(found[0]) if len(found) else -1
 
 
+def _kept_out_of_gc(sets: list, old_sets: list) -> list:
+    """``sets`` (the old view's sets and the patch's new ones) untracked by the
+    cyclic collector when the old list was and no new set is, as a built
+    view's list is (``attribution._viewbuild.slot_routes``): while tracked, the
+    young collections after each patch read every set's header until the
+    list reached the oldest generation."""
+    if _untrack_set_list is not None and not gc.is_tracked(old_sets):
+        _untrack_set_list(sets, len(old_sets))
+    return sets
+
+
 def _columns(old, new_routes: list, rewritten: dict[int, tuple] | None = None) -> dict:
     """The old view's route columns with ``new_routes`` appended and the
     routes numbered in ``rewritten`` given their new values."""
@@ -311,7 +328,7 @@ def _columns(old, new_routes: list, rewritten: dict[int, tuple] | None = None) -
         else old.lengths,
         "path_ids": cat(old.path_ids, path_ids),
         "attribute_index": cat(old.attribute_index, index),
-        "attribute_sets": sets,
+        "attribute_sets": _kept_out_of_gc(sets, old.attribute_sets),
         "answer": cat(old.answer.astype(id_dtype(len(answers)), copy=False), ids),
         "answers": answers,
     }
