@@ -17,7 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from attribution.config import Config
-from ribd import gcpolicy
+from ribd import gcpolicy, heap
 
 BAD_LINE_CATEGORIES = (
     "json",
@@ -91,6 +91,17 @@ class ServiceCollector(Collector):
             "Settled loads frozen out of the cyclic collector (ribd.gcpolicy): a cycle "
             "frozen while alive is never collected, so watch the RSS beside it.",
             value=gcpolicy.freezes(),
+        )
+        yield CounterMetricFamily(
+            "attribution_heap_releases",
+            "Times the C heap's free pages were given back to the OS (ribd.heap: after "
+            "merges, collections and view builds that left much of it free).",
+            value=heap.releases(),
+        )
+        yield CounterMetricFamily(
+            "attribution_heap_released_bytes",
+            "Bytes the resident memory fell by across those releases.",
+            value=heap.released_bytes(),
         )
         yield GaugeMetricFamily(
             "attribution_health_serving",

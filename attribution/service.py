@@ -34,7 +34,7 @@ from attribution.metrics import (
 )
 from attribution.reload_changes import describe_changes, restart_needed
 from attribution.resolver import Resolver
-from ribd import gcpolicy, observe
+from ribd import gcpolicy, heap, observe
 from ribd.exabgp import feed_socket_path
 from ribd.feed import FeedServer
 from ribd.rib import Rib
@@ -307,7 +307,11 @@ class Service:
                     if self.rib.views_may_wait():  # a table streams in: build after it
                         continue
                 started = time.perf_counter()
-                if self.resolver.views.refresh():
+                # A batch of builds frees most of what it allocated, in this
+                # thread's arena, which glibc keeps resident (ribd.heap).
+                with heap.released_after_growth():
+                    built = self.resolver.views.refresh()
+                if built:
                     self.view_build_seconds += time.perf_counter() - started
                     self.servicer.forget_old_views()  # their cached route entries
             except Exception:  # never let maintenance kill the daemon

@@ -41,7 +41,10 @@ def _available() -> int:
 
 
 def _release() -> None:
-    from ribd.store import release_memory
+    try:
+        from ribd.heap import release_memory
+    except ImportError:  # (a tree from before stop 47, ``--code``)
+        from ribd.store import release_memory  # type: ignore[attr-defined,no-redef]
 
     release_memory()
 

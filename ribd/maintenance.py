@@ -15,8 +15,8 @@ import sys
 from typing import TYPE_CHECKING
 
 from ribd import gcpolicy
+from ribd.heap import release_memory
 from ribd.observe import StaleExpired
-from ribd.store import release_memory
 from ribd.table import (
     GC_PER_STEP,
     MERGE_LOCKED_AFTER,

@@ -41,8 +41,6 @@ Not thread-safe: the RIB's lock guards every call, as it did the trie.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import socket
 from collections.abc import Iterator
 from itertools import repeat
@@ -74,19 +72,6 @@ GIL_CHUNK = 32_768
 _pton = socket.inet_pton
 _ntop = socket.inet_ntop
 _from_bytes = int.from_bytes
-
-
-def release_memory() -> None:
-    """Give the C heap's free pages back to the OS (glibc only; else nothing).
-
-    A merged delta trie frees ~145 bytes per prefix of small C allocations,
-    which glibc would otherwise keep resident for good.
-    """
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 class PrefixStore:

@@ -1,0 +1,60 @@
+"""The service's maintenance gives the memory its view builds freed back to the OS (ribd.heap)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from attribution.service import Service
+from ribd import heap
+from ribd.events import EndOfRib, RoutesAnnounced, SessionState
+from ribd.speaker import wait_until
+from tests.attribution.helpers import CONFIG, EDGE1, attrs
+
+V4 = "ipv4 unicast"
+
+
+def _scraped(service: Service, name: str) -> float | None:
+    text = generate_latest(service.registry).decode()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                return sample.value
+    return None
+
+
+def test_view_builds_in_the_maintenance_are_followed_by_a_release_and_counted(
+    tmp_path: Path, monkeypatch
+) -> None:
+    # Any growth across the builds releases (a few routes grow the RSS by little).
+    monkeypatch.setattr(heap, "RELEASE_GROWTH", -(1 << 40))
+    bgp = f'[bgp]\nexabgp = "external"\nfeed_socket = "{tmp_path}/feed.sock"\n'
+    path = tmp_path / "attribution.toml"
+    path.write_text(CONFIG.replace("[[routers]]", bgp + "\n[[routers]]", 1))
+    service = Service(str(path))
+    service.start()
+    try:
+        releases = heap.releases()
+        rib = service.rib
+        rib.apply(SessionState(EDGE1, "up"))
+        prefixes = tuple(f"10.{i}.0.0/16" for i in range(200))
+        rib.apply(RoutesAnnounced(EDGE1, V4, prefixes, None, attrs((65001, 64501))))
+        rib.apply(EndOfRib(EDGE1, V4))  # complete: the maintenance builds its view
+        wait_until(lambda: service.resolver.views.builds >= 1 and heap.releases() > releases, 20)
+        assert _scraped(service, "attribution_heap_releases_total") == heap.releases()
+        assert _scraped(service, "attribution_heap_released_bytes_total") == heap.released_bytes()
+    finally:
+        service.stop()
+
+
+def test_a_scrape_shows_the_heap_releases_when_none_were_done(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(heap, "_releases", 0)
+    monkeypatch.setattr(heap, "_released", 0)
+    bgp = f'[bgp]\nexabgp = "external"\nfeed_socket = "{tmp_path}/feed.sock"\n'
+    path = tmp_path / "attribution.toml"
+    path.write_text(CONFIG.replace("[[routers]]", bgp + "\n[[routers]]", 1))
+    service = Service(str(path))
+    assert _scraped(service, "attribution_heap_releases_total") == 0
+    assert _scraped(service, "attribution_heap_released_bytes_total") == 0
