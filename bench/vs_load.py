@@ -132,6 +132,7 @@ class Result:
     rss_idle: dict[str, int] = field(default_factory=dict)
     cpu_first: dict[str, float] = field(default_factory=dict)  # --late: routers 1..n-1
     cpu_first_idle: dict[str, float] = field(default_factory=dict)
+    rss_first_idle: dict[str, int] = field(default_factory=dict)  # --late: 1..n-1 idle
     threads_first: list[dict] = field(default_factory=list)  # --late: the service's, by thread
     threads: list[dict] = field(default_factory=list)  # --late: router n's, by thread, answering
     threads_idle: list[dict] = field(default_factory=list)  # --late: router n's, once idle

@@ -201,6 +201,7 @@ def run_service(
                 _flows_phase(res, "first answering", metrics_port, flows)
             wait_quiet(lambda: sum(cpu_of(v) for v in roles.values()), quiet=IDLE_QUIET)
             res.cpu_first_idle = {k: cpu_of(v) - cpu0[k] for k, v in roles.items()}
+            res.rss_first_idle = {k: rss_of(v) for k, v in roles.items()}
             sender.join(30)
             sessions[-1].connect(timeout=120)
             first = sessions[-1:]
