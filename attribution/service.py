@@ -258,7 +258,10 @@ class Service:
             return
         try:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            info = write_snapshot(self.rib, path)
+            # The capture's columns are freed in this thread's arena: ~400 MB
+            # kept resident after each write at 32 routers (ribd.heap).
+            with heap.released_after_growth():
+                info = write_snapshot(self.rib, path)
             log.info(
                 "RIB snapshot written: %s (%d bytes, %.1f s)", path, info.file_bytes, info.seconds
             )

@@ -49,6 +49,24 @@ def test_view_builds_in_the_maintenance_are_followed_by_a_release_and_counted(
         service.stop()
 
 
+def test_a_snapshot_write_is_followed_by_a_release_when_it_grew_the_rss(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setattr(heap, "RELEASE_GROWTH", -(1 << 40))
+    bgp = f'[bgp]\nexabgp = "external"\nfeed_socket = "{tmp_path}/feed.sock"\n'
+    snapshot = f'snapshot_path = "{tmp_path}/rib.snapshot"\n'
+    path = tmp_path / "attribution.toml"
+    text = CONFIG.replace("[[routers]]", bgp + "\n[[routers]]", 1)
+    path.write_text(text.replace("[service]\n", "[service]\n" + snapshot, 1))
+    service = Service(str(path))
+    service.rib.apply(SessionState(EDGE1, "up"))
+    service.rib.apply(RoutesAnnounced(EDGE1, V4, ("10.1.0.0/16",), None, attrs((65001,))))
+    releases = heap.releases()
+    service.write_snapshot()
+    assert (tmp_path / "rib.snapshot").exists()
+    assert heap.releases() == releases + 1
+
+
 def test_a_scrape_shows_the_heap_releases_when_none_were_done(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(heap, "_releases", 0)
     monkeypatch.setattr(heap, "_released", 0)
