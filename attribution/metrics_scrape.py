@@ -95,7 +95,7 @@ class ServiceCollector(Collector):
         yield CounterMetricFamily(
             "attribution_heap_releases",
             "Times the C heap's free pages were given back to the OS (ribd.heap: after "
-            "merges, collections and view builds that left much of it free).",
+            "merges, collections, view builds and snapshot writes that left much of it free).",
             value=heap.releases(),
         )
         yield CounterMetricFamily(

@@ -2,18 +2,22 @@
 
 glibc keeps what a process frees for its next allocations. It returns on its
 own only the top of the main thread's heap; memory a thread frees in the middle
-of its arena (the maintenance thread's view builds, the merges' trie nodes)
-stays resident until ``malloc_trim(0)``, which releases the free pages inside
-every arena. A batch build of 63 routers' views (after their first load, a
-restart or a refresh) freed ~1 GB of temporaries that stayed resident: in
-process the RSS was 2.45 GB after it and 1.46 GB after a trim, which took 0.04
-CPU-s; through sessions the service's RSS once those routers were idle fell
-from 1.92 to 1.32 GB with the trim (BENCHMARKS.md, stop 47). Trimming after every small step instead would cost
-that walk each time and the page faults of taking the memory back, so work is
-followed by a trim only when the RSS grew by ``RELEASE_GROWTH`` across it
+of its arena (the maintenance thread's view builds, the merges' trie nodes, the
+snapshot writer's columns) stays resident until ``malloc_trim(0)``, which
+releases the free pages inside every arena.
+
+A batch build of 63 routers' views (after their first load, a restart or a
+refresh) freed ~1 GB of temporaries that stayed resident: in process the RSS
+was 2.45 GB after it and 1.46 GB after a trim, which took 0.04 CPU-s; through
+sessions the service's RSS once those routers were idle fell from 1.92 to 1.32
+GB with the trim. A snapshot write at 32 routers left ~400 MB resident the same
+way (BENCHMARKS.md, stop 47).
+
+Trimming after every small step would pay the trim's walk of the free chunks
+each time, and the page faults of taking the memory back. So work is followed
+by a trim only when the RSS grew by ``RELEASE_GROWTH`` across it
 (``released_after_growth``), or where the caller knows it freed much (the
-merges, the collections: ``release_memory``). A snapshot write at 32 routers left
-~400 MB resident the same way.
+merges, the collections: ``release_memory``).
 
 glibc only: elsewhere (or without /proc) nothing is trimmed and nothing counted.
 """
@@ -33,7 +37,7 @@ _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _lock = threading.Lock()
 _releases = 0  # trims done (metrics)
 _released = 0  # bytes the RSS fell by across them (metrics)
-_trim = None  # libc's malloc_trim, once looked up; False: none here
+_trim: object = None  # libc's malloc_trim, once looked up; False: none here
 
 
 def resident_bytes() -> int:
@@ -45,7 +49,8 @@ def resident_bytes() -> int:
         return 0
 
 
-def _malloc_trim():
+def _malloc_trim() -> object:
+    """libc's ``malloc_trim`` (looked up once), or False where there is none."""
     global _trim
     if _trim is None:
         try:
