@@ -158,6 +158,8 @@ def capture(rib: Rib, chunk: int = WRITE_CHUNK) -> Capture:
         kept: list[np.ndarray] = []
         indexes: list[np.ndarray] = []
         caches: dict[tuple, dict[int, tuple[int, int]]] = {}
+        # Per layout, id(row) -> a wide row's codes (``_picked_rows``).
+        shared_rows: dict[tuple, dict[int, np.ndarray]] = {}
         for start in range(0, len(family_keys), chunk):
             with rib.lock:
                 store = table.store
@@ -184,23 +186,18 @@ def capture(rib: Rib, chunk: int = WRITE_CHUNK) -> Capture:
                 else:
                     row_of[j], count_of[j] = hit
             entries = [got[first[j]] for j in new]
-            # Wide entries as a shared row and overrides (ribd.entries): read as the
-            # tuples they stand for (``pinned`` keeps the entries themselves).
-            flat = [tuple(e.values()) if type(e) is Overlay else e for e in entries]
             pick = _picker(layout)
-            if pick is not None:  # one C call per entry (itemgetter)
-                top = max(slot for slot, _ in layout) + 1
-                values = [
-                    pick(e)
-                    if e is not None and len(e) >= top
-                    else _values(e, layout, False, padding)
-                    for e in flat
-                ]
+            if pick is not None:  # wide entries' shared rows coded once each
+                shared = shared_rows.setdefault(layout, {})
+                rows = _picked_rows(codes, entries, layout, pick, padding, shared)
             else:
+                # Wide entries as a shared row and overrides (ribd.entries): read as the
+                # tuples they stand for (``pinned`` keeps the entries themselves).
+                flat = [tuple(e.values()) if type(e) is Overlay else e for e in entries]
                 values = [_values(e, layout, layout == plain, padding) for e in flat]
-            del flat
-            if values:
-                rows = codes.rows(values)
+                del flat
+                rows = codes.rows(values) if values else None
+            if rows is not None:
                 counts = codes.paths(rows)
                 empty = counts == 0  # None, or no captured router has a route
                 numbers = np.full(len(rows), -1, np.int64)
@@ -224,6 +221,64 @@ def capture(rib: Rib, chunk: int = WRITE_CHUNK) -> Capture:
     matrix = np.concatenate(blocks) if blocks else np.empty((0, n_routers), dtype=np.int64)
     sets, pathsets = _compact(codes.sets, codes.pathsets, matrix)
     return Capture(created, router_docs, sets, pathsets, matrix, families, paths)
+
+
+def _picked_rows(
+    codes: _Codes,
+    entries: list,
+    layout: tuple,
+    pick: itemgetter,
+    padding: tuple,
+    shared: dict[int, np.ndarray],
+) -> np.ndarray | None:
+    """``codes.rows`` of ``entries``' values per router (``layout`` without a
+    stale generation, read by ``pick``), a wide entry's shared row coded once
+    for all the prefixes on it (``shared``: id(row) -> its codes, for every
+    chunk of the family; the rows are pinned) and its own values on top.
+
+    From 16 routers on, every prefix's entry is its own ``Overlay``, so each
+    prefix's values were looked up among the interner's sets one by one: 32
+    routers' write was 20.7 CPU-s, 3.6 of them in that ``searchsorted``
+    (BENCHMARKS.md, stop 47)."""
+    if not entries:
+        return None
+    top = max(slot for slot, _ in layout) + 1
+    router_of = {slot: i for i, (slot, _) in enumerate(layout)}
+
+    def picked(e: tuple | None) -> tuple:
+        return pick(e) if e is not None and len(e) >= top else _values(e, layout, False, padding)
+
+    wide = [k for k, e in enumerate(entries) if type(e) is Overlay]
+    out = np.empty((len(entries), len(layout)), np.int64)
+    if len(wide) < len(entries):
+        wide_at = set(wide)
+        narrow = [k for k in range(len(entries)) if k not in wide_at]
+        out[narrow] = codes.rows([picked(entries[k]) for k in narrow])
+    if not wide:
+        return out
+    fresh = {}
+    for k in wide:
+        row = entries[k].row
+        if id(row) not in shared and id(row) not in fresh:
+            fresh[id(row)] = row
+    if fresh:
+        coded = codes.rows([picked(row) for row in fresh.values()])
+        shared.update(zip(fresh, coded, strict=True))
+        codes.pinned.extend(fresh.values())
+    out[wide] = np.stack([shared[id(entries[k].row)] for k in wide])
+    # Each wide entry's own values over its row's, looked up together.
+    at_entry, at_router, own = [], [], []
+    for k in wide:
+        over = entries[k].over
+        for j in range(0, len(over), 2):
+            i = router_of.get(over[j])
+            if i is not None:
+                at_entry.append(k)
+                at_router.append(i)
+                own.append((over[j + 1],))
+    if own:
+        out[at_entry, at_router] = codes.rows(own)[:, 0]
+    return out
 
 
 def _picker(layout: tuple) -> itemgetter | None:
