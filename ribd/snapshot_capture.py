@@ -6,7 +6,9 @@ only briefly. The common layout, router i in slot i and no stale generation,
 is encoded a chunk at a time with numpy: the ids of a chunk's distinct
 entries' values are looked up in a sorted array of the interner's sets in one
 ``searchsorted``; values found nowhere (ADD-PATH sets, a set the interner does
-not hold) take the per-value path, as do other layouts.
+not hold) take the per-value path, as do other layouts. A wide entry's shared
+row is looked up once for all the prefixes on it, its own values on top
+(``_picked_rows``).
 """
 
 from __future__ import annotations
