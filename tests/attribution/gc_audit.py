@@ -109,19 +109,6 @@ def _name(o: object) -> str:
     return f"{type(o).__name__} {getattr(o, '__module__', '')}.{getattr(o, '__qualname__', '')}"
 
 
-def _metric(service: object, name: str) -> float | None:
-    """One sample of the service's registry, as a scrape would read it."""
-    from prometheus_client import generate_latest
-    from prometheus_client.parser import text_string_to_metric_families
-
-    text = generate_latest(service.registry).decode()  # type: ignore[attr-defined]
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name:
-                return sample.value
-    return None
-
-
 def main() -> None:
     d = Path(sys.argv[1])
     from attribution.client import channel
@@ -131,6 +118,7 @@ def main() -> None:
     from ribd import gcpolicy
     from ribd.events import EndOfRib, SessionState
     from ribd.speaker import wait_until
+    from tests.attribution.observed import registry_sample
 
     path = d / "attribution.toml"
     path.write_text(config_text(d, 1))
@@ -215,7 +203,7 @@ def main() -> None:
             pass
         time.sleep(0.3)  # the service's own threads' rounds
     freezes = gcpolicy.freezes()
-    exposed = _metric(service, "attribution_gc_freezes_total")
+    exposed = registry_sample(service, "attribution_gc_freezes_total")
     service.stop()
     gc.collect()  # what died young
     gc.set_debug(gc.DEBUG_SAVEALL)

@@ -16,6 +16,7 @@ import urllib.request
 import grpc
 import orjson
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ribd.speaker import free_port, wait_until
@@ -148,3 +149,14 @@ class ServedProcess:
 
 def metric(values: dict, name: str, **labels: str) -> float:
     return values[(name, tuple(sorted(labels.items())))]
+
+
+def registry_sample(service: object, name: str) -> float | None:
+    """One sample of an in-process service's registry, as a scrape would read it
+    (None: no such sample)."""
+    text = generate_latest(service.registry).decode()  # type: ignore[attr-defined]
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                return sample.value
+    return None
