@@ -250,11 +250,12 @@ def _picked_rows(
     def picked(e: tuple | None) -> tuple:
         return pick(e) if e is not None and len(e) >= top else _values(e, layout, False, padding)
 
-    wide = [k for k, e in enumerate(entries) if type(e) is Overlay]
+    wide: list[int] = []
+    narrow: list[int] = []
+    for k, e in enumerate(entries):
+        (wide if type(e) is Overlay else narrow).append(k)
     out = np.empty((len(entries), len(layout)), np.int64)
-    if len(wide) < len(entries):
-        wide_at = set(wide)
-        narrow = [k for k in range(len(entries)) if k not in wide_at]
+    if narrow:
         out[narrow] = codes.rows([picked(entries[k]) for k in narrow])
     if not wide:
         return out
