@@ -4,9 +4,10 @@ Why its own module: the walk is most of a write's cost with many routers (the
 prefixes' entries, 16 routers' values each), and it must hold ``rib.lock``
 only briefly. The common layout, router i in slot i and no stale generation,
 is encoded a chunk at a time with numpy: the ids of a chunk's distinct
-entries' values are looked up in a sorted array of the interner's sets in one
-``searchsorted``; values found nowhere (ADD-PATH sets, a set the interner does
-not hold) take the per-value path, as do other layouts. A wide entry's shared
+entries' values are looked up together among the interner's sets' ids (a
+table of them, ``ribd._idcodes``; sorted arrays where it is not built);
+values found nowhere (ADD-PATH sets, a set the interner does not hold) take
+the per-value path, as do other layouts. A wide entry's shared
 row is looked up once for all the prefixes on it, its own values on top
 (``_picked_rows``).
 """
@@ -22,6 +23,11 @@ import numpy as np
 from ribd.attributes import PathAttributes
 from ribd.entries import Overlay
 from ribd.rib import Rib
+
+try:  # an open-addressing table of ids (ribd/_idcodes.pyx): the same codes
+    from ribd._idcodes import IdCodes as _CompiledIdCodes
+except ImportError:  # pragma: no cover - built wherever a C compiler is
+    _CompiledIdCodes = None
 
 WRITE_CHUNK = 16384  # prefixes read per lock hold while writing
 _MAX_TEXT = 256  # names are cut to the parser's text limit on write
@@ -47,6 +53,22 @@ class Capture:
     paths: int
 
 
+class _SortedIdCodes:
+    """``ribd._idcodes.IdCodes`` in numpy, where it is not built: the ids sorted once,
+    then a binary search per id looked up (a cache miss a step with millions of sets)."""
+
+    def __init__(self, ids: np.ndarray, codes: np.ndarray) -> None:
+        order = np.argsort(ids)
+        self.ids, self.codes = ids[order], codes[order]
+
+    def lookup(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(codes, found) of ``ids``; a code where not found is meaningless."""
+        if not len(self.ids):
+            return np.zeros(len(ids), np.int64), np.zeros(len(ids), bool)
+        at = np.minimum(np.searchsorted(self.ids, ids), len(self.ids) - 1)
+        return self.codes[at], self.ids[at] == ids
+
+
 class _Codes:
     """Codes of the values entries hold: sets, ADD-PATH sets, None (no route).
 
@@ -56,15 +78,19 @@ class _Codes:
     ``pinned``) so that their ids stay unique while the capture runs.
     """
 
-    def __init__(self, rib: Rib) -> None:
+    def __init__(self, rib: Rib, compiled: bool = True) -> None:
         self.sets: list[PathAttributes] = rib.interner.sets()
         self.pathsets: list[tuple[tuple[int, int], ...]] = []
         self.pinned: list[object] = []
         ids = np.fromiter(map(id, self.sets), dtype=np.int64, count=len(self.sets))
         ids = np.append(ids, id(None))
-        order = np.argsort(ids)
-        self.known_ids = ids[order]
-        self.known_codes = np.where(order == len(self.sets), -1, order)
+        codes = np.arange(len(ids), dtype=np.int64)
+        codes[-1] = -1  # None: no route
+        self.known = (
+            _CompiledIdCodes(ids, codes)
+            if compiled and _CompiledIdCodes is not None
+            else _SortedIdCodes(ids, codes)
+        )
         # Codes of values met outside the arrays above only (rare: ADD-PATH sets,
         # a set the interner does not hold). A dict of every set's id cost ~0.3 s
         # with 16 routers for the few values that take the per-value path.
@@ -74,9 +100,9 @@ class _Codes:
         """The code of the value whose id is ``i``, None if it has none yet."""
         c = self.codes.get(i)
         if c is None:
-            at = int(np.searchsorted(self.known_ids, i))
-            if at < len(self.known_ids) and int(self.known_ids[at]) == i:
-                c = int(self.known_codes[at])
+            codes, found = self.known.lookup(np.array([i], np.int64))
+            if found[0]:
+                c = int(codes[0])
         return c
 
     def set_code(self, a: PathAttributes) -> int:
@@ -107,9 +133,8 @@ class _Codes:
         """Codes of entries of exactly one value per router, one lookup for all."""
         n, width = len(entries), len(entries[0]) if entries else 0
         flat = np.fromiter(map(id, chain.from_iterable(entries)), np.int64, n * width)
-        at = np.minimum(np.searchsorted(self.known_ids, flat), len(self.known_ids) - 1)
-        found = self.known_ids[at] == flat
-        out = self.known_codes[at].reshape(n, width)
+        out, found = self.known.lookup(flat)
+        out = out.reshape(n, width)
         if not found.all():
             for r in np.flatnonzero(~found.reshape(n, width).all(axis=1)).tolist():
                 out[r] = self.row(entries[r])

@@ -1,0 +1,93 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""Codes of objects by identity, for a snapshot's capture: ``id(obj)`` -> a code.
+
+Why: a capture gives every value an entry holds (one router's attribute set)
+the code of that set among the interner's sets. In numpy that is an
+``argsort`` of every set's id, then a ``searchsorted`` per value: with 64
+routers, 6.6 M sets, ~23 binary-search steps a value, most of them cache
+misses (5.6 CPU-s of a 43 CPU-s write; BENCHMARKS.md, stop 48). Here the ids
+go into an open-addressing table (linear probing, at most two thirds full):
+one or two probes a value, and no sort.
+
+The table is two numpy arrays (about 18 bytes a set: less than the sorted ids
+and codes with the sort's scratch that it replaces). ``snapshot_capture``
+uses the sorted arrays where this module is not built; a test compares both.
+"""
+
+from libc.stdint cimport int64_t, uint64_t
+
+import numpy as np
+
+cdef extern from *:
+    ctypedef unsigned long long u128 "unsigned __int128"
+
+# An odd 64-bit constant (2**64 / golden ratio): multiplying spreads the
+# pointers' few varying bits (objects are 16-byte aligned, allocated in runs)
+# over the high bits, which ``_slot`` keeps.
+cdef uint64_t _MIX = 0x9E3779B97F4A7C15ULL
+
+
+cdef inline Py_ssize_t _slot(int64_t key, uint64_t size) nogil:
+    """``key``'s first slot: the high bits of its mixed value, scaled to ``size``
+    (a multiply and a shift, where a modulo would be a division)."""
+    return <Py_ssize_t>((<u128>(<uint64_t>key * _MIX) * size) >> 64)
+
+
+cdef class IdCodes:
+    """A fixed map from distinct non-zero ids to codes, built once, read many times."""
+
+    cdef int64_t[::1] keys  # 0: an empty slot (no object's id is 0)
+    cdef int64_t[::1] values
+    cdef uint64_t size
+
+    def __init__(self, ids, codes):
+        """``ids`` (int64, distinct, non-zero) get ``codes`` (int64), position by position."""
+        cdef const int64_t[::1] i = np.ascontiguousarray(ids, dtype=np.int64)
+        cdef const int64_t[::1] c = np.ascontiguousarray(codes, dtype=np.int64)
+        cdef Py_ssize_t n = i.shape[0], k, at
+        cdef int64_t key
+        if c.shape[0] != n:
+            raise ValueError(f"{n} ids but {c.shape[0]} codes")
+        self.size = <uint64_t>(n + n // 2 + 16)
+        self.keys = np.zeros(self.size, np.int64)
+        self.values = np.empty(self.size, np.int64)
+        with nogil:
+            for k in range(n):
+                key = i[k]
+                if key == 0:
+                    with gil:
+                        raise ValueError(f"id 0 at position {k}")
+                at = _slot(key, self.size)
+                while self.keys[at] != 0 and self.keys[at] != key:
+                    at += 1
+                    if <uint64_t>at == self.size:
+                        at = 0
+                if self.keys[at] == key:
+                    with gil:
+                        raise ValueError(f"id {key} at position {k} is there twice")
+                self.keys[at] = key
+                self.values[at] = c[k]
+
+    def lookup(self, ids):
+        """(codes, found) for ``ids`` (int64): found[k] False where ids[k] is not held
+        (its code is then 0)."""
+        cdef const int64_t[::1] i = np.ascontiguousarray(ids, dtype=np.int64)
+        cdef Py_ssize_t n = i.shape[0], k, at
+        cdef int64_t key
+        out = np.zeros(n, np.int64)
+        found = np.zeros(n, np.bool_)
+        cdef int64_t[::1] o = out
+        cdef unsigned char[::1] f = found.view(np.uint8)
+        with nogil:
+            for k in range(n):
+                key = i[k]
+                at = _slot(key, self.size)
+                while self.keys[at] != 0:
+                    if self.keys[at] == key:
+                        o[k] = self.values[at]
+                        f[k] = 1
+                        break
+                    at += 1
+                    if <uint64_t>at == self.size:
+                        at = 0
+        return out, found

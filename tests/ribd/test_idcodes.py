@@ -1,0 +1,71 @@
+"""The compiled table of ids (``ribd._idcodes``) gives a snapshot's capture the codes
+the sorted arrays it replaces give: the same code for every id held, not found for
+every other, and the same capture of a real RIB."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ribd import snapshot_capture
+from ribd.entries import OVERLAY_SLOTS, Overlay
+from ribd.rib import Rib
+from tests.ribd.test_wide_entries import Clock, _decoded, _entries, _script
+
+idcodes = pytest.importorskip("ribd._idcodes")
+
+
+def _ids(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Distinct pointer-like ids: 16-byte aligned, in runs, as pymalloc hands them out."""
+    runs = rng.integers(1 << 40, 1 << 44, max(1, n // 50)) * 16
+    ids = np.unique((runs[:, None] + 32 * np.arange(50)[None, :]).reshape(-1))
+    return rng.permutation(ids)[:n]
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 1000, 200_000])
+def test_the_table_finds_every_id_held_and_no_other_as_the_sorted_arrays_do(n):
+    rng = np.random.default_rng(n)
+    ids = _ids(rng, n + 5000)
+    held, other = ids[:n], ids[n:]
+    codes = rng.integers(-1, 1 << 31, n)
+    table = idcodes.IdCodes(held, codes)
+    sorted_ = snapshot_capture._SortedIdCodes(held, codes)
+    needles = rng.permutation(np.concatenate([held, held[: n // 3], other, [0, 1, -16]]))
+    got, found = table.lookup(needles)
+    want, want_found = sorted_.lookup(needles) if n else (None, np.zeros(len(needles), bool))
+    assert found.tolist() == want_found.tolist()
+    assert found.sum() == n + n // 3
+    if n:
+        assert got[found].tolist() == want[want_found].tolist()
+        by_id = dict(zip(held.tolist(), codes.tolist(), strict=True))
+        assert got[found].tolist() == [by_id[i] for i in needles[found].tolist()]
+
+
+def test_the_table_refuses_a_repeated_id_an_id_of_zero_and_codes_that_do_not_match():
+    with pytest.raises(ValueError, match="twice"):
+        idcodes.IdCodes(np.array([16, 32, 16]), np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match="id 0"):
+        idcodes.IdCodes(np.array([16, 0]), np.array([0, 1]))
+    with pytest.raises(ValueError, match="codes"):
+        idcodes.IdCodes(np.array([16, 32]), np.array([0]))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_capture_with_the_table_equals_one_with_the_sorted_arrays(seed, monkeypatch):
+    routers = OVERLAY_SLOTS + 2 + seed
+    rib = Rib(stale_hold_time=300.0, clock=Clock())
+    loads = [s for s in _script(seed, routers) if s[0] == "events"]
+    for step in loads[: routers + seed]:
+        for ev in step[1]:
+            rib.apply(ev)
+    while rib.maintenance():
+        pass
+    assert any(type(e) is Overlay for e in _entries(rib))
+    assert snapshot_capture._CompiledIdCodes is idcodes.IdCodes
+    with_table = snapshot_capture.capture(rib, chunk=7)
+    monkeypatch.setattr(snapshot_capture, "_CompiledIdCodes", None)
+    with_sorted = snapshot_capture.capture(rib, chunk=7)
+    assert _decoded(with_table) == _decoded(with_sorted)
+    assert [id(s) for s in with_table.sets] == [id(s) for s in with_sorted.sets]
+    assert np.array_equal(with_table.entries, with_sorted.entries)
+    assert with_table.pathsets == with_sorted.pathsets
