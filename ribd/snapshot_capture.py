@@ -15,7 +15,7 @@ row is looked up once for all the prefixes on it, its own values on top
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, compress
 from operator import itemgetter
 
 import numpy as np
@@ -334,18 +334,26 @@ def _values(entry: tuple | None, layout: tuple, simple: bool, padding: tuple) ->
 def _compact(
     sets: list[PathAttributes], pathsets: list[tuple[tuple[int, int], ...]], matrix: np.ndarray
 ) -> tuple[list[PathAttributes], list[tuple[tuple[int, int], ...]]]:
-    """Only the sets some entry or ADD-PATH set uses, renumbered (``matrix`` in place)."""
-    used = np.zeros(len(sets) + 1, dtype=bool)  # + 1: -1 (no route) lands in the last
-    used[matrix[matrix >= -1]] = True
-    in_pathsets = [i for items in pathsets for _, i in items]
-    used[in_pathsets] = True
-    used = used[:-1]
-    number = np.cumsum(used) - 1
-    sets_matrix = matrix >= 0
-    matrix[sets_matrix] = number[matrix[sets_matrix]]
-    renumber = number.tolist()
-    pathsets = [tuple((pid, renumber[i]) for pid, i in items) for items in pathsets]
-    return [sets[i] for i in np.flatnonzero(used).tolist()], pathsets
+    """Only the sets some entry or ADD-PATH set uses, renumbered (``matrix`` in place).
+
+    Every code shifted by the ADD-PATH sets' count + 1 is an index (ADD-PATH set k
+    at ``shift - 2 - k``, no route at ``shift - 1``, set i at ``shift + i``): one
+    scatter marks the codes used, one take renumbers the whole matrix. Masks of
+    the matrix (``matrix >= 0``, then its values gathered and put back) were 4.4
+    of a 64-router capture's 13.8 CPU-s."""
+    shift = len(pathsets) + 1
+    shifted = matrix.reshape(-1) + shift
+    hit = np.zeros(shift + len(sets), dtype=bool)
+    hit[shifted] = True
+    used = hit[shift:]  # a view: the ADD-PATH sets' members are marked in ``hit`` too
+    used[[i for items in pathsets for _, i in items]] = True
+    number = np.cumsum(used, dtype=np.int64) - 1
+    lut = np.concatenate([np.arange(-shift, 0, dtype=np.int64), number]).astype(matrix.dtype)
+    np.copyto(matrix, lut[shifted].reshape(matrix.shape))
+    if pathsets:
+        renumber = number.tolist()
+        pathsets = [tuple((pid, renumber[i]) for pid, i in items) for items in pathsets]
+    return list(compress(sets, used.tolist())), pathsets
 
 
 __all__ = ["WRITE_CHUNK", "Capture", "capture"]
