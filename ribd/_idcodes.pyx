@@ -91,3 +91,39 @@ cdef class IdCodes:
                     if <uint64_t>at == self.size:
                         at = 0
         return out, found
+
+
+def first_use(ids):
+    """(numbers, firsts) for ``ids`` (int64, non-zero, repeats allowed): numbers[k] is
+    how many distinct ids came before ids[k]'s first place; firsts[m] is the place
+    of the m-th distinct id. What ``np.unique`` with ``return_index`` and
+    ``return_inverse`` then an ``argsort`` of the first places give, in one pass
+    over a table instead of two sorts (a snapshot numbers 6.6 M sets' cores and
+    router parts so with 64 routers)."""
+    cdef const int64_t[::1] i = np.ascontiguousarray(ids, dtype=np.int64)
+    cdef Py_ssize_t n = i.shape[0], k, at, count = 0
+    cdef uint64_t size = <uint64_t>(n + n // 2 + 16)
+    cdef int64_t key
+    keys_ = np.zeros(size, np.int64)
+    values_ = np.empty(size, np.int64)
+    numbers = np.empty(n, np.int64)
+    firsts = np.empty(n, np.int64)
+    cdef int64_t[::1] keys = keys_, values = values_, num = numbers, fir = firsts
+    with nogil:
+        for k in range(n):
+            key = i[k]
+            if key == 0:
+                with gil:
+                    raise ValueError(f"id 0 at position {k}")
+            at = _slot(key, size)
+            while keys[at] != 0 and keys[at] != key:
+                at += 1
+                if <uint64_t>at == size:
+                    at = 0
+            if keys[at] == 0:
+                keys[at] = key
+                values[at] = count
+                fir[count] = k
+                count += 1
+            num[k] = values[at]
+    return numbers, firsts[:count].copy()

@@ -5,11 +5,10 @@ prefixes' entries, 16 routers' values each), and it must hold ``rib.lock``
 only briefly. The common layout, router i in slot i and no stale generation,
 is encoded a chunk at a time with numpy: the ids of a chunk's distinct
 entries' values are looked up together among the interner's sets' ids (a
-table of them, ``ribd._idcodes``; sorted arrays where it is not built);
-values found nowhere (ADD-PATH sets, a set the interner does not hold) take
-the per-value path, as do other layouts. A wide entry's shared
-row is looked up once for all the prefixes on it, its own values on top
-(``_picked_rows``).
+table of them, ``ribd.idcodes``); values found nowhere (ADD-PATH sets, a set
+the interner does not hold) take the per-value path, as do other layouts. A
+wide entry's shared row is looked up once for all the prefixes on it, its own
+values on top (``_picked_rows``).
 """
 
 from __future__ import annotations
@@ -22,12 +21,8 @@ import numpy as np
 
 from ribd.attributes import PathAttributes
 from ribd.entries import Overlay
+from ribd.idcodes import id_codes
 from ribd.rib import Rib
-
-try:  # an open-addressing table of ids (ribd/_idcodes.pyx): the same codes
-    from ribd._idcodes import IdCodes as _CompiledIdCodes
-except ImportError:  # pragma: no cover - built wherever a C compiler is
-    _CompiledIdCodes = None
 
 WRITE_CHUNK = 16384  # prefixes read per lock hold while writing
 _MAX_TEXT = 256  # names are cut to the parser's text limit on write
@@ -53,22 +48,6 @@ class Capture:
     paths: int
 
 
-class _SortedIdCodes:
-    """``ribd._idcodes.IdCodes`` in numpy, where it is not built: the ids sorted once,
-    then a binary search per id looked up (a cache miss a step with millions of sets)."""
-
-    def __init__(self, ids: np.ndarray, codes: np.ndarray) -> None:
-        order = np.argsort(ids)
-        self.ids, self.codes = ids[order], codes[order]
-
-    def lookup(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(codes, found) of ``ids``; a code where not found is meaningless."""
-        if not len(self.ids):
-            return np.zeros(len(ids), np.int64), np.zeros(len(ids), bool)
-        at = np.minimum(np.searchsorted(self.ids, ids), len(self.ids) - 1)
-        return self.codes[at], self.ids[at] == ids
-
-
 class _Codes:
     """Codes of the values entries hold: sets, ADD-PATH sets, None (no route).
 
@@ -78,7 +57,7 @@ class _Codes:
     ``pinned``) so that their ids stay unique while the capture runs.
     """
 
-    def __init__(self, rib: Rib, compiled: bool = True) -> None:
+    def __init__(self, rib: Rib) -> None:
         self.sets: list[PathAttributes] = rib.interner.sets()
         self.pathsets: list[tuple[tuple[int, int], ...]] = []
         self.pinned: list[object] = []
@@ -86,11 +65,7 @@ class _Codes:
         ids = np.append(ids, id(None))
         codes = np.arange(len(ids), dtype=np.int64)
         codes[-1] = -1  # None: no route
-        self.known = (
-            _CompiledIdCodes(ids, codes)
-            if compiled and _CompiledIdCodes is not None
-            else _SortedIdCodes(ids, codes)
-        )
+        self.known = id_codes(ids, codes)
         # Codes of values met outside the arrays above only (rare: ADD-PATH sets,
         # a set the interner does not hold). A dict of every set's id cost ~0.3 s
         # with 16 routers for the few values that take the per-value path.
@@ -138,6 +113,15 @@ class _Codes:
         if not found.all():
             for r in np.flatnonzero(~found.reshape(n, width).all(axis=1)).tolist():
                 out[r] = self.row(entries[r])
+        return out
+
+    def values(self, values: list) -> np.ndarray:
+        """Each value's code (``row`` of a one-value entry each), one lookup for all."""
+        ids = np.fromiter(map(id, values), np.int64, len(values))
+        out, found = self.known.lookup(ids)
+        if not found.all():
+            for k in np.flatnonzero(~found).tolist():
+                out[k] = self.row((values[k],))[0]
         return out
 
     def paths(self, rows: np.ndarray) -> np.ndarray:
@@ -204,15 +188,14 @@ def capture(rib: Rib, chunk: int = WRITE_CHUNK) -> Capture:
             uniq, first, inverse = np.unique(eids, return_index=True, return_inverse=True)
             row_of = np.empty(len(uniq), np.int64)
             count_of = np.zeros(len(uniq), np.int64)
-            new: list[int] = []
-            ids = uniq.tolist()
-            for j in np.argsort(first).tolist():  # in the chunk's order: files are reproducible
-                hit = cache.get(ids[j])
-                if hit is None:
-                    new.append(j)
-                else:
-                    row_of[j], count_of[j] = hit
-            entries = [got[first[j]] for j in new]
+            order = np.argsort(first)  # in the chunk's order: files are reproducible
+            hits = list(map(cache.get, uniq[order].tolist()))
+            seen = np.fromiter(map(_is_not_none, hits), bool, len(hits))
+            if seen.any():
+                known = np.array(list(compress(hits, seen.tolist())), np.int64)
+                row_of[order[seen]], count_of[order[seen]] = known[:, 0], known[:, 1]
+            new_at = order[~seen]
+            entries = [got[j] for j in first[new_at].tolist()]
             pick = _picker(layout)
             if pick is not None:  # wide entries' shared rows coded once each
                 shared = shared_rows.setdefault(layout, {})
@@ -231,9 +214,9 @@ def capture(rib: Rib, chunk: int = WRITE_CHUNK) -> Capture:
                 numbers[~empty] = np.arange(n_rows, n_rows + int((~empty).sum()))
                 blocks.append(rows[~empty])
                 n_rows += int((~empty).sum())
-                for j, e, r, c in zip(new, entries, numbers.tolist(), counts.tolist(), strict=True):
-                    cache[id(e)] = (r, c)
-                    row_of[j], count_of[j] = r, c
+                pairs = zip(numbers.tolist(), counts.tolist(), strict=True)
+                cache.update(zip(map(id, entries), pairs, strict=True))
+                row_of[new_at], count_of[new_at] = numbers, counts
                 codes.pinned.extend(entries)
             rows_here, counts_here = row_of[inverse.reshape(-1)], count_of[inverse.reshape(-1)]
             keep = rows_here >= 0
@@ -270,7 +253,6 @@ def _picked_rows(
     if not entries:
         return None
     top = max(slot for slot, _ in layout) + 1
-    router_of = {slot: i for i, (slot, _) in enumerate(layout)}
 
     def picked(e: tuple | None) -> tuple:
         return pick(e) if e is not None and len(e) >= top else _values(e, layout, False, padding)
@@ -294,19 +276,28 @@ def _picked_rows(
         shared.update(zip(fresh, coded, strict=True))
         codes.pinned.extend(fresh.values())
     out[wide] = np.stack([shared[id(entries[k].row)] for k in wide])
-    # Each wide entry's own values over its row's, looked up together.
-    at_entry, at_router, own = [], [], []
-    for k in wide:
-        over = entries[k].over
-        for j in range(0, len(over), 2):
-            i = router_of.get(over[j])
-            if i is not None:
-                at_entry.append(k)
-                at_router.append(i)
-                own.append((over[j + 1],))
-    if own:
-        out[at_entry, at_router] = codes.rows(own)[:, 0]
+    # Each wide entry's own values over its row's, all of the chunk's at once:
+    # (slot, value, slot, value, ...) flattened, slots mapped to routers by a take.
+    overs = [entries[k].over for k in wide]
+    flat = list(chain.from_iterable(overs))
+    if not flat:
+        return out
+    slots = np.array(flat[0::2], np.int64)
+    router = np.full(max(top, int(slots.max()) + 1), -1, np.int64)
+    router[[slot for slot, _ in layout]] = np.arange(len(layout))
+    at_router = router[slots]
+    lengths = np.fromiter(map(len, overs), np.int64, len(overs)) // 2
+    at_entry = np.repeat(np.array(wide, np.int64), lengths)
+    mine = at_router >= 0  # a slot no captured router holds: not read
+    values = flat[1::2]
+    if not mine.all():
+        values = list(compress(values, mine.tolist()))
+    out[at_entry[mine], at_router[mine]] = codes.values(values)
     return out
+
+
+def _is_not_none(value: object) -> bool:
+    return value is not None
 
 
 def _picker(layout: tuple) -> itemgetter | None:

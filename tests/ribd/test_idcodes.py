@@ -1,13 +1,14 @@
-"""The compiled table of ids (``ribd._idcodes``) gives a snapshot's capture the codes
-the sorted arrays it replaces give: the same code for every id held, not found for
-every other, and the same capture of a real RIB."""
+"""The compiled table of ids (``ribd._idcodes``) answers as the numpy versions it
+replaces (``ribd.idcodes``): the same code for every id held, not found for every
+other, the same numbers in order of first use, and the same snapshot of a RIB."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from ribd import snapshot_capture
+import ribd.idcodes
+from ribd import snapshot_capture, snapshot_v2
 from ribd.entries import OVERLAY_SLOTS, Overlay
 from ribd.rib import Rib
 from tests.ribd.test_wide_entries import Clock, _decoded, _entries, _script
@@ -29,7 +30,7 @@ def test_the_table_finds_every_id_held_and_no_other_as_the_sorted_arrays_do(n):
     held, other = ids[:n], ids[n:]
     codes = rng.integers(-1, 1 << 31, n)
     table = idcodes.IdCodes(held, codes)
-    sorted_ = snapshot_capture._SortedIdCodes(held, codes)
+    sorted_ = ribd.idcodes.SortedIdCodes(held, codes)
     needles = rng.permutation(np.concatenate([held, held[: n // 3], other, [0, 1, -16]]))
     got, found = table.lookup(needles)
     want, want_found = sorted_.lookup(needles) if n else (None, np.zeros(len(needles), bool))
@@ -50,8 +51,33 @@ def test_the_table_refuses_a_repeated_id_an_id_of_zero_and_codes_that_do_not_mat
         idcodes.IdCodes(np.array([16, 32]), np.array([0]))
 
 
+@pytest.mark.parametrize("n", [0, 1, 5, 1000, 300_000])
+def test_first_use_numbers_ids_in_order_of_first_use_as_the_two_sorts_do(n):
+    rng = np.random.default_rng(n + 1)
+    distinct = _ids(rng, max(1, n // 4))
+    ids = distinct[rng.integers(0, len(distinct), n)] if n else np.zeros(0, np.int64)
+    numbers, firsts = idcodes.first_use(ids)
+    want_numbers, want_firsts = ribd.idcodes.sorted_first_use(ids)
+    assert numbers.tolist() == want_numbers.tolist()
+    assert firsts.tolist() == want_firsts.tolist()
+    # and what that means, checked without either: a dict in order of first use
+    order: dict[int, int] = {}
+    for k, i in enumerate(ids.tolist()):
+        order.setdefault(i, k)
+    assert firsts.tolist() == list(order.values())
+    rank = {i: m for m, i in enumerate(order)}
+    assert numbers.tolist() == [rank[i] for i in ids.tolist()]
+
+
+def test_first_use_refuses_an_id_of_zero():
+    with pytest.raises(ValueError, match="id 0"):
+        idcodes.first_use(np.array([16, 0, 16]))
+
+
 @pytest.mark.parametrize("seed", range(3))
-def test_a_capture_with_the_table_equals_one_with_the_sorted_arrays(seed, monkeypatch):
+def test_a_snapshot_with_the_tables_equals_one_with_the_sorts(seed, monkeypatch):
+    """Capture and file: the compiled tables and the numpy versions give the same
+    codes, the same sets in the same order, the same bytes."""
     routers = OVERLAY_SLOTS + 2 + seed
     rib = Rib(stale_hold_time=300.0, clock=Clock())
     loads = [s for s in _script(seed, routers) if s[0] == "events"]
@@ -61,11 +87,14 @@ def test_a_capture_with_the_table_equals_one_with_the_sorted_arrays(seed, monkey
     while rib.maintenance():
         pass
     assert any(type(e) is Overlay for e in _entries(rib))
-    assert snapshot_capture._CompiledIdCodes is idcodes.IdCodes
+    assert ribd.idcodes._CompiledIdCodes is idcodes.IdCodes
     with_table = snapshot_capture.capture(rib, chunk=7)
-    monkeypatch.setattr(snapshot_capture, "_CompiledIdCodes", None)
+    file_with_table = snapshot_v2.encode_v2(with_table)
+    monkeypatch.setattr(ribd.idcodes, "_CompiledIdCodes", None)
+    monkeypatch.setattr(ribd.idcodes, "_compiled_first_use", None)
     with_sorted = snapshot_capture.capture(rib, chunk=7)
     assert _decoded(with_table) == _decoded(with_sorted)
     assert [id(s) for s in with_table.sets] == [id(s) for s in with_sorted.sets]
     assert np.array_equal(with_table.entries, with_sorted.entries)
     assert with_table.pathsets == with_sorted.pathsets
+    assert snapshot_v2.encode_v2(with_sorted) == file_with_table
