@@ -127,3 +127,44 @@ def first_use(ids):
                 count += 1
             num[k] = values[at]
     return numbers, firsts[:count].copy()
+
+
+
+def mark_codes(codes, Py_ssize_t shift, used):
+    """``used[code + shift]`` set for every code of ``codes`` (int64, C-contiguous,
+    any shape); a code outside ``used`` is refused before anything is marked.
+
+    With ``recode``: a snapshot's capture drops the sets no entry uses and
+    renumbers the rest (``snapshot_capture._compact``). Over a 64-router matrix
+    of 38 M codes, numpy's shifted copy, scatter, take and copy back were ~2.9
+    CPU-s and ~600 MB of new pages; these are two passes in place."""
+    if not codes.flags.c_contiguous:
+        raise ValueError("codes are not C-contiguous")
+    cdef const int64_t[::1] flat = codes.reshape(-1)
+    cdef unsigned char[::1] mark = used.view(np.uint8)
+    cdef Py_ssize_t n = flat.shape[0], k, at, size = mark.shape[0]
+    with nogil:
+        for k in range(n):
+            at = flat[k] + shift
+            if at < 0 or at >= size:
+                with gil:
+                    raise ValueError(f"code {flat[k]} at {k} is outside 0..{size - 1} - {shift}")
+        for k in range(n):
+            mark[flat[k] + shift] = 1
+
+
+def recode(codes, lut, Py_ssize_t shift):
+    """``codes`` (int64, C-contiguous) renumbered in place to ``lut[code + shift]``;
+    a code outside ``lut`` is refused (the codes before it are then renumbered)."""
+    if not codes.flags.c_contiguous:
+        raise ValueError("codes are not C-contiguous")
+    cdef int64_t[::1] flat = codes.reshape(-1)
+    cdef const int64_t[::1] table = lut
+    cdef Py_ssize_t n = flat.shape[0], k, at, size = table.shape[0]
+    with nogil:
+        for k in range(n):
+            at = flat[k] + shift
+            if at < 0 or at >= size:
+                with gil:
+                    raise ValueError(f"code {flat[k]} at {k} is outside 0..{size - 1} - {shift}")
+            flat[k] = table[at]

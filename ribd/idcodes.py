@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 
-try:  # an open-addressing table of ids (ribd/_idcodes.pyx)
+try:  # an open-addressing table of ids, passes over codes in place (ribd/_idcodes.pyx)
     from ribd._idcodes import IdCodes as _CompiledIdCodes
     from ribd._idcodes import first_use as _compiled_first_use
+    from ribd._idcodes import mark_codes as _compiled_mark
+    from ribd._idcodes import recode as _compiled_recode
 except ImportError:  # pragma: no cover - built wherever a C compiler is
-    _CompiledIdCodes = _compiled_first_use = None
+    _CompiledIdCodes = _compiled_first_use = _compiled_mark = _compiled_recode = None
 
 
 class SortedIdCodes:
@@ -60,4 +62,36 @@ def first_use(ids: np.ndarray, compiled: bool = True) -> tuple[np.ndarray, np.nd
     return sorted_first_use(ids)
 
 
-__all__ = ["SortedIdCodes", "first_use", "id_codes", "sorted_first_use"]
+def _shifted(codes: np.ndarray, shift: int, size: int) -> np.ndarray:
+    shifted = codes.reshape(-1) + shift
+    if len(shifted) and (int(shifted.min()) < 0 or int(shifted.max()) >= size):
+        bad = int(np.flatnonzero((shifted < 0) | (shifted >= size))[0])
+        code = int(shifted[bad]) - shift
+        raise ValueError(f"code {code} at {bad} is outside 0..{size - 1} - {shift}")
+    return shifted
+
+
+def mark_codes(codes: np.ndarray, shift: int, used: np.ndarray, compiled: bool = True) -> None:
+    """``used[code + shift]`` set for every code of ``codes`` (int64, C-contiguous)."""
+    if compiled and _compiled_mark is not None:
+        _compiled_mark(codes, shift, used)
+    else:
+        used[_shifted(codes, shift, len(used))] = True
+
+
+def recode(codes: np.ndarray, lut: np.ndarray, shift: int, compiled: bool = True) -> None:
+    """``codes`` (int64, C-contiguous) renumbered in place to ``lut[code + shift]``."""
+    if compiled and _compiled_recode is not None:
+        _compiled_recode(codes, lut, shift)
+    else:
+        np.copyto(codes, lut[_shifted(codes, shift, len(lut))].reshape(codes.shape))
+
+
+__all__ = [
+    "SortedIdCodes",
+    "first_use",
+    "id_codes",
+    "mark_codes",
+    "recode",
+    "sorted_first_use",
+]

@@ -74,6 +74,34 @@ def test_first_use_refuses_an_id_of_zero():
         idcodes.first_use(np.array([16, 0, 16]))
 
 
+@pytest.mark.parametrize("compiled", [True, False])
+def test_codes_are_marked_and_renumbered_in_place_through_the_shifted_table(compiled):
+    rng = np.random.default_rng(7)
+    shift, sets = 4, 50  # ADD-PATH sets -2..-4, none -1, sets 0..49
+    codes = rng.integers(-shift, sets, (300, 9))
+    before = codes.copy()
+    used = np.zeros(shift + sets, bool)
+    ribd.idcodes.mark_codes(codes, shift, used, compiled=compiled)
+    assert used.tolist() == [
+        c - shift in set(before.reshape(-1).tolist()) for c in range(len(used))
+    ]
+    lut = rng.integers(-(1 << 40), 1 << 40, shift + sets)
+    ribd.idcodes.recode(codes, lut, shift, compiled=compiled)
+    assert codes.tolist() == [[int(lut[c + shift]) for c in row] for row in before.tolist()]
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+@pytest.mark.parametrize("bad", [-5, 50, 1 << 40])
+def test_a_code_outside_the_table_is_refused_and_nothing_is_marked(compiled, bad):
+    codes = np.array([[0, 1, -1], [2, bad, 3]], np.int64)
+    used = np.zeros(4 + 50, bool)
+    with pytest.raises(ValueError, match=f"code {bad} at 4 is outside"):
+        ribd.idcodes.mark_codes(codes, 4, used, compiled=compiled)
+    assert not used.any()
+    with pytest.raises(ValueError, match=f"code {bad} at 4 is outside"):
+        ribd.idcodes.recode(codes, np.arange(54), 4, compiled=compiled)
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_a_snapshot_with_the_tables_equals_one_with_the_sorts(seed, monkeypatch):
     """Capture and file: the compiled tables and the numpy versions give the same
@@ -92,6 +120,8 @@ def test_a_snapshot_with_the_tables_equals_one_with_the_sorts(seed, monkeypatch)
     file_with_table = snapshot_v2.encode_v2(with_table)
     monkeypatch.setattr(ribd.idcodes, "_CompiledIdCodes", None)
     monkeypatch.setattr(ribd.idcodes, "_compiled_first_use", None)
+    monkeypatch.setattr(ribd.idcodes, "_compiled_mark", None)
+    monkeypatch.setattr(ribd.idcodes, "_compiled_recode", None)
     with_sorted = snapshot_capture.capture(rib, chunk=7)
     assert _decoded(with_table) == _decoded(with_sorted)
     assert [id(s) for s in with_table.sets] == [id(s) for s in with_sorted.sets]
