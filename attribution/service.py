@@ -38,7 +38,7 @@ from ribd import gcpolicy, heap, observe
 from ribd.exabgp import feed_socket_path
 from ribd.feed import FeedServer
 from ribd.rib import Rib
-from ribd.snapshot import SnapshotError, load_snapshot, write_snapshot
+from ribd.snapshot import SnapshotError, load_snapshot, remove_leftovers, write_snapshot
 from ribd.workers import ExabgpWorkers, reread_wave
 
 log = logging.getLogger(__name__)
@@ -234,6 +234,13 @@ class Service:
         path = self.config.snapshot_path
         if not path:
             return
+        try:
+            for left, size in remove_leftovers(path):
+                log.warning(
+                    "removed %s (%d bytes): a snapshot write that never finished", left, size
+                )
+        except OSError as exc:
+            log.error("cannot clear unfinished snapshot writes beside %s: %s", path, exc)
         try:
             info = load_snapshot(self.rib, path, hold_time=self.settings.restart_hold_time)
         except FileNotFoundError:

@@ -40,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import stat
 import tempfile
 import time
 from dataclasses import dataclass
@@ -121,10 +122,48 @@ def write_snapshot(
     )
 
 
+LEFTOVER_AGE = 60.0  # s: a temporary file untouched this long is no write going on
+
+
+def _temporary_prefix(path: str) -> str:
+    return f"{os.path.basename(path)}.tmp."
+
+
+def remove_leftovers(path: str, *, older_than: float = LEFTOVER_AGE) -> list[tuple[str, int]]:
+    """Remove the temporary files of writes to ``path`` that never finished, as
+    (path, bytes) each.
+
+    A write creates its file, writes it in one call, syncs and renames it: a
+    process killed in between (kill -9, the OOM killer, a power cut) leaves it
+    there, as large as a snapshot (65 MB with 64 routers), and each such crash
+    another one. A write going on touched its file within the last seconds, so
+    only regular files untouched for ``older_than`` seconds are taken.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    prefix = _temporary_prefix(path)
+    try:
+        names = [n for n in os.listdir(directory) if n.startswith(prefix)]
+    except FileNotFoundError:
+        return []
+    removed = []
+    now = time.time()
+    for name in names:
+        full = os.path.join(directory, name)
+        try:
+            st = os.lstat(full)
+            if not stat.S_ISREG(st.st_mode) or now - st.st_mtime < older_than:
+                continue
+            os.unlink(full)
+        except FileNotFoundError:
+            continue
+        removed.append((full, st.st_size))
+    return removed
+
+
 def _write_atomically(path: str, data: bytes) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     # A unique name: a periodic write and the shutdown write may overlap.
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f"{os.path.basename(path)}.tmp.")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=_temporary_prefix(path))
     try:
         with open(fd, "wb") as f:
             f.write(data)

@@ -1,0 +1,134 @@
+"""A process killed while writing its snapshot (kill -9, the OOM killer) leaves the previous
+snapshot in place and a temporary file beside it; the next start loads the previous
+snapshot and removes what the killed write left, and never a write still going on."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from attribution.service import Service
+from ribd.events import RoutesAnnounced, SessionState
+from ribd.snapshot import remove_leftovers
+from ribd.speaker import wait_until
+from tests.attribution.helpers import CONFIG, EDGE1, attrs
+
+V4 = "ipv4 unicast"
+
+# A child that writes a snapshot of its own RIB to argv[1] and is stopped for good
+# between the temporary file's write and its rename (its fsync never returns).
+_KILLED_WRITER = textwrap.dedent(
+    """
+    import os, sys, time
+    from ribd.events import RoutesAnnounced, SessionState
+    from ribd.rib import Rib
+    from ribd.snapshot import write_snapshot
+    from tests.attribution.helpers import EDGE1, attrs
+
+    rib = Rib()
+    rib.apply(SessionState(EDGE1, "up"))
+    prefixes = tuple(f"10.9.{i}.0/24" for i in range(200))
+    rib.apply(RoutesAnnounced(EDGE1, "ipv4 unicast", prefixes, None, attrs((65009,))))
+
+    def stuck(fd):
+        print("writing", flush=True)
+        time.sleep(3600)
+
+    os.fsync = stuck
+    write_snapshot(rib, sys.argv[1])
+    """
+)
+
+
+def _service(tmp_path: Path, snapshot: Path) -> Service:
+    """A service on helpers.CONFIG with an external ExaBGP (not started)."""
+    bgp = f'[bgp]\nexabgp = "external"\nfeed_socket = "{tmp_path}/feed.sock"\n'
+    text = CONFIG.replace("[[routers]]", bgp + "\n[[routers]]", 1)
+    text = text.replace("[service]\n", f'[service]\nsnapshot_path = "{snapshot}"\n', 1)
+    path = tmp_path / "attribution.toml"
+    path.write_text(text)
+    return Service(str(path))
+
+
+def _killed_mid_write(snapshot: Path) -> Path:
+    """Run the writer, SIGKILL it inside the write: the temporary file it left."""
+    root = Path(__file__).resolve().parents[2]
+    child = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_WRITER, str(snapshot)],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "writing\n"
+        os.kill(child.pid, signal.SIGKILL)
+        assert child.wait(10) == -signal.SIGKILL
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(10)
+    (left,) = snapshot.parent.glob(f"{snapshot.name}.tmp.*")
+    return left
+
+
+def test_a_start_after_a_write_killed_midway_loads_the_previous_snapshot_and_removes_the_leftover(
+    tmp_path: Path, caplog
+) -> None:
+    snapshot = tmp_path / "state" / "rib.snapshot"
+    first = _service(tmp_path, snapshot)
+    first.rib.apply(SessionState(EDGE1, "up"))
+    first.rib.apply(RoutesAnnounced(EDGE1, V4, ("10.1.0.0/16",), None, attrs((65001,))))
+    first.write_snapshot()
+    previous = snapshot.read_bytes()
+
+    left = _killed_mid_write(snapshot)
+    assert left.stat().st_size > 0
+    assert snapshot.read_bytes() == previous  # the rename never happened
+    old = time.time() - 3600  # the crash was before this start
+    os.utime(left, (old, old))
+    fresh = snapshot.parent / f"{snapshot.name}.tmp.inflight"  # a write going on now
+    fresh.write_bytes(b"partial")
+    unrelated = snapshot.parent / "rib.snapshot.bak"
+    unrelated.write_bytes(b"kept")
+
+    second = _service(tmp_path, snapshot)
+    caplog.set_level("WARNING", logger="attribution")
+    second.start()
+    try:
+        wait_until(lambda: second.rib.routers, 10)
+        assert not left.exists()
+        assert f"removed {left} (" in caplog.text
+        assert "a snapshot write that never finished" in caplog.text
+        assert fresh.exists() and unrelated.exists()
+        answer = second.rib.lookup(EDGE1, V4, "10.1.2.3")
+        assert answer is not None and answer.stale
+        assert answer.attributes.origin_as == 65001
+        assert second.rib.lookup(EDGE1, V4, "10.9.1.1") is None  # the killed write's routes
+    finally:
+        second.stop()
+
+
+def test_only_old_regular_files_named_after_the_snapshot_are_taken_for_leftovers(
+    tmp_path: Path,
+) -> None:
+    snapshot = tmp_path / "rib.snapshot"
+    old = time.time() - 3600
+    target = tmp_path / "elsewhere"
+    target.write_bytes(b"not ours")
+    link = tmp_path / "rib.snapshot.tmp.link"
+    link.symlink_to(target)
+    os.utime(link, (old, old), follow_symlinks=False)
+    other = tmp_path / "other.snapshot.tmp.abc"  # another snapshot's
+    other.write_bytes(b"x")
+    os.utime(other, (old, old))
+    left = tmp_path / "rib.snapshot.tmp.abc"
+    left.write_bytes(b"12345")
+    os.utime(left, (old, old))
+    assert remove_leftovers(str(snapshot)) == [(str(left), 5)]
+    assert link.is_symlink() and target.exists() and other.exists()
+    assert remove_leftovers(str(tmp_path / "missing" / "rib.snapshot")) == []
