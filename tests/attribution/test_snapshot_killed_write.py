@@ -132,3 +132,58 @@ def test_only_old_regular_files_named_after_the_snapshot_are_taken_for_leftovers
     assert remove_leftovers(str(snapshot)) == [(str(left), 5)]
     assert link.is_symlink() and target.exists() and other.exists()
     assert remove_leftovers(str(tmp_path / "missing" / "rib.snapshot")) == []
+
+
+def test_the_shutdown_write_waits_for_a_periodic_write_in_progress(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Two writes at once hold two captures (~1.7 GB above the RIB each with 64
+    routers, ~11 s): the stop's write, after a 5 s join of the periodic thread,
+    overlapped a periodic write still going on, at the moment a crash costs most."""
+    import threading
+
+    import attribution.service as service_module
+
+    snapshot = tmp_path / "rib.snapshot"
+    service = _service(tmp_path, snapshot)
+    service.start()
+    service.rib.apply(SessionState(EDGE1, "up"))
+    service.rib.apply(RoutesAnnounced(EDGE1, V4, ("10.1.0.0/16",), None, attrs((65001,))))
+    real = service_module.write_snapshot
+    inside, most, calls = [0], [0], [0]
+    first_in, release = threading.Event(), threading.Event()
+    count = threading.Lock()
+
+    def slow_write(rib, path, **kw):
+        with count:
+            calls[0] += 1
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+            first = calls[0] == 1
+        if first:
+            first_in.set()
+            release.wait(30)
+        try:
+            return real(rib, path, **kw)
+        finally:
+            with count:
+                inside[0] -= 1
+
+    monkeypatch.setattr(service_module, "write_snapshot", slow_write)
+    periodic = threading.Thread(target=service.write_snapshot)
+    periodic.start()
+    assert first_in.wait(10)
+    stopping = threading.Thread(target=service.stop)
+    stopping.start()
+    # The stop reaches its own write at once (the periodic thread it joins is not
+    # this one); it must not start it while the first is going on.
+    try:
+        entered = wait_until(lambda: calls[0] == 2, 1.5)
+    except TimeoutError:
+        entered = False
+    release.set()
+    periodic.join(30)
+    stopping.join(30)
+    assert not periodic.is_alive() and not stopping.is_alive()
+    assert not entered and calls[0] == 2 and most[0] == 1
+    assert snapshot.exists()
