@@ -26,6 +26,7 @@ from ribd.rib import Rib
 
 WRITE_CHUNK = 16384  # prefixes read per lock hold while writing
 _MAX_TEXT = 256  # names are cut to the parser's text limit on write
+_MAX_CODE = (1 << 31) - 1  # entries are stored as i4 (snapshot_v2)
 
 
 @dataclass(slots=True)
@@ -43,7 +44,7 @@ class Capture:
     routers: list[dict]
     sets: list[PathAttributes]
     pathsets: list[tuple[tuple[int, int], ...]]
-    entries: np.ndarray  # int64, entries x routers
+    entries: np.ndarray  # int32, entries x routers
     families: dict[str, tuple[np.ndarray, np.ndarray]]
     paths: int
 
@@ -229,8 +230,14 @@ def capture(rib: Rib, chunk: int = WRITE_CHUNK) -> Capture:
             np.concatenate(indexes) if indexes else np.zeros(0, np.int64),
         )
     matrix = np.concatenate(blocks) if blocks else np.empty((0, n_routers), dtype=np.int64)
+    del blocks
     sets, pathsets = _compact(codes.sets, codes.pathsets, matrix)
-    return Capture(created, router_docs, sets, pathsets, matrix, families, paths)
+    if len(sets) > _MAX_CODE or len(pathsets) + 1 > _MAX_CODE:
+        raise ValueError(f"{len(sets)} sets, {len(pathsets)} ADD-PATH sets: more than i4 codes")
+    # i4, as the file stores them: half the memory the write holds to its end.
+    entries = matrix.astype(np.int32)
+    del matrix
+    return Capture(created, router_docs, sets, pathsets, entries, families, paths)
 
 
 def _picked_rows(

@@ -149,11 +149,20 @@ def _flat(lists: list, dtype: str) -> tuple[np.ndarray, np.ndarray]:
     return _bounds(lists), np.array([x for seq in lists for x in seq], dtype=dtype)
 
 
+class _Columns(dict):
+    """The file's arrays by name, each made its dtype when set: the int64 columns
+    and Python lists it is made from are freed as it goes, not kept to the end
+    beside their copies (the write's peak: ~+1.7 GB over the RIB at 64 routers)."""
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        super().__setitem__(name, np.asarray(value, dtype=ARRAYS[name][0]))
+
+
 def encode_v2(cap: Capture) -> bytes:
     """The whole file, format 2, for a capture of the RIB."""
     sets = cap.sets
     addresses, texts = _Table(), _Table()
-    a: Any = {}
+    a = _Columns()
     # PathCore objects: equal only if identical (interned, ``eq=False``).
     a["set_core"], core_list = _by_identity([s.core for s in sets])
     # A set's own columns come from its router part: few of those are distinct
@@ -198,7 +207,7 @@ def encode_v2(cap: Capture) -> bytes:
     a["pathset_paths"] = _bounds(cap.pathsets)
     a["path_ids"] = [pid for items in cap.pathsets for pid, _ in items]
     a["path_sets"] = [i for items in cap.pathsets for _, i in items]
-    arrays = {name: np.asarray(a[name], dtype=dtype) for name, (dtype, _, _) in ARRAYS.items()}
+    arrays = {name: a.pop(name) for name in ARRAYS}
     for family, (keys, indexes) in cap.families.items():
         arrays[f"{family}/keys"] = keys.view(np.uint8).reshape(len(keys), key_width(family))
         arrays[f"{family}/entries"] = np.asarray(indexes, dtype=_U4)
@@ -219,10 +228,12 @@ def encode_v2(cap: Capture) -> bytes:
     raw = bytearray(len(head) + offset)  # zeros: the padding
     raw[: len(head)] = head
     body = np.frombuffer(raw, np.uint8, offset=len(head))
-    for name, arr in arrays.items():
+    for name in specs:
+        arr = arrays.pop(name)  # each freed once copied (but the capture's own)
         at = specs[name][2]
         body[at : at + arr.nbytes] = np.ascontiguousarray(arr).reshape(-1).view(np.uint8)
-    del body, arrays  # the view pins ``raw``'s buffer; the arrays are copied
+        del arr
+    del body  # the view pins ``raw``'s buffer
     counts = {
         "routers": n_routers,
         "attribute_sets": len(sets),
