@@ -31,17 +31,18 @@ def test_equal_columns_find_the_same_first_rows_as_a_dict() -> None:
         axis=1,
     ).astype(np.int64)
     expected = _first_by_dict(rows)
-    assert _first_equal_columns(rows, limits).tolist() == expected
-    assert _first_equal_rows(rows).tolist() == expected
+    assert _first_equal_columns(list(rows.T), limits).tolist() == expected
+    assert _first_equal_rows(list(rows.T)).tolist() == expected
 
 
 def test_equal_columns_too_wide_for_one_key_fall_back_to_row_hashes() -> None:
     rows = np.array([[5, 1 << 40], [5, 1 << 40], [5, 2]], dtype=np.int64)
-    assert _first_equal_columns(rows, [1 << 32, 1 << 41]).tolist() == [0, 0, 2]
+    assert _first_equal_columns(list(rows.T), [1 << 32, 1 << 41]).tolist() == [0, 0, 2]
 
 
 def test_equal_columns_of_no_rows_are_empty() -> None:
-    assert _first_equal_columns(np.zeros((0, 3), dtype=np.int64), [4, 4, 4]).tolist() == []
+    empty = list(np.zeros((0, 3), dtype=np.int64).T)
+    assert _first_equal_columns(empty, [4, 4, 4]).tolist() == []
 
 
 def test_shared_values_are_one_object_each_and_none_is_none() -> None:

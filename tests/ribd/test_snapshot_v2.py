@@ -329,16 +329,25 @@ def test_more_sets_on_one_core_than_a_scan_takes_round_trip(tmp_path: Path) -> N
         assert loaded.interner.intern(attribute_row(m.attributes)) is m.attributes
 
 
-def test_equal_sets_written_as_two_rows_load_as_one(tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["last", "first"])
+def test_equal_sets_written_as_two_rows_load_as_one(tmp_path: Path, where: str) -> None:
     want = Rib(clock=Clock())
     distinct = load_snapshot(want, written(tmp_path, "untouched.snapshot"), hold_time=60)
     path = written(tmp_path)
     parts = Parts(path)
     a = parts.arrays
-    for name in [n for n in a if n.startswith("set_")]:
-        a[name] = np.concatenate([a[name], a[name][:1]])  # set #last == set #0
-    last = len(a["set_core"]) - 1
-    a["entries"][a["entries"] == 0] = last
+    if where == "last":  # set #last == set #0, the entries of set #0 on it
+        for name in [n for n in a if n.startswith("set_")]:
+            a[name] = np.concatenate([a[name], a[name][:1]])
+        last = len(a["set_core"]) - 1
+        a["entries"][a["entries"] == 0] = last
+    else:  # a copy of set #0 first, every set one further: the rows the loader keeps
+        # are not a prefix of the file's (set #1 dropped, equal to #0)
+        for name in [n for n in a if n.startswith("set_")]:
+            a[name] = np.concatenate([a[name][:1], a[name]])
+        last = len(a["set_core"]) - 1
+        a["entries"][a["entries"] >= 0] += 1
+        a["path_sets"] = a["path_sets"] + 1
     parts.header["attribute_sets"] += 1
     parts.write(path)
     rib = Rib(clock=Clock())
