@@ -17,6 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from attribution.config import Config
+from attribution.snapshots import LOAD_OUTCOMES, SnapshotStats
 from ribd import gcpolicy, heap
 
 BAD_LINE_CATEGORIES = (
@@ -47,6 +48,7 @@ class Sources:
     serving: Callable[[], bool]
     # ExabgpWorkers.worker_rows: (worker, state, routers) per worker; None: external
     worker_states: Callable[[], list[tuple[int, Any, int]]] | None = None
+    snapshots: SnapshotStats | None = None  # attribution.snapshots
 
 
 class ServiceCollector(Collector):
@@ -103,6 +105,8 @@ class ServiceCollector(Collector):
             "Bytes the resident memory fell by across those releases.",
             value=heap.released_bytes(),
         )
+        if s.snapshots is not None:
+            yield from _snapshots(s.snapshots)
         yield GaugeMetricFamily(
             "attribution_health_serving",
             "1 while gRPC health says SERVING (see README: Metrics and logs).",
@@ -427,3 +431,46 @@ class IxCollector(Collector):
                 for reason, n in sorted(src.bad.items()):
                     bad.add_metric([name, src.kind, reason], n)
         yield from (macs, hops, reads, bad, ok)
+
+
+def _snapshots(stats: SnapshotStats) -> Iterator[Metric]:
+    """The RIB snapshot's writes and its load at start (``attribution.snapshots``)."""
+    writes = CounterMetricFamily(
+        "attribution_snapshot_writes",
+        "RIB snapshot writes by outcome (failed: logged, the previous file kept).",
+        labels=["outcome"],
+    )
+    writes.add_metric(["written"], stats.written)
+    writes.add_metric(["failed"], stats.failed)
+    yield writes
+    yield GaugeMetricFamily(
+        "attribution_snapshot_last_written_timestamp_seconds",
+        "When the last snapshot write succeeded (Unix time; 0: none since start).",
+        value=stats.last_written,
+    )
+    yield GaugeMetricFamily(
+        "attribution_snapshot_last_write_seconds",
+        "How long the last successful snapshot write took.",
+        value=stats.last_seconds,
+    )
+    yield GaugeMetricFamily(
+        "attribution_snapshot_bytes", "Size of the last snapshot written.", value=stats.last_bytes
+    )
+    yield CounterMetricFamily(
+        "attribution_snapshot_leftovers_removed",
+        "Temporary files of snapshot writes that never finished, removed at start.",
+        value=stats.leftovers_removed,
+    )
+    load = GaugeMetricFamily(
+        "attribution_snapshot_load",
+        "At start: 1 for what became of the snapshot (loaded, none: no file, refused).",
+        labels=["outcome"],
+    )
+    for outcome in LOAD_OUTCOMES:
+        load.add_metric([outcome], 1 if stats.load == outcome else 0)
+    yield load
+    yield GaugeMetricFamily(
+        "attribution_snapshot_load_seconds",
+        "How long loading the snapshot at start took (0: none loaded).",
+        value=stats.load_seconds,
+    )

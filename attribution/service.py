@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 import shutil
 import signal
 import tempfile
@@ -34,11 +33,11 @@ from attribution.metrics import (
 )
 from attribution.reload_changes import describe_changes, restart_needed
 from attribution.resolver import Resolver
+from attribution.snapshots import Snapshots
 from ribd import gcpolicy, heap, observe
 from ribd.exabgp import feed_socket_path
 from ribd.feed import FeedServer
 from ribd.rib import Rib
-from ribd.snapshot import SnapshotError, load_snapshot, remove_leftovers, write_snapshot
 from ribd.workers import ExabgpWorkers, reread_wave
 
 log = logging.getLogger(__name__)
@@ -107,6 +106,9 @@ class Service:
             restart_hold_time=settings.restart_hold_time,
         )
         self.rib.converge_quiet_time = settings.converge_quiet_time
+        self.snapshots = Snapshots(
+            self.rib, lambda: self.config.snapshot_path, lambda: self.settings.restart_hold_time
+        )
         self._apply_router_settings(self.config)
         routecache.set_budget(self.config.route_cache_routes)
         self.resolver = Resolver(self.rib, self.config, build_views_inline=False)
@@ -154,6 +156,7 @@ class Service:
                     views=self.resolver.views,
                     view_build_seconds=lambda: self.view_build_seconds,
                     serving=lambda: self.serving,
+                    snapshots=self.snapshots.stats,
                 )
             )
         )
@@ -164,9 +167,6 @@ class Service:
         self.metrics_port = 0
         self._stop = threading.Event()
         self._reload_lock = threading.Lock()
-        # One snapshot write at a time: the stop's write waits for a periodic one
-        # still going on (each holds a capture: ~1.7 GB above the RIB with 64 routers).
-        self._snapshot_lock = threading.Lock()
         self._maintenance = threading.Thread(
             target=self._maintain, name="rib-maintenance", daemon=True
         )
@@ -210,7 +210,8 @@ class Service:
         tune_gc()
         gc.disable()
         try:
-            self._load_snapshot()
+            if self.snapshots.load():
+                self._apply_router_settings(self.config)
         finally:
             gc.enable()
         gc.freeze()
@@ -232,51 +233,9 @@ class Service:
         if self.config.snapshot_path:
             self._snapshots.start()
 
-    def _load_snapshot(self) -> None:
-        """Warm start: last known routes, validated, stale until BGP refreshes them."""
-        path = self.config.snapshot_path
-        if not path:
-            return
-        try:
-            for left, size in remove_leftovers(path):
-                log.warning(
-                    "removed %s (%d bytes): a snapshot write that never finished", left, size
-                )
-        except OSError as exc:
-            log.error("cannot clear unfinished snapshot writes beside %s: %s", path, exc)
-        try:
-            info = load_snapshot(self.rib, path, hold_time=self.settings.restart_hold_time)
-        except FileNotFoundError:
-            log.info("no RIB snapshot at %s yet: starting empty", path)
-            return
-        except (SnapshotError, OSError) as exc:
-            log.error("RIB snapshot refused, starting empty: %s", exc)
-            return
-        self._apply_router_settings(self.config)
-        log.info(
-            "RIB snapshot loaded from %s: %s prefixes of %d routers in %.1f s, stale until "
-            "their sessions are back",
-            path,
-            sum(info.prefixes.values()),
-            info.routers,
-            info.seconds,
-        )
-
     def write_snapshot(self) -> None:
-        path = self.config.snapshot_path
-        if not path:
-            return
-        try:
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            # The capture's columns are freed in this thread's arena: ~400 MB
-            # kept resident after each write at 32 routers (ribd.heap).
-            with self._snapshot_lock, heap.released_after_growth():
-                info = write_snapshot(self.rib, path)
-            log.info(
-                "RIB snapshot written: %s (%d bytes, %.1f s)", path, info.file_bytes, info.seconds
-            )
-        except OSError as exc:
-            log.error("cannot write the RIB snapshot %s: %s", path, exc)
+        """Write the RIB snapshot now (``attribution.snapshots``): logged and counted."""
+        self.snapshots.write()
 
     def _snapshot_loop(self) -> None:
         while not self._stop.wait(self.config.snapshot_interval):

@@ -1,16 +1,21 @@
-"""A process killed while writing its snapshot (kill -9, the OOM killer) leaves the previous
-snapshot in place and a temporary file beside it; the next start loads the previous
-snapshot and removes what the killed write left, and never a write still going on."""
+"""The service's snapshots (``attribution.snapshots``) as an operator meets them: a process
+killed while writing (kill -9, the OOM killer) leaves the previous snapshot and a temporary
+file, which the next start removes (never a write still going on); writes never overlap;
+writes and the load at start are counted in a real scrape, failures included."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+import urllib.request
 from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from attribution.service import Service
 from ribd.events import RoutesAnnounced, SessionState
@@ -142,7 +147,7 @@ def test_the_shutdown_write_waits_for_a_periodic_write_in_progress(
     overlapped a periodic write still going on, at the moment a crash costs most."""
     import threading
 
-    import attribution.service as service_module
+    import attribution.snapshots as service_module
 
     snapshot = tmp_path / "rib.snapshot"
     service = _service(tmp_path, snapshot)
@@ -187,3 +192,82 @@ def test_the_shutdown_write_waits_for_a_periodic_write_in_progress(
     assert not periodic.is_alive() and not stopping.is_alive()
     assert not entered and calls[0] == 2 and most[0] == 1
     assert snapshot.exists()
+
+
+def _scrape(service: Service) -> dict[tuple[str, tuple], float]:
+    """{(sample, sorted labels): value} from the service's /metrics over HTTP."""
+    url = f"http://127.0.0.1:{service.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        text = answer.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def _with_metrics(tmp_path: Path, snapshot: Path) -> Service:
+    service = _service(tmp_path, snapshot)
+    config = Path(service.config_path)
+    config.write_text(config.read_text() + '\n[metrics]\nlisten = "127.0.0.1:0"\n')
+    return Service(str(config))
+
+
+def test_snapshot_writes_failures_and_the_load_at_start_are_scraped(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    snapshot = state / "rib.snapshot"
+    state.mkdir()
+    left = state / "rib.snapshot.tmp.abcdefgh"
+    left.write_bytes(b"a write killed midway")
+    old = time.time() - 3600
+    os.utime(left, (old, old))
+    service = _with_metrics(tmp_path, snapshot)
+    service.start()
+    try:
+        got = _scrape(service)
+        assert got[("attribution_snapshot_load", (("outcome", "none"),))] == 1
+        assert got[("attribution_snapshot_load", (("outcome", "loaded"),))] == 0
+        assert got[("attribution_snapshot_leftovers_removed_total", ())] == 1
+        assert got[("attribution_snapshot_writes_total", (("outcome", "written"),))] == 0
+        assert got[("attribution_snapshot_last_written_timestamp_seconds", ())] == 0
+
+        service.rib.apply(SessionState(EDGE1, "up"))
+        service.rib.apply(RoutesAnnounced(EDGE1, V4, ("10.1.0.0/16",), None, attrs((65001,))))
+        before = time.time()
+        service.write_snapshot()
+        got = _scrape(service)
+        assert got[("attribution_snapshot_writes_total", (("outcome", "written"),))] == 1
+        assert got[("attribution_snapshot_bytes", ())] == snapshot.stat().st_size > 0
+        assert before <= got[("attribution_snapshot_last_written_timestamp_seconds", ())]
+        assert got[("attribution_snapshot_last_write_seconds", ())] > 0
+
+        # The disk goes wrong: where the snapshot's directory was is now a file.
+        kept = snapshot.read_bytes()
+        shutil.rmtree(state)
+        state.write_bytes(b"not a directory")
+        service.write_snapshot()  # logged and counted, not raised
+        got = _scrape(service)
+        assert got[("attribution_snapshot_writes_total", (("outcome", "failed"),))] == 1
+        assert got[("attribution_snapshot_writes_total", (("outcome", "written"),))] == 1
+    finally:
+        service.stop()  # its own write fails too: counted, the stop goes on
+    state.unlink()
+    state.mkdir()
+    snapshot.write_bytes(kept)
+    again = _with_metrics(tmp_path, snapshot)
+    again.start()
+    try:
+        got = _scrape(again)
+        assert got[("attribution_snapshot_load", (("outcome", "loaded"),))] == 1
+        assert got[("attribution_snapshot_load_seconds", ())] > 0
+    finally:
+        again.stop()
+    snapshot.write_bytes(kept[:-100])  # cut short: refused, the service starts empty
+    third = _with_metrics(tmp_path, snapshot)
+    third.start()
+    try:
+        got = _scrape(third)
+        assert got[("attribution_snapshot_load", (("outcome", "refused"),))] == 1
+        assert not third.rib.routers
+    finally:
+        third.stop()
