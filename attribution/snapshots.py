@@ -103,6 +103,10 @@ class Snapshots:
             self.stats.failed += 1
             log.error("cannot write the RIB snapshot %s: %s", path, exc)
             return
+        except Exception:  # a bug: the periodic thread must live on to write the next one
+            self.stats.failed += 1
+            log.exception("RIB snapshot write to %s failed", path)
+            return
         s = self.stats
         s.written += 1
         s.last_written, s.last_seconds, s.last_bytes = time.time(), info.seconds, info.file_bytes

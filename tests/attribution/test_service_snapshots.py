@@ -271,3 +271,32 @@ def test_snapshot_writes_failures_and_the_load_at_start_are_scraped(tmp_path: Pa
         assert not third.rib.routers
     finally:
         third.stop()
+
+
+def test_a_write_that_fails_unforeseen_is_counted_and_the_next_one_runs(
+    tmp_path: Path, monkeypatch, caplog
+) -> None:
+    """Only OSError was caught: anything else ended the periodic thread, and no
+    snapshot was written again until a restart, which then had an old one."""
+    import attribution.snapshots as snapshots_module
+
+    snapshot = tmp_path / "rib.snapshot"
+    service = _service(tmp_path, snapshot)
+    service.rib.apply(SessionState(EDGE1, "up"))
+    service.rib.apply(RoutesAnnounced(EDGE1, V4, ("10.1.0.0/16",), None, attrs((65001,))))
+    real = snapshots_module.write_snapshot
+    calls = [0]
+
+    def broken_once(rib, path, **kw):
+        calls[0] += 1
+        if calls[0] == 1:
+            raise RuntimeError("a state the capture did not foresee")
+        return real(rib, path, **kw)
+
+    monkeypatch.setattr(snapshots_module, "write_snapshot", broken_once)
+    service.write_snapshot()
+    assert "a state the capture did not foresee" in caplog.text
+    assert not snapshot.exists()
+    service.write_snapshot()
+    assert snapshot.exists()
+    assert (service.snapshots.stats.failed, service.snapshots.stats.written) == (1, 1)
