@@ -52,12 +52,10 @@ class Snapshots:
         # on (each holds a capture: ~1.2 GB above the RIB with 64 routers).
         self._lock = threading.Lock()
 
-    def load(self) -> bool:
-        """Warm start: last known routes, validated, stale until BGP refreshes them.
-        True if a snapshot was loaded. Unfinished writes' files are removed first."""
-        path = self._path()
-        if not path:
-            return False
+    def _clear_leftovers(self, path: str) -> None:
+        """Remove unfinished writes' files (``ribd.snapshot.remove_leftovers``): at
+        start, and before each write, since a crash loop restarts the service before
+        its leftover is a minute old."""
         try:
             for left, size in remove_leftovers(path):
                 self.stats.leftovers_removed += 1
@@ -66,6 +64,14 @@ class Snapshots:
                 )
         except OSError as exc:
             log.error("cannot clear unfinished snapshot writes beside %s: %s", path, exc)
+
+    def load(self) -> bool:
+        """Warm start: last known routes, validated, stale until BGP refreshes them.
+        True if a snapshot was loaded. Unfinished writes' files are removed first."""
+        path = self._path()
+        if not path:
+            return False
+        self._clear_leftovers(path)
         try:
             info = load_snapshot(self.rib, path, hold_time=self._hold_time())
         except FileNotFoundError:
@@ -98,6 +104,7 @@ class Snapshots:
             # The capture's columns are freed in this thread's arena: ~400 MB
             # kept resident after each write at 32 routers (ribd.heap).
             with self._lock, heap.released_after_growth():
+                self._clear_leftovers(path)
                 info = write_snapshot(self.rib, path)
         except OSError as exc:
             self.stats.failed += 1

@@ -300,3 +300,19 @@ def test_a_write_that_fails_unforeseen_is_counted_and_the_next_one_runs(
     service.write_snapshot()
     assert snapshot.exists()
     assert (service.snapshots.stats.failed, service.snapshots.stats.written) == (1, 1)
+
+
+def test_a_leftover_too_young_at_start_goes_at_a_later_write(tmp_path: Path) -> None:
+    """A crash loop restarts the service within seconds: its leftover, younger than a
+    minute then, was kept, and each crash added one."""
+    snapshot = tmp_path / "rib.snapshot"
+    left = tmp_path / "rib.snapshot.tmp.crashed1"
+    left.write_bytes(b"a write killed a second ago")
+    service = _service(tmp_path, snapshot)
+    service.snapshots.load()
+    assert left.exists()  # might be a write going on elsewhere: kept
+    old = time.time() - 3600  # ... and a minute later, or more
+    os.utime(left, (old, old))
+    service.write_snapshot()
+    assert not left.exists() and snapshot.exists()
+    assert service.snapshots.stats.leftovers_removed == 1
