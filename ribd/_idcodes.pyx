@@ -33,6 +33,31 @@ cdef inline Py_ssize_t _slot(int64_t key, uint64_t size) nogil:
     return <Py_ssize_t>((<u128>(<uint64_t>key * _MIX) * size) >> 64)
 
 
+cdef inline Py_ssize_t _probe(const int64_t[::1] keys, int64_t key, uint64_t size) nogil:
+    """Where ``key`` is in the table ``keys`` (``size`` slots, 0 empty, never full), or
+    the empty slot where it would go: linear probing from its first slot."""
+    cdef Py_ssize_t at = _slot(key, size)
+    while keys[at] != 0 and keys[at] != key:
+        at += 1
+        if <uint64_t>at == size:
+            at = 0
+    return at
+
+
+cdef object _ids(ids):
+    """``ids`` as C-contiguous int64, none of them 0 (the tables' empty slot)."""
+    out = np.ascontiguousarray(ids, dtype=np.int64)
+    zero = np.flatnonzero(out == 0)
+    if len(zero):
+        raise ValueError(f"id 0 at position {int(zero[0])}")
+    return out
+
+
+cdef inline uint64_t _table_size(Py_ssize_t n) noexcept nogil:
+    """Slots for ``n`` ids: at most two thirds full, so one or two probes a lookup."""
+    return <uint64_t>(n + n // 2 + 16)
+
+
 cdef class IdCodes:
     """A fixed map from distinct non-zero ids to codes, built once, read many times."""
 
@@ -42,26 +67,19 @@ cdef class IdCodes:
 
     def __init__(self, ids, codes):
         """``ids`` (int64, distinct, non-zero) get ``codes`` (int64), position by position."""
-        cdef const int64_t[::1] i = np.ascontiguousarray(ids, dtype=np.int64)
+        cdef const int64_t[::1] i = _ids(ids)
         cdef const int64_t[::1] c = np.ascontiguousarray(codes, dtype=np.int64)
         cdef Py_ssize_t n = i.shape[0], k, at
         cdef int64_t key
         if c.shape[0] != n:
             raise ValueError(f"{n} ids but {c.shape[0]} codes")
-        self.size = <uint64_t>(n + n // 2 + 16)
+        self.size = _table_size(n)
         self.keys = np.zeros(self.size, np.int64)
         self.values = np.empty(self.size, np.int64)
         with nogil:
             for k in range(n):
                 key = i[k]
-                if key == 0:
-                    with gil:
-                        raise ValueError(f"id 0 at position {k}")
-                at = _slot(key, self.size)
-                while self.keys[at] != 0 and self.keys[at] != key:
-                    at += 1
-                    if <uint64_t>at == self.size:
-                        at = 0
+                at = _probe(self.keys, key, self.size)
                 if self.keys[at] == key:
                     with gil:
                         raise ValueError(f"id {key} at position {k} is there twice")
@@ -81,15 +99,10 @@ cdef class IdCodes:
         with nogil:
             for k in range(n):
                 key = i[k]
-                at = _slot(key, self.size)
-                while self.keys[at] != 0:
-                    if self.keys[at] == key:
-                        o[k] = self.values[at]
-                        f[k] = 1
-                        break
-                    at += 1
-                    if <uint64_t>at == self.size:
-                        at = 0
+                at = _probe(self.keys, key, self.size)
+                if key != 0 and self.keys[at] == key:
+                    o[k] = self.values[at]
+                    f[k] = 1
         return out, found
 
 
@@ -100,9 +113,9 @@ def first_use(ids):
     ``return_inverse`` then an ``argsort`` of the first places give, in one pass
     over a table instead of two sorts (a snapshot numbers 6.6 M sets' cores and
     router parts so with 64 routers)."""
-    cdef const int64_t[::1] i = np.ascontiguousarray(ids, dtype=np.int64)
+    cdef const int64_t[::1] i = _ids(ids)
     cdef Py_ssize_t n = i.shape[0], k, at, count = 0
-    cdef uint64_t size = <uint64_t>(n + n // 2 + 16)
+    cdef uint64_t size = _table_size(n)
     cdef int64_t key
     keys_ = np.zeros(size, np.int64)
     values_ = np.empty(size, np.int64)
@@ -112,14 +125,7 @@ def first_use(ids):
     with nogil:
         for k in range(n):
             key = i[k]
-            if key == 0:
-                with gil:
-                    raise ValueError(f"id 0 at position {k}")
-            at = _slot(key, size)
-            while keys[at] != 0 and keys[at] != key:
-                at += 1
-                if <uint64_t>at == size:
-                    at = 0
+            at = _probe(keys, key, size)
             if keys[at] == 0:
                 keys[at] = key
                 values[at] = count
@@ -130,6 +136,33 @@ def first_use(ids):
 
 
 
+cdef Py_ssize_t _first_outside(
+    const int64_t[::1] flat, Py_ssize_t shift, Py_ssize_t size
+) noexcept nogil:
+    """The first place whose code + ``shift`` is not in 0..size-1, -1 if none."""
+    cdef Py_ssize_t k, at
+    for k in range(flat.shape[0]):
+        at = flat[k] + shift
+        if at < 0 or at >= size:
+            return k
+    return -1
+
+
+cdef object _checked(codes, Py_ssize_t shift, Py_ssize_t size):
+    """``codes`` (int64, C-contiguous) as one flat view, every code + ``shift`` an
+    index below ``size``; ValueError naming the first that is not, before any write."""
+    if not codes.flags.c_contiguous:
+        raise ValueError("codes are not C-contiguous")
+    flat = codes.reshape(-1)
+    cdef const int64_t[::1] view = flat
+    cdef Py_ssize_t k
+    with nogil:
+        k = _first_outside(view, shift, size)
+    if k >= 0:
+        raise ValueError(f"code {flat[k]} at {k} is outside 0..{size - 1} - {shift}")
+    return flat
+
+
 def mark_codes(codes, Py_ssize_t shift, used):
     """``used[code + shift]`` set for every code of ``codes`` (int64, C-contiguous,
     any shape); a code outside ``used`` is refused before anything is marked.
@@ -137,34 +170,21 @@ def mark_codes(codes, Py_ssize_t shift, used):
     With ``recode``: a snapshot's capture drops the sets no entry uses and
     renumbers the rest (``snapshot_capture._compact``). Over a 64-router matrix
     of 38 M codes, numpy's shifted copy, scatter, take and copy back were ~2.9
-    CPU-s and ~600 MB of new pages; these are two passes in place."""
-    if not codes.flags.c_contiguous:
-        raise ValueError("codes are not C-contiguous")
-    cdef const int64_t[::1] flat = codes.reshape(-1)
+    CPU-s and ~600 MB of new pages; these are passes in place."""
     cdef unsigned char[::1] mark = used.view(np.uint8)
-    cdef Py_ssize_t n = flat.shape[0], k, at, size = mark.shape[0]
+    cdef const int64_t[::1] flat = _checked(codes, shift, mark.shape[0])
+    cdef Py_ssize_t k
     with nogil:
-        for k in range(n):
-            at = flat[k] + shift
-            if at < 0 or at >= size:
-                with gil:
-                    raise ValueError(f"code {flat[k]} at {k} is outside 0..{size - 1} - {shift}")
-        for k in range(n):
+        for k in range(flat.shape[0]):
             mark[flat[k] + shift] = 1
 
 
 def recode(codes, lut, Py_ssize_t shift):
     """``codes`` (int64, C-contiguous) renumbered in place to ``lut[code + shift]``;
-    a code outside ``lut`` is refused (the codes before it are then renumbered)."""
-    if not codes.flags.c_contiguous:
-        raise ValueError("codes are not C-contiguous")
-    cdef int64_t[::1] flat = codes.reshape(-1)
+    a code outside ``lut`` is refused before anything is written."""
     cdef const int64_t[::1] table = lut
-    cdef Py_ssize_t n = flat.shape[0], k, at, size = table.shape[0]
+    cdef int64_t[::1] flat = _checked(codes, shift, table.shape[0])
+    cdef Py_ssize_t k
     with nogil:
-        for k in range(n):
-            at = flat[k] + shift
-            if at < 0 or at >= size:
-                with gil:
-                    raise ValueError(f"code {flat[k]} at {k} is outside 0..{size - 1} - {shift}")
-            flat[k] = table[at]
+        for k in range(flat.shape[0]):
+            flat[k] = table[flat[k] + shift]

@@ -80,7 +80,8 @@ def mark_codes(codes: np.ndarray, shift: int, used: np.ndarray, compiled: bool =
 
 
 def recode(codes: np.ndarray, lut: np.ndarray, shift: int, compiled: bool = True) -> None:
-    """``codes`` (int64, C-contiguous) renumbered in place to ``lut[code + shift]``."""
+    """``codes`` (int64, C-contiguous) renumbered in place to ``lut[code + shift]``; a
+    code outside ``lut`` is refused before anything is written."""
     if compiled and _compiled_recode is not None:
         _compiled_recode(codes, lut, shift)
     else:
