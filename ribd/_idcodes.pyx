@@ -9,9 +9,10 @@ misses (5.6 CPU-s of a 43 CPU-s write; BENCHMARKS.md, stop 48). Here the ids
 go into an open-addressing table (linear probing, at most two thirds full):
 one or two probes a value, and no sort.
 
-The table is two numpy arrays (about 18 bytes a set: less than the sorted ids
-and codes with the sort's scratch that it replaces). ``snapshot_capture``
-uses the sorted arrays where this module is not built; a test compares both.
+The table is two int64 arrays of 1.5 slots a set (~24 bytes a set: as much as
+the sorted ids and codes with the sort's scratch that it replaces).
+``ribd.idcodes`` holds numpy versions of everything here, used where this
+module is not built; ``tests/ribd/test_idcodes.py`` compares both.
 """
 
 from libc.stdint cimport int64_t, uint64_t
@@ -133,7 +134,6 @@ def first_use(ids):
                 count += 1
             num[k] = values[at]
     return numbers, firsts[:count].copy()
-
 
 
 cdef Py_ssize_t _first_outside(

@@ -108,16 +108,11 @@ class _Codes:
     def rows(self, entries: list[tuple]) -> np.ndarray:
         """Codes of entries of exactly one value per router, one lookup for all."""
         n, width = len(entries), len(entries[0]) if entries else 0
-        flat = np.fromiter(map(id, chain.from_iterable(entries)), np.int64, n * width)
-        out, found = self.known.lookup(flat)
-        out = out.reshape(n, width)
-        if not found.all():
-            for r in np.flatnonzero(~found.reshape(n, width).all(axis=1)).tolist():
-                out[r] = self.row(entries[r])
-        return out
+        return self.values(list(chain.from_iterable(entries))).reshape(n, width)
 
     def values(self, values: list) -> np.ndarray:
-        """Each value's code (``row`` of a one-value entry each), one lookup for all."""
+        """Each value's code, one lookup for all; a value found nowhere gets its code
+        from ``row`` (new ones numbered in ``values``' order)."""
         ids = np.fromiter(map(id, values), np.int64, len(values))
         out, found = self.known.lookup(ids)
         if not found.all():

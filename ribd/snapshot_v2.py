@@ -124,10 +124,8 @@ class _Table:
     def indexes(self, values: list) -> np.ndarray:
         """Each value's row: the distinct objects found by id in one pass (most values
         are shared objects), then each of those by value, in order of first use."""
-        numbers, firsts = first_use(np.fromiter(map(id, values), np.int64, len(values)))
-        index = self.index
-        rows = np.fromiter((index(values[i]) for i in firsts.tolist()), np.int64, len(firsts))
-        return rows[numbers]
+        numbers, objects = _by_identity(values)
+        return np.fromiter(map(self.index, objects), np.int64, len(objects))[numbers]
 
 
 def _by_identity(values: list) -> tuple[np.ndarray, list]:
