@@ -458,7 +458,8 @@ def _snapshots(stats: SnapshotStats) -> Iterator[Metric]:
     )
     yield CounterMetricFamily(
         "attribution_snapshot_leftovers_removed",
-        "Temporary files of snapshot writes that never finished, removed at start.",
+        "Temporary files of snapshot writes that never finished, removed at start or "
+        "before a write.",
         value=stats.leftovers_removed,
     )
     load = GaugeMetricFamily(

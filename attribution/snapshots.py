@@ -34,7 +34,7 @@ class SnapshotStats:
     last_written: float = 0.0  # Unix time of the last write that succeeded; 0: none yet
     last_seconds: float = 0.0  # how long that write took
     last_bytes: int = 0  # that file's size
-    leftovers_removed: int = 0  # temporary files of unfinished writes, removed at start
+    leftovers_removed: int = 0  # unfinished writes' files removed (at start, before a write)
     load: str = ""  # at start: one of LOAD_OUTCOMES ("" before it, or without a path)
     load_seconds: float = 0.0
 
