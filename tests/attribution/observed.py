@@ -101,17 +101,11 @@ class ServedProcess:
             return None  # not listening yet
 
     def scrape(self) -> str:
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        with urllib.request.urlopen(url, timeout=10) as answer:
-            return answer.read().decode()
+        return scrape_text(self.metrics_port)
 
     def metrics(self) -> dict[tuple[str, tuple], float]:
         """{(sample name, sorted labels): value} from a real scrape."""
-        out = {}
-        for family in text_string_to_metric_families(self.scrape()):
-            for s in family.samples:
-                out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-        return out
+        return samples(self.scrape())
 
     def exabgp_pid(self) -> int | None:
         """The supervised ExaBGP: our child whose command line names exabgp."""
@@ -145,6 +139,21 @@ class ServedProcess:
                 self.proc.wait(10)
         self._log.close()
         return self.proc.returncode
+
+
+def scrape_text(port: int) -> str:
+    """What a scrape of ``/metrics`` on 127.0.0.1:``port`` over HTTP reads."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        return answer.read().decode()
+
+
+def samples(text: str) -> dict[tuple[str, tuple], float]:
+    """{(sample name, sorted labels): value} of a scrape's text."""
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def metric(values: dict, name: str, **labels: str) -> float:

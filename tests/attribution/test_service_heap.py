@@ -4,23 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from attribution.service import Service
 from ribd import heap
 from ribd.events import EndOfRib, RoutesAnnounced, SessionState
 from ribd.speaker import wait_until
-from tests.attribution.helpers import CONFIG, EDGE1, attrs
+from tests.attribution.helpers import EDGE1, attrs, external_service
 from tests.attribution.observed import registry_sample
 
 V4 = "ipv4 unicast"
-
-
-def _service(tmp_path: Path, service_lines: str = "") -> Service:
-    """A service on helpers.CONFIG with an external ExaBGP (not started)."""
-    bgp = f'[bgp]\nexabgp = "external"\nfeed_socket = "{tmp_path}/feed.sock"\n'
-    text = CONFIG.replace("[[routers]]", bgp + "\n[[routers]]", 1)
-    path = tmp_path / "attribution.toml"
-    path.write_text(text.replace("[service]\n", "[service]\n" + service_lines, 1))
-    return Service(str(path))
 
 
 def test_view_builds_in_the_maintenance_are_followed_by_a_release_and_counted(
@@ -28,7 +18,7 @@ def test_view_builds_in_the_maintenance_are_followed_by_a_release_and_counted(
 ) -> None:
     # Any growth across the builds releases (a few routes grow the RSS by little).
     monkeypatch.setattr(heap, "RELEASE_GROWTH", -(1 << 40))
-    service = _service(tmp_path)
+    service = external_service(tmp_path)
     service.start()
     try:
         releases = heap.releases()
@@ -52,7 +42,7 @@ def test_a_snapshot_write_is_followed_by_a_release_when_it_grew_the_rss(
     tmp_path: Path, monkeypatch
 ) -> None:
     monkeypatch.setattr(heap, "RELEASE_GROWTH", -(1 << 40))
-    service = _service(tmp_path, f'snapshot_path = "{tmp_path}/rib.snapshot"\n')
+    service = external_service(tmp_path, f'snapshot_path = "{tmp_path}/rib.snapshot"\n')
     service.rib.apply(SessionState(EDGE1, "up"))
     service.rib.apply(RoutesAnnounced(EDGE1, V4, ("10.1.0.0/16",), None, attrs((65001,))))
     releases = heap.releases()
@@ -64,6 +54,6 @@ def test_a_snapshot_write_is_followed_by_a_release_when_it_grew_the_rss(
 def test_a_scrape_shows_the_heap_releases_when_none_were_done(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(heap, "_releases", 0)
     monkeypatch.setattr(heap, "_released", 0)
-    service = _service(tmp_path)
+    service = external_service(tmp_path)
     assert registry_sample(service, "attribution_heap_releases_total") == 0
     assert registry_sample(service, "attribution_heap_released_bytes_total") == 0

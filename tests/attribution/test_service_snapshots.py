@@ -12,16 +12,14 @@ import subprocess
 import sys
 import textwrap
 import time
-import urllib.request
 from pathlib import Path
-
-from prometheus_client.parser import text_string_to_metric_families
 
 from attribution.service import Service
 from ribd.events import RoutesAnnounced, SessionState
 from ribd.snapshot import remove_leftovers
 from ribd.speaker import wait_until
-from tests.attribution.helpers import CONFIG, EDGE1, attrs
+from tests.attribution.helpers import EDGE1, attrs, external_service
+from tests.attribution.observed import samples, scrape_text
 
 V4 = "ipv4 unicast"
 
@@ -50,14 +48,9 @@ _KILLED_WRITER = textwrap.dedent(
 )
 
 
-def _service(tmp_path: Path, snapshot: Path) -> Service:
-    """A service on helpers.CONFIG with an external ExaBGP (not started)."""
-    bgp = f'[bgp]\nexabgp = "external"\nfeed_socket = "{tmp_path}/feed.sock"\n'
-    text = CONFIG.replace("[[routers]]", bgp + "\n[[routers]]", 1)
-    text = text.replace("[service]\n", f'[service]\nsnapshot_path = "{snapshot}"\n', 1)
-    path = tmp_path / "attribution.toml"
-    path.write_text(text)
-    return Service(str(path))
+def _service(tmp_path: Path, snapshot: Path, extra: str = "") -> Service:
+    """A service on helpers.CONFIG, external ExaBGP, snapshots at ``snapshot`` (not started)."""
+    return external_service(tmp_path, f'snapshot_path = "{snapshot}"\n', extra)
 
 
 def _killed_mid_write(snapshot: Path) -> Path:
@@ -196,21 +189,11 @@ def test_the_shutdown_write_waits_for_a_periodic_write_in_progress(
 
 def _scrape(service: Service) -> dict[tuple[str, tuple], float]:
     """{(sample, sorted labels): value} from the service's /metrics over HTTP."""
-    url = f"http://127.0.0.1:{service.metrics_port}/metrics"
-    with urllib.request.urlopen(url, timeout=10) as answer:
-        text = answer.read().decode()
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
+    return samples(scrape_text(service.metrics_port))
 
 
 def _with_metrics(tmp_path: Path, snapshot: Path) -> Service:
-    service = _service(tmp_path, snapshot)
-    config = Path(service.config_path)
-    config.write_text(config.read_text() + '\n[metrics]\nlisten = "127.0.0.1:0"\n')
-    return Service(str(config))
+    return _service(tmp_path, snapshot, '\n[metrics]\nlisten = "127.0.0.1:0"\n')
 
 
 def test_snapshot_writes_failures_and_the_load_at_start_are_scraped(tmp_path: Path) -> None:
