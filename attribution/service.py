@@ -33,7 +33,7 @@ from attribution.metrics import (
 )
 from attribution.reload_changes import describe_changes, restart_needed
 from attribution.resolver import Resolver
-from attribution.snapshots import Snapshots
+from attribution.snapshots import SnapshotPathInUse, Snapshots
 from ribd import gcpolicy, heap, observe
 from ribd.exabgp import feed_socket_path
 from ribd.feed import FeedServer
@@ -174,6 +174,7 @@ class Service:
         self._snapshots = threading.Thread(
             target=self._snapshot_loop, name="rib-snapshots", daemon=True
         )
+        self._snapshot_wake = threading.Event()
 
     def _apply_router_settings(self, config: Config) -> None:
         self.rib.router_names = {r.neighbor: r.name for r in config.routers}
@@ -189,6 +190,13 @@ class Service:
     # -- lifecycle -----------------------------------------------------------
 
     def start(self) -> None:
+        # First: a second service given this path must fail before it binds or spawns.
+        try:
+            self.snapshots.claim(self.config.snapshot_path)
+        except SnapshotPathInUse as exc:
+            if self._own_work_dir:  # nothing else was started: no stop() (it would write)
+                shutil.rmtree(self._own_work_dir, ignore_errors=True)
+            raise ConfigError(f"{self.config.path}: service.snapshot_path: {exc}") from None
         if self.config.metrics_listen:
             try:
                 self.metrics_server = MetricsServer(self.registry, self.config.metrics_listen)
@@ -230,19 +238,33 @@ class Service:
         self._maintenance.start()
         self._observer.start()
         self.ix_learner.start()
-        if self.config.snapshot_path:
-            self._snapshots.start()
+        self._snapshots.start()  # also without a path: a reload may set one
 
     def write_snapshot(self) -> None:
         """Write the RIB snapshot now (``attribution.snapshots``): logged and counted."""
         self.snapshots.write()
 
     def _snapshot_loop(self) -> None:
-        while not self._stop.wait(self.config.snapshot_interval):
-            self.write_snapshot()
+        """A write every ``snapshot_interval`` while a path is set. A reload wakes it:
+        the interval and the path it sets apply at once, not after the wait going on
+        (up to a day)."""
+        last = time.monotonic()
+        while not self._stop.is_set():
+            self._snapshot_wake.wait(
+                max(0.0, last + self.config.snapshot_interval - time.monotonic())
+            )
+            if self._stop.is_set():
+                break
+            if self._snapshot_wake.is_set():
+                self._snapshot_wake.clear()
+                continue
+            last = time.monotonic()
+            if self.config.snapshot_path:
+                self.write_snapshot()
 
     def stop(self) -> None:
         self._stop.set()
+        self._snapshot_wake.set()
         if self.grpc_server is not None:
             self.grpc_server.stop(grace=2).wait(5)
         if self.supervisor is not None:
@@ -259,6 +281,7 @@ class Service:
         if self._snapshots.is_alive():
             self._snapshots.join(5)
         self.write_snapshot()
+        self.snapshots.close()
         if self._observer.is_alive():
             self._observer.join(5)
         if self.metrics_server is not None:
@@ -399,6 +422,12 @@ class Service:
                     "needs a restart to take effect (the running sessions and listeners are "
                     "kept): " + "; ".join(restart)
                 )
+            try:  # before anything is applied: refused, the running config stays whole
+                self.snapshots.claim(new.snapshot_path)
+            except SnapshotPathInUse as exc:
+                error = f"{self.config_path}: service.snapshot_path: {exc}"
+                log.error("config reload refused, keeping the running config: %s", error)
+                return ReloadResult(ok=False, error=error, overrides=len(self.config.overrides))
             changes = describe_changes(self.config, new)
             self.resolver.reconfigure(new)
             routecache.set_budget(new.route_cache_routes)
@@ -407,6 +436,7 @@ class Service:
                 self.ix_learner.start()  # a first [[ix]] added by this reload
             self._apply_router_settings(new)
             self.config = new
+            self._snapshot_wake.set()  # the interval or the path may have changed
             for w in warnings:
                 log.warning("%s", w)
             log.info("config reloaded: %s", ", ".join(changes) or "no changes")

@@ -18,7 +18,15 @@ from dataclasses import dataclass
 
 from ribd import heap
 from ribd.rib import Rib
-from ribd.snapshot import SnapshotError, load_snapshot, remove_leftovers, write_snapshot
+from ribd.snapshot import (
+    LEFTOVER_AGE,
+    SnapshotError,
+    SnapshotLock,
+    SnapshotPathInUse,
+    load_snapshot,
+    remove_leftovers,
+    write_snapshot,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +59,52 @@ class Snapshots:
         # One write at a time: the stop's write waits for a periodic one still going
         # on (each holds a capture: ~1.2 GB above the RIB with 64 routers).
         self._lock = threading.Lock()
+        self._held: SnapshotLock | None = None  # the path this service holds (claim)
+
+    def claim(self, path: str) -> None:
+        """Hold ``path`` for this service (``ribd.snapshot.SnapshotLock``) and let go of
+        the one held before: at start and at each reload, before anything is applied.
+
+        Raises SnapshotPathInUse when another process holds it. A lock file that
+        cannot be made (a directory not writable, say) is logged and the service
+        goes on unguarded: its writes fail there too, are counted and alerted on,
+        and must not also stop the answers.
+        """
+        held = self._held
+        if held is not None and held.path == path:
+            return
+        new = None
+        if path:
+            try:
+                new = SnapshotLock(path)
+            except SnapshotPathInUse:
+                raise
+            except OSError as exc:
+                log.error(
+                    "cannot hold the snapshot path %s (%s): a second service given the same "
+                    "path would not be refused",
+                    path,
+                    exc,
+                )
+        if held is not None:
+            held.release()
+        self._held = new
+
+    def close(self) -> None:
+        """Let the held path go (at stop, after the last write)."""
+        if self._held is not None:
+            self._held.release()
+            self._held = None
 
     def _clear_leftovers(self, path: str) -> None:
         """Remove unfinished writes' files (``ribd.snapshot.remove_leftovers``): at
-        start, and before each write, since a crash loop restarts the service before
-        its leftover is a minute old."""
+        start, and before each write. Holding the path, any such file is a killed
+        write's, whatever its age (a crash loop restarts within seconds); unguarded,
+        only those a minute old are taken, as a write going on elsewhere touches its
+        file every moment."""
+        held = self._held is not None and self._held.path == path
         try:
-            for left, size in remove_leftovers(path):
+            for left, size in remove_leftovers(path, older_than=0 if held else LEFTOVER_AGE):
                 self.stats.leftovers_removed += 1
                 log.warning(
                     "removed %s (%d bytes): a snapshot write that never finished", left, size
@@ -120,4 +167,4 @@ class Snapshots:
         log.info("RIB snapshot written: %s (%d bytes, %.1f s)", path, info.file_bytes, info.seconds)
 
 
-__all__ = ["LOAD_OUTCOMES", "SnapshotStats", "Snapshots"]
+__all__ = ["LOAD_OUTCOMES", "SnapshotPathInUse", "SnapshotStats", "Snapshots"]

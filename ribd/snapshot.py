@@ -38,6 +38,7 @@ loaded object, not a second copy.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import gc
 import os
 import stat
@@ -137,7 +138,9 @@ def remove_leftovers(path: str, *, older_than: float = LEFTOVER_AGE) -> list[tup
     process killed in between (kill -9, the OOM killer, a power cut) leaves it
     there, as large as a snapshot (65 MB with 64 routers), and each such crash
     another one. A write going on touched its file within the last seconds, so
-    only regular files untouched for ``older_than`` seconds are taken.
+    only regular files untouched for ``older_than`` seconds are taken; a service
+    holding the path (``SnapshotLock``) between its own writes knows that none is
+    going on and passes 0.
     """
     directory = os.path.dirname(os.path.abspath(path))
     prefix = _temporary_prefix(path)
@@ -158,6 +161,66 @@ def remove_leftovers(path: str, *, older_than: float = LEFTOVER_AGE) -> list[tup
             continue
         removed.append((full, st.st_size))
     return removed
+
+
+class SnapshotPathInUse(Exception):
+    """Another process holds this snapshot path (``SnapshotLock``)."""
+
+    def __init__(self, path: str, pid: int | None) -> None:
+        self.path, self.pid = path, pid
+        holder = f"pid {pid}" if pid else "pid unknown"
+        super().__init__(f"{path} is in use by another attribution service ({holder})")
+
+
+class SnapshotLock:
+    """A snapshot path held by one service for its whole life: flock(2) on ``<path>.lock``.
+
+    Why: two services given one ``snapshot_path`` (a config copied to run a second
+    instance) overwrote each other's snapshot every interval, so a restart of either
+    loaded the other's routers; and neither could tell the other's write going on
+    from a killed write's leftover, hence the one-minute rule of ``remove_leftovers``.
+    The kernel drops a flock when its holder dies however it dies (kill -9, the OOM
+    killer), so no stale lock is ever left to clean up; the descriptor is not
+    inherited (close-on-exec), so a child such as ExaBGP cannot outlive it holding
+    it. The file only holds the holder's pid, for the refusal's message; it is never
+    removed (removing a lock file races a process that has just opened it).
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.lock_path = f"{path}.lock"
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+        fd = os.open(self.lock_path, flags, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = _holder_pid(fd)
+            os.close(fd)
+            raise SnapshotPathInUse(path, pid) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:
+            pass  # held all the same; only the message of a refused second one is poorer
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        """Let the path go (idempotent)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)  # closing the only descriptor drops the flock
+
+
+def _holder_pid(fd: int) -> int | None:
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() and 0 < len(text) < 11 else None
 
 
 def _write_atomically(path: str, data: bytes) -> None:
@@ -290,6 +353,8 @@ __all__ = [
     "Capture",
     "SnapshotError",
     "SnapshotInfo",
+    "SnapshotLock",
+    "SnapshotPathInUse",
     "_pack",
     "_unpack",
     "capture",
