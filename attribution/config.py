@@ -8,6 +8,7 @@ key path, and what is wrong. A reload that fails keeps the running config.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ MAX_BATCH_FLOWS = 65_536
 RELAY_SPOOL_BYTES = 256 * 1024 * 1024
 LOG_FORMATS = ("text", "json")
 RECENT_FLOWS = 10_000  # default [service] recent_flows
+GRPC_LISTEN = "127.0.0.1:50051"  # default [service] grpc_listen
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
 
@@ -170,210 +172,249 @@ def load_config(path: str | Path) -> Config:
 
 
 def parse_config(text: str, path: str = "<config>") -> Config:
+    """Check the whole file in parts (``Checker.part``): one ConfigError names every
+    problem found, in file order."""
     data = parse_toml(text, path)
     c = _Checker(path, text)
-    c.no_unknown(data, ("", None, None), SECTION_KEYS[""])
+    top = ("", None, None)
+    c.no_unknown(data, top, SECTION_KEYS[""])
     warnings: list[str] = []
-
-    svc = c.get(data, ("", None, None), "service", dict)
-    sw = ("service", None)
-    c.no_unknown(svc, sw, SECTION_KEYS["service"])
-    local_as = c.asn(svc, sw, "local_as")
-    router_id = c.ipv4(svc, sw, "router_id")
-    grpc_listen = c.get(svc, sw, "grpc_listen", str, "127.0.0.1:50051")
-    try:
-        _host_port(grpc_listen)
-    except ValueError as exc:
-        raise c.fail(("service", None, "grpc_listen"), str(exc)) from None
-    as_set_policy = c.get(svc, sw, "as_set_policy", str, "aggregator")
-    if as_set_policy not in AS_SET_POLICIES:
-        raise c.fail(
-            ("service", None, "as_set_policy"),
-            f"{as_set_policy!r}: expected one of {', '.join(AS_SET_POLICIES)}",
-        )
-    max_batch = c.get(svc, sw, "max_batch_flows", int, MAX_BATCH_FLOWS)
-    if not 1 <= max_batch <= 1_000_000:
-        raise c.fail(("service", None, "max_batch_flows"), "must be between 1 and 1000000")
-    max_msg = c.get(svc, sw, "max_message_bytes", int, MAX_MESSAGE_BYTES)
-    if not 64 * 1024 <= max_msg <= 1024 * 1024 * 1024:
-        raise c.fail(("service", None, "max_message_bytes"), "must be between 64 KiB and 1 GiB")
-    snapshot_path = c.get(svc, sw, "snapshot_path", str, "")
-    snapshot_interval = c.seconds(svc, sw, "snapshot_interval", 300.0, 10, 86400)
-    default_fallback = tuple(c.get(svc, sw, "fallback", list, []))
-    log_format = c.get(svc, sw, "log_format", str, "text")
-    if log_format not in LOG_FORMATS:
-        raise c.fail(
-            ("service", None, "log_format"),
-            f"{log_format!r}: expected one of {', '.join(LOG_FORMATS)}",
-        )
-    ready_timeout = c.seconds(svc, sw, "ready_timeout", 600.0, 0, 86400)
-    recent_flows = c.get(svc, sw, "recent_flows", int, RECENT_FLOWS)
-    if not 0 <= recent_flows <= 10_000_000:
-        raise c.fail(("service", None, "recent_flows"), "must be between 0 and 10000000")
-    route_cache_routes = c.get(svc, sw, "route_cache_routes", int, DEFAULT_BUDGET)
-    if not 0 <= route_cache_routes <= 16_777_216:
-        raise c.fail(("service", None, "route_cache_routes"), "must be between 0 and 16777216")
-
-    bgp = c.get(data, ("", None, None), "bgp", dict, {})
-    bw = ("bgp", None)
-    c.no_unknown(bgp, bw, SECTION_KEYS["bgp"])
-    listen_address = c.address(bgp, bw, "listen_address", "127.0.0.1")
-    listen_port = c.get(bgp, bw, "listen_port", int, 179)
-    if not 0 < listen_port < 65536:
-        raise c.fail(("bgp", None, "listen_port"), f"{listen_port} is not a TCP port")
-    exabgp_mode = c.get(bgp, bw, "exabgp", str, "supervised")
-    if exabgp_mode not in ("supervised", "external"):
-        raise c.fail(("bgp", None, "exabgp"), f"{exabgp_mode!r}: expected supervised or external")
-    api_mode = c.get(bgp, bw, "api_mode", str, "raw")
-    if api_mode not in ("raw", "json"):
-        raise c.fail(("bgp", None, "api_mode"), f"{api_mode!r}: expected raw or json")
-    exabgp_command = c.get(bgp, bw, "exabgp_command", list, [])
-    if not all(isinstance(x, str) for x in exabgp_command):
-        raise c.fail(("bgp", None, "exabgp_command"), "must be a list of strings")
-    stale_hold = c.seconds(bgp, bw, "stale_hold_time", 0.0, 0, 86400)
-    restart_hold = c.seconds(bgp, bw, "restart_hold_time", 300.0, 0, 86400)
-    try:
-        workers = resolve_workers(bgp.get("workers", 1), exabgp_mode)
-    except ValueError as exc:
-        raise c.fail(("bgp", None, "workers"), str(exc)) from None
-
-    routers: list[RouterConfig] = []
-    neighbors: list[NeighborSettings] = []
-    raw_routers = c.get(data, ("", None, None), "routers", list, [])
-    names: dict[str, int] = {}
-    exporter_owner: dict[str, str] = {}
-    for i, r in enumerate(raw_routers):
-        w = ("routers", i)
-        if not isinstance(r, dict):
-            raise c.fail(("routers", i, None), "must be a table ([[routers]])")
-        c.no_unknown(r, w, SECTION_KEYS["routers"])
-        name = c.get(r, w, "name", str)
-        if not _NAME.match(name):
-            raise c.fail(("routers", i, "name"), f"{name!r}: use letters, digits, _ . : -")
-        if name in names:
-            raise c.fail(("routers", i, "name"), f"{name!r} is already routers[{names[name]}]")
-        names[name] = i
-        neighbor = c.address(r, w, "neighbor")
-        peer_as = c.asn(r, w, "peer_as", local_as)
-        rid = c.ipv4(r, w, "router_id") if "router_id" in r else ""
-        exporters = c.get(r, w, "exporters", list, [])
-        canon = []
-        for j, e in enumerate(exporters):
-            try:
-                canon.append(str(ipaddress.ip_address(e)))
-            except (ValueError, TypeError):
-                raise c.fail(
-                    ("routers", i, "exporters"), f"item {j}: {e!r} is not an IP address"
-                ) from None
-        for e in canon:
-            if e in exporter_owner:
-                raise c.fail(
-                    ("routers", i, "exporters"),
-                    f"{e} is already mapped to router {exporter_owner[e]!r}",
-                )
-            exporter_owner[e] = name
-        fallback = c.get(r, w, "fallback", list, [])
-        hold = c.get(r, w, "hold_time", int, 180)
-        if hold != 0 and not 3 <= hold <= 65535:
-            raise c.fail(("routers", i, "hold_time"), "must be 0 or between 3 and 65535")
-        routers.append(RouterConfig(name, neighbor, peer_as, rid, tuple(canon), tuple(fallback)))
-        neighbors.append(
-            NeighborSettings(
-                name=name,
-                address=neighbor,
-                peer_as=peer_as,
-                local_address=c.address(r, w, "local_address", ""),
-                router_id=rid,
-                add_path=c.get(r, w, "add_path", bool, True),
-                passive=c.get(r, w, "passive", bool, True),
-                md5_password=c.get(r, w, "md5_password", str, ""),
-                stale_hold_time=(
-                    c.seconds(r, w, "stale_hold_time", 0.0, 0, 86400)
-                    if "stale_hold_time" in r
-                    else None
-                ),
-                hold_time=hold,
-            )
-        )
-    neighbor_owner: dict[str, str] = {}
-    for i, r in enumerate(routers):
-        if r.neighbor in neighbor_owner:
-            raise c.fail(
-                ("routers", i, "neighbor"),
-                f"{r.neighbor} is already router {neighbor_owner[r.neighbor]!r}",
-            )
-        neighbor_owner[r.neighbor] = r.name
-        for j, f in enumerate(r.fallback):
-            if not isinstance(f, str) or f not in names:
-                raise c.fail(("routers", i, "fallback"), f"item {j}: no router named {f!r}")
-            if f == r.name:
-                raise c.fail(
-                    ("routers", i, "fallback"), f"item {j}: a router cannot fall back to itself"
-                )
-    for j, f in enumerate(default_fallback):
-        if not isinstance(f, str) or f not in names:
-            raise c.fail(("service", None, "fallback"), f"item {j}: no router named {f!r}")
-
-    overrides = _overrides(c, data, local_as, warnings)
-    ix = parse_ix(c, data, routers, warnings)
-
-    converge_quiet = c.seconds(bgp, bw, "converge_quiet_time", 60.0, 0, 86400)
-    spool_bytes = c.get(bgp, bw, "relay_spool_bytes", int, RELAY_SPOOL_BYTES)
-    if not 1024 * 1024 <= spool_bytes <= 64 * 1024**3:
-        raise c.fail(("bgp", None, "relay_spool_bytes"), "must be between 1 MiB and 64 GiB")
-    reread_wave = _reread_wave(c, bgp, bw)
-
-    report = c.get(data, ("", None, None), "report", dict, {})
+    svc = c.soft(None, c.get, data, top, "service", dict)
+    # Missing or not a table: said once; its keys are not each a problem of their own.
+    s = _service(c if svc is not None else _Checker(path, text), svc or {})
+    bgp = c.soft({}, c.get, data, top, "bgp", dict, {})
+    b = _bgp(c, bgp)
+    before = len(c.problems)
+    routers, neighbors = _routers(c, data, s["local_as"], s["default_fallback"])
+    routers_whole = len(c.problems) == before
+    overrides = _overrides(c, data, s["local_as"], warnings)
+    # [[ix]] names routers: checked once they all hold (a broken one is no "unknown router").
+    ix = c.soft((), parse_ix, c, data, routers, warnings) if routers_whole else ()
+    report = c.soft({}, c.get, data, top, "report", dict, {})
     if "report" in data:
-        _report(c, data)
-    metrics_listen = _metrics(c, data)
-    api = parse_api(c, data)
+        with c.part():
+            _report(c, data)
+    metrics_listen = c.soft("", _metrics, c, data)
+    api = c.soft(ApiSettings(), parse_api, c, data)
     bgp_settings = BgpSettings(
-        local_as=local_as,
-        router_id=router_id,
-        listen_address=listen_address,
-        listen_port=listen_port,
+        local_as=s["local_as"],
+        router_id=s["router_id"],
         neighbors=tuple(neighbors),
-        exabgp_mode=exabgp_mode,
-        exabgp_command=tuple(exabgp_command),
-        feed_socket=c.get(bgp, bw, "feed_socket", str, ""),
-        stale_hold_time=stale_hold,
-        restart_hold_time=restart_hold,
-        work_dir=c.get(bgp, bw, "work_dir", str, ""),
-        converge_quiet_time=converge_quiet,
-        relay_spool_bytes=spool_bytes,
-        reread_wave=reread_wave,
-        api_mode=api_mode,
-        workers=workers,
+        **b,
     )
-    for where, why in exabgp_config_problems(bgp_settings):
-        raise c.fail(where, why)
+    if not c.problems:  # these read the settings as a whole: only once each part holds
+        for where, why in exabgp_config_problems(bgp_settings):
+            c.problems.append(c.fail(where, why))
+    c.raise_problems()
     warnings += plan_warnings(bgp_settings)
     warnings += spool_warnings(bgp_settings)
     return Config(
         path=path,
-        local_as=local_as,
-        router_id=router_id,
-        grpc_listen=grpc_listen,
-        as_set_policy=as_set_policy,
-        max_batch_flows=max_batch,
-        max_message_bytes=max_msg,
-        snapshot_path=snapshot_path,
-        snapshot_interval=snapshot_interval,
-        default_fallback=default_fallback,
         routers=tuple(routers),
         overrides=overrides,
         bgp=bgp_settings,
         report=report,
         warnings=tuple(warnings),
-        log_format=log_format,
-        ready_timeout=ready_timeout,
-        recent_flows=recent_flows,
-        route_cache_routes=route_cache_routes,
         metrics_listen=metrics_listen,
         api=api,
         ix=ix,
+        **s,
     )
+
+
+def _service(c: _Checker, svc: dict) -> dict[str, Any]:
+    """``[service]``, key by key (a bad key keeps its default, its problem kept)."""
+    sw = ("service", None)
+    c.no_unknown(svc, sw, SECTION_KEYS["service"])
+    key = functools.partial(c.keyed, svc, sw)
+    between = "must be between {} and {}".format
+    return {
+        "local_as": c.soft(0, c.asn, svc, sw, "local_as"),
+        "router_id": c.soft("0.0.0.0", c.ipv4, svc, sw, "router_id"),
+        "grpc_listen": c.soft(GRPC_LISTEN, _listen, c, svc, sw, "grpc_listen", GRPC_LISTEN),
+        "as_set_policy": key(c.choice, "as_set_policy", "aggregator", AS_SET_POLICIES),
+        "max_batch_flows": key(
+            c.bounded, "max_batch_flows", MAX_BATCH_FLOWS, 1, 1_000_000, between(1, 1000000)
+        ),
+        "max_message_bytes": key(
+            c.bounded,
+            "max_message_bytes",
+            MAX_MESSAGE_BYTES,
+            64 * 1024,
+            1024**3,
+            between("64 KiB", "1 GiB"),
+        ),
+        "snapshot_path": key(c.string, "snapshot_path", ""),
+        "snapshot_interval": key(c.seconds, "snapshot_interval", 300.0, 10, 86400),
+        "default_fallback": tuple(key(c.listed, "fallback", [])),
+        "log_format": key(c.choice, "log_format", "text", LOG_FORMATS),
+        "ready_timeout": key(c.seconds, "ready_timeout", 600.0, 0, 86400),
+        "recent_flows": key(
+            c.bounded, "recent_flows", RECENT_FLOWS, 0, 10_000_000, between(0, 10000000)
+        ),
+        "route_cache_routes": key(
+            c.bounded, "route_cache_routes", DEFAULT_BUDGET, 0, 16_777_216, between(0, 16777216)
+        ),
+    }
+
+
+def _listen(c: _Checker, data: dict, where: tuple, key: str, default: str) -> str:
+    """A HOST:PORT to listen on ("" where the default is "": off)."""
+    value = c.get(data, where, key, str, default)
+    if value or default:
+        try:
+            _host_port(value)
+        except ValueError as exc:
+            raise c.fail((where[0], where[1], key), str(exc)) from None
+    return value
+
+
+def _bgp(c: _Checker, bgp: dict) -> dict[str, Any]:
+    """``[bgp]`` but its neighbors, key by key, as BgpSettings' fields."""
+    bw = ("bgp", None)
+    c.no_unknown(bgp, bw, SECTION_KEYS["bgp"])
+    key = functools.partial(c.keyed, bgp, bw)
+    modes = ("supervised", "external")
+    exabgp_mode = key(c.choice, "exabgp", "supervised", modes, "supervised or external")
+    commands = key(c.listed, "exabgp_command", [])
+    if not all(isinstance(x, str) for x in commands):
+        c.problems.append(c.fail(("bgp", None, "exabgp_command"), "must be a list of strings"))
+        commands = []
+    return {
+        "listen_address": key(c.address, "listen_address", "127.0.0.1"),
+        "listen_port": c.soft(179, _port, c, bgp, bw),
+        "exabgp_mode": exabgp_mode,
+        "api_mode": key(c.choice, "api_mode", "raw", ("raw", "json"), "raw or json"),
+        "exabgp_command": tuple(commands),
+        "stale_hold_time": key(c.seconds, "stale_hold_time", 0.0, 0, 86400),
+        "restart_hold_time": key(c.seconds, "restart_hold_time", 300.0, 0, 86400),
+        "workers": c.soft(1, _workers, c, bgp, exabgp_mode),
+        "feed_socket": key(c.string, "feed_socket", ""),
+        "work_dir": key(c.string, "work_dir", ""),
+        "converge_quiet_time": key(c.seconds, "converge_quiet_time", 60.0, 0, 86400),
+        "relay_spool_bytes": key(
+            c.bounded,
+            "relay_spool_bytes",
+            RELAY_SPOOL_BYTES,
+            2**20,
+            64 * 2**30,
+            "must be between 1 MiB and 64 GiB",
+        ),
+        "reread_wave": c.soft(0, _reread_wave, c, bgp, bw),
+    }
+
+
+def _port(c: _Checker, bgp: dict, bw: tuple) -> int:
+    port = c.get(bgp, bw, "listen_port", int, 179)
+    if not 0 < port < 65536:
+        raise c.fail(("bgp", None, "listen_port"), f"{port} is not a TCP port")
+    return port
+
+
+def _workers(c: _Checker, bgp: dict, exabgp_mode: str) -> int:
+    try:
+        return resolve_workers(bgp.get("workers", 1), exabgp_mode)
+    except ValueError as exc:
+        raise c.fail(("bgp", None, "workers"), str(exc)) from None
+
+
+def _routers(
+    c: _Checker, data: dict, local_as: int, default_fallback: tuple
+) -> tuple[list[RouterConfig], list[NeighborSettings]]:
+    """Every ``[[routers]]`` entry, each checked on its own (its first problem kept),
+    then what they must not share and whom they fall back to."""
+    routers: list[RouterConfig] = []
+    neighbors: list[NeighborSettings] = []
+    names: dict[str, int] = {}
+    exporter_owner: dict[str, str] = {}
+    for i, r in enumerate(c.soft([], c.get, data, ("", None, None), "routers", list, [])):
+        with c.part():
+            router, neighbor = _router(c, i, r, local_as, names, exporter_owner)
+            routers.append(router)
+            neighbors.append(neighbor)
+    neighbor_owner: dict[str, str] = {}
+    index = {r.name: names[r.name] for r in routers}
+    for r in routers:
+        i = index[r.name]
+        with c.part():
+            if r.neighbor in neighbor_owner:
+                raise c.fail(
+                    ("routers", i, "neighbor"),
+                    f"{r.neighbor} is already router {neighbor_owner[r.neighbor]!r}",
+                )
+            neighbor_owner[r.neighbor] = r.name
+        with c.part():
+            for j, f in enumerate(r.fallback):
+                if not isinstance(f, str) or f not in names:
+                    raise c.fail(("routers", i, "fallback"), f"item {j}: no router named {f!r}")
+                if f == r.name:
+                    raise c.fail(
+                        ("routers", i, "fallback"), f"item {j}: a router cannot fall back to itself"
+                    )
+    with c.part():
+        for j, f in enumerate(default_fallback):
+            if not isinstance(f, str) or f not in names:
+                raise c.fail(("service", None, "fallback"), f"item {j}: no router named {f!r}")
+    return routers, neighbors
+
+
+def _router(
+    c: _Checker,
+    i: int,
+    r: Any,
+    local_as: int,
+    names: dict[str, int],
+    exporter_owner: dict[str, str],
+) -> tuple[RouterConfig, NeighborSettings]:
+    w = ("routers", i)
+    if not isinstance(r, dict):
+        raise c.fail(("routers", i, None), "must be a table ([[routers]])")
+    c.no_unknown(r, w, SECTION_KEYS["routers"])
+    name = c.get(r, w, "name", str)
+    if not _NAME.match(name):
+        raise c.fail(("routers", i, "name"), f"{name!r}: use letters, digits, _ . : -")
+    if name in names:
+        raise c.fail(("routers", i, "name"), f"{name!r} is already routers[{names[name]}]")
+    names[name] = i  # known from here on: others' fallbacks to it are no problem
+    neighbor = c.address(r, w, "neighbor")
+    peer_as = c.asn(r, w, "peer_as", local_as)
+    rid = c.ipv4(r, w, "router_id") if "router_id" in r else ""
+    exporters = c.get(r, w, "exporters", list, [])
+    canon = []
+    for j, e in enumerate(exporters):
+        try:
+            canon.append(str(ipaddress.ip_address(e)))
+        except (ValueError, TypeError):
+            raise c.fail(
+                ("routers", i, "exporters"), f"item {j}: {e!r} is not an IP address"
+            ) from None
+    for e in canon:
+        if e in exporter_owner:
+            raise c.fail(
+                ("routers", i, "exporters"),
+                f"{e} is already mapped to router {exporter_owner[e]!r}",
+            )
+    fallback = c.get(r, w, "fallback", list, [])
+    hold = c.get(r, w, "hold_time", int, 180)
+    if hold != 0 and not 3 <= hold <= 65535:
+        raise c.fail(("routers", i, "hold_time"), "must be 0 or between 3 and 65535")
+    settings = NeighborSettings(
+        name=name,
+        address=neighbor,
+        peer_as=peer_as,
+        local_address=c.address(r, w, "local_address", ""),
+        router_id=rid,
+        add_path=c.get(r, w, "add_path", bool, True),
+        passive=c.get(r, w, "passive", bool, True),
+        md5_password=c.get(r, w, "md5_password", str, ""),
+        stale_hold_time=(
+            c.seconds(r, w, "stale_hold_time", 0.0, 0, 86400) if "stale_hold_time" in r else None
+        ),
+        hold_time=hold,
+    )
+    for e in canon:
+        exporter_owner[e] = name
+    return RouterConfig(name, neighbor, peer_as, rid, tuple(canon), tuple(fallback)), settings
 
 
 def _reread_wave(c: _Checker, bgp: dict, bw: tuple) -> int:
@@ -392,62 +433,59 @@ def _metrics(c: _Checker, data: dict) -> str:
     metrics = c.get(data, ("", None, None), "metrics", dict, {})
     w = ("metrics", None)
     c.no_unknown(metrics, w, SECTION_KEYS["metrics"])
-    listen = c.get(metrics, w, "listen", str, "")
-    if listen:
-        try:
-            _host_port(listen)
-        except ValueError as exc:
-            raise c.fail(("metrics", None, "listen"), str(exc)) from None
-    return listen
+    return _listen(c, metrics, w, "listen", "")
 
 
 def _overrides(c: _Checker, data: dict, local_as: int, warnings: list[str]) -> tuple:
-    rules: list[OverrideRule] = []
+    """Every ``[[overrides]]`` rule, each checked on its own (its first problem kept)."""
+    rules: dict[int, OverrideRule] = {}  # by index in the file (a broken rule: none)
     seen_names: dict[str, int] = {}
     first_any: dict[tuple[str, int], int] = {}  # (exporter, in_if) -> first any-MAC rule
     first_mac: dict[tuple[tuple[str, int], bytes], int] = {}  # ... -> first rule for a MAC
-    for i, o in enumerate(c.get(data, ("", None, None), "overrides", list, [])):
-        w = ("overrides", i)
-        if not isinstance(o, dict):
-            raise c.fail(("overrides", i, None), "must be a table ([[overrides]])")
-        c.no_unknown(o, w, SECTION_KEYS["overrides"])
-        name = c.get(o, w, "name", str, f"override-{i}")
-        if name in seen_names:
-            raise c.fail(
-                ("overrides", i, "name"), f"{name!r} is already overrides[{seen_names[name]}]"
-            )
-        seen_names[name] = i
-        exporter = c.address(o, w, "exporter")
-        in_if = c.get(o, w, "in_if", int)
-        if not 0 <= in_if <= 0xFFFFFFFF:
-            raise c.fail(("overrides", i, "in_if"), f"{in_if} is not a 32-bit ifIndex")
-        mac_text = c.get(o, w, "src_mac", str, "")
-        try:
-            mac = parse_mac(mac_text) if mac_text else None
-        except ValueError as exc:
-            raise c.fail(("overrides", i, "src_mac"), str(exc)) from None
-        peer_as = c.asn(o, w, "peer_as")
-        rule = OverrideRule(
-            name, exporter, in_if, peer_as, mac, c.get(o, w, "description", str, "")
-        )
-        # The first earlier rule that takes the same traffic: one for any MAC
-        # on this port, or one for this very MAC (whichever came first).
-        port = (exporter, in_if)
-        candidates = [first_any.get(port)]
-        if mac is not None:
-            candidates.append(first_mac.get((port, mac)))
-        earlier = min((e for e in candidates if e is not None), default=None)
-        if earlier is not None:
-            warnings.append(
-                f"{c.path}:{c.line_of('overrides', i, None)}: overrides[{i}] ({name!r}) "
-                f"never matches: {rules[earlier].name!r} comes first and matches the same traffic"
-            )
-        if mac is None:
-            first_any.setdefault(port, i)
-        else:
-            first_mac.setdefault((port, mac), i)
-        rules.append(rule)
-    return tuple(rules)
+    for i, o in enumerate(c.soft([], c.get, data, ("", None, None), "overrides", list, [])):
+        with c.part():
+            rule = _override(c, i, o, seen_names)
+            # The first earlier rule that takes the same traffic: one for any MAC
+            # on this port, or one for this very MAC (whichever came first).
+            port = (rule.exporter, rule.in_if)
+            candidates = [first_any.get(port)]
+            if rule.src_mac is not None:
+                candidates.append(first_mac.get((port, rule.src_mac)))
+            earlier = min((e for e in candidates if e is not None), default=None)
+            if earlier is not None:
+                warnings.append(
+                    f"{c.path}:{c.line_of('overrides', i, None)}: overrides[{i}] "
+                    f"({rule.name!r}) never matches: {rules[earlier].name!r} comes first and "
+                    "matches the same traffic"
+                )
+            if rule.src_mac is None:
+                first_any.setdefault(port, i)
+            else:
+                first_mac.setdefault((port, rule.src_mac), i)
+            rules[i] = rule
+    return tuple(rules.values())
+
+
+def _override(c: _Checker, i: int, o: Any, seen_names: dict[str, int]) -> OverrideRule:
+    w = ("overrides", i)
+    if not isinstance(o, dict):
+        raise c.fail(("overrides", i, None), "must be a table ([[overrides]])")
+    c.no_unknown(o, w, SECTION_KEYS["overrides"])
+    name = c.get(o, w, "name", str, f"override-{i}")
+    if name in seen_names:
+        raise c.fail(("overrides", i, "name"), f"{name!r} is already overrides[{seen_names[name]}]")
+    seen_names[name] = i
+    exporter = c.address(o, w, "exporter")
+    in_if = c.get(o, w, "in_if", int)
+    if not 0 <= in_if <= 0xFFFFFFFF:
+        raise c.fail(("overrides", i, "in_if"), f"{in_if} is not a 32-bit ifIndex")
+    mac_text = c.get(o, w, "src_mac", str, "")
+    try:
+        mac = parse_mac(mac_text) if mac_text else None
+    except ValueError as exc:
+        raise c.fail(("overrides", i, "src_mac"), str(exc)) from None
+    peer_as = c.asn(o, w, "peer_as")
+    return OverrideRule(name, exporter, in_if, peer_as, mac, c.get(o, w, "description", str, ""))
 
 
 _REPORT_LINK = re.compile(r"report\.links\[(\d+)\](?:\.(\w+))?")

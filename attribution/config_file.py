@@ -9,15 +9,18 @@ indexed once, so locating an error or a warning never rescans the file).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import ipaddress
 import os
 import re
 import tomllib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 MAX_CONFIG_BYTES = 16 * 1024 * 1024  # a config file larger than this is refused unread
 MAX_NESTING = 32  # tables and arrays nested deeper than this are refused
+MAX_PROBLEMS = 20  # problems named in one error; past this, the rest are counted
 # A table header line: [[array.of.tables]] or [table] (group 1 or 2).
 _HEADER = re.compile(r"^\s*(?:\[\[\s*([^\[\]]+?)\s*\]\]|\[\s*([^\[\]]+?)\s*\])")
 
@@ -25,13 +28,22 @@ _HEADER = re.compile(r"^\s*(?:\[\[\s*([^\[\]]+?)\s*\]\]|\[\s*([^\[\]]+?)\s*\])")
 class ConfigError(ValueError):
     """A config problem, with the file, line and key in the message."""
 
+    line: int | None = None  # where it is, when known (problems are listed in file order)
+
 
 class Checker:
-    """Reads typed values out of the parsed TOML, failing with file:line: key: why."""
+    """Reads typed values out of the parsed TOML, failing with file:line: key: why.
+
+    A check runs in parts (``part``, ``soft``): each part's first problem is
+    kept and the check goes on with the next one, and ``raise_problems`` names
+    them all at the end. One run of a file with five mistakes said the first,
+    so fixing it took five runs (five reloads refused one after the other).
+    """
 
     def __init__(self, path: str, text: str) -> None:
         self.path = path
         self.text = text
+        self.problems: list[ConfigError] = []
         self._lines: list[str] = []
         # (table name, is an array of tables) -> line indexes of its headers;
         # built once, on the first lookup, so that a file of 20,000 rules
@@ -75,7 +87,56 @@ class Checker:
 
     def error(self, line: int | None, keypath: str, why: str) -> ConfigError:
         loc = f"{self.path}:{line}" if line else self.path
-        return ConfigError(f"{loc}: {keypath}: {why}")
+        error = ConfigError(f"{loc}: {keypath}: {why}")
+        error.line = line
+        return error
+
+    @contextlib.contextmanager
+    def part(self) -> Iterator[None]:
+        """A part of the file checked on its own: a ConfigError inside is kept and
+        the check goes on after the block (what the block would have set keeps
+        the value it had before it)."""
+        try:
+            yield
+        except ConfigError as exc:
+            self.problems.append(exc)
+
+    def soft(self, default: Any, check: Callable[..., Any], *args: Any) -> Any:
+        """``check(*args)``; on a problem, kept (``part``), ``default``."""
+        with self.part():
+            return check(*args)
+        return default
+
+    def keyed(
+        self,
+        data: dict,
+        where: tuple,
+        check: Callable[..., Any],
+        key: str,
+        default: Any,
+        *rest: Any,
+    ) -> Any:
+        """``check(data, where, key, default, *rest)`` for an optional key; on a
+        problem, kept (``part``), ``default``."""
+        return self.soft(default, check, data, where, key, default, *rest)
+
+    def raise_problems(self) -> None:
+        """Raise what the parts found: a single problem as it is, several as one
+        ConfigError naming them in file order, one per line (at most MAX_PROBLEMS,
+        then how many more)."""
+        problems = self.problems
+        if not problems:
+            return
+        if len(problems) == 1:
+            raise problems[0]
+        ordered = sorted(problems, key=lambda p: p.line or 0)  # stable: same line, as found
+        lines = [f"{self.path}: {len(problems)} problems:"]
+        lines += [str(p) for p in ordered[:MAX_PROBLEMS]]
+        if len(problems) > MAX_PROBLEMS:
+            lines.append(f"... and {len(problems) - MAX_PROBLEMS} more")
+        error = ConfigError("\n".join(lines))
+        error.line = ordered[0].line
+        raise error
 
     def get(self, data: dict, where: tuple, key: str, kind: type, default: Any = ...) -> Any:
         if key not in data:
@@ -92,6 +153,12 @@ class Checker:
                 f"must be {_KIND_NAMES.get(kind, kind.__name__)}, not {type(value).__name__}",
             )
         return value
+
+    def string(self, data: dict, where: tuple, key: str, default: Any = ...) -> str:
+        return self.get(data, where, key, str, default)
+
+    def listed(self, data: dict, where: tuple, key: str, default: Any = ...) -> list:
+        return self.get(data, where, key, list, default)
 
     def asn(self, data: dict, where: tuple, key: str, default: Any = ...) -> int:
         value = self.get(data, where, key, int, default)
@@ -117,6 +184,25 @@ class Checker:
                 (where[0], where[1], key), f"{value!r} is not an IPv4 address (BGP identifier)"
             ) from None
 
+    def choice(
+        self, data: dict, where: tuple, key: str, default: Any, allowed: tuple, say: str = ""
+    ) -> str:
+        """A string among ``allowed`` (``say``: how the error lists them)."""
+        value = self.get(data, where, key, str, default)
+        if value not in allowed:
+            expected = say or "one of " + ", ".join(allowed)
+            raise self.fail((where[0], where[1], key), f"{value!r}: expected {expected}")
+        return value
+
+    def bounded(
+        self, data: dict, where: tuple, key: str, default: Any, low: int, high: int, why: str
+    ) -> int:
+        """An integer within [low, high]; ``why``: the error's words otherwise."""
+        value = self.get(data, where, key, int, default)
+        if not low <= value <= high:
+            raise self.fail((where[0], where[1], key), why)
+        return value
+
     def seconds(
         self, data: dict, where: tuple, key: str, default: float, low: float, high: float
     ) -> float:
@@ -129,12 +215,16 @@ class Checker:
         return value
 
     def no_unknown(self, data: dict, where: tuple, known: set[str]) -> None:
+        """Every unknown key is a problem of its own (kept, ``part``): nothing is read
+        from them, so the check goes on."""
         for key in data:
             if key not in known:
                 hint = _closest(key, known)
-                raise self.fail(
-                    (where[0], where[1], key),
-                    "unknown key" + (f" (did you mean {hint!r}?)" if hint else ""),
+                self.problems.append(
+                    self.fail(
+                        (where[0], where[1], key),
+                        "unknown key" + (f" (did you mean {hint!r}?)" if hint else ""),
+                    )
                 )
 
 
