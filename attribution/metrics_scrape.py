@@ -443,6 +443,12 @@ def _snapshots(stats: SnapshotStats) -> Iterator[Metric]:
     writes.add_metric(["written"], stats.written)
     writes.add_metric(["failed"], stats.failed)
     yield writes
+    yield CounterMetricFamily(
+        "attribution_snapshot_writes_postponed",
+        "Periodic snapshot writes that waited for a table load or re-read to end (their "
+        "memory peaks would stack), at most one snapshot_interval.",
+        value=stats.postponed,
+    )
     yield GaugeMetricFamily(
         "attribution_snapshot_last_written_timestamp_seconds",
         "When the last snapshot write succeeded (Unix time; 0: none since start).",

@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 MAINTENANCE_INTERVAL = 0.1  # seconds between RIB maintenance rounds
 SIGNAL_POLL = 0.2  # seconds between the main loop's looks at the signal flags
 OBSERVE_INTERVAL = 0.2  # seconds between rounds of RIB event logging and health updates
+SNAPSHOT_RETRY = 5.0  # seconds between looks at a load a periodic snapshot write waits for
 
 
 def tune_gc() -> None:
@@ -175,6 +176,7 @@ class Service:
             target=self._snapshot_loop, name="rib-snapshots", daemon=True
         )
         self._snapshot_wake = threading.Event()
+        self._snapshot_postponed_since: float | None = None  # monotonic; None: not waiting
 
     def _apply_router_settings(self, config: Config) -> None:
         self.rib.router_names = {r.neighbor: r.name for r in config.routers}
@@ -250,17 +252,46 @@ class Service:
         (up to a day)."""
         last = time.monotonic()
         while not self._stop.is_set():
-            self._snapshot_wake.wait(
-                max(0.0, last + self.config.snapshot_interval - time.monotonic())
-            )
+            if self._snapshot_postponed_since is not None:
+                wait = SNAPSHOT_RETRY
+            else:
+                wait = max(0.0, last + self.config.snapshot_interval - time.monotonic())
+            self._snapshot_wake.wait(wait)
             if self._stop.is_set():
                 break
             if self._snapshot_wake.is_set():
                 self._snapshot_wake.clear()
                 continue
-            last = time.monotonic()
-            if self.config.snapshot_path:
-                self.write_snapshot()
+            if not self.config.snapshot_path or self._periodic_snapshot(time.monotonic()):
+                last = time.monotonic()
+
+    def _periodic_snapshot(self, now: float) -> bool:
+        """A periodic write, unless a table streams in (a load, a re-read): True once
+        it ran, False while it waits.
+
+        A re-read holds ~1.7x the RIB and views for a while and a write ~0.9x more
+        for its seconds: together past the 1.9x a replica is sized for (README,
+        "Sizing a replica"), the OOM killer's case, and a snapshot taken mid-load is
+        a partial one anyway. So the write waits for the load, polled every
+        SNAPSHOT_RETRY, at most one more ``snapshot_interval`` (endless churn
+        must not stop snapshots). The stop's write never waits."""
+        with self.rib.lock:
+            loading = self.rib.streaming()
+        since = self._snapshot_postponed_since
+        if loading and (since is None or now - since < self.config.snapshot_interval):
+            if since is None:
+                self._snapshot_postponed_since = now
+                self.snapshots.stats.postponed += 1
+                log.info(
+                    "snapshot write put off while a table loads (%s): memory peaks would "
+                    "stack; at most %.0f s",
+                    ", ".join(sorted(loading)),
+                    self.config.snapshot_interval,
+                )
+            return False
+        self._snapshot_postponed_since = None
+        self.write_snapshot()
+        return True
 
     def stop(self) -> None:
         self._stop.set()

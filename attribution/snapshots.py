@@ -43,6 +43,7 @@ class SnapshotStats:
     last_seconds: float = 0.0  # how long that write took
     last_bytes: int = 0  # that file's size
     leftovers_removed: int = 0  # unfinished writes' files removed (at start, before a write)
+    postponed: int = 0  # periodic writes that waited for a table load (Service._periodic_snapshot)
     load: str = ""  # at start: one of LOAD_OUTCOMES ("" before it, or without a path)
     load_seconds: float = 0.0
 
