@@ -404,8 +404,9 @@ class Service:
         ).start()
         self.start()
         log.info(
-            "serving: gRPC on %s, feed on %s, ExaBGP %s",
-            self.config.grpc_listen,
+            "serving: gRPC on %s:%d, feed on %s, ExaBGP %s",
+            self.config.grpc_listen.rsplit(":", 1)[0],
+            self.grpc_port,  # the port bound: port 0 in the config asks for any free one
             self.feed.socket_path,
             "supervised" if self.supervisor else "external",
         )

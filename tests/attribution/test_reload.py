@@ -304,3 +304,24 @@ def test_a_sighup_while_the_daemon_starts_is_a_reload_not_a_death(tmp_path):
             proc.wait()
     reader.join(10)
     assert proc.returncode == 0, "".join(lines)[-3000:]
+
+
+def test_the_serving_line_names_the_port_bound_when_the_config_asks_for_any(tmp_path):
+    """`grpc_listen = "127.0.0.1:0"` binds a free port; the log said ":0", so an
+    operator (or a script reading the log) could not tell where to connect."""
+    path = tmp_path / "attribution.toml"
+    write(path, external(CONFIG, tmp_path))
+    proc = serve(path, 0)
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if "serving: gRPC on" in line:
+                break
+        port = int(line.split("serving: gRPC on 127.0.0.1:")[1].split(",")[0])
+        assert port > 0
+        with channel(f"127.0.0.1:{port}") as ch:
+            replies = pb_grpc.AttributionStub(ch).ListRouters(pb.ListRoutersRequest(), timeout=10)
+        assert [r.name for r in replies.routers]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
