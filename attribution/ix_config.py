@@ -98,68 +98,78 @@ def parse_ix(
     names: dict[str, int] = {}
     owner: dict[tuple[str, int], str] = {}  # (exporter, in_if) -> IX name
     for i, x in enumerate(c.get(data, ("", None, None), "ix", list, [])):
-        w = ("ix", i)
-        if not isinstance(x, dict):
-            raise c.fail(("ix", i, None), "must be a table ([[ix]])")
-        c.no_unknown(x, w, KEYS)
-        name = c.get(x, w, "name", str)
-        if not _NAME.match(name):
-            raise c.fail(("ix", i, "name"), f"{name!r}: use letters, digits, _ . : -")
-        if name in names:
-            raise c.fail(("ix", i, "name"), f"{name!r} is already ix[{names[name]}]")
-        names[name] = i
-        router = c.get(x, w, "router", str, "")
-        if router and router not in routers:
-            raise c.fail(("ix", i, "router"), f"no router named {router!r}")
-        exporters = _addresses(c, x, i)
-        if not router and not exporters:
-            raise c.fail(("ix", i, "router"), "give router, exporters or both")
-        if not exporters:
-            exporters = tuple(dict.fromkeys(a for a in routers[router] if a))
-        in_if = _if_indexes(c, x, i)
-        for e in exporters:
-            for n in in_if:
-                if (e, n) in owner:
-                    raise c.fail(
-                        ("ix", i, "in_if"),
-                        f"exporter {e} in_if {n} is already a port of IX {owner[(e, n)]!r}",
-                    )
-                owner[(e, n)] = name
-        prefixes = _prefixes(c, x, i)
-        refresh = c.seconds(x, w, "refresh_interval", REFRESH_DEFAULT, 1, 86400)
-        neighbors_file = c.get(x, w, "neighbors_file", str, "")
-        fmt = c.get(x, w, "neighbors_format", str, "ip-json")
-        if fmt not in NEIGHBOR_FORMATS:
-            raise c.fail(
-                ("ix", i, "neighbors_format"),
-                f"{fmt!r}: expected one of {', '.join(NEIGHBOR_FORMATS)}",
-            )
-        snmp = _snmp(c, x, i)
-        if snmp is not None and neighbors_file:
-            raise c.fail(
-                ("ix", i, "neighbors_file"), "give snmp_target or neighbors_file, not both"
-            )
-        peeringdb = c.get(x, w, "peeringdb_file", str, "")
-        if snmp is None and not neighbors_file:
-            warnings.append(
-                f"{c.path}:{c.line_of('ix', i, None)}: ix[{i}] ({name!r}) has no neighbor table "
-                "source (snmp_target or neighbors_file): no MAC can be learned"
-            )
-        out.append(
-            IxConfig(
-                name=name,
-                router=router,
-                exporters=tuple(exporters),
-                in_if=in_if,
-                prefixes=prefixes,
-                refresh_interval=refresh,
-                neighbors_file=neighbors_file,
-                neighbors_format=fmt,
-                snmp=snmp,
-                peeringdb_file=peeringdb,
-            )
-        )
+        with c.part():  # each entry on its own: its first problem kept, the next checked
+            out.append(_entry(c, i, x, routers, names, owner, warnings))
     return tuple(out)
+
+
+def _entry(
+    c: Checker,
+    i: int,
+    x: Any,
+    routers: dict[str, tuple],
+    names: dict[str, int],
+    owner: dict[tuple[str, int], str],
+    warnings: list[str],
+) -> IxConfig:
+    """One ``[[ix]]`` entry; ``names`` and ``owner`` are the entries' so far."""
+    w = ("ix", i)
+    if not isinstance(x, dict):
+        raise c.fail(("ix", i, None), "must be a table ([[ix]])")
+    c.no_unknown(x, w, KEYS)
+    name = c.get(x, w, "name", str)
+    if not _NAME.match(name):
+        raise c.fail(("ix", i, "name"), f"{name!r}: use letters, digits, _ . : -")
+    if name in names:
+        raise c.fail(("ix", i, "name"), f"{name!r} is already ix[{names[name]}]")
+    names[name] = i
+    router = c.get(x, w, "router", str, "")
+    if router and router not in routers:
+        raise c.fail(("ix", i, "router"), f"no router named {router!r}")
+    exporters = _addresses(c, x, i)
+    if not router and not exporters:
+        raise c.fail(("ix", i, "router"), "give router, exporters or both")
+    if not exporters:
+        exporters = tuple(dict.fromkeys(a for a in routers[router] if a))
+    in_if = _if_indexes(c, x, i)
+    for e in exporters:
+        for n in in_if:
+            if (e, n) in owner:
+                raise c.fail(
+                    ("ix", i, "in_if"),
+                    f"exporter {e} in_if {n} is already a port of IX {owner[(e, n)]!r}",
+                )
+            owner[(e, n)] = name
+    prefixes = _prefixes(c, x, i)
+    refresh = c.seconds(x, w, "refresh_interval", REFRESH_DEFAULT, 1, 86400)
+    neighbors_file = c.get(x, w, "neighbors_file", str, "")
+    fmt = c.get(x, w, "neighbors_format", str, "ip-json")
+    if fmt not in NEIGHBOR_FORMATS:
+        raise c.fail(
+            ("ix", i, "neighbors_format"),
+            f"{fmt!r}: expected one of {', '.join(NEIGHBOR_FORMATS)}",
+        )
+    snmp = _snmp(c, x, i)
+    if snmp is not None and neighbors_file:
+        raise c.fail(("ix", i, "neighbors_file"), "give snmp_target or neighbors_file, not both")
+    peeringdb = c.get(x, w, "peeringdb_file", str, "")
+    if snmp is None and not neighbors_file:
+        warnings.append(
+            f"{c.path}:{c.line_of('ix', i, None)}: ix[{i}] ({name!r}) has no neighbor table "
+            "source (snmp_target or neighbors_file): no MAC can be learned"
+        )
+    return IxConfig(
+        name=name,
+        router=router,
+        exporters=tuple(exporters),
+        in_if=in_if,
+        prefixes=prefixes,
+        refresh_interval=refresh,
+        neighbors_file=neighbors_file,
+        neighbors_format=fmt,
+        snmp=snmp,
+        peeringdb_file=peeringdb,
+    )
 
 
 def _addresses(c: Checker, x: dict, i: int) -> tuple[str, ...]:

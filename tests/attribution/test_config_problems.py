@@ -139,3 +139,18 @@ def test_a_reload_with_several_problems_names_them_all_and_keeps_the_running_con
     assert "service.max_batch_flows: must be between 1 and 1000000" in result.error
     assert "service.log_format: 'xml': expected one of text, json" in result.error
     assert service.config is before
+
+
+def test_each_ix_entry_is_checked_on_its_own():
+    text = (
+        MINIMAL
+        + '[[routers]]\nname = "edge1"\nneighbor = "127.0.0.2"\nexporters = ["127.0.1.1"]\n'
+        + '[[ix]]\nname = "ix-a"\nrouter = "edge1"\nin_if = [7]\nprefixes = ["10.99.0.0/24"]\n'
+        + 'neighbors_file = "/x"\nrefresh_interval = 0\n'
+        + '[[ix]]\nname = "ix-b"\nrouter = "edge9"\nin_if = [8]\nprefixes = ["10.98.0.0/24"]\n'
+        + 'neighbors_file = "/y"\n'
+    )
+    got = problems_of(text)
+    assert got[0] == f"{PATH}: 2 problems:"
+    assert got[1].endswith("ix[0].refresh_interval: must be between 1 and 86400 seconds")
+    assert got[2].endswith("ix[1].router: no router named 'edge9'")
