@@ -29,6 +29,7 @@ class ConfigError(ValueError):
     """A config problem, with the file, line and key in the message."""
 
     line: int | None = None  # where it is, when known (problems are listed in file order)
+    key: str = ""  # the key path it is about, when known (one problem a key)
 
 
 class Checker:
@@ -88,7 +89,7 @@ class Checker:
     def error(self, line: int | None, keypath: str, why: str) -> ConfigError:
         loc = f"{self.path}:{line}" if line else self.path
         error = ConfigError(f"{loc}: {keypath}: {why}")
-        error.line = line
+        error.line, error.key = line, keypath
         return error
 
     @contextlib.contextmanager
@@ -124,7 +125,13 @@ class Checker:
         """Raise what the parts found: a single problem as it is, several as one
         ConfigError naming them in file order, one per line (at most MAX_PROBLEMS,
         then how many more)."""
-        problems = self.problems
+        seen: set[tuple[int | None, str]] = set()
+        problems = []
+        for p in self.problems:  # a key two validators read (service.local_as): said once
+            if p.key and (p.line, p.key) in seen:
+                continue
+            seen.add((p.line, p.key))
+            problems.append(p)
         if not problems:
             return
         if len(problems) == 1:

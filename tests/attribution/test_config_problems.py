@@ -154,3 +154,10 @@ def test_each_ix_entry_is_checked_on_its_own():
     assert got[0] == f"{PATH}: 2 problems:"
     assert got[1].endswith("ix[0].refresh_interval: must be between 1 and 86400 seconds")
     assert got[2].endswith("ix[1].router: no router named 'edge9'")
+
+
+def test_a_key_two_validators_read_is_named_once():
+    """[report] falls back to [service] local_as and checks it too: one problem, not two
+    wordings of it."""
+    text = MINIMAL.replace("local_as = 64500", 'local_as = "x"') + '[report]\ncurrency = "EUR"\n'
+    assert problems_of(text) == [f"{PATH}:2: service.local_as: must be an integer, not str"]
