@@ -498,14 +498,17 @@ def _report(c: _Checker, data: dict) -> None:
     try:
         load_report_config(data, c.path)
     except ReportConfigError as exc:
-        key, why = exc.key or "report", exc.problem or str(exc)
-        line = None
-        if m := _REPORT_LINK.match(key):
-            line = c.line_of("report.links", int(m[1]), m[2]) or c.line_of("report", None, "links")
-        elif m := _REPORT_TABLE.match(key):
-            line = c.line_of(m[1], None, m[2] or m[3]) or c.line_of(
-                "report", None, m[1].split(".")[1]
-            )
-        elif m := _REPORT_KEY.match(key):
-            line = c.line_of(m[1], None, m[2])
-        raise c.error(line or c.line_of("report", None, None), key, why) from None
+        for problem in exc.problems:  # each kept, as the parts of the rest of the file
+            key, why = problem.key or "report", problem.problem or str(problem)
+            line = None
+            if m := _REPORT_LINK.match(key):
+                line = c.line_of("report.links", int(m[1]), m[2]) or c.line_of(
+                    "report", None, "links"
+                )
+            elif m := _REPORT_TABLE.match(key):
+                line = c.line_of(m[1], None, m[2] or m[3]) or c.line_of(
+                    "report", None, m[1].split(".")[1]
+                )
+            elif m := _REPORT_KEY.match(key):
+                line = c.line_of(m[1], None, m[2])
+            c.problems.append(c.error(line or c.line_of("report", None, None), key, why))

@@ -8,11 +8,12 @@ the key path and what is wrong.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import math
 import tomllib
 import zoneinfo
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,10 +31,18 @@ class ReportConfigError(ValueError):
     ``load_report_config``, can add the line number and report it in its own style.
     """
 
-    def __init__(self, message: str, key: str = "", problem: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        key: str = "",
+        problem: str = "",
+        problems: tuple[ReportConfigError, ...] = (),
+    ) -> None:
         super().__init__(message)
         self.key = key
         self.problem = problem
+        # Several at once (each link checked on its own): each with its key and problem.
+        self.problems = problems or (self,)
 
 
 @dataclass(frozen=True)
@@ -139,10 +148,28 @@ PEERING_KEYS = {
 
 
 class _Checker:
-    """Small helpers that raise ReportConfigError with file and key path."""
+    """Small helpers that raise ReportConfigError with file and key path; ``part``
+    keeps a part's first problem and goes on, ``raise_problems`` says them all."""
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self.problems: list[ReportConfigError] = []
+
+    @contextlib.contextmanager
+    def part(self) -> Iterator[None]:
+        try:
+            yield
+        except ReportConfigError as exc:
+            self.problems.append(exc)
+
+    def raise_problems(self) -> None:
+        problems = tuple(self.problems)
+        if len(problems) == 1:
+            raise problems[0]
+        if problems:
+            lines = [f"{self.path}: {len(problems)} problems in [report]:"]
+            lines += [str(p) for p in problems]
+            raise ReportConfigError("\n".join(lines), problems=problems)
 
     def fail(self, key: str, problem: str) -> ReportConfigError:
         return ReportConfigError(f"{self.path}: {key}: {problem}", key, problem)
@@ -228,48 +255,68 @@ def load_report_config(data: Mapping[str, Any], path: str) -> ReportConfig:
     raw = data.get("report", {})
     report = c.table(raw, "report")
     c.no_unknown(report, REPORT_KEYS, "report")
-
+    # Key by key, and each link on its own (``_Checker.part``): every problem is said.
     local_as: tuple[int, ...] = ()
-    if "local_as" in report:
-        local_as = c.asn_list(report["local_as"], "report.local_as")
-    else:
-        service = data.get("service")
-        if isinstance(service, Mapping) and "local_as" in service:
-            local_as = c.asn_list(service["local_as"], "service.local_as")
-
-    currency = c.string(report.get("currency", "EUR"), "report.currency", 8)
-    bucket = c.integer(report.get("bucket_seconds", 300), "report.bucket_seconds", 1, 86400)
-    if 86400 % bucket:
-        raise c.fail("report.bucket_seconds", f"must divide a day (86400 s) evenly, got {bucket}")
-    percentile = c.number(report.get("percentile", 95), "report.percentile", 1, 100)
-    default_rate = c.integer(
-        report.get("default_sampling_rate", 1),
-        "report.default_sampling_rate",
-        1,
-        MAX_SAMPLING_RATE,
-    )
-
-    sampling: dict[str, int] = {}
-    for exporter, rate in c.table(report.get("sampling", {}), "report.sampling").items():
-        key = f'report.sampling."{exporter}"'
-        sampling[c.ip(exporter, key)] = c.integer(rate, key, 1, MAX_SAMPLING_RATE)
-
-    links = _links(c, report.get("links", []))
-    peering = _peering(c, report.get("peering", {}))
-
-    names: dict[int, str] = {}
-    for asn, name in c.table(report.get("as_names", {}), "report.as_names").items():
-        key = f'report.as_names."{asn}"'
-        names[c.asn(asn if asn.upper().startswith("AS") else _int_or(asn), key)] = c.string(
-            name, key, 100
+    with c.part():
+        if "local_as" in report:
+            local_as = c.asn_list(report["local_as"], "report.local_as")
+        else:
+            service = data.get("service")
+            if isinstance(service, Mapping) and "local_as" in service:
+                local_as = c.asn_list(service["local_as"], "service.local_as")
+    currency, bucket, percentile, default_rate = "EUR", 300, 95.0, 1  # kept if broken
+    with c.part():
+        currency = c.string(report.get("currency", "EUR"), "report.currency", 8)
+    with c.part():
+        bucket = c.integer(report.get("bucket_seconds", 300), "report.bucket_seconds", 1, 86400)
+        if 86400 % bucket:
+            raise c.fail(
+                "report.bucket_seconds", f"must divide a day (86400 s) evenly, got {bucket}"
+            )
+    with c.part():
+        percentile = c.number(report.get("percentile", 95), "report.percentile", 1, 100)
+    with c.part():
+        default_rate = c.integer(
+            report.get("default_sampling_rate", 1),
+            "report.default_sampling_rate",
+            1,
+            MAX_SAMPLING_RATE,
         )
-
-    tz = c.string(report.get("input_timezone", "UTC"), "report.input_timezone", 64)
-    try:
-        zoneinfo.ZoneInfo(tz)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise c.fail("report.input_timezone", f"unknown time zone {tz!r}") from None
-
+    sampling: dict[str, int] = {}
+    with c.part():
+        for exporter, rate in c.table(report.get("sampling", {}), "report.sampling").items():
+            key = f'report.sampling."{exporter}"'
+            sampling[c.ip(exporter, key)] = c.integer(rate, key, 1, MAX_SAMPLING_RATE)
+    links: tuple[LinkConfig, ...] = ()
+    with c.part():
+        links = _links(c, report.get("links", []))
+    peering = PeeringConfig()
+    with c.part():
+        peering = _peering(c, report.get("peering", {}))
+    names: dict[int, str] = {}
+    with c.part():
+        for asn, name in c.table(report.get("as_names", {}), "report.as_names").items():
+            key = f'report.as_names."{asn}"'
+            names[c.asn(asn if asn.upper().startswith("AS") else _int_or(asn), key)] = c.string(
+                name, key, 100
+            )
+    tz = "UTC"
+    with c.part():
+        tz = c.string(report.get("input_timezone", "UTC"), "report.input_timezone", 64)
+        try:
+            zoneinfo.ZoneInfo(tz)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise c.fail("report.input_timezone", f"unknown time zone {tz!r}") from None
+    scaled, top_n, table_rows = True, 20, 1000
+    with c.part():
+        scaled = c.boolean(
+            report.get("nfdump_counters_scaled", True), "report.nfdump_counters_scaled"
+        )
+    with c.part():
+        top_n = c.integer(report.get("top_n", 20), "report.top_n", 1, 10000)
+    with c.part():
+        table_rows = c.integer(report.get("table_rows", 1000), "report.table_rows", 1, 1_000_000)
+    c.raise_problems()
     return ReportConfig(
         path=path,
         local_as=frozenset(local_as),
@@ -282,11 +329,9 @@ def load_report_config(data: Mapping[str, Any], path: str) -> ReportConfig:
         peering=peering,
         as_names=names,
         input_timezone=tz,
-        nfdump_counters_scaled=c.boolean(
-            report.get("nfdump_counters_scaled", True), "report.nfdump_counters_scaled"
-        ),
-        top_n=c.integer(report.get("top_n", 20), "report.top_n", 1, 10000),
-        table_rows=c.integer(report.get("table_rows", 1000), "report.table_rows", 1, 1_000_000),
+        nfdump_counters_scaled=scaled,
+        top_n=top_n,
+        table_rows=table_rows,
     )
 
 
@@ -304,59 +349,67 @@ def _links(c: _Checker, raw: Any) -> tuple[LinkConfig, ...]:
     seen_names: dict[str, int] = {}
     seen_ports: dict[tuple[str, int], int] = {}
     for i, item in enumerate(raw):
-        key = f"report.links[{i}]"
-        t = c.table(item, key)
-        c.no_unknown(t, LINK_KEYS, key)
-        for required in ("name", "exporter", "if_index", "kind"):
-            if required not in t:
-                raise c.fail(f"{key}.{required}", "is required")
-        name = c.string(t["name"], f"{key}.name", 100)
-        if name in seen_names:
-            raise c.fail(
-                f"{key}.name",
-                f"duplicate link name {name!r} (also report.links[{seen_names[name]}])",
-            )
-        seen_names[name] = i
-        exporter = c.ip(t["exporter"], f"{key}.exporter")
-        if_index = c.integer(t["if_index"], f"{key}.if_index", 0, 2**32 - 1)
-        port = (exporter, if_index)
-        if port in seen_ports:
-            raise c.fail(
-                f"{key}.if_index",
-                f"exporter {exporter} ifIndex {if_index} is already "
-                f"report.links[{seen_ports[port]}]",
-            )
-        seen_ports[port] = i
-        kind = t["kind"]
-        if kind not in LINK_KINDS:
-            raise c.fail(f"{key}.kind", f"must be one of {', '.join(LINK_KINDS)}, got {kind!r}")
-        billing = t.get("billing", "max")
-        if billing not in BILLING_RULES:
-            raise c.fail(
-                f"{key}.billing", f"must be one of {', '.join(BILLING_RULES)}, got {billing!r}"
-            )
-        peer_as = c.asn_list(t["peer_as"], f"{key}.peer_as") if "peer_as" in t else ()
-        capacity = t.get("capacity_mbps")
-        links.append(
-            LinkConfig(
-                name=name,
-                exporter=exporter,
-                if_index=if_index,
-                kind=kind,
-                peer_as=peer_as,
-                price_per_mbps=c.number(t.get("price_per_mbps", 0), f"{key}.price_per_mbps"),
-                commit_mbps=c.number(t.get("commit_mbps", 0), f"{key}.commit_mbps"),
-                monthly_fee=c.number(t.get("monthly_fee", 0), f"{key}.monthly_fee"),
-                capacity_mbps=None
-                if capacity is None
-                else c.number(capacity, f"{key}.capacity_mbps", 1e-3),
-                billing=billing,
-                description=c.string(t["description"], f"{key}.description", 500)
-                if "description" in t
-                else "",
-            )
-        )
+        with c.part():  # each link on its own: its first problem kept, the next checked
+            links.append(_link(c, i, item, seen_names, seen_ports))
     return tuple(links)
+
+
+def _link(
+    c: _Checker,
+    i: int,
+    item: Any,
+    seen_names: dict[str, int],
+    seen_ports: dict[tuple[str, int], int],
+) -> LinkConfig:
+    key = f"report.links[{i}]"
+    t = c.table(item, key)
+    c.no_unknown(t, LINK_KEYS, key)
+    for required in ("name", "exporter", "if_index", "kind"):
+        if required not in t:
+            raise c.fail(f"{key}.{required}", "is required")
+    name = c.string(t["name"], f"{key}.name", 100)
+    if name in seen_names:
+        raise c.fail(
+            f"{key}.name",
+            f"duplicate link name {name!r} (also report.links[{seen_names[name]}])",
+        )
+    seen_names[name] = i
+    exporter = c.ip(t["exporter"], f"{key}.exporter")
+    if_index = c.integer(t["if_index"], f"{key}.if_index", 0, 2**32 - 1)
+    port = (exporter, if_index)
+    if port in seen_ports:
+        raise c.fail(
+            f"{key}.if_index",
+            f"exporter {exporter} ifIndex {if_index} is already report.links[{seen_ports[port]}]",
+        )
+    seen_ports[port] = i
+    kind = t["kind"]
+    if kind not in LINK_KINDS:
+        raise c.fail(f"{key}.kind", f"must be one of {', '.join(LINK_KINDS)}, got {kind!r}")
+    billing = t.get("billing", "max")
+    if billing not in BILLING_RULES:
+        raise c.fail(
+            f"{key}.billing", f"must be one of {', '.join(BILLING_RULES)}, got {billing!r}"
+        )
+    peer_as = c.asn_list(t["peer_as"], f"{key}.peer_as") if "peer_as" in t else ()
+    capacity = t.get("capacity_mbps")
+    return LinkConfig(
+        name=name,
+        exporter=exporter,
+        if_index=if_index,
+        kind=kind,
+        peer_as=peer_as,
+        price_per_mbps=c.number(t.get("price_per_mbps", 0), f"{key}.price_per_mbps"),
+        commit_mbps=c.number(t.get("commit_mbps", 0), f"{key}.commit_mbps"),
+        monthly_fee=c.number(t.get("monthly_fee", 0), f"{key}.monthly_fee"),
+        capacity_mbps=None
+        if capacity is None
+        else c.number(capacity, f"{key}.capacity_mbps", 1e-3),
+        billing=billing,
+        description=c.string(t["description"], f"{key}.description", 500)
+        if "description" in t
+        else "",
+    )
 
 
 def _peering(c: _Checker, raw: Any) -> PeeringConfig:

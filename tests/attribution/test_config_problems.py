@@ -161,3 +161,24 @@ def test_a_key_two_validators_read_is_named_once():
     wordings of it."""
     text = MINIMAL.replace("local_as = 64500", 'local_as = "x"') + '[report]\ncurrency = "EUR"\n'
     assert problems_of(text) == [f"{PATH}:2: service.local_as: must be an integer, not str"]
+
+
+def test_report_problems_are_each_named_with_their_lines_among_the_rest():
+    text = (
+        MINIMAL.replace("local_as = 64500", "local_as = 64500\nmax_batch_flows = 0")
+        + '[report]\ncurrency = "EURO-DOLLAR"\nbucket_seconds = 7\n'
+        + '[[report.links]]\nname = "a"\nexporter = "127.0.1.1"\nif_index = -1\nkind = "transit"\n'
+        + '[[report.links]]\nname = "b"\nexporter = "127.0.1.1"\nif_index = 2\nkind = "peering"\n'
+    )
+    got = problems_of(text)
+    assert got[0] == f"{PATH}: 5 problems:"
+    assert [g.split(": ", 2)[1] for g in got[1:]] == [
+        "service.max_batch_flows",
+        "report.currency",
+        "report.bucket_seconds",
+        "report.links[0].if_index",
+        "report.links[1].kind",
+    ]
+    assert got[4].startswith(f"{PATH}:{line_of(text, 'if_index = -1')}: ")
+    peering = 'kind = "peering"'
+    assert got[5].startswith(f"{PATH}:{line_of(text, peering)}: ")

@@ -112,3 +112,26 @@ def test_docs_example_config_is_valid():
     block = text.split("```toml\n", 1)[1].split("```", 1)[0]
     cfg = load_report_config(tomllib.loads(block), "docs/reports.md")
     assert cfg.links
+
+
+def test_every_broken_key_and_link_is_named_in_one_error():
+    report = {
+        "currency": "EURO-DOLLAR",
+        "links": [
+            {"name": "a", "exporter": "127.0.1.1", "if_index": -1, "kind": "transit"},
+            {"name": "b", "exporter": "127.0.1.1", "if_index": 2, "kind": "peering"},
+            {"name": "c", "exporter": "127.0.1.1", "if_index": 3, "kind": "ix"},
+        ],
+        "top_n": 0,
+    }
+    with pytest.raises(ReportConfigError) as exc:
+        load_report_config({"report": report}, "/etc/attribution.toml")
+    lines = str(exc.value).splitlines()
+    assert lines[0] == "/etc/attribution.toml: 4 problems in [report]:"
+    assert [p.key for p in exc.value.problems] == [
+        "report.currency",
+        "report.links[0].if_index",
+        "report.links[1].kind",
+        "report.top_n",
+    ]
+    assert all(line.startswith("/etc/attribution.toml: report.") for line in lines[1:])
