@@ -192,8 +192,7 @@ def parse_config(text: str, path: str = "<config>") -> Config:
     ix = c.soft((), parse_ix, c, data, routers, warnings) if routers_whole else ()
     report = c.soft({}, c.get, data, top, "report", dict, {})
     if "report" in data:
-        with c.part():
-            _report(c, data)
+        _report(c, data)
     metrics_listen = c.soft("", _metrics, c, data)
     api = c.soft(ApiSettings(), parse_api, c, data)
     bgp_settings = BgpSettings(
@@ -333,9 +332,8 @@ def _routers(
             routers.append(router)
             neighbors.append(neighbor)
     neighbor_owner: dict[str, str] = {}
-    index = {r.name: names[r.name] for r in routers}
     for r in routers:
-        i = index[r.name]
+        i = names[r.name]
         with c.part():
             if r.neighbor in neighbor_owner:
                 raise c.fail(
@@ -494,7 +492,8 @@ _REPORT_KEY = re.compile(r"(report|service)\.(\w+)")
 
 
 def _report(c: _Checker, data: dict) -> None:
-    """``[report]`` checked by the report's own validator, its errors located like ours."""
+    """``[report]`` checked by the report's own validator, each of its problems located
+    like ours and kept in ``c.problems``."""
     try:
         load_report_config(data, c.path)
     except ReportConfigError as exc:

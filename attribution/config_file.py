@@ -141,9 +141,7 @@ class Checker:
         lines += [str(p) for p in ordered[:MAX_PROBLEMS]]
         if len(problems) > MAX_PROBLEMS:
             lines.append(f"... and {len(problems) - MAX_PROBLEMS} more")
-        error = ConfigError("\n".join(lines))
-        error.line = ordered[0].line
-        raise error
+        raise ConfigError("\n".join(lines))
 
     def get(self, data: dict, where: tuple, key: str, kind: type, default: Any = ...) -> Any:
         if key not in data:

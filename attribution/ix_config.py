@@ -143,12 +143,7 @@ def _entry(
     prefixes = _prefixes(c, x, i)
     refresh = c.seconds(x, w, "refresh_interval", REFRESH_DEFAULT, 1, 86400)
     neighbors_file = c.get(x, w, "neighbors_file", str, "")
-    fmt = c.get(x, w, "neighbors_format", str, "ip-json")
-    if fmt not in NEIGHBOR_FORMATS:
-        raise c.fail(
-            ("ix", i, "neighbors_format"),
-            f"{fmt!r}: expected one of {', '.join(NEIGHBOR_FORMATS)}",
-        )
+    fmt = c.choice(x, w, "neighbors_format", "ip-json", NEIGHBOR_FORMATS)
     snmp = _snmp(c, x, i)
     if snmp is not None and neighbors_file:
         raise c.fail(("ix", i, "neighbors_file"), "give snmp_target or neighbors_file, not both")
@@ -245,19 +240,10 @@ def _snmp(c: Checker, x: dict, i: int) -> SnmpSource | None:
     user = c.get(x, w, "snmp_user", str)
     if not user or len(user) > 32:
         raise c.fail(("ix", i, "snmp_user"), "must be 1 to 32 characters")
-    auth = c.get(x, w, "snmp_auth_protocol", str, "sha")
-    if auth not in AUTH_PROTOCOLS:
-        raise c.fail(
-            ("ix", i, "snmp_auth_protocol"),
-            f"{auth!r}: expected one of {', '.join(AUTH_PROTOCOLS)}",
-        )
+    auth = c.choice(x, w, "snmp_auth_protocol", "sha", AUTH_PROTOCOLS)
     auth_file = c.get(x, w, "snmp_auth_key_file", str)
-    priv = c.get(x, w, "snmp_priv_protocol", str, "")
-    if priv not in PRIV_PROTOCOLS:
-        raise c.fail(
-            ("ix", i, "snmp_priv_protocol"),
-            f"{priv!r}: expected one of {', '.join(p for p in PRIV_PROTOCOLS if p)}",
-        )
+    named = "one of " + ", ".join(p for p in PRIV_PROTOCOLS if p)  # "" (none) not listed
+    priv = c.choice(x, w, "snmp_priv_protocol", "", PRIV_PROTOCOLS, named)
     priv_file = c.get(x, w, "snmp_priv_key_file", str, "")
     if bool(priv) != bool(priv_file):
         raise c.fail(

@@ -77,9 +77,7 @@ class Snapshots:
         new = None
         if path:
             try:
-                new = SnapshotLock(path)
-            except SnapshotPathInUse:
-                raise
+                new = SnapshotLock(path)  # SnapshotPathInUse (not an OSError) goes up
             except OSError as exc:
                 log.error(
                     "cannot hold the snapshot path %s (%s): a second service given the same "

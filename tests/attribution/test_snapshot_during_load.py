@@ -33,7 +33,7 @@ class Stream:
     def _run(self) -> None:
         n = 0
         while not self._stop.wait(0.05):
-            prefixes = tuple(f"10.{n // 256 % 256}.{n % 256}.0/24" for n in range(n, n + 50))
+            prefixes = tuple(f"10.{k // 256 % 256}.{k % 256}.0/24" for k in range(n, n + 50))
             n += 50
             self.rib.apply(RoutesAnnounced(EDGE1, V4, prefixes, None, attrs((65001,))))
 
