@@ -34,6 +34,7 @@ from attribution.explain_render import explanation
 from attribution.ix_show import ix_message
 from attribution.metrics import RpcMetrics, Timer, batch_shape, new_registry
 from attribution.resolver import BatchTooLarge, Resolution, Resolver, Routing
+from attribution.router_status import capture
 from attribution.v1 import attribution_pb2 as pb
 from attribution.v1 import attribution_pb2_grpc as pb_grpc
 from attribution.wire import (
@@ -337,46 +338,43 @@ class AttributionServicer(pb_grpc.AttributionServicer):
             return self._list_routers()
 
     def _list_routers(self) -> pb.ListRoutersResponse:
+        """Built from a copy taken under the RIB's lock (``router_status``), not under it."""
         config = self.config()
         configured = {r.neighbor: r for r in config.routers}
+        status = capture(self.rib, configured)
         out = []
-        with self.rib.lock:
-            neighbors = list(dict.fromkeys([*configured, *self.rib.routers]))
-            for neighbor in neighbors:
-                rc = configured.get(neighbor)
-                r = self.rib.routers.get(neighbor)
-                state = pb.RouterState(
-                    worker=self.router_workers.get(neighbor, 0),
-                    name=rc.name if rc else neighbor,
-                    neighbor=neighbor,
-                    peer_as=rc.peer_as if rc else (r.peer_as if r else 0),
-                    exporters=rc.exporters if rc else (),
-                    fallback=rc.fallback if rc else (),
-                    session="idle",
+        for r in status.routers:
+            rc = configured.get(r.neighbor)
+            state = pb.RouterState(
+                worker=self.router_workers.get(r.neighbor, 0),
+                name=rc.name if rc else r.neighbor,
+                neighbor=r.neighbor,
+                peer_as=rc.peer_as if rc else r.peer_as,
+                exporters=rc.exporters if rc else (),
+                fallback=rc.fallback if rc else (),
+                session=r.session,
+            )
+            if r.in_rib:
+                state.last_reason = r.last_reason
+                state.session_since = r.session_since
+                state.last_update = r.last_update
+                state.stale = r.stale
+                state.stale_until = r.stale_until
+                state.families.extend(
+                    pb.FamilyState(
+                        family=f.family,
+                        prefixes=f.prefixes,
+                        paths=f.paths,
+                        converged=f.converged,
+                        stale_prefixes=f.stale_prefixes,
+                        inferred=f.inferred,
+                    )
+                    for f in r.families
                 )
-                if r is not None:
-                    state.session = r.session
-                    state.last_reason = r.last_reason
-                    state.session_since = r.session_since
-                    state.last_update = r.last_update
-                    state.stale = r.stale
-                    state.stale_until = r.stale_until
-                    for family, fs in r.families.items():
-                        state.families.append(
-                            pb.FamilyState(
-                                family=family,
-                                prefixes=fs.prefixes,
-                                paths=fs.paths,
-                                converged=fs.converged,
-                                stale_prefixes=r.stale_prefixes(fs),
-                                inferred=fs.converged and fs.inferred,
-                            )
-                        )
-                out.append(state)
-            unique = len(self.rib.interner)
+            out.append(state)
         return pb.ListRoutersResponse(
             routers=out,
-            unique_attribute_sets=unique,
+            unique_attribute_sets=status.attribute_sets,
             bad_feed_lines=int(self.feed_stats().get("bad_lines", 0)),
         )
 

@@ -17,6 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from attribution.config import Config
+from attribution.router_status import capture
 from attribution.snapshots import LOAD_OUTCOMES, SnapshotStats
 from ribd import gcpolicy, heap
 
@@ -160,36 +161,26 @@ class ServiceCollector(Collector):
             "1 when convergence was inferred from a quiet peer (no End-of-RIB).",
             labels=fam,
         )
-        with rib.lock:
-            rows = []
-            for neighbor in dict.fromkeys([*configured, *rib.routers]):
-                r = rib.routers.get(neighbor)
-                name = configured.get(neighbor) or (r.name if r else neighbor)
-                rows.append((name, neighbor, r))
-                if r is None:
-                    continue
-                for family, fs in r.families.items():
-                    labels = [name, neighbor, family]
-                    prefixes.add_metric(labels, fs.prefixes)
-                    paths.add_metric(labels, fs.paths)
-                    stale.add_metric(labels, r.stale_prefixes(fs))
-                    converged.add_metric(labels, 1 if fs.converged else 0)
-                    inferred.add_metric(labels, 1 if fs.converged and fs.inferred else 0)
-            sessions = [(n, nb, r.session if r else "idle", r) for n, nb, r in rows]
-            attribute_sets = len(rib.interner)
-            entries = {f: t.distinct_entries for f, t in rib.tables.items()}
-            stored = {f: len(t.store) for f, t in rib.tables.items()}
-        for name, neighbor, session, r in sessions:
+        status = capture(rib, configured)  # one short hold of rib.lock; samples built after
+        for r in status.routers:
+            name = configured.get(r.neighbor) or r.rib_name or r.neighbor
             for s in SESSION_STATES:
-                state.add_metric([name, neighbor, s], 1 if session == s else 0)
-            up.add_metric([name, neighbor], 1 if session == "up" else 0)
-            since.add_metric([name, neighbor], r.session_since if r else 0)
-            last_update.add_metric([name, neighbor], r.last_update if r else 0)
+                state.add_metric([name, r.neighbor, s], 1 if r.session == s else 0)
+            up.add_metric([name, r.neighbor], 1 if r.session == "up" else 0)
+            since.add_metric([name, r.neighbor], r.session_since)
+            last_update.add_metric([name, r.neighbor], r.last_update)
+            for f in r.families:
+                labels = [name, r.neighbor, f.family]
+                prefixes.add_metric(labels, f.prefixes)
+                paths.add_metric(labels, f.paths)
+                stale.add_metric(labels, f.stale_prefixes)
+                converged.add_metric(labels, 1 if f.converged else 0)
+                inferred.add_metric(labels, 1 if f.inferred else 0)
         yield from (state, up, since, last_update, prefixes, paths, stale, converged, inferred)
         yield GaugeMetricFamily(
             "attribution_rib_attribute_sets",
             "Distinct (interned) path attribute sets held by the RIB.",
-            value=attribute_sets,
+            value=status.attribute_sets,
         )
         e = GaugeMetricFamily(
             "attribution_rib_entries",
@@ -201,9 +192,9 @@ class ServiceCollector(Collector):
             "Prefixes in the shared store of the family (any router).",
             labels=["family"],
         )
-        for f in entries:
-            e.add_metric([f], entries[f])
-            p.add_metric([f], stored[f])
+        for f in status.entries:
+            e.add_metric([f], status.entries[f])
+            p.add_metric([f], status.stored[f])
         yield e
         yield p
 
