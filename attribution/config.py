@@ -320,7 +320,7 @@ def _workers(c: _Checker, bgp: dict, exabgp_mode: str) -> int:
 def _routers(
     c: _Checker, data: dict, local_as: int, default_fallback: tuple
 ) -> tuple[list[RouterConfig], list[NeighborSettings]]:
-    """Every ``[[routers]]`` entry, each checked on its own (its first problem kept),
+    """Every ``[[routers]]`` entry, each checked on its own (every broken key named),
     then what they must not share and whom they fall back to."""
     routers: list[RouterConfig] = []
     neighbors: list[NeighborSettings] = []
@@ -328,9 +328,10 @@ def _routers(
     exporter_owner: dict[str, str] = {}
     for i, r in enumerate(c.soft([], c.get, data, ("", None, None), "routers", list, [])):
         with c.part():
-            router, neighbor = _router(c, i, r, local_as, names, exporter_owner)
-            routers.append(router)
-            neighbors.append(neighbor)
+            whole = _router(c, i, r, local_as, names, exporter_owner)
+            if whole is not None:
+                routers.append(whole[0])
+                neighbors.append(whole[1])
     neighbor_owner: dict[str, str] = {}
     for r in routers:
         i = names[r.name]
@@ -363,23 +364,67 @@ def _router(
     local_as: int,
     names: dict[str, int],
     exporter_owner: dict[str, str],
-) -> tuple[RouterConfig, NeighborSettings]:
+) -> tuple[RouterConfig, NeighborSettings] | None:
+    """One router, key by key: each key's problem is kept and the next key checked,
+    so a router with three mistakes names three. None when any key was broken."""
     w = ("routers", i)
     if not isinstance(r, dict):
         raise c.fail(("routers", i, None), "must be a table ([[routers]])")
     c.no_unknown(r, w, SECTION_KEYS["routers"])
-    name = c.get(r, w, "name", str)
+    mark = len(c.problems)
+    name = c.soft("", _router_name, c, i, r, names)
+    neighbor = c.soft("", c.address, r, w, "neighbor")
+    peer_as = c.soft(0, c.asn, r, w, "peer_as", local_as)
+    rid = c.soft("", c.ipv4, r, w, "router_id") if "router_id" in r else ""
+    canon = c.soft((), _router_exporters, c, i, r, exporter_owner)
+    fallback = c.keyed(r, w, c.listed, "fallback", [])
+    hold = c.soft(180, _hold_time, c, i, r)
+    local_address = c.keyed(r, w, c.address, "local_address", "")
+    add_path = c.soft(True, c.get, r, w, "add_path", bool, True)
+    passive = c.soft(True, c.get, r, w, "passive", bool, True)
+    md5 = c.keyed(r, w, c.string, "md5_password", "")
+    stale_hold = (
+        c.soft(None, c.seconds, r, w, "stale_hold_time", 0.0, 0, 86400)
+        if "stale_hold_time" in r
+        else None
+    )
+    if len(c.problems) > mark:
+        return None
+    for e in canon:
+        exporter_owner[e] = name
+    settings = NeighborSettings(
+        name=name,
+        address=neighbor,
+        peer_as=peer_as,
+        local_address=local_address,
+        router_id=rid,
+        add_path=add_path,
+        passive=passive,
+        md5_password=md5,
+        stale_hold_time=stale_hold,
+        hold_time=hold,
+    )
+    return RouterConfig(name, neighbor, peer_as, rid, canon, tuple(fallback)), settings
+
+
+def _router_name(c: _Checker, i: int, r: dict, names: dict[str, int]) -> str:
+    """A router's name, unique; known from here on, so that others' fallbacks to
+    it are no problem even when another of its keys is broken."""
+    name = c.string(r, ("routers", i), "name")
     if not _NAME.match(name):
         raise c.fail(("routers", i, "name"), f"{name!r}: use letters, digits, _ . : -")
     if name in names:
         raise c.fail(("routers", i, "name"), f"{name!r} is already routers[{names[name]}]")
-    names[name] = i  # known from here on: others' fallbacks to it are no problem
-    neighbor = c.address(r, w, "neighbor")
-    peer_as = c.asn(r, w, "peer_as", local_as)
-    rid = c.ipv4(r, w, "router_id") if "router_id" in r else ""
-    exporters = c.get(r, w, "exporters", list, [])
+    names[name] = i
+    return name
+
+
+def _router_exporters(
+    c: _Checker, i: int, r: dict, exporter_owner: dict[str, str]
+) -> tuple[str, ...]:
+    """A router's exporters as canonical addresses, none another router's."""
     canon = []
-    for j, e in enumerate(exporters):
+    for j, e in enumerate(c.listed(r, ("routers", i), "exporters", [])):
         try:
             canon.append(str(ipaddress.ip_address(e)))
         except (ValueError, TypeError):
@@ -392,27 +437,14 @@ def _router(
                 ("routers", i, "exporters"),
                 f"{e} is already mapped to router {exporter_owner[e]!r}",
             )
-    fallback = c.get(r, w, "fallback", list, [])
-    hold = c.get(r, w, "hold_time", int, 180)
+    return tuple(canon)
+
+
+def _hold_time(c: _Checker, i: int, r: dict) -> int:
+    hold = c.get(r, ("routers", i), "hold_time", int, 180)
     if hold != 0 and not 3 <= hold <= 65535:
         raise c.fail(("routers", i, "hold_time"), "must be 0 or between 3 and 65535")
-    settings = NeighborSettings(
-        name=name,
-        address=neighbor,
-        peer_as=peer_as,
-        local_address=c.address(r, w, "local_address", ""),
-        router_id=rid,
-        add_path=c.get(r, w, "add_path", bool, True),
-        passive=c.get(r, w, "passive", bool, True),
-        md5_password=c.get(r, w, "md5_password", str, ""),
-        stale_hold_time=(
-            c.seconds(r, w, "stale_hold_time", 0.0, 0, 86400) if "stale_hold_time" in r else None
-        ),
-        hold_time=hold,
-    )
-    for e in canon:
-        exporter_owner[e] = name
-    return RouterConfig(name, neighbor, peer_as, rid, tuple(canon), tuple(fallback)), settings
+    return hold
 
 
 def _reread_wave(c: _Checker, bgp: dict, bw: tuple) -> int:
@@ -435,7 +467,7 @@ def _metrics(c: _Checker, data: dict) -> str:
 
 
 def _overrides(c: _Checker, data: dict, local_as: int, warnings: list[str]) -> tuple:
-    """Every ``[[overrides]]`` rule, each checked on its own (its first problem kept)."""
+    """Every ``[[overrides]]`` rule, each checked on its own (every broken key named)."""
     rules: dict[int, OverrideRule] = {}  # by index in the file (a broken rule: none)
     seen_names: dict[str, int] = {}
     first_any: dict[tuple[str, int], int] = {}  # (exporter, in_if) -> first any-MAC rule
@@ -443,6 +475,8 @@ def _overrides(c: _Checker, data: dict, local_as: int, warnings: list[str]) -> t
     for i, o in enumerate(c.soft([], c.get, data, ("", None, None), "overrides", list, [])):
         with c.part():
             rule = _override(c, i, o, seen_names)
+            if rule is None:
+                continue
             # The first earlier rule that takes the same traffic: one for any MAC
             # on this port, or one for this very MAC (whichever came first).
             port = (rule.exporter, rule.in_if)
@@ -464,26 +498,45 @@ def _overrides(c: _Checker, data: dict, local_as: int, warnings: list[str]) -> t
     return tuple(rules.values())
 
 
-def _override(c: _Checker, i: int, o: Any, seen_names: dict[str, int]) -> OverrideRule:
+def _override(c: _Checker, i: int, o: Any, seen_names: dict[str, int]) -> OverrideRule | None:
+    """One rule, key by key (every broken key named); None when any was broken."""
     w = ("overrides", i)
     if not isinstance(o, dict):
         raise c.fail(("overrides", i, None), "must be a table ([[overrides]])")
     c.no_unknown(o, w, SECTION_KEYS["overrides"])
-    name = c.get(o, w, "name", str, f"override-{i}")
+    mark = len(c.problems)
+    name = c.soft("", _override_name, c, i, o, seen_names)
+    exporter = c.soft("", c.address, o, w, "exporter")
+    in_if = c.soft(0, _override_in_if, c, i, o)
+    mac = c.soft(None, _override_mac, c, i, o)
+    peer_as = c.soft(0, c.asn, o, w, "peer_as")
+    description = c.keyed(o, w, c.string, "description", "")
+    if len(c.problems) > mark:
+        return None
+    return OverrideRule(name, exporter, in_if, peer_as, mac, description)
+
+
+def _override_name(c: _Checker, i: int, o: dict, seen_names: dict[str, int]) -> str:
+    name = c.string(o, ("overrides", i), "name", f"override-{i}")
     if name in seen_names:
         raise c.fail(("overrides", i, "name"), f"{name!r} is already overrides[{seen_names[name]}]")
     seen_names[name] = i
-    exporter = c.address(o, w, "exporter")
-    in_if = c.get(o, w, "in_if", int)
+    return name
+
+
+def _override_in_if(c: _Checker, i: int, o: dict) -> int:
+    in_if = c.get(o, ("overrides", i), "in_if", int)
     if not 0 <= in_if <= 0xFFFFFFFF:
         raise c.fail(("overrides", i, "in_if"), f"{in_if} is not a 32-bit ifIndex")
-    mac_text = c.get(o, w, "src_mac", str, "")
+    return in_if
+
+
+def _override_mac(c: _Checker, i: int, o: dict) -> bytes | None:
+    mac_text = c.string(o, ("overrides", i), "src_mac", "")
     try:
-        mac = parse_mac(mac_text) if mac_text else None
+        return parse_mac(mac_text) if mac_text else None
     except ValueError as exc:
         raise c.fail(("overrides", i, "src_mac"), str(exc)) from None
-    peer_as = c.asn(o, w, "peer_as")
-    return OverrideRule(name, exporter, in_if, peer_as, mac, c.get(o, w, "description", str, ""))
 
 
 _REPORT_LINK = re.compile(r"report\.links\[(\d+)\](?:\.(\w+))?")

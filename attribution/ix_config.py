@@ -98,8 +98,10 @@ def parse_ix(
     names: dict[str, int] = {}
     owner: dict[tuple[str, int], str] = {}  # (exporter, in_if) -> IX name
     for i, x in enumerate(c.get(data, ("", None, None), "ix", list, [])):
-        with c.part():  # each entry on its own: its first problem kept, the next checked
-            out.append(_entry(c, i, x, routers, names, owner, warnings))
+        with c.part():  # each entry on its own: its problems kept, the next checked
+            entry = _entry(c, i, x, routers, names, owner, warnings)
+            if entry is not None:
+                out.append(entry)
     return tuple(out)
 
 
@@ -111,43 +113,33 @@ def _entry(
     names: dict[str, int],
     owner: dict[tuple[str, int], str],
     warnings: list[str],
-) -> IxConfig:
-    """One ``[[ix]]`` entry; ``names`` and ``owner`` are the entries' so far."""
+) -> IxConfig | None:
+    """One ``[[ix]]`` entry, key by key (every broken key named; the SNMP keys,
+    which depend on each other, as one); None when any was broken. ``names``
+    and ``owner`` are the entries' so far."""
     w = ("ix", i)
     if not isinstance(x, dict):
         raise c.fail(("ix", i, None), "must be a table ([[ix]])")
     c.no_unknown(x, w, KEYS)
-    name = c.get(x, w, "name", str)
-    if not _NAME.match(name):
-        raise c.fail(("ix", i, "name"), f"{name!r}: use letters, digits, _ . : -")
-    if name in names:
-        raise c.fail(("ix", i, "name"), f"{name!r} is already ix[{names[name]}]")
-    names[name] = i
-    router = c.get(x, w, "router", str, "")
-    if router and router not in routers:
-        raise c.fail(("ix", i, "router"), f"no router named {router!r}")
-    exporters = _addresses(c, x, i)
-    if not router and not exporters:
-        raise c.fail(("ix", i, "router"), "give router, exporters or both")
-    if not exporters:
-        exporters = tuple(dict.fromkeys(a for a in routers[router] if a))
-    in_if = _if_indexes(c, x, i)
-    for e in exporters:
-        for n in in_if:
-            if (e, n) in owner:
-                raise c.fail(
-                    ("ix", i, "in_if"),
-                    f"exporter {e} in_if {n} is already a port of IX {owner[(e, n)]!r}",
-                )
-            owner[(e, n)] = name
-    prefixes = _prefixes(c, x, i)
-    refresh = c.seconds(x, w, "refresh_interval", REFRESH_DEFAULT, 1, 86400)
-    neighbors_file = c.get(x, w, "neighbors_file", str, "")
-    fmt = c.choice(x, w, "neighbors_format", "ip-json", NEIGHBOR_FORMATS)
-    snmp = _snmp(c, x, i)
+    mark = len(c.problems)
+    name = c.soft("", _name, c, x, i, names)
+    router = c.soft(None, _router, c, x, i, routers)
+    exporters = c.soft(None, _addresses, c, x, i)
+    in_if = c.soft(None, _if_indexes, c, x, i)
+    if router is not None and exporters is not None and in_if is not None:
+        exporters = c.soft((), _ports, c, i, name, router, exporters, in_if, routers, owner)
+    prefixes = c.soft((), _prefixes, c, x, i)
+    refresh = c.keyed(x, w, c.seconds, "refresh_interval", REFRESH_DEFAULT, 1, 86400)
+    neighbors_file = c.keyed(x, w, c.string, "neighbors_file", "")
+    fmt = c.keyed(x, w, c.choice, "neighbors_format", "ip-json", NEIGHBOR_FORMATS)
+    snmp = c.soft(None, _snmp, c, x, i)
     if snmp is not None and neighbors_file:
-        raise c.fail(("ix", i, "neighbors_file"), "give snmp_target or neighbors_file, not both")
-    peeringdb = c.get(x, w, "peeringdb_file", str, "")
+        c.problems.append(
+            c.fail(("ix", i, "neighbors_file"), "give snmp_target or neighbors_file, not both")
+        )
+    peeringdb = c.keyed(x, w, c.string, "peeringdb_file", "")
+    if len(c.problems) > mark:
+        return None
     if snmp is None and not neighbors_file:
         warnings.append(
             f"{c.path}:{c.line_of('ix', i, None)}: ix[{i}] ({name!r}) has no neighbor table "
@@ -155,9 +147,9 @@ def _entry(
         )
     return IxConfig(
         name=name,
-        router=router,
-        exporters=tuple(exporters),
-        in_if=in_if,
+        router=router or "",
+        exporters=tuple(exporters or ()),
+        in_if=in_if or (),
         prefixes=prefixes,
         refresh_interval=refresh,
         neighbors_file=neighbors_file,
@@ -165,6 +157,52 @@ def _entry(
         snmp=snmp,
         peeringdb_file=peeringdb,
     )
+
+
+def _name(c: Checker, x: dict, i: int, names: dict[str, int]) -> str:
+    name = c.string(x, ("ix", i), "name")
+    if not _NAME.match(name):
+        raise c.fail(("ix", i, "name"), f"{name!r}: use letters, digits, _ . : -")
+    if name in names:
+        raise c.fail(("ix", i, "name"), f"{name!r} is already ix[{names[name]}]")
+    names[name] = i
+    return name
+
+
+def _router(c: Checker, x: dict, i: int, routers: dict[str, tuple]) -> str:
+    router = c.string(x, ("ix", i), "router", "")
+    if router and router not in routers:
+        raise c.fail(("ix", i, "router"), f"no router named {router!r}")
+    return router
+
+
+def _ports(
+    c: Checker,
+    i: int,
+    name: str,
+    router: str,
+    exporters: tuple[str, ...],
+    in_if: tuple[int, ...],
+    routers: dict[str, tuple],
+    owner: dict[tuple[str, int], str],
+) -> tuple[str, ...]:
+    """The entry's exporters (its router's when it names none), each (exporter,
+    in_if) port no other IX's."""
+    if not router and not exporters:
+        raise c.fail(("ix", i, "router"), "give router, exporters or both")
+    if not exporters:
+        exporters = tuple(dict.fromkeys(a for a in routers[router] if a))
+    for e in exporters:
+        for n in in_if:
+            if (e, n) in owner:
+                raise c.fail(
+                    ("ix", i, "in_if"),
+                    f"exporter {e} in_if {n} is already a port of IX {owner[(e, n)]!r}",
+                )
+    for e in exporters:
+        for n in in_if:
+            owner[(e, n)] = name
+    return exporters
 
 
 def _addresses(c: Checker, x: dict, i: int) -> tuple[str, ...]:

@@ -13,7 +13,7 @@ import ipaddress
 import math
 import tomllib
 import zoneinfo
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,6 +124,7 @@ REPORT_KEYS = {
     "top_n",
     "table_rows",
 }
+LINK_PREFIX = "report.links"
 LINK_KEYS = {
     "name",
     "exporter",
@@ -162,6 +163,12 @@ class _Checker:
         except ReportConfigError as exc:
             self.problems.append(exc)
 
+    def soft(self, default: Any, check: Callable[..., Any], *args: Any) -> Any:
+        """``check(*args)``; on a problem, kept (``part``), ``default``."""
+        with self.part():
+            return check(*args)
+        return default
+
     def raise_problems(self) -> None:
         problems = tuple(self.problems)
         if len(problems) == 1:
@@ -180,10 +187,14 @@ class _Checker:
         return value
 
     def no_unknown(self, table: Mapping[str, Any], allowed: set[str], key: str) -> None:
+        """Every unknown key is a problem of its own (kept): nothing is read from
+        them, so the check goes on."""
         for name in table:
             if name not in allowed:
                 known = ", ".join(sorted(allowed))
-                raise self.fail(f"{key}.{name}", f"unknown key (known keys: {known})")
+                self.problems.append(
+                    self.fail(f"{key}.{name}", f"unknown key (known keys: {known})")
+                )
 
     def integer(self, value: Any, key: str, lo: int, hi: int) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -349,8 +360,10 @@ def _links(c: _Checker, raw: Any) -> tuple[LinkConfig, ...]:
     seen_names: dict[str, int] = {}
     seen_ports: dict[tuple[str, int], int] = {}
     for i, item in enumerate(raw):
-        with c.part():  # each link on its own: its first problem kept, the next checked
-            links.append(_link(c, i, item, seen_names, seen_ports))
+        with c.part():  # each link on its own: its problems kept, the next checked
+            link = _link(c, i, item, seen_names, seen_ports)
+            if link is not None:
+                links.append(link)
     return tuple(links)
 
 
@@ -360,76 +373,116 @@ def _link(
     item: Any,
     seen_names: dict[str, int],
     seen_ports: dict[tuple[str, int], int],
-) -> LinkConfig:
-    key = f"report.links[{i}]"
+) -> LinkConfig | None:
+    """One link, key by key (every broken key named); None when any was broken."""
+    key = f"{LINK_PREFIX}[{i}]"
     t = c.table(item, key)
     c.no_unknown(t, LINK_KEYS, key)
+    mark = len(c.problems)
     for required in ("name", "exporter", "if_index", "kind"):
         if required not in t:
-            raise c.fail(f"{key}.{required}", "is required")
-    name = c.string(t["name"], f"{key}.name", 100)
-    if name in seen_names:
-        raise c.fail(
-            f"{key}.name",
-            f"duplicate link name {name!r} (also report.links[{seen_names[name]}])",
+            c.problems.append(c.fail(f"{key}.{required}", "is required"))
+    name = c.soft("", _link_name, c, t, key, i, seen_names) if "name" in t else ""
+    exporter = c.soft(None, c.ip, t["exporter"], f"{key}.exporter") if "exporter" in t else None
+    if_index = (
+        c.soft(None, c.integer, t["if_index"], f"{key}.if_index", 0, 2**32 - 1)
+        if "if_index" in t
+        else None
+    )
+    if exporter is not None and if_index is not None:
+        with c.part():
+            port = (exporter, if_index)
+            if port in seen_ports:
+                raise c.fail(
+                    f"{key}.if_index",
+                    f"exporter {exporter} ifIndex {if_index} is already "
+                    f"{LINK_PREFIX}[{seen_ports[port]}]",
+                )
+            seen_ports[port] = i
+    kind = t.get("kind")
+    if "kind" in t and kind not in LINK_KINDS:
+        c.problems.append(
+            c.fail(f"{key}.kind", f"must be one of {', '.join(LINK_KINDS)}, got {kind!r}")
         )
-    seen_names[name] = i
-    exporter = c.ip(t["exporter"], f"{key}.exporter")
-    if_index = c.integer(t["if_index"], f"{key}.if_index", 0, 2**32 - 1)
-    port = (exporter, if_index)
-    if port in seen_ports:
-        raise c.fail(
-            f"{key}.if_index",
-            f"exporter {exporter} ifIndex {if_index} is already report.links[{seen_ports[port]}]",
-        )
-    seen_ports[port] = i
-    kind = t["kind"]
-    if kind not in LINK_KINDS:
-        raise c.fail(f"{key}.kind", f"must be one of {', '.join(LINK_KINDS)}, got {kind!r}")
     billing = t.get("billing", "max")
     if billing not in BILLING_RULES:
-        raise c.fail(
-            f"{key}.billing", f"must be one of {', '.join(BILLING_RULES)}, got {billing!r}"
+        c.problems.append(
+            c.fail(f"{key}.billing", f"must be one of {', '.join(BILLING_RULES)}, got {billing!r}")
         )
-    peer_as = c.asn_list(t["peer_as"], f"{key}.peer_as") if "peer_as" in t else ()
+    peer_as = c.soft((), c.asn_list, t["peer_as"], f"{key}.peer_as") if "peer_as" in t else ()
+    price, commit, fee = (
+        c.soft(0.0, c.number, t.get(k, 0), f"{key}.{k}")
+        for k in ("price_per_mbps", "commit_mbps", "monthly_fee")
+    )
     capacity = t.get("capacity_mbps")
+    if capacity is not None:
+        capacity = c.soft(None, c.number, capacity, f"{key}.capacity_mbps", 1e-3)
+    description = (
+        c.soft("", c.string, t["description"], f"{key}.description", 500)
+        if "description" in t
+        else ""
+    )
+    if len(c.problems) > mark:
+        return None
     return LinkConfig(
         name=name,
         exporter=exporter,
         if_index=if_index,
         kind=kind,
         peer_as=peer_as,
-        price_per_mbps=c.number(t.get("price_per_mbps", 0), f"{key}.price_per_mbps"),
-        commit_mbps=c.number(t.get("commit_mbps", 0), f"{key}.commit_mbps"),
-        monthly_fee=c.number(t.get("monthly_fee", 0), f"{key}.monthly_fee"),
-        capacity_mbps=None
-        if capacity is None
-        else c.number(capacity, f"{key}.capacity_mbps", 1e-3),
+        price_per_mbps=price,
+        commit_mbps=commit,
+        monthly_fee=fee,
+        capacity_mbps=capacity,
         billing=billing,
-        description=c.string(t["description"], f"{key}.description", 500)
-        if "description" in t
-        else "",
+        description=description,
     )
 
 
+def _link_name(c: _Checker, t: Mapping[str, Any], key: str, i: int, seen: dict[str, int]) -> str:
+    name = c.string(t["name"], f"{key}.name", 100)
+    if name in seen:
+        raise c.fail(
+            f"{key}.name", f"duplicate link name {name!r} (also {LINK_PREFIX}[{seen[name]}])"
+        )
+    seen[name] = i
+    return name
+
+
 def _peering(c: _Checker, raw: Any) -> PeeringConfig:
-    t = c.table(raw, "report.peering")
-    c.no_unknown(t, PEERING_KEYS, "report.peering")
+    """``[report.peering]``, key by key (every broken key named)."""
     k = "report.peering"
+    t = c.table(raw, k)
+    c.no_unknown(t, PEERING_KEYS, k)
+    mark = len(c.problems)
     ix_price = t.get("ix_price_per_mbps")
+    if ix_price is not None:
+        ix_price = c.soft(None, c.number, ix_price, f"{k}.ix_price_per_mbps")
     pni_fee = t.get("pni_monthly_fee")
+    if pni_fee is not None:
+        pni_fee = c.soft(None, c.number, pni_fee, f"{k}.pni_monthly_fee")
+    ix_fee, pni_price, pni_min = (
+        c.soft(0.0, c.number, t.get(name, default), f"{k}.{name}")
+        for name, default in (
+            ("ix_monthly_fee", 0),
+            ("pni_price_per_mbps", 0),
+            ("pni_min_mbps", 1000),
+        )
+    )
     peered = t.get("already_peered", [])
     if not isinstance(peered, list):
-        raise c.fail(f"{k}.already_peered", "must be an array of AS numbers")
+        c.problems.append(c.fail(f"{k}.already_peered", "must be an array of AS numbers"))
+        peered = []
+    already = c.soft((), c.asn_list, peered, f"{k}.already_peered")
+    if len(c.problems) > mark:
+        return PeeringConfig()
     return PeeringConfig(
-        ix_price_per_mbps=None
-        if ix_price is None
-        else c.number(ix_price, f"{k}.ix_price_per_mbps"),
-        ix_monthly_fee=c.number(t.get("ix_monthly_fee", 0), f"{k}.ix_monthly_fee"),
-        pni_monthly_fee=None if pni_fee is None else c.number(pni_fee, f"{k}.pni_monthly_fee"),
-        pni_price_per_mbps=c.number(t.get("pni_price_per_mbps", 0), f"{k}.pni_price_per_mbps"),
-        pni_min_mbps=c.number(t.get("pni_min_mbps", 1000), f"{k}.pni_min_mbps"),
-        already_peered=frozenset(c.asn_list(peered, f"{k}.already_peered")),
+        ix_price_per_mbps=ix_price,
+        ix_monthly_fee=ix_fee,
+        pni_monthly_fee=pni_fee,
+        pni_price_per_mbps=pni_price,
+        pni_min_mbps=pni_min,
+        already_peered=frozenset(already),
     )
 
 

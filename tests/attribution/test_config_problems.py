@@ -182,3 +182,86 @@ def test_report_problems_are_each_named_with_their_lines_among_the_rest():
     assert got[4].startswith(f"{PATH}:{line_of(text, 'if_index = -1')}: ")
     peering = 'kind = "peering"'
     assert got[5].startswith(f"{PATH}:{line_of(text, peering)}: ")
+
+
+def keys_named(got: list[str]) -> list[str]:
+    """The key path of each problem line (after the header)."""
+    return [g.split(": ", 2)[1] for g in got[1:]]
+
+
+def test_a_router_with_several_broken_keys_names_each_of_them():
+    text = MINIMAL + (
+        '[[routers]]\nname = "edge1"\nneighbor = "nope"\npeer_as = -1\n'
+        'exporters = ["127.0.1.1", "x"]\nhold_time = 1\npassive = "yes"\n'
+    )
+    got = problems_of(text)
+    assert got[0] == f"{PATH}: 5 problems:"
+    assert keys_named(got) == [
+        "routers[0].neighbor",
+        "routers[0].peer_as",
+        "routers[0].exporters",
+        "routers[0].hold_time",
+        "routers[0].passive",
+    ]
+    assert got[3].endswith("item 1: 'x' is not an IP address")
+
+
+def test_an_override_rule_with_several_broken_keys_names_each_of_them():
+    text = MINIMAL + (
+        '[[overrides]]\nexporter = "127.0.1"\nin_if = 4294967296\nsrc_mac = "zz"\n'
+        "peer_as = 65001\ndescription = 7\n"
+    )
+    got = problems_of(text)
+    assert keys_named(got) == [
+        "overrides[0].exporter",
+        "overrides[0].in_if",
+        "overrides[0].src_mac",
+        "overrides[0].description",
+    ]
+    assert got[2].endswith("in_if: 4294967296 is not a 32-bit ifIndex")
+
+
+def test_an_ix_entry_with_several_broken_keys_names_each_of_them():
+    text = MINIMAL + (
+        '[[routers]]\nname = "edge1"\nneighbor = "127.0.0.2"\nexporters = ["127.0.1.1"]\n'
+        '[[ix]]\nname = "ix a"\nrouter = "edge9"\nin_if = []\nprefixes = ["10.0.0.0/4"]\n'
+        'neighbors_format = "xml"\nneighbors_file = "/x"\n'
+    )
+    got = problems_of(text)
+    assert keys_named(got) == [
+        "ix[0].name",
+        "ix[0].router",
+        "ix[0].in_if",
+        "ix[0].prefixes",
+        "ix[0].neighbors_format",
+    ]
+
+
+def test_a_report_link_with_several_broken_keys_and_every_unknown_report_key_are_named():
+    text = MINIMAL + (
+        '[report]\ncolour = 1\nsize = 2\ncurrency = "EUR"\n'
+        '[[report.links]]\nname = "a"\nexporter = "x"\nif_index = -1\nkind = "cable"\n'
+        'billing = "min"\nprice_per_mbps = -3\n'
+        "[report.peering]\npni_min_mbps = -1\nalready_peered = 7\n"
+    )
+    got = problems_of(text)
+    assert keys_named(got) == [
+        "report.colour",
+        "report.size",
+        "report.links[0].exporter",
+        "report.links[0].if_index",
+        "report.links[0].kind",
+        "report.links[0].billing",
+        "report.links[0].price_per_mbps",
+        "report.peering.pni_min_mbps",
+        "report.peering.already_peered",
+    ]
+
+
+def test_a_link_missing_required_keys_names_each_missing_key():
+    text = MINIMAL + '[report]\n[[report.links]]\nname = "a"\n'
+    assert keys_named(problems_of(text)) == [
+        "report.links[0].exporter",
+        "report.links[0].if_index",
+        "report.links[0].kind",
+    ]
