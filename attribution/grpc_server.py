@@ -18,7 +18,8 @@ from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from attribution.config_api import ApiSettings
-from attribution.security import Guard, server_credentials
+from attribution.security import Guard
+from attribution.tls_files import FollowedCertificates
 from attribution.v1 import attribution_pb2 as pb
 
 if TYPE_CHECKING:
@@ -60,15 +61,21 @@ def start_server(
     listen: str,
     max_message_bytes: int,
     api: ApiSettings | None = None,
+    certificates: FollowedCertificates | None = None,
 ) -> tuple[grpc.Server, int]:
     """Start serving on ``listen`` (HOST:PORT, port 0 = any free); return (server, port).
 
     ``api`` (the ``[api]`` section) sets TLS, tokens and the limits on threads
     and streams (attribution.security); raises SecurityError for unusable
-    TLS or token files, OSError when the address cannot be bound.
+    TLS or token files, OSError when the address cannot be bound. With TLS the
+    certificate files are followed (``certificates``, made here when not given:
+    ``attribution.tls_files``): a renewed certificate is served from the next
+    connection on.
     """
     api = api or ApiSettings()
-    credentials = server_credentials(api)
+    if api.tls and certificates is None:
+        certificates = FollowedCertificates(api)
+    credentials = certificates.credentials() if api.tls and certificates else None
     guard = Guard(api, servicer.config)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=api.workers, thread_name_prefix="grpc"),

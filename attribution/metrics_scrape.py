@@ -50,6 +50,8 @@ class Sources:
     # ExabgpWorkers.worker_rows: (worker, state, routers) per worker; None: external
     worker_states: Callable[[], list[tuple[int, Any, int]]] | None = None
     snapshots: SnapshotStats | None = None  # attribution.snapshots
+    # attribution.tls_files.FollowedCertificates of the gRPC server; None: no TLS
+    certificates: Callable[[], Any] | None = None
 
 
 class ServiceCollector(Collector):
@@ -108,6 +110,9 @@ class ServiceCollector(Collector):
         )
         if s.snapshots is not None:
             yield from _snapshots(s.snapshots)
+        certificates = s.certificates() if s.certificates is not None else None
+        if certificates is not None:
+            yield from _tls(certificates)
         yield GaugeMetricFamily(
             "attribution_health_serving",
             "1 while gRPC health says SERVING (see README: Metrics and logs).",
@@ -472,3 +477,23 @@ def _snapshots(stats: SnapshotStats) -> Iterator[Metric]:
         "How long loading the snapshot at start took (0: none loaded).",
         value=stats.load_seconds,
     )
+
+
+def _tls(certificates: Any) -> Iterator[Metric]:
+    """The served certificate's end of validity and the re-reads of its files."""
+    yield GaugeMetricFamily(
+        "attribution_tls_certificate_expiry_timestamp_seconds",
+        "When the gRPC server's certificate (as served now) expires (Unix time). Alert "
+        "well before: the files are followed, so a renewal on disk is served at once.",
+        value=certificates.served.not_after,
+    )
+    reloads = CounterMetricFamily(
+        "attribution_tls_reloads",
+        "Changed TLS files: taken (served from the next connection on) or refused "
+        "(unreadable, not PEM, key and certificate not matching, already expired: logged, "
+        "the served certificate kept).",
+        labels=["outcome"],
+    )
+    for outcome, n in certificates.outcomes.items():
+        reloads.add_metric([outcome], n)
+    yield reloads

@@ -120,13 +120,22 @@ def _private_key(path: str, cert: x509.Certificate, cert_path: str) -> bytes:
     return data
 
 
-def server_credentials(api: ApiSettings) -> grpc.ServerCredentials | None:
-    """TLS credentials from ``[api]``, or None for plaintext; raises SecurityError."""
-    if not api.tls:
-        return None
+def tls_material(api: ApiSettings) -> tuple[bytes, bytes, bytes | None, x509.Certificate]:
+    """(key, certificate chain, client CA or None, the leaf certificate) of ``[api]``,
+    read and checked; raises SecurityError."""
     cert_pem, chain = _certificates(api.tls_cert, "tls_cert")
     key_pem = _private_key(api.tls_key, chain[0], api.tls_cert)
     ca_pem = _certificates(api.tls_client_ca, "tls_client_ca")[0] if api.tls_client_ca else None
+    return key_pem, cert_pem, ca_pem, chain[0]
+
+
+def server_credentials(api: ApiSettings) -> grpc.ServerCredentials | None:
+    """TLS credentials from ``[api]``, or None for plaintext; raises SecurityError.
+    (The server itself serves ``attribution.tls_files``' credentials, which follow
+    the files; this is the check at start.)"""
+    if not api.tls:
+        return None
+    key_pem, cert_pem, ca_pem, _ = tls_material(api)
     return grpc.ssl_server_credentials(
         [(key_pem, cert_pem)], root_certificates=ca_pem, require_client_auth=ca_pem is not None
     )

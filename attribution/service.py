@@ -34,6 +34,7 @@ from attribution.metrics import (
 from attribution.reload_changes import describe_changes, restart_needed
 from attribution.resolver import Resolver
 from attribution.snapshots import SnapshotPathInUse, Snapshots
+from attribution.tls_files import FollowedCertificates
 from ribd import gcpolicy, heap, observe
 from ribd.exabgp import feed_socket_path
 from ribd.feed import FeedServer
@@ -140,6 +141,7 @@ class Service:
         self.servicer.router_workers = self.supervisor.worker_of() if self.supervisor else {}
         self.grpc_server = None
         self.grpc_port = 0
+        self.certificates: FollowedCertificates | None = None  # [api] TLS files, from start()
         self.readiness = Readiness(self.config.ready_timeout)
         self.serving = False  # gRPC health; set by _update_health from start() on
         self._health_known = False
@@ -158,6 +160,7 @@ class Service:
                     view_build_seconds=lambda: self.view_build_seconds,
                     serving=lambda: self.serving,
                     snapshots=self.snapshots.stats,
+                    certificates=lambda: self.certificates,
                 )
             )
         )
@@ -234,8 +237,14 @@ class Service:
                 self.feed.socket_path,
             )
         self._update_health()
+        api = self.config.api
+        self.certificates = FollowedCertificates(api) if api.tls else None
         self.grpc_server, self.grpc_port = start_server(
-            self.servicer, self.config.grpc_listen, self.config.max_message_bytes, self.config.api
+            self.servicer,
+            self.config.grpc_listen,
+            self.config.max_message_bytes,
+            api,
+            self.certificates,
         )
         self._maintenance.start()
         self._observer.start()
@@ -436,6 +445,8 @@ class Service:
     def reload(self) -> ReloadResult:
         """Re-read the file. Broken: keep everything as it is and say why."""
         with self._reload_lock:
+            if self.certificates is not None:  # renewed TLS files, whatever the config says
+                self.certificates.refresh()
             log.info("config reload: reading %s", self.config_path)
             try:
                 new = load_config(self.config_path)

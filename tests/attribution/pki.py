@@ -46,6 +46,8 @@ class Pki:
     client_key: Path
     rogue_cert: Path  # a client certificate from another CA
     rogue_key: Path
+    ca_cert: x509.Certificate | None = None  # to issue more (``renew_server``)
+    ca_key: ec.EllipticCurvePrivateKey | None = None
 
 
 def _issue(
@@ -56,6 +58,7 @@ def _issue(
     *,
     ca: bool = False,
     server: bool = False,
+    valid_days: float = 2,
 ) -> x509.Certificate:
     now = datetime.datetime.now(datetime.UTC)
     b = (
@@ -64,8 +67,8 @@ def _issue(
         .issuer_name(issuer)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=2))
+        .not_valid_before(now - datetime.timedelta(days=max(0, -valid_days) + 1))
+        .not_valid_after(now + datetime.timedelta(days=valid_days))
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
     )
     if ca:
@@ -116,4 +119,22 @@ def make_pki(directory: Path) -> Pki:
         client_key=_write_key(directory / "client.key", client_key),
         rogue_cert=_write_cert(directory / "rogue.pem", rogue),
         rogue_key=_write_key(directory / "rogue.key", rogue_key),
+        ca_cert=ca,
+        ca_key=ca_key,
     )
+
+
+def renew_server(
+    pki: Pki, cert_path: Path, key_path: Path, *, subject: str, valid_days: float = 30
+) -> x509.Certificate:
+    """A new server certificate of ``pki``'s CA, with a new key, written to the two
+    paths (each replaced at once, by a rename); a negative ``valid_days``: expired
+    that many days ago."""
+    assert pki.ca_cert is not None and pki.ca_key is not None
+    key = _key()
+    cert = _issue(subject, key, pki.ca_cert.subject, pki.ca_key, server=True, valid_days=valid_days)
+    for path, write, value in ((cert_path, _write_cert, cert), (key_path, _write_key, key)):
+        tmp = path.with_name(path.name + ".new")
+        write(tmp, value)  # type: ignore[operator]
+        tmp.replace(path)
+    return cert
