@@ -326,7 +326,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     signals = catch_signals()  # first: a SIGHUP during a long first parse would kill us
     log.debug("starting: reading %s", args.config)
-    check(load_config(args.config).api)  # unusable TLS or token files: fail before ExaBGP starts
+    config = load_config(args.config)
+    check(config.api, config.metrics)  # unusable TLS or token files: fail before ExaBGP starts
     Service(args.config, grpc_listen=args.grpc_listen).run_forever(signals)
     return 0
 

@@ -19,8 +19,8 @@ from attribution.addresses import format_mac as format_mac  # re-exported
 from attribution.addresses import parse_mac as parse_mac
 from attribution.answers import MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES
 from attribution.config_api import KEYS as API_KEYS
+from attribution.config_api import METRICS_KEYS, MetricsSettings, parse_api, tls_paths
 from attribution.config_api import ApiSettings as ApiSettings  # re-exported
-from attribution.config_api import parse_api
 from attribution.config_file import MAX_CONFIG_BYTES as MAX_CONFIG_BYTES  # re-exported
 from attribution.config_file import MAX_NESTING as MAX_NESTING
 from attribution.config_file import Checker as _Checker
@@ -84,7 +84,7 @@ class Config:
     warnings: tuple[str, ...] = ()
     log_format: str = "text"
     ready_timeout: float = 600.0
-    metrics_listen: str = ""  # HOST:PORT of the Prometheus endpoint; "" = off
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)  # [metrics]
     recent_flows: int = 10_000  # flow keys kept for `overrides diff` (attribution.flowring)
     route_cache_routes: int = DEFAULT_BUDGET  # route objects views keep (attribution.routecache)
     api: ApiSettings = field(default_factory=ApiSettings)
@@ -92,6 +92,11 @@ class Config:
 
     def router_by_name(self, name: str) -> RouterConfig | None:
         return next((r for r in self.routers if r.name == name), None)
+
+    @property
+    def metrics_listen(self) -> str:
+        """HOST:PORT of the Prometheus endpoint; "" = off."""
+        return self.metrics.listen
 
 
 # Every key each section accepts ("" = the top level). One list, used by the
@@ -151,7 +156,7 @@ SECTION_KEYS: dict[str, frozenset[str]] = {
     ),
     "overrides": frozenset({"name", "exporter", "in_if", "src_mac", "peer_as", "description"}),
     "ix": frozenset(IX_KEYS),  # checked by attribution.ix_config
-    "metrics": frozenset({"listen"}),
+    "metrics": METRICS_KEYS,
     "api": frozenset(API_KEYS),  # checked by attribution.config_api
 }
 
@@ -193,7 +198,7 @@ def parse_config(text: str, path: str = "<config>") -> Config:
     report = c.soft({}, c.get, data, top, "report", dict, {})
     if "report" in data:
         _report(c, data)
-    metrics_listen = c.soft("", _metrics, c, data)
+    metrics = c.soft(MetricsSettings(), _metrics, c, data)
     api = c.soft(ApiSettings(), parse_api, c, data)
     bgp_settings = BgpSettings(
         local_as=s["local_as"],
@@ -214,7 +219,7 @@ def parse_config(text: str, path: str = "<config>") -> Config:
         bgp=bgp_settings,
         report=report,
         warnings=tuple(warnings),
-        metrics_listen=metrics_listen,
+        metrics=metrics,
         api=api,
         ix=ix,
         **s,
@@ -459,11 +464,16 @@ def _reread_wave(c: _Checker, bgp: dict, bw: tuple) -> int:
     return wave
 
 
-def _metrics(c: _Checker, data: dict) -> str:
+def _metrics(c: _Checker, data: dict) -> MetricsSettings:
     metrics = c.get(data, ("", None, None), "metrics", dict, {})
     w = ("metrics", None)
     c.no_unknown(metrics, w, SECTION_KEYS["metrics"])
-    return _listen(c, metrics, w, "listen", "")
+    listen = c.soft("", _listen, c, metrics, w, "listen", "")
+    paths = c.soft({}, tls_paths, c, metrics, "metrics", ("token_file",))
+    if listen == "" and any(paths.values()):
+        key = next(k for k, v in paths.items() if v)
+        c.problems.append(c.fail(("metrics", None, key), "needs listen (the endpoint is off)"))
+    return MetricsSettings(listen, **paths)
 
 
 def _overrides(c: _Checker, data: dict, local_as: int, warnings: list[str]) -> tuple:

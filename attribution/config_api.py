@@ -1,4 +1,5 @@
-"""The config file's ``[api]`` section: how the gRPC API is secured and shared.
+"""The config file's ``[api]`` section: how the gRPC API is secured and shared
+(and ``[metrics]``' settings, secured the same way).
 
 Its own module, as ``[[ix]]`` has (attribution.ix_config): the settings, the
 keys the section accepts (attribution.config.SECTION_KEYS lists them with every
@@ -51,21 +52,51 @@ class ApiSettings:
         return bool(self.tls_cert)
 
 
+METRICS_KEYS = frozenset({"listen", "tls_cert", "tls_key", "tls_client_ca", "token_file"})
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    """The Prometheus endpoint: where it listens and how it is secured.
+
+    TLS as in ``[api]`` (``tls_client_ca``: scrapers must present a certificate
+    that CA signed); ``token_file``: scrapers must send ``Authorization: Bearer
+    TOKEN`` with one of its tokens (Prometheus' ``authorization`` setting)."""
+
+    listen: str = ""  # HOST:PORT; "" = off
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""
+    token_file: str = ""
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert)
+
+
+def tls_paths(c: Checker, data: dict, section: str, extra: tuple[str, ...] = ()) -> dict[str, str]:
+    """The TLS file paths of ``section`` (and the ``extra`` file keys), checked to go
+    together: a certificate and its key both or neither, a client CA only with them."""
+    w = (section, None)
+    paths = {
+        key: c.get(data, w, key, str, "")
+        for key in ("tls_cert", "tls_key", "tls_client_ca", *extra)
+    }
+    if bool(paths["tls_cert"]) != bool(paths["tls_key"]):
+        missing = "tls_key" if paths["tls_cert"] else "tls_cert"
+        raise c.fail((section, None, missing), "tls_cert and tls_key go together: set both")
+    if paths["tls_client_ca"] and not paths["tls_cert"]:
+        raise c.fail((section, None, "tls_client_ca"), "mutual TLS needs tls_cert and tls_key")
+    return paths
+
+
 def parse_api(c: Checker, data: dict) -> ApiSettings:
     """``[api]``: TLS files that go together, thread and stream limits that leave
     a worker for health checks; files are read at start (attribution.security)."""
     api = c.get(data, ("", None, None), "api", dict, {})
     w = ("api", None)
     c.no_unknown(api, w, KEYS)
-    paths = {
-        key: c.get(api, w, key, str, "")
-        for key in ("tls_cert", "tls_key", "tls_client_ca", "read_token_file", "admin_token_file")
-    }
-    if bool(paths["tls_cert"]) != bool(paths["tls_key"]):
-        missing = "tls_key" if paths["tls_cert"] else "tls_cert"
-        raise c.fail(("api", None, missing), "tls_cert and tls_key go together: set both")
-    if paths["tls_client_ca"] and not paths["tls_cert"]:
-        raise c.fail(("api", None, "tls_client_ca"), "mutual TLS needs tls_cert and tls_key")
+    paths = tls_paths(c, api, "api", ("read_token_file", "admin_token_file"))
     workers = c.get(api, w, "workers", int, 16)
     if not 2 <= workers <= 1024:
         raise c.fail(("api", None, "workers"), "must be between 2 and 1024")

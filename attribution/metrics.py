@@ -14,8 +14,8 @@ Each service has its own ``CollectorRegistry`` (tests run several services in
 one process); the process collector (RSS, CPU, open files), the cyclic
 collector's figures (``python_gc_*``) and the interpreter's version are
 registered on it too, as on prometheus_client's default registry.
-``serve_metrics`` exposes it over HTTP with prometheus_client's own server,
-in a thread.
+``attribution.metrics_http.MetricsServer`` serves it over HTTP or HTTPS, in
+threads.
 """
 
 from __future__ import annotations
@@ -25,15 +25,17 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
+from attribution.metrics_http import MetricsServer as MetricsServer  # re-exported
 from attribution.metrics_scrape import (
     BAD_LINE_CATEGORIES,
     SESSION_STATES,
     IxCollector,
+    MetricsRefusedCollector,
     ServiceCollector,
     Sources,
 )
@@ -227,25 +229,11 @@ def new_registry() -> CollectorRegistry:
     return registry
 
 
-class MetricsServer:
-    """prometheus_client's HTTP server for one registry, in a daemon thread."""
-
-    def __init__(self, registry: CollectorRegistry, listen: str) -> None:
-        host, _, port = listen.rpartition(":")
-        host = host.strip("[]") or "0.0.0.0"
-        self.server, self.thread = start_http_server(int(port), addr=host, registry=registry)
-        self.port: int = self.server.server_port
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5.0)
-
-
 __all__ = [
     "BAD_LINE_CATEGORIES",
     "SESSION_STATES",
     "IxCollector",
+    "MetricsRefusedCollector",
     "MetricsServer",
     "RpcMetrics",
     "ServiceCollector",

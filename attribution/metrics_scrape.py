@@ -50,8 +50,8 @@ class Sources:
     # ExabgpWorkers.worker_rows: (worker, state, routers) per worker; None: external
     worker_states: Callable[[], list[tuple[int, Any, int]]] | None = None
     snapshots: SnapshotStats | None = None  # attribution.snapshots
-    # attribution.tls_files.FollowedCertificates of the gRPC server; None: no TLS
-    certificates: Callable[[], Any] | None = None
+    # server ("grpc", "metrics") -> its attribution.tls_files.FollowedCertificates (TLS only)
+    certificates: Callable[[], dict[str, Any]] | None = None
 
 
 class ServiceCollector(Collector):
@@ -110,8 +110,8 @@ class ServiceCollector(Collector):
         )
         if s.snapshots is not None:
             yield from _snapshots(s.snapshots)
-        certificates = s.certificates() if s.certificates is not None else None
-        if certificates is not None:
+        certificates = s.certificates() if s.certificates is not None else {}
+        if certificates:
             yield from _tls(certificates)
         yield GaugeMetricFamily(
             "attribution_health_serving",
@@ -383,6 +383,27 @@ def _refused_calls() -> Metric:
     return family
 
 
+class MetricsRefusedCollector(Collector):
+    """The metrics endpoint's own refusals (``attribution.metrics_http``), by reason."""
+
+    def __init__(self, refused: Any) -> None:
+        self.refused = refused  # attribution.security.Counters
+
+    def collect(self) -> Iterator[Metric]:
+        from attribution.metrics_http import REFUSE_REASONS
+
+        family = CounterMetricFamily(
+            "attribution_metrics_refused",
+            "Scrapes refused by the metrics endpoint: unauthenticated (token), tls (failed "
+            "handshake), connections_exhausted (README: Metrics and logs).",
+            labels=["reason"],
+        )
+        counts = self.refused.snapshot()
+        for reason in sorted({*REFUSE_REASONS, *counts}):
+            family.add_metric([reason], counts.get(reason, 0))
+        yield family
+
+
 class IxCollector(Collector):
     """The IX learners' tables and sources (``attribution.ix``), read when scraped."""
 
@@ -479,21 +500,24 @@ def _snapshots(stats: SnapshotStats) -> Iterator[Metric]:
     )
 
 
-def _tls(certificates: Any) -> Iterator[Metric]:
-    """The served certificate's end of validity and the re-reads of its files."""
-    yield GaugeMetricFamily(
+def _tls(certificates: dict[str, Any]) -> Iterator[Metric]:
+    """Each TLS server's certificate: its end of validity and the re-reads of its files."""
+    expiry = GaugeMetricFamily(
         "attribution_tls_certificate_expiry_timestamp_seconds",
-        "When the gRPC server's certificate (as served now) expires (Unix time). Alert "
+        "When the certificate a server (grpc, metrics) serves now expires (Unix time). Alert "
         "well before: the files are followed, so a renewal on disk is served at once.",
-        value=certificates.served.not_after,
+        labels=["server"],
     )
     reloads = CounterMetricFamily(
         "attribution_tls_reloads",
         "Changed TLS files: taken (served from the next connection on) or refused "
         "(unreadable, not PEM, key and certificate not matching, already expired: logged, "
         "the served certificate kept).",
-        labels=["outcome"],
+        labels=["server", "outcome"],
     )
-    for outcome, n in certificates.outcomes.items():
-        reloads.add_metric([outcome], n)
+    for server, followed in sorted(certificates.items()):
+        expiry.add_metric([server], followed.served.not_after)
+        for outcome, n in followed.outcomes.items():
+            reloads.add_metric([server, outcome], n)
+    yield expiry
     yield reloads

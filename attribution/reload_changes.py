@@ -27,11 +27,13 @@ _LIVE_SERVICE = (
 _START_ONLY = {
     "max_message_bytes": "[service] max_message_bytes",
     "log_format": "[service] log_format",
-    "metrics_listen": "[metrics] listen",
 }
 # [api] token files are read again at every reload (attribution.security.Guard);
 # TLS files and the thread and stream limits are fixed at start.
 _LIVE_API = ("read_token_file", "admin_token_file")
+# [metrics] token_file is read again at every reload (attribution.metrics_http); the
+# address and which TLS files are used are fixed at start (their contents are followed).
+_LIVE_METRICS = ("token_file",)
 # BgpSettings fields and the config keys they come from.
 _BGP_KEYS = {
     "local_as": "[service] local_as",
@@ -96,6 +98,8 @@ def describe_changes(old: Config, new: Config) -> list[str]:
     for key in _LIVE_API:
         if getattr(old.api, key) != getattr(new.api, key):
             changes.append(f"[api] {key} changed")
+    if old.metrics.token_file != new.metrics.token_file:
+        changes.append("[metrics] token_file changed")
     if old.report != new.report:
         changes.append("[report] changed")
     if old.ix != new.ix:  # applied at once: an unchanged [[ix]] keeps what it learned
@@ -145,6 +149,14 @@ def restart_needed(running: Config, new: Config) -> list[str]:
     ]
     if api:
         needed.append(f"[api] {', '.join(api)}")
+    metrics = [
+        f.name
+        for f in dataclasses.fields(new.metrics)
+        if f.name not in _LIVE_METRICS
+        and getattr(running.metrics, f.name) != getattr(new.metrics, f.name)
+    ]
+    if metrics:
+        needed.append(f"[metrics] {', '.join(metrics)}")
     return needed
 
 

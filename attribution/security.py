@@ -35,7 +35,7 @@ import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from attribution.config import ApiSettings, Config, ConfigError
+from attribution.config import ApiSettings, Config, ConfigError, MetricsSettings
 from attribution.streams import Slots, Watchdog, watched_answers, watched_requests
 
 log = logging.getLogger(__name__)
@@ -67,31 +67,37 @@ class SecurityError(ConfigError):
 # -- files ---------------------------------------------------------------------
 
 
-def _read(path: str, key: str) -> bytes:
+def _read(path: str, key: str, section: str = "api") -> bytes:
     try:
         with open(path, "rb") as f:
             return f.read(1 << 20)
     except FileNotFoundError:
-        raise SecurityError(f"[api] {key}: {path}: no such file") from None
+        raise SecurityError(f"[{section}] {key}: {path}: no such file") from None
     except IsADirectoryError:
-        raise SecurityError(f"[api] {key}: {path}: is a directory, not a file") from None
+        raise SecurityError(f"[{section}] {key}: {path}: is a directory, not a file") from None
     except OSError as exc:
-        raise SecurityError(f"[api] {key}: {path}: cannot read: {exc.strerror or exc}") from None
+        raise SecurityError(
+            f"[{section}] {key}: {path}: cannot read: {exc.strerror or exc}"
+        ) from None
 
 
-def _certificates(path: str, key: str) -> tuple[bytes, list[x509.Certificate]]:
-    data = _read(path, key)
+def _certificates(
+    path: str, key: str, section: str = "api"
+) -> tuple[bytes, list[x509.Certificate]]:
+    data = _read(path, key, section)
     try:
         certs = x509.load_pem_x509_certificates(data)
     except ValueError:
         raise SecurityError(
-            f"[api] {key}: {path}: not a PEM certificate (expected '-----BEGIN CERTIFICATE-----')"
+            f"[{section}] {key}: {path}: not a PEM certificate "
+            "(expected '-----BEGIN CERTIFICATE-----')"
         ) from None
     now = datetime.now(UTC)
     for cert in certs:
         if cert.not_valid_after_utc < now:
             log.warning(
-                "[api] %s: %s: certificate %s expired on %s",
+                "[%s] %s: %s: certificate %s expired on %s",
+                section,
                 key,
                 path,
                 cert.subject.rfc4514_string(),
@@ -100,32 +106,38 @@ def _certificates(path: str, key: str) -> tuple[bytes, list[x509.Certificate]]:
     return data, certs
 
 
-def _private_key(path: str, cert: x509.Certificate, cert_path: str) -> bytes:
-    data = _read(path, "tls_key")
+def _private_key(path: str, cert: x509.Certificate, cert_path: str, section: str = "api") -> bytes:
+    data = _read(path, "tls_key", section)
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except TypeError:
         raise SecurityError(
-            f"[api] tls_key: {path}: the key is encrypted; give an unencrypted PEM key "
+            f"[{section}] tls_key: {path}: the key is encrypted; give an unencrypted PEM key "
             "(readable only by the service's user)"
         ) from None
     except (ValueError, Exception) as exc:  # cryptography raises several kinds
-        raise SecurityError(f"[api] tls_key: {path}: not a PEM private key ({exc})") from None
+        raise SecurityError(f"[{section}] tls_key: {path}: not a PEM private key ({exc})") from None
     spki = serialization.PublicFormat.SubjectPublicKeyInfo
     der = serialization.Encoding.DER
     if key.public_key().public_bytes(der, spki) != cert.public_key().public_bytes(der, spki):
         raise SecurityError(
-            f"[api] tls_key: {path}: does not match the certificate in tls_cert ({cert_path})"
+            f"[{section}] tls_key: {path}: does not match the certificate in tls_cert ({cert_path})"
         )
     return data
 
 
-def tls_material(api: ApiSettings) -> tuple[bytes, bytes, bytes | None, x509.Certificate]:
-    """(key, certificate chain, client CA or None, the leaf certificate) of ``[api]``,
-    read and checked; raises SecurityError."""
-    cert_pem, chain = _certificates(api.tls_cert, "tls_cert")
-    key_pem = _private_key(api.tls_key, chain[0], api.tls_cert)
-    ca_pem = _certificates(api.tls_client_ca, "tls_client_ca")[0] if api.tls_client_ca else None
+def tls_material(
+    files: ApiSettings | MetricsSettings, section: str = "api"
+) -> tuple[bytes, bytes, bytes | None, x509.Certificate]:
+    """(key, certificate chain, client CA or None, the leaf certificate) of the TLS
+    files of ``[section]``, read and checked; raises SecurityError."""
+    cert_pem, chain = _certificates(files.tls_cert, "tls_cert", section)
+    key_pem = _private_key(files.tls_key, chain[0], files.tls_cert, section)
+    ca_pem = (
+        _certificates(files.tls_client_ca, "tls_client_ca", section)[0]
+        if files.tls_client_ca
+        else None
+    )
     return key_pem, cert_pem, ca_pem, chain[0]
 
 
@@ -141,29 +153,30 @@ def server_credentials(api: ApiSettings) -> grpc.ServerCredentials | None:
     )
 
 
-def load_tokens(path: str, key: str) -> frozenset[bytes]:
+def load_tokens(path: str, key: str, section: str = "api") -> frozenset[bytes]:
     """One token per line; blank lines and ``#`` comments are skipped."""
     try:
-        text = _read(path, key).decode("ascii")
+        text = _read(path, key, section).decode("ascii")
     except UnicodeDecodeError:
-        raise SecurityError(f"[api] {key}: {path}: tokens must be ASCII") from None
+        raise SecurityError(f"[{section}] {key}: {path}: tokens must be ASCII") from None
     tokens = set()
     for n, line in enumerate(text.splitlines(), 1):
         token = line.strip()
         if not token or token.startswith("#"):
             continue
         if any(c.isspace() or not c.isprintable() for c in token):
-            raise SecurityError(f"[api] {key}: {path}:{n}: a token has no spaces or controls")
+            raise SecurityError(f"[{section}] {key}: {path}:{n}: a token has no spaces or controls")
         tokens.add(token.encode())
     if not tokens:
-        raise SecurityError(f"[api] {key}: {path}: holds no token")
+        raise SecurityError(f"[{section}] {key}: {path}: holds no token")
     try:
         mode = os.stat(path).st_mode
     except OSError:
         mode = 0
     if mode & 0o007:
         log.warning(
-            "[api] %s: %s is readable by every user (mode %04o): chmod o-rwx",
+            "[%s] %s: %s is readable by every user (mode %04o): chmod o-rwx",
+            section,
             key,
             path,
             stat.S_IMODE(mode),
@@ -171,12 +184,18 @@ def load_tokens(path: str, key: str) -> frozenset[bytes]:
     return frozenset(tokens)
 
 
-def check(api: ApiSettings) -> None:
-    """Read every TLS and token file once: fail before anything starts."""
+def check(api: ApiSettings, metrics: MetricsSettings | None = None) -> None:
+    """Read every TLS and token file once (``[api]``'s, and ``[metrics]``' when its
+    endpoint is on): fail before anything starts."""
     server_credentials(api)
     for key in ("read_token_file", "admin_token_file"):
         if getattr(api, key):
             load_tokens(getattr(api, key), key)
+    if metrics is not None and metrics.listen:
+        if metrics.tls:
+            tls_material(metrics, "metrics")
+        if metrics.token_file:
+            load_tokens(metrics.token_file, "token_file", "metrics")
 
 
 # -- counters --------------------------------------------------------------------

@@ -24,6 +24,7 @@ from attribution.health import Readiness
 from attribution.ix import IxLearner
 from attribution.metrics import (
     IxCollector,
+    MetricsRefusedCollector,
     MetricsServer,
     RpcMetrics,
     ServiceCollector,
@@ -142,6 +143,8 @@ class Service:
         self.grpc_server = None
         self.grpc_port = 0
         self.certificates: FollowedCertificates | None = None  # [api] TLS files, from start()
+        self.metrics_server: MetricsServer | None = None
+        self.metrics_port = 0
         self.readiness = Readiness(self.config.ready_timeout)
         self.serving = False  # gRPC health; set by _update_health from start() on
         self._health_known = False
@@ -160,15 +163,13 @@ class Service:
                     view_build_seconds=lambda: self.view_build_seconds,
                     serving=lambda: self.serving,
                     snapshots=self.snapshots.stats,
-                    certificates=lambda: self.certificates,
+                    certificates=self._followed_certificates,
                 )
             )
         )
         self.registry.register(IxCollector(self.ix_learner.status))
         self.session_metrics = SessionMetrics(self.registry)
         self.session_metrics.configured((r.name, r.neighbor) for r in self.config.routers)
-        self.metrics_server: MetricsServer | None = None
-        self.metrics_port = 0
         self._stop = threading.Event()
         self._reload_lock = threading.Lock()
         self._maintenance = threading.Thread(
@@ -202,19 +203,24 @@ class Service:
             if self._own_work_dir:  # nothing else was started: no stop() (it would write)
                 shutil.rmtree(self._own_work_dir, ignore_errors=True)
             raise ConfigError(f"{self.config.path}: service.snapshot_path: {exc}") from None
-        if self.config.metrics_listen:
+        metrics = self.config.metrics
+        if metrics.listen:
             try:
-                self.metrics_server = MetricsServer(self.registry, self.config.metrics_listen)
+                self.metrics_server = MetricsServer(self.registry, metrics)
             except OSError as exc:  # in use, not ours: say so, not a traceback
                 raise ConfigError(
                     f"{self.config.path}: metrics.listen: cannot listen on "
-                    f"{self.config.metrics_listen}: {exc.strerror or exc}"
+                    f"{metrics.listen}: {exc.strerror or exc}"
                 ) from None
             self.metrics_port = self.metrics_server.port
+            self.registry.register(MetricsRefusedCollector(self.metrics_server.refused))
             log.info(
-                "metrics on http://%s/metrics (port %d)",
-                self.config.metrics_listen,
+                "metrics on %s://%s/metrics (port %d%s%s)",
+                self.metrics_server.scheme,
+                metrics.listen,
                 self.metrics_port,
+                ", mutual TLS" if metrics.tls_client_ca else "",
+                ", tokens required" if metrics.token_file else "",
             )
         # GC tuned before the snapshot, not after: a full collection over a
         # loaded many-router RIB walked every object (~18 s between "snapshot
@@ -250,6 +256,15 @@ class Service:
         self._observer.start()
         self.ix_learner.start()
         self._snapshots.start()  # also without a path: a reload may set one
+
+    def _followed_certificates(self) -> dict[str, FollowedCertificates]:
+        """Each TLS server's followed files, by server (for metrics and reloads)."""
+        out = {}
+        if self.certificates is not None:
+            out["grpc"] = self.certificates
+        if self.metrics_server is not None and self.metrics_server.certificates is not None:
+            out["metrics"] = self.metrics_server.certificates
+        return out
 
     def write_snapshot(self) -> None:
         """Write the RIB snapshot now (``attribution.snapshots``): logged and counted."""
@@ -445,8 +460,8 @@ class Service:
     def reload(self) -> ReloadResult:
         """Re-read the file. Broken: keep everything as it is and say why."""
         with self._reload_lock:
-            if self.certificates is not None:  # renewed TLS files, whatever the config says
-                self.certificates.refresh()
+            for followed in self._followed_certificates().values():
+                followed.refresh()  # renewed TLS files, whatever the config file says
             log.info("config reload: reading %s", self.config_path)
             try:
                 new = load_config(self.config_path)
@@ -478,6 +493,8 @@ class Service:
             if not self._stop.is_set() and self.grpc_server is not None:
                 self.ix_learner.start()  # a first [[ix]] added by this reload
             self._apply_router_settings(new)
+            if self.metrics_server is not None:
+                self.metrics_server.reload_tokens(new.metrics)
             self.config = new
             self._snapshot_wake.set()  # the interval or the path may have changed
             for w in warnings:

@@ -1,4 +1,4 @@
-"""The gRPC server's TLS files, followed on disk: a renewed certificate is served without a restart.
+"""TLS files followed on disk: a renewed certificate is served without a restart.
 
 Certificates are short-lived now: cert-manager renews at two thirds of their
 life, ACME clients every 60 days, some meshes every hour. Read once at start,
@@ -6,8 +6,9 @@ a renewal needed a restart of the service (its BGP sessions and views with
 it), and a renewal nobody restarted for let the served certificate expire.
 
 gRPC asks ``fetch`` before each new connection's handshake
-(``grpc.dynamic_ssl_server_credentials``); it answers "no change" unless the
-files changed since they were last read (a stat of each, at most every
+(``grpc.dynamic_ssl_server_credentials``), the metrics endpoint asks
+``ssl_context`` at each connection it accepts; both get "no change" unless
+the files changed since they were last read (a stat of each, at most every
 ``CHECK_EVERY`` seconds). Changed files are read and checked as at start
 (``attribution.security``: PEM, the key matching the certificate); only a
 whole, consistent set replaces the served one. A broken or half-written set
@@ -19,13 +20,15 @@ keep the certificate of their handshake.
 
 ``refresh`` does a check at once: a config reload (SIGHUP) calls it, so the
 log says at the reload whether new files were taken. The files' paths are
-fixed at start (``[api]`` is not reloaded); their contents are followed.
+fixed at start (``[api]`` and ``[metrics]`` are not reloaded); their contents
+are followed.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -33,7 +36,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from attribution.config import ApiSettings
+from attribution.config import ApiSettings, MetricsSettings
 from attribution.security import SecurityError, tls_material
 
 log = logging.getLogger(__name__)
@@ -54,26 +57,32 @@ class Served:
 
 
 class FollowedCertificates:
-    """The server certificate, its key and the client CA of ``[api]``, re-read when
-    they change. Raises SecurityError at construction for unusable files (the
-    start fails, as before)."""
+    """A server certificate, its key and the client CA (``tls_cert``, ``tls_key``,
+    ``tls_client_ca`` of ``[section]``), re-read when they change. Raises
+    SecurityError at construction for unusable files (the start fails, as before).
+
+    Two servers use it: gRPC through ``credentials`` (its ``fetch`` callback),
+    the metrics endpoint through ``ssl_context``."""
 
     def __init__(
         self,
-        api: ApiSettings,
+        files: ApiSettings | MetricsSettings,
+        section: str = "api",
         clock: Callable[[], float] = time.monotonic,
         check_every: float = CHECK_EVERY,
     ) -> None:
-        self.paths = tuple(p for p in (api.tls_cert, api.tls_key, api.tls_client_ca) if p)
-        self.mutual = bool(api.tls_client_ca)
-        self._api = api
+        self.paths = tuple(p for p in (files.tls_cert, files.tls_key, files.tls_client_ca) if p)
+        self.mutual = bool(files.tls_client_ca)
+        self._files = files
+        self._section = section
         self._clock = clock
         self._check_every = check_every
         self._lock = threading.Lock()
         self._stamp = self._stat()
-        configuration, self.served = self._read()
-        self._initial = configuration
-        self._new: grpc.ServerCertificateConfiguration | None = None  # for the next handshake
+        self._material, self.served = self._read()
+        self._generation = 0  # sets taken so far
+        self._fetched = 0  # the generation gRPC was last handed
+        self._context: tuple[int, ssl.SSLContext] | None = None
         self._checked = clock()
         self._refused_stamp: Stamp | None = None  # the set last refused (logged once)
         self.outcomes = dict.fromkeys(OUTCOMES, 0)
@@ -81,7 +90,7 @@ class FollowedCertificates:
 
     def credentials(self) -> grpc.ServerCredentials:
         return grpc.dynamic_ssl_server_credentials(
-            self._initial, self.fetch, require_client_authentication=self.mutual
+            self._grpc_configuration(), self.fetch, require_client_authentication=self.mutual
         )
 
     def fetch(self) -> grpc.ServerCertificateConfiguration | None:
@@ -89,18 +98,35 @@ class FollowedCertificates:
         the served one). Never raises: a failure here would fail the handshake."""
         try:
             with self._lock:
-                if self._clock() - self._checked >= self._check_every:
-                    self._check()
-                new, self._new = self._new, None
-                return new
+                self._check_if_due()
+                if self._fetched == self._generation:
+                    return None
+                self._fetched = self._generation
+                return self._grpc_configuration()
         except Exception:  # pragma: no cover - a bug must not refuse every client
             log.exception("TLS files: the check failed; the served certificate stays")
             return None
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A server context of the current set, for a new connection (made again
+        only when a new set was taken)."""
+        with self._lock:
+            try:
+                self._check_if_due()
+            except Exception:  # pragma: no cover - as in fetch
+                log.exception("TLS files: the check failed; the served certificate stays")
+            if self._context is None or self._context[0] != self._generation:
+                self._context = (self._generation, _server_context(*self._material))
+            return self._context[1]
 
     def refresh(self) -> bool:
         """Check the files now (a reload); True when a new set was taken."""
         with self._lock:
             return self._check()
+
+    def _check_if_due(self) -> None:
+        if self._clock() - self._checked >= self._check_every:
+            self._check()
 
     def _check(self) -> bool:
         self._checked = self._clock()
@@ -108,11 +134,11 @@ class FollowedCertificates:
         if stamp == self._stamp:
             return False
         try:
-            configuration, served = self._read()
+            material, served = self._read()
             if served.not_after < time.time() <= self.served.not_after:
                 raise SecurityError(
-                    f"[api] tls_cert: {self._api.tls_cert}: the new certificate expired on "
-                    f"{_iso(served.not_after)}"
+                    f"[{self._section}] tls_cert: {self._files.tls_cert}: the new certificate "
+                    f"expired on {_iso(served.not_after)}"
                 )
         except SecurityError as exc:
             self.last_error = str(exc)
@@ -120,30 +146,35 @@ class FollowedCertificates:
                 self._refused_stamp = stamp
                 self.outcomes["refused"] += 1
                 log.error(
-                    "TLS files changed but were not taken, the served certificate (%s, "
+                    "[%s] TLS files changed but were not taken, the served certificate (%s, "
                     "valid until %s) stays: %s",
+                    self._section,
                     self.served.subject,
                     _iso(self.served.not_after),
                     exc,
                 )
             return False
-        self._stamp, self._new, self.served = stamp, configuration, served
+        self._stamp, self._material, self.served = stamp, material, served
+        self._generation += 1
         self._refused_stamp, self.last_error = None, ""
         self.outcomes["taken"] += 1
         log.info(
-            "TLS files re-read: serving %s, valid until %s, from the next connection on",
+            "[%s] TLS files re-read: serving %s, valid until %s, from the next connection on",
+            self._section,
             served.subject,
             _iso(served.not_after),
         )
         return True
 
-    def _read(self) -> tuple[grpc.ServerCertificateConfiguration, Served]:
-        key_pem, cert_pem, ca_pem, leaf = tls_material(self._api)
-        configuration = grpc.ssl_server_certificate_configuration(
+    def _read(self) -> tuple[tuple[bytes, bytes, bytes | None], Served]:
+        key_pem, cert_pem, ca_pem, leaf = tls_material(self._files, self._section)
+        served = Served(leaf.subject.rfc4514_string(), leaf.not_valid_after_utc.timestamp())
+        return (key_pem, cert_pem, ca_pem), served
+
+    def _grpc_configuration(self) -> grpc.ServerCertificateConfiguration:
+        key_pem, cert_pem, ca_pem = self._material
+        return grpc.ssl_server_certificate_configuration(
             [(key_pem, cert_pem)], root_certificates=ca_pem
-        )
-        return configuration, Served(
-            leaf.subject.rfc4514_string(), leaf.not_valid_after_utc.timestamp()
         )
 
     def _stat(self) -> Stamp:
@@ -156,6 +187,28 @@ class FollowedCertificates:
             else:
                 out.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
         return tuple(out)
+
+
+def _server_context(key_pem: bytes, cert_pem: bytes, ca_pem: bytes | None) -> ssl.SSLContext:
+    """An ``ssl`` server context of checked PEM bytes. ``load_cert_chain`` reads
+    paths only: the bytes go through anonymous memory files (memfd), so what is
+    loaded is the set that was checked, not whatever the paths hold by then."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    fds = []
+    try:
+        for data in (cert_pem, key_pem):
+            fd = os.memfd_create("attribution-tls", os.MFD_CLOEXEC)
+            fds.append(fd)
+            os.write(fd, data)
+        context.load_cert_chain(f"/proc/self/fd/{fds[0]}", f"/proc/self/fd/{fds[1]}")
+    finally:
+        for fd in fds:
+            os.close(fd)
+    if ca_pem is not None:
+        context.load_verify_locations(cadata=ca_pem.decode("ascii", "replace"))
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
 
 
 def _iso(timestamp: float) -> str:

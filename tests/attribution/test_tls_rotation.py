@@ -229,7 +229,7 @@ def test_daemon_takes_renewed_files_at_reload_and_exposes_the_expiry(tmp_path, c
 
         served = x509.load_pem_x509_certificate(pki.server_cert.read_bytes())
         before = scrape()
-        assert before["attribution_tls_certificate_expiry_timestamp_seconds"] == (
+        assert before['attribution_tls_certificate_expiry_timestamp_seconds{server="grpc"}'] == (
             served.not_valid_after_utc.timestamp()
         )
         renewed = renew_server(
@@ -239,11 +239,11 @@ def test_daemon_takes_renewed_files_at_reload_and_exposes_the_expiry(tmp_path, c
             assert service.reload().ok
         assert any("TLS files re-read" in r.getMessage() for r in caplog.records)
         after = scrape()
-        assert after["attribution_tls_certificate_expiry_timestamp_seconds"] == (
+        assert after['attribution_tls_certificate_expiry_timestamp_seconds{server="grpc"}'] == (
             renewed.not_valid_after_utc.timestamp()
         )
-        assert after['attribution_tls_reloads_total{outcome="taken"}'] == 1
-        assert after['attribution_tls_reloads_total{outcome="refused"}'] == 0
+        assert after['attribution_tls_reloads_total{outcome="taken",server="grpc"}'] == 1
+        assert after['attribution_tls_reloads_total{outcome="refused",server="grpc"}'] == 0
         assert same(presented(service.grpc_port, pki.ca), renewed)
         # The gRPC path serves it too (a real client, trusting the CA).
         with channel(Connection(f"127.0.0.1:{service.grpc_port}", ca=str(pki.ca))) as ch:
