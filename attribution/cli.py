@@ -162,6 +162,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         s.add_argument("--config", required=True, metavar="FILE", help="TOML config file")
         s.add_argument("--grpc-listen", metavar="HOST:PORT", help="override [service] grpc_listen")
 
+    if wanted("check"):
+        from attribution import check_cli
+
+        check_cli.add_parser(sub, [common])
+
     if wanted("resolve"):
         s = sub.add_parser(
             "resolve",
@@ -356,8 +361,15 @@ def cmd_clickhouse(args: argparse.Namespace) -> int:
     return clickhouse_schema.run(args)
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from attribution.check_cli import cmd_check as check
+
+    return check(args)
+
+
 COMMANDS = {
     "serve": cmd_serve,
+    "check": cmd_check,
     "resolve": cmd_resolve,
     "enrich": cmd_enrich,
     "lookup": cmd_lookup,

@@ -215,6 +215,23 @@ class SnapshotLock:
             os.close(fd)  # closing the only descriptor drops the flock
 
 
+def snapshot_holder(path: str) -> tuple[bool, int | None]:
+    """(held, pid) for ``path``: whether a running service holds it (``SnapshotLock``)
+    and its pid when known. Reads only: creates nothing (for ``attribution check``)."""
+    try:
+        fd = os.open(f"{path}.lock", os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        return False, None  # no lock file: never held, or not readable to us
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True, _holder_pid(fd)
+        return False, None  # the shared lock goes with the descriptor
+    finally:
+        os.close(fd)
+
+
 def _holder_pid(fd: int) -> int | None:
     try:
         text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
@@ -359,5 +376,6 @@ __all__ = [
     "_unpack",
     "capture",
     "load_snapshot",
+    "snapshot_holder",
     "write_snapshot",
 ]

@@ -96,7 +96,11 @@ def test_stop_signals_the_service_alone_so_it_writes_the_snapshot_before_exabgp_
     # service's planned stop (which keeps the routes stale for the snapshot).
     assert s["Service", "KillMode"] == ["mixed"]
     assert s["Service", "KillSignal"] == ["SIGTERM"]
-    assert s["Service", "ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+    check, signal = s["Service", "ExecReload"]
+    assert check == (
+        f"{INSTALLED_AT}attribution check --quiet --config /etc/attribution/attribution.toml"
+    )
+    assert signal == "/bin/kill -HUP $MAINPID"  # only after the check passed
 
 
 def test_exec_start_runs_an_installed_command_on_the_documented_config():
