@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import logging
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
 
-from attribution.config import Config, load_config
+from attribution.config import Config, ConfigError, load_config
 from attribution.security import load_tokens, tls_material
 from ribd.snapshot import snapshot_holder
 
@@ -116,11 +118,34 @@ def _summary(config: Config, now: Callable[[], float], warnings: list[str]) -> l
         lines.append("metrics: off")
     bgp = config.bgp
     lines.append(
-        f"BGP: ExaBGP {bgp.exabgp_mode}, api_mode {bgp.api_mode}, {bgp.workers} worker(s), "
-        f"listening on {bgp.listen_address}:{bgp.listen_port}"
+        f"BGP: ExaBGP {bgp.exabgp_mode}{_exabgp(config)}, api_mode {bgp.api_mode}, "
+        f"{bgp.workers} worker(s), listening on {bgp.listen_address}:{bgp.listen_port}"
     )
     lines.append(_snapshot(config, now, warnings))
     return lines
+
+
+def _exabgp(config: Config) -> str:
+    """The ExaBGP the service would start, found (" (PROGRAM)"), or a ConfigError: a
+    supervised ExaBGP that cannot be started leaves every session down."""
+    bgp = config.bgp
+    if bgp.exabgp_mode != "supervised":
+        return ""
+    if not bgp.exabgp_command:
+        if importlib.util.find_spec("exabgp") is None:
+            raise ConfigError(
+                f"{config.path}: bgp.exabgp_command: none given, and the ExaBGP package is "
+                "not installed for this Python"
+            )
+        return f" ({sys.executable} -m ribd.exabgp_run)"
+    program = bgp.exabgp_command[0]
+    found = shutil.which(program)
+    if found is None:
+        raise ConfigError(
+            f"{config.path}: bgp.exabgp_command: {program!r} is not an executable "
+            "(absolute, or on PATH)"
+        )
+    return f" ({found})"
 
 
 def _tls(section: str, files: object, now: Callable[[], float], warnings: list[str]) -> str:

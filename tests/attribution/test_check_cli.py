@@ -181,3 +181,17 @@ def test_systemd_reload_fails_on_a_broken_file_and_never_signals_the_service():
         wait_for_log(svc, "config reloaded")
     finally:
         svc.stop()
+
+
+def test_a_supervised_exabgp_that_cannot_be_started_is_a_problem(tmp_path, capsys):
+    path = tmp_path / "a.toml"
+    path.write_text(MINIMAL + '[bgp]\nexabgp_command = ["/nonexistent/exabgp"]\n')
+    code, out, err = run(capsys, "--config", str(path))
+    assert (code, out) == (2, "")
+    assert "bgp.exabgp_command: '/nonexistent/exabgp' is not an executable" in err
+    path.write_text(MINIMAL + f'[bgp]\nexabgp_command = ["{sys.executable}", "-m", "x"]\n')
+    code, out, _ = run(capsys, "--config", str(path))
+    assert code == 0 and f"ExaBGP supervised ({sys.executable})" in out
+    path.write_text(MINIMAL + '[bgp]\nexabgp = "external"\nexabgp_command = ["/nonexistent"]\n')
+    code, out, _ = run(capsys, "--config", str(path))
+    assert code == 0 and "ExaBGP external," in out  # not started by us: not looked for
