@@ -22,6 +22,7 @@ from attribution.config import ConfigError, MetricsSettings, parse_config
 from attribution.metrics_http import MetricsServer
 from attribution.security import SecurityError
 from attribution.tls_files import FollowedCertificates
+from tests.attribution.helpers import external_service
 from tests.attribution.pki import make_pki, renew_server
 
 WAIT = 30.0
@@ -217,23 +218,13 @@ def test_metrics_settings_are_checked_with_the_rest_of_the_file():
 
 
 def test_daemon_serves_metrics_over_https_with_a_token_and_counts_refusals(tmp_path, pki):
-    from attribution.service import Service
-    from tests.attribution.helpers import CONFIG
-
     tokens = tmp_path / "metrics.tokens"
     tokens.write_text("scrape-1\n")
-    path = tmp_path / "attribution.toml"
-    text = CONFIG.replace(
-        "[[routers]]",
-        f'[bgp]\nexabgp = "external"\nfeed_socket = "{tmp_path}/feed.sock"\n\n[[routers]]',
-        1,
+    service = external_service(
+        tmp_path,
+        extra=f'\n[metrics]\nlisten = "127.0.0.1:0"\ntls_cert = "{pki.server_cert}"\n'
+        f'tls_key = "{pki.server_key}"\ntoken_file = "{tokens}"\n',
     )
-    path.write_text(
-        text
-        + f'\n[metrics]\nlisten = "127.0.0.1:0"\ntls_cert = "{pki.server_cert}"\n'
-        + f'tls_key = "{pki.server_key}"\ntoken_file = "{tokens}"\n'
-    )
-    service = Service(str(path))
     service.start()
     try:
         server = service.metrics_server

@@ -26,7 +26,7 @@ from attribution.resolver import Resolver
 from attribution.tls_files import FollowedCertificates
 from attribution.v1 import attribution_pb2 as pb
 from attribution.v1 import attribution_pb2_grpc as pb_grpc
-from tests.attribution.helpers import build_world
+from tests.attribution.helpers import build_world, external_service
 from tests.attribution.pki import Pki, make_pki, renew_server
 
 FLOW = pb.Flow(exporter="127.0.1.1", src_addr="172.16.0.1", dst_addr="10.9.1.1")
@@ -198,22 +198,12 @@ def test_the_files_are_looked_at_no_more_often_than_check_every(tmp_path):
 
 
 def test_daemon_takes_renewed_files_at_reload_and_exposes_the_expiry(tmp_path, caplog):
-    from attribution.service import Service
-    from tests.attribution.helpers import CONFIG
-
     pki = make_pki(tmp_path)
-    path = tmp_path / "attribution.toml"
-    text = CONFIG.replace(
-        "[[routers]]",
-        f'[bgp]\nexabgp = "external"\nfeed_socket = "{tmp_path}/feed.sock"\n\n[[routers]]',
-        1,
+    service = external_service(
+        tmp_path,
+        extra=f'\n[api]\ntls_cert = "{pki.server_cert}"\ntls_key = "{pki.server_key}"\n'
+        '\n[metrics]\nlisten = "127.0.0.1:0"\n',
     )
-    path.write_text(
-        text
-        + f'\n[api]\ntls_cert = "{pki.server_cert}"\ntls_key = "{pki.server_key}"\n'
-        + '\n[metrics]\nlisten = "127.0.0.1:0"\n'
-    )
-    service = Service(str(path))
     service.start()
     try:
 
