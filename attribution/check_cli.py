@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from attribution.config import Config, ConfigError, load_config
 from attribution.security import load_tokens, tls_material
 from ribd.snapshot import snapshot_holder
+from ribd.snapshot_format import SnapshotError, inspect_file
 
 EXPIRY_WARNING_DAYS = 14
 GOOD, WARNED, BROKEN = 0, 1, 2
@@ -171,11 +172,24 @@ def _snapshot(config: Config, now: Callable[[], float], warnings: list[str]) -> 
     try:
         st = os.stat(path)
         age = max(0.0, now() - st.st_mtime)
-        parts.append(f"{st.st_size / 2**20:.0f} MiB, written {_ago(age)} ago")
+        parts.append(f"{_size(st.st_size)}, written {_ago(age)} ago")
+        header = inspect_file(path)
     except FileNotFoundError:
         parts.append("none written yet")
-    except OSError as exc:
-        parts.append(f"unreadable: {exc.strerror}")
+    except (OSError, SnapshotError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        parts.append("unusable")
+        warnings.append(
+            f"service.snapshot_path: {path}: {why}; a start would load every table over BGP "
+            "(cold) and the next write replaces it"
+        )
+    else:
+        prefixes = header["prefixes"]
+        total = sum(v for v in prefixes.values() if type(v) is int)
+        parts.append(
+            f"format {header['version']}, {header['routers']} routers, "
+            f"{total:,} distinct prefixes, checksum good"
+        )
     if os.path.isdir(directory):
         if not os.access(directory, os.W_OK | os.X_OK):
             warnings.append(
@@ -199,6 +213,10 @@ def _existing_parent(directory: str) -> str:
     while not os.path.isdir(directory):
         directory = os.path.dirname(directory)
     return directory
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:.0f} MiB" if n >= 2**20 else f"{n / 1024:.0f} KiB"
 
 
 def _ago(seconds: float) -> str:

@@ -106,6 +106,51 @@ def deflate(raw: bytes, *, threads: int | None = None) -> bytes:
 
 def unpack(data: bytes) -> tuple[dict, bytes]:
     """Check magic, header, length and checksum; return (header, raw body)."""
+    header, end = _header(data)
+    body = data[end + 1 :]
+    _check_body_length(header, len(body))
+    if blake2b(body, digest_size=32).hexdigest() != header["blake2b"]:
+        raise SnapshotError("checksum mismatch: the body is corrupt")
+    try:
+        inflater = zlib.decompressobj()
+        raw = inflater.decompress(body, header["raw_bytes"] + 1)
+    except zlib.error as exc:
+        raise SnapshotError(f"body does not decompress ({exc})") from None
+    if len(raw) != header["raw_bytes"] or not inflater.eof or inflater.unused_data:
+        raise SnapshotError(
+            f"body decompresses to {len(raw)}+ bytes, header says {header['raw_bytes']}"
+        )
+    return header, raw
+
+
+def inspect_file(path: str, *, chunk: int = 8 << 20) -> dict:
+    """The header of the snapshot at ``path``, its envelope checked as ``unpack`` checks
+    it (lengths, checksum) but read in chunks, never inflated or parsed: what an
+    operator's check can afford on a 2 GiB file. Raises SnapshotError or OSError."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > MAX_FILE_BYTES + MAX_HEADER_BYTES:
+            raise SnapshotError(f"{size} bytes, more than a snapshot can be")
+        header, end = _header(f.read(MAX_HEADER_BYTES))
+        _check_body_length(header, size - end - 1)
+        f.seek(end + 1)
+        digest = blake2b(digest_size=32)
+        while piece := f.read(chunk):
+            digest.update(piece)
+    if digest.hexdigest() != header["blake2b"]:
+        raise SnapshotError("checksum mismatch: the body is corrupt")
+    return header
+
+
+def _check_body_length(header: dict, length: int) -> None:
+    if length < header["body_bytes"]:
+        raise SnapshotError(f"truncated: body has {length} of {header['body_bytes']} bytes")
+    if length > header["body_bytes"]:
+        raise SnapshotError(f"{length - header['body_bytes']} bytes after the end of the body")
+
+
+def _header(data: bytes) -> tuple[dict, int]:
+    """The checked header at the start of ``data`` and where its line ends."""
     if not data.startswith(MAGIC):
         raise SnapshotError("bad magic: not a ribd RIB snapshot")
     end = data.find(b"\n", 0, MAX_HEADER_BYTES)
@@ -134,23 +179,7 @@ def unpack(data: bytes) -> tuple[dict, bytes]:
         value = header[name]
         if type(value) is not int or not 0 <= value <= limit:
             raise SnapshotError(f"header: bad {name} {show(value)}")
-    body = data[end + 1 :]
-    if len(body) < header["body_bytes"]:
-        raise SnapshotError(f"truncated: body has {len(body)} of {header['body_bytes']} bytes")
-    if len(body) > header["body_bytes"]:
-        raise SnapshotError(f"{len(body) - header['body_bytes']} bytes after the end of the body")
-    if blake2b(body, digest_size=32).hexdigest() != header["blake2b"]:
-        raise SnapshotError("checksum mismatch: the body is corrupt")
-    try:
-        inflater = zlib.decompressobj()
-        raw = inflater.decompress(body, header["raw_bytes"] + 1)
-    except zlib.error as exc:
-        raise SnapshotError(f"body does not decompress ({exc})") from None
-    if len(raw) != header["raw_bytes"] or not inflater.eof or inflater.unused_data:
-        raise SnapshotError(
-            f"body decompresses to {len(raw)}+ bytes, header says {header['raw_bytes']}"
-        )
-    return header, raw
+    return header, end
 
 
 def check_counts(header: dict, body: dict) -> None:

@@ -195,3 +195,29 @@ def test_a_supervised_exabgp_that_cannot_be_started_is_a_problem(tmp_path, capsy
     path.write_text(MINIMAL + '[bgp]\nexabgp = "external"\nexabgp_command = ["/nonexistent"]\n')
     code, out, _ = run(capsys, "--config", str(path))
     assert code == 0 and "ExaBGP external," in out  # not started by us: not looked for
+
+
+def test_a_snapshot_is_inspected_and_a_corrupt_one_is_a_warning(tmp_path, capsys):
+    from ribd.snapshot import write_snapshot
+    from tests.attribution.helpers import build_world
+
+    snapshot = tmp_path / "rib.snapshot"
+    rib, _ = build_world()
+    write_snapshot(rib, snapshot)
+    path = tmp_path / "a.toml"
+    path.write_text(MINIMAL.replace("[service]\n", f'[service]\nsnapshot_path = "{snapshot}"\n'))
+    code, out, err = run(capsys, "--config", str(path))
+    assert (code, err) == (0, "")
+    assert "format 2, 3 routers, 10 distinct prefixes, checksum good" in out
+    data = bytearray(snapshot.read_bytes())
+    data[-10] ^= 0xFF  # one flipped byte in the body
+    snapshot.write_bytes(bytes(data))
+    code, out, err = run(capsys, "--config", str(path), "--strict")
+    assert code == 1 and "unusable" in out
+    assert err == (
+        f"warning: service.snapshot_path: {snapshot}: checksum mismatch: the body is corrupt; "
+        "a start would load every table over BGP (cold) and the next write replaces it\n"
+    )
+    snapshot.write_bytes(bytes(data[:-100]))
+    _, _, err = run(capsys, "--config", str(path))
+    assert "truncated: body has" in err
