@@ -21,6 +21,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ribd.speaker import free_port, wait_until
 
+DASHBOARD = os.path.join(
+    os.path.dirname(__file__), "..", "..", "deploy", "grafana", "attribution.json"
+)
+# Metrics the dashboard queries that are served only with TLS on.
+TLS_ONLY_METRICS = {
+    "attribution_tls_certificate_expiry_timestamp_seconds",
+    "attribution_tls_reloads_total",
+}
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 

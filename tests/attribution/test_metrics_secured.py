@@ -6,6 +6,8 @@ Prometheus' own client would connect), a real daemon for the wiring.
 
 from __future__ import annotations
 
+import json
+import re
 import socket
 import ssl
 import time
@@ -23,6 +25,7 @@ from attribution.metrics_http import MetricsServer
 from attribution.security import SecurityError
 from attribution.tls_files import FollowedCertificates
 from tests.attribution.helpers import external_service
+from tests.attribution.observed import DASHBOARD, TLS_ONLY_METRICS
 from tests.attribution.pki import make_pki, renew_server
 
 WAIT = 30.0
@@ -239,6 +242,17 @@ def test_daemon_serves_metrics_over_https_with_a_token_and_counts_refusals(tmp_p
         (line,) = [line for line in text.splitlines() if line.startswith(name)]
         assert float(line.split()[-1]) == expiry
         assert 'server="grpc"' not in text  # gRPC runs without TLS here
+        # The dashboard's TLS panel (its other panels: tests/attribution/test_observability.py)
+        dashboard = json.loads(Path(DASHBOARD).read_text())
+        tls_panel = next(p for p in dashboard["panels"] if p["title"].startswith("TLS"))
+        used = {
+            name
+            for target in tls_panel["targets"]
+            for name in re.findall(r"\b(attribution_[a-zA-Z0-9_]+)", target["expr"])
+        }
+        scraped = set(re.findall(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)", text, re.M))
+        assert used and used <= scraped, sorted(used - scraped)
+        assert used >= TLS_ONLY_METRICS
         tokens.write_text("scrape-2\n")
         assert service.reload().ok
         assert "attribution_bgp_session_up" in scrape(server, context(pki.ca), token="scrape-2")
