@@ -470,7 +470,7 @@ def _metrics(c: _Checker, data: dict) -> MetricsSettings:
     c.no_unknown(metrics, w, SECTION_KEYS["metrics"])
     listen = c.soft("", _listen, c, metrics, w, "listen", "")
     paths = c.soft({}, tls_paths, c, metrics, "metrics", ("token_file",))
-    if listen == "" and any(paths.values()):
+    if metrics.get("listen", "") == "" and any(paths.values()):  # off, not broken
         key = next(k for k, v in paths.items() if v)
         c.problems.append(c.fail(("metrics", None, key), "needs listen (the endpoint is off)"))
     return MetricsSettings(listen, **paths)
