@@ -8,9 +8,10 @@ because its own ``start_http_server`` could not do what ``[metrics]`` asks:
   (``attribution.tls_files``), so a renewal is served from the next scrape on.
 - **No stall of the endpoint by one client**: its TLS handshake runs in the
   accept loop, so one client that connects and sends nothing stops every
-  scrape. Here the handshake runs in the connection's own thread, every
-  connection has a timeout (``CONNECTION_TIMEOUT``), and at most
-  ``MAX_CONNECTIONS`` are served at once (the next is closed at once).
+  scrape. Here the handshake runs in the connection's own thread, every read
+  and write has a timeout (``CONNECTION_TIMEOUT``), every connection a
+  deadline (``CONNECTION_DEADLINE``), and at most ``MAX_CONNECTIONS`` are
+  served at once (the next is closed at once).
 - **Bearer tokens** (``token_file``), compared in constant time, re-read at a
   config reload (a file that cannot be read then keeps the previous tokens).
 
@@ -22,6 +23,7 @@ a client that does not trust ours, plaintext to an HTTPS port) and
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
 import socket
@@ -41,7 +43,8 @@ from attribution.tls_files import FollowedCertificates
 
 log = logging.getLogger(__name__)
 
-CONNECTION_TIMEOUT = 10.0  # seconds a connection may take to handshake, ask and read
+CONNECTION_TIMEOUT = 10.0  # seconds any one read or write of a connection may wait
+CONNECTION_DEADLINE = 30.0  # seconds a connection may last in all (a trickling client)
 MAX_CONNECTIONS = 32  # served at once; Prometheus needs one per scrape
 REFUSE_REASONS = ("unauthenticated", "tls", "connections_exhausted")
 
@@ -141,9 +144,15 @@ class _Server(ThreadingMixIn, WSGIServer):
             raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
+        # A client that sends a byte every few seconds never meets the per-read
+        # timeout; at the deadline its socket is shut, which ends the blocked read.
+        deadline = threading.Timer(CONNECTION_DEADLINE, _cut, (request,))
+        deadline.daemon = True
+        deadline.start()
         try:
             super().process_request_thread(request, client_address)
         finally:
+            deadline.cancel()
             self.slots.release()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -153,6 +162,13 @@ class _Server(ThreadingMixIn, WSGIServer):
         if isinstance(exc, ssl.SSLError):
             self.refused.add("tls")
         log.debug("metrics: connection from %s ended: %r", client_address, exc)
+
+
+def _cut(sock: socket.socket) -> None:
+    """Shut the connection's socket (the plain socket's method: an SSLSocket's own
+    would drop its TLS object under the thread reading through it)."""
+    with contextlib.suppress(OSError):  # already closed: it ended in time
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 def _guarded(app: Callable, tokens: Callable[[], frozenset[bytes]], refused: Counters) -> Callable:
@@ -182,4 +198,10 @@ def _family(host: str, port: int) -> tuple[socket.AddressFamily, str]:
     return family, address[0]
 
 
-__all__ = ["CONNECTION_TIMEOUT", "MAX_CONNECTIONS", "REFUSE_REASONS", "MetricsServer"]
+__all__ = [
+    "CONNECTION_DEADLINE",
+    "CONNECTION_TIMEOUT",
+    "MAX_CONNECTIONS",
+    "REFUSE_REASONS",
+    "MetricsServer",
+]

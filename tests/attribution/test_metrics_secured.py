@@ -274,3 +274,31 @@ def test_a_reload_applies_a_new_token_file_and_says_tls_paths_need_a_restart():
         MINIMAL + '[metrics]\nlisten = "127.0.0.1:9180"\ntoken_file = "/t1"\n', "a"
     )
     assert restart_needed(running, moved) == ["[metrics] listen"]
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+def test_a_client_that_trickles_its_request_is_cut_at_the_deadline(servers, pki, tls, monkeypatch):
+    monkeypatch.setattr(metrics_http, "CONNECTION_DEADLINE", 1.0)
+    settings = MetricsSettings("127.0.0.1:0")
+    if tls:
+        settings = MetricsSettings(
+            "127.0.0.1:0", tls_cert=str(pki.server_cert), tls_key=str(pki.server_key)
+        )
+    s = servers(settings)
+    sock = socket.create_connection(("127.0.0.1", s.port), timeout=WAIT)
+    if tls:
+        sock = context(pki.ca).wrap_socket(sock, server_hostname="localhost")
+    started = time.monotonic()
+    try:
+        for byte in b"GET /metrics HTTP/1.1\r\nHost: x\r\n":  # never the blank line
+            sock.sendall(bytes([byte]))
+            time.sleep(0.2)  # well under the 10 s a read may wait
+    except OSError:
+        pass  # cut while trickling
+    else:
+        raise AssertionError("the trickling client was never cut")
+    finally:
+        sock.close()
+    # Cut at the deadline (1 s here), not after the whole trickle (~7 s).
+    assert time.monotonic() - started < 5
+    assert "probe_things_total" in scrape(s, context(pki.ca) if tls else None)
