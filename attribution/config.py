@@ -26,12 +26,15 @@ from attribution.config_file import MAX_NESTING as MAX_NESTING
 from attribution.config_file import Checker as _Checker
 from attribution.config_file import ConfigError as ConfigError
 from attribution.config_file import parse_toml, read_config_text
+from attribution.config_routers import KEYS as ROUTER_KEYS
+from attribution.config_routers import RouterConfig as RouterConfig  # re-exported
+from attribution.config_routers import parse_routers
 from attribution.ix_config import KEYS as IX_KEYS
 from attribution.ix_config import IxConfig, parse_ix
 from attribution.reports.config import ReportConfigError, load_report_config
 from attribution.routecache import DEFAULT_BUDGET
 from ribd.exabgp import config_problems as exabgp_config_problems
-from ribd.settings import BgpSettings, NeighborSettings
+from ribd.settings import BgpSettings
 from ribd.workers import plan_warnings, resolve_workers, spool_warnings
 
 AS_SET_POLICIES = ("aggregator", "highest")
@@ -40,7 +43,6 @@ RELAY_SPOOL_BYTES = 256 * 1024 * 1024
 LOG_FORMATS = ("text", "json")
 RECENT_FLOWS = 10_000  # default [service] recent_flows
 GRPC_LISTEN = "127.0.0.1:50051"  # default [service] grpc_listen
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,16 +55,6 @@ class OverrideRule:
     peer_as: int
     src_mac: bytes | None = None  # 6 bytes; None: any MAC
     description: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class RouterConfig:
-    name: str
-    neighbor: str
-    peer_as: int
-    router_id: str
-    exporters: tuple[str, ...]
-    fallback: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,22 +130,7 @@ SECTION_KEYS: dict[str, frozenset[str]] = {
             "workers",
         }
     ),
-    "routers": frozenset(
-        {
-            "name",
-            "neighbor",
-            "peer_as",
-            "router_id",
-            "local_address",
-            "exporters",
-            "fallback",
-            "add_path",
-            "passive",
-            "md5_password",
-            "stale_hold_time",
-            "hold_time",
-        }
-    ),
+    "routers": ROUTER_KEYS,  # checked by attribution.config_routers
     "overrides": frozenset({"name", "exporter", "in_if", "src_mac", "peer_as", "description"}),
     "ix": frozenset(IX_KEYS),  # checked by attribution.ix_config
     "metrics": METRICS_KEYS,
@@ -190,7 +167,7 @@ def parse_config(text: str, path: str = "<config>") -> Config:
     bgp = c.soft({}, c.get, data, top, "bgp", dict, {})
     b = _bgp(c, bgp)
     before = len(c.problems)
-    routers, neighbors = _routers(c, data, s["local_as"], s["default_fallback"])
+    routers, neighbors = parse_routers(c, data, s["local_as"], s["default_fallback"])
     routers_whole = len(c.problems) == before
     overrides = _overrides(c, data, s["local_as"], warnings)
     # [[ix]] names routers: checked once they all hold (a broken one is no "unknown router").
@@ -320,136 +297,6 @@ def _workers(c: _Checker, bgp: dict, exabgp_mode: str) -> int:
         return resolve_workers(bgp.get("workers", 1), exabgp_mode)
     except ValueError as exc:
         raise c.fail(("bgp", None, "workers"), str(exc)) from None
-
-
-def _routers(
-    c: _Checker, data: dict, local_as: int, default_fallback: tuple
-) -> tuple[list[RouterConfig], list[NeighborSettings]]:
-    """Every ``[[routers]]`` entry, each checked on its own (every broken key named),
-    then what they must not share and whom they fall back to."""
-    routers: list[RouterConfig] = []
-    neighbors: list[NeighborSettings] = []
-    names: dict[str, int] = {}
-    exporter_owner: dict[str, str] = {}
-    for i, r in enumerate(c.soft([], c.get, data, ("", None, None), "routers", list, [])):
-        with c.part():
-            whole = _router(c, i, r, local_as, names, exporter_owner)
-            if whole is not None:
-                routers.append(whole[0])
-                neighbors.append(whole[1])
-    neighbor_owner: dict[str, str] = {}
-    for r in routers:
-        i = names[r.name]
-        with c.part():
-            if r.neighbor in neighbor_owner:
-                raise c.fail(
-                    ("routers", i, "neighbor"),
-                    f"{r.neighbor} is already router {neighbor_owner[r.neighbor]!r}",
-                )
-            neighbor_owner[r.neighbor] = r.name
-        with c.part():
-            for j, f in enumerate(r.fallback):
-                if not isinstance(f, str) or f not in names:
-                    raise c.fail(("routers", i, "fallback"), f"item {j}: no router named {f!r}")
-                if f == r.name:
-                    raise c.fail(
-                        ("routers", i, "fallback"), f"item {j}: a router cannot fall back to itself"
-                    )
-    with c.part():
-        for j, f in enumerate(default_fallback):
-            if not isinstance(f, str) or f not in names:
-                raise c.fail(("service", None, "fallback"), f"item {j}: no router named {f!r}")
-    return routers, neighbors
-
-
-def _router(
-    c: _Checker,
-    i: int,
-    r: Any,
-    local_as: int,
-    names: dict[str, int],
-    exporter_owner: dict[str, str],
-) -> tuple[RouterConfig, NeighborSettings] | None:
-    """One router, key by key: each key's problem is kept and the next key checked,
-    so a router with three mistakes names three. None when any key was broken."""
-    w = ("routers", i)
-    if not isinstance(r, dict):
-        raise c.fail(("routers", i, None), "must be a table ([[routers]])")
-    c.no_unknown(r, w, SECTION_KEYS["routers"])
-    mark = len(c.problems)
-    name = c.soft("", _router_name, c, i, r, names)
-    neighbor = c.soft("", c.address, r, w, "neighbor")
-    peer_as = c.soft(0, c.asn, r, w, "peer_as", local_as)
-    rid = c.soft("", c.ipv4, r, w, "router_id") if "router_id" in r else ""
-    canon = c.soft((), _router_exporters, c, i, r, exporter_owner)
-    fallback = c.keyed(r, w, c.listed, "fallback", [])
-    hold = c.soft(180, _hold_time, c, i, r)
-    local_address = c.keyed(r, w, c.address, "local_address", "")
-    add_path = c.soft(True, c.get, r, w, "add_path", bool, True)
-    passive = c.soft(True, c.get, r, w, "passive", bool, True)
-    md5 = c.keyed(r, w, c.string, "md5_password", "")
-    stale_hold = (
-        c.soft(None, c.seconds, r, w, "stale_hold_time", 0.0, 0, 86400)
-        if "stale_hold_time" in r
-        else None
-    )
-    if len(c.problems) > mark:
-        return None
-    for e in canon:
-        exporter_owner[e] = name
-    settings = NeighborSettings(
-        name=name,
-        address=neighbor,
-        peer_as=peer_as,
-        local_address=local_address,
-        router_id=rid,
-        add_path=add_path,
-        passive=passive,
-        md5_password=md5,
-        stale_hold_time=stale_hold,
-        hold_time=hold,
-    )
-    return RouterConfig(name, neighbor, peer_as, rid, canon, tuple(fallback)), settings
-
-
-def _router_name(c: _Checker, i: int, r: dict, names: dict[str, int]) -> str:
-    """A router's name, unique; known from here on, so that others' fallbacks to
-    it are no problem even when another of its keys is broken."""
-    name = c.string(r, ("routers", i), "name")
-    if not _NAME.match(name):
-        raise c.fail(("routers", i, "name"), f"{name!r}: use letters, digits, _ . : -")
-    if name in names:
-        raise c.fail(("routers", i, "name"), f"{name!r} is already routers[{names[name]}]")
-    names[name] = i
-    return name
-
-
-def _router_exporters(
-    c: _Checker, i: int, r: dict, exporter_owner: dict[str, str]
-) -> tuple[str, ...]:
-    """A router's exporters as canonical addresses, none another router's."""
-    canon = []
-    for j, e in enumerate(c.listed(r, ("routers", i), "exporters", [])):
-        try:
-            canon.append(str(ipaddress.ip_address(e)))
-        except (ValueError, TypeError):
-            raise c.fail(
-                ("routers", i, "exporters"), f"item {j}: {e!r} is not an IP address"
-            ) from None
-    for e in canon:
-        if e in exporter_owner:
-            raise c.fail(
-                ("routers", i, "exporters"),
-                f"{e} is already mapped to router {exporter_owner[e]!r}",
-            )
-    return tuple(canon)
-
-
-def _hold_time(c: _Checker, i: int, r: dict) -> int:
-    hold = c.get(r, ("routers", i), "hold_time", int, 180)
-    if hold != 0 and not 3 <= hold <= 65535:
-        raise c.fail(("routers", i, "hold_time"), "must be 0 or between 3 and 65535")
-    return hold
 
 
 def _reread_wave(c: _Checker, bgp: dict, bw: tuple) -> int:

@@ -30,12 +30,12 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
+from attribution.metrics_http import MetricsRefusedCollector as MetricsRefusedCollector
 from attribution.metrics_http import MetricsServer as MetricsServer  # re-exported
 from attribution.metrics_scrape import (
     BAD_LINE_CATEGORIES,
     SESSION_STATES,
     IxCollector,
-    MetricsRefusedCollector,
     ServiceCollector,
     Sources,
 )

@@ -30,12 +30,14 @@ import socket
 import ssl
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from attribution.config import MetricsSettings
 from attribution.security import Counters, bearer_token, load_tokens
@@ -103,6 +105,25 @@ class MetricsServer:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(5.0)
+
+
+class MetricsRefusedCollector(Collector):
+    """The metrics endpoint's own refusals (``attribution.metrics_http``), by reason."""
+
+    def __init__(self, refused: Counters) -> None:
+        self.refused = refused
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "attribution_metrics_refused",
+            "Scrapes refused by the metrics endpoint: unauthenticated (token), tls (failed "
+            "handshake), connections_exhausted (README: Metrics and logs).",
+            labels=["reason"],
+        )
+        counts = self.refused.snapshot()
+        for reason in sorted({*REFUSE_REASONS, *counts}):
+            family.add_metric([reason], counts.get(reason, 0))
+        yield family
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -203,5 +224,6 @@ __all__ = [
     "CONNECTION_TIMEOUT",
     "MAX_CONNECTIONS",
     "REFUSE_REASONS",
+    "MetricsRefusedCollector",
     "MetricsServer",
 ]

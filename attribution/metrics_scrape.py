@@ -383,27 +383,6 @@ def _refused_calls() -> Metric:
     return family
 
 
-class MetricsRefusedCollector(Collector):
-    """The metrics endpoint's own refusals (``attribution.metrics_http``), by reason."""
-
-    def __init__(self, refused: Any) -> None:
-        self.refused = refused  # attribution.security.Counters
-
-    def collect(self) -> Iterator[Metric]:
-        from attribution.metrics_http import REFUSE_REASONS
-
-        family = CounterMetricFamily(
-            "attribution_metrics_refused",
-            "Scrapes refused by the metrics endpoint: unauthenticated (token), tls (failed "
-            "handshake), connections_exhausted (README: Metrics and logs).",
-            labels=["reason"],
-        )
-        counts = self.refused.snapshot()
-        for reason in sorted({*REFUSE_REASONS, *counts}):
-            family.add_metric([reason], counts.get(reason, 0))
-        yield family
-
-
 class IxCollector(Collector):
     """The IX learners' tables and sources (``attribution.ix``), read when scraped."""
 
