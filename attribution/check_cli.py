@@ -27,10 +27,10 @@ from collections.abc import Callable, Iterator
 
 from attribution.config import Config, ConfigError, load_config
 from attribution.security import load_tokens, tls_material
+from attribution.tls_files import EXPIRY_WARNING_DAYS
 from ribd.snapshot import snapshot_holder
 from ribd.snapshot_format import SnapshotError, inspect_file
 
-EXPIRY_WARNING_DAYS = 14
 GOOD, WARNED, BROKEN = 0, 1, 2
 
 
@@ -229,4 +229,4 @@ def _ago(seconds: float) -> str:
     return f"{seconds / 86400:.0f} days"
 
 
-__all__ = ["EXPIRY_WARNING_DAYS", "add_parser", "cmd_check", "summary"]
+__all__ = ["add_parser", "cmd_check", "summary"]

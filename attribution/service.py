@@ -373,9 +373,20 @@ class Service:
             try:
                 observe.drain(self.rib.notes, count=self.session_metrics.count)
                 self._update_health()
+                self._follow_certificates()
             except Exception:  # never let logging kill the daemon
                 log.exception("observer round failed")
         observe.drain(self.rib.notes, count=self.session_metrics.count)
+
+    def _follow_certificates(self) -> None:
+        """Renewed TLS files taken while no client connects; a served certificate
+        close to its end warned about, once a day (README: Securing the API)."""
+        now = time.time()
+        for followed in self._followed_certificates().values():
+            followed.poll()
+            warning = followed.expiry_warning(now)
+            if warning:
+                log.warning("%s", warning)
 
     def _exabgp_down(self) -> str:
         """Why ExaBGP is not up, for health ("" when it is): see attribution.health."""

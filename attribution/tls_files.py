@@ -19,7 +19,9 @@ certificate is taken as soon as both are there. Connections already open
 keep the certificate of their handshake.
 
 ``refresh`` does a check at once: a config reload (SIGHUP) calls it, so the
-log says at the reload whether new files were taken. The files' paths are
+log says at the reload whether new files were taken. ``poll`` checks if due:
+the service's observer calls it, so that ``served`` (the expiry metric) shows a
+renewal while no client connects, and asks ``expiry_warning`` once a round. The files' paths are
 fixed at start (``[api]`` and ``[metrics]`` are not reloaded); their contents
 are followed.
 """
@@ -42,6 +44,8 @@ from attribution.security import SecurityError, tls_material
 log = logging.getLogger(__name__)
 
 CHECK_EVERY = 1.0  # seconds: the files are stat()ed at most this often (per new connection)
+EXPIRY_WARNING_DAYS = 14  # a served certificate this close to its end is warned about
+WARN_EVERY = 86400.0  # seconds between two of those warnings for one server
 OUTCOMES = ("taken", "refused")
 
 # (device, inode, size, mtime in ns) of each file; None for a file that is not there.
@@ -87,6 +91,7 @@ class FollowedCertificates:
         self._refused_stamp: Stamp | None = None  # the set last refused (logged once)
         self.outcomes = dict.fromkeys(OUTCOMES, 0)
         self.last_error = ""
+        self._warned: float | None = None  # when expiry_warning last said something
 
     def credentials(self) -> grpc.ServerCredentials:
         return grpc.dynamic_ssl_server_credentials(
@@ -123,6 +128,29 @@ class FollowedCertificates:
         """Check the files now (a reload); True when a new set was taken."""
         with self._lock:
             return self._check()
+
+    def poll(self) -> None:
+        """Check the files if due, without a connection: the service's observer calls
+        this, so that a renewal on disk shows in ``served`` (and the expiry metric)
+        while no client connects (gRPC's connections live for hours)."""
+        with self._lock:
+            self._check_if_due()
+
+    def expiry_warning(self, now: float) -> str | None:
+        """A warning when the served certificate ends within EXPIRY_WARNING_DAYS (or
+        has ended), at most once every WARN_EVERY seconds; else None."""
+        left = self.served.not_after - now
+        if left >= EXPIRY_WARNING_DAYS * 86400:
+            return None
+        if self._warned is not None and now - self._warned < WARN_EVERY:
+            return None
+        self._warned = now
+        when = "expired on" if left < 0 else f"expires in {left / 86400:.1f} days, on"
+        return (
+            f"[{self._section}] the served TLS certificate ({self.served.subject}) {when} "
+            f"{_iso(self.served.not_after)}; renewed files are taken as soon as they are on "
+            f"disk ({', '.join(self.paths[:2])})"
+        )
 
     def _check_if_due(self) -> None:
         if self._clock() - self._checked >= self._check_every:
@@ -215,4 +243,11 @@ def _iso(timestamp: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
 
 
-__all__ = ["CHECK_EVERY", "OUTCOMES", "FollowedCertificates", "Served"]
+__all__ = [
+    "CHECK_EVERY",
+    "EXPIRY_WARNING_DAYS",
+    "OUTCOMES",
+    "WARN_EVERY",
+    "FollowedCertificates",
+    "Served",
+]

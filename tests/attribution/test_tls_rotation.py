@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import ssl
+import time
 import urllib.request
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from attribution.client import Connection, channel
 from attribution.config import ApiSettings
 from attribution.grpc_service import AttributionServicer, ReloadResult, start_server
 from attribution.resolver import Resolver
-from attribution.tls_files import FollowedCertificates
+from attribution.tls_files import EXPIRY_WARNING_DAYS, FollowedCertificates
 from attribution.v1 import attribution_pb2 as pb
 from attribution.v1 import attribution_pb2_grpc as pb_grpc
 from tests.attribution.helpers import build_world, external_service
@@ -241,3 +242,65 @@ def test_daemon_takes_renewed_files_at_reload_and_exposes_the_expiry(tmp_path, c
         assert "edge1" in [r.name for r in reply.routers]
     finally:
         service.stop()
+
+
+def test_a_renewal_on_disk_is_taken_by_poll_while_no_client_connects(tmp_path):
+    pki = make_pki(tmp_path)
+    api = ApiSettings(tls_cert=str(pki.server_cert), tls_key=str(pki.server_key))
+    now = [1000.0]
+    certificates = FollowedCertificates(api, clock=lambda: now[0], check_every=1.0)
+    renewed = renew_server(pki, pki.server_cert, pki.server_key, subject="renewed")
+    certificates.poll()  # not due yet
+    assert certificates.served.subject == "CN=localhost"
+    now[0] += 1.0
+    certificates.poll()
+    assert certificates.served.not_after == renewed.not_valid_after_utc.timestamp()
+    assert certificates.fetch() is not None  # gRPC gets it at its next connection
+
+
+def test_a_certificate_close_to_its_end_is_warned_about_once_a_day(tmp_path):
+    pki = make_pki(tmp_path)  # valid 2 days
+    api = ApiSettings(tls_cert=str(pki.server_cert), tls_key=str(pki.server_key))
+    certificates = FollowedCertificates(api)
+    end = certificates.served.not_after
+    far = end - (EXPIRY_WARNING_DAYS + 1) * 86400
+    assert certificates.expiry_warning(far) is None
+    first = certificates.expiry_warning(end - 2 * 86400)
+    assert first is not None and "(CN=localhost) expires in 2.0 days, on" in first
+    assert certificates.expiry_warning(end - 1.5 * 86400) is None  # said today
+    later = certificates.expiry_warning(end + 3600)
+    assert later is not None and "expired on" in later
+
+
+def test_daemon_takes_a_renewal_without_a_reload_or_a_client_and_warns_near_the_end(
+    tmp_path, caplog
+):
+    pki = make_pki(tmp_path)  # valid 2 days: within the warning's 14
+    service = external_service(
+        tmp_path,
+        extra=f'\n[api]\ntls_cert = "{pki.server_cert}"\ntls_key = "{pki.server_key}"\n',
+    )
+    with caplog.at_level(logging.INFO, logger="attribution"):
+        service.start()
+        try:
+            deadline = time.monotonic() + WAIT
+            while not any("expires in" in r.getMessage() for r in caplog.records):
+                assert time.monotonic() < deadline, "no expiry warning"
+                time.sleep(0.05)
+            (warning,) = [r for r in caplog.records if "expires in" in r.getMessage()]
+            assert warning.levelno == logging.WARNING
+            assert "[api] the served TLS certificate (CN=localhost) expires in 2.0 days" in (
+                warning.getMessage()
+            )
+            renewed = renew_server(
+                pki, pki.server_cert, pki.server_key, subject="localhost", valid_days=90
+            )
+            expiry = renewed.not_valid_after_utc.timestamp()
+            assert service.certificates is not None
+            while service.certificates.served.not_after != expiry:  # the observer's poll
+                assert time.monotonic() < deadline, "renewal not taken"
+                time.sleep(0.05)
+            assert service.certificates.outcomes == {"taken": 1, "refused": 0}
+            assert not [r for r in caplog.records if "config reload" in r.getMessage()]
+        finally:
+            service.stop()
