@@ -21,6 +21,8 @@ from typing import Any
 MAX_CONFIG_BYTES = 16 * 1024 * 1024  # a config file larger than this is refused unread
 MAX_NESTING = 32  # tables and arrays nested deeper than this are refused
 MAX_PROBLEMS = 20  # problems named in one error; past this, the rest are counted
+# What names a router or an IX: used in logs, metrics labels and answers.
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 # A table header line: [[array.of.tables]] or [table] (group 1 or 2).
 _HEADER = re.compile(r"^\s*(?:\[\[\s*([^\[\]]+?)\s*\]\]|\[\s*([^\[\]]+?)\s*\])")
 
@@ -191,6 +193,32 @@ class Checker:
             raise self.fail(
                 (where[0], where[1], key), f"{value!r} is not an IPv4 address (BGP identifier)"
             ) from None
+
+    def addresses(self, data: dict, where: tuple, key: str) -> tuple[str, ...]:
+        """A list of IP addresses (absent: none), canonical, each once, in order."""
+        out: list[str] = []
+        for j, value in enumerate(self.listed(data, where, key, [])):
+            try:
+                if not isinstance(value, str):  # ipaddress would take 5 as 0.0.0.5
+                    raise TypeError
+                out.append(_canonical_address(value))
+            except (ValueError, TypeError):
+                raise self.fail(
+                    (where[0], where[1], key), f"item {j}: {value!r} is not an IP address"
+                ) from None
+        return tuple(dict.fromkeys(out))
+
+    def unique_name(self, data: dict, where: tuple, seen: dict[str, int]) -> str:
+        """The ``name`` of the ``where[1]``-th ``[[where[0]]]``: a name (letters, digits,
+        _ . : -, at most 64) no earlier entry has; entered in ``seen`` (name -> index)."""
+        table, index = where
+        name = self.string(data, where, "name")
+        if not NAME.match(name):
+            raise self.fail((table, index, "name"), f"{name!r}: use letters, digits, _ . : -")
+        if name in seen:
+            raise self.fail((table, index, "name"), f"{name!r} is already {table}[{seen[name]}]")
+        seen[name] = index
+        return name
 
     def choice(
         self, data: dict, where: tuple, key: str, default: Any, allowed: tuple, say: str = ""

@@ -8,8 +8,6 @@ their validator, in the one validator style (attribution.config_file.Checker).
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +30,6 @@ KEYS = frozenset(
         "hold_time",
     }
 )
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +97,8 @@ def _router(
         raise c.fail(("routers", i, None), "must be a table ([[routers]])")
     c.no_unknown(r, w, KEYS)
     mark = len(c.problems)
-    name = c.soft("", _router_name, c, i, r, names)
+    # Known from here on even when another key is broken: others' fallbacks to it hold.
+    name = c.soft("", c.unique_name, r, w, names)
     neighbor = c.soft("", c.address, r, w, "neighbor")
     peer_as = c.soft(0, c.asn, r, w, "peer_as", local_as)
     rid = c.soft("", c.ipv4, r, w, "router_id") if "router_id" in r else ""
@@ -135,37 +133,18 @@ def _router(
     return RouterConfig(name, neighbor, peer_as, rid, canon, tuple(fallback)), settings
 
 
-def _router_name(c: Checker, i: int, r: dict, names: dict[str, int]) -> str:
-    """A router's name, unique; known from here on, so that others' fallbacks to
-    it are no problem even when another of its keys is broken."""
-    name = c.string(r, ("routers", i), "name")
-    if not _NAME.match(name):
-        raise c.fail(("routers", i, "name"), f"{name!r}: use letters, digits, _ . : -")
-    if name in names:
-        raise c.fail(("routers", i, "name"), f"{name!r} is already routers[{names[name]}]")
-    names[name] = i
-    return name
-
-
 def _router_exporters(
     c: Checker, i: int, r: dict, exporter_owner: dict[str, str]
 ) -> tuple[str, ...]:
     """A router's exporters as canonical addresses, none another router's."""
-    canon = []
-    for j, e in enumerate(c.listed(r, ("routers", i), "exporters", [])):
-        try:
-            canon.append(str(ipaddress.ip_address(e)))
-        except (ValueError, TypeError):
-            raise c.fail(
-                ("routers", i, "exporters"), f"item {j}: {e!r} is not an IP address"
-            ) from None
+    canon = c.addresses(r, ("routers", i), "exporters")
     for e in canon:
         if e in exporter_owner:
             raise c.fail(
                 ("routers", i, "exporters"),
                 f"{e} is already mapped to router {exporter_owner[e]!r}",
             )
-    return tuple(canon)
+    return canon
 
 
 def _hold_time(c: Checker, i: int, r: dict) -> int:

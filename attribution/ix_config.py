@@ -16,14 +16,12 @@ read at each refresh so they can be rotated without a reload.
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from attribution.config_file import Checker, ConfigError
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 NEIGHBOR_FORMATS = ("ip-json", "csv")
 SNMP_VERSIONS = ("2c", "3")
 AUTH_PROTOCOLS = ("md5", "sha", "sha224", "sha256", "sha384", "sha512")
@@ -122,9 +120,9 @@ def _entry(
         raise c.fail(("ix", i, None), "must be a table ([[ix]])")
     c.no_unknown(x, w, KEYS)
     mark = len(c.problems)
-    name = c.soft("", _name, c, x, i, names)
+    name = c.soft("", c.unique_name, x, w, names)
     router = c.soft(None, _router, c, x, i, routers)
-    exporters = c.soft(None, _addresses, c, x, i)
+    exporters = c.soft(None, c.addresses, x, w, "exporters")
     in_if = c.soft(None, _if_indexes, c, x, i)
     if router is not None and exporters is not None and in_if is not None:
         exporters = c.soft((), _ports, c, i, name, router, exporters, in_if, routers, owner)
@@ -157,16 +155,6 @@ def _entry(
         snmp=snmp,
         peeringdb_file=peeringdb,
     )
-
-
-def _name(c: Checker, x: dict, i: int, names: dict[str, int]) -> str:
-    name = c.string(x, ("ix", i), "name")
-    if not _NAME.match(name):
-        raise c.fail(("ix", i, "name"), f"{name!r}: use letters, digits, _ . : -")
-    if name in names:
-        raise c.fail(("ix", i, "name"), f"{name!r} is already ix[{names[name]}]")
-    names[name] = i
-    return name
 
 
 def _router(c: Checker, x: dict, i: int, routers: dict[str, tuple]) -> str:
@@ -203,16 +191,6 @@ def _ports(
         for n in in_if:
             owner[(e, n)] = name
     return exporters
-
-
-def _addresses(c: Checker, x: dict, i: int) -> tuple[str, ...]:
-    out: list[str] = []
-    for j, e in enumerate(c.get(x, ("ix", i), "exporters", list, [])):
-        try:
-            out.append(str(ipaddress.ip_address(e)))
-        except (ValueError, TypeError):
-            raise c.fail(("ix", i, "exporters"), f"item {j}: {e!r} is not an IP address") from None
-    return tuple(dict.fromkeys(out))
 
 
 def _if_indexes(c: Checker, x: dict, i: int) -> tuple[int, ...]:
