@@ -270,8 +270,7 @@ def test_a_link_missing_required_keys_names_each_missing_key():
 def test_exporters_are_address_strings_listed_once_each():
     text = MINIMAL + '[[routers]]\nname = "edge1"\nneighbor = "127.0.0.2"\nexporters = [5]\n'
     assert problems_of(text) == [
-        f"{PATH}:{line_of(text, 'exporters')}: routers[0].exporters: item 0: 5 is not an IP "
-        "address"
+        f"{PATH}:{line_of(text, 'exporters')}: routers[0].exporters: item 0: 5 is not an IP address"
     ]
     twice = text.replace("[5]", '["127.0.1.1", "127.0.1.1", "::ffff:7f00:1"]')
     (router,) = parse_config(twice, PATH).routers
