@@ -184,7 +184,7 @@ def resolve_flow_batches(
         request, bad, good = columns_request(flows, batch_id, packed=True, stream_routes=True)
         return request, (len(flows), bad, good)
 
-    with channel(conn, keepalive=bal.keepalive) as ch:
+    with channel(conn, keepalive=bal.keepalive, follow=True) as ch:  # long-running streams
         stub = pb_grpc.AttributionStub(ch)
 
         def open_stream(requests, wait: bool):

@@ -197,6 +197,7 @@ def channel(
     target: str | Connection,
     max_message_bytes: int = MAX_MESSAGE_BYTES,
     keepalive: float = 0.0,
+    follow: bool = False,
 ) -> grpc.Channel:
     """A channel to the service; a plain string is a plaintext HOST:PORT without token.
 
@@ -205,6 +206,8 @@ def channel(
     ``keepalive`` seconds: ping each connection this often while calls are
     open, and drop it when a ping goes unanswered for half as long (a replica
     frozen or gone without closing its connections would hold a stream forever).
+    ``follow``: for long-running clients, the TLS files are followed and renewed
+    ones used from the next call on (``attribution.followed_channel``).
     """
     conn = target if isinstance(target, Connection) else Connection(target)
     try:
@@ -232,16 +235,24 @@ def channel(
     server_name = conn.server_name or targets.authority
     if server_name:
         options.append(("grpc.ssl_target_name_override", server_name))
-    credentials = grpc.ssl_channel_credentials(
-        root_certificates=_read(conn.ca, "CA") if conn.ca else None,
-        private_key=_read(conn.key, "client key") if conn.key else None,
-        certificate_chain=_read(conn.cert, "client certificate") if conn.cert else None,
-    )
-    if conn.token:
-        credentials = grpc.composite_channel_credentials(
-            credentials, grpc.access_token_call_credentials(conn.token)
+
+    def secure() -> grpc.Channel:
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=_read(conn.ca, "CA") if conn.ca else None,
+            private_key=_read(conn.key, "client key") if conn.key else None,
+            certificate_chain=_read(conn.cert, "client certificate") if conn.cert else None,
         )
-    return grpc.secure_channel(targets.grpc_target, credentials, options=options)
+        if conn.token:
+            credentials = grpc.composite_channel_credentials(
+                credentials, grpc.access_token_call_credentials(conn.token)
+            )
+        return grpc.secure_channel(targets.grpc_target, credentials, options=options)
+
+    if follow and (conn.ca or conn.cert):
+        from attribution.followed_channel import FollowedChannel
+
+        return FollowedChannel(secure, (conn.ca, conn.cert, conn.key), (conn.cert, conn.key))
+    return secure()
 
 
 def replica_count(conn: Connection) -> int:

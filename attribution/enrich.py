@@ -104,7 +104,7 @@ def resolve_batches(
         request, bad, good = pack_request(batch, batch_id)
         return request, (bad, good)
 
-    with channel(conn) as ch:
+    with channel(conn, follow=True) as ch:  # runs for days with --follow: renewals followed
         stub = pb_grpc.AttributionStub(ch)
 
         def open_stream(requests: Iterator[Any], wait: bool) -> Iterator[Any]:
