@@ -21,7 +21,6 @@ does, and ``attribution.balancing`` sends its batches again on another).
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -31,12 +30,13 @@ import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from attribution.security import key_matches
+from attribution.tls_files import Stamp, file_stamp
+
 log = logging.getLogger(__name__)
 
 CHECK_EVERY = 1.0  # seconds between two looks at the files when unary calls start
 CLOSE_AFTER = 600.0  # seconds a replaced channel is kept for the calls still on it
-
-Stamp = tuple[tuple[int, int, int, int] | None, ...]
 
 
 class FollowedChannel(grpc.Channel):
@@ -62,7 +62,7 @@ class FollowedChannel(grpc.Channel):
         self._check_every = check_every
         self._close_after = close_after
         self._lock = threading.Lock()
-        self._stamp = _stat(self._paths)
+        self._stamp = file_stamp(self._paths)
         self._current = make()
         self._generation = 0
         self._checked = clock()
@@ -84,7 +84,7 @@ class FollowedChannel(grpc.Channel):
     def _look(self, now: float) -> None:
         while self._retired and now - self._retired[0][0] >= self._close_after:
             self._retired.pop(0)[1].close()
-        stamp = _stat(self._paths)
+        stamp = file_stamp(self._paths)
         if stamp == self._stamp:
             return
         try:
@@ -169,18 +169,6 @@ class _Call:
         return getattr(self._target(), name)
 
 
-def _stat(paths: tuple[str, ...]) -> Stamp:
-    out = []
-    for path in paths:
-        try:
-            st = os.stat(path)
-        except OSError:
-            out.append(None)
-        else:
-            out.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
-    return tuple(out)
-
-
 def _check_pair(cert_path: str, key_path: str) -> None:
     """A client certificate and key that belong together (ValueError otherwise): gRPC
     would take a mismatched pair and only fail the handshake."""
@@ -193,9 +181,7 @@ def _check_pair(cert_path: str, key_path: str) -> None:
             key = serialization.load_pem_private_key(f.read(1 << 20), password=None)
     except (OSError, ValueError, TypeError) as exc:
         raise ValueError(f"{cert_path}, {key_path}: {exc}") from None
-    spki = serialization.PublicFormat.SubjectPublicKeyInfo
-    der = serialization.Encoding.DER
-    if key.public_key().public_bytes(der, spki) != cert.public_key().public_bytes(der, spki):
+    if not key_matches(key, cert):
         raise ValueError(f"{key_path} does not match the certificate in {cert_path}")
 
 

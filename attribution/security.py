@@ -117,13 +117,18 @@ def _private_key(path: str, cert: x509.Certificate, cert_path: str, section: str
         ) from None
     except (ValueError, Exception) as exc:  # cryptography raises several kinds
         raise SecurityError(f"[{section}] tls_key: {path}: not a PEM private key ({exc})") from None
-    spki = serialization.PublicFormat.SubjectPublicKeyInfo
-    der = serialization.Encoding.DER
-    if key.public_key().public_bytes(der, spki) != cert.public_key().public_bytes(der, spki):
+    if not key_matches(key, cert):
         raise SecurityError(
             f"[{section}] tls_key: {path}: does not match the certificate in tls_cert ({cert_path})"
         )
     return data
+
+
+def key_matches(key: Any, cert: x509.Certificate) -> bool:
+    """Whether ``key`` (a loaded private key) is the one of ``cert``."""
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    der = serialization.Encoding.DER
+    return key.public_key().public_bytes(der, spki) == cert.public_key().public_bytes(der, spki)
 
 
 def tls_material(

@@ -82,7 +82,7 @@ class FollowedCertificates:
         self._clock = clock
         self._check_every = check_every
         self._lock = threading.Lock()
-        self._stamp = self._stat()
+        self._stamp = file_stamp(self.paths)
         self._material, self.served = self._read()
         self._generation = 0  # sets taken so far
         self._fetched = 0  # the generation gRPC was last handed
@@ -158,7 +158,7 @@ class FollowedCertificates:
 
     def _check(self) -> bool:
         self._checked = self._clock()
-        stamp = self._stat()
+        stamp = file_stamp(self.paths)
         if stamp == self._stamp:
             return False
         try:
@@ -205,16 +205,19 @@ class FollowedCertificates:
             [(key_pem, cert_pem)], root_certificates=ca_pem
         )
 
-    def _stat(self) -> Stamp:
-        out = []
-        for path in self.paths:
-            try:
-                st = os.stat(path)  # follows symlinks: a Kubernetes Secret's swap is seen
-            except OSError:
-                out.append(None)
-            else:
-                out.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
-        return tuple(out)
+
+def file_stamp(paths: tuple[str, ...]) -> Stamp:
+    """What tells a changed file: (device, inode, size, mtime) of each path, through
+    symlinks (a Kubernetes Secret's swap is seen); None for one that is not there."""
+    out = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            out.append(None)
+        else:
+            out.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(out)
 
 
 def _server_context(key_pem: bytes, cert_pem: bytes, ca_pem: bytes | None) -> ssl.SSLContext:
@@ -250,4 +253,5 @@ __all__ = [
     "WARN_EVERY",
     "FollowedCertificates",
     "Served",
+    "file_stamp",
 ]
