@@ -25,8 +25,10 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 
+from cryptography import x509
+
 from attribution.config import Config, ConfigError, load_config
-from attribution.security import load_tokens, tls_material
+from attribution.security import check
 from attribution.tls_files import EXPIRY_WARNING_DAYS
 from ribd.snapshot import snapshot_holder
 from ribd.snapshot_format import SnapshotError, inspect_file
@@ -98,19 +100,15 @@ def _summary(config: Config, now: Callable[[], float], warnings: list[str]) -> l
         + f"; overrides: {len(config.overrides)}; [[ix]]: {len(config.ix)}"
     ]
     api, metrics = config.api, config.metrics
-    tls = _tls("api", api, now, warnings) if api.tls else "plaintext"
+    leaves = check(api, metrics)  # every TLS and token file, read as serve reads them
+    tls = _tls("api", leaves, api.tls_client_ca, now, warnings)
     tokens = [k.split("_")[0] for k in ("read_token_file", "admin_token_file") if getattr(api, k)]
-    for key in ("read_token_file", "admin_token_file"):
-        if getattr(api, key):
-            load_tokens(getattr(api, key), key)
     lines.append(
         f"gRPC: {config.grpc_listen}, {tls}, "
         + (f"tokens: {', '.join(tokens)}" if tokens else "no tokens")
     )
     if metrics.listen:
-        scheme = _tls("metrics", metrics, now, warnings) if metrics.tls else "plaintext"
-        if metrics.token_file:
-            load_tokens(metrics.token_file, "token_file", "metrics")
+        scheme = _tls("metrics", leaves, metrics.tls_client_ca, now, warnings)
         lines.append(
             f"metrics: {metrics.listen}, {scheme}, "
             + ("tokens" if metrics.token_file else "no tokens")
@@ -149,9 +147,17 @@ def _exabgp(config: Config) -> str:
     return f" ({found})"
 
 
-def _tls(section: str, files: object, now: Callable[[], float], warnings: list[str]) -> str:
-    """The TLS files of ``[section]``, read and checked as at start, in words."""
-    _, _, ca, leaf = tls_material(files, section)  # type: ignore[arg-type]
+def _tls(
+    section: str,
+    leaves: dict[str, x509.Certificate],
+    client_ca: str,
+    now: Callable[[], float],
+    warnings: list[str],
+) -> str:
+    """The TLS of ``[section]`` in words ("plaintext" without its leaf certificate)."""
+    leaf = leaves.get(section)
+    if leaf is None:
+        return "plaintext"
     until = leaf.not_valid_after_utc.timestamp()
     left = (until - now()) / 86400
     when = time.strftime("%Y-%m-%d", time.gmtime(until))
@@ -159,7 +165,7 @@ def _tls(section: str, files: object, now: Callable[[], float], warnings: list[s
         warnings.append(f"[{section}] tls_cert: the certificate expired on {when}")
     elif left < EXPIRY_WARNING_DAYS:
         warnings.append(f"[{section}] tls_cert: the certificate expires in {left:.1f} days")
-    kind = "mutual TLS" if ca is not None else "TLS"
+    kind = "mutual TLS" if client_ca else "TLS"
     return f"{kind} ({leaf.subject.rfc4514_string()}, valid until {when})"
 
 

@@ -146,18 +146,6 @@ def tls_material(
     return key_pem, cert_pem, ca_pem, chain[0]
 
 
-def server_credentials(api: ApiSettings) -> grpc.ServerCredentials | None:
-    """TLS credentials from ``[api]``, or None for plaintext; raises SecurityError.
-    (The server itself serves ``attribution.tls_files``' credentials, which follow
-    the files; this is the check at start.)"""
-    if not api.tls:
-        return None
-    key_pem, cert_pem, ca_pem, _ = tls_material(api)
-    return grpc.ssl_server_credentials(
-        [(key_pem, cert_pem)], root_certificates=ca_pem, require_client_auth=ca_pem is not None
-    )
-
-
 def load_tokens(path: str, key: str, section: str = "api") -> frozenset[bytes]:
     """One token per line; blank lines and ``#`` comments are skipped."""
     try:
@@ -189,18 +177,22 @@ def load_tokens(path: str, key: str, section: str = "api") -> frozenset[bytes]:
     return frozenset(tokens)
 
 
-def check(api: ApiSettings, metrics: MetricsSettings | None = None) -> None:
+def check(api: ApiSettings, metrics: MetricsSettings | None = None) -> dict[str, x509.Certificate]:
     """Read every TLS and token file once (``[api]``'s, and ``[metrics]``' when its
-    endpoint is on): fail before anything starts."""
-    server_credentials(api)
+    endpoint is on): fail before anything starts. Returns the leaf certificate of
+    each section that serves TLS ("api", "metrics")."""
+    leaves = {}
+    if api.tls:
+        leaves["api"] = tls_material(api)[3]
     for key in ("read_token_file", "admin_token_file"):
         if getattr(api, key):
             load_tokens(getattr(api, key), key)
     if metrics is not None and metrics.listen:
         if metrics.tls:
-            tls_material(metrics, "metrics")
+            leaves["metrics"] = tls_material(metrics, "metrics")[3]
         if metrics.token_file:
             load_tokens(metrics.token_file, "token_file", "metrics")
+    return leaves
 
 
 # -- counters --------------------------------------------------------------------
@@ -478,5 +470,4 @@ __all__ = [
     "check",
     "is_loopback_peer",
     "load_tokens",
-    "server_credentials",
 ]
