@@ -73,9 +73,7 @@ def start_server(
     connection on.
     """
     api = api or ApiSettings()
-    if api.tls and certificates is None:
-        certificates = FollowedCertificates(api)
-    credentials = certificates.credentials() if api.tls and certificates else None
+    credentials = (certificates or FollowedCertificates(api)).credentials() if api.tls else None
     guard = Guard(api, servicer.config)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=api.workers, thread_name_prefix="grpc"),

@@ -28,12 +28,13 @@ _START_ONLY = {
     "max_message_bytes": "[service] max_message_bytes",
     "log_format": "[service] log_format",
 }
-# [api] token files are read again at every reload (attribution.security.Guard);
-# TLS files and the thread and stream limits are fixed at start.
-_LIVE_API = ("read_token_file", "admin_token_file")
-# [metrics] token_file is read again at every reload (attribution.metrics_http); the
-# address and which TLS files are used are fixed at start (their contents are followed).
-_LIVE_METRICS = ("token_file",)
+# Sections of settings whose token files are read again at every reload (the
+# others are fixed at start; TLS files' contents are followed, their paths fixed):
+# [api] by attribution.security.Guard, [metrics] by attribution.metrics_http.
+_LIVE_FILES = {
+    "api": ("read_token_file", "admin_token_file"),
+    "metrics": ("token_file",),
+}
 # BgpSettings fields and the config keys they come from.
 _BGP_KEYS = {
     "local_as": "[service] local_as",
@@ -95,11 +96,11 @@ def describe_changes(old: Config, new: Config) -> list[str]:
         a, b = getattr(old, key), getattr(new, key)
         if a != b:
             changes.append(f"{key} {a} -> {b}")
-    for key in _LIVE_API:
-        if getattr(old.api, key) != getattr(new.api, key):
-            changes.append(f"[api] {key} changed")
-    if old.metrics.token_file != new.metrics.token_file:
-        changes.append("[metrics] token_file changed")
+    for section, live in _LIVE_FILES.items():
+        before, after = getattr(old, section), getattr(new, section)
+        for key in live:
+            if getattr(before, key) != getattr(after, key):
+                changes.append(f"[{section}] {key} changed")
     if old.report != new.report:
         changes.append("[report] changed")
     if old.ix != new.ix:  # applied at once: an unchanged [[ix]] keeps what it learned
@@ -142,21 +143,15 @@ def restart_needed(running: Config, new: Config) -> list[str]:
         a, b = getattr(running, key), getattr(new, key)
         if a != b:
             needed.append(f"{name} {a!r} -> {b!r}")
-    api = [
-        f.name
-        for f in dataclasses.fields(new.api)
-        if f.name not in _LIVE_API and getattr(running.api, f.name) != getattr(new.api, f.name)
-    ]
-    if api:
-        needed.append(f"[api] {', '.join(api)}")
-    metrics = [
-        f.name
-        for f in dataclasses.fields(new.metrics)
-        if f.name not in _LIVE_METRICS
-        and getattr(running.metrics, f.name) != getattr(new.metrics, f.name)
-    ]
-    if metrics:
-        needed.append(f"[metrics] {', '.join(metrics)}")
+    for section, live in _LIVE_FILES.items():
+        before, after = getattr(running, section), getattr(new, section)
+        fields = [
+            f.name
+            for f in dataclasses.fields(after)
+            if f.name not in live and getattr(before, f.name) != getattr(after, f.name)
+        ]
+        if fields:
+            needed.append(f"[{section}] {', '.join(fields)}")
     return needed
 
 
