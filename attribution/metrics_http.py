@@ -36,10 +36,11 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from attribution.config import MetricsSettings
+from attribution.metrics_scrape import refusals
 from attribution.security import Counters, bearer_token, load_tokens
 from attribution.tls_files import FollowedCertificates
 
@@ -114,16 +115,13 @@ class MetricsRefusedCollector(Collector):
         self.refused = refused
 
     def collect(self) -> Iterator[Metric]:
-        family = CounterMetricFamily(
+        yield refusals(
             "attribution_metrics_refused",
             "Scrapes refused by the metrics endpoint: unauthenticated (token), tls (failed "
             "handshake), connections_exhausted (README: Metrics and logs).",
-            labels=["reason"],
+            REFUSE_REASONS,
+            self.refused.snapshot(),
         )
-        counts = self.refused.snapshot()
-        for reason in sorted({*REFUSE_REASONS, *counts}):
-            family.add_metric([reason], counts.get(reason, 0))
-        yield family
 
 
 class _QuietHandler(WSGIRequestHandler):

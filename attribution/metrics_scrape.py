@@ -9,7 +9,7 @@ keeps the figures counted as they happen: RPCs, sessions).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -372,13 +372,19 @@ def _refused_calls() -> Metric:
     """The API guard's refusals (attribution.security.REFUSED, process-wide)."""
     from attribution.security import REFUSE_REASONS, REFUSED
 
-    family = CounterMetricFamily(
+    return refusals(
         "attribution_grpc_refused",
         "gRPC calls refused or cut by the API's guard, by reason (README: Securing the API).",
-        labels=["reason"],
+        REFUSE_REASONS,
+        REFUSED.snapshot(),
     )
-    counts = REFUSED.snapshot()
-    for reason in sorted({*REFUSE_REASONS, *counts}):
+
+
+def refusals(name: str, doc: str, reasons: Iterable[str], counts: dict[str, int]) -> Metric:
+    """A counter family of refusals by reason: every known reason (0 until it happens)
+    and any other counted."""
+    family = CounterMetricFamily(name, doc, labels=["reason"])
+    for reason in sorted({*reasons, *counts}):
         family.add_metric([reason], counts.get(reason, 0))
     return family
 
