@@ -34,7 +34,35 @@ class ConfigError(ValueError):
     key: str = ""  # the key path it is about, when known (one problem a key)
 
 
-class Checker:
+class KeptProblems:
+    """Problems of parts checked on their own, kept so that the check goes on: the
+    service's ``Checker`` keeps ConfigErrors, the report's validator its own
+    (``attribution.reports.config``), each naming them all at the end."""
+
+    kept: type[Exception] = ValueError  # the error a part's problem is
+    problems: list
+
+    @contextlib.contextmanager
+    def part(self) -> Iterator[None]:
+        """A part of the file checked on its own: a problem inside is kept and the
+        check goes on after the block (what the block would have set keeps the
+        value it had before it)."""
+        try:
+            yield
+        except self.kept as exc:
+            self.problems.append(exc)
+
+    def soft(self, default: Any, check: Callable[..., Any], *args: Any) -> Any:
+        """``check(*args)``; on a problem, kept (``part``), ``default``. (No context
+        manager here: a rule file of 20,000 rules calls this 120,000 times.)"""
+        try:
+            return check(*args)
+        except self.kept as exc:
+            self.problems.append(exc)
+            return default
+
+
+class Checker(KeptProblems):
     """Reads typed values out of the parsed TOML, failing with file:line: key: why.
 
     A check runs in parts (``part``, ``soft``): each part's first problem is
@@ -42,6 +70,8 @@ class Checker:
     them all at the end. One run of a file with five mistakes said the first,
     so fixing it took five runs (five reloads refused one after the other).
     """
+
+    kept = ConfigError
 
     def __init__(self, path: str, text: str) -> None:
         self.path = path
@@ -93,25 +123,6 @@ class Checker:
         error = ConfigError(f"{loc}: {keypath}: {why}")
         error.line, error.key = line, keypath
         return error
-
-    @contextlib.contextmanager
-    def part(self) -> Iterator[None]:
-        """A part of the file checked on its own: a ConfigError inside is kept and
-        the check goes on after the block (what the block would have set keeps
-        the value it had before it)."""
-        try:
-            yield
-        except ConfigError as exc:
-            self.problems.append(exc)
-
-    def soft(self, default: Any, check: Callable[..., Any], *args: Any) -> Any:
-        """``check(*args)``; on a problem, kept (``part``), ``default``. (No context
-        manager here: a rule file of 20,000 rules calls this 120,000 times.)"""
-        try:
-            return check(*args)
-        except ConfigError as exc:
-            self.problems.append(exc)
-            return default
 
     def keyed(
         self,

@@ -8,14 +8,15 @@ the key path and what is wrong.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import math
 import tomllib
 import zoneinfo
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from attribution.config_file import KeptProblems
 
 LINK_KINDS = ("transit", "ix", "pni", "customer")
 BILLING_RULES = ("max", "in", "out", "sum")
@@ -148,26 +149,15 @@ PEERING_KEYS = {
 }
 
 
-class _Checker:
+class _Checker(KeptProblems):
     """Small helpers that raise ReportConfigError with file and key path; ``part``
     keeps a part's first problem and goes on, ``raise_problems`` says them all."""
+
+    kept = ReportConfigError
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.problems: list[ReportConfigError] = []
-
-    @contextlib.contextmanager
-    def part(self) -> Iterator[None]:
-        try:
-            yield
-        except ReportConfigError as exc:
-            self.problems.append(exc)
-
-    def soft(self, default: Any, check: Callable[..., Any], *args: Any) -> Any:
-        """``check(*args)``; on a problem, kept (``part``), ``default``."""
-        with self.part():
-            return check(*args)
-        return default
 
     def raise_problems(self) -> None:
         problems = tuple(self.problems)
