@@ -358,10 +358,7 @@ def _overrides(c: _Checker, data: dict, local_as: int, warnings: list[str]) -> t
 def _override(c: _Checker, i: int, o: Any, seen_names: dict[str, int]) -> OverrideRule | None:
     """One rule, key by key (every broken key named); None when any was broken."""
     w = ("overrides", i)
-    if not isinstance(o, dict):
-        raise c.fail(("overrides", i, None), "must be a table ([[overrides]])")
-    c.no_unknown(o, w, SECTION_KEYS["overrides"])
-    mark = len(c.problems)
+    mark = c.entry(o, w, SECTION_KEYS["overrides"])
     name = c.soft("", _override_name, c, i, o, seen_names)
     exporter = c.soft("", c.address, o, w, "exporter")
     in_if = c.soft(0, _override_in_if, c, i, o)

@@ -219,6 +219,16 @@ class Checker(KeptProblems):
                 ) from None
         return tuple(dict.fromkeys(out))
 
+    def entry(self, value: Any, where: tuple, known: frozenset[str]) -> int:
+        """Begin the ``where[1]``-th ``[[where[0]]]``: a table (else a ConfigError), its
+        unknown keys each a problem (kept). Returns how many problems were kept before
+        its keys are read: more at its end means the entry is broken."""
+        table, index = where
+        if not isinstance(value, dict):
+            raise self.fail((table, index, None), f"must be a table ([[{table}]])")
+        self.no_unknown(value, where, known)
+        return len(self.problems)
+
     def unique_name(self, data: dict, where: tuple, seen: dict[str, int]) -> str:
         """The ``name`` of the ``where[1]``-th ``[[where[0]]]``: a name (letters, digits,
         _ . : -, at most 64) no earlier entry has; entered in ``seen`` (name -> index)."""

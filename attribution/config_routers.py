@@ -93,10 +93,7 @@ def _router(
     """One router, key by key: each key's problem is kept and the next key checked,
     so a router with three mistakes names three. None when any key was broken."""
     w = ("routers", i)
-    if not isinstance(r, dict):
-        raise c.fail(("routers", i, None), "must be a table ([[routers]])")
-    c.no_unknown(r, w, KEYS)
-    mark = len(c.problems)
+    mark = c.entry(r, w, KEYS)
     # Known from here on even when another key is broken: others' fallbacks to it hold.
     name = c.soft("", c.unique_name, r, w, names)
     neighbor = c.soft("", c.address, r, w, "neighbor")

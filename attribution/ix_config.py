@@ -116,10 +116,7 @@ def _entry(
     which depend on each other, as one); None when any was broken. ``names``
     and ``owner`` are the entries' so far."""
     w = ("ix", i)
-    if not isinstance(x, dict):
-        raise c.fail(("ix", i, None), "must be a table ([[ix]])")
-    c.no_unknown(x, w, KEYS)
-    mark = len(c.problems)
+    mark = c.entry(x, w, KEYS)
     name = c.soft("", c.unique_name, x, w, names)
     router = c.soft(None, _router, c, x, i, routers)
     exporters = c.soft(None, c.addresses, x, w, "exporters")
