@@ -9,6 +9,7 @@ key path, and what is wrong. A reload that fails keeps the running config.
 from __future__ import annotations
 
 import functools
+import hashlib
 import ipaddress
 import re
 from dataclasses import dataclass, field
@@ -81,6 +82,9 @@ class Config:
     route_cache_routes: int = DEFAULT_BUDGET  # route objects views keep (attribution.routecache)
     api: ApiSettings = field(default_factory=ApiSettings)
     ix: tuple[IxConfig, ...] = ()  # [[ix]] (attribution.ix_config)
+    # SHA-256 of the file's text: which file is in effect, the same on every replica
+    # given it (attribution_config_info, `attribution check`).
+    digest: str = ""
 
     def router_by_name(self, name: str) -> RouterConfig | None:
         return next((r for r in self.routers if r.name == name), None)
@@ -199,6 +203,7 @@ def parse_config(text: str, path: str = "<config>") -> Config:
         metrics=metrics,
         api=api,
         ix=ix,
+        digest=hashlib.sha256(text.encode()).hexdigest(),
         **s,
     )
 

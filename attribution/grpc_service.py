@@ -58,6 +58,7 @@ class ReloadResult:
     error: str = ""
     overrides: int = 0
     warnings: tuple[str, ...] = ()
+    restart: tuple[str, ...] = ()  # settings read but applied only at a restart
 
 
 class AttributionServicer(pb_grpc.AttributionServicer):

@@ -109,7 +109,7 @@ class ServiceCollector(Collector):
             value=heap.released_bytes(),
         )
         if s.snapshots is not None:
-            yield from _snapshots(s.snapshots)
+            yield from _snapshots(s.snapshots, s.config())
         certificates = s.certificates() if s.certificates is not None else {}
         if certificates:
             yield from _tls(certificates)
@@ -435,8 +435,15 @@ class IxCollector(Collector):
         yield from (macs, hops, reads, bad, ok)
 
 
-def _snapshots(stats: SnapshotStats) -> Iterator[Metric]:
+def _snapshots(stats: SnapshotStats, config: Config) -> Iterator[Metric]:
     """The RIB snapshot's writes and its load at start (``attribution.snapshots``)."""
+    if config.snapshot_path:
+        yield GaugeMetricFamily(
+            "attribution_snapshot_interval_seconds",
+            "Seconds between periodic snapshot writes (service.snapshot_path set): alert when "
+            "the last write is several of these old.",
+            value=config.snapshot_interval,
+        )
     writes = CounterMetricFamily(
         "attribution_snapshot_writes",
         "RIB snapshot writes by outcome (failed: logged, the previous file kept).",

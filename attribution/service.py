@@ -18,6 +18,7 @@ from dataclasses import replace
 
 from attribution import logs, routecache
 from attribution.config import Config, ConfigError, load_config
+from attribution.config_reloads import ConfigCollector, ConfigReloads
 from attribution.grpc_server import start_server
 from attribution.grpc_service import AttributionServicer, ReloadResult
 from attribution.health import Readiness
@@ -168,6 +169,8 @@ class Service:
             )
         )
         self.registry.register(IxCollector(self.ix_learner.status))
+        self.config_reloads = ConfigReloads(self.config.digest)
+        self.registry.register(ConfigCollector(self.config_reloads))
         self.session_metrics = SessionMetrics(self.registry)
         self.session_metrics.configured((r.name, r.neighbor) for r in self.config.routers)
         self._stop = threading.Event()
@@ -469,46 +472,57 @@ class Service:
     # -- reload ----------------------------------------------------------------
 
     def reload(self) -> ReloadResult:
-        """Re-read the file. Broken: keep everything as it is and say why."""
+        """Re-read the file. Broken: keep everything as it is and say why (and count it)."""
         with self._reload_lock:
-            for followed in self._followed_certificates().values():
-                followed.refresh()  # renewed TLS files, whatever the config file says
-            log.info("config reload: reading %s", self.config_path)
-            try:
-                new = load_config(self.config_path)
-            except ConfigError as exc:
-                log.error("config reload refused, keeping the running config: %s", exc)
-                return ReloadResult(ok=False, error=str(exc), overrides=len(self.config.overrides))
-            if self._stop.is_set():
-                return ReloadResult(
-                    ok=False, error="the service is stopping", overrides=len(self.config.overrides)
-                )
-            warnings = list(new.warnings)
-            new = replace(new, grpc_listen=self.config.grpc_listen)
-            restart = restart_needed(self.started_config, new)
-            if restart:
-                warnings.append(
-                    "needs a restart to take effect (the running sessions and listeners are "
-                    "kept): " + "; ".join(restart)
-                )
-            try:  # before anything is applied: refused, the running config stays whole
-                self.snapshots.claim(new.snapshot_path)
-            except SnapshotPathInUse as exc:
-                error = f"{self.config_path}: service.snapshot_path: {exc}"
-                log.error("config reload refused, keeping the running config: %s", error)
-                return ReloadResult(ok=False, error=error, overrides=len(self.config.overrides))
-            changes = describe_changes(self.config, new)
-            self.resolver.reconfigure(new)
-            routecache.set_budget(new.route_cache_routes)
-            self.ix_learner.reconfigure(new)
-            if not self._stop.is_set() and self.grpc_server is not None:
-                self.ix_learner.start()  # a first [[ix]] added by this reload
-            self._apply_router_settings(new)
-            if self.metrics_server is not None:
-                self.metrics_server.reload_tokens(new.metrics)
-            self.config = new
-            self._snapshot_wake.set()  # the interval or the path may have changed
-            for w in warnings:
-                log.warning("%s", w)
-            log.info("config reloaded: %s", ", ".join(changes) or "no changes")
-            return ReloadResult(ok=True, overrides=len(new.overrides), warnings=tuple(warnings))
+            result = self._reread()
+            if result.ok:
+                self.config_reloads.record_taken(self.config.digest, result.restart)
+            else:
+                self.config_reloads.record_refused()
+            return result
+
+    def _reread(self) -> ReloadResult:
+        """The reload itself, under ``_reload_lock``."""
+        for followed in self._followed_certificates().values():
+            followed.refresh()  # renewed TLS files, whatever the config file says
+        log.info("config reload: reading %s", self.config_path)
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as exc:
+            log.error("config reload refused, keeping the running config: %s", exc)
+            return ReloadResult(ok=False, error=str(exc), overrides=len(self.config.overrides))
+        if self._stop.is_set():
+            return ReloadResult(
+                ok=False, error="the service is stopping", overrides=len(self.config.overrides)
+            )
+        warnings = list(new.warnings)
+        new = replace(new, grpc_listen=self.config.grpc_listen)
+        restart = restart_needed(self.started_config, new)
+        if restart:
+            warnings.append(
+                "needs a restart to take effect (the running sessions and listeners are "
+                "kept): " + "; ".join(restart)
+            )
+        try:  # before anything is applied: refused, the running config stays whole
+            self.snapshots.claim(new.snapshot_path)
+        except SnapshotPathInUse as exc:
+            error = f"{self.config_path}: service.snapshot_path: {exc}"
+            log.error("config reload refused, keeping the running config: %s", error)
+            return ReloadResult(ok=False, error=error, overrides=len(self.config.overrides))
+        changes = describe_changes(self.config, new)
+        self.resolver.reconfigure(new)
+        routecache.set_budget(new.route_cache_routes)
+        self.ix_learner.reconfigure(new)
+        if not self._stop.is_set() and self.grpc_server is not None:
+            self.ix_learner.start()  # a first [[ix]] added by this reload
+        self._apply_router_settings(new)
+        if self.metrics_server is not None:
+            self.metrics_server.reload_tokens(new.metrics)
+        self.config = new
+        self._snapshot_wake.set()  # the interval or the path may have changed
+        for w in warnings:
+            log.warning("%s", w)
+        log.info("config reloaded: %s", ", ".join(changes) or "no changes")
+        return ReloadResult(
+            ok=True, overrides=len(new.overrides), warnings=tuple(warnings), restart=tuple(restart)
+        )
