@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from cryptography import x509
 
 from attribution.config import Config, ConfigError, load_config
-from attribution.config_reloads import short_digest
+from attribution.config_reloads import answers_digest, short_digest
 from attribution.security import check
 from attribution.tls_files import EXPIRY_WARNING_DAYS
 from ribd.snapshot import snapshot_holder
@@ -123,7 +123,7 @@ def _summary(config: Config, now: Callable[[], float], warnings: list[str]) -> l
     )
     lines.append(_snapshot(config, now, warnings))
     # The service's attribution_config_info{sha256} once it runs this file.
-    lines.append(f"sha256: {short_digest(config.digest)}")
+    lines.append(f"sha256: {short_digest(config.digest)}, answers_sha256: {answers_digest(config)}")
     return lines
 
 

@@ -13,10 +13,14 @@ the last reload wait for a restart.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
+import orjson
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -29,24 +33,60 @@ def short_digest(digest: str) -> str:
     return digest[:DIGEST_CHARS]
 
 
+# The settings an answer depends on. Replicas' files differ by design ([service]
+# router_id: each pod is its own BGP speaker; listeners, paths), so their file digests
+# differ; these must not, or two replicas answer one flow differently.
+ANSWER_SETTINGS = ("local_as", "as_set_policy", "default_fallback", "routers", "overrides", "ix")
+
+
+def answers_digest(config: Any) -> str:
+    """SHA-256 (first 16 hex digits) of ``config``'s ANSWER_SETTINGS, canonical: the
+    same for files that differ only in comments, layout or other settings."""
+    settings = {name: _plain(getattr(config, name)) for name in ANSWER_SETTINGS}
+    return hashlib.sha256(orjson.dumps(settings, option=orjson.OPT_SORT_KEYS)).hexdigest()[
+        :DIGEST_CHARS
+    ]
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready, and the same in every process (no set order, no object address)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted((_plain(v) for v in value), key=orjson.dumps)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, bytes):
+        return value.hex()
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise TypeError(f"no canonical form for {type(value).__name__}")
+
+
 class ConfigReloads:
     """Reload outcomes since start; written by the reload thread, read by scrapes."""
 
-    def __init__(self, digest: str, now: float | None = None) -> None:
+    def __init__(self, digest: str, answers: str, now: float | None = None) -> None:
         self._lock = threading.Lock()
         self.digest = digest  # of the file in effect
+        self.answers = answers  # answers_digest of the config in effect
         self.succeeded_at = time.time() if now is None else now  # the start counts
         self.taken = 0
         self.refused = 0
         self.last_ok = True
         self.restart_pending: tuple[str, ...] = ()  # settings only a restart applies
 
-    def record_taken(self, digest: str, restart_pending: tuple[str, ...] = ()) -> None:
+    def record_taken(
+        self, digest: str, answers: str, restart_pending: tuple[str, ...] = ()
+    ) -> None:
         with self._lock:
             self.taken += 1
             self.last_ok = True
             self.succeeded_at = time.time()
             self.digest = digest
+            self.answers = answers
             self.restart_pending = restart_pending
 
     def record_refused(self) -> None:
@@ -54,10 +94,10 @@ class ConfigReloads:
             self.refused += 1
             self.last_ok = False
 
-    def copy(self) -> tuple[str, float, int, int, bool, tuple[str, ...]]:
+    def copy(self) -> tuple[tuple[str, str], float, int, int, bool, tuple[str, ...]]:
         with self._lock:
             return (
-                self.digest,
+                (self.digest, self.answers),
                 self.succeeded_at,
                 self.taken,
                 self.refused,
@@ -73,15 +113,16 @@ class ConfigCollector(Collector):
         self.reloads = reloads
 
     def collect(self) -> Iterator[Metric]:
-        digest, succeeded_at, taken, refused, last_ok, pending = self.reloads.copy()
+        (digest, answers), succeeded_at, taken, refused, last_ok, pending = self.reloads.copy()
         info = GaugeMetricFamily(
             "attribution_config_info",
-            "1, labelled with the SHA-256 (first 16 hex digits) of the config file in "
-            "effect; `attribution check` prints the same. Replicas given one file show one "
-            "value.",
-            labels=["sha256"],
+            "1, labelled with SHA-256s (first 16 hex digits) of the config in effect: sha256 "
+            "of the file, answers_sha256 of the settings answers depend on (routers, "
+            "overrides, [[ix]], fallback, local_as, as_set_policy), which replicas must "
+            "share. `attribution check` prints both.",
+            labels=["sha256", "answers_sha256"],
         )
-        info.add_metric([short_digest(digest)], 1)
+        info.add_metric([short_digest(digest), answers], 1)
         yield info
         reloads = CounterMetricFamily(
             "attribution_config_reloads",

@@ -52,6 +52,7 @@ class ServedProcess:
         log_args: tuple[str, ...] = ("--log-format", "json"),
         metrics_port: int | None = None,
         bgp_port: int | None = None,
+        metrics: str = "",
     ) -> None:
         self.dir = tempfile.mkdtemp(prefix="attribution-observe-", dir="/tmp")
         # Tests read the log after stop(): the directory goes when pytest exits
@@ -64,7 +65,7 @@ class ServedProcess:
             f.write(
                 '[service]\nlocal_as = 64500\nrouter_id = "127.0.0.1"\n'
                 f'grpc_listen = "127.0.0.1:{self.grpc_port}"\n{service}\n'
-                f'[metrics]\nlisten = "127.0.0.1:{self.metrics_port}"\n\n'
+                f'[metrics]\nlisten = "127.0.0.1:{self.metrics_port}"\n{metrics}\n'
                 '[bgp]\nlisten_address = "127.0.0.1"\n'
                 f'listen_port = {self.bgp_port}\nwork_dir = "{self.dir}/work"\n{bgp}\n'
                 f"{routers}"

@@ -141,3 +141,47 @@ def test_check_prints_the_digest_the_metric_shows(tmp_path):
         assert f"sha256: {info_labels(values)[0]}" in out.stdout
     finally:
         p.stop()
+
+
+def test_replica_files_that_differ_in_router_id_share_the_answers_digest_and_not_the_file_digest():
+    from attribution.config import parse_config
+    from attribution.config_reloads import answers_digest
+    from tests.deploy.test_kubernetes import one
+
+    files = one("ConfigMap")["data"]
+    configs = [parse_config(text, name) for name, text in sorted(files.items())]
+    assert len(configs) >= 2
+    assert len({c.digest for c in configs}) == len(configs)
+    assert len({answers_digest(c) for c in configs}) == 1
+    text = next(iter(files.values()))
+    base = answers_digest(parse_config(text, "a.toml"))
+    # comments and layout: the same answers
+    assert answers_digest(parse_config("# a comment\n" + text.replace(" = ", "=", 3), "b")) == base
+    # an override more: other answers
+    rule = '\n[[overrides]]\nname = "pni"\nexporter = "127.0.1.1"\nin_if = 7\npeer_as = 65010\n'
+    assert answers_digest(parse_config(text + rule, "c.toml")) != base
+
+
+def test_the_answers_digest_is_the_same_in_another_process():
+    """No set order or object address in it: replicas are separate processes."""
+    from tests.deploy.test_kubernetes import one
+
+    text = next(iter(one("ConfigMap")["data"].values()))
+    code = (
+        "import sys; from attribution.config import parse_config; "
+        "from attribution.config_reloads import answers_digest; "
+        "print(answers_digest(parse_config(sys.stdin.read(), 'a.toml')))"
+    )
+    seen = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            input=text,
+            capture_output=True,
+            text=True,
+            env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin"},
+            timeout=60,
+            check=True,
+        ).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(seen) == 1
