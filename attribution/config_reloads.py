@@ -68,24 +68,25 @@ def _plain(value: Any) -> Any:
 class ConfigReloads:
     """Reload outcomes since start; written by the reload thread, read by scrapes."""
 
-    def __init__(self, digest: str, answers: str, now: float | None = None) -> None:
+    def __init__(self, config: Any) -> None:
+        """``config``: the one read at start (``attribution.config.Config``)."""
         self._lock = threading.Lock()
-        self.digest = digest  # of the file in effect
-        self.answers = answers  # answers_digest of the config in effect
-        self.succeeded_at = time.time() if now is None else now  # the start counts
+        self.digest = config.digest  # of the file in effect
+        self.answers = answers_digest(config)  # computed once per config, not per scrape
+        self.succeeded_at = time.time()  # the start counts
         self.taken = 0
         self.refused = 0
         self.last_ok = True
         self.restart_pending: tuple[str, ...] = ()  # settings only a restart applies
 
-    def record_taken(
-        self, digest: str, answers: str, restart_pending: tuple[str, ...] = ()
-    ) -> None:
+    def record_taken(self, config: Any, restart_pending: tuple[str, ...] = ()) -> None:
+        """``config`` is now in effect; ``restart_pending``: what of it waits for a restart."""
+        answers = answers_digest(config)
         with self._lock:
             self.taken += 1
             self.last_ok = True
             self.succeeded_at = time.time()
-            self.digest = digest
+            self.digest = config.digest
             self.answers = answers
             self.restart_pending = restart_pending
 

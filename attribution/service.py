@@ -18,7 +18,7 @@ from dataclasses import replace
 
 from attribution import logs, routecache
 from attribution.config import Config, ConfigError, load_config
-from attribution.config_reloads import ConfigCollector, ConfigReloads, answers_digest
+from attribution.config_reloads import ConfigCollector, ConfigReloads
 from attribution.grpc_server import start_server
 from attribution.grpc_service import AttributionServicer, ReloadResult
 from attribution.health import Readiness
@@ -169,7 +169,7 @@ class Service:
             )
         )
         self.registry.register(IxCollector(self.ix_learner.status))
-        self.config_reloads = ConfigReloads(self.config.digest, answers_digest(self.config))
+        self.config_reloads = ConfigReloads(self.config)
         self.registry.register(ConfigCollector(self.config_reloads))
         self.session_metrics = SessionMetrics(self.registry)
         self.session_metrics.configured((r.name, r.neighbor) for r in self.config.routers)
@@ -476,9 +476,7 @@ class Service:
         with self._reload_lock:
             result = self._reread()
             if result.ok:
-                self.config_reloads.record_taken(
-                    self.config.digest, answers_digest(self.config), result.restart
-                )
+                self.config_reloads.record_taken(self.config, result.restart)
             else:
                 self.config_reloads.record_refused()
             return result
