@@ -116,6 +116,13 @@ class ServedProcess:
         """{(sample name, sorted labels): value} from a real scrape."""
         return samples(self.scrape())
 
+    def scraped(self) -> dict[tuple[str, tuple], float] | None:
+        """``metrics()``, or None while the endpoint does not answer (starting)."""
+        try:
+            return self.metrics()
+        except OSError:
+            return None
+
     def exabgp_pid(self) -> int | None:
         """The supervised ExaBGP: our child whose command line names exabgp."""
         for entry in os.listdir("/proc"):

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from ribd.speaker import wait_until
 from tests.attribution.observed import ServedProcess, metric, router_block
 
 RELOADS = "attribution_config_reloads_total"
@@ -36,24 +37,16 @@ def reloaded(p: ServedProcess, text: str, outcome: str, before: float) -> dict:
     """Write ``text`` as the config, SIGHUP, and wait for the reload's count."""
     Path(p.config_path).write_text(text)
     p.proc.send_signal(signal.SIGHUP)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+
+    def counted() -> dict | None:
         values = p.metrics()
-        if metric(values, RELOADS, outcome=outcome) > before:
-            return values
-        time.sleep(0.1)
-    raise AssertionError(f"no {outcome} reload counted")
+        return values if metric(values, RELOADS, outcome=outcome) > before else None
+
+    return wait_until(counted, 60, 0.1, f"a {outcome} reload counted")
 
 
 def wait_scrape(p: ServedProcess) -> dict:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            return p.metrics()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+    return wait_until(p.scraped, 60, 0.1, "the metrics endpoint")
 
 
 def test_a_refused_reload_shows_until_a_good_file_is_taken_and_the_digest_follows_the_file():

@@ -73,7 +73,7 @@ def test_the_hold_is_released_by_the_kernel_when_its_service_is_killed(tmp_path:
     first = ServedProcess(routers, service=service, log_args=())
     second = third = None
     try:
-        wait_until(lambda: "snapshot" in first.log_text() and _scrapes(first), 60, 0.1)
+        wait_until(lambda: "snapshot" in first.log_text() and first.scraped(), 60, 0.1)
         second = ServedProcess(routers, service=service, log_args=())
         assert second.proc.wait(60) == 2
         said = second.log_text()
@@ -82,7 +82,7 @@ def test_the_hold_is_released_by_the_kernel_when_its_service_is_killed(tmp_path:
         os.kill(first.proc.pid, signal.SIGKILL)
         first.proc.wait(30)
         third = ServedProcess(routers, service=service, log_args=())
-        wait_until(lambda: _scrapes(third), 60, 0.1, "the third service's metrics")
+        wait_until(third.scraped, 60, 0.1, "the third service's metrics")
         assert third.proc.poll() is None
         assert third.stop() == 0
         assert snapshot.exists()  # its stop wrote the snapshot
@@ -90,14 +90,6 @@ def test_the_hold_is_released_by_the_kernel_when_its_service_is_killed(tmp_path:
         for s in (first, second, third):
             if s is not None:
                 s.stop()
-
-
-def _scrapes(served: ServedProcess) -> bool:
-    try:
-        served.scrape()
-    except OSError:
-        return False
-    return True
 
 
 def test_a_reload_onto_a_snapshot_path_in_use_is_refused_and_keeps_the_old_one(

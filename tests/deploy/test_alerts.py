@@ -15,14 +15,13 @@ import re
 import shutil
 import signal
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
-from ribd.speaker import free_port
+from ribd.speaker import free_port, wait_until
 from tests.attribution.observed import ServedProcess, router_block
 from tests.attribution.pki import make_pki
 
@@ -75,18 +74,15 @@ def api(port: int, path: str) -> dict:
 
 
 def wait_for(what: str, check, timeout: float = 90.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
+    """``check()`` once truthy; OSError counts as not yet (Prometheus not listening)."""
+
+    def attempt():
         try:
-            last = check()
-        except OSError as exc:  # Prometheus not listening yet
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(0.25)
-    raise AssertionError(f"{what}: still {last!r} after {timeout} s")
+            return check()
+        except OSError:
+            return None
+
+    return wait_until(attempt, timeout, 0.25, what)
 
 
 def alerts(port: int) -> set[tuple[str, str, str]]:
