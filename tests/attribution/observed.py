@@ -146,15 +146,20 @@ class ServedProcess:
 
     def stop(self) -> int:
         self.channel.close()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc)
         self._log.close()
         return self.proc.returncode
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """SIGTERM, 30 s to exit (a service writes its snapshot), then SIGKILL."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
 
 def scrape_text(port: int) -> str:

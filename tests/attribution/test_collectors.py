@@ -37,7 +37,7 @@ import pytest
 
 from ribd.speaker import Route, Speaker, wait_until
 from tests.attribution.helpers import wait_for_lines
-from tests.attribution.observed import SERVING, ServedProcess, router_block
+from tests.attribution.observed import SERVING, ServedProcess, router_block, stop_process
 
 pytestmark = pytest.mark.bgp
 
@@ -200,16 +200,6 @@ def export(pcap: Path, port: int, version: int, work: Path) -> None:
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-
 @pytest.fixture(scope="module")
 def service():
     """`attribution serve` with one router (exporter 127.0.0.1), its routes from a
@@ -298,7 +288,7 @@ def test_softflowd_to_nfcapd_then_nfdump_json_into_enrich(service, work, version
             # a fixed 1.5 rotations left one file (CI, stop 45).
             wait_until(lambda: _closed(store), 30, 0.1, "nfcapd rotated a file")
     finally:
-        stop(nfcapd)  # nfcapd closes its file: nfcapd.YYYYMMDDhhmm
+        stop_process(nfcapd)  # nfcapd closes its file: nfcapd.YYYYMMDDhhmm
     closed = _closed(store)
     assert closed and (len(closed) > 1) is (rotate < 60), closed
     # README: nfdump -R DIR (every file nfcapd closed) -o json | attribution enrich ...
@@ -367,7 +357,7 @@ def test_softflowd_to_nfacctd_print_json_followed_by_enrich(service, work, versi
         log = (work / "nfacctd.log").read_text(errors="replace")[-2000:]
         raise AssertionError(f"{exc}\nnfacctd wrote: {seen}\nits log: {log}") from None
     finally:
-        stop(nfacctd)
+        stop_process(nfacctd)
         enrich.send_signal(signal.SIGTERM)  # as a supervisor stops it
         _, err = enrich.communicate(timeout=180)
     for r in rows:

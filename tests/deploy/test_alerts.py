@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from ribd.speaker import free_port, wait_until
-from tests.attribution.observed import ServedProcess, router_block
+from tests.attribution.observed import ServedProcess, router_block, stop_process
 from tests.attribution.pki import make_pki
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -175,11 +175,6 @@ def test_a_real_prometheus_scrapes_the_secured_service_and_every_rule_evaluates(
         assert not missing, sorted(missing)
         assert not CONDITIONAL & exported  # else the exception is stale: drop it
     finally:
-        prometheus.send_signal(signal.SIGTERM)
-        try:
-            prometheus.wait(30)
-        except subprocess.TimeoutExpired:
-            prometheus.kill()
-            prometheus.wait(10)
+        stop_process(prometheus)
         log.close()
         served.stop()
