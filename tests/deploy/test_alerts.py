@@ -31,7 +31,7 @@ RULE_TESTS = ROOT / "deploy" / "prometheus" / "attribution-alerts.test.yml"
 PROMTOOL = shutil.which("promtool")
 PROMETHEUS = shutil.which("prometheus")
 # Read by rules but exported only where their subject exists: an [[ix]] section, a
-# router's table (a BGP session that delivered one), a second instance.
+# router's table (a BGP session that delivered one).
 CONDITIONAL = {"attribution_ix_source_ok", "attribution_rib_converged"}
 
 needs_promtool = pytest.mark.skipif(
