@@ -59,6 +59,7 @@ class ReloadResult:
     overrides: int = 0
     warnings: tuple[str, ...] = ()
     restart: tuple[str, ...] = ()  # settings read but applied only at a restart
+    stopping: bool = False  # not applied, the service is stopping: the file was not refused
 
 
 class AttributionServicer(pb_grpc.AttributionServicer):

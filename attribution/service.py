@@ -477,7 +477,7 @@ class Service:
             result = self._reread()
             if result.ok:
                 self.config_reloads.record_taken(self.config, result.restart)
-            else:
+            elif not result.stopping:  # (a file read fine at shutdown is no failure)
                 self.config_reloads.record_refused()
             return result
 
@@ -493,7 +493,10 @@ class Service:
             return ReloadResult(ok=False, error=str(exc), overrides=len(self.config.overrides))
         if self._stop.is_set():
             return ReloadResult(
-                ok=False, error="the service is stopping", overrides=len(self.config.overrides)
+                ok=False,
+                error="the service is stopping",
+                overrides=len(self.config.overrides),
+                stopping=True,
             )
         warnings = list(new.warnings)
         new = replace(new, grpc_listen=self.config.grpc_listen)

@@ -178,3 +178,27 @@ def test_the_answers_digest_is_the_same_in_another_process():
         for seed in ("1", "2", "3")
     }
     assert len(seen) == 1
+
+
+def test_a_reload_asked_while_the_service_stops_is_not_counted_as_a_refused_file(tmp_path):
+    """A SIGHUP or Reload RPC that lands during shutdown is answered "stopping"; the
+    file was fine, so the last scrapes before exit must not say the reload failed."""
+    from attribution.service import Service
+
+    conf = tmp_path / "attribution.toml"
+    conf.write_text(
+        '[service]\nlocal_as = 64500\nrouter_id = "127.0.0.1"\ngrpc_listen = "127.0.0.1:0"\n\n'
+        f'[bgp]\nexabgp = "external"\nfeed_socket = "{tmp_path}/feed.sock"\n\n'
+        + router_block("edge1", "127.0.0.2", "127.0.1.1")
+    )
+    service = Service(str(conf))
+    service.start()
+    try:
+        assert service.reload().ok
+        service.stop()
+        result = service.reload()
+    finally:
+        service.stop()
+    assert not result.ok and "stopping" in result.error
+    _, _, taken, refused, last_ok, _ = service.config_reloads.copy()
+    assert (taken, refused, last_ok) == (1, 0, True)
