@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -44,6 +45,12 @@ TABLE = [Route(f"10.{i}.0.0/16", ROUTER, as_path=[65001, 65100 + i]) for i in ra
 # ExaBGP drops privileges when it runs as root (setuid/setgid to its own user): a test
 # run as root sees these; under the unit (User=attribution) ExaBGP skips that step.
 ONLY_AS_ROOT = {"setuid", "setgid", "setgroups", "setresuid", "setresgid"}
+# Writes a library tries where it can and does without where it cannot: read-only under
+# the unit, they fail and the run goes on as traced. ExaBGP names its API processes and
+# peers with uuid.uuid1(), whose libuuid keeps its clock in this file when Debian's
+# uuid-runtime made the directory, and in memory otherwise
+# (test_libuuid_does_without_its_clock_file_on_a_read_only_var).
+OPTIONAL_WRITES = {"/var/lib/libuuid/clock.txt"}
 
 
 def syscall_groups() -> dict[str, list[str]]:
@@ -191,8 +198,31 @@ exporters = ["127.0.1.1"]
         path
         for path in written_paths(trace.read_text())
         if not Path(path).is_relative_to(work) and not path.startswith(("/tmp/", "/dev/"))
-    }
+    } - OPTIONAL_WRITES
     assert outside == set(), f"written outside the unit's writable directories: {outside}"
+
+
+@pytest.mark.skipif(
+    not Path("/var/lib/libuuid").is_dir() or shutil.which("unshare") is None,
+    reason="no libuuid state directory (Debian: uuid-runtime) or no unshare",
+)
+def test_libuuid_does_without_its_clock_file_on_a_read_only_var():
+    """What OPTIONAL_WRITES assumes: with /var read-only, as ProtectSystem=strict mounts
+    it, uuid.uuid1() still answers and nothing is written there."""
+    clock = Path("/var/lib/libuuid/clock.txt")
+    before = clock.read_bytes() if clock.exists() else None
+    script = (
+        "mount --bind /var /var && mount -o remount,ro,bind /var && "
+        f"{shlex.quote(sys.executable)} -c 'import uuid; print(uuid.uuid1().version)'"
+    )
+    run = subprocess.run(
+        ["unshare", "--mount", "sh", "-c", script], capture_output=True, text=True, timeout=60
+    )
+    if run.returncode != 0 and ("unshare" in run.stderr or "mount" in run.stderr):
+        pytest.skip(f"cannot make a mount namespace here: {run.stderr.strip()}")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["1"]
+    assert (clock.read_bytes() if clock.exists() else None) == before
 
 
 WRITE_FLAGS = re.compile(r"O_WRONLY|O_RDWR|O_CREAT|O_TRUNC|O_APPEND")
