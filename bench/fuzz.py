@@ -4,9 +4,12 @@ Mutations of valid inputs (the real ExaBGP captures in ../shared/data when
 present, built-in lines otherwise) go through the real code: the feed's
 parser and a FeedServer on a Unix socket, ``load_snapshot`` on re-checksummed
 files, and flow JSON lines through ``attribution resolve``'s reader and the
-resolver's record checks. An input *crashes* if anything but the documented
-refusal escapes (FeedError, SnapshotError, a per-flow error), and *hangs* if
-it takes longer than ``--hang`` seconds.
+resolver's record checks; gRPC flow batches and whole ``attribution enrich``
+runs over collector files are ``bench.fuzz_service``'s. An input *crashes* if
+anything but the documented refusal escapes (FeedError, SnapshotError, a
+per-flow error, INVALID_ARGUMENT) or an answer fails its cross-check, and
+*hangs* if it takes longer than ``--hang`` seconds (an enrich run: 5x, a
+whole run with its gRPC channel).
 
     python -m bench.fuzz --seconds 600 --seed 1 [--save DIR]
 
@@ -359,11 +362,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--save", help="directory to write crashing and hanging inputs to")
     ap.add_argument(
         "--targets",
-        default="feed,parser,snapshots,flows",
+        default="feed,parser,snapshots,flows,grpc,enrich",
         help="comma-separated (default: all; feed: 100,000 lines through the socket)",
     )
     args = ap.parse_args(argv)
-    runs = {"parser": fuzz_parser, "snapshots": fuzz_snapshots, "flows": fuzz_flows}
+    from bench.fuzz_service import fuzz_enrich, fuzz_grpc
+
+    runs = {
+        "parser": fuzz_parser,
+        "snapshots": fuzz_snapshots,
+        "flows": fuzz_flows,
+        "grpc": fuzz_grpc,
+        "enrich": fuzz_enrich,
+    }
     print(f"seed {args.seed}, {args.seconds:.0f} s per target, hang = {args.hang} s")
     print(f"samples: {'real captures + built-in' if SAMPLES.is_dir() else 'built-in only'}")
     failed = 0
@@ -376,7 +387,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.targets.split(","):
         if name == "feed":
             continue
-        report = runs[name](args.seed, seconds=args.seconds, hang=args.hang)
+        hang = args.hang * (5 if name == "enrich" else 1)
+        report = runs[name](args.seed, seconds=args.seconds, hang=hang)
         print(report.line(), flush=True)
         for data, trace in report.crashes[:3]:
             print(f"  crash on {data[:120]!r}:\n{trace}")

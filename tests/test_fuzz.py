@@ -25,6 +25,7 @@ from bench.fuzz import (
     fuzz_snapshots,
 )
 from bench.fuzz_raw import fuzz_raw
+from bench.fuzz_service import fuzz_enrich, fuzz_grpc
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,6 +62,52 @@ def test_hostile_flow_records_get_an_error_each() -> None:
     report = fuzz_flows(6, count=1500, hang=float("inf"))
     no_crashes(report)
     assert report.refused > 0
+
+
+def test_hostile_flow_batches_are_refused_whole_or_answered_as_each_flow_alone() -> None:
+    """FlowBatch bytes through the servicer: only INVALID_ARGUMENT escapes, a rows
+    batch answers each flow as Resolve does, a columns batch the same in every shape."""
+    report = fuzz_grpc(7, count=3000, hang=float("inf"))
+    no_crashes(report)
+    assert 0 < report.refused < report.inputs
+
+
+def test_the_batch_checker_catches_a_batch_answer_unlike_the_flow_alone(monkeypatch) -> None:
+    from attribution.v1 import attribution_pb2 as pb
+    from bench.fuzz_service import WORLD_FLOWS, BatchChecker
+
+    checker = BatchChecker()
+    request = pb.FlowBatch(flows=pb.FlowRows(flows=[pb.Flow(**WORLD_FLOWS[0])]))
+    assert checker.check(request) is False
+    resolve_dicts = checker.resolver.resolve_dicts
+
+    def off_by_one(flows):
+        res = resolve_dicts(flows)
+        res.dst_origin_as[0] += 1
+        return res
+
+    monkeypatch.setattr(checker.resolver, "resolve_dicts", off_by_one)
+    with pytest.raises(AssertionError, match="flow 0"):
+        checker.check(request)
+
+
+def test_damaged_collector_files_through_enrich_keep_every_good_record_in_order() -> None:
+    report = fuzz_enrich(8, count=60, hang=float("inf"))
+    no_crashes(report)
+    assert report.refused > 0
+
+
+def test_the_enrich_checks_catch_a_lost_record_and_counts_that_do_not_add_up() -> None:
+    from attribution.enrich_records import Counters
+    from bench.fuzz_service import _counted, _in_order
+
+    first, second = b'{"a": 1, "error_code": null}', b'{"a": 2, "error_code": null}'
+    _in_order([first, second], [first, b'{"b": 0}', second])
+    with pytest.raises(AssertionError, match="missing"):
+        _in_order([first, second], [second, first])
+    _counted(first + b"\n", Counters(read=2, written=1, bad={"bad_json": 1}), csv=False)
+    with pytest.raises(AssertionError):
+        _counted(first + b"\n", Counters(read=3, written=1, bad={"bad_json": 1}), csv=False)
 
 
 def test_attribution_resolve_answers_every_hostile_line_in_order(tmp_path: Path) -> None:
