@@ -342,6 +342,29 @@ def flow_answer_json(answer: FlowAnswer, local_as: int, highest_as_set: bool = F
     )
 
 
+def flow_attribution_json(fa: pb.FlowAttribution) -> dict:
+    """The flow-JSON answer of one row of a ``flows`` batch's answer (same shape again)."""
+    if fa.HasField("error"):
+        return error_answer(fa.error.code, fa.error.message)
+    routes = [
+        route_summary_json(getattr(fa, side)) if fa.HasField(side) else None
+        for side in ("src_route", "dst_route")
+    ]
+    return _answer_json(
+        fa.router or None,
+        (fa.src_origin_as, fa.src_peer_as, fa.dst_origin_as, fa.dst_peer_as),
+        (
+            fa.src_origin_provenance,
+            fa.src_peer_provenance,
+            fa.dst_origin_provenance,
+            fa.dst_peer_provenance,
+        ),
+        *routes,
+        fa.override or None,
+        fa.flags,
+    )
+
+
 def _answer_json(
     router: str | None,
     asns: tuple[int, int, int, int],  # src origin, src peer, dst origin, dst peer

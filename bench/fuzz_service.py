@@ -193,7 +193,6 @@ class BatchChecker:
         self.servicer = AttributionServicer(
             self.rib, self.resolver, lambda: config, lambda: ReloadResult(ok=True)
         )
-        self.config = config
         self.stream = _StreamState()  # one ResolveStream's state across batches
         self.stream_routes = StreamRoutes()  # and the client's copy of its dictionary
 
@@ -210,7 +209,7 @@ class BatchChecker:
         return pb.AttributionBatch.FromString(answer) if isinstance(answer, bytes) else answer
 
     def _rows(self, request) -> bool:
-        from attribution.convert import _answer_json, flow_answer_json, route_summary_json
+        from attribution.convert import flow_answer_json, flow_attribution_json
         from attribution.grpc_service import _flow_dict
 
         try:
@@ -220,33 +219,12 @@ class BatchChecker:
         flows = request.flows.flows
         assert len(reply.attributions) == len(flows), "a rows batch lost or gained answers"
         errors = {e.index: e.code for e in reply.errors}
+        routing = self.resolver.routing
         for i, (flow, got) in enumerate(zip(flows, reply.attributions, strict=True)):
+            assert errors.get(i) == (got.error.code or None), f"flow {i}: errors list != row"
             alone = self.resolver.resolve_one(_flow_dict(flow))
-            if alone.error is not None:
-                assert errors.get(i) == alone.error[0], f"flow {i}: {errors.get(i)}, {alone.error}"
-                continue
-            assert i not in errors, f"flow {i}: the batch says {errors[i]}, alone it is answered"
-            routing = self.resolver.routing
             want = flow_answer_json(alone, routing.local_as, routing.highest_as_set)
-            routes = [
-                route_summary_json(getattr(got, f"{side}_route"))
-                if got.HasField(f"{side}_route")
-                else None
-                for side in ("src", "dst")
-            ]
-            have = _answer_json(
-                got.router or None,
-                (got.src_origin_as, got.src_peer_as, got.dst_origin_as, got.dst_peer_as),
-                (
-                    got.src_origin_provenance,
-                    got.src_peer_provenance,
-                    got.dst_origin_provenance,
-                    got.dst_peer_provenance,
-                ),
-                *routes,
-                got.override or None,
-                got.flags,
-            )
+            have = flow_attribution_json(got)
             assert have == want, f"flow {i}: the batch answers {have}, alone {want}"
         return False
 
