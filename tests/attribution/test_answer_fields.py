@@ -140,3 +140,18 @@ def test_one_flow_json_has_the_same_source_fields(served):
     answer = flow_answer_json(resolver.resolve_one(OVERRIDDEN), config.local_as)
     _has(answer, SRC_FIELDS)
     _has(answer, DST_FIELDS)
+
+
+def test_a_rows_answer_reads_as_the_same_flow_json_as_columns(served):
+    """flow_attribution_json: the rows shape, read back, is the columns shape's JSON,
+    bad records included."""
+    from attribution.convert import flow_attribution_json
+
+    _, stub, _, _ = served
+    flows = [FLOW, OVERRIDDEN, NO_SRC_ROUTE, {**FLOW, "dst_addr": "not-an-ip"}]
+    rows = stub.ResolveBatch(pb.FlowBatch(flows=pb.FlowRows(flows=[pb.Flow(**f) for f in flows])))
+    columns = stub.ResolveBatch(columns_request(flows[:3])[0])
+    from_rows = [flow_attribution_json(a) for a in rows.attributions]
+    assert from_rows[:3] == list(columns_to_answers(columns.columns, columns.errors))
+    _has(from_rows[0], SRC_FIELDS)
+    assert from_rows[3]["error_code"] == "bad_address"
