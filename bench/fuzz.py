@@ -2,7 +2,8 @@
 
 Mutations of valid inputs (the real ExaBGP captures in ../shared/data when
 present, built-in lines otherwise) go through the real code: the feed's
-parser and a FeedServer on a Unix socket, ``load_snapshot`` on re-checksummed
+parser and a FeedServer on a Unix socket, raw UPDATEs in ExaBGP's ``packets``
+lines (``bench.fuzz_raw``), ``load_snapshot`` on re-checksummed
 files, and flow JSON lines through ``attribution resolve``'s reader and the
 resolver's record checks; gRPC flow batches and whole ``attribution enrich``
 runs over collector files are ``bench.fuzz_service``'s. An input *crashes* if
@@ -362,14 +363,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--save", help="directory to write crashing and hanging inputs to")
     ap.add_argument(
         "--targets",
-        default="feed,parser,snapshots,flows,grpc,enrich",
+        default="feed,parser,raw,snapshots,flows,grpc,enrich",
         help="comma-separated (default: all; feed: 100,000 lines through the socket)",
     )
     args = ap.parse_args(argv)
+    from bench.fuzz_raw import fuzz_raw
     from bench.fuzz_service import fuzz_enrich, fuzz_grpc
 
     runs = {
         "parser": fuzz_parser,
+        "raw": fuzz_raw,
         "snapshots": fuzz_snapshots,
         "flows": fuzz_flows,
         "grpc": fuzz_grpc,

@@ -195,7 +195,9 @@ def seed_updates() -> list[bytes]:
     ]
 
 
-def fuzz_raw(seed: int, count: int | None = None, seconds: float | None = None) -> Report:
+def fuzz_raw(
+    seed: int, count: int | None = None, seconds: float | None = None, hang: float = float("inf")
+) -> Report:
     """Hostile raw UPDATEs (and lines) through ``ExabgpParser.parse`` into a RIB."""
     rng = random.Random(seed)
     rib = Rib()
@@ -227,7 +229,7 @@ def fuzz_raw(seed: int, count: int | None = None, seconds: float | None = None) 
             rib.apply_many(events)
             return False
 
-        report.run(line, call, float("inf"))
+        report.run(line, call, hang)
     report.seconds = time.perf_counter() - started
     check_snapshot_round_trip(rib, report)
     return report
