@@ -35,7 +35,7 @@ from attribution.metrics import (
 )
 from attribution.reload_changes import describe_changes, restart_needed
 from attribution.resolver import Resolver
-from attribution.snapshots import SnapshotPathInUse, Snapshots
+from attribution.snapshots import SnapshotPathInUse, Snapshots, SnapshotSchedule
 from attribution.tls_files import FollowedCertificates
 from ribd import gcpolicy, heap, observe
 from ribd.exabgp import feed_socket_path
@@ -48,7 +48,6 @@ log = logging.getLogger(__name__)
 MAINTENANCE_INTERVAL = 0.1  # seconds between RIB maintenance rounds
 SIGNAL_POLL = 0.2  # seconds between the main loop's looks at the signal flags
 OBSERVE_INTERVAL = 0.2  # seconds between rounds of RIB event logging and health updates
-SNAPSHOT_RETRY = 5.0  # seconds between looks at a load a periodic snapshot write waits for
 
 
 def tune_gc() -> None:
@@ -179,11 +178,10 @@ class Service:
             target=self._maintain, name="rib-maintenance", daemon=True
         )
         self._observer = threading.Thread(target=self._observe, name="observe", daemon=True)
+        self.snapshot_schedule = SnapshotSchedule(self.snapshots, lambda: self.config, self._stop)
         self._snapshots = threading.Thread(
-            target=self._snapshot_loop, name="rib-snapshots", daemon=True
+            target=self.snapshot_schedule.run, name="rib-snapshots", daemon=True
         )
-        self._snapshot_wake = threading.Event()
-        self._snapshot_postponed_since: float | None = None  # monotonic; None: not waiting
 
     def _apply_router_settings(self, config: Config) -> None:
         self.rib.router_names = {r.neighbor: r.name for r in config.routers}
@@ -273,56 +271,9 @@ class Service:
         """Write the RIB snapshot now (``attribution.snapshots``): logged and counted."""
         self.snapshots.write()
 
-    def _snapshot_loop(self) -> None:
-        """A write every ``snapshot_interval`` while a path is set. A reload wakes it:
-        the interval and the path it sets apply at once, not after the wait going on
-        (up to a day)."""
-        last = time.monotonic()
-        while not self._stop.is_set():
-            if self._snapshot_postponed_since is not None:
-                wait = SNAPSHOT_RETRY
-            else:
-                wait = max(0.0, last + self.config.snapshot_interval - time.monotonic())
-            self._snapshot_wake.wait(wait)
-            if self._stop.is_set():
-                break
-            if self._snapshot_wake.is_set():
-                self._snapshot_wake.clear()
-                continue
-            if not self.config.snapshot_path or self._periodic_snapshot(time.monotonic()):
-                last = time.monotonic()
-
-    def _periodic_snapshot(self, now: float) -> bool:
-        """A periodic write, unless a table streams in (a load, a re-read): True once
-        it ran, False while it waits.
-
-        A re-read holds ~1.7x the RIB and views for a while and a write ~0.9x more
-        for its seconds: together past the 1.9x a replica is sized for (README,
-        "Sizing a replica"), the OOM killer's case, and a snapshot taken mid-load is
-        a partial one anyway. So the write waits for the load, polled every
-        SNAPSHOT_RETRY, at most one more ``snapshot_interval`` (endless churn
-        must not stop snapshots). The stop's write never waits."""
-        with self.rib.lock:
-            loading = self.rib.streaming()
-        since = self._snapshot_postponed_since
-        if loading and (since is None or now - since < self.config.snapshot_interval):
-            if since is None:
-                self._snapshot_postponed_since = now
-                self.snapshots.stats.postponed += 1
-                log.info(
-                    "snapshot write put off while a table loads (%s): memory peaks would "
-                    "stack; at most %.0f s",
-                    ", ".join(sorted(loading)),
-                    self.config.snapshot_interval,
-                )
-            return False
-        self._snapshot_postponed_since = None
-        self.write_snapshot()
-        return True
-
     def stop(self) -> None:
         self._stop.set()
-        self._snapshot_wake.set()
+        self.snapshot_schedule.wake()
         if self.grpc_server is not None:
             self.grpc_server.stop(grace=2).wait(5)
         if self.supervisor is not None:
@@ -522,7 +473,7 @@ class Service:
         if self.metrics_server is not None:
             self.metrics_server.reload_tokens(new.metrics)
         self.config = new
-        self._snapshot_wake.set()  # the interval or the path may have changed
+        self.snapshot_schedule.wake()  # the interval or the path may have changed
         for w in warnings:
             log.warning("%s", w)
         log.info("config reloaded: %s", ", ".join(changes) or "no changes")

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ribd import heap
 from ribd.rib import Rib
@@ -31,6 +32,7 @@ from ribd.snapshot import (
 log = logging.getLogger(__name__)
 
 LOAD_OUTCOMES = ("loaded", "none", "refused")
+SNAPSHOT_RETRY = 5.0  # seconds between looks at a load a periodic snapshot write waits for
 
 
 @dataclass
@@ -43,7 +45,7 @@ class SnapshotStats:
     last_seconds: float = 0.0  # how long that write took
     last_bytes: int = 0  # that file's size
     leftovers_removed: int = 0  # unfinished writes' files removed (at start, before a write)
-    postponed: int = 0  # periodic writes that waited for a table load (Service._periodic_snapshot)
+    postponed: int = 0  # periodic writes that waited for a table load (SnapshotSchedule)
     load: str = ""  # at start: one of LOAD_OUTCOMES ("" before it, or without a path)
     load_seconds: float = 0.0
 
@@ -167,3 +169,71 @@ class Snapshots:
 
 
 __all__ = ["LOAD_OUTCOMES", "SnapshotPathInUse", "SnapshotStats", "Snapshots"]
+
+
+class SnapshotSchedule:
+    """The periodic writes: one every ``snapshot_interval`` while a path is set.
+
+    ``run`` is the service's ``rib-snapshots`` thread, until ``stopping`` is set.
+    ``config`` is read at each turn, and a reload calls ``wake``: the interval and
+    the path it sets apply at once, not after the wait going on (up to a day).
+    """
+
+    def __init__(
+        self, snapshots: Snapshots, config: Callable[[], Any], stopping: threading.Event
+    ) -> None:
+        self.snapshots = snapshots
+        self._config = config
+        self._stopping = stopping
+        self._wake = threading.Event()
+        self.postponed_since: float | None = None  # monotonic; None: not waiting
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def run(self) -> None:
+        last = time.monotonic()
+        while not self._stopping.is_set():
+            config = self._config()
+            if self.postponed_since is not None:
+                wait = SNAPSHOT_RETRY
+            else:
+                wait = max(0.0, last + config.snapshot_interval - time.monotonic())
+            self._wake.wait(wait)
+            if self._stopping.is_set():
+                break
+            if self._wake.is_set():
+                self._wake.clear()
+                continue
+            if not self._config().snapshot_path or self.periodic(time.monotonic()):
+                last = time.monotonic()
+
+    def periodic(self, now: float) -> bool:
+        """A periodic write, unless a table streams in (a load, a re-read): True once
+        it ran, False while it waits.
+
+        A re-read holds ~1.7x the RIB and views for a while and a write ~0.9x more
+        for its seconds: together past the 1.9x a replica is sized for (README,
+        "Sizing a replica"), the OOM killer's case, and a snapshot taken mid-load is
+        a partial one anyway. So the write waits for the load, polled every
+        SNAPSHOT_RETRY, at most one more ``snapshot_interval`` (endless churn
+        must not stop snapshots). The stop's write never waits."""
+        rib = self.snapshots.rib
+        interval = self._config().snapshot_interval
+        with rib.lock:
+            loading = rib.streaming()
+        since = self.postponed_since
+        if loading and (since is None or now - since < interval):
+            if since is None:
+                self.postponed_since = now
+                self.snapshots.stats.postponed += 1
+                log.info(
+                    "snapshot write put off while a table loads (%s): memory peaks would "
+                    "stack; at most %.0f s",
+                    ", ".join(sorted(loading)),
+                    interval,
+                )
+            return False
+        self.postponed_since = None
+        self.snapshots.write()
+        return True

@@ -13,7 +13,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import attribution.service as service_module
+import attribution.snapshots as snapshots_module
 from ribd.events import RoutesAnnounced, SessionState
 from ribd.speaker import wait_until
 from tests.attribution.helpers import EDGE1, attrs, external_service
@@ -54,7 +54,7 @@ def _service(tmp_path: Path, interval: float, monkeypatch):
     )
     # Below the file's 10 s floor, so the test takes seconds; the loop reads it live.
     service.config = replace(service.config, snapshot_interval=interval)
-    monkeypatch.setattr(service_module, "SNAPSHOT_RETRY", 0.1)
+    monkeypatch.setattr(snapshots_module, "SNAPSHOT_RETRY", 0.1)
     return service, snapshot
 
 
