@@ -168,9 +168,6 @@ class Snapshots:
         log.info("RIB snapshot written: %s (%d bytes, %.1f s)", path, info.file_bytes, info.seconds)
 
 
-__all__ = ["LOAD_OUTCOMES", "SnapshotPathInUse", "SnapshotStats", "Snapshots"]
-
-
 class SnapshotSchedule:
     """The periodic writes: one every ``snapshot_interval`` while a path is set.
 
@@ -237,3 +234,13 @@ class SnapshotSchedule:
         self.postponed_since = None
         self.snapshots.write()
         return True
+
+
+__all__ = [
+    "LOAD_OUTCOMES",
+    "SNAPSHOT_RETRY",
+    "SnapshotPathInUse",
+    "SnapshotSchedule",
+    "SnapshotStats",
+    "Snapshots",
+]

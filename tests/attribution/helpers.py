@@ -100,13 +100,16 @@ def wait_for_lines(path: Path, n: int, timeout: float = 240.0) -> list[dict]:
     raise AssertionError(f"{path}: {done} lines, waited for {n}")
 
 
-def external_service(tmp_path: Path, service_lines: str = "", extra: str = ""):
-    """An in-process ``attribution.service.Service`` (not started) on CONFIG with an
-    external ExaBGP; ``service_lines`` go into [service], ``extra`` at the end."""
+def external_service(
+    tmp_path: Path, service_lines: str = "", extra: str = "", config: str = CONFIG
+):
+    """An in-process ``attribution.service.Service`` (not started) on ``config`` with
+    an external ExaBGP, written to ``tmp_path/attribution.toml``; ``service_lines`` go
+    into [service], ``extra`` at the end."""
     from attribution.service import Service
 
     bgp = f'[bgp]\nexabgp = "external"\nfeed_socket = "{tmp_path}/feed.sock"\n'
-    text = CONFIG.replace("[[routers]]", bgp + "\n[[routers]]", 1)
+    text = config.replace("[[routers]]", bgp + "\n[[routers]]", 1)
     text = text.replace("[service]\n", "[service]\n" + service_lines, 1) + extra
     path = tmp_path / "attribution.toml"
     path.write_text(text)

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from ribd.speaker import wait_until
+from tests.attribution.helpers import external_service
 from tests.attribution.observed import ServedProcess, metric, router_block
 
 RELOADS = "attribution_config_reloads_total"
@@ -183,15 +184,7 @@ def test_the_answers_digest_is_the_same_in_another_process():
 def test_a_reload_asked_while_the_service_stops_is_not_counted_as_a_refused_file(tmp_path):
     """A SIGHUP or Reload RPC that lands during shutdown is answered "stopping"; the
     file was fine, so the last scrapes before exit must not say the reload failed."""
-    from attribution.service import Service
-
-    conf = tmp_path / "attribution.toml"
-    conf.write_text(
-        '[service]\nlocal_as = 64500\nrouter_id = "127.0.0.1"\ngrpc_listen = "127.0.0.1:0"\n\n'
-        f'[bgp]\nexabgp = "external"\nfeed_socket = "{tmp_path}/feed.sock"\n\n'
-        + router_block("edge1", "127.0.0.2", "127.0.1.1")
-    )
-    service = Service(str(conf))
+    service = external_service(tmp_path)
     service.start()
     try:
         assert service.reload().ok

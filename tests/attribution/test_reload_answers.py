@@ -22,6 +22,7 @@ from attribution.resolver import Resolver
 from ribd.attributes import AS_SEQUENCE, AS_SET, make_attributes
 from ribd.events import EndOfRib, RoutesAnnounced, SessionState
 from ribd.speaker import wait_until
+from tests.attribution.helpers import external_service
 
 ROUTERS = {"edge1": "127.0.0.11", "edge2": "127.0.0.12", "edge3": "127.0.0.13"}
 EXPORTERS = ["127.0.1.1", "127.0.1.2", "127.0.1.3", "127.0.1.4", "::1"]
@@ -89,38 +90,31 @@ def fresh_answers(service, text: str) -> list[dict]:
 
 @pytest.fixture
 def service(tmp_path: Path):
-    from attribution.service import Service
-
+    service = external_service(tmp_path, config=random_config(random.Random(0)))
     path = tmp_path / "attribution.toml"
-    text = random_config(random.Random(0)).replace(
-        "[[routers]]",
-        f'[bgp]\nexabgp = "external"\nfeed_socket = "{tmp_path}/feed.sock"\n\n[[routers]]',
-        1,
-    )
-    path.write_text(text)
-    service = Service(str(path))
+    bgp = path.read_text().split("[[routers]]", 1)[0].split("[bgp]")[1]
     service.start()
-    rib = service.rib
-    for neighbor in ROUTERS.values():
-        rib.apply(SessionState(neighbor, "up"))
-    for name, family, prefix, path_segments in ROUTES:
-        attrs = make_attributes(path_segments, next_hop="127.0.0.99")
-        rib.apply(RoutesAnnounced(ROUTERS[name], family, (prefix,), None, attrs))
-    for neighbor in ROUTERS.values():
-        rib.apply(EndOfRib(neighbor, V4))
-        rib.apply(EndOfRib(neighbor, V6))
-    # The daemon's compiled views, built by its maintenance thread once lookups ask: the
-    # path whose plans and chains are kept across batches.
-    answers(service.resolver)
-    views = service.resolver.views
-    wait_until(
-        lambda: all(views.usable(ROUTERS[n], f) for n, f in (("edge1", V4), ("edge1", V6))),
-        60,
-        0.05,
-        "edge1's compiled views",
-    )
     try:
-        yield service, path, text.split("[[routers]]", 1)[0].split("[bgp]")[1]
+        rib = service.rib
+        for neighbor in ROUTERS.values():
+            rib.apply(SessionState(neighbor, "up"))
+        for name, family, prefix, path_segments in ROUTES:
+            attrs = make_attributes(path_segments, next_hop="127.0.0.99")
+            rib.apply(RoutesAnnounced(ROUTERS[name], family, (prefix,), None, attrs))
+        for neighbor in ROUTERS.values():
+            rib.apply(EndOfRib(neighbor, V4))
+            rib.apply(EndOfRib(neighbor, V6))
+        # The daemon's compiled views, built by its maintenance thread once lookups ask:
+        # the path whose plans and chains are kept across batches.
+        answers(service.resolver)
+        views = service.resolver.views
+        wait_until(
+            lambda: all(views.usable(ROUTERS[n], f) for n, f in (("edge1", V4), ("edge1", V6))),
+            60,
+            0.05,
+            "edge1's compiled views",
+        )
+        yield service, path, bgp
     finally:
         service.stop()
 
