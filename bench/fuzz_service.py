@@ -1,7 +1,8 @@
 """Fuzz targets for what collectors send the service: gRPC flow batches and enrich's records.
 
-Two targets beside ``bench.fuzz``'s (feed lines, snapshots, flow JSON), on a
-small routing world fed by events (two routers, a fallback, overrides):
+Two targets beside ``bench.fuzz``'s (feed lines, snapshots, flow JSON), on the
+semantics tests' routing world (``tests.attribution.helpers.build_world``: three
+routers, fallbacks, two overrides), the one the enrich samples were written for:
 
 * ``grpc``: FlowBatch wire bytes, built column by column with odd lengths and
   values or mutated from valid requests of every shape (rows, columns, packed
@@ -39,56 +40,11 @@ from pathlib import Path
 
 from google.protobuf.message import DecodeError
 
-from attribution.config import parse_config
 from bench.fuzz import Report, _budget
 from bench.fuzz_mutate import mutate_bytes
-from ribd.attributes import AS_SEQUENCE, AS_SET, make_attributes
-from ribd.events import EndOfRib, RoutesAnnounced, SessionState
-from ribd.rib import Rib
+from tests.attribution.helpers import build_world
 
 ENRICH_SAMPLES = Path(__file__).resolve().parents[1] / "tests" / "attribution" / "data" / "enrich"
-EDGE1, EDGE2 = "127.0.0.11", "127.0.0.12"
-WORLD_CONFIG = f"""
-[service]
-local_as = 64500
-router_id = "127.0.0.1"
-grpc_listen = "127.0.0.1:0"
-fallback = ["edge2"]
-
-[[routers]]
-name = "edge1"
-neighbor = "{EDGE1}"
-exporters = ["127.0.1.1", "::1"]
-
-[[routers]]
-name = "edge2"
-neighbor = "{EDGE2}"
-exporters = ["127.0.1.2"]
-
-[[overrides]]
-name = "ix-peer-a"
-exporter = "127.0.1.1"
-in_if = 20
-src_mac = "02:00:00:00:00:0a"
-peer_as = 65010
-
-[[overrides]]
-name = "pni-b"
-exporter = "127.0.1.1"
-in_if = 30
-peer_as = 65020
-"""
-V4, V6 = "ipv4 unicast", "ipv6 unicast"
-WORLD_ROUTES = [
-    (EDGE1, V4, "0.0.0.0/0", (65001,), ()),
-    (EDGE1, V4, "10.0.0.0/8", (65001, 65002), ()),
-    (EDGE1, V4, "10.1.0.0/16", (65001, 65003), (65007, 65008)),
-    (EDGE1, V4, "192.168.0.0/16", (), ()),
-    (EDGE1, V6, "2001:db8::/32", (65001, 4200000001), ()),
-    (EDGE2, V4, "10.0.0.0/8", (65100, 65101), ()),
-    (EDGE2, V4, "172.16.0.0/12", (65100,), ()),
-    (EDGE2, V6, "2001:db8:1::/48", (65100, 65102), ()),
-]
 # Flows the valid requests are made of: a match, an override, a fallback, IPv6, a miss.
 WORLD_FLOWS = [
     {"exporter": "127.0.1.1", "src_addr": "10.1.2.3", "dst_addr": "10.9.9.9", "in_if": 20,
@@ -108,23 +64,6 @@ ADDRESSES = (
 )
 MACS = (bytes(6), bytes.fromhex("02000000000a"), b"\xff" * 6, bytes.fromhex("0c0000000001"))
 ODD_EXPORTERS = ("127.0.1.1", "::1", "", "x", "127.0.1.1\x00", "10.0.0.0/8", "::ffff:127.0.1.1")
-
-
-def service_world() -> tuple[Rib, object]:
-    """The RIB and config every target here asks (two routers' tables, hand-fed)."""
-    config = parse_config(WORLD_CONFIG, "fuzz.toml")
-    rib = Rib(router_names={r.neighbor: r.name for r in config.routers})
-    for neighbor in (EDGE1, EDGE2):
-        rib.apply(SessionState(neighbor, "up"))
-    for neighbor, family, prefix, sequence, as_set in WORLD_ROUTES:
-        path = ((AS_SEQUENCE, sequence),) if sequence else ()
-        path += ((AS_SET, as_set),) if as_set else ()
-        attrs = make_attributes(path, next_hop="127.0.0.99")
-        rib.apply(RoutesAnnounced(neighbor, family, (prefix,), None, attrs))
-    for neighbor in (EDGE1, EDGE2):
-        rib.apply(EndOfRib(neighbor, V4))
-        rib.apply(EndOfRib(neighbor, V6))
-    return rib, config
 
 
 # -- gRPC flow batches -----------------------------------------------------------------------
@@ -188,7 +127,7 @@ class BatchChecker:
         from attribution.grpc_service import AttributionServicer, ReloadResult, _StreamState
         from attribution.resolver import Resolver
 
-        self.rib, config = service_world()
+        self.rib, config = build_world()
         self.resolver = Resolver(self.rib, config, max_batch_flows=64)
         self.servicer = AttributionServicer(
             self.rib, self.resolver, lambda: config, lambda: ReloadResult(ok=True)
@@ -320,7 +259,7 @@ class EnrichChecker:
         from attribution.grpc_service import AttributionServicer, ReloadResult, start_server
         from attribution.resolver import Resolver
 
-        rib, config = service_world()
+        rib, config = build_world()
         config = replace(config, api=ApiSettings())
         resolver = Resolver(rib, config, max_batch_flows=100_000)
         servicer = AttributionServicer(rib, resolver, lambda: config, lambda: ReloadResult(ok=True))
