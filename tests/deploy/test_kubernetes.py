@@ -23,9 +23,10 @@ MANIFESTS = sorted(KUBERNETES.glob("*.yaml"))
 VERSIONS = ("1.29", kubernetes_validate.latest_version())
 
 
-def documents() -> list[tuple[Path, dict]]:
+def documents(paths: list[Path] = MANIFESTS) -> list[tuple[Path, dict]]:
+    """(file, object) for every object of ``paths`` (default: the core manifests)."""
     docs = []
-    for path in MANIFESTS:
+    for path in paths:
         docs += [(path, doc) for doc in yaml.safe_load_all(path.read_text()) if doc]
     return docs
 

@@ -8,32 +8,23 @@ or scrapes each pod twice, and a job name other than the one AttributionDown rea
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 
-import pytest
 import yaml
 
 from tests.deploy.common import DEPLOY, KUBERNETES
+from tests.deploy.test_alerts import RULES, needs_promtool, promtool_check_rules
+from tests.deploy.test_kubernetes import documents
 
 MONITORING = KUBERNETES / "monitoring"
-RULES = DEPLOY / "prometheus" / "attribution-alerts.yml"
 GENERATOR = DEPLOY / "prometheus" / "prometheusrule.py"
-PROMTOOL = shutil.which("promtool")
-
-
-def manifests(directory=KUBERNETES) -> list[dict]:
-    return [
-        doc
-        for path in sorted(directory.glob("*.yaml"))
-        for doc in yaml.safe_load_all(path.read_text())
-        if doc
-    ]
 
 
 def one(kind: str) -> dict:
-    (found,) = [doc for doc in manifests(MONITORING) if doc["kind"] == kind]
+    (found,) = [
+        doc for _, doc in documents(sorted(MONITORING.glob("*.yaml"))) if doc["kind"] == kind
+    ]
     assert found["apiVersion"] == "monitoring.coreos.com/v1"
     return found
 
@@ -51,16 +42,13 @@ def test_the_prometheusrule_is_the_rule_file_as_the_generator_writes_it():
     assert rule["metadata"]["namespace"] == "attribution"
 
 
-@pytest.mark.skipif(PROMTOOL is None, reason="promtool is not installed (.ci/run installs it)")
+@needs_promtool
 def test_the_prometheusrules_groups_pass_promtool_check(tmp_path):
     extracted = tmp_path / "rules.yml"
     extracted.write_text(yaml.safe_dump({"groups": one("PrometheusRule")["spec"]["groups"]}))
-    out = subprocess.run(
-        [PROMTOOL, "check", "rules", str(extracted)], capture_output=True, text=True, timeout=60
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
+    out = promtool_check_rules(extracted)
     rules = sum(len(g["rules"]) for g in one("PrometheusRule")["spec"]["groups"])
-    assert f"SUCCESS: {rules} rules found" in out.stdout, out.stdout
+    assert f"SUCCESS: {rules} rules found" in out, out
 
 
 def test_the_servicemonitor_scrapes_every_pod_once_under_the_job_the_rules_read():
@@ -69,7 +57,7 @@ def test_the_servicemonitor_scrapes_every_pod_once_under_the_job_the_rules_read(
     wanted = spec["selector"]["matchLabels"]
     services = [
         s
-        for s in manifests()
+        for _, s in documents()
         if s["kind"] == "Service"
         and s["metadata"]["namespace"] in spec["namespaceSelector"]["matchNames"]
         and wanted.items() <= s["metadata"].get("labels", {}).items()
