@@ -65,10 +65,14 @@ def test_the_rules_unit_tests_pass():
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+def rule_groups() -> list[dict]:
+    """The rule file's groups, as Prometheus (and a PrometheusRule's spec) read them."""
+    return yaml.safe_load(RULES.read_text())["groups"]
+
+
 def names_in_rules() -> set[str]:
     """The attribution_* metrics the rules' expressions read."""
-    groups = yaml.safe_load(RULES.read_text())["groups"]
-    exprs = " ".join(r["expr"] for g in groups for r in g["rules"])
+    exprs = " ".join(r["expr"] for g in rule_groups() for r in g["rules"])
     return set(re.findall(r"\b(attribution_[a-z0-9_]+)", exprs))
 
 

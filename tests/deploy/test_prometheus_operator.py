@@ -14,7 +14,7 @@ import sys
 import yaml
 
 from tests.deploy.common import DEPLOY, KUBERNETES
-from tests.deploy.test_alerts import RULES, needs_promtool, promtool_check_rules
+from tests.deploy.test_alerts import needs_promtool, promtool_check_rules, rule_groups
 from tests.deploy.test_kubernetes import documents
 
 MONITORING = KUBERNETES / "monitoring"
@@ -38,7 +38,7 @@ def test_the_prometheusrule_is_the_rule_file_as_the_generator_writes_it():
         "> deploy/kubernetes/monitoring/prometheusrule.yaml"
     )
     rule = one("PrometheusRule")
-    assert rule["spec"]["groups"] == yaml.safe_load(RULES.read_text())["groups"]
+    assert rule["spec"]["groups"] == rule_groups()
     assert rule["metadata"]["namespace"] == "attribution"
 
 
@@ -73,9 +73,6 @@ def test_the_servicemonitor_scrapes_every_pod_once_under_the_job_the_rules_read(
     assert port["targetPort"] == "metrics"
     job = service["metadata"]["labels"][spec["jobLabel"]]
     down = next(
-        r["expr"]
-        for g in yaml.safe_load(RULES.read_text())["groups"]
-        for r in g["rules"]
-        if r.get("alert") == "AttributionDown"
+        r["expr"] for g in rule_groups() for r in g["rules"] if r.get("alert") == "AttributionDown"
     )
     assert re.search(r'job="([^"]+)"', down).group(1) == job
