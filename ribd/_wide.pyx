@@ -10,9 +10,9 @@ its per-UPDATE dicts and its helpers made router 64's apply ~7x router 1's
 the same objects, in the same order: the first reads each prefix's entry
 (from the store's arrays by the index ``find_many`` gave, or the delta) and
 counts per row how many of its prefixes the UPDATE carries; the second writes
-the moved rows (interned in ``table._entries`` as ``moved_row`` builds them),
-keeps a prefix's own values, logs the change, and at the end drops the rows
-no prefix holds any more from the intern dict (the same reference rule). An
+the moved rows (not interned, as ``moved_row`` builds them), keeps a prefix's
+own values, logs the change, and at the end drops the interned rows no prefix
+holds any more from the intern dict (the same reference rule). An
 Overlay that nothing but the store holds is updated in place rather than made
 anew (the reference makes a new one: equal state, see ``_wide_core``). The
 rare parts call the Python code they would run there: ADD-PATH sets
@@ -181,10 +181,9 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
     cdef uint64_t stack_k[STACK]
     cdef uint64_t *dkeys = stack_k
     cdef bint int_delta
-    # Per row: its plain and its cleared move (owned references), its hash.
+    # Per row: its plain and its cleared move (owned references).
     cdef PyObject *stack_mp[STACK]
     cdef PyObject *stack_mc[STACK]
-    cdef Py_hash_t stack_h[STACK]
     # Each held prefix's entry and the rows counted (first seen first): owned
     # references in C arrays, where two lists grew by appends (their reallocs
     # ~2% of the refresh under callgrind, stop 37, movewide). The reference
@@ -196,7 +195,6 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
     cdef Py_ssize_t ents_held = 0  # the entries whose references ``ents`` holds
     cdef PyObject **mv_plain = stack_mp
     cdef PyObject **mv_cleared = stack_mc
-    cdef Py_hash_t *mv_hash = stack_h
     cdef void *heap = NULL
     cdef Py_ssize_t o_fs = _at(fs, _family_state, 0)  # (0: its slots at their offsets)
     cdef PyObject **cells = NULL
@@ -222,8 +220,7 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
     stale = -1 if stale_obj is None else stale_obj
     new_prefixes = None  # (made for the first prefix the store lacks: rare)
     if n > STACK:
-        heap = PyMem_Malloc(3 * n * sizeof(Py_ssize_t) + 4 * n * sizeof(PyObject *) + n * sizeof(Py_hash_t)
-                            + n * sizeof(uint64_t))
+        heap = PyMem_Malloc(3 * n * sizeof(Py_ssize_t) + 4 * n * sizeof(PyObject *) + n * sizeof(uint64_t))
         if heap == NULL:
             raise MemoryError()
         ent_i = <Py_ssize_t *>heap
@@ -233,8 +230,7 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
         mv_cleared = mv_plain + n
         ents = mv_cleared + n
         rows = ents + n
-        mv_hash = <Py_hash_t *>(rows + n)
-        dkeys = <uint64_t *>(mv_hash + n)
+        dkeys = <uint64_t *>(rows + n)
     try:
         values = get_at(store, _st_values | o_store, "values")
         if len(values):
@@ -288,7 +284,6 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
                 rows[r] = <PyObject *>row
                 counts[r] = 0
                 mv_plain[r] = mv_cleared[r] = NULL
-                mv_hash[r] = -1
                 nrows += 1
                 if by_id is not None:
                     by_id[id(row)] = r
@@ -336,7 +331,7 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
                     old_p = NULL
                 if old_p != NULL:
                     if mv_plain[r] == NULL:
-                        _move(mv_plain, mv_hash, r, <tuple>rows[r], slot, attrs, entries, stale, False)
+                        _move(mv_plain, r, <tuple>rows[r], slot, attrs, stale, False)
                     at = ats[i]
                     if at >= 0:
                         old_cell = cells[at]
@@ -377,22 +372,20 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
                 new_entry = _with_values(entry, {slot: new, stale: None} if clear else {slot: new}, intern)
             else:
                 if r == main_r and clear == main_clear:  # most prefixes: the main row moves
-                    moved = _move(mv_cleared if clear else mv_plain, mv_hash, r, row, slot, attrs,
-                                  entries, stale, clear)
+                    moved = _move(mv_cleared if clear else mv_plain, r, row, slot, attrs, stale, clear)
                 else:
                     moved = None
                     if main_count > 1 and diffs is None:
                         diffs = [None] * nrows
                     if main_count > 1 and diffs[r] is not False:
-                        main_moved = _move(mv_cleared if main_clear else mv_plain, mv_hash, main_r,
-                                           <tuple>rows[main_r], slot, attrs, entries, stale, main_clear)
+                        main_moved = _move(mv_cleared if main_clear else mv_plain, main_r,
+                                           <tuple>rows[main_r], slot, attrs, stale, main_clear)
                         new_entry = rejoin_c(entry, over, row, slot, attrs, stale if clear else -1, diffs, r, <tuple>main_moved)
                         main_moved = None
                         if new_entry is not None:
                             moved = _rejoined
                     if moved is None:  # the row moves
-                        moved = _move(mv_cleared if clear else mv_plain, mv_hash, r, row, slot, attrs,
-                                      entries, stale, clear)
+                        moved = _move(mv_cleared if clear else mv_plain, r, row, slot, attrs, stale, clear)
                 if moved is _rejoined:
                     pass  # new_entry: on the main row
                 elif overlay:
@@ -441,7 +434,8 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
         if d_stale:
             set_at(fs, _fs_stale_prefixes | o_fs, "stale_prefixes",
                     _plus(get_at(fs, _fs_stale_prefixes | o_fs, "stale_prefixes"), -d_stale))
-        # Rows no prefix holds any more leave the intern dict now (see Rib._announce).
+        # Interned rows no prefix holds any more leave the intern dict now (see
+        # Rib._announce); a row never interned goes with its last reference.
         ents_held = 0
         for e in range(nents):
             Py_XDECREF(ents[e])
@@ -449,13 +443,13 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
         row = None
         for r in range(nrows):
             candidate = <object>rows[r]
-            # References: the dict's key and value, ``rows``, ``candidate``. A row
-            # this UPDATE moved to stays (the Python loop's ``moves`` holds it then).
-            if Py_REFCNT(candidate) <= 4 and not _holds(mv_plain, mv_cleared, <PyObject *>candidate, nrows):
-                if mv_hash[r] == -1 and _hash_known:  # (not moved: hashed here, sets without a call)
-                    mv_hash[r] = wide_tuple_hash(candidate)
-                if mv_hash[r] != -1:  # (hashed when it moved: not walked again)
-                    wide_drop_known(entries, candidate, mv_hash[r])
+            # References: the dict's key and value, ``rows``, ``candidate``: an
+            # interned row nothing else holds has exactly 4 (fewer: not interned,
+            # no probe). A row this UPDATE moved to stays (the Python loop's
+            # ``moves`` holds it then).
+            if Py_REFCNT(candidate) == 4 and not _holds(mv_plain, mv_cleared, <PyObject *>candidate, nrows):
+                if _hash_known:  # (sets hashed without a call)
+                    wide_drop_known(entries, candidate, wide_tuple_hash(candidate))
                 else:
                     wide_drop_if_interned(entries, candidate)
             candidate = None

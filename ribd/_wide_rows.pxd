@@ -1,8 +1,8 @@
 # The rows of wide entries (ribd.entries), shared in C by ribd._wide and
 # ribd._wide_rejoin: an Overlay's fields read at their offsets, a row's slot, a
 # slot's place in a prefix's own values, and (C code, used by ribd._wide) a
-# moved row built, hashed and interned in one walk, a dying row dropped from the
-# intern dict by its known hash. Inline or static: no module of its own.
+# moved row built (not interned), a dying row dropped from the intern dict.
+# Inline or static: no module of its own.
 
 from cpython.ref cimport Py_INCREF, PyObject
 
@@ -104,69 +104,21 @@ cdef extern from *:
             && PyObject_IS_GC(item) && PyObject_GC_IsTracked(item);
     }
     /* ``row`` with ``value`` in ``slot``, slot ``clear`` (>= 0) emptied, ``end``
-       items long (the caller trimmed it), interned in ``d`` (setdefault: the
-       equal row already there if any; a new reference). The old row's hash goes
-       to ``*old_hash`` (-1: not known): the walk that takes a reference to each
-       item hashes it once for both rows, and the intern dict is asked with the
-       new row's hash, where ``PyDict_SetDefault`` and the old row's later
-       removal each walked the 64 items again. A new row none of whose items the
-       cyclic GC tracks (None, ``gc=False`` attribute sets) is untracked (below). */
+       items long (the caller trimmed it): a new row, shared by the prefixes of
+       the UPDATE that held ``row`` and not interned. Interning it (hash the 16-64
+       items, probe the intern dict, insert, and probe again to drop the old row)
+       was ~8% of 32 routers' tables loading together in process, and an UPDATE
+       moves a set's prefixes together, so an equal row made by another UPDATE
+       is rare (2.2% of the rows after 32 routers' tables); the maintenance's
+       collection interns the rows that stay (``Collection``'s rows phase).
+       References first, then a row none of whose items the cyclic GC tracks
+       (None, ``gc=False`` attribute sets) is untracked at once (below). */
     static inline PyObject *wide_moved(PyObject *row, Py_ssize_t slot, PyObject *value,
-                                PyObject *d, Py_ssize_t clear, Py_ssize_t end,
-                                Py_hash_t *old_hash) {
+                                       Py_ssize_t clear, Py_ssize_t end) {
         Py_ssize_t n = PyTuple_GET_SIZE(row), i;
-        PyObject *new_row = PyTuple_New(end), *item, *o, *got;
+        PyObject *new_row = PyTuple_New(end), *item;
         int tracked = 0;
-        *old_hash = -1;
         if (new_row == NULL) return NULL;
-    #if WIDE_KNOWN_HASH
-        if (*wide_hash_flag()) {
-            Py_ssize_t m = n > end ? n : end;
-            Py_uhash_t a_old = WIDE_P5, a_new = WIDE_P5, lo = 0, ln;
-            Py_uhash_t none_lane = (Py_uhash_t)PyObject_Hash(Py_None);
-            Py_hash_t h;
-            /* References first, hashes second: the increfs are independent
-               stores, so the items' cold cache lines load in parallel; hashing
-               in the same loop waited for each (perf: slower than before). */
-            for (i = 0; i < end; i++) {
-                item = i == slot ? value : (i == clear || i >= n) ? Py_None : PyTuple_GET_ITEM(row, i);
-                Py_INCREF(item);
-                PyTuple_SET_ITEM(new_row, i, item);
-                tracked |= wide_tracks(item);
-            }
-            for (i = 0; i < m; i++) {
-                o = i < n ? PyTuple_GET_ITEM(row, i) : NULL;
-                if (o != NULL) {
-                    lo = o == Py_None ? none_lane : (Py_uhash_t)wide_item_hash(o);
-                    if (lo == (Py_uhash_t)-1) goto fail;
-                    a_old = wide_step(a_old, lo);
-                }
-                if (i < end) {
-                    item = PyTuple_GET_ITEM(new_row, i);
-                    if (item == o) ln = lo;
-                    else if (item == Py_None) ln = none_lane;
-                    else {
-                        ln = (Py_uhash_t)wide_item_hash(item);
-                        if (ln == (Py_uhash_t)-1) goto fail;
-                    }
-                    a_new = wide_step(a_new, ln);
-                }
-            }
-            h = wide_finish(a_new, end);
-            got = _PyDict_GetItem_KnownHash(d, new_row, h);
-            if (got != NULL) {
-                Py_INCREF(got);
-                Py_DECREF(new_row);
-                *old_hash = wide_finish(a_old, n);
-                return got;
-            }
-            if (PyErr_Occurred()) goto fail;
-            if (!tracked) PyObject_GC_UnTrack(new_row);
-            if (_PyDict_SetItem_KnownHash(d, new_row, new_row, h) < 0) goto fail;
-            *old_hash = wide_finish(a_old, n);
-            return new_row;
-        }
-    #endif
         for (i = 0; i < end; i++) {
             item = i == slot ? value : (i == clear || i >= n) ? Py_None : PyTuple_GET_ITEM(row, i);
             Py_INCREF(item);
@@ -174,13 +126,7 @@ cdef extern from *:
             tracked |= wide_tracks(item);
         }
         if (!tracked) PyObject_GC_UnTrack(new_row);
-        got = PyDict_SetDefault(d, new_row, new_row);
-        Py_XINCREF(got);
-        Py_DECREF(new_row);
-        return got;
-    fail:
-        Py_DECREF(new_row);
-        return NULL;
+        return new_row;
     }
     /* ``wide_drop_if_interned`` with the key's hash known. */
     static inline int wide_drop_known(PyObject *d, PyObject *key, Py_hash_t h) {
@@ -239,8 +185,7 @@ cdef extern from *:
     }
     """
     int wide_drop_if_interned(object d, object key) except -1
-    object wide_moved(object row, Py_ssize_t slot, object value, object d, Py_ssize_t clear,
-                      Py_ssize_t end, Py_hash_t *old_hash)
+    object wide_moved(object row, Py_ssize_t slot, object value, Py_ssize_t clear, Py_ssize_t end)
     int wide_drop_known(object d, object key, Py_hash_t h) except -1
     int wide_check_hash(object samples) except -1
     int wide_hash_known()
@@ -302,12 +247,10 @@ cdef inline tuple _without(tuple over, Py_ssize_t j):
     return <tuple>out
 
 
-cdef inline object _moved_row(tuple row, Py_ssize_t slot, object value, dict entries, Py_ssize_t clear,
-                              Py_hash_t *old_hash):
+cdef inline object _moved_row(tuple row, Py_ssize_t slot, object value, Py_ssize_t clear):
     """``entries.moved_row``: ``row`` with ``value`` (not None) in ``slot`` and, for
     ``clear`` >= 0 where the row holds a value there, that slot emptied and
-    trailing None trimmed (``_rewritten``); interned in ``entries``. ``*old_hash``:
-    ``hash(row)``, from the same walk (-1: not known)."""
+    trailing None trimmed (``_rewritten``); a new row, not interned."""
     cdef Py_ssize_t n = PyTuple_GET_SIZE(row), width, end, i
     cdef bint clearing = clear >= 0 and clear < n and <object>PyTuple_GET_ITEM(row, clear) is not None
     width = n if slot < n else slot + 1
@@ -318,21 +261,20 @@ cdef inline object _moved_row(tuple row, Py_ssize_t slot, object value, dict ent
             if i != clear and i < n and <object>PyTuple_GET_ITEM(row, i) is not None:
                 break
             end -= 1
-    return wide_moved(row, slot, value, entries, clear if clearing else -1, end, old_hash)
+    return wide_moved(row, slot, value, clear if clearing else -1, end)
 
 
-cdef inline object _move(PyObject **moves, Py_hash_t *hashes, Py_ssize_t r, tuple row,
-                        Py_ssize_t slot, object attrs, dict entries, Py_ssize_t stale, bint clear):
+cdef inline object _move(PyObject **moves, Py_ssize_t r, tuple row, Py_ssize_t slot, object attrs,
+                        Py_ssize_t stale, bint clear):
     """``announce_wide``'s ``moves``: row ``r`` (the row's place in the UPDATE's
     row table) moved once per UPDATE and ``clear``; ``moves``: the plain or the
-    cleared moves, one owned reference each (NULL: not moved yet); ``hashes[r]``
-    the row's own hash, from its move's walk (-1: not known). C arrays that
+    cleared moves, one owned reference each (NULL: not moved yet). C arrays that
     ``_wide_core`` owns: a ``cdef class`` and its two lists per UPDATE were ~1.5%
     of the 16 routers' refresh in process (stop 34, wide3)."""
     cdef PyObject *m = moves[r]
     if m != NULL:
         return <object>m
-    moved = _moved_row(row, slot, attrs, entries, stale if clear else -1, &hashes[r])
+    moved = _moved_row(row, slot, attrs, stale if clear else -1)
     Py_INCREF(moved)
     moves[r] = <PyObject *>moved
     return moved

@@ -87,6 +87,56 @@ class Overlay(msgspec.Struct, gc=False, eq=False):
         return iter(self.values())
 
 
+def intern_rows(interned: dict, values: object, start: int, stop: int) -> int:
+    """Intern the rows of the entries ``values[start:stop]`` (a store's values
+    array) in ``interned``: an entry whose row equals one interned before is put
+    onto that one (its values are the same, so nothing is logged). Returns how
+    many entries moved onto an earlier row. Rows an UPDATE moved are not interned
+    when made (``moved_row``); this is where the prefixes that two UPDATEs
+    brought to equal rows share one again, and where ``distinct_entries`` counts
+    them. Call under the RIB lock."""
+    setdefault = interned.setdefault
+    shared = 0
+    for k, entry in enumerate(values[start:stop].tolist(), start):  # type: ignore[index]
+        got = _on_interned_row(setdefault, entry)
+        if got is not None:
+            if got is not entry:
+                values[k] = got  # type: ignore[index]
+            shared += 1
+    return shared
+
+
+def intern_delta_rows(interned: dict, delta: object) -> int:
+    """``intern_rows`` for the entries of a store's delta (the prefixes its arrays
+    lack until the next merge)."""
+    setdefault = interned.setdefault
+    shared = 0
+    for key, entry in delta.items():  # type: ignore[attr-defined]
+        got = _on_interned_row(setdefault, entry)
+        if got is not None:
+            if got is not entry:
+                delta.insert(key, got)  # type: ignore[attr-defined]
+            shared += 1
+    return shared
+
+
+def _on_interned_row(setdefault: Callable, entry: object) -> object:
+    """``entry``'s row interned; if an equal row was interned before, the entry
+    on that one (an Overlay changed in place), else None."""
+    kind = type(entry)
+    if kind is Overlay:
+        row = entry.row  # type: ignore[union-attr]
+        got = setdefault(row, row)
+        if got is row:
+            return None
+        entry.row = got  # type: ignore[union-attr]
+        return entry
+    if kind is tuple:
+        got = setdefault(entry, entry)
+        return None if got is entry else got
+    return None
+
+
 def row_of(entry: object) -> tuple:
     return entry.row if type(entry) is Overlay else entry  # type: ignore[union-attr,return-value]
 
@@ -157,23 +207,23 @@ def differs(values: list, row: tuple, most: int) -> dict | None:
     return out
 
 
-def moved_row(
-    row: tuple,
-    slot: int,
-    value: object,
-    intern: Callable[[tuple], tuple],
-    clear: int | None = None,
-) -> tuple:
-    """``row`` with ``value`` (not None) in ``slot``, interned (canonical: ``row`` is);
+def moved_row(row: tuple, slot: int, value: object, clear: int | None = None) -> tuple:
+    """``row`` with ``value`` (not None) in ``slot``, canonical as ``row`` is, and not
+    interned: the prefixes of the UPDATE that held ``row`` share it, and an equal
+    row made by another UPDATE is rare, so a probe of the intern dict per move
+    cost more than it shared (BENCHMARKS.md, stop 53). The maintenance's
+    collection interns the rows that stay (``ribd.maintenance.Collection``).
     ``clear``: a slot emptied too (a returning route's stale copy)."""
     n = len(row)
     if clear is not None and clear < n and row[clear] is not None:
-        return _rewritten(row, {slot: value, clear: None}, intern)  # type: ignore[return-value]  (never empty)
+        return _rewritten(row, {slot: value, clear: None}, _as_is)  # type: ignore[return-value]  (never empty)
     if slot < n:
-        new = (*row[:slot], value, *row[slot + 1 :])
-    else:
-        new = (*row, *((None,) * (slot - n)), value)
-    return intern(new)
+        return (*row[:slot], value, *row[slot + 1 :])
+    return (*row, *((None,) * (slot - n)), value)
+
+
+def _as_is(row: tuple) -> tuple:
+    return row
 
 
 def cleared(
@@ -259,9 +309,9 @@ def announce_wide(rib, table, fs, prefixes, ids, found, attrs) -> tuple[list, li
     Two passes: the first reads every prefix's entry and counts, per row,
     how many of its prefixes this UPDATE carries; the second writes. A row
     moves: one new row with ``attrs`` in the slot for all its prefixes here
-    (an UPDATE carries a set's prefixes together; the chunks of a large set
-    find the moved row interned), the router's stale copy emptied in the same
-    row where it was there (a restarted session's table coming back: the
+    (an UPDATE carries a set's prefixes together; not interned, see
+    ``moved_row``), the router's stale copy emptied in the same row where it
+    was there (a restarted session's table coming back: the
     new values go into the rows, not into every prefix's own values). A
     prefix this router sends elsewhere alone gets a row of its own that way,
     until the next router's UPDATE of its set: a row other than the UPDATE's
@@ -339,19 +389,19 @@ def announce_wide(rib, table, fs, prefixes, ids, found, attrs) -> tuple[list, li
         else:
             if row is main_row and clear is main_clear:  # most prefixes: the main row moves
                 if main_moved is None:
-                    main_moved = _moved(row, slot, attrs, stale, clear, moves, intern)
+                    main_moved = _moved(row, slot, attrs, stale, clear, moves)
                 moved = main_moved
             else:
                 moved = None
                 c = counts[id(row)]
                 if main[1] > 1 and c[2] is not False:
                     if main_moved is None:
-                        main_moved = _moved(main_row, slot, attrs, stale, main_clear, moves, intern)
+                        main_moved = _moved(main_row, slot, attrs, stale, main_clear, moves)
                     new_entry = _rejoin(entry, slot, attrs, stale if clear else None, c, main_moved)
                     if new_entry is not None:
                         moved = _REJOINED
                 if moved is None:  # the row moves
-                    moved = _moved(row, slot, attrs, stale, clear, moves, intern)
+                    moved = _moved(row, slot, attrs, stale, clear, moves)
             if moved is _REJOINED:
                 pass  # new_entry: on the main row
             elif overlay:
@@ -384,13 +434,13 @@ def announce_wide(rib, table, fs, prefixes, ids, found, attrs) -> tuple[list, li
     return new_prefixes, new_ids, new_found
 
 
-def _moved(row, slot, attrs, stale, clear, moves, intern) -> tuple:
+def _moved(row, slot, attrs, stale, clear, moves) -> tuple:
     """``row`` moved: ``attrs`` in ``slot`` (and, ``clear``, the stale slot
     emptied), once per row and UPDATE (``moves``)."""
     key = (id(row), clear)
     moved = moves.get(key)
     if moved is None:
-        moved = moves[key] = moved_row(row, slot, attrs, intern, stale if clear else None)
+        moved = moves[key] = moved_row(row, slot, attrs, stale if clear else None)
     return moved
 
 

@@ -15,6 +15,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from ribd import gcpolicy
+from ribd.entries import intern_delta_rows, intern_rows
 from ribd.heap import release_memory
 from ribd.observe import StaleExpired
 from ribd.table import (
@@ -44,9 +45,11 @@ class Collection:
     Walking every interned entry, path set and attribute set at once held the
     RIB lock for seconds (~2 us per set: 15-17 s at 64 routers); flow batches
     and the feed stalled meanwhile. In steps, the lock is free between them
-    and writes go on. Phases: each table's entries, then path sets (entries
-    dropped first release theirs), then attribute sets, then the interner's
-    shared values. Each phase walks a list of the keys taken when it starts;
+    and writes go on. Phases: each table's rows interned (``_rows_step``) and
+    its entries, then path sets (entries dropped first release theirs), then
+    attribute sets, then the interner's shared values. A wide table's rows are
+    also interned alone, in a collection of rows phases only, when
+    ``FamilyTable.rows_due``. Each phase walks a list of the keys taken when it starts;
     an object is dropped only if, when its turn comes (under the lock),
     nothing but its intern dict refers to it, so a write between steps that
     starts using it again keeps it. Objects that fall out of use after their
@@ -54,21 +57,26 @@ class Collection:
     next one too.
     """
 
-    def __init__(self, rib: Rib) -> None:
+    def __init__(self, rib: Rib, rows_only: list[FamilyTable] | None = None) -> None:
         self.rib = rib
         self.tables = dict(rib.tables)
         self.interner = rib.interner
-        self._phases: list[tuple[str, FamilyTable | None]] = [
-            *(("entries", t) for t in self.tables.values()),
-            ("pathsets", None),
-            ("attributes", None),
-            ("values", None),
-        ]
+        self._phases: list[tuple[str, FamilyTable | None]]
+        if rows_only is not None:  # the rows of these tables interned, nothing dropped
+            self._phases = [("rows", t) for t in rows_only]
+        else:
+            self._phases = [
+                *(p for t in self.tables.values() for p in (("rows", t), ("entries", t))),
+                ("pathsets", None),
+                ("attributes", None),
+                ("values", None),
+            ]
         self._phase = 0
         self._keys: list | None = None  # this phase's keys
         self._at = 0
         self._phase_dropped = 0
         self.dropped = 0
+        self.shared_rows = 0  # entries put onto an equal row interned before (rows phases)
         self.steps = 0
 
     @property
@@ -88,6 +96,8 @@ class Collection:
             rib._attributes_at_last_gc = len(self.interner)
             self._phase += 1
             return False
+        if kind == "rows":
+            return self._rows_step(table, budget)  # type: ignore[arg-type]
         keys = self._keys
         if keys is None:
             if kind == "entries":
@@ -111,6 +121,33 @@ class Collection:
             if table is not None:
                 table.collected(self._phase_dropped)
             self._keys, self._phase_dropped = None, 0
+            self._phase += 1
+        return not self.done
+
+    def _rows_step(self, table: FamilyTable, budget: int) -> bool:
+        """Intern up to ``budget`` of ``table``'s entries' rows (``intern_rows``):
+        the wide rows an UPDATE moved are not interned when made. Skipped while a
+        table streams in (its rows keep moving) and for tables never wide; ends
+        early if a merge replaced the store's arrays (the next pass does the rest);
+        the store's delta last, in one step."""
+        values = self._keys
+        if values is None:
+            if not table.wide or table.family in self.rib.streaming():
+                self._phase += 1
+                return not self.done
+            values = self._keys = table.store.values
+            self._at = 0
+            table.rows_interned_at = table.writes
+        start = self._at
+        stop = min(start + max(budget, 1), len(values))
+        if table.store.values is values:
+            self.shared_rows += intern_rows(table._entries, values, start, stop)
+        else:
+            stop = len(values)
+        self._at = stop
+        if stop >= len(values):
+            self.shared_rows += intern_delta_rows(table._entries, table.store.delta)
+            self._keys = None
             self._phase += 1
         return not self.done
 
@@ -191,6 +228,12 @@ class Maintenance:
             ):
                 collection = self._collection = Collection(self)
                 self._gc_marks = self._garbage_marks()
+            elif collection is None and any(t.rows_due() for t in self.tables.values()):
+                streaming = self.streaming(now)
+                due = [t for t in self.tables.values() if t.rows_due()]
+                due = [t for t in due if t.family not in streaming]
+                if due:
+                    collection = self._collection = Collection(self, rows_only=due)
             if collection is not None:
                 if collection.step(budget * GC_PER_STEP):
                     return True

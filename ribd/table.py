@@ -33,6 +33,9 @@ MERGE_EVERY = 60.0  # seconds: the longest the store's trie waits for a merge un
 MERGE_QUIET = 1.0  # seconds without a write after which a store's new prefixes are merged
 MERGE_BACKOFF = 1.0  # seconds before retrying a merge writes overtook; doubles per retry
 MERGE_LOCKED_AFTER = 3  # merges overtaken in a row, after which one runs under the lock
+# A wide table's rows are interned again (``FamilyTable.rows_due``) after a
+# store's worth of route writes, and never after fewer than this many.
+ROWS_INTERN_WRITES = 65536
 GC_PER_STEP = 4  # interned objects a garbage collection step checks per prefix of budget
 # Inferred convergence: a family is quiet below this many prefix changes a
 # second (see Rib._infer_convergence).
@@ -192,6 +195,10 @@ class FamilyTable:
         # routers logged (attribution.viewpatch.unchanged).
         self.slot_seq: dict[int, int] = {}
         self.writes = 0  # prefixes written; the maintenance merges once it stops moving
+        # ``writes`` when the maintenance last interned this table's rows
+        # (``ribd.maintenance.Collection``'s rows phase): the wide rows an
+        # UPDATE moves are not interned when made (``entries.moved_row``).
+        self.rows_interned_at = 0
         # Merge scheduling (merge_due): the writes count and when it last
         # moved, when unmerged work was first seen, the back-off after
         # overtaken merges. Counters for stats and tests.
@@ -245,6 +252,21 @@ class FamilyTable:
 
     def intern(self, entry: tuple) -> tuple:
         return self._entries.setdefault(entry, entry)
+
+    @property
+    def wide(self) -> bool:
+        """Whether entries here can be wide (``ribd.entries``): the table has had
+        OVERLAY_SLOTS router slots, so UPDATEs take ``announce_wide``."""
+        return self._next_slot >= OVERLAY_SLOTS
+
+    def rows_due(self) -> bool:
+        """Whether the rows moved since the last pass should be interned now: a
+        wide table written a store's worth of prefixes (at least ROWS_INTERN_WRITES)
+        since. Until then an equal row made by another UPDATE stays a copy and
+        ``distinct_entries`` does not count the rows moved meanwhile."""
+        return self.wide and self.writes - self.rows_interned_at >= max(
+            ROWS_INTERN_WRITES, len(self.store)
+        )
 
     def alloc_slot(self) -> int:
         if self._free_slots:

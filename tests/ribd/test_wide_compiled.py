@@ -14,7 +14,7 @@ import pytest
 import ribd.entries
 import ribd.rib
 from ribd.attributes import PathAttributes
-from ribd.entries import OVERLAY_SLOTS, Overlay
+from ribd.entries import OVERLAY_SLOTS, Overlay, row_of
 from ribd.events import EndOfRib, RoutesAnnounced, RoutesWithdrawn, SessionState
 from ribd.rib import Rib
 from tests.ribd.test_wide_entries import V4, V6, Clock, Model, _neighbor
@@ -349,7 +349,7 @@ def test_moved_rows_are_out_of_the_cyclic_gc(monkeypatch):
     the cyclic GC when it is made, as a narrow row is (``ribd._announce``).
     CPython untracks such a tuple only in the first collection that finds it,
     after walking its 16-64 items (BENCHMARKS.md, stop 33, late2). Each row new
-    to the intern dict after a wide UPDATE is checked at once, the collector off.
+    in the store after a wide UPDATE is checked at once, the collector off.
     A row holding an ADD-PATH set (a tuple subclass, tracked) stays tracked."""
     import gc
 
@@ -378,7 +378,8 @@ def test_moved_rows_are_out_of_the_cyclic_gc(monkeypatch):
                 if _wide.direct_updates() == before:
                     continue
                 for t in rib.tables.values():
-                    for row in t._entries:  # type: ignore[attr-defined]
+                    held = [*t.store.values.tolist(), *t.store.delta.values()]
+                    for row in map(row_of, filter(None, held)):
                         if type(row) is tuple and len(row) >= OVERLAY_SLOTS and id(row) not in seen:
                             seen.add(id(row))
                             has_set = any(type(v) is ribd.table.PathSet for v in row)
