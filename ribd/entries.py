@@ -94,14 +94,31 @@ def intern_rows(interned: dict, values: object, start: int, stop: int) -> int:
     many entries moved onto an earlier row. Rows an UPDATE moved are not interned
     when made (``moved_row``); this is where the prefixes that two UPDATEs
     brought to equal rows share one again, and where ``distinct_entries`` counts
-    them. Call under the RIB lock."""
+    them. Call under the RIB lock.
+
+    Each row is hashed once per call: a row is shared by a set's prefixes, and
+    a wide one is 16-64 slots to hash. ``seen`` holds each row it keys, so no id
+    in it can be reused meanwhile."""
     setdefault = interned.setdefault
+    seen: dict[int, tuple] = {}  # id(row) -> (row, its interned equal)
+    get = seen.get
     shared = 0
     for k, entry in enumerate(values[start:stop].tolist(), start):  # type: ignore[index]
-        got = _on_interned_row(setdefault, entry)
-        if got is not None:
-            if got is not entry:
-                values[k] = got  # type: ignore[index]
+        kind = type(entry)
+        if kind is Overlay:
+            row = entry.row
+        elif kind is tuple:
+            row = entry
+        else:
+            continue
+        hit = get(id(row))
+        if hit is None:
+            hit = seen[id(row)] = (row, setdefault(row, row))
+        if hit[1] is not row:
+            if kind is tuple:
+                values[k] = hit[1]  # type: ignore[index]
+            else:
+                entry.row = hit[1]
             shared += 1
     return shared
 
@@ -112,29 +129,17 @@ def intern_delta_rows(interned: dict, delta: object) -> int:
     setdefault = interned.setdefault
     shared = 0
     for key, entry in delta.items():  # type: ignore[attr-defined]
-        got = _on_interned_row(setdefault, entry)
-        if got is not None:
+        if type(entry) is Overlay:
+            got = setdefault(entry.row, entry.row)
+            if got is not entry.row:
+                entry.row = got
+                shared += 1
+        elif type(entry) is tuple:
+            got = setdefault(entry, entry)
             if got is not entry:
                 delta.insert(key, got)  # type: ignore[attr-defined]
-            shared += 1
+                shared += 1
     return shared
-
-
-def _on_interned_row(setdefault: Callable, entry: object) -> object:
-    """``entry``'s row interned; if an equal row was interned before, the entry
-    on that one (an Overlay changed in place), else None."""
-    kind = type(entry)
-    if kind is Overlay:
-        row = entry.row  # type: ignore[union-attr]
-        got = setdefault(row, row)
-        if got is row:
-            return None
-        entry.row = got  # type: ignore[union-attr]
-        return entry
-    if kind is tuple:
-        got = setdefault(entry, entry)
-        return None if got is entry else got
-    return None
 
 
 def row_of(entry: object) -> tuple:

@@ -33,9 +33,14 @@ MERGE_EVERY = 60.0  # seconds: the longest the store's trie waits for a merge un
 MERGE_QUIET = 1.0  # seconds without a write after which a store's new prefixes are merged
 MERGE_BACKOFF = 1.0  # seconds before retrying a merge writes overtook; doubles per retry
 MERGE_LOCKED_AFTER = 3  # merges overtaken in a row, after which one runs under the lock
-# A wide table's rows are interned again (``FamilyTable.rows_due``) after a
-# store's worth of route writes, and never after fewer than this many.
+# A wide table's rows are interned again (``FamilyTable.rows_due``) after
+# ROWS_INTERN_STORES times its store's prefixes in route writes, and never after
+# fewer than ROWS_INTERN_WRITES. A pass over the real table's entries costs ~0.35
+# CPU-s at 32 routers (memory-bound: each entry, its row, the row's sets), ~20%
+# of a late router's load: so once after a load of many routers together, and
+# after every 16th table loaded alone or under churn, not after each.
 ROWS_INTERN_WRITES = 65536
+ROWS_INTERN_STORES = 16
 GC_PER_STEP = 4  # interned objects a garbage collection step checks per prefix of budget
 # Inferred convergence: a family is quiet below this many prefix changes a
 # second (see Rib._infer_convergence).
@@ -261,11 +266,11 @@ class FamilyTable:
 
     def rows_due(self) -> bool:
         """Whether the rows moved since the last pass should be interned now: a
-        wide table written a store's worth of prefixes (at least ROWS_INTERN_WRITES)
-        since. Until then an equal row made by another UPDATE stays a copy and
+        wide table written ROWS_INTERN_STORES times its prefixes (at least
+        ROWS_INTERN_WRITES) since. Until then an equal row made by another UPDATE stays a copy and
         ``distinct_entries`` does not count the rows moved meanwhile."""
         return self.wide and self.writes - self.rows_interned_at >= max(
-            ROWS_INTERN_WRITES, len(self.store)
+            ROWS_INTERN_WRITES, ROWS_INTERN_STORES * len(self.store)
         )
 
     def alloc_slot(self) -> int:
