@@ -49,8 +49,8 @@ class Collection:
     its entries, then path sets (entries dropped first release theirs), then
     attribute sets, then the interner's shared values. A wide table's rows are
     also interned alone, in a collection of rows phases only, when
-    ``FamilyTable.rows_due``. Each phase walks a list of the keys taken when it starts;
-    an object is dropped only if, when its turn comes (under the lock),
+    ``FamilyTable.rows_due``. Each phase walks a list of the keys taken when it
+    starts; an object is dropped only if, when its turn comes (under the lock),
     nothing but its intern dict refers to it, so a write between steps that
     starts using it again keeps it. Objects that fall out of use after their
     turn wait for the next collection; objects interned meanwhile, for the
