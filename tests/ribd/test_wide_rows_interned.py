@@ -128,3 +128,21 @@ def test_rows_are_not_interned_again_before_a_store_s_worth_of_writes() -> None:
     assert not table.rows_due()
     _quiet(rib, clock)
     assert _not_interned(rib)  # (a full collection would intern them; none was due)
+
+
+def test_an_interned_row_no_prefix_holds_any_more_leaves_the_intern_dict_at_once() -> None:
+    clock = Clock()
+    rib = Rib(clock=clock)
+    _two_updates_of_one_set(rib, ROUTERS)
+    _quiet(rib, clock)
+    rib.collect_garbage()
+    table = rib.tables[V4]
+    assert table.distinct_entries == 1  # (no reference to it held here: it would keep it)
+    # One UPDATE moves both prefixes off the interned row: it is dropped from the
+    # intern dict by the feed itself, not left for the next collection.
+    path = ((AS_SEQUENCE, (64500, 65100)),)
+    attrs = make_attributes(path, next_hop="198.51.100.200")
+    rib.apply(RoutesAnnounced(_neighbor(0), V4, ("10.0.0.0/24", "10.0.1.0/24"), None, attrs))
+    assert table.distinct_entries == 0
+    rows = _live_rows(rib)
+    assert rows[0] is rows[1] and rows[0][0] is attrs
