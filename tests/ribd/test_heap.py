@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ctypes.util
+import multiprocessing
 import sys
 import threading
+from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
@@ -39,27 +41,44 @@ def _in_a_thread(fn) -> None:
     t.join()
 
 
-@glibc
-def test_memory_a_thread_freed_is_given_back_when_the_rss_grew_across_the_work() -> None:
+def _work_in_a_fresh_process(growth: int | None) -> tuple[int, int, int, int]:
+    """The fragmenting work in a thread under ``released_after_growth``: (RSS grown
+    by the work, bytes released, releases counted, RSS left above the start).
+
+    Run in a fresh interpreter (``_isolated``): in the test run's own process a
+    thread can be handed an arena that earlier tests' threads left with free
+    pages still resident, so the work grew the RSS by less than the check below
+    assumes (a full CI run: 63.5 MB against the 98 MB asked), though the code
+    under test did nothing wrong."""
     pins: list = []
     releases = heap.releases()
-    with heap.released_after_growth() as step:
+    kwargs = {} if growth is None else {"growth": growth}
+    with heap.released_after_growth(**kwargs) as step:
         _in_a_thread(lambda: _fragment_a_thread_arena(pins))
         grown = heap.resident_bytes() - step.before
+    return grown, step.released, heap.releases() - releases, heap.resident_bytes() - step.before
+
+
+def _isolated(growth: int | None = None) -> tuple[int, int, int, int]:
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+        return pool.submit(_work_in_a_fresh_process, growth).result(timeout=120)
+
+
+@glibc
+def test_memory_a_thread_freed_is_given_back_when_the_rss_grew_across_the_work() -> None:
+    grown, released, releases, left = _isolated()
     assert grown >= CHUNKS * CHUNK // 2  # kept resident by glibc until now
-    assert step.released >= CHUNKS * CHUNK // 2
-    assert heap.releases() == releases + 1
-    assert heap.resident_bytes() - step.before < grown // 2
+    assert released >= CHUNKS * CHUNK // 2
+    assert releases == 1
+    assert left < grown // 2
 
 
 @glibc
 def test_no_trim_when_the_rss_grew_less_than_the_threshold() -> None:
-    pins: list = []
-    releases = heap.releases()
-    with heap.released_after_growth(growth=1 << 40) as step:
-        _in_a_thread(lambda: _fragment_a_thread_arena(pins))
-    assert step.released == 0 and heap.releases() == releases
-    heap.release_memory()  # (the test's own garbage)
+    grown, released, releases, _ = _isolated(growth=1 << 40)
+    assert grown >= CHUNKS * CHUNK // 2  # (the work grew the RSS: only the threshold held)
+    assert released == 0 and releases == 0
 
 
 def test_resident_bytes_is_zero_where_it_cannot_be_read(monkeypatch) -> None:
