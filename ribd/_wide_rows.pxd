@@ -107,7 +107,8 @@ cdef extern from *:
        items long (the caller trimmed it): a new row, shared by the prefixes of
        the UPDATE that held ``row`` and not interned. Interning it (hash the 16-64
        items, probe the intern dict, insert, and probe again to drop the old row)
-       was ~8% of 32 routers' tables loading together in process, and an UPDATE
+       was 16-18% of 32 routers' tables loading together in process (the probes
+       alone ~8%; BENCHMARKS.md, stop 53), and an UPDATE
        moves a set's prefixes together, so an equal row made by another UPDATE
        is rare (2.2% of the rows after 32 routers' tables); the maintenance's
        collection interns the rows that stay (``Collection``'s rows phase).

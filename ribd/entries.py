@@ -25,7 +25,7 @@ writes plain tuples where it rebuilds one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from itertools import islice
 from operator import itemgetter
 from sys import getrefcount
@@ -94,7 +94,23 @@ def intern_rows(interned: dict, values: object, start: int, stop: int) -> int:
     many entries moved onto an earlier row. Rows an UPDATE moved are not interned
     when made (``moved_row``); this is where the prefixes that two UPDATEs
     brought to equal rows share one again, and where ``distinct_entries`` counts
-    them. Call under the RIB lock.
+    them. Call under the RIB lock."""
+    places = enumerate(values[start:stop].tolist(), start)  # type: ignore[index]
+    return _intern_entries_rows(interned, places, values.__setitem__)  # type: ignore[attr-defined]
+
+
+def intern_delta_rows(interned: dict, delta: object) -> int:
+    """``intern_rows`` for the entries of a store's delta (the prefixes its arrays
+    lack until the next merge)."""
+    return _intern_entries_rows(interned, delta.items(), delta.insert)  # type: ignore[attr-defined]
+
+
+def _intern_entries_rows(
+    interned: dict, places: Iterable[tuple[object, object]], put: Callable[[object, object], object]
+) -> int:
+    """``intern_rows``' loop over (place, entry) pairs; ``put(place, entry)``
+    stores an entry that is put onto an earlier row (an Overlay is changed in
+    place instead).
 
     Each row is hashed once per call: a row is shared by a set's prefixes, and
     a wide one is 16-64 slots to hash. ``seen`` holds each row it keys, so no id
@@ -103,10 +119,10 @@ def intern_rows(interned: dict, values: object, start: int, stop: int) -> int:
     seen: dict[int, tuple] = {}  # id(row) -> (row, its interned equal)
     get = seen.get
     shared = 0
-    for k, entry in enumerate(values[start:stop].tolist(), start):  # type: ignore[index]
+    for place, entry in places:
         kind = type(entry)
         if kind is Overlay:
-            row = entry.row
+            row = entry.row  # type: ignore[union-attr]
         elif kind is tuple:
             row = entry
         else:
@@ -116,29 +132,10 @@ def intern_rows(interned: dict, values: object, start: int, stop: int) -> int:
             hit = seen[id(row)] = (row, setdefault(row, row))
         if hit[1] is not row:
             if kind is tuple:
-                values[k] = hit[1]  # type: ignore[index]
+                put(place, hit[1])
             else:
-                entry.row = hit[1]
+                entry.row = hit[1]  # type: ignore[union-attr]
             shared += 1
-    return shared
-
-
-def intern_delta_rows(interned: dict, delta: object) -> int:
-    """``intern_rows`` for the entries of a store's delta (the prefixes its arrays
-    lack until the next merge)."""
-    setdefault = interned.setdefault
-    shared = 0
-    for key, entry in delta.items():  # type: ignore[attr-defined]
-        if type(entry) is Overlay:
-            got = setdefault(entry.row, entry.row)
-            if got is not entry.row:
-                entry.row = got
-                shared += 1
-        elif type(entry) is tuple:
-            got = setdefault(entry, entry)
-            if got is not entry:
-                delta.insert(key, got)  # type: ignore[attr-defined]
-                shared += 1
     return shared
 
 

@@ -228,12 +228,13 @@ class Maintenance:
             ):
                 collection = self._collection = Collection(self)
                 self._gc_marks = self._garbage_marks()
-            elif collection is None and any(t.rows_due() for t in self.tables.values()):
-                streaming = self.streaming(now)
-                due = [t for t in self.tables.values() if t.rows_due()]
-                due = [t for t in due if t.family not in streaming]
-                if due:
-                    collection = self._collection = Collection(self, rows_only=due)
+            elif collection is None:
+                rows_due = [t for t in self.tables.values() if t.rows_due()]
+                if rows_due:
+                    streaming = self.streaming(now)
+                    rows_due = [t for t in rows_due if t.family not in streaming]
+                if rows_due:
+                    collection = self._collection = Collection(self, rows_only=rows_due)
             if collection is not None:
                 if collection.step(budget * GC_PER_STEP):
                     return True

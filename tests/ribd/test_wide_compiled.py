@@ -17,7 +17,7 @@ from ribd.attributes import PathAttributes
 from ribd.entries import OVERLAY_SLOTS, Overlay, row_of
 from ribd.events import EndOfRib, RoutesAnnounced, RoutesWithdrawn, SessionState
 from ribd.rib import Rib
-from tests.ribd.test_wide_entries import V4, V6, Clock, Model, _neighbor
+from tests.ribd.test_wide_entries import V4, V6, Clock, Model, _entries, _neighbor
 
 _wide = pytest.importorskip("ribd._wide", reason="ribd/_wide.pyx not built")
 PY = ribd.entries.announce_wide
@@ -377,13 +377,11 @@ def test_moved_rows_are_out_of_the_cyclic_gc(monkeypatch):
                 rib.apply_many([ev])
                 if _wide.direct_updates() == before:
                     continue
-                for t in rib.tables.values():
-                    held = [*t.store.values.tolist(), *t.store.delta.values()]
-                    for row in map(row_of, filter(None, held)):
-                        if type(row) is tuple and len(row) >= OVERLAY_SLOTS and id(row) not in seen:
-                            seen.add(id(row))
-                            has_set = any(type(v) is ribd.table.PathSet for v in row)
-                            (with_set if has_set else plain).append((row, gc.is_tracked(row)))
+                for row in map(row_of, filter(None, _entries(rib))):
+                    if type(row) is tuple and len(row) >= OVERLAY_SLOTS and id(row) not in seen:
+                        seen.add(id(row))
+                        has_set = any(type(v) is ribd.table.PathSet for v in row)
+                        (with_set if has_set else plain).append((row, gc.is_tracked(row)))
             rib.compact()
     finally:
         if enabled:
