@@ -8,3 +8,4 @@ cdef class LineLoader:
     cdef public Py_ssize_t taken  # lines this applied (tests, benchmarks)
 
     cdef object load_c(self, bytes line, c, Py_ssize_t *counted)
+    cdef object load_at(self, const unsigned char *line, Py_ssize_t size, c, Py_ssize_t *counted)

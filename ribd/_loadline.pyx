@@ -182,13 +182,19 @@ cdef class LineLoader:
         ``counted``, a line applied is not counted into ``c``: its prefixes go to
         ``counted[0]`` and the caller counts them and the UPDATE (it keeps the
         counts of a read's fused lines in C: ribd._feedloop)."""
+        return self.load_at(<const unsigned char *>PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line), c, counted)
+
+    cdef object load_at(self, const unsigned char *line, Py_ssize_t size, c, Py_ssize_t *counted):
+        """``load_c`` of the line's ``size`` octets at ``line``, where the feed's
+        read left them (``ribd._feedloop.buffer_in``): a line this takes is
+        never made a bytes object. Nothing here keeps the pointer."""
         cdef Py_ssize_t at, stop, n
         cdef double stamp
         cdef bint timed, plain, asn4
         rib = self._rib
         plain = _rib_plain and type(rib) is _rib_class
         try:  # (any error: today's path meets it again and words it)
-            body = line_update(line, &at, &stop, &stamp, &timed)
+            body = line_update(line, size, &at, &stop, &stamp, &timed)
             if body is None:
                 return None
             peer = peer_of(self._peers, line, at, stop)

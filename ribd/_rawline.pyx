@@ -67,13 +67,16 @@ cdef bint _shaped_on = True  # ``use_shape`` (tests compare both ways)
 cdef int _i
 
 
-cdef bytes line_update(bytes line, Py_ssize_t *peer_at, Py_ssize_t *peer_stop, double *stamp, bint *timed):
+cdef bytes line_update(
+    const unsigned char *p, Py_ssize_t n, Py_ssize_t *peer_at, Py_ssize_t *peer_stop, double *stamp, bint *timed
+):
     """The body octets of a received UPDATE's packets line of the kind this module
-    takes, the peer text's place in the line and its time (``timed``: a number in
-    range); None for any other line. ``RawLineScanner.events``' reading, shared
-    with ``ribd._loadline`` (cimport)."""
-    cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(line)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(line), at, stop
+    takes (the line's ``n`` octets at ``p``: a bytes object's, or where a read
+    left them in the feed's buffer), the peer text's place in the line and its
+    time (``timed``: a number in range); None for any other line.
+    ``RawLineScanner.events``' reading, shared with ``ribd._loadline`` (cimport).
+    Nothing here keeps ``p``: a form copies what it keeps."""
+    cdef Py_ssize_t at, stop
     cdef Found F
     # A form of an earlier line first (``ribd/_rawform.pxi``), then ExaBGP's
     # own shape (a line it reads becomes a form); else the whole walk, for lines
@@ -183,7 +186,7 @@ cdef inline bint _peer_is(_Known *slot, const char *text, Py_ssize_t size) noexc
     return slot.size == size and memcmp(slot.text, text, size) == 0
 
 
-cdef object peer_of(dict peers, bytes line, Py_ssize_t at, Py_ssize_t stop):
+cdef object peer_of(dict peers, const unsigned char *line, Py_ssize_t at, Py_ssize_t stop):
     """The canonical address of the peer text ``line[at:stop]`` (None: not one),
     remembered in ``peers`` (octets -> address, at most MAX_PEERS). The texts
     met are kept in a two-way set-associative cache compared where they lie
@@ -196,7 +199,7 @@ cdef object peer_of(dict peers, bytes line, Py_ssize_t at, Py_ssize_t stop):
     connection found is good for all."""
     global _known_hits, _known_misses
     cdef Py_ssize_t size = stop - at
-    cdef const char *text = PyBytes_AS_STRING(line) + at
+    cdef const char *text = <const char *>line + at
     cdef _Known *first = NULL
     cdef _Known moved
     if size <= PEER_TEXT:
@@ -230,7 +233,7 @@ cdef object peer_of(dict peers, bytes line, Py_ssize_t at, Py_ssize_t stop):
 
 def peer_text(bytes text, dict peers=None):
     """``peer_of`` of a whole peer text (tests), in ``peers`` (default: a new dict)."""
-    return peer_of({} if peers is None else peers, text, 0, len(text))
+    return peer_of({} if peers is None else peers, <const unsigned char *>PyBytes_AS_STRING(text), 0, len(text))
 
 
 def peer_cache_counts(bint clear=False):
@@ -284,10 +287,11 @@ cdef class RawLineScanner:
         cdef Py_ssize_t at, stop
         cdef double stamp
         cdef bint timed
-        body = line_update(line, &at, &stop, &stamp, &timed)
+        cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(line)
+        body = line_update(p, PyBytes_GET_SIZE(line), &at, &stop, &stamp, &timed)
         if body is None:
             return None
-        peer = peer_of(self._peers, line, at, stop)
+        peer = peer_of(self._peers, p, at, stop)
         if peer is None:
             return None
         raw = self._raw

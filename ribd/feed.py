@@ -76,7 +76,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _compiled_lines = None
+_compiled_buffer = None
 with contextlib.suppress(ImportError):  # the compiled loop, where setup.py built it
+    from ribd._feedloop import buffer_in as _compiled_buffer
     from ribd._feedloop import lines_in as _compiled_lines
 
 READ_SIZE = 1 << 20
@@ -391,25 +393,39 @@ class FeedServer(RelayControl):
         # The compiled loop over a read's lines where built (and not turned off).
         lines_in = _compiled_lines if self.compiled_lines else FeedServer._lines
         coalesce = self.coalesce_seconds
+        # Where compiled, the read's whole lines are handled where they lie in
+        # ``buf`` (``_feedloop.buffer_in`` says what that saves); otherwise each
+        # becomes a bytes object first.
+        buffer_in = _compiled_buffer if self.compiled_lines else None
         while True:
             size = recv_into(buf)
             if not size:
                 break
             c.reads += 1
-            lines, too_long = splitter.split(view[:size])
-            for head, long in too_long:
-                c.lines += 1
-                self._bad_log.bad_line(
-                    c, head, f"line of {long} bytes exceeds {self.max_line_bytes}"
-                )
+            if buffer_in is not None:
+                lines, too_long, start, end = splitter.split_region(buf, size)
+                self._too_long(c, too_long)
+                if lines:
+                    lines_in(self, conn, lines)
+                count = len(lines) + buffer_in(self, conn, buf, start, end, self.max_line_bytes)
+            else:
+                lines, too_long = splitter.split(view[:size])
+                self._too_long(c, too_long)
+                lines_in(self, conn, lines)
+                count = len(lines)
             if splitter.max_held > self.max_held_bytes:
                 self.max_held_bytes = splitter.max_held
-            lines_in(self, conn, lines)
-            if coalesce and len(lines) >= COALESCE_MIN_LINES and size < COALESCE_BELOW:
+            if coalesce and count >= COALESCE_MIN_LINES and size < COALESCE_BELOW:
                 time.sleep(coalesce)  # a load streams in: let the socket gather more
         if splitter.pending:
             # A connection cut mid-line: the relay re-sends the whole batch.
             log.debug("discarding %d bytes of an incomplete line", splitter.pending)
+
+    def _too_long(self, c: FeedCounters, too_long: list[tuple[bytes, int]]) -> None:
+        """Lines over ``max_line_bytes`` (their heads and sizes) counted and logged."""
+        for head, long in too_long:
+            c.lines += 1
+            self._bad_log.bad_line(c, head, f"line of {long} bytes exceeds {self.max_line_bytes}")
 
     def _lines(self, conn: _Connection, lines: list[bytes]) -> None:
         """Each line of one read: parsed, checked, applied (``rib.lock`` per line,

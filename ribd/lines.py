@@ -41,6 +41,12 @@ def py_split_lines(
     return out, too_long, tail
 
 
+def _piece(buf: bytes | bytearray, start: int, stop: int) -> bytes:
+    """``bytes(buf[start:stop])`` with one copy."""
+    with memoryview(buf) as view:
+        return bytes(view[start:stop])
+
+
 try:  # the same with memchr (a read's newlines found 32 octets a step), where built
     from ribd._lines import split_lines as _compiled_split
 except ImportError:  # pragma: no cover - without a C compiler
@@ -91,6 +97,47 @@ class LineSplitter:
         if tail:
             self._hold(tail)
         return out, too_long + longer if too_long else longer
+
+    def split_region(
+        self, buf: bytes | bytearray, size: int
+    ) -> tuple[list[bytes], list[tuple[bytes, int]], int, int]:
+        """``split`` of ``buf[:size]`` that copies none of the whole lines lying
+        in it: ``(lines, too_long, start, end)``, where ``lines`` and
+        ``too_long`` are what a line begun in earlier reads became (at most one,
+        its rest at the head of ``buf``), and ``buf[start:end]`` is the read's
+        whole lines, each with its newline, for the caller to read where they
+        lie (``ribd._feedloop.buffer_in``, which filters them as ``split``
+        does). What follows ``end`` is held (a copy), as ``split`` holds it.
+        ``buf`` is a bytes-like object with ``find`` (the feed's bytearray)."""
+        lines: list[bytes] = []
+        too_long: list[tuple[bytes, int]] = []
+        start = 0
+        if self._skipping >= 0 or self._parts:
+            nl = buf.find(b"\n", 0, size)
+            if nl < 0:
+                if self._skipping >= 0:
+                    self._skipping += size
+                else:
+                    self._hold(_piece(buf, 0, size))
+                return lines, too_long, 0, 0
+            if self._skipping >= 0:
+                too_long.append((self._head, self._skipping + nl))
+                self._skipping = -1
+            else:
+                self._parts.append(_piece(buf, 0, nl))
+                line = b"".join(self._parts)
+                self._parts, self._held = [], 0
+                if len(line) > self.max_bytes:
+                    too_long.append((line[:HEAD_BYTES], len(line)))
+                elif line:
+                    lines.append(line)
+            start = nl + 1
+        end = buf.rfind(b"\n", start, size) + 1
+        if end <= start:
+            end = start
+        if size > end:
+            self._hold(_piece(buf, end, size))
+        return lines, too_long, start, end
 
     def _hold(self, piece: bytes) -> None:
         self._parts.append(piece)

@@ -14,13 +14,14 @@ import random
 import shutil
 import socket
 import sysconfig
+import time
 from pathlib import Path
 
 import pytest
 
 from bench.fuzz_mutate import mutate_bytes, mutate_line
 from bench.fuzz_raw import PEER, packets_line, seed_updates, session_lines
-from ribd import feed
+from ribd import feed, feed_counters
 from ribd.feed import FeedServer
 from ribd.parser import ExabgpParser
 from ribd.rib import Rib
@@ -112,3 +113,84 @@ def test_the_compiled_loop_counts_logs_and_applies_alike(short_tmp, caplog, scan
     assert stats["bad_lines"] > 50 and stats["treated_as_withdraw"] > 0 and held
     assert stats["bad_lines_by_category"].get("unknown_neighbor", 0) > 0, stats
     assert logged
+
+
+def test_reads_cut_anywhere_are_handled_in_place_as_the_reference_handles_them(
+    short_tmp, caplog, monkeypatch
+) -> None:
+    """The compiled path reads each read's whole lines where they lie in the
+    feed's buffer (``buffer_in``) and only the line that straddles two reads is
+    joined; the reference splits every read into bytes lines. The stream goes
+    out in random pieces with pauses, so reads end mid-line, mid-hex, right
+    after a newline; it has empty lines and lines over the server's limit.
+    Both end with the same counters, logs and routes, and the compiled one's
+    table lines went through the fused loader. (Every bad line is logged here:
+    the compiled path logs an over-long line where it comes, the reference
+    before the read's other lines, so a budget would pick other lines.)"""
+    monkeypatch.setattr(feed_counters, "BAD_LINES_LOGGED_IN_FULL", 10**6)
+    rng = random.Random(54)
+    lines = stream(54)
+    limit = 1500
+    for at in sorted(rng.sample(range(len(lines)), 12)):
+        lines.insert(at, rng.choice((b"", b"y" * (limit + 1), b"z" * (3 * limit))))
+    data = b"\n".join(lines) + b"\n"
+    cuts = sorted(rng.sample(range(1, len(data)), 60))
+    pieces = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
+    want_lines = sum(1 for ln in lines if ln)
+    results = []
+    for compiled in (True, False):
+        rib = Rib()
+        rib.neighbors = frozenset({PEER, PEER6})
+        parser = ExabgpParser(rib.interner)
+        server = FeedServer(
+            str(short_tmp / f"r{int(compiled)}.sock"), rib, parser, max_line_bytes=limit
+        )
+        server.compiled_lines = compiled
+        server.coalesce_seconds = 0  # (a read per piece)
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="ribd"):
+            server.start()
+            try:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                    s.connect(server.socket_path)
+                    for piece in pieces:
+                        s.sendall(piece)
+                        time.sleep(0.002)
+                wait_until(lambda s=server: s.stats()["lines"] == want_lines, 30, what="all lines")
+            finally:
+                server.stop()
+        logged = [
+            r.getMessage()
+            for r in caplog.records
+            if r.name == "ribd.feed" and not r.getMessage().startswith("feed listening")
+        ]
+        taken = server.line_loader(parser, rib).taken
+        results.append((counters(server), sorted(logged), routes(rib)))
+        if compiled:
+            assert server.stats()["reads"] > 30  # the pieces were read apart
+            assert taken > 100  # the table lines went through the fused path
+    assert results[0] == results[1]
+    stats = results[1][0]
+    assert stats["bad_lines_by_category"]["too_long"] == sum(len(ln) > limit for ln in lines) > 0
+
+
+def test_buffer_in_refuses_a_region_it_cannot_read_whole(short_tmp) -> None:
+    from ribd._feedloop import buffer_in
+
+    rib = Rib()
+    server = FeedServer(str(short_tmp / "b.sock"), rib, ExabgpParser(rib.interner))
+    conn = feed._Connection(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
+    try:
+        buf = bytearray(b"x" * 8 + b"\n")
+        with pytest.raises(ValueError, match="outside a buffer"):
+            buffer_in(server, conn, buf, 0, len(buf) + 1, 100)
+        with pytest.raises(ValueError, match="outside a buffer"):
+            buffer_in(server, conn, buf, 5, 4, 100)
+        with pytest.raises(ValueError, match="does not end with a newline"):
+            buffer_in(server, conn, buf, 0, 4, 100)
+        assert buffer_in(server, conn, buf, 3, 3, 100) == 0
+        assert buffer_in(server, conn, buf, 0, len(buf), 4) == 0
+        assert conn.counters.bad_by_category == {"too_long": 1}
+        assert buffer_in(server, conn, buf + b"\n\n", 0, len(buf) + 2, 100) == 1
+    finally:
+        conn.sock.close()
