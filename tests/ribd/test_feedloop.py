@@ -80,6 +80,28 @@ def routes(rib: Rib) -> list:
     )
 
 
+def fed(server: FeedServer, pieces: list[bytes], lines: int, caplog, pause: float = 0.0) -> list:
+    """``pieces`` sent to a started ``server`` on one connection (``pause`` after
+    each), until it counted ``lines`` lines; the feed's log messages meanwhile."""
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="ribd"):
+        server.start()
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.connect(server.socket_path)
+                for piece in pieces:
+                    s.sendall(piece)
+                    time.sleep(pause)
+            wait_until(lambda: server.stats()["lines"] == lines, 30, what="all lines")
+        finally:
+            server.stop()
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "ribd.feed" and not r.getMessage().startswith("feed listening")
+    ]
+
+
 @pytest.mark.parametrize("scan", [True, False])
 def test_the_compiled_loop_counts_logs_and_applies_alike(short_tmp, caplog, scan) -> None:
     lines = stream(5 + scan)
@@ -92,21 +114,7 @@ def test_the_compiled_loop_counts_logs_and_applies_alike(short_tmp, caplog, scan
             parser.fast = None
         server = FeedServer(str(short_tmp / f"f{int(compiled)}.sock"), rib, parser)
         server.compiled_lines = compiled
-        caplog.clear()
-        with caplog.at_level(logging.INFO, logger="ribd"):
-            server.start()
-            try:
-                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-                    s.connect(server.socket_path)
-                    s.sendall(b"\n".join(lines) + b"\n")
-                wait_until(lambda s=server: s.stats()["lines"] == len(lines), 30, what="all lines")
-            finally:
-                server.stop()
-        logged = [
-            r.getMessage()
-            for r in caplog.records
-            if r.name == "ribd.feed" and not r.getMessage().startswith("feed listening")
-        ]
+        logged = fed(server, [b"\n".join(lines) + b"\n"], len(lines), caplog)
         results.append((counters(server), logged, routes(rib)))
     assert results[0] == results[1]
     stats, logged, held = results[1]
@@ -147,23 +155,7 @@ def test_reads_cut_anywhere_are_handled_in_place_as_the_reference_handles_them(
         )
         server.compiled_lines = compiled
         server.coalesce_seconds = 0  # (a read per piece)
-        caplog.clear()
-        with caplog.at_level(logging.INFO, logger="ribd"):
-            server.start()
-            try:
-                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-                    s.connect(server.socket_path)
-                    for piece in pieces:
-                        s.sendall(piece)
-                        time.sleep(0.002)
-                wait_until(lambda s=server: s.stats()["lines"] == want_lines, 30, what="all lines")
-            finally:
-                server.stop()
-        logged = [
-            r.getMessage()
-            for r in caplog.records
-            if r.name == "ribd.feed" and not r.getMessage().startswith("feed listening")
-        ]
+        logged = fed(server, pieces, want_lines, caplog, pause=0.002)
         taken = server.line_loader(parser, rib).taken
         results.append((counters(server), sorted(logged), routes(rib)))
         if compiled:

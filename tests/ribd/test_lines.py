@@ -49,6 +49,26 @@ def test_an_endless_line_never_holds_more_than_the_limit() -> None:
     assert splitter.pending == 0
 
 
+def random_stream(rng: random.Random) -> tuple[int, bytes, list[bytes]]:
+    """A line limit, a stream of short, empty, exactly-the-limit and over-long
+    lines (its end a newline, two, none or a partial line), and the stream cut
+    at random into reads."""
+    limit = rng.choice((1, 5, 64, 1000))
+    parts = []
+    for _ in range(rng.randint(0, 60)):
+        size = rng.choice((0, 1, limit - 1, limit, limit + 1, rng.randint(0, 3 * limit)))
+        parts.append(bytes(rng.choice(b"ab\r\t {}") for _ in range(max(0, size))))
+    stream = b"\n".join(parts) + rng.choice((b"", b"\n", b"\n\n", b"tail"))
+    cuts = sorted(
+        rng.sample(range(1, len(stream)), max(0, min(len(stream) - 1, rng.randint(0, 20))))
+    )
+    return (
+        limit,
+        stream,
+        [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)],
+    )
+
+
 def test_the_compiled_split_and_count_are_the_python_ones() -> None:
     """``ribd._lines`` (memchr) against ``py_split_lines`` and ``bytes.count``:
     random streams of short, empty, exactly-the-limit and over-long lines, cut at
@@ -56,20 +76,11 @@ def test_the_compiled_split_and_count_are_the_python_ones() -> None:
     _lines = pytest.importorskip("ribd._lines", reason="ribd._lines is not built here")
     rng = random.Random(20261202)
     for _ in range(300):
-        limit = rng.choice((1, 5, 64, 1000))
-        parts = []
-        for _ in range(rng.randint(0, 60)):
-            size = rng.choice((0, 1, limit - 1, limit, limit + 1, rng.randint(0, 3 * limit)))
-            parts.append(bytes(rng.choice(b"ab\r\t {}") for _ in range(max(0, size))))
-        stream = b"\n".join(parts) + rng.choice((b"", b"\n", b"\n\n", b"tail"))
+        limit, stream, chunks = random_stream(rng)
         assert _lines.split_lines(stream, limit, HEAD_BYTES) == py_split_lines(
             stream, limit, HEAD_BYTES
         )
         assert _lines.count_lines(stream) == stream.count(b"\n")
-        cuts = sorted(
-            rng.sample(range(1, len(stream)), max(0, min(len(stream) - 1, rng.randint(0, 20))))
-        )
-        chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
         compiled, reference = LineSplitter(limit), LineSplitter(limit, compiled=False)
         # as the feed reads: every chunk into one buffer, overwritten by the next
         buffer = bytearray(max(map(len, chunks), default=0) + 8)
@@ -106,16 +117,7 @@ def test_a_read_split_in_place_gives_what_the_copying_split_gives() -> None:
     and starts after any line begun in an earlier read."""
     rng = random.Random(20261205)
     for _ in range(400):
-        limit = rng.choice((1, 5, 64, 1000))
-        parts = []
-        for _ in range(rng.randint(0, 60)):
-            size = rng.choice((0, 1, limit - 1, limit, limit + 1, rng.randint(0, 3 * limit)))
-            parts.append(bytes(rng.choice(b"ab\r\t {}") for _ in range(max(0, size))))
-        stream = b"\n".join(parts) + rng.choice((b"", b"\n", b"\n\n", b"tail"))
-        cuts = sorted(
-            rng.sample(range(1, len(stream)), max(0, min(len(stream) - 1, rng.randint(0, 20))))
-        )
-        chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+        limit, _stream, chunks = random_stream(rng)
         in_place, copying = LineSplitter(limit), LineSplitter(limit)
         buffer = bytearray(max(map(len, chunks), default=0) + 8)
         got_all, want_all = [], []
