@@ -70,14 +70,16 @@ cdef int _flush(c, Pending *pending) except -1:
     return 0
 
 
+cdef inline bint _is_control_at(const unsigned char *p, Py_ssize_t size) noexcept:
+    """Whether the line of ``size`` octets at ``p`` starts with CONTROL_PREFIX."""
+    cdef Py_ssize_t k = PyBytes_GET_SIZE(_control_prefix)
+    return size >= k and not memcmp(p, PyBytes_AS_STRING(_control_prefix), k)
+
+
 cdef inline bint _is_control(line) except -1:
     """``line.startswith(CONTROL_PREFIX)``, compared in C for a bytes line."""
-    cdef Py_ssize_t k
     if type(line) is bytes:
-        k = PyBytes_GET_SIZE(_control_prefix)
-        return PyBytes_GET_SIZE(<bytes>line) >= k and not memcmp(
-            PyBytes_AS_STRING(<bytes>line), PyBytes_AS_STRING(_control_prefix), k
-        )
+        return _is_control_at(<const unsigned char *>PyBytes_AS_STRING(<bytes>line), PyBytes_GET_SIZE(<bytes>line))
     return line.startswith(_control_prefix)
 
 
@@ -139,7 +141,17 @@ def lines_in(server, conn, list lines):
     pending.lines = pending.prefixes = pending.updates = 0
     try:
         for line in lines:
-            _line(x, line, pending_on, &pending, False, None)
+            if type(line) is bytes:
+                _line_at(
+                    x,
+                    <const unsigned char *>PyBytes_AS_STRING(<bytes>line),
+                    PyBytes_GET_SIZE(<bytes>line),
+                    line,
+                    pending_on,
+                    &pending,
+                )
+            else:
+                _line(x, line, pending_on, &pending, False, None)
     finally:
         if pending_on:
             _flush(x.c, &pending)
@@ -185,7 +197,7 @@ def buffer_in(server, conn, const unsigned char[::1] data, Py_ssize_t start, Py_
                 server._too_long(x.c, [(head, size)])
             elif size:
                 count += 1
-                _line_at(x, p + at, size, pending_on, &pending)
+                _line_at(x, p + at, size, None, pending_on, &pending)
             at += size + 1
     finally:
         if pending_on:
@@ -193,32 +205,34 @@ def buffer_in(server, conn, const unsigned char[::1] data, Py_ssize_t start, Py_
     return count
 
 
-cdef int _line_at(_Ctx x, const unsigned char *p, Py_ssize_t size, bint pending_on, Pending *pending) except -1:
-    """``_line`` of a line lying at ``p``: the fused path first, where it is the
-    one ``_line`` would take; a bytes object made only for a line it declines."""
+cdef int _line_at(
+    _Ctx x, const unsigned char *p, Py_ssize_t size, line, bint pending_on, Pending *pending
+) except -1:
+    """One line of ``size`` octets at ``p``: ``line`` is it as a bytes object, or
+    None where it lies in the feed's buffer (made only if the fused path
+    declines it). The fused path first, with the read's counts kept in C, where
+    it is the one ``lines_in``'s steps would take; else those steps (``_line``)."""
     cdef Py_ssize_t counted = 0
-    cdef Py_ssize_t k = PyBytes_GET_SIZE(_control_prefix)
-    if (
-        x.loader is None
-        or not pending_on
-        or size > _max_line
-        or (size >= k and not memcmp(p, PyBytes_AS_STRING(_control_prefix), k))
-    ):
-        return _line(x, PyBytes_FromStringAndSize(<const char *>p, size), pending_on, pending, False, None)
+    if x.loader is None or not pending_on or size > _max_line or _is_control_at(p, size):
+        if line is None:
+            line = PyBytes_FromStringAndSize(<const char *>p, size)
+        return _line(x, line, pending_on, pending, False, None)
     pending.lines += 1
     events = x.loader.load_at(p, size, x.c, &counted)
     if events is True:
         pending.prefixes += counted
         pending.updates += 1
         return 0
-    return _line(x, PyBytes_FromStringAndSize(<const char *>p, size), pending_on, pending, True, events)
+    if line is None:
+        line = PyBytes_FromStringAndSize(<const char *>p, size)
+    return _line(x, line, pending_on, pending, True, events)
 
 
 cdef int _line(_Ctx x, line, bint pending_on, Pending *pending, bint loaded, events) except -1:
     """One line, ``lines_in``'s steps; ``loaded``: counted already and the fused
-    path tried (``events`` what it returned: a list or None)."""
+    path tried (``events`` what it returned: a list or None). A line the fused
+    path takes with the counts kept in C comes through ``_line_at``."""
     cdef bint route_events, scanned
-    cdef Py_ssize_t counted = 0
     cdef Py_ssize_t lines_at
     c = x.c
     if not loaded:
@@ -238,12 +252,6 @@ cdef int _line(_Ctx x, line, bint pending_on, Pending *pending, bint loaded, eve
         # True: applied and counted; a list: its events
         if x.loader is None:
             events = x.load(line, c)
-        elif pending_on:
-            events = x.loader.load_c(line, c, &counted)
-            if events is True:
-                pending.prefixes += counted
-                pending.updates += 1
-                return 0
         else:
             events = x.loader.load_c(line, c, NULL)
         if events is True:

@@ -42,7 +42,9 @@ def py_split_lines(
 
 
 def _piece(buf: bytes | bytearray, start: int, stop: int) -> bytes:
-    """``bytes(buf[start:stop])`` with one copy."""
+    """``bytes(buf[start:stop])`` with one copy (none for the whole of a bytes object)."""
+    if type(buf) is bytes and start == 0 and stop == len(buf):
+        return buf
     with memoryview(buf) as view:
         return bytes(view[start:stop])
 
@@ -75,28 +77,20 @@ class LineSplitter:
 
     def split(self, data: bytes | memoryview) -> tuple[list[bytes], list[tuple[bytes, int]]]:
         """(complete lines, without empty ones; over-long lines completed: (head, size))."""
+        lines: list[bytes] = []
         too_long: list[tuple[bytes, int]] = []
-        if (self._skipping >= 0 or self._parts) and type(data) is not bytes:
-            data = bytes(data)  # (a line goes on from an earlier read: not the common case)
-        if self._skipping >= 0:
-            end = data.find(b"\n")
-            if end < 0:
-                self._skipping += len(data)
-                return [], too_long
-            too_long.append((self._head, self._skipping + end))
-            self._skipping = -1
-            data = data[end + 1 :]
-        elif self._parts:
-            if b"\n" not in data:
-                self._hold(data)
-                return [], too_long
-            self._parts.append(data)
-            data = b"".join(self._parts)
-            self._parts, self._held = [], 0
+        if self._skipping >= 0 or self._parts:
+            if type(data) is not bytes:
+                data = bytes(data)  # (a line goes on from an earlier read: not the common case)
+            finished = self._finish(data, len(data))
+            if finished is None:
+                return lines, too_long
+            lines, too_long, start = finished
+            data = data[start:]
         out, longer, tail = self._cut(data, self.max_bytes, HEAD_BYTES)
         if tail:
             self._hold(tail)
-        return out, too_long + longer if too_long else longer
+        return lines + out if lines else out, too_long + longer if too_long else longer
 
     def split_region(
         self, buf: bytes | bytearray, size: int
@@ -113,31 +107,41 @@ class LineSplitter:
         too_long: list[tuple[bytes, int]] = []
         start = 0
         if self._skipping >= 0 or self._parts:
-            nl = buf.find(b"\n", 0, size)
-            if nl < 0:
-                if self._skipping >= 0:
-                    self._skipping += size
-                else:
-                    self._hold(_piece(buf, 0, size))
+            finished = self._finish(buf, size)
+            if finished is None:
                 return lines, too_long, 0, 0
-            if self._skipping >= 0:
-                too_long.append((self._head, self._skipping + nl))
-                self._skipping = -1
-            else:
-                self._parts.append(_piece(buf, 0, nl))
-                line = b"".join(self._parts)
-                self._parts, self._held = [], 0
-                if len(line) > self.max_bytes:
-                    too_long.append((line[:HEAD_BYTES], len(line)))
-                elif line:
-                    lines.append(line)
-            start = nl + 1
+            lines, too_long, start = finished
         end = buf.rfind(b"\n", start, size) + 1
         if end <= start:
             end = start
         if size > end:
             self._hold(_piece(buf, end, size))
         return lines, too_long, start, end
+
+    def _finish(
+        self, buf: bytes | bytearray, size: int
+    ) -> tuple[list[bytes], list[tuple[bytes, int]], int] | None:
+        """The line begun in earlier reads (held, or being skipped as over-long)
+        ended by the first newline of ``buf[:size]``: ``(lines, too_long, start)``,
+        what it became (a line, or an over-long report) and where the rest of
+        ``buf`` begins; None when ``buf[:size]`` has no newline (all of it held
+        or skipped)."""
+        nl = buf.find(b"\n", 0, size)
+        if nl < 0:
+            if self._skipping >= 0:
+                self._skipping += size
+            else:
+                self._hold(_piece(buf, 0, size))
+            return None
+        if self._skipping >= 0:
+            skipped, self._skipping = self._skipping + nl, -1
+            return [], [(self._head, skipped)], nl + 1
+        self._parts.append(_piece(buf, 0, nl))
+        line = b"".join(self._parts)
+        self._parts, self._held = [], 0
+        if len(line) > self.max_bytes:
+            return [], [(line[:HEAD_BYTES], len(line))], nl + 1
+        return ([line] if line else []), [], nl + 1
 
     def _hold(self, piece: bytes) -> None:
         self._parts.append(piece)
