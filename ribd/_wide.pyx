@@ -14,7 +14,8 @@ the moved rows (not interned, as ``moved_row`` builds them), keeps a prefix's
 own values, logs the change, and at the end drops the interned rows no prefix
 holds any more from the intern dict (the same reference rule). An
 Overlay that nothing but the store holds is updated in place rather than made
-anew (the reference makes a new one: equal state, see ``_wide_core``). The
+anew, and so is the main row where nothing but the UPDATE's own prefixes holds
+it (``_wide_in_place.pxi``; the reference makes new ones: equal state). The
 rare parts call the Python code they would run there: ADD-PATH sets
 (``Rib._with_path``, ``entries.with_values``) and a prefix put back onto the
 UPDATE's main row (``entries._rejoin``).
@@ -37,6 +38,7 @@ from ribd._intdelta cimport IntDelta, delta_get, delta_set, is_delta, key_of
 from ribd._slots cimport dict_get, dict_plain, dict_set, get_at, set_at, slots_member_offset, slots_writable_offset
 from ribd._wide_rejoin cimport rejoin_c
 from ribd._wide_rows cimport (
+    WIDE_ROWS_IN_PLACE,
     _holds,
     _move,
     _over_at,
@@ -47,7 +49,11 @@ from ribd._wide_rows cimport (
     wide_drop_if_interned,
     wide_drop_known,
     wide_hash_known,
+    wide_is_tracked,
+    wide_refcnt,
     wide_set_fast_type,
+    wide_swap_item,
+    wide_tracks,
     wide_tuple_hash,
 )
 
@@ -150,6 +156,10 @@ cdef Py_ssize_t _reused = 0  # Overlays updated in place, ever (tests)
 def reused_overlays():
     """Overlays the compiled code updated in place, ever (tests)."""
     return _reused
+
+
+include "_wide_in_place.pxi"
+
 cdef tuple _nothing_new = ((), (), ())  # no prefix new to the store (the common UPDATE)
 cdef Py_ssize_t _direct = 0  # UPDATEs through ``wide_parts``, ever (tests)
 
@@ -198,11 +208,13 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
     cdef void *heap = NULL
     cdef Py_ssize_t o_fs = _at(fs, _family_state, 0)  # (0: its slots at their offsets)
     cdef PyObject **cells = NULL
-    global _reused
+    global _reused, _rows_reused, _rows_reused_overlaid
     cdef PyObject *got
     cdef PyObject *old_cell
     cdef PyObject *old_p
-    cdef bint plain_fast
+    cdef PyObject *old_main = NULL  # the main row's value in ``slot`` before it was set in place (owned)
+    cdef PyObject *main_p
+    cdef bint plain_fast, main_in_place = False
     cdef bint overlay, clear, main_clear
     cdef tuple row, over
     cdef dict by_id = None
@@ -310,6 +322,28 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
         intern = None  # table.intern, for the Python helpers (made when used)
         # Pass 2: the writes.
         plain_fast = ids is None and stale < 0 and main_r >= 0
+        if plain_fast and _rows_in_place:
+            # The main row held by this UPDATE's prefixes alone (a set's prefixes
+            # come together, router after router): its slot set in place, where a
+            # moved row took a reference to each of its 16-64 items and freeing
+            # the old one dropped them, a cache miss on each (~5% of routers 1-63
+            # loading together, stop 55). The same state as a moved row: the
+            # prefixes hold the same values.
+            main_p = rows[main_r]
+            if (slot < PyTuple_GET_SIZE(<object>main_p)
+                    and _alone(main_p, main_r, ents, ent_r, nents, counts[main_r], slot, <PyObject *>attrs)
+                    and _distinct(main_r, ent_i, ent_r, nents, counts[main_r], ats, dkeys, int_delta, seq)):
+                old_p = PyTuple_GET_ITEM(<object>main_p, slot)
+                if (old_p != <PyObject *>attrs
+                        and (old_p == <PyObject *>None or Py_TYPE(old_p) == <PyTypeObject *>_path_attributes)
+                        and (not wide_tracks(<PyObject *>attrs) or wide_is_tracked(main_p))):
+                    old_main = wide_swap_item(main_p, slot, <PyObject *>attrs)
+                    Py_INCREF(<object>main_p)
+                    mv_plain[main_r] = main_p
+                    main_in_place = True
+                    _rows_reused += 1
+                    if wide_refcnt(main_p) != 2 + 2 * counts[main_r]:  # (``rows``, ``mv_plain``)
+                        _rows_reused_overlaid += 1
         for e in range(nents):
             i = ent_i[e]
             r = ent_r[e]
@@ -320,7 +354,7 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
                 # the write, the log), without an object variable's reference
                 # counting a step (~40% of this loop's own cost, stop 38, wide4).
                 # An ADD-PATH set in the slot takes the general steps.
-                old_p = _slot_ptr(rows[r], slot)
+                old_p = old_main if main_in_place else _slot_ptr(rows[r], slot)
                 if old_p == <PyObject *>None:
                     d_prefixes += 1
                     d_paths += 1
@@ -330,6 +364,9 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
                 else:
                     old_p = NULL
                 if old_p != NULL:
+                    if main_in_place:  # its place in the store holds the row set
+                        _list_append(changes, PySequence_Fast_GET_ITEM(seq, i))
+                        continue
                     if mv_plain[r] == NULL:
                         _move(mv_plain, r, <tuple>rows[r], slot, attrs, stale, False)
                     at = ats[i]
@@ -351,7 +388,14 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
             if overlay:
                 over = get_at(entry, _over_at_, "over")
                 j = _over_at(over, slot)
-                old = <object>PyTuple_GET_ITEM(over, j + 1) if j >= 0 else _slot_of(row, slot)
+                if j >= 0:
+                    old = <object>PyTuple_GET_ITEM(over, j + 1)
+                elif main_in_place and r == main_r:
+                    old = <object>old_main  # (the row set in place: its value before)
+                else:
+                    old = _slot_of(row, slot)
+            elif main_in_place and r == main_r:
+                old = <object>old_main
             else:
                 old = _slot_of(row, slot)
             path_id = _zero if ids is None else <object>PyList_GET_ITEM(ids, i)
@@ -454,6 +498,7 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
                     wide_drop_if_interned(entries, candidate)
             candidate = None
     finally:
+        Py_XDECREF(old_main)
         for e in range(ents_held):
             Py_XDECREF(ents[e])
         for r in range(nrows):

@@ -172,6 +172,19 @@ cdef extern from *:
         return 1;
     }
     static inline int wide_fast_type_set(void) { return *wide_fast_type_p() != NULL; }
+    /* A tuple's item replaced, the old item's reference handed to the caller:
+       for a row nothing but its holders in one UPDATE can see (``ribd._wide``).
+       Not where CPython caches a tuple's hash in the tuple (3.14 on): there a
+       row changed in place would keep a stale one. */
+    #define WIDE_ROWS_IN_PLACE (PY_VERSION_HEX < 0x030E0000)
+    static inline PyObject *wide_swap_item(PyObject *t, Py_ssize_t i, PyObject *v) {
+        PyObject *old = PyTuple_GET_ITEM(t, i);
+        Py_INCREF(v);
+        PyTuple_SET_ITEM(t, i, v);
+        return old;
+    }
+    static inline Py_ssize_t wide_refcnt(PyObject *o) { return Py_REFCNT(o); }
+    static inline int wide_is_tracked(PyObject *o) { return PyObject_IS_GC(o) && PyObject_GC_IsTracked(o); }
     /* A slot number of an Overlay's own values (a small int >= 0): its one
        digit read where CPython 3.11 keeps it, else PyLong_AsSsize_t (which
        was ~2/3 of _over_at's cost in the refresh, stop 37, movewide). */
@@ -193,6 +206,10 @@ cdef extern from *:
     int wide_set_fast_type(object tp, object samples) except -1
     Py_hash_t wide_tuple_hash(object t) except? -1
     int wide_fast_type_set()
+    bint WIDE_ROWS_IN_PLACE
+    PyObject *wide_swap_item(PyObject *t, Py_ssize_t i, PyObject *v)
+    Py_ssize_t wide_refcnt(PyObject *o)
+    int wide_is_tracked(PyObject *o)
     Py_ssize_t wide_slot_number(PyObject *o) except? -1
     int wide_tracks(PyObject *item)
     void PyObject_GC_UnTrack(object o)
