@@ -12,7 +12,11 @@ other prefixes of its set (an interned tuple, as entries were), plus
 ``over``, the few slots where this prefix differs, as (slot, value, ...)
 pairs. A write by an UPDATE that carries most of the prefixes on a row
 moves the row (one new tuple for all of them); a write to a minority of a
-row's prefixes becomes their own value. A prefix whose row no other prefix
+row's prefixes becomes their own value. (The compiled writer sets the row's
+slot in place instead where its reference count shows that nothing but the
+UPDATE's own prefixes holds it, ``ribd/_wide_in_place.pxi``: so code that
+keeps a row, or keys anything by its id, across a release of the RIB's lock
+must hold a reference to it, as every such cache here does.) A prefix whose row no other prefix
 holds any more is put back onto the UPDATE's main row when it differs from
 it in at most ``OVERLAY_MAX`` slots.
 
