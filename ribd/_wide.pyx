@@ -208,12 +208,11 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
     cdef void *heap = NULL
     cdef Py_ssize_t o_fs = _at(fs, _family_state, 0)  # (0: its slots at their offsets)
     cdef PyObject **cells = NULL
-    global _reused, _rows_reused, _rows_reused_overlaid
+    global _reused
     cdef PyObject *got
     cdef PyObject *old_cell
     cdef PyObject *old_p
     cdef PyObject *old_main = NULL  # the main row's value in ``slot`` before it was set in place (owned)
-    cdef PyObject *main_p
     cdef bint plain_fast, main_in_place = False
     cdef bint overlay, clear, main_clear
     cdef tuple row, over
@@ -329,21 +328,8 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
             # the old one dropped them, a cache miss on each (~5% of routers 1-63
             # loading together, stop 55). The same state as a moved row: the
             # prefixes hold the same values.
-            main_p = rows[main_r]
-            if (slot < PyTuple_GET_SIZE(<object>main_p)
-                    and _alone(main_p, main_r, ents, ent_r, nents, counts[main_r], slot, <PyObject *>attrs)
-                    and _distinct(main_r, ent_i, ent_r, nents, counts[main_r], ats, dkeys, int_delta, seq)):
-                old_p = PyTuple_GET_ITEM(<object>main_p, slot)
-                if (old_p != <PyObject *>attrs
-                        and (old_p == <PyObject *>None or Py_TYPE(old_p) == <PyTypeObject *>_path_attributes)
-                        and (not wide_tracks(<PyObject *>attrs) or wide_is_tracked(main_p))):
-                    old_main = wide_swap_item(main_p, slot, <PyObject *>attrs)
-                    Py_INCREF(<object>main_p)
-                    mv_plain[main_r] = main_p
-                    main_in_place = True
-                    _rows_reused += 1
-                    if wide_refcnt(main_p) != 2 + 2 * counts[main_r]:  # (``rows``, ``mv_plain``)
-                        _rows_reused_overlaid += 1
+            main_in_place = _set_in_place(rows, main_r, ents, ent_i, ent_r, nents, counts[main_r], slot,
+                                          attrs, ats, dkeys, int_delta, seq, mv_plain, &old_main)
         for e in range(nents):
             i = ent_i[e]
             r = ent_r[e]
@@ -388,14 +374,10 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
             if overlay:
                 over = get_at(entry, _over_at_, "over")
                 j = _over_at(over, slot)
-                if j >= 0:
-                    old = <object>PyTuple_GET_ITEM(over, j + 1)
-                elif main_in_place and r == main_r:
-                    old = <object>old_main  # (the row set in place: its value before)
-                else:
-                    old = _slot_of(row, slot)
+            if overlay and j >= 0:
+                old = <object>PyTuple_GET_ITEM(over, j + 1)
             elif main_in_place and r == main_r:
-                old = <object>old_main
+                old = <object>old_main  # (the row set in place: its value before)
             else:
                 old = _slot_of(row, slot)
             path_id = _zero if ids is None else <object>PyList_GET_ITEM(ids, i)

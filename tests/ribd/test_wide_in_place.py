@@ -13,8 +13,12 @@ from ribd.attributes import AS_SEQUENCE, make_attributes
 from ribd.entries import OVERLAY_SLOTS, Overlay
 from ribd.events import RoutesAnnounced, SessionState
 from ribd.rib import Rib
-from tests.ribd.test_wide_compiled import _compare_direct, _script
-from tests.ribd.test_wide_entries import V4, Model, _neighbor
+from tests.ribd.test_wide_compiled import (
+    _compare_direct,
+    _script,
+    restored,  # noqa: F401
+)
+from tests.ribd.test_wide_entries import V4, Model, _entries, _neighbor
 
 _wide = pytest.importorskip("ribd._wide", reason="ribd/_wide.pyx not built")
 pytestmark = [
@@ -24,21 +28,15 @@ pytestmark = [
 
 
 @pytest.fixture
-def restored(monkeypatch):
-    """ribd.rib's loops as they were, after the test."""
-    monkeypatch.setattr(ribd.rib, "announce_wide", ribd.rib.announce_wide)
-    monkeypatch.setattr(ribd.rib, "ANNOUNCE_LOOP", ribd.rib.ANNOUNCE_LOOP)
-
-
-@pytest.fixture
 def compiled(monkeypatch):
     """The compiled loops in use (other modules' tests swap in the references)."""
     monkeypatch.setattr(ribd.rib, "announce_wide", _wide.announce_wide)
     monkeypatch.setattr(ribd.rib, "ANNOUNCE_LOOP", ribd.rib.COMPILED_LOOP)
 
 
+@pytest.mark.usefixtures("restored")
 @pytest.mark.parametrize("seed", range(3))
-def test_rows_set_in_place_leave_the_state_the_python_references_do(seed, restored):
+def test_rows_set_in_place_leave_the_state_the_python_references_do(seed):
     """Random streams (ADD-PATH, restarts, withdrawals, merges) on 16-35 routers:
     rows set in place, plain prefixes' rows and rows Overlays were on, and after
     every step the same state as the references' (``_compare_direct``)."""
@@ -67,11 +65,6 @@ def _resend(m: Model, k: int, kind: int) -> list[RoutesAnnounced]:
         for g, members in enumerate(m.groups)
         if (prefixes := tuple(p for f, p in members if f == V4))
     ]
-
-
-def _entries(rib: Rib) -> list:
-    store = rib.tables[V4].store
-    return [*store.values.tolist(), *store.delta.values()]
 
 
 def test_a_row_a_reader_holds_is_not_set_in_place(compiled):
@@ -113,7 +106,8 @@ def test_a_row_under_an_overlay_a_reader_holds_is_not_set_in_place(compiled):
         assert list(e.row) == row and e.over is over
 
 
-def test_turned_off_every_moved_row_is_a_new_one(restored):
+@pytest.mark.usefixtures("restored")
+def test_turned_off_every_moved_row_is_a_new_one():
     """With ``rows_in_place(False)`` no row is set in place (the switch the
     in-process A/B uses), and the state is the references' as before."""
     old = _wide.rows_in_place(False)
