@@ -390,3 +390,43 @@ def test_the_real_table_loads_the_same_as_two_routers() -> None:
     _same_ribs(r1, r2, "the real table")
     assert _sets(r1) == _sets(r2)
     assert s1.stats()["fused_lines"] >= 11_900
+
+
+@pytest.mark.parametrize(
+    ("family", "size", "twice"),
+    [
+        ("ipv4", 6, True),  # an UPDATE's few keys: compared pair by pair
+        ("ipv4", 6, False),
+        ("ipv4", 63, True),  # 64 keys: the most compared pair by pair
+        ("ipv4", 80, True),  # past them: the set
+        ("ipv4", 80, False),
+        ("ipv6", 6, True),  # /48 keys (below 2**60): pair by pair
+        ("ipv6/96", 6, True),  # /96 keys (past 2**60): the set
+        ("ipv6/96", 6, False),
+    ],
+)
+def test_a_prefix_twice_on_the_shared_entry_is_counted_once(family, size, twice) -> None:
+    """Router 2 announces router 1's group again, every prefix held by the one
+    entry router 1's UPDATE made (the shared path's case), one of them twice: the
+    fused path leaves what the reference leaves, the prefix counted once."""
+    if family == "ipv6/96":
+        family, pool = "ipv6", [f"2001:db8:0:{i:x}::/96" for i in range(200)]
+    else:
+        pool = _pool() if family == "ipv4" else _pool6()
+    group = pool[100 : 100 + size]
+    second = [*group, group[size // 2]] if twice else list(group)
+    rng = random.Random(size)
+    lines = [ln for p in ROUTERS[:2] for ln in session_lines(p)]
+    lines.append(packets_line(_announce(rng, ROUTERS[0], group), peer=ROUTERS[0], time_=1.5))
+    lines.append(packets_line(_announce(rng, ROUTERS[1], second), peer=ROUTERS[1], time_=1.5))
+    feeds = _feeds(False)
+    for fused, (server, conn, _rib) in zip((True, False), feeds, strict=True):
+        _run(server, conn, lines, fused)
+    (s1, c1, r1), (_, c2, r2) = feeds
+    assert _counted(c1) == _counted(c2)
+    _same_ribs(r1, r2, f"{family} x{size}")
+    assert s1.stats()["fused_lines"] == 2
+    fs = r1.routers[ROUTERS[1]].families[f"{family} unicast"]
+    assert (fs.prefixes, fs.paths) == (size, size)
+    # Without the prefix twice the shared path wrote them all (or this proves nothing).
+    assert r1.shared_writes == (0 if twice else size)
