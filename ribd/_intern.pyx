@@ -41,7 +41,7 @@ from cpython.ref cimport Py_INCREF, Py_XDECREF, PyObject
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 
 from ribd._shared_ints cimport numbers_shared, share_int
-from ribd._slots cimport set_at, slot_ptr, slots_member_offset
+from ribd._slots cimport dict_version, set_at, slot_ptr, slots_member_offset
 
 from ribd.attributes import AS_SEQUENCE, PathAttributes, PathCore, RouterPart, derive_as_numbers
 from ribd.interner_index import FIRST_SLOTS, INDEX_PAST, POS_BITS, POS_MASK, TAG_MASK
@@ -182,22 +182,6 @@ cdef inline object _own_of(object a):
     return a.own
 
 
-cdef extern from *:
-    """
-    /* The dict's version tag (CPython 3.11: a new one at each change of the
-       dict); 0 where there is none to read (3.12 deprecates it). */
-    static inline unsigned long long intern_dict_version(PyObject *d) {
-    #if PY_VERSION_HEX < 0x030C0000
-        return ((PyDictObject *)d)->ma_version_tag;
-    #else
-        (void)d;
-        return 0;
-    #endif
-    }
-    """
-    unsigned long long intern_dict_version(object d) noexcept
-
-
 cdef unsigned long long _sv_version = 0  # the module dict's tag when _sv_value was read
 cdef Py_ssize_t _sv_value = 0
 
@@ -211,7 +195,7 @@ cdef inline Py_ssize_t _scan_variants() except -1:
     global _sv_version
     cdef unsigned long long version
     if _module is not None:
-        version = intern_dict_version(_module)
+        version = dict_version(_module)
         if version != 0 and version == _sv_version:
             return _sv_value
     return _scan_variants_read()
@@ -225,7 +209,7 @@ cdef Py_ssize_t _scan_variants_read() except -1:
         import ribd.interner
 
         _module = ribd.interner.__dict__
-    version = intern_dict_version(_module)
+    version = dict_version(_module)
     found = PyDict_GetItemWithError(_module, "SCAN_VARIANTS")
     if found == NULL:
         raise AttributeError("ribd.interner has no SCAN_VARIANTS")
@@ -371,7 +355,7 @@ cdef object _intern_row(self, row):
                 ix = <array.array>found
             if type(index) is dict:
                 ix_dict = index
-                ix_tag = intern_dict_version(index)
+                ix_tag = dict_version(index)
             a = _get(ix, held, PyObject_Hash(own), own)
             if a is not None:
                 if not shared:
@@ -396,7 +380,7 @@ cdef object _intern_row(self, row):
     if PyList_GET_SIZE(held) <= _scan_variants():
         PyList_Append(held, attrs)
         index = _mine(self, I_INDEX)
-        if ix_tag != 0 and index is ix_dict and intern_dict_version(index) == ix_tag:
+        if ix_tag != 0 and index is ix_dict and dict_version(index) == ix_tag:
             # ``_index`` has not changed since ``ix`` was read or entered
             # under ``key``: no second (cold) probe of it (stop 38, internc).
             found = <PyObject *>ix

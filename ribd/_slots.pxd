@@ -50,6 +50,22 @@ cdef extern from *:
     PyObject *slots_instance_dict(object o)
 
 
+cdef extern from *:
+    """
+    /* A dict's version tag (CPython 3.11: a new one at each change of that
+       dict); 0 where there is none to read (3.12 deprecates it). */
+    static inline unsigned long long slots_dict_version(PyObject *d) {
+    #if PY_VERSION_HEX < 0x030C0000
+        return ((PyDictObject *)d)->ma_version_tag;
+    #else
+        (void)d;
+        return 0;
+    #endif
+    }
+    """
+    unsigned long long dict_version "slots_dict_version"(object d) noexcept
+
+
 cdef extern from "Python.h":
     PyObject *PyDict_GetItemWithError(object d, object key) except? NULL
 
