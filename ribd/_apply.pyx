@@ -143,11 +143,6 @@ cdef inline object _switch_kept(int k, dict namespace, str name):
     return value
 
 
-def switches_kept() -> list:
-    """The values kept (tests): the module switches' ``_kept`` slots, None where empty."""
-    return [None if _kept[k].value == NULL else <object>_kept[k].value for k in range(K_N)]
-
-
 def offsets_in_use():
     """Whether ``announce_parts`` reads its fields at offsets and in instance dicts
     (tests): a router's families, a store's keys, a table's and the RIB's fields."""
