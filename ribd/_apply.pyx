@@ -104,14 +104,6 @@ cdef object _rib():
     return _rib_module
 
 
-cdef inline object _switch(str name):
-    """``ribd.rib.<name>`` from the module's namespace."""
-    cdef PyObject *v = PyDict_GetItemWithError(_rib_dict, name)
-    if v == NULL:
-        return getattr(_rib_module, name)
-    return <object>v
-
-
 # The module switches an UPDATE reads (``ribd.rib``'s ANNOUNCE_LOOP,
 # announce_wide, SHARED_AT_LEAST; ``ribd.table``'s MAX_CHANGE_LOG), each kept
 # with its module dict's version tag when read: read again only after that dict
@@ -127,14 +119,14 @@ cdef enum:
 cdef _Kept _kept[K_N]
 
 
-cdef inline object _switch_kept(int k, dict namespace, str name):
-    """``namespace[name]`` (``ribd.rib``'s or ``ribd.table``'s) as kept in
-    ``_kept[k]`` while that dict is unchanged."""
+cdef inline object _switch_kept(int k, object module, dict namespace, str name):
+    """``module.<name>`` (``ribd.rib`` or ``ribd.table``; ``namespace`` its
+    dict) as kept in ``_kept[k]`` while that dict is unchanged."""
     cdef unsigned long long version = dict_version(namespace)
     cdef PyObject *old
     if version != 0 and _kept[k].version == version:
         return <object>_kept[k].value
-    value = _switch(name) if namespace is _rib_dict else getattr(_table_module, name)
+    value = getattr(module, name)
     old = _kept[k].value
     Py_INCREF(value)
     _kept[k].value = <PyObject *>value
@@ -217,13 +209,13 @@ cdef bint announce_parts(rib, r, family, prefixes, attrs) except -1:
         # compiled (ribd._announce), as ``Rib._announce`` enters it. Wide entries
         # take ``wide_parts`` with the arrays empty too: routers that come up
         # together load before the first merge (merges wait for a quiet store).
-        loop = _switch_kept(K_LOOP, _rib_dict, "ANNOUNCE_LOOP")
+        loop = _switch_kept(K_LOOP, _rib_module, _rib_dict, "ANNOUNCE_LOOP")
         if loop is None:
             return False  # (the Python loop: tests compare it)
         if wide:
             # Wide entries: ``announce_wide``'s passes from the keys, in C
             # (ribd._wide), if that is the one in use; else ``Rib._announce``.
-            if loop is not _announce_loop or _switch_kept(K_WIDE, _rib_dict, "announce_wide") is not _compiled_wide:
+            if loop is not _announce_loop or _switch_kept(K_WIDE, _rib_module, _rib_dict, "announce_wide") is not _compiled_wide:
                 return False
             wide_parts(rib, table, fs, prefixes, None, attrs, len(prefixes))
             return True
@@ -266,15 +258,12 @@ cdef bint announce_parts(rib, r, family, prefixes, attrs) except -1:
         # ``Rib._announce_shared``: its conditions, each checked before any write.
         if get_at(fs, _fs_stale_slot if fs_exact else -1, "stale_slot") is not None or not same:
             return False
-        if n < _switch_kept(K_SHARED, _rib_dict, "SHARED_AT_LEAST"):  # (wide tables took wide_parts above)
+        if n < _switch_kept(K_SHARED, _rib_module, _rib_dict, "SHARED_AT_LEAST"):  # (wide tables took wide_parts above)
             return False
         entry = <object>first
         if type(entry) is not tuple:
             return False
-        if n == 2:
-            if <object>PySequence_Fast_GET_ITEM(seq, 0) == <object>PySequence_Fast_GET_ITEM(seq, 1):
-                return False
-        elif n > 2 and not _distinct_keys(seq, n):
+        if n > 1 and not _distinct_keys(seq, n):
             return False  # a prefix twice: it would count twice
         width = len(<tuple>entry)
         if slot < width and (<tuple>entry)[slot] is not None:
@@ -418,7 +407,7 @@ cdef int _tally(fs, table, Py_ssize_t n, Py_ssize_t slot, list changes) except -
     _dict_add(table, plain, "writes", n)
     _fs_add(fs, _fs_writes, "writes", n)
     dict_get(table, plain, "slot_seq")[slot] = dict_get(table, plain, "changes_start") + logged
-    if logged > _switch_kept(K_MAX_LOG, _table_dict, "MAX_CHANGE_LOG"):
+    if logged > _switch_kept(K_MAX_LOG, _table_module, _table_dict, "MAX_CHANGE_LOG"):
         _dict_add(table, plain, "changes_start", logged)
         changes.clear()
     return 0
