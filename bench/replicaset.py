@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ribd.exabgp import die_with_parent
+from ribd.speaker import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 REFLECTOR = "127.0.15.1"
@@ -149,14 +150,6 @@ class RouteReflector:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
-
-
-def free_port(host: str) -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 @dataclass

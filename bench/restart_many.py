@@ -34,7 +34,7 @@ from bench.common import (
     log,
     rss_bytes,
 )
-from bench.server import free_port
+from ribd.speaker import free_port
 
 TARGET = 10.0  # seconds, process start -> answering from the snapshot
 # The client's reconnect backoff kept short: by default a gRPC channel whose

@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,15 +24,10 @@ import grpc
 
 from bench.common import FULL_TABLE, FULL_TABLE_PEER, V4, cpu_seconds, log, rss_bytes
 from bench.feeder import MARKER_NEIGHBOR
+from ribd.speaker import free_port
 
 EXPORTER = "127.0.1.1"
 ROUTER = "pch"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_config(

@@ -16,8 +16,9 @@ import time
 from pathlib import Path
 
 from bench import bgpsend
-from bench.procs import cpu_of, descendants, free_port, rss_of, stop_process, wait_quiet
+from bench.procs import cpu_of, descendants, rss_of, stop_process, wait_quiet
 from bench.vs_load import Load, Result, start_sending
+from ribd.speaker import free_port
 
 POLL = 0.02
 
@@ -80,7 +81,7 @@ class LookingGlass:
 def run_pmacct(load: Load, workdir: Path, timeout: float) -> Result:
     n = len(load.tables.per_router)
     res = Result("pmacct nfacctd 1.7.7", n)
-    bgp_port, lg_port, nf_port = free_port(), free_port(), free_port(socket.SOCK_DGRAM)
+    bgp_port, lg_port, nf_port = free_port(), free_port(), free_port(kind=socket.SOCK_DGRAM)
     conf = workdir / "nfacctd.conf"
     logfile = workdir / "nfacctd.log"
     conf.write_text(

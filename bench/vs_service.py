@@ -20,7 +20,6 @@ from bench.common import REPO, log
 from bench.ingest_session_profile import SessionProfile, thread_cpu, thread_names, threads_since
 from bench.procs import (
     cpu_of,
-    free_port,
     process_roles,
     rss_of,
     stop_process,
@@ -29,6 +28,7 @@ from bench.procs import (
 )
 from bench.vs_flows import FlowStream, view_metrics
 from bench.vs_load import Load, Result, start_sending
+from ribd.speaker import free_port
 
 # "Idle": the processes' CPU still for longer than the service defers work
 # (a view its router moved past waits for VIEW_SETTLE_SECONDS of quiet).

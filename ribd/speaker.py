@@ -54,11 +54,31 @@ def _require_loopback(address: str, what: str) -> str:
     return str(ip)
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free on ``host`` right now (for a listener started soon after)."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+_HANDED_OUT_KEPT = 4096
+_handed_out: dict[int, None] = {}  # insertion-ordered: the oldest is forgotten first
+_handed_out_lock = threading.Lock()
+
+
+def free_port(host: str = "127.0.0.1", kind: int = socket.SOCK_STREAM) -> int:
+    """A port free on loopback ``host`` right now, for a listener started soon after.
+
+    The kernel may give a port it just released to the very next ``bind(0)``, so two
+    calls in a row (a service's BGP and metrics ports, say) can return the same port
+    and the second listener then fails to bind. This process remembers the last
+    ports it handed out and never hands one out again while it is remembered.
+    """
+    family = socket.AF_INET6 if ":" in _require_loopback(host, "free_port host") else socket.AF_INET
+    while True:
+        with socket.socket(family, kind) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        with _handed_out_lock:
+            if port in _handed_out:
+                continue
+            _handed_out[port] = None
+            if len(_handed_out) > _HANDED_OUT_KEPT:
+                del _handed_out[next(iter(_handed_out))]
+            return port
 
 
 def wait_until(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,6 +20,7 @@ from attribution.service import Service
 from attribution.v1 import attribution_pb2 as pb
 from attribution.v1 import attribution_pb2_grpc as pb_grpc
 from ribd.events import RoutesAnnounced, SessionState
+from ribd.speaker import free_port
 from tests.attribution.helpers import CONFIG, EDGE1, attrs
 
 
@@ -77,12 +77,6 @@ def test_broken_reload_keeps_the_running_config_and_says_why(running, tmp_path):
     assert str(path) in reply.error and "overrides[1].in_if" in reply.error
     assert src_peer(stub, 30) == (65020, "pni-b")  # old rules still in force
     assert service.config.overrides[1].peer_as == 65020
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def serve(path: Path, port: int, *options: str) -> subprocess.Popen[str]:
