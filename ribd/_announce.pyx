@@ -32,7 +32,8 @@ from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_ITEM, PySeque
 
 from ribd._intdelta cimport delta_get, delta_set, is_delta
 from ribd._storeread cimport _find_ints, store_cells
-from ribd._slots cimport dict_get, dict_plain, dict_set, get_at, set_at, slots_writable_offset
+from ribd._counters cimport plus
+from ribd._slots cimport get_at, set_at, slots_writable_offset
 
 from itertools import repeat
 
@@ -65,26 +66,22 @@ cdef object _repeat = repeat
 cdef object _path_attributes = PathAttributes
 
 # The loop's reads of the router's family state, the store and the table, per
-# UPDATE (and, for a returning route, per prefix): at the slots' offsets and in
-# the table's instance dict for objects of exactly these types, through getattr
+# UPDATE (and, for a returning route, per prefix): at the slots' offsets
+# for objects of exactly these types, through getattr
 # otherwise, as ribd._apply and ribd._wide read them (stop 37, movewide: ~20
 # generic getattr / setattr an UPDATE for routers 2-16 and a narrow refresh).
 include "_state_offsets.pxi"
 
-cdef object _family_table = FamilyTable
-cdef bint _table_plain = dict_plain(
-    FamilyTable, ("store", "_entries", "changes", "writes", "slot_seq", "changes_start")
-)
 cdef dict _table_dict = _table_module.__dict__  # ribd.table's namespace (MAX_CHANGE_LOG)
 
 
 def offsets_in_use():
-    """Whether ``general_loop`` reads a router's family state and the store at
-    their slots' offsets and the table's fields in its instance dict (tests)."""
+    """Whether ``general_loop`` reads a router's family state, the table and the
+    store at their slots' offsets (tests)."""
     return (
         min(_fs_slot, _fs_stale_slot, _fs_prefixes, _fs_paths, _fs_stale_prefixes, _fs_writes,
             _st_keys, _st_int_keys, _st_values, _st_delta) >= 0
-        and _table_plain
+        and TABLE_AT_OFFSETS
     )
 
 include "_new_value.pxi"
@@ -158,14 +155,14 @@ cdef int general_loop(rib, table, fs, prefixes, path_ids, found, attrs, fresh, P
     cdef PyObject **cells = NULL
     cdef Py_ssize_t *ats = NULL  # the indexes searched here (``found`` None)
     cdef PyObject *most
-    cdef bint plain = _table_plain and type(table) is _family_table  # (its dict: dict_get)
+    cdef Py_ssize_t ft = table_exact(table)
     cdef Py_ssize_t o_fs = 0 if type(fs) is _family_state else -1  # (0: slots at their offsets)
     cdef Py_ssize_t o_store
-    store = dict_get(table, plain, "store")
+    store = get_at(table, _ft_store | ft, "store")
     o_store = 0 if type(store) is _prefix_store else -1
     delta = get_at(store, _st_delta | o_store, "delta")
-    entries = dict_get(table, plain, "_entries")
-    changes = dict_get(table, plain, "changes")
+    entries = get_at(table, _ft_entries | ft, "_entries")
+    changes = get_at(table, _ft_changes | ft, "changes")
     if not is_delta(delta) or type(entries) is not dict or type(changes) is not list:
         raise TypeError("announce_loop: the store's delta, intern dict or change log is not a delta/dict/list")
     slot = get_at(fs, _fs_slot | o_fs, "slot")
@@ -251,12 +248,12 @@ cdef int general_loop(rib, table, fs, prefixes, path_ids, found, attrs, fresh, P
                 # (``FamilyTable.put(prefix, entry, slot, new, at=at, clear=stale)``).
                 d_stale += 1
                 PyList_Append(changes, prefix)
-                seq_now = dict_get(table, plain, "changes_start") + PyList_GET_SIZE(changes)
-                slot_seq = dict_get(table, plain, "slot_seq")
+                seq_now = get_at(table, _ft_changes_start | ft, "changes_start") + PyList_GET_SIZE(changes)
+                slot_seq = get_at(table, _ft_slot_seq | ft, "slot_seq")
                 slot_seq[slot] = seq_now
                 slot_seq[stale] = seq_now
                 if PyList_GET_SIZE(changes) > max_log:
-                    dict_set(table, plain, "changes_start", dict_get(table, plain, "changes_start") + PyList_GET_SIZE(changes))
+                    set_at(table, _ft_changes_start | ft, "changes_start", get_at(table, _ft_changes_start | ft, "changes_start") + PyList_GET_SIZE(changes))
                     changes.clear()
                 puts += 1
                 built = _with_slot(<tuple>entry, slot, new, stale)
@@ -305,24 +302,24 @@ cdef int general_loop(rib, table, fs, prefixes, path_ids, found, attrs, fresh, P
         set_at(fs, _fs_paths | o_fs, "paths", get_at(fs, _fs_paths | o_fs, "paths") + d_paths)
         set_at(fs, _fs_stale_prefixes | o_fs, "stale_prefixes",
                get_at(fs, _fs_stale_prefixes | o_fs, "stale_prefixes") - d_stale)
-        dict_set(table, plain, "writes", dict_get(table, plain, "writes") + puts)
+        set_at(table, _ft_writes | ft, "writes", get_at(table, _ft_writes | ft, "writes") + puts)
         raise
     finally:
         PyMem_Free(ats)
     # Those counts and the tally at the end (``table.note_slots(slot)``,
     # ``forget_changes_if_behind``), each field written once.
-    set_at(fs, _fs_prefixes | o_fs, "prefixes", get_at(fs, _fs_prefixes | o_fs, "prefixes") + (d_prefixes + added))
-    set_at(fs, _fs_paths | o_fs, "paths", get_at(fs, _fs_paths | o_fs, "paths") + (d_paths + added))
+    set_at(fs, _fs_prefixes | o_fs, "prefixes", plus(get_at(fs, _fs_prefixes | o_fs, "prefixes"), d_prefixes + added))
+    set_at(fs, _fs_paths | o_fs, "paths", plus(get_at(fs, _fs_paths | o_fs, "paths"), d_paths + added))
     if d_stale:
         set_at(fs, _fs_stale_prefixes | o_fs, "stale_prefixes",
-               get_at(fs, _fs_stale_prefixes | o_fs, "stale_prefixes") - d_stale)
-    dict_set(table, plain, "writes", dict_get(table, plain, "writes") + (count + puts))
-    set_at(fs, _fs_writes | o_fs, "writes", get_at(fs, _fs_writes | o_fs, "writes") + count)
+               plus(get_at(fs, _fs_stale_prefixes | o_fs, "stale_prefixes"), -d_stale))
+    set_at(table, _ft_writes | ft, "writes", plus(get_at(table, _ft_writes | ft, "writes"), count + puts))
+    set_at(fs, _fs_writes | o_fs, "writes", plus(get_at(fs, _fs_writes | o_fs, "writes"), count))
     global _taken
     _taken += n
-    start = dict_get(table, plain, "changes_start")
-    dict_get(table, plain, "slot_seq")[slot] = start + PyList_GET_SIZE(changes)
+    start = get_at(table, _ft_changes_start | ft, "changes_start")
+    get_at(table, _ft_slot_seq | ft, "slot_seq")[slot] = plus(start, PyList_GET_SIZE(changes))
     if PyList_GET_SIZE(changes) > max_log:
-        dict_set(table, plain, "changes_start", start + PyList_GET_SIZE(changes))
+        set_at(table, _ft_changes_start | ft, "changes_start", plus(start, PyList_GET_SIZE(changes)))
         changes.clear()
     return 0

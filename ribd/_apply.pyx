@@ -10,8 +10,10 @@ writes this router's path into it for all of them (every router after the
 first). Those two are done here in C, on the same objects with the same dict
 and list calls in the same order: one probe of the delta per prefix, then the
 writes, the counters and the change log as the Python code leaves them.
-Anything else (an UPDATE whose prefixes are partly held, ADD-PATH, a stale
-slot, wide entries, prefixes in the arrays, no prefix at all) goes to
+An UPDATE of the delta neither takes (partly held, held by several entries, a
+stale slot, a prefix twice) goes from here to the compiled general loop as
+``Rib._announce`` would send it (``_announce_rest``); wide entries and prefixes
+in the arrays to their compiled loops too. ADD-PATH and anything else goes to
 ``rib._announce`` unchanged before anything was written, and every other event
 to ``rib._apply``. callgrind put the Python version's bytecode at ~9k
 instructions a line with two routers, of ~32k for applying it.
@@ -23,14 +25,18 @@ was not built (tests/ribd/test_apply_compiled.py compares them).
 from ribd._announce cimport _with_slot, general_loop
 from ribd._intdelta cimport IntDelta, PyLong_CheckExact, delta_get, delta_set, is_delta, key_of, ribd_key4_digits
 from ribd._intdelta6 cimport IntDelta6
-from ribd._slots cimport dict_get, dict_plain, dict_set, dict_version, get_at, set_at, slots_member_offset, slots_writable_offset
+from ribd._counters cimport more_than, plus
+from ribd._slots cimport dict_version, get_at, set_at, slots_member_offset, slots_writable_offset
 from ribd._wide cimport wide_parts
 
 from cpython.dict cimport PyDict_SetItem, PyDict_Size
 from cpython.list cimport PyList_Append
 from cpython.ref cimport Py_INCREF, Py_REFCNT, Py_XDECREF, PyObject
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_ITEM, PySequence_Fast_GET_SIZE
 from libc.stdint cimport uint64_t
+
+from itertools import repeat
 
 import ribd.table as _table_module
 from ribd.entries import OVERLAY_SLOTS
@@ -49,30 +55,28 @@ cdef extern from "Python.h":
 
 
 cdef object _announced = RoutesAnnounced
+cdef object _all_in_delta = repeat(-2)  # ``found`` for the general loop: every prefix in the delta
 cdef object _update_time = UpdateTime
 cdef Py_ssize_t _overlay_slots = OVERLAY_SLOTS
 cdef object _entry_of = entry_of
 cdef object _rib_module = None  # ribd.rib, at the first call (it imports this module)
 cdef dict _rib_dict = None  # its namespace: the loop switches read there (tests set them)
 cdef object _rib_class = None
-cdef bint _rib_plain = False  # Rib's ``tables`` a plain instance attribute (dict_plain)
-cdef bint _rib_writes_plain = False  # and its ``shared_writes``
+cdef Py_ssize_t _rib_tables = -1  # Rib's ``tables`` slot's offset (-1: getattr)
+cdef Py_ssize_t _rib_shared_writes = -1  # and its ``shared_writes``'
 cdef dict _table_dict = _table_module.__dict__  # ribd.table's namespace (MAX_CHANGE_LOG)
 # A late router's UPDATE read ~7 attributes of the RIB, its router, the family's
 # table and store through getattr here (1.3% of the 16 routers' refresh, stop 35,
 # late3): a router's ``families`` and the store's ``keys`` are read at their slots'
-# offsets, the table's and the RIB's fields in their instance dicts, each only
-# for objects of exactly these types (getattr otherwise).
+# offsets, the RIB's fields in its instance dict, each only for objects of
+# exactly these types (getattr otherwise).
 cdef object _router_rib = RouterRib
 cdef Py_ssize_t _rr_families = slots_member_offset(RouterRib.__dict__["families"])
-cdef object _family_table = FamilyTable
-cdef bint _table_plain = dict_plain(
-    FamilyTable, ("store", "_next_slot", "_entries", "changes", "writes", "slot_seq", "changes_start")
-)
 # The rest of a load's UPDATE's reads and writes (stop 36, loadreads): the store's
 # keys and delta, the router's family state (slot, stale slot, its counts) at
-# their slots' offsets (the ones ribd._wide reads them at), the table's fields in
-# its dict, as the ones above.
+# their slots' offsets (the ones ribd._wide reads them at), and the table's
+# fields at theirs (stop 57: each lookup by name in its dict cost ~110
+# instructions, ten or more an UPDATE).
 include "_state_offsets.pxi"
 
 
@@ -80,26 +84,26 @@ cdef inline int _fs_add(fs, Py_ssize_t offset, str name, Py_ssize_t n) except -1
     """``fs.<name> += n``, at ``offset`` when ``fs`` is exactly a ``FamilyState``."""
     if type(fs) is not _family_state:
         offset = -1
-    set_at(fs, offset, name, get_at(fs, offset, name) + n)
+    set_at(fs, offset, name, plus(get_at(fs, offset, name), n))
     return 0
 
 
-cdef inline int _dict_add(o, bint plain, str name, Py_ssize_t n) except -1:
-    """``o.<name> += n`` in ``o``'s instance dict when ``plain``."""
-    dict_set(o, plain, name, dict_get(o, plain, name) + n)
+cdef inline int _add_at(o, Py_ssize_t offset, str name, Py_ssize_t n) except -1:
+    """``o.<name> += n``, at ``offset`` (-1: through getattr / setattr)."""
+    set_at(o, offset, name, plus(get_at(o, offset, name), n))
     return 0
 
 
 cdef object _rib():
     """ribd.rib (it imports this module: looked up at the first call)."""
-    global _rib_module, _rib_dict, _rib_class, _rib_plain, _rib_writes_plain
+    global _rib_module, _rib_dict, _rib_class, _rib_tables, _rib_shared_writes
     if _rib_module is None:
         import ribd.rib
 
         _rib_dict = ribd.rib.__dict__
         _rib_class = ribd.rib.Rib
-        _rib_plain = dict_plain(ribd.rib.Rib, ("tables",))
-        _rib_writes_plain = dict_plain(ribd.rib.Rib, ("shared_writes",))
+        _rib_tables = slots_writable_offset(ribd.rib.Rib.__dict__["tables"])
+        _rib_shared_writes = slots_writable_offset(ribd.rib.Rib.__dict__["shared_writes"])
         _rib_module = ribd.rib
     return _rib_module
 
@@ -141,9 +145,8 @@ def offsets_in_use():
     _rib()
     return (
         min(_rr_families, _st_keys, _st_delta, _fs_slot, _fs_stale_slot, _fs_prefixes, _fs_paths, _fs_writes) >= 0
-        and _table_plain
-        and _rib_plain
-        and _rib_writes_plain
+        and TABLE_AT_OFFSETS
+        and min(_rib_tables, _rib_shared_writes) >= 0
     )
 
 
@@ -196,14 +199,15 @@ cdef bint announce_parts(rib, r, family, prefixes, attrs) except -1:
     cdef Py_ssize_t n, i, missing = 0, slot, width
     cdef PyObject *found
     cdef PyObject *first = NULL
-    cdef bint same = True, plain, fs_exact, wide
+    cdef bint same = True, fs_exact, wide
+    cdef Py_ssize_t ft
     fs = get_at(r, _rr_families if type(r) is _router_rib else -1, "families")[family]
     fs_exact = type(fs) is _family_state
     _rib()
-    table = dict_get(rib, _rib_plain and type(rib) is _rib_class, "tables")[family]
-    plain = _table_plain and type(table) is _family_table
-    store = dict_get(table, plain, "store")
-    wide = dict_get(table, plain, "_next_slot") >= _overlay_slots
+    table = get_at(rib, _rib_tables if type(rib) is _rib_class else -1, "tables")[family]
+    ft = table_exact(table)
+    store = get_at(table, _ft_store | ft, "store")
+    wide = get_at(table, _ft_next_slot | ft, "_next_slot") >= _overlay_slots
     if wide or len(get_at(store, _st_keys if type(store) is _prefix_store else -1, "keys")):
         # Prefixes in the arrays (every router after a merge): the general loop,
         # compiled (ribd._announce), as ``Rib._announce`` enters it. Wide entries
@@ -232,15 +236,17 @@ cdef bint announce_parts(rib, r, family, prefixes, attrs) except -1:
     if n == 0:
         return False
     slot = get_at(fs, _fs_slot if fs_exact else -1, "slot")
-    entries = dict_get(table, plain, "_entries")
-    changes = dict_get(table, plain, "changes")
+    entries = get_at(table, _ft_entries | ft, "_entries")
+    changes = get_at(table, _ft_changes | ft, "changes")
     if not isinstance(changes, list) or not isinstance(entries, dict):
         return False
     key = <object>PySequence_Fast_GET_ITEM(seq, 0)
     found = delta_get(delta, key)
     if found == NULL:
         # The first prefix is new: most likely all are (the first router's load).
-        return _insert_all_new(fs, table, seq, n, slot, attrs, delta, entries, changes)
+        if _insert_all_new(fs, table, seq, n, slot, attrs, delta, entries, changes):
+            return True
+        return _announce_rest(rib, table, fs, seq, n, slot, attrs, delta, entries, changes, -1)
     # One probe of the delta per prefix (``ribload.probe``), noting whether every
     # prefix found holds one object (``ribload.one_entry``'s first half).
     for i in range(n):
@@ -253,21 +259,26 @@ cdef bint announce_parts(rib, r, family, prefixes, attrs) except -1:
         elif found != first:
             same = False
     if missing:
-        return False  # partly held: the general loop's
+        return _announce_rest(rib, table, fs, seq, n, slot, attrs, delta, entries, changes, missing)
     else:
         # ``Rib._announce_shared``: its conditions, each checked before any write.
+        # Any one unmet: the general loop (``_announce_rest``), as there.
         if get_at(fs, _fs_stale_slot if fs_exact else -1, "stale_slot") is not None or not same:
-            return False
+            return _announce_rest(rib, table, fs, seq, n, slot, attrs, delta, entries, changes, 0)
         if n < _switch_kept(K_SHARED, _rib_module, _rib_dict, "SHARED_AT_LEAST"):  # (wide tables took wide_parts above)
-            return False
-        entry = <object>first
-        if type(entry) is not tuple:
+            return _announce_rest(rib, table, fs, seq, n, slot, attrs, delta, entries, changes, 0)
+        # (``first`` is borrowed: no reference to the held entry is taken before the
+        # general loop could be called, whose check whether the entry it replaces
+        # is still held elsewhere counts references)
+        if type(<object>first) is not tuple:
             return False
         if n > 1 and not _distinct_keys(seq, n):
-            return False  # a prefix twice: it would count twice
-        width = len(<tuple>entry)
-        if slot < width and (<tuple>entry)[slot] is not None:
-            return False
+            # a prefix twice: it would count twice
+            return _announce_rest(rib, table, fs, seq, n, slot, attrs, delta, entries, changes, 0)
+        width = PyTuple_GET_SIZE(<object>first)
+        if slot < width and <object>PyTuple_GET_ITEM(<object>first, slot) is not None:
+            return _announce_rest(rib, table, fs, seq, n, slot, attrs, delta, entries, changes, 0)
+        entry = <object>first
         # (the entry with this router's slot set, widened with None: built in C
         # as the general loop builds it, where unpacking two slices took a list,
         # two tuples and a generic extend, ~1.5% of four routers loading together)
@@ -278,7 +289,7 @@ cdef bint announce_parts(rib, r, family, prefixes, attrs) except -1:
             delta_set(delta, prefix, new_entry)
             PyList_Append(changes, prefix)
         _fs_add(fs, _fs_prefixes, "prefixes", n)
-        _dict_add(rib, _rib_writes_plain and type(rib) is _rib_class, "shared_writes", n)
+        _add_at(rib, _rib_shared_writes if type(rib) is _rib_class else -1, "shared_writes", n)
         _fs_add(fs, _fs_paths, "paths", n)
         # The replaced entry leaves the intern dict if no prefix holds it any more
         # (see Rib._announce): references then are the dict's key and value and
@@ -288,6 +299,57 @@ cdef bint announce_parts(rib, r, family, prefixes, attrs) except -1:
             if found != NULL and <object>found is entry:
                 PyDict_DelItem(entries, entry)
     _tally(fs, table, n, slot, changes)
+    return True
+
+
+cdef bint _announce_rest(
+    rib, table, fs, seq, Py_ssize_t n, Py_ssize_t slot, attrs, delta, dict entries, list changes, Py_ssize_t missing
+) except -1:
+    """What ``Rib._announce`` does with an UPDATE of the delta (arrays empty, narrow
+    entries, no path ids) that neither short path took, done from here: its
+    prefixes the delta lacks get the entry of this one path (``insert_new``),
+    the others go to the general loop, compiled (``ribd._announce``) with that
+    entry and count, in the order and with the counts ``Rib._announce`` leaves.
+    ``missing``: how many prefixes the delta lacks (-1: not counted yet).
+
+    Until stop 57 these UPDATEs went back to ``Rib._announce`` in Python, which
+    probed the delta again and called the same loop: its frame, attribute reads
+    and the ``repeat``/``zip`` it built took ~8% of four synthetic routers
+    loading together (callgrind), a fifth of whose UPDATEs come here. False
+    (nothing written) where the Python loop is in use (tests compare it)."""
+    cdef Py_ssize_t i, before, added = 0
+    cdef PyObject *got
+    loop = _switch_kept(K_LOOP, _rib_module, _rib_dict, "ANNOUNCE_LOOP")
+    if loop is None:
+        return False
+    fresh = None
+    held = seq
+    if missing:
+        unheld = []
+        held = []
+        for i in range(n):
+            prefix = <object>PySequence_Fast_GET_ITEM(seq, i)
+            got = delta_get(delta, prefix)
+            PyList_Append(unheld if got == NULL or <object>got is None else held, prefix)
+        if unheld:
+            # (``Rib._announce``: the entry interned whenever a prefix is new; a
+            # prefix twice in the UPDATE is added once, logged twice)
+            fresh = _entry_of(slot, attrs)
+            fresh = <object>PyDict_SetDefault(entries, fresh, fresh)
+            before = len(delta)
+            for prefix in unheld:
+                delta_set(delta, prefix, fresh)
+                PyList_Append(changes, prefix)
+            added = len(delta) - before
+        if not held:
+            _fs_add(fs, _fs_prefixes, "prefixes", added)
+            _fs_add(fs, _fs_paths, "paths", added)
+            _tally(fs, table, n, slot, changes)
+            return True
+    if loop is _announce_loop:
+        general_loop(rib, table, fs, held, None, _all_in_delta, attrs, fresh, added, n)
+    else:
+        loop(rib, table, fs, held, None, _all_in_delta, attrs, fresh, added, n)
     return True
 
 
@@ -402,12 +464,12 @@ cdef bint _all_added(fs, table, seq, Py_ssize_t n, Py_ssize_t slot, list changes
 cdef int _tally(fs, table, Py_ssize_t n, Py_ssize_t slot, list changes) except -1:
     """As ``Rib._announce`` ends: the writes, ``table.note_slots(slot)``,
     ``table.forget_changes_if_behind()``."""
-    cdef bint plain = _table_plain and type(table) is _family_table
+    cdef Py_ssize_t ft = table_exact(table)
     cdef Py_ssize_t logged = len(changes)
-    _dict_add(table, plain, "writes", n)
+    set_at(table, _ft_writes | ft, "writes", plus(get_at(table, _ft_writes | ft, "writes"), n))
     _fs_add(fs, _fs_writes, "writes", n)
-    dict_get(table, plain, "slot_seq")[slot] = dict_get(table, plain, "changes_start") + logged
-    if logged > _switch_kept(K_MAX_LOG, _table_module, _table_dict, "MAX_CHANGE_LOG"):
-        _dict_add(table, plain, "changes_start", logged)
+    get_at(table, _ft_slot_seq | ft, "slot_seq")[slot] = plus(get_at(table, _ft_changes_start | ft, "changes_start"), logged)
+    if more_than(logged, _switch_kept(K_MAX_LOG, _table_module, _table_dict, "MAX_CHANGE_LOG")):
+        set_at(table, _ft_changes_start | ft, "changes_start", plus(get_at(table, _ft_changes_start | ft, "changes_start"), logged))
         changes.clear()
     return 0

@@ -33,8 +33,6 @@ from ribd._fastlock cimport fastlock_layout_ok, fastlock_release, fastlock_try
 from ribd._rawdecode cimport UpdateDecoder, load_update, load_update6
 from ribd._rawline cimport events_of, line_update, peer_of
 from ribd._slots cimport (
-    dict_get,
-    dict_plain,
     get_at,
     set_at,
     slots_member_offset,
@@ -69,7 +67,7 @@ cdef object _decoder = UpdateDecoder  # the compiled decoder (a swapped-in one: 
 # time stamp, the feed's counters) went through the generic getattr / setattr,
 # ~150-200 instructions each (type lookup, descriptor call): 12.9% of the feed's
 # loop with announce_parts' (stop 35, intern5). Read here at their slots'
-# offsets (``ribd._slots``) and in the RIB's instance dict, each only for an
+# offsets (``ribd._slots``), the RIB's too since stop 57, each only for an
 # object of exactly the type whose layout was taken (any other: getattr, as
 # before). Nothing is cached across lines: every field is read at every line,
 # so a swapped decoder, a forgotten session, a reload of ``rib.neighbors`` are
@@ -100,7 +98,9 @@ cdef object _lock_acquire = _lock_type.acquire
 cdef object _lock_release = _lock_type.release
 cdef bint _lock_in_c = fastlock_layout_ok(_thread.allocate_lock())
 cdef object _rib_class = None  # ribd.rib.Rib (it imports the feed: at the first loader)
-cdef bint _rib_plain = False  # its neighbors, lock, routers plain instance attributes
+cdef Py_ssize_t _rib_neighbors = -1  # its slots' offsets (-1: getattr)
+cdef Py_ssize_t _rib_lock = -1
+cdef Py_ssize_t _rib_routers = -1
 
 
 cdef inline object _cell(object o, Py_ssize_t offset, object kind, str name):
@@ -119,14 +119,14 @@ cdef inline object _intern(interner, row):
     return interner.intern(row)
 
 
-cdef int _apply_line(rib, bint plain, peer, bint timed, double stamp, family, prefixes, attrs) except -1:
+cdef int _apply_line(rib, Py_ssize_t rx, peer, bint timed, double stamp, family, prefixes, attrs) except -1:
     """``apply_many`` of the line's [UpdateTime, RoutesAnnounced], its steps; the
     caller holds ``rib.lock``."""
-    allowed = dict_get(rib, plain, "neighbors")
+    allowed = get_at(rib, _rib_neighbors | rx, "neighbors")
     if allowed is not None and peer not in allowed:
         rib.unknown_neighbor_events += 2 if timed else 1
         return 0
-    routers = dict_get(rib, plain, "routers")
+    routers = get_at(rib, _rib_routers | rx, "routers")
     if type(routers) is dict:
         r = (<dict>routers).get(peer) or rib.router(peer)
     else:
@@ -145,7 +145,7 @@ def fields_at_offsets():
         min(_raw_decoder, _raw_caps, _caps_add_path, _caps_asn4, _rr_last_update, _c_prefixes, _c_updates) >= 0
         and _interner_slotted
         and _intern_fn is not None
-        and _rib_plain
+        and min(_rib_neighbors, _rib_lock, _rib_routers) >= 0
         and _lock_in_c
     )
 
@@ -158,11 +158,13 @@ cdef class LineLoader:
     forgotten are seen at once), as the scanner reads them."""
 
     def __init__(self, parser, rib):
-        global _rib_class, _rib_plain
+        global _rib_class, _rib_neighbors, _rib_lock, _rib_routers
         if _rib_class is None:
             from ribd.rib import Rib
 
-            _rib_plain = dict_plain(Rib, ("neighbors", "lock", "routers"))
+            _rib_neighbors = slots_member_offset(Rib.__dict__["neighbors"])
+            _rib_lock = slots_member_offset(Rib.__dict__["lock"])
+            _rib_routers = slots_member_offset(Rib.__dict__["routers"])
             _rib_class = Rib
         self._raw = parser.raw
         self._rib = rib
@@ -190,9 +192,10 @@ cdef class LineLoader:
         never made a bytes object. Nothing here keeps the pointer."""
         cdef Py_ssize_t at, stop, n
         cdef double stamp
-        cdef bint timed, plain, asn4
+        cdef bint timed, asn4
+        cdef Py_ssize_t rx  # 0: the RIB's fields at their offsets
         rib = self._rib
-        plain = _rib_plain and type(rib) is _rib_class
+        rx = 0 if type(rib) is _rib_class else -1
         try:  # (any error: today's path meets it again and words it)
             body = line_update(line, size, &at, &stop, &stamp, &timed)
             if body is None:
@@ -205,7 +208,7 @@ cdef class LineLoader:
             caps = (<dict>_cell(raw, _raw_caps, _raw_messages, "_caps")).get(peer)
             if caps is None or type(decoder) is not _decoder:
                 return None
-            allowed = dict_get(rib, plain, "neighbors")
+            allowed = get_at(rib, _rib_neighbors | rx, "neighbors")
             if allowed is not None and peer not in allowed:
                 return None  # the feed's loop logs it as an unknown neighbor
             got = None
@@ -240,7 +243,7 @@ cdef class LineLoader:
         except Exception:
             return None
         n = len(<list>prefixes)
-        lock = dict_get(rib, plain, "lock")
+        lock = get_at(rib, _rib_lock | rx, "lock")
         if type(lock) is _lock_type:
             # ``with lock`` without its two bound methods and ``__exit__``'s
             # argument tuple: taken in C when free (what an uncontended
@@ -251,13 +254,13 @@ cdef class LineLoader:
             if not (_lock_in_c and fastlock_try(lock)):
                 _lock_acquire(lock)
             try:
-                _apply_line(rib, plain, peer, timed, stamp, family, prefixes, attrs)
+                _apply_line(rib, rx, peer, timed, stamp, family, prefixes, attrs)
             finally:
                 if not (_lock_in_c and fastlock_release(lock)):
                     _lock_release(lock)
         else:
             with lock:
-                _apply_line(rib, plain, peer, timed, stamp, family, prefixes, attrs)
+                _apply_line(rib, rx, peer, timed, stamp, family, prefixes, attrs)
         if counted != NULL:
             counted[0] = n
         elif type(c) is _feed_counters:

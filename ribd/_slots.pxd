@@ -1,9 +1,10 @@
 # Fields of slotted objects (a ``__slots__`` entry, a msgspec Struct field) read and
-# written at their offsets, for the compiled hot loops (ribd._intern, ribd._wide);
-# and plain instance attributes (``FamilyTable``'s, ``Rib``'s) read and written in the
-# instance's dict (``dict_plain``, ``dict_get``, ``dict_set``: ribd._apply, ribd._wide).
-# Why: a member descriptor's generic lookup (type lookup, descriptor call, a setattr
-# per counter) cost 5-7% of a late router's feed and of the 16 routers' refresh
+# written at their offsets, for the compiled hot loops (ribd._intern, ribd._wide,
+# ribd._apply, ribd._announce, ribd._loadline); and a dict's version tag. Until
+# stop 57 ``FamilyTable``'s and ``Rib``'s fields were read in their instance dicts
+# here (~110 instructions a lookup by name); they are slots now. Why: a member
+# descriptor's generic lookup (type lookup, descriptor call, a setattr per
+# counter) cost 5-7% of a late router's feed and of the 16 routers' refresh
 # (BENCHMARKS.md, stop 34: intern4, wide3). One place for the pointer arithmetic:
 # callers take an offset once from the class's descriptor (-1: not a plain object
 # member, then every access goes through getattr / setattr), and use it only on
@@ -36,22 +37,6 @@ cdef extern from *:
 
 cdef extern from *:
     """
-    /* The instance dict of ``o`` (borrowed; made from 3.11's inline values at
-       the first call for that object), NULL (no error) when it has none. */
-    static inline PyObject *slots_instance_dict(PyObject *o) {
-    #if PY_VERSION_HEX < 0x030D0000
-        PyObject **dp = _PyObject_GetDictPtr(o);
-        return dp == NULL ? NULL : *dp;
-    #else
-        return NULL;
-    #endif
-    }
-    """
-    PyObject *slots_instance_dict(object o)
-
-
-cdef extern from *:
-    """
     /* A dict's version tag (CPython 3.11: a new one at each change of that
        dict); 0 where there is none to read (3.12 deprecates it). */
     static inline unsigned long long slots_dict_version(PyObject *d) {
@@ -64,52 +49,6 @@ cdef extern from *:
     }
     """
     unsigned long long dict_version "slots_dict_version"(object d) noexcept
-
-
-cdef extern from "Python.h":
-    PyObject *PyDict_GetItemWithError(object d, object key) except? NULL
-
-
-cdef inline bint dict_plain(object cls, tuple names) except -1:
-    """Whether every one of ``names`` is, on instances of exactly ``cls``, a plain
-    attribute of the instance's dict: instances have a dict and no class of the
-    MRO defines the name (a property or slot there would take precedence)."""
-    if not getattr(cls, "__dictoffset__", 0):
-        return False
-    for k in cls.__mro__:
-        for n in names:
-            if n in k.__dict__:
-                return False
-    return True
-
-
-cdef inline object dict_get(object o, bint plain, str name):
-    """``o.<name>``: from the instance's dict when ``plain`` (the caller checked
-    ``o``'s exact type against ``dict_plain``), else (or when not there) through
-    getattr, which raises AttributeError as usual. One dict lookup where getattr
-    looks in the type's MRO first."""
-    cdef PyObject *d
-    cdef PyObject *v
-    if plain:
-        d = slots_instance_dict(o)
-        if d != NULL:
-            v = PyDict_GetItemWithError(<object>d, name)
-            if v != NULL:
-                return <object>v
-    return getattr(o, name)
-
-
-cdef inline int dict_set(object o, bint plain, str name, object value) except -1:
-    """``o.<name> = value``: into the instance's dict when ``plain`` and it has
-    one, else through setattr."""
-    cdef PyObject *d
-    if plain:
-        d = slots_instance_dict(o)
-        if d != NULL:
-            (<dict>d)[name] = value
-            return 0
-    setattr(o, name, value)
-    return 0
 
 
 cdef inline PyObject *slot_ptr(object o, Py_ssize_t offset) noexcept:

@@ -1,11 +1,14 @@
-# Included by ribd/_apply.pyx and ribd/_wide.pyx (each imports FamilyState and
-# PrefixStore and cimports slots_writable_offset): the offsets both read a
-# router's family state and a family's store at, taken once in one place.
+# Included by ribd/_apply.pyx, ribd/_announce.pyx and ribd/_wide.pyx (each
+# imports FamilyState, FamilyTable and PrefixStore and cimports
+# slots_writable_offset): the offsets they read a router's family state, a
+# family's table and its store at, taken once in one place.
 #
-# A router's FamilyState and the family's PrefixStore (slotted classes) read
-# and written at their slots' offsets, for objects of exactly these types
-# (ribd._slots; -1: through getattr / setattr).
+# A router's FamilyState, the family's FamilyTable and PrefixStore (slotted
+# classes) read and written at their slots' offsets, for objects of exactly
+# these types (ribd._slots; -1: through getattr / setattr). ``offset | ft``,
+# with ``ft`` 0 for exactly that type and -1 otherwise, picks one or the other.
 cdef object _family_state = FamilyState
+cdef object _family_table = FamilyTable
 cdef object _prefix_store = PrefixStore
 cdef Py_ssize_t _fs_slot = slots_writable_offset(FamilyState.__dict__["slot"])
 cdef Py_ssize_t _fs_stale_slot = slots_writable_offset(FamilyState.__dict__["stale_slot"])
@@ -17,3 +20,17 @@ cdef Py_ssize_t _st_keys = slots_writable_offset(PrefixStore.__dict__["keys"])
 cdef Py_ssize_t _st_int_keys = slots_writable_offset(PrefixStore.__dict__["int_keys"])
 cdef Py_ssize_t _st_values = slots_writable_offset(PrefixStore.__dict__["values"])
 cdef Py_ssize_t _st_delta = slots_writable_offset(PrefixStore.__dict__["delta"])
+cdef Py_ssize_t _ft_store = slots_writable_offset(FamilyTable.__dict__["store"])
+cdef Py_ssize_t _ft_entries = slots_writable_offset(FamilyTable.__dict__["_entries"])
+cdef Py_ssize_t _ft_next_slot = slots_writable_offset(FamilyTable.__dict__["_next_slot"])
+cdef Py_ssize_t _ft_changes = slots_writable_offset(FamilyTable.__dict__["changes"])
+cdef Py_ssize_t _ft_changes_start = slots_writable_offset(FamilyTable.__dict__["changes_start"])
+cdef Py_ssize_t _ft_slot_seq = slots_writable_offset(FamilyTable.__dict__["slot_seq"])
+cdef Py_ssize_t _ft_writes = slots_writable_offset(FamilyTable.__dict__["writes"])
+TABLE_AT_OFFSETS = min(_ft_store, _ft_entries, _ft_next_slot, _ft_changes, _ft_changes_start,
+                       _ft_slot_seq, _ft_writes) >= 0
+
+
+cdef inline Py_ssize_t table_exact(table):
+    """0 when ``table`` is exactly a FamilyTable (its fields at the offsets above), else -1."""
+    return 0 if type(table) is _family_table else -1

@@ -35,7 +35,8 @@ from ribd._storeread cimport _find_ints, store_cells
 from libc.stdint cimport uint64_t
 
 from ribd._intdelta cimport IntDelta, delta_get, delta_set, is_delta, key_of
-from ribd._slots cimport dict_get, dict_plain, dict_set, get_at, set_at, slots_member_offset, slots_writable_offset
+from ribd._counters cimport more_than, plus
+from ribd._slots cimport get_at, set_at, slots_member_offset, slots_writable_offset
 from ribd._wide_rejoin cimport rejoin_c
 from ribd._wide_rows cimport (
     WIDE_ROWS_IN_PLACE,
@@ -94,9 +95,7 @@ STATE_AT_OFFSETS = min(_fs_slot, _fs_stale_slot, _fs_prefixes, _fs_paths, _fs_st
                        _fs_writes, _st_keys, _st_int_keys, _st_values, _st_delta) >= 0
 
 
-cdef object _family_table = FamilyTable  # its fields in its instance dict (dict_get)
 cdef dict _table_dict = _table_module.__dict__  # ribd.table's namespace (MAX_CHANGE_LOG)
-cdef bint _table_plain = dict_plain(FamilyTable, ("store", "_entries", "changes", "writes", "slot_seq", "changes_start"))
 
 
 cdef inline Py_ssize_t _at(object o, object cls, Py_ssize_t offset):
@@ -219,11 +218,11 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
     cdef dict by_id = None
 
     delta = get_at(store, _st_delta | o_store, "delta")
-    entries = dict_get(table, _table_plain and type(table) is _family_table, "_entries")
+    entries = get_at(table, _ft_entries | table_exact(table), "_entries")
     if type(entries) is not dict or not is_delta(delta):
         raise TypeError("announce_wide: the table's intern dict or delta is not a dict/delta")
     int_delta = type(delta) is IntDelta
-    changes = dict_get(table, _table_plain and type(table) is _family_table, "changes")
+    changes = get_at(table, _ft_changes | table_exact(table), "changes")
     if type(changes) is not list:
         raise TypeError("announce_wide: the table's change log is not a list")
     slot = get_at(fs, _fs_slot | o_fs, "slot")
@@ -454,12 +453,12 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
             PyList_Append(changes, prefix)
             new_entry = None
         if d_prefixes:
-            set_at(fs, _fs_prefixes | o_fs, "prefixes", _plus(get_at(fs, _fs_prefixes | o_fs, "prefixes"), d_prefixes))
+            set_at(fs, _fs_prefixes | o_fs, "prefixes", plus(get_at(fs, _fs_prefixes | o_fs, "prefixes"), d_prefixes))
         if d_paths:
-            set_at(fs, _fs_paths | o_fs, "paths", _plus(get_at(fs, _fs_paths | o_fs, "paths"), d_paths))
+            set_at(fs, _fs_paths | o_fs, "paths", plus(get_at(fs, _fs_paths | o_fs, "paths"), d_paths))
         if d_stale:
             set_at(fs, _fs_stale_prefixes | o_fs, "stale_prefixes",
-                    _plus(get_at(fs, _fs_stale_prefixes | o_fs, "stale_prefixes"), -d_stale))
+                    plus(get_at(fs, _fs_stale_prefixes | o_fs, "stale_prefixes"), -d_stale))
         # Interned rows no prefix holds any more leave the intern dict now (see
         # Rib._announce); a row never interned goes with its last reference.
         ents_held = 0

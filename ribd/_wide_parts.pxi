@@ -29,7 +29,7 @@ cdef tuple _core_at(rib, table, fs, seq, Py_ssize_t n, list ids, list found, att
     cdef Py_ssize_t i, o_store
     cdef Py_ssize_t stack_at[STACK]
     cdef Py_ssize_t *ats = stack_at
-    store = dict_get(table, _table_plain and type(table) is _family_table, "store")
+    store = get_at(table, _ft_store | table_exact(table), "store")
     o_store = -1 if type(store) is not _prefix_store else 0  # (0: its slots at their offsets)
     if n > STACK:
         ats = <Py_ssize_t *>PyMem_Malloc(n * sizeof(Py_ssize_t))
@@ -72,7 +72,7 @@ cdef int wide_parts(rib, table, fs, prefixes, path_ids, attrs, Py_ssize_t count)
     counters) was about half of a late router's apply (BENCHMARKS.md, stop 30,
     wide1)."""
     cdef Py_ssize_t n, o_fs = _at(fs, _family_state, 0)  # (0: its slots at their offsets)
-    cdef bint plain = _table_plain and type(table) is _family_table  # (its dict: dict_get)
+    cdef Py_ssize_t ft = table_exact(table)  # (0: its slots at their offsets)
     cdef PyObject *most
     global _direct
     seq = PySequence_Fast(prefixes, "announce_wide: prefixes must be a sequence")
@@ -89,51 +89,25 @@ cdef int wide_parts(rib, table, fs, prefixes, path_ids, attrs, Py_ssize_t count)
         return 0
     # The general loop's tally with nothing added (``table.note_slots(slot)``,
     # ``forget_changes_if_behind``), without its set-up for no prefix; the sums
-    # in C (``_plus``), where ``x + count`` made ``count`` an int first: ~6 ints
+    # in C (``ribd._counters.plus``), where ``x + count`` made ``count`` an int first: ~6 ints
     # made and freed an UPDATE, 4.8% of ``wide_parts`` (stop 38, wide4).
-    changes = dict_get(table, plain, "changes")
+    changes = get_at(table, _ft_changes | ft, "changes")
     logged = PyList_GET_SIZE(changes) if type(changes) is list else len(changes)
-    dict_set(table, plain, "writes", _plus(dict_get(table, plain, "writes"), count))
-    set_at(fs, _fs_writes | o_fs, "writes", _plus(get_at(fs, _fs_writes | o_fs, "writes"), count))
-    start = dict_get(table, plain, "changes_start")
-    seq_now = _plus(start, logged)
-    slot_seq = dict_get(table, plain, "slot_seq")
+    set_at(table, _ft_writes | ft, "writes", plus(get_at(table, _ft_writes | ft, "writes"), count))
+    set_at(fs, _fs_writes | o_fs, "writes", plus(get_at(fs, _fs_writes | o_fs, "writes"), count))
+    start = get_at(table, _ft_changes_start | ft, "changes_start")
+    seq_now = plus(start, logged)
+    slot_seq = get_at(table, _ft_slot_seq | ft, "slot_seq")
     if type(slot_seq) is dict:
         PyDict_SetItem(slot_seq, get_at(fs, _fs_slot | o_fs, "slot"), seq_now)
     else:
         slot_seq[get_at(fs, _fs_slot | o_fs, "slot")] = seq_now
     most = PyDict_GetItemWithError(_table_dict, "MAX_CHANGE_LOG")  # (a module getattr was ~0.6%)
-    if _more_than(logged, <object>most if most != NULL else _table_module.MAX_CHANGE_LOG):
-        dict_set(table, plain, "changes_start", seq_now)
+    if more_than(logged, <object>most if most != NULL else _table_module.MAX_CHANGE_LOG):
+        set_at(table, _ft_changes_start | ft, "changes_start", seq_now)
         changes.clear()
     return 0
 
 
 cdef extern from "Python.h":
-    long long _as_ll "PyLong_AsLongLongAndOverflow"(object o, int *overflow) except? -1
-    object _from_ll "PyLong_FromLongLong"(long long v)
     Py_ssize_t PyList_GET_SIZE(object l)
-
-
-cdef inline object _plus(object o, Py_ssize_t n):
-    """``o + n`` (a counter plus this UPDATE's part): for an exact int of at
-    most 62 bits, one new int made from the C sum; else Python's ``+``."""
-    cdef int overflow = 0
-    cdef long long v
-    if type(o) is int and -(1LL << 62) < n < (1LL << 62):
-        v = _as_ll(o, &overflow)
-        if not overflow and -(1LL << 62) < v < (1LL << 62):
-            return _from_ll(v + n)
-    return o + n
-
-
-cdef inline bint _more_than(Py_ssize_t n, object most) except -1:
-    """``n > most`` without making ``n`` an int when ``most`` is an exact int."""
-    cdef int overflow = 0
-    cdef long long v
-    if type(most) is int:
-        v = _as_ll(most, &overflow)
-        if not overflow:
-            return n > v
-        return overflow < 0  # (past 64 bits: below any n when negative)
-    return n > most

@@ -161,42 +161,50 @@ def test_compiled_apply_leaves_what_the_reference_leaves(seed, variant, monkeypa
     assert ribs[1].tables[V4]._next_slot < 16  # (no wide entries: not this path)
 
 
-def test_the_short_paths_take_a_load_and_leave_the_rest() -> None:
+def test_a_load_is_taken_in_c_but_add_path_and_empty_updates_are_left() -> None:
+    """Every UPDATE of the delta without path ids is written from C: the two short
+    paths (all new, all one shared entry) and, since stop 57, the rest (partly
+    held, held by several entries, the router's own path there, new first then
+    one held, a prefix twice), leaving what the Python reference leaves. ADD-PATH
+    and an UPDATE without prefixes are left to ``Rib._announce``, nothing written."""
     from ribd._apply import announce_load
 
-    rib = Rib(clock=Clock())
+    rib, ref = Rib(clock=Clock()), Rib(clock=Clock())
     a, b = _attrs()[:2]
     old = tuple(f"10.0.{i}.0/24" for i in range(6))
     for r in ROUTERS[:2]:
         rib.apply(SessionState(r, "up"))
+        ref.apply(SessionState(r, "up"))
+
+    def taken(ev: RoutesAnnounced) -> bool:
+        PY_APPLY_MANY(ref, [ev])
+        with rib.lock:
+            return announce_load(rib, ev)
+
+    assert taken(RoutesAnnounced(ROUTERS[0], V4, old, None, a))  # all new
+    assert taken(RoutesAnnounced(ROUTERS[1], V4, old, None, b))  # all shared
+    assert rib.shared_writes == 6
+    more = (*old[:2], "10.9.0.0/24")
+    assert taken(RoutesAnnounced(ROUTERS[0], V4, more, None, b))  # partly held
+    assert taken(RoutesAnnounced(ROUTERS[0], V4, old, None, b))  # its own path there
+    assert taken(RoutesAnnounced(ROUTERS[1], V4, old[:4], None, a))  # several entries
+    for odd in (("10.7.0.0/23", "10.7.2.0/25", old[0]), ("10.7.0.0/23", "10.7.0.0/23")):
+        assert taken(RoutesAnnounced(ROUTERS[0], V4, odd, None, b))  # new first, then held or twice
+    assert _state(rib) == _state(ref)
+    before = _state(rib)
     with rib.lock:
-        assert announce_load(rib, RoutesAnnounced(ROUTERS[0], V4, old, None, a))  # all new
-        assert announce_load(rib, RoutesAnnounced(ROUTERS[1], V4, old, None, b))  # all shared
-        assert rib.shared_writes == 6
-        # partly held, ADD-PATH, no prefix, the router's own path there: not taken
-        more = (*old[:2], "10.9.0.0/24")
-        assert not announce_load(rib, RoutesAnnounced(ROUTERS[0], V4, more, None, b))
         assert not announce_load(rib, RoutesAnnounced(ROUTERS[0], V4, old, (1,) * 6, b))
         assert not announce_load(rib, RoutesAnnounced(ROUTERS[0], V4, (), None, b))
-        assert not announce_load(rib, RoutesAnnounced(ROUTERS[0], V4, old, None, b))
-    store = rib.tables[V4].store
-    delta = store.delta
-    assert store.key_of("10.9.0.0/24") not in delta  # nothing written when not taken
-    # New first, then one held, or one twice: the keys added are taken out again.
-    keys, lengths = delta.keys(), delta.lengths()
-    with rib.lock:
-        for odd in (("10.7.0.0/23", "10.7.2.0/25", old[0]), ("10.7.0.0/23", "10.7.0.0/23")):
-            assert not announce_load(rib, RoutesAnnounced(ROUTERS[0], V4, odd, None, b))
-            assert delta.keys() == keys and delta.lengths() == lengths
-    rib.apply_many([RoutesAnnounced(ROUTERS[0], V4, ("10.7.2.0/25",), None, b)])
-    assert delta.lengths() == [25, 24]
+    assert _state(rib) == before  # nothing written when not taken
+    assert rib.tables[V4].store.delta.lengths() == [25, 24, 23]
     rib._merge(rib.tables[V4])
     with rib.lock:  # prefixes in the arrays: the general loop's, compiled where built
         late = RoutesAnnounced(ROUTERS[0], V4, ("10.8.0.0/24",), None, b)
         assert announce_load(rib, late) is (ribd.rib.ANNOUNCE_LOOP is not None)
     for prefix in old:
-        assert [m.attributes for m in rib.exact(ROUTERS[1], V4, prefix)] == [b]
-        assert [m.attributes for m in rib.exact(ROUTERS[0], V4, prefix)] == [a]
+        assert [m.attributes for m in rib.exact(ROUTERS[0], V4, prefix)] == [b]
+    for prefix in old[:4]:
+        assert [m.attributes for m in rib.exact(ROUTERS[1], V4, prefix)] == [a]
 
 
 def test_the_replaced_entry_leaves_the_intern_dict() -> None:

@@ -174,9 +174,9 @@ class OtherTable(ribd.table.FamilyTable):
 
 def test_announce_parts_reads_at_offsets_and_in_instance_dicts():
     """``ribd._apply.announce_parts`` (every raw UPDATE of a late router) reads a
-    router's families and a store's keys at their offsets, the table's and the
-    RIB's fields in their instance dicts: the fields are plain there. Fails
-    before (stop 35, late3): every one was a getattr."""
+    router's families, a store's keys and the table's fields at their offsets,
+    the RIB's fields in its instance dict. Fails before stop 35 (late3: every
+    one was a getattr) and, for the table's, before stop 57 (in its dict)."""
     apply = pytest.importorskip("ribd._apply")
     assert apply.offsets_in_use()
 
