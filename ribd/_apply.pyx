@@ -63,13 +63,13 @@ cdef object _rib_module = None  # ribd.rib, at the first call (it imports this m
 cdef dict _rib_dict = None  # its namespace: the loop switches read there (tests set them)
 cdef object _rib_class = None
 cdef Py_ssize_t _rib_tables = -1  # Rib's ``tables`` slot's offset (-1: getattr)
-cdef Py_ssize_t _rib_shared_writes = -1  # and its ``shared_writes``'
+cdef Py_ssize_t _rib_shared_writes = -1  # and its ``shared_writes``
 cdef dict _table_dict = _table_module.__dict__  # ribd.table's namespace (MAX_CHANGE_LOG)
 # A late router's UPDATE read ~7 attributes of the RIB, its router, the family's
 # table and store through getattr here (1.3% of the 16 routers' refresh, stop 35,
-# late3): a router's ``families`` and the store's ``keys`` are read at their slots'
-# offsets, the RIB's fields in its instance dict, each only for objects of
-# exactly these types (getattr otherwise).
+# late3): a router's ``families``, the store's ``keys`` and the RIB's fields
+# (stop 57) are read at their slots' offsets, each only for objects of exactly
+# these types (getattr otherwise).
 cdef object _router_rib = RouterRib
 cdef Py_ssize_t _rr_families = slots_member_offset(RouterRib.__dict__["families"])
 # The rest of a load's UPDATE's reads and writes (stop 36, loadreads): the store's
@@ -140,8 +140,8 @@ cdef inline object _switch_kept(int k, object module, dict namespace, str name):
 
 
 def offsets_in_use():
-    """Whether ``announce_parts`` reads its fields at offsets and in instance dicts
-    (tests): a router's families, a store's keys, a table's and the RIB's fields."""
+    """Whether ``announce_parts`` reads its fields at their offsets (tests): a
+    router's families, a store's keys, a table's and the RIB's fields."""
     _rib()
     return (
         min(_rr_families, _st_keys, _st_delta, _fs_slot, _fs_stale_slot, _fs_prefixes, _fs_paths, _fs_writes) >= 0

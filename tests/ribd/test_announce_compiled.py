@@ -192,11 +192,11 @@ def test_a_restart_refresh_clears_the_stale_copies(monkeypatch) -> None:
         assert [m.attributes for m in rib.exact(ROUTERS[0], V4, held[0])] == [b]
 
 
-def test_the_loop_reads_at_offsets_and_in_the_tables_dict() -> None:
-    """``general_loop`` reads a router's FamilyState and the store at their slots'
-    offsets and the FamilyTable's fields in its instance dict (as ribd._apply and
-    ribd._wide do). Fails before (stop 37, movewide): ~20 getattr / setattr an
-    UPDATE, and per prefix for a returning route."""
+def test_the_loop_reads_at_offsets() -> None:
+    """``general_loop`` reads a router's FamilyState, the FamilyTable and the store
+    at their slots' offsets (as ribd._apply and ribd._wide do). Fails before
+    (stop 37, movewide): ~20 getattr / setattr an UPDATE, and per prefix for a
+    returning route; and before stop 57 for the table (read in its dict)."""
     import ribd._announce
 
     assert ribd._announce.offsets_in_use()

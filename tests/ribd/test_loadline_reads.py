@@ -3,9 +3,10 @@
 Since stop 36 (loadreads) ``ribd._loadline`` and ``ribd._apply.announce_parts``
 read the objects a line touches (the raw sessions' decoder and capabilities,
 the RIB's neighbors, lock and routers, a router's time stamp, the family
-state's and table's counts, the feed's counters) at their slots' offsets or in
-instance dicts, and call the interner's compiled ``intern`` without a bound
-method, each only on objects of exactly the types whose layout was taken.
+state's and table's counts, the feed's counters) at their slots' offsets (the
+RIB's and the table's in their instance dicts until stop 57), and call the
+interner's compiled ``intern`` without a bound method, each only on objects of
+exactly the types whose layout was taken.
 Nothing is kept across lines, so whatever another thread (or a test) changes
 between two lines must show at the next one exactly as through getattr: a
 decoder's interner swapped, ``AttributeInterner.intern`` replaced, a session

@@ -172,11 +172,11 @@ class OtherTable(ribd.table.FamilyTable):
         self.__dict__["_store"] = value
 
 
-def test_announce_parts_reads_at_offsets_and_in_instance_dicts():
+def test_announce_parts_reads_at_offsets():
     """``ribd._apply.announce_parts`` (every raw UPDATE of a late router) reads a
-    router's families, a store's keys and the table's fields at their offsets,
-    the RIB's fields in its instance dict. Fails before stop 35 (late3: every
-    one was a getattr) and, for the table's, before stop 57 (in its dict)."""
+    router's families, a store's keys, the table's and the RIB's fields at their
+    offsets. Fails before stop 35 (late3: every one was a getattr) and, for the
+    table's and the RIB's, before stop 57 (read in their instance dicts)."""
     apply = pytest.importorskip("ribd._apply")
     assert apply.offsets_in_use()
 
