@@ -55,6 +55,7 @@ def _require_loopback(address: str, what: str) -> str:
 
 
 _HANDED_OUT_KEPT = 4096
+_HANDED_OUT_TRIES = 256  # binds before giving up (a narrowed ephemeral range)
 _handed_out: dict[int, None] = {}  # insertion-ordered: the oldest is forgotten first
 _handed_out_lock = threading.Lock()
 
@@ -66,9 +67,11 @@ def free_port(host: str = "127.0.0.1", kind: int = socket.SOCK_STREAM) -> int:
     calls in a row (a service's BGP and metrics ports, say) can return the same port
     and the second listener then fails to bind. This process remembers the last
     ports it handed out and never hands one out again while it is remembered.
+    OSError when the kernel offers none but those (an ephemeral port range
+    narrowed below what is remembered), rather than trying for ever.
     """
     family = socket.AF_INET6 if ":" in _require_loopback(host, "free_port host") else socket.AF_INET
-    while True:
+    for _ in range(_HANDED_OUT_TRIES):
         with socket.socket(family, kind) as s:
             s.bind((host, 0))
             port = s.getsockname()[1]
@@ -79,6 +82,11 @@ def free_port(host: str = "127.0.0.1", kind: int = socket.SOCK_STREAM) -> int:
             if len(_handed_out) > _HANDED_OUT_KEPT:
                 del _handed_out[next(iter(_handed_out))]
             return port
+    raise OSError(
+        f"free_port: {_HANDED_OUT_TRIES} ports the kernel offered on {host} were all handed "
+        f"out by this process already (it remembers the last {_HANDED_OUT_KEPT}); "
+        "is the ephemeral port range (net.ipv4.ip_local_port_range) narrowed?"
+    )
 
 
 def wait_until(

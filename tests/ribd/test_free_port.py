@@ -11,6 +11,7 @@ import socket
 
 import pytest
 
+import ribd.speaker
 from ribd.speaker import free_port
 
 
@@ -36,3 +37,12 @@ def test_a_free_udp_port_is_bindable_for_udp():
 def test_free_port_refuses_a_host_off_loopback():
     with pytest.raises(ValueError, match="loopback"):
         free_port("192.0.2.1")
+
+
+def test_free_port_gives_up_with_a_clear_error_when_every_port_offered_was_handed_out(
+    monkeypatch,
+):
+    # (as when the ephemeral range is narrower than the ports remembered: no hang)
+    monkeypatch.setattr(ribd.speaker, "_handed_out", dict.fromkeys(range(65536)))
+    with pytest.raises(OSError, match="ip_local_port_range"):
+        free_port()
