@@ -32,7 +32,7 @@ from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_ITEM, PySeque
 
 from ribd._intdelta cimport delta_get, delta_set, is_delta
 from ribd._storeread cimport _find_ints, store_cells
-from ribd._counters cimport plus
+from ribd._counters cimport add_at, plus
 from ribd._slots cimport get_at, set_at, slots_writable_offset
 
 from itertools import repeat
@@ -308,18 +308,17 @@ cdef int general_loop(rib, table, fs, prefixes, path_ids, found, attrs, fresh, P
         PyMem_Free(ats)
     # Those counts and the tally at the end (``table.note_slots(slot)``,
     # ``forget_changes_if_behind``), each field written once.
-    set_at(fs, _fs_prefixes | o_fs, "prefixes", plus(get_at(fs, _fs_prefixes | o_fs, "prefixes"), d_prefixes + added))
-    set_at(fs, _fs_paths | o_fs, "paths", plus(get_at(fs, _fs_paths | o_fs, "paths"), d_paths + added))
+    add_at(fs, _fs_prefixes | o_fs, "prefixes", d_prefixes + added)
+    add_at(fs, _fs_paths | o_fs, "paths", d_paths + added)
     if d_stale:
-        set_at(fs, _fs_stale_prefixes | o_fs, "stale_prefixes",
-               plus(get_at(fs, _fs_stale_prefixes | o_fs, "stale_prefixes"), -d_stale))
-    set_at(table, _ft_writes | ft, "writes", plus(get_at(table, _ft_writes | ft, "writes"), count + puts))
-    set_at(fs, _fs_writes | o_fs, "writes", plus(get_at(fs, _fs_writes | o_fs, "writes"), count))
+        add_at(fs, _fs_stale_prefixes | o_fs, "stale_prefixes", -d_stale)
+    add_at(table, _ft_writes | ft, "writes", count + puts)
+    add_at(fs, _fs_writes | o_fs, "writes", count)
     global _taken
     _taken += n
-    start = get_at(table, _ft_changes_start | ft, "changes_start")
-    get_at(table, _ft_slot_seq | ft, "slot_seq")[slot] = plus(start, PyList_GET_SIZE(changes))
+    seq_now = plus(get_at(table, _ft_changes_start | ft, "changes_start"), PyList_GET_SIZE(changes))
+    get_at(table, _ft_slot_seq | ft, "slot_seq")[slot] = seq_now
     if PyList_GET_SIZE(changes) > max_log:
-        set_at(table, _ft_changes_start | ft, "changes_start", plus(start, PyList_GET_SIZE(changes)))
+        set_at(table, _ft_changes_start | ft, "changes_start", seq_now)
         changes.clear()
     return 0

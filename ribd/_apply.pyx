@@ -25,7 +25,7 @@ was not built (tests/ribd/test_apply_compiled.py compares them).
 from ribd._announce cimport _with_slot, general_loop
 from ribd._intdelta cimport IntDelta, PyLong_CheckExact, delta_get, delta_set, is_delta, key_of, ribd_key4_digits
 from ribd._intdelta6 cimport IntDelta6
-from ribd._counters cimport more_than, plus
+from ribd._counters cimport add_at, more_than, plus
 from ribd._slots cimport dict_version, get_at, set_at, slots_member_offset, slots_writable_offset
 from ribd._wide cimport wide_parts
 
@@ -43,7 +43,7 @@ from ribd.entries import OVERLAY_SLOTS
 from ribd.store import PrefixStore
 from ribd.table import FamilyState, FamilyTable, RouterRib
 from ribd.events import RoutesAnnounced, UpdateTime
-from ribd.ribload import entry_of
+from ribd.ribload import entry_of, insert_new
 from ribd._announce import announce_loop as _announce_loop
 from ribd._wide import announce_wide as _compiled_wide
 
@@ -59,6 +59,7 @@ cdef object _all_in_delta = repeat(-2)  # ``found`` for the general loop: every 
 cdef object _update_time = UpdateTime
 cdef Py_ssize_t _overlay_slots = OVERLAY_SLOTS
 cdef object _entry_of = entry_of
+cdef object _insert_new = insert_new
 cdef object _rib_module = None  # ribd.rib, at the first call (it imports this module)
 cdef dict _rib_dict = None  # its namespace: the loop switches read there (tests set them)
 cdef object _rib_class = None
@@ -82,16 +83,7 @@ include "_state_offsets.pxi"
 
 cdef inline int _fs_add(fs, Py_ssize_t offset, str name, Py_ssize_t n) except -1:
     """``fs.<name> += n``, at ``offset`` when ``fs`` is exactly a ``FamilyState``."""
-    if type(fs) is not _family_state:
-        offset = -1
-    set_at(fs, offset, name, plus(get_at(fs, offset, name), n))
-    return 0
-
-
-cdef inline int _add_at(o, Py_ssize_t offset, str name, Py_ssize_t n) except -1:
-    """``o.<name> += n``, at ``offset`` (-1: through getattr / setattr)."""
-    set_at(o, offset, name, plus(get_at(o, offset, name), n))
-    return 0
+    return add_at(fs, offset if type(fs) is _family_state else -1, name, n)
 
 
 cdef object _rib():
@@ -289,7 +281,7 @@ cdef bint announce_parts(rib, r, family, prefixes, attrs) except -1:
             delta_set(delta, prefix, new_entry)
             PyList_Append(changes, prefix)
         _fs_add(fs, _fs_prefixes, "prefixes", n)
-        _add_at(rib, _rib_shared_writes if type(rib) is _rib_class else -1, "shared_writes", n)
+        add_at(rib, _rib_shared_writes if type(rib) is _rib_class else -1, "shared_writes", n)
         _fs_add(fs, _fs_paths, "paths", n)
         # The replaced entry leaves the intern dict if no prefix holds it any more
         # (see Rib._announce): references then are the dict's key and value and
@@ -317,7 +309,7 @@ cdef bint _announce_rest(
     and the ``repeat``/``zip`` it built took ~8% of four synthetic routers
     loading together (callgrind), a fifth of whose UPDATEs come here. False
     (nothing written) where the Python loop is in use (tests compare it)."""
-    cdef Py_ssize_t i, before, added = 0
+    cdef Py_ssize_t i, added = 0
     cdef PyObject *got
     loop = _switch_kept(K_LOOP, _rib_module, _rib_dict, "ANNOUNCE_LOOP")
     if loop is None:
@@ -336,11 +328,7 @@ cdef bint _announce_rest(
             # prefix twice in the UPDATE is added once, logged twice)
             fresh = _entry_of(slot, attrs)
             fresh = <object>PyDict_SetDefault(entries, fresh, fresh)
-            before = len(delta)
-            for prefix in unheld:
-                delta_set(delta, prefix, fresh)
-                PyList_Append(changes, prefix)
-            added = len(delta) - before
+            added = _insert_new(delta, unheld, fresh, changes)
         if not held:
             _fs_add(fs, _fs_prefixes, "prefixes", added)
             _fs_add(fs, _fs_paths, "paths", added)
@@ -466,10 +454,11 @@ cdef int _tally(fs, table, Py_ssize_t n, Py_ssize_t slot, list changes) except -
     ``table.forget_changes_if_behind()``."""
     cdef Py_ssize_t ft = table_exact(table)
     cdef Py_ssize_t logged = len(changes)
-    set_at(table, _ft_writes | ft, "writes", plus(get_at(table, _ft_writes | ft, "writes"), n))
+    add_at(table, _ft_writes | ft, "writes", n)
     _fs_add(fs, _fs_writes, "writes", n)
-    get_at(table, _ft_slot_seq | ft, "slot_seq")[slot] = plus(get_at(table, _ft_changes_start | ft, "changes_start"), logged)
+    seq_now = plus(get_at(table, _ft_changes_start | ft, "changes_start"), logged)
+    get_at(table, _ft_slot_seq | ft, "slot_seq")[slot] = seq_now
     if more_than(logged, _switch_kept(K_MAX_LOG, _table_module, _table_dict, "MAX_CHANGE_LOG")):
-        set_at(table, _ft_changes_start | ft, "changes_start", plus(get_at(table, _ft_changes_start | ft, "changes_start"), logged))
+        set_at(table, _ft_changes_start | ft, "changes_start", seq_now)
         changes.clear()
     return 0

@@ -4,6 +4,9 @@
 # counters an UPDATE (stop 38, wide4: 4.8% of ``wide_parts``; stop 57: the same
 # in ``ribd._apply``'s tally). Here the sum is taken in C and one int made.
 
+from ribd._slots cimport get_at, set_at
+
+
 cdef extern from "Python.h":
     long long _as_ll "PyLong_AsLongLongAndOverflow"(object o, int *overflow) except? -1
     object _from_ll "PyLong_FromLongLong"(long long v)
@@ -31,3 +34,10 @@ cdef inline bint more_than(Py_ssize_t n, object most) except -1:
             return n > v
         return overflow < 0  # (past 64 bits: below any n when negative)
     return n > most
+
+
+cdef inline int add_at(object o, Py_ssize_t offset, str name, Py_ssize_t n) except -1:
+    """``o.<name> += n``: read and written at ``offset`` (-1: getattr / setattr),
+    the sum by ``plus``."""
+    set_at(o, offset, name, plus(get_at(o, offset, name), n))
+    return 0

@@ -17,7 +17,8 @@ declines is made a bytes object for the steps above.
 """
 
 from ribd._loadline cimport LineLoader
-from ribd._slots cimport get_at, set_at, slots_writable_offset
+from ribd._counters cimport add_at
+from ribd._slots cimport slots_writable_offset
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.string cimport memchr, memcmp
@@ -54,19 +55,16 @@ cdef struct Pending:
     Py_ssize_t updates
 
 
-cdef inline int _add_at(c, Py_ssize_t offset, str name, Py_ssize_t n) except -1:
-    if n:
-        set_at(c, offset, name, get_at(c, offset, name) + n)
-    return 0
-
-
 cdef int _flush(c, Pending *pending) except -1:
     """The pending counts added to ``c`` (exactly a ``FeedCounters``), then zeroed."""
     cdef Pending got = pending[0]
     pending.lines = pending.prefixes = pending.updates = 0
-    _add_at(c, _c_lines, "lines", got.lines)
-    _add_at(c, _c_prefixes, "prefixes_announced", got.prefixes)
-    _add_at(c, _c_updates, "updates", got.updates)
+    if got.lines:
+        add_at(c, _c_lines, "lines", got.lines)
+    if got.prefixes:
+        add_at(c, _c_prefixes, "prefixes_announced", got.prefixes)
+    if got.updates:
+        add_at(c, _c_updates, "updates", got.updates)
     return 0
 
 
@@ -245,7 +243,7 @@ cdef int _line(_Ctx x, line, bint pending_on, Pending *pending, bint loaded, eve
             pending.lines += 1
         else:
             lines_at = _c_lines if type(c) is _feed_counters else -1
-            set_at(c, lines_at, "lines", get_at(c, lines_at, "lines") + 1)
+            add_at(c, lines_at, "lines", 1)
         events = None
     scanned = type(line) is bytes and len(<bytes>line) <= _max_line  # the scan's lines
     if not loaded and x.load is not None and scanned:

@@ -35,7 +35,7 @@ from ribd._storeread cimport _find_ints, store_cells
 from libc.stdint cimport uint64_t
 
 from ribd._intdelta cimport IntDelta, delta_get, delta_set, is_delta, key_of
-from ribd._counters cimport more_than, plus
+from ribd._counters cimport add_at, more_than, plus
 from ribd._slots cimport get_at, set_at, slots_member_offset, slots_writable_offset
 from ribd._wide_rejoin cimport rejoin_c
 from ribd._wide_rows cimport (
@@ -453,12 +453,11 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
             PyList_Append(changes, prefix)
             new_entry = None
         if d_prefixes:
-            set_at(fs, _fs_prefixes | o_fs, "prefixes", plus(get_at(fs, _fs_prefixes | o_fs, "prefixes"), d_prefixes))
+            add_at(fs, _fs_prefixes | o_fs, "prefixes", d_prefixes)
         if d_paths:
-            set_at(fs, _fs_paths | o_fs, "paths", plus(get_at(fs, _fs_paths | o_fs, "paths"), d_paths))
+            add_at(fs, _fs_paths | o_fs, "paths", d_paths)
         if d_stale:
-            set_at(fs, _fs_stale_prefixes | o_fs, "stale_prefixes",
-                    plus(get_at(fs, _fs_stale_prefixes | o_fs, "stale_prefixes"), -d_stale))
+            add_at(fs, _fs_stale_prefixes | o_fs, "stale_prefixes", -d_stale)
         # Interned rows no prefix holds any more leave the intern dict now (see
         # Rib._announce); a row never interned goes with its last reference.
         ents_held = 0
