@@ -32,7 +32,7 @@ from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_ITEM, PySeque
 
 from ribd._intdelta cimport delta_get, delta_set, is_delta
 from ribd._storeread cimport _find_ints, store_cells
-from ribd._counters cimport add_at, plus
+from ribd._counters cimport add_at, more_than, plus
 from ribd._slots cimport get_at, set_at, slots_writable_offset
 
 from itertools import repeat
@@ -194,7 +194,8 @@ cdef int general_loop(rib, table, fs, prefixes, path_ids, found, attrs, fresh, P
             n = PyList_GET_SIZE(found)
     values = get_at(store, _st_values | o_store, "values")
     most = PyDict_GetItemWithError(_table_dict, "MAX_CHANGE_LOG")
-    max_log = <object>most if most != NULL else _table_module.MAX_CHANGE_LOG
+    most_log = <object>most if most != NULL else _table_module.MAX_CHANGE_LOG
+    max_log = most_log
     last_entry = None
     last_new = ()
     try:
@@ -298,27 +299,18 @@ cdef int general_loop(rib, table, fs, prefixes, path_ids, found, attrs, fresh, P
                     PyDict_DelItem(entries, entry)
     except BaseException:
         # What the Python loop counts prefix by prefix (so also after an error part way).
-        set_at(fs, _fs_prefixes | o_fs, "prefixes", get_at(fs, _fs_prefixes | o_fs, "prefixes") + d_prefixes)
-        set_at(fs, _fs_paths | o_fs, "paths", get_at(fs, _fs_paths | o_fs, "paths") + d_paths)
-        set_at(fs, _fs_stale_prefixes | o_fs, "stale_prefixes",
-               get_at(fs, _fs_stale_prefixes | o_fs, "stale_prefixes") - d_stale)
-        set_at(table, _ft_writes | ft, "writes", get_at(table, _ft_writes | ft, "writes") + puts)
+        add_at(fs, _fs_prefixes | o_fs, "prefixes", d_prefixes)
+        add_at(fs, _fs_paths | o_fs, "paths", d_paths)
+        add_at(fs, _fs_stale_prefixes | o_fs, "stale_prefixes", -d_stale)
+        add_at(table, _ft_writes | ft, "writes", puts)
         raise
     finally:
         PyMem_Free(ats)
-    # Those counts and the tally at the end (``table.note_slots(slot)``,
-    # ``forget_changes_if_behind``), each field written once.
+    # Those counts and the tally at the end, each field written once.
     add_at(fs, _fs_prefixes | o_fs, "prefixes", d_prefixes + added)
     add_at(fs, _fs_paths | o_fs, "paths", d_paths + added)
     if d_stale:
         add_at(fs, _fs_stale_prefixes | o_fs, "stale_prefixes", -d_stale)
-    add_at(table, _ft_writes | ft, "writes", count + puts)
-    add_at(fs, _fs_writes | o_fs, "writes", count)
     global _taken
     _taken += n
-    seq_now = plus(get_at(table, _ft_changes_start | ft, "changes_start"), PyList_GET_SIZE(changes))
-    get_at(table, _ft_slot_seq | ft, "slot_seq")[slot] = seq_now
-    if PyList_GET_SIZE(changes) > max_log:
-        set_at(table, _ft_changes_start | ft, "changes_start", seq_now)
-        changes.clear()
-    return 0
+    return tally_update(table, ft, fs, o_fs, slot, count + puts, count, changes, most_log)

@@ -450,15 +450,7 @@ cdef bint _all_added(fs, table, seq, Py_ssize_t n, Py_ssize_t slot, list changes
 
 
 cdef int _tally(fs, table, Py_ssize_t n, Py_ssize_t slot, list changes) except -1:
-    """As ``Rib._announce`` ends: the writes, ``table.note_slots(slot)``,
-    ``table.forget_changes_if_behind()``."""
-    cdef Py_ssize_t ft = table_exact(table)
-    cdef Py_ssize_t logged = len(changes)
-    add_at(table, _ft_writes | ft, "writes", n)
-    _fs_add(fs, _fs_writes, "writes", n)
-    seq_now = plus(get_at(table, _ft_changes_start | ft, "changes_start"), logged)
-    get_at(table, _ft_slot_seq | ft, "slot_seq")[slot] = seq_now
-    if more_than(logged, _switch_kept(K_MAX_LOG, _table_module, _table_dict, "MAX_CHANGE_LOG")):
-        set_at(table, _ft_changes_start | ft, "changes_start", seq_now)
-        changes.clear()
-    return 0
+    """``tally_update`` for ``n`` prefixes written, each counted once on both sides."""
+    return tally_update(table, table_exact(table), fs, 0 if type(fs) is _family_state else -1,
+                        slot, n, n, changes,
+                        _switch_kept(K_MAX_LOG, _table_module, _table_dict, "MAX_CHANGE_LOG"))

@@ -1,7 +1,8 @@
 # Included by ribd/_apply.pyx, ribd/_announce.pyx and ribd/_wide.pyx (each
 # imports FamilyState, FamilyTable and PrefixStore and cimports
-# slots_writable_offset): the offsets they read a router's family state, a
-# family's table and its store at, taken once in one place.
+# slots_writable_offset, get_at, set_at, add_at, plus and more_than): the
+# offsets they read a router's family state, a family's table and its store at,
+# taken once in one place, and the tally that ends an UPDATE, written there.
 #
 # A router's FamilyState, the family's FamilyTable and PrefixStore (slotted
 # classes) read and written at their slots' offsets, for objects of exactly
@@ -34,3 +35,23 @@ TABLE_AT_OFFSETS = min(_ft_store, _ft_entries, _ft_next_slot, _ft_changes, _ft_c
 cdef inline Py_ssize_t table_exact(table):
     """0 when ``table`` is exactly a FamilyTable (its fields at the offsets above), else -1."""
     return 0 if type(table) is _family_table else -1
+
+
+cdef inline int tally_update(table, Py_ssize_t ft, fs, Py_ssize_t o_fs, Py_ssize_t slot,
+                             Py_ssize_t table_writes, Py_ssize_t fs_writes, changes,
+                             object max_log) except -1:
+    """How ``Rib._announce`` ends an UPDATE, for the compiled loaders (one
+    copy, where ``_apply``, ``_announce`` and ``_wide_parts`` each spelled it):
+    the writes counted on the table and on the router's family state, the
+    slot's place in the change log noted (``table.note_slots(slot)``) and the
+    log forgotten once longer than ``max_log`` (``forget_changes_if_behind``).
+    ``ft`` / ``o_fs``: ``table_exact(table)`` and its like for ``fs``."""
+    cdef Py_ssize_t logged = len(changes)
+    add_at(table, _ft_writes | ft, "writes", table_writes)
+    add_at(fs, _fs_writes | o_fs, "writes", fs_writes)
+    seq_now = plus(get_at(table, _ft_changes_start | ft, "changes_start"), logged)
+    get_at(table, _ft_slot_seq | ft, "slot_seq")[slot] = seq_now
+    if more_than(logged, max_log):
+        set_at(table, _ft_changes_start | ft, "changes_start", seq_now)
+        changes.clear()
+    return 0

@@ -87,27 +87,8 @@ cdef int wide_parts(rib, table, fs, prefixes, path_ids, attrs, Py_ssize_t count)
     if new_prefixes:  # new to the store: inserted, counted and tallied there
         general_loop(rib, table, fs, new_prefixes, None if ids is None else new_ids, new_found, attrs, None, 0, count)
         return 0
-    # The general loop's tally with nothing added (``table.note_slots(slot)``,
-    # ``forget_changes_if_behind``), without its set-up for no prefix; the sums
-    # in C (``ribd._counters.plus``), where ``x + count`` made ``count`` an int first: ~6 ints
-    # made and freed an UPDATE, 4.8% of ``wide_parts`` (stop 38, wide4).
-    changes = get_at(table, _ft_changes | ft, "changes")
-    logged = PyList_GET_SIZE(changes) if type(changes) is list else len(changes)
-    add_at(table, _ft_writes | ft, "writes", count)
-    add_at(fs, _fs_writes | o_fs, "writes", count)
-    start = get_at(table, _ft_changes_start | ft, "changes_start")
-    seq_now = plus(start, logged)
-    slot_seq = get_at(table, _ft_slot_seq | ft, "slot_seq")
-    if type(slot_seq) is dict:
-        PyDict_SetItem(slot_seq, get_at(fs, _fs_slot | o_fs, "slot"), seq_now)
-    else:
-        slot_seq[get_at(fs, _fs_slot | o_fs, "slot")] = seq_now
+    # The general loop's tally with nothing added, without its set-up for no prefix.
     most = PyDict_GetItemWithError(_table_dict, "MAX_CHANGE_LOG")  # (a module getattr was ~0.6%)
-    if more_than(logged, <object>most if most != NULL else _table_module.MAX_CHANGE_LOG):
-        set_at(table, _ft_changes_start | ft, "changes_start", seq_now)
-        changes.clear()
-    return 0
-
-
-cdef extern from "Python.h":
-    Py_ssize_t PyList_GET_SIZE(object l)
+    return tally_update(table, ft, fs, o_fs, get_at(fs, _fs_slot | o_fs, "slot"), count, count,
+                        get_at(table, _ft_changes | ft, "changes"),
+                        <object>most if most != NULL else _table_module.MAX_CHANGE_LOG)
