@@ -10,8 +10,9 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
-from bench.common import cpu_seconds, rss_bytes
+from bench.common import REPO, cpu_seconds, rss_bytes
 
 
 def descendants(pid: int) -> list[int]:
@@ -114,3 +115,20 @@ def worker_roles(roles: dict[str, list[int]]) -> dict[str, list[int]]:
                     worker = w.split("/worker-")[1].split("/")[0]
             out.setdefault(f"{role} {worker}", []).append(p)
     return out
+
+
+def tree_env(code: Path | None) -> dict[str, str]:
+    """The environment that makes a child import ``ribd`` and ``attribution`` from
+    the checkout ``code`` (None: this one), for benches that alternate trees
+    (``--code``); run it with ``cwd=code`` too, since ``-m`` puts the cwd first."""
+    env = dict(os.environ)
+    if code is not None:
+        env["PYTHONPATH"] = str(code) + (
+            os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
+        )
+    return env
+
+
+def codes(arg: str) -> list[Path]:
+    """The checkouts a ``--code`` argument names, comma-separated (this one if none)."""
+    return [Path(c).resolve() for c in arg.split(",") if c] or [REPO]

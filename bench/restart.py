@@ -118,9 +118,11 @@ def run(args: argparse.Namespace) -> list[Row]:
     if getattr(args, "routers", 0):
         workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench-restart-"))
         workdir.mkdir(parents=True, exist_ok=True)
+        from bench.procs import codes
         from bench.restart_many import many_routers
 
-        return many_routers(args.routers, workdir, args.refresh, args.workers)
+        trees = codes(args.code) if args.code else None
+        return many_routers(args.routers, workdir, args.refresh, args.workers, trees, args.repeat)
     skip = data_available(FULL_TABLE)
     if skip:
         return [Row("restart", "warm restart", None, "s", note=skip)]
@@ -208,6 +210,15 @@ def _extra(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--workers", type=int, default=1, help="with --refresh bgp: ExaBGP workers ([bgp] workers)"
+    )
+    p.add_argument(
+        "--code",
+        default="",
+        help="with --routers: comma-separated checkouts (each built in place) whose service "
+        "runs in turn on the same snapshot, alternated round by round; default: this one",
+    )
+    p.add_argument(
+        "--repeat", type=int, default=1, help="with --routers: rounds (each checkout once a round)"
     )
 
 

@@ -34,6 +34,7 @@ from bench.common import (
     log,
     rss_bytes,
 )
+from bench.procs import tree_env
 from ribd.speaker import free_port
 
 TARGET = 10.0  # seconds, process start -> answering from the snapshot
@@ -134,11 +135,20 @@ def snapshot_version(path: Path) -> object:
         return "?"
 
 
-def many_start(workdir: Path, n: int, snapshot: Path, refresh: str = "", workers: int = 1) -> dict:
+def many_start(
+    workdir: Path,
+    n: int,
+    snapshot: Path,
+    refresh: str = "",
+    workers: int = 1,
+    code: Path | None = None,
+) -> dict:
     """Spawn ``attribution serve`` on a copy of the snapshot; time spawn -> loaded ->
     answered -> health; with ``refresh`` ("feed": every router's table fed again through
     the feed socket; "bgp": sent again over real sessions, ``bench.restart_bgp``) time it
-    until all are converged with no stale route; then SIGTERM, timing the snapshot write."""
+    until all are converged with no stale route; then SIGTERM, timing the snapshot write.
+    ``code``: the checkout the service (and the ExaBGP and relay it supervises) runs
+    from; None: this one."""
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -163,6 +173,8 @@ def many_start(workdir: Path, n: int, snapshot: Path, refresh: str = "", workers
         [sys.executable, "-m", "attribution.cli", "serve", "--config", str(config)],
         stdout=subprocess.DEVNULL,
         stderr=open(log_path, "ab"),  # noqa: SIM115 (the child owns it)
+        cwd=code,
+        env=tree_env(code),
     )
     channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=FAST_RECONNECT)
     stub, health = pb_grpc.AttributionStub(channel), health_pb2_grpc.HealthStub(channel)
@@ -303,21 +315,43 @@ def many_refresh(workdir: Path, run_dir: Path, n: int, pid: int, stub) -> dict:
     }
 
 
-def many_routers(n: int, workdir: Path, refresh: str = "", workers: int = 1) -> list[Row]:
-    """The issue-11 restart row: n realistic routers back from a snapshot."""
+def many_routers(
+    n: int,
+    workdir: Path,
+    refresh: str = "",
+    workers: int = 1,
+    codes: list[Path] | None = None,
+    repeat: int = 1,
+) -> list[Row]:
+    """The issue-11 restart rows: n realistic routers back from a snapshot, once per
+    checkout in ``codes`` (None: this one) and round, the checkouts alternated round by
+    round so that a slow spell of the box falls on both (the snapshot is built once,
+    by this checkout)."""
     skip = data_available(FULL_TABLE)
     if skip:
         return [Row("restart", f"warm start, {n} realistic routers", None, "s", note=skip)]
     snap, load_cpu, pairs = build_snapshot(n, workdir)
+    rows: list[Row] = []
+    for _ in range(repeat):
+        for code in codes or [None]:
+            tag = f", code {code.name}" if code is not None else ""
+            log(f"restart: serve on the snapshot of {n} routers{tag}")
+            m = many_start(workdir, n, snap, refresh, workers, code)
+            rows += _start_rows(n, m, refresh, tag, snap, load_cpu, pairs)
+    return rows
+
+
+def _start_rows(
+    n: int, m: dict, refresh: str, tag: str, snap: Path, load_cpu: float, pairs: int
+) -> list[Row]:
+    """One start's rows (``many_start``'s figures), each figure's name ending in ``tag``."""
     size = os.path.getsize(snap)
-    log(f"restart: serve on the snapshot of {n} routers")
-    m = many_start(workdir, n, snap, refresh, workers)
     built = f"loaded in-process in {load_cpu:.0f} CPU-s, " if load_cpu else ""
     written = m["written_bytes"] or 0
     rows = [
         Row(
             "restart",
-            f"warm start, {n} realistic routers (snapshot) -> router {n} answers",
+            f"warm start, {n} realistic routers (snapshot) -> router {n} answers{tag}",
             m["answered"],
             "s",
             target="<= 10 s",
@@ -334,7 +368,7 @@ def many_routers(n: int, workdir: Path, refresh: str = "", workers: int = 1) -> 
         ),
         Row(
             "restart",
-            "  then SIGTERM -> snapshot written",
+            f"  then SIGTERM -> snapshot written{tag}",
             m["write_s"],
             "s",
             note=f"service's own figure; SIGTERM -> exit {m['stop_s']:.1f} s; format "
@@ -346,7 +380,7 @@ def many_routers(n: int, workdir: Path, refresh: str = "", workers: int = 1) -> 
             1,
             Row(
                 "restart",
-                f"  then BGP refresh of all {n} routers -> converged, no stale route",
+                f"  then BGP refresh of all {n} routers -> converged, no stale route{tag}",
                 m["refresh_s"],
                 "s",
                 note=_refresh_note(m, refresh),

@@ -64,6 +64,7 @@ from pathlib import Path
 from bench import bgpsend
 from bench.common import REPO, Row, at_most, bench_main, log
 from bench.ingest_session_profile import MODES
+from bench.procs import codes
 from bench.vs_flows import VIEW_METRICS
 from bench.vs_load import Load, Result, cached_load
 from bench.vs_nfacctd import nfacctd_path, run_pmacct
@@ -399,11 +400,6 @@ def extra(p: argparse.ArgumentParser) -> None:
         "figures ('exabgp 0' with one ExaBGP, 'exabgp K' / 'relay K' for worker K), or "
         "several comma-separated, the first one a run has",
     )
-
-
-def codes(arg: str) -> list[Path]:
-    """The checkouts ``--code`` names (this one if none)."""
-    return [Path(c).resolve() for c in arg.split(",") if c] or [REPO]
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ by process role, optionally a profile of one process (``--late``: routers
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from bench.procs import (
     process_roles,
     rss_of,
     stop_process,
+    tree_env,
     wait_quiet,
     worker_roles,
 )
@@ -147,10 +147,7 @@ def run_service(
     bgp_port, grpc_port = free_port(), free_port()
     metrics_port = free_port() if flows_rate else 0
     config = service_config(workdir, load, bgp_port, grpc_port, api_mode, workers, metrics_port)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(code) + (
-        os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
-    )
+    env = tree_env(code)
     proc = subprocess.Popen(
         [sys.executable, "-m", "attribution.cli", "serve", "--config", str(config)],
         stdout=subprocess.DEVNULL,
