@@ -194,8 +194,8 @@ cdef int general_loop(rib, table, fs, prefixes, path_ids, found, attrs, fresh, P
             n = PyList_GET_SIZE(found)
     values = get_at(store, _st_values | o_store, "values")
     most = PyDict_GetItemWithError(_table_dict, "MAX_CHANGE_LOG")
-    most_log = <object>most if most != NULL else _table_module.MAX_CHANGE_LOG
-    max_log = most_log
+    limit = <object>most if most != NULL else _table_module.MAX_CHANGE_LOG  # (tests shorten it)
+    max_log = limit  # (compared per prefix that returns from stale, in C)
     last_entry = None
     last_new = ()
     try:
@@ -313,4 +313,4 @@ cdef int general_loop(rib, table, fs, prefixes, path_ids, found, attrs, fresh, P
         add_at(fs, _fs_stale_prefixes | o_fs, "stale_prefixes", -d_stale)
     global _taken
     _taken += n
-    return tally_update(table, ft, fs, o_fs, slot, count + puts, count, changes, most_log)
+    return tally_update(table, ft, fs, o_fs, slot, count + puts, count, changes, limit)
