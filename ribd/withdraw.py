@@ -8,6 +8,7 @@ and works on its routers, tables and path-set intern dict, under its lock.
 from __future__ import annotations
 
 from ribd.attributes import PathAttributes
+from ribd.entries import value_at
 from ribd.events import RoutesWithdrawn
 from ribd.table import PathSet
 
@@ -30,13 +31,15 @@ class Withdrawals:
             at, entry = locate(prefix)
             if entry is None:
                 continue
-            if stale is not None and stale < len(entry) and entry[stale] is not None:
+            # (``value_at``: a wide entry's slot read where it lies; its ``len`` and
+            # ``[i]`` build its whole value list, O(routers) a prefix; stop 58)
+            if stale is not None and value_at(entry, stale) is not None:
                 fs.stale_prefixes -= 1
                 table.put(prefix, entry, stale, None, at=at)
                 entry = store.values[at] if at >= 0 else store.get(prefix)
                 if entry is None:
                     continue
-            old = entry[slot] if slot < len(entry) else None
+            old = value_at(entry, slot)
             if old is None:
                 continue
             path_id = 0 if path_ids is None else path_ids[i]
