@@ -156,10 +156,10 @@ cdef int general_loop(rib, table, fs, prefixes, path_ids, found, attrs, fresh, P
     cdef Py_ssize_t *ats = NULL  # the indexes searched here (``found`` None)
     cdef PyObject *most
     cdef Py_ssize_t ft = table_exact(table)
-    cdef Py_ssize_t o_fs = 0 if type(fs) is _family_state else -1  # (0: slots at their offsets)
+    cdef Py_ssize_t o_fs = state_exact(fs)  # (0: slots at their offsets)
     cdef Py_ssize_t o_store
     store = get_at(table, _ft_store | ft, "store")
-    o_store = 0 if type(store) is _prefix_store else -1
+    o_store = store_exact(store)
     delta = get_at(store, _st_delta | o_store, "delta")
     entries = get_at(table, _ft_entries | ft, "_entries")
     changes = get_at(table, _ft_changes | ft, "changes")

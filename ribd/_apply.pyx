@@ -83,7 +83,7 @@ include "_state_offsets.pxi"
 
 cdef inline int _fs_add(fs, Py_ssize_t offset, str name, Py_ssize_t n) except -1:
     """``fs.<name> += n``, at ``offset`` when ``fs`` is exactly a ``FamilyState``."""
-    return add_at(fs, offset if type(fs) is _family_state else -1, name, n)
+    return add_at(fs, offset | state_exact(fs), name, n)
 
 
 cdef object _rib():
@@ -191,16 +191,16 @@ cdef bint announce_parts(rib, r, family, prefixes, attrs) except -1:
     cdef Py_ssize_t n, i, missing = 0, slot, width
     cdef PyObject *found
     cdef PyObject *first = NULL
-    cdef bint same = True, fs_exact, wide
-    cdef Py_ssize_t ft
+    cdef bint same = True, wide
+    cdef Py_ssize_t ft, o_fs
     fs = get_at(r, _rr_families if type(r) is _router_rib else -1, "families")[family]
-    fs_exact = type(fs) is _family_state
+    o_fs = state_exact(fs)
     _rib()
     table = get_at(rib, _rib_tables if type(rib) is _rib_class else -1, "tables")[family]
     ft = table_exact(table)
     store = get_at(table, _ft_store | ft, "store")
     wide = get_at(table, _ft_next_slot | ft, "_next_slot") >= _overlay_slots
-    if wide or len(get_at(store, _st_keys if type(store) is _prefix_store else -1, "keys")):
+    if wide or len(get_at(store, _st_keys | store_exact(store), "keys")):
         # Prefixes in the arrays (every router after a merge): the general loop,
         # compiled (ribd._announce), as ``Rib._announce`` enters it. Wide entries
         # take ``wide_parts`` with the arrays empty too: routers that come up
@@ -220,14 +220,14 @@ cdef bint announce_parts(rib, r, family, prefixes, attrs) except -1:
         else:
             loop(rib, table, fs, prefixes, None, store.find_many(prefixes), attrs, None, 0, len(prefixes))
         return True
-    delta = get_at(store, _st_delta if type(store) is _prefix_store else -1, "delta")
+    delta = get_at(store, _st_delta | store_exact(store), "delta")
     if not is_delta(delta):
         return False
     seq = PySequence_Fast(prefixes, "prefixes")
     n = PySequence_Fast_GET_SIZE(seq)
     if n == 0:
         return False
-    slot = get_at(fs, _fs_slot if fs_exact else -1, "slot")
+    slot = get_at(fs, _fs_slot | o_fs, "slot")
     entries = get_at(table, _ft_entries | ft, "_entries")
     changes = get_at(table, _ft_changes | ft, "changes")
     if not isinstance(changes, list) or not isinstance(entries, dict):
@@ -255,7 +255,7 @@ cdef bint announce_parts(rib, r, family, prefixes, attrs) except -1:
     else:
         # ``Rib._announce_shared``: its conditions, each checked before any write.
         # Any one unmet: the general loop (``_announce_rest``), as there.
-        if get_at(fs, _fs_stale_slot if fs_exact else -1, "stale_slot") is not None or not same:
+        if get_at(fs, _fs_stale_slot | o_fs, "stale_slot") is not None or not same:
             return _announce_rest(rib, table, fs, seq, n, slot, attrs, delta, entries, changes, 0)
         if n < _switch_kept(K_SHARED, _rib_module, _rib_dict, "SHARED_AT_LEAST"):  # (wide tables took wide_parts above)
             return _announce_rest(rib, table, fs, seq, n, slot, attrs, delta, entries, changes, 0)
@@ -451,6 +451,6 @@ cdef bint _all_added(fs, table, seq, Py_ssize_t n, Py_ssize_t slot, list changes
 
 cdef int _tally(fs, table, Py_ssize_t n, Py_ssize_t slot, list changes) except -1:
     """``tally_update`` for ``n`` prefixes written, each counted once on both sides."""
-    return tally_update(table, table_exact(table), fs, 0 if type(fs) is _family_state else -1,
+    return tally_update(table, table_exact(table), fs, state_exact(fs),
                         slot, n, n, changes,
                         _switch_kept(K_MAX_LOG, _table_module, _table_dict, "MAX_CHANGE_LOG"))

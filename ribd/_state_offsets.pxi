@@ -37,6 +37,16 @@ cdef inline Py_ssize_t table_exact(table):
     return 0 if type(table) is _family_table else -1
 
 
+cdef inline Py_ssize_t state_exact(fs):
+    """0 when ``fs`` is exactly a FamilyState (its fields at the ``_fs_*`` offsets), else -1."""
+    return 0 if type(fs) is _family_state else -1
+
+
+cdef inline Py_ssize_t store_exact(store):
+    """0 when ``store`` is exactly a PrefixStore (its fields at the ``_st_*`` offsets), else -1."""
+    return 0 if type(store) is _prefix_store else -1
+
+
 cdef inline int tally_update(table, Py_ssize_t ft, fs, Py_ssize_t o_fs, Py_ssize_t slot,
                              Py_ssize_t table_writes, Py_ssize_t fs_writes, changes,
                              object max_log) except -1:
@@ -45,7 +55,7 @@ cdef inline int tally_update(table, Py_ssize_t ft, fs, Py_ssize_t o_fs, Py_ssize
     the writes counted on the table and on the router's family state, the
     slot's place in the change log noted (``table.note_slots(slot)``) and the
     log forgotten once longer than ``max_log`` (``forget_changes_if_behind``).
-    ``ft`` / ``o_fs``: ``table_exact(table)`` and its like for ``fs``."""
+    ``ft`` / ``o_fs``: ``table_exact(table)`` / ``state_exact(fs)``."""
     cdef Py_ssize_t logged = len(changes)
     add_at(table, _ft_writes | ft, "writes", table_writes)
     add_at(fs, _fs_writes | o_fs, "writes", fs_writes)

@@ -98,11 +98,6 @@ STATE_AT_OFFSETS = min(_fs_slot, _fs_stale_slot, _fs_prefixes, _fs_paths, _fs_st
 cdef dict _table_dict = _table_module.__dict__  # ribd.table's namespace (MAX_CHANGE_LOG)
 
 
-cdef inline Py_ssize_t _at(object o, object cls, Py_ssize_t offset):
-    """``offset`` for an object of exactly ``cls``, else -1 (getattr)."""
-    return offset if type(o) is cls else -1
-
-
 # Attribute sets hashed as their pointers and known untracked without a call
 # (``wide_set_fast_type``: checked on instances). A moved row's hash and its old
 # row's come from the walk that builds it, if the tuple hash computed here is
@@ -205,7 +200,7 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
     cdef PyObject **mv_plain = stack_mp
     cdef PyObject **mv_cleared = stack_mc
     cdef void *heap = NULL
-    cdef Py_ssize_t o_fs = _at(fs, _family_state, 0)  # (0: its slots at their offsets)
+    cdef Py_ssize_t o_fs = state_exact(fs)  # (0: its slots at their offsets)
     cdef PyObject **cells = NULL
     global _reused
     cdef PyObject *got

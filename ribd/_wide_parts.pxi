@@ -30,7 +30,7 @@ cdef tuple _core_at(rib, table, fs, seq, Py_ssize_t n, list ids, list found, att
     cdef Py_ssize_t stack_at[STACK]
     cdef Py_ssize_t *ats = stack_at
     store = get_at(table, _ft_store | table_exact(table), "store")
-    o_store = -1 if type(store) is not _prefix_store else 0  # (0: its slots at their offsets)
+    o_store = store_exact(store)  # (0: its slots at their offsets)
     if n > STACK:
         ats = <Py_ssize_t *>PyMem_Malloc(n * sizeof(Py_ssize_t))
         if ats == NULL:
@@ -71,7 +71,7 @@ cdef int wide_parts(rib, table, fs, prefixes, path_ids, attrs, Py_ssize_t count)
     that prologue (``keys_of`` twice, ``find_many``'s numpy views, the
     counters) was about half of a late router's apply (BENCHMARKS.md, stop 30,
     wide1)."""
-    cdef Py_ssize_t n, o_fs = _at(fs, _family_state, 0)  # (0: its slots at their offsets)
+    cdef Py_ssize_t n, o_fs = state_exact(fs)  # (0: its slots at their offsets)
     cdef Py_ssize_t ft = table_exact(table)  # (0: its slots at their offsets)
     cdef PyObject *most
     global _direct
