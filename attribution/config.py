@@ -34,6 +34,7 @@ from attribution.ix_config import KEYS as IX_KEYS
 from attribution.ix_config import IxConfig, parse_ix
 from attribution.reports.config import ReportConfigError, load_report_config
 from attribution.routecache import DEFAULT_BUDGET
+from ribd.addpath import MAX_PATHS_LIMIT, MAX_PATHS_PER_PREFIX
 from ribd.exabgp import config_problems as exabgp_config_problems
 from ribd.settings import BgpSettings
 from ribd.workers import plan_warnings, resolve_workers, spool_warnings
@@ -130,6 +131,7 @@ SECTION_KEYS: dict[str, frozenset[str]] = {
             "converge_quiet_time",
             "relay_spool_bytes",
             "reread_wave",
+            "max_paths_per_prefix",
             "api_mode",
             "workers",
         }
@@ -287,6 +289,14 @@ def _bgp(c: _Checker, bgp: dict) -> dict[str, Any]:
             "must be between 1 MiB and 64 GiB",
         ),
         "reread_wave": c.soft(0, _reread_wave, c, bgp, bw),
+        "max_paths_per_prefix": key(
+            c.bounded,
+            "max_paths_per_prefix",
+            MAX_PATHS_PER_PREFIX,
+            1,
+            MAX_PATHS_LIMIT,
+            f"must be between 1 and {MAX_PATHS_LIMIT}",
+        ),
     }
 
 

@@ -187,6 +187,12 @@ class ServiceCollector(Collector):
             "Distinct (interned) path attribute sets held by the RIB.",
             value=status.attribute_sets,
         )
+        yield CounterMetricFamily(
+            "attribution_rib_paths_over_limit",
+            "ADD-PATH paths not kept: their router's prefix already held "
+            "[bgp] max_paths_per_prefix better ones.",
+            value=rib.paths_over_limit,
+        )
         e = GaugeMetricFamily(
             "attribution_rib_entries",
             "Distinct per-prefix entries (router slot tuples) in the shared store.",

@@ -50,6 +50,7 @@ _BGP_KEYS = {
     "converge_quiet_time": "[bgp] converge_quiet_time",
     "relay_spool_bytes": "[bgp] relay_spool_bytes",
     "reread_wave": "[bgp] reread_wave",
+    "max_paths_per_prefix": "[bgp] max_paths_per_prefix",
     "api_mode": "[bgp] api_mode",
     "workers": "[bgp] workers",
 }

@@ -109,6 +109,7 @@ class Service:
             restart_hold_time=settings.restart_hold_time,
         )
         self.rib.converge_quiet_time = settings.converge_quiet_time
+        self.rib.max_paths = settings.max_paths_per_prefix
         self.snapshots = Snapshots(
             self.rib, lambda: self.config.snapshot_path, lambda: self.settings.restart_hold_time
         )

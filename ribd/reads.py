@@ -65,6 +65,7 @@ class Reads:
             "prefixes_stored": {f: len(t.store) for f, t in self.tables.items()},
             "treated_as_withdraw": self.treated_as_withdraw,
             "unknown_neighbor_events": self.unknown_neighbor_events,
+            "paths_over_limit": self.paths_over_limit,  # (ribd.addpath)
         }
 
 

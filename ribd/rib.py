@@ -52,6 +52,7 @@ import time
 from collections.abc import Callable
 from itertools import repeat
 
+from ribd.addpath import MAX_PATHS_PER_PREFIX, note_paths_over_limit, with_path
 from ribd.attributes import AttributeInterner
 from ribd.attributes import PathAttributes as PathAttributes
 from ribd.entries import OVERLAY_SLOTS, announce_wide
@@ -150,6 +151,10 @@ class Rib(SessionHandling, Maintenance, Reads, Withdrawals):
         self.shared_writes = 0  # prefixes written by _announce_shared
         self.notifications: list[Notification] = []
         self._pathsets: dict[PathSet, PathSet] = {}
+        # ADD-PATH paths a router's prefix keeps ([bgp] max_paths_per_prefix), and
+        # how many were not kept for it (ribd.addpath).
+        self.max_paths = MAX_PATHS_PER_PREFIX
+        self.paths_over_limit = 0
         self._attributes_at_last_gc = 0
         self._collection: Collection | None = None  # a garbage collection under way
         # Set by the owner before it stops ExaBGP on purpose: the sessions
@@ -448,26 +453,15 @@ class Rib(SessionHandling, Maintenance, Reads, Withdrawals):
     def _with_path(self, old: object, path_id: int, attrs: PathAttributes) -> tuple[object, int]:
         """The value a router's slot takes when an UPDATE announces ``attrs`` with
         ``path_id`` over ``old`` (None, one set, or an ADD-PATH ``PathSet``), and
-        how many paths that adds (1 or 0). Path id 0 over nothing or over one
-        set is the common case: ``attrs`` itself, no list (the compiled loops
-        inline that test: ``ribd/_new_value.pxi``)."""
-        if path_id == 0 and (old is None or type(old) is PathAttributes):
-            return attrs, (0 if old is not None else 1)
-        if old is None:
-            paths: list[tuple[int, PathAttributes]] = []
-        elif type(old) is PathAttributes:
-            paths = [(0, old)]
-        else:
-            paths = list(old)  # type: ignore[call-overload]
-        before = len(paths)
-        paths = [p for p in paths if p[0] != path_id]
-        paths.append((path_id, attrs))
-        added = len(paths) - before
-        if len(paths) == 1 and path_id == 0:
-            return attrs, added
-        paths.sort(key=preference_key)
-        ps = PathSet(paths)
-        return self._pathsets.setdefault(ps, ps), added
+        how many paths that adds. Path id 0 over nothing or over one set is the
+        common case: ``attrs`` itself, no list (the compiled loops inline that
+        test: ``ribd/_new_value.pxi``). ADD-PATH sets: ``ribd.addpath``, at most
+        ``max_paths`` paths a prefix, those not kept counted."""
+        new, added, dropped = with_path(self._pathsets, old, path_id, attrs, self.max_paths)
+        if dropped:
+            self.paths_over_limit += dropped
+            note_paths_over_limit(self.paths_over_limit, self.max_paths)
+        return new, added
 
 
 # ``apply_many`` compiled (ribd/_apply.pyx: a table load's two short paths in C)

@@ -1,4 +1,4 @@
-"""[bgp] workers: validated at load, warned about when addresses idle it, restart-only."""
+"""[bgp] workers, reread_wave and max_paths_per_prefix: validated at load, restart-only."""
 
 from __future__ import annotations
 
@@ -121,3 +121,28 @@ def test_a_reread_wave_the_spool_cannot_hold_is_warned_about_and_needs_a_restart
     assert "reread_wave = 8" in warning and "512 MiB" in warning and "256 MiB" in warning
     running = config()
     assert restart_needed(running, config("reread_wave = 2")) == ["[bgp] reread_wave 0 -> 2"]
+
+
+# -- [bgp] max_paths_per_prefix (ADD-PATH paths a router's prefix keeps: ribd.addpath) ---
+
+
+def test_max_paths_per_prefix_defaults_to_64_and_needs_a_restart_to_change() -> None:
+    assert config().bgp.max_paths_per_prefix == 64
+    assert config("max_paths_per_prefix = 1").bgp.max_paths_per_prefix == 1
+    assert config("max_paths_per_prefix = 1024").bgp.max_paths_per_prefix == 1024
+    assert restart_needed(config(), config("max_paths_per_prefix = 8")) == [
+        "[bgp] max_paths_per_prefix 64 -> 8"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("bgp", "message"),
+    [
+        ("max_paths_per_prefix = 0", "bgp.max_paths_per_prefix: must be between 1 and 1024"),
+        ("max_paths_per_prefix = 1025", "bgp.max_paths_per_prefix: must be between 1 and 1024"),
+        ('max_paths_per_prefix = "64"', "bgp.max_paths_per_prefix: must be an integer, not str"),
+        ("max_paths_per_prefix = 2.5", "bgp.max_paths_per_prefix: must be an integer, not float"),
+    ],
+)
+def test_a_bad_max_paths_per_prefix_is_refused_with_its_key(bgp: str, message: str) -> None:
+    assert message in error_of(bgp)
