@@ -166,6 +166,12 @@ class ServiceCollector(Collector):
             "1 when convergence was inferred from a quiet peer (no End-of-RIB).",
             labels=fam,
         )
+        over_limit = CounterMetricFamily(
+            "attribution_rib_paths_over_limit",
+            "ADD-PATH paths not kept: the router's prefix already held "
+            "[bgp] max_paths_per_prefix better ones.",
+            labels=fam,
+        )
         status = capture(rib, configured)  # one short hold of rib.lock; samples built after
         for r in status.routers:
             name = configured.get(r.neighbor) or r.rib_name or r.neighbor
@@ -181,17 +187,13 @@ class ServiceCollector(Collector):
                 stale.add_metric(labels, f.stale_prefixes)
                 converged.add_metric(labels, 1 if f.converged else 0)
                 inferred.add_metric(labels, 1 if f.inferred else 0)
+                over_limit.add_metric(labels, f.paths_over_limit)
         yield from (state, up, since, last_update, prefixes, paths, stale, converged, inferred)
+        yield over_limit
         yield GaugeMetricFamily(
             "attribution_rib_attribute_sets",
             "Distinct (interned) path attribute sets held by the RIB.",
             value=status.attribute_sets,
-        )
-        yield CounterMetricFamily(
-            "attribution_rib_paths_over_limit",
-            "ADD-PATH paths not kept: their router's prefix already held "
-            "[bgp] max_paths_per_prefix better ones.",
-            value=rib.paths_over_limit,
         )
         e = GaugeMetricFamily(
             "attribution_rib_entries",

@@ -30,6 +30,7 @@ class FamilyStatus(NamedTuple):
     converged: bool
     stale_prefixes: int  # served stale: the kept generation, plus current routes while down
     inferred: bool  # converged without End-of-RIB (only ever true while converged)
+    paths_over_limit: int  # ADD-PATH paths not kept ([bgp] max_paths_per_prefix)
 
 
 class RouterStatus(NamedTuple):
@@ -83,6 +84,7 @@ def capture(rib: Rib, configured: Iterable[str]) -> RibStatus:
                         fs.converged,
                         r.stale_prefixes(fs),
                         fs.converged and fs.inferred,
+                        fs.paths_over_limit,
                     ),
                 )
                 for family, fs in r.families.items()

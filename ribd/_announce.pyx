@@ -240,7 +240,7 @@ cdef int general_loop(rib, table, fs, prefixes, path_ids, found, attrs, fresh, P
                 raise TypeError(f"announce_loop: a {type(entry).__name__} entry in a narrow table")
             width = PyTuple_GET_SIZE(entry)
             old = <object>PyTuple_GET_ITEM(entry, slot) if slot < width else None
-            new = _new_value(rib, old, zero_id, path_id, attrs, &added_paths)
+            new = _new_value(rib, old, zero_id, path_id, attrs, &added_paths, fs)
             if old is None:
                 d_prefixes += 1
             d_paths += added_paths

@@ -375,7 +375,7 @@ cdef tuple _wide_core(rib, table, store, Py_ssize_t o_store, fs, seq, Py_ssize_t
             else:
                 old = _slot_of(row, slot)
             path_id = _zero if ids is None else <object>PyList_GET_ITEM(ids, i)
-            new = _new_value(rib, old, path_id == 0, path_id, attrs, &added_paths)
+            new = _new_value(rib, old, path_id == 0, path_id, attrs, &added_paths, fs)
             if old is None:
                 d_prefixes += 1
             d_paths += added_paths

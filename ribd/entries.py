@@ -378,7 +378,7 @@ def announce_wide(rib, table, fs, prefixes, ids, found, attrs) -> tuple[list, li
         else:
             row = entry
             old = entry[slot] if slot < len(entry) else None
-        new, added_paths = rib._with_path(old, path_id, attrs)
+        new, added_paths = rib._with_path(old, path_id, attrs, fs)
         if old is None:
             fs.prefixes += 1
         fs.paths += added_paths

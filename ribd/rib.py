@@ -353,7 +353,7 @@ class Rib(SessionHandling, Maintenance, Reads, Withdrawals):
                 continue
             n = len(entry)
             old = entry[slot] if slot < n else None
-            new, added_paths = self._with_path(old, path_id, attrs)
+            new, added_paths = self._with_path(old, path_id, attrs, fs)
             if old is None:
                 fs.prefixes += 1
             fs.paths += added_paths
@@ -450,16 +450,21 @@ class Rib(SessionHandling, Maintenance, Reads, Withdrawals):
             del entries[entry]
         return True
 
-    def _with_path(self, old: object, path_id: int, attrs: PathAttributes) -> tuple[object, int]:
+    def _with_path(
+        self, old: object, path_id: int, attrs: PathAttributes, fs: FamilyState | None = None
+    ) -> tuple[object, int]:
         """The value a router's slot takes when an UPDATE announces ``attrs`` with
         ``path_id`` over ``old`` (None, one set, or an ADD-PATH ``PathSet``), and
         how many paths that adds. Path id 0 over nothing or over one set is the
         common case: ``attrs`` itself, no list (the compiled loops inline that
         test: ``ribd/_new_value.pxi``). ADD-PATH sets: ``ribd.addpath``, at most
-        ``max_paths`` paths a prefix, those not kept counted."""
+        ``max_paths`` paths a prefix, those not kept counted (on the router's
+        family state ``fs`` too)."""
         new, added, dropped = with_path(self._pathsets, old, path_id, attrs, self.max_paths)
         if dropped:
             self.paths_over_limit += dropped
+            if fs is not None:
+                fs.paths_over_limit += dropped
             note_paths_over_limit(self.paths_over_limit, self.max_paths)
         return new, added
 

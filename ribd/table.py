@@ -120,6 +120,9 @@ class FamilyState:
     # Its convergence is then not inferred early from a quiet spell
     # (Rib._infer_convergence).
     sends_end_of_rib: bool = False
+    # ADD-PATH paths not kept: the prefix already held [bgp] max_paths_per_prefix
+    # better ones (ribd.addpath). Counted since the process started (not in snapshots).
+    paths_over_limit: int = 0
 
 
 @dataclass(slots=True)

@@ -33,7 +33,11 @@ def test_the_configured_bound_holds_in_the_service_and_its_overflow_is_scraped(t
     service.rib.apply_many(parser.parse(packets_line(body, peer=NEIGHBOR)))
     assert len(service.rib.exact(NEIGHBOR, "ipv4 unicast", "198.51.100.0/24")) == 3
     scraped = generate_latest(service.registry).decode()
-    assert "attribution_rib_paths_over_limit_total 7.0" in scraped
+    assert (
+        'attribution_rib_paths_over_limit_total{family="ipv4 unicast",neighbor="127.0.0.11",'
+        'router="edge1"} 7.0'
+    ) in scraped
+    assert service.rib.stats()["paths_over_limit"] == 7
 
 
 def test_the_bound_defaults_to_64(tmp_path):

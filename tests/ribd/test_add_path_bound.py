@@ -100,6 +100,7 @@ def test_a_prefix_keeps_its_best_paths_up_to_the_bound_and_counts_the_others() -
     assert held(rib) == best
     assert rib.paths_over_limit == 42
     assert rib.stats()["paths_over_limit"] == 42
+    assert family(rib).paths_over_limit == 42  # (the metric's router and family)
     assert family(rib).paths == 8 and family(rib).prefixes == 1
     # The answer is the best path's.
     match = rib.lookup(PEER, "ipv4 unicast", "198.51.100.1")
@@ -164,3 +165,21 @@ def test_a_set_longer_than_the_bound_is_cut_at_its_next_announce() -> None:
     announce(rib, parser, [10], attributes(1, 120))
     assert held(rib) == [(10, 120, 1), (1, 100, 1), (2, 100, 2)]
     assert rib.paths_over_limit == 4 and family(rib).paths == 3
+
+
+def test_paths_not_kept_are_counted_on_the_router_and_family_that_sent_them() -> None:
+    """Two ADD-PATH routers on one prefix (the compiled loops over a shared entry):
+    only the one past the bound counts."""
+    rib, parser = rib_with_session(max_paths=2)
+    other = "2001:db8::3"
+    for line in session_lines(other, asn4=True, add_path=True):
+        rib.apply_many(parser.parse(line))
+    announce(rib, parser, [1, 2, 3, 4], attributes(2, 100))
+    nlri = b"".join(prefix(PREFIX, pid) for pid in (1, 2))
+    rib.apply_many(
+        parser.parse(packets_line(update(attributes=attributes(2, 100), nlri=nlri), peer=other))
+    )
+    assert family(rib).paths_over_limit == 2
+    assert rib.routers[other].families["ipv4 unicast"].paths_over_limit == 0
+    assert rib.routers[PEER].families["ipv6 unicast"].paths_over_limit == 0
+    assert len(rib.exact(other, "ipv4 unicast", PREFIX)) == 2
