@@ -162,6 +162,32 @@ def test_announce_withdraw_and_attributes(testbed, api_mode: str) -> None:
 
 
 @pytest.mark.bgp
+def test_add_path_keeps_the_best_paths_up_to_the_bound_over_a_real_session(testbed) -> None:
+    """Ten path ids for one prefix over a real ADD-PATH session (raw mode), a bound
+    of four: the best four kept (shortest AS paths), six counted on the router's
+    family; withdrawing the best leaves the next three, not a path never kept."""
+    bed: BgpTestbed = testbed(api_mode="raw")
+    bed.rib.max_paths = 4
+    paths = [
+        Route("10.9.0.0/24", "127.0.0.2", as_path=[65001 + i for i in range(i + 1)], path_id=i + 1)
+        for i in reversed(range(10))  # the longest (worst) paths first
+    ]
+    speaker = bed.speaker(routes=[*paths, *TABLE])
+    speaker.wait_established(30)
+    wait_until(lambda: converged(bed.rib), 20, what="End-of-RIB")
+    assert [m.path_id for m in bed.rib.exact(R1, V4, "10.9.0.0/24")] == [1, 2, 3, 4]
+    fs = bed.rib.routers[R1].families[V4]
+    assert fs.paths_over_limit == 6 and bed.rib.stats()["paths_over_limit"] == 6
+    speaker.withdraw("10.9.0.0/24", path_id=1)
+    wait_until(
+        lambda: [m.path_id for m in bed.rib.exact(R1, V4, "10.9.0.0/24")] == [2, 3, 4],
+        15,
+        what="the best path withdrawn",
+    )
+    assert bed.feed.stats()["bad_lines"] == 0
+
+
+@pytest.mark.bgp
 def test_session_loss_purges_without_stale_hold(testbed) -> None:
     bed: BgpTestbed = testbed(stale_hold_time=0)
     speaker = bed.speaker(routes=TABLE)
