@@ -82,14 +82,26 @@ def with_path(
     return pathsets.setdefault(ps, ps), added, dropped
 
 
-def note_paths_over_limit(total: int, max_paths: int) -> None:
-    """Log a path not kept (``total`` so far), rate-limited: a peer sending
-    thousands of paths a prefix must not flood the log. The count is in
-    ``Rib.stats()`` and the metrics (attribution_rib_paths_over_limit)."""
-    if total <= OVER_LIMIT_LOGGED or total % 10_000 == 0:
-        log.warning(
-            "ADD-PATH: a prefix already held %d better paths of its router; a path "
-            "was not kept ([bgp] max_paths_per_prefix; %d so far)",
-            max_paths,
-            total,
-        )
+def logs_over_limit(total: int) -> bool:
+    """Whether the path not kept that made ``total`` is logged: the first
+    ``OVER_LIMIT_LOGGED``, then one in every 10,000, so a peer sending thousands
+    of paths a prefix cannot flood the log (the counts: ``Rib.stats()``, the
+    metrics' attribution_rib_paths_over_limit_total)."""
+    return total <= OVER_LIMIT_LOGGED or total % 10_000 == 0
+
+
+def log_over_limit(total: int, max_paths: int, routers: dict, fs: object) -> None:
+    """Log a path not kept, naming the router whose family state is ``fs`` (found
+    by a walk over ``routers``, a RIB's: rare events only)."""
+    router = "a router"
+    for r in routers.values():
+        if any(f is fs for f in r.families.values()):
+            router = f"{r.name} ({r.neighbor})" if r.name and r.name != r.neighbor else r.neighbor
+            break
+    log.warning(
+        "ADD-PATH: a prefix of %s already held %d better paths; a path was not kept "
+        "([bgp] max_paths_per_prefix; %d so far, all routers)",
+        router,
+        max_paths,
+        total,
+    )

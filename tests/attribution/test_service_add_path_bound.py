@@ -22,7 +22,7 @@ def _service(tmp_path: Path, bgp_extra: str) -> Service:
     return Service(str(path))
 
 
-def test_the_configured_bound_holds_in_the_service_and_its_overflow_is_scraped(tmp_path):
+def test_the_configured_bound_holds_in_the_service_and_its_overflow_is_scraped(tmp_path, caplog):
     service = _service(tmp_path, "max_paths_per_prefix = 3")
     assert service.rib.max_paths == 3
     parser = ExabgpParser(service.rib.interner)
@@ -38,6 +38,10 @@ def test_the_configured_bound_holds_in_the_service_and_its_overflow_is_scraped(t
         'router="edge1"} 7.0'
     ) in scraped
     assert service.rib.stats()["paths_over_limit"] == 7
+    warnings = [r.getMessage() for r in caplog.records if "max_paths_per_prefix" in r.getMessage()]
+    assert len(warnings) == 7 and warnings[0].startswith(
+        "ADD-PATH: a prefix of edge1 (127.0.0.11) already held 3 better paths"
+    )
 
 
 def test_the_bound_defaults_to_64(tmp_path):

@@ -183,3 +183,8 @@ def test_paths_not_kept_are_counted_on_the_router_and_family_that_sent_them() ->
     assert rib.routers[other].families["ipv4 unicast"].paths_over_limit == 0
     assert rib.routers[PEER].families["ipv6 unicast"].paths_over_limit == 0
     assert len(rib.exact(other, "ipv4 unicast", PREFIX)) == 2
+
+
+def test_paths_not_kept_are_logged_ten_then_one_in_ten_thousand() -> None:
+    logged = [n for n in range(1, 30_001) if ribd.addpath.logs_over_limit(n)]
+    assert logged == [*range(1, 11), 10_000, 20_000, 30_000]
