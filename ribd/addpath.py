@@ -9,13 +9,13 @@ the previous one.
 Why bounded, and why by insertion: until stop 59 each announce re-sorted the
 whole set (``preference_key`` for every path), so k paths for one prefix cost
 O(k^2 log k) key calls: a peer announcing 4,000 path ids for one prefix held
-the feed for 9 CPU-s, 16,000 for minutes (the raw fuzz target's slowest
+the feed for 9 CPU-s, 16,000 would take ~150 (the raw fuzz target's slowest
 inputs, 117-153 ms, were such UPDATEs). Now the new path is inserted where it
 sorts (a binary search, log k keys) and a set keeps at most ``max_paths`` paths
 ([bgp] max_paths_per_prefix, 64 unless configured): past it the worst path is
-not kept, and counted. Routers send a few paths a prefix (Junos' add-path
-send path-count is 2-64); a route server sends one a member announcing the
-prefix.
+not kept, and counted. Routers send a few paths a prefix (add-path send
+limits such as Junos' path-count go to the tens); a route server sends one a
+member announcing the prefix.
 
 A snapshot's sets are loaded as written (sorted by the same key, their paths
 counted); one longer than the bound, written under a larger one, is cut at its
