@@ -102,6 +102,13 @@ def explain_side(
     if m is not None:
         for c in side.prefixes:
             c.used = c.prefix == m.prefix
+            if c.used and len(c.paths) >= rib.max_paths and fs.paths_over_limit:
+                side.reasons.append(
+                    f"{c.prefix} holds {len(c.paths)} paths, the [bgp] max_paths_per_prefix "
+                    "bound; paths of this router not kept at prefixes at the bound so far: "
+                    f"{fs.paths_over_limit} (some may have been this prefix's, and a path not "
+                    "kept is not there to take over when a kept one is withdrawn)"
+                )
     _rules(side, m, routing, r)
     if name == "src" and m is not None:
         side.reasons.append(

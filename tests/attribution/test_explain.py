@@ -322,6 +322,26 @@ def test_add_path_paths_are_ranked_with_the_deciding_criterion(dst, criterion, w
     assert d["answer"]["dst_peer_as"] == 65002  # the best path's first AS
 
 
+def test_a_prefix_at_the_add_path_bound_says_its_router_had_paths_not_kept():
+    def at_bound(rib):
+        rib.max_paths = 2
+        _add_paths(rib)
+
+    def past_bound(rib):
+        at_bound(rib)
+        rib.apply(RoutesAnnounced(EDGE1, V4, ("10.51.0.0/16",), (9,), attrs((65001, 65002, 65003))))
+
+    def bound_reasons(d) -> list[str]:
+        return [r for r in d["dst"]["reasons"] if "max_paths_per_prefix" in r]
+
+    assert bound_reasons(explained(flow("10.51.1.1"), rib_hook=at_bound)) == []  # none dropped
+    d = explained(flow("10.51.1.1"), rib_hook=past_bound)
+    assert [p["path_id"] for p in used(d["dst"])["paths"]] == [2, 1]
+    (reason,) = bound_reasons(d)
+    assert reason.startswith("10.51.0.0/16 holds 2 paths, the [bgp] max_paths_per_prefix bound")
+    assert "paths of this router not kept at prefixes at the bound so far: 1 " in reason
+
+
 # -- overrides ---------------------------------------------------------------
 
 
