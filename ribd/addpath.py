@@ -30,9 +30,9 @@ import logging
 from bisect import insort
 
 from ribd.attributes import PathAttributes
+from ribd.settings import MAX_PATHS_PER_PREFIX as MAX_PATHS_PER_PREFIX  # (its default)
 from ribd.table import PathSet, preference_key
 
-MAX_PATHS_PER_PREFIX = 64  # [bgp] max_paths_per_prefix's default
 MAX_PATHS_LIMIT = 1024  # its largest value: a set's rebuild stays O(this) a path
 OVER_LIMIT_LOGGED = 10  # paths not kept logged one by one, then one in every 10,000
 
@@ -75,11 +75,18 @@ def with_path(
         del paths[max_paths:]
     else:
         dropped = 0
-    added = len(paths) - before
+    return path_value(pathsets, paths), len(paths) - before, dropped
+
+
+def path_value(pathsets: dict[PathSet, PathSet], paths: list[tuple[int, PathAttributes]]) -> object:
+    """The value a router's slot holds for ``paths`` (sorted best first): a lone
+    path of id 0 as its attribute set itself, else the ``PathSet`` interned in
+    ``pathsets``. One form for announces, withdraws and snapshot loads, so that
+    equal paths are one object whichever way they came."""
     if len(paths) == 1 and paths[0][0] == 0:
-        return paths[0][1], added, dropped
+        return paths[0][1]
     ps = PathSet(paths)
-    return pathsets.setdefault(ps, ps), added, dropped
+    return pathsets.setdefault(ps, ps)
 
 
 def logs_over_limit(total: int) -> bool:
@@ -91,8 +98,11 @@ def logs_over_limit(total: int) -> bool:
 
 
 def log_over_limit(total: int, max_paths: int, routers: dict, fs: object) -> None:
-    """Log a path not kept, naming the router whose family state is ``fs`` (found
-    by a walk over ``routers``, a RIB's: rare events only)."""
+    """Log the path not kept that made ``total``, if ``logs_over_limit`` says so,
+    naming the router whose family state is ``fs`` (found by a walk over
+    ``routers``, a RIB's: only for the lines logged)."""
+    if not logs_over_limit(total):
+        return
     router = "a router"
     for r in routers.values():
         if any(f is fs for f in r.families.values()):

@@ -52,7 +52,7 @@ import time
 from collections.abc import Callable
 from itertools import repeat
 
-from ribd.addpath import MAX_PATHS_PER_PREFIX, log_over_limit, logs_over_limit, with_path
+from ribd.addpath import MAX_PATHS_PER_PREFIX, log_over_limit, with_path
 from ribd.attributes import AttributeInterner
 from ribd.attributes import PathAttributes as PathAttributes
 from ribd.entries import OVERLAY_SLOTS, announce_wide
@@ -465,8 +465,7 @@ class Rib(SessionHandling, Maintenance, Reads, Withdrawals):
             self.paths_over_limit += dropped
             if fs is not None:
                 fs.paths_over_limit += dropped
-            if logs_over_limit(self.paths_over_limit):
-                log_over_limit(self.paths_over_limit, self.max_paths, self.routers, fs)
+            log_over_limit(self.paths_over_limit, self.max_paths, self.routers, fs)
         return new, added
 
 

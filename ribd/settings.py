@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+MAX_PATHS_PER_PREFIX = 64  # [bgp] max_paths_per_prefix's default (ribd.addpath)
+
 
 @dataclass(frozen=True, slots=True)
 class NeighborSettings:
@@ -50,7 +52,7 @@ class BgpSettings:
     # 0 ("auto"): as many full tables as the spool holds (ribd.workers.reread_wave).
     reread_wave: int = 0
     # ADD-PATH paths a router's prefix keeps, the best ones (ribd.addpath).
-    max_paths_per_prefix: int = 64  # ribd.addpath.MAX_PATHS_PER_PREFIX
+    max_paths_per_prefix: int = MAX_PATHS_PER_PREFIX
     # How the supervised ExaBGP reports UPDATEs: "raw" (packets API, decoded by
     # ribd.rawupdate; ExaBGP skips its own decode, ribd.exabgp_run) or "json"
     # (ExaBGP's parsed JSON). ribd.exabgp_config.API_MODES.

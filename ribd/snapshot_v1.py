@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from ribd.addpath import path_value
 from ribd.attributes import (
     AS_CONFED_SEQUENCE,
     AS_CONFED_SET,
@@ -343,13 +344,9 @@ class _Loaded:
                         paths.append((pid, attrs[ai]))
                     if len({pid for pid, _ in paths}) != len(paths):
                         raise SnapshotError(f"entry #{e}, router #{r}: a path id appears twice")
-                    if len(paths) == 1 and paths[0][0] == 0:
-                        values.append(paths[0][1])  # the RIB's form for a lone path id 0
-                    else:
-                        # Best first by our own rules, whatever order the file had.
-                        paths.sort(key=preference_key)
-                        ps = PathSet(paths)
-                        values.append(pathsets.setdefault(ps, ps))
+                    # Best first by our own rules, whatever order the file had.
+                    paths.sort(key=preference_key)
+                    values.append(path_value(pathsets, paths))
                     counts.append(len(paths))
                 else:
                     raise SnapshotError(f"entry #{e}, router #{r}: bad value {show(v)}")

@@ -20,6 +20,7 @@ import numpy as np
 import orjson
 
 from ribd import interner as _interner
+from ribd.addpath import path_value
 from ribd.attributes import (
     AS_SEQUENCE,
     AttributeInterner,
@@ -280,12 +281,8 @@ class Loaded:
             paths = pairs[a:b]
             if len({pid for pid, _ in paths}) != len(paths):
                 raise SnapshotError(f"ADD-PATH set #{k}: a path id appears twice")
-            if len(paths) == 1 and paths[0][0] == 0:
-                values.append(paths[0][1])  # the RIB's form for a lone path id 0
-                continue
             paths.sort(key=preference_key)  # best first by our rules, whatever the file had
-            ps = PathSet(paths)
-            values.append(pathsets.setdefault(ps, ps))
+            values.append(path_value(pathsets, paths))
         values.reverse()
         values.append(None)
         values.extend(sets)

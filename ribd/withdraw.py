@@ -7,10 +7,10 @@ and works on its routers, tables and path-set intern dict, under its lock.
 
 from __future__ import annotations
 
+from ribd.addpath import path_value
 from ribd.attributes import PathAttributes
 from ribd.entries import value_at
 from ribd.events import RoutesWithdrawn
-from ribd.table import PathSet
 
 
 class Withdrawals:
@@ -51,13 +51,7 @@ class Withdrawals:
                 remaining = [p for p in old if p[0] != path_id]  # type: ignore[attr-defined]
                 if len(remaining) == len(old):  # type: ignore[arg-type]
                     continue
-                if not remaining:
-                    new = None
-                elif len(remaining) == 1 and remaining[0][0] == 0:
-                    new = remaining[0][1]
-                else:
-                    ps = PathSet(remaining)
-                    new = self._pathsets.setdefault(ps, ps)
+                new = path_value(self._pathsets, remaining) if remaining else None
             fs.paths -= 1
             if new is None:
                 fs.prefixes -= 1
