@@ -242,6 +242,7 @@ def cmd_routers(args: argparse.Namespace) -> int:
                 "ipv4_converged": bool(v4 and v4.converged),
                 "ipv6_prefixes": v6.prefixes if v6 else 0,
                 "ipv6_converged": bool(v6 and v6.converged),
+                "prefixes_refused": sum(f.prefixes_refused for f in r.families),
                 "stale_prefixes": sum(f.stale_prefixes for f in r.families),
                 "families": {
                     f.family: {
@@ -250,6 +251,9 @@ def cmd_routers(args: argparse.Namespace) -> int:
                         "stale_prefixes": f.stale_prefixes,
                         "converged": f.converged,
                         "inferred": bool(f.inferred),
+                        "max_prefixes": f.max_prefixes or None,
+                        "prefixes_refused": f.prefixes_refused,
+                        "paths_over_limit": f.paths_over_limit,
                     }
                     for f in r.families
                 },
@@ -277,8 +281,8 @@ def cmd_routers(args: argparse.Namespace) -> int:
             row["name"],
             row["neighbor"],
             row["session"],
-            f"{row['ipv4_prefixes']}{'' if row['ipv4_converged'] else ' *'}",
-            f"{row['ipv6_prefixes']}{'' if row['ipv6_converged'] else ' *'}",
+            _family_cell(row, "ipv4"),
+            _family_cell(row, "ipv6"),
             str(row["stale_prefixes"]) if row["stale"] else "-",
             since(row["last_update"] or 0.0, now),
             row["convergence"],
@@ -290,11 +294,22 @@ def cmd_routers(args: argparse.Namespace) -> int:
         for line, row in zip(table, rows, strict=True):
             line.insert(2, str(row["worker"] or "-"))
     print(format_table(headers, table))
+    refused = (
+        "  (! prefixes refused at max_prefixes)" if any(r["prefixes_refused"] for r in rows) else ""
+    )
     print(
-        f"(* family not converged)  attribute sets: {reply.unique_attribute_sets}  "
+        f"(* family not converged){refused}  attribute sets: {reply.unique_attribute_sets}  "
         f"bad feed lines: {reply.bad_feed_lines}"
     )
     return 0
+
+
+def _family_cell(row: dict, family: str) -> str:
+    """A family's prefixes, " *" while not converged, " !" once any was refused at its limit."""
+    full = f"{family} unicast"
+    refused = row["families"].get(full, {}).get("prefixes_refused", 0)
+    converged = "" if row[f"{family}_converged"] else " *"
+    return f"{row[f'{family}_prefixes']}{converged}{' !' if refused else ''}"
 
 
 def cmd_explain(args: argparse.Namespace) -> int:

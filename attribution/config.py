@@ -29,14 +29,14 @@ from attribution.config_file import ConfigError as ConfigError
 from attribution.config_file import parse_toml, read_config_text
 from attribution.config_routers import KEYS as ROUTER_KEYS
 from attribution.config_routers import RouterConfig as RouterConfig  # re-exported
-from attribution.config_routers import parse_routers
+from attribution.config_routers import parse_routers, prefix_limit
 from attribution.ix_config import KEYS as IX_KEYS
 from attribution.ix_config import IxConfig, parse_ix
 from attribution.reports.config import ReportConfigError, load_report_config
 from attribution.routecache import DEFAULT_BUDGET
 from ribd.addpath import MAX_PATHS_LIMIT, MAX_PATHS_PER_PREFIX
 from ribd.exabgp import config_problems as exabgp_config_problems
-from ribd.settings import BgpSettings
+from ribd.settings import MAX_PREFIXES_IPV4, MAX_PREFIXES_IPV6, BgpSettings
 from ribd.workers import plan_warnings, resolve_workers, spool_warnings
 
 AS_SET_POLICIES = ("aggregator", "highest")
@@ -132,6 +132,8 @@ SECTION_KEYS: dict[str, frozenset[str]] = {
             "relay_spool_bytes",
             "reread_wave",
             "max_paths_per_prefix",
+            "max_prefixes_ipv4",
+            "max_prefixes_ipv6",
             "api_mode",
             "workers",
         }
@@ -262,6 +264,7 @@ def _bgp(c: _Checker, bgp: dict) -> dict[str, Any]:
     bw = ("bgp", None)
     c.no_unknown(bgp, bw, SECTION_KEYS["bgp"])
     key = functools.partial(c.keyed, bgp, bw)
+    limit = functools.partial(prefix_limit, c)
     modes = ("supervised", "external")
     exabgp_mode = key(c.choice, "exabgp", "supervised", modes, "supervised or external")
     commands = key(c.listed, "exabgp_command", [])
@@ -297,6 +300,8 @@ def _bgp(c: _Checker, bgp: dict) -> dict[str, Any]:
             MAX_PATHS_LIMIT,
             f"must be between 1 and {MAX_PATHS_LIMIT}",
         ),
+        "max_prefixes_ipv4": key(limit, "max_prefixes_ipv4", MAX_PREFIXES_IPV4),
+        "max_prefixes_ipv6": key(limit, "max_prefixes_ipv6", MAX_PREFIXES_IPV6),
     }
 
 

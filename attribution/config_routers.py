@@ -8,10 +8,12 @@ their validator, in the one validator style (attribution.config_file.Checker).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
 from attribution.config_file import Checker
+from ribd.prefix_limit import MAX_PREFIXES_LIMIT
 from ribd.settings import NeighborSettings
 
 KEYS = frozenset(
@@ -28,6 +30,8 @@ KEYS = frozenset(
         "md5_password",
         "stale_hold_time",
         "hold_time",
+        "max_prefixes_ipv4",
+        "max_prefixes_ipv6",
     }
 )
 
@@ -111,6 +115,10 @@ def _router(
         if "stale_hold_time" in r
         else None
     )
+    limits = [
+        c.keyed(r, w, functools.partial(prefix_limit, c), key, None) if key in r else None
+        for key in ("max_prefixes_ipv4", "max_prefixes_ipv6")
+    ]
     if len(c.problems) > mark:
         return None
     for e in canon:
@@ -126,6 +134,8 @@ def _router(
         md5_password=md5,
         stale_hold_time=stale_hold,
         hold_time=hold,
+        max_prefixes_ipv4=limits[0],
+        max_prefixes_ipv6=limits[1],
     )
     return RouterConfig(name, neighbor, peer_as, rid, canon, tuple(fallback)), settings
 
@@ -142,6 +152,19 @@ def _router_exporters(
                 f"{e} is already mapped to router {exporter_owner[e]!r}",
             )
     return canon
+
+
+def prefix_limit(c: Checker, data: dict, where: tuple, key: str, default: int | None) -> int:
+    """A prefix limit (``[bgp]`` or a router's): 0 (none) to MAX_PREFIXES_LIMIT."""
+    return c.bounded(
+        data,
+        where,
+        key,
+        default,
+        0,
+        MAX_PREFIXES_LIMIT,
+        f"must be between 0 (no limit) and {MAX_PREFIXES_LIMIT:,}",
+    )
 
 
 def _hold_time(c: Checker, i: int, r: dict) -> int:

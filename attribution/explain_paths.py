@@ -109,6 +109,12 @@ def explain_side(
                     f"{fs.paths_over_limit} (some may have been this prefix's, and a path not "
                     "kept is not there to take over when a kept one is withdrawn)"
                 )
+    if fs.prefixes_refused:
+        side.reasons.append(
+            f"{r.name or neighbor} refused {fs.prefixes_refused} new {family} prefixes at its "
+            f"limit of {fs.max_prefixes} (max_prefixes_{family.split()[0]}): a route it sent "
+            "for this address may be among them, not installed"
+        )
     _rules(side, m, routing, r)
     if name == "src" and m is not None:
         side.reasons.append(

@@ -370,6 +370,9 @@ class AttributionServicer(pb_grpc.AttributionServicer):
                         converged=f.converged,
                         stale_prefixes=f.stale_prefixes,
                         inferred=f.inferred,
+                        paths_over_limit=f.paths_over_limit,
+                        max_prefixes=f.max_prefixes,
+                        prefixes_refused=f.prefixes_refused,
                     )
                     for f in r.families
                 )

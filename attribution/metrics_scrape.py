@@ -172,6 +172,17 @@ class ServiceCollector(Collector):
             "[bgp] max_paths_per_prefix better ones.",
             labels=fam,
         )
+        max_prefixes = GaugeMetricFamily(
+            "attribution_rib_max_prefixes",
+            "The most prefixes the router's family may hold ([bgp] / [[routers]] "
+            "max_prefixes_ipv4 and _ipv6; 0: no limit). Alert on prefixes / this.",
+            labels=fam,
+        )
+        refused = CounterMetricFamily(
+            "attribution_rib_prefixes_refused",
+            "New prefixes not installed: the router's family was at its max_prefixes limit.",
+            labels=fam,
+        )
         status = capture(rib, configured)  # one short hold of rib.lock; samples built after
         for r in status.routers:
             name = configured.get(r.neighbor) or r.rib_name or r.neighbor
@@ -188,8 +199,10 @@ class ServiceCollector(Collector):
                 converged.add_metric(labels, 1 if f.converged else 0)
                 inferred.add_metric(labels, 1 if f.inferred else 0)
                 over_limit.add_metric(labels, f.paths_over_limit)
+                max_prefixes.add_metric(labels, f.max_prefixes)
+                refused.add_metric(labels, f.prefixes_refused)
         yield from (state, up, since, last_update, prefixes, paths, stale, converged, inferred)
-        yield over_limit
+        yield from (over_limit, max_prefixes, refused)
         yield GaugeMetricFamily(
             "attribution_rib_attribute_sets",
             "Distinct (interned) path attribute sets held by the RIB.",

@@ -55,7 +55,9 @@ _BGP_KEYS = {
     "workers": "[bgp] workers",
 }
 # Per-router session settings a reload applies at once (the RIB reads them live).
-_LIVE_NEIGHBOR = {"name", "stale_hold_time"}
+_LIVE_NEIGHBOR = {"name", "stale_hold_time", "max_prefixes_ipv4", "max_prefixes_ipv6"}
+# [bgp] keys a reload applies at once (not in _BGP_KEYS: no restart needed).
+_LIVE_BGP = ("max_prefixes_ipv4", "max_prefixes_ipv6")
 
 
 def describe_changes(old: Config, new: Config) -> list[str]:
@@ -85,12 +87,15 @@ def describe_changes(old: Config, new: Config) -> list[str]:
         for what in ("exporters", "fallback", "router_id", "neighbor", "peer_as"):
             if getattr(o, what) != getattr(r, what):
                 changes.append(f"{what} of {name} changed")
-    old_stale = {n.name: n.stale_hold_time for n in old.bgp.neighbors}
+    old_neighbors = {n.name: n for n in old.bgp.neighbors}
     for n in new.bgp.neighbors:
-        if n.name in old_stale and old_stale[n.name] != n.stale_hold_time:
-            changes.append(
-                f"stale_hold_time of {n.name} {old_stale[n.name]} -> {n.stale_hold_time}"
-            )
+        o = old_neighbors.get(n.name)
+        for what in ("stale_hold_time", *_LIVE_BGP):
+            if o is not None and getattr(o, what) != getattr(n, what):
+                changes.append(f"{what} of {n.name} {getattr(o, what)} -> {getattr(n, what)}")
+    for what in _LIVE_BGP:
+        if getattr(old.bgp, what) != getattr(new.bgp, what):
+            changes.append(f"[bgp] {what} {getattr(old.bgp, what)} -> {getattr(new.bgp, what)}")
     if old.default_fallback != new.default_fallback:
         changes.append("[service] fallback changed")
     for key in _LIVE_SERVICE:

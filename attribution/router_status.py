@@ -31,6 +31,8 @@ class FamilyStatus(NamedTuple):
     stale_prefixes: int  # served stale: the kept generation, plus current routes while down
     inferred: bool  # converged without End-of-RIB (only ever true while converged)
     paths_over_limit: int  # ADD-PATH paths not kept ([bgp] max_paths_per_prefix)
+    max_prefixes: int  # the family's prefix limit (0: none; ribd.prefix_limit)
+    prefixes_refused: int  # new prefixes refused at that limit
 
 
 class RouterStatus(NamedTuple):
@@ -85,6 +87,8 @@ def capture(rib: Rib, configured: Iterable[str]) -> RibStatus:
                         r.stale_prefixes(fs),
                         fs.converged and fs.inferred,
                         fs.paths_over_limit,
+                        fs.max_prefixes,
+                        fs.prefixes_refused,
                     ),
                 )
                 for family, fs in r.families.items()

@@ -40,6 +40,7 @@ from attribution.tls_files import FollowedCertificates
 from ribd import gcpolicy, heap, observe
 from ribd.exabgp import feed_socket_path
 from ribd.feed import FeedServer
+from ribd.prefix_limit import prefix_limits
 from ribd.rib import Rib
 from ribd.workers import ExabgpWorkers, reread_wave
 
@@ -194,6 +195,7 @@ class Service:
             for n in config.bgp.neighbors
             if n.stale_hold_time is not None
         }
+        self.rib.set_prefix_limits(prefix_limits(config.bgp))
 
     # -- lifecycle -----------------------------------------------------------
 

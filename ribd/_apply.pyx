@@ -195,6 +195,8 @@ cdef bint announce_parts(rib, r, family, prefixes, attrs) except -1:
     cdef Py_ssize_t ft, o_fs
     fs = get_at(r, _rr_families if type(r) is _router_rib else -1, "families")[family]
     o_fs = state_exact(fs)
+    if may_cross_limit(fs, o_fs, len(prefixes)):
+        return False  # (``Rib._announce`` refuses the prefixes past the limit)
     _rib()
     table = get_at(rib, _rib_tables if type(rib) is _rib_class else -1, "tables")[family]
     ft = table_exact(table)

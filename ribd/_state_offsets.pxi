@@ -17,6 +17,7 @@ cdef Py_ssize_t _fs_prefixes = slots_writable_offset(FamilyState.__dict__["prefi
 cdef Py_ssize_t _fs_paths = slots_writable_offset(FamilyState.__dict__["paths"])
 cdef Py_ssize_t _fs_stale_prefixes = slots_writable_offset(FamilyState.__dict__["stale_prefixes"])
 cdef Py_ssize_t _fs_writes = slots_writable_offset(FamilyState.__dict__["writes"])
+cdef Py_ssize_t _fs_max_prefixes = slots_writable_offset(FamilyState.__dict__["max_prefixes"])
 cdef Py_ssize_t _st_keys = slots_writable_offset(PrefixStore.__dict__["keys"])
 cdef Py_ssize_t _st_int_keys = slots_writable_offset(PrefixStore.__dict__["int_keys"])
 cdef Py_ssize_t _st_values = slots_writable_offset(PrefixStore.__dict__["values"])
@@ -45,6 +46,18 @@ cdef inline Py_ssize_t state_exact(fs):
 cdef inline Py_ssize_t store_exact(store):
     """0 when ``store`` is exactly a PrefixStore (its fields at the ``_st_*`` offsets), else -1."""
     return 0 if type(store) is _prefix_store else -1
+
+
+cdef inline bint may_cross_limit(fs, Py_ssize_t o_fs, Py_ssize_t n) except -1:
+    """Whether ``n`` more prefixes could take ``fs``'s family past its prefix
+    limit (``ribd.prefix_limit.over_limit``): such an UPDATE goes to
+    ``Rib._announce``, which refuses the ones past it. No limit (0): False."""
+    cdef Py_ssize_t held
+    limit = get_at(fs, _fs_max_prefixes | o_fs, "max_prefixes")
+    if not limit:
+        return False
+    held = get_at(fs, _fs_prefixes | o_fs, "prefixes")
+    return more_than(held + n, limit)
 
 
 cdef inline int tally_update(table, Py_ssize_t ft, fs, Py_ssize_t o_fs, Py_ssize_t slot,

@@ -66,6 +66,7 @@ class Reads:
             "treated_as_withdraw": self.treated_as_withdraw,
             "unknown_neighbor_events": self.unknown_neighbor_events,
             "paths_over_limit": self.paths_over_limit,  # (ribd.addpath)
+            "prefixes_refused": self.prefixes_refused,  # (ribd.prefix_limit)
         }
 
 

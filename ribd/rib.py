@@ -73,8 +73,9 @@ from ribd.events import (
 )
 from ribd.maintenance import Collection, Maintenance
 from ribd.observe import new_notes
+from ribd.prefix_limit import PrefixLimits, apply_limits, log_refused, over_limit, within_limit
 from ribd.reads import Reads, all_matches, route_match, slot_value
-from ribd.ribload import entry_of, insert_new, one_entry, probe
+from ribd.ribload import entry_of, insert_new, one_entry, probe, runs_without_repeats
 from ribd.sessions import SessionHandling
 from ribd.store import COMPILED_FIND
 from ribd.table import (
@@ -155,6 +156,10 @@ class Rib(SessionHandling, Maintenance, Reads, Withdrawals):
         # how many were not kept for it (ribd.addpath).
         self.max_paths = MAX_PATHS_PER_PREFIX
         self.paths_over_limit = 0
+        # Prefixes a router's family may hold, and the new ones refused at its
+        # limit, all routers (ribd.prefix_limit). None set: no limit.
+        self.prefix_limits = PrefixLimits()
+        self.prefixes_refused = 0
         self._attributes_at_last_gc = 0
         self._collection: Collection | None = None  # a garbage collection under way
         # Set by the owner before it stops ExaBGP on purpose: the sessions
@@ -178,10 +183,19 @@ class Rib(SessionHandling, Maintenance, Reads, Withdrawals):
         r = self.routers.get(neighbor)
         if r is None:
             r = RouterRib(neighbor=neighbor, name=self.router_names.get(neighbor, neighbor))
+            limits = self.prefix_limits
             for family, table in self.tables.items():
-                r.families[family] = FamilyState(slot=table.alloc_slot())
+                r.families[family] = FamilyState(
+                    slot=table.alloc_slot(), max_prefixes=limits.of(neighbor, family)
+                )
             self.routers[neighbor] = r
         return r
+
+    def set_prefix_limits(self, limits: PrefixLimits) -> None:
+        """Apply ``limits`` to every router now and to routers met later."""
+        with self.lock:
+            self.prefix_limits = limits
+            apply_limits(limits, self.routers)
 
     def hold_time_for(self, neighbor: str) -> float:
         return self.stale_hold_by_neighbor.get(neighbor, self.stale_hold_time)
@@ -265,11 +279,21 @@ class Rib(SessionHandling, Maintenance, Reads, Withdrawals):
         # The store's keys (IPv4: ints, ribd.prefix_keys), made once here.
         prefixes = store.keys_of(ev.prefixes) if keys is None else keys
         count = len(prefixes)
+        path_ids = ev.path_ids
+        if fs.max_prefixes and over_limit(fs, count):
+            # New prefixes past the router's limit: refused before anything is written.
+            prefixes, path_ids, refused = within_limit(table, fs, prefixes, path_ids)
+            if refused:
+                fs.prefixes_refused += refused
+                self.prefixes_refused += refused
+                log_refused(r, ev.family, fs, refused)
+                count = len(prefixes)
+                if not count:
+                    return
         entries = table._entries
         intern = entries.setdefault
         slot, stale = fs.slot, fs.stale_slot
         attrs = ev.attributes
-        path_ids = ev.path_ids
         fresh: tuple | None = None  # the entry for a new prefix, path id 0
         added = 0  # new prefixes (one path each)
         compiled = ANNOUNCE_LOOP is not None and ANNOUNCE_LOOP is COMPILED_LOOP
@@ -279,6 +303,11 @@ class Rib(SessionHandling, Maintenance, Reads, Withdrawals):
             # the arrays hold keys or not: routers that come up together load
             # before the first merge (merges wait for a quiet store).
             WIDE_ANNOUNCE(self, table, fs, prefixes, path_ids, attrs, count)
+            return
+        if wide and count > 1 and len(set(prefixes)) < count:
+            # A prefix twice: in runs without repeats (ribd.ribload.runs_without_repeats).
+            for run, ids in runs_without_repeats(prefixes, path_ids):
+                self._announce(RoutesAnnounced(ev.neighbor, ev.family, (), ids, attrs), run)
             return
         if not len(store.keys) and not wide:
             found: object = repeat(-1)

@@ -63,3 +63,25 @@ PY_PROBE, PY_INSERT_NEW, PY_ONE_ENTRY, PY_ENTRY_OF = probe, insert_new, one_entr
 with contextlib.suppress(ImportError):  # the compiled twins, where setup.py built them
     from ribd._ribload import entry_of, insert_new, one_entry, probe  # type: ignore[no-redef]
 COMPILED = probe is not PY_PROBE
+
+
+def runs_without_repeats(
+    prefixes: Sequence, path_ids: Sequence | None
+) -> list[tuple[list, list | None]]:
+    """An UPDATE's prefixes (and path ids, None or one each) cut into runs in
+    which no prefix comes twice, in order. A wide table's writes read every
+    prefix's entry before writing any (``ribd.entries.announce_wide``), so a
+    prefix twice must be applied in a later run, over what the first wrote
+    (``ribd._wide``'s ``_repeats`` says what went wrong before)."""
+    runs: list[tuple[list, list | None]] = []
+    seen: set = set()
+    start = 0
+    for i, key in enumerate(prefixes):
+        if key in seen:
+            runs.append(
+                (list(prefixes[start:i]), None if path_ids is None else list(path_ids[start:i]))
+            )
+            start, seen = i, set()
+        seen.add(key)
+    runs.append((list(prefixes[start:]), None if path_ids is None else list(path_ids[start:])))
+    return runs

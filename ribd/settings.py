@@ -8,6 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 MAX_PATHS_PER_PREFIX = 64  # [bgp] max_paths_per_prefix's default (ribd.addpath)
+# [bgp] max_prefixes_ipv4 / _ipv6's defaults (ribd.prefix_limit): about four times
+# today's full table (~1.04 M IPv4, ~0.23 M IPv6 prefixes), so a real table and
+# years of growth fit and a leak stops well before memory does.
+MAX_PREFIXES_IPV4 = 4_000_000
+MAX_PREFIXES_IPV6 = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +29,9 @@ class NeighborSettings:
     md5_password: str = ""
     stale_hold_time: float | None = None  # None: the global value
     hold_time: int = 180
+    # The router's own prefix limits (ribd.prefix_limit); None: [bgp]'s.
+    max_prefixes_ipv4: int | None = None
+    max_prefixes_ipv6: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +61,9 @@ class BgpSettings:
     reread_wave: int = 0
     # ADD-PATH paths a router's prefix keeps, the best ones (ribd.addpath).
     max_paths_per_prefix: int = MAX_PATHS_PER_PREFIX
+    # Prefixes a router's family may hold (ribd.prefix_limit); 0: no limit.
+    max_prefixes_ipv4: int = MAX_PREFIXES_IPV4
+    max_prefixes_ipv6: int = MAX_PREFIXES_IPV6
     # How the supervised ExaBGP reports UPDATEs: "raw" (packets API, decoded by
     # ribd.rawupdate; ExaBGP skips its own decode, ribd.exabgp_run) or "json"
     # (ExaBGP's parsed JSON). ribd.exabgp_config.API_MODES.

@@ -123,6 +123,11 @@ class FamilyState:
     # ADD-PATH paths not kept: the prefix already held [bgp] max_paths_per_prefix
     # better ones (ribd.addpath). Counted since the process started (not in snapshots).
     paths_over_limit: int = 0
+    # The most prefixes this family may hold ([bgp] / [[routers]] max_prefixes_ipv4
+    # and _ipv6; 0: no limit), and the new prefixes refused at it, counted since
+    # the process started (ribd.prefix_limit).
+    max_prefixes: int = 0
+    prefixes_refused: int = 0
 
 
 @dataclass(slots=True)

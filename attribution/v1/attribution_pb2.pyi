@@ -298,20 +298,26 @@ class ListRoutersRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class FamilyState(_message.Message):
-    __slots__ = ("family", "prefixes", "paths", "converged", "stale_prefixes", "inferred")
+    __slots__ = ("family", "prefixes", "paths", "converged", "stale_prefixes", "inferred", "paths_over_limit", "max_prefixes", "prefixes_refused")
     FAMILY_FIELD_NUMBER: _ClassVar[int]
     PREFIXES_FIELD_NUMBER: _ClassVar[int]
     PATHS_FIELD_NUMBER: _ClassVar[int]
     CONVERGED_FIELD_NUMBER: _ClassVar[int]
     STALE_PREFIXES_FIELD_NUMBER: _ClassVar[int]
     INFERRED_FIELD_NUMBER: _ClassVar[int]
+    PATHS_OVER_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    MAX_PREFIXES_FIELD_NUMBER: _ClassVar[int]
+    PREFIXES_REFUSED_FIELD_NUMBER: _ClassVar[int]
     family: str
     prefixes: int
     paths: int
     converged: bool
     stale_prefixes: int
     inferred: bool
-    def __init__(self, family: _Optional[str] = ..., prefixes: _Optional[int] = ..., paths: _Optional[int] = ..., converged: _Optional[bool] = ..., stale_prefixes: _Optional[int] = ..., inferred: _Optional[bool] = ...) -> None: ...
+    paths_over_limit: int
+    max_prefixes: int
+    prefixes_refused: int
+    def __init__(self, family: _Optional[str] = ..., prefixes: _Optional[int] = ..., paths: _Optional[int] = ..., converged: _Optional[bool] = ..., stale_prefixes: _Optional[int] = ..., inferred: _Optional[bool] = ..., paths_over_limit: _Optional[int] = ..., max_prefixes: _Optional[int] = ..., prefixes_refused: _Optional[int] = ...) -> None: ...
 
 class RouterState(_message.Message):
     __slots__ = ("name", "neighbor", "peer_as", "session", "last_reason", "session_since", "last_update", "families", "exporters", "fallback", "stale", "stale_until", "worker")

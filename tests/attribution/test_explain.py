@@ -342,6 +342,27 @@ def test_a_prefix_at_the_add_path_bound_says_its_router_had_paths_not_kept():
     assert "paths of this router not kept at prefixes at the bound so far: 1 " in reason
 
 
+def test_a_router_that_refused_prefixes_at_its_limit_says_so_on_both_sides():
+    """10.2.3.4's covering route is edge1's; a more-specific it sent past its
+    prefix limit was not installed, and the answer may differ from the router's."""
+    from ribd.prefix_limit import PrefixLimits
+
+    def at_limit(rib):
+        held = rib.routers[EDGE1].families[V4].prefixes
+        rib.set_prefix_limits(PrefixLimits(default={V4: held}))
+        rib.apply(RoutesAnnounced(EDGE1, V4, ("10.2.3.0/24",), None, attrs((65001, 65077))))
+
+    def limit_reasons(side) -> list[str]:
+        return [r for r in side["reasons"] if "max_prefixes_ipv4" in r]
+
+    assert limit_reasons(explained(flow("10.2.3.4"))["dst"]) == []
+    d = explained(flow("10.2.3.4"), rib_hook=at_limit)
+    assert "10.2.3.0/24" not in [c["prefix"] for c in d["dst"]["prefixes"]]
+    (reason,) = limit_reasons(d["dst"])
+    assert reason.startswith("edge1 refused 1 new ipv4 unicast prefixes at its limit of ")
+    assert limit_reasons(d["src"])
+
+
 # -- overrides ---------------------------------------------------------------
 
 

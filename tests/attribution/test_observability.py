@@ -146,6 +146,9 @@ def test_scrape_after_end_of_rib_shows_the_session_and_its_tables(story):
     assert metric(m, "attribution_feed_bad_lines_total", category="json") == 0
     assert metric(m, "attribution_rib_attribute_sets") >= 5
     assert metric(m, "attribution_rib_paths_over_limit_total", family=V4, **r) == 0
+    assert metric(m, "attribution_rib_max_prefixes", family=V4, **r) == 4_000_000
+    assert metric(m, "attribution_rib_max_prefixes", family=V6, **r) == 1_000_000
+    assert metric(m, "attribution_rib_prefixes_refused_total", family=V4, **r) == 0
     assert metric(m, "attribution_rib_stored_prefixes", family=V4) == 3
     assert metric(m, "attribution_rib_entries", family=V6) == 2
     assert metric(m, "attribution_exabgp_up") == 1

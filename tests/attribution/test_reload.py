@@ -171,6 +171,39 @@ def test_a_router_session_change_names_the_router_and_fields(running, tmp_path):
     ]
 
 
+def test_prefix_limits_apply_at_once_and_refuse_past_the_new_limit(running, tmp_path, caplog):
+    """[bgp] max_prefixes_* and a router's own keys are live: no restart warning,
+    the running routers' families take them, and edge1 (holding 10.0.0.0/8) may
+    add no prefix past a limit of 1 while a re-announce of what it holds still applies."""
+    path, service, stub = running
+    text = external(CONFIG, tmp_path).replace(
+        "[[routers]]", "max_prefixes_ipv4 = 1\nmax_prefixes_ipv6 = 0\n\n[[routers]]", 1
+    )
+    text = text.replace('name = "edge2"', 'name = "edge2"\nmax_prefixes_ipv4 = 500')
+    write(path, text)
+    with caplog.at_level(logging.INFO, logger="attribution.service"):
+        reply = stub.ReloadConfig(pb.ReloadConfigRequest())
+    assert reply.ok and list(reply.warnings) == []
+    assert (
+        "config reloaded: max_prefixes_ipv4 of edge2 None -> 500, "
+        "[bgp] max_prefixes_ipv4 4000000 -> 1, [bgp] max_prefixes_ipv6 1000000 -> 0"
+    ) in caplog.messages
+    service.rib.apply(
+        RoutesAnnounced(
+            EDGE1, "ipv4 unicast", ("10.0.0.0/8", "10.9.0.0/16"), None, attrs((65001, 65009))
+        )
+    )
+    routers = {r.name: r for r in stub.ListRouters(pb.ListRoutersRequest()).routers}
+    v4 = {f.family: f for f in routers["edge1"].families}["ipv4 unicast"]
+    assert (v4.prefixes, v4.max_prefixes, v4.prefixes_refused) == (1, 1, 1)
+    assert a_route(stub, "10.0.0.1") == [65001, 65009]  # the held prefix was updated
+
+
+def a_route(stub, address: str) -> list[int]:
+    reply = stub.LookupRoute(pb.LookupRouteRequest(router="edge1", address=address))
+    return [a for seg in reply.routes[0].as_path for a in seg.asns]
+
+
 def test_reload_logs_what_it_changed(running, tmp_path, caplog):
     path, _, stub = running
     text = CONFIG.replace(

@@ -188,6 +188,33 @@ def test_add_path_keeps_the_best_paths_up_to_the_bound_over_a_real_session(testb
 
 
 @pytest.mark.bgp
+def test_a_router_past_its_prefix_limit_keeps_its_session_and_what_it_holds(testbed) -> None:
+    """A real session (raw mode) sending 40 more IPv4 prefixes than its limit: the
+    limit's worth installed and the rest refused and counted, the session up; a
+    withdrawal makes room for the next new prefix, and the feed saw no bad line."""
+    from ribd.prefix_limit import PrefixLimits
+
+    bed: BgpTestbed = testbed(api_mode="raw")
+    v4_table = len({r.prefix for r in TABLE if ":" not in r.prefix})
+    bed.rib.set_prefix_limits(PrefixLimits(default={V4: v4_table + 10, V6: 0}))
+    extra = [Route(f"10.20.{i}.0/24", "127.0.0.2", as_path=[65020, 65100 + i]) for i in range(50)]
+    speaker = bed.speaker(routes=[*TABLE, *extra])
+    speaker.wait_established(30)
+    wait_until(lambda: converged(bed.rib), 20, what="End-of-RIB")
+    fs = bed.rib.routers[R1].families[V4]
+    assert (fs.prefixes, fs.prefixes_refused) == (v4_table + 10, 40)
+    assert bed.rib.routers[R1].session == "up"
+    held = [r.prefix for r in extra if bed.rib.exact(R1, V4, r.prefix)]
+    assert len(held) == 10
+    speaker.withdraw(held[0])
+    speaker.announce(Route("10.21.0.0/24", "127.0.0.2", as_path=[65021]))
+    wait_until(lambda: bed.rib.exact(R1, V4, "10.21.0.0/24"), 15, what="the new prefix in")
+    speaker.announce(Route("10.21.1.0/24", "127.0.0.2", as_path=[65021]))
+    wait_until(lambda: fs.prefixes_refused == 41, 15, what="the next one refused")
+    assert bed.feed.stats()["bad_lines"] == 0
+
+
+@pytest.mark.bgp
 def test_session_loss_purges_without_stale_hold(testbed) -> None:
     bed: BgpTestbed = testbed(stale_hold_time=0)
     speaker = bed.speaker(routes=TABLE)
