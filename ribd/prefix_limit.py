@@ -38,10 +38,14 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import repeat
+from typing import TYPE_CHECKING
 
 from ribd.entries import value_at
 from ribd.settings import BgpSettings
 from ribd.table import FamilyState, FamilyTable, RouterRib
+
+if TYPE_CHECKING:  # (ribd.rib imports this module)
+    from ribd.rib import Rib
 
 # The largest limit the config accepts: far above any real table (today's full
 # table is ~1.04 M IPv4 + 0.23 M IPv6 prefixes), small enough to stay a bound.
@@ -127,6 +131,21 @@ def within_limit(
         if kept_ids is not None:
             kept_ids.append(path_id)
     return kept, kept_ids, refused
+
+
+def refuse_past_limit(
+    rib: Rib, r: RouterRib, family: str, keys: list | tuple, path_ids: list | tuple | None
+) -> tuple[list | tuple, list | tuple | None]:
+    """``within_limit`` for ``r``'s ``family`` in ``rib``, the refused prefixes
+    counted (on the family and the RIB) and logged: what may be written."""
+    fs = r.families[family]
+    kept, kept_ids, refused = within_limit(rib.tables[family], fs, keys, path_ids)
+    if not refused:
+        return keys, path_ids
+    fs.prefixes_refused += refused
+    rib.prefixes_refused += refused
+    log_refused(r, family, fs, refused)
+    return kept, kept_ids
 
 
 def log_refused(r: RouterRib, family: str, fs: FamilyState, refused: int) -> None:

@@ -73,7 +73,7 @@ from ribd.events import (
 )
 from ribd.maintenance import Collection, Maintenance
 from ribd.observe import new_notes
-from ribd.prefix_limit import PrefixLimits, apply_limits, log_refused, over_limit, within_limit
+from ribd.prefix_limit import PrefixLimits, apply_limits, over_limit, refuse_past_limit
 from ribd.reads import Reads, all_matches, route_match, slot_value
 from ribd.ribload import entry_of, insert_new, one_entry, probe, runs_without_repeats
 from ribd.sessions import SessionHandling
@@ -157,7 +157,7 @@ class Rib(SessionHandling, Maintenance, Reads, Withdrawals):
         self.max_paths = MAX_PATHS_PER_PREFIX
         self.paths_over_limit = 0
         # Prefixes a router's family may hold, and the new ones refused at its
-        # limit, all routers (ribd.prefix_limit). None set: no limit.
+        # limit, all routers (ribd.prefix_limit). Empty (tools, tests): no limit.
         self.prefix_limits = PrefixLimits()
         self.prefixes_refused = 0
         self._attributes_at_last_gc = 0
@@ -282,14 +282,10 @@ class Rib(SessionHandling, Maintenance, Reads, Withdrawals):
         path_ids = ev.path_ids
         if fs.max_prefixes and over_limit(fs, count):
             # New prefixes past the router's limit: refused before anything is written.
-            prefixes, path_ids, refused = within_limit(table, fs, prefixes, path_ids)
-            if refused:
-                fs.prefixes_refused += refused
-                self.prefixes_refused += refused
-                log_refused(r, ev.family, fs, refused)
-                count = len(prefixes)
-                if not count:
-                    return
+            prefixes, path_ids = refuse_past_limit(self, r, ev.family, prefixes, path_ids)
+            count = len(prefixes)
+            if not count:
+                return
         entries = table._entries
         intern = entries.setdefault
         slot, stale = fs.slot, fs.stale_slot

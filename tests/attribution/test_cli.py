@@ -19,7 +19,7 @@ from attribution.client import connection_from
 from attribution.config import ApiSettings
 from attribution.v1 import attribution_pb2 as pb
 from ribd.events import EndOfRib, SessionState
-from tests.attribution.helpers import CONFIG, EDGE1, EDGE2
+from tests.attribution.helpers import CONFIG, EDGE1, EDGE2, attrs
 from tests.attribution.pki import make_pki
 from tests.attribution.served import Server
 
@@ -146,6 +146,25 @@ def test_routers_counts_prefixes_served_stale(serve, capsys):
     row = next(line for line in text.splitlines() if line.startswith("edge1"))
     assert " 10 " in row, text
     assert "session down (hold timer expired); routes served stale" in row
+
+
+def test_routers_marks_a_family_that_refused_prefixes_at_its_limit(serve, capsys):
+    from ribd.events import RoutesAnnounced
+    from ribd.prefix_limit import PrefixLimits
+
+    s = serve()
+    s.rib.set_prefix_limits(PrefixLimits(default={"ipv4 unicast": 8}))
+    s.rib.apply(RoutesAnnounced(EDGE1, "ipv4 unicast", ("10.99.0.0/16",), None, attrs((65099,))))
+    doc = routers_json(s.target, capsys)
+    edge1 = next(r for r in doc["routers"] if r["name"] == "edge1")
+    v4 = edge1["families"]["ipv4 unicast"]
+    assert (v4["prefixes"], v4["max_prefixes"], v4["prefixes_refused"]) == (8, 8, 1)
+    assert edge1["families"]["ipv6 unicast"]["max_prefixes"] is None  # no limit
+    assert main(["routers", "--target", s.target]) == 0
+    text = capsys.readouterr().out
+    row = next(line for line in text.splitlines() if line.startswith("edge1"))
+    assert " 8 * ! " in row or " 8 ! " in row, text
+    assert "(! prefixes refused at max_prefixes)" in text
 
 
 def test_routers_says_why_a_router_has_not_converged(serve, capsys):
