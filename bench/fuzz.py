@@ -40,8 +40,13 @@ from bench.fuzz_mutate import dump, mutate_bytes, mutate_json, mutate_line
 from bench.fuzz_seeds import FLOW_CONFIG, PEERS, SAMPLES, SEED_FLOWS, SEED_LINES, seed_lines
 from ribd.feed import CONTROL_PREFIX
 from ribd.parser import ExabgpParser, FeedError
+from ribd.prefix_limit import PrefixLimits
 from ribd.rib import Rib
 from ribd.snapshot import SnapshotError, _pack, _unpack, load_snapshot, write_snapshot
+
+# Prefix limits of the fuzzed RIBs: low enough that hostile streams reach them, so
+# the limit's path (ribd.prefix_limit) gets hostile input too.
+FUZZ_LIMITS = PrefixLimits(default={"ipv4 unicast": 200, "ipv6 unicast": 100})
 
 # -- outcomes --------------------------------------------------------------------------------
 
@@ -109,6 +114,7 @@ def fuzz_parser(
     rng = random.Random(seed)
     seeds = seed_lines()
     rib = Rib()  # no neighbor list: whatever peers the mutations make get a RIB
+    rib.set_prefix_limits(FUZZ_LIMITS)  # (the limit's path gets hostile input too)
     parser = ExabgpParser(rib.interner)
     report = Report("parser")
     started = time.perf_counter()

@@ -16,7 +16,7 @@ import time
 
 import orjson
 
-from bench.fuzz import Report, _budget, check_snapshot_round_trip
+from bench.fuzz import FUZZ_LIMITS, Report, _budget, check_snapshot_round_trip
 from bench.fuzz_mutate import mutate_bytes, mutate_line
 from ribd.parser import ExabgpParser, FeedError
 from ribd.rib import Rib
@@ -201,6 +201,7 @@ def fuzz_raw(
     """Hostile raw UPDATEs (and lines) through ``ExabgpParser.parse`` into a RIB."""
     rng = random.Random(seed)
     rib = Rib()
+    rib.set_prefix_limits(FUZZ_LIMITS)  # (the limit's path gets hostile input too)
     parser = ExabgpParser(rib.interner)
     for line in session_lines() + session_lines("2001:db8::2", asn4=False, add_path=True):
         rib.apply_many(parser.parse(line))
