@@ -15,6 +15,9 @@ cdef class DeltaBase:
     cdef Py_ssize_t used  # positions of ``order`` taken (held and deleted)
     cdef Py_ssize_t cap  # positions ``order`` has room for
     cdef int shift  # 64 - log2(size)
+    # This table's hash keys, random (``ribd._deltabase``: why): IPv4 uses the
+    # first (odd) as its multiplier, IPv6 the first five.
+    cdef uint64_t seeds[5]
     cdef uint32_t counts[129]  # keys held per prefix length
     # The width's layout, set by its __cinit__: a slot's bytes, the offsets of its
     # tag (0: empty, else the position in the order << pos_shift | the key's low

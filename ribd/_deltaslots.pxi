@@ -5,7 +5,8 @@
 #   SlotT, KeyT        its slot struct (fields ``tag``, ``value``) and key
 #                      (an order item: IPv4 the 33-bit int, IPv6 ``Key6``)
 #   POS_SHIFT          a slot's position in the order is ``tag >> POS_SHIFT``
-#   _key_home(k, shift), _slot_home(s, shift)   the home slot of a key, of a slot's key
+#   _key_home(k, seeds, shift), _slot_home(s, seeds, shift)   the home slot of a key,
+#                      of a slot's key, under the table's random hash keys
 #   _holds(s, k)       whether slot ``s`` (not empty) holds ``k``
 #   _fill(s, k, pos)   write ``k`` and its position into slot ``s`` (not its value)
 #   _key_length(k), _live(k)   a key's prefix length; whether an order item is held
@@ -25,7 +26,7 @@ cdef inline Py_ssize_t _probe(DeltaBase t, KeyT key) noexcept:
     if t.size == 0:
         return -1
     mask = t.size - 1
-    i = _key_home(key, t.shift)
+    i = _key_home(key, t.seeds, t.shift)
     while True:
         if slots[i].tag == 0:
             return ~i
@@ -102,7 +103,7 @@ cdef int _delete(DeltaBase t, KeyT key) except -1:
         j = (j + 1) & mask
         if slots[j].tag == 0:
             break
-        k = _slot_home(&slots[j], t.shift)
+        k = _slot_home(&slots[j], t.seeds, t.shift)
         # The follower stays if its home lies cyclically in (i, j].
         if (i <= j and i < k <= j) or (i > j and (k > i or k <= j)):
             continue
@@ -111,6 +112,18 @@ cdef int _delete(DeltaBase t, KeyT key) except -1:
     memset(&slots[i], 0, sizeof(SlotT))
     Py_DECREF(<object>old)
     return 1
+
+
+cdef Py_ssize_t _displacement(DeltaBase t) noexcept:
+    """The slots walked past by every held key's probe, summed: what finding each
+    key costs beyond its home slot (about one per key at most two-thirds full,
+    when homes spread as the random keys spread them)."""
+    cdef SlotT *slots = <SlotT *>t.slots
+    cdef Py_ssize_t i, total = 0
+    for i in range(t.size):
+        if slots[i].tag:
+            total += (i - _slot_home(&slots[i], t.seeds, t.shift)) & (t.size - 1)
+    return total
 
 
 cdef int _rehash(DeltaBase t, Py_ssize_t size) except -1:
@@ -126,7 +139,7 @@ cdef int _rehash(DeltaBase t, Py_ssize_t size) except -1:
         shift -= 1
     for i in range(t.size):
         if old[i].tag:
-            j = _slot_home(&old[i], shift)
+            j = _slot_home(&old[i], t.seeds, shift)
             while slots[j].tag:
                 j = (j + 1) & mask
             slots[j] = old[i]

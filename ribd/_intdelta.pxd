@@ -35,6 +35,7 @@ cdef class IntDelta(DeltaBase):
 # written through it.
 ctypedef struct DeltaHot:
     const char *slots
+    uint64_t mult  # the table's hash multiplier (random: ribd._deltabase)
     int shift
 
 
@@ -51,14 +52,15 @@ cdef extern from *:
 cdef int delta4_hot(DeltaHot *hot) noexcept
 
 
-cdef inline Py_ssize_t key4_home(uint64_t key, int shift) noexcept nogil:
-    """An IPv4 key's home slot (Fibonacci hashing: the top bits of key * 2**64/phi)."""
-    return <Py_ssize_t>((key * 0x9E3779B97F4A7C15ULL) >> shift)
+cdef inline Py_ssize_t key4_home(uint64_t key, uint64_t mult, int shift) noexcept nogil:
+    """An IPv4 key's home slot: multiply-shift, the top bits of key * ``mult``
+    (the table's random odd multiplier)."""
+    return <Py_ssize_t>((key * mult) >> shift)
 
 
 cdef inline void delta4_prefetch(const DeltaHot *hot, uint64_t key) noexcept nogil:
     """``key``'s home slot (16 bytes) in ``hot``'s table asked of the cache."""
-    ribd_delta_prefetch(hot.slots + 16 * key4_home(key, hot.shift))
+    ribd_delta_prefetch(hot.slots + 16 * key4_home(key, hot.mult, hot.shift))
 
 
 cdef extern from "Python.h":

@@ -6,7 +6,8 @@ table into the delta (a million for today's table), and a dict keyed by int
 objects misses the cache three times an operation on a table that size: its
 index, its entry and, for a key found (every router after the first), the
 key object itself. Here a slot holds the key's bits and the entry's pointer
-(16 bytes, four a cache line), the key is hashed by one multiply, and
+(16 bytes, four a cache line), the key is hashed by one multiply (by the table's random odd key:
+``ribd._deltabase`` says why), and
 collisions walk on in the same line (linear probing, at most two-thirds
 full: the real table's 577 k keys fit 2**20 slots, 16.8 MB, where half full
 took 2**21), so an operation reads one line, and a new key is placed where
@@ -47,12 +48,12 @@ cdef enum:
 cdef uint64_t KEY_MASK = ((<uint64_t>1) << POS_SHIFT) - 1
 
 
-cdef inline Py_ssize_t _key_home(uint64_t key, int shift) noexcept nogil:
-    return key4_home(key, shift)  # (_intdelta.pxd: the prefetch's too)
+cdef inline Py_ssize_t _key_home(uint64_t key, const uint64_t *seeds, int shift) noexcept nogil:
+    return key4_home(key, seeds[0], shift)  # (_intdelta.pxd: the prefetch's too)
 
 
-cdef inline Py_ssize_t _slot_home(const Slot *s, int shift) noexcept nogil:
-    return _key_home(s.tag & KEY_MASK, shift)
+cdef inline Py_ssize_t _slot_home(const Slot *s, const uint64_t *seeds, int shift) noexcept nogil:
+    return _key_home(s.tag & KEY_MASK, seeds, shift)
 
 
 cdef inline bint _holds(const Slot *s, uint64_t key) noexcept nogil:
@@ -91,6 +92,7 @@ cdef int delta4_hot(DeltaHot *hot) noexcept:
         return 0
     hot.slots = <const char *>t.slots
     hot.shift = t.shift
+    hot.mult = t.seeds[0]
     return 1
 
 
@@ -140,6 +142,10 @@ cdef class IntDelta(DeltaBase):
 
     cdef int _grow(self, Py_ssize_t size) except -1:
         return _rehash(self, size)
+
+    def displacement(self):
+        """Slots walked past by every held key's probe, summed (tests, diagnostics)."""
+        return _displacement(self)
 
     cdef PyObject *_get_obj(self, object key) except? NULL:
         return self.get_c(key_of(key))

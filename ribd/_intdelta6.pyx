@@ -12,7 +12,7 @@ and a slot holds its address's 128 bits, its length and the entry's pointer
 the IPv4 delta's (``ribd._intdelta``) with wider keys: the order and the
 Python interface are ``ribd._deltabase.DeltaBase``'s, the probe, insert and
 delete ``ribd/_deltaslots.pxi``'s; this module is what a 129-bit key
-decides (its hash folds both words and the length into one multiply).
+decides (its hash: its 32-bit pieces and length under the table's random keys).
 
 Readers use the interface every store's delta has (``ribd.intdelta``) or,
 compiled, ``get_c`` / ``set_c`` through ``ribd._intdelta``'s ``delta_get`` /
@@ -41,23 +41,28 @@ ctypedef Key6 KeyT
 cdef enum:
     POS_SHIFT = 8
 
-cdef uint64_t GOLDEN = 0x9E3779B97F4A7C15ULL  # Fibonacci hashing: the top bits of x * 2**64/phi
-cdef uint64_t MIX = 0xC2B2AE3D27D4EB4FULL
+cdef uint64_t LOW = 0xFFFFFFFFULL
 
 
-cdef inline Py_ssize_t _home(uint64_t hi, uint64_t lo, uint64_t len1, int shift) noexcept nogil:
-    """A key's home slot: its words and length folded, then one multiply (the
-    top bits of the product depend on every bit folded in)."""
-    cdef uint64_t x = hi ^ (lo * MIX) ^ ((len1 - 1) * MIX)
-    return <Py_ssize_t>((x * GOLDEN) >> shift)
+cdef inline Py_ssize_t _home(uint64_t hi, uint64_t lo, uint64_t len1, const uint64_t *seeds,
+                             int shift) noexcept nogil:
+    """A key's home slot: vector multiply-shift over its four 32-bit pieces and
+    its length, under the table's random keys (the top bits of the sum of
+    each piece times its key; a fold of the words into one, as before stop
+    60, let a peer pick keys that fold alike whatever the multiplier)."""
+    cdef uint64_t x = (
+        (hi >> 32) * seeds[0] + (hi & LOW) * seeds[1]
+        + (lo >> 32) * seeds[2] + (lo & LOW) * seeds[3] + len1 * seeds[4]
+    )
+    return <Py_ssize_t>(x >> shift)
 
 
-cdef inline Py_ssize_t _key_home(Key6 k, int shift) noexcept nogil:
-    return _home(k.hi, k.lo, k.len1, shift)
+cdef inline Py_ssize_t _key_home(Key6 k, const uint64_t *seeds, int shift) noexcept nogil:
+    return _home(k.hi, k.lo, k.len1, seeds, shift)
 
 
-cdef inline Py_ssize_t _slot_home(const Slot6 *s, int shift) noexcept nogil:
-    return _home(s.hi, s.lo, s.tag & 0xFF, shift)
+cdef inline Py_ssize_t _slot_home(const Slot6 *s, const uint64_t *seeds, int shift) noexcept nogil:
+    return _home(s.hi, s.lo, s.tag & 0xFF, seeds, shift)
 
 
 cdef inline bint _holds(const Slot6 *s, Key6 k) noexcept nogil:
@@ -131,6 +136,10 @@ cdef class IntDelta6(DeltaBase):
 
     cdef int _grow(self, Py_ssize_t size) except -1:
         return _rehash(self, size)
+
+    def displacement(self):
+        """Slots walked past by every held key's probe, summed (tests, diagnostics)."""
+        return _displacement(self)
 
     cdef PyObject *_get_obj(self, object key) except? NULL:
         return self.get_c(key)
