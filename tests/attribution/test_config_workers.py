@@ -1,4 +1,6 @@
-"""[bgp] workers, reread_wave and max_paths_per_prefix: validated at load, restart-only."""
+"""[bgp] workers, reread_wave and max_paths_per_prefix: validated at load, restart-only;
+the prefix limits ([bgp] and [[routers]] max_prefixes_ipv4 / _ipv6): validated at load,
+a router's own over [bgp]'s, applied by a reload."""
 
 from __future__ import annotations
 
@@ -7,7 +9,8 @@ import os
 import pytest
 
 from attribution.config import ConfigError, parse_config
-from attribution.reload_changes import restart_needed
+from attribution.reload_changes import describe_changes, restart_needed
+from ribd.prefix_limit import prefix_limits
 
 BASE = """
 [service]
@@ -146,3 +149,56 @@ def test_max_paths_per_prefix_defaults_to_64_and_needs_a_restart_to_change() -> 
 )
 def test_a_bad_max_paths_per_prefix_is_refused_with_its_key(bgp: str, message: str) -> None:
     assert message in error_of(bgp)
+
+
+# -- [bgp] / [[routers]] max_prefixes_ipv4, _ipv6 (ribd.prefix_limit) ------------------
+
+
+def test_the_prefix_limits_default_to_four_million_ipv4_and_one_million_ipv6() -> None:
+    c = config()
+    assert (c.bgp.max_prefixes_ipv4, c.bgp.max_prefixes_ipv6) == (4_000_000, 1_000_000)
+    limits = prefix_limits(c.bgp)
+    assert limits.of("127.0.1.2", "ipv4 unicast") == 4_000_000
+    assert limits.of("127.0.1.2", "ipv6 unicast") == 1_000_000
+
+
+def test_a_router_s_own_prefix_limit_overrides_bgp_s_for_its_family_only() -> None:
+    limits = prefix_limits(config("max_prefixes_ipv4 = 0", "max_prefixes_ipv6 = 5").bgp)
+    assert limits.of("127.0.1.2", "ipv4 unicast") == 0  # [bgp]'s: no limit
+    assert limits.of("127.0.1.2", "ipv6 unicast") == 5
+    assert limits.of("127.0.1.1", "ipv6 unicast") == 1_000_000  # edge1: [bgp]'s
+
+
+@pytest.mark.parametrize(
+    ("bgp", "edge2", "message"),
+    [
+        (
+            "max_prefixes_ipv4 = -1",
+            "",
+            "bgp.max_prefixes_ipv4: must be between 0 (no limit) and 100,000,000",
+        ),
+        ("max_prefixes_ipv6 = 100000001", "", "bgp.max_prefixes_ipv6: must be between 0"),
+        ('max_prefixes_ipv4 = "1M"', "", "bgp.max_prefixes_ipv4: must be an integer, not str"),
+        (
+            "",
+            "max_prefixes_ipv4 = 1.5",
+            "routers[1].max_prefixes_ipv4: must be an integer, not float",
+        ),
+        ("", "max_prefixes_ipv6 = -3", "routers[1].max_prefixes_ipv6: must be between 0"),
+        ("", "max_prefixes = 3", "routers[1].max_prefixes: unknown key (did you mean"),
+    ],
+)
+def test_a_bad_prefix_limit_is_refused_naming_its_key(bgp: str, edge2: str, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        config(bgp, edge2)
+    assert message in str(err.value)
+
+
+def test_changed_prefix_limits_need_no_restart_and_are_described() -> None:
+    edge2 = 'local_address = "127.0.2.2"\nmax_prefixes_ipv4 = 9'
+    old, new = config(), config("max_prefixes_ipv6 = 7", edge2)
+    assert restart_needed(old, new) == []
+    assert describe_changes(old, new) == [
+        "max_prefixes_ipv4 of edge2 None -> 9",
+        "[bgp] max_prefixes_ipv6 1000000 -> 7",
+    ]
