@@ -41,6 +41,7 @@ from itertools import repeat
 from typing import TYPE_CHECKING
 
 from ribd.entries import value_at
+from ribd.events import FAMILIES
 from ribd.settings import BgpSettings
 from ribd.table import FamilyState, FamilyTable, RouterRib
 
@@ -51,7 +52,6 @@ if TYPE_CHECKING:  # (ribd.rib imports this module)
 # table is ~1.04 M IPv4 + 0.23 M IPv6 prefixes), small enough to stay a bound.
 MAX_PREFIXES_LIMIT = 100_000_000
 # Config keys by family (``[bgp]`` and ``[[routers]]``).
-FAMILIES = ("ipv4 unicast", "ipv6 unicast")
 LIMIT_KEYS = dict(zip(FAMILIES, ("max_prefixes_ipv4", "max_prefixes_ipv6"), strict=True))
 REFUSED_LOG_EVERY = 100_000  # after a family's first refused prefix, one line per this many
 
