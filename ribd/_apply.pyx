@@ -26,6 +26,7 @@ from ribd._announce cimport _with_slot, general_loop
 from ribd._intdelta cimport IntDelta, PyLong_CheckExact, delta_get, delta_set, is_delta, key_of, ribd_key4_digits
 from ribd._intdelta6 cimport IntDelta6
 from ribd._counters cimport add_at, more_than, plus
+from ribd._repeats cimport first_repeat
 from ribd._slots cimport dict_version, get_at, set_at, slots_member_offset, slots_writable_offset
 from ribd._wide cimport wide_parts
 
@@ -351,7 +352,8 @@ cdef bint _distinct_keys(seq, Py_ssize_t n) except -1:
     """Whether the ``n`` prefix keys of ``seq`` are distinct (``len(set(seq))
     == n``). An UPDATE's few keys, ints below 2**60 (every IPv4 key), are
     compared pair by pair as integers: building and freeing a set of them took
-    ~0.7% of four routers loading together. Any other key, or more keys: the set."""
+    ~0.7% of four routers loading together. Any other key, or more keys:
+    ``ribd._repeats`` (a set was quadratic in crafted IPv6 keys: see there)."""
     cdef uint64_t keys[DISTINCT_KEYS]
     cdef Py_ssize_t j, k
     cdef bint small = n <= DISTINCT_KEYS
@@ -363,7 +365,7 @@ cdef bint _distinct_keys(seq, Py_ssize_t n) except -1:
                 small = False
                 break
     if not small:
-        return len(set(seq)) == n
+        return first_repeat(seq, 0, n) == n
     for j in range(1, n):
         for k in range(j):
             if keys[j] == keys[k]:

@@ -9,9 +9,9 @@ tuple or a set object made per UPDATE.
 from cpython.list cimport PyList_Append
 from cpython.ref cimport Py_INCREF, PyObject
 from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_ITEM, PySequence_Fast_GET_SIZE
-from cpython.set cimport PySet_Add
 
 from ribd._intdelta cimport delta_get, delta_set, is_delta
+from ribd._repeats cimport first_repeat
 
 
 from ribd.attributes import PathAttributes
@@ -95,7 +95,4 @@ def one_entry(list held, prefixes):
         return True
     if n == 2:  # most UPDATEs: one compare, no set
         return not (<object>PySequence_Fast_GET_ITEM(seq, 0) == <object>PySequence_Fast_GET_ITEM(seq, 1))
-    seen = set()
-    for i in range(n):
-        PySet_Add(seen, <object>PySequence_Fast_GET_ITEM(seq, i))
-    return len(seen) == n
+    return first_repeat(seq, 0, n) == n  # (not a set: ribd._repeats says why)

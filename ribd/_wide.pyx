@@ -27,12 +27,11 @@ over random sequences).
 
 from cpython.list cimport PyList_Append
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
-from cpython.object cimport Py_EQ, PyObject_Hash, PyObject_RichCompareBool
-from libc.string cimport memset
 from cpython.ref cimport Py_INCREF, Py_REFCNT, Py_XDECREF, PyObject
 from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_ITEM, PySequence_Fast_GET_SIZE
 
 from ribd._announce cimport general_loop
+from ribd._repeats cimport first_repeat
 from ribd._storeread cimport _find_ints, store_cells
 from libc.stdint cimport uint64_t
 

@@ -54,66 +54,23 @@ cdef tuple _core_at(rib, table, fs, seq, Py_ssize_t n, list ids, list found, att
             PyMem_Free(ats)
 
 
-cdef bint _repeats(seq, Py_ssize_t n) except -1:
-    """Whether a prefix comes twice among ``seq``'s ``n`` keys (ints, or texts).
+cdef int _in_runs(rib, table, fs, seq, Py_ssize_t n, ids, attrs) except -1:
+    """``wide_parts`` of an UPDATE with a prefix twice: its runs without a
+    repeat, in order, each one UPDATE's worth.
 
     Why: ``_wide_core`` reads every prefix's entry in pass 1 and writes in pass
     2, so a prefix twice was read twice as it was before the UPDATE: a prefix
     new to the router was counted twice in ``fs.prefixes`` and ``fs.paths``
     (the count then never fell back to 0), and of two ADD-PATH ids in one
-    UPDATE only the second was kept. ``wide_parts`` applies such an UPDATE in
-    runs without repeats, one after the other, as the narrow loop would.
-    An open-addressing table of the keys' hashes, on the stack up to STACK
-    prefixes: ~10 ns a prefix, where a set took ~40."""
-    cdef Py_ssize_t stack_t[4 * STACK]
-    cdef Py_ssize_t *table = stack_t
-    cdef Py_ssize_t size = 4, mask, i, j
-    cdef Py_hash_t h
-    cdef bint found = False
-    if n < 2:
-        return False
-    while size < 2 * n:
-        size <<= 1
-    if size > 4 * STACK:
-        table = <Py_ssize_t *>PyMem_Malloc(size * sizeof(Py_ssize_t))
-        if table == NULL:
-            raise MemoryError()
-    try:
-        memset(table, 0, size * sizeof(Py_ssize_t))  # (0: empty; else index + 1)
-        mask = size - 1
-        for i in range(n):
-            key = <object>PySequence_Fast_GET_ITEM(seq, i)
-            h = PyObject_Hash(key)
-            j = <Py_ssize_t>(<size_t>h * <size_t>0x9E3779B97F4A7C15ULL >> 32) & mask
-            while table[j]:
-                if PyObject_RichCompareBool(<object>PySequence_Fast_GET_ITEM(seq, table[j] - 1), key, Py_EQ):
-                    found = True
-                    break
-                j = (j + 1) & mask
-            if found:
-                break
-            table[j] = i + 1
-        return found
-    finally:
-        if table != stack_t:
-            PyMem_Free(table)
-
-
-cdef int _in_runs(rib, table, fs, seq, Py_ssize_t n, ids, attrs) except -1:
-    """``wide_parts`` of an UPDATE with a prefix twice: its runs without a
-    repeat, in order, each one UPDATE's worth (``_repeats`` says why)."""
-    cdef Py_ssize_t i, start = 0
-    seen = set()
-    for i in range(n + 1):
-        if i < n:
-            key = <object>PySequence_Fast_GET_ITEM(seq, i)
-            if key not in seen:
-                seen.add(key)
-                continue
-        run = [<object>PySequence_Fast_GET_ITEM(seq, k) for k in range(start, i)]
-        wide_parts(rib, table, fs, run, None if ids is None else ids[start:i], attrs, i - start)
-        start = i
-        seen = {key} if i < n else None
+    UPDATE only the second was kept. Applied in runs, one after the other, as
+    the narrow loop would. The runs are found by ``ribd._repeats`` (hash keys
+    a peer cannot aim at)."""
+    cdef Py_ssize_t start = 0, stop
+    while start < n:
+        stop = first_repeat(seq, start, n)
+        run = [<object>PySequence_Fast_GET_ITEM(seq, k) for k in range(start, stop)]
+        wide_parts(rib, table, fs, run, None if ids is None else ids[start:stop], attrs, stop - start)
+        start = stop
     return 0
 
 
@@ -145,7 +102,7 @@ cdef int wide_parts(rib, table, fs, prefixes, path_ids, attrs, Py_ssize_t count)
         ids = list(_islice(path_ids, n))
         if len(ids) < n:
             raise ValueError("announce_wide: fewer places or path ids than prefixes")
-    if n > 1 and _repeats(seq, n):
+    if n > 1 and first_repeat(seq, 0, n) < n:
         return _in_runs(rib, table, fs, seq, n, ids, attrs)
     new_prefixes, new_ids, new_found = _core_at(rib, table, fs, seq, n, ids, None, attrs, prefixes)
     _direct += 1

@@ -107,26 +107,23 @@ def over_limit(fs: FamilyState, count: int) -> bool:
 def within_limit(
     table: FamilyTable, fs: FamilyState, keys: list | tuple, path_ids: list | tuple | None
 ) -> tuple[list, list | None, int]:
-    """The prefixes (store keys) of an UPDATE that may be written, their path
-    ids (None stays None), and how many were refused: the ones ``fs``'s router
+    """The prefixes (store keys, no key twice: ``Rib._announce`` applies an
+    UPDATE with repeats in runs without) that may be written, their path ids
+    (None stays None), and how many were refused: the ones ``fs``'s router
     already holds (in its current slot), then new ones, in order, while the
-    family stays within its limit. A new prefix twice in the UPDATE (two path
-    ids) counts once."""
+    family stays within its limit."""
     room = fs.max_prefixes - fs.prefixes
     store, slot = table.store, fs.slot
     kept: list = []
     kept_ids: list | None = None if path_ids is None else []
-    new: set = set()
     refused = 0
     for key, path_id in zip(keys, repeat(0) if path_ids is None else path_ids, strict=False):
-        if key not in new:
-            entry = store.locate(key)[1]
-            if entry is None or value_at(entry, slot) is None:
-                if room <= 0:
-                    refused += 1
-                    continue
-                room -= 1
-                new.add(key)
+        entry = store.locate(key)[1]
+        if entry is None or value_at(entry, slot) is None:
+            if room <= 0:
+                refused += 1
+                continue
+            room -= 1
         kept.append(key)
         if kept_ids is not None:
             kept_ids.append(path_id)

@@ -75,7 +75,14 @@ from ribd.maintenance import Collection, Maintenance
 from ribd.observe import new_notes
 from ribd.prefix_limit import PrefixLimits, apply_limits, over_limit, refuse_past_limit
 from ribd.reads import Reads, all_matches, route_match, slot_value
-from ribd.ribload import entry_of, insert_new, one_entry, probe, runs_without_repeats
+from ribd.ribload import (
+    entry_of,
+    first_repeat,
+    insert_new,
+    one_entry,
+    probe,
+    runs_without_repeats,
+)
 from ribd.sessions import SessionHandling
 from ribd.store import COMPILED_FIND
 from ribd.table import (
@@ -281,6 +288,9 @@ class Rib(SessionHandling, Maintenance, Reads, Withdrawals):
         count = len(prefixes)
         path_ids = ev.path_ids
         if fs.max_prefixes and over_limit(fs, count):
+            if count > 1 and first_repeat(prefixes) < count:  # (new ones counted once)
+                self._announce_runs(ev, prefixes, path_ids)
+                return
             # New prefixes past the router's limit: refused before anything is written.
             prefixes, path_ids = refuse_past_limit(self, r, ev.family, prefixes, path_ids)
             count = len(prefixes)
@@ -300,10 +310,8 @@ class Rib(SessionHandling, Maintenance, Reads, Withdrawals):
             # before the first merge (merges wait for a quiet store).
             WIDE_ANNOUNCE(self, table, fs, prefixes, path_ids, attrs, count)
             return
-        if wide and count > 1 and len(set(prefixes)) < count:
-            # A prefix twice: in runs without repeats (ribd.ribload.runs_without_repeats).
-            for run, ids in runs_without_repeats(prefixes, path_ids):
-                self._announce(RoutesAnnounced(ev.neighbor, ev.family, (), ids, attrs), run)
+        if wide and count > 1 and first_repeat(prefixes) < count:
+            self._announce_runs(ev, prefixes, path_ids)  # (wide writes read all first)
             return
         if not len(store.keys) and not wide:
             found: object = repeat(-1)
@@ -427,6 +435,13 @@ class Rib(SessionHandling, Maintenance, Reads, Withdrawals):
         fs.writes += count
         table.note_slots(slot)  # (its stale slot: noted by table.put's clear)
         table.forget_changes_if_behind()
+
+    def _announce_runs(self, ev: RoutesAnnounced, keys: list, path_ids: list | None) -> None:
+        """An UPDATE with a prefix twice, as its runs without repeats in order
+        (``ribd.ribload.runs_without_repeats``): each applied over what the one
+        before it wrote, as the narrow loop does prefix by prefix."""
+        for run, ids in runs_without_repeats(keys, path_ids):
+            self._announce(RoutesAnnounced(ev.neighbor, ev.family, (), ids, ev.attributes), run)
 
     def _announce_shared(
         self,

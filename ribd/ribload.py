@@ -65,23 +65,37 @@ with contextlib.suppress(ImportError):  # the compiled twins, where setup.py bui
 COMPILED = probe is not PY_PROBE
 
 
+def first_repeat(keys: Sequence, start: int = 0) -> int:
+    """The index of the first of ``keys`` (from ``start``) equal to an earlier one
+    from ``start``, else ``len(keys)``. The reference; compiled
+    (``ribd._repeats``) it hashes under keys a peer cannot aim at, where a set
+    of IPv6 int keys was quadratic in crafted ones (see there)."""
+    seen: set = set()
+    for i in range(start, len(keys)):
+        if keys[i] in seen:
+            return i
+        seen.add(keys[i])
+    return len(keys)
+
+
 def runs_without_repeats(
     prefixes: Sequence, path_ids: Sequence | None
 ) -> list[tuple[list, list | None]]:
     """An UPDATE's prefixes (and path ids, None or one each) cut into runs in
     which no prefix comes twice, in order. A wide table's writes read every
-    prefix's entry before writing any (``ribd.entries.announce_wide``), so a
-    prefix twice must be applied in a later run, over what the first wrote
-    (``ribd._wide``'s ``_repeats`` says what went wrong before)."""
+    prefix's entry before writing any (``ribd.entries.announce_wide``), and the
+    prefix limit counts new prefixes once (``ribd.prefix_limit``), so a prefix
+    twice is applied in a later run, over what the first wrote."""
     runs: list[tuple[list, list | None]] = []
-    seen: set = set()
-    start = 0
-    for i, key in enumerate(prefixes):
-        if key in seen:
-            runs.append(
-                (list(prefixes[start:i]), None if path_ids is None else list(path_ids[start:i]))
-            )
-            start, seen = i, set()
-        seen.add(key)
-    runs.append((list(prefixes[start:]), None if path_ids is None else list(path_ids[start:])))
+    start, n = 0, len(prefixes)
+    while start < n:
+        stop = first_repeat(prefixes, start)
+        ids = None if path_ids is None else list(path_ids[start:stop])
+        runs.append((list(prefixes[start:stop]), ids))
+        start = stop
     return runs
+
+
+PY_FIRST_REPEAT = first_repeat
+with contextlib.suppress(ImportError):  # compiled: hashed under keys a peer cannot aim at
+    from ribd._repeats import first_repeat_in as first_repeat  # type: ignore[assignment]

@@ -1,0 +1,125 @@
+"""Prefixes picked to collide in our hash tables, against ordinary ones: CPU-s.
+
+A peer chooses the prefixes it announces, so every table keyed by them must
+hash under keys it cannot know. Two did not, until stop 60:
+
+* the stores' delta tables (``ribd._intdelta``, ``_intdelta6``): constant
+  multipliers, so /32s whose homes fall in one stretch made each insert walk
+  the run the others made (quadratic in the table's crafted keys);
+* the checks for a prefix twice in an UPDATE: sets of the keys, and CPython
+  hashes an int as itself modulo 2**61 - 1 with no randomness, so IPv6 keys
+  ``k + j * (2**61 - 1)`` all hash alike (quadratic in the UPDATE's keys).
+
+Printed: CPU-s for each case, crafted and ordinary keys, in this run.
+
+    python -m bench.hostile_keys [--v4 40000] [--v6 3000] [--updates 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+
+import numpy as np
+
+from ribd.attributes import AS_SEQUENCE, make_attributes
+from ribd.events import IPV6_UNICAST, RoutesAnnounced, SessionState
+from ribd.rib import Rib
+from ribd.ribload import PY_FIRST_REPEAT, first_repeat
+from ribd.store import PrefixStore
+
+OLD_GOLDEN = 0x9E3779B97F4A7C15  # the IPv4 delta's multiplier until stop 60
+MERSENNE = 2**61 - 1
+
+
+def crafted_v4(count: int) -> list[int]:
+    """/32 keys whose home under the old multiplier lies in the first 1/4096 of any table."""
+    found: list[np.ndarray] = []
+    start, chunk = 1 << 32, 1 << 22
+    with np.errstate(over="ignore"):
+        while sum(map(len, found)) < count:
+            keys = np.arange(start, start + chunk, dtype=np.uint64)
+            found.append(keys[keys * np.uint64(OLD_GOLDEN) < np.uint64(1 << 52)])
+            start += chunk
+    return [int(k) for k in np.concatenate(found)[:count]]
+
+
+def random_v4(count: int, rng: random.Random) -> list[int]:
+    return [(1 << 32) | k for k in rng.sample(range(1 << 32), count)]
+
+
+def crafted_v6(count: int, base: int = 0x20010DB8) -> list[int]:
+    """/128 keys CPython hashes alike."""
+    return [(1 << 128) | (base << 96) + j * MERSENNE for j in range(count)]
+
+
+def random_v6(count: int, rng: random.Random) -> list[int]:
+    return [(1 << 128) | (0x20010DB8 << 96) | rng.getrandbits(96) for _ in range(count)]
+
+
+def cpu(fn) -> float:  # type: ignore[no-untyped-def]
+    t = time.process_time()
+    fn()
+    return time.process_time() - t
+
+
+def delta_inserts(keys: list[int]) -> float:
+    delta = PrefixStore(32).new_delta()
+    return cpu(lambda: [delta.insert(k, None) for k in keys])
+
+
+def repeat_checks(check, keys: list[int], times: int) -> float:  # type: ignore[no-untyped-def]
+    return cpu(lambda: [check(keys) for _ in range(times)])
+
+
+def second_router(keys: list[int], updates: int) -> float:
+    """Router 2 announcing the prefixes router 1 holds, ``updates`` times, one
+    UPDATE of all of them each time (the load's shared short path, which checks
+    for a prefix twice)."""
+    rib = Rib()
+    a = make_attributes(((AS_SEQUENCE, (65001,)),), next_hop="2001:db8::1")
+    b = make_attributes(((AS_SEQUENCE, (65002,)),), next_hop="2001:db8::2")
+    texts = rib.tables[IPV6_UNICAST].store.texts_of(keys)
+    for r in ("2001:db8::a", "2001:db8::b"):
+        rib.apply(SessionState(r, "up"))
+    rib.apply_many([RoutesAnnounced("2001:db8::a", IPV6_UNICAST, tuple(texts), None, a)])
+    event = RoutesAnnounced("2001:db8::b", IPV6_UNICAST, tuple(texts), None, b)
+    return cpu(lambda: [rib.apply_many([event]) for _ in range(updates)])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--v4", type=int, default=40_000, help="keys inserted in an IPv4 delta")
+    parser.add_argument("--v6", type=int, default=3_000, help="IPv6 keys of one UPDATE")
+    parser.add_argument("--updates", type=int, default=200)
+    args = parser.parse_args()
+    rng = random.Random(60)
+    v4c, v4r = crafted_v4(args.v4), random_v4(args.v4, rng)
+    v6c, v6r = crafted_v6(args.v6), random_v6(args.v6, rng)
+    rows = [
+        (f"IPv4 delta, {args.v4:,} inserts", delta_inserts(v4c), delta_inserts(v4r)),
+        (
+            f"a prefix twice? {args.v6:,} IPv6 keys x {args.updates} (set, the reference)",
+            repeat_checks(PY_FIRST_REPEAT, v6c, args.updates),
+            repeat_checks(PY_FIRST_REPEAT, v6r, args.updates),
+        ),
+        (
+            f"a prefix twice? {args.v6:,} IPv6 keys x {args.updates} (in use)",
+            repeat_checks(first_repeat, v6c, args.updates),
+            repeat_checks(first_repeat, v6r, args.updates),
+        ),
+        (
+            f"router 2 re-sends {args.v6:,} IPv6 prefixes x {args.updates}",
+            second_router(v6c, args.updates),
+            second_router(v6r, args.updates),
+        ),
+    ]
+    print("| case | crafted CPU-s | ordinary CPU-s | ratio |")
+    print("|---|---:|---:|---:|")
+    for name, bad, good in rows:
+        print(f"| {name} | {bad:.3f} | {good:.3f} | {bad / max(good, 1e-9):.1f}x |")
+
+
+if __name__ == "__main__":
+    main()
