@@ -27,6 +27,8 @@ from ribd._slots cimport get_at, slot_ptr, slots_member_offset
 from ribd._storeread cimport store_cells
 from ribd._wide_rows cimport _over_at
 
+import os
+
 from ribd.attributes import PathAttributes, PathCore
 from ribd.entries import Overlay
 
