@@ -10,6 +10,10 @@ hash under keys it cannot know. Two did not, until stop 60:
   hashes an int as itself modulo 2**61 - 1 with no randomness, so IPv6 keys
   ``k + j * (2**61 - 1)`` all hash alike (quadratic in the UPDATE's keys).
 
+* the decoders' LARGE_COMMUNITY set: CPython's tuple hash has no randomness
+  either, and 100 triples of one hash (``bench/hostile_large_communities.txt``,
+  found by a brute-force search of ~7 core-hours) made each UPDATE's decode
+  quadratic in them;
 * the view build's row matcher (``attribution._viewbuild.match_rows``): a
   fixed hash of answer rows, whose first bytes (origin AS, AS_SET's highest)
   a peer's AS paths choose, so rows could be picked to share a slot.
@@ -23,7 +27,9 @@ from __future__ import annotations
 
 import argparse
 import random
+import struct
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -115,6 +121,25 @@ def row_match(rows: np.ndarray, others: np.ndarray) -> float:
     return cpu(lambda: match_rows(base, rest, len(base) // (len(others) + len(rows))))
 
 
+def large_communities_decode(triples: list[tuple[int, int, int]], updates: int) -> float:
+    """CPU-s to decode ``updates`` times an UPDATE carrying ``triples`` as its
+    LARGE_COMMUNITY (the decoder the feed uses: compiled where built)."""
+    from bench.fuzz_raw import attr, basic_attributes, packets_line, prefix, session_lines, update
+    from ribd.parser import ExabgpParser
+
+    value = b"".join(struct.pack("!III", *t) for t in triples)
+    body = update(
+        attributes=basic_attributes([65001]) + attr(32, value, 0xC0), nlri=prefix("10.1.2.0/24")
+    )
+    rib = Rib()
+    parser = ExabgpParser(rib.interner)
+    for line in session_lines():
+        parser.parse(line)
+    line = packets_line(body)
+    assert len(parser.parse(line)[-1].attributes.large_communities) == len(set(triples))
+    return cpu(lambda: [parser.parse(line) for _ in range(updates)])
+
+
 def cpu(fn) -> float:  # type: ignore[no-untyped-def]
     t = time.process_time()
     fn()
@@ -173,6 +198,20 @@ def main() -> None:
             second_router(v6r, args.updates),
         ),
     ]
+    hostile = [
+        tuple(map(int, line.split()))
+        for line in (Path(__file__).parent / "hostile_large_communities.txt")
+        .read_text()
+        .splitlines()
+    ]
+    ordinary = [(rng.getrandbits(32), rng.getrandbits(32), rng.getrandbits(32)) for _ in hostile]
+    rows.append(
+        (
+            f"an UPDATE with {len(hostile)} large communities, decoded x {args.updates * 10}",
+            large_communities_decode(hostile, args.updates * 10),
+            large_communities_decode(ordinary, args.updates * 10),
+        )
+    )
     others = np.unique(random_rows(100_000, rng))
     rows.append(
         (

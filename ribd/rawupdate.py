@@ -315,7 +315,9 @@ class PyUpdateDecoder:
                     f"LARGE_COMMUNITY of {len(value)} octets (a multiple of 12 expected)",
                 )
             flat = _asns(value, len(value) // 4, 4)
-            large = tuple(sorted(set(zip(flat[0::3], flat[1::3], flat[2::3], strict=True))))
+            # Sorted, then repeats dropped: not a set, whose tuple hashes a peer
+            # can aim (ribd._rawattrs says what that cost).
+            large = sorted_unique(sorted(zip(flat[0::3], flat[1::3], flat[2::3], strict=True)))
         extended: tuple = ()
         value = get(EXTENDED_COMMUNITIES)
         if value is not None:
@@ -360,6 +362,11 @@ class PyUpdateDecoder:
             atomic,
             aggregator,
         )
+
+
+def sorted_unique(items: list) -> tuple:
+    """``items`` (sorted) as a tuple with repeats dropped."""
+    return tuple(x for i, x in enumerate(items) if not i or x != items[i - 1])
 
 
 def _t(ids: list[int] | None) -> tuple[int, ...] | None:
