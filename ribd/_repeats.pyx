@@ -15,6 +15,7 @@ by those bits, so no choice of prefixes lines them up. Keys that are not such
 ints (texts: tools, tests) take a set, whose str hashes are randomized.
 """
 
+from ribd._intdelta cimport PyLong_CheckExact, ribd_key4_digits
 from ribd._key6 cimport key6_split
 
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
@@ -36,10 +37,13 @@ ctypedef struct Bits:
 
 cdef uint64_t _s0, _s1, _s2, _s3, _s4
 _s0, _s1, _s2, _s3, _s4 = (int.from_bytes(os.urandom(8), "little") for _ in range(5))
+_s0 |= 1  # (also a one-word key's multiplier: odd)
 cdef uint64_t LOW = 0xFFFFFFFFULL
 
 
 cdef inline uint64_t _hash(const Bits *b) noexcept nogil:
+    if b.length == WORD:  # (an int below 2**60: every IPv4 key, IPv6 ones to /59)
+        return b.hi * _s0
     return ((b.hi >> 32) * _s0 + (b.hi & LOW) * _s1 + (b.lo >> 32) * _s2
             + (b.lo & LOW) * _s3 + <uint64_t>b.length * _s4)
 
@@ -55,48 +59,71 @@ cdef Py_ssize_t _by_set(object seq, Py_ssize_t start, Py_ssize_t n) except -2:
     return n
 
 
+cdef enum:
+    WORD = -2  # ``Bits.length`` of a key held as one word (``hi``)
+    PAIRWISE = 4  # up to this many keys, compared pair by pair (callgrind: 16 cost more)
+
+
+cdef Py_ssize_t _scan(object seq, Py_ssize_t start, Py_ssize_t n, Bits *bits,
+                      Py_ssize_t *table, Py_ssize_t size) except -2:
+    """``first_repeat`` with room for ``n - start`` keys' bits and a table of
+    ``size`` slots (a power of two, at least twice the keys; unused when they
+    are few enough to compare pair by pair)."""
+    cdef Py_ssize_t count = n - start, mask = size - 1, i, j
+    cdef Bits *b
+    cdef bint pairwise = count <= PAIRWISE
+    if not pairwise:
+        memset(table, 0, size * sizeof(Py_ssize_t))  # (0: empty; else index - start + 1)
+    cdef PyObject *o
+    for i in range(count):
+        o = PySequence_Fast_GET_ITEM(seq, start + i)  # (borrowed)
+        b = &bits[i]
+        # One word for an int below 2**60 (its digits read where they lie), else
+        # the IPv6 split: which one depends on the value only, so equal keys
+        # always compare alike.
+        b.hi = ribd_key4_digits(<object>o) if PyLong_CheckExact(<object>o) else 0
+        if b.hi:
+            b.lo = 0
+            b.length = WORD
+        else:
+            b.length = key6_split(<object>o, &b.hi, &b.lo) if type(<object>o) is int else -1
+            if b.length < 0:  # not an int key: the set decides
+                return _by_set(seq, start, n)
+        if pairwise:
+            for j in range(i):
+                if bits[j].hi == b.hi and bits[j].lo == b.lo and bits[j].length == b.length:
+                    return start + i
+            continue
+        j = <Py_ssize_t>(_hash(b) >> 32) & mask
+        while table[j]:
+            if (bits[table[j] - 1].hi == b.hi and bits[table[j] - 1].lo == b.lo
+                    and bits[table[j] - 1].length == b.length):
+                return start + i
+            j = (j + 1) & mask
+        table[j] = i + 1
+    return n
+
+
 cdef Py_ssize_t first_repeat(object seq, Py_ssize_t start, Py_ssize_t n) except -2:
     """The index in ``[start, n)`` of the first key of ``seq`` (a
     ``PySequence_Fast``) equal to one before it in that range, else ``n``."""
-    cdef Py_ssize_t count = n - start, size = 4, mask, i, j
+    cdef Py_ssize_t count = n - start, size = 4
     cdef Py_ssize_t stack_t[4 * STACK]
     cdef Bits stack_b[STACK]
-    cdef Py_ssize_t *table = stack_t
-    cdef Bits *bits = stack_b
-    cdef Bits *b
-    cdef Py_ssize_t found = n
+    cdef void *heap
     if count < 2:
         return n
     while size < 2 * count:
         size <<= 1
-    if size > 4 * STACK or count > STACK:
-        table = <Py_ssize_t *>PyMem_Malloc(size * sizeof(Py_ssize_t) + count * sizeof(Bits))
-        if table == NULL:
-            raise MemoryError()
-        bits = <Bits *>(table + size)
+    if count <= STACK:  # (the common case: no allocation, no try)
+        return _scan(seq, start, n, stack_b, stack_t, size)
+    heap = PyMem_Malloc(size * sizeof(Py_ssize_t) + count * sizeof(Bits))
+    if heap == NULL:
+        raise MemoryError()
     try:
-        memset(table, 0, size * sizeof(Py_ssize_t))  # (0: empty; else index - start + 1)
-        mask = size - 1
-        for i in range(count):
-            key = <object>PySequence_Fast_GET_ITEM(seq, start + i)
-            b = &bits[i]
-            b.length = key6_split(key, &b.hi, &b.lo) if type(key) is int else -1
-            if b.length < 0:  # not an int key: the set decides
-                return _by_set(seq, start, n)
-            j = <Py_ssize_t>(_hash(b) >> 32) & mask
-            while table[j]:
-                if (bits[table[j] - 1].hi == b.hi and bits[table[j] - 1].lo == b.lo
-                        and bits[table[j] - 1].length == b.length):
-                    found = start + i
-                    break
-                j = (j + 1) & mask
-            if found != n:
-                break
-            table[j] = i + 1
-        return found
+        return _scan(seq, start, n, <Bits *>(<Py_ssize_t *>heap + size), <Py_ssize_t *>heap, size)
     finally:
-        if table != stack_t:
-            PyMem_Free(table)
+        PyMem_Free(heap)
 
 
 def first_repeat_in(keys, Py_ssize_t start=0):
