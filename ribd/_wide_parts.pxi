@@ -16,10 +16,10 @@ def announce_wide(rib, table, fs, prefixes, ids, found, attrs):
         ids = list(_islice(ids, n))
     if len(found) < n or len(ids) < n:
         raise ValueError("announce_wide: fewer places or path ids than prefixes")
-    return _core_at(rib, table, fs, seq, n, ids, found, attrs, prefixes)
+    return _core_at(rib, table, fs, seq, n, ids, found, attrs, prefixes, False)
 
 
-cdef tuple _core_at(rib, table, fs, seq, Py_ssize_t n, list ids, list found, attrs, prefixes):
+cdef tuple _core_at(rib, table, fs, seq, Py_ssize_t n, list ids, list found, attrs, prefixes, bint track):
     """``_wide_core`` with the places of ``seq``'s ``n`` prefixes in the store's
     arrays in a buffer this owns (on the stack up to STACK prefixes, the
     common UPDATE): taken from ``found`` when the caller has them
@@ -48,7 +48,7 @@ cdef tuple _core_at(rib, table, fs, seq, Py_ssize_t n, list ids, list found, att
                 places = store.find_many(prefixes)
                 for i in range(n):
                     ats[i] = places[i]
-        return _wide_core(rib, table, store, o_store, fs, seq, n, ids, ats, attrs)
+        return _wide_core(rib, table, store, o_store, fs, seq, n, ids, ats, attrs, track)
     finally:
         if ats != stack_at:
             PyMem_Free(ats)
@@ -102,9 +102,16 @@ cdef int wide_parts(rib, table, fs, prefixes, path_ids, attrs, Py_ssize_t count)
         ids = list(_islice(path_ids, n))
         if len(ids) < n:
             raise ValueError("announce_wide: fewer places or path ids than prefixes")
-    if n > 1 and first_repeat(seq, 0, n) < n:
+    # A prefix twice: IPv4's held prefixes are found by ``_wide_core``'s pass 1
+    # (exact identities); IPv6 keys are checked first (``ribd._repeats``).
+    store = get_at(table, _ft_store | ft, "store")
+    track = type(get_at(store, _st_delta | store_exact(store), "delta")) is IntDelta
+    if not track and n > 1 and first_repeat(seq, 0, n) < n:
         return _in_runs(rib, table, fs, seq, n, ids, attrs)
-    new_prefixes, new_ids, new_found = _core_at(rib, table, fs, seq, n, ids, None, attrs, prefixes)
+    done = _core_at(rib, table, fs, seq, n, ids, None, attrs, prefixes, track)
+    if done is _repeated:
+        return _in_runs(rib, table, fs, seq, n, ids, attrs)
+    new_prefixes, new_ids, new_found = done
     _direct += 1
     if new_prefixes:  # new to the store: inserted, counted and tallied there
         general_loop(rib, table, fs, new_prefixes, None if ids is None else new_ids, new_found, attrs, None, 0, count)
