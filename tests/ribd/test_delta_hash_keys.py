@@ -10,8 +10,9 @@ prefixes, crafted against the old hashes, spread like any others.
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
+
+from bench.hostile_keys import crafted_v4  # (/32s of one home under the old multiplier)
 
 try:
     from ribd._intdelta import IntDelta
@@ -21,22 +22,8 @@ except ImportError:  # not built: the dict-backed reference has no slots
 
 pytestmark = pytest.mark.skipif(IntDelta is None, reason="ribd._intdelta is not built")
 
-OLD_GOLDEN = 0x9E3779B97F4A7C15
 OLD_MIX = 0xC2B2AE3D27D4EB4F
 MASK64 = (1 << 64) - 1
-
-
-def crafted_v4(count: int) -> list[int]:
-    """/32 keys whose old home (top bits of key * golden) is in the first 1/4096
-    of any table: all in one run at every size the table grows through."""
-    found: list[np.ndarray] = []
-    start, chunk = 1 << 32, 1 << 22
-    with np.errstate(over="ignore"):
-        while sum(map(len, found)) < count:
-            keys = np.arange(start, start + chunk, dtype=np.uint64)
-            found.append(keys[keys * np.uint64(OLD_GOLDEN) < np.uint64(1 << 52)])
-            start += chunk
-    return [int(k) for k in np.concatenate(found)[:count]]
 
 
 def crafted_v6(count: int) -> list[int]:

@@ -10,6 +10,7 @@ import random
 
 import pytest
 
+from bench.hostile_keys import crafted_v6  # (/128s that CPython hashes alike)
 from ribd.ribload import PY_FIRST_REPEAT, runs_without_repeats
 
 try:
@@ -18,14 +19,6 @@ except ImportError:
     first_repeat_in = None
 
 pytestmark = pytest.mark.skipif(first_repeat_in is None, reason="ribd._repeats is not built")
-
-MERSENNE = 2**61 - 1
-
-
-def crafted_v6(count: int) -> list[int]:
-    """/128 keys that CPython hashes alike."""
-    base = (1 << 128) | (0x20010DB8 << 96)
-    return [base + j * MERSENNE for j in range(count)]
 
 
 def test_crafted_ipv6_keys_hash_alike_in_python_and_are_told_apart() -> None:
