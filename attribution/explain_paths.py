@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from attribution.resolver import NONE, V4_MAPPED, BatchRoutes, Resolver, Routing, unpack_address
 from ribd.attributes import AS_CONFED_SEQUENCE, AS_CONFED_SET, AS_SEQUENCE, AS_SET
+from ribd.prefix_limit import LIMIT_KEYS
 from ribd.rib import RouteMatch, all_matches, preference_key, slot_value
 
 # preference_key's fields, in order: what decided between two paths.
@@ -112,7 +113,7 @@ def explain_side(
     if fs.prefixes_refused:
         side.reasons.append(
             f"{r.name or neighbor} refused {fs.prefixes_refused} new {family} prefixes at its "
-            f"limit of {fs.max_prefixes} (max_prefixes_{family.split()[0]}): a route it sent "
+            f"limit of {fs.max_prefixes} ({LIMIT_KEYS[family]}): a route it sent "
             "for this address may be among them, not installed"
         )
     _rules(side, m, routing, r)

@@ -55,7 +55,8 @@ _BGP_KEYS = {
     "workers": "[bgp] workers",
 }
 # Per-router session settings a reload applies at once (the RIB reads them live).
-_LIVE_NEIGHBOR = {"name", "stale_hold_time", "max_prefixes_ipv4", "max_prefixes_ipv6"}
+_LIVE_NEIGHBOR_VALUES = ("stale_hold_time", "max_prefixes_ipv4", "max_prefixes_ipv6")
+_LIVE_NEIGHBOR = {"name", *_LIVE_NEIGHBOR_VALUES}
 # [bgp] keys a reload applies at once (not in _BGP_KEYS: no restart needed).
 _LIVE_BGP = ("max_prefixes_ipv4", "max_prefixes_ipv6")
 
@@ -90,7 +91,7 @@ def describe_changes(old: Config, new: Config) -> list[str]:
     old_neighbors = {n.name: n for n in old.bgp.neighbors}
     for n in new.bgp.neighbors:
         o = old_neighbors.get(n.name)
-        for what in ("stale_hold_time", *_LIVE_BGP):
+        for what in _LIVE_NEIGHBOR_VALUES:
             if o is not None and getattr(o, what) != getattr(n, what):
                 changes.append(f"{what} of {n.name} {getattr(o, what)} -> {getattr(n, what)}")
     for what in _LIVE_BGP:

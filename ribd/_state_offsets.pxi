@@ -50,8 +50,9 @@ cdef inline Py_ssize_t store_exact(store):
 
 cdef inline bint may_cross_limit(fs, Py_ssize_t o_fs, Py_ssize_t n) except -1:
     """Whether ``n`` more prefixes could take ``fs``'s family past its prefix
-    limit (``ribd.prefix_limit.over_limit``): such an UPDATE goes to
-    ``Rib._announce``, which refuses the ones past it. No limit (0): False."""
+    limit (``Rib._announce``'s test of the same): such an UPDATE goes there,
+    and the prefixes past the limit are refused (``ribd.prefix_limit``). No
+    limit (0): False."""
     cdef Py_ssize_t held
     limit = get_at(fs, _fs_max_prefixes | o_fs, "max_prefixes")
     if not limit:

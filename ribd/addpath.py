@@ -106,7 +106,7 @@ def log_over_limit(total: int, max_paths: int, routers: dict, fs: object) -> Non
     router = "a router"
     for r in routers.values():
         if any(f is fs for f in r.families.values()):
-            router = f"{r.name} ({r.neighbor})" if r.name and r.name != r.neighbor else r.neighbor
+            router = r.label
             break
     log.warning(
         "ADD-PATH: a prefix of %s already held %d better paths; a path was not kept "

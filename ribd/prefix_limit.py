@@ -98,12 +98,6 @@ def apply_limits(limits: PrefixLimits, routers: Mapping[str, RouterRib]) -> None
             fs.max_prefixes = limits.of(neighbor, family)
 
 
-def over_limit(fs: FamilyState, count: int) -> bool:
-    """Whether an UPDATE of ``count`` prefixes could take ``fs`` past its limit."""
-    limit = fs.max_prefixes
-    return bool(limit) and fs.prefixes + count > limit
-
-
 def within_limit(
     table: FamilyTable, fs: FamilyState, keys: list | tuple, path_ids: list | tuple | None
 ) -> tuple[list, list | None, int]:
@@ -153,11 +147,10 @@ def log_refused(r: RouterRib, family: str, fs: FamilyState, refused: int) -> Non
     before = total - refused
     if before and before // REFUSED_LOG_EVERY == total // REFUSED_LOG_EVERY:
         return
-    router = f"{r.name} ({r.neighbor})" if r.name and r.name != r.neighbor else r.neighbor
     log.warning(
         "router %s is at its limit of %d %s prefixes (%s): new prefixes are "
         "refused until it withdraws some; %d refused so far",
-        router,
+        r.label,
         fs.max_prefixes,
         family,
         LIMIT_KEYS.get(family, "max_prefixes"),

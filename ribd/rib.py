@@ -73,7 +73,7 @@ from ribd.events import (
 )
 from ribd.maintenance import Collection, Maintenance
 from ribd.observe import new_notes
-from ribd.prefix_limit import PrefixLimits, apply_limits, over_limit, refuse_past_limit
+from ribd.prefix_limit import PrefixLimits, apply_limits, refuse_past_limit
 from ribd.reads import Reads, all_matches, route_match, slot_value
 from ribd.ribload import (
     entry_of,
@@ -287,7 +287,8 @@ class Rib(SessionHandling, Maintenance, Reads, Withdrawals):
         prefixes = store.keys_of(ev.prefixes) if keys is None else keys
         count = len(prefixes)
         path_ids = ev.path_ids
-        if fs.max_prefixes and over_limit(fs, count):
+        limit = fs.max_prefixes  # (ribd.prefix_limit; 0: none)
+        if limit and fs.prefixes + count > limit:
             if count > 1 and first_repeat(prefixes) < count:  # (new ones counted once)
                 self._announce_runs(ev, prefixes, path_ids)
                 return

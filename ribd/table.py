@@ -154,6 +154,13 @@ class RouterRib:
         """Routes in the current slot are kept from a session that is gone."""
         return self.stale_until > 0 and self.session != "up"
 
+    @property
+    def label(self) -> str:
+        """How log lines name the router: "name (neighbor)", or the neighbor alone."""
+        if self.name and self.name != self.neighbor:
+            return f"{self.name} ({self.neighbor})"
+        return self.neighbor
+
     def stale_prefixes(self, fs: FamilyState) -> int:
         """Prefixes of ``fs`` served stale: the generation kept from before a
         session restart, plus the current routes while their session is gone.
