@@ -20,14 +20,12 @@ from libc.string cimport memcmp, memcpy
 from cpython.buffer cimport PyBUF_ND, PyBuffer_Release, PyObject_GetBuffer
 
 from ribd._covering cimport ArraysWalk, arrays_next, delta4_at, delta6_at
-from ribd._deltabase cimport DeltaBase
+from ribd._deltabase cimport DeltaBase, hash_key
 from ribd._intdelta cimport IntDelta
 from ribd._intdelta6 cimport IntDelta6
 from ribd._slots cimport get_at, slot_ptr, slots_member_offset
 from ribd._storeread cimport store_cells
 from ribd._wide_rows cimport _over_at
-
-import os
 
 from ribd.attributes import PathAttributes, PathCore
 from ribd.entries import Overlay

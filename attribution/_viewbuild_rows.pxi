@@ -6,9 +6,9 @@
 # and its AS_SET's highest, which a peer's AS path chooses, so with the constants
 # used until stop 60 it could pick rows whose slots all collide (20,000 such
 # rows: a view build's match ~830 ms against ~23, with the GIL held).
-cdef unsigned long long _row_seed = int.from_bytes(os.urandom(8), "little")
-cdef unsigned long long _row_word = int.from_bytes(os.urandom(8), "little") | 1
-cdef unsigned long long _row_tail = int.from_bytes(os.urandom(8), "little") | 1
+cdef unsigned long long _row_seed = hash_key()
+cdef unsigned long long _row_word = hash_key() | 1
+cdef unsigned long long _row_tail = hash_key() | 1
 
 
 cdef inline unsigned long long _row_hash(const unsigned char *row, Py_ssize_t width) noexcept:

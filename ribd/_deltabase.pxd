@@ -7,6 +7,9 @@ from cpython.ref cimport PyObject
 from libc.stdint cimport uint32_t, uint64_t
 
 
+cdef uint64_t hash_key() noexcept  # a random 64-bit hash key (see ribd._deltabase)
+
+
 cdef class DeltaBase:
     cdef void *slots  # the width's slots (a power of two of them), or NULL
     cdef char *order  # the keys in insertion order, ``order_bytes`` each

@@ -49,13 +49,14 @@ cdef extern from "Python.h":
 
 cdef Py_ssize_t MIN_SIZE = 16
 
-# Each table's hash keys come from this splitmix64 sequence, seeded from the
-# OS once per process (no system call per table: a store makes a new delta
-# at each merge).
+# Each table's hash keys, and the process's other tables keyed by what a peer
+# sends (``ribd._repeats``, ``ribd._wide``, ``attribution._viewbuild``), come
+# from this splitmix64 sequence, seeded from the OS once per process (no
+# system call per table: a store makes a new delta at each merge).
 cdef uint64_t _seed_state = int.from_bytes(os.urandom(8), "little")
 
 
-cdef uint64_t _next_seed() noexcept:
+cdef uint64_t hash_key() noexcept:
     global _seed_state
     cdef uint64_t z
     _seed_state += 0x9E3779B97F4A7C15ULL
@@ -80,7 +81,7 @@ cdef class DeltaBase:
         self.size = self.n = self.used = self.cap = 0
         self.shift = 64
         for i in range(5):
-            self.seeds[i] = _next_seed()
+            self.seeds[i] = hash_key()
         self.seeds[0] |= 1  # (a multiply-shift multiplier is odd)
         memset(self.counts, 0, sizeof(self.counts))
 

@@ -15,6 +15,7 @@ by those bits, so no choice of prefixes lines them up. Keys that are not such
 ints (texts: tools, tests) take a set, whose str hashes are randomized.
 """
 
+from ribd._deltabase cimport hash_key
 from ribd._intdelta cimport PyLong_CheckExact, ribd_key4_digits
 from ribd._key6 cimport key6_split
 
@@ -23,8 +24,6 @@ from cpython.ref cimport PyObject
 from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_ITEM, PySequence_Fast_GET_SIZE
 from libc.stdint cimport uint64_t
 from libc.string cimport memset
-
-import os
 
 cdef enum:
     STACK = 64  # keys checked without a heap allocation (most UPDATEs carry fewer)
@@ -35,9 +34,8 @@ ctypedef struct Bits:
     int length
 
 
-cdef uint64_t _s0, _s1, _s2, _s3, _s4
-_s0, _s1, _s2, _s3, _s4 = (int.from_bytes(os.urandom(8), "little") for _ in range(5))
-_s0 |= 1  # (also a one-word key's multiplier: odd)
+cdef uint64_t _s0 = hash_key() | 1  # (also a one-word key's multiplier: odd)
+cdef uint64_t _s1 = hash_key(), _s2 = hash_key(), _s3 = hash_key(), _s4 = hash_key()
 cdef uint64_t LOW = 0xFFFFFFFFULL
 
 
@@ -49,14 +47,10 @@ cdef inline uint64_t _hash(const Bits *b) noexcept nogil:
 
 
 cdef Py_ssize_t _by_set(object seq, Py_ssize_t start, Py_ssize_t n) except -2:
-    seen = set()
-    cdef Py_ssize_t i
-    for i in range(start, n):
-        key = <object>PySequence_Fast_GET_ITEM(seq, i)
-        if key in seen:
-            return i
-        seen.add(key)
-    return n
+    """Keys that are not int keys: the set-based reference decides (texts hash randomized)."""
+    from ribd.ribload import PY_FIRST_REPEAT  # (ribd.ribload imports this module)
+
+    return PY_FIRST_REPEAT(seq, start)
 
 
 cdef enum:

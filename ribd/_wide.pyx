@@ -35,6 +35,7 @@ from ribd._repeats cimport first_repeat
 from ribd._storeread cimport _find_ints, store_cells
 from libc.stdint cimport uint64_t
 
+from ribd._deltabase cimport hash_key
 from ribd._intdelta cimport IntDelta, delta_get, delta_set, is_delta, key_of
 from ribd._counters cimport add_at, more_than, plus
 from ribd._slots cimport get_at, set_at, slots_member_offset, slots_writable_offset
@@ -59,7 +60,6 @@ from ribd._wide_rows cimport (
     wide_tuple_hash,
 )
 
-import os
 from itertools import islice
 
 from libc.string cimport memset
@@ -162,7 +162,7 @@ cdef tuple _nothing_new = ((), (), ())  # no prefix new to the store (the common
 cdef tuple _repeated = ((), (), None)  # a prefix twice: nothing written, apply in runs
 # Pass 1's identities of an IPv4 UPDATE's held prefixes (``_wide_core``) hash under
 # this random odd multiplier (a peer's prefixes must not aim at one slot).
-cdef uint64_t _seen_mult = int.from_bytes(os.urandom(8), "little") | 1
+cdef uint64_t _seen_mult = hash_key() | 1
 cdef Py_ssize_t _direct = 0  # UPDATEs through ``wide_parts``, ever (tests)
 
 
